@@ -1,0 +1,1 @@
+//! alter_configs (being written)

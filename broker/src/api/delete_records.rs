@@ -1,0 +1,1 @@
+//! delete_records (being written)

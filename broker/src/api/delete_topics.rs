@@ -1,0 +1,1 @@
+//! delete_topics (being written)

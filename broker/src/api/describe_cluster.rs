@@ -1,0 +1,1 @@
+//! describe_cluster (being written)

@@ -1,0 +1,1 @@
+//! describe_configs (being written)

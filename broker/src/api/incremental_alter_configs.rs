@@ -1,0 +1,1 @@
+//! incremental_alter_configs (being written)

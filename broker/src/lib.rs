@@ -1,0 +1,12 @@
+//! `runnel-broker`: a Kafka-wire-compatible, log-based partitioned message broker.
+//!
+//! Layout (the data path is net → api → log, four hops each way):
+//! - [`config`]: command-line flags / `RUNNEL_*` environment, defaults.
+//! - [`net`]: the Kafka TCP server: connections, framing, pipelining, shutdown.
+//! - [`api`]: one file per Kafka API and the dispatcher.
+//! - [`log`]: the storage engine (partition logs, segments, indexes, recovery, retention).
+
+pub mod api;
+pub mod config;
+pub mod log;
+pub mod net;

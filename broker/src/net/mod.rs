@@ -1,0 +1,1 @@
+//! The Kafka TCP server (being written).

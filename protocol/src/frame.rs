@@ -1,0 +1,1 @@
+//! Framing: size prefix, request header, response encoding. (Being written.)

@@ -1,0 +1,17 @@
+//! `runnel-protocol`: the sans-io Kafka wire codec. Bytes in, values out; no tokio, no files.
+//!
+//! Layout:
+//! - [`frame`]: the 4-byte size prefix (checked against a limit before any allocation),
+//!   request header decoding by API key and version, response encoding.
+//! - [`versions`]: the one supported-versions table read by ApiVersions and the dispatcher.
+//! - [`batch`]: a zero-copy view of a magic-2 record batch, CRC-32C check, offset patching.
+//! - [`records`]: a bounded, decompressing iterator over the records inside a batch.
+//!
+//! Message structs come from the `kafka-protocol` crate, re-exported as [`kafka`].
+
+pub mod batch;
+pub mod frame;
+pub mod records;
+pub mod versions;
+
+pub use kafka_protocol as kafka;

@@ -1,0 +1,1 @@
+//! The supported-versions table. (Being written.)
