@@ -28,7 +28,10 @@ pub enum FrameError {
     #[error("negative frame size {0}")]
     Negative(i32),
     #[error("frame of {size_bytes} bytes exceeds the {max_request_bytes}-byte limit")]
-    TooLarge { size_bytes: usize, max_request_bytes: usize },
+    TooLarge {
+        size_bytes: usize,
+        max_request_bytes: usize,
+    },
     #[error("frame of {size_bytes} bytes cannot hold a request header")]
     TooShort { size_bytes: usize },
 }
@@ -38,7 +41,10 @@ pub fn frame_size(prefix: [u8; 4], max_request_bytes: usize) -> Result<usize, Fr
     let size = i32::from_be_bytes(prefix);
     let size_bytes = usize::try_from(size).map_err(|_| FrameError::Negative(size))?;
     if size_bytes > max_request_bytes {
-        return Err(FrameError::TooLarge { size_bytes, max_request_bytes });
+        return Err(FrameError::TooLarge {
+            size_bytes,
+            max_request_bytes,
+        });
     }
     if size_bytes < REQUEST_HEADER_MIN_BYTES {
         return Err(FrameError::TooShort { size_bytes });
@@ -62,7 +68,11 @@ pub enum RequestError {
     #[error("unknown or unsupported API key {api_key}")]
     UnknownApiKey { api_key: i16, correlation_id: i32 },
     #[error("API key {api_key} version {version} is not supported")]
-    UnsupportedVersion { api_key: i16, version: i16, correlation_id: i32 },
+    UnsupportedVersion {
+        api_key: i16,
+        version: i16,
+        correlation_id: i32,
+    },
     /// A client asked for an ApiVersions version newer than ours. Kafka answers with
     /// UNSUPPORTED_VERSION in a v0 body listing its versions so the client can retry.
     #[error("ApiVersions version {version} is newer than supported")]
@@ -92,7 +102,10 @@ impl RequestError {
 /// Decodes one request frame (the bytes after the size prefix).
 pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, RequestError> {
     let Some(fixed) = frame.get(..REQUEST_HEADER_MIN_BYTES) else {
-        return Err(RequestError::Malformed(format!("{} bytes is too short", frame.len())));
+        return Err(RequestError::Malformed(format!(
+            "{} bytes is too short",
+            frame.len()
+        )));
     };
     let raw_key = i16::from_be_bytes([fixed[0], fixed[1]]);
     let version = i16::from_be_bytes([fixed[2], fixed[3]]);
@@ -100,13 +113,23 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, RequestError> {
     let api_key = ApiKey::try_from(raw_key)
         .ok()
         .filter(|key| versions::supported(*key).is_some())
-        .ok_or(RequestError::UnknownApiKey { api_key: raw_key, correlation_id })?;
+        .ok_or(RequestError::UnknownApiKey {
+            api_key: raw_key,
+            correlation_id,
+        })?;
     if !versions::is_supported(api_key, version) {
         let too_new = versions::supported(api_key).is_some_and(|s| version > s.max_version);
         if api_key == ApiKey::ApiVersions && too_new {
-            return Err(RequestError::ApiVersionsTooNew { version, correlation_id });
+            return Err(RequestError::ApiVersionsTooNew {
+                version,
+                correlation_id,
+            });
         }
-        return Err(RequestError::UnsupportedVersion { api_key: raw_key, version, correlation_id });
+        return Err(RequestError::UnsupportedVersion {
+            api_key: raw_key,
+            version,
+            correlation_id,
+        });
     }
     let mut rest = frame;
     let header_version = api_key.request_header_version(version);
@@ -114,14 +137,22 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, RequestError> {
         .map_err(|e| RequestError::Malformed(format!("request header: {e}")))?;
     let body = RequestKind::decode(api_key, &mut rest, version)
         .map_err(|e| RequestError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
-    Ok(DecodedRequest { api_key, header, body })
+    Ok(DecodedRequest {
+        api_key,
+        header,
+        body,
+    })
 }
 
 /// Why a response could not be encoded (a broker bug, never client input).
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     #[error("encoding {api_key:?} v{version}: {detail}")]
-    Encode { api_key: ApiKey, version: i16, detail: String },
+    Encode {
+        api_key: ApiKey,
+        version: i16,
+        detail: String,
+    },
     #[error("response of {size_bytes} bytes does not fit the i32 size prefix")]
     TooLarge { size_bytes: usize },
 }
@@ -142,7 +173,9 @@ pub fn encode_response(
     let mut buf = BytesMut::new();
     buf.put_i32(0); // patched below, once the size is known
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header.encode(&mut buf, api_key.response_header_version(version)).map_err(encode_error)?;
+    header
+        .encode(&mut buf, api_key.response_header_version(version))
+        .map_err(encode_error)?;
     body.encode(&mut buf, version).map_err(encode_error)?;
     let size_bytes = buf.len() - SIZE_PREFIX_BYTES;
     let size = i32::try_from(size_bytes).map_err(|_| EncodeError::TooLarge { size_bytes })?;

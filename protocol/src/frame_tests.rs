@@ -15,7 +15,9 @@ fn request_frame(api_key: ApiKey, version: i16, correlation_id: i32, body: &Requ
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_static_str("test")));
     let mut buf = BytesMut::new();
-    header.encode(&mut buf, api_key.request_header_version(version)).unwrap();
+    header
+        .encode(&mut buf, api_key.request_header_version(version))
+        .unwrap();
     body.encode(&mut buf, version).unwrap();
     buf.freeze()
 }
@@ -23,12 +25,21 @@ fn request_frame(api_key: ApiKey, version: i16, correlation_id: i32, body: &Requ
 #[test]
 fn frame_size_checks_sign_limit_and_minimum() {
     assert_eq!(frame_size(100i32.to_be_bytes(), 1_000), Ok(100));
-    assert_eq!(frame_size((-1i32).to_be_bytes(), 1_000), Err(FrameError::Negative(-1)));
+    assert_eq!(
+        frame_size((-1i32).to_be_bytes(), 1_000),
+        Err(FrameError::Negative(-1))
+    );
     assert_eq!(
         frame_size(i32::MAX.to_be_bytes(), 1_000),
-        Err(FrameError::TooLarge { size_bytes: i32::MAX as usize, max_request_bytes: 1_000 })
+        Err(FrameError::TooLarge {
+            size_bytes: i32::MAX as usize,
+            max_request_bytes: 1_000
+        })
     );
-    assert_eq!(frame_size(7i32.to_be_bytes(), 1_000), Err(FrameError::TooShort { size_bytes: 7 }));
+    assert_eq!(
+        frame_size(7i32.to_be_bytes(), 1_000),
+        Err(FrameError::TooShort { size_bytes: 7 })
+    );
 }
 
 #[test]
@@ -51,7 +62,13 @@ fn unknown_keys_and_versions_close_the_connection() {
     frame.put_i16(0);
     frame.put_i32(7);
     let err = decode_request(frame.freeze()).unwrap_err();
-    assert_eq!(err, RequestError::UnknownApiKey { api_key: 999, correlation_id: 7 });
+    assert_eq!(
+        err,
+        RequestError::UnknownApiKey {
+            api_key: 999,
+            correlation_id: 7
+        }
+    );
     assert_eq!(err.action(), ErrorAction::Close);
 
     // JoinGroup exists in Kafka but is not implemented here yet.
@@ -59,14 +76,20 @@ fn unknown_keys_and_versions_close_the_connection() {
     frame.put_i16(ApiKey::JoinGroup as i16);
     frame.put_i16(0);
     frame.put_i32(8);
-    assert!(matches!(decode_request(frame.freeze()), Err(RequestError::UnknownApiKey { .. })));
+    assert!(matches!(
+        decode_request(frame.freeze()),
+        Err(RequestError::UnknownApiKey { .. })
+    ));
 
     let body = RequestKind::Metadata(MetadataRequest::default());
     let frame = request_frame(ApiKey::Metadata, 12, 9, &body);
     let mut raw = frame.to_vec();
     raw[2..4].copy_from_slice(&13i16.to_be_bytes());
     let err = decode_request(Bytes::from(raw)).unwrap_err();
-    assert!(matches!(err, RequestError::UnsupportedVersion { version: 13, .. }));
+    assert!(matches!(
+        err,
+        RequestError::UnsupportedVersion { version: 13, .. }
+    ));
     assert_eq!(err.action(), ErrorAction::Close);
 }
 
@@ -77,7 +100,9 @@ fn too_new_api_versions_gets_a_v0_answer() {
     frame.put_i16(99);
     frame.put_i32(1234);
     let err = decode_request(frame.freeze()).unwrap_err();
-    let ErrorAction::Reply(reply) = err.action() else { panic!("expected a reply") };
+    let ErrorAction::Reply(reply) = err.action() else {
+        panic!("expected a reply")
+    };
     let mut reply = reply.slice(SIZE_PREFIX_BYTES..);
     let header = ResponseHeader::decode(&mut reply, 0).unwrap();
     assert_eq!(header.correlation_id, 1234);
@@ -101,7 +126,10 @@ fn api_versions_v3_round_trips_with_a_v0_response_header() {
     assert_eq!(size as usize, frame.len() - 4);
     assert_eq!(ApiVersionsResponse::header_version(3), 0);
     let mut rest = frame.slice(4..);
-    assert_eq!(ResponseHeader::decode(&mut rest, 0).unwrap().correlation_id, 5);
+    assert_eq!(
+        ResponseHeader::decode(&mut rest, 0).unwrap().correlation_id,
+        5
+    );
     ApiVersionsResponse::decode(&mut rest, 3).unwrap();
     assert!(rest.is_empty());
 }
@@ -111,7 +139,10 @@ fn flexible_responses_carry_a_v1_header() {
     let body = ResponseKind::Metadata(MetadataResponse::default());
     let frame = encode_response(ApiKey::Metadata, 12, 77, &body).unwrap();
     let mut rest = frame.slice(4..);
-    assert_eq!(ResponseHeader::decode(&mut rest, 1).unwrap().correlation_id, 77);
+    assert_eq!(
+        ResponseHeader::decode(&mut rest, 1).unwrap().correlation_id,
+        77
+    );
     MetadataResponse::decode(&mut rest, 12).unwrap();
     assert!(rest.is_empty());
 }

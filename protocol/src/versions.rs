@@ -15,7 +15,11 @@ pub struct SupportedApi {
 }
 
 const fn api(api_key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
-    SupportedApi { api_key, min_version, max_version }
+    SupportedApi {
+        api_key,
+        min_version,
+        max_version,
+    }
 }
 
 /// Every API the broker answers, sorted by API key. Each range lies inside the
@@ -38,7 +42,10 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
 
 /// The supported range for `api_key`, or `None` when Runnel does not implement it.
 pub fn supported(api_key: ApiKey) -> Option<SupportedApi> {
-    SUPPORTED_APIS.iter().copied().find(|s| s.api_key == api_key)
+    SUPPORTED_APIS
+        .iter()
+        .copied()
+        .find(|s| s.api_key == api_key)
 }
 
 /// True when `version` of `api_key` is implemented.
@@ -66,7 +73,10 @@ mod tests {
     #[test]
     fn table_is_sorted_unique_and_within_the_crate_ranges() {
         for pair in SUPPORTED_APIS.windows(2) {
-            assert!((pair[0].api_key as i16) < (pair[1].api_key as i16), "{pair:?}");
+            assert!(
+                (pair[0].api_key as i16) < (pair[1].api_key as i16),
+                "{pair:?}"
+            );
         }
         for s in SUPPORTED_APIS {
             let crate_range = s.api_key.valid_versions();
