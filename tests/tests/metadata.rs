@@ -12,7 +12,9 @@ async fn describes_this_broker_at_every_version() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     for version in 0..=12 {
-        let response = client.send(metadata(Some(&["every-version"])), version).await;
+        let response = client
+            .send(metadata(Some(&["every-version"])), version)
+            .await;
         assert_eq!(response.brokers.len(), 1, "v{version}");
         assert_eq!(response.brokers[0].node_id, BrokerId(0));
         assert_eq!(response.brokers[0].host.as_str(), "127.0.0.1");
@@ -60,13 +62,19 @@ async fn no_auto_creation_when_the_request_or_the_broker_forbids_it() {
     let mut client = broker.client().await;
     let request = metadata(Some(&["not-asked"])).with_allow_auto_topic_creation(false);
     let response = client.send(request, 4).await;
-    assert_eq!(response.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        response.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
     assert!(broker.context().logs.topic("not-asked").is_none());
 
     let broker = TestBroker::start_with(|c| c.auto_create_topics = false).await;
     let mut client = broker.client().await;
     let response = client.send(metadata(Some(&["nope"])), 12).await;
-    assert_eq!(response.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        response.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
 }
 
 #[tokio::test]
@@ -74,10 +82,15 @@ async fn invalid_topic_names_are_rejected() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     let long = "x".repeat(250);
-    let response = client.send(metadata(Some(&["bad name!", "..", &long])), 12).await;
+    let response = client
+        .send(metadata(Some(&["bad name!", "..", &long])), 12)
+        .await;
     assert_eq!(response.topics.len(), 3);
     for topic in &response.topics {
-        assert_eq!(topic.error_code, ResponseError::InvalidTopicException.code());
+        assert_eq!(
+            topic.error_code,
+            ResponseError::InvalidTopicException.code()
+        );
     }
     assert!(broker.context().logs.topics().is_empty());
 }
