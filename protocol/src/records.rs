@@ -17,7 +17,7 @@
 //! Every length is checked against the bytes present before slicing, and counts are checked
 //! against the bytes left before anything is allocated for them.
 
-pub(crate) mod codec;
+pub mod codec;
 pub(crate) mod varint;
 
 use bytes::Bytes;

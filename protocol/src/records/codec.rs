@@ -29,7 +29,7 @@ const ZSTD_LEVEL: i32 = 0;
 
 /// Decompresses a records section, failing with `TooLarge` as soon as the output would
 /// exceed `max_bytes`. `Compression::None` returns the input without copying.
-pub(crate) fn decompress(
+pub fn decompress(
     compression: Compression,
     input: &Bytes,
     max_bytes: usize,
@@ -54,7 +54,7 @@ pub(crate) fn decompress(
 }
 
 /// Compresses an encoded records section with `compression` (`None` copies it).
-pub(crate) fn compress(compression: Compression, input: &[u8]) -> std::io::Result<Vec<u8>> {
+pub fn compress(compression: Compression, input: &[u8]) -> std::io::Result<Vec<u8>> {
     match compression {
         Compression::None => Ok(input.to_vec()),
         Compression::Gzip => {
