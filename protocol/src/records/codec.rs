@@ -27,6 +27,20 @@ const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
 /// zstd's own default level (3), which Kafka's producer also uses by default.
 const ZSTD_LEVEL: i32 = 0;
 
+/// Smallest window log the zstd decoder accepts whatever the bound: 8 MiB covers every
+/// level up to 19 (Kafka's default is 3), so real producers' frames are never refused.
+const ZSTD_WINDOW_LOG_FLOOR: u32 = 23;
+/// zstd's own default limit (128 MiB windows).
+const ZSTD_WINDOW_LOG_CEILING: u32 = 27;
+
+/// The largest zstd window the decoder may allocate for an output bound of `max_bytes`: a
+/// frame can declare a window far larger than its content, and the decoder allocates it
+/// before producing a byte, so a tiny frame could otherwise cost 128 MiB.
+fn zstd_window_log_max(max_bytes: usize) -> u32 {
+    let needed = usize::BITS - max_bytes.saturating_sub(1).leading_zeros();
+    needed.clamp(ZSTD_WINDOW_LOG_FLOOR, ZSTD_WINDOW_LOG_CEILING)
+}
+
 /// Decompresses a records section, failing with `TooLarge` as soon as the output would
 /// exceed `max_bytes`. `Compression::None` returns the input without copying.
 pub fn decompress(
@@ -44,8 +58,11 @@ pub fn decompress(
             read_bounded(lz4_flex::frame::FrameDecoder::new(&input[..]), max_bytes)?
         }
         Compression::Zstd => {
-            let decoder =
+            let mut decoder =
                 zstd::stream::read::Decoder::with_buffer(&input[..]).map_err(decompress_error)?;
+            decoder
+                .window_log_max(zstd_window_log_max(max_bytes))
+                .map_err(decompress_error)?;
             read_bounded(decoder, max_bytes)?
         }
     };
@@ -227,6 +244,24 @@ mod tests {
                 Ok(1 << 20)
             );
         }
+    }
+
+    #[test]
+    fn zstd_frames_declaring_huge_windows_are_refused() {
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        encoder.write_all(&sample_text(1_000)).unwrap();
+        let frame = Bytes::from(encoder.finish().unwrap());
+        assert!(matches!(
+            decompress(Compression::Zstd, &frame, 64 * 1024),
+            Err(RecordError::Decompress(_))
+        ));
+        // A bound that needs such a window lets it through.
+        assert!(decompress(Compression::Zstd, &frame, 100 << 20).is_ok());
+        assert_eq!(zstd_window_log_max(1 << 20), ZSTD_WINDOW_LOG_FLOOR);
+        assert_eq!(zstd_window_log_max((64 << 20) + 1), 27);
+        assert_eq!(zstd_window_log_max(usize::MAX), ZSTD_WINDOW_LOG_CEILING);
     }
 
     #[test]
