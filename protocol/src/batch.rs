@@ -542,6 +542,36 @@ mod tests {
     }
 
     #[test]
+    fn batch_attributes_round_trip_through_the_view() {
+        let codecs = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        for compression in codecs {
+            for timestamp_type in [TimestampType::CreateTime, TimestampType::LogAppendTime] {
+                for (transactional, control) in [(false, false), (true, false), (true, true)] {
+                    let attributes =
+                        batch_attributes(compression, timestamp_type, transactional, control);
+                    let raw = build_raw_batch(&RawBatchFields {
+                        attributes,
+                        ..RawBatchFields::default()
+                    });
+                    let batch = RecordBatch::parse(raw).expect("framing valid");
+                    assert_eq!(batch.compression(), Ok(compression));
+                    assert_eq!(batch.timestamp_type(), timestamp_type);
+                    assert_eq!(
+                        (batch.is_transactional(), batch.is_control()),
+                        (transactional, control)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn unknown_codec_is_an_error_not_a_panic() {
         let raw = build_raw_batch(&RawBatchFields {
             attributes: 7,

@@ -264,7 +264,11 @@ impl Cursor<'_> {
 }
 
 /// Decompresses (bounded by `max_uncompressed_bytes`) and iterates the records of `batch`.
-/// The CRC is not checked here: call [`RecordBatch::verify_crc`] first where it matters.
+///
+/// The bound applies to decompression output; an uncompressed batch is already in memory and
+/// is read in place whatever its size. The CRC is not checked here: call
+/// [`RecordBatch::verify_crc`] first where it matters. Errors here are about the whole batch
+/// (codec, bound, impossible record count); errors in one record come from the iterator.
 pub fn records(batch: &RecordBatch, max_uncompressed_bytes: usize) -> Result<Records, RecordError> {
     let records_declared = batch.record_count();
     let records_left = usize::try_from(records_declared)
