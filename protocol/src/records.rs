@@ -115,6 +115,9 @@ impl Iterator for Records {
     }
 }
 
+/// Once done (all records read, or an error yielded) it stays done.
+impl std::iter::FusedIterator for Records {}
+
 impl Records {
     fn declared_count(&self) -> usize {
         usize::try_from(self.records_declared).unwrap_or(0)

@@ -265,6 +265,15 @@ mod tests {
     }
 
     #[test]
+    fn lz4_frame_header_matches_what_kafka_writes() {
+        let packed = compress(Compression::Lz4, &sample_text(1_000)).unwrap();
+        assert_eq!(&packed[..4], &[0x04, 0x22, 0x4d, 0x18], "LZ4 frame magic");
+        // FLG: version 01, independent blocks, no block/content checksum, no content size.
+        // BD: 64 KiB maximum block size.
+        assert_eq!(&packed[4..6], &[0x60, 0x40]);
+    }
+
+    #[test]
     fn raw_snappy_is_accepted_like_librdkafka_sends_it() {
         let input = sample_text(5_000);
         let raw = snap::raw::Encoder::new().compress_vec(&input).unwrap();

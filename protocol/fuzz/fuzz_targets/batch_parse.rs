@@ -1,0 +1,27 @@
+//! Fuzz target: any bytes as a records blob (a produce request's or a segment's) through
+//! `RecordBatch::parse`, `BatchSplitter`, `verify_crc` and `records()`. Must never panic,
+//! and decoding must stop at the declared record count.
+
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use runnel_protocol::batch::{BatchSplitter, RecordBatch};
+use runnel_protocol::records::records;
+
+/// Decompression bound: big enough for real seeds, small enough to keep runs fast.
+const MAX_UNCOMPRESSED_BYTES: usize = 1 << 20;
+
+fuzz_target!(|data: &[u8]| {
+    let blob = Bytes::copy_from_slice(data);
+    let _ = RecordBatch::parse(blob.clone());
+    for batch in BatchSplitter::new(blob).flatten() {
+        let _ = batch.verify_crc();
+        let Ok(iter) = records(&batch, MAX_UNCOMPRESSED_BYTES) else {
+            continue;
+        };
+        let declared = usize::try_from(batch.record_count()).unwrap_or(0);
+        // One more than declared: a trailing-bytes or count error may follow the last record.
+        assert!(iter.count() <= declared + 1);
+    }
+});
