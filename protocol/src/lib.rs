@@ -6,6 +6,7 @@
 //! - [`versions`]: the one supported-versions table read by ApiVersions and the dispatcher.
 //! - [`batch`]: a zero-copy view of a magic-2 record batch, CRC-32C check, offset patching.
 //! - [`records`]: a bounded, decompressing iterator over the records inside a batch.
+//! - [`builder`]: builds complete batches (any codec, CRC-32C) for clients, tests, compaction.
 //!
 //! Message structs come from the `kafka-protocol` crate, re-exported as [`kafka`].
 
