@@ -103,8 +103,17 @@ fn append_read_reopen() {
     manager.shutdown().unwrap();
     drop(log);
     drop(manager);
+    let checkpoint =
+        std::fs::read_to_string(dir.path().join("recovery-point-offset-checkpoint")).unwrap();
+    assert!(checkpoint.starts_with("0\n"), "{checkpoint}");
+    assert!(
+        checkpoint.lines().any(|l| l == "orders 1 25"),
+        "{checkpoint}"
+    );
+    assert!(dir.path().join(".runnel_clean_shutdown").exists());
 
     let manager = open(dir.path());
+    assert!(!dir.path().join(".runnel_clean_shutdown").exists());
     let log = manager.partition("orders", 1).unwrap();
     assert_eq!(log.log_end_offset(), 25);
     assert_eq!(read_all(&log), before);
@@ -227,4 +236,27 @@ fn stray_compaction_and_deletion_files_are_resolved() {
             "00000000000000000000.timeindex"
         ]
     );
+}
+
+#[test]
+fn segment_ms_rolls_by_age_of_the_first_append() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("aged", 1, overrides(&[("segment.ms", "20")]), false)
+        .unwrap();
+    let log = manager.partition("aged", 0).unwrap();
+    log.append(&[batch(1, 10, 1)]).unwrap();
+    log.append(&[batch(1, 10, 2)]).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let info = log.append(&[batch(1, 10, 3)]).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    assert!(dir
+        .path()
+        .join("aged-0")
+        .join("00000000000000000002.log")
+        .exists());
+    assert_eq!(info.base_offset, 2);
+    assert_eq!(read_all(&log).len(), 3);
 }
