@@ -38,6 +38,9 @@ pub(crate) struct LogContext {
     pub fsyncs: AtomicU64,
     /// False after an unclean stop: partitions loaded then are recovered first.
     pub clean_start: bool,
+    /// Test seam: makes every segment fsync fail (a dying disk).
+    #[cfg(test)]
+    pub fail_fsyncs: AtomicBool,
 }
 
 /// A loaded partition's segments and offsets.
