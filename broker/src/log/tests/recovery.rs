@@ -77,7 +77,7 @@ fn truncate(active: &Path, per_mille: u16, in_active: &[RecordBatch]) -> usize {
 }
 
 /// Applies `damage`; returns how many batches must survive.
-fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch], clean: bool) -> usize {
+fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch]) -> usize {
     let logs = segment_files(partition_dir, "log");
     let active = logs.last().unwrap();
     let active_base: i64 = active
@@ -124,7 +124,6 @@ fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch], clean: b
             stored.len()
         }
         Damage::DeleteIndexes => {
-            let _ = clean;
             for f in segment_files(partition_dir, "index")
                 .into_iter()
                 .chain(segment_files(partition_dir, "timeindex"))
@@ -164,7 +163,7 @@ fn run(sizes: Vec<(i32, usize)>, segment_bytes: u32, clean: bool, damage: Damage
     drop(manager);
     // Whatever happened before, the damage makes this an unclean start.
     let _ = fs::remove_file(dir.path().join(".runnel_clean_shutdown"));
-    let kept = apply(&dir.path().join("r-0"), &damage, &stored, clean);
+    let kept = apply(&dir.path().join("r-0"), &damage, &stored);
 
     let manager = LogManager::open(config.clone()).unwrap();
     let survived = read_everything(&manager);
