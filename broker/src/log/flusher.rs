@@ -175,6 +175,10 @@ impl PartitionLog {
             }
         }
         for segment in segments {
+            #[cfg(test)]
+            if self.ctx.fail_fsyncs.load(Ordering::Acquire) {
+                return Err(io::Error::other("injected fsync failure"));
+            }
             let file = self.ctx.files.get(&segment.log_path)?;
             file.sync_data()?;
             self.ctx.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -251,5 +255,8 @@ impl PartitionLog {
         let mut guard = self.state.lock();
         self.closed.store(true, Ordering::Release);
         *guard = None;
+        // Waiters on unflushed offsets would otherwise wait forever.
+        self.durable_tx
+            .send_modify(|d| d.failure = Some(Arc::from("partition deleted")));
     }
 }

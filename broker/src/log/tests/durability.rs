@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::basic::{batch, open};
+use super::basic::{batch, open, test_dir};
 
 #[test]
 fn concurrent_waiters_share_fsyncs() {
+    // A real disk: this one is about fsync.
     let dir = tempfile::tempdir().unwrap();
     let manager = open(dir.path());
     manager
@@ -44,7 +45,7 @@ fn concurrent_waiters_share_fsyncs() {
 
 #[test]
 fn concurrent_appenders_and_waiters() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     manager
         .create_topic("d", 1, BTreeMap::new(), false)
@@ -76,7 +77,7 @@ fn concurrent_appenders_and_waiters() {
 
 #[test]
 fn background_flush_makes_acks1_data_durable() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     let overrides = super::basic::overrides(&[("flush.ms", "10")]);
     manager.create_topic("d", 1, overrides, false).unwrap();
@@ -90,4 +91,38 @@ fn background_flush_makes_acks1_data_durable() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(manager.fsync_count() > 0);
+}
+
+#[test]
+fn fsync_failure_fails_waiters_and_never_reports_durable() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("f", 1, BTreeMap::new(), false)
+        .unwrap();
+    let log = manager.partition("f", 0).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = log.append(&[batch(1, 10, 1)]).unwrap();
+    runtime
+        .block_on(log.wait_durable(first.last_offset + 1))
+        .unwrap();
+    manager.fail_fsyncs();
+    let second = log.append(&[batch(1, 10, 1)]).unwrap();
+    let result = runtime.block_on(log.wait_durable(second.last_offset + 1));
+    assert!(
+        matches!(result, Err(crate::log::LogError::Io(_))),
+        "{result:?}"
+    );
+    // Sticky: later appends are never reported durable either...
+    let third = log.append(&[batch(1, 10, 1)]).unwrap();
+    assert!(runtime
+        .block_on(log.wait_durable(third.last_offset + 1))
+        .is_err());
+    // ...while what was fsynced before the failure still is.
+    runtime
+        .block_on(log.wait_durable(first.last_offset + 1))
+        .unwrap();
 }
