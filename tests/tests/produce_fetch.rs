@@ -235,3 +235,53 @@ async fn pipelined_requests_are_answered_in_order() {
     let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
     assert_eq!(fetched(&response), expected);
 }
+
+#[tokio::test]
+async fn compressed_batches_round_trip() {
+    use kafka_protocol::records::Compression;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "zipped").await;
+    let mut expected = Vec::new();
+    for (i, codec) in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let value = format!("compressed-{i}");
+        let batch =
+            runnel_tests::records::batch_with(&[(None, Some(value.as_bytes()))], 1_000, codec);
+        let response = client.send(produce("zipped", 0, batch, 1), 9).await;
+        assert_eq!(partition_error(&response), 0, "{codec:?}");
+        expected.push(value);
+    }
+    let response = client.send(fetch("zipped", 0, 0, 0, 0), 12).await;
+    assert_eq!(fetched(&response), expected);
+}
+
+#[tokio::test]
+async fn compacted_topics_require_keys() {
+    let broker = TestBroker::start_with(|c| {
+        c.topic_defaults
+            .insert("cleanup.policy".into(), "compact".into());
+    })
+    .await;
+    let mut client = broker.client().await;
+    create(&mut client, "table").await;
+    let keyed = runnel_tests::records::keyed(&[("k1", "v1"), ("k2", "v2")]);
+    assert_eq!(
+        partition_error(&client.send(produce("table", 0, keyed, 1), 9).await),
+        0
+    );
+    let unkeyed = values(&["no-key"]);
+    let response = client.send(produce("table", 0, unkeyed, 1), 9).await;
+    assert_eq!(
+        partition_error(&response),
+        ResponseError::InvalidRecord.code()
+    );
+    assert_eq!(end_offset(&mut client, "table").await, 2);
+}

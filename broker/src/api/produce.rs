@@ -219,3 +219,107 @@ fn answer_all(request: ProduceRequest, error_code: i16) -> ProduceResponse {
     }
     response
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
+
+    use super::*;
+
+    fn config() -> TopicConfig {
+        TopicConfig {
+            max_message_bytes: 200,
+            ..TopicConfig::default()
+        }
+    }
+
+    fn raw(fields: RawBatchFields<'_>) -> Bytes {
+        build_raw_batch(&fields)
+    }
+
+    fn code(result: Result<Vec<RecordBatch>, (ResponseError, String)>) -> Option<ResponseError> {
+        result.err().map(|(error, _)| error)
+    }
+
+    #[test]
+    fn accepts_well_formed_batches() {
+        let one = raw(RawBatchFields {
+            records: b"abc",
+            ..RawBatchFields::default()
+        });
+        let two = raw(RawBatchFields {
+            last_offset_delta: 1,
+            record_count: 2,
+            ..RawBatchFields::default()
+        });
+        let blob = Bytes::from([one.to_vec(), two.to_vec()].concat());
+        assert_eq!(validate_batches(&config(), blob).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn maps_each_defect_to_its_kafka_error() {
+        let c = config();
+        assert_eq!(
+            code(validate_batches(&c, Bytes::new())),
+            Some(ResponseError::InvalidRecord)
+        );
+        let big = vec![0u8; 300];
+        let too_big = raw(RawBatchFields {
+            records: &big,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, too_big)),
+            Some(ResponseError::MessageTooLarge)
+        );
+        let mut corrupt = raw(RawBatchFields {
+            records: b"abc",
+            ..RawBatchFields::default()
+        })
+        .to_vec();
+        *corrupt.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            code(validate_batches(&c, Bytes::from(corrupt))),
+            Some(ResponseError::CorruptMessage)
+        );
+        let based = raw(RawBatchFields {
+            base_offset: 3,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, based)),
+            Some(ResponseError::InvalidRecord)
+        );
+        let miscounted = raw(RawBatchFields {
+            last_offset_delta: 4,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, miscounted)),
+            Some(ResponseError::InvalidRecord)
+        );
+        let empty = raw(RawBatchFields {
+            record_count: 0,
+            last_offset_delta: -1,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, empty)),
+            Some(ResponseError::InvalidRecord)
+        );
+        let codec = raw(RawBatchFields {
+            attributes: 6,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, codec)),
+            Some(ResponseError::CorruptMessage)
+        );
+        let garbage = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            code(validate_batches(&c, garbage)),
+            Some(ResponseError::CorruptMessage)
+        );
+    }
+}
