@@ -24,6 +24,9 @@ use crate::log::{PartitionLog, TopicConfig};
 /// Upper bound on decompressed records when checking keys on a compacted topic.
 const KEY_CHECK_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
+/// Floor on an acks=-1 produce's wait for fsync.
+const PRODUCE_TIMEOUT_MS_MIN: u64 = 1_000;
+
 /// A partition appended with acks=-1 that must be fsynced before the answer.
 struct DurableWait {
     topic_index: usize,
@@ -34,6 +37,10 @@ struct DurableWait {
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceRequest) -> Completion {
     let acks = request.acks;
+    // Kafka clients send 30 s; a non-positive timeout still gets one fsync's chance.
+    let timeout_ms = u64::try_from(request.timeout_ms)
+        .unwrap_or(0)
+        .max(PRODUCE_TIMEOUT_MS_MIN);
     let version = header.request_api_version;
     if !matches!(acks, -1..=1) {
         let response = answer_all(request, ResponseError::InvalidRequiredAcks.code());
@@ -62,25 +69,39 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     }
     match acks {
         0 => Completion::NoResponse,
-        -1 if !waits.is_empty() => Completion::Pending(wait_durable(response, waits).boxed()),
+        -1 if !waits.is_empty() => {
+            Completion::Pending(wait_durable(response, waits, timeout_ms).boxed())
+        }
         _ => Completion::Ready(ResponseKind::Produce(response)),
     }
 }
 
-/// Waits for every acks=-1 partition's fsync; a failed fsync fails that partition only.
-async fn wait_durable(mut response: ProduceResponse, waits: Vec<DurableWait>) -> ResponseKind {
+/// Waits for every acks=-1 partition's fsync, at most the request's `timeout_ms`; a failed
+/// or late fsync fails that partition only (the data may still become durable later, as in
+/// Kafka).
+async fn wait_durable(
+    mut response: ProduceResponse,
+    waits: Vec<DurableWait>,
+    timeout_ms: u64,
+) -> ResponseKind {
     let pending = waits.iter().map(|w| w.log.wait_durable(w.end_offset));
-    let results = futures::future::join_all(pending).await;
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    let results = match tokio::time::timeout(timeout, futures::future::join_all(pending)).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| r.map_err(|e| log_error_i16(&e)))
+            .collect(),
+        Err(_elapsed) => vec![Err(ResponseError::RequestTimedOut.code()); waits.len()],
+    };
     for (wait, result) in waits.iter().zip(results) {
-        if let Err(e) = result {
-            let slot = response
-                .responses
-                .get_mut(wait.topic_index)
-                .and_then(|t| t.partition_responses.get_mut(wait.partition_index));
-            if let Some(partition) = slot {
-                partition.error_code = log_error_i16(&e);
-                partition.base_offset = -1;
-            }
+        let Err(error_code) = result else { continue };
+        let slot = response
+            .responses
+            .get_mut(wait.topic_index)
+            .and_then(|t| t.partition_responses.get_mut(wait.partition_index));
+        if let Some(partition) = slot {
+            partition.error_code = error_code;
+            partition.base_offset = -1;
         }
     }
     ResponseKind::Produce(response)
