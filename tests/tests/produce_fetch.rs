@@ -306,3 +306,13 @@ async fn a_waiting_fetch_does_not_block_later_requests_on_its_connection() {
     assert_eq!(got, produce_id);
     assert_eq!(partition_error(&produced), 0);
 }
+
+#[tokio::test]
+async fn a_failed_acks_0_produce_closes_the_connection() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client
+        .write_request(&produce("no-such-topic", 0, values(&["lost"]), 0), 9)
+        .await;
+    assert!(client.is_closed().await);
+}

@@ -65,6 +65,8 @@ pub enum ConnectionError {
     Timeout(u64),
     #[error("bad request: {0}")]
     Request(#[from] RequestError),
+    #[error("a request that expects no response failed (acks=0 produce)")]
+    FailedWithoutResponse,
     #[error("dispatch: {0}")]
     Dispatch(#[from] api::DispatchError),
     #[error("encoding a response: {0}")]
@@ -212,6 +214,7 @@ fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, Conn
             }
         }
         Completion::NoResponse => return Ok(None),
+        Completion::CloseConnection => return Err(ConnectionError::FailedWithoutResponse),
     };
     Ok(Some(outbound))
 }
