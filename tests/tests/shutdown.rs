@@ -95,3 +95,16 @@ async fn shutdown_is_bounded_even_with_a_long_wait_in_flight() {
     assert!(data_dir.join(CLEAN_SHUTDOWN_FILE).exists());
     assert!(client.is_closed().await);
 }
+
+#[tokio::test]
+async fn a_taken_port_fails_start_cleanly() {
+    let broker = TestBroker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestBroker::config(dir.path());
+    config.listen = broker.addr.to_string();
+    let result = runnel_broker::net::Broker::start(config).await;
+    assert!(matches!(
+        result,
+        Err(runnel_broker::net::BrokerError::Bind { .. })
+    ));
+}
