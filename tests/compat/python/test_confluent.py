@@ -263,14 +263,49 @@ def test_admin_list_offsets():
         assert info.offset == want, f"p{p} {kind}"
 
 
-@pytest.mark.skip(reason="consumer groups (JoinGroup/SyncGroup/OffsetCommit) are a later issue")
+@pytest.mark.skipif(not cc.GROUPS_ENABLED, reason=cc.GROUPS_SKIP_REASON)
 def test_consumer_group_subscribe_and_commit():
-    pass
+    require_all_sent()
+    ends = cc.end_offsets(all_sent())
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cc.bootstrap(),
+            "group.id": cc.unique_topic("group"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6_000,
+            **CLIENT_TIMEOUTS,
+        }
+    )
+    got = 0
+    try:
+        consumer.subscribe([State.topic])
+        deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+        while got < sum(ends.values()) and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=1.0):
+                assert msg.error() is None, str(msg.error())
+                got += 1
+        assert got == sum(ends.values())
+        consumer.commit(asynchronous=False)
+        committed = consumer.committed(
+            [TopicPartition(State.topic, p) for p in range(cc.PARTITIONS)], timeout=cc.OPERATION_TIMEOUT_S
+        )
+        assert {tp.partition: tp.offset for tp in committed} == ends
+    finally:
+        consumer.close()
 
 
-@pytest.mark.skip(reason="idempotent producer (InitProducerId) is a later issue")
+@pytest.mark.skipif(not cc.IDEMPOTENCE_ENABLED, reason=cc.IDEMPOTENCE_SKIP_REASON)
 def test_idempotent_producer():
-    pass
+    """Runs after the offset checks: it appends to the topic."""
+    require_created()
+    producer = Producer({"bootstrap.servers": cc.bootstrap(), "enable.idempotence": True, **CLIENT_TIMEOUTS})
+    errors = []
+    for i in range(cc.IDEMPOTENT_MESSAGES):
+        producer.produce(State.topic, key=b"idempotent", value=str(i).encode(),
+                         on_delivery=lambda err, _msg: err and errors.append(str(err)))
+    assert producer.flush(timeout=cc.CONSUME_TIMEOUT_S) == 0
+    assert errors == []
 
 
 def test_delete_topic():

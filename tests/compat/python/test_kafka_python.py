@@ -208,15 +208,45 @@ def test_beginning_and_end_offsets():
     assert {tp.partition: o for tp, o in end.items()} == ends
 
 
-@pytest.mark.skip(reason="consumer groups (JoinGroup/SyncGroup/OffsetCommit) are a later issue")
+@pytest.mark.skipif(not cc.GROUPS_ENABLED, reason=cc.GROUPS_SKIP_REASON)
 def test_consumer_group_subscribe_and_commit():
-    pass
+    require_all_sent()
+    ends = cc.end_offsets(all_sent())
+    consumer = KafkaConsumer(
+        State.topic,
+        bootstrap_servers=cc.bootstrap(),
+        group_id=cc.unique_topic("group"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6_000,
+        **CLIENT_TIMEOUTS,
+    )
+    got = 0
+    try:
+        deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+        while got < sum(ends.values()) and time.monotonic() < deadline:
+            got += sum(len(records) for records in consumer.poll(timeout_ms=1000).values())
+        assert got == sum(ends.values())
+        consumer.commit()
+        assert {tp.partition: consumer.committed(tp) for tp in partitions()} == ends
+    finally:
+        consumer.close(autocommit=False)
 
 
-@pytest.mark.skip(reason="kafka-python 3 defaults to enable_idempotence=True, which needs "
-                         "InitProducerId: the idempotent producer is a later issue")
+@pytest.mark.skipif(not cc.IDEMPOTENCE_ENABLED, reason=cc.IDEMPOTENCE_SKIP_REASON)
 def test_idempotent_producer_default():
-    pass
+    """kafka-python 3's default producer is idempotent. Runs after the offset checks: it
+    appends to the topic."""
+    require_created()
+    producer = KafkaProducer(bootstrap_servers=cc.bootstrap(), max_block_ms=TIMEOUT_MS, **CLIENT_TIMEOUTS)
+    try:
+        futures = [producer.send(State.topic, key=b"idempotent", value=str(i).encode())
+                   for i in range(cc.IDEMPOTENT_MESSAGES)]
+        producer.flush(timeout=cc.CONSUME_TIMEOUT_S)
+        for future in futures:
+            future.get(timeout=cc.OPERATION_TIMEOUT_S)
+    finally:
+        producer.close(timeout=cc.OPERATION_TIMEOUT_S)
 
 
 def test_delete_topic():
