@@ -80,7 +80,7 @@ def suites(args, report_dir):
     def pytest(name, file):
         report = os.path.join(report_dir, f"{name}.xml")
         argv = [args.python, "-m", "pytest", os.path.join(COMPAT, "python", file), "-v", "-rs",
-                "-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit2"]
+                "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", f"--junitxml={report}", "-o", "junit_family=xunit2"]
         return argv, COMPAT, report, junit_counts
 
     tap = os.path.join(report_dir, "kafkajs.tap")
@@ -124,7 +124,9 @@ class Broker:
         self.log_path = os.path.join(workdir, "broker.log")
         self.kafka_port, self.http_port = free_port(), free_port()
         env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
+        # The broker logs why it closed a connection at debug: that line explains most failures.
+        env.setdefault("RUST_LOG", "info,runnel_broker=debug")
+        env.setdefault("NO_COLOR", "1")  # plain log lines, quoted in the report
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [binary, "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.kafka_port}",

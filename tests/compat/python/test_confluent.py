@@ -83,7 +83,8 @@ def test_create_topic():
 
 def test_create_existing_topic_fails():
     require_created()
-    futures = admin().create_topics(
+    client = admin()  # keep a reference: a collected client cancels its futures
+    futures = client.create_topics(
         [NewTopic(State.topic, num_partitions=cc.PARTITIONS, replication_factor=1)],
         request_timeout=cc.OPERATION_TIMEOUT_S,
     )
