@@ -401,6 +401,7 @@ fn read_properties_file(path: &Path) -> Result<BrokerArgs, ConfigError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -29,7 +29,9 @@ pub fn batch_with(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch whenever `offset - sequence` changes; keeping it
+            // constant (and the first sequence -1, "none") yields one batch for all records.
+            sequence: i as i32 - 1,
             timestamp: timestamp_ms + i as i64,
             key: key.map(Bytes::copy_from_slice),
             value: value.map(Bytes::copy_from_slice),

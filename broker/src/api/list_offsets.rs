@@ -24,7 +24,6 @@ pub fn handle(
     header: &RequestHeader,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
-    let _ = header;
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -49,7 +48,6 @@ fn list_partition(
     response.partition_index = request.partition_index;
     response.timestamp = -1;
     response.offset = -1;
-    response.leader_epoch = 0;
     let found = ctx
         .logs
         .partition(topic, request.partition_index)

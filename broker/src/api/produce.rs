@@ -35,7 +35,7 @@ struct DurableWait {
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceRequest) -> Completion {
     let acks = request.acks;
     let version = header.request_api_version;
-    if !matches!(acks, 0 | 1 | -1) {
+    if !matches!(acks, -1..=1) {
         let response = answer_all(request, ResponseError::InvalidRequiredAcks.code());
         return Completion::Ready(ResponseKind::Produce(response));
     }

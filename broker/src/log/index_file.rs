@@ -99,6 +99,10 @@ impl IndexFile {
         self.entries
     }
 
+    pub(crate) fn room_entries(&self) -> usize {
+        self.capacity_entries.saturating_sub(self.entries)
+    }
+
     pub(crate) fn is_full(&self) -> bool {
         self.entries >= self.capacity_entries
     }
