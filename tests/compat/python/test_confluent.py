@@ -302,10 +302,18 @@ def test_idempotent_producer():
     require_created()
     producer = Producer({"bootstrap.servers": cc.bootstrap(), "enable.idempotence": True, **CLIENT_TIMEOUTS})
     errors = []
+
+    def on_delivery(err, _msg):
+        if err is not None:
+            errors.append(err)
+
     for i in range(cc.IDEMPOTENT_MESSAGES):
-        producer.produce(State.topic, key=b"idempotent", value=str(i).encode(),
-                         on_delivery=lambda err, _msg: err and errors.append(str(err)))
-    assert producer.flush(timeout=cc.CONSUME_TIMEOUT_S) == 0
+        producer.produce(State.topic, key=b"idempotent", value=str(i).encode(), on_delivery=on_delivery)
+    try:
+        remaining = producer.flush(timeout=cc.CONSUME_TIMEOUT_S)
+    except KafkaException as err:  # a fatal producer error (e.g. InitProducerId refused)
+        pytest.fail(f"flush raised {err}")
+    assert remaining == 0
     assert errors == []
 
 
