@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::basic::{batch, open};
+use super::basic::{batch, open, test_dir};
 
 #[test]
 fn concurrent_waiters_share_fsyncs() {
+    // A real disk: this one is about fsync.
     let dir = tempfile::tempdir().unwrap();
     let manager = open(dir.path());
     manager
@@ -44,7 +45,7 @@ fn concurrent_waiters_share_fsyncs() {
 
 #[test]
 fn concurrent_appenders_and_waiters() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     manager
         .create_topic("d", 1, BTreeMap::new(), false)
@@ -76,7 +77,7 @@ fn concurrent_appenders_and_waiters() {
 
 #[test]
 fn background_flush_makes_acks1_data_durable() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     let overrides = super::basic::overrides(&[("flush.ms", "10")]);
     manager.create_topic("d", 1, overrides, false).unwrap();

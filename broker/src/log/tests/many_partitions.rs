@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::basic::batch;
+use super::basic::{batch, test_dir};
 use crate::log::{LogManager, LogManagerConfig};
 
 fn fd_count() -> usize {
@@ -13,7 +13,7 @@ fn fd_count() -> usize {
 
 #[test]
 fn open_files_stay_bounded_with_3000_partitions() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let config = LogManagerConfig {
         open_segments_max: 16,
         ..LogManagerConfig::new(dir.path())

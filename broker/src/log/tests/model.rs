@@ -7,7 +7,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use runnel_protocol::batch::{set_base_offset, set_partition_leader_epoch, RecordBatch};
 
-use super::basic::{batch, batches_of, overrides};
+use super::basic::{batch, batches_of, overrides, test_dir};
 use crate::log::{LogError, LogManager, LogManagerConfig, PartitionLog};
 
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ impl Harness {
 }
 
 fn run(segment_bytes: u32, interval_bytes: u32, index_bytes: u32, ops: Vec<Op>) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = LogManager::open(LogManagerConfig::new(dir.path())).unwrap();
     let topic_overrides = overrides(&[
         ("segment.bytes", &segment_bytes.to_string()),
@@ -132,7 +132,7 @@ fn run(segment_bytes: u32, interval_bytes: u32, index_bytes: u32, ops: Vec<Op>) 
                 let mut next = info.base_offset;
                 for b in &batches {
                     harness.model.push(stored(b, next));
-                    next = b.next_offset() + next;
+                    next += b.next_offset();
                 }
                 assert_eq!(info.last_offset + 1, harness.end());
             }
@@ -153,7 +153,7 @@ fn run(segment_bytes: u32, interval_bytes: u32, index_bytes: u32, ops: Vec<Op>) 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn log_agrees_with_model(

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use runnel_protocol::batch::{set_base_offset, set_partition_leader_epoch, RecordBatch};
 
-use super::basic::{batch, batches_of, overrides};
+use super::basic::{batch, batches_of, overrides, test_dir};
 use crate::log::{LogManager, LogManagerConfig};
 
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch], clean: b
 }
 
 fn run(sizes: Vec<(i32, usize)>, segment_bytes: u32, clean: bool, damage: Damage) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let config = LogManagerConfig::new(dir.path());
     let manager = LogManager::open(config.clone()).unwrap();
     let topic_overrides = overrides(&[
@@ -180,7 +180,7 @@ fn run(sizes: Vec<(i32, usize)>, segment_bytes: u32, clean: bool, damage: Damage
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn recovery_keeps_exactly_the_undamaged_prefix(

@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use super::basic::{batch, batches_of, open, overrides};
+use super::basic::{batch, batches_of, open, overrides, test_dir};
 use crate::log::{now_ms, LogError};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 #[test]
 fn time_retention_deletes_old_sealed_segments_only() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     let topic = overrides(&[
         ("segment.bytes", "300"),
@@ -49,7 +49,7 @@ fn time_retention_deletes_old_sealed_segments_only() {
 
 #[test]
 fn size_retention_keeps_the_newest_bytes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     let topic = overrides(&[
         ("segment.bytes", "300"),
@@ -69,7 +69,7 @@ fn size_retention_keeps_the_newest_bytes() {
 
 #[test]
 fn compact_only_disables_retention() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     let topic = overrides(&[
         ("segment.bytes", "300"),
@@ -88,7 +88,7 @@ fn compact_only_disables_retention() {
 
 #[test]
 fn delete_records_moves_the_start_and_survives_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     manager
         .create_topic("d", 1, overrides(&[("segment.bytes", "300")]), false)
@@ -132,7 +132,7 @@ fn delete_records_moves_the_start_and_survives_restart() {
 
 #[test]
 fn log_append_time_topics_stamp_batches() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     manager
         .create_topic(
