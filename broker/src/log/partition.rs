@@ -268,9 +268,12 @@ impl PartitionLog {
         now: i64,
     ) -> Result<(), LogError> {
         let active = state.active();
-        let (size, first_append_ms) = {
+        let (size, first_append_ms, index_full) = {
             let segment = active.lock();
-            (segment.size_bytes, segment.first_append_ms)
+            // Checked here, not only remembered from the last append: a reopened segment
+            // can start out with full indexes.
+            let index_full = segment.index_room_entries() == 0;
+            (segment.size_bytes, segment.first_append_ms, index_full)
         };
         if size == 0 {
             return Ok(());
@@ -281,7 +284,7 @@ impl PartitionLog {
             first_append_ms.is_some_and(|first| now.saturating_sub(first) >= config.segment_ms);
         let offsets_overflow =
             state.next_offset + offsets_needed - active.base_offset > i64::from(u32::MAX);
-        if too_big || too_old || offsets_overflow || state.active_full {
+        if too_big || too_old || offsets_overflow || index_full || state.active_full {
             self.roll(state, config)?;
         }
         Ok(())

@@ -179,3 +179,52 @@ fn topics_admin() {
     assert_eq!(manager.partition("t", 0).unwrap().log_end_offset(), 0);
     assert_eq!(manager.topics().len(), 1);
 }
+
+#[test]
+fn stray_compaction_and_deletion_files_are_resolved() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("s", 1, BTreeMap::new(), false)
+        .unwrap();
+    let log = manager.partition("s", 0).unwrap();
+    log.append(&[batch(2, 50, 7)]).unwrap();
+    let before = read_all(&log);
+    drop(log);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let partition_dir = dir.path().join("s-0");
+    let log_file = partition_dir.join("00000000000000000000.log");
+    // A compaction that got as far as the swap: the .swap holds the new contents.
+    std::fs::rename(
+        &log_file,
+        partition_dir.join("00000000000000000000.log.swap"),
+    )
+    .unwrap();
+    std::fs::write(
+        partition_dir.join("00000000000000000005.log.cleaned"),
+        b"junk",
+    )
+    .unwrap();
+    std::fs::write(
+        partition_dir.join("00000000000000000009.log.deleted"),
+        b"junk",
+    )
+    .unwrap();
+    let manager = open(dir.path());
+    let log = manager.partition("s", 0).unwrap();
+    assert_eq!(read_all(&log), before);
+    let mut names: Vec<String> = std::fs::read_dir(&partition_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "00000000000000000000.index",
+            "00000000000000000000.log",
+            "00000000000000000000.timeindex"
+        ]
+    );
+}

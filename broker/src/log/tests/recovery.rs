@@ -56,6 +56,26 @@ fn read_everything(manager: &LogManager) -> Vec<RecordBatch> {
     out
 }
 
+/// Cuts `active` at `per_mille` of its length; returns how many of its batches survive.
+fn truncate(active: &Path, per_mille: u16, in_active: &[RecordBatch]) -> usize {
+    let len = fs::metadata(active).unwrap().len();
+    let cut = len * u64::from(per_mille) / 1000;
+    OpenOptions::new()
+        .write(true)
+        .open(active)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let mut end = 0u64;
+    in_active
+        .iter()
+        .take_while(|b| {
+            end += b.size_bytes() as u64;
+            end <= cut
+        })
+        .count()
+}
+
 /// Applies `damage`; returns how many batches must survive.
 fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch], clean: bool) -> usize {
     let logs = segment_files(partition_dir, "log");
@@ -74,24 +94,7 @@ fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch], clean: b
     let pick = |files: Vec<PathBuf>, seed: usize| files[seed % files.len()].clone();
     match damage {
         Damage::Truncate(per_mille) => {
-            let len = fs::metadata(active).unwrap().len();
-            let cut = len * u64::from(*per_mille) / 1000;
-            OpenOptions::new()
-                .write(true)
-                .open(active)
-                .unwrap()
-                .set_len(cut)
-                .unwrap();
-            let mut kept = in_earlier;
-            let mut end = 0u64;
-            for b in &stored[in_earlier..] {
-                end += b.size_bytes() as u64;
-                if end > cut {
-                    break;
-                }
-                kept += 1;
-            }
-            kept
+            truncate(active, *per_mille, &stored[in_earlier..]) + in_earlier
         }
         Damage::GarbageLog(bytes) => {
             OpenOptions::new()
