@@ -4,5 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== install test dependencies (kcat, .venv, tests/compat/node)"
+./scripts/install-test-deps.sh
+
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets --release
+
+# Each suite gets its own fresh broker on free loopback ports (tests/compat/run_compat.py);
+# the runner closes with "compat: N passed, M failed" and exits non-zero on any failure.
+echo "== compat: real Kafka clients against runnel-broker"
+cargo build --release -p runnel-broker
+.venv/bin/python tests/compat/run_compat.py --broker target/release/runnel-broker

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use kafka_protocol::error::ResponseError;
-use runnel_tests::records::batch_at;
+use runnel_tests::records::{batch_at, KeyValue};
 use runnel_tests::requests::{list_offsets, metadata, produce};
 use runnel_tests::{TestBroker, TestClient};
 
@@ -27,8 +27,7 @@ async fn earliest_latest_and_timestamps() {
     client.send(metadata(Some(&["ts"])), 12).await;
     // Offsets 0-1 at 1000-1001, 2-3 at 5000-5001, 4 at 3000 (out of order on purpose).
     for (records, ts) in [(2usize, 1_000i64), (2, 5_000), (1, 3_000)] {
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-            (0..records).map(|_| (None, Some(&b"v"[..]))).collect();
+        let recs: Vec<KeyValue<'_>> = (0..records).map(|_| (None, Some(&b"v"[..]))).collect();
         let response = client
             .send(produce("ts", 0, batch_at(&recs, ts), 1), 9)
             .await;
@@ -56,6 +55,11 @@ async fn earliest_latest_and_timestamps() {
     assert_eq!(offset_at(&mut client, "ts", 0, 7).await, (0, 0, 1_000));
     // Nothing at or after this timestamp: offset -1.
     assert_eq!(offset_at(&mut client, "ts", 9_999, 7).await.1, -1);
+    let response = client.send(list_offsets("ts", 0, -1), 4).await;
+    assert_eq!(
+        response.topics[0].partitions[0].leader_epoch, 0,
+        "a v4+ field"
+    );
     // Max timestamp (v7): the record with the largest timestamp.
     assert_eq!(offset_at(&mut client, "ts", -3, 7).await, (0, 3, 5_001));
 }

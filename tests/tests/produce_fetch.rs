@@ -235,3 +235,84 @@ async fn pipelined_requests_are_answered_in_order() {
     let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
     assert_eq!(fetched(&response), expected);
 }
+
+#[tokio::test]
+async fn compressed_batches_round_trip() {
+    use kafka_protocol::records::Compression;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "zipped").await;
+    let mut expected = Vec::new();
+    for (i, codec) in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let value = format!("compressed-{i}");
+        let batch =
+            runnel_tests::records::batch_with(&[(None, Some(value.as_bytes()))], 1_000, codec);
+        let response = client.send(produce("zipped", 0, batch, 1), 9).await;
+        assert_eq!(partition_error(&response), 0, "{codec:?}");
+        expected.push(value);
+    }
+    let response = client.send(fetch("zipped", 0, 0, 0, 0), 12).await;
+    assert_eq!(fetched(&response), expected);
+}
+
+#[tokio::test]
+async fn compacted_topics_require_keys() {
+    let broker = TestBroker::start_with(|c| {
+        c.topic_defaults
+            .insert("cleanup.policy".into(), "compact".into());
+    })
+    .await;
+    let mut client = broker.client().await;
+    create(&mut client, "table").await;
+    let keyed = runnel_tests::records::keyed(&[("k1", "v1"), ("k2", "v2")]);
+    assert_eq!(
+        partition_error(&client.send(produce("table", 0, keyed, 1), 9).await),
+        0
+    );
+    let unkeyed = values(&["no-key"]);
+    let response = client.send(produce("table", 0, unkeyed, 1), 9).await;
+    assert_eq!(
+        partition_error(&response),
+        ResponseError::InvalidRecord.code()
+    );
+    assert_eq!(end_offset(&mut client, "table").await, 2);
+}
+
+#[tokio::test]
+async fn a_waiting_fetch_does_not_block_later_requests_on_its_connection() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "same-conn").await;
+    // The fetch waits for data; the produce behind it on the same connection is applied
+    // anyway, wakes the fetch, and the answers still come back in request order.
+    let fetch_id = client
+        .write_request(&fetch("same-conn", 0, 0, 10_000, 1), 12)
+        .await;
+    let produce_id = client
+        .write_request(&produce("same-conn", 0, values(&["x"]), 1), 9)
+        .await;
+    let (got, fetched_response) = client.read_response::<FetchResponse>(12).await;
+    assert_eq!(got, fetch_id);
+    assert_eq!(fetched(&fetched_response), ["x"]);
+    let (got, produced) = client.read_response::<ProduceResponse>(9).await;
+    assert_eq!(got, produce_id);
+    assert_eq!(partition_error(&produced), 0);
+}
+
+#[tokio::test]
+async fn a_failed_acks_0_produce_closes_the_connection() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client
+        .write_request(&produce("no-such-topic", 0, values(&["lost"]), 0), 9)
+        .await;
+    assert!(client.is_closed().await);
+}

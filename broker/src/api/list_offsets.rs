@@ -30,9 +30,12 @@ pub fn handle(
         let mut topic_response = ListOffsetsTopicResponse::default();
         topic_response.name = topic.name;
         for partition in topic.partitions {
-            topic_response
-                .partitions
-                .push(list_partition(ctx, &name, &partition));
+            let mut answer = list_partition(ctx, &name, &partition);
+            // Leader epochs exist from v4; the encoder refuses a non-default value before.
+            if header.request_api_version >= 4 {
+                answer.leader_epoch = 0;
+            }
+            topic_response.partitions.push(answer);
         }
         response.topics.push(topic_response);
     }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what the third-party client suites (tests/compat/) need, from Debian's packages,
+# PyPI and npm only. Idempotent, and fast when everything is present: `apt-get update` runs
+# once and only if a package is missing; the venv and node_modules are rebuilt only when
+# their pinned lists change (a hash of each list is stamped inside what it built).
+#
+#   kcat                      Debian package
+#   .venv/                    tests/compat/python/requirements.txt (binary wheels only)
+#   tests/compat/node/        npm ci from package-lock.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+# --- Debian packages: a command and the package that provides it --------------------------
+missing=()
+command -v kcat >/dev/null || missing+=(kcat)
+command -v python3 >/dev/null || missing+=(python3)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+if ((${#missing[@]})); then
+    echo "install-test-deps: apt-get install ${missing[*]}"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+stamp_ok() { # STAMP_FILE SOURCE_FILE: true when STAMP_FILE holds SOURCE_FILE's hash
+    [[ -f "$1" ]] && [[ "$(cat "$1")" == "$(sha256sum "$2" | cut -d' ' -f1)" ]]
+}
+write_stamp() { sha256sum "$2" | cut -d' ' -f1 >"$1"; }
+
+# --- Python venv ----------------------------------------------------------------------------
+REQS=tests/compat/python/requirements.txt
+VENV_STAMP=.venv/.requirements.sha256
+if ! .venv/bin/python -c 'import sys' 2>/dev/null; then
+    echo "install-test-deps: creating .venv"
+    rm -rf .venv
+    python3 -m venv .venv
+fi
+if ! stamp_ok "$VENV_STAMP" "$REQS"; then
+    echo "install-test-deps: pip install -r $REQS"
+    # Binary wheels only: confluent-kafka's manylinux wheel carries librdkafka, so nothing
+    # is compiled here; a missing wheel fails loudly instead of starting a C build.
+    .venv/bin/python -m pip install -q --disable-pip-version-check --only-binary=:all: -r "$REQS"
+    write_stamp "$VENV_STAMP" "$REQS"
+fi
+
+# --- Node packages --------------------------------------------------------------------------
+NODE_DIR=tests/compat/node
+NODE_STAMP=$NODE_DIR/node_modules/.package-lock.sha256
+if ! stamp_ok "$NODE_STAMP" "$NODE_DIR/package-lock.json"; then
+    echo "install-test-deps: npm ci in $NODE_DIR"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    write_stamp "$NODE_STAMP" "$NODE_DIR/package-lock.json"
+fi
+
+echo "install-test-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), $(.venv/bin/python --version), node $(node --version)"

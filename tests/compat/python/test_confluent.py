@@ -1,0 +1,327 @@
+"""confluent-kafka-python (librdkafka) against a live Runnel broker.
+
+Run by tests/compat/run_compat.py with RUNNEL_BOOTSTRAP pointing at a fresh broker. The tests
+run in file order and share one topic: create, produce with every codec, consume back,
+offsets by time, watermarks, delete. A step whose input is missing skips with the reason.
+"""
+
+import time
+import zlib
+
+import pytest
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+import compat_common as cc
+
+# librdkafka's own knobs that bound every wait, so a broken broker fails fast.
+CLIENT_TIMEOUTS = {
+    "socket.timeout.ms": 10_000,
+    "socket.connection.setup.timeout.ms": 10_000,
+    "reconnect.backoff.max.ms": 1_000,
+}
+
+
+class State:
+    """What the ordered tests hand each other."""
+
+    topic = cc.unique_topic("confluent")
+    base_ts_ms = cc.base_timestamp_ms()
+    created = False
+    sent = {}  # codec -> [Message]
+    consumed = None  # [Consumed], filled once
+
+
+def admin():
+    return AdminClient({"bootstrap.servers": cc.bootstrap(), **CLIENT_TIMEOUTS})
+
+
+def all_sent():
+    return [m for codec in cc.CODECS for m in State.sent.get(codec, [])]
+
+
+def require_created():
+    if not State.created:
+        pytest.skip("topic creation failed (see test_create_topic)")
+
+
+def require_all_sent():
+    require_created()
+    missing = [c for c in cc.CODECS if c not in State.sent]
+    if missing:
+        pytest.skip(f"produce failed for {missing}: offsets would be ambiguous")
+
+
+def topic_metadata(client):
+    md = client.list_topics(timeout=cc.OPERATION_TIMEOUT_S)
+    return md.topics.get(State.topic)
+
+
+def test_create_topic():
+    client = admin()
+    futures = client.create_topics(
+        [NewTopic(State.topic, num_partitions=cc.PARTITIONS, replication_factor=1)],
+        operation_timeout=cc.OPERATION_TIMEOUT_S,
+        request_timeout=cc.OPERATION_TIMEOUT_S,
+    )
+    futures[State.topic].result(timeout=cc.OPERATION_TIMEOUT_S)
+    md = cc.wait_until(lambda: topic_metadata(client))
+    assert md is not None, f"{State.topic} not in metadata after CreateTopics"
+    assert md.error is None, f"metadata error for new topic: {md.error}"
+    assert sorted(md.partitions) == list(range(cc.PARTITIONS))
+    for p in md.partitions.values():
+        assert p.leader >= 0, f"partition {p.id} has no leader"
+    State.created = True
+
+
+def test_create_existing_topic_fails():
+    require_created()
+    client = admin()  # keep a reference: a collected client cancels its futures
+    futures = client.create_topics(
+        [NewTopic(State.topic, num_partitions=cc.PARTITIONS, replication_factor=1)],
+        request_timeout=cc.OPERATION_TIMEOUT_S,
+    )
+    with pytest.raises(KafkaException) as err:
+        futures[State.topic].result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert err.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+
+
+@pytest.mark.parametrize("codec", cc.CODECS)
+def test_produce(codec):
+    require_created()
+    producer = Producer(
+        {
+            "bootstrap.servers": cc.bootstrap(),
+            "compression.type": codec,
+            # Let several records share a batch so compression covers more than one record.
+            "linger.ms": 20,
+            "message.timeout.ms": 20_000,
+            **CLIENT_TIMEOUTS,
+        }
+    )
+    messages = cc.make_messages(codec, State.base_ts_ms)
+    errors = []
+
+    def on_delivery(err, msg, m):
+        if err is not None:
+            errors.append(f"{m}: {err}")
+            return
+        m.partition, m.offset = msg.partition(), msg.offset()
+
+    for m in messages:
+        producer.produce(
+            State.topic,
+            key=m.key,
+            value=m.value,
+            headers=m.headers,
+            timestamp=m.timestamp_ms,
+            on_delivery=lambda err, msg, m=m: on_delivery(err, msg, m),
+        )
+    remaining = producer.flush(timeout=cc.CONSUME_TIMEOUT_S)
+    assert remaining == 0, f"{remaining} messages still unacknowledged"
+    assert not errors, "delivery failed:\n" + "\n".join(errors[:10])
+    State.sent[codec] = messages
+
+
+def test_partitioner_is_the_clients():
+    """librdkafka's default `consistent_random` partitioner: CRC-32 of the key modulo the
+    partition count. The broker must keep the partition the client picked."""
+    require_all_sent()
+    sent = all_sent()
+    assert cc.key_partition_problems(sent) == []
+    for m in sent:
+        assert m.partition == zlib.crc32(m.key) % cc.PARTITIONS, m
+
+
+def test_acknowledged_offsets_are_dense():
+    require_all_sent()
+    assert cc.offset_problems(all_sent()) == []
+
+
+def consume_all():
+    """Read every partition from the beginning by manual assignment (no group, no commits)."""
+    if State.consumed is not None:
+        return State.consumed
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cc.bootstrap(),
+            # The Python client refuses to start without one; assign() never joins it.
+            "group.id": "compat-confluent-assign-only",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            **CLIENT_TIMEOUTS,
+        }
+    )
+    want = len(all_sent())
+    got = []
+    errors = []
+    try:
+        consumer.assign([TopicPartition(State.topic, p, OFFSET_BEGINNING) for p in range(cc.PARTITIONS)])
+        deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+        while len(got) < want and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=1.0):
+                if msg.error() is not None:
+                    errors.append(str(msg.error()))
+                    continue
+                _, ts = msg.timestamp()
+                got.append(cc.Consumed(msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers(), ts))
+    finally:
+        consumer.close()
+    assert not errors, "consumer errors:\n" + "\n".join(errors[:10])
+    State.consumed = got
+    return got
+
+
+@pytest.mark.parametrize("codec", cc.CODECS)
+def test_consume_roundtrip(codec):
+    if codec not in State.sent:
+        pytest.skip(f"produce with {codec} failed")
+    consumed = [c for c in consume_all() if cc.ident_of(c.key, c.value)[0] == codec]
+    problems = cc.compare(State.sent[codec], consumed)
+    assert problems == [], "\n".join(problems[:20])
+
+
+def test_consume_nothing_extra():
+    require_all_sent()
+    consumed = consume_all()
+    assert len(consumed) == len(all_sent())
+
+
+def offsets_for_times_consumer():
+    return Consumer(
+        {
+            "bootstrap.servers": cc.bootstrap(),
+            "group.id": "compat-confluent-offsets",
+            "enable.auto.commit": False,
+            **CLIENT_TIMEOUTS,
+        }
+    )
+
+
+def test_offsets_for_times():
+    require_all_sent()
+    sent = all_sent()
+    consumer = offsets_for_times_consumer()
+    try:
+        for label, target in cc.timestamp_targets(sent, State.base_ts_ms).items():
+            query = [TopicPartition(State.topic, p, target) for p in range(cc.PARTITIONS)]
+            answer = consumer.offsets_for_times(query, timeout=cc.OPERATION_TIMEOUT_S)
+            for tp in answer:
+                assert tp.error is None, f"{label} p{tp.partition}: {tp.error}"
+                want = cc.expected_offset_for_time(sent, tp.partition, target)
+                # librdkafka reports "no such message" as offset -1 (OFFSET_END).
+                want_offset = -1 if want is None else want[0]
+                assert tp.offset == want_offset, f"{label} (ts {target}) p{tp.partition}"
+    finally:
+        consumer.close()
+
+
+def test_watermarks():
+    require_all_sent()
+    ends = cc.end_offsets(all_sent())
+    consumer = offsets_for_times_consumer()
+    try:
+        for p in range(cc.PARTITIONS):
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(State.topic, p), timeout=cc.OPERATION_TIMEOUT_S, cached=False
+            )
+            assert (low, high) == (0, ends[p]), f"p{p}"
+    finally:
+        consumer.close()
+
+
+def test_admin_list_offsets():
+    """The admin API's ListOffsets: earliest, latest and by timestamp."""
+    require_all_sent()
+    sent = all_sent()
+    ends = cc.end_offsets(sent)
+    target = cc.timestamp_targets(sent, State.base_ts_ms)["exact-mid-batch"]
+    specs = {}
+    for p in range(cc.PARTITIONS):
+        specs[(p, "earliest")] = OffsetSpec.earliest()
+        specs[(p, "latest")] = OffsetSpec.latest()
+        specs[(p, "time")] = OffsetSpec.for_timestamp(target)
+    client = admin()
+    for (p, kind), spec in specs.items():
+        tp = TopicPartition(State.topic, p)
+        futures = client.list_offsets({tp: spec}, request_timeout=cc.OPERATION_TIMEOUT_S)
+        info = next(iter(futures.values())).result(timeout=cc.OPERATION_TIMEOUT_S)
+        if kind == "earliest":
+            want = 0
+        elif kind == "latest":
+            want = ends[p]
+        else:
+            hit = cc.expected_offset_for_time(sent, p, target)
+            want = -1 if hit is None else hit[0]
+        assert info.offset == want, f"p{p} {kind}"
+
+
+@pytest.mark.skipif(not cc.GROUPS_ENABLED, reason=cc.GROUPS_SKIP_REASON)
+def test_consumer_group_subscribe_and_commit():
+    require_all_sent()
+    ends = cc.end_offsets(all_sent())
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cc.bootstrap(),
+            "group.id": cc.unique_topic("group"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6_000,
+            **CLIENT_TIMEOUTS,
+        }
+    )
+    got = 0
+    try:
+        consumer.subscribe([State.topic])
+        deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+        while got < sum(ends.values()) and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=1.0):
+                assert msg.error() is None, str(msg.error())
+                got += 1
+        assert got == sum(ends.values())
+        consumer.commit(asynchronous=False)
+        committed = consumer.committed(
+            [TopicPartition(State.topic, p) for p in range(cc.PARTITIONS)], timeout=cc.OPERATION_TIMEOUT_S
+        )
+        assert {tp.partition: tp.offset for tp in committed} == ends
+    finally:
+        consumer.close()
+
+
+@pytest.mark.skipif(not cc.IDEMPOTENCE_ENABLED, reason=cc.IDEMPOTENCE_SKIP_REASON)
+def test_idempotent_producer():
+    """Runs after the offset checks: it appends to the topic."""
+    require_created()
+    producer = Producer({"bootstrap.servers": cc.bootstrap(), "enable.idempotence": True, **CLIENT_TIMEOUTS})
+    errors = []
+
+    def on_delivery(err, _msg):
+        if err is not None:
+            errors.append(err)
+
+    for i in range(cc.IDEMPOTENT_MESSAGES):
+        producer.produce(State.topic, key=b"idempotent", value=str(i).encode(), on_delivery=on_delivery)
+    try:
+        remaining = producer.flush(timeout=cc.CONSUME_TIMEOUT_S)
+    except KafkaException as err:  # a fatal producer error (e.g. InitProducerId refused)
+        pytest.fail(f"flush raised {err}")
+    assert remaining == 0
+    assert errors == []
+
+
+def test_delete_topic():
+    require_created()
+    client = admin()
+    futures = client.delete_topics([State.topic], operation_timeout=cc.OPERATION_TIMEOUT_S,
+                                   request_timeout=cc.OPERATION_TIMEOUT_S)
+    futures[State.topic].result(timeout=cc.OPERATION_TIMEOUT_S)
+    gone = cc.wait_until(lambda: topic_metadata(client) is None)
+    assert gone, f"{State.topic} still listed after DeleteTopics"

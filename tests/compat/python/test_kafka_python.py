@@ -1,0 +1,260 @@
+"""kafka-python (pure Python client) against a live Runnel broker.
+
+Run by tests/compat/run_compat.py with RUNNEL_BOOTSTRAP pointing at a fresh broker. The tests
+run in file order and share one topic: create, produce with every codec, consume back,
+offsets by time, end offsets, delete. A step whose input is missing skips with the reason.
+"""
+
+import time
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
+
+import compat_common as cc
+
+# Bounds on every wait, so a broken broker fails the suite fast instead of hanging it.
+CLIENT_TIMEOUTS = {
+    "request_timeout_ms": 10_000,
+    "reconnect_backoff_max_ms": 1_000,
+    "bootstrap_timeout_ms": 10_000,
+}
+TIMEOUT_MS = int(cc.OPERATION_TIMEOUT_S * 1000)
+# kafka-python's name for "no compression" is None.
+CODEC_SETTING = {"none": None, "gzip": "gzip", "snappy": "snappy", "lz4": "lz4", "zstd": "zstd"}
+
+
+class State:
+    """What the ordered tests hand each other."""
+
+    topic = cc.unique_topic("kafka-python")
+    base_ts_ms = cc.base_timestamp_ms()
+    created = False
+    sent = {}  # codec -> [Message]
+    consumed = None  # [Consumed], filled once
+
+
+def admin():
+    return KafkaAdminClient(bootstrap_servers=cc.bootstrap(), **CLIENT_TIMEOUTS)
+
+
+def plain_consumer():
+    """A consumer with no group: manual assignment only, nothing is ever committed."""
+    return KafkaConsumer(
+        bootstrap_servers=cc.bootstrap(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **CLIENT_TIMEOUTS,
+    )
+
+
+def all_sent():
+    return [m for codec in cc.CODECS for m in State.sent.get(codec, [])]
+
+
+def partitions():
+    return [TopicPartition(State.topic, p) for p in range(cc.PARTITIONS)]
+
+
+def require_created():
+    if not State.created:
+        pytest.skip("topic creation failed (see test_create_topic)")
+
+
+def require_all_sent():
+    require_created()
+    missing = [c for c in cc.CODECS if c not in State.sent]
+    if missing:
+        pytest.skip(f"produce failed for {missing}: offsets would be ambiguous")
+
+
+def test_create_topic():
+    client = admin()
+    try:
+        client.create_topics(
+            {State.topic: {"num_partitions": cc.PARTITIONS, "replication_factor": 1}},
+            timeout_ms=TIMEOUT_MS,
+        )
+        client.wait_for_topics([State.topic], timeout_ms=TIMEOUT_MS)
+        (described,) = client.describe_topics([State.topic])
+        assert described["error_code"] == 0
+        assert sorted(p["partition_index"] for p in described["partitions"]) == list(range(cc.PARTITIONS))
+        assert State.topic in client.list_topics()
+    finally:
+        client.close()
+    State.created = True
+
+
+def test_create_existing_topic_fails():
+    require_created()
+    client = admin()
+    try:
+        with pytest.raises(TopicAlreadyExistsError):
+            client.create_topics(
+                {State.topic: {"num_partitions": cc.PARTITIONS, "replication_factor": 1}},
+                timeout_ms=TIMEOUT_MS,
+            )
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("codec", cc.CODECS)
+def test_produce(codec):
+    require_created()
+    producer = KafkaProducer(
+        bootstrap_servers=cc.bootstrap(),
+        compression_type=CODEC_SETTING[codec],
+        # Let several records share a batch so compression covers more than one record.
+        linger_ms=20,
+        # kafka-python 3 turns idempotence on by default; InitProducerId is a later issue
+        # (see test_idempotent_producer_default).
+        enable_idempotence=False,
+        max_block_ms=TIMEOUT_MS,
+        **CLIENT_TIMEOUTS,
+    )
+    messages = cc.make_messages(codec, State.base_ts_ms)
+    try:
+        futures = [
+            (m, producer.send(State.topic, key=m.key, value=m.value, headers=m.headers, timestamp_ms=m.timestamp_ms))
+            for m in messages
+        ]
+        producer.flush(timeout=cc.CONSUME_TIMEOUT_S)
+        for m, future in futures:
+            meta = future.get(timeout=cc.OPERATION_TIMEOUT_S)
+            m.partition, m.offset = meta.partition, meta.offset
+    finally:
+        producer.close(timeout=cc.OPERATION_TIMEOUT_S)
+    State.sent[codec] = messages
+
+
+def test_partitioner_is_the_clients():
+    """kafka-python's default partitioner is the Java client's: murmur2 of the key, positive,
+    modulo the partition count. The broker must keep the partition the client picked."""
+    require_all_sent()
+    sent = all_sent()
+    assert cc.key_partition_problems(sent) == []
+    for m in sent:
+        assert m.partition == (murmur2(m.key) & 0x7FFFFFFF) % cc.PARTITIONS, m
+
+
+def test_acknowledged_offsets_are_dense():
+    require_all_sent()
+    assert cc.offset_problems(all_sent()) == []
+
+
+def consume_all():
+    """Read every partition from the beginning by manual assignment (no group, no commits)."""
+    if State.consumed is not None:
+        return State.consumed
+    consumer = plain_consumer()
+    want = len(all_sent())
+    got = []
+    try:
+        consumer.assign(partitions())
+        consumer.seek_to_beginning()
+        deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+        while len(got) < want and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=1000).values():
+                for r in records:
+                    got.append(cc.Consumed(r.partition, r.offset, r.key, r.value, r.headers, r.timestamp))
+    finally:
+        consumer.close(autocommit=False)
+    State.consumed = got
+    return got
+
+
+@pytest.mark.parametrize("codec", cc.CODECS)
+def test_consume_roundtrip(codec):
+    if codec not in State.sent:
+        pytest.skip(f"produce with {codec} failed")
+    consumed = [c for c in consume_all() if cc.ident_of(c.key, c.value)[0] == codec]
+    problems = cc.compare(State.sent[codec], consumed)
+    assert problems == [], "\n".join(problems[:20])
+
+
+def test_consume_nothing_extra():
+    require_all_sent()
+    assert len(consume_all()) == len(all_sent())
+
+
+def test_offsets_for_times():
+    require_all_sent()
+    sent = all_sent()
+    consumer = plain_consumer()
+    try:
+        for label, target in cc.timestamp_targets(sent, State.base_ts_ms).items():
+            answer = consumer.offsets_for_times({tp: target for tp in partitions()}, timeout_ms=TIMEOUT_MS)
+            for tp in partitions():
+                want = cc.expected_offset_for_time(sent, tp.partition, target)
+                got = answer.get(tp)
+                got = None if got is None else (got.offset, got.timestamp)
+                assert got == want, f"{label} (ts {target}) p{tp.partition}"
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_beginning_and_end_offsets():
+    require_all_sent()
+    ends = cc.end_offsets(all_sent())
+    consumer = plain_consumer()
+    try:
+        begin = consumer.beginning_offsets(partitions(), timeout_ms=TIMEOUT_MS)
+        end = consumer.end_offsets(partitions(), timeout_ms=TIMEOUT_MS)
+    finally:
+        consumer.close(autocommit=False)
+    assert {tp.partition: o for tp, o in begin.items()} == {p: 0 for p in range(cc.PARTITIONS)}
+    assert {tp.partition: o for tp, o in end.items()} == ends
+
+
+@pytest.mark.skipif(not cc.GROUPS_ENABLED, reason=cc.GROUPS_SKIP_REASON)
+def test_consumer_group_subscribe_and_commit():
+    require_all_sent()
+    ends = cc.end_offsets(all_sent())
+    consumer = KafkaConsumer(
+        State.topic,
+        bootstrap_servers=cc.bootstrap(),
+        group_id=cc.unique_topic("group"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6_000,
+        **CLIENT_TIMEOUTS,
+    )
+    got = 0
+    try:
+        deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+        while got < sum(ends.values()) and time.monotonic() < deadline:
+            got += sum(len(records) for records in consumer.poll(timeout_ms=1000).values())
+        assert got == sum(ends.values())
+        consumer.commit()
+        assert {tp.partition: consumer.committed(tp) for tp in partitions()} == ends
+    finally:
+        consumer.close(autocommit=False)
+
+
+@pytest.mark.skipif(not cc.IDEMPOTENCE_ENABLED, reason=cc.IDEMPOTENCE_SKIP_REASON)
+def test_idempotent_producer_default():
+    """kafka-python 3's default producer is idempotent. Runs after the offset checks: it
+    appends to the topic."""
+    require_created()
+    producer = KafkaProducer(bootstrap_servers=cc.bootstrap(), max_block_ms=TIMEOUT_MS, **CLIENT_TIMEOUTS)
+    try:
+        futures = [producer.send(State.topic, key=b"idempotent", value=str(i).encode())
+                   for i in range(cc.IDEMPOTENT_MESSAGES)]
+        producer.flush(timeout=cc.CONSUME_TIMEOUT_S)
+        for future in futures:
+            future.get(timeout=cc.OPERATION_TIMEOUT_S)
+    finally:
+        producer.close(timeout=cc.OPERATION_TIMEOUT_S)
+
+
+def test_delete_topic():
+    require_created()
+    client = admin()
+    try:
+        client.delete_topics([State.topic], timeout_ms=TIMEOUT_MS)
+        gone = cc.wait_until(lambda: State.topic not in client.list_topics())
+    finally:
+        client.close()
+    assert gone, f"{State.topic} still listed after DeleteTopics"
