@@ -1,10 +1,303 @@
-//! DescribeConfigs (being written): see api/mod.rs for the handler contract.
+//! DescribeConfigs (v1–4): a topic's effective configs, or this broker's topic defaults.
+//!
+//! Also owns what the admin handlers know about config keys beyond their values: the Kafka
+//! type of each key, its broker-level synonym (`retention.ms` ↔ `log.retention.ms`) and a
+//! one-line documentation string ([`key_info`]). Values and validation belong to storage
+//! (`TopicConfig`); this table only describes them.
 
-use kafka_protocol::messages::{RequestHeader, DescribeConfigsRequest, DescribeConfigsResponse};
+use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+
+use super::create_topics::Refusal;
 use super::BrokerContext;
+use crate::log::{ConfigEntry, LogError};
 
-pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let _ = (ctx, header, request);
-    DescribeConfigsResponse::default()
+/// Config resource types (Kafka's `ConfigResource.Type`).
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
+
+/// Config sources (Kafka's `ConfigSource`).
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Config value types (Kafka's `ConfigType`), as DescribeConfigs v3+ reports them.
+pub(super) mod config_type {
+    pub const UNKNOWN: i8 = 0;
+    pub const BOOLEAN: i8 = 1;
+    pub const STRING: i8 = 2;
+    pub const INT: i8 = 3;
+    pub const LONG: i8 = 5;
+    pub const DOUBLE: i8 = 6;
+    pub const LIST: i8 = 7;
+}
+
+/// What DescribeConfigs says about a topic config key besides its value.
+#[derive(Debug)]
+pub(super) struct KeyInfo {
+    pub topic_key: &'static str,
+    /// The broker config that supplies this key's default.
+    pub broker_key: &'static str,
+    pub config_type: i8,
+    pub documentation: &'static str,
+}
+
+const fn key(
+    topic_key: &'static str,
+    broker_key: &'static str,
+    config_type: i8,
+    documentation: &'static str,
+) -> KeyInfo {
+    KeyInfo {
+        topic_key,
+        broker_key,
+        config_type,
+        documentation,
+    }
+}
+
+use config_type::{BOOLEAN, DOUBLE, INT, LIST, LONG, STRING};
+
+/// The topic configs we know how to describe. Storage may know more keys; those are
+/// described with type UNKNOWN and no synonym.
+#[rustfmt::skip]
+const KEYS: &[KeyInfo] = &[
+    key("segment.bytes", "log.segment.bytes", INT,
+        "Size at which a log segment is rolled."),
+    key("segment.ms", "log.roll.ms", LONG,
+        "Age at which a log segment is rolled."),
+    key("segment.index.bytes", "log.index.size.max.bytes", INT,
+        "Offset index size limit."),
+    key("index.interval.bytes", "log.index.interval.bytes", INT,
+        "Log bytes between index entries."),
+    key("retention.ms", "log.retention.ms", LONG,
+        "Age after which old segments are deleted; -1 keeps them."),
+    key("retention.bytes", "log.retention.bytes", LONG,
+        "Partition size beyond which old segments are deleted; -1: unlimited."),
+    key("cleanup.policy", "log.cleanup.policy", LIST,
+        "delete, compact, or both (comma-separated)."),
+    key("max.message.bytes", "message.max.bytes", INT,
+        "Largest record batch accepted."),
+    key("message.timestamp.type", "log.message.timestamp.type", STRING,
+        "CreateTime or LogAppendTime."),
+    key("flush.ms", "log.flush.interval.ms", LONG,
+        "Interval of the background fsync for acks below all."),
+    key("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", DOUBLE,
+        "Dirty fraction that makes a log eligible for compaction."),
+    key("delete.retention.ms", "log.cleaner.delete.retention.ms", LONG,
+        "How long compaction keeps tombstones."),
+    key("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", LONG,
+        "Minimum age before a record may be compacted."),
+    key("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", LONG,
+        "Maximum age before a record must be eligible for compaction."),
+];
+
+/// What we know about a topic config key, if anything.
+pub(super) fn key_info(topic_key: &str) -> Option<&'static KeyInfo> {
+    KEYS.iter().find(|info| info.topic_key == topic_key)
+}
+
+/// The DescribeConfigs / CreateTopics source of one topic config entry.
+pub(super) fn config_source(entry: &ConfigEntry) -> i8 {
+    if entry.is_override {
+        SOURCE_DYNAMIC_TOPIC
+    } else {
+        SOURCE_DEFAULT
+    }
+}
+
+/// Which optional parts of each row the client asked for (and its version can carry).
+#[derive(Debug, Clone, Copy)]
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+}
+
+pub fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let version = header.request_api_version;
+    let detail = Detail {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation && version >= 3,
+    };
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| describe_resource(ctx, detail, resource))
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn describe_resource(
+    ctx: &BrokerContext,
+    detail: Detail,
+    resource: DescribeConfigsResource,
+) -> DescribeConfigsResult {
+    let name = resource.resource_name.as_str();
+    let rows = match resource.resource_type {
+        RESOURCE_TOPIC => describe_topic(ctx, detail, name),
+        RESOURCE_BROKER => describe_broker(ctx, detail, name),
+        other => Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("config resource type {other} is not supported (only topics and brokers)"),
+        )),
+    };
+    let result = DescribeConfigsResult::default()
+        .with_resource_type(resource.resource_type)
+        .with_resource_name(resource.resource_name.clone());
+    match rows {
+        Ok(mut rows) => {
+            if let Some(keys) = &resource.configuration_keys {
+                rows.retain(|row| keys.contains(&row.name));
+            }
+            result
+                .with_error_code(0)
+                .with_error_message(None)
+                .with_configs(rows)
+        }
+        Err(refusal) => result
+            .with_error_code(refusal.code)
+            .with_error_message(refusal.message_field()),
+    }
+}
+
+fn describe_topic(
+    ctx: &BrokerContext,
+    detail: Detail,
+    topic: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
+    let info = ctx.logs.topic(topic).ok_or_else(|| {
+        Refusal::from(LogError::UnknownTopicOrPartition {
+            topic: topic.to_owned(),
+            partition: -1,
+        })
+    })?;
+    let defaults: BTreeMap<&str, String> = ctx
+        .logs
+        .topic_defaults()
+        .describe(&BTreeMap::new())
+        .into_iter()
+        .map(|entry| (entry.name, entry.value))
+        .collect();
+    let rows = info
+        .config
+        .describe(&info.overrides)
+        .into_iter()
+        .map(|entry| {
+            let known = key_info(entry.name);
+            let mut synonyms = Vec::new();
+            if detail.synonyms {
+                if entry.is_override {
+                    synonyms.push(synonym(entry.name, &entry.value, SOURCE_DYNAMIC_TOPIC));
+                }
+                if let (Some(known), Some(value)) = (known, defaults.get(entry.name)) {
+                    synonyms.push(synonym(known.broker_key, value, SOURCE_DEFAULT));
+                }
+            }
+            row(entry.name, entry.value.clone(), known, detail)
+                .with_read_only(entry.read_only)
+                .with_config_source(config_source(&entry))
+                .with_synonyms(synonyms)
+        });
+    Ok(rows.collect())
+}
+
+/// Our own broker's topic defaults (under their broker names) and identity, read-only.
+fn describe_broker(
+    ctx: &BrokerContext,
+    detail: Detail,
+    broker: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
+    if broker.trim().parse::<i32>().ok() != Some(ctx.node_id) {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "broker {broker:?} is not this broker (node id {})",
+                ctx.node_id
+            ),
+        ));
+    }
+    let mut values: Vec<(&'static str, String, Option<&'static KeyInfo>)> = ctx
+        .logs
+        .topic_defaults()
+        .describe(&BTreeMap::new())
+        .into_iter()
+        .filter_map(|entry| {
+            let known = key_info(entry.name)?;
+            Some((known.broker_key, entry.value, Some(known)))
+        })
+        .collect();
+    let listener = format!(
+        "PLAINTEXT://{}:{}",
+        ctx.advertised_host, ctx.advertised_port
+    );
+    values.extend([
+        ("node.id", ctx.node_id.to_string(), None),
+        ("broker.id", ctx.node_id.to_string(), None),
+        ("num.partitions", ctx.default_partitions.to_string(), None),
+        (
+            "auto.create.topics.enable",
+            ctx.auto_create_topics.to_string(),
+            None,
+        ),
+        ("default.replication.factor", "1".to_owned(), None),
+        ("advertised.listeners", listener, None),
+    ]);
+    let rows = values.into_iter().map(|(name, value, known)| {
+        let synonyms = if detail.synonyms {
+            vec![synonym(name, &value, SOURCE_DEFAULT)]
+        } else {
+            Vec::new()
+        };
+        let config_type = known.map_or_else(|| broker_only_type(name), |info| info.config_type);
+        row(name, value, known, detail)
+            .with_read_only(true)
+            .with_config_source(SOURCE_DEFAULT)
+            .with_config_type(config_type)
+            .with_synonyms(synonyms)
+    });
+    Ok(rows.collect())
+}
+
+/// Types of the broker-only entries [`describe_broker`] adds.
+fn broker_only_type(name: &str) -> i8 {
+    match name {
+        "auto.create.topics.enable" => BOOLEAN,
+        "advertised.listeners" => STRING,
+        _ => INT,
+    }
+}
+
+/// One row with its name, value, type and (when asked) documentation.
+fn row(
+    name: &'static str,
+    value: String,
+    known: Option<&'static KeyInfo>,
+    detail: Detail,
+) -> DescribeConfigsResourceResult {
+    let documentation = known
+        .filter(|_| detail.documentation)
+        .map(|info| StrBytes::from_static_str(info.documentation));
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_is_sensitive(false)
+        .with_config_type(known.map_or(config_type::UNKNOWN, |info| info.config_type))
+        .with_documentation(documentation)
+}
+
+fn synonym(name: &'static str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value.to_owned())))
+        .with_source(source)
 }
