@@ -135,3 +135,175 @@ fn response_for(
             .with_error_message(refusal.message_field()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::AlterConfigsRequest;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::super::create_topics::fixture::{broker, header, Fixture, NODE_ID};
+    use super::*;
+
+    fn resource(
+        resource_type: i8,
+        name: &str,
+        configs: &[(&'static str, Option<&'static str>)],
+    ) -> AlterConfigsResource {
+        let configs = configs
+            .iter()
+            .map(|(key, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str(key))
+                    .with_value(value.map(StrBytes::from_static_str))
+            })
+            .collect();
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_configs(configs)
+    }
+
+    fn alter(
+        fixture: &Fixture,
+        validate_only: bool,
+        resources: Vec<AlterConfigsResource>,
+    ) -> Vec<i16> {
+        let request = AlterConfigsRequest::default()
+            .with_resources(resources)
+            .with_validate_only(validate_only);
+        let response = handle(&fixture.ctx, &header(2), request);
+        response.responses.iter().map(|r| r.error_code).collect()
+    }
+
+    fn with_overrides(fixture: &Fixture, name: &str, overrides: &[(&str, &str)]) {
+        let overrides: BTreeMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        fixture
+            .ctx
+            .logs
+            .create_topic(name, 1, overrides, false)
+            .unwrap();
+    }
+
+    fn overrides(fixture: &Fixture, name: &str) -> Vec<(String, String)> {
+        fixture
+            .ctx
+            .logs
+            .topic(name)
+            .unwrap()
+            .overrides
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn replaces_all_overrides() {
+        let fixture = broker();
+        with_overrides(
+            &fixture,
+            "t",
+            &[("retention.ms", "1000"), ("cleanup.policy", "compact")],
+        );
+        let codes = alter(
+            &fixture,
+            false,
+            vec![resource(
+                RESOURCE_TOPIC,
+                "t",
+                &[("segment.ms", Some("60000"))],
+            )],
+        );
+        assert_eq!(codes, vec![0]);
+        assert_eq!(
+            overrides(&fixture, "t"),
+            vec![("segment.ms".to_owned(), "60000".to_owned())]
+        );
+        assert_eq!(
+            fixture.ctx.logs.topic("t").unwrap().config.segment_ms,
+            60_000
+        );
+    }
+
+    #[test]
+    fn validate_only_and_invalid_values_change_nothing() {
+        let fixture = broker();
+        with_overrides(&fixture, "t", &[("retention.ms", "1000")]);
+        let before = overrides(&fixture, "t");
+        let dry = resource(RESOURCE_TOPIC, "t", &[("retention.ms", Some("5000"))]);
+        assert_eq!(alter(&fixture, true, vec![dry]), vec![0]);
+        let half_bad = resource(
+            RESOURCE_TOPIC,
+            "t",
+            &[("retention.ms", Some("5000")), ("segment.ms", Some("x"))],
+        );
+        assert_eq!(
+            alter(&fixture, false, vec![half_bad]),
+            vec![ResponseError::InvalidConfig.code()]
+        );
+        assert_eq!(overrides(&fixture, "t"), before);
+    }
+
+    #[test]
+    fn refusals_per_resource() {
+        let fixture = broker();
+        with_overrides(&fixture, "t", &[]);
+        with_overrides(&fixture, "t2", &[]);
+        let broker_id = NODE_ID.to_string();
+        let codes = alter(
+            &fixture,
+            false,
+            vec![
+                resource(RESOURCE_TOPIC, "missing", &[("retention.ms", Some("1"))]),
+                resource(
+                    RESOURCE_BROKER,
+                    &broker_id,
+                    &[("log.retention.ms", Some("1"))],
+                ),
+                resource(1, "x", &[]),
+                resource(RESOURCE_TOPIC, "t", &[("no.such.key", Some("1"))]),
+                resource(RESOURCE_TOPIC, "t2", &[("retention.ms", None)]),
+            ],
+        );
+        let invalid_request = ResponseError::InvalidRequest.code();
+        let invalid_config = ResponseError::InvalidConfig.code();
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(
+            codes,
+            vec![
+                unknown,
+                invalid_request,
+                invalid_request,
+                invalid_config,
+                invalid_config
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_resources_and_keys_are_invalid_requests() {
+        let fixture = broker();
+        with_overrides(&fixture, "t", &[]);
+        with_overrides(&fixture, "u", &[]);
+        let codes = alter(
+            &fixture,
+            false,
+            vec![
+                resource(RESOURCE_TOPIC, "t", &[("retention.ms", Some("1"))]),
+                resource(RESOURCE_TOPIC, "t", &[("retention.ms", Some("2"))]),
+                resource(
+                    RESOURCE_TOPIC,
+                    "u",
+                    &[("retention.ms", Some("1")), ("retention.ms", Some("2"))],
+                ),
+            ],
+        );
+        assert_eq!(codes, vec![ResponseError::InvalidRequest.code(); 3]);
+        assert!(overrides(&fixture, "t").is_empty());
+    }
+}

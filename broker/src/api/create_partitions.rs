@@ -76,3 +76,106 @@ fn grow(
         .create_partitions(name, topic.count, validate_only)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment;
+    use kafka_protocol::messages::{BrokerId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::super::create_topics::fixture::{broker, header, topic, Fixture};
+    use super::*;
+
+    fn grow_to(name: &str, count: i32) -> CreatePartitionsTopic {
+        CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+            .with_count(count)
+            .with_assignments(None)
+    }
+
+    fn request(
+        fixture: &Fixture,
+        validate_only: bool,
+        topics: Vec<CreatePartitionsTopic>,
+    ) -> Vec<i16> {
+        let request = CreatePartitionsRequest::default()
+            .with_topics(topics)
+            .with_validate_only(validate_only);
+        handle(&fixture.ctx, &header(3), request)
+            .results
+            .iter()
+            .map(|r| r.error_code)
+            .collect()
+    }
+
+    fn partitions(fixture: &Fixture, name: &str) -> i32 {
+        fixture.ctx.logs.topic(name).unwrap().partitions
+    }
+
+    #[test]
+    fn grows_and_new_partitions_are_usable() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        assert_eq!(request(&fixture, false, vec![grow_to("t", 4)]), vec![0]);
+        assert_eq!(partitions(&fixture, "t"), 4);
+        let log = fixture.ctx.logs.partition("t", 3).unwrap();
+        assert_eq!(log.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn validate_only_grows_nothing() {
+        let fixture = broker();
+        topic(&fixture, "t", 2);
+        assert_eq!(request(&fixture, true, vec![grow_to("t", 5)]), vec![0]);
+        assert_eq!(partitions(&fixture, "t"), 2);
+    }
+
+    #[test]
+    fn refusals() {
+        let fixture = broker();
+        for name in ["same", "fewer", "manual", "dup"] {
+            topic(&fixture, name, 2);
+        }
+        let assignment = CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(7)]);
+        let codes = request(
+            &fixture,
+            false,
+            vec![
+                grow_to("missing", 3),
+                grow_to("same", 2),
+                grow_to("fewer", 1),
+                grow_to("fewer", -3).with_name(TopicName(StrBytes::from_static_str("negative"))),
+                grow_to("manual", 3).with_assignments(Some(vec![assignment])),
+                grow_to("dup", 3),
+                grow_to("dup", 4),
+            ],
+        );
+        let partitions_code = ResponseError::InvalidPartitions.code();
+        let request_code = ResponseError::InvalidRequest.code();
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(
+            codes,
+            vec![
+                unknown,
+                partitions_code,
+                partitions_code,
+                unknown,
+                request_code,
+                request_code,
+                request_code
+            ]
+        );
+        for name in ["same", "fewer", "manual", "dup"] {
+            assert_eq!(partitions(&fixture, name), 2);
+        }
+    }
+
+    #[test]
+    fn negative_count_on_existing_topic_is_invalid_partitions() {
+        let fixture = broker();
+        topic(&fixture, "t", 2);
+        let codes = request(&fixture, false, vec![grow_to("t", i32::MIN)]);
+        assert_eq!(codes, vec![ResponseError::InvalidPartitions.code()]);
+    }
+}

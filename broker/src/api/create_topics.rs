@@ -189,3 +189,256 @@ fn refused(result: CreatableTopicResult, refusal: &Refusal) -> CreatableTopicRes
         .with_replication_factor(-1)
         .with_configs(None)
 }
+
+/// A broker context over a real `LogManager` in a temporary directory, shared by the unit
+/// tests of every admin handler.
+#[cfg(test)]
+pub(super) mod fixture {
+    use std::sync::Arc;
+
+    use bytes::BytesMut;
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use runnel_protocol::batch::RecordBatch;
+    use tempfile::TempDir;
+
+    use crate::api::BrokerContext;
+    use crate::log::{LogManager, LogManagerConfig, TopicConfig};
+
+    pub const NODE_ID: i32 = 7;
+
+    /// Owns the data directory; shuts the log manager down before it is removed.
+    pub struct Fixture {
+        pub ctx: BrokerContext,
+        _dir: TempDir,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = self.ctx.logs.shutdown();
+        }
+    }
+
+    pub fn broker() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = LogManager::open(LogManagerConfig {
+            data_dir: dir.path().to_path_buf(),
+            topic_defaults: TopicConfig::default(),
+            retention_check_interval_ms: 3_600_000,
+            open_segments_max: 64,
+        })
+        .unwrap();
+        let ctx = BrokerContext {
+            logs,
+            node_id: NODE_ID,
+            advertised_host: "127.0.0.1".to_owned(),
+            advertised_port: 19092,
+            cluster_id: "runnel-test-cluster".to_owned(),
+            auto_create_topics: true,
+            default_partitions: 3,
+        };
+        Fixture { ctx, _dir: dir }
+    }
+
+    pub fn header(version: i16) -> RequestHeader {
+        RequestHeader::default().with_request_api_version(version)
+    }
+
+    /// Creates `name` straight through storage (not through the handler under test).
+    pub fn topic(fixture: &Fixture, name: &str, partitions: i32) {
+        fixture
+            .ctx
+            .logs
+            .create_topic(name, partitions, Default::default(), false)
+            .unwrap();
+    }
+
+    /// Appends `count` one-record batches to a partition.
+    pub fn append(fixture: &Fixture, name: &str, partition: i32, count: i64) {
+        let log: Arc<_> = fixture.ctx.logs.partition(name, partition).unwrap();
+        for i in 0..count {
+            let record = Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: 0,
+                sequence: -1,
+                timestamp: 1_700_000_000_000 + i,
+                key: None,
+                value: Some(bytes::Bytes::from(format!("value-{i}"))),
+                headers: Default::default(),
+            };
+            let mut buf = BytesMut::new();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            };
+            RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+            let batch = RecordBatch::parse(buf.freeze()).unwrap();
+            log.append(&[batch]).unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+    };
+    use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::fixture::{broker, header};
+    use super::*;
+
+    fn topic(name: &str, partitions: i32) -> CreatableTopic {
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)
+    }
+
+    fn config(name: &'static str, value: Option<&'static str>) -> CreatableTopicConfig {
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str(name))
+            .with_value(value.map(StrBytes::from_static_str))
+    }
+
+    fn create(
+        fixture: &fixture::Fixture,
+        version: i16,
+        topics: Vec<CreatableTopic>,
+    ) -> Vec<CreatableTopicResult> {
+        let request = CreateTopicsRequest::default().with_topics(topics);
+        handle(&fixture.ctx, &header(version), request).topics
+    }
+
+    #[test]
+    fn creates_with_requested_and_default_partition_counts() {
+        let fixture = broker();
+        let results = create(&fixture, 7, vec![topic("orders", 4), topic("events", -1)]);
+        assert_eq!(results.len(), 2);
+        assert!(results
+            .iter()
+            .all(|r| r.error_code == 0 && r.error_message.is_none()));
+        assert_eq!(results[0].num_partitions, 4);
+        assert_eq!(results[1].num_partitions, fixture.ctx.default_partitions);
+        assert_eq!(results[0].replication_factor, 1);
+        let stored = fixture.ctx.logs.topic("orders").unwrap();
+        assert_eq!(stored.partitions, 4);
+        assert_eq!(results[0].topic_id, stored.id);
+        assert_eq!(fixture.ctx.logs.topic("events").unwrap().partitions, 3);
+    }
+
+    #[test]
+    fn v5_plus_reports_effective_configs_with_sources() {
+        let fixture = broker();
+        let wanted =
+            topic("compacted", 1).with_configs(vec![config("cleanup.policy", Some("compact"))]);
+        let results = create(&fixture, 5, vec![wanted]);
+        assert_eq!(results[0].error_code, 0);
+        let configs = results[0].configs.as_ref().unwrap();
+        let policy = configs
+            .iter()
+            .find(|c| c.name.as_str() == "cleanup.policy")
+            .unwrap();
+        assert_eq!(policy.value.as_ref().unwrap().as_str(), "compact");
+        assert_eq!(policy.config_source, 1);
+        let retention = configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .unwrap();
+        assert_eq!(retention.config_source, 5);
+        assert_eq!(
+            fixture.ctx.logs.topic("compacted").unwrap().overrides.len(),
+            1
+        );
+    }
+
+    #[test]
+    fn validate_only_creates_nothing() {
+        let fixture = broker();
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic("dry", 2)])
+            .with_validate_only(true);
+        let results = handle(&fixture.ctx, &header(7), request).topics;
+        assert_eq!(results[0].error_code, 0);
+        assert!(fixture.ctx.logs.topic("dry").is_none());
+    }
+
+    #[test]
+    fn refusals_carry_their_codes() {
+        let fixture = broker();
+        fixture::topic(&fixture, "taken", 1);
+        let assignment = CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(vec![BrokerId(fixture::NODE_ID)]);
+        let cases = vec![
+            (topic("taken", 1), ResponseError::TopicAlreadyExists),
+            (topic("bad/name", 1), ResponseError::InvalidTopicException),
+            (topic("", 1), ResponseError::InvalidTopicException),
+            (
+                topic("rf3", 1).with_replication_factor(3),
+                ResponseError::InvalidReplicationFactor,
+            ),
+            (
+                topic("rf0", 1).with_replication_factor(0),
+                ResponseError::InvalidReplicationFactor,
+            ),
+            (topic("zero", 0), ResponseError::InvalidPartitions),
+            (topic("negative", -5), ResponseError::InvalidPartitions),
+            (
+                topic("manual", -1).with_assignments(vec![assignment]),
+                ResponseError::InvalidRequest,
+            ),
+            (
+                topic("unknown-key", 1).with_configs(vec![config("no.such.key", Some("1"))]),
+                ResponseError::InvalidConfig,
+            ),
+            (
+                topic("bad-value", 1).with_configs(vec![config("retention.ms", Some("soon"))]),
+                ResponseError::InvalidConfig,
+            ),
+            (
+                topic("null-value", 1).with_configs(vec![config("retention.ms", None)]),
+                ResponseError::InvalidConfig,
+            ),
+        ];
+        let (topics, codes): (Vec<_>, Vec<_>) = cases.into_iter().unzip();
+        let results = create(&fixture, 7, topics);
+        for (result, code) in results.iter().zip(codes) {
+            assert_eq!(result.error_code, code.code(), "{:?}", result.name);
+            assert!(result.error_message.is_some(), "{:?}", result.name);
+            assert_eq!(result.num_partitions, -1);
+        }
+        assert_eq!(fixture.ctx.logs.topics().len(), 1);
+    }
+
+    #[test]
+    fn duplicate_names_refuse_every_copy() {
+        let fixture = broker();
+        let results = create(
+            &fixture,
+            2,
+            vec![topic("twice", 1), topic("once", 1), topic("twice", 2)],
+        );
+        let codes: Vec<i16> = results.iter().map(|r| r.error_code).collect();
+        let invalid = ResponseError::InvalidRequest.code();
+        assert_eq!(codes, vec![invalid, 0, invalid]);
+        assert!(fixture.ctx.logs.topic("twice").is_none());
+    }
+
+    #[test]
+    fn repeated_finds_only_items_seen_twice() {
+        let twice = repeated(["a", "b", "a", "c", "a"]);
+        assert_eq!(twice.into_iter().collect::<Vec<_>>(), vec!["a"]);
+        assert!(repeated(Vec::<u8>::new()).is_empty());
+    }
+}

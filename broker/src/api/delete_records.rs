@@ -67,3 +67,100 @@ fn delete_before(
     log.delete_records_before(offset)
         .map_err(|error: LogError| log_error_i16(&error))
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::delete_records_request::DeleteRecordsTopic;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::super::create_topics::fixture::{append, broker, header, topic, Fixture};
+    use super::*;
+
+    fn delete(fixture: &Fixture, name: &str, partitions: &[(i32, i64)]) -> Vec<(i64, i16)> {
+        let partitions = partitions
+            .iter()
+            .map(|(index, offset)| {
+                DeleteRecordsPartition::default()
+                    .with_partition_index(*index)
+                    .with_offset(*offset)
+            })
+            .collect();
+        let topic = DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+            .with_partitions(partitions);
+        let request = DeleteRecordsRequest::default().with_topics(vec![topic]);
+        let mut response = handle(&fixture.ctx, &header(2), request);
+        assert_eq!(response.topics.len(), 1);
+        let topic = response.topics.remove(0);
+        assert_eq!(topic.name.0.as_str(), name);
+        topic
+            .partitions
+            .iter()
+            .map(|p| (p.low_watermark, p.error_code))
+            .collect()
+    }
+
+    #[test]
+    fn moves_the_log_start_offset() {
+        let fixture = broker();
+        topic(&fixture, "t", 2);
+        append(&fixture, "t", 0, 10);
+        append(&fixture, "t", 1, 4);
+        assert_eq!(
+            delete(&fixture, "t", &[(0, 6), (1, OFFSET_HIGH_WATERMARK)]),
+            vec![(6, 0), (4, 0)]
+        );
+        let log = fixture.ctx.logs.partition("t", 0).unwrap();
+        assert_eq!(log.log_start_offset(), 6);
+        let below = log
+            .read(5, 1 << 20)
+            .map(|_| ())
+            .map_err(|e| log_error_i16(&e));
+        assert_eq!(below, Err(ResponseError::OffsetOutOfRange.code()));
+        assert_eq!(
+            fixture
+                .ctx
+                .logs
+                .partition("t", 1)
+                .unwrap()
+                .log_start_offset(),
+            4
+        );
+    }
+
+    #[test]
+    fn offsets_outside_the_log_are_out_of_range() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        append(&fixture, "t", 0, 3);
+        let out_of_range = ResponseError::OffsetOutOfRange.code();
+        let results = delete(
+            &fixture,
+            "t",
+            &[(0, 4), (0, -2), (0, i64::MIN), (0, i64::MAX)],
+        );
+        assert_eq!(results, vec![(-1, out_of_range); 4]);
+        assert_eq!(
+            fixture
+                .ctx
+                .logs
+                .partition("t", 0)
+                .unwrap()
+                .log_start_offset(),
+            0
+        );
+    }
+
+    #[test]
+    fn unknown_topics_and_partitions() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(
+            delete(&fixture, "t", &[(1, 0), (-1, 0)]),
+            vec![(-1, unknown); 2]
+        );
+        assert_eq!(delete(&fixture, "missing", &[(0, 0)]), vec![(-1, unknown)]);
+    }
+}

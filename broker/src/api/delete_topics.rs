@@ -91,3 +91,82 @@ fn refused(target: &Target, refusal: &Refusal) -> DeletableTopicResult {
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::DeleteTopicsRequest;
+
+    use super::super::create_topics::fixture::{broker, header, topic};
+    use super::*;
+
+    #[test]
+    fn deletes_by_name_before_v6() {
+        let fixture = broker();
+        topic(&fixture, "a", 2);
+        topic(&fixture, "b", 1);
+        let id = fixture.ctx.logs.topic("a").unwrap().id;
+        let request = DeleteTopicsRequest::default()
+            .with_topic_names(vec![topic_name("a"), topic_name("missing")]);
+        let responses = handle(&fixture.ctx, &header(1), request).responses;
+        assert_eq!(responses[0].error_code, 0);
+        assert_eq!(responses[0].topic_id, id);
+        assert_eq!(responses[0].name, Some(topic_name("a")));
+        assert_eq!(
+            responses[1].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        assert!(fixture.ctx.logs.topic("a").is_none());
+        assert!(fixture.ctx.logs.topic("b").is_some());
+    }
+
+    #[test]
+    fn deletes_by_id_and_name_in_v6() {
+        let fixture = broker();
+        topic(&fixture, "by-id", 1);
+        topic(&fixture, "by-name", 1);
+        let id = fixture.ctx.logs.topic("by-id").unwrap().id;
+        let unknown_id = Uuid::from_u128(42);
+        let request = DeleteTopicsRequest::default().with_topics(vec![
+            DeleteTopicState::default()
+                .with_name(None)
+                .with_topic_id(id),
+            DeleteTopicState::default().with_name(Some(topic_name("by-name"))),
+            DeleteTopicState::default()
+                .with_name(None)
+                .with_topic_id(unknown_id),
+        ]);
+        let responses = handle(&fixture.ctx, &header(6), request).responses;
+        assert_eq!(responses[0].error_code, 0);
+        assert_eq!(responses[0].name, Some(topic_name("by-id")));
+        assert_eq!(responses[1].error_code, 0);
+        assert_eq!(
+            responses[2].error_code,
+            ResponseError::UnknownTopicId.code()
+        );
+        assert_eq!(responses[2].topic_id, unknown_id);
+        assert!(fixture.ctx.logs.topics().is_empty());
+    }
+
+    #[test]
+    fn duplicates_and_garbage_names_are_refused() {
+        let fixture = broker();
+        topic(&fixture, "twice", 1);
+        let request = DeleteTopicsRequest::default().with_topic_names(vec![
+            topic_name("twice"),
+            topic_name("twice"),
+            topic_name(""),
+            topic_name("../../etc"),
+        ]);
+        let codes: Vec<i16> = handle(&fixture.ctx, &header(5), request)
+            .responses
+            .iter()
+            .map(|r| r.error_code)
+            .collect();
+        let invalid = ResponseError::InvalidRequest.code();
+        assert_eq!(codes[..2], [invalid, invalid]);
+        assert!(codes[2..].iter().all(|code| *code != 0));
+        assert!(fixture.ctx.logs.topic("twice").is_some());
+    }
+}

@@ -58,3 +58,55 @@ pub fn handle(
         .with_brokers(vec![this_broker])
         .with_cluster_authorized_operations(operations)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::create_topics::fixture::{broker, header, NODE_ID};
+    use super::*;
+
+    #[test]
+    fn this_broker_is_the_cluster_and_its_controller() {
+        let fixture = broker();
+        for version in [0, 1] {
+            let response = handle(
+                &fixture.ctx,
+                &header(version),
+                DescribeClusterRequest::default(),
+            );
+            assert_eq!(response.error_code, 0);
+            assert_eq!(response.cluster_id.as_str(), "runnel-test-cluster");
+            assert_eq!(response.controller_id, BrokerId(NODE_ID));
+            assert_eq!(response.endpoint_type, ENDPOINT_BROKERS);
+            assert_eq!(response.brokers.len(), 1);
+            let broker = &response.brokers[0];
+            assert_eq!(broker.broker_id, BrokerId(NODE_ID));
+            assert_eq!(broker.host.as_str(), "127.0.0.1");
+            assert_eq!(broker.port, 19092);
+            assert_eq!(
+                response.cluster_authorized_operations,
+                AUTHORIZED_OPERATIONS_OMITTED
+            );
+        }
+    }
+
+    #[test]
+    fn authorized_operations_when_asked() {
+        let fixture = broker();
+        let request =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        let response = handle(&fixture.ctx, &header(1), request);
+        assert_eq!(response.cluster_authorized_operations & (1 << 8), 1 << 8);
+    }
+
+    #[test]
+    fn controller_endpoints_are_unsupported() {
+        let fixture = broker();
+        let request = DescribeClusterRequest::default().with_endpoint_type(2);
+        let response = handle(&fixture.ctx, &header(1), request);
+        assert_eq!(
+            response.error_code,
+            ResponseError::UnsupportedEndpointType.code()
+        );
+        assert!(response.brokers.is_empty());
+    }
+}

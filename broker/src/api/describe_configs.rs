@@ -301,3 +301,209 @@ fn synonym(name: &'static str, value: &str, source: i8) -> DescribeConfigsSynony
         .with_value(Some(StrBytes::from_string(value.to_owned())))
         .with_source(source)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::super::create_topics::fixture::{broker, header, topic, Fixture, NODE_ID};
+    use super::*;
+    use crate::log::TopicConfig;
+
+    fn resource(resource_type: i8, name: &str) -> DescribeConfigsResource {
+        DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_configuration_keys(None)
+    }
+
+    fn describe(
+        fixture: &Fixture,
+        version: i16,
+        request: DescribeConfigsRequest,
+    ) -> Vec<DescribeConfigsResult> {
+        handle(&fixture.ctx, &header(version), request).results
+    }
+
+    fn one(
+        fixture: &Fixture,
+        version: i16,
+        resource: DescribeConfigsResource,
+    ) -> DescribeConfigsResult {
+        let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
+        describe(fixture, version, request).remove(0)
+    }
+
+    fn find<'a>(
+        result: &'a DescribeConfigsResult,
+        name: &str,
+    ) -> &'a DescribeConfigsResourceResult {
+        result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn topic_lists_every_known_key_with_its_source() {
+        let fixture = broker();
+        let overrides = BTreeMap::from([("retention.ms".to_owned(), "60000".to_owned())]);
+        fixture
+            .ctx
+            .logs
+            .create_topic("t", 1, overrides, false)
+            .unwrap();
+        let result = one(&fixture, 1, resource(RESOURCE_TOPIC, "t"));
+        assert_eq!(result.error_code, 0);
+        assert_eq!(result.resource_type, RESOURCE_TOPIC);
+        assert_eq!(result.configs.len(), TopicConfig::KNOWN_KEYS.len());
+        let retention = find(&result, "retention.ms");
+        assert_eq!(retention.value.as_ref().unwrap().as_str(), "60000");
+        assert_eq!(retention.config_source, SOURCE_DYNAMIC_TOPIC);
+        assert!(!retention.read_only && !retention.is_sensitive);
+        assert!(retention.synonyms.is_empty());
+        let segment = find(&result, "segment.bytes");
+        assert_eq!(segment.config_source, SOURCE_DEFAULT);
+        assert_eq!(segment.value.as_ref().unwrap().as_str(), "1073741824");
+    }
+
+    #[test]
+    fn requested_keys_filter_and_unknown_keys_are_omitted() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        let keys = ["cleanup.policy", "no.such.key"]
+            .map(StrBytes::from_static_str)
+            .to_vec();
+        let result = one(
+            &fixture,
+            4,
+            resource(RESOURCE_TOPIC, "t").with_configuration_keys(Some(keys)),
+        );
+        let names: Vec<&str> = result.configs.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["cleanup.policy"]);
+        assert_eq!(result.configs[0].config_type, config_type::LIST);
+    }
+
+    #[test]
+    fn synonyms_and_documentation_when_asked() {
+        let fixture = broker();
+        let overrides = BTreeMap::from([("retention.ms".to_owned(), "60000".to_owned())]);
+        fixture
+            .ctx
+            .logs
+            .create_topic("t", 1, overrides, false)
+            .unwrap();
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![resource(RESOURCE_TOPIC, "t")])
+            .with_include_synonyms(true)
+            .with_include_documentation(true);
+        let result = describe(&fixture, 4, request).remove(0);
+        let retention = find(&result, "retention.ms");
+        let synonyms: Vec<(&str, &str, i8)> = retention
+            .synonyms
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.value.as_ref().unwrap().as_str(),
+                    s.source,
+                )
+            })
+            .collect();
+        assert_eq!(
+            synonyms,
+            vec![
+                ("retention.ms", "60000", 1),
+                ("log.retention.ms", "604800000", 5)
+            ]
+        );
+        assert_eq!(retention.config_type, config_type::LONG);
+        assert!(retention
+            .documentation
+            .as_ref()
+            .is_some_and(|d| !d.is_empty()));
+        assert_eq!(find(&result, "segment.bytes").synonyms.len(), 1);
+    }
+
+    #[test]
+    fn documentation_needs_v3() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![resource(RESOURCE_TOPIC, "t")])
+            .with_include_documentation(true);
+        let result = describe(&fixture, 2, request).remove(0);
+        assert!(result.configs.iter().all(|c| c.documentation.is_none()));
+    }
+
+    #[test]
+    fn our_broker_describes_read_only_defaults() {
+        let fixture = broker();
+        let result = one(&fixture, 4, resource(RESOURCE_BROKER, &NODE_ID.to_string()));
+        assert_eq!(result.error_code, 0);
+        assert!(result
+            .configs
+            .iter()
+            .all(|c| c.read_only && c.config_source == SOURCE_DEFAULT));
+        assert_eq!(
+            find(&result, "log.retention.ms")
+                .value
+                .as_ref()
+                .unwrap()
+                .as_str(),
+            "604800000"
+        );
+        assert_eq!(
+            find(&result, "num.partitions")
+                .value
+                .as_ref()
+                .unwrap()
+                .as_str(),
+            "3"
+        );
+        assert_eq!(
+            find(&result, "node.id").value.as_ref().unwrap().as_str(),
+            "7"
+        );
+        assert_eq!(
+            find(&result, "auto.create.topics.enable").config_type,
+            config_type::BOOLEAN
+        );
+    }
+
+    #[test]
+    fn errors_stay_with_their_resource() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            resource(RESOURCE_TOPIC, "missing"),
+            resource(RESOURCE_BROKER, "99"),
+            resource(RESOURCE_BROKER, "not-a-number"),
+            resource(8, "7"),
+            resource(RESOURCE_TOPIC, "t"),
+        ]);
+        let codes: Vec<i16> = describe(&fixture, 1, request)
+            .iter()
+            .map(|r| r.error_code)
+            .collect();
+        let invalid = ResponseError::InvalidRequest.code();
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(codes, vec![unknown, invalid, invalid, invalid, 0]);
+    }
+
+    #[test]
+    fn every_known_storage_key_has_a_description() {
+        for name in TopicConfig::KNOWN_KEYS {
+            assert!(
+                key_info(name).is_some(),
+                "{name} has no type/synonym/doc entry"
+            );
+        }
+    }
+}

@@ -145,3 +145,229 @@ fn list_items<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut seen = BTreeSet::new();
     items.filter(|item| seen.insert(*item)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::super::create_topics::fixture::{broker, header, Fixture, NODE_ID};
+    use super::super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+    use super::*;
+
+    type Op = (&'static str, i8, Option<&'static str>);
+
+    fn resource(resource_type: i8, name: &str, ops: &[Op]) -> AlterConfigsResource {
+        let configs = ops
+            .iter()
+            .map(|(key, op, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str(key))
+                    .with_config_operation(*op)
+                    .with_value(value.map(StrBytes::from_static_str))
+            })
+            .collect();
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_configs(configs)
+    }
+
+    fn alter(
+        fixture: &Fixture,
+        validate_only: bool,
+        resources: Vec<AlterConfigsResource>,
+    ) -> Vec<i16> {
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(resources)
+            .with_validate_only(validate_only);
+        let response = handle(&fixture.ctx, &header(1), request);
+        assert!(response
+            .responses
+            .iter()
+            .all(|r| (r.error_code == 0) == r.error_message.is_none()));
+        response.responses.iter().map(|r| r.error_code).collect()
+    }
+
+    fn topic_with(fixture: &Fixture, name: &str, overrides: &[(&str, &str)]) {
+        let overrides: BTreeMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        fixture
+            .ctx
+            .logs
+            .create_topic(name, 1, overrides, false)
+            .unwrap();
+    }
+
+    fn override_of(fixture: &Fixture, topic: &str, key: &str) -> Option<String> {
+        fixture
+            .ctx
+            .logs
+            .topic(topic)
+            .unwrap()
+            .overrides
+            .get(key)
+            .cloned()
+    }
+
+    #[test]
+    fn set_and_delete_touch_only_their_keys() {
+        let fixture = broker();
+        topic_with(
+            &fixture,
+            "t",
+            &[("retention.ms", "1000"), ("segment.ms", "60000")],
+        );
+        let ops = [
+            ("retention.ms", OP_SET, Some("2000")),
+            ("segment.ms", OP_DELETE, None),
+        ];
+        assert_eq!(
+            alter(&fixture, false, vec![resource(RESOURCE_TOPIC, "t", &ops)]),
+            vec![0]
+        );
+        assert_eq!(
+            override_of(&fixture, "t", "retention.ms").as_deref(),
+            Some("2000")
+        );
+        assert_eq!(override_of(&fixture, "t", "segment.ms"), None);
+        let info = fixture.ctx.logs.topic("t").unwrap();
+        assert_eq!(info.overrides.len(), 1);
+        assert_eq!(info.config.retention_ms, 2000);
+    }
+
+    #[test]
+    fn append_and_subtract_edit_list_values() {
+        let fixture = broker();
+        topic_with(&fixture, "t", &[]);
+        let append = [("cleanup.policy", OP_APPEND, Some("compact"))];
+        assert_eq!(
+            alter(
+                &fixture,
+                false,
+                vec![resource(RESOURCE_TOPIC, "t", &append)]
+            ),
+            vec![0]
+        );
+        // The default `delete` is the starting list.
+        assert_eq!(
+            override_of(&fixture, "t", "cleanup.policy").as_deref(),
+            Some("delete,compact")
+        );
+        let again = [("cleanup.policy", OP_APPEND, Some("compact"))];
+        assert_eq!(
+            alter(&fixture, false, vec![resource(RESOURCE_TOPIC, "t", &again)]),
+            vec![0]
+        );
+        assert_eq!(
+            override_of(&fixture, "t", "cleanup.policy").as_deref(),
+            Some("delete,compact")
+        );
+        let subtract = [("cleanup.policy", OP_SUBTRACT, Some("delete"))];
+        assert_eq!(
+            alter(
+                &fixture,
+                false,
+                vec![resource(RESOURCE_TOPIC, "t", &subtract)]
+            ),
+            vec![0]
+        );
+        assert_eq!(
+            override_of(&fixture, "t", "cleanup.policy").as_deref(),
+            Some("compact")
+        );
+        let policy = fixture.ctx.logs.topic("t").unwrap().config.cleanup_policy;
+        assert!(policy.compact && !policy.delete);
+    }
+
+    #[test]
+    fn validate_only_changes_nothing() {
+        let fixture = broker();
+        topic_with(&fixture, "t", &[("retention.ms", "1000")]);
+        let ops = [("retention.ms", OP_SET, Some("2000"))];
+        assert_eq!(
+            alter(&fixture, true, vec![resource(RESOURCE_TOPIC, "t", &ops)]),
+            vec![0]
+        );
+        assert_eq!(
+            override_of(&fixture, "t", "retention.ms").as_deref(),
+            Some("1000")
+        );
+    }
+
+    #[test]
+    fn refusals_per_resource_leave_state_alone() {
+        let fixture = broker();
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            topic_with(&fixture, name, &[("retention.ms", "1000")]);
+        }
+        let broker_id = NODE_ID.to_string();
+        let codes = alter(
+            &fixture,
+            false,
+            vec![
+                resource(
+                    RESOURCE_TOPIC,
+                    "missing",
+                    &[("retention.ms", OP_SET, Some("1"))],
+                ),
+                resource(
+                    RESOURCE_BROKER,
+                    &broker_id,
+                    &[("log.retention.ms", OP_SET, Some("1"))],
+                ),
+                resource(
+                    RESOURCE_TOPIC,
+                    "a",
+                    &[("retention.ms", OP_APPEND, Some("1"))],
+                ),
+                resource(RESOURCE_TOPIC, "b", &[("retention.ms", 9, Some("1"))]),
+                resource(RESOURCE_TOPIC, "c", &[("retention.ms", OP_SET, None)]),
+                resource(
+                    RESOURCE_TOPIC,
+                    "d",
+                    &[
+                        ("retention.ms", OP_SET, Some("2")),
+                        ("segment.ms", OP_SET, Some("x")),
+                    ],
+                ),
+                resource(
+                    RESOURCE_TOPIC,
+                    "e",
+                    &[
+                        ("retention.ms", OP_SET, Some("2")),
+                        ("retention.ms", OP_DELETE, None),
+                    ],
+                ),
+                resource(RESOURCE_TOPIC, "f", &[("no.such.key", OP_SET, Some("2"))]),
+            ],
+        );
+        let request = ResponseError::InvalidRequest.code();
+        let config = ResponseError::InvalidConfig.code();
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(
+            codes,
+            vec![unknown, request, config, request, request, config, request, config]
+        );
+        for name in ["a", "b", "c", "d", "e", "f"] {
+            assert_eq!(
+                override_of(&fixture, name, "retention.ms").as_deref(),
+                Some("1000")
+            );
+        }
+    }
+
+    #[test]
+    fn list_items_drop_blanks_and_repeats() {
+        let items = list_items(split_list(" delete, ,compact,delete,"));
+        assert_eq!(items, vec!["delete", "compact"]);
+    }
+}
