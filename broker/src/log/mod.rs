@@ -1,26 +1,65 @@
 //! The storage engine: topics as partitioned, segmented, append-only logs.
 //!
-//! CONTRACT FOR OTHER MODULES — the public names and signatures below are fixed (the server
-//! codes against them); the bodies and the internal files are being written.
+//! CONTRACT FOR OTHER MODULES — the public names and signatures re-exported here are fixed
+//! (the server codes against them).
 //!
 //! Nesting follows Kafka's: [`LogManager`] (every partition in a data dir, topic metadata,
 //! background flusher and retention) → [`PartitionLog`] (one partition: segments, offsets,
 //! durability) → segment → offset index / time index.
 
+//!
+//! Files: [`config`] (topic configs), `manager`/`topics` (LogManager), `partition`/`reader`/
+//! `retention`/`flusher` (PartitionLog), `segment` + `offset_index` + `time_index` +
+//! `index_file` (on-disk segment), `recovery` (loading and crash recovery), `checkpoint`,
+//! `metadata_log`, `file_cache` (bounded open segment files).
+
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use runnel_protocol::batch::{BatchError, RecordBatch};
+use runnel_protocol::batch::BatchError;
+
+mod checkpoint;
+mod config;
+mod file_cache;
+mod flusher;
+mod index_file;
+mod manager;
+mod metadata_log;
+mod offset_index;
+mod partition;
+mod reader;
+mod recovery;
+mod retention;
+mod segment;
+mod time_index;
+mod topics;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{CleanupPolicy, ConfigEntry, MessageTimestampType, TopicConfig};
+pub use manager::LogManager;
+pub use partition::PartitionLog;
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Storage errors. The API layer maps each to exactly one Kafka error code.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// → OFFSET_OUT_OF_RANGE
     #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
     /// → UNKNOWN_TOPIC_OR_PARTITION
     #[error("unknown topic or partition {topic}-{partition}")]
     UnknownTopicOrPartition { topic: String, partition: i32 },
@@ -50,92 +89,6 @@ pub enum LogError {
     ShutDown,
 }
 
-/// `cleanup.policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CleanupPolicy {
-    pub delete: bool,
-    pub compact: bool,
-}
-
-/// `message.timestamp.type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MessageTimestampType {
-    #[default]
-    CreateTime,
-    LogAppendTime,
-}
-
-/// A topic's effective configuration, Kafka's names in the docs of each field.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopicConfig {
-    /// `segment.bytes`
-    pub segment_bytes: u64,
-    /// `segment.ms`
-    pub segment_ms: i64,
-    /// `segment.index.bytes`
-    pub segment_index_bytes: u32,
-    /// `index.interval.bytes`
-    pub index_interval_bytes: u32,
-    /// `retention.ms` (-1: forever)
-    pub retention_ms: i64,
-    /// `retention.bytes` (-1: unlimited)
-    pub retention_bytes: i64,
-    /// `cleanup.policy`
-    pub cleanup_policy: CleanupPolicy,
-    /// `max.message.bytes` (largest batch accepted)
-    pub max_message_bytes: i32,
-    /// `message.timestamp.type`
-    pub message_timestamp_type: MessageTimestampType,
-    /// `flush.ms` (background flush interval for acks != all)
-    pub flush_ms: i64,
-    /// `min.cleanable.dirty.ratio`
-    pub min_cleanable_dirty_ratio: f64,
-    /// `delete.retention.ms`
-    pub delete_retention_ms: i64,
-    /// `min.compaction.lag.ms`
-    pub min_compaction_lag_ms: i64,
-    /// `max.compaction.lag.ms`
-    pub max_compaction_lag_ms: i64,
-}
-
-/// One row of DescribeConfigs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigEntry {
-    pub name: &'static str,
-    pub value: String,
-    /// True when set on the topic (not the broker default).
-    pub is_override: bool,
-    pub read_only: bool,
-}
-
-impl TopicConfig {
-    /// Every config name a topic accepts.
-    pub const KNOWN_KEYS: &'static [&'static str] = &[];
-
-    /// `base` with `overrides` (Kafka names → string values) applied; unknown names or bad
-    /// values are `InvalidConfig`.
-    pub fn with_overrides(
-        base: &TopicConfig,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<TopicConfig, LogError> {
-        let _ = (base, overrides);
-        todo!()
-    }
-
-    /// Every known config with its effective value, marking the overridden ones.
-    pub fn describe(&self, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
-        let _ = overrides;
-        todo!()
-    }
-}
-
-impl Default for TopicConfig {
-    /// Kafka's defaults (segment 1 GiB / 7 days, retention 7 days / unlimited, …).
-    fn default() -> Self {
-        todo!()
-    }
-}
-
 /// What a [`LogManager`] is opened with.
 #[derive(Debug, Clone)]
 pub struct LogManagerConfig {
@@ -146,6 +99,18 @@ pub struct LogManagerConfig {
     pub retention_check_interval_ms: u64,
     /// Upper bound on segment files kept open across all partitions.
     pub open_segments_max: usize,
+}
+
+impl LogManagerConfig {
+    /// Kafka's defaults: retention checked every 5 minutes; 1024 open segment files.
+    pub fn new(data_dir: impl Into<PathBuf>) -> LogManagerConfig {
+        LogManagerConfig {
+            data_dir: data_dir.into(),
+            topic_defaults: TopicConfig::default(),
+            retention_check_interval_ms: 300_000,
+            open_segments_max: 1024,
+        }
+    }
 }
 
 /// A topic as the metadata log knows it.
@@ -184,149 +149,4 @@ pub struct ReadResult {
 pub struct TimestampOffset {
     pub offset: i64,
     pub timestamp: i64,
-}
-
-/// Every partition log under one data directory, plus topic metadata.
-pub struct LogManager {
-    _private: (),
-}
-
-impl LogManager {
-    /// Opens (and, after an unclean stop, recovers) the data directory; starts the flusher
-    /// and retention threads.
-    pub fn open(config: LogManagerConfig) -> Result<Arc<LogManager>, LogError> {
-        let _ = config;
-        todo!()
-    }
-    pub fn topic_defaults(&self) -> &TopicConfig {
-        todo!()
-    }
-    /// Creates a topic (persisted in the metadata log). `validate_only` checks and writes
-    /// nothing.
-    pub fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        overrides: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<TopicInfo, LogError> {
-        let _ = (name, partitions, overrides, validate_only);
-        todo!()
-    }
-    /// Deletes a topic and its data; returns its id.
-    pub fn delete_topic(&self, name: &str) -> Result<uuid::Uuid, LogError> {
-        let _ = name;
-        todo!()
-    }
-    /// Grows a topic to `total_partitions`.
-    pub fn create_partitions(
-        &self,
-        name: &str,
-        total_partitions: i32,
-        validate_only: bool,
-    ) -> Result<(), LogError> {
-        let _ = (name, total_partitions, validate_only);
-        todo!()
-    }
-    /// Replaces a topic's overrides with `overrides` (validated first).
-    pub fn set_topic_overrides(
-        &self,
-        name: &str,
-        overrides: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), LogError> {
-        let _ = (name, overrides, validate_only);
-        todo!()
-    }
-    pub fn topic(&self, name: &str) -> Option<TopicInfo> {
-        let _ = name;
-        todo!()
-    }
-    /// All topics, sorted by name.
-    pub fn topics(&self) -> Vec<TopicInfo> {
-        todo!()
-    }
-    pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>, LogError> {
-        let _ = (topic, partition);
-        todo!()
-    }
-    /// Runs one retention pass now (the background thread calls this on its interval).
-    pub fn enforce_retention(&self, now_ms: i64) -> Result<(), LogError> {
-        let _ = now_ms;
-        todo!()
-    }
-    /// Flushes everything, writes checkpoints and the clean-shutdown marker. Idempotent.
-    pub fn shutdown(&self) -> Result<(), LogError> {
-        todo!()
-    }
-}
-
-/// One partition's log.
-pub struct PartitionLog {
-    _private: (),
-}
-
-impl PartitionLog {
-    pub fn topic(&self) -> &str {
-        todo!()
-    }
-    pub fn partition(&self) -> i32 {
-        todo!()
-    }
-    pub fn config(&self) -> Arc<TopicConfig> {
-        todo!()
-    }
-    /// Appends validated batches in order, assigning consecutive offsets (patched into each
-    /// batch's base offset). The data is in the page cache when this returns.
-    pub fn append(&self, batches: &[RecordBatch]) -> Result<AppendInfo, LogError> {
-        let _ = batches;
-        todo!()
-    }
-    /// Resolves once every offset below `end_offset` is fsynced. Concurrent waiters share one
-    /// fsync (group commit).
-    pub fn wait_durable(
-        self: &Arc<Self>,
-        end_offset: i64,
-    ) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
-        let _ = end_offset;
-        async { todo!() }
-    }
-    /// Whole batches from the one containing `offset`, up to `max_bytes` (but always at least
-    /// one whole batch when `offset` < end). `offset == end` is empty; outside
-    /// [start, end] is `OffsetOutOfRange`.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let _ = (offset, max_bytes);
-        todo!()
-    }
-    /// First record with timestamp ≥ `timestamp_ms`; `None` when there is none.
-    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampOffset>, LogError> {
-        let _ = timestamp_ms;
-        todo!()
-    }
-    pub fn log_start_offset(&self) -> i64 {
-        todo!()
-    }
-    pub fn log_end_offset(&self) -> i64 {
-        todo!()
-    }
-    /// Single broker: everything appended is visible, so this equals the log end offset.
-    pub fn high_watermark(&self) -> i64 {
-        todo!()
-    }
-    /// Watches the log end offset (for long-poll fetch).
-    pub fn end_offset_watch(&self) -> tokio::sync::watch::Receiver<i64> {
-        todo!()
-    }
-    /// DeleteRecords: moves the log start offset up to `offset` (checkpointed); returns the
-    /// new log start offset.
-    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
-        let _ = offset;
-        todo!()
-    }
-    pub fn size_bytes(&self) -> u64 {
-        todo!()
-    }
-    pub fn segment_count(&self) -> usize {
-        todo!()
-    }
 }

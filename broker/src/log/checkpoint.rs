@@ -1,0 +1,173 @@
+//! Offset checkpoint files in the data dir: `recovery-point-offset-checkpoint` and
+//! `log-start-offset-checkpoint`, in Kafka's text format:
+//!
+//! ```text
+//! 0                 <- version
+//! 2                 <- entry count
+//! orders 0 1234     <- topic partition offset
+//! orders 1 99
+//! ```
+//!
+//! Written atomically (tmp + fsync + rename + directory fsync). Thread-safety: the in-memory
+//! maps sit behind a mutex; a second mutex serialises writers of each file.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+
+pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
+pub(crate) const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+/// A checkpoint larger than this is not ours; it is ignored rather than read into memory.
+const CHECKPOINT_BYTES_MAX: u64 = 64 << 20;
+
+/// `(topic, partition)`.
+pub(crate) type PartitionKey = (String, i32);
+
+/// Writes `entries` to `path` atomically.
+pub(crate) fn write_checkpoint(
+    path: &Path,
+    entries: &BTreeMap<PartitionKey, i64>,
+) -> io::Result<()> {
+    let mut text = format!("0\n{}\n", entries.len());
+    for ((topic, partition), offset) in entries {
+        text.push_str(&format!("{topic} {partition} {offset}\n"));
+    }
+    write_atomically(path, text.as_bytes())
+}
+
+/// tmp + fsync + rename + fsync of the directory.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&tmp, path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reads a checkpoint; a missing file is empty, a malformed one is ignored with a warning
+/// (the safe reading of both files: recover everything, start at the first segment).
+pub(crate) fn read_checkpoint(path: &Path) -> BTreeMap<PartitionKey, i64> {
+    let text = match fs::metadata(path) {
+        Ok(meta) if meta.len() <= CHECKPOINT_BYTES_MAX => {
+            fs::read_to_string(path).unwrap_or_default()
+        }
+        _ => return BTreeMap::new(),
+    };
+    match parse_checkpoint(&text) {
+        Some(entries) => entries,
+        None => {
+            tracing::warn!(path = %path.display(), "ignoring malformed checkpoint");
+            BTreeMap::new()
+        }
+    }
+}
+
+fn parse_checkpoint(text: &str) -> Option<BTreeMap<PartitionKey, i64>> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    let count: usize = lines.next()?.trim().parse().ok()?;
+    let mut entries = BTreeMap::new();
+    for line in lines.by_ref().take(count) {
+        let mut fields = line.split_whitespace();
+        let topic = fields.next()?.to_string();
+        let partition: i32 = fields.next()?.parse().ok()?;
+        let offset: i64 = fields.next()?.parse().ok()?;
+        entries.insert((topic, partition), offset);
+    }
+    (entries.len() == count).then_some(entries)
+}
+
+/// Both checkpoints of one data dir, kept in memory and written on change / on demand.
+pub(crate) struct Checkpoints {
+    data_dir: PathBuf,
+    recovery_points: Mutex<BTreeMap<PartitionKey, i64>>,
+    log_starts: Mutex<BTreeMap<PartitionKey, i64>>,
+    recovery_write: Mutex<()>,
+    log_start_write: Mutex<()>,
+}
+
+impl Checkpoints {
+    pub(crate) fn load(data_dir: &Path) -> Checkpoints {
+        Checkpoints {
+            data_dir: data_dir.to_path_buf(),
+            recovery_points: Mutex::new(read_checkpoint(&data_dir.join(RECOVERY_POINT_FILE))),
+            log_starts: Mutex::new(read_checkpoint(&data_dir.join(LOG_START_FILE))),
+            recovery_write: Mutex::new(()),
+            log_start_write: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn recovery_point(&self, key: &PartitionKey) -> Option<i64> {
+        self.recovery_points.lock().get(key).copied()
+    }
+
+    pub(crate) fn log_start(&self, key: &PartitionKey) -> Option<i64> {
+        self.log_starts.lock().get(key).copied()
+    }
+
+    /// Remembers a recovery point (everything below is fsynced); written by
+    /// [`Checkpoints::write_recovery_points`].
+    pub(crate) fn set_recovery_point(&self, key: PartitionKey, offset: i64) {
+        self.recovery_points.lock().insert(key, offset);
+    }
+
+    /// Moves a log start offset and writes the file at once: a restart must never expose
+    /// records a client deleted.
+    pub(crate) fn set_log_start(&self, key: PartitionKey, offset: i64) -> io::Result<()> {
+        let _writer = self.log_start_write.lock();
+        let snapshot = {
+            let mut starts = self.log_starts.lock();
+            starts.insert(key, offset);
+            starts.clone()
+        };
+        write_checkpoint(&self.data_dir.join(LOG_START_FILE), &snapshot)
+    }
+
+    pub(crate) fn write_recovery_points(&self) -> io::Result<()> {
+        let _writer = self.recovery_write.lock();
+        let snapshot = self.recovery_points.lock().clone();
+        write_checkpoint(&self.data_dir.join(RECOVERY_POINT_FILE), &snapshot)
+    }
+
+    /// Forgets a deleted partition (both files are rewritten).
+    pub(crate) fn remove(&self, key: &PartitionKey) -> io::Result<()> {
+        self.recovery_points.lock().remove(key);
+        let removed = self.log_starts.lock().remove(key).is_some();
+        if removed {
+            let _writer = self.log_start_write.lock();
+            let snapshot = self.log_starts.lock().clone();
+            write_checkpoint(&self.data_dir.join(LOG_START_FILE), &snapshot)?;
+        }
+        self.write_recovery_points()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_ignores_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RECOVERY_POINT_FILE);
+        let mut entries = BTreeMap::new();
+        entries.insert(("a.b-c".to_string(), 3), 42);
+        entries.insert(("x".to_string(), 0), 0);
+        write_checkpoint(&path, &entries).unwrap();
+        assert_eq!(read_checkpoint(&path), entries);
+        fs::write(&path, "0\n5\nx 0 1\n").unwrap();
+        assert!(read_checkpoint(&path).is_empty());
+        assert!(read_checkpoint(&dir.path().join("missing")).is_empty());
+    }
+}

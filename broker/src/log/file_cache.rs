@@ -1,0 +1,115 @@
+//! A bounded cache of open segment `.log` handles shared by every partition of a manager.
+//!
+//! Thousands of partitions × several segments would exhaust file descriptors if every segment
+//! kept its file open, so handles are opened on demand and the least recently used one is
+//! closed once `open_segments_max` are open. A handle is an `Arc<File>`: a reader holding one
+//! keeps using it after eviction; the descriptor closes when the last user drops it.
+//! Handles are opened read + append, so one serves pread, the appender and fsync.
+//!
+//! Thread-safety: one short internal mutex; no I/O other than `open` happens under it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// LRU of open segment files.
+pub(crate) struct FileCache {
+    open_files_max: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    tick: u64,
+    by_path: HashMap<PathBuf, (Arc<File>, u64)>,
+    by_tick: BTreeMap<u64, PathBuf>,
+}
+
+impl FileCache {
+    pub(crate) fn new(open_files_max: usize) -> FileCache {
+        FileCache {
+            open_files_max: open_files_max.max(1),
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// The open handle for `path`, opening it (without creating) when needed.
+    pub(crate) fn get(&self, path: &Path) -> io::Result<Arc<File>> {
+        let mut inner = self.inner.lock();
+        inner.tick += 1;
+        let tick = inner.tick;
+        if let Some((file, old_tick)) = inner.by_path.get_mut(path) {
+            let file = file.clone();
+            let old_tick = std::mem::replace(old_tick, tick);
+            inner.by_tick.remove(&old_tick);
+            inner.by_tick.insert(tick, path.to_path_buf());
+            return Ok(file);
+        }
+        let file = Arc::new(OpenOptions::new().read(true).append(true).open(path)?);
+        while inner.by_path.len() >= self.open_files_max {
+            let Some((_, oldest)) = inner.by_tick.pop_first() else {
+                break;
+            };
+            inner.by_path.remove(&oldest);
+        }
+        inner
+            .by_path
+            .insert(path.to_path_buf(), (file.clone(), tick));
+        inner.by_tick.insert(tick, path.to_path_buf());
+        debug_assert_eq!(inner.by_path.len(), inner.by_tick.len());
+        Ok(file)
+    }
+
+    /// Closes the cached handle of `path` (the file is being deleted or truncated).
+    pub(crate) fn evict(&self, path: &Path) {
+        let mut inner = self.inner.lock();
+        if let Some((_, tick)) = inner.by_path.remove(path) {
+            inner.by_tick.remove(&tick);
+        }
+    }
+
+    /// Closes every cached handle under `dir` (a partition being deleted).
+    pub(crate) fn evict_dir(&self, dir: &Path) {
+        let mut inner = self.inner.lock();
+        let doomed: Vec<PathBuf> = inner
+            .by_path
+            .keys()
+            .filter(|p| p.starts_with(dir))
+            .cloned()
+            .collect();
+        for path in doomed {
+            if let Some((_, tick)) = inner.by_path.remove(&path) {
+                inner.by_tick.remove(&tick);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn open_count(&self) -> usize {
+        self.inner.lock().by_path.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_at_most_the_bound_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FileCache::new(3);
+        let mut held = Vec::new();
+        for i in 0..10 {
+            let path = dir.path().join(format!("{i}.log"));
+            File::create(&path).unwrap();
+            held.push(cache.get(&path).unwrap());
+            assert!(cache.open_count() <= 3);
+        }
+        let again = cache.get(&dir.path().join("9.log")).unwrap();
+        assert!(Arc::ptr_eq(&again, &held[9]));
+    }
+}

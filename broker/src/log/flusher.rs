@@ -1,0 +1,255 @@
+//! Durability: group commit for `wait_durable` and the periodic `flush.ms` background flush.
+//!
+//! One flusher thread per [`super::LogManager`]. A waiter registers its partition in the
+//! [`FlushQueue`] and watches the partition's durable offset; the thread fsyncs each queued
+//! partition's unflushed segment files once and publishes the new durable offset, releasing
+//! every waiter it covers. An fsync error is sticky: the durable offset never moves again and
+//! waiters get `LogError::Io` (never "durable" on failure). Between `flush.ms` passes, acks=1
+//! data lives only in the page cache: it survives a process crash, not a power loss.
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::checkpoint::sync_dir;
+use super::partition::PartitionLog;
+use super::{now_ms, LogError};
+
+/// How often the flusher looks for partitions whose `flush.ms` has elapsed.
+pub(crate) const FLUSH_TICK_MS: u64 = 50;
+/// How often the recovery-point checkpoint is rewritten.
+const RECOVERY_CHECKPOINT_INTERVAL_MS: i64 = 10_000;
+/// Partitions taken from the queue per pass (the rest wait for the next pass).
+const FLUSH_BATCH_PARTITIONS_MAX: usize = 4096;
+
+/// The durable offset of a partition, or the fsync failure that froze it.
+#[derive(Debug, Clone)]
+pub(crate) struct Durable {
+    pub offset: i64,
+    pub failure: Option<Arc<str>>,
+}
+
+/// Partitions with waiters, for the flusher thread.
+pub(crate) struct FlushQueue {
+    inner: Mutex<FlushInner>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct FlushInner {
+    pending: Vec<Arc<PartitionLog>>,
+    stop: bool,
+}
+
+impl FlushQueue {
+    pub(crate) fn new() -> FlushQueue {
+        FlushQueue {
+            inner: Mutex::new(FlushInner::default()),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Queues `partition` for an fsync (once, however many waiters ask).
+    pub(crate) fn request(&self, partition: Arc<PartitionLog>) {
+        if partition.flush_requested.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.lock().pending.push(partition);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.inner.lock().stop = true;
+        self.wake.notify_all();
+    }
+
+    /// Waits up to `timeout_ms` for work; `None` when stopping.
+    fn take(&self, timeout_ms: u64) -> Option<Vec<Arc<PartitionLog>>> {
+        let mut inner = self.inner.lock();
+        if inner.pending.is_empty() && !inner.stop {
+            self.wake
+                .wait_for(&mut inner, Duration::from_millis(timeout_ms));
+        }
+        if inner.stop {
+            return None;
+        }
+        let take = inner.pending.len().min(FLUSH_BATCH_PARTITIONS_MAX);
+        Some(inner.pending.drain(..take).collect())
+    }
+}
+
+/// The flusher thread body: group commits on demand, `flush.ms` flushes on a tick.
+pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<Arc<PartitionLog>>) {
+    let mut last_tick_ms = now_ms();
+    let mut last_checkpoint_ms = now_ms();
+    while let Some(batch) = queue.take(FLUSH_TICK_MS) {
+        for partition in batch {
+            partition.flush_requested.store(false, Ordering::Release);
+            if let Err(e) = partition.flush() {
+                tracing::error!(topic = partition.topic(), partition = partition.partition(), error = %e, "fsync failed");
+            }
+        }
+        let now = now_ms();
+        if now - last_tick_ms >= FLUSH_TICK_MS as i64 {
+            last_tick_ms = now;
+            flush_due(&partitions(), now);
+        }
+        if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
+            last_checkpoint_ms = now;
+            if let Some(first) = partitions().first() {
+                if let Err(e) = first.ctx.checkpoints.write_recovery_points() {
+                    tracing::warn!(error = %e, "writing recovery-point checkpoint failed");
+                }
+            }
+        }
+    }
+}
+
+/// Flushes every dirty partition whose `flush.ms` has elapsed.
+fn flush_due(partitions: &[Arc<PartitionLog>], now: i64) {
+    for partition in partitions {
+        let due = partition.dirty.load(Ordering::Acquire)
+            && now - partition.last_flush_ms.load(Ordering::Acquire) >= partition.config().flush_ms;
+        if due {
+            if let Err(e) = partition.flush() {
+                tracing::error!(topic = partition.topic(), partition = partition.partition(), error = %e, "background fsync failed");
+            }
+        }
+    }
+}
+
+impl PartitionLog {
+    /// Fsyncs every segment holding offsets at or above the durable offset and publishes the
+    /// log end observed before the fsync as durable.
+    pub(crate) fn flush(&self) -> Result<(), LogError> {
+        let _one_flush_at_a_time = self.flush_lock.lock();
+        if let Some(failure) = self.durable_tx.borrow().failure.clone() {
+            return Err(LogError::Io(io::Error::other(failure.to_string())));
+        }
+        let durable = self.durable_tx.borrow().offset;
+        let (end_offset, segments) = {
+            let guard = self.state.lock();
+            let Some(state) = guard.as_ref() else {
+                return Ok(());
+            };
+            self.dirty.store(false, Ordering::Release);
+            let from = state
+                .segments
+                .range(..=durable)
+                .next_back()
+                .map_or(i64::MIN, |(base, _)| *base);
+            let segments: Vec<_> = state
+                .segments
+                .range(from..)
+                .map(|(_, s)| s.clone())
+                .collect();
+            (state.next_offset, segments)
+        };
+        self.last_flush_ms.store(now_ms(), Ordering::Release);
+        let result = self.sync_segments(&segments);
+        if let Err(e) = result {
+            let failure: Arc<str> = Arc::from(e.to_string());
+            self.durable_tx.send_modify(|d| d.failure = Some(failure));
+            return Err(LogError::Io(e));
+        }
+        self.durable_tx.send_if_modified(|d| {
+            let moved = end_offset > d.offset;
+            d.offset = d.offset.max(end_offset);
+            moved
+        });
+        self.ctx
+            .checkpoints
+            .set_recovery_point(self.key(), end_offset);
+        Ok(())
+    }
+
+    fn sync_segments(&self, segments: &[Arc<super::segment::Segment>]) -> io::Result<()> {
+        if self.dir_dirty.swap(false, Ordering::AcqRel) {
+            if let Err(e) = sync_dir(&self.dir) {
+                self.dir_dirty.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        for segment in segments {
+            let file = self.ctx.files.get(&segment.log_path)?;
+            file.sync_data()?;
+            self.ctx.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Resolves once every offset below `end_offset` is fsynced. Concurrent waiters share one
+    /// fsync (group commit).
+    pub fn wait_durable(
+        self: &Arc<Self>,
+        end_offset: i64,
+    ) -> impl Future<Output = Result<(), LogError>> + Send + 'static {
+        let mut durable = self.durable_tx.subscribe();
+        let log_end = self.log_end_offset();
+        let early = if end_offset > log_end {
+            Some(Err(LogError::OffsetOutOfRange {
+                offset: end_offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: log_end,
+            }))
+        } else {
+            settled(&durable.borrow_and_update(), end_offset)
+        };
+        if early.is_none() {
+            self.ctx.flusher.request(self.clone());
+        }
+        async move {
+            if let Some(result) = early {
+                return result;
+            }
+            loop {
+                if let Some(result) = settled(&durable.borrow_and_update(), end_offset) {
+                    return result;
+                }
+                if durable.changed().await.is_err() {
+                    return Err(LogError::ShutDown);
+                }
+            }
+        }
+    }
+
+    /// Flushes and seals the active segment's indexes; the log serves nothing afterwards.
+    pub(crate) fn close(&self) -> Result<(), LogError> {
+        let flushed = if self.is_loaded() {
+            self.flush()
+        } else {
+            Ok(())
+        };
+        let mut guard = self.state.lock();
+        self.closed.store(true, Ordering::Release);
+        if let Some(state) = guard.take() {
+            let mut segment = state.active().lock();
+            segment.seal()?;
+        }
+        flushed
+    }
+}
+
+/// `Some` once `end_offset` is durable (Ok) or can never become durable (Err).
+fn settled(durable: &Durable, end_offset: i64) -> Option<Result<(), LogError>> {
+    if durable.offset >= end_offset {
+        return Some(Ok(()));
+    }
+    durable
+        .failure
+        .as_ref()
+        .map(|failure| Err(LogError::Io(io::Error::other(failure.to_string()))))
+}
+
+impl PartitionLog {
+    /// Stops serving without flushing: the topic is being deleted.
+    pub(crate) fn close_for_delete(&self) {
+        let mut guard = self.state.lock();
+        self.closed.store(true, Ordering::Release);
+        *guard = None;
+    }
+}

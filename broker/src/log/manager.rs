@@ -1,0 +1,290 @@
+//! [`LogManager`]: every partition log under one data directory, the topic metadata log, and
+//! the background flusher and retention threads.
+//!
+//! Opening reads the metadata log and the checkpoints and lists nothing else: a partition's
+//! directory is loaded on first use (thousands of partitions stay cheap), except after an
+//! unclean stop, when every partition is recovered before `open` returns.
+//! Thread-safety: topic changes take the metadata mutex then the topic-map write lock;
+//! lookups take only the read lock. Background threads stop on `shutdown` or drop.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::checkpoint::{sync_dir, Checkpoints};
+use super::file_cache::FileCache;
+use super::flusher::{run_flusher, FlushQueue};
+use super::metadata_log::{apply, MetadataLog, MetadataRecord, TopicRecord, METADATA_DIR};
+use super::partition::{LogContext, PartitionLog};
+use super::{now_ms, LogError, LogManagerConfig, TopicConfig, TopicInfo};
+
+/// Present only between a clean `shutdown` and the next `open`.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".runnel_clean_shutdown";
+/// Kafka's limit on topic name length.
+const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// More partitions than this in one topic is refused (each is a directory and fds).
+pub(crate) const PARTITIONS_MAX: i32 = 100_000;
+/// Kafka's `num.partitions` default, used when a CreateTopics asks for -1.
+pub(crate) const DEFAULT_PARTITIONS: i32 = 1;
+
+pub(crate) struct TopicEntry {
+    pub info: TopicInfo,
+    pub partitions: Vec<Arc<PartitionLog>>,
+}
+
+/// The metadata log and the topic records it replays to.
+pub(crate) type MetadataState = (MetadataLog, BTreeMap<String, TopicRecord>);
+
+/// What the manager and its background threads share.
+pub(crate) struct ManagerShared {
+    pub config: LogManagerConfig,
+    pub ctx: Arc<LogContext>,
+    pub topics: RwLock<BTreeMap<String, TopicEntry>>,
+    pub metadata: Mutex<MetadataState>,
+    stop: Mutex<bool>,
+    stop_signal: Condvar,
+    pub shut_down: AtomicBool,
+}
+
+/// Every partition log under one data directory, plus topic metadata.
+pub struct LogManager {
+    pub(crate) shared: Arc<ManagerShared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Kafka's rule: 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub(crate) fn validate_topic_name(name: &str) -> Result<(), LogError> {
+    let invalid = |why| Err(LogError::InvalidTopic(name.to_string(), why));
+    if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX {
+        return invalid("must be 1 to 249 characters");
+    }
+    if name == "." || name == ".." {
+        return invalid("must not be '.' or '..'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    if name == METADATA_DIR {
+        return invalid("reserved for the metadata log");
+    }
+    Ok(())
+}
+
+impl ManagerShared {
+    pub(crate) fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{partition}"))
+    }
+
+    fn effective_config(
+        &self,
+        name: &str,
+        overrides: &BTreeMap<String, String>,
+    ) -> Arc<TopicConfig> {
+        match TopicConfig::with_overrides(&self.config.topic_defaults, overrides) {
+            Ok(config) => Arc::new(config),
+            Err(e) => {
+                tracing::warn!(topic = name, error = %e, "stored overrides no longer valid; using defaults");
+                Arc::new(self.config.topic_defaults.clone())
+            }
+        }
+    }
+
+    pub(crate) fn new_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: &Arc<TopicConfig>,
+    ) -> Arc<PartitionLog> {
+        let dir = self.partition_dir(topic, partition);
+        Arc::new(PartitionLog::new(
+            topic,
+            partition,
+            dir,
+            config.clone(),
+            self.ctx.clone(),
+        ))
+    }
+
+    fn entry(&self, name: &str, record: &TopicRecord) -> TopicEntry {
+        let config = self.effective_config(name, &record.overrides);
+        let partitions = (0..record.partitions)
+            .map(|p| self.new_partition(name, p, &config))
+            .collect();
+        let info = TopicInfo {
+            name: name.to_string(),
+            id: record.id,
+            partitions: record.partitions,
+            overrides: record.overrides.clone(),
+            config,
+        };
+        TopicEntry { info, partitions }
+    }
+
+    pub(crate) fn all_partitions(&self) -> Vec<Arc<PartitionLog>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Appends a record (fsynced), applies it, and snapshots the log when it grew too big.
+    /// The caller holds the metadata lock for the whole check-then-change.
+    pub(crate) fn commit(
+        &self,
+        metadata: &mut MetadataState,
+        record: MetadataRecord,
+    ) -> Result<(), LogError> {
+        let (log, records) = metadata;
+        log.append(&record)?;
+        apply(records, &record);
+        if log.wants_snapshot() {
+            log.snapshot(records)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn enforce_retention(&self, now: i64) -> Result<(), LogError> {
+        let mut first_error = None;
+        for partition in self.all_partitions() {
+            match partition.enforce_retention(now) {
+                Ok(()) | Err(LogError::ShutDown) => {}
+                Err(e) => {
+                    tracing::warn!(topic = partition.topic(), partition = partition.partition(), error = %e, "retention failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Sleeps up to `timeout_ms`; true when asked to stop.
+    fn wait_stop(&self, timeout_ms: u64) -> bool {
+        let mut stop = self.stop.lock();
+        if !*stop {
+            self.stop_signal
+                .wait_for(&mut stop, Duration::from_millis(timeout_ms));
+        }
+        *stop
+    }
+}
+
+/// Removes `<dir>.<uuid>-delete` leftovers of interrupted topic deletions.
+fn remove_doomed_dirs(data_dir: &std::path::Path) -> Result<(), LogError> {
+    for entry in fs::read_dir(data_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| n.ends_with("-delete")) && entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+impl LogManager {
+    /// Opens (and, after an unclean stop, recovers) the data directory; starts the flusher
+    /// and retention threads.
+    pub fn open(config: LogManagerConfig) -> Result<Arc<LogManager>, LogError> {
+        fs::create_dir_all(&config.data_dir)?;
+        let marker = config.data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean_start = marker.exists();
+        if clean_start {
+            fs::remove_file(&marker)?;
+            sync_dir(&config.data_dir)?;
+        }
+        remove_doomed_dirs(&config.data_dir)?;
+        let (metadata_log, records) = MetadataLog::open(&config.data_dir)?;
+        let ctx = Arc::new(LogContext {
+            files: FileCache::new(config.open_segments_max),
+            checkpoints: Checkpoints::load(&config.data_dir),
+            flusher: Arc::new(FlushQueue::new()),
+            fsyncs: AtomicU64::new(0),
+            clean_start,
+        });
+        let shared = Arc::new(ManagerShared {
+            config,
+            ctx,
+            topics: RwLock::new(BTreeMap::new()),
+            metadata: Mutex::new((metadata_log, BTreeMap::new())),
+            stop: Mutex::new(false),
+            stop_signal: Condvar::new(),
+            shut_down: AtomicBool::new(false),
+        });
+        {
+            let mut topics = shared.topics.write();
+            for (name, record) in &records {
+                topics.insert(name.clone(), shared.entry(name, record));
+            }
+        }
+        shared.metadata.lock().1 = records;
+        if !clean_start {
+            for partition in shared.all_partitions() {
+                drop(partition.loaded()?);
+            }
+            shared.ctx.checkpoints.write_recovery_points()?;
+        }
+        let manager = Arc::new(LogManager {
+            shared: shared.clone(),
+            threads: Mutex::new(Vec::new()),
+        });
+        manager.start_threads()?;
+        Ok(manager)
+    }
+
+    fn start_threads(&self) -> Result<(), LogError> {
+        let flusher_shared = self.shared.clone();
+        let queue = self.shared.ctx.flusher.clone();
+        let flusher = std::thread::Builder::new()
+            .name("runnel-log-flusher".into())
+            .spawn(move || run_flusher(queue, || flusher_shared.all_partitions()))?;
+        let retention_shared = self.shared.clone();
+        let interval_ms = self.shared.config.retention_check_interval_ms.max(1);
+        let retention = std::thread::Builder::new()
+            .name("runnel-log-retention".into())
+            .spawn(move || {
+                while !retention_shared.wait_stop(interval_ms) {
+                    let _ = retention_shared.enforce_retention(now_ms());
+                }
+            })?;
+        self.threads.lock().extend([flusher, retention]);
+        Ok(())
+    }
+
+    pub(crate) fn stop_threads(&self) {
+        *self.shared.stop.lock() = true;
+        self.shared.stop_signal.notify_all();
+        self.shared.ctx.flusher.stop();
+        for handle in self.threads.lock().drain(..) {
+            let _ = handle.join();
+        }
+    }
+
+    pub fn topic_defaults(&self) -> &TopicConfig {
+        &self.shared.config.topic_defaults
+    }
+
+    /// fsync calls made on segment files so far (for tests and metrics).
+    pub fn fsync_count(&self) -> u64 {
+        self.shared.ctx.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// The data directory this manager owns.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.shared.config.data_dir
+    }
+}
+
+impl Drop for LogManager {
+    fn drop(&mut self) {
+        self.stop_threads();
+    }
+}

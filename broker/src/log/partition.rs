@@ -1,0 +1,443 @@
+//! [`PartitionLog`]: one partition — its segments, offsets, appends and rolls.
+//!
+//! Thread-safety: one mutex (`state`) orders appends and guards the segment map; it is held
+//! for the `.log` write of an append (that is what orders offsets) but readers take it only
+//! to snapshot the segment list and sizes, then pread outside it. The flusher fsyncs outside
+//! it too. Lock order: partition `state` → segment state; `flush_lock` → `state`.
+//! Reading, timestamp search, retention and durability live in sibling files as further
+//! `impl PartitionLog` blocks.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+use runnel_protocol::batch::{BatchError, RecordBatch, BATCH_HEADER_BYTES};
+use tokio::sync::watch;
+
+use super::checkpoint::{Checkpoints, PartitionKey};
+use super::file_cache::FileCache;
+use super::flusher::{Durable, FlushQueue};
+use super::recovery::load_partition;
+use super::segment::Segment;
+use super::{now_ms, AppendInfo, LogError, MessageTimestampType, TopicConfig};
+
+/// Bytes of a batch the append path patches: base offset, length (copied), leader epoch.
+const PATCHED_PREFIX_BYTES: usize = 16;
+const ATTR_TIMESTAMP_TYPE_LOG_APPEND: u8 = 0x08;
+
+/// What every partition of one manager shares.
+pub(crate) struct LogContext {
+    pub files: FileCache,
+    pub checkpoints: Checkpoints,
+    pub flusher: Arc<FlushQueue>,
+    /// fsync calls made on segment files (tests assert group commit with it).
+    pub fsyncs: AtomicU64,
+    /// False after an unclean stop: partitions loaded then are recovered first.
+    pub clean_start: bool,
+}
+
+/// A loaded partition's segments and offsets.
+pub(crate) struct LogState {
+    pub segments: BTreeMap<i64, Arc<Segment>>,
+    pub next_offset: i64,
+    /// Set when an index filled up: the next append rolls.
+    pub active_full: bool,
+    /// Set when a failed write could not be undone: appends fail until restart.
+    pub poisoned: bool,
+}
+
+impl LogState {
+    pub(crate) fn active(&self) -> &Arc<Segment> {
+        match self.segments.last_key_value() {
+            Some((_, segment)) => segment,
+            None => unreachable!("a loaded log always has an active segment"),
+        }
+    }
+}
+
+/// One partition's log.
+pub struct PartitionLog {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: RwLock<Arc<TopicConfig>>,
+    pub(crate) ctx: Arc<LogContext>,
+    /// `None` until first use (thousands of partitions open lazily) and after close.
+    pub(crate) state: Mutex<Option<LogState>>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) log_start_offset: AtomicI64,
+    pub(crate) end_tx: watch::Sender<i64>,
+    pub(crate) durable_tx: watch::Sender<Durable>,
+    pub(crate) flush_lock: Mutex<()>,
+    pub(crate) flush_requested: AtomicBool,
+    /// Appends not yet covered by an fsync.
+    pub(crate) dirty: AtomicBool,
+    pub(crate) last_flush_ms: AtomicI64,
+    /// A segment file was created since the directory was last fsynced.
+    pub(crate) dir_dirty: AtomicBool,
+}
+
+impl PartitionLog {
+    pub(crate) fn new(
+        topic: &str,
+        partition: i32,
+        dir: PathBuf,
+        config: Arc<TopicConfig>,
+        ctx: Arc<LogContext>,
+    ) -> PartitionLog {
+        PartitionLog {
+            topic: topic.to_string(),
+            partition,
+            dir,
+            config: RwLock::new(config),
+            ctx,
+            state: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            log_start_offset: AtomicI64::new(0),
+            end_tx: watch::Sender::new(0),
+            durable_tx: watch::Sender::new(Durable {
+                offset: 0,
+                failure: None,
+            }),
+            flush_lock: Mutex::new(()),
+            flush_requested: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            last_flush_ms: AtomicI64::new(now_ms()),
+            dir_dirty: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn key(&self) -> PartitionKey {
+        (self.topic.clone(), self.partition)
+    }
+
+    /// The loaded state, loading (and recovering) the directory on first use.
+    pub(crate) fn loaded(&self) -> Result<MutexGuard<'_, Option<LogState>>, LogError> {
+        let mut guard = self.state.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::ShutDown);
+        }
+        if guard.is_none() {
+            let key = self.key();
+            let log_start = self.ctx.checkpoints.log_start(&key).unwrap_or(0);
+            let recovery_point = self.ctx.checkpoints.recovery_point(&key).unwrap_or(0);
+            let config = self.config();
+            let loaded = load_partition(
+                &self.dir,
+                &config,
+                log_start,
+                recovery_point,
+                self.ctx.clean_start,
+            )?;
+            self.log_start_offset
+                .store(loaded.log_start_offset, Ordering::Release);
+            self.end_tx.send_replace(loaded.next_offset);
+            // What was on disk at load is durable: clean shutdown fsynced it, recovery too.
+            self.durable_tx
+                .send_modify(|d| d.offset = loaded.next_offset);
+            self.ctx
+                .checkpoints
+                .set_recovery_point(key, loaded.next_offset);
+            *guard = Some(LogState {
+                segments: loaded.segments,
+                next_offset: loaded.next_offset,
+                active_full: false,
+                poisoned: false,
+            });
+        }
+        Ok(guard)
+    }
+
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.state.lock().is_some()
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+    pub fn config(&self) -> Arc<TopicConfig> {
+        self.config.read().clone()
+    }
+    pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
+        *self.config.write() = config;
+    }
+
+    /// Appends validated batches in order, assigning consecutive offsets (patched into each
+    /// batch's base offset). The data is in the page cache when this returns.
+    pub fn append(&self, batches: &[RecordBatch]) -> Result<AppendInfo, LogError> {
+        let offsets_needed = check_batches(batches)?;
+        let total_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
+        let config = self.config();
+        let now = now_ms();
+        let mut guard = self.loaded()?;
+        let Some(state) = guard.as_mut() else {
+            return Err(LogError::ShutDown);
+        };
+        if state.poisoned {
+            return Err(LogError::Io(io::Error::other(
+                "log poisoned by an earlier failed write",
+            )));
+        }
+        self.maybe_roll(state, &config, total_bytes, offsets_needed, now)?;
+        let active = state.active().clone();
+        let base_offset = state.next_offset;
+        let log_append_time = config.message_timestamp_type == MessageTimestampType::LogAppendTime;
+        let prepared = prepare_batches(batches, base_offset, log_append_time.then_some(now));
+        let file = self.ctx.files.get(&active.log_path)?;
+        let mut segment = active.lock();
+        let start_position = segment.size_bytes;
+        if let Err(e) = write_all_vectored(&file, &mut prepared.slices()) {
+            // Never leave a partial batch behind: readers and recovery must see whole ones.
+            if file.set_len(start_position).is_err() {
+                state.poisoned = true;
+            }
+            return Err(LogError::Io(e));
+        }
+        let mut position = start_position;
+        let mut fits = true;
+        for (batch, (offset, max_timestamp)) in
+            batches.iter().zip(prepared.offsets_and_timestamps())
+        {
+            let size = batch.size_bytes() as u64;
+            let relative = active.relative(offset);
+            fits &= segment.track_batch(
+                relative,
+                position as u32,
+                size,
+                max_timestamp,
+                config.index_interval_bytes,
+            );
+            position += size;
+        }
+        segment.size_bytes = position;
+        segment.first_append_ms.get_or_insert(now);
+        drop(segment);
+        state.active_full |= !fits;
+        state.next_offset = base_offset + offsets_needed;
+        debug_assert_eq!(position - start_position, total_bytes);
+        self.dirty.store(true, Ordering::Release);
+        self.end_tx.send_replace(state.next_offset);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: state.next_offset - 1,
+            log_append_time_ms: if log_append_time { now } else { -1 },
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    /// Rolls to a new segment when the append would overflow `segment.bytes`, the active
+    /// segment is older than `segment.ms`, an index is full, or u32 offsets/positions would
+    /// overflow. An empty active segment never rolls (it takes any single append).
+    fn maybe_roll(
+        &self,
+        state: &mut LogState,
+        config: &TopicConfig,
+        total_bytes: u64,
+        offsets_needed: i64,
+        now: i64,
+    ) -> Result<(), LogError> {
+        let active = state.active();
+        let (size, first_append_ms) = {
+            let segment = active.lock();
+            (segment.size_bytes, segment.first_append_ms)
+        };
+        if size == 0 {
+            return Ok(());
+        }
+        let too_big =
+            size + total_bytes > config.segment_bytes || size + total_bytes > u64::from(u32::MAX);
+        let too_old =
+            first_append_ms.is_some_and(|first| now.saturating_sub(first) >= config.segment_ms);
+        let offsets_overflow =
+            state.next_offset + offsets_needed - active.base_offset > i64::from(u32::MAX);
+        if too_big || too_old || offsets_overflow || state.active_full {
+            self.roll(state, config)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    pub(crate) fn roll(&self, state: &mut LogState, config: &TopicConfig) -> Result<(), LogError> {
+        let base = state.next_offset;
+        assert!(base >= state.active().base_offset);
+        if base == state.active().base_offset {
+            return Ok(());
+        }
+        state.active().lock().seal()?;
+        let segment = Segment::create(&self.dir, base, u64::from(config.segment_index_bytes))?;
+        state.segments.insert(base, Arc::new(segment));
+        state.active_full = false;
+        self.dir_dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        *self.end_tx.borrow()
+    }
+    /// Single broker: everything appended is visible, so this equals the log end offset.
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+    /// Watches the log end offset (for long-poll fetch).
+    pub fn end_offset_watch(&self) -> watch::Receiver<i64> {
+        self.end_tx.subscribe()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        match self.state.lock().as_ref() {
+            Some(state) => state.segments.values().map(|s| s.lock().size_bytes).sum(),
+            None => 0,
+        }
+    }
+    pub fn segment_count(&self) -> usize {
+        self.state
+            .lock()
+            .as_ref()
+            .map_or(0, |state| state.segments.len())
+    }
+}
+
+/// Checks what append relies on beyond the framing the API layer validated; returns the
+/// number of offsets the batches take.
+fn check_batches(batches: &[RecordBatch]) -> Result<i64, LogError> {
+    if batches.is_empty() {
+        return Err(LogError::InvalidBatch(BatchError::Truncated {
+            needed_bytes: BATCH_HEADER_BYTES,
+            available_bytes: 0,
+        }));
+    }
+    let mut offsets = 0i64;
+    for batch in batches {
+        assert!(
+            batch.size_bytes() >= BATCH_HEADER_BYTES,
+            "RecordBatch guarantees a header"
+        );
+        if batch.last_offset_delta() < 0 {
+            // No BatchError names this; a negative delta is a malformed length of offsets.
+            return Err(LogError::InvalidBatch(BatchError::BadLength {
+                batch_length: batch.batch_length(),
+            }));
+        }
+        offsets += i64::from(batch.last_offset_delta()) + 1;
+    }
+    Ok(offsets)
+}
+
+/// Patched prefixes (and, for LogAppendTime, rewritten copies) of the batches to append.
+struct Prepared<'a> {
+    batches: &'a [RecordBatch],
+    prefixes: Vec<[u8; PATCHED_PREFIX_BYTES]>,
+    /// LogAppendTime: whole patched copies (the CRC changes, so the batch must be copied).
+    copies: Option<Vec<Vec<u8>>>,
+    offsets: Vec<i64>,
+    append_time_ms: Option<i64>,
+}
+
+fn prepare_batches(
+    batches: &[RecordBatch],
+    base_offset: i64,
+    append_time_ms: Option<i64>,
+) -> Prepared<'_> {
+    let mut offsets = Vec::with_capacity(batches.len());
+    let mut next = base_offset;
+    for batch in batches {
+        offsets.push(next);
+        next += i64::from(batch.last_offset_delta()) + 1;
+    }
+    let prefixes = batches
+        .iter()
+        .zip(&offsets)
+        .map(|(batch, offset)| {
+            let mut prefix = [0u8; PATCHED_PREFIX_BYTES];
+            prefix[..8].copy_from_slice(&offset.to_be_bytes());
+            prefix[8..12].copy_from_slice(&batch.as_bytes()[8..12]);
+            prefix
+        })
+        .collect();
+    let copies = append_time_ms.map(|now| {
+        batches
+            .iter()
+            .zip(&offsets)
+            .map(|(batch, offset)| log_append_time_copy(batch, *offset, now))
+            .collect()
+    });
+    Prepared {
+        batches,
+        prefixes,
+        copies,
+        offsets,
+        append_time_ms,
+    }
+}
+
+/// A copy of `batch` stamped with LogAppendTime: timestamp-type bit, max timestamp, CRC.
+fn log_append_time_copy(batch: &RecordBatch, offset: i64, now_ms: i64) -> Vec<u8> {
+    let mut copy = batch.as_bytes().to_vec();
+    copy[..8].copy_from_slice(&offset.to_be_bytes());
+    copy[12..16].copy_from_slice(&0i32.to_be_bytes());
+    copy[22] |= ATTR_TIMESTAMP_TYPE_LOG_APPEND;
+    copy[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&copy[21..]);
+    copy[17..21].copy_from_slice(&crc.to_be_bytes());
+    copy
+}
+
+impl Prepared<'_> {
+    fn slices(&self) -> Vec<IoSlice<'_>> {
+        match &self.copies {
+            Some(copies) => copies.iter().map(|c| IoSlice::new(c)).collect(),
+            None => self
+                .prefixes
+                .iter()
+                .zip(self.batches)
+                .flat_map(|(prefix, batch)| {
+                    [
+                        IoSlice::new(prefix),
+                        IoSlice::new(&batch.as_bytes()[PATCHED_PREFIX_BYTES..]),
+                    ]
+                })
+                .collect(),
+        }
+    }
+
+    fn offsets_and_timestamps(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.batches
+            .iter()
+            .zip(&self.offsets)
+            .map(|(batch, offset)| {
+                (
+                    *offset,
+                    self.append_time_ms.unwrap_or(batch.max_timestamp()),
+                )
+            })
+    }
+}
+
+/// `write_all` for a list of slices; loops on short writes (bounded: each pass writes ≥ 1
+/// byte or fails).
+fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "segment write returned 0",
+                ))
+            }
+            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! Reads of a [`PartitionLog`]: fetch by offset and lookup by timestamp.
+//!
+//! Both snapshot the segment list and sizes under the partition lock, then pread outside it,
+//! so a slow read never holds up appends and never sees a half-written batch (the snapshot
+//! size only ever covers whole batches).
+
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use runnel_protocol::batch::{peek_batch_size, RecordBatch, TimestampType};
+
+use super::partition::PartitionLog;
+use super::recovery::ensure_indexes;
+use super::segment::{find_batch, BatchHeader, Segment};
+use super::{LogError, ReadResult, TimestampOffset};
+
+/// Segments a read may walk past (offset gaps at a segment's end) before giving up.
+const READ_SEGMENTS_MAX: usize = 8;
+/// Decompression bound when reading record timestamps of one batch.
+const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
+
+/// A segment and how many of its bytes were whole batches at snapshot time.
+struct SegmentView {
+    segment: Arc<Segment>,
+    size_bytes: u64,
+    /// First offset not in this segment (the next base, or the log end).
+    end_offset: i64,
+}
+
+impl PartitionLog {
+    /// Segments from the one containing `offset` (or all with `None`), up to `count_max`.
+    fn snapshot(
+        &self,
+        offset: Option<i64>,
+        count_max: usize,
+    ) -> Result<(Vec<SegmentView>, i64, i64), LogError> {
+        let guard = self.loaded()?;
+        let Some(state) = guard.as_ref() else {
+            return Err(LogError::ShutDown);
+        };
+        let start = self.log_start_offset();
+        let from = match offset {
+            Some(offset) => state
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map_or(i64::MIN, |(base, _)| *base),
+            None => i64::MIN,
+        };
+        let mut views: Vec<SegmentView> = Vec::new();
+        for (base, segment) in state.segments.range(from..).take(count_max) {
+            if let Some(previous) = views.last_mut() {
+                previous.end_offset = *base;
+            }
+            let size_bytes = segment.lock().size_bytes;
+            views.push(SegmentView {
+                segment: segment.clone(),
+                size_bytes,
+                end_offset: state.next_offset,
+            });
+        }
+        Ok((views, start, state.next_offset))
+    }
+
+    fn out_of_range(&self, offset: i64) -> LogError {
+        LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes` (but always at least
+    /// one whole batch when `offset` < end). `offset == end` is empty; outside
+    /// [start, end] is `OffsetOutOfRange`.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
+        let (views, start, end) = self.snapshot(Some(offset), READ_SEGMENTS_MAX)?;
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: start,
+                log_end_offset: end,
+            });
+        }
+        let mut records = Bytes::new();
+        if offset < end {
+            for view in &views {
+                if let Some(found) = self.read_segment(view, offset, max_bytes)? {
+                    records = found;
+                    break;
+                }
+            }
+        }
+        Ok(ReadResult {
+            records,
+            high_watermark: end,
+            log_start_offset: start,
+        })
+    }
+
+    /// Reads from one segment; `None` when no batch in it reaches `offset`.
+    fn read_segment(
+        &self,
+        view: &SegmentView,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Option<Bytes>, LogError> {
+        let position = self.index_position(view, offset)?;
+        let file = match self.ctx.files.get(&view.segment.log_path) {
+            Ok(file) => file,
+            // Deleted by retention after the snapshot: the offset is below the start now.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.out_of_range(offset)),
+            Err(e) => return Err(e.into()),
+        };
+        let found = find_batch(&file, position, view.size_bytes, offset)
+            .map_err(|e| self.corrupt(view, e))?;
+        let Some((position, first)) = found else {
+            return Ok(None);
+        };
+        let available = view.size_bytes - position;
+        let want = (max_bytes as u64).min(available).max(first.size_bytes);
+        let mut buffer = vec![0u8; want as usize];
+        file.read_exact_at(&mut buffer, position)?;
+        let whole = whole_batches_len(&buffer);
+        assert!(
+            whole >= first.size_bytes as usize,
+            "the first batch was read whole"
+        );
+        buffer.truncate(whole);
+        Ok(Some(Bytes::from(buffer)))
+    }
+
+    /// Offset-index position to start scanning for `offset` in a segment (loads the indexes
+    /// of a sealed segment on first use).
+    fn index_position(&self, view: &SegmentView, offset: i64) -> Result<u64, LogError> {
+        let segment = &view.segment;
+        let mut state = segment.lock();
+        if state.indexes.is_none() {
+            ensure_indexes(segment, &mut state, &self.config(), None, view.end_offset)?;
+        }
+        let relative = (offset - segment.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        Ok(state.lookup_position(relative))
+    }
+
+    fn corrupt(&self, view: &SegmentView, error: io::Error) -> LogError {
+        LogError::Corruption {
+            path: view.segment.log_path.clone(),
+            detail: error.to_string(),
+        }
+    }
+
+    /// First record with timestamp ≥ `timestamp_ms`; `None` when there is none.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<TimestampOffset>, LogError> {
+        let (views, start, _) = self.snapshot(None, usize::MAX)?;
+        for view in views.iter().filter(|v| v.end_offset > start) {
+            if let Some(found) = self.search_segment(view, timestamp_ms, start)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The time index points at the first batch whose max timestamp reaches the target; scan
+    /// batches from there (skipping ones below the log start) for the first matching record.
+    fn search_segment(
+        &self,
+        view: &SegmentView,
+        timestamp_ms: i64,
+        min_offset: i64,
+    ) -> Result<Option<TimestampOffset>, LogError> {
+        let segment = &view.segment;
+        let (relative, mut position) = {
+            let mut state = segment.lock();
+            if state.indexes.is_none() {
+                ensure_indexes(segment, &mut state, &self.config(), None, view.end_offset)?;
+            }
+            let Some((_, time_index)) = state.indexes.as_ref() else {
+                return Ok(None);
+            };
+            let Some((_, relative)) = time_index.first_at_or_after(timestamp_ms) else {
+                return Ok(None);
+            };
+            (relative, state.lookup_position(relative))
+        };
+        let file = self.ctx.files.get(&segment.log_path)?;
+        let target = (segment.base_offset + i64::from(relative)).max(min_offset);
+        // Each step moves past one whole batch inside the snapshot size: bounded.
+        while let Some((at, header)) = find_batch(&file, position, view.size_bytes, target)
+            .map_err(|e| self.corrupt(view, e))?
+        {
+            if header.max_timestamp >= timestamp_ms {
+                let mut raw = vec![0u8; header.size_bytes as usize];
+                file.read_exact_at(&mut raw, at)?;
+                let batch = RecordBatch::parse(Bytes::from(raw))?;
+                if let Some(found) =
+                    first_record_at_or_after(&batch, &header, timestamp_ms, min_offset)
+                {
+                    return Ok(Some(found));
+                }
+            }
+            position = at + header.size_bytes;
+        }
+        Ok(None)
+    }
+}
+
+/// The first record of `batch` at or after both `timestamp_ms` and `min_offset`.
+fn first_record_at_or_after(
+    batch: &RecordBatch,
+    header: &BatchHeader,
+    timestamp_ms: i64,
+    min_offset: i64,
+) -> Option<TimestampOffset> {
+    let batch_level = TimestampOffset {
+        offset: header.base_offset.max(min_offset),
+        timestamp: header.max_timestamp,
+    };
+    if batch.timestamp_type() == TimestampType::LogAppendTime {
+        // Every record of a LogAppendTime batch carries the batch's max timestamp.
+        return Some(batch_level);
+    }
+    let Ok(records) = runnel_protocol::records::records(batch, RECORDS_UNCOMPRESSED_BYTES_MAX)
+    else {
+        return Some(batch_level);
+    };
+    let mut saw_any = false;
+    for record in records {
+        let Ok(record) = record else {
+            return Some(batch_level);
+        };
+        saw_any = true;
+        if record.offset >= min_offset && record.timestamp >= timestamp_ms {
+            return Some(TimestampOffset {
+                offset: record.offset,
+                timestamp: record.timestamp,
+            });
+        }
+    }
+    // TODO(records): `runnel_protocol::records::records` is a stub yielding nothing until its
+    // implementation lands; until then answer at batch granularity (base offset, max ts).
+    (!saw_any).then_some(batch_level)
+}
+
+/// Length of the whole batches at the start of `buffer` (a trailing partial one is cut).
+fn whole_batches_len(buffer: &[u8]) -> usize {
+    let mut used = 0usize;
+    // Each step consumes a whole batch of ≥ 61 bytes: bounded by buffer.len().
+    while let Ok(Some(size)) = peek_batch_size(&buffer[used..]) {
+        if used + size > buffer.len() {
+            break;
+        }
+        used += size;
+    }
+    used
+}

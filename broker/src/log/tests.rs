@@ -1,0 +1,3 @@
+//! Tests of the storage engine through its public contract.
+
+mod basic;

@@ -1,0 +1,166 @@
+//! Create, append, read, offsets, timestamp lookup and reopen through the public contract.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use runnel_protocol::batch::{build_raw_batch, BatchSplitter, RawBatchFields, RecordBatch};
+
+use crate::log::{LogError, LogManager, LogManagerConfig, PartitionLog};
+
+/// A batch of `records` records with `payload_bytes` of opaque record bytes.
+pub(crate) fn batch(records: i32, payload_bytes: usize, max_timestamp: i64) -> RecordBatch {
+    let payload = vec![0xab; payload_bytes];
+    let raw = build_raw_batch(&RawBatchFields {
+        base_offset: 0,
+        last_offset_delta: records - 1,
+        record_count: records,
+        base_timestamp: max_timestamp,
+        max_timestamp,
+        records: &payload,
+        ..RawBatchFields::default()
+    });
+    RecordBatch::parse(raw).unwrap()
+}
+
+pub(crate) fn open(dir: &std::path::Path) -> Arc<LogManager> {
+    LogManager::open(LogManagerConfig::new(dir)).unwrap()
+}
+
+pub(crate) fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub(crate) fn batches_of(bytes: Bytes) -> Vec<RecordBatch> {
+    BatchSplitter::new(bytes).map(|b| b.unwrap()).collect()
+}
+
+fn read_all(log: &PartitionLog) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, 1 << 20).unwrap();
+        let batches = batches_of(read.records);
+        assert!(!batches.is_empty());
+        offset = batches.last().unwrap().next_offset();
+        out.extend(batches);
+    }
+    out
+}
+
+#[test]
+fn append_read_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path());
+    manager
+        .create_topic("orders", 2, overrides(&[("segment.bytes", "1000")]), false)
+        .unwrap();
+    let log = manager.partition("orders", 1).unwrap();
+    let first = log.append(&[batch(3, 100, 10), batch(2, 100, 20)]).unwrap();
+    assert_eq!((first.base_offset, first.last_offset), (0, 4));
+    for i in 0..20 {
+        log.append(&[batch(1, 200, 30 + i)]).unwrap();
+    }
+    assert_eq!(log.log_end_offset(), 25);
+    assert!(log.segment_count() > 1);
+    let read = log.read(3, 1).unwrap();
+    let batches = batches_of(read.records);
+    assert_eq!(
+        batches.len(),
+        1,
+        "at least one whole batch even when max_bytes is tiny"
+    );
+    assert_eq!(batches[0].base_offset(), 3);
+    assert!(batches[0].verify_crc().is_ok());
+    assert!(log.read(25, 100).unwrap().records.is_empty());
+    assert!(matches!(
+        log.read(26, 100),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let found = log.offset_for_timestamp(35).unwrap().unwrap();
+    assert_eq!(found.offset, 10);
+    assert!(log.offset_for_timestamp(1000).unwrap().is_none());
+    let before = read_all(&log);
+    assert_eq!(before.len(), 22);
+    manager.shutdown().unwrap();
+    drop(log);
+    drop(manager);
+
+    let manager = open(dir.path());
+    let log = manager.partition("orders", 1).unwrap();
+    assert_eq!(log.log_end_offset(), 25);
+    assert_eq!(read_all(&log), before);
+    let next = log.append(&[batch(1, 10, 99)]).unwrap();
+    assert_eq!(next.base_offset, 25);
+    drop(log);
+    drop(manager);
+
+    // Unclean (no shutdown): recovery keeps everything.
+    let manager = open(dir.path());
+    let log = manager.partition("orders", 1).unwrap();
+    assert_eq!(log.log_end_offset(), 26);
+    assert_eq!(read_all(&log).len(), 23);
+}
+
+#[test]
+fn topics_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path());
+    assert!(matches!(
+        manager.create_topic("bad/name", 1, BTreeMap::new(), false),
+        Err(LogError::InvalidTopic(..))
+    ));
+    assert!(matches!(
+        manager.create_topic("..", 1, BTreeMap::new(), false),
+        Err(LogError::InvalidTopic(..))
+    ));
+    assert!(matches!(
+        manager.create_topic("t", 0, BTreeMap::new(), false),
+        Err(LogError::InvalidPartitions(_))
+    ));
+    assert!(matches!(
+        manager.create_topic("t", 1, overrides(&[("nope", "1")]), false),
+        Err(LogError::InvalidConfig(_))
+    ));
+    manager.create_topic("v", 1, BTreeMap::new(), true).unwrap();
+    assert!(manager.topic("v").is_none());
+    manager
+        .create_topic("t", 1, BTreeMap::new(), false)
+        .unwrap();
+    assert!(matches!(
+        manager.create_topic("t", 1, BTreeMap::new(), false),
+        Err(LogError::TopicAlreadyExists(_))
+    ));
+    manager.create_partitions("t", 3, false).unwrap();
+    assert!(matches!(
+        manager.create_partitions("t", 2, false),
+        Err(LogError::InvalidPartitions(_))
+    ));
+    manager
+        .set_topic_overrides("t", overrides(&[("retention.ms", "5")]), false)
+        .unwrap();
+    manager
+        .partition("t", 2)
+        .unwrap()
+        .append(&[batch(1, 1, 1)])
+        .unwrap();
+    assert!(manager.partition("t", 3).is_err());
+    drop(manager);
+
+    let manager = open(dir.path());
+    let topic = manager.topic("t").unwrap();
+    assert_eq!(topic.partitions, 3);
+    assert_eq!(topic.config.retention_ms, 5);
+    assert_eq!(manager.partition("t", 2).unwrap().log_end_offset(), 1);
+    let id = manager.delete_topic("t").unwrap();
+    assert_eq!(id, topic.id);
+    assert!(!dir.path().join("t-2").exists());
+    manager
+        .create_topic("t", 1, BTreeMap::new(), false)
+        .unwrap();
+    assert_eq!(manager.partition("t", 0).unwrap().log_end_offset(), 0);
+    assert_eq!(manager.topics().len(), 1);
+}

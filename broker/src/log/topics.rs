@@ -1,0 +1,269 @@
+//! Topic administration on a [`LogManager`]: create, delete, grow, reconfigure, look up.
+//!
+//! Every change is first made durable in the metadata log, then applied in memory, then on
+//! disk (directories), so a crash in between replays to the same topic set.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::sync::Arc;
+
+use super::checkpoint::write_atomically;
+use super::manager::{
+    validate_topic_name, LogManager, TopicEntry, CLEAN_SHUTDOWN_FILE, DEFAULT_PARTITIONS,
+    PARTITIONS_MAX,
+};
+use super::metadata_log::MetadataRecord;
+use super::partition::PartitionLog;
+use super::{now_ms, LogError, TopicConfig, TopicInfo};
+
+impl LogManager {
+    /// Creates a topic (persisted in the metadata log). `validate_only` checks and writes
+    /// nothing.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<TopicInfo, LogError> {
+        validate_topic_name(name)?;
+        let partitions = if partitions == -1 {
+            DEFAULT_PARTITIONS
+        } else {
+            partitions
+        };
+        if !(1..=PARTITIONS_MAX).contains(&partitions) {
+            return Err(LogError::InvalidPartitions(format!(
+                "{partitions} partitions requested"
+            )));
+        }
+        let config = Arc::new(TopicConfig::with_overrides(
+            self.topic_defaults(),
+            &overrides,
+        )?);
+        let shared = &self.shared;
+        let mut metadata = shared.metadata.lock();
+        if shared.topics.read().contains_key(name) {
+            return Err(LogError::TopicAlreadyExists(name.to_string()));
+        }
+        let info = TopicInfo {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4(),
+            partitions,
+            overrides,
+            config,
+        };
+        if validate_only {
+            return Ok(info);
+        }
+        for p in 0..partitions {
+            fs::create_dir_all(shared.partition_dir(name, p))?;
+        }
+        shared.commit(
+            &mut metadata,
+            MetadataRecord::CreateTopic {
+                name: name.to_string(),
+                id: info.id,
+                partitions,
+                overrides: info.overrides.clone(),
+            },
+        )?;
+        let logs: Vec<Arc<PartitionLog>> = (0..partitions)
+            .map(|p| shared.new_partition(name, p, &info.config))
+            .collect();
+        shared.topics.write().insert(
+            name.to_string(),
+            TopicEntry {
+                info: info.clone(),
+                partitions: logs,
+            },
+        );
+        Ok(info)
+    }
+
+    /// Deletes a topic and its data; returns its id.
+    pub fn delete_topic(&self, name: &str) -> Result<uuid::Uuid, LogError> {
+        let shared = &self.shared;
+        let mut metadata = shared.metadata.lock();
+        if !shared.topics.read().contains_key(name) {
+            return Err(LogError::UnknownTopicOrPartition {
+                topic: name.to_string(),
+                partition: -1,
+            });
+        }
+        shared.commit(
+            &mut metadata,
+            MetadataRecord::DeleteTopic {
+                name: name.to_string(),
+            },
+        )?;
+        let Some(entry) = shared.topics.write().remove(name) else {
+            unreachable!("checked under the metadata lock");
+        };
+        for partition in entry.partitions {
+            partition.close_for_delete();
+            shared.ctx.files.evict_dir(&partition.dir);
+            if partition.dir.exists() {
+                let doomed = partition.dir.with_file_name(format!(
+                    "{}.{}-delete",
+                    partition
+                        .dir
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or_default(),
+                    uuid::Uuid::new_v4().simple()
+                ));
+                fs::rename(&partition.dir, &doomed)?;
+                fs::remove_dir_all(&doomed)?;
+            }
+            shared.ctx.checkpoints.remove(&partition.key())?;
+        }
+        Ok(entry.info.id)
+    }
+
+    /// Grows a topic to `total_partitions`.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total_partitions: i32,
+        validate_only: bool,
+    ) -> Result<(), LogError> {
+        let shared = &self.shared;
+        let mut metadata = shared.metadata.lock();
+        let Some(current) = shared.topics.read().get(name).map(|t| t.info.partitions) else {
+            return Err(LogError::UnknownTopicOrPartition {
+                topic: name.to_string(),
+                partition: -1,
+            });
+        };
+        if total_partitions <= current || total_partitions > PARTITIONS_MAX {
+            return Err(LogError::InvalidPartitions(format!(
+                "topic {name} has {} partitions; asked for {total_partitions}",
+                current
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        for p in current..total_partitions {
+            fs::create_dir_all(shared.partition_dir(name, p))?;
+        }
+        let record = MetadataRecord::SetPartitions {
+            name: name.to_string(),
+            partitions: total_partitions,
+        };
+        shared.commit(&mut metadata, record)?;
+        let mut topics = shared.topics.write();
+        if let Some(entry) = topics.get_mut(name) {
+            let config = entry.info.config.clone();
+            for p in current..total_partitions {
+                entry
+                    .partitions
+                    .push(shared.new_partition(name, p, &config));
+            }
+            entry.info.partitions = total_partitions;
+        }
+        Ok(())
+    }
+
+    /// Replaces a topic's overrides with `overrides` (validated first).
+    pub fn set_topic_overrides(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), LogError> {
+        let config = Arc::new(TopicConfig::with_overrides(
+            self.topic_defaults(),
+            &overrides,
+        )?);
+        let shared = &self.shared;
+        let mut metadata = shared.metadata.lock();
+        if !shared.topics.read().contains_key(name) {
+            return Err(LogError::UnknownTopicOrPartition {
+                topic: name.to_string(),
+                partition: -1,
+            });
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let record = MetadataRecord::SetOverrides {
+            name: name.to_string(),
+            overrides: overrides.clone(),
+        };
+        shared.commit(&mut metadata, record)?;
+        let mut topics = shared.topics.write();
+        if let Some(entry) = topics.get_mut(name) {
+            for partition in &entry.partitions {
+                partition.set_config(config.clone());
+            }
+            entry.info.overrides = overrides;
+            entry.info.config = config;
+        }
+        Ok(())
+    }
+
+    pub fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.shared.topics.read().get(name).map(|t| t.info.clone())
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        self.shared
+            .topics
+            .read()
+            .values()
+            .map(|t| t.info.clone())
+            .collect()
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>, LogError> {
+        let unknown = || LogError::UnknownTopicOrPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let log = {
+            let topics = self.shared.topics.read();
+            let partitions = &topics.get(topic).ok_or_else(unknown)?.partitions;
+            usize::try_from(partition)
+                .ok()
+                .and_then(|p| partitions.get(p))
+                .cloned()
+                .ok_or_else(unknown)?
+        };
+        drop(log.loaded()?);
+        Ok(log)
+    }
+
+    /// Runs one retention pass now (the background thread calls this on its interval).
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<(), LogError> {
+        self.shared.enforce_retention(now_ms)
+    }
+
+    /// Flushes everything, writes checkpoints and the clean-shutdown marker. Idempotent.
+    pub fn shutdown(&self) -> Result<(), LogError> {
+        if self
+            .shared
+            .shut_down
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        self.stop_threads();
+        let mut first_error = None;
+        for partition in self.shared.all_partitions() {
+            if let Err(e) = partition.close() {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            // Without every flush succeeding the next start must recover: no marker.
+            return Err(e);
+        }
+        self.shared.ctx.checkpoints.write_recovery_points()?;
+        let marker = self.data_dir().join(CLEAN_SHUTDOWN_FILE);
+        write_atomically(&marker, now_ms().to_string().as_bytes())?;
+        Ok(())
+    }
+}
