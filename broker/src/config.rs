@@ -1,1 +1,472 @@
-//! Broker configuration (being written).
+//! Broker configuration: command-line flags, `RUNNEL_*` environment variables and an
+//! optional Kafka-style `key=value` properties file.
+//!
+//! Precedence: flag or environment variable > `--config` file > built-in default. The raw
+//! inputs ([`BrokerArgs`], every field optional) are kept apart from the defaults
+//! ([`defaults`]) and from validation ([`BrokerArgs::resolve`]), which yields the checked
+//! [`BrokerConfig`] the server runs with.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+/// Built-in defaults (Kafka's where Kafka has one; DESIGN §8).
+pub mod defaults {
+    pub const DATA_DIR: &str = "./data";
+    pub const LISTEN: &str = "127.0.0.1:9092";
+    pub const HTTP_LISTEN: &str = "127.0.0.1:9644";
+    pub const NODE_ID: i32 = 0;
+    pub const CLUSTER_ID: &str = "runnel-cluster";
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    pub const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+    pub const AUTO_CREATE_TOPICS: bool = true;
+    pub const NUM_PARTITIONS: i32 = 1;
+    pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+    pub const SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+    pub const INFLIGHT_REQUESTS_MAX: usize = 64;
+    pub const FETCH_MAX_WAIT_MS: u64 = 30_000;
+    pub const RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
+    pub const OPEN_SEGMENTS_MAX: usize = 4_096;
+}
+
+/// Flags and environment variables as given; `None` means "not set here".
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "runnel-broker",
+    version,
+    about = "Runnel: a Kafka-wire-compatible broker"
+)]
+pub struct BrokerArgs {
+    /// Kafka-style properties file (`key=value`); flags and environment override it.
+    #[arg(long, env = "RUNNEL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory holding every partition log and the metadata log [default: ./data].
+    #[arg(long, env = "RUNNEL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka protocol listener [default: 127.0.0.1:9092].
+    #[arg(long, env = "RUNNEL_LISTEN")]
+    pub listen: Option<String>,
+    /// Address clients are told to connect to [default: the listen address].
+    #[arg(long, env = "RUNNEL_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// HTTP listener for metrics and the REST API [default: 127.0.0.1:9644].
+    #[arg(long, env = "RUNNEL_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// This broker's node id [default: 0].
+    #[arg(long, env = "RUNNEL_NODE_ID")]
+    pub node_id: Option<i32>,
+    /// Cluster id reported in Metadata and DescribeCluster [default: runnel-cluster].
+    #[arg(long, env = "RUNNEL_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Open client connections allowed; excess ones are closed at once [default: 10000].
+    #[arg(long, env = "RUNNEL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Largest request frame accepted [default: 104857600].
+    #[arg(long, env = "RUNNEL_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Create unknown topics on Metadata requests [default: true].
+    #[arg(long, env = "RUNNEL_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of an auto-created topic [default: 1].
+    #[arg(long, env = "RUNNEL_NUM_PARTITIONS")]
+    pub num_partitions: Option<i32>,
+    /// A half-received request idle this long closes the connection [default: 30000].
+    #[arg(long, env = "RUNNEL_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
+    /// Time granted to in-flight requests on shutdown [default: 10000].
+    #[arg(long, env = "RUNNEL_SHUTDOWN_TIMEOUT_MS")]
+    pub shutdown_timeout_ms: Option<u64>,
+    /// Topic default `segment.bytes`.
+    #[arg(long, env = "RUNNEL_LOG_SEGMENT_BYTES")]
+    pub log_segment_bytes: Option<u64>,
+    /// Topic default `segment.ms`.
+    #[arg(long, env = "RUNNEL_LOG_SEGMENT_MS")]
+    pub log_segment_ms: Option<i64>,
+    /// Topic default `retention.ms` (-1: forever).
+    #[arg(long, env = "RUNNEL_LOG_RETENTION_MS")]
+    pub log_retention_ms: Option<i64>,
+    /// Topic default `retention.bytes` (-1: unlimited).
+    #[arg(long, env = "RUNNEL_LOG_RETENTION_BYTES")]
+    pub log_retention_bytes: Option<i64>,
+    /// Topic default `cleanup.policy` (delete, compact or compact,delete).
+    #[arg(long, env = "RUNNEL_LOG_CLEANUP_POLICY")]
+    pub log_cleanup_policy: Option<String>,
+    /// Topic default `max.message.bytes` (largest batch).
+    #[arg(long, env = "RUNNEL_MESSAGE_MAX_BYTES")]
+    pub message_max_bytes: Option<i32>,
+    /// Topic default `flush.ms` (background flush interval).
+    #[arg(long, env = "RUNNEL_LOG_FLUSH_INTERVAL_MS")]
+    pub log_flush_interval_ms: Option<i64>,
+    /// Topic default `index.interval.bytes`.
+    #[arg(long, env = "RUNNEL_LOG_INDEX_INTERVAL_BYTES")]
+    pub log_index_interval_bytes: Option<u32>,
+    /// How often retention runs, in milliseconds [default: 300000].
+    #[arg(long, env = "RUNNEL_LOG_RETENTION_CHECK_INTERVAL_MS")]
+    pub log_retention_check_interval_ms: Option<u64>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: expected key=value")]
+    Syntax { path: PathBuf, line: usize },
+    #[error("{path}: unknown or invalid setting: {detail}")]
+    FileValue { path: PathBuf, detail: String },
+    #[error("invalid {name}: {detail}")]
+    Invalid { name: &'static str, detail: String },
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+}
+
+/// The checked configuration the broker runs with.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    /// `host:port`; port 0 picks a free port (tests).
+    pub listen: String,
+    /// `host:port` advertised to clients; `None` advertises the bound listen address.
+    pub advertise: Option<String>,
+    /// Stored for the HTTP server (a later issue).
+    pub http_listen: String,
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub max_connections: usize,
+    pub max_request_bytes: usize,
+    pub auto_create_topics: bool,
+    pub num_partitions: i32,
+    pub request_timeout_ms: u64,
+    pub shutdown_timeout_ms: u64,
+    /// Requests applied but not yet answered, per connection.
+    pub inflight_requests_max: usize,
+    /// Cap on a fetch's `max_wait_ms`.
+    pub fetch_max_wait_ms: u64,
+    pub retention_check_interval_ms: u64,
+    pub open_segments_max: usize,
+    /// Broker-wide topic defaults as Kafka config names (`segment.bytes`, …); the storage
+    /// engine validates them on start.
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Every default, data in `data_dir`, listening on `listen`.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: impl Into<String>) -> BrokerConfig {
+        BrokerConfig {
+            data_dir: data_dir.into(),
+            listen: listen.into(),
+            advertise: None,
+            http_listen: defaults::HTTP_LISTEN.to_owned(),
+            node_id: defaults::NODE_ID,
+            cluster_id: defaults::CLUSTER_ID.to_owned(),
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_request_bytes: defaults::MAX_REQUEST_BYTES,
+            auto_create_topics: defaults::AUTO_CREATE_TOPICS,
+            num_partitions: defaults::NUM_PARTITIONS,
+            request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
+            shutdown_timeout_ms: defaults::SHUTDOWN_TIMEOUT_MS,
+            inflight_requests_max: defaults::INFLIGHT_REQUESTS_MAX,
+            fetch_max_wait_ms: defaults::FETCH_MAX_WAIT_MS,
+            retention_check_interval_ms: defaults::RETENTION_CHECK_INTERVAL_MS,
+            open_segments_max: defaults::OPEN_SEGMENTS_MAX,
+            topic_defaults: BTreeMap::new(),
+        }
+    }
+
+    /// Parses the process's flags, environment and `--config` file.
+    pub fn from_env_and_args() -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_args(std::env::args_os())
+    }
+
+    /// Like [`BrokerConfig::from_env_and_args`] with explicit arguments (argv[0] first).
+    pub fn from_args<I, T>(argv: I) -> Result<BrokerConfig, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let given = BrokerArgs::try_parse_from(argv)?;
+        let from_file = match &given.config {
+            Some(path) => read_properties_file(path)?,
+            None => BrokerArgs::default(),
+        };
+        given.or(from_file).resolve()
+    }
+}
+
+impl BrokerArgs {
+    /// Fields set here win; the rest come from `fallback`.
+    pub fn or(self, fallback: BrokerArgs) -> BrokerArgs {
+        BrokerArgs {
+            config: self.config.or(fallback.config),
+            data_dir: self.data_dir.or(fallback.data_dir),
+            listen: self.listen.or(fallback.listen),
+            advertise: self.advertise.or(fallback.advertise),
+            http_listen: self.http_listen.or(fallback.http_listen),
+            node_id: self.node_id.or(fallback.node_id),
+            cluster_id: self.cluster_id.or(fallback.cluster_id),
+            max_connections: self.max_connections.or(fallback.max_connections),
+            max_request_bytes: self.max_request_bytes.or(fallback.max_request_bytes),
+            auto_create_topics: self.auto_create_topics.or(fallback.auto_create_topics),
+            num_partitions: self.num_partitions.or(fallback.num_partitions),
+            request_timeout_ms: self.request_timeout_ms.or(fallback.request_timeout_ms),
+            shutdown_timeout_ms: self.shutdown_timeout_ms.or(fallback.shutdown_timeout_ms),
+            log_segment_bytes: self.log_segment_bytes.or(fallback.log_segment_bytes),
+            log_segment_ms: self.log_segment_ms.or(fallback.log_segment_ms),
+            log_retention_ms: self.log_retention_ms.or(fallback.log_retention_ms),
+            log_retention_bytes: self.log_retention_bytes.or(fallback.log_retention_bytes),
+            log_cleanup_policy: self.log_cleanup_policy.or(fallback.log_cleanup_policy),
+            message_max_bytes: self.message_max_bytes.or(fallback.message_max_bytes),
+            log_flush_interval_ms: self
+                .log_flush_interval_ms
+                .or(fallback.log_flush_interval_ms),
+            log_index_interval_bytes: self
+                .log_index_interval_bytes
+                .or(fallback.log_index_interval_bytes),
+            log_retention_check_interval_ms: self
+                .log_retention_check_interval_ms
+                .or(fallback.log_retention_check_interval_ms),
+        }
+    }
+
+    /// Applies defaults and validates.
+    pub fn resolve(self) -> Result<BrokerConfig, ConfigError> {
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
+        let listen = self.listen.unwrap_or_else(|| defaults::LISTEN.to_owned());
+        let mut config = BrokerConfig::new(data_dir, listen);
+        config.advertise = self.advertise;
+        config.http_listen = self.http_listen.unwrap_or(config.http_listen);
+        config.node_id = self.node_id.unwrap_or(config.node_id);
+        config.cluster_id = self.cluster_id.unwrap_or(config.cluster_id);
+        config.max_connections = self.max_connections.unwrap_or(config.max_connections);
+        config.max_request_bytes = self.max_request_bytes.unwrap_or(config.max_request_bytes);
+        config.auto_create_topics = self.auto_create_topics.unwrap_or(config.auto_create_topics);
+        config.num_partitions = self.num_partitions.unwrap_or(config.num_partitions);
+        config.request_timeout_ms = self.request_timeout_ms.unwrap_or(config.request_timeout_ms);
+        config.shutdown_timeout_ms = self
+            .shutdown_timeout_ms
+            .unwrap_or(config.shutdown_timeout_ms);
+        config.retention_check_interval_ms = self
+            .log_retention_check_interval_ms
+            .unwrap_or(config.retention_check_interval_ms);
+        let topic = &mut config.topic_defaults;
+        let mut set = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                topic.insert(name.to_owned(), value);
+            }
+        };
+        set(
+            "segment.bytes",
+            self.log_segment_bytes.map(|v| v.to_string()),
+        );
+        set("segment.ms", self.log_segment_ms.map(|v| v.to_string()));
+        set("retention.ms", self.log_retention_ms.map(|v| v.to_string()));
+        set(
+            "retention.bytes",
+            self.log_retention_bytes.map(|v| v.to_string()),
+        );
+        set("cleanup.policy", self.log_cleanup_policy);
+        set(
+            "max.message.bytes",
+            self.message_max_bytes.map(|v| v.to_string()),
+        );
+        set(
+            "flush.ms",
+            self.log_flush_interval_ms.map(|v| v.to_string()),
+        );
+        set(
+            "index.interval.bytes",
+            self.log_index_interval_bytes.map(|v| v.to_string()),
+        );
+        validate(&config)?;
+        Ok(config)
+    }
+}
+
+/// Checks the values no default can fix.
+fn validate(config: &BrokerConfig) -> Result<(), ConfigError> {
+    let invalid = |name, detail: &str| {
+        Err(ConfigError::Invalid {
+            name,
+            detail: detail.into(),
+        })
+    };
+    if config.node_id < 0 {
+        return invalid("node-id", "must be >= 0");
+    }
+    if config.max_connections == 0 {
+        return invalid("max-connections", "must be > 0");
+    }
+    if config.max_request_bytes < runnel_protocol::frame::REQUEST_HEADER_MIN_BYTES
+        || config.max_request_bytes > i32::MAX as usize
+    {
+        return invalid("max-request-bytes", "must be in 8..=2147483647");
+    }
+    if config.num_partitions < 1 {
+        return invalid("num-partitions", "must be >= 1");
+    }
+    if config.request_timeout_ms == 0 {
+        return invalid("request-timeout-ms", "must be > 0");
+    }
+    if config.inflight_requests_max == 0 {
+        return invalid("inflight-requests-max", "must be > 0");
+    }
+    for (name, addr) in [
+        ("listen", Some(&config.listen)),
+        ("advertise", config.advertise.as_ref()),
+    ] {
+        if let Some(addr) = addr {
+            split_host_port(addr).map_err(|detail| ConfigError::Invalid { name, detail })?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits `host:port` (IPv6 hosts in brackets).
+pub fn split_host_port(addr: &str) -> Result<(String, u16), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not host:port"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|e| format!("{addr:?}: port: {e}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{addr:?}: empty host"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// Kafka property names accepted as aliases of our flags.
+const KAFKA_ALIASES: &[(&str, &str)] = &[
+    ("log.dirs", "data-dir"),
+    ("log.dir", "data-dir"),
+    ("node.id", "node-id"),
+    ("broker.id", "node-id"),
+    ("auto.create.topics.enable", "auto-create-topics"),
+    ("socket.request.max.bytes", "max-request-bytes"),
+    ("message.max.bytes", "message-max-bytes"),
+    (
+        "log.retention.check.interval.ms",
+        "log-retention-check-interval-ms",
+    ),
+    ("log.flush.interval.ms", "log-flush-interval-ms"),
+    ("log.index.interval.bytes", "log-index-interval-bytes"),
+];
+
+/// Reads a `key=value` file. Keys are our flag names (dots or dashes) or a Kafka alias.
+fn read_properties_file(path: &Path) -> Result<BrokerArgs, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut argv = vec!["runnel-broker".to_owned()];
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or(ConfigError::Syntax {
+            path: path.to_owned(),
+            line: index + 1,
+        })?;
+        let key = key.trim();
+        let flag = KAFKA_ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == key)
+            .map_or_else(
+                || key.replace(['.', '_'], "-"),
+                |(_, flag)| (*flag).to_owned(),
+            );
+        argv.push(format!("--{flag}={}", value.trim()));
+    }
+    // Environment variables must not leak into the file's values: they rank above the file
+    // and are already in the flags' parse.
+    let command = BrokerArgs::command().mut_args(|arg| arg.env(None::<&str>));
+    let matches = command
+        .try_get_matches_from(argv)
+        .map_err(|e| ConfigError::FileValue {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+    BrokerArgs::from_arg_matches(&matches).map_err(|e| ConfigError::FileValue {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let config = BrokerConfig::from_args(["runnel-broker"]).unwrap();
+        assert_eq!(config.listen, defaults::LISTEN);
+        assert_eq!(config.data_dir, PathBuf::from(defaults::DATA_DIR));
+        assert_eq!(config.max_request_bytes, 104_857_600);
+        assert!(config.auto_create_topics);
+        assert!(config.topic_defaults.is_empty());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.properties");
+        std::fs::write(
+            &path,
+            "# comment\nlog.dirs=/var/runnel\nnum.partitions=3\nlisten=0.0.0.0:9000\n\
+             auto.create.topics.enable=false\nlog.retention.ms=1000\n",
+        )
+        .unwrap();
+        let config = BrokerConfig::from_args([
+            "runnel-broker",
+            "--config",
+            path.to_str().unwrap(),
+            "--num-partitions",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/runnel"));
+        assert_eq!(config.num_partitions, 5);
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert!(!config.auto_create_topics);
+        assert_eq!(
+            config
+                .topic_defaults
+                .get("retention.ms")
+                .map(String::as_str),
+            Some("1000")
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(BrokerConfig::from_args(["b", "--num-partitions", "0"]).is_err());
+        assert!(BrokerConfig::from_args(["b", "--listen", "nocolon"]).is_err());
+        assert!(BrokerConfig::from_args(["b", "--max-request-bytes", "3"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.properties");
+        std::fs::write(&path, "no.such.setting=1\n").unwrap();
+        assert!(BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn host_port_split_handles_ipv6() {
+        assert_eq!(
+            split_host_port("[::1]:9092").unwrap(),
+            ("::1".to_owned(), 9092)
+        );
+        assert_eq!(
+            split_host_port("localhost:0").unwrap(),
+            ("localhost".to_owned(), 0)
+        );
+        assert!(split_host_port(":9092").is_err());
+    }
+}

@@ -1,1 +1,276 @@
-//! fetch (being written)
+//! Fetch: whole batches from each requested partition, long-polling until `min_bytes` are
+//! available or `max_wait_ms` (capped) passes. Sessionless: every request is a full fetch
+//! and the answer carries session id 0.
+//!
+//! The request is turned into an owned [`FetchPlan`] (partition logs resolved once) so the
+//! long poll can re-read from a `'static` future that wakes on any partition's end offset.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{
+    FetchRequest, FetchResponse, RequestHeader, ResponseKind, TopicName,
+};
+use runnel_protocol::batch::peek_batch_size;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::errors::log_error_i16;
+use super::{BrokerContext, Completion};
+use crate::log::{LogError, PartitionLog};
+
+/// Cap on a fetch's `max_wait_ms` (Kafka clients default to 500 ms).
+pub const FETCH_MAX_WAIT_MS_MAX: u64 = 30_000;
+/// Cap on a whole response's bytes (Kafka's `fetch.max.bytes` default, 55 MiB).
+pub const FETCH_RESPONSE_MAX_BYTES: usize = 55 * 1024 * 1024;
+/// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
+const FETCH_WAKEUPS_MAX: usize = 10_000;
+
+/// One partition of a fetch, its log resolved (or the error to answer with).
+struct PartitionPlan {
+    index: i32,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    log: Result<Arc<PartitionLog>, i16>,
+}
+
+struct TopicPlan {
+    name: TopicName,
+    topic_id: uuid::Uuid,
+    partitions: Vec<PartitionPlan>,
+}
+
+/// Everything a fetch needs, owned, so the long poll can re-run it.
+struct FetchPlan {
+    max_bytes: usize,
+    min_bytes: usize,
+    topics: Vec<TopicPlan>,
+}
+
+/// One read pass: the response, bytes of records in it, and whether a partition errored.
+struct ReadPass {
+    response: FetchResponse,
+    records_bytes: usize,
+    any_error: bool,
+}
+
+pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest) -> Completion {
+    let _ = header;
+    // Only other brokers fetch with a replica id; this single node has no followers.
+    let replica_error = (request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0)
+        .then_some(ResponseError::NotLeaderOrFollower.code());
+    let max_wait_ms = u64::try_from(request.max_wait_ms)
+        .unwrap_or(0)
+        .min(FETCH_MAX_WAIT_MS_MAX);
+    let plan = FetchPlan::new(ctx, request, replica_error);
+    let first = plan.read();
+    if max_wait_ms == 0 || first.any_error || first.records_bytes >= plan.min_bytes {
+        return Completion::Ready(ResponseKind::Fetch(first.response));
+    }
+    let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
+    Completion::Pending(long_poll(plan, deadline).boxed())
+}
+
+/// Re-reads whenever a partition's end offset moves, until `min_bytes` or the deadline.
+async fn long_poll(plan: FetchPlan, deadline: Instant) -> ResponseKind {
+    let mut watches: Vec<watch::Receiver<i64>> = plan
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.log.as_ref().ok().map(|log| log.end_offset_watch()))
+        .collect();
+    // Watches exist before this read, so an append racing it still wakes the wait below.
+    for _ in 0..FETCH_WAKEUPS_MAX {
+        let pass = plan.read();
+        if pass.any_error || pass.records_bytes >= plan.min_bytes {
+            return ResponseKind::Fetch(pass.response);
+        }
+        if watches.is_empty() {
+            tokio::time::sleep_until(deadline).await;
+            break;
+        }
+        let changed = watches.iter_mut().map(|w| Box::pin(w.changed()));
+        match tokio::time::timeout_at(deadline, futures::future::select_all(changed)).await {
+            Ok((Ok(()), _, _)) => continue,
+            // Deadline passed, or a log was closed (shutdown, topic deleted).
+            Err(_) | Ok((Err(_), _, _)) => break,
+        }
+    }
+    ResponseKind::Fetch(plan.read().response)
+}
+
+impl FetchPlan {
+    fn new(ctx: &BrokerContext, request: FetchRequest, replica_error: Option<i16>) -> FetchPlan {
+        let topics = request
+            .topics
+            .into_iter()
+            .map(|topic| {
+                let name = topic.topic.0.to_string();
+                let partitions = topic
+                    .partitions
+                    .into_iter()
+                    .map(|p| PartitionPlan {
+                        index: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: clamp_bytes(p.partition_max_bytes),
+                        log: match replica_error {
+                            Some(code) => Err(code),
+                            None => ctx
+                                .logs
+                                .partition(&name, p.partition)
+                                .map_err(|e| log_error_i16(&e)),
+                        },
+                    })
+                    .collect();
+                TopicPlan {
+                    name: topic.topic,
+                    topic_id: topic.topic_id,
+                    partitions,
+                }
+            })
+            .collect();
+        FetchPlan {
+            max_bytes: clamp_bytes(request.max_bytes),
+            min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
+            topics,
+        }
+    }
+
+    /// Reads every partition once, within the response and partition byte limits.
+    fn read(&self) -> ReadPass {
+        let mut response = FetchResponse::default();
+        response.session_id = 0;
+        let mut records_bytes = 0usize;
+        let mut any_error = false;
+        for topic in &self.topics {
+            let mut topic_response = FetchableTopicResponse::default();
+            topic_response.topic = topic.name.clone();
+            topic_response.topic_id = topic.topic_id;
+            for partition in &topic.partitions {
+                let budget_bytes = self.max_bytes.saturating_sub(records_bytes);
+                let data = read_partition(partition, budget_bytes, records_bytes == 0);
+                any_error |= data.error_code != 0;
+                records_bytes += data.records.as_ref().map_or(0, Bytes::len);
+                topic_response.partitions.push(data);
+            }
+            response.responses.push(topic_response);
+        }
+        ReadPass {
+            response,
+            records_bytes,
+            any_error,
+        }
+    }
+}
+
+/// One partition's answer. The first partition with data gets at least one whole batch even
+/// when it exceeds the limits (so a large batch can never stall a consumer); later ones only
+/// whole batches that fit.
+fn read_partition(
+    plan: &PartitionPlan,
+    budget_bytes: usize,
+    first_with_data: bool,
+) -> PartitionData {
+    let mut data = PartitionData::default();
+    data.partition_index = plan.index;
+    data.high_watermark = -1;
+    data.last_stable_offset = -1;
+    data.log_start_offset = -1;
+    data.records = Some(Bytes::new());
+    let log = match &plan.log {
+        Ok(log) => log,
+        Err(code) => {
+            data.error_code = *code;
+            return data;
+        }
+    };
+    let limit_bytes = plan.partition_max_bytes.min(budget_bytes);
+    match log.read(plan.fetch_offset, limit_bytes) {
+        Ok(read) => {
+            data.high_watermark = read.high_watermark;
+            data.last_stable_offset = read.high_watermark;
+            data.log_start_offset = read.log_start_offset;
+            let records = if first_with_data {
+                read.records
+            } else {
+                whole_batches_within(read.records, limit_bytes)
+            };
+            data.records = Some(records);
+        }
+        Err(e) => {
+            data.error_code = log_error_i16(&e);
+            if let LogError::OffsetOutOfRange {
+                log_start_offset,
+                log_end_offset,
+                ..
+            } = e
+            {
+                data.high_watermark = log_end_offset;
+                data.last_stable_offset = log_end_offset;
+                data.log_start_offset = log_start_offset;
+            }
+        }
+    }
+    data
+}
+
+/// The longest prefix of `records` made of whole batches totalling at most `max_bytes`.
+fn whole_batches_within(records: Bytes, max_bytes: usize) -> Bytes {
+    let mut end = 0usize;
+    while let Some(rest) = records.get(end..) {
+        match peek_batch_size(rest) {
+            Ok(Some(size)) if end + size <= max_bytes && end + size <= records.len() => end += size,
+            _ => break,
+        }
+    }
+    records.slice(..end)
+}
+
+/// A wire byte limit as a usize, negative as 0, capped at the response bound.
+fn clamp_bytes(limit: i32) -> usize {
+    usize::try_from(limit)
+        .unwrap_or(0)
+        .min(FETCH_RESPONSE_MAX_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
+
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_only_whole_batches() {
+        let one = build_raw_batch(&RawBatchFields {
+            records: b"abc",
+            ..RawBatchFields::default()
+        });
+        let mut blob = one.to_vec();
+        blob.extend_from_slice(&one);
+        let blob = Bytes::from(blob);
+        assert_eq!(
+            whole_batches_within(blob.clone(), one.len() * 2).len(),
+            one.len() * 2
+        );
+        assert_eq!(
+            whole_batches_within(blob.clone(), one.len() * 2 - 1).len(),
+            one.len()
+        );
+        assert_eq!(whole_batches_within(blob.clone(), one.len() - 1).len(), 0);
+        assert_eq!(
+            whole_batches_within(blob.slice(..one.len() + 5), 1 << 20).len(),
+            one.len()
+        );
+    }
+
+    #[test]
+    fn byte_limits_are_clamped() {
+        assert_eq!(clamp_bytes(-5), 0);
+        assert_eq!(clamp_bytes(i32::MAX), FETCH_RESPONSE_MAX_BYTES);
+        assert_eq!(clamp_bytes(1024), 1024);
+    }
+}

@@ -1,1 +1,141 @@
-//! list_offsets (being written)
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or the first offset whose
+//! timestamp is at least the one asked for.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+
+use runnel_protocol::batch::{BatchSplitter, RecordBatch};
+use runnel_protocol::records::records;
+
+use super::errors::log_error_i16;
+use super::BrokerContext;
+use crate::log::{LogError, PartitionLog};
+
+const LATEST_TIMESTAMP: i64 = -1;
+const EARLIEST_TIMESTAMP: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let _ = header;
+    let mut response = ListOffsetsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut topic_response = ListOffsetsTopicResponse::default();
+        topic_response.name = topic.name;
+        for partition in topic.partitions {
+            topic_response
+                .partitions
+                .push(list_partition(ctx, &name, &partition));
+        }
+        response.topics.push(topic_response);
+    }
+    response
+}
+
+fn list_partition(
+    ctx: &BrokerContext,
+    topic: &str,
+    request: &ListOffsetsPartition,
+) -> ListOffsetsPartitionResponse {
+    let mut response = ListOffsetsPartitionResponse::default();
+    response.partition_index = request.partition_index;
+    response.timestamp = -1;
+    response.offset = -1;
+    response.leader_epoch = 0;
+    let found = ctx
+        .logs
+        .partition(topic, request.partition_index)
+        .map_err(LookupError::from)
+        .and_then(|log| lookup(&log, request.timestamp));
+    match found {
+        Ok(Some((offset, timestamp))) => {
+            response.offset = offset;
+            response.timestamp = timestamp;
+        }
+        // No record at or after the timestamp: Kafka answers offset -1, timestamp -1.
+        Ok(None) => {}
+        Err(LookupError::Log(e)) => response.error_code = log_error_i16(&e),
+        Err(LookupError::Unsupported) => {
+            response.error_code = ResponseError::UnsupportedVersion.code();
+        }
+    }
+    response
+}
+
+enum LookupError {
+    Log(LogError),
+    /// A special timestamp this broker does not know (e.g. -4 earliest-local, -5 tiered).
+    Unsupported,
+}
+
+impl From<LogError> for LookupError {
+    fn from(e: LogError) -> Self {
+        LookupError::Log(e)
+    }
+}
+
+/// (offset, timestamp) for a ListOffsets timestamp query.
+fn lookup(log: &PartitionLog, timestamp: i64) -> Result<Option<(i64, i64)>, LookupError> {
+    match timestamp {
+        LATEST_TIMESTAMP => Ok(Some((log.log_end_offset(), -1))),
+        EARLIEST_TIMESTAMP => Ok(Some((log.log_start_offset(), -1))),
+        MAX_TIMESTAMP => max_timestamp(log).map_err(LookupError::from),
+        t if t >= 0 => {
+            let found = log.offset_for_timestamp(t)?;
+            Ok(found.map(|f| (f.offset, f.timestamp)))
+        }
+        _ => Err(LookupError::Unsupported),
+    }
+}
+
+/// Bytes read per step when scanning for the max timestamp.
+const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+/// Decompression bound when locating the max-timestamp record inside its batch.
+const SCAN_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The record with the largest timestamp (the earliest such record on ties). The storage
+/// engine keeps no per-partition maximum, so this scans batch headers: slow on big logs,
+/// but `-3` is a rare admin query.
+fn max_timestamp(log: &PartitionLog) -> Result<Option<(i64, i64)>, LogError> {
+    let mut offset = log.log_start_offset();
+    let end_offset = log.log_end_offset();
+    let mut best: Option<RecordBatch> = None;
+    // Every step advances by at least one offset, so this bounds the loop.
+    let steps_max = end_offset.saturating_sub(offset).saturating_add(1);
+    for _ in 0..steps_max {
+        if offset >= end_offset {
+            break;
+        }
+        let read = log.read(offset, SCAN_CHUNK_BYTES)?;
+        let mut next_offset = offset;
+        for batch in BatchSplitter::new(read.records).map_while(Result::ok) {
+            let better = best
+                .as_ref()
+                .is_none_or(|b| batch.max_timestamp() > b.max_timestamp());
+            next_offset = next_offset.max(batch.next_offset());
+            if better && batch.next_offset() > offset {
+                best = Some(batch);
+            }
+        }
+        if next_offset <= offset {
+            break;
+        }
+        offset = next_offset;
+    }
+    Ok(best.map(|batch| {
+        let timestamp = batch.max_timestamp();
+        let offset = records(&batch, SCAN_MAX_UNCOMPRESSED_BYTES)
+            .ok()
+            .and_then(|mut it| it.find_map(|r| r.ok().filter(|r| r.timestamp == timestamp)))
+            .map_or(batch.last_offset(), |r| r.offset);
+        (offset, timestamp)
+    }))
+}

@@ -1,1 +1,164 @@
-//! metadata (being written)
+//! Metadata: this broker, the cluster id, and topics with their partitions. A single node
+//! leads every partition (replicas and ISR are just this node, leader epoch 0). Unknown
+//! topics are auto-created when the broker and the request (v4+) allow it.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+
+use super::errors::log_error_i16;
+use super::BrokerContext;
+use crate::log::{LogError, TopicInfo};
+
+/// Longest legal topic name (Kafka's limit).
+const TOPIC_NAME_MAX_BYTES: usize = 249;
+
+pub fn handle(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let version = header.request_api_version;
+    let mut response = MetadataResponse::default();
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = BrokerId(ctx.node_id);
+    broker.host = StrBytes::from_string(ctx.advertised_host.clone());
+    broker.port = ctx.advertised_port;
+    response.brokers = vec![broker];
+    response.cluster_id = Some(StrBytes::from_string(ctx.cluster_id.clone()));
+    response.controller_id = BrokerId(ctx.node_id);
+    // v0 has no null list: an empty list means "all topics" there.
+    let requested = match request.topics {
+        Some(topics) if !(version == 0 && topics.is_empty()) => topics,
+        _ => {
+            response.topics = ctx
+                .logs
+                .topics()
+                .iter()
+                .map(|t| topic_entry(ctx, t))
+                .collect();
+            return response;
+        }
+    };
+    // Before v4 there is no flag and Kafka always allowed auto-creation.
+    let allow_create = ctx.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    response.topics = requested
+        .into_iter()
+        .map(|topic| requested_topic(ctx, topic, allow_create))
+        .collect();
+    response
+}
+
+/// One requested topic, by name (or by id from v10).
+fn requested_topic(
+    ctx: &BrokerContext,
+    topic: MetadataRequestTopic,
+    allow_create: bool,
+) -> MetadataResponseTopic {
+    let Some(name) = topic.name else {
+        let found = ctx
+            .logs
+            .topics()
+            .into_iter()
+            .find(|t| t.id == topic.topic_id);
+        return match found {
+            Some(info) => topic_entry(ctx, &info),
+            None => {
+                let mut entry = MetadataResponseTopic::default();
+                entry.topic_id = topic.topic_id;
+                entry.error_code = ResponseError::UnknownTopicId.code();
+                entry
+            }
+        };
+    };
+    let name_str = name.0.to_string();
+    let error_entry = |code: i16| {
+        let mut entry = MetadataResponseTopic::default();
+        entry.name = Some(name.clone());
+        entry.error_code = code;
+        entry
+    };
+    if validate_topic_name(&name_str).is_err() {
+        return error_entry(ResponseError::InvalidTopicException.code());
+    }
+    if let Some(info) = ctx.logs.topic(&name_str) {
+        return topic_entry(ctx, &info);
+    }
+    if !allow_create {
+        return error_entry(ResponseError::UnknownTopicOrPartition.code());
+    }
+    match ctx
+        .logs
+        .create_topic(&name_str, ctx.default_partitions, BTreeMap::new(), false)
+    {
+        Ok(info) => topic_entry(ctx, &info),
+        // Another connection created it between the lookup and here.
+        Err(LogError::TopicAlreadyExists(_)) => match ctx.logs.topic(&name_str) {
+            Some(info) => topic_entry(ctx, &info),
+            None => error_entry(ResponseError::UnknownTopicOrPartition.code()),
+        },
+        Err(e) => error_entry(log_error_i16(&e)),
+    }
+}
+
+/// A known topic with all its partitions led by this node.
+fn topic_entry(ctx: &BrokerContext, info: &TopicInfo) -> MetadataResponseTopic {
+    let mut entry = MetadataResponseTopic::default();
+    entry.name = Some(TopicName(StrBytes::from_string(info.name.clone())));
+    entry.topic_id = info.id;
+    entry.is_internal = info.name.starts_with("__");
+    entry.partitions = (0..info.partitions.max(0))
+        .map(|index| {
+            let mut partition = MetadataResponsePartition::default();
+            partition.partition_index = index;
+            partition.leader_id = BrokerId(ctx.node_id);
+            partition.leader_epoch = 0;
+            partition.replica_nodes = vec![BrokerId(ctx.node_id)];
+            partition.isr_nodes = vec![BrokerId(ctx.node_id)];
+            partition
+        })
+        .collect();
+    entry
+}
+
+/// Kafka's topic name rules: 1..=249 bytes of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty");
+    }
+    if name.len() > TOPIC_NAME_MAX_BYTES {
+        return Err("longer than 249 bytes");
+    }
+    if name == "." || name == ".." {
+        return Err("'.' and '..' are reserved");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_topic_name;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders-v1.eu_west").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a b").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    }
+}

@@ -5,9 +5,14 @@
 //! (synchronous apply), except those that must wait (produce with acks=all, fetch long-poll),
 //! which return a [`Completion`]. Handlers never panic on client input; storage errors become
 //! error codes through [`errors`] only.
+//!
+//! [`dispatch`] runs a handler's synchronous apply step on the connection's task (so one
+//! connection's requests are applied in arrival order) and hands back the [`Completion`]
+//! the connection awaits, concurrently with later requests, before answering in order.
 
 pub mod errors;
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -15,9 +20,8 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
-pub mod alter_configs;
-pub mod incremental_alter_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -25,7 +29,7 @@ pub mod produce;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use kafka_protocol::messages::ResponseKind;
+use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
 use crate::log::LogManager;
 
@@ -43,8 +47,58 @@ pub struct BrokerContext {
     pub default_partitions: i32,
 }
 
-/// A handler's answer: ready now, or after waiting (fsync, long-poll).
+/// A handler's answer: ready now, after waiting (fsync, long-poll), or never.
+// `Ready` is large, but each Completion is moved once per request; boxing would add an
+// allocation to every answer.
+#[allow(clippy::large_enum_variant)]
 pub enum Completion {
     Ready(ResponseKind),
     Pending(BoxFuture<'static, ResponseKind>),
+    /// The request is applied and the client expects no answer (produce with acks=0).
+    NoResponse,
+}
+
+/// Why a decoded request has no handler.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The decoder only lets through what the versions table lists, so this is a broker bug
+    /// (a table entry without a handler); the connection is closed.
+    #[error("no handler for API key {0}")]
+    Unsupported(i16),
+}
+
+/// Applies one request and returns how it completes. The only `match` on the request kind.
+pub fn dispatch(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    request: RequestKind,
+) -> Result<Completion, DispatchError> {
+    use RequestKind as Rq;
+    use ResponseKind as Rs;
+    let ready = Completion::Ready;
+    let completion = match request {
+        Rq::ApiVersions(r) => ready(Rs::ApiVersions(api_versions::handle(ctx, header, r))),
+        Rq::Metadata(r) => ready(Rs::Metadata(metadata::handle(ctx, header, r))),
+        Rq::Produce(r) => produce::handle(ctx, header, r),
+        Rq::Fetch(r) => fetch::handle(ctx, header, r),
+        Rq::ListOffsets(r) => ready(Rs::ListOffsets(list_offsets::handle(ctx, header, r))),
+        Rq::CreateTopics(r) => ready(Rs::CreateTopics(create_topics::handle(ctx, header, r))),
+        Rq::DeleteTopics(r) => ready(Rs::DeleteTopics(delete_topics::handle(ctx, header, r))),
+        Rq::CreatePartitions(r) => ready(Rs::CreatePartitions(create_partitions::handle(
+            ctx, header, r,
+        ))),
+        Rq::DescribeConfigs(r) => ready(Rs::DescribeConfigs(describe_configs::handle(
+            ctx, header, r,
+        ))),
+        Rq::AlterConfigs(r) => ready(Rs::AlterConfigs(alter_configs::handle(ctx, header, r))),
+        Rq::IncrementalAlterConfigs(r) => ready(Rs::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(ctx, header, r),
+        )),
+        Rq::DeleteRecords(r) => ready(Rs::DeleteRecords(delete_records::handle(ctx, header, r))),
+        Rq::DescribeCluster(r) => ready(Rs::DescribeCluster(describe_cluster::handle(
+            ctx, header, r,
+        ))),
+        _ => return Err(DispatchError::Unsupported(header.request_api_key)),
+    };
+    Ok(completion)
 }

@@ -1,1 +1,221 @@
-//! produce (being written)
+//! Produce: validate each partition's batches, append them, answer per partition.
+//!
+//! Every batch of a partition is checked before any is appended, so a partition's append is
+//! all or nothing; a bad partition fails only itself. acks=1 answers once the data is in the
+//! page cache, acks=-1 once it is fsynced (the completion waits on group commit), acks=0
+//! applies and answers nothing.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::batch::{BatchError, BatchSplitter, RecordBatch};
+use runnel_protocol::records::records;
+
+use super::errors::{log_error_code, log_error_i16};
+use super::{BrokerContext, Completion};
+use crate::log::{PartitionLog, TopicConfig};
+
+/// Upper bound on decompressed records when checking keys on a compacted topic.
+const KEY_CHECK_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// A partition appended with acks=-1 that must be fsynced before the answer.
+struct DurableWait {
+    topic_index: usize,
+    partition_index: usize,
+    log: Arc<PartitionLog>,
+    end_offset: i64,
+}
+
+pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceRequest) -> Completion {
+    let acks = request.acks;
+    let version = header.request_api_version;
+    if !matches!(acks, -1..=1) {
+        let response = answer_all(request, ResponseError::InvalidRequiredAcks.code());
+        return Completion::Ready(ResponseKind::Produce(response));
+    }
+    let mut response = ProduceResponse::default();
+    let mut waits = Vec::new();
+    for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
+        let name = topic.name.0.to_string();
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic.name;
+        topic_response.topic_id = topic.topic_id;
+        for (partition_index, data) in topic.partition_data.into_iter().enumerate() {
+            let (partition_response, appended) = produce_partition(ctx, &name, data, version);
+            if let (Some((log, end_offset)), -1) = (appended, acks) {
+                waits.push(DurableWait {
+                    topic_index,
+                    partition_index,
+                    log,
+                    end_offset,
+                });
+            }
+            topic_response.partition_responses.push(partition_response);
+        }
+        response.responses.push(topic_response);
+    }
+    match acks {
+        0 => Completion::NoResponse,
+        -1 if !waits.is_empty() => Completion::Pending(wait_durable(response, waits).boxed()),
+        _ => Completion::Ready(ResponseKind::Produce(response)),
+    }
+}
+
+/// Waits for every acks=-1 partition's fsync; a failed fsync fails that partition only.
+async fn wait_durable(mut response: ProduceResponse, waits: Vec<DurableWait>) -> ResponseKind {
+    let pending = waits.iter().map(|w| w.log.wait_durable(w.end_offset));
+    let results = futures::future::join_all(pending).await;
+    for (wait, result) in waits.iter().zip(results) {
+        if let Err(e) = result {
+            let slot = response
+                .responses
+                .get_mut(wait.topic_index)
+                .and_then(|t| t.partition_responses.get_mut(wait.partition_index));
+            if let Some(partition) = slot {
+                partition.error_code = log_error_i16(&e);
+                partition.base_offset = -1;
+            }
+        }
+    }
+    ResponseKind::Produce(response)
+}
+
+/// Validates and appends one partition's records; returns the log and end offset to wait
+/// on when the append succeeded.
+fn produce_partition(
+    ctx: &BrokerContext,
+    topic: &str,
+    data: PartitionProduceData,
+    version: i16,
+) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
+    let mut response = PartitionProduceResponse::default();
+    response.index = data.index;
+    response.base_offset = -1;
+    response.log_append_time_ms = -1;
+    response.log_start_offset = -1;
+    let fail = |mut response: PartitionProduceResponse, error: ResponseError, message: String| {
+        response.error_code = error.code();
+        if version >= 8 {
+            response.error_message = Some(StrBytes::from_string(message));
+        }
+        (response, None)
+    };
+    let log = match ctx.logs.partition(topic, data.index) {
+        Ok(log) => log,
+        Err(e) => return fail(response, log_error_code(&e), e.to_string()),
+    };
+    let batches = match validate_batches(&log.config(), data.records.unwrap_or_default()) {
+        Ok(batches) => batches,
+        Err((error, message)) => return fail(response, error, message),
+    };
+    match log.append(&batches) {
+        Ok(info) => {
+            response.base_offset = info.base_offset;
+            response.log_append_time_ms = info.log_append_time_ms;
+            response.log_start_offset = info.log_start_offset;
+            let end_offset = info.last_offset.saturating_add(1);
+            (response, Some((log, end_offset)))
+        }
+        Err(e) => fail(response, log_error_code(&e), e.to_string()),
+    }
+}
+
+/// Splits `records` into batches and checks every one before anything is appended.
+pub fn validate_batches(
+    config: &TopicConfig,
+    records: Bytes,
+) -> Result<Vec<RecordBatch>, (ResponseError, String)> {
+    if records.is_empty() {
+        return Err((ResponseError::InvalidRecord, "no record batches".to_owned()));
+    }
+    let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
+    let mut batches = Vec::new();
+    for batch in BatchSplitter::new(records) {
+        let batch = batch.map_err(framing_error)?;
+        validate_batch(&batch, max_message_bytes)?;
+        if config.cleanup_policy.compact {
+            check_keys(&batch)?;
+        }
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+fn framing_error(error: BatchError) -> (ResponseError, String) {
+    (ResponseError::CorruptMessage, error.to_string())
+}
+
+/// One batch's size, CRC, offsets and count.
+fn validate_batch(
+    batch: &RecordBatch,
+    max_message_bytes: usize,
+) -> Result<(), (ResponseError, String)> {
+    if batch.size_bytes() > max_message_bytes {
+        let message = format!(
+            "batch of {} bytes exceeds max.message.bytes {max_message_bytes}",
+            batch.size_bytes()
+        );
+        return Err((ResponseError::MessageTooLarge, message));
+    }
+    batch.verify_crc().map_err(framing_error)?;
+    batch.compression().map_err(framing_error)?;
+    let invalid = |message: String| Err((ResponseError::InvalidRecord, message));
+    if batch.base_offset() != 0 {
+        return invalid(format!(
+            "batch base offset {} is not 0",
+            batch.base_offset()
+        ));
+    }
+    let count = i64::from(batch.record_count());
+    if count <= 0 {
+        return invalid(format!("batch record count {count} is not positive"));
+    }
+    if i64::from(batch.last_offset_delta()) + 1 != count {
+        return invalid(format!(
+            "last offset delta {} does not match record count {count}",
+            batch.last_offset_delta()
+        ));
+    }
+    Ok(())
+}
+
+/// Compacted topics keep the latest record per key, so every record needs one.
+fn check_keys(batch: &RecordBatch) -> Result<(), (ResponseError, String)> {
+    let iter = records(batch, KEY_CHECK_MAX_UNCOMPRESSED_BYTES)
+        .map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+    for record in iter {
+        let record = record.map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+        if record.key.is_none() {
+            let message = "compacted topic: every record needs a key".to_owned();
+            return Err((ResponseError::InvalidRecord, message));
+        }
+    }
+    Ok(())
+}
+
+/// The same error for every partition (request-level failures such as bad acks).
+fn answer_all(request: ProduceRequest, error_code: i16) -> ProduceResponse {
+    let mut response = ProduceResponse::default();
+    for topic in request.topic_data {
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic.name;
+        topic_response.topic_id = topic.topic_id;
+        for data in topic.partition_data {
+            let mut partition = PartitionProduceResponse::default();
+            partition.index = data.index;
+            partition.error_code = error_code;
+            partition.base_offset = -1;
+            partition.log_append_time_ms = -1;
+            partition.log_start_offset = -1;
+            topic_response.partition_responses.push(partition);
+        }
+        response.responses.push(topic_response);
+    }
+    response
+}

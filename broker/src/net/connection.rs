@@ -1,0 +1,248 @@
+//! One client connection: read frames, apply them in arrival order, answer in order.
+//!
+//! The reader half reads a size-checked frame, decodes it and calls [`api::dispatch`]
+//! (the synchronous apply step) before reading the next, so one producer's appends land in
+//! order. Waiting completions (acks=all, fetch long-poll) run as their own tasks; the writer
+//! half awaits them in request order, so responses go out in request order while the waits
+//! overlap. At most `inflight_requests_max` requests are applied but unanswered; beyond
+//! that the reader stops reading (TCP back-pressure). The connection exclusively owns its
+//! socket; it shares only the `Arc<BrokerContext>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use runnel_protocol::frame::{
+    decode_request, encode_response, frame_size, ErrorAction, FrameError, RequestError,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::api::{self, BrokerContext, Completion};
+use crate::config::BrokerConfig;
+
+/// First allocation for a frame body; it grows as bytes actually arrive, so a client that
+/// announces a large frame and sends nothing holds no more than this.
+const FRAME_INITIAL_BUFFER_BYTES: usize = 64 * 1024;
+/// Bytes buffered before the writer flushes even when more responses are queued.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Per-connection bounds, copied from the broker config.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    pub max_request_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub inflight_requests_max: usize,
+}
+
+impl ConnectionLimits {
+    pub fn from_config(config: &BrokerConfig) -> ConnectionLimits {
+        ConnectionLimits {
+            max_request_bytes: config.max_request_bytes,
+            request_timeout_ms: config.request_timeout_ms,
+            inflight_requests_max: config.inflight_requests_max,
+        }
+    }
+}
+
+/// Why a connection ended other than by the client closing it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("frame ended after {received_bytes} of {size_bytes} bytes")]
+    Truncated {
+        received_bytes: usize,
+        size_bytes: usize,
+    },
+    #[error("request stalled mid-frame for {0} ms")]
+    Timeout(u64),
+    #[error("bad request: {0}")]
+    Request(#[from] RequestError),
+    #[error("dispatch: {0}")]
+    Dispatch(#[from] api::DispatchError),
+    #[error("encoding a response: {0}")]
+    Encode(#[from] runnel_protocol::frame::EncodeError),
+}
+
+/// A response slot, queued in request order.
+enum Outbound {
+    Ready {
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: ResponseKind,
+    },
+    Waiting {
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        task: AbortOnDrop,
+    },
+    /// An already-encoded frame (the ApiVersions fallback).
+    Raw(Bytes),
+}
+
+/// A completion task that is cancelled if its connection goes away first.
+struct AbortOnDrop(JoinHandle<ResponseKind>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves one connection until the client closes it, it misbehaves, or shutdown.
+pub async fn serve(
+    stream: TcpStream,
+    context: Arc<BrokerContext>,
+    limits: ConnectionLimits,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ConnectionError> {
+    // Small responses (ApiVersions, acks=1 produce) must not wait for Nagle.
+    stream.set_nodelay(true)?;
+    let (reader, writer) = stream.into_split();
+    let (queue_tx, queue_rx) = mpsc::channel(limits.inflight_requests_max);
+    let writer_task = tokio::spawn(write_responses(writer, queue_rx));
+    let read_result = read_requests(reader, &context, &limits, shutdown, queue_tx).await;
+    // The reader dropped its sender: the writer answers everything queued, then ends.
+    let write_result = writer_task.await.map_err(std::io::Error::other)?;
+    read_result.and(write_result)
+}
+
+/// Reads, decodes and applies requests until EOF, an error, or shutdown.
+async fn read_requests<R: AsyncRead + Unpin>(
+    mut reader: R,
+    context: &BrokerContext,
+    limits: &ConnectionLimits,
+    mut shutdown: watch::Receiver<bool>,
+    queue: mpsc::Sender<Outbound>,
+) -> Result<(), ConnectionError> {
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let mut prefix = [0u8; 4];
+        // Idle between requests has no timeout; only a half-received frame does.
+        let first_bytes = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            read = reader.read(&mut prefix) => read?,
+        };
+        if first_bytes == 0 {
+            return Ok(());
+        }
+        let timeout = Duration::from_millis(limits.request_timeout_ms);
+        let frame = tokio::time::timeout(
+            timeout,
+            read_frame(&mut reader, prefix, first_bytes, limits),
+        )
+        .await
+        .map_err(|_| ConnectionError::Timeout(limits.request_timeout_ms))??;
+        let Some(outbound) = apply(context, frame)? else {
+            continue;
+        };
+        if queue.send(outbound).await.is_err() {
+            // The writer failed (client gone); its error is reported by `serve`.
+            return Ok(());
+        }
+    }
+}
+
+/// Reads the rest of the size prefix and the frame body it announces.
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    mut prefix: [u8; 4],
+    prefix_bytes_read: usize,
+    limits: &ConnectionLimits,
+) -> Result<Bytes, ConnectionError> {
+    if let Some(rest) = prefix.get_mut(prefix_bytes_read..) {
+        reader.read_exact(rest).await?;
+    }
+    let size_bytes = frame_size(prefix, limits.max_request_bytes)?;
+    let mut body = Vec::with_capacity(size_bytes.min(FRAME_INITIAL_BUFFER_BYTES));
+    let limit = u64::try_from(size_bytes).unwrap_or(u64::MAX);
+    reader.take(limit).read_to_end(&mut body).await?;
+    if body.len() != size_bytes {
+        return Err(ConnectionError::Truncated {
+            received_bytes: body.len(),
+            size_bytes,
+        });
+    }
+    Ok(Bytes::from(body))
+}
+
+/// Decodes and applies one request; `None` when nothing is to be answered.
+fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, ConnectionError> {
+    let request = match decode_request(frame) {
+        Ok(request) => request,
+        Err(error) => {
+            return match error.action() {
+                ErrorAction::Reply(frame) => Ok(Some(Outbound::Raw(frame))),
+                ErrorAction::Close => Err(error.into()),
+            }
+        }
+    };
+    let api_key = request.api_key;
+    let version = request.header.request_api_version;
+    let correlation_id = request.header.correlation_id;
+    let outbound = match api::dispatch(context, &request.header, request.body)? {
+        Completion::Ready(body) => Outbound::Ready {
+            api_key,
+            version,
+            correlation_id,
+            body,
+        },
+        Completion::Pending(future) => {
+            let task = AbortOnDrop(tokio::spawn(future));
+            Outbound::Waiting {
+                api_key,
+                version,
+                correlation_id,
+                task,
+            }
+        }
+        Completion::NoResponse => return Ok(None),
+    };
+    Ok(Some(outbound))
+}
+
+/// Writes responses in request order, flushing whenever the queue runs dry.
+async fn write_responses(
+    writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Outbound>,
+) -> Result<(), ConnectionError> {
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
+    while let Some(outbound) = queue.recv().await {
+        let frame = match outbound {
+            Outbound::Raw(frame) => frame,
+            Outbound::Ready {
+                api_key,
+                version,
+                correlation_id,
+                body,
+            } => encode_response(api_key, version, correlation_id, &body)?,
+            Outbound::Waiting {
+                api_key,
+                version,
+                correlation_id,
+                mut task,
+            } => {
+                let body = (&mut task.0).await.map_err(std::io::Error::other)?;
+                encode_response(api_key, version, correlation_id, &body)?
+            }
+        };
+        writer.write_all(&frame).await?;
+        if queue.is_empty() {
+            writer.flush().await?;
+        }
+    }
+    writer.flush().await?;
+    writer.into_inner().shutdown().await?;
+    Ok(())
+}

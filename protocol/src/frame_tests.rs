@@ -1,0 +1,193 @@
+// Tests may unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
+    RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use proptest::prelude::*;
+
+use super::*;
+
+fn request_frame(api_key: ApiKey, version: i16, correlation_id: i32, body: &RequestKind) -> Bytes {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("test")));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, api_key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    buf.freeze()
+}
+
+#[test]
+fn frame_size_checks_sign_limit_and_minimum() {
+    assert_eq!(frame_size(100i32.to_be_bytes(), 1_000), Ok(100));
+    assert_eq!(
+        frame_size((-1i32).to_be_bytes(), 1_000),
+        Err(FrameError::Negative(-1))
+    );
+    assert_eq!(
+        frame_size(i32::MAX.to_be_bytes(), 1_000),
+        Err(FrameError::TooLarge {
+            size_bytes: i32::MAX as usize,
+            max_request_bytes: 1_000
+        })
+    );
+    assert_eq!(
+        frame_size(7i32.to_be_bytes(), 1_000),
+        Err(FrameError::TooShort { size_bytes: 7 })
+    );
+}
+
+#[test]
+fn decodes_a_metadata_request_at_every_supported_version() {
+    for version in 0..=12 {
+        let body = RequestKind::Metadata(MetadataRequest::default());
+        let frame = request_frame(ApiKey::Metadata, version, 42, &body);
+        let decoded = decode_request(frame).unwrap();
+        assert_eq!(decoded.api_key, ApiKey::Metadata);
+        assert_eq!(decoded.header.correlation_id, 42);
+        assert_eq!(decoded.header.request_api_version, version);
+        assert!(matches!(decoded.body, RequestKind::Metadata(_)));
+    }
+}
+
+#[test]
+fn unknown_keys_and_versions_close_the_connection() {
+    let mut frame = BytesMut::new();
+    frame.put_i16(999);
+    frame.put_i16(0);
+    frame.put_i32(7);
+    let err = decode_request(frame.freeze()).unwrap_err();
+    assert_eq!(
+        err,
+        RequestError::UnknownApiKey {
+            api_key: 999,
+            correlation_id: 7
+        }
+    );
+    assert_eq!(err.action(), ErrorAction::Close);
+
+    // JoinGroup exists in Kafka but is not implemented here yet.
+    let mut frame = BytesMut::new();
+    frame.put_i16(ApiKey::JoinGroup as i16);
+    frame.put_i16(0);
+    frame.put_i32(8);
+    assert!(matches!(
+        decode_request(frame.freeze()),
+        Err(RequestError::UnknownApiKey { .. })
+    ));
+
+    let body = RequestKind::Metadata(MetadataRequest::default());
+    let frame = request_frame(ApiKey::Metadata, 12, 9, &body);
+    let mut raw = frame.to_vec();
+    raw[2..4].copy_from_slice(&13i16.to_be_bytes());
+    let err = decode_request(Bytes::from(raw)).unwrap_err();
+    assert!(matches!(
+        err,
+        RequestError::UnsupportedVersion { version: 13, .. }
+    ));
+    assert_eq!(err.action(), ErrorAction::Close);
+}
+
+#[test]
+fn too_new_api_versions_gets_a_v0_answer() {
+    let mut frame = BytesMut::new();
+    frame.put_i16(ApiKey::ApiVersions as i16);
+    frame.put_i16(99);
+    frame.put_i32(1234);
+    let err = decode_request(frame.freeze()).unwrap_err();
+    let ErrorAction::Reply(reply) = err.action() else {
+        panic!("expected a reply")
+    };
+    let mut reply = reply.slice(SIZE_PREFIX_BYTES..);
+    let header = ResponseHeader::decode(&mut reply, 0).unwrap();
+    assert_eq!(header.correlation_id, 1234);
+    let body = ApiVersionsResponse::decode(&mut reply, 0).unwrap();
+    assert_eq!(body.error_code, UNSUPPORTED_VERSION_CODE);
+    assert_eq!(body.api_keys.len(), versions::SUPPORTED_APIS.len());
+}
+
+#[test]
+fn api_versions_v3_round_trips_with_a_v0_response_header() {
+    let request = RequestKind::ApiVersions(
+        ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("t"))
+            .with_client_software_version(StrBytes::from_static_str("1")),
+    );
+    let decoded = decode_request(request_frame(ApiKey::ApiVersions, 3, 5, &request)).unwrap();
+    assert_eq!(decoded.header.correlation_id, 5);
+    let body = ResponseKind::ApiVersions(ApiVersionsResponse::default());
+    let frame = encode_response(ApiKey::ApiVersions, 3, 5, &body).unwrap();
+    let size = i32::from_be_bytes(frame[..4].try_into().unwrap());
+    assert_eq!(size as usize, frame.len() - 4);
+    assert_eq!(ApiVersionsResponse::header_version(3), 0);
+    let mut rest = frame.slice(4..);
+    assert_eq!(
+        ResponseHeader::decode(&mut rest, 0).unwrap().correlation_id,
+        5
+    );
+    ApiVersionsResponse::decode(&mut rest, 3).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn flexible_responses_carry_a_v1_header() {
+    let body = ResponseKind::Metadata(MetadataResponse::default());
+    let frame = encode_response(ApiKey::Metadata, 12, 77, &body).unwrap();
+    let mut rest = frame.slice(4..);
+    assert_eq!(
+        ResponseHeader::decode(&mut rest, 1).unwrap().correlation_id,
+        77
+    );
+    MetadataResponse::decode(&mut rest, 12).unwrap();
+    assert!(rest.is_empty());
+}
+
+fn supported_key_and_version() -> impl Strategy<Value = (ApiKey, i16)> {
+    proptest::sample::select(versions::SUPPORTED_APIS)
+        .prop_flat_map(|s| (Just(s.api_key), s.min_version..=s.max_version))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_request(Bytes::from(bytes));
+    }
+
+    #[test]
+    fn arbitrary_bodies_for_supported_apis_never_panic(
+        (api_key, version) in supported_key_and_version(),
+        body in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        let mut frame = BytesMut::new();
+        frame.put_i16(api_key as i16);
+        frame.put_i16(version);
+        frame.put_i32(1);
+        frame.put_slice(&body);
+        let _ = decode_request(frame.freeze());
+    }
+
+    #[test]
+    fn truncated_valid_frames_are_errors_not_panics(cut in 0usize..64, version in 0i16..=12) {
+        let body = RequestKind::Metadata(MetadataRequest::default().with_topics(None));
+        let frame = request_frame(ApiKey::Metadata, version, 3, &body);
+        let cut = cut.min(frame.len());
+        let _ = decode_request(frame.slice(..frame.len() - cut));
+    }
+
+    #[test]
+    fn any_prefix_gives_a_size_or_an_error(prefix in any::<[u8; 4]>(), max in 0usize..1 << 20) {
+        if let Ok(size) = frame_size(prefix, max) {
+            prop_assert!(size <= max && size >= REQUEST_HEADER_MIN_BYTES);
+        }
+    }
+}

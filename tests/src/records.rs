@@ -1,0 +1,97 @@
+//! Record batches for tests: build with kafka-protocol's encoder, decode fetched bytes.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// One magic-2 batch holding `(key, value)` records with timestamps `timestamp_ms + i`.
+pub fn batch_at(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp_ms: i64) -> Bytes {
+    batch_with(records, timestamp_ms, Compression::None)
+}
+
+/// Like [`batch_at`] with a compression codec.
+pub fn batch_with(
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    timestamp_ms: i64,
+    compression: Compression,
+) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp_ms + i as i64,
+            key: key.map(Bytes::copy_from_slice),
+            value: value.map(Bytes::copy_from_slice),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    buf.freeze()
+}
+
+/// One batch of unkeyed values, timestamps from 1_000.
+pub fn values(values: &[&str]) -> Bytes {
+    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+        values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+    batch_at(&records, 1_000)
+}
+
+/// One batch of keyed values, timestamps from 1_000.
+pub fn keyed(pairs: &[(&str, &str)]) -> Bytes {
+    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = pairs
+        .iter()
+        .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_bytes())))
+        .collect();
+    batch_at(&records, 1_000)
+}
+
+/// Several batches back to back in one records blob.
+pub fn concat(batches: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    for batch in batches {
+        out.extend_from_slice(batch);
+    }
+    out.freeze()
+}
+
+/// Every record in a fetched records blob (a cut last batch is ignored, as clients do).
+pub fn decode(records: &Bytes) -> Vec<Record> {
+    let mut whole = records.clone();
+    let mut end = 0usize;
+    while let Ok(Some(size)) = runnel_protocol::batch::peek_batch_size(&records[end..]) {
+        if end + size > records.len() {
+            break;
+        }
+        end += size;
+    }
+    whole.truncate(end);
+    RecordBatchDecoder::decode_all(&mut whole)
+        .expect("decode fetched batches")
+        .into_iter()
+        .flat_map(|set| set.records)
+        .collect()
+}
+
+/// The values of [`decode`] as strings.
+pub fn decode_values(records: &Bytes) -> Vec<String> {
+    decode(records)
+        .into_iter()
+        .map(|r| String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned())
+        .collect()
+}

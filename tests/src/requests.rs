@@ -1,0 +1,79 @@
+//! Short constructors for the requests end-to-end tests send most.
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+/// Metadata for `topics` (`None`: all topics), auto-creation allowed.
+pub fn metadata(topics: Option<&[&str]>) -> MetadataRequest {
+    let topics = topics.map(|names| {
+        names
+            .iter()
+            .map(|name| MetadataRequestTopic::default().with_name(Some(topic_name(name))))
+            .collect()
+    });
+    MetadataRequest::default()
+        .with_topics(topics)
+        .with_allow_auto_topic_creation(true)
+}
+
+/// Produce `records` to one partition.
+pub fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    let data = PartitionProduceData::default()
+        .with_index(partition)
+        .with_records(Some(records));
+    let topic = TopicProduceData::default()
+        .with_name(topic_name(topic))
+        .with_partition_data(vec![data]);
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![topic])
+}
+
+/// Fetch one partition from `offset`.
+pub fn fetch(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
+    let partition = FetchPartition::default()
+        .with_partition(partition)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1024 * 1024);
+    let topic = FetchTopic::default()
+        .with_topic(topic_name(topic))
+        .with_partitions(vec![partition]);
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![topic])
+}
+
+/// ListOffsets for one partition at `timestamp` (-1 latest, -2 earliest, -3 max timestamp).
+pub fn list_offsets(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsRequest {
+    let partition = ListOffsetsPartition::default()
+        .with_partition_index(partition)
+        .with_timestamp(timestamp);
+    let topic = ListOffsetsTopic::default()
+        .with_name(topic_name(topic))
+        .with_partitions(vec![partition]);
+    ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![topic])
+}

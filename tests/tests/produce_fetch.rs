@@ -1,0 +1,207 @@
+//! Produce and Fetch end to end: acks 0/1/-1, many batches, fetching from the middle, the
+//! long poll, byte limits, per-partition errors and pipelining.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProduceRequest, ProduceResponse};
+use runnel_tests::records::{concat, decode_values, values};
+use runnel_tests::requests::{fetch, list_offsets, metadata, produce};
+use runnel_tests::{TestBroker, TestClient};
+
+async fn create(client: &mut TestClient, topic: &str) {
+    let response = client.send(metadata(Some(&[topic])), 12).await;
+    assert_eq!(response.topics[0].error_code, 0);
+}
+
+fn partition_error(response: &ProduceResponse) -> i16 {
+    response.responses[0].partition_responses[0].error_code
+}
+
+fn fetched(response: &FetchResponse) -> Vec<String> {
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    decode_values(partition.records.as_ref().expect("records"))
+}
+
+async fn end_offset(client: &mut TestClient, topic: &str) -> i64 {
+    let response = client.send(list_offsets(topic, 0, -1), 7).await;
+    response.topics[0].partitions[0].offset
+}
+
+#[tokio::test]
+async fn acks_1_and_all_append_and_fetch_returns_the_records() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "t").await;
+    let first = client.send(produce("t", 0, values(&["a", "b"]), 1), 9).await;
+    assert_eq!(partition_error(&first), 0);
+    assert_eq!(first.responses[0].partition_responses[0].base_offset, 0);
+    let second = client.send(produce("t", 0, values(&["c"]), -1), 9).await;
+    assert_eq!(partition_error(&second), 0);
+    assert_eq!(second.responses[0].partition_responses[0].base_offset, 2);
+    assert_eq!(second.responses[0].partition_responses[0].log_start_offset, 0);
+    for version in 4..=12 {
+        let response = client.send(fetch("t", 0, 0, 0, 0), version).await;
+        assert_eq!(fetched(&response), ["a", "b", "c"], "v{version}");
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.high_watermark, 3);
+        assert_eq!(partition.last_stable_offset, 3);
+        assert_eq!(partition.log_start_offset, 0);
+        assert_eq!(response.session_id, 0);
+    }
+}
+
+#[tokio::test]
+async fn produce_works_at_every_supported_version() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "v").await;
+    for version in 3..=9 {
+        let response = client.send(produce("v", 0, values(&["x"]), 1), version).await;
+        assert_eq!(partition_error(&response), 0, "v{version}");
+        let base = response.responses[0].partition_responses[0].base_offset;
+        assert_eq!(base, i64::from(version - 3));
+    }
+}
+
+#[tokio::test]
+async fn acks_0_sends_no_response_but_appends() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "quiet").await;
+    client.write_request(&produce("quiet", 0, values(&["q1"]), 0), 9).await;
+    assert!(client.is_silent_for(Duration::from_millis(200)).await);
+    // The next answer belongs to the next request: nothing was queued for the acks=0 one.
+    assert_eq!(end_offset(&mut client, "quiet").await, 1);
+}
+
+#[tokio::test]
+async fn many_batches_and_fetches_from_middle_offsets() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "many").await;
+    let mut expected = Vec::new();
+    for round in 0..10 {
+        let names: Vec<String> = (0..3).map(|i| format!("r{round}-{i}")).collect();
+        let blob = concat(&[values(&[&names[0]]), values(&[&names[1], &names[2]])]);
+        let response = client.send(produce("many", 0, blob, 1), 9).await;
+        assert_eq!(partition_error(&response), 0);
+        expected.extend(names);
+    }
+    assert_eq!(end_offset(&mut client, "many").await, 30);
+    for offset in [0usize, 1, 2, 13, 29] {
+        let response = client.send(fetch("many", 0, offset as i64, 0, 0), 12).await;
+        let got = fetched(&response);
+        // Fetch returns whole batches: the first may start before the asked offset.
+        let start = got.iter().position(|v| *v == expected[offset]).expect("asked offset present");
+        assert!(start <= 1, "at most one earlier record from the same batch");
+        assert_eq!(&got[start..], &expected[offset..offset + got.len() - start]);
+    }
+    let at_end = client.send(fetch("many", 0, 30, 0, 0), 12).await;
+    assert!(fetched(&at_end).is_empty());
+}
+
+#[tokio::test]
+async fn long_poll_wakes_when_data_arrives() {
+    let broker = TestBroker::start().await;
+    let mut consumer = broker.client().await;
+    let mut producer = broker.client().await;
+    create(&mut consumer, "poll").await;
+    let waiting = tokio::spawn(async move {
+        // Ten seconds is far beyond the produce below; an answer with data proves the wake.
+        let response = consumer.send(fetch("poll", 0, 0, 10_000, 1), 12).await;
+        fetched(&response)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = producer.send(produce("poll", 0, values(&["wake"]), 1), 9).await;
+    assert_eq!(partition_error(&response), 0);
+    assert_eq!(waiting.await.unwrap(), ["wake"]);
+}
+
+#[tokio::test]
+async fn long_poll_times_out_empty() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "idle").await;
+    let response = client.send(fetch("idle", 0, 0, 100, 1), 12).await;
+    assert!(fetched(&response).is_empty());
+}
+
+#[tokio::test]
+async fn byte_limits_still_return_one_whole_batch() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "big").await;
+    let payload = "p".repeat(1_000);
+    for _ in 0..5 {
+        let response = client.send(produce("big", 0, values(&[&payload]), 1), 9).await;
+        assert_eq!(partition_error(&response), 0);
+    }
+    let batch_bytes = values(&[&payload]).len() as i32;
+    let mut tiny = fetch("big", 0, 0, 0, 0);
+    tiny.topics[0].partitions[0].partition_max_bytes = 1;
+    assert_eq!(fetched(&client.send(tiny, 12).await).len(), 1);
+    let mut two = fetch("big", 0, 0, 0, 0);
+    two.max_bytes = batch_bytes * 2 + batch_bytes / 2;
+    assert_eq!(fetched(&client.send(two, 12).await).len(), 2);
+}
+
+#[tokio::test]
+async fn a_bad_partition_fails_only_itself() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "mixed").await;
+    let mut request = produce("mixed", 0, values(&["ok"]), 1);
+    let mut missing = request.topic_data[0].partition_data[0].clone();
+    missing.index = 7;
+    request.topic_data[0].partition_data.push(missing);
+    let mut unknown_topic = request.topic_data[0].clone();
+    unknown_topic.name = runnel_tests::requests::topic_name("never-created");
+    request.topic_data.push(unknown_topic);
+    let response = client.send(request, 9).await;
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(response.responses[0].partition_responses[1].error_code, unknown);
+    assert_eq!(response.responses[1].partition_responses[0].error_code, unknown);
+    assert_eq!(end_offset(&mut client, "mixed").await, 1);
+}
+
+#[tokio::test]
+async fn invalid_acks_and_out_of_range_fetches_are_errors() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "errs").await;
+    let response = client.send(produce("errs", 0, values(&["x"]), 2), 9).await;
+    assert_eq!(partition_error(&response), ResponseError::InvalidRequiredAcks.code());
+    let response = client.send(fetch("errs", 0, 5, 0, 0), 12).await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, ResponseError::OffsetOutOfRange.code());
+    let mut follower: FetchRequest = fetch("errs", 0, 0, 0, 0);
+    follower.replica_id = kafka_protocol::messages::BrokerId(3);
+    let response = client.send(follower, 12).await;
+    assert_ne!(response.responses[0].partitions[0].error_code, 0);
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "pipe").await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let acks = if i % 2 == 0 { -1 } else { 1 };
+        let request: ProduceRequest = produce("pipe", 0, values(&[&i.to_string()]), acks);
+        ids.push(client.write_request(&request, 9).await);
+    }
+    for (i, id) in ids.into_iter().enumerate() {
+        let (got, response) = client.read_response::<ProduceResponse>(9).await;
+        assert_eq!(got, id);
+        assert_eq!(response.responses[0].partition_responses[0].base_offset, i as i64);
+    }
+    let response = client.send(fetch("pipe", 0, 0, 0, 0), 12).await;
+    let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert_eq!(fetched(&response), expected);
+}
