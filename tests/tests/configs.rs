@@ -47,11 +47,23 @@ async fn describe(
 
 /// (value, source) of one key in a describe result.
 fn entry(result: &DescribeConfigsResult, key: &str) -> (String, i8) {
-    let config = result.configs.iter().find(|c| c.name.as_str() == key).unwrap();
-    (config.value.as_ref().unwrap().to_string(), config.config_source)
+    let config = result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .unwrap();
+    (
+        config.value.as_ref().unwrap().to_string(),
+        config.config_source,
+    )
 }
 
-async fn alter(client: &mut TestClient, version: i16, topic: &str, configs: &[(&str, &str)]) -> i16 {
+async fn alter(
+    client: &mut TestClient,
+    version: i16,
+    topic: &str,
+    configs: &[(&str, &str)],
+) -> i16 {
     let configs = configs
         .iter()
         .map(|(key, value)| {
@@ -95,7 +107,10 @@ async fn incremental(
 }
 
 async fn topic(client: &mut TestClient, topic: &str) {
-    assert_eq!(client.send(metadata(Some(&[topic])), 12).await.topics[0].error_code, 0);
+    assert_eq!(
+        client.send(metadata(Some(&[topic])), 12).await.topics[0].error_code,
+        0
+    );
 }
 
 #[tokio::test]
@@ -107,16 +122,32 @@ async fn describe_topic_at_min_and_max_versions() {
         let result = describe(&mut client, version, TOPIC, "t", true).await;
         assert_eq!(result.error_code, 0, "v{version}");
         assert!(result.configs.len() >= 14, "v{version}");
-        assert_eq!(entry(&result, "retention.ms"), ("604800000".to_owned(), SOURCE_DEFAULT));
-        assert_eq!(entry(&result, "cleanup.policy"), ("delete".to_owned(), SOURCE_DEFAULT));
-        let retention = result.configs.iter().find(|c| c.name.as_str() == "retention.ms").unwrap();
+        assert_eq!(
+            entry(&result, "retention.ms"),
+            ("604800000".to_owned(), SOURCE_DEFAULT)
+        );
+        assert_eq!(
+            entry(&result, "cleanup.policy"),
+            ("delete".to_owned(), SOURCE_DEFAULT)
+        );
+        let retention = result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .unwrap();
         assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.ms");
         // Below v3 documentation is not on the wire (the decoder leaves its default "").
-        let documented = retention.documentation.as_ref().is_some_and(|d| !d.is_empty());
+        let documented = retention
+            .documentation
+            .as_ref()
+            .is_some_and(|d| !d.is_empty());
         assert_eq!(documented, version >= 3, "v{version}");
     }
     let missing = describe(&mut client, 4, TOPIC, "missing", false).await;
-    assert_eq!(missing.error_code, ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        missing.error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
 }
 
 #[tokio::test]
@@ -127,7 +158,10 @@ async fn describe_broker_defaults_and_foreign_brokers() {
     for version in [1, 4] {
         let result = describe(&mut client, version, BROKER, &node_id, false).await;
         assert_eq!(result.error_code, 0);
-        assert_eq!(entry(&result, "log.retention.ms"), ("604800000".to_owned(), SOURCE_DEFAULT));
+        assert_eq!(
+            entry(&result, "log.retention.ms"),
+            ("604800000".to_owned(), SOURCE_DEFAULT)
+        );
         assert!(result.configs.iter().all(|c| c.read_only));
         let other = describe(&mut client, version, BROKER, "12345", false).await;
         assert_eq!(other.error_code, ResponseError::InvalidRequest.code());
@@ -139,16 +173,43 @@ async fn alter_replaces_overrides_at_min_and_max_versions() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     topic(&mut client, "t").await;
-    assert_eq!(alter(&mut client, 0, "t", &[("retention.ms", "1000"), ("segment.ms", "5000")]).await, 0);
+    assert_eq!(
+        alter(
+            &mut client,
+            0,
+            "t",
+            &[("retention.ms", "1000"), ("segment.ms", "5000")]
+        )
+        .await,
+        0
+    );
     let result = describe(&mut client, 4, TOPIC, "t", false).await;
-    assert_eq!(entry(&result, "retention.ms"), ("1000".to_owned(), SOURCE_DYNAMIC_TOPIC));
-    assert_eq!(entry(&result, "segment.ms"), ("5000".to_owned(), SOURCE_DYNAMIC_TOPIC));
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        ("1000".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
+    assert_eq!(
+        entry(&result, "segment.ms"),
+        ("5000".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
     // Full replacement: segment.ms goes back to the default.
-    assert_eq!(alter(&mut client, 2, "t", &[("retention.ms", "2000")]).await, 0);
+    assert_eq!(
+        alter(&mut client, 2, "t", &[("retention.ms", "2000")]).await,
+        0
+    );
     let result = describe(&mut client, 1, TOPIC, "t", false).await;
-    assert_eq!(entry(&result, "retention.ms"), ("2000".to_owned(), SOURCE_DYNAMIC_TOPIC));
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        ("2000".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
     assert_eq!(entry(&result, "segment.ms").1, SOURCE_DEFAULT);
-    let bad = alter(&mut client, 2, "t", &[("retention.ms", "3000"), ("no.such", "1")]).await;
+    let bad = alter(
+        &mut client,
+        2,
+        "t",
+        &[("retention.ms", "3000"), ("no.such", "1")],
+    )
+    .await;
     assert_eq!(bad, ResponseError::InvalidConfig.code());
     let missing = alter(&mut client, 2, "missing", &[("retention.ms", "1")]).await;
     assert_eq!(missing, ResponseError::UnknownTopicOrPartition.code());
@@ -161,12 +222,21 @@ async fn incremental_ops_at_min_and_max_versions() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     topic(&mut client, "t").await;
-    let set = [("retention.ms", SET, Some("1000")), ("segment.ms", SET, Some("5000"))];
+    let set = [
+        ("retention.ms", SET, Some("1000")),
+        ("segment.ms", SET, Some("5000")),
+    ];
     assert_eq!(incremental(&mut client, 0, TOPIC, "t", &set).await, 0);
-    let ops = [("segment.ms", DELETE, None), ("cleanup.policy", APPEND, Some("compact"))];
+    let ops = [
+        ("segment.ms", DELETE, None),
+        ("cleanup.policy", APPEND, Some("compact")),
+    ];
     assert_eq!(incremental(&mut client, 1, TOPIC, "t", &ops).await, 0);
     let result = describe(&mut client, 4, TOPIC, "t", false).await;
-    assert_eq!(entry(&result, "retention.ms"), ("1000".to_owned(), SOURCE_DYNAMIC_TOPIC));
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        ("1000".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
     assert_eq!(entry(&result, "segment.ms").1, SOURCE_DEFAULT);
     assert_eq!(entry(&result, "cleanup.policy").1, SOURCE_DYNAMIC_TOPIC);
     let subtract = [("cleanup.policy", SUBTRACT, Some("delete"))];
@@ -194,5 +264,8 @@ async fn altered_configs_survive_a_restart() {
     let broker = broker.restart().await;
     let mut client = broker.client().await;
     let result = describe(&mut client, 4, TOPIC, "t", false).await;
-    assert_eq!(entry(&result, "retention.ms"), ("123456".to_owned(), SOURCE_DYNAMIC_TOPIC));
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        ("123456".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
 }

@@ -69,7 +69,10 @@ async fn retention_ms(client: &mut TestClient, name: &str) -> (String, i8) {
     let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
     let response = client.send(request, 4).await;
     let config = &response.results[0].configs[0];
-    (config.value.as_ref().unwrap().to_string(), config.config_source)
+    (
+        config.value.as_ref().unwrap().to_string(),
+        config.config_source,
+    )
 }
 
 #[tokio::test]
@@ -88,16 +91,27 @@ async fn create_shows_in_metadata_and_configs_at_min_and_max_versions() {
     assert_eq!(result.replication_factor, 1);
     assert!(!result.topic_id.is_nil());
     let configs = result.configs.as_ref().unwrap();
-    let retention = configs.iter().find(|c| c.name.as_str() == "retention.ms").unwrap();
+    let retention = configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
     assert_eq!(retention.value.as_ref().unwrap().as_str(), "60000");
     assert_eq!(retention.config_source, 1);
 
     let listed = all_topics(&mut client).await;
     assert_eq!(partition_count(&listed, "old"), Some(3));
     assert_eq!(partition_count(&listed, "new"), Some(2));
-    let id = listed.topics.iter().find(|t| t.name == Some(topic_name("new"))).unwrap().topic_id;
+    let id = listed
+        .topics
+        .iter()
+        .find(|t| t.name == Some(topic_name("new")))
+        .unwrap()
+        .topic_id;
     assert_eq!(id, result.topic_id);
-    assert_eq!(retention_ms(&mut client, "new").await, ("60000".to_owned(), 1));
+    assert_eq!(
+        retention_ms(&mut client, "new").await,
+        ("60000".to_owned(), 1)
+    );
     let produced = client.send(produce("new", 1, values(&["x"]), 1), 9).await;
     assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
 }
@@ -106,7 +120,12 @@ async fn create_shows_in_metadata_and_configs_at_min_and_max_versions() {
 async fn create_refusals_over_the_wire() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
-    create(&mut client, CREATE_TOPICS_MAX, vec![topic("exists", 1, &[])]).await;
+    create(
+        &mut client,
+        CREATE_TOPICS_MAX,
+        vec![topic("exists", 1, &[])],
+    )
+    .await;
     for version in [CREATE_TOPICS_MIN, CREATE_TOPICS_MAX] {
         let topics = vec![
             topic("exists", 1, &[]),
@@ -130,7 +149,10 @@ async fn create_refusals_over_the_wire() {
         ]
         .map(|e| e.code());
         assert_eq!(codes, expected, "v{version}");
-        assert!(results.iter().all(|r| r.error_message.is_some()), "v{version}");
+        assert!(
+            results.iter().all(|r| r.error_message.is_some()),
+            "v{version}"
+        );
     }
     assert_eq!(all_topics(&mut client).await.topics.len(), 1);
 }
@@ -152,8 +174,12 @@ async fn validate_only_creates_nothing() {
 async fn delete_by_name_at_min_version_and_by_id_at_max_version() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
-    let created =
-        create(&mut client, CREATE_TOPICS_MAX, vec![topic("a", 1, &[]), topic("b", 2, &[])]).await;
+    let created = create(
+        &mut client,
+        CREATE_TOPICS_MAX,
+        vec![topic("a", 1, &[]), topic("b", 2, &[])],
+    )
+    .await;
     let b_id = created[1].topic_id;
 
     let by_name = DeleteTopicsRequest::default()
@@ -175,7 +201,10 @@ async fn delete_by_name_at_min_version_and_by_id_at_max_version() {
     assert_eq!(response.responses[0].topic_id, b_id);
     assert!(all_topics(&mut client).await.topics.is_empty());
     let again = client.send(by_id, DELETE_TOPICS_MAX).await;
-    assert_eq!(again.responses[0].error_code, ResponseError::UnknownTopicId.code());
+    assert_eq!(
+        again.responses[0].error_code,
+        ResponseError::UnknownTopicId.code()
+    );
     assert_eq!(again.responses[0].name, None);
 }
 
@@ -184,12 +213,16 @@ async fn a_deleted_topic_can_be_created_again_empty() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     create(&mut client, CREATE_TOPICS_MAX, vec![topic("again", 1, &[])]).await;
-    let produced = client.send(produce("again", 0, values(&["old"]), 1), 9).await;
+    let produced = client
+        .send(produce("again", 0, values(&["old"]), 1), 9)
+        .await;
     assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
     let delete = DeleteTopicsRequest::default().with_topic_names(vec![topic_name("again")]);
     assert_eq!(client.send(delete, 5).await.responses[0].error_code, 0);
     let results = create(&mut client, CREATE_TOPICS_MAX, vec![topic("again", 1, &[])]).await;
     assert_eq!(results[0].error_code, 0);
-    let produced = client.send(produce("again", 0, values(&["new"]), 1), 9).await;
+    let produced = client
+        .send(produce("again", 0, values(&["new"]), 1), 9)
+        .await;
     assert_eq!(produced.responses[0].partition_responses[0].base_offset, 0);
 }
