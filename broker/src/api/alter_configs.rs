@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::create_topics::{repeated, Refusal};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::BrokerContext;
-use crate::log::{LogError, TopicConfig, TopicInfo};
+use crate::log::{TopicConfig, TopicInfo};
 
 pub fn handle(
     ctx: &BrokerContext,
@@ -88,12 +88,10 @@ pub(super) fn target_topic(
     resource_name: &str,
 ) -> Result<TopicInfo, Refusal> {
     match resource_type {
-        RESOURCE_TOPIC => ctx.logs.topic(resource_name).ok_or_else(|| {
-            Refusal::from(LogError::UnknownTopicOrPartition {
-                topic: resource_name.to_owned(),
-                partition: -1,
-            })
-        }),
+        RESOURCE_TOPIC => ctx
+            .logs
+            .topic(resource_name)
+            .ok_or_else(|| Refusal::unknown_topic(resource_name)),
         RESOURCE_BROKER => Err(Refusal::new(
             ResponseError::InvalidRequest,
             "dynamic broker configuration is not supported: set broker defaults with flags \

@@ -5,9 +5,8 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 
-use super::create_topics::{repeated, Refusal};
+use super::create_topics::{repeated, PartitionBudget, Refusal};
 use super::BrokerContext;
-use crate::log::LogError;
 
 pub fn handle(
     ctx: &BrokerContext,
@@ -16,6 +15,7 @@ pub fn handle(
 ) -> CreatePartitionsResponse {
     let _ = header;
     let duplicates = repeated(request.topics.iter().map(|topic| topic.name.0.as_str()));
+    let mut budget = PartitionBudget::new();
     let results = request
         .topics
         .iter()
@@ -26,7 +26,7 @@ pub fn handle(
                     "the topic appears more than once in the request",
                 ))
             } else {
-                grow(ctx, topic, request.validate_only)
+                grow(ctx, topic, request.validate_only, &mut budget)
             };
             let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
             match outcome {
@@ -44,6 +44,7 @@ fn grow(
     ctx: &BrokerContext,
     topic: &CreatePartitionsTopic,
     validate_only: bool,
+    budget: &mut PartitionBudget,
 ) -> Result<(), Refusal> {
     let name = topic.name.0.as_str();
     if topic
@@ -59,10 +60,7 @@ fn grow(
     let info = ctx
         .logs
         .topic(name)
-        .ok_or_else(|| LogError::UnknownTopicOrPartition {
-            topic: name.to_owned(),
-            partition: -1,
-        })?;
+        .ok_or_else(|| Refusal::unknown_topic(name))?;
     if topic.count <= info.partitions {
         return Err(Refusal::new(
             ResponseError::InvalidPartitions,
@@ -72,8 +70,12 @@ fn grow(
             ),
         ));
     }
-    ctx.logs
-        .create_partitions(name, topic.count, validate_only)?;
+    // Storage validates first, so a budget refusal only ever hits an otherwise valid count.
+    ctx.logs.create_partitions(name, topic.count, true)?;
+    budget.take(i64::from(topic.count) - i64::from(info.partitions))?;
+    if !validate_only {
+        ctx.logs.create_partitions(name, topic.count, false)?;
+    }
     Ok(())
 }
 
@@ -169,6 +171,16 @@ mod tests {
         for name in ["same", "fewer", "manual", "dup"] {
             assert_eq!(partitions(&fixture, name), 2);
         }
+    }
+
+    #[test]
+    fn one_request_may_add_only_so_many_partitions() {
+        let fixture = broker();
+        topic(&fixture, "a", 1);
+        topic(&fixture, "b", 1);
+        let half = (super::super::create_topics::NEW_PARTITIONS_PER_REQUEST_MAX / 2 + 2) as i32;
+        let codes = request(&fixture, true, vec![grow_to("a", half), grow_to("b", half)]);
+        assert_eq!(codes, vec![0, ResponseError::PolicyViolation.code()]);
     }
 
     #[test]

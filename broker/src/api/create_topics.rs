@@ -35,6 +35,14 @@ impl Refusal {
         }
     }
 
+    /// A topic the request names does not exist.
+    pub(super) fn unknown_topic(name: &str) -> Refusal {
+        Refusal::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {name:?} does not exist"),
+        )
+    }
+
     /// The message as a response field.
     pub(super) fn message_field(&self) -> Option<StrBytes> {
         Some(StrBytes::from_string(self.message.clone()))
@@ -62,6 +70,41 @@ pub(super) fn repeated<T: Ord>(items: impl IntoIterator<Item = T>) -> BTreeSet<T
     twice
 }
 
+/// How many partitions one CreateTopics or CreatePartitions request may add in total, so a
+/// single request cannot fill the disk with partition directories (storage separately caps
+/// each topic).
+pub(super) const NEW_PARTITIONS_PER_REQUEST_MAX: i64 = 100_000;
+
+/// What is left of one request's new-partition allowance.
+#[derive(Debug)]
+pub(super) struct PartitionBudget {
+    remaining: i64,
+}
+
+impl PartitionBudget {
+    pub(super) fn new() -> PartitionBudget {
+        PartitionBudget {
+            remaining: NEW_PARTITIONS_PER_REQUEST_MAX,
+        }
+    }
+
+    /// Takes `count` new partitions from the allowance, or refuses and takes nothing.
+    pub(super) fn take(&mut self, count: i64) -> Result<(), Refusal> {
+        debug_assert!(count >= 0, "a partition budget only grows topics");
+        if count > self.remaining {
+            return Err(Refusal::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "one request may add at most {NEW_PARTITIONS_PER_REQUEST_MAX} partitions; \
+                     split it into several requests"
+                ),
+            ));
+        }
+        self.remaining -= count;
+        Ok(())
+    }
+}
+
 /// Replication factors a single broker can honour: -1 (the default) and 1.
 const SINGLE_BROKER_REPLICATION_FACTORS: [i16; 2] = [-1, 1];
 
@@ -72,6 +115,7 @@ pub fn handle(
 ) -> CreateTopicsResponse {
     let with_configs = header.request_api_version >= 5;
     let duplicates = repeated(request.topics.iter().map(|topic| topic.name.0.as_str()));
+    let mut budget = PartitionBudget::new();
     let results = request
         .topics
         .iter()
@@ -86,7 +130,7 @@ pub fn handle(
                     ),
                 ))
             } else {
-                create_one(ctx, topic, request.validate_only)
+                create_one(ctx, topic, request.validate_only, &mut budget)
             };
             let result = CreatableTopicResult::default().with_name(name);
             match outcome {
@@ -98,11 +142,13 @@ pub fn handle(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-/// Checks one topic's request and hands it to storage.
+/// Checks one topic's request and hands it to storage: first to validate (so a budget
+/// refusal only ever hits an otherwise valid topic), then, unless `validate_only`, to create.
 fn create_one(
     ctx: &BrokerContext,
     topic: &CreatableTopic,
     validate_only: bool,
+    budget: &mut PartitionBudget,
 ) -> Result<TopicInfo, Refusal> {
     if !SINGLE_BROKER_REPLICATION_FACTORS.contains(&topic.replication_factor) {
         return Err(Refusal::new(
@@ -125,9 +171,15 @@ fn create_one(
         count => count,
     };
     let overrides = requested_configs(topic)?;
-    Ok(ctx
+    let name = topic.name.0.as_str();
+    let checked = ctx
         .logs
-        .create_topic(topic.name.0.as_str(), partitions, overrides, validate_only)?)
+        .create_topic(name, partitions, overrides.clone(), true)?;
+    budget.take(i64::from(checked.partitions))?;
+    if validate_only {
+        return Ok(checked);
+    }
+    Ok(ctx.logs.create_topic(name, partitions, overrides, false)?)
 }
 
 /// The request's configs as an overrides map; storage validates names and values.
@@ -433,6 +485,29 @@ mod tests {
         let invalid = ResponseError::InvalidRequest.code();
         assert_eq!(codes, vec![invalid, 0, invalid]);
         assert!(fixture.ctx.logs.topic("twice").is_none());
+    }
+
+    #[test]
+    fn one_request_may_add_only_so_many_partitions() {
+        let fixture = broker();
+        let half = (NEW_PARTITIONS_PER_REQUEST_MAX / 2 + 1) as i32;
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![
+                topic("first", half),
+                topic("second", half),
+                topic("small", 1),
+            ])
+            .with_validate_only(true);
+        let codes: Vec<i16> = handle(&fixture.ctx, &header(7), request)
+            .topics
+            .iter()
+            .map(|r| r.error_code)
+            .collect();
+        assert_eq!(codes, vec![0, ResponseError::PolicyViolation.code(), 0]);
+        let mut budget = PartitionBudget::new();
+        assert!(budget.take(NEW_PARTITIONS_PER_REQUEST_MAX).is_ok());
+        assert!(budget.take(1).is_err());
+        assert!(budget.take(0).is_ok());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::create_topics::Refusal;
 use super::BrokerContext;
-use crate::log::{ConfigEntry, LogError};
+use crate::log::ConfigEntry;
 
 /// Config resource types (Kafka's `ConfigResource.Type`).
 pub(super) const RESOURCE_TOPIC: i8 = 2;
@@ -175,12 +175,10 @@ fn describe_topic(
     detail: Detail,
     topic: &str,
 ) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
-    let info = ctx.logs.topic(topic).ok_or_else(|| {
-        Refusal::from(LogError::UnknownTopicOrPartition {
-            topic: topic.to_owned(),
-            partition: -1,
-        })
-    })?;
+    let info = ctx
+        .logs
+        .topic(topic)
+        .ok_or_else(|| Refusal::unknown_topic(topic))?;
     let defaults: BTreeMap<&str, String> = ctx
         .logs
         .topic_defaults()
