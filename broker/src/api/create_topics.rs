@@ -347,6 +347,8 @@ mod tests {
     use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
+    use proptest::prelude::*;
+
     use super::fixture::{broker, header};
     use super::*;
 
@@ -515,5 +517,69 @@ mod tests {
         let twice = repeated(["a", "b", "a", "c", "a"]);
         assert_eq!(twice.into_iter().collect::<Vec<_>>(), vec!["a"]);
         assert!(repeated(Vec::<u8>::new()).is_empty());
+    }
+
+    fn any_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-c]{1,2}",
+            "[ -~]{0,12}",
+            "\\PC{0,6}",
+            Just(".".to_owned()),
+            Just("x".repeat(300)),
+        ]
+    }
+
+    fn any_config() -> impl Strategy<Value = CreatableTopicConfig> {
+        let key = prop_oneof![
+            Just("retention.ms"),
+            Just("cleanup.policy"),
+            Just("segment.bytes"),
+            Just("bogus")
+        ];
+        (key, proptest::option::of("[-0-9a-z,]{0,6}")).prop_map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str(key))
+                .with_value(value.map(StrBytes::from_string))
+        })
+    }
+
+    fn any_topic() -> impl Strategy<Value = CreatableTopic> {
+        let partitions = prop_oneof![-3i32..6, Just(i32::MAX), Just(i32::MIN)];
+        let configs = proptest::collection::vec(any_config(), 0..3);
+        (any_name(), partitions, -2i16..4, configs).prop_map(|(name, count, rf, configs)| {
+            topic(&name, count)
+                .with_replication_factor(rf)
+                .with_configs(configs)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any request gets one answer per topic, in order, and storage holds exactly the
+        /// topics answered with success.
+        #[test]
+        fn every_topic_gets_one_consistent_answer(
+            topics in proptest::collection::vec(any_topic(), 0..6),
+            validate_only in any::<bool>(),
+        ) {
+            let fixture = broker();
+            let request = CreateTopicsRequest::default()
+                .with_topics(topics.clone())
+                .with_validate_only(validate_only);
+            let results = handle(&fixture.ctx, &header(7), request).topics;
+            prop_assert_eq!(results.len(), topics.len());
+            let mut created = 0;
+            for (result, asked) in results.iter().zip(&topics) {
+                prop_assert_eq!(&result.name, &asked.name);
+                prop_assert_eq!(result.error_code == 0, result.error_message.is_none());
+                if result.error_code == 0 {
+                    created += 1;
+                    prop_assert!(result.num_partitions >= 1);
+                }
+            }
+            let stored = fixture.ctx.logs.topics().len();
+            prop_assert_eq!(stored, if validate_only { 0 } else { created });
+        }
     }
 }

@@ -74,6 +74,8 @@ mod tests {
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::protocol::StrBytes;
 
+    use proptest::prelude::*;
+
     use super::super::create_topics::fixture::{append, broker, header, topic, Fixture};
     use super::*;
 
@@ -162,5 +164,39 @@ mod tests {
             vec![(-1, unknown); 2]
         );
         assert_eq!(delete(&fixture, "missing", &[(0, 0)]), vec![(-1, unknown)]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Any sequence of deletes: success exactly for a known partition and an offset in
+        /// [0, high watermark] (or -1), and the log start offset never moves backwards.
+        #[test]
+        fn log_start_only_moves_forward(
+            requests in proptest::collection::vec(
+                (-1i32..3, prop_oneof![-3i64..8, any::<i64>()]),
+                1..8,
+            ),
+        ) {
+            let fixture = broker();
+            topic(&fixture, "t", 2);
+            append(&fixture, "t", 0, 5);
+            let mut starts = [0i64, 0];
+            for (partition, offset) in requests {
+                let (low_watermark, code) = delete(&fixture, "t", &[(partition, offset)])[0];
+                let Some(start) = usize::try_from(partition).ok().and_then(|p| starts.get_mut(p))
+                else {
+                    prop_assert_eq!(code, ResponseError::UnknownTopicOrPartition.code());
+                    continue;
+                };
+                let high_watermark = if partition == 0 { 5 } else { 0 };
+                let valid = offset == -1 || (0..=high_watermark).contains(&offset);
+                prop_assert_eq!(code == 0, valid);
+                if valid {
+                    prop_assert!(low_watermark >= *start);
+                    *start = low_watermark;
+                }
+            }
+        }
     }
 }

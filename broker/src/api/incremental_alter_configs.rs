@@ -157,6 +157,8 @@ mod tests {
     use kafka_protocol::messages::IncrementalAlterConfigsRequest;
     use kafka_protocol::protocol::StrBytes;
 
+    use proptest::prelude::*;
+
     use super::super::create_topics::fixture::{broker, header, Fixture, NODE_ID};
     use super::super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
     use super::*;
@@ -369,5 +371,48 @@ mod tests {
     fn list_items_drop_blanks_and_repeats() {
         let items = list_items(split_list(" delete, ,compact,delete,"));
         assert_eq!(items, vec!["delete", "compact"]);
+    }
+
+    fn any_op() -> impl Strategy<Value = Op> {
+        let key = prop_oneof![
+            Just("retention.ms"),
+            Just("cleanup.policy"),
+            Just("segment.ms"),
+            Just("bogus")
+        ];
+        let value = prop_oneof![
+            Just(None),
+            Just(Some("compact")),
+            Just(Some("delete,compact")),
+            Just(Some("1000")),
+            Just(Some("-7")),
+            Just(Some("")),
+            Just(Some("x,,y")),
+        ];
+        (key, -1i8..5, value)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever the operations, a refused resource leaves the overrides as they were and
+        /// an accepted one leaves a valid config behind.
+        #[test]
+        fn refused_changes_leave_no_trace(
+            ops in proptest::collection::vec(any_op(), 0..5),
+            validate_only in any::<bool>(),
+        ) {
+            let fixture = broker();
+            topic_with(&fixture, "t", &[("retention.ms", "1000")]);
+            let before = fixture.ctx.logs.topic("t").unwrap().overrides;
+            let codes = alter(&fixture, validate_only, vec![resource(RESOURCE_TOPIC, "t", &ops)]);
+            prop_assert_eq!(codes.len(), 1);
+            let after = fixture.ctx.logs.topic("t").unwrap();
+            if codes[0] != 0 || validate_only {
+                prop_assert_eq!(&after.overrides, &before);
+            }
+            let defaults = fixture.ctx.logs.topic_defaults();
+            prop_assert!(crate::log::TopicConfig::with_overrides(defaults, &after.overrides).is_ok());
+        }
     }
 }
