@@ -154,6 +154,7 @@ impl Checkpoints {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

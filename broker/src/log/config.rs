@@ -257,6 +257,7 @@ fn apply_override(config: &mut TopicConfig, name: &str, value: &str) -> Result<(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

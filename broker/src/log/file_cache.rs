@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -25,8 +25,8 @@ pub(crate) struct FileCache {
 #[derive(Default)]
 struct CacheInner {
     tick: u64,
-    by_path: HashMap<PathBuf, (Arc<File>, u64)>,
-    by_tick: BTreeMap<u64, PathBuf>,
+    by_path: HashMap<Arc<Path>, (Arc<File>, u64)>,
+    by_tick: BTreeMap<u64, Arc<Path>>,
 }
 
 impl FileCache {
@@ -42,11 +42,14 @@ impl FileCache {
         let mut inner = self.inner.lock();
         inner.tick += 1;
         let tick = inner.tick;
-        if let Some((file, old_tick)) = inner.by_path.get_mut(path) {
-            let file = file.clone();
-            let old_tick = std::mem::replace(old_tick, tick);
+        if let Some((key, (file, old_tick))) = inner.by_path.get_key_value(path) {
+            // The hit path allocates nothing: keys are shared `Arc<Path>`s.
+            let (key, file, old_tick) = (key.clone(), file.clone(), *old_tick);
             inner.by_tick.remove(&old_tick);
-            inner.by_tick.insert(tick, path.to_path_buf());
+            inner.by_tick.insert(tick, key.clone());
+            if let Some(entry) = inner.by_path.get_mut(&key) {
+                entry.1 = tick;
+            }
             return Ok(file);
         }
         let file = Arc::new(OpenOptions::new().read(true).append(true).open(path)?);
@@ -56,10 +59,9 @@ impl FileCache {
             };
             inner.by_path.remove(&oldest);
         }
-        inner
-            .by_path
-            .insert(path.to_path_buf(), (file.clone(), tick));
-        inner.by_tick.insert(tick, path.to_path_buf());
+        let key: Arc<Path> = Arc::from(path);
+        inner.by_path.insert(key.clone(), (file.clone(), tick));
+        inner.by_tick.insert(tick, key);
         debug_assert_eq!(inner.by_path.len(), inner.by_tick.len());
         Ok(file)
     }
@@ -75,7 +77,7 @@ impl FileCache {
     /// Closes every cached handle under `dir` (a partition being deleted).
     pub(crate) fn evict_dir(&self, dir: &Path) {
         let mut inner = self.inner.lock();
-        let doomed: Vec<PathBuf> = inner
+        let doomed: Vec<Arc<Path>> = inner
             .by_path
             .keys()
             .filter(|p| p.starts_with(dir))
@@ -95,6 +97,7 @@ impl FileCache {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -251,5 +251,8 @@ impl PartitionLog {
         let mut guard = self.state.lock();
         self.closed.store(true, Ordering::Release);
         *guard = None;
+        // Waiters on unflushed offsets would otherwise wait forever.
+        self.durable_tx
+            .send_modify(|d| d.failure = Some(Arc::from("partition deleted")));
     }
 }

@@ -34,10 +34,12 @@ impl IndexFile {
         capacity_bytes: Option<u64>,
     ) -> io::Result<IndexFile> {
         assert!(entry_bytes > 0);
+        // Only an active segment (capacity given) may start an index from nothing; a sealed
+        // one with a missing index must be rebuilt, not silently given an empty one.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create(capacity_bytes.is_some())
             .truncate(false)
             .open(path)?;
         let len_bytes = file.metadata()?.len();
@@ -97,6 +99,10 @@ impl IndexFile {
 
     pub(crate) fn len(&self) -> usize {
         self.entries
+    }
+
+    pub(crate) fn room_entries(&self) -> usize {
+        self.capacity_entries.saturating_sub(self.entries)
     }
 
     pub(crate) fn is_full(&self) -> bool {

@@ -37,6 +37,7 @@ mod time_index;
 mod topics;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 
 pub use config::{CleanupPolicy, ConfigEntry, MessageTimestampType, TopicConfig};

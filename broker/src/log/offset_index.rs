@@ -38,6 +38,10 @@ impl OffsetIndex {
         self.file.is_full()
     }
 
+    pub(crate) fn room_entries(&self) -> usize {
+        self.file.room_entries()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.file.len()
     }

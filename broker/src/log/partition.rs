@@ -173,7 +173,6 @@ impl PartitionLog {
     /// batch's base offset). The data is in the page cache when this returns.
     pub fn append(&self, batches: &[RecordBatch]) -> Result<AppendInfo, LogError> {
         let offsets_needed = check_batches(batches)?;
-        let total_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
         let config = self.config();
         let now = now_ms();
         let mut guard = self.loaded()?;
@@ -185,11 +184,42 @@ impl PartitionLog {
                 "log poisoned by an earlier failed write",
             )));
         }
-        self.maybe_roll(state, &config, total_bytes, offsets_needed, now)?;
-        let active = state.active().clone();
         let base_offset = state.next_offset;
         let log_append_time = config.message_timestamp_type == MessageTimestampType::LogAppendTime;
-        let prepared = prepare_batches(batches, base_offset, log_append_time.then_some(now));
+        let mut rest = batches;
+        // Each pass writes ≥ 1 batch (a fresh segment has room for at least one index entry
+        // of each kind), so the loop runs at most batches.len() times.
+        while !rest.is_empty() {
+            let rest_bytes: u64 = rest.iter().map(|b| b.size_bytes() as u64).sum();
+            let rest_offsets = base_offset + offsets_needed - state.next_offset;
+            self.maybe_roll(state, &config, rest_bytes, rest_offsets, now)?;
+            let room = state.active().lock().index_room_entries().max(1);
+            let (chunk, later) = rest.split_at(room.min(rest.len()));
+            self.append_chunk(state, chunk, &config, log_append_time.then_some(now), now)?;
+            rest = later;
+        }
+        assert_eq!(state.next_offset, base_offset + offsets_needed);
+        self.dirty.store(true, Ordering::Release);
+        self.end_tx.send_replace(state.next_offset);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: state.next_offset - 1,
+            log_append_time_ms: if log_append_time { now } else { -1 },
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    /// Writes `batches` to the active segment with one vectored write and indexes them.
+    fn append_chunk(
+        &self,
+        state: &mut LogState,
+        batches: &[RecordBatch],
+        config: &TopicConfig,
+        append_time_ms: Option<i64>,
+        now: i64,
+    ) -> Result<(), LogError> {
+        let active = state.active().clone();
+        let prepared = prepare_batches(batches, state.next_offset, append_time_ms);
         let file = self.ctx.files.get(&active.log_path)?;
         let mut segment = active.lock();
         let start_position = segment.size_bytes;
@@ -202,6 +232,7 @@ impl PartitionLog {
         }
         let mut position = start_position;
         let mut fits = true;
+        let mut next_offset = state.next_offset;
         for (batch, (offset, max_timestamp)) in
             batches.iter().zip(prepared.offsets_and_timestamps())
         {
@@ -215,21 +246,14 @@ impl PartitionLog {
                 config.index_interval_bytes,
             );
             position += size;
+            next_offset = offset + i64::from(batch.last_offset_delta()) + 1;
         }
         segment.size_bytes = position;
         segment.first_append_ms.get_or_insert(now);
         drop(segment);
         state.active_full |= !fits;
-        state.next_offset = base_offset + offsets_needed;
-        debug_assert_eq!(position - start_position, total_bytes);
-        self.dirty.store(true, Ordering::Release);
-        self.end_tx.send_replace(state.next_offset);
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: state.next_offset - 1,
-            log_append_time_ms: if log_append_time { now } else { -1 },
-            log_start_offset: self.log_start_offset(),
-        })
+        state.next_offset = next_offset;
+        Ok(())
     }
 
     /// Rolls to a new segment when the append would overflow `segment.bytes`, the active

@@ -107,7 +107,14 @@ impl PartitionLog {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Option<Bytes>, LogError> {
-        let position = self.index_position(view, offset)?;
+        let position = match self.index_position(view, offset) {
+            Ok(position) => position,
+            // Deleted by retention after the snapshot: the offset is below the start now.
+            Err(LogError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(self.out_of_range(offset))
+            }
+            Err(e) => return Err(e),
+        };
         let file = match self.ctx.files.get(&view.segment.log_path) {
             Ok(file) => file,
             // Deleted by retention after the snapshot: the offset is below the start now.

@@ -258,14 +258,22 @@ pub(crate) fn ensure_indexes(
         return Ok(());
     }
     let relative_end = u64::try_from(end_offset - segment.base_offset).unwrap_or(0);
+    // A missing file must not be mistaken for an empty index.
+    let present = segment.index_path().exists() && segment.time_index_path().exists();
     let opened = OffsetIndex::open(&segment.index_path(), capacity_bytes).and_then(|o| {
         Ok((
             o,
             TimeIndex::open(&segment.time_index_path(), capacity_bytes)?,
         ))
     });
-    if let Ok((offset_index, time_index)) = opened {
-        if offset_index.is_sane(state.size_bytes) && time_index.is_sane(relative_end) {
+    if let (true, Ok((offset_index, time_index))) = (present, opened) {
+        // A non-empty log with an empty time index is suspect (only timestamp-less batches
+        // produce one legitimately); rebuilding it is cheap and always right.
+        let time_index_plausible = time_index.len() > 0 || state.size_bytes == 0;
+        if offset_index.is_sane(state.size_bytes)
+            && time_index.is_sane(relative_end)
+            && time_index_plausible
+        {
             state.max_timestamp = time_index.max_timestamp().unwrap_or(-1);
             let last_position = offset_index
                 .len()

@@ -147,7 +147,7 @@ fn expired_segments(
         let size = segment_state.size_bytes as i64;
         let too_old =
             config.retention_ms >= 0 && now_ms.saturating_sub(newest_ms) > config.retention_ms;
-        let too_big = config.retention_bytes >= 0 && total_bytes - size >= config.retention_bytes;
+        let too_big = config.retention_bytes >= 0 && total_bytes > config.retention_bytes;
         if !too_old && !too_big {
             break;
         }

@@ -208,6 +208,17 @@ impl SegmentState {
         fits && !offset_index.is_full() && !time_index.is_full()
     }
 
+    /// Batches that can still be indexed without overflowing either index (each batch may
+    /// add one entry to each).
+    pub(crate) fn index_room_entries(&self) -> usize {
+        match &self.indexes {
+            Some((offset_index, time_index)) => {
+                offset_index.room_entries().min(time_index.room_entries())
+            }
+            None => 0,
+        }
+    }
+
     /// Shrinks both indexes to their used size and writes them out (the segment is sealed).
     pub(crate) fn seal(&mut self) -> io::Result<()> {
         if let Some((offset_index, time_index)) = self.indexes.as_mut() {

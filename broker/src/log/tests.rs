@@ -1,3 +1,8 @@
-//! Tests of the storage engine through its public contract.
+//! Tests of the storage engine through its public contract, one file per concern.
 
 mod basic;
+mod durability;
+mod many_partitions;
+mod model;
+mod recovery;
+mod retention;

@@ -39,6 +39,10 @@ impl TimeIndex {
         self.file.is_full()
     }
 
+    pub(crate) fn room_entries(&self) -> usize {
+        self.file.room_entries()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.file.len()
     }

@@ -16,6 +16,26 @@ use super::metadata_log::MetadataRecord;
 use super::partition::PartitionLog;
 use super::{now_ms, LogError, TopicConfig, TopicInfo};
 
+/// Creates an empty partition directory. A leftover one (a crash after a topic's delete
+/// record but before its files went) is removed first: a new topic never inherits data.
+fn fresh_partition_dir(dir: &std::path::Path) -> Result<(), LogError> {
+    if dir.exists() {
+        remove_partition_dir(dir)?;
+    }
+    fs::create_dir_all(dir)?;
+    Ok(())
+}
+
+/// Renames `dir` to `<dir>.<uuid>-delete` (so a crash leaves a name `open` finishes off)
+/// and removes it.
+fn remove_partition_dir(dir: &std::path::Path) -> Result<(), LogError> {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let doomed = dir.with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
+    fs::rename(dir, &doomed)?;
+    fs::remove_dir_all(&doomed)?;
+    Ok(())
+}
+
 impl LogManager {
     /// Creates a topic (persisted in the metadata log). `validate_only` checks and writes
     /// nothing.
@@ -57,7 +77,7 @@ impl LogManager {
             return Ok(info);
         }
         for p in 0..partitions {
-            fs::create_dir_all(shared.partition_dir(name, p))?;
+            fresh_partition_dir(&shared.partition_dir(name, p))?;
         }
         shared.commit(
             &mut metadata,
@@ -104,17 +124,7 @@ impl LogManager {
             partition.close_for_delete();
             shared.ctx.files.evict_dir(&partition.dir);
             if partition.dir.exists() {
-                let doomed = partition.dir.with_file_name(format!(
-                    "{}.{}-delete",
-                    partition
-                        .dir
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or_default(),
-                    uuid::Uuid::new_v4().simple()
-                ));
-                fs::rename(&partition.dir, &doomed)?;
-                fs::remove_dir_all(&doomed)?;
+                remove_partition_dir(&partition.dir)?;
             }
             shared.ctx.checkpoints.remove(&partition.key())?;
         }
@@ -146,7 +156,7 @@ impl LogManager {
             return Ok(());
         }
         for p in current..total_partitions {
-            fs::create_dir_all(shared.partition_dir(name, p))?;
+            fresh_partition_dir(&shared.partition_dir(name, p))?;
         }
         let record = MetadataRecord::SetPartitions {
             name: name.to_string(),

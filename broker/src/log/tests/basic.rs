@@ -23,6 +23,21 @@ pub(crate) fn batch(records: i32, payload_bytes: usize, max_timestamp: i64) -> R
     RecordBatch::parse(raw).unwrap()
 }
 
+/// A scratch directory, on tmpfs when there is one: these tests check behaviour, and
+/// fsync on a shared disk (~7 ms each here) would dominate their run time.
+pub(crate) fn test_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("runnel-log-")
+            .tempdir_in(shm)
+        {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
 pub(crate) fn open(dir: &std::path::Path) -> Arc<LogManager> {
     LogManager::open(LogManagerConfig::new(dir)).unwrap()
 }
@@ -53,7 +68,7 @@ fn read_all(log: &PartitionLog) -> Vec<RecordBatch> {
 
 #[test]
 fn append_read_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     manager
         .create_topic("orders", 2, overrides(&[("segment.bytes", "1000")]), false)
@@ -107,7 +122,7 @@ fn append_read_reopen() {
 
 #[test]
 fn topics_admin() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let manager = open(dir.path());
     assert!(matches!(
         manager.create_topic("bad/name", 1, BTreeMap::new(), false),

@@ -1,0 +1,94 @@
+//! Group commit: many concurrent `wait_durable` callers complete on few fsyncs.
+
+use std::collections::BTreeMap;
+
+use super::basic::{batch, open, test_dir};
+
+#[test]
+fn concurrent_waiters_share_fsyncs() {
+    // A real disk: this one is about fsync.
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path());
+    manager
+        .create_topic("d", 1, BTreeMap::new(), false)
+        .unwrap();
+    let log = manager.partition("d", 0).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = manager.fsync_count();
+    let mut ends = Vec::new();
+    for _ in 0..100 {
+        ends.push(log.append(&[batch(2, 50, 1)]).unwrap().last_offset + 1);
+    }
+    let waiters: Vec<_> = ends.iter().map(|end| log.wait_durable(*end)).collect();
+    runtime.block_on(async {
+        for result in futures::future::join_all(waiters).await {
+            result.unwrap();
+        }
+    });
+    let fsyncs = manager.fsync_count() - before;
+    assert!(fsyncs >= 1, "durable means fsynced");
+    assert!(
+        fsyncs <= 10,
+        "100 waiters took {fsyncs} fsyncs: no group commit"
+    );
+    // Already durable: resolves at once without another fsync.
+    let again = manager.fsync_count();
+    runtime.block_on(log.wait_durable(200)).unwrap();
+    assert_eq!(manager.fsync_count(), again);
+    // Beyond the log end can never become durable: an error, not a hang.
+    assert!(runtime.block_on(log.wait_durable(201)).is_err());
+}
+
+#[test]
+fn concurrent_appenders_and_waiters() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("d", 1, BTreeMap::new(), false)
+        .unwrap();
+    let log = manager.partition("d", 0).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..20 {
+                    let info = log.append(&[batch(1, 100, 1)]).unwrap();
+                    log.wait_durable(info.last_offset + 1).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    assert_eq!(log.log_end_offset(), 160);
+    assert!(manager.fsync_count() >= 1);
+}
+
+#[test]
+fn background_flush_makes_acks1_data_durable() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let overrides = super::basic::overrides(&[("flush.ms", "10")]);
+    manager.create_topic("d", 1, overrides, false).unwrap();
+    let log = manager.partition("d", 0).unwrap();
+    log.append(&[batch(1, 10, 1)]).unwrap();
+    // Bounded wait for the flusher's tick (it runs every 50 ms).
+    for _ in 0..200 {
+        if manager.fsync_count() > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(manager.fsync_count() > 0);
+}

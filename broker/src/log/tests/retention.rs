@@ -1,0 +1,158 @@
+//! Retention by time and size, DeleteRecords, and the log start offset across restarts.
+
+use std::collections::BTreeMap;
+
+use super::basic::{batch, batches_of, open, overrides, test_dir};
+use crate::log::{now_ms, LogError};
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+#[test]
+fn time_retention_deletes_old_sealed_segments_only() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let topic = overrides(&[
+        ("segment.bytes", "300"),
+        ("retention.ms", &DAY_MS.to_string()),
+    ]);
+    manager.create_topic("t", 1, topic, false).unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let now = now_ms();
+    for _ in 0..10 {
+        log.append(&[batch(1, 200, now - 3 * DAY_MS)]).unwrap();
+    }
+    for _ in 0..3 {
+        log.append(&[batch(1, 200, now)]).unwrap();
+    }
+    let segments = log.segment_count();
+    manager.enforce_retention(now).unwrap();
+    assert_eq!(log.log_start_offset(), 10);
+    assert_eq!(log.segment_count(), segments - 10);
+    assert!(matches!(
+        log.read(9, 1000),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        batches_of(log.read(10, 1000).unwrap().records)[0].base_offset(),
+        10
+    );
+    // The active segment is never deleted, however old.
+    manager.enforce_retention(now + 10 * DAY_MS).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_end_offset(), 13);
+    drop(log);
+    drop(manager);
+    let manager = open(dir.path());
+    let log = manager.partition("t", 0).unwrap();
+    assert_eq!(log.log_start_offset(), 12);
+}
+
+#[test]
+fn size_retention_keeps_the_newest_bytes() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let topic = overrides(&[
+        ("segment.bytes", "300"),
+        ("retention.bytes", "1000"),
+        ("retention.ms", "-1"),
+    ]);
+    manager.create_topic("s", 1, topic, false).unwrap();
+    let log = manager.partition("s", 0).unwrap();
+    for _ in 0..20 {
+        log.append(&[batch(1, 200, now_ms())]).unwrap();
+    }
+    manager.enforce_retention(now_ms()).unwrap();
+    assert!(log.size_bytes() <= 1000, "{} bytes left", log.size_bytes());
+    assert!(log.size_bytes() + 261 > 1000, "deleted more than needed");
+    assert_eq!(log.log_start_offset(), 20 - log.segment_count() as i64);
+}
+
+#[test]
+fn compact_only_disables_retention() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let topic = overrides(&[
+        ("segment.bytes", "300"),
+        ("retention.ms", "1"),
+        ("cleanup.policy", "compact"),
+    ]);
+    manager.create_topic("c", 1, topic, false).unwrap();
+    let log = manager.partition("c", 0).unwrap();
+    for _ in 0..5 {
+        log.append(&[batch(1, 200, 1)]).unwrap();
+    }
+    manager.enforce_retention(now_ms()).unwrap();
+    assert_eq!(log.log_start_offset(), 0);
+    assert_eq!(log.segment_count(), 5);
+}
+
+#[test]
+fn delete_records_moves_the_start_and_survives_restart() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("d", 1, overrides(&[("segment.bytes", "300")]), false)
+        .unwrap();
+    let log = manager.partition("d", 0).unwrap();
+    for _ in 0..6 {
+        log.append(&[batch(2, 200, 1)]).unwrap();
+    }
+    assert_eq!(log.delete_records_before(5).unwrap(), 5);
+    assert_eq!(log.delete_records_before(3).unwrap(), 5, "never moves back");
+    assert!(matches!(
+        log.read(4, 1000),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // Offset 5 is inside the batch [4, 5]: that batch is still returned whole.
+    assert_eq!(
+        batches_of(log.read(5, 1).unwrap().records)[0].base_offset(),
+        4
+    );
+    assert_eq!(
+        log.segment_count(),
+        4,
+        "segments wholly below the start are gone"
+    );
+    assert!(matches!(
+        log.delete_records_before(13),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    manager.shutdown().unwrap();
+    drop(log);
+    drop(manager);
+    let manager = open(dir.path());
+    let log = manager.partition("d", 0).unwrap();
+    assert_eq!(log.log_start_offset(), 5);
+    assert_eq!(log.delete_records_before(-1).unwrap(), 12);
+    assert_eq!(log.segment_count(), 1);
+    assert!(log.read(12, 100).unwrap().records.is_empty());
+    assert_eq!(log.append(&[batch(1, 1, 1)]).unwrap().base_offset, 12);
+    let _ = BTreeMap::<String, String>::new();
+}
+
+#[test]
+fn log_append_time_topics_stamp_batches() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic(
+            "l",
+            1,
+            overrides(&[("message.timestamp.type", "LogAppendTime")]),
+            false,
+        )
+        .unwrap();
+    let log = manager.partition("l", 0).unwrap();
+    let before = now_ms();
+    let info = log.append(&[batch(2, 30, 5)]).unwrap();
+    assert!(info.log_append_time_ms >= before);
+    let stored = &batches_of(log.read(0, 1000).unwrap().records)[0];
+    assert!(stored.verify_crc().is_ok());
+    assert_eq!(stored.max_timestamp(), info.log_append_time_ms);
+    assert_eq!(
+        stored.timestamp_type(),
+        runnel_protocol::batch::TimestampType::LogAppendTime
+    );
+    let found = log.offset_for_timestamp(before).unwrap().unwrap();
+    assert_eq!(found.offset, 0);
+}
