@@ -56,7 +56,10 @@ const ATTR_CONTROL: i16 = 0x20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     #[error("record batch truncated: need {needed_bytes} bytes, have {available_bytes}")]
-    Truncated { needed_bytes: usize, available_bytes: usize },
+    Truncated {
+        needed_bytes: usize,
+        available_bytes: usize,
+    },
     #[error("record batch length field {batch_length} is below the header size")]
     BadLength { batch_length: i32 },
     #[error("record batch magic {0} is not supported (only magic 2)")]
@@ -100,6 +103,28 @@ impl Compression {
             Compression::Zstd => 4,
         }
     }
+}
+
+/// The attributes field for a batch with these properties (the inverse of
+/// [`RecordBatch::compression`], [`RecordBatch::timestamp_type`], `is_transactional` and
+/// `is_control`).
+pub fn batch_attributes(
+    compression: Compression,
+    timestamp_type: TimestampType,
+    transactional: bool,
+    control: bool,
+) -> i16 {
+    let mut attributes = i16::from(compression.id());
+    if timestamp_type == TimestampType::LogAppendTime {
+        attributes |= ATTR_TIMESTAMP_TYPE;
+    }
+    if transactional {
+        attributes |= ATTR_TRANSACTIONAL;
+    }
+    if control {
+        attributes |= ATTR_CONTROL;
+    }
+    attributes
 }
 
 /// How a batch's timestamps were set (attributes bit 3).
@@ -152,7 +177,10 @@ impl RecordBatch {
         })?;
         if size != bytes.len() {
             // Longer input is a caller bug or trailing garbage; shorter is a truncation.
-            return Err(BatchError::Truncated { needed_bytes: size, available_bytes: bytes.len() });
+            return Err(BatchError::Truncated {
+                needed_bytes: size,
+                available_bytes: bytes.len(),
+            });
         }
         let magic = bytes[OFFSET_MAGIC] as i8;
         if magic != MAGIC_V2 {
@@ -202,7 +230,8 @@ impl RecordBatch {
     }
     /// Offset of the last record: `base_offset + last_offset_delta`.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset().saturating_add(i64::from(self.last_offset_delta()))
+        self.base_offset()
+            .saturating_add(i64::from(self.last_offset_delta()))
     }
     /// The offset after this batch: where the next batch starts.
     pub fn next_offset(&self) -> i64 {
@@ -292,7 +321,10 @@ pub struct BatchSplitter {
 
 impl BatchSplitter {
     pub fn new(records: Bytes) -> BatchSplitter {
-        BatchSplitter { rest: records, failed: false }
+        BatchSplitter {
+            rest: records,
+            failed: false,
+        }
     }
 
     /// Bytes not yet yielded (non-empty after an error or a truncated tail).
@@ -450,7 +482,10 @@ mod tests {
         let last = raw.len() - 1;
         raw[last] ^= 0xff;
         let batch = RecordBatch::parse(Bytes::from(raw)).expect("framing still valid");
-        assert!(matches!(batch.verify_crc(), Err(BatchError::CrcMismatch { .. })));
+        assert!(matches!(
+            batch.verify_crc(),
+            Err(BatchError::CrcMismatch { .. })
+        ));
     }
 
     #[test]
@@ -460,16 +495,26 @@ mod tests {
             RecordBatch::parse(good.slice(..good.len() - 1)),
             Err(BatchError::Truncated { .. })
         ));
-        assert!(matches!(RecordBatch::parse(good.slice(..5)), Err(BatchError::Truncated { .. })));
+        assert!(matches!(
+            RecordBatch::parse(good.slice(..5)),
+            Err(BatchError::Truncated { .. })
+        ));
         let mut long = good.to_vec();
         long.push(0);
         assert!(RecordBatch::parse(Bytes::from(long)).is_err());
         let mut bad_magic = good.to_vec();
         bad_magic[OFFSET_MAGIC] = 1;
-        assert_eq!(RecordBatch::parse(Bytes::from(bad_magic)), Err(BatchError::UnsupportedMagic(1)));
+        assert_eq!(
+            RecordBatch::parse(Bytes::from(bad_magic)),
+            Err(BatchError::UnsupportedMagic(1))
+        );
         let mut negative = good.to_vec();
-        negative[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&(-5i32).to_be_bytes());
-        assert!(matches!(RecordBatch::parse(Bytes::from(negative)), Err(BatchError::BadLength { .. })));
+        negative[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4]
+            .copy_from_slice(&(-5i32).to_be_bytes());
+        assert!(matches!(
+            RecordBatch::parse(Bytes::from(negative)),
+            Err(BatchError::BadLength { .. })
+        ));
     }
 
     #[test]
@@ -480,16 +525,58 @@ mod tests {
         blob.extend_from_slice(&two);
         blob.extend_from_slice(&two[..20]);
         let mut split = BatchSplitter::new(Bytes::from(blob));
-        assert_eq!(split.next().map(|b| b.map(|b| b.size_bytes())), Some(Ok(one.len())));
-        assert_eq!(split.next().map(|b| b.map(|b| b.size_bytes())), Some(Ok(two.len())));
-        assert!(matches!(split.next(), Some(Err(BatchError::Truncated { .. }))));
+        assert_eq!(
+            split.next().map(|b| b.map(|b| b.size_bytes())),
+            Some(Ok(one.len()))
+        );
+        assert_eq!(
+            split.next().map(|b| b.map(|b| b.size_bytes())),
+            Some(Ok(two.len()))
+        );
+        assert!(matches!(
+            split.next(),
+            Some(Err(BatchError::Truncated { .. }))
+        ));
         assert!(split.next().is_none());
         assert_eq!(split.remaining().len(), 20);
     }
 
     #[test]
+    fn batch_attributes_round_trip_through_the_view() {
+        let codecs = [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ];
+        for compression in codecs {
+            for timestamp_type in [TimestampType::CreateTime, TimestampType::LogAppendTime] {
+                for (transactional, control) in [(false, false), (true, false), (true, true)] {
+                    let attributes =
+                        batch_attributes(compression, timestamp_type, transactional, control);
+                    let raw = build_raw_batch(&RawBatchFields {
+                        attributes,
+                        ..RawBatchFields::default()
+                    });
+                    let batch = RecordBatch::parse(raw).expect("framing valid");
+                    assert_eq!(batch.compression(), Ok(compression));
+                    assert_eq!(batch.timestamp_type(), timestamp_type);
+                    assert_eq!(
+                        (batch.is_transactional(), batch.is_control()),
+                        (transactional, control)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn unknown_codec_is_an_error_not_a_panic() {
-        let raw = build_raw_batch(&RawBatchFields { attributes: 7, ..RawBatchFields::default() });
+        let raw = build_raw_batch(&RawBatchFields {
+            attributes: 7,
+            ..RawBatchFields::default()
+        });
         let batch = RecordBatch::parse(raw).expect("framing valid");
         assert_eq!(batch.compression(), Err(BatchError::UnknownCompression(7)));
     }

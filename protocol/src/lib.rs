@@ -10,6 +10,7 @@
 //! Message structs come from the `kafka-protocol` crate, re-exported as [`kafka`].
 
 pub mod batch;
+pub mod builder;
 pub mod frame;
 pub mod records;
 pub mod versions;

@@ -6,17 +6,16 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+/// A record's key and value (either may be null).
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// One magic-2 batch holding `(key, value)` records with timestamps `timestamp_ms + i`.
-pub fn batch_at(records: &[(Option<&[u8]>, Option<&[u8]>)], timestamp_ms: i64) -> Bytes {
+pub fn batch_at(records: &[KeyValue<'_>], timestamp_ms: i64) -> Bytes {
     batch_with(records, timestamp_ms, Compression::None)
 }
 
 /// Like [`batch_at`] with a compression codec.
-pub fn batch_with(
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
-    timestamp_ms: i64,
-    compression: Compression,
-) -> Bytes {
+pub fn batch_with(records: &[KeyValue<'_>], timestamp_ms: i64, compression: Compression) -> Bytes {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -29,7 +28,9 @@ pub fn batch_with(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch whenever `offset - sequence` changes; keeping it
+            // constant (and the first sequence -1, "none") yields one batch for all records.
+            sequence: i as i32 - 1,
             timestamp: timestamp_ms + i as i64,
             key: key.map(Bytes::copy_from_slice),
             value: value.map(Bytes::copy_from_slice),
@@ -47,14 +48,13 @@ pub fn batch_with(
 
 /// One batch of unkeyed values, timestamps from 1_000.
 pub fn values(values: &[&str]) -> Bytes {
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-        values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+    let records: Vec<KeyValue<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
     batch_at(&records, 1_000)
 }
 
 /// One batch of keyed values, timestamps from 1_000.
 pub fn keyed(pairs: &[(&str, &str)]) -> Bytes {
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = pairs
+    let records: Vec<KeyValue<'_>> = pairs
         .iter()
         .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_bytes())))
         .collect();

@@ -43,7 +43,12 @@ async fn a_too_new_version_gets_unsupported_version_in_a_v0_body_and_the_connect
     frame.put_slice(b"test");
     client.send_raw(&frame).await;
     let mut reply = client.read_frame().await.expect("an answer");
-    assert_eq!(ResponseHeader::decode(&mut reply, 0).unwrap().correlation_id, 4242);
+    assert_eq!(
+        ResponseHeader::decode(&mut reply, 0)
+            .unwrap()
+            .correlation_id,
+        4242
+    );
     let body = ApiVersionsResponse::decode(&mut reply, 0).unwrap();
     assert_eq!(body.error_code, 35, "UNSUPPORTED_VERSION");
     assert_eq!(body.api_keys.len(), SUPPORTED_APIS.len());

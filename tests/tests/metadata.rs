@@ -12,7 +12,9 @@ async fn describes_this_broker_at_every_version() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     for version in 0..=12 {
-        let response = client.send(metadata(Some(&["every-version"])), version).await;
+        let response = client
+            .send(metadata(Some(&["every-version"])), version)
+            .await;
         assert_eq!(response.brokers.len(), 1, "v{version}");
         assert_eq!(response.brokers[0].node_id, BrokerId(0));
         assert_eq!(response.brokers[0].host.as_str(), "127.0.0.1");
@@ -60,13 +62,19 @@ async fn no_auto_creation_when_the_request_or_the_broker_forbids_it() {
     let mut client = broker.client().await;
     let request = metadata(Some(&["not-asked"])).with_allow_auto_topic_creation(false);
     let response = client.send(request, 4).await;
-    assert_eq!(response.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        response.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
     assert!(broker.context().logs.topic("not-asked").is_none());
 
     let broker = TestBroker::start_with(|c| c.auto_create_topics = false).await;
     let mut client = broker.client().await;
     let response = client.send(metadata(Some(&["nope"])), 12).await;
-    assert_eq!(response.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+    assert_eq!(
+        response.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
 }
 
 #[tokio::test]
@@ -74,10 +82,58 @@ async fn invalid_topic_names_are_rejected() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     let long = "x".repeat(250);
-    let response = client.send(metadata(Some(&["bad name!", "..", &long])), 12).await;
+    let response = client
+        .send(metadata(Some(&["bad name!", "..", &long])), 12)
+        .await;
     assert_eq!(response.topics.len(), 3);
     for topic in &response.topics {
-        assert_eq!(topic.error_code, ResponseError::InvalidTopicException.code());
+        assert_eq!(
+            topic.error_code,
+            ResponseError::InvalidTopicException.code()
+        );
     }
     assert!(broker.context().logs.topics().is_empty());
+}
+
+#[tokio::test]
+async fn topics_can_be_looked_up_by_id() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::MetadataRequest;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let created = client.send(metadata(Some(&["by-id"])), 12).await;
+    let id = created.topics[0].topic_id;
+    let by_id = |id| {
+        MetadataRequestTopic::default()
+            .with_topic_id(id)
+            .with_name(None)
+    };
+    let request = MetadataRequest::default().with_topics(Some(vec![by_id(id), by_id(uuid_of(7))]));
+    let response = client.send(request, 12).await;
+    assert_eq!(response.topics[0].error_code, 0);
+    assert_eq!(
+        response.topics[0].name.as_ref().map(|n| n.0.as_str()),
+        Some("by-id")
+    );
+    assert_eq!(
+        response.topics[1].error_code,
+        ResponseError::UnknownTopicId.code()
+    );
+}
+
+fn uuid_of(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n)
+}
+
+#[tokio::test]
+async fn localhost_listens_on_ipv4_and_ipv6() {
+    let broker = TestBroker::start_with(|c| c.listen = "localhost:0".into()).await;
+    let addrs = broker.running().kafka_addrs.clone();
+    assert!(addrs[0].is_ipv4());
+    for addr in addrs {
+        let mut client = runnel_tests::TestClient::connect(addr).await;
+        let response = client.send(metadata(None), 12).await;
+        assert_eq!(response.brokers[0].host.as_str(), "localhost");
+        assert_eq!(response.brokers[0].port, i32::from(addr.port()));
+    }
 }

@@ -36,20 +36,27 @@ async fn acks_1_and_all_append_and_fetch_returns_the_records() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     create(&mut client, "t").await;
-    let first = client.send(produce("t", 0, values(&["a", "b"]), 1), 9).await;
+    let first = client
+        .send(produce("t", 0, values(&["a", "b"]), 1), 9)
+        .await;
     assert_eq!(partition_error(&first), 0);
     assert_eq!(first.responses[0].partition_responses[0].base_offset, 0);
     let second = client.send(produce("t", 0, values(&["c"]), -1), 9).await;
     assert_eq!(partition_error(&second), 0);
     assert_eq!(second.responses[0].partition_responses[0].base_offset, 2);
-    assert_eq!(second.responses[0].partition_responses[0].log_start_offset, 0);
+    assert_eq!(
+        second.responses[0].partition_responses[0].log_start_offset,
+        0
+    );
     for version in 4..=12 {
         let response = client.send(fetch("t", 0, 0, 0, 0), version).await;
         assert_eq!(fetched(&response), ["a", "b", "c"], "v{version}");
         let partition = &response.responses[0].partitions[0];
         assert_eq!(partition.high_watermark, 3);
         assert_eq!(partition.last_stable_offset, 3);
-        assert_eq!(partition.log_start_offset, 0);
+        if version >= 5 {
+            assert_eq!(partition.log_start_offset, 0, "a v5+ field");
+        }
         assert_eq!(response.session_id, 0);
     }
 }
@@ -60,7 +67,9 @@ async fn produce_works_at_every_supported_version() {
     let mut client = broker.client().await;
     create(&mut client, "v").await;
     for version in 3..=9 {
-        let response = client.send(produce("v", 0, values(&["x"]), 1), version).await;
+        let response = client
+            .send(produce("v", 0, values(&["x"]), 1), version)
+            .await;
         assert_eq!(partition_error(&response), 0, "v{version}");
         let base = response.responses[0].partition_responses[0].base_offset;
         assert_eq!(base, i64::from(version - 3));
@@ -72,7 +81,9 @@ async fn acks_0_sends_no_response_but_appends() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     create(&mut client, "quiet").await;
-    client.write_request(&produce("quiet", 0, values(&["q1"]), 0), 9).await;
+    client
+        .write_request(&produce("quiet", 0, values(&["q1"]), 0), 9)
+        .await;
     assert!(client.is_silent_for(Duration::from_millis(200)).await);
     // The next answer belongs to the next request: nothing was queued for the acks=0 one.
     assert_eq!(end_offset(&mut client, "quiet").await, 1);
@@ -96,7 +107,10 @@ async fn many_batches_and_fetches_from_middle_offsets() {
         let response = client.send(fetch("many", 0, offset as i64, 0, 0), 12).await;
         let got = fetched(&response);
         // Fetch returns whole batches: the first may start before the asked offset.
-        let start = got.iter().position(|v| *v == expected[offset]).expect("asked offset present");
+        let start = got
+            .iter()
+            .position(|v| *v == expected[offset])
+            .expect("asked offset present");
         assert!(start <= 1, "at most one earlier record from the same batch");
         assert_eq!(&got[start..], &expected[offset..offset + got.len() - start]);
     }
@@ -116,7 +130,9 @@ async fn long_poll_wakes_when_data_arrives() {
         fetched(&response)
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let response = producer.send(produce("poll", 0, values(&["wake"]), 1), 9).await;
+    let response = producer
+        .send(produce("poll", 0, values(&["wake"]), 1), 9)
+        .await;
     assert_eq!(partition_error(&response), 0);
     assert_eq!(waiting.await.unwrap(), ["wake"]);
 }
@@ -137,7 +153,9 @@ async fn byte_limits_still_return_one_whole_batch() {
     create(&mut client, "big").await;
     let payload = "p".repeat(1_000);
     for _ in 0..5 {
-        let response = client.send(produce("big", 0, values(&[&payload]), 1), 9).await;
+        let response = client
+            .send(produce("big", 0, values(&[&payload]), 1), 9)
+            .await;
         assert_eq!(partition_error(&response), 0);
     }
     let batch_bytes = values(&[&payload]).len() as i32;
@@ -164,8 +182,14 @@ async fn a_bad_partition_fails_only_itself() {
     let response = client.send(request, 9).await;
     let unknown = ResponseError::UnknownTopicOrPartition.code();
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-    assert_eq!(response.responses[0].partition_responses[1].error_code, unknown);
-    assert_eq!(response.responses[1].partition_responses[0].error_code, unknown);
+    assert_eq!(
+        response.responses[0].partition_responses[1].error_code,
+        unknown
+    );
+    assert_eq!(
+        response.responses[1].partition_responses[0].error_code,
+        unknown
+    );
     assert_eq!(end_offset(&mut client, "mixed").await, 1);
 }
 
@@ -175,7 +199,10 @@ async fn invalid_acks_and_out_of_range_fetches_are_errors() {
     let mut client = broker.client().await;
     create(&mut client, "errs").await;
     let response = client.send(produce("errs", 0, values(&["x"]), 2), 9).await;
-    assert_eq!(partition_error(&response), ResponseError::InvalidRequiredAcks.code());
+    assert_eq!(
+        partition_error(&response),
+        ResponseError::InvalidRequiredAcks.code()
+    );
     let response = client.send(fetch("errs", 0, 5, 0, 0), 12).await;
     let partition = &response.responses[0].partitions[0];
     assert_eq!(partition.error_code, ResponseError::OffsetOutOfRange.code());
@@ -199,9 +226,62 @@ async fn pipelined_requests_are_answered_in_order() {
     for (i, id) in ids.into_iter().enumerate() {
         let (got, response) = client.read_response::<ProduceResponse>(9).await;
         assert_eq!(got, id);
-        assert_eq!(response.responses[0].partition_responses[0].base_offset, i as i64);
+        assert_eq!(
+            response.responses[0].partition_responses[0].base_offset,
+            i as i64
+        );
     }
     let response = client.send(fetch("pipe", 0, 0, 0, 0), 12).await;
     let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
     assert_eq!(fetched(&response), expected);
+}
+
+#[tokio::test]
+async fn compressed_batches_round_trip() {
+    use kafka_protocol::records::Compression;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "zipped").await;
+    let mut expected = Vec::new();
+    for (i, codec) in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let value = format!("compressed-{i}");
+        let batch =
+            runnel_tests::records::batch_with(&[(None, Some(value.as_bytes()))], 1_000, codec);
+        let response = client.send(produce("zipped", 0, batch, 1), 9).await;
+        assert_eq!(partition_error(&response), 0, "{codec:?}");
+        expected.push(value);
+    }
+    let response = client.send(fetch("zipped", 0, 0, 0, 0), 12).await;
+    assert_eq!(fetched(&response), expected);
+}
+
+#[tokio::test]
+async fn compacted_topics_require_keys() {
+    let broker = TestBroker::start_with(|c| {
+        c.topic_defaults
+            .insert("cleanup.policy".into(), "compact".into());
+    })
+    .await;
+    let mut client = broker.client().await;
+    create(&mut client, "table").await;
+    let keyed = runnel_tests::records::keyed(&[("k1", "v1"), ("k2", "v2")]);
+    assert_eq!(
+        partition_error(&client.send(produce("table", 0, keyed, 1), 9).await),
+        0
+    );
+    let unkeyed = values(&["no-key"]);
+    let response = client.send(produce("table", 0, unkeyed, 1), 9).await;
+    assert_eq!(
+        partition_error(&response),
+        ResponseError::InvalidRecord.code()
+    );
+    assert_eq!(end_offset(&mut client, "table").await, 2);
 }

@@ -24,16 +24,18 @@ pub fn handle(
     header: &RequestHeader,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
-    let _ = header;
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut topic_response = ListOffsetsTopicResponse::default();
         topic_response.name = topic.name;
         for partition in topic.partitions {
-            topic_response
-                .partitions
-                .push(list_partition(ctx, &name, &partition));
+            let mut answer = list_partition(ctx, &name, &partition);
+            // Leader epochs exist from v4; the encoder refuses a non-default value before.
+            if header.request_api_version >= 4 {
+                answer.leader_epoch = 0;
+            }
+            topic_response.partitions.push(answer);
         }
         response.topics.push(topic_response);
     }
@@ -49,7 +51,6 @@ fn list_partition(
     response.partition_index = request.partition_index;
     response.timestamp = -1;
     response.offset = -1;
-    response.leader_epoch = 0;
     let found = ctx
         .logs
         .partition(topic, request.partition_index)

@@ -24,6 +24,9 @@ use crate::log::{PartitionLog, TopicConfig};
 /// Upper bound on decompressed records when checking keys on a compacted topic.
 const KEY_CHECK_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
+/// Floor on an acks=-1 produce's wait for fsync.
+const PRODUCE_TIMEOUT_MS_MIN: u64 = 1_000;
+
 /// A partition appended with acks=-1 that must be fsynced before the answer.
 struct DurableWait {
     topic_index: usize,
@@ -34,6 +37,10 @@ struct DurableWait {
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceRequest) -> Completion {
     let acks = request.acks;
+    // Kafka clients send 30 s; a non-positive timeout still gets one fsync's chance.
+    let timeout_ms = u64::try_from(request.timeout_ms)
+        .unwrap_or(0)
+        .max(PRODUCE_TIMEOUT_MS_MIN);
     let version = header.request_api_version;
     if !matches!(acks, -1..=1) {
         let response = answer_all(request, ResponseError::InvalidRequiredAcks.code());
@@ -62,25 +69,39 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     }
     match acks {
         0 => Completion::NoResponse,
-        -1 if !waits.is_empty() => Completion::Pending(wait_durable(response, waits).boxed()),
+        -1 if !waits.is_empty() => {
+            Completion::Pending(wait_durable(response, waits, timeout_ms).boxed())
+        }
         _ => Completion::Ready(ResponseKind::Produce(response)),
     }
 }
 
-/// Waits for every acks=-1 partition's fsync; a failed fsync fails that partition only.
-async fn wait_durable(mut response: ProduceResponse, waits: Vec<DurableWait>) -> ResponseKind {
+/// Waits for every acks=-1 partition's fsync, at most the request's `timeout_ms`; a failed
+/// or late fsync fails that partition only (the data may still become durable later, as in
+/// Kafka).
+async fn wait_durable(
+    mut response: ProduceResponse,
+    waits: Vec<DurableWait>,
+    timeout_ms: u64,
+) -> ResponseKind {
     let pending = waits.iter().map(|w| w.log.wait_durable(w.end_offset));
-    let results = futures::future::join_all(pending).await;
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    let results = match tokio::time::timeout(timeout, futures::future::join_all(pending)).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| r.map_err(|e| log_error_i16(&e)))
+            .collect(),
+        Err(_elapsed) => vec![Err(ResponseError::RequestTimedOut.code()); waits.len()],
+    };
     for (wait, result) in waits.iter().zip(results) {
-        if let Err(e) = result {
-            let slot = response
-                .responses
-                .get_mut(wait.topic_index)
-                .and_then(|t| t.partition_responses.get_mut(wait.partition_index));
-            if let Some(partition) = slot {
-                partition.error_code = log_error_i16(&e);
-                partition.base_offset = -1;
-            }
+        let Err(error_code) = result else { continue };
+        let slot = response
+            .responses
+            .get_mut(wait.topic_index)
+            .and_then(|t| t.partition_responses.get_mut(wait.partition_index));
+        if let Some(partition) = slot {
+            partition.error_code = error_code;
+            partition.base_offset = -1;
         }
     }
     ResponseKind::Produce(response)
@@ -218,4 +239,108 @@ fn answer_all(request: ProduceRequest, error_code: i16) -> ProduceResponse {
         response.responses.push(topic_response);
     }
     response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
+
+    use super::*;
+
+    fn config() -> TopicConfig {
+        TopicConfig {
+            max_message_bytes: 200,
+            ..TopicConfig::default()
+        }
+    }
+
+    fn raw(fields: RawBatchFields<'_>) -> Bytes {
+        build_raw_batch(&fields)
+    }
+
+    fn code(result: Result<Vec<RecordBatch>, (ResponseError, String)>) -> Option<ResponseError> {
+        result.err().map(|(error, _)| error)
+    }
+
+    #[test]
+    fn accepts_well_formed_batches() {
+        let one = raw(RawBatchFields {
+            records: b"abc",
+            ..RawBatchFields::default()
+        });
+        let two = raw(RawBatchFields {
+            last_offset_delta: 1,
+            record_count: 2,
+            ..RawBatchFields::default()
+        });
+        let blob = Bytes::from([one.to_vec(), two.to_vec()].concat());
+        assert_eq!(validate_batches(&config(), blob).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn maps_each_defect_to_its_kafka_error() {
+        let c = config();
+        assert_eq!(
+            code(validate_batches(&c, Bytes::new())),
+            Some(ResponseError::InvalidRecord)
+        );
+        let big = vec![0u8; 300];
+        let too_big = raw(RawBatchFields {
+            records: &big,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, too_big)),
+            Some(ResponseError::MessageTooLarge)
+        );
+        let mut corrupt = raw(RawBatchFields {
+            records: b"abc",
+            ..RawBatchFields::default()
+        })
+        .to_vec();
+        *corrupt.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            code(validate_batches(&c, Bytes::from(corrupt))),
+            Some(ResponseError::CorruptMessage)
+        );
+        let based = raw(RawBatchFields {
+            base_offset: 3,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, based)),
+            Some(ResponseError::InvalidRecord)
+        );
+        let miscounted = raw(RawBatchFields {
+            last_offset_delta: 4,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, miscounted)),
+            Some(ResponseError::InvalidRecord)
+        );
+        let empty = raw(RawBatchFields {
+            record_count: 0,
+            last_offset_delta: -1,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, empty)),
+            Some(ResponseError::InvalidRecord)
+        );
+        let codec = raw(RawBatchFields {
+            attributes: 6,
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, codec)),
+            Some(ResponseError::CorruptMessage)
+        );
+        let garbage = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            code(validate_batches(&c, garbage)),
+            Some(ResponseError::CorruptMessage)
+        );
+    }
 }

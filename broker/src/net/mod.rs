@@ -249,8 +249,13 @@ impl Acceptor {
         let limits = self.limits.clone();
         let shutdown = self.shutdown.clone();
         connections.spawn(async move {
-            if let Err(e) = connection::serve(stream, context, limits, shutdown).await {
-                tracing::debug!(%peer, error = %e, "connection closed");
+            match connection::serve(stream, context, limits, shutdown).await {
+                Ok(()) => {}
+                // A response we cannot encode is our bug, not the client's.
+                Err(e @ connection::ConnectionError::Encode(_)) => {
+                    tracing::error!(%peer, error = %e, "connection closed");
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "connection closed"),
             }
             drop(permit);
         });

@@ -1,0 +1,204 @@
+//! Unit tests for the batch builder: header fields, offset gaps, bounds, errors.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use super::*;
+use crate::batch::RecordBatch;
+use crate::records::records;
+
+const MAX_BYTES: usize = 1 << 20;
+
+fn record(timestamp: i64, value: &[u8]) -> NewRecord<'_> {
+    NewRecord {
+        timestamp,
+        key: None,
+        value: Some(value),
+        headers: &[],
+    }
+}
+
+#[test]
+fn header_fields_are_filled_in() {
+    let fields = BatchFields {
+        base_offset: 1_000,
+        partition_leader_epoch: 3,
+        producer_id: 77,
+        producer_epoch: 2,
+        base_sequence: 40,
+        compression: Compression::Zstd,
+        timestamp_type: TimestampType::CreateTime,
+        transactional: true,
+        control: false,
+    };
+    let mut builder = BatchBuilder::new(fields, MAX_BYTES);
+    // Timestamps out of order: base is the first, max is the largest, deltas may be negative.
+    for (i, timestamp) in [500, 400, 900, 600].into_iter().enumerate() {
+        assert_eq!(builder.push(&record(timestamp, b"v")), Ok(i as i32));
+    }
+    let batch = RecordBatch::parse(builder.finish().unwrap()).unwrap();
+    batch.verify_crc().unwrap();
+    assert_eq!(batch.base_offset(), 1_000);
+    assert_eq!(batch.partition_leader_epoch(), 3);
+    assert_eq!(
+        (
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.base_sequence()
+        ),
+        (77, 2, 40)
+    );
+    assert_eq!(batch.compression(), Ok(Compression::Zstd));
+    assert!(batch.is_transactional() && !batch.is_control());
+    assert_eq!(
+        (
+            batch.record_count(),
+            batch.last_offset_delta(),
+            batch.last_offset()
+        ),
+        (4, 3, 1_003)
+    );
+    assert_eq!((batch.base_timestamp(), batch.max_timestamp()), (500, 900));
+    let timestamps: Vec<i64> = records(&batch, MAX_BYTES)
+        .unwrap()
+        .map(|r| r.unwrap().timestamp)
+        .collect();
+    assert_eq!(timestamps, vec![500, 400, 900, 600]);
+}
+
+#[test]
+fn explicit_offset_deltas_keep_gaps() {
+    let mut builder = BatchBuilder::new(
+        BatchFields {
+            base_offset: 50,
+            ..BatchFields::default()
+        },
+        MAX_BYTES,
+    );
+    builder.push_at(0, &record(1, b"a")).unwrap();
+    builder.push_at(5, &record(2, b"b")).unwrap();
+    assert_eq!(builder.push(&record(3, b"c")), Ok(6));
+    assert!(matches!(
+        builder.push_at(6, &record(4, b"d")),
+        Err(BuildError::OffsetDeltaOutOfOrder { .. })
+    ));
+    let batch = RecordBatch::parse(builder.finish().unwrap()).unwrap();
+    let offsets: Vec<i64> = records(&batch, MAX_BYTES)
+        .unwrap()
+        .map(|r| r.unwrap().offset)
+        .collect();
+    assert_eq!(offsets, vec![50, 55, 56]);
+    assert_eq!((batch.record_count(), batch.last_offset()), (3, 56));
+}
+
+#[test]
+fn decoded_records_can_be_rebuilt_like_compaction_does() {
+    let mut builder = BatchBuilder::new(
+        BatchFields {
+            base_offset: 10,
+            ..BatchFields::default()
+        },
+        MAX_BYTES,
+    );
+    for i in 0..5 {
+        builder
+            .push(&NewRecord {
+                timestamp: 100 + i,
+                key: Some(b"k"),
+                value: Some(b"v"),
+                headers: &[NewHeader {
+                    key: b"h",
+                    value: None,
+                }],
+            })
+            .unwrap();
+    }
+    let original = RecordBatch::parse(builder.finish().unwrap()).unwrap();
+    let kept: Vec<Record> = records(&original, MAX_BYTES)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter(|r| r.offset % 2 == 0)
+        .collect();
+    let fields = BatchFields {
+        base_offset: 10,
+        compression: Compression::Gzip,
+        ..BatchFields::default()
+    };
+    let mut rebuilt = BatchBuilder::new(fields, MAX_BYTES);
+    for record in &kept {
+        rebuilt.push_record(record).unwrap();
+    }
+    let rebuilt = RecordBatch::parse(rebuilt.finish().unwrap()).unwrap();
+    let again: Vec<Record> = records(&rebuilt, MAX_BYTES)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(again, kept);
+    assert_eq!(rebuilt.last_offset(), 14);
+}
+
+#[test]
+fn empty_batch_is_an_error() {
+    let builder = BatchBuilder::new(BatchFields::default(), MAX_BYTES);
+    assert!(builder.is_empty());
+    assert_eq!(builder.finish(), Err(BuildError::Empty));
+}
+
+#[test]
+fn a_record_that_does_not_fit_is_refused_and_the_batch_stays_usable() {
+    let mut builder = BatchBuilder::new(BatchFields::default(), 200);
+    builder.push(&record(1, &[7u8; 100])).unwrap();
+    let size_before = builder.uncompressed_size_bytes();
+    assert!(matches!(
+        builder.push(&record(2, &[7u8; 100])),
+        Err(BuildError::TooLarge { max_bytes: 200, .. })
+    ));
+    assert_eq!(builder.uncompressed_size_bytes(), size_before);
+    assert_eq!(builder.record_count(), 1);
+    let batch = builder.finish().unwrap();
+    assert!(batch.len() <= 200);
+}
+
+#[test]
+fn compressed_batches_may_hold_more_than_they_weigh() {
+    let value = vec![0u8; 50_000];
+    let fields = BatchFields {
+        compression: Compression::Lz4,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields.clone(), 10_000);
+    assert!(matches!(
+        builder.push(&record(1, &value)),
+        Err(BuildError::TooLarge { .. })
+    ));
+    let mut builder = BatchBuilder::new(fields, 10_000).with_max_uncompressed_bytes(100_000);
+    builder.push(&record(1, &value)).unwrap();
+    let batch = builder.finish().unwrap();
+    assert!(batch.len() <= 10_000);
+}
+
+#[test]
+fn finished_size_is_checked_after_compression() {
+    // Incompressible bytes: compression framing makes the batch bigger than its records.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..4_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    let fields = BatchFields {
+        compression: Compression::Gzip,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields, 4_075).with_max_uncompressed_bytes(MAX_BYTES);
+    builder.push(&record(1, &noise)).unwrap();
+    assert!(matches!(
+        builder.finish(),
+        Err(BuildError::TooLarge {
+            max_bytes: 4_075,
+            ..
+        })
+    ));
+}

@@ -1,0 +1,298 @@
+//! The four Kafka compression codecs for a batch's records section, in both directions.
+//!
+//! Decompression never trusts a size the input declares: every decoder is read through a
+//! `take(max_bytes + 1)` limit (snappy, whose blocks declare their size, is checked against
+//! the running total before its buffer grows), so a bomb costs at most `max_bytes` of memory
+//! and gives [`RecordError::TooLarge`]. Formats are the ones Kafka clients write:
+//! gzip (RFC 1952, concatenated members allowed), snappy in xerial framing (Java client) or
+//! raw (librdkafka may send it), LZ4 *frame* format with independent 64 KiB blocks, zstd.
+//! Stateless; safe to use from any thread.
+
+use std::io::{Read, Write};
+
+use bytes::Bytes;
+
+use super::RecordError;
+use crate::batch::Compression;
+
+/// xerial snappy-java stream magic; a records section without it is raw snappy.
+const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
+/// Magic + version (i32) + minimum compatible version (i32).
+const XERIAL_HEADER_BYTES: usize = 16;
+/// The version pair snappy-java writes and Kafka's readers accept.
+const XERIAL_VERSION: i32 = 1;
+const XERIAL_COMPATIBLE_VERSION: i32 = 1;
+/// Uncompressed bytes per xerial block, as snappy-java's default.
+const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
+/// zstd's own default level (3), which Kafka's producer also uses by default.
+const ZSTD_LEVEL: i32 = 0;
+
+/// Smallest window log the zstd decoder accepts whatever the bound: 8 MiB covers every
+/// level up to 19 (Kafka's default is 3), so real producers' frames are never refused.
+const ZSTD_WINDOW_LOG_FLOOR: u32 = 23;
+/// zstd's own default limit (128 MiB windows).
+const ZSTD_WINDOW_LOG_CEILING: u32 = 27;
+
+/// The largest zstd window the decoder may allocate for an output bound of `max_bytes`: a
+/// frame can declare a window far larger than its content, and the decoder allocates it
+/// before producing a byte, so a tiny frame could otherwise cost 128 MiB.
+fn zstd_window_log_max(max_bytes: usize) -> u32 {
+    let needed = usize::BITS - max_bytes.saturating_sub(1).leading_zeros();
+    needed.clamp(ZSTD_WINDOW_LOG_FLOOR, ZSTD_WINDOW_LOG_CEILING)
+}
+
+/// Decompresses a records section, failing with `TooLarge` as soon as the output would
+/// exceed `max_bytes`. `Compression::None` returns the input without copying.
+pub fn decompress(
+    compression: Compression,
+    input: &Bytes,
+    max_bytes: usize,
+) -> Result<Bytes, RecordError> {
+    let output = match compression {
+        Compression::None => return Ok(input.clone()),
+        Compression::Gzip => {
+            read_bounded(flate2::read::MultiGzDecoder::new(&input[..]), max_bytes)?
+        }
+        Compression::Snappy => snappy_decompress(input, max_bytes)?,
+        Compression::Lz4 => {
+            read_bounded(lz4_flex::frame::FrameDecoder::new(&input[..]), max_bytes)?
+        }
+        Compression::Zstd => {
+            let mut decoder =
+                zstd::stream::read::Decoder::with_buffer(&input[..]).map_err(decompress_error)?;
+            decoder
+                .window_log_max(zstd_window_log_max(max_bytes))
+                .map_err(decompress_error)?;
+            read_bounded(decoder, max_bytes)?
+        }
+    };
+    debug_assert!(output.len() <= max_bytes);
+    Ok(Bytes::from(output))
+}
+
+/// Compresses an encoded records section with `compression` (`None` copies it).
+pub fn compress(compression: Compression, input: &[u8]) -> std::io::Result<Vec<u8>> {
+    match compression {
+        Compression::None => Ok(input.to_vec()),
+        Compression::Gzip => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(input)?;
+            encoder.finish()
+        }
+        Compression::Snappy => xerial_compress(input),
+        Compression::Lz4 => {
+            // Independent 64 KiB blocks and no content size: what Kafka's Java LZ4 stream
+            // writes and the only shape its reader is sure to accept.
+            let info = lz4_flex::frame::FrameInfo::new()
+                .block_size(lz4_flex::frame::BlockSize::Max64KB)
+                .block_mode(lz4_flex::frame::BlockMode::Independent);
+            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            encoder.write_all(input)?;
+            encoder.finish().map_err(std::io::Error::other)
+        }
+        Compression::Zstd => zstd::stream::encode_all(input, ZSTD_LEVEL),
+    }
+}
+
+/// Reads `reader` to its end, or fails once it yields more than `max_bytes`.
+fn read_bounded(reader: impl Read, max_bytes: usize) -> Result<Vec<u8>, RecordError> {
+    let limit_bytes = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut output = Vec::new();
+    reader
+        .take(limit_bytes)
+        .read_to_end(&mut output)
+        .map_err(decompress_error)?;
+    if output.len() > max_bytes {
+        return Err(RecordError::TooLarge { max_bytes });
+    }
+    Ok(output)
+}
+
+fn decompress_error(error: impl std::fmt::Display) -> RecordError {
+    RecordError::Decompress(error.to_string())
+}
+
+fn snappy_decompress(input: &[u8], max_bytes: usize) -> Result<Vec<u8>, RecordError> {
+    // Like snappy-java, only a full xerial header selects the framed format.
+    match input.get(..XERIAL_HEADER_BYTES) {
+        Some(header) if header.starts_with(XERIAL_MAGIC) => {
+            xerial_decompress(&input[XERIAL_HEADER_BYTES..], max_bytes)
+        }
+        _ => {
+            let mut output = Vec::new();
+            snappy_block_into(input, &mut output, max_bytes)?;
+            Ok(output)
+        }
+    }
+}
+
+/// Decodes xerial blocks (`[i32 length][raw snappy]`…) after the header.
+fn xerial_decompress(mut blocks: &[u8], max_bytes: usize) -> Result<Vec<u8>, RecordError> {
+    let mut output = Vec::new();
+    // Each pass consumes at least the 4-byte length, so this ends within input.len()/4 passes.
+    while !blocks.is_empty() {
+        let Some((length_bytes, rest)) = blocks.split_first_chunk::<4>() else {
+            return Err(RecordError::Decompress(
+                "snappy block length truncated".into(),
+            ));
+        };
+        let block_length = usize::try_from(i32::from_be_bytes(*length_bytes))
+            .map_err(|_| RecordError::Decompress("negative snappy block length".into()))?;
+        let Some((block, rest)) = rest.split_at_checked(block_length) else {
+            return Err(RecordError::Decompress(
+                "snappy block longer than the records".into(),
+            ));
+        };
+        snappy_block_into(block, &mut output, max_bytes)?;
+        blocks = rest;
+    }
+    Ok(output)
+}
+
+/// Appends one raw snappy block to `output`, checking its declared size against the bound
+/// before growing the buffer.
+fn snappy_block_into(
+    block: &[u8],
+    output: &mut Vec<u8>,
+    max_bytes: usize,
+) -> Result<(), RecordError> {
+    let block_bytes = snap::raw::decompress_len(block).map_err(decompress_error)?;
+    let start = output.len();
+    let end = start
+        .checked_add(block_bytes)
+        .filter(|&end| end <= max_bytes);
+    let Some(end) = end else {
+        return Err(RecordError::TooLarge { max_bytes });
+    };
+    output.resize(end, 0);
+    let written = snap::raw::Decoder::new()
+        .decompress(block, &mut output[start..])
+        .map_err(decompress_error)?;
+    if written != block_bytes {
+        return Err(RecordError::Decompress(
+            "snappy block shorter than declared".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn xerial_compress(input: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut output =
+        Vec::with_capacity(XERIAL_HEADER_BYTES + snap::raw::max_compress_len(input.len()));
+    output.extend_from_slice(XERIAL_MAGIC);
+    output.extend_from_slice(&XERIAL_VERSION.to_be_bytes());
+    output.extend_from_slice(&XERIAL_COMPATIBLE_VERSION.to_be_bytes());
+    let mut encoder = snap::raw::Encoder::new();
+    for chunk in input.chunks(XERIAL_BLOCK_BYTES) {
+        let block = encoder.compress_vec(chunk).map_err(std::io::Error::other)?;
+        // A block of at most 32 KiB compresses to well under i32::MAX bytes.
+        let block_length = i32::try_from(block.len()).map_err(std::io::Error::other)?;
+        output.extend_from_slice(&block_length.to_be_bytes());
+        output.extend_from_slice(&block);
+    }
+    Ok(output)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+
+    const CODECS: [Compression; 4] = [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    fn sample_text(len: usize) -> Vec<u8> {
+        (0..len).map(|i| b"runnel records "[i % 15]).collect()
+    }
+
+    #[test]
+    fn each_codec_roundtrips_small_empty_and_multi_block_input() {
+        for codec in CODECS {
+            for len in [0, 1, 100, 100_000] {
+                let input = sample_text(len);
+                let packed = compress(codec, &input).unwrap();
+                let unpacked = decompress(codec, &Bytes::from(packed), 1 << 20).unwrap();
+                assert_eq!(unpacked.as_ref(), input.as_slice(), "{codec:?} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_codec_stops_at_the_output_bound() {
+        let input = vec![0u8; 1 << 20];
+        for codec in CODECS {
+            let packed = Bytes::from(compress(codec, &input).unwrap());
+            assert!(packed.len() < 64 * 1024, "{codec:?} should compress zeros");
+            let result = decompress(codec, &packed, 64 * 1024);
+            assert_eq!(
+                result,
+                Err(RecordError::TooLarge {
+                    max_bytes: 64 * 1024
+                }),
+                "{codec:?}"
+            );
+            // Exactly at the bound is allowed.
+            assert_eq!(
+                decompress(codec, &packed, 1 << 20).map(|b| b.len()),
+                Ok(1 << 20)
+            );
+        }
+    }
+
+    #[test]
+    fn zstd_frames_declaring_huge_windows_are_refused() {
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        encoder.write_all(&sample_text(1_000)).unwrap();
+        let frame = Bytes::from(encoder.finish().unwrap());
+        assert!(matches!(
+            decompress(Compression::Zstd, &frame, 64 * 1024),
+            Err(RecordError::Decompress(_))
+        ));
+        // A bound that needs such a window lets it through.
+        assert!(decompress(Compression::Zstd, &frame, 100 << 20).is_ok());
+        assert_eq!(zstd_window_log_max(1 << 20), ZSTD_WINDOW_LOG_FLOOR);
+        assert_eq!(zstd_window_log_max((64 << 20) + 1), 27);
+        assert_eq!(zstd_window_log_max(usize::MAX), ZSTD_WINDOW_LOG_CEILING);
+    }
+
+    #[test]
+    fn raw_snappy_is_accepted_like_librdkafka_sends_it() {
+        let input = sample_text(5_000);
+        let raw = snap::raw::Encoder::new().compress_vec(&input).unwrap();
+        let unpacked = decompress(Compression::Snappy, &Bytes::from(raw), 1 << 20).unwrap();
+        assert_eq!(unpacked.as_ref(), input.as_slice());
+    }
+
+    #[test]
+    fn xerial_framing_matches_snappy_java_layout() {
+        let packed = compress(Compression::Snappy, &sample_text(70_000)).unwrap();
+        assert_eq!(&packed[..16], b"\x82SNAPPY\0\0\0\0\x01\0\0\0\x01");
+        // 70 000 bytes are three 32 KiB blocks; walk their length prefixes to the end.
+        let mut at = 16;
+        let mut blocks = 0;
+        while at < packed.len() {
+            let length = i32::from_be_bytes(packed[at..at + 4].try_into().unwrap()) as usize;
+            at += 4 + length;
+            blocks += 1;
+        }
+        assert_eq!((at, blocks), (packed.len(), 3));
+    }
+
+    #[test]
+    fn garbage_is_an_error_for_each_codec() {
+        let garbage =
+            Bytes::from_static(b"\x82SNAPPY\0\0\0\0\x01\0\0\0\x01\x7f\xff\xff\xffnot compressed");
+        for codec in CODECS {
+            assert!(decompress(codec, &garbage, 1 << 20).is_err(), "{codec:?}");
+        }
+    }
+}

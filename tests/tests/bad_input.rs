@@ -1,0 +1,243 @@
+//! Hostile and broken input: bad frame sizes, unknown keys and versions, truncated headers,
+//! lying array counts, corrupt or malformed batches, stalled frames, the connection cap.
+//! After each, the broker still serves a fresh connection.
+
+#![allow(clippy::unwrap_used)]
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiVersionsRequest;
+use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
+use runnel_tests::records::values;
+use runnel_tests::requests::{list_offsets, metadata, produce};
+use runnel_tests::{TestBroker, TestClient};
+
+/// Sends `bytes` on a new connection and expects the broker to close it, then checks that
+/// another connection is served normally.
+async fn closes_then_still_serves(broker: &TestBroker, bytes: &[u8]) {
+    let mut bad = broker.client().await;
+    // The broker may close before reading everything: a write error is fine.
+    let _ = bad.try_send_raw(bytes).await;
+    assert!(
+        bad.is_closed().await,
+        "connection should be closed after {bytes:02x?}"
+    );
+    still_serves(broker).await;
+}
+
+async fn still_serves(broker: &TestBroker) {
+    let mut good = broker.client().await;
+    let response = good.send(ApiVersionsRequest::default(), 0).await;
+    assert_eq!(response.error_code, 0);
+}
+
+fn header_only(api_key: i16, version: i16) -> Bytes {
+    let mut frame = BytesMut::new();
+    frame.put_i32(10);
+    frame.put_i16(api_key);
+    frame.put_i16(version);
+    frame.put_i32(1);
+    frame.put_i16(-1); // null client id
+    frame.freeze()
+}
+
+#[tokio::test]
+async fn bad_frame_sizes_close_the_connection() {
+    let broker = TestBroker::start_with(|c| c.max_request_bytes = 1024 * 1024).await;
+    closes_then_still_serves(&broker, &(-1i32).to_be_bytes()).await;
+    closes_then_still_serves(&broker, &i32::MIN.to_be_bytes()).await;
+    closes_then_still_serves(&broker, &i32::MAX.to_be_bytes()).await;
+    closes_then_still_serves(&broker, &(1024 * 1024 + 1i32).to_be_bytes()).await;
+    // Too short to hold api key, version and correlation id.
+    closes_then_still_serves(&broker, &[0, 0, 0, 4, 0, 18, 0, 0]).await;
+    closes_then_still_serves(&broker, &[0, 0, 0, 0]).await;
+}
+
+#[tokio::test]
+async fn unknown_keys_and_versions_close_the_connection() {
+    let broker = TestBroker::start().await;
+    closes_then_still_serves(&broker, &header_only(999, 0)).await;
+    closes_then_still_serves(&broker, &header_only(-1, 0)).await;
+    closes_then_still_serves(&broker, &header_only(11, 0)).await; // JoinGroup: not yet
+    closes_then_still_serves(&broker, &header_only(3, 13)).await; // Metadata v13
+    closes_then_still_serves(&broker, &header_only(0, 2)).await; // Produce v2
+    closes_then_still_serves(&broker, &header_only(3, -1)).await;
+}
+
+#[tokio::test]
+async fn truncated_and_lying_requests_close_the_connection() {
+    let broker = TestBroker::start().await;
+    // Client id claims 300 bytes, 2 follow.
+    let mut frame = BytesMut::new();
+    frame.put_i32(12);
+    frame.put_i16(3);
+    frame.put_i16(1);
+    frame.put_i32(1);
+    frame.put_i16(300);
+    frame.put_slice(b"ab");
+    closes_then_still_serves(&broker, &frame).await;
+    // Metadata v1 whose topic array claims i32::MAX entries, followed by a few bytes.
+    let mut frame = BytesMut::new();
+    frame.put_i32(8 + 2 + 4 + 6);
+    frame.put_i16(3);
+    frame.put_i16(1);
+    frame.put_i32(2);
+    frame.put_i16(-1);
+    frame.put_i32(i32::MAX);
+    frame.put_slice(&[0, 1, b'a', 0, 1, b'b']);
+    closes_then_still_serves(&broker, &frame).await;
+    // Produce v9 (flexible) with a compact array varint claiming a huge count.
+    let mut frame = BytesMut::new();
+    frame.put_i32(8 + 2 + 1 + 1 + 2 + 4 + 5);
+    frame.put_i16(0);
+    frame.put_i16(9);
+    frame.put_i32(3);
+    frame.put_i16(-1);
+    frame.put_u8(0); // header tagged fields
+    frame.put_u8(0); // null transactional id
+    frame.put_i16(1);
+    frame.put_i32(1000);
+    frame.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]);
+    closes_then_still_serves(&broker, &frame).await;
+    // A body cut short by the frame size: Produce v3 with acks only.
+    let mut frame = BytesMut::new();
+    frame.put_i32(8 + 2 + 2 + 2);
+    frame.put_i16(0);
+    frame.put_i16(3);
+    frame.put_i32(4);
+    frame.put_i16(-1);
+    frame.put_i16(-1);
+    frame.put_i16(1);
+    closes_then_still_serves(&broker, &frame).await;
+}
+
+#[tokio::test]
+async fn a_frame_stalled_midway_times_out() {
+    let broker = TestBroker::start_with(|c| c.request_timeout_ms = 200).await;
+    let mut stalled = broker.client().await;
+    stalled.send_raw(&[0, 0]).await;
+    assert!(stalled.is_closed().await);
+    let mut stalled_body = broker.client().await;
+    stalled_body.send_raw(&[0, 0, 0, 20, 0, 18]).await;
+    assert!(stalled_body.is_closed().await);
+    still_serves(&broker).await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed() {
+    let broker = TestBroker::start_with(|c| c.max_connections = 1).await;
+    let mut first = broker.client().await;
+    first.send(ApiVersionsRequest::default(), 0).await;
+    let mut second = broker.client().await;
+    assert!(second.is_closed().await);
+    first.send(ApiVersionsRequest::default(), 0).await;
+    drop(first);
+    // The permit comes back once the first connection's task ends.
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut third = broker.client().await;
+        if third
+            .try_send_raw(&runnel_tests::encode_request(
+                &ApiVersionsRequest::default(),
+                0,
+                1,
+            ))
+            .await
+            .is_ok()
+            && third.read_frame().await.is_some()
+        {
+            served = true;
+            break;
+        }
+    }
+    assert!(served);
+}
+
+async fn produce_error(client: &mut TestClient, topic: &str, records: Bytes) -> i16 {
+    let response = client.send(produce(topic, 0, records, 1), 9).await;
+    response.responses[0].partition_responses[0].error_code
+}
+
+async fn end_offset(client: &mut TestClient, topic: &str) -> i64 {
+    client.send(list_offsets(topic, 0, -1), 7).await.topics[0].partitions[0].offset
+}
+
+#[tokio::test]
+async fn corrupt_or_malformed_batches_are_refused_and_nothing_is_appended() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["strict"])), 12).await;
+    let good = values(&["good"]);
+
+    let mut corrupt = good.to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x55;
+    // A good batch first: the whole partition's append must be refused.
+    let blob = runnel_tests::records::concat(&[good.clone(), Bytes::from(corrupt)]);
+    assert_eq!(
+        produce_error(&mut client, "strict", blob).await,
+        ResponseError::CorruptMessage.code()
+    );
+
+    let based = build_raw_batch(&RawBatchFields {
+        base_offset: 5,
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        produce_error(&mut client, "strict", based).await,
+        ResponseError::InvalidRecord.code()
+    );
+    let miscounted = build_raw_batch(&RawBatchFields {
+        last_offset_delta: 3,
+        record_count: 2,
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        produce_error(&mut client, "strict", miscounted).await,
+        ResponseError::InvalidRecord.code()
+    );
+    let empty = build_raw_batch(&RawBatchFields {
+        last_offset_delta: -1,
+        record_count: 0,
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        produce_error(&mut client, "strict", empty).await,
+        ResponseError::InvalidRecord.code()
+    );
+    let cut = good.slice(..good.len() - 3);
+    assert_eq!(
+        produce_error(&mut client, "strict", cut).await,
+        ResponseError::CorruptMessage.code()
+    );
+    let mut old_magic = good.to_vec();
+    old_magic[16] = 1;
+    assert_eq!(
+        produce_error(&mut client, "strict", Bytes::from(old_magic)).await,
+        ResponseError::CorruptMessage.code()
+    );
+
+    assert_eq!(end_offset(&mut client, "strict").await, 0);
+    assert_eq!(produce_error(&mut client, "strict", good).await, 0);
+    assert_eq!(end_offset(&mut client, "strict").await, 1);
+}
+
+#[tokio::test]
+async fn oversize_batches_are_message_too_large() {
+    let broker = TestBroker::start_with(|c| {
+        c.topic_defaults
+            .insert("max.message.bytes".into(), "1000".into());
+    })
+    .await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["small"])), 12).await;
+    let big = "b".repeat(2_000);
+    let code = produce_error(&mut client, "small", values(&[&big])).await;
+    assert_eq!(code, ResponseError::MessageTooLarge.code());
+    assert_eq!(end_offset(&mut client, "small").await, 0);
+    assert_eq!(
+        produce_error(&mut client, "small", values(&["fits"])).await,
+        0
+    );
+}
