@@ -156,7 +156,12 @@ fn describe_resource(
         .with_resource_name(resource.resource_name.clone());
     match rows {
         Ok(mut rows) => {
-            if let Some(keys) = &resource.configuration_keys {
+            // As Kafka: a null or empty key list means every key.
+            let wanted = resource
+                .configuration_keys
+                .as_ref()
+                .filter(|keys| !keys.is_empty());
+            if let Some(keys) = wanted {
                 rows.retain(|row| keys.contains(&row.name));
             }
             result
@@ -386,6 +391,9 @@ mod tests {
         let names: Vec<&str> = result.configs.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, vec!["cleanup.policy"]);
         assert_eq!(result.configs[0].config_type, config_type::LIST);
+        let empty = resource(RESOURCE_TOPIC, "t").with_configuration_keys(Some(Vec::new()));
+        let all = one(&fixture, 4, empty);
+        assert_eq!(all.configs.len(), TopicConfig::KNOWN_KEYS.len());
     }
 
     #[test]
