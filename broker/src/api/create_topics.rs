@@ -1,7 +1,9 @@
 //! CreateTopics (v2–7): creates topics in the storage engine, one result per requested topic.
 //!
-//! This file also holds the two small pieces every admin handler shares: [`Refusal`] (why one
-//! item of a request was refused) and [`repeated`] (names given twice in one request).
+//! This file also holds the small pieces the admin handlers share: [`Refusal`] (why one item
+//! of a request was refused), [`repeated`] (names given twice in one request),
+//! [`PartitionBudget`] (how many partitions one request may add) and, for unit tests, a
+//! broker context over a real `LogManager` in a temporary directory (`fixture`).
 
 use std::collections::{BTreeMap, BTreeSet};
 

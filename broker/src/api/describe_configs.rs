@@ -220,6 +220,10 @@ fn describe_broker(
     detail: Detail,
     broker: &str,
 ) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
+    // An empty name asks for the cluster-wide dynamic broker defaults: we have none.
+    if broker.is_empty() {
+        return Ok(Vec::new());
+    }
     if broker.trim().parse::<i32>().ok() != Some(ctx.node_id) {
         return Err(Refusal::new(
             ResponseError::InvalidRequest,
@@ -453,6 +457,9 @@ mod tests {
         let fixture = broker();
         let result = one(&fixture, 4, resource(RESOURCE_BROKER, &NODE_ID.to_string()));
         assert_eq!(result.error_code, 0);
+        let dynamic_defaults = one(&fixture, 4, resource(RESOURCE_BROKER, ""));
+        assert_eq!(dynamic_defaults.error_code, 0);
+        assert!(dynamic_defaults.configs.is_empty());
         assert!(result
             .configs
             .iter()
