@@ -226,3 +226,24 @@ async fn a_deleted_topic_can_be_created_again_empty() {
         .await;
     assert_eq!(produced.responses[0].partition_responses[0].base_offset, 0);
 }
+
+#[tokio::test]
+async fn huge_garbage_requests_get_an_error_per_entry() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let entries_max = 5_000;
+    let topics: Vec<CreatableTopic> = (0..entries_max)
+        .map(|i| topic(&format!("bad/{i}"), i32::MIN + i, &[("retention.ms", "x")]))
+        .collect();
+    let results = create(&mut client, CREATE_TOPICS_MAX, topics).await;
+    assert_eq!(results.len(), entries_max as usize);
+    assert!(results.iter().all(|r| r.error_code != 0));
+    let names = (0..entries_max)
+        .map(|i| topic_name(&format!("missing-{i}")))
+        .collect();
+    let delete = DeleteTopicsRequest::default().with_topic_names(names);
+    let response = client.send(delete, DELETE_TOPICS_MAX - 1).await;
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    assert!(response.responses.iter().all(|r| r.error_code == unknown));
+    assert!(all_topics(&mut client).await.topics.is_empty());
+}

@@ -1,5 +1,7 @@
 //! DeleteTopics (v1–6): deletes topics and their data, by name (v1–6) or topic id (v6).
 
+use std::collections::BTreeMap;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
@@ -35,6 +37,17 @@ pub fn handle(
     });
     let targets: Vec<Target> = by_name.chain(by_state).collect();
     let duplicates = repeated(targets.iter());
+    // One pass over the topics resolves every id, instead of one pass per id.
+    let names_by_id: BTreeMap<Uuid, String> = if targets.iter().any(|t| matches!(t, Target::Id(_)))
+    {
+        ctx.logs
+            .topics()
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let responses = targets
         .iter()
         .map(|target| {
@@ -45,27 +58,33 @@ pub fn handle(
                 );
                 return refused(target, &refusal);
             }
-            delete_one(ctx, target)
+            delete_one(ctx, target, &names_by_id)
         })
         .collect();
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-fn delete_one(ctx: &BrokerContext, target: &Target) -> DeletableTopicResult {
+fn delete_one(
+    ctx: &BrokerContext,
+    target: &Target,
+    names_by_id: &BTreeMap<Uuid, String>,
+) -> DeletableTopicResult {
     let name = match target {
         Target::Name(name) => name.clone(),
         Target::Id(id) => {
-            let found = ctx.logs.topics().into_iter().find(|topic| topic.id == *id);
-            match found {
-                Some(topic) => topic.name,
-                None => {
-                    let refusal = Refusal::new(
-                        ResponseError::UnknownTopicId,
-                        format!("no topic has id {id}"),
-                    );
-                    return refused(target, &refusal);
-                }
-            }
+            // Check the id again just before deleting: the name may since have been deleted
+            // (earlier in this request) or reused by a new topic.
+            let current = names_by_id
+                .get(id)
+                .filter(|name| ctx.logs.topic(name).is_some_and(|topic| topic.id == *id));
+            let Some(name) = current else {
+                let refusal = Refusal::new(
+                    ResponseError::UnknownTopicId,
+                    format!("no topic has id {id}"),
+                );
+                return refused(target, &refusal);
+            };
+            name.clone()
         }
     };
     match ctx.logs.delete_topic(&name) {
@@ -147,6 +166,25 @@ mod tests {
         );
         assert_eq!(responses[2].topic_id, unknown_id);
         assert!(fixture.ctx.logs.topics().is_empty());
+    }
+
+    #[test]
+    fn by_name_then_by_id_of_the_same_topic() {
+        let fixture = broker();
+        topic(&fixture, "once", 1);
+        let id = fixture.ctx.logs.topic("once").unwrap().id;
+        let request = DeleteTopicsRequest::default().with_topics(vec![
+            DeleteTopicState::default().with_name(Some(topic_name("once"))),
+            DeleteTopicState::default()
+                .with_name(None)
+                .with_topic_id(id),
+        ]);
+        let codes: Vec<i16> = handle(&fixture.ctx, &header(6), request)
+            .responses
+            .iter()
+            .map(|r| r.error_code)
+            .collect();
+        assert_eq!(codes, vec![0, ResponseError::UnknownTopicId.code()]);
     }
 
     #[test]
