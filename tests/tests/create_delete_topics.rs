@@ -247,3 +247,37 @@ async fn huge_garbage_requests_get_an_error_per_entry() {
     assert!(response.responses.iter().all(|r| r.error_code == unknown));
     assert!(all_topics(&mut client).await.topics.is_empty());
 }
+
+#[tokio::test]
+async fn creates_and_deletes_survive_a_restart() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let topics = vec![
+        topic("kept", 2, &[("retention.ms", "60000")]),
+        topic("gone", 1, &[]),
+    ];
+    let created = create(&mut client, CREATE_TOPICS_MAX, topics).await;
+    assert!(created.iter().all(|r| r.error_code == 0));
+    let gone = DeleteTopicState::default().with_name(Some(topic_name("gone")));
+    let delete = DeleteTopicsRequest::default().with_topics(vec![gone]);
+    assert_eq!(
+        client.send(delete, DELETE_TOPICS_MAX).await.responses[0].error_code,
+        0
+    );
+    drop(client);
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    let listed = all_topics(&mut client).await;
+    assert_eq!(partition_count(&listed, "kept"), Some(2));
+    assert_eq!(partition_count(&listed, "gone"), None);
+    let kept = listed
+        .topics
+        .iter()
+        .find(|t| t.name == Some(topic_name("kept")))
+        .unwrap();
+    assert_eq!(kept.topic_id, created[0].topic_id);
+    assert_eq!(
+        retention_ms(&mut client, "kept").await,
+        ("60000".to_owned(), 1)
+    );
+}

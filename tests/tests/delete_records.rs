@@ -52,15 +52,14 @@ async fn earliest(client: &mut TestClient, topic: &str) -> i64 {
     response.topics[0].partitions[0].offset
 }
 
-/// Ten records at offsets 0–9, one per batch (the harness's `values` helper encodes a
-/// multi-record batch as several batches, which produce refuses).
+/// Ten records at offsets 0–9 in two batches of five.
 async fn ten_records(client: &mut TestClient, topic: &str) {
     assert_eq!(
         client.send(metadata(Some(&[topic])), 12).await.topics[0].error_code,
         0
     );
-    for value in ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"] {
-        let response = client.send(produce(topic, 0, values(&[value]), 1), 9).await;
+    for batch in [["0", "1", "2", "3", "4"], ["5", "6", "7", "8", "9"]] {
+        let response = client.send(produce(topic, 0, values(&batch), 1), 9).await;
         let partition = &response.responses[0].partition_responses[0];
         assert_eq!(partition.error_code, 0, "{:?}", partition.error_message);
     }
@@ -90,7 +89,8 @@ async fn log_start_moves_at_min_and_max_versions() {
     assert_eq!(partition.error_code, 0);
     assert_eq!(partition.log_start_offset, 7);
     let fetched = decode_values(partition.records.as_ref().unwrap());
-    assert_eq!(fetched, ["7", "8", "9"]);
+    // The whole batch holding offset 7 comes back (5–9); clients skip below the offset.
+    assert_eq!(fetched, ["5", "6", "7", "8", "9"]);
 }
 
 #[tokio::test]
