@@ -269,3 +269,30 @@ async fn altered_configs_survive_a_restart() {
         ("123456".to_owned(), SOURCE_DYNAMIC_TOPIC)
     );
 }
+
+#[tokio::test]
+async fn every_advertised_version_round_trips() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    topic(&mut client, "t").await;
+    for version in 0..=2 {
+        let value = format!("{}", 1_000 + i64::from(version));
+        assert_eq!(
+            alter(&mut client, version, "t", &[("retention.ms", &value)]).await,
+            0
+        );
+        for describe_version in 1..=4 {
+            let result = describe(&mut client, describe_version, TOPIC, "t", true).await;
+            assert_eq!(
+                entry(&result, "retention.ms"),
+                (value.clone(), SOURCE_DYNAMIC_TOPIC)
+            );
+        }
+    }
+    for version in 0..=1 {
+        let ops = [("retention.ms", DELETE, None)];
+        assert_eq!(incremental(&mut client, version, TOPIC, "t", &ops).await, 0);
+        let result = describe(&mut client, 4, TOPIC, "t", false).await;
+        assert_eq!(entry(&result, "retention.ms").1, SOURCE_DEFAULT);
+    }
+}

@@ -281,3 +281,38 @@ async fn creates_and_deletes_survive_a_restart() {
         ("60000".to_owned(), 1)
     );
 }
+
+#[tokio::test]
+async fn every_advertised_version_round_trips() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    for version in CREATE_TOPICS_MIN..=CREATE_TOPICS_MAX {
+        let name = format!("v{version}");
+        let results = create(
+            &mut client,
+            version,
+            vec![topic(&name, 2, &[("retention.ms", "1")])],
+        )
+        .await;
+        assert_eq!(results[0].error_code, 0, "v{version}");
+        assert_eq!(results[0].name, topic_name(&name));
+        let again = create(&mut client, version, vec![topic(&name, 2, &[])]).await;
+        assert_eq!(
+            again[0].error_code,
+            ResponseError::TopicAlreadyExists.code()
+        );
+    }
+    for version in DELETE_TOPICS_MIN..=DELETE_TOPICS_MAX {
+        let name = topic_name(&format!("v{}", version + 1));
+        let request = if version < 6 {
+            DeleteTopicsRequest::default().with_topic_names(vec![name.clone()])
+        } else {
+            let state = DeleteTopicState::default().with_name(Some(name.clone()));
+            DeleteTopicsRequest::default().with_topics(vec![state])
+        };
+        let response = client.send(request, version).await;
+        assert_eq!(response.responses[0].error_code, 0, "v{version}");
+        assert_eq!(response.responses[0].name, Some(name));
+    }
+    assert_eq!(all_topics(&mut client).await.topics.len(), 0);
+}

@@ -59,17 +59,11 @@ async fn grows_at_min_and_max_versions_and_new_partitions_take_records() {
         [0]
     );
     assert_eq!(partitions(&mut client, "t").await, 2);
-    assert_eq!(
-        grow(
-            &mut client,
-            CREATE_PARTITIONS_MAX,
-            false,
-            vec![grow_to("t", 5)]
-        )
-        .await,
-        [0]
-    );
-    assert_eq!(partitions(&mut client, "t").await, 5);
+    for (version, count) in [(1, 3), (2, 4), (CREATE_PARTITIONS_MAX, 5)] {
+        let codes = grow(&mut client, version, false, vec![grow_to("t", count)]).await;
+        assert_eq!(codes, [0], "v{version}");
+        assert_eq!(partitions(&mut client, "t").await, count as usize);
+    }
     let produced = client.send(produce("t", 4, values(&["x"]), -1), 9).await;
     assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
 }

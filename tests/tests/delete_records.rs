@@ -76,6 +76,11 @@ async fn log_start_moves_at_min_and_max_versions() {
     );
     assert_eq!(earliest(&mut client, "t").await, 3);
     assert_eq!(
+        delete_before(&mut client, 1, "t", &[(0, 5)]).await,
+        [(5, 0)]
+    );
+    assert_eq!(earliest(&mut client, "t").await, 5);
+    assert_eq!(
         delete_before(&mut client, DELETE_RECORDS_MAX, "t", &[(0, 7)]).await,
         [(7, 0)]
     );
