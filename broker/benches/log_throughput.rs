@@ -6,6 +6,7 @@
 //! the disk you mean to measure. Phases: append vs `write_all`; read in 1 MiB chunks vs
 //! plain reads; append + `wait_durable` every 1 MiB vs `write_all` + `fsync` every 1 MiB.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -185,6 +186,11 @@ fn main() {
             raw_mb_s: 0.0,
         },
         Row {
+            name: "append, flush.ms=max",
+            log_mb_s: 0.0,
+            raw_mb_s: 0.0,
+        },
+        Row {
             name: "append + fsync/1 MiB",
             log_mb_s: 0.0,
             raw_mb_s: 0.0,
@@ -228,6 +234,28 @@ fn main() {
         };
         record(0, log_s, raw_s);
 
+        // The same without the background flush.ms fsync: the engine's own overhead.
+        let lazy_topic = format!("bench-lazy-{round}");
+        let lazy = BTreeMap::from([("flush.ms".to_string(), i64::MAX.to_string())]);
+        manager
+            .create_topic(&lazy_topic, 1, lazy, false)
+            .expect("topic");
+        let lazy_log = manager.partition(&lazy_topic, 0).expect("partition");
+        let raw_lazy_path = base.path().join(format!("raw-lazy-{round}.bin"));
+        let (log_s, raw_s) = if log_first {
+            (
+                log_write_phase(&lazy_log, None),
+                raw_write_phase(&raw_lazy_path, None),
+            )
+        } else {
+            let raw_s = raw_write_phase(&raw_lazy_path, None);
+            (log_write_phase(&lazy_log, None), raw_s)
+        };
+        record(2, log_s, raw_s);
+        drop(lazy_log);
+        manager.delete_topic(&lazy_topic).expect("delete");
+        std::fs::remove_file(&raw_lazy_path).expect("remove");
+
         settle();
         let ((log_read_bytes, log_s), (raw_read_bytes, raw_s)) = if log_first {
             (log_read(&log), raw_read(&raw_path))
@@ -249,7 +277,7 @@ fn main() {
             let raw_s = raw_write_phase(&raw_durable_path, every);
             (log_write_phase(&durable_log, every), raw_s)
         };
-        record(2, log_s, raw_s);
+        record(3, log_s, raw_s);
         drop((log, durable_log));
         manager.delete_topic(&topic).expect("delete");
         manager.delete_topic(&durable_topic).expect("delete");
