@@ -25,7 +25,6 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
     pub const SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
     pub const INFLIGHT_REQUESTS_MAX: usize = 64;
-    pub const FETCH_MAX_WAIT_MS: u64 = 30_000;
     pub const RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
     pub const OPEN_SEGMENTS_MAX: usize = 4_096;
 }
@@ -77,6 +76,9 @@ pub struct BrokerArgs {
     /// Time granted to in-flight requests on shutdown [default: 10000].
     #[arg(long, env = "RUNNEL_SHUTDOWN_TIMEOUT_MS")]
     pub shutdown_timeout_ms: Option<u64>,
+    /// Requests applied but not yet answered, per connection [default: 64].
+    #[arg(long, env = "RUNNEL_INFLIGHT_REQUESTS_MAX")]
+    pub inflight_requests_max: Option<usize>,
     /// Topic default `segment.bytes`.
     #[arg(long, env = "RUNNEL_LOG_SEGMENT_BYTES")]
     pub log_segment_bytes: Option<u64>,
@@ -144,8 +146,6 @@ pub struct BrokerConfig {
     pub shutdown_timeout_ms: u64,
     /// Requests applied but not yet answered, per connection.
     pub inflight_requests_max: usize,
-    /// Cap on a fetch's `max_wait_ms`.
-    pub fetch_max_wait_ms: u64,
     pub retention_check_interval_ms: u64,
     pub open_segments_max: usize,
     /// Broker-wide topic defaults as Kafka config names (`segment.bytes`, …); the storage
@@ -170,7 +170,6 @@ impl BrokerConfig {
             request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
             shutdown_timeout_ms: defaults::SHUTDOWN_TIMEOUT_MS,
             inflight_requests_max: defaults::INFLIGHT_REQUESTS_MAX,
-            fetch_max_wait_ms: defaults::FETCH_MAX_WAIT_MS,
             retention_check_interval_ms: defaults::RETENTION_CHECK_INTERVAL_MS,
             open_segments_max: defaults::OPEN_SEGMENTS_MAX,
             topic_defaults: BTreeMap::new(),
@@ -214,6 +213,9 @@ impl BrokerArgs {
             num_partitions: self.num_partitions.or(fallback.num_partitions),
             request_timeout_ms: self.request_timeout_ms.or(fallback.request_timeout_ms),
             shutdown_timeout_ms: self.shutdown_timeout_ms.or(fallback.shutdown_timeout_ms),
+            inflight_requests_max: self
+                .inflight_requests_max
+                .or(fallback.inflight_requests_max),
             log_segment_bytes: self.log_segment_bytes.or(fallback.log_segment_bytes),
             log_segment_ms: self.log_segment_ms.or(fallback.log_segment_ms),
             log_retention_ms: self.log_retention_ms.or(fallback.log_retention_ms),
@@ -251,6 +253,9 @@ impl BrokerArgs {
         config.shutdown_timeout_ms = self
             .shutdown_timeout_ms
             .unwrap_or(config.shutdown_timeout_ms);
+        config.inflight_requests_max = self
+            .inflight_requests_max
+            .unwrap_or(config.inflight_requests_max);
         config.retention_check_interval_ms = self
             .log_retention_check_interval_ms
             .unwrap_or(config.retention_check_interval_ms);
@@ -431,10 +436,13 @@ mod tests {
             path.to_str().unwrap(),
             "--num-partitions",
             "5",
+            "--inflight-requests-max",
+            "8",
         ])
         .unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/var/runnel"));
         assert_eq!(config.num_partitions, 5);
+        assert_eq!(config.inflight_requests_max, 8);
         assert_eq!(config.listen, "0.0.0.0:9000");
         assert!(!config.auto_create_topics);
         assert_eq!(

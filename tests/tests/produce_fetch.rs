@@ -285,3 +285,34 @@ async fn compacted_topics_require_keys() {
     );
     assert_eq!(end_offset(&mut client, "table").await, 2);
 }
+
+#[tokio::test]
+async fn a_waiting_fetch_does_not_block_later_requests_on_its_connection() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "same-conn").await;
+    // The fetch waits for data; the produce behind it on the same connection is applied
+    // anyway, wakes the fetch, and the answers still come back in request order.
+    let fetch_id = client
+        .write_request(&fetch("same-conn", 0, 0, 10_000, 1), 12)
+        .await;
+    let produce_id = client
+        .write_request(&produce("same-conn", 0, values(&["x"]), 1), 9)
+        .await;
+    let (got, fetched_response) = client.read_response::<FetchResponse>(12).await;
+    assert_eq!(got, fetch_id);
+    assert_eq!(fetched(&fetched_response), ["x"]);
+    let (got, produced) = client.read_response::<ProduceResponse>(9).await;
+    assert_eq!(got, produce_id);
+    assert_eq!(partition_error(&produced), 0);
+}
+
+#[tokio::test]
+async fn a_failed_acks_0_produce_closes_the_connection() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client
+        .write_request(&produce("no-such-topic", 0, values(&["lost"]), 0), 9)
+        .await;
+    assert!(client.is_closed().await);
+}

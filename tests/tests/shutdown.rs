@@ -77,3 +77,34 @@ async fn shutdown_answers_a_waiting_fetch_and_stops_accepting() {
     assert!(waiting.await.unwrap().is_some());
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn shutdown_is_bounded_even_with_a_long_wait_in_flight() {
+    let mut broker = TestBroker::start_with(|c| c.shutdown_timeout_ms = 200).await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["slow"])), 12).await;
+    client
+        .write_request(&fetch("slow", 0, 0, 25_000, 1), 12)
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let data_dir = broker.data_dir().to_owned();
+    // Far below the fetch's 25 s wait: the grace period, not the fetch, ends the shutdown.
+    tokio::time::timeout(Duration::from_secs(10), broker.shutdown())
+        .await
+        .expect("shutdown within its bound");
+    assert!(data_dir.join(CLEAN_SHUTDOWN_FILE).exists());
+    assert!(client.is_closed().await);
+}
+
+#[tokio::test]
+async fn a_taken_port_fails_start_cleanly() {
+    let broker = TestBroker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestBroker::config(dir.path());
+    config.listen = broker.addr.to_string();
+    let result = runnel_broker::net::Broker::start(config).await;
+    assert!(matches!(
+        result,
+        Err(runnel_broker::net::BrokerError::Bind { .. })
+    ));
+}

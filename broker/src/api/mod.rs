@@ -56,6 +56,9 @@ pub enum Completion {
     Pending(BoxFuture<'static, ResponseKind>),
     /// The request is applied and the client expects no answer (produce with acks=0).
     NoResponse,
+    /// The client expects no answer but must learn of a failure: close the connection
+    /// (Kafka's answer to a failed acks=0 produce, so the client refreshes metadata).
+    CloseConnection,
 }
 
 /// Why a decoded request has no handler.

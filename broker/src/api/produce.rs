@@ -67,7 +67,15 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
         }
         response.responses.push(topic_response);
     }
+    let failed = || {
+        let mut partitions = response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses);
+        partitions.any(|p| p.error_code != 0)
+    };
     match acks {
+        0 if failed() => Completion::CloseConnection,
         0 => Completion::NoResponse,
         -1 if !waits.is_empty() => {
             Completion::Pending(wait_durable(response, waits, timeout_ms).boxed())

@@ -65,6 +65,8 @@ pub enum ConnectionError {
     Timeout(u64),
     #[error("bad request: {0}")]
     Request(#[from] RequestError),
+    #[error("a request that expects no response failed (acks=0 produce)")]
+    FailedWithoutResponse,
     #[error("dispatch: {0}")]
     Dispatch(#[from] api::DispatchError),
     #[error("encoding a response: {0}")]
@@ -86,16 +88,17 @@ enum Outbound {
         api_key: ApiKey,
         version: i16,
         correlation_id: i32,
-        task: AbortOnDrop,
+        task: AbortOnDrop<ResponseKind>,
     },
     /// An already-encoded frame (the ApiVersions fallback).
     Raw(Bytes),
 }
 
-/// A completion task that is cancelled if its connection goes away first.
-struct AbortOnDrop(JoinHandle<ResponseKind>);
+/// A task that is cancelled when its owner goes away first: a completion whose connection
+/// closed, or a writer whose connection task was aborted at the shutdown deadline.
+struct AbortOnDrop<T>(JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -112,10 +115,10 @@ pub async fn serve(
     stream.set_nodelay(true)?;
     let (reader, writer) = stream.into_split();
     let (queue_tx, queue_rx) = mpsc::channel(limits.inflight_requests_max);
-    let writer_task = tokio::spawn(write_responses(writer, queue_rx));
+    let mut writer_task = AbortOnDrop(tokio::spawn(write_responses(writer, queue_rx)));
     let read_result = read_requests(reader, &context, &limits, shutdown, queue_tx).await;
     // The reader dropped its sender: the writer answers everything queued, then ends.
-    let write_result = writer_task.await.map_err(std::io::Error::other)?;
+    let write_result = (&mut writer_task.0).await.map_err(std::io::Error::other)?;
     read_result.and(write_result)
 }
 
@@ -211,6 +214,7 @@ fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, Conn
             }
         }
         Completion::NoResponse => return Ok(None),
+        Completion::CloseConnection => return Err(ConnectionError::FailedWithoutResponse),
     };
     Ok(Some(outbound))
 }

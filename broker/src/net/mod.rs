@@ -56,7 +56,8 @@ pub struct RunningBroker {
 impl Broker {
     /// Opens storage, binds, and starts serving.
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
-        let logs = open_logs(&config).await?;
+        // Bind first: a taken port then fails before storage threads exist. Nothing is
+        // accepted until the accept loops start, after storage is open.
         let listeners = bind_listeners(&config.listen).await?;
         let kafka_addrs: Vec<SocketAddr> = listeners
             .iter()
@@ -69,6 +70,7 @@ impl Broker {
             });
         };
         let (advertised_host, advertised_port) = advertised(&config, kafka_addr)?;
+        let logs = open_logs(&config).await?;
         let context = Arc::new(BrokerContext {
             logs,
             node_id: config.node_id,
