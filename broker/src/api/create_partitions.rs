@@ -1,12 +1,50 @@
 //! CreatePartitions (v0–3): grows topics to a larger partition count (never shrinks).
+//!
+//! Also owns [`PartitionBudget`], the cap on partitions one request (this or CreateTopics)
+//! may add.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 
-use super::create_topics::{repeated, PartitionBudget, Refusal};
+use super::create_topics::{repeated, Refusal};
 use super::BrokerContext;
+
+/// How many partitions one CreateTopics or CreatePartitions request may add in total, so a
+/// single request cannot fill the disk with partition directories (storage separately caps
+/// each topic).
+pub(super) const NEW_PARTITIONS_PER_REQUEST_MAX: i64 = 100_000;
+
+/// What is left of one request's new-partition allowance.
+#[derive(Debug)]
+pub(super) struct PartitionBudget {
+    remaining: i64,
+}
+
+impl PartitionBudget {
+    pub(super) fn new() -> PartitionBudget {
+        PartitionBudget {
+            remaining: NEW_PARTITIONS_PER_REQUEST_MAX,
+        }
+    }
+
+    /// Takes `count` new partitions from the allowance, or refuses and takes nothing.
+    pub(super) fn take(&mut self, count: i64) -> Result<(), Refusal> {
+        debug_assert!(count >= 0, "a partition budget only grows topics");
+        if count > self.remaining {
+            return Err(Refusal::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "one request may add at most {NEW_PARTITIONS_PER_REQUEST_MAX} partitions; \
+                     split it into several requests"
+                ),
+            ));
+        }
+        self.remaining -= count;
+        Ok(())
+    }
+}
 
 pub fn handle(
     ctx: &BrokerContext,
@@ -178,9 +216,13 @@ mod tests {
         let fixture = broker();
         topic(&fixture, "a", 1);
         topic(&fixture, "b", 1);
-        let half = (super::super::create_topics::NEW_PARTITIONS_PER_REQUEST_MAX / 2 + 2) as i32;
+        let half = (NEW_PARTITIONS_PER_REQUEST_MAX / 2 + 2) as i32;
         let codes = request(&fixture, true, vec![grow_to("a", half), grow_to("b", half)]);
         assert_eq!(codes, vec![0, ResponseError::PolicyViolation.code()]);
+        let mut budget = PartitionBudget::new();
+        assert!(budget.take(NEW_PARTITIONS_PER_REQUEST_MAX).is_ok());
+        assert!(budget.take(1).is_err());
+        assert!(budget.take(0).is_ok());
     }
 
     #[test]

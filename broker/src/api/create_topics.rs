@@ -1,9 +1,8 @@
 //! CreateTopics (v2–7): creates topics in the storage engine, one result per requested topic.
 //!
 //! This file also holds the small pieces the admin handlers share: [`Refusal`] (why one item
-//! of a request was refused), [`repeated`] (names given twice in one request),
-//! [`PartitionBudget`] (how many partitions one request may add) and, for unit tests, a
-//! broker context over a real `LogManager` in a temporary directory (`fixture`).
+//! of a request was refused), [`repeated`] (names given twice in one request) and, for unit
+//! tests, a broker context over a real `LogManager` in a temporary directory (`fixture`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +14,7 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use super::create_partitions::PartitionBudget;
 use super::describe_configs::config_source;
 use super::errors::log_error_i16;
 use super::BrokerContext;
@@ -70,41 +70,6 @@ pub(super) fn repeated<T: Ord>(items: impl IntoIterator<Item = T>) -> BTreeSet<T
         }
     }
     twice
-}
-
-/// How many partitions one CreateTopics or CreatePartitions request may add in total, so a
-/// single request cannot fill the disk with partition directories (storage separately caps
-/// each topic).
-pub(super) const NEW_PARTITIONS_PER_REQUEST_MAX: i64 = 100_000;
-
-/// What is left of one request's new-partition allowance.
-#[derive(Debug)]
-pub(super) struct PartitionBudget {
-    remaining: i64,
-}
-
-impl PartitionBudget {
-    pub(super) fn new() -> PartitionBudget {
-        PartitionBudget {
-            remaining: NEW_PARTITIONS_PER_REQUEST_MAX,
-        }
-    }
-
-    /// Takes `count` new partitions from the allowance, or refuses and takes nothing.
-    pub(super) fn take(&mut self, count: i64) -> Result<(), Refusal> {
-        debug_assert!(count >= 0, "a partition budget only grows topics");
-        if count > self.remaining {
-            return Err(Refusal::new(
-                ResponseError::PolicyViolation,
-                format!(
-                    "one request may add at most {NEW_PARTITIONS_PER_REQUEST_MAX} partitions; \
-                     split it into several requests"
-                ),
-            ));
-        }
-        self.remaining -= count;
-        Ok(())
-    }
 }
 
 /// Replication factors a single broker can honour: -1 (the default) and 1.
@@ -351,6 +316,7 @@ mod tests {
 
     use proptest::prelude::*;
 
+    use super::super::create_partitions::NEW_PARTITIONS_PER_REQUEST_MAX;
     use super::fixture::{broker, header};
     use super::*;
 
@@ -508,10 +474,6 @@ mod tests {
             .map(|r| r.error_code)
             .collect();
         assert_eq!(codes, vec![0, ResponseError::PolicyViolation.code(), 0]);
-        let mut budget = PartitionBudget::new();
-        assert!(budget.take(NEW_PARTITIONS_PER_REQUEST_MAX).is_ok());
-        assert!(budget.take(1).is_err());
-        assert!(budget.take(0).is_ok());
     }
 
     #[test]
