@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,12 +54,6 @@ fn sample_batch() -> RecordBatch {
 
 fn mb_per_s(bytes: u64, seconds: f64) -> f64 {
     bytes as f64 / (1 << 20) as f64 / seconds
-}
-
-struct Row {
-    name: &'static str,
-    log_mb_s: f64,
-    raw_mb_s: f64,
 }
 
 fn raw_write(path: &Path, batch: &[u8], batches: u64, fsync_every_bytes: Option<u64>) -> f64 {
@@ -152,12 +146,131 @@ fn settle() {
 /// Rounds alternate which side goes first, so neither inherits the other's writeback.
 const ROUNDS: usize = 4;
 
+/// What every phase needs.
+struct Setup {
+    manager: Arc<LogManager>,
+    dir: tempfile::TempDir,
+    batch: RecordBatch,
+    batches: u64,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// Runs both sides in the round's order; returns (log seconds, raw seconds).
+fn pair(log_first: bool, log: impl FnOnce() -> f64, raw: impl FnOnce() -> f64) -> (f64, f64) {
+    if log_first {
+        let log_s = log();
+        (log_s, raw())
+    } else {
+        let raw_s = raw();
+        (log(), raw_s)
+    }
+}
+
+/// One write phase through a fresh topic and a fresh raw file.
+struct Written {
+    log_s: f64,
+    raw_s: f64,
+    topic: String,
+    log: Arc<PartitionLog>,
+    raw_path: PathBuf,
+}
+
+fn write_phase(
+    setup: &Setup,
+    name: &str,
+    flush_ms: Option<i64>,
+    every: Option<u64>,
+    log_first: bool,
+) -> Written {
+    let overrides: BTreeMap<String, String> = flush_ms
+        .map(|ms| ("flush.ms".to_string(), ms.to_string()))
+        .into_iter()
+        .collect();
+    setup
+        .manager
+        .create_topic(name, 1, overrides, false)
+        .expect("topic");
+    let log = setup.manager.partition(name, 0).expect("partition");
+    let raw_path = setup.dir.path().join(format!("{name}.bin"));
+    let (log_s, raw_s) = pair(
+        log_first,
+        || {
+            settle();
+            log_append(&log, &setup.batch, setup.batches, every, &setup.runtime)
+        },
+        || {
+            settle();
+            raw_write(&raw_path, setup.batch.as_bytes(), setup.batches, every)
+        },
+    );
+    Written {
+        log_s,
+        raw_s,
+        topic: name.to_string(),
+        log,
+        raw_path,
+    }
+}
+
+fn remove(setup: &Setup, written: Written) {
+    drop(written.log);
+    setup.manager.delete_topic(&written.topic).expect("delete");
+    std::fs::remove_file(&written.raw_path).expect("remove");
+}
+
+/// One round of every phase: (log seconds, raw seconds) per row of [`ROW_NAMES`].
+fn run_round(setup: &Setup, round: usize) -> [(f64, f64); 4] {
+    let log_first = round % 2 == 1;
+    let page_cache = write_phase(setup, &format!("bench-{round}"), None, None, log_first);
+    settle();
+    let ((log_read_bytes, log_read_s), (raw_read_bytes, raw_read_s)) = if log_first {
+        (log_read(&page_cache.log), raw_read(&page_cache.raw_path))
+    } else {
+        let raw = raw_read(&page_cache.raw_path);
+        (log_read(&page_cache.log), raw)
+    };
+    let bytes = setup.batches * setup.batch.size_bytes() as u64;
+    assert_eq!((log_read_bytes, raw_read_bytes), (bytes, bytes));
+    let times = [
+        (page_cache.log_s, page_cache.raw_s),
+        (log_read_s, raw_read_s),
+    ];
+    remove(setup, page_cache);
+    // The same without the background flush.ms fsync: the engine's own overhead.
+    let lazy = write_phase(
+        setup,
+        &format!("bench-lazy-{round}"),
+        Some(i64::MAX),
+        None,
+        log_first,
+    );
+    let lazy_times = (lazy.log_s, lazy.raw_s);
+    remove(setup, lazy);
+    let every = Some(CHUNK_BYTES as u64);
+    let durable = write_phase(
+        setup,
+        &format!("bench-durable-{round}"),
+        None,
+        every,
+        log_first,
+    );
+    let durable_times = (durable.log_s, durable.raw_s);
+    remove(setup, durable);
+    [times[0], times[1], lazy_times, durable_times]
+}
+
+const ROW_NAMES: [&str; 4] = [
+    "append (page cache)",
+    "read 1 MiB chunks",
+    "append, flush.ms=max",
+    "append + fsync/1 MiB",
+];
+
 fn main() {
-    let total = total_bytes();
     let batch = sample_batch();
-    let batches = total.div_ceil(batch.size_bytes() as u64);
+    let batches = total_bytes().div_ceil(batch.size_bytes() as u64);
     let bytes = batches * batch.size_bytes() as u64;
-    let base = match std::env::var_os("RUNNEL_BENCH_DIR") {
+    let dir = match std::env::var_os("RUNNEL_BENCH_DIR") {
         Some(dir) => tempfile::tempdir_in(dir),
         None => tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")),
     }
@@ -166,139 +279,39 @@ fn main() {
         "log_throughput: {batches} batches of {} bytes = {} MiB per phase, best of {ROUNDS}, in {}",
         batch.size_bytes(),
         bytes >> 20,
-        base.path().display()
+        dir.path().display()
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let manager =
-        LogManager::open(LogManagerConfig::new(base.path().join("data"))).expect("open log");
-    let mut best = [
-        Row {
-            name: "append (page cache)",
-            log_mb_s: 0.0,
-            raw_mb_s: 0.0,
-        },
-        Row {
-            name: "read 1 MiB chunks",
-            log_mb_s: 0.0,
-            raw_mb_s: 0.0,
-        },
-        Row {
-            name: "append, flush.ms=max",
-            log_mb_s: 0.0,
-            raw_mb_s: 0.0,
-        },
-        Row {
-            name: "append + fsync/1 MiB",
-            log_mb_s: 0.0,
-            raw_mb_s: 0.0,
-        },
-    ];
+        LogManager::open(LogManagerConfig::new(dir.path().join("data"))).expect("open log");
+    let setup = Setup {
+        manager,
+        dir,
+        batch,
+        batches,
+        runtime,
+    };
+    let mut best = [(0.0f64, 0.0f64); 4];
     for round in 0..ROUNDS {
-        let topic = format!("bench-{round}");
-        let durable_topic = format!("bench-durable-{round}");
-        manager
-            .create_topic(&topic, 1, Default::default(), false)
-            .expect("topic");
-        manager
-            .create_topic(&durable_topic, 1, Default::default(), false)
-            .expect("topic");
-        let log = manager.partition(&topic, 0).expect("partition");
-        let durable_log = manager.partition(&durable_topic, 0).expect("partition");
-        let raw_path = base.path().join(format!("raw-{round}.bin"));
-        let raw_durable_path = base.path().join(format!("raw-durable-{round}.bin"));
-        let mut record = |i: usize, log_s: f64, raw_s: f64| {
-            best[i].log_mb_s = best[i].log_mb_s.max(mb_per_s(bytes, log_s));
-            best[i].raw_mb_s = best[i].raw_mb_s.max(mb_per_s(bytes, raw_s));
-        };
-
-        let log_first = round % 2 == 1;
-        let raw_write_phase = |path: &Path, every: Option<u64>| {
-            settle();
-            raw_write(path, batch.as_bytes(), batches, every)
-        };
-        let log_write_phase = |log: &Arc<PartitionLog>, every: Option<u64>| {
-            settle();
-            log_append(log, &batch, batches, every, &runtime)
-        };
-        let (log_s, raw_s) = if log_first {
-            (
-                log_write_phase(&log, None),
-                raw_write_phase(&raw_path, None),
-            )
-        } else {
-            let raw_s = raw_write_phase(&raw_path, None);
-            (log_write_phase(&log, None), raw_s)
-        };
-        record(0, log_s, raw_s);
-
-        // The same without the background flush.ms fsync: the engine's own overhead.
-        let lazy_topic = format!("bench-lazy-{round}");
-        let lazy = BTreeMap::from([("flush.ms".to_string(), i64::MAX.to_string())]);
-        manager
-            .create_topic(&lazy_topic, 1, lazy, false)
-            .expect("topic");
-        let lazy_log = manager.partition(&lazy_topic, 0).expect("partition");
-        let raw_lazy_path = base.path().join(format!("raw-lazy-{round}.bin"));
-        let (log_s, raw_s) = if log_first {
-            (
-                log_write_phase(&lazy_log, None),
-                raw_write_phase(&raw_lazy_path, None),
-            )
-        } else {
-            let raw_s = raw_write_phase(&raw_lazy_path, None);
-            (log_write_phase(&lazy_log, None), raw_s)
-        };
-        record(2, log_s, raw_s);
-        drop(lazy_log);
-        manager.delete_topic(&lazy_topic).expect("delete");
-        std::fs::remove_file(&raw_lazy_path).expect("remove");
-
-        settle();
-        let ((log_read_bytes, log_s), (raw_read_bytes, raw_s)) = if log_first {
-            (log_read(&log), raw_read(&raw_path))
-        } else {
-            let raw = raw_read(&raw_path);
-            (log_read(&log), raw)
-        };
-        assert_eq!(raw_read_bytes, bytes);
-        assert_eq!(log_read_bytes, bytes);
-        record(1, log_s, raw_s);
-
-        let every = Some(CHUNK_BYTES as u64);
-        let (log_s, raw_s) = if log_first {
-            (
-                log_write_phase(&durable_log, every),
-                raw_write_phase(&raw_durable_path, every),
-            )
-        } else {
-            let raw_s = raw_write_phase(&raw_durable_path, every);
-            (log_write_phase(&durable_log, every), raw_s)
-        };
-        record(3, log_s, raw_s);
-        drop((log, durable_log));
-        manager.delete_topic(&topic).expect("delete");
-        manager.delete_topic(&durable_topic).expect("delete");
-        std::fs::remove_file(&raw_path).expect("remove");
-        std::fs::remove_file(&raw_durable_path).expect("remove");
+        for (row, (log_s, raw_s)) in best.iter_mut().zip(run_round(&setup, round)) {
+            row.0 = row.0.max(mb_per_s(bytes, log_s));
+            row.1 = row.1.max(mb_per_s(bytes, raw_s));
+        }
     }
-
     println!(
         "{:<22} {:>12} {:>12} {:>8} {:>8}",
         "phase", "log MB/s", "raw MB/s", "ratio", "target"
     );
-    for row in &best {
+    for (name, (log_mb_s, raw_mb_s)) in ROW_NAMES.iter().zip(best) {
         println!(
-            "{:<22} {:>12.1} {:>12.1} {:>8.2} {:>8}",
-            row.name,
-            row.log_mb_s,
-            row.raw_mb_s,
-            row.log_mb_s / row.raw_mb_s,
+            "{name:<22} {log_mb_s:>12.1} {raw_mb_s:>12.1} {:>8.2} {:>8}",
+            log_mb_s / raw_mb_s,
             "0.80"
         );
     }
-    println!("fsyncs by the log: {}", manager.fsync_count());
-    manager.shutdown().expect("shutdown");
+    println!("fsyncs by the log: {}", setup.manager.fsync_count());
+    setup.manager.shutdown().expect("shutdown");
 }

@@ -175,6 +175,10 @@ impl PartitionLog {
             }
         }
         for segment in segments {
+            #[cfg(test)]
+            if self.ctx.fail_fsyncs.load(Ordering::Acquire) {
+                return Err(io::Error::other("injected fsync failure"));
+            }
             let file = self.ctx.files.get(&segment.log_path)?;
             file.sync_data()?;
             self.ctx.fsyncs.fetch_add(1, Ordering::Relaxed);

@@ -209,6 +209,8 @@ impl LogManager {
             flusher: Arc::new(FlushQueue::new()),
             fsyncs: AtomicU64::new(0),
             clean_start,
+            #[cfg(test)]
+            fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
         });
         let shared = Arc::new(ManagerShared {
             config,
@@ -275,6 +277,12 @@ impl LogManager {
     /// fsync calls made on segment files so far (for tests and metrics).
     pub fn fsync_count(&self) -> u64 {
         self.shared.ctx.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Test seam: from now on every segment fsync fails.
+    #[cfg(test)]
+    pub(crate) fn fail_fsyncs(&self) {
+        self.shared.ctx.fail_fsyncs.store(true, Ordering::Release);
     }
 
     /// The data directory this manager owns.

@@ -38,6 +38,9 @@ pub(crate) struct LogContext {
     pub fsyncs: AtomicU64,
     /// False after an unclean stop: partitions loaded then are recovered first.
     pub clean_start: bool,
+    /// Test seam: makes every segment fsync fail (a dying disk).
+    #[cfg(test)]
+    pub fail_fsyncs: AtomicBool,
 }
 
 /// A loaded partition's segments and offsets.
@@ -268,9 +271,12 @@ impl PartitionLog {
         now: i64,
     ) -> Result<(), LogError> {
         let active = state.active();
-        let (size, first_append_ms) = {
+        let (size, first_append_ms, index_full) = {
             let segment = active.lock();
-            (segment.size_bytes, segment.first_append_ms)
+            // Checked here, not only remembered from the last append: a reopened segment
+            // can start out with full indexes.
+            let index_full = segment.index_room_entries() == 0;
+            (segment.size_bytes, segment.first_append_ms, index_full)
         };
         if size == 0 {
             return Ok(());
@@ -281,7 +287,7 @@ impl PartitionLog {
             first_append_ms.is_some_and(|first| now.saturating_sub(first) >= config.segment_ms);
         let offsets_overflow =
             state.next_offset + offsets_needed - active.base_offset > i64::from(u32::MAX);
-        if too_big || too_old || offsets_overflow || state.active_full {
+        if too_big || too_old || offsets_overflow || index_full || state.active_full {
             self.roll(state, config)?;
         }
         Ok(())

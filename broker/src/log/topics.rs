@@ -1,7 +1,9 @@
 //! Topic administration on a [`LogManager`]: create, delete, grow, reconfigure, look up.
 //!
-//! Every change is first made durable in the metadata log, then applied in memory, then on
-//! disk (directories), so a crash in between replays to the same topic set.
+//! Every change is made durable in the metadata log before it is applied in memory.
+//! Partition directories are created before their create record (a replayed topic always
+//! finds them) and removed after the delete record (a crash leaves at most a stale
+//! directory, which a later create of the same name clears).
 
 use std::collections::BTreeMap;
 use std::fs;

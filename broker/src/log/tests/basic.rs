@@ -103,8 +103,17 @@ fn append_read_reopen() {
     manager.shutdown().unwrap();
     drop(log);
     drop(manager);
+    let checkpoint =
+        std::fs::read_to_string(dir.path().join("recovery-point-offset-checkpoint")).unwrap();
+    assert!(checkpoint.starts_with("0\n"), "{checkpoint}");
+    assert!(
+        checkpoint.lines().any(|l| l == "orders 1 25"),
+        "{checkpoint}"
+    );
+    assert!(dir.path().join(".runnel_clean_shutdown").exists());
 
     let manager = open(dir.path());
+    assert!(!dir.path().join(".runnel_clean_shutdown").exists());
     let log = manager.partition("orders", 1).unwrap();
     assert_eq!(log.log_end_offset(), 25);
     assert_eq!(read_all(&log), before);
@@ -178,4 +187,76 @@ fn topics_admin() {
         .unwrap();
     assert_eq!(manager.partition("t", 0).unwrap().log_end_offset(), 0);
     assert_eq!(manager.topics().len(), 1);
+}
+
+#[test]
+fn stray_compaction_and_deletion_files_are_resolved() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("s", 1, BTreeMap::new(), false)
+        .unwrap();
+    let log = manager.partition("s", 0).unwrap();
+    log.append(&[batch(2, 50, 7)]).unwrap();
+    let before = read_all(&log);
+    drop(log);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let partition_dir = dir.path().join("s-0");
+    let log_file = partition_dir.join("00000000000000000000.log");
+    // A compaction that got as far as the swap: the .swap holds the new contents.
+    std::fs::rename(
+        &log_file,
+        partition_dir.join("00000000000000000000.log.swap"),
+    )
+    .unwrap();
+    std::fs::write(
+        partition_dir.join("00000000000000000005.log.cleaned"),
+        b"junk",
+    )
+    .unwrap();
+    std::fs::write(
+        partition_dir.join("00000000000000000009.log.deleted"),
+        b"junk",
+    )
+    .unwrap();
+    let manager = open(dir.path());
+    let log = manager.partition("s", 0).unwrap();
+    assert_eq!(read_all(&log), before);
+    let mut names: Vec<String> = std::fs::read_dir(&partition_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "00000000000000000000.index",
+            "00000000000000000000.log",
+            "00000000000000000000.timeindex"
+        ]
+    );
+}
+
+#[test]
+fn segment_ms_rolls_by_age_of_the_first_append() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("aged", 1, overrides(&[("segment.ms", "20")]), false)
+        .unwrap();
+    let log = manager.partition("aged", 0).unwrap();
+    log.append(&[batch(1, 10, 1)]).unwrap();
+    log.append(&[batch(1, 10, 2)]).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let info = log.append(&[batch(1, 10, 3)]).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    assert!(dir
+        .path()
+        .join("aged-0")
+        .join("00000000000000000002.log")
+        .exists());
+    assert_eq!(info.base_offset, 2);
+    assert_eq!(read_all(&log).len(), 3);
 }

@@ -92,3 +92,37 @@ fn background_flush_makes_acks1_data_durable() {
     }
     assert!(manager.fsync_count() > 0);
 }
+
+#[test]
+fn fsync_failure_fails_waiters_and_never_reports_durable() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("f", 1, BTreeMap::new(), false)
+        .unwrap();
+    let log = manager.partition("f", 0).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = log.append(&[batch(1, 10, 1)]).unwrap();
+    runtime
+        .block_on(log.wait_durable(first.last_offset + 1))
+        .unwrap();
+    manager.fail_fsyncs();
+    let second = log.append(&[batch(1, 10, 1)]).unwrap();
+    let result = runtime.block_on(log.wait_durable(second.last_offset + 1));
+    assert!(
+        matches!(result, Err(crate::log::LogError::Io(_))),
+        "{result:?}"
+    );
+    // Sticky: later appends are never reported durable either...
+    let third = log.append(&[batch(1, 10, 1)]).unwrap();
+    assert!(runtime
+        .block_on(log.wait_durable(third.last_offset + 1))
+        .is_err());
+    // ...while what was fsynced before the failure still is.
+    runtime
+        .block_on(log.wait_durable(first.last_offset + 1))
+        .unwrap();
+}

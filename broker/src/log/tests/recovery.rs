@@ -56,8 +56,28 @@ fn read_everything(manager: &LogManager) -> Vec<RecordBatch> {
     out
 }
 
+/// Cuts `active` at `per_mille` of its length; returns how many of its batches survive.
+fn truncate(active: &Path, per_mille: u16, in_active: &[RecordBatch]) -> usize {
+    let len = fs::metadata(active).unwrap().len();
+    let cut = len * u64::from(per_mille) / 1000;
+    OpenOptions::new()
+        .write(true)
+        .open(active)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let mut end = 0u64;
+    in_active
+        .iter()
+        .take_while(|b| {
+            end += b.size_bytes() as u64;
+            end <= cut
+        })
+        .count()
+}
+
 /// Applies `damage`; returns how many batches must survive.
-fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch], clean: bool) -> usize {
+fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch]) -> usize {
     let logs = segment_files(partition_dir, "log");
     let active = logs.last().unwrap();
     let active_base: i64 = active
@@ -74,24 +94,7 @@ fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch], clean: b
     let pick = |files: Vec<PathBuf>, seed: usize| files[seed % files.len()].clone();
     match damage {
         Damage::Truncate(per_mille) => {
-            let len = fs::metadata(active).unwrap().len();
-            let cut = len * u64::from(*per_mille) / 1000;
-            OpenOptions::new()
-                .write(true)
-                .open(active)
-                .unwrap()
-                .set_len(cut)
-                .unwrap();
-            let mut kept = in_earlier;
-            let mut end = 0u64;
-            for b in &stored[in_earlier..] {
-                end += b.size_bytes() as u64;
-                if end > cut {
-                    break;
-                }
-                kept += 1;
-            }
-            kept
+            truncate(active, *per_mille, &stored[in_earlier..]) + in_earlier
         }
         Damage::GarbageLog(bytes) => {
             OpenOptions::new()
@@ -121,7 +124,6 @@ fn apply(partition_dir: &Path, damage: &Damage, stored: &[RecordBatch], clean: b
             stored.len()
         }
         Damage::DeleteIndexes => {
-            let _ = clean;
             for f in segment_files(partition_dir, "index")
                 .into_iter()
                 .chain(segment_files(partition_dir, "timeindex"))
@@ -161,7 +163,7 @@ fn run(sizes: Vec<(i32, usize)>, segment_bytes: u32, clean: bool, damage: Damage
     drop(manager);
     // Whatever happened before, the damage makes this an unclean start.
     let _ = fs::remove_file(dir.path().join(".runnel_clean_shutdown"));
-    let kept = apply(&dir.path().join("r-0"), &damage, &stored, clean);
+    let kept = apply(&dir.path().join("r-0"), &damage, &stored);
 
     let manager = LogManager::open(config.clone()).unwrap();
     let survived = read_everything(&manager);
