@@ -150,6 +150,44 @@ fn flexible_responses_carry_a_v1_header() {
     assert!(rest.is_empty());
 }
 
+/// A default body of every supported API, so mutations start from a valid frame.
+fn default_body(api_key: ApiKey) -> Option<RequestKind> {
+    use kafka_protocol::messages::*;
+    Some(match api_key {
+        ApiKey::Produce => RequestKind::Produce(ProduceRequest::default()),
+        ApiKey::Fetch => RequestKind::Fetch(FetchRequest::default()),
+        ApiKey::ListOffsets => RequestKind::ListOffsets(ListOffsetsRequest::default()),
+        ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default()),
+        ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        ApiKey::CreateTopics => RequestKind::CreateTopics(CreateTopicsRequest::default()),
+        ApiKey::DeleteTopics => RequestKind::DeleteTopics(DeleteTopicsRequest::default()),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(DeleteRecordsRequest::default()),
+        ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(DescribeConfigsRequest::default()),
+        ApiKey::AlterConfigs => RequestKind::AlterConfigs(AlterConfigsRequest::default()),
+        ApiKey::CreatePartitions => {
+            RequestKind::CreatePartitions(CreatePartitionsRequest::default())
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
+        }
+        ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        _ => return None,
+    })
+}
+
+#[test]
+fn default_requests_of_every_supported_api_and_version_decode() {
+    for api in versions::SUPPORTED_APIS {
+        for version in api.min_version..=api.max_version {
+            let body = default_body(api.api_key).unwrap();
+            let frame = request_frame(api.api_key, version, 11, &body);
+            let decoded = decode_request(frame).unwrap();
+            assert_eq!(decoded.api_key, api.api_key);
+            assert_eq!(decoded.body, body, "{:?} v{version}", api.api_key);
+        }
+    }
+}
+
 fn supported_key_and_version() -> impl Strategy<Value = (ApiKey, i16)> {
     proptest::sample::select(versions::SUPPORTED_APIS)
         .prop_flat_map(|s| (Just(s.api_key), s.min_version..=s.max_version))
@@ -174,6 +212,24 @@ proptest! {
         frame.put_i32(1);
         frame.put_slice(&body);
         let _ = decode_request(frame.freeze());
+    }
+
+    #[test]
+    fn mutated_valid_frames_never_panic(
+        (api_key, version) in supported_key_and_version(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        cut in 0usize..16,
+    ) {
+        let body = default_body(api_key).unwrap();
+        let mut raw = request_frame(api_key, version, 1, &body).to_vec();
+        for (at, byte) in flips {
+            let at = REQUEST_HEADER_MIN_BYTES.min(raw.len()) + at % raw.len().max(1);
+            if let Some(slot) = raw.get_mut(at) {
+                *slot = byte;
+            }
+        }
+        raw.truncate(raw.len().saturating_sub(cut));
+        let _ = decode_request(Bytes::from(raw));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use super::errors::log_error_i16;
 use super::BrokerContext;
 use crate::log::{LogError, TopicInfo};
 
+/// Topics Kafka marks internal (clients skip them in pattern subscriptions).
+const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 /// Longest legal topic name (Kafka's limit).
 const TOPIC_NAME_MAX_BYTES: usize = 249;
 
@@ -113,7 +115,7 @@ fn topic_entry(ctx: &BrokerContext, info: &TopicInfo) -> MetadataResponseTopic {
     let mut entry = MetadataResponseTopic::default();
     entry.name = Some(TopicName(StrBytes::from_string(info.name.clone())));
     entry.topic_id = info.id;
-    entry.is_internal = info.name.starts_with("__");
+    entry.is_internal = INTERNAL_TOPICS.contains(&info.name.as_str());
     entry.partitions = (0..info.partitions.max(0))
         .map(|index| {
             let mut partition = MetadataResponsePartition::default();

@@ -161,19 +161,28 @@ async fn bind_listeners(listen: &str) -> Result<Vec<TcpListener>, BrokerError> {
 }
 
 /// The host and port clients are told to use: `--advertise`, else the listen host with
-/// the bound port.
+/// the bound port. A wildcard listen address (`0.0.0.0`, `::`) is not reachable as such,
+/// so without `--advertise` it is advertised as `localhost`.
 fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, i32), BrokerError> {
-    let addr = config.advertise.as_deref().unwrap_or(&config.listen);
-    let (host, port) = split_host_port(addr).map_err(|detail| BrokerError::Address {
-        addr: addr.to_owned(),
+    if let Some(addr) = &config.advertise {
+        let (host, port) = split_host_port(addr).map_err(|detail| BrokerError::Address {
+            addr: addr.clone(),
+            detail,
+        })?;
+        return Ok((host, i32::from(port)));
+    }
+    let (host, _) = split_host_port(&config.listen).map_err(|detail| BrokerError::Address {
+        addr: config.listen.clone(),
         detail,
     })?;
-    let port = if config.advertise.is_some() {
-        port
-    } else {
-        bound.port()
-    };
-    Ok((host, i32::from(port)))
+    let wildcard = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    if wildcard {
+        tracing::warn!(listen = %config.listen, "no --advertise: advertising localhost");
+        return Ok(("localhost".to_owned(), i32::from(bound.port())));
+    }
+    Ok((host, i32::from(bound.port())))
 }
 
 /// Runs every accept loop until shutdown, then drains connections within the bound.
@@ -261,5 +270,39 @@ impl Acceptor {
             }
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn bound(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn advertised_address_follows_flags_then_listen_then_localhost() {
+        let mut config = BrokerConfig::new("/tmp/unused", "127.0.0.1:0");
+        assert_eq!(
+            advertised(&config, bound(4000)).unwrap(),
+            ("127.0.0.1".into(), 4000)
+        );
+        config.listen = "0.0.0.0:9092".into();
+        assert_eq!(
+            advertised(&config, bound(9092)).unwrap(),
+            ("localhost".into(), 9092)
+        );
+        config.listen = "[::]:9092".into();
+        assert_eq!(
+            advertised(&config, bound(9092)).unwrap(),
+            ("localhost".into(), 9092)
+        );
+        config.advertise = Some("broker.example:19092".into());
+        assert_eq!(
+            advertised(&config, bound(9092)).unwrap(),
+            ("broker.example".into(), 19092)
+        );
     }
 }
