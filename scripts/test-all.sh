@@ -13,5 +13,5 @@ cargo test --workspace --all-targets --release
 # Each suite gets its own fresh broker on free loopback ports (tests/compat/run_compat.py);
 # the runner closes with "compat: N passed, M failed" and exits non-zero on any failure.
 echo "== compat: real Kafka clients against runnel-broker"
-cargo build --release -p runnel-broker
+cargo build --release --workspace --bins   # same feature set as the test build: no rebuild
 .venv/bin/python tests/compat/run_compat.py --broker target/release/runnel-broker
