@@ -1,14 +1,307 @@
-//! AlterConfigs (being written): see api/mod.rs for the handler contract.
+//! AlterConfigs (v0–2): replaces a topic's overrides wholesale.
+//!
+//! Also holds the steps IncrementalAlterConfigs shares with it: resolving a config resource to
+//! a topic ([`target_topic`]) and validating then storing a new overrides map
+//! ([`store_overrides`]).
 
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
 
+use super::create_topics::{repeated, Refusal};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::BrokerContext;
+use crate::log::{TopicConfig, TopicInfo};
 
 pub fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let _ = (ctx, header, request);
-    AlterConfigsResponse::default()
+    let _ = header;
+    let duplicates = repeated(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    let responses = request
+        .resources
+        .iter()
+        .map(|resource| {
+            let key = (resource.resource_type, resource.resource_name.as_str());
+            let outcome = if duplicates.contains(&key) {
+                Err(duplicate_resource())
+            } else {
+                alter_one(ctx, resource, request.validate_only)
+            };
+            response_for(resource.resource_type, &resource.resource_name, outcome)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+fn alter_one(
+    ctx: &BrokerContext,
+    resource: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let topic = target_topic(ctx, resource.resource_type, resource.resource_name.as_str())?;
+    let mut overrides = BTreeMap::new();
+    for config in &resource.configs {
+        let name = config.name.as_str();
+        let Some(value) = &config.value else {
+            return Err(Refusal::new(
+                ResponseError::InvalidConfig,
+                format!("config {name:?} has a null value (omit it to reset it to the default)"),
+            ));
+        };
+        if overrides
+            .insert(name.to_owned(), value.as_str().to_owned())
+            .is_some()
+        {
+            return Err(Refusal::new(
+                ResponseError::InvalidRequest,
+                format!("config {name:?} is given more than once"),
+            ));
+        }
+    }
+    store_overrides(ctx, &topic.name, overrides, validate_only)
+}
+
+/// The refusal for a resource named twice in one request.
+pub(super) fn duplicate_resource() -> Refusal {
+    Refusal::new(
+        ResponseError::InvalidRequest,
+        "the resource appears more than once in the request",
+    )
+}
+
+/// The topic an alter request targets; brokers and other resource types are refused.
+pub(super) fn target_topic(
+    ctx: &BrokerContext,
+    resource_type: i8,
+    resource_name: &str,
+) -> Result<TopicInfo, Refusal> {
+    match resource_type {
+        RESOURCE_TOPIC => ctx
+            .logs
+            .topic(resource_name)
+            .ok_or_else(|| Refusal::unknown_topic(resource_name)),
+        RESOURCE_BROKER => Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            "dynamic broker configuration is not supported: set broker defaults with flags \
+             or RUNNEL_* environment variables and restart",
+        )),
+        other => Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("config resource type {other} is not supported (only topics)"),
+        )),
+    }
+}
+
+/// Validates the whole new overrides map against the broker defaults, then replaces the
+/// topic's overrides with it (or, when `validate_only`, stops after validating).
+pub(super) fn store_overrides(
+    ctx: &BrokerContext,
+    topic: &str,
+    overrides: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    TopicConfig::with_overrides(ctx.logs.topic_defaults(), &overrides)?;
+    ctx.logs
+        .set_topic_overrides(topic, overrides, validate_only)?;
+    Ok(())
+}
+
+fn response_for(
+    resource_type: i8,
+    resource_name: &StrBytes,
+    outcome: Result<(), Refusal>,
+) -> AlterConfigsResourceResponse {
+    let response = AlterConfigsResourceResponse::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(resource_name.clone());
+    match outcome {
+        Ok(()) => response.with_error_code(0).with_error_message(None),
+        Err(refusal) => response
+            .with_error_code(refusal.code)
+            .with_error_message(refusal.message_field()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::AlterConfigsRequest;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::super::create_topics::fixture::{broker, header, Fixture, NODE_ID};
+    use super::*;
+
+    fn resource(
+        resource_type: i8,
+        name: &str,
+        configs: &[(&'static str, Option<&'static str>)],
+    ) -> AlterConfigsResource {
+        let configs = configs
+            .iter()
+            .map(|(key, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str(key))
+                    .with_value(value.map(StrBytes::from_static_str))
+            })
+            .collect();
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_configs(configs)
+    }
+
+    fn alter(
+        fixture: &Fixture,
+        validate_only: bool,
+        resources: Vec<AlterConfigsResource>,
+    ) -> Vec<i16> {
+        let request = AlterConfigsRequest::default()
+            .with_resources(resources)
+            .with_validate_only(validate_only);
+        let response = handle(&fixture.ctx, &header(2), request);
+        response.responses.iter().map(|r| r.error_code).collect()
+    }
+
+    fn with_overrides(fixture: &Fixture, name: &str, overrides: &[(&str, &str)]) {
+        let overrides: BTreeMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        fixture
+            .ctx
+            .logs
+            .create_topic(name, 1, overrides, false)
+            .unwrap();
+    }
+
+    fn overrides(fixture: &Fixture, name: &str) -> Vec<(String, String)> {
+        fixture
+            .ctx
+            .logs
+            .topic(name)
+            .unwrap()
+            .overrides
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn replaces_all_overrides() {
+        let fixture = broker();
+        with_overrides(
+            &fixture,
+            "t",
+            &[("retention.ms", "1000"), ("cleanup.policy", "compact")],
+        );
+        let codes = alter(
+            &fixture,
+            false,
+            vec![resource(
+                RESOURCE_TOPIC,
+                "t",
+                &[("segment.ms", Some("60000"))],
+            )],
+        );
+        assert_eq!(codes, vec![0]);
+        assert_eq!(
+            overrides(&fixture, "t"),
+            vec![("segment.ms".to_owned(), "60000".to_owned())]
+        );
+        assert_eq!(
+            fixture.ctx.logs.topic("t").unwrap().config.segment_ms,
+            60_000
+        );
+    }
+
+    #[test]
+    fn validate_only_and_invalid_values_change_nothing() {
+        let fixture = broker();
+        with_overrides(&fixture, "t", &[("retention.ms", "1000")]);
+        let before = overrides(&fixture, "t");
+        let dry = resource(RESOURCE_TOPIC, "t", &[("retention.ms", Some("5000"))]);
+        assert_eq!(alter(&fixture, true, vec![dry]), vec![0]);
+        let half_bad = resource(
+            RESOURCE_TOPIC,
+            "t",
+            &[("retention.ms", Some("5000")), ("segment.ms", Some("x"))],
+        );
+        assert_eq!(
+            alter(&fixture, false, vec![half_bad]),
+            vec![ResponseError::InvalidConfig.code()]
+        );
+        assert_eq!(overrides(&fixture, "t"), before);
+    }
+
+    #[test]
+    fn refusals_per_resource() {
+        let fixture = broker();
+        with_overrides(&fixture, "t", &[]);
+        with_overrides(&fixture, "t2", &[]);
+        let broker_id = NODE_ID.to_string();
+        let codes = alter(
+            &fixture,
+            false,
+            vec![
+                resource(RESOURCE_TOPIC, "missing", &[("retention.ms", Some("1"))]),
+                resource(
+                    RESOURCE_BROKER,
+                    &broker_id,
+                    &[("log.retention.ms", Some("1"))],
+                ),
+                resource(1, "x", &[]),
+                resource(RESOURCE_TOPIC, "t", &[("no.such.key", Some("1"))]),
+                resource(RESOURCE_TOPIC, "t2", &[("retention.ms", None)]),
+            ],
+        );
+        let invalid_request = ResponseError::InvalidRequest.code();
+        let invalid_config = ResponseError::InvalidConfig.code();
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(
+            codes,
+            vec![
+                unknown,
+                invalid_request,
+                invalid_request,
+                invalid_config,
+                invalid_config
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_resources_and_keys_are_invalid_requests() {
+        let fixture = broker();
+        with_overrides(&fixture, "t", &[]);
+        with_overrides(&fixture, "u", &[]);
+        let codes = alter(
+            &fixture,
+            false,
+            vec![
+                resource(RESOURCE_TOPIC, "t", &[("retention.ms", Some("1"))]),
+                resource(RESOURCE_TOPIC, "t", &[("retention.ms", Some("2"))]),
+                resource(
+                    RESOURCE_TOPIC,
+                    "u",
+                    &[("retention.ms", Some("1")), ("retention.ms", Some("2"))],
+                ),
+            ],
+        );
+        assert_eq!(codes, vec![ResponseError::InvalidRequest.code(); 3]);
+        assert!(overrides(&fixture, "t").is_empty());
+    }
 }

@@ -1,14 +1,112 @@
-//! DescribeCluster (being written): see api/mod.rs for the handler contract.
+//! DescribeCluster (v0–1): this single broker is the whole cluster and its controller.
 
-use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse, RequestHeader};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
+};
+use kafka_protocol::protocol::StrBytes;
 
 use super::BrokerContext;
+
+/// `endpoint_type` values (v1+): the brokers' listeners, or the controllers'.
+const ENDPOINT_BROKERS: i8 = 1;
+
+/// Kafka's "authorized operations not requested" marker.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Cluster operations a client may perform here (no authorizer: all that apply to a
+/// cluster), as Kafka's bit set over `AclOperation` codes: CREATE 5, ALTER 7, DESCRIBE 8,
+/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
+const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
 
 pub fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let _ = (ctx, header, request);
+    // v0 has no endpoint_type on the wire; it means brokers.
+    let endpoint_type = if header.request_api_version >= 1 {
+        request.endpoint_type
+    } else {
+        ENDPOINT_BROKERS
+    };
+    if endpoint_type != ENDPOINT_BROKERS {
+        return DescribeClusterResponse::default()
+            .with_endpoint_type(endpoint_type)
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(StrBytes::from_string(format!(
+                "endpoint type {endpoint_type} is not supported: this broker only lists brokers"
+            ))));
+    }
+    let this_broker = DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(ctx.node_id))
+        .with_host(StrBytes::from_string(ctx.advertised_host.clone()))
+        .with_port(ctx.advertised_port)
+        .with_rack(None);
+    let operations = if request.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
     DescribeClusterResponse::default()
+        .with_error_code(0)
+        .with_error_message(None)
+        .with_endpoint_type(ENDPOINT_BROKERS)
+        .with_cluster_id(StrBytes::from_string(ctx.cluster_id.clone()))
+        .with_controller_id(BrokerId(ctx.node_id))
+        .with_brokers(vec![this_broker])
+        .with_cluster_authorized_operations(operations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::create_topics::fixture::{broker, header, NODE_ID};
+    use super::*;
+
+    #[test]
+    fn this_broker_is_the_cluster_and_its_controller() {
+        let fixture = broker();
+        for version in [0, 1] {
+            let response = handle(
+                &fixture.ctx,
+                &header(version),
+                DescribeClusterRequest::default(),
+            );
+            assert_eq!(response.error_code, 0);
+            assert_eq!(response.cluster_id.as_str(), "runnel-test-cluster");
+            assert_eq!(response.controller_id, BrokerId(NODE_ID));
+            assert_eq!(response.endpoint_type, ENDPOINT_BROKERS);
+            assert_eq!(response.brokers.len(), 1);
+            let broker = &response.brokers[0];
+            assert_eq!(broker.broker_id, BrokerId(NODE_ID));
+            assert_eq!(broker.host.as_str(), "127.0.0.1");
+            assert_eq!(broker.port, 19092);
+            assert_eq!(
+                response.cluster_authorized_operations,
+                AUTHORIZED_OPERATIONS_OMITTED
+            );
+        }
+    }
+
+    #[test]
+    fn authorized_operations_when_asked() {
+        let fixture = broker();
+        let request =
+            DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+        let response = handle(&fixture.ctx, &header(1), request);
+        assert_eq!(response.cluster_authorized_operations & (1 << 8), 1 << 8);
+    }
+
+    #[test]
+    fn controller_endpoints_are_unsupported() {
+        let fixture = broker();
+        let request = DescribeClusterRequest::default().with_endpoint_type(2);
+        let response = handle(&fixture.ctx, &header(1), request);
+        assert_eq!(
+            response.error_code,
+            ResponseError::UnsupportedEndpointType.code()
+        );
+        assert!(response.brokers.is_empty());
+    }
 }

@@ -1,14 +1,522 @@
-//! DescribeConfigs (being written): see api/mod.rs for the handler contract.
+//! DescribeConfigs (v1–4): a topic's effective configs, or this broker's topic defaults.
+//!
+//! Also owns what the admin handlers know about config keys beyond their values: the Kafka
+//! type of each key, its broker-level synonym (`retention.ms` ↔ `log.retention.ms`) and a
+//! one-line documentation string ([`key_info`]). Values and validation belong to storage
+//! (`TopicConfig`); this table only describes them.
 
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
 
+use super::create_topics::Refusal;
 use super::BrokerContext;
+use crate::log::ConfigEntry;
+
+/// Config resource types (Kafka's `ConfigResource.Type`).
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_BROKER: i8 = 4;
+
+/// Config sources (Kafka's `ConfigSource`).
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Config value types (Kafka's `ConfigType`), as DescribeConfigs v3+ reports them.
+pub(super) mod config_type {
+    pub const UNKNOWN: i8 = 0;
+    pub const BOOLEAN: i8 = 1;
+    pub const STRING: i8 = 2;
+    pub const INT: i8 = 3;
+    pub const LONG: i8 = 5;
+    pub const DOUBLE: i8 = 6;
+    pub const LIST: i8 = 7;
+}
+
+/// What DescribeConfigs says about a topic config key besides its value.
+#[derive(Debug)]
+pub(super) struct KeyInfo {
+    pub topic_key: &'static str,
+    /// The broker config that supplies this key's default.
+    pub broker_key: &'static str,
+    pub config_type: i8,
+    pub documentation: &'static str,
+}
+
+const fn key(
+    topic_key: &'static str,
+    broker_key: &'static str,
+    config_type: i8,
+    documentation: &'static str,
+) -> KeyInfo {
+    KeyInfo {
+        topic_key,
+        broker_key,
+        config_type,
+        documentation,
+    }
+}
+
+use config_type::{BOOLEAN, DOUBLE, INT, LIST, LONG, STRING};
+
+/// The topic configs we know how to describe. Storage may know more keys; those are
+/// described with type UNKNOWN and no synonym.
+#[rustfmt::skip]
+const KEYS: &[KeyInfo] = &[
+    key("segment.bytes", "log.segment.bytes", INT,
+        "Size at which a log segment is rolled."),
+    key("segment.ms", "log.roll.ms", LONG,
+        "Age at which a log segment is rolled."),
+    key("segment.index.bytes", "log.index.size.max.bytes", INT,
+        "Offset index size limit."),
+    key("index.interval.bytes", "log.index.interval.bytes", INT,
+        "Log bytes between index entries."),
+    key("retention.ms", "log.retention.ms", LONG,
+        "Age after which old segments are deleted; -1 keeps them."),
+    key("retention.bytes", "log.retention.bytes", LONG,
+        "Partition size beyond which old segments are deleted; -1: unlimited."),
+    key("cleanup.policy", "log.cleanup.policy", LIST,
+        "delete, compact, or both (comma-separated)."),
+    key("max.message.bytes", "message.max.bytes", INT,
+        "Largest record batch accepted."),
+    key("message.timestamp.type", "log.message.timestamp.type", STRING,
+        "CreateTime or LogAppendTime."),
+    key("flush.ms", "log.flush.interval.ms", LONG,
+        "Interval of the background fsync for acks below all."),
+    key("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", DOUBLE,
+        "Dirty fraction that makes a log eligible for compaction."),
+    key("delete.retention.ms", "log.cleaner.delete.retention.ms", LONG,
+        "How long compaction keeps tombstones."),
+    key("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", LONG,
+        "Minimum age before a record may be compacted."),
+    key("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", LONG,
+        "Maximum age before a record must be eligible for compaction."),
+];
+
+/// What we know about a topic config key, if anything.
+pub(super) fn key_info(topic_key: &str) -> Option<&'static KeyInfo> {
+    KEYS.iter().find(|info| info.topic_key == topic_key)
+}
+
+/// The DescribeConfigs / CreateTopics source of one topic config entry.
+pub(super) fn config_source(entry: &ConfigEntry) -> i8 {
+    if entry.is_override {
+        SOURCE_DYNAMIC_TOPIC
+    } else {
+        SOURCE_DEFAULT
+    }
+}
+
+/// Which optional parts of each row the client asked for (and its version can carry).
+#[derive(Debug, Clone, Copy)]
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+}
 
 pub fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
-    let _ = (ctx, header, request);
-    DescribeConfigsResponse::default()
+    let version = header.request_api_version;
+    let detail = Detail {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation && version >= 3,
+    };
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| describe_resource(ctx, detail, resource))
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn describe_resource(
+    ctx: &BrokerContext,
+    detail: Detail,
+    resource: DescribeConfigsResource,
+) -> DescribeConfigsResult {
+    let name = resource.resource_name.as_str();
+    let rows = match resource.resource_type {
+        RESOURCE_TOPIC => describe_topic(ctx, detail, name),
+        RESOURCE_BROKER => describe_broker(ctx, detail, name),
+        other => Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("config resource type {other} is not supported (only topics and brokers)"),
+        )),
+    };
+    let result = DescribeConfigsResult::default()
+        .with_resource_type(resource.resource_type)
+        .with_resource_name(resource.resource_name.clone());
+    match rows {
+        Ok(mut rows) => {
+            // As Kafka: a null or empty key list means every key.
+            let wanted = resource
+                .configuration_keys
+                .as_ref()
+                .filter(|keys| !keys.is_empty());
+            if let Some(keys) = wanted {
+                rows.retain(|row| keys.contains(&row.name));
+            }
+            result
+                .with_error_code(0)
+                .with_error_message(None)
+                .with_configs(rows)
+        }
+        Err(refusal) => result
+            .with_error_code(refusal.code)
+            .with_error_message(refusal.message_field()),
+    }
+}
+
+fn describe_topic(
+    ctx: &BrokerContext,
+    detail: Detail,
+    topic: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
+    let info = ctx
+        .logs
+        .topic(topic)
+        .ok_or_else(|| Refusal::unknown_topic(topic))?;
+    let defaults: BTreeMap<&str, String> = ctx
+        .logs
+        .topic_defaults()
+        .describe(&BTreeMap::new())
+        .into_iter()
+        .map(|entry| (entry.name, entry.value))
+        .collect();
+    let rows = info
+        .config
+        .describe(&info.overrides)
+        .into_iter()
+        .map(|entry| {
+            let known = key_info(entry.name);
+            let mut synonyms = Vec::new();
+            if detail.synonyms {
+                if entry.is_override {
+                    synonyms.push(synonym(entry.name, &entry.value, SOURCE_DYNAMIC_TOPIC));
+                }
+                if let (Some(known), Some(value)) = (known, defaults.get(entry.name)) {
+                    synonyms.push(synonym(known.broker_key, value, SOURCE_DEFAULT));
+                }
+            }
+            row(entry.name, entry.value.clone(), known, detail)
+                .with_read_only(entry.read_only)
+                .with_config_source(config_source(&entry))
+                .with_synonyms(synonyms)
+        });
+    Ok(rows.collect())
+}
+
+/// Our own broker's topic defaults (under their broker names) and identity, read-only.
+fn describe_broker(
+    ctx: &BrokerContext,
+    detail: Detail,
+    broker: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
+    // An empty name asks for the cluster-wide dynamic broker defaults: we have none.
+    if broker.is_empty() {
+        return Ok(Vec::new());
+    }
+    if broker.trim().parse::<i32>().ok() != Some(ctx.node_id) {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "broker {broker:?} is not this broker (node id {})",
+                ctx.node_id
+            ),
+        ));
+    }
+    let mut values: Vec<(&'static str, String, Option<&'static KeyInfo>)> = ctx
+        .logs
+        .topic_defaults()
+        .describe(&BTreeMap::new())
+        .into_iter()
+        .filter_map(|entry| {
+            let known = key_info(entry.name)?;
+            Some((known.broker_key, entry.value, Some(known)))
+        })
+        .collect();
+    let listener = format!(
+        "PLAINTEXT://{}:{}",
+        ctx.advertised_host, ctx.advertised_port
+    );
+    values.extend([
+        ("node.id", ctx.node_id.to_string(), None),
+        ("broker.id", ctx.node_id.to_string(), None),
+        ("num.partitions", ctx.default_partitions.to_string(), None),
+        (
+            "auto.create.topics.enable",
+            ctx.auto_create_topics.to_string(),
+            None,
+        ),
+        ("default.replication.factor", "1".to_owned(), None),
+        ("advertised.listeners", listener, None),
+    ]);
+    let rows = values.into_iter().map(|(name, value, known)| {
+        let synonyms = if detail.synonyms {
+            vec![synonym(name, &value, SOURCE_DEFAULT)]
+        } else {
+            Vec::new()
+        };
+        let config_type = known.map_or_else(|| broker_only_type(name), |info| info.config_type);
+        row(name, value, known, detail)
+            .with_read_only(true)
+            .with_config_source(SOURCE_DEFAULT)
+            .with_config_type(config_type)
+            .with_synonyms(synonyms)
+    });
+    Ok(rows.collect())
+}
+
+/// Types of the broker-only entries [`describe_broker`] adds.
+fn broker_only_type(name: &str) -> i8 {
+    match name {
+        "auto.create.topics.enable" => BOOLEAN,
+        "advertised.listeners" => STRING,
+        _ => INT,
+    }
+}
+
+/// One row with its name, value, type and (when asked) documentation.
+fn row(
+    name: &'static str,
+    value: String,
+    known: Option<&'static KeyInfo>,
+    detail: Detail,
+) -> DescribeConfigsResourceResult {
+    let documentation = known
+        .filter(|_| detail.documentation)
+        .map(|info| StrBytes::from_static_str(info.documentation));
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_is_sensitive(false)
+        .with_config_type(known.map_or(config_type::UNKNOWN, |info| info.config_type))
+        .with_documentation(documentation)
+}
+
+fn synonym(name: &'static str, value: &str, source: i8) -> DescribeConfigsSynonym {
+    DescribeConfigsSynonym::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value.to_owned())))
+        .with_source(source)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::super::create_topics::fixture::{broker, header, topic, Fixture, NODE_ID};
+    use super::*;
+    use crate::log::TopicConfig;
+
+    fn resource(resource_type: i8, name: &str) -> DescribeConfigsResource {
+        DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_configuration_keys(None)
+    }
+
+    fn describe(
+        fixture: &Fixture,
+        version: i16,
+        request: DescribeConfigsRequest,
+    ) -> Vec<DescribeConfigsResult> {
+        handle(&fixture.ctx, &header(version), request).results
+    }
+
+    fn one(
+        fixture: &Fixture,
+        version: i16,
+        resource: DescribeConfigsResource,
+    ) -> DescribeConfigsResult {
+        let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
+        describe(fixture, version, request).remove(0)
+    }
+
+    fn find<'a>(
+        result: &'a DescribeConfigsResult,
+        name: &str,
+    ) -> &'a DescribeConfigsResourceResult {
+        result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn topic_lists_every_known_key_with_its_source() {
+        let fixture = broker();
+        let overrides = BTreeMap::from([("retention.ms".to_owned(), "60000".to_owned())]);
+        fixture
+            .ctx
+            .logs
+            .create_topic("t", 1, overrides, false)
+            .unwrap();
+        let result = one(&fixture, 1, resource(RESOURCE_TOPIC, "t"));
+        assert_eq!(result.error_code, 0);
+        assert_eq!(result.resource_type, RESOURCE_TOPIC);
+        assert_eq!(result.configs.len(), TopicConfig::KNOWN_KEYS.len());
+        let retention = find(&result, "retention.ms");
+        assert_eq!(retention.value.as_ref().unwrap().as_str(), "60000");
+        assert_eq!(retention.config_source, SOURCE_DYNAMIC_TOPIC);
+        assert!(!retention.read_only && !retention.is_sensitive);
+        assert!(retention.synonyms.is_empty());
+        let segment = find(&result, "segment.bytes");
+        assert_eq!(segment.config_source, SOURCE_DEFAULT);
+        assert_eq!(segment.value.as_ref().unwrap().as_str(), "1073741824");
+    }
+
+    #[test]
+    fn requested_keys_filter_and_unknown_keys_are_omitted() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        let keys = ["cleanup.policy", "no.such.key"]
+            .map(StrBytes::from_static_str)
+            .to_vec();
+        let result = one(
+            &fixture,
+            4,
+            resource(RESOURCE_TOPIC, "t").with_configuration_keys(Some(keys)),
+        );
+        let names: Vec<&str> = result.configs.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, vec!["cleanup.policy"]);
+        assert_eq!(result.configs[0].config_type, config_type::LIST);
+        let empty = resource(RESOURCE_TOPIC, "t").with_configuration_keys(Some(Vec::new()));
+        let all = one(&fixture, 4, empty);
+        assert_eq!(all.configs.len(), TopicConfig::KNOWN_KEYS.len());
+    }
+
+    #[test]
+    fn synonyms_and_documentation_when_asked() {
+        let fixture = broker();
+        let overrides = BTreeMap::from([("retention.ms".to_owned(), "60000".to_owned())]);
+        fixture
+            .ctx
+            .logs
+            .create_topic("t", 1, overrides, false)
+            .unwrap();
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![resource(RESOURCE_TOPIC, "t")])
+            .with_include_synonyms(true)
+            .with_include_documentation(true);
+        let result = describe(&fixture, 4, request).remove(0);
+        let retention = find(&result, "retention.ms");
+        let synonyms: Vec<(&str, &str, i8)> = retention
+            .synonyms
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.value.as_ref().unwrap().as_str(),
+                    s.source,
+                )
+            })
+            .collect();
+        assert_eq!(
+            synonyms,
+            vec![
+                ("retention.ms", "60000", 1),
+                ("log.retention.ms", "604800000", 5)
+            ]
+        );
+        assert_eq!(retention.config_type, config_type::LONG);
+        assert!(retention
+            .documentation
+            .as_ref()
+            .is_some_and(|d| !d.is_empty()));
+        assert_eq!(find(&result, "segment.bytes").synonyms.len(), 1);
+    }
+
+    #[test]
+    fn documentation_needs_v3() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![resource(RESOURCE_TOPIC, "t")])
+            .with_include_documentation(true);
+        let result = describe(&fixture, 2, request).remove(0);
+        assert!(result.configs.iter().all(|c| c.documentation.is_none()));
+    }
+
+    #[test]
+    fn our_broker_describes_read_only_defaults() {
+        let fixture = broker();
+        let result = one(&fixture, 4, resource(RESOURCE_BROKER, &NODE_ID.to_string()));
+        assert_eq!(result.error_code, 0);
+        let dynamic_defaults = one(&fixture, 4, resource(RESOURCE_BROKER, ""));
+        assert_eq!(dynamic_defaults.error_code, 0);
+        assert!(dynamic_defaults.configs.is_empty());
+        assert!(result
+            .configs
+            .iter()
+            .all(|c| c.read_only && c.config_source == SOURCE_DEFAULT));
+        assert_eq!(
+            find(&result, "log.retention.ms")
+                .value
+                .as_ref()
+                .unwrap()
+                .as_str(),
+            "604800000"
+        );
+        assert_eq!(
+            find(&result, "num.partitions")
+                .value
+                .as_ref()
+                .unwrap()
+                .as_str(),
+            "3"
+        );
+        assert_eq!(
+            find(&result, "node.id").value.as_ref().unwrap().as_str(),
+            "7"
+        );
+        assert_eq!(
+            find(&result, "auto.create.topics.enable").config_type,
+            config_type::BOOLEAN
+        );
+    }
+
+    #[test]
+    fn errors_stay_with_their_resource() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            resource(RESOURCE_TOPIC, "missing"),
+            resource(RESOURCE_BROKER, "99"),
+            resource(RESOURCE_BROKER, "not-a-number"),
+            resource(8, "7"),
+            resource(RESOURCE_TOPIC, "t"),
+        ]);
+        let codes: Vec<i16> = describe(&fixture, 1, request)
+            .iter()
+            .map(|r| r.error_code)
+            .collect();
+        let invalid = ResponseError::InvalidRequest.code();
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(codes, vec![unknown, invalid, invalid, invalid, 0]);
+    }
+
+    #[test]
+    fn every_known_storage_key_has_a_description() {
+        for name in TopicConfig::KNOWN_KEYS {
+            assert!(
+                key_info(name).is_some(),
+                "{name} has no type/synonym/doc entry"
+            );
+        }
+    }
 }
