@@ -54,7 +54,9 @@ fn batch(producer: Producer, first_seq: i32, values: &[&str]) -> Bytes {
 }
 
 async fn init_producer_id(client: &mut TestClient, version: i16) -> Producer {
+    // Clients send a null transactional id (the crate's default is an empty string).
     let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
         .with_transaction_timeout_ms(60_000)
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
@@ -116,6 +118,7 @@ async fn init_producer_id_bumps_the_epoch_of_a_known_producer_and_refuses_transa
     let mut client = broker.client().await;
     let producer = init_producer_id(&mut client, 4).await;
     let bump = InitProducerIdRequest::default()
+        .with_transactional_id(None)
         .with_producer_id(producer.id.into())
         .with_producer_epoch(producer.epoch);
     let response = client.send(bump, 4).await;
@@ -199,6 +202,7 @@ async fn an_old_epoch_is_fenced_and_a_new_epoch_restarts_at_zero() {
     let old = init_producer_id(&mut client, 4).await;
     assert_eq!(send(&mut client, batch(old, 0, &["a"])).await, (0, 0));
     let bump = InitProducerIdRequest::default()
+        .with_transactional_id(None)
         .with_producer_id(old.id.into())
         .with_producer_epoch(old.epoch);
     let response = client.send(bump, 4).await;
