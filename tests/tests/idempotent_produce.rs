@@ -141,11 +141,17 @@ async fn a_retried_batch_gets_its_original_offset_and_is_stored_once() {
     create(&mut client).await;
     let producer = init_producer_id(&mut client, 4).await;
     let other = init_producer_id(&mut client, 4).await;
-    assert_eq!(send(&mut client, batch(producer, 0, &["a", "b"])).await, (0, 0));
+    assert_eq!(
+        send(&mut client, batch(producer, 0, &["a", "b"])).await,
+        (0, 0)
+    );
     assert_eq!(send(&mut client, batch(other, 0, &["x"])).await, (0, 2));
     assert_eq!(send(&mut client, batch(producer, 2, &["c"])).await, (0, 3));
     // Retries of both of its batches: answered as the originals, nothing appended.
-    assert_eq!(send(&mut client, batch(producer, 0, &["a", "b"])).await, (0, 0));
+    assert_eq!(
+        send(&mut client, batch(producer, 0, &["a", "b"])).await,
+        (0, 0)
+    );
     assert_eq!(send(&mut client, batch(producer, 2, &["c"])).await, (0, 3));
     assert_eq!(send(&mut client, batch(producer, 3, &["d"])).await, (0, 4));
     assert_eq!(stored(&mut client).await, ["a", "b", "x", "c", "d"]);
@@ -164,7 +170,10 @@ async fn a_retry_after_a_restart_is_still_a_duplicate() {
     for (seq, value) in ["a", "b", "c"].iter().enumerate() {
         let seq = i32::try_from(seq).unwrap();
         let expected = (0, i64::from(seq));
-        assert_eq!(send(&mut client, batch(producer, seq, &[value])).await, expected);
+        assert_eq!(
+            send(&mut client, batch(producer, seq, &[value])).await,
+            expected
+        );
     }
     drop(client);
     let broker = broker.restart().await;
