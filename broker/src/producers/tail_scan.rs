@@ -17,11 +17,19 @@ use crate::log::{LogError, PartitionLog};
 pub const TAIL_SCAN_BYTES_MAX: usize = 16 << 20;
 /// Bytes asked of one `PartitionLog::read`.
 const TAIL_READ_BYTES_MAX: usize = 1 << 20;
-/// Windows tried before giving up (each a quarter of the previous).
-const TAIL_SCAN_ATTEMPTS_MAX: usize = 3;
+/// Windows tried before giving up (each smaller than the previous).
+const TAIL_SCAN_ATTEMPTS_MAX: usize = 4;
 
 /// The producer state found in the last ~[`TAIL_SCAN_BYTES_MAX`] of `log`.
 pub fn rebuild(log: &PartitionLog) -> Result<PartitionProducers, LogError> {
+    rebuild_within(log, TAIL_SCAN_BYTES_MAX)
+}
+
+/// [`rebuild`] reading at most `bytes_max` bytes per attempt.
+pub fn rebuild_within(
+    log: &PartitionLog,
+    bytes_max: usize,
+) -> Result<PartitionProducers, LogError> {
     // Reading loads the partition, so its offsets are known after this read.
     let probe = log.read(log.log_start_offset(), 0);
     let (start, end) = match probe {
@@ -36,13 +44,18 @@ pub fn rebuild(log: &PartitionLog) -> Result<PartitionProducers, LogError> {
     if end <= start {
         return Ok(PartitionProducers::default());
     }
-    let mut window_offsets = window_estimate(log, end)?;
+    let bytes_max = bytes_max.max(1);
+    let mut window_offsets = window_estimate(log, end, bytes_max)?;
     for _attempt in 0..TAIL_SCAN_ATTEMPTS_MAX {
         let from = end.saturating_sub(window_offsets).max(start);
-        if let Some(state) = scan(log, from, end)? {
-            return Ok(state);
+        match scan(log, from, end, bytes_max)? {
+            Scan::Complete(state) => return Ok(state),
+            Scan::Overflow { offsets, bytes } => {
+                // Denser than estimated: aim at half the bound with the density just seen.
+                let fitting = offsets.saturating_mul(as_i64(bytes_max)) / as_i64(bytes).max(1);
+                window_offsets = (fitting / 2).clamp(1, (window_offsets / 2).max(1));
+            }
         }
-        window_offsets = (window_offsets / 4).max(1);
     }
     tracing::warn!(
         topic = log.topic(),
@@ -52,8 +65,12 @@ pub fn rebuild(log: &PartitionLog) -> Result<PartitionProducers, LogError> {
     Ok(PartitionProducers::default())
 }
 
-/// Offsets that hold about [`TAIL_SCAN_BYTES_MAX`] if the tail is as dense as its last batch.
-fn window_estimate(log: &PartitionLog, end: i64) -> Result<i64, LogError> {
+fn as_i64(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+/// Offsets that hold about `bytes_max` if the tail is as dense as its last batch.
+fn window_estimate(log: &PartitionLog, end: i64, bytes_max: usize) -> Result<i64, LogError> {
     let last = log.read(end - 1, 1)?;
     let batch = BatchSplitter::new(last.records).next();
     let Some(Ok(batch)) = batch else {
@@ -62,23 +79,36 @@ fn window_estimate(log: &PartitionLog, end: i64) -> Result<i64, LogError> {
     let offsets = i64::from(batch.last_offset_delta())
         .saturating_add(1)
         .max(1);
-    let size = i64::try_from(batch.size_bytes()).unwrap_or(i64::MAX).max(1);
-    let bytes_per_offset = (size / offsets).max(1);
-    let bytes_max = i64::try_from(TAIL_SCAN_BYTES_MAX).unwrap_or(i64::MAX);
-    Ok((bytes_max / bytes_per_offset).max(1))
+    let bytes_per_offset = (as_i64(batch.size_bytes()) / offsets).max(1);
+    Ok((as_i64(bytes_max) / bytes_per_offset).max(1))
 }
 
-/// Replays every batch header from `from` to `end`; `None` when that exceeds the bound.
-fn scan(log: &PartitionLog, from: i64, end: i64) -> Result<Option<PartitionProducers>, LogError> {
+/// How one scan of a window ended.
+enum Scan {
+    Complete(PartitionProducers),
+    /// The bound was reached after `bytes` covering `offsets` offsets, before the end.
+    Overflow {
+        offsets: i64,
+        bytes: usize,
+    },
+}
+
+/// Replays every batch header from `from` to `end`, reading at most `bytes_max` bytes.
+fn scan(log: &PartitionLog, from: i64, end: i64, bytes_max: usize) -> Result<Scan, LogError> {
     let mut state = PartitionProducers::default();
     let mut offset = from;
     let mut scanned_bytes = 0usize;
     // Every pass advances `offset` past ≥ 1 batch or stops, and the byte bound caps passes.
     while offset < end {
-        if scanned_bytes > TAIL_SCAN_BYTES_MAX {
-            return Ok(None);
+        if scanned_bytes >= bytes_max {
+            let offsets = offset - from;
+            return Ok(Scan::Overflow {
+                offsets,
+                bytes: scanned_bytes,
+            });
         }
-        let read = log.read(offset, TAIL_READ_BYTES_MAX)?;
+        let read_bytes = TAIL_READ_BYTES_MAX.min(bytes_max - scanned_bytes);
+        let read = log.read(offset, read_bytes)?;
         let mut advanced = false;
         // A cut last batch ends the splitter; the next read starts at it.
         for batch in BatchSplitter::new(read.records).map_while(Result::ok) {
@@ -93,7 +123,7 @@ fn scan(log: &PartitionLog, from: i64, end: i64) -> Result<Option<PartitionProdu
             break;
         }
     }
-    Ok(Some(state))
+    Ok(Scan::Complete(state))
 }
 
 fn replay(state: &mut PartitionProducers, batch: &RecordBatch) {
@@ -105,3 +135,8 @@ fn replay(state: &mut PartitionProducers, batch: &RecordBatch) {
         state.record(&id, batch.base_offset(), batch.last_offset());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "tail_scan_tests.rs"]
+mod tests;
