@@ -227,3 +227,24 @@ async fn an_old_epoch_is_fenced_and_a_new_epoch_restarts_at_zero() {
     assert_eq!(error, ResponseError::InvalidProducerEpoch.code());
     assert_eq!(stored(&mut client).await, ["a", "b"]);
 }
+
+#[tokio::test]
+async fn concurrent_retries_on_two_connections_are_stored_once() {
+    let broker = TestBroker::start().await;
+    let mut first = broker.client().await;
+    let mut second = broker.client().await;
+    create(&mut first).await;
+    let producer = init_producer_id(&mut first, 4).await;
+    for seq in 0..20 {
+        let value = seq.to_string();
+        let request = produce("t", 0, batch(producer, seq, &[value.as_str()]), -1);
+        first.write_request(&request, 9).await;
+        second.write_request(&request, 9).await;
+        let (_, a) = first.read_response::<ProduceResponse>(9).await;
+        let (_, b) = second.read_response::<ProduceResponse>(9).await;
+        assert_eq!(outcome(&a), (0, i64::from(seq)));
+        assert_eq!(outcome(&b), (0, i64::from(seq)));
+    }
+    let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert_eq!(stored(&mut first).await, expected);
+}
