@@ -5,6 +5,13 @@
 //! the transactional producer at once with a clear error, where COORDINATOR_NOT_AVAILABLE
 //! would make them retry forever and the authorization errors would blame ACLs that do not
 //! exist; UNSUPPORTED_VERSION would claim the version, not the feature, is the problem.
+//! Kafka itself answers INVALID_REQUEST to an empty transactional id, so clients already
+//! treat the code as "this producer's configuration cannot work here".
+//!
+//! Producer ids come from the persisted block in [`crate::producers::id_block`]; a v3+
+//! request naming an id this broker issued gets the next epoch (KIP-360) without fencing
+//! checks (nothing tracks the latest epoch per id across restarts; Produce still refuses
+//! older epochs per partition).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, RequestHeader};
