@@ -5,8 +5,10 @@
 //! - [`net`]: the Kafka TCP server: connections, framing, pipelining, shutdown.
 //! - [`api`]: one file per Kafka API and the dispatcher.
 //! - [`log`]: the storage engine (partition logs, segments, indexes, recovery, retention).
+//! - [`producers`]: idempotent producers: producer ids and per-partition sequence state.
 
 pub mod api;
 pub mod config;
 pub mod log;
 pub mod net;
+pub mod producers;

@@ -257,6 +257,7 @@ pub(super) mod fixture {
             cluster_id: "runnel-test-cluster".to_owned(),
             auto_create_topics: true,
             default_partitions: 3,
+            producers: crate::producers::ProducerRegistry::open(dir.path()).unwrap(),
         };
         Fixture { ctx, _dir: dir }
     }

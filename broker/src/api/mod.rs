@@ -22,6 +22,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -32,6 +33,7 @@ use futures::future::BoxFuture;
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
 use crate::log::LogManager;
+use crate::producers::ProducerRegistry;
 
 /// What every handler may read: the storage engine and this broker's identity.
 pub struct BrokerContext {
@@ -45,6 +47,8 @@ pub struct BrokerContext {
     pub auto_create_topics: bool,
     /// `num.partitions` for auto-created topics
     pub default_partitions: i32,
+    /// Producer ids and per-partition sequence state (idempotent producer).
+    pub producers: ProducerRegistry,
 }
 
 /// A handler's answer: ready now, after waiting (fsync, long-poll), or never.
@@ -90,6 +94,9 @@ pub fn dispatch(
         Rq::CreatePartitions(r) => ready(Rs::CreatePartitions(create_partitions::handle(
             ctx, header, r,
         ))),
+        Rq::InitProducerId(r) => {
+            ready(Rs::InitProducerId(init_producer_id::handle(ctx, header, r)))
+        }
         Rq::DescribeConfigs(r) => ready(Rs::DescribeConfigs(describe_configs::handle(
             ctx, header, r,
         ))),

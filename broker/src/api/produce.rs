@@ -3,7 +3,9 @@
 //! Every batch of a partition is checked before any is appended, so a partition's append is
 //! all or nothing; a bad partition fails only itself. acks=1 answers once the data is in the
 //! page cache, acks=-1 once it is fsynced (the completion waits on group commit), acks=0
-//! applies and answers nothing.
+//! applies and answers nothing. Idempotent batches (producer id ≥ 0) are checked against
+//! their producer's sequence by [`crate::producers`] while the append is ordered; a retried
+//! batch is answered with its original offset and not stored again.
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use runnel_protocol::records::records;
 use super::errors::{log_error_code, log_error_i16};
 use super::{BrokerContext, Completion};
 use crate::log::{PartitionLog, TopicConfig};
+use crate::producers::{AppendOutcome, ProduceError, SequenceError};
 
 /// Upper bound on decompressed records when checking keys on a compacted topic.
 const KEY_CHECK_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
@@ -143,15 +146,34 @@ fn produce_partition(
         Ok(batches) => batches,
         Err((error, message)) => return fail(response, error, message),
     };
-    match log.append(&batches) {
-        Ok(info) => {
+    match ctx.producers.append(&log, &batches) {
+        Ok(AppendOutcome::Appended(info)) => {
             response.base_offset = info.base_offset;
             response.log_append_time_ms = info.log_append_time_ms;
             response.log_start_offset = info.log_start_offset;
             let end_offset = info.last_offset.saturating_add(1);
             (response, Some((log, end_offset)))
         }
-        Err(e) => fail(response, log_error_code(&e), e.to_string()),
+        Ok(AppendOutcome::Duplicate(original)) => {
+            // Kafka answers a retried batch as the original append; an acks=-1 retry still
+            // waits until the original is durable.
+            response.base_offset = original.base_offset;
+            response.log_start_offset = log.log_start_offset();
+            let end_offset = original.last_offset.saturating_add(1);
+            (response, Some((log, end_offset)))
+        }
+        Err(ProduceError::Log(e)) => fail(response, log_error_code(&e), e.to_string()),
+        Err(ProduceError::Sequence(e)) => fail(response, sequence_error_code(&e), e.to_string()),
+    }
+}
+
+/// The Kafka error for a refused idempotent batch. A stale epoch is INVALID_PRODUCER_EPOCH,
+/// as Kafka (2.7+) answers Produce, which clients treat as abortable rather than fatal.
+fn sequence_error_code(error: &SequenceError) -> ResponseError {
+    match error {
+        SequenceError::MissingSequence { .. } => ResponseError::InvalidRecord,
+        SequenceError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
     }
 }
 

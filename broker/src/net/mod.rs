@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::api::BrokerContext;
 use crate::config::{split_host_port, BrokerConfig};
 use crate::log::{LogError, LogManager, LogManagerConfig, TopicConfig};
+use crate::producers::{ProducerIdError, ProducerRegistry};
 use connection::ConnectionLimits;
 
 /// Why the broker could not start or stop cleanly.
@@ -34,6 +35,8 @@ pub enum BrokerError {
     },
     #[error("storage: {0}")]
     Log(#[from] LogError),
+    #[error("producer ids: {0}")]
+    ProducerIds(#[from] ProducerIdError),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -71,6 +74,9 @@ impl Broker {
         };
         let (advertised_host, advertised_port) = advertised(&config, kafka_addr)?;
         let logs = open_logs(&config).await?;
+        let data_dir = config.data_dir.clone();
+        let producers =
+            tokio::task::spawn_blocking(move || ProducerRegistry::open(&data_dir)).await??;
         let context = Arc::new(BrokerContext {
             logs,
             node_id: config.node_id,
@@ -79,6 +85,7 @@ impl Broker {
             cluster_id: config.cluster_id.clone(),
             auto_create_topics: config.auto_create_topics,
             default_partitions: config.num_partitions,
+            producers,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(serve(

@@ -38,6 +38,7 @@ const CODEC_TIMESTAMP_SPAN_MS = 100000
 const OPERATION_TIMEOUT_MS = 15000
 const CONSUME_TIMEOUT_MS = 30000
 const FETCH_MAX_BYTES = 1024 * 1024
+const IDEMPOTENT_MESSAGES = 20
 const GROUPS_SKIP = process.env.RUNNEL_COMPAT_GROUPS === '1'
   ? false
   : 'consumer groups (JoinGroup/SyncGroup/OffsetCommit) are a later issue; RUNNEL_COMPAT_GROUPS=1 runs this test'
@@ -412,6 +413,27 @@ test('consumer group reads everything from the beginning', { skip: GROUPS_SKIP }
   } finally {
     await consumer.disconnect()
   }
+})
+
+// Runs after the offset checks: it appends to the topic.
+test('idempotent producer (InitProducerId, sequences) stores each message once', async t => {
+  if (!requireCreated(t)) return
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  await producer.connect()
+  const offsets = []
+  try {
+    // One key, so one partition: its acknowledged offsets must be dense.
+    for (let i = 0; i < IDEMPOTENT_MESSAGES; i++) {
+      const [meta] = await producer.send({ topic: state.topic, messages: [{ key: 'idempotent', value: String(i) }] })
+      assert.equal(meta.errorCode, 0)
+      offsets.push({ partition: meta.partition, offset: Number(meta.baseOffset) })
+    }
+  } finally {
+    await producer.disconnect()
+  }
+  assert.equal(new Set(offsets.map(o => o.partition)).size, 1)
+  const first = offsets[0].offset
+  assert.deepEqual(offsets.map(o => o.offset), offsets.map((_, i) => first + i))
 })
 
 test('delete topic', async t => {

@@ -26,11 +26,15 @@ CONSUME_TIMEOUT_S = 30.0
 GROUPS_ENABLED = os.environ.get("RUNNEL_COMPAT_GROUPS") == "1"
 GROUPS_SKIP_REASON = ("consumer groups (JoinGroup/SyncGroup/OffsetCommit) are a later issue; "
                       "RUNNEL_COMPAT_GROUPS=1 runs this test")
-# Likewise the idempotent producer (InitProducerId, producer sequences).
-IDEMPOTENCE_ENABLED = os.environ.get("RUNNEL_COMPAT_IDEMPOTENCE") == "1"
-IDEMPOTENCE_SKIP_REASON = ("the idempotent producer (InitProducerId) is a later issue; "
-                           "RUNNEL_COMPAT_IDEMPOTENCE=1 runs this test")
+# Records the idempotent-producer tests send (InitProducerId, producer sequences).
 IDEMPOTENT_MESSAGES = 20
+
+
+def assert_dense(offsets):
+    """Acknowledged offsets of one partition's records are distinct and consecutive: each
+    record was stored exactly once."""
+    ordered = sorted(offsets)
+    assert ordered == list(range(ordered[0], ordered[0] + len(ordered))), ordered
 
 
 def bootstrap():

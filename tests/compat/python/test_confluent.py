@@ -296,16 +296,19 @@ def test_consumer_group_subscribe_and_commit():
         consumer.close()
 
 
-@pytest.mark.skipif(not cc.IDEMPOTENCE_ENABLED, reason=cc.IDEMPOTENCE_SKIP_REASON)
 def test_idempotent_producer():
-    """Runs after the offset checks: it appends to the topic."""
+    """librdkafka with enable.idempotence=true (InitProducerId, sequences). Runs after the
+    offset checks: it appends to the topic."""
     require_created()
     producer = Producer({"bootstrap.servers": cc.bootstrap(), "enable.idempotence": True, **CLIENT_TIMEOUTS})
     errors = []
+    delivered = []
 
-    def on_delivery(err, _msg):
+    def on_delivery(err, msg):
         if err is not None:
             errors.append(err)
+        else:
+            delivered.append((msg.partition(), msg.offset()))
 
     for i in range(cc.IDEMPOTENT_MESSAGES):
         producer.produce(State.topic, key=b"idempotent", value=str(i).encode(), on_delivery=on_delivery)
@@ -315,6 +318,9 @@ def test_idempotent_producer():
         pytest.fail(f"flush raised {err}")
     assert remaining == 0
     assert errors == []
+    # One key, so one partition: its acknowledged offsets must be dense.
+    assert len({partition for partition, _ in delivered}) == 1
+    cc.assert_dense([offset for _, offset in delivered])
 
 
 def test_delete_topic():

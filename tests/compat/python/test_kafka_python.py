@@ -108,9 +108,6 @@ def test_produce(codec):
         compression_type=CODEC_SETTING[codec],
         # Let several records share a batch so compression covers more than one record.
         linger_ms=20,
-        # kafka-python 3 turns idempotence on by default; InitProducerId is a later issue
-        # (see test_idempotent_producer_default).
-        enable_idempotence=False,
         max_block_ms=TIMEOUT_MS,
         **CLIENT_TIMEOUTS,
     )
@@ -233,20 +230,21 @@ def test_consumer_group_subscribe_and_commit():
         consumer.close(autocommit=False)
 
 
-@pytest.mark.skipif(not cc.IDEMPOTENCE_ENABLED, reason=cc.IDEMPOTENCE_SKIP_REASON)
 def test_idempotent_producer_default():
-    """kafka-python 3's default producer is idempotent. Runs after the offset checks: it
-    appends to the topic."""
+    """kafka-python 3's default producer is idempotent (it needs InitProducerId). Runs after
+    the offset checks: it appends to the topic."""
     require_created()
     producer = KafkaProducer(bootstrap_servers=cc.bootstrap(), max_block_ms=TIMEOUT_MS, **CLIENT_TIMEOUTS)
     try:
+        # One key, so one partition: its acknowledged offsets must be dense.
         futures = [producer.send(State.topic, key=b"idempotent", value=str(i).encode())
                    for i in range(cc.IDEMPOTENT_MESSAGES)]
         producer.flush(timeout=cc.CONSUME_TIMEOUT_S)
-        for future in futures:
-            future.get(timeout=cc.OPERATION_TIMEOUT_S)
+        metadata = [future.get(timeout=cc.OPERATION_TIMEOUT_S) for future in futures]
     finally:
         producer.close(timeout=cc.OPERATION_TIMEOUT_S)
+    assert len({m.partition for m in metadata}) == 1
+    cc.assert_dense([m.offset for m in metadata])
 
 
 def test_delete_topic():

@@ -1,0 +1,147 @@
+//! The idempotent producer: producer ids ([`id_block`]) and, per partition, the sequence
+//! state that turns retried batches into duplicates instead of second copies
+//! ([`sequences`], rebuilt after a restart by [`tail_scan`]).
+//!
+//! [`ProducerRegistry`] owns both. Per-partition state lives in memory only; it is rebuilt
+//! lazily from the partition's log tail on the first idempotent produce after start.
+//!
+//! Thread-safety: the partition map is behind a mutex held only for lookups; each
+//! partition's state has its own mutex, held across sequence check *and* log append so two
+//! connections of one producer cannot both pass the check. Lock order: partition producer
+//! state → partition log state (the log never calls back here).
+//!
+//! Not covered (no transactions yet): transactional batches are appended without producer
+//! checks beyond sequences; producer state is not trimmed when retention or DeleteRecords
+//! removes a producer's batches (a retry of such a batch is still answered as a duplicate).
+
+pub mod id_block;
+pub mod sequences;
+pub mod tail_scan;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use runnel_protocol::batch::RecordBatch;
+
+pub use id_block::{ProducerIdBlock, ProducerIdError};
+pub use sequences::{BatchIdentity, BatchMetadata, PartitionProducers, SequenceError, Verdict};
+
+use crate::log::{AppendInfo, LogError, PartitionLog};
+
+/// Kafka resets a producer's epoch to a new producer id before it could overflow.
+const PRODUCER_EPOCH_MAX: i16 = i16::MAX - 1;
+
+/// Why an idempotent append failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// What a partition's produce amounted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Appended(AppendInfo),
+    /// A retry of batches already stored: nothing was appended.
+    Duplicate(BatchMetadata),
+}
+
+/// One partition's producer state, tied to the log instance it describes: a deleted and
+/// re-created topic gets a new [`PartitionLog`] and so fresh state.
+pub struct PartitionEntry {
+    log: Weak<PartitionLog>,
+    /// `None` until rebuilt from the log tail.
+    state: Mutex<Option<PartitionProducers>>,
+}
+
+/// Producer ids and every partition's producer state.
+pub struct ProducerRegistry {
+    ids: ProducerIdBlock,
+    partitions: Mutex<HashMap<(String, i32), Arc<PartitionEntry>>>,
+}
+
+impl ProducerRegistry {
+    /// Opens the producer-id block file in `data_dir` (reserving a fresh block).
+    pub fn open(data_dir: &Path) -> Result<ProducerRegistry, ProducerIdError> {
+        Ok(ProducerRegistry {
+            ids: ProducerIdBlock::open(data_dir)?,
+            partitions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// InitProducerId without a transactional id: a fresh id at epoch 0, or (KIP-360) the
+    /// same id with the next epoch when the client names an id this broker issued and its
+    /// epoch is not exhausted.
+    pub fn init_producer_id(
+        &self,
+        existing: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ProducerIdError> {
+        if let Some((producer_id, epoch)) = existing {
+            let bumpable = (0..PRODUCER_EPOCH_MAX).contains(&epoch);
+            if bumpable && self.ids.may_have_issued(producer_id) {
+                return Ok((producer_id, epoch + 1));
+            }
+        }
+        Ok((self.ids.allocate()?, 0))
+    }
+
+    /// Appends a partition's validated batches, checking idempotent ones against their
+    /// producers' sequences first. Batches without a producer id are appended unchecked.
+    pub fn append(
+        &self,
+        log: &Arc<PartitionLog>,
+        batches: &[RecordBatch],
+    ) -> Result<AppendOutcome, ProduceError> {
+        let ids = batches
+            .iter()
+            .map(BatchIdentity::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.iter().all(Option::is_none) {
+            return Ok(AppendOutcome::Appended(log.append(batches)?));
+        }
+        let entry = self.entry(log);
+        let mut guard = entry.state.lock();
+        if guard.is_none() {
+            *guard = Some(tail_scan::rebuild(log)?);
+        }
+        let state = guard.get_or_insert_with(PartitionProducers::default);
+        if let Verdict::Duplicate(original) = state.check(&ids)? {
+            return Ok(AppendOutcome::Duplicate(original));
+        }
+        let info = log.append(batches)?;
+        let mut base_offset = info.base_offset;
+        for (batch, id) in batches.iter().zip(&ids) {
+            let last_offset = base_offset + i64::from(batch.last_offset_delta());
+            if let Some(id) = id {
+                state.record(id, base_offset, last_offset);
+            }
+            base_offset = last_offset + 1;
+        }
+        debug_assert_eq!(base_offset, info.last_offset + 1, "offsets of {batches:?}");
+        Ok(AppendOutcome::Appended(info))
+    }
+
+    /// The entry for `log`'s partition, replacing one left by an earlier incarnation.
+    fn entry(&self, log: &Arc<PartitionLog>) -> Arc<PartitionEntry> {
+        let key = (log.topic().to_owned(), log.partition());
+        let mut partitions = self.partitions.lock();
+        if let Some(entry) = partitions.get(&key) {
+            if std::ptr::eq(entry.log.as_ptr(), Arc::as_ptr(log)) {
+                return Arc::clone(entry);
+            }
+        }
+        // A new partition or a re-created topic: drop entries of deleted logs while here,
+        // which bounds the map by the live partitions.
+        partitions.retain(|_, entry| entry.log.strong_count() > 0);
+        let entry = Arc::new(PartitionEntry {
+            log: Arc::downgrade(log),
+            state: Mutex::new(None),
+        });
+        partitions.insert(key, Arc::clone(&entry));
+        entry
+    }
+}
