@@ -217,31 +217,39 @@ impl PartitionLog {
     }
 }
 
-/// The first record of `batch` at or after both `timestamp_ms` and `min_offset`.
+/// The first record of `batch` at or after both `timestamp_ms` and `min_offset`; `None` when
+/// no record of this batch qualifies (the caller moves on to later batches).
+///
+/// A batch whose records cannot be decoded (opaque payloads written by tools that bypass
+/// record validation) is answered at batch granularity: its max timestamp reaches the target,
+/// so its first offset at or above `min_offset` is a safe, never-late answer.
 fn first_record_at_or_after(
     batch: &RecordBatch,
     header: &BatchHeader,
     timestamp_ms: i64,
     min_offset: i64,
 ) -> Option<TimestampOffset> {
+    debug_assert!(
+        header.max_timestamp >= timestamp_ms,
+        "only candidate batches"
+    );
     let batch_level = TimestampOffset {
         offset: header.base_offset.max(min_offset),
         timestamp: header.max_timestamp,
     };
     if batch.timestamp_type() == TimestampType::LogAppendTime {
         // Every record of a LogAppendTime batch carries the batch's max timestamp.
-        return Some(batch_level);
+        return (header.last_offset >= min_offset).then_some(batch_level);
     }
     let Ok(records) = runnel_protocol::records::records(batch, RECORDS_UNCOMPRESSED_BYTES_MAX)
     else {
         return Some(batch_level);
     };
-    let mut saw_any = false;
+    // Bounded: `records` yields at most the batch's declared record count.
     for record in records {
         let Ok(record) = record else {
             return Some(batch_level);
         };
-        saw_any = true;
         if record.offset >= min_offset && record.timestamp >= timestamp_ms {
             return Some(TimestampOffset {
                 offset: record.offset,
@@ -249,9 +257,7 @@ fn first_record_at_or_after(
             });
         }
     }
-    // TODO(records): `runnel_protocol::records::records` is a stub yielding nothing until its
-    // implementation lands; until then answer at batch granularity (base offset, max ts).
-    (!saw_any).then_some(batch_level)
+    None
 }
 
 /// Reads exactly `len` bytes at `position` into a fresh buffer without zeroing it first: a
