@@ -149,8 +149,7 @@ fn expired_segments(
         let too_old =
             config.retention_ms >= 0 && now_ms.saturating_sub(newest_ms) > config.retention_ms;
         // Kafka's rule: a segment goes only if what remains still holds retention.bytes.
-        let too_big =
-            config.retention_bytes >= 0 && total_bytes - size >= config.retention_bytes;
+        let too_big = config.retention_bytes >= 0 && total_bytes - size >= config.retention_bytes;
         if !too_old && !too_big {
             break;
         }
