@@ -41,6 +41,9 @@ pub(crate) struct LogContext {
     /// Test seam: makes every segment fsync fail (a dying disk).
     #[cfg(test)]
     pub fail_fsyncs: AtomicBool,
+    /// Test seam: the cleaner's swap stops after this step (0: never), as if it crashed.
+    #[cfg(test)]
+    pub swap_crash_step: std::sync::atomic::AtomicU8,
 }
 
 /// A loaded partition's segments and offsets.

@@ -1,6 +1,7 @@
 //! Tests of the storage engine through its public contract, one file per concern.
 
 mod basic;
+mod compaction;
 mod concurrency;
 mod durability;
 mod many_partitions;

@@ -1,0 +1,365 @@
+//! One cleaning pass over one partition: build key → latest offset over the dirty section,
+//! then rewrite the sealed segments below the map's end, group by group, keeping the latest
+//! record per key, and swap each group in (see `swap.rs`).
+//!
+//! Runs on the cleaner thread without the partition lock: sealed segments never change
+//! except by the swap (which re-checks them) or deletion (which the swap detects). Memory is
+//! bounded by the offset map, one batch being read and one being rebuilt.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use runnel_protocol::batch::{RecordBatch, BATCH_HEADER_BYTES};
+use runnel_protocol::builder::{BatchBuilder, BatchFields};
+use runnel_protocol::records::{records, Record};
+
+use super::cleaner::Throttle;
+use super::offset_map::{key_hash, OffsetMap};
+use super::partition::PartitionLog;
+use super::recovery::ensure_indexes;
+use super::segment::{BatchHeader, Segment};
+use super::swap::with_suffix;
+use super::{LogError, TopicConfig};
+
+/// Read-ahead when streaming a segment.
+const READ_BUFFER_BYTES: usize = 1 << 20;
+/// Write-behind of the cleaned segment.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// A stored batch larger than this is treated as corruption (Kafka's max is ~1 MiB).
+const BATCH_BYTES_MAX: u64 = 64 << 20;
+/// Decompression bound for one batch's records.
+const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
+
+/// A sealed segment as the cleaner saw it.
+#[derive(Clone)]
+pub(crate) struct SealedView {
+    pub segment: Arc<Segment>,
+    pub size_bytes: u64,
+    /// First offset after this segment (the next segment's base).
+    pub end_offset: i64,
+}
+
+/// A partition's sealed segments, its log start and its active segment's base.
+pub(crate) struct CleanView {
+    pub sealed: Vec<SealedView>,
+    pub active_base: i64,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PassOutcome {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_removed: u64,
+    /// Where the clean section ends now (the new cleaner checkpoint).
+    pub first_dirty: i64,
+}
+
+fn corrupt(path: &Path, detail: impl ToString) -> LogError {
+    LogError::Corruption {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Streams the whole, CRC-checked batches of one sealed segment.
+struct SegmentBatches {
+    reader: BufReader<File>,
+    path: PathBuf,
+    position: u64,
+    end_bytes: u64,
+}
+
+impl SegmentBatches {
+    fn open(view: &SealedView) -> Result<SegmentBatches, LogError> {
+        let file = File::open(&view.segment.log_path)?;
+        Ok(SegmentBatches {
+            reader: BufReader::with_capacity(READ_BUFFER_BYTES, file),
+            path: view.segment.log_path.clone(),
+            position: 0,
+            end_bytes: view.size_bytes,
+        })
+    }
+
+    /// The next batch, or `None` at the end. Framing and CRC are checked: cleaning never
+    /// rewrites bytes it cannot vouch for.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, LogError> {
+        let left_bytes = self.end_bytes - self.position;
+        if left_bytes == 0 {
+            return Ok(None);
+        }
+        let mut header_bytes = [0u8; BATCH_HEADER_BYTES];
+        if left_bytes < BATCH_HEADER_BYTES as u64 {
+            return Err(corrupt(
+                &self.path,
+                format!("torn batch at {}", self.position),
+            ));
+        }
+        self.reader.read_exact(&mut header_bytes)?;
+        let header = BatchHeader::parse(&header_bytes).map_err(|e| corrupt(&self.path, e))?;
+        if !header.is_plausible()
+            || header.size_bytes > left_bytes
+            || header.size_bytes > BATCH_BYTES_MAX
+        {
+            return Err(corrupt(
+                &self.path,
+                format!("bad batch at {}", self.position),
+            ));
+        }
+        let size = usize::try_from(header.size_bytes).map_err(|e| corrupt(&self.path, e))?;
+        let mut raw = vec![0u8; size];
+        raw[..BATCH_HEADER_BYTES].copy_from_slice(&header_bytes);
+        self.reader.read_exact(&mut raw[BATCH_HEADER_BYTES..])?;
+        let batch = RecordBatch::parse(Bytes::from(raw)).map_err(|e| corrupt(&self.path, e))?;
+        batch.verify_crc().map_err(|e| corrupt(&self.path, e))?;
+        self.position += header.size_bytes;
+        Ok(Some(batch))
+    }
+}
+
+/// Every record of `batch`, decoded (bounded by the batch's declared count).
+fn decode(batch: &RecordBatch, path: &Path) -> Result<Vec<Record>, LogError> {
+    let decoded = records(batch, RECORDS_UNCOMPRESSED_BYTES_MAX).map_err(|e| corrupt(path, e))?;
+    decoded.map(|r| r.map_err(|e| corrupt(path, e))).collect()
+}
+
+/// Control and transactional batches are copied as they are and never index keys.
+fn is_kept_verbatim(batch: &RecordBatch) -> bool {
+    batch.is_control() || batch.is_transactional()
+}
+
+/// Modification time of a segment's log in ms (0 when unknown: treated as oldest).
+pub(crate) fn modified_ms(path: &Path) -> i64 {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl PartitionLog {
+    /// The sealed segments (and indexes loaded, for their timestamps) under the state lock.
+    pub(crate) fn clean_view(&self) -> Result<CleanView, LogError> {
+        let config = self.config();
+        let guard = self.loaded()?;
+        let Some(state) = guard.as_ref() else {
+            return Err(LogError::ShutDown);
+        };
+        let active_base = state.active().base_offset;
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        let mut sealed = Vec::with_capacity(bases.len());
+        for pair in bases.windows(2) {
+            let Some(segment) = state.segments.get(&pair[0]) else {
+                continue;
+            };
+            let mut segment_state = segment.lock();
+            ensure_indexes(segment, &mut segment_state, &config, None, pair[1])?;
+            sealed.push(SealedView {
+                segment: segment.clone(),
+                size_bytes: segment_state.size_bytes,
+                end_offset: pair[1],
+            });
+        }
+        Ok(CleanView {
+            sealed,
+            active_base,
+        })
+    }
+
+    /// Indexes keys of the dirty section from `first_dirty` up to `end_offset` (a segment
+    /// base); returns where the map's coverage ends (a batch boundary ≤ `end_offset`).
+    pub(crate) fn build_offset_map(
+        &self,
+        view: &CleanView,
+        first_dirty: i64,
+        end_offset: i64,
+        map: &mut OffsetMap,
+        throttle: &mut Throttle,
+        outcome: &mut PassOutcome,
+    ) -> Result<i64, LogError> {
+        map.clear();
+        let mut covered = first_dirty;
+        let dirty = view.sealed.iter().filter(|v| v.end_offset > first_dirty);
+        for segment in dirty.take_while(|v| v.segment.base_offset < end_offset) {
+            let mut batches = SegmentBatches::open(segment)?;
+            // Each step consumes one whole batch of the segment: bounded by its size.
+            while let Some(batch) = batches.next_batch()? {
+                outcome.bytes_read += batch.size_bytes() as u64;
+                throttle.charge(batch.size_bytes() as u64);
+                if batch.last_offset() < first_dirty {
+                    continue;
+                }
+                if !is_kept_verbatim(&batch) {
+                    let count = usize::try_from(batch.record_count()).unwrap_or(usize::MAX);
+                    if count > map.room_entries() {
+                        return Ok(covered);
+                    }
+                    for record in decode(&batch, &segment.segment.log_path)? {
+                        if let Some(key) = &record.key {
+                            map.put(key_hash(key), record.offset);
+                        }
+                    }
+                }
+                covered = batch.next_offset();
+            }
+            covered = segment.end_offset;
+        }
+        assert!(covered <= end_offset || covered == first_dirty);
+        Ok(covered.max(first_dirty))
+    }
+
+    /// Rewrites `group` (consecutive sealed segments) into `<first base>.log.cleaned`;
+    /// returns its size and whether anything changed.
+    pub(crate) fn rewrite_group(
+        &self,
+        group: &[SealedView],
+        map: &OffsetMap,
+        tombstones: TombstoneRule,
+        throttle: &mut Throttle,
+        outcome: &mut PassOutcome,
+    ) -> Result<(PathBuf, u64, bool), LogError> {
+        let Some(first) = group.first() else {
+            unreachable!("groups are never empty");
+        };
+        let cleaned = with_suffix(&first.segment.log_path, ".cleaned");
+        let file = File::create(&cleaned)?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, &file);
+        let mut written_bytes = 0u64;
+        let mut changed = group.len() > 1;
+        let mut newest_mtime_ms = 0i64;
+        for view in group {
+            let mtime_ms = modified_ms(&view.segment.log_path);
+            newest_mtime_ms = newest_mtime_ms.max(mtime_ms);
+            // Kafka's rule: tombstones survive while their segment is newer than the horizon.
+            let rule = TombstoneRule {
+                segment_past_horizon: mtime_ms <= tombstones.delete_horizon_ms,
+                ..tombstones
+            };
+            let mut batches = SegmentBatches::open(view)?;
+            while let Some(batch) = batches.next_batch()? {
+                outcome.bytes_read += batch.size_bytes() as u64;
+                throttle.charge(batch.size_bytes() as u64);
+                let (kept, removed) = filter_batch(&batch, map, rule, &cleaned)?;
+                outcome.records_removed += removed;
+                changed |= removed > 0;
+                if let Some(kept) = kept {
+                    out.write_all(&kept)?;
+                    written_bytes += kept.len() as u64;
+                    throttle.charge(kept.len() as u64);
+                }
+            }
+        }
+        out.flush()?;
+        drop(out);
+        file.sync_all()?;
+        let mtime = SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(newest_mtime_ms).unwrap_or(0));
+        // The new segment keeps the age of its newest input (retention and the tombstone
+        // horizon read it), as Kafka does.
+        file.set_modified(mtime)?;
+        outcome.bytes_written += written_bytes;
+        Ok((cleaned, written_bytes, changed))
+    }
+}
+
+/// When a tombstone (null value) may go.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TombstoneRule {
+    /// The clean section's newest segment age minus `delete.retention.ms` (Kafka's horizon).
+    pub delete_horizon_ms: i64,
+    /// Where the clean section ended before this pass: only tombstones below it were
+    /// already cleaned once (so every older record of their key is gone).
+    pub first_dirty: i64,
+    /// The segment being rewritten is at least as old as the horizon.
+    pub segment_past_horizon: bool,
+}
+
+impl TombstoneRule {
+    fn may_drop(&self, offset: i64) -> bool {
+        self.segment_past_horizon && offset < self.first_dirty
+    }
+}
+
+/// What to write for `batch`: itself, a rebuilt copy without the removed records, or
+/// nothing; and how many records were removed.
+fn filter_batch(
+    batch: &RecordBatch,
+    map: &OffsetMap,
+    tombstones: TombstoneRule,
+    path: &Path,
+) -> Result<(Option<Bytes>, u64), LogError> {
+    if is_kept_verbatim(batch) {
+        return Ok((Some(batch.as_bytes().clone()), 0));
+    }
+    let decoded = decode(batch, path)?;
+    let keep = |record: &Record| {
+        let Some(key) = &record.key else {
+            return true;
+        };
+        let superseded = map
+            .get(key_hash(key))
+            .is_some_and(|latest| record.offset < latest);
+        !superseded && (record.value.is_some() || !tombstones.may_drop(record.offset))
+    };
+    let kept: Vec<&Record> = decoded.iter().filter(|r| keep(r)).collect();
+    let removed = (decoded.len() - kept.len()) as u64;
+    if removed == 0 {
+        return Ok((Some(batch.as_bytes().clone()), 0));
+    }
+    if kept.is_empty() {
+        return Ok((None, removed));
+    }
+    let fields = BatchFields {
+        base_offset: batch.base_offset(),
+        partition_leader_epoch: batch.partition_leader_epoch(),
+        producer_id: batch.producer_id(),
+        producer_epoch: batch.producer_epoch(),
+        base_sequence: batch.base_sequence(),
+        compression: batch.compression().map_err(|e| corrupt(path, e))?,
+        timestamp_type: batch.timestamp_type(),
+        transactional: false,
+        control: false,
+    };
+    let mut builder = BatchBuilder::new(fields, RECORDS_UNCOMPRESSED_BYTES_MAX)
+        .with_max_uncompressed_bytes(RECORDS_UNCOMPRESSED_BYTES_MAX);
+    for record in &kept {
+        builder
+            .push_record(record)
+            .map_err(|e| corrupt(path, format!("rebuilding batch: {e}")))?;
+    }
+    let rebuilt = builder
+        .finish()
+        .map_err(|e| corrupt(path, format!("rebuilding batch: {e}")))?;
+    // Check the data before it is written: a well-formed batch at the same base offset.
+    let check = RecordBatch::parse(rebuilt.clone()).map_err(|e| corrupt(path, e))?;
+    assert_eq!(check.base_offset(), batch.base_offset());
+    assert!(check.last_offset() <= batch.last_offset());
+    Ok((Some(rebuilt), removed))
+}
+
+/// Consecutive runs of `sealed` whose merged size fits `segment.bytes` and whose offsets
+/// fit a u32 relative offset.
+pub(crate) fn group_segments(sealed: &[SealedView], config: &TopicConfig) -> Vec<Vec<SealedView>> {
+    let mut groups: Vec<Vec<SealedView>> = Vec::new();
+    let mut group_bytes = 0u64;
+    for view in sealed {
+        let fits = groups.last().is_some_and(|group| {
+            let span = view.end_offset - group[0].segment.base_offset;
+            group_bytes + view.size_bytes <= config.segment_bytes && span <= i64::from(u32::MAX)
+        });
+        if fits {
+            group_bytes += view.size_bytes;
+            if let Some(group) = groups.last_mut() {
+                group.push(view.clone());
+            }
+        } else {
+            group_bytes = view.size_bytes;
+            groups.push(vec![view.clone()]);
+        }
+    }
+    groups
+}
