@@ -23,7 +23,7 @@ use super::partition::PartitionLog;
 use super::recovery::ensure_indexes;
 use super::segment::{BatchHeader, Segment};
 use super::swap::with_suffix;
-use super::{LogError, TopicConfig};
+use super::LogError;
 
 /// Read-ahead when streaming a segment.
 const READ_BUFFER_BYTES: usize = 1 << 20;
@@ -212,57 +212,153 @@ impl PartitionLog {
         Ok(covered.max(first_dirty))
     }
 
-    /// Rewrites `group` (consecutive sealed segments) into `<first base>.log.cleaned`;
-    /// returns its size and whether anything changed.
-    pub(crate) fn rewrite_group(
+    /// Rewrites the `cleanable` sealed segments (ascending, from the first) into merged
+    /// cleaned segments and swaps each in. An output takes input segments while what it
+    /// already holds plus the next input's whole size fits `segment.bytes`, so runs of
+    /// segments that shrank to little or nothing merge. False when the log changed under the
+    /// cleaner (the pass stops; nothing is lost).
+    pub(crate) fn rewrite_cleanable(
         &self,
-        group: &[SealedView],
+        cleanable: &[SealedView],
         map: &OffsetMap,
         tombstones: TombstoneRule,
         throttle: &mut Throttle,
         outcome: &mut PassOutcome,
-    ) -> Result<(PathBuf, u64, bool), LogError> {
-        let Some(first) = group.first() else {
-            unreachable!("groups are never empty");
-        };
-        let cleaned = with_suffix(&first.segment.log_path, ".cleaned");
-        let file = File::create(&cleaned)?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, &file);
-        let mut written_bytes = 0u64;
-        let mut changed = group.len() > 1;
-        let mut newest_mtime_ms = 0i64;
-        for view in group {
-            let mtime_ms = modified_ms(&view.segment.log_path);
-            newest_mtime_ms = newest_mtime_ms.max(mtime_ms);
-            // Kafka's rule: tombstones survive while their segment is newer than the horizon.
-            let rule = TombstoneRule {
-                segment_past_horizon: mtime_ms <= tombstones.delete_horizon_ms,
-                ..tombstones
-            };
-            let mut batches = SegmentBatches::open(view)?;
-            while let Some(batch) = batches.next_batch()? {
-                outcome.bytes_read += batch.size_bytes() as u64;
-                throttle.charge(batch.size_bytes() as u64);
-                let (kept, removed) = filter_batch(&batch, map, rule, &cleaned)?;
-                outcome.records_removed += removed;
-                changed |= removed > 0;
-                if let Some(kept) = kept {
-                    out.write_all(&kept)?;
-                    written_bytes += kept.len() as u64;
-                    throttle.charge(kept.len() as u64);
+    ) -> Result<bool, LogError> {
+        let segment_bytes = self.config().segment_bytes;
+        let mut current: Option<CleanedSegment> = None;
+        for view in cleanable {
+            if let Some(output) = current.take() {
+                if output.fits(view, segment_bytes) {
+                    current = Some(output);
+                } else if !self.finish_cleaned(output, outcome)? {
+                    return Ok(false);
                 }
             }
+            let output = match current.as_mut() {
+                Some(output) => output,
+                None => current.insert(CleanedSegment::create(view)?),
+            };
+            if let Err(e) = output.copy_from(view, map, tombstones, throttle, outcome) {
+                output.discard();
+                return Err(e);
+            }
         }
-        out.flush()?;
-        drop(out);
+        match current {
+            Some(output) => self.finish_cleaned(output, outcome),
+            None => Ok(true),
+        }
+    }
+
+    /// Makes `output` durable and swaps it in (or drops it when it changed nothing).
+    fn finish_cleaned(
+        &self,
+        output: CleanedSegment,
+        outcome: &mut PassOutcome,
+    ) -> Result<bool, LogError> {
+        let path = output.path.clone();
+        let result = output.finish();
+        let (old, size_bytes, changed) = match result {
+            Ok(finished) => finished,
+            Err(e) => {
+                super::recovery::remove_if_exists(&path)?;
+                return Err(e);
+            }
+        };
+        if !changed {
+            super::recovery::remove_if_exists(&path)?;
+            return Ok(true);
+        }
+        outcome.bytes_written += size_bytes;
+        self.swap_in(&old, &path, size_bytes)
+    }
+}
+
+/// One cleaned segment being written: `<first input base>.log.cleaned`.
+struct CleanedSegment {
+    inputs: Vec<SealedView>,
+    path: PathBuf,
+    out: BufWriter<File>,
+    written_bytes: u64,
+    changed: bool,
+    newest_mtime_ms: i64,
+}
+
+impl CleanedSegment {
+    fn create(first: &SealedView) -> Result<CleanedSegment, LogError> {
+        let path = with_suffix(&first.segment.log_path, ".cleaned");
+        let file = File::create(&path)?;
+        Ok(CleanedSegment {
+            inputs: Vec::new(),
+            path,
+            out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            written_bytes: 0,
+            changed: false,
+            newest_mtime_ms: 0,
+        })
+    }
+
+    /// Whether `next` can join without the output outgrowing `segment_bytes` (assuming it
+    /// keeps everything) or its offsets outgrowing u32 relative offsets.
+    fn fits(&self, next: &SealedView, segment_bytes: u64) -> bool {
+        let base = self
+            .inputs
+            .first()
+            .map_or(next.segment.base_offset, |v| v.segment.base_offset);
+        self.written_bytes + next.size_bytes <= segment_bytes
+            && next.end_offset - base <= i64::from(u32::MAX)
+    }
+
+    /// Appends what survives of `view`'s batches.
+    fn copy_from(
+        &mut self,
+        view: &SealedView,
+        map: &OffsetMap,
+        tombstones: TombstoneRule,
+        throttle: &mut Throttle,
+        outcome: &mut PassOutcome,
+    ) -> Result<(), LogError> {
+        let mtime_ms = modified_ms(&view.segment.log_path);
+        self.newest_mtime_ms = self.newest_mtime_ms.max(mtime_ms);
+        // Kafka's rule: tombstones survive while their segment is newer than the horizon.
+        let rule = TombstoneRule {
+            segment_past_horizon: mtime_ms <= tombstones.delete_horizon_ms,
+            ..tombstones
+        };
+        self.changed |= !self.inputs.is_empty();
+        self.inputs.push(view.clone());
+        let mut batches = SegmentBatches::open(view)?;
+        // Each step consumes one whole batch of the segment: bounded by its size.
+        while let Some(batch) = batches.next_batch()? {
+            outcome.bytes_read += batch.size_bytes() as u64;
+            throttle.charge(batch.size_bytes() as u64);
+            let (kept, removed) = filter_batch(&batch, map, rule, &self.path)?;
+            outcome.records_removed += removed;
+            self.changed |= removed > 0;
+            if let Some(kept) = kept {
+                self.out.write_all(&kept)?;
+                self.written_bytes += kept.len() as u64;
+                throttle.charge(kept.len() as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes, fsyncs and dates the file; returns the inputs it replaces, its size and
+    /// whether it differs from its single input.
+    fn finish(self) -> Result<(Vec<Arc<Segment>>, u64, bool), LogError> {
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        let mtime = SystemTime::UNIX_EPOCH
-            + std::time::Duration::from_millis(u64::try_from(newest_mtime_ms).unwrap_or(0));
+        let newest_ms = u64::try_from(self.newest_mtime_ms).unwrap_or(0);
         // The new segment keeps the age of its newest input (retention and the tombstone
         // horizon read it), as Kafka does.
-        file.set_modified(mtime)?;
-        outcome.bytes_written += written_bytes;
-        Ok((cleaned, written_bytes, changed))
+        file.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(newest_ms))?;
+        let old = self.inputs.iter().map(|v| v.segment.clone()).collect();
+        Ok((old, self.written_bytes, self.changed))
+    }
+
+    fn discard(&self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -339,27 +435,4 @@ fn filter_batch(
     assert_eq!(check.base_offset(), batch.base_offset());
     assert!(check.last_offset() <= batch.last_offset());
     Ok((Some(rebuilt), removed))
-}
-
-/// Consecutive runs of `sealed` whose merged size fits `segment.bytes` and whose offsets
-/// fit a u32 relative offset.
-pub(crate) fn group_segments(sealed: &[SealedView], config: &TopicConfig) -> Vec<Vec<SealedView>> {
-    let mut groups: Vec<Vec<SealedView>> = Vec::new();
-    let mut group_bytes = 0u64;
-    for view in sealed {
-        let fits = groups.last().is_some_and(|group| {
-            let span = view.end_offset - group[0].segment.base_offset;
-            group_bytes + view.size_bytes <= config.segment_bytes && span <= i64::from(u32::MAX)
-        });
-        if fits {
-            group_bytes += view.size_bytes;
-            if let Some(group) = groups.last_mut() {
-                group.push(view.clone());
-            }
-        } else {
-            group_bytes = view.size_bytes;
-            groups.push(vec![view.clone()]);
-        }
-    }
-    groups
 }

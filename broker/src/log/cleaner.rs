@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::checkpoint::PartitionKey;
-use super::clean_pass::{group_segments, modified_ms, CleanView, PassOutcome, TombstoneRule};
+use super::clean_pass::{modified_ms, CleanView, PassOutcome, TombstoneRule};
 use super::offset_map::OffsetMap;
 use super::partition::PartitionLog;
 use super::segment::read_header;
-use super::swap::with_suffix;
 use super::LogError;
 
 /// Cleaner tuning (Kafka's `log.cleaner.*` broker settings).
@@ -298,30 +297,13 @@ impl PartitionLog {
             .filter(|v| v.segment.base_offset < map_end)
             .cloned()
             .collect();
-        for group in group_segments(&cleanable, &config) {
-            let tombstones = TombstoneRule {
-                delete_horizon_ms,
-                first_dirty,
-                segment_past_horizon: false,
-            };
-            let rewritten = self.rewrite_group(&group, map, tombstones, throttle, outcome);
-            let (cleaned, size_bytes, changed) = match rewritten {
-                Ok(rewritten) => rewritten,
-                Err(e) => {
-                    // Leave nothing half-written behind (recovery would drop it anyway).
-                    let cleaned = with_suffix(&group[0].segment.log_path, ".cleaned");
-                    super::recovery::remove_if_exists(&cleaned)?;
-                    return Err(e);
-                }
-            };
-            if !changed {
-                super::recovery::remove_if_exists(&cleaned)?;
-                continue;
-            }
-            let old: Vec<_> = group.iter().map(|v| v.segment.clone()).collect();
-            if !self.swap_in(&old, &cleaned, size_bytes)? {
-                return Ok(());
-            }
+        let tombstones = TombstoneRule {
+            delete_horizon_ms,
+            first_dirty,
+            segment_past_horizon: false,
+        };
+        if !self.rewrite_cleanable(&cleanable, map, tombstones, throttle, outcome)? {
+            return Ok(());
         }
         outcome.first_dirty = map_end;
         self.ctx

@@ -18,7 +18,7 @@ use super::recovery::ensure_indexes;
 use super::segment::{find_batch, BatchHeader, Segment};
 use super::{LogError, ReadResult, TimestampOffset};
 
-/// Segments a read may walk past (offset gaps at a segment's end) before giving up.
+/// Non-empty segments a read may walk past (offset gaps at a segment's end) before giving up.
 const READ_SEGMENTS_MAX: usize = 8;
 /// Snapshots a read takes before giving up when the cleaner keeps replacing its segments.
 const READ_ATTEMPTS_MAX: usize = 4;
@@ -54,11 +54,18 @@ impl PartitionLog {
             None => i64::MIN,
         };
         let mut views: Vec<SegmentView> = Vec::new();
-        for (base, segment) in state.segments.range(from..).take(count_max) {
+        let mut non_empty = 0usize;
+        // Empty segments (the cleaner can leave a run of them) do not count towards
+        // `count_max`: a read must always reach the next batch. Bounded by the segment map.
+        for (base, segment) in state.segments.range(from..) {
+            if non_empty == count_max {
+                break;
+            }
             if let Some(previous) = views.last_mut() {
                 previous.end_offset = *base;
             }
             let size_bytes = segment.lock().size_bytes;
+            non_empty += usize::from(size_bytes > 0);
             views.push(SegmentView {
                 segment: segment.clone(),
                 size_bytes,

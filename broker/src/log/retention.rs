@@ -146,8 +146,9 @@ fn expired_segments(
             modified_ms(segment)
         };
         let size = segment_state.size_bytes as i64;
-        let too_old =
-            config.retention_ms >= 0 && now_ms.saturating_sub(newest_ms) > config.retention_ms;
+        // An empty sealed segment (all its records compacted away) holds nothing to keep.
+        let too_old = config.retention_ms >= 0
+            && (size == 0 || now_ms.saturating_sub(newest_ms) > config.retention_ms);
         // Kafka's rule: a segment goes only if what remains still holds retention.bytes.
         let too_big = config.retention_bytes >= 0 && total_bytes - size >= config.retention_bytes;
         if !too_old && !too_big {
