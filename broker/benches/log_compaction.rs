@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use runnel_broker::log::{CleanerStats, LogManager, LogManagerConfig};
+use runnel_broker::log::{CleanerConfig, CleanerStats, LogManager, LogManagerConfig};
 use runnel_protocol::batch::RecordBatch;
 use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 
@@ -143,6 +143,16 @@ fn round(
     manager.clean_now(&topic, 0).expect("clean");
     let clean_s = started.elapsed().as_secs_f64();
     let stats = manager.cleaner_stats();
+    if std::env::var_os("RUNNEL_BENCH_LIST").is_some() {
+        for entry in std::fs::read_dir(data_dir.join(format!("{topic}-0"))).expect("dir") {
+            let entry = entry.expect("entry");
+            println!(
+                "{:?} {}",
+                entry.file_name(),
+                entry.metadata().expect("meta").len()
+            );
+        }
+    }
     drop(log);
     manager.delete_topic(&topic).expect("delete");
     (input_bytes, clean_s, raw_s, stats)
@@ -158,6 +168,11 @@ fn main() {
     .expect("temp dir");
     let data_dir = dir.path().join("data");
     let manager = LogManager::open(LogManagerConfig::new(&data_dir)).expect("open log");
+    // Only the timed `clean_now` may clean: the background cleaner would race the copy.
+    manager.set_cleaner_config(CleanerConfig {
+        backoff_ms: 24 * 3_600_000,
+        ..CleanerConfig::default()
+    });
     println!(
         "log_compaction: {batches} batches of {} bytes ({} % unique keys), best of {ROUNDS}, in {}",
         sample.size_bytes(),

@@ -31,6 +31,8 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".runnel_clean_shutdown";
 const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// More partitions than this in one topic is refused (each is a directory and fds).
 pub(crate) const PARTITIONS_MAX: i32 = 100_000;
+/// Longest the cleaner thread sleeps before looking at its backoff again.
+const CLEANER_TICK_MS: u64 = 100;
 /// Kafka's `num.partitions` default, used when a CreateTopics asks for -1.
 pub(crate) const DEFAULT_PARTITIONS: i32 = 1;
 
@@ -275,8 +277,13 @@ impl LogManager {
             .name("runnel-log-cleaner".into())
             .spawn(move || {
                 let backoff_ms = || cleaner_shared.cleaner.config.lock().backoff_ms.max(1);
-                while !cleaner_shared.wait_stop(backoff_ms()) {
-                    cleaner_shared.clean_dirtiest(now_ms());
+                let mut last_look = std::time::Instant::now();
+                // Short ticks so a changed backoff applies at once (tests, benchmarks).
+                while !cleaner_shared.wait_stop(backoff_ms().min(CLEANER_TICK_MS)) {
+                    if last_look.elapsed() >= Duration::from_millis(backoff_ms()) {
+                        cleaner_shared.clean_dirtiest(now_ms());
+                        last_look = std::time::Instant::now();
+                    }
                 }
             })?;
         self.threads.lock().extend([flusher, retention, cleaner]);
