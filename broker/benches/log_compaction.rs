@@ -4,8 +4,9 @@
 //! `cargo bench -p runnel-broker --bench log_compaction` — 1 KiB records (keys `key-N`, 10 %
 //! of them unique, written round-robin so every key's latest value is in the last tenth) in
 //! uncompressed 16-record batches, 256 MiB of input by default. `RUNNEL_BENCH_BYTES` (e.g.
-//! `64M`, `1G`) sets the size, `RUNNEL_BENCH_DIR` the directory (default: under `target/`).
-//! Both sides end with an fsync of what they wrote; the input is in the page cache for both.
+//! `64M`, `1G`) sets the size, `RUNNEL_BENCH_DIR` the directory (default: under `target/`),
+//! `RUNNEL_BENCH_LIST=1` lists the partition's files after each pass. Both sides end with an
+//! fsync of what they wrote; the input is in the page cache for both.
 
 use std::collections::BTreeMap;
 use std::fs::File;
