@@ -458,3 +458,131 @@ fn compact_delete_topics_get_both_retention_and_cleaning() {
     manager.clean_now("cd", 0).unwrap();
     assert_eq!(read_records(&log).len(), 1, "only the sentinel is left");
 }
+
+#[test]
+fn dirty_ratio_and_max_lag_decide_what_the_cleaner_picks() {
+    use crate::log::cleaner::pick_dirtiest;
+    let dir = test_dir();
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    compacted(
+        &manager,
+        "lazy",
+        400,
+        &[("min.cleanable.dirty.ratio", "0.9")],
+    );
+    let log = manager.partition("lazy", 0).unwrap();
+    let writes: Vec<Write> = (0..20u8)
+        .map(|i| Write {
+            codec: Compression::None,
+            records: vec![(i % 2, Some(i))],
+        })
+        .collect();
+    append_writes(&log, &writes, 400);
+    let partitions = manager.shared.all_partitions();
+    let now = crate::log::now_ms();
+    let cleaner = &manager.shared.cleaner;
+    // Never cleaned: everything sealed is dirty (ratio 1.0 ≥ 0.9).
+    assert!(pick_dirtiest(cleaner, &partitions, now).is_some());
+    manager.clean_now("lazy", 0).unwrap();
+    assert!(
+        pick_dirtiest(cleaner, &partitions, now).is_none(),
+        "nothing dirty"
+    );
+    assert_eq!(manager.cleaner_stats().partitions[0].dirty_ratio, 0.0);
+    // A little new dirt stays below the ratio…
+    let more: Vec<Write> = (0..2u8)
+        .map(|i| Write {
+            codec: Compression::None,
+            records: vec![(i, Some(i))],
+        })
+        .collect();
+    append_writes(&log, &more, 400);
+    assert!(
+        pick_dirtiest(cleaner, &partitions, now).is_none(),
+        "below the ratio"
+    );
+    // …until max.compaction.lag.ms says the oldest dirty record waited too long.
+    let mut config = (*log.config()).clone();
+    config.max_compaction_lag_ms = 1;
+    log.set_config(Arc::new(config));
+    assert!(
+        pick_dirtiest(cleaner, &partitions, now).is_some(),
+        "overdue"
+    );
+}
+
+#[test]
+fn the_cleaner_checkpoint_survives_a_restart_in_kafkas_format() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    compacted(&manager, "ck", 400, &[]);
+    let log = manager.partition("ck", 0).unwrap();
+    let writes: Vec<Write> = (0..10u8)
+        .map(|i| Write {
+            codec: Compression::None,
+            records: vec![(i % 2, Some(i))],
+        })
+        .collect();
+    append_writes(&log, &writes, 400);
+    manager.clean_now("ck", 0).unwrap();
+    let active_base = log.log_end_offset() - 1;
+    let text = std::fs::read_to_string(dir.path().join("cleaner-offset-checkpoint")).unwrap();
+    assert_eq!(text, format!("0\n1\nck 0 {active_base}\n"));
+    drop(log);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let manager = open(dir.path());
+    let key = ("ck".to_string(), 0);
+    assert_eq!(
+        manager.shared.ctx.checkpoints.cleaner_offset(&key),
+        Some(active_base)
+    );
+}
+
+#[test]
+fn transactional_batches_are_kept_as_they_are() {
+    use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
+    let dir = test_dir();
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    compacted(&manager, "tx", 400, &[]);
+    let log = manager.partition("tx", 0).unwrap();
+    let fields = BatchFields {
+        producer_id: 7,
+        producer_epoch: 1,
+        base_sequence: 0,
+        transactional: true,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields, 1 << 20);
+    let value = [1u8; 40];
+    let record = NewRecord {
+        timestamp: 1,
+        key: Some(&[0u8][..]),
+        value: Some(&value),
+        headers: &[],
+    };
+    builder.push(&record).unwrap();
+    let transactional =
+        runnel_protocol::batch::RecordBatch::parse(builder.finish().unwrap()).unwrap();
+    log.append(&[transactional]).unwrap();
+    let writes: Vec<Write> = (0..10u8)
+        .map(|i| Write {
+            codec: Compression::None,
+            records: vec![(0, Some(i))],
+        })
+        .collect();
+    let model = append_writes(&log, &writes, 400);
+    manager.clean_now("tx", 0).unwrap();
+    let seen = read_records(&log);
+    assert_eq!(
+        seen[0],
+        (0, vec![0u8], Some(vec![1u8; 40])),
+        "kept verbatim"
+    );
+    assert_eq!(&seen[1..], &latest_per_key(&model, false)[..]);
+    let first = batches_of(log.read(0, 1).unwrap().records).remove(0);
+    assert!(first.is_transactional() && first.producer_id() == 7);
+}
