@@ -55,8 +55,6 @@ pub(crate) struct PassOutcome {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub records_removed: u64,
-    /// Where the clean section ends now (the new cleaner checkpoint).
-    pub first_dirty: i64,
 }
 
 fn corrupt(path: &Path, detail: impl ToString) -> LogError {
@@ -325,6 +323,12 @@ impl CleanedSegment {
             segment_past_horizon: mtime_ms <= tombstones.delete_horizon_ms,
             ..tombstones
         };
+        if let Some(last) = self.inputs.last() {
+            assert_eq!(
+                last.end_offset, view.segment.base_offset,
+                "inputs are consecutive"
+            );
+        }
         self.changed |= !self.inputs.is_empty();
         self.inputs.push(view.clone());
         let mut batches = SegmentBatches::open(view)?;
@@ -336,6 +340,10 @@ impl CleanedSegment {
             outcome.records_removed += removed;
             self.changed |= removed > 0;
             if let Some(kept) = kept {
+                assert!(
+                    batch.base_offset() >= view.segment.base_offset,
+                    "offsets never move"
+                );
                 self.out.write_all(&kept)?;
                 self.written_bytes += kept.len() as u64;
                 throttle.charge(kept.len() as u64);
@@ -432,7 +440,17 @@ fn filter_batch(
         .map_err(|e| corrupt(path, format!("rebuilding batch: {e}")))?;
     // Check the data before it is written: a well-formed batch at the same base offset.
     let check = RecordBatch::parse(rebuilt.clone()).map_err(|e| corrupt(path, e))?;
-    assert_eq!(check.base_offset(), batch.base_offset());
-    assert!(check.last_offset() <= batch.last_offset());
+    assert_eq!(
+        check.base_offset(),
+        batch.base_offset(),
+        "built at the same base"
+    );
+    if check.last_offset() > batch.last_offset() {
+        // Only a record whose offset delta lies beyond its batch's header can do this.
+        return Err(corrupt(
+            path,
+            format!("record offsets beyond batch {}", batch.base_offset()),
+        ));
+    }
     Ok((Some(rebuilt), removed))
 }

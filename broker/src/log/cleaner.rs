@@ -277,6 +277,10 @@ impl PartitionLog {
         let first_dirty = dirtiness.first_dirty;
         let end = dirtiness.uncleanable_offset;
         let map_end = self.build_offset_map(&view, first_dirty, end, map, throttle, outcome)?;
+        assert!(
+            (first_dirty..=end.max(first_dirty)).contains(&map_end),
+            "the map covers part of the cleanable range"
+        );
         if map_end == first_dirty && dirtiness.dirty_bytes > 0 {
             return Err(LogError::InvalidConfig(
                 "cleaner offset map too small for one batch".to_string(),
@@ -305,7 +309,6 @@ impl PartitionLog {
         if !self.rewrite_cleanable(&cleanable, map, tombstones, throttle, outcome)? {
             return Ok(());
         }
-        outcome.first_dirty = map_end;
         self.ctx
             .checkpoints
             .set_cleaner_offset(self.key(), map_end)?;

@@ -45,6 +45,14 @@ impl PartitionLog {
         let Some(first) = old.first() else {
             unreachable!("a swap replaces at least one segment");
         };
+        assert!(
+            old.windows(2).all(|w| w[0].base_offset < w[1].base_offset),
+            "old segments ascend"
+        );
+        assert!(
+            cleaned.exists(),
+            "the cleaned log is written before the swap"
+        );
         let _no_flush = self.flush_lock.lock();
         let mut guard = self.loaded()?;
         let Some(state) = guard.as_mut() else {
