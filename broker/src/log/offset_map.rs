@@ -68,14 +68,13 @@ impl OffsetMap {
         self.entries_max - self.entries.len()
     }
 
-    /// Records `offset` as the latest for `hash`. Offsets arrive in increasing order.
+    /// Records `offset` as the latest for `hash`.
     pub(crate) fn put(&mut self, hash: u128, offset: i64) {
         let full = self.entries.len() >= self.entries_max;
         match self.entries.get_mut(&hash) {
-            Some(latest) => {
-                debug_assert!(offset > *latest, "offsets are inserted in log order");
-                *latest = offset;
-            }
+            // Offsets arrive in log order; `max` keeps a malformed batch (record deltas out of
+            // order on disk) from making an older record look latest.
+            Some(latest) => *latest = (*latest).max(offset),
             None => {
                 assert!(!full, "callers check room_entries before a batch");
                 self.entries.insert(hash, offset);
