@@ -41,6 +41,8 @@ pub(crate) struct SealedView {
     pub size_bytes: u64,
     /// First offset after this segment (the next segment's base).
     pub end_offset: i64,
+    /// Entries of its fuller index: what it would add to a merged segment's indexes.
+    pub index_entries: usize,
 }
 
 /// A partition's sealed segments, its log start and its active segment's base.
@@ -156,10 +158,15 @@ impl PartitionLog {
             };
             let mut segment_state = segment.lock();
             ensure_indexes(segment, &mut segment_state, &config, None, pair[1])?;
+            let index_entries = segment_state
+                .indexes
+                .as_ref()
+                .map_or(0, |(offsets, times)| offsets.len().max(times.len()));
             sealed.push(SealedView {
                 segment: segment.clone(),
                 size_bytes: segment_state.size_bytes,
                 end_offset: pair[1],
+                index_entries,
             });
         }
         Ok(CleanView {
@@ -223,11 +230,16 @@ impl PartitionLog {
         throttle: &mut Throttle,
         outcome: &mut PassOutcome,
     ) -> Result<bool, LogError> {
-        let segment_bytes = self.config().segment_bytes;
+        let config = self.config();
+        // The larger index entry is the time index's 12 bytes.
+        let limits = (
+            config.segment_bytes,
+            config.segment_index_bytes as usize / 12,
+        );
         let mut current: Option<CleanedSegment> = None;
         for view in cleanable {
             if let Some(output) = current.take() {
-                if output.fits(view, segment_bytes) {
+                if output.fits(view, limits) {
                     current = Some(output);
                 } else if !self.finish_cleaned(output, outcome)? {
                     return Ok(false);
@@ -296,14 +308,18 @@ impl CleanedSegment {
         })
     }
 
-    /// Whether `next` can join without the output outgrowing `segment_bytes` (assuming it
-    /// keeps everything) or its offsets outgrowing u32 relative offsets.
-    fn fits(&self, next: &SealedView, segment_bytes: u64) -> bool {
+    /// Whether `next` can join without the output outgrowing `segment.bytes` or its indexes
+    /// (assuming `next` keeps everything: inputs' index entries are summed), or its offsets
+    /// outgrowing u32 relative offsets. `limits` is (segment bytes, index entries).
+    fn fits(&self, next: &SealedView, limits: (u64, usize)) -> bool {
+        let (segment_bytes, index_entries_max) = limits;
         let base = self
             .inputs
             .first()
             .map_or(next.segment.base_offset, |v| v.segment.base_offset);
+        let index_entries: usize = self.inputs.iter().map(|v| v.index_entries).sum();
         self.written_bytes + next.size_bytes <= segment_bytes
+            && index_entries + next.index_entries < index_entries_max
             && next.end_offset - base <= i64::from(u32::MAX)
     }
 
