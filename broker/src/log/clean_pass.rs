@@ -194,7 +194,7 @@ impl PartitionLog {
             // Each step consumes one whole batch of the segment: bounded by its size.
             while let Some(batch) = batches.next_batch()? {
                 outcome.bytes_read += batch.size_bytes() as u64;
-                throttle.charge(batch.size_bytes() as u64);
+                throttle.charge(batch.size_bytes() as u64)?;
                 if batch.last_offset() < first_dirty {
                     continue;
                 }
@@ -351,7 +351,7 @@ impl CleanedSegment {
         // Each step consumes one whole batch of the segment: bounded by its size.
         while let Some(batch) = batches.next_batch()? {
             outcome.bytes_read += batch.size_bytes() as u64;
-            throttle.charge(batch.size_bytes() as u64);
+            throttle.charge(batch.size_bytes() as u64)?;
             let (kept, removed) = filter_batch(&batch, map, rule, &self.path)?;
             outcome.records_removed += removed;
             self.changed |= removed > 0;
@@ -362,7 +362,7 @@ impl CleanedSegment {
                 );
                 self.out.write_all(&kept)?;
                 self.written_bytes += kept.len() as u64;
-                throttle.charge(kept.len() as u64);
+                throttle.charge(kept.len() as u64)?;
             }
         }
         Ok(())

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,31 +75,42 @@ pub struct CleanerStats {
     pub last_run_duration_seconds: f64,
 }
 
-/// Caps bytes per second by sleeping once ahead of the budget.
+/// Caps bytes per second by sleeping once ahead of the budget, and stops a pass when the
+/// manager shuts down (checked per batch, so shutdown never waits for a whole pass).
 pub(crate) struct Throttle {
     bytes_per_second_max: u64,
     started: Instant,
     bytes: u64,
+    abort: Arc<AtomicBool>,
 }
 
+/// Longest single sleep of the throttle, so an abort is noticed promptly.
+const THROTTLE_SLEEP_MS_MAX: u64 = 100;
+
 impl Throttle {
-    pub(crate) fn new(bytes_per_second_max: u64) -> Throttle {
+    pub(crate) fn new(bytes_per_second_max: u64, abort: Arc<AtomicBool>) -> Throttle {
         Throttle {
             bytes_per_second_max: bytes_per_second_max.max(1),
             started: Instant::now(),
             bytes: 0,
+            abort,
         }
     }
 
-    pub(crate) fn charge(&mut self, bytes: u64) {
+    /// Accounts `bytes` of I/O; `ShutDown` once the manager is stopping.
+    pub(crate) fn charge(&mut self, bytes: u64) -> Result<(), LogError> {
+        if self.abort.load(Ordering::Acquire) {
+            return Err(LogError::ShutDown);
+        }
         if self.bytes_per_second_max == u64::MAX {
-            return;
+            return Ok(());
         }
         self.bytes = self.bytes.saturating_add(bytes);
         let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_second_max as f64);
         if let Some(ahead) = due.checked_sub(self.started.elapsed()) {
-            std::thread::sleep(ahead);
+            std::thread::sleep(ahead.min(Duration::from_millis(THROTTLE_SLEEP_MS_MAX)));
         }
+        Ok(())
     }
 }
 
@@ -108,6 +120,8 @@ pub(crate) struct Cleaner {
     map: Mutex<OffsetMap>,
     stats: Mutex<BTreeMap<PartitionKey, PartitionCleanerStats>>,
     uncleanable: Mutex<BTreeSet<PartitionKey>>,
+    /// Set when the manager stops: a running pass gives up at its next batch.
+    pub abort: Arc<AtomicBool>,
 }
 
 /// How dirty a partition is and where its cleanable section ends.
@@ -130,6 +144,7 @@ impl Cleaner {
             map: Mutex::new(map),
             stats: Mutex::new(BTreeMap::new()),
             uncleanable: Mutex::new(BTreeSet::new()),
+            abort: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -165,7 +180,7 @@ impl Cleaner {
         let started = Instant::now();
         let config = self.config.lock().clone();
         let mut map = self.map.lock();
-        let mut throttle = Throttle::new(config.io_bytes_per_second_max);
+        let mut throttle = Throttle::new(config.io_bytes_per_second_max, self.abort.clone());
         let mut outcome = PassOutcome::default();
         let result = log.clean_once(now_ms, &mut map, &mut throttle, &mut outcome);
         let mut stats = self.stats.lock();

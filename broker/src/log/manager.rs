@@ -291,6 +291,7 @@ impl LogManager {
     }
 
     pub(crate) fn stop_threads(&self) {
+        self.shared.cleaner.abort.store(true, Ordering::Release);
         *self.shared.stop.lock() = true;
         self.shared.stop_signal.notify_all();
         self.shared.ctx.flusher.stop();

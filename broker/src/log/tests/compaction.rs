@@ -610,3 +610,43 @@ fn transactional_batches_are_kept_as_they_are() {
     let first = batches_of(log.read(0, 1).unwrap().records).remove(0);
     assert!(first.is_transactional() && first.producer_id() == 7);
 }
+
+#[test]
+fn a_stopping_manager_aborts_a_pass_without_leaving_files() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager.set_cleaner_config(CleanerConfig {
+        io_bytes_per_second_max: 1 << 30,
+        backoff_ms: 3_600_000,
+        ..CleanerConfig::default()
+    });
+    compacted(&manager, "ab", 400, &[]);
+    let log = manager.partition("ab", 0).unwrap();
+    let writes: Vec<Write> = (0..10u8)
+        .map(|i| Write {
+            codec: Compression::None,
+            records: vec![(i % 2, Some(i))],
+        })
+        .collect();
+    let model = append_writes(&log, &writes, 400);
+    manager
+        .shared
+        .cleaner
+        .abort
+        .store(true, std::sync::atomic::Ordering::Release);
+    assert!(matches!(
+        manager.clean_now("ab", 0),
+        Err(LogError::ShutDown)
+    ));
+    assert_eq!(read_records(&log), model);
+    assert_eq!(manager.cleaner_stats().errors_total, 0);
+    let strays = std::fs::read_dir(dir.path().join("ab-0"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".cleaned") || name.ends_with(".swap") || name.ends_with(".deleted")
+        })
+        .count();
+    assert_eq!(strays, 0);
+}
