@@ -75,14 +75,7 @@ impl PartitionLog {
             segment_state.retired = true;
             segment_state.indexes = None;
         }
-        for segment in old {
-            for path in segment.paths() {
-                match fs::rename(&path, with_suffix(&path, ".deleted")) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                    _ => {}
-                }
-            }
-        }
+        rename_all_to_deleted(old)?;
         sync_dir(&self.dir)?;
         self.crash_point(2)?;
         let swap = with_suffix(&first.log_path, ".swap");
@@ -125,4 +118,18 @@ impl PartitionLog {
         let _ = step;
         Ok(())
     }
+}
+
+/// Step 2: every file of every old segment becomes `*.deleted` (index files may be missing:
+/// they are rebuilt on demand).
+fn rename_all_to_deleted(old: &[Arc<Segment>]) -> Result<(), LogError> {
+    for segment in old {
+        for path in segment.paths() {
+            match fs::rename(&path, with_suffix(&path, ".deleted")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
