@@ -5,7 +5,8 @@
 //! of them unique, written round-robin so every key's latest value is in the last tenth) in
 //! uncompressed 16-record batches, 256 MiB of input by default. `RUNNEL_BENCH_BYTES` (e.g.
 //! `64M`, `1G`) sets the size, `RUNNEL_BENCH_DIR` the directory (default: under `target/`),
-//! `RUNNEL_BENCH_LIST=1` lists the partition's files after each pass. Both sides end with an
+//! `RUNNEL_BENCH_LIST=1` lists the partition's files after each pass, `RUNNEL_BENCH_CODEC`
+//! (`none`, `gzip`, `snappy`, `lz4`, `zstd`) compresses the batches. Both sides end with an
 //! fsync of what they wrote; the input is in the page cache for both.
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use runnel_broker::log::{CleanerConfig, CleanerStats, LogManager, LogManagerConfig};
-use runnel_protocol::batch::RecordBatch;
+use runnel_protocol::batch::{Compression, RecordBatch};
 use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 
 const RECORD_BYTES: usize = 1024;
@@ -42,16 +43,34 @@ fn input_bytes() -> u64 {
         .map_or(DEFAULT_INPUT_BYTES, |n| n * unit)
 }
 
+/// 1 KiB value of record `record`: half pseudo-random bytes, half a repeated byte, so a
+/// codec has about 2:1 to gain (like typical JSON-ish payloads), not 30:1.
+fn record_value(record: u64) -> Vec<u8> {
+    let mut state = record.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut value = Vec::with_capacity(RECORD_BYTES);
+    for _ in 0..RECORD_BYTES / 2 {
+        // xorshift64: cheap, deterministic noise.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        value.push(state as u8);
+    }
+    value.resize(RECORD_BYTES, b'x');
+    value
+}
+
 /// Batch `index` of the keyed stream: records `index * 16 ..`, key = record number modulo
-/// the unique-key count, value = 1 KiB derived from the record number.
-fn keyed_batch(index: u64, unique_keys: u64) -> RecordBatch {
-    let mut builder = BatchBuilder::new(BatchFields::default(), 1 << 20);
+/// the unique-key count, value from [`record_value`].
+fn keyed_batch(index: u64, unique_keys: u64, compression: Compression) -> RecordBatch {
+    let fields = BatchFields {
+        compression,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields, 1 << 20);
     for i in 0..RECORDS_PER_BATCH as u64 {
         let record = index * RECORDS_PER_BATCH as u64 + i;
         let key = format!("key-{}", record % unique_keys);
-        let value: Vec<u8> = (0..RECORD_BYTES)
-            .map(|b| (record as usize).wrapping_mul(31).wrapping_add(b) as u8)
-            .collect();
+        let value = record_value(record);
         let new = NewRecord {
             timestamp: 1_000 + record as i64,
             key: Some(key.as_bytes()),
@@ -61,6 +80,16 @@ fn keyed_batch(index: u64, unique_keys: u64) -> RecordBatch {
         builder.push(&new).expect("record fits");
     }
     RecordBatch::parse(builder.finish().expect("batch")).expect("valid batch")
+}
+
+fn codec() -> Compression {
+    match std::env::var("RUNNEL_BENCH_CODEC").as_deref() {
+        Ok("gzip") => Compression::Gzip,
+        Ok("snappy") => Compression::Snappy,
+        Ok("lz4") => Compression::Lz4,
+        Ok("zstd") => Compression::Zstd,
+        _ => Compression::None,
+    }
 }
 
 fn settle() {
@@ -125,7 +154,7 @@ fn round(
     let log = manager.partition(&topic, 0).expect("partition");
     let unique_keys = (batches * RECORDS_PER_BATCH as u64 * UNIQUE_KEYS_PERCENT / 100).max(1);
     for index in 0..batches {
-        log.append(&[keyed_batch(index, unique_keys)])
+        log.append(&[keyed_batch(index, unique_keys, codec())])
             .expect("append");
     }
     let inputs = sealed_logs(&data_dir.join(format!("{topic}-0")));
@@ -160,7 +189,7 @@ fn round(
 }
 
 fn main() {
-    let sample = keyed_batch(0, 1);
+    let sample = keyed_batch(0, 1, codec());
     let batches = input_bytes().div_ceil(sample.size_bytes() as u64);
     let dir = match std::env::var_os("RUNNEL_BENCH_DIR") {
         Some(dir) => tempfile::tempdir_in(dir),
@@ -175,7 +204,8 @@ fn main() {
         ..CleanerConfig::default()
     });
     println!(
-        "log_compaction: {batches} batches of {} bytes ({} % unique keys), best of {ROUNDS}, in {}",
+        "log_compaction: {batches} {:?} batches of {} bytes ({} % unique keys), best of {ROUNDS}, in {}",
+        codec(),
         sample.size_bytes(),
         UNIQUE_KEYS_PERCENT,
         dir.path().display()
