@@ -225,6 +225,8 @@ impl LogManager {
             fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             swap_crash_step: std::sync::atomic::AtomicU8::new(0),
+            #[cfg(test)]
+            swap_failure_repairs: std::sync::atomic::AtomicBool::new(false),
         });
         let shared = Arc::new(ManagerShared {
             config,
@@ -343,6 +345,15 @@ impl LogManager {
             .ctx
             .swap_crash_step
             .store(step, Ordering::Release);
+    }
+
+    /// Test seam: the next cleaner swaps fail after `step` with an I/O error, which the
+    /// swap repairs in place (0: never).
+    #[cfg(test)]
+    pub(crate) fn fail_swap_after(&self, step: u8) {
+        let ctx = &self.shared.ctx;
+        ctx.swap_failure_repairs.store(step != 0, Ordering::Release);
+        ctx.swap_crash_step.store(step, Ordering::Release);
     }
 
     /// The data directory this manager owns.

@@ -8,7 +8,8 @@
 //! 4. `X.log.swap` → `X.log`;
 //! 5. the `*.deleted` files are removed.
 //!
-//! `recovery::resolve_stray_files` rolls back before step 3 and forward from it. The new
+//! `recovery::resolve_stray_files` rolls back before step 3 and forward from it; after an
+//! I/O error mid-swap the same resolution is done in place, so the partition keeps serving. The new
 //! segment's indexes are rebuilt from its log on first use (indexes carry no checksum and are
 //! always rebuildable), so only `.log` files travel through the protocol.
 //! Thread-safety: runs under the partition's `flush_lock` then `state` lock (the documented
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::checkpoint::sync_dir;
-use super::partition::PartitionLog;
+use super::partition::{LogState, PartitionLog};
 use super::recovery::remove_if_exists;
 use super::segment::Segment;
 use super::LogError;
@@ -42,9 +43,7 @@ impl PartitionLog {
         cleaned: &Path,
         cleaned_bytes: u64,
     ) -> Result<bool, LogError> {
-        let Some(first) = old.first() else {
-            unreachable!("a swap replaces at least one segment");
-        };
+        assert!(!old.is_empty(), "a swap replaces at least one segment");
         assert!(
             old.windows(2).all(|w| w[0].base_offset < w[1].base_offset),
             "old segments ascend"
@@ -69,6 +68,18 @@ impl PartitionLog {
             remove_if_exists(cleaned)?;
             return Ok(false);
         }
+        if let Err(e) = self.swap_files(old, cleaned) {
+            if !self.crash_injected() {
+                self.repair_failed_swap(state, old, cleaned, cleaned_bytes);
+            }
+            return Err(e);
+        }
+        self.install(state, old, cleaned_bytes)?;
+        Ok(true)
+    }
+
+    /// Steps 2–4 on disk: the old files go to `.deleted`, the cleaned log comes into place.
+    fn swap_files(&self, old: &[Arc<Segment>], cleaned: &Path) -> Result<(), LogError> {
         self.crash_point(1)?;
         for segment in old {
             let mut segment_state = segment.lock();
@@ -78,28 +89,88 @@ impl PartitionLog {
         rename_all_to_deleted(old)?;
         sync_dir(&self.dir)?;
         self.crash_point(2)?;
-        let swap = with_suffix(&first.log_path, ".swap");
+        let first_log = &old[0].log_path;
+        let swap = with_suffix(first_log, ".swap");
         fs::rename(cleaned, &swap)?;
         sync_dir(&self.dir)?;
         self.crash_point(3)?;
-        fs::rename(&swap, &first.log_path)?;
+        fs::rename(&swap, first_log)?;
         sync_dir(&self.dir)?;
-        self.crash_point(4)?;
+        self.crash_point(4)
+    }
+
+    /// Puts the swapped-in segment into the segment map and removes the `.deleted` files.
+    fn install(
+        &self,
+        state: &mut LogState,
+        old: &[Arc<Segment>],
+        cleaned_bytes: u64,
+    ) -> Result<(), LogError> {
+        let base = old[0].base_offset;
         for segment in old {
             // After the renames: a reader may have cached an fd of a path in between.
             self.ctx.files.evict(&segment.log_path);
             state.segments.remove(&segment.base_offset);
         }
-        let replacement = Segment::new(&self.dir, first.base_offset, cleaned_bytes);
-        state
-            .segments
-            .insert(first.base_offset, Arc::new(replacement));
+        let replacement = Segment::new(&self.dir, base, cleaned_bytes);
+        state.segments.insert(base, Arc::new(replacement));
         for segment in old {
             for path in segment.paths() {
                 remove_if_exists(&with_suffix(&path, ".deleted"))?;
             }
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// After a real I/O error mid-swap, does in place what recovery would do at the next
+    /// start, so the partition keeps serving: forward when the cleaned log already left its
+    /// `.cleaned` name (the commit point), else back. Best effort: if this fails too, the
+    /// next start resolves the files.
+    fn repair_failed_swap(
+        &self,
+        state: &mut LogState,
+        old: &[Arc<Segment>],
+        cleaned: &Path,
+        cleaned_bytes: u64,
+    ) {
+        let first_log = &old[0].log_path;
+        let swap = with_suffix(first_log, ".swap");
+        let repaired = if cleaned.exists() {
+            roll_back(old, cleaned)
+        } else {
+            let placed = if swap.exists() {
+                fs::rename(&swap, first_log).map_err(LogError::from)
+            } else {
+                Ok(())
+            };
+            placed.and_then(|()| self.install(state, old, cleaned_bytes))
+        };
+        match repaired {
+            Ok(()) => {
+                tracing::warn!(dir = %self.dir.display(), "repaired a failed compaction swap")
+            }
+            Err(e) => {
+                tracing::error!(dir = %self.dir.display(), error = %e, "could not repair a failed compaction swap; the next start will")
+            }
+        }
+    }
+
+    /// Whether the test seam caused the current failure (a simulated crash: no repair).
+    fn crash_injected(&self) -> bool {
+        #[cfg(test)]
+        if self
+            .ctx
+            .swap_crash_step
+            .load(std::sync::atomic::Ordering::Acquire)
+            != 0
+            && !self
+                .ctx
+                .swap_failure_repairs
+                .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return true;
+        }
+        false
     }
 
     /// Test seam: fails the swap right after `step` as if the process died there.
@@ -130,6 +201,23 @@ fn rename_all_to_deleted(old: &[Arc<Segment>]) -> Result<(), LogError> {
                 _ => {}
             }
         }
+    }
+    Ok(())
+}
+
+/// Undoes steps 1–2: the old files get their names back and are served again.
+fn roll_back(old: &[Arc<Segment>], cleaned: &Path) -> Result<(), LogError> {
+    for segment in old {
+        for path in segment.paths() {
+            let doomed = with_suffix(&path, ".deleted");
+            if doomed.exists() {
+                fs::rename(&doomed, &path)?;
+            }
+        }
+    }
+    remove_if_exists(cleaned)?;
+    for segment in old {
+        segment.lock().retired = false;
     }
     Ok(())
 }

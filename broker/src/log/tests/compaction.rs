@@ -650,3 +650,42 @@ fn a_stopping_manager_aborts_a_pass_without_leaving_files() {
         .count();
     assert_eq!(strays, 0);
 }
+
+#[test]
+fn an_io_error_at_any_swap_step_is_repaired_in_place() {
+    let writes: Vec<Write> = (0..30u8)
+        .map(|i| Write {
+            codec: Compression::Zstd,
+            records: vec![(i % 3, Some(i)), ((i + 2) % 4, Some(i))],
+        })
+        .collect();
+    for step in 1..=4u8 {
+        let dir = test_dir();
+        let manager = open(dir.path());
+        quiet_cleaner(&manager, 1 << 20);
+        compacted(&manager, "c", 400, &[]);
+        let log = manager.partition("c", 0).unwrap();
+        let (before, after) = crash_fixture(&manager, &log, &writes);
+        manager.fail_swap_after(step);
+        assert!(manager.clean_now("c", 0).is_err(), "step {step}");
+        // Still serving, without a restart: the old records before the commit point, the
+        // new ones from it.
+        let expected = if step >= 3 { &after } else { &before };
+        assert_eq!(&read_records(&log), expected, "I/O error after step {step}");
+        let strays = std::fs::read_dir(dir.path().join("c-0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".deleted") || n.contains(".cleaned") || n.contains(".swap"))
+            .count();
+        assert_eq!(strays, 0, "step {step}");
+        manager.fail_swap_after(0);
+        manager.clean_now("c", 0).unwrap();
+        assert_eq!(read_records(&log), after, "step {step}, cleaned again");
+        drop(log);
+        manager.shutdown().unwrap();
+        drop(manager);
+        let manager = open(dir.path());
+        let log = manager.partition("c", 0).unwrap();
+        assert_eq!(read_records(&log), after, "step {step}, reopened");
+    }
+}
