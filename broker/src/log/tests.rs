@@ -2,6 +2,7 @@
 
 mod basic;
 mod compaction;
+mod compaction_faults;
 mod concurrency;
 mod durability;
 mod many_partitions;

@@ -1,5 +1,5 @@
-//! Log compaction: the model property test, crash safety of the swap at every step,
-//! corruption handling, the cleaner thread, and cleaner stats.
+//! Log compaction: the model property test, the cleaner thread and its choices, checkpoint,
+//! transactional batches, concurrent readers and stats (faults: `compaction_faults.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,15 +9,15 @@ use runnel_protocol::batch::Compression;
 use runnel_protocol::records::records;
 
 use super::basic::{batches_of, keyed_batch, open, overrides, test_dir, TestRecord};
-use crate::log::{CleanerConfig, LogError, LogManager, PartitionLog};
+use crate::log::{CleanerConfig, LogManager, PartitionLog};
 
 /// (offset, key, value) as a consumer sees it.
-type Seen = (i64, Vec<u8>, Option<Vec<u8>>);
+pub(super) type Seen = (i64, Vec<u8>, Option<Vec<u8>>);
 
 const SENTINEL_KEY: &[u8] = b"sentinel";
 
 /// Every record from the log start, in offset order.
-fn read_records(log: &PartitionLog) -> Vec<Seen> {
+pub(super) fn read_records(log: &PartitionLog) -> Vec<Seen> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
@@ -39,7 +39,12 @@ fn read_records(log: &PartitionLog) -> Vec<Seen> {
 }
 
 /// A compacted topic with small segments; the cleaner thread effectively off.
-fn compacted(manager: &LogManager, name: &str, segment_bytes: u32, extra: &[(&str, &str)]) {
+pub(super) fn compacted(
+    manager: &LogManager,
+    name: &str,
+    segment_bytes: u32,
+    extra: &[(&str, &str)],
+) {
     let segment = segment_bytes.to_string();
     let mut pairs = vec![
         ("cleanup.policy", "compact"),
@@ -52,7 +57,7 @@ fn compacted(manager: &LogManager, name: &str, segment_bytes: u32, extra: &[(&st
         .unwrap();
 }
 
-fn quiet_cleaner(manager: &LogManager, offset_map_bytes: usize) {
+pub(super) fn quiet_cleaner(manager: &LogManager, offset_map_bytes: usize) {
     manager.set_cleaner_config(CleanerConfig {
         offset_map_bytes,
         backoff_ms: 3_600_000,
@@ -62,12 +67,12 @@ fn quiet_cleaner(manager: &LogManager, offset_map_bytes: usize) {
 
 /// One produced batch: keys and values (`None` = tombstone) with a codec.
 #[derive(Debug, Clone)]
-struct Write {
-    codec: Compression,
-    records: Vec<(u8, Option<u8>)>,
+pub(super) struct Write {
+    pub codec: Compression,
+    pub records: Vec<(u8, Option<u8>)>,
 }
 
-fn write_strategy() -> impl Strategy<Value = Write> {
+pub(super) fn write_strategy() -> impl Strategy<Value = Write> {
     let codec = prop_oneof![
         Just(Compression::None),
         Just(Compression::Zstd),
@@ -79,7 +84,11 @@ fn write_strategy() -> impl Strategy<Value = Write> {
 }
 
 /// Appends `writes`, then a large sentinel batch so every write sits in a sealed segment.
-fn append_writes(log: &PartitionLog, writes: &[Write], segment_bytes: usize) -> Vec<Seen> {
+pub(super) fn append_writes(
+    log: &PartitionLog,
+    writes: &[Write],
+    segment_bytes: usize,
+) -> Vec<Seen> {
     let mut model = Vec::new();
     for write in writes {
         let keys: Vec<[u8; 1]> = write.records.iter().map(|(k, _)| [*k]).collect();
@@ -113,7 +122,7 @@ fn append_writes(log: &PartitionLog, writes: &[Write], segment_bytes: usize) -> 
 }
 
 /// The latest record per key, in offset order; tombstones dropped when `drop_tombstones`.
-fn latest_per_key(model: &[Seen], drop_tombstones: bool) -> Vec<Seen> {
+pub(super) fn latest_per_key(model: &[Seen], drop_tombstones: bool) -> Vec<Seen> {
     let mut latest: BTreeMap<&[u8], i64> = BTreeMap::new();
     for (offset, key, _) in model {
         latest.insert(key, *offset);
@@ -212,131 +221,6 @@ fn first_pass_keeps_tombstones_and_latest_records() {
     // A day of delete.retention.ms: the tombstone of key 1 (offset 28) stays.
     assert_eq!(read_records(&log), latest_per_key(&model, false));
     assert!(log.segment_count() < 5, "small segments were merged");
-}
-
-/// Writes `writes` over several segments then widens segment.bytes so one swap merges
-/// them all; returns the records before and the expected records after one pass.
-fn crash_fixture(
-    manager: &LogManager,
-    log: &PartitionLog,
-    writes: &[Write],
-) -> (Vec<Seen>, Vec<Seen>) {
-    let model = append_writes(log, writes, 400);
-    manager
-        .set_topic_overrides(
-            "c",
-            overrides(&[
-                ("cleanup.policy", "compact"),
-                ("segment.bytes", "1000000"),
-                ("delete.retention.ms", "0"),
-            ]),
-            false,
-        )
-        .unwrap();
-    (model.clone(), latest_per_key(&model, false))
-}
-
-/// Cleans with the swap stopped after `step`, reopens without a clean shutdown, and checks
-/// the log holds exactly the old records (before the commit point) or the new ones.
-fn crash_at(step: u8, writes: &[Write]) {
-    let dir = test_dir();
-    let manager = open(dir.path());
-    quiet_cleaner(&manager, 1 << 20);
-    compacted(&manager, "c", 400, &[]);
-    let log = manager.partition("c", 0).unwrap();
-    let (before, after) = crash_fixture(&manager, &log, writes);
-    manager.crash_swap_after(step);
-    let result = manager.clean_now("c", 0);
-    if before == after {
-        return; // nothing to remove: no swap happened
-    }
-    assert!(result.is_err(), "step {step}");
-    drop(log);
-    drop(manager); // no shutdown: the next open recovers
-    let manager = open(dir.path());
-    let log = manager.partition("c", 0).unwrap();
-    let expected = if step >= 3 { &after } else { &before };
-    assert_eq!(&read_records(&log), expected, "crash after step {step}");
-    let names: Vec<String> = std::fs::read_dir(dir.path().join("c-0"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert!(
-        names
-            .iter()
-            .all(|n| !n.contains(".deleted") && !n.contains(".cleaned") && !n.contains(".swap")),
-        "{names:?}"
-    );
-    // The cleaner finishes the job after the restart.
-    quiet_cleaner(&manager, 1 << 20);
-    manager.clean_now("c", 0).unwrap();
-    assert_eq!(read_records(&log), after, "step {step}, cleaned again");
-}
-
-#[test]
-fn a_crash_at_any_swap_step_leaves_old_or_new_segments() {
-    let writes: Vec<Write> = (0..40u8)
-        .map(|i| Write {
-            codec: Compression::Gzip,
-            records: vec![(i % 4, Some(i)), ((i + 1) % 5, Some(i))],
-        })
-        .collect();
-    for step in 1..=4u8 {
-        crash_at(step, &writes);
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
-
-    #[test]
-    fn random_logs_survive_a_crash_at_any_swap_step(
-        writes in prop::collection::vec(write_strategy(), 1..30),
-        step in 1u8..=4,
-    ) {
-        crash_at(step, &writes);
-    }
-}
-
-#[test]
-fn a_corrupt_batch_stops_cleaning_that_partition_untouched() {
-    let dir = test_dir();
-    let manager = open(dir.path());
-    quiet_cleaner(&manager, 1 << 20);
-    compacted(&manager, "x", 400, &[]);
-    let log = manager.partition("x", 0).unwrap();
-    let writes: Vec<Write> = (0..20u8)
-        .map(|i| Write {
-            codec: Compression::None,
-            records: vec![(i % 2, Some(i))],
-        })
-        .collect();
-    append_writes(&log, &writes, 400);
-    let first = dir.path().join("x-0").join("00000000000000000000.log");
-    let mut bytes = std::fs::read(&first).unwrap();
-    let at = bytes.len() - 5;
-    bytes[at] ^= 0xff;
-    std::fs::write(&first, &bytes).unwrap();
-    let listing = |d: &std::path::Path| {
-        let mut names: Vec<_> = std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        names
-    };
-    let files_before = listing(&dir.path().join("x-0"));
-    let result = manager.clean_now("x", 0);
-    assert!(
-        matches!(result, Err(LogError::Corruption { .. })),
-        "{result:?}"
-    );
-    assert_eq!(std::fs::read(&first).unwrap(), bytes, "data untouched");
-    assert_eq!(listing(&dir.path().join("x-0")), files_before);
-    let stats = manager.cleaner_stats();
-    assert_eq!(stats.errors_total, 1);
-    assert!(stats.partitions[0].uncleanable);
-    assert_eq!(stats.records_removed_total, 0);
 }
 
 #[test]
@@ -609,83 +493,4 @@ fn transactional_batches_are_kept_as_they_are() {
     assert_eq!(&seen[1..], &latest_per_key(&model, false)[..]);
     let first = batches_of(log.read(0, 1).unwrap().records).remove(0);
     assert!(first.is_transactional() && first.producer_id() == 7);
-}
-
-#[test]
-fn a_stopping_manager_aborts_a_pass_without_leaving_files() {
-    let dir = test_dir();
-    let manager = open(dir.path());
-    manager.set_cleaner_config(CleanerConfig {
-        io_bytes_per_second_max: 1 << 30,
-        backoff_ms: 3_600_000,
-        ..CleanerConfig::default()
-    });
-    compacted(&manager, "ab", 400, &[]);
-    let log = manager.partition("ab", 0).unwrap();
-    let writes: Vec<Write> = (0..10u8)
-        .map(|i| Write {
-            codec: Compression::None,
-            records: vec![(i % 2, Some(i))],
-        })
-        .collect();
-    let model = append_writes(&log, &writes, 400);
-    manager
-        .shared
-        .cleaner
-        .abort
-        .store(true, std::sync::atomic::Ordering::Release);
-    assert!(matches!(
-        manager.clean_now("ab", 0),
-        Err(LogError::ShutDown)
-    ));
-    assert_eq!(read_records(&log), model);
-    assert_eq!(manager.cleaner_stats().errors_total, 0);
-    let strays = std::fs::read_dir(dir.path().join("ab-0"))
-        .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            let name = name.to_string_lossy();
-            name.ends_with(".cleaned") || name.ends_with(".swap") || name.ends_with(".deleted")
-        })
-        .count();
-    assert_eq!(strays, 0);
-}
-
-#[test]
-fn an_io_error_at_any_swap_step_is_repaired_in_place() {
-    let writes: Vec<Write> = (0..30u8)
-        .map(|i| Write {
-            codec: Compression::Zstd,
-            records: vec![(i % 3, Some(i)), ((i + 2) % 4, Some(i))],
-        })
-        .collect();
-    for step in 1..=4u8 {
-        let dir = test_dir();
-        let manager = open(dir.path());
-        quiet_cleaner(&manager, 1 << 20);
-        compacted(&manager, "c", 400, &[]);
-        let log = manager.partition("c", 0).unwrap();
-        let (before, after) = crash_fixture(&manager, &log, &writes);
-        manager.fail_swap_after(step);
-        assert!(manager.clean_now("c", 0).is_err(), "step {step}");
-        // Still serving, without a restart: the old records before the commit point, the
-        // new ones from it.
-        let expected = if step >= 3 { &after } else { &before };
-        assert_eq!(&read_records(&log), expected, "I/O error after step {step}");
-        let strays = std::fs::read_dir(dir.path().join("c-0"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.contains(".deleted") || n.contains(".cleaned") || n.contains(".swap"))
-            .count();
-        assert_eq!(strays, 0, "step {step}");
-        manager.fail_swap_after(0);
-        manager.clean_now("c", 0).unwrap();
-        assert_eq!(read_records(&log), after, "step {step}, cleaned again");
-        drop(log);
-        manager.shutdown().unwrap();
-        drop(manager);
-        let manager = open(dir.path());
-        let log = manager.partition("c", 0).unwrap();
-        assert_eq!(read_records(&log), after, "step {step}, reopened");
-    }
 }
