@@ -1,6 +1,6 @@
 //! One cleaning pass over one partition: build key → latest offset over the dirty section,
-//! then rewrite the sealed segments below the map's end, group by group, keeping the latest
-//! record per key, and swap each group in (see `swap.rs`).
+//! then rewrite the sealed segments below the map's end into merged cleaned segments,
+//! keeping the latest record per key, and swap each in (see `swap.rs`).
 //!
 //! Runs on the cleaner thread without the partition lock: sealed segments never change
 //! except by the swap (which re-checks them) or deletion (which the swap detects). Memory is

@@ -278,7 +278,7 @@ impl PartitionLog {
         }
     }
 
-    /// One pass: map the dirty section, rewrite groups below the map's end, checkpoint.
+    /// One pass: map the dirty section, rewrite the segments below the map's end, checkpoint.
     fn clean_once(
         &self,
         now_ms: i64,
