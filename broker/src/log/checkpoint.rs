@@ -1,5 +1,5 @@
-//! Offset checkpoint files in the data dir: `recovery-point-offset-checkpoint` and
-//! `log-start-offset-checkpoint`, in Kafka's text format:
+//! Offset checkpoint files in the data dir: `recovery-point-offset-checkpoint`,
+//! `log-start-offset-checkpoint` and `cleaner-offset-checkpoint`, in Kafka's text format:
 //!
 //! ```text
 //! 0                 <- version
@@ -20,6 +20,8 @@ use parking_lot::Mutex;
 
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub(crate) const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+/// Where each compacted partition's clean section ends (its first dirty offset).
+pub(crate) const CLEANER_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
 /// A checkpoint larger than this is not ours; it is ignored rather than read into memory.
 const CHECKPOINT_BYTES_MAX: u64 = 64 << 20;
 
@@ -93,8 +95,10 @@ pub(crate) struct Checkpoints {
     data_dir: PathBuf,
     recovery_points: Mutex<BTreeMap<PartitionKey, i64>>,
     log_starts: Mutex<BTreeMap<PartitionKey, i64>>,
+    cleaner_offsets: Mutex<BTreeMap<PartitionKey, i64>>,
     recovery_write: Mutex<()>,
     log_start_write: Mutex<()>,
+    cleaner_write: Mutex<()>,
 }
 
 impl Checkpoints {
@@ -103,8 +107,10 @@ impl Checkpoints {
             data_dir: data_dir.to_path_buf(),
             recovery_points: Mutex::new(read_checkpoint(&data_dir.join(RECOVERY_POINT_FILE))),
             log_starts: Mutex::new(read_checkpoint(&data_dir.join(LOG_START_FILE))),
+            cleaner_offsets: Mutex::new(read_checkpoint(&data_dir.join(CLEANER_OFFSET_FILE))),
             recovery_write: Mutex::new(()),
             log_start_write: Mutex::new(()),
+            cleaner_write: Mutex::new(()),
         }
     }
 
@@ -134,6 +140,23 @@ impl Checkpoints {
         write_checkpoint(&self.data_dir.join(LOG_START_FILE), &snapshot)
     }
 
+    /// The first dirty offset the cleaner recorded (`None`: never cleaned).
+    pub(crate) fn cleaner_offset(&self, key: &PartitionKey) -> Option<i64> {
+        self.cleaner_offsets.lock().get(key).copied()
+    }
+
+    /// Records where the clean section now ends and writes the file at once (a lost update
+    /// only costs a re-clean, but writing per pass keeps the file honest for operators).
+    pub(crate) fn set_cleaner_offset(&self, key: PartitionKey, offset: i64) -> io::Result<()> {
+        let _writer = self.cleaner_write.lock();
+        let snapshot = {
+            let mut offsets = self.cleaner_offsets.lock();
+            offsets.insert(key, offset);
+            offsets.clone()
+        };
+        write_checkpoint(&self.data_dir.join(CLEANER_OFFSET_FILE), &snapshot)
+    }
+
     pub(crate) fn write_recovery_points(&self) -> io::Result<()> {
         let _writer = self.recovery_write.lock();
         let snapshot = self.recovery_points.lock().clone();
@@ -148,6 +171,11 @@ impl Checkpoints {
             let _writer = self.log_start_write.lock();
             let snapshot = self.log_starts.lock().clone();
             write_checkpoint(&self.data_dir.join(LOG_START_FILE), &snapshot)?;
+        }
+        if self.cleaner_offsets.lock().remove(key).is_some() {
+            let _writer = self.cleaner_write.lock();
+            let snapshot = self.cleaner_offsets.lock().clone();
+            write_checkpoint(&self.data_dir.join(CLEANER_OFFSET_FILE), &snapshot)?;
         }
         self.write_recovery_points()
     }

@@ -103,6 +103,12 @@ impl TopicConfig {
         for (name, value) in overrides {
             apply_override(&mut config, name, value.trim())?;
         }
+        if config.min_compaction_lag_ms > config.max_compaction_lag_ms {
+            return Err(LogError::InvalidConfig(format!(
+                "min.compaction.lag.ms ({}) exceeds max.compaction.lag.ms ({})",
+                config.min_compaction_lag_ms, config.max_compaction_lag_ms
+            )));
+        }
         Ok(config)
     }
 
@@ -309,9 +315,25 @@ mod tests {
             ("cleanup.policy", "shred"),
             ("min.cleanable.dirty.ratio", "1.5"),
             ("message.timestamp.type", "Now"),
+            ("cleanup.policy", ""),
+            ("cleanup.policy", "compact,,delete"),
+            ("min.cleanable.dirty.ratio", "-0.1"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+            ("delete.retention.ms", "-1"),
+            ("min.compaction.lag.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+            ("segment.ms", "0"),
+            ("segment.bytes", "2147483648"),
         ] {
             let result = TopicConfig::with_overrides(&base, &overrides(&[(k, v)]));
             assert!(matches!(result, Err(LogError::InvalidConfig(_))), "{k}={v}");
         }
+        let lags = overrides(&[
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "5"),
+        ]);
+        assert!(TopicConfig::with_overrides(&base, &lags).is_err());
+        let compact = overrides(&[("cleanup.policy", " compact , delete ")]);
+        assert!(TopicConfig::with_overrides(&base, &compact).is_ok());
     }
 }

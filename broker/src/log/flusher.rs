@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::checkpoint::sync_dir;
 use super::partition::PartitionLog;
@@ -126,7 +126,12 @@ impl PartitionLog {
     /// Fsyncs every segment holding offsets at or above the durable offset and publishes the
     /// log end observed before the fsync as durable.
     pub(crate) fn flush(&self) -> Result<(), LogError> {
-        let _one_flush_at_a_time = self.flush_lock.lock();
+        let one_flush_at_a_time = self.flush_lock.lock();
+        self.flush_holding(one_flush_at_a_time)
+    }
+
+    /// [`PartitionLog::flush`] for a caller that already holds `flush_lock`.
+    fn flush_holding(&self, _one_flush_at_a_time: MutexGuard<'_, ()>) -> Result<(), LogError> {
         if let Some(failure) = self.durable_tx.borrow().failure.clone() {
             return Err(LogError::Io(io::Error::other(failure.to_string())));
         }
@@ -188,6 +193,12 @@ impl PartitionLog {
 
     /// Resolves once every offset below `end_offset` is fsynced. Concurrent waiters share one
     /// fsync (group commit).
+    ///
+    /// When no flush of this partition is running, the caller fsyncs right here, on its own
+    /// thread (like `append`, this is the synchronous apply step): handing the fsync to the
+    /// flusher thread costs two thread wake-ups per acks=all request. When a flush is already
+    /// running, the waiter queues for the flusher, whose next fsync covers every waiter that
+    /// arrived meanwhile — that is the group commit.
     pub fn wait_durable(
         self: &Arc<Self>,
         end_offset: i64,
@@ -204,7 +215,16 @@ impl PartitionLog {
             settled(&durable.borrow_and_update(), end_offset)
         };
         if early.is_none() {
-            self.ctx.flusher.request(self.clone());
+            match self.flush_lock.try_lock() {
+                Some(guard) => {
+                    // Errors are published through `durable_tx` (sticky) and seen below.
+                    let _ = self.flush_holding(guard);
+                    if settled(&durable.borrow(), end_offset).is_none() {
+                        self.ctx.flusher.request(self.clone());
+                    }
+                }
+                None => self.ctx.flusher.request(self.clone()),
+            }
         }
         async move {
             if let Some(result) = early {

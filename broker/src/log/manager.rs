@@ -1,5 +1,5 @@
 //! [`LogManager`]: every partition log under one data directory, the topic metadata log, and
-//! the background flusher and retention threads.
+//! the background flusher, retention and cleaner threads.
 //!
 //! Opening reads the metadata log and the checkpoints and lists nothing else: a partition's
 //! directory is loaded on first use (thousands of partitions stay cheap), except after an
@@ -18,6 +18,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::checkpoint::{sync_dir, Checkpoints};
+use super::cleaner::{pick_dirtiest, Cleaner, CleanerConfig, CleanerStats};
 use super::file_cache::FileCache;
 use super::flusher::{run_flusher, FlushQueue};
 use super::metadata_log::{apply, MetadataLog, MetadataRecord, TopicRecord, METADATA_DIR};
@@ -30,6 +31,8 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".runnel_clean_shutdown";
 const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// More partitions than this in one topic is refused (each is a directory and fds).
 pub(crate) const PARTITIONS_MAX: i32 = 100_000;
+/// Longest the cleaner thread sleeps before looking at its backoff again.
+const CLEANER_TICK_MS: u64 = 100;
 /// Kafka's `num.partitions` default, used when a CreateTopics asks for -1.
 pub(crate) const DEFAULT_PARTITIONS: i32 = 1;
 
@@ -50,6 +53,7 @@ pub(crate) struct ManagerShared {
     stop: Mutex<bool>,
     stop_signal: Condvar,
     pub shut_down: AtomicBool,
+    pub cleaner: Cleaner,
 }
 
 /// Every partition log under one data directory, plus topic metadata.
@@ -167,6 +171,14 @@ impl ManagerShared {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Cleans the dirtiest compacted partition, if one is due (errors are counted in the
+    /// cleaner stats and logged there).
+    fn clean_dirtiest(&self, now: i64) {
+        if let Some(log) = pick_dirtiest(&self.cleaner, &self.all_partitions(), now) {
+            let _ = self.cleaner.run_pass(&log, now);
+        }
+    }
+
     /// Sleeps up to `timeout_ms`; true when asked to stop.
     fn wait_stop(&self, timeout_ms: u64) -> bool {
         let mut stop = self.stop.lock();
@@ -211,6 +223,10 @@ impl LogManager {
             clean_start,
             #[cfg(test)]
             fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            swap_crash_step: std::sync::atomic::AtomicU8::new(0),
+            #[cfg(test)]
+            swap_failure_repairs: std::sync::atomic::AtomicBool::new(false),
         });
         let shared = Arc::new(ManagerShared {
             config,
@@ -220,6 +236,7 @@ impl LogManager {
             stop: Mutex::new(false),
             stop_signal: Condvar::new(),
             shut_down: AtomicBool::new(false),
+            cleaner: Cleaner::new(CleanerConfig::default()),
         });
         {
             let mut topics = shared.topics.write();
@@ -257,11 +274,26 @@ impl LogManager {
                     let _ = retention_shared.enforce_retention(now_ms());
                 }
             })?;
-        self.threads.lock().extend([flusher, retention]);
+        let cleaner_shared = self.shared.clone();
+        let cleaner = std::thread::Builder::new()
+            .name("runnel-log-cleaner".into())
+            .spawn(move || {
+                let backoff_ms = || cleaner_shared.cleaner.config.lock().backoff_ms.max(1);
+                let mut last_look = std::time::Instant::now();
+                // Short ticks so a changed backoff applies at once (tests, benchmarks).
+                while !cleaner_shared.wait_stop(backoff_ms().min(CLEANER_TICK_MS)) {
+                    if last_look.elapsed() >= Duration::from_millis(backoff_ms()) {
+                        cleaner_shared.clean_dirtiest(now_ms());
+                        last_look = std::time::Instant::now();
+                    }
+                }
+            })?;
+        self.threads.lock().extend([flusher, retention, cleaner]);
         Ok(())
     }
 
     pub(crate) fn stop_threads(&self) {
+        self.shared.cleaner.abort.store(true, Ordering::Release);
         *self.shared.stop.lock() = true;
         self.shared.stop_signal.notify_all();
         self.shared.ctx.flusher.stop();
@@ -283,6 +315,45 @@ impl LogManager {
     #[cfg(test)]
     pub(crate) fn fail_fsyncs(&self) {
         self.shared.ctx.fail_fsyncs.store(true, Ordering::Release);
+    }
+
+    /// The log cleaner's figures: per compacted partition and totals (for metrics).
+    pub fn cleaner_stats(&self) -> CleanerStats {
+        self.shared.cleaner.snapshot()
+    }
+
+    /// Replaces the cleaner's tuning (memory of its offset map, backoff, I/O cap).
+    pub fn set_cleaner_config(&self, config: CleanerConfig) {
+        self.shared.cleaner.set_config(config);
+    }
+
+    /// Runs one cleaning pass over `topic`-`partition` now, whatever its dirty ratio (still
+    /// honouring `min.compaction.lag.ms`); for tools, tests and benchmarks. A topic without
+    /// `compact` in its `cleanup.policy` is left alone.
+    pub fn clean_now(&self, topic: &str, partition: i32) -> Result<(), LogError> {
+        let log = self.partition(topic, partition)?;
+        if !log.config().cleanup_policy.compact {
+            return Ok(());
+        }
+        self.shared.cleaner.run_pass(&log, now_ms())
+    }
+
+    /// Test seam: the next cleaner swaps stop after `step` (1–4; 0: never) like a crash.
+    #[cfg(test)]
+    pub(crate) fn crash_swap_after(&self, step: u8) {
+        self.shared
+            .ctx
+            .swap_crash_step
+            .store(step, Ordering::Release);
+    }
+
+    /// Test seam: the next cleaner swaps fail after `step` with an I/O error, which the
+    /// swap repairs in place (0: never).
+    #[cfg(test)]
+    pub(crate) fn fail_swap_after(&self, step: u8) {
+        let ctx = &self.shared.ctx;
+        ctx.swap_failure_repairs.store(step != 0, Ordering::Release);
+        ctx.swap_crash_step.store(step, Ordering::Release);
     }
 
     /// The data directory this manager owns.

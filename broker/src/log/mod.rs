@@ -4,14 +4,16 @@
 //! (the server codes against them).
 //!
 //! Nesting follows Kafka's: [`LogManager`] (every partition in a data dir, topic metadata,
-//! background flusher and retention) → [`PartitionLog`] (one partition: segments, offsets,
+//! background flusher, retention and log cleaner) → [`PartitionLog`] (one partition: segments, offsets,
 //! durability) → segment → offset index / time index.
 
 //!
 //! Files: [`config`] (topic configs), `manager`/`topics` (LogManager), `partition`/`reader`/
 //! `retention`/`flusher` (PartitionLog), `segment` + `offset_index` + `time_index` +
 //! `index_file` (on-disk segment), `recovery` (loading and crash recovery), `checkpoint`,
-//! `metadata_log`, `file_cache` (bounded open segment files).
+//! `metadata_log`, `file_cache` (bounded open segment files); compaction: `cleaner` (thread,
+//! partition choice, stats) → `clean_pass` (offset map build, segment rewrite) → `swap`
+//! (crash-safe file swap), with `offset_map` (bounded key → offset map).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,6 +23,8 @@ use bytes::Bytes;
 use runnel_protocol::batch::BatchError;
 
 mod checkpoint;
+mod clean_pass;
+mod cleaner;
 mod config;
 mod file_cache;
 mod flusher;
@@ -28,11 +32,13 @@ mod index_file;
 mod manager;
 mod metadata_log;
 mod offset_index;
+mod offset_map;
 mod partition;
 mod reader;
 mod recovery;
 mod retention;
 mod segment;
+mod swap;
 mod time_index;
 mod topics;
 
@@ -40,6 +46,7 @@ mod topics;
 #[allow(clippy::unwrap_used)]
 mod tests;
 
+pub use cleaner::{CleanerConfig, CleanerStats, PartitionCleanerStats};
 pub use config::{CleanupPolicy, ConfigEntry, MessageTimestampType, TopicConfig};
 pub use manager::LogManager;
 pub use partition::PartitionLog;

@@ -41,6 +41,12 @@ pub(crate) struct LogContext {
     /// Test seam: makes every segment fsync fail (a dying disk).
     #[cfg(test)]
     pub fail_fsyncs: AtomicBool,
+    /// Test seam: the cleaner's swap stops after this step (0: never), as if it crashed.
+    #[cfg(test)]
+    pub swap_crash_step: std::sync::atomic::AtomicU8,
+    /// Test seam: the injected swap failure is an I/O error (repaired in place), not a crash.
+    #[cfg(test)]
+    pub swap_failure_repairs: AtomicBool,
 }
 
 /// A loaded partition's segments and offsets.

@@ -18,8 +18,10 @@ use super::recovery::ensure_indexes;
 use super::segment::{find_batch, BatchHeader, Segment};
 use super::{LogError, ReadResult, TimestampOffset};
 
-/// Segments a read may walk past (offset gaps at a segment's end) before giving up.
+/// Non-empty segments a read may walk past (offset gaps at a segment's end) before giving up.
 const READ_SEGMENTS_MAX: usize = 8;
+/// Snapshots a read takes before giving up when the cleaner keeps replacing its segments.
+const READ_ATTEMPTS_MAX: usize = 4;
 /// Decompression bound when reading record timestamps of one batch.
 const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
 
@@ -52,11 +54,18 @@ impl PartitionLog {
             None => i64::MIN,
         };
         let mut views: Vec<SegmentView> = Vec::new();
-        for (base, segment) in state.segments.range(from..).take(count_max) {
+        let mut non_empty = 0usize;
+        // Empty segments (the cleaner can leave a run of them) do not count towards
+        // `count_max`: a read must always reach the next batch. Bounded by the segment map.
+        for (base, segment) in state.segments.range(from..) {
+            if non_empty == count_max {
+                break;
+            }
             if let Some(previous) = views.last_mut() {
                 previous.end_offset = *base;
             }
             let size_bytes = segment.lock().size_bytes;
+            non_empty += usize::from(size_bytes > 0);
             views.push(SegmentView {
                 segment: segment.clone(),
                 size_bytes,
@@ -78,7 +87,30 @@ impl PartitionLog {
     /// one whole batch when `offset` < end). `offset == end` is empty; outside
     /// [start, end] is `OffsetOutOfRange`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let (views, start, end) = self.snapshot(Some(offset), READ_SEGMENTS_MAX)?;
+        retry_on_retired(|| self.read_once(offset, max_bytes))
+    }
+
+    fn read_once(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> (Vec<SegmentView>, Result<ReadResult, LogError>) {
+        let (views, start, end) = match self.snapshot(Some(offset), READ_SEGMENTS_MAX) {
+            Ok(snapshot) => snapshot,
+            Err(e) => return (Vec::new(), Err(e)),
+        };
+        let result = self.read_views(&views, offset, max_bytes, start, end);
+        (views, result)
+    }
+
+    fn read_views(
+        &self,
+        views: &[SegmentView],
+        offset: i64,
+        max_bytes: usize,
+        start: i64,
+        end: i64,
+    ) -> Result<ReadResult, LogError> {
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -88,7 +120,7 @@ impl PartitionLog {
         }
         let mut records = Bytes::new();
         if offset < end {
-            for view in &views {
+            for view in views {
                 if let Some(found) = self.read_segment(view, offset, max_bytes)? {
                     records = found;
                     break;
@@ -145,6 +177,9 @@ impl PartitionLog {
     fn index_position(&self, view: &SegmentView, offset: i64) -> Result<u64, LogError> {
         let segment = &view.segment;
         let mut state = segment.lock();
+        if state.retired {
+            return Err(retired_error());
+        }
         if state.indexes.is_none() {
             ensure_indexes(segment, &mut state, &self.config(), None, view.end_offset)?;
         }
@@ -164,7 +199,22 @@ impl PartitionLog {
         &self,
         timestamp_ms: i64,
     ) -> Result<Option<TimestampOffset>, LogError> {
-        let (views, start, _) = self.snapshot(None, usize::MAX)?;
+        retry_on_retired(|| {
+            let (views, start, _) = match self.snapshot(None, usize::MAX) {
+                Ok(snapshot) => snapshot,
+                Err(e) => return (Vec::new(), Err(e)),
+            };
+            let result = self.search_views(&views, timestamp_ms, start);
+            (views, result)
+        })
+    }
+
+    fn search_views(
+        &self,
+        views: &[SegmentView],
+        timestamp_ms: i64,
+        start: i64,
+    ) -> Result<Option<TimestampOffset>, LogError> {
         for view in views.iter().filter(|v| v.end_offset > start) {
             if let Some(found) = self.search_segment(view, timestamp_ms, start)? {
                 return Ok(Some(found));
@@ -184,6 +234,9 @@ impl PartitionLog {
         let segment = &view.segment;
         let (relative, mut position) = {
             let mut state = segment.lock();
+            if state.retired {
+                return Err(retired_error());
+            }
             if state.indexes.is_none() {
                 ensure_indexes(segment, &mut state, &self.config(), None, view.end_offset)?;
             }
@@ -217,31 +270,60 @@ impl PartitionLog {
     }
 }
 
-/// The first record of `batch` at or after both `timestamp_ms` and `min_offset`.
+/// Attempts a read of a snapshot again (bounded) when the cleaner replaced one of its
+/// segments meanwhile: the bytes read may come from the new file at old positions, so the
+/// result, good or bad, is not trusted.
+fn retry_on_retired<T>(
+    mut attempt: impl FnMut() -> (Vec<SegmentView>, Result<T, LogError>),
+) -> Result<T, LogError> {
+    let mut attempts_left = READ_ATTEMPTS_MAX;
+    loop {
+        let (views, result) = attempt();
+        attempts_left -= 1;
+        let stale = views.iter().any(|view| view.segment.lock().retired);
+        if !stale || attempts_left == 0 {
+            return result;
+        }
+    }
+}
+
+fn retired_error() -> LogError {
+    LogError::Io(io::Error::other("segment replaced by the cleaner"))
+}
+
+/// The first record of `batch` at or after both `timestamp_ms` and `min_offset`; `None` when
+/// no record of this batch qualifies (the caller moves on to later batches).
+///
+/// A batch whose records cannot be decoded (opaque payloads written by tools that bypass
+/// record validation) is answered at batch granularity: its max timestamp reaches the target,
+/// so its first offset at or above `min_offset` is a safe, never-late answer.
 fn first_record_at_or_after(
     batch: &RecordBatch,
     header: &BatchHeader,
     timestamp_ms: i64,
     min_offset: i64,
 ) -> Option<TimestampOffset> {
+    debug_assert!(
+        header.max_timestamp >= timestamp_ms,
+        "only candidate batches"
+    );
     let batch_level = TimestampOffset {
         offset: header.base_offset.max(min_offset),
         timestamp: header.max_timestamp,
     };
     if batch.timestamp_type() == TimestampType::LogAppendTime {
         // Every record of a LogAppendTime batch carries the batch's max timestamp.
-        return Some(batch_level);
+        return (header.last_offset >= min_offset).then_some(batch_level);
     }
     let Ok(records) = runnel_protocol::records::records(batch, RECORDS_UNCOMPRESSED_BYTES_MAX)
     else {
         return Some(batch_level);
     };
-    let mut saw_any = false;
+    // Bounded: `records` yields at most the batch's declared record count.
     for record in records {
         let Ok(record) = record else {
             return Some(batch_level);
         };
-        saw_any = true;
         if record.offset >= min_offset && record.timestamp >= timestamp_ms {
             return Some(TimestampOffset {
                 offset: record.offset,
@@ -249,9 +331,7 @@ fn first_record_at_or_after(
             });
         }
     }
-    // TODO(records): `runnel_protocol::records::records` is a stub yielding nothing until its
-    // implementation lands; until then answer at batch granularity (base offset, max ts).
-    (!saw_any).then_some(batch_level)
+    None
 }
 
 /// Reads exactly `len` bytes at `position` into a fresh buffer without zeroing it first: a

@@ -47,21 +47,60 @@ fn corruption(path: &Path, detail: impl Into<String>) -> LogError {
     }
 }
 
-/// Removes `.deleted` and `.cleaned` leftovers and renames `.swap` files into place: the
-/// compaction and deletion protocols make each of these the safe resolution.
+/// Finishes or undoes an interrupted compaction swap, and finishes interrupted deletions.
+///
+/// The cleaner's swap (see `swap.rs`) goes: write `X.log.cleaned` (fsynced) → rename every
+/// old segment file to `*.deleted` → rename `X.log.cleaned` to `X.log.swap` → rename that to
+/// `X.log` → remove the `*.deleted` files, fsyncing the directory after each step. So:
+/// - a `.swap` file means every old file is already `.deleted`: roll forward (drop the
+///   `.deleted` files, rename the `.swap` into place);
+/// - else a `.cleaned` file means the swap stopped before its commit point: roll back
+///   (rename `.deleted` files back, drop the `.cleaned`);
+/// - else `.deleted` files are the tail of a finished swap or of a retention delete: remove.
+///
+/// Either way the directory holds the old segments or the new ones, never a mix.
 pub(crate) fn resolve_stray_files(dir: &Path) -> io::Result<()> {
+    let mut deleted = Vec::new();
+    let mut cleaned = Vec::new();
+    let mut swapped = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if name.ends_with(".deleted") || name.ends_with(".cleaned") {
-            fs::remove_file(&path)?;
-        } else if let Some(target) = name.strip_suffix(".swap") {
-            fs::rename(&path, dir.join(target))?;
+        if name.ends_with(".deleted") {
+            deleted.push(path);
+        } else if name.ends_with(".cleaned") {
+            cleaned.push(path);
+        } else if name.ends_with(".swap") {
+            swapped.push(path);
         }
     }
-    Ok(())
+    if deleted.is_empty() && cleaned.is_empty() && swapped.is_empty() {
+        return Ok(());
+    }
+    let roll_back = swapped.is_empty() && !cleaned.is_empty();
+    for path in &deleted {
+        match (roll_back, strip_suffix(path, ".deleted")) {
+            (true, Some(original)) => fs::rename(path, original)?,
+            _ => remove_if_exists(path)?,
+        }
+    }
+    for path in &cleaned {
+        remove_if_exists(path)?;
+    }
+    for path in &swapped {
+        if let Some(target) = strip_suffix(path, ".swap") {
+            fs::rename(path, target)?;
+        }
+    }
+    super::checkpoint::sync_dir(dir)
+}
+
+/// `path` without `suffix` at the end of its file name.
+fn strip_suffix(path: &Path, suffix: &str) -> Option<std::path::PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    Some(path.with_file_name(name.strip_suffix(suffix)?))
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending, with their sizes.

@@ -17,7 +17,8 @@ use super::{LogError, TopicConfig};
 
 impl PartitionLog {
     /// Deletes sealed segments past `retention.ms` (by newest timestamp) or beyond
-    /// `retention.bytes` (oldest first). Policy `compact` alone disables both.
+    /// `retention.bytes` (oldest first, and only while the rest still holds at least
+    /// `retention.bytes`, as Kafka does). Policy `compact` alone disables both.
     pub(crate) fn enforce_retention(&self, now_ms: i64) -> Result<(), LogError> {
         let config = self.config();
         if !config.cleanup_policy.delete || (config.retention_ms < 0 && config.retention_bytes < 0)
@@ -145,9 +146,11 @@ fn expired_segments(
             modified_ms(segment)
         };
         let size = segment_state.size_bytes as i64;
-        let too_old =
-            config.retention_ms >= 0 && now_ms.saturating_sub(newest_ms) > config.retention_ms;
-        let too_big = config.retention_bytes >= 0 && total_bytes > config.retention_bytes;
+        // An empty sealed segment (all its records compacted away) holds nothing to keep.
+        let too_old = config.retention_ms >= 0
+            && (size == 0 || now_ms.saturating_sub(newest_ms) > config.retention_ms);
+        // Kafka's rule: a segment goes only if what remains still holds retention.bytes.
+        let too_big = config.retention_bytes >= 0 && total_bytes - size >= config.retention_bytes;
         if !too_old && !too_big {
             break;
         }

@@ -94,6 +94,9 @@ pub(crate) struct SegmentState {
     pub bytes_since_index_entry: u64,
     /// Loaded lazily for sealed segments; always loaded for the active one.
     pub indexes: Option<(OffsetIndex, TimeIndex)>,
+    /// Replaced by the cleaner: its files are (being) renamed away, so a reader that
+    /// snapshotted this segment must take a fresh snapshot instead of touching its paths.
+    pub retired: bool,
 }
 
 /// One segment of a partition log.
@@ -116,6 +119,7 @@ impl Segment {
                 first_append_ms: None,
                 bytes_since_index_entry: 0,
                 indexes: None,
+                retired: false,
             }),
         }
     }

@@ -1,6 +1,8 @@
 //! Tests of the storage engine through its public contract, one file per concern.
 
 mod basic;
+mod compaction;
+mod compaction_faults;
 mod concurrency;
 mod durability;
 mod many_partitions;

@@ -129,6 +129,7 @@ impl LogManager {
                 remove_partition_dir(&partition.dir)?;
             }
             shared.ctx.checkpoints.remove(&partition.key())?;
+            shared.cleaner.forget(&partition.key());
         }
         Ok(entry.info.id)
     }

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use runnel_protocol::batch::{build_raw_batch, BatchSplitter, RawBatchFields, RecordBatch};
+use runnel_protocol::batch::{
+    build_raw_batch, BatchSplitter, Compression, RawBatchFields, RecordBatch,
+};
+use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 
 use crate::log::{LogError, LogManager, LogManagerConfig, PartitionLog};
 
@@ -259,4 +262,72 @@ fn segment_ms_rolls_by_age_of_the_first_append() {
         .exists());
     assert_eq!(info.base_offset, 2);
     assert_eq!(read_all(&log).len(), 3);
+}
+
+/// One record of [`keyed_batch`]: (offset delta, timestamp, key, value; `None` = tombstone).
+pub(crate) type TestRecord<'a> = (i32, i64, &'a [u8], Option<&'a [u8]>);
+
+/// A real record batch (decodable records) with `compression`, built like a producer would.
+pub(crate) fn keyed_batch(compression: Compression, records: &[TestRecord<'_>]) -> RecordBatch {
+    let fields = BatchFields {
+        compression,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields, 1 << 20);
+    for &(delta, timestamp, key, value) in records {
+        let record = NewRecord {
+            timestamp,
+            key: Some(key),
+            value,
+            headers: &[],
+        };
+        builder.push_at(delta, &record).unwrap();
+    }
+    RecordBatch::parse(builder.finish().unwrap()).unwrap()
+}
+
+#[test]
+fn timestamp_lookup_answers_per_record_inside_compressed_batches() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("ts", 1, overrides(&[]), false)
+        .unwrap();
+    let log = manager.partition("ts", 0).unwrap();
+    let v: &[u8] = b"v";
+    // Offsets 0..=3 (timestamps 10, 40, 20, 30) and 4..=5 (50, 60), both zstd.
+    let first = [
+        (0, 10, &b"a"[..], Some(v)),
+        (1, 40, b"b", Some(v)),
+        (2, 20, b"c", Some(v)),
+        (3, 30, b"d", Some(v)),
+    ];
+    log.append(&[keyed_batch(Compression::Zstd, &first)])
+        .unwrap();
+    let second = [(0, 50, &b"e"[..], Some(v)), (1, 60, b"f", Some(v))];
+    log.append(&[keyed_batch(Compression::Gzip, &second)])
+        .unwrap();
+    let at = |t| {
+        log.offset_for_timestamp(t)
+            .unwrap()
+            .map(|f| (f.offset, f.timestamp))
+    };
+    assert_eq!(at(0), Some((0, 10)));
+    assert_eq!(
+        at(15),
+        Some((1, 40)),
+        "first record with ts >= 15 in offset order"
+    );
+    assert_eq!(at(40), Some((1, 40)));
+    assert_eq!(
+        at(45),
+        Some((4, 50)),
+        "none in the first batch: the next batch answers"
+    );
+    assert_eq!(at(55), Some((5, 60)));
+    assert_eq!(at(61), None);
+    // Below the log start, records are skipped even when their timestamp matches.
+    log.delete_records_before(2).unwrap();
+    assert_eq!(at(15), Some((2, 20)));
+    assert_eq!(at(35), Some((4, 50)), "offset 1 is below the start");
 }

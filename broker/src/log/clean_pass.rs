@@ -1,0 +1,472 @@
+//! One cleaning pass over one partition: build key → latest offset over the dirty section,
+//! then rewrite the sealed segments below the map's end into merged cleaned segments,
+//! keeping the latest record per key, and swap each in (see `swap.rs`).
+//!
+//! Runs on the cleaner thread without the partition lock: sealed segments never change
+//! except by the swap (which re-checks them) or deletion (which the swap detects). Memory is
+//! bounded by the offset map, one batch being read and one being rebuilt.
+
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use runnel_protocol::batch::{RecordBatch, BATCH_HEADER_BYTES};
+use runnel_protocol::builder::{BatchBuilder, BatchFields};
+use runnel_protocol::records::{records, Record};
+
+use super::cleaner::Throttle;
+use super::offset_map::{key_hash, OffsetMap};
+use super::partition::PartitionLog;
+use super::recovery::ensure_indexes;
+use super::segment::{BatchHeader, Segment};
+use super::swap::with_suffix;
+use super::LogError;
+
+/// Read-ahead when streaming a segment.
+const READ_BUFFER_BYTES: usize = 1 << 20;
+/// Write-behind of the cleaned segment.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// A stored batch larger than this is treated as corruption (Kafka's max is ~1 MiB).
+const BATCH_BYTES_MAX: u64 = 64 << 20;
+/// Decompression bound for one batch's records.
+const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
+
+/// A sealed segment as the cleaner saw it.
+#[derive(Clone)]
+pub(crate) struct SealedView {
+    pub segment: Arc<Segment>,
+    pub size_bytes: u64,
+    /// First offset after this segment (the next segment's base).
+    pub end_offset: i64,
+    /// Entries of its fuller index: what it would add to a merged segment's indexes.
+    pub index_entries: usize,
+}
+
+/// A partition's sealed segments, its log start and its active segment's base.
+pub(crate) struct CleanView {
+    pub sealed: Vec<SealedView>,
+    pub active_base: i64,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PassOutcome {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_removed: u64,
+}
+
+fn corrupt(path: &Path, detail: impl ToString) -> LogError {
+    LogError::Corruption {
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
+}
+
+/// Streams the whole, CRC-checked batches of one sealed segment.
+struct SegmentBatches {
+    reader: BufReader<File>,
+    path: PathBuf,
+    position: u64,
+    end_bytes: u64,
+}
+
+impl SegmentBatches {
+    fn open(view: &SealedView) -> Result<SegmentBatches, LogError> {
+        let file = File::open(&view.segment.log_path)?;
+        Ok(SegmentBatches {
+            reader: BufReader::with_capacity(READ_BUFFER_BYTES, file),
+            path: view.segment.log_path.clone(),
+            position: 0,
+            end_bytes: view.size_bytes,
+        })
+    }
+
+    /// The next batch, or `None` at the end. Framing and CRC are checked: cleaning never
+    /// rewrites bytes it cannot vouch for.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, LogError> {
+        let left_bytes = self.end_bytes - self.position;
+        if left_bytes == 0 {
+            return Ok(None);
+        }
+        let mut header_bytes = [0u8; BATCH_HEADER_BYTES];
+        if left_bytes < BATCH_HEADER_BYTES as u64 {
+            return Err(corrupt(
+                &self.path,
+                format!("torn batch at {}", self.position),
+            ));
+        }
+        self.reader.read_exact(&mut header_bytes)?;
+        let header = BatchHeader::parse(&header_bytes).map_err(|e| corrupt(&self.path, e))?;
+        if !header.is_plausible()
+            || header.size_bytes > left_bytes
+            || header.size_bytes > BATCH_BYTES_MAX
+        {
+            return Err(corrupt(
+                &self.path,
+                format!("bad batch at {}", self.position),
+            ));
+        }
+        let size = usize::try_from(header.size_bytes).map_err(|e| corrupt(&self.path, e))?;
+        let mut raw = vec![0u8; size];
+        raw[..BATCH_HEADER_BYTES].copy_from_slice(&header_bytes);
+        self.reader.read_exact(&mut raw[BATCH_HEADER_BYTES..])?;
+        let batch = RecordBatch::parse(Bytes::from(raw)).map_err(|e| corrupt(&self.path, e))?;
+        batch.verify_crc().map_err(|e| corrupt(&self.path, e))?;
+        self.position += header.size_bytes;
+        Ok(Some(batch))
+    }
+}
+
+/// Every record of `batch`, decoded (bounded by the batch's declared count).
+fn decode(batch: &RecordBatch, path: &Path) -> Result<Vec<Record>, LogError> {
+    let decoded = records(batch, RECORDS_UNCOMPRESSED_BYTES_MAX).map_err(|e| corrupt(path, e))?;
+    decoded.map(|r| r.map_err(|e| corrupt(path, e))).collect()
+}
+
+/// Control and transactional batches are copied as they are and never index keys.
+fn is_kept_verbatim(batch: &RecordBatch) -> bool {
+    batch.is_control() || batch.is_transactional()
+}
+
+/// Modification time of a segment's log in ms (0 when unknown: treated as oldest).
+pub(crate) fn modified_ms(path: &Path) -> i64 {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl PartitionLog {
+    /// The sealed segments (and indexes loaded, for their timestamps) under the state lock.
+    pub(crate) fn clean_view(&self) -> Result<CleanView, LogError> {
+        let config = self.config();
+        let guard = self.loaded()?;
+        let Some(state) = guard.as_ref() else {
+            return Err(LogError::ShutDown);
+        };
+        let active_base = state.active().base_offset;
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        let mut sealed = Vec::with_capacity(bases.len());
+        for pair in bases.windows(2) {
+            let Some(segment) = state.segments.get(&pair[0]) else {
+                continue;
+            };
+            let mut segment_state = segment.lock();
+            ensure_indexes(segment, &mut segment_state, &config, None, pair[1])?;
+            let index_entries = segment_state
+                .indexes
+                .as_ref()
+                .map_or(0, |(offsets, times)| offsets.len().max(times.len()));
+            sealed.push(SealedView {
+                segment: segment.clone(),
+                size_bytes: segment_state.size_bytes,
+                end_offset: pair[1],
+                index_entries,
+            });
+        }
+        Ok(CleanView {
+            sealed,
+            active_base,
+        })
+    }
+
+    /// Indexes keys of the dirty section from `first_dirty` up to `end_offset` (a segment
+    /// base); returns where the map's coverage ends (a batch boundary ≤ `end_offset`).
+    pub(crate) fn build_offset_map(
+        &self,
+        view: &CleanView,
+        first_dirty: i64,
+        end_offset: i64,
+        map: &mut OffsetMap,
+        throttle: &mut Throttle,
+        outcome: &mut PassOutcome,
+    ) -> Result<i64, LogError> {
+        map.clear();
+        let mut covered = first_dirty;
+        let dirty = view.sealed.iter().filter(|v| v.end_offset > first_dirty);
+        for segment in dirty.take_while(|v| v.segment.base_offset < end_offset) {
+            let mut batches = SegmentBatches::open(segment)?;
+            // Each step consumes one whole batch of the segment: bounded by its size.
+            while let Some(batch) = batches.next_batch()? {
+                outcome.bytes_read += batch.size_bytes() as u64;
+                throttle.charge(batch.size_bytes() as u64)?;
+                if batch.last_offset() < first_dirty {
+                    continue;
+                }
+                if !is_kept_verbatim(&batch) {
+                    let count = usize::try_from(batch.record_count()).unwrap_or(usize::MAX);
+                    if count > map.room_entries() {
+                        return Ok(covered);
+                    }
+                    for record in decode(&batch, &segment.segment.log_path)? {
+                        if let Some(key) = &record.key {
+                            map.put(key_hash(key), record.offset);
+                        }
+                    }
+                }
+                covered = batch.next_offset();
+            }
+            covered = segment.end_offset;
+        }
+        assert!(covered <= end_offset || covered == first_dirty);
+        Ok(covered.max(first_dirty))
+    }
+
+    /// Rewrites the `cleanable` sealed segments (ascending, from the first) into merged
+    /// cleaned segments and swaps each in. An output takes input segments while what it
+    /// already holds plus the next input's whole size fits `segment.bytes`, so runs of
+    /// segments that shrank to little or nothing merge. False when the log changed under the
+    /// cleaner (the pass stops; nothing is lost).
+    pub(crate) fn rewrite_cleanable(
+        &self,
+        cleanable: &[SealedView],
+        map: &OffsetMap,
+        tombstones: TombstoneRule,
+        throttle: &mut Throttle,
+        outcome: &mut PassOutcome,
+    ) -> Result<bool, LogError> {
+        let config = self.config();
+        // The larger index entry is the time index's 12 bytes.
+        let limits = (
+            config.segment_bytes,
+            config.segment_index_bytes as usize / 12,
+        );
+        let mut current: Option<CleanedSegment> = None;
+        for view in cleanable {
+            if let Some(output) = current.take() {
+                if output.fits(view, limits) {
+                    current = Some(output);
+                } else if !self.finish_cleaned(output, outcome)? {
+                    return Ok(false);
+                }
+            }
+            let output = match current.as_mut() {
+                Some(output) => output,
+                None => current.insert(CleanedSegment::create(view)?),
+            };
+            if let Err(e) = output.copy_from(view, map, tombstones, throttle, outcome) {
+                output.discard();
+                return Err(e);
+            }
+        }
+        match current {
+            Some(output) => self.finish_cleaned(output, outcome),
+            None => Ok(true),
+        }
+    }
+
+    /// Makes `output` durable and swaps it in (or drops it when it changed nothing).
+    fn finish_cleaned(
+        &self,
+        output: CleanedSegment,
+        outcome: &mut PassOutcome,
+    ) -> Result<bool, LogError> {
+        let path = output.path.clone();
+        let result = output.finish();
+        let (old, size_bytes, changed) = match result {
+            Ok(finished) => finished,
+            Err(e) => {
+                super::recovery::remove_if_exists(&path)?;
+                return Err(e);
+            }
+        };
+        if !changed {
+            super::recovery::remove_if_exists(&path)?;
+            return Ok(true);
+        }
+        outcome.bytes_written += size_bytes;
+        self.swap_in(&old, &path, size_bytes)
+    }
+}
+
+/// One cleaned segment being written: `<first input base>.log.cleaned`.
+struct CleanedSegment {
+    inputs: Vec<SealedView>,
+    path: PathBuf,
+    out: BufWriter<File>,
+    written_bytes: u64,
+    changed: bool,
+    newest_mtime_ms: i64,
+}
+
+impl CleanedSegment {
+    fn create(first: &SealedView) -> Result<CleanedSegment, LogError> {
+        let path = with_suffix(&first.segment.log_path, ".cleaned");
+        let file = File::create(&path)?;
+        Ok(CleanedSegment {
+            inputs: Vec::new(),
+            path,
+            out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            written_bytes: 0,
+            changed: false,
+            newest_mtime_ms: 0,
+        })
+    }
+
+    /// Whether `next` can join without the output outgrowing `segment.bytes` or its indexes
+    /// (assuming `next` keeps everything: inputs' index entries are summed), or its offsets
+    /// outgrowing u32 relative offsets. `limits` is (segment bytes, index entries).
+    fn fits(&self, next: &SealedView, limits: (u64, usize)) -> bool {
+        let (segment_bytes, index_entries_max) = limits;
+        let base = self
+            .inputs
+            .first()
+            .map_or(next.segment.base_offset, |v| v.segment.base_offset);
+        let index_entries: usize = self.inputs.iter().map(|v| v.index_entries).sum();
+        self.written_bytes + next.size_bytes <= segment_bytes
+            && index_entries + next.index_entries < index_entries_max
+            && next.end_offset - base <= i64::from(u32::MAX)
+    }
+
+    /// Appends what survives of `view`'s batches.
+    fn copy_from(
+        &mut self,
+        view: &SealedView,
+        map: &OffsetMap,
+        tombstones: TombstoneRule,
+        throttle: &mut Throttle,
+        outcome: &mut PassOutcome,
+    ) -> Result<(), LogError> {
+        let mtime_ms = modified_ms(&view.segment.log_path);
+        self.newest_mtime_ms = self.newest_mtime_ms.max(mtime_ms);
+        // Kafka's rule: tombstones survive while their segment is newer than the horizon.
+        let rule = TombstoneRule {
+            segment_past_horizon: mtime_ms <= tombstones.delete_horizon_ms,
+            ..tombstones
+        };
+        if let Some(last) = self.inputs.last() {
+            assert_eq!(
+                last.end_offset, view.segment.base_offset,
+                "inputs are consecutive"
+            );
+        }
+        self.changed |= !self.inputs.is_empty();
+        self.inputs.push(view.clone());
+        let mut batches = SegmentBatches::open(view)?;
+        // Each step consumes one whole batch of the segment: bounded by its size.
+        while let Some(batch) = batches.next_batch()? {
+            outcome.bytes_read += batch.size_bytes() as u64;
+            throttle.charge(batch.size_bytes() as u64)?;
+            let (kept, removed) = filter_batch(&batch, map, rule, &self.path)?;
+            outcome.records_removed += removed;
+            self.changed |= removed > 0;
+            if let Some(kept) = kept {
+                assert!(
+                    batch.base_offset() >= view.segment.base_offset,
+                    "offsets never move"
+                );
+                self.out.write_all(&kept)?;
+                self.written_bytes += kept.len() as u64;
+                throttle.charge(kept.len() as u64)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes, fsyncs and dates the file; returns the inputs it replaces, its size and
+    /// whether it differs from its single input.
+    fn finish(self) -> Result<(Vec<Arc<Segment>>, u64, bool), LogError> {
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let newest_ms = u64::try_from(self.newest_mtime_ms).unwrap_or(0);
+        // The new segment keeps the age of its newest input (retention and the tombstone
+        // horizon read it), as Kafka does.
+        file.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(newest_ms))?;
+        let old = self.inputs.iter().map(|v| v.segment.clone()).collect();
+        Ok((old, self.written_bytes, self.changed))
+    }
+
+    fn discard(&self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// When a tombstone (null value) may go.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TombstoneRule {
+    /// The clean section's newest segment age minus `delete.retention.ms` (Kafka's horizon).
+    pub delete_horizon_ms: i64,
+    /// Where the clean section ended before this pass: only tombstones below it were
+    /// already cleaned once (so every older record of their key is gone).
+    pub first_dirty: i64,
+    /// The segment being rewritten is at least as old as the horizon.
+    pub segment_past_horizon: bool,
+}
+
+impl TombstoneRule {
+    fn may_drop(&self, offset: i64) -> bool {
+        self.segment_past_horizon && offset < self.first_dirty
+    }
+}
+
+/// What to write for `batch`: itself, a rebuilt copy without the removed records, or
+/// nothing; and how many records were removed.
+fn filter_batch(
+    batch: &RecordBatch,
+    map: &OffsetMap,
+    tombstones: TombstoneRule,
+    path: &Path,
+) -> Result<(Option<Bytes>, u64), LogError> {
+    if is_kept_verbatim(batch) {
+        return Ok((Some(batch.as_bytes().clone()), 0));
+    }
+    let decoded = decode(batch, path)?;
+    let keep = |record: &Record| {
+        let Some(key) = &record.key else {
+            return true;
+        };
+        let superseded = map
+            .get(key_hash(key))
+            .is_some_and(|latest| record.offset < latest);
+        !superseded && (record.value.is_some() || !tombstones.may_drop(record.offset))
+    };
+    let kept: Vec<&Record> = decoded.iter().filter(|r| keep(r)).collect();
+    let removed = (decoded.len() - kept.len()) as u64;
+    if removed == 0 {
+        return Ok((Some(batch.as_bytes().clone()), 0));
+    }
+    if kept.is_empty() {
+        return Ok((None, removed));
+    }
+    let fields = BatchFields {
+        base_offset: batch.base_offset(),
+        partition_leader_epoch: batch.partition_leader_epoch(),
+        producer_id: batch.producer_id(),
+        producer_epoch: batch.producer_epoch(),
+        base_sequence: batch.base_sequence(),
+        compression: batch.compression().map_err(|e| corrupt(path, e))?,
+        timestamp_type: batch.timestamp_type(),
+        transactional: false,
+        control: false,
+    };
+    let mut builder = BatchBuilder::new(fields, RECORDS_UNCOMPRESSED_BYTES_MAX)
+        .with_max_uncompressed_bytes(RECORDS_UNCOMPRESSED_BYTES_MAX);
+    for record in &kept {
+        builder
+            .push_record(record)
+            .map_err(|e| corrupt(path, format!("rebuilding batch: {e}")))?;
+    }
+    let rebuilt = builder
+        .finish()
+        .map_err(|e| corrupt(path, format!("rebuilding batch: {e}")))?;
+    // Check the data before it is written: a well-formed batch at the same base offset.
+    let check = RecordBatch::parse(rebuilt.clone()).map_err(|e| corrupt(path, e))?;
+    assert_eq!(
+        check.base_offset(),
+        batch.base_offset(),
+        "built at the same base"
+    );
+    if check.last_offset() > batch.last_offset() {
+        // Only a record whose offset delta lies beyond its batch's header can do this.
+        return Err(corrupt(
+            path,
+            format!("record offsets beyond batch {}", batch.base_offset()),
+        ));
+    }
+    Ok((Some(rebuilt), removed))
+}
