@@ -151,6 +151,8 @@ pub struct BrokerConfig {
     /// Broker-wide topic defaults as Kafka config names (`segment.bytes`, …); the storage
     /// engine validates them on start.
     pub topic_defaults: BTreeMap<String, String>,
+    /// Group coordinator settings (session timeout bounds, offset retention, …).
+    pub groups: crate::groups::GroupConfig,
 }
 
 impl BrokerConfig {
@@ -173,6 +175,7 @@ impl BrokerConfig {
             retention_check_interval_ms: defaults::RETENTION_CHECK_INTERVAL_MS,
             open_segments_max: defaults::OPEN_SEGMENTS_MAX,
             topic_defaults: BTreeMap::new(),
+            groups: crate::groups::GroupConfig::default(),
         }
     }
 

@@ -74,9 +74,9 @@ fn unknown_keys_and_versions_close_the_connection() {
     );
     assert_eq!(err.action(), ErrorAction::Close);
 
-    // JoinGroup exists in Kafka but is not implemented here yet.
+    // ConsumerGroupHeartbeat (KIP-848) exists in Kafka but is not implemented here yet.
     let mut frame = BytesMut::new();
-    frame.put_i16(ApiKey::JoinGroup as i16);
+    frame.put_i16(ApiKey::ConsumerGroupHeartbeat as i16);
     frame.put_i16(0);
     frame.put_i32(8);
     assert!(matches!(
@@ -172,6 +172,17 @@ fn default_body(api_key: ApiKey) -> Option<RequestKind> {
             RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(OffsetCommitRequest::default()),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(OffsetFetchRequest::default()),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(FindCoordinatorRequest::default()),
+        ApiKey::JoinGroup => RequestKind::JoinGroup(JoinGroupRequest::default()),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(HeartbeatRequest::default()),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(LeaveGroupRequest::default()),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(SyncGroupRequest::default()),
+        ApiKey::DescribeGroups => RequestKind::DescribeGroups(DescribeGroupsRequest::default()),
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(OffsetDeleteRequest::default()),
         _ => return None,
     })
 }

@@ -249,8 +249,15 @@ pub(super) mod fixture {
             open_segments_max: 64,
         })
         .unwrap();
+        let groups = crate::groups::GroupCoordinator::open(
+            logs.clone(),
+            crate::groups::GroupConfig::default(),
+            std::sync::Arc::new(crate::groups::SystemClock),
+        )
+        .unwrap();
         let ctx = BrokerContext {
             logs,
+            groups,
             node_id: NODE_ID,
             advertised_host: "127.0.0.1".to_owned(),
             advertised_port: 19092,

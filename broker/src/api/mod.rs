@@ -27,11 +27,25 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
+// Consumer groups (coordinator in `crate::groups`).
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
+
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
+use crate::groups::GroupCoordinator;
 use crate::log::LogManager;
 use crate::producers::ProducerRegistry;
 
@@ -49,6 +63,8 @@ pub struct BrokerContext {
     pub default_partitions: i32,
     /// Producer ids and per-partition sequence state (idempotent producer).
     pub producers: ProducerRegistry,
+    /// The consumer group coordinator (groups, committed offsets).
+    pub groups: Arc<GroupCoordinator>,
 }
 
 /// A handler's answer: ready now, after waiting (fsync, long-poll), or never.
@@ -108,6 +124,19 @@ pub fn dispatch(
         Rq::DescribeCluster(r) => ready(Rs::DescribeCluster(describe_cluster::handle(
             ctx, header, r,
         ))),
+        Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
+            ctx, header, r,
+        ))),
+        Rq::JoinGroup(r) => join_group::handle(ctx, header, r),
+        Rq::SyncGroup(r) => sync_group::handle(ctx, header, r),
+        Rq::Heartbeat(r) => ready(Rs::Heartbeat(heartbeat::handle(ctx, header, r))),
+        Rq::LeaveGroup(r) => ready(Rs::LeaveGroup(leave_group::handle(ctx, header, r))),
+        Rq::OffsetCommit(r) => offset_commit::handle(ctx, header, r),
+        Rq::OffsetFetch(r) => ready(Rs::OffsetFetch(offset_fetch::handle(ctx, header, r))),
+        Rq::DescribeGroups(r) => ready(Rs::DescribeGroups(describe_groups::handle(ctx, header, r))),
+        Rq::ListGroups(r) => ready(Rs::ListGroups(list_groups::handle(ctx, header, r))),
+        Rq::DeleteGroups(r) => delete_groups::handle(ctx, header, r),
+        Rq::OffsetDelete(r) => offset_delete::handle(ctx, header, r),
         _ => return Err(DispatchError::Unsupported(header.request_api_key)),
     };
     Ok(completion)

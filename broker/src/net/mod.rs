@@ -37,6 +37,8 @@ pub enum BrokerError {
     Log(#[from] LogError),
     #[error("producer ids: {0}")]
     ProducerIds(#[from] ProducerIdError),
+    #[error("consumer groups: {0}")]
+    Groups(#[from] crate::groups::GroupError),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -77,6 +79,7 @@ impl Broker {
         let data_dir = config.data_dir.clone();
         let producers =
             tokio::task::spawn_blocking(move || ProducerRegistry::open(&data_dir)).await??;
+        let groups = open_groups(&config, &logs).await?;
         let context = Arc::new(BrokerContext {
             logs,
             node_id: config.node_id,
@@ -86,6 +89,7 @@ impl Broker {
             auto_create_topics: config.auto_create_topics,
             default_partitions: config.num_partitions,
             producers,
+            groups,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(serve(
@@ -135,6 +139,22 @@ async fn open_logs(config: &BrokerConfig) -> Result<Arc<LogManager>, BrokerError
     };
     // Recovery after an unclean stop reads whole segments: keep it off the async workers.
     Ok(tokio::task::spawn_blocking(move || LogManager::open(log_config)).await??)
+}
+
+/// Replays `__consumer_offsets` (blocking reads, off the async workers) and starts the
+/// coordinator's timers.
+async fn open_groups(
+    config: &BrokerConfig,
+    logs: &Arc<LogManager>,
+) -> Result<Arc<crate::groups::GroupCoordinator>, BrokerError> {
+    let (logs, group_config) = (Arc::clone(logs), config.groups.clone());
+    let clock = Arc::new(crate::groups::SystemClock);
+    let groups = tokio::task::spawn_blocking(move || {
+        crate::groups::GroupCoordinator::open(logs, group_config, clock)
+    })
+    .await??;
+    groups.start_timers();
+    Ok(groups)
 }
 
 /// Binds `host:port`; `localhost` binds both 127.0.0.1 and [::1] on the same port.

@@ -1,0 +1,222 @@
+//! Read-only views and deletion of groups: DescribeGroups, ListGroups, DeleteGroups.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+
+use super::coordinator::{storage_error_code, GroupCoordinator, Reply};
+use super::offsets::{group_record, offset_record, Durable};
+use super::state::GroupState;
+
+/// One member as DescribeGroups shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Subscription for the selected protocol (Stable groups only, else empty).
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it; unknown groups are `Dead` with no error, as Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub state: GroupState,
+    pub protocol_type: String,
+    /// The selected protocol; empty unless Stable.
+    pub protocol_name: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// Everything known about one group at one instant, for metrics and the HTTP admin API
+/// (lag = log end offset − `offsets[i].offset`; the generation counts completed rebalances).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOverview {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub generation_id: i32,
+    pub leader_id: String,
+    pub members: Vec<MemberDescription>,
+    /// (topic, partition, committed offset, commit time in ms), sorted.
+    pub offsets: Vec<(String, i32, i64, i64)>,
+}
+
+/// A ListGroups row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+impl GroupCoordinator {
+    pub fn describe_group(&self, group_id: &str) -> GroupDescription {
+        let dead = GroupDescription {
+            state: GroupState::Dead,
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            members: Vec::new(),
+        };
+        let Some(slot) = self.slot(group_id) else {
+            return dead;
+        };
+        let slot = slot.lock();
+        let group = &slot.group;
+        let stable = group.state() == GroupState::Stable;
+        let protocol = if stable {
+            group.protocol_name().unwrap_or_default()
+        } else {
+            ""
+        };
+        GroupDescription {
+            state: group.state(),
+            protocol_type: group.protocol_type().unwrap_or_default().to_owned(),
+            protocol_name: protocol.to_owned(),
+            members: group
+                .members()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable {
+                        m.metadata_for(protocol).cloned().unwrap_or_default()
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// A consistent view of every group (each read under its own lock), sorted by id.
+    pub fn overview(&self) -> Vec<GroupOverview> {
+        let slots: Vec<_> = self.groups.lock().values().cloned().collect();
+        let mut out: Vec<GroupOverview> = slots
+            .iter()
+            .map(|slot| {
+                let slot = slot.lock();
+                let group = &slot.group;
+                let protocol = group.protocol_name().unwrap_or_default();
+                GroupOverview {
+                    group_id: group.id().to_owned(),
+                    state: group.state(),
+                    protocol_type: group.protocol_type().unwrap_or_default().to_owned(),
+                    protocol_name: protocol.to_owned(),
+                    generation_id: group.generation_id(),
+                    leader_id: group.leader_id().unwrap_or_default().to_owned(),
+                    members: group
+                        .members()
+                        .map(|m| MemberDescription {
+                            member_id: m.member_id.clone(),
+                            group_instance_id: m.group_instance_id.clone(),
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                            metadata: m.metadata_for(protocol).cloned().unwrap_or_default(),
+                            assignment: m.assignment.clone(),
+                        })
+                        .collect(),
+                    offsets: slot
+                        .offsets
+                        .iter()
+                        .map(|((t, p), v)| (t.clone(), *p, v.offset, v.commit_timestamp_ms))
+                        .collect(),
+                }
+            })
+            .filter(|g| g.state != GroupState::Dead)
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    /// Every group, sorted by id, optionally only those in `states`.
+    pub fn list_groups(&self, states: Option<&[GroupState]>) -> Vec<GroupListing> {
+        let slots: Vec<_> = self.groups.lock().values().cloned().collect();
+        let mut out: Vec<GroupListing> = slots
+            .iter()
+            .map(|slot| {
+                let slot = slot.lock();
+                GroupListing {
+                    group_id: slot.group.id().to_owned(),
+                    protocol_type: slot.group.protocol_type().unwrap_or_default().to_owned(),
+                    state: slot.group.state(),
+                }
+            })
+            .filter(|g| g.state != GroupState::Dead && states.is_none_or(|s| s.contains(&g.state)))
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    /// DeleteGroups: only Empty groups; their offsets and metadata become tombstones.
+    pub fn delete_groups(&self, group_ids: &[String]) -> Reply<Vec<Option<ResponseError>>> {
+        let mut results = Vec::with_capacity(group_ids.len());
+        let mut pending: Vec<(usize, Durable)> = Vec::new();
+        for (index, group_id) in group_ids.iter().enumerate() {
+            match self.delete_group(group_id) {
+                Ok(durable) => {
+                    results.push(None);
+                    pending.push((index, durable));
+                }
+                Err(error) => results.push(Some(error)),
+            }
+        }
+        if pending.is_empty() {
+            return Reply::Ready(results);
+        }
+        Reply::Pending(
+            async move {
+                for (index, durable) in pending {
+                    if let Err(error) = durable.await {
+                        results[index] = Some(storage_error_code(&error));
+                    }
+                }
+                results
+            }
+            .boxed(),
+        )
+    }
+
+    fn delete_group(&self, group_id: &str) -> Result<Durable, ResponseError> {
+        let shared = self.slot(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let now_ms = self.clock.now_ms();
+        let mut slot = shared.lock();
+        match slot.group.state() {
+            GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
+            GroupState::Empty => {}
+            _ => return Err(ResponseError::NonEmptyGroup),
+        }
+        let mut records: Vec<_> = slot
+            .offsets
+            .keys()
+            .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
+            .collect();
+        records.push(group_record(group_id, None));
+        let durable = self
+            .store
+            .append(group_id, &records, now_ms)
+            .map_err(|e| storage_error_code(&e))?;
+        slot.offsets.clear();
+        slot.group.mark_dead(now_ms);
+        drop(slot);
+        let mut groups = self.groups.lock();
+        if groups
+            .get(group_id)
+            .is_some_and(|s| Arc::ptr_eq(s, &shared))
+        {
+            groups.remove(group_id);
+        }
+        Ok(durable)
+    }
+}

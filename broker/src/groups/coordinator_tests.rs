@@ -1,0 +1,332 @@
+//! Coordinator tests over a real `LogManager` in a temp dir and a hand-moved clock: durable
+//! offsets across reopen, tombstones, per-partition errors, join/sync through the parked
+//! answers, session expiry and offset retention.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+
+use super::commits::{CommitEntry, Committer};
+use super::coordinator::{GroupCoordinator, Reply};
+use super::membership::SyncRequest;
+use super::state::{GroupState, JoinRequest, MemberProtocol};
+use super::{GroupConfig, ManualClock};
+use crate::log::{LogManager, LogManagerConfig};
+
+fn config() -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        offsets_topic_partitions: 4,
+        ..GroupConfig::default()
+    }
+}
+
+fn open(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+) -> (Arc<LogManager>, Arc<GroupCoordinator>) {
+    let logs = LogManager::open(LogManagerConfig::new(dir)).unwrap();
+    if logs.topic("t").is_none() {
+        logs.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+    }
+    let coordinator = GroupCoordinator::open(logs.clone(), config(), clock.clone()).unwrap();
+    (logs, coordinator)
+}
+
+fn simple() -> Committer {
+    Committer {
+        member_id: String::new(),
+        group_instance_id: None,
+        generation_id: -1,
+        retention_time_ms: -1,
+    }
+}
+
+fn entry(topic: &str, partition: i32, offset: i64) -> CommitEntry {
+    CommitEntry {
+        topic: topic.into(),
+        partition,
+        offset,
+        leader_epoch: -1,
+        metadata: Some("m".into()),
+    }
+}
+
+fn committed(coordinator: &GroupCoordinator, group: &str, partition: i32) -> Option<i64> {
+    let topics = [("t".to_owned(), vec![partition])];
+    let fetched = coordinator.fetch_offsets(group, Some(&topics));
+    fetched[0].1[0].1.as_ref().map(|v| v.offset)
+}
+
+fn join_request(member_id: &str) -> JoinRequest {
+    JoinRequest {
+        member_id: member_id.into(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: String::new(),
+        session_timeout_ms: 6_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![MemberProtocol {
+            name: "range".into(),
+            metadata: Bytes::from_static(b"sub"),
+        }],
+        require_known_member_id: false,
+        supports_skip_assignment: false,
+    }
+}
+
+#[tokio::test]
+async fn commits_survive_reopen_and_deletes_leave_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    {
+        let (logs, coordinator) = open(dir.path(), &clock);
+        let errors = coordinator
+            .commit_offsets("g1", &simple(), &[entry("t", 0, 5), entry("t", 1, 7)])
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None, None]);
+        let errors = coordinator
+            .commit_offsets("g1", &simple(), &[entry("t", 0, 6)])
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None]);
+        coordinator
+            .commit_offsets("g2", &simple(), &[entry("t", 0, 1)])
+            .wait()
+            .await;
+        assert_eq!(
+            coordinator.delete_groups(&["g2".into()]).wait().await,
+            vec![None]
+        );
+        drop(coordinator);
+        logs.shutdown().unwrap();
+    }
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    assert_eq!(committed(&coordinator, "g1", 0), Some(6));
+    assert_eq!(committed(&coordinator, "g1", 1), Some(7));
+    assert_eq!(committed(&coordinator, "g2", 0), None);
+    let listed: Vec<String> = coordinator
+        .list_groups(None)
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
+    assert_eq!(listed, vec!["g1".to_owned()]);
+    assert_eq!(
+        coordinator.delete_groups(&["g2".into()]).wait().await,
+        vec![Some(ResponseError::GroupIdNotFound)]
+    );
+}
+
+#[tokio::test]
+async fn unknown_partitions_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    let entries = [entry("t", 0, 1), entry("t", 9, 1), entry("nope", 0, 1)];
+    let errors = coordinator
+        .commit_offsets("g", &simple(), &entries)
+        .wait()
+        .await;
+    let unknown = Some(ResponseError::UnknownTopicOrPartition);
+    assert_eq!(errors, vec![None, unknown, unknown]);
+    let stale = Committer {
+        member_id: "m".into(),
+        generation_id: 3,
+        ..simple()
+    };
+    let errors = coordinator
+        .commit_offsets("other", &stale, &entries[..1])
+        .wait()
+        .await;
+    assert_eq!(errors, vec![Some(ResponseError::IllegalGeneration)]);
+}
+
+#[tokio::test]
+async fn join_sync_and_session_expiry_through_the_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    let first = coordinator.join("g", join_request("")).wait().await;
+    assert_eq!((first.error, first.generation_id), (None, 1));
+    // A second member parks until the first rejoins.
+    let Reply::Pending(second) = coordinator.join("g", join_request("")) else {
+        panic!("second join parks")
+    };
+    let rejoin = coordinator
+        .join("g", join_request(&first.member_id))
+        .wait()
+        .await;
+    let second = second.await;
+    assert_eq!((rejoin.generation_id, second.generation_id), (2, 2));
+    assert_eq!(rejoin.members.len(), 2);
+    let follower_sync = |id: &str| SyncRequest {
+        member_id: id.into(),
+        group_instance_id: None,
+        generation_id: 2,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: BTreeMap::new(),
+    };
+    let Reply::Pending(follower) = coordinator.sync("g", follower_sync(&second.member_id)) else {
+        panic!("follower parks until the leader syncs")
+    };
+    let mut leader = follower_sync(&first.member_id);
+    leader
+        .assignments
+        .insert(second.member_id.clone(), Bytes::from_static(b"A2"));
+    let leader_answer = coordinator.sync("g", leader).wait().await;
+    assert_eq!(
+        (leader_answer.error, follower.await.assignment),
+        (None, Bytes::from_static(b"A2"))
+    );
+    assert_eq!(coordinator.describe_group("g").state, GroupState::Stable);
+    let overview = coordinator.overview();
+    assert_eq!((overview.len(), overview[0].generation_id), (1, 2));
+    assert_eq!(overview[0].members.len(), 2);
+    // The follower goes silent; the leader heartbeats and learns of the rebalance.
+    clock.advance(5_000);
+    assert_eq!(
+        coordinator.heartbeat("g", &first.member_id, None, 2),
+        Ok(())
+    );
+    clock.advance(1_000);
+    coordinator.tick();
+    assert_eq!(
+        coordinator.heartbeat("g", &second.member_id, None, 2),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(
+        coordinator.heartbeat("g", &first.member_id, None, 2),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    let again = coordinator
+        .join("g", join_request(&first.member_id))
+        .wait()
+        .await;
+    assert_eq!((again.generation_id, again.members.len()), (3, 1));
+}
+
+#[tokio::test]
+async fn empty_group_offsets_expire_after_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    coordinator
+        .commit_offsets("g", &simple(), &[entry("t", 0, 3)])
+        .wait()
+        .await;
+    clock.advance(config().offsets_retention_ms - 1);
+    assert_eq!(coordinator.expire_offsets(), 0);
+    clock.advance(1);
+    assert_eq!(coordinator.expire_offsets(), 1);
+    assert!(coordinator.list_groups(None).is_empty());
+    drop(coordinator);
+    logs.shutdown().unwrap();
+    drop(logs);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    assert_eq!(committed(&coordinator, "g", 0), None);
+}
+
+#[tokio::test]
+async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
+    let mut metadata = bytes::BytesMut::new();
+    bytes::BufMut::put_i16(&mut metadata, 0);
+    let subscription =
+        ConsumerProtocolSubscription::default().with_topics(vec![StrBytes::from_static_str("t")]);
+    subscription.encode(&mut metadata, 0).unwrap();
+    let mut join = join_request("");
+    join.protocols[0].metadata = metadata.freeze();
+    let joined = coordinator.join("g", join).wait().await;
+    let sync = SyncRequest {
+        member_id: joined.member_id.clone(),
+        group_instance_id: None,
+        generation_id: 1,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: BTreeMap::new(),
+    };
+    assert_eq!(coordinator.sync("g", sync).wait().await.error, None);
+    let member = Committer {
+        member_id: joined.member_id.clone(),
+        generation_id: 1,
+        ..simple()
+    };
+    let errors = coordinator
+        .commit_offsets("g", &member, &[entry("t", 0, 1), entry("u", 0, 2)])
+        .wait()
+        .await;
+    assert_eq!(errors, vec![None, None]);
+    let partitions = [("t".to_owned(), 0), ("u".to_owned(), 0)];
+    let result = coordinator.delete_offsets("g", &partitions).wait().await;
+    assert_eq!(
+        result,
+        Ok(vec![Some(ResponseError::GroupSubscribedToTopic), None])
+    );
+    assert_eq!(committed(&coordinator, "g", 0), Some(1));
+    assert_eq!(
+        coordinator.delete_offsets("nope", &partitions).wait().await,
+        Err(ResponseError::GroupIdNotFound)
+    );
+}
+
+#[tokio::test]
+async fn the_number_of_groups_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let logs = LogManager::open(LogManagerConfig::new(dir.path())).unwrap();
+    logs.create_topic("t", 1, BTreeMap::new(), false).unwrap();
+    let config = GroupConfig {
+        groups_max: 1,
+        ..config()
+    };
+    let coordinator = GroupCoordinator::open(logs, config, clock).unwrap();
+    let ok = coordinator
+        .commit_offsets("g1", &simple(), &[entry("t", 0, 1)])
+        .wait()
+        .await;
+    assert_eq!(ok, vec![None]);
+    let refused = coordinator
+        .commit_offsets("g2", &simple(), &[entry("t", 0, 1)])
+        .wait()
+        .await;
+    assert_eq!(refused, vec![Some(ResponseError::CoordinatorNotAvailable)]);
+    let join = coordinator.join("g3", join_request("")).wait().await;
+    assert_eq!(join.error, Some(ResponseError::CoordinatorNotAvailable));
+}
+
+#[tokio::test]
+async fn a_commit_whose_fsync_fails_is_refused_and_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    let ok = coordinator
+        .commit_offsets("g", &simple(), &[entry("t", 0, 5)])
+        .wait()
+        .await;
+    assert_eq!(ok, vec![None]);
+    logs.fail_fsyncs();
+    let entries = [entry("t", 0, 9), entry("t", 1, 3), entry("t", 0, 10)];
+    let failed = coordinator
+        .commit_offsets("g", &simple(), &entries)
+        .wait()
+        .await;
+    let unavailable = Some(ResponseError::CoordinatorNotAvailable);
+    assert_eq!(failed, vec![unavailable; 3]);
+    assert_eq!(
+        committed(&coordinator, "g", 0),
+        Some(5),
+        "the acknowledged offset stays"
+    );
+    assert_eq!(committed(&coordinator, "g", 1), None);
+}

@@ -1,0 +1,266 @@
+//! Committed offsets over TCP: simple (generation -1) commits at every version, fetches at
+//! every version, member commits with stale generations and unknown members, unknown
+//! partitions failing alone, OffsetDelete, and offsets surviving a broker restart.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::{
+    GroupId, JoinGroupRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use runnel_tests::requests::topic_name;
+use runnel_tests::{TestBroker, TestClient};
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+fn create_topic(broker: &TestBroker, name: &str, partitions: i32) {
+    broker
+        .context()
+        .logs
+        .create_topic(name, partitions, BTreeMap::new(), false)
+        .unwrap();
+}
+
+/// A commit of `(topic, partition, offset)` entries by `member_id` at `generation`.
+fn commit(
+    group: &str,
+    member_id: &str,
+    generation: i32,
+    entries: &[(&str, i32, i64)],
+) -> OffsetCommitRequest {
+    let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+    for (topic, partition, offset) in entries {
+        let p = OffsetCommitRequestPartition::default()
+            .with_partition_index(*partition)
+            .with_committed_offset(*offset)
+            .with_committed_metadata(Some(s("meta")));
+        match topics.iter_mut().find(|t| t.name.0.as_str() == *topic) {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(
+                OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(member_id))
+        .with_topics(topics)
+}
+
+async fn commit_codes(
+    client: &mut TestClient,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> Vec<i16> {
+    let response = client.send(request, version).await;
+    response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
+}
+
+/// Committed offsets of `partitions` of `topic` (v1–7 form).
+async fn fetch(
+    client: &mut TestClient,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+    version: i16,
+) -> Vec<i64> {
+    let topics = vec![OffsetFetchRequestTopic::default()
+        .with_name(topic_name(topic))
+        .with_partition_indexes(partitions.to_vec())];
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(topics));
+    let response = client.send(request, version).await;
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.committed_offset)
+        .collect()
+}
+
+#[tokio::test]
+async fn simple_commits_and_fetches_at_every_version_survive_restart() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "orders", 3);
+    let mut client = broker.client().await;
+    for version in 2..=8 {
+        let offset = i64::from(version) * 10;
+        let codes = commit_codes(
+            &mut client,
+            commit(
+                "simple",
+                "",
+                -1,
+                &[("orders", 0, offset), ("orders", 2, offset + 1)],
+            ),
+            version,
+        )
+        .await;
+        assert_eq!(codes, vec![0, 0], "v{version}");
+        for fetch_version in 1..=7 {
+            assert_eq!(
+                fetch(&mut client, "simple", "orders", &[0, 1, 2], fetch_version).await,
+                vec![offset, -1, offset + 1]
+            );
+        }
+    }
+    // v8: several groups in one request, and "all topics" for one of them.
+    let group = |id: &str, topics| {
+        OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s(id)))
+            .with_topics(topics)
+    };
+    let one = OffsetFetchRequestTopics::default()
+        .with_name(topic_name("orders"))
+        .with_partition_indexes(vec![2]);
+    let request = OffsetFetchRequest::default().with_groups(vec![
+        group("simple", None),
+        group("nobody", Some(vec![one])),
+    ]);
+    let response = client.send(request, 8).await;
+    assert_eq!(response.groups.len(), 2);
+    let all: Vec<(i32, i64)> = response.groups[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect();
+    assert_eq!(all, vec![(0, 80), (2, 81)]);
+    assert_eq!(
+        response.groups[0].topics[0].partitions[0]
+            .metadata
+            .as_deref(),
+        Some("meta")
+    );
+    assert_eq!(
+        response.groups[1].topics[0].partitions[0].committed_offset,
+        -1
+    );
+    // Acknowledged commits are durable: a restart on the same data dir still has them.
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        fetch(&mut client, "simple", "orders", &[0, 1, 2], 7).await,
+        vec![80, -1, 81]
+    );
+}
+
+#[tokio::test]
+async fn unknown_partitions_fail_alone_and_members_are_checked() {
+    let broker = TestBroker::start_with(|c| c.groups.initial_rebalance_delay_ms = 0).await;
+    create_topic(&broker, "t", 2);
+    let mut client = broker.client().await;
+    let entries = [("t", 0, 5), ("t", 7, 5), ("missing", 0, 5)];
+    let codes = commit_codes(&mut client, commit("g", "", -1, &entries), 8).await;
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    assert_eq!(codes, vec![0, unknown, unknown]);
+    // A stale member of a group that does not exist.
+    let codes = commit_codes(&mut client, commit("fresh", "m", 4, &[("t", 0, 1)]), 8).await;
+    assert_eq!(codes, vec![ResponseError::IllegalGeneration.code()]);
+    // A real member at generation 1.
+    let protocol = JoinGroupRequestProtocol::default()
+        .with_name(s("range"))
+        .with_metadata(Bytes::new());
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![protocol]);
+    let joined = client.send(join, 3).await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    let member = joined.member_id.to_string();
+    let rebalancing = commit_codes(&mut client, commit("g", &member, 1, &[("t", 0, 6)]), 8).await;
+    assert_eq!(
+        rebalancing,
+        vec![ResponseError::RebalanceInProgress.code()],
+        "no commits before the assignment"
+    );
+    let sync = kafka_protocol::messages::SyncGroupRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_generation_id(1)
+        .with_member_id(s(&member));
+    assert_eq!(client.send(sync, 5).await.error_code, 0);
+    assert_eq!(
+        commit_codes(&mut client, commit("g", &member, 1, &[("t", 0, 6)]), 8).await,
+        vec![0]
+    );
+    let stale = commit_codes(&mut client, commit("g", &member, 0, &[("t", 0, 7)]), 8).await;
+    assert_eq!(stale, vec![ResponseError::IllegalGeneration.code()]);
+    let stranger = commit_codes(&mut client, commit("g", "stranger", 1, &[("t", 0, 7)]), 8).await;
+    assert_eq!(stranger, vec![ResponseError::UnknownMemberId.code()]);
+    let simple = commit_codes(&mut client, commit("g", "", -1, &[("t", 0, 7)]), 8).await;
+    assert_eq!(
+        simple,
+        vec![ResponseError::UnknownMemberId.code()],
+        "no simple commits into an active group"
+    );
+    assert_eq!(fetch(&mut client, "g", "t", &[0], 7).await, vec![6]);
+}
+
+#[tokio::test]
+async fn offset_delete_removes_offsets_of_an_empty_group() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "t", 2);
+    let mut client = broker.client().await;
+    let codes = commit_codes(
+        &mut client,
+        commit("od", "", -1, &[("t", 0, 3), ("t", 1, 4)]),
+        8,
+    )
+    .await;
+    assert_eq!(codes, vec![0, 0]);
+    let topic = |name: &str, partitions: &[i32]| {
+        OffsetDeleteRequestTopic::default()
+            .with_name(topic_name(name))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                    .collect(),
+            )
+    };
+    let request = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(s("od")))
+        .with_topics(vec![topic("t", &[0]), topic("gone", &[0])]);
+    let response = client.send(request, 0).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    assert_eq!(
+        response.topics[1].partitions[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(fetch(&mut client, "od", "t", &[0, 1], 7).await, vec![-1, 4]);
+    let missing = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(s("nope")))
+        .with_topics(vec![topic("t", &[0])]);
+    assert_eq!(
+        client.send(missing, 0).await.error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    assert_eq!(fetch(&mut client, "od", "t", &[0, 1], 7).await, vec![-1, 4]);
+}
