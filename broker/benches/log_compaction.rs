@@ -8,6 +8,9 @@
 //! `RUNNEL_BENCH_LIST=1` lists the partition's files after each pass, `RUNNEL_BENCH_CODEC`
 //! (`none`, `gzip`, `snappy`, `lz4`, `zstd`) compresses the batches. Both sides end with an
 //! fsync of what they wrote; the input is in the page cache for both.
+//! Run by `cargo test --all-targets` (no `--bench`), it is a smoke test on 4 MiB (`common`).
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -22,25 +25,14 @@ use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 const RECORD_BYTES: usize = 1024;
 const RECORDS_PER_BATCH: usize = 16;
 const UNIQUE_KEYS_PERCENT: u64 = 10;
+/// Segment size of a full run; a smoke run uses a quarter of its input so it still cleans.
 const SEGMENT_BYTES: u64 = 8 << 20;
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 const DEFAULT_INPUT_BYTES: u64 = 256 << 20;
 const ROUNDS: usize = 2;
 
 fn input_bytes() -> u64 {
-    let Ok(text) = std::env::var("RUNNEL_BENCH_BYTES") else {
-        return DEFAULT_INPUT_BYTES;
-    };
-    let text = text.trim().to_ascii_uppercase();
-    let (digits, unit) = match text.chars().last() {
-        Some('K') => (&text[..text.len() - 1], 1u64 << 10),
-        Some('M') => (&text[..text.len() - 1], 1 << 20),
-        Some('G') => (&text[..text.len() - 1], 1 << 30),
-        _ => (&text[..], 1),
-    };
-    digits
-        .parse::<u64>()
-        .map_or(DEFAULT_INPUT_BYTES, |n| n * unit)
+    common::bench_bytes(DEFAULT_INPUT_BYTES)
 }
 
 /// 1 KiB value of record `record`: half pseudo-random bytes, half a repeated byte, so a
@@ -132,6 +124,14 @@ fn raw_copy(inputs: &[PathBuf], out: &Path) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
+fn segment_bytes() -> u64 {
+    if common::is_bench_run() {
+        SEGMENT_BYTES
+    } else {
+        common::SMOKE_BYTES / 4
+    }
+}
+
 /// One round: fresh topic, write the stream, then time the raw copy and one cleaner pass.
 fn round(
     manager: &LogManager,
@@ -142,7 +142,7 @@ fn round(
     let topic = format!("compact-{round}");
     let overrides: BTreeMap<String, String> = [
         ("cleanup.policy", "compact".to_string()),
-        ("segment.bytes", SEGMENT_BYTES.to_string()),
+        ("segment.bytes", segment_bytes().to_string()),
         ("flush.ms", i64::MAX.to_string()),
     ]
     .into_iter()

@@ -5,6 +5,9 @@
 //! `RUNNEL_BENCH_DIR` the directory (default: a temp dir under `target/`), which must be on
 //! the disk you mean to measure. Phases: append vs `write_all`; read in 1 MiB chunks vs
 //! plain reads; append + `wait_durable` every 1 MiB vs `write_all` + `fsync` every 1 MiB.
+//! Run by `cargo test --all-targets` (no `--bench`), it is a smoke test on 4 MiB (`common`).
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -23,19 +26,7 @@ const CHUNK_BYTES: usize = 1 << 20;
 const DEFAULT_TOTAL_BYTES: u64 = 1 << 30;
 
 fn total_bytes() -> u64 {
-    let Ok(text) = std::env::var("RUNNEL_BENCH_BYTES") else {
-        return DEFAULT_TOTAL_BYTES;
-    };
-    let text = text.trim().to_ascii_uppercase();
-    let (digits, unit) = match text.chars().last() {
-        Some('K') => (&text[..text.len() - 1], 1u64 << 10),
-        Some('M') => (&text[..text.len() - 1], 1 << 20),
-        Some('G') => (&text[..text.len() - 1], 1 << 30),
-        _ => (&text[..], 1),
-    };
-    digits
-        .parse::<u64>()
-        .map_or(DEFAULT_TOTAL_BYTES, |n| n * unit)
+    common::bench_bytes(DEFAULT_TOTAL_BYTES)
 }
 
 /// One 16 KiB-payload batch (16 records of 1 KiB, opaque to the log).
