@@ -106,6 +106,24 @@ pub struct BrokerArgs {
     /// How often retention runs, in milliseconds [default: 300000].
     #[arg(long, env = "RUNNEL_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
+    /// How long a group's first rebalance waits for more members [default: 3000].
+    #[arg(long, env = "RUNNEL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<i32>,
+    /// Smallest session timeout a member may ask for [default: 6000].
+    #[arg(long, env = "RUNNEL_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    pub group_min_session_timeout_ms: Option<i32>,
+    /// Largest session timeout a member may ask for [default: 1800000].
+    #[arg(long, env = "RUNNEL_GROUP_MAX_SESSION_TIMEOUT_MS")]
+    pub group_max_session_timeout_ms: Option<i32>,
+    /// Members one group may have [default: 10000].
+    #[arg(long, env = "RUNNEL_GROUP_MAX_SIZE")]
+    pub group_max_size: Option<usize>,
+    /// How long committed offsets of an empty group are kept, in minutes [default: 10080].
+    #[arg(long, env = "RUNNEL_OFFSETS_RETENTION_MINUTES")]
+    pub offsets_retention_minutes: Option<i64>,
+    /// Partitions of `__consumer_offsets` when it is first created [default: 8].
+    #[arg(long, env = "RUNNEL_OFFSETS_TOPIC_NUM_PARTITIONS")]
+    pub offsets_topic_num_partitions: Option<i32>,
 }
 
 /// Why the configuration cannot be used.
@@ -234,16 +252,35 @@ impl BrokerArgs {
             log_retention_check_interval_ms: self
                 .log_retention_check_interval_ms
                 .or(fallback.log_retention_check_interval_ms),
+            group_initial_rebalance_delay_ms: self
+                .group_initial_rebalance_delay_ms
+                .or(fallback.group_initial_rebalance_delay_ms),
+            group_min_session_timeout_ms: self
+                .group_min_session_timeout_ms
+                .or(fallback.group_min_session_timeout_ms),
+            group_max_session_timeout_ms: self
+                .group_max_session_timeout_ms
+                .or(fallback.group_max_session_timeout_ms),
+            group_max_size: self.group_max_size.or(fallback.group_max_size),
+            offsets_retention_minutes: self
+                .offsets_retention_minutes
+                .or(fallback.offsets_retention_minutes),
+            offsets_topic_num_partitions: self
+                .offsets_topic_num_partitions
+                .or(fallback.offsets_topic_num_partitions),
         }
     }
 
     /// Applies defaults and validates.
     pub fn resolve(self) -> Result<BrokerConfig, ConfigError> {
+        let mut groups = crate::groups::GroupConfig::default();
+        self.resolve_groups(&mut groups);
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
         let listen = self.listen.unwrap_or_else(|| defaults::LISTEN.to_owned());
         let mut config = BrokerConfig::new(data_dir, listen);
+        config.groups = groups;
         config.advertise = self.advertise;
         config.http_listen = self.http_listen.unwrap_or(config.http_listen);
         config.node_id = self.node_id.unwrap_or(config.node_id);
@@ -296,6 +333,33 @@ impl BrokerArgs {
     }
 }
 
+impl BrokerArgs {
+    /// The group coordinator's settings (Kafka's `group.*` / `offsets.*` names).
+    fn resolve_groups(&self, groups: &mut crate::groups::GroupConfig) {
+        let or = |value: Option<i32>, default: i32| value.unwrap_or(default);
+        groups.initial_rebalance_delay_ms = or(
+            self.group_initial_rebalance_delay_ms,
+            groups.initial_rebalance_delay_ms,
+        );
+        groups.min_session_timeout_ms = or(
+            self.group_min_session_timeout_ms,
+            groups.min_session_timeout_ms,
+        );
+        groups.max_session_timeout_ms = or(
+            self.group_max_session_timeout_ms,
+            groups.max_session_timeout_ms,
+        );
+        groups.group_members_max = self.group_max_size.unwrap_or(groups.group_members_max);
+        if let Some(minutes) = self.offsets_retention_minutes {
+            groups.offsets_retention_ms = minutes.saturating_mul(60_000);
+        }
+        groups.offsets_topic_partitions = or(
+            self.offsets_topic_num_partitions,
+            groups.offsets_topic_partitions,
+        );
+    }
+}
+
 /// Checks the values no default can fix.
 fn validate(config: &BrokerConfig) -> Result<(), ConfigError> {
     let invalid = |name, detail: &str| {
@@ -323,6 +387,27 @@ fn validate(config: &BrokerConfig) -> Result<(), ConfigError> {
     }
     if config.inflight_requests_max == 0 {
         return invalid("inflight-requests-max", "must be > 0");
+    }
+    let groups = &config.groups;
+    if groups.initial_rebalance_delay_ms < 0 {
+        return invalid("group-initial-rebalance-delay-ms", "must be >= 0");
+    }
+    if groups.min_session_timeout_ms < 1
+        || groups.max_session_timeout_ms < groups.min_session_timeout_ms
+    {
+        return invalid(
+            "group-min-session-timeout-ms",
+            "must be >= 1 and <= group-max-session-timeout-ms",
+        );
+    }
+    if groups.group_members_max == 0 {
+        return invalid("group-max-size", "must be > 0");
+    }
+    if groups.offsets_retention_ms < 1 {
+        return invalid("offsets-retention-minutes", "must be >= 1");
+    }
+    if groups.offsets_topic_partitions < 1 {
+        return invalid("offsets-topic-num-partitions", "must be >= 1");
     }
     for (name, addr) in [
         ("listen", Some(&config.listen)),
@@ -466,6 +551,25 @@ mod tests {
         let path = dir.path().join("bad.properties");
         std::fs::write(&path, "no.such.setting=1\n").unwrap();
         assert!(BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn group_settings_take_kafka_names_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.properties");
+        std::fs::write(
+            &path,
+            "group.initial.rebalance.delay.ms=0\noffsets.retention.minutes=2\n\
+             offsets.topic.num.partitions=3\ngroup.min.session.timeout.ms=1000\n",
+        )
+        .unwrap();
+        let config = BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).unwrap();
+        assert_eq!(config.groups.initial_rebalance_delay_ms, 0);
+        assert_eq!(config.groups.offsets_retention_ms, 120_000);
+        assert_eq!(config.groups.offsets_topic_partitions, 3);
+        assert_eq!(config.groups.min_session_timeout_ms, 1_000);
+        assert!(BrokerConfig::from_args(["b", "--group-min-session-timeout-ms", "0"]).is_err());
+        assert!(BrokerConfig::from_args(["b", "--offsets-topic-num-partitions", "0"]).is_err());
     }
 
     #[test]

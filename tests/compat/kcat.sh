@@ -178,11 +178,7 @@ run_test "timestamps are the producer's CreateTime" test_timestamps_are_create_t
 run_test "query offset by timestamp (-Q t:p:ts)" test_query_offset_by_timestamp
 run_test "consume from timestamp (-o s@ts)" test_consume_from_timestamp
 run_test "low and high watermarks (-Q t:p:-2/-1)" test_watermarks
-if [[ ${RUNNEL_COMPAT_GROUPS:-} == 1 ]]; then
-    run_test "balanced consumer group (-G) reads everything" test_group_consume
-else
-    skip_test "balanced consumer group (-G)" "consumer groups are a later issue; RUNNEL_COMPAT_GROUPS=1 runs this test"
-fi
+run_test "balanced consumer group (-G) reads everything" test_group_consume
 skip_test "delete topic" "kcat has no admin API"
 
 echo "kcat: $passed passed, $failed failed, $skipped skipped"

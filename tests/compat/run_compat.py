@@ -77,9 +77,10 @@ def closing_line_counts(path):
 
 def suites(args, report_dir):
     """name -> (argv, working directory, report file, report reader)."""
-    def pytest(name, file):
+    def pytest(name, path, *extra):
+        """`path` is relative to tests/compat/."""
         report = os.path.join(report_dir, f"{name}.xml")
-        argv = [args.python, "-m", "pytest", os.path.join(COMPAT, "python", file), "-v", "-rs",
+        argv = [args.python, "-m", "pytest", os.path.join(COMPAT, path), "-v", "-rs", *extra,
                 "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", f"--junitxml={report}", "-o", "junit_family=xunit2"]
         return argv, COMPAT, report, junit_counts
 
@@ -87,12 +88,18 @@ def suites(args, report_dir):
     log = os.path.join(report_dir, "kcat.log")
     return {
         "kcat": (["bash", "-c", f'set -o pipefail; bash "{COMPAT}/kcat.sh" | tee "{log}"'], ROOT, log, closing_line_counts),
-        "confluent-kafka": pytest("confluent-kafka", "test_confluent.py"),
-        "kafka-python": pytest("kafka-python", "test_kafka_python.py"),
+        "confluent-kafka": pytest("confluent-kafka", "python/test_confluent.py"),
+        "kafka-python": pytest("kafka-python", "python/test_kafka_python.py"),
         "kafkajs": (["node", "--test", "--test-reporter=spec", "--test-reporter-destination=stdout",
                      "--test-reporter=tap", f"--test-reporter-destination={tap}", "kafkajs.test.js"],
                     os.path.join(COMPAT, "node"), tap, tap_counts),
+        # -s: the suite prints the rebalance times each client saw.
+        "groups": pytest("groups", "groups/test_groups.py", "-s"),
     }
+
+
+# Suites that start (and restart) their own broker from RUNNEL_BROKER_BIN.
+OWN_BROKER_SUITES = {"groups"}
 
 
 # --- the broker -----------------------------------------------------------------------------
@@ -119,18 +126,20 @@ def wait_for_port(port, proc, timeout_s):
 class Broker:
     """A runnel-broker process with its own data directory and log file."""
 
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, ports=None, extra_args=()):
+        """`ports` (kafka, http) reuses a stopped broker's ports: a restart on the same data."""
+        self.binary, self.workdir, self.extra_args = binary, workdir, list(extra_args)
         self.data_dir = os.path.join(workdir, "data")
         self.log_path = os.path.join(workdir, "broker.log")
-        self.kafka_port, self.http_port = free_port(), free_port()
+        self.kafka_port, self.http_port = ports or (free_port(), free_port())
         env = dict(os.environ)
         # The broker logs why it closed a connection at debug: that line explains most failures.
         env.setdefault("RUST_LOG", "info,runnel_broker=debug")
         env.setdefault("NO_COLOR", "1")  # plain log lines, quoted in the report
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [binary, "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.kafka_port}",
-             "--http-listen", f"127.0.0.1:{self.http_port}"],
+             "--http-listen", f"127.0.0.1:{self.http_port}", *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
         )
         self.start_error = wait_for_port(self.kafka_port, self.proc, BROKER_START_TIMEOUT_S)
@@ -151,6 +160,11 @@ class Broker:
                 self.proc.wait()
         self.log.close()
         return died
+
+    def restart(self):
+        """Stops this broker (SIGTERM) and starts a new one on the same data and ports."""
+        self.stop()
+        return Broker(self.binary, self.workdir, (self.kafka_port, self.http_port), self.extra_args)
 
     def log_tail(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
@@ -225,7 +239,10 @@ def main():
     try:
         for name in chosen:
             sys.stdout.flush()
-            if args.bootstrap:
+            if name in OWN_BROKER_SUITES:
+                os.environ["RUNNEL_BROKER_BIN"] = os.path.abspath(args.broker)
+                total.add(run_suite(name, all_suites[name], ""))
+            elif args.bootstrap:
                 total.add(run_suite(name, all_suites[name], args.bootstrap))
             else:
                 total.add(run_with_broker(name, all_suites[name], args.broker, workroot))

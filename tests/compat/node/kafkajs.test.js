@@ -4,10 +4,11 @@
 // top-level tests run in file order and share one topic: create, produce with every codec,
 // read back, offsets by timestamp, end offsets, delete. A step whose input is missing skips.
 //
-// KafkaJS has no manual partition assignment: its consumer always joins a group. Until the
-// broker has consumer groups (a later issue), the read-back goes through KafkaJS's own
-// cluster/broker layer (the same Fetch encoder, record-batch decoder and codecs its consumer
-// uses), and the group consumer test is skipped.
+// KafkaJS has no manual partition assignment: its consumer always joins a group. The
+// field-by-field read-back goes through KafkaJS's own cluster/broker layer (the same Fetch
+// encoder, record-batch decoder and codecs its consumer uses); the group consumer test reads
+// everything through a real consumer group. Multi-member group behaviour (rebalances on leave
+// and on a killed member, restart) is in tests/compat/groups/.
 'use strict'
 
 const { test } = require('node:test')
@@ -39,9 +40,6 @@ const OPERATION_TIMEOUT_MS = 15000
 const CONSUME_TIMEOUT_MS = 30000
 const FETCH_MAX_BYTES = 1024 * 1024
 const IDEMPOTENT_MESSAGES = 20
-const GROUPS_SKIP = process.env.RUNNEL_COMPAT_GROUPS === '1'
-  ? false
-  : 'consumer groups (JoinGroup/SyncGroup/OffsetCommit) are a later issue; RUNNEL_COMPAT_GROUPS=1 runs this test'
 
 // --- codecs: KafkaJS ships gzip; the others are plug-ins. The official lz4/zstd plug-ins
 // need native builds, so these two adapters use pure-JS/wasm packages instead.
@@ -391,7 +389,7 @@ test('fetchTopicOffsets (low and high watermarks)', async t => {
   })
 })
 
-test('consumer group reads everything from the beginning', { skip: GROUPS_SKIP }, async t => {
+test('consumer group reads everything from the beginning', async t => {
   if (!requireAllSent(t)) return
   const want = allSent().length
   const consumer = kafka.consumer({ groupId: `compat-kafkajs-${randomBytes(4).toString('hex')}` })

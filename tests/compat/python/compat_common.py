@@ -22,10 +22,6 @@ CODEC_TIMESTAMP_SPAN_MS = 100_000
 # Bounds on every wait: the broker under test may be broken, the suite must still end.
 OPERATION_TIMEOUT_S = 15.0
 CONSUME_TIMEOUT_S = 30.0
-# Consumer groups are a later broker issue: their tests are written but run only when asked.
-GROUPS_ENABLED = os.environ.get("RUNNEL_COMPAT_GROUPS") == "1"
-GROUPS_SKIP_REASON = ("consumer groups (JoinGroup/SyncGroup/OffsetCommit) are a later issue; "
-                      "RUNNEL_COMPAT_GROUPS=1 runs this test")
 # Records the idempotent-producer tests send (InitProducerId, producer sequences).
 IDEMPOTENT_MESSAGES = 20
 

@@ -264,7 +264,6 @@ def test_admin_list_offsets():
         assert info.offset == want, f"p{p} {kind}"
 
 
-@pytest.mark.skipif(not cc.GROUPS_ENABLED, reason=cc.GROUPS_SKIP_REASON)
 def test_consumer_group_subscribe_and_commit():
     require_all_sent()
     ends = cc.end_offsets(all_sent())

@@ -205,7 +205,6 @@ def test_beginning_and_end_offsets():
     assert {tp.partition: o for tp, o in end.items()} == ends
 
 
-@pytest.mark.skipif(not cc.GROUPS_ENABLED, reason=cc.GROUPS_SKIP_REASON)
 def test_consumer_group_subscribe_and_commit():
     require_all_sent()
     ends = cc.end_offsets(all_sent())
