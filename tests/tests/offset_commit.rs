@@ -264,3 +264,28 @@ async fn offset_delete_removes_offsets_of_an_empty_group() {
     let mut client = broker.client().await;
     assert_eq!(fetch(&mut client, "od", "t", &[0, 1], 7).await, vec![-1, 4]);
 }
+
+#[tokio::test]
+async fn oversized_metadata_fails_that_partition_only_and_the_group_stays_healthy() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "m", 2);
+    let mut client = broker.client().await;
+    let mut request = commit("meta", "", -1, &[("m", 0, 3), ("m", 1, 4)]);
+    // `offset.metadata.max.bytes` is 4096: one byte more fails partition 1 alone.
+    request.topics[0].partitions[1].committed_metadata = Some(s(&"x".repeat(4097)));
+    let codes = commit_codes(&mut client, request, 8).await;
+    assert_eq!(
+        codes,
+        vec![0, ResponseError::OffsetMetadataTooLarge.code()],
+        "Kafka's code for metadata over the limit"
+    );
+    assert_eq!(
+        fetch(&mut client, "meta", "m", &[0, 1], 7).await,
+        vec![3, -1]
+    );
+    // The same group keeps working afterwards, on this and on a new connection.
+    let codes = commit_codes(&mut client, commit("meta", "", -1, &[("m", 1, 9)]), 8).await;
+    assert_eq!(codes, vec![0]);
+    let mut other = broker.client().await;
+    assert_eq!(fetch(&mut other, "meta", "m", &[0, 1], 7).await, vec![3, 9]);
+}

@@ -330,3 +330,61 @@ async fn a_commit_whose_fsync_fails_is_refused_and_undone() {
     );
     assert_eq!(committed(&coordinator, "g", 1), None);
 }
+
+/// `__consumer_offsets` is compacted by the log cleaner (issue 5): after many commits of the
+/// same partitions and a cleaning pass, the partition is smaller and a reopened coordinator
+/// replays the same latest offsets, with deleted groups still gone.
+#[tokio::test]
+async fn compacting_consumer_offsets_keeps_the_latest_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let commits = 300;
+    {
+        let (logs, coordinator) = open(dir.path(), &clock);
+        coordinator
+            .commit_offsets("g1", &simple(), &[entry("t", 0, 0)])
+            .wait()
+            .await;
+        // Small segments so that most commits end up in sealed (cleanable) segments.
+        let overrides = BTreeMap::from([
+            ("cleanup.policy".to_owned(), "compact".to_owned()),
+            ("segment.bytes".to_owned(), "4096".to_owned()),
+            ("min.cleanable.dirty.ratio".to_owned(), "0.01".to_owned()),
+        ]);
+        logs.set_topic_overrides(super::OFFSETS_TOPIC, overrides, false)
+            .unwrap();
+        for offset in 1..=commits {
+            let entries = [entry("t", 0, offset), entry("t", 1, offset * 2)];
+            let errors = coordinator
+                .commit_offsets("g1", &simple(), &entries)
+                .wait()
+                .await;
+            assert_eq!(errors, vec![None, None]);
+        }
+        coordinator
+            .commit_offsets("gone", &simple(), &[entry("t", 0, 1)])
+            .wait()
+            .await;
+        coordinator.delete_groups(&["gone".into()]).wait().await;
+        let partitions = logs.topic(super::OFFSETS_TOPIC).unwrap().partitions;
+        let mut before = 0;
+        let mut after = 0;
+        for p in 0..partitions {
+            let log = logs.partition(super::OFFSETS_TOPIC, p).unwrap();
+            before += log.size_bytes();
+            logs.clean_now(super::OFFSETS_TOPIC, p).unwrap();
+            after += log.size_bytes();
+        }
+        assert!(
+            after * 4 < before,
+            "cleaning kept {after} of {before} bytes of __consumer_offsets"
+        );
+        assert_eq!(logs.cleaner_stats().errors_total, 0);
+        drop(coordinator);
+        logs.shutdown().unwrap();
+    }
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    assert_eq!(committed(&coordinator, "g1", 0), Some(commits));
+    assert_eq!(committed(&coordinator, "g1", 1), Some(commits * 2));
+    assert_eq!(committed(&coordinator, "gone", 0), None);
+}
