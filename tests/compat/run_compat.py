@@ -90,6 +90,7 @@ def suites(args, report_dir):
         "kcat": (["bash", "-c", f'set -o pipefail; bash "{COMPAT}/kcat.sh" | tee "{log}"'], ROOT, log, closing_line_counts),
         "confluent-kafka": pytest("confluent-kafka", "python/test_confluent.py"),
         "kafka-python": pytest("kafka-python", "python/test_kafka_python.py"),
+        "compaction": pytest("compaction", "python/test_compaction.py"),
         "kafkajs": (["node", "--test", "--test-reporter=spec", "--test-reporter-destination=stdout",
                      "--test-reporter=tap", f"--test-reporter-destination={tap}", "kafkajs.test.js"],
                     os.path.join(COMPAT, "node"), tap, tap_counts),

@@ -105,8 +105,8 @@ def main():
             print(f"  {client:<10} median {statistics.median(times):.3f} s  max {max(times):.3f} s  "
                   f"({', '.join(f'{t:.3f}' for t in times)})")
         topic = f"bench-commits-{os.urandom(3).hex()}"
-        AdminClient({"bootstrap.servers": broker.bootstrap}).create_topics(
-            [NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(15)
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # must outlive the future
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(15)
         one = commit_rate(broker.bootstrap, topic, 1, args.commit_seconds)
         many = commit_rate(broker.bootstrap, topic, args.writers, args.commit_seconds)
         print(f"OffsetCommit (sync, fsynced): 1 writer {one:.0f}/s, {args.writers} writers {many:.0f}/s")
