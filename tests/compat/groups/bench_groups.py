@@ -9,7 +9,8 @@
    an assignment that together covers all partitions. Repeated --rounds times per client.
 2. OffsetCommit throughput with acks on disk (every commit is fsynced before it is answered):
    synchronous commits from one librdkafka consumer, then from --writers consumers at once
-   (group commit lets one fsync cover several).
+   (group commit lets one fsync cover several), beside a raw append + fdatasync loop on the
+   same data directory (the disk's limit for one writer).
 """
 
 import argparse
@@ -85,6 +86,22 @@ def commit_rate(bootstrap, topic, writers, seconds):
     return sum(counts) / (time.monotonic() - started)
 
 
+def fsync_rate(directory, seconds):
+    """The disk's own limit for the commit path: 100-byte append + fdatasync, one at a time."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    count, started = 0, time.monotonic()
+    try:
+        while time.monotonic() - started < seconds:
+            os.write(fd, b"x" * 100)
+            os.fdatasync(fd)
+            count += 1
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return count / (time.monotonic() - started)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--broker", default=os.path.join(ROOT, "target", "release", "runnel-broker"))
@@ -109,7 +126,9 @@ def main():
         admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(15)
         one = commit_rate(broker.bootstrap, topic, 1, args.commit_seconds)
         many = commit_rate(broker.bootstrap, topic, args.writers, args.commit_seconds)
-        print(f"OffsetCommit (sync, fsynced): 1 writer {one:.0f}/s, {args.writers} writers {many:.0f}/s")
+        raw = fsync_rate(broker.data_dir, args.commit_seconds)
+        print(f"OffsetCommit (sync, fsynced): 1 writer {one:.0f}/s, {args.writers} writers {many:.0f}/s; "
+              f"raw append+fdatasync {raw:.0f}/s -> ratios {one / raw:.2f} and {many / raw:.2f}")
     finally:
         broker.stop()
 
