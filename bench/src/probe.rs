@@ -1,0 +1,176 @@
+//! Limit probes: what this machine can do without Runnel, measured in the same run as the
+//! workloads so that every figure can be read as a ratio ("0.8 × a raw write+fsync loop").
+//!
+//! - [`loopback_tcp`]: one writer thread and one reader thread over a 127.0.0.1 socket pair,
+//!   `chunk_bytes` per `write`, the same socket buffer sizes the OS gives any connection.
+//! - [`file_write`]: sequential `write_all` of `chunk_bytes` chunks into a new file in the
+//!   directory under test (page cache; no fsync until the end, like the broker's acks=1).
+//! - [`file_write_fsync`]: the same with `fdatasync` after every chunk (acks=all's floor).
+//!
+//! Every probe is bounded by bytes and by time, whichever comes first.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What one probe moved and how fast.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ProbeResult {
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+impl ProbeResult {
+    /// Throughput in bytes per second (0 when nothing was timed).
+    pub fn bytes_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The bounds every probe takes.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeBounds {
+    /// Size of one `write` (use the workload's request or batch size).
+    pub chunk_bytes: usize,
+    /// Stop after this many bytes…
+    pub total_bytes_max: u64,
+    /// …or after this long, whichever comes first.
+    pub duration_max: Duration,
+}
+
+/// Loopback TCP throughput between two sockets of this process.
+pub fn loopback_tcp(bounds: ProbeBounds) -> std::io::Result<ProbeResult> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let chunk_bytes = bounds.chunk_bytes.max(1);
+    let reader = std::thread::spawn(move || -> std::io::Result<u64> {
+        let (mut socket, _) = listener.accept()?;
+        let mut buffer = vec![0u8; chunk_bytes];
+        let mut received = 0u64;
+        loop {
+            let n = socket.read(&mut buffer)?;
+            if n == 0 {
+                return Ok(received);
+            }
+            received += n as u64;
+        }
+    });
+    let mut socket = TcpStream::connect(addr)?;
+    socket.set_nodelay(true)?;
+    let chunk = vec![0x5au8; chunk_bytes];
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < bounds.total_bytes_max && started.elapsed() < bounds.duration_max {
+        socket.write_all(&chunk)?;
+        sent += chunk_bytes as u64;
+    }
+    socket.shutdown(std::net::Shutdown::Write)?;
+    let received = reader
+        .join()
+        .map_err(|_| std::io::Error::other("loopback reader thread panicked"))??;
+    let seconds = started.elapsed().as_secs_f64();
+    if received != sent {
+        return Err(std::io::Error::other(format!(
+            "loopback probe sent {sent} bytes but received {received}"
+        )));
+    }
+    Ok(ProbeResult {
+        bytes: received,
+        seconds,
+    })
+}
+
+/// Sequential writes into a new file in `dir`, fsynced once at the end (outside the timing)
+/// when `fsync_every_chunk` is false, after every chunk (inside the timing) when true.
+fn file_probe(
+    dir: &Path,
+    bounds: ProbeBounds,
+    fsync_every_chunk: bool,
+) -> std::io::Result<ProbeResult> {
+    let path = dir.join(format!("runnel-bench-probe-{}.bin", std::process::id()));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    let chunk = vec![0x5au8; bounds.chunk_bytes.max(1)];
+    let started = Instant::now();
+    let mut written = 0u64;
+    let outcome = (|| {
+        while written < bounds.total_bytes_max && started.elapsed() < bounds.duration_max {
+            file.write_all(&chunk)?;
+            if fsync_every_chunk {
+                file.sync_data()?;
+            }
+            written += chunk.len() as u64;
+        }
+        Ok::<_, std::io::Error>(())
+    })();
+    let seconds = started.elapsed().as_secs_f64();
+    let cleanup = std::fs::remove_file(&path);
+    outcome?;
+    cleanup?;
+    Ok(ProbeResult {
+        bytes: written,
+        seconds,
+    })
+}
+
+/// Page-cache write throughput of the directory's disk.
+pub fn file_write(dir: &Path, bounds: ProbeBounds) -> std::io::Result<ProbeResult> {
+    file_probe(dir, bounds, false)
+}
+
+/// Write + `fdatasync` per chunk: the floor for acks=all at this chunk size.
+pub fn file_write_fsync(dir: &Path, bounds: ProbeBounds) -> std::io::Result<ProbeResult> {
+    file_probe(dir, bounds, true)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn small() -> ProbeBounds {
+        ProbeBounds {
+            chunk_bytes: 64 * 1024,
+            total_bytes_max: 4 << 20,
+            duration_max: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn loopback_moves_every_byte_it_sends() {
+        let result = loopback_tcp(small()).unwrap();
+        assert_eq!(result.bytes, 4 << 20);
+        assert!(result.bytes_per_second() > 0.0);
+    }
+
+    #[test]
+    fn file_probes_write_and_clean_up() {
+        let dir = tempfile::tempdir().unwrap();
+        for fsync in [false, true] {
+            let result = file_probe(dir.path(), small(), fsync).unwrap();
+            assert_eq!(result.bytes, 4 << 20);
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_time_bound_stops_a_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = ProbeBounds {
+            chunk_bytes: 4096,
+            total_bytes_max: u64::MAX,
+            duration_max: Duration::from_millis(50),
+        };
+        let result = file_write(dir.path(), bounds).unwrap();
+        assert!(result.seconds < 5.0);
+    }
+}
