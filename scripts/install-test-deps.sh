@@ -5,6 +5,8 @@
 # their pinned lists change (a hash of each list is stamped inside what it built).
 #
 #   kcat                      Debian package
+#   prometheus                Debian package (tests/dashboards/check_dashboards.py runs the
+#                             binary itself; the package's service is not used)
 #   .venv/                    tests/compat/python/requirements.txt (binary wheels only)
 #   tests/compat/node/        npm ci from package-lock.json
 set -euo pipefail
@@ -17,6 +19,7 @@ if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 # --- Debian packages: a command and the package that provides it --------------------------
 missing=()
 command -v kcat >/dev/null || missing+=(kcat)
+command -v prometheus >/dev/null || missing+=(prometheus)
 command -v python3 >/dev/null || missing+=(python3)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
@@ -59,4 +62,4 @@ if ! stamp_ok "$NODE_STAMP" "$NODE_DIR/package-lock.json"; then
     write_stamp "$NODE_STAMP" "$NODE_DIR/package-lock.json"
 fi
 
-echo "install-test-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), $(.venv/bin/python --version), node $(node --version)"
+echo "install-test-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), $(.venv/bin/python --version), node $(node --version), prometheus $(prometheus --version 2>&1 | sed -n 's/^prometheus, version \([^ ]*\).*/\1/p')"

@@ -15,3 +15,9 @@ cargo test --workspace --all-targets --release
 echo "== compat: real Kafka clients against runnel-broker"
 cargo build --release --workspace --bins   # same feature set as the test build: no rebuild
 .venv/bin/python tests/compat/run_compat.py --broker target/release/runnel-broker
+
+# A real Prometheus scrapes a fresh broker under a consumer-group workload; every panel query
+# of every Grafana dashboard must return data, and every metric name they use must be one the
+# broker exports. Closes with "dashboards: N passed, M failed"; non-zero on any failure.
+echo "== dashboards: Grafana panel queries through a real Prometheus"
+.venv/bin/python tests/dashboards/check_dashboards.py --broker target/release/runnel-broker

@@ -27,6 +27,7 @@ pub mod defaults {
     pub const INFLIGHT_REQUESTS_MAX: usize = 64;
     pub const RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
     pub const OPEN_SEGMENTS_MAX: usize = 4_096;
+    pub const METRICS_PARTITION_SERIES_MAX: usize = 1_000;
 }
 
 /// Flags and environment variables as given; `None` means "not set here".
@@ -61,6 +62,10 @@ pub struct BrokerArgs {
     /// Open client connections allowed; excess ones are closed at once [default: 10000].
     #[arg(long, env = "RUNNEL_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Topics with more partitions get only per-topic metric series, no per-partition ones
+    /// (bounds the cardinality of `/metrics`) [default: 1000].
+    #[arg(long, env = "RUNNEL_METRICS_PARTITION_SERIES_MAX")]
+    pub metrics_partition_series_max: Option<usize>,
     /// Largest request frame accepted [default: 104857600].
     #[arg(long, env = "RUNNEL_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -152,11 +157,13 @@ pub struct BrokerConfig {
     pub listen: String,
     /// `host:port` advertised to clients; `None` advertises the bound listen address.
     pub advertise: Option<String>,
-    /// Stored for the HTTP server (a later issue).
+    /// HTTP server (`/metrics`, `/v1/…`, `/healthz`); port 0 picks a free port (tests).
     pub http_listen: String,
     pub node_id: i32,
     pub cluster_id: String,
     pub max_connections: usize,
+    /// Per-partition metric series only for topics with at most this many partitions.
+    pub metrics_partition_series_max: usize,
     pub max_request_bytes: usize,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
@@ -184,6 +191,7 @@ impl BrokerConfig {
             node_id: defaults::NODE_ID,
             cluster_id: defaults::CLUSTER_ID.to_owned(),
             max_connections: defaults::MAX_CONNECTIONS,
+            metrics_partition_series_max: defaults::METRICS_PARTITION_SERIES_MAX,
             max_request_bytes: defaults::MAX_REQUEST_BYTES,
             auto_create_topics: defaults::AUTO_CREATE_TOPICS,
             num_partitions: defaults::NUM_PARTITIONS,
@@ -229,6 +237,9 @@ impl BrokerArgs {
             node_id: self.node_id.or(fallback.node_id),
             cluster_id: self.cluster_id.or(fallback.cluster_id),
             max_connections: self.max_connections.or(fallback.max_connections),
+            metrics_partition_series_max: self
+                .metrics_partition_series_max
+                .or(fallback.metrics_partition_series_max),
             max_request_bytes: self.max_request_bytes.or(fallback.max_request_bytes),
             auto_create_topics: self.auto_create_topics.or(fallback.auto_create_topics),
             num_partitions: self.num_partitions.or(fallback.num_partitions),
@@ -286,6 +297,9 @@ impl BrokerArgs {
         config.node_id = self.node_id.unwrap_or(config.node_id);
         config.cluster_id = self.cluster_id.unwrap_or(config.cluster_id);
         config.max_connections = self.max_connections.unwrap_or(config.max_connections);
+        config.metrics_partition_series_max = self
+            .metrics_partition_series_max
+            .unwrap_or(config.metrics_partition_series_max);
         config.max_request_bytes = self.max_request_bytes.unwrap_or(config.max_request_bytes);
         config.auto_create_topics = self.auto_create_topics.unwrap_or(config.auto_create_topics);
         config.num_partitions = self.num_partitions.unwrap_or(config.num_partitions);

@@ -8,6 +8,7 @@
 //!   `read_response`, raw `send_raw` / `read_frame` / `is_closed`.
 //! - [`records`]: build and decode record batches.
 //! - [`requests`]: short constructors for the requests tests use most.
+//! - [`http`]: a minimal HTTP/1.1 GET for the broker's `/metrics` and `/v1/…` endpoints.
 //!
 //! Every read has a timeout ([`IO_TIMEOUT`]) so a broker bug fails a test instead of
 //! hanging it. Helpers panic on failure: they are for tests only.
@@ -40,6 +41,8 @@ pub struct TestBroker {
     broker: Option<RunningBroker>,
     /// Kafka listener address (127.0.0.1 and a free port).
     pub addr: SocketAddr,
+    /// HTTP listener address (`/metrics`, `/v1/…`; 127.0.0.1 and a free port).
+    pub http_addr: SocketAddr,
     data_dir: PathBuf,
     /// Owns the directory (deleted on drop) unless the test supplied its own.
     _temp_dir: Option<Arc<tempfile::TempDir>>,
@@ -50,6 +53,7 @@ impl TestBroker {
     /// shutdown bound.
     pub fn config(data_dir: &Path) -> BrokerConfig {
         let mut config = BrokerConfig::new(data_dir, "127.0.0.1:0");
+        config.http_listen = "127.0.0.1:0".to_owned();
         config.shutdown_timeout_ms = 5_000;
         config
     }
@@ -82,10 +86,16 @@ impl TestBroker {
         let broker = Broker::start(config).await.expect("broker starts");
         TestBroker {
             addr: broker.kafka_addr,
+            http_addr: broker.http_addr,
             broker: Some(broker),
             data_dir,
             _temp_dir: temp_dir,
         }
+    }
+
+    /// `GET path` on the broker's HTTP server: (status, body).
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        http::get(self.http_addr, path).await
     }
 
     /// A new connection to this broker.
@@ -243,5 +253,6 @@ pub fn encode_request<R: Request>(request: &R, version: i16, correlation_id: i32
     buf.freeze()
 }
 
+pub mod http;
 pub mod records;
 pub mod requests;

@@ -265,6 +265,9 @@ pub(super) mod fixture {
             auto_create_topics: true,
             default_partitions: 3,
             producers: crate::producers::ProducerRegistry::open(dir.path()).unwrap(),
+            metrics: std::sync::Arc::new(crate::metrics::BrokerMetrics::new(
+                crate::metrics::MetricsConfig::default(),
+            )),
         };
         Fixture { ctx, _dir: dir }
     }

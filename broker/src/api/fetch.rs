@@ -69,7 +69,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
     let plan = FetchPlan::new(ctx, request, replica_error);
     let first = plan.read();
     if max_wait_ms == 0 || first.any_error || first.records_bytes >= plan.min_bytes {
-        return Completion::Ready(ResponseKind::Fetch(first.response));
+        return Completion::Ready(plan.answer(first));
     }
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
     Completion::Pending(long_poll(plan, deadline).boxed())
@@ -87,7 +87,7 @@ async fn long_poll(plan: FetchPlan, deadline: Instant) -> ResponseKind {
     for _ in 0..FETCH_WAKEUPS_MAX {
         let pass = plan.read();
         if pass.any_error || pass.records_bytes >= plan.min_bytes {
-            return ResponseKind::Fetch(pass.response);
+            return plan.answer(pass);
         }
         if watches.is_empty() {
             tokio::time::sleep_until(deadline).await;
@@ -100,7 +100,7 @@ async fn long_poll(plan: FetchPlan, deadline: Instant) -> ResponseKind {
             Err(_) | Ok((Err(_), _, _)) => break,
         }
     }
-    ResponseKind::Fetch(plan.read().response)
+    plan.answer(plan.read())
 }
 
 impl FetchPlan {
@@ -138,6 +138,20 @@ impl FetchPlan {
             min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
             topics,
         }
+    }
+
+    /// The response of the pass that is sent, with its traffic counted per partition (here,
+    /// not per pass: a long poll reads several times but answers once).
+    fn answer(&self, pass: ReadPass) -> ResponseKind {
+        let sent = self.topics.iter().zip(&pass.response.responses);
+        for (plan, topic) in sent {
+            for (partition, data) in plan.partitions.iter().zip(&topic.partitions) {
+                if let (Ok(log), Some(records)) = (&partition.log, &data.records) {
+                    log.traffic.add_out(records);
+                }
+            }
+        }
+        ResponseKind::Fetch(pass.response)
     }
 
     /// Reads every partition once, within the response and partition byte limits.

@@ -65,6 +65,8 @@ pub struct BrokerContext {
     pub producers: ProducerRegistry,
     /// The consumer group coordinator (groups, committed offsets).
     pub groups: Arc<GroupCoordinator>,
+    /// This broker's metrics (its own recorder; see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::BrokerMetrics>,
 }
 
 /// A handler's answer: ready now, after waiting (fsync, long-poll), or never.

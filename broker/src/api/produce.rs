@@ -148,6 +148,13 @@ fn produce_partition(
     };
     match ctx.producers.append(&log, &batches) {
         Ok(AppendOutcome::Appended(info)) => {
+            let bytes: usize = batches.iter().map(RecordBatch::size_bytes).sum();
+            let records = info
+                .last_offset
+                .saturating_sub(info.base_offset)
+                .saturating_add(1);
+            log.traffic
+                .add_in(bytes as u64, u64::try_from(records).unwrap_or(0));
             response.base_offset = info.base_offset;
             response.log_append_time_ms = info.log_append_time_ms;
             response.log_start_offset = info.log_start_offset;

@@ -185,7 +185,11 @@ impl PartitionLog {
                 return Err(io::Error::other("injected fsync failure"));
             }
             let file = self.ctx.files.get(&segment.log_path)?;
+            let started = std::time::Instant::now();
             file.sync_data()?;
+            if let Some(histogram) = self.ctx.fsync_seconds.get() {
+                histogram.record(started.elapsed().as_secs_f64());
+            }
             self.ctx.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

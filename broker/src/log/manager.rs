@@ -220,6 +220,7 @@ impl LogManager {
             checkpoints: Checkpoints::load(&config.data_dir),
             flusher: Arc::new(FlushQueue::new()),
             fsyncs: AtomicU64::new(0),
+            fsync_seconds: std::sync::OnceLock::new(),
             clean_start,
             #[cfg(test)]
             fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
@@ -309,6 +310,22 @@ impl LogManager {
     /// fsync calls made on segment files so far (for tests and metrics).
     pub fn fsync_count(&self) -> u64 {
         self.shared.ctx.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Records every segment fsync's duration in `histogram` from now on (set once).
+    pub fn set_fsync_histogram(&self, histogram: metrics::Histogram) {
+        let _ = self.shared.ctx.fsync_seconds.set(histogram);
+    }
+
+    /// Every topic with its partition logs, without opening any (for metrics: opening
+    /// thousands of idle partitions on a scrape would cost more than the scrape).
+    pub fn topic_partitions(&self) -> Vec<(TopicInfo, Vec<Arc<PartitionLog>>)> {
+        self.shared
+            .topics
+            .read()
+            .values()
+            .map(|t| (t.info.clone(), t.partitions.clone()))
+            .collect()
     }
 
     /// Test seam: from now on every segment fsync fails.

@@ -36,6 +36,8 @@ pub(crate) struct LogContext {
     pub flusher: Arc<FlushQueue>,
     /// fsync calls made on segment files (tests assert group commit with it).
     pub fsyncs: AtomicU64,
+    /// Seconds per segment fsync, once the broker's metrics are attached (else unrecorded).
+    pub fsync_seconds: std::sync::OnceLock<metrics::Histogram>,
     /// False after an unclean stop: partitions loaded then are recovered first.
     pub clean_start: bool,
     /// Test seam: makes every segment fsync fail (a dying disk).
@@ -88,6 +90,9 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: AtomicI64,
     /// A segment file was created since the directory was last fsynced.
     pub(crate) dir_dirty: AtomicBool,
+    /// Bytes and records in and out, bumped once per request by the API layer and read
+    /// when `/metrics` is scraped.
+    pub traffic: crate::metrics::TrafficCounters,
 }
 
 impl PartitionLog {
@@ -117,6 +122,7 @@ impl PartitionLog {
             dirty: AtomicBool::new(false),
             last_flush_ms: AtomicI64::new(now_ms()),
             dir_dirty: AtomicBool::new(true),
+            traffic: crate::metrics::TrafficCounters::default(),
         }
     }
 
@@ -161,7 +167,8 @@ impl PartitionLog {
         Ok(guard)
     }
 
-    pub(crate) fn is_loaded(&self) -> bool {
+    /// Whether the log has been opened since start (partitions open lazily, on first use).
+    pub fn is_loaded(&self) -> bool {
         self.state.lock().is_some()
     }
 

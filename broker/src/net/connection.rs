@@ -9,7 +9,7 @@
 //! socket; it shares only the `Arc<BrokerContext>`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
@@ -197,15 +197,25 @@ fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, Conn
     let api_key = request.api_key;
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;
+    let started = Instant::now();
+    let metrics = &context.metrics;
     let outbound = match api::dispatch(context, &request.header, request.body)? {
-        Completion::Ready(body) => Outbound::Ready {
-            api_key,
-            version,
-            correlation_id,
-            body,
-        },
+        Completion::Ready(body) => {
+            metrics.record_request(api_key as i16, started, Some(&body));
+            Outbound::Ready {
+                api_key,
+                version,
+                correlation_id,
+                body,
+            }
+        }
         Completion::Pending(future) => {
-            let task = AbortOnDrop(tokio::spawn(future));
+            let metrics = Arc::clone(metrics);
+            let task = AbortOnDrop(tokio::spawn(async move {
+                let body = future.await;
+                metrics.record_request(api_key as i16, started, Some(&body));
+                body
+            }));
             Outbound::Waiting {
                 api_key,
                 version,
@@ -213,8 +223,14 @@ fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, Conn
                 task,
             }
         }
-        Completion::NoResponse => return Ok(None),
-        Completion::CloseConnection => return Err(ConnectionError::FailedWithoutResponse),
+        Completion::NoResponse => {
+            metrics.record_request(api_key as i16, started, None);
+            return Ok(None);
+        }
+        Completion::CloseConnection => {
+            metrics.record_request(api_key as i16, started, None);
+            return Err(ConnectionError::FailedWithoutResponse);
+        }
     };
     Ok(Some(outbound))
 }

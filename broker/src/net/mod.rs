@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::api::BrokerContext;
 use crate::config::{split_host_port, BrokerConfig};
 use crate::log::{LogError, LogManager, LogManagerConfig, TopicConfig};
+use crate::metrics::{BrokerMetrics, MetricsConfig};
 use crate::producers::{ProducerIdError, ProducerRegistry};
 use connection::ConnectionLimits;
 
@@ -52,10 +53,13 @@ pub struct RunningBroker {
     pub kafka_addr: SocketAddr,
     /// Every bound Kafka listener (two for `localhost`: IPv4 and IPv6).
     pub kafka_addrs: Vec<SocketAddr>,
+    /// The HTTP server's bound address (`/metrics`, `/v1/…`).
+    pub http_addr: SocketAddr,
     pub config: BrokerConfig,
     context: Arc<BrokerContext>,
     shutdown_tx: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    http: tokio::task::JoinHandle<()>,
 }
 
 impl Broker {
@@ -75,7 +79,23 @@ impl Broker {
             });
         };
         let (advertised_host, advertised_port) = advertised(&config, kafka_addr)?;
+        let http_listener = crate::http::bind(&config.http_listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: config.http_listen.clone(),
+                source,
+            })?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|source| BrokerError::Bind {
+                addr: config.http_listen.clone(),
+                source,
+            })?;
+        let metrics = Arc::new(BrokerMetrics::new(MetricsConfig {
+            partition_series_max: config.metrics_partition_series_max,
+        }));
         let logs = open_logs(&config).await?;
+        logs.set_fsync_histogram(metrics.fsync_seconds.clone());
         let data_dir = config.data_dir.clone();
         let producers =
             tokio::task::spawn_blocking(move || ProducerRegistry::open(&data_dir)).await??;
@@ -90,22 +110,33 @@ impl Broker {
             default_partitions: config.num_partitions,
             producers,
             groups,
+            metrics,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(serve(
             listeners,
             Arc::clone(&context),
             config.clone(),
-            shutdown_rx,
+            shutdown_rx.clone(),
         ));
-        tracing::info!(%kafka_addr, "runnel broker listening");
+        let http = tokio::spawn(crate::http::serve(
+            http_listener,
+            crate::http::HttpState {
+                ctx: Arc::clone(&context),
+                config: Arc::new(config.clone()),
+                shutdown: shutdown_rx,
+            },
+        ));
+        tracing::info!(%kafka_addr, %http_addr, "runnel broker listening");
         Ok(RunningBroker {
             kafka_addr,
             kafka_addrs,
+            http_addr,
             config,
             context,
             shutdown_tx,
             server,
+            http,
         })
     }
 }
@@ -121,6 +152,7 @@ impl RunningBroker {
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         let _ = self.shutdown_tx.send(true);
         self.server.await?;
+        self.http.await?;
         let logs = Arc::clone(&self.context.logs);
         tokio::task::spawn_blocking(move || logs.shutdown()).await??;
         tracing::info!("runnel broker stopped");
@@ -278,15 +310,20 @@ impl Acceptor {
     }
 
     fn admit(&self, connections: &mut JoinSet<()>, stream: TcpStream, peer: SocketAddr) {
+        let connections_metrics = &self.context.metrics.connections;
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            connections_metrics.rejected.increment(1);
             tracing::warn!(%peer, "connection limit reached; closing");
             drop(stream);
             return;
         };
+        connections_metrics.accepted.increment(1);
+        connections_metrics.open.increment(1.0);
         let context = Arc::clone(&self.context);
         let limits = self.limits.clone();
         let shutdown = self.shutdown.clone();
         connections.spawn(async move {
+            let metrics = Arc::clone(&context.metrics);
             match connection::serve(stream, context, limits, shutdown).await {
                 Ok(()) => {}
                 // A response we cannot encode is our bug, not the client's.
@@ -295,6 +332,8 @@ impl Acceptor {
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "connection closed"),
             }
+            metrics.connections.closed.increment(1);
+            metrics.connections.open.decrement(1.0);
             drop(permit);
         });
     }

@@ -1,0 +1,226 @@
+//! The JSON admin API: `GET /v1/broker`, `/v1/topics`, `/v1/topics/{name}`, `/v1/groups`,
+//! `/v1/groups/{id}`. Read-only views of the broker's own structures; an unknown topic or
+//! group is a 404 with `{"error": …}`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use bytes::Bytes;
+use kafka_protocol::messages::ConsumerProtocolAssignment;
+use kafka_protocol::protocol::Decodable;
+use serde_json::{json, Value};
+
+use super::{blocking, HttpError, HttpState};
+use crate::api::BrokerContext;
+use crate::groups::admin::{GroupOverview, MemberDescription};
+use crate::log::{now_ms, PartitionLog, TopicInfo};
+use crate::metrics::lag::group_lag;
+
+type JsonResult = Result<Json<Value>, HttpError>;
+
+pub async fn broker(State(state): State<HttpState>) -> JsonResult {
+    let c = &state.config;
+    let metrics = &state.ctx.metrics;
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "node_id": c.node_id,
+        "cluster_id": c.cluster_id,
+        "uptime_seconds": metrics.started.elapsed().as_secs_f64(),
+        "advertised": format!("{}:{}", state.ctx.advertised_host, state.ctx.advertised_port),
+        "config": {
+            "data_dir": c.data_dir.display().to_string(),
+            "listen": c.listen,
+            "advertise": c.advertise,
+            "http_listen": c.http_listen,
+            "max_connections": c.max_connections,
+            "max_request_bytes": c.max_request_bytes,
+            "auto_create_topics": c.auto_create_topics,
+            "num_partitions": c.num_partitions,
+            "request_timeout_ms": c.request_timeout_ms,
+            "shutdown_timeout_ms": c.shutdown_timeout_ms,
+            "metrics_partition_series_max": c.metrics_partition_series_max,
+            "topic_defaults": c.topic_defaults,
+        },
+    })))
+}
+
+pub async fn topics(State(state): State<HttpState>) -> JsonResult {
+    let ctx = Arc::clone(&state.ctx);
+    let topics = blocking(move || {
+        ctx.logs
+            .topic_partitions()
+            .iter()
+            .map(|(info, logs)| {
+                let open: Vec<&Arc<PartitionLog>> = logs.iter().filter(|l| l.is_loaded()).collect();
+                json!({
+                    "name": info.name,
+                    "id": info.id.to_string(),
+                    "internal": crate::groups::is_internal_topic(&info.name),
+                    "partitions": info.partitions,
+                    "open_partitions": open.len(),
+                    "size_bytes": open.iter().map(|l| l.size_bytes()).sum::<u64>(),
+                    "overrides": info.overrides,
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Json(json!({ "topics": topics })))
+}
+
+pub async fn topic(State(state): State<HttpState>, Path(name): Path<String>) -> JsonResult {
+    let ctx = Arc::clone(&state.ctx);
+    blocking(move || topic_detail(&ctx, &name)).await?.map(Json)
+}
+
+/// One topic with every partition opened (an admin asking about a topic wants real offsets).
+fn topic_detail(ctx: &BrokerContext, name: &str) -> Result<Value, HttpError> {
+    let info: TopicInfo = ctx
+        .logs
+        .topic(name)
+        .ok_or_else(|| HttpError::not_found(format!("unknown topic {name:?}")))?;
+    let partitions: Vec<Value> = (0..info.partitions)
+        .map(|p| match ctx.logs.partition(name, p) {
+            Ok(log) => {
+                let traffic = log.traffic.get();
+                json!({
+                    "partition": p,
+                    "log_start_offset": log.log_start_offset(),
+                    "log_end_offset": log.log_end_offset(),
+                    "size_bytes": log.size_bytes(),
+                    "segments": log.segment_count(),
+                    "bytes_in": traffic.bytes_in,
+                    "records_in": traffic.records_in,
+                    "bytes_out": traffic.bytes_out,
+                    "records_out": traffic.records_out,
+                })
+            }
+            Err(e) => json!({ "partition": p, "error": e.to_string() }),
+        })
+        .collect();
+    let configs: serde_json::Map<String, Value> = info
+        .config
+        .describe(&info.overrides)
+        .into_iter()
+        .map(|entry| {
+            let value = json!({ "value": entry.value, "is_override": entry.is_override });
+            (entry.name.to_owned(), value)
+        })
+        .collect();
+    Ok(json!({
+        "name": info.name,
+        "id": info.id.to_string(),
+        "internal": crate::groups::is_internal_topic(&info.name),
+        "partitions": partitions,
+        "configs": configs,
+    }))
+}
+
+pub async fn groups(State(state): State<HttpState>) -> JsonResult {
+    let ctx = Arc::clone(&state.ctx);
+    let groups = blocking(move || {
+        let now = now_ms();
+        ctx.groups
+            .overview()
+            .iter()
+            .map(|g| {
+                let lag = group_lag(&ctx.logs, g, &ctx.metrics.lag_cache, now);
+                json!({
+                    "group_id": g.group_id,
+                    "state": g.state.name(),
+                    "protocol_type": g.protocol_type,
+                    "members": g.members.len(),
+                    "generation_id": g.generation_id,
+                    "lag_records": lag.iter().map(|l| l.lag_records).sum::<i64>(),
+                    "lag_seconds": lag.iter().map(|l| l.lag_seconds).fold(0.0, f64::max),
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Json(json!({ "groups": groups })))
+}
+
+pub async fn group(State(state): State<HttpState>, Path(id): Path<String>) -> JsonResult {
+    let ctx = Arc::clone(&state.ctx);
+    blocking(move || {
+        let group = ctx
+            .groups
+            .overview()
+            .into_iter()
+            .find(|g| g.group_id == id)
+            .ok_or_else(|| HttpError::not_found(format!("unknown group {id:?}")))?;
+        Ok(group_detail(&ctx, &group))
+    })
+    .await?
+    .map(Json)
+}
+
+fn group_detail(ctx: &BrokerContext, group: &GroupOverview) -> Value {
+    let lag = group_lag(&ctx.logs, group, &ctx.metrics.lag_cache, now_ms());
+    let offsets: Vec<Value> = lag
+        .iter()
+        .map(|l| {
+            json!({
+                "topic": l.topic,
+                "partition": l.partition,
+                "committed_offset": l.committed_offset,
+                "log_start_offset": l.log_start_offset,
+                "log_end_offset": l.log_end_offset,
+                "lag_records": l.lag_records,
+                "lag_seconds": l.lag_seconds,
+            })
+        })
+        .collect();
+    let consumer = group.protocol_type == "consumer";
+    let members: Vec<Value> = group.members.iter().map(|m| member(m, consumer)).collect();
+    json!({
+        "group_id": group.group_id,
+        "state": group.state.name(),
+        "protocol_type": group.protocol_type,
+        "protocol": group.protocol_name,
+        "generation_id": group.generation_id,
+        "leader_id": group.leader_id,
+        "members": members,
+        "offsets": offsets,
+        "lag_records": lag.iter().map(|l| l.lag_records).sum::<i64>(),
+        "lag_seconds": lag.iter().map(|l| l.lag_seconds).fold(0.0, f64::max),
+    })
+}
+
+fn member(m: &MemberDescription, consumer: bool) -> Value {
+    let assignment = if consumer {
+        decode_assignment(&m.assignment)
+    } else {
+        Value::Null
+    };
+    json!({
+        "member_id": m.member_id,
+        "group_instance_id": m.group_instance_id,
+        "client_id": m.client_id,
+        "client_host": m.client_host,
+        "assignment": assignment,
+        "assignment_bytes": m.assignment.len(),
+    })
+}
+
+/// A consumer-protocol assignment as `{topic: [partitions]}`; `null` when it does not
+/// decode (another protocol, or none yet).
+fn decode_assignment(bytes: &Bytes) -> Value {
+    let mut buf = bytes.clone();
+    if buf.len() < 2 {
+        return Value::Null;
+    }
+    let version = i16::from_be_bytes([buf[0], buf[1]]);
+    let mut body = buf.split_off(2);
+    let Ok(assignment) = ConsumerProtocolAssignment::decode(&mut body, version.clamp(0, 3)) else {
+        return Value::Null;
+    };
+    let topics: serde_json::Map<String, Value> = assignment
+        .assigned_partitions
+        .iter()
+        .map(|tp| (tp.topic.0.to_string(), json!(tp.partitions)))
+        .collect();
+    Value::Object(topics)
+}

@@ -1,0 +1,144 @@
+//! The broker's HTTP server (axum) on `http_listen`: `GET /metrics` (Prometheus text),
+//! the JSON admin API under `/v1/` ([`admin`]), and `/healthz` / `/readyz`.
+//!
+//! It shares the Kafka server's `Arc<BrokerContext>` and its shutdown signal: started by
+//! [`crate::net::Broker::start`] after storage is open, stopped (gracefully, in-flight
+//! requests finish) before storage is flushed. Every handler that reads many partitions or
+//! groups runs on the blocking pool, so a scrape of 10 000 partitions never stalls the
+//! async workers serving Kafka clients.
+
+pub mod admin;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::BrokerContext;
+use crate::config::BrokerConfig;
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct HttpState {
+    pub ctx: Arc<BrokerContext>,
+    pub config: Arc<BrokerConfig>,
+    /// True once the broker is shutting down: `/readyz` then answers 503.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// An error answer: a status and `{"error": "..."}`.
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl HttpError {
+    pub fn not_found(what: impl Into<String>) -> HttpError {
+        HttpError {
+            status: StatusCode::NOT_FOUND,
+            message: what.into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> HttpError {
+        HttpError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message, "status": self.status.as_u16() });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Binds `addr` (`host:port`; port 0 picks a free one).
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// The routes.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/broker", get(admin::broker))
+        .route("/v1/topics", get(admin::topics))
+        .route("/v1/topics/{name}", get(admin::topic))
+        .route("/v1/groups", get(admin::groups))
+        .route("/v1/groups/{id}", get(admin::group))
+        .fallback(|| async { HttpError::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+/// Serves until `shutdown` turns true, then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, state: HttpState) {
+    let mut shutdown = state.shutdown.clone();
+    let local = listener.local_addr().ok();
+    let app = router(state);
+    let stop = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(addr = ?local, error = %e, "HTTP server failed");
+    }
+}
+
+/// The bound address of `listener`, for logs and tests.
+pub fn local_addr(listener: &TcpListener) -> Option<SocketAddr> {
+    listener.local_addr().ok()
+}
+
+/// Runs `work` on the blocking pool (it reads many partitions or groups).
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, HttpError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| HttpError::internal(e.to_string()))
+}
+
+async fn metrics(State(state): State<HttpState>) -> Result<Response, HttpError> {
+    let ctx = Arc::clone(&state.ctx);
+    let page = blocking(move || crate::metrics::scrape::render(&ctx, crate::log::now_ms())).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        page,
+    )
+        .into_response())
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready while serving: storage is open and the Kafka listener accepts (both happen before
+/// this server starts); not ready once shutdown has begun.
+async fn readyz(State(state): State<HttpState>) -> Response {
+    if *state.shutdown.borrow() {
+        let body = serde_json::json!({ "status": "shutting down" });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    Json(serde_json::json!({ "status": "ready" })).into_response()
+}

@@ -1,0 +1,151 @@
+//! Consumer lag at the instant it is asked for: in records (log end offset − committed
+//! offset) and in seconds (now − timestamp of the first record not yet committed; 0 when the
+//! group has caught up). Used by `/metrics` and by `GET /v1/groups/{id}`.
+//!
+//! The timestamp comes from the batch holding the committed offset, read through the same
+//! offset index a fetch uses (one small read per lagging partition): the batch's first
+//! timestamp when the committed offset starts the batch, else the matching record's. The
+//! answer for one (partition, offset) never changes while the record is in the log, so it
+//! is cached; each full scrape drops entries it did not use, which bounds the cache by the
+//! number of committed partitions.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use runnel_protocol::batch::{BatchSplitter, TimestampType};
+use runnel_protocol::records::records;
+
+use crate::groups::admin::GroupOverview;
+use crate::log::{LogManager, PartitionLog};
+
+/// Decompression bound when looking for a record's timestamp inside a compressed batch.
+const LAG_DECOMPRESS_BYTES_MAX: usize = 16 << 20;
+
+/// One committed partition of one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub committed_offset: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub lag_records: i64,
+    pub lag_seconds: f64,
+}
+
+/// Timestamps of first uncommitted records, keyed by (topic, partition, offset).
+#[derive(Debug, Default)]
+pub struct LagCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    /// (timestamp ms, generation last used)
+    entries: HashMap<(String, i32, i64), (i64, u64)>,
+    generation: u64,
+}
+
+impl LagCache {
+    /// The timestamp (ms) of the first record at or after `offset` in `log`.
+    fn timestamp(&self, log: &PartitionLog, offset: i64) -> Option<i64> {
+        let key = (log.topic().to_owned(), log.partition(), offset);
+        {
+            let mut inner = self.inner.lock();
+            let generation = inner.generation;
+            if let Some(entry) = inner.entries.get_mut(&key) {
+                entry.1 = generation;
+                return Some(entry.0);
+            }
+        }
+        let timestamp = first_timestamp_at(log, offset)?;
+        let mut inner = self.inner.lock();
+        let generation = inner.generation;
+        inner.entries.insert(key, (timestamp, generation));
+        Some(timestamp)
+    }
+
+    /// Ends a full scrape: forgets entries no group needed in it.
+    pub fn end_scrape(&self) {
+        let mut inner = self.inner.lock();
+        let generation = inner.generation;
+        inner.entries.retain(|_, (_, used)| *used == generation);
+        inner.generation += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Lag of every partition `group` has committed on (partitions of deleted topics are left
+/// out). Opens a partition log that is not open yet: lag must be exact.
+pub fn group_lag(
+    logs: &LogManager,
+    group: &GroupOverview,
+    cache: &LagCache,
+    now_ms: i64,
+) -> Vec<PartitionLag> {
+    group
+        .offsets
+        .iter()
+        .filter_map(|(topic, partition, committed, _)| {
+            let log = logs.partition(topic, *partition).ok()?;
+            Some(partition_lag(&log, *committed, cache, now_ms))
+        })
+        .collect()
+}
+
+/// Lag of one partition whose group committed `committed`.
+pub fn partition_lag(
+    log: &PartitionLog,
+    committed: i64,
+    cache: &LagCache,
+    now_ms: i64,
+) -> PartitionLag {
+    let log_start_offset = log.log_start_offset();
+    let log_end_offset = log.log_end_offset();
+    let lag_records = (log_end_offset - committed).max(0);
+    let lag_seconds = if lag_records == 0 {
+        0.0
+    } else {
+        // Below the log start the first uncommitted record still in the log is the start.
+        let first_uncommitted = committed.max(log_start_offset);
+        cache
+            .timestamp(log, first_uncommitted)
+            .map_or(0.0, |ts| (now_ms - ts).max(0) as f64 / 1000.0)
+    };
+    PartitionLag {
+        topic: log.topic().to_owned(),
+        partition: log.partition(),
+        committed_offset: committed,
+        log_start_offset,
+        log_end_offset,
+        lag_records,
+        lag_seconds,
+    }
+}
+
+/// Reads the batch holding `offset` (or the next one, across a compaction gap) and returns
+/// the timestamp of its first record at or after `offset`.
+fn first_timestamp_at(log: &PartitionLog, offset: i64) -> Option<i64> {
+    // A read always returns at least one whole batch, whatever the byte limit.
+    let read = log.read(offset, 1).ok()?;
+    let batch = BatchSplitter::new(read.records).next()?.ok()?;
+    if batch.timestamp_type() == TimestampType::LogAppendTime {
+        return Some(batch.max_timestamp());
+    }
+    if batch.base_offset() >= offset {
+        return Some(batch.base_timestamp());
+    }
+    let found = records(&batch, LAG_DECOMPRESS_BYTES_MAX)
+        .ok()
+        .and_then(|mut iter| {
+            iter.find_map(|r| r.ok().filter(|r| r.offset >= offset).map(|r| r.timestamp))
+        });
+    Some(found.unwrap_or_else(|| batch.max_timestamp()))
+}

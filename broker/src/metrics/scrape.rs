@@ -1,0 +1,462 @@
+//! The state half of `/metrics`, computed from the broker's own structures on each scrape:
+//! topics and partitions, traffic per topic, consumer groups and their lag, the cleaner,
+//! the process. See the module doc of [`crate::metrics`] for why it is not pushed into the
+//! recorder.
+//!
+//! Partitions not opened since the broker started (they open lazily, on first use) are
+//! counted in `runnel_partitions{state="unopened"}` but get no offset or size series: opening
+//! thousands of idle logs would make a scrape cost more than the traffic it measures. A
+//! partition a group has committed on is opened, because its lag must be exact.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::lag::{group_lag, PartitionLag};
+use super::text::{Kind, Page};
+use super::traffic::Traffic;
+use super::BrokerMetrics;
+use crate::api::BrokerContext;
+use crate::groups::admin::GroupOverview;
+use crate::groups::state::GroupState;
+use crate::log::{CleanerStats, PartitionLog, TopicInfo};
+
+/// Bytes of text per partition row, to size the page once.
+const PAGE_BYTES_PER_PARTITION: usize = 400;
+
+/// One open partition's figures, read once per scrape.
+struct PartitionRow {
+    partition: i32,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    size_bytes: u64,
+    segments: usize,
+}
+
+/// One topic's figures: per-partition rows (open partitions only) and their sums.
+struct TopicRow {
+    name: String,
+    partitions: i32,
+    /// Per-partition series are written for this topic (cardinality bound).
+    detailed: bool,
+    rows: Vec<PartitionRow>,
+    traffic: Traffic,
+    unopened: usize,
+}
+
+/// Renders the whole `/metrics` page: the recorder's events, then the state.
+pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
+    let metrics = &ctx.metrics;
+    let topics = topic_rows(
+        &ctx.logs.topic_partitions(),
+        metrics.config.partition_series_max,
+    );
+    let groups = ctx.groups.overview();
+    let partitions: usize = topics.iter().map(|t| t.rows.len()).sum();
+    let mut page = Page::with_capacity((partitions + 16) * PAGE_BYTES_PER_PARTITION);
+    render_broker(&mut page, metrics);
+    render_topics(&mut page, &topics);
+    let detailed: HashMap<&str, bool> = topics
+        .iter()
+        .map(|t| (t.name.as_str(), t.detailed))
+        .collect();
+    let lags: Vec<(&GroupOverview, Vec<PartitionLag>)> = groups
+        .iter()
+        .map(|g| (g, group_lag(&ctx.logs, g, &metrics.lag_cache, now_ms)))
+        .collect();
+    metrics.lag_cache.end_scrape();
+    render_groups(&mut page, &lags, &detailed);
+    render_cleaner(&mut page, &ctx.logs.cleaner_stats());
+    page.single(
+        "runnel_log_fsyncs_total",
+        Kind::Counter,
+        "fsync calls on segment files",
+        ctx.logs.fsync_count() as f64,
+    );
+    let started_at = metrics
+        .started_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    super::process::render(&mut page, started_at);
+    let mut out = metrics.render_events();
+    out.push_str(&page.into_string());
+    out
+}
+
+fn topic_rows(
+    topics: &[(TopicInfo, Vec<Arc<PartitionLog>>)],
+    partition_series_max: usize,
+) -> Vec<TopicRow> {
+    topics
+        .iter()
+        .map(|(info, logs)| {
+            let mut traffic = Traffic::default();
+            let mut rows = Vec::with_capacity(logs.len());
+            for log in logs {
+                traffic += log.traffic.get();
+                if log.is_loaded() {
+                    rows.push(PartitionRow {
+                        partition: log.partition(),
+                        log_start_offset: log.log_start_offset(),
+                        log_end_offset: log.log_end_offset(),
+                        size_bytes: log.size_bytes(),
+                        segments: log.segment_count(),
+                    });
+                }
+            }
+            TopicRow {
+                name: info.name.clone(),
+                partitions: info.partitions,
+                detailed: logs.len() <= partition_series_max,
+                unopened: logs.len() - rows.len(),
+                rows,
+                traffic,
+            }
+        })
+        .collect()
+}
+
+fn render_broker(page: &mut Page, metrics: &BrokerMetrics) {
+    page.family(
+        "runnel_build_info",
+        Kind::Gauge,
+        "Broker version (always 1)",
+    );
+    page.sample(
+        "runnel_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
+    );
+    page.single(
+        "runnel_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since the broker started",
+        metrics.started.elapsed().as_secs_f64(),
+    );
+}
+
+fn render_topics(page: &mut Page, topics: &[TopicRow]) {
+    page.single("runnel_topics", Kind::Gauge, "Topics", topics.len() as f64);
+    page.family(
+        "runnel_partitions",
+        Kind::Gauge,
+        "Partitions, open or not yet opened since start",
+    );
+    let open: usize = topics.iter().map(|t| t.rows.len()).sum();
+    let unopened: usize = topics.iter().map(|t| t.unopened).sum();
+    page.sample("runnel_partitions", &[("state", "open")], open as f64);
+    page.sample(
+        "runnel_partitions",
+        &[("state", "unopened")],
+        unopened as f64,
+    );
+
+    type TopicFigure = fn(&TopicRow) -> f64;
+    let per_topic: [(&str, Kind, &str, TopicFigure); 8] = [
+        (
+            "runnel_topic_partitions",
+            Kind::Gauge,
+            "Partitions of the topic",
+            |t| f64::from(t.partitions),
+        ),
+        (
+            "runnel_topic_bytes_in_total",
+            Kind::Counter,
+            "Record batch bytes appended",
+            |t| t.traffic.bytes_in as f64,
+        ),
+        (
+            "runnel_topic_records_in_total",
+            Kind::Counter,
+            "Records appended",
+            |t| t.traffic.records_in as f64,
+        ),
+        (
+            "runnel_topic_bytes_out_total",
+            Kind::Counter,
+            "Record batch bytes sent to fetchers",
+            |t| t.traffic.bytes_out as f64,
+        ),
+        (
+            "runnel_topic_records_out_total",
+            Kind::Counter,
+            "Records sent to fetchers",
+            |t| t.traffic.records_out as f64,
+        ),
+        (
+            "runnel_topic_size_bytes",
+            Kind::Gauge,
+            "Bytes of segment files of the open partitions",
+            |t| t.rows.iter().map(|r| r.size_bytes as f64).sum(),
+        ),
+        (
+            "runnel_topic_segments",
+            Kind::Gauge,
+            "Segments of the open partitions",
+            |t| t.rows.iter().map(|r| r.segments as f64).sum(),
+        ),
+        (
+            "runnel_topic_records",
+            Kind::Gauge,
+            "Offsets between log start and log end, summed over open partitions",
+            |t| {
+                t.rows
+                    .iter()
+                    .map(|r| (r.log_end_offset - r.log_start_offset) as f64)
+                    .sum()
+            },
+        ),
+    ];
+    for (name, kind, help, figure) in per_topic {
+        page.family(name, kind, help);
+        for topic in topics {
+            page.sample(name, &[("topic", &topic.name)], figure(topic));
+        }
+    }
+
+    type PartitionFigure = fn(&PartitionRow) -> f64;
+    let per_partition: [(&str, &str, PartitionFigure); 4] = [
+        (
+            "runnel_partition_log_start_offset",
+            "First offset still in the log",
+            |r| r.log_start_offset as f64,
+        ),
+        (
+            "runnel_partition_log_end_offset",
+            "Offset the next record will get",
+            |r| r.log_end_offset as f64,
+        ),
+        (
+            "runnel_partition_size_bytes",
+            "Bytes of the partition's segment files",
+            |r| r.size_bytes as f64,
+        ),
+        (
+            "runnel_partition_segments",
+            "Segments of the partition",
+            |r| r.segments as f64,
+        ),
+    ];
+    for (name, help, figure) in per_partition {
+        page.family(name, Kind::Gauge, help);
+        for topic in topics.iter().filter(|t| t.detailed) {
+            for row in &topic.rows {
+                let partition = row.partition.to_string();
+                page.sample(
+                    name,
+                    &[("topic", &topic.name), ("partition", &partition)],
+                    figure(row),
+                );
+            }
+        }
+    }
+}
+
+fn render_groups(
+    page: &mut Page,
+    lags: &[(&GroupOverview, Vec<PartitionLag>)],
+    detailed: &HashMap<&str, bool>,
+) {
+    page.family(
+        "runnel_consumer_groups",
+        Kind::Gauge,
+        "Consumer groups by state",
+    );
+    for state in GroupState::ALL
+        .into_iter()
+        .filter(|s| *s != GroupState::Dead)
+    {
+        let count = lags.iter().filter(|(g, _)| g.state == state).count();
+        page.sample(
+            "runnel_consumer_groups",
+            &[("state", state.name())],
+            count as f64,
+        );
+    }
+    page.family(
+        "runnel_consumer_group_state",
+        Kind::Gauge,
+        "1 for the group's current state, 0 for the others",
+    );
+    for (group, _) in lags {
+        for state in GroupState::ALL
+            .into_iter()
+            .filter(|s| *s != GroupState::Dead)
+        {
+            let value = if group.state == state { 1.0 } else { 0.0 };
+            page.sample(
+                "runnel_consumer_group_state",
+                &[("group", &group.group_id), ("state", state.name())],
+                value,
+            );
+        }
+    }
+    page.family(
+        "runnel_consumer_group_members",
+        Kind::Gauge,
+        "Members of the group",
+    );
+    for (group, _) in lags {
+        page.sample(
+            "runnel_consumer_group_members",
+            &[("group", &group.group_id)],
+            group.members.len() as f64,
+        );
+    }
+    page.family(
+        "runnel_consumer_group_rebalances_total",
+        Kind::Counter,
+        "Rebalances the group completed (its generation id)",
+    );
+    for (group, _) in lags {
+        page.sample(
+            "runnel_consumer_group_rebalances_total",
+            &[("group", &group.group_id)],
+            f64::from(group.generation_id.max(0)),
+        );
+    }
+
+    type LagFigure = fn(&PartitionLag) -> f64;
+    let per_partition: [(&str, &str, LagFigure); 3] = [
+        (
+            "runnel_consumer_group_committed_offset",
+            "Offset the group committed",
+            |l| l.committed_offset as f64,
+        ),
+        (
+            "runnel_consumer_group_lag_records",
+            "Log end offset minus committed offset",
+            |l| l.lag_records as f64,
+        ),
+        (
+            "runnel_consumer_group_lag_seconds",
+            "Age of the first record not yet committed (0 when caught up)",
+            |l| l.lag_seconds,
+        ),
+    ];
+    for (name, help, figure) in per_partition {
+        page.family(name, Kind::Gauge, help);
+        for (group, lag) in lags {
+            for l in lag
+                .iter()
+                .filter(|l| detailed.get(l.topic.as_str()).copied().unwrap_or(false))
+            {
+                let partition = l.partition.to_string();
+                let labels = [
+                    ("group", group.group_id.as_str()),
+                    ("topic", &l.topic),
+                    ("partition", &partition),
+                ];
+                page.sample(name, &labels, figure(l));
+            }
+        }
+    }
+
+    // Per-topic aggregates: summed records, the oldest uncommitted record.
+    let aggregated: Vec<_> = lags
+        .iter()
+        .map(|(g, lag)| (g.group_id.as_str(), topic_lag(lag)))
+        .collect();
+    page.family(
+        "runnel_consumer_group_topic_lag_records",
+        Kind::Gauge,
+        "Lag in records summed over the topic's partitions",
+    );
+    for (group, topics) in &aggregated {
+        for (topic, (records, _)) in topics {
+            page.sample(
+                "runnel_consumer_group_topic_lag_records",
+                &[("group", group), ("topic", topic)],
+                *records as f64,
+            );
+        }
+    }
+    page.family(
+        "runnel_consumer_group_topic_lag_seconds",
+        Kind::Gauge,
+        "Largest lag in seconds over the topic's partitions",
+    );
+    for (group, topics) in &aggregated {
+        for (topic, (_, seconds)) in topics {
+            page.sample(
+                "runnel_consumer_group_topic_lag_seconds",
+                &[("group", group), ("topic", topic)],
+                *seconds,
+            );
+        }
+    }
+}
+
+fn render_cleaner(page: &mut Page, stats: &CleanerStats) {
+    let totals: [(&str, Kind, &str, f64); 6] = [
+        (
+            "runnel_cleaner_bytes_read_total",
+            Kind::Counter,
+            "Bytes the log cleaner read",
+            stats.bytes_read_total as f64,
+        ),
+        (
+            "runnel_cleaner_bytes_written_total",
+            Kind::Counter,
+            "Bytes the log cleaner wrote",
+            stats.bytes_written_total as f64,
+        ),
+        (
+            "runnel_cleaner_records_removed_total",
+            Kind::Counter,
+            "Records compaction removed",
+            stats.records_removed_total as f64,
+        ),
+        (
+            "runnel_cleaner_passes_total",
+            Kind::Counter,
+            "Cleaning passes run",
+            stats.passes_total as f64,
+        ),
+        (
+            "runnel_cleaner_errors_total",
+            Kind::Counter,
+            "Cleaning passes that failed",
+            stats.errors_total as f64,
+        ),
+        (
+            "runnel_cleaner_last_run_duration_seconds",
+            Kind::Gauge,
+            "Duration of the most recent cleaning pass",
+            stats.last_run_duration_seconds,
+        ),
+    ];
+    for (name, kind, help, value) in totals {
+        page.single(name, kind, help, value);
+    }
+    let uncleanable = stats.partitions.iter().filter(|p| p.uncleanable).count();
+    page.single(
+        "runnel_cleaner_uncleanable_partitions",
+        Kind::Gauge,
+        "Compacted partitions the cleaner gave up on after an error",
+        uncleanable as f64,
+    );
+    page.family(
+        "runnel_cleaner_dirty_ratio",
+        Kind::Gauge,
+        "Dirty bytes over all bytes of a compacted partition, when last looked at",
+    );
+    for p in &stats.partitions {
+        let partition = p.partition.to_string();
+        page.sample(
+            "runnel_cleaner_dirty_ratio",
+            &[("topic", &p.topic), ("partition", &partition)],
+            p.dirty_ratio,
+        );
+    }
+}
+
+/// Lag per topic: records summed over partitions, seconds of the oldest uncommitted record.
+fn topic_lag(lag: &[PartitionLag]) -> BTreeMap<&str, (i64, f64)> {
+    let mut by_topic: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
+    for l in lag {
+        let entry = by_topic.entry(l.topic.as_str()).or_default();
+        entry.0 += l.lag_records;
+        entry.1 = entry.1.max(l.lag_seconds);
+    }
+    by_topic
+}

@@ -1,0 +1,216 @@
+//! The JSON admin API over HTTP: `/v1/broker`, `/v1/topics`, `/v1/topics/{name}`,
+//! `/v1/groups`, `/v1/groups/{id}` (members, assignment, offsets, lag), `/healthz`,
+//! `/readyz`, and 404s with a JSON error body for unknown topics, groups and paths.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, GroupId, JoinGroupRequest, OffsetCommitRequest, SyncGroupRequest,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use runnel_tests::records::values;
+use runnel_tests::requests::{produce, topic_name};
+use runnel_tests::{TestBroker, TestClient};
+use serde_json::Value;
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+async fn get_json(broker: &TestBroker, path: &str) -> (u16, Value) {
+    let (status, body) = broker.http_get(path).await;
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+    (status, json)
+}
+
+async fn ok_json(broker: &TestBroker, path: &str) -> Value {
+    let (status, json) = get_json(broker, path).await;
+    assert_eq!(status, 200, "{path}: {json}");
+    json
+}
+
+async fn setup() -> (TestBroker, TestClient) {
+    let broker = TestBroker::start_with(|c| c.groups.initial_rebalance_delay_ms = 0).await;
+    let mut overrides = BTreeMap::new();
+    overrides.insert("retention.ms".to_owned(), "3600000".to_owned());
+    broker
+        .context()
+        .logs
+        .create_topic("orders", 2, overrides, false)
+        .unwrap();
+    let mut client = broker.client().await;
+    let records = values(&["a", "b", "c", "d", "e"]);
+    let response = client.send(produce("orders", 1, records, 1), 9).await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    (broker, client)
+}
+
+/// One member joins `group` (consumer protocol), syncs with an assignment of orders-0/1,
+/// and commits orders-1 at 2. Returns the member id.
+async fn join_sync_commit(client: &mut TestClient, group: &str) -> String {
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(s(member))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(&[0, 0, 0, 0, 0, 0]))])
+    };
+    let first = client.send(join(""), 9).await;
+    let member_id = first.member_id.to_string();
+    let joined = if first.error_code == 0 {
+        first
+    } else {
+        client.send(join(&member_id), 9).await
+    };
+    assert_eq!(joined.error_code, 0);
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+        TopicPartition::default()
+            .with_topic(topic_name("orders"))
+            .with_partitions(vec![0, 1]),
+    ]);
+    let mut encoded = BytesMut::new();
+    encoded.put_i16(0);
+    assignment.encode(&mut encoded, 0).unwrap();
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(s(&member_id))
+        .with_protocol_type(Some(s("consumer")))
+        .with_protocol_name(Some(s("range")))
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(s(&member_id))
+            .with_assignment(encoded.freeze())]);
+    assert_eq!(client.send(sync, 5).await.error_code, 0);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(joined.generation_id)
+        .with_member_id(s(&member_id))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name("orders"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(1)
+                .with_committed_offset(2)])]);
+    let response = client.send(commit, 8).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    member_id
+}
+
+#[tokio::test]
+async fn broker_and_health_endpoints() {
+    let (broker, _client) = setup().await;
+    let info = ok_json(&broker, "/v1/broker").await;
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["node_id"], 0);
+    assert!(info["uptime_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(info["config"]["http_listen"], "127.0.0.1:0");
+    assert_eq!(ok_json(&broker, "/healthz").await["status"], "ok");
+    assert_eq!(ok_json(&broker, "/readyz").await["status"], "ready");
+}
+
+#[tokio::test]
+async fn topics_list_and_detail() {
+    let (broker, _client) = setup().await;
+    let list = ok_json(&broker, "/v1/topics").await;
+    let topics = list["topics"].as_array().unwrap();
+    let orders = topics.iter().find(|t| t["name"] == "orders").unwrap();
+    assert_eq!(orders["partitions"], 2);
+    assert_eq!(orders["internal"], false);
+    assert_eq!(orders["overrides"]["retention.ms"], "3600000");
+
+    let detail = ok_json(&broker, "/v1/topics/orders").await;
+    let partitions = detail["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 2);
+    assert_eq!(partitions[0]["log_end_offset"], 0);
+    assert_eq!(partitions[1]["log_start_offset"], 0);
+    assert_eq!(partitions[1]["log_end_offset"], 5);
+    assert_eq!(partitions[1]["records_in"], 5);
+    assert!(partitions[1]["size_bytes"].as_u64().unwrap() > 61);
+    assert_eq!(partitions[1]["segments"], 1);
+    assert_eq!(detail["configs"]["retention.ms"]["value"], "3600000");
+    assert_eq!(detail["configs"]["retention.ms"]["is_override"], true);
+    assert_eq!(detail["configs"]["cleanup.policy"]["is_override"], false);
+}
+
+#[tokio::test]
+async fn groups_list_and_detail_with_members_assignment_and_lag() {
+    let (broker, mut client) = setup().await;
+    let member_id = join_sync_commit(&mut client, "billing").await;
+    let list = ok_json(&broker, "/v1/groups").await;
+    let groups = list["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["group_id"], "billing");
+    assert_eq!(groups[0]["state"], "Stable");
+    assert_eq!(groups[0]["members"], 1);
+    assert_eq!(groups[0]["lag_records"], 3);
+
+    let detail = ok_json(&broker, "/v1/groups/billing").await;
+    assert_eq!(detail["state"], "Stable");
+    assert_eq!(detail["protocol_type"], "consumer");
+    assert_eq!(detail["protocol"], "range");
+    assert_eq!(detail["generation_id"], 1);
+    assert_eq!(detail["leader_id"], member_id.as_str());
+    let members = detail["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0]["member_id"], member_id.as_str());
+    assert_eq!(
+        members[0]["assignment"]["orders"],
+        serde_json::json!([0, 1])
+    );
+    let offsets = detail["offsets"].as_array().unwrap();
+    assert_eq!(offsets.len(), 1);
+    assert_eq!(offsets[0]["topic"], "orders");
+    assert_eq!(offsets[0]["partition"], 1);
+    assert_eq!(offsets[0]["committed_offset"], 2);
+    assert_eq!(offsets[0]["log_end_offset"], 5);
+    assert_eq!(offsets[0]["lag_records"], 3);
+    // `values` stamps records from 1970: a large, positive age.
+    assert!(offsets[0]["lag_seconds"].as_f64().unwrap() > 1.0e6);
+}
+
+#[tokio::test]
+async fn unknown_names_are_json_404s() {
+    let (broker, _client) = setup().await;
+    for path in [
+        "/v1/topics/nope",
+        "/v1/groups/nobody",
+        "/v1/nothing-here",
+        "/metricz",
+    ] {
+        let (status, json) = get_json(&broker, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            json["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {json}"
+        );
+        assert_eq!(json["status"], 404);
+    }
+}
+
+#[tokio::test]
+async fn the_http_server_stops_on_shutdown() {
+    let (mut broker, client) = setup().await;
+    drop(client);
+    let http_addr = broker.http_addr;
+    broker.shutdown().await;
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(http_addr),
+    )
+    .await
+    .unwrap();
+    assert!(refused.is_err(), "HTTP still accepting after shutdown");
+}

@@ -1,0 +1,352 @@
+//! `GET /metrics` after a known workload: exact traffic, offsets, request and error counts,
+//! consumer lag in records and seconds (and 0 once caught up), group figures, connections,
+//! fsyncs, the per-partition cardinality switch, and brokers in one process not sharing
+//! figures.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest};
+use kafka_protocol::protocol::StrBytes;
+use runnel_tests::records::batch_at;
+use runnel_tests::requests::{fetch, produce, topic_name};
+use runnel_tests::{TestBroker, TestClient};
+
+const TOPIC: &str = "events";
+/// Records are stamped from this far in the past, so lag in seconds is large and exact.
+const AGE_MS: i64 = 200_000;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The value of the series written exactly as `series` (name and labels), if present.
+fn value(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+fn must(page: &str, series: &str) -> f64 {
+    value(page, series).unwrap_or_else(|| panic!("no {series} in\n{page}"))
+}
+
+async fn scrape(broker: &TestBroker) -> String {
+    let (status, page) = broker.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    page
+}
+
+/// 100 records to partition 0 of a 3-partition topic, 10 batches of 10, acks=all; batch
+/// `b` is stamped `t0 + b·10 s` (+1 ms per record). Returns t0 and the bytes appended.
+async fn produce_hundred(broker: &TestBroker, client: &mut TestClient) -> (i64, usize) {
+    broker
+        .context()
+        .logs
+        .create_topic(TOPIC, 3, BTreeMap::new(), false)
+        .unwrap();
+    let t0 = now_ms() - AGE_MS;
+    let mut bytes = 0;
+    for b in 0..10 {
+        let values: Vec<String> = (0..10).map(|i| format!("value-{b}-{i}")).collect();
+        let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+        let batch: Bytes = batch_at(&records, t0 + b * 10_000);
+        bytes += batch.len();
+        let response = client.send(produce(TOPIC, 0, batch, -1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    (t0, bytes)
+}
+
+async fn commit(client: &mut TestClient, group: &str, offset: i64) {
+    let partition = OffsetCommitRequestPartition::default()
+        .with_partition_index(0)
+        .with_committed_offset(offset);
+    let topic = OffsetCommitRequestTopic::default()
+        .with_name(topic_name(TOPIC))
+        .with_partitions(vec![partition]);
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![topic]);
+    let response = client.send(request, 8).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+}
+
+fn lag_series(name: &str, group: &str) -> String {
+    format!("{name}{{group=\"{group}\",topic=\"{TOPIC}\",partition=\"0\"}}")
+}
+
+#[tokio::test]
+async fn traffic_offsets_and_requests_are_exact() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let (_, bytes) = produce_hundred(&broker, &mut client).await;
+    let response = client.send(fetch(TOPIC, 0, 0, 0, 1), 12).await;
+    let fetched = response.responses[0].partitions[0].records.clone().unwrap();
+    // Unknown partition: an error counted by code.
+    let failed = client
+        .send(produce(TOPIC, 7, batch_at(&[(None, Some(b"x"))], 1), 1), 9)
+        .await;
+    assert_eq!(failed.responses[0].partition_responses[0].error_code, 3);
+
+    let page = scrape(&broker).await;
+    let topic = format!("{{topic=\"{TOPIC}\"}}");
+    assert_eq!(
+        must(&page, &format!("runnel_topic_records_in_total{topic}")),
+        100.0
+    );
+    assert_eq!(
+        must(&page, &format!("runnel_topic_bytes_in_total{topic}")),
+        bytes as f64
+    );
+    assert_eq!(
+        must(&page, &format!("runnel_topic_records_out_total{topic}")),
+        100.0
+    );
+    assert_eq!(
+        must(&page, &format!("runnel_topic_bytes_out_total{topic}")),
+        fetched.len() as f64
+    );
+    assert_eq!(must(&page, &format!("runnel_topic_partitions{topic}")), 3.0);
+    let p0 = format!("{{topic=\"{TOPIC}\",partition=\"0\"}}");
+    assert_eq!(
+        must(&page, &format!("runnel_partition_log_end_offset{p0}")),
+        100.0
+    );
+    assert_eq!(
+        must(&page, &format!("runnel_partition_log_start_offset{p0}")),
+        0.0
+    );
+    assert_eq!(must(&page, &format!("runnel_partition_segments{p0}")), 1.0);
+    assert_eq!(
+        must(&page, &format!("runnel_partition_size_bytes{p0}")),
+        bytes as f64
+    );
+    assert_eq!(must(&page, "runnel_requests_total{api=\"Produce\"}"), 11.0);
+    assert_eq!(must(&page, "runnel_requests_total{api=\"Fetch\"}"), 1.0);
+    assert_eq!(
+        must(
+            &page,
+            "runnel_request_duration_seconds_count{api=\"Produce\"}"
+        ),
+        11.0
+    );
+    assert_eq!(
+        must(&page, "runnel_request_errors_total{api=\"Produce\",error_code=\"3\",error=\"UnknownTopicOrPartition\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&page, "runnel_request_errors_total{api=\"Fetch\""),
+        None
+    );
+    assert_eq!(must(&page, "runnel_connections_accepted_total"), 1.0);
+    assert_eq!(must(&page, "runnel_connections_open"), 1.0);
+    // acks=all: every produce waited for an fsync.
+    assert!(must(&page, "runnel_log_fsync_duration_seconds_count") >= 1.0);
+    assert!(must(&page, "runnel_log_fsyncs_total") >= 1.0);
+    assert!(must(&page, "runnel_process_resident_memory_bytes") > 0.0);
+    assert!(must(&page, "runnel_process_open_fds") > 0.0);
+
+    drop(client);
+    let closed = async {
+        loop {
+            let page = scrape(&broker).await;
+            if value(&page, "runnel_connections_closed_total") == Some(1.0) {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let page = tokio::time::timeout(runnel_tests::IO_TIMEOUT, closed)
+        .await
+        .unwrap();
+    assert_eq!(must(&page, "runnel_connections_open"), 0.0);
+}
+
+#[tokio::test]
+async fn consumer_lag_in_records_and_seconds_is_exact_at_scrape_time() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let (t0, _) = produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "at-40", 40).await;
+    // 45 is inside the batch starting at 40: its own record's timestamp counts.
+    commit(&mut client, "at-45", 45).await;
+    commit(&mut client, "done", 100).await;
+
+    let before = now_ms();
+    let page = scrape(&broker).await;
+    let after = now_ms();
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_lag_records", "at-40")
+        ),
+        60.0
+    );
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_committed_offset", "at-40")
+        ),
+        40.0
+    );
+    // Record 40 is the first of batch 4: stamped t0 + 40 s.
+    let expected = |ts: i64| ((before - ts) as f64 / 1000.0, (after - ts) as f64 / 1000.0);
+    let seconds = must(
+        &page,
+        &lag_series("runnel_consumer_group_lag_seconds", "at-40"),
+    );
+    let (low, high) = expected(t0 + 40_000);
+    assert!(
+        seconds > 0.0 && (low..=high).contains(&seconds),
+        "{seconds} not in {low}..={high}"
+    );
+    let seconds = must(
+        &page,
+        &lag_series("runnel_consumer_group_lag_seconds", "at-45"),
+    );
+    let (low, high) = expected(t0 + 40_005);
+    assert!(
+        (low..=high).contains(&seconds),
+        "{seconds} not in {low}..={high}"
+    );
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_lag_records", "at-45")
+        ),
+        55.0
+    );
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_lag_records", "done")
+        ),
+        0.0
+    );
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_lag_seconds", "done")
+        ),
+        0.0
+    );
+    let topic_lag =
+        format!("runnel_consumer_group_topic_lag_records{{group=\"at-40\",topic=\"{TOPIC}\"}}");
+    assert_eq!(must(&page, &topic_lag), 60.0);
+
+    // Simple groups commit without members: Empty, no members, no rebalance.
+    assert_eq!(
+        must(
+            &page,
+            "runnel_consumer_group_state{group=\"at-40\",state=\"Empty\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        must(
+            &page,
+            "runnel_consumer_group_state{group=\"at-40\",state=\"Stable\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        must(&page, "runnel_consumer_group_members{group=\"at-40\"}"),
+        0.0
+    );
+    assert_eq!(
+        must(
+            &page,
+            "runnel_consumer_group_rebalances_total{group=\"at-40\"}"
+        ),
+        0.0
+    );
+    assert_eq!(must(&page, "runnel_consumer_groups{state=\"Empty\"}"), 3.0);
+
+    // Consuming to the end: lag 0 on the next scrape (no staleness).
+    commit(&mut client, "at-40", 100).await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_lag_records", "at-40")
+        ),
+        0.0
+    );
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_lag_seconds", "at-40")
+        ),
+        0.0
+    );
+    // New records: lag again, at once.
+    let batch = batch_at(&[(None, Some(b"late"))], now_ms() - 5_000);
+    client.send(produce(TOPIC, 0, batch, 1), 9).await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_lag_records", "at-40")
+        ),
+        1.0
+    );
+    let seconds = must(
+        &page,
+        &lag_series("runnel_consumer_group_lag_seconds", "at-40"),
+    );
+    assert!((4.0..60.0).contains(&seconds), "{seconds}");
+}
+
+#[tokio::test]
+async fn topics_above_the_partition_bound_get_per_topic_series_only() {
+    let broker = TestBroker::start_with(|c| c.metrics_partition_series_max = 2).await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "g", 30).await;
+    let page = scrape(&broker).await;
+    assert!(!page.contains(&format!(
+        "runnel_partition_log_end_offset{{topic=\"{TOPIC}\""
+    )));
+    assert!(!page.contains("runnel_consumer_group_lag_records{group=\"g\""));
+    let topic = format!("{{topic=\"{TOPIC}\"}}");
+    assert_eq!(must(&page, &format!("runnel_topic_records{topic}")), 100.0);
+    let topic_lag =
+        format!("runnel_consumer_group_topic_lag_records{{group=\"g\",topic=\"{TOPIC}\"}}");
+    assert_eq!(must(&page, &topic_lag), 70.0);
+}
+
+#[tokio::test]
+async fn brokers_in_one_process_keep_their_own_figures() {
+    let a = TestBroker::start().await;
+    let b = TestBroker::start().await;
+    let mut client = a.client().await;
+    produce_hundred(&a, &mut client).await;
+    let page_b = scrape(&b).await;
+    assert_eq!(
+        value(&page_b, "runnel_requests_total{api=\"Produce\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &page_b,
+            &format!("runnel_topic_records_in_total{{topic=\"{TOPIC}\"}}")
+        ),
+        None
+    );
+    let page_a = scrape(&a).await;
+    assert_eq!(
+        must(&page_a, "runnel_requests_total{api=\"Produce\"}"),
+        10.0
+    );
+}
