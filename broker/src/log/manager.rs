@@ -224,6 +224,8 @@ impl LogManager {
             #[cfg(test)]
             fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
+            synced_lengths: parking_lot::Mutex::default(),
+            #[cfg(test)]
             swap_crash_step: std::sync::atomic::AtomicU8::new(0),
             #[cfg(test)]
             swap_failure_repairs: std::sync::atomic::AtomicBool::new(false),
@@ -315,6 +317,13 @@ impl LogManager {
     #[cfg(test)]
     pub(crate) fn fail_fsyncs(&self) {
         self.shared.ctx.fail_fsyncs.store(true, Ordering::Release);
+    }
+
+    /// Test seam: every segment file's length as of its last fsync (power-loss tests keep
+    /// only that much, plus a random part of the unsynced tail).
+    #[cfg(test)]
+    pub(crate) fn synced_lengths(&self) -> std::collections::HashMap<std::path::PathBuf, u64> {
+        self.shared.ctx.synced_lengths.lock().clone()
     }
 
     /// The log cleaner's figures: per compacted partition and totals (for metrics).
