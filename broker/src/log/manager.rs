@@ -212,6 +212,9 @@ impl LogManager {
         if clean_start {
             fs::remove_file(&marker)?;
             sync_dir(&config.data_dir)?;
+        } else if config.data_dir.join(METADATA_DIR).exists() {
+            // Operators (and the crash tests) can tell a recovering start from a clean one.
+            tracing::info!(data_dir = %config.data_dir.display(), "unclean shutdown: scanning logs past their recovery points");
         }
         remove_doomed_dirs(&config.data_dir)?;
         let (metadata_log, records) = MetadataLog::open(&config.data_dir)?;
