@@ -4,42 +4,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod bad_input_common;
+
+use bad_input_common::{
+    closes_then_still_serves, end_offset, header_only, produce_error, still_serves, Lcg,
+};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiVersionsRequest;
 use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
 use runnel_tests::records::values;
-use runnel_tests::requests::{list_offsets, metadata, produce};
-use runnel_tests::{TestBroker, TestClient};
-
-/// Sends `bytes` on a new connection and expects the broker to close it, then checks that
-/// another connection is served normally.
-async fn closes_then_still_serves(broker: &TestBroker, bytes: &[u8]) {
-    let mut bad = broker.client().await;
-    // The broker may close before reading everything: a write error is fine.
-    let _ = bad.try_send_raw(bytes).await;
-    assert!(
-        bad.is_closed().await,
-        "connection should be closed after {bytes:02x?}"
-    );
-    still_serves(broker).await;
-}
-
-async fn still_serves(broker: &TestBroker) {
-    let mut good = broker.client().await;
-    let response = good.send(ApiVersionsRequest::default(), 0).await;
-    assert_eq!(response.error_code, 0);
-}
-
-fn header_only(api_key: i16, version: i16) -> Bytes {
-    let mut frame = BytesMut::new();
-    frame.put_i32(10);
-    frame.put_i16(api_key);
-    frame.put_i16(version);
-    frame.put_i32(1);
-    frame.put_i16(-1); // null client id
-    frame.freeze()
-}
+use runnel_tests::requests::metadata;
+use runnel_tests::TestBroker;
 
 #[tokio::test]
 async fn bad_frame_sizes_close_the_connection() {
@@ -154,15 +130,6 @@ async fn connections_beyond_the_limit_are_closed() {
     assert!(served);
 }
 
-async fn produce_error(client: &mut TestClient, topic: &str, records: Bytes) -> i16 {
-    let response = client.send(produce(topic, 0, records, 1), 9).await;
-    response.responses[0].partition_responses[0].error_code
-}
-
-async fn end_offset(client: &mut TestClient, topic: &str) -> i64 {
-    client.send(list_offsets(topic, 0, -1), 7).await.topics[0].partitions[0].offset
-}
-
 #[tokio::test]
 async fn corrupt_or_malformed_batches_are_refused_and_nothing_is_appended() {
     let broker = TestBroker::start().await;
@@ -240,19 +207,6 @@ async fn oversize_batches_are_message_too_large() {
         produce_error(&mut client, "small", values(&["fits"])).await,
         0
     );
-}
-
-/// A tiny deterministic generator, so failures replay exactly.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
 }
 
 #[tokio::test]

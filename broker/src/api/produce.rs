@@ -16,7 +16,9 @@ use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use runnel_protocol::batch::{BatchError, BatchSplitter, RecordBatch};
+use runnel_protocol::batch::{
+    BatchError, BatchSplitter, Compression, RecordBatch, BATCH_HEADER_BYTES,
+};
 use runnel_protocol::records::records;
 
 use super::errors::{log_error_code, log_error_i16};
@@ -26,6 +28,13 @@ use crate::producers::{AppendOutcome, ProduceError, SequenceError};
 
 /// Upper bound on decompressed records when checking keys on a compacted topic.
 const KEY_CHECK_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The smallest magic-2 record: length, attributes, timestamp delta, offset delta, key
+/// length, value length and header count, one byte each.
+const RECORD_BYTES_MIN: i64 = 7;
+
+/// The batch timestamp meaning "none" (Kafka's `RecordBatch.NO_TIMESTAMP`).
+const NO_TIMESTAMP: i64 = -1;
 
 /// Floor on an acks=-1 produce's wait for fsync.
 const PRODUCE_TIMEOUT_MS_MIN: u64 = 1_000;
@@ -230,6 +239,13 @@ fn validate_batch(
             batch.base_offset()
         ));
     }
+    // -1 means "no timestamp"; anything lower is no instant at all (Kafka's producer refuses
+    // to send one) and would poison time-based lookups and retention.
+    let (base_ms, max_ms) = (batch.base_timestamp(), batch.max_timestamp());
+    if base_ms < NO_TIMESTAMP || max_ms < NO_TIMESTAMP {
+        let message = format!("batch timestamps {base_ms}..{max_ms} are negative");
+        return Err((ResponseError::InvalidTimestamp, message));
+    }
     let count = i64::from(batch.record_count());
     if count <= 0 {
         return invalid(format!("batch record count {count} is not positive"));
@@ -239,6 +255,15 @@ fn validate_batch(
             "last offset delta {} does not match record count {count}",
             batch.last_offset_delta()
         ));
+    }
+    // An uncompressed batch cannot hold more records than its bytes allow: without this a
+    // 61-byte batch claiming i32::MAX records would move the log end by 2^31. (Compressed
+    // counts are checked only where the records are decompressed anyway.)
+    let uncompressed = matches!(batch.compression(), Ok(Compression::None));
+    let records_bytes = batch.size_bytes().saturating_sub(BATCH_HEADER_BYTES) as i64;
+    if uncompressed && count.saturating_mul(RECORD_BYTES_MIN) > records_bytes {
+        let message = format!("{count} records cannot fit in {records_bytes} bytes");
+        return Err((ResponseError::CorruptMessage, message));
     }
     Ok(())
 }
@@ -303,12 +328,13 @@ mod tests {
     #[test]
     fn accepts_well_formed_batches() {
         let one = raw(RawBatchFields {
-            records: b"abc",
+            records: b"abcdefg",
             ..RawBatchFields::default()
         });
         let two = raw(RawBatchFields {
             last_offset_delta: 1,
             record_count: 2,
+            records: &[0; 14],
             ..RawBatchFields::default()
         });
         let blob = Bytes::from([one.to_vec(), two.to_vec()].concat());
@@ -373,6 +399,26 @@ mod tests {
         assert_eq!(
             code(validate_batches(&c, codec)),
             Some(ResponseError::CorruptMessage)
+        );
+        let overcounted = raw(RawBatchFields {
+            last_offset_delta: 1,
+            record_count: 2,
+            records: &[0; 13],
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, overcounted)),
+            Some(ResponseError::CorruptMessage)
+        );
+        let before_epoch = raw(RawBatchFields {
+            base_timestamp: -2,
+            max_timestamp: 5,
+            records: &[0; 7],
+            ..RawBatchFields::default()
+        });
+        assert_eq!(
+            code(validate_batches(&c, before_epoch)),
+            Some(ResponseError::InvalidTimestamp)
         );
         let garbage = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
         assert_eq!(

@@ -185,12 +185,22 @@ impl PartitionLog {
                 return Err(io::Error::other("injected fsync failure"));
             }
             let file = self.ctx.files.get(&segment.log_path)?;
+            // Every byte written before sync_data starts is covered by it.
+            #[cfg(test)]
+            let len_before_sync = file.metadata()?.len();
             let started = std::time::Instant::now();
             file.sync_data()?;
             if let Some(histogram) = self.ctx.fsync_seconds.get() {
                 histogram.record(started.elapsed().as_secs_f64());
             }
             self.ctx.fsyncs.fetch_add(1, Ordering::Relaxed);
+            #[cfg(test)]
+            self.ctx
+                .synced_lengths
+                .lock()
+                .entry(segment.log_path.clone())
+                .and_modify(|len| *len = (*len).max(len_before_sync))
+                .or_insert(len_before_sync);
         }
         Ok(())
     }

@@ -212,6 +212,9 @@ impl LogManager {
         if clean_start {
             fs::remove_file(&marker)?;
             sync_dir(&config.data_dir)?;
+        } else if config.data_dir.join(METADATA_DIR).exists() {
+            // Operators (and the crash tests) can tell a recovering start from a clean one.
+            tracing::info!(data_dir = %config.data_dir.display(), "unclean shutdown: scanning logs past their recovery points");
         }
         remove_doomed_dirs(&config.data_dir)?;
         let (metadata_log, records) = MetadataLog::open(&config.data_dir)?;
@@ -224,6 +227,8 @@ impl LogManager {
             clean_start,
             #[cfg(test)]
             fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            synced_lengths: parking_lot::Mutex::default(),
             #[cfg(test)]
             swap_crash_step: std::sync::atomic::AtomicU8::new(0),
             #[cfg(test)]
@@ -332,6 +337,13 @@ impl LogManager {
     #[cfg(test)]
     pub(crate) fn fail_fsyncs(&self) {
         self.shared.ctx.fail_fsyncs.store(true, Ordering::Release);
+    }
+
+    /// Test seam: every segment file's length as of its last fsync (power-loss tests keep
+    /// only that much, plus a random part of the unsynced tail).
+    #[cfg(test)]
+    pub(crate) fn synced_lengths(&self) -> std::collections::HashMap<std::path::PathBuf, u64> {
+        self.shared.ctx.synced_lengths.lock().clone()
     }
 
     /// The log cleaner's figures: per compacted partition and totals (for metrics).

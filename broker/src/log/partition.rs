@@ -43,6 +43,10 @@ pub(crate) struct LogContext {
     /// Test seam: makes every segment fsync fail (a dying disk).
     #[cfg(test)]
     pub fail_fsyncs: AtomicBool,
+    /// Test seam (power-loss simulation): each segment file's length as of its last
+    /// successful fsync; bytes past it are what a power cut may take.
+    #[cfg(test)]
+    pub synced_lengths: parking_lot::Mutex<std::collections::HashMap<std::path::PathBuf, u64>>,
     /// Test seam: the cleaner's swap stops after this step (0: never), as if it crashed.
     #[cfg(test)]
     pub swap_crash_step: std::sync::atomic::AtomicU8,

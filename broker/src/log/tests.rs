@@ -7,5 +7,6 @@ mod concurrency;
 mod durability;
 mod many_partitions;
 mod model;
+mod power_loss;
 mod recovery;
 mod retention;

@@ -1,0 +1,179 @@
+//! Bad-input catalogue, record batches and fetches (the cases `bad_input.rs` does not cover):
+//! mixed magic in one records blob, negative record counts, decompression bombs on a
+//! compacted topic (bounded output), timestamps out of range, and Fetch with a replica id
+//! from a client. Each gets its Kafka error code; nothing is appended; the broker serves on.
+
+#![allow(clippy::unwrap_used)]
+
+mod bad_input_common;
+
+use bad_input_common::{end_offset, proc_status_kib, produce_error, still_serves};
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::records::Compression;
+use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
+use runnel_tests::records::{batch_with, concat, decode_values, keyed, values};
+use runnel_tests::requests::{fetch, list_offsets, metadata};
+use runnel_tests::TestBroker;
+
+const CORRUPT: i16 = 2; // CORRUPT_MESSAGE
+
+#[tokio::test]
+async fn mixed_magic_and_negative_counts_are_refused() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["magic"])), 12).await;
+    let good = values(&["good"]);
+    // A magic-2 batch followed by the same bytes claiming magic 1 and magic 0.
+    for magic in [0u8, 1] {
+        let mut legacy = good.to_vec();
+        legacy[16] = magic;
+        let blob = concat(&[good.clone(), Bytes::from(legacy)]);
+        assert_eq!(produce_error(&mut client, "magic", blob).await, CORRUPT);
+    }
+    // A magic-3 batch (from the future).
+    let mut future = good.to_vec();
+    future[16] = 3;
+    assert_eq!(
+        produce_error(&mut client, "magic", Bytes::from(future)).await,
+        CORRUPT
+    );
+    for (count, delta) in [(-1, -2), (i32::MIN, i32::MAX), (-5, 3)] {
+        let negative = build_raw_batch(&RawBatchFields {
+            record_count: count,
+            last_offset_delta: delta,
+            ..RawBatchFields::default()
+        });
+        let code = produce_error(&mut client, "magic", negative).await;
+        assert_eq!(code, ResponseError::InvalidRecord.code(), "count {count}");
+    }
+    // A batch whose last offset delta would overflow the log's offsets.
+    let overflowing = build_raw_batch(&RawBatchFields {
+        record_count: i32::MAX,
+        last_offset_delta: i32::MAX - 1,
+        ..RawBatchFields::default()
+    });
+    let code = produce_error(&mut client, "magic", overflowing).await;
+    assert_eq!(
+        code, CORRUPT,
+        "a batch claiming i32::MAX records in 0 bytes"
+    );
+    assert_eq!(end_offset(&mut client, "magic").await, 0);
+    assert_eq!(produce_error(&mut client, "magic", good).await, 0);
+    assert_eq!(end_offset(&mut client, "magic").await, 1);
+}
+
+#[tokio::test]
+async fn decompression_bombs_on_a_compacted_topic_are_bounded() {
+    let broker = TestBroker::start_with(|c| {
+        c.topic_defaults
+            .insert("cleanup.policy".into(), "compact".into());
+    })
+    .await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["bombs"])), 12).await;
+    // 65 MiB of zeros compress to well under max.message.bytes (1 MiB) with every codec;
+    // the broker's key check decompresses at most 64 MiB.
+    let zeros = vec![0u8; 65 * 1024 * 1024];
+    let bombs: Vec<(Compression, Bytes)> = [Compression::Gzip, Compression::Zstd, Compression::Lz4]
+        .into_iter()
+        .map(|codec| {
+            (
+                codec,
+                batch_with(&[(Some(b"k"), Some(&zeros))], 1_000, codec),
+            )
+        })
+        .collect();
+    drop(zeros);
+    let peak_rss_before = proc_status_kib("VmHWM");
+    for (codec, bomb) in bombs {
+        assert!(
+            bomb.len() < 1024 * 1024,
+            "{codec:?} bomb is {} bytes",
+            bomb.len()
+        );
+        let code = produce_error(&mut client, "bombs", bomb).await;
+        assert_eq!(code, CORRUPT, "{codec:?}");
+    }
+    let growth_kib = proc_status_kib("VmHWM").saturating_sub(peak_rss_before);
+    eprintln!("decompression bombs: peak RSS grew {growth_kib} KiB");
+    // Streaming decompression needs far less than the bomb's 65 MiB per request.
+    assert!(growth_kib < 256 * 1024, "peak RSS grew {growth_kib} KiB");
+    assert_eq!(end_offset(&mut client, "bombs").await, 0);
+    let small = batch_with(&[(Some(b"k"), Some(b"v"))], 1_000, Compression::Gzip);
+    assert_eq!(produce_error(&mut client, "bombs", small).await, 0);
+    still_serves(&broker).await;
+}
+
+#[tokio::test]
+async fn timestamps_out_of_range_are_invalid_timestamp() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["times"])), 12).await;
+    let invalid = ResponseError::InvalidTimestamp.code();
+    for (base, max) in [(-2, -2), (i64::MIN, i64::MIN), (0, -5), (i64::MIN, 10)] {
+        let batch = build_raw_batch(&RawBatchFields {
+            base_timestamp: base,
+            max_timestamp: max,
+            records: &[0; 7],
+            ..RawBatchFields::default()
+        });
+        let code = produce_error(&mut client, "times", batch).await;
+        assert_eq!(code, invalid, "timestamps {base}..{max}");
+    }
+    assert_eq!(end_offset(&mut client, "times").await, 0);
+    // -1 (no timestamp) and the far future are legal, and lookups by time still work.
+    let none = build_raw_batch(&RawBatchFields {
+        base_timestamp: -1,
+        max_timestamp: -1,
+        records: &[0; 7],
+        ..RawBatchFields::default()
+    });
+    assert_eq!(produce_error(&mut client, "times", none).await, 0);
+    let far = build_raw_batch(&RawBatchFields {
+        base_timestamp: i64::MAX,
+        max_timestamp: i64::MAX,
+        records: &[0; 7],
+        ..RawBatchFields::default()
+    });
+    assert_eq!(produce_error(&mut client, "times", far).await, 0);
+    assert_eq!(
+        produce_error(&mut client, "times", keyed(&[("k", "v")])).await,
+        0
+    );
+    let found = client.send(list_offsets("times", 0, 5_000), 7).await;
+    assert_eq!(
+        found.topics[0].partitions[0].offset, 1,
+        "first timestamp ≥ 5000"
+    );
+    let latest = client.send(list_offsets("times", 0, -3), 7).await;
+    assert_eq!(latest.topics[0].partitions[0].timestamp, i64::MAX);
+    assert_eq!(end_offset(&mut client, "times").await, 3);
+}
+
+#[tokio::test]
+async fn fetch_with_a_replica_id_from_a_client_is_refused() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["replica"])), 12).await;
+    assert_eq!(
+        produce_error(&mut client, "replica", values(&["v"])).await,
+        0
+    );
+    for (version, replica_id) in [(4, 0), (11, 1), (12, i32::MAX)] {
+        let request = fetch("replica", 0, 0, 0, 0).with_replica_id(BrokerId(replica_id));
+        let response = client.send(request, version).await;
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(
+            partition.error_code,
+            ResponseError::NotLeaderOrFollower.code(),
+            "v{version} replica {replica_id}"
+        );
+        assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+    }
+    // A consumer's fetch is unaffected.
+    let response = client.send(fetch("replica", 0, 0, 0, 0), 12).await;
+    let records = response.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(decode_values(&records), ["v"]);
+}
