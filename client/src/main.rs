@@ -1,1 +1,2 @@
+//! The `runnel` CLI; see `cli/`.
 fn main() {}
