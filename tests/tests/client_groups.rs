@@ -27,17 +27,26 @@ impl RebalanceListener for Owned {
         }
     }
     fn on_assigned(&mut self, partitions: &[TopicPartition]) {
-        self.0.lock().expect("lock").extend(partitions.iter().cloned());
+        self.0
+            .lock()
+            .expect("lock")
+            .extend(partitions.iter().cloned());
     }
 }
 
 async fn group_of_three(assignor: Assignor) {
-    let broker = TestBroker::start_with(|config| config.groups.initial_rebalance_delay_ms = 300).await;
+    let broker =
+        TestBroker::start_with(|config| config.groups.initial_rebalance_delay_ms = 300).await;
     let addr = broker.addr.to_string();
     let topic = format!("group-{}", assignor.name());
     let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
-    admin.create_topics(&[NewTopic::new(&topic, PARTITIONS)]).await.expect("create");
-    let producer = Producer::new(ProducerConfig::new(&addr)).await.expect("producer");
+    admin
+        .create_topics(&[NewTopic::new(&topic, PARTITIONS)])
+        .await
+        .expect("create");
+    let producer = Producer::new(ProducerConfig::new(&addr))
+        .await
+        .expect("producer");
     for i in 0..RECORDS {
         producer
             .send(ProducerRecord::new(topic.as_str(), format!("{i}")).with_key(format!("k{i}")))
@@ -63,20 +72,36 @@ async fn group_of_three(assignor: Assignor) {
         tasks.push(tokio::spawn(async move {
             let mut consumer = Consumer::new(config).await.expect("consumer");
             consumer.set_rebalance_listener(Box::new(Owned(owned)));
-            consumer.subscribe(&[topic_name(assignor).as_str()]).expect("subscribe");
+            consumer
+                .subscribe(&[topic_name(assignor).as_str()])
+                .expect("subscribe");
             let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
             while tokio::time::Instant::now() < deadline {
-                let records = consumer.poll(Duration::from_millis(200)).await.expect("poll");
+                let records = consumer
+                    .poll(Duration::from_millis(200))
+                    .await
+                    .expect("poll");
                 let mut seen = seen.lock().expect("lock");
-                seen.extend(records.iter().map(|r| format!("{}-{}", r.partition, r.offset)));
+                seen.extend(
+                    records
+                        .iter()
+                        .map(|r| format!("{}-{}", r.partition, r.offset)),
+                );
                 if seen.len() >= RECORDS && consumer.assignment().len() == 2 {
                     break;
                 }
             }
             // Keep polling briefly so every member sees the settled generation.
             for _ in 0..5 {
-                let records = consumer.poll(Duration::from_millis(100)).await.expect("poll");
-                seen.lock().expect("lock").extend(records.iter().map(|r| format!("{}-{}", r.partition, r.offset)));
+                let records = consumer
+                    .poll(Duration::from_millis(100))
+                    .await
+                    .expect("poll");
+                seen.lock().expect("lock").extend(
+                    records
+                        .iter()
+                        .map(|r| format!("{}-{}", r.partition, r.offset)),
+                );
             }
             let assignment = consumer.assignment();
             consumer.commit().await.expect("commit");
@@ -87,19 +112,34 @@ async fn group_of_three(assignor: Assignor) {
     let mut all = BTreeSet::new();
     for task in tasks {
         let (assignment, consumer) = task.await.expect("consumer task");
-        assert_eq!(assignment.len(), 2, "{assignor:?}: 6 partitions over 3 members");
+        assert_eq!(
+            assignment.len(),
+            2,
+            "{assignor:?}: 6 partitions over 3 members"
+        );
         all.extend(assignment);
         consumers.push(consumer);
     }
-    assert_eq!(all.len(), PARTITIONS as usize, "{assignor:?}: every partition owned once");
+    assert_eq!(
+        all.len(),
+        PARTITIONS as usize,
+        "{assignor:?}: every partition owned once"
+    );
     for (owned, consumer) in owned_sets.iter().zip(&consumers) {
         let owned: Vec<_> = owned.lock().expect("lock").iter().cloned().collect();
-        assert_eq!(owned, consumer.assignment(), "callbacks track the assignment");
+        assert_eq!(
+            owned,
+            consumer.assignment(),
+            "callbacks track the assignment"
+        );
     }
     let seen = seen.lock().expect("lock");
     let distinct: BTreeSet<&String> = seen.iter().collect();
     assert_eq!(distinct.len(), RECORDS, "{assignor:?}: every record read");
-    let lag = admin.group_lag(&format!("g-{}", assignor.name())).await.expect("lag");
+    let lag = admin
+        .group_lag(&format!("g-{}", assignor.name()))
+        .await
+        .expect("lag");
     assert_eq!(lag.iter().map(|l| l.lag).sum::<i64>(), 0);
     for consumer in consumers {
         consumer.close().await.expect("close");
