@@ -133,8 +133,7 @@ async fn group_of_three(assignor: Assignor) {
             "callbacks track the assignment"
         );
     }
-    let seen = seen.lock().expect("lock");
-    let distinct: BTreeSet<&String> = seen.iter().collect();
+    let distinct: BTreeSet<String> = seen.lock().expect("lock").iter().cloned().collect();
     assert_eq!(distinct.len(), RECORDS, "{assignor:?}: every record read");
     let lag = admin
         .group_lag(&format!("g-{}", assignor.name()))

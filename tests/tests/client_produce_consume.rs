@@ -168,7 +168,7 @@ async fn seek_pause_resume_and_commit() {
     let p1 = TopicPartition::new("seek", 1);
     consumer.assign(&[p0.clone(), p1.clone()]).expect("assign");
 
-    consumer.pause(&[p1.clone()]);
+    consumer.pause(std::slice::from_ref(&p1));
     let records = consume_n(&mut consumer, 20).await;
     assert!(
         records.iter().all(|r| r.partition == 0),
@@ -179,7 +179,7 @@ async fn seek_pause_resume_and_commit() {
         .await
         .expect("poll")
         .is_empty());
-    consumer.resume(&[p1.clone()]);
+    consumer.resume(std::slice::from_ref(&p1));
     let records = consume_n(&mut consumer, 20).await;
     assert!(records.iter().all(|r| r.partition == 1));
 
@@ -187,16 +187,19 @@ async fn seek_pause_resume_and_commit() {
     let records = consume_n(&mut consumer, 5).await;
     assert_eq!(records[0].offset, 15);
     consumer
-        .seek_to_timestamp(&[p0.clone()], 1_000 + 7 * 10)
+        .seek_to_timestamp(std::slice::from_ref(&p0), 1_000 + 7 * 10)
         .await
         .expect("seek ts");
     assert_eq!(consume_n(&mut consumer, 1).await[0].offset, 7);
     consumer
-        .seek_to_beginning(&[p0.clone()])
+        .seek_to_beginning(std::slice::from_ref(&p0))
         .await
         .expect("seek begin");
     assert_eq!(consume_n(&mut consumer, 1).await[0].offset, 0);
-    consumer.seek_to_end(&[p0.clone()]).await.expect("seek end");
+    consumer
+        .seek_to_end(std::slice::from_ref(&p0))
+        .await
+        .expect("seek end");
     assert_eq!(consumer.position(&p0), Some(20));
 
     let offsets = BTreeMap::from([(p0.clone(), 12), (p1.clone(), 4)]);
@@ -210,10 +213,13 @@ async fn seek_pause_resume_and_commit() {
     );
     // A new consumer in the group starts from the commits.
     let mut second = Consumer::new(config).await.expect("consumer");
-    second.assign(&[p0.clone()]).expect("assign");
+    second.assign(std::slice::from_ref(&p0)).expect("assign");
     assert_eq!(consume_n(&mut second, 1).await[0].offset, 12);
     let handle = second.commit_async().await.expect("commit async");
     handle.await.expect("joined").expect("committed");
-    let committed = second.committed(&[p0.clone()]).await.expect("committed");
+    let committed = second
+        .committed(std::slice::from_ref(&p0))
+        .await
+        .expect("committed");
     assert!(committed[&p0] >= 13);
 }
