@@ -1,1 +1,30 @@
-//! placeholder
+//! `runnel-client`: an async (tokio) Kafka client — producer, consumer, admin — for Runnel
+//! and any Kafka-compatible broker, plus the `runnel` CLI (`src/main.rs`, `src/cli/`).
+//!
+//! Layout:
+//! - [`error`]: the one [`Error`] enum, with [`Error::is_retriable`].
+//! - [`conn`]: one TCP connection, pipelined requests matched by correlation id, bounded.
+//! - [`versions`]: the client's API version ranges and negotiation with ApiVersions.
+//! - [`cluster`]: bootstrap, metadata cache, one connection per broker.
+//! - [`partitioner`]: Kafka's murmur2 default partitioner.
+//! - [`producer`]: batching accumulator + sender task.
+//! - [`consumer`]: assignment, group membership, assignors, fetch pipeline.
+//! - [`admin`]: topics, configs, groups, offsets and lag.
+
+pub mod admin;
+pub mod cluster;
+pub mod conn;
+pub mod consumer;
+pub mod error;
+pub mod offsets;
+pub mod partitioner;
+pub mod producer;
+pub mod versions;
+
+pub use admin::Admin;
+pub use cluster::{ClientConfig, Cluster, PartitionInfo, TopicInfo};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition};
+pub use error::{Error, Result};
+pub use producer::{
+    Acks, Compression, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};

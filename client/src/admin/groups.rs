@@ -1,0 +1,174 @@
+//! Group administration: list, describe (members with their decoded assignments), delete,
+//! committed offsets, lag per partition (log end minus committed) and offset resets.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+};
+
+use super::{str_bytes, Admin};
+use crate::consumer::group::{decode_assignment, find_coordinator};
+use crate::consumer::TopicPartition;
+use crate::error::{Error, Result};
+use crate::offsets::{self, LATEST};
+
+/// A group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMemberInfo {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// DescribeGroups for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<GroupMemberInfo>,
+}
+
+/// Committed offset, log end and lag of one partition for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: TopicPartition,
+    /// `None` when the group has not committed for this partition.
+    pub committed: Option<i64>,
+    pub log_end: i64,
+    /// `log_end - committed` (the whole log when nothing is committed).
+    pub lag: i64,
+    /// The member that owns the partition now, if any.
+    pub owner: Option<String>,
+}
+
+impl Admin {
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let response = self.cluster.send_any(&ListGroupsRequest::default()).await?;
+        Error::check(response.error_code, || "list groups".to_owned())?;
+        let mut groups: Vec<GroupListing> = response
+            .groups
+            .into_iter()
+            .map(|g| GroupListing {
+                group_id: g.group_id.0.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(groups)
+    }
+
+    pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
+        let coordinator = find_coordinator(&self.cluster, group_id).await?;
+        let request =
+            DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group_id))]);
+        let response = coordinator.send(&request).await?;
+        let group = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol("DescribeGroups returned no group".to_owned()))?;
+        Error::check(group.error_code, || format!("describe group {group_id}"))?;
+        let consumer = group.protocol_type.as_str() == "consumer";
+        let members = group
+            .members
+            .into_iter()
+            .map(|m| GroupMemberInfo {
+                member_id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                assignment: if consumer {
+                    decode_assignment(m.member_assignment).unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        Ok(GroupDescription {
+            group_id: group_id.to_owned(),
+            state: group.group_state.to_string(),
+            protocol_type: group.protocol_type.to_string(),
+            protocol: group.protocol_data.to_string(),
+            members,
+        })
+    }
+
+    pub async fn delete_groups(&self, group_ids: &[&str]) -> Result<()> {
+        for group_id in group_ids {
+            let coordinator = find_coordinator(&self.cluster, group_id).await?;
+            let request = DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(str_bytes(group_id))]);
+            let response = coordinator.send(&request).await?;
+            for result in response.results {
+                Error::check(result.error_code, || format!("delete group {group_id}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every committed offset of a group.
+    pub async fn committed_offsets(&self, group_id: &str) -> Result<BTreeMap<TopicPartition, i64>> {
+        let coordinator = find_coordinator(&self.cluster, group_id).await?;
+        offsets::committed(&coordinator, group_id, None).await
+    }
+
+    /// Lag per partition of every topic the group committed for or is assigned, sorted.
+    pub async fn group_lag(&self, group_id: &str) -> Result<Vec<PartitionLag>> {
+        let committed = self.committed_offsets(group_id).await?;
+        let description = self.describe_group(group_id).await?;
+        let mut owners: BTreeMap<TopicPartition, String> = BTreeMap::new();
+        for member in &description.members {
+            for tp in &member.assignment {
+                owners.insert(tp.clone(), member.member_id.clone());
+            }
+        }
+        let mut partitions: Vec<TopicPartition> = committed.keys().cloned().collect();
+        partitions.extend(owners.keys().cloned());
+        partitions.sort();
+        partitions.dedup();
+        let ends = offsets::list_offsets(&self.cluster, &partitions, LATEST).await?;
+        Ok(partitions
+            .into_iter()
+            .map(|tp| {
+                let log_end = ends.get(&tp).copied().unwrap_or(0);
+                let committed = committed.get(&tp).copied();
+                PartitionLag {
+                    lag: (log_end - committed.unwrap_or(0)).max(0),
+                    committed,
+                    log_end,
+                    owner: owners.get(&tp).cloned(),
+                    partition: tp,
+                }
+            })
+            .collect())
+    }
+
+    /// Commits `offsets` for a group that has no active members (Kafka refuses otherwise).
+    pub async fn reset_group_offsets(
+        &self,
+        group_id: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        let description = self.describe_group(group_id).await?;
+        if !description.members.is_empty() {
+            return Err(Error::State(format!(
+                "group {group_id} has {} active members; stop them first",
+                description.members.len()
+            )));
+        }
+        let coordinator = find_coordinator(&self.cluster, group_id).await?;
+        offsets::commit(&coordinator, group_id, -1, "", offsets).await
+    }
+}

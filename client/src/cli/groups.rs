@@ -1,0 +1,185 @@
+//! `runnel groups list|describe|delete|reset-offsets`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use runnel_client::offsets::{EARLIEST, LATEST};
+use runnel_client::{Admin, ClientConfig, TopicPartition};
+
+use super::{print_table, Output};
+
+#[derive(Subcommand, Debug)]
+pub enum GroupsCommand {
+    /// List consumer groups.
+    List,
+    /// Members, assignments, committed offsets and lag per partition.
+    Describe { group: String },
+    /// Delete groups (they must have no members).
+    Delete { groups: Vec<String> },
+    /// Move a stopped group's committed offsets for a topic.
+    #[command(
+        after_help = "Examples:\n  runnel groups reset-offsets billing -t orders --to-earliest\n  runnel groups reset-offsets billing -t orders --to-offset 42"
+    )]
+    ResetOffsets {
+        group: String,
+        #[arg(short, long)]
+        topic: String,
+        #[arg(long, conflicts_with_all = ["to_latest", "to_offset", "to_timestamp"])]
+        to_earliest: bool,
+        #[arg(long, conflicts_with_all = ["to_offset", "to_timestamp"])]
+        to_latest: bool,
+        #[arg(long)]
+        to_offset: Option<i64>,
+        /// First offset at or after this timestamp (ms).
+        #[arg(long)]
+        to_timestamp: Option<i64>,
+    },
+}
+
+pub async fn run(bootstrap: &str, output: Output, command: GroupsCommand) -> anyhow::Result<()> {
+    let admin = Admin::new(ClientConfig::new(bootstrap))
+        .await
+        .context("connecting")?;
+    match command {
+        GroupsCommand::List => {
+            let groups = admin.list_groups().await?;
+            if output == Output::Json {
+                let list: Vec<_> = groups
+                    .iter()
+                    .map(|g| serde_json::json!({"group": g.group_id, "state": g.state, "type": g.protocol_type}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                let rows: Vec<Vec<String>> = groups
+                    .iter()
+                    .map(|g| vec![g.group_id.clone(), g.state.clone(), g.protocol_type.clone()])
+                    .collect();
+                print_table(&["GROUP", "STATE", "TYPE"], &rows);
+            }
+        }
+        GroupsCommand::Describe { group } => describe(&admin, output, &group).await?,
+        GroupsCommand::Delete { groups } => {
+            let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+            admin.delete_groups(&names).await?;
+            println!("deleted {}", names.join(", "));
+        }
+        GroupsCommand::ResetOffsets {
+            group,
+            topic,
+            to_earliest,
+            to_latest,
+            to_offset,
+            to_timestamp,
+        } => {
+            let partitions = admin.partitions(&topic).await?;
+            let offsets: BTreeMap<TopicPartition, i64> =
+                match (to_earliest, to_latest, to_offset, to_timestamp) {
+                    (true, _, _, _) => admin.list_offsets(&partitions, EARLIEST).await?,
+                    (_, true, _, _) => admin.list_offsets(&partitions, LATEST).await?,
+                    (_, _, Some(offset), _) => {
+                        partitions.iter().map(|tp| (tp.clone(), offset)).collect()
+                    }
+                    (_, _, _, Some(ts)) => {
+                        let found = admin.list_offsets(&partitions, ts).await?;
+                        let end = admin.list_offsets(&partitions, LATEST).await?;
+                        found
+                            .into_iter()
+                            .map(|(tp, o)| {
+                                let o = if o < 0 {
+                                    end.get(&tp).copied().unwrap_or(0)
+                                } else {
+                                    o
+                                };
+                                (tp, o)
+                            })
+                            .collect()
+                    }
+                    _ => bail!(
+                        "say where to: --to-earliest, --to-latest, --to-offset or --to-timestamp"
+                    ),
+                };
+            admin.reset_group_offsets(&group, &offsets).await?;
+            for (tp, offset) in &offsets {
+                println!("{tp} -> {offset}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<()> {
+    let description = admin.describe_group(group).await?;
+    let lag = admin.group_lag(group).await?;
+    if output == Output::Json {
+        let members: Vec<_> = description
+            .members
+            .iter()
+            .map(|m| {
+                let assignment: Vec<String> = m.assignment.iter().map(ToString::to_string).collect();
+                serde_json::json!({"member": m.member_id, "client": m.client_id, "host": m.client_host, "assignment": assignment})
+            })
+            .collect();
+        let partitions: Vec<_> = lag
+            .iter()
+            .map(|l| {
+                serde_json::json!({"topic": l.partition.topic, "partition": l.partition.partition,
+                    "committed": l.committed, "log_end": l.log_end, "lag": l.lag, "owner": l.owner})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"group": group, "state": description.state, "protocol": description.protocol,
+                "members": members, "partitions": partitions, "total_lag": lag.iter().map(|l| l.lag).sum::<i64>()})
+        );
+        return Ok(());
+    }
+    println!(
+        "group {group}: state {}, protocol {}, {} members",
+        description.state,
+        if description.protocol.is_empty() {
+            "-"
+        } else {
+            &description.protocol
+        },
+        description.members.len()
+    );
+    if !description.members.is_empty() {
+        let rows: Vec<Vec<String>> = description
+            .members
+            .iter()
+            .map(|m| {
+                let assignment: Vec<String> =
+                    m.assignment.iter().map(ToString::to_string).collect();
+                vec![
+                    m.member_id.clone(),
+                    m.client_id.clone(),
+                    m.client_host.clone(),
+                    assignment.join(","),
+                ]
+            })
+            .collect();
+        println!();
+        print_table(&["MEMBER", "CLIENT", "HOST", "ASSIGNMENT"], &rows);
+    }
+    println!();
+    let rows: Vec<Vec<String>> = lag
+        .iter()
+        .map(|l| {
+            vec![
+                l.partition.topic.clone(),
+                l.partition.partition.to_string(),
+                l.committed.map_or("-".into(), |c| c.to_string()),
+                l.log_end.to_string(),
+                l.lag.to_string(),
+                l.owner.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(
+        &["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "OWNER"],
+        &rows,
+    );
+    println!("total lag: {}", lag.iter().map(|l| l.lag).sum::<i64>());
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! One TCP connection to one broker, with pipelined requests.
+//!
+//! Requests are written under a lock by the caller's task; a reader task matches each
+//! response to its request by correlation id and wakes the waiting caller, so any number of
+//! tasks can have requests in flight at once (up to `in_flight_max`, a semaphore). Every
+//! wait has a bound (`request_timeout_ms`) and every response frame a size bound
+//! (`response_bytes_max`) checked before allocating. After an I/O error the connection is
+//! dead: every waiter gets the error and [`Cluster`](crate::cluster) opens a new one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::error::{Error, Result};
+use crate::versions;
+
+/// Limits of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    pub client_id: String,
+    pub request_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub response_bytes_max: usize,
+    pub in_flight_max: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            client_id: "runnel".to_owned(),
+            request_timeout_ms: 30_000,
+            connect_timeout_ms: 10_000,
+            response_bytes_max: 128 * 1024 * 1024,
+            in_flight_max: 64,
+        }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
+
+/// A connection to one broker; cheap to share behind an `Arc`.
+pub struct Connection {
+    pub addr: String,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pending: Pending,
+    next_correlation_id: AtomicI32,
+    in_flight: Semaphore,
+    dead: Arc<AtomicBool>,
+    /// The broker's version range per API key, from ApiVersions.
+    broker_versions: HashMap<i16, (i16, i16)>,
+    config: ConnectionConfig,
+}
+
+impl Connection {
+    /// Connects, starts the reader task and negotiates API versions.
+    pub async fn connect(addr: &str, config: &ConnectionConfig) -> Result<Connection> {
+        let connect = TcpStream::connect(addr);
+        let stream =
+            tokio::time::timeout(Duration::from_millis(config.connect_timeout_ms), connect)
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!("connect to {addr}"),
+                    timeout_ms: config.connect_timeout_ms,
+                })?
+                .map_err(|source| Error::Io {
+                    addr: addr.to_owned(),
+                    source,
+                })?;
+        stream.set_nodelay(true).map_err(|source| Error::Io {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        let (read, write) = stream.into_split();
+        let pending: Pending = Arc::default();
+        let dead = Arc::new(AtomicBool::new(false));
+        tokio::spawn(read_loop(
+            read,
+            pending.clone(),
+            dead.clone(),
+            addr.to_owned(),
+            config.response_bytes_max,
+        ));
+        let mut connection = Connection {
+            addr: addr.to_owned(),
+            writer: tokio::sync::Mutex::new(write),
+            pending,
+            next_correlation_id: AtomicI32::new(1),
+            in_flight: Semaphore::new(config.in_flight_max.max(1)),
+            dead,
+            broker_versions: HashMap::new(),
+            config: config.clone(),
+        };
+        connection.broker_versions = connection.negotiate().await?;
+        Ok(connection)
+    }
+
+    /// ApiVersions at v3 (flexible); a broker that only knows v0 answers v0 with
+    /// UNSUPPORTED_VERSION and its list, which v0 decoding reads.
+    async fn negotiate(&self) -> Result<HashMap<i16, (i16, i16)>> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("runnel-client"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut response = self.send_at(&request, 3).await?;
+        if response.error_code == 35 {
+            response = self.send_at(&ApiVersionsRequest::default(), 0).await?;
+        }
+        Error::check(response.error_code, || "ApiVersions".to_owned())?;
+        Ok(response
+            .api_keys
+            .iter()
+            .map(|api| (api.api_key, (api.min_version, api.max_version)))
+            .collect())
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    /// The highest version of `R` both sides support.
+    pub fn version_of<R: Request>(&self) -> Result<i16> {
+        let api = ApiKey::try_from(R::KEY)
+            .map_err(|_| Error::Protocol(format!("unknown api key {}", R::KEY)))?;
+        let broker = self.broker_versions.get(&R::KEY).copied();
+        versions::negotiate(api, broker).ok_or_else(|| Error::UnsupportedVersion {
+            api: format!("{api:?}"),
+        })
+    }
+
+    /// Sends `request` at the negotiated version and waits for its response.
+    pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response> {
+        let version = self.version_of::<R>()?;
+        self.send_at(request, version).await
+    }
+
+    /// Sends `request` built for the negotiated version.
+    pub async fn send_with<R: Request>(&self, build: impl FnOnce(i16) -> R) -> Result<R::Response> {
+        let version = self.version_of::<R>()?;
+        self.send_at(&build(version), version).await
+    }
+
+    /// Sends `request` at `version` and waits for the response.
+    pub async fn send_at<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+        let _permit = self.in_flight.acquire().await.map_err(|_| Error::Closed)?;
+        let (correlation_id, receiver) = self.write(request, version, true).await?;
+        let timeout_ms = self.config.request_timeout_ms;
+        let frame = match tokio::time::timeout(Duration::from_millis(timeout_ms), receiver).await {
+            Ok(Ok(frame)) => frame?,
+            Ok(Err(_)) => {
+                return Err(Error::Disconnected {
+                    addr: self.addr.clone(),
+                })
+            }
+            Err(_) => {
+                self.forget(correlation_id);
+                return Err(Error::Timeout {
+                    what: format!("{:?} to {}", ApiKey::try_from(R::KEY), self.addr),
+                    timeout_ms,
+                });
+            }
+        };
+        decode_response::<R::Response>(frame, version)
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0).
+    pub async fn send_no_response<R: Request>(&self, request: &R) -> Result<()> {
+        let version = self.version_of::<R>()?;
+        self.write(request, version, false).await.map(|_| ())
+    }
+
+    async fn write<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        expect_response: bool,
+    ) -> Result<(i32, oneshot::Receiver<Result<Bytes>>)> {
+        if self.is_dead() {
+            return Err(Error::Disconnected {
+                addr: self.addr.clone(),
+            });
+        }
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let frame = encode_request(request, version, correlation_id, &self.config.client_id)?;
+        let (sender, receiver) = oneshot::channel();
+        if expect_response {
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.insert(correlation_id, sender);
+            }
+        }
+        let mut writer = self.writer.lock().await;
+        if let Err(source) = writer.write_all(&frame).await {
+            self.dead.store(true, Ordering::Relaxed);
+            self.forget(correlation_id);
+            return Err(Error::Io {
+                addr: self.addr.clone(),
+                source,
+            });
+        }
+        Ok((correlation_id, receiver))
+    }
+
+    fn forget(&self, correlation_id: i32) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&correlation_id);
+        }
+    }
+}
+
+/// A whole request frame: size prefix, header at the version the API prescribes, body.
+fn encode_request<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+) -> Result<Bytes> {
+    let api_key =
+        ApiKey::try_from(R::KEY).map_err(|_| Error::Protocol(format!("api key {}", R::KEY)))?;
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    let encode_error =
+        |e: anyhow::Error| Error::Protocol(format!("encode {api_key:?} v{version}: {e}"));
+    header
+        .encode(&mut buf, api_key.request_header_version(version))
+        .map_err(encode_error)?;
+    request.encode(&mut buf, version).map_err(encode_error)?;
+    let size = i32::try_from(buf.len() - 4)
+        .map_err(|_| Error::Protocol("request larger than 2 GiB".to_owned()))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Decodes a response frame (after the size prefix); the header was read by the reader.
+fn decode_response<T: Decodable + HeaderVersion>(mut frame: Bytes, version: i16) -> Result<T> {
+    ResponseHeader::decode(&mut frame, T::header_version(version))
+        .map_err(|e| Error::Protocol(format!("response header: {e}")))?;
+    let body = T::decode(&mut frame, version)
+        .map_err(|e| Error::Protocol(format!("response body v{version}: {e}")))?;
+    if frame.has_remaining() {
+        return Err(Error::Protocol(format!(
+            "{} trailing bytes after a v{version} response",
+            frame.remaining()
+        )));
+    }
+    Ok(body)
+}
+
+/// Reads frames until the connection fails, routing each by its correlation id (the first
+/// four bytes of every response header version).
+async fn read_loop(
+    mut read: OwnedReadHalf,
+    pending: Pending,
+    dead: Arc<AtomicBool>,
+    addr: String,
+    response_bytes_max: usize,
+) {
+    let failure = loop {
+        let size = match read.read_i32().await {
+            Ok(size) => size,
+            Err(source) => {
+                break Error::Io {
+                    addr: addr.clone(),
+                    source,
+                }
+            }
+        };
+        let size_bytes = match usize::try_from(size) {
+            Ok(size_bytes) if (4..=response_bytes_max).contains(&size_bytes) => size_bytes,
+            _ => {
+                break Error::ResponseTooLarge {
+                    size_bytes: usize::try_from(size).unwrap_or(0),
+                    max_bytes: response_bytes_max,
+                }
+            }
+        };
+        let mut frame = vec![0u8; size_bytes];
+        if let Err(source) = read.read_exact(&mut frame).await {
+            break Error::Io {
+                addr: addr.clone(),
+                source,
+            };
+        }
+        let frame = Bytes::from(frame);
+        let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let waiter = pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&correlation_id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(Ok(frame));
+        }
+    };
+    dead.store(true, Ordering::Relaxed);
+    tracing::debug!(%addr, error = %failure, "connection closed");
+    let waiters: Vec<_> = match pending.lock() {
+        Ok(mut p) => p.drain().map(|(_, w)| w).collect(),
+        Err(_) => Vec::new(),
+    };
+    for waiter in waiters {
+        let _ = waiter.send(Err(Error::Disconnected { addr: addr.clone() }));
+    }
+}

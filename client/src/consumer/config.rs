@@ -1,0 +1,68 @@
+//! Consumer settings; defaults follow Kafka's Java consumer.
+
+use super::Assignor;
+use crate::cluster::ClientConfig;
+
+/// Where to start when a partition has no committed offset (or it is out of range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// Fail instead.
+    None,
+}
+
+/// Consumer settings.
+///
+/// ```
+/// use runnel_client::{ConsumerConfig, OffsetReset};
+/// use runnel_client::consumer::Assignor;
+/// let mut config = ConsumerConfig::new("127.0.0.1:9092");
+/// config.group_id = Some("g".into());
+/// config.assignors = vec![Assignor::CooperativeSticky];
+/// config.auto_offset_reset = OffsetReset::Earliest;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub client: ClientConfig,
+    pub group_id: Option<String>,
+    /// Offered in JoinGroup in this order of preference.
+    pub assignors: Vec<Assignor>,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub heartbeat_interval_ms: u64,
+    pub auto_commit: bool,
+    pub auto_commit_interval_ms: u64,
+    pub auto_offset_reset: OffsetReset,
+    /// Most records one `poll` returns.
+    pub max_poll_records: usize,
+    pub fetch_wait_ms_max: i32,
+    pub fetch_bytes_max: i32,
+    pub partition_fetch_bytes_max: i32,
+    /// A partition is fetched ahead while its buffer holds less than this.
+    pub prefetch_bytes_max: usize,
+    /// Decompression bound for one batch.
+    pub record_bytes_max: usize,
+}
+
+impl ConsumerConfig {
+    pub fn new(bootstrap: &str) -> ConsumerConfig {
+        ConsumerConfig {
+            client: ClientConfig::new(bootstrap),
+            group_id: None,
+            assignors: vec![Assignor::Range],
+            session_timeout_ms: 45_000,
+            rebalance_timeout_ms: 300_000,
+            heartbeat_interval_ms: 3_000,
+            auto_commit: true,
+            auto_commit_interval_ms: 5_000,
+            auto_offset_reset: OffsetReset::Latest,
+            max_poll_records: 500,
+            fetch_wait_ms_max: 500,
+            fetch_bytes_max: 50 * 1024 * 1024,
+            partition_fetch_bytes_max: 1024 * 1024,
+            prefetch_bytes_max: 2 * 1024 * 1024,
+            record_bytes_max: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! Classic group membership for one consumer: FindCoordinator, JoinGroup (with the
+//! MEMBER_ID_REQUIRED round trip), the leader's assignment, SyncGroup, a heartbeat task that
+//! flags when a rebalance is needed, and LeaveGroup. Subscription and assignment bytes use
+//! Kafka's ConsumerProtocol encoding (a version `i16`, then the message), so Java, librdkafka
+//! and this client can share a group.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, FindCoordinatorRequest, GroupId,
+    HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::task::JoinHandle;
+
+use super::assignor::{Assignor, MemberSubscription};
+use super::{ConsumerConfig, TopicPartition};
+use crate::cluster::{topic_name, Cluster};
+use crate::conn::Connection;
+use crate::error::{codes, Error, Result};
+
+/// Bound on JoinGroup/SyncGroup round trips in one rebalance (MEMBER_ID_REQUIRED, a
+/// concurrent rebalance, coordinator moves).
+const JOIN_ATTEMPTS_MAX: usize = 20;
+const RETRY_BACKOFF_MS: u64 = 100;
+
+/// The outcome of one completed rebalance.
+pub struct Joined {
+    pub generation_id: i32,
+    pub assignor: Assignor,
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// This consumer's membership in one group.
+pub struct GroupMember {
+    cluster: Arc<Cluster>,
+    config: ConsumerConfig,
+    pub group_id: String,
+    pub member_id: String,
+    pub generation_id: i32,
+    coordinator: Option<Arc<Connection>>,
+    rejoin_needed: Arc<AtomicBool>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Drop for GroupMember {
+    fn drop(&mut self) {
+        if let Some(task) = self.heartbeat.take() {
+            task.abort();
+        }
+    }
+}
+
+impl GroupMember {
+    pub fn new(cluster: Arc<Cluster>, config: ConsumerConfig, group_id: String) -> GroupMember {
+        GroupMember {
+            cluster,
+            config,
+            group_id,
+            member_id: String::new(),
+            generation_id: -1,
+            coordinator: None,
+            rejoin_needed: Arc::new(AtomicBool::new(true)),
+            heartbeat: None,
+        }
+    }
+
+    /// True when the heartbeat saw a rebalance (or we never joined).
+    pub fn needs_rejoin(&self) -> bool {
+        self.rejoin_needed.load(Ordering::Relaxed)
+    }
+
+    pub fn request_rejoin(&self) {
+        self.rejoin_needed.store(true, Ordering::Relaxed);
+    }
+
+    /// The coordinator connection, found with FindCoordinator on first use.
+    pub async fn coordinator(&mut self) -> Result<Arc<Connection>> {
+        if let Some(conn) = self.coordinator.as_ref().filter(|c| !c.is_dead()) {
+            return Ok(conn.clone());
+        }
+        let conn = find_coordinator(&self.cluster, &self.group_id).await?;
+        self.coordinator = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn group(&self) -> GroupId {
+        GroupId(StrBytes::from_string(self.group_id.clone()))
+    }
+
+    /// Joins (or rejoins) the group subscribed to `topics`, owning `owned`, and returns the
+    /// new assignment; restarts the heartbeat task for the new generation.
+    pub async fn join(&mut self, topics: &[String], owned: &[TopicPartition]) -> Result<Joined> {
+        if let Some(task) = self.heartbeat.take() {
+            task.abort();
+        }
+        let metadata = encode_subscription(topics, owned, self.generation_id);
+        let mut last_error = Error::State("no join attempt".to_owned());
+        for _attempt in 0..JOIN_ATTEMPTS_MAX {
+            match self.join_once(&metadata).await {
+                Ok(joined) => {
+                    self.rejoin_needed.store(false, Ordering::Relaxed);
+                    self.start_heartbeat().await?;
+                    return Ok(joined);
+                }
+                Err(e) => {
+                    match e.code() {
+                        Some(codes::MEMBER_ID_REQUIRED) => continue,
+                        Some(codes::UNKNOWN_MEMBER_ID) | Some(codes::ILLEGAL_GENERATION) => {
+                            self.member_id.clear();
+                            self.generation_id = -1;
+                        }
+                        Some(codes::REBALANCE_IN_PROGRESS) => {}
+                        Some(codes::NOT_COORDINATOR) | Some(codes::COORDINATOR_NOT_AVAILABLE) => {
+                            self.coordinator = None;
+                        }
+                        _ if e.is_retriable() => self.coordinator = None,
+                        _ => return Err(e),
+                    }
+                    last_error = e;
+                    tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn join_once(&mut self, metadata: &Bytes) -> Result<Joined> {
+        let coordinator = self.coordinator().await?;
+        let protocols = self
+            .config
+            .assignors
+            .iter()
+            .map(|a| {
+                JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str(a.name()))
+                    .with_metadata(metadata.clone())
+            })
+            .collect();
+        let request = JoinGroupRequest::default()
+            .with_group_id(self.group())
+            .with_session_timeout_ms(self.config.session_timeout_ms)
+            .with_rebalance_timeout_ms(self.config.rebalance_timeout_ms)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(protocols);
+        let response = coordinator.send(&request).await?;
+        if response.error_code == codes::MEMBER_ID_REQUIRED {
+            self.member_id = response.member_id.to_string();
+        }
+        Error::check(response.error_code, || {
+            format!("join group {}", self.group_id)
+        })?;
+        self.member_id = response.member_id.to_string();
+        self.generation_id = response.generation_id;
+        let protocol = response
+            .protocol_name
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let assignor = Assignor::from_name(&protocol)
+            .ok_or_else(|| Error::Protocol(format!("group chose unknown assignor {protocol:?}")))?;
+        let assignments = if response.leader == response.member_id {
+            self.lead(assignor, &response.members).await?
+        } else {
+            Vec::new()
+        };
+        let sync = SyncGroupRequest::default()
+            .with_group_id(self.group())
+            .with_generation_id(self.generation_id)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()))
+            .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+            .with_protocol_name(Some(StrBytes::from_static_str(assignor.name())))
+            .with_assignments(assignments);
+        let synced = coordinator.send(&sync).await?;
+        Error::check(synced.error_code, || {
+            format!("sync group {}", self.group_id)
+        })?;
+        Ok(Joined {
+            generation_id: self.generation_id,
+            assignor,
+            assignment: decode_assignment(synced.assignment)?,
+        })
+    }
+
+    /// As leader: decode every member's subscription, run the assignor, encode the result.
+    async fn lead(
+        &self,
+        assignor: Assignor,
+        members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
+    ) -> Result<Vec<SyncGroupRequestAssignment>> {
+        let mut subscriptions = Vec::with_capacity(members.len());
+        for member in members {
+            let mut subscription = decode_subscription(member.metadata.clone())?;
+            subscription.member_id = member.member_id.to_string();
+            subscriptions.push(subscription);
+        }
+        let topics: BTreeSet<String> = subscriptions
+            .iter()
+            .flat_map(|s| s.topics.iter().cloned())
+            .collect();
+        let topic_list: Vec<String> = topics.iter().cloned().collect();
+        self.cluster.refresh(Some(&topic_list)).await?;
+        let counts: HashMap<String, i32> = topics
+            .into_iter()
+            .filter_map(|t| {
+                let info = self.cluster.cached_topic(&t)?;
+                Some((t, i32::try_from(info.partitions.len()).unwrap_or(0)))
+            })
+            .collect();
+        let assignment = assignor.assign(&subscriptions, &counts);
+        Ok(assignment
+            .into_iter()
+            .map(|(member, partitions)| {
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(StrBytes::from_string(member))
+                    .with_assignment(encode_assignment(&partitions))
+            })
+            .collect())
+    }
+
+    async fn start_heartbeat(&mut self) -> Result<()> {
+        let coordinator = self.coordinator().await?;
+        let request = HeartbeatRequest::default()
+            .with_group_id(self.group())
+            .with_generation_id(self.generation_id)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()));
+        let flag = self.rejoin_needed.clone();
+        let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
+        self.heartbeat = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let result = coordinator.send(&request).await;
+                let code = match &result {
+                    Ok(response) => response.error_code,
+                    Err(e) => e.code().unwrap_or(codes::COORDINATOR_NOT_AVAILABLE),
+                };
+                if code != 0 {
+                    tracing::debug!(code, "heartbeat asks for a rejoin");
+                    flag.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Leaves the group (best effort: the session timeout removes us anyway).
+    pub async fn leave(&mut self) -> Result<()> {
+        if let Some(task) = self.heartbeat.take() {
+            task.abort();
+        }
+        if self.member_id.is_empty() {
+            return Ok(());
+        }
+        let coordinator = self.coordinator().await?;
+        let member_id = StrBytes::from_string(self.member_id.clone());
+        let group = self.group();
+        let response = coordinator
+            .send_with(|version| {
+                let request = LeaveGroupRequest::default().with_group_id(group);
+                if version >= 3 {
+                    request.with_members(vec![MemberIdentity::default().with_member_id(member_id)])
+                } else {
+                    request.with_member_id(member_id)
+                }
+            })
+            .await?;
+        self.member_id.clear();
+        self.generation_id = -1;
+        Error::check(response.error_code, || {
+            format!("leave group {}", self.group_id)
+        })
+    }
+}
+
+/// FindCoordinator for a group, then a connection to it (retrying while it loads).
+pub async fn find_coordinator(cluster: &Cluster, group_id: &str) -> Result<Arc<Connection>> {
+    let request = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group_id.to_owned()))
+        .with_key_type(0);
+    let mut last = Error::State("no FindCoordinator attempt".to_owned());
+    for _attempt in 0..JOIN_ATTEMPTS_MAX {
+        let response = cluster.send_any(&request).await?;
+        match Error::check(response.error_code, || {
+            format!("find coordinator {group_id}")
+        }) {
+            Ok(()) => {
+                let addr = format!("{}:{}", response.host.as_str(), response.port);
+                return cluster.connection_to(&addr).await;
+            }
+            Err(e) if e.is_retriable() => last = e,
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+    }
+    Err(last)
+}
+
+/// ConsumerProtocolSubscription v1 (topics, owned partitions), version-prefixed.
+pub fn encode_subscription(topics: &[String], owned: &[TopicPartition], generation: i32) -> Bytes {
+    let _ = generation; // v2 carries it; v1 is what every client in the wild decodes
+    let subscription = ConsumerProtocolSubscription::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| StrBytes::from_string(t.clone()))
+                .collect(),
+        )
+        .with_owned_partitions(group_by_topic(owned, |topic, partitions| {
+            OwnedTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(partitions)
+        }));
+    encode_versioned(&subscription, 1)
+}
+
+/// Decodes any subscription version (later versions only add trailing fields).
+pub fn decode_subscription(mut bytes: Bytes) -> Result<MemberSubscription> {
+    let version = read_version(&mut bytes)?;
+    let subscription = ConsumerProtocolSubscription::decode(&mut bytes, version.min(3))
+        .map_err(|e| Error::Protocol(format!("subscription: {e}")))?;
+    Ok(MemberSubscription {
+        member_id: String::new(),
+        topics: subscription.topics.iter().map(|t| t.to_string()).collect(),
+        owned: subscription
+            .owned_partitions
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| TopicPartition::new(t.topic.0.as_str(), *p))
+            })
+            .collect(),
+        generation: subscription.generation_id,
+    })
+}
+
+pub fn encode_assignment(partitions: &[TopicPartition]) -> Bytes {
+    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
+        group_by_topic(partitions, |topic, partitions| {
+            AssignedTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(partitions)
+        }),
+    );
+    encode_versioned(&assignment, 0)
+}
+
+/// An empty assignment (a member that got nothing) may be zero bytes on the wire.
+pub fn decode_assignment(mut bytes: Bytes) -> Result<Vec<TopicPartition>> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let version = read_version(&mut bytes)?;
+    let assignment = ConsumerProtocolAssignment::decode(&mut bytes, version.min(3))
+        .map_err(|e| Error::Protocol(format!("assignment: {e}")))?;
+    let mut partitions: Vec<TopicPartition> = assignment
+        .assigned_partitions
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| TopicPartition::new(t.topic.0.as_str(), *p))
+        })
+        .collect();
+    partitions.sort();
+    Ok(partitions)
+}
+
+fn read_version(bytes: &mut Bytes) -> Result<i16> {
+    if bytes.remaining() < 2 {
+        return Err(Error::Protocol(
+            "consumer protocol bytes without a version".to_owned(),
+        ));
+    }
+    let version = bytes.get_i16();
+    if version < 0 {
+        return Err(Error::Protocol(format!(
+            "consumer protocol version {version}"
+        )));
+    }
+    Ok(version)
+}
+
+fn encode_versioned<M: Encodable>(message: &M, version: i16) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i16(version);
+    // Encoding our own well-formed message at a version it supports cannot fail; an empty
+    // body would be rejected by the leader and surface there.
+    if message.encode(&mut buf, version).is_err() {
+        tracing::error!("consumer protocol encoding failed");
+    }
+    buf.freeze()
+}
+
+fn group_by_topic<T>(partitions: &[TopicPartition], make: impl Fn(&str, Vec<i32>) -> T) -> Vec<T> {
+    let mut topics: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
+    for tp in partitions {
+        topics.entry(&tp.topic).or_default().push(tp.partition);
+    }
+    topics.into_iter().map(|(t, p)| make(t, p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_and_assignment_round_trip() {
+        let owned = vec![TopicPartition::new("a", 1), TopicPartition::new("b", 0)];
+        let bytes = encode_subscription(&["a".to_owned(), "b".to_owned()], &owned, 3);
+        let decoded = decode_subscription(bytes).expect("decodes");
+        assert_eq!(decoded.topics, vec!["a", "b"]);
+        assert_eq!(decoded.owned, owned);
+        let bytes = encode_assignment(&owned);
+        assert_eq!(decode_assignment(bytes).expect("decodes"), owned);
+        assert_eq!(decode_assignment(Bytes::new()).expect("empty"), vec![]);
+        assert!(decode_assignment(Bytes::from_static(&[0])).is_err());
+    }
+}

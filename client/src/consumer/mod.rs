@@ -1,0 +1,449 @@
+//! The consumer: [`Consumer::assign`] or [`Consumer::subscribe`] (classic group protocol,
+//! [`group`]), then [`Consumer::poll`] / [`Consumer::recv`] / [`Consumer::stream`] over a
+//! prefetching [`fetcher`]. Rebalances, auto-commit and position resets all happen inside
+//! `poll`, on the caller's task; only heartbeats run in the background.
+
+pub mod assignor;
+mod config;
+mod fetcher;
+pub mod group;
+mod record;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use assignor::Assignor;
+pub use config::{ConsumerConfig, OffsetReset};
+pub use record::{ConsumerRecord, TopicPartition};
+
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::offsets::{self, EARLIEST, LATEST};
+use fetcher::Fetcher;
+use group::GroupMember;
+
+/// Told about partitions this consumer stops or starts owning during a rebalance. With
+/// auto-commit on, positions are committed before `on_revoked` is called.
+///
+/// ```
+/// use runnel_client::consumer::RebalanceListener;
+/// use runnel_client::TopicPartition;
+/// struct Log;
+/// impl RebalanceListener for Log {
+///     fn on_revoked(&mut self, partitions: &[TopicPartition]) { println!("-{partitions:?}"); }
+///     fn on_assigned(&mut self, partitions: &[TopicPartition]) { println!("+{partitions:?}"); }
+/// }
+/// ```
+pub trait RebalanceListener: Send {
+    fn on_revoked(&mut self, partitions: &[TopicPartition]);
+    fn on_assigned(&mut self, partitions: &[TopicPartition]);
+}
+
+/// An async Kafka consumer (one task drives it, as with Kafka's consumers).
+///
+/// ```no_run
+/// use runnel_client::{Consumer, ConsumerConfig};
+/// # async fn example() -> runnel_client::Result<()> {
+/// let mut config = ConsumerConfig::new("127.0.0.1:9092");
+/// config.group_id = Some("billing".into());
+/// let mut consumer = Consumer::new(config).await?;
+/// consumer.subscribe(&["orders"])?;
+/// loop {
+///     for record in consumer.poll(std::time::Duration::from_secs(1)).await? {
+///         println!("{}-{}@{}", record.topic, record.partition, record.offset);
+///     }
+///     consumer.commit().await?;
+/// }
+/// # }
+/// ```
+pub struct Consumer {
+    cluster: Arc<Cluster>,
+    config: ConsumerConfig,
+    fetcher: Fetcher,
+    group: Option<GroupMember>,
+    subscription: Option<Vec<String>>,
+    listener: Option<Box<dyn RebalanceListener>>,
+    last_commit: Instant,
+    /// Records fetched by `poll` and not yet handed out by `recv`.
+    pending: VecDeque<ConsumerRecord>,
+}
+
+impl Consumer {
+    pub async fn new(config: ConsumerConfig) -> Result<Consumer> {
+        let cluster = Cluster::connect(config.client.clone()).await?;
+        let group = config
+            .group_id
+            .clone()
+            .map(|id| GroupMember::new(cluster.clone(), config.clone(), id));
+        Ok(Consumer {
+            fetcher: Fetcher::new(cluster.clone(), config.clone()),
+            cluster,
+            config,
+            group,
+            subscription: None,
+            listener: None,
+            last_commit: Instant::now(),
+            pending: VecDeque::new(),
+        })
+    }
+
+    pub fn set_rebalance_listener(&mut self, listener: Box<dyn RebalanceListener>) {
+        self.listener = Some(listener);
+    }
+
+    /// Joins the group (needs `group_id`) for `topics`; the assignment arrives in `poll`.
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        let Some(group) = &self.group else {
+            return Err(Error::Config("subscribe needs a group_id".to_owned()));
+        };
+        group.request_rejoin();
+        self.subscription = Some(topics.iter().map(|t| (*t).to_owned()).collect());
+        Ok(())
+    }
+
+    /// Reads exactly these partitions, without group membership (commits still go to
+    /// `group_id` if set).
+    pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if self.subscription.is_some() {
+            return Err(Error::State("already subscribed".to_owned()));
+        }
+        self.fetcher.assign(partitions);
+        Ok(())
+    }
+
+    /// The partitions currently assigned.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.fetcher.partitions.keys().cloned().collect()
+    }
+
+    /// The next offset `poll` returns for `tp` (None until known).
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.fetcher.partitions.get(tp).and_then(|s| s.position)
+    }
+
+    /// Records from assigned, unpaused partitions; waits up to `timeout` for some.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if !self.pending.is_empty() {
+            return Ok(self.pending.drain(..).collect());
+        }
+        loop {
+            self.maybe_rebalance().await?;
+            self.ensure_positions().await?;
+            self.maybe_auto_commit().await?;
+            self.fetcher.send_fetches().await?;
+            let records = self.fetcher.take(self.config.max_poll_records);
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            // Short slices so rebalances and auto-commits are not starved by an idle topic.
+            let slice = deadline.min(now + Duration::from_millis(200));
+            let reset = self.fetcher.wait_for_data(slice).await;
+            if !reset.is_empty() {
+                self.reset_positions(&reset).await?;
+            }
+        }
+    }
+
+    /// The next record, waiting as long as it takes.
+    pub async fn recv(&mut self) -> Result<ConsumerRecord> {
+        loop {
+            if let Some(record) = self.pending.pop_front() {
+                return Ok(record);
+            }
+            let records = self.poll(Duration::from_secs(1)).await?;
+            self.pending.extend(records);
+        }
+    }
+
+    /// An async stream of records (ends only on error).
+    pub fn stream(&mut self) -> impl futures::Stream<Item = Result<ConsumerRecord>> + '_ {
+        futures::stream::unfold(self, |consumer| async move {
+            let next = consumer.recv().await;
+            Some((next, consumer))
+        })
+    }
+
+    async fn maybe_rebalance(&mut self) -> Result<()> {
+        let (Some(group), Some(topics)) = (&mut self.group, &self.subscription) else {
+            return Ok(());
+        };
+        if !group.needs_rejoin() {
+            return Ok(());
+        }
+        let cooperative = self.config.assignors.iter().all(|a| a.is_cooperative());
+        let owned = self.fetcher.partitions.keys().cloned().collect::<Vec<_>>();
+        if !cooperative && !owned.is_empty() {
+            if self.config.auto_commit {
+                commit_positions(group, &self.fetcher).await.ok();
+            }
+            if let Some(listener) = &mut self.listener {
+                listener.on_revoked(&owned);
+            }
+            self.fetcher.assign(&[]);
+        }
+        let kept = self.fetcher.partitions.keys().cloned().collect::<Vec<_>>();
+        let joined = group.join(topics, &kept).await?;
+        let revoked: Vec<_> = kept
+            .iter()
+            .filter(|tp| !joined.assignment.contains(tp))
+            .cloned()
+            .collect();
+        let added: Vec<_> = joined
+            .assignment
+            .iter()
+            .filter(|tp| !kept.contains(tp))
+            .cloned()
+            .collect();
+        if !revoked.is_empty() {
+            if self.config.auto_commit {
+                commit_positions(group, &self.fetcher).await.ok();
+            }
+            if let Some(listener) = &mut self.listener {
+                listener.on_revoked(&revoked);
+            }
+            // Cooperative: give the revoked partitions up, then rejoin so they move.
+            group.request_rejoin();
+        }
+        self.fetcher.assign(&joined.assignment);
+        if let Some(listener) = &mut self.listener {
+            listener.on_assigned(&added);
+        }
+        Ok(())
+    }
+
+    /// Sets unknown positions from committed offsets, else from the reset policy.
+    async fn ensure_positions(&mut self) -> Result<()> {
+        let missing = self.fetcher.needing_position();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut committed = BTreeMap::new();
+        if let Some(group) = &mut self.group {
+            let coordinator = group.coordinator().await?;
+            committed = offsets::committed(&coordinator, &group.group_id, Some(&missing)).await?;
+        }
+        let mut rest = Vec::new();
+        for tp in missing {
+            match committed.get(&tp) {
+                Some(offset) => self.fetcher.seek(&tp, *offset)?,
+                None => rest.push(tp),
+            }
+        }
+        self.reset_positions(&rest).await
+    }
+
+    async fn reset_positions(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let timestamp = match self.config.auto_offset_reset {
+            OffsetReset::Earliest => EARLIEST,
+            OffsetReset::Latest => LATEST,
+            OffsetReset::None => {
+                return Err(Error::State(format!(
+                    "no offset for {partitions:?} and reset is none"
+                )))
+            }
+        };
+        for (tp, offset) in offsets::list_offsets(&self.cluster, partitions, timestamp).await? {
+            self.fetcher.seek(&tp, offset)?;
+        }
+        Ok(())
+    }
+
+    async fn maybe_auto_commit(&mut self) -> Result<()> {
+        let due = self.last_commit.elapsed()
+            >= Duration::from_millis(self.config.auto_commit_interval_ms);
+        if self.config.auto_commit && due && self.group.is_some() {
+            self.last_commit = Instant::now();
+            if let Err(e) = self.commit().await {
+                tracing::debug!(error = %e, "auto-commit failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the current positions of every assigned partition and waits for the result.
+    pub async fn commit(&mut self) -> Result<()> {
+        let group = self
+            .group
+            .as_mut()
+            .ok_or_else(|| Error::Config("commit needs a group_id".to_owned()))?;
+        commit_positions(group, &self.fetcher).await
+    }
+
+    /// Commits explicit offsets (the next offset to read for each partition).
+    pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let group = self
+            .group
+            .as_mut()
+            .ok_or_else(|| Error::Config("commit needs a group_id".to_owned()))?;
+        let coordinator = group.coordinator().await?;
+        let generation = if self.subscription.is_some() {
+            group.generation_id
+        } else {
+            -1
+        };
+        let member = if self.subscription.is_some() {
+            group.member_id.clone()
+        } else {
+            String::new()
+        };
+        offsets::commit(&coordinator, &group.group_id, generation, &member, offsets).await
+    }
+
+    /// Starts a commit of the current positions in the background; the handle yields its
+    /// result.
+    pub async fn commit_async(&mut self) -> Result<tokio::task::JoinHandle<Result<()>>> {
+        let group = self
+            .group
+            .as_mut()
+            .ok_or_else(|| Error::Config("commit needs a group_id".to_owned()))?;
+        let coordinator = group.coordinator().await?;
+        let (group_id, generation, member) = (
+            group.group_id.clone(),
+            group.generation_id,
+            group.member_id.clone(),
+        );
+        let positions = positions(&self.fetcher);
+        Ok(tokio::spawn(async move {
+            offsets::commit(&coordinator, &group_id, generation, &member, &positions).await
+        }))
+    }
+
+    /// The committed offsets of this consumer's group for `partitions`.
+    pub async fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let group = self
+            .group
+            .as_mut()
+            .ok_or_else(|| Error::Config("needs a group_id".to_owned()))?;
+        let coordinator = group.coordinator().await?;
+        offsets::committed(&coordinator, &group.group_id, Some(partitions)).await
+    }
+
+    pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        self.pending
+            .retain(|r| r.topic != tp.topic || r.partition != tp.partition);
+        self.fetcher.seek(tp, offset)
+    }
+
+    pub async fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.seek_to(partitions, EARLIEST).await
+    }
+
+    pub async fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        self.seek_to(partitions, LATEST).await
+    }
+
+    /// Seeks to the first offset whose timestamp is at or after `timestamp_ms` (the end
+    /// when there is none).
+    pub async fn seek_to_timestamp(
+        &mut self,
+        partitions: &[TopicPartition],
+        timestamp_ms: i64,
+    ) -> Result<()> {
+        let found = offsets::list_offsets(&self.cluster, partitions, timestamp_ms).await?;
+        let end = offsets::list_offsets(&self.cluster, partitions, LATEST).await?;
+        for tp in partitions {
+            let offset = found
+                .get(tp)
+                .copied()
+                .filter(|o| *o >= 0)
+                .or_else(|| end.get(tp).copied());
+            self.seek(tp, offset.unwrap_or(0))?;
+        }
+        Ok(())
+    }
+
+    async fn seek_to(&mut self, partitions: &[TopicPartition], timestamp: i64) -> Result<()> {
+        for (tp, offset) in offsets::list_offsets(&self.cluster, partitions, timestamp).await? {
+            self.seek(&tp, offset)?;
+        }
+        Ok(())
+    }
+
+    /// Stops returning (and fetching) records of `partitions` until resumed.
+    pub fn pause(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            if let Some(state) = self.fetcher.partitions.get_mut(tp) {
+                state.paused = true;
+            }
+        }
+        let paused: Vec<TopicPartition> = partitions.to_vec();
+        let (kept, held): (VecDeque<_>, VecDeque<_>) = self.pending.drain(..).partition(|r| {
+            !paused
+                .iter()
+                .any(|tp| tp.topic == r.topic && tp.partition == r.partition)
+        });
+        self.pending = kept;
+        let mut rewound = std::collections::HashSet::new();
+        for record in held {
+            let tp = TopicPartition::new(&record.topic, record.partition);
+            if !rewound.insert(tp.clone()) {
+                continue; // the first held record of a partition is where it resumes
+            }
+            let _ = self.fetcher.seek(&tp, record.offset);
+            if let Some(state) = self.fetcher.partitions.get_mut(&tp) {
+                state.paused = true;
+            }
+        }
+    }
+
+    pub fn resume(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            if let Some(state) = self.fetcher.partitions.get_mut(tp) {
+                state.paused = false;
+            }
+        }
+    }
+
+    /// Commits (with auto-commit on) and leaves the group.
+    pub async fn close(mut self) -> Result<()> {
+        if let Some(group) = &mut self.group {
+            if self.config.auto_commit && self.subscription.is_some() {
+                commit_positions(group, &self.fetcher).await.ok();
+            }
+            if self.subscription.is_some() {
+                group.leave().await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+}
+
+fn positions(fetcher: &Fetcher) -> BTreeMap<TopicPartition, i64> {
+    fetcher
+        .partitions
+        .iter()
+        .filter_map(|(tp, s)| s.position.map(|p| (tp.clone(), p)))
+        .collect()
+}
+
+async fn commit_positions(group: &mut GroupMember, fetcher: &Fetcher) -> Result<()> {
+    let positions = positions(fetcher);
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let coordinator = group.coordinator().await?;
+    offsets::commit(
+        &coordinator,
+        &group.group_id,
+        group.generation_id,
+        &group.member_id,
+        &positions,
+    )
+    .await
+}

@@ -1,0 +1,105 @@
+//! The one error type of the client crate, with the retriable / fatal split the producer's
+//! retry loop and the consumer's fetch loop act on.
+
+use kafka_protocol::ResponseError;
+
+/// Everything that can go wrong talking to a Kafka-compatible broker.
+///
+/// ```
+/// use runnel_client::Error;
+/// let error = Error::Broker { code: 6, context: "produce t-0".into() };
+/// assert!(error.is_retriable()); // NOT_LEADER_OR_FOLLOWER: refresh metadata and retry
+/// ```
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("i/o with {addr}: {source}")]
+    Io {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connection to {addr} closed")]
+    Disconnected { addr: String },
+    #[error("{what} timed out after {timeout_ms} ms")]
+    Timeout { what: String, timeout_ms: u64 },
+    #[error("broker error {code} ({}) for {context}", error_name(*.code))]
+    Broker { code: i16, context: String },
+    #[error("no API version in common with the broker for {api}")]
+    UnsupportedVersion { api: String },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("response of {size_bytes} bytes is above the {max_bytes}-byte limit")]
+    ResponseTooLarge { size_bytes: usize, max_bytes: usize },
+    #[error("unknown topic or partition {0}")]
+    UnknownTopicOrPartition(String),
+    #[error("no bootstrap broker reachable ({0})")]
+    NoBrokers(String),
+    #[error("producer buffer full: {needed_bytes} bytes could not be reserved in {timeout_ms} ms")]
+    BufferFull {
+        needed_bytes: usize,
+        timeout_ms: u64,
+    },
+    #[error("record of {size_bytes} bytes is larger than the {max_bytes}-byte batch limit")]
+    RecordTooLarge { size_bytes: usize, max_bytes: usize },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("the client was closed")]
+    Closed,
+    #[error("invalid state: {0}")]
+    State(String),
+}
+
+impl Error {
+    /// True when the same request may succeed if sent again (after a metadata refresh or a
+    /// backoff): network failures, timeouts and Kafka's retriable error codes.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. } => true,
+            Error::Broker { code, .. } => {
+                ResponseError::try_from_code(*code).is_some_and(|error| error.is_retriable())
+            }
+            _ => false,
+        }
+    }
+
+    /// The Kafka error code, when the broker sent one.
+    pub fn code(&self) -> Option<i16> {
+        match self {
+            Error::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// `Err(Error::Broker)` for a non-zero code, `Ok(())` for 0.
+    pub fn check(code: i16, context: impl FnOnce() -> String) -> Result<(), Error> {
+        if code == 0 {
+            return Ok(());
+        }
+        Err(Error::Broker {
+            code,
+            context: context(),
+        })
+    }
+}
+
+fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        Some(error) => format!("{error:?}"),
+        None => "unknown".to_owned(),
+    }
+}
+
+/// The client's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Kafka error codes the client branches on.
+pub(crate) mod codes {
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    pub const NOT_COORDINATOR: i16 = 16;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+}

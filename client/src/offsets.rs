@@ -1,0 +1,152 @@
+//! Offset requests shared by the consumer and the admin client: ListOffsets (by timestamp,
+//! earliest, latest; sent to each partition's leader), OffsetCommit and OffsetFetch (sent to
+//! the group's coordinator connection the caller passes in).
+
+use std::collections::{BTreeMap, HashMap};
+
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{
+    BrokerId, GroupId, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::cluster::{topic_name, Cluster};
+use crate::conn::Connection;
+use crate::consumer::TopicPartition;
+use crate::error::{Error, Result};
+
+/// ListOffsets `timestamp` for the first offset.
+pub const EARLIEST: i64 = -2;
+/// ListOffsets `timestamp` for the next offset to be written (the high watermark).
+pub const LATEST: i64 = -1;
+
+/// The offset for `timestamp` (or [`EARLIEST`] / [`LATEST`]) of each partition; `-1` when
+/// no record is at or after that timestamp.
+pub async fn list_offsets(
+    cluster: &Cluster,
+    partitions: &[TopicPartition],
+    timestamp: i64,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    let mut by_leader: HashMap<i32, Vec<&TopicPartition>> = HashMap::new();
+    for tp in partitions {
+        let leader = cluster.leader(&tp.topic, tp.partition).await?;
+        by_leader.entry(leader).or_default().push(tp);
+    }
+    let mut out = BTreeMap::new();
+    for (leader, tps) in by_leader {
+        let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+        for tp in tps {
+            topics.entry(&tp.topic).or_default().push(
+                ListOffsetsPartition::default()
+                    .with_partition_index(tp.partition)
+                    .with_timestamp(timestamp),
+            );
+        }
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        ListOffsetsTopic::default()
+                            .with_name(topic_name(name))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let response = cluster.broker(leader).await?.send(&request).await?;
+        for topic in response.topics {
+            for p in topic.partitions {
+                let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
+                Error::check(p.error_code, || format!("list offsets {tp}"))?;
+                out.insert(tp, p.offset);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Commits `offsets` (the next offset to read, per partition) for `group_id`.
+/// Outside a generation (assign mode, admin) pass `generation_id = -1` and an empty member.
+pub async fn commit(
+    coordinator: &Connection,
+    group_id: &str,
+    generation_id: i32,
+    member_id: &str,
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> Result<()> {
+    let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+    for (tp, offset) in offsets {
+        topics.entry(&tp.topic).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(tp.partition)
+                .with_committed_offset(*offset),
+        );
+    }
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group_id.to_owned())))
+        .with_generation_id_or_member_epoch(generation_id)
+        .with_member_id(StrBytes::from_string(member_id.to_owned()))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = coordinator.send(&request).await?;
+    for topic in response.topics {
+        for p in topic.partitions {
+            Error::check(p.error_code, || {
+                format!("commit {}-{}", topic.name.0.as_str(), p.partition_index)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Committed offsets of `group_id` (`partitions: None`: every partition it committed).
+/// Partitions without a commit are left out.
+pub async fn committed(
+    coordinator: &Connection,
+    group_id: &str,
+    partitions: Option<&[TopicPartition]>,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    let topics = partitions.map(|tps| {
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in tps {
+            topics.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                OffsetFetchRequestTopic::default()
+                    .with_name(topic_name(name))
+                    .with_partition_indexes(partitions)
+            })
+            .collect()
+    });
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group_id.to_owned())))
+        .with_topics(topics);
+    let response = coordinator.send(&request).await?;
+    Error::check(response.error_code, || format!("offset fetch {group_id}"))?;
+    let mut out = BTreeMap::new();
+    for topic in response.topics {
+        for p in topic.partitions {
+            let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
+            Error::check(p.error_code, || format!("offset fetch {tp}"))?;
+            if p.committed_offset >= 0 {
+                out.insert(tp, p.committed_offset);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,133 @@
+use std::time::{Duration, Instant};
+
+use runnel_protocol::batch::RecordBatch;
+
+use super::*;
+use crate::producer::{ProducerConfig, ProducerRecord};
+
+fn accumulator(config: impl FnOnce(&mut ProducerConfig)) -> Accumulator {
+    let mut producer = ProducerConfig::new("127.0.0.1:1");
+    producer.linger_ms = 1_000;
+    config(&mut producer);
+    Accumulator::new(Cluster::offline(&[("t", 4)]), producer)
+}
+
+fn record(partition: i32, value_bytes: usize) -> ProducerRecord {
+    ProducerRecord::new("t", vec![7u8; value_bytes])
+        .with_partition(partition)
+        .with_timestamp(1)
+}
+
+#[tokio::test]
+async fn a_full_batch_is_sealed_and_drained_at_once() {
+    let acc = accumulator(|c| c.batch_size_bytes = 4 * 1024);
+    for _ in 0..8 {
+        acc.append(record(0, 1000)).await.expect("append");
+    }
+    let (ready, _) = acc.drain(Instant::now());
+    assert_eq!(ready.len(), 1, "one sealed batch for partition 0");
+    let batch = RecordBatch::parse(ready[0].bytes.clone()).expect("valid batch");
+    batch.verify_crc().expect("crc");
+    assert!(batch.record_count() >= 3 && batch.size_bytes() <= 5 * 1024);
+    let (more, _) = acc.drain(Instant::now());
+    assert!(
+        more.is_empty(),
+        "the next batch waits for the one in flight"
+    );
+}
+
+#[tokio::test]
+async fn lingering_batches_wait_until_due_and_one_per_partition_is_in_flight() {
+    let acc = accumulator(|c| c.linger_ms = 50);
+    acc.append(record(1, 10)).await.expect("append");
+    let now = Instant::now();
+    let (ready, next) = acc.drain(now);
+    assert!(ready.is_empty());
+    let due = next.expect("a deadline");
+    assert!(due > now && due <= now + Duration::from_millis(50));
+    let (ready, _) = acc.drain(due);
+    assert_eq!(ready.len(), 1);
+    acc.append(record(1, 10)).await.expect("append");
+    let (ready_again, _) = acc.drain(due + Duration::from_secs(1));
+    assert!(
+        ready_again.is_empty(),
+        "partition 1 still has a batch in flight"
+    );
+    acc.complete(ready.into_iter().next().expect("batch"), 40);
+}
+
+#[tokio::test]
+async fn completion_reports_offsets_in_order() {
+    let acc = accumulator(|c| c.linger_ms = 0);
+    let first = acc.append(record(2, 5)).await.expect("append");
+    let second = acc.append(record(2, 5)).await.expect("append");
+    let (mut ready, _) = acc.drain(Instant::now() + Duration::from_millis(1));
+    acc.complete(ready.remove(0), 100);
+    let first = first.await.expect("sent").expect("ok");
+    let second = second.await.expect("sent").expect("ok");
+    assert_eq!((first.partition, first.offset), (2, 100));
+    assert_eq!(second.offset, 101);
+}
+
+#[tokio::test]
+async fn a_full_buffer_blocks_send_until_memory_is_released() {
+    let acc = Arc::new(accumulator(|c| {
+        c.batch_size_bytes = 1024;
+        c.max_request_bytes = 2048;
+        c.buffer_memory_bytes = 4096;
+        c.max_block_ms = 2_000;
+    }));
+    let mut appended = 0;
+    while acc.memory.available_permits() > 1100 {
+        acc.append(record(3, 1000)).await.expect("append");
+        appended += 1;
+    }
+    assert!(appended >= 2);
+    let blocked = {
+        let acc = acc.clone();
+        tokio::spawn(async move { acc.append(record(3, 1000)).await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!blocked.is_finished(), "send waits for buffer room");
+    let (ready, _) = acc.drain(Instant::now());
+    acc.complete(ready.into_iter().next().expect("a sealed batch"), 0);
+    let result = tokio::time::timeout(Duration::from_secs(2), blocked).await;
+    assert!(
+        matches!(result, Ok(Ok(Ok(())))),
+        "released memory unblocks send"
+    );
+}
+
+#[tokio::test]
+async fn a_full_buffer_fails_after_max_block() {
+    let acc = accumulator(|c| {
+        c.batch_size_bytes = 1024;
+        c.max_request_bytes = 2048;
+        c.buffer_memory_bytes = 2048;
+        c.max_block_ms = 50;
+    });
+    acc.append(record(0, 1500)).await.expect("append");
+    let error = acc.append(record(0, 1500)).await.expect_err("buffer full");
+    assert!(matches!(error, Error::BufferFull { .. }));
+}
+
+#[tokio::test]
+async fn keyed_records_follow_murmur2_and_unkeyed_stick_until_sealed() {
+    let acc = accumulator(|c| c.batch_size_bytes = 2048);
+    let keyed = ProducerRecord::new("t", "v").with_key("21");
+    assert_eq!(
+        acc.choose_partition(&keyed).await.expect("partition"),
+        partition_for_key(b"21", 4)
+    );
+    let unkeyed = ProducerRecord::new("t", vec![0u8; 900]);
+    let first = acc.choose_partition(&unkeyed).await.expect("partition");
+    assert_eq!(
+        acc.choose_partition(&unkeyed).await.expect("partition"),
+        first
+    );
+    for _ in 0..3 {
+        acc.append(unkeyed.clone()).await.expect("append");
+    }
+    let moved = acc.choose_partition(&unkeyed).await.expect("partition");
+    assert_ne!(moved, first, "a sealed batch moves the sticky partition on");
+}

@@ -1,0 +1,277 @@
+//! The producer: [`Producer::send`] appends a record to its partition's open batch
+//! ([`accumulator`]) and returns a [`DeliveryFuture`]; a background task ([`sender`]) sends
+//! batches that are full, have lingered `linger_ms`, or are being flushed, one Produce
+//! request per leader broker, and completes each record with its partition and offset.
+//!
+//! Bounds: `buffer_memory_bytes` of records not yet acknowledged (`send` waits up to
+//! `max_block_ms` for room: back-pressure), one batch in flight per partition (keeps
+//! order across retries) and `in_flight_per_broker_max` requests per broker.
+
+mod accumulator;
+mod sender;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+pub use runnel_protocol::batch::Compression;
+
+use crate::cluster::{ClientConfig, Cluster};
+use crate::error::{Error, Result};
+use accumulator::Accumulator;
+
+/// How many acknowledgements the leader waits for before answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// No response at all: fastest, delivery unknown (offsets reported as -1).
+    None,
+    /// The leader appended the batch.
+    Leader,
+    /// Every in-sync replica has it (on Runnel: fsynced).
+    All,
+}
+
+impl Acks {
+    pub fn wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// Producer settings; the defaults are Kafka's Java client's where one exists.
+///
+/// ```
+/// use runnel_client::{Acks, Compression, ProducerConfig};
+/// let mut config = ProducerConfig::new("127.0.0.1:9092");
+/// config.acks = Acks::All;
+/// config.compression = Compression::Zstd;
+/// config.linger_ms = 10;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub client: ClientConfig,
+    pub acks: Acks,
+    pub compression: Compression,
+    /// How long a batch that is not full waits for more records.
+    pub linger_ms: u64,
+    /// A batch is sent once its (uncompressed) records reach this size.
+    pub batch_size_bytes: usize,
+    /// Largest batch (a record larger than `batch_size_bytes` gets a batch of its own).
+    pub max_request_bytes: usize,
+    /// Bytes of records accepted but not yet acknowledged.
+    pub buffer_memory_bytes: usize,
+    /// How long `send` waits for buffer room before failing with `BufferFull`.
+    pub max_block_ms: u64,
+    pub in_flight_per_broker_max: usize,
+    /// Attempts after the first for a batch that failed with a retriable error.
+    pub retries_max: u32,
+    pub retry_backoff_ms: u64,
+    /// The broker-side bound on waiting for acks (the Produce `timeout_ms`).
+    pub ack_timeout_ms: i32,
+}
+
+impl ProducerConfig {
+    pub fn new(bootstrap: &str) -> ProducerConfig {
+        ProducerConfig {
+            client: ClientConfig::new(bootstrap),
+            acks: Acks::All,
+            compression: Compression::None,
+            linger_ms: 5,
+            batch_size_bytes: 64 * 1024,
+            max_request_bytes: 1024 * 1024,
+            buffer_memory_bytes: 32 * 1024 * 1024,
+            max_block_ms: 60_000,
+            in_flight_per_broker_max: 5,
+            retries_max: 10,
+            retry_backoff_ms: 100,
+            ack_timeout_ms: 30_000,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.batch_size_bytes == 0 || self.max_request_bytes < self.batch_size_bytes {
+            return Err(Error::Config(
+                "batch_size_bytes must be > 0 and <= max_request_bytes".to_owned(),
+            ));
+        }
+        if self.buffer_memory_bytes < self.max_request_bytes {
+            return Err(Error::Config(
+                "buffer_memory_bytes must be >= max_request_bytes".to_owned(),
+            ));
+        }
+        if self.in_flight_per_broker_max == 0 {
+            return Err(Error::Config(
+                "in_flight_per_broker_max must be > 0".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One record to send. `partition: None` lets the partitioner choose (by key, or sticky).
+///
+/// ```
+/// use runnel_client::ProducerRecord;
+/// let record = ProducerRecord::new("orders", "hello")
+///     .with_key("customer-7")
+///     .with_header("source", "web")
+///     .with_timestamp(1_700_000_000_000);
+/// assert_eq!(record.partition, None);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ProducerRecord {
+    pub topic: String,
+    pub partition: Option<i32>,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Milliseconds since the epoch; `None`: now.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl ProducerRecord {
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
+        ProducerRecord {
+            topic: topic.into(),
+            value: Some(value.into()),
+            ..ProducerRecord::default()
+        }
+    }
+
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> ProducerRecord {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn with_partition(mut self, partition: i32) -> ProducerRecord {
+        self.partition = Some(partition);
+        self
+    }
+
+    pub fn with_header(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<Bytes>,
+    ) -> ProducerRecord {
+        self.headers.push((key.into(), Some(value.into())));
+        self
+    }
+
+    pub fn with_timestamp(mut self, timestamp_ms: i64) -> ProducerRecord {
+        self.timestamp_ms = Some(timestamp_ms);
+        self
+    }
+
+    /// Bytes this record holds in the buffer (payload plus a fixed per-record overhead).
+    fn size_bytes(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len) + 8)
+            .sum();
+        self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
+            + headers
+            + 32
+    }
+}
+
+/// Where an acknowledged record landed. `offset` is -1 with `Acks::None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp_ms: i64,
+}
+
+/// Resolves when the record is acknowledged (or has failed for good).
+///
+/// ```no_run
+/// # async fn example(producer: runnel_client::Producer) -> runnel_client::Result<()> {
+/// let delivery = producer.send(runnel_client::ProducerRecord::new("t", "v")).await?;
+/// let metadata = delivery.await?;
+/// println!("{}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+/// # Ok(()) }
+/// ```
+pub struct DeliveryFuture {
+    receiver: oneshot::Receiver<Result<RecordMetadata>>,
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.receiver)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(Error::Closed)))
+    }
+}
+
+/// An async Kafka producer; clone it to share (all clones feed the same batches).
+///
+/// ```no_run
+/// use runnel_client::{Producer, ProducerConfig, ProducerRecord};
+/// # async fn example() -> runnel_client::Result<()> {
+/// let producer = Producer::new(ProducerConfig::new("127.0.0.1:9092")).await?;
+/// let metadata = producer
+///     .send(ProducerRecord::new("events", "hello").with_key("k"))
+///     .await?
+///     .await?;
+/// producer.flush().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    accumulator: Arc<Accumulator>,
+    _sender: Arc<sender::SenderHandle>,
+}
+
+impl Producer {
+    /// Connects to the bootstrap brokers and starts the sender task.
+    pub async fn new(config: ProducerConfig) -> Result<Producer> {
+        config.validate()?;
+        let cluster = Cluster::connect(config.client.clone()).await?;
+        let accumulator = Arc::new(Accumulator::new(cluster, config));
+        let handle = sender::spawn(accumulator.clone());
+        Ok(Producer {
+            accumulator,
+            _sender: Arc::new(handle),
+        })
+    }
+
+    /// Queues `record`; waits (at most `max_block_ms`) while the buffer is full. The
+    /// returned future resolves on acknowledgement.
+    pub async fn send(&self, mut record: ProducerRecord) -> Result<DeliveryFuture> {
+        if record.timestamp_ms.is_none() {
+            record.timestamp_ms = Some(now_ms());
+        }
+        let receiver = self.accumulator.append(record).await?;
+        Ok(DeliveryFuture { receiver })
+    }
+
+    /// Sends everything queued now and waits until it is acknowledged or failed.
+    pub async fn flush(&self) -> Result<()> {
+        self.accumulator.flush().await
+    }
+
+    /// The cluster view this producer uses (metadata, connections).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        self.accumulator.cluster()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as i64
+}

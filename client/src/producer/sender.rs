@@ -1,0 +1,179 @@
+//! The sender task: drains ready batches, groups them by leader, and sends one Produce
+//! request per broker (at most `in_flight_per_broker_max` at once per broker). Completes,
+//! retries (retriable errors, with backoff and a metadata refresh) or fails each batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::ProduceRequest;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use super::accumulator::{Accumulator, SealedBatch};
+use super::Acks;
+use crate::cluster::topic_name;
+use crate::error::Error;
+
+/// Stops the sender task when the last producer clone is dropped (after what is queued
+/// has had a chance to go: callers flush first if they care).
+pub(crate) struct SenderHandle {
+    task: JoinHandle<()>,
+}
+
+impl Drop for SenderHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(super) fn spawn(accumulator: Arc<Accumulator>) -> SenderHandle {
+    SenderHandle {
+        task: tokio::spawn(run(accumulator)),
+    }
+}
+
+/// Longest the sender sleeps with nothing due (it is woken earlier by new batches).
+const IDLE_WAIT_MS: u64 = 100;
+
+async fn run(accumulator: Arc<Accumulator>) {
+    let mut brokers: HashMap<i32, Arc<Semaphore>> = HashMap::new();
+    loop {
+        let wake = accumulator.wake_sender.notified();
+        let (ready, next) = accumulator.drain(Instant::now());
+        let mut by_leader: HashMap<i32, Vec<SealedBatch>> = HashMap::new();
+        for batch in ready {
+            let (topic, partition) = &batch.partition;
+            match accumulator.cluster().leader(topic, *partition).await {
+                Ok(leader) => by_leader.entry(leader).or_default().push(batch),
+                Err(e) => retry_or_fail(&accumulator, batch, e),
+            }
+        }
+        for (leader, batches) in by_leader {
+            let limit = accumulator.config.in_flight_per_broker_max;
+            let slots = brokers
+                .entry(leader)
+                .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+                .clone();
+            let Ok(permit) = slots.acquire_owned().await else {
+                return;
+            };
+            let accumulator = accumulator.clone();
+            tokio::spawn(async move {
+                send_to(&accumulator, leader, batches).await;
+                drop(permit);
+            });
+        }
+        let idle = Instant::now() + Duration::from_millis(IDLE_WAIT_MS);
+        let deadline = next.map_or(idle, |n| n.min(idle));
+        tokio::select! {
+            _ = wake => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+}
+
+async fn send_to(accumulator: &Accumulator, leader: i32, batches: Vec<SealedBatch>) {
+    let config = &accumulator.config;
+    let mut topics: HashMap<&str, Vec<PartitionProduceData>> = HashMap::new();
+    for batch in &batches {
+        topics.entry(&batch.partition.0).or_default().push(
+            PartitionProduceData::default()
+                .with_index(batch.partition.1)
+                .with_records(Some(batch.bytes.clone())),
+        );
+    }
+    let topic_data = topics
+        .into_iter()
+        .map(|(topic, partitions)| {
+            TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(partitions)
+        })
+        .collect();
+    let request = ProduceRequest::default()
+        .with_acks(config.acks.wire())
+        .with_timeout_ms(config.ack_timeout_ms)
+        .with_topic_data(topic_data);
+    let conn = match accumulator.cluster().broker(leader).await {
+        Ok(conn) => conn,
+        Err(e) => return retry_all(accumulator, batches, &e),
+    };
+    if config.acks == Acks::None {
+        match conn.send_no_response(&request).await {
+            Ok(()) => batches
+                .into_iter()
+                .for_each(|b| finish(accumulator, b, Ok(-1))),
+            Err(e) => retry_all(accumulator, batches, &e),
+        }
+        return;
+    }
+    let response = match conn.send(&request).await {
+        Ok(response) => response,
+        Err(e) => return retry_all(accumulator, batches, &e),
+    };
+    let mut results: HashMap<(String, i32), (i16, i64)> = HashMap::new();
+    for topic in response.responses {
+        for partition in topic.partition_responses {
+            results.insert(
+                (topic.name.0.to_string(), partition.index),
+                (partition.error_code, partition.base_offset),
+            );
+        }
+    }
+    for batch in batches {
+        let key = (batch.partition.0.to_string(), batch.partition.1);
+        let result = match results.get(&key) {
+            Some((0, base_offset)) => Ok(*base_offset),
+            Some((code, _)) => Err(Error::Broker {
+                code: *code,
+                context: format!("produce to {}-{}", key.0, key.1),
+            }),
+            None => Err(Error::Protocol(format!(
+                "no produce result for {}-{}",
+                key.0, key.1
+            ))),
+        };
+        finish(accumulator, batch, result);
+    }
+}
+
+fn finish(accumulator: &Accumulator, batch: SealedBatch, result: Result<i64, Error>) {
+    let partition = batch.partition.clone();
+    match result {
+        Ok(base_offset) => {
+            accumulator.complete(batch, base_offset);
+            accumulator.done_in_flight(&partition);
+        }
+        Err(e) => retry_or_fail(accumulator, batch, e),
+    }
+}
+
+fn retry_all(accumulator: &Accumulator, batches: Vec<SealedBatch>, error: &Error) {
+    for batch in batches {
+        let copy = match error.code() {
+            Some(code) => Error::Broker {
+                code,
+                context: error.to_string(),
+            },
+            None if error.is_retriable() => Error::Disconnected {
+                addr: error.to_string(),
+            },
+            None => Error::Protocol(error.to_string()),
+        };
+        retry_or_fail(accumulator, batch, copy);
+    }
+}
+
+fn retry_or_fail(accumulator: &Accumulator, batch: SealedBatch, error: Error) {
+    let partition = batch.partition.clone();
+    if error.is_retriable() && batch.attempts < accumulator.config.retries_max {
+        tracing::debug!(topic = %partition.0, partition = partition.1, %error, "retrying batch");
+        accumulator.cluster().forget_topic(&partition.0);
+        accumulator.requeue(batch);
+    } else {
+        accumulator.fail(batch, error);
+        accumulator.done_in_flight(&partition);
+    }
+}

@@ -1,0 +1,193 @@
+//! The `runnel` binary driven as a subprocess against an in-process broker: produce a file,
+//! consume it back with `--format` and as JSON, manage topics, describe a group and read
+//! its lag, reset its offsets, and fail with a one-line error and a non-zero exit code.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use runnel_tests::TestBroker;
+
+fn runnel(addr: &str, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(args)
+        .env("RUNNEL_BOOTSTRAP", addr)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run runnel");
+    output
+}
+
+fn ok(addr: &str, args: &[&str]) -> String {
+    let output = runnel(addr, args);
+    assert!(
+        output.status.success(),
+        "runnel {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs the (blocking) CLI off the test runtime so the in-process broker keeps serving.
+async fn run_ok(addr: &str, args: &[&str]) -> String {
+    let addr = addr.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&addr, &args)
+    })
+    .await
+    .expect("cli task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_a_file_consume_it_back_and_read_group_lag() {
+    let broker = TestBroker::start_with(|c| c.groups.initial_rebalance_delay_ms = 100).await;
+    let addr = broker.addr.to_string();
+    run_ok(
+        &addr,
+        &[
+            "topics",
+            "create",
+            "lines",
+            "-p",
+            "2",
+            "-c",
+            "retention.ms=600000",
+        ],
+    )
+    .await;
+    let listed = run_ok(&addr, &["topics", "list"]).await;
+    assert!(listed.contains("lines") && listed.contains('2'), "{listed}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("input.txt");
+    let mut file = std::fs::File::create(&path).expect("create");
+    for i in 0..50 {
+        writeln!(file, "key{i}:value {i}").expect("write");
+    }
+    drop(file);
+    let path = path.to_string_lossy().into_owned();
+    run_ok(
+        &addr,
+        &[
+            "produce",
+            "-t",
+            "lines",
+            "--key-separator",
+            ":",
+            "-H",
+            "src=cli",
+            "--compression",
+            "lz4",
+            "-f",
+            &path,
+        ],
+    )
+    .await;
+
+    let printed = run_ok(
+        &addr,
+        &[
+            "consume",
+            "-t",
+            "lines",
+            "--from-beginning",
+            "-n",
+            "50",
+            "--format",
+            "%k|%v|%h",
+        ],
+    )
+    .await;
+    let mut lines: Vec<&str> = printed.lines().collect();
+    lines.sort();
+    let mut expected: Vec<String> = (0..50)
+        .map(|i| format!("key{i}|value {i}|src=cli"))
+        .collect();
+    expected.sort();
+    assert_eq!(lines, expected);
+
+    let json = run_ok(
+        &addr,
+        &[
+            "consume", "-t", "lines", "--offset", "0", "-n", "1", "--output", "json",
+        ],
+    )
+    .await;
+    let record: serde_json::Value = serde_json::from_str(json.trim()).expect("json line");
+    assert_eq!(record["offset"], 0);
+
+    // A group reads 30 of the 50 records: lag 20.
+    run_ok(
+        &addr,
+        &[
+            "consume",
+            "-t",
+            "lines",
+            "-g",
+            "readers",
+            "--from-beginning",
+            "-n",
+            "30",
+        ],
+    )
+    .await;
+    let described = run_ok(&addr, &["groups", "describe", "readers"]).await;
+    assert!(described.contains("total lag: 20"), "{described}");
+    let json = run_ok(
+        &addr,
+        &["groups", "describe", "readers", "--output", "json"],
+    )
+    .await;
+    let group: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
+    assert_eq!(group["total_lag"], 20);
+    assert!(run_ok(&addr, &["groups", "list"]).await.contains("readers"));
+
+    run_ok(
+        &addr,
+        &[
+            "groups",
+            "reset-offsets",
+            "readers",
+            "-t",
+            "lines",
+            "--to-earliest",
+        ],
+    )
+    .await;
+    let described = run_ok(&addr, &["groups", "describe", "readers"]).await;
+    assert!(described.contains("total lag: 50"), "{described}");
+    run_ok(&addr, &["groups", "delete", "readers"]).await;
+
+    run_ok(
+        &addr,
+        &[
+            "topics",
+            "alter",
+            "lines",
+            "-c",
+            "retention.ms=1000",
+            "--partitions",
+            "3",
+        ],
+    )
+    .await;
+    let described = run_ok(&addr, &["topics", "describe", "lines"]).await;
+    assert!(
+        described.contains("3 partitions") && described.contains("retention.ms"),
+        "{described}"
+    );
+    run_ok(&addr, &["topics", "delete", "lines"]).await;
+    assert!(!run_ok(&addr, &["topics", "list"]).await.contains("lines"));
+}
+
+#[test]
+fn failures_exit_non_zero_with_one_line() {
+    let output = runnel("127.0.0.1:1", &["topics", "list"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    let help = ok("127.0.0.1:1", &["produce", "--help"]);
+    assert!(help.contains("Examples"));
+}

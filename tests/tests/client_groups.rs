@@ -1,0 +1,165 @@
+//! Three runnel-client consumers share a group with each assignor: every record is read
+//! exactly once (auto-commit off, commit on close), the partitions are split between all
+//! three, and cooperative-sticky converges after its follow-up rebalance.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use runnel_client::admin::NewTopic;
+use runnel_client::consumer::{Assignor, RebalanceListener};
+use runnel_client::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
+};
+use runnel_tests::TestBroker;
+
+const RECORDS: usize = 300;
+const PARTITIONS: i32 = 6;
+
+struct Owned(Arc<Mutex<BTreeSet<TopicPartition>>>);
+
+impl RebalanceListener for Owned {
+    fn on_revoked(&mut self, partitions: &[TopicPartition]) {
+        let mut owned = self.0.lock().expect("lock");
+        for tp in partitions {
+            owned.remove(tp);
+        }
+    }
+    fn on_assigned(&mut self, partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .expect("lock")
+            .extend(partitions.iter().cloned());
+    }
+}
+
+async fn group_of_three(assignor: Assignor) {
+    let broker =
+        TestBroker::start_with(|config| config.groups.initial_rebalance_delay_ms = 300).await;
+    let addr = broker.addr.to_string();
+    let topic = format!("group-{}", assignor.name());
+    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
+    admin
+        .create_topics(&[NewTopic::new(&topic, PARTITIONS)])
+        .await
+        .expect("create");
+    let producer = Producer::new(ProducerConfig::new(&addr))
+        .await
+        .expect("producer");
+    for i in 0..RECORDS {
+        producer
+            .send(ProducerRecord::new(topic.as_str(), format!("{i}")).with_key(format!("k{i}")))
+            .await
+            .expect("send");
+    }
+    producer.flush().await.expect("flush");
+
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    let mut owned_sets = Vec::new();
+    for _ in 0..3 {
+        let mut config = ConsumerConfig::new(&addr);
+        config.group_id = Some(format!("g-{}", assignor.name()));
+        config.assignors = vec![assignor];
+        config.auto_offset_reset = OffsetReset::Earliest;
+        config.session_timeout_ms = 10_000;
+        config.heartbeat_interval_ms = 200;
+        config.fetch_wait_ms_max = 100;
+        let owned = Arc::new(Mutex::new(BTreeSet::new()));
+        owned_sets.push(owned.clone());
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut consumer = Consumer::new(config).await.expect("consumer");
+            consumer.set_rebalance_listener(Box::new(Owned(owned)));
+            consumer
+                .subscribe(&[topic_name(assignor).as_str()])
+                .expect("subscribe");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+            while tokio::time::Instant::now() < deadline {
+                let records = consumer
+                    .poll(Duration::from_millis(200))
+                    .await
+                    .expect("poll");
+                let mut seen = seen.lock().expect("lock");
+                seen.extend(
+                    records
+                        .iter()
+                        .map(|r| format!("{}-{}", r.partition, r.offset)),
+                );
+                if seen.len() >= RECORDS && consumer.assignment().len() == 2 {
+                    break;
+                }
+            }
+            // Keep polling briefly so every member sees the settled generation.
+            for _ in 0..5 {
+                let records = consumer
+                    .poll(Duration::from_millis(100))
+                    .await
+                    .expect("poll");
+                seen.lock().expect("lock").extend(
+                    records
+                        .iter()
+                        .map(|r| format!("{}-{}", r.partition, r.offset)),
+                );
+            }
+            let assignment = consumer.assignment();
+            consumer.commit().await.expect("commit");
+            (assignment, consumer)
+        }));
+    }
+    let mut consumers = Vec::new();
+    let mut all = BTreeSet::new();
+    for task in tasks {
+        let (assignment, consumer) = task.await.expect("consumer task");
+        assert_eq!(
+            assignment.len(),
+            2,
+            "{assignor:?}: 6 partitions over 3 members"
+        );
+        all.extend(assignment);
+        consumers.push(consumer);
+    }
+    assert_eq!(
+        all.len(),
+        PARTITIONS as usize,
+        "{assignor:?}: every partition owned once"
+    );
+    for (owned, consumer) in owned_sets.iter().zip(&consumers) {
+        let owned: Vec<_> = owned.lock().expect("lock").iter().cloned().collect();
+        assert_eq!(
+            owned,
+            consumer.assignment(),
+            "callbacks track the assignment"
+        );
+    }
+    let distinct: BTreeSet<String> = seen.lock().expect("lock").iter().cloned().collect();
+    assert_eq!(distinct.len(), RECORDS, "{assignor:?}: every record read");
+    let lag = admin
+        .group_lag(&format!("g-{}", assignor.name()))
+        .await
+        .expect("lag");
+    assert_eq!(lag.iter().map(|l| l.lag).sum::<i64>(), 0);
+    for consumer in consumers {
+        consumer.close().await.expect("close");
+    }
+}
+
+fn topic_name(assignor: Assignor) -> String {
+    format!("group-{}", assignor.name())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_group_of_three() {
+    group_of_three(Assignor::Range).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_group_of_three() {
+    group_of_three(Assignor::RoundRobin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_group_of_three() {
+    group_of_three(Assignor::CooperativeSticky).await;
+}
