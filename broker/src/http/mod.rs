@@ -9,7 +9,6 @@
 
 pub mod admin;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -100,11 +99,6 @@ pub async fn serve(listener: TcpListener, state: HttpState) {
     {
         tracing::error!(addr = ?local, error = %e, "HTTP server failed");
     }
-}
-
-/// The bound address of `listener`, for logs and tests.
-pub fn local_addr(listener: &TcpListener) -> Option<SocketAddr> {
-    listener.local_addr().ok()
 }
 
 /// Runs `work` on the blocking pool (it reads many partitions or groups).

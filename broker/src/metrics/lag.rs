@@ -7,7 +7,7 @@
 //! timestamp when the committed offset starts the batch, else the matching record's. The
 //! answer for one (partition, offset) never changes while the record is in the log, so it
 //! is cached; each full scrape drops entries it did not use, which bounds the cache by the
-//! number of committed partitions.
+//! number of committed partitions (and `LAG_CACHE_ENTRIES_MAX` bounds it in any case).
 
 use std::collections::HashMap;
 
@@ -20,6 +20,9 @@ use crate::log::{LogManager, PartitionLog};
 
 /// Decompression bound when looking for a record's timestamp inside a compressed batch.
 const LAG_DECOMPRESS_BYTES_MAX: usize = 16 << 20;
+/// Entries kept at most. Full scrapes prune to what they used; this bounds the cache when
+/// only the admin API asks (it never prunes), at the price of re-reading after a reset.
+const LAG_CACHE_ENTRIES_MAX: usize = 200_000;
 
 /// One committed partition of one group.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +63,9 @@ impl LagCache {
         }
         let timestamp = first_timestamp_at(log, offset)?;
         let mut inner = self.inner.lock();
+        if inner.entries.len() >= LAG_CACHE_ENTRIES_MAX {
+            inner.entries.clear();
+        }
         let generation = inner.generation;
         inner.entries.insert(key, (timestamp, generation));
         Some(timestamp)
