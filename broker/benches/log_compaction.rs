@@ -143,23 +143,7 @@ fn round(
     batches: u64,
 ) -> (u64, f64, f64, CleanerStats) {
     let topic = format!("compact-{round}");
-    let overrides: BTreeMap<String, String> = [
-        ("cleanup.policy", "compact".to_string()),
-        ("segment.bytes", segment_bytes().to_string()),
-        ("flush.ms", i64::MAX.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    manager
-        .create_topic(&topic, 1, overrides, false)
-        .expect("topic");
-    let log = manager.partition(&topic, 0).expect("partition");
-    let unique_keys = (batches * RECORDS_PER_BATCH as u64 * UNIQUE_KEYS_PERCENT / 100).max(1);
-    for index in 0..batches {
-        log.append(&[keyed_batch(index, unique_keys, codec())])
-            .expect("append");
-    }
+    write_topic(manager, &topic, "compact", batches);
     let inputs = sealed_logs(&data_dir.join(format!("{topic}-0")));
     let input_bytes: u64 = inputs
         .iter()
@@ -186,7 +170,6 @@ fn round(
             );
         }
     }
-    drop(log);
     manager.delete_topic(&topic).expect("delete");
     (input_bytes, clean_s, raw_s, stats)
 }

@@ -12,6 +12,12 @@
 //!    (acks=1) to an 8-partition topic for `RUNNEL_BENCH_PHASE_S` seconds (default 5),
 //!    alternating phases without and with an HTTP scrape every second, `RUNNEL_BENCH_ROUNDS`
 //!    times (default 3); the ratio of their total throughputs is the figure.
+//!
+//! Run by `cargo test --all-targets` (no `--bench`), it is a smoke pass: 20 partitions,
+//! 2 groups, one 1 s round.
+
+#[allow(dead_code)] // the size helpers serve the storage benches
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -30,10 +36,26 @@ use runnel_broker::groups::commits::{CommitEntry, Committer};
 use runnel_broker::net::Broker;
 use runnel_protocol::batch::{build_raw_batch, RawBatchFields, RecordBatch};
 
-const TOPICS: usize = 10;
-const PARTITIONS_PER_TOPIC: i32 = 1_000;
-const GROUPS: usize = 100;
-const COMMITS_PER_GROUP: usize = 100;
+/// `full` under `cargo bench`; `smoke` under `cargo test --all-targets` (a pass of seconds).
+fn scaled<T>(full: T, smoke: T) -> T {
+    if common::is_bench_run() {
+        full
+    } else {
+        smoke
+    }
+}
+fn topics() -> usize {
+    scaled(10, 2)
+}
+fn partitions_per_topic() -> i32 {
+    scaled(1_000, 10)
+}
+fn groups() -> usize {
+    scaled(100, 2)
+}
+fn commits_per_group() -> usize {
+    scaled(100, 5)
+}
 const RECORDS_PER_PARTITION: i32 = 10;
 const WARM_SCRAPES: usize = 5;
 const PRODUCE_TOPIC: &str = "bench-produce";
@@ -91,11 +113,11 @@ async fn populate(ctx: &Arc<BrokerContext>) {
     tokio::task::spawn_blocking(move || {
         let one = RecordBatch::parse(batch(RECORDS_PER_PARTITION, 64, now_ms - 60_000))
             .expect("valid batch");
-        for t in 0..TOPICS {
+        for t in 0..topics() {
             let topic = format!("scale-{t}");
-            logs.create_topic(&topic, PARTITIONS_PER_TOPIC, BTreeMap::new(), false)
+            logs.create_topic(&topic, partitions_per_topic(), BTreeMap::new(), false)
                 .expect("create topic");
-            for p in 0..PARTITIONS_PER_TOPIC {
+            for p in 0..partitions_per_topic() {
                 let log = logs.partition(&topic, p).expect("partition");
                 log.append(std::slice::from_ref(&one)).expect("append");
             }
@@ -111,13 +133,13 @@ async fn populate(ctx: &Arc<BrokerContext>) {
         generation_id: -1,
         retention_time_ms: -1,
     };
-    for g in 0..GROUPS {
-        let entries: Vec<CommitEntry> = (0..COMMITS_PER_GROUP)
+    for g in 0..groups() {
+        let entries: Vec<CommitEntry> = (0..commits_per_group())
             .map(|i| {
-                let n = g * COMMITS_PER_GROUP + i;
+                let n = g * commits_per_group() + i;
                 CommitEntry {
-                    topic: format!("scale-{}", n % TOPICS),
-                    partition: (n / TOPICS) as i32 % PARTITIONS_PER_TOPIC,
+                    topic: format!("scale-{}", n % topics()),
+                    partition: (n / topics()) as i32 % partitions_per_topic(),
                     offset: i64::from(RECORDS_PER_PARTITION / 2),
                     leader_epoch: -1,
                     metadata: None,
@@ -251,8 +273,10 @@ fn main() {
     let started = Instant::now();
     runtime.block_on(populate(&ctx));
     println!(
-        "setup: {} partitions, {GROUPS} groups x {COMMITS_PER_GROUP} commits in {:.1} s",
-        TOPICS * PARTITIONS_PER_TOPIC as usize,
+        "setup: {} partitions, {} groups x {} commits in {:.1} s",
+        topics() * partitions_per_topic() as usize,
+        groups(),
+        commits_per_group(),
         started.elapsed().as_secs_f64()
     );
 
@@ -298,8 +322,8 @@ fn main() {
 
     // 2. Produce throughput with and without a 1 s scrape loop, alternating.
     let producers = env_or("RUNNEL_BENCH_PRODUCERS", 2) as i32;
-    let phase = Duration::from_secs(env_or("RUNNEL_BENCH_PHASE_S", 5));
-    let rounds = env_or("RUNNEL_BENCH_ROUNDS", 3);
+    let phase = Duration::from_secs(env_or("RUNNEL_BENCH_PHASE_S", scaled(5, 1)));
+    let rounds = env_or("RUNNEL_BENCH_ROUNDS", scaled(3, 1));
     let (mut without, mut with) = (0.0, 0.0);
     for round in 1..=rounds {
         let (a, _) = produce_phase(kafka, http, producers, phase, false);
