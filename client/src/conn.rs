@@ -149,9 +149,26 @@ impl Connection {
 
     /// Sends `request` at `version` and waits for the response.
     pub async fn send_at<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+        self.send_within(request, version, self.config.request_timeout_ms)
+            .await
+    }
+
+    /// Sends a request the broker may legitimately hold longer than `request_timeout_ms`
+    /// (JoinGroup waits for the whole group, up to the rebalance timeout).
+    pub async fn send_long<R: Request>(&self, request: &R, timeout_ms: u64) -> Result<R::Response> {
+        let version = self.version_of::<R>()?;
+        let timeout_ms = timeout_ms.max(self.config.request_timeout_ms);
+        self.send_within(request, version, timeout_ms).await
+    }
+
+    async fn send_within<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout_ms: u64,
+    ) -> Result<R::Response> {
         let _permit = self.in_flight.acquire().await.map_err(|_| Error::Closed)?;
         let (correlation_id, receiver) = self.write(request, version, true).await?;
-        let timeout_ms = self.config.request_timeout_ms;
         let frame = match tokio::time::timeout(Duration::from_millis(timeout_ms), receiver).await {
             Ok(Ok(frame)) => frame?,
             Ok(Err(_)) => {

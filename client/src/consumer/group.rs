@@ -153,7 +153,9 @@ impl GroupMember {
             .with_member_id(StrBytes::from_string(self.member_id.clone()))
             .with_protocol_type(StrBytes::from_static_str("consumer"))
             .with_protocols(protocols);
-        let response = coordinator.send(&request).await?;
+        // The coordinator holds JoinGroup until every member has joined (Java's bound).
+        let join_timeout_ms = u64::try_from(self.config.rebalance_timeout_ms).unwrap_or(0) + 5_000;
+        let response = coordinator.send_long(&request, join_timeout_ms).await?;
         if response.error_code == codes::MEMBER_ID_REQUIRED {
             self.member_id = response.member_id.to_string();
         }
