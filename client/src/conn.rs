@@ -24,6 +24,12 @@ use crate::error::{Error, Result};
 use crate::versions;
 
 /// Limits of one connection.
+///
+/// ```
+/// let mut config = runnel_client::ClientConfig::new("127.0.0.1:9092");
+/// config.connection.request_timeout_ms = 5_000;
+/// config.connection.in_flight_max = 16;
+/// ```
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
     pub client_id: String,
@@ -48,6 +54,16 @@ impl Default for ConnectionConfig {
 type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
 
 /// A connection to one broker; cheap to share behind an `Arc`.
+///
+/// ```no_run
+/// use runnel_client::conn::{Connection, ConnectionConfig};
+/// use runnel_client::kafka::messages::MetadataRequest;
+/// # async fn example() -> runnel_client::Result<()> {
+/// let connection = Connection::connect("127.0.0.1:9092", &ConnectionConfig::default()).await?;
+/// let metadata = connection.send(&MetadataRequest::default().with_topics(None)).await?;
+/// println!("{} brokers", metadata.brokers.len());
+/// # Ok(()) }
+/// ```
 pub struct Connection {
     pub addr: String,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,

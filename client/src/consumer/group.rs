@@ -33,14 +33,28 @@ use crate::error::{codes, Error, Result};
 const JOIN_ATTEMPTS_MAX: usize = 20;
 const RETRY_BACKOFF_MS: u64 = 100;
 
-/// The outcome of one completed rebalance.
+/// The outcome of one completed rebalance (what [`GroupMember::join`] returns).
 pub struct Joined {
     pub generation_id: i32,
     pub assignor: Assignor,
     pub assignment: Vec<TopicPartition>,
 }
 
-/// This consumer's membership in one group.
+/// This consumer's membership in one group; [`Consumer`](crate::Consumer) drives it from
+/// `poll`, and applications normally never touch it directly.
+///
+/// ```no_run
+/// use runnel_client::consumer::group::GroupMember;
+/// use runnel_client::{Cluster, ConsumerConfig};
+/// # async fn example() -> runnel_client::Result<()> {
+/// let config = ConsumerConfig::new("127.0.0.1:9092");
+/// let cluster = Cluster::connect(config.client.clone()).await?;
+/// let mut member = GroupMember::new(cluster, config, "g".into());
+/// let joined = member.join(&["orders".into()], &[]).await?;
+/// println!("generation {}: {:?}", joined.generation_id, joined.assignment);
+/// member.leave().await?;
+/// # Ok(()) }
+/// ```
 pub struct GroupMember {
     cluster: Arc<Cluster>,
     config: ConsumerConfig,

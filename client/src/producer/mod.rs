@@ -26,6 +26,10 @@ use crate::error::{Error, Result};
 use accumulator::Accumulator;
 
 /// How many acknowledgements the leader waits for before answering.
+///
+/// ```
+/// assert_eq!(runnel_client::Acks::All.wire(), -1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acks {
     /// No response at all: fastest, delivery unknown (offsets reported as -1).
@@ -185,6 +189,14 @@ impl ProducerRecord {
 }
 
 /// Where an acknowledged record landed. `offset` is -1 with `Acks::None`.
+///
+/// ```no_run
+/// # async fn example(producer: runnel_client::Producer) -> runnel_client::Result<()> {
+/// let metadata: runnel_client::RecordMetadata =
+///     producer.send(runnel_client::ProducerRecord::new("t", "v")).await?.await?;
+/// assert!(metadata.offset >= 0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
     pub topic: String,
