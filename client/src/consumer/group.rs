@@ -260,8 +260,14 @@ impl GroupMember {
                     Ok(response) => response.error_code,
                     Err(e) => e.code().unwrap_or(codes::COORDINATOR_NOT_AVAILABLE),
                 };
+                if code == codes::REBALANCE_IN_PROGRESS {
+                    // Keep the session alive until `poll` rejoins (as Java's heartbeat
+                    // thread does): the coordinator waits for us up to the rebalance timeout.
+                    flag.store(true, Ordering::Relaxed);
+                    continue;
+                }
                 if code != 0 {
-                    tracing::debug!(code, "heartbeat asks for a rejoin");
+                    tracing::debug!(code, "heartbeat failed; rejoining");
                     flag.store(true, Ordering::Relaxed);
                     return;
                 }
