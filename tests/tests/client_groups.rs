@@ -256,8 +256,13 @@ async fn cooperative_sticky_revokes_only_what_moves() {
     let first = first_task.await.expect("first member");
     let second = second_task.await.expect("second member");
     let after: BTreeSet<TopicPartition> = first.assignment().into_iter().collect();
-    let events = first_events.lock().expect("lock");
-    let revoked: BTreeSet<TopicPartition> = events.revoked.iter().cloned().collect();
+    let revoked: BTreeSet<TopicPartition> = first_events
+        .lock()
+        .expect("lock")
+        .revoked
+        .iter()
+        .cloned()
+        .collect();
     assert_eq!(
         revoked.len(),
         3,
@@ -277,7 +282,6 @@ async fn cooperative_sticky_revokes_only_what_moves() {
         second_set, revoked,
         "the second member got exactly what was revoked"
     );
-    drop(events);
     second.close().await.expect("close");
     first.close().await.expect("close");
 }
