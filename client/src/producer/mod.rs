@@ -50,7 +50,8 @@ impl Acks {
     }
 }
 
-/// Producer settings; the defaults are Kafka's Java client's where one exists.
+/// Producer settings. Defaults follow Kafka's Java client (acks=all, linger 5 ms, 32 MiB
+/// buffer, 1 MiB requests, 5 in flight) except `batch_size_bytes`: 64 KiB rather than 16 KiB.
 ///
 /// ```
 /// use runnel_client::{Acks, Compression, ProducerConfig};
@@ -228,7 +229,9 @@ impl Future for DeliveryFuture {
     }
 }
 
-/// An async Kafka producer; clone it to share (all clones feed the same batches).
+/// An async Kafka producer; clone it to share (all clones feed the same batches). Call
+/// [`flush`](Producer::flush) before dropping the last clone: dropping stops the sender task,
+/// and records still queued then complete with [`Error::Closed`].
 ///
 /// ```no_run
 /// use runnel_client::{Producer, ProducerConfig, ProducerRecord};
