@@ -43,6 +43,13 @@ impl ClientConfig {
 }
 
 /// One partition's metadata.
+///
+/// ```no_run
+/// # async fn example(cluster: &runnel_client::Cluster) -> runnel_client::Result<()> {
+/// let info = cluster.topic("orders").await?;
+/// let leaders: Vec<i32> = info.partitions.iter().map(|p| p.leader).collect();
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
     pub partition: i32,
@@ -53,6 +60,14 @@ pub struct PartitionInfo {
 }
 
 /// One topic's metadata; `partitions` sorted by index.
+///
+/// ```no_run
+/// # async fn example(cluster: &runnel_client::Cluster) -> runnel_client::Result<()> {
+/// for topic in cluster.topics().await? {
+///     println!("{}: {} partitions", topic.name, topic.partitions.len());
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
     pub name: String,
@@ -67,6 +82,15 @@ struct State {
 }
 
 /// Brokers, topics and connections; see the module doc.
+///
+/// ```no_run
+/// use runnel_client::{ClientConfig, Cluster};
+/// # async fn example() -> runnel_client::Result<()> {
+/// let cluster = Cluster::connect(ClientConfig::new("127.0.0.1:9092")).await?;
+/// let leader = cluster.leader("orders", 0).await?;
+/// let connection = cluster.broker(leader).await?;
+/// # Ok(()) }
+/// ```
 pub struct Cluster {
     pub config: ClientConfig,
     state: Mutex<State>,

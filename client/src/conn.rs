@@ -24,6 +24,12 @@ use crate::error::{Error, Result};
 use crate::versions;
 
 /// Limits of one connection.
+///
+/// ```
+/// let mut config = runnel_client::ClientConfig::new("127.0.0.1:9092");
+/// config.connection.request_timeout_ms = 5_000;
+/// config.connection.in_flight_max = 16;
+/// ```
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
     pub client_id: String,
@@ -48,6 +54,16 @@ impl Default for ConnectionConfig {
 type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
 
 /// A connection to one broker; cheap to share behind an `Arc`.
+///
+/// ```no_run
+/// use runnel_client::conn::{Connection, ConnectionConfig};
+/// use runnel_client::kafka::messages::MetadataRequest;
+/// # async fn example() -> runnel_client::Result<()> {
+/// let connection = Connection::connect("127.0.0.1:9092", &ConnectionConfig::default()).await?;
+/// let metadata = connection.send(&MetadataRequest::default().with_topics(None)).await?;
+/// println!("{} brokers", metadata.brokers.len());
+/// # Ok(()) }
+/// ```
 pub struct Connection {
     pub addr: String,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
@@ -149,9 +165,26 @@ impl Connection {
 
     /// Sends `request` at `version` and waits for the response.
     pub async fn send_at<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+        self.send_within(request, version, self.config.request_timeout_ms)
+            .await
+    }
+
+    /// Sends a request the broker may legitimately hold longer than `request_timeout_ms`
+    /// (JoinGroup waits for the whole group, up to the rebalance timeout).
+    pub async fn send_long<R: Request>(&self, request: &R, timeout_ms: u64) -> Result<R::Response> {
+        let version = self.version_of::<R>()?;
+        let timeout_ms = timeout_ms.max(self.config.request_timeout_ms);
+        self.send_within(request, version, timeout_ms).await
+    }
+
+    async fn send_within<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout_ms: u64,
+    ) -> Result<R::Response> {
         let _permit = self.in_flight.acquire().await.map_err(|_| Error::Closed)?;
         let (correlation_id, receiver) = self.write(request, version, true).await?;
-        let timeout_ms = self.config.request_timeout_ms;
         let frame = match tokio::time::timeout(Duration::from_millis(timeout_ms), receiver).await {
             Ok(Ok(frame)) => frame?,
             Ok(Err(_)) => {

@@ -21,6 +21,8 @@ pub mod partitioner;
 pub mod producer;
 pub mod versions;
 
+pub use kafka_protocol as kafka;
+
 pub use admin::Admin;
 pub use cluster::{ClientConfig, Cluster, PartitionInfo, TopicInfo};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition};

@@ -163,3 +163,125 @@ async fn round_robin_group_of_three() {
 async fn cooperative_sticky_group_of_three() {
     group_of_three(Assignor::CooperativeSticky).await;
 }
+
+#[derive(Default)]
+struct Events {
+    revoked: Vec<TopicPartition>,
+    assigned: Vec<TopicPartition>,
+}
+
+struct Recorder(Arc<Mutex<Events>>);
+
+impl RebalanceListener for Recorder {
+    fn on_revoked(&mut self, partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .expect("lock")
+            .revoked
+            .extend(partitions.iter().cloned());
+    }
+    fn on_assigned(&mut self, partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .expect("lock")
+            .assigned
+            .extend(partitions.iter().cloned());
+    }
+}
+
+/// A second cooperative member joins: the first gives up only the partitions that move
+/// (never everything, as eager protocols do) and keeps the rest without interruption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_revokes_only_what_moves() {
+    let broker =
+        TestBroker::start_with(|config| config.groups.initial_rebalance_delay_ms = 100).await;
+    let addr = broker.addr.to_string();
+    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
+    admin
+        .create_topics(&[NewTopic::new("coop", PARTITIONS)])
+        .await
+        .expect("create");
+    let config = || {
+        let mut config = ConsumerConfig::new(&addr);
+        config.group_id = Some("coop".to_owned());
+        config.assignors = vec![Assignor::CooperativeSticky];
+        config.session_timeout_ms = 10_000;
+        config.heartbeat_interval_ms = 100;
+        config.fetch_wait_ms_max = 50;
+        config
+    };
+    let first_events = Arc::new(Mutex::new(Events::default()));
+    let mut first = Consumer::new(config()).await.expect("consumer");
+    first.set_rebalance_listener(Box::new(Recorder(first_events.clone())));
+    first.subscribe(&["coop"]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while first.assignment().len() < PARTITIONS as usize {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first member never got every partition"
+        );
+        first.poll(Duration::from_millis(100)).await.expect("poll");
+    }
+    let before: BTreeSet<TopicPartition> = first.assignment().into_iter().collect();
+
+    let mut second = Consumer::new(config()).await.expect("consumer");
+    second.subscribe(&["coop"]).expect("subscribe");
+    // Each member polls on its own task (a JoinGroup blocks until the other rejoins) until
+    // both hold three partitions.
+    let balanced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let drive = |mut consumer: Consumer, balanced: Arc<std::sync::atomic::AtomicUsize>| {
+        tokio::spawn(async move {
+            use std::sync::atomic::Ordering;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            let mut counted = false;
+            while balanced.load(Ordering::SeqCst) < 2 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the group never balanced"
+                );
+                consumer
+                    .poll(Duration::from_millis(100))
+                    .await
+                    .expect("poll");
+                if !counted && consumer.assignment().len() == 3 {
+                    counted = true;
+                    balanced.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            consumer
+        })
+    };
+    let first_task = drive(first, balanced.clone());
+    let second_task = drive(second, balanced);
+    let first = first_task.await.expect("first member");
+    let second = second_task.await.expect("second member");
+    let after: BTreeSet<TopicPartition> = first.assignment().into_iter().collect();
+    let revoked: BTreeSet<TopicPartition> = first_events
+        .lock()
+        .expect("lock")
+        .revoked
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(
+        revoked.len(),
+        3,
+        "only the moved partitions are revoked: {revoked:?}"
+    );
+    assert_eq!(
+        revoked,
+        before.difference(&after).cloned().collect(),
+        "revoked = moved"
+    );
+    assert!(
+        after.is_subset(&before),
+        "the first member kept its other partitions"
+    );
+    let second_set: BTreeSet<TopicPartition> = second.assignment().into_iter().collect();
+    assert_eq!(
+        second_set, revoked,
+        "the second member got exactly what was revoked"
+    );
+    second.close().await.expect("close");
+    first.close().await.expect("close");
+}

@@ -14,6 +14,12 @@ use crate::error::{Error, Result};
 use crate::offsets::{self, LATEST};
 
 /// A group as ListGroups reports it.
+///
+/// ```no_run
+/// # async fn example(admin: runnel_client::Admin) -> runnel_client::Result<()> {
+/// let names: Vec<String> = admin.list_groups().await?.into_iter().map(|g| g.group_id).collect();
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
     pub group_id: String,
@@ -22,6 +28,14 @@ pub struct GroupListing {
 }
 
 /// One member of a described group.
+///
+/// ```no_run
+/// # async fn example(admin: runnel_client::Admin) -> runnel_client::Result<()> {
+/// for member in admin.describe_group("billing").await?.members {
+///     println!("{} owns {:?}", member.member_id, member.assignment);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMemberInfo {
     pub member_id: String,
@@ -31,6 +45,13 @@ pub struct GroupMemberInfo {
 }
 
 /// DescribeGroups for one group.
+///
+/// ```no_run
+/// # async fn example(admin: runnel_client::Admin) -> runnel_client::Result<()> {
+/// let group = admin.describe_group("billing").await?;
+/// println!("{} ({}), {} members", group.group_id, group.state, group.members.len());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDescription {
     pub group_id: String,
@@ -41,6 +62,12 @@ pub struct GroupDescription {
 }
 
 /// Committed offset, log end and lag of one partition for one group.
+///
+/// ```no_run
+/// # async fn example(admin: runnel_client::Admin) -> runnel_client::Result<()> {
+/// let total: i64 = admin.group_lag("billing").await?.iter().map(|p| p.lag).sum();
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLag {
     pub partition: TopicPartition,

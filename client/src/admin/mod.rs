@@ -65,6 +65,14 @@ impl NewTopic {
 }
 
 /// One config entry of a topic.
+///
+/// ```no_run
+/// # async fn example(admin: runnel_client::Admin) -> runnel_client::Result<()> {
+/// for entry in admin.describe_topic_configs("orders").await? {
+///     println!("{} = {:?}", entry.name, entry.value);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
     pub name: String,

@@ -11,6 +11,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::TopicPartition;
 
 /// Which assignment strategy to offer.
+///
+/// ```
+/// use runnel_client::consumer::Assignor;
+/// assert_eq!(Assignor::CooperativeSticky.name(), "cooperative-sticky");
+/// assert_eq!(Assignor::from_name("range"), Some(Assignor::Range));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assignor {
     Range,
@@ -19,6 +25,16 @@ pub enum Assignor {
 }
 
 /// One member's subscription as the leader sees it.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use runnel_client::consumer::assignor::{Assignor, MemberSubscription};
+/// let member = MemberSubscription {
+///     member_id: "m1".into(), topics: vec!["t".into()], owned: vec![], generation: -1,
+/// };
+/// let counts = HashMap::from([("t".to_owned(), 3)]);
+/// assert_eq!(Assignor::Range.assign(&[member], &counts)["m1"].len(), 3);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberSubscription {
     pub member_id: String,

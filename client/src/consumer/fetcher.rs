@@ -27,6 +27,8 @@ pub struct PartitionState {
     pub paused: bool,
     epoch: u64,
     in_flight: bool,
+    /// After a fetch error, no fetch for this partition before this instant.
+    backoff_until: Option<tokio::time::Instant>,
     buffered: VecDeque<ConsumerRecord>,
     buffered_bytes: usize,
     pub high_watermark: i64,
@@ -102,10 +104,12 @@ impl Fetcher {
     /// Sends a Fetch to every idle broker that leads a partition wanting data.
     pub async fn send_fetches(&mut self) -> Result<()> {
         let mut by_broker: HashMap<i32, Vec<(TopicPartition, u64, i64)>> = HashMap::new();
+        let now = tokio::time::Instant::now();
         for (tp, state) in &self.partitions {
             let wants = state.position.is_some()
                 && !state.paused
                 && !state.in_flight
+                && state.backoff_until.is_none_or(|until| until <= now)
                 && state.buffered_bytes < self.config.prefetch_bytes_max;
             if !wants {
                 continue;
@@ -188,7 +192,7 @@ impl Fetcher {
             Ok(response) => response,
             Err(e) => {
                 tracing::debug!(broker = result.broker, error = %e, "fetch failed");
-                self.release(&result.sent);
+                self.release(&result.sent, true);
                 return reset;
             }
         };
@@ -223,6 +227,7 @@ impl Fetcher {
                 }
                 _ => {
                     tracing::debug!(%tp, code, "fetch error; refreshing metadata");
+                    state.backoff_until = Some(backoff());
                     self.cluster.forget_topic(&tp.topic);
                 }
             }
@@ -230,10 +235,13 @@ impl Fetcher {
         reset
     }
 
-    fn release(&mut self, sent: &[(TopicPartition, u64, i64)]) {
+    fn release(&mut self, sent: &[(TopicPartition, u64, i64)], failed: bool) {
         for (tp, epoch, _) in sent {
             if let Some(state) = self.partitions.get_mut(tp).filter(|s| s.epoch == *epoch) {
                 state.in_flight = false;
+                if failed {
+                    state.backoff_until = Some(backoff());
+                }
             }
         }
     }
@@ -256,6 +264,13 @@ impl Fetcher {
         }
         out
     }
+}
+
+/// Pause after a failed fetch, so a broken partition does not spin the poll loop.
+const FETCH_BACKOFF_MS: u64 = 100;
+
+fn backoff() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_millis(FETCH_BACKOFF_MS)
 }
 
 /// Decodes a fetched records blob into the partition's buffer, skipping records before the

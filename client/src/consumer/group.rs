@@ -33,14 +33,28 @@ use crate::error::{codes, Error, Result};
 const JOIN_ATTEMPTS_MAX: usize = 20;
 const RETRY_BACKOFF_MS: u64 = 100;
 
-/// The outcome of one completed rebalance.
+/// The outcome of one completed rebalance (what [`GroupMember::join`] returns).
 pub struct Joined {
     pub generation_id: i32,
     pub assignor: Assignor,
     pub assignment: Vec<TopicPartition>,
 }
 
-/// This consumer's membership in one group.
+/// This consumer's membership in one group; [`Consumer`](crate::Consumer) drives it from
+/// `poll`, and applications normally never touch it directly.
+///
+/// ```no_run
+/// use runnel_client::consumer::group::GroupMember;
+/// use runnel_client::{Cluster, ConsumerConfig};
+/// # async fn example() -> runnel_client::Result<()> {
+/// let config = ConsumerConfig::new("127.0.0.1:9092");
+/// let cluster = Cluster::connect(config.client.clone()).await?;
+/// let mut member = GroupMember::new(cluster, config, "g".into());
+/// let joined = member.join(&["orders".into()], &[]).await?;
+/// println!("generation {}: {:?}", joined.generation_id, joined.assignment);
+/// member.leave().await?;
+/// # Ok(()) }
+/// ```
 pub struct GroupMember {
     cluster: Arc<Cluster>,
     config: ConsumerConfig,
@@ -153,7 +167,9 @@ impl GroupMember {
             .with_member_id(StrBytes::from_string(self.member_id.clone()))
             .with_protocol_type(StrBytes::from_static_str("consumer"))
             .with_protocols(protocols);
-        let response = coordinator.send(&request).await?;
+        // The coordinator holds JoinGroup until every member has joined (Java's bound).
+        let join_timeout_ms = u64::try_from(self.config.rebalance_timeout_ms).unwrap_or(0) + 5_000;
+        let response = coordinator.send_long(&request, join_timeout_ms).await?;
         if response.error_code == codes::MEMBER_ID_REQUIRED {
             self.member_id = response.member_id.to_string();
         }
@@ -244,8 +260,14 @@ impl GroupMember {
                     Ok(response) => response.error_code,
                     Err(e) => e.code().unwrap_or(codes::COORDINATOR_NOT_AVAILABLE),
                 };
+                if code == codes::REBALANCE_IN_PROGRESS {
+                    // Keep the session alive until `poll` rejoins (as Java's heartbeat
+                    // thread does): the coordinator waits for us up to the rebalance timeout.
+                    flag.store(true, Ordering::Relaxed);
+                    continue;
+                }
                 if code != 0 {
-                    tracing::debug!(code, "heartbeat asks for a rejoin");
+                    tracing::debug!(code, "heartbeat failed; rejoining");
                     flag.store(true, Ordering::Relaxed);
                     return;
                 }

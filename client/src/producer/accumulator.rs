@@ -356,7 +356,7 @@ impl Accumulator {
             let offset = if base_offset < 0 {
                 -1
             } else {
-                base_offset + index as i64
+                base_offset.saturating_add(index as i64)
             };
             let _ = waiter.sender.send(Ok(RecordMetadata {
                 topic: topic.clone(),
