@@ -139,7 +139,10 @@ async fn a_full_disk_fails_produce_cleanly_and_recovers() {
     // Creating a topic on a full disk may fail (its error is the client's to see) but must
     // not take the broker down.
     let created = client.send(metadata(Some(&["while-full"])), 12).await;
-    eprintln!("auto-create on a full disk: error {}", created.topics[0].error_code);
+    eprintln!(
+        "auto-create on a full disk: error {}",
+        created.topics[0].error_code
+    );
     assert_eq!(fetch_values(&mut client).await, acked);
 
     // Space returns: produce works again, at the next offset.
