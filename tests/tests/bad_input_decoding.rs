@@ -8,7 +8,8 @@
 mod bad_input_common;
 
 use bad_input_common::{
-    closes_then_still_serves, end_offset, frame, proc_status_kib, produce_error, still_serves,
+    closes_then_still_serves, end_offset, frame, proc_status_kib, produce_error, reset_peak_rss,
+    still_serves,
 };
 use bytes::{BufMut, BytesMut};
 use runnel_tests::records::{decode_values, values};
@@ -148,6 +149,7 @@ async fn huge_array_counts_close_without_large_allocations() {
     let kept = seed(&broker, "counts").await;
     // Warm up every code path once so the baseline includes their steady-state memory.
     still_serves(&broker).await;
+    reset_peak_rss();
     let peak_rss_before = proc_status_kib("VmHWM");
     let peak_virtual_before = proc_status_kib("VmPeak");
     for (name, key, version, body) in huge_count_bodies() {
