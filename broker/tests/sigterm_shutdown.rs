@@ -87,7 +87,7 @@ async fn sigterm_answers_in_flight_acks_all_and_restarts_without_recovery() {
             .unwrap()
             .unwrap();
     }
-    let outcomes = outcomes.lock().unwrap();
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
     assert_eq!(outcomes.hung, 0, "a request neither answered nor closed");
     assert_eq!(
         outcomes.closed, PRODUCERS,

@@ -34,7 +34,7 @@ async fn unknown_keys_and_versions_close_the_connection() {
     let broker = TestBroker::start().await;
     closes_then_still_serves(&broker, &header_only(999, 0)).await;
     closes_then_still_serves(&broker, &header_only(-1, 0)).await;
-    closes_then_still_serves(&broker, &header_only(11, 0)).await; // JoinGroup: not yet
+    closes_then_still_serves(&broker, &header_only(11, 0)).await; // JoinGroup v0 without its body
     closes_then_still_serves(&broker, &header_only(3, 13)).await; // Metadata v13
     closes_then_still_serves(&broker, &header_only(0, 2)).await; // Produce v2
     closes_then_still_serves(&broker, &header_only(3, -1)).await;

@@ -8,7 +8,8 @@
 mod bad_input_common;
 
 use bad_input_common::{
-    closes_then_still_serves, end_offset, frame, proc_status_kib, produce_error, still_serves,
+    closes_then_still_serves, end_offset, frame, proc_status_kib, produce_error, reset_peak_rss,
+    still_serves,
 };
 use bytes::{BufMut, BytesMut};
 use runnel_tests::records::{decode_values, values};
@@ -60,6 +61,7 @@ async fn requests_cut_at_every_byte_close_the_connection() {
             tried += 1;
         }
     }
+    eprintln!("{tried} cut requests tried");
     assert!(tried > 200, "{tried} cuts");
     // Nothing half-decoded was applied: no produce, no auto-created topic.
     assert_unharmed(&broker, "cut", &kept).await;
@@ -147,6 +149,7 @@ async fn huge_array_counts_close_without_large_allocations() {
     let kept = seed(&broker, "counts").await;
     // Warm up every code path once so the baseline includes their steady-state memory.
     still_serves(&broker).await;
+    reset_peak_rss();
     let peak_rss_before = proc_status_kib("VmHWM");
     let peak_virtual_before = proc_status_kib("VmPeak");
     for (name, key, version, body) in huge_count_bodies() {

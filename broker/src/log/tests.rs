@@ -9,4 +9,5 @@ mod many_partitions;
 mod model;
 mod power_loss;
 mod recovery;
+mod recovery_mutation;
 mod retention;

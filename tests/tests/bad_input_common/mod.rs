@@ -64,6 +64,12 @@ pub fn proc_status_kib(field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
 }
 
+/// Resets VmHWM (peak RSS) to the current RSS, so a later reading shows the peak of what
+/// happens in between (Linux `clear_refs` 5).
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
+
 /// A tiny deterministic generator, so failures replay exactly.
 pub struct Lcg(pub u64);
 
