@@ -1,0 +1,345 @@
+//! The `runnel-bench` command line: argument types and the dispatch of each subcommand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use runnel_client::admin::NewTopic;
+use runnel_client::{Acks, Admin, ClientConfig, Compression};
+
+use crate::broker::{default_broker_binary, SpawnedBroker};
+use crate::consume::{self, ConsumeOptions};
+use crate::probe::{self, ProbeBounds};
+use crate::produce::{self, ProduceOptions, RunBound};
+use crate::report::{Probes, Report};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runnel-bench",
+    version,
+    about = "Runnel benchmark and machine-limit probes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// N producers send to a P-partition topic; msgs/s, MiB/s and publish latency.
+    ///
+    /// Example: runnel-bench produce --spawn-broker --partitions 8 --seconds 10 --probe
+    Produce {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        produce: ProduceArgs,
+    },
+    /// Fills a topic (the produce options), then N consumers read it all back (catch-up).
+    ///
+    /// Example: runnel-bench consume --spawn-broker --messages 1000000 --consumers 1 --probe
+    Consume {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        produce: ProduceArgs,
+        /// Consumers reading the topic (each assigned every N-th partition).
+        #[arg(long, default_value_t = 1)]
+        consumers: usize,
+        /// The consumer's per-partition fetch size, in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        fetch_bytes: i32,
+        /// Upper bound on the catch-up read, in seconds.
+        #[arg(long, default_value_t = 120.0)]
+        consume_seconds_max: f64,
+    },
+    /// Measure this machine's limits: loopback TCP, file write (page cache), write + fsync.
+    ///
+    /// Example: runnel-bench probe --dir ./data --chunk-bytes 1048576 --seconds 3
+    Probe {
+        /// Directory on the disk under test (the broker's data directory).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Bytes per write (use the workload's request or batch size).
+        #[arg(long, default_value_t = 1 << 20)]
+        chunk_bytes: usize,
+        /// Upper bound on each probe's bytes.
+        #[arg(long, default_value_t = 4 << 30)]
+        total_bytes_max: u64,
+        /// Upper bound on each probe's time, in seconds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which broker, which topic, and what to print.
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// Kafka bootstrap address (ignored with --spawn-broker).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Run a runnel-broker child process for this run (temp data dir, free loopback ports).
+    #[arg(long)]
+    spawn_broker: bool,
+    /// The broker binary for --spawn-broker [default: runnel-broker next to this executable,
+    /// else on PATH].
+    #[arg(long)]
+    broker_bin: Option<PathBuf>,
+    /// Topic to use; created with --partitions if missing [default: a new runnel-bench-* topic].
+    #[arg(long)]
+    topic: Option<String>,
+    /// Also run the limit probes (chunk = --batch-bytes) and print throughput as ratios.
+    #[arg(long)]
+    probe: bool,
+    /// Each probe's time bound, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    probe_seconds: f64,
+    /// Directory for the file probes [default: the spawned broker's data dir, else "."].
+    #[arg(long)]
+    probe_dir: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AcksArg {
+    #[value(name = "0")]
+    None,
+    #[value(name = "1")]
+    Leader,
+    #[value(name = "all")]
+    All,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+/// What the producers send.
+#[derive(Debug, Args)]
+struct ProduceArgs {
+    /// Producer tasks, one client (connection) each.
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// Partitions of the topic (sent to round-robin).
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    #[arg(long, default_value_t = 1000)]
+    message_bytes: usize,
+    #[arg(long, value_enum, default_value = "1")]
+    acks: AcksArg,
+    #[arg(long, value_enum, default_value = "none")]
+    compression: CompressionArg,
+    /// Producer batch size in bytes (also the probes' chunk size).
+    #[arg(long, default_value_t = 1 << 20)]
+    batch_bytes: usize,
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// Messages to send in total [default: 100000 unless --seconds is given].
+    #[arg(long, conflicts_with = "seconds")]
+    messages: Option<u64>,
+    /// Send for this many seconds instead of a message count.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Target messages per second over all producers [default: as fast as possible].
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+impl ProduceArgs {
+    fn options(&self, topic: &str, progress: bool) -> ProduceOptions {
+        let bound = match (self.messages, self.seconds) {
+            (_, Some(seconds)) => RunBound::Duration(Duration::from_secs_f64(seconds.max(0.0))),
+            (messages, None) => RunBound::Messages(messages.unwrap_or(100_000)),
+        };
+        ProduceOptions {
+            topic: topic.to_owned(),
+            producers: self.producers,
+            partitions: self.partitions,
+            message_bytes: self.message_bytes,
+            acks: match self.acks {
+                AcksArg::None => Acks::None,
+                AcksArg::Leader => Acks::Leader,
+                AcksArg::All => Acks::All,
+            },
+            compression: match self.compression {
+                CompressionArg::None => Compression::None,
+                CompressionArg::Gzip => Compression::Gzip,
+                CompressionArg::Snappy => Compression::Snappy,
+                CompressionArg::Lz4 => Compression::Lz4,
+                CompressionArg::Zstd => Compression::Zstd,
+            },
+            batch_bytes: self.batch_bytes,
+            linger_ms: self.linger_ms,
+            bound,
+            rate_per_second: self.rate,
+            progress,
+        }
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match Cli::parse().command {
+        Command::Produce { target, produce } => {
+            runtime.block_on(run_workload("produce", &target, &produce, None))
+        }
+        Command::Consume {
+            target,
+            produce,
+            consumers,
+            fetch_bytes,
+            consume_seconds_max,
+        } => {
+            let consume = ConsumeArgs {
+                consumers,
+                fetch_bytes,
+                duration_max: Duration::from_secs_f64(consume_seconds_max.max(0.0)),
+            };
+            runtime.block_on(run_workload("consume", &target, &produce, Some(consume)))
+        }
+        Command::Probe {
+            dir,
+            chunk_bytes,
+            total_bytes_max,
+            seconds,
+            json,
+        } => {
+            let bounds = ProbeBounds {
+                chunk_bytes,
+                total_bytes_max,
+                duration_max: Duration::from_secs_f64(seconds.max(0.01)),
+            };
+            let results = [
+                ("loopback_tcp", probe::loopback_tcp(bounds)?),
+                ("file_write", probe::file_write(&dir, bounds)?),
+                ("file_write_fsync", probe::file_write_fsync(&dir, bounds)?),
+            ];
+            probe::print_results(&results, chunk_bytes, json)
+        }
+    }
+}
+
+struct ConsumeArgs {
+    consumers: usize,
+    fetch_bytes: i32,
+    duration_max: Duration,
+}
+
+/// Produces (and for `consume`, reads back), then probes; fails when messages were lost.
+async fn run_workload(
+    workload: &'static str,
+    target: &TargetArgs,
+    produce: &ProduceArgs,
+    consume: Option<ConsumeArgs>,
+) -> anyhow::Result<()> {
+    let spawned = match target.spawn_broker {
+        true => {
+            let binary = target
+                .broker_bin
+                .clone()
+                .unwrap_or_else(default_broker_binary);
+            Some(SpawnedBroker::start(&binary)?)
+        }
+        false => None,
+    };
+    let bootstrap = spawned
+        .as_ref()
+        .map_or(target.bootstrap.clone(), |b| b.bootstrap().to_owned());
+    let topic = target.topic.clone().unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!("runnel-bench-{}-{nanos}", std::process::id())
+    });
+    ensure_topic(&bootstrap, &topic, produce.partitions).await?;
+    let mut report = Report {
+        workload,
+        bootstrap: bootstrap.clone(),
+        topic: topic.clone(),
+        partitions: produce.partitions,
+        message_bytes: produce.message_bytes,
+        produce: None,
+        consume: None,
+        probes: None,
+        ratios: None,
+    };
+    let produce_options = produce.options(&topic, !target.quiet);
+    let produced = produce::run(&bootstrap, &produce_options).await?;
+    report.produce = Some(produced);
+    if let Some(consume) = consume {
+        let options = ConsumeOptions {
+            topic: topic.clone(),
+            consumers: consume.consumers,
+            duration_max: consume.duration_max,
+            fetch_bytes: consume.fetch_bytes,
+            progress: !target.quiet,
+        };
+        report.consume = Some(consume::run(&bootstrap, &options).await?);
+    }
+    if target.probe {
+        let dir = target
+            .probe_dir
+            .clone()
+            .or_else(|| spawned.as_ref().map(|b| b.data_dir().to_owned()))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let duration = Duration::from_secs_f64(target.probe_seconds.max(0.01));
+        report.probes = Some(Probes::measure(&dir, produce.batch_bytes, duration)?);
+        report.compute_ratios();
+    }
+    report.print(target.json)?;
+    verify(&report)
+}
+
+/// Creates `topic` unless it exists.
+async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin = Admin::new(ClientConfig::new(bootstrap)).await?;
+    if admin.describe_topic(topic).await.is_ok() {
+        return Ok(());
+    }
+    admin
+        .create_topics(&[NewTopic::new(topic, partitions)])
+        .await?;
+    Ok(())
+}
+
+/// The run fails (non-zero exit) when a send failed or a sent message was not read back.
+fn verify(report: &Report) -> anyhow::Result<()> {
+    if let Some(p) = &report.produce {
+        anyhow::ensure!(
+            p.messages_failed == 0 && p.messages_acked == p.messages_sent,
+            "produce: {} sent, {} acknowledged, {} failed",
+            p.messages_sent,
+            p.messages_acked,
+            p.messages_failed
+        );
+    }
+    if let (Some(p), Some(c)) = (&report.produce, &report.consume) {
+        anyhow::ensure!(
+            c.complete && c.messages_received == c.messages_expected,
+            "consume: {} of {} expected messages received",
+            c.messages_received,
+            c.messages_expected
+        );
+        anyhow::ensure!(
+            c.messages_received >= p.messages_acked,
+            "consume: {} received but {} were acknowledged",
+            c.messages_received,
+            p.messages_acked
+        );
+    }
+    Ok(())
+}
