@@ -9,6 +9,7 @@ use runnel_client::{Acks, Admin, ClientConfig, Compression};
 
 use crate::broker::{default_broker_binary, SpawnedBroker};
 use crate::consume::{self, ConsumeOptions};
+use crate::e2e;
 use crate::probe::{self, ProbeBounds};
 use crate::produce::{self, ProduceOptions, RunBound};
 use crate::report::{Probes, Report};
@@ -43,15 +44,19 @@ enum Command {
         target: TargetArgs,
         #[command(flatten)]
         produce: ProduceArgs,
-        /// Consumers reading the topic (each assigned every N-th partition).
-        #[arg(long, default_value_t = 1)]
-        consumers: usize,
-        /// The consumer's per-partition fetch size, in bytes.
-        #[arg(long, default_value_t = 1 << 20)]
-        fetch_bytes: i32,
-        /// Upper bound on the catch-up read, in seconds.
-        #[arg(long, default_value_t = 120.0)]
-        consume_seconds_max: f64,
+        #[command(flatten)]
+        consume: ConsumeArgs,
+    },
+    /// Producers at a fixed --rate and consumers together; end-to-end latency.
+    ///
+    /// Example: runnel-bench e2e --spawn-broker --rate 50000 --seconds 10
+    E2e {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        produce: ProduceArgs,
+        #[command(flatten)]
+        consume: ConsumeArgs,
     },
     /// Measure this machine's limits: loopback TCP, file write (page cache), write + fsync.
     ///
@@ -127,6 +132,49 @@ enum CompressionArg {
     Zstd,
 }
 
+/// How the consumers read.
+#[derive(Debug, Args)]
+struct ConsumeArgs {
+    /// Consumers reading the topic (each assigned every N-th partition).
+    #[arg(long, default_value_t = 1)]
+    consumers: usize,
+    /// The consumer's per-partition fetch size, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    fetch_bytes: i32,
+    /// Upper bound on the whole read, in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    consume_seconds_max: f64,
+}
+
+impl ConsumeArgs {
+    fn options(&self, topic: &str, progress: bool) -> ConsumeOptions {
+        ConsumeOptions {
+            topic: topic.to_owned(),
+            consumers: self.consumers,
+            duration_max: Duration::from_secs_f64(self.consume_seconds_max.max(0.0)),
+            fetch_bytes: self.fetch_bytes,
+            progress,
+        }
+    }
+}
+
+/// Which workload a run is.
+enum Workload<'a> {
+    Produce,
+    Consume(&'a ConsumeArgs),
+    E2e(&'a ConsumeArgs),
+}
+
+impl Workload<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Workload::Produce => "produce",
+            Workload::Consume(_) => "consume",
+            Workload::E2e(_) => "e2e",
+        }
+    }
+}
+
 /// What the producers send.
 #[derive(Debug, Args)]
 struct ProduceArgs {
@@ -186,6 +234,7 @@ impl ProduceArgs {
             bound,
             rate_per_second: self.rate,
             progress,
+            stamp_send_time: false,
         }
     }
 }
@@ -195,22 +244,18 @@ pub fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match Cli::parse().command {
         Command::Produce { target, produce } => {
-            runtime.block_on(run_workload("produce", &target, &produce, None))
+            runtime.block_on(run_workload(Workload::Produce, &target, &produce))
         }
         Command::Consume {
             target,
             produce,
-            consumers,
-            fetch_bytes,
-            consume_seconds_max,
-        } => {
-            let consume = ConsumeArgs {
-                consumers,
-                fetch_bytes,
-                duration_max: Duration::from_secs_f64(consume_seconds_max.max(0.0)),
-            };
-            runtime.block_on(run_workload("consume", &target, &produce, Some(consume)))
-        }
+            consume,
+        } => runtime.block_on(run_workload(Workload::Consume(&consume), &target, &produce)),
+        Command::E2e {
+            target,
+            produce,
+            consume,
+        } => runtime.block_on(run_workload(Workload::E2e(&consume), &target, &produce)),
         Command::Probe {
             dir,
             chunk_bytes,
@@ -233,18 +278,11 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-struct ConsumeArgs {
-    consumers: usize,
-    fetch_bytes: i32,
-    duration_max: Duration,
-}
-
 /// Produces (and for `consume`, reads back), then probes; fails when messages were lost.
 async fn run_workload(
-    workload: &'static str,
+    workload: Workload<'_>,
     target: &TargetArgs,
     produce: &ProduceArgs,
-    consume: Option<ConsumeArgs>,
 ) -> anyhow::Result<()> {
     let spawned = match target.spawn_broker {
         true => {
@@ -267,7 +305,7 @@ async fn run_workload(
     });
     ensure_topic(&bootstrap, &topic, produce.partitions).await?;
     let mut report = Report {
-        workload,
+        workload: workload.name(),
         bootstrap: bootstrap.clone(),
         topic: topic.clone(),
         partitions: produce.partitions,
@@ -278,17 +316,21 @@ async fn run_workload(
         ratios: None,
     };
     let produce_options = produce.options(&topic, !target.quiet);
-    let produced = produce::run(&bootstrap, &produce_options).await?;
-    report.produce = Some(produced);
-    if let Some(consume) = consume {
-        let options = ConsumeOptions {
-            topic: topic.clone(),
-            consumers: consume.consumers,
-            duration_max: consume.duration_max,
-            fetch_bytes: consume.fetch_bytes,
-            progress: !target.quiet,
-        };
-        report.consume = Some(consume::run(&bootstrap, &options).await?);
+    match workload {
+        Workload::Produce => {
+            report.produce = Some(produce::run(&bootstrap, &produce_options).await?);
+        }
+        Workload::Consume(consume) => {
+            report.produce = Some(produce::run(&bootstrap, &produce_options).await?);
+            let options = consume.options(&topic, !target.quiet);
+            report.consume = Some(consume::run(&bootstrap, &options).await?);
+        }
+        Workload::E2e(consume) => {
+            let options = consume.options(&topic, !target.quiet);
+            let (produced, consumed) = e2e::run(&bootstrap, &produce_options, &options).await?;
+            report.produce = Some(produced);
+            report.consume = Some(consumed);
+        }
     }
     if target.probe {
         let dir = target

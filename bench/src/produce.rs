@@ -48,6 +48,9 @@ pub struct ProduceOptions {
     pub rate_per_second: Option<f64>,
     /// Print a progress line to stderr each second.
     pub progress: bool,
+    /// Write the send time (µs since the epoch, big-endian) into each value's first 8 bytes,
+    /// for `e2e`: record timestamps are milliseconds, too coarse for sub-ms latencies.
+    pub stamp_send_time: bool,
 }
 
 /// The result of one `produce` run.
@@ -92,6 +95,10 @@ pub fn producer_config(bootstrap: &str, options: &ProduceOptions) -> ProducerCon
 pub async fn run(bootstrap: &str, options: &ProduceOptions) -> anyhow::Result<ProduceReport> {
     anyhow::ensure!(options.producers > 0, "--producers must be > 0");
     anyhow::ensure!(options.partitions > 0, "--partitions must be > 0");
+    anyhow::ensure!(
+        !options.stamp_send_time || options.message_bytes >= 8,
+        "--message-bytes must be >= 8 to carry the send time"
+    );
     let counters = Arc::new(Counters::default());
     let mut producers = Vec::with_capacity(options.producers);
     for _ in 0..options.producers {
@@ -201,8 +208,12 @@ impl ProducerTask {
                 break;
             }
             let partition = ((self.index as u64 + sent) % partitions) as i32;
-            let record = ProducerRecord::new(self.options.topic.as_str(), self.payload.clone())
-                .with_partition(partition);
+            let value = match self.options.stamp_send_time {
+                true => stamped(&self.payload),
+                false => self.payload.clone(),
+            };
+            let record =
+                ProducerRecord::new(self.options.topic.as_str(), value).with_partition(partition);
             let sent_at = Instant::now();
             let delivery = self.producer.send(record).await?;
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -215,6 +226,13 @@ impl ProducerTask {
         self.producer.flush().await?;
         Ok(collector.await?)
     }
+}
+
+/// A copy of `payload` (at least 8 bytes) with the current time in its first 8 bytes.
+fn stamped(payload: &Bytes) -> Bytes {
+    let mut value = bytes::BytesMut::from(payload.as_ref());
+    value[..8].copy_from_slice(&crate::consume::now_us().to_be_bytes());
+    value.freeze()
 }
 
 /// Awaits deliveries in the order they complete and records their latency.

@@ -1,4 +1,5 @@
-//! The once-a-second progress line on stderr, read from a workload's shared counters.
+//! The once-a-second progress line on stderr, read from a workload's shared counters
+//! (`acked` is "received" for consumers).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,14 +23,20 @@ impl Progress {
                 ticker.tick().await;
                 let acked = counters.acked.load(Ordering::Relaxed);
                 let bytes = counters.bytes_acked.load(Ordering::Relaxed);
+                // Only producers have a "sent but not yet acknowledged" count and failures.
+                let sends = match label {
+                    "produce" => format!(
+                        " sent {} failed {}",
+                        counters.sent.load(Ordering::Relaxed),
+                        counters.failed.load(Ordering::Relaxed)
+                    ),
+                    _ => String::new(),
+                };
                 eprintln!(
-                    "[{label} {:>4.0}s] {:>10} msgs/s {:>9.1} MiB/s  total {} sent {} failed {}",
+                    "[{label} {:>4.0}s] {:>10} msgs/s {:>9.1} MiB/s  total {acked}{sends}",
                     started.elapsed().as_secs_f64(),
                     acked - last_acked,
                     (bytes - last_bytes) as f64 / (1 << 20) as f64,
-                    acked,
-                    counters.sent.load(Ordering::Relaxed),
-                    counters.failed.load(Ordering::Relaxed),
                 );
                 (last_acked, last_bytes) = (acked, bytes);
             }

@@ -153,6 +153,12 @@ impl Report {
                 c.messages_expected,
                 c.complete
             );
+            if let Some(l) = &c.end_to_end_latency_us {
+                println!(
+                    "{:<10} {:>10} {:>12} {:>10} {:>8}  {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    "e2e", l.count, "", "", "", l.p50, l.p90, l.p99, l.p999, l.max
+                );
+            }
         }
         self.print_probes();
         Ok(())

@@ -152,3 +152,38 @@ fn consume_reads_back_every_message_sent() {
     assert_eq!(consume["complete"], true);
     assert!(report["ratios"]["consume_per_loopback"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn e2e_counts_every_message_on_both_sides_and_reports_latency() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "e2e",
+            "--messages",
+            "600",
+            "--rate",
+            "3000",
+            "--partitions",
+            "2",
+            "--consumers",
+            "2",
+            "--linger-ms",
+            "1",
+            "--probe",
+            "--probe-seconds",
+            "0.05",
+        ],
+    );
+    assert_eq!(report["workload"], "e2e");
+    assert_produce_section(&report, 600);
+    let consume = &report["consume"];
+    assert_eq!(consume["messages_expected"], 600);
+    assert_eq!(consume["messages_received"], 600);
+    assert_eq!(consume["complete"], true);
+    let latency = &consume["end_to_end_latency_us"];
+    assert_eq!(latency["count"], 600);
+    assert!(latency["p50"].as_u64().unwrap() <= latency["max"].as_u64().unwrap());
+}
