@@ -147,9 +147,9 @@ struct ConsumeArgs {
 }
 
 impl ConsumeArgs {
-    fn options(&self, topic: &str, progress: bool) -> ConsumeOptions {
+    fn options(&self, topics: &[String], progress: bool) -> ConsumeOptions {
         ConsumeOptions {
-            topic: topic.to_owned(),
+            topics: topics.to_vec(),
             consumers: self.consumers,
             duration_max: Duration::from_secs_f64(self.consume_seconds_max.max(0.0)),
             fetch_bytes: self.fetch_bytes,
@@ -181,7 +181,10 @@ struct ProduceArgs {
     /// Producer tasks, one client (connection) each.
     #[arg(long, default_value_t = 1)]
     producers: usize,
-    /// Partitions of the topic (sent to round-robin).
+    /// Topics to spread the records over (fan-in: e.g. `--topics 10 --partitions 10`).
+    #[arg(long, default_value_t = 1)]
+    topics: usize,
+    /// Partitions of each topic (records go round-robin over every topic's partitions).
     #[arg(long, default_value_t = 8)]
     partitions: i32,
     #[arg(long, default_value_t = 1000)]
@@ -207,13 +210,13 @@ struct ProduceArgs {
 }
 
 impl ProduceArgs {
-    fn options(&self, topic: &str, progress: bool) -> ProduceOptions {
+    fn options(&self, topics: &[String], progress: bool) -> ProduceOptions {
         let bound = match (self.messages, self.seconds) {
             (_, Some(seconds)) => RunBound::Duration(Duration::from_secs_f64(seconds.max(0.0))),
             (messages, None) => RunBound::Messages(messages.unwrap_or(100_000)),
         };
         ProduceOptions {
-            topic: topic.to_owned(),
+            topics: topics.to_vec(),
             producers: self.producers,
             partitions: self.partitions,
             message_bytes: self.message_bytes,
@@ -303,11 +306,17 @@ async fn run_workload(
             .map_or(0, |d| d.subsec_nanos());
         format!("runnel-bench-{}-{nanos}", std::process::id())
     });
-    ensure_topic(&bootstrap, &topic, produce.partitions).await?;
+    // One topic keeps its name; more get `-0`, `-1`, … appended.
+    let topics: Vec<String> = match produce.topics {
+        0 | 1 => vec![topic.clone()],
+        n => (0..n).map(|i| format!("{topic}-{i}")).collect(),
+    };
+    ensure_topics(&bootstrap, &topics, produce.partitions).await?;
     let mut report = Report {
         workload: workload.name(),
         bootstrap: bootstrap.clone(),
-        topic: topic.clone(),
+        topic: topics[0].clone(),
+        topics: topics.len(),
         partitions: produce.partitions,
         message_bytes: produce.message_bytes,
         produce: None,
@@ -315,18 +324,18 @@ async fn run_workload(
         probes: None,
         ratios: None,
     };
-    let produce_options = produce.options(&topic, !target.quiet);
+    let produce_options = produce.options(&topics, !target.quiet);
     match workload {
         Workload::Produce => {
             report.produce = Some(produce::run(&bootstrap, &produce_options).await?);
         }
         Workload::Consume(consume) => {
             report.produce = Some(produce::run(&bootstrap, &produce_options).await?);
-            let options = consume.options(&topic, !target.quiet);
+            let options = consume.options(&topics, !target.quiet);
             report.consume = Some(consume::run(&bootstrap, &options).await?);
         }
         Workload::E2e(consume) => {
-            let options = consume.options(&topic, !target.quiet);
+            let options = consume.options(&topics, !target.quiet);
             let (produced, consumed) = e2e::run(&bootstrap, &produce_options, &options).await?;
             report.produce = Some(produced);
             report.consume = Some(consumed);
@@ -346,15 +355,18 @@ async fn run_workload(
     verify(&report)
 }
 
-/// Creates `topic` unless it exists.
-async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+/// Creates each of `topics` that does not exist yet.
+async fn ensure_topics(bootstrap: &str, topics: &[String], partitions: i32) -> anyhow::Result<()> {
     let admin = Admin::new(ClientConfig::new(bootstrap)).await?;
-    if admin.describe_topic(topic).await.is_ok() {
-        return Ok(());
+    let mut missing = Vec::new();
+    for topic in topics {
+        if admin.describe_topic(topic).await.is_err() {
+            missing.push(NewTopic::new(topic, partitions));
+        }
     }
-    admin
-        .create_topics(&[NewTopic::new(topic, partitions)])
-        .await?;
+    if !missing.is_empty() {
+        admin.create_topics(&missing).await?;
+    }
     Ok(())
 }
 

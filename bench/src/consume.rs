@@ -28,7 +28,7 @@ pub type Offsets = BTreeMap<TopicPartition, i64>;
 /// What the consumers read and how.
 #[derive(Debug, Clone)]
 pub struct ConsumeOptions {
-    pub topic: String,
+    pub topics: Vec<String>,
     pub consumers: usize,
     /// The whole read must finish within this, or the report says `complete: false`.
     pub duration_max: Duration,
@@ -67,16 +67,22 @@ pub struct Readers {
 
 /// Catch-up reads `options.topic` from its earliest to its current end offsets.
 pub async fn run(bootstrap: &str, options: &ConsumeOptions) -> anyhow::Result<ConsumeReport> {
-    let (starts, ends) = topic_offsets(bootstrap, &options.topic).await?;
+    let (starts, ends) = topic_offsets(bootstrap, &options.topics).await?;
     let (_ends_tx, ends_rx) = watch::channel(Some(Arc::new(ends.clone())));
     let readers = Readers::start(bootstrap, options, starts, ends_rx, false).await?;
     readers.finish(&ends).await
 }
 
-/// The earliest and latest offsets of every partition of `topic`.
-pub async fn topic_offsets(bootstrap: &str, topic: &str) -> anyhow::Result<(Offsets, Offsets)> {
+/// The earliest and latest offsets of every partition of `topics`.
+pub async fn topic_offsets(
+    bootstrap: &str,
+    topics: &[String],
+) -> anyhow::Result<(Offsets, Offsets)> {
     let admin = Admin::new(ClientConfig::new(bootstrap)).await?;
-    let partitions = admin.partitions(topic).await?;
+    let mut partitions = Vec::new();
+    for topic in topics {
+        partitions.extend(admin.partitions(topic).await?);
+    }
     let earliest = admin.list_offsets(&partitions, EARLIEST).await?;
     let latest = admin.list_offsets(&partitions, LATEST).await?;
     Ok((earliest, latest))

@@ -26,11 +26,11 @@ pub async fn run(
         stamp_send_time: true,
         ..produce.clone()
     };
-    let (_, starts) = topic_offsets(bootstrap, &consume.topic).await?;
+    let (_, starts) = topic_offsets(bootstrap, &consume.topics).await?;
     let (ends_tx, ends_rx) = watch::channel(None);
     let readers = Readers::start(bootstrap, consume, starts, ends_rx, true).await?;
     let produced = produce::run(bootstrap, &produce).await?;
-    let (_, ends) = topic_offsets(bootstrap, &consume.topic).await?;
+    let (_, ends) = topic_offsets(bootstrap, &consume.topics).await?;
     // `send_replace` rather than `send`: readers that already stopped need no update.
     ends_tx.send_replace(Some(Arc::new(ends.clone())));
     let consumed = readers.finish(&ends).await?;

@@ -1,5 +1,5 @@
 //! The `produce` workload: N producer tasks (one `runnel_client::Producer` each, so one
-//! connection each) send fixed-size records round-robin over P partitions, bounded by a
+//! connection each) send fixed-size records round-robin over T topics × P partitions, bounded by a
 //! message count or a duration, at a target rate or as fast as they can.
 //!
 //! Publish latency is send → delivery: taken before `send` (so back-pressure from a full
@@ -34,7 +34,8 @@ pub enum RunBound {
 /// What `produce` sends and how.
 #[derive(Debug, Clone)]
 pub struct ProduceOptions {
-    pub topic: String,
+    /// Every topic has `partitions` partitions; records go round-robin over all of them.
+    pub topics: Vec<String>,
     pub producers: usize,
     pub partitions: i32,
     pub message_bytes: usize,
@@ -95,6 +96,7 @@ pub fn producer_config(bootstrap: &str, options: &ProduceOptions) -> ProducerCon
 pub async fn run(bootstrap: &str, options: &ProduceOptions) -> anyhow::Result<ProduceReport> {
     anyhow::ensure!(options.producers > 0, "--producers must be > 0");
     anyhow::ensure!(options.partitions > 0, "--partitions must be > 0");
+    anyhow::ensure!(!options.topics.is_empty(), "no topic to produce to");
     anyhow::ensure!(
         !options.stamp_send_time || options.message_bytes >= 8,
         "--message-bytes must be >= 8 to carry the send time"
@@ -197,6 +199,7 @@ impl ProducerTask {
             .filter(|rate| *rate > 0.0)
             .map(|rate| Duration::from_secs_f64(self.options.producers as f64 / rate));
         let partitions = self.options.partitions as u64;
+        let slots = partitions * self.options.topics.len() as u64;
         let quota = self.quota();
         let mut sent = 0u64;
         while sent < quota {
@@ -207,13 +210,14 @@ impl ProducerTask {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            let partition = ((self.index as u64 + sent) % partitions) as i32;
+            let slot = (self.index as u64 + sent) % slots;
+            let topic = &self.options.topics[(slot / partitions) as usize];
+            let partition = (slot % partitions) as i32;
             let value = match self.options.stamp_send_time {
                 true => stamped(&self.payload),
                 false => self.payload.clone(),
             };
-            let record =
-                ProducerRecord::new(self.options.topic.as_str(), value).with_partition(partition);
+            let record = ProducerRecord::new(topic.as_str(), value).with_partition(partition);
             let sent_at = Instant::now();
             let delivery = self.producer.send(record).await?;
             self.counters.sent.fetch_add(1, Ordering::Relaxed);

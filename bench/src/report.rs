@@ -60,7 +60,9 @@ pub struct Ratios {
 pub struct Report {
     pub workload: &'static str,
     pub bootstrap: String,
+    /// The first topic (several topics share one name with `-0`, `-1`, … appended).
     pub topic: String,
+    pub topics: usize,
     pub partitions: i32,
     pub message_bytes: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,8 +104,13 @@ impl Report {
             return Ok(());
         }
         println!(
-            "workload {}  topic {} ({} partitions, {} B messages)  bootstrap {}",
-            self.workload, self.topic, self.partitions, self.message_bytes, self.bootstrap
+            "workload {}  topic {} ({} topics × {} partitions, {} B messages)  bootstrap {}",
+            self.workload,
+            self.topic,
+            self.topics,
+            self.partitions,
+            self.message_bytes,
+            self.bootstrap
         );
         println!(
             "{:<10} {:>10} {:>12} {:>10} {:>8}  {:>8} {:>8} {:>8} {:>8} {:>8}",
