@@ -132,6 +132,8 @@ fn consume_reads_back_every_message_sent() {
             "consume",
             "--messages",
             "4000",
+            "--topics",
+            "2",
             "--partitions",
             "5",
             "--consumers",
@@ -144,6 +146,7 @@ fn consume_reads_back_every_message_sent() {
         ],
     );
     assert_eq!(report["workload"], "consume");
+    assert_eq!(report["topics"], 2);
     assert_produce_section(&report, 4000);
     let consume = &report["consume"];
     assert_eq!(consume["messages_expected"], 4000);
