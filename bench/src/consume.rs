@@ -104,9 +104,7 @@ impl Readers {
         let progress = options
             .progress
             .then(|| Progress::start(label, counters.clone()));
-        let started = Instant::now();
-        let deadline = started + options.duration_max;
-        let mut tasks = Vec::with_capacity(options.consumers);
+        let mut consumers = Vec::with_capacity(options.consumers);
         for share in 0..options.consumers {
             // Partitions i, i + N, i + 2N, … go to consumer i.
             let mine: Offsets = starts
@@ -124,16 +122,25 @@ impl Readers {
             for (tp, start) in &mine {
                 consumer.seek(tp, *start)?;
             }
-            let reader = Reader {
-                consumer,
-                next: mine,
-                ends: ends.clone(),
-                deadline,
-                counters: counters.clone(),
-                record_latency,
-            };
-            tasks.push(tokio::spawn(reader.run()));
+            consumers.push((consumer, mine));
         }
+        // The clock starts once every consumer is connected and positioned.
+        let started = Instant::now();
+        let deadline = started + options.duration_max;
+        let tasks = consumers
+            .into_iter()
+            .map(|(consumer, next)| {
+                let reader = Reader {
+                    consumer,
+                    next,
+                    ends: ends.clone(),
+                    deadline,
+                    counters: counters.clone(),
+                    record_latency,
+                };
+                tokio::spawn(reader.run())
+            })
+            .collect();
         Ok(Readers {
             tasks,
             starts,
