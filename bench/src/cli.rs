@@ -207,6 +207,10 @@ struct ProduceArgs {
     /// Target messages per second over all producers [default: as fast as possible].
     #[arg(long)]
     rate: Option<f64>,
+    /// Sending stops after this many seconds whatever the bound; a --messages run that
+    /// stops early fails.
+    #[arg(long, default_value_t = 600.0)]
+    seconds_max: f64,
 }
 
 impl ProduceArgs {
@@ -236,6 +240,7 @@ impl ProduceArgs {
             linger_ms: self.linger_ms,
             bound,
             rate_per_second: self.rate,
+            duration_max: Duration::from_secs_f64(self.seconds_max.max(0.0)),
             progress,
             stamp_send_time: false,
         }
@@ -352,7 +357,10 @@ async fn run_workload(
         report.compute_ratios();
     }
     report.print(target.json)?;
-    verify(&report)
+    verify(
+        &report,
+        produce.messages.filter(|_| produce.seconds.is_none()),
+    )
 }
 
 /// Creates each of `topics` that does not exist yet.
@@ -370,8 +378,16 @@ async fn ensure_topics(bootstrap: &str, topics: &[String], partitions: i32) -> a
     Ok(())
 }
 
-/// The run fails (non-zero exit) when a send failed or a sent message was not read back.
-fn verify(report: &Report) -> anyhow::Result<()> {
+/// The run fails (non-zero exit) when a send failed, fewer than `messages_requested` were
+/// sent (--seconds-max stopped it), or a sent message was not read back.
+fn verify(report: &Report, messages_requested: Option<u64>) -> anyhow::Result<()> {
+    if let (Some(p), Some(requested)) = (&report.produce, messages_requested) {
+        anyhow::ensure!(
+            p.messages_sent == requested,
+            "produce: --seconds-max stopped the run after {} of {requested} messages",
+            p.messages_sent
+        );
+    }
     if let Some(p) = &report.produce {
         anyhow::ensure!(
             p.messages_failed == 0 && p.messages_acked == p.messages_sent,

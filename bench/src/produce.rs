@@ -47,6 +47,9 @@ pub struct ProduceOptions {
     pub bound: RunBound,
     /// Messages per second over all producers; `None`: as fast as possible.
     pub rate_per_second: Option<f64>,
+    /// Sending stops after this long whatever the bound (a message count at a low rate or a
+    /// stalled broker must not run forever); the report then shows fewer messages sent.
+    pub duration_max: Duration,
     /// Print a progress line to stderr each second.
     pub progress: bool,
     /// Write the send time (µs since the epoch, big-endian) into each value's first 8 bytes,
@@ -189,8 +192,8 @@ impl ProducerTask {
             self.options.message_bytes as u64,
         ));
         let deadline = match self.options.bound {
-            RunBound::Duration(d) => Some(self.started + d),
-            RunBound::Messages(_) => None,
+            RunBound::Duration(d) => self.started + d.min(self.options.duration_max),
+            RunBound::Messages(_) => self.started + self.options.duration_max,
         };
         // Each producer sends its share of the rate, evenly spaced.
         let interval = self
@@ -207,7 +210,7 @@ impl ProducerTask {
                 let due = self.started + interval.mul_f64(sent as f64);
                 tokio::time::sleep_until(due.into()).await;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if Instant::now() >= deadline {
                 break;
             }
             let slot = (self.index as u64 + sent) % slots;
