@@ -240,7 +240,7 @@ impl Reader {
                     continue;
                 }
                 if let Some(next) = self.next.get_mut(&tp) {
-                    *next = (*next).max(record.offset + 1);
+                    *next = (*next).max(record.offset.saturating_add(1));
                 }
                 count += 1;
                 bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
