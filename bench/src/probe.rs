@@ -132,6 +132,32 @@ pub fn file_write_fsync(dir: &Path, bounds: ProbeBounds) -> std::io::Result<Prob
     file_probe(dir, bounds, true)
 }
 
+/// Prints probe results as a table, or one JSON object keyed by probe name.
+pub fn print_results(
+    results: &[(&str, ProbeResult)],
+    chunk_bytes: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = results
+            .iter()
+            .map(|(name, r)| Ok(((*name).to_owned(), serde_json::to_value(r)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
+        println!("{}", serde_json::Value::Object(map));
+        return Ok(());
+    }
+    println!("probe (chunk {chunk_bytes} bytes)      MB/s       bytes  seconds");
+    for (name, r) in results {
+        println!(
+            "{name:<28} {:>8.1} {:>11} {:>8.2}",
+            r.bytes_per_second() / (1 << 20) as f64,
+            r.bytes,
+            r.seconds
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

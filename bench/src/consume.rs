@@ -1,0 +1,272 @@
+//! Reading a topic back, for two workloads:
+//!
+//! - `consume`: a catch-up read of a filled topic by N consumers, from the earliest offset
+//!   to the end offset the topic had when the read began.
+//! - `e2e` (see [`crate::e2e`]): consumers start at the end offsets, read while the
+//!   producers send, and learn where to stop only when the producers are done.
+//!
+//! Each consumer is assigned (no group) every N-th partition and counts every record up to
+//! its partition's end offset, so a run can prove that all messages sent were received.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use runnel_client::offsets::{EARLIEST, LATEST};
+use runnel_client::{Admin, ClientConfig, Consumer, ConsumerConfig, OffsetReset, TopicPartition};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::histogram::{Histogram, Percentiles};
+use crate::produce::{per_second, Counters};
+use crate::progress::Progress;
+
+/// Offsets by partition (start or end of a read).
+pub type Offsets = BTreeMap<TopicPartition, i64>;
+
+/// What the consumers read and how.
+#[derive(Debug, Clone)]
+pub struct ConsumeOptions {
+    pub topics: Vec<String>,
+    pub consumers: usize,
+    /// The whole read must finish within this, or the report says `complete: false`.
+    pub duration_max: Duration,
+    /// The consumer's `partition_fetch_bytes_max`.
+    pub fetch_bytes: i32,
+    pub progress: bool,
+}
+
+/// The result of one read.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumeReport {
+    /// Records between the start and end offsets of the read.
+    pub messages_expected: u64,
+    pub messages_received: u64,
+    /// Value bytes received.
+    pub bytes_received: u64,
+    /// Every partition was read up to its end offset.
+    pub complete: bool,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+    pub bytes_per_second: f64,
+    /// `e2e` only: producer's send time (stamped in the value) → received, in microseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_to_end_latency_us: Option<Percentiles>,
+}
+
+/// Consumers started on a topic; [`Readers::finish`] waits for them.
+pub struct Readers {
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<(bool, Histogram)>>>,
+    starts: Offsets,
+    counters: Arc<Counters>,
+    progress: Option<Progress>,
+    started: Instant,
+    record_latency: bool,
+}
+
+/// Catch-up reads `options.topic` from its earliest to its current end offsets.
+pub async fn run(bootstrap: &str, options: &ConsumeOptions) -> anyhow::Result<ConsumeReport> {
+    let (starts, ends) = topic_offsets(bootstrap, &options.topics).await?;
+    let (_ends_tx, ends_rx) = watch::channel(Some(Arc::new(ends.clone())));
+    let readers = Readers::start(bootstrap, options, starts, ends_rx, false).await?;
+    readers.finish(&ends).await
+}
+
+/// The earliest and latest offsets of every partition of `topics`.
+pub async fn topic_offsets(
+    bootstrap: &str,
+    topics: &[String],
+) -> anyhow::Result<(Offsets, Offsets)> {
+    let admin = Admin::new(ClientConfig::new(bootstrap)).await?;
+    let mut partitions = Vec::new();
+    for topic in topics {
+        partitions.extend(admin.partitions(topic).await?);
+    }
+    let earliest = admin.list_offsets(&partitions, EARLIEST).await?;
+    let latest = admin.list_offsets(&partitions, LATEST).await?;
+    Ok((earliest, latest))
+}
+
+impl Readers {
+    /// Starts `options.consumers` consumers at `starts`; each stops once `ends` holds end
+    /// offsets and it has read its partitions up to them (or at the deadline).
+    pub async fn start(
+        bootstrap: &str,
+        options: &ConsumeOptions,
+        starts: Offsets,
+        ends: watch::Receiver<Option<Arc<Offsets>>>,
+        record_latency: bool,
+    ) -> anyhow::Result<Readers> {
+        anyhow::ensure!(options.consumers > 0, "--consumers must be > 0");
+        let counters = Arc::new(Counters::default());
+        let label = if record_latency { "e2e" } else { "consume" };
+        let progress = options
+            .progress
+            .then(|| Progress::start(label, counters.clone()));
+        let mut consumers = Vec::with_capacity(options.consumers);
+        for share in 0..options.consumers {
+            // Partitions i, i + N, i + 2N, … go to consumer i.
+            let mine: Offsets = starts
+                .iter()
+                .skip(share)
+                .step_by(options.consumers)
+                .map(|(tp, start)| (tp.clone(), *start))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut consumer = Consumer::new(consumer_config(bootstrap, options)).await?;
+            let partitions: Vec<TopicPartition> = mine.keys().cloned().collect();
+            consumer.assign(&partitions)?;
+            for (tp, start) in &mine {
+                consumer.seek(tp, *start)?;
+            }
+            consumers.push((consumer, mine));
+        }
+        // The clock starts once every consumer is connected and positioned.
+        let started = Instant::now();
+        let deadline = started + options.duration_max;
+        let tasks = consumers
+            .into_iter()
+            .map(|(consumer, next)| {
+                let reader = Reader {
+                    consumer,
+                    next,
+                    ends: ends.clone(),
+                    deadline,
+                    counters: counters.clone(),
+                    record_latency,
+                };
+                tokio::spawn(reader.run())
+            })
+            .collect();
+        Ok(Readers {
+            tasks,
+            starts,
+            counters,
+            progress,
+            started,
+            record_latency,
+        })
+    }
+
+    /// Waits for every consumer and reports; `ends` are the offsets they read up to.
+    pub async fn finish(self, ends: &Offsets) -> anyhow::Result<ConsumeReport> {
+        let messages_expected = self
+            .starts
+            .iter()
+            .map(|(tp, start)| {
+                let end = ends.get(tp).copied().unwrap_or(*start);
+                end.saturating_sub(*start).max(0) as u64
+            })
+            .sum();
+        let mut complete = true;
+        let mut latency = Histogram::new();
+        for task in self.tasks {
+            let (done, histogram) = task.await??;
+            complete &= done;
+            latency.merge(&histogram);
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        drop(self.progress);
+        let messages_received = self.counters.acked.load(Ordering::Relaxed);
+        let bytes_received = self.counters.bytes_acked.load(Ordering::Relaxed);
+        Ok(ConsumeReport {
+            messages_expected,
+            messages_received,
+            bytes_received,
+            complete,
+            seconds,
+            messages_per_second: per_second(messages_received as f64, seconds),
+            bytes_per_second: per_second(bytes_received as f64, seconds),
+            end_to_end_latency_us: self.record_latency.then(|| latency.percentiles()),
+        })
+    }
+}
+
+fn consumer_config(bootstrap: &str, options: &ConsumeOptions) -> ConsumerConfig {
+    let mut config = ConsumerConfig::new(bootstrap);
+    config.auto_commit = false;
+    config.auto_offset_reset = OffsetReset::Earliest;
+    config.partition_fetch_bytes_max = options.fetch_bytes.max(1);
+    config.prefetch_bytes_max = (options.fetch_bytes.max(1) as usize).saturating_mul(2);
+    // Large polls: the bench counts records, it does no per-record work.
+    config.max_poll_records = 100_000;
+    config
+}
+
+/// One consumer's read of its partitions.
+struct Reader {
+    consumer: Consumer,
+    /// The next offset expected per partition.
+    next: Offsets,
+    ends: watch::Receiver<Option<Arc<Offsets>>>,
+    deadline: Instant,
+    counters: Arc<Counters>,
+    record_latency: bool,
+}
+
+impl Reader {
+    /// Returns whether every partition was read to its end, and the e2e latencies.
+    async fn run(mut self) -> anyhow::Result<(bool, Histogram)> {
+        let mut latency = Histogram::new();
+        loop {
+            let ends = self.ends.borrow().clone();
+            if let Some(ends) = &ends {
+                let done = self
+                    .next
+                    .iter()
+                    .all(|(tp, next)| *next >= ends.get(tp).copied().unwrap_or(0));
+                if done {
+                    return Ok((true, latency));
+                }
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Ok((false, latency));
+            }
+            let records = self
+                .consumer
+                .poll((self.deadline - now).min(Duration::from_millis(100)))
+                .await?;
+            let received_us = now_us();
+            let (mut count, mut bytes) = (0u64, 0u64);
+            for record in &records {
+                let tp = TopicPartition::new(&record.topic, record.partition);
+                let end = ends.as_ref().and_then(|e| e.get(&tp).copied());
+                // Records past the end offset are not part of this run's count.
+                if end.is_some_and(|end| record.offset >= end) {
+                    continue;
+                }
+                if let Some(next) = self.next.get_mut(&tp) {
+                    *next = (*next).max(record.offset.saturating_add(1));
+                }
+                count += 1;
+                bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
+                if self.record_latency {
+                    if let Some(sent_us) = record.value.as_deref().and_then(read_stamp) {
+                        latency.record(received_us.saturating_sub(sent_us));
+                    }
+                }
+            }
+            self.counters.acked.fetch_add(count, Ordering::Relaxed);
+            self.counters
+                .bytes_acked
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch (the clock the producers stamp values with).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The send time a producer wrote into the first 8 bytes of a value (big-endian µs).
+pub fn read_stamp(value: &[u8]) -> Option<u64> {
+    let stamp: [u8; 8] = value.get(..8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(stamp))
+}

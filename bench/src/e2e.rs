@@ -1,0 +1,38 @@
+//! The `e2e` workload: producers send at a fixed rate while consumers read the same topic;
+//! end-to-end latency is the consumer's receive time minus the send time the producer wrote
+//! into the value (same host, same clock).
+//!
+//! The consumers start at the topic's end offsets and are told where to stop only once the
+//! producers are done, so every message sent during the run is counted on both sides.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::consume::{topic_offsets, ConsumeOptions, ConsumeReport, Readers};
+use crate::produce::{self, ProduceOptions, ProduceReport};
+
+/// Runs producers and consumers together; `produce.stamp_send_time` is forced on.
+pub async fn run(
+    bootstrap: &str,
+    produce: &ProduceOptions,
+    consume: &ConsumeOptions,
+) -> anyhow::Result<(ProduceReport, ConsumeReport)> {
+    anyhow::ensure!(
+        produce.rate_per_second.is_some_and(|rate| rate > 0.0),
+        "e2e runs at a fixed rate: give --rate"
+    );
+    let produce = ProduceOptions {
+        stamp_send_time: true,
+        ..produce.clone()
+    };
+    let (_, starts) = topic_offsets(bootstrap, &consume.topics).await?;
+    let (ends_tx, ends_rx) = watch::channel(None);
+    let readers = Readers::start(bootstrap, consume, starts, ends_rx, true).await?;
+    let produced = produce::run(bootstrap, &produce).await?;
+    let (_, ends) = topic_offsets(bootstrap, &consume.topics).await?;
+    // `send_replace` rather than `send`: readers that already stopped need no update.
+    ends_tx.send_replace(Some(Arc::new(ends.clone())));
+    let consumed = readers.finish(&ends).await?;
+    Ok((produced, consumed))
+}

@@ -1,0 +1,282 @@
+//! The `produce` workload: N producer tasks (one `runnel_client::Producer` each, so one
+//! connection each) send fixed-size records round-robin over T topics × P partitions, bounded by a
+//! message count or a duration, at a target rate or as fast as they can.
+//!
+//! Publish latency is send → delivery: taken before `send` (so back-pressure from a full
+//! buffer counts, as in OpenMessaging Benchmark) and when the delivery future resolves, in a
+//! collector task per producer that awaits deliveries in completion order.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use runnel_client::{Acks, Compression, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::histogram::{Histogram, Percentiles};
+use crate::progress::Progress;
+
+/// Deliveries handed from a producer task to its collector before the producer waits.
+const DELIVERY_QUEUE_MAX: usize = 65_536;
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RunBound {
+    /// This many messages in total (split evenly over the producers).
+    Messages(u64),
+    /// Send for this long.
+    Duration(Duration),
+}
+
+/// What `produce` sends and how.
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    /// Every topic has `partitions` partitions; records go round-robin over all of them.
+    pub topics: Vec<String>,
+    pub producers: usize,
+    pub partitions: i32,
+    pub message_bytes: usize,
+    pub acks: Acks,
+    pub compression: Compression,
+    /// The producer's `batch_size_bytes`; requests are up to `max(1 MiB, this)`.
+    pub batch_bytes: usize,
+    pub linger_ms: u64,
+    pub bound: RunBound,
+    /// Messages per second over all producers; `None`: as fast as possible.
+    pub rate_per_second: Option<f64>,
+    /// Sending stops after this long whatever the bound (a message count at a low rate or a
+    /// stalled broker must not run forever); the report then shows fewer messages sent.
+    pub duration_max: Duration,
+    /// Print a progress line to stderr each second.
+    pub progress: bool,
+    /// Write the send time (µs since the epoch, big-endian) into each value's first 8 bytes,
+    /// for `e2e`: record timestamps are milliseconds, too coarse for sub-ms latencies.
+    pub stamp_send_time: bool,
+}
+
+/// The result of one `produce` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProduceReport {
+    pub messages_sent: u64,
+    pub messages_acked: u64,
+    pub messages_failed: u64,
+    /// The first delivery error, if any failed.
+    pub first_error: Option<String>,
+    pub bytes_acked: u64,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+    pub bytes_per_second: f64,
+    /// Send → delivery, in microseconds.
+    pub publish_latency_us: Percentiles,
+}
+
+/// Counters shared by the producer tasks, their collectors and the progress line.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub failed: AtomicU64,
+    pub bytes_acked: AtomicU64,
+}
+
+/// The producer config every workload uses for these options.
+pub fn producer_config(bootstrap: &str, options: &ProduceOptions) -> ProducerConfig {
+    let mut config = ProducerConfig::new(bootstrap);
+    config.acks = options.acks;
+    config.compression = options.compression;
+    config.linger_ms = options.linger_ms;
+    config.batch_size_bytes = options.batch_bytes.max(1);
+    config.max_request_bytes = config.batch_size_bytes.max(1 << 20);
+    // Enough room for several requests per partition in flight, bounded at 256 MiB.
+    config.buffer_memory_bytes = (config.max_request_bytes * 16).clamp(64 << 20, 256 << 20);
+    config
+}
+
+/// Runs the workload against `bootstrap`; the topic must exist with `options.partitions`.
+pub async fn run(bootstrap: &str, options: &ProduceOptions) -> anyhow::Result<ProduceReport> {
+    anyhow::ensure!(options.producers > 0, "--producers must be > 0");
+    anyhow::ensure!(options.partitions > 0, "--partitions must be > 0");
+    anyhow::ensure!(!options.topics.is_empty(), "no topic to produce to");
+    anyhow::ensure!(
+        !options.stamp_send_time || options.message_bytes >= 8,
+        "--message-bytes must be >= 8 to carry the send time"
+    );
+    let counters = Arc::new(Counters::default());
+    let mut producers = Vec::with_capacity(options.producers);
+    for _ in 0..options.producers {
+        producers.push(Producer::new(producer_config(bootstrap, options)).await?);
+    }
+    let payload = Bytes::from(vec![b'x'; options.message_bytes]);
+    let progress = options
+        .progress
+        .then(|| Progress::start("produce", counters.clone()));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(options.producers);
+    for (index, producer) in producers.into_iter().enumerate() {
+        let task = ProducerTask {
+            index,
+            producer,
+            options: options.clone(),
+            payload: payload.clone(),
+            counters: counters.clone(),
+            started,
+        };
+        tasks.push(tokio::spawn(task.run()));
+    }
+    let mut latency = Histogram::new();
+    let mut first_error = None;
+    for task in tasks {
+        let outcome = task.await??;
+        latency.merge(&outcome.latency);
+        first_error = first_error.or(outcome.first_error);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(progress);
+    let bytes_acked = counters.bytes_acked.load(Ordering::Relaxed);
+    let messages_acked = counters.acked.load(Ordering::Relaxed);
+    Ok(ProduceReport {
+        messages_sent: counters.sent.load(Ordering::Relaxed),
+        messages_acked,
+        messages_failed: counters.failed.load(Ordering::Relaxed),
+        first_error,
+        bytes_acked,
+        seconds,
+        messages_per_second: per_second(messages_acked as f64, seconds),
+        bytes_per_second: per_second(bytes_acked as f64, seconds),
+        publish_latency_us: latency.percentiles(),
+    })
+}
+
+pub fn per_second(amount: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        amount / seconds
+    } else {
+        0.0
+    }
+}
+
+struct ProducerTask {
+    index: usize,
+    producer: Producer,
+    options: ProduceOptions,
+    payload: Bytes,
+    counters: Arc<Counters>,
+    started: Instant,
+}
+
+struct TaskOutcome {
+    latency: Histogram,
+    first_error: Option<String>,
+}
+
+impl ProducerTask {
+    /// This producer's share of a message bound (the first ones take the remainder).
+    fn quota(&self) -> u64 {
+        match self.options.bound {
+            RunBound::Messages(total) => {
+                let n = self.options.producers as u64;
+                total / n + u64::from((self.index as u64) < total % n)
+            }
+            RunBound::Duration(_) => u64::MAX,
+        }
+    }
+
+    async fn run(self) -> anyhow::Result<TaskOutcome> {
+        let (deliveries, queue) = mpsc::channel(DELIVERY_QUEUE_MAX);
+        let collector = tokio::spawn(collect(
+            queue,
+            self.counters.clone(),
+            self.options.message_bytes as u64,
+        ));
+        let deadline = match self.options.bound {
+            RunBound::Duration(d) => self.started + d.min(self.options.duration_max),
+            RunBound::Messages(_) => self.started + self.options.duration_max,
+        };
+        // Each producer sends its share of the rate, evenly spaced.
+        let interval = self
+            .options
+            .rate_per_second
+            .filter(|rate| *rate > 0.0)
+            .map(|rate| Duration::from_secs_f64(self.options.producers as f64 / rate));
+        let partitions = self.options.partitions as u64;
+        let slots = partitions * self.options.topics.len() as u64;
+        let quota = self.quota();
+        let mut sent = 0u64;
+        while sent < quota {
+            if let Some(interval) = interval {
+                let due = self.started + interval.mul_f64(sent as f64);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            let slot = (self.index as u64 + sent) % slots;
+            let topic = &self.options.topics[(slot / partitions) as usize];
+            let partition = (slot % partitions) as i32;
+            let value = match self.options.stamp_send_time {
+                true => stamped(&self.payload),
+                false => self.payload.clone(),
+            };
+            let record = ProducerRecord::new(topic.as_str(), value).with_partition(partition);
+            let sent_at = Instant::now();
+            let delivery = self.producer.send(record).await?;
+            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            sent += 1;
+            if deliveries.send((sent_at, delivery)).await.is_err() {
+                anyhow::bail!("delivery collector stopped early");
+            }
+        }
+        drop(deliveries);
+        self.producer.flush().await?;
+        Ok(collector.await?)
+    }
+}
+
+/// A copy of `payload` (at least 8 bytes) with the current time in its first 8 bytes.
+fn stamped(payload: &Bytes) -> Bytes {
+    let mut value = bytes::BytesMut::from(payload.as_ref());
+    value[..8].copy_from_slice(&crate::consume::now_us().to_be_bytes());
+    value.freeze()
+}
+
+/// Awaits deliveries in the order they complete and records their latency.
+async fn collect(
+    mut queue: mpsc::Receiver<(Instant, DeliveryFuture)>,
+    counters: Arc<Counters>,
+    message_bytes: u64,
+) -> TaskOutcome {
+    let mut pending = FuturesUnordered::new();
+    let mut latency = Histogram::new();
+    let mut first_error = None;
+    let mut queue_open = true;
+    loop {
+        tokio::select! {
+            next = queue.recv(), if queue_open => match next {
+                Some((sent_at, delivery)) => pending.push(async move {
+                    let result = delivery.await;
+                    (sent_at.elapsed(), result)
+                }),
+                None => queue_open = false,
+            },
+            Some((elapsed, result)) = pending.next(), if !pending.is_empty() => match result {
+                Ok(_) => {
+                    latency.record(elapsed.as_micros() as u64);
+                    counters.acked.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes_acked.fetch_add(message_bytes, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    first_error.get_or_insert_with(|| error.to_string());
+                }
+            },
+            else => break,
+        }
+    }
+    TaskOutcome {
+        latency,
+        first_error,
+    }
+}

@@ -1,0 +1,207 @@
+//! One run's report: the workload results, the limit probes of the same run and the ratios
+//! between them, printed as a table or as one JSON object (`--json`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::consume::ConsumeReport;
+use crate::probe::{self, ProbeBounds, ProbeResult};
+use crate::produce::ProduceReport;
+
+/// The limit probes of this run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Probes {
+    pub chunk_bytes: usize,
+    pub loopback_tcp: ProbeResult,
+    pub file_write: ProbeResult,
+    pub file_write_fsync: ProbeResult,
+}
+
+impl Probes {
+    /// Runs the three probes, each bounded by `duration` and 4 GiB, in `dir` (the broker's
+    /// data dir when the bench spawned it).
+    pub fn measure(dir: &Path, chunk_bytes: usize, duration: Duration) -> anyhow::Result<Probes> {
+        let bounds = ProbeBounds {
+            chunk_bytes,
+            total_bytes_max: 4 << 30,
+            duration_max: duration,
+        };
+        Ok(Probes {
+            chunk_bytes,
+            loopback_tcp: probe::loopback_tcp(bounds)?,
+            file_write: probe::file_write(dir, bounds)?,
+            file_write_fsync: probe::file_write_fsync(dir, bounds)?,
+        })
+    }
+}
+
+/// Workload throughput divided by the probe that bounds it (unit-free, comparable across
+/// machines). A field is absent when its workload did not run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Ratios {
+    /// Produce bytes/s ÷ page-cache file write (the bound for acks=0/1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub produce_per_file_write: Option<f64>,
+    /// Produce bytes/s ÷ write+fsync (the bound for acks=all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub produce_per_file_write_fsync: Option<f64>,
+    /// Produce bytes/s ÷ loopback TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub produce_per_loopback: Option<f64>,
+    /// Consume bytes/s ÷ loopback TCP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consume_per_loopback: Option<f64>,
+}
+
+/// Everything one `runnel-bench` invocation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub workload: &'static str,
+    pub bootstrap: String,
+    /// The first topic (several topics share one name with `-0`, `-1`, … appended).
+    pub topic: String,
+    pub topics: usize,
+    pub partitions: i32,
+    pub message_bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub produce: Option<ProduceReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consume: Option<ConsumeReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Probes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratios: Option<Ratios>,
+}
+
+impl Report {
+    /// Fills `ratios` from the workload results and `probes`.
+    pub fn compute_ratios(&mut self) {
+        let Some(probes) = self.probes else {
+            return;
+        };
+        let ratio = |rate: f64, limit: &ProbeResult| {
+            let limit = limit.bytes_per_second();
+            (limit > 0.0).then(|| rate / limit)
+        };
+        let mut ratios = Ratios::default();
+        if let Some(produce) = &self.produce {
+            ratios.produce_per_file_write = ratio(produce.bytes_per_second, &probes.file_write);
+            ratios.produce_per_file_write_fsync =
+                ratio(produce.bytes_per_second, &probes.file_write_fsync);
+            ratios.produce_per_loopback = ratio(produce.bytes_per_second, &probes.loopback_tcp);
+        }
+        if let Some(consume) = &self.consume {
+            ratios.consume_per_loopback = ratio(consume.bytes_per_second, &probes.loopback_tcp);
+        }
+        self.ratios = Some(ratios);
+    }
+
+    pub fn print(&self, json: bool) -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string_pretty(self)?);
+            return Ok(());
+        }
+        println!(
+            "workload {}  topic {} ({} topics × {} partitions, {} B messages)  bootstrap {}",
+            self.workload,
+            self.topic,
+            self.topics,
+            self.partitions,
+            self.message_bytes,
+            self.bootstrap
+        );
+        println!(
+            "{:<10} {:>10} {:>12} {:>10} {:>8}  {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "phase",
+            "messages",
+            "msgs/s",
+            "MiB/s",
+            "seconds",
+            "p50 us",
+            "p90 us",
+            "p99 us",
+            "p99.9 us",
+            "max us"
+        );
+        if let Some(p) = &self.produce {
+            let l = &p.publish_latency_us;
+            println!(
+                "{:<10} {:>10} {:>12.0} {:>10.1} {:>8.2}  {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "produce",
+                p.messages_acked,
+                p.messages_per_second,
+                mib(p.bytes_per_second),
+                p.seconds,
+                l.p50,
+                l.p90,
+                l.p99,
+                l.p999,
+                l.max
+            );
+            if p.messages_failed > 0 {
+                println!(
+                    "  {} of {} sends failed; first: {}",
+                    p.messages_failed,
+                    p.messages_sent,
+                    p.first_error.as_deref().unwrap_or("?")
+                );
+            }
+        }
+        if let Some(c) = &self.consume {
+            println!(
+                "{:<10} {:>10} {:>12.0} {:>10.1} {:>8.2}  (expected {}, complete {})",
+                "consume",
+                c.messages_received,
+                c.messages_per_second,
+                mib(c.bytes_per_second),
+                c.seconds,
+                c.messages_expected,
+                c.complete
+            );
+            if let Some(l) = &c.end_to_end_latency_us {
+                println!(
+                    "{:<10} {:>10} {:>12} {:>10} {:>8}  {:>8} {:>8} {:>8} {:>8} {:>8}",
+                    "e2e", l.count, "", "", "", l.p50, l.p90, l.p99, l.p999, l.max
+                );
+            }
+        }
+        self.print_probes();
+        Ok(())
+    }
+
+    fn print_probes(&self) {
+        let (Some(probes), Some(ratios)) = (&self.probes, &self.ratios) else {
+            return;
+        };
+        println!("limit probes (chunk {} bytes):", probes.chunk_bytes);
+        for (name, result) in [
+            ("loopback_tcp", &probes.loopback_tcp),
+            ("file_write", &probes.file_write),
+            ("file_write_fsync", &probes.file_write_fsync),
+        ] {
+            println!(
+                "  {name:<18} {:>10.1} MiB/s",
+                mib(result.bytes_per_second())
+            );
+        }
+        for (name, value) in [
+            ("produce / file_write", ratios.produce_per_file_write),
+            (
+                "produce / file_write_fsync",
+                ratios.produce_per_file_write_fsync,
+            ),
+            ("produce / loopback_tcp", ratios.produce_per_loopback),
+            ("consume / loopback_tcp", ratios.consume_per_loopback),
+        ] {
+            if let Some(value) = value {
+                println!("  {name:<28} {value:>6.3}x");
+            }
+        }
+    }
+}
+
+fn mib(bytes_per_second: f64) -> f64 {
+    bytes_per_second / (1 << 20) as f64
+}

@@ -1,0 +1,192 @@
+//! Smoke runs of every `runnel-bench` workload against a spawned `runnel-broker`: tiny
+//! counts (seconds in CI), asserting the JSON report's structure and that every message sent
+//! was acknowledged and, for `consume`, read back.
+//!
+//! Skipped, with a message, when `runnel-broker` has not been built next to the bench binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn broker_binary() -> Option<PathBuf> {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_runnel-bench"));
+    let broker = bench
+        .parent()?
+        .join(format!("runnel-broker{}", std::env::consts::EXE_SUFFIX));
+    if broker.is_file() {
+        Some(broker)
+    } else {
+        eprintln!(
+            "skipping: {} not found; build it with `cargo build --release -p runnel-broker`",
+            broker.display()
+        );
+        None
+    }
+}
+
+/// Runs `runnel-bench <args> --spawn-broker --json --quiet` and parses its report.
+fn bench(broker: &PathBuf, args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_runnel-bench"))
+        .args(args)
+        .args(["--spawn-broker", "--json", "--quiet", "--broker-bin"])
+        .arg(broker)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "runnel-bench {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn assert_produce_section(report: &Value, messages: u64) {
+    let produce = &report["produce"];
+    assert_eq!(produce["messages_sent"], messages);
+    assert_eq!(produce["messages_acked"], messages);
+    assert_eq!(produce["messages_failed"], 0);
+    assert!(produce["bytes_per_second"].as_f64().unwrap() > 0.0);
+    let latency = &produce["publish_latency_us"];
+    assert_eq!(latency["count"], messages);
+    let order: Vec<u64> = ["p50", "p90", "p99", "p999", "max"]
+        .iter()
+        .map(|p| latency[*p].as_u64().unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{latency}");
+}
+
+#[test]
+fn produce_acks_1_with_probes_reports_ratios() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "produce",
+            "--messages",
+            "3000",
+            "--producers",
+            "2",
+            "--partitions",
+            "3",
+            "--message-bytes",
+            "100",
+            "--batch-bytes",
+            "65536",
+            "--probe",
+            "--probe-seconds",
+            "0.05",
+        ],
+    );
+    assert_eq!(report["workload"], "produce");
+    assert_eq!(report["partitions"], 3);
+    assert_produce_section(&report, 3000);
+    assert!(
+        report["probes"]["file_write_fsync"]["bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    for ratio in ["produce_per_file_write", "produce_per_file_write_fsync"] {
+        assert!(report["ratios"][ratio].as_f64().unwrap() > 0.0, "{ratio}");
+    }
+    assert!(report.get("consume").is_none());
+}
+
+#[test]
+fn produce_acks_all_compressed_at_a_fixed_rate() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "produce",
+            "--messages",
+            "500",
+            "--acks",
+            "all",
+            "--compression",
+            "lz4",
+            "--rate",
+            "2000",
+        ],
+    );
+    assert_produce_section(&report, 500);
+    // 500 messages at 2 000/s cannot finish much faster than 0.25 s.
+    assert!(report["produce"]["seconds"].as_f64().unwrap() >= 0.2);
+}
+
+#[test]
+fn consume_reads_back_every_message_sent() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "consume",
+            "--messages",
+            "4000",
+            "--topics",
+            "2",
+            "--partitions",
+            "5",
+            "--consumers",
+            "2",
+            "--message-bytes",
+            "200",
+            "--probe",
+            "--probe-seconds",
+            "0.05",
+        ],
+    );
+    assert_eq!(report["workload"], "consume");
+    assert_eq!(report["topics"], 2);
+    assert_produce_section(&report, 4000);
+    let consume = &report["consume"];
+    assert_eq!(consume["messages_expected"], 4000);
+    assert_eq!(consume["messages_received"], 4000);
+    assert_eq!(consume["bytes_received"], 4000 * 200);
+    assert_eq!(consume["complete"], true);
+    assert!(report["ratios"]["consume_per_loopback"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn e2e_counts_every_message_on_both_sides_and_reports_latency() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "e2e",
+            "--messages",
+            "600",
+            "--rate",
+            "3000",
+            "--partitions",
+            "2",
+            "--consumers",
+            "2",
+            "--linger-ms",
+            "1",
+            "--probe",
+            "--probe-seconds",
+            "0.05",
+        ],
+    );
+    assert_eq!(report["workload"], "e2e");
+    assert_produce_section(&report, 600);
+    let consume = &report["consume"];
+    assert_eq!(consume["messages_expected"], 600);
+    assert_eq!(consume["messages_received"], 600);
+    assert_eq!(consume["complete"], true);
+    let latency = &consume["end_to_end_latency_us"];
+    assert_eq!(latency["count"], 600);
+    assert!(latency["p50"].as_u64().unwrap() <= latency["max"].as_u64().unwrap());
+}
