@@ -256,6 +256,20 @@ impl Cluster {
         self.lock().topics.get(topic).cloned()
     }
 
+    /// Partitions of a cached topic, without cloning its metadata (the producer asks this
+    /// once per record: a `TopicInfo` clone is 2 allocations per partition).
+    pub fn cached_partition_count(&self, topic: &str) -> Option<usize> {
+        self.lock().topics.get(topic).map(|info| info.partitions.len())
+    }
+
+    /// Partitions of `topic`, refreshing metadata once if it is not cached.
+    pub async fn partition_count(&self, topic: &str) -> Result<usize> {
+        if let Some(count) = self.cached_partition_count(topic) {
+            return Ok(count);
+        }
+        Ok(self.topic(topic).await?.partitions.len())
+    }
+
     /// Leader broker id of one partition, refreshing metadata once if unknown.
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
         for attempt in 0..2 {

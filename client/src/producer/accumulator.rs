@@ -150,8 +150,8 @@ impl Accumulator {
     }
 
     async fn choose_partition(&self, record: &ProducerRecord) -> Result<i32> {
-        let info = self.cluster.topic(&record.topic).await?;
-        let count = i32::try_from(info.partitions.len()).unwrap_or(i32::MAX);
+        let partitions = self.cluster.partition_count(&record.topic).await?;
+        let count = i32::try_from(partitions).unwrap_or(i32::MAX);
         if count == 0 {
             return Err(Error::UnknownTopicOrPartition(record.topic.clone()));
         }
@@ -176,10 +176,10 @@ impl Accumulator {
 
     /// Moves the sticky partition of `topic` on once its batch was sealed (KIP-480).
     fn advance_sticky(&self, partition: &TopicPartition) {
-        let Some(info) = self.cluster.cached_topic(&partition.0) else {
+        let Some(partitions) = self.cluster.cached_partition_count(&partition.0) else {
             return;
         };
-        let count = i32::try_from(info.partitions.len()).unwrap_or(1).max(1);
+        let count = i32::try_from(partitions).unwrap_or(1).max(1);
         let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(current) = sticky.get_mut(&*partition.0) {
             if *current == partition.1 {
