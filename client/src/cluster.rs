@@ -259,7 +259,10 @@ impl Cluster {
     /// Partitions of a cached topic, without cloning its metadata (the producer asks this
     /// once per record: a `TopicInfo` clone is 2 allocations per partition).
     pub fn cached_partition_count(&self, topic: &str) -> Option<usize> {
-        self.lock().topics.get(topic).map(|info| info.partitions.len())
+        self.lock()
+            .topics
+            .get(topic)
+            .map(|info| info.partitions.len())
     }
 
     /// Partitions of `topic`, refreshing metadata once if it is not cached.
