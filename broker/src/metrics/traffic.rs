@@ -5,10 +5,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use runnel_protocol::batch::{peek_batch_size, BATCH_HEADER_BYTES};
-
-/// Where `record_count` sits in a batch header.
-const RECORD_COUNT_OFFSET: usize = 57;
+use bytes::Bytes;
+use runnel_protocol::batch::BatchSplitter;
 
 /// One partition's traffic since start.
 #[derive(Debug, Default)]
@@ -36,7 +34,7 @@ impl TrafficCounters {
     }
 
     /// A fetch answer carrying `batches` (whole batches, maybe a cut one at the end).
-    pub fn add_out(&self, batches: &[u8]) {
+    pub fn add_out(&self, batches: &Bytes) {
         if batches.is_empty() {
             return;
         }
@@ -67,22 +65,11 @@ impl std::ops::AddAssign for Traffic {
 
 /// Records in a run of batches, read from each batch header (nothing is decompressed). A
 /// cut batch at the end, as a fetch may carry, is not counted.
-pub fn count_records(batches: &[u8]) -> u64 {
-    let mut records = 0u64;
-    let mut position = 0usize;
-    // Each step advances by at least a batch header, so this ends within len/61 steps.
-    while let Some(rest) = batches.get(position..) {
-        let size = match peek_batch_size(rest) {
-            Ok(Some(size)) if size <= rest.len() && size >= BATCH_HEADER_BYTES => size,
-            _ => break,
-        };
-        if let Some(count) = rest.get(RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4) {
-            let count = i32::from_be_bytes([count[0], count[1], count[2], count[3]]);
-            records += u64::try_from(count).unwrap_or(0);
-        }
-        position += size;
-    }
-    records
+pub fn count_records(batches: &Bytes) -> u64 {
+    BatchSplitter::new(batches.clone())
+        .map_while(Result::ok)
+        .map(|batch| u64::try_from(batch.record_count()).unwrap_or(0))
+        .sum()
 }
 
 #[cfg(test)]
@@ -104,19 +91,19 @@ mod tests {
     fn counts_records_of_whole_batches_only() {
         let mut bytes = batch(3);
         bytes.extend(batch(5));
-        assert_eq!(count_records(&bytes), 8);
+        assert_eq!(count_records(&Bytes::from(bytes.clone())), 8);
         let whole = bytes.len();
         bytes.extend(&batch(7)[..20]);
-        assert_eq!(count_records(&bytes), 8);
-        assert_eq!(count_records(&bytes[..whole - 1]), 3);
-        assert_eq!(count_records(&[]), 0);
+        assert_eq!(count_records(&Bytes::from(bytes.clone())), 8);
+        assert_eq!(count_records(&Bytes::from(bytes[..whole - 1].to_vec())), 3);
+        assert_eq!(count_records(&Bytes::new()), 0);
     }
 
     #[test]
     fn counters_add_up() {
         let counters = TrafficCounters::default();
         counters.add_in(100, 4);
-        counters.add_out(&batch(2));
+        counters.add_out(&Bytes::from(batch(2)));
         let traffic = counters.get();
         assert_eq!((traffic.bytes_in, traffic.records_in), (100, 4));
         assert_eq!(traffic.records_out, 2);
