@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
 use runnel_client::{Acks, Compression, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -210,7 +209,9 @@ impl ProducerTask {
                 let due = self.started + interval.mul_f64(sent as f64);
                 tokio::time::sleep_until(due.into()).await;
             }
-            if Instant::now() >= deadline {
+            // One clock read per record serves the deadline and the latency start.
+            let sent_at = Instant::now();
+            if sent_at >= deadline {
                 break;
             }
             let slot = (self.index as u64 + sent) % slots;
@@ -221,7 +222,6 @@ impl ProducerTask {
                 false => self.payload.clone(),
             };
             let record = ProducerRecord::new(topic.as_str(), value).with_partition(partition);
-            let sent_at = Instant::now();
             let delivery = self.producer.send(record).await?;
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
             sent += 1;
@@ -242,37 +242,33 @@ fn stamped(payload: &Bytes) -> Bytes {
     value.freeze()
 }
 
-/// Awaits deliveries in the order they complete and records their latency.
+/// Awaits deliveries in send order and records each one's latency as send → the moment its
+/// batch was acknowledged ([`DeliveryFuture::completed_at`]), so noticing a completion late
+/// (behind an earlier record of a slower partition) does not inflate it. In-order waiting
+/// costs one queue slot per record instead of a future-set entry and a wake-up per record.
 async fn collect(
     mut queue: mpsc::Receiver<(Instant, DeliveryFuture)>,
     counters: Arc<Counters>,
     message_bytes: u64,
 ) -> TaskOutcome {
-    let mut pending = FuturesUnordered::new();
     let mut latency = Histogram::new();
     let mut first_error = None;
-    let mut queue_open = true;
-    loop {
-        tokio::select! {
-            next = queue.recv(), if queue_open => match next {
-                Some((sent_at, delivery)) => pending.push(async move {
-                    let result = delivery.await;
-                    (sent_at.elapsed(), result)
-                }),
-                None => queue_open = false,
-            },
-            Some((elapsed, result)) = pending.next(), if !pending.is_empty() => match result {
-                Ok(_) => {
-                    latency.record(elapsed.as_micros() as u64);
-                    counters.acked.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes_acked.fetch_add(message_bytes, Ordering::Relaxed);
-                }
-                Err(error) => {
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    first_error.get_or_insert_with(|| error.to_string());
-                }
-            },
-            else => break,
+    while let Some((sent_at, mut delivery)) = queue.recv().await {
+        let result = (&mut delivery).await;
+        match result {
+            Ok(_) => {
+                let acked_at = delivery.completed_at().unwrap_or_else(Instant::now);
+                let elapsed = acked_at.saturating_duration_since(sent_at);
+                latency.record(elapsed.as_micros() as u64);
+                counters.acked.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes_acked
+                    .fetch_add(message_bytes, Ordering::Relaxed);
+            }
+            Err(error) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                first_error.get_or_insert_with(|| error.to_string());
+            }
         }
     }
     TaskOutcome {

@@ -184,7 +184,7 @@ impl Cluster {
     }
 
     /// Sends to any broker (metadata-free requests: admin, group lookup).
-    pub async fn send_any<R: Request>(&self, request: &R) -> Result<R::Response> {
+    pub async fn send_any<R: Request + 'static>(&self, request: &R) -> Result<R::Response> {
         self.any_broker().await?.send(request).await
     }
 

@@ -7,18 +7,24 @@
 //! (`response_bytes_max`) checked before allocating. After an I/O error the connection is
 //! dead: every waiter gets the error and [`Cluster`](crate::cluster) opens a new one.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ProduceRequest, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
+
+use runnel_protocol::chunked;
 
 use crate::error::{Error, Result};
 use crate::versions;
@@ -142,7 +148,7 @@ impl Connection {
     }
 
     /// The highest version of `R` both sides support.
-    pub fn version_of<R: Request>(&self) -> Result<i16> {
+    pub fn version_of<R: Request + 'static>(&self) -> Result<i16> {
         let api = ApiKey::try_from(R::KEY)
             .map_err(|_| Error::Protocol(format!("unknown api key {}", R::KEY)))?;
         let broker = self.broker_versions.get(&R::KEY).copied();
@@ -152,32 +158,43 @@ impl Connection {
     }
 
     /// Sends `request` at the negotiated version and waits for its response.
-    pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response> {
+    pub async fn send<R: Request + 'static>(&self, request: &R) -> Result<R::Response> {
         let version = self.version_of::<R>()?;
         self.send_at(request, version).await
     }
 
     /// Sends `request` built for the negotiated version.
-    pub async fn send_with<R: Request>(&self, build: impl FnOnce(i16) -> R) -> Result<R::Response> {
+    pub async fn send_with<R: Request + 'static>(
+        &self,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response> {
         let version = self.version_of::<R>()?;
         self.send_at(&build(version), version).await
     }
 
     /// Sends `request` at `version` and waits for the response.
-    pub async fn send_at<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+    pub async fn send_at<R: Request + 'static>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response> {
         self.send_within(request, version, self.config.request_timeout_ms)
             .await
     }
 
     /// Sends a request the broker may legitimately hold longer than `request_timeout_ms`
     /// (JoinGroup waits for the whole group, up to the rebalance timeout).
-    pub async fn send_long<R: Request>(&self, request: &R, timeout_ms: u64) -> Result<R::Response> {
+    pub async fn send_long<R: Request + 'static>(
+        &self,
+        request: &R,
+        timeout_ms: u64,
+    ) -> Result<R::Response> {
         let version = self.version_of::<R>()?;
         let timeout_ms = timeout_ms.max(self.config.request_timeout_ms);
         self.send_within(request, version, timeout_ms).await
     }
 
-    async fn send_within<R: Request>(
+    async fn send_within<R: Request + 'static>(
         &self,
         request: &R,
         version: i16,
@@ -204,12 +221,12 @@ impl Connection {
     }
 
     /// Sends a request that gets no response (Produce with acks=0).
-    pub async fn send_no_response<R: Request>(&self, request: &R) -> Result<()> {
+    pub async fn send_no_response<R: Request + 'static>(&self, request: &R) -> Result<()> {
         let version = self.version_of::<R>()?;
         self.write(request, version, false).await.map(|_| ())
     }
 
-    async fn write<R: Request>(
+    async fn write<R: Request + 'static>(
         &self,
         request: &R,
         version: i16,
@@ -229,7 +246,7 @@ impl Connection {
             }
         }
         let mut writer = self.writer.lock().await;
-        if let Err(source) = writer.write_all(&frame).await {
+        if let Err(source) = write_chunks(&mut *writer, &frame).await {
             self.dead.store(true, Ordering::Relaxed);
             self.forget(correlation_id);
             return Err(Error::Io {
@@ -247,13 +264,15 @@ impl Connection {
     }
 }
 
-/// A whole request frame: size prefix, header at the version the API prescribes, body.
-fn encode_request<R: Request>(
+/// A whole request frame — size prefix, header at the version the API prescribes, body —
+/// as chunks: a Produce request references its record batches instead of copying them
+/// (see [`runnel_protocol::chunked`]); any other request is one chunk.
+fn encode_request<R: Request + 'static>(
     request: &R,
     version: i16,
     correlation_id: i32,
     client_id: &str,
-) -> Result<Bytes> {
+) -> Result<Vec<Bytes>> {
     let api_key =
         ApiKey::try_from(R::KEY).map_err(|_| Error::Protocol(format!("api key {}", R::KEY)))?;
     let header = RequestHeader::default()
@@ -261,18 +280,76 @@ fn encode_request<R: Request>(
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
+    let header_version = api_key.request_header_version(version);
+    let shares = record_batches(request);
+    if !shares.is_empty() {
+        let chunks = chunked::encode_frame(&header, header_version, request, version, shares)
+            .map_err(|e| Error::Protocol(format!("encode {api_key:?} v{version}: {e}")))?;
+        if let Some(chunks) = chunks {
+            return Ok(chunks);
+        }
+    }
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
     let encode_error =
         |e: anyhow::Error| Error::Protocol(format!("encode {api_key:?} v{version}: {e}"));
     header
-        .encode(&mut buf, api_key.request_header_version(version))
+        .encode(&mut buf, header_version)
         .map_err(encode_error)?;
     request.encode(&mut buf, version).map_err(encode_error)?;
     let size = i32::try_from(buf.len() - 4)
         .map_err(|_| Error::Protocol("request larger than 2 GiB".to_owned()))?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(vec![buf.freeze()])
+}
+
+/// The record batches a request carries (a Produce request's), to send uncopied.
+fn record_batches<R: Request + 'static>(request: &R) -> Vec<Bytes> {
+    let request: &dyn Any = request;
+    let Some(produce) = request.downcast_ref::<ProduceRequest>() else {
+        return Vec::new();
+    };
+    produce
+        .topic_data
+        .iter()
+        .flat_map(|topic| &topic.partition_data)
+        .filter_map(|partition| partition.records.clone())
+        .collect()
+}
+
+/// Writes `chunks` in order with vectored writes (a few syscalls for a whole request).
+async fn write_chunks(writer: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::io::Result<()> {
+    /// Slices per `writev` (Linux takes up to 1024).
+    const IO_SLICES_MAX: usize = 64;
+    let (mut index, mut offset) = (0usize, 0usize);
+    // Each pass writes ≥ 1 byte or fails, so this ends.
+    while index < chunks.len() {
+        let first = chunks
+            .get(index)
+            .and_then(|c| c.get(offset..))
+            .unwrap_or_default();
+        let rest = chunks.iter().skip(index + 1).map(|c| &c[..]);
+        let slices: Vec<IoSlice<'_>> = std::iter::once(first)
+            .chain(rest)
+            .take(IO_SLICES_MAX)
+            .map(IoSlice::new)
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 && slices.iter().any(|s| !s.is_empty()) {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while index < chunks.len() {
+            let left = chunks[index].len() - offset;
+            if written < left {
+                offset += written;
+                break;
+            }
+            written -= left;
+            index += 1;
+            offset = 0;
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a response frame (after the size prefix); the header was read by the reader.
@@ -288,6 +365,20 @@ fn decode_response<T: Decodable + HeaderVersion>(mut frame: Bytes, version: i16)
         )));
     }
     Ok(body)
+}
+
+/// Reads a frame body of `size_bytes` into uninitialised capacity (zero-filling a large
+/// fetch response first cost as much as the kernel's copy into it).
+async fn read_body(read: &mut OwnedReadHalf, size_bytes: usize) -> std::io::Result<Bytes> {
+    let mut frame = BytesMut::with_capacity(size_bytes);
+    // Each read adds ≥ 1 byte or ends the loop, so this runs at most `size_bytes` times.
+    while frame.len() < size_bytes {
+        let want = size_bytes - frame.len();
+        if read.read_buf(&mut (&mut frame).limit(want)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame.freeze())
 }
 
 /// Reads frames until the connection fails, routing each by its correlation id (the first
@@ -318,14 +409,15 @@ async fn read_loop(
                 }
             }
         };
-        let mut frame = vec![0u8; size_bytes];
-        if let Err(source) = read.read_exact(&mut frame).await {
-            break Error::Io {
-                addr: addr.clone(),
-                source,
-            };
-        }
-        let frame = Bytes::from(frame);
+        let frame = match read_body(&mut read, size_bytes).await {
+            Ok(frame) => frame,
+            Err(source) => {
+                break Error::Io {
+                    addr: addr.clone(),
+                    source,
+                }
+            }
+        };
         let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let waiter = pending
             .lock()

@@ -382,24 +382,43 @@ fn to_array<const N: usize>(slice: &[u8]) -> [u8; N] {
 /// The records section is opaque here; `record_count` and `last_offset_delta` are trusted.
 pub fn build_raw_batch(fields: &RawBatchFields<'_>) -> Bytes {
     let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + fields.records.len());
-    out.extend_from_slice(&fields.base_offset.to_be_bytes());
-    let batch_length = (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES + fields.records.len()) as i32;
-    out.extend_from_slice(&batch_length.to_be_bytes());
-    out.extend_from_slice(&fields.partition_leader_epoch.to_be_bytes());
-    out.push(MAGIC_V2 as u8);
-    out.extend_from_slice(&[0; 4]); // CRC, filled below
-    out.extend_from_slice(&fields.attributes.to_be_bytes());
-    out.extend_from_slice(&fields.last_offset_delta.to_be_bytes());
-    out.extend_from_slice(&fields.base_timestamp.to_be_bytes());
-    out.extend_from_slice(&fields.max_timestamp.to_be_bytes());
-    out.extend_from_slice(&fields.producer_id.to_be_bytes());
-    out.extend_from_slice(&fields.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&fields.base_sequence.to_be_bytes());
-    out.extend_from_slice(&fields.record_count.to_be_bytes());
+    out.resize(BATCH_HEADER_BYTES, 0);
     out.extend_from_slice(fields.records);
-    let crc = crc32c::crc32c(&out[OFFSET_ATTRIBUTES..]);
-    out[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    write_batch_header(&mut out, fields);
     Bytes::from(out)
+}
+
+/// Fills the first [`BATCH_HEADER_BYTES`] of `batch` (header then records, as laid out on
+/// the wire) from `fields` — lengths from the buffer itself, `fields.records` is not read —
+/// and seals it with the CRC-32C of everything after the CRC field. Lets a builder encode
+/// records straight after a reserved header and hand the buffer on without a copy.
+pub fn write_batch_header(batch: &mut [u8], fields: &RawBatchFields<'_>) {
+    assert!(
+        batch.len() >= BATCH_HEADER_BYTES,
+        "batch buffer shorter than its header"
+    );
+    let batch_length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+    let mut at = 0usize;
+    let mut put = |bytes: &[u8]| {
+        batch[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&fields.base_offset.to_be_bytes());
+    put(&batch_length.to_be_bytes());
+    put(&fields.partition_leader_epoch.to_be_bytes());
+    put(&[MAGIC_V2 as u8]);
+    put(&[0; 4]); // CRC, filled below
+    put(&fields.attributes.to_be_bytes());
+    put(&fields.last_offset_delta.to_be_bytes());
+    put(&fields.base_timestamp.to_be_bytes());
+    put(&fields.max_timestamp.to_be_bytes());
+    put(&fields.producer_id.to_be_bytes());
+    put(&fields.producer_epoch.to_be_bytes());
+    put(&fields.base_sequence.to_be_bytes());
+    put(&fields.record_count.to_be_bytes());
+    debug_assert_eq!(at, BATCH_HEADER_BYTES);
+    let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+    batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Header fields for [`build_raw_batch`].

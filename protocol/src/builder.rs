@@ -7,12 +7,10 @@
 //! section by `max_uncompressed_bytes` as records are pushed (so readers with that bound can
 //! decompress it), and the finished batch by `max_batch_bytes`.
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 
 use crate::batch::{
-    batch_attributes, build_raw_batch, Compression, RawBatchFields, TimestampType,
+    batch_attributes, write_batch_header, Compression, RawBatchFields, TimestampType,
     BATCH_HEADER_BYTES,
 };
 use crate::records::{codec, varint, Record};
@@ -107,7 +105,7 @@ impl BatchBuilder {
             fields,
             max_batch_bytes,
             max_uncompressed_bytes: max_batch_bytes,
-            section: Vec::new(),
+            section: vec![0; BATCH_HEADER_BYTES],
             record_count: 0,
             last_offset_delta: None,
             base_timestamp: 0,
@@ -122,6 +120,15 @@ impl BatchBuilder {
         self
     }
 
+    /// Reserves room for a batch of `capacity_bytes` (header included) up front, so a
+    /// producer filling large batches does not grow (copy) the buffer record by record.
+    pub fn with_capacity_bytes(mut self, capacity_bytes: usize) -> BatchBuilder {
+        let capacity_bytes = capacity_bytes.min(self.max_uncompressed_bytes);
+        self.section
+            .reserve(capacity_bytes.saturating_sub(self.section.len()));
+        self
+    }
+
     pub fn record_count(&self) -> i32 {
         self.record_count
     }
@@ -132,7 +139,7 @@ impl BatchBuilder {
 
     /// Size of the batch if it were finished uncompressed now.
     pub fn uncompressed_size_bytes(&self) -> usize {
-        BATCH_HEADER_BYTES + self.section.len()
+        self.section.len()
     }
 
     /// Adds a record at the next offset delta (0 for the first). Returns its offset delta.
@@ -265,14 +272,20 @@ impl BatchBuilder {
         let Some(last_offset_delta) = self.last_offset_delta else {
             return Err(BuildError::Empty);
         };
-        let records: Cow<'_, [u8]> = match self.fields.compression {
-            Compression::None => Cow::Borrowed(&self.section),
-            codec => Cow::Owned(
-                codec::compress(codec, &self.section)
-                    .map_err(|e| BuildError::Compress(e.to_string()))?,
-            ),
+        // The section starts with room for the header; an uncompressed batch is finished in
+        // place, a compressed one is the header's room followed by the compressed records.
+        let mut batch = match self.fields.compression {
+            Compression::None => self.section,
+            codec => {
+                let compressed = codec::compress(codec, &self.section[BATCH_HEADER_BYTES..])
+                    .map_err(|e| BuildError::Compress(e.to_string()))?;
+                let mut batch = Vec::with_capacity(BATCH_HEADER_BYTES + compressed.len());
+                batch.resize(BATCH_HEADER_BYTES, 0);
+                batch.extend_from_slice(&compressed);
+                batch
+            }
         };
-        let size_bytes = BATCH_HEADER_BYTES.saturating_add(records.len());
+        let size_bytes = batch.len();
         // The batch length field is an i32, whatever bound the caller gave.
         let max_bytes = self.max_batch_bytes.min(i32::MAX as usize);
         if size_bytes > max_bytes {
@@ -288,19 +301,23 @@ impl BatchBuilder {
             fields.transactional,
             fields.control,
         );
-        let batch = build_raw_batch(&RawBatchFields {
-            base_offset: fields.base_offset,
-            partition_leader_epoch: fields.partition_leader_epoch,
-            attributes,
-            last_offset_delta,
-            base_timestamp: self.base_timestamp,
-            max_timestamp: self.max_timestamp,
-            producer_id: fields.producer_id,
-            producer_epoch: fields.producer_epoch,
-            base_sequence: fields.base_sequence,
-            record_count: self.record_count,
-            records: &records,
-        });
+        write_batch_header(
+            &mut batch,
+            &RawBatchFields {
+                base_offset: fields.base_offset,
+                partition_leader_epoch: fields.partition_leader_epoch,
+                attributes,
+                last_offset_delta,
+                base_timestamp: self.base_timestamp,
+                max_timestamp: self.max_timestamp,
+                producer_id: fields.producer_id,
+                producer_epoch: fields.producer_epoch,
+                base_sequence: fields.base_sequence,
+                record_count: self.record_count,
+                records: &[],
+            },
+        );
+        let batch = Bytes::from(batch);
         debug_assert_eq!(batch.len(), size_bytes);
         Ok(batch)
     }

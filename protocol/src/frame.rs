@@ -183,6 +183,44 @@ pub fn encode_response(
     Ok(buf.freeze())
 }
 
+/// [`encode_response`] as chunks for one vectored write: a Fetch response references its
+/// record batches (see [`crate::chunked`]) instead of copying them into the frame; every
+/// other response is a single chunk.
+pub fn encode_response_chunks(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<Vec<Bytes>, EncodeError> {
+    if let ResponseKind::Fetch(fetch) = body {
+        let shares = fetch
+            .responses
+            .iter()
+            .flat_map(|topic| &topic.partitions)
+            .filter_map(|partition| partition.records.clone())
+            .collect();
+        let header = ResponseHeader::default().with_correlation_id(correlation_id);
+        let header_version = api_key.response_header_version(version);
+        match crate::chunked::encode_frame(&header, header_version, fetch, version, shares) {
+            Ok(Some(chunks)) => return Ok(chunks),
+            Ok(None) => {} // cannot happen for Fetch; the plain encoding below is exact
+            Err(e) => {
+                return Err(EncodeError::Encode {
+                    api_key,
+                    version,
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(vec![encode_response(
+        api_key,
+        version,
+        correlation_id,
+        body,
+    )?])
+}
+
 /// The v0 ApiVersions answer to a too-new ApiVersions request: UNSUPPORTED_VERSION plus
 /// our table, so the client can pick a version and retry.
 pub fn api_versions_fallback(correlation_id: i32) -> Bytes {

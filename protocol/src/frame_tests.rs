@@ -259,3 +259,51 @@ proptest! {
         }
     }
 }
+
+/// A Fetch response encoded as chunks is byte-for-byte the plain encoding, at every
+/// version, and its record batches are referenced rather than copied.
+#[test]
+fn fetch_response_chunks_equal_the_plain_encoding() {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::{FetchResponse, HeartbeatResponse, TopicName};
+    use kafka_protocol::protocol::Message;
+    let batch = crate::batch::build_raw_batch(&crate::batch::RawBatchFields {
+        last_offset_delta: 0,
+        record_count: 1,
+        records: &[5u8; 3000],
+        ..crate::batch::RawBatchFields::default()
+    });
+    let mut response = FetchResponse::default();
+    let mut topic = FetchableTopicResponse::default();
+    topic.topic = TopicName(StrBytes::from_static_str("t"));
+    for index in 0..3 {
+        let mut partition = PartitionData::default();
+        partition.partition_index = index;
+        // a large batch (shared), an empty set, a small one (copied)
+        partition.records = Some(match index {
+            0 => batch.clone(),
+            1 => Bytes::new(),
+            _ => batch.slice(..100),
+        });
+        topic.partitions.push(partition);
+    }
+    response.responses.push(topic);
+    let body = ResponseKind::Fetch(response);
+    for version in 4..=FetchResponse::VERSIONS.max {
+        let plain = encode_response(ApiKey::Fetch, version, 9, &body).unwrap();
+        let chunks = encode_response_chunks(ApiKey::Fetch, version, 9, &body).unwrap();
+        assert_eq!(chunks.concat(), plain.to_vec(), "v{version}");
+        assert!(
+            chunks.iter().any(|c| c.as_ptr() == batch.as_ptr()),
+            "v{version}"
+        );
+    }
+    let other = ResponseKind::Heartbeat(HeartbeatResponse::default());
+    let chunks = encode_response_chunks(ApiKey::Heartbeat, 3, 1, &other).unwrap();
+    assert_eq!(
+        chunks.concat(),
+        encode_response(ApiKey::Heartbeat, 3, 1, &other)
+            .unwrap()
+            .to_vec()
+    );
+}

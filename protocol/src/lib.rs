@@ -7,11 +7,13 @@
 //! - [`batch`]: a zero-copy view of a magic-2 record batch, CRC-32C check, offset patching.
 //! - [`records`]: a bounded, decompressing iterator over the records inside a batch.
 //! - [`builder`]: builds complete batches (any codec, CRC-32C) for clients, tests, compaction.
+//! - [`chunked`]: encodes a frame as chunks that reference its record batches (no copy).
 //!
 //! Message structs come from the `kafka-protocol` crate, re-exported as [`kafka`].
 
 pub mod batch;
 pub mod builder;
+pub mod chunked;
 pub mod frame;
 pub mod records;
 pub mod versions;

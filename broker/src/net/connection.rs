@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use runnel_protocol::frame::{
-    decode_request, encode_response, frame_size, ErrorAction, FrameError, RequestError,
+    decode_request, encode_response_chunks, frame_size, ErrorAction, FrameError, RequestError,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -25,9 +25,15 @@ use tokio::task::JoinHandle;
 use crate::api::{self, BrokerContext, Completion};
 use crate::config::BrokerConfig;
 
-/// First allocation for a frame body; it grows as bytes actually arrive, so a client that
-/// announces a large frame and sends nothing holds no more than this.
+/// First allocation for a frame body larger than [`FRAME_EAGER_BYTES_MAX`]; it grows as
+/// bytes actually arrive, so a client that announces a huge frame and sends nothing holds
+/// no more than this.
 const FRAME_INITIAL_BUFFER_BYTES: usize = 64 * 1024;
+/// Frames up to this size (a producer's usual 1 MiB request and its framing) get their
+/// whole buffer at once: growing by doubling copies the body about once more and faults in
+/// fresh pages at every step. A client that announces such a frame and stalls holds it
+/// until the request timeout — the same bound as one that sends it.
+const FRAME_EAGER_BYTES_MAX: usize = 1024 * 1024 + 64 * 1024;
 /// Bytes buffered before the writer flushes even when more responses are queued.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -171,7 +177,11 @@ async fn read_frame<R: AsyncRead + Unpin>(
         reader.read_exact(rest).await?;
     }
     let size_bytes = frame_size(prefix, limits.max_request_bytes)?;
-    let mut body = Vec::with_capacity(size_bytes.min(FRAME_INITIAL_BUFFER_BYTES));
+    let initial_bytes = match size_bytes <= FRAME_EAGER_BYTES_MAX {
+        true => size_bytes,
+        false => FRAME_INITIAL_BUFFER_BYTES,
+    };
+    let mut body = Vec::with_capacity(initial_bytes);
     let limit = u64::try_from(size_bytes).unwrap_or(u64::MAX);
     reader.take(limit).read_to_end(&mut body).await?;
     if body.len() != size_bytes {
@@ -242,14 +252,14 @@ async fn write_responses(
 ) -> Result<(), ConnectionError> {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
     while let Some(outbound) = queue.recv().await {
-        let frame = match outbound {
-            Outbound::Raw(frame) => frame,
+        let chunks = match outbound {
+            Outbound::Raw(frame) => vec![frame],
             Outbound::Ready {
                 api_key,
                 version,
                 correlation_id,
                 body,
-            } => encode_response(api_key, version, correlation_id, &body)?,
+            } => encode_response_chunks(api_key, version, correlation_id, &body)?,
             Outbound::Waiting {
                 api_key,
                 version,
@@ -257,10 +267,14 @@ async fn write_responses(
                 mut task,
             } => {
                 let body = (&mut task.0).await.map_err(std::io::Error::other)?;
-                encode_response(api_key, version, correlation_id, &body)?
+                encode_response_chunks(api_key, version, correlation_id, &body)?
             }
         };
-        writer.write_all(&frame).await?;
+        // Small chunks gather in the buffer; a record batch at least its size goes to the
+        // socket straight from the segment read, uncopied.
+        for chunk in &chunks {
+            writer.write_all(chunk).await?;
+        }
         if queue.is_empty() {
             writer.flush().await?;
         }

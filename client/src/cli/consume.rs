@@ -163,7 +163,7 @@ fn to_json(record: &ConsumerRecord) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
-        "topic": record.topic,
+        "topic": &*record.topic,
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": record.timestamp_ms,

@@ -276,6 +276,8 @@ fn backoff() -> tokio::time::Instant {
 /// Decodes a fetched records blob into the partition's buffer, skipping records before the
 /// fetch offset (a compressed batch can start earlier) and control batches.
 fn buffer_records(tp: &TopicPartition, state: &mut PartitionState, records: Bytes, max: usize) {
+    // One shared name for every record of this fetch, not a copy per record.
+    let topic: Arc<str> = Arc::from(tp.topic.as_str());
     for batch in BatchSplitter::new(records) {
         let Ok(batch) = batch else { break }; // a partial batch at the end is normal
         if batch.verify_crc().is_err() {
@@ -296,7 +298,7 @@ fn buffer_records(tp: &TopicPartition, state: &mut PartitionState, records: Byte
             if record.offset < state.fetch_offset {
                 continue;
             }
-            let record = ConsumerRecord::from_wire(tp, record);
+            let record = ConsumerRecord::from_wire(&topic, tp.partition, record);
             state.buffered_bytes += record.size_bytes();
             state.buffered.push_back(record);
         }

@@ -332,7 +332,7 @@ impl Consumer {
 
     pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
         self.pending
-            .retain(|r| r.topic != tp.topic || r.partition != tp.partition);
+            .retain(|r| *r.topic != *tp.topic || r.partition != tp.partition);
         self.fetcher.seek(tp, offset)
     }
 
@@ -382,7 +382,7 @@ impl Consumer {
         let (kept, held): (VecDeque<_>, VecDeque<_>) = self.pending.drain(..).partition(|r| {
             !paused
                 .iter()
-                .any(|tp| tp.topic == r.topic && tp.partition == r.partition)
+                .any(|tp| *tp.topic == *r.topic && tp.partition == r.partition)
         });
         self.pending = kept;
         let mut rewound = std::collections::HashSet::new();

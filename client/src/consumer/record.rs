@@ -1,6 +1,7 @@
 //! What the consumer hands out, and the partition key type.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -39,7 +40,8 @@ impl fmt::Display for TopicPartition {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsumerRecord {
-    pub topic: String,
+    /// Shared by the records of one fetch (cloning it is a reference count, not a copy).
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub timestamp_ms: i64,
@@ -49,10 +51,14 @@ pub struct ConsumerRecord {
 }
 
 impl ConsumerRecord {
-    pub(crate) fn from_wire(tp: &TopicPartition, record: runnel_protocol::records::Record) -> Self {
+    pub(crate) fn from_wire(
+        topic: &Arc<str>,
+        partition: i32,
+        record: runnel_protocol::records::Record,
+    ) -> Self {
         ConsumerRecord {
-            topic: tp.topic.clone(),
-            partition: tp.partition,
+            topic: topic.clone(),
+            partition,
             offset: record.offset,
             timestamp_ms: record.timestamp,
             key: record.key,

@@ -10,36 +10,44 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use runnel_protocol::builder::{BatchBuilder, BatchFields, BuildError, NewHeader, NewRecord};
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
-use super::{ProducerConfig, ProducerRecord, RecordMetadata};
+use super::delivery::{Completer, DeliveryFuture};
+use super::{ProducerConfig, ProducerRecord};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::partitioner::partition_for_key;
 
 pub(super) type TopicPartition = (Arc<str>, i32);
 
-/// One record's completion: its sender and timestamp (offset = batch base + index).
-struct Waiter {
-    sender: oneshot::Sender<Result<RecordMetadata>>,
-    timestamp_ms: i64,
-}
-
 struct OpenBatch {
     builder: BatchBuilder,
-    waiters: Vec<Waiter>,
+    /// The outcome every record of this batch waits on (record offset = base + index).
+    completer: Completer,
     created: Instant,
     memory_bytes: usize,
 }
 
-/// A finished batch (compressed, CRC sealed) and the records waiting on it.
+/// A finished batch (compressed, CRC sealed) and the outcome its records wait on.
 pub(super) struct SealedBatch {
     pub partition: TopicPartition,
     pub bytes: Bytes,
-    waiters: Vec<Waiter>,
+    completer: Completer,
+    records: usize,
     memory_bytes: usize,
     pub attempts: u32,
     pub retry_at: Option<Instant>,
+}
+
+/// Room beyond `batch_size_bytes` in a new batch's buffer: the record that crosses the
+/// size (up to 64 KiB) is added before the batch is sealed, plus the batch header.
+const BATCH_SLACK_BYTES: usize = 64 * 1024 + 128;
+
+/// One topic's partition queues, indexed by partition (dense: `choose_partition` keeps
+/// indexes below the topic's partition count); `name` is shared by its batches.
+struct TopicQueues {
+    name: Arc<str>,
+    partitions: Vec<PartitionQueue>,
 }
 
 #[derive(Default)]
@@ -53,7 +61,8 @@ struct PartitionQueue {
 pub(super) struct Accumulator {
     cluster: Arc<Cluster>,
     pub config: ProducerConfig,
-    queues: Mutex<HashMap<TopicPartition, PartitionQueue>>,
+    /// By topic name, so a record finds its queue without allocating a key.
+    queues: Mutex<HashMap<Arc<str>, TopicQueues>>,
     sticky: Mutex<HashMap<String, i32>>,
     memory: Semaphore,
     /// Records accepted and not yet completed (flush waits for 0).
@@ -85,15 +94,12 @@ impl Accumulator {
         &self.cluster
     }
 
-    fn queues(&self) -> MutexGuard<'_, HashMap<TopicPartition, PartitionQueue>> {
+    fn queues(&self) -> MutexGuard<'_, HashMap<Arc<str>, TopicQueues>> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reserves memory, picks the partition and adds the record to its open batch.
-    pub async fn append(
-        &self,
-        record: ProducerRecord,
-    ) -> Result<oneshot::Receiver<Result<RecordMetadata>>> {
+    pub async fn append(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let memory_bytes = record.size_bytes();
         if memory_bytes > self.config.max_request_bytes {
             return Err(Error::RecordTooLarge {
@@ -109,19 +115,16 @@ impl Accumulator {
                 return Err(e);
             }
         };
-        let (sender, receiver) = oneshot::channel();
-        let waiter = Waiter {
-            sender,
-            timestamp_ms: record.timestamp_ms.unwrap_or(0),
-        };
-        let topic: Arc<str> = Arc::from(record.topic.as_str());
-        let result = self.push(&record, (topic, partition), waiter, memory_bytes);
-        if let Err(e) = result {
-            self.memory.add_permits(memory_bytes);
-            return Err(e);
+        match self.push(&record, partition, memory_bytes) {
+            Ok(delivery) => {
+                self.outstanding_records.fetch_add(1, Ordering::Relaxed);
+                Ok(delivery)
+            }
+            Err(e) => {
+                self.memory.add_permits(memory_bytes);
+                Err(e)
+            }
         }
-        self.outstanding_records.fetch_add(1, Ordering::Relaxed);
-        Ok(receiver)
     }
 
     async fn reserve(&self, memory_bytes: usize) -> Result<()> {
@@ -191,10 +194,9 @@ impl Accumulator {
     fn push(
         &self,
         record: &ProducerRecord,
-        partition: TopicPartition,
-        waiter: Waiter,
+        partition: i32,
         memory_bytes: usize,
-    ) -> Result<()> {
+    ) -> Result<DeliveryFuture> {
         let headers: Vec<NewHeader<'_>> = record
             .headers
             .iter()
@@ -203,57 +205,84 @@ impl Accumulator {
                 value: value.as_deref(),
             })
             .collect();
+        let timestamp_ms = record.timestamp_ms.unwrap_or(0);
         let new = NewRecord {
-            timestamp: waiter.timestamp_ms,
+            timestamp: timestamp_ms,
             key: record.key.as_deref(),
             value: record.value.as_deref(),
             headers: &headers,
         };
         let mut sealed_now = false;
         let mut opened_now = false;
-        {
-            let mut queues = self.queues();
-            let queue = queues.entry(partition.clone()).or_default();
-            for _attempt in 0..2 {
-                let open = match &mut queue.open {
-                    Some(open) => open,
-                    None => {
-                        opened_now = true;
-                        queue.open.insert(self.new_batch())
-                    }
-                };
-                match open.builder.push(&new) {
-                    Ok(_) => {
-                        open.waiters.push(waiter);
-                        open.memory_bytes += memory_bytes;
-                        break;
-                    }
-                    Err(BuildError::TooLarge { .. }) if !open.builder.is_empty() => {
-                        // Full: seal it and retry once in a fresh batch.
-                        if let Some(full) = queue.open.take() {
-                            queue.sealed.push_back(self.seal(full, &partition));
-                            sealed_now = true;
-                        }
-                    }
-                    Err(e) => return Err(Error::Protocol(format!("record: {e}"))),
+        let mut delivery = None;
+        let index = usize::try_from(partition)
+            .map_err(|_| Error::UnknownTopicOrPartition(format!("{}-{partition}", record.topic)))?;
+        let mut queues = self.queues();
+        if !queues.contains_key(record.topic.as_str()) {
+            let name: Arc<str> = Arc::from(record.topic.as_str());
+            let topic = TopicQueues {
+                name: name.clone(),
+                partitions: Vec::new(),
+            };
+            queues.insert(name, topic);
+        }
+        let Some(topic) = queues.get_mut(record.topic.as_str()) else {
+            return Err(Error::State("topic queue vanished".to_owned()));
+        };
+        if topic.partitions.len() <= index {
+            topic
+                .partitions
+                .resize_with(index + 1, PartitionQueue::default);
+        }
+        let name = &topic.name;
+        let key = || -> TopicPartition { (name.clone(), partition) };
+        let queue = &mut topic.partitions[index];
+        for _attempt in 0..2 {
+            let open = match &mut queue.open {
+                Some(open) => open,
+                None => {
+                    opened_now = true;
+                    queue.open.insert(self.new_batch())
                 }
-            }
-            if let Some(open) = &queue.open {
-                if open.builder.uncompressed_size_bytes() >= self.config.batch_size_bytes {
+            };
+            match open.builder.push(&new) {
+                Ok(offset_delta) => {
+                    open.memory_bytes += memory_bytes;
+                    let batch = open.completer.0.clone();
+                    delivery = Some(DeliveryFuture::new(
+                        batch,
+                        i64::from(offset_delta),
+                        timestamp_ms,
+                    ));
+                    break;
+                }
+                Err(BuildError::TooLarge { .. }) if !open.builder.is_empty() => {
+                    // Full: seal it and retry once in a fresh batch.
                     if let Some(full) = queue.open.take() {
-                        queue.sealed.push_back(self.seal(full, &partition));
+                        queue.sealed.push_back(self.seal(full, &key()));
                         sealed_now = true;
                     }
                 }
+                Err(e) => return Err(Error::Protocol(format!("record: {e}"))),
             }
         }
-        if sealed_now {
-            self.advance_sticky(&partition);
+        if let Some(open) = &queue.open {
+            if open.builder.uncompressed_size_bytes() >= self.config.batch_size_bytes {
+                if let Some(full) = queue.open.take() {
+                    queue.sealed.push_back(self.seal(full, &key()));
+                    sealed_now = true;
+                }
+            }
+        }
+        let sealed = sealed_now.then(key);
+        drop(queues);
+        if let Some(partition) = &sealed {
+            self.advance_sticky(partition);
         }
         if sealed_now || opened_now {
             self.wake_sender.notify_one();
         }
-        Ok(())
+        delivery.ok_or_else(|| Error::Protocol("record does not fit an empty batch".to_owned()))
     }
 
     fn new_batch(&self) -> OpenBatch {
@@ -261,10 +290,18 @@ impl Accumulator {
             compression: self.config.compression,
             ..BatchFields::default()
         };
+        // Sized for a full batch up front: growing a 1 MiB buffer by doubling copies it
+        // about once more and faults in fresh pages at every step.
+        let capacity_bytes = self
+            .config
+            .batch_size_bytes
+            .min(self.config.max_request_bytes)
+            .saturating_add(BATCH_SLACK_BYTES);
         OpenBatch {
             builder: BatchBuilder::new(fields, self.config.max_request_bytes)
-                .with_max_uncompressed_bytes(self.config.max_request_bytes),
-            waiters: Vec::new(),
+                .with_max_uncompressed_bytes(self.config.max_request_bytes)
+                .with_capacity_bytes(capacity_bytes),
+            completer: Completer::default(),
             created: Instant::now(),
             memory_bytes: 0,
         }
@@ -273,10 +310,12 @@ impl Accumulator {
     /// Finishes (compresses) a batch. A batch that cannot be finished fails its records;
     /// it is then sealed empty and dropped by the sender.
     fn seal(&self, open: OpenBatch, partition: &TopicPartition) -> SealedBatch {
+        let records = usize::try_from(open.builder.record_count()).unwrap_or(0);
         let mut sealed = SealedBatch {
             partition: partition.clone(),
             bytes: Bytes::new(),
-            waiters: open.waiters,
+            completer: open.completer,
+            records,
             memory_bytes: open.memory_bytes,
             attempts: 0,
             retry_at: None,
@@ -287,7 +326,8 @@ impl Accumulator {
                 let failed = SealedBatch {
                     partition: partition.clone(),
                     bytes: Bytes::new(),
-                    waiters: std::mem::take(&mut sealed.waiters),
+                    completer: std::mem::take(&mut sealed.completer),
+                    records: std::mem::take(&mut sealed.records),
                     memory_bytes: std::mem::take(&mut sealed.memory_bytes),
                     attempts: 0,
                     retry_at: None,
@@ -308,8 +348,17 @@ impl Accumulator {
         let mut next: Option<Instant> = None;
         let mut advanced = Vec::new();
         let mut queues = self.queues();
-        for (partition, queue) in queues.iter_mut() {
-            if queue.in_flight {
+        let all = queues.values_mut().flat_map(|topic| {
+            let name = &topic.name;
+            topic
+                .partitions
+                .iter_mut()
+                .enumerate()
+                .map(move |(index, queue)| (name, index as i32, queue))
+        });
+        for (name, index, queue) in all {
+            // Idle partitions cost a check, not a key clone: most are neither due nor sealed.
+            if queue.in_flight || (queue.open.is_none() && queue.sealed.is_empty()) {
                 continue;
             }
             if queue.sealed.is_empty() {
@@ -317,8 +366,9 @@ impl Accumulator {
                     let due = open.created + linger;
                     if flushing || due <= now {
                         if let Some(open) = queue.open.take() {
-                            queue.sealed.push_back(self.seal(open, partition));
-                            advanced.push(partition.clone());
+                            let partition = (name.clone(), index);
+                            queue.sealed.push_back(self.seal(open, &partition));
+                            advanced.push(partition);
                         }
                     } else {
                         next = Some(next.map_or(due, |n| n.min(due)));
@@ -349,62 +399,46 @@ impl Accumulator {
 
     /// Records in `batch` were stored from `base_offset` on.
     pub fn complete(&self, batch: SealedBatch, base_offset: i64) {
-        let topic = batch.partition.0.to_string();
-        let partition = batch.partition.1;
-        let count = batch.waiters.len();
-        for (index, waiter) in batch.waiters.into_iter().enumerate() {
-            let offset = if base_offset < 0 {
-                -1
-            } else {
-                base_offset.saturating_add(index as i64)
-            };
-            let _ = waiter.sender.send(Ok(RecordMetadata {
-                topic: topic.clone(),
-                partition,
-                offset,
-                timestamp_ms: waiter.timestamp_ms,
-            }));
-        }
-        self.release(batch.memory_bytes, count);
+        let (topic, partition) = batch.partition;
+        batch.completer.0.complete(topic, partition, base_offset);
+        self.release(batch.memory_bytes, batch.records);
     }
 
     /// Every record of `batch` failed with `error`.
     pub fn fail(&self, batch: SealedBatch, error: Error) {
-        let message = error.to_string();
-        let code = error.code();
-        let count = batch.waiters.len();
-        for waiter in batch.waiters {
-            let error = match code {
-                Some(code) => Error::Broker {
-                    code,
-                    context: message.clone(),
-                },
-                None => Error::Protocol(message.clone()),
-            };
-            let _ = waiter.sender.send(Err(error));
-        }
-        self.release(batch.memory_bytes, count);
+        batch.completer.0.fail(&error);
+        self.release(batch.memory_bytes, batch.records);
     }
 
     /// Puts a batch that failed retriably back at the head of its queue.
     pub fn requeue(&self, mut batch: SealedBatch) {
         batch.attempts += 1;
         batch.retry_at = Some(Instant::now() + Duration::from_millis(self.config.retry_backoff_ms));
-        let partition = batch.partition.clone();
         let mut queues = self.queues();
-        let queue = queues.entry(partition).or_default();
-        queue.in_flight = false;
-        queue.sealed.push_front(batch);
+        if let Some(queue) = Self::queue_of(&mut queues, &batch.partition) {
+            queue.in_flight = false;
+            queue.sealed.push_front(batch);
+        }
         drop(queues);
         self.wake_sender.notify_one();
     }
 
     /// Marks `partition` sendable again after its batch completed or failed.
     pub fn done_in_flight(&self, partition: &TopicPartition) {
-        if let Some(queue) = self.queues().get_mut(partition) {
+        if let Some(queue) = Self::queue_of(&mut self.queues(), partition) {
             queue.in_flight = false;
         }
         self.wake_sender.notify_one();
+    }
+
+    /// The queue of `partition`; it exists for every batch that was sealed.
+    fn queue_of<'q>(
+        queues: &'q mut HashMap<Arc<str>, TopicQueues>,
+        partition: &TopicPartition,
+    ) -> Option<&'q mut PartitionQueue> {
+        let topic = queues.get_mut(&partition.0)?;
+        let index = usize::try_from(partition.1).ok()?;
+        topic.partitions.get_mut(index)
     }
 
     fn release(&self, memory_bytes: usize, records: usize) {

@@ -63,8 +63,8 @@ async fn completion_reports_offsets_in_order() {
     let second = acc.append(record(2, 5)).await.expect("append");
     let (mut ready, _) = acc.drain(Instant::now() + Duration::from_millis(1));
     acc.complete(ready.remove(0), 100);
-    let first = first.await.expect("sent").expect("ok");
-    let second = second.await.expect("sent").expect("ok");
+    let first = first.await.expect("sent");
+    let second = second.await.expect("sent");
     assert_eq!((first.partition, first.offset), (2, 100));
     assert_eq!(second.offset, 101);
 }

@@ -8,22 +8,20 @@
 //! order across retries) and `in_flight_per_broker_max` requests per broker.
 
 mod accumulator;
+mod delivery;
 mod sender;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 
 pub use runnel_protocol::batch::Compression;
 
 use crate::cluster::{ClientConfig, Cluster};
 use crate::error::{Error, Result};
 use accumulator::Accumulator;
+pub use delivery::{DeliveryFuture, RecordMetadata};
 
 /// How many acknowledgements the leader waits for before answering.
 ///
@@ -189,46 +187,6 @@ impl ProducerRecord {
     }
 }
 
-/// Where an acknowledged record landed. `offset` is -1 with `Acks::None`.
-///
-/// ```no_run
-/// # async fn example(producer: runnel_client::Producer) -> runnel_client::Result<()> {
-/// let metadata: runnel_client::RecordMetadata =
-///     producer.send(runnel_client::ProducerRecord::new("t", "v")).await?.await?;
-/// assert!(metadata.offset >= 0);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordMetadata {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub timestamp_ms: i64,
-}
-
-/// Resolves when the record is acknowledged (or has failed for good).
-///
-/// ```no_run
-/// # async fn example(producer: runnel_client::Producer) -> runnel_client::Result<()> {
-/// let delivery = producer.send(runnel_client::ProducerRecord::new("t", "v")).await?;
-/// let metadata = delivery.await?;
-/// println!("{}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
-/// # Ok(()) }
-/// ```
-pub struct DeliveryFuture {
-    receiver: oneshot::Receiver<Result<RecordMetadata>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.receiver)
-            .poll(cx)
-            .map(|result| result.unwrap_or(Err(Error::Closed)))
-    }
-}
-
 /// An async Kafka producer; clone it to share (all clones feed the same batches). Call
 /// [`flush`](Producer::flush) before dropping the last clone: dropping stops the sender task,
 /// and records still queued then complete with [`Error::Closed`].
@@ -269,8 +227,7 @@ impl Producer {
         if record.timestamp_ms.is_none() {
             record.timestamp_ms = Some(now_ms());
         }
-        let receiver = self.accumulator.append(record).await?;
-        Ok(DeliveryFuture { receiver })
+        self.accumulator.append(record).await
     }
 
     /// Sends everything queued now and waits until it is acknowledged or failed.
