@@ -184,9 +184,15 @@ struct ProduceArgs {
     /// Topics to spread the records over (fan-in: e.g. `--topics 10 --partitions 10`).
     #[arg(long, default_value_t = 1)]
     topics: usize,
-    /// Partitions of each topic (records go round-robin over every topic's partitions).
+    /// Partitions of each topic.
     #[arg(long, default_value_t = 8)]
     partitions: i32,
+    /// Address every record to the next partition in turn (the worst case for batching)
+    /// instead of leaving keyless records to the producer's sticky partitioner, which fills
+    /// one partition's batch before moving on (Kafka's default, and what OpenMessaging
+    /// Benchmark measures).
+    #[arg(long)]
+    round_robin: bool,
     #[arg(long, default_value_t = 1000)]
     message_bytes: usize,
     #[arg(long, value_enum, default_value = "1")]
@@ -196,7 +202,9 @@ struct ProduceArgs {
     /// Producer batch size in bytes (also the probes' chunk size).
     #[arg(long, default_value_t = 1 << 20)]
     batch_bytes: usize,
-    #[arg(long, default_value_t = 5)]
+    /// How long a producer batch waits for more records (OpenMessaging Benchmark's Kafka
+    /// driver uses 1 ms; a full batch goes at once regardless).
+    #[arg(long, default_value_t = 1)]
     linger_ms: u64,
     /// Messages to send in total [default: 100000 unless --seconds is given].
     #[arg(long, conflicts_with = "seconds")]
@@ -223,6 +231,7 @@ impl ProduceArgs {
             topics: topics.to_vec(),
             producers: self.producers,
             partitions: self.partitions,
+            round_robin: self.round_robin,
             message_bytes: self.message_bytes,
             acks: match self.acks {
                 AcksArg::None => Acks::None,

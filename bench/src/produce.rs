@@ -1,6 +1,8 @@
 //! The `produce` workload: N producer tasks (one `runnel_client::Producer` each, so one
-//! connection each) send fixed-size records round-robin over T topics × P partitions, bounded by a
-//! message count or a duration, at a target rate or as fast as they can.
+//! connection each) send fixed-size records round-robin over T topics — keyless, so the
+//! producer's sticky partitioner spreads them over the P partitions one batch at a time, or
+//! addressed to each partition in turn with `round_robin` — bounded by a message count or a
+//! duration, at a target rate or as fast as they can.
 //!
 //! Publish latency is send → delivery: taken before `send` (so back-pressure from a full
 //! buffer counts, as in OpenMessaging Benchmark) and when the delivery future resolves, in a
@@ -37,6 +39,9 @@ pub struct ProduceOptions {
     pub topics: Vec<String>,
     pub producers: usize,
     pub partitions: i32,
+    /// Every record names its partition, in turn; otherwise records are keyless and the
+    /// producer's sticky partitioner picks (one batch per partition at a time).
+    pub round_robin: bool,
     pub message_bytes: usize,
     pub acks: Acks,
     pub compression: Compression,
@@ -221,7 +226,11 @@ impl ProducerTask {
                 true => stamped(&self.payload),
                 false => self.payload.clone(),
             };
-            let record = ProducerRecord::new(topic.as_str(), value).with_partition(partition);
+            let record = ProducerRecord::new(topic.as_str(), value);
+            let record = match self.options.round_robin {
+                true => record.with_partition(partition),
+                false => record,
+            };
             let delivery = self.producer.send(record).await?;
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
             sent += 1;

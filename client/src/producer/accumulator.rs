@@ -171,9 +171,15 @@ impl Accumulator {
             return Ok(partition_for_key(key, count));
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
-        let partition = *sticky
-            .entry(record.topic.clone())
-            .or_insert_with(|| (super::now_ms() % i64::from(count)) as i32);
+        // Looked up by `&str` first: the topic name is copied once per topic, not per record.
+        let partition = match sticky.get(&record.topic) {
+            Some(partition) => *partition,
+            None => {
+                let partition = (super::now_ms() % i64::from(count)) as i32;
+                sticky.insert(record.topic.clone(), partition);
+                partition
+            }
+        };
         Ok(partition.min(count - 1))
     }
 
