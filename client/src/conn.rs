@@ -246,7 +246,7 @@ impl Connection {
             }
         }
         let mut writer = self.writer.lock().await;
-        if let Err(source) = write_chunks(&mut *writer, &frame).await {
+        if let Err(source) = write_chunks(&mut writer, &frame).await {
             self.dead.store(true, Ordering::Relaxed);
             self.forget(correlation_id);
             return Err(Error::Io {
