@@ -1,15 +1,23 @@
 //! Fuzz target `segment_recovery` (feature `broker`): any bytes as the only segment of a
 //! partition after an unclean stop, through the broker's real recovery (`LogManager::open` on
 //! real files). Must never panic or fail to open; what the log then serves must be whole,
-//! CRC-valid batches that are exactly a prefix of the input with increasing offsets, the
+//! CRC-valid batches that are exactly a prefix of the segment with increasing offsets, the
 //! file must be truncated to that prefix, and an append must land at the recovered end.
+//!
+//! Input layout: byte 0 bit 0 set asks for every whole batch's CRC to be recomputed before
+//! the segment is written, so mutations get past the checksum to the magic, length and
+//! offset checks behind it (otherwise almost every mutation stops at the first CRC); the
+//! rest is the segment.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use bytes::Bytes;
 use runnel_broker::log::{LogManager, LogManagerConfig};
-use runnel_protocol::batch::{build_raw_batch, BatchSplitter, RawBatchFields, RecordBatch};
+use runnel_protocol::batch::{
+    build_raw_batch, peek_batch_size, BatchSplitter, RawBatchFields, RecordBatch,
+};
 
 const TOPIC: &str = "f";
 const SEGMENT: &str = "f-0/00000000000000000000.log";
@@ -54,10 +62,42 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-pub fn run(data: &[u8]) {
+/// Byte range of the CRC-32C inside a batch.
+const CRC_BYTES: std::ops::Range<usize> = 17..21;
+
+/// Recomputes the CRC of each whole batch from the start of `segment`, up to the first
+/// thing that is not one.
+fn fix_crcs(segment: &mut [u8]) {
+    let mut position = 0;
+    // Each step advances by a whole batch (≥ 61 bytes) inside the segment: bounded.
+    while let Some(end) = batch_end(segment, position) {
+        let Ok(batch) = RecordBatch::parse(Bytes::copy_from_slice(&segment[position..end])) else {
+            break;
+        };
+        let crc = batch.compute_crc().to_be_bytes();
+        segment[position + CRC_BYTES.start..position + CRC_BYTES.end].copy_from_slice(&crc);
+        position = end;
+    }
+}
+
+/// Where the batch starting at `position` ends, if all of it is in `segment`.
+fn batch_end(segment: &[u8], position: usize) -> Option<usize> {
+    let size = peek_batch_size(segment.get(position..)?).ok()??;
+    let end = position.checked_add(size)?;
+    (end <= segment.len()).then_some(end)
+}
+
+pub fn run(input: &[u8]) {
+    let Some((&mode, segment)) = input.split_first() else {
+        return;
+    };
+    let mut data = segment.to_vec();
+    if mode & 1 != 0 {
+        fix_crcs(&mut data);
+    }
     let dir = scratch_dir();
     copy_dir(template(), dir.path());
-    fs::write(dir.path().join(SEGMENT), data).expect("write segment");
+    fs::write(dir.path().join(SEGMENT), &data).expect("write segment");
     // An unclean stop with nothing checkpointed: recovery must scan the whole segment.
     let _ = fs::remove_file(dir.path().join(".runnel_clean_shutdown"));
     let _ = fs::remove_file(dir.path().join("recovery-point-offset-checkpoint"));
