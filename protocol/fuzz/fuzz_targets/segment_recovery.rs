@@ -24,20 +24,51 @@ const SEGMENT: &str = "f-0/00000000000000000000.log";
 /// Read size when walking the recovered log; the input is at most 64 KiB (run.sh).
 const READ_BYTES_MAX: usize = 1 << 20;
 
-/// A data directory holding topic `f` (one partition, empty), stopped cleanly, made once.
-fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    TEMPLATE
-        .get_or_init(|| {
-            let dir = scratch_dir();
-            let manager = LogManager::open(LogManagerConfig::new(dir.path())).expect("open");
-            manager
-                .create_topic(TOPIC, 1, Default::default(), false)
-                .expect("create topic");
-            manager.shutdown().expect("shutdown");
-            dir
-        })
-        .path()
+/// A data directory holding topic `f` (one partition, empty), stopped cleanly: its
+/// directories (parents first) and files, all small, captured once in memory so that no
+/// directory outlives the process (libFuzzer exits without running destructors).
+#[derive(Default)]
+struct Template {
+    dirs: Vec<PathBuf>,
+    files: Vec<(PathBuf, Vec<u8>)>,
+}
+
+fn template() -> &'static Template {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = scratch_dir();
+        let manager = LogManager::open(LogManagerConfig::new(dir.path())).expect("open");
+        manager
+            .create_topic(TOPIC, 1, Default::default(), false)
+            .expect("create topic");
+        manager.shutdown().expect("shutdown");
+        let mut template = Template::default();
+        capture(dir.path(), Path::new(""), &mut template);
+        template
+    })
+}
+
+fn capture(root: &Path, relative: &Path, template: &mut Template) {
+    for entry in fs::read_dir(root.join(relative)).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let path = relative.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            template.dirs.push(path.clone());
+            capture(root, &path, template);
+        } else {
+            let bytes = fs::read(entry.path()).expect("read template file");
+            template.files.push((path, bytes));
+        }
+    }
+}
+
+fn lay_out(template: &Template, root: &Path) {
+    for dir in &template.dirs {
+        fs::create_dir_all(root.join(dir)).expect("mkdir");
+    }
+    for (path, bytes) in &template.files {
+        fs::write(root.join(path), bytes).expect("write template file");
+    }
 }
 
 /// In memory where possible: recovery fsyncs, and a disk would make each run slow.
@@ -47,19 +78,6 @@ fn scratch_dir() -> tempfile::TempDir {
         .tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .expect("temp dir")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target: PathBuf = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 /// Byte range of the CRC-32C inside a batch.
@@ -96,7 +114,7 @@ pub fn run(input: &[u8]) {
         fix_crcs(&mut data);
     }
     let dir = scratch_dir();
-    copy_dir(template(), dir.path());
+    lay_out(template(), dir.path());
     fs::write(dir.path().join(SEGMENT), &data).expect("write segment");
     // An unclean stop with nothing checkpointed: recovery must scan the whole segment.
     let _ = fs::remove_file(dir.path().join(".runnel_clean_shutdown"));
