@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one command that runs every test: Rust unit/property/end-to-end tests, then the
-# third-party Kafka client compatibility suites. Installs what those need when missing.
+# The one command that runs every test: Rust unit/property/end-to-end tests, bounded
+# fuzzing, then the third-party Kafka client compatibility suites. Installs what those need
+# when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,12 @@ echo "== install test dependencies (kcat, .venv, tests/compat/node)"
 
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets --release
+
+# libFuzzer, bounded: the protocol targets in one instrumented binary, each for
+# RUNNEL_FUZZ_SECONDS (25 s here; longer runs locally). A crash, hang or out-of-memory fails
+# the run and prints the path of the input that did it (protocol/fuzz/artifacts/<target>/).
+echo "== fuzz: libFuzzer targets, ${RUNNEL_FUZZ_SECONDS:-25} s each"
+RUNNEL_FUZZ_SECONDS="${RUNNEL_FUZZ_SECONDS:-25}" protocol/fuzz/run.sh
 
 # Each suite gets its own fresh broker on free loopback ports (tests/compat/run_compat.py);
 # the runner closes with "compat: N passed, M failed" and exits non-zero on any failure.

@@ -28,6 +28,8 @@ pub mod defaults {
     pub const RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
     pub const OPEN_SEGMENTS_MAX: usize = 4_096;
     pub const METRICS_PARTITION_SERIES_MAX: usize = 1_000;
+    /// Four key checks of compacted-topic batches at their 64 MiB bound at once.
+    pub const DECOMPRESSION_BYTES_MAX: usize = 256 * 1024 * 1024;
 }
 
 /// Flags and environment variables as given; `None` means "not set here".
@@ -84,6 +86,11 @@ pub struct BrokerArgs {
     /// Requests applied but not yet answered, per connection [default: 64].
     #[arg(long, env = "RUNNEL_INFLIGHT_REQUESTS_MAX")]
     pub inflight_requests_max: Option<usize>,
+    /// Bytes request handlers may decompress at once across all connections (key checks of
+    /// compacted topics); beyond it a produce waits briefly, then fails with
+    /// REQUEST_TIMED_OUT, which clients retry [default: 268435456].
+    #[arg(long, env = "RUNNEL_DECOMPRESSION_BYTES_MAX")]
+    pub decompression_bytes_max: Option<usize>,
     /// Topic default `segment.bytes`.
     #[arg(long, env = "RUNNEL_LOG_SEGMENT_BYTES")]
     pub log_segment_bytes: Option<u64>,
@@ -108,6 +115,12 @@ pub struct BrokerArgs {
     /// Topic default `index.interval.bytes`.
     #[arg(long, env = "RUNNEL_LOG_INDEX_INTERVAL_BYTES")]
     pub log_index_interval_bytes: Option<u32>,
+    /// Topic default `message.timestamp.before.max.ms` (KIP-937).
+    #[arg(long, env = "RUNNEL_LOG_MESSAGE_TIMESTAMP_BEFORE_MAX_MS")]
+    pub log_message_timestamp_before_max_ms: Option<i64>,
+    /// Topic default `message.timestamp.after.max.ms` (KIP-937).
+    #[arg(long, env = "RUNNEL_LOG_MESSAGE_TIMESTAMP_AFTER_MAX_MS")]
+    pub log_message_timestamp_after_max_ms: Option<i64>,
     /// How often retention runs, in milliseconds [default: 300000].
     #[arg(long, env = "RUNNEL_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
@@ -171,6 +184,8 @@ pub struct BrokerConfig {
     pub shutdown_timeout_ms: u64,
     /// Requests applied but not yet answered, per connection.
     pub inflight_requests_max: usize,
+    /// Bytes request handlers may decompress at once, across all connections.
+    pub decompression_bytes_max: usize,
     pub retention_check_interval_ms: u64,
     pub open_segments_max: usize,
     /// Broker-wide topic defaults as Kafka config names (`segment.bytes`, …); the storage
@@ -198,6 +213,7 @@ impl BrokerConfig {
             request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
             shutdown_timeout_ms: defaults::SHUTDOWN_TIMEOUT_MS,
             inflight_requests_max: defaults::INFLIGHT_REQUESTS_MAX,
+            decompression_bytes_max: defaults::DECOMPRESSION_BYTES_MAX,
             retention_check_interval_ms: defaults::RETENTION_CHECK_INTERVAL_MS,
             open_segments_max: defaults::OPEN_SEGMENTS_MAX,
             topic_defaults: BTreeMap::new(),
@@ -248,6 +264,9 @@ impl BrokerArgs {
             inflight_requests_max: self
                 .inflight_requests_max
                 .or(fallback.inflight_requests_max),
+            decompression_bytes_max: self
+                .decompression_bytes_max
+                .or(fallback.decompression_bytes_max),
             log_segment_bytes: self.log_segment_bytes.or(fallback.log_segment_bytes),
             log_segment_ms: self.log_segment_ms.or(fallback.log_segment_ms),
             log_retention_ms: self.log_retention_ms.or(fallback.log_retention_ms),
@@ -260,6 +279,12 @@ impl BrokerArgs {
             log_index_interval_bytes: self
                 .log_index_interval_bytes
                 .or(fallback.log_index_interval_bytes),
+            log_message_timestamp_before_max_ms: self
+                .log_message_timestamp_before_max_ms
+                .or(fallback.log_message_timestamp_before_max_ms),
+            log_message_timestamp_after_max_ms: self
+                .log_message_timestamp_after_max_ms
+                .or(fallback.log_message_timestamp_after_max_ms),
             log_retention_check_interval_ms: self
                 .log_retention_check_interval_ms
                 .or(fallback.log_retention_check_interval_ms),
@@ -310,6 +335,9 @@ impl BrokerArgs {
         config.inflight_requests_max = self
             .inflight_requests_max
             .unwrap_or(config.inflight_requests_max);
+        config.decompression_bytes_max = self
+            .decompression_bytes_max
+            .unwrap_or(config.decompression_bytes_max);
         config.retention_check_interval_ms = self
             .log_retention_check_interval_ms
             .unwrap_or(config.retention_check_interval_ms);
@@ -341,6 +369,16 @@ impl BrokerArgs {
         set(
             "index.interval.bytes",
             self.log_index_interval_bytes.map(|v| v.to_string()),
+        );
+        set(
+            "message.timestamp.before.max.ms",
+            self.log_message_timestamp_before_max_ms
+                .map(|v| v.to_string()),
+        );
+        set(
+            "message.timestamp.after.max.ms",
+            self.log_message_timestamp_after_max_ms
+                .map(|v| v.to_string()),
         );
         validate(&config)?;
         Ok(config)
@@ -401,6 +439,9 @@ fn validate(config: &BrokerConfig) -> Result<(), ConfigError> {
     }
     if config.inflight_requests_max == 0 {
         return invalid("inflight-requests-max", "must be > 0");
+    }
+    if config.decompression_bytes_max == 0 {
+        return invalid("decompression-bytes-max", "must be > 0");
     }
     let groups = &config.groups;
     if groups.initial_rebalance_delay_ms < 0 {
@@ -509,93 +550,5 @@ fn read_properties_file(path: &Path) -> Result<BrokerArgs, ConfigError> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_apply_when_nothing_is_given() {
-        let config = BrokerConfig::from_args(["runnel-broker"]).unwrap();
-        assert_eq!(config.listen, defaults::LISTEN);
-        assert_eq!(config.data_dir, PathBuf::from(defaults::DATA_DIR));
-        assert_eq!(config.max_request_bytes, 104_857_600);
-        assert!(config.auto_create_topics);
-        assert!(config.topic_defaults.is_empty());
-    }
-
-    #[test]
-    fn flags_override_the_file_and_the_file_overrides_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("broker.properties");
-        std::fs::write(
-            &path,
-            "# comment\nlog.dirs=/var/runnel\nnum.partitions=3\nlisten=0.0.0.0:9000\n\
-             auto.create.topics.enable=false\nlog.retention.ms=1000\n",
-        )
-        .unwrap();
-        let config = BrokerConfig::from_args([
-            "runnel-broker",
-            "--config",
-            path.to_str().unwrap(),
-            "--num-partitions",
-            "5",
-            "--inflight-requests-max",
-            "8",
-        ])
-        .unwrap();
-        assert_eq!(config.data_dir, PathBuf::from("/var/runnel"));
-        assert_eq!(config.num_partitions, 5);
-        assert_eq!(config.inflight_requests_max, 8);
-        assert_eq!(config.listen, "0.0.0.0:9000");
-        assert!(!config.auto_create_topics);
-        assert_eq!(
-            config
-                .topic_defaults
-                .get("retention.ms")
-                .map(String::as_str),
-            Some("1000")
-        );
-    }
-
-    #[test]
-    fn bad_values_are_rejected() {
-        assert!(BrokerConfig::from_args(["b", "--num-partitions", "0"]).is_err());
-        assert!(BrokerConfig::from_args(["b", "--listen", "nocolon"]).is_err());
-        assert!(BrokerConfig::from_args(["b", "--max-request-bytes", "3"]).is_err());
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad.properties");
-        std::fs::write(&path, "no.such.setting=1\n").unwrap();
-        assert!(BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).is_err());
-    }
-
-    #[test]
-    fn group_settings_take_kafka_names_in_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("broker.properties");
-        std::fs::write(
-            &path,
-            "group.initial.rebalance.delay.ms=0\noffsets.retention.minutes=2\n\
-             offsets.topic.num.partitions=3\ngroup.min.session.timeout.ms=1000\n",
-        )
-        .unwrap();
-        let config = BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).unwrap();
-        assert_eq!(config.groups.initial_rebalance_delay_ms, 0);
-        assert_eq!(config.groups.offsets_retention_ms, 120_000);
-        assert_eq!(config.groups.offsets_topic_partitions, 3);
-        assert_eq!(config.groups.min_session_timeout_ms, 1_000);
-        assert!(BrokerConfig::from_args(["b", "--group-min-session-timeout-ms", "0"]).is_err());
-        assert!(BrokerConfig::from_args(["b", "--offsets-topic-num-partitions", "0"]).is_err());
-    }
-
-    #[test]
-    fn host_port_split_handles_ipv6() {
-        assert_eq!(
-            split_host_port("[::1]:9092").unwrap(),
-            ("::1".to_owned(), 9092)
-        );
-        assert_eq!(
-            split_host_port("localhost:0").unwrap(),
-            ("localhost".to_owned(), 0)
-        );
-        assert!(split_host_port(":9092").is_err());
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

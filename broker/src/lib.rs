@@ -7,10 +7,12 @@
 //! - [`groups`]: the consumer group coordinator and committed offsets (`__consumer_offsets`).
 //! - [`log`]: the storage engine (partition logs, segments, indexes, recovery, retention).
 //! - [`producers`]: idempotent producers: producer ids and per-partition sequence state.
+//! - [`budget`]: the broker-wide bound on bytes decompressed at once by request handlers.
 //! - [`metrics`]: Prometheus metrics (`/metrics`), consumer lag.
 //! - [`http`]: the HTTP server: `/metrics`, the JSON admin API, health checks.
 
 pub mod api;
+pub mod budget;
 pub mod config;
 pub mod groups;
 pub mod http;

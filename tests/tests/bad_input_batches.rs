@@ -1,11 +1,14 @@
 //! Bad-input catalogue, record batches and fetches (the cases `bad_input.rs` does not cover):
 //! mixed magic in one records blob, negative record counts, decompression bombs on a
-//! compacted topic (bounded output), timestamps out of range, and Fetch with a replica id
-//! from a client. Each gets its Kafka error code; nothing is appended; the broker serves on.
+//! compacted topic (bounded output) and the broker-wide decompression budget, timestamps out
+//! of range, and Fetch with a replica id from a client. Each gets its Kafka error code;
+//! nothing is appended; the broker serves on.
 
 #![allow(clippy::unwrap_used)]
 
 mod bad_input_common;
+
+use std::time::{Duration, Instant};
 
 use bad_input_common::{end_offset, proc_status_kib, produce_error, reset_peak_rss, still_serves};
 use bytes::Bytes;
@@ -105,6 +108,49 @@ async fn decompression_bombs_on_a_compacted_topic_are_bounded() {
     assert_eq!(end_offset(&mut client, "bombs").await, 0);
     let small = batch_with(&[(Some(b"k"), Some(b"v"))], 1_000, Compression::Gzip);
     assert_eq!(produce_error(&mut client, "bombs", small).await, 0);
+    still_serves(&broker).await;
+}
+
+/// The broker-wide decompression budget: while other requests hold all of it, a compressed
+/// batch for a compacted topic waits a bounded time and is answered REQUEST_TIMED_OUT (which
+/// clients retry); nothing is appended, the connection serves on, and the retry succeeds
+/// once the budget is free.
+#[tokio::test]
+async fn a_spent_decompression_budget_is_request_timed_out_then_retried() {
+    let broker = TestBroker::start_with(|c| {
+        c.topic_defaults
+            .insert("cleanup.policy".into(), "compact".into());
+        c.decompression_bytes_max = 1024 * 1024;
+    })
+    .await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["budget"])), 12).await;
+    let batch = batch_with(&[(Some(b"k"), Some(b"v"))], 1_000, Compression::Zstd);
+    let budget = &broker.context().decompression_budget;
+    let held = budget
+        .acquire(budget.capacity_bytes(), Duration::ZERO)
+        .unwrap();
+    let started = Instant::now();
+    let code = produce_error(&mut client, "budget", batch.clone()).await;
+    assert_eq!(code, ResponseError::RequestTimedOut.code());
+    assert!(started.elapsed() < Duration::from_secs(5), "answered late");
+    assert_eq!(end_offset(&mut client, "budget").await, 0);
+    // Uncompressed records are checked in place, without budget.
+    assert_eq!(
+        produce_error(&mut client, "budget", keyed(&[("k", "v")])).await,
+        0
+    );
+    drop(held);
+    assert_eq!(produce_error(&mut client, "budget", batch).await, 0);
+    assert_eq!(end_offset(&mut client, "budget").await, 2);
+    assert_eq!(budget.available_bytes(), budget.capacity_bytes());
+    // A budget below the 64 MiB per-batch bound lowers the bound.
+    let zeros = vec![0u8; 2 * 1024 * 1024];
+    let past_budget = batch_with(&[(Some(b"k"), Some(&zeros))], 1_000, Compression::Zstd);
+    assert_eq!(
+        produce_error(&mut client, "budget", past_budget).await,
+        CORRUPT
+    );
     still_serves(&broker).await;
 }
 

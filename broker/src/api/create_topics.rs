@@ -268,6 +268,9 @@ pub(super) mod fixture {
             metrics: std::sync::Arc::new(crate::metrics::BrokerMetrics::new(
                 crate::metrics::MetricsConfig::default(),
             )),
+            decompression_budget: crate::budget::DecompressionBudget::new(
+                crate::config::defaults::DECOMPRESSION_BYTES_MAX as u64,
+            ),
         };
         Fixture { ctx, _dir: dir }
     }

@@ -67,6 +67,8 @@ pub struct BrokerContext {
     pub groups: Arc<GroupCoordinator>,
     /// This broker's metrics (its own recorder; see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
+    /// Bytes handlers may decompress at once, across all connections (`decompression_bytes_max`).
+    pub decompression_budget: crate::budget::DecompressionBudget,
 }
 
 /// A handler's answer: ready now, after waiting (fsync, long-poll), or never.

@@ -6,8 +6,13 @@
 //! applies and answers nothing. Idempotent batches (producer id ≥ 0) are checked against
 //! their producer's sequence by [`crate::producers`] while the append is ordered; a retried
 //! batch is answered with its original offset and not stored again.
+//!
+//! Validation reads batch headers only, except on compacted topics, where every record must
+//! have a key: those batches are decompressed, within the broker-wide
+//! [`DecompressionBudget`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -23,11 +28,18 @@ use runnel_protocol::records::records;
 
 use super::errors::{log_error_code, log_error_i16};
 use super::{BrokerContext, Completion};
-use crate::log::{PartitionLog, TopicConfig};
+use crate::budget::DecompressionBudget;
+use crate::log::{MessageTimestampType, PartitionLog, TopicConfig};
 use crate::producers::{AppendOutcome, ProduceError, SequenceError};
 
-/// Upper bound on decompressed records when checking keys on a compacted topic.
+/// Upper bound on decompressed records when checking keys on a compacted topic (lowered to
+/// the decompression budget when that is smaller).
 const KEY_CHECK_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long a key check waits for decompression budget before its partition fails with
+/// REQUEST_TIMED_OUT. The wait blocks the connection's thread, so it is kept shorter than a
+/// decompression at the 64 MiB bound takes.
+const DECOMPRESSION_WAIT_MS_MAX: u64 = 100;
 
 /// The smallest magic-2 record: length, attributes, timestamp delta, offset delta, key
 /// length, value length and header count, one byte each.
@@ -151,7 +163,10 @@ fn produce_partition(
         Ok(log) => log,
         Err(e) => return fail(response, log_error_code(&e), e.to_string()),
     };
-    let batches = match validate_batches(&log.config(), data.records.unwrap_or_default()) {
+    let records = data.records.unwrap_or_default();
+    let now_ms = crate::log::now_ms();
+    let batches = match validate_batches(&log.config(), now_ms, &ctx.decompression_budget, records)
+    {
         Ok(batches) => batches,
         Err((error, message)) => return fail(response, error, message),
     };
@@ -193,9 +208,12 @@ fn sequence_error_code(error: &SequenceError) -> ResponseError {
     }
 }
 
-/// Splits `records` into batches and checks every one before anything is appended.
+/// Splits `records` into batches and checks every one before anything is appended;
+/// `now_ms` is the broker's clock for the topic's timestamp bounds.
 pub fn validate_batches(
     config: &TopicConfig,
+    now_ms: i64,
+    budget: &DecompressionBudget,
     records: Bytes,
 ) -> Result<Vec<RecordBatch>, (ResponseError, String)> {
     if records.is_empty() {
@@ -206,8 +224,11 @@ pub fn validate_batches(
     for batch in BatchSplitter::new(records) {
         let batch = batch.map_err(framing_error)?;
         validate_batch(&batch, max_message_bytes)?;
+        if config.message_timestamp_type == MessageTimestampType::CreateTime {
+            check_timestamp_bounds(&batch, config, now_ms)?;
+        }
         if config.cleanup_policy.compact {
-            check_keys(&batch)?;
+            check_keys(&batch, budget)?;
         }
         batches.push(batch);
     }
@@ -268,10 +289,63 @@ fn validate_batch(
     Ok(())
 }
 
-/// Compacted topics keep the latest record per key, so every record needs one.
-fn check_keys(batch: &RecordBatch) -> Result<(), (ResponseError, String)> {
-    let iter = records(batch, KEY_CHECK_MAX_UNCOMPRESSED_BYTES)
-        .map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+/// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` (KIP-937): a
+/// CreateTime batch's timestamps must lie within [now - before, now + after].
+///
+/// Only the header is read: the base timestamp (the first record's) and the max timestamp.
+/// Kafka checks every record; a record whose timestamp is below its batch's first one (a
+/// negative delta, which Kafka producers never write) escapes the "before" bound here, in
+/// exchange for no decompression on the produce path.
+fn check_timestamp_bounds(
+    batch: &RecordBatch,
+    config: &TopicConfig,
+    now_ms: i64,
+) -> Result<(), (ResponseError, String)> {
+    let earliest_ms = now_ms.saturating_sub(config.message_timestamp_before_max_ms);
+    let latest_ms = now_ms.saturating_add(config.message_timestamp_after_max_ms);
+    let timestamps = [batch.base_timestamp(), batch.max_timestamp()];
+    let out_of_range = timestamps
+        .into_iter()
+        .find(|&ms| ms != NO_TIMESTAMP && !(earliest_ms..=latest_ms).contains(&ms));
+    if let Some(out_ms) = out_of_range {
+        let message = format!(
+            "timestamp {out_ms} is out of range [{earliest_ms}, {latest_ms}] \
+             (message.timestamp.before.max.ms {}, message.timestamp.after.max.ms {})",
+            config.message_timestamp_before_max_ms, config.message_timestamp_after_max_ms
+        );
+        return Err((ResponseError::InvalidTimestamp, message));
+    }
+    Ok(())
+}
+
+/// Compacted topics keep the latest record per key, so every record needs one. A
+/// compressed batch is decompressed only with a budget permit for its output bound; when
+/// none is free within [`DECOMPRESSION_WAIT_MS_MAX`] the partition fails with
+/// REQUEST_TIMED_OUT: a timeout is what happened, and Kafka clients retry it (a
+/// TimeoutException is retriable) without the metadata refresh KAFKA_STORAGE_ERROR would
+/// trigger by claiming the log directory failed.
+fn check_keys(
+    batch: &RecordBatch,
+    budget: &DecompressionBudget,
+) -> Result<(), (ResponseError, String)> {
+    let capacity_bytes = usize::try_from(budget.capacity_bytes()).unwrap_or(usize::MAX);
+    let bound_bytes = KEY_CHECK_MAX_UNCOMPRESSED_BYTES.min(capacity_bytes);
+    // Uncompressed records are read in place: nothing to budget.
+    let compressed = !matches!(batch.compression(), Ok(Compression::None));
+    let wait = Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX);
+    let _permit = match compressed.then(|| budget.acquire(bound_bytes as u64, wait)) {
+        Some(None) => {
+            let message = format!(
+                "no decompression budget free within {DECOMPRESSION_WAIT_MS_MAX} ms \
+                 (decompression-bytes-max {capacity_bytes}); retry"
+            );
+            return Err((ResponseError::RequestTimedOut, message));
+        }
+        Some(Some(permit)) => Some(permit),
+        None => None,
+    };
+    let iter =
+        records(batch, bound_bytes).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
     for record in iter {
         let record = record.map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
         if record.key.is_none() {
@@ -305,125 +379,5 @@ fn answer_all(request: ProduceRequest, error_code: i16) -> ProduceResponse {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
-
-    use super::*;
-
-    fn config() -> TopicConfig {
-        TopicConfig {
-            max_message_bytes: 200,
-            ..TopicConfig::default()
-        }
-    }
-
-    fn raw(fields: RawBatchFields<'_>) -> Bytes {
-        build_raw_batch(&fields)
-    }
-
-    fn code(result: Result<Vec<RecordBatch>, (ResponseError, String)>) -> Option<ResponseError> {
-        result.err().map(|(error, _)| error)
-    }
-
-    #[test]
-    fn accepts_well_formed_batches() {
-        let one = raw(RawBatchFields {
-            records: b"abcdefg",
-            ..RawBatchFields::default()
-        });
-        let two = raw(RawBatchFields {
-            last_offset_delta: 1,
-            record_count: 2,
-            records: &[0; 14],
-            ..RawBatchFields::default()
-        });
-        let blob = Bytes::from([one.to_vec(), two.to_vec()].concat());
-        assert_eq!(validate_batches(&config(), blob).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn maps_each_defect_to_its_kafka_error() {
-        let c = config();
-        assert_eq!(
-            code(validate_batches(&c, Bytes::new())),
-            Some(ResponseError::InvalidRecord)
-        );
-        let big = vec![0u8; 300];
-        let too_big = raw(RawBatchFields {
-            records: &big,
-            ..RawBatchFields::default()
-        });
-        assert_eq!(
-            code(validate_batches(&c, too_big)),
-            Some(ResponseError::MessageTooLarge)
-        );
-        let mut corrupt = raw(RawBatchFields {
-            records: b"abc",
-            ..RawBatchFields::default()
-        })
-        .to_vec();
-        *corrupt.last_mut().unwrap() ^= 1;
-        assert_eq!(
-            code(validate_batches(&c, Bytes::from(corrupt))),
-            Some(ResponseError::CorruptMessage)
-        );
-        let based = raw(RawBatchFields {
-            base_offset: 3,
-            ..RawBatchFields::default()
-        });
-        assert_eq!(
-            code(validate_batches(&c, based)),
-            Some(ResponseError::InvalidRecord)
-        );
-        let miscounted = raw(RawBatchFields {
-            last_offset_delta: 4,
-            ..RawBatchFields::default()
-        });
-        assert_eq!(
-            code(validate_batches(&c, miscounted)),
-            Some(ResponseError::InvalidRecord)
-        );
-        let empty = raw(RawBatchFields {
-            record_count: 0,
-            last_offset_delta: -1,
-            ..RawBatchFields::default()
-        });
-        assert_eq!(
-            code(validate_batches(&c, empty)),
-            Some(ResponseError::InvalidRecord)
-        );
-        let codec = raw(RawBatchFields {
-            attributes: 6,
-            ..RawBatchFields::default()
-        });
-        assert_eq!(
-            code(validate_batches(&c, codec)),
-            Some(ResponseError::CorruptMessage)
-        );
-        let overcounted = raw(RawBatchFields {
-            last_offset_delta: 1,
-            record_count: 2,
-            records: &[0; 13],
-            ..RawBatchFields::default()
-        });
-        assert_eq!(
-            code(validate_batches(&c, overcounted)),
-            Some(ResponseError::CorruptMessage)
-        );
-        let before_epoch = raw(RawBatchFields {
-            base_timestamp: -2,
-            max_timestamp: 5,
-            records: &[0; 7],
-            ..RawBatchFields::default()
-        });
-        assert_eq!(
-            code(validate_batches(&c, before_epoch)),
-            Some(ResponseError::InvalidTimestamp)
-        );
-        let garbage = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
-        assert_eq!(
-            code(validate_batches(&c, garbage)),
-            Some(ResponseError::CorruptMessage)
-        );
-    }
-}
+#[path = "produce_tests.rs"]
+mod tests;

@@ -45,6 +45,12 @@ pub struct TopicConfig {
     pub max_message_bytes: i32,
     /// `message.timestamp.type`
     pub message_timestamp_type: MessageTimestampType,
+    /// `message.timestamp.before.max.ms` (KIP-937): with CreateTime, how far a batch's
+    /// timestamps may lie before the broker's clock.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (KIP-937): with CreateTime, how far a batch's
+    /// timestamps may lie after the broker's clock.
+    pub message_timestamp_after_max_ms: i64,
     /// `flush.ms` (background flush interval for acks != all)
     pub flush_ms: i64,
     /// `min.cleanable.dirty.ratio`
@@ -83,6 +89,8 @@ impl TopicConfig {
         "index.interval.bytes",
         "max.compaction.lag.ms",
         "max.message.bytes",
+        "message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms",
         "message.timestamp.type",
         "min.cleanable.dirty.ratio",
         "min.compaction.lag.ms",
@@ -143,6 +151,8 @@ impl TopicConfig {
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
             "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
             "max.message.bytes" => self.max_message_bytes.to_string(),
+            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
+            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
             "message.timestamp.type" => match self.message_timestamp_type {
                 MessageTimestampType::CreateTime => "CreateTime".to_string(),
                 MessageTimestampType::LogAppendTime => "LogAppendTime".to_string(),
@@ -176,6 +186,11 @@ impl Default for TopicConfig {
             },
             max_message_bytes: 1_048_588,
             message_timestamp_type: MessageTimestampType::CreateTime,
+            // KIP-937's defaults (Kafka 3.6): no bound either way. Kafka 4.0 (KIP-1030)
+            // lowered the "after" default to one hour; we keep 3.6's so existing producers
+            // with skewed clocks are not refused after an upgrade.
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
             flush_ms: 1000,
             min_cleanable_dirty_ratio: 0.5,
             delete_retention_ms: DAY_MS,
@@ -226,6 +241,12 @@ fn apply_override(config: &mut TopicConfig, name: &str, value: &str) -> Result<(
         }
         "max.message.bytes" => {
             config.max_message_bytes = parse_i64(name, value, 0, i32_max)? as i32
+        }
+        "message.timestamp.after.max.ms" => {
+            config.message_timestamp_after_max_ms = parse_i64(name, value, 0, i64::MAX)?;
+        }
+        "message.timestamp.before.max.ms" => {
+            config.message_timestamp_before_max_ms = parse_i64(name, value, 0, i64::MAX)?;
         }
         "message.timestamp.type" => {
             config.message_timestamp_type = match value {
@@ -290,9 +311,12 @@ mod tests {
             ("retention.ms", "1000"),
             ("cleanup.policy", "compact,delete"),
             ("message.timestamp.type", "LogAppendTime"),
+            ("message.timestamp.before.max.ms", "3600000"),
         ]);
         let config = TopicConfig::with_overrides(&base, &set).unwrap();
         assert_eq!(config.retention_ms, 1000);
+        assert_eq!(config.message_timestamp_before_max_ms, 3_600_000);
+        assert_eq!(config.message_timestamp_after_max_ms, i64::MAX);
         assert!(config.cleanup_policy.compact && config.cleanup_policy.delete);
         let described = config.describe(&set);
         assert_eq!(described.len(), TopicConfig::KNOWN_KEYS.len());
@@ -315,6 +339,8 @@ mod tests {
             ("cleanup.policy", "shred"),
             ("min.cleanable.dirty.ratio", "1.5"),
             ("message.timestamp.type", "Now"),
+            ("message.timestamp.before.max.ms", "-1"),
+            ("message.timestamp.after.max.ms", "soon"),
             ("cleanup.policy", ""),
             ("cleanup.policy", "compact,,delete"),
             ("min.cleanable.dirty.ratio", "-0.1"),

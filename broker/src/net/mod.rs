@@ -18,6 +18,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::api::BrokerContext;
+use crate::budget::DecompressionBudget;
 use crate::config::{split_host_port, BrokerConfig};
 use crate::log::{LogError, LogManager, LogManagerConfig, TopicConfig};
 use crate::metrics::{BrokerMetrics, MetricsConfig};
@@ -111,6 +112,7 @@ impl Broker {
             producers,
             groups,
             metrics,
+            decompression_budget: DecompressionBudget::new(config.decompression_bytes_max as u64),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(serve(

@@ -1,20 +1,17 @@
-//! Fuzz target: decompression and record decoding behind each codec.
+//! Fuzz target `records_decompress`: decompression and record decoding behind each codec.
 //!
 //! Input layout: byte 0 bits 0-2 pick the codec (mod 5), bit 3 asks to compress the rest
 //! first (so garbage *records* reach the record parser through valid compression), byte 1 is
 //! the declared record count, the rest is the records section. Must never panic, never
 //! return more than the bound, and a bomb must be `TooLarge`.
 
-#![no_main]
-
 use bytes::Bytes;
-use libfuzzer_sys::fuzz_target;
 use runnel_protocol::batch::{build_raw_batch, Compression, RawBatchFields, RecordBatch};
 use runnel_protocol::records::{codec, records};
 
 const MAX_UNCOMPRESSED_BYTES: usize = 256 * 1024;
 
-fuzz_target!(|data: &[u8]| {
+pub fn run(data: &[u8]) {
     let [mode, count, section @ ..] = data else {
         return;
     };
@@ -47,4 +44,4 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(iter) = records(&batch, MAX_UNCOMPRESSED_BYTES) {
         assert!(iter.count() <= usize::from(*count) + 1);
     }
-});
+}

@@ -1,0 +1,281 @@
+//! Unit tests of produce validation: each batch defect's Kafka error, the timestamp bounds
+//! (KIP-937) and the decompression budget of key checks.
+
+use std::time::Instant;
+
+use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
+use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
+
+use super::*;
+use crate::log::CleanupPolicy;
+
+fn config() -> TopicConfig {
+    TopicConfig {
+        max_message_bytes: 200,
+        ..TopicConfig::default()
+    }
+}
+
+fn raw(fields: RawBatchFields<'_>) -> Bytes {
+    build_raw_batch(&fields)
+}
+
+/// The broker clock the tests validate against.
+const NOW_MS: i64 = 1_700_000_000_000;
+
+fn budget() -> DecompressionBudget {
+    DecompressionBudget::new(crate::config::defaults::DECOMPRESSION_BYTES_MAX as u64)
+}
+
+fn validate(
+    config: &TopicConfig,
+    records: Bytes,
+) -> Result<Vec<RecordBatch>, (ResponseError, String)> {
+    validate_batches(config, NOW_MS, &budget(), records)
+}
+
+fn code(result: Result<Vec<RecordBatch>, (ResponseError, String)>) -> Option<ResponseError> {
+    result.err().map(|(error, _)| error)
+}
+
+#[test]
+fn accepts_well_formed_batches() {
+    let one = raw(RawBatchFields {
+        records: b"abcdefg",
+        ..RawBatchFields::default()
+    });
+    let two = raw(RawBatchFields {
+        last_offset_delta: 1,
+        record_count: 2,
+        records: &[0; 14],
+        ..RawBatchFields::default()
+    });
+    let blob = Bytes::from([one.to_vec(), two.to_vec()].concat());
+    assert_eq!(validate(&config(), blob).unwrap().len(), 2);
+}
+
+#[test]
+fn maps_each_defect_to_its_kafka_error() {
+    let c = config();
+    assert_eq!(
+        code(validate(&c, Bytes::new())),
+        Some(ResponseError::InvalidRecord)
+    );
+    let big = vec![0u8; 300];
+    let too_big = raw(RawBatchFields {
+        records: &big,
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        code(validate(&c, too_big)),
+        Some(ResponseError::MessageTooLarge)
+    );
+    let mut corrupt = raw(RawBatchFields {
+        records: b"abc",
+        ..RawBatchFields::default()
+    })
+    .to_vec();
+    *corrupt.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        code(validate(&c, Bytes::from(corrupt))),
+        Some(ResponseError::CorruptMessage)
+    );
+    let based = raw(RawBatchFields {
+        base_offset: 3,
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        code(validate(&c, based)),
+        Some(ResponseError::InvalidRecord)
+    );
+    let miscounted = raw(RawBatchFields {
+        last_offset_delta: 4,
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        code(validate(&c, miscounted)),
+        Some(ResponseError::InvalidRecord)
+    );
+    let empty = raw(RawBatchFields {
+        record_count: 0,
+        last_offset_delta: -1,
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        code(validate(&c, empty)),
+        Some(ResponseError::InvalidRecord)
+    );
+    let codec = raw(RawBatchFields {
+        attributes: 6,
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        code(validate(&c, codec)),
+        Some(ResponseError::CorruptMessage)
+    );
+    let overcounted = raw(RawBatchFields {
+        last_offset_delta: 1,
+        record_count: 2,
+        records: &[0; 13],
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        code(validate(&c, overcounted)),
+        Some(ResponseError::CorruptMessage)
+    );
+    let before_epoch = raw(RawBatchFields {
+        base_timestamp: -2,
+        max_timestamp: 5,
+        records: &[0; 7],
+        ..RawBatchFields::default()
+    });
+    assert_eq!(
+        code(validate(&c, before_epoch)),
+        Some(ResponseError::InvalidTimestamp)
+    );
+    let garbage = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
+    assert_eq!(
+        code(validate(&c, garbage)),
+        Some(ResponseError::CorruptMessage)
+    );
+}
+
+// Timestamp bounds and the decompression budget.
+
+const HOUR_MS: i64 = 3_600_000;
+
+fn stamped(base_timestamp: i64, max_timestamp: i64) -> Bytes {
+    build_raw_batch(&RawBatchFields {
+        base_timestamp,
+        max_timestamp,
+        records: &[0; 7],
+        ..RawBatchFields::default()
+    })
+}
+
+fn bounded(before_ms: i64, after_ms: i64) -> TopicConfig {
+    TopicConfig {
+        message_timestamp_before_max_ms: before_ms,
+        message_timestamp_after_max_ms: after_ms,
+        ..TopicConfig::default()
+    }
+}
+
+fn check(config: &TopicConfig, records: Bytes) -> Result<(), ResponseError> {
+    let budget = DecompressionBudget::new(1 << 20);
+    validate_batches(config, NOW_MS, &budget, records)
+        .map(|_| ())
+        .map_err(|(error, _)| error)
+}
+
+#[test]
+fn create_time_batches_outside_the_bounds_are_invalid_timestamp() {
+    let hour = bounded(HOUR_MS, HOUR_MS);
+    let accepted = [
+        (NOW_MS, NOW_MS),
+        (NOW_MS - HOUR_MS, NOW_MS + HOUR_MS),
+        (NO_TIMESTAMP, NO_TIMESTAMP),
+    ];
+    for (base, max) in accepted {
+        assert_eq!(check(&hour, stamped(base, max)), Ok(()), "{base}..{max}");
+    }
+    let refused = [
+        (NOW_MS - HOUR_MS - 1, NOW_MS),
+        (NOW_MS, NOW_MS + HOUR_MS + 1),
+        (0, 0),
+        (NOW_MS, i64::MAX),
+    ];
+    for (base, max) in refused {
+        let result = check(&hour, stamped(base, max));
+        assert_eq!(
+            result,
+            Err(ResponseError::InvalidTimestamp),
+            "{base}..{max}"
+        );
+    }
+    // Each bound alone; 0 means "exactly the broker's clock".
+    assert!(check(&bounded(HOUR_MS, i64::MAX), stamped(NOW_MS, i64::MAX)).is_ok());
+    assert!(check(&bounded(i64::MAX, 0), stamped(0, NOW_MS)).is_ok());
+    assert!(check(&bounded(i64::MAX, 0), stamped(0, NOW_MS + 1)).is_err());
+    // The defaults (Kafka 3.6's) bound nothing.
+    assert!(check(&TopicConfig::default(), stamped(0, i64::MAX)).is_ok());
+}
+
+#[test]
+fn log_append_time_topics_ignore_the_bounds() {
+    let config = TopicConfig {
+        message_timestamp_type: MessageTimestampType::LogAppendTime,
+        ..bounded(0, 0)
+    };
+    assert!(check(&config, stamped(0, 5)).is_ok());
+}
+
+/// A zstd batch of `records` keyed records.
+fn compressed_keyed(records: usize) -> Bytes {
+    let fields = BatchFields {
+        compression: Compression::Zstd,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields, 1 << 20);
+    for _ in 0..records {
+        let record = NewRecord {
+            timestamp: NOW_MS,
+            key: Some(b"k"),
+            value: Some(&[7; 100]),
+            headers: &[],
+        };
+        builder.push(&record).unwrap();
+    }
+    builder.finish().unwrap()
+}
+
+#[test]
+fn key_checks_without_decompression_budget_fail_with_request_timed_out() {
+    let compacted = TopicConfig {
+        cleanup_policy: CleanupPolicy {
+            delete: false,
+            compact: true,
+        },
+        ..TopicConfig::default()
+    };
+    let budget = DecompressionBudget::new(1 << 20);
+    let batch = compressed_keyed(10);
+    let validate = |records: Bytes| {
+        validate_batches(&compacted, NOW_MS, &budget, records).map_err(|(error, _)| error)
+    };
+    assert!(validate(batch.clone()).is_ok());
+    assert_eq!(budget.available_bytes(), 1 << 20, "permit given back");
+    // Another connection holds the whole budget: this one gives up after a short wait.
+    let held = budget.acquire(1 << 20, Duration::ZERO).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        validate(batch.clone()).err(),
+        Some(ResponseError::RequestTimedOut)
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX));
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    // Uncompressed batches are read in place and need no budget.
+    let plain = {
+        let mut builder = BatchBuilder::new(BatchFields::default(), 1 << 20);
+        let record = NewRecord {
+            timestamp: NOW_MS,
+            key: Some(b"k"),
+            value: None,
+            headers: &[],
+        };
+        builder.push(&record).unwrap();
+        builder.finish().unwrap()
+    };
+    assert!(validate(plain).is_ok());
+    drop(held);
+    assert!(validate(batch).is_ok());
+    // A budget below the 64 MiB per-batch bound lowers the bound: a batch decompressing
+    // past it is refused as corrupt rather than waiting forever for a permit.
+    let tiny = DecompressionBudget::new(512);
+    let result = validate_batches(&compacted, NOW_MS, &tiny, compressed_keyed(10));
+    assert_eq!(
+        result.err().map(|(e, _)| e),
+        Some(ResponseError::CorruptMessage)
+    );
+}

@@ -1,0 +1,116 @@
+//! Tests of broker configuration: precedence, defaults, validation, the properties file.
+
+use super::*;
+
+#[test]
+fn defaults_apply_when_nothing_is_given() {
+    let config = BrokerConfig::from_args(["runnel-broker"]).unwrap();
+    assert_eq!(config.listen, defaults::LISTEN);
+    assert_eq!(config.data_dir, PathBuf::from(defaults::DATA_DIR));
+    assert_eq!(config.max_request_bytes, 104_857_600);
+    assert!(config.auto_create_topics);
+    assert!(config.topic_defaults.is_empty());
+}
+
+#[test]
+fn flags_override_the_file_and_the_file_overrides_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.properties");
+    std::fs::write(
+        &path,
+        "# comment\nlog.dirs=/var/runnel\nnum.partitions=3\nlisten=0.0.0.0:9000\n\
+         auto.create.topics.enable=false\nlog.retention.ms=1000\n",
+    )
+    .unwrap();
+    let config = BrokerConfig::from_args([
+        "runnel-broker",
+        "--config",
+        path.to_str().unwrap(),
+        "--num-partitions",
+        "5",
+        "--inflight-requests-max",
+        "8",
+    ])
+    .unwrap();
+    assert_eq!(config.data_dir, PathBuf::from("/var/runnel"));
+    assert_eq!(config.num_partitions, 5);
+    assert_eq!(config.inflight_requests_max, 8);
+    assert_eq!(config.listen, "0.0.0.0:9000");
+    assert!(!config.auto_create_topics);
+    assert_eq!(
+        config
+            .topic_defaults
+            .get("retention.ms")
+            .map(String::as_str),
+        Some("1000")
+    );
+}
+
+#[test]
+fn bad_values_are_rejected() {
+    assert!(BrokerConfig::from_args(["b", "--num-partitions", "0"]).is_err());
+    assert!(BrokerConfig::from_args(["b", "--listen", "nocolon"]).is_err());
+    assert!(BrokerConfig::from_args(["b", "--max-request-bytes", "3"]).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.properties");
+    std::fs::write(&path, "no.such.setting=1\n").unwrap();
+    assert!(BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).is_err());
+}
+
+#[test]
+fn group_settings_take_kafka_names_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.properties");
+    std::fs::write(
+        &path,
+        "group.initial.rebalance.delay.ms=0\noffsets.retention.minutes=2\n\
+         offsets.topic.num.partitions=3\ngroup.min.session.timeout.ms=1000\n",
+    )
+    .unwrap();
+    let config = BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).unwrap();
+    assert_eq!(config.groups.initial_rebalance_delay_ms, 0);
+    assert_eq!(config.groups.offsets_retention_ms, 120_000);
+    assert_eq!(config.groups.offsets_topic_partitions, 3);
+    assert_eq!(config.groups.min_session_timeout_ms, 1_000);
+    assert!(BrokerConfig::from_args(["b", "--group-min-session-timeout-ms", "0"]).is_err());
+    assert!(BrokerConfig::from_args(["b", "--offsets-topic-num-partitions", "0"]).is_err());
+}
+
+#[test]
+fn host_port_split_handles_ipv6() {
+    assert_eq!(
+        split_host_port("[::1]:9092").unwrap(),
+        ("::1".to_owned(), 9092)
+    );
+    assert_eq!(
+        split_host_port("localhost:0").unwrap(),
+        ("localhost".to_owned(), 0)
+    );
+    assert!(split_host_port(":9092").is_err());
+}
+
+#[test]
+fn timestamp_bounds_and_decompression_budget_take_kafka_style_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.properties");
+    std::fs::write(
+        &path,
+        "log.message.timestamp.before.max.ms=3600000\ndecompression.bytes.max=1048576\n",
+    )
+    .unwrap();
+    let config = BrokerConfig::from_args([
+        "b",
+        "--config",
+        path.to_str().unwrap(),
+        "--log-message-timestamp-after-max-ms",
+        "60000",
+    ])
+    .unwrap();
+    let topic = |name: &str| config.topic_defaults.get(name).map(String::as_str);
+    assert_eq!(topic("message.timestamp.before.max.ms"), Some("3600000"));
+    assert_eq!(topic("message.timestamp.after.max.ms"), Some("60000"));
+    assert_eq!(config.decompression_bytes_max, 1 << 20);
+    let default = BrokerConfig::from_args(["b"]).unwrap();
+    assert_eq!(default.decompression_bytes_max, 256 << 20);
+    assert!(BrokerConfig::from_args(["b", "--decompression-bytes-max", "0"]).is_err());
+}
