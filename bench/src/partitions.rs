@@ -52,6 +52,10 @@ pub struct PartitionsReport {
     /// Fan-in produce bytes/s ÷ baseline produce bytes/s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_baseline: Option<f64>,
+    /// Why the fan-in step failed (e.g. `--phase-seconds-max`); the steps before it are
+    /// still reported, and the run exits non-zero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fan_in_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broker_rss: Option<BrokerRss>,
 }
@@ -65,16 +69,18 @@ pub struct BrokerRss {
     /// Every fan-in partition open, after `idle_seconds` without traffic.
     pub idle_mib: f64,
     pub idle_seconds: f64,
-    /// Right after the fan-in produce.
+    /// Right after the fan-in produce (or its failure).
     pub after_produce_mib: f64,
 }
 
-/// Runs the four steps; `produce.topics` / `produce.partitions` are the fan-in.
+/// Runs the four steps; `produce.topics` / `produce.partitions` are the fan-in. A failed
+/// fan-in step (the slowest) is reported in `fan_in_error` with no fan-in produce report,
+/// so that the RSS measured before it is not lost; an earlier failure is an error.
 pub async fn run(
     bootstrap: &str,
     produce: &ProduceOptions,
     options: &PartitionsOptions,
-) -> anyhow::Result<(ProduceReport, PartitionsReport)> {
+) -> anyhow::Result<(Option<ProduceReport>, PartitionsReport)> {
     anyhow::ensure!(
         options.baseline_partitions > 0,
         "--baseline-partitions must be > 0"
@@ -117,7 +123,7 @@ pub async fn run(
     tokio::time::sleep(options.idle_duration).await;
     let rss_idle = options.broker_pid.map(rss_mib).transpose()?;
 
-    let fan_in = bounded("fan-in", options, produce::run(bootstrap, produce)).await?;
+    let fan_in = bounded("fan-in", options, produce::run(bootstrap, produce)).await;
     let rss_after = options.broker_pid.map(rss_mib).transpose()?;
 
     let broker_rss = match (options.broker_pid, rss_start, rss_idle, rss_after) {
@@ -130,8 +136,14 @@ pub async fn run(
         }),
         _ => None,
     };
-    let ratio_to_baseline = (baseline.bytes_per_second > 0.0)
-        .then(|| fan_in.bytes_per_second / baseline.bytes_per_second);
+    let (fan_in, fan_in_error) = match fan_in {
+        Ok(fan_in) => (Some(fan_in), None),
+        Err(error) => (None, Some(format!("{error:#}"))),
+    };
+    let ratio_to_baseline = fan_in
+        .as_ref()
+        .filter(|_| baseline.bytes_per_second > 0.0)
+        .map(|f| f.bytes_per_second / baseline.bytes_per_second);
     let report = PartitionsReport {
         partitions_total,
         create_seconds,
@@ -141,6 +153,7 @@ pub async fn run(
         baseline_partitions: options.baseline_partitions,
         baseline,
         ratio_to_baseline,
+        fan_in_error,
         broker_rss,
     };
     Ok((fan_in, report))

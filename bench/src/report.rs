@@ -235,6 +235,9 @@ fn print_consume_rows(c: &ConsumeReport) {
 }
 
 fn print_fan_in(f: &PartitionsReport) {
+    if let Some(error) = &f.fan_in_error {
+        println!("  fan-in FAILED: {error}");
+    }
     let ratio = f
         .ratio_to_baseline
         .map_or("n/a".to_owned(), |r| format!("{r:.3}x"));

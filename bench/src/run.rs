@@ -130,7 +130,7 @@ pub(crate) async fn run_workload(
             };
             let (fan_in, fan_in_report) =
                 partitions::run(&bootstrap, &produce_options, &options).await?;
-            report.produce = Some(fan_in);
+            report.produce = fan_in;
             report.fan_in = Some(fan_in_report);
         }
     }
@@ -159,6 +159,9 @@ fn verify(report: &Report, messages_requested: Option<u64>) -> anyhow::Result<()
         verify_produce("produce", p, messages_requested)?;
     }
     if let Some(f) = &report.fan_in {
+        if let Some(error) = &f.fan_in_error {
+            anyhow::bail!("{error}");
+        }
         verify_produce("baseline", &f.baseline, messages_requested)?;
         anyhow::ensure!(
             f.partitions_written == f.partitions_total,
