@@ -3,6 +3,8 @@
 //!
 //! The bench does not link the broker crate (DESIGN: bench depends on client and protocol
 //! only), so it runs the binary. The child is killed and its data dir removed on drop.
+//! [`rss_bytes`] reads a broker process's resident memory (Linux `/proc`), for the
+//! `partitions` workload's idle-RSS check.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,9 +24,9 @@ pub struct SpawnedBroker {
 }
 
 impl SpawnedBroker {
-    /// Starts `binary` (see [`default_broker_binary`]) and waits until it accepts Kafka
-    /// connections.
-    pub fn start(binary: &Path) -> anyhow::Result<SpawnedBroker> {
+    /// Starts `binary` (see [`default_broker_binary`]) with `extra_args` after the bench's
+    /// own flags, and waits until it accepts Kafka connections.
+    pub fn start(binary: &Path, extra_args: &[String]) -> anyhow::Result<SpawnedBroker> {
         let data_dir = tempfile::Builder::new()
             .prefix("runnel-bench-")
             .tempdir()
@@ -42,6 +44,7 @@ impl SpawnedBroker {
             // The bench creates its topics; the offsets topic needs no more than 1 partition.
             .arg("--offsets-topic-num-partitions")
             .arg("1")
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -62,6 +65,11 @@ impl SpawnedBroker {
 
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    /// The child's process id (for [`rss_bytes`]).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn wait_until_listening(&mut self) -> anyhow::Result<()> {
@@ -110,4 +118,41 @@ pub fn default_broker_binary() -> PathBuf {
         }
     }
     PathBuf::from(name)
+}
+
+/// The resident set size of process `pid` in bytes: the `VmRSS` line of
+/// `/proc/<pid>/status` (Linux only; elsewhere an error).
+pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_vm_rss_bytes(&status).with_context(|| format!("no VmRSS line in {path}"))
+}
+
+/// `VmRSS:   123456 kB` → bytes.
+fn parse_vm_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut words = line.split_whitespace().skip(1);
+    let kib: u64 = words.next()?.parse().ok()?;
+    // The kernel always prints kB here; anything else is a format we do not know.
+    (words.next() == Some("kB")).then(|| kib.saturating_mul(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rss_is_read_in_kib() {
+        let status = "Name:\trunnel-broker\nVmPeak:\t  900 kB\nVmRSS:\t   2048 kB\nThreads: 9\n";
+        assert_eq!(parse_vm_rss_bytes(status), Some(2048 * 1024));
+        assert_eq!(parse_vm_rss_bytes("VmRSS: 12 MB\n"), None);
+        assert_eq!(parse_vm_rss_bytes("Name: x\n"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_resident_set() {
+        if cfg!(target_os = "linux") {
+            assert!(rss_bytes(std::process::id()).unwrap_or(0) > 0);
+        }
+    }
 }

@@ -1,18 +1,18 @@
-//! The `runnel-bench` command line: argument types and the dispatch of each subcommand.
+//! The `runnel-bench` command line: argument types, their conversion to each workload's
+//! options, and the dispatch of each subcommand (the run itself is [`crate::run`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use runnel_client::admin::NewTopic;
-use runnel_client::{Acks, Admin, ClientConfig, Compression};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use runnel_client::{Acks, Compression};
 
-use crate::broker::{default_broker_binary, SpawnedBroker};
-use crate::consume::{self, ConsumeOptions};
-use crate::e2e;
+use crate::consume::ConsumeOptions;
+use crate::omb::{OmbPreset, OMB_SECONDS_DEFAULT};
 use crate::probe::{self, ProbeBounds};
-use crate::produce::{self, ProduceOptions, RunBound};
-use crate::report::{Probes, Report};
+use crate::produce::{ProduceOptions, RunBound};
+use crate::run::{run_workload, Workload};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +58,32 @@ enum Command {
         #[command(flatten)]
         consume: ConsumeArgs,
     },
+    /// Produce fan-in over --topics × --partitions as a ratio to an 8-partition baseline of
+    /// the same run, and the broker's idle RSS with every partition open.
+    ///
+    /// Example: runnel-bench partitions --spawn-broker --partitions 1000 --seconds 5
+    Partitions {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        produce: ProduceArgs,
+        #[command(flatten)]
+        partitions: PartitionsArgs,
+    },
+    /// An OpenMessaging Benchmark workload shape: e2e (producers and consumers together) on
+    /// the preset's topics × partitions with 1 KiB messages, one producer and one consumer per
+    /// topic, at max rate (or --rate) for 10 s (or --seconds / --messages).
+    ///
+    /// Example: runnel-bench omb 1-topic-100-partitions-1kb --spawn-broker --probe
+    Omb {
+        preset: OmbPreset,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        produce: ProduceArgs,
+        #[command(flatten)]
+        consume: ConsumeArgs,
+    },
     /// Measure this machine's limits: loopback TCP, file write (page cache), write + fsync.
     ///
     /// Example: runnel-bench probe --dir ./data --chunk-bytes 1048576 --seconds 3
@@ -82,35 +108,43 @@ enum Command {
 
 /// Which broker, which topic, and what to print.
 #[derive(Debug, Args)]
-struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Kafka bootstrap address (ignored with --spawn-broker).
     #[arg(long, default_value = "127.0.0.1:9092")]
-    bootstrap: String,
+    pub(crate) bootstrap: String,
     /// Run a runnel-broker child process for this run (temp data dir, free loopback ports).
     #[arg(long)]
-    spawn_broker: bool,
+    pub(crate) spawn_broker: bool,
     /// The broker binary for --spawn-broker [default: runnel-broker next to this executable,
     /// else on PATH].
     #[arg(long)]
-    broker_bin: Option<PathBuf>,
+    pub(crate) broker_bin: Option<PathBuf>,
+    /// An extra flag for the spawned broker (repeatable), e.g.
+    /// `--broker-arg=--group-initial-rebalance-delay-ms=0`.
+    #[arg(long = "broker-arg", allow_hyphen_values = true)]
+    pub(crate) broker_args: Vec<String>,
     /// Topic to use; created with --partitions if missing [default: a new runnel-bench-* topic].
     #[arg(long)]
-    topic: Option<String>,
+    pub(crate) topic: Option<String>,
+    /// Creating the run's topics must finish within this many seconds (10 000 partitions
+    /// take a while).
+    #[arg(long, default_value_t = 300.0)]
+    pub(crate) create_seconds_max: f64,
     /// Also run the limit probes (chunk = --batch-bytes) and print throughput as ratios.
     #[arg(long)]
-    probe: bool,
+    pub(crate) probe: bool,
     /// Each probe's time bound, in seconds.
     #[arg(long, default_value_t = 2.0)]
-    probe_seconds: f64,
+    pub(crate) probe_seconds: f64,
     /// Directory for the file probes [default: the spawned broker's data dir, else "."].
     #[arg(long)]
-    probe_dir: Option<PathBuf>,
+    pub(crate) probe_dir: Option<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// No progress line on stderr.
     #[arg(long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,11 +167,16 @@ enum CompressionArg {
 }
 
 /// How the consumers read.
-#[derive(Debug, Args)]
-struct ConsumeArgs {
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ConsumeArgs {
     /// Consumers reading the topic (each assigned every N-th partition).
     #[arg(long, default_value_t = 1)]
     consumers: usize,
+    /// `consume` only: the consumers join this consumer group (subscribe) instead of being
+    /// assigned partitions [without a value: a new runnel-bench-* group]. Use a group
+    /// with no committed offsets for the topic.
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    group: Option<String>,
     /// The consumer's per-partition fetch size, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     fetch_bytes: i32,
@@ -147,71 +186,78 @@ struct ConsumeArgs {
 }
 
 impl ConsumeArgs {
-    fn options(&self, topics: &[String], progress: bool) -> ConsumeOptions {
+    pub(crate) fn options(&self, topics: &[String], progress: bool) -> ConsumeOptions {
+        let group_id = self.group.as_ref().map(|group| match group.as_str() {
+            "" => crate::run::unique_name("runnel-bench-group"),
+            named => named.to_owned(),
+        });
         ConsumeOptions {
             topics: topics.to_vec(),
             consumers: self.consumers,
-            duration_max: Duration::from_secs_f64(self.consume_seconds_max.max(0.0)),
+            duration_max: seconds_arg(self.consume_seconds_max),
             fetch_bytes: self.fetch_bytes,
             progress,
+            group_id,
         }
     }
 }
 
-/// Which workload a run is.
-enum Workload<'a> {
-    Produce,
-    Consume(&'a ConsumeArgs),
-    E2e(&'a ConsumeArgs),
-}
-
-impl Workload<'_> {
-    fn name(&self) -> &'static str {
-        match self {
-            Workload::Produce => "produce",
-            Workload::Consume(_) => "consume",
-            Workload::E2e(_) => "e2e",
-        }
-    }
+/// The `partitions` workload's own options.
+#[derive(Debug, Args)]
+pub(crate) struct PartitionsArgs {
+    /// Partitions of the baseline topic the fan-in is compared with.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) baseline_partitions: i32,
+    /// Seconds without traffic before the broker's RSS is read, with every partition open.
+    #[arg(long, default_value_t = 3.0)]
+    pub(crate) idle_seconds: f64,
+    /// Each produce step (baseline, one message per partition, fan-in) must end within this
+    /// many seconds, delivery of everything sent included (the run fails otherwise).
+    #[arg(long, default_value_t = 600.0)]
+    pub(crate) phase_seconds_max: f64,
+    /// Read this process's RSS as the broker's (with --bootstrap; --spawn-broker knows its
+    /// child's pid).
+    #[arg(long)]
+    pub(crate) broker_pid: Option<u32>,
 }
 
 /// What the producers send.
-#[derive(Debug, Args)]
-struct ProduceArgs {
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ProduceArgs {
     /// Producer tasks, one client (connection) each.
     #[arg(long, default_value_t = 1)]
     producers: usize,
     /// Topics to spread the records over (fan-in: e.g. `--topics 10 --partitions 10`).
     #[arg(long, default_value_t = 1)]
-    topics: usize,
+    pub(crate) topics: usize,
     /// Partitions of each topic.
     #[arg(long, default_value_t = 8)]
-    partitions: i32,
+    pub(crate) partitions: i32,
     /// Address every record to the next partition in turn (the worst case for batching)
     /// instead of leaving keyless records to the producer's sticky partitioner, which fills
     /// one partition's batch before moving on (Kafka's default, and what OpenMessaging
     /// Benchmark measures).
     #[arg(long)]
-    round_robin: bool,
+    pub(crate) round_robin: bool,
     #[arg(long, default_value_t = 1000)]
-    message_bytes: usize,
+    pub(crate) message_bytes: usize,
     #[arg(long, value_enum, default_value = "1")]
     acks: AcksArg,
     #[arg(long, value_enum, default_value = "none")]
     compression: CompressionArg,
     /// Producer batch size in bytes (also the probes' chunk size).
     #[arg(long, default_value_t = 1 << 20)]
-    batch_bytes: usize,
+    pub(crate) batch_bytes: usize,
     /// How long a producer batch waits for more records (OpenMessaging Benchmark's Kafka
     /// driver uses 1 ms; a full batch goes at once regardless).
     #[arg(long, default_value_t = 1)]
     linger_ms: u64,
     /// Messages to send in total [default: 100000 unless --seconds is given].
     #[arg(long, conflicts_with = "seconds")]
-    messages: Option<u64>,
+    pub(crate) messages: Option<u64>,
     /// Send for this many seconds instead of a message count.
     #[arg(long)]
-    seconds: Option<f64>,
+    pub(crate) seconds: Option<f64>,
     /// Target messages per second over all producers [default: as fast as possible].
     #[arg(long)]
     rate: Option<f64>,
@@ -222,9 +268,9 @@ struct ProduceArgs {
 }
 
 impl ProduceArgs {
-    fn options(&self, topics: &[String], progress: bool) -> ProduceOptions {
+    pub(crate) fn options(&self, topics: &[String], progress: bool) -> ProduceOptions {
         let bound = match (self.messages, self.seconds) {
-            (_, Some(seconds)) => RunBound::Duration(Duration::from_secs_f64(seconds.max(0.0))),
+            (_, Some(seconds)) => RunBound::Duration(seconds_arg(seconds)),
             (messages, None) => RunBound::Messages(messages.unwrap_or(100_000)),
         };
         ProduceOptions {
@@ -249,7 +295,7 @@ impl ProduceArgs {
             linger_ms: self.linger_ms,
             bound,
             rate_per_second: self.rate,
-            duration_max: Duration::from_secs_f64(self.seconds_max.max(0.0)),
+            duration_max: seconds_arg(self.seconds_max),
             progress,
             stamp_send_time: false,
         }
@@ -258,8 +304,11 @@ impl ProduceArgs {
 
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
+    // Parsed through `ArgMatches` so that `omb` can tell flags given from defaults.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let runtime = tokio::runtime::Runtime::new()?;
-    match Cli::parse().command {
+    match cli.command {
         Command::Produce { target, produce } => {
             runtime.block_on(run_workload(Workload::Produce, &target, &produce))
         }
@@ -272,7 +321,32 @@ pub fn main() -> anyhow::Result<()> {
             target,
             produce,
             consume,
-        } => runtime.block_on(run_workload(Workload::E2e(&consume), &target, &produce)),
+        } => {
+            anyhow::ensure!(consume.group.is_none(), "--group is for `consume` only");
+            runtime.block_on(run_workload(Workload::E2e(&consume), &target, &produce))
+        }
+        Command::Partitions {
+            target,
+            produce,
+            partitions,
+        } => runtime.block_on(run_workload(
+            Workload::Partitions(&partitions),
+            &target,
+            &produce,
+        )),
+        Command::Omb {
+            preset,
+            target,
+            produce,
+            consume,
+        } => {
+            let given = matches
+                .subcommand_matches("omb")
+                .map_or(Vec::new(), given_on_command_line);
+            let (produce, consume) = apply_preset(preset, &given, &produce, &consume)?;
+            let workload = Workload::Omb(preset, &consume);
+            runtime.block_on(run_workload(workload, &target, &produce))
+        }
         Command::Probe {
             dir,
             chunk_bytes,
@@ -283,7 +357,7 @@ pub fn main() -> anyhow::Result<()> {
             let bounds = ProbeBounds {
                 chunk_bytes,
                 total_bytes_max,
-                duration_max: Duration::from_secs_f64(seconds.max(0.01)),
+                duration_max: seconds_arg(seconds).max(Duration::from_millis(10)),
             };
             let results = [
                 ("loopback_tcp", probe::loopback_tcp(bounds)?),
@@ -295,130 +369,120 @@ pub fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Produces (and for `consume`, reads back), then probes; fails when messages were lost.
-async fn run_workload(
-    workload: Workload<'_>,
-    target: &TargetArgs,
+/// A seconds flag as a `Duration`: negative or NaN → 0, above a day (or infinite) → a
+/// day, so that no flag can panic `Duration` or overflow a deadline.
+pub(crate) fn seconds_arg(seconds: f64) -> Duration {
+    const DAY_SECONDS: f64 = 86_400.0;
+    match seconds.is_nan() {
+        true => Duration::ZERO,
+        false => Duration::from_secs_f64(seconds.clamp(0.0, DAY_SECONDS)),
+    }
+}
+
+/// The ids of the arguments given on the command line (not defaults).
+fn given_on_command_line(matches: &ArgMatches) -> Vec<String> {
+    matches
+        .ids()
+        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.as_str().to_owned())
+        .collect()
+}
+
+/// The produce and consume options of an `omb` preset. The preset fixes the shape (topics,
+/// partitions, message size: giving them is an error) and sets one producer and one
+/// consumer per topic and a 10 s run unless those flags were `given`.
+fn apply_preset(
+    preset: OmbPreset,
+    given: &[String],
     produce: &ProduceArgs,
-) -> anyhow::Result<()> {
-    let spawned = match target.spawn_broker {
-        true => {
-            let binary = target
-                .broker_bin
-                .clone()
-                .unwrap_or_else(default_broker_binary);
-            Some(SpawnedBroker::start(&binary)?)
-        }
-        false => None,
-    };
-    let bootstrap = spawned
-        .as_ref()
-        .map_or(target.bootstrap.clone(), |b| b.bootstrap().to_owned());
-    let topic = target.topic.clone().unwrap_or_else(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        format!("runnel-bench-{}-{nanos}", std::process::id())
-    });
-    // One topic keeps its name; more get `-0`, `-1`, … appended.
-    let topics: Vec<String> = match produce.topics {
-        0 | 1 => vec![topic.clone()],
-        n => (0..n).map(|i| format!("{topic}-{i}")).collect(),
-    };
-    ensure_topics(&bootstrap, &topics, produce.partitions).await?;
-    let mut report = Report {
-        workload: workload.name(),
-        bootstrap: bootstrap.clone(),
-        topic: topics[0].clone(),
-        topics: topics.len(),
-        partitions: produce.partitions,
-        message_bytes: produce.message_bytes,
-        produce: None,
-        consume: None,
-        probes: None,
-        ratios: None,
-    };
-    let produce_options = produce.options(&topics, !target.quiet);
-    match workload {
-        Workload::Produce => {
-            report.produce = Some(produce::run(&bootstrap, &produce_options).await?);
-        }
-        Workload::Consume(consume) => {
-            report.produce = Some(produce::run(&bootstrap, &produce_options).await?);
-            let options = consume.options(&topics, !target.quiet);
-            report.consume = Some(consume::run(&bootstrap, &options).await?);
-        }
-        Workload::E2e(consume) => {
-            let options = consume.options(&topics, !target.quiet);
-            let (produced, consumed) = e2e::run(&bootstrap, &produce_options, &options).await?;
-            report.produce = Some(produced);
-            report.consume = Some(consumed);
-        }
+    consume: &ConsumeArgs,
+) -> anyhow::Result<(ProduceArgs, ConsumeArgs)> {
+    let is_given = |id: &str| given.iter().any(|g| g == id);
+    for fixed in ["topics", "partitions", "message_bytes"] {
+        anyhow::ensure!(
+            !is_given(fixed),
+            "omb {} fixes --{}; use `e2e` for other shapes",
+            preset.name(),
+            fixed.replace('_', "-")
+        );
     }
-    if target.probe {
-        let dir = target
-            .probe_dir
-            .clone()
-            .or_else(|| spawned.as_ref().map(|b| b.data_dir().to_owned()))
-            .unwrap_or_else(|| PathBuf::from("."));
-        let duration = Duration::from_secs_f64(target.probe_seconds.max(0.01));
-        report.probes = Some(Probes::measure(&dir, produce.batch_bytes, duration)?);
-        report.compute_ratios();
+    anyhow::ensure!(consume.group.is_none(), "--group is for `consume` only");
+    let shape = preset.shape();
+    let mut produce = produce.clone();
+    let mut consume = consume.clone();
+    produce.topics = shape.topics;
+    produce.partitions = shape.partitions;
+    produce.message_bytes = shape.message_bytes;
+    if !is_given("producers") {
+        produce.producers = shape.clients;
     }
-    report.print(target.json)?;
-    verify(
-        &report,
-        produce.messages.filter(|_| produce.seconds.is_none()),
-    )
+    if !is_given("consumers") {
+        consume.consumers = shape.clients;
+    }
+    if produce.messages.is_none() && produce.seconds.is_none() {
+        produce.seconds = Some(OMB_SECONDS_DEFAULT);
+    }
+    Ok((produce, consume))
 }
 
-/// Creates each of `topics` that does not exist yet.
-async fn ensure_topics(bootstrap: &str, topics: &[String], partitions: i32) -> anyhow::Result<()> {
-    let admin = Admin::new(ClientConfig::new(bootstrap)).await?;
-    let mut missing = Vec::new();
-    for topic in topics {
-        if admin.describe_topic(topic).await.is_err() {
-            missing.push(NewTopic::new(topic, partitions));
-        }
-    }
-    if !missing.is_empty() {
-        admin.create_topics(&missing).await?;
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The run fails (non-zero exit) when a send failed, fewer than `messages_requested` were
-/// sent (--seconds-max stopped it), or a sent message was not read back.
-fn verify(report: &Report, messages_requested: Option<u64>) -> anyhow::Result<()> {
-    if let (Some(p), Some(requested)) = (&report.produce, messages_requested) {
-        anyhow::ensure!(
-            p.messages_sent == requested,
-            "produce: --seconds-max stopped the run after {} of {requested} messages",
-            p.messages_sent
-        );
+    fn omb(args: &[&str]) -> anyhow::Result<(ProduceArgs, ConsumeArgs)> {
+        let argv = ["runnel-bench", "omb"].iter().chain(args);
+        let matches = Cli::command().try_get_matches_from(argv)?;
+        let Command::Omb {
+            preset,
+            produce,
+            consume,
+            ..
+        } = Cli::from_arg_matches(&matches)?.command
+        else {
+            anyhow::bail!("not omb");
+        };
+        let given = matches
+            .subcommand_matches("omb")
+            .map_or(Vec::new(), given_on_command_line);
+        apply_preset(preset, &given, &produce, &consume)
     }
-    if let Some(p) = &report.produce {
-        anyhow::ensure!(
-            p.messages_failed == 0 && p.messages_acked == p.messages_sent,
-            "produce: {} sent, {} acknowledged, {} failed",
-            p.messages_sent,
-            p.messages_acked,
-            p.messages_failed
-        );
+
+    #[test]
+    fn seconds_flags_never_panic_a_duration() {
+        assert_eq!(seconds_arg(1.5), Duration::from_millis(1500));
+        assert_eq!(seconds_arg(-3.0), Duration::ZERO);
+        assert_eq!(seconds_arg(f64::NAN), Duration::ZERO);
+        assert_eq!(seconds_arg(f64::INFINITY), Duration::from_secs(86_400));
     }
-    if let (Some(p), Some(c)) = (&report.produce, &report.consume) {
-        anyhow::ensure!(
-            c.complete && c.messages_received == c.messages_expected,
-            "consume: {} of {} expected messages received",
-            c.messages_received,
-            c.messages_expected
-        );
-        anyhow::ensure!(
-            c.messages_received >= p.messages_acked,
-            "consume: {} received but {} were acknowledged",
-            c.messages_received,
-            p.messages_acked
-        );
+
+    #[test]
+    fn omb_presets_set_the_shape_and_one_client_per_topic() {
+        let (produce, consume) = omb(&["10-topics-10-partitions-1kb"]).unwrap();
+        assert_eq!((produce.topics, produce.partitions), (10, 10));
+        assert_eq!(produce.message_bytes, 1024);
+        assert_eq!((produce.producers, consume.consumers), (10, 10));
+        assert_eq!(produce.seconds, Some(OMB_SECONDS_DEFAULT));
+        assert_eq!(produce.rate, None);
     }
-    Ok(())
+
+    #[test]
+    fn omb_keeps_the_flags_given_and_refuses_a_different_shape() {
+        let (produce, consume) = omb(&[
+            "1-topic-100-partitions-1kb",
+            "--messages",
+            "500",
+            "--rate",
+            "1000",
+            "--consumers",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!((produce.topics, produce.partitions), (1, 100));
+        assert_eq!((produce.producers, consume.consumers), (1, 2));
+        assert_eq!((produce.messages, produce.seconds), (Some(500), None));
+        assert_eq!(produce.rate, Some(1000.0));
+        assert!(omb(&["1-topic-1-partition-1kb", "--partitions", "3"]).is_err());
+        assert!(omb(&["1-topic-1-partition-1kb", "--message-bytes", "10"]).is_err());
+        assert!(omb(&["no-such-preset"]).is_err());
+    }
 }

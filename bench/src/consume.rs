@@ -7,6 +7,7 @@
 //!
 //! Each consumer is assigned (no group) every N-th partition and counts every record up to
 //! its partition's end offset, so a run can prove that all messages sent were received.
+//! `consume --group` joins the consumers to one consumer group instead: see [`crate::group`].
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -35,6 +36,9 @@ pub struct ConsumeOptions {
     /// The consumer's `partition_fetch_bytes_max`.
     pub fetch_bytes: i32,
     pub progress: bool,
+    /// `consume` only: join this consumer group (subscribe) instead of assigning
+    /// partitions; see [`crate::group`].
+    pub group_id: Option<String>,
 }
 
 /// The result of one read.
@@ -47,12 +51,17 @@ pub struct ConsumeReport {
     pub bytes_received: u64,
     /// Every partition was read up to its end offset.
     pub complete: bool,
+    /// From when every consumer is positioned (with `group`: from the first record) to the
+    /// last record expected.
     pub seconds: f64,
     pub messages_per_second: f64,
     pub bytes_per_second: f64,
     /// `e2e` only: producer's send time (stamped in the value) → received, in microseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_to_end_latency_us: Option<Percentiles>,
+    /// `consume --group` only: the group join and redeliveries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<crate::group::GroupReport>,
 }
 
 /// Consumers started on a topic; [`Readers::finish`] waits for them.
@@ -181,11 +190,13 @@ impl Readers {
             messages_per_second: per_second(messages_received as f64, seconds),
             bytes_per_second: per_second(bytes_received as f64, seconds),
             end_to_end_latency_us: self.record_latency.then(|| latency.percentiles()),
+            group: None,
         })
     }
 }
 
-fn consumer_config(bootstrap: &str, options: &ConsumeOptions) -> ConsumerConfig {
+/// The consumer config of every reader (with `group_id` unset; `crate::group` sets it).
+pub fn consumer_config(bootstrap: &str, options: &ConsumeOptions) -> ConsumerConfig {
     let mut config = ConsumerConfig::new(bootstrap);
     config.auto_commit = false;
     config.auto_offset_reset = OffsetReset::Earliest;

@@ -4,6 +4,7 @@
 //!
 //! The consumers start at the topic's end offsets and are told where to stop only once the
 //! producers are done, so every message sent during the run is counted on both sides.
+//! `omb` presets (see [`crate::omb`]) run the same way, at max rate unless given `--rate`.
 
 use std::sync::Arc;
 
@@ -22,6 +23,16 @@ pub async fn run(
         produce.rate_per_second.is_some_and(|rate| rate > 0.0),
         "e2e runs at a fixed rate: give --rate"
     );
+    run_at_any_rate(bootstrap, produce, consume).await
+}
+
+/// [`run`] without its fixed-rate check: with no `rate_per_second` the producers send as
+/// fast as they can (OMB's max-rate runs), so end-to-end latency includes queueing.
+pub async fn run_at_any_rate(
+    bootstrap: &str,
+    produce: &ProduceOptions,
+    consume: &ConsumeOptions,
+) -> anyhow::Result<(ProduceReport, ConsumeReport)> {
     let produce = ProduceOptions {
         stamp_send_time: true,
         ..produce.clone()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::consume::ConsumeReport;
+use crate::partitions::PartitionsReport;
 use crate::probe::{self, ProbeBounds, ProbeResult};
 use crate::produce::ProduceReport;
 
@@ -59,6 +60,9 @@ pub struct Ratios {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub workload: &'static str,
+    /// `omb` only: the preset's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<&'static str>,
     pub bootstrap: String,
     /// The first topic (several topics share one name with `-0`, `-1`, … appended).
     pub topic: String,
@@ -69,6 +73,10 @@ pub struct Report {
     pub produce: Option<ProduceReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consume: Option<ConsumeReport>,
+    /// `partitions` only: the baseline, the touch and the broker's RSS (`produce` is the
+    /// fan-in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fan_in: Option<PartitionsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probes: Option<Probes>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,8 +112,9 @@ impl Report {
             return Ok(());
         }
         println!(
-            "workload {}  topic {} ({} topics × {} partitions, {} B messages)  bootstrap {}",
+            "workload {}{}  topic {} ({} topics × {} partitions, {} B messages)  bootstrap {}",
             self.workload,
+            self.preset.map(|p| format!(" {p}")).unwrap_or_default(),
             self.topic,
             self.topics,
             self.partitions,
@@ -125,47 +134,17 @@ impl Report {
             "p99.9 us",
             "max us"
         );
+        if let Some(f) = &self.fan_in {
+            print_produce_row("baseline", &f.baseline);
+        }
         if let Some(p) = &self.produce {
-            let l = &p.publish_latency_us;
-            println!(
-                "{:<10} {:>10} {:>12.0} {:>10.1} {:>8.2}  {:>8} {:>8} {:>8} {:>8} {:>8}",
-                "produce",
-                p.messages_acked,
-                p.messages_per_second,
-                mib(p.bytes_per_second),
-                p.seconds,
-                l.p50,
-                l.p90,
-                l.p99,
-                l.p999,
-                l.max
-            );
-            if p.messages_failed > 0 {
-                println!(
-                    "  {} of {} sends failed; first: {}",
-                    p.messages_failed,
-                    p.messages_sent,
-                    p.first_error.as_deref().unwrap_or("?")
-                );
-            }
+            print_produce_row("produce", p);
         }
         if let Some(c) = &self.consume {
-            println!(
-                "{:<10} {:>10} {:>12.0} {:>10.1} {:>8.2}  (expected {}, complete {})",
-                "consume",
-                c.messages_received,
-                c.messages_per_second,
-                mib(c.bytes_per_second),
-                c.seconds,
-                c.messages_expected,
-                c.complete
-            );
-            if let Some(l) = &c.end_to_end_latency_us {
-                println!(
-                    "{:<10} {:>10} {:>12} {:>10} {:>8}  {:>8} {:>8} {:>8} {:>8} {:>8}",
-                    "e2e", l.count, "", "", "", l.p50, l.p90, l.p99, l.p999, l.max
-                );
-            }
+            print_consume_rows(c);
+        }
+        if let Some(f) = &self.fan_in {
+            print_fan_in(f);
         }
         self.print_probes();
         Ok(())
@@ -199,6 +178,88 @@ impl Report {
                 println!("  {name:<28} {value:>6.3}x");
             }
         }
+    }
+}
+
+fn print_produce_row(label: &str, p: &ProduceReport) {
+    let l = &p.publish_latency_us;
+    println!(
+        "{label:<10} {:>10} {:>12.0} {:>10.1} {:>8.2}  {:>8} {:>8} {:>8} {:>8} {:>8}",
+        p.messages_acked,
+        p.messages_per_second,
+        mib(p.bytes_per_second),
+        p.seconds,
+        l.p50,
+        l.p90,
+        l.p99,
+        l.p999,
+        l.max
+    );
+    if p.messages_failed > 0 {
+        println!(
+            "  {} of {} sends failed; first: {}",
+            p.messages_failed,
+            p.messages_sent,
+            p.first_error.as_deref().unwrap_or("?")
+        );
+    }
+}
+
+fn print_consume_rows(c: &ConsumeReport) {
+    println!(
+        "{:<10} {:>10} {:>12.0} {:>10.1} {:>8.2}  (expected {}, complete {})",
+        "consume",
+        c.messages_received,
+        c.messages_per_second,
+        mib(c.bytes_per_second),
+        c.seconds,
+        c.messages_expected,
+        c.complete
+    );
+    if let Some(l) = &c.end_to_end_latency_us {
+        println!(
+            "{:<10} {:>10} {:>12} {:>10} {:>8}  {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "e2e", l.count, "", "", "", l.p50, l.p90, l.p99, l.p999, l.max
+        );
+    }
+    if let Some(g) = &c.group {
+        let first = g.first_record_seconds.map_or("no record".to_owned(), |s| {
+            format!("first record after {s:.2} s")
+        });
+        println!(
+            "  group {}: {first} (join; the read is timed from there), {:.2} s in all, \
+             {} duplicates, {} joins, {} members received records",
+            g.group_id, g.total_seconds, g.duplicates, g.joins, g.members_receiving
+        );
+    }
+}
+
+fn print_fan_in(f: &PartitionsReport) {
+    if let Some(error) = &f.fan_in_error {
+        println!("  fan-in FAILED: {error}");
+    }
+    let ratio = f
+        .ratio_to_baseline
+        .map_or("n/a".to_owned(), |r| format!("{r:.3}x"));
+    println!(
+        "  fan-in over {} partitions: {ratio} the {}-partition baseline's MiB/s",
+        f.partitions_total, f.baseline_partitions
+    );
+    println!(
+        "  created in {:.2} s ({} requests); one message to each in {:.2} s, {} of {} hold a record",
+        f.create_seconds,
+        f.create_requests,
+        f.touch_seconds,
+        f.partitions_written,
+        f.partitions_total
+    );
+    match &f.broker_rss {
+        Some(r) => println!(
+            "  broker RSS (pid {}): {:.1} MiB at start, {:.1} MiB idle with every partition open \
+             ({:.1} s idle), {:.1} MiB after the fan-in",
+            r.pid, r.start_mib, r.idle_mib, r.idle_seconds, r.after_produce_mib
+        ),
+        None => println!("  broker RSS: not measured (needs --spawn-broker or --broker-pid)"),
     }
 }
 

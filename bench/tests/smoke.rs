@@ -1,6 +1,6 @@
 //! Smoke runs of every `runnel-bench` workload against a spawned `runnel-broker`: tiny
 //! counts (seconds in CI), asserting the JSON report's structure and that every message sent
-//! was acknowledged and, for `consume`, read back.
+//! was acknowledged and, for `consume` (assigned or `--group`), `e2e` and `omb`, read back.
 //!
 //! Skipped, with a message, when `runnel-broker` has not been built next to the bench binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -189,4 +189,122 @@ fn e2e_counts_every_message_on_both_sides_and_reports_latency() {
     let latency = &consume["end_to_end_latency_us"];
     assert_eq!(latency["count"], 600);
     assert!(latency["p50"].as_u64().unwrap() <= latency["max"].as_u64().unwrap());
+}
+
+#[test]
+fn consume_group_counts_each_offset_once_and_times_the_join() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "consume",
+            "--group",
+            "--messages",
+            "4000",
+            "--topics",
+            "2",
+            "--partitions",
+            "5",
+            "--consumers",
+            "2",
+            "--message-bytes",
+            "200",
+            // Kafka's 3 s initial rebalance delay (longer for each member joining during it)
+            // would make this the slowest smoke test.
+            "--broker-arg=--group-initial-rebalance-delay-ms=300",
+        ],
+    );
+    assert_eq!(report["workload"], "consume");
+    assert_produce_section(&report, 4000);
+    let consume = &report["consume"];
+    assert_eq!(consume["messages_expected"], 4000);
+    assert_eq!(consume["messages_received"], 4000);
+    assert_eq!(consume["bytes_received"], 4000 * 200);
+    assert_eq!(consume["complete"], true);
+    let group = &consume["group"];
+    assert!(group["group_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("runnel-bench-group"));
+    let first_record = group["first_record_seconds"].as_f64().unwrap();
+    assert!(first_record > 0.0 && first_record <= group["total_seconds"].as_f64().unwrap());
+    assert!(group["duplicates"].is_u64(), "{group}");
+    let members = group["members_receiving"].as_u64().unwrap();
+    assert!((1..=2).contains(&members), "{group}");
+    assert!(group["joins"].as_u64().unwrap() >= members, "{group}");
+}
+
+#[test]
+fn partitions_reports_fan_in_against_a_baseline_and_idle_rss() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "partitions",
+            "--topics",
+            "2",
+            "--partitions",
+            "10",
+            "--messages",
+            "2000",
+            "--message-bytes",
+            "100",
+            "--idle-seconds",
+            "0.2",
+        ],
+    );
+    assert_eq!(report["workload"], "partitions");
+    assert_eq!(
+        (report["topics"].clone(), report["partitions"].clone()),
+        (2.into(), 10.into())
+    );
+    assert_produce_section(&report, 2000);
+    let fan_in = &report["fan_in"];
+    assert_eq!(fan_in["partitions_total"], 20);
+    assert_eq!(fan_in["partitions_written"], 20);
+    assert!(fan_in["create_requests"].as_u64().unwrap() >= 1);
+    assert_eq!(fan_in["baseline_partitions"], 8);
+    assert_eq!(fan_in["baseline"]["messages_acked"], 2000);
+    assert_eq!(fan_in["baseline"]["messages_failed"], 0);
+    assert!(fan_in["ratio_to_baseline"].as_f64().unwrap() > 0.0);
+    let rss = &fan_in["broker_rss"];
+    for field in ["start_mib", "idle_mib", "after_produce_mib"] {
+        assert!(rss[field].as_f64().unwrap() > 0.0, "{rss}");
+    }
+    assert!(rss["idle_seconds"].as_f64().unwrap() >= 0.2);
+}
+
+#[test]
+fn omb_preset_runs_its_shape_end_to_end() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "omb",
+            "10-topics-10-partitions-1kb",
+            "--messages",
+            "1000",
+            "--rate",
+            "10000",
+            "--linger-ms",
+            "1",
+        ],
+    );
+    assert_eq!(report["workload"], "omb");
+    assert_eq!(report["preset"], "10-topics-10-partitions-1kb");
+    assert_eq!(report["topics"], 10);
+    assert_eq!(report["partitions"], 10);
+    assert_eq!(report["message_bytes"], 1024);
+    assert_produce_section(&report, 1000);
+    let consume = &report["consume"];
+    assert_eq!(consume["messages_expected"], 1000);
+    assert_eq!(consume["messages_received"], 1000);
+    assert_eq!(consume["complete"], true);
+    assert_eq!(consume["end_to_end_latency_us"]["count"], 1000);
 }
