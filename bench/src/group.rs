@@ -352,7 +352,7 @@ mod tests {
     fn records(topic: &str, partition: i32, offsets: std::ops::Range<i64>) -> Vec<ConsumerRecord> {
         offsets
             .map(|offset| ConsumerRecord {
-                topic: topic.to_owned(),
+                topic: topic.into(),
                 partition,
                 offset,
                 value: Some(bytes::Bytes::from_static(b"abc")),
