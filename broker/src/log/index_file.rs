@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use memmap2::MmapMut;
+use memmap2::{Advice, MmapMut};
 
 /// One index file mapped into memory.
 pub(crate) struct IndexFile {
@@ -92,7 +92,12 @@ impl IndexFile {
         } else {
             // SAFETY: the file is private to this segment; the only writer is this struct
             // (behind the segment mutex) and nothing else truncates it while mapped.
-            Some(unsafe { MmapMut::map_mut(file)? })
+            let mmap = unsafe { MmapMut::map_mut(file)? };
+            // No fault-around or readahead: without this, the first write into the sparse
+            // preallocated file faulted in a large zeroed folio per index, and with 1 000
+            // partitions the broker spent ~94 % of its time zero-filling index pages.
+            mmap.advise(Advice::Random)?;
+            Some(mmap)
         };
         Ok(())
     }
