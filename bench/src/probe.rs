@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What one probe moved and how fast.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct ProbeResult {
     pub bytes: u64,
     pub seconds: f64,
@@ -84,6 +84,12 @@ pub fn loopback_tcp(bounds: ProbeBounds) -> std::io::Result<ProbeResult> {
         bytes: received,
         seconds,
     })
+}
+
+/// Writes every dirty page back (`sync(1)`) so that a file probe starts on a settled disk,
+/// as the workload did. Best effort: a missing `sync` binary only costs accuracy.
+pub fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
 }
 
 /// Sequential writes into a new file in `dir`, fsynced once at the end (outside the timing)

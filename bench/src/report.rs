@@ -29,12 +29,34 @@ impl Probes {
             total_bytes_max: 4 << 30,
             duration_max: duration,
         };
+        let loopback_tcp = probe::loopback_tcp(bounds)?;
+        // Each file probe runs twice, alternating, and keeps its best run: on a VM a write
+        // into never-touched (or host-reclaimed) memory costs 2-3x one into pages freed a
+        // moment ago, so whichever probe runs second would otherwise win. Before each, the
+        // dirty pages the workload (or the last probe) left are written back, so no probe
+        // competes with writeback. Best-of-two only lowers Runnel's ratios.
+        let mut file_write = ProbeResult::default();
+        let mut file_write_fsync = ProbeResult::default();
+        for _round in 0..2 {
+            probe::settle_disk();
+            file_write = best(file_write, probe::file_write(dir, bounds)?);
+            probe::settle_disk();
+            file_write_fsync = best(file_write_fsync, probe::file_write_fsync(dir, bounds)?);
+        }
         Ok(Probes {
             chunk_bytes,
-            loopback_tcp: probe::loopback_tcp(bounds)?,
-            file_write: probe::file_write(dir, bounds)?,
-            file_write_fsync: probe::file_write_fsync(dir, bounds)?,
+            loopback_tcp,
+            file_write,
+            file_write_fsync,
         })
+    }
+}
+
+/// The faster of two probe runs.
+fn best(a: ProbeResult, b: ProbeResult) -> ProbeResult {
+    match a.bytes_per_second() >= b.bytes_per_second() {
+        true => a,
+        false => b,
     }
 }
 

@@ -52,6 +52,10 @@ pub(crate) async fn run_workload(
     target: &TargetArgs,
     produce: &ProduceArgs,
 ) -> anyhow::Result<()> {
+    if target.probe {
+        // The workload starts on a settled disk, as each file probe does.
+        crate::probe::settle_disk();
+    }
     let spawned = match target.spawn_broker {
         true => {
             let binary = target
