@@ -11,11 +11,13 @@ echo "== install test dependencies (kcat, .venv, tests/compat/node)"
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets --release
 
-# libFuzzer, bounded: the protocol targets in one instrumented binary, each for
-# RUNNEL_FUZZ_SECONDS (25 s here; longer runs locally). A crash, hang or out-of-memory fails
-# the run and prints the path of the input that did it (protocol/fuzz/artifacts/<target>/).
+# libFuzzer, bounded: every target (the protocol ones and the broker's segment_recovery) in
+# one instrumented binary, each for RUNNEL_FUZZ_SECONDS (25 s here; longer runs locally;
+# RUNNEL_FUZZ_BROKER=0 skips the broker build). A crash, hang or out-of-memory fails the run
+# and prints the path of the input that did it (protocol/fuzz/artifacts/<target>/).
 echo "== fuzz: libFuzzer targets, ${RUNNEL_FUZZ_SECONDS:-25} s each"
-RUNNEL_FUZZ_SECONDS="${RUNNEL_FUZZ_SECONDS:-25}" protocol/fuzz/run.sh
+RUNNEL_FUZZ_BROKER="${RUNNEL_FUZZ_BROKER:-1}" RUNNEL_FUZZ_SECONDS="${RUNNEL_FUZZ_SECONDS:-25}" \
+    protocol/fuzz/run.sh
 
 # Each suite gets its own fresh broker on free loopback ports (tests/compat/run_compat.py);
 # the runner closes with "compat: N passed, M failed" and exits non-zero on any failure.
