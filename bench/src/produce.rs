@@ -20,6 +20,9 @@ use tokio::sync::mpsc;
 use crate::histogram::{Histogram, Percentiles};
 use crate::progress::Progress;
 
+/// How long the final flush may run past the send deadline before the run gives up on it.
+const FLUSH_GRACE: Duration = Duration::from_secs(30);
+
 /// Deliveries handed from a producer task to its collector before the producer waits.
 const DELIVERY_QUEUE_MAX: usize = 65_536;
 
@@ -200,11 +203,13 @@ impl ProducerTask {
             RunBound::Messages(_) => self.started + self.options.duration_max,
         };
         // Each producer sends its share of the rate, evenly spaced.
-        let interval = self
-            .options
-            .rate_per_second
-            .filter(|rate| *rate > 0.0)
-            .map(|rate| Duration::from_secs_f64(self.options.producers as f64 / rate));
+        let interval = match self.options.rate_per_second.filter(|rate| *rate > 0.0) {
+            Some(rate) => Some(
+                Duration::try_from_secs_f64(self.options.producers as f64 / rate)
+                    .map_err(|_| anyhow::anyhow!("--rate {rate} gives no usable send interval"))?,
+            ),
+            None => None,
+        };
         let partitions = self.options.partitions as u64;
         let slots = partitions * self.options.topics.len() as u64;
         let quota = self.quota();
@@ -239,8 +244,21 @@ impl ProducerTask {
             }
         }
         drop(deliveries);
-        self.producer.flush().await?;
-        Ok(collector.await?)
+        // The wait for the last acknowledgements is bounded too: past `duration_max` plus a
+        // grace, the producer is dropped, which completes every record still queued with
+        // `Closed` (counted as failed), so the collector ends.
+        let flush_bound = deadline.saturating_duration_since(Instant::now()) + FLUSH_GRACE;
+        let flushed = tokio::time::timeout(flush_bound, self.producer.flush()).await;
+        drop(self.producer);
+        let mut outcome = collector.await?;
+        match flushed {
+            Ok(result) => result?,
+            Err(_) => {
+                let error = format!("the final flush did not finish within {flush_bound:?}");
+                outcome.first_error.get_or_insert(error);
+            }
+        }
+        Ok(outcome)
     }
 }
 
