@@ -18,8 +18,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::protocol::{Decodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
@@ -246,7 +246,7 @@ impl Connection {
             }
         }
         let mut writer = self.writer.lock().await;
-        if let Err(source) = write_chunks(&mut writer, &frame).await {
+        if let Err(source) = write_chunks(&mut *writer, &frame).await {
             self.dead.store(true, Ordering::Relaxed);
             self.forget(correlation_id);
             return Err(Error::Io {
@@ -281,26 +281,17 @@ fn encode_request<R: Request + 'static>(
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
     let header_version = api_key.request_header_version(version);
-    let shares = record_batches(request);
-    if !shares.is_empty() {
-        let chunks = chunked::encode_frame(&header, header_version, request, version, shares)
-            .map_err(|e| Error::Protocol(format!("encode {api_key:?} v{version}: {e}")))?;
-        if let Some(chunks) = chunks {
-            return Ok(chunks);
-        }
+    let encode = |shares| {
+        chunked::encode_frame(&header, header_version, request, version, shares)
+            .map_err(|e| Error::Protocol(format!("encode {api_key:?} v{version}: {e}")))
+    };
+    match encode(record_batches(request))? {
+        Some(chunks) => Ok(chunks),
+        // The encoder patched across a batch: encode again with every byte copied.
+        None => encode(Vec::new())?.ok_or_else(|| {
+            Error::Protocol(format!("encode {api_key:?} v{version}: unpatchable frame"))
+        }),
     }
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_i32(0);
-    let encode_error =
-        |e: anyhow::Error| Error::Protocol(format!("encode {api_key:?} v{version}: {e}"));
-    header
-        .encode(&mut buf, header_version)
-        .map_err(encode_error)?;
-    request.encode(&mut buf, version).map_err(encode_error)?;
-    let size = i32::try_from(buf.len() - 4)
-        .map_err(|_| Error::Protocol("request larger than 2 GiB".to_owned()))?;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(vec![buf.freeze()])
 }
 
 /// The record batches a request carries (a Produce request's), to send uncopied.
@@ -318,7 +309,10 @@ fn record_batches<R: Request + 'static>(request: &R) -> Vec<Bytes> {
 }
 
 /// Writes `chunks` in order with vectored writes (a few syscalls for a whole request).
-async fn write_chunks(writer: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::io::Result<()> {
+async fn write_chunks<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    chunks: &[Bytes],
+) -> std::io::Result<()> {
     /// Slices per `writev` (Linux takes up to 1024).
     const IO_SLICES_MAX: usize = 64;
     let (mut index, mut offset) = (0usize, 0usize);
@@ -435,5 +429,44 @@ async fn read_loop(
     };
     for waiter in waiters {
         let _ = waiter.send(Err(Error::Disconnected { addr: addr.clone() }));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// A peer that takes 7 bytes at a time forces partial vectored writes at every chunk
+    /// boundary and inside chunks; the bytes must arrive whole and in order.
+    #[tokio::test]
+    async fn chunks_arrive_whole_and_in_order_through_partial_writes() {
+        let chunks: Vec<Bytes> = vec![
+            Bytes::from_static(b"head"),
+            Bytes::new(),
+            Bytes::from(vec![1u8; 100]),
+            Bytes::from_static(b"x"),
+            Bytes::from(vec![2u8; 33]),
+        ];
+        let (mut writer, mut reader) = tokio::io::duplex(7);
+        let reading = tokio::spawn(async move {
+            let mut received = Vec::new();
+            reader.read_to_end(&mut received).await.unwrap();
+            received
+        });
+        write_chunks(&mut writer, &chunks).await.unwrap();
+        drop(writer);
+        assert_eq!(reading.await.unwrap(), chunks.concat());
+    }
+
+    /// A peer that goes away mid-request is an error, not a hang or a panic.
+    #[tokio::test]
+    async fn a_closed_peer_fails_the_write() {
+        let (mut writer, reader) = tokio::io::duplex(7);
+        drop(reader);
+        let chunks = vec![Bytes::from(vec![0u8; 100])];
+        assert!(write_chunks(&mut writer, &chunks).await.is_err());
     }
 }

@@ -89,23 +89,23 @@ impl ChunkedBuf {
         Some(chunks)
     }
 
-    /// The written bytes `r` as one mutable slice, when no share splits them.
-    fn owned_range(&mut self, r: Range<usize>) -> Option<&mut [u8]> {
+    /// Where the written bytes `r` lie, when one owned chunk (`Some(i)`) or the tail
+    /// (`None`) holds them all: (chunk, start, end) within it.
+    fn locate(&self, r: &Range<usize>) -> Option<(Option<usize>, usize, usize)> {
         let mut chunk_start = 0usize;
-        for chunk in &mut self.chunks {
+        for (index, chunk) in self.chunks.iter().enumerate() {
             let (len, owned) = match chunk {
-                Chunk::Owned(owned) => (owned.len(), Some(owned)),
-                Chunk::Shared(shared) => (shared.len(), None),
+                Chunk::Owned(owned) => (owned.len(), true),
+                Chunk::Shared(shared) => (shared.len(), false),
             };
             if r.start < chunk_start + len {
-                let (start, end) = (r.start - chunk_start, r.end.checked_sub(chunk_start)?);
-                return owned.filter(|_| end <= len)?.get_mut(start..end);
+                let end = r.end.checked_sub(chunk_start)?;
+                return (owned && end <= len).then_some((Some(index), r.start - chunk_start, end));
             }
             chunk_start += len;
         }
-        let start = r.start.checked_sub(chunk_start)?;
         let end = r.end.checked_sub(chunk_start)?;
-        self.tail.get_mut(start..end)
+        (end <= self.tail.len()).then_some((None, r.start.checked_sub(chunk_start)?, end))
     }
 
     fn share_for(&mut self, src: &[u8]) -> Option<Bytes> {
@@ -173,17 +173,22 @@ impl ByteBufMut for ChunkedBuf {
     }
 
     fn range(&mut self, r: Range<usize>) -> &mut [u8] {
-        let len = r.len();
-        if self.owned_range(r.clone()).is_some() {
-            // Probed first, then taken: returning the probe's borrow conditionally is
-            // beyond the borrow checker. The second lookup cannot fail.
-            return self.owned_range(r).unwrap_or_default();
+        let slice = match self.locate(&r) {
+            Some((None, start, end)) => self.tail.get_mut(start..end),
+            Some((Some(index), start, end)) => match self.chunks.get_mut(index) {
+                Some(Chunk::Owned(owned)) => owned.get_mut(start..end),
+                _ => None,
+            },
+            None => None,
+        };
+        if let Some(slice) = slice {
+            return slice;
         }
         // Message encoders never patch across a share; if one did, refuse the result
         // (`finish` says `None`) and hand out scratch bytes rather than panic.
         self.broken = true;
         self.scratch.clear();
-        self.scratch.resize(len, 0);
+        self.scratch.resize(r.len(), 0);
         &mut self.scratch
     }
 }
@@ -223,11 +228,6 @@ pub fn encode_frame<H: Encodable, M: Encodable>(
     Ok(buf.finish())
 }
 
-/// The total length of `chunks`.
-pub fn chunks_len(chunks: &[Bytes]) -> usize {
-    chunks.iter().map(Bytes::len).sum()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -252,7 +252,6 @@ mod tests {
         expected.push(1);
         expected.extend_from_slice(&other[..1500]);
         assert_eq!(flat, expected);
-        assert_eq!(chunks_len(&chunks), expected.len());
     }
 
     #[test]

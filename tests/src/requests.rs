@@ -1,14 +1,37 @@
 //! Short constructors for the requests end-to-end tests send most.
 
 use bytes::Bytes;
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, TopicName,
+    AlterConfigsRequest, BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+
+/// The config resource type of a topic (Kafka's `ConfigResource.Type.TOPIC`).
+pub const CONFIG_RESOURCE_TOPIC: i8 = 2;
+
+/// AlterConfigs that replaces every override of `topic` with `configs` (key, value).
+pub fn alter_configs(topic: &str, configs: &[(&str, &str)]) -> AlterConfigsRequest {
+    let text = |value: &str| StrBytes::from_string(value.to_owned());
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            AlterableConfig::default()
+                .with_name(text(key))
+                .with_value(Some(text(value)))
+        })
+        .collect();
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(CONFIG_RESOURCE_TOPIC)
+        .with_resource_name(text(topic))
+        .with_configs(configs);
+    AlterConfigsRequest::default().with_resources(vec![resource])
+}
 
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))

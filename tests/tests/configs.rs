@@ -7,11 +7,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{
-    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    incremental_alter_configs_request, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_tests::requests::metadata;
+use runnel_tests::requests::{alter_configs, metadata};
 use runnel_tests::{TestBroker, TestClient};
 
 const TOPIC: i8 = 2;
@@ -64,19 +63,7 @@ async fn alter(
     topic: &str,
     configs: &[(&str, &str)],
 ) -> i16 {
-    let configs = configs
-        .iter()
-        .map(|(key, value)| {
-            alter_configs_request::AlterableConfig::default()
-                .with_name(name(key))
-                .with_value(Some(name(value)))
-        })
-        .collect();
-    let resource = alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(TOPIC)
-        .with_resource_name(name(topic))
-        .with_configs(configs);
-    let request = AlterConfigsRequest::default().with_resources(vec![resource]);
+    let request = alter_configs(topic, configs);
     client.send(request, version).await.responses[0].error_code
 }
 

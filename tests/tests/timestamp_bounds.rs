@@ -10,12 +10,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
-    CreateTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    incremental_alter_configs_request, CreateTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::records::batch_at;
-use runnel_tests::requests::{list_offsets, produce, topic_name};
+use runnel_tests::requests::{alter_configs, list_offsets, produce, topic_name};
 use runnel_tests::{TestBroker, TestClient};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -106,20 +106,11 @@ async fn set_incrementally(client: &mut TestClient, topic: &str, key: &str, valu
 
 /// AlterConfigs replaces every override of the topic with `configs`.
 async fn replace(client: &mut TestClient, topic: &str, configs: &[(&str, &str)]) -> i16 {
-    let configs = configs
-        .iter()
-        .map(|(key, value)| {
-            alter_configs_request::AlterableConfig::default()
-                .with_name(name(key))
-                .with_value(Some(name(value)))
-        })
-        .collect();
-    let resource = alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(RESOURCE_TOPIC)
-        .with_resource_name(name(topic))
-        .with_configs(configs);
-    let request = AlterConfigsRequest::default().with_resources(vec![resource]);
-    client.send(request, 1).await.responses[0].error_code
+    client
+        .send(alter_configs(topic, configs), 1)
+        .await
+        .responses[0]
+        .error_code
 }
 
 #[tokio::test]
