@@ -6,6 +6,14 @@
 //! every waiter it covers. An fsync error is sticky: the durable offset never moves again and
 //! waiters get `LogError::Io` (never "durable" on failure). Between `flush.ms` passes, acks=1
 //! data lives only in the page cache: it survives a process crash, not a power loss.
+//!
+//! Every tick the thread also starts writeback (without waiting for it) of the whole pages
+//! appended since the last tick. Left to the fsync, a second's worth of appends is written
+//! in one burst, and appends to a file while it is being fsynced wait for it: eight
+//! partitions' 1-second fsyncs took 60–70 ms here, and appends landing in that window took
+//! up to 60 ms (e2e p99 29–70 ms at 100 MB/s). Written out as it arrives, the fsync finds
+//! little left to do. The partial last page is left alone so an append never writes into a
+//! page under writeback.
 
 use std::future::Future;
 use std::io;
@@ -30,6 +38,34 @@ const FLUSH_BATCH_PARTITIONS_MAX: usize = 4096;
 /// to a partition being fsynced waits for it: the producer's connection stalled for the
 /// whole pass. Concurrent fsyncs share journal commits, so a pass takes about one.
 const FLUSH_THREADS_MAX: usize = 8;
+
+/// Page size assumed when leaving a segment's partial last page out of early writeback (the
+/// smallest Linux uses; on larger pages the partial page may go early, which costs an append
+/// a wait, not correctness).
+const WRITEBACK_PAGE_BYTES: u64 = 4096;
+
+/// Starts writeback of `file`'s dirty pages in `[0, end_bytes)` (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`: pages already under writeback are skipped, nothing is waited
+/// for, and nothing is made durable — metadata included).
+#[cfg(target_os = "linux")]
+fn start_file_writeback(file: &std::fs::File, end_bytes: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let end = libc::off64_t::try_from(end_bytes).map_err(io::Error::other)?;
+    // SAFETY: the descriptor is open for the duration of the call (borrowed from `file`);
+    // sync_file_range reads no memory of ours.
+    let rc =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, end, libc::SYNC_FILE_RANGE_WRITE) };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Elsewhere the periodic fsync writes everything.
+#[cfg(not(target_os = "linux"))]
+fn start_file_writeback(_file: &std::fs::File, _end_bytes: u64) -> io::Result<()> {
+    Ok(())
+}
 
 /// The durable offset of a partition, or the fsync failure that froze it.
 #[derive(Debug, Clone)]
@@ -99,7 +135,9 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
         let now = now_ms();
         if now - last_tick_ms >= FLUSH_TICK_MS as i64 {
             last_tick_ms = now;
-            flush_due(&partitions(), now);
+            let partitions = partitions();
+            start_writeback(&partitions);
+            flush_due(&partitions, now);
         }
         if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
             last_checkpoint_ms = now;
@@ -108,6 +146,20 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
                     tracing::warn!(error = %e, "writing recovery-point checkpoint failed");
                 }
             }
+        }
+    }
+}
+
+/// Starts writeback of every partition appended to since the last call.
+fn start_writeback(partitions: &[Arc<PartitionLog>]) {
+    for partition in partitions {
+        if !partition.writeback_pending.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        if let Err(e) = partition.start_writeback() {
+            // Only an early start of what the next fsync writes anyway: that fsync reports
+            // any real failure.
+            tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "starting writeback failed");
         }
     }
 }
@@ -200,6 +252,26 @@ impl PartitionLog {
             .checkpoints
             .set_recovery_point(self.key(), end_offset);
         Ok(())
+    }
+
+    /// Hands the active segment's dirty whole pages to the kernel's writeback and returns
+    /// without waiting for the disk.
+    pub(crate) fn start_writeback(&self) -> io::Result<()> {
+        let (segment, size_bytes) = {
+            let guard = self.state.lock();
+            let Some(state) = guard.as_ref() else {
+                return Ok(());
+            };
+            let active = state.active().clone();
+            let size_bytes = active.lock().size_bytes;
+            (active, size_bytes)
+        };
+        let whole_pages_bytes = size_bytes - size_bytes % WRITEBACK_PAGE_BYTES;
+        if whole_pages_bytes == 0 {
+            return Ok(());
+        }
+        let file = self.ctx.files.get(&segment.log_path)?;
+        start_file_writeback(&file, whole_pages_bytes)
     }
 
     fn sync_segments(&self, segments: &[Arc<super::segment::Segment>]) -> io::Result<()> {

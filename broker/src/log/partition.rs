@@ -91,6 +91,9 @@ pub struct PartitionLog {
     pub(crate) flush_requested: AtomicBool,
     /// Appends not yet covered by an fsync.
     pub(crate) dirty: AtomicBool,
+    /// Appends whose pages the flusher has not yet handed to writeback (see
+    /// [`super::flusher`]'s incremental writeback).
+    pub(crate) writeback_pending: AtomicBool,
     pub(crate) last_flush_ms: AtomicI64,
     /// A segment file was created since the directory was last fsynced.
     pub(crate) dir_dirty: AtomicBool,
@@ -124,6 +127,7 @@ impl PartitionLog {
             flush_lock: Mutex::new(()),
             flush_requested: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
+            writeback_pending: AtomicBool::new(false),
             last_flush_ms: AtomicI64::new(now_ms()),
             dir_dirty: AtomicBool::new(true),
             traffic: crate::metrics::TrafficCounters::default(),
@@ -220,6 +224,7 @@ impl PartitionLog {
         }
         assert_eq!(state.next_offset, base_offset + offsets_needed);
         self.dirty.store(true, Ordering::Release);
+        self.writeback_pending.store(true, Ordering::Release);
         self.end_tx.send_replace(state.next_offset);
         Ok(AppendInfo {
             base_offset,

@@ -126,3 +126,43 @@ fn fsync_failure_fails_waiters_and_never_reports_durable() {
         .block_on(log.wait_durable(first.last_offset + 1))
         .unwrap();
 }
+
+#[test]
+fn flusher_starts_writeback_between_fsyncs() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    // No periodic fsync within the test: only the early writeback runs.
+    let overrides = super::basic::overrides(&[("flush.ms", "3600000")]);
+    manager.create_topic("w", 1, overrides, false).unwrap();
+    let log = manager.partition("w", 0).unwrap();
+    let fsyncs_before = manager.fsync_count();
+    // Whole pages and a partial last page.
+    log.append(&[batch(20, 1000, 1)]).unwrap();
+    assert!(log
+        .writeback_pending
+        .load(std::sync::atomic::Ordering::Acquire));
+    // Bounded wait for the flusher's tick (every 50 ms) to take the pending mark.
+    for _ in 0..200 {
+        if !log
+            .writeback_pending
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!log
+        .writeback_pending
+        .load(std::sync::atomic::Ordering::Acquire));
+    // Writeback is not durability: nothing was fsynced, nothing reported durable.
+    assert_eq!(manager.fsync_count(), fsyncs_before);
+    assert!(log.dirty.load(std::sync::atomic::Ordering::Acquire));
+    // A log with less than a page written, or none, starts nothing and fails nothing.
+    manager
+        .create_topic("e", 1, BTreeMap::new(), false)
+        .unwrap();
+    let empty = manager.partition("e", 0).unwrap();
+    empty.start_writeback().unwrap();
+    empty.append(&[batch(1, 10, 1)]).unwrap();
+    empty.start_writeback().unwrap();
+}
