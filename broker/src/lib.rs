@@ -12,6 +12,7 @@
 //! - [`http`]: the HTTP server: `/metrics`, the JSON admin API, health checks.
 
 pub mod api;
+pub mod append_pool;
 pub mod budget;
 pub mod config;
 pub mod groups;

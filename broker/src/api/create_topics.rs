@@ -271,6 +271,7 @@ pub(super) mod fixture {
             decompression_budget: crate::budget::DecompressionBudget::new(
                 crate::config::defaults::DECOMPRESSION_BYTES_MAX as u64,
             ),
+            append_pool: crate::append_pool::AppendPool::with_threads(2),
         };
         Fixture { ctx, _dir: dir }
     }

@@ -69,6 +69,8 @@ pub struct BrokerContext {
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Bytes handlers may decompress at once, across all connections (`decompression_bytes_max`).
     pub decompression_budget: crate::budget::DecompressionBudget,
+    /// Threads a large produce request's partitions are appended on, side by side.
+    pub append_pool: crate::append_pool::AppendPool,
 }
 
 /// A handler's answer: ready now, after waiting (fsync, long-poll), or never.

@@ -1,7 +1,9 @@
 //! Produce: validate each partition's batches, append them, answer per partition.
 //!
 //! Every batch of a partition is checked before any is appended, so a partition's append is
-//! all or nothing; a bad partition fails only itself. acks=1 answers once the data is in the
+//! all or nothing; a bad partition fails only itself. A large request's partitions are
+//! checked and appended side by side on the [`crate::append_pool`]; the request is done
+//! before the connection applies its next one. acks=1 answers once the data is in the
 //! page cache, acks=-1 once it is fsynced (the completion waits on group commit), acks=0
 //! applies and answers nothing. Idempotent batches (producer id ≥ 0) are checked against
 //! their producer's sequence by [`crate::producers`] while the append is ordered; a retried
@@ -11,6 +13,7 @@
 //! have a key: those batches are decompressed, within the broker-wide
 //! [`DecompressionBudget`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +31,7 @@ use runnel_protocol::records::records;
 
 use super::errors::{log_error_code, log_error_i16};
 use super::{BrokerContext, Completion};
+use crate::append_pool::PARALLEL_APPEND_BYTES_MIN;
 use crate::budget::DecompressionBudget;
 use crate::log::{MessageTimestampType, PartitionLog, TopicConfig};
 use crate::producers::{AppendOutcome, ProduceError, SequenceError};
@@ -71,25 +75,38 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
         return Completion::Ready(ResponseKind::Produce(response));
     }
     let mut response = ProduceResponse::default();
-    let mut waits = Vec::new();
+    let mut items = Vec::new();
     for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
-        let name = topic.name.0.to_string();
+        let name: Arc<str> = Arc::from(topic.name.0.as_str());
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name;
         topic_response.topic_id = topic.topic_id;
-        for (partition_index, data) in topic.partition_data.into_iter().enumerate() {
-            let (partition_response, appended) = produce_partition(ctx, &name, data, version);
-            if let (Some((log, end_offset)), -1) = (appended, acks) {
-                waits.push(DurableWait {
-                    topic_index,
-                    partition_index,
-                    log,
-                    end_offset,
-                });
-            }
-            topic_response.partition_responses.push(partition_response);
-        }
         response.responses.push(topic_response);
+        for data in topic.partition_data {
+            items.push((topic_index, Arc::clone(&name), data));
+        }
+    }
+    let parallel = worth_parallel(&items);
+    let results = ctx
+        .append_pool
+        .map(items, parallel, |(topic_index, name, data)| {
+            (topic_index, produce_partition(ctx, &name, data, version))
+        });
+    let mut waits = Vec::new();
+    for (topic_index, (partition_response, appended)) in results {
+        let Some(topic_response) = response.responses.get_mut(topic_index) else {
+            continue; // every result's topic was pushed above
+        };
+        let partitions = &mut topic_response.partition_responses;
+        if let (Some((log, end_offset)), -1) = (appended, acks) {
+            waits.push(DurableWait {
+                topic_index,
+                partition_index: partitions.len(),
+                log,
+                end_offset,
+            });
+        }
+        partitions.push(partition_response);
     }
     let failed = || {
         let mut partitions = response
@@ -106,6 +123,23 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
         }
         _ => Completion::Ready(ResponseKind::Produce(response)),
     }
+}
+
+/// Whether a request's partitions go to the append pool: at least two, together at least
+/// [`PARALLEL_APPEND_BYTES_MIN`] of records, and no partition named twice (Kafka clients
+/// never do; if one did, its two entries must be appended in request order).
+fn worth_parallel(items: &[(usize, Arc<str>, PartitionProduceData)]) -> bool {
+    let records_bytes: usize = items
+        .iter()
+        .map(|(_, _, data)| data.records.as_ref().map_or(0, Bytes::len))
+        .sum();
+    if items.len() < 2 || records_bytes < PARALLEL_APPEND_BYTES_MIN {
+        return false;
+    }
+    let mut seen = HashSet::with_capacity(items.len());
+    items
+        .iter()
+        .all(|(_, name, data)| seen.insert((name.as_ref(), data.index)))
 }
 
 /// Waits for every acks=-1 partition's fsync, at most the request's `timeout_ms`; a failed

@@ -279,3 +279,122 @@ fn key_checks_without_decompression_budget_fail_with_request_timed_out() {
         Some(ResponseError::CorruptMessage)
     );
 }
+
+/// A produce request of `(topic, partition, records)` entries, one topic entry each.
+fn produce_request(acks: i16, entries: Vec<(&str, i32, Bytes)>) -> ProduceRequest {
+    use kafka_protocol::messages::produce_request::TopicProduceData;
+    use kafka_protocol::messages::TopicName;
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 30_000;
+    for (topic, partition, records) in entries {
+        let mut data = PartitionProduceData::default();
+        data.index = partition;
+        data.records = Some(records);
+        let mut topic_data = TopicProduceData::default();
+        topic_data.name = TopicName(StrBytes::from_string(topic.to_owned()));
+        topic_data.partition_data.push(data);
+        request.topic_data.push(topic_data);
+    }
+    request
+}
+
+/// One uncompressed batch of `records` records, `value_bytes` each.
+fn batch_of(records: i32, value_bytes: usize) -> Bytes {
+    let value = vec![b'v'; value_bytes];
+    let mut builder = BatchBuilder::new(BatchFields::default(), 1 << 20);
+    for _ in 0..records {
+        let record = NewRecord {
+            timestamp: NOW_MS,
+            key: None,
+            value: Some(&value),
+            headers: &[],
+        };
+        builder.push(&record).unwrap();
+    }
+    builder.finish().unwrap()
+}
+
+fn produced(completion: Completion) -> Vec<(String, i32, i16, i64)> {
+    let Completion::Ready(ResponseKind::Produce(response)) = completion else {
+        panic!("an acks=1 produce answers at once");
+    };
+    response
+        .responses
+        .iter()
+        .flat_map(|t| {
+            t.partition_responses
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.index, p.error_code, p.base_offset))
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_request_is_appended_across_partitions_in_parallel_with_answers_in_request_order() {
+    let fixture = crate::api::create_topics::fixture::broker();
+    crate::api::create_topics::fixture::topic(&fixture, "p", 4);
+    crate::api::create_topics::fixture::topic(&fixture, "q", 1);
+    let big = || batch_of(64, 1000); // 64 KiB a partition: the request is worth the pool
+    let entries = vec![
+        ("p", 3, big()),
+        ("q", 0, big()),
+        ("p", 0, big()),
+        ("missing", 0, big()),
+        ("p", 1, Bytes::from_static(b"not a batch")),
+        ("p", 2, big()),
+    ];
+    let header = crate::api::create_topics::fixture::header(9);
+    let twice = |entries: Vec<(&str, i32, Bytes)>| {
+        let request = produce_request(1, entries);
+        produced(handle(&fixture.ctx, &header, request))
+    };
+    let first = twice(entries.clone());
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    let corrupt = ResponseError::CorruptMessage.code();
+    assert_eq!(
+        first,
+        vec![
+            ("p".to_owned(), 3, 0, 0),
+            ("q".to_owned(), 0, 0, 0),
+            ("p".to_owned(), 0, 0, 0),
+            ("missing".to_owned(), 0, unknown, -1),
+            ("p".to_owned(), 1, corrupt, -1),
+            ("p".to_owned(), 2, 0, 0),
+        ]
+    );
+    let second = twice(entries);
+    let offsets: Vec<i64> = second.iter().map(|(_, _, _, offset)| *offset).collect();
+    assert_eq!(offsets, vec![64, 64, 64, -1, -1, 64]);
+}
+
+#[test]
+fn a_partition_named_twice_is_appended_in_request_order() {
+    let fixture = crate::api::create_topics::fixture::broker();
+    crate::api::create_topics::fixture::topic(&fixture, "d", 2);
+    let entries = vec![
+        ("d", 0, batch_of(100, 1000)),
+        ("d", 1, batch_of(100, 1000)),
+        ("d", 0, batch_of(3, 1000)),
+    ];
+    let items: Vec<_> = entries
+        .iter()
+        .map(|(topic, partition, records)| {
+            let mut data = PartitionProduceData::default();
+            data.index = *partition;
+            data.records = Some(records.clone());
+            (0, Arc::<str>::from(*topic), data)
+        })
+        .collect();
+    assert!(
+        !worth_parallel(&items),
+        "a repeated partition stays sequential"
+    );
+    assert!(worth_parallel(&items[..2]));
+    let header = crate::api::create_topics::fixture::header(9);
+    let answers = produced(handle(&fixture.ctx, &header, produce_request(1, entries)));
+    let offsets: Vec<i64> = answers.iter().map(|(_, _, _, offset)| *offset).collect();
+    assert_eq!(offsets, vec![0, 0, 100]);
+    let log = fixture.ctx.logs.partition("d", 0).unwrap();
+    assert_eq!(log.log_end_offset(), 103);
+}

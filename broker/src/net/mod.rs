@@ -113,6 +113,7 @@ impl Broker {
             groups,
             metrics,
             decompression_budget: DecompressionBudget::new(config.decompression_bytes_max as u64),
+            append_pool: crate::append_pool::AppendPool::new(),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(serve(
