@@ -10,7 +10,7 @@
 //! `consume --group` joins the consumers to one consumer group instead: see [`crate::group`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -74,11 +74,16 @@ pub struct Readers {
     record_latency: bool,
 }
 
+/// From when a reader times end-to-end latency: messages whose send stamp (µs since the
+/// epoch) is earlier are counted but not timed — the run's warm-up. Set by the run once
+/// its producers start.
+pub type TimedFromUs = Arc<AtomicU64>;
+
 /// Catch-up reads `options.topic` from its earliest to its current end offsets.
 pub async fn run(bootstrap: &str, options: &ConsumeOptions) -> anyhow::Result<ConsumeReport> {
     let (starts, ends) = topic_offsets(bootstrap, &options.topics).await?;
     let (_ends_tx, ends_rx) = watch::channel(Some(Arc::new(ends.clone())));
-    let readers = Readers::start(bootstrap, options, starts, ends_rx, false).await?;
+    let readers = Readers::start(bootstrap, options, starts, ends_rx, None).await?;
     readers.finish(&ends).await
 }
 
@@ -105,8 +110,9 @@ impl Readers {
         options: &ConsumeOptions,
         starts: Offsets,
         ends: watch::Receiver<Option<Arc<Offsets>>>,
-        record_latency: bool,
+        latency_from: Option<TimedFromUs>,
     ) -> anyhow::Result<Readers> {
+        let record_latency = latency_from.is_some();
         anyhow::ensure!(options.consumers > 0, "--consumers must be > 0");
         let counters = Arc::new(Counters::default());
         let label = if record_latency { "e2e" } else { "consume" };
@@ -145,7 +151,7 @@ impl Readers {
                     ends: ends.clone(),
                     deadline,
                     counters: counters.clone(),
-                    record_latency,
+                    latency_from: latency_from.clone(),
                 };
                 tokio::spawn(reader.run())
             })
@@ -215,7 +221,7 @@ struct Reader {
     ends: watch::Receiver<Option<Arc<Offsets>>>,
     deadline: Instant,
     counters: Arc<Counters>,
-    record_latency: bool,
+    latency_from: Option<TimedFromUs>,
 }
 
 impl Reader {
@@ -242,6 +248,10 @@ impl Reader {
                 .poll((self.deadline - now).min(Duration::from_millis(100)))
                 .await?;
             let received_us = now_us();
+            let timed_from_us = self
+                .latency_from
+                .as_ref()
+                .map(|from| from.load(Ordering::Relaxed));
             let (mut count, mut bytes) = (0u64, 0u64);
             // Records arrive in runs of one partition: look the partition up once per run,
             // not once per record (the bench must cost less than what it measures).
@@ -265,8 +275,9 @@ impl Reader {
                 }
                 count += 1;
                 bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
-                if self.record_latency {
-                    if let Some(sent_us) = record.value.as_deref().and_then(read_stamp) {
+                if let Some(from_us) = timed_from_us {
+                    let sent_us = record.value.as_deref().and_then(read_stamp);
+                    if let Some(sent_us) = sent_us.filter(|sent_us| *sent_us >= from_us) {
                         latency.record(received_us.saturating_sub(sent_us));
                     }
                 }

@@ -6,6 +6,7 @@
 //! producers are done, so every message sent during the run is counted on both sides.
 //! `omb` presets (see [`crate::omb`]) run the same way, at max rate unless given `--rate`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -33,13 +34,16 @@ pub async fn run_at_any_rate(
     produce: &ProduceOptions,
     consume: &ConsumeOptions,
 ) -> anyhow::Result<(ProduceReport, ConsumeReport)> {
+    // Nothing is timed until the producers start (they send nothing before).
+    let timed_from_us = Arc::new(AtomicU64::new(u64::MAX));
     let produce = ProduceOptions {
         stamp_send_time: true,
+        timed_from_us: Some(timed_from_us.clone()),
         ..produce.clone()
     };
     let (_, starts) = topic_offsets(bootstrap, &consume.topics).await?;
     let (ends_tx, ends_rx) = watch::channel(None);
-    let readers = Readers::start(bootstrap, consume, starts, ends_rx, true).await?;
+    let readers = Readers::start(bootstrap, consume, starts, ends_rx, Some(timed_from_us)).await?;
     let produced = produce::run(bootstrap, &produce).await?;
     let (_, ends) = topic_offsets(bootstrap, &consume.topics).await?;
     // `send_replace` rather than `send`: readers that already stopped need no update.

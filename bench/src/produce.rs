@@ -62,6 +62,11 @@ pub struct ProduceOptions {
     /// Write the send time (µs since the epoch, big-endian) into each value's first 8 bytes,
     /// for `e2e`: record timestamps are milliseconds, too coarse for sub-ms latencies.
     pub stamp_send_time: bool,
+    /// Messages sent this long after the start are timed; earlier ones only counted.
+    pub warmup: Duration,
+    /// Where the run publishes, as it starts sending, the wall-clock instant its timing
+    /// begins (start + warm-up, µs since the epoch), for readers timing end-to-end latency.
+    pub timed_from_us: Option<crate::consume::TimedFromUs>,
 }
 
 /// The result of one `produce` run.
@@ -78,6 +83,8 @@ pub struct ProduceReport {
     pub bytes_per_second: f64,
     /// Send → delivery, in microseconds.
     pub publish_latency_us: Percentiles,
+    /// Messages sent in this first stretch of the run were not timed (publish and e2e).
+    pub warmup_seconds: f64,
 }
 
 /// Counters shared by the producer tasks, their collectors and the progress line.
@@ -121,6 +128,11 @@ pub async fn run(bootstrap: &str, options: &ProduceOptions) -> anyhow::Result<Pr
         .progress
         .then(|| Progress::start("produce", counters.clone()));
     let started = Instant::now();
+    if let Some(timed_from_us) = &options.timed_from_us {
+        let warmup_us = u64::try_from(options.warmup.as_micros()).unwrap_or(u64::MAX);
+        let from_us = crate::consume::now_us().saturating_add(warmup_us);
+        timed_from_us.store(from_us, Ordering::Relaxed);
+    }
     let mut tasks = Vec::with_capacity(options.producers);
     for (index, producer) in producers.into_iter().enumerate() {
         let task = ProducerTask {
@@ -154,6 +166,7 @@ pub async fn run(bootstrap: &str, options: &ProduceOptions) -> anyhow::Result<Pr
         messages_per_second: per_second(messages_acked as f64, seconds),
         bytes_per_second: per_second(bytes_acked as f64, seconds),
         publish_latency_us: latency.percentiles(),
+        warmup_seconds: options.warmup.as_secs_f64(),
     })
 }
 
@@ -197,6 +210,7 @@ impl ProducerTask {
             queue,
             self.counters.clone(),
             self.options.message_bytes as u64,
+            self.started + self.options.warmup,
         ));
         let deadline = match self.options.bound {
             RunBound::Duration(d) => self.started + d.min(self.options.duration_max),
@@ -273,10 +287,12 @@ fn stamped(payload: &Bytes) -> Bytes {
 /// batch was acknowledged ([`DeliveryFuture::completed_at`]), so noticing a completion late
 /// (behind an earlier record of a slower partition) does not inflate it. In-order waiting
 /// costs one queue slot per record instead of a future-set entry and a wake-up per record.
+/// Only records sent at or after `timed_from` are timed (the rest are the warm-up).
 async fn collect(
     mut queue: mpsc::Receiver<(Instant, DeliveryFuture)>,
     counters: Arc<Counters>,
     message_bytes: u64,
+    timed_from: Instant,
 ) -> TaskOutcome {
     let mut latency = Histogram::new();
     let mut first_error = None;
@@ -284,9 +300,11 @@ async fn collect(
         let result = (&mut delivery).await;
         match result {
             Ok(_) => {
-                let acked_at = delivery.completed_at().unwrap_or_else(Instant::now);
-                let elapsed = acked_at.saturating_duration_since(sent_at);
-                latency.record(elapsed.as_micros() as u64);
+                if sent_at >= timed_from {
+                    let acked_at = delivery.completed_at().unwrap_or_else(Instant::now);
+                    let elapsed = acked_at.saturating_duration_since(sent_at);
+                    latency.record(elapsed.as_micros() as u64);
+                }
                 counters.acked.fetch_add(1, Ordering::Relaxed);
                 counters
                     .bytes_acked

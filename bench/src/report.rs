@@ -168,6 +168,12 @@ impl Report {
         if let Some(f) = &self.fan_in {
             print_fan_in(f);
         }
+        if let Some(p) = self.produce.as_ref().filter(|p| p.warmup_seconds > 0.0) {
+            println!(
+                "latencies leave out messages sent in the first {:.1} s (warm-up); counts include them",
+                p.warmup_seconds
+            );
+        }
         self.print_probes();
         Ok(())
     }

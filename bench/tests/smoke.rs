@@ -192,6 +192,42 @@ fn e2e_counts_every_message_on_both_sides_and_reports_latency() {
 }
 
 #[test]
+fn e2e_warmup_leaves_the_first_messages_untimed_but_counted() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    // 600 messages at 3 000/s: those due in the first 0.1 s (300) may go untimed, the
+    // ones due later never do; all 600 are still sent and read back.
+    let report = bench(
+        &broker,
+        &[
+            "e2e",
+            "--messages",
+            "600",
+            "--rate",
+            "3000",
+            "--partitions",
+            "2",
+            "--warmup-seconds",
+            "0.1",
+        ],
+    );
+    let produce = &report["produce"];
+    assert_eq!(produce["messages_acked"], 600);
+    assert_eq!(produce["messages_failed"], 0);
+    assert_eq!(produce["warmup_seconds"], 0.1);
+    assert_eq!(report["consume"]["messages_received"], 600);
+    assert_eq!(report["consume"]["complete"], true);
+    for timed in [
+        &report["produce"]["publish_latency_us"]["count"],
+        &report["consume"]["end_to_end_latency_us"]["count"],
+    ] {
+        let timed = timed.as_u64().unwrap();
+        assert!((300..600).contains(&timed), "{timed} of 600 timed");
+    }
+}
+
+#[test]
 fn consume_group_counts_each_offset_once_and_times_the_join() {
     let Some(broker) = broker_binary() else {
         return;
