@@ -4,6 +4,12 @@
 //! `prefetch_bytes_max`, so the next records are on their way while the application works
 //! through the current ones. A seek bumps the partition's epoch: late responses for the
 //! old position are dropped.
+//!
+//! A response is only split into batches when it arrives (headers: the next fetch offset);
+//! CRC checks and record decoding wait until `take` hands the records out. So the next
+//! Fetch is on its way — the broker reading and sending it — while this one is decoded,
+//! instead of the two taking turns. A batch that fails its CRC then rewinds the partition to
+//! that batch (a new epoch: what was fetched past it is dropped) and it is fetched again.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -30,6 +36,9 @@ pub struct PartitionState {
     /// After a fetch error, no fetch for this partition before this instant.
     backoff_until: Option<tokio::time::Instant>,
     buffered: VecDeque<ConsumerRecord>,
+    /// Fetched, not yet decoded: (the fetch offset the blob was asked for at, its whole
+    /// batches). Counted in `buffered_bytes` at their wire size.
+    undecoded: VecDeque<(i64, Bytes)>,
     buffered_bytes: usize,
     pub high_watermark: i64,
 }
@@ -88,6 +97,7 @@ impl Fetcher {
         state.epoch = epoch;
         state.in_flight = false;
         state.buffered.clear();
+        state.undecoded.clear();
         state.buffered_bytes = 0;
         Ok(())
     }
@@ -218,7 +228,7 @@ impl Fetcher {
                 0 => {
                     state.high_watermark = high_watermark;
                     if let Some(records) = records {
-                        buffer_records(&tp, state, records, self.config.record_bytes_max);
+                        stage_records(state, records);
                     }
                 }
                 codes::OFFSET_OUT_OF_RANGE => {
@@ -246,14 +256,27 @@ impl Fetcher {
         }
     }
 
-    /// Up to `max` buffered records of unpaused partitions, advancing their positions.
+    /// Up to `max` buffered records of unpaused partitions, advancing their positions;
+    /// fetched data is decoded here, as it is needed.
     pub fn take(&mut self, max: usize) -> Vec<ConsumerRecord> {
         let mut out = Vec::new();
-        for state in self.partitions.values_mut() {
+        let record_bytes_max = self.config.record_bytes_max;
+        for (tp, state) in &mut self.partitions {
             if state.paused {
                 continue;
             }
             while out.len() < max {
+                if state.buffered.is_empty() {
+                    match decode_next(tp, state, record_bytes_max) {
+                        Decoded::Records => continue,
+                        Decoded::Nothing => break,
+                        Decoded::Corrupt { refetch_from } => {
+                            rewind(state, refetch_from, self.next_epoch);
+                            self.next_epoch += 1;
+                            break;
+                        }
+                    }
+                }
                 let Some(record) = state.buffered.pop_front() else {
                     break;
                 };
@@ -273,35 +296,168 @@ fn backoff() -> tokio::time::Instant {
     tokio::time::Instant::now() + std::time::Duration::from_millis(FETCH_BACKOFF_MS)
 }
 
-/// Decodes a fetched records blob into the partition's buffer, skipping records before the
-/// fetch offset (a compressed batch can start earlier) and control batches.
-fn buffer_records(tp: &TopicPartition, state: &mut PartitionState, records: Bytes, max: usize) {
-    // One shared name for every record of this fetch, not a copy per record.
+/// Queues a fetched records blob for decoding and moves the fetch offset past its whole
+/// batches, reading only their headers (a partial batch at the end is normal; it is asked
+/// for again).
+fn stage_records(state: &mut PartitionState, records: Bytes) {
+    let (mut whole_bytes, mut next) = (0usize, state.fetch_offset);
+    for batch in BatchSplitter::new(records.clone()) {
+        let Ok(batch) = batch else { break };
+        whole_bytes += batch.size_bytes();
+        next = next.max(batch.next_offset());
+    }
+    if whole_bytes == 0 {
+        return;
+    }
+    state
+        .undecoded
+        .push_back((state.fetch_offset, records.slice(..whole_bytes)));
+    state.buffered_bytes += whole_bytes;
+    state.fetch_offset = next;
+}
+
+/// What [`decode_next`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Decoded {
+    /// A blob was decoded (its records, if any, are buffered).
+    Records,
+    /// Nothing was waiting.
+    Nothing,
+    /// A batch failed its CRC or could not be decoded; what precedes it is buffered.
+    Corrupt { refetch_from: i64 },
+}
+
+/// Decodes the oldest undecoded blob into the partition's records, skipping records before
+/// the offset it was fetched at (a compressed batch can start earlier) and control batches.
+fn decode_next(tp: &TopicPartition, state: &mut PartitionState, max: usize) -> Decoded {
+    let Some((fetched_at, blob)) = state.undecoded.pop_front() else {
+        return Decoded::Nothing;
+    };
+    state.buffered_bytes = state.buffered_bytes.saturating_sub(blob.len());
+    // One shared name for every record of this blob, not a copy per record.
     let topic: Arc<str> = Arc::from(tp.topic.as_str());
-    for batch in BatchSplitter::new(records) {
-        let Ok(batch) = batch else { break }; // a partial batch at the end is normal
+    // Staging kept whole batches only: every split succeeds.
+    for batch in BatchSplitter::new(blob).flatten() {
+        let refetch_from = batch.base_offset().max(fetched_at);
         if batch.verify_crc().is_err() {
             tracing::warn!(%tp, offset = batch.base_offset(), "CRC mismatch; refetching");
-            return;
+            return Decoded::Corrupt { refetch_from };
         }
-        let next = batch.next_offset();
-        if batch.is_control() || next <= state.fetch_offset {
-            state.fetch_offset = state.fetch_offset.max(next);
+        if batch.is_control() || batch.next_offset() <= fetched_at {
             continue;
         }
         let Ok(iter) = runnel_protocol::records::records(&batch, max) else {
             tracing::warn!(%tp, offset = batch.base_offset(), "undecodable batch");
-            return;
+            return Decoded::Corrupt { refetch_from };
         };
+        let mut decoded = Vec::new();
         for record in iter {
-            let Ok(record) = record else { return };
-            if record.offset < state.fetch_offset {
-                continue;
+            let Ok(record) = record else {
+                return Decoded::Corrupt { refetch_from };
+            };
+            if record.offset >= fetched_at {
+                decoded.push(ConsumerRecord::from_wire(&topic, tp.partition, record));
             }
-            let record = ConsumerRecord::from_wire(&topic, tp.partition, record);
+        }
+        for record in decoded {
             state.buffered_bytes += record.size_bytes();
             state.buffered.push_back(record);
         }
-        state.fetch_offset = next;
+    }
+    Decoded::Records
+}
+
+/// After a corrupt batch: drop everything fetched past it (a fetch in flight too, by the
+/// new `epoch`) and ask for it again, after a backoff.
+fn rewind(state: &mut PartitionState, refetch_from: i64, epoch: u64) {
+    state.undecoded.clear();
+    state.buffered_bytes = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
+    state.fetch_offset = refetch_from;
+    state.epoch = epoch;
+    state.in_flight = false;
+    state.backoff_until = Some(backoff());
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
+
+    use super::*;
+
+    /// A batch of `count` records at `base_offset`, values `v<offset>`.
+    fn batch(base_offset: i64, count: i64) -> Vec<u8> {
+        let fields = BatchFields {
+            base_offset,
+            ..BatchFields::default()
+        };
+        let mut builder = BatchBuilder::new(fields, 1 << 20);
+        for offset in base_offset..base_offset + count {
+            let value = format!("v{offset}");
+            let record = NewRecord {
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(value.as_bytes()),
+                headers: &[],
+            };
+            builder.push(&record).unwrap();
+        }
+        builder.finish().unwrap().to_vec()
+    }
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    fn offsets(state: &PartitionState) -> Vec<i64> {
+        state.buffered.iter().map(|r| r.offset).collect()
+    }
+
+    #[test]
+    fn staging_reads_headers_only_and_decoding_skips_what_precedes_the_fetch_offset() {
+        let mut state = PartitionState {
+            fetch_offset: 1,
+            ..PartitionState::default()
+        };
+        let (first, second) = (batch(0, 3), batch(3, 2));
+        let partial = batch(5, 4);
+        let whole_bytes = first.len() + second.len();
+        let blob = [first, second, partial[..partial.len() / 2].to_vec()].concat();
+        stage_records(&mut state, Bytes::from(blob));
+        // The next fetch may go out at once: from the first batch not fully received.
+        assert_eq!(state.fetch_offset, 5);
+        assert_eq!(state.buffered_bytes, whole_bytes);
+        assert!(state.buffered.is_empty(), "nothing decoded yet");
+        assert_eq!(decode_next(&tp(), &mut state, 1 << 20), Decoded::Records);
+        assert_eq!(offsets(&state), vec![1, 2, 3, 4]);
+        let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
+        assert_eq!(state.buffered_bytes, sizes);
+        assert_eq!(decode_next(&tp(), &mut state, 1 << 20), Decoded::Nothing);
+    }
+
+    #[test]
+    fn a_corrupt_batch_keeps_what_precedes_it_and_is_fetched_again() {
+        let mut state = PartitionState::default();
+        let mut second = batch(2, 2);
+        let last = second.len() - 1;
+        second[last] ^= 0xff; // a record byte: the CRC no longer matches
+        stage_records(&mut state, Bytes::from([batch(0, 2), second].concat()));
+        stage_records(&mut state, Bytes::from(batch(4, 1)));
+        assert_eq!(state.fetch_offset, 5);
+        let decoded = decode_next(&tp(), &mut state, 1 << 20);
+        assert_eq!(decoded, Decoded::Corrupt { refetch_from: 2 });
+        assert_eq!(
+            offsets(&state),
+            vec![0, 1],
+            "the good batch before it is kept"
+        );
+        state.in_flight = true;
+        rewind(&mut state, 2, 7);
+        assert_eq!(state.fetch_offset, 2);
+        assert_eq!(state.epoch, 7, "a fetch in flight past it is dropped");
+        assert!(!state.in_flight && state.backoff_until.is_some());
+        assert!(state.undecoded.is_empty(), "later blobs are dropped too");
+        let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
+        assert_eq!(state.buffered_bytes, sizes);
     }
 }
