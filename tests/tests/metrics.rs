@@ -350,3 +350,32 @@ async fn brokers_in_one_process_keep_their_own_figures() {
         10.0
     );
 }
+
+/// After a restart, partitions open lazily; the lag of a group on a partition nobody has
+/// touched since must still be measured against its real log end, not against an unopened
+/// (empty-looking) log.
+#[tokio::test]
+async fn consumer_lag_after_a_restart_counts_partitions_not_yet_opened() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "at-40", 40).await;
+    drop(client);
+    let broker = broker.restart().await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        must(
+            &page,
+            &lag_series("runnel_consumer_group_lag_records", "at-40")
+        ),
+        60.0
+    );
+    let seconds = must(
+        &page,
+        &lag_series("runnel_consumer_group_lag_seconds", "at-40"),
+    );
+    assert!(
+        seconds >= 160.0,
+        "record 40 was stamped ≥ 160 s ago: {seconds}"
+    );
+}
