@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -14,6 +15,25 @@ use kafka_protocol::protocol::StrBytes;
 
 /// The config resource type of a topic (Kafka's `ConfigResource.Type.TOPIC`).
 pub const CONFIG_RESOURCE_TOPIC: i8 = 2;
+
+/// A CreateTopics entry: `partitions` partitions, the broker's replication factor, `configs`
+/// (key, value) as topic overrides.
+pub fn creatable_topic(name: &str, partitions: i32, configs: &[(&str, &str)]) -> CreatableTopic {
+    let text = |value: &str| StrBytes::from_string(value.to_owned());
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(text(key))
+                .with_value(Some(text(value)))
+        })
+        .collect();
+    CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)
+        .with_configs(configs)
+}
 
 /// AlterConfigs that replaces every override of `topic` with `configs` (key, value).
 pub fn alter_configs(topic: &str, configs: &[(&str, &str)]) -> AlterConfigsRequest {

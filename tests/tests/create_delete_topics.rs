@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -13,29 +13,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::records::values;
-use runnel_tests::requests::{metadata, produce, topic_name};
+use runnel_tests::requests::{creatable_topic as topic, metadata, produce, topic_name};
 use runnel_tests::{TestBroker, TestClient};
 
 const CREATE_TOPICS_MIN: i16 = 2;
 const CREATE_TOPICS_MAX: i16 = 7;
 const DELETE_TOPICS_MIN: i16 = 1;
 const DELETE_TOPICS_MAX: i16 = 6;
-
-fn topic(name: &str, partitions: i32, configs: &[(&'static str, &'static str)]) -> CreatableTopic {
-    let configs = configs
-        .iter()
-        .map(|(key, value)| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str(key))
-                .with_value(Some(StrBytes::from_static_str(value)))
-        })
-        .collect();
-    CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(partitions)
-        .with_replication_factor(-1)
-        .with_configs(configs)
-}
 
 async fn create(
     client: &mut TestClient,

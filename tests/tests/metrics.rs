@@ -82,8 +82,10 @@ async fn commit(client: &mut TestClient, group: &str, offset: i64) {
     assert_eq!(response.topics[0].partitions[0].error_code, 0);
 }
 
-fn lag_series(name: &str, group: &str) -> String {
-    format!("{name}{{group=\"{group}\",topic=\"{TOPIC}\",partition=\"0\"}}")
+/// A consumer-group series of partition 0 of the topic, which must be on `page`.
+fn lag(page: &str, name: &str, group: &str) -> f64 {
+    let series = format!("{name}{{group=\"{group}\",topic=\"{TOPIC}\",partition=\"0\"}}");
+    must(page, &series)
 }
 
 #[tokio::test]
@@ -187,60 +189,33 @@ async fn consumer_lag_in_records_and_seconds_is_exact_at_scrape_time() {
     let page = scrape(&broker).await;
     let after = now_ms();
     assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_lag_records", "at-40")
-        ),
+        lag(&page, "runnel_consumer_group_lag_records", "at-40"),
         60.0
     );
     assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_committed_offset", "at-40")
-        ),
+        lag(&page, "runnel_consumer_group_committed_offset", "at-40"),
         40.0
     );
     // Record 40 is the first of batch 4: stamped t0 + 40 s.
     let expected = |ts: i64| ((before - ts) as f64 / 1000.0, (after - ts) as f64 / 1000.0);
-    let seconds = must(
-        &page,
-        &lag_series("runnel_consumer_group_lag_seconds", "at-40"),
-    );
+    let seconds = lag(&page, "runnel_consumer_group_lag_seconds", "at-40");
     let (low, high) = expected(t0 + 40_000);
     assert!(
         seconds > 0.0 && (low..=high).contains(&seconds),
         "{seconds} not in {low}..={high}"
     );
-    let seconds = must(
-        &page,
-        &lag_series("runnel_consumer_group_lag_seconds", "at-45"),
-    );
+    let seconds = lag(&page, "runnel_consumer_group_lag_seconds", "at-45");
     let (low, high) = expected(t0 + 40_005);
     assert!(
         (low..=high).contains(&seconds),
         "{seconds} not in {low}..={high}"
     );
     assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_lag_records", "at-45")
-        ),
+        lag(&page, "runnel_consumer_group_lag_records", "at-45"),
         55.0
     );
-    assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_lag_records", "done")
-        ),
-        0.0
-    );
-    assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_lag_seconds", "done")
-        ),
-        0.0
-    );
+    assert_eq!(lag(&page, "runnel_consumer_group_lag_records", "done"), 0.0);
+    assert_eq!(lag(&page, "runnel_consumer_group_lag_seconds", "done"), 0.0);
     let topic_lag =
         format!("runnel_consumer_group_topic_lag_records{{group=\"at-40\",topic=\"{TOPIC}\"}}");
     assert_eq!(must(&page, &topic_lag), 60.0);
@@ -277,17 +252,11 @@ async fn consumer_lag_in_records_and_seconds_is_exact_at_scrape_time() {
     commit(&mut client, "at-40", 100).await;
     let page = scrape(&broker).await;
     assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_lag_records", "at-40")
-        ),
+        lag(&page, "runnel_consumer_group_lag_records", "at-40"),
         0.0
     );
     assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_lag_seconds", "at-40")
-        ),
+        lag(&page, "runnel_consumer_group_lag_seconds", "at-40"),
         0.0
     );
     // New records: lag again, at once.
@@ -295,16 +264,10 @@ async fn consumer_lag_in_records_and_seconds_is_exact_at_scrape_time() {
     client.send(produce(TOPIC, 0, batch, 1), 9).await;
     let page = scrape(&broker).await;
     assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_lag_records", "at-40")
-        ),
+        lag(&page, "runnel_consumer_group_lag_records", "at-40"),
         1.0
     );
-    let seconds = must(
-        &page,
-        &lag_series("runnel_consumer_group_lag_seconds", "at-40"),
-    );
+    let seconds = lag(&page, "runnel_consumer_group_lag_seconds", "at-40");
     assert!((4.0..60.0).contains(&seconds), "{seconds}");
 }
 
@@ -364,16 +327,10 @@ async fn consumer_lag_after_a_restart_counts_partitions_not_yet_opened() {
     let broker = broker.restart().await;
     let page = scrape(&broker).await;
     assert_eq!(
-        must(
-            &page,
-            &lag_series("runnel_consumer_group_lag_records", "at-40")
-        ),
+        lag(&page, "runnel_consumer_group_lag_records", "at-40"),
         60.0
     );
-    let seconds = must(
-        &page,
-        &lag_series("runnel_consumer_group_lag_seconds", "at-40"),
-    );
+    let seconds = lag(&page, "runnel_consumer_group_lag_seconds", "at-40");
     assert!(
         seconds >= 160.0,
         "record 40 was stamped ≥ 160 s ago: {seconds}"

@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
     incremental_alter_configs_request, CreateTopicsRequest, DescribeConfigsRequest,
@@ -15,7 +14,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::records::batch_at;
-use runnel_tests::requests::{alter_configs, list_offsets, produce, topic_name};
+use runnel_tests::requests::{alter_configs, creatable_topic, list_offsets, produce};
 use runnel_tests::{TestBroker, TestClient};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -71,19 +70,7 @@ async fn described(client: &mut TestClient, topic: &str, key: &str) -> (String, 
 }
 
 async fn create(client: &mut TestClient, topic: &str, configs: &[(&str, &str)]) {
-    let configs = configs
-        .iter()
-        .map(|(key, value)| {
-            CreatableTopicConfig::default()
-                .with_name(name(key))
-                .with_value(Some(name(value)))
-        })
-        .collect();
-    let wanted = CreatableTopic::default()
-        .with_name(topic_name(topic))
-        .with_num_partitions(1)
-        .with_replication_factor(-1)
-        .with_configs(configs);
+    let wanted = creatable_topic(topic, 1, configs);
     let request = CreateTopicsRequest::default()
         .with_topics(vec![wanted])
         .with_timeout_ms(30_000);

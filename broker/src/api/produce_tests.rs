@@ -56,88 +56,91 @@ fn accepts_well_formed_batches() {
 
 #[test]
 fn maps_each_defect_to_its_kafka_error() {
-    let c = config();
-    assert_eq!(
-        code(validate(&c, Bytes::new())),
-        Some(ResponseError::InvalidRecord)
-    );
     let big = vec![0u8; 300];
-    let too_big = raw(RawBatchFields {
-        records: &big,
-        ..RawBatchFields::default()
-    });
-    assert_eq!(
-        code(validate(&c, too_big)),
-        Some(ResponseError::MessageTooLarge)
-    );
     let mut corrupt = raw(RawBatchFields {
         records: b"abc",
         ..RawBatchFields::default()
     })
     .to_vec();
     *corrupt.last_mut().unwrap() ^= 1;
-    assert_eq!(
-        code(validate(&c, Bytes::from(corrupt))),
-        Some(ResponseError::CorruptMessage)
-    );
-    let based = raw(RawBatchFields {
-        base_offset: 3,
-        ..RawBatchFields::default()
-    });
-    assert_eq!(
-        code(validate(&c, based)),
-        Some(ResponseError::InvalidRecord)
-    );
-    let miscounted = raw(RawBatchFields {
-        last_offset_delta: 4,
-        ..RawBatchFields::default()
-    });
-    assert_eq!(
-        code(validate(&c, miscounted)),
-        Some(ResponseError::InvalidRecord)
-    );
-    let empty = raw(RawBatchFields {
-        record_count: 0,
-        last_offset_delta: -1,
-        ..RawBatchFields::default()
-    });
-    assert_eq!(
-        code(validate(&c, empty)),
-        Some(ResponseError::InvalidRecord)
-    );
-    let codec = raw(RawBatchFields {
-        attributes: 6,
-        ..RawBatchFields::default()
-    });
-    assert_eq!(
-        code(validate(&c, codec)),
-        Some(ResponseError::CorruptMessage)
-    );
-    let overcounted = raw(RawBatchFields {
-        last_offset_delta: 1,
-        record_count: 2,
-        records: &[0; 13],
-        ..RawBatchFields::default()
-    });
-    assert_eq!(
-        code(validate(&c, overcounted)),
-        Some(ResponseError::CorruptMessage)
-    );
-    let before_epoch = raw(RawBatchFields {
-        base_timestamp: -2,
-        max_timestamp: 5,
-        records: &[0; 7],
-        ..RawBatchFields::default()
-    });
-    assert_eq!(
-        code(validate(&c, before_epoch)),
-        Some(ResponseError::InvalidTimestamp)
-    );
-    let garbage = Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
-    assert_eq!(
-        code(validate(&c, garbage)),
-        Some(ResponseError::CorruptMessage)
-    );
+    let defaults = RawBatchFields::default;
+    let cases = [
+        ("empty request", Bytes::new(), ResponseError::InvalidRecord),
+        (
+            "above max.message.bytes",
+            raw(RawBatchFields {
+                records: &big,
+                ..defaults()
+            }),
+            ResponseError::MessageTooLarge,
+        ),
+        (
+            "CRC mismatch",
+            Bytes::from(corrupt),
+            ResponseError::CorruptMessage,
+        ),
+        (
+            "base offset not 0",
+            raw(RawBatchFields {
+                base_offset: 3,
+                ..defaults()
+            }),
+            ResponseError::InvalidRecord,
+        ),
+        (
+            "last offset delta vs count",
+            raw(RawBatchFields {
+                last_offset_delta: 4,
+                ..defaults()
+            }),
+            ResponseError::InvalidRecord,
+        ),
+        (
+            "no records",
+            raw(RawBatchFields {
+                record_count: 0,
+                last_offset_delta: -1,
+                ..defaults()
+            }),
+            ResponseError::InvalidRecord,
+        ),
+        (
+            "unknown codec",
+            raw(RawBatchFields {
+                attributes: 6,
+                ..defaults()
+            }),
+            ResponseError::CorruptMessage,
+        ),
+        (
+            "more records than bytes",
+            raw(RawBatchFields {
+                last_offset_delta: 1,
+                record_count: 2,
+                records: &[0; 13],
+                ..defaults()
+            }),
+            ResponseError::CorruptMessage,
+        ),
+        (
+            "timestamp below -1",
+            raw(RawBatchFields {
+                base_timestamp: -2,
+                max_timestamp: 5,
+                records: &[0; 7],
+                ..defaults()
+            }),
+            ResponseError::InvalidTimestamp,
+        ),
+        (
+            "garbage framing",
+            Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]),
+            ResponseError::CorruptMessage,
+        ),
+    ];
+    for (defect, records, error) in cases {
+        assert_eq!(code(validate(&config(), records)), Some(error), "{defect}");
+    }
 }
 
 // Timestamp bounds and the decompression budget.
