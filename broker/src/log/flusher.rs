@@ -150,7 +150,8 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
     }
 }
 
-/// Starts writeback of every partition appended to since the last call.
+/// Starts writeback of every partition appended to since the last call, and drops its pages
+/// that fell out of the cached tail (`page_cache`).
 fn start_writeback(partitions: &[Arc<PartitionLog>]) {
     for partition in partitions {
         if !partition.writeback_pending.swap(false, Ordering::AcqRel) {
@@ -160,6 +161,10 @@ fn start_writeback(partitions: &[Arc<PartitionLog>]) {
             // Only an early start of what the next fsync writes anyway: that fsync reports
             // any real failure.
             tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "starting writeback failed");
+        }
+        if let Err(e) = partition.drop_cold_pages() {
+            // The pages stay cached; the fsync reports any real write failure.
+            tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "dropping cold pages failed");
         }
     }
 }

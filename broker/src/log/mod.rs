@@ -11,7 +11,7 @@
 //! Files: [`config`] (topic configs), `manager`/`topics` (LogManager), `partition`/`reader`/
 //! `retention`/`flusher` (PartitionLog), `segment` + `offset_index` + `time_index` +
 //! `index_file` (on-disk segment), `recovery` (loading and crash recovery), `checkpoint`,
-//! `metadata_log`, `file_cache` (bounded open segment files); compaction: `cleaner` (thread,
+//! `metadata_log`, `file_cache` (bounded open segment files), `page_cache` (the cached tail); compaction: `cleaner` (thread,
 //! partition choice, stats) → `clean_pass` (offset map build, segment rewrite) → `swap`
 //! (crash-safe file swap), with `offset_map` (bounded key → offset map).
 
@@ -33,6 +33,7 @@ mod manager;
 mod metadata_log;
 mod offset_index;
 mod offset_map;
+mod page_cache;
 mod partition;
 mod reader;
 mod recovery;
@@ -107,6 +108,9 @@ pub struct LogManagerConfig {
     pub retention_check_interval_ms: u64,
     /// Upper bound on segment files kept open across all partitions.
     pub open_segments_max: usize,
+    /// Bytes at the end of each partition's log kept in the page cache; older pages are
+    /// dropped once on disk (`page_cache`). 0 leaves the page cache to the kernel.
+    pub page_cache_tail_bytes: u64,
 }
 
 impl LogManagerConfig {
@@ -117,6 +121,7 @@ impl LogManagerConfig {
             topic_defaults: TopicConfig::default(),
             retention_check_interval_ms: 300_000,
             open_segments_max: 1024,
+            page_cache_tail_bytes: 0,
         }
     }
 }

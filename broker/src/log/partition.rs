@@ -40,6 +40,8 @@ pub(crate) struct LogContext {
     pub fsync_seconds: std::sync::OnceLock<metrics::Histogram>,
     /// False after an unclean stop: partitions loaded then are recovered first.
     pub clean_start: bool,
+    /// Bytes at the end of each partition kept in the page cache (0: all); see `page_cache`.
+    pub page_cache_tail_bytes: u64,
     /// Test seam: makes every segment fsync fail (a dying disk).
     #[cfg(test)]
     pub fail_fsyncs: AtomicBool,
@@ -94,6 +96,8 @@ pub struct PartitionLog {
     /// Appends whose pages the flusher has not yet handed to writeback (see
     /// [`super::flusher`]'s incremental writeback).
     pub(crate) writeback_pending: AtomicBool,
+    /// How far the flusher has dropped this log's pages from the page cache.
+    pub(crate) drop_cursor: Mutex<super::page_cache::DropCursor>,
     pub(crate) last_flush_ms: AtomicI64,
     /// A segment file was created since the directory was last fsynced.
     pub(crate) dir_dirty: AtomicBool,
@@ -128,6 +132,7 @@ impl PartitionLog {
             flush_requested: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             writeback_pending: AtomicBool::new(false),
+            drop_cursor: Mutex::default(),
             last_flush_ms: AtomicI64::new(now_ms()),
             dir_dirty: AtomicBool::new(true),
             traffic: crate::metrics::TrafficCounters::default(),

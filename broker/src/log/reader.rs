@@ -120,8 +120,10 @@ impl PartitionLog {
         }
         let mut records = Bytes::new();
         if offset < end {
+            let mut bytes_after: u64 = views.iter().map(|view| view.size_bytes).sum();
             for view in views {
-                if let Some(found) = self.read_segment(view, offset, max_bytes)? {
+                bytes_after -= view.size_bytes;
+                if let Some(found) = self.read_segment(view, offset, max_bytes, bytes_after)? {
                     records = found;
                     break;
                 }
@@ -134,12 +136,14 @@ impl PartitionLog {
         })
     }
 
-    /// Reads from one segment; `None` when no batch in it reaches `offset`.
+    /// Reads from one segment (`bytes_after_segment`: log bytes in later segments, as far as
+    /// the snapshot saw); `None` when no batch in it reaches `offset`.
     fn read_segment(
         &self,
         view: &SegmentView,
         offset: i64,
         max_bytes: usize,
+        bytes_after_segment: u64,
     ) -> Result<Option<Bytes>, LogError> {
         let position = match self.index_position(view, offset) {
             Ok(position) => position,
@@ -169,6 +173,9 @@ impl PartitionLog {
             "the first batch was read whole"
         );
         buffer.truncate(whole);
+        let read_end = position + whole as u64;
+        let bytes_after = bytes_after_segment + (view.size_bytes - read_end);
+        self.after_cold_read(&file, (position, read_end), bytes_after);
         Ok(Some(Bytes::from(buffer)))
     }
 

@@ -7,6 +7,7 @@ mod concurrency;
 mod durability;
 mod many_partitions;
 mod model;
+mod page_cache;
 mod power_loss;
 mod recovery;
 mod recovery_mutation;

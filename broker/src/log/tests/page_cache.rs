@@ -1,0 +1,170 @@
+//! The cached tail (`log::page_cache`): pages behind a partition's last
+//! `page_cache_tail_bytes` leave the page cache once on disk, the tail stays, and every byte
+//! reads back the same either way. Residency is read with `mincore` on a real file system
+//! (tmpfs pages cannot be dropped, so these tests use a directory on disk).
+
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::basic::{batch, batches_of};
+use crate::log::{LogManager, LogManagerConfig, PartitionLog};
+
+const PAGE_BYTES: usize = 4096;
+const TAIL_BYTES: u64 = 256 * 1024;
+/// Each batch ~16 KiB; 96 of them ≈ 1.5 MiB, six times the tail.
+const BATCHES: i64 = 96;
+
+/// Which pages of `path` are in the page cache.
+fn resident_pages(path: &Path) -> Vec<bool> {
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    if len == 0 {
+        return Vec::new();
+    }
+    let pages = len.div_ceil(PAGE_BYTES);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a read-only shared mapping of `len` bytes of an open file, unmapped below; no
+    // byte of it is read (mincore only reports residency into `vec`, `pages` long).
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(addr, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
+        libc::munmap(addr, len);
+    }
+    vec.iter().map(|v| v & 1 == 1).collect()
+}
+
+fn only_log_file(dir: &Path) -> PathBuf {
+    let logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .collect();
+    assert_eq!(logs.len(), 1, "one segment: {logs:?}");
+    logs.into_iter().next().unwrap()
+}
+
+fn setup(tail_bytes: u64) -> (tempfile::TempDir, std::sync::Arc<LogManager>) {
+    // On disk, not tmpfs: see the module comment.
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open(LogManagerConfig {
+        page_cache_tail_bytes: tail_bytes,
+        ..LogManagerConfig::new(dir.path())
+    })
+    .unwrap();
+    manager
+        .create_topic("c", 1, BTreeMap::new(), false)
+        .unwrap();
+    (dir, manager)
+}
+
+fn fill(log: &PartitionLog) -> Vec<bytes::Bytes> {
+    let mut appended = Vec::new();
+    for i in 0..BATCHES {
+        let batch = batch(4, 16 * 1024, i);
+        log.append(std::slice::from_ref(&batch)).unwrap();
+        appended.push(batch);
+    }
+    let read = read_all(log);
+    assert_eq!(read.len(), appended.len());
+    for (got, sent) in read.iter().zip(&appended) {
+        assert_eq!(got.records_bytes(), sent.records_bytes());
+        assert_eq!(got.max_timestamp(), sent.max_timestamp());
+    }
+    read.iter().map(|batch| batch.as_bytes().clone()).collect()
+}
+
+fn read_all(log: &PartitionLog) -> Vec<runnel_protocol::batch::RecordBatch> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < log.log_end_offset() {
+        let batches = batches_of(log.read(offset, 64 * 1024).unwrap().records);
+        offset = batches.last().unwrap().next_offset();
+        out.extend(batches);
+    }
+    out
+}
+
+fn cached_share(pages: &[bool]) -> f64 {
+    pages.iter().filter(|p| **p).count() as f64 / pages.len().max(1) as f64
+}
+
+#[test]
+fn pages_behind_the_tail_leave_the_cache_and_read_back_the_same() {
+    let (dir, manager) = setup(TAIL_BYTES);
+    let log = manager.partition("c", 0).unwrap();
+    let before = fill(&log);
+    log.drop_cold_pages().unwrap();
+    let path = only_log_file(&dir.path().join("c-0"));
+    let pages = resident_pages(&path);
+    let tail_pages = TAIL_BYTES as usize / PAGE_BYTES;
+    let (cold, tail) = pages.split_at(pages.len() - tail_pages);
+    assert!(
+        cached_share(cold) < 0.05,
+        "{:.0} % of the pages behind the tail still cached",
+        cached_share(cold) * 100.0
+    );
+    assert_eq!(cached_share(tail), 1.0, "the tail stays cached");
+    // Everything reads back byte for byte (the cold part from disk).
+    let after: Vec<bytes::Bytes> = read_all(&log)
+        .iter()
+        .map(|batch| batch.as_bytes().clone())
+        .collect();
+    assert_eq!(before, after);
+    // That read streamed the cold part through the cache: it is not left behind.
+    let pages = resident_pages(&path);
+    let (cold, tail) = pages.split_at(pages.len() - tail_pages);
+    assert!(
+        cached_share(&cold[..cold.len() / 2]) < 0.05,
+        "a catch-up read left {:.0} % of what it read cached",
+        cached_share(cold) * 100.0
+    );
+    assert_eq!(cached_share(tail), 1.0, "reads of the tail keep it cached");
+    manager.shutdown().unwrap();
+}
+
+#[test]
+fn the_flusher_drops_cold_pages_on_its_own() {
+    let (dir, manager) = setup(TAIL_BYTES);
+    let log = manager.partition("c", 0).unwrap();
+    fill(&log);
+    let path = only_log_file(&dir.path().join("c-0"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pages = resident_pages(&path);
+        let cold = &pages[..pages.len() / 2];
+        if cached_share(cold) < 0.05 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flusher left {:.0} % of the cold half cached for 10 s",
+            cached_share(cold) * 100.0
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    manager.shutdown().unwrap();
+}
+
+#[test]
+fn a_zero_tail_leaves_the_page_cache_to_the_kernel() {
+    let (dir, manager) = setup(0);
+    let log = manager.partition("c", 0).unwrap();
+    fill(&log);
+    log.drop_cold_pages().unwrap();
+    let pages = resident_pages(&only_log_file(&dir.path().join("c-0")));
+    assert!(
+        cached_share(&pages) > 0.95,
+        "only {:.0} % cached with the tail off",
+        cached_share(&pages) * 100.0
+    );
+    manager.shutdown().unwrap();
+}
