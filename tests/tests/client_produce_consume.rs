@@ -223,3 +223,62 @@ async fn seek_pause_resume_and_commit() {
         .expect("committed");
     assert!(committed[&p0] >= 13);
 }
+
+/// A consumer that lags far behind the broker's cached tail (`--log-page-cache-tail-bytes`,
+/// 64 KiB here) reads from disk while the broker drops the pages behind it: every record
+/// comes back, in order, byte for byte, while a producer keeps appending.
+#[tokio::test]
+async fn a_consumer_far_behind_the_cached_tail_reads_everything_back() {
+    let dir = tempfile::tempdir().expect("tempdir"); // a real disk: tmpfs keeps its pages
+    let broker = TestBroker::start_in(dir.path(), |config| {
+        config.page_cache_tail_bytes = 64 * 1024;
+    })
+    .await;
+    let addr = broker.addr.to_string();
+    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
+    admin
+        .create_topics(&[NewTopic::new("lagging", 2)])
+        .await
+        .expect("create");
+    let value = |i: usize| format!("{i:08}-{}", "x".repeat(1000));
+    const RECORDS: usize = 8_000; // ~8 MiB: 64 times the tail per partition
+    let producer = Producer::new(ProducerConfig::new(&addr))
+        .await
+        .expect("producer");
+    for i in 0..RECORDS {
+        let record = ProducerRecord::new("lagging", value(i)).with_partition((i % 2) as i32);
+        producer.send(record).await.expect("send");
+    }
+    producer.flush().await.expect("flush");
+    // Give the flusher a few ticks to write back and drop what lies behind the tail.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut consumer = Consumer::new(consumer_config(&addr))
+        .await
+        .expect("consumer");
+    consumer
+        .assign(&[
+            TopicPartition::new("lagging", 0),
+            TopicPartition::new("lagging", 1),
+        ])
+        .expect("assign");
+    // More appends while the lagging consumer reads.
+    for i in RECORDS..RECORDS + 200 {
+        let record = ProducerRecord::new("lagging", value(i)).with_partition((i % 2) as i32);
+        producer.send(record).await.expect("send");
+    }
+    producer.flush().await.expect("flush");
+    let records = consume_n(&mut consumer, RECORDS + 200).await;
+    let mut next = [0usize, 1];
+    for record in &records {
+        let slot = &mut next[record.partition as usize];
+        assert_eq!(
+            record.offset,
+            (*slot / 2) as i64,
+            "partition {}",
+            record.partition
+        );
+        assert_eq!(record.value.as_deref(), Some(value(*slot).as_bytes()));
+        *slot += 2;
+    }
+    assert_eq!(next, [RECORDS + 200, RECORDS + 201]);
+}
