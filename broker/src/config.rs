@@ -27,8 +27,9 @@ pub mod defaults {
     pub const INFLIGHT_REQUESTS_MAX: usize = 64;
     pub const RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
     pub const OPEN_SEGMENTS_MAX: usize = 4_096;
-    /// 64 MiB per partition stays in the page cache (see `log::page_cache`).
-    pub const LOG_PAGE_CACHE_TAIL_BYTES: u64 = 64 * 1024 * 1024;
+    /// The recent data of the partitions being written shares 512 MiB of page cache (see
+    /// `log::page_cache`): 64 MiB each for eight.
+    pub const LOG_PAGE_CACHE_BYTES: u64 = 512 * 1024 * 1024;
     pub const METRICS_PARTITION_SERIES_MAX: usize = 1_000;
     /// Four key checks of compacted-topic batches at their 64 MiB bound at once.
     pub const DECOMPRESSION_BYTES_MAX: usize = 256 * 1024 * 1024;
@@ -126,11 +127,11 @@ pub struct BrokerArgs {
     /// How often retention runs, in milliseconds [default: 300000].
     #[arg(long, env = "RUNNEL_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
-    /// Bytes at the end of each partition's log kept in the page cache; older pages are
-    /// dropped once on disk, and after a lagging consumer read them. 0 leaves the page cache
-    /// to the kernel (Kafka's behaviour) [default: 67108864].
-    #[arg(long, env = "RUNNEL_LOG_PAGE_CACHE_TAIL_BYTES")]
-    pub log_page_cache_tail_bytes: Option<u64>,
+    /// Page cache kept for the newest data of the partitions being written, split evenly
+    /// among them; older pages are dropped once on disk, and after a lagging consumer read
+    /// them. 0 leaves the page cache to the kernel (Kafka's behaviour) [default: 536870912].
+    #[arg(long, env = "RUNNEL_LOG_PAGE_CACHE_BYTES")]
+    pub log_page_cache_bytes: Option<u64>,
     /// How long a group's first rebalance waits for more members [default: 3000].
     #[arg(long, env = "RUNNEL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<i32>,
@@ -195,8 +196,8 @@ pub struct BrokerConfig {
     pub decompression_bytes_max: usize,
     pub retention_check_interval_ms: u64,
     pub open_segments_max: usize,
-    /// Bytes per partition kept in the page cache (0: all).
-    pub page_cache_tail_bytes: u64,
+    /// Page cache for the tails of the partitions being written (0: the kernel decides).
+    pub page_cache_bytes: u64,
     /// Broker-wide topic defaults as Kafka config names (`segment.bytes`, …); the storage
     /// engine validates them on start.
     pub topic_defaults: BTreeMap<String, String>,
@@ -225,7 +226,7 @@ impl BrokerConfig {
             decompression_bytes_max: defaults::DECOMPRESSION_BYTES_MAX,
             retention_check_interval_ms: defaults::RETENTION_CHECK_INTERVAL_MS,
             open_segments_max: defaults::OPEN_SEGMENTS_MAX,
-            page_cache_tail_bytes: defaults::LOG_PAGE_CACHE_TAIL_BYTES,
+            page_cache_bytes: defaults::LOG_PAGE_CACHE_BYTES,
             topic_defaults: BTreeMap::new(),
             groups: crate::groups::GroupConfig::default(),
         }
@@ -298,9 +299,7 @@ impl BrokerArgs {
             log_retention_check_interval_ms: self
                 .log_retention_check_interval_ms
                 .or(fallback.log_retention_check_interval_ms),
-            log_page_cache_tail_bytes: self
-                .log_page_cache_tail_bytes
-                .or(fallback.log_page_cache_tail_bytes),
+            log_page_cache_bytes: self.log_page_cache_bytes.or(fallback.log_page_cache_bytes),
             group_initial_rebalance_delay_ms: self
                 .group_initial_rebalance_delay_ms
                 .or(fallback.group_initial_rebalance_delay_ms),
@@ -354,9 +353,7 @@ impl BrokerArgs {
         config.retention_check_interval_ms = self
             .log_retention_check_interval_ms
             .unwrap_or(config.retention_check_interval_ms);
-        config.page_cache_tail_bytes = self
-            .log_page_cache_tail_bytes
-            .unwrap_or(config.page_cache_tail_bytes);
+        config.page_cache_bytes = self.log_page_cache_bytes.unwrap_or(config.page_cache_bytes);
         let topic = &mut config.topic_defaults;
         let mut set = |name: &str, value: Option<String>| {
             if let Some(value) = value {

@@ -224,14 +224,14 @@ async fn seek_pause_resume_and_commit() {
     assert!(committed[&p0] >= 13);
 }
 
-/// A consumer that lags far behind the broker's cached tail (`--log-page-cache-tail-bytes`,
-/// 64 KiB here) reads from disk while the broker drops the pages behind it: every record
+/// A consumer that lags far behind the broker's cached tail (`--log-page-cache-bytes` of
+/// 64 KiB here, so each partition keeps the 64 KiB floor) reads from disk while the broker drops the pages behind it: every record
 /// comes back, in order, byte for byte, while a producer keeps appending.
 #[tokio::test]
 async fn a_consumer_far_behind_the_cached_tail_reads_everything_back() {
     let dir = tempfile::tempdir().expect("tempdir"); // a real disk: tmpfs keeps its pages
     let broker = TestBroker::start_in(dir.path(), |config| {
-        config.page_cache_tail_bytes = 64 * 1024;
+        config.page_cache_bytes = 64 * 1024;
     })
     .await;
     let addr = broker.addr.to_string();

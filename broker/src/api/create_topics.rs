@@ -247,7 +247,7 @@ pub(super) mod fixture {
             topic_defaults: TopicConfig::default(),
             retention_check_interval_ms: 3_600_000,
             open_segments_max: 64,
-            page_cache_tail_bytes: 0,
+            page_cache_bytes: 0,
         })
         .unwrap();
         let groups = crate::groups::GroupCoordinator::open(

@@ -24,6 +24,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::checkpoint::sync_dir;
+use super::page_cache::WRITTEN_RECENTLY_MS;
 use super::partition::PartitionLog;
 use super::{now_ms, LogError};
 
@@ -136,7 +137,8 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
         if now - last_tick_ms >= FLUSH_TICK_MS as i64 {
             last_tick_ms = now;
             let partitions = partitions();
-            start_writeback(&partitions);
+            share_page_cache(&partitions, now);
+            start_writeback(&partitions, now);
             flush_due(&partitions, now);
         }
         if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
@@ -150,21 +152,42 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
     }
 }
 
-/// Starts writeback of every partition appended to since the last call, and drops its pages
-/// that fell out of the cached tail (`page_cache`).
-fn start_writeback(partitions: &[Arc<PartitionLog>]) {
+/// Splits the page-cache budget among the partitions appended to in the last
+/// [`WRITTEN_RECENTLY_MS`] (`page_cache`).
+fn share_page_cache(partitions: &[Arc<PartitionLog>], now: i64) {
+    let Some(first) = partitions.first() else {
+        return;
+    };
+    let mut written = 0usize;
     for partition in partitions {
-        if !partition.writeback_pending.swap(false, Ordering::AcqRel) {
-            continue;
+        if partition.writeback_pending.load(Ordering::Acquire) {
+            partition.written_at_ms.store(now, Ordering::Relaxed);
         }
-        if let Err(e) = partition.start_writeback() {
-            // Only an early start of what the next fsync writes anyway: that fsync reports
-            // any real failure.
-            tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "starting writeback failed");
+        let written_at = partition.written_at_ms.load(Ordering::Relaxed);
+        written += usize::from(now.saturating_sub(written_at) < WRITTEN_RECENTLY_MS);
+    }
+    first.ctx.page_cache.share_among(written);
+}
+
+/// Starts writeback of every partition appended to since the last call, and drops the pages
+/// of every partition written recently that fell out of its cached tail (`page_cache`).
+fn start_writeback(partitions: &[Arc<PartitionLog>], now: i64) {
+    for partition in partitions {
+        if partition.writeback_pending.swap(false, Ordering::AcqRel) {
+            if let Err(e) = partition.start_writeback() {
+                // Only an early start of what the next fsync writes anyway: that fsync
+                // reports any real failure.
+                tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "starting writeback failed");
+            }
         }
-        if let Err(e) = partition.drop_cold_pages() {
-            // The pages stay cached; the fsync reports any real write failure.
-            tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "dropping cold pages failed");
+        // Every partition still sharing the budget, appended to or not this tick: its
+        // share shrinks when more partitions are written.
+        let written_at = partition.written_at_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(written_at) < WRITTEN_RECENTLY_MS {
+            if let Err(e) = partition.drop_cold_pages() {
+                // The pages stay cached; the fsync reports any real write failure.
+                tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "dropping cold pages failed");
+            }
         }
     }
 }

@@ -225,7 +225,7 @@ impl LogManager {
             fsyncs: AtomicU64::new(0),
             fsync_seconds: std::sync::OnceLock::new(),
             clean_start,
-            page_cache_tail_bytes: config.page_cache_tail_bytes,
+            page_cache: super::page_cache::PageCacheBudget::new(config.page_cache_bytes),
             #[cfg(test)]
             fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]

@@ -108,9 +108,9 @@ pub struct LogManagerConfig {
     pub retention_check_interval_ms: u64,
     /// Upper bound on segment files kept open across all partitions.
     pub open_segments_max: usize,
-    /// Bytes at the end of each partition's log kept in the page cache; older pages are
+    /// Page cache shared by the tails of the partitions being written; older pages are
     /// dropped once on disk (`page_cache`). 0 leaves the page cache to the kernel.
-    pub page_cache_tail_bytes: u64,
+    pub page_cache_bytes: u64,
 }
 
 impl LogManagerConfig {
@@ -121,7 +121,7 @@ impl LogManagerConfig {
             topic_defaults: TopicConfig::default(),
             retention_check_interval_ms: 300_000,
             open_segments_max: 1024,
-            page_cache_tail_bytes: 0,
+            page_cache_bytes: 0,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The page-cache tail: each partition keeps only the last `page_cache_tail_bytes` of its log
-//! in the page cache; older pages are dropped once they are on disk.
+//! The cached tails: the partitions being written share a page-cache budget
+//! (`page_cache_bytes`), split evenly among them; each keeps only its share at the end of its
+//! log in the page cache, and older pages are dropped once they are on disk.
 //!
 //! Why: left to the kernel, a broker's page cache grows until memory runs out, and every
 //! appended page is a newly allocated one. On a VM whose freed memory goes back to the host
@@ -11,10 +12,14 @@
 //! cache counts against the memory limit.
 //!
 //! What is kept: the tail of every partition, where producers append and caught-up
-//! consumers read. What goes: pages more than `page_cache_tail_bytes` behind a partition's
-//! log end — on the write side once the flusher sees them written back, on the read side
-//! right after a fetch read them (a lagging consumer's reads stream through the cache
-//! instead of filling it). `0` keeps everything (Kafka's behaviour: the kernel decides).
+//! consumers read. What goes: pages more than a tail behind a partition's log end — on the
+//! write side once the flusher sees them written back, on the read side right after a fetch
+//! read them (a lagging consumer's reads stream through the cache instead of filling it).
+//! The tail is the budget divided by the partitions written in the last second (the
+//! flusher counts them every tick): 64 MiB each for 8 partitions under the default 512 MiB,
+//! 512 KiB each for 1 000 — a fixed per-partition tail never filled when many partitions
+//! share the writes, and those appends got fresh pages again. A budget of `0` keeps
+//! everything (Kafka's behaviour: the kernel decides).
 //!
 //! Dropping is advice (`posix_fadvise(POSIX_FADV_DONTNEED)`): the kernel keeps pages that are
 //! dirty, under writeback or mapped, so nothing here can lose data; the write side first
@@ -22,6 +27,7 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::partition::PartitionLog;
@@ -34,6 +40,47 @@ const PAGE_BYTES: u64 = 4096;
 /// therefore reaches this far back over the previous one (a second look at an already
 /// dropped range costs a page-cache lookup, nothing more).
 const FOLIO_BYTES_MAX: u64 = 2 * 1024 * 1024;
+
+/// The smallest tail a partition keeps, however many share the budget.
+const TAIL_BYTES_MIN: u64 = 64 * 1024;
+/// A partition counts as being written for this long after the flusher saw appends to it.
+pub(crate) const WRITTEN_RECENTLY_MS: i64 = 1_000;
+
+/// The page cache the cached tails share, and each partition's current share.
+pub(crate) struct PageCacheBudget {
+    budget_bytes: u64,
+    tail_bytes: AtomicU64,
+}
+
+impl PageCacheBudget {
+    pub(crate) fn new(budget_bytes: u64) -> PageCacheBudget {
+        PageCacheBudget {
+            budget_bytes,
+            // Until the flusher has counted: as if one partition were written.
+            tail_bytes: AtomicU64::new(budget_bytes),
+        }
+    }
+
+    /// Bytes at the end of each partition kept cached (0: dropping is off).
+    pub(crate) fn tail_bytes(&self) -> u64 {
+        self.tail_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Splits the budget among `written_partitions` (the flusher, every tick).
+    pub(crate) fn share_among(&self, written_partitions: usize) {
+        let tail = tail_share(self.budget_bytes, written_partitions);
+        self.tail_bytes.store(tail, Ordering::Relaxed);
+    }
+}
+
+/// Each partition's tail when `written_partitions` share `budget_bytes` (0 stays 0: off).
+fn tail_share(budget_bytes: u64, written_partitions: usize) -> u64 {
+    if budget_bytes == 0 {
+        return 0;
+    }
+    let partitions = u64::try_from(written_partitions.max(1)).unwrap_or(u64::MAX);
+    (budget_bytes / partitions).max(TAIL_BYTES_MIN)
+}
 
 /// How far a partition's write-side drops have reached: everything before `position` in the
 /// segment based at `base_offset`, and every older segment.
@@ -81,7 +128,7 @@ impl PartitionLog {
     /// behind its end and have not been dropped yet, waiting for their writeback first.
     /// Called by the flusher after it started the writeback of new appends.
     pub(crate) fn drop_cold_pages(&self) -> io::Result<()> {
-        let tail_bytes = self.ctx.page_cache_tail_bytes;
+        let tail_bytes = self.ctx.page_cache.tail_bytes();
         if tail_bytes == 0 {
             return Ok(());
         }
@@ -120,7 +167,7 @@ impl PartitionLog {
     /// of filling it. (Asking the kernel to read the next fetch's bytes ahead as well made no
     /// measurable difference here: its own readahead window on this disk is 8 MiB.)
     pub(crate) fn after_cold_read(&self, file: &File, (from, to): (u64, u64), bytes_after: u64) {
-        let tail_bytes = self.ctx.page_cache_tail_bytes;
+        let tail_bytes = self.ctx.page_cache.tail_bytes();
         if tail_bytes == 0 || bytes_after < tail_bytes {
             return;
         }
@@ -188,6 +235,23 @@ mod tests {
     }
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn the_budget_is_split_among_the_partitions_being_written() {
+        assert_eq!(tail_share(512 * MIB, 8), 64 * MIB);
+        assert_eq!(
+            tail_share(512 * MIB, 0),
+            512 * MIB,
+            "nothing written: one share"
+        );
+        assert_eq!(tail_share(512 * MIB, 1000), 512 * MIB / 1000);
+        assert_eq!(tail_share(512 * MIB, 100_000), TAIL_BYTES_MIN, "a floor");
+        assert_eq!(tail_share(0, 8), 0, "0 keeps dropping off");
+        let budget = PageCacheBudget::new(8 * MIB);
+        assert_eq!(budget.tail_bytes(), 8 * MIB);
+        budget.share_among(4);
+        assert_eq!(budget.tail_bytes(), 2 * MIB);
+    }
 
     #[test]
     fn a_log_shorter_than_the_tail_keeps_everything() {

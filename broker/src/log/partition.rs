@@ -40,8 +40,9 @@ pub(crate) struct LogContext {
     pub fsync_seconds: std::sync::OnceLock<metrics::Histogram>,
     /// False after an unclean stop: partitions loaded then are recovered first.
     pub clean_start: bool,
-    /// Bytes at the end of each partition kept in the page cache (0: all); see `page_cache`.
-    pub page_cache_tail_bytes: u64,
+    /// The cached tails' shared budget and each partition's current share (0: off); see
+    /// `page_cache`.
+    pub page_cache: super::page_cache::PageCacheBudget,
     /// Test seam: makes every segment fsync fail (a dying disk).
     #[cfg(test)]
     pub fail_fsyncs: AtomicBool,
@@ -98,6 +99,9 @@ pub struct PartitionLog {
     pub(crate) writeback_pending: AtomicBool,
     /// How far the flusher has dropped this log's pages from the page cache.
     pub(crate) drop_cursor: Mutex<super::page_cache::DropCursor>,
+    /// When the flusher last found new appends here (ms; counts it among the partitions
+    /// sharing the page-cache budget).
+    pub(crate) written_at_ms: AtomicI64,
     pub(crate) last_flush_ms: AtomicI64,
     /// A segment file was created since the directory was last fsynced.
     pub(crate) dir_dirty: AtomicBool,
@@ -133,6 +137,7 @@ impl PartitionLog {
             dirty: AtomicBool::new(false),
             writeback_pending: AtomicBool::new(false),
             drop_cursor: Mutex::default(),
+            written_at_ms: AtomicI64::new(i64::MIN),
             last_flush_ms: AtomicI64::new(now_ms()),
             dir_dirty: AtomicBool::new(true),
             traffic: crate::metrics::TrafficCounters::default(),

@@ -171,7 +171,7 @@ async fn open_logs(config: &BrokerConfig) -> Result<Arc<LogManager>, BrokerError
         topic_defaults,
         retention_check_interval_ms: config.retention_check_interval_ms,
         open_segments_max: config.open_segments_max,
-        page_cache_tail_bytes: config.page_cache_tail_bytes,
+        page_cache_bytes: config.page_cache_bytes,
     };
     // Recovery after an unclean stop reads whole segments: keep it off the async workers.
     Ok(tokio::task::spawn_blocking(move || LogManager::open(log_config)).await??)

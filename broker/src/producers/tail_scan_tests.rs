@@ -26,7 +26,7 @@ fn fixture() -> Fixture {
         topic_defaults: TopicConfig::default(),
         retention_check_interval_ms: 3_600_000,
         open_segments_max: 16,
-        page_cache_tail_bytes: 0,
+        page_cache_bytes: 0,
     })
     .unwrap();
     logs.create_topic("t", 1, Default::default(), false)

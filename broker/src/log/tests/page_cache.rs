@@ -1,5 +1,5 @@
-//! The cached tail (`log::page_cache`): pages behind a partition's last
-//! `page_cache_tail_bytes` leave the page cache once on disk, the tail stays, and every byte
+//! The cached tails (`log::page_cache`): pages behind a partition's share of
+//! `page_cache_bytes` leave the page cache once on disk, the tail stays, and every byte
 //! reads back the same either way. Residency is read with `mincore` on a real file system
 //! (tmpfs pages cannot be dropped, so these tests use a directory on disk).
 
@@ -52,16 +52,23 @@ fn only_log_file(dir: &Path) -> PathBuf {
     logs.into_iter().next().unwrap()
 }
 
-fn setup(tail_bytes: u64) -> (tempfile::TempDir, std::sync::Arc<LogManager>) {
+fn setup(budget_bytes: u64) -> (tempfile::TempDir, std::sync::Arc<LogManager>) {
+    setup_partitions(budget_bytes, 1)
+}
+
+fn setup_partitions(
+    budget_bytes: u64,
+    partitions: i32,
+) -> (tempfile::TempDir, std::sync::Arc<LogManager>) {
     // On disk, not tmpfs: see the module comment.
     let dir = tempfile::tempdir().unwrap();
     let manager = LogManager::open(LogManagerConfig {
-        page_cache_tail_bytes: tail_bytes,
+        page_cache_bytes: budget_bytes,
         ..LogManagerConfig::new(dir.path())
     })
     .unwrap();
     manager
-        .create_topic("c", 1, BTreeMap::new(), false)
+        .create_topic("c", partitions, BTreeMap::new(), false)
         .unwrap();
     (dir, manager)
 }
@@ -166,5 +173,40 @@ fn a_zero_tail_leaves_the_page_cache_to_the_kernel() {
         "only {:.0} % cached with the tail off",
         cached_share(&pages) * 100.0
     );
+    manager.shutdown().unwrap();
+}
+
+#[test]
+fn the_partitions_being_written_share_the_budget() {
+    // Four partitions under a budget of four tails: each keeps one tail, not the budget.
+    let (dir, manager) = setup_partitions(4 * TAIL_BYTES, 4);
+    let logs: Vec<_> = (0..4).map(|p| manager.partition("c", p).unwrap()).collect();
+    for log in &logs {
+        fill(log);
+    }
+    let tail_pages = TAIL_BYTES as usize / PAGE_BYTES;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for p in 0..4 {
+        let path = only_log_file(&dir.path().join(format!("c-{p}")));
+        loop {
+            let pages = resident_pages(&path);
+            let (cold, tail) = pages.split_at(pages.len() - tail_pages);
+            // Under a whole-budget tail (1 MiB of ~1.5 MiB) most of `cold` would stay.
+            if cached_share(cold) < 0.05 {
+                assert_eq!(
+                    cached_share(tail),
+                    1.0,
+                    "partition {p}: the tail stays cached"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "partition {p}: {:.0} % cached behind its share of the budget after 10 s",
+                cached_share(cold) * 100.0
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     manager.shutdown().unwrap();
 }
