@@ -281,4 +281,18 @@ async fn a_consumer_far_behind_the_cached_tail_reads_everything_back() {
         *slot += 2;
     }
     assert_eq!(next, [RECORDS + 200, RECORDS + 201]);
+    // What it did shows on /metrics: the floor share, and megabytes advised out.
+    let (status, page) = broker.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    let series = |name: &str| -> f64 {
+        page.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert_eq!(series("runnel_log_page_cache_tail_bytes"), 65_536.0);
+    let dropped = series("runnel_log_page_cache_dropped_bytes_total");
+    assert!(
+        dropped > 4e6,
+        "only {dropped} bytes dropped of ~8 MB behind the tails"
+    );
 }

@@ -318,6 +318,13 @@ impl LogManager {
         self.shared.ctx.fsyncs.load(Ordering::Relaxed)
     }
 
+    /// Each written partition's cached tail now (0: the page cache is left to the kernel),
+    /// and the log bytes advised out of the page cache since start.
+    pub fn page_cache_stats(&self) -> (u64, u64) {
+        let budget = &self.shared.ctx.page_cache;
+        (budget.tail_bytes(), budget.dropped_bytes())
+    }
+
     /// Records every segment fsync's duration in `histogram` from now on (set once).
     pub fn set_fsync_histogram(&self, histogram: metrics::Histogram) {
         let _ = self.shared.ctx.fsync_seconds.set(histogram);

@@ -50,6 +50,9 @@ pub(crate) const WRITTEN_RECENTLY_MS: i64 = 1_000;
 pub(crate) struct PageCacheBudget {
     budget_bytes: u64,
     tail_bytes: AtomicU64,
+    /// Log bytes advised out of the cache so far (each byte once per drop side: behind a
+    /// tail on the write side, read behind one on the read side).
+    dropped_bytes: AtomicU64,
 }
 
 impl PageCacheBudget {
@@ -58,7 +61,17 @@ impl PageCacheBudget {
             budget_bytes,
             // Until the flusher has counted: as if one partition were written.
             tail_bytes: AtomicU64::new(budget_bytes),
+            dropped_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Log bytes advised out of the page cache since start.
+    pub(crate) fn dropped_bytes(&self) -> u64 {
+        self.dropped_bytes.load(Ordering::Relaxed)
+    }
+
+    fn count_dropped(&self, bytes: u64) {
+        self.dropped_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Bytes at the end of each partition kept cached (0: dropping is off).
@@ -153,6 +166,13 @@ impl PartitionLog {
                 Err(e) => return Err(e),
             };
             drop_range(&file, from, to, true)?;
+            let dropped_before = match segment.base_offset == cursor.base_offset {
+                true => cursor.position,
+                false => 0,
+            };
+            self.ctx
+                .page_cache
+                .count_dropped(to.saturating_sub(dropped_before));
             *cursor = DropCursor {
                 base_offset: segment.base_offset,
                 position: to,
@@ -173,8 +193,11 @@ impl PartitionLog {
         }
         // Pages this far behind the end were written back long ago (the kernel keeps any
         // that are not): no wait. A failure only leaves pages cached.
-        if let Err(e) = drop_range(file, from.saturating_sub(FOLIO_BYTES_MAX), to, false) {
-            tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "dropping read pages failed");
+        match drop_range(file, from.saturating_sub(FOLIO_BYTES_MAX), to, false) {
+            Ok(()) => self.ctx.page_cache.count_dropped(to.saturating_sub(from)),
+            Err(e) => {
+                tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "dropping read pages failed");
+            }
         }
     }
 }

@@ -72,6 +72,19 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         "fsync calls on segment files",
         ctx.logs.fsync_count() as f64,
     );
+    let (tail_bytes, dropped_bytes) = ctx.logs.page_cache_stats();
+    page.single(
+        "runnel_log_page_cache_tail_bytes",
+        Kind::Gauge,
+        "Page cache kept at the end of each partition being written (its share of --log-page-cache-bytes; 0: left to the kernel)",
+        tail_bytes as f64,
+    );
+    page.single(
+        "runnel_log_page_cache_dropped_bytes_total",
+        Kind::Counter,
+        "Log bytes the broker advised out of the page cache: written back behind a partition's cached tail, or read by a fetch behind it",
+        dropped_bytes as f64,
+    );
     let started_at = metrics
         .started_at
         .duration_since(std::time::UNIX_EPOCH)
