@@ -34,6 +34,14 @@ async fn consume_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumerRecord> {
     out
 }
 
+async fn create_topic(addr: &str, name: &str, partitions: i32) {
+    let admin = Admin::new(ClientConfig::new(addr)).await.expect("admin");
+    admin
+        .create_topics(&[NewTopic::new(name, partitions)])
+        .await
+        .expect("create");
+}
+
 fn consumer_config(addr: &str) -> ConsumerConfig {
     let mut config = ConsumerConfig::new(addr);
     config.auto_offset_reset = OffsetReset::Earliest;
@@ -45,11 +53,7 @@ fn consumer_config(addr: &str) -> ConsumerConfig {
 async fn every_codec_round_trips_with_keys_headers_and_timestamps() {
     let broker = TestBroker::start().await;
     let addr = broker.addr.to_string();
-    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
-    admin
-        .create_topics(&[NewTopic::new("codecs", 3)])
-        .await
-        .expect("create");
+    create_topic(&addr, "codecs", 3).await;
     let codecs = [
         Compression::None,
         Compression::Gzip,
@@ -143,11 +147,7 @@ async fn acks_zero_delivers_without_offsets() {
 async fn seek_pause_resume_and_commit() {
     let broker = TestBroker::start().await;
     let addr = broker.addr.to_string();
-    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
-    admin
-        .create_topics(&[NewTopic::new("seek", 2)])
-        .await
-        .expect("create");
+    create_topic(&addr, "seek", 2).await;
     let producer = Producer::new(ProducerConfig::new(&addr))
         .await
         .expect("producer");
@@ -235,11 +235,7 @@ async fn a_consumer_far_behind_the_cached_tail_reads_everything_back() {
     })
     .await;
     let addr = broker.addr.to_string();
-    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
-    admin
-        .create_topics(&[NewTopic::new("lagging", 2)])
-        .await
-        .expect("create");
+    create_topic(&addr, "lagging", 2).await;
     let value = |i: usize| format!("{i:08}-{}", "x".repeat(1000));
     const RECORDS: usize = 8_000; // ~8 MiB: 64 times the tail per partition
     let producer = Producer::new(ProducerConfig::new(&addr))

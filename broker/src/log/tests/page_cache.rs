@@ -104,6 +104,29 @@ fn cached_share(pages: &[bool]) -> f64 {
     pages.iter().filter(|p| **p).count() as f64 / pages.len().max(1) as f64
 }
 
+/// Waits (up to 10 s of flusher ticks) until less than 5 % of the first `cold_pages(n)` of
+/// the `n` pages of `path` are cached; returns the residency map then.
+fn wait_for_cold_dropped(
+    path: &Path,
+    cold_pages: impl Fn(usize) -> usize,
+    what: &str,
+) -> Vec<bool> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pages = resident_pages(path);
+        let cold = &pages[..cold_pages(pages.len())];
+        if cached_share(cold) < 0.05 {
+            return pages;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {:.0} % cached behind the tail after 10 s",
+            cached_share(cold) * 100.0
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn pages_behind_the_tail_leave_the_cache_and_read_back_the_same() {
     let (dir, manager) = setup(TAIL_BYTES);
@@ -144,20 +167,7 @@ fn the_flusher_drops_cold_pages_on_its_own() {
     let log = manager.partition("c", 0).unwrap();
     fill(&log);
     let path = only_log_file(&dir.path().join("c-0"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let pages = resident_pages(&path);
-        let cold = &pages[..pages.len() / 2];
-        if cached_share(cold) < 0.05 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the flusher left {:.0} % of the cold half cached for 10 s",
-            cached_share(cold) * 100.0
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_cold_dropped(&path, |pages| pages / 2, "the cold half");
     manager.shutdown().unwrap();
 }
 
@@ -185,28 +195,13 @@ fn the_partitions_being_written_share_the_budget() {
         fill(log);
     }
     let tail_pages = TAIL_BYTES as usize / PAGE_BYTES;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     for p in 0..4 {
         let path = only_log_file(&dir.path().join(format!("c-{p}")));
-        loop {
-            let pages = resident_pages(&path);
-            let (cold, tail) = pages.split_at(pages.len() - tail_pages);
-            // Under a whole-budget tail (1 MiB of ~1.5 MiB) most of `cold` would stay.
-            if cached_share(cold) < 0.05 {
-                assert_eq!(
-                    cached_share(tail),
-                    1.0,
-                    "partition {p}: the tail stays cached"
-                );
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "partition {p}: {:.0} % cached behind its share of the budget after 10 s",
-                cached_share(cold) * 100.0
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        // Under a whole-budget tail (1 MiB of ~1.5 MiB) most of the cold part would stay.
+        let what = format!("partition {p}");
+        let pages = wait_for_cold_dropped(&path, |pages| pages - tail_pages, &what);
+        let tail = &pages[pages.len() - tail_pages..];
+        assert_eq!(cached_share(tail), 1.0, "{what}: the tail stays cached");
     }
     manager.shutdown().unwrap();
 }
