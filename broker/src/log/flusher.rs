@@ -24,7 +24,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::checkpoint::sync_dir;
-use super::page_cache::WRITTEN_RECENTLY_MS;
+use super::page_cache::PAGE_BYTES;
 use super::partition::PartitionLog;
 use super::{now_ms, LogError};
 
@@ -39,11 +39,6 @@ const FLUSH_BATCH_PARTITIONS_MAX: usize = 4096;
 /// to a partition being fsynced waits for it: the producer's connection stalled for the
 /// whole pass. Concurrent fsyncs share journal commits, so a pass takes about one.
 const FLUSH_THREADS_MAX: usize = 8;
-
-/// Page size assumed when leaving a segment's partial last page out of early writeback (the
-/// smallest Linux uses; on larger pages the partial page may go early, which costs an append
-/// a wait, not correctness).
-const WRITEBACK_PAGE_BYTES: u64 = 4096;
 
 /// Starts writeback of `file`'s dirty pages in `[0, end_bytes)` (`sync_file_range` with
 /// `SYNC_FILE_RANGE_WRITE`: pages already under writeback are skipped, nothing is waited
@@ -137,8 +132,8 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
         if now - last_tick_ms >= FLUSH_TICK_MS as i64 {
             last_tick_ms = now;
             let partitions = partitions();
-            share_page_cache(&partitions, now);
-            start_writeback(&partitions, now);
+            share_page_cache(&partitions);
+            start_writeback(&partitions);
             flush_due(&partitions, now);
         }
         if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
@@ -152,26 +147,26 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
     }
 }
 
-/// Splits the page-cache budget among the partitions appended to in the last
-/// [`WRITTEN_RECENTLY_MS`] (`page_cache`).
-fn share_page_cache(partitions: &[Arc<PartitionLog>], now: i64) {
+/// Sets the page-cache tail from every partition's cached bytes (`page_cache`).
+fn share_page_cache(partitions: &[Arc<PartitionLog>]) {
     let Some(first) = partitions.first() else {
         return;
     };
-    let mut written = 0usize;
-    for partition in partitions {
-        if partition.writeback_pending.load(Ordering::Acquire) {
-            partition.written_at_ms.store(now, Ordering::Relaxed);
-        }
-        let written_at = partition.written_at_ms.load(Ordering::Relaxed);
-        written += usize::from(now.saturating_sub(written_at) < WRITTEN_RECENTLY_MS);
-    }
-    first.ctx.page_cache.share_among(written);
+    let mut cached_bytes: Vec<u64> = partitions
+        .iter()
+        .map(|partition| partition.cached_bytes.load(Ordering::Relaxed))
+        .collect();
+    first.ctx.page_cache.share_among(&mut cached_bytes);
 }
 
 /// Starts writeback of every partition appended to since the last call, and drops the pages
-/// of every partition written recently that fell out of its cached tail (`page_cache`).
-fn start_writeback(partitions: &[Arc<PartitionLog>], now: i64) {
+/// of every partition holding more than its tail (`page_cache`), written lately or not: the
+/// tail shrinks when other partitions fill the cache.
+fn start_writeback(partitions: &[Arc<PartitionLog>]) {
+    let Some(first) = partitions.first() else {
+        return;
+    };
+    let tail_bytes = first.ctx.page_cache.tail_bytes();
     for partition in partitions {
         if partition.writeback_pending.swap(false, Ordering::AcqRel) {
             if let Err(e) = partition.start_writeback() {
@@ -180,10 +175,9 @@ fn start_writeback(partitions: &[Arc<PartitionLog>], now: i64) {
                 tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "starting writeback failed");
             }
         }
-        // Every partition still sharing the budget, appended to or not this tick: its
-        // share shrinks when more partitions are written.
-        let written_at = partition.written_at_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(written_at) < WRITTEN_RECENTLY_MS {
+        // Beyond the tail by at least a page (a drop ends on a page boundary).
+        let cached_bytes = partition.cached_bytes.load(Ordering::Relaxed);
+        if tail_bytes > 0 && cached_bytes >= tail_bytes + PAGE_BYTES {
             if let Err(e) = partition.drop_cold_pages() {
                 // The pages stay cached; the fsync reports any real write failure.
                 tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "dropping cold pages failed");
@@ -294,7 +288,9 @@ impl PartitionLog {
             let size_bytes = active.lock().size_bytes;
             (active, size_bytes)
         };
-        let whole_pages_bytes = size_bytes - size_bytes % WRITEBACK_PAGE_BYTES;
+        let whole_pages_bytes = size_bytes - size_bytes % PAGE_BYTES;
+        // (On larger pages than PAGE_BYTES the partial page may go early: an append then
+        // waits for it, nothing worse.)
         if whole_pages_bytes == 0 {
             return Ok(());
         }

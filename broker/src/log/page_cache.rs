@@ -1,6 +1,6 @@
-//! The cached tails: the partitions being written share a page-cache budget
-//! (`page_cache_bytes`), split evenly among them; each keeps only its share at the end of its
-//! log in the page cache, and older pages are dropped once they are on disk.
+//! The cached tails: the partitions share a page-cache budget (`page_cache_bytes`); each
+//! keeps only its share at the end of its log in the page cache, and older pages are dropped
+//! once they are on disk.
 //!
 //! Why: left to the kernel, a broker's page cache grows until memory runs out, and every
 //! appended page is a newly allocated one. On a VM whose freed memory goes back to the host
@@ -15,11 +15,14 @@
 //! consumers read. What goes: pages more than a tail behind a partition's log end — on the
 //! write side once the flusher sees them written back, on the read side right after a fetch
 //! read them (a lagging consumer's reads stream through the cache instead of filling it).
-//! The tail is the budget divided by the partitions written in the last second (the
-//! flusher counts them every tick): 64 MiB each for 8 partitions under the default 512 MiB,
-//! 512 KiB each for 1 000 — a fixed per-partition tail never filled when many partitions
-//! share the writes, and those appends got fresh pages again. A budget of `0` keeps
-//! everything (Kafka's behaviour: the kernel decides).
+//! The tail is the largest size that keeps the partitions' cached bytes together within the
+//! budget when each keeps at most that much (max-min fair: partitions holding less keep all
+//! of it); the flusher works it out from every partition's cached bytes on each tick. Eight
+//! partitions being written under the default 512 MiB keep 64 MiB each; 1 000 keep 512 KiB
+//! each, however rarely each one is written — a share counted over "the partitions written
+//! in the last second" left the others holding their old, larger shares, so a fan-in over
+//! 1 000 partitions never dropped anything and every append got a fresh page again. A budget
+//! of `0` keeps everything (Kafka's behaviour: the kernel decides).
 //!
 //! Dropping is advice (`posix_fadvise(POSIX_FADV_DONTNEED)`): the kernel keeps pages that are
 //! dirty, under writeback or mapped, so nothing here can lose data; the write side first
@@ -33,8 +36,9 @@ use std::sync::Arc;
 use super::partition::PartitionLog;
 use super::segment::Segment;
 
-/// Pages are dropped in whole units of this (the smallest page size Linux uses).
-const PAGE_BYTES: u64 = 4096;
+/// Pages are dropped (and written back early, `flusher`) in whole units of this (the
+/// smallest page size Linux uses).
+pub(crate) const PAGE_BYTES: u64 = 4096;
 /// The largest page-cache folio on x86-64 (a PMD). The kernel evicts a folio only when the
 /// advised range covers all of it, and a folio can straddle the end of one drop: every drop
 /// therefore reaches this far back over the previous one (a second look at an already
@@ -43,8 +47,6 @@ const FOLIO_BYTES_MAX: u64 = 2 * 1024 * 1024;
 
 /// The smallest tail a partition keeps, however many share the budget.
 const TAIL_BYTES_MIN: u64 = 64 * 1024;
-/// A partition counts as being written for this long after the flusher saw appends to it.
-pub(crate) const WRITTEN_RECENTLY_MS: i64 = 1_000;
 
 /// The page cache the cached tails share, and each partition's current share.
 pub(crate) struct PageCacheBudget {
@@ -79,20 +81,39 @@ impl PageCacheBudget {
         self.tail_bytes.load(Ordering::Relaxed)
     }
 
-    /// Splits the budget among `written_partitions` (the flusher, every tick).
-    pub(crate) fn share_among(&self, written_partitions: usize) {
-        let tail = tail_share(self.budget_bytes, written_partitions);
+    /// Sets the tail from every partition's cached bytes (the flusher, every tick; the slice
+    /// is reordered).
+    pub(crate) fn share_among(&self, cached_bytes: &mut [u64]) {
+        let tail = tail_share(self.budget_bytes, cached_bytes);
         self.tail_bytes.store(tail, Ordering::Relaxed);
     }
 }
 
-/// Each partition's tail when `written_partitions` share `budget_bytes` (0 stays 0: off).
-fn tail_share(budget_bytes: u64, written_partitions: usize) -> u64 {
+/// The largest tail `t` with `Σ min(cached, t) ≤ budget_bytes` (water-filling: partitions
+/// holding less than `t` keep everything, the others are cut to `t`), at least
+/// [`TAIL_BYTES_MIN`]; the whole budget when everything fits. 0 stays 0: off.
+fn tail_share(budget_bytes: u64, cached_bytes: &mut [u64]) -> u64 {
     if budget_bytes == 0 {
         return 0;
     }
-    let partitions = u64::try_from(written_partitions.max(1)).unwrap_or(u64::MAX);
-    (budget_bytes / partitions).max(TAIL_BYTES_MIN)
+    if cached_bytes
+        .iter()
+        .fold(0u64, |sum, c| sum.saturating_add(*c))
+        <= budget_bytes
+    {
+        return budget_bytes;
+    }
+    cached_bytes.sort_unstable();
+    let mut left_bytes = budget_bytes;
+    for (index, cached) in cached_bytes.iter().enumerate() {
+        let sharing = (cached_bytes.len() - index) as u64;
+        let share = left_bytes / sharing;
+        if *cached > share {
+            return share.max(TAIL_BYTES_MIN);
+        }
+        left_bytes -= cached;
+    }
+    budget_bytes
 }
 
 /// How far a partition's write-side drops have reached: everything before `position` in the
@@ -158,6 +179,32 @@ impl PartitionLog {
                 .collect();
             cold_ranges(&segments, tail_bytes, *cursor)
         };
+        let dropped = self.drop_ranges(ranges, &mut cursor);
+        // What is left past the cursor, under the state lock that appends count under (so
+        // none is lost), whether or not every drop went through.
+        if let Some(state) = self.state.lock().as_ref() {
+            let cached: u64 = state
+                .segments
+                .range(cursor.base_offset..)
+                .map(|(base_offset, segment)| {
+                    let size_bytes = segment.lock().size_bytes;
+                    match *base_offset == cursor.base_offset {
+                        true => size_bytes.saturating_sub(cursor.position),
+                        false => size_bytes,
+                    }
+                })
+                .sum();
+            self.cached_bytes.store(cached, Ordering::Relaxed);
+        }
+        dropped
+    }
+
+    /// Drops `ranges` (from [`cold_ranges`]) in order, moving `cursor` past each one dropped.
+    fn drop_ranges(
+        &self,
+        ranges: Vec<(Arc<Segment>, u64, u64)>,
+        cursor: &mut DropCursor,
+    ) -> io::Result<()> {
         for (segment, from, to) in ranges {
             let file = match self.ctx.files.get(&segment.log_path) {
                 Ok(file) => file,
@@ -260,19 +307,29 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     #[test]
-    fn the_budget_is_split_among_the_partitions_being_written() {
-        assert_eq!(tail_share(512 * MIB, 8), 64 * MIB);
+    fn the_budget_is_water_filled_over_the_partitions_cached_bytes() {
+        let share = |budget: u64, cached: &[u64]| tail_share(budget, &mut cached.to_vec());
+        assert_eq!(share(512 * MIB, &[100 * MIB; 8]), 64 * MIB, "even split");
         assert_eq!(
-            tail_share(512 * MIB, 0),
+            share(512 * MIB, &[]),
             512 * MIB,
-            "nothing written: one share"
+            "nothing cached: the whole budget"
         );
-        assert_eq!(tail_share(512 * MIB, 1000), 512 * MIB / 1000);
-        assert_eq!(tail_share(512 * MIB, 100_000), TAIL_BYTES_MIN, "a floor");
-        assert_eq!(tail_share(0, 8), 0, "0 keeps dropping off");
+        assert_eq!(share(512 * MIB, &[MIB; 8]), 512 * MIB, "everything fits");
+        assert_eq!(
+            share(512 * MIB, &[2 * MIB; 1000]),
+            512 * MIB / 1000,
+            "a fan-in: each partition written rarely still gets only its share"
+        );
+        // 992 partitions holding 256 KiB each (248 MiB) leave 264 MiB to the 8 busy ones.
+        let mut cached = vec![256 * 1024; 992];
+        cached.extend([100 * MIB; 8]);
+        assert_eq!(share(512 * MIB, &cached), 33 * MIB);
+        assert_eq!(share(512 * MIB, &[MIB; 100_000]), TAIL_BYTES_MIN, "a floor");
+        assert_eq!(share(0, &[100 * MIB; 8]), 0, "0 keeps dropping off");
         let budget = PageCacheBudget::new(8 * MIB);
         assert_eq!(budget.tail_bytes(), 8 * MIB);
-        budget.share_among(4);
+        budget.share_among(&mut [4 * MIB, 4 * MIB, 4 * MIB, 4 * MIB]);
         assert_eq!(budget.tail_bytes(), 2 * MIB);
     }
 

@@ -99,9 +99,10 @@ pub struct PartitionLog {
     pub(crate) writeback_pending: AtomicBool,
     /// How far the flusher has dropped this log's pages from the page cache.
     pub(crate) drop_cursor: Mutex<super::page_cache::DropCursor>,
-    /// When the flusher last found new appends here (ms; counts it among the partitions
-    /// sharing the page-cache budget).
-    pub(crate) written_at_ms: AtomicI64,
+    /// Log bytes past the drop cursor, which the page cache may hold: raised by appends,
+    /// set by the flusher after each drop (both under the state lock). The page-cache budget
+    /// is shared by these figures (`page_cache`).
+    pub(crate) cached_bytes: AtomicU64,
     pub(crate) last_flush_ms: AtomicI64,
     /// A segment file was created since the directory was last fsynced.
     pub(crate) dir_dirty: AtomicBool,
@@ -137,7 +138,7 @@ impl PartitionLog {
             dirty: AtomicBool::new(false),
             writeback_pending: AtomicBool::new(false),
             drop_cursor: Mutex::default(),
-            written_at_ms: AtomicI64::new(i64::MIN),
+            cached_bytes: AtomicU64::new(0),
             last_flush_ms: AtomicI64::new(now_ms()),
             dir_dirty: AtomicBool::new(true),
             traffic: crate::metrics::TrafficCounters::default(),
@@ -233,6 +234,9 @@ impl PartitionLog {
             rest = later;
         }
         assert_eq!(state.next_offset, base_offset + offsets_needed);
+        let appended_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
+        self.cached_bytes
+            .fetch_add(appended_bytes, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Release);
         self.writeback_pending.store(true, Ordering::Release);
         self.end_tx.send_replace(state.next_offset);

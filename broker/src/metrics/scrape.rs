@@ -76,7 +76,7 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
     page.single(
         "runnel_log_page_cache_tail_bytes",
         Kind::Gauge,
-        "Page cache kept at the end of each partition being written (its share of --log-page-cache-bytes; 0: left to the kernel)",
+        "Page cache each partition keeps at the end of its log (its share of --log-page-cache-bytes; 0: left to the kernel)",
         tail_bytes as f64,
     );
     page.single(

@@ -205,3 +205,28 @@ fn the_partitions_being_written_share_the_budget() {
     }
     manager.shutdown().unwrap();
 }
+
+#[test]
+fn partitions_written_earlier_give_up_their_share_when_others_fill_the_cache() {
+    // Eight partitions under a budget of four tails; the first four are written, then,
+    // after they have gone quiet, the other four: the cached bytes of all eight together
+    // stay within the budget, so each ends with half a tail — the quiet ones too.
+    let (dir, manager) = setup_partitions(4 * TAIL_BYTES, 8);
+    let logs: Vec<_> = (0..8).map(|p| manager.partition("c", p).unwrap()).collect();
+    for log in &logs[..4] {
+        fill(log);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    for log in &logs[4..] {
+        fill(log);
+    }
+    let tail_pages = TAIL_BYTES as usize / PAGE_BYTES / 2;
+    for p in 0..8 {
+        let path = only_log_file(&dir.path().join(format!("c-{p}")));
+        let what = format!("partition {p}");
+        let pages = wait_for_cold_dropped(&path, |pages| pages - tail_pages, &what);
+        let tail = &pages[pages.len() - tail_pages..];
+        assert_eq!(cached_share(tail), 1.0, "{what}: its share stays cached");
+    }
+    manager.shutdown().unwrap();
+}
