@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    runnel_protocol::memory::keep_freed_memory();
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,6 +8,7 @@
 //! - [`records`]: a bounded, decompressing iterator over the records inside a batch.
 //! - [`builder`]: builds complete batches (any codec, CRC-32C) for clients, tests, compaction.
 //! - [`chunked`]: encodes a frame as chunks that reference its record batches (no copy).
+//! - [`memory`]: the allocator setting the programs that move large frames start with.
 //!
 //! Message structs come from the `kafka-protocol` crate, re-exported as [`kafka`].
 
@@ -15,6 +16,7 @@ pub mod batch;
 pub mod builder;
 pub mod chunked;
 pub mod frame;
+pub mod memory;
 pub mod records;
 pub mod versions;
 
