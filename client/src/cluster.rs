@@ -3,6 +3,7 @@
 //! after it dies. Shared by producer, consumer and admin behind an `Arc`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -94,6 +95,9 @@ struct State {
 pub struct Cluster {
     pub config: ClientConfig,
     state: Mutex<State>,
+    /// Bumped whenever topic metadata changes, so callers may cache what they derived from
+    /// it (the producer keeps each topic's partition count) and look again only after.
+    topics_generation: AtomicU64,
     connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
 }
 
@@ -110,6 +114,7 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             config,
             state: Mutex::default(),
+            topics_generation: AtomicU64::new(0),
             connections: tokio::sync::Mutex::default(),
         });
         cluster.refresh(Some(&[])).await?;
@@ -140,6 +145,7 @@ impl Cluster {
         Arc::new(Cluster {
             config: ClientConfig::new("127.0.0.1:1"),
             state: Mutex::new(state),
+            topics_generation: AtomicU64::new(0),
             connections: tokio::sync::Mutex::default(),
         })
     }
@@ -239,7 +245,13 @@ impl Cluster {
             };
             state.topics.insert(name, info);
         }
+        self.topics_generation.fetch_add(1, Ordering::Release);
         Ok(())
+    }
+
+    /// Changes whenever topic metadata may have changed (see the field).
+    pub fn topics_generation(&self) -> u64 {
+        self.topics_generation.load(Ordering::Acquire)
     }
 
     /// Cached metadata of `topic`, fetched (and auto-created, if allowed) when missing.
@@ -307,6 +319,7 @@ impl Cluster {
     /// Forgets a topic (after a delete) so the next lookup asks the broker.
     pub fn forget_topic(&self, topic: &str) {
         self.lock().topics.remove(topic);
+        self.topics_generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn brokers(&self) -> Vec<(i32, String)> {

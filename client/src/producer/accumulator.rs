@@ -43,11 +43,58 @@ pub(super) struct SealedBatch {
 /// size (up to 64 KiB) is added before the batch is sealed, plus the batch header.
 const BATCH_SLACK_BYTES: usize = 64 * 1024 + 128;
 
-/// One topic's partition queues, indexed by partition (dense: `choose_partition` keeps
-/// indexes below the topic's partition count); `name` is shared by its batches.
+/// One topic's partition queues, indexed by partition (dense: [`TopicQueues::choose`] keeps
+/// indexes below the topic's partition count); `name` is shared by its batches. Everything a
+/// record needs is here, so a record costs one map lookup under one lock.
 struct TopicQueues {
     name: Arc<str>,
     partitions: Vec<PartitionQueue>,
+    /// The topic's partition count from the cluster's metadata (0: not known yet), valid
+    /// while the cluster's topics generation is `generation`.
+    partition_count: i32,
+    generation: u64,
+    /// Where keyless records without a partition go until that batch is sealed (KIP-480).
+    sticky: Option<i32>,
+}
+
+impl TopicQueues {
+    fn new(name: Arc<str>) -> TopicQueues {
+        TopicQueues {
+            name,
+            partitions: Vec::new(),
+            partition_count: 0,
+            generation: 0,
+            sticky: None,
+        }
+    }
+
+    /// The record's partition: its own, by key (murmur2), or the sticky one.
+    fn choose(&mut self, record: &ProducerRecord) -> Result<i32> {
+        let count = self.partition_count.max(1);
+        if let Some(partition) = record.partition {
+            if !(0..count).contains(&partition) {
+                return Err(Error::UnknownTopicOrPartition(format!(
+                    "{}-{partition}",
+                    record.topic
+                )));
+            }
+            return Ok(partition);
+        }
+        if let Some(key) = &record.key {
+            return Ok(partition_for_key(key, count));
+        }
+        let sticky = *self
+            .sticky
+            .get_or_insert_with(|| (super::now_ms() % i64::from(count)) as i32);
+        Ok(sticky.min(count - 1))
+    }
+
+    /// Moves the sticky partition on once its batch was sealed (KIP-480).
+    fn advance_sticky(&mut self, sealed: i32) {
+        if self.sticky == Some(sealed) {
+            self.sticky = Some((sealed + 1) % self.partition_count.max(1));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -63,7 +110,6 @@ pub(super) struct Accumulator {
     pub config: ProducerConfig,
     /// By topic name, so a record finds its queue without allocating a key.
     queues: Mutex<HashMap<Arc<str>, TopicQueues>>,
-    sticky: Mutex<HashMap<String, i32>>,
     memory: Semaphore,
     /// Records accepted and not yet completed (flush waits for 0).
     outstanding_records: AtomicUsize,
@@ -82,7 +128,6 @@ impl Accumulator {
             memory: Semaphore::new(config.buffer_memory_bytes),
             config,
             queues: Mutex::default(),
-            sticky: Mutex::default(),
             outstanding_records: AtomicUsize::new(0),
             flushing: AtomicUsize::new(0),
             wake_sender: Notify::new(),
@@ -108,14 +153,21 @@ impl Accumulator {
             });
         }
         self.reserve(memory_bytes).await?;
-        let partition = match self.choose_partition(&record).await {
-            Ok(partition) => partition,
-            Err(e) => {
-                self.memory.add_permits(memory_bytes);
-                return Err(e);
+        let pushed = match self.push(&record, None, memory_bytes) {
+            Some(pushed) => pushed,
+            // The topic's partition count is not known (or metadata changed): ask the
+            // cluster, noting the generation before, and push with it.
+            None => {
+                let generation = self.cluster.topics_generation();
+                match self.partition_count(&record.topic).await {
+                    Ok(count) => self
+                        .push(&record, Some((count, generation)), memory_bytes)
+                        .unwrap_or_else(|| Err(Error::State("partition count lost".to_owned()))),
+                    Err(e) => Err(e),
+                }
             }
         };
-        match self.push(&record, partition, memory_bytes) {
+        match pushed {
             Ok(delivery) => {
                 self.outstanding_records.fetch_add(1, Ordering::Relaxed);
                 Ok(delivery)
@@ -152,56 +204,70 @@ impl Accumulator {
         }
     }
 
+    /// The topic's partition count (from the cluster's metadata, fetched if not cached).
+    async fn partition_count(&self, topic: &str) -> Result<i32> {
+        let partitions = self.cluster.partition_count(topic).await?;
+        match i32::try_from(partitions).unwrap_or(i32::MAX) {
+            0 => Err(Error::UnknownTopicOrPartition(topic.to_owned())),
+            count => Ok(count),
+        }
+    }
+
+    /// The partition `record` would go to now (without queueing it).
+    #[cfg(test)]
     async fn choose_partition(&self, record: &ProducerRecord) -> Result<i32> {
-        let partitions = self.cluster.partition_count(&record.topic).await?;
-        let count = i32::try_from(partitions).unwrap_or(i32::MAX);
-        if count == 0 {
-            return Err(Error::UnknownTopicOrPartition(record.topic.clone()));
-        }
-        if let Some(partition) = record.partition {
-            if !(0..count).contains(&partition) {
-                return Err(Error::UnknownTopicOrPartition(format!(
-                    "{}-{partition}",
-                    record.topic
-                )));
-            }
-            return Ok(partition);
-        }
-        if let Some(key) = &record.key {
-            return Ok(partition_for_key(key, count));
-        }
-        let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
-        // Looked up by `&str` first: the topic name is copied once per topic, not per record.
-        let partition = match sticky.get(&record.topic) {
-            Some(partition) => *partition,
-            None => {
-                let partition = (super::now_ms() % i64::from(count)) as i32;
-                sticky.insert(record.topic.clone(), partition);
-                partition
-            }
-        };
-        Ok(partition.min(count - 1))
+        let count = self.partition_count(&record.topic).await?;
+        let mut queues = self.queues();
+        let topic = queues
+            .entry(record.topic.clone())
+            .or_insert_with(|| TopicQueues::new(record.topic.clone()));
+        topic.partition_count = count;
+        topic.choose(record)
     }
 
-    /// Moves the sticky partition of `topic` on once its batch was sealed (KIP-480).
-    fn advance_sticky(&self, partition: &TopicPartition) {
-        let Some(partitions) = self.cluster.cached_partition_count(&partition.0) else {
-            return;
-        };
-        let count = i32::try_from(partitions).unwrap_or(1).max(1);
-        let mut sticky = self.sticky.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(current) = sticky.get_mut(&*partition.0) {
-            if *current == partition.1 {
-                *current = (partition.1 + 1) % count;
-            }
-        }
-    }
-
+    /// Picks the partition and adds the record to its open batch. The topic's partition
+    /// count is `known` (with the cluster's topics generation it was read under) or the one
+    /// kept from an earlier record while metadata has not changed; `None` when neither is
+    /// available (nothing was done).
     fn push(
         &self,
         record: &ProducerRecord,
-        partition: i32,
+        known: Option<(i32, u64)>,
         memory_bytes: usize,
+    ) -> Option<Result<DeliveryFuture>> {
+        let mut queues = self.queues();
+        let topic = match queues.get_mut(&record.topic) {
+            Some(topic) => topic,
+            None => queues
+                .entry(record.topic.clone())
+                .or_insert_with(|| TopicQueues::new(record.topic.clone())),
+        };
+        match known {
+            Some((count, generation)) => {
+                topic.partition_count = count;
+                topic.generation = generation;
+            }
+            None if topic.partition_count > 0
+                && topic.generation == self.cluster.topics_generation() => {}
+            None => return None,
+        }
+        let mut wake_sender = false;
+        let pushed = self.push_to(topic, record, memory_bytes, &mut wake_sender);
+        drop(queues);
+        if wake_sender {
+            self.wake_sender.notify_one();
+        }
+        Some(pushed)
+    }
+
+    /// [`push`](Self::push) once the topic's partition count is known (under the queues'
+    /// lock); sets `wake_sender` when a batch was opened or sealed.
+    fn push_to(
+        &self,
+        topic: &mut TopicQueues,
+        record: &ProducerRecord,
+        memory_bytes: usize,
+        wake_sender: &mut bool,
     ) -> Result<DeliveryFuture> {
         let headers: Vec<NewHeader<'_>> = record
             .headers
@@ -219,35 +285,22 @@ impl Accumulator {
             headers: &headers,
         };
         let mut sealed_now = false;
-        let mut opened_now = false;
         let mut delivery = None;
+        let partition = topic.choose(record)?;
         let index = usize::try_from(partition)
             .map_err(|_| Error::UnknownTopicOrPartition(format!("{}-{partition}", record.topic)))?;
-        let mut queues = self.queues();
-        if !queues.contains_key(record.topic.as_str()) {
-            let name: Arc<str> = Arc::from(record.topic.as_str());
-            let topic = TopicQueues {
-                name: name.clone(),
-                partitions: Vec::new(),
-            };
-            queues.insert(name, topic);
-        }
-        let Some(topic) = queues.get_mut(record.topic.as_str()) else {
-            return Err(Error::State("topic queue vanished".to_owned()));
-        };
         if topic.partitions.len() <= index {
             topic
                 .partitions
                 .resize_with(index + 1, PartitionQueue::default);
         }
-        let name = &topic.name;
-        let key = || -> TopicPartition { (name.clone(), partition) };
+        let key = (topic.name.clone(), partition);
         let queue = &mut topic.partitions[index];
         for _attempt in 0..2 {
             let open = match &mut queue.open {
                 Some(open) => open,
                 None => {
-                    opened_now = true;
+                    *wake_sender = true;
                     queue.open.insert(self.new_batch())
                 }
             };
@@ -265,8 +318,9 @@ impl Accumulator {
                 Err(BuildError::TooLarge { .. }) if !open.builder.is_empty() => {
                     // Full: seal it and retry once in a fresh batch.
                     if let Some(full) = queue.open.take() {
-                        queue.sealed.push_back(self.seal(full, &key()));
+                        queue.sealed.push_back(self.seal(full, &key));
                         sealed_now = true;
+                        *wake_sender = true;
                     }
                 }
                 Err(e) => return Err(Error::Protocol(format!("record: {e}"))),
@@ -275,18 +329,14 @@ impl Accumulator {
         if let Some(open) = &queue.open {
             if open.builder.uncompressed_size_bytes() >= self.config.batch_size_bytes {
                 if let Some(full) = queue.open.take() {
-                    queue.sealed.push_back(self.seal(full, &key()));
+                    queue.sealed.push_back(self.seal(full, &key));
                     sealed_now = true;
+                    *wake_sender = true;
                 }
             }
         }
-        let sealed = sealed_now.then(key);
-        drop(queues);
-        if let Some(partition) = &sealed {
-            self.advance_sticky(partition);
-        }
-        if sealed_now || opened_now {
-            self.wake_sender.notify_one();
+        if sealed_now {
+            topic.advance_sticky(partition);
         }
         delivery.ok_or_else(|| Error::Protocol("record does not fit an empty batch".to_owned()))
     }
@@ -352,54 +402,50 @@ impl Accumulator {
         let flushing = self.flushing.load(Ordering::Relaxed) > 0;
         let mut ready = Vec::new();
         let mut next: Option<Instant> = None;
-        let mut advanced = Vec::new();
         let mut queues = self.queues();
-        let all = queues.values_mut().flat_map(|topic| {
-            let name = &topic.name;
-            topic
-                .partitions
-                .iter_mut()
-                .enumerate()
-                .map(move |(index, queue)| (name, index as i32, queue))
-        });
-        for (name, index, queue) in all {
-            // Idle partitions cost a check, not a key clone: most are neither due nor sealed.
-            if queue.in_flight || (queue.open.is_none() && queue.sealed.is_empty()) {
-                continue;
-            }
-            if queue.sealed.is_empty() {
-                if let Some(open) = &queue.open {
-                    let due = open.created + linger;
-                    if flushing || due <= now {
-                        if let Some(open) = queue.open.take() {
-                            let partition = (name.clone(), index);
-                            queue.sealed.push_back(self.seal(open, &partition));
-                            advanced.push(partition);
+        for topic in queues.values_mut() {
+            let mut advanced = Vec::new();
+            for (index, queue) in topic.partitions.iter_mut().enumerate() {
+                // Idle partitions cost a check, not a key clone: most are neither due nor
+                // sealed.
+                if queue.in_flight || (queue.open.is_none() && queue.sealed.is_empty()) {
+                    continue;
+                }
+                let index = index as i32;
+                if queue.sealed.is_empty() {
+                    if let Some(open) = &queue.open {
+                        let due = open.created + linger;
+                        if flushing || due <= now {
+                            if let Some(open) = queue.open.take() {
+                                let partition = (topic.name.clone(), index);
+                                queue.sealed.push_back(self.seal(open, &partition));
+                                advanced.push(index);
+                            }
+                        } else {
+                            next = Some(next.map_or(due, |n| n.min(due)));
                         }
-                    } else {
-                        next = Some(next.map_or(due, |n| n.min(due)));
                     }
                 }
-            }
-            let Some(front) = queue.sealed.front() else {
-                continue;
-            };
-            if let Some(retry_at) = front.retry_at.filter(|at| *at > now) {
-                next = Some(next.map_or(retry_at, |n| n.min(retry_at)));
-                continue;
-            }
-            if let Some(batch) = queue.sealed.pop_front() {
-                if batch.bytes.is_empty() {
-                    continue; // failed while sealing; its records were completed
+                let Some(front) = queue.sealed.front() else {
+                    continue;
+                };
+                if let Some(retry_at) = front.retry_at.filter(|at| *at > now) {
+                    next = Some(next.map_or(retry_at, |n| n.min(retry_at)));
+                    continue;
                 }
-                queue.in_flight = true;
-                ready.push(batch);
+                if let Some(batch) = queue.sealed.pop_front() {
+                    if batch.bytes.is_empty() {
+                        continue; // failed while sealing; its records were completed
+                    }
+                    queue.in_flight = true;
+                    ready.push(batch);
+                }
+            }
+            for partition in advanced {
+                topic.advance_sticky(partition);
             }
         }
         drop(queues);
-        for partition in advanced {
-            self.advance_sticky(&partition);
-        }
         (ready, next)
     }
 

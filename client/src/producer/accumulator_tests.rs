@@ -131,3 +131,21 @@ async fn keyed_records_follow_murmur2_and_unkeyed_stick_until_sealed() {
     let moved = acc.choose_partition(&unkeyed).await.expect("partition");
     assert_ne!(moved, first, "a sealed batch moves the sticky partition on");
 }
+
+#[tokio::test]
+async fn the_partition_count_is_kept_until_topic_metadata_changes() {
+    let acc = accumulator(|_| {});
+    acc.append(record(3, 10)).await.expect("append");
+    let kept = acc.cluster().topics_generation();
+    acc.append(record(2, 10))
+        .await
+        .expect("append from the kept count");
+    assert_eq!(acc.cluster().topics_generation(), kept);
+    // Metadata changed: the next record asks the cluster again, which (offline, the topic
+    // forgotten) has to fetch it and cannot.
+    acc.cluster().forget_topic("t");
+    assert_ne!(acc.cluster().topics_generation(), kept);
+    acc.append(record(2, 10))
+        .await
+        .expect_err("the forgotten topic is looked up again");
+}

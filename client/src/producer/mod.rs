@@ -129,9 +129,11 @@ impl ProducerConfig {
 ///     .with_timestamp(1_700_000_000_000);
 /// assert_eq!(record.partition, None);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProducerRecord {
-    pub topic: String,
+    /// Shared, so a producer sending many records to one topic clones a pointer, not the
+    /// name (`ProducerRecord::new` takes a `&str`, a `String` or an `Arc<str>`).
+    pub topic: Arc<str>,
     pub partition: Option<i32>,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
@@ -141,11 +143,14 @@ pub struct ProducerRecord {
 }
 
 impl ProducerRecord {
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> ProducerRecord {
         ProducerRecord {
             topic: topic.into(),
+            partition: None,
+            key: None,
             value: Some(value.into()),
-            ..ProducerRecord::default()
+            headers: Vec::new(),
+            timestamp_ms: None,
         }
     }
 
