@@ -194,6 +194,14 @@ impl TestClient {
         self.stream.write_all(bytes).await.expect("write to broker");
     }
 
+    /// Closes the sending side (the broker reads end of stream); replies can still arrive.
+    pub async fn shutdown_write(&mut self) {
+        self.stream
+            .shutdown()
+            .await
+            .expect("shut down the write side");
+    }
+
     /// Writes raw bytes, tolerating a broker that already closed the connection.
     pub async fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes).await

@@ -88,6 +88,26 @@ async fn truncated_and_lying_requests_close_the_connection() {
 }
 
 #[tokio::test]
+async fn a_frame_ending_before_its_size_closes_the_connection() {
+    let broker = TestBroker::start().await;
+    // Announced sizes on both read paths: within the eager bound (one buffer of that size)
+    // and beyond it (a buffer that grows as bytes arrive); the sender stops a little short.
+    for size_bytes in [100 * 1024, 4 * 1024 * 1024] {
+        let mut client = broker.client().await;
+        let mut frame = BytesMut::new();
+        frame.put_i32(size_bytes);
+        frame.put_slice(&vec![0u8; size_bytes as usize - 10]);
+        client.send_raw(&frame).await;
+        client.shutdown_write().await;
+        assert!(
+            client.is_closed().await,
+            "{size_bytes}-byte frame cut short"
+        );
+    }
+    still_serves(&broker).await;
+}
+
+#[tokio::test]
 async fn a_frame_stalled_midway_times_out() {
     let broker = TestBroker::start_with(|c| c.request_timeout_ms = 200).await;
     let mut stalled = broker.client().await;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use runnel_protocol::frame::{
     decode_request, encode_response_chunks, frame_size, ErrorAction, FrameError, RequestError,
@@ -177,11 +177,23 @@ async fn read_frame<R: AsyncRead + Unpin>(
         reader.read_exact(rest).await?;
     }
     let size_bytes = frame_size(prefix, limits.max_request_bytes)?;
-    let initial_bytes = match size_bytes <= FRAME_EAGER_BYTES_MAX {
-        true => size_bytes,
-        false => FRAME_INITIAL_BUFFER_BYTES,
-    };
-    let mut body = Vec::with_capacity(initial_bytes);
+    if size_bytes <= FRAME_EAGER_BYTES_MAX {
+        // Straight into a buffer of the frame's size. (`read_to_end` into an exactly sized
+        // buffer reallocates — copies — it once it is full, to probe for the end: that was
+        // 5-10 % of the broker's produce CPU.)
+        let mut body = BytesMut::with_capacity(size_bytes);
+        while body.len() < size_bytes {
+            let rest = (size_bytes - body.len()) as u64;
+            if reader.take(rest).read_buf(&mut body).await? == 0 {
+                return Err(ConnectionError::Truncated {
+                    received_bytes: body.len(),
+                    size_bytes,
+                });
+            }
+        }
+        return Ok(body.freeze());
+    }
+    let mut body = Vec::with_capacity(FRAME_INITIAL_BUFFER_BYTES);
     let limit = u64::try_from(size_bytes).unwrap_or(u64::MAX);
     reader.take(limit).read_to_end(&mut body).await?;
     if body.len() != size_bytes {
