@@ -194,16 +194,22 @@ fn the_partitions_being_written_share_the_budget() {
     for log in &logs {
         fill(log);
     }
-    let tail_pages = TAIL_BYTES as usize / PAGE_BYTES;
-    for p in 0..4 {
+    // Under a whole-budget tail (1 MiB of ~1.5 MiB) most of the cold part would stay.
+    each_keeps_only(&dir, 4, TAIL_BYTES);
+    manager.shutdown().unwrap();
+}
+
+/// Waits until each of partitions `0..partitions` of topic `c` holds only its last
+/// `tail_bytes` in the page cache, and checks that those stay.
+fn each_keeps_only(dir: &tempfile::TempDir, partitions: i32, tail_bytes: u64) {
+    let tail_pages = tail_bytes as usize / PAGE_BYTES;
+    for p in 0..partitions {
         let path = only_log_file(&dir.path().join(format!("c-{p}")));
-        // Under a whole-budget tail (1 MiB of ~1.5 MiB) most of the cold part would stay.
         let what = format!("partition {p}");
         let pages = wait_for_cold_dropped(&path, |pages| pages - tail_pages, &what);
         let tail = &pages[pages.len() - tail_pages..];
-        assert_eq!(cached_share(tail), 1.0, "{what}: the tail stays cached");
+        assert_eq!(cached_share(tail), 1.0, "{what}: its tail stays cached");
     }
-    manager.shutdown().unwrap();
 }
 
 #[test]
@@ -220,13 +226,6 @@ fn partitions_written_earlier_give_up_their_share_when_others_fill_the_cache() {
     for log in &logs[4..] {
         fill(log);
     }
-    let tail_pages = TAIL_BYTES as usize / PAGE_BYTES / 2;
-    for p in 0..8 {
-        let path = only_log_file(&dir.path().join(format!("c-{p}")));
-        let what = format!("partition {p}");
-        let pages = wait_for_cold_dropped(&path, |pages| pages - tail_pages, &what);
-        let tail = &pages[pages.len() - tail_pages..];
-        assert_eq!(cached_share(tail), 1.0, "{what}: its share stays cached");
-    }
+    each_keeps_only(&dir, 8, TAIL_BYTES / 2);
     manager.shutdown().unwrap();
 }
