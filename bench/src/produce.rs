@@ -208,6 +208,25 @@ impl ProducerTask {
         }
     }
 
+    /// Counts the deliveries in `chunk` (if any) as sent and hands them to the collector;
+    /// `chunk` starts over empty.
+    async fn hand_over(
+        &self,
+        to: &mpsc::Sender<Deliveries>,
+        chunk: &mut Deliveries,
+    ) -> anyhow::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(chunk, Vec::with_capacity(DELIVERY_CHUNK_RECORDS));
+        self.counters
+            .sent
+            .fetch_add(full.len() as u64, Ordering::Relaxed);
+        to.send(full)
+            .await
+            .map_err(|_| anyhow::anyhow!("delivery collector stopped early"))
+    }
+
     async fn run(self) -> anyhow::Result<TaskOutcome> {
         let (deliveries, queue) = mpsc::channel(DELIVERY_QUEUE_CHUNKS_MAX);
         let collector = tokio::spawn(collect(
@@ -244,7 +263,7 @@ impl ProducerTask {
             if let Some(interval) = interval {
                 let due = self.started + interval.mul_f64(sent as f64);
                 if due > Instant::now() {
-                    hand_over(&deliveries, &mut chunk).await?;
+                    self.hand_over(&deliveries, &mut chunk).await?;
                     tokio::time::sleep_until(due.into()).await;
                 }
             }
@@ -266,14 +285,13 @@ impl ProducerTask {
                 false => record,
             };
             let delivery = self.producer.send(record).await?;
-            self.counters.sent.fetch_add(1, Ordering::Relaxed);
             sent += 1;
             chunk.push((sent_at, delivery));
             if chunk.len() >= DELIVERY_CHUNK_RECORDS {
-                hand_over(&deliveries, &mut chunk).await?;
+                self.hand_over(&deliveries, &mut chunk).await?;
             }
         }
-        hand_over(&deliveries, &mut chunk).await?;
+        self.hand_over(&deliveries, &mut chunk).await?;
         drop(deliveries);
         // The wait for the last acknowledgements is bounded too: past `duration_max` plus a
         // grace, the producer is dropped, which completes every record still queued with
@@ -294,17 +312,6 @@ impl ProducerTask {
 }
 
 type Deliveries = Vec<(Instant, DeliveryFuture)>;
-
-/// Sends the deliveries in `chunk` (if any) to the collector; `chunk` starts over empty.
-async fn hand_over(to: &mpsc::Sender<Deliveries>, chunk: &mut Deliveries) -> anyhow::Result<()> {
-    if chunk.is_empty() {
-        return Ok(());
-    }
-    let full = std::mem::replace(chunk, Vec::with_capacity(DELIVERY_CHUNK_RECORDS));
-    to.send(full)
-        .await
-        .map_err(|_| anyhow::anyhow!("delivery collector stopped early"))
-}
 
 /// A copy of `payload` (at least 8 bytes) with the current time in its first 8 bytes.
 fn stamped(payload: &Bytes) -> Bytes {

@@ -129,7 +129,8 @@ pub struct BrokerArgs {
     pub log_retention_check_interval_ms: Option<u64>,
     /// Page cache kept for the newest data of the partitions, shared among them (each keeps
     /// at most an equal tail); older pages are dropped once on disk, and after a lagging
-    /// consumer read them. 0 leaves the page cache to the kernel (Kafka's behaviour) [default: 536870912].
+    /// consumer read them. 0 leaves the page cache to the kernel (Kafka's behaviour)
+    /// [default: 536870912].
     #[arg(long, env = "RUNNEL_LOG_PAGE_CACHE_BYTES")]
     pub log_page_cache_bytes: Option<u64>,
     /// How long a group's first rebalance waits for more members [default: 3000].

@@ -316,6 +316,13 @@ impl Cluster {
         Ok(topics)
     }
 
+    /// Removes a topic's metadata without bumping the topics generation (unit tests of
+    /// what callers keep while the generation stands).
+    #[cfg(test)]
+    pub(crate) fn drop_topic_quietly(&self, topic: &str) {
+        self.lock().topics.remove(topic);
+    }
+
     /// Forgets a topic (after a delete) so the next lookup asks the broker.
     pub fn forget_topic(&self, topic: &str) {
         self.lock().topics.remove(topic);

@@ -132,8 +132,8 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
         if now - last_tick_ms >= FLUSH_TICK_MS as i64 {
             last_tick_ms = now;
             let partitions = partitions();
-            share_page_cache(&partitions);
-            start_writeback(&partitions);
+            let tail_bytes = share_page_cache(&partitions);
+            start_writeback(&partitions, tail_bytes);
             flush_due(&partitions, now);
         }
         if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
@@ -147,26 +147,23 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
     }
 }
 
-/// Sets the page-cache tail from every partition's cached bytes (`page_cache`).
-fn share_page_cache(partitions: &[Arc<PartitionLog>]) {
+/// Sets the page-cache tail from every partition's cached bytes (`page_cache`) and returns
+/// it (0: dropping is off, or there is no partition).
+fn share_page_cache(partitions: &[Arc<PartitionLog>]) -> u64 {
     let Some(first) = partitions.first() else {
-        return;
+        return 0;
     };
     let mut cached_bytes: Vec<u64> = partitions
         .iter()
         .map(|partition| partition.cached_bytes.load(Ordering::Relaxed))
         .collect();
-    first.ctx.page_cache.share_among(&mut cached_bytes);
+    first.ctx.page_cache.share_among(&mut cached_bytes)
 }
 
 /// Starts writeback of every partition appended to since the last call, and drops the pages
-/// of every partition holding more than its tail (`page_cache`), written lately or not: the
-/// tail shrinks when other partitions fill the cache.
-fn start_writeback(partitions: &[Arc<PartitionLog>]) {
-    let Some(first) = partitions.first() else {
-        return;
-    };
-    let tail_bytes = first.ctx.page_cache.tail_bytes();
+/// of every partition holding more than `tail_bytes` (`page_cache`), written lately or not:
+/// the tail shrinks when other partitions fill the cache.
+fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) {
     for partition in partitions {
         if partition.writeback_pending.swap(false, Ordering::AcqRel) {
             if let Err(e) = partition.start_writeback() {

@@ -81,11 +81,12 @@ impl PageCacheBudget {
         self.tail_bytes.load(Ordering::Relaxed)
     }
 
-    /// Sets the tail from every partition's cached bytes (the flusher, every tick; the slice
-    /// is reordered).
-    pub(crate) fn share_among(&self, cached_bytes: &mut [u64]) {
+    /// Sets and returns the tail from every partition's cached bytes (the flusher, every
+    /// tick; the slice is reordered).
+    pub(crate) fn share_among(&self, cached_bytes: &mut [u64]) -> u64 {
         let tail = tail_share(self.budget_bytes, cached_bytes);
         self.tail_bytes.store(tail, Ordering::Relaxed);
+        tail
     }
 }
 
@@ -329,8 +330,8 @@ mod tests {
         assert_eq!(share(0, &[100 * MIB; 8]), 0, "0 keeps dropping off");
         let budget = PageCacheBudget::new(8 * MIB);
         assert_eq!(budget.tail_bytes(), 8 * MIB);
-        budget.share_among(&mut [4 * MIB, 4 * MIB, 4 * MIB, 4 * MIB]);
-        assert_eq!(budget.tail_bytes(), 2 * MIB);
+        let tail = budget.share_among(&mut [4 * MIB, 4 * MIB, 4 * MIB, 4 * MIB]);
+        assert_eq!((tail, budget.tail_bytes()), (2 * MIB, 2 * MIB));
     }
 
     #[test]

@@ -221,20 +221,20 @@ impl PartitionLog {
         }
         let base_offset = state.next_offset;
         let log_append_time = config.message_timestamp_type == MessageTimestampType::LogAppendTime;
-        let mut rest = batches;
+        let appended_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
+        let (mut rest, mut rest_bytes) = (batches, appended_bytes);
         // Each pass writes ≥ 1 batch (a fresh segment has room for at least one index entry
         // of each kind), so the loop runs at most batches.len() times.
         while !rest.is_empty() {
-            let rest_bytes: u64 = rest.iter().map(|b| b.size_bytes() as u64).sum();
             let rest_offsets = base_offset + offsets_needed - state.next_offset;
             self.maybe_roll(state, &config, rest_bytes, rest_offsets, now)?;
             let room = state.active().lock().index_room_entries().max(1);
             let (chunk, later) = rest.split_at(room.min(rest.len()));
             self.append_chunk(state, chunk, &config, log_append_time.then_some(now), now)?;
+            rest_bytes -= chunk.iter().map(|b| b.size_bytes() as u64).sum::<u64>();
             rest = later;
         }
         assert_eq!(state.next_offset, base_offset + offsets_needed);
-        let appended_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
         self.cached_bytes
             .fetch_add(appended_bytes, Ordering::Relaxed);
         self.dirty.store(true, Ordering::Release);

@@ -153,18 +153,18 @@ impl Accumulator {
             });
         }
         self.reserve(memory_bytes).await?;
-        let pushed = match self.push(&record, None, memory_bytes) {
-            Some(pushed) => pushed,
+        // At most two passes: a push given the count always goes through.
+        let mut known = None;
+        let pushed = loop {
+            if let Some(pushed) = self.push(&record, known, memory_bytes) {
+                break pushed;
+            }
             // The topic's partition count is not known (or metadata changed): ask the
-            // cluster, noting the generation before, and push with it.
-            None => {
-                let generation = self.cluster.topics_generation();
-                match self.partition_count(&record.topic).await {
-                    Ok(count) => self
-                        .push(&record, Some((count, generation)), memory_bytes)
-                        .unwrap_or_else(|| Err(Error::State("partition count lost".to_owned()))),
-                    Err(e) => Err(e),
-                }
+            // cluster, noting the generation before.
+            let generation = self.cluster.topics_generation();
+            match self.partition_count(&record.topic).await {
+                Ok(count) => known = Some((count, generation)),
+                Err(e) => break Err(e),
             }
         };
         match pushed {
@@ -211,18 +211,6 @@ impl Accumulator {
             0 => Err(Error::UnknownTopicOrPartition(topic.to_owned())),
             count => Ok(count),
         }
-    }
-
-    /// The partition `record` would go to now (without queueing it).
-    #[cfg(test)]
-    async fn choose_partition(&self, record: &ProducerRecord) -> Result<i32> {
-        let count = self.partition_count(&record.topic).await?;
-        let mut queues = self.queues();
-        let topic = queues
-            .entry(record.topic.clone())
-            .or_insert_with(|| TopicQueues::new(record.topic.clone()));
-        topic.partition_count = count;
-        topic.choose(record)
     }
 
     /// Picks the partition and adds the record to its open batch. The topic's partition

@@ -129,7 +129,7 @@ impl ProducerConfig {
 ///     .with_timestamp(1_700_000_000_000);
 /// assert_eq!(record.partition, None);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ProducerRecord {
     /// Shared, so a producer sending many records to one topic clones a pointer, not the
     /// name (`ProducerRecord::new` takes a `&str`, a `String` or an `Arc<str>`).

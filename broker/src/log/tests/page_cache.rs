@@ -133,6 +133,12 @@ fn pages_behind_the_tail_leave_the_cache_and_read_back_the_same() {
     let log = manager.partition("c", 0).unwrap();
     let before = fill(&log);
     log.drop_cold_pages().unwrap();
+    // What the budget is shared by: the bytes past the drops, one tail (to a page boundary).
+    let cached = log.cached_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        (TAIL_BYTES..TAIL_BYTES + PAGE_BYTES as u64).contains(&cached),
+        "{cached} bytes counted as cached"
+    );
     let path = only_log_file(&dir.path().join("c-0"));
     let pages = resident_pages(&path);
     let tail_pages = TAIL_BYTES as usize / PAGE_BYTES;
