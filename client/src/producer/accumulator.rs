@@ -89,6 +89,18 @@ impl TopicQueues {
         Ok(sticky.min(count - 1))
     }
 
+    /// The queue of `partition` (a valid index: [`choose`](Self::choose) keeps it below the
+    /// partition count), created on first use.
+    fn queue_mut(&mut self, partition: i32) -> Result<&mut PartitionQueue> {
+        let index = usize::try_from(partition)
+            .map_err(|_| Error::UnknownTopicOrPartition(format!("{}-{partition}", self.name)))?;
+        if self.partitions.len() <= index {
+            self.partitions
+                .resize_with(index + 1, PartitionQueue::default);
+        }
+        Ok(&mut self.partitions[index])
+    }
+
     /// Moves the sticky partition on once its batch was sealed (KIP-480).
     fn advance_sticky(&mut self, sealed: i32) {
         if self.sticky == Some(sealed) {
@@ -250,6 +262,11 @@ impl Accumulator {
 
     /// [`push`](Self::push) once the topic's partition count is known (under the queues'
     /// lock); sets `wake_sender` when a batch was opened or sealed.
+    ///
+    /// A record the open batch has no room for seals that batch and goes into a fresh one:
+    /// on the same partition if the record was addressed there (by partition or key), else
+    /// on the next sticky partition (KIP-480), so it does not wait alone behind the full
+    /// batch's round trip.
     fn push_to(
         &self,
         topic: &mut TopicQueues,
@@ -272,19 +289,11 @@ impl Accumulator {
             value: record.value.as_deref(),
             headers: &headers,
         };
-        let mut sealed_now = false;
-        let mut delivery = None;
-        let partition = topic.choose(record)?;
-        let index = usize::try_from(partition)
-            .map_err(|_| Error::UnknownTopicOrPartition(format!("{}-{partition}", record.topic)))?;
-        if topic.partitions.len() <= index {
-            topic
-                .partitions
-                .resize_with(index + 1, PartitionQueue::default);
-        }
-        let key = (topic.name.clone(), partition);
-        let queue = &mut topic.partitions[index];
+        let sticky = record.partition.is_none() && record.key.is_none();
+        let mut partition = topic.choose(record)?;
         for _attempt in 0..2 {
+            let key = (topic.name.clone(), partition);
+            let queue = topic.queue_mut(partition)?;
             let open = match &mut queue.open {
                 Some(open) => open,
                 None => {
@@ -295,38 +304,40 @@ impl Accumulator {
             match open.builder.push(&new) {
                 Ok(offset_delta) => {
                     open.memory_bytes += memory_bytes;
-                    let batch = open.completer.0.clone();
-                    delivery = Some(DeliveryFuture::new(
-                        batch,
+                    let delivery = DeliveryFuture::new(
+                        open.completer.0.clone(),
                         i64::from(offset_delta),
                         timestamp_ms,
-                    ));
-                    break;
+                    );
+                    if open.builder.uncompressed_size_bytes() >= self.config.batch_size_bytes {
+                        self.seal_open(queue, &key);
+                        *wake_sender = true;
+                        topic.advance_sticky(partition);
+                    }
+                    return Ok(delivery);
                 }
                 Err(BuildError::TooLarge { .. }) if !open.builder.is_empty() => {
                     // Full: seal it and retry once in a fresh batch.
-                    if let Some(full) = queue.open.take() {
-                        queue.sealed.push_back(self.seal(full, &key));
-                        sealed_now = true;
-                        *wake_sender = true;
+                    self.seal_open(queue, &key);
+                    *wake_sender = true;
+                    topic.advance_sticky(partition);
+                    if sticky {
+                        partition = topic.choose(record)?;
                     }
                 }
                 Err(e) => return Err(Error::Protocol(format!("record: {e}"))),
             }
         }
-        if let Some(open) = &queue.open {
-            if open.builder.uncompressed_size_bytes() >= self.config.batch_size_bytes {
-                if let Some(full) = queue.open.take() {
-                    queue.sealed.push_back(self.seal(full, &key));
-                    sealed_now = true;
-                    *wake_sender = true;
-                }
-            }
+        Err(Error::Protocol(
+            "record does not fit an empty batch".to_owned(),
+        ))
+    }
+
+    /// Seals `queue`'s open batch (if any) behind its sealed ones.
+    fn seal_open(&self, queue: &mut PartitionQueue, partition: &TopicPartition) {
+        if let Some(full) = queue.open.take() {
+            queue.sealed.push_back(self.seal(full, partition));
         }
-        if sealed_now {
-            topic.advance_sticky(partition);
-        }
-        delivery.ok_or_else(|| Error::Protocol("record does not fit an empty batch".to_owned()))
     }
 
     fn new_batch(&self) -> OpenBatch {
@@ -404,11 +415,8 @@ impl Accumulator {
                     if let Some(open) = &queue.open {
                         let due = open.created + linger;
                         if flushing || due <= now {
-                            if let Some(open) = queue.open.take() {
-                                let partition = (topic.name.clone(), index);
-                                queue.sealed.push_back(self.seal(open, &partition));
-                                advanced.push(index);
-                            }
+                            self.seal_open(queue, &(topic.name.clone(), index));
+                            advanced.push(index);
                         } else {
                             next = Some(next.map_or(due, |n| n.min(due)));
                         }

@@ -152,6 +152,30 @@ async fn keyed_records_follow_murmur2_and_unkeyed_stick_until_sealed() {
 }
 
 #[tokio::test]
+async fn an_unkeyed_record_that_does_not_fit_starts_the_next_sticky_partition() {
+    // Batches as large as requests: a record that would cross the size has no room.
+    let acc = accumulator(|c| {
+        c.batch_size_bytes = 4096;
+        c.max_request_bytes = 4096;
+    });
+    let unkeyed = ProducerRecord::new("t", vec![0u8; 1000]);
+    for _ in 0..4 {
+        acc.append(unkeyed.clone()).await.expect("append");
+    }
+    let drained = drained_partitions(&acc);
+    let [(full, 3), (next, 1)] = drained[..] else {
+        panic!("three records fill a batch, the fourth opens one elsewhere: {drained:?}");
+    };
+    assert_eq!(next, (full + 1) % 4, "{drained:?}");
+    // A record addressed to a partition stays there, behind its full batch.
+    for _ in 0..4 {
+        acc.append(record(2, 1000)).await.expect("append");
+    }
+    assert_eq!(drained_partitions(&acc), vec![(2, 3)]);
+    assert_eq!(drained_partitions(&acc), vec![(2, 1)]);
+}
+
+#[tokio::test]
 async fn the_partition_count_is_kept_until_topic_metadata_changes() {
     let acc = accumulator(|_| {});
     acc.append(record(3, 10)).await.expect("append");

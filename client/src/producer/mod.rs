@@ -67,7 +67,9 @@ pub struct ProducerConfig {
     pub linger_ms: u64,
     /// A batch is sent once its (uncompressed) records reach this size.
     pub batch_size_bytes: usize,
-    /// Largest batch (a record larger than `batch_size_bytes` gets a batch of its own).
+    /// Largest batch (a record larger than `batch_size_bytes` gets a batch of its own) and
+    /// largest Produce request: the batches ready for one broker go in as many requests of
+    /// at most this size as they need.
     pub max_request_bytes: usize,
     /// Bytes of records accepted but not yet acknowledged.
     pub buffer_memory_bytes: usize,

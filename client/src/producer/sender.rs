@@ -50,20 +50,23 @@ async fn run(accumulator: Arc<Accumulator>) {
                 Err(e) => retry_or_fail(&accumulator, batch, e),
             }
         }
+        let request_bytes_max = accumulator.config.max_request_bytes;
         for (leader, batches) in by_leader {
             let limit = accumulator.config.in_flight_per_broker_max;
             let slots = brokers
                 .entry(leader)
                 .or_insert_with(|| Arc::new(Semaphore::new(limit)))
                 .clone();
-            let Ok(permit) = slots.acquire_owned().await else {
-                return;
-            };
-            let accumulator = accumulator.clone();
-            tokio::spawn(async move {
-                send_to(&accumulator, leader, batches).await;
-                drop(permit);
-            });
+            for batches in requests_of(batches, |b| b.bytes.len(), request_bytes_max) {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let accumulator = accumulator.clone();
+                tokio::spawn(async move {
+                    send_to(&accumulator, leader, batches).await;
+                    drop(permit);
+                });
+            }
         }
         let idle = Instant::now() + Duration::from_millis(IDLE_WAIT_MS);
         let deadline = next.map_or(idle, |n| n.min(idle));
@@ -72,6 +75,33 @@ async fn run(accumulator: Arc<Accumulator>) {
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     }
+}
+
+/// Splits one broker's batches, in order, into requests of at most `request_bytes_max`
+/// (a larger batch goes alone), as Kafka's producer does (`max.request.size`): the broker
+/// answers the first while it reads the next, and no request holds one of its workers for
+/// longer than one request's worth of appends.
+fn requests_of<B>(
+    batches: Vec<B>,
+    size_bytes: impl Fn(&B) -> usize,
+    request_bytes_max: usize,
+) -> Vec<Vec<B>> {
+    let mut requests: Vec<Vec<B>> = Vec::new();
+    let mut open_bytes = 0usize;
+    for batch in batches {
+        let batch_bytes = size_bytes(&batch);
+        match requests.last_mut() {
+            Some(open) if open_bytes.saturating_add(batch_bytes) <= request_bytes_max => {
+                open_bytes += batch_bytes;
+                open.push(batch);
+            }
+            _ => {
+                open_bytes = batch_bytes;
+                requests.push(vec![batch]);
+            }
+        }
+    }
+    requests
 }
 
 async fn send_to(accumulator: &Accumulator, leader: i32, batches: Vec<SealedBatch>) {
@@ -175,5 +205,26 @@ fn retry_or_fail(accumulator: &Accumulator, batch: SealedBatch, error: Error) {
     } else {
         accumulator.fail(batch, error);
         accumulator.done_in_flight(&partition);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requests_of;
+
+    #[test]
+    fn batches_are_split_into_requests_of_at_most_the_request_size_in_order() {
+        let sizes = |batches: Vec<usize>, max| requests_of(batches, |b| *b, max);
+        assert_eq!(
+            sizes(vec![400, 500, 200, 900], 1000),
+            vec![vec![400, 500], vec![200], vec![900]]
+        );
+        // A batch larger than a request goes alone; nothing is dropped.
+        assert_eq!(
+            sizes(vec![1500, 10, 1000], 1000),
+            vec![vec![1500], vec![10], vec![1000]]
+        );
+        assert_eq!(sizes(vec![], 1000), Vec::<Vec<usize>>::new());
+        assert_eq!(sizes(vec![1, 2, 3], 1000), vec![vec![1, 2, 3]]);
     }
 }
