@@ -192,10 +192,26 @@ impl Fetcher {
     /// Waits (until `deadline`) for one fetch response and buffers its records. Returns
     /// the partitions that need an offset reset (OFFSET_OUT_OF_RANGE).
     pub async fn wait_for_data(&mut self, deadline: tokio::time::Instant) -> Vec<TopicPartition> {
-        let result = match tokio::time::timeout_at(deadline, self.results_rx.recv()).await {
-            Ok(Some(result)) => result,
-            _ => return Vec::new(),
-        };
+        match tokio::time::timeout_at(deadline, self.results_rx.recv()).await {
+            Ok(Some(result)) => self.receive(result),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Buffers the responses that have arrived, without waiting, so their brokers can be
+    /// sent the next Fetch while records are still buffered: a response that arrived while
+    /// the application worked through the previous one does not wait for the buffer to run
+    /// dry. Returns the partitions that need an offset reset.
+    pub fn stage_arrived(&mut self) -> Vec<TopicPartition> {
+        let mut reset = Vec::new();
+        while let Ok(result) = self.results_rx.try_recv() {
+            reset.extend(self.receive(result));
+        }
+        reset
+    }
+
+    /// Buffers one fetch response's records; returns the partitions to reset.
+    fn receive(&mut self, result: FetchResult) -> Vec<TopicPartition> {
         self.busy_brokers.remove(&result.broker);
         let mut reset = Vec::new();
         let response = match result.response {
@@ -411,6 +427,48 @@ mod tests {
 
     fn offsets(state: &PartitionState) -> Vec<i64> {
         state.buffered.iter().map(|r| r.offset).collect()
+    }
+
+    /// A fetch response from broker 0 carrying `records` for partition t-0, sent at `offset`.
+    fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        let epoch = fetcher.partitions[&tp()].epoch;
+        let partition = PartitionData::default()
+            .with_partition_index(0)
+            .with_high_watermark(offset + 10)
+            .with_records(Some(Bytes::from(records)));
+        let response =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![partition])]);
+        let result = FetchResult {
+            broker: 0,
+            sent: vec![(tp(), epoch, offset)],
+            response: Ok(response),
+        };
+        fetcher.results_tx.try_send(result).unwrap();
+    }
+
+    #[tokio::test]
+    async fn responses_that_arrived_are_staged_without_waiting_so_the_next_fetch_can_go() {
+        let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 1)]), ConsumerConfig::new("x"));
+        fetcher.assign(&[tp()]);
+        fetcher.seek(&tp(), 0).unwrap();
+        assert!(
+            fetcher.stage_arrived().is_empty(),
+            "nothing arrived: no wait"
+        );
+        // As `send_fetches` leaves them: the partition and its broker busy.
+        fetcher.partitions.get_mut(&tp()).unwrap().in_flight = true;
+        fetcher.busy_brokers.insert(0);
+        arrived(&fetcher, 0, batch(0, 3));
+        assert!(fetcher.stage_arrived().is_empty());
+        let state = &fetcher.partitions[&tp()];
+        assert_eq!(state.fetch_offset, 3, "the next fetch asks from offset 3");
+        assert!(!state.in_flight && fetcher.busy_brokers.is_empty());
+        assert_eq!(state.high_watermark, 10);
+        let offsets: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![0, 1, 2]);
     }
 
     #[test]

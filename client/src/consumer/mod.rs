@@ -132,6 +132,10 @@ impl Consumer {
             self.maybe_rebalance().await?;
             self.ensure_positions().await?;
             self.maybe_auto_commit().await?;
+            let reset = self.fetcher.stage_arrived();
+            if !reset.is_empty() {
+                self.reset_positions(&reset).await?;
+            }
             self.fetcher.send_fetches().await?;
             let records = self.fetcher.take(self.config.max_poll_records);
             if !records.is_empty() {
