@@ -47,9 +47,10 @@ enum Command {
         #[command(flatten)]
         consume: ConsumeArgs,
     },
-    /// Producers at a fixed --rate and consumers together; end-to-end latency.
+    /// Producers at a fixed --rate (or --rate-percent-of-max) and consumers together;
+    /// end-to-end latency.
     ///
-    /// Example: runnel-bench e2e --spawn-broker --rate 50000 --seconds 10
+    /// Example: runnel-bench e2e --spawn-broker --rate-percent-of-max 50 --seconds 10
     E2e {
         #[command(flatten)]
         target: TargetArgs,
@@ -57,6 +58,8 @@ enum Command {
         produce: ProduceArgs,
         #[command(flatten)]
         consume: ConsumeArgs,
+        #[command(flatten)]
+        e2e: E2eArgs,
     },
     /// Produce fan-in over --topics × --partitions as a ratio to an 8-partition baseline of
     /// the same run, and the broker's idle RSS with every partition open.
@@ -202,6 +205,28 @@ impl ConsumeArgs {
     }
 }
 
+/// The `e2e` workload's own options.
+#[derive(Debug, Args)]
+pub(crate) struct E2eArgs {
+    /// Instead of --rate: first run producers and consumers together as fast as they go
+    /// for --max-seconds (on topics of their own, named `<topic>-max`), then run at this
+    /// percentage of the produce rate that run reached (e.g. 50 for "latency at 50 % of
+    /// max throughput"). The max-rate run also warms the broker up.
+    #[arg(long, conflicts_with = "rate", value_parser = percent)]
+    pub(crate) rate_percent_of_max: Option<f64>,
+    /// How long the max-rate run sends, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) max_seconds: f64,
+}
+
+/// A percentage in (0, 100].
+fn percent(arg: &str) -> Result<f64, String> {
+    match arg.parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err(format!("{arg}: give a percentage above 0 and at most 100")),
+    }
+}
+
 /// The `partitions` workload's own options.
 #[derive(Debug, Args)]
 pub(crate) struct PartitionsArgs {
@@ -329,9 +354,14 @@ pub fn main() -> anyhow::Result<()> {
             target,
             produce,
             consume,
+            e2e,
         } => {
             anyhow::ensure!(consume.group.is_none(), "--group is for `consume` only");
-            runtime.block_on(run_workload(Workload::E2e(&consume), &target, &produce))
+            runtime.block_on(run_workload(
+                Workload::E2e(&consume, &e2e),
+                &target,
+                &produce,
+            ))
         }
         Command::Partitions {
             target,

@@ -78,6 +78,56 @@ pub struct Ratios {
     pub consume_per_loopback: Option<f64>,
 }
 
+/// The max-rate run of `e2e --rate-percent-of-max` (producers and consumers together, as
+/// fast as they go) and the fixed rate derived from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MaxRate {
+    pub percent: f64,
+    /// The first of the run's own topics.
+    pub topic: String,
+    pub seconds: f64,
+    /// Produce side: messages and bytes acknowledged per second.
+    pub messages_per_second: f64,
+    pub bytes_per_second: f64,
+    /// What the consumers read per second meanwhile.
+    pub consumed_bytes_per_second: f64,
+    /// `percent` of `messages_per_second`: the rate the timed run sends at.
+    pub rate_per_second: f64,
+}
+
+impl MaxRate {
+    /// The max-rate run's figures; fails if it lost a message or sent nothing.
+    pub fn of(
+        percent: f64,
+        topic: &str,
+        produced: &ProduceReport,
+        consumed: &ConsumeReport,
+    ) -> anyhow::Result<MaxRate> {
+        anyhow::ensure!(
+            produced.messages_failed == 0 && consumed.complete,
+            "the max-rate run lost messages: {} of {} sends failed, read back complete: {} ({})",
+            produced.messages_failed,
+            produced.messages_sent,
+            consumed.complete,
+            produced.first_error.as_deref().unwrap_or("no send error")
+        );
+        let rate_per_second = produced.messages_per_second * percent / 100.0;
+        anyhow::ensure!(
+            rate_per_second > 0.0,
+            "the max-rate run acknowledged nothing"
+        );
+        Ok(MaxRate {
+            percent,
+            topic: topic.to_owned(),
+            seconds: produced.seconds,
+            messages_per_second: produced.messages_per_second,
+            bytes_per_second: produced.bytes_per_second,
+            consumed_bytes_per_second: consumed.bytes_per_second,
+            rate_per_second,
+        })
+    }
+}
+
 /// Everything one `runnel-bench` invocation measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -99,6 +149,9 @@ pub struct Report {
     /// fan-in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fan_in: Option<PartitionsReport>,
+    /// `e2e --rate-percent-of-max` only: the max-rate run the fixed rate was derived from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<MaxRate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probes: Option<Probes>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,6 +196,19 @@ impl Report {
             self.message_bytes,
             self.bootstrap
         );
+        if let Some(m) = &self.max_rate {
+            println!(
+                "max-rate run ({}, {:.2} s): produce {:.0} msgs/s {:.1} MiB/s, consume {:.1} MiB/s \
+                 -> the run below sends at {} % of it: {:.0} msgs/s",
+                m.topic,
+                m.seconds,
+                m.messages_per_second,
+                mib(m.bytes_per_second),
+                mib(m.consumed_bytes_per_second),
+                m.percent,
+                m.rate_per_second
+            );
+        }
         println!(
             "{:<10} {:>10} {:>12} {:>10} {:>8}  {:>8} {:>8} {:>8} {:>8} {:>8}",
             "phase",

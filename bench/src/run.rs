@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::broker::{default_broker_binary, SpawnedBroker};
-use crate::cli::{seconds_arg, ConsumeArgs, PartitionsArgs, ProduceArgs, TargetArgs};
+use crate::cli::{seconds_arg, ConsumeArgs, E2eArgs, PartitionsArgs, ProduceArgs, TargetArgs};
 use crate::consume;
 use crate::e2e;
 use crate::group;
 use crate::omb::OmbPreset;
 use crate::partitions::{self, PartitionsOptions};
-use crate::produce::{self, ProduceReport};
-use crate::report::{Probes, Report};
+use crate::produce::{self, ProduceOptions, ProduceReport, RunBound};
+use crate::report::{MaxRate, Probes, Report};
 use crate::topics::create_topics;
 
 /// Which workload a run is.
@@ -21,7 +21,7 @@ use crate::topics::create_topics;
 pub(crate) enum Workload<'a> {
     Produce,
     Consume(&'a ConsumeArgs),
-    E2e(&'a ConsumeArgs),
+    E2e(&'a ConsumeArgs, &'a E2eArgs),
     Partitions(&'a PartitionsArgs),
     Omb(OmbPreset, &'a ConsumeArgs),
 }
@@ -31,7 +31,7 @@ impl Workload<'_> {
         match self {
             Workload::Produce => "produce",
             Workload::Consume(_) => "consume",
-            Workload::E2e(_) => "e2e",
+            Workload::E2e(..) => "e2e",
             Workload::Partitions(_) => "partitions",
             Workload::Omb(..) => "omb",
         }
@@ -90,6 +90,7 @@ pub(crate) async fn run_workload(
         produce: None,
         consume: None,
         fan_in: None,
+        max_rate: None,
         probes: None,
         ratios: None,
     };
@@ -108,18 +109,36 @@ pub(crate) async fn run_workload(
                 None => consume::run(&bootstrap, &options).await?,
             });
         }
-        Workload::E2e(consume) | Workload::Omb(_, consume) => {
-            if let Workload::Omb(preset, _) = workload {
-                report.preset = Some(preset.name());
+        Workload::E2e(consume, e2e_args) => {
+            create_topics(&bootstrap, &topics, produce.partitions, create_deadline).await?;
+            let mut produce_options = produce_options;
+            if let Some(percent) = e2e_args.rate_percent_of_max {
+                let max_topics: Vec<String> = topics.iter().map(|t| format!("{t}-max")).collect();
+                create_topics(&bootstrap, &max_topics, produce.partitions, create_deadline).await?;
+                let max_produce = ProduceOptions {
+                    bound: RunBound::Duration(seconds_arg(e2e_args.max_seconds)),
+                    rate_per_second: None,
+                    warmup: Duration::ZERO,
+                    ..produce.options(&max_topics, !target.quiet)
+                };
+                let max_consume = consume.options(&max_topics, !target.quiet);
+                let (produced, consumed) =
+                    e2e::run_at_any_rate(&bootstrap, &max_produce, &max_consume).await?;
+                let max_rate = MaxRate::of(percent, &max_topics[0], &produced, &consumed)?;
+                produce_options.rate_per_second = Some(max_rate.rate_per_second);
+                report.max_rate = Some(max_rate);
             }
+            let options = consume.options(&topics, !target.quiet);
+            let (produced, consumed) = e2e::run(&bootstrap, &produce_options, &options).await?;
+            report.produce = Some(produced);
+            report.consume = Some(consumed);
+        }
+        Workload::Omb(preset, consume) => {
+            report.preset = Some(preset.name());
             create_topics(&bootstrap, &topics, produce.partitions, create_deadline).await?;
             let options = consume.options(&topics, !target.quiet);
-            let (produced, consumed) = match workload {
-                Workload::Omb(..) => {
-                    e2e::run_at_any_rate(&bootstrap, &produce_options, &options).await?
-                }
-                _ => e2e::run(&bootstrap, &produce_options, &options).await?,
-            };
+            let (produced, consumed) =
+                e2e::run_at_any_rate(&bootstrap, &produce_options, &options).await?;
             report.produce = Some(produced);
             report.consume = Some(consumed);
         }

@@ -228,6 +228,48 @@ fn e2e_warmup_leaves_the_first_messages_untimed_but_counted() {
 }
 
 #[test]
+fn e2e_at_a_percentage_of_max_measures_the_max_rate_first() {
+    let Some(broker) = broker_binary() else {
+        return;
+    };
+    let report = bench(
+        &broker,
+        &[
+            "e2e",
+            "--rate-percent-of-max",
+            "50",
+            "--max-seconds",
+            "0.5",
+            "--seconds",
+            "0.5",
+            "--partitions",
+            "2",
+        ],
+    );
+    let max = &report["max_rate"];
+    assert_eq!(max["percent"], 50.0);
+    let max_rate = max["messages_per_second"].as_f64().unwrap();
+    let rate = max["rate_per_second"].as_f64().unwrap();
+    assert!(max_rate > 0.0, "{max}");
+    assert!((rate - max_rate / 2.0).abs() <= max_rate * 1e-9, "{max}");
+    assert!(max["topic"].as_str().unwrap().ends_with("-max"));
+    // The timed run is paced at that rate: it cannot send faster.
+    let produce = &report["produce"];
+    assert!(
+        produce["messages_per_second"].as_f64().unwrap() <= rate * 1.05,
+        "{produce}"
+    );
+    assert_eq!(produce["messages_failed"], 0);
+    assert_eq!(report["consume"]["complete"], true);
+    assert!(
+        report["consume"]["end_to_end_latency_us"]["count"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
+
+#[test]
 fn consume_group_counts_each_offset_once_and_times_the_join() {
     let Some(broker) = broker_binary() else {
         return;
