@@ -98,7 +98,9 @@ pub struct Cluster {
     /// Bumped whenever topic metadata changes, so callers may cache what they derived from
     /// it (the producer keeps each topic's partition count) and look again only after.
     topics_generation: AtomicU64,
-    connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
+    /// By address and lane (0: the shared connection; more: a consumer's extra fetch
+    /// connections, see [`Cluster::broker_lane`]).
+    connections: tokio::sync::Mutex<HashMap<(String, usize), Arc<Connection>>>,
 }
 
 pub(crate) fn topic_name(name: &str) -> TopicName {
@@ -152,26 +154,39 @@ impl Cluster {
 
     /// A live connection to `addr`, opened if needed.
     pub async fn connection_to(&self, addr: &str) -> Result<Arc<Connection>> {
+        self.lane_to(addr, 0).await
+    }
+
+    /// A live connection to `addr` on `lane`, opened if needed.
+    async fn lane_to(&self, addr: &str, lane: usize) -> Result<Arc<Connection>> {
         let mut connections = self.connections.lock().await;
-        if let Some(conn) = connections.get(addr) {
+        let key = (addr.to_owned(), lane);
+        if let Some(conn) = connections.get(&key) {
             if !conn.is_dead() {
                 return Ok(conn.clone());
             }
         }
         let conn = Arc::new(Connection::connect(addr, &self.config.connection).await?);
-        connections.insert(addr.to_owned(), conn.clone());
+        connections.insert(key, conn.clone());
         Ok(conn)
     }
 
     /// A live connection to broker `id` (its address from the last Metadata).
     pub async fn broker(&self, id: i32) -> Result<Arc<Connection>> {
+        self.broker_lane(id, 0).await
+    }
+
+    /// A live connection to broker `id` on `lane`: lane 0 is the connection everything
+    /// shares; each further lane is a connection of its own, so a consumer can have one
+    /// Fetch in flight per lane (a broker answers one connection's requests in order).
+    pub async fn broker_lane(&self, id: i32, lane: usize) -> Result<Arc<Connection>> {
         let addr = self.lock().brokers.get(&id).cloned();
         let Some(addr) = addr else {
             return Err(Error::Protocol(format!(
                 "broker {id} is not in the metadata"
             )));
         };
-        self.connection_to(&addr).await
+        self.lane_to(&addr, lane).await
     }
 
     /// A connection to any broker: a known one first, then the bootstrap list.

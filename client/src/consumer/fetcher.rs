@@ -1,6 +1,7 @@
 //! The fetch pipeline: per assigned partition a position (next record to hand out) and a
 //! fetch offset (next record to ask for), a buffer of fetched records, and at most one Fetch
-//! in flight per broker. Fetches go out as soon as a partition's buffer is below
+//! in flight per broker connection ("lane": `fetch_connections_per_broker` of them, each
+//! fetching its share of the partitions). Fetches go out as soon as a partition's buffer is below
 //! `prefetch_bytes_max`, so the next records are on their way while the application works
 //! through the current ones. A seek bumps the partition's epoch: late responses for the
 //! old position are dropped.
@@ -43,10 +44,13 @@ pub struct PartitionState {
     pub high_watermark: i64,
 }
 
+/// What one Fetch asked for: (partition, epoch, fetch offset) as sent.
+type Sent = Vec<(TopicPartition, u64, i64)>;
+
 struct FetchResult {
     broker: i32,
-    /// (partition, epoch, fetch offset) as sent.
-    sent: Vec<(TopicPartition, u64, i64)>,
+    lane: usize,
+    sent: Sent,
     response: Result<FetchResponse>,
 }
 
@@ -56,13 +60,14 @@ pub struct Fetcher {
     pub partitions: BTreeMap<TopicPartition, PartitionState>,
     results_tx: mpsc::Sender<FetchResult>,
     results_rx: mpsc::Receiver<FetchResult>,
-    busy_brokers: HashSet<i32>,
+    /// (broker, lane) pairs with a Fetch in flight.
+    busy_brokers: HashSet<(i32, usize)>,
     next_epoch: u64,
 }
 
 impl Fetcher {
     pub fn new(cluster: Arc<Cluster>, config: ConsumerConfig) -> Fetcher {
-        // One result per broker at most is outstanding, so this never fills for long.
+        // One result per broker lane at most is outstanding, so this never fills for long.
         let (results_tx, results_rx) = mpsc::channel(64);
         Fetcher {
             cluster,
@@ -113,9 +118,10 @@ impl Fetcher {
 
     /// Sends a Fetch to every idle broker that leads a partition wanting data.
     pub async fn send_fetches(&mut self) -> Result<()> {
-        let mut by_broker: HashMap<i32, Vec<(TopicPartition, u64, i64)>> = HashMap::new();
+        let mut by_broker: HashMap<(i32, usize), Sent> = HashMap::new();
         let now = tokio::time::Instant::now();
-        for (tp, state) in &self.partitions {
+        let lanes = self.config.fetch_connections_per_broker.max(1);
+        for (index, (tp, state)) in self.partitions.iter().enumerate() {
             let wants = state.position.is_some()
                 && !state.paused
                 && !state.in_flight
@@ -125,33 +131,35 @@ impl Fetcher {
                 continue;
             }
             let leader = self.cluster.leader(&tp.topic, tp.partition).await?;
-            if self.busy_brokers.contains(&leader) {
+            // Lanes by place in the assignment, so any set of partitions spreads evenly.
+            let lane = (leader, index % lanes);
+            if self.busy_brokers.contains(&lane) {
                 continue;
             }
-            by_broker.entry(leader).or_default().push((
-                tp.clone(),
-                state.epoch,
-                state.fetch_offset,
-            ));
+            by_broker
+                .entry(lane)
+                .or_default()
+                .push((tp.clone(), state.epoch, state.fetch_offset));
         }
-        for (broker, sent) in by_broker {
+        for ((broker, lane), sent) in by_broker {
             for (tp, _, _) in &sent {
                 if let Some(state) = self.partitions.get_mut(tp) {
                     state.in_flight = true;
                 }
             }
-            self.busy_brokers.insert(broker);
+            self.busy_brokers.insert((broker, lane));
             let request = self.request(&sent);
             let cluster = self.cluster.clone();
             let results = self.results_tx.clone();
             tokio::spawn(async move {
-                let response = match cluster.broker(broker).await {
+                let response = match cluster.broker_lane(broker, lane).await {
                     Ok(conn) => conn.send(&request).await,
                     Err(e) => Err(e),
                 };
                 let _ = results
                     .send(FetchResult {
                         broker,
+                        lane,
                         sent,
                         response,
                     })
@@ -212,7 +220,7 @@ impl Fetcher {
 
     /// Buffers one fetch response's records; returns the partitions to reset.
     fn receive(&mut self, result: FetchResult) -> Vec<TopicPartition> {
-        self.busy_brokers.remove(&result.broker);
+        self.busy_brokers.remove(&(result.broker, result.lane));
         let mut reset = Vec::new();
         let response = match result.response {
             Ok(response) => response,
@@ -443,10 +451,42 @@ mod tests {
                 .with_partitions(vec![partition])]);
         let result = FetchResult {
             broker: 0,
+            lane: 0,
             sent: vec![(tp(), epoch, offset)],
             response: Ok(response),
         };
         fetcher.results_tx.try_send(result).unwrap();
+    }
+
+    #[tokio::test]
+    async fn each_lane_fetches_its_share_of_a_brokers_partitions() {
+        let mut config = ConsumerConfig::new("x");
+        config.fetch_connections_per_broker = 2;
+        let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 5)]), config);
+        let partitions: Vec<TopicPartition> = (0..5).map(|p| TopicPartition::new("t", p)).collect();
+        fetcher.assign(&partitions);
+        for tp in &partitions {
+            fetcher.seek(tp, 0).unwrap();
+        }
+        fetcher.send_fetches().await.unwrap();
+        // Both lanes of broker 0 busy, every partition in flight in one of them.
+        let mut busy: Vec<(i32, usize)> = fetcher.busy_brokers.iter().copied().collect();
+        busy.sort();
+        assert_eq!(busy, vec![(0, 0), (0, 1)]);
+        assert!(fetcher.partitions.values().all(|s| s.in_flight));
+        // The offline cluster cannot connect: both fetches come back failed, each frees
+        // its lane and the partitions it carried (3 + 2).
+        let mut carried = Vec::new();
+        for _ in 0..2 {
+            let result = fetcher.results_rx.recv().await.unwrap();
+            assert!(result.response.is_err());
+            carried.push(result.sent.len());
+            fetcher.receive(result);
+        }
+        carried.sort();
+        assert_eq!(carried, vec![2, 3]);
+        assert!(fetcher.busy_brokers.is_empty());
+        assert!(fetcher.partitions.values().all(|s| !s.in_flight));
     }
 
     #[tokio::test]
@@ -460,7 +500,7 @@ mod tests {
         );
         // As `send_fetches` leaves them: the partition and its broker busy.
         fetcher.partitions.get_mut(&tp()).unwrap().in_flight = true;
-        fetcher.busy_brokers.insert(0);
+        fetcher.busy_brokers.insert((0, 0));
         arrived(&fetcher, 0, batch(0, 3));
         assert!(fetcher.stage_arrived().is_empty());
         let state = &fetcher.partitions[&tp()];
