@@ -21,7 +21,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
+
+use super::lock::MutexGuard;
 
 use super::checkpoint::sync_dir;
 use super::page_cache::PAGE_BYTES;

@@ -29,6 +29,7 @@ mod config;
 mod file_cache;
 mod flusher;
 mod index_file;
+mod lock;
 mod manager;
 mod metadata_log;
 mod offset_index;

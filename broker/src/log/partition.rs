@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::RwLock;
+
+use super::lock::{Mutex, MutexGuard};
 use runnel_protocol::batch::{BatchError, RecordBatch, BATCH_HEADER_BYTES};
 use tokio::sync::watch;
 

@@ -13,7 +13,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use parking_lot::{Mutex, MutexGuard};
+use super::lock::{Mutex, MutexGuard};
 use runnel_protocol::batch::{peek_batch_size, BatchError, BATCH_HEADER_BYTES, MAGIC_V2};
 
 use super::offset_index::OffsetIndex;
