@@ -382,6 +382,8 @@ impl PartitionLog {
 
     /// Flushes and seals the active segment's indexes; the log serves nothing afterwards.
     pub(crate) fn close(&self) -> Result<(), LogError> {
+        // An append under way finishes (and is flushed) first.
+        let _writer = self.append_lock.lock();
         let flushed = if self.is_loaded() {
             self.flush()
         } else {
@@ -411,6 +413,7 @@ fn settled(durable: &Durable, end_offset: i64) -> Option<Result<(), LogError>> {
 impl PartitionLog {
     /// Stops serving without flushing: the topic is being deleted.
     pub(crate) fn close_for_delete(&self) {
+        let _writer = self.append_lock.lock();
         let mut guard = self.state.lock();
         self.closed.store(true, Ordering::Release);
         *guard = None;

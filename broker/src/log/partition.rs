@@ -93,6 +93,10 @@ pub struct PartitionLog {
     pub(crate) end_tx: watch::Sender<i64>,
     pub(crate) durable_tx: watch::Sender<Durable>,
     pub(crate) flush_lock: Mutex<()>,
+    /// Held by the one append (or roll by DeleteRecords, or close) under way, taken before
+    /// the state lock: appends copy their bytes into the segment holding only this, so
+    /// reads and the flusher take the state lock without waiting for the copy.
+    pub(crate) append_lock: Mutex<()>,
     pub(crate) flush_requested: AtomicBool,
     /// Appends not yet covered by an fsync.
     pub(crate) dirty: AtomicBool,
@@ -136,6 +140,7 @@ impl PartitionLog {
                 failure: None,
             }),
             flush_lock: Mutex::new(()),
+            append_lock: Mutex::new(()),
             flush_requested: AtomicBool::new(false),
             dirty: AtomicBool::new(false),
             writeback_pending: AtomicBool::new(false),
@@ -208,72 +213,104 @@ impl PartitionLog {
 
     /// Appends validated batches in order, assigning consecutive offsets (patched into each
     /// batch's base offset). The data is in the page cache when this returns.
+    ///
+    /// One append at a time (the append lock). The state lock is held to plan each write
+    /// (roll, room in the indexes, the offsets) and to publish it (indexes, segment size,
+    /// log end), not while the bytes are copied into the segment: readers only read up to
+    /// the published size, so they never see a partial write, and they do not wait for one.
     pub fn append(&self, batches: &[RecordBatch]) -> Result<AppendInfo, LogError> {
         let offsets_needed = check_batches(batches)?;
         let config = self.config();
         let now = now_ms();
-        let mut guard = self.loaded()?;
-        let Some(state) = guard.as_mut() else {
-            return Err(LogError::ShutDown);
+        let _writer = self.append_lock.lock();
+        let base_offset = {
+            let mut guard = self.loaded()?;
+            let state = guard.as_mut().ok_or(LogError::ShutDown)?;
+            if state.poisoned {
+                return Err(LogError::Io(io::Error::other(
+                    "log poisoned by an earlier failed write",
+                )));
+            }
+            state.next_offset
         };
-        if state.poisoned {
-            return Err(LogError::Io(io::Error::other(
-                "log poisoned by an earlier failed write",
-            )));
-        }
-        let base_offset = state.next_offset;
         let log_append_time = config.message_timestamp_type == MessageTimestampType::LogAppendTime;
         let appended_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
         let (mut rest, mut rest_bytes) = (batches, appended_bytes);
         // Each pass writes ≥ 1 batch (a fresh segment has room for at least one index entry
         // of each kind), so the loop runs at most batches.len() times.
+        let mut next_offset = base_offset;
         while !rest.is_empty() {
-            let rest_offsets = base_offset + offsets_needed - state.next_offset;
-            self.maybe_roll(state, &config, rest_bytes, rest_offsets, now)?;
-            let room = state.active().lock().index_room_entries().max(1);
+            let (active, room) = {
+                let mut guard = self.loaded()?;
+                let state = guard.as_mut().ok_or(LogError::ShutDown)?;
+                let rest_offsets = base_offset + offsets_needed - state.next_offset;
+                self.maybe_roll(state, &config, rest_bytes, rest_offsets, now)?;
+                let room = state.active().lock().index_room_entries().max(1);
+                (state.active().clone(), room)
+            };
             let (chunk, later) = rest.split_at(room.min(rest.len()));
-            self.append_chunk(state, chunk, &config, log_append_time.then_some(now), now)?;
-            rest_bytes -= chunk.iter().map(|b| b.size_bytes() as u64).sum::<u64>();
+            let chunk_bytes = chunk.iter().map(|b| b.size_bytes() as u64).sum::<u64>();
+            next_offset = self.append_chunk(
+                &active,
+                next_offset,
+                chunk,
+                &config,
+                log_append_time.then_some(now),
+                now,
+            )?;
+            rest_bytes -= chunk_bytes;
             rest = later;
         }
-        assert_eq!(state.next_offset, base_offset + offsets_needed);
-        self.cached_bytes
-            .fetch_add(appended_bytes, Ordering::Relaxed);
+        assert_eq!(next_offset, base_offset + offsets_needed);
         self.dirty.store(true, Ordering::Release);
         self.writeback_pending.store(true, Ordering::Release);
-        self.end_tx.send_replace(state.next_offset);
+        self.end_tx.send_replace(next_offset);
         Ok(AppendInfo {
             base_offset,
-            last_offset: state.next_offset - 1,
+            last_offset: next_offset - 1,
             log_append_time_ms: if log_append_time { now } else { -1 },
             log_start_offset: self.log_start_offset(),
         })
     }
 
-    /// Writes `batches` to the active segment with one vectored write and indexes them.
+    /// Writes `batches` (offsets from `next_offset`) to the end of `active` with one vectored
+    /// write, outside the state lock, then indexes them and publishes the new end under it.
+    /// Returns the log end after them. The caller holds the append lock, so `active` is
+    /// still the active segment and nobody else writes to it.
     fn append_chunk(
         &self,
-        state: &mut LogState,
+        active: &Arc<Segment>,
+        next_offset: i64,
         batches: &[RecordBatch],
         config: &TopicConfig,
         append_time_ms: Option<i64>,
         now: i64,
-    ) -> Result<(), LogError> {
-        let active = state.active().clone();
-        let prepared = prepare_batches(batches, state.next_offset, append_time_ms);
+    ) -> Result<i64, LogError> {
+        let prepared = prepare_batches(batches, next_offset, append_time_ms);
         let file = self.ctx.files.get(&active.log_path)?;
-        let mut segment = active.lock();
-        let start_position = segment.size_bytes;
+        let start_position = active.lock().size_bytes;
         if let Err(e) = write_all_vectored(&file, &mut prepared.slices()) {
             // Never leave a partial batch behind: readers and recovery must see whole ones.
             if file.set_len(start_position).is_err() {
-                state.poisoned = true;
+                if let Some(state) = self.state.lock().as_mut() {
+                    state.poisoned = true;
+                }
             }
             return Err(LogError::Io(e));
         }
+        let mut guard = self.loaded()?;
+        let state = guard.as_mut().ok_or(LogError::ShutDown)?;
+        if !Arc::ptr_eq(state.active(), active) || state.next_offset != next_offset {
+            // Cannot happen while every roll holds the append lock; never publish over it.
+            state.poisoned = true;
+            return Err(LogError::Io(io::Error::other(
+                "the active segment changed during an append",
+            )));
+        }
+        let mut segment = active.lock();
         let mut position = start_position;
         let mut fits = true;
-        let mut next_offset = state.next_offset;
+        let mut end = next_offset;
         for (batch, (offset, max_timestamp)) in
             batches.iter().zip(prepared.offsets_and_timestamps())
         {
@@ -287,14 +324,17 @@ impl PartitionLog {
                 config.index_interval_bytes,
             );
             position += size;
-            next_offset = offset + i64::from(batch.last_offset_delta()) + 1;
+            end = offset + i64::from(batch.last_offset_delta()) + 1;
         }
         segment.size_bytes = position;
         segment.first_append_ms.get_or_insert(now);
         drop(segment);
         state.active_full |= !fits;
-        state.next_offset = next_offset;
-        Ok(())
+        state.next_offset = end;
+        // Under the state lock, as the flusher's recount (see `cached_bytes`).
+        self.cached_bytes
+            .fetch_add(position - start_position, Ordering::Relaxed);
+        Ok(end)
     }
 
     /// Rolls to a new segment when the append would overflow `segment.bytes`, the active

@@ -44,6 +44,8 @@ impl PartitionLog {
     /// DeleteRecords: moves the log start offset up to `offset` (checkpointed); returns the
     /// new log start offset. `-1` means the high watermark.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        // It may roll the active segment: no append may be writing to it meanwhile.
+        let _writer = self.append_lock.lock();
         let mut guard = self.loaded()?;
         let Some(state) = guard.as_mut() else {
             return Err(LogError::ShutDown);

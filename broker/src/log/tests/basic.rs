@@ -56,7 +56,7 @@ pub(crate) fn batches_of(bytes: Bytes) -> Vec<RecordBatch> {
     BatchSplitter::new(bytes).map(|b| b.unwrap()).collect()
 }
 
-fn read_all(log: &PartitionLog) -> Vec<RecordBatch> {
+pub(crate) fn read_all(log: &PartitionLog) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
