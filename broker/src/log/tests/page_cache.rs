@@ -12,6 +12,11 @@ use crate::log::{LogManager, LogManagerConfig, PartitionLog};
 
 const PAGE_BYTES: usize = 4096;
 const TAIL_BYTES: u64 = 256 * 1024;
+/// Share of a tail that must still be resident. Not all of it: the kernel may reclaim any
+/// clean page at any time, and this machine's runs proactively (DAMON, a `pageout` scheme
+/// on physical memory) — a CI run saw 62 of 64 tail pages resident. The cold side is
+/// checked strictly (under 5 % left).
+const TAIL_CACHED_MIN: f64 = 0.9;
 /// Each batch ~16 KiB; 96 of them ≈ 1.5 MiB, six times the tail.
 const BATCHES: i64 = 96;
 
@@ -148,7 +153,10 @@ fn pages_behind_the_tail_leave_the_cache_and_read_back_the_same() {
         "{:.0} % of the pages behind the tail still cached",
         cached_share(cold) * 100.0
     );
-    assert_eq!(cached_share(tail), 1.0, "the tail stays cached");
+    assert!(
+        cached_share(tail) >= TAIL_CACHED_MIN,
+        "the tail stays cached"
+    );
     // Everything reads back byte for byte (the cold part from disk).
     let after: Vec<bytes::Bytes> = read_all(&log)
         .iter()
@@ -163,7 +171,10 @@ fn pages_behind_the_tail_leave_the_cache_and_read_back_the_same() {
         "a catch-up read left {:.0} % of what it read cached",
         cached_share(cold) * 100.0
     );
-    assert_eq!(cached_share(tail), 1.0, "reads of the tail keep it cached");
+    assert!(
+        cached_share(tail) >= TAIL_CACHED_MIN,
+        "reads of the tail keep it cached"
+    );
     manager.shutdown().unwrap();
 }
 
@@ -214,7 +225,11 @@ fn each_keeps_only(dir: &tempfile::TempDir, partitions: i32, tail_bytes: u64) {
         let what = format!("partition {p}");
         let pages = wait_for_cold_dropped(&path, |pages| pages - tail_pages, &what);
         let tail = &pages[pages.len() - tail_pages..];
-        assert_eq!(cached_share(tail), 1.0, "{what}: its tail stays cached");
+        assert!(
+            cached_share(tail) >= TAIL_CACHED_MIN,
+            "{what}: its tail stays cached ({:.3})",
+            cached_share(tail)
+        );
     }
 }
 
