@@ -523,4 +523,29 @@ mod tests {
         assert!(omb(&["1-topic-1-partition-1kb", "--message-bytes", "10"]).is_err());
         assert!(omb(&["no-such-preset"]).is_err());
     }
+
+    #[test]
+    fn a_percentage_of_max_is_above_0_and_at_most_100() {
+        assert_eq!(percent("50"), Ok(50.0));
+        assert_eq!(percent("100"), Ok(100.0));
+        for bad in ["0", "-5", "100.5", "NaN", "inf", "half", ""] {
+            assert!(percent(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn rate_and_rate_percent_of_max_exclude_each_other() {
+        let parsed = Cli::try_parse_from([
+            "runnel-bench",
+            "e2e",
+            "--rate",
+            "1000",
+            "--rate-percent-of-max",
+            "50",
+        ]);
+        assert!(parsed.is_err());
+        assert!(
+            Cli::try_parse_from(["runnel-bench", "e2e", "--rate-percent-of-max", "50"]).is_ok()
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! Metadata), and one shared [`Connection`] per broker, opened on first use and reopened
 //! after it dies. Shared by producer, consumer and admin behind an `Arc`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -100,7 +100,7 @@ pub struct Cluster {
     topics_generation: AtomicU64,
     /// By address and lane (0: the shared connection; more: a consumer's extra fetch
     /// connections, see [`Cluster::broker_lane`]).
-    connections: tokio::sync::Mutex<HashMap<(String, usize), Arc<Connection>>>,
+    connections: tokio::sync::Mutex<HashMap<String, BTreeMap<usize, Arc<Connection>>>>,
 }
 
 pub(crate) fn topic_name(name: &str) -> TopicName {
@@ -160,14 +160,15 @@ impl Cluster {
     /// A live connection to `addr` on `lane`, opened if needed.
     async fn lane_to(&self, addr: &str, lane: usize) -> Result<Arc<Connection>> {
         let mut connections = self.connections.lock().await;
-        let key = (addr.to_owned(), lane);
-        if let Some(conn) = connections.get(&key) {
-            if !conn.is_dead() {
-                return Ok(conn.clone());
-            }
+        let live = connections.get(addr).and_then(|lanes| lanes.get(&lane));
+        if let Some(conn) = live.filter(|conn| !conn.is_dead()) {
+            return Ok(conn.clone());
         }
         let conn = Arc::new(Connection::connect(addr, &self.config.connection).await?);
-        connections.insert(key, conn.clone());
+        connections
+            .entry(addr.to_owned())
+            .or_default()
+            .insert(lane, conn.clone());
         Ok(conn)
     }
 

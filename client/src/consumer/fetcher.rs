@@ -61,7 +61,7 @@ pub struct Fetcher {
     results_tx: mpsc::Sender<FetchResult>,
     results_rx: mpsc::Receiver<FetchResult>,
     /// (broker, lane) pairs with a Fetch in flight.
-    busy_brokers: HashSet<(i32, usize)>,
+    busy_lanes: HashSet<(i32, usize)>,
     next_epoch: u64,
 }
 
@@ -75,7 +75,7 @@ impl Fetcher {
             partitions: BTreeMap::new(),
             results_tx,
             results_rx,
-            busy_brokers: HashSet::new(),
+            busy_lanes: HashSet::new(),
             next_epoch: 1,
         }
     }
@@ -116,9 +116,9 @@ impl Fetcher {
             .collect()
     }
 
-    /// Sends a Fetch to every idle broker that leads a partition wanting data.
+    /// Sends a Fetch on every idle lane of a broker that leads a partition wanting data.
     pub async fn send_fetches(&mut self) -> Result<()> {
-        let mut by_broker: HashMap<(i32, usize), Sent> = HashMap::new();
+        let mut by_lane: HashMap<(i32, usize), Sent> = HashMap::new();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
         for (index, (tp, state)) in self.partitions.iter().enumerate() {
@@ -133,21 +133,21 @@ impl Fetcher {
             let leader = self.cluster.leader(&tp.topic, tp.partition).await?;
             // Lanes by place in the assignment, so any set of partitions spreads evenly.
             let lane = (leader, index % lanes);
-            if self.busy_brokers.contains(&lane) {
+            if self.busy_lanes.contains(&lane) {
                 continue;
             }
-            by_broker
+            by_lane
                 .entry(lane)
                 .or_default()
                 .push((tp.clone(), state.epoch, state.fetch_offset));
         }
-        for ((broker, lane), sent) in by_broker {
+        for ((broker, lane), sent) in by_lane {
             for (tp, _, _) in &sent {
                 if let Some(state) = self.partitions.get_mut(tp) {
                     state.in_flight = true;
                 }
             }
-            self.busy_brokers.insert((broker, lane));
+            self.busy_lanes.insert((broker, lane));
             let request = self.request(&sent);
             let cluster = self.cluster.clone();
             let results = self.results_tx.clone();
@@ -220,7 +220,7 @@ impl Fetcher {
 
     /// Buffers one fetch response's records; returns the partitions to reset.
     fn receive(&mut self, result: FetchResult) -> Vec<TopicPartition> {
-        self.busy_brokers.remove(&(result.broker, result.lane));
+        self.busy_lanes.remove(&(result.broker, result.lane));
         let mut reset = Vec::new();
         let response = match result.response {
             Ok(response) => response,
@@ -458,19 +458,36 @@ mod tests {
         fetcher.results_tx.try_send(result).unwrap();
     }
 
-    #[tokio::test]
-    async fn each_lane_fetches_its_share_of_a_brokers_partitions() {
+    /// Five partitions of broker 0 assigned and positioned, fetched over `lanes` lanes.
+    fn five_partitions(lanes: usize) -> Fetcher {
         let mut config = ConsumerConfig::new("x");
-        config.fetch_connections_per_broker = 2;
+        config.fetch_connections_per_broker = lanes;
         let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 5)]), config);
         let partitions: Vec<TopicPartition> = (0..5).map(|p| TopicPartition::new("t", p)).collect();
         fetcher.assign(&partitions);
         for tp in &partitions {
             fetcher.seek(tp, 0).unwrap();
         }
+        fetcher
+    }
+
+    #[tokio::test]
+    async fn zero_fetch_connections_means_one_lane() {
+        let mut fetcher = five_partitions(0);
+        fetcher.send_fetches().await.unwrap();
+        assert_eq!(
+            fetcher.busy_lanes.iter().copied().collect::<Vec<_>>(),
+            vec![(0, 0)]
+        );
+        assert!(fetcher.partitions.values().all(|s| s.in_flight));
+    }
+
+    #[tokio::test]
+    async fn each_lane_fetches_its_share_of_a_brokers_partitions() {
+        let mut fetcher = five_partitions(2);
         fetcher.send_fetches().await.unwrap();
         // Both lanes of broker 0 busy, every partition in flight in one of them.
-        let mut busy: Vec<(i32, usize)> = fetcher.busy_brokers.iter().copied().collect();
+        let mut busy: Vec<(i32, usize)> = fetcher.busy_lanes.iter().copied().collect();
         busy.sort();
         assert_eq!(busy, vec![(0, 0), (0, 1)]);
         assert!(fetcher.partitions.values().all(|s| s.in_flight));
@@ -485,7 +502,7 @@ mod tests {
         }
         carried.sort();
         assert_eq!(carried, vec![2, 3]);
-        assert!(fetcher.busy_brokers.is_empty());
+        assert!(fetcher.busy_lanes.is_empty());
         assert!(fetcher.partitions.values().all(|s| !s.in_flight));
     }
 
@@ -500,12 +517,12 @@ mod tests {
         );
         // As `send_fetches` leaves them: the partition and its broker busy.
         fetcher.partitions.get_mut(&tp()).unwrap().in_flight = true;
-        fetcher.busy_brokers.insert((0, 0));
+        fetcher.busy_lanes.insert((0, 0));
         arrived(&fetcher, 0, batch(0, 3));
         assert!(fetcher.stage_arrived().is_empty());
         let state = &fetcher.partitions[&tp()];
         assert_eq!(state.fetch_offset, 3, "the next fetch asks from offset 3");
-        assert!(!state.in_flight && fetcher.busy_brokers.is_empty());
+        assert!(!state.in_flight && fetcher.busy_lanes.is_empty());
         assert_eq!(state.high_watermark, 10);
         let offsets: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![0, 1, 2]);

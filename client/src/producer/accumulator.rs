@@ -90,15 +90,15 @@ impl TopicQueues {
     }
 
     /// The queue of `partition` (a valid index: [`choose`](Self::choose) keeps it below the
-    /// partition count), created on first use.
-    fn queue_mut(&mut self, partition: i32) -> Result<&mut PartitionQueue> {
+    /// partition count), created on first use, with the topic's name beside it.
+    fn queue_mut(&mut self, partition: i32) -> Result<(&Arc<str>, &mut PartitionQueue)> {
         let index = usize::try_from(partition)
             .map_err(|_| Error::UnknownTopicOrPartition(format!("{}-{partition}", self.name)))?;
         if self.partitions.len() <= index {
             self.partitions
                 .resize_with(index + 1, PartitionQueue::default);
         }
-        Ok(&mut self.partitions[index])
+        Ok((&self.name, &mut self.partitions[index]))
     }
 
     /// Moves the sticky partition on once its batch was sealed (KIP-480).
@@ -292,8 +292,7 @@ impl Accumulator {
         let sticky = record.partition.is_none() && record.key.is_none();
         let mut partition = topic.choose(record)?;
         for _attempt in 0..2 {
-            let key = (topic.name.clone(), partition);
-            let queue = topic.queue_mut(partition)?;
+            let (name, queue) = topic.queue_mut(partition)?;
             let open = match &mut queue.open {
                 Some(open) => open,
                 None => {
@@ -310,7 +309,7 @@ impl Accumulator {
                         timestamp_ms,
                     );
                     if open.builder.uncompressed_size_bytes() >= self.config.batch_size_bytes {
-                        self.seal_open(queue, &key);
+                        self.seal_open(queue, name, partition);
                         *wake_sender = true;
                         topic.advance_sticky(partition);
                     }
@@ -318,7 +317,7 @@ impl Accumulator {
                 }
                 Err(BuildError::TooLarge { .. }) if !open.builder.is_empty() => {
                     // Full: seal it and retry once in a fresh batch.
-                    self.seal_open(queue, &key);
+                    self.seal_open(queue, name, partition);
                     *wake_sender = true;
                     topic.advance_sticky(partition);
                     if sticky {
@@ -333,10 +332,13 @@ impl Accumulator {
         ))
     }
 
-    /// Seals `queue`'s open batch (if any) behind its sealed ones.
-    fn seal_open(&self, queue: &mut PartitionQueue, partition: &TopicPartition) {
+    /// Seals `queue`'s open batch (if any) behind its sealed ones; the batch's key is built
+    /// here, once per batch, not per record.
+    fn seal_open(&self, queue: &mut PartitionQueue, topic: &Arc<str>, partition: i32) {
         if let Some(full) = queue.open.take() {
-            queue.sealed.push_back(self.seal(full, partition));
+            queue
+                .sealed
+                .push_back(self.seal(full, &(topic.clone(), partition)));
         }
     }
 
@@ -415,7 +417,7 @@ impl Accumulator {
                     if let Some(open) = &queue.open {
                         let due = open.created + linger;
                         if flushing || due <= now {
-                            self.seal_open(queue, &(topic.name.clone(), index));
+                            self.seal_open(queue, &topic.name, index);
                             advanced.push(index);
                         } else {
                             next = Some(next.map_or(due, |n| n.min(due)));

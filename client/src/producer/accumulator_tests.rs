@@ -135,20 +135,24 @@ async fn keyed_records_follow_murmur2_and_unkeyed_stick_until_sealed() {
         drained_partitions(&acc),
         vec![(partition_for_key(b"21", 4), 1)]
     );
-    // Unkeyed: three 900-byte records fill one batch (sealed at 2 048 bytes), then the
-    // sticky partition moves on to the next.
-    let unkeyed = ProducerRecord::new("t", vec![0u8; 900]);
+    // Unkeyed: three 900-byte records fill one batch (sealed once it reaches 2 048 bytes),
+    // then the sticky partition moves on to the next.
+    three_fill_one_batch_the_fourth_goes_to_the_next(&acc, 900).await;
+}
+
+/// Appends four unkeyed records of `value_bytes`: the first three fill a batch, and the
+/// fourth lands alone on the next sticky partition.
+async fn three_fill_one_batch_the_fourth_goes_to_the_next(acc: &Accumulator, value_bytes: usize) {
+    let unkeyed = ProducerRecord::new("t", vec![0u8; value_bytes]);
     for _ in 0..4 {
         acc.append(unkeyed.clone()).await.expect("append");
     }
-    let drained = drained_partitions(&acc);
+    let drained = drained_partitions(acc);
     let holding = |records: usize| drained.iter().find(|d| d.1 == records).map(|d| d.0);
-    let full = holding(3).expect("a sealed batch of three records");
-    assert_eq!(
-        holding(1),
-        Some((full + 1) % 4),
-        "a sealed batch moves the sticky partition on: {drained:?}"
-    );
+    let (Some(full), Some(next), 2) = (holding(3), holding(1), drained.len()) else {
+        panic!("three records fill a batch, the fourth opens one elsewhere: {drained:?}");
+    };
+    assert_eq!(next, (full + 1) % 4, "{drained:?}");
 }
 
 #[tokio::test]
@@ -158,16 +162,7 @@ async fn an_unkeyed_record_that_does_not_fit_starts_the_next_sticky_partition() 
         c.batch_size_bytes = 4096;
         c.max_request_bytes = 4096;
     });
-    let unkeyed = ProducerRecord::new("t", vec![0u8; 1000]);
-    for _ in 0..4 {
-        acc.append(unkeyed.clone()).await.expect("append");
-    }
-    let drained = drained_partitions(&acc);
-    let holding = |records: usize| drained.iter().find(|d| d.1 == records).map(|d| d.0);
-    let (Some(full), Some(next), 2) = (holding(3), holding(1), drained.len()) else {
-        panic!("three records fill a batch, the fourth opens one elsewhere: {drained:?}");
-    };
-    assert_eq!(next, (full + 1) % 4, "{drained:?}");
+    three_fill_one_batch_the_fourth_goes_to_the_next(&acc, 1000).await;
     // A record addressed to a partition stays there, behind its full batch.
     for _ in 0..4 {
         acc.append(record(2, 1000)).await.expect("append");
