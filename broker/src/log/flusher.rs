@@ -1,13 +1,15 @@
 //! Durability: group commit for `wait_durable` and the periodic `flush.ms` background flush.
 //!
-//! One flusher thread per [`super::LogManager`]. A waiter registers its partition in the
-//! [`FlushQueue`] and watches the partition's durable offset; the thread fsyncs each queued
-//! partition's unflushed segment files once and publishes the new durable offset, releasing
-//! every waiter it covers. An fsync error is sticky: the durable offset never moves again and
-//! waiters get `LogError::Io` (never "durable" on failure). Between `flush.ms` passes, acks=1
-//! data lives only in the page cache: it survives a process crash, not a power loss.
+//! Each [`super::LogManager`] has [`FSYNC_THREADS`] fsync threads and one tick thread. A
+//! waiter registers its partition in the [`FlushQueue`] and watches the partition's durable
+//! offset; an fsync thread takes the partition, fsyncs its unflushed segment files once and
+//! publishes the new durable offset, releasing every waiter it covers; waiters that arrive
+//! meanwhile queue the partition again and share the next fsync (group commit). An fsync
+//! error is sticky: the durable offset never moves again and waiters get `LogError::Io`
+//! (never "durable" on failure). Between `flush.ms` passes, acks=1 data lives only in the
+//! page cache: it survives a process crash, not a power loss.
 //!
-//! Every tick the thread also starts writeback (without waiting for it) of the whole pages
+//! Every tick the tick thread starts writeback (without waiting for it) of the whole pages
 //! appended since the last tick. Left to the fsync, a second's worth of appends is written
 //! in one burst, and appends to a file while it is being fsynced wait for it: eight
 //! partitions' 1-second fsyncs took 60–70 ms here, and appends landing in that window took
@@ -15,17 +17,15 @@
 //! little left to do. The partial last page is left alone so an append never writes into a
 //! page under writeback.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, PoisonError};
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
-
-use super::lock::MutexGuard;
-
 use super::checkpoint::sync_dir;
+use super::lock::Mutex;
 use super::page_cache::PAGE_BYTES;
 use super::partition::PartitionLog;
 use super::{now_ms, LogError};
@@ -34,13 +34,13 @@ use super::{now_ms, LogError};
 pub(crate) const FLUSH_TICK_MS: u64 = 50;
 /// How often the recovery-point checkpoint is rewritten.
 const RECOVERY_CHECKPOINT_INTERVAL_MS: i64 = 10_000;
-/// Partitions taken from the queue per pass (the rest wait for the next pass).
-const FLUSH_BATCH_PARTITIONS_MAX: usize = 4096;
-/// Threads one pass spreads its fsyncs over. One after another, eight partitions' fsyncs
-/// took ~100 ms (each its own journal commit and cache flush, ~10 ms here), and an append
-/// to a partition being fsynced waits for it: the producer's connection stalled for the
-/// whole pass. Concurrent fsyncs share journal commits, so a pass takes about one.
-const FLUSH_THREADS_MAX: usize = 8;
+/// Threads that fsync queued partitions, each one partition at a time. One after another,
+/// eight partitions' fsyncs took ~100 ms (each its own journal commit and cache flush, ~10
+/// ms here), and an append to a partition being fsynced waits for it; concurrent fsyncs
+/// share journal commits. Run inline by the first acks=all waiter instead, a request's
+/// eight fsyncs ran one after another on a connection's worker thread: 2 447 fsyncs in 6 s
+/// took 5.97 s between them (0.57–0.68 × the write+fsync probe, against 0.71–0.93 × here).
+pub(crate) const FSYNC_THREADS: usize = 8;
 
 /// Starts writeback of `file`'s dirty pages in `[0, end_bytes)` (`sync_file_range` with
 /// `SYNC_FILE_RANGE_WRITE`: pages already under writeback are skipped, nothing is waited
@@ -75,12 +75,15 @@ pub(crate) struct Durable {
 /// Partitions with waiters, for the flusher thread.
 pub(crate) struct FlushQueue {
     inner: Mutex<FlushInner>,
-    wake: Condvar,
+    /// Fsync threads wait here for a partition.
+    work: Condvar,
+    /// The tick thread sleeps here between ticks (woken early only to stop).
+    stopping: Condvar,
 }
 
 #[derive(Default)]
 struct FlushInner {
-    pending: Vec<Arc<PartitionLog>>,
+    pending: VecDeque<Arc<PartitionLog>>,
     stop: bool,
 }
 
@@ -88,55 +91,82 @@ impl FlushQueue {
     pub(crate) fn new() -> FlushQueue {
         FlushQueue {
             inner: Mutex::new(FlushInner::default()),
-            wake: Condvar::new(),
+            work: Condvar::new(),
+            stopping: Condvar::new(),
         }
     }
 
-    /// Queues `partition` for an fsync (once, however many waiters ask).
+    /// Queues `partition` for an fsync (once until an fsync thread takes it, however many
+    /// waiters ask).
     pub(crate) fn request(&self, partition: Arc<PartitionLog>) {
         if partition.flush_requested.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.inner.lock().pending.push(partition);
-        self.wake.notify_one();
+        self.inner.lock().pending.push_back(partition);
+        self.work.notify_one();
     }
 
     pub(crate) fn stop(&self) {
         self.inner.lock().stop = true;
-        self.wake.notify_all();
+        self.work.notify_all();
+        self.stopping.notify_all();
     }
 
-    /// Waits up to `timeout_ms` for work; `None` when stopping.
-    fn take(&self, timeout_ms: u64) -> Option<Vec<Arc<PartitionLog>>> {
+    /// The next queued partition, waiting for one; `None` when stopping.
+    fn take(&self) -> Option<Arc<PartitionLog>> {
         let mut inner = self.inner.lock();
-        if inner.pending.is_empty() && !inner.stop {
-            self.wake
-                .wait_for(&mut inner, Duration::from_millis(timeout_ms));
+        loop {
+            if inner.stop {
+                return None;
+            }
+            if let Some(partition) = inner.pending.pop_front() {
+                // Waiters from now on queue it again: their data may miss this fsync.
+                partition.flush_requested.store(false, Ordering::Release);
+                return Some(partition);
+            }
+            inner = self
+                .work
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Sleeps `timeout_ms` or until stopped; false when stopping.
+    fn tick(&self, timeout_ms: u64) -> bool {
+        let inner = self.inner.lock();
         if inner.stop {
-            return None;
+            return false;
         }
-        let take = inner.pending.len().min(FLUSH_BATCH_PARTITIONS_MAX);
-        Some(inner.pending.drain(..take).collect())
+        let (inner, _timed_out) = self
+            .stopping
+            .wait_timeout(inner, Duration::from_millis(timeout_ms))
+            .unwrap_or_else(PoisonError::into_inner);
+        !inner.stop
     }
 }
 
-/// The flusher thread body: group commits on demand, `flush.ms` flushes on a tick.
+/// An fsync thread's body: flushes queued partitions until stopped.
+pub(crate) fn run_fsync_thread(queue: Arc<FlushQueue>) {
+    while let Some(partition) = queue.take() {
+        if let Err(e) = partition.flush() {
+            tracing::error!(topic = partition.topic(), partition = partition.partition(), error = %e, "fsync failed");
+        }
+    }
+}
+
+/// The tick thread's body: writeback, page-cache shares, `flush.ms` flushes and the
+/// recovery-point checkpoint.
 pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<Arc<PartitionLog>>) {
     let mut last_tick_ms = now_ms();
     let mut last_checkpoint_ms = now_ms();
-    while let Some(batch) = queue.take(FLUSH_TICK_MS) {
-        for partition in &batch {
-            partition.flush_requested.store(false, Ordering::Release);
-        }
-        flush_concurrently(&batch, "fsync failed");
+    while queue.tick(FLUSH_TICK_MS) {
         let now = now_ms();
         if now - last_tick_ms >= FLUSH_TICK_MS as i64 {
             last_tick_ms = now;
             let partitions = partitions();
             let tail_bytes = share_page_cache(&partitions);
             start_writeback(&partitions, tail_bytes);
-            flush_due(&partitions, now);
+            flush_due(&queue, &partitions, now);
         }
         if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
             last_checkpoint_ms = now;
@@ -185,56 +215,22 @@ fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) {
     }
 }
 
-/// Flushes every dirty partition whose `flush.ms` has elapsed.
-fn flush_due(partitions: &[Arc<PartitionLog>], now: i64) {
-    let due: Vec<Arc<PartitionLog>> = partitions
-        .iter()
-        .filter(|partition| {
-            partition.dirty.load(Ordering::Acquire)
-                && now - partition.last_flush_ms.load(Ordering::Acquire)
-                    >= partition.config().flush_ms
-        })
-        .cloned()
-        .collect();
-    flush_concurrently(&due, "background fsync failed");
-}
-
-/// Flushes `partitions` on up to [`FLUSH_THREADS_MAX`] threads at once (one on this thread
-/// when a single partition is due), returning when all are done.
-fn flush_concurrently(partitions: &[Arc<PartitionLog>], failure: &str) {
-    let flush_each = |chunk: &[Arc<PartitionLog>]| {
-        for partition in chunk {
-            if let Err(e) = partition.flush() {
-                tracing::error!(topic = partition.topic(), partition = partition.partition(), error = %e, "{failure}");
-            }
+/// Queues every dirty partition whose `flush.ms` has elapsed for the fsync threads.
+fn flush_due(queue: &FlushQueue, partitions: &[Arc<PartitionLog>], now: i64) {
+    for partition in partitions {
+        if partition.dirty.load(Ordering::Acquire)
+            && now - partition.last_flush_ms.load(Ordering::Acquire) >= partition.config().flush_ms
+        {
+            queue.request(partition.clone());
         }
-    };
-    if partitions.len() <= 1 {
-        return flush_each(partitions);
     }
-    let chunk_len = partitions.len().div_ceil(FLUSH_THREADS_MAX);
-    std::thread::scope(|scope| {
-        for chunk in partitions.chunks(chunk_len) {
-            let spawned = std::thread::Builder::new()
-                .name("runnel-log-flush".to_owned())
-                .spawn_scoped(scope, move || flush_each(chunk));
-            if spawned.is_err() {
-                flush_each(chunk); // no thread to be had: flush here, one after another
-            }
-        }
-    });
 }
 
 impl PartitionLog {
     /// Fsyncs every segment holding offsets at or above the durable offset and publishes the
     /// log end observed before the fsync as durable.
     pub(crate) fn flush(&self) -> Result<(), LogError> {
-        let one_flush_at_a_time = self.flush_lock.lock();
-        self.flush_holding(one_flush_at_a_time)
-    }
-
-    /// [`PartitionLog::flush`] for a caller that already holds `flush_lock`.
-    fn flush_holding(&self, _one_flush_at_a_time: MutexGuard<'_, ()>) -> Result<(), LogError> {
+        let _one_flush_at_a_time = self.flush_lock.lock();
         if let Some(failure) = self.durable_tx.borrow().failure.clone() {
             return Err(LogError::Io(io::Error::other(failure.to_string())));
         }
@@ -326,18 +322,23 @@ impl PartitionLog {
                 .entry(segment.log_path.clone())
                 .and_modify(|len| *len = (*len).max(len_before_sync))
                 .or_insert(len_before_sync);
+            #[cfg(test)]
+            self.ctx.fsync_thread_names.lock().insert(
+                std::thread::current()
+                    .name()
+                    .unwrap_or("unnamed")
+                    .to_owned(),
+            );
         }
         Ok(())
     }
 
     /// Resolves once every offset below `end_offset` is fsynced. Concurrent waiters share one
-    /// fsync (group commit).
-    ///
-    /// When no flush of this partition is running, the caller fsyncs right here, on its own
-    /// thread (like `append`, this is the synchronous apply step): handing the fsync to the
-    /// flusher thread costs two thread wake-ups per acks=all request. When a flush is already
-    /// running, the waiter queues for the flusher, whose next fsync covers every waiter that
-    /// arrived meanwhile — that is the group commit.
+    /// fsync (group commit): the partition is queued for the fsync threads once, and a flush
+    /// that is already running is followed by one more covering every waiter that arrived
+    /// meanwhile. The caller's thread never fsyncs (a connection's worker would stop reading
+    /// and appending for the length of the fsync, and a request's partitions would be
+    /// fsynced one after another).
     pub fn wait_durable(
         self: &Arc<Self>,
         end_offset: i64,
@@ -354,16 +355,7 @@ impl PartitionLog {
             settled(&durable.borrow_and_update(), end_offset)
         };
         if early.is_none() {
-            match self.flush_lock.try_lock() {
-                Some(guard) => {
-                    // Errors are published through `durable_tx` (sticky) and seen below.
-                    let _ = self.flush_holding(guard);
-                    if settled(&durable.borrow(), end_offset).is_none() {
-                        self.ctx.flusher.request(self.clone());
-                    }
-                }
-                None => self.ctx.flusher.request(self.clone()),
-            }
+            self.ctx.flusher.request(self.clone());
         }
         async move {
             if let Some(result) = early {

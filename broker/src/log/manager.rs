@@ -20,7 +20,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::checkpoint::{sync_dir, Checkpoints};
 use super::cleaner::{pick_dirtiest, Cleaner, CleanerConfig, CleanerStats};
 use super::file_cache::FileCache;
-use super::flusher::{run_flusher, FlushQueue};
+use super::flusher::{run_flusher, run_fsync_thread, FlushQueue, FSYNC_THREADS};
 use super::metadata_log::{apply, MetadataLog, MetadataRecord, TopicRecord, METADATA_DIR};
 use super::partition::{LogContext, PartitionLog};
 use super::{now_ms, LogError, LogManagerConfig, TopicConfig, TopicInfo};
@@ -231,6 +231,8 @@ impl LogManager {
             #[cfg(test)]
             synced_lengths: parking_lot::Mutex::default(),
             #[cfg(test)]
+            fsync_thread_names: parking_lot::Mutex::default(),
+            #[cfg(test)]
             swap_crash_step: std::sync::atomic::AtomicU8::new(0),
             #[cfg(test)]
             swap_failure_repairs: std::sync::atomic::AtomicBool::new(false),
@@ -295,7 +297,16 @@ impl LogManager {
                     }
                 }
             })?;
-        self.threads.lock().extend([flusher, retention, cleaner]);
+        let mut threads = vec![flusher, retention, cleaner];
+        for i in 0..FSYNC_THREADS {
+            let queue = self.shared.ctx.flusher.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("runnel-fsync-{i}"))
+                    .spawn(move || run_fsync_thread(queue))?,
+            );
+        }
+        self.threads.lock().extend(threads);
         Ok(())
     }
 
@@ -352,6 +363,12 @@ impl LogManager {
     #[cfg(test)]
     pub(crate) fn synced_lengths(&self) -> std::collections::HashMap<std::path::PathBuf, u64> {
         self.shared.ctx.synced_lengths.lock().clone()
+    }
+
+    /// Test seam: the names of the threads that have run segment fsyncs.
+    #[cfg(test)]
+    pub(crate) fn fsync_thread_names(&self) -> std::collections::BTreeSet<String> {
+        self.shared.ctx.fsync_thread_names.lock().clone()
     }
 
     /// The log cleaner's figures: per compacted partition and totals (for metrics).

@@ -52,6 +52,9 @@ pub(crate) struct LogContext {
     /// successful fsync; bytes past it are what a power cut may take.
     #[cfg(test)]
     pub synced_lengths: parking_lot::Mutex<std::collections::HashMap<std::path::PathBuf, u64>>,
+    /// Test seam: the names of the threads that ran segment fsyncs.
+    #[cfg(test)]
+    pub fsync_thread_names: parking_lot::Mutex<std::collections::BTreeSet<String>>,
     /// Test seam: the cleaner's swap stops after this step (0: never), as if it crashed.
     #[cfg(test)]
     pub swap_crash_step: std::sync::atomic::AtomicU8,

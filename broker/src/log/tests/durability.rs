@@ -44,6 +44,39 @@ fn concurrent_waiters_share_fsyncs() {
 }
 
 #[test]
+fn waiters_never_fsync_on_their_own_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path());
+    manager
+        .create_topic("r", 8, BTreeMap::new(), false)
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // One acks=all request's partitions: all eight waits queue before any is awaited.
+    let waits: Vec<_> = (0..8)
+        .map(|partition| {
+            let log = manager.partition("r", partition).unwrap();
+            let end = log.append(&[batch(4, 1000, 1)]).unwrap().last_offset + 1;
+            log.wait_durable(end)
+        })
+        .collect();
+    runtime.block_on(async {
+        for result in futures::future::join_all(waits).await {
+            result.unwrap();
+        }
+    });
+    let names = manager.fsync_thread_names();
+    assert!(!names.is_empty(), "durable means fsynced");
+    assert!(
+        names.iter().all(|name| name.starts_with("runnel-fsync-")),
+        "fsyncs ran on {names:?}, not only on the fsync threads"
+    );
+    assert!(manager.fsync_count() >= 8, "every partition fsynced");
+}
+
+#[test]
 fn concurrent_appenders_and_waiters() {
     let dir = test_dir();
     let manager = open(dir.path());
