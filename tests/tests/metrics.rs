@@ -336,3 +336,37 @@ async fn consumer_lag_after_a_restart_counts_partitions_not_yet_opened() {
         "record 40 was stamped ≥ 160 s ago: {seconds}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_acks_0_produce_closes_the_connection_though_the_client_sends_no_more() {
+    let broker = TestBroker::start().await;
+    broker
+        .context()
+        .logs
+        .create_topic("quiet", 1, BTreeMap::new(), false)
+        .unwrap();
+    let mut client = broker.client().await;
+    // Partition 7 does not exist: acks=0 has no answer to carry the error, so the broker
+    // closes the connection (as Kafka does), while the client keeps its socket open.
+    client
+        .write_request(
+            &produce("quiet", 7, batch_at(&[(None, Some(b"x"))], 1), 0),
+            9,
+        )
+        .await;
+    assert!(client.is_closed().await);
+    let closed = async {
+        loop {
+            let page = scrape(&broker).await;
+            if value(&page, "runnel_connections_closed_total") == Some(1.0) {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let page = tokio::time::timeout(runnel_tests::IO_TIMEOUT, closed)
+        .await
+        .unwrap();
+    assert_eq!(must(&page, "runnel_connections_open"), 0.0);
+    drop(client);
+}

@@ -1,11 +1,15 @@
 //! One client connection: read frames, apply them in arrival order, answer in order.
 //!
-//! The reader half reads a size-checked frame, decodes it and calls [`api::dispatch`]
-//! (the synchronous apply step) before reading the next, so one producer's appends land in
-//! order. Waiting completions (acks=all, fetch long-poll) run as their own tasks; the writer
+//! The reader reads size-checked frames and hands them, in order, to the applier, which
+//! decodes each and calls [`api::dispatch`] (the synchronous apply step) before taking the
+//! next, so one producer's appends land in order. The reader reads the next frame while the
+//! applier applies the last one: read one after the other, a 1 MiB produce request's copy
+//! out of the socket and its append into the page cache took turns on one connection (one
+//! producer 545–682 MiB/s, two 689–844). Waiting completions (acks=all, fetch long-poll) run as their own tasks; the writer
 //! half awaits them in request order, so responses go out in request order while the waits
 //! overlap. At most `inflight_requests_max` requests are applied but unanswered; beyond
-//! that the reader stops reading (TCP back-pressure). The connection exclusively owns its
+//! that the applier stops taking frames and, [`FRAMES_READ_AHEAD_MAX`] frames later, the reader
+//! stops reading (TCP back-pressure). The connection exclusively owns its
 //! socket; it shares only the `Arc<BrokerContext>`.
 
 use std::sync::Arc;
@@ -34,6 +38,9 @@ const FRAME_INITIAL_BUFFER_BYTES: usize = 64 * 1024;
 /// fresh pages at every step. A client that announces such a frame and stalls holds it
 /// until the request timeout — the same bound as one that sends it.
 const FRAME_EAGER_BYTES_MAX: usize = 1024 * 1024 + 64 * 1024;
+/// Frames read but not yet taken by the applier: with the one it applies and the one being
+/// read, a connection holds at most this + 2 request frames.
+const FRAMES_READ_AHEAD_MAX: usize = 1;
 /// Bytes buffered before the writer flushes even when more responses are queued.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -122,19 +129,41 @@ pub async fn serve(
     let (reader, writer) = stream.into_split();
     let (queue_tx, queue_rx) = mpsc::channel(limits.inflight_requests_max);
     let mut writer_task = AbortOnDrop(tokio::spawn(write_responses(writer, queue_rx)));
-    let read_result = read_requests(reader, &context, &limits, shutdown, queue_tx).await;
-    // The reader dropped its sender: the writer answers everything queued, then ends.
+    let (frames_tx, frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
+    let mut applier_task = AbortOnDrop(tokio::spawn(apply_requests(context, frames_rx, queue_tx)));
+    let read_result = read_requests(reader, &limits, shutdown, frames_tx).await;
+    // The reader dropped its sender: the applier applies every frame read, then ends and
+    // drops its sender; the writer answers everything queued, then ends.
+    let apply_result = (&mut applier_task.0).await.map_err(std::io::Error::other)?;
     let write_result = (&mut writer_task.0).await.map_err(std::io::Error::other)?;
-    read_result.and(write_result)
+    read_result.and(apply_result).and(write_result)
 }
 
-/// Reads, decodes and applies requests until EOF, an error, or shutdown.
+/// Applies frames in arrival order, queueing their answers, until the reader stops or a
+/// frame fails so that the connection must close.
+async fn apply_requests(
+    context: Arc<BrokerContext>,
+    mut frames: mpsc::Receiver<Bytes>,
+    queue: mpsc::Sender<Outbound>,
+) -> Result<(), ConnectionError> {
+    while let Some(frame) = frames.recv().await {
+        let Some(outbound) = apply(&context, frame)? else {
+            continue;
+        };
+        if queue.send(outbound).await.is_err() {
+            // The writer failed (client gone); its error is reported by `serve`.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Reads frames for the applier until EOF, an error, shutdown, or the applier's end.
 async fn read_requests<R: AsyncRead + Unpin>(
     mut reader: R,
-    context: &BrokerContext,
     limits: &ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
-    queue: mpsc::Sender<Outbound>,
+    frames: mpsc::Sender<Bytes>,
 ) -> Result<(), ConnectionError> {
     loop {
         if *shutdown.borrow() {
@@ -144,6 +173,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
         // Idle between requests has no timeout; only a half-received frame does.
         let first_bytes = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
+            // The applier failed or the writer did: `serve` reports why.
+            _ = frames.closed() => return Ok(()),
             read = reader.read(&mut prefix) => read?,
         };
         if first_bytes == 0 {
@@ -156,11 +187,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
         )
         .await
         .map_err(|_| ConnectionError::Timeout(limits.request_timeout_ms))??;
-        let Some(outbound) = apply(context, frame)? else {
-            continue;
-        };
-        if queue.send(outbound).await.is_err() {
-            // The writer failed (client gone); its error is reported by `serve`.
+        if frames.send(frame).await.is_err() {
             return Ok(());
         }
     }
