@@ -384,8 +384,7 @@ impl PartitionLog {
         let mut guard = self.state.lock();
         self.closed.store(true, Ordering::Release);
         if let Some(state) = guard.take() {
-            let mut segment = state.active().lock();
-            segment.seal()?;
+            self.seal_active(state.active())?;
         }
         flushed
     }

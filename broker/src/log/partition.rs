@@ -24,7 +24,7 @@ use super::checkpoint::{Checkpoints, PartitionKey};
 use super::file_cache::FileCache;
 use super::flusher::{Durable, FlushQueue};
 use super::recovery::load_partition;
-use super::segment::Segment;
+use super::segment::{reserve_blocks, Segment, PREALLOCATE_FROM_SEGMENT_BYTES};
 use super::{now_ms, AppendInfo, LogError, MessageTimestampType, TopicConfig};
 
 /// Bytes of a batch the append path patches: base offset, length (copied), leader epoch.
@@ -291,7 +291,20 @@ impl PartitionLog {
     ) -> Result<i64, LogError> {
         let prepared = prepare_batches(batches, next_offset, append_time_ms);
         let file = self.ctx.files.get(&active.log_path)?;
-        let start_position = active.lock().size_bytes;
+        let chunk_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
+        let (start_position, reserve) = {
+            let segment = active.lock();
+            let reserve = segment.preallocation(chunk_bytes, config.segment_bytes);
+            (segment.size_bytes, reserve)
+        };
+        if let Some((from, len)) = reserve {
+            if let Err(e) = reserve_blocks(&file, from, len) {
+                // Only a speed-up (and not tried again for this range): the write below
+                // reports a full disk.
+                tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "reserving segment blocks failed");
+            }
+            active.lock().allocated_bytes = from + len;
+        }
         if let Err(e) = write_all_vectored(&file, &mut prepared.slices()) {
             // Never leave a partial batch behind: readers and recovery must see whole ones.
             if file.set_len(start_position).is_err() {
@@ -381,11 +394,35 @@ impl PartitionLog {
         if base == state.active().base_offset {
             return Ok(());
         }
-        state.active().lock().seal()?;
+        self.seal_active(state.active())?;
         let segment = Segment::create(&self.dir, base, u64::from(config.segment_index_bytes))?;
         state.segments.insert(base, Arc::new(segment));
         state.active_full = false;
         self.dir_dirty.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Seals the active segment (rolling or closing) and frees the blocks reserved past its
+    /// end: truncating a file to its own size frees them (ext4, xfs), those reserved before
+    /// a restart included.
+    pub(crate) fn seal_active(&self, segment: &Segment) -> Result<(), LogError> {
+        let size_bytes = {
+            let mut state = segment.lock();
+            state.seal()?;
+            state.allocated_bytes = 0;
+            state.size_bytes
+        };
+        if size_bytes >= PREALLOCATE_FROM_SEGMENT_BYTES {
+            let trimmed = self
+                .ctx
+                .files
+                .get(&segment.log_path)
+                .and_then(|file| file.set_len(size_bytes));
+            if let Err(e) = trimmed {
+                // Only disk space held until the segment is deleted.
+                tracing::warn!(topic = self.topic(), partition = self.partition(), error = %e, "freeing reserved segment blocks failed");
+            }
+        }
         Ok(())
     }
 

@@ -19,6 +19,17 @@ use runnel_protocol::batch::{peek_batch_size, BatchError, BATCH_HEADER_BYTES, MA
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
 
+/// Most disk blocks reserved past an appending segment's end (`fallocate` with
+/// `FALLOC_FL_KEEP_SIZE`: the file's size, all that readers and recovery look at, is
+/// unchanged). An append into reserved blocks skips ext4's delayed-allocation bookkeeping
+/// (reservation, quota, extent-status inserts) and writeback allocates nothing: acks=1
+/// produce, 1 producer, alternating in one sitting, 865 / 811 / 1 017 / 930 / 699 / 705
+/// MiB/s with it against 674 / 872 / 739 / 706 / 783 / 583 without.
+pub(crate) const PREALLOCATE_AHEAD_BYTES_MAX: u64 = 8 << 20;
+/// A segment gets blocks reserved ahead only once it holds this much, and then at most as
+/// many as it holds: a partition written now and then takes no more disk than its data.
+pub(crate) const PREALLOCATE_FROM_SEGMENT_BYTES: u64 = 1 << 20;
+
 /// The header fields the storage engine needs, parsed from the first 61 bytes of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchHeader {
@@ -97,6 +108,9 @@ pub(crate) struct SegmentState {
     /// Replaced by the cleaner: its files are (being) renamed away, so a reader that
     /// snapshotted this segment must take a fresh snapshot instead of touching its paths.
     pub retired: bool,
+    /// The file's blocks reach at least this far (reserved ahead of `size_bytes` while it is
+    /// the active segment; 0 when nothing was reserved).
+    pub allocated_bytes: u64,
 }
 
 /// One segment of a partition log.
@@ -120,6 +134,7 @@ impl Segment {
                 bytes_since_index_entry: 0,
                 indexes: None,
                 retired: false,
+                allocated_bytes: 0,
             }),
         }
     }
@@ -223,6 +238,21 @@ impl SegmentState {
         }
     }
 
+    /// The byte range of the `.log` to reserve before appending `append_bytes` (see
+    /// [`PREALLOCATE_AHEAD_BYTES_MAX`]), if any: none below
+    /// [`PREALLOCATE_FROM_SEGMENT_BYTES`] or while the append fits the reserved blocks, and
+    /// never past `limit_bytes` (`segment.bytes`) unless the append itself goes there.
+    pub(crate) fn preallocation(&self, append_bytes: u64, limit_bytes: u64) -> Option<(u64, u64)> {
+        let end = self.size_bytes.saturating_add(append_bytes);
+        if end < PREALLOCATE_FROM_SEGMENT_BYTES || end <= self.allocated_bytes {
+            return None;
+        }
+        let from = self.allocated_bytes.max(self.size_bytes);
+        let ahead = end.min(PREALLOCATE_AHEAD_BYTES_MAX);
+        let to = end.saturating_add(ahead).min(limit_bytes.max(end));
+        Some((from, to - from))
+    }
+
     /// Shrinks both indexes to their used size and writes them out (the segment is sealed).
     pub(crate) fn seal(&mut self) -> io::Result<()> {
         if let Some((offset_index, time_index)) = self.indexes.as_mut() {
@@ -241,6 +271,27 @@ impl SegmentState {
             None => 0,
         }
     }
+}
+
+/// Reserves disk blocks for `[from, from + len)` of `file` without changing its size.
+#[cfg(target_os = "linux")]
+pub(crate) fn reserve_blocks(file: &File, from: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let offset = libc::off_t::try_from(from).map_err(io::Error::other)?;
+    let len = libc::off_t::try_from(len).map_err(io::Error::other)?;
+    // SAFETY: the descriptor is open for the duration of the call (borrowed from `file`);
+    // fallocate reads no memory of ours.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Elsewhere blocks are allocated as writes arrive.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn reserve_blocks(_file: &File, _from: u64, _len: u64) -> io::Result<()> {
+    Ok(())
 }
 
 /// Reads the header of the batch at `position`, or `None` past `end_bytes`.

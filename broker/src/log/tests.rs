@@ -9,6 +9,7 @@ mod many_partitions;
 mod model;
 mod page_cache;
 mod power_loss;
+mod preallocation;
 mod recovery;
 mod recovery_mutation;
 mod retention;
