@@ -31,7 +31,7 @@ use runnel_protocol::records::records;
 
 use super::errors::{log_error_code, log_error_i16};
 use super::{BrokerContext, Completion};
-use crate::append_pool::PARALLEL_APPEND_BYTES_MIN;
+use crate::append_pool::{PARALLEL_APPEND_BYTES_MIN, PARALLEL_APPEND_PARTITION_BYTES_MIN};
 use crate::budget::DecompressionBudget;
 use crate::log::{MessageTimestampType, PartitionLog, TopicConfig};
 use crate::producers::{AppendOutcome, ProduceError, SequenceError};
@@ -126,14 +126,18 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
 }
 
 /// Whether a request's partitions go to the append pool: at least two, together at least
-/// [`PARALLEL_APPEND_BYTES_MIN`] of records, and no partition named twice (Kafka clients
+/// [`PARALLEL_APPEND_BYTES_MIN`] of records and on average at least
+/// [`PARALLEL_APPEND_PARTITION_BYTES_MIN`] each, and no partition named twice (Kafka clients
 /// never do; if one did, its two entries must be appended in request order).
 fn worth_parallel(items: &[(usize, Arc<str>, PartitionProduceData)]) -> bool {
     let records_bytes: usize = items
         .iter()
         .map(|(_, _, data)| data.records.as_ref().map_or(0, Bytes::len))
         .sum();
-    if items.len() < 2 || records_bytes < PARALLEL_APPEND_BYTES_MIN {
+    if items.len() < 2
+        || records_bytes < PARALLEL_APPEND_BYTES_MIN
+        || records_bytes / items.len() < PARALLEL_APPEND_PARTITION_BYTES_MIN
+    {
         return false;
     }
     let mut seen = HashSet::with_capacity(items.len());

@@ -394,6 +394,19 @@ fn a_partition_named_twice_is_appended_in_request_order() {
         "a repeated partition stays sequential"
     );
     assert!(worth_parallel(&items[..2]));
+    // Many small partitions: each hand-off would carry too little to pay for its wake-up.
+    let small: Vec<_> = (0..8)
+        .map(|partition| {
+            let mut data = PartitionProduceData::default();
+            data.index = partition;
+            data.records = Some(batch_of(32, 1000));
+            (0, Arc::<str>::from("d"), data)
+        })
+        .collect();
+    assert!(
+        !worth_parallel(&small),
+        "8 partitions of ~32 KiB stay sequential"
+    );
     let header = crate::api::create_topics::fixture::header(9);
     let answers = produced(handle(&fixture.ctx, &header, produce_request(1, entries)));
     let offsets: Vec<i64> = answers.iter().map(|(_, _, _, offset)| *offset).collect();
