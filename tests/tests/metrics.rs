@@ -46,6 +46,23 @@ async fn scrape(broker: &TestBroker) -> String {
     page
 }
 
+/// The metrics page once the broker has counted one connection closed (at most
+/// `IO_TIMEOUT`).
+async fn once_one_connection_closed(broker: &TestBroker) -> String {
+    let closed = async {
+        loop {
+            let page = scrape(broker).await;
+            if value(&page, "runnel_connections_closed_total") == Some(1.0) {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(runnel_tests::IO_TIMEOUT, closed)
+        .await
+        .unwrap()
+}
+
 /// 100 records to partition 0 of a 3-partition topic, 10 batches of 10, acks=all; batch
 /// `b` is stamped `t0 + b·10 s` (+1 ms per record). Returns t0 and the bytes appended.
 async fn produce_hundred(broker: &TestBroker, client: &mut TestClient) -> (i64, usize) {
@@ -160,18 +177,7 @@ async fn traffic_offsets_and_requests_are_exact() {
     assert!(must(&page, "runnel_process_open_fds") > 0.0);
 
     drop(client);
-    let closed = async {
-        loop {
-            let page = scrape(&broker).await;
-            if value(&page, "runnel_connections_closed_total") == Some(1.0) {
-                return page;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    let page = tokio::time::timeout(runnel_tests::IO_TIMEOUT, closed)
-        .await
-        .unwrap();
+    let page = once_one_connection_closed(&broker).await;
     assert_eq!(must(&page, "runnel_connections_open"), 0.0);
 }
 
@@ -355,18 +361,7 @@ async fn a_failed_acks_0_produce_closes_the_connection_though_the_client_sends_n
         )
         .await;
     assert!(client.is_closed().await);
-    let closed = async {
-        loop {
-            let page = scrape(&broker).await;
-            if value(&page, "runnel_connections_closed_total") == Some(1.0) {
-                return page;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    let page = tokio::time::timeout(runnel_tests::IO_TIMEOUT, closed)
-        .await
-        .unwrap();
+    let page = once_one_connection_closed(&broker).await;
     assert_eq!(must(&page, "runnel_connections_open"), 0.0);
     drop(client);
 }

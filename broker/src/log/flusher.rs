@@ -72,7 +72,7 @@ pub(crate) struct Durable {
     pub failure: Option<Arc<str>>,
 }
 
-/// Partitions with waiters, for the flusher thread.
+/// Partitions with waiters, for the fsync threads.
 pub(crate) struct FlushQueue {
     inner: Mutex<FlushInner>,
     /// Fsync threads wait here for a partition.

@@ -5,12 +5,12 @@
 //! next, so one producer's appends land in order. The reader reads the next frame while the
 //! applier applies the last one: read one after the other, a 1 MiB produce request's copy
 //! out of the socket and its append into the page cache took turns on one connection (one
-//! producer 545–682 MiB/s, two 689–844). Waiting completions (acks=all, fetch long-poll) run as their own tasks; the writer
-//! half awaits them in request order, so responses go out in request order while the waits
-//! overlap. At most `inflight_requests_max` requests are applied but unanswered; beyond
-//! that the applier stops taking frames and, [`FRAMES_READ_AHEAD_MAX`] frames later, the reader
-//! stops reading (TCP back-pressure). The connection exclusively owns its
-//! socket; it shares only the `Arc<BrokerContext>`.
+//! producer 545–682 MiB/s, two 689–844). Waiting completions (acks=all, fetch long-poll)
+//! run as their own tasks; the writer half awaits them in request order, so responses go
+//! out in request order while the waits overlap. At most `inflight_requests_max` requests
+//! are applied but unanswered; beyond that the applier stops taking frames and,
+//! [`FRAMES_READ_AHEAD_MAX`] frames later, the reader stops reading (TCP back-pressure).
+//! The connection exclusively owns its socket; it shares only the `Arc<BrokerContext>`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
