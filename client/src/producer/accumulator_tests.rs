@@ -44,7 +44,8 @@ async fn lingering_batches_wait_until_due_and_one_per_partition_is_in_flight() {
     let (ready, next) = acc.drain(now);
     assert!(ready.is_empty());
     let due = next.expect("a deadline");
-    assert!(due > now && due <= now + Duration::from_millis(50));
+    // Due half a millisecond early at most (the sender's timer slack), never at once.
+    assert!(due > now + Duration::from_millis(40) && due <= now + Duration::from_millis(50));
     let (ready, _) = acc.drain(due);
     assert_eq!(ready.len(), 1);
     acc.append(record(1, 10)).await.expect("append");
