@@ -141,6 +141,7 @@ pub(super) struct Accumulator {
 /// 5.0 / 5.1. A whole tick early (0–1 ms, like counting in whole milliseconds) made batches
 /// smaller and the tail worse (session 6, BENCHMARKS.md).
 const LINGER_TIMER_SLACK: Duration = Duration::from_micros(500);
+
 impl Accumulator {
     pub fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Accumulator {
         Accumulator {
