@@ -253,14 +253,8 @@ impl PartitionLog {
             };
             let (chunk, later) = rest.split_at(room.min(rest.len()));
             let chunk_bytes = chunk.iter().map(|b| b.size_bytes() as u64).sum::<u64>();
-            next_offset = self.append_chunk(
-                &active,
-                next_offset,
-                chunk,
-                &config,
-                log_append_time.then_some(now),
-                now,
-            )?;
+            next_offset =
+                self.append_chunk(&active, next_offset, chunk, chunk_bytes, &config, now)?;
             rest_bytes -= chunk_bytes;
             rest = later;
         }
@@ -276,34 +270,33 @@ impl PartitionLog {
         })
     }
 
-    /// Writes `batches` (offsets from `next_offset`) to the end of `active` with one vectored
-    /// write, outside the state lock, then indexes them and publishes the new end under it.
-    /// Returns the log end after them. The caller holds the append lock, so `active` is
+    /// Writes `batches` (offsets from `next_offset`, `chunk_bytes` in all) to the end of
+    /// `active` with one vectored write, outside the state lock, then indexes them and
+    /// publishes the new end under it (LogAppendTime topics: stamped `now`). Returns the log
+    /// end after them. The caller holds the append lock, so `active` is
     /// still the active segment and nobody else writes to it.
     fn append_chunk(
         &self,
         active: &Arc<Segment>,
         next_offset: i64,
         batches: &[RecordBatch],
+        chunk_bytes: u64,
         config: &TopicConfig,
-        append_time_ms: Option<i64>,
         now: i64,
     ) -> Result<i64, LogError> {
-        let prepared = prepare_batches(batches, next_offset, append_time_ms);
+        let log_append_time = config.message_timestamp_type == MessageTimestampType::LogAppendTime;
+        let prepared = prepare_batches(batches, next_offset, log_append_time.then_some(now));
         let file = self.ctx.files.get(&active.log_path)?;
-        let chunk_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
         let (start_position, reserve) = {
-            let segment = active.lock();
-            let reserve = segment.preallocation(chunk_bytes, config.segment_bytes);
+            let mut segment = active.lock();
+            let reserve = segment.reserve_ahead(chunk_bytes, config.segment_bytes);
             (segment.size_bytes, reserve)
         };
         if let Some((from, len)) = reserve {
             if let Err(e) = reserve_blocks(&file, from, len) {
-                // Only a speed-up (and not tried again for this range): the write below
-                // reports a full disk.
+                // Only a speed-up: the write below reports a full disk.
                 tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "reserving segment blocks failed");
             }
-            active.lock().allocated_bytes = from + len;
         }
         if let Err(e) = write_all_vectored(&file, &mut prepared.slices()) {
             // Never leave a partial batch behind: readers and recovery must see whole ones.

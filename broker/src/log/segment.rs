@@ -239,10 +239,15 @@ impl SegmentState {
     }
 
     /// The byte range of the `.log` to reserve before appending `append_bytes` (see
-    /// [`PREALLOCATE_AHEAD_BYTES_MAX`]), if any: none below
+    /// [`PREALLOCATE_AHEAD_BYTES_MAX`]), if any, counted as reserved from now on (a failed
+    /// reservation is not retried: it was only a speed-up). None below
     /// [`PREALLOCATE_FROM_SEGMENT_BYTES`] or while the append fits the reserved blocks, and
     /// never past `limit_bytes` (`segment.bytes`) unless the append itself goes there.
-    pub(crate) fn preallocation(&self, append_bytes: u64, limit_bytes: u64) -> Option<(u64, u64)> {
+    pub(crate) fn reserve_ahead(
+        &mut self,
+        append_bytes: u64,
+        limit_bytes: u64,
+    ) -> Option<(u64, u64)> {
         let end = self.size_bytes.saturating_add(append_bytes);
         if end < PREALLOCATE_FROM_SEGMENT_BYTES || end <= self.allocated_bytes {
             return None;
@@ -250,6 +255,7 @@ impl SegmentState {
         let from = self.allocated_bytes.max(self.size_bytes);
         let ahead = end.min(PREALLOCATE_AHEAD_BYTES_MAX);
         let to = end.saturating_add(ahead).min(limit_bytes.max(end));
+        self.allocated_bytes = to;
         Some((from, to - from))
     }
 

@@ -1,9 +1,9 @@
 //! The fetch pipeline: per assigned partition a position (next record to hand out) and a
 //! fetch offset (next record to ask for), a buffer of fetched records, and at most one Fetch
 //! in flight per broker connection ("lane": `fetch_connections_per_broker` of them, each
-//! fetching its share of the partitions). Fetches go out as soon as a partition's buffer is below
-//! `prefetch_bytes_max`, so the next records are on their way while the application works
-//! through the current ones. A seek bumps the partition's epoch: late responses for the
+//! fetching its share of the partitions). Fetches go out as soon as a partition's buffer is
+//! below `prefetch_bytes_max`, so the next records are on their way while the application
+//! works through the current ones. A seek bumps the partition's epoch: late responses for the
 //! old position are dropped.
 //!
 //! A response is only split into batches when it arrives (headers: the next fetch offset);

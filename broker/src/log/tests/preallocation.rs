@@ -11,14 +11,20 @@ use crate::log::segment::{
 
 const MIB: u64 = 1 << 20;
 
-/// What `preallocation` asks for with `size` written, `allocated` reserved and `append`
-/// bytes coming, in a segment limited to `limit`.
+/// What `reserve_ahead` asks for with `size` written, `allocated` reserved and `append`
+/// bytes coming, in a segment limited to `limit`; checks that it counts the range as
+/// reserved, so the same append asks for nothing more.
 fn reserve(size: u64, allocated: u64, append: u64, limit: u64) -> Option<(u64, u64)> {
-    let dir = tempfile::tempdir().unwrap();
-    let segment = Segment::new(dir.path(), 0, size);
+    // `Segment::new` touches no file.
+    let segment = Segment::new(Path::new("unused"), 0, size);
     let mut state = segment.lock();
     state.allocated_bytes = allocated;
-    state.preallocation(append, limit)
+    let range = state.reserve_ahead(append, limit);
+    if let Some((from, len)) = range {
+        assert_eq!(state.allocated_bytes, from + len);
+    }
+    assert_eq!(state.reserve_ahead(append, limit), None, "asked twice");
+    range
 }
 
 #[test]
@@ -126,4 +132,16 @@ fn the_active_segment_reserves_blocks_ahead_and_gives_them_back_when_sealed() {
     let manager = open(dir.path());
     let log = manager.partition("p", 0).unwrap();
     assert_eq!(read_all(&log).len(), appended);
+}
+
+#[test]
+fn a_reservation_the_file_system_refuses_is_an_error_not_a_panic_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("read-only.log");
+    std::fs::write(&path, b"12345").unwrap();
+    // Open for reading only: fallocate fails (EBADF), as on a file system without it.
+    let file = std::fs::File::open(&path).unwrap();
+    assert!(crate::log::segment::reserve_blocks(&file, 0, 8 * MIB).is_err());
+    assert!(crate::log::segment::reserve_blocks(&file, u64::MAX, 1).is_err());
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 5);
 }
