@@ -4,6 +4,10 @@
 //!
 //! The request is turned into an owned [`FetchPlan`] (partition logs resolved once) so the
 //! long poll can re-read from a `'static` future that wakes on any partition's end offset.
+//!
+//! Large batches in the cached tail stay in their segment file: the response carries a
+//! placeholder for them and the connection sends them with `sendfile`
+//! ([`crate::net::file_sends`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +19,13 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{
     FetchRequest, FetchResponse, RequestHeader, ResponseKind, TopicName,
 };
-use runnel_protocol::batch::peek_batch_size;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::errors::log_error_i16;
 use super::{BrokerContext, Completion};
-use crate::log::{LogError, PartitionLog};
+use crate::log::{FetchRecords, LogError, PartitionLog};
+use crate::net::file_sends::FileSends;
 
 /// Cap on a fetch's `max_wait_ms` (Kafka clients default to 500 ms).
 pub const FETCH_MAX_WAIT_MS_MAX: u64 = 30_000;
@@ -51,9 +55,11 @@ struct FetchPlan {
     topics: Vec<TopicPlan>,
 }
 
-/// One read pass: the response, bytes of records in it, and whether a partition errored.
+/// One read pass: the response, the records in it left in files, bytes of records in it,
+/// and whether a partition errored.
 struct ReadPass {
     response: FetchResponse,
+    sends: FileSends,
     records_bytes: usize,
     any_error: bool,
 }
@@ -69,14 +75,15 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
     let plan = FetchPlan::new(ctx, request, replica_error);
     let first = plan.read();
     if max_wait_ms == 0 || first.any_error || first.records_bytes >= plan.min_bytes {
-        return Completion::Ready(plan.answer(first));
+        let (body, sends) = plan.answer(first);
+        return Completion::ReadyWithFiles(body, sends);
     }
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
-    Completion::Pending(long_poll(plan, deadline).boxed())
+    Completion::PendingWithFiles(long_poll(plan, deadline).boxed())
 }
 
 /// Re-reads whenever a partition's end offset moves, until `min_bytes` or the deadline.
-async fn long_poll(plan: FetchPlan, deadline: Instant) -> ResponseKind {
+async fn long_poll(plan: FetchPlan, deadline: Instant) -> (ResponseKind, FileSends) {
     let mut watches: Vec<watch::Receiver<i64>> = plan
         .topics
         .iter()
@@ -142,22 +149,27 @@ impl FetchPlan {
 
     /// The response of the pass that is sent, with its traffic counted per partition (here,
     /// not per pass: a long poll reads several times but answers once).
-    fn answer(&self, pass: ReadPass) -> ResponseKind {
+    fn answer(&self, pass: ReadPass) -> (ResponseKind, FileSends) {
         let sent = self.topics.iter().zip(&pass.response.responses);
         for (plan, topic) in sent {
             for (partition, data) in plan.partitions.iter().zip(&topic.partitions) {
-                if let (Ok(log), Some(records)) = (&partition.log, &data.records) {
-                    log.traffic.add_out(records);
+                let (Ok(log), Some(records)) = (&partition.log, &data.records) else {
+                    continue;
+                };
+                match pass.sends.record_count(records) {
+                    Some(count) => log.traffic.add_out_counted(records.len(), count),
+                    None => log.traffic.add_out(records),
                 }
             }
         }
-        ResponseKind::Fetch(pass.response)
+        (ResponseKind::Fetch(pass.response), pass.sends)
     }
 
     /// Reads every partition once, within the response and partition byte limits.
     fn read(&self) -> ReadPass {
         let mut response = FetchResponse::default();
         response.session_id = 0;
+        let mut sends = FileSends::default();
         let mut records_bytes = 0usize;
         let mut any_error = false;
         for topic in &self.topics {
@@ -166,7 +178,7 @@ impl FetchPlan {
             topic_response.topic_id = topic.topic_id;
             for partition in &topic.partitions {
                 let budget_bytes = self.max_bytes.saturating_sub(records_bytes);
-                let data = read_partition(partition, budget_bytes, records_bytes == 0);
+                let data = read_partition(partition, budget_bytes, records_bytes == 0, &mut sends);
                 any_error |= data.error_code != 0;
                 records_bytes += data.records.as_ref().map_or(0, Bytes::len);
                 topic_response.partitions.push(data);
@@ -175,6 +187,7 @@ impl FetchPlan {
         }
         ReadPass {
             response,
+            sends,
             records_bytes,
             any_error,
         }
@@ -183,11 +196,12 @@ impl FetchPlan {
 
 /// One partition's answer. The first partition with data gets at least one whole batch even
 /// when it exceeds the limits (so a large batch can never stall a consumer); later ones only
-/// whole batches that fit.
+/// whole batches that fit. Records left in a file get a placeholder from `sends`.
 fn read_partition(
     plan: &PartitionPlan,
     budget_bytes: usize,
     first_with_data: bool,
+    sends: &mut FileSends,
 ) -> PartitionData {
     let mut data = PartitionData::default();
     data.partition_index = plan.index;
@@ -203,16 +217,23 @@ fn read_partition(
         }
     };
     let limit_bytes = plan.partition_max_bytes.min(budget_bytes);
-    match log.read(plan.fetch_offset, limit_bytes) {
-        Ok(read) => {
-            data.high_watermark = read.high_watermark;
-            data.last_stable_offset = read.high_watermark;
-            data.log_start_offset = read.log_start_offset;
-            let records = if first_with_data {
-                read.records
-            } else {
-                whole_batches_within(read.records, limit_bytes)
+    let read = log
+        .fetch_read(plan.fetch_offset, limit_bytes, first_with_data)
+        .and_then(|read| {
+            let records = match read.records {
+                FetchRecords::Copied(bytes) => bytes,
+                FetchRecords::InFile(slice) => match sends.placeholder(slice) {
+                    Ok(placeholder) => placeholder,
+                    Err(slice) => slice.read_bytes()?,
+                },
             };
+            Ok((read.high_watermark, read.log_start_offset, records))
+        });
+    match read {
+        Ok((high_watermark, log_start_offset, records)) => {
+            data.high_watermark = high_watermark;
+            data.last_stable_offset = high_watermark;
+            data.log_start_offset = log_start_offset;
             data.records = Some(records);
         }
         Err(e) => {
@@ -232,18 +253,6 @@ fn read_partition(
     data
 }
 
-/// The longest prefix of `records` made of whole batches totalling at most `max_bytes`.
-fn whole_batches_within(records: Bytes, max_bytes: usize) -> Bytes {
-    let mut end = 0usize;
-    while let Some(rest) = records.get(end..) {
-        match peek_batch_size(rest) {
-            Ok(Some(size)) if end + size <= max_bytes && end + size <= records.len() => end += size,
-            _ => break,
-        }
-    }
-    records.slice(..end)
-}
-
 /// A wire byte limit as a usize, negative as 0, capped at the response bound.
 fn clamp_bytes(limit: i32) -> usize {
     usize::try_from(limit)
@@ -253,33 +262,7 @@ fn clamp_bytes(limit: i32) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
-
     use super::*;
-
-    #[test]
-    fn trimming_keeps_only_whole_batches() {
-        let one = build_raw_batch(&RawBatchFields {
-            records: b"abc",
-            ..RawBatchFields::default()
-        });
-        let mut blob = one.to_vec();
-        blob.extend_from_slice(&one);
-        let blob = Bytes::from(blob);
-        assert_eq!(
-            whole_batches_within(blob.clone(), one.len() * 2).len(),
-            one.len() * 2
-        );
-        assert_eq!(
-            whole_batches_within(blob.clone(), one.len() * 2 - 1).len(),
-            one.len()
-        );
-        assert_eq!(whole_batches_within(blob.clone(), one.len() - 1).len(), 0);
-        assert_eq!(
-            whole_batches_within(blob.slice(..one.len() + 5), 1 << 20).len(),
-            one.len()
-        );
-    }
 
     #[test]
     fn byte_limits_are_clamped() {

@@ -80,6 +80,10 @@ pub struct BrokerContext {
 pub enum Completion {
     Ready(ResponseKind),
     Pending(BoxFuture<'static, ResponseKind>),
+    /// A Fetch answer whose records are partly left in segment files, sent from there
+    /// ([`crate::net::file_sends`]).
+    ReadyWithFiles(ResponseKind, crate::net::file_sends::FileSends),
+    PendingWithFiles(BoxFuture<'static, (ResponseKind, crate::net::file_sends::FileSends)>),
     /// The request is applied and the client expects no answer (produce with acks=0).
     NoResponse,
     /// The client expects no answer but must learn of a failure: close the connection

@@ -16,6 +16,7 @@
 //! (crash-safe file swap), with `offset_map` (bounded key → offset map).
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -154,6 +155,51 @@ pub struct AppendInfo {
 pub struct ReadResult {
     /// Whole batches, starting with the one containing the requested offset.
     pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// Whole batches left in a segment file, for the connection to send straight from the page
+/// cache (`sendfile`) instead of copying them out and back in. Holding it keeps the file
+/// open, and its bytes stay as they were: a segment is only appended to, replaced by
+/// rename (compaction) or unlinked (retention), never rewritten in place.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len_bytes: usize,
+    /// Records in those batches (their headers' counts), for the traffic counters.
+    pub record_count: u64,
+}
+
+impl FileSlice {
+    /// The bytes, read (for where they cannot be sent from the file).
+    pub fn read_bytes(&self) -> std::io::Result<Bytes> {
+        reader::pread_exact(&self.file, self.len_bytes, self.position).map(Bytes::from)
+    }
+}
+
+/// The records of a Fetch read: copied into memory, or left in the file.
+#[derive(Debug, Clone)]
+pub enum FetchRecords {
+    Copied(Bytes),
+    InFile(FileSlice),
+}
+
+impl FetchRecords {
+    pub fn len_bytes(&self) -> usize {
+        match self {
+            FetchRecords::Copied(bytes) => bytes.len(),
+            FetchRecords::InFile(slice) => slice.len_bytes,
+        }
+    }
+}
+
+/// What a Fetch read returned ([`PartitionLog::fetch_read`]).
+#[derive(Debug, Clone)]
+pub struct FetchRead {
+    /// Whole batches, starting with the one containing the requested offset.
+    pub records: FetchRecords,
     pub high_watermark: i64,
     pub log_start_offset: i64,
 }

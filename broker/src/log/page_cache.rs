@@ -229,14 +229,20 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Whether a read ending `bytes_after` bytes before the log end lies outside the cached
+    /// tail (never, when the page cache is left to the kernel).
+    pub(crate) fn is_cold_read(&self, bytes_after: u64) -> bool {
+        let tail_bytes = self.ctx.page_cache.tail_bytes();
+        tail_bytes != 0 && bytes_after >= tail_bytes
+    }
+
     /// After a fetch read `[from, to)` of a segment, with `bytes_after` more bytes of log
     /// behind the read's end: when the read lies outside the cached tail, drops what was read,
     /// so a lagging consumer's reads stream through the page cache, reusing its pages, instead
     /// of filling it. (Asking the kernel to read the next fetch's bytes ahead as well made no
     /// measurable difference here: its own readahead window on this disk is 8 MiB.)
     pub(crate) fn after_cold_read(&self, file: &File, (from, to): (u64, u64), bytes_after: u64) {
-        let tail_bytes = self.ctx.page_cache.tail_bytes();
-        if tail_bytes == 0 || bytes_after < tail_bytes {
+        if !self.is_cold_read(bytes_after) {
             return;
         }
         // Pages this far behind the end were written back long ago (the kernel keeps any

@@ -2,7 +2,9 @@
 //!
 //! Both snapshot the segment list and sizes under the partition lock, then pread outside it,
 //! so a slow read never holds up appends and never sees a half-written batch (the snapshot
-//! size only ever covers whole batches).
+//! size only ever covers whole batches). A Fetch read of large batches in the cached tail
+//! reads only their headers and leaves the bytes in the file ([`FileSlice`]) for the
+//! connection to send with `sendfile`.
 
 use std::fs::File;
 use std::io;
@@ -15,8 +17,8 @@ use runnel_protocol::batch::{peek_batch_size, RecordBatch, TimestampType};
 
 use super::partition::PartitionLog;
 use super::recovery::ensure_indexes;
-use super::segment::{find_batch, BatchHeader, Segment};
-use super::{LogError, ReadResult, TimestampOffset};
+use super::segment::{find_batch, read_header, BatchHeader, Segment};
+use super::{FetchRead, FetchRecords, FileSlice, LogError, ReadResult, TimestampOffset};
 
 /// Non-empty segments a read may walk past (offset gaps at a segment's end) before giving up.
 const READ_SEGMENTS_MAX: usize = 8;
@@ -24,6 +26,33 @@ const READ_SEGMENTS_MAX: usize = 8;
 const READ_ATTEMPTS_MAX: usize = 4;
 /// Decompression bound when reading record timestamps of one batch.
 const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
+
+/// A Fetch leaves batches at least this large in the file (sent with `sendfile`): finding
+/// where whole batches end then costs a header read per batch, which small batches would
+/// pay more often than the copy it saves.
+const SEND_BATCH_BYTES_MIN: u64 = 16 * 1024;
+/// Batches a Fetch read left in the file may span (header reads to find their end).
+const SEND_BATCHES_MAX: usize = 64;
+
+/// How a read hands back its batches.
+#[derive(Debug, Clone, Copy)]
+enum ReadMode {
+    /// Copied into memory, at least one whole batch.
+    Copy,
+    /// For a Fetch: left in the file when they are large batches in the cached tail; the
+    /// first batch even when larger than the limit only if `at_least_one`.
+    Fetch { at_least_one: bool },
+}
+
+/// One segment read's parameters (`bytes_after_segment`: log bytes in later segments, as
+/// far as the snapshot saw).
+#[derive(Debug, Clone, Copy)]
+struct ReadAt {
+    offset: i64,
+    max_bytes: usize,
+    bytes_after_segment: u64,
+    mode: ReadMode,
+}
 
 /// A segment and how many of its bytes were whole batches at snapshot time.
 struct SegmentView {
@@ -87,19 +116,43 @@ impl PartitionLog {
     /// one whole batch when `offset` < end). `offset == end` is empty; outside
     /// [start, end] is `OffsetOutOfRange`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        retry_on_retired(|| self.read_once(offset, max_bytes))
+        let read = retry_on_retired(|| self.read_once(offset, max_bytes, ReadMode::Copy))?;
+        let records = match read.records {
+            FetchRecords::Copied(bytes) => bytes,
+            // `ReadMode::Copy` never leaves batches in the file.
+            FetchRecords::InFile(slice) => slice.read_bytes()?,
+        };
+        Ok(ReadResult {
+            records,
+            high_watermark: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+        })
+    }
+
+    /// [`read`](Self::read) for a Fetch: whole batches up to `max_bytes` — the first one
+    /// even when larger only if `at_least_one` — left in the segment file
+    /// ([`FetchRecords::InFile`], sent by the connection with `sendfile`) when they are
+    /// large batches in the cached tail, else copied.
+    pub fn fetch_read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<FetchRead, LogError> {
+        retry_on_retired(|| self.read_once(offset, max_bytes, ReadMode::Fetch { at_least_one }))
     }
 
     fn read_once(
         &self,
         offset: i64,
         max_bytes: usize,
-    ) -> (Vec<SegmentView>, Result<ReadResult, LogError>) {
+        mode: ReadMode,
+    ) -> (Vec<SegmentView>, Result<FetchRead, LogError>) {
         let (views, start, end) = match self.snapshot(Some(offset), READ_SEGMENTS_MAX) {
             Ok(snapshot) => snapshot,
             Err(e) => return (Vec::new(), Err(e)),
         };
-        let result = self.read_views(&views, offset, max_bytes, start, end);
+        let result = self.read_views(&views, offset, max_bytes, mode, (start, end));
         (views, result)
     }
 
@@ -108,9 +161,9 @@ impl PartitionLog {
         views: &[SegmentView],
         offset: i64,
         max_bytes: usize,
-        start: i64,
-        end: i64,
-    ) -> Result<ReadResult, LogError> {
+        mode: ReadMode,
+        (start, end): (i64, i64),
+    ) -> Result<FetchRead, LogError> {
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -118,33 +171,37 @@ impl PartitionLog {
                 log_end_offset: end,
             });
         }
-        let mut records = Bytes::new();
+        let mut records = FetchRecords::Copied(Bytes::new());
         if offset < end {
             let mut bytes_after: u64 = views.iter().map(|view| view.size_bytes).sum();
             for view in views {
                 bytes_after -= view.size_bytes;
-                if let Some(found) = self.read_segment(view, offset, max_bytes, bytes_after)? {
+                let read = ReadAt {
+                    offset,
+                    max_bytes,
+                    bytes_after_segment: bytes_after,
+                    mode,
+                };
+                if let Some(found) = self.read_segment(view, read)? {
                     records = found;
                     break;
                 }
             }
         }
-        Ok(ReadResult {
+        Ok(FetchRead {
             records,
             high_watermark: end,
             log_start_offset: start,
         })
     }
 
-    /// Reads from one segment (`bytes_after_segment`: log bytes in later segments, as far as
-    /// the snapshot saw); `None` when no batch in it reaches `offset`.
+    /// Reads from one segment; `None` when no batch in it reaches `read.offset`.
     fn read_segment(
         &self,
         view: &SegmentView,
-        offset: i64,
-        max_bytes: usize,
-        bytes_after_segment: u64,
-    ) -> Result<Option<Bytes>, LogError> {
+        read: ReadAt,
+    ) -> Result<Option<FetchRecords>, LogError> {
+        let offset = read.offset;
         let position = match self.index_position(view, offset) {
             Ok(position) => position,
             // Deleted by retention after the snapshot: the offset is below the start now.
@@ -164,19 +221,50 @@ impl PartitionLog {
         let Some((position, first)) = found else {
             return Ok(None);
         };
-        let available = view.size_bytes - position;
-        let want = (max_bytes as u64).min(available).max(first.size_bytes);
-        let mut buffer = pread_exact(&file, want as usize, position)?;
-        let whole = whole_batches_len(&buffer);
-        assert!(
-            whole >= first.size_bytes as usize,
-            "the first batch was read whole"
-        );
-        buffer.truncate(whole);
-        let read_end = position + whole as u64;
-        let bytes_after = bytes_after_segment + (view.size_bytes - read_end);
+        let at_least_one = match read.mode {
+            ReadMode::Copy => true,
+            ReadMode::Fetch { at_least_one } => at_least_one,
+        };
+        if !at_least_one && first.size_bytes > read.max_bytes as u64 {
+            return Ok(Some(FetchRecords::Copied(Bytes::new())));
+        }
+        let (len, record_count) = match read.mode {
+            ReadMode::Fetch { .. } if first.size_bytes >= SEND_BATCH_BYTES_MIN => {
+                let walk = (position, first, read.max_bytes as u64);
+                whole_batches_in_file(&file, view.size_bytes, walk)
+                    .map_err(|e| self.corrupt(view, e))?
+            }
+            _ => {
+                // Small batches: one read of up to `max_bytes`, cut to whole batches.
+                let available = view.size_bytes - position;
+                let want = (read.max_bytes as u64).min(available).max(first.size_bytes);
+                let mut buffer = pread_exact(&file, want as usize, position)?;
+                let whole = whole_batches_len(&buffer);
+                assert!(
+                    whole >= first.size_bytes as usize,
+                    "the first batch was read whole"
+                );
+                buffer.truncate(whole);
+                let read_end = position + whole as u64;
+                let bytes_after = read.bytes_after_segment + (view.size_bytes - read_end);
+                self.after_cold_read(&file, (position, read_end), bytes_after);
+                return Ok(Some(FetchRecords::Copied(Bytes::from(buffer))));
+            }
+        };
+        let read_end = position + len;
+        let bytes_after = read.bytes_after_segment + (view.size_bytes - read_end);
+        if !self.is_cold_read(bytes_after) {
+            return Ok(Some(FetchRecords::InFile(FileSlice {
+                file,
+                position,
+                len_bytes: len as usize,
+                record_count,
+            })));
+        }
+        // Outside the cached tail: read it and drop the pages, as a copied read does.
+        let buffer = pread_exact(&file, len as usize, position)?;
         self.after_cold_read(&file, (position, read_end), bytes_after);
-        Ok(Some(Bytes::from(buffer)))
+        Ok(Some(FetchRecords::Copied(Bytes::from(buffer))))
     }
 
     /// Offset-index position to start scanning for `offset` in a segment (loads the indexes
@@ -341,10 +429,33 @@ fn first_record_at_or_after(
     None
 }
 
+/// The whole batches from `position` (where `first` starts) that fit in `max_bytes` — `first`
+/// always — within a segment of `end_bytes`: their length and record count, from their
+/// headers alone (one small read per batch, at most [`SEND_BATCHES_MAX`] of them).
+fn whole_batches_in_file(
+    file: &File,
+    end_bytes: u64,
+    (position, first, max_bytes): (u64, BatchHeader, u64),
+) -> io::Result<(u64, u64)> {
+    let mut len = first.size_bytes;
+    let mut record_count = u64::try_from(first.record_count).unwrap_or(0);
+    for _ in 1..SEND_BATCHES_MAX {
+        let Some(header) = read_header(file, position + len, end_bytes)? else {
+            break;
+        };
+        if len + header.size_bytes > max_bytes {
+            break;
+        }
+        len += header.size_bytes;
+        record_count += u64::try_from(header.record_count).unwrap_or(0);
+    }
+    Ok((len, record_count))
+}
+
 /// Reads exactly `len` bytes at `position` into a fresh buffer without zeroing it first: a
 /// fetch reads up to a MiB per call, and zeroing that costs about as much as the page-cache
 /// copy itself (measured by the log_throughput bench).
-fn pread_exact(file: &File, len: usize, position: u64) -> io::Result<Vec<u8>> {
+pub(super) fn pread_exact(file: &File, len: usize, position: u64) -> io::Result<Vec<u8>> {
     let mut buffer: Vec<u8> = Vec::with_capacity(len);
     // Each pass reads ≥ 1 byte or returns: bounded by `len`.
     while buffer.len() < len {

@@ -39,6 +39,7 @@ pub(crate) struct BatchHeader {
     pub max_timestamp: i64,
     pub magic: i8,
     pub stored_crc: u32,
+    pub record_count: i32,
 }
 
 impl BatchHeader {
@@ -71,6 +72,7 @@ impl BatchHeader {
             max_timestamp: i64_at(35),
             magic: header[16] as i8,
             stored_crc: u32_at(17),
+            record_count: u32_at(57) as i32,
         })
     }
 

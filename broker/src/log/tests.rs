@@ -5,6 +5,7 @@ mod compaction;
 mod compaction_faults;
 mod concurrency;
 mod durability;
+mod fetch_read;
 mod many_partitions;
 mod model;
 mod page_cache;

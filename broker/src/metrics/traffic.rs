@@ -44,6 +44,13 @@ impl TrafficCounters {
             .fetch_add(count_records(batches), Ordering::Relaxed);
     }
 
+    /// [`add_out`](Self::add_out) for batches whose records were counted already (sent from
+    /// a file: their bytes are not in memory).
+    pub fn add_out_counted(&self, bytes: usize, records: u64) {
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.records_out.fetch_add(records, Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> Traffic {
         Traffic {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),

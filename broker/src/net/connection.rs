@@ -7,7 +7,8 @@
 //! out of the socket and its append into the page cache took turns on one connection (one
 //! producer 545–682 MiB/s, two 689–844). Waiting completions (acks=all, fetch long-poll)
 //! run as their own tasks; the writer half awaits them in request order, so responses go
-//! out in request order while the waits overlap. At most `inflight_requests_max` requests
+//! out in request order while the waits overlap. A Fetch answer's records left in segment
+//! files go out with `sendfile` ([`file_sends`]). At most `inflight_requests_max` requests
 //! are applied but unanswered; beyond that the applier stops taking frames and,
 //! [`FRAMES_READ_AHEAD_MAX`] frames later, the reader stops reading (TCP back-pressure).
 //! The connection exclusively owns its socket; it shares only the `Arc<BrokerContext>`.
@@ -16,6 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use runnel_protocol::frame::{
     decode_request, encode_response_chunks, frame_size, ErrorAction, FrameError, RequestError,
@@ -28,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, BrokerContext, Completion};
 use crate::config::BrokerConfig;
+use crate::net::file_sends::{self, FileSends, Piece, PlaceholderError};
 
 /// First allocation for a frame body larger than [`FRAME_EAGER_BYTES_MAX`]; it grows as
 /// bytes actually arrive, so a client that announces a huge frame and sends nothing holds
@@ -84,6 +88,8 @@ pub enum ConnectionError {
     Dispatch(#[from] api::DispatchError),
     #[error("encoding a response: {0}")]
     Encode(#[from] runnel_protocol::frame::EncodeError),
+    #[error("sending records from a file: {0}")]
+    FileSend(#[from] PlaceholderError),
 }
 
 /// A response slot, queued in request order.
@@ -96,12 +102,13 @@ enum Outbound {
         version: i16,
         correlation_id: i32,
         body: ResponseKind,
+        sends: FileSends,
     },
     Waiting {
         api_key: ApiKey,
         version: i16,
         correlation_id: i32,
-        task: AbortOnDrop<ResponseKind>,
+        task: AbortOnDrop<(ResponseKind, FileSends)>,
     },
     /// An already-encoded frame (the ApiVersions fallback).
     Raw(Bytes),
@@ -248,29 +255,25 @@ fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, Conn
     let correlation_id = request.header.correlation_id;
     let started = Instant::now();
     let metrics = &context.metrics;
-    let outbound = match api::dispatch(context, &request.header, request.body)? {
-        Completion::Ready(body) => {
-            metrics.record_request(api_key as i16, started, Some(&body));
-            Outbound::Ready {
-                api_key,
-                version,
-                correlation_id,
-                body,
-            }
-        }
+    let (body, sends) = match api::dispatch(context, &request.header, request.body)? {
+        Completion::Ready(body) => (body, FileSends::default()),
+        Completion::ReadyWithFiles(body, sends) => (body, sends),
         Completion::Pending(future) => {
-            let metrics = Arc::clone(metrics);
-            let task = AbortOnDrop(tokio::spawn(async move {
-                let body = future.await;
-                metrics.record_request(api_key as i16, started, Some(&body));
-                body
-            }));
-            Outbound::Waiting {
-                api_key,
-                version,
-                correlation_id,
-                task,
-            }
+            let future = future.map(|body| (body, FileSends::default())).boxed();
+            return Ok(Some(waiting(
+                context,
+                future,
+                (api_key, version, correlation_id),
+                started,
+            )));
+        }
+        Completion::PendingWithFiles(future) => {
+            return Ok(Some(waiting(
+                context,
+                future,
+                (api_key, version, correlation_id),
+                started,
+            )));
         }
         Completion::NoResponse => {
             metrics.record_request(api_key as i16, started, None);
@@ -281,7 +284,35 @@ fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, Conn
             return Err(ConnectionError::FailedWithoutResponse);
         }
     };
-    Ok(Some(outbound))
+    metrics.record_request(api_key as i16, started, Some(&body));
+    Ok(Some(Outbound::Ready {
+        api_key,
+        version,
+        correlation_id,
+        body,
+        sends,
+    }))
+}
+
+/// The slot of an answer that comes later: its own task, so waits overlap.
+fn waiting(
+    context: &BrokerContext,
+    future: BoxFuture<'static, (ResponseKind, FileSends)>,
+    (api_key, version, correlation_id): (ApiKey, i16, i32),
+    started: Instant,
+) -> Outbound {
+    let metrics = Arc::clone(&context.metrics);
+    let task = AbortOnDrop(tokio::spawn(async move {
+        let answer = future.await;
+        metrics.record_request(api_key as i16, started, Some(&answer.0));
+        answer
+    }));
+    Outbound::Waiting {
+        api_key,
+        version,
+        correlation_id,
+        task,
+    }
 }
 
 /// Writes responses in request order, flushing whenever the queue runs dry.
@@ -291,28 +322,40 @@ async fn write_responses(
 ) -> Result<(), ConnectionError> {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
     while let Some(outbound) = queue.recv().await {
-        let chunks = match outbound {
-            Outbound::Raw(frame) => vec![frame],
+        let pieces = match outbound {
+            Outbound::Raw(frame) => vec![Piece::Bytes(frame)],
             Outbound::Ready {
                 api_key,
                 version,
                 correlation_id,
                 body,
-            } => encode_response_chunks(api_key, version, correlation_id, &body)?,
+                sends,
+            } => {
+                let chunks = encode_response_chunks(api_key, version, correlation_id, &body)?;
+                file_sends::pieces(chunks, sends)?
+            }
             Outbound::Waiting {
                 api_key,
                 version,
                 correlation_id,
                 mut task,
             } => {
-                let body = (&mut task.0).await.map_err(std::io::Error::other)?;
-                encode_response_chunks(api_key, version, correlation_id, &body)?
+                let (body, sends) = (&mut task.0).await.map_err(std::io::Error::other)?;
+                let chunks = encode_response_chunks(api_key, version, correlation_id, &body)?;
+                file_sends::pieces(chunks, sends)?
             }
         };
         // Small chunks gather in the buffer; a record batch at least its size goes to the
-        // socket straight from the segment read, uncopied.
-        for chunk in &chunks {
-            writer.write_all(chunk).await?;
+        // socket straight from the segment read, uncopied, and one left in its file is sent
+        // from the page cache.
+        for piece in &pieces {
+            match piece {
+                Piece::Bytes(chunk) => writer.write_all(chunk).await?,
+                Piece::File(slice) => {
+                    writer.flush().await?;
+                    file_sends::send_file(writer.get_ref().as_ref(), slice).await?;
+                }
+            }
         }
         if queue.is_empty() {
             writer.flush().await?;

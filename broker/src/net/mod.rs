@@ -8,6 +8,7 @@
 //! storage engine flushes and writes its clean-shutdown marker.
 
 pub mod connection;
+pub mod file_sends;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
