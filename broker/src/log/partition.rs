@@ -300,7 +300,10 @@ impl PartitionLog {
         }
         if let Err(e) = write_all_vectored(&file, &mut prepared.slices()) {
             // Never leave a partial batch behind: readers and recovery must see whole ones.
-            if file.set_len(start_position).is_err() {
+            // The truncation frees the blocks reserved past the end too: reserve again.
+            let truncated = file.set_len(start_position);
+            active.lock().allocated_bytes = 0;
+            if truncated.is_err() {
                 if let Some(state) = self.state.lock().as_mut() {
                     state.poisoned = true;
                 }
