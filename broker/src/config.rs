@@ -27,9 +27,9 @@ pub mod defaults {
     pub const INFLIGHT_REQUESTS_MAX: usize = 64;
     pub const RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
     pub const OPEN_SEGMENTS_MAX: usize = 4_096;
-    /// The recent data of the partitions being written shares 512 MiB of page cache (see
-    /// `log::page_cache`): 64 MiB each for eight.
-    pub const LOG_PAGE_CACHE_BYTES: u64 = 512 * 1024 * 1024;
+    /// The recent data of the partitions being written shares 64 MiB of page cache (see
+    /// `log::page_cache`): 8 MiB each for eight.
+    pub const LOG_PAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
     pub const METRICS_PARTITION_SERIES_MAX: usize = 1_000;
     /// Four key checks of compacted-topic batches at their 64 MiB bound at once.
     pub const DECOMPRESSION_BYTES_MAX: usize = 256 * 1024 * 1024;
@@ -130,7 +130,7 @@ pub struct BrokerArgs {
     /// Page cache kept for the newest data of the partitions, shared among them (each keeps
     /// at most an equal tail); older pages are dropped once on disk, and after a lagging
     /// consumer read them. 0 leaves the page cache to the kernel (Kafka's behaviour)
-    /// [default: 536870912].
+    /// [default: 67108864].
     #[arg(long, env = "RUNNEL_LOG_PAGE_CACHE_BYTES")]
     pub log_page_cache_bytes: Option<u64>,
     /// How long a group's first rebalance waits for more members [default: 3000].
