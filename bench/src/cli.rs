@@ -87,7 +87,8 @@ enum Command {
         #[command(flatten)]
         consume: ConsumeArgs,
     },
-    /// Measure this machine's limits: loopback TCP, file write (page cache), write + fsync.
+    /// Measure this machine's limits: loopback TCP, file write (page cache), write + fsync,
+    /// and memory copies over working sets of 16 MiB, 256 MiB and 1 GiB.
     ///
     /// Example: runnel-bench probe --dir ./data --chunk-bytes 1048576 --seconds 3
     Probe {
@@ -401,6 +402,9 @@ pub fn main() -> anyhow::Result<()> {
                 ("loopback_tcp", probe::loopback_tcp(bounds)?),
                 ("file_write", probe::file_write(&dir, bounds)?),
                 ("file_write_fsync", probe::file_write_fsync(&dir, bounds)?),
+                ("memory_copy_16MiB", probe::memory_copy(16 << 20, bounds)),
+                ("memory_copy_256MiB", probe::memory_copy(256 << 20, bounds)),
+                ("memory_copy_1GiB", probe::memory_copy(1 << 30, bounds)),
             ];
             probe::print_results(&results, chunk_bytes, json)
         }
