@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn memory_copy_covers_its_working_set() {
         let result = memory_copy(1 << 20, small());
-        assert!(result.bytes >= 1 << 20 && result.bytes % (64 * 1024) == 0);
+        assert!(result.bytes >= 1 << 20 && result.bytes.is_multiple_of(64 * 1024));
     }
 
     #[test]
