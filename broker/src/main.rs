@@ -2,6 +2,7 @@
 
 use runnel_broker::config::BrokerConfig;
 use runnel_broker::net::Broker;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 fn main() -> anyhow::Result<()> {
     runnel_protocol::memory::keep_freed_memory();
@@ -23,18 +24,36 @@ async fn run() -> anyhow::Result<()> {
         Err(runnel_broker::config::ConfigError::Args(e)) => e.exit(),
         Err(e) => return Err(e.into()),
     };
+    // Handlers first: a SIGTERM that arrives while the broker starts (recovery, or the first
+    // requests already being served) is then a clean shutdown once it has started, not the
+    // default action's kill.
+    let mut signals = Signals::install()?;
     let broker = Broker::start(config).await?;
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down");
     broker.shutdown().await?;
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (container stop).
-async fn wait_for_signal() -> std::io::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
+/// SIGINT (Ctrl-C) and SIGTERM (container stop), caught from the moment they are installed.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on the first of them (at once if one came before).
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -128,3 +128,18 @@ async fn sigterm_answers_in_flight_acks_all_and_restarts_without_recovery() {
     );
     assert!(broker.sigterm_and_wait(Duration::from_secs(30)));
 }
+
+#[tokio::test]
+async fn a_sigterm_as_soon_as_the_broker_answers_is_a_clean_shutdown() {
+    // The handlers are installed before the listeners open: a SIGTERM right after the first
+    // answer used to find the default action still in place now and then (killed, exit ≠ 0).
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let log_path = dir.path().join("broker.log");
+    for _ in 0..5 {
+        let mut broker = BrokerProcess::spawn(&data_dir, &log_path, &[]);
+        broker.wait_ready().await;
+        assert!(broker.sigterm_and_wait(Duration::from_secs(30)));
+        assert!(data_dir.join(MARKER).exists(), "clean-shutdown marker");
+    }
+}
