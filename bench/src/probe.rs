@@ -33,6 +33,10 @@ pub const RESERVE_AHEAD_BYTES: u64 = 8 << 20;
 /// default page-cache budget (`--log-page-cache-bytes`).
 pub const CACHED_TAIL_BYTES: u64 = 64 << 20;
 
+/// The file probes' untimed first bytes: two tails, so that pages are being dropped and
+/// handed out again before the timing starts.
+pub const PROBE_WARMUP_BYTES: u64 = 2 * CACHED_TAIL_BYTES;
+
 /// Starts writeback of `[from, from + len)` without waiting, then advises the kernel to
 /// drop the pages of `[from - CACHED_TAIL_BYTES, ..)` that left the tail a tail ago (clean
 /// by then unless the disk is behind; dirty pages are kept). Best effort.
@@ -151,7 +155,10 @@ pub fn settle_disk() {
 }
 
 /// Sequential writes into a new file in `dir`, fsynced once at the end (outside the timing)
-/// when `fsync_every_chunk` is false, after every chunk (inside the timing) when true.
+/// when `fsync_every_chunk` is false, after every chunk (inside the timing) when true. The
+/// first [`PROBE_WARMUP_BYTES`] are not timed: until then nothing has left the cached tail
+/// and every write goes to a newly allocated page, which costs what the host takes to hand
+/// one over (a start-up cost the broker pays once, not a rate it runs at).
 fn file_probe(
     dir: &Path,
     bounds: ProbeBounds,
@@ -164,29 +171,39 @@ fn file_probe(
         .write(true)
         .open(&path)?;
     let chunk = vec![0x5au8; bounds.chunk_bytes.max(1)];
-    let started = Instant::now();
     let mut written = 0u64;
     let mut reserved = 0u64;
+    let mut write_chunk = |written: &mut u64| -> std::io::Result<()> {
+        let end = *written + chunk.len() as u64;
+        if end > reserved {
+            let from = reserved.max(*written);
+            reserved = end + RESERVE_AHEAD_BYTES;
+            reserve_blocks(&file, from, reserved - from);
+        }
+        file.write_all(&chunk)?;
+        if fsync_every_chunk {
+            file.sync_data()?;
+        }
+        *written += chunk.len() as u64;
+        if let Some(left_tail) = written.checked_sub(CACHED_TAIL_BYTES) {
+            let len = chunk.len() as u64;
+            write_back_and_drop(&file, left_tail.saturating_sub(len), len);
+        }
+        Ok(())
+    };
+    let warmup_started = Instant::now();
+    let mut timed_from = 0u64;
+    let mut started = warmup_started;
     let outcome = (|| {
-        while written < bounds.total_bytes_max && started.elapsed() < bounds.duration_max {
-            let end = written + chunk.len() as u64;
-            if end > reserved {
-                let from = reserved.max(written);
-                reserved = end + RESERVE_AHEAD_BYTES;
-                reserve_blocks(&file, from, reserved - from);
-            }
-            file.write_all(&chunk)?;
-            if fsync_every_chunk {
-                file.sync_data()?;
-            }
-            written += chunk.len() as u64;
-            if let Some(left_tail) = written.checked_sub(CACHED_TAIL_BYTES) {
-                write_back_and_drop(
-                    &file,
-                    left_tail.saturating_sub(chunk.len() as u64),
-                    chunk.len() as u64,
-                );
-            }
+        // Bounded by the warm-up bytes and the probe's own time bound.
+        while written < PROBE_WARMUP_BYTES && warmup_started.elapsed() < bounds.duration_max {
+            write_chunk(&mut written)?;
+        }
+        (timed_from, started) = (written, Instant::now());
+        while written - timed_from < bounds.total_bytes_max
+            && started.elapsed() < bounds.duration_max
+        {
+            write_chunk(&mut written)?;
         }
         Ok::<_, std::io::Error>(())
     })();
@@ -195,7 +212,7 @@ fn file_probe(
     outcome?;
     cleanup?;
     Ok(ProbeResult {
-        bytes: written,
+        bytes: written - timed_from,
         seconds,
     })
 }
