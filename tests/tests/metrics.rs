@@ -365,3 +365,36 @@ async fn a_failed_acks_0_produce_closes_the_connection_though_the_client_sends_n
     assert_eq!(must(&page, "runnel_connections_open"), 0.0);
     drop(client);
 }
+
+#[tokio::test]
+async fn traffic_out_counts_records_sent_from_the_segment_file() {
+    // Batches of ≥ 16 KiB in the cached tail go out by sendfile: counted from their headers.
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    broker
+        .context()
+        .logs
+        .create_topic("large", 1, BTreeMap::new(), false)
+        .unwrap();
+    let value = "v".repeat(1_000);
+    for b in 0..3 {
+        let records: Vec<_> = (0..20 + b)
+            .map(|_| (None, Some(value.as_bytes())))
+            .collect();
+        let batch: Bytes = batch_at(&records, now_ms());
+        assert!(batch.len() >= 16 * 1024);
+        let response = client.send(produce("large", 0, batch, 1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let response = client.send(fetch("large", 0, 0, 0, 1), 12).await;
+    let fetched = response.responses[0].partitions[0].records.clone().unwrap();
+    let page = scrape(&broker).await;
+    assert_eq!(
+        must(&page, "runnel_topic_records_out_total{topic=\"large\"}"),
+        63.0
+    );
+    assert_eq!(
+        must(&page, "runnel_topic_bytes_out_total{topic=\"large\"}"),
+        fetched.len() as f64
+    );
+}
