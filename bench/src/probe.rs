@@ -13,9 +13,9 @@
 //!   the VMs here made the loop 2–4 × slower than the broker).
 //! - [`file_write_fsync`]: the same with `fdatasync` after every chunk (acks=all's floor).
 //! - [`memory_copy`] (the `probe` command only): `chunk_bytes` copies cycling through a
-//!   buffer of a given size. On the VMs here memory costs more the longer it was left
-//!   untouched (28 GB/s over 16 MiB, 1.4–4.7 GB/s over 1 GiB), which is why the broker keeps
-//!   its page-cache working set small; this shows whether a machine behaves so.
+//!   buffer of a given size. On the VMs here a large working set was slow at times (28 GB/s
+//!   over 16 MiB, 1.4–4.7 GB/s over 1 GiB in some minutes, 14 GB/s in others), as was the
+//!   broker with a large page cache; this shows what the machine is doing in a given run.
 //!
 //! Every probe is bounded by bytes and by time, whichever comes first.
 
