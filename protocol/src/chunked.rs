@@ -26,7 +26,7 @@ const FRAME_HEAD_CAPACITY_BYTES: usize = 512;
 
 /// Slices shorter than this are copied even when they match a share: a chunk boundary
 /// costs a vectored-write entry and an allocation, a small copy costs less.
-const SHARE_BYTES_MIN: usize = 1024;
+pub const SHARE_BYTES_MIN: usize = 1024;
 
 /// A finished piece of the frame: bytes the encoder wrote (still patchable) or a share.
 #[derive(Debug)]

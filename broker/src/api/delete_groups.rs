@@ -1,6 +1,5 @@
 //! DeleteGroups (v0–2): only Empty groups; answered once the tombstones are durable.
 
-use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{
@@ -19,11 +18,11 @@ pub fn handle(
     let names = request.groups_names;
     match ctx.groups.delete_groups(&ids) {
         Reply::Ready(results) => {
-            Completion::Ready(ResponseKind::DeleteGroups(to_response(names, &results)))
+            Completion::ready(ResponseKind::DeleteGroups(to_response(names, &results)))
         }
-        Reply::Pending(results) => Completion::Pending(
-            async move { ResponseKind::DeleteGroups(to_response(names, &results.await)) }.boxed(),
-        ),
+        Reply::Pending(results) => Completion::pending(async move {
+            ResponseKind::DeleteGroups(to_response(names, &results.await))
+        }),
     }
 }
 

@@ -23,8 +23,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::errors::log_error_i16;
-use super::{BrokerContext, Completion};
+use super::{Answer, BrokerContext, Completion};
 use crate::log::{FetchRecords, LogError, PartitionLog};
+use crate::metrics::traffic::count_records;
 use crate::net::file_sends::FileSends;
 
 /// Cap on a fetch's `max_wait_ms` (Kafka clients default to 500 ms).
@@ -55,11 +56,13 @@ struct FetchPlan {
     topics: Vec<TopicPlan>,
 }
 
-/// One read pass: the response, the records in it left in files, bytes of records in it,
-/// and whether a partition errored.
+/// One read pass: the response, the records in it left in files (with their record counts
+/// in partition order: the others are counted from their bytes), bytes of records in it, and
+/// whether a partition errored.
 struct ReadPass {
     response: FetchResponse,
     sends: FileSends,
+    sent_record_counts: Vec<Option<u64>>,
     records_bytes: usize,
     any_error: bool,
 }
@@ -75,15 +78,14 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
     let plan = FetchPlan::new(ctx, request, replica_error);
     let first = plan.read();
     if max_wait_ms == 0 || first.any_error || first.records_bytes >= plan.min_bytes {
-        let (body, sends) = plan.answer(first);
-        return Completion::ReadyWithFiles(body, sends);
+        return Completion::Ready(plan.answer(first));
     }
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
-    Completion::PendingWithFiles(long_poll(plan, deadline).boxed())
+    Completion::Pending(long_poll(plan, deadline).boxed())
 }
 
 /// Re-reads whenever a partition's end offset moves, until `min_bytes` or the deadline.
-async fn long_poll(plan: FetchPlan, deadline: Instant) -> (ResponseKind, FileSends) {
+async fn long_poll(plan: FetchPlan, deadline: Instant) -> Answer {
     let mut watches: Vec<watch::Receiver<i64>> = plan
         .topics
         .iter()
@@ -149,20 +151,24 @@ impl FetchPlan {
 
     /// The response of the pass that is sent, with its traffic counted per partition (here,
     /// not per pass: a long poll reads several times but answers once).
-    fn answer(&self, pass: ReadPass) -> (ResponseKind, FileSends) {
-        let sent = self.topics.iter().zip(&pass.response.responses);
-        for (plan, topic) in sent {
-            for (partition, data) in plan.partitions.iter().zip(&topic.partitions) {
-                let (Ok(log), Some(records)) = (&partition.log, &data.records) else {
-                    continue;
-                };
-                match pass.sends.record_count(records) {
-                    Some(count) => log.traffic.add_out_counted(records.len(), count),
-                    None => log.traffic.add_out(records),
-                }
-            }
+    fn answer(&self, pass: ReadPass) -> Answer {
+        let plans = self.topics.iter().flat_map(|topic| &topic.partitions);
+        let sent = pass
+            .response
+            .responses
+            .iter()
+            .flat_map(|topic| &topic.partitions);
+        for ((partition, data), counted) in plans.zip(sent).zip(&pass.sent_record_counts) {
+            let (Ok(log), Some(records)) = (&partition.log, &data.records) else {
+                continue;
+            };
+            let record_count = counted.unwrap_or_else(|| count_records(records));
+            log.traffic.add_out(records.len() as u64, record_count);
         }
-        (ResponseKind::Fetch(pass.response), pass.sends)
+        Answer {
+            body: ResponseKind::Fetch(pass.response),
+            sends: pass.sends,
+        }
     }
 
     /// Reads every partition once, within the response and partition byte limits.
@@ -170,6 +176,7 @@ impl FetchPlan {
         let mut response = FetchResponse::default();
         response.session_id = 0;
         let mut sends = FileSends::default();
+        let mut sent_record_counts = Vec::new();
         let mut records_bytes = 0usize;
         let mut any_error = false;
         for topic in &self.topics {
@@ -178,7 +185,9 @@ impl FetchPlan {
             topic_response.topic_id = topic.topic_id;
             for partition in &topic.partitions {
                 let budget_bytes = self.max_bytes.saturating_sub(records_bytes);
-                let data = read_partition(partition, budget_bytes, records_bytes == 0, &mut sends);
+                let (data, sent_record_count) =
+                    read_partition(partition, budget_bytes, records_bytes == 0, &mut sends);
+                sent_record_counts.push(sent_record_count);
                 any_error |= data.error_code != 0;
                 records_bytes += data.records.as_ref().map_or(0, Bytes::len);
                 topic_response.partitions.push(data);
@@ -188,6 +197,7 @@ impl FetchPlan {
         ReadPass {
             response,
             sends,
+            sent_record_counts,
             records_bytes,
             any_error,
         }
@@ -196,13 +206,14 @@ impl FetchPlan {
 
 /// One partition's answer. The first partition with data gets at least one whole batch even
 /// when it exceeds the limits (so a large batch can never stall a consumer); later ones only
-/// whole batches that fit. Records left in a file get a placeholder from `sends`.
+/// whole batches that fit. Records left in a file get a placeholder from `sends`, and their
+/// record count (from their headers) comes back beside the answer.
 fn read_partition(
     plan: &PartitionPlan,
     budget_bytes: usize,
     first_with_data: bool,
     sends: &mut FileSends,
-) -> PartitionData {
+) -> (PartitionData, Option<u64>) {
     let mut data = PartitionData::default();
     data.partition_index = plan.index;
     data.high_watermark = -1;
@@ -213,19 +224,26 @@ fn read_partition(
         Ok(log) => log,
         Err(code) => {
             data.error_code = *code;
-            return data;
+            return (data, None);
         }
     };
+    let mut sent_record_count = None;
     let limit_bytes = plan.partition_max_bytes.min(budget_bytes);
     let read = log
         .fetch_read(plan.fetch_offset, limit_bytes, first_with_data)
         .and_then(|read| {
             let records = match read.records {
                 FetchRecords::Copied(bytes) => bytes,
-                FetchRecords::InFile(slice) => match sends.placeholder(slice) {
-                    Ok(placeholder) => placeholder,
-                    Err(slice) => slice.read_bytes()?,
-                },
+                FetchRecords::InFile(slice) => {
+                    let record_count = slice.record_count;
+                    match sends.placeholder(slice) {
+                        Ok(placeholder) => {
+                            sent_record_count = Some(record_count);
+                            placeholder
+                        }
+                        Err(slice) => slice.read_bytes()?,
+                    }
+                }
             };
             Ok((read.high_watermark, read.log_start_offset, records))
         });
@@ -250,7 +268,7 @@ fn read_partition(
             }
         }
     }
-    data
+    (data, sent_record_count)
 }
 
 /// A wire byte limit as a usize, negative as 0, capped at the response bound.

@@ -1,6 +1,5 @@
 //! JoinGroup (v0–9): parks until the group's join phase completes (see `groups::state`).
 
-use futures::FutureExt;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -46,11 +45,11 @@ pub fn handle(
     };
     match ctx.groups.join(request.group_id.as_str(), join) {
         Reply::Ready(answer) => {
-            Completion::Ready(ResponseKind::JoinGroup(to_response(answer, version)))
+            Completion::ready(ResponseKind::JoinGroup(to_response(answer, version)))
         }
-        Reply::Pending(answer) => Completion::Pending(
-            async move { ResponseKind::JoinGroup(to_response(answer.await, version)) }.boxed(),
-        ),
+        Reply::Pending(answer) => Completion::pending(async move {
+            ResponseKind::JoinGroup(to_response(answer.await, version))
+        }),
     }
 }
 

@@ -40,13 +40,16 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 
 use crate::groups::GroupCoordinator;
 use crate::log::LogManager;
+use crate::net::file_sends::FileSends;
 use crate::producers::ProducerRegistry;
 
 /// What every handler may read: the storage engine and this broker's identity.
@@ -78,17 +81,41 @@ pub struct BrokerContext {
 // allocation to every answer.
 #[allow(clippy::large_enum_variant)]
 pub enum Completion {
-    Ready(ResponseKind),
-    Pending(BoxFuture<'static, ResponseKind>),
-    /// A Fetch answer whose records are partly left in segment files, sent from there
-    /// ([`crate::net::file_sends`]).
-    ReadyWithFiles(ResponseKind, crate::net::file_sends::FileSends),
-    PendingWithFiles(BoxFuture<'static, (ResponseKind, crate::net::file_sends::FileSends)>),
+    Ready(Answer),
+    Pending(BoxFuture<'static, Answer>),
     /// The request is applied and the client expects no answer (produce with acks=0).
     NoResponse,
     /// The client expects no answer but must learn of a failure: close the connection
     /// (Kafka's answer to a failed acks=0 produce, so the client refreshes metadata).
     CloseConnection,
+}
+
+impl Completion {
+    /// An answer now, with nothing sent from files.
+    pub fn ready(body: ResponseKind) -> Completion {
+        Completion::Ready(body.into())
+    }
+
+    /// An answer when `body` resolves, with nothing sent from files.
+    pub fn pending(body: impl Future<Output = ResponseKind> + Send + 'static) -> Completion {
+        Completion::Pending(body.map(Answer::from).boxed())
+    }
+}
+
+/// A response body and the records in it that go out from segment files, not from memory
+/// (a Fetch's large batches: [`crate::net::file_sends`]; empty for every other API).
+pub struct Answer {
+    pub body: ResponseKind,
+    pub sends: FileSends,
+}
+
+impl From<ResponseKind> for Answer {
+    fn from(body: ResponseKind) -> Answer {
+        Answer {
+            body,
+            sends: FileSends::default(),
+        }
+    }
 }
 
 /// Why a decoded request has no handler.
@@ -108,7 +135,7 @@ pub fn dispatch(
 ) -> Result<Completion, DispatchError> {
     use RequestKind as Rq;
     use ResponseKind as Rs;
-    let ready = Completion::Ready;
+    let ready = Completion::ready;
     let completion = match request {
         Rq::ApiVersions(r) => ready(Rs::ApiVersions(api_versions::handle(ctx, header, r))),
         Rq::Metadata(r) => ready(Rs::Metadata(metadata::handle(ctx, header, r))),

@@ -1,6 +1,5 @@
 //! OffsetCommit (v2–8): answers once the offsets are durable in `__consumer_offsets`.
 
-use futures::FutureExt;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -41,11 +40,11 @@ pub fn handle(
         .commit_offsets(request.group_id.as_str(), &who, &entries)
     {
         Reply::Ready(errors) => {
-            Completion::Ready(ResponseKind::OffsetCommit(to_response(&request, &errors)))
+            Completion::ready(ResponseKind::OffsetCommit(to_response(&request, &errors)))
         }
-        Reply::Pending(errors) => Completion::Pending(
-            async move { ResponseKind::OffsetCommit(to_response(&request, &errors.await)) }.boxed(),
-        ),
+        Reply::Pending(errors) => Completion::pending(async move {
+            ResponseKind::OffsetCommit(to_response(&request, &errors.await))
+        }),
     }
 }
 

@@ -1,6 +1,5 @@
 //! OffsetDelete (v0): drops a group's offsets for topics it no longer consumes.
 
-use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -32,11 +31,11 @@ pub fn handle(
         .delete_offsets(request.group_id.as_str(), &partitions)
     {
         Reply::Ready(result) => {
-            Completion::Ready(ResponseKind::OffsetDelete(to_response(&request, result)))
+            Completion::ready(ResponseKind::OffsetDelete(to_response(&request, result)))
         }
-        Reply::Pending(result) => Completion::Pending(
-            async move { ResponseKind::OffsetDelete(to_response(&request, result.await)) }.boxed(),
-        ),
+        Reply::Pending(result) => Completion::pending(async move {
+            ResponseKind::OffsetDelete(to_response(&request, result.await))
+        }),
     }
 }
 

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -72,7 +71,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     let version = header.request_api_version;
     if !matches!(acks, -1..=1) {
         let response = answer_all(request, ResponseError::InvalidRequiredAcks.code());
-        return Completion::Ready(ResponseKind::Produce(response));
+        return Completion::ready(ResponseKind::Produce(response));
     }
     let mut response = ProduceResponse::default();
     let mut items = Vec::new();
@@ -118,10 +117,8 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     match acks {
         0 if failed() => Completion::CloseConnection,
         0 => Completion::NoResponse,
-        -1 if !waits.is_empty() => {
-            Completion::Pending(wait_durable(response, waits, timeout_ms).boxed())
-        }
-        _ => Completion::Ready(ResponseKind::Produce(response)),
+        -1 if !waits.is_empty() => Completion::pending(wait_durable(response, waits, timeout_ms)),
+        _ => Completion::ready(ResponseKind::Produce(response)),
     }
 }
 

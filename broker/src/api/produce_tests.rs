@@ -7,6 +7,7 @@ use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
 use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 
 use super::*;
+use crate::api::Answer;
 use crate::log::CleanupPolicy;
 
 fn config() -> TopicConfig {
@@ -319,7 +320,11 @@ fn batch_of(records: i32, value_bytes: usize) -> Bytes {
 }
 
 fn produced(completion: Completion) -> Vec<(String, i32, i16, i64)> {
-    let Completion::Ready(ResponseKind::Produce(response)) = completion else {
+    let Completion::Ready(Answer {
+        body: ResponseKind::Produce(response),
+        ..
+    }) = completion
+    else {
         panic!("an acks=1 produce answers at once");
     };
     response

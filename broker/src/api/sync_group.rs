@@ -1,6 +1,5 @@
 //! SyncGroup (v0–5): the leader hands in the assignment; everyone parks until it is durable.
 
-use futures::FutureExt;
 use kafka_protocol::messages::{RequestHeader, ResponseKind, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -29,11 +28,11 @@ pub fn handle(
     };
     match ctx.groups.sync(request.group_id.as_str(), sync) {
         Reply::Ready(answer) => {
-            Completion::Ready(ResponseKind::SyncGroup(to_response(answer, version)))
+            Completion::ready(ResponseKind::SyncGroup(to_response(answer, version)))
         }
-        Reply::Pending(answer) => Completion::Pending(
-            async move { ResponseKind::SyncGroup(to_response(answer.await, version)) }.boxed(),
-        ),
+        Reply::Pending(answer) => Completion::pending(async move {
+            ResponseKind::SyncGroup(to_response(answer.await, version))
+        }),
     }
 }
 

@@ -33,21 +33,10 @@ impl TrafficCounters {
         self.records_in.fetch_add(records, Ordering::Relaxed);
     }
 
-    /// A fetch answer carrying `batches` (whole batches, maybe a cut one at the end).
-    pub fn add_out(&self, batches: &Bytes) {
-        if batches.is_empty() {
-            return;
-        }
-        self.bytes_out
-            .fetch_add(batches.len() as u64, Ordering::Relaxed);
-        self.records_out
-            .fetch_add(count_records(batches), Ordering::Relaxed);
-    }
-
-    /// [`add_out`](Self::add_out) for batches whose records were counted already (sent from
-    /// a file: their bytes are not in memory).
-    pub fn add_out_counted(&self, bytes: usize, records: u64) {
-        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    /// A fetch answer of `bytes` holding `records` (counted by the caller: batches sent from
+    /// a file are not in memory; [`count_records`] counts those that are).
+    pub fn add_out(&self, bytes: u64, records: u64) {
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
         self.records_out.fetch_add(records, Ordering::Relaxed);
     }
 
@@ -110,7 +99,8 @@ mod tests {
     fn counters_add_up() {
         let counters = TrafficCounters::default();
         counters.add_in(100, 4);
-        counters.add_out(&Bytes::from(batch(2)));
+        let out = Bytes::from(batch(2));
+        counters.add_out(out.len() as u64, count_records(&out));
         let traffic = counters.get();
         assert_eq!((traffic.bytes_in, traffic.records_in), (100, 4));
         assert_eq!(traffic.records_out, 2);

@@ -17,9 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
-use futures::FutureExt;
-use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::messages::ApiKey;
 use runnel_protocol::frame::{
     decode_request, encode_response_chunks, frame_size, ErrorAction, FrameError, RequestError,
 };
@@ -29,9 +27,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{self, BrokerContext, Completion};
+use crate::api::{self, Answer, BrokerContext, Completion};
 use crate::config::BrokerConfig;
-use crate::net::file_sends::{self, FileSends, Piece, PlaceholderError};
+use crate::net::file_sends::{self, Piece, PlaceholderError};
 
 /// First allocation for a frame body larger than [`FRAME_EAGER_BYTES_MAX`]; it grows as
 /// bytes actually arrive, so a client that announces a huge frame and sends nothing holds
@@ -101,14 +99,13 @@ enum Outbound {
         api_key: ApiKey,
         version: i16,
         correlation_id: i32,
-        body: ResponseKind,
-        sends: FileSends,
+        answer: Answer,
     },
     Waiting {
         api_key: ApiKey,
         version: i16,
         correlation_id: i32,
-        task: AbortOnDrop<(ResponseKind, FileSends)>,
+        task: AbortOnDrop<Answer>,
     },
     /// An already-encoded frame (the ApiVersions fallback).
     Raw(Bytes),
@@ -255,25 +252,29 @@ fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, Conn
     let correlation_id = request.header.correlation_id;
     let started = Instant::now();
     let metrics = &context.metrics;
-    let (body, sends) = match api::dispatch(context, &request.header, request.body)? {
-        Completion::Ready(body) => (body, FileSends::default()),
-        Completion::ReadyWithFiles(body, sends) => (body, sends),
-        Completion::Pending(future) => {
-            let future = future.map(|body| (body, FileSends::default())).boxed();
-            return Ok(Some(waiting(
-                context,
-                future,
-                (api_key, version, correlation_id),
-                started,
-            )));
+    let outbound = match api::dispatch(context, &request.header, request.body)? {
+        Completion::Ready(answer) => {
+            metrics.record_request(api_key as i16, started, Some(&answer.body));
+            Outbound::Ready {
+                api_key,
+                version,
+                correlation_id,
+                answer,
+            }
         }
-        Completion::PendingWithFiles(future) => {
-            return Ok(Some(waiting(
-                context,
-                future,
-                (api_key, version, correlation_id),
-                started,
-            )));
+        Completion::Pending(future) => {
+            let metrics = Arc::clone(metrics);
+            let task = AbortOnDrop(tokio::spawn(async move {
+                let answer = future.await;
+                metrics.record_request(api_key as i16, started, Some(&answer.body));
+                answer
+            }));
+            Outbound::Waiting {
+                api_key,
+                version,
+                correlation_id,
+                task,
+            }
         }
         Completion::NoResponse => {
             metrics.record_request(api_key as i16, started, None);
@@ -284,35 +285,18 @@ fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, Conn
             return Err(ConnectionError::FailedWithoutResponse);
         }
     };
-    metrics.record_request(api_key as i16, started, Some(&body));
-    Ok(Some(Outbound::Ready {
-        api_key,
-        version,
-        correlation_id,
-        body,
-        sends,
-    }))
+    Ok(Some(outbound))
 }
 
-/// The slot of an answer that comes later: its own task, so waits overlap.
-fn waiting(
-    context: &BrokerContext,
-    future: BoxFuture<'static, (ResponseKind, FileSends)>,
-    (api_key, version, correlation_id): (ApiKey, i16, i32),
-    started: Instant,
-) -> Outbound {
-    let metrics = Arc::clone(&context.metrics);
-    let task = AbortOnDrop(tokio::spawn(async move {
-        let answer = future.await;
-        metrics.record_request(api_key as i16, started, Some(&answer.0));
-        answer
-    }));
-    Outbound::Waiting {
-        api_key,
-        version,
-        correlation_id,
-        task,
-    }
+/// The frame of `answer`: encoded chunks, its records left in files as file pieces.
+fn encode_answer(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    answer: Answer,
+) -> Result<Vec<Piece>, ConnectionError> {
+    let chunks = encode_response_chunks(api_key, version, correlation_id, &answer.body)?;
+    Ok(file_sends::pieces(chunks, answer.sends)?)
 }
 
 /// Writes responses in request order, flushing whenever the queue runs dry.
@@ -328,21 +312,16 @@ async fn write_responses(
                 api_key,
                 version,
                 correlation_id,
-                body,
-                sends,
-            } => {
-                let chunks = encode_response_chunks(api_key, version, correlation_id, &body)?;
-                file_sends::pieces(chunks, sends)?
-            }
+                answer,
+            } => encode_answer(api_key, version, correlation_id, answer)?,
             Outbound::Waiting {
                 api_key,
                 version,
                 correlation_id,
                 mut task,
             } => {
-                let (body, sends) = (&mut task.0).await.map_err(std::io::Error::other)?;
-                let chunks = encode_response_chunks(api_key, version, correlation_id, &body)?;
-                file_sends::pieces(chunks, sends)?
+                let answer = (&mut task.0).await.map_err(std::io::Error::other)?;
+                encode_answer(api_key, version, correlation_id, answer)?
             }
         };
         // Small chunks gather in the buffer; a record batch at least its size goes to the

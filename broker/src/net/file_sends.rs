@@ -16,6 +16,7 @@ use std::cell::UnsafeCell;
 use std::io;
 
 use bytes::Bytes;
+use runnel_protocol::chunked::SHARE_BYTES_MIN;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -44,10 +45,6 @@ fn region() -> &'static [u8] {
     unsafe { &*PLACEHOLDER_REGION.0.get() }
 }
 
-/// A placeholder shorter than this would be copied by the encoder, not kept whole (the
-/// protocol crate's `SHARE_BYTES_MIN`); slices that small are read instead.
-pub const FILE_SEND_BYTES_MIN: usize = 4 * 1024;
-
 /// The file slices of one response and their placeholders, in the order they were made.
 #[derive(Debug, Default)]
 pub struct FileSends {
@@ -58,30 +55,17 @@ pub struct FileSends {
 
 impl FileSends {
     /// The placeholder that stands for `slice` in the response, or the slice back when it
-    /// cannot have one (too small to be kept whole, or the region is used up): read it then.
+    /// cannot have one (shorter than the encoder keeps whole, [`SHARE_BYTES_MIN`], or the region
+    /// is used up): read it then.
     pub fn placeholder(&mut self, slice: FileSlice) -> Result<Bytes, FileSlice> {
         let end = self.cursor.saturating_add(slice.len_bytes);
-        if slice.len_bytes < FILE_SEND_BYTES_MIN || end > PLACEHOLDER_REGION_BYTES {
+        if slice.len_bytes < SHARE_BYTES_MIN || end > PLACEHOLDER_REGION_BYTES {
             return Err(slice);
         }
         let placeholder = Bytes::from_static(&region()[self.cursor..end]);
         self.cursor = end;
         self.slices.push((placeholder.clone(), slice));
         Ok(placeholder)
-    }
-
-    /// The record count of the slice `records` is the placeholder of, if it is one.
-    pub fn record_count(&self, records: &Bytes) -> Option<u64> {
-        self.slices
-            .iter()
-            .find(|(placeholder, _)| {
-                placeholder.as_ptr() == records.as_ptr() && placeholder.len() == records.len()
-            })
-            .map(|(_, slice)| slice.record_count)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slices.is_empty()
     }
 }
 
@@ -94,53 +78,36 @@ pub enum Piece {
 
 /// A placeholder was not kept whole by the encoder: its zeros would be sent as records.
 #[derive(Debug, thiserror::Error)]
-#[error("{unmatched} of {total} file-backed record sets were not kept whole by the encoder")]
+#[error("records to send from a file were not kept whole by the encoder ({total} in the response)")]
 pub struct PlaceholderError {
-    unmatched: usize,
     total: usize,
 }
 
 /// The encoded `chunks` with every placeholder chunk replaced by its file slice; an error
-/// when any placeholder is not exactly one chunk (nothing may be written then).
+/// when any placeholder is not exactly one chunk, in the order the placeholders were made
+/// (the response's partition order), so that nothing of the response is written then.
 pub fn pieces(chunks: Vec<Bytes>, sends: FileSends) -> Result<Vec<Piece>, PlaceholderError> {
-    if sends.is_empty() {
-        return Ok(chunks.into_iter().map(Piece::Bytes).collect());
-    }
     let total = sends.slices.len();
-    let mut slices: Vec<Option<(Bytes, FileSlice)>> = sends.slices.into_iter().map(Some).collect();
-    let mut matched = 0usize;
+    let mut slices = sends.slices.into_iter();
     let mut out = Vec::with_capacity(chunks.len());
-    // The encoder writes placeholders in the order they were made: search from the last.
-    let mut next = 0usize;
     for chunk in chunks {
         if !in_region(&chunk) {
             out.push(Piece::Bytes(chunk));
             continue;
         }
-        let found = (next..slices.len()).chain(0..next).find(|&i| {
-            slices[i].as_ref().is_some_and(|(placeholder, _)| {
-                placeholder.as_ptr() == chunk.as_ptr() && placeholder.len() == chunk.len()
-            })
-        });
-        let Some((_, slice)) = found.and_then(|i| {
-            next = i + 1;
-            slices[i].take()
-        }) else {
-            return Err(PlaceholderError {
-                unmatched: total - matched,
-                total,
-            });
-        };
-        matched += 1;
-        out.push(Piece::File(slice));
+        match slices.next() {
+            Some((placeholder, slice))
+                if placeholder.as_ptr() == chunk.as_ptr() && placeholder.len() == chunk.len() =>
+            {
+                out.push(Piece::File(slice));
+            }
+            _ => return Err(PlaceholderError { total }),
+        }
     }
-    if matched != total {
-        return Err(PlaceholderError {
-            unmatched: total - matched,
-            total,
-        });
+    match slices.len() {
+        0 => Ok(out),
+        _ => Err(PlaceholderError { total }),
     }
-    Ok(out)
 }
 
 /// Whether `chunk` lies in the placeholder region (by address; never read).

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseKind};
@@ -88,16 +89,7 @@ fn every_fetch_version_keeps_each_placeholder_as_one_whole_piece() {
 }
 
 #[test]
-fn the_records_counted_are_those_of_the_placeholders_slice() {
-    let (_file, slice) = file_of(8 * 1024);
-    let mut sends = FileSends::default();
-    let placeholder = sends.placeholder(slice).unwrap();
-    assert_eq!(sends.record_count(&placeholder), Some(3));
-    assert_eq!(sends.record_count(&Bytes::from(vec![0u8; 8 * 1024])), None);
-}
-
-#[test]
-fn a_placeholder_that_was_copied_or_split_is_refused_so_its_zeros_are_never_sent() {
+fn a_placeholder_copied_split_or_out_of_order_is_refused_so_its_zeros_are_never_sent() {
     let (_file, slice) = file_of(16 * 1024);
     // Copied into the encoder's own bytes: no chunk is the placeholder.
     let mut sends = FileSends::default();
@@ -106,17 +98,24 @@ fn a_placeholder_that_was_copied_or_split_is_refused_so_its_zeros_are_never_sent
     assert!(pieces(vec![copied], sends).is_err());
     // Split in two chunks.
     let mut sends = FileSends::default();
-    let placeholder = sends.placeholder(slice).unwrap();
+    let placeholder = sends.placeholder(slice.clone()).unwrap();
     let halves = vec![placeholder.slice(..100), placeholder.slice(100..)];
     assert!(pieces(halves, sends).is_err());
+    // Out of the order they were made in.
+    let mut sends = FileSends::default();
+    let first = sends.placeholder(sub_slice(&slice, 0, 8 * 1024)).unwrap();
+    let second = sends
+        .placeholder(sub_slice(&slice, 8 * 1024, 8 * 1024))
+        .unwrap();
+    assert!(pieces(vec![second, first], sends).is_err());
 }
 
 #[test]
 fn small_slices_and_slices_beyond_the_region_get_no_placeholder() {
-    let (_file, slice) = file_of(FILE_SEND_BYTES_MIN);
+    let (_file, slice) = file_of(SHARE_BYTES_MIN);
     let mut sends = FileSends::default();
     assert!(sends
-        .placeholder(sub_slice(&slice, 0, FILE_SEND_BYTES_MIN - 1))
+        .placeholder(sub_slice(&slice, 0, SHARE_BYTES_MIN - 1))
         .is_err());
     let huge = FileSlice {
         len_bytes: PLACEHOLDER_REGION_BYTES,
@@ -160,4 +159,13 @@ async fn a_file_shorter_than_its_slice_is_an_error_not_a_hang() {
     let (sender, _receiver) = socket_pair().await;
     let error = send_file(&sender, &slice).await.unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_send_is_an_error_not_a_hang() {
+    let (_file, slice) = file_of(32 << 20);
+    let (sender, receiver) = socket_pair().await;
+    drop(receiver);
+    let sent = tokio::time::timeout(Duration::from_secs(30), send_file(&sender, &slice)).await;
+    assert!(sent.expect("no hang").is_err());
 }

@@ -408,7 +408,9 @@ impl Accumulator {
     /// batches that lingered long enough) and marks those partitions in flight. Also
     /// returns when the sender should look again.
     pub fn drain(&self, now: Instant) -> (Vec<SealedBatch>, Option<Instant>) {
-        let linger = Duration::from_millis(self.config.linger_ms);
+        // A batch is due this long after it opened (see `LINGER_TIMER_SLACK`).
+        let linger =
+            Duration::from_millis(self.config.linger_ms).saturating_sub(LINGER_TIMER_SLACK);
         let flushing = self.flushing.load(Ordering::Relaxed) > 0;
         let mut ready = Vec::new();
         let mut next: Option<Instant> = None;
@@ -424,9 +426,7 @@ impl Accumulator {
                 let index = index as i32;
                 if queue.sealed.is_empty() {
                     if let Some(open) = &queue.open {
-                        let due = (open.created + linger)
-                            .checked_sub(LINGER_TIMER_SLACK)
-                            .unwrap_or(open.created);
+                        let due = open.created + linger;
                         if flushing || due <= now {
                             self.seal_open(queue, &topic.name, index);
                             advanced.push(index);
