@@ -228,11 +228,23 @@ impl PartitionLog {
         if !at_least_one && first.size_bytes > read.max_bytes as u64 {
             return Ok(Some(FetchRecords::Copied(Bytes::new())));
         }
-        let (len, record_count) = match read.mode {
+        let bytes_after = |read_end: u64| read.bytes_after_segment + (view.size_bytes - read_end);
+        let (len, buffer) = match read.mode {
             ReadMode::Fetch { .. } if first.size_bytes >= SEND_BATCH_BYTES_MIN => {
                 let walk = (position, first, read.max_bytes as u64);
-                whole_batches_in_file(&file, view.size_bytes, walk)
-                    .map_err(|e| self.corrupt(view, e))?
+                let (len, record_count) = whole_batches_in_file(&file, view.size_bytes, walk)
+                    .map_err(|e| self.corrupt(view, e))?;
+                if !self.is_cold_read(bytes_after(position + len)) {
+                    return Ok(Some(FetchRecords::InFile(FileSlice {
+                        file,
+                        position,
+                        len_bytes: len as usize,
+                        record_count,
+                    })));
+                }
+                // Outside the cached tail: read (the pages are dropped below, as for any
+                // read back there).
+                (len, pread_exact(&file, len as usize, position)?)
             }
             _ => {
                 // Small batches: one read of up to `max_bytes`, cut to whole batches.
@@ -245,25 +257,11 @@ impl PartitionLog {
                     "the first batch was read whole"
                 );
                 buffer.truncate(whole);
-                let read_end = position + whole as u64;
-                let bytes_after = read.bytes_after_segment + (view.size_bytes - read_end);
-                self.after_cold_read(&file, (position, read_end), bytes_after);
-                return Ok(Some(FetchRecords::Copied(Bytes::from(buffer))));
+                (whole as u64, buffer)
             }
         };
         let read_end = position + len;
-        let bytes_after = read.bytes_after_segment + (view.size_bytes - read_end);
-        if !self.is_cold_read(bytes_after) {
-            return Ok(Some(FetchRecords::InFile(FileSlice {
-                file,
-                position,
-                len_bytes: len as usize,
-                record_count,
-            })));
-        }
-        // Outside the cached tail: read it and drop the pages, as a copied read does.
-        let buffer = pread_exact(&file, len as usize, position)?;
-        self.after_cold_read(&file, (position, read_end), bytes_after);
+        self.after_cold_read(&file, (position, read_end), bytes_after(read_end));
         Ok(Some(FetchRecords::Copied(Bytes::from(buffer))))
     }
 
