@@ -192,9 +192,14 @@ fn share_page_cache(partitions: &[Arc<PartitionLog>]) -> u64 {
     first.ctx.page_cache.share_among(&mut cached_bytes)
 }
 
-/// Starts writeback of every partition appended to since the last call, and drops the pages
+/// Starts writeback of every partition appended to since the last call, then drops the pages
 /// of every partition holding more than `tail_bytes` (`page_cache`), written lately or not:
-/// the tail shrinks when other partitions fill the cache.
+/// the tail shrinks when other partitions fill the cache. All writebacks start before the
+/// first drop waits for its range: the disk writes them side by side, and the waits overlap.
+/// (Started and dropped partition by partition, each drop waited for the range just handed
+/// to the disk: with 1 000 partitions taking 1 MiB batches the drops fell ~0.7 s behind the
+/// appends and half the partitions held their last batch, 600 MiB cached against a 64 MiB
+/// budget.)
 fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) {
     for partition in partitions {
         if partition.writeback_pending.swap(false, Ordering::AcqRel) {
@@ -204,9 +209,14 @@ fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) {
                 tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "starting writeback failed");
             }
         }
+    }
+    if tail_bytes == 0 {
+        return;
+    }
+    for partition in partitions {
         // Beyond the tail by at least a page (a drop ends on a page boundary).
         let cached_bytes = partition.cached_bytes.load(Ordering::Relaxed);
-        if tail_bytes > 0 && cached_bytes >= tail_bytes + PAGE_BYTES {
+        if cached_bytes >= tail_bytes + PAGE_BYTES {
             if let Err(e) = partition.drop_cold_pages() {
                 // The pages stay cached; the fsync reports any real write failure.
                 tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "dropping cold pages failed");

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::lock::{Mutex, MutexGuard};
+use super::page_cache::WRITE_BYTES_MAX;
 use runnel_protocol::batch::{BatchError, RecordBatch, BATCH_HEADER_BYTES};
 use tokio::sync::watch;
 
@@ -298,7 +299,7 @@ impl PartitionLog {
                 tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "reserving segment blocks failed");
             }
         }
-        if let Err(e) = write_all_vectored(&file, &mut prepared.slices()) {
+        if let Err(e) = write_all_vectored(&file, &mut prepared.slices(), WRITE_BYTES_MAX) {
             // Never leave a partial batch behind: readers and recovery must see whole ones.
             // The truncation frees the blocks reserved past the end too: reserve again.
             let truncated = file.set_len(start_position);
@@ -566,12 +567,34 @@ impl Prepared<'_> {
     }
 }
 
-/// `write_all` for a list of slices; loops on short writes (bounded: each pass writes ≥ 1
-/// byte or fails).
-fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+/// `write_all` for a list of slices, at most `write_bytes_max` bytes per system call (the
+/// kernel sizes the page-cache folios of a write by its length: see
+/// [`WRITE_BYTES_MAX`]); loops on short writes (bounded: each pass writes
+/// ≥ 1 byte or fails).
+fn write_all_vectored(
+    mut file: &File,
+    mut slices: &mut [IoSlice<'_>],
+    write_bytes_max: usize,
+) -> io::Result<()> {
     IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
-        match file.write_vectored(slices) {
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        let result = if total <= write_bytes_max {
+            file.write_vectored(slices)
+        } else {
+            let mut window: Vec<IoSlice<'_>> = Vec::with_capacity(slices.len());
+            let mut left = write_bytes_max;
+            for slice in slices.iter() {
+                if left == 0 {
+                    break;
+                }
+                let take = slice.len().min(left);
+                window.push(IoSlice::new(&slice[..take]));
+                left -= take;
+            }
+            file.write_vectored(&window)
+        };
+        match result {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
@@ -584,4 +607,28 @@ fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> io::Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod write_tests {
+    use std::io::{IoSlice, Read, Seek};
+
+    use super::write_all_vectored;
+
+    #[test]
+    fn a_bounded_vectored_write_writes_every_byte_in_order() {
+        let parts: [&[u8]; 4] = [b"abc", b"defghij", b"", b"klmnopqrstuvwxyz"];
+        for write_bytes_max in [1, 2, 3, 5, 7, 26, 64, usize::MAX] {
+            let mut file = tempfile::tempfile().unwrap();
+            let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            write_all_vectored(&file, &mut slices, write_bytes_max).unwrap();
+            file.rewind().unwrap();
+            let mut written = String::new();
+            file.read_to_string(&mut written).unwrap();
+            assert_eq!(
+                written, "abcdefghijklmnopqrstuvwxyz",
+                "at most {write_bytes_max}"
+            );
+        }
+    }
 }
