@@ -11,14 +11,12 @@
 //! footprint also keeps the broker's memory use readable in a container, where the page
 //! cache counts against the memory limit.
 //!
-//! Why the default budget is small (64 MiB): on those machines a large page-cache working
-//! set makes the copy into the page cache slow (the mechanism is the host's and not pinned
-//! down: see BENCHMARKS.md, session 8); a page-cache page is reused a budget's worth of
-//! appends after it was written. Producing 3 GB (one producer, 8 partitions), alternating budgets in one
-//! sitting: 32 MiB 1 245 / 1 295 MiB/s, 64 MiB 844 / 1 148, 128 MiB 711 / 1 024, 256 MiB 480 /
-//! 593, 512 MiB 307 / 337; the page-cache copy (`copy_folio_from_iter_atomic`) was 69 % of the
-//! broker's CPU at 512 MiB and 9 % at 32 MiB. (A `memcpy` loop over a buffer of the same
-//! sizes, at some moments: 28 GB/s at 16 MiB, 10 GB/s at 512 MiB, 1.4 GB/s at 1 GiB.) The price is that a
+//! Why the default budget is small (64 MiB): the pages a budget holds are new to the host
+//! until the budget is full (a 2 GiB budget ran 183 MiB/s over a 3 GB run, 64 MiB and 512 MiB
+//! 882–1 078), and a small one is full within a fraction of a second. Session 8 measured
+//! 512 MiB at a third of 64 MiB's throughput; that was the large folios of 1 MiB writes
+//! ([`WRITE_BYTES_MAX`]), not the budget: with writes bounded the two ran alike in steady
+//! state (BENCHMARKS.md, session 9). The price of a small budget is that a
 //! consumer lagging more than its partition's tail reads from disk; on a machine whose memory
 //! does not behave so (bare metal), a budget of a few GiB keeps lagging consumers in memory.
 //!
