@@ -19,6 +19,7 @@ use runnel_protocol::records::{records, Record};
 
 use super::cleaner::Throttle;
 use super::offset_map::{key_hash, OffsetMap};
+use super::page_cache::WRITE_BYTES_MAX;
 use super::partition::PartitionLog;
 use super::recovery::ensure_indexes;
 use super::segment::{BatchHeader, Segment};
@@ -28,7 +29,7 @@ use super::LogError;
 /// Read-ahead when streaming a segment.
 const READ_BUFFER_BYTES: usize = 1 << 20;
 /// Write-behind of the cleaned segment.
-const WRITE_BUFFER_BYTES: usize = 1 << 20;
+const WRITE_BUFFER_BYTES: usize = WRITE_BYTES_MAX;
 /// A stored batch larger than this is treated as corruption (Kafka's max is ~1 MiB).
 const BATCH_BYTES_MAX: u64 = 64 << 20;
 /// Decompression bound for one batch's records.
@@ -267,7 +268,7 @@ impl PartitionLog {
         outcome: &mut PassOutcome,
     ) -> Result<bool, LogError> {
         let path = output.path.clone();
-        let result = output.finish();
+        let result = output.finish(self);
         let (old, size_bytes, changed) = match result {
             Ok(finished) => finished,
             Err(e) => {
@@ -360,7 +361,11 @@ impl CleanedSegment {
                     batch.base_offset() >= view.segment.base_offset,
                     "offsets never move"
                 );
-                self.out.write_all(&kept)?;
+                // In pieces of at most the buffer (a larger write bypasses it): small
+                // page-cache folios, as for appends (`WRITE_BYTES_MAX`).
+                for piece in kept.chunks(WRITE_BYTES_MAX) {
+                    self.out.write_all(piece)?;
+                }
                 self.written_bytes += kept.len() as u64;
                 throttle.charge(kept.len() as u64)?;
             }
@@ -368,11 +373,15 @@ impl CleanedSegment {
         Ok(())
     }
 
-    /// Flushes, fsyncs and dates the file; returns the inputs it replaces, its size and
-    /// whether it differs from its single input.
-    fn finish(self) -> Result<(Vec<Arc<Segment>>, u64, bool), LogError> {
+    /// Flushes, fsyncs and dates the file, and drops its pages that lie outside the cached
+    /// tail (`page_cache`; the file is written back by then); returns the inputs it replaces,
+    /// its size and whether it differs from its single input.
+    fn finish(self, log: &PartitionLog) -> Result<(Vec<Arc<Segment>>, u64, bool), LogError> {
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
+        if let Some(last) = self.inputs.last() {
+            log.after_cleaned_write(&file, self.written_bytes, last.end_offset);
+        }
         let newest_ms = u64::try_from(self.newest_mtime_ms).unwrap_or(0);
         // The new segment keeps the age of its newest input (retention and the tombstone
         // horizon read it), as Kafka does.

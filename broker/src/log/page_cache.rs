@@ -23,7 +23,8 @@
 //! What is kept: the tail of every partition, where producers append and caught-up
 //! consumers read. What goes: pages more than a tail behind a partition's log end — on the
 //! write side once the flusher sees them written back, on the read side right after a fetch
-//! read them (a lagging consumer's reads stream through the cache instead of filling it).
+//! read them (a lagging consumer's reads stream through the cache instead of filling it),
+//! and the cleaner's rewritten segments once fsynced.
 //! The tail is the largest size that keeps the partitions' cached bytes together within the
 //! budget when each keeps at most that much (max-min fair: partitions holding less keep all
 //! of it); the flusher works it out from every partition's cached bytes on each tick. Eight
@@ -273,6 +274,41 @@ impl PartitionLog {
             Ok(()) => self.ctx.page_cache.count_dropped(to.saturating_sub(from)),
             Err(e) => {
                 tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "dropping read pages failed");
+            }
+        }
+    }
+}
+
+impl PartitionLog {
+    /// After the cleaner wrote and fsynced a segment of `size_bytes` that replaces segments
+    /// ending before `end_offset`: drops the part of it that lies outside the cached tail
+    /// (counted from the log bytes after it), as the flusher does for appends. Cleaned
+    /// segments are old, so usually all of it goes; without this, every pass left its
+    /// output cached. A failure only leaves pages cached.
+    pub(crate) fn after_cleaned_write(&self, file: &File, size_bytes: u64, end_offset: i64) {
+        let tail_bytes = self.ctx.page_cache.tail_bytes();
+        if tail_bytes == 0 {
+            return;
+        }
+        let bytes_after: u64 = match self.state.lock().as_ref() {
+            Some(state) => state
+                .segments
+                .range(end_offset..)
+                .map(|(_, segment)| segment.lock().size_bytes)
+                .sum(),
+            None => return,
+        };
+        let keep = tail_bytes.saturating_sub(bytes_after).min(size_bytes);
+        let cold_bytes = size_bytes - keep;
+        // All of it cold: the last partial page goes too.
+        let end = match keep {
+            0 => size_bytes.next_multiple_of(PAGE_BYTES),
+            _ => cold_bytes,
+        };
+        match drop_range(file, 0, end, false) {
+            Ok(()) => self.ctx.page_cache.count_dropped(cold_bytes),
+            Err(e) => {
+                tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "dropping cleaned pages failed");
             }
         }
     }

@@ -250,3 +250,85 @@ fn partitions_written_earlier_give_up_their_share_when_others_fill_the_cache() {
     each_keeps_only(&dir, 8, TAIL_BYTES / 2);
     manager.shutdown().unwrap();
 }
+
+#[test]
+fn the_cleaners_output_leaves_the_cache_when_it_lies_behind_the_tail() {
+    // A compacted topic with 64 KiB segments (three 16 KiB records each), 3 MiB written,
+    // under a 128 KiB budget: the cleaned segments lie far behind the tail, and a pass leaves them
+    // on disk, not in memory (it fsyncs them first, so the drop finds clean pages).
+    use super::basic::{keyed_batch, overrides};
+    use super::compaction::quiet_cleaner;
+    use runnel_protocol::batch::Compression;
+
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open(LogManagerConfig {
+        page_cache_bytes: 128 * 1024,
+        ..LogManagerConfig::new(dir.path())
+    })
+    .unwrap();
+    quiet_cleaner(&manager, 1 << 20);
+    let pairs = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "65536"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ];
+    manager
+        .create_topic("k", 1, overrides(&pairs), false)
+        .unwrap();
+    let log = manager.partition("k", 0).unwrap();
+    let value = vec![5u8; 16 * 1024];
+    for i in 0..192u16 {
+        // Every third record shares key 0: each segment loses one record to the pass and
+        // is rewritten.
+        let key = if i % 3 == 0 { 0 } else { i }.to_be_bytes();
+        let records = [(0, 1000 + i64::from(i), &key[..], Some(&value[..]))];
+        log.append(&[keyed_batch(Compression::None, &records)])
+            .unwrap();
+    }
+    let expected = read_all(&log);
+    let part_dir = dir.path().join("k-0");
+    let segment_logs = || {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(&part_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        logs.sort();
+        logs
+    };
+    // Segments behind the tail (all but the last four: 128 KiB covers at most three)
+    // leave the cache as the flusher drops them (all but a last partial page); only the
+    // cleaner could bring pages back.
+    let behind_tail = |logs: &[PathBuf]| logs[..logs.len().saturating_sub(4)].to_vec();
+    let resident = |path: &Path| resident_pages(path).iter().filter(|r| **r).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for path in behind_tail(&segment_logs()) {
+        while resident(&path) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path:?} never dropped"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    manager.clean_now("k", 0).unwrap();
+    let logs = segment_logs();
+    assert!(
+        logs.len() >= 20,
+        "cleaned segments and the newest: {logs:?}"
+    );
+    for path in behind_tail(&logs) {
+        let pages = resident(&path);
+        assert!(pages <= 1, "{path:?}: {pages} pages cached after the pass");
+    }
+    // The latest value per key reads back the same from disk.
+    let read = read_all(&log);
+    assert!(
+        read.len() < expected.len(),
+        "the pass removed superseded records"
+    );
+    let last_per_key =
+        |batches: &[runnel_protocol::batch::RecordBatch]| batches.last().map(|b| b.records_bytes());
+    assert_eq!(last_per_key(&read), last_per_key(&expected));
+    manager.shutdown().unwrap();
+}
