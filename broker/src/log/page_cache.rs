@@ -236,7 +236,8 @@ impl PartitionLog {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            drop_range(&file, from, to, true)?;
+            // `to` is a page boundary or a sealed segment's end (see `cold_ranges`).
+            drop_range(&file, from, to.next_multiple_of(PAGE_BYTES), true)?;
             let dropped_before = match segment.base_offset == cursor.base_offset {
                 true => cursor.position,
                 false => 0,
@@ -259,18 +260,31 @@ impl PartitionLog {
         tail_bytes != 0 && bytes_after >= tail_bytes
     }
 
-    /// After a fetch read `[from, to)` of a segment, with `bytes_after` more bytes of log
-    /// behind the read's end: when the read lies outside the cached tail, drops what was read,
-    /// so a lagging consumer's reads stream through the page cache, reusing its pages, instead
-    /// of filling it. (Asking the kernel to read the next fetch's bytes ahead as well made no
-    /// measurable difference here: its own readahead window on this disk is 8 MiB.)
-    pub(crate) fn after_cold_read(&self, file: &File, (from, to): (u64, u64), bytes_after: u64) {
+    /// After a fetch read `[from, to)` of a segment `size_bytes` long, with `bytes_after`
+    /// more bytes of log behind the read's end: when the read lies outside the cached tail,
+    /// drops what was read, so a lagging consumer's reads stream through the page cache,
+    /// reusing its pages, instead of filling it. (Asking the kernel to read the next fetch's
+    /// bytes ahead as well made no measurable difference here: its own readahead window on
+    /// this disk is 8 MiB; nor did asking for the read's own range with small folios.)
+    pub(crate) fn after_cold_read(
+        &self,
+        file: &File,
+        (from, to): (u64, u64),
+        size_bytes: u64,
+        bytes_after: u64,
+    ) {
         if !self.is_cold_read(bytes_after) {
             return;
         }
+        // A cold read that reaches its segment's end read a sealed segment: its last
+        // partial page goes too. Elsewhere the drop ends on the page boundary before `to`.
+        let end = match to == size_bytes {
+            true => to.next_multiple_of(PAGE_BYTES),
+            false => to,
+        };
         // Pages this far behind the end were written back long ago (the kernel keeps any
         // that are not): no wait. A failure only leaves pages cached.
-        match drop_range(file, from.saturating_sub(FOLIO_BYTES_MAX), to, false) {
+        match drop_range(file, from.saturating_sub(FOLIO_BYTES_MAX), end, false) {
             Ok(()) => self.ctx.page_cache.count_dropped(to.saturating_sub(from)),
             Err(e) => {
                 tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "dropping read pages failed");
@@ -331,13 +345,19 @@ fn cold_ranges<S: Clone + HasBase>(
         bytes_after = bytes_after.saturating_add(*size_bytes);
     }
     cold_ends.reverse();
-    for ((segment, _), cold_end) in segments.iter().zip(cold_ends) {
+    let last = segments.len().saturating_sub(1);
+    for (index, ((segment, size_bytes), cold_end)) in segments.iter().zip(cold_ends).enumerate() {
         let dropped = if segment.base_offset() == cursor.base_offset {
             cursor.position
         } else {
             0
         };
-        let cold_end = cold_end - cold_end % PAGE_BYTES;
+        // A sealed segment wholly behind the tail goes to its end, last partial page and
+        // all (it no longer grows); elsewhere a drop ends on a page boundary.
+        let cold_end = match index < last && cold_end == *size_bytes {
+            true => cold_end,
+            false => cold_end - cold_end % PAGE_BYTES,
+        };
         if cold_end > dropped {
             let from = dropped.saturating_sub(FOLIO_BYTES_MAX);
             ranges.push((segment.clone(), from, cold_end));
@@ -412,6 +432,26 @@ mod tests {
             ranges,
             vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, MIB)],
             "the last 2 MiB (1 MiB of segment 10, all of segment 20) stay"
+        );
+    }
+
+    #[test]
+    fn a_sealed_segment_behind_the_tail_goes_to_its_end() {
+        let segments = [(Fake(0), 3 * MIB + 100), (Fake(10), 2 * MIB + 100)];
+        let ranges = cold_ranges(&segments, MIB, DropCursor::default());
+        assert_eq!(
+            ranges,
+            vec![(Fake(0), 0, 3 * MIB + 100), (Fake(10), 0, MIB)],
+            "all of the sealed segment, its last partial page too; the active one to a page"
+        );
+        // Dropped to its end: nothing more of it.
+        let cursor = DropCursor {
+            base_offset: 0,
+            position: 3 * MIB + 100,
+        };
+        assert_eq!(
+            cold_ranges(&segments, MIB, cursor),
+            vec![(Fake(10), 0, MIB)]
         );
     }
 

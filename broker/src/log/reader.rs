@@ -261,7 +261,8 @@ impl PartitionLog {
             }
         };
         let read_end = position + len;
-        self.after_cold_read(&file, (position, read_end), bytes_after(read_end));
+        let read = (position, read_end);
+        self.after_cold_read(&file, read, view.size_bytes, bytes_after(read_end));
         Ok(Some(FetchRecords::Copied(Bytes::from(buffer))))
     }
 
