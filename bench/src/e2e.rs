@@ -9,9 +9,9 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
-use crate::consume::{topic_offsets, ConsumeOptions, ConsumeReport, Readers};
+use crate::consume::{topic_offsets, ConsumeOptions, ConsumeReport, Offsets, Readers};
 use crate::produce::{self, ProduceOptions, ProduceReport};
 
 /// Runs producers and consumers together; `produce.stamp_send_time` is forced on.
@@ -43,11 +43,68 @@ pub async fn run_at_any_rate(
     };
     let (_, starts) = topic_offsets(bootstrap, &consume.topics).await?;
     let (ends_tx, ends_rx) = watch::channel(None);
-    let readers = Readers::start(bootstrap, consume, starts, ends_rx, Some(timed_from_us)).await?;
-    let produced = produce::run(bootstrap, &produce).await?;
+    let (started_tx, started_rx) = oneshot::channel();
+    let (finish_tx, finish_rx) = oneshot::channel::<Offsets>();
+    let readers = {
+        let (bootstrap, consume) = (bootstrap.to_owned(), consume.clone());
+        std::thread::Builder::new()
+            .name("e2e-consumers".into())
+            .spawn(move || {
+                consume_on_own_runtime(
+                    bootstrap,
+                    consume,
+                    starts,
+                    ends_rx,
+                    timed_from_us,
+                    started_tx,
+                    finish_rx,
+                )
+            })?
+    };
+    started_rx
+        .await
+        .map_err(|_| anyhow::anyhow!("the consumers' thread ended before they started"))??;
+    let produced = produce::run(bootstrap, &produce).await;
     let (_, ends) = topic_offsets(bootstrap, &consume.topics).await?;
     // `send_replace` rather than `send`: readers that already stopped need no update.
     ends_tx.send_replace(Some(Arc::new(ends.clone())));
-    let consumed = readers.finish(&ends).await?;
+    let _ = finish_tx.send(ends);
+    let consumed = tokio::task::spawn_blocking(move || readers.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the consumers' thread panicked"))??;
+    let produced = produced?;
     Ok((produced, consumed))
+}
+
+/// The consumers run on a runtime of their own, on their own thread: on the producers'
+/// runtime a consumer's work delayed the producer's sender and timers (two workers on two
+/// vCPUs), and that showed as publish latency.
+fn consume_on_own_runtime(
+    bootstrap: String,
+    consume: ConsumeOptions,
+    starts: Offsets,
+    ends: watch::Receiver<Option<Arc<Offsets>>>,
+    timed_from_us: Arc<AtomicU64>,
+    started: oneshot::Sender<anyhow::Result<()>>,
+    finish: oneshot::Receiver<Offsets>,
+) -> anyhow::Result<ConsumeReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let readers =
+            match Readers::start(&bootstrap, &consume, starts, ends, Some(timed_from_us)).await {
+                Ok(readers) => readers,
+                Err(e) => {
+                    let error = format!("{e:#}");
+                    let _ = started.send(Err(e));
+                    anyhow::bail!("starting the consumers failed: {error}");
+                }
+            };
+        let _ = started.send(Ok(()));
+        let ends = finish
+            .await
+            .map_err(|_| anyhow::anyhow!("the producers' side ended without end offsets"))?;
+        readers.finish(&ends).await
+    })
 }
