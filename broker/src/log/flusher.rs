@@ -30,8 +30,15 @@ use super::page_cache::PAGE_BYTES;
 use super::partition::PartitionLog;
 use super::{now_ms, LogError};
 
-/// How often the flusher looks for partitions whose `flush.ms` has elapsed.
+/// How often the flusher looks for partitions whose `flush.ms` has elapsed, and for
+/// appends to write back and drop, while nothing is being appended.
 pub(crate) const FLUSH_TICK_MS: u64 = 50;
+/// The same while partitions are being appended to: each tick writes back and drops what
+/// came since the last, so a shorter tick spreads that work into smaller pieces. e2e at
+/// 380 000 msg/s, alternating, p99: 10 ms 4.4–5.1 ms in 6 of 7 runs (9.0 once), 50 ms 5.9–6.8
+/// in 7 of 7; producing 3 M messages 876–953 MiB/s against 738–854. Idle, the long tick
+/// keeps a broker with 10 000 partitions from walking them 100 times a second.
+const FLUSH_TICK_BUSY_MS: u64 = 10;
 /// How often the recovery-point checkpoint is rewritten.
 const RECOVERY_CHECKPOINT_INTERVAL_MS: i64 = 10_000;
 /// Threads that fsync queued partitions, each one partition at a time. One after another,
@@ -159,14 +166,19 @@ pub(crate) fn run_fsync_thread(queue: Arc<FlushQueue>) {
 pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<Arc<PartitionLog>>) {
     let mut last_tick_ms = now_ms();
     let mut last_checkpoint_ms = now_ms();
-    while queue.tick(FLUSH_TICK_MS) {
+    let mut tick_ms = FLUSH_TICK_MS;
+    while queue.tick(tick_ms) {
         let now = now_ms();
-        if now - last_tick_ms >= FLUSH_TICK_MS as i64 {
+        if now - last_tick_ms >= tick_ms as i64 {
             last_tick_ms = now;
             let partitions = partitions();
             let tail_bytes = share_page_cache(&partitions);
-            start_writeback(&partitions, tail_bytes);
+            let appended = start_writeback(&partitions, tail_bytes);
             flush_due(&queue, &partitions, now);
+            tick_ms = match appended {
+                true => FLUSH_TICK_BUSY_MS,
+                false => FLUSH_TICK_MS,
+            };
         }
         if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
             last_checkpoint_ms = now;
@@ -200,9 +212,13 @@ fn share_page_cache(partitions: &[Arc<PartitionLog>]) -> u64 {
 /// to the disk: with 1 000 partitions taking 1 MiB batches the drops fell ~0.7 s behind the
 /// appends and half the partitions held their last batch, 600 MiB cached against a 64 MiB
 /// budget.)
-fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) {
+///
+/// Returns whether any partition was appended to since the last call.
+fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) -> bool {
+    let mut appended = false;
     for partition in partitions {
         if partition.writeback_pending.swap(false, Ordering::AcqRel) {
+            appended = true;
             if let Err(e) = partition.start_writeback() {
                 // Only an early start of what the next fsync writes anyway: that fsync
                 // reports any real failure.
@@ -211,7 +227,7 @@ fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) {
         }
     }
     if tail_bytes == 0 {
-        return;
+        return appended;
     }
     for partition in partitions {
         // Beyond the tail by at least a page (a drop ends on a page boundary).
@@ -223,6 +239,7 @@ fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) {
             }
         }
     }
+    appended
 }
 
 /// Queues every dirty partition whose `flush.ms` has elapsed for the fsync threads.
