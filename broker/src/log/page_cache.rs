@@ -140,12 +140,27 @@ fn tail_share(budget_bytes: u64, cached_bytes: &mut [u64]) -> u64 {
     budget_bytes
 }
 
-/// How far a partition's write-side drops have reached: everything before `position` in the
-/// segment based at `base_offset`, and every older segment.
-#[derive(Debug, Clone, Copy, Default)]
+/// A place in a partition's log: `position` bytes into the segment based at `base_offset`.
+/// As a drop cursor: how far the write-side drops have reached (everything before it, every
+/// older segment included). As a writeback mark: how far the flusher has started writeback.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct DropCursor {
-    base_offset: i64,
-    position: u64,
+    pub(crate) base_offset: i64,
+    pub(crate) position: u64,
+}
+
+/// How far [`PartitionLog::drop_cold_pages`] may go.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum DropLimit {
+    /// Only what the flusher started writing back in an earlier tick (its writeback mark):
+    /// that I/O has had a tick to finish, so the drop seldom waits for the disk. (Dropping
+    /// what was handed to the disk in the same tick made the flusher wait for each
+    /// partition's writes in turn; with 1 000 partitions it fell behind the appends.)
+    StartedWriteback,
+    /// Everything behind the tail, writing back and waiting for what is not on disk yet
+    /// (tests, which drop without a flusher tick).
+    #[cfg(test)]
+    Everything,
 }
 
 /// Writes back (waiting for it) and drops the cached pages of `[from, to)` of `file`.
@@ -183,9 +198,9 @@ fn drop_range(_file: &File, _from: u64, _to: u64, _wait_for_writeback: bool) -> 
 
 impl PartitionLog {
     /// Drops the pages of this partition's log that lie more than `page_cache_tail_bytes`
-    /// behind its end and have not been dropped yet, waiting for their writeback first.
-    /// Called by the flusher after it started the writeback of new appends.
-    pub(crate) fn drop_cold_pages(&self) -> io::Result<()> {
+    /// behind its end and have not been dropped yet, up to `limit`, waiting for their
+    /// writeback first.
+    pub(crate) fn drop_cold_pages(&self, limit: DropLimit) -> io::Result<()> {
         let tail_bytes = self.ctx.page_cache.tail_bytes();
         if tail_bytes == 0 {
             return Ok(());
@@ -201,7 +216,14 @@ impl PartitionLog {
                 .range(cursor.base_offset..)
                 .map(|(_, segment)| (segment.clone(), segment.lock().size_bytes))
                 .collect();
-            cold_ranges(&segments, tail_bytes, *cursor)
+            let ranges = cold_ranges(&segments, tail_bytes, *cursor);
+            match limit {
+                DropLimit::StartedWriteback => {
+                    within_mark(ranges, *self.writeback_mark.lock(), *cursor)
+                }
+                #[cfg(test)]
+                DropLimit::Everything => ranges,
+            }
         };
         let dropped = self.drop_ranges(ranges, &mut cursor);
         // What is left past the cursor, under the state lock that appends count under (so
@@ -366,6 +388,32 @@ fn cold_ranges<S: Clone + HasBase>(
     ranges
 }
 
+/// `ranges` (from [`cold_ranges`]) cut at the writeback `mark`: whole for segments older than
+/// the mark's, up to it in the mark's segment, none in newer ones; a range the cut leaves
+/// nothing new in (at or before the `cursor`) goes.
+fn within_mark<S: Clone + HasBase>(
+    ranges: Vec<(S, u64, u64)>,
+    mark: DropCursor,
+    cursor: DropCursor,
+) -> Vec<(S, u64, u64)> {
+    ranges
+        .into_iter()
+        .filter_map(|(segment, from, to)| {
+            let base = segment.base_offset();
+            let to = match base.cmp(&mark.base_offset) {
+                std::cmp::Ordering::Less => to,
+                std::cmp::Ordering::Equal => to.min(mark.position),
+                std::cmp::Ordering::Greater => return None,
+            };
+            let dropped = match base == cursor.base_offset {
+                true => cursor.position,
+                false => 0,
+            };
+            (to > dropped).then_some((segment, from, to))
+        })
+        .collect()
+}
+
 /// A segment's base offset (so [`cold_ranges`] can be tested without files).
 pub(crate) trait HasBase {
     fn base_offset(&self) -> i64;
@@ -433,6 +481,31 @@ mod tests {
             vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, MIB)],
             "the last 2 MiB (1 MiB of segment 10, all of segment 20) stay"
         );
+    }
+
+    #[test]
+    fn drops_stay_behind_the_writeback_mark() {
+        let cursor = DropCursor {
+            base_offset: 0,
+            position: MIB,
+        };
+        let ranges = vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, 2 * MIB)];
+        let mark = |base_offset, position| DropCursor {
+            base_offset,
+            position,
+        };
+        // In the newer segment: all of the older one, the newer one up to the mark.
+        assert_eq!(
+            within_mark(ranges.clone(), mark(10, MIB), cursor),
+            vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, MIB)]
+        );
+        // In the older segment: up to the mark there, nothing of the newer one.
+        assert_eq!(
+            within_mark(ranges.clone(), mark(0, 2 * MIB), cursor),
+            vec![(Fake(0), 0, 2 * MIB)]
+        );
+        // At or behind the cursor: nothing new to drop.
+        assert!(within_mark(ranges, mark(0, MIB), cursor).is_empty());
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct PartitionLog {
     pub(crate) writeback_pending: AtomicBool,
     /// How far the flusher has dropped this log's pages from the page cache.
     pub(crate) drop_cursor: Mutex<super::page_cache::DropCursor>,
+    /// How far the flusher has started this log's writeback (the active segment's whole
+    /// pages at its last start); its drops stay behind it (`page_cache::DropLimit`).
+    pub(crate) writeback_mark: Mutex<super::page_cache::DropCursor>,
     /// Log bytes past the drop cursor, which the page cache may hold: raised by appends,
     /// set by the flusher after each drop (both under the state lock). The page-cache budget
     /// is shared by these figures (`page_cache`).
@@ -149,6 +152,7 @@ impl PartitionLog {
             dirty: AtomicBool::new(false),
             writeback_pending: AtomicBool::new(false),
             drop_cursor: Mutex::default(),
+            writeback_mark: Mutex::default(),
             cached_bytes: AtomicU64::new(0),
             last_flush_ms: AtomicI64::new(now_ms()),
             dir_dirty: AtomicBool::new(true),

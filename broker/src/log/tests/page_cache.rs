@@ -137,7 +137,8 @@ fn pages_behind_the_tail_leave_the_cache_and_read_back_the_same() {
     let (dir, manager) = setup(TAIL_BYTES);
     let log = manager.partition("c", 0).unwrap();
     let before = fill(&log);
-    log.drop_cold_pages().unwrap();
+    log.drop_cold_pages(crate::log::page_cache::DropLimit::Everything)
+        .unwrap();
     // What the budget is shared by: the bytes past the drops, one tail (to a page boundary).
     let cached = log.cached_bytes.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
@@ -193,7 +194,8 @@ fn a_zero_tail_leaves_the_page_cache_to_the_kernel() {
     let (dir, manager) = setup(0);
     let log = manager.partition("c", 0).unwrap();
     fill(&log);
-    log.drop_cold_pages().unwrap();
+    log.drop_cold_pages(crate::log::page_cache::DropLimit::Everything)
+        .unwrap();
     let pages = resident_pages(&only_log_file(&dir.path().join("c-0")));
     assert!(
         cached_share(&pages) > 0.95,
