@@ -44,7 +44,6 @@ pub async fn run_at_any_rate(
     let (_, starts) = topic_offsets(bootstrap, &consume.topics).await?;
     let (ends_tx, ends_rx) = watch::channel(None);
     let (started_tx, started_rx) = oneshot::channel();
-    let (finish_tx, finish_rx) = oneshot::channel::<Offsets>();
     let readers = {
         let (bootstrap, consume) = (bootstrap.to_owned(), consume.clone());
         std::thread::Builder::new()
@@ -57,7 +56,6 @@ pub async fn run_at_any_rate(
                     ends_rx,
                     timed_from_us,
                     started_tx,
-                    finish_rx,
                 )
             })?
     };
@@ -67,8 +65,7 @@ pub async fn run_at_any_rate(
     let produced = produce::run(bootstrap, &produce).await;
     let (_, ends) = topic_offsets(bootstrap, &consume.topics).await?;
     // `send_replace` rather than `send`: readers that already stopped need no update.
-    ends_tx.send_replace(Some(Arc::new(ends.clone())));
-    let _ = finish_tx.send(ends);
+    ends_tx.send_replace(Some(Arc::new(ends)));
     let consumed = tokio::task::spawn_blocking(move || readers.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the consumers' thread panicked"))??;
@@ -86,11 +83,12 @@ fn consume_on_own_runtime(
     ends: watch::Receiver<Option<Arc<Offsets>>>,
     timed_from_us: Arc<AtomicU64>,
     started: oneshot::Sender<anyhow::Result<()>>,
-    finish: oneshot::Receiver<Offsets>,
 ) -> anyhow::Result<ConsumeReport> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The readers stop on the end offsets; the report needs them too.
+    let mut report_ends = ends.clone();
     runtime.block_on(async move {
         let readers =
             match Readers::start(&bootstrap, &consume, starts, ends, Some(timed_from_us)).await {
@@ -102,9 +100,12 @@ fn consume_on_own_runtime(
                 }
             };
         let _ = started.send(Ok(()));
-        let ends = finish
+        let ends = report_ends
+            .wait_for(Option::is_some)
             .await
-            .map_err(|_| anyhow::anyhow!("the producers' side ended without end offsets"))?;
+            .map_err(|_| anyhow::anyhow!("the producers' side ended without end offsets"))?
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no end offsets"))?;
         readers.finish(&ends).await
     })
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use super::checkpoint::sync_dir;
 use super::lock::Mutex;
-use super::page_cache::{DropCursor, DropLimit, PAGE_BYTES};
+use super::page_cache::{LogPosition, PAGE_BYTES};
 use super::partition::PartitionLog;
 use super::{now_ms, LogError};
 
@@ -173,7 +173,7 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
             last_tick_ms = now;
             let partitions = partitions();
             let tail_bytes = share_page_cache(&partitions);
-            let appended = start_writeback(&partitions, tail_bytes);
+            let appended = drop_and_write_back(&partitions, tail_bytes);
             flush_due(&queue, &partitions, now);
             tick_ms = match appended {
                 true => FLUSH_TICK_BUSY_MS,
@@ -214,13 +214,13 @@ fn share_page_cache(partitions: &[Arc<PartitionLog>]) -> u64 {
 /// the first wait; `strace`: `sync_file_range` 2.4 s of every 4).
 ///
 /// Returns whether any partition was appended to since the last call.
-fn start_writeback(partitions: &[Arc<PartitionLog>], tail_bytes: u64) -> bool {
+fn drop_and_write_back(partitions: &[Arc<PartitionLog>], tail_bytes: u64) -> bool {
     if tail_bytes > 0 {
         for partition in partitions {
             // Beyond the tail by at least a page (a drop ends on a page boundary).
             let cached_bytes = partition.cached_bytes.load(Ordering::Relaxed);
             if cached_bytes >= tail_bytes + PAGE_BYTES {
-                if let Err(e) = partition.drop_cold_pages(DropLimit::StartedWriteback) {
+                if let Err(e) = partition.drop_cold_pages() {
                     // The pages stay cached; the fsync reports any real write failure.
                     tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "dropping cold pages failed");
                 }
@@ -317,7 +317,7 @@ impl PartitionLog {
         }
         let file = self.ctx.files.get(&segment.log_path)?;
         start_file_writeback(&file, whole_pages_bytes)?;
-        *self.writeback_mark.lock() = DropCursor {
+        *self.writeback_mark.lock() = LogPosition {
             base_offset: segment.base_offset,
             position: whole_pages_bytes,
         };

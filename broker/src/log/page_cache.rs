@@ -141,33 +141,40 @@ fn tail_share(budget_bytes: u64, cached_bytes: &mut [u64]) -> u64 {
 }
 
 /// A place in a partition's log: `position` bytes into the segment based at `base_offset`.
-/// As a drop cursor: how far the write-side drops have reached (everything before it, every
-/// older segment included). As a writeback mark: how far the flusher has started writeback.
+/// The drop cursor: how far the write-side drops have reached (everything before it, every
+/// older segment included). The writeback mark: how far the flusher has started writeback.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct DropCursor {
+pub(crate) struct LogPosition {
     pub(crate) base_offset: i64,
     pub(crate) position: u64,
 }
 
-/// How far [`PartitionLog::drop_cold_pages`] may go.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum DropLimit {
-    /// Only what the flusher started writing back in an earlier tick (its writeback mark):
-    /// that I/O has had a tick to finish, so the drop seldom waits for the disk. (Dropping
-    /// what was handed to the disk in the same tick made the flusher wait for each
-    /// partition's writes in turn; with 1 000 partitions it fell behind the appends.)
-    StartedWriteback,
-    /// Everything behind the tail, writing back and waiting for what is not on disk yet
-    /// (tests, which drop without a flusher tick).
-    #[cfg(test)]
-    Everything,
+/// Where a drop that may reach `to` in a segment of `size_bytes` ends: the segment's end,
+/// last partial page and all, when it reaches that far (only a sealed segment's whole length
+/// is ever cold); elsewhere the page boundary at or before `to` (the page holding `to` is
+/// still being read or written).
+fn drop_end(to: u64, size_bytes: u64) -> u64 {
+    match to == size_bytes {
+        true => to,
+        false => to - to % PAGE_BYTES,
+    }
 }
 
-/// Writes back (waiting for it) and drops the cached pages of `[from, to)` of `file`.
+/// The bytes at the front of a segment of `size_bytes`, with `bytes_after` more bytes of log
+/// behind it, that lie more than `tail_bytes` behind the log end.
+fn cold_bytes(size_bytes: u64, bytes_after: u64, tail_bytes: u64) -> u64 {
+    size_bytes - tail_bytes.saturating_sub(bytes_after).min(size_bytes)
+}
+
+/// Writes back (waiting for it) and drops the cached pages of `[from, to)` of `file`, `to`
+/// being a [`drop_end`] (a page boundary, or a segment's end whose partial page goes too).
 #[cfg(target_os = "linux")]
 fn drop_range(file: &File, from: u64, to: u64, wait_for_writeback: bool) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let (from, to) = (from.next_multiple_of(PAGE_BYTES), to - to % PAGE_BYTES);
+    let (from, to) = (
+        from.next_multiple_of(PAGE_BYTES),
+        to.next_multiple_of(PAGE_BYTES),
+    );
     if to <= from {
         return Ok(());
     }
@@ -198,9 +205,9 @@ fn drop_range(_file: &File, _from: u64, _to: u64, _wait_for_writeback: bool) -> 
 
 impl PartitionLog {
     /// Drops the pages of this partition's log that lie more than `page_cache_tail_bytes`
-    /// behind its end and have not been dropped yet, up to `limit`, waiting for their
-    /// writeback first.
-    pub(crate) fn drop_cold_pages(&self, limit: DropLimit) -> io::Result<()> {
+    /// behind its end and have not been dropped yet, as far as the flusher has started their
+    /// writeback ([`within_mark`]), waiting for it to finish.
+    pub(crate) fn drop_cold_pages(&self) -> io::Result<()> {
         let tail_bytes = self.ctx.page_cache.tail_bytes();
         if tail_bytes == 0 {
             return Ok(());
@@ -217,13 +224,7 @@ impl PartitionLog {
                 .map(|(_, segment)| (segment.clone(), segment.lock().size_bytes))
                 .collect();
             let ranges = cold_ranges(&segments, tail_bytes, *cursor);
-            match limit {
-                DropLimit::StartedWriteback => {
-                    within_mark(ranges, *self.writeback_mark.lock(), *cursor)
-                }
-                #[cfg(test)]
-                DropLimit::Everything => ranges,
-            }
+            within_mark(ranges, *self.writeback_mark.lock(), *cursor)
         };
         let dropped = self.drop_ranges(ranges, &mut cursor);
         // What is left past the cursor, under the state lock that appends count under (so
@@ -249,7 +250,7 @@ impl PartitionLog {
     fn drop_ranges(
         &self,
         ranges: Vec<(Arc<Segment>, u64, u64)>,
-        cursor: &mut DropCursor,
+        cursor: &mut LogPosition,
     ) -> io::Result<()> {
         for (segment, from, to) in ranges {
             let file = match self.ctx.files.get(&segment.log_path) {
@@ -258,8 +259,7 @@ impl PartitionLog {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            // `to` is a page boundary or a sealed segment's end (see `cold_ranges`).
-            drop_range(&file, from, to.next_multiple_of(PAGE_BYTES), true)?;
+            drop_range(&file, from, to, true)?;
             let dropped_before = match segment.base_offset == cursor.base_offset {
                 true => cursor.position,
                 false => 0,
@@ -267,7 +267,7 @@ impl PartitionLog {
             self.ctx
                 .page_cache
                 .count_dropped(to.saturating_sub(dropped_before));
-            *cursor = DropCursor {
+            *cursor = LogPosition {
                 base_offset: segment.base_offset,
                 position: to,
             };
@@ -298,14 +298,9 @@ impl PartitionLog {
         if !self.is_cold_read(bytes_after) {
             return;
         }
-        // A cold read that reaches its segment's end read a sealed segment: its last
-        // partial page goes too. Elsewhere the drop ends on the page boundary before `to`.
-        let end = match to == size_bytes {
-            true => to.next_multiple_of(PAGE_BYTES),
-            false => to,
-        };
         // Pages this far behind the end were written back long ago (the kernel keeps any
         // that are not): no wait. A failure only leaves pages cached.
+        let end = drop_end(to, size_bytes);
         match drop_range(file, from.saturating_sub(FOLIO_BYTES_MAX), end, false) {
             Ok(()) => self.ctx.page_cache.count_dropped(to.saturating_sub(from)),
             Err(e) => {
@@ -334,14 +329,8 @@ impl PartitionLog {
                 .sum(),
             None => return,
         };
-        let keep = tail_bytes.saturating_sub(bytes_after).min(size_bytes);
-        let cold_bytes = size_bytes - keep;
-        // All of it cold: the last partial page goes too.
-        let end = match keep {
-            0 => size_bytes.next_multiple_of(PAGE_BYTES),
-            _ => cold_bytes,
-        };
-        match drop_range(file, 0, end, false) {
+        let cold_bytes = cold_bytes(size_bytes, bytes_after, tail_bytes);
+        match drop_range(file, 0, drop_end(cold_bytes, size_bytes), false) {
             Ok(()) => self.ctx.page_cache.count_dropped(cold_bytes),
             Err(e) => {
                 tracing::debug!(topic = self.topic(), partition = self.partition(), error = %e, "dropping cleaned pages failed");
@@ -355,30 +344,23 @@ impl PartitionLog {
 fn cold_ranges<S: Clone + HasBase>(
     segments: &[(S, u64)],
     tail_bytes: u64,
-    cursor: DropCursor,
+    cursor: LogPosition,
 ) -> Vec<(S, u64, u64)> {
     let mut ranges = Vec::new();
     let mut bytes_after = 0u64;
     // Newest first: a segment is cold up to `size - (tail_bytes - bytes after it)`.
     let mut cold_ends: Vec<u64> = Vec::with_capacity(segments.len());
     for (_, size_bytes) in segments.iter().rev() {
-        let keep = tail_bytes.saturating_sub(bytes_after).min(*size_bytes);
-        cold_ends.push(size_bytes - keep);
+        let cold = cold_bytes(*size_bytes, bytes_after, tail_bytes);
+        cold_ends.push(drop_end(cold, *size_bytes));
         bytes_after = bytes_after.saturating_add(*size_bytes);
     }
     cold_ends.reverse();
-    let last = segments.len().saturating_sub(1);
-    for (index, ((segment, size_bytes), cold_end)) in segments.iter().zip(cold_ends).enumerate() {
+    for ((segment, _), cold_end) in segments.iter().zip(cold_ends) {
         let dropped = if segment.base_offset() == cursor.base_offset {
             cursor.position
         } else {
             0
-        };
-        // A sealed segment wholly behind the tail goes to its end, last partial page and
-        // all (it no longer grows); elsewhere a drop ends on a page boundary.
-        let cold_end = match index < last && cold_end == *size_bytes {
-            true => cold_end,
-            false => cold_end - cold_end % PAGE_BYTES,
         };
         if cold_end > dropped {
             let from = dropped.saturating_sub(FOLIO_BYTES_MAX);
@@ -393,8 +375,8 @@ fn cold_ranges<S: Clone + HasBase>(
 /// nothing new in (at or before the `cursor`) goes.
 fn within_mark<S: Clone + HasBase>(
     ranges: Vec<(S, u64, u64)>,
-    mark: DropCursor,
-    cursor: DropCursor,
+    mark: LogPosition,
+    cursor: LogPosition,
 ) -> Vec<(S, u64, u64)> {
     ranges
         .into_iter()
@@ -469,13 +451,13 @@ mod tests {
     #[test]
     fn a_log_shorter_than_the_tail_keeps_everything() {
         let segments = [(Fake(0), 3 * MIB), (Fake(10), MIB)];
-        assert!(cold_ranges(&segments, 4 * MIB, DropCursor::default()).is_empty());
+        assert!(cold_ranges(&segments, 4 * MIB, LogPosition::default()).is_empty());
     }
 
     #[test]
     fn the_cold_part_spans_older_segments_and_the_start_of_the_tail_segment() {
         let segments = [(Fake(0), 3 * MIB), (Fake(10), 2 * MIB), (Fake(20), MIB)];
-        let ranges = cold_ranges(&segments, 2 * MIB, DropCursor::default());
+        let ranges = cold_ranges(&segments, 2 * MIB, LogPosition::default());
         assert_eq!(
             ranges,
             vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, MIB)],
@@ -485,12 +467,12 @@ mod tests {
 
     #[test]
     fn drops_stay_behind_the_writeback_mark() {
-        let cursor = DropCursor {
+        let cursor = LogPosition {
             base_offset: 0,
             position: MIB,
         };
         let ranges = vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, 2 * MIB)];
-        let mark = |base_offset, position| DropCursor {
+        let mark = |base_offset, position| LogPosition {
             base_offset,
             position,
         };
@@ -511,14 +493,17 @@ mod tests {
     #[test]
     fn a_sealed_segment_behind_the_tail_goes_to_its_end() {
         let segments = [(Fake(0), 3 * MIB + 100), (Fake(10), 2 * MIB + 100)];
-        let ranges = cold_ranges(&segments, MIB, DropCursor::default());
+        let ranges = cold_ranges(&segments, MIB, LogPosition::default());
         assert_eq!(
             ranges,
             vec![(Fake(0), 0, 3 * MIB + 100), (Fake(10), 0, MIB)],
             "all of the sealed segment, its last partial page too; the active one to a page"
         );
+        // The rule itself: a segment's end takes its partial page, elsewhere a page boundary.
+        assert_eq!(drop_end(3 * MIB + 100, 3 * MIB + 100), 3 * MIB + 100);
+        assert_eq!(drop_end(MIB + 100, 3 * MIB + 100), MIB);
         // Dropped to its end: nothing more of it.
-        let cursor = DropCursor {
+        let cursor = LogPosition {
             base_offset: 0,
             position: 3 * MIB + 100,
         };
@@ -531,7 +516,7 @@ mod tests {
     #[test]
     fn ranges_reach_back_over_the_cursor_and_end_on_a_page_boundary() {
         let segments = [(Fake(10), 8 * MIB + 5000)];
-        let cursor = DropCursor {
+        let cursor = LogPosition {
             base_offset: 10,
             position: 4 * MIB,
         };
@@ -542,7 +527,7 @@ mod tests {
             vec![(Fake(10), 4 * MIB - FOLIO_BYTES_MAX, 7 * MIB + 4096)]
         );
         // Nothing new behind the tail: nothing to do.
-        let cursor = DropCursor {
+        let cursor = LogPosition {
             base_offset: 10,
             position: 7 * MIB + 4096,
         };

@@ -108,10 +108,10 @@ pub struct PartitionLog {
     /// [`super::flusher`]'s incremental writeback).
     pub(crate) writeback_pending: AtomicBool,
     /// How far the flusher has dropped this log's pages from the page cache.
-    pub(crate) drop_cursor: Mutex<super::page_cache::DropCursor>,
+    pub(crate) drop_cursor: Mutex<super::page_cache::LogPosition>,
     /// How far the flusher has started this log's writeback (the active segment's whole
-    /// pages at its last start); its drops stay behind it (`page_cache::DropLimit`).
-    pub(crate) writeback_mark: Mutex<super::page_cache::DropCursor>,
+    /// pages at its last start); its drops stay behind it (`page_cache`).
+    pub(crate) writeback_mark: Mutex<super::page_cache::LogPosition>,
     /// Log bytes past the drop cursor, which the page cache may hold: raised by appends,
     /// set by the flusher after each drop (both under the state lock). The page-cache budget
     /// is shared by these figures (`page_cache`).
@@ -572,31 +572,33 @@ impl Prepared<'_> {
 }
 
 /// `write_all` for a list of slices, at most `write_bytes_max` bytes per system call (the
-/// kernel sizes the page-cache folios of a write by its length: see
-/// [`WRITE_BYTES_MAX`]); loops on short writes (bounded: each pass writes
-/// ≥ 1 byte or fails).
+/// kernel sizes the page-cache folios of a write by its length: see [`WRITE_BYTES_MAX`]);
+/// loops on short writes (bounded: each pass writes ≥ 1 byte or fails).
 fn write_all_vectored(
     mut file: &File,
     mut slices: &mut [IoSlice<'_>],
     write_bytes_max: usize,
 ) -> io::Result<()> {
+    /// Slices per bounded write (a window of more is cut short, still within the bound).
+    const WINDOW_SLICES_MAX: usize = 64;
     IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        let total: usize = slices.iter().map(|s| s.len()).sum();
-        let result = if total <= write_bytes_max {
+    let mut left_bytes: usize = slices.iter().map(|s| s.len()).sum();
+    while left_bytes > 0 {
+        let result = if left_bytes <= write_bytes_max {
             file.write_vectored(slices)
         } else {
-            let mut window: Vec<IoSlice<'_>> = Vec::with_capacity(slices.len());
-            let mut left = write_bytes_max;
-            for slice in slices.iter() {
-                if left == 0 {
+            // The first `write_bytes_max` bytes, without allocating.
+            let mut window = [IoSlice::new(&[]); WINDOW_SLICES_MAX];
+            let (mut used, mut room) = (0, write_bytes_max);
+            for slice in slices.iter().take(WINDOW_SLICES_MAX) {
+                if room == 0 {
                     break;
                 }
-                let take = slice.len().min(left);
-                window.push(IoSlice::new(&slice[..take]));
-                left -= take;
+                let take = slice.len().min(room);
+                window[used] = IoSlice::new(&slice[..take]);
+                (used, room) = (used + 1, room - take);
             }
-            file.write_vectored(&window)
+            file.write_vectored(&window[..used])
         };
         match result {
             Ok(0) => {
@@ -605,7 +607,10 @@ fn write_all_vectored(
                     "segment write returned 0",
                 ))
             }
-            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Ok(written) => {
+                IoSlice::advance_slices(&mut slices, written);
+                left_bytes -= written;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -622,17 +627,22 @@ mod write_tests {
     #[test]
     fn a_bounded_vectored_write_writes_every_byte_in_order() {
         let parts: [&[u8]; 4] = [b"abc", b"defghij", b"", b"klmnopqrstuvwxyz"];
-        for write_bytes_max in [1, 2, 3, 5, 7, 26, 64, usize::MAX] {
-            let mut file = tempfile::tempfile().unwrap();
-            let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-            write_all_vectored(&file, &mut slices, write_bytes_max).unwrap();
-            file.rewind().unwrap();
-            let mut written = String::new();
-            file.read_to_string(&mut written).unwrap();
-            assert_eq!(
-                written, "abcdefghijklmnopqrstuvwxyz",
-                "at most {write_bytes_max}"
-            );
+        // And more one-byte slices than a bounded write's window takes.
+        let bytes: Vec<u8> = (0..200u8).collect();
+        let many: Vec<&[u8]> = bytes.chunks(1).collect();
+        for (parts, expected) in [
+            (&parts[..], b"abcdefghijklmnopqrstuvwxyz".to_vec()),
+            (&many[..], bytes.clone()),
+        ] {
+            for write_bytes_max in [1, 2, 3, 5, 7, 26, 64, 150, usize::MAX] {
+                let mut file = tempfile::tempfile().unwrap();
+                let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+                write_all_vectored(&file, &mut slices, write_bytes_max).unwrap();
+                file.rewind().unwrap();
+                let mut written = Vec::new();
+                file.read_to_end(&mut written).unwrap();
+                assert_eq!(written, expected, "at most {write_bytes_max}");
+            }
         }
     }
 }

@@ -261,8 +261,8 @@ impl PartitionLog {
             }
         };
         let read_end = position + len;
-        let read = (position, read_end);
-        self.after_cold_read(&file, read, view.size_bytes, bytes_after(read_end));
+        let range = (position, read_end);
+        self.after_cold_read(&file, range, view.size_bytes, bytes_after(read_end));
         Ok(Some(FetchRecords::Copied(Bytes::from(buffer))))
     }
 
