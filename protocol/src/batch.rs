@@ -272,7 +272,7 @@ impl RecordBatch {
 
     /// CRC-32C over attributes..end, as the batch says it should be.
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(&self.bytes[OFFSET_ATTRIBUTES..])
+        crate::crc::crc32c(&self.bytes[OFFSET_ATTRIBUTES..])
     }
 
     pub fn verify_crc(&self) -> Result<(), BatchError> {
@@ -417,7 +417,7 @@ pub fn write_batch_header(batch: &mut [u8], fields: &RawBatchFields<'_>) {
     put(&fields.base_sequence.to_be_bytes());
     put(&fields.record_count.to_be_bytes());
     debug_assert_eq!(at, BATCH_HEADER_BYTES);
-    let crc = crc32c::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+    let crc = crate::crc::crc32c(&batch[OFFSET_ATTRIBUTES..]);
     batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 

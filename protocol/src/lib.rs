@@ -4,6 +4,7 @@
 //! - [`frame`]: the 4-byte size prefix (checked against a limit before any allocation),
 //!   request header decoding by API key and version, response encoding.
 //! - [`versions`]: the one supported-versions table read by ApiVersions and the dispatcher.
+//! - [`crc`]: CRC-32C, the batches' checksum (SIMD, chosen at run time).
 //! - [`batch`]: a zero-copy view of a magic-2 record batch, CRC-32C check, offset patching.
 //! - [`records`]: a bounded, decompressing iterator over the records inside a batch.
 //! - [`builder`]: builds complete batches (any codec, CRC-32C) for clients, tests, compaction.
@@ -15,6 +16,7 @@
 pub mod batch;
 pub mod builder;
 pub mod chunked;
+pub mod crc;
 pub mod frame;
 pub mod memory;
 pub mod records;

@@ -108,7 +108,7 @@ fn encode(record: &MetadataRecord) -> Result<Vec<u8>, LogError> {
     }
     let mut out = Vec::with_capacity(RECORD_HEADER_BYTES + json.len());
     out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&json).to_be_bytes());
+    out.extend_from_slice(&runnel_protocol::crc::crc32c(&json).to_be_bytes());
     out.extend_from_slice(&json);
     Ok(out)
 }
@@ -128,7 +128,7 @@ fn decode_all(bytes: &[u8]) -> (Vec<MetadataRecord>, usize) {
         else {
             break;
         };
-        if crc32c::crc32c(json) != crc {
+        if runnel_protocol::crc::crc32c(json) != crc {
             break;
         }
         let Ok(record) = serde_json::from_slice::<MetadataRecord>(json) else {

@@ -535,7 +535,7 @@ fn log_append_time_copy(batch: &RecordBatch, offset: i64, now_ms: i64) -> Vec<u8
     copy[12..16].copy_from_slice(&0i32.to_be_bytes());
     copy[22] |= ATTR_TIMESTAMP_TYPE_LOG_APPEND;
     copy[35..43].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&copy[21..]);
+    let crc = runnel_protocol::crc::crc32c(&copy[21..]);
     copy[17..21].copy_from_slice(&crc.to_be_bytes());
     copy
 }

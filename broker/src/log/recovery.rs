@@ -222,16 +222,17 @@ fn check_header(
 
 /// CRC-32C of bytes 21..end of a batch whose header was already read.
 fn stream_crc(reader: &mut impl Read, header: &[u8], body_bytes: u64) -> io::Result<u32> {
-    let mut crc = crc32c::crc32c(&header[21..]);
+    let mut crc = runnel_protocol::crc::Crc32c::new();
+    crc.update(&header[21..]);
     let mut chunk = vec![0u8; CRC_CHUNK_BYTES];
     let mut left_bytes = body_bytes;
     while left_bytes > 0 {
         let take = left_bytes.min(CRC_CHUNK_BYTES as u64) as usize;
         reader.read_exact(&mut chunk[..take])?;
-        crc = crc32c::crc32c_append(crc, &chunk[..take]);
+        crc.update(&chunk[..take]);
         left_bytes -= take as u64;
     }
-    Ok(crc)
+    Ok(crc.value())
 }
 
 /// Rebuilds a segment's indexes from its log; truncates the log at the first damage when
