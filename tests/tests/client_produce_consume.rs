@@ -143,6 +143,44 @@ async fn acks_zero_delivers_without_offsets() {
     );
 }
 
+/// A task that produces in a tight loop (never waiting on a delivery, memory to spare)
+/// still gets its batches sent as they fill: `send` yields once per batch so the sender —
+/// and here, on one thread, the broker too — can run. Before, nothing went out until the
+/// buffer was full.
+#[tokio::test]
+async fn a_tight_producing_loop_hands_each_full_batch_to_the_sender() {
+    const BUFFER_BYTES: usize = 64 << 20;
+    const VALUE_BYTES: usize = 100;
+    let broker = TestBroker::start().await;
+    let addr = broker.addr.to_string();
+    create_topic(&addr, "tight-loop", 1).await;
+    let mut config = ProducerConfig::new(&addr);
+    config.batch_size_bytes = 16 * 1024;
+    config.buffer_memory_bytes = BUFFER_BYTES;
+    let producer = Producer::new(config).await.expect("producer");
+    let value = bytes::Bytes::from(vec![b'v'; VALUE_BYTES]);
+    // Well below what fills the buffer (each record holds more than its value).
+    let records_max = BUFFER_BYTES / VALUE_BYTES / 2;
+    let first = producer
+        .send(ProducerRecord::new("tight-loop", value.clone()))
+        .await
+        .expect("send");
+    let mut sent = 1;
+    while first.completed_at().is_none() && sent < records_max {
+        producer
+            .send(ProducerRecord::new("tight-loop", value.clone()))
+            .await
+            .expect("send");
+        sent += 1;
+    }
+    assert!(
+        first.completed_at().is_some(),
+        "the first batch was still unacknowledged after {sent} records"
+    );
+    assert_eq!(first.await.expect("delivered").offset, 0);
+    producer.flush().await.expect("flush");
+}
+
 #[tokio::test]
 async fn seek_pause_resume_and_commit() {
     let broker = TestBroker::start().await;

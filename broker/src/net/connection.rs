@@ -194,6 +194,12 @@ async fn read_requests<R: AsyncRead + Unpin>(
         if frames.send(frame).await.is_err() {
             return Ok(());
         }
+        // The applier, woken by that send, waits in this worker's next-task slot (which
+        // other workers cannot take) until this task yields — after reading the whole next
+        // frame when its bytes are already there: reading and applying then took turns on
+        // one core. Yielding lets the applier start now while another worker takes over
+        // the reading.
+        tokio::task::yield_now().await;
     }
 }
 

@@ -176,7 +176,7 @@ impl Accumulator {
         self.reserve(memory_bytes).await?;
         // At most two passes: a push given the count always goes through.
         let mut known = None;
-        let pushed = loop {
+        let (pushed, woke_sender) = loop {
             if let Some(pushed) = self.push(&record, known, memory_bytes) {
                 break pushed;
             }
@@ -185,9 +185,18 @@ impl Accumulator {
             let generation = self.cluster.topics_generation();
             match self.partition_count(&record.topic).await {
                 Ok(count) => known = Some((count, generation)),
-                Err(e) => break Err(e),
+                Err(e) => break (Err(e), false),
             }
         };
+        if woke_sender {
+            // The sender was just handed a batch (or a linger deadline). Woken from this
+            // task, it waits in this worker's next-task slot — which other workers cannot
+            // take — until this task yields, and a caller producing in a tight loop yields
+            // only when memory runs out: sealed batches sat unsent while the other core
+            // idled. Yielding once per batch lets the sender run now and this task move on
+            // from the other worker.
+            tokio::task::yield_now().await;
+        }
         match pushed {
             Ok(delivery) => {
                 self.outstanding_records.fetch_add(1, Ordering::Relaxed);
@@ -237,13 +246,14 @@ impl Accumulator {
     /// Picks the partition and adds the record to its open batch. The topic's partition
     /// count is `known` (with the cluster's topics generation it was read under) or the one
     /// kept from an earlier record while metadata has not changed; `None` when neither is
-    /// available (nothing was done).
+    /// available (nothing was done). With the record's outcome: whether the sender was woken
+    /// (a batch opened or sealed).
     fn push(
         &self,
         record: &ProducerRecord,
         known: Option<(i32, u64)>,
         memory_bytes: usize,
-    ) -> Option<Result<DeliveryFuture>> {
+    ) -> Option<(Result<DeliveryFuture>, bool)> {
         let mut queues = self.queues();
         let topic = match queues.get_mut(&record.topic) {
             Some(topic) => topic,
@@ -266,7 +276,7 @@ impl Accumulator {
         if wake_sender {
             self.wake_sender.notify_one();
         }
-        Some(pushed)
+        Some((pushed, wake_sender))
     }
 
     /// [`push`](Self::push) once the topic's partition count is known (under the queues'
