@@ -11,7 +11,10 @@
 //! files go out with `sendfile` ([`file_sends`]). At most `inflight_requests_max` requests
 //! are applied but unanswered; beyond that the applier stops taking frames and, once
 //! [`READ_AHEAD_BYTES_MAX`] (or [`FRAMES_READ_AHEAD_MAX`] frames) wait for it, the reader
-//! stops reading (TCP back-pressure).
+//! stops reading (TCP back-pressure). The reader and the applier yield after each hand-over
+//! (a frame to the applier, an answer to the writer): tokio runs a task woken by a running
+//! one from that worker's next-task slot, which other workers cannot take, so it would wait
+//! until the waker ran out of work.
 //! The connection exclusively owns its socket; it shares only the `Arc<BrokerContext>`.
 
 use std::sync::Arc;
@@ -167,6 +170,10 @@ async fn apply_requests(
             // The writer failed (client gone); its error is reported by `serve`.
             return Ok(());
         }
+        // As the reader does for this task: the writer, woken by that send, would wait in
+        // this worker's next-task slot while the applier goes on through the frames read
+        // ahead, and the client's window of requests in flight waits for those answers.
+        tokio::task::yield_now().await;
     }
     Ok(())
 }
