@@ -170,9 +170,8 @@ async fn apply_requests(
             // The writer failed (client gone); its error is reported by `serve`.
             return Ok(());
         }
-        // As the reader does for this task: the writer, woken by that send, would wait in
-        // this worker's next-task slot while the applier goes on through the frames read
-        // ahead, and the client's window of requests in flight waits for those answers.
+        // Else the writer waits while this task goes on through the frames read ahead
+        // (module docs), and the client's requests in flight wait for those answers.
         tokio::task::yield_now().await;
     }
     Ok(())
@@ -219,11 +218,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
         if frames.send((frame, room)).await.is_err() {
             return Ok(());
         }
-        // The applier, woken by that send, waits in this worker's next-task slot (which
-        // other workers cannot take) until this task yields — after reading the whole next
-        // frame when its bytes are already there: reading and applying then took turns on
-        // one core. Yielding lets the applier start now while another worker takes over
-        // the reading.
+        // Else the applier waits until this task has read the next frame too (module docs):
+        // reading and applying took turns on one core.
         tokio::task::yield_now().await;
     }
 }
