@@ -155,6 +155,8 @@ async fn a_tight_producing_loop_hands_each_full_batch_to_the_sender() {
     let addr = broker.addr.to_string();
     create_topic(&addr, "tight-loop", 1).await;
     let mut config = ProducerConfig::new(&addr);
+    // The leader's answer, not an fsync: this is about scheduling, not the disk.
+    config.acks = Acks::Leader;
     config.batch_size_bytes = 16 * 1024;
     config.buffer_memory_bytes = BUFFER_BYTES;
     let producer = Producer::new(config).await.expect("producer");
