@@ -143,7 +143,7 @@ fn tail_share(budget_bytes: u64, cached_bytes: &mut [u64]) -> u64 {
 /// A place in a partition's log: `position` bytes into the segment based at `base_offset`.
 /// The drop cursor: how far the write-side drops have reached (everything before it, every
 /// older segment included). The writeback mark: how far the flusher has started writeback.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct LogPosition {
     pub(crate) base_offset: i64,
     pub(crate) position: u64,
@@ -206,7 +206,7 @@ fn drop_range(_file: &File, _from: u64, _to: u64, _wait_for_writeback: bool) -> 
 impl PartitionLog {
     /// Drops the pages of this partition's log that lie more than `page_cache_tail_bytes`
     /// behind its end and have not been dropped yet, as far as the flusher has started their
-    /// writeback ([`within_mark`]), waiting for it to finish.
+    /// writeback (the writeback mark, [`cold_ranges`]), waiting for it to finish.
     pub(crate) fn drop_cold_pages(&self) -> io::Result<()> {
         let tail_bytes = self.ctx.page_cache.tail_bytes();
         if tail_bytes == 0 {
@@ -223,8 +223,7 @@ impl PartitionLog {
                 .range(cursor.base_offset..)
                 .map(|(_, segment)| (segment.clone(), segment.lock().size_bytes))
                 .collect();
-            let ranges = cold_ranges(&segments, tail_bytes, *cursor);
-            within_mark(ranges, *self.writeback_mark.lock(), *cursor)
+            cold_ranges(&segments, tail_bytes, *cursor, *self.writeback_mark.lock())
         };
         let dropped = self.drop_ranges(ranges, &mut cursor);
         // What is left past the cursor, under the state lock that appends count under (so
@@ -340,11 +339,14 @@ impl PartitionLog {
 }
 
 /// The byte ranges of `segments` (oldest first, with their sizes, starting at the cursor's
-/// segment) that lie more than `tail_bytes` behind the log end and past `cursor`.
+/// segment) that lie more than `tail_bytes` behind the log end, past `cursor`, and behind
+/// the writeback `mark`: whole in segments older than the mark's, up to it in the mark's
+/// segment (a page boundary), none in newer ones.
 fn cold_ranges<S: Clone + HasBase>(
     segments: &[(S, u64)],
     tail_bytes: u64,
     cursor: LogPosition,
+    mark: LogPosition,
 ) -> Vec<(S, u64, u64)> {
     let mut ranges = Vec::new();
     let mut bytes_after = 0u64;
@@ -357,6 +359,11 @@ fn cold_ranges<S: Clone + HasBase>(
     }
     cold_ends.reverse();
     for ((segment, _), cold_end) in segments.iter().zip(cold_ends) {
+        let cold_end = match segment.base_offset().cmp(&mark.base_offset) {
+            std::cmp::Ordering::Less => cold_end,
+            std::cmp::Ordering::Equal => cold_end.min(mark.position),
+            std::cmp::Ordering::Greater => break,
+        };
         let dropped = if segment.base_offset() == cursor.base_offset {
             cursor.position
         } else {
@@ -368,32 +375,6 @@ fn cold_ranges<S: Clone + HasBase>(
         }
     }
     ranges
-}
-
-/// `ranges` (from [`cold_ranges`]) cut at the writeback `mark`: whole for segments older than
-/// the mark's, up to it in the mark's segment, none in newer ones; a range the cut leaves
-/// nothing new in (at or before the `cursor`) goes.
-fn within_mark<S: Clone + HasBase>(
-    ranges: Vec<(S, u64, u64)>,
-    mark: LogPosition,
-    cursor: LogPosition,
-) -> Vec<(S, u64, u64)> {
-    ranges
-        .into_iter()
-        .filter_map(|(segment, from, to)| {
-            let base = segment.base_offset();
-            let to = match base.cmp(&mark.base_offset) {
-                std::cmp::Ordering::Less => to,
-                std::cmp::Ordering::Equal => to.min(mark.position),
-                std::cmp::Ordering::Greater => return None,
-            };
-            let dropped = match base == cursor.base_offset {
-                true => cursor.position,
-                false => 0,
-            };
-            (to > dropped).then_some((segment, from, to))
-        })
-        .collect()
 }
 
 /// A segment's base offset (so [`cold_ranges`] can be tested without files).
@@ -420,6 +401,11 @@ mod tests {
     }
 
     const MIB: u64 = 1 << 20;
+    /// A writeback mark past every test segment: no cut.
+    const ALL: LogPosition = LogPosition {
+        base_offset: i64::MAX,
+        position: 0,
+    };
 
     #[test]
     fn the_budget_is_water_filled_over_the_partitions_cached_bytes() {
@@ -451,13 +437,13 @@ mod tests {
     #[test]
     fn a_log_shorter_than_the_tail_keeps_everything() {
         let segments = [(Fake(0), 3 * MIB), (Fake(10), MIB)];
-        assert!(cold_ranges(&segments, 4 * MIB, LogPosition::default()).is_empty());
+        assert!(cold_ranges(&segments, 4 * MIB, LogPosition::default(), ALL).is_empty());
     }
 
     #[test]
     fn the_cold_part_spans_older_segments_and_the_start_of_the_tail_segment() {
         let segments = [(Fake(0), 3 * MIB), (Fake(10), 2 * MIB), (Fake(20), MIB)];
-        let ranges = cold_ranges(&segments, 2 * MIB, LogPosition::default());
+        let ranges = cold_ranges(&segments, 2 * MIB, LogPosition::default(), ALL);
         assert_eq!(
             ranges,
             vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, MIB)],
@@ -467,33 +453,41 @@ mod tests {
 
     #[test]
     fn drops_stay_behind_the_writeback_mark() {
+        // Cold: all of the older segment, the newer one up to 2 MiB; dropped up to 1 MiB.
+        let segments = [(Fake(0), 3 * MIB), (Fake(10), 3 * MIB)];
         let cursor = LogPosition {
             base_offset: 0,
             position: MIB,
         };
-        let ranges = vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, 2 * MIB)];
-        let mark = |base_offset, position| LogPosition {
-            base_offset,
-            position,
+        let from = MIB.saturating_sub(FOLIO_BYTES_MAX);
+        let ranges = |base_offset, position| {
+            let mark = LogPosition {
+                base_offset,
+                position,
+            };
+            cold_ranges(&segments, MIB, cursor, mark)
         };
         // In the newer segment: all of the older one, the newer one up to the mark.
         assert_eq!(
-            within_mark(ranges.clone(), mark(10, MIB), cursor),
-            vec![(Fake(0), 0, 3 * MIB), (Fake(10), 0, MIB)]
+            ranges(10, MIB),
+            vec![(Fake(0), from, 3 * MIB), (Fake(10), 0, MIB)]
+        );
+        // Past the cold part: the cold part.
+        assert_eq!(
+            ranges(10, 3 * MIB),
+            vec![(Fake(0), from, 3 * MIB), (Fake(10), 0, 2 * MIB)]
         );
         // In the older segment: up to the mark there, nothing of the newer one.
-        assert_eq!(
-            within_mark(ranges.clone(), mark(0, 2 * MIB), cursor),
-            vec![(Fake(0), 0, 2 * MIB)]
-        );
-        // At or behind the cursor: nothing new to drop.
-        assert!(within_mark(ranges, mark(0, MIB), cursor).is_empty());
+        assert_eq!(ranges(0, 2 * MIB), vec![(Fake(0), from, 2 * MIB)]);
+        // At or behind the cursor, or nothing written back yet: nothing new to drop.
+        assert!(ranges(0, MIB).is_empty());
+        assert!(ranges(0, 0).is_empty());
     }
 
     #[test]
     fn a_sealed_segment_behind_the_tail_goes_to_its_end() {
         let segments = [(Fake(0), 3 * MIB + 100), (Fake(10), 2 * MIB + 100)];
-        let ranges = cold_ranges(&segments, MIB, LogPosition::default());
+        let ranges = cold_ranges(&segments, MIB, LogPosition::default(), ALL);
         assert_eq!(
             ranges,
             vec![(Fake(0), 0, 3 * MIB + 100), (Fake(10), 0, MIB)],
@@ -508,7 +502,7 @@ mod tests {
             position: 3 * MIB + 100,
         };
         assert_eq!(
-            cold_ranges(&segments, MIB, cursor),
+            cold_ranges(&segments, MIB, cursor, ALL),
             vec![(Fake(10), 0, MIB)]
         );
     }
@@ -520,7 +514,7 @@ mod tests {
             base_offset: 10,
             position: 4 * MIB,
         };
-        let ranges = cold_ranges(&segments, MIB, cursor);
+        let ranges = cold_ranges(&segments, MIB, cursor, ALL);
         // From one largest folio before the cursor (it may straddle the last drop's end).
         assert_eq!(
             ranges,
@@ -531,6 +525,6 @@ mod tests {
             base_offset: 10,
             position: 7 * MIB + 4096,
         };
-        assert!(cold_ranges(&segments, MIB, cursor).is_empty());
+        assert!(cold_ranges(&segments, MIB, cursor, ALL).is_empty());
     }
 }

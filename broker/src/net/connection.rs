@@ -144,9 +144,8 @@ pub async fn serve(
     let (queue_tx, queue_rx) = mpsc::channel(limits.inflight_requests_max);
     let mut writer_task = AbortOnDrop(tokio::spawn(write_responses(writer, queue_rx)));
     let (frames_tx, frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
-    let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES_MAX));
     let mut applier_task = AbortOnDrop(tokio::spawn(apply_requests(context, frames_rx, queue_tx)));
-    let read_result = read_requests(reader, &limits, shutdown, frames_tx, read_ahead).await;
+    let read_result = read_requests(reader, &limits, shutdown, frames_tx).await;
     // The reader dropped its sender: the applier applies every frame read, then ends and
     // drops its sender; the writer answers everything queued, then ends.
     let apply_result = (&mut applier_task.0).await.map_err(std::io::Error::other)?;
@@ -166,15 +165,24 @@ async fn apply_requests(
         let Some(outbound) = apply(&context, frame)? else {
             continue;
         };
-        if queue.send(outbound).await.is_err() {
+        if !hand_over(&queue, outbound).await {
             // The writer failed (client gone); its error is reported by `serve`.
             return Ok(());
         }
-        // Else the writer waits while this task goes on through the frames read ahead
-        // (module docs), and the client's requests in flight wait for those answers.
-        tokio::task::yield_now().await;
     }
     Ok(())
+}
+
+/// Hands `item` to the next half of the connection, then yields (module docs): else that
+/// half waits until this task runs out of work — the applier until the reader has read the
+/// next frame too, the writer until the applier has gone through the frames read ahead.
+/// False when that half is gone.
+async fn hand_over<T>(to: &mpsc::Sender<T>, item: T) -> bool {
+    if to.send(item).await.is_err() {
+        return false;
+    }
+    tokio::task::yield_now().await;
+    true
 }
 
 /// A frame for the applier, with the read-ahead room it holds until it is applied.
@@ -186,8 +194,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
     limits: &ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
     frames: mpsc::Sender<ReadFrame>,
-    read_ahead: Arc<Semaphore>,
 ) -> Result<(), ConnectionError> {
+    let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES_MAX));
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -215,12 +223,9 @@ async fn read_requests<R: AsyncRead + Unpin>(
         let Ok(room) = read_ahead.clone().acquire_many_owned(room_bytes).await else {
             return Ok(());
         };
-        if frames.send((frame, room)).await.is_err() {
+        if !hand_over(&frames, (frame, room)).await {
             return Ok(());
         }
-        // Else the applier waits until this task has read the next frame too (module docs):
-        // reading and applying took turns on one core.
-        tokio::task::yield_now().await;
     }
 }
 
@@ -377,54 +382,52 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    /// The reader stops once [`READ_AHEAD_BYTES_MAX`] of frames wait to be applied, and goes
-    /// on when one of them is.
+    /// The reader stops once [`READ_AHEAD_BYTES_MAX`] of frames wait to be applied (a
+    /// larger frame waits alone), and goes on when one of them is.
     #[tokio::test]
     async fn reading_stops_at_the_read_ahead_bound() {
-        const FRAME_BYTES: usize = 1024 * 1024;
-        let frames_fitting = READ_AHEAD_BYTES_MAX / FRAME_BYTES;
-        let (mut client, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(async move {
-            let body = vec![7u8; FRAME_BYTES];
-            for _ in 0..frames_fitting + 3 {
-                client
-                    .write_all(&(FRAME_BYTES as u32).to_be_bytes())
-                    .await?;
-                client.write_all(&body).await?;
-            }
-            // Keep the connection open while the reader waits.
-            std::future::pending::<()>().await;
-            Ok::<_, std::io::Error>(())
-        });
-        let limits = ConnectionLimits {
-            max_request_bytes: 2 * FRAME_BYTES,
-            request_timeout_ms: 30_000,
-            inflight_requests_max: 64,
-        };
-        let (_shutdown_tx, shutdown) = watch::channel(false);
-        let (frames_tx, mut frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
-        let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES_MAX));
-        tokio::spawn(async move {
-            read_requests(server, &limits, shutdown, frames_tx, read_ahead).await
-        });
-        // All that fit arrive; the one after them is read but waits for room.
-        wait_until(|| frames_rx.len() >= frames_fitting).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(frames_rx.len(), frames_fitting, "read past the bound");
-        // Applying one frame (dropping its room) lets exactly one more through.
-        let (frame, room) = frames_rx.recv().await.expect("a frame");
-        assert_eq!(frame.len(), FRAME_BYTES);
-        drop(room);
-        wait_until(|| frames_rx.len() >= frames_fitting).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(frames_rx.len(), frames_fitting, "read past the bound");
+        const MIB: usize = 1024 * 1024;
+        let larger = READ_AHEAD_BYTES_MAX + MIB;
+        for (frame_bytes, fitting) in [(MIB, READ_AHEAD_BYTES_MAX / MIB), (larger, 1)] {
+            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            tokio::spawn(async move {
+                let body = vec![7u8; frame_bytes];
+                for _ in 0..fitting + 3 {
+                    client
+                        .write_all(&(frame_bytes as u32).to_be_bytes())
+                        .await?;
+                    client.write_all(&body).await?;
+                }
+                // Keep the connection open while the reader waits.
+                std::future::pending::<()>().await;
+                Ok::<_, std::io::Error>(())
+            });
+            let limits = ConnectionLimits {
+                max_request_bytes: 2 * larger,
+                request_timeout_ms: 30_000,
+                inflight_requests_max: 64,
+            };
+            let (_shutdown_tx, shutdown) = watch::channel(false);
+            let (frames_tx, mut frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
+            tokio::spawn(async move { read_requests(server, &limits, shutdown, frames_tx).await });
+            // All that fit arrive; the one after them is read but waits for room.
+            waiting_settles_at(&frames_rx, fitting).await;
+            // Applying one frame (dropping its room) lets exactly one more through.
+            let (frame, room) = frames_rx.recv().await.expect("a frame");
+            assert_eq!(frame.len(), frame_bytes);
+            drop(room);
+            waiting_settles_at(&frames_rx, fitting).await;
+        }
     }
 
-    async fn wait_until(mut done: impl FnMut() -> bool) {
+    /// Waits (at most 10 s) until `count` frames wait, then checks no more come.
+    async fn waiting_settles_at(frames: &mpsc::Receiver<ReadFrame>, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(Instant::now() < deadline, "condition not reached in 10 s");
+        while frames.len() < count {
+            assert!(Instant::now() < deadline, "{count} frames never arrived");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(frames.len(), count, "read past the bound");
     }
 }
