@@ -25,6 +25,8 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
     pub const SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
     pub const INFLIGHT_REQUESTS_MAX: usize = 64;
+    /// Room for a hundred producers' usual 5 MiB of requests read ahead.
+    pub const QUEUED_REQUEST_BYTES_MAX: usize = 512 * 1024 * 1024;
     pub const RETENTION_CHECK_INTERVAL_MS: u64 = 5 * 60 * 1000;
     pub const OPEN_SEGMENTS_MAX: usize = 4_096;
     /// The recent data of the partitions being written shares 64 MiB of page cache (see
@@ -89,6 +91,11 @@ pub struct BrokerArgs {
     /// Requests applied but not yet answered, per connection [default: 64].
     #[arg(long, env = "RUNNEL_INFLIGHT_REQUESTS_MAX")]
     pub inflight_requests_max: Option<usize>,
+    /// Bytes of request frames read (or being read) and not yet applied, across all
+    /// connections; at the bound connections stop reading until requests are applied (a
+    /// larger frame waits for all of it) [default: 536870912].
+    #[arg(long, env = "RUNNEL_QUEUED_REQUEST_BYTES_MAX")]
+    pub queued_request_bytes_max: Option<usize>,
     /// Bytes request handlers may decompress at once across all connections (key checks of
     /// compacted topics); beyond it a produce waits briefly, then fails with
     /// REQUEST_TIMED_OUT, which clients retry [default: 268435456].
@@ -193,6 +200,8 @@ pub struct BrokerConfig {
     pub shutdown_timeout_ms: u64,
     /// Requests applied but not yet answered, per connection.
     pub inflight_requests_max: usize,
+    /// Bytes of request frames read and not yet applied, across all connections.
+    pub queued_request_bytes_max: usize,
     /// Bytes request handlers may decompress at once, across all connections.
     pub decompression_bytes_max: usize,
     pub retention_check_interval_ms: u64,
@@ -224,6 +233,7 @@ impl BrokerConfig {
             request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
             shutdown_timeout_ms: defaults::SHUTDOWN_TIMEOUT_MS,
             inflight_requests_max: defaults::INFLIGHT_REQUESTS_MAX,
+            queued_request_bytes_max: defaults::QUEUED_REQUEST_BYTES_MAX,
             decompression_bytes_max: defaults::DECOMPRESSION_BYTES_MAX,
             retention_check_interval_ms: defaults::RETENTION_CHECK_INTERVAL_MS,
             open_segments_max: defaults::OPEN_SEGMENTS_MAX,
@@ -276,6 +286,9 @@ impl BrokerArgs {
             inflight_requests_max: self
                 .inflight_requests_max
                 .or(fallback.inflight_requests_max),
+            queued_request_bytes_max: self
+                .queued_request_bytes_max
+                .or(fallback.queued_request_bytes_max),
             decompression_bytes_max: self
                 .decompression_bytes_max
                 .or(fallback.decompression_bytes_max),
@@ -348,6 +361,9 @@ impl BrokerArgs {
         config.inflight_requests_max = self
             .inflight_requests_max
             .unwrap_or(config.inflight_requests_max);
+        config.queued_request_bytes_max = self
+            .queued_request_bytes_max
+            .unwrap_or(config.queued_request_bytes_max);
         config.decompression_bytes_max = self
             .decompression_bytes_max
             .unwrap_or(config.decompression_bytes_max);
@@ -454,6 +470,10 @@ fn validate(config: &BrokerConfig) -> Result<(), ConfigError> {
     if config.inflight_requests_max == 0 {
         return invalid("inflight-requests-max", "must be > 0");
     }
+    // Frames are at most `i32::MAX` bytes and a wait takes at most `u32::MAX` permits.
+    if config.queued_request_bytes_max == 0 || config.queued_request_bytes_max > i32::MAX as usize {
+        return invalid("queued-request-bytes-max", "must be in 1..=2147483647");
+    }
     if config.decompression_bytes_max == 0 {
         return invalid("decompression-bytes-max", "must be > 0");
     }
@@ -512,6 +532,7 @@ const KAFKA_ALIASES: &[(&str, &str)] = &[
     ("broker.id", "node-id"),
     ("auto.create.topics.enable", "auto-create-topics"),
     ("socket.request.max.bytes", "max-request-bytes"),
+    ("queued.max.request.bytes", "queued-request-bytes-max"),
     ("message.max.bytes", "message-max-bytes"),
     (
         "log.retention.check.interval.ms",

@@ -8,6 +8,7 @@ fn defaults_apply_when_nothing_is_given() {
     assert_eq!(config.listen, defaults::LISTEN);
     assert_eq!(config.data_dir, PathBuf::from(defaults::DATA_DIR));
     assert_eq!(config.max_request_bytes, 104_857_600);
+    assert_eq!(config.queued_request_bytes_max, 536_870_912);
     assert!(config.auto_create_topics);
     assert!(config.topic_defaults.is_empty());
 }
@@ -19,7 +20,8 @@ fn flags_override_the_file_and_the_file_overrides_defaults() {
     std::fs::write(
         &path,
         "# comment\nlog.dirs=/var/runnel\nnum.partitions=3\nlisten=0.0.0.0:9000\n\
-         auto.create.topics.enable=false\nlog.retention.ms=1000\n",
+         auto.create.topics.enable=false\nlog.retention.ms=1000\n\
+         queued.max.request.bytes=8388608\n",
     )
     .unwrap();
     let config = BrokerConfig::from_args([
@@ -35,6 +37,7 @@ fn flags_override_the_file_and_the_file_overrides_defaults() {
     assert_eq!(config.data_dir, PathBuf::from("/var/runnel"));
     assert_eq!(config.num_partitions, 5);
     assert_eq!(config.inflight_requests_max, 8);
+    assert_eq!(config.queued_request_bytes_max, 8 * 1024 * 1024);
     assert_eq!(config.listen, "0.0.0.0:9000");
     assert!(!config.auto_create_topics);
     assert_eq!(
@@ -51,6 +54,8 @@ fn bad_values_are_rejected() {
     assert!(BrokerConfig::from_args(["b", "--num-partitions", "0"]).is_err());
     assert!(BrokerConfig::from_args(["b", "--listen", "nocolon"]).is_err());
     assert!(BrokerConfig::from_args(["b", "--max-request-bytes", "3"]).is_err());
+    assert!(BrokerConfig::from_args(["b", "--queued-request-bytes-max", "0"]).is_err());
+    assert!(BrokerConfig::from_args(["b", "--queued-request-bytes-max", "4294967296"]).is_err());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.properties");
     std::fs::write(&path, "no.such.setting=1\n").unwrap();

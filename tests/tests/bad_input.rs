@@ -1,5 +1,6 @@
 //! Hostile and broken input: bad frame sizes, unknown keys and versions, truncated headers,
-//! lying array counts, corrupt or malformed batches, stalled frames, the connection cap.
+//! lying array counts, corrupt or malformed batches, stalled frames, the connection cap,
+//! the shared bound on request frames held.
 //! After each, the broker still serves a fresh connection.
 
 #![allow(clippy::unwrap_used)]
@@ -11,7 +12,9 @@ use bad_input_common::{
 };
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::ApiVersionsRequest;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
 use runnel_tests::records::values;
 use runnel_tests::requests::metadata;
@@ -148,6 +151,60 @@ async fn connections_beyond_the_limit_are_closed() {
         }
     }
     assert!(served);
+}
+
+/// Frames read and not yet applied, across connections, stay within
+/// `queued_request_bytes_max`: a frame announced at the whole bound and stalled holds it, so
+/// another connection's request waits unread (counted and shown in `/metrics`) and is
+/// answered once the stalled one goes; a produce larger than the bound is read alone.
+#[tokio::test]
+async fn request_frames_of_all_connections_stay_within_the_shared_bound() {
+    const BOUND: usize = 1024 * 1024;
+    let broker = TestBroker::start_with(|c| {
+        c.queued_request_bytes_max = BOUND;
+        c.max_request_bytes = 4 * BOUND;
+        c.topic_defaults
+            .insert("max.message.bytes".into(), (2 * BOUND).to_string());
+    })
+    .await;
+    let mut stalled = broker.client().await;
+    stalled.send_raw(&(BOUND as i32).to_be_bytes()).await;
+    stalled.send_raw(&[0, 18, 0, 0]).await;
+    metric_reaches(&broker, "runnel_request_queue_bytes", BOUND as f64).await;
+    let mut waiting = broker.client().await;
+    waiting
+        .write_request(&ApiVersionsRequest::default(), 0)
+        .await;
+    metric_reaches(&broker, "runnel_request_memory_waits_total", 1.0).await;
+    assert!(waiting.is_silent_for(Duration::from_millis(300)).await);
+    drop(stalled);
+    let (_, versions) = waiting.read_response::<ApiVersionsResponse>(0).await;
+    assert_eq!(versions.error_code, 0);
+    let big = "x".repeat(3 * BOUND / 2);
+    waiting.send(metadata(Some(&["big"])), 12).await;
+    assert_eq!(produce_error(&mut waiting, "big", values(&[&big])).await, 0);
+    assert_eq!(end_offset(&mut waiting, "big").await, 1);
+    metric_reaches(&broker, "runnel_request_queue_bytes", 0.0).await;
+}
+
+/// Waits (at most 10 s) until the broker's `/metrics` shows `series` at `expected`.
+async fn metric_reaches(broker: &TestBroker, series: &str, expected: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = broker.http_get("/metrics").await;
+        let value = page
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if value == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {value:?}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ pub async fn broker(State(state): State<HttpState>) -> JsonResult {
             "http_listen": c.http_listen,
             "max_connections": c.max_connections,
             "max_request_bytes": c.max_request_bytes,
+            "queued_request_bytes_max": c.queued_request_bytes_max,
+            "inflight_requests_max": c.inflight_requests_max,
             "auto_create_topics": c.auto_create_topics,
             "num_partitions": c.num_partitions,
             "request_timeout_ms": c.request_timeout_ms,

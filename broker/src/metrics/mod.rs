@@ -67,6 +67,10 @@ pub struct ConnectionMetrics {
     pub rejected: Counter,
     pub closed: Counter,
     pub open: Gauge,
+    /// Bytes of request frames read (or being read) and not yet applied, all connections.
+    pub request_queue_bytes: Gauge,
+    /// Frames whose reading waited for room under `queued_request_bytes_max`.
+    pub request_memory_waits: Counter,
 }
 
 /// One broker's metrics: its own recorder, the handles the hot paths use, and what the
@@ -98,6 +102,10 @@ impl BrokerMetrics {
             describe(&recorder, name, Unit::Count, help);
             recorder.register_counter(&Key::from_static_name(name), &METADATA)
         };
+        let gauge = |name: &'static str, unit: Unit, help: &'static str| {
+            describe(&recorder, name, unit, help);
+            recorder.register_gauge(&Key::from_static_name(name), &METADATA)
+        };
         let connections = ConnectionMetrics {
             accepted: counter(
                 "runnel_connections_accepted_total",
@@ -111,16 +119,21 @@ impl BrokerMetrics {
                 "runnel_connections_closed_total",
                 "Kafka connections that ended",
             ),
-            open: {
-                describe(
-                    &recorder,
-                    "runnel_connections_open",
-                    Unit::Count,
-                    "Kafka connections open now",
-                );
-                recorder
-                    .register_gauge(&Key::from_static_name("runnel_connections_open"), &METADATA)
-            },
+            open: gauge(
+                "runnel_connections_open",
+                Unit::Count,
+                "Kafka connections open now",
+            ),
+            request_queue_bytes: gauge(
+                "runnel_request_queue_bytes",
+                Unit::Bytes,
+                "Bytes of request frames read or being read and not yet applied, across \
+                 connections (bounded by queued-request-bytes-max)",
+            ),
+            request_memory_waits: counter(
+                "runnel_request_memory_waits_total",
+                "Request frames whose reading waited for room under queued-request-bytes-max",
+            ),
         };
         describe(
             &recorder,

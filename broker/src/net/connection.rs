@@ -11,7 +11,9 @@
 //! files go out with `sendfile` ([`file_sends`]). At most `inflight_requests_max` requests
 //! are applied but unanswered; beyond that the applier stops taking frames and, once
 //! [`READ_AHEAD_BYTES_MAX`] (or [`FRAMES_READ_AHEAD_MAX`] frames) wait for it, the reader
-//! stops reading (TCP back-pressure). The reader and the applier yield after each hand-over
+//! stops reading (TCP back-pressure). Across connections, frames read and not yet applied
+//! are bounded by `queued_request_bytes_max` ([`request_memory`](super::request_memory)): the reader takes room
+//! for a frame there before reading its body. The reader and the applier yield after each hand-over
 //! (a frame to the applier, an answer to the writer): tokio runs a task woken by a running
 //! one from that worker's next-task slot, which other workers cannot take, so it would wait
 //! until the waker ran out of work.
@@ -33,7 +35,9 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, Answer, BrokerContext, Completion};
 use crate::config::BrokerConfig;
+use crate::metrics::ConnectionMetrics;
 use crate::net::file_sends::{self, Piece, PlaceholderError};
+use crate::net::request_memory::{RequestMemory, RequestRoom};
 
 /// First allocation for a frame body larger than [`FRAME_EAGER_BYTES_MAX`]; it grows as
 /// bytes actually arrive, so a client that announces a huge frame and sends nothing holds
@@ -56,20 +60,28 @@ const FRAMES_READ_AHEAD_MAX: usize = 16;
 /// Bytes buffered before the writer flushes even when more responses are queued.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Per-connection bounds, copied from the broker config.
+/// Per-connection bounds, copied from the broker config, and the room for request frames
+/// that all connections share.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     pub max_request_bytes: usize,
     pub request_timeout_ms: u64,
     pub inflight_requests_max: usize,
+    pub request_memory: Arc<RequestMemory>,
 }
 
 impl ConnectionLimits {
-    pub fn from_config(config: &BrokerConfig) -> ConnectionLimits {
+    /// Limits for every connection of one broker (clones share the request memory).
+    pub fn from_config(config: &BrokerConfig, metrics: &ConnectionMetrics) -> ConnectionLimits {
         ConnectionLimits {
             max_request_bytes: config.max_request_bytes,
             request_timeout_ms: config.request_timeout_ms,
             inflight_requests_max: config.inflight_requests_max,
+            request_memory: Arc::new(RequestMemory::new(
+                config.queued_request_bytes_max,
+                metrics.request_queue_bytes.clone(),
+                metrics.request_memory_waits.clone(),
+            )),
         }
     }
 }
@@ -160,8 +172,8 @@ async fn apply_requests(
     mut frames: mpsc::Receiver<ReadFrame>,
     queue: mpsc::Sender<Outbound>,
 ) -> Result<(), ConnectionError> {
-    // Each frame's read-ahead room is given back once it is applied.
-    while let Some((frame, _read_ahead_room)) = frames.recv().await {
+    // Each frame's room is given back once it is applied.
+    while let Some((frame, _room)) = frames.recv().await {
         let Some(outbound) = apply(&context, frame)? else {
             continue;
         };
@@ -185,8 +197,9 @@ async fn hand_over<T>(to: &mpsc::Sender<T>, item: T) -> bool {
     true
 }
 
-/// A frame for the applier, with the read-ahead room it holds until it is applied.
-type ReadFrame = (Bytes, OwnedSemaphorePermit);
+/// A frame for the applier, with the room it holds until it is applied: among this
+/// connection's frames read ahead, and among all connections' frames.
+type ReadFrame = (Bytes, (OwnedSemaphorePermit, RequestRoom));
 
 /// Reads frames for the applier until EOF, an error, shutdown, or the applier's end.
 async fn read_requests<R: AsyncRead + Unpin>(
@@ -212,34 +225,56 @@ async fn read_requests<R: AsyncRead + Unpin>(
             return Ok(());
         }
         let timeout = Duration::from_millis(limits.request_timeout_ms);
-        let frame = tokio::time::timeout(
+        let timed_out = |_| ConnectionError::Timeout(limits.request_timeout_ms);
+        let size_bytes = tokio::time::timeout(
             timeout,
-            read_frame(&mut reader, prefix, first_bytes, limits),
+            read_frame_size(&mut reader, prefix, first_bytes, limits),
         )
         .await
-        .map_err(|_| ConnectionError::Timeout(limits.request_timeout_ms))??;
-        // Room for it among the frames waiting (all of it, for a frame larger than the bound).
+        .map_err(timed_out)??;
+        // Room for all of it among every connection's frames before reading the body; the
+        // wait is not the client's stall, so the request timeout starts after it.
+        let shared_room = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = frames.closed() => return Ok(()),
+            room = limits.request_memory.reserve(size_bytes) => room,
+        };
+        let Some(shared_room) = shared_room else {
+            return Ok(());
+        };
+        let frame = tokio::time::timeout(timeout, read_frame_body(&mut reader, size_bytes))
+            .await
+            .map_err(timed_out)??;
+        // Room for it among this connection's frames waiting (all of it, for a frame larger
+        // than the bound).
         let room_bytes = frame.len().clamp(1, READ_AHEAD_BYTES_MAX) as u32;
         let Ok(room) = read_ahead.clone().acquire_many_owned(room_bytes).await else {
             return Ok(());
         };
-        if !hand_over(&frames, (frame, room)).await {
+        if !hand_over(&frames, (frame, (room, shared_room))).await {
             return Ok(());
         }
     }
 }
 
-/// Reads the rest of the size prefix and the frame body it announces.
-async fn read_frame<R: AsyncRead + Unpin>(
+/// Reads the rest of the size prefix and checks the size it announces.
+async fn read_frame_size<R: AsyncRead + Unpin>(
     reader: &mut R,
     mut prefix: [u8; 4],
     prefix_bytes_read: usize,
     limits: &ConnectionLimits,
-) -> Result<Bytes, ConnectionError> {
+) -> Result<usize, ConnectionError> {
     if let Some(rest) = prefix.get_mut(prefix_bytes_read..) {
         reader.read_exact(rest).await?;
     }
-    let size_bytes = frame_size(prefix, limits.max_request_bytes)?;
+    Ok(frame_size(prefix, limits.max_request_bytes)?)
+}
+
+/// Reads a frame body of `size_bytes`.
+async fn read_frame_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size_bytes: usize,
+) -> Result<Bytes, ConnectionError> {
     if size_bytes <= FRAME_EAGER_BYTES_MAX {
         // Straight into a buffer of the frame's size. (`read_to_end` into an exactly sized
         // buffer reallocates — copies — it once it is full, to probe for the end: that was
@@ -389,45 +424,114 @@ mod tests {
         const MIB: usize = 1024 * 1024;
         let larger = READ_AHEAD_BYTES_MAX + MIB;
         for (frame_bytes, fitting) in [(MIB, READ_AHEAD_BYTES_MAX / MIB), (larger, 1)] {
-            let (mut client, server) = tokio::io::duplex(64 * 1024);
-            tokio::spawn(async move {
-                let body = vec![7u8; frame_bytes];
-                for _ in 0..fitting + 3 {
-                    client
-                        .write_all(&(frame_bytes as u32).to_be_bytes())
-                        .await?;
-                    client.write_all(&body).await?;
-                }
-                // Keep the connection open while the reader waits.
-                std::future::pending::<()>().await;
-                Ok::<_, std::io::Error>(())
-            });
-            let limits = ConnectionLimits {
-                max_request_bytes: 2 * larger,
-                request_timeout_ms: 30_000,
-                inflight_requests_max: 64,
-            };
-            let (_shutdown_tx, shutdown) = watch::channel(false);
-            let (frames_tx, mut frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
-            tokio::spawn(async move { read_requests(server, &limits, shutdown, frames_tx).await });
+            let limits = limits(2 * larger, 4 * larger);
+            let mut frames = [spawn_reader(
+                client_sending(frame_bytes, fitting + 3),
+                limits,
+            )];
             // All that fit arrive; the one after them is read but waits for room.
-            waiting_settles_at(&frames_rx, fitting).await;
+            waiting_settles_at(&frames, fitting).await;
             // Applying one frame (dropping its room) lets exactly one more through.
-            let (frame, room) = frames_rx.recv().await.expect("a frame");
-            assert_eq!(frame.len(), frame_bytes);
-            drop(room);
-            waiting_settles_at(&frames_rx, fitting).await;
+            apply_one(&mut frames[0], frame_bytes).await;
+            waiting_settles_at(&frames, fitting).await;
         }
     }
 
-    /// Waits (at most 10 s) until `count` frames wait, then checks no more come.
-    async fn waiting_settles_at(frames: &mpsc::Receiver<ReadFrame>, count: usize) {
+    /// Across connections, frames read and not applied stay within the shared room; a
+    /// frame larger than it is read alone; applying one lets one more through.
+    #[tokio::test]
+    async fn reading_stops_at_the_broker_wide_bound() {
+        const SMALL: usize = 256 * 1024;
+        let shared_bytes = 3 * SMALL;
+        let large = shared_bytes + 1024;
+        let limits = limits(8 * shared_bytes, shared_bytes);
+        let reader =
+            |frame_bytes, count| spawn_reader(client_sending(frame_bytes, count), limits.clone());
+        let mut frames = vec![reader(SMALL, 6), reader(SMALL, 6)];
+        // Three small frames fit, wherever they came from; nothing else is read.
+        waiting_settles_at(&frames, 3).await;
+        assert_eq!(limits.request_memory.available_bytes(), 0);
+        frames.push(reader(large, 1));
+        // Apply small frames as they come until the large one gets its turn: then it is
+        // read alone, and the small ones after it wait for it.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while frames.len() < count {
+        while frames[2].is_empty() {
+            assert!(Instant::now() < deadline, "the large frame never got room");
+            for connection in &mut frames[..2] {
+                if !connection.is_empty() {
+                    apply_one(connection, SMALL).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        waiting_settles_at(&frames, 1).await;
+        apply_one(&mut frames[2], large).await;
+        waiting_settles_at(&frames, 3).await;
+    }
+
+    fn limits(max_request_bytes: usize, shared_bytes: usize) -> ConnectionLimits {
+        ConnectionLimits {
+            max_request_bytes,
+            request_timeout_ms: 30_000,
+            inflight_requests_max: 64,
+            request_memory: Arc::new(RequestMemory::new(
+                shared_bytes,
+                metrics::Gauge::noop(),
+                metrics::Counter::noop(),
+            )),
+        }
+    }
+
+    /// The server end of a connection whose client sends `count` frames of `frame_bytes`
+    /// and then stays open.
+    fn client_sending(frame_bytes: usize, count: usize) -> tokio::io::DuplexStream {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let body = vec![7u8; frame_bytes];
+            for _ in 0..count {
+                client
+                    .write_all(&(frame_bytes as u32).to_be_bytes())
+                    .await?;
+                client.write_all(&body).await?;
+            }
+            // Keep the connection open while the reader waits.
+            std::future::pending::<()>().await;
+            Ok::<_, std::io::Error>(())
+        });
+        server
+    }
+
+    /// Runs a reader on `server`; the frames it hands over wait in the receiver.
+    fn spawn_reader(
+        server: tokio::io::DuplexStream,
+        limits: ConnectionLimits,
+    ) -> mpsc::Receiver<ReadFrame> {
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (frames_tx, frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
+        tokio::spawn(async move {
+            let _shutdown_tx = shutdown_tx;
+            read_requests(server, &limits, shutdown, frames_tx).await
+        });
+        frames_rx
+    }
+
+    /// Takes the next waiting frame and drops it with its room, as the applier does.
+    async fn apply_one(frames: &mut mpsc::Receiver<ReadFrame>, frame_bytes: usize) {
+        let (frame, room) = frames.recv().await.expect("a frame");
+        assert_eq!(frame.len(), frame_bytes);
+        drop(room);
+    }
+
+    /// Waits (at most 10 s) until `count` frames wait in all of `frames` together, then
+    /// checks no more come.
+    async fn waiting_settles_at(frames: &[mpsc::Receiver<ReadFrame>], count: usize) {
+        let waiting = || frames.iter().map(mpsc::Receiver::len).sum::<usize>();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while waiting() < count {
             assert!(Instant::now() < deadline, "{count} frames never arrived");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(frames.len(), count, "read past the bound");
+        assert_eq!(waiting(), count, "read past the bound");
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod connection;
 pub mod file_sends;
+pub mod request_memory;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -257,7 +258,7 @@ async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(config.max_connections));
-    let limits = ConnectionLimits::from_config(&config);
+    let limits = ConnectionLimits::from_config(&config, &context.metrics.connections);
     let mut accept_loops = JoinSet::new();
     for listener in listeners {
         let acceptor = Acceptor {
