@@ -321,12 +321,38 @@ impl PartitionLog {
             first_dirty,
             segment_past_horizon: false,
         };
+        if let Some(last) = cleanable.last() {
+            self.record_durable_through(last.end_offset)?;
+        }
         if !self.rewrite_cleanable(&cleanable, map, tombstones, throttle, outcome)? {
             return Ok(());
         }
         self.ctx
             .checkpoints
             .set_cleaner_offset(self.key(), map_end)?;
+        Ok(())
+    }
+}
+
+impl PartitionLog {
+    /// Makes every offset below `end` durable and records that in the recovery-point
+    /// checkpoint on disk, before a pass rewrites segments below `end`. A rewritten segment
+    /// that lost its last records leaves an offset gap before the next one, and recovery
+    /// takes a gap past the recovery point for a tail lost in a power cut (it drops every
+    /// segment after it); with the recovery point on disk at or past every gap the cleaner
+    /// made, recovery never scans one — whatever the topic's cleanup policy is by then.
+    fn record_durable_through(&self, end: i64) -> Result<(), LogError> {
+        let key = self.key();
+        if self
+            .ctx
+            .checkpoints
+            .recovery_point(&key)
+            .unwrap_or(i64::MIN)
+            < end
+        {
+            self.flush()?;
+        }
+        self.ctx.checkpoints.write_recovery_points()?;
         Ok(())
     }
 }

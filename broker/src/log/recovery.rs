@@ -422,7 +422,7 @@ pub(crate) fn load_partition(
 
 /// The recovery scan: every segment from the one holding `recovery_point` on is verified;
 /// the first damaged one is truncated and every later one removed, and so is every segment
-/// after an offset gap on a delete-policy topic.
+/// after an offset gap.
 fn recover_segments(
     segments: &mut BTreeMap<i64, Arc<Segment>>,
     config: &TopicConfig,
@@ -440,12 +440,11 @@ fn recover_segments(
         let Some(segment) = segments.get(base).cloned() else {
             continue;
         };
-        // Overlap is always damage. A gap is too, unless the topic is compacted (the cleaner
-        // may drop a segment's last records): a roll starts the next segment at the log end,
-        // so on a delete-policy topic a gap means the tail of the previous segment was lost
-        // in a power cut while later, unsynced segment data reached the disk.
-        let gap = !config.cleanup_policy.compact && previous_end.is_some_and(|end| *base > end);
-        if gap || previous_end.is_some_and(|end| *base < end) {
+        // Overlap is always damage, and so is a gap: a roll starts the next segment at the
+        // log end, so a gap means the tail of the previous segment was lost in a power cut
+        // while later, unsynced segment data reached the disk. (The gaps the cleaner leaves
+        // all lie below the recovery point: it records them durable before it makes them.)
+        if previous_end.is_some_and(|end| *base != end) {
             damaged_from = Some(i);
             break;
         }

@@ -420,6 +420,49 @@ fn dirty_ratio_and_max_lag_decide_what_the_cleaner_picks() {
     );
 }
 
+/// The cleaner leaves an offset gap where it dropped a segment's last records; recovery
+/// takes a gap past the recovery point for a lost tail and drops what follows. So before a
+/// pass rewrites segments it records them durable on disk: a crash right after the pass
+/// (the recovery-point file as the pass left it, no clean shutdown) loses nothing, even once
+/// the topic has been switched to `delete`.
+#[test]
+fn the_cleaners_gaps_survive_an_unclean_restart_whatever_the_policy() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    compacted(&manager, "g", 300, &[("flush.ms", "3600000")]);
+    let log = manager.partition("g", 0).unwrap();
+    // The last write before the sentinel's segment is a tombstone: once it goes, the cleaned
+    // segment ends short of the next one's base.
+    let writes: Vec<Write> = (0..24u8)
+        .map(|i| Write {
+            codec: Compression::None,
+            records: vec![(i % 3, (i != 23).then_some(i))],
+        })
+        .collect();
+    let model = append_writes(&log, &writes, 300);
+    clean_fully(&manager, &log, "g");
+    let cleaned = read_records(&log);
+    assert_eq!(cleaned, latest_per_key(&model, true));
+    let recovery_points = dir.path().join(crate::log::checkpoint::RECOVERY_POINT_FILE);
+    let after_the_pass = std::fs::read(&recovery_points).unwrap();
+    manager
+        .set_topic_overrides(
+            "g",
+            overrides(&[("cleanup.policy", "delete"), ("segment.bytes", "300")]),
+            false,
+        )
+        .unwrap();
+    drop(log);
+    manager.shutdown().unwrap();
+    drop(manager);
+    std::fs::write(&recovery_points, after_the_pass).unwrap();
+    std::fs::remove_file(dir.path().join(".runnel_clean_shutdown")).unwrap();
+    let manager = open(dir.path());
+    let log = manager.partition("g", 0).unwrap();
+    assert_eq!(read_records(&log), cleaned);
+}
+
 #[test]
 fn the_cleaner_checkpoint_survives_a_restart_in_kafkas_format() {
     let dir = test_dir();

@@ -197,39 +197,50 @@ proptest! {
 
 /// A power cut can keep a later segment's unsynced data while losing an earlier segment's
 /// unsynced tail (writeback order is the kernel's). The log must come back gap-free: the
-/// segments after the gap go too.
+/// segments after the gap go too — on compacted topics as well (the cleaner's own gaps lie
+/// below the recovery point: `compaction::the_cleaners_gaps_survive_an_unclean_restart_*`).
 #[test]
 fn segments_after_a_lost_tail_are_dropped_not_served_across_a_gap() {
-    let dir = test_dir();
-    let config = LogManagerConfig::new(dir.path());
-    let manager = LogManager::open(config.clone()).unwrap();
-    // Every append rolls: one batch per segment.
-    let topic_overrides = overrides(&[("segment.bytes", "100"), ("flush.ms", "3600000")]);
-    manager
-        .create_topic("r", 1, topic_overrides, false)
-        .unwrap();
-    let log = manager.partition("r", 0).unwrap();
-    for i in 0..4 {
-        assert_eq!(log.append(&[batch(1, 150, i)]).unwrap().base_offset, i);
-    }
-    drop(log);
-    drop(manager);
-    let _ = fs::remove_file(dir.path().join(".runnel_clean_shutdown"));
-    let logs = segment_files(&dir.path().join("r-0"), "log");
-    assert_eq!(logs.len(), 4);
-    // The second segment's only batch never reached the disk; the third's and fourth's did.
-    OpenOptions::new()
-        .write(true)
-        .open(&logs[1])
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    for policy in ["delete", "compact"] {
+        let dir = test_dir();
+        let config = LogManagerConfig::new(dir.path());
+        let manager = LogManager::open(config.clone()).unwrap();
+        // Every append rolls: one batch per segment.
+        let topic_overrides = overrides(&[
+            ("segment.bytes", "100"),
+            ("flush.ms", "3600000"),
+            ("cleanup.policy", policy),
+        ]);
+        manager
+            .create_topic("r", 1, topic_overrides, false)
+            .unwrap();
+        let log = manager.partition("r", 0).unwrap();
+        for i in 0..4 {
+            assert_eq!(log.append(&[batch(1, 150, i)]).unwrap().base_offset, i);
+        }
+        drop(log);
+        drop(manager);
+        let _ = fs::remove_file(dir.path().join(".runnel_clean_shutdown"));
+        let logs = segment_files(&dir.path().join("r-0"), "log");
+        assert_eq!(logs.len(), 4);
+        // The second segment's only batch never reached the disk; the third's and fourth's did.
+        OpenOptions::new()
+            .write(true)
+            .open(&logs[1])
+            .unwrap()
+            .set_len(0)
+            .unwrap();
 
-    let manager = LogManager::open(config).unwrap();
-    let survived = read_everything(&manager);
-    let offsets: Vec<i64> = survived.iter().map(RecordBatch::base_offset).collect();
-    assert_eq!(offsets, vec![0], "nothing is served across the gap");
-    let log = manager.partition("r", 0).unwrap();
-    assert_eq!(log.log_end_offset(), 1);
-    assert_eq!(log.append(&[batch(1, 7, 9)]).unwrap().base_offset, 1);
+        let manager = LogManager::open(config).unwrap();
+        let survived = read_everything(&manager);
+        let offsets: Vec<i64> = survived.iter().map(RecordBatch::base_offset).collect();
+        assert_eq!(
+            offsets,
+            vec![0],
+            "{policy}: nothing is served across the gap"
+        );
+        let log = manager.partition("r", 0).unwrap();
+        assert_eq!(log.log_end_offset(), 1);
+        assert_eq!(log.append(&[batch(1, 7, 9)]).unwrap().base_offset, 1);
+    }
 }
