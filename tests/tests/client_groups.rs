@@ -285,3 +285,68 @@ async fn cooperative_sticky_revokes_only_what_moves() {
     second.close().await.expect("close");
     first.close().await.expect("close");
 }
+
+/// `poll` keeps to its timeout while the group rebalances: the coordinator holds a new
+/// member's JoinGroup until the old member rejoins (here: until it polls again, up to the
+/// 30 s rebalance timeout), and the join runs on meanwhile, ending in a later `poll`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_keeps_to_its_timeout_while_a_join_waits_for_the_group() {
+    let broker =
+        TestBroker::start_with(|config| config.groups.initial_rebalance_delay_ms = 100).await;
+    let addr = broker.addr.to_string();
+    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
+    admin
+        .create_topics(&[NewTopic::new("waits", PARTITIONS)])
+        .await
+        .expect("create");
+    let config = || {
+        let mut config = ConsumerConfig::new(&addr);
+        config.group_id = Some("waits".to_owned());
+        config.assignors = vec![Assignor::Range];
+        config.session_timeout_ms = 10_000;
+        config.rebalance_timeout_ms = 30_000;
+        config.heartbeat_interval_ms = 100;
+        config.fetch_wait_ms_max = 50;
+        config
+    };
+    let mut first = Consumer::new(config()).await.expect("consumer");
+    first.subscribe(&["waits"]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while first.assignment().len() < PARTITIONS as usize {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first member never got every partition"
+        );
+        first.poll(Duration::from_millis(100)).await.expect("poll");
+    }
+
+    let mut second = Consumer::new(config()).await.expect("consumer");
+    second.subscribe(&["waits"]).expect("subscribe");
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let records = second.poll(Duration::from_millis(300)).await.expect("poll");
+        assert!(records.is_empty());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "poll waited {:?} for the join, past its 300 ms",
+            started.elapsed()
+        );
+        assert!(second.assignment().is_empty(), "not joined yet");
+    }
+    // Once the first member polls (and rejoins), both end up with half.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while first.assignment().len() != 3 || second.assignment().len() != 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the group never balanced"
+        );
+        let (a, b) = tokio::join!(
+            first.poll(Duration::from_millis(100)),
+            second.poll(Duration::from_millis(100))
+        );
+        a.expect("poll");
+        b.expect("poll");
+    }
+    first.close().await.expect("close");
+    second.close().await.expect("close");
+}

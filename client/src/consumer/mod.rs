@@ -1,7 +1,9 @@
 //! The consumer: [`Consumer::assign`] or [`Consumer::subscribe`] (classic group protocol,
 //! [`group`]), then [`Consumer::poll`] / [`Consumer::recv`] / [`Consumer::stream`] over a
 //! prefetching [`fetcher`]. Rebalances, auto-commit and position resets all happen inside
-//! `poll`, on the caller's task; only heartbeats run in the background.
+//! `poll`, on the caller's task; heartbeats run in the background, and so does a group join
+//! (the coordinator holds JoinGroup until every member has rejoined, up to the rebalance
+//! timeout), so `poll` keeps to its timeout meanwhile, as Kafka's consumer does since KIP-266.
 
 pub mod assignor;
 mod config;
@@ -21,7 +23,7 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::offsets::{self, EARLIEST, LATEST};
 use fetcher::Fetcher;
-use group::GroupMember;
+use group::{GroupMember, Joined};
 
 /// Told about partitions this consumer stops or starts owning during a rebalance. With
 /// auto-commit on, positions are committed before `on_revoked` is called.
@@ -61,7 +63,9 @@ pub struct Consumer {
     cluster: Arc<Cluster>,
     config: ConsumerConfig,
     fetcher: Fetcher,
+    /// The group membership; inside [`Joining`]'s task while a join runs.
     group: Option<GroupMember>,
+    joining: Option<Joining>,
     subscription: Option<Vec<String>>,
     listener: Option<Box<dyn RebalanceListener>>,
     last_commit: Instant,
@@ -81,6 +85,7 @@ impl Consumer {
             cluster,
             config,
             group,
+            joining: None,
             subscription: None,
             listener: None,
             last_commit: Instant::now(),
@@ -94,10 +99,12 @@ impl Consumer {
 
     /// Joins the group (needs `group_id`) for `topics`; the assignment arrives in `poll`.
     pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
-        let Some(group) = &self.group else {
-            return Err(Error::Config("subscribe needs a group_id".to_owned()));
-        };
-        group.request_rejoin();
+        match &self.group {
+            Some(group) => group.request_rejoin(),
+            // A join in progress rejoins when it ends if the subscription changed meanwhile.
+            None if self.joining.is_some() => {}
+            None => return Err(Error::Config("subscribe needs a group_id".to_owned())),
+        }
         self.subscription = Some(topics.iter().map(|t| (*t).to_owned()).collect());
         Ok(())
     }
@@ -129,7 +136,11 @@ impl Consumer {
             return Ok(self.pending.drain(..).collect());
         }
         loop {
-            self.maybe_rebalance().await?;
+            self.maybe_rebalance(deadline).await?;
+            if self.joining.is_some() && self.fetcher.partitions.is_empty() {
+                // Still joining at the deadline, with nothing to read meanwhile.
+                return Ok(Vec::new());
+            }
             self.ensure_positions().await?;
             self.maybe_auto_commit().await?;
             let reset = self.fetcher.stage_arrived();
@@ -173,7 +184,34 @@ impl Consumer {
         })
     }
 
-    async fn maybe_rebalance(&mut self) -> Result<()> {
+    /// Starts a join when the group asks for one, and takes in a finished one. With no
+    /// partitions kept through the join (eager assignors) this waits for it until `deadline`;
+    /// otherwise the kept partitions go on being read and the join is only checked.
+    async fn maybe_rebalance(&mut self, deadline: tokio::time::Instant) -> Result<()> {
+        if self.joining.is_none() {
+            self.start_join().await?;
+        }
+        let Some(joining) = &mut self.joining else {
+            return Ok(());
+        };
+        let wait_until = match self.fetcher.partitions.is_empty() {
+            true => deadline,
+            false => tokio::time::Instant::now(),
+        };
+        // `timeout_at` polls the join before it looks at the clock: a finished join is
+        // taken in even at a past deadline.
+        let Ok(ended) = tokio::time::timeout_at(wait_until, &mut joining.task.0).await else {
+            return Ok(());
+        };
+        let Some(joining) = self.joining.take() else {
+            return Ok(());
+        };
+        self.take_in(joining, ended).await
+    }
+
+    /// Hands the membership to a join task if the group asks for a rejoin; with an eager
+    /// assignor the owned partitions are committed and revoked first.
+    async fn start_join(&mut self) -> Result<()> {
         let (Some(group), Some(topics)) = (&mut self.group, &self.subscription) else {
             return Ok(());
         };
@@ -192,7 +230,46 @@ impl Consumer {
             self.fetcher.assign(&[]);
         }
         let kept = self.fetcher.partitions.keys().cloned().collect::<Vec<_>>();
-        let joined = group.join(topics, &kept).await?;
+        let Some(mut group) = self.group.take() else {
+            return Ok(());
+        };
+        let (topics, task_kept) = (topics.clone(), kept.clone());
+        let task = tokio::spawn(async move {
+            let joined = group.join(&topics, &task_kept).await;
+            (group, joined)
+        });
+        self.joining = Some(Joining {
+            task: AbortOnDrop(task),
+            topics: self.subscription.clone().unwrap_or_default(),
+            kept,
+        });
+        Ok(())
+    }
+
+    /// Waits for the join in progress, if any, to end and takes it in.
+    async fn finish_join(&mut self) -> Result<()> {
+        let Some(mut joining) = self.joining.take() else {
+            return Ok(());
+        };
+        let ended = (&mut joining.task.0).await;
+        self.take_in(joining, ended).await
+    }
+
+    /// Takes back the membership from an ended join and applies its assignment (revoking
+    /// what moved, with a commit first under auto-commit).
+    async fn take_in(
+        &mut self,
+        joining: Joining,
+        ended: std::result::Result<(GroupMember, Result<Joined>), tokio::task::JoinError>,
+    ) -> Result<()> {
+        let (group, joined) =
+            ended.map_err(|e| Error::State(format!("the group join task failed: {e}")))?;
+        let group = self.group.insert(group);
+        if self.subscription.as_ref() != Some(&joining.topics) {
+            group.request_rejoin();
+        }
+        let joined: Joined = joined?;
+        let kept = joining.kept;
         let revoked: Vec<_> = kept
             .iter()
             .filter(|tp| !joined.assignment.contains(tp))
@@ -221,12 +298,22 @@ impl Consumer {
         Ok(())
     }
 
+    /// The group membership, once any join in progress has ended; `what` names the
+    /// operation for the error when there is no `group_id`.
+    async fn member(&mut self, what: &str) -> Result<&mut GroupMember> {
+        self.finish_join().await?;
+        self.group
+            .as_mut()
+            .ok_or_else(|| Error::Config(format!("{what} needs a group_id")))
+    }
+
     /// Sets unknown positions from committed offsets, else from the reset policy.
     async fn ensure_positions(&mut self) -> Result<()> {
         let missing = self.fetcher.needing_position();
         if missing.is_empty() {
             return Ok(());
         }
+        self.finish_join().await?;
         let mut committed = BTreeMap::new();
         if let Some(group) = &mut self.group {
             let coordinator = group.coordinator().await?;
@@ -275,26 +362,20 @@ impl Consumer {
 
     /// Commits the current positions of every assigned partition and waits for the result.
     pub async fn commit(&mut self) -> Result<()> {
-        let group = self
-            .group
-            .as_mut()
-            .ok_or_else(|| Error::Config("commit needs a group_id".to_owned()))?;
+        self.member("commit").await?;
+        let Some(group) = &mut self.group else {
+            return Ok(());
+        };
         commit_positions(group, &self.fetcher).await
     }
 
     /// Commits explicit offsets (the next offset to read for each partition).
     pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
-        let group = self
-            .group
-            .as_mut()
-            .ok_or_else(|| Error::Config("commit needs a group_id".to_owned()))?;
+        let subscribed = self.subscription.is_some();
+        let group = self.member("commit").await?;
         let coordinator = group.coordinator().await?;
-        let generation = if self.subscription.is_some() {
-            group.generation_id
-        } else {
-            -1
-        };
-        let member = if self.subscription.is_some() {
+        let generation = if subscribed { group.generation_id } else { -1 };
+        let member = if subscribed {
             group.member_id.clone()
         } else {
             String::new()
@@ -305,10 +386,7 @@ impl Consumer {
     /// Starts a commit of the current positions in the background; the handle yields its
     /// result.
     pub async fn commit_async(&mut self) -> Result<tokio::task::JoinHandle<Result<()>>> {
-        let group = self
-            .group
-            .as_mut()
-            .ok_or_else(|| Error::Config("commit needs a group_id".to_owned()))?;
+        let group = self.member("commit").await?;
         let coordinator = group.coordinator().await?;
         let (group_id, generation, member) = (
             group.group_id.clone(),
@@ -326,10 +404,7 @@ impl Consumer {
         &mut self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>> {
-        let group = self
-            .group
-            .as_mut()
-            .ok_or_else(|| Error::Config("needs a group_id".to_owned()))?;
+        let group = self.member("committed").await?;
         let coordinator = group.coordinator().await?;
         offsets::committed(&coordinator, &group.group_id, Some(partitions)).await
     }
@@ -412,6 +487,7 @@ impl Consumer {
 
     /// Commits (with auto-commit on) and leaves the group.
     pub async fn close(mut self) -> Result<()> {
+        self.finish_join().await?;
         if let Some(group) = &mut self.group {
             if self.config.auto_commit && self.subscription.is_some() {
                 commit_positions(group, &self.fetcher).await.ok();
@@ -425,6 +501,24 @@ impl Consumer {
 
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
+    }
+}
+
+/// A group join running as its own task, with the membership inside it.
+struct Joining {
+    task: AbortOnDrop<(GroupMember, Result<Joined>)>,
+    /// The subscription it joins with.
+    topics: Vec<String>,
+    /// The partitions kept (and read) through it.
+    kept: Vec<TopicPartition>,
+}
+
+/// A task that is cancelled when its owner goes away first (a consumer dropped mid-join).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
