@@ -193,35 +193,15 @@ impl RebalanceListener for Recorder {
 /// (never everything, as eager protocols do) and keeps the rest without interruption.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cooperative_sticky_revokes_only_what_moves() {
-    let broker =
-        TestBroker::start_with(|config| config.groups.initial_rebalance_delay_ms = 100).await;
-    let addr = broker.addr.to_string();
-    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
-    admin
-        .create_topics(&[NewTopic::new("coop", PARTITIONS)])
-        .await
-        .expect("create");
-    let config = || {
-        let mut config = ConsumerConfig::new(&addr);
-        config.group_id = Some("coop".to_owned());
-        config.assignors = vec![Assignor::CooperativeSticky];
-        config.session_timeout_ms = 10_000;
-        config.heartbeat_interval_ms = 100;
-        config.fetch_wait_ms_max = 50;
-        config
-    };
+    let (_broker, config) = topic_and_group("coop", Assignor::CooperativeSticky).await;
     let first_events = Arc::new(Mutex::new(Events::default()));
-    let mut first = Consumer::new(config()).await.expect("consumer");
-    first.set_rebalance_listener(Box::new(Recorder(first_events.clone())));
-    first.subscribe(&["coop"]).expect("subscribe");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while first.assignment().len() < PARTITIONS as usize {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "first member never got every partition"
-        );
-        first.poll(Duration::from_millis(100)).await.expect("poll");
-    }
+    let first = Consumer::new(config()).await.expect("consumer");
+    let first = owning_everything(
+        first,
+        "coop",
+        Some(Box::new(Recorder(first_events.clone()))),
+    )
+    .await;
     let before: BTreeSet<TopicPartition> = first.assignment().into_iter().collect();
 
     let mut second = Consumer::new(config()).await.expect("consumer");
@@ -291,34 +271,14 @@ async fn cooperative_sticky_revokes_only_what_moves() {
 /// 30 s rebalance timeout), and the join runs on meanwhile, ending in a later `poll`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_keeps_to_its_timeout_while_a_join_waits_for_the_group() {
-    let broker =
-        TestBroker::start_with(|config| config.groups.initial_rebalance_delay_ms = 100).await;
-    let addr = broker.addr.to_string();
-    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
-    admin
-        .create_topics(&[NewTopic::new("waits", PARTITIONS)])
-        .await
-        .expect("create");
+    let (_broker, config) = topic_and_group("waits", Assignor::Range).await;
     let config = || {
-        let mut config = ConsumerConfig::new(&addr);
-        config.group_id = Some("waits".to_owned());
-        config.assignors = vec![Assignor::Range];
-        config.session_timeout_ms = 10_000;
+        let mut config = config();
         config.rebalance_timeout_ms = 30_000;
-        config.heartbeat_interval_ms = 100;
-        config.fetch_wait_ms_max = 50;
         config
     };
-    let mut first = Consumer::new(config()).await.expect("consumer");
-    first.subscribe(&["waits"]).expect("subscribe");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while first.assignment().len() < PARTITIONS as usize {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "first member never got every partition"
-        );
-        first.poll(Duration::from_millis(100)).await.expect("poll");
-    }
+    let first = Consumer::new(config()).await.expect("consumer");
+    let mut first = owning_everything(first, "waits", None).await;
 
     let mut second = Consumer::new(config()).await.expect("consumer");
     second.subscribe(&["waits"]).expect("subscribe");
@@ -349,4 +309,55 @@ async fn poll_keeps_to_its_timeout_while_a_join_waits_for_the_group() {
     }
     first.close().await.expect("close");
     second.close().await.expect("close");
+}
+
+/// A broker with topic `name` of [`PARTITIONS`], and the config of a member of group `name`
+/// with `assignor`.
+async fn topic_and_group(
+    name: &str,
+    assignor: Assignor,
+) -> (TestBroker, impl Fn() -> ConsumerConfig) {
+    let broker =
+        TestBroker::start_with(|config| config.groups.initial_rebalance_delay_ms = 100).await;
+    let addr = broker.addr.to_string();
+    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
+    admin
+        .create_topics(&[NewTopic::new(name, PARTITIONS)])
+        .await
+        .expect("create");
+    let name = name.to_owned();
+    let config = move || {
+        let mut config = ConsumerConfig::new(&addr);
+        config.group_id = Some(name.clone());
+        config.assignors = vec![assignor];
+        config.session_timeout_ms = 10_000;
+        config.heartbeat_interval_ms = 100;
+        config.fetch_wait_ms_max = 50;
+        config
+    };
+    (broker, config)
+}
+
+/// `consumer` subscribed to `topic` and polled until it owns every partition.
+async fn owning_everything(
+    mut consumer: Consumer,
+    topic: &str,
+    listener: Option<Box<dyn RebalanceListener>>,
+) -> Consumer {
+    if let Some(listener) = listener {
+        consumer.set_rebalance_listener(listener);
+    }
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while consumer.assignment().len() < PARTITIONS as usize {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "first member never got every partition"
+        );
+        consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .expect("poll");
+    }
+    consumer
 }
