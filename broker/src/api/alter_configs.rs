@@ -1,8 +1,8 @@
 //! AlterConfigs (v0–2): replaces a topic's overrides wholesale.
 //!
-//! Also holds the steps IncrementalAlterConfigs shares with it: resolving a config resource to
-//! a topic ([`target_topic`]) and validating then storing a new overrides map
-//! ([`store_overrides`]).
+//! Also holds the steps IncrementalAlterConfigs shares with it: each resource's outcome in
+//! request order ([`outcomes`]), resolving a config resource to a topic ([`target_topic`]) and
+//! validating then storing a new overrides map ([`store_overrides`]).
 
 use std::collections::BTreeMap;
 
@@ -23,26 +23,35 @@ pub fn handle(
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let _ = header;
-    let duplicates = repeated(
-        request
-            .resources
-            .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    let outcomes = outcomes(
+        &request.resources,
+        |r| (r.resource_type, r.resource_name.as_str()),
+        |r| alter_one(ctx, r, request.validate_only),
     );
     let responses = request
         .resources
         .iter()
-        .map(|resource| {
-            let key = (resource.resource_type, resource.resource_name.as_str());
-            let outcome = if duplicates.contains(&key) {
-                Err(duplicate_resource())
-            } else {
-                alter_one(ctx, resource, request.validate_only)
-            };
-            response_for(resource.resource_type, &resource.resource_name, outcome)
-        })
+        .zip(outcomes)
+        .map(|(r, outcome)| response_for(r.resource_type, &r.resource_name, outcome))
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Each resource's outcome, in request order: a resource named twice in the request is
+/// refused each time, every other one goes through `alter`.
+pub(super) fn outcomes<R>(
+    resources: &[R],
+    key: impl Fn(&R) -> (i8, &str),
+    mut alter: impl FnMut(&R) -> Result<(), Refusal>,
+) -> Vec<Result<(), Refusal>> {
+    let duplicates = repeated(resources.iter().map(&key));
+    resources
+        .iter()
+        .map(|resource| match duplicates.contains(&key(resource)) {
+            true => Err(duplicate_resource()),
+            false => alter(resource),
+        })
+        .collect()
 }
 
 fn alter_one(
@@ -74,7 +83,7 @@ fn alter_one(
 }
 
 /// The refusal for a resource named twice in one request.
-pub(super) fn duplicate_resource() -> Refusal {
+fn duplicate_resource() -> Refusal {
     Refusal::new(
         ResponseError::InvalidRequest,
         "the resource appears more than once in the request",

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
 };
 
-use super::alter_configs::{duplicate_resource, store_overrides, target_topic};
+use super::alter_configs::{outcomes, store_overrides, target_topic};
 use super::create_topics::{repeated, Refusal};
 use super::describe_configs::{config_type, key_info};
 use super::BrokerContext;
@@ -29,22 +29,16 @@ pub fn handle(
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let _ = header;
-    let duplicates = repeated(
-        request
-            .resources
-            .iter()
-            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    let outcomes = outcomes(
+        &request.resources,
+        |r| (r.resource_type, r.resource_name.as_str()),
+        |r| alter_one(ctx, r, request.validate_only),
     );
     let responses = request
         .resources
         .iter()
-        .map(|resource| {
-            let key = (resource.resource_type, resource.resource_name.as_str());
-            let outcome = if duplicates.contains(&key) {
-                Err(duplicate_resource())
-            } else {
-                alter_one(ctx, resource, request.validate_only)
-            };
+        .zip(outcomes)
+        .map(|(resource, outcome)| {
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
