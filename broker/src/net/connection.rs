@@ -12,11 +12,11 @@
 //! are applied but unanswered; beyond that the applier stops taking frames and, once
 //! [`READ_AHEAD_BYTES_MAX`] (or [`FRAMES_READ_AHEAD_MAX`] frames) wait for it, the reader
 //! stops reading (TCP back-pressure). Across connections, frames read and not yet applied
-//! are bounded by `queued_request_bytes_max` ([`request_memory`](super::request_memory)): the reader takes room
-//! for a frame there before reading its body. The reader and the applier yield after each hand-over
-//! (a frame to the applier, an answer to the writer): tokio runs a task woken by a running
-//! one from that worker's next-task slot, which other workers cannot take, so it would wait
-//! until the waker ran out of work.
+//! are bounded by `queued_request_bytes_max` ([`request_memory`](super::request_memory)):
+//! the reader takes room for a frame there before reading its body. The reader and the
+//! applier yield after each hand-over (a frame to the applier, an answer to the writer):
+//! tokio runs a task woken by a running one from that worker's next-task slot, which other
+//! workers cannot take, so it would wait until the waker ran out of work.
 //! The connection exclusively owns its socket; it shares only the `Arc<BrokerContext>`.
 
 use std::sync::Arc;
