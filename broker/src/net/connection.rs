@@ -447,7 +447,8 @@ mod tests {
         let limits = limits(8 * shared_bytes, shared_bytes);
         let reader =
             |frame_bytes, count| spawn_reader(client_sending(frame_bytes, count), limits.clone());
-        let mut frames = vec![reader(SMALL, 6), reader(SMALL, 6)];
+        // Enough small frames that some are still unread whenever the large one gets its turn.
+        let mut frames = vec![reader(SMALL, 16), reader(SMALL, 16)];
         // Three small frames fit, wherever they came from; nothing else is read.
         waiting_settles_at(&frames, 3).await;
         assert_eq!(limits.request_memory.available_bytes(), 0);
