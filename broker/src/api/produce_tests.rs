@@ -419,3 +419,40 @@ fn a_partition_named_twice_is_appended_in_request_order() {
     let log = fixture.ctx.logs.partition("d", 0).unwrap();
     assert_eq!(log.log_end_offset(), 103);
 }
+
+/// An acks=all append's whole pages are handed to writeback by the handler itself, before
+/// the answer's task queues the fsync (the flusher's tick would start them up to 50 ms
+/// later, and the fsync would otherwise write them itself).
+#[test]
+fn acks_all_starts_the_appended_pages_writeback_at_once() {
+    use kafka_protocol::messages::produce_request::TopicProduceData;
+    use kafka_protocol::messages::TopicName;
+
+    let fixture = super::super::create_topics::fixture::broker();
+    super::super::create_topics::fixture::topic(&fixture, "wb", 1);
+    let log = fixture.ctx.logs.partition("wb", 0).unwrap();
+    let payload = vec![7u8; 40_000];
+    let records = raw(RawBatchFields {
+        records: &payload,
+        base_timestamp: NOW_MS,
+        max_timestamp: NOW_MS,
+        ..RawBatchFields::default()
+    });
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("wb")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records.clone()))])]);
+    let header = RequestHeader::default().with_request_api_version(9);
+    let completion = handle(&fixture.ctx, &header, request);
+    let mark = *log.writeback_mark.lock();
+    assert!(matches!(completion, Completion::Pending(_)));
+    let whole_pages = records.len() as u64 / 4096 * 4096;
+    assert_eq!(
+        mark.position, whole_pages,
+        "writeback started for the whole pages"
+    );
+}
