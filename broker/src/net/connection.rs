@@ -30,7 +30,7 @@ use runnel_protocol::frame::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Answer, BrokerContext, Completion};
@@ -199,7 +199,7 @@ async fn hand_over<T>(to: &mpsc::Sender<T>, item: T) -> bool {
 
 /// A frame for the applier, with the room it holds until it is applied: among this
 /// connection's frames read ahead, and among all connections' frames.
-type ReadFrame = (Bytes, (OwnedSemaphorePermit, RequestRoom));
+type ReadFrame = (Bytes, (RequestRoom, RequestRoom));
 
 /// Reads frames for the applier until EOF, an error, shutdown, or the applier's end.
 async fn read_requests<R: AsyncRead + Unpin>(
@@ -208,7 +208,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     mut shutdown: watch::Receiver<bool>,
     frames: mpsc::Sender<ReadFrame>,
 ) -> Result<(), ConnectionError> {
-    let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES_MAX));
+    let read_ahead = RequestMemory::unmetered(READ_AHEAD_BYTES_MAX);
     loop {
         if *shutdown.borrow() {
             return Ok(());
@@ -247,8 +247,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
             .map_err(timed_out)??;
         // Room for it among this connection's frames waiting (all of it, for a frame larger
         // than the bound).
-        let room_bytes = frame.len().clamp(1, READ_AHEAD_BYTES_MAX) as u32;
-        let Ok(room) = read_ahead.clone().acquire_many_owned(room_bytes).await else {
+        let Some(room) = read_ahead.reserve(frame.len()).await else {
             return Ok(());
         };
         if !hand_over(&frames, (frame, (room, shared_room))).await {
@@ -470,16 +469,43 @@ mod tests {
         waiting_settles_at(&frames, 3).await;
     }
 
+    /// A reader waiting for shared room is not stuck there: shutdown ends it, and so does
+    /// the applier's end (the connection failing elsewhere).
+    #[tokio::test]
+    async fn a_reader_waiting_for_room_ends_on_shutdown_or_when_the_applier_goes() {
+        for stop_by_shutdown in [true, false] {
+            let limits = limits(1 << 20, 1024);
+            let memory = Arc::clone(&limits.request_memory);
+            let held = memory.reserve(1024).await.expect("room");
+            let (shutdown_tx, shutdown) = watch::channel(false);
+            let (frames_tx, frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
+            let server = client_sending(512, 1);
+            let reader =
+                tokio::spawn(
+                    async move { read_requests(server, &limits, shutdown, frames_tx).await },
+                );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(!reader.is_finished(), "the reader waits for room");
+            match stop_by_shutdown {
+                true => shutdown_tx.send(true).expect("reader listening"),
+                false => drop(frames_rx),
+            }
+            let ended = tokio::time::timeout(Duration::from_secs(10), reader)
+                .await
+                .expect("the reader ended")
+                .expect("reader task");
+            assert!(ended.is_ok());
+            drop(held);
+            assert_eq!(memory.available_bytes(), 1024, "nothing left held");
+        }
+    }
+
     fn limits(max_request_bytes: usize, shared_bytes: usize) -> ConnectionLimits {
         ConnectionLimits {
             max_request_bytes,
             request_timeout_ms: 30_000,
             inflight_requests_max: 64,
-            request_memory: Arc::new(RequestMemory::new(
-                shared_bytes,
-                metrics::Gauge::noop(),
-                metrics::Counter::noop(),
-            )),
+            request_memory: Arc::new(RequestMemory::unmetered(shared_bytes)),
         }
     }
 

@@ -16,6 +16,9 @@
 //! the frames it sent ahead until it does; the wait itself has no timeout, since room comes
 //! back as frames are applied and applying needs none.
 //!
+//! The same room, unmetered ([`RequestMemory::unmetered`]), bounds what one connection reads
+//! ahead of its applier.
+//!
 //! Thread-safe: shared by every connection through their [`ConnectionLimits`].
 //!
 //! [`ConnectionLimits`]: super::connection::ConnectionLimits
@@ -25,7 +28,7 @@ use std::sync::Arc;
 use metrics::{Counter, Gauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-/// Room for request frames, shared by all connections.
+/// Room for request frames: all connections' (metered) or one connection's read-ahead.
 pub struct RequestMemory {
     capacity_bytes: u32,
     free: Arc<Semaphore>,
@@ -53,6 +56,11 @@ impl RequestMemory {
             queued,
             waits,
         }
+    }
+
+    /// Room with no metrics (one connection's read-ahead).
+    pub fn unmetered(capacity_bytes: usize) -> RequestMemory {
+        RequestMemory::new(capacity_bytes, Gauge::noop(), Counter::noop())
     }
 
     /// Room for a frame of `frame_bytes` (all of the bound for a larger one), waiting for
@@ -107,7 +115,7 @@ mod tests {
     use std::time::Duration;
 
     fn memory(capacity_bytes: usize) -> RequestMemory {
-        RequestMemory::new(capacity_bytes, Gauge::noop(), Counter::noop())
+        RequestMemory::unmetered(capacity_bytes)
     }
 
     async fn reserve(memory: &RequestMemory, frame_bytes: usize) -> RequestRoom {
