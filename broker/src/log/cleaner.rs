@@ -332,9 +332,7 @@ impl PartitionLog {
             .set_cleaner_offset(self.key(), map_end)?;
         Ok(())
     }
-}
 
-impl PartitionLog {
     /// Makes every offset below `end` durable and records that in the recovery-point
     /// checkpoint on disk, before a pass rewrites segments below `end`. A rewritten segment
     /// that lost its last records leaves an offset gap before the next one, and recovery

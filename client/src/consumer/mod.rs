@@ -298,15 +298,6 @@ impl Consumer {
         Ok(())
     }
 
-    /// The group membership, once any join in progress has ended; `what` names the
-    /// operation for the error when there is no `group_id`.
-    async fn member(&mut self, what: &str) -> Result<&mut GroupMember> {
-        self.finish_join().await?;
-        self.group
-            .as_mut()
-            .ok_or_else(|| Error::Config(format!("{what} needs a group_id")))
-    }
-
     /// Sets unknown positions from committed offsets, else from the reset policy.
     async fn ensure_positions(&mut self) -> Result<()> {
         let missing = self.fetcher.needing_position();
@@ -362,17 +353,15 @@ impl Consumer {
 
     /// Commits the current positions of every assigned partition and waits for the result.
     pub async fn commit(&mut self) -> Result<()> {
-        self.member("commit").await?;
-        let Some(group) = &mut self.group else {
-            return Ok(());
-        };
-        commit_positions(group, &self.fetcher).await
+        self.finish_join().await?;
+        commit_positions(member(&mut self.group, "commit")?, &self.fetcher).await
     }
 
     /// Commits explicit offsets (the next offset to read for each partition).
     pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        self.finish_join().await?;
         let subscribed = self.subscription.is_some();
-        let group = self.member("commit").await?;
+        let group = member(&mut self.group, "commit")?;
         let coordinator = group.coordinator().await?;
         let generation = if subscribed { group.generation_id } else { -1 };
         let member = if subscribed {
@@ -386,7 +375,8 @@ impl Consumer {
     /// Starts a commit of the current positions in the background; the handle yields its
     /// result.
     pub async fn commit_async(&mut self) -> Result<tokio::task::JoinHandle<Result<()>>> {
-        let group = self.member("commit").await?;
+        self.finish_join().await?;
+        let group = member(&mut self.group, "commit")?;
         let coordinator = group.coordinator().await?;
         let (group_id, generation, member) = (
             group.group_id.clone(),
@@ -404,7 +394,8 @@ impl Consumer {
         &mut self,
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, i64>> {
-        let group = self.member("committed").await?;
+        self.finish_join().await?;
+        let group = member(&mut self.group, "committed")?;
         let coordinator = group.coordinator().await?;
         offsets::committed(&coordinator, &group.group_id, Some(partitions)).await
     }
@@ -502,6 +493,14 @@ impl Consumer {
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
     }
+}
+
+/// The group membership (call once any join in progress has ended); `what` names the
+/// operation for the error when there is no `group_id`.
+fn member<'a>(group: &'a mut Option<GroupMember>, what: &str) -> Result<&'a mut GroupMember> {
+    group
+        .as_mut()
+        .ok_or_else(|| Error::Config(format!("{what} needs a group_id")))
 }
 
 /// A group join running as its own task, with the membership inside it.
