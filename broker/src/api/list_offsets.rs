@@ -8,9 +8,6 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 
-use runnel_protocol::batch::{BatchSplitter, RecordBatch};
-use runnel_protocol::records::records;
-
 use super::errors::log_error_i16;
 use super::BrokerContext;
 use crate::log::{LogError, PartitionLog};
@@ -88,55 +85,14 @@ fn lookup(log: &PartitionLog, timestamp: i64) -> Result<Option<(i64, i64)>, Look
     match timestamp {
         LATEST_TIMESTAMP => Ok(Some((log.log_end_offset(), -1))),
         EARLIEST_TIMESTAMP => Ok(Some((log.log_start_offset(), -1))),
-        MAX_TIMESTAMP => max_timestamp(log).map_err(LookupError::from),
+        MAX_TIMESTAMP => {
+            let found = log.max_timestamp_record()?;
+            Ok(found.map(|f| (f.offset, f.timestamp)))
+        }
         t if t >= 0 => {
             let found = log.offset_for_timestamp(t)?;
             Ok(found.map(|f| (f.offset, f.timestamp)))
         }
         _ => Err(LookupError::Unsupported),
     }
-}
-
-/// Bytes read per step when scanning for the max timestamp.
-const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
-/// Decompression bound when locating the max-timestamp record inside its batch.
-const SCAN_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
-
-/// The record with the largest timestamp (the earliest such record on ties). The storage
-/// engine keeps no per-partition maximum, so this scans batch headers: slow on big logs,
-/// but `-3` is a rare admin query.
-fn max_timestamp(log: &PartitionLog) -> Result<Option<(i64, i64)>, LogError> {
-    let mut offset = log.log_start_offset();
-    let end_offset = log.log_end_offset();
-    let mut best: Option<RecordBatch> = None;
-    // Every step advances by at least one offset, so this bounds the loop.
-    let steps_max = end_offset.saturating_sub(offset).saturating_add(1);
-    for _ in 0..steps_max {
-        if offset >= end_offset {
-            break;
-        }
-        let read = log.read(offset, SCAN_CHUNK_BYTES)?;
-        let mut next_offset = offset;
-        for batch in BatchSplitter::new(read.records).map_while(Result::ok) {
-            let better = best
-                .as_ref()
-                .is_none_or(|b| batch.max_timestamp() > b.max_timestamp());
-            next_offset = next_offset.max(batch.next_offset());
-            if better && batch.next_offset() > offset {
-                best = Some(batch);
-            }
-        }
-        if next_offset <= offset {
-            break;
-        }
-        offset = next_offset;
-    }
-    Ok(best.map(|batch| {
-        let timestamp = batch.max_timestamp();
-        let offset = records(&batch, SCAN_MAX_UNCOMPRESSED_BYTES)
-            .ok()
-            .and_then(|mut it| it.find_map(|r| r.ok().filter(|r| r.timestamp == timestamp)))
-            .map_or(batch.last_offset(), |r| r.offset);
-        (offset, timestamp)
-    }))
 }

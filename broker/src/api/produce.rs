@@ -202,6 +202,12 @@ fn produce_partition(
         }
         (response, None)
     };
+    if crate::groups::is_internal_topic(topic) {
+        // The coordinator's own log: a client's records there would be replayed as commits
+        // and group state on the next start (Kafka: "Cannot append to internal topic").
+        let message = format!("cannot produce to internal topic {topic}");
+        return fail(response, ResponseError::InvalidTopicException, message);
+    }
     let log = match ctx.logs.partition(topic, data.index) {
         Ok(log) => log,
         Err(e) => return fail(response, log_error_code(&e), e.to_string()),
@@ -297,6 +303,10 @@ fn validate_batch(
     batch.verify_crc().map_err(framing_error)?;
     batch.compression().map_err(framing_error)?;
     let invalid = |message: String| Err((ResponseError::InvalidRecord, message));
+    if batch.is_control() {
+        // Transaction markers are the broker's to write.
+        return invalid("clients may not write control batches".to_owned());
+    }
     if batch.base_offset() != 0 {
         return invalid(format!(
             "batch base offset {} is not 0",

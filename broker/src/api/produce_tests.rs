@@ -106,6 +106,14 @@ fn maps_each_defect_to_its_kafka_error() {
             ResponseError::InvalidRecord,
         ),
         (
+            "control batch",
+            raw(RawBatchFields {
+                attributes: 0x20,
+                ..defaults()
+            }),
+            ResponseError::InvalidRecord,
+        ),
+        (
             "unknown codec",
             raw(RawBatchFields {
                 attributes: 6,
@@ -374,6 +382,19 @@ fn a_large_request_is_appended_across_partitions_in_parallel_with_answers_in_req
     let second = twice(entries);
     let offsets: Vec<i64> = second.iter().map(|(_, _, _, offset)| *offset).collect();
     assert_eq!(offsets, vec![64, 64, 64, -1, -1, 64]);
+}
+
+#[test]
+fn the_coordinators_internal_topic_refuses_client_records() {
+    let fixture = crate::api::create_topics::fixture::broker();
+    let header = crate::api::create_topics::fixture::header(9);
+    let request = produce_request(1, vec![("__consumer_offsets", 0, batch_of(1, 10))]);
+    let answers = produced(handle(&fixture.ctx, &header, request));
+    let invalid_topic = ResponseError::InvalidTopicException.code();
+    assert_eq!(
+        answers,
+        vec![("__consumer_offsets".to_owned(), 0, invalid_topic, -1)]
+    );
 }
 
 #[test]

@@ -303,6 +303,87 @@ impl PartitionLog {
         })
     }
 
+    /// The record with the largest timestamp, the earliest such record on ties (ListOffsets
+    /// `-3`); `None` for an empty log. Each segment knows its max timestamp and its time index
+    /// points at the batch that first reached it, so this reads one batch, not the log. Only
+    /// a first segment that starts below the log start (DeleteRecords) has its batch headers
+    /// scanned, from the log start to its end: its max may lie in deleted records.
+    pub fn max_timestamp_record(&self) -> Result<Option<TimestampOffset>, LogError> {
+        retry_on_retired(|| {
+            let (views, start, _) = match self.snapshot(None, usize::MAX) {
+                Ok(snapshot) => snapshot,
+                Err(e) => return (Vec::new(), Err(e)),
+            };
+            let result = self.max_timestamp_in(&views, start);
+            (views, result)
+        })
+    }
+
+    fn max_timestamp_in(
+        &self,
+        views: &[SegmentView],
+        start: i64,
+    ) -> Result<Option<TimestampOffset>, LogError> {
+        // (max timestamp, segment): the first segment reaching the largest one wins ties.
+        let mut best: Option<(i64, &SegmentView)> = None;
+        for view in views
+            .iter()
+            .filter(|v| v.end_offset > start && v.size_bytes > 0)
+        {
+            let max_ms = if view.segment.base_offset < start {
+                match self.live_max_timestamp(view, start)? {
+                    Some(max_ms) => max_ms,
+                    None => continue,
+                }
+            } else {
+                self.segment_max_timestamp(view)?
+            };
+            if best.is_none_or(|(best_ms, _)| max_ms > best_ms) {
+                best = Some((max_ms, view));
+            }
+        }
+        let Some((max_ms, view)) = best else {
+            return Ok(None);
+        };
+        self.search_segment(view, max_ms, start)
+    }
+
+    /// The segment's max timestamp (kept with its indexes, loaded on first use).
+    fn segment_max_timestamp(&self, view: &SegmentView) -> Result<i64, LogError> {
+        let segment = &view.segment;
+        let mut state = segment.lock();
+        if state.retired {
+            return Err(retired_error());
+        }
+        if state.indexes.is_none() {
+            ensure_indexes(segment, &mut state, &self.config(), None, view.end_offset)?;
+        }
+        Ok(state.max_timestamp)
+    }
+
+    /// The largest batch max timestamp of `view` at or after `start` (header reads only).
+    fn live_max_timestamp(&self, view: &SegmentView, start: i64) -> Result<Option<i64>, LogError> {
+        let mut position = self.index_position(view, start)?;
+        let file = self.ctx.files.get(&view.segment.log_path)?;
+        let mut max_ms = None;
+        // Each step moves past one whole batch inside the snapshot size: bounded.
+        while let Some((at, header)) = find_batch(&file, position, view.size_bytes, start)
+            .map_err(|e| self.corrupt(view, e))?
+        {
+            let batch_max_ms = if header.base_offset < start {
+                let mut raw = vec![0u8; header.size_bytes as usize];
+                file.read_exact_at(&mut raw, at)?;
+                let batch = RecordBatch::parse(Bytes::from(raw))?;
+                live_max_timestamp(&batch, &header, start)
+            } else {
+                header.max_timestamp
+            };
+            max_ms = max_ms.max(Some(batch_max_ms));
+            position = at + header.size_bytes;
+        }
+        Ok(max_ms)
+    }
+
     fn search_views(
         &self,
         views: &[SegmentView],
@@ -383,6 +464,30 @@ fn retry_on_retired<T>(
 
 fn retired_error() -> LogError {
     LogError::Io(io::Error::other("segment replaced by the cleaner"))
+}
+
+/// The largest timestamp of `batch`'s records at or after `min_offset` (the batch's last
+/// offset reaches it). Batch granularity where records cannot be decoded, as
+/// [`first_record_at_or_after`] answers them.
+fn live_max_timestamp(batch: &RecordBatch, header: &BatchHeader, min_offset: i64) -> i64 {
+    if batch.timestamp_type() == TimestampType::LogAppendTime {
+        return header.max_timestamp;
+    }
+    let Ok(records) = runnel_protocol::records::records(batch, RECORDS_UNCOMPRESSED_BYTES_MAX)
+    else {
+        return header.max_timestamp;
+    };
+    let mut max_ms = kafka_protocol::records::NO_TIMESTAMP;
+    // Bounded: `records` yields at most the batch's declared record count.
+    for record in records {
+        let Ok(record) = record else {
+            return header.max_timestamp;
+        };
+        if record.offset >= min_offset {
+            max_ms = max_ms.max(record.timestamp);
+        }
+    }
+    max_ms
 }
 
 /// The first record of `batch` at or after both `timestamp_ms` and `min_offset`; `None` when

@@ -331,3 +331,60 @@ fn timestamp_lookup_answers_per_record_inside_compressed_batches() {
     assert_eq!(at(15), Some((2, 20)));
     assert_eq!(at(35), Some((4, 50)), "offset 1 is below the start");
 }
+
+#[test]
+fn max_timestamp_lookup_reads_the_winning_segment_not_the_log() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    // One batch per segment: every batch rolls the next one.
+    manager
+        .create_topic("max", 1, overrides(&[("segment.bytes", "100")]), false)
+        .unwrap();
+    let log = manager.partition("max", 0).unwrap();
+    assert!(log.max_timestamp_record().unwrap().is_none(), "empty log");
+    let v: &[u8] = b"v";
+    let max = |log: &PartitionLog| {
+        log.max_timestamp_record()
+            .unwrap()
+            .map(|f| (f.offset, f.timestamp))
+    };
+    // Offsets 0..=2 (10, 90, 20), 3..=4 (50, 90), 5 (30), 6..=7 (70, 80).
+    log.append(&[keyed_batch(
+        Compression::Zstd,
+        &[
+            (0, 10, b"a", Some(v)),
+            (1, 90, b"b", Some(v)),
+            (2, 20, b"c", Some(v)),
+        ],
+    )])
+    .unwrap();
+    log.append(&[keyed_batch(
+        Compression::None,
+        &[(0, 50, b"d", Some(v)), (1, 90, b"e", Some(v))],
+    )])
+    .unwrap();
+    log.append(&[keyed_batch(Compression::None, &[(0, 30, b"f", Some(v))])])
+        .unwrap();
+    log.append(&[keyed_batch(
+        Compression::Gzip,
+        &[(0, 70, b"g", Some(v)), (1, 80, b"h", Some(v))],
+    )])
+    .unwrap();
+    assert!(log.segment_count() >= 4, "{} segments", log.segment_count());
+    assert_eq!(max(&log), Some((1, 90)), "the earliest record on ties");
+    // Sealed segments reopen with their indexes unloaded: the max comes back with them.
+    manager.shutdown().unwrap();
+    drop(log);
+    drop(manager);
+    let manager = open(dir.path());
+    let log = manager.partition("max", 0).unwrap();
+    assert_eq!(max(&log), Some((1, 90)), "after a reopen");
+    // Below the log start the max record is gone: the first segment's live batches and the
+    // later segments decide.
+    log.delete_records_before(2).unwrap();
+    assert_eq!(max(&log), Some((4, 90)), "offset 1 is below the start");
+    log.delete_records_before(5).unwrap();
+    assert_eq!(max(&log), Some((7, 80)));
+    log.delete_records_before(8).unwrap();
+    assert_eq!(max(&log), None, "nothing left");
+}
