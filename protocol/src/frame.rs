@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{decode_budget, Decodable, Encodable};
 
 use crate::versions;
 
@@ -21,6 +21,11 @@ pub const SIZE_PREFIX_BYTES: usize = 4;
 pub const REQUEST_HEADER_MIN_BYTES: usize = 8;
 /// Kafka's `UNSUPPORTED_VERSION` error code.
 const UNSUPPORTED_VERSION_CODE: i16 = 35;
+/// Memory one request's decode may spend on its arrays and unknown tagged fields (element
+/// structs; strings and byte fields share the frame's buffer). Wire elements can be one or
+/// two bytes that decode to a 70–110-byte struct, so without this a 100 MiB frame of empty
+/// topics would decode to GiBs. 32 MiB is ~400 000 fetch partitions or metadata topics.
+pub const DECODED_COLLECTIONS_BYTES_MAX: usize = 32 << 20;
 
 /// Why a size prefix is not acceptable. The connection closes on any of these.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,10 +138,13 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, RequestError> {
     }
     let mut rest = frame;
     let header_version = api_key.request_header_version(version);
-    let header = RequestHeader::decode(&mut rest, header_version)
-        .map_err(|e| RequestError::Malformed(format!("request header: {e}")))?;
-    let body = RequestKind::decode(api_key, &mut rest, version)
-        .map_err(|e| RequestError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
+    let (header, body) = decode_budget::with_limit(DECODED_COLLECTIONS_BYTES_MAX, || {
+        let header = RequestHeader::decode(&mut rest, header_version)
+            .map_err(|e| RequestError::Malformed(format!("request header: {e}")))?;
+        let body = RequestKind::decode(api_key, &mut rest, version)
+            .map_err(|e| RequestError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
+        Ok((header, body))
+    })?;
     Ok(DecodedRequest {
         api_key,
         header,

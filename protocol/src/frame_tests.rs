@@ -307,3 +307,70 @@ fn fetch_response_chunks_equal_the_plain_encoding() {
             .to_vec()
     );
 }
+
+/// A Metadata v4 frame naming `topics` empty topics (two wire bytes each).
+fn metadata_v4_of_empty_topics(topics: i32) -> Bytes {
+    let mut frame = BytesMut::new();
+    frame.put_i16(ApiKey::Metadata as i16);
+    frame.put_i16(4);
+    frame.put_i32(7);
+    frame.put_i16(-1); // no client id
+    frame.put_i32(topics);
+    frame.put_bytes(0, 2 * topics as usize);
+    frame.put_u8(1); // allow auto-creation
+    frame.freeze()
+}
+
+#[test]
+fn arrays_decode_within_the_collections_budget() {
+    // 100 000 topics (7.2 MB of structs) is an ordinary large request.
+    let Ok(request) = decode_request(metadata_v4_of_empty_topics(100_000)) else {
+        panic!("a 100 000-topic request decodes");
+    };
+    let RequestKind::Metadata(metadata) = request.body else {
+        panic!("a metadata request");
+    };
+    assert_eq!(metadata.topics.map(|t| t.len()), Some(100_000));
+    // 20 MB of wire for 10 million topics would be 720 MB of structs: refused, and the
+    // connection closes.
+    let error = decode_request(metadata_v4_of_empty_topics(10_000_000)).unwrap_err();
+    assert!(matches!(error, RequestError::Malformed(_)), "{error:?}");
+    assert_eq!(error.action(), ErrorAction::Close);
+    // A count far beyond the frame fails before anything is allocated.
+    let mut claims = metadata_v4_of_empty_topics(1).to_vec();
+    claims[10..14].copy_from_slice(&i32::MAX.to_be_bytes());
+    assert!(decode_request(Bytes::from(claims)).is_err());
+}
+
+#[test]
+fn unknown_tagged_fields_decode_within_the_collections_budget() {
+    // ApiVersions v3 (flexible): client software name and version, then tagged fields, each
+    // a distinct tag with an empty value (2–4 wire bytes for a map entry of ~40 bytes).
+    let frame = |tags: u32| {
+        let mut frame = BytesMut::new();
+        frame.put_i16(ApiKey::ApiVersions as i16);
+        frame.put_i16(3);
+        frame.put_i32(7);
+        frame.put_i16(-1); // no client id
+        frame.put_u8(0); // no header tagged fields
+        frame.put_u8(1); // empty software name
+        frame.put_u8(1); // empty software version
+        put_unsigned_varint(&mut frame, tags);
+        for tag in 0..tags {
+            put_unsigned_varint(&mut frame, tag);
+            frame.put_u8(0);
+        }
+        frame.freeze()
+    };
+    assert!(decode_request(frame(1_000)).is_ok());
+    let error = decode_request(frame(2_000_000)).unwrap_err();
+    assert!(matches!(error, RequestError::Malformed(_)), "{error:?}");
+}
+
+fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
+    while value >= 0x80 {
+        buf.put_u8((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    buf.put_u8(value as u8);
+}

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::{decode_budget, Decodable};
+use runnel_protocol::frame::DECODED_COLLECTIONS_BYTES_MAX;
 
 use super::coordinator::{storage_error_code, GroupCoordinator, GroupSlot, Reply, SharedSlot};
 use super::offsets::{group_record, offset_record, TopicPartition};
@@ -295,8 +296,11 @@ fn subscribed_topics(slot: &GroupSlot) -> Option<BTreeSet<String>> {
         let mut metadata = member.metadata_for(protocol)?.clone();
         let version = i16::from_be_bytes([*metadata.first()?, *metadata.get(1)?]);
         let _ = bytes::Buf::get_i16(&mut metadata);
-        let subscription =
-            ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3)).ok()?;
+        // Client-written bytes: decoded within the same collections budget as a request.
+        let subscription = decode_budget::with_limit(DECODED_COLLECTIONS_BYTES_MAX, || {
+            ConsumerProtocolSubscription::decode(&mut metadata, version.clamp(0, 3))
+        })
+        .ok()?;
         topics.extend(subscription.topics.iter().map(|t| t.to_string()));
     }
     Some(topics)

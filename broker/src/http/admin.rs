@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::{decode_budget, Decodable};
+use runnel_protocol::frame::DECODED_COLLECTIONS_BYTES_MAX;
 use serde_json::{json, Value};
 
 use super::{blocking, HttpError, HttpState};
@@ -216,7 +217,11 @@ fn decode_assignment(bytes: &Bytes) -> Value {
     }
     let version = i16::from_be_bytes([buf[0], buf[1]]);
     let mut body = buf.split_off(2);
-    let Ok(assignment) = ConsumerProtocolAssignment::decode(&mut body, version.clamp(0, 3)) else {
+    // Client-written bytes: decoded within the same collections budget as a request.
+    let decoded = decode_budget::with_limit(DECODED_COLLECTIONS_BYTES_MAX, || {
+        ConsumerProtocolAssignment::decode(&mut body, version.clamp(0, 3))
+    });
+    let Ok(assignment) = decoded else {
         return Value::Null;
     };
     let topics: serde_json::Map<String, Value> = assignment

@@ -136,6 +136,7 @@ impl Decodable for AlterClientQuotasResponse {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -292,6 +293,7 @@ impl Decodable for EntityData {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -466,6 +468,7 @@ impl Decodable for EntryData {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }

@@ -118,6 +118,7 @@ impl Decodable for AlterShareGroupOffsetsRequest {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -244,6 +245,7 @@ impl Decodable for AlterShareGroupOffsetsRequestPartition {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {
@@ -371,6 +373,7 @@ impl Decodable for AlterShareGroupOffsetsRequestTopic {
             let tag: u32 = types::UnsignedVarInt.decode(buf)?;
             let size: u32 = types::UnsignedVarInt.decode(buf)?;
             let unknown_value = buf.try_get_bytes(size as usize)?;
+            crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
             unknown_tagged_fields.insert(tag as i32, unknown_value);
         }
         Ok(Self {

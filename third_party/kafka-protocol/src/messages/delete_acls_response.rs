@@ -166,6 +166,7 @@ impl Decodable for DeleteAclsFilterResult {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -467,6 +468,7 @@ impl Decodable for DeleteAclsMatchingAcl {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }
@@ -627,6 +629,7 @@ impl Decodable for DeleteAclsResponse {
                 let tag: u32 = types::UnsignedVarInt.decode(buf)?;
                 let size: u32 = types::UnsignedVarInt.decode(buf)?;
                 let unknown_value = buf.try_get_bytes(size as usize)?;
+                crate::protocol::decode_budget::charge::<(i32, Bytes)>(1)?; // runnel patch
                 unknown_tagged_fields.insert(tag as i32, unknown_value);
             }
         }

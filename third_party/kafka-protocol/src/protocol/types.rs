@@ -986,6 +986,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
             -1 => Ok(None),
             n if n >= 0 => {
                 // runnel patch: never size an allocation by an unchecked wire count.
+                super::decode_budget::charge::<T>(n as usize)?;
                 let mut result = Vec::with_capacity((n as usize).min(buf.remaining()));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
@@ -1095,6 +1096,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
             0 => Ok(None),
             n => {
                 // runnel patch: never size an allocation by an unchecked wire count.
+                super::decode_budget::charge::<T>((n - 1) as usize)?;
                 let mut result = Vec::with_capacity(((n - 1) as usize).min(buf.remaining()));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
