@@ -95,6 +95,7 @@ fn grow(
             "manual replica assignments are not supported: give only the new count",
         ));
     }
+    Refusal::unless_client_may("add partitions to", name)?;
     let info = ctx
         .logs
         .topic(name)

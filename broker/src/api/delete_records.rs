@@ -7,6 +7,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
 
+use super::create_topics::Refusal;
 use super::errors::log_error_i16;
 use super::BrokerContext;
 use crate::log::LogError;
@@ -54,6 +55,7 @@ fn delete_before(
     topic: &str,
     request: &DeleteRecordsPartition,
 ) -> Result<i64, i16> {
+    Refusal::unless_client_may("delete records of", topic).map_err(|refusal| refusal.code)?;
     let log = ctx
         .logs
         .partition(topic, request.partition_index)

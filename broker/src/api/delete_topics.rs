@@ -87,6 +87,9 @@ fn delete_one(
             name.clone()
         }
     };
+    if let Err(refusal) = Refusal::unless_client_may("delete", &name) {
+        return refused(target, &refusal);
+    }
     match ctx.logs.delete_topic(&name) {
         Ok(id) => DeletableTopicResult::default()
             .with_name(Some(topic_name(&name)))

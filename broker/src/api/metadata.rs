@@ -95,7 +95,8 @@ fn requested_topic(
     if let Some(info) = ctx.logs.topic(&name_str) {
         return topic_entry(ctx, &info);
     }
-    if !allow_create {
+    // The coordinator creates its internal topic, with its own configuration, on first use.
+    if !allow_create || crate::groups::is_internal_topic(&name_str) {
         return error_entry(ResponseError::UnknownTopicOrPartition.code());
     }
     match ctx

@@ -29,6 +29,7 @@ use runnel_protocol::batch::{
 };
 use runnel_protocol::records::records;
 
+use super::create_topics::Refusal;
 use super::errors::{log_error_code, log_error_i16};
 use super::{BrokerContext, Completion};
 use crate::append_pool::{PARALLEL_APPEND_BYTES_MIN, PARALLEL_APPEND_PARTITION_BYTES_MIN};
@@ -202,11 +203,12 @@ fn produce_partition(
         }
         (response, None)
     };
-    if crate::groups::is_internal_topic(topic) {
-        // The coordinator's own log: a client's records there would be replayed as commits
-        // and group state on the next start (Kafka: "Cannot append to internal topic").
-        let message = format!("cannot produce to internal topic {topic}");
-        return fail(response, ResponseError::InvalidTopicException, message);
+    if let Err(refusal) = Refusal::unless_client_may("produce to", topic) {
+        return fail(
+            response,
+            ResponseError::InvalidTopicException,
+            refusal.message,
+        );
     }
     let log = match ctx.logs.partition(topic, data.index) {
         Ok(log) => log,
