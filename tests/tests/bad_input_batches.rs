@@ -10,7 +10,9 @@ mod bad_input_common;
 
 use std::time::{Duration, Instant};
 
-use bad_input_common::{end_offset, proc_status_kib, produce_error, reset_peak_rss, still_serves};
+use bad_input_common::{
+    end_offset, proc_status_kib, produce_error, reset_peak_rss, still_serves, PEAK_RSS_MEASUREMENT,
+};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::BrokerId;
@@ -89,6 +91,7 @@ async fn decompression_bombs_on_a_compacted_topic_are_bounded() {
         })
         .collect();
     drop(zeros);
+    let _measuring = PEAK_RSS_MEASUREMENT.lock().await;
     reset_peak_rss();
     let peak_rss_before = proc_status_kib("VmHWM");
     for (codec, bomb) in bombs {

@@ -9,7 +9,7 @@ mod bad_input_common;
 
 use bad_input_common::{
     closes_then_still_serves, end_offset, frame, proc_status_kib, produce_error, reset_peak_rss,
-    still_serves,
+    still_serves, PEAK_RSS_MEASUREMENT,
 };
 use bytes::{BufMut, BytesMut};
 use runnel_tests::records::{decode_values, values};
@@ -147,6 +147,7 @@ fn huge_count_bodies() -> Vec<(&'static str, i16, i16, Vec<u8>)> {
 async fn huge_array_counts_close_without_large_allocations() {
     let broker = TestBroker::start().await;
     let kept = seed(&broker, "counts").await;
+    let _measuring = PEAK_RSS_MEASUREMENT.lock().await;
     // Warm up every code path once so the baseline includes their steady-state memory.
     still_serves(&broker).await;
     reset_peak_rss();
@@ -177,6 +178,33 @@ async fn huge_array_counts_close_without_large_allocations() {
         "peak virtual size grew {virtual_growth_kib} KiB"
     );
     assert_unharmed(&broker, "counts", &kept).await;
+}
+
+#[tokio::test]
+async fn requests_that_would_decode_to_many_times_their_size_close_the_connection() {
+    let broker = TestBroker::start().await;
+    let kept = seed(&broker, "amplified").await;
+    let _measuring = PEAK_RSS_MEASUREMENT.lock().await;
+    still_serves(&broker).await;
+    reset_peak_rss();
+    let peak_rss_before = proc_status_kib("VmHWM");
+    // Metadata v4: 10 million empty topic names, two bytes each on the wire (a 20 MB frame,
+    // within the request size limit) but a 72-byte struct each decoded: 720 MB.
+    let topics: i32 = 10_000_000;
+    let mut body = BytesMut::new();
+    body.put_i32(topics);
+    body.put_bytes(0, 2 * topics as usize);
+    body.put_u8(1); // allow auto-creation
+    closes_then_still_serves(&broker, &frame(3, 4, &body)).await;
+    let rss_growth_kib = proc_status_kib("VmHWM").saturating_sub(peak_rss_before);
+    eprintln!("peak RSS grew {rss_growth_kib} KiB");
+    // The frame itself (20 MB) plus at most the 32 MiB collections budget, with room for
+    // the frame's copies on the way in.
+    assert!(
+        rss_growth_kib < 160 * 1024,
+        "peak RSS grew {rss_growth_kib} KiB"
+    );
+    assert_unharmed(&broker, "amplified", &kept).await;
 }
 
 #[tokio::test]

@@ -66,6 +66,10 @@ pub fn proc_status_kib(field: &str) -> u64 {
 
 /// Resets VmHWM (peak RSS) to the current RSS, so a later reading shows the peak of what
 /// happens in between (Linux `clear_refs` 5).
+/// Held by tests that measure the process's peak RSS, so two of them (tests of one binary
+/// run in parallel) do not count each other's memory.
+pub static PEAK_RSS_MEASUREMENT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub fn reset_peak_rss() {
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
 }
