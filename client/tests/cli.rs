@@ -191,3 +191,59 @@ fn failures_exit_non_zero_with_one_line() {
     let help = ok("127.0.0.1:1", &["produce", "--help"]);
     assert!(help.contains("Examples"));
 }
+
+/// `runnel consume | head -1`: the reader closes the pipe after one line. The consumer stops,
+/// commits what was written and exits 0, where `println!` panicked (exit 101).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_output_pipe_ends_consume_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let broker = TestBroker::start_with(|c| c.groups.initial_rebalance_delay_ms = 100).await;
+    let addr = broker.addr.to_string();
+    run_ok(&addr, &["topics", "create", "piped", "-p", "1"]).await;
+    // More than a pipe holds (64 KiB), so the consumer is still writing when it closes.
+    let lines: String = (0..50_000).map(|i| format!("line-{i}\n")).collect();
+    let path = std::env::temp_dir().join(format!("runnel-piped-{}.txt", std::process::id()));
+    std::fs::write(&path, lines).expect("write the input file");
+    let file = path.to_str().expect("utf-8 path").to_owned();
+    run_ok(&addr, &["produce", "-t", "piped", "-f", &file]).await;
+    let _ = std::fs::remove_file(&path);
+    // The idle exit only bounds a failing run: the pipe closes long before.
+    let args = [
+        "consume",
+        "-t",
+        "piped",
+        "-g",
+        "head",
+        "--from-beginning",
+        "--idle-exit-ms",
+        "20000",
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(args)
+            .env("RUNNEL_BOOTSTRAP", &addr)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run runnel");
+        let mut first = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("read a line");
+        assert_eq!(first, "line-0\n");
+        // Dropping the reader closes the pipe, as `head -1` exiting does.
+        child.wait_with_output().expect("runnel exits")
+    })
+    .await
+    .expect("cli task");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let described = run_ok(&broker.addr.to_string(), &["groups", "describe", "head"]).await;
+    assert!(
+        described.contains("piped"),
+        "the group committed: {described}"
+    );
+}

@@ -69,7 +69,7 @@ pub async fn run(bootstrap: &str, output: Output, args: ConsumeArgs) -> anyhow::
     let mut printed = 0u64;
     let mut printed_up_to = std::collections::BTreeMap::new();
     let mut last_record = Instant::now();
-    while args.count.is_none_or(|n| printed < n) {
+    'consume: while args.count.is_none_or(|n| printed < n) {
         if args
             .idle_exit_ms
             .is_some_and(|ms| last_record.elapsed() >= Duration::from_millis(ms))
@@ -81,9 +81,13 @@ pub async fn run(bootstrap: &str, output: Output, args: ConsumeArgs) -> anyhow::
                 break;
             }
             last_record = Instant::now();
-            match output {
-                Output::Json => println!("{}", to_json(&record)),
-                Output::Table => println!("{}", render(&args.format, &record)),
+            let open = match output {
+                Output::Json => out!("{}", to_json(&record))?,
+                Output::Table => out!("{}", render(&args.format, &record))?,
+            };
+            if !open {
+                // The reader is gone (`| head`): stop, commit what it was given, leave.
+                break 'consume;
             }
             printed += 1;
             let tp = TopicPartition::new(&record.topic, record.partition);

@@ -49,20 +49,20 @@ pub async fn run(bootstrap: &str, output: Output, command: GroupsCommand) -> any
                     .iter()
                     .map(|g| serde_json::json!({"group": g.group_id, "state": g.state, "type": g.protocol_type}))
                     .collect();
-                println!("{}", serde_json::Value::Array(list));
+                out!("{}", serde_json::Value::Array(list))?;
             } else {
                 let rows: Vec<Vec<String>> = groups
                     .iter()
                     .map(|g| vec![g.group_id.clone(), g.state.clone(), g.protocol_type.clone()])
                     .collect();
-                print_table(&["GROUP", "STATE", "TYPE"], &rows);
+                print_table(&["GROUP", "STATE", "TYPE"], &rows)?;
             }
         }
         GroupsCommand::Describe { group } => describe(&admin, output, &group).await?,
         GroupsCommand::Delete { groups } => {
             let names: Vec<&str> = groups.iter().map(String::as_str).collect();
             admin.delete_groups(&names).await?;
-            println!("deleted {}", names.join(", "));
+            out!("deleted {}", names.join(", "))?;
         }
         GroupsCommand::ResetOffsets {
             group,
@@ -101,7 +101,7 @@ pub async fn run(bootstrap: &str, output: Output, command: GroupsCommand) -> any
                 };
             admin.reset_group_offsets(&group, &offsets).await?;
             for (tp, offset) in &offsets {
-                println!("{tp} -> {offset}");
+                out!("{tp} -> {offset}")?;
             }
         }
     }
@@ -127,14 +127,14 @@ async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<
                     "committed": l.committed, "log_end": l.log_end, "lag": l.lag, "owner": l.owner})
             })
             .collect();
-        println!(
+        out!(
             "{}",
             serde_json::json!({"group": group, "state": description.state, "protocol": description.protocol,
                 "members": members, "partitions": partitions, "total_lag": lag.iter().map(|l| l.lag).sum::<i64>()})
-        );
+        )?;
         return Ok(());
     }
-    println!(
+    out!(
         "group {group}: state {}, protocol {}, {} members",
         description.state,
         if description.protocol.is_empty() {
@@ -143,7 +143,7 @@ async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<
             &description.protocol
         },
         description.members.len()
-    );
+    )?;
     if !description.members.is_empty() {
         let rows: Vec<Vec<String>> = description
             .members
@@ -159,10 +159,10 @@ async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<
                 ]
             })
             .collect();
-        println!();
-        print_table(&["MEMBER", "CLIENT", "HOST", "ASSIGNMENT"], &rows);
+        out!()?;
+        print_table(&["MEMBER", "CLIENT", "HOST", "ASSIGNMENT"], &rows)?;
     }
-    println!();
+    out!()?;
     let rows: Vec<Vec<String>> = lag
         .iter()
         .map(|l| {
@@ -179,7 +179,7 @@ async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<
     print_table(
         &["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "OWNER"],
         &rows,
-    );
-    println!("total lag: {}", lag.iter().map(|l| l.lag).sum::<i64>());
+    )?;
+    out!("total lag: {}", lag.iter().map(|l| l.lag).sum::<i64>())?;
     Ok(())
 }

@@ -1,5 +1,16 @@
 //! Command-line arguments and dispatch: one file per command group.
 
+/// `println!` for command output: `Ok(false)` once stdout is a closed pipe (`runnel consume |
+/// head -1`) instead of the panic `println!` gives; other write errors are errors.
+macro_rules! out {
+    () => {
+        $crate::cli::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
+
 mod consume;
 mod groups;
 mod produce;
@@ -73,8 +84,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Writes one line to stdout (see `out!`): false when whoever read it has closed the pipe,
+/// which ends a command normally — the reader wanted no more.
+pub fn print_line(line: std::fmt::Arguments<'_>) -> anyhow::Result<bool> {
+    use std::io::Write;
+    match writeln!(std::io::stdout(), "{line}") {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
+}
+
 /// Prints rows as aligned columns under a header.
-pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -89,10 +111,15 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        out!("{}", padded.join("  ").trim_end())
     };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
+    if !line(header.to_vec())? {
+        return Ok(());
     }
+    for row in rows {
+        if !line(row.iter().map(String::as_str).collect())? {
+            break;
+        }
+    }
+    Ok(())
 }

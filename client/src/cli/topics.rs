@@ -74,13 +74,13 @@ pub async fn run(bootstrap: &str, output: Output, command: TopicsCommand) -> any
                     .iter()
                     .map(|t| serde_json::json!({"name": t.name, "partitions": t.partitions.len()}))
                     .collect();
-                println!("{}", serde_json::Value::Array(list));
+                out!("{}", serde_json::Value::Array(list))?;
             } else {
                 let rows: Vec<Vec<String>> = topics
                     .iter()
                     .map(|t| vec![t.name.clone(), t.partitions.len().to_string()])
                     .collect();
-                print_table(&["TOPIC", "PARTITIONS"], &rows);
+                print_table(&["TOPIC", "PARTITIONS"], &rows)?;
             }
         }
         TopicsCommand::Create {
@@ -96,7 +96,7 @@ pub async fn run(bootstrap: &str, output: Output, command: TopicsCommand) -> any
                 topic = topic.with_config(&k, &v);
             }
             admin.create_topics(&[topic]).await?;
-            println!("created topic {name} with {partitions} partitions");
+            out!("created topic {name} with {partitions} partitions")?;
         }
         TopicsCommand::Describe { name } => describe(&admin, output, &name).await?,
         TopicsCommand::Alter {
@@ -117,12 +117,12 @@ pub async fn run(bootstrap: &str, output: Output, command: TopicsCommand) -> any
             if let Some(count) = partitions {
                 admin.create_partitions(&name, count).await?;
             }
-            println!("altered topic {name}");
+            out!("altered topic {name}")?;
         }
         TopicsCommand::Delete { names } => {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             admin.delete_topics(&names).await?;
-            println!("deleted {}", names.join(", "));
+            out!("deleted {}", names.join(", "))?;
         }
     }
     Ok(())
@@ -153,13 +153,13 @@ async fn describe(admin: &Admin, output: Output, name: &str) -> anyhow::Result<(
             .iter()
             .map(|c| (c.name.clone(), c.value.clone().into()))
             .collect();
-        println!(
+        out!(
             "{}",
             serde_json::json!({"name": name, "partitions": parts, "configs": configs})
-        );
+        )?;
         return Ok(());
     }
-    println!("topic {name}: {} partitions", info.partitions.len());
+    out!("topic {name}: {} partitions", info.partitions.len())?;
     let rows: Vec<Vec<String>> = info
         .partitions
         .iter()
@@ -173,14 +173,14 @@ async fn describe(admin: &Admin, output: Output, name: &str) -> anyhow::Result<(
             ]
         })
         .collect();
-    print_table(&["PARTITION", "LEADER", "EARLIEST", "LATEST"], &rows);
+    print_table(&["PARTITION", "LEADER", "EARLIEST", "LATEST"], &rows)?;
     if !configs.is_empty() {
-        println!();
+        out!()?;
         let rows: Vec<Vec<String>> = configs
             .iter()
             .map(|c| vec![c.name.clone(), c.value.clone().unwrap_or_default()])
             .collect();
-        print_table(&["CONFIG", "VALUE"], &rows);
+        print_table(&["CONFIG", "VALUE"], &rows)?;
     }
     Ok(())
 }
