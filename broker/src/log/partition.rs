@@ -3,7 +3,7 @@
 //! Thread-safety: one mutex (`state`) orders appends and guards the segment map; it is held
 //! for the `.log` write of an append (that is what orders offsets) but readers take it only
 //! to snapshot the segment list and sizes, then pread outside it. The flusher fsyncs outside
-//! it too. Lock order: partition `state` → segment state; `flush_lock` → `state`.
+//! it too. Lock order: `append_lock` → `flush_lock` → partition `state` → segment state.
 //! Reading, timestamp search, retention and durability live in sibling files as further
 //! `impl PartitionLog` blocks.
 
@@ -96,6 +96,9 @@ pub struct PartitionLog {
     pub(crate) log_start_offset: AtomicI64,
     pub(crate) end_tx: watch::Sender<i64>,
     pub(crate) durable_tx: watch::Sender<Durable>,
+    /// Held by a flush from its copy of the segment list to its last fsync. Segment files
+    /// are removed only under it (retention, DeleteRecords, the cleaner's swap), so a flush
+    /// never finds a file of its copy gone.
     pub(crate) flush_lock: Mutex<()>,
     /// Held by the one append (or roll by DeleteRecords, or close) under way, taken before
     /// the state lock: appends copy their bytes into the segment holding only this, so
