@@ -167,6 +167,26 @@ impl PartitionLog {
         (self.topic.clone(), self.partition)
     }
 
+    /// Where an unclean load starts checking; `None` when unknown.
+    ///
+    /// Recovery takes an offset gap between segments past the recovery point for a tail lost
+    /// in a power cut and drops the segments after it; the cleaner makes gaps too, but only
+    /// below a recovery point it wrote to disk first. With no entry in the recovery-point
+    /// checkpoint (the file lost or malformed, or a partition that crashed before its first
+    /// checkpoint) the two can be told apart only by whether the cleaner ever rewrote the
+    /// partition, which its own checkpoint records after each pass:
+    /// - never cleaned: every gap is a lost tail; the whole log is checked from 0 (`Some(0)`);
+    /// - cleaned: `None`, and recovery keeps the segments after a gap. Dropping a cleaner's
+    ///   gap deletes acknowledged records; keeping a lost tail's gap only serves records
+    ///   that were never acknowledged as durable across it.
+    fn recovery_point_to_load(&self, key: &PartitionKey) -> Option<i64> {
+        if let Some(recovery_point) = self.ctx.checkpoints.recovery_point(key) {
+            return Some(recovery_point);
+        }
+        let cleaned = self.ctx.checkpoints.cleaner_offset(key).is_some();
+        (!cleaned).then_some(0)
+    }
+
     /// The loaded state, loading (and recovering) the directory on first use.
     pub(crate) fn loaded(&self) -> Result<MutexGuard<'_, Option<LogState>>, LogError> {
         let mut guard = self.state.lock();
@@ -176,8 +196,8 @@ impl PartitionLog {
         if guard.is_none() {
             let key = self.key();
             let log_start = self.ctx.checkpoints.log_start(&key).unwrap_or(0);
-            let recovery_point = self.ctx.checkpoints.recovery_point(&key).unwrap_or(0);
             let config = self.config();
+            let recovery_point = self.recovery_point_to_load(&key);
             let loaded = load_partition(
                 &self.dir,
                 &config,
