@@ -163,6 +163,41 @@ impl Checkpoints {
         write_checkpoint(&self.data_dir.join(RECOVERY_POINT_FILE), &snapshot)
     }
 
+    /// Forgets every partition `exists` rejects, rewriting each file that held one.
+    pub(crate) fn retain(&self, exists: impl Fn(&PartitionKey) -> bool) -> io::Result<()> {
+        let files = [
+            (
+                &self.recovery_points,
+                &self.recovery_write,
+                RECOVERY_POINT_FILE,
+            ),
+            (&self.log_starts, &self.log_start_write, LOG_START_FILE),
+            (
+                &self.cleaner_offsets,
+                &self.cleaner_write,
+                CLEANER_OFFSET_FILE,
+            ),
+        ];
+        for (entries, write_lock, file) in files {
+            let _writer = write_lock.lock();
+            let snapshot = {
+                let mut entries = entries.lock();
+                let before = entries.len();
+                entries.retain(|key, _| exists(key));
+                if entries.len() == before {
+                    continue;
+                }
+                entries.clone()
+            };
+            tracing::info!(
+                file,
+                "dropping checkpoint entries of partitions that no longer exist"
+            );
+            write_checkpoint(&self.data_dir.join(file), &snapshot)?;
+        }
+        Ok(())
+    }
+
     /// Forgets a deleted partition (both files are rewritten).
     pub(crate) fn remove(&self, key: &PartitionKey) -> io::Result<()> {
         self.recovery_points.lock().remove(key);

@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use runnel_protocol::batch::{RecordBatch, BATCH_HEADER_BYTES};
+use runnel_protocol::batch::{
+    build_raw_batch, write_batch_header, RawBatchFields, RecordBatch, BATCH_HEADER_BYTES,
+};
 use runnel_protocol::builder::{BatchBuilder, BatchFields};
 use runnel_protocol::records::{records, Record};
 
 use super::cleaner::Throttle;
+use super::last_batches::LastBatches;
 use super::offset_map::{key_hash, OffsetMap};
 use super::page_cache::WRITE_BYTES_MAX;
 use super::partition::PartitionLog;
@@ -34,6 +37,10 @@ const WRITE_BUFFER_BYTES: usize = WRITE_BYTES_MAX;
 const BATCH_BYTES_MAX: u64 = 64 << 20;
 /// Decompression bound for one batch's records.
 const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
+/// The timestamp-type bit of a batch's attributes (the one an empty batch keeps).
+const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
+/// Kafka's "no timestamp".
+const NO_TIMESTAMP: i64 = -1;
 
 /// A sealed segment as the cleaner saw it.
 #[derive(Clone)]
@@ -237,6 +244,12 @@ impl PartitionLog {
             config.segment_bytes,
             config.segment_index_bytes as usize / 12,
         );
+        let last_batches = LastBatches::scan(cleanable, throttle)?;
+        let rules = KeepRules {
+            latest: map,
+            last_batches: &last_batches,
+            tombstones,
+        };
         let mut current: Option<CleanedSegment> = None;
         for view in cleanable {
             if let Some(output) = current.take() {
@@ -250,7 +263,7 @@ impl PartitionLog {
                 Some(output) => output,
                 None => current.insert(CleanedSegment::create(view)?),
             };
-            if let Err(e) = output.copy_from(view, map, tombstones, throttle, outcome) {
+            if let Err(e) = output.copy_from(view, &rules, throttle, outcome) {
                 output.discard();
                 return Err(e);
             }
@@ -328,17 +341,19 @@ impl CleanedSegment {
     fn copy_from(
         &mut self,
         view: &SealedView,
-        map: &OffsetMap,
-        tombstones: TombstoneRule,
+        rules: &KeepRules<'_>,
         throttle: &mut Throttle,
         outcome: &mut PassOutcome,
     ) -> Result<(), LogError> {
         let mtime_ms = modified_ms(&view.segment.log_path);
         self.newest_mtime_ms = self.newest_mtime_ms.max(mtime_ms);
         // Kafka's rule: tombstones survive while their segment is newer than the horizon.
-        let rule = TombstoneRule {
-            segment_past_horizon: mtime_ms <= tombstones.delete_horizon_ms,
-            ..tombstones
+        let rules = KeepRules {
+            tombstones: TombstoneRule {
+                segment_past_horizon: mtime_ms <= rules.tombstones.delete_horizon_ms,
+                ..rules.tombstones
+            },
+            ..*rules
         };
         if let Some(last) = self.inputs.last() {
             assert_eq!(
@@ -353,10 +368,10 @@ impl CleanedSegment {
         while let Some(batch) = batches.next_batch()? {
             outcome.bytes_read += batch.size_bytes() as u64;
             throttle.charge(batch.size_bytes() as u64)?;
-            let (kept, removed) = filter_batch(&batch, map, rule, &self.path)?;
-            outcome.records_removed += removed;
-            self.changed |= removed > 0;
-            if let Some(kept) = kept {
+            let filtered = filter_batch(&batch, &rules, &self.path)?;
+            outcome.records_removed += filtered.records_removed;
+            self.changed |= filtered.rewritten;
+            if let Some(kept) = filtered.kept {
                 assert!(
                     batch.base_offset() >= view.segment.base_offset,
                     "offsets never move"
@@ -413,35 +428,95 @@ impl TombstoneRule {
     }
 }
 
-/// What to write for `batch`: itself, a rebuilt copy without the removed records, or
-/// nothing; and how many records were removed.
+/// What decides which records and batches a rewrite keeps.
+#[derive(Clone, Copy)]
+pub(crate) struct KeepRules<'a> {
+    /// Key → offset of its latest record in the dirty section.
+    pub latest: &'a OffsetMap,
+    /// Batches kept (if only as a header) whatever happens to their records.
+    pub last_batches: &'a LastBatches,
+    pub tombstones: TombstoneRule,
+}
+
+/// What to write for one batch.
+struct FilteredBatch {
+    /// The batch itself, a rebuilt copy, an empty header, or nothing.
+    kept: Option<Bytes>,
+    records_removed: u64,
+    /// `kept` differs from the batch read.
+    rewritten: bool,
+}
+
+impl FilteredBatch {
+    fn unchanged(batch: &RecordBatch) -> FilteredBatch {
+        FilteredBatch {
+            kept: Some(batch.as_bytes().clone()),
+            records_removed: 0,
+            rewritten: false,
+        }
+    }
+}
+
+/// What to write for `batch`: itself, a rebuilt copy without the removed records, an empty
+/// header (every record went but the batch is its producer's last, see `last_batches`), or
+/// nothing.
 fn filter_batch(
     batch: &RecordBatch,
-    map: &OffsetMap,
-    tombstones: TombstoneRule,
+    rules: &KeepRules<'_>,
     path: &Path,
-) -> Result<(Option<Bytes>, u64), LogError> {
+) -> Result<FilteredBatch, LogError> {
     if is_kept_verbatim(batch) {
-        return Ok((Some(batch.as_bytes().clone()), 0));
+        return Ok(FilteredBatch::unchanged(batch));
     }
     let decoded = decode(batch, path)?;
     let keep = |record: &Record| {
         let Some(key) = &record.key else {
             return true;
         };
-        let superseded = map
+        let superseded = rules
+            .latest
             .get(key_hash(key))
             .is_some_and(|latest| record.offset < latest);
-        !superseded && (record.value.is_some() || !tombstones.may_drop(record.offset))
+        !superseded && (record.value.is_some() || !rules.tombstones.may_drop(record.offset))
     };
     let kept: Vec<&Record> = decoded.iter().filter(|r| keep(r)).collect();
-    let removed = (decoded.len() - kept.len()) as u64;
-    if removed == 0 {
-        return Ok((Some(batch.as_bytes().clone()), 0));
-    }
+    let records_removed = (decoded.len() - kept.len()) as u64;
     if kept.is_empty() {
-        return Ok((None, removed));
+        // Also an empty batch an earlier pass kept: it goes once it is no longer the last.
+        let last = rules
+            .last_batches
+            .is_last(batch.producer_id(), batch.last_offset());
+        return Ok(match (last, batch.record_count() == 0) {
+            (true, true) => FilteredBatch::unchanged(batch),
+            (true, false) => FilteredBatch {
+                kept: Some(empty_batch(batch, path)?),
+                records_removed,
+                rewritten: true,
+            },
+            (false, _) => FilteredBatch {
+                kept: None,
+                records_removed,
+                rewritten: true,
+            },
+        });
     }
+    if records_removed == 0 {
+        return Ok(FilteredBatch::unchanged(batch));
+    }
+    Ok(FilteredBatch {
+        kept: Some(rebuild(batch, &kept, path)?),
+        records_removed,
+        rewritten: true,
+    })
+}
+
+/// `batch` with only the `kept` records. The header keeps the batch's last offset delta, as
+/// Kafka's cleaner does (`overrideLastOffset`): for an idempotent producer, base sequence +
+/// last offset delta is the batch's last sequence, which a restart reads back from the
+/// header (`producers::tail_scan`); a smaller delta would make it expect an old sequence
+/// and refuse the producer's next batch. Readers step over the offsets past the last record
+/// as over any compaction gap.
+fn rebuild(batch: &RecordBatch, kept: &[&Record], path: &Path) -> Result<Bytes, LogError> {
     let fields = BatchFields {
         base_offset: batch.base_offset(),
         partition_leader_epoch: batch.partition_leader_epoch(),
@@ -455,16 +530,16 @@ fn filter_batch(
     };
     let mut builder = BatchBuilder::new(fields, RECORDS_UNCOMPRESSED_BYTES_MAX)
         .with_max_uncompressed_bytes(RECORDS_UNCOMPRESSED_BYTES_MAX);
-    for record in &kept {
+    for record in kept {
         builder
             .push_record(record)
             .map_err(|e| corrupt(path, format!("rebuilding batch: {e}")))?;
     }
-    let rebuilt = builder
+    let built = builder
         .finish()
         .map_err(|e| corrupt(path, format!("rebuilding batch: {e}")))?;
     // Check the data before it is written: a well-formed batch at the same base offset.
-    let check = RecordBatch::parse(rebuilt.clone()).map_err(|e| corrupt(path, e))?;
+    let check = RecordBatch::parse(built.clone()).map_err(|e| corrupt(path, e))?;
     assert_eq!(
         check.base_offset(),
         batch.base_offset(),
@@ -477,5 +552,75 @@ fn filter_batch(
             format!("record offsets beyond batch {}", batch.base_offset()),
         ));
     }
-    Ok((Some(rebuilt), removed))
+    let mut raw = built.to_vec();
+    write_batch_header(
+        &mut raw,
+        &RawBatchFields {
+            base_offset: check.base_offset(),
+            partition_leader_epoch: check.partition_leader_epoch(),
+            attributes: check.attributes(),
+            last_offset_delta: batch.last_offset_delta(),
+            base_timestamp: check.base_timestamp(),
+            max_timestamp: check.max_timestamp(),
+            producer_id: check.producer_id(),
+            producer_epoch: check.producer_epoch(),
+            base_sequence: check.base_sequence(),
+            record_count: check.record_count(),
+            records: &[],
+        },
+    );
+    checked(Bytes::from(raw), batch, check.record_count(), path)
+}
+
+/// A header-only copy of `batch` (record count 0) with its offsets and producer fields, as
+/// Kafka's `writeEmptyHeader`. No records, so no compression; and no timestamp
+/// ([`NO_TIMESTAMP`]): the segment's max timestamp and time index must point at a record
+/// that exists (ListOffsets -3 and timestamp lookups read the batch they point at).
+fn empty_batch(batch: &RecordBatch, path: &Path) -> Result<Bytes, LogError> {
+    let empty = build_raw_batch(&RawBatchFields {
+        base_offset: batch.base_offset(),
+        partition_leader_epoch: batch.partition_leader_epoch(),
+        attributes: batch.attributes() & ATTR_TIMESTAMP_TYPE,
+        last_offset_delta: batch.last_offset_delta(),
+        base_timestamp: NO_TIMESTAMP,
+        max_timestamp: NO_TIMESTAMP,
+        producer_id: batch.producer_id(),
+        producer_epoch: batch.producer_epoch(),
+        base_sequence: batch.base_sequence(),
+        record_count: 0,
+        records: &[],
+    });
+    checked(empty, batch, 0, path)
+}
+
+/// Reads `written` back as a batch before it goes to disk: CRC-valid, `record_count`
+/// records, and the same offsets and producer identity as `original`.
+fn checked(
+    written: Bytes,
+    original: &RecordBatch,
+    record_count: i32,
+    path: &Path,
+) -> Result<Bytes, LogError> {
+    let check = RecordBatch::parse(written).map_err(|e| corrupt(path, e))?;
+    check.verify_crc().map_err(|e| corrupt(path, e))?;
+    assert_eq!(check.record_count(), record_count, "the records kept");
+    assert_eq!(
+        (check.base_offset(), check.last_offset()),
+        (original.base_offset(), original.last_offset()),
+        "a rewritten batch keeps its offsets"
+    );
+    assert_eq!(
+        (
+            check.producer_id(),
+            check.producer_epoch(),
+            check.base_sequence()
+        ),
+        (
+            original.producer_id(),
+            original.producer_epoch(),
+            original.base_sequence()
+        ),
+        "a rewritten batch keeps its producer's sequence"
+    );
+    Ok(check.as_bytes().clone())
 }

@@ -253,6 +253,16 @@ impl LogManager {
                 topics.insert(name.clone(), shared.entry(name, record));
             }
         }
+        // A crash inside `delete_topic` after its metadata record was committed, before its
+        // checkpoint entries went, leaves entries a re-created topic of the same name would
+        // inherit (its log start offset above all, so it would start past offset 0). They
+        // go here. (Removing them before the record instead would let a crash in between
+        // leave a live partition without its log start: deleted records exposed again.)
+        shared.ctx.checkpoints.retain(|(topic, partition)| {
+            records
+                .get(topic)
+                .is_some_and(|record| (0..record.partitions).contains(partition))
+        })?;
         shared.metadata.lock().1 = records;
         if !clean_start {
             for partition in shared.all_partitions() {

@@ -13,7 +13,8 @@
 //! `index_file` (on-disk segment), `recovery` (loading and crash recovery), `checkpoint`,
 //! `metadata_log`, `file_cache` (bounded open segment files), `page_cache` (the cached tail); compaction: `cleaner` (thread,
 //! partition choice, stats) → `clean_pass` (offset map build, segment rewrite) → `swap`
-//! (crash-safe file swap), with `offset_map` (bounded key → offset map).
+//! (crash-safe file swap), with `offset_map` (bounded key → offset map) and `last_batches`
+//! (each idempotent producer's last batch, kept through cleaning).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -30,6 +31,7 @@ mod config;
 mod file_cache;
 mod flusher;
 mod index_file;
+mod last_batches;
 mod lock;
 mod manager;
 mod metadata_log;

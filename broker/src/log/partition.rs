@@ -3,7 +3,7 @@
 //! Thread-safety: one mutex (`state`) orders appends and guards the segment map; it is held
 //! for the `.log` write of an append (that is what orders offsets) but readers take it only
 //! to snapshot the segment list and sizes, then pread outside it. The flusher fsyncs outside
-//! it too. Lock order: partition `state` → segment state; `flush_lock` → `state`.
+//! it too. Lock order: `append_lock` → `flush_lock` → partition `state` → segment state.
 //! Reading, timestamp search, retention and durability live in sibling files as further
 //! `impl PartitionLog` blocks.
 
@@ -96,6 +96,9 @@ pub struct PartitionLog {
     pub(crate) log_start_offset: AtomicI64,
     pub(crate) end_tx: watch::Sender<i64>,
     pub(crate) durable_tx: watch::Sender<Durable>,
+    /// Held by a flush from its copy of the segment list to its last fsync. Segment files
+    /// are removed only under it (retention, DeleteRecords, the cleaner's swap), so a flush
+    /// never finds a file of its copy gone.
     pub(crate) flush_lock: Mutex<()>,
     /// Held by the one append (or roll by DeleteRecords, or close) under way, taken before
     /// the state lock: appends copy their bytes into the segment holding only this, so
@@ -164,6 +167,26 @@ impl PartitionLog {
         (self.topic.clone(), self.partition)
     }
 
+    /// Where an unclean load starts checking; `None` when unknown.
+    ///
+    /// Recovery takes an offset gap between segments past the recovery point for a tail lost
+    /// in a power cut and drops the segments after it; the cleaner makes gaps too, but only
+    /// below a recovery point it wrote to disk first. With no entry in the recovery-point
+    /// checkpoint (the file lost or malformed, or a partition that crashed before its first
+    /// checkpoint) the two can be told apart only by whether the cleaner ever rewrote the
+    /// partition, which its own checkpoint records after each pass:
+    /// - never cleaned: every gap is a lost tail; the whole log is checked from 0 (`Some(0)`);
+    /// - cleaned: `None`, and recovery keeps the segments after a gap. Dropping a cleaner's
+    ///   gap deletes acknowledged records; keeping a lost tail's gap only serves records
+    ///   that were never acknowledged as durable across it.
+    fn recovery_point_to_load(&self, key: &PartitionKey) -> Option<i64> {
+        if let Some(recovery_point) = self.ctx.checkpoints.recovery_point(key) {
+            return Some(recovery_point);
+        }
+        let cleaned = self.ctx.checkpoints.cleaner_offset(key).is_some();
+        (!cleaned).then_some(0)
+    }
+
     /// The loaded state, loading (and recovering) the directory on first use.
     pub(crate) fn loaded(&self) -> Result<MutexGuard<'_, Option<LogState>>, LogError> {
         let mut guard = self.state.lock();
@@ -173,8 +196,8 @@ impl PartitionLog {
         if guard.is_none() {
             let key = self.key();
             let log_start = self.ctx.checkpoints.log_start(&key).unwrap_or(0);
-            let recovery_point = self.ctx.checkpoints.recovery_point(&key).unwrap_or(0);
             let config = self.config();
+            let recovery_point = self.recovery_point_to_load(&key);
             let loaded = load_partition(
                 &self.dir,
                 &config,

@@ -355,12 +355,13 @@ fn find_end_offset(segment: &Segment, state: &SegmentState) -> Result<i64, LogEr
     Ok(next_offset)
 }
 
-/// Loads (and when `clean` is false, recovers) the partition in `dir`.
+/// Loads (and when `clean` is false, recovers) the partition in `dir`; `recovery_point`
+/// as in [`recover_segments`].
 pub(crate) fn load_partition(
     dir: &Path,
     config: &TopicConfig,
     log_start_checkpoint: i64,
-    recovery_point: i64,
+    recovery_point: Option<i64>,
     clean: bool,
 ) -> Result<Loaded, LogError> {
     fs::create_dir_all(dir)?;
@@ -422,15 +423,16 @@ pub(crate) fn load_partition(
 
 /// The recovery scan: every segment from the one holding `recovery_point` on is verified;
 /// the first damaged one is truncated and every later one removed, and so is every segment
-/// after an offset gap.
+/// after an offset gap. With the recovery point unknown (`None`, see
+/// `PartitionLog::recovery_point_to_load`) every segment is verified, and segments after a
+/// gap are kept (with a warning): the gap may be the cleaner's.
 fn recover_segments(
     segments: &mut BTreeMap<i64, Arc<Segment>>,
     config: &TopicConfig,
-    recovery_point: i64,
+    recovery_point: Option<i64>,
 ) -> Result<(), LogError> {
-    let start = segments
-        .range(..=recovery_point)
-        .next_back()
+    let start = recovery_point
+        .and_then(|point| segments.range(..=point).next_back())
         .map_or(i64::MIN, |(base, _)| *base);
     let bases: Vec<i64> = segments.range(start..).map(|(base, _)| *base).collect();
     let last_base = bases.last().copied();
@@ -440,13 +442,23 @@ fn recover_segments(
         let Some(segment) = segments.get(base).cloned() else {
             continue;
         };
-        // Overlap is always damage, and so is a gap: a roll starts the next segment at the
-        // log end, so a gap means the tail of the previous segment was lost in a power cut
-        // while later, unsynced segment data reached the disk. (The gaps the cleaner leaves
-        // all lie below the recovery point: it records them durable before it makes them.)
-        if previous_end.is_some_and(|end| *base != end) {
-            damaged_from = Some(i);
-            break;
+        // Overlap is always damage, and so is a gap past a known recovery point: a roll
+        // starts the next segment at the log end, so a gap means the tail of the previous
+        // segment was lost in a power cut while later, unsynced segment data reached the
+        // disk. (The gaps the cleaner leaves all lie below the recovery point: it records
+        // them durable before it makes them.) With no recovery point a gap may be the
+        // cleaner's, and dropping what follows could delete acknowledged records.
+        if let Some(end) = previous_end.filter(|end| end != base) {
+            if recovery_point.is_some() || *base < end {
+                damaged_from = Some(i);
+                break;
+            }
+            tracing::warn!(
+                path = %segment.log_path.display(),
+                gap_from = end,
+                "offset gap before a segment with no recovery point to tell a lost tail from \
+                 the cleaner's gap: keeping the segment"
+            );
         }
         let capacity = (Some(*base) == last_base).then_some(u64::from(config.segment_index_bytes));
         let mut state = segment.lock();

@@ -25,6 +25,8 @@ impl PartitionLog {
         {
             return Ok(());
         }
+        // Segment files go only under the flush lock (see `delete_below`).
+        let _no_flush = self.flush_lock.lock();
         let mut guard = self.loaded()?;
         let Some(state) = guard.as_mut() else {
             return Err(LogError::ShutDown);
@@ -46,6 +48,8 @@ impl PartitionLog {
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
         // It may roll the active segment: no append may be writing to it meanwhile.
         let _writer = self.append_lock.lock();
+        // Segment files go only under the flush lock (see `delete_below`).
+        let _no_flush = self.flush_lock.lock();
         let mut guard = self.loaded()?;
         let Some(state) = guard.as_mut() else {
             return Err(LogError::ShutDown);
@@ -84,6 +88,15 @@ impl PartitionLog {
     }
 
     /// Deletes every sealed segment whose offsets all lie below `offset`.
+    ///
+    /// The caller holds `flush_lock` (lock order: `append_lock` → `flush_lock` → `state`), as
+    /// the cleaner's swap does. A flush copies the segment list under the state lock and
+    /// fsyncs each file after releasing it; a file deleted in between would fail that fsync
+    /// with NotFound, and an fsync failure is sticky (every later acks=all produce would get
+    /// KAFKA_STORAGE_ERROR until restart). Holding the flush lock here means no flush is
+    /// between its copy and its fsyncs, so every file a flush opens still exists. The cost
+    /// is that a deletion waits for at most one fsync under way; telling "deleted by us"
+    /// from "lost" at the fsync instead would weaken the one check that catches the latter.
     fn delete_below(&self, state: &mut LogState, offset: i64) -> Result<(), LogError> {
         let bases: Vec<i64> = state.segments.keys().copied().collect();
         for pair in bases.windows(2) {

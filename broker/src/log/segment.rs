@@ -30,6 +30,9 @@ pub(crate) const PREALLOCATE_AHEAD_BYTES_MAX: u64 = 8 << 20;
 /// many as it holds: a partition written now and then takes no more disk than its data.
 pub(crate) const PREALLOCATE_FROM_SEGMENT_BYTES: u64 = 1 << 20;
 
+/// The control bit of a batch's attributes.
+const ATTR_CONTROL: i16 = 0x20;
+
 /// The header fields the storage engine needs, parsed from the first 61 bytes of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchHeader {
@@ -40,6 +43,8 @@ pub(crate) struct BatchHeader {
     pub magic: i8,
     pub stored_crc: u32,
     pub record_count: i32,
+    pub attributes: i16,
+    pub producer_id: i64,
 }
 
 impl BatchHeader {
@@ -73,7 +78,14 @@ impl BatchHeader {
             magic: header[16] as i8,
             stored_crc: u32_at(17),
             record_count: u32_at(57) as i32,
+            attributes: i16::from_be_bytes([header[21], header[22]]),
+            producer_id: i64_at(43),
         })
+    }
+
+    /// A control batch (transaction marker): the attributes' control bit.
+    pub(crate) fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
     }
 
     /// Magic 2 and a non-negative offset delta: what every stored batch must satisfy.

@@ -8,8 +8,9 @@ use proptest::prelude::*;
 use runnel_protocol::batch::Compression;
 use runnel_protocol::records::records;
 
-use super::basic::{batches_of, keyed_batch, open, overrides, test_dir, TestRecord};
+use super::basic::{batches_of, keyed_batch, open, overrides, read_all, test_dir, TestRecord};
 use crate::log::{CleanerConfig, LogManager, PartitionLog};
+use crate::producers::{tail_scan, BatchIdentity, BatchMetadata, Verdict};
 
 /// (offset, key, value) as a consumer sees it.
 pub(super) type Seen = (i64, Vec<u8>, Option<Vec<u8>>);
@@ -150,14 +151,24 @@ fn clean_fully(manager: &LogManager, log: &PartitionLog, topic: &str) {
     manager.clean_now(topic, 0).unwrap();
 }
 
+/// The first record a consumer positioned at each offset receives is the next one retained.
+/// As Kafka's consumers do, it skips records below its position, and a batch holding none
+/// at or above it moves the position past the batch: a cleaned batch keeps its last offset
+/// (`clean_pass::rebuild`), so the batch read may end in offsets whose records are gone.
 fn check_positioned_reads(log: &PartitionLog, expected: &[Seen]) {
     for offset in 0..log.log_end_offset() {
-        let batches = batches_of(log.read(offset, 1).unwrap().records);
-        let first = batches
-            .iter()
-            .flat_map(|b| records(b, 1 << 24).unwrap())
-            .map(|r| r.unwrap().offset)
-            .find(|o| *o >= offset);
+        let mut position = offset;
+        let mut first = None;
+        // Each read moves the position past ≥ 1 batch: bounded by the log end.
+        while first.is_none() && position < log.log_end_offset() {
+            let batches = batches_of(log.read(position, 1).unwrap().records);
+            first = batches
+                .iter()
+                .flat_map(|b| records(b, 1 << 24).unwrap())
+                .map(|r| r.unwrap().offset)
+                .find(|o| *o >= offset);
+            position = batches.last().unwrap().next_offset();
+        }
         let next_retained = expected.iter().map(|s| s.0).find(|o| *o >= offset);
         assert_eq!(first, next_retained, "read positioned at {offset}");
     }
@@ -463,6 +474,71 @@ fn the_cleaners_gaps_survive_an_unclean_restart_whatever_the_policy() {
     assert_eq!(read_records(&log), cleaned);
 }
 
+/// With the recovery-point checkpoint lost (or malformed), recovery cannot tell the
+/// cleaner's gaps from a tail lost in a power cut. In a partition the cleaner has rewritten
+/// it keeps the segments after a gap — dropping them would delete acknowledged records — and
+/// still truncates a torn batch (a never-cleaned partition drops them:
+/// `recovery::segments_after_a_lost_tail_are_dropped_not_served_across_a_gap`).
+#[test]
+fn the_cleaners_gaps_survive_an_unclean_restart_without_a_recovery_point() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    compacted(&manager, "g", 300, &[]);
+    let log = manager.partition("g", 0).unwrap();
+    // As in the test above: the cleaned segments end short of the next one's base.
+    let writes: Vec<Write> = (0..24u8)
+        .map(|i| Write {
+            codec: Compression::None,
+            records: vec![(i % 3, (i != 23).then_some(i))],
+        })
+        .collect();
+    let model = append_writes(&log, &writes, 300);
+    clean_fully(&manager, &log, "g");
+    let cleaned = read_records(&log);
+    assert_eq!(cleaned, latest_per_key(&model, true));
+    let end = log.log_end_offset();
+    drop(log);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let recovery_points = dir.path().join(crate::log::checkpoint::RECOVERY_POINT_FILE);
+    std::fs::remove_file(dir.path().join(".runnel_clean_shutdown")).unwrap();
+    // Half a batch at the end of the active segment: a torn write.
+    let mut logs: Vec<_> = std::fs::read_dir(dir.path().join("g-0"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    let active = logs.last().unwrap().clone();
+    let active_bytes = std::fs::metadata(&active).unwrap().len();
+    let mut torn = keyed_batch(Compression::None, &[(0, 1, &b"t"[..], Some(&b"torn"[..]))])
+        .as_bytes()
+        .to_vec();
+    torn.truncate(torn.len() / 2);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&active)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &torn).unwrap();
+    drop(file);
+    for lost in [None, Some("0\n1\ng 0 not-a-number\n")] {
+        match lost {
+            None => std::fs::remove_file(&recovery_points).unwrap(),
+            Some(malformed) => std::fs::write(&recovery_points, malformed).unwrap(),
+        }
+        let manager = open(dir.path());
+        let log = manager.partition("g", 0).unwrap();
+        assert_eq!(read_records(&log), cleaned, "{lost:?}");
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(std::fs::metadata(&active).unwrap().len(), active_bytes);
+        drop(log);
+        // Stop uncleanly again, for the next case.
+        drop(manager);
+        let _ = std::fs::remove_file(dir.path().join(".runnel_clean_shutdown"));
+    }
+}
+
 #[test]
 fn the_cleaner_checkpoint_survives_a_restart_in_kafkas_format() {
     let dir = test_dir();
@@ -536,4 +612,138 @@ fn transactional_batches_are_kept_as_they_are() {
     assert_eq!(&seen[1..], &latest_per_key(&model, false)[..]);
     let first = batches_of(log.read(0, 1).unwrap().records).remove(0);
     assert!(first.is_transactional() && first.producer_id() == 7);
+}
+
+/// A batch of `keys` (value "v") from producer `producer_id` starting at sequence
+/// `first_seq`; `-1, -1` is a producer without idempotence.
+fn producer_batch(
+    producer_id: i64,
+    first_seq: i32,
+    keys: &[&[u8]],
+) -> runnel_protocol::batch::RecordBatch {
+    use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
+    let fields = BatchFields {
+        producer_id,
+        producer_epoch: if producer_id < 0 { -1 } else { 0 },
+        base_sequence: first_seq,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields, 1 << 20);
+    for key in keys {
+        let record = NewRecord {
+            timestamp: 1,
+            key: Some(key),
+            value: Some(b"v"),
+            headers: &[],
+        };
+        builder.push(&record).unwrap();
+    }
+    runnel_protocol::batch::RecordBatch::parse(builder.finish().unwrap()).unwrap()
+}
+
+/// Producer `producer_id`'s batch of sequences `first_seq..=last_seq`, as the produce path
+/// checks it.
+fn identity(producer_id: i64, first_seq: i32, last_seq: i32) -> Option<BatchIdentity> {
+    Some(BatchIdentity {
+        producer_id,
+        epoch: 0,
+        first_seq,
+        last_seq,
+    })
+}
+
+/// (base offset, last offset, record count) of `producer_id`'s batches in the log.
+fn batches_of_producer(log: &PartitionLog, producer_id: i64) -> Vec<(i64, i64, i32)> {
+    read_all(log)
+        .iter()
+        .filter(|batch| batch.producer_id() == producer_id)
+        .map(|batch| {
+            (
+                batch.base_offset(),
+                batch.last_offset(),
+                batch.record_count(),
+            )
+        })
+        .collect()
+}
+
+/// Filler batches of unique keys, so the segments before them are sealed and cleanable.
+fn roll_past(log: &PartitionLog, tag: u8) {
+    for i in 0..6u8 {
+        log.append(&[producer_batch(-1, -1, &[&[tag, i][..]])])
+            .unwrap();
+    }
+}
+
+/// After a restart the produce path reads each producer's last sequence back from the
+/// header of its last batch (base sequence + last offset delta, `producers::tail_scan`).
+/// Cleaning keeps that: a rebuilt batch keeps its last offset delta, and a producer's last
+/// batch whose records are all superseded stays as an empty batch, as Kafka's cleaner does;
+/// once the producer's newer batch is cleaned too, the empty one goes.
+#[test]
+fn cleaning_keeps_each_idempotent_producers_last_sequence() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    compacted(&manager, "p", 200, &[]);
+    let log = manager.partition("p", 0).unwrap();
+    // Producer 7: sequences 0..=1 (a, b) at offsets 0..=1. Producer 8: sequence 0 (e) at
+    // offset 2, then 1..=2 (c, d) at 3..=4. Another producer then overwrites b, c and d.
+    log.append(&[producer_batch(7, 0, &[b"a", b"b"])]).unwrap();
+    log.append(&[producer_batch(8, 0, &[b"e"])]).unwrap();
+    log.append(&[producer_batch(8, 1, &[b"c", b"d"])]).unwrap();
+    log.append(&[producer_batch(-1, -1, &[b"b", b"c", b"d"])])
+        .unwrap();
+    roll_past(&log, b'x');
+    let next_batches_accepted = |log: &PartitionLog, next_of_8: i32| {
+        let producers = tail_scan::rebuild(log).unwrap();
+        assert_eq!(producers.check(&[identity(7, 2, 2)]), Ok(Verdict::Append));
+        let next = next_of_8;
+        assert_eq!(
+            producers.check(&[identity(8, next, next)]),
+            Ok(Verdict::Append)
+        );
+        producers
+    };
+    next_batches_accepted(&log, 3);
+    manager.clean_now("p", 0).unwrap();
+    assert_eq!(
+        batches_of_producer(&log, 7),
+        vec![(0, 1, 1)],
+        "rebuilt without b, its last offset kept"
+    );
+    assert_eq!(
+        batches_of_producer(&log, 8),
+        vec![(2, 2, 1), (3, 4, 0)],
+        "the last batch kept as a header"
+    );
+    // What a restart rebuilds: the producers' next batches are in sequence, and a retry of
+    // producer 8's last batch is still answered as a duplicate.
+    drop(log);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    let log = manager.partition("p", 0).unwrap();
+    let producers = next_batches_accepted(&log, 3);
+    let retry = BatchMetadata {
+        first_seq: 1,
+        last_seq: 2,
+        base_offset: 3,
+        last_offset: 4,
+    };
+    assert_eq!(
+        producers.check(&[identity(8, 1, 2)]),
+        Ok(Verdict::Duplicate(retry))
+    );
+    // Producer 8's next batch, cleaned too: the empty batch is no longer its last, and goes.
+    let appended = log.append(&[producer_batch(8, 3, &[b"f"])]).unwrap();
+    roll_past(&log, b'y');
+    manager.clean_now("p", 0).unwrap();
+    let base = appended.base_offset;
+    assert_eq!(
+        batches_of_producer(&log, 8),
+        vec![(2, 2, 1), (base, base, 1)]
+    );
+    next_batches_accepted(&log, 4);
 }

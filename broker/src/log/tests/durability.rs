@@ -1,8 +1,12 @@
 //! Group commit: many concurrent `wait_durable` callers complete on few fsyncs.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::basic::{batch, open, test_dir};
+use super::basic::{batch, open, overrides, test_dir};
+use crate::log::now_ms;
 
 #[test]
 fn concurrent_waiters_share_fsyncs() {
@@ -193,4 +197,56 @@ fn flusher_starts_writeback_between_fsyncs() {
     empty.start_writeback().unwrap();
     empty.append(&[batch(1, 10, 1)]).unwrap();
     empty.start_writeback().unwrap();
+}
+
+/// Deletion rounds the race test runs at most, and how long (a few seconds: without the
+/// flush lock in deletion the first failure came within the first second here).
+const RACE_ROUNDS_MAX: u64 = 5_000;
+const RACE_DURATION_MS: u64 = 4_000;
+
+#[test]
+fn a_flush_racing_retention_or_delete_records_is_not_an_fsync_failure() {
+    // A real disk: the directory fsync at the start of a flush takes time, which opens the
+    // window between the flush's copy of the segment list and its fsyncs.
+    let dir = tempfile::tempdir().unwrap();
+    let manager = open(dir.path());
+    let config = overrides(&[("segment.bytes", "2000"), ("retention.ms", "0")]);
+    manager.create_topic("d", 1, config, false).unwrap();
+    let log = manager.partition("d", 0).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flusher = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                log.flush().map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_millis(RACE_DURATION_MS);
+    let mut rounds = 0u64;
+    while rounds < RACE_ROUNDS_MAX && Instant::now() < deadline && !flusher.is_finished() {
+        for _ in 0..3 {
+            log.append(&[batch(1, 900, 1)]).unwrap();
+        }
+        // Both ways segments go: DeleteRecords (which rolls the active segment) and
+        // retention (retention.ms 0: every sealed segment is expired).
+        match rounds % 2 {
+            0 => assert_eq!(log.delete_records_before(-1).unwrap(), log.log_end_offset()),
+            _ => manager.enforce_retention(now_ms()).unwrap(),
+        }
+        rounds += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let flushed = flusher.join().unwrap();
+    assert_eq!(flushed, Ok(()), "after {rounds} rounds");
+    // acks=all still works.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let last = log.append(&[batch(1, 10, 1)]).unwrap();
+    runtime
+        .block_on(log.wait_durable(last.last_offset + 1))
+        .unwrap();
 }

@@ -158,3 +158,38 @@ fn log_append_time_topics_stamp_batches() {
     let found = log.offset_for_timestamp(before).unwrap().unwrap();
     assert_eq!(found.offset, 0);
 }
+
+/// A crash inside DeleteTopic after its metadata record was committed, before the
+/// partition's checkpoint entries were removed, must not hand the old log start offset to a
+/// topic re-created under the same name: entries of partitions the metadata log does not
+/// have are dropped at open.
+#[test]
+fn a_topic_recreated_after_a_crash_mid_delete_starts_at_zero() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("d", 1, overrides(&[("segment.bytes", "300")]), false)
+        .unwrap();
+    let log = manager.partition("d", 0).unwrap();
+    for _ in 0..6 {
+        log.append(&[batch(2, 200, 1)]).unwrap();
+    }
+    assert_eq!(log.delete_records_before(5).unwrap(), 5);
+    drop(log);
+    let log_starts = dir.path().join(crate::log::checkpoint::LOG_START_FILE);
+    let before_the_delete = std::fs::read(&log_starts).unwrap();
+    manager.delete_topic("d").unwrap();
+    manager.shutdown().unwrap();
+    drop(manager);
+    // As if the process had died right after the DeleteTopic record.
+    std::fs::write(&log_starts, before_the_delete).unwrap();
+    let manager = open(dir.path());
+    let text = std::fs::read_to_string(&log_starts).unwrap();
+    assert!(!text.contains("d 0"), "stale entry kept: {text:?}");
+    manager
+        .create_topic("d", 1, overrides(&[("segment.bytes", "300")]), false)
+        .unwrap();
+    let log = manager.partition("d", 0).unwrap();
+    assert_eq!(log.log_start_offset(), 0);
+    assert_eq!(log.append(&[batch(1, 10, 1)]).unwrap().base_offset, 0);
+}
