@@ -10,9 +10,10 @@ use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
 
 use super::coordinator::{storage_error_code, GroupCoordinator, GroupSlot, Reply, SharedSlot};
-use super::offsets::{group_record, offset_record, TopicPartition};
+use super::offsets::{group_record, offset_record, Durable, TopicPartition};
 use super::records::{KeyValue, OffsetValue};
 use super::state::GroupState;
+use super::GroupError;
 
 /// One partition's offset in an OffsetCommit.
 #[derive(Debug, Clone)]
@@ -246,19 +247,12 @@ impl GroupCoordinator {
                 })
                 .map(|(tp, _)| tp.clone())
                 .collect();
-            let mut records: Vec<KeyValue> = expired
-                .iter()
-                .map(|(t, p)| offset_record(&group_id, t, *p, None))
-                .collect();
             let remove_group = expired.len() == slot.offsets.len();
-            if remove_group {
-                records.push(group_record(&group_id, None));
-            }
-            if records.is_empty() {
+            if expired.is_empty() && !remove_group {
                 continue;
             }
             // Tombstones need not be awaited: losing one only means expiring again later.
-            if let Err(error) = self.store.append(&group_id, &records, now_ms) {
+            if let Err(error) = self.write_tombstones(&group_id, &expired, remove_group, now_ms) {
                 tracing::warn!(group = %group_id, %error, "writing expired offsets failed");
                 continue;
             }
@@ -269,16 +263,32 @@ impl GroupCoordinator {
             if remove_group {
                 slot.group.mark_dead(now_ms);
                 drop(slot);
-                let mut groups = self.groups.lock();
-                if groups
-                    .get(&group_id)
-                    .is_some_and(|s| std::sync::Arc::ptr_eq(s, &shared))
-                {
-                    groups.remove(&group_id);
-                }
+                self.forget_group(&group_id, &shared);
             }
         }
         expired_total
+    }
+}
+
+impl GroupCoordinator {
+    /// Tombstones for `partitions` of the group and, when `delete_group`, for the group's
+    /// metadata last, split into as many batches as the size bound needs: a group with more
+    /// offsets than one batch holds must still be deletable and expirable.
+    pub(super) fn write_tombstones(
+        &self,
+        group_id: &str,
+        partitions: &[TopicPartition],
+        delete_group: bool,
+        now_ms: i64,
+    ) -> Result<Durable, GroupError> {
+        let mut records: Vec<KeyValue> = partitions
+            .iter()
+            .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
+            .collect();
+        if delete_group {
+            records.push(group_record(group_id, None));
+        }
+        self.store.append_in_batches(group_id, &records, now_ms)
     }
 }
 

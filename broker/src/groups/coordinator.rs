@@ -173,6 +173,15 @@ impl GroupCoordinator {
         self.groups.lock().values().cloned().collect()
     }
 
+    /// Drops a group marked Dead from the map, unless a new group of the same id has taken
+    /// its place since its lock was released.
+    pub(super) fn forget_group(&self, group_id: &str, dead: &SharedSlot) {
+        let mut groups = self.groups.lock();
+        if groups.get(group_id).is_some_and(|s| Arc::ptr_eq(s, dead)) {
+            groups.remove(group_id);
+        }
+    }
+
     /// Runs every group's timers now (the timer task calls this each tick).
     pub fn tick(&self) {
         let now_ms = self.clock.now_ms();

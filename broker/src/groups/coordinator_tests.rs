@@ -27,12 +27,28 @@ fn open(
     dir: &std::path::Path,
     clock: &Arc<ManualClock>,
 ) -> (Arc<LogManager>, Arc<GroupCoordinator>) {
+    open_with(dir, clock, config())
+}
+
+fn open_with(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    config: GroupConfig,
+) -> (Arc<LogManager>, Arc<GroupCoordinator>) {
     let logs = LogManager::open(LogManagerConfig::new(dir)).unwrap();
     if logs.topic("t").is_none() {
         logs.create_topic("t", 2, BTreeMap::new(), false).unwrap();
     }
-    let coordinator = GroupCoordinator::open(logs.clone(), config(), clock.clone()).unwrap();
+    let coordinator = GroupCoordinator::open(logs.clone(), config, clock.clone()).unwrap();
     (logs, coordinator)
+}
+
+fn group_ids(coordinator: &GroupCoordinator) -> Vec<String> {
+    coordinator
+        .list_groups(None)
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect()
 }
 
 fn simple() -> Committer {
@@ -387,4 +403,47 @@ async fn compacting_consumer_offsets_keeps_the_latest_commits() {
     assert_eq!(committed(&coordinator, "g1", 0), Some(commits));
     assert_eq!(committed(&coordinator, "g1", 1), Some(commits * 2));
     assert_eq!(committed(&coordinator, "gone", 0), None);
+}
+
+/// DeleteGroups and the retention sweep write a group's tombstones in as many batches as
+/// `offsets_batch_bytes_max` needs: a group with more offsets than one batch holds must not
+/// get INVALID_COMMIT_OFFSET_SIZE from DeleteGroups forever, nor outlive its retention.
+#[tokio::test]
+async fn groups_with_more_offsets_than_one_batch_holds_are_deleted_and_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    // Each commit below (10 offsets) fits one batch; a group's 40 tombstones do not.
+    let config = GroupConfig {
+        offsets_batch_bytes_max: 4096,
+        ..config()
+    };
+    let topic = "b".repeat(200);
+    {
+        let (logs, coordinator) = open_with(dir.path(), &clock, config.clone());
+        logs.create_topic(&topic, 40, BTreeMap::new(), false)
+            .unwrap();
+        for group in ["deleted", "expired"] {
+            for first in (0..40).step_by(10) {
+                let entries: Vec<CommitEntry> =
+                    (first..first + 10).map(|p| entry(&topic, p, 1)).collect();
+                let errors = coordinator
+                    .commit_offsets(group, &simple(), &entries)
+                    .wait()
+                    .await;
+                assert!(errors.iter().all(Option::is_none), "{errors:?}");
+            }
+        }
+        let deleted = coordinator.delete_groups(&["deleted".into()]).wait().await;
+        assert_eq!(deleted, vec![None]);
+        clock.advance(config.offsets_retention_ms);
+        assert_eq!(coordinator.expire_offsets(), 40);
+        assert!(group_ids(&coordinator).is_empty());
+        drop(coordinator);
+        logs.shutdown().unwrap();
+    }
+    let (_logs, coordinator) = open_with(dir.path(), &clock, config);
+    assert!(
+        group_ids(&coordinator).is_empty(),
+        "every tombstone was written"
+    );
 }
