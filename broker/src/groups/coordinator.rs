@@ -169,7 +169,7 @@ impl GroupCoordinator {
         Ok(slot)
     }
 
-    fn all_slots(&self) -> Vec<SharedSlot> {
+    pub(super) fn all_slots(&self) -> Vec<SharedSlot> {
         self.groups.lock().values().cloned().collect()
     }
 

@@ -405,6 +405,45 @@ async fn compacting_consumer_offsets_keeps_the_latest_commits() {
     assert_eq!(committed(&coordinator, "gone", 0), None);
 }
 
+/// Deleting a topic removes its committed offsets from every group, durably (Kafka's
+/// `onPartitionsDeleted`): a topic recreated under the same name is not read from the old
+/// topic's offsets. Other topics' offsets stay; an Empty group left without any is removed.
+#[tokio::test]
+async fn a_deleted_topics_offsets_are_removed_from_every_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    {
+        let (logs, coordinator) = open(dir.path(), &clock);
+        logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
+        let entries = [entry("t", 0, 500), entry("t", 1, 7), entry("u", 0, 3)];
+        let errors = coordinator
+            .commit_offsets("both", &simple(), &entries)
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None; 3]);
+        let errors = coordinator
+            .commit_offsets("only-t", &simple(), &entries[..1])
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None]);
+        logs.delete_topic("t").unwrap();
+        assert_eq!(coordinator.remove_offsets_of_deleted_topic("t"), 3);
+        logs.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+        assert_eq!(committed(&coordinator, "both", 0), None);
+        assert_eq!(committed(&coordinator, "both", 1), None);
+        assert_eq!(group_ids(&coordinator), vec!["both".to_owned()]);
+        drop(coordinator);
+        logs.shutdown().unwrap();
+    }
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    assert_eq!(committed(&coordinator, "both", 0), None);
+    assert_eq!(committed(&coordinator, "only-t", 0), None);
+    let topics = [("u".to_owned(), vec![0])];
+    let kept = coordinator.fetch_offsets("both", Some(&topics));
+    assert_eq!(kept[0].1[0].1.as_ref().map(|v| v.offset), Some(3));
+    assert_eq!(group_ids(&coordinator), vec!["both".to_owned()]);
+}
+
 /// DeleteGroups and the retention sweep write a group's tombstones in as many batches as
 /// `offsets_batch_bytes_max` needs: a group with more offsets than one batch holds must not
 /// get INVALID_COMMIT_OFFSET_SIZE from DeleteGroups forever, nor outlive its retention.
