@@ -486,3 +486,93 @@ async fn groups_with_more_offsets_than_one_batch_holds_are_deleted_and_expired()
         "every tombstone was written"
     );
 }
+
+/// Members `(leader, follower)` of group "g" joined at generation 2, the group
+/// CompletingRebalance.
+async fn completing_pair(coordinator: &GroupCoordinator) -> (String, String) {
+    let first = coordinator.join("g", join_request("")).wait().await;
+    let Reply::Pending(second) = coordinator.join("g", join_request("")) else {
+        panic!("second join parks")
+    };
+    let leader = coordinator
+        .join("g", join_request(&first.member_id))
+        .wait()
+        .await;
+    let follower = second.await;
+    assert_eq!((leader.generation_id, follower.generation_id), (2, 2));
+    assert_eq!(leader.leader_id, leader.member_id);
+    (leader.member_id, follower.member_id)
+}
+
+fn sync_request(member_id: &str, assignments: &[(&str, Bytes)]) -> SyncRequest {
+    SyncRequest {
+        member_id: member_id.into(),
+        group_instance_id: None,
+        generation_id: 2,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: assignments
+            .iter()
+            .map(|(id, bytes)| ((*id).to_owned(), bytes.clone()))
+            .collect(),
+    }
+}
+
+/// The follower parks in SyncGroup, then the leader syncs with `assignment` for it; returns
+/// both answers' errors once the write of the assignment has settled.
+async fn sync_pair(
+    coordinator: &GroupCoordinator,
+    (leader, follower): &(String, String),
+    assignment: Bytes,
+) -> (Option<ResponseError>, Option<ResponseError>) {
+    let Reply::Pending(parked) = coordinator.sync("g", sync_request(follower, &[])) else {
+        panic!("the follower parks until the leader syncs")
+    };
+    let request = sync_request(leader, &[(follower, assignment)]);
+    let leader_answer = coordinator.sync("g", request).wait().await;
+    (leader_answer.error, parked.await.error)
+}
+
+/// Kafka's doSyncGroup makes the group Stable only once the leader's assignment is stored;
+/// when the fsync of that write fails, every parked SyncGroup gets the error and the group
+/// rebalances, instead of staying Stable with an assignment a restart would not know.
+#[tokio::test]
+async fn a_failed_assignment_write_fails_every_sync_and_rebalances() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    let pair = completing_pair(&coordinator).await;
+    logs.fail_fsyncs();
+    let errors = sync_pair(&coordinator, &pair, Bytes::from_static(b"A2")).await;
+    let unavailable = Some(ResponseError::CoordinatorNotAvailable);
+    assert_eq!(errors, (unavailable, unavailable));
+    let described = coordinator.describe_group("g");
+    assert_eq!(described.state, GroupState::PreparingRebalance);
+    assert!(described.members.iter().all(|m| m.assignment.is_empty()));
+    assert_eq!(
+        coordinator.heartbeat("g", &pair.0, None, 2),
+        Err(ResponseError::RebalanceInProgress)
+    );
+}
+
+/// A group record too large for `offsets_batch_bytes_max` fails the SyncGroups with
+/// UNKNOWN_SERVER_ERROR, as Kafka's storeGroup answers MESSAGE_TOO_LARGE (not the commit
+/// error INVALID_COMMIT_OFFSET_SIZE), and the group rebalances.
+#[tokio::test]
+async fn an_oversized_assignment_is_an_unknown_server_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let config = GroupConfig {
+        offsets_batch_bytes_max: 1024,
+        ..config()
+    };
+    let (_logs, coordinator) = open_with(dir.path(), &clock, config);
+    let pair = completing_pair(&coordinator).await;
+    let errors = sync_pair(&coordinator, &pair, Bytes::from(vec![7u8; 2048])).await;
+    let unknown = Some(ResponseError::UnknownServerError);
+    assert_eq!(errors, (unknown, unknown));
+    assert_eq!(
+        coordinator.describe_group("g").state,
+        GroupState::PreparingRebalance
+    );
+}
