@@ -1,6 +1,7 @@
 //! Committed offsets over TCP: simple (generation -1) commits at every version, fetches at
 //! every version, member commits with stale generations and unknown members, unknown
-//! partitions failing alone, OffsetDelete, and offsets surviving a broker restart.
+//! partitions failing alone, OffsetDelete, offsets surviving a broker restart, and offsets
+//! of a deleted topic removed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,7 +20,8 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::{
-    GroupId, JoinGroupRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+    DeleteTopicsRequest, GroupId, JoinGroupRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::requests::topic_name;
@@ -288,4 +290,32 @@ async fn oversized_metadata_fails_that_partition_only_and_the_group_stays_health
     assert_eq!(codes, vec![0]);
     let mut other = broker.client().await;
     assert_eq!(fetch(&mut other, "meta", "m", &[0, 1], 7).await, vec![3, 9]);
+}
+
+/// DeleteTopics drops the topic's committed offsets from every group (Kafka's
+/// onPartitionsDeleted): a topic created again under the same name has no committed offsets,
+/// also after a restart, while the group's other offsets stay.
+#[tokio::test]
+async fn deleting_a_topic_removes_its_committed_offsets() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "gone", 2);
+    create_topic(&broker, "kept", 1);
+    let mut client = broker.client().await;
+    let entries = [("gone", 0, 500), ("gone", 1, 7), ("kept", 0, 3)];
+    let codes = commit_codes(&mut client, commit("g", "", -1, &entries), 8).await;
+    assert_eq!(codes, vec![0; 3]);
+    let delete = DeleteTopicsRequest::default().with_topic_names(vec![topic_name("gone")]);
+    assert_eq!(client.send(delete, 5).await.responses[0].error_code, 0);
+    create_topic(&broker, "gone", 2);
+    assert_eq!(
+        fetch(&mut client, "g", "gone", &[0, 1], 7).await,
+        vec![-1, -1]
+    );
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        fetch(&mut client, "g", "gone", &[0, 1], 7).await,
+        vec![-1, -1]
+    );
+    assert_eq!(fetch(&mut client, "g", "kept", &[0], 7).await, vec![3]);
 }

@@ -90,7 +90,11 @@ fn delete_one(
     if let Err(refusal) = Refusal::unless_client_may("delete", &name) {
         return refused(target, &refusal);
     }
-    match ctx.logs.delete_topic(&name) {
+    let deleted = ctx.logs.delete_topic(&name);
+    if deleted.is_ok() {
+        ctx.groups.remove_offsets_of_deleted_topic(&name);
+    }
+    match deleted {
         Ok(id) => DeletableTopicResult::default()
             .with_name(Some(topic_name(&name)))
             .with_topic_id(id)

@@ -1,13 +1,11 @@
 //! Read-only views and deletion of groups: DescribeGroups, ListGroups, DeleteGroups.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 
 use super::coordinator::{storage_error_code, GroupCoordinator, Reply};
-use super::offsets::{group_record, offset_record, Durable};
+use super::offsets::Durable;
 use super::state::GroupState;
 
 /// One member as DescribeGroups shows it.
@@ -197,26 +195,14 @@ impl GroupCoordinator {
             GroupState::Empty => {}
             _ => return Err(ResponseError::NonEmptyGroup),
         }
-        let mut records: Vec<_> = slot
-            .offsets
-            .keys()
-            .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
-            .collect();
-        records.push(group_record(group_id, None));
+        let partitions: Vec<_> = slot.offsets.keys().cloned().collect();
         let durable = self
-            .store
-            .append(group_id, &records, now_ms)
+            .write_tombstones(group_id, &partitions, true, now_ms)
             .map_err(|e| storage_error_code(&e))?;
         slot.offsets.clear();
         slot.group.mark_dead(now_ms);
         drop(slot);
-        let mut groups = self.groups.lock();
-        if groups
-            .get(group_id)
-            .is_some_and(|s| Arc::ptr_eq(s, &shared))
-        {
-            groups.remove(group_id);
-        }
+        self.forget_group(group_id, &shared);
         Ok(durable)
     }
 }

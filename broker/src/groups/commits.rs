@@ -1,6 +1,6 @@
-//! Committed offsets through the coordinator: OffsetCommit, OffsetFetch, OffsetDelete and the
-//! retention sweep. Every change is appended to `__consumer_offsets` under the group's lock
-//! and answered once durable.
+//! Committed offsets through the coordinator: OffsetCommit, OffsetFetch, OffsetDelete, the
+//! retention sweep, and dropping a deleted topic's offsets. Every change is appended to
+//! `__consumer_offsets` under the group's lock; a client's request is answered once durable.
 
 use std::collections::BTreeSet;
 
@@ -11,9 +11,10 @@ use kafka_protocol::protocol::{decode_budget, Decodable};
 use runnel_protocol::frame::DECODED_COLLECTIONS_BYTES_MAX;
 
 use super::coordinator::{storage_error_code, GroupCoordinator, GroupSlot, Reply, SharedSlot};
-use super::offsets::{group_record, offset_record, TopicPartition};
+use super::offsets::{group_record, offset_record, Durable, TopicPartition};
 use super::records::{KeyValue, OffsetValue};
 use super::state::GroupState;
+use super::GroupError;
 
 /// One partition's offset in an OffsetCommit.
 #[derive(Debug, Clone)]
@@ -247,19 +248,12 @@ impl GroupCoordinator {
                 })
                 .map(|(tp, _)| tp.clone())
                 .collect();
-            let mut records: Vec<KeyValue> = expired
-                .iter()
-                .map(|(t, p)| offset_record(&group_id, t, *p, None))
-                .collect();
             let remove_group = expired.len() == slot.offsets.len();
-            if remove_group {
-                records.push(group_record(&group_id, None));
-            }
-            if records.is_empty() {
+            if expired.is_empty() && !remove_group {
                 continue;
             }
             // Tombstones need not be awaited: losing one only means expiring again later.
-            if let Err(error) = self.store.append(&group_id, &records, now_ms) {
+            if let Err(error) = self.write_tombstones(&group_id, &expired, remove_group, now_ms) {
                 tracing::warn!(group = %group_id, %error, "writing expired offsets failed");
                 continue;
             }
@@ -270,16 +264,73 @@ impl GroupCoordinator {
             if remove_group {
                 slot.group.mark_dead(now_ms);
                 drop(slot);
-                let mut groups = self.groups.lock();
-                if groups
-                    .get(&group_id)
-                    .is_some_and(|s| std::sync::Arc::ptr_eq(s, &shared))
-                {
-                    groups.remove(&group_id);
-                }
+                self.forget_group(&group_id, &shared);
             }
         }
         expired_total
+    }
+}
+
+impl GroupCoordinator {
+    /// A topic was deleted: every group forgets its offsets for the topic, in memory at once
+    /// and in `__consumer_offsets` by tombstones, as Kafka's `onPartitionsDeleted` does, so a
+    /// topic recreated under the same name is not read from the old topic's offsets. An Empty
+    /// group left without offsets is removed, as the retention sweep would. The tombstones'
+    /// fsync is requested by the write but not awaited (DeleteTopics does not wait for it
+    /// either); if writing them fails, the offsets are still dropped from memory, where
+    /// OffsetFetch reads them. Returns how many offsets were removed.
+    pub fn remove_offsets_of_deleted_topic(&self, topic: &str) -> usize {
+        let now_ms = self.clock.now_ms();
+        let mut removed_total = 0;
+        for shared in self.all_slots() {
+            let mut slot = shared.lock();
+            let removed: Vec<TopicPartition> = slot
+                .offsets
+                .keys()
+                .filter(|(t, _)| t == topic)
+                .cloned()
+                .collect();
+            if removed.is_empty() || slot.group.state() == GroupState::Dead {
+                continue;
+            }
+            let group_id = slot.group.id().to_owned();
+            let remove_group =
+                slot.group.state() == GroupState::Empty && removed.len() == slot.offsets.len();
+            if let Err(error) = self.write_tombstones(&group_id, &removed, remove_group, now_ms) {
+                let group = group_id.as_str();
+                tracing::warn!(group, topic, %error, "writing offset tombstones failed");
+            }
+            removed_total += removed.len();
+            for tp in &removed {
+                slot.offsets.remove(tp);
+            }
+            if remove_group {
+                slot.group.mark_dead(now_ms);
+                drop(slot);
+                self.forget_group(&group_id, &shared);
+            }
+        }
+        removed_total
+    }
+
+    /// Tombstones for `partitions` of the group and, when `delete_group`, for the group's
+    /// metadata last, split into as many batches as the size bound needs: a group with more
+    /// offsets than one batch holds must still be deletable and expirable.
+    pub(super) fn write_tombstones(
+        &self,
+        group_id: &str,
+        partitions: &[TopicPartition],
+        delete_group: bool,
+        now_ms: i64,
+    ) -> Result<Durable, GroupError> {
+        let mut records: Vec<KeyValue> = partitions
+            .iter()
+            .map(|(topic, partition)| offset_record(group_id, topic, *partition, None))
+            .collect();
+        if delete_group {
+            records.push(group_record(group_id, None));
+        }
+        self.store.append_in_batches(group_id, &records, now_ms)
     }
 }
 

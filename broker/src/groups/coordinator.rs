@@ -5,7 +5,8 @@
 //! sits in its own mutex ([`GroupSlot`]) taken for the whole of one call (state change, log
 //! append to page cache, memory update), never while holding the map lock. Parked answers are
 //! tokio oneshots; a group-metadata write is fsynced on a spawned task before the parked
-//! SyncGroups it unblocks are answered. Timers are one task waking every `timer_tick_ms`.
+//! SyncGroups it unblocks are answered, and the leader's SyncGroup makes its group Stable
+//! only once the assignment is durable. Timers are one task waking every `timer_tick_ms`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
@@ -82,6 +83,16 @@ pub fn storage_error_code(error: &GroupError) -> ResponseError {
         GroupError::Storage(_) | GroupError::CorruptRecord { .. } => {
             ResponseError::CoordinatorNotAvailable
         }
+    }
+}
+
+/// The Kafka error for a failed write of a group's metadata (the leader's SyncGroup). As for
+/// offsets, except that an oversized record is UNKNOWN_SERVER_ERROR, as in Kafka's
+/// `GroupMetadataManager.storeGroup` (INVALID_COMMIT_OFFSET_SIZE is about commits).
+pub fn group_write_error_code(error: &GroupError) -> ResponseError {
+    match storage_error_code(error) {
+        ResponseError::InvalidCommitOffsetSize => ResponseError::UnknownServerError,
+        code => code,
     }
 }
 
@@ -169,8 +180,17 @@ impl GroupCoordinator {
         Ok(slot)
     }
 
-    fn all_slots(&self) -> Vec<SharedSlot> {
+    pub(super) fn all_slots(&self) -> Vec<SharedSlot> {
         self.groups.lock().values().cloned().collect()
+    }
+
+    /// Drops a group marked Dead from the map, unless a new group of the same id has taken
+    /// its place since its lock was released.
+    pub(super) fn forget_group(&self, group_id: &str, dead: &SharedSlot) {
+        let mut groups = self.groups.lock();
+        if groups.get(group_id).is_some_and(|s| Arc::ptr_eq(s, dead)) {
+            groups.remove(group_id);
+        }
     }
 
     /// Runs every group's timers now (the timer task calls this each tick).
@@ -238,12 +258,13 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Reply::Ready(SyncResponse::error(ResponseError::InvalidGroupId));
         }
-        let Some(slot) = self.slot(group_id) else {
+        let Some(shared) = self.slot(group_id) else {
             return Reply::Ready(SyncResponse::error(ResponseError::UnknownMemberId));
         };
         let now_ms = self.clock.now_ms();
-        let mut slot = slot.lock();
-        let (outcome, effects) = slot.group.sync(request, now_ms);
+        let mut slot = shared.lock();
+        let (outcome, mut effects) = slot.group.sync(request, now_ms);
+        let store_assignment = effects.store_assignment.take();
         slot.group.debug_check_invariants();
         let reply = match outcome {
             Outcome::Done(answer) => Reply::Ready(answer),
@@ -261,7 +282,48 @@ impl GroupCoordinator {
             }
         };
         self.deliver(&mut slot, effects, now_ms);
+        if let Some(generation_id) = store_assignment {
+            self.store_assignment(&shared, &mut slot, generation_id, now_ms);
+        }
         reply
+    }
+
+    /// Writes the group with the leader's assignment and, once that is durable or has failed,
+    /// tells the group ([`Group::assignment_stored`]) and answers the parked SyncGroups.
+    fn store_assignment(
+        &self,
+        shared: &SharedSlot,
+        slot: &mut GroupSlot,
+        generation_id: i32,
+        now_ms: i64,
+    ) {
+        let group_id = slot.group.id().to_owned();
+        let record = group_record(&group_id, Some(&slot.group.to_metadata()));
+        let durable = match self.store.append(&group_id, &[record], now_ms) {
+            Ok(durable) => durable,
+            Err(error) => {
+                tracing::warn!(group = %group_id, %error, "writing the group's assignment failed");
+                let stored = Err(group_write_error_code(&error));
+                let effects =
+                    slot.group
+                        .assignment_stored(generation_id, stored, now_ms, &self.config);
+                answer_parked(slot, effects.joins, effects.syncs);
+                return;
+            }
+        };
+        let (shared, clock, config) = (shared.clone(), self.clock.clone(), self.config.clone());
+        tokio::spawn(async move {
+            let stored = durable.await.map_err(|error| {
+                tracing::warn!(group = %group_id, %error, "writing the group's assignment failed");
+                group_write_error_code(&error)
+            });
+            let mut slot = shared.lock();
+            let effects =
+                slot.group
+                    .assignment_stored(generation_id, stored, clock.now_ms(), &config);
+            debug_assert!(!effects.persist && effects.store_assignment.is_none());
+            answer_parked(&mut slot, effects.joins, effects.syncs);
+        });
     }
 
     /// Heartbeat.
@@ -324,12 +386,15 @@ impl GroupCoordinator {
     /// Answers parked joins now; writes the group record when asked and answers parked syncs
     /// once it is durable (or at once when nothing was written).
     pub(super) fn deliver(&self, slot: &mut GroupSlot, effects: Effects, now_ms: i64) {
-        for (member_id, answer) in effects.joins {
-            if let Some(tx) = slot.join_waiters.remove(&member_id) {
-                // The client may have gone; nothing to do then.
-                let _ = tx.send(answer);
-            }
+        debug_assert!(
+            effects.store_assignment.is_none(),
+            "only SyncGroup hands in an assignment, and it writes it itself"
+        );
+        if !effects.persist {
+            answer_parked(slot, effects.joins, effects.syncs);
+            return;
         }
+        answer_parked(slot, effects.joins, Vec::new());
         let syncs: Vec<(oneshot::Sender<SyncResponse>, SyncResponse)> = effects
             .syncs
             .into_iter()
@@ -337,12 +402,6 @@ impl GroupCoordinator {
                 slot.sync_waiters.remove(&member_id).map(|tx| (tx, answer))
             })
             .collect();
-        if !effects.persist {
-            for (tx, answer) in syncs {
-                let _ = tx.send(answer);
-            }
-            return;
-        }
         let group_id = slot.group.id().to_owned();
         let record = group_record(&group_id, Some(&slot.group.to_metadata()));
         match self.store.append(&group_id, &[record], now_ms) {
@@ -352,7 +411,7 @@ impl GroupCoordinator {
                     for (tx, answer) in syncs {
                         let answer = match &written {
                             Ok(()) => answer,
-                            Err(error) => SyncResponse::error(storage_error_code(error)),
+                            Err(error) => SyncResponse::error(group_write_error_code(error)),
                         };
                         let _ = tx.send(answer);
                     }
@@ -362,9 +421,27 @@ impl GroupCoordinator {
             Err(error) => {
                 tracing::warn!(group = %group_id, %error, "writing group metadata failed");
                 for (tx, _) in syncs {
-                    let _ = tx.send(SyncResponse::error(storage_error_code(&error)));
+                    let _ = tx.send(SyncResponse::error(group_write_error_code(&error)));
                 }
             }
+        }
+    }
+}
+
+/// Answers parked JoinGroups and SyncGroups now; an answer whose caller has gone is dropped.
+fn answer_parked(
+    slot: &mut GroupSlot,
+    joins: Vec<(String, JoinResponse)>,
+    syncs: Vec<(String, SyncResponse)>,
+) {
+    for (member_id, answer) in joins {
+        if let Some(tx) = slot.join_waiters.remove(&member_id) {
+            let _ = tx.send(answer);
+        }
+    }
+    for (member_id, answer) in syncs {
+        if let Some(tx) = slot.sync_waiters.remove(&member_id) {
+            let _ = tx.send(answer);
         }
     }
 }

@@ -27,12 +27,28 @@ fn open(
     dir: &std::path::Path,
     clock: &Arc<ManualClock>,
 ) -> (Arc<LogManager>, Arc<GroupCoordinator>) {
+    open_with(dir, clock, config())
+}
+
+fn open_with(
+    dir: &std::path::Path,
+    clock: &Arc<ManualClock>,
+    config: GroupConfig,
+) -> (Arc<LogManager>, Arc<GroupCoordinator>) {
     let logs = LogManager::open(LogManagerConfig::new(dir)).unwrap();
     if logs.topic("t").is_none() {
         logs.create_topic("t", 2, BTreeMap::new(), false).unwrap();
     }
-    let coordinator = GroupCoordinator::open(logs.clone(), config(), clock.clone()).unwrap();
+    let coordinator = GroupCoordinator::open(logs.clone(), config, clock.clone()).unwrap();
     (logs, coordinator)
+}
+
+fn group_ids(coordinator: &GroupCoordinator) -> Vec<String> {
+    coordinator
+        .list_groups(None)
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect()
 }
 
 fn simple() -> Committer {
@@ -387,4 +403,176 @@ async fn compacting_consumer_offsets_keeps_the_latest_commits() {
     assert_eq!(committed(&coordinator, "g1", 0), Some(commits));
     assert_eq!(committed(&coordinator, "g1", 1), Some(commits * 2));
     assert_eq!(committed(&coordinator, "gone", 0), None);
+}
+
+/// Deleting a topic removes its committed offsets from every group, durably (Kafka's
+/// `onPartitionsDeleted`): a topic recreated under the same name is not read from the old
+/// topic's offsets. Other topics' offsets stay; an Empty group left without any is removed.
+#[tokio::test]
+async fn a_deleted_topics_offsets_are_removed_from_every_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    {
+        let (logs, coordinator) = open(dir.path(), &clock);
+        logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
+        let entries = [entry("t", 0, 500), entry("t", 1, 7), entry("u", 0, 3)];
+        let errors = coordinator
+            .commit_offsets("both", &simple(), &entries)
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None; 3]);
+        let errors = coordinator
+            .commit_offsets("only-t", &simple(), &entries[..1])
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None]);
+        logs.delete_topic("t").unwrap();
+        assert_eq!(coordinator.remove_offsets_of_deleted_topic("t"), 3);
+        logs.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+        assert_eq!(committed(&coordinator, "both", 0), None);
+        assert_eq!(committed(&coordinator, "both", 1), None);
+        assert_eq!(group_ids(&coordinator), vec!["both".to_owned()]);
+        drop(coordinator);
+        logs.shutdown().unwrap();
+    }
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    assert_eq!(committed(&coordinator, "both", 0), None);
+    assert_eq!(committed(&coordinator, "only-t", 0), None);
+    let topics = [("u".to_owned(), vec![0])];
+    let kept = coordinator.fetch_offsets("both", Some(&topics));
+    assert_eq!(kept[0].1[0].1.as_ref().map(|v| v.offset), Some(3));
+    assert_eq!(group_ids(&coordinator), vec!["both".to_owned()]);
+}
+
+/// DeleteGroups and the retention sweep write a group's tombstones in as many batches as
+/// `offsets_batch_bytes_max` needs: a group with more offsets than one batch holds must not
+/// get INVALID_COMMIT_OFFSET_SIZE from DeleteGroups forever, nor outlive its retention.
+#[tokio::test]
+async fn groups_with_more_offsets_than_one_batch_holds_are_deleted_and_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    // Each commit below (10 offsets) fits one batch; a group's 40 tombstones do not.
+    let config = GroupConfig {
+        offsets_batch_bytes_max: 4096,
+        ..config()
+    };
+    let topic = "b".repeat(200);
+    {
+        let (logs, coordinator) = open_with(dir.path(), &clock, config.clone());
+        logs.create_topic(&topic, 40, BTreeMap::new(), false)
+            .unwrap();
+        for group in ["deleted", "expired"] {
+            for first in (0..40).step_by(10) {
+                let entries: Vec<CommitEntry> =
+                    (first..first + 10).map(|p| entry(&topic, p, 1)).collect();
+                let errors = coordinator
+                    .commit_offsets(group, &simple(), &entries)
+                    .wait()
+                    .await;
+                assert!(errors.iter().all(Option::is_none), "{errors:?}");
+            }
+        }
+        let deleted = coordinator.delete_groups(&["deleted".into()]).wait().await;
+        assert_eq!(deleted, vec![None]);
+        clock.advance(config.offsets_retention_ms);
+        assert_eq!(coordinator.expire_offsets(), 40);
+        assert!(group_ids(&coordinator).is_empty());
+        drop(coordinator);
+        logs.shutdown().unwrap();
+    }
+    let (_logs, coordinator) = open_with(dir.path(), &clock, config);
+    assert!(
+        group_ids(&coordinator).is_empty(),
+        "every tombstone was written"
+    );
+}
+
+/// Members `(leader, follower)` of group "g" joined at generation 2, the group
+/// CompletingRebalance.
+async fn completing_pair(coordinator: &GroupCoordinator) -> (String, String) {
+    let first = coordinator.join("g", join_request("")).wait().await;
+    let Reply::Pending(second) = coordinator.join("g", join_request("")) else {
+        panic!("second join parks")
+    };
+    let leader = coordinator
+        .join("g", join_request(&first.member_id))
+        .wait()
+        .await;
+    let follower = second.await;
+    assert_eq!((leader.generation_id, follower.generation_id), (2, 2));
+    assert_eq!(leader.leader_id, leader.member_id);
+    (leader.member_id, follower.member_id)
+}
+
+fn sync_request(member_id: &str, assignments: &[(&str, Bytes)]) -> SyncRequest {
+    SyncRequest {
+        member_id: member_id.into(),
+        group_instance_id: None,
+        generation_id: 2,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: assignments
+            .iter()
+            .map(|(id, bytes)| ((*id).to_owned(), bytes.clone()))
+            .collect(),
+    }
+}
+
+/// The follower parks in SyncGroup, then the leader syncs with `assignment` for it; returns
+/// both answers' errors once the write of the assignment has settled.
+async fn sync_pair(
+    coordinator: &GroupCoordinator,
+    (leader, follower): &(String, String),
+    assignment: Bytes,
+) -> (Option<ResponseError>, Option<ResponseError>) {
+    let Reply::Pending(parked) = coordinator.sync("g", sync_request(follower, &[])) else {
+        panic!("the follower parks until the leader syncs")
+    };
+    let request = sync_request(leader, &[(follower, assignment)]);
+    let leader_answer = coordinator.sync("g", request).wait().await;
+    (leader_answer.error, parked.await.error)
+}
+
+/// Kafka's doSyncGroup makes the group Stable only once the leader's assignment is stored;
+/// when the fsync of that write fails, every parked SyncGroup gets the error and the group
+/// rebalances, instead of staying Stable with an assignment a restart would not know.
+#[tokio::test]
+async fn a_failed_assignment_write_fails_every_sync_and_rebalances() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    let pair = completing_pair(&coordinator).await;
+    logs.fail_fsyncs();
+    let errors = sync_pair(&coordinator, &pair, Bytes::from_static(b"A2")).await;
+    let unavailable = Some(ResponseError::CoordinatorNotAvailable);
+    assert_eq!(errors, (unavailable, unavailable));
+    let described = coordinator.describe_group("g");
+    assert_eq!(described.state, GroupState::PreparingRebalance);
+    assert!(described.members.iter().all(|m| m.assignment.is_empty()));
+    assert_eq!(
+        coordinator.heartbeat("g", &pair.0, None, 2),
+        Err(ResponseError::RebalanceInProgress)
+    );
+}
+
+/// A group record too large for `offsets_batch_bytes_max` fails the SyncGroups with
+/// UNKNOWN_SERVER_ERROR, as Kafka's storeGroup answers MESSAGE_TOO_LARGE (not the commit
+/// error INVALID_COMMIT_OFFSET_SIZE), and the group rebalances.
+#[tokio::test]
+async fn an_oversized_assignment_is_an_unknown_server_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let config = GroupConfig {
+        offsets_batch_bytes_max: 1024,
+        ..config()
+    };
+    let (_logs, coordinator) = open_with(dir.path(), &clock, config);
+    let pair = completing_pair(&coordinator).await;
+    let errors = sync_pair(&coordinator, &pair, Bytes::from(vec![7u8; 2048])).await;
+    let unknown = Some(ResponseError::UnknownServerError);
+    assert_eq!(errors, (unknown, unknown));
+    assert_eq!(
+        coordinator.describe_group("g").state,
+        GroupState::PreparingRebalance
+    );
 }

@@ -260,7 +260,8 @@ impl Group {
         }
     }
 
-    /// SyncGroup: the leader's call stores the assignment and makes the group Stable.
+    /// SyncGroup: the leader's call hands in the assignment, which the coordinator writes
+    /// before the group turns Stable ([`Effects::store_assignment`]).
     pub fn sync(&mut self, request: SyncRequest, now_ms: i64) -> (Outcome<SyncResponse>, Effects) {
         let mut effects = Effects::default();
         let done = |error| {
@@ -301,39 +302,70 @@ impl Group {
                     member.last_heartbeat_ms = now_ms;
                 }
                 if self.leader_id.as_deref() == Some(member_id.as_str()) {
-                    self.install_assignment(request.assignments, now_ms, &mut effects);
+                    self.set_assignment(request.assignments);
+                    effects.store_assignment = Some(self.generation_id);
                 }
                 (Outcome::Wait { member_id }, effects)
             }
         }
     }
 
-    fn install_assignment(
-        &mut self,
-        mut assignments: BTreeMap<String, Bytes>,
-        now_ms: i64,
-        effects: &mut Effects,
-    ) {
+    /// The leader's assignment, held in the members while the group with it is written
+    /// (DescribeGroups shows assignments of Stable groups only).
+    fn set_assignment(&mut self, mut assignments: BTreeMap<String, Bytes>) {
         for member in self.members.values_mut() {
             member.assignment = assignments.remove(&member.member_id).unwrap_or_default();
         }
-        self.transition(GroupState::Stable, now_ms);
-        self.sync_deadline_ms = None;
-        effects.persist = true;
-        let waiting: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| m.awaiting_sync)
-            .map(|m| m.member_id.clone())
-            .collect();
-        for member_id in waiting {
-            if let Some(member) = self.members.get_mut(&member_id) {
-                member.awaiting_sync = false;
-            }
-            effects
-                .syncs
-                .push((member_id.clone(), self.sync_answer(&member_id)));
+    }
+
+    /// The write of the group with the leader's assignment for `generation_id` finished
+    /// (Kafka's doSyncGroup store callback). If the group has moved on since (a rebalance,
+    /// which answered the parked SyncGroups already), nothing changes. Stored: the group is
+    /// Stable and every parked SyncGroup gets its assignment. Failed: every parked SyncGroup
+    /// gets `error`, the assignment is dropped and the group rebalances, so no member works
+    /// from an assignment a coordinator restart would not know.
+    pub fn assignment_stored(
+        &mut self,
+        generation_id: i32,
+        stored: Result<(), ResponseError>,
+        now_ms: i64,
+        config: &GroupConfig,
+    ) -> Effects {
+        let mut effects = Effects::default();
+        if self.state != GroupState::CompletingRebalance || self.generation_id != generation_id {
+            return effects;
         }
+        match stored {
+            Ok(()) => {
+                self.transition(GroupState::Stable, now_ms);
+                self.sync_deadline_ms = None;
+                let waiting: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.awaiting_sync)
+                    .map(|m| m.member_id.clone())
+                    .collect();
+                for member_id in waiting {
+                    if let Some(member) = self.members.get_mut(&member_id) {
+                        member.awaiting_sync = false;
+                    }
+                    let answer = self.sync_answer(&member_id);
+                    effects.syncs.push((member_id, answer));
+                }
+            }
+            Err(error) => {
+                for member in self.members.values_mut() {
+                    member.assignment = Bytes::new();
+                    if std::mem::take(&mut member.awaiting_sync) {
+                        let answer = SyncResponse::error(error);
+                        effects.syncs.push((member.member_id.clone(), answer));
+                    }
+                }
+                self.prepare_rebalance(now_ms, config, &mut effects);
+            }
+        }
+        self.debug_check_invariants();
+        effects
     }
 
     fn sync_answer(&self, member_id: &str) -> SyncResponse {

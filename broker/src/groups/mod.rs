@@ -19,9 +19,11 @@
 //!
 //! Every operation a client can trigger answers with a Kafka error code ([`ResponseError`]);
 //! only storage failures travel as [`GroupError`]. Durability: a commit, a group deletion and
-//! a leader's SyncGroup are answered only after their records are fsynced; expiry tombstones
-//! and the metadata of a group that became empty are not waited for (losing them only means
-//! redoing the expiry, or an empty group coming back as it was before the last member left).
+//! a leader's SyncGroup are answered only after their records are fsynced (the group turns
+//! Stable only then); expiry tombstones, a deleted topic's offset tombstones and the metadata
+//! of a group that became empty are not waited for (losing them only means redoing the
+//! expiry, a deleted topic's offsets coming back after a crash, or an empty group coming back
+//! as it was before the last member left).
 
 pub mod admin;
 pub mod commits;

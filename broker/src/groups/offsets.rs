@@ -11,13 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use runnel_protocol::batch::{BatchSplitter, RecordBatch};
 use runnel_protocol::records::records;
 
 use super::records::{
-    build_batch, CodecError, GroupMetadataValue, KeyValue, OffsetValue, OffsetsKey,
+    build_batch, build_batches, CodecError, GroupMetadataValue, KeyValue, OffsetValue, OffsetsKey,
 };
 use super::{partition_for_group, GroupConfig, GroupError, OFFSETS_TOPIC};
 use crate::log::{LogError, LogManager};
@@ -111,8 +112,9 @@ impl OffsetsStore {
         partition_for_group(group_id, self.partitions())
     }
 
-    /// Appends `entries` as one batch on the group's partition. The data is in the page cache
-    /// when this returns; await the [`Durable`] before acknowledging.
+    /// Appends `entries` as one batch on the group's partition: all or nothing, as a commit
+    /// must be. The data is in the page cache when this returns; await the [`Durable`] before
+    /// acknowledging.
     pub fn append(
         &self,
         group_id: &str,
@@ -122,14 +124,41 @@ impl OffsetsStore {
         if entries.is_empty() {
             return Ok(async { Ok(()) }.boxed());
         }
+        let batch = build_batch(entries, now_ms, self.batch_bytes_max)?;
+        self.write(group_id, vec![batch])
+    }
+
+    /// Appends `entries` in order as as many batches as the size bound needs, in one log
+    /// append, for writes too large for one batch that need not be atomic (tombstones of a
+    /// group's offsets, metadata tombstone last: a crash keeps a prefix, which replays as a
+    /// group that still has some offsets). The [`Durable`] covers every batch.
+    pub fn append_in_batches(
+        &self,
+        group_id: &str,
+        entries: &[KeyValue],
+        now_ms: i64,
+    ) -> Result<Durable, GroupError> {
+        if entries.is_empty() {
+            return Ok(async { Ok(()) }.boxed());
+        }
+        let batches = build_batches(entries, now_ms, self.batch_bytes_max)?;
+        self.write(group_id, batches)
+    }
+
+    fn write(&self, group_id: &str, batches: Vec<Bytes>) -> Result<Durable, GroupError> {
+        debug_assert!(!batches.is_empty());
         self.ensure_topic()?;
         let log = self
             .logs
             .partition(OFFSETS_TOPIC, self.partition_for(group_id))?;
-        let batch = RecordBatch::parse(build_batch(entries, now_ms, self.batch_bytes_max)?)
+        let batches = batches
+            .into_iter()
+            .map(RecordBatch::parse)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(LogError::from)?;
-        let info = log.append(&[batch])?;
+        let info = log.append(&batches)?;
         debug_assert!(info.last_offset >= info.base_offset);
+        // One partition, fsynced in offset order: the last offset durable means all are.
         Ok(log
             .wait_durable(info.last_offset.saturating_add(1))
             .map(|written| written.map_err(GroupError::from))

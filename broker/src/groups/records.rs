@@ -329,6 +329,44 @@ pub fn build_batch(
     }
     builder.finish()
 }
+
+/// `entries` in order as as many batches as it takes to keep each within `batch_bytes_max`:
+/// how a write that need not be atomic (a large group's tombstones) gets past the one-batch
+/// bound. Every batch but the last is full; an entry too large for a batch of its own fails
+/// with [`BuildError::TooLarge`], as it would in [`build_batch`].
+pub fn build_batches(
+    entries: &[KeyValue],
+    timestamp_ms: i64,
+    batch_bytes_max: usize,
+) -> Result<Vec<Bytes>, BuildError> {
+    let new_builder = || BatchBuilder::new(BatchFields::default(), batch_bytes_max);
+    let mut batches = Vec::new();
+    let mut builder = new_builder();
+    for entry in entries {
+        let record = NewRecord {
+            timestamp: timestamp_ms,
+            key: Some(&entry.key),
+            value: entry.value.as_deref(),
+            headers: &[],
+        };
+        match builder.push(&record) {
+            Ok(_) => {}
+            // A refused push adds nothing: close this batch and put the entry in the next.
+            Err(BuildError::TooLarge { .. }) if !builder.is_empty() => {
+                let full = std::mem::replace(&mut builder, new_builder());
+                batches.push(full.finish()?);
+                builder.push(&record)?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if !builder.is_empty() {
+        batches.push(builder.finish()?);
+    }
+    debug_assert!(batches.len() <= entries.len());
+    Ok(batches)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -405,6 +443,42 @@ mod tests {
             build_batch(&entries, 1000, 64).is_err(),
             "the size bound holds"
         );
+    }
+
+    #[test]
+    fn batches_split_at_the_bound_and_keep_the_order() {
+        let entries: Vec<KeyValue> = (0..50u32)
+            .map(|i| KeyValue {
+                key: Bytes::from(format!("key-{i:03}")),
+                value: (i % 2 == 0).then(|| Bytes::from(vec![b'v'; 40])),
+            })
+            .collect();
+        let batch_bytes_max = 400;
+        assert!(build_batch(&entries, 1000, batch_bytes_max).is_err());
+        let batches = build_batches(&entries, 1000, batch_bytes_max).unwrap();
+        assert!(batches.len() > 1);
+        let mut keys = Vec::new();
+        for bytes in batches {
+            assert!(bytes.len() <= batch_bytes_max);
+            let batch = RecordBatch::parse(bytes).unwrap();
+            batch.verify_crc().unwrap();
+            for record in runnel_protocol::records::records(&batch, 1 << 20).unwrap() {
+                keys.push(record.unwrap().key.unwrap());
+            }
+        }
+        let expected: Vec<Bytes> = entries.iter().map(|e| e.key.clone()).collect();
+        assert_eq!(keys, expected);
+        assert!(build_batches(&[], 1000, batch_bytes_max)
+            .unwrap()
+            .is_empty());
+        let huge = KeyValue {
+            key: Bytes::from(vec![b'k'; 1000]),
+            value: None,
+        };
+        assert!(matches!(
+            build_batches(&[huge], 1000, batch_bytes_max),
+            Err(BuildError::TooLarge { .. })
+        ));
     }
 
     #[test]

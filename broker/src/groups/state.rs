@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! Empty ──join──▶ PreparingRebalance ──all joined / rebalance timeout──▶ CompletingRebalance
-//!   ▲                 ▲    │ (no member left)                                  │ leader's sync
-//!   └─────────────────┼────┘                                                   ▼
+//!   ▲                 ▲    │ (no member left)                                  │ leader's sync,
+//!   └─────────────────┼────┘                                                   ▼ once stored
 //!                     └──── join with new metadata, leave, session expiry ── Stable
 //! CompletingRebalance also goes back to PreparingRebalance when a member leaves, expires, or
-//! has not sent SyncGroup within the rebalance timeout.
+//! has not sent SyncGroup within the rebalance timeout, or when the leader's assignment could
+//! not be stored ([`Group::assignment_stored`]).
 //! Dead: deleted (DeleteGroups, offsets expired); the coordinator drops it from its map.
 //! ```
 //!
@@ -197,6 +198,10 @@ pub struct Effects {
     /// The group's metadata (generation, members, assignment) changed in a way that must be
     /// written to `__consumer_offsets`.
     pub persist: bool,
+    /// The leader's SyncGroup handed in the assignment of this generation: write the group
+    /// with it, then report how the write went to [`Group::assignment_stored`]. As in Kafka,
+    /// the group turns Stable (and parked SyncGroups get their assignment) only after that.
+    pub store_assignment: Option<i32>,
 }
 
 /// The rebalance in progress: when joins may complete at the earliest, and at the latest.

@@ -27,12 +27,16 @@ enum Op {
         who: usize,
         protocols: u8,
     },
+    /// A SyncGroup; if it is the leader's, writing its assignment fails when `store_fails`.
     Sync {
         who: usize,
         stale: bool,
+        store_fails: bool,
     },
     /// The current leader syncs (so Stable is reached often).
-    LeaderSync,
+    LeaderSync {
+        store_fails: bool,
+    },
     Heartbeat {
         who: usize,
     },
@@ -54,8 +58,12 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         1 => (any::<usize>(), 0u8..3).prop_map(|(who, protocols)| Op::Rejoin { who, protocols }),
-        2 => (any::<usize>(), any::<bool>()).prop_map(|(who, stale)| Op::Sync { who, stale }),
-        2 => Just(Op::LeaderSync),
+        2 => (any::<usize>(), any::<bool>()).prop_map(|(who, stale)| Op::Sync {
+            who,
+            stale,
+            store_fails: false
+        }),
+        2 => proptest::bool::weighted(0.2).prop_map(|store_fails| Op::LeaderSync { store_fails }),
         1 => any::<usize>().prop_map(|who| Op::Heartbeat { who }),
         1 => any::<usize>().prop_map(|who| Op::Leave { who }),
         1 => (0i64..15_000).prop_map(|advance_ms| Op::Tick { advance_ms }),
@@ -176,7 +184,11 @@ fn apply(
             clients.park_join(outcome);
             clients.absorb(effects);
         }
-        Op::Sync { who, stale } => {
+        Op::Sync {
+            who,
+            stale,
+            store_fails,
+        } => {
             let Some(id) = clients.pick(who) else { return };
             let generation_id = group.generation_id() - i32::from(stale);
             let assignments = group
@@ -200,14 +212,25 @@ fn apply(
             if clients.parked_syncs.contains(&id) {
                 return; // a real client does not send a second SyncGroup while one is parked
             }
-            let (outcome, effects) = group.sync(request, *now_ms);
+            let (outcome, mut effects) = group.sync(request, *now_ms);
             group.debug_check_invariants();
             if let Outcome::Wait { member_id } = outcome {
                 clients.parked_syncs.insert(member_id);
             }
+            let store_assignment = effects.store_assignment.take();
             clients.absorb(effects);
+            // The coordinator's write of the assignment finishes at once here.
+            if let Some(generation_id) = store_assignment {
+                let stored = if store_fails {
+                    Err(kafka_protocol::error::ResponseError::CoordinatorNotAvailable)
+                } else {
+                    Ok(())
+                };
+                let effects = group.assignment_stored(generation_id, stored, *now_ms, cfg);
+                clients.absorb(effects);
+            }
         }
-        Op::LeaderSync => {
+        Op::LeaderSync { store_fails } => {
             let Some(leader) = group.leader_id().map(str::to_owned) else {
                 return;
             };
@@ -217,7 +240,11 @@ fn apply(
             apply(
                 group,
                 clients,
-                Op::Sync { who, stale: false },
+                Op::Sync {
+                    who,
+                    stale: false,
+                    store_fails,
+                },
                 now_ms,
                 fresh,
                 cfg,

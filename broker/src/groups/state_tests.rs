@@ -76,8 +76,9 @@ fn sync_request(member_id: &str, generation_id: i32, assignments: &[(&str, &str)
     }
 }
 
-/// Two dynamic members `a` and `b` in a Stable group at generation 2, at time 0.
-fn stable_pair() -> Group {
+/// Two dynamic members `a` (the leader) and `b` joined at generation 2, at time 0: the group
+/// is CompletingRebalance.
+fn completing_pair() -> Group {
     let cfg = config();
     let mut group = Group::new("g", 0);
     let (outcome, effects) = group.join(request("", &["range"]), "a".into(), 0, &cfg);
@@ -107,14 +108,55 @@ fn stable_pair() -> Group {
         (2, "a", 2)
     );
     assert!(join_answer(&effects, "b").members.is_empty());
+    assert_eq!(group.state(), GroupState::CompletingRebalance);
+    group
+}
+
+/// Two dynamic members `a` and `b` in a Stable group at generation 2, at time 0.
+fn stable_pair() -> Group {
+    let mut group = completing_pair();
     let (outcome, effects) = group.sync(sync_request("b", 2, &[]), 0);
     assert!(matches!(outcome, Outcome::Wait { .. }) && effects.syncs.is_empty());
     let (_, effects) = group.sync(sync_request("a", 2, &[("a", "A"), ("b", "B")]), 0);
-    assert!(effects.persist);
+    assert_eq!(effects.store_assignment, Some(2));
+    assert!(
+        effects.syncs.is_empty(),
+        "nobody is answered before the write"
+    );
+    assert_eq!(group.state(), GroupState::CompletingRebalance);
+    let effects = group.assignment_stored(2, Ok(()), 0, &config());
     assert_eq!(sync_answer(&effects, "b").assignment, Bytes::from("B"));
     assert_eq!(sync_answer(&effects, "a").assignment, Bytes::from("A"));
     assert_eq!(group.state(), GroupState::Stable);
     group
+}
+
+/// Kafka's doSyncGroup: when writing the leader's assignment fails, every parked SyncGroup
+/// gets the error, the assignment is dropped and the group rebalances; a completion for a
+/// generation the group has left changes nothing.
+#[test]
+fn a_failed_assignment_write_fails_parked_syncs_and_rebalances() {
+    let cfg = config();
+    let mut group = completing_pair();
+    group.sync(sync_request("b", 2, &[]), 0);
+    let (outcome, effects) = group.sync(sync_request("a", 2, &[("a", "A"), ("b", "B")]), 1);
+    assert!(matches!(outcome, Outcome::Wait { .. }));
+    assert_eq!(effects.store_assignment, Some(2));
+    assert_eq!(group.heartbeat("b", None, 2, 1), Ok(()));
+    let unavailable = Some(ResponseError::CoordinatorNotAvailable);
+    let effects = group.assignment_stored(2, Err(ResponseError::CoordinatorNotAvailable), 2, &cfg);
+    assert_eq!(sync_answer(&effects, "a").error, unavailable);
+    assert_eq!(sync_answer(&effects, "b").error, unavailable);
+    assert_eq!(effects.syncs.len(), 2);
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    assert!(group.members().all(|m| m.assignment.is_empty()));
+    assert_eq!(
+        group.heartbeat("b", None, 2, 3),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    let late = group.assignment_stored(2, Ok(()), 4, &cfg);
+    assert!(late.syncs.is_empty());
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
 }
 
 #[test]
@@ -315,7 +357,8 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
     assert_eq!(join_answer(&effects, "s-1").generation_id, 1);
     let mut sync = sync_request("s-1", 1, &[("s-1", "P0")]);
     sync.group_instance_id = Some("inst-1".into());
-    group.sync(sync, 0);
+    let (_, effects) = group.sync(sync, 0);
+    group.assignment_stored(effects.store_assignment.unwrap(), Ok(()), 0, &cfg);
     assert_eq!(group.state(), GroupState::Stable);
     // Restarted with the same instance id and no member id: replaced, no rebalance.
     let (outcome, effects) = group.join(join, "s-2".into(), 100, &cfg);
