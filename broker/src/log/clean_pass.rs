@@ -37,8 +37,10 @@ const WRITE_BUFFER_BYTES: usize = WRITE_BYTES_MAX;
 const BATCH_BYTES_MAX: u64 = 64 << 20;
 /// Decompression bound for one batch's records.
 const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
-/// The timestamp-type bit of a batch's attributes (the one an empty batch keeps).
+/// The timestamp-type bit of a batch's attributes (an empty batch keeps it).
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
+/// The transactional bit of a batch's attributes (an empty batch keeps it too, as Kafka's).
+const ATTR_TRANSACTIONAL: i16 = 0x10;
 /// Kafka's "no timestamp".
 const NO_TIMESTAMP: i64 = -1;
 
@@ -135,9 +137,18 @@ fn decode(batch: &RecordBatch, path: &Path) -> Result<Vec<Record>, LogError> {
     decoded.map(|r| r.map_err(|e| corrupt(path, e))).collect()
 }
 
-/// Control and transactional batches are copied as they are and never index keys.
+/// Control batches (transaction markers) are copied as they are and never index keys: their
+/// keys name a marker type, not a record key.
+///
+/// Transactional data batches are compacted like any other: their keys enter the offset map
+/// and their records go once a later record of the key supersedes them, and a batch losing
+/// records is rebuilt with its transactional bit (one losing none stays byte for byte).
+/// Kept verbatim, a record could outlive the tombstone of its key — the tombstone goes after
+/// `delete.retention.ms`, and the key would come back with its old value. Runnel has no
+/// transactions (no markers, no aborts), so to readers these records are plain data, and a
+/// later record of the key supersedes one whether its transaction committed or aborted.
 fn is_kept_verbatim(batch: &RecordBatch) -> bool {
-    batch.is_control() || batch.is_transactional()
+    batch.is_control()
 }
 
 /// Modification time of a segment's log in ms (0 when unknown: treated as oldest).
@@ -525,7 +536,7 @@ fn rebuild(batch: &RecordBatch, kept: &[&Record], path: &Path) -> Result<Bytes, 
         base_sequence: batch.base_sequence(),
         compression: batch.compression().map_err(|e| corrupt(path, e))?,
         timestamp_type: batch.timestamp_type(),
-        transactional: false,
+        transactional: batch.is_transactional(),
         control: false,
     };
     let mut builder = BatchBuilder::new(fields, RECORDS_UNCOMPRESSED_BYTES_MAX)
@@ -572,15 +583,15 @@ fn rebuild(batch: &RecordBatch, kept: &[&Record], path: &Path) -> Result<Bytes, 
     checked(Bytes::from(raw), batch, check.record_count(), path)
 }
 
-/// A header-only copy of `batch` (record count 0) with its offsets and producer fields, as
-/// Kafka's `writeEmptyHeader`. No records, so no compression; and no timestamp
-/// ([`NO_TIMESTAMP`]): the segment's max timestamp and time index must point at a record
-/// that exists (ListOffsets -3 and timestamp lookups read the batch they point at).
+/// A header-only copy of `batch` (record count 0) with its offsets, producer fields and
+/// transactional bit, as Kafka's `writeEmptyHeader`. No records, so no compression; and no
+/// timestamp ([`NO_TIMESTAMP`]): the segment's max timestamp and time index must point at a
+/// record that exists (ListOffsets -3 and timestamp lookups read the batch they point at).
 fn empty_batch(batch: &RecordBatch, path: &Path) -> Result<Bytes, LogError> {
     let empty = build_raw_batch(&RawBatchFields {
         base_offset: batch.base_offset(),
         partition_leader_epoch: batch.partition_leader_epoch(),
-        attributes: batch.attributes() & ATTR_TIMESTAMP_TYPE,
+        attributes: batch.attributes() & (ATTR_TIMESTAMP_TYPE | ATTR_TRANSACTIONAL),
         last_offset_delta: batch.last_offset_delta(),
         base_timestamp: NO_TIMESTAMP,
         max_timestamp: NO_TIMESTAMP,

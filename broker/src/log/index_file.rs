@@ -166,6 +166,15 @@ impl IndexFile {
         self.map(&file)
     }
 
+    /// Doubles the capacity (at least one entry): a rebuild grows an index as the log needs
+    /// rather than drop entries (see `recovery::scan_log`).
+    pub(crate) fn double_capacity(&mut self) -> io::Result<()> {
+        let wanted_entries = self.capacity_entries.saturating_mul(2).max(1);
+        let wanted_bytes = u64::try_from(wanted_entries.saturating_mul(self.entry_bytes))
+            .map_err(io::Error::other)?;
+        self.grow(wanted_bytes)
+    }
+
     /// Writes the mapping to disk (used before a clean shutdown and for sealed segments).
     pub(crate) fn sync(&self) -> io::Result<()> {
         match &self.mmap {

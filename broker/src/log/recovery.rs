@@ -120,7 +120,8 @@ fn list_segments(dir: &Path) -> io::Result<Vec<(i64, u64)>> {
 
 /// Scans a `.log` batch by batch from position 0: framing, magic, offsets (monotonic, each
 /// base ≥ the previous next offset, starting at ≥ `min_base_offset`) and, when `verify_crc`,
-/// the CRC-32C. Indexes in `state` (fresh, empty) are rebuilt along the way.
+/// the CRC-32C. Indexes in `state` (fresh, empty) are rebuilt along the way, complete: they
+/// grow past their capacity when the log needs it.
 pub(crate) fn scan_log(
     file: &File,
     len_bytes: u64,
@@ -173,13 +174,24 @@ pub(crate) fn scan_log(
             reader.seek_relative(body_bytes as i64)?;
         }
         let relative = segment.relative(header.base_offset);
-        state.track_batch(
+        assert!(
+            state.index_room_entries() > 0,
+            "a rebuild grows its indexes before they fill"
+        );
+        let fits = state.track_batch(
             relative,
             position as u32,
             header.size_bytes,
             header.max_timestamp,
             index_interval_bytes,
         );
+        if !fits {
+            // The log decides how many entries its indexes hold, not today's
+            // `segment.index.bytes` (which may have been lowered since it was written):
+            // a dropped time-index entry would make the segment look older than it is to
+            // retention and ListOffsets once the index is reloaded.
+            state.grow_indexes()?;
+        }
         outcome.valid_bytes += header.size_bytes;
         outcome.next_offset = Some(header.last_offset + 1);
         expected_base = header.last_offset + 1;
@@ -313,6 +325,7 @@ pub(crate) fn ensure_indexes(
         if offset_index.is_sane(state.size_bytes)
             && time_index.is_sane(relative_end)
             && time_index_plausible
+            && time_index_reaches_tail(segment, state.size_bytes, &offset_index, &time_index)
         {
             state.max_timestamp = time_index.max_timestamp().unwrap_or(-1);
             let last_position = offset_index
@@ -328,6 +341,39 @@ pub(crate) fn ensure_indexes(
     tracing::info!(path = %segment.log_path.display(), "rebuilding indexes");
     rebuild_segment(segment, state, config, capacity_bytes, false)?;
     Ok(())
+}
+
+/// Whether no batch after the time index's last entry has a newer timestamp: a time index
+/// cut short (as rebuilds at a lowered `segment.index.bytes` once left them) is sane in
+/// every other way, but its last entry would give the segment a max timestamp older than
+/// its newest record, and retention would delete records that have not expired. Reads the
+/// headers from that entry's batch on, usually the last few. Only a readable newer
+/// timestamp says "no": damage is left to the readers that report it today.
+fn time_index_reaches_tail(
+    segment: &Segment,
+    size_bytes: u64,
+    offset_index: &OffsetIndex,
+    time_index: &TimeIndex,
+) -> bool {
+    let Some((indexed_max_ms, relative)) =
+        time_index.len().checked_sub(1).map(|i| time_index.entry(i))
+    else {
+        return true;
+    };
+    let Ok(file) = File::open(&segment.log_path) else {
+        return true;
+    };
+    let mut position = u64::from(offset_index.lookup(relative).1);
+    // Each step advances by a whole batch (≥ 61 bytes) within size_bytes.
+    loop {
+        match read_header(&file, position, size_bytes) {
+            Ok(Some(header)) if header.max_timestamp <= indexed_max_ms => {
+                position += header.size_bytes;
+            }
+            Ok(Some(_)) => return false,
+            Ok(None) | Err(_) => return true,
+        }
+    }
 }
 
 /// Offset after the last batch of the active segment, scanning headers from its last index

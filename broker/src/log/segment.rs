@@ -273,6 +273,17 @@ impl SegmentState {
         Some((from, to - from))
     }
 
+    /// Doubles both indexes' capacity. Only a rebuild does this: a log written under a larger
+    /// `segment.index.bytes` than today's needs more entries than today's capacity, and an
+    /// entry dropped from its time index would make the segment look older than it is.
+    pub(crate) fn grow_indexes(&mut self) -> io::Result<()> {
+        if let Some((offset_index, time_index)) = self.indexes.as_mut() {
+            offset_index.file().double_capacity()?;
+            time_index.file().double_capacity()?;
+        }
+        Ok(())
+    }
+
     /// Shrinks both indexes to their used size and writes them out (the segment is sealed).
     pub(crate) fn seal(&mut self) -> io::Result<()> {
         if let Some((offset_index, time_index)) = self.indexes.as_mut() {

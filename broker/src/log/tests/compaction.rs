@@ -568,14 +568,9 @@ fn the_cleaner_checkpoint_survives_a_restart_in_kafkas_format() {
     );
 }
 
-#[test]
-fn transactional_batches_are_kept_as_they_are() {
+/// A transactional batch of producer 7 at sequence 0 holding `records` (key, value).
+fn transactional_batch(records: &[(&[u8], Option<&[u8]>)]) -> runnel_protocol::batch::RecordBatch {
     use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
-    let dir = test_dir();
-    let manager = open(dir.path());
-    quiet_cleaner(&manager, 1 << 20);
-    compacted(&manager, "tx", 400, &[]);
-    let log = manager.partition("tx", 0).unwrap();
     let fields = BatchFields {
         producer_id: 7,
         producer_epoch: 1,
@@ -584,17 +579,31 @@ fn transactional_batches_are_kept_as_they_are() {
         ..BatchFields::default()
     };
     let mut builder = BatchBuilder::new(fields, 1 << 20);
+    for (key, value) in records {
+        let record = NewRecord {
+            timestamp: 1,
+            key: Some(key),
+            value: *value,
+            headers: &[],
+        };
+        builder.push(&record).unwrap();
+    }
+    runnel_protocol::batch::RecordBatch::parse(builder.finish().unwrap()).unwrap()
+}
+
+/// A transactional batch whose records no later record supersedes stays byte for byte.
+/// (It no longer outlives later records of its keys: see
+/// `a_deleted_key_never_comes_back_from_a_transactional_batch`.)
+#[test]
+fn transactional_batches_are_kept_as_they_are() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    compacted(&manager, "tx", 400, &[]);
+    let log = manager.partition("tx", 0).unwrap();
     let value = [1u8; 40];
-    let record = NewRecord {
-        timestamp: 1,
-        key: Some(&[0u8][..]),
-        value: Some(&value),
-        headers: &[],
-    };
-    builder.push(&record).unwrap();
-    let transactional =
-        runnel_protocol::batch::RecordBatch::parse(builder.finish().unwrap()).unwrap();
-    log.append(&[transactional]).unwrap();
+    let transactional = transactional_batch(&[(&[9u8][..], Some(&value[..]))]);
+    log.append(std::slice::from_ref(&transactional)).unwrap();
     let writes: Vec<Write> = (0..10u8)
         .map(|i| Write {
             codec: Compression::None,
@@ -606,12 +615,51 @@ fn transactional_batches_are_kept_as_they_are() {
     let seen = read_records(&log);
     assert_eq!(
         seen[0],
-        (0, vec![0u8], Some(vec![1u8; 40])),
+        (0, vec![9u8], Some(vec![1u8; 40])),
         "kept verbatim"
     );
     assert_eq!(&seen[1..], &latest_per_key(&model, false)[..]);
     let first = batches_of(log.read(0, 1).unwrap().records).remove(0);
+    // Byte for byte from the magic on (the log patches the leader epoch before it).
+    assert_eq!(
+        first.as_bytes()[16..],
+        transactional.as_bytes()[16..],
+        "byte for byte"
+    );
+}
+
+/// A key deleted after a transactional batch wrote it stays deleted once the tombstone is
+/// gone: the transactional record is superseded like any other, and the batch, rebuilt
+/// without it, stays transactional.
+#[test]
+fn a_deleted_key_never_comes_back_from_a_transactional_batch() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    quiet_cleaner(&manager, 1 << 20);
+    compacted(&manager, "txd", 400, &[]);
+    let log = manager.partition("txd", 0).unwrap();
+    let (deleted, kept) = ([2u8; 40], [3u8; 40]);
+    let records: [(&[u8], Option<&[u8]>); 2] = [(&[0u8], Some(&deleted)), (&[9u8], Some(&kept))];
+    log.append(&[transactional_batch(&records)]).unwrap();
+    // A later, non-transactional tombstone of key 0.
+    let tombstone = [Write {
+        codec: Compression::None,
+        records: vec![(0, None)],
+    }];
+    let model = append_writes(&log, &tombstone, 400);
+    // Past the tombstone horizon (delete.retention.ms = 0): the tombstone goes too.
+    clean_fully(&manager, &log, "txd");
+    let seen = read_records(&log);
+    assert!(
+        seen.iter().all(|(_, key, _)| key != &[0u8]),
+        "key 0 came back: {seen:?}"
+    );
+    let mut expected = vec![(1, vec![9u8], Some(kept.to_vec()))];
+    expected.extend(latest_per_key(&model, true));
+    assert_eq!(seen, expected);
+    let first = batches_of(log.read(0, 1).unwrap().records).remove(0);
     assert!(first.is_transactional() && first.producer_id() == 7);
+    assert_eq!((first.base_offset(), first.last_offset()), (0, 1));
 }
 
 /// A batch of `keys` (value "v") from producer `producer_id` starting at sequence

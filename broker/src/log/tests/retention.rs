@@ -193,3 +193,94 @@ fn a_topic_recreated_after_a_crash_mid_delete_starts_at_zero() {
     assert_eq!(log.log_start_offset(), 0);
     assert_eq!(log.append(&[batch(1, 10, 1)]).unwrap().base_offset, 0);
 }
+
+/// Segment 0 of a new topic `name` holds four batches one day apart, the newest written
+/// `now_ms` (offset 3) and so not expired under `retention.ms` = one day; segment 1 is active.
+fn write_aging_segment(manager: &crate::log::LogManager, name: &str, now_ms: i64) {
+    let settings = overrides(&[
+        ("segment.bytes", "1000"),
+        ("retention.ms", &DAY_MS.to_string()),
+    ]);
+    manager.create_topic(name, 1, settings, false).unwrap();
+    let log = manager.partition(name, 0).unwrap();
+    for age_days in [3, 2, 1, 0] {
+        log.append(&[batch(1, 100, now_ms - age_days * DAY_MS)])
+            .unwrap();
+    }
+    // 4 × 161 bytes + 561 > segment.bytes: this one rolls.
+    log.append(&[batch(1, 500, now_ms)]).unwrap();
+    assert_eq!(log.segment_count(), 2);
+}
+
+/// Segment 0 is still there and a timestamp lookup past its oldest entries finds offset 3.
+fn assert_newest_records_kept(manager: &crate::log::LogManager, name: &str, now_ms: i64) {
+    manager.enforce_retention(now_ms).unwrap();
+    let log = manager.partition(name, 0).unwrap();
+    assert_eq!(
+        log.log_start_offset(),
+        0,
+        "nothing in segment 0 expired yet"
+    );
+    assert_eq!(log.segment_count(), 2);
+    let found = log.offset_for_timestamp(now_ms - DAY_MS / 2).unwrap();
+    assert_eq!(found.map(|t| t.offset), Some(3));
+}
+
+/// A rebuild after `segment.index.bytes` was lowered must index every batch the segment
+/// holds: a time index cut to the new capacity made a later start take the segment's max
+/// timestamp from its oldest batch, and retention deleted unexpired records.
+#[test]
+fn lowering_segment_index_bytes_never_cuts_a_rebuilt_time_index() {
+    let dir = test_dir();
+    let now = now_ms();
+    let manager = open(dir.path());
+    write_aging_segment(&manager, "i", now);
+    let lowered = overrides(&[
+        ("segment.bytes", "1000"),
+        ("retention.ms", &DAY_MS.to_string()),
+        ("segment.index.bytes", "12"),
+    ]);
+    manager.set_topic_overrides("i", lowered, false).unwrap();
+    manager.shutdown().unwrap();
+    drop(manager);
+    // Missing indexes (a clean start: nothing else is rebuilt): the first use rebuilds
+    // them, at the lowered capacity.
+    let stem = dir.path().join("i-0").join("00000000000000000000");
+    std::fs::remove_file(stem.with_extension("index")).unwrap();
+    std::fs::remove_file(stem.with_extension("timeindex")).unwrap();
+    let manager = open(dir.path());
+    assert_newest_records_kept(&manager, "i", now);
+    manager.shutdown().unwrap();
+    drop(manager);
+    // The next clean start loads the rebuilt indexes as they were written.
+    let manager = open(dir.path());
+    assert_newest_records_kept(&manager, "i", now);
+    let time_index_bytes = std::fs::metadata(stem.with_extension("timeindex"))
+        .unwrap()
+        .len();
+    assert_eq!(time_index_bytes, 4 * 12, "one entry per batch");
+}
+
+/// A time index already cut short on disk (by the rebuild above before it was fixed) is
+/// sane in every other way; it must be rebuilt, not trusted.
+#[test]
+fn a_time_index_cut_short_on_disk_is_rebuilt_not_trusted() {
+    let dir = test_dir();
+    let now = now_ms();
+    let manager = open(dir.path());
+    write_aging_segment(&manager, "c", now);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let time_index = dir
+        .path()
+        .join("c-0")
+        .join("00000000000000000000.timeindex");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&time_index)
+        .unwrap()
+        .set_len(12)
+        .unwrap();
+    let manager = open(dir.path());
+    assert_newest_records_kept(&manager, "c", now);
+}
