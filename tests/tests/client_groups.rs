@@ -168,6 +168,7 @@ async fn cooperative_sticky_group_of_three() {
 struct Events {
     revoked: Vec<TopicPartition>,
     assigned: Vec<TopicPartition>,
+    lost: Vec<TopicPartition>,
 }
 
 struct Recorder(Arc<Mutex<Events>>);
@@ -185,6 +186,13 @@ impl RebalanceListener for Recorder {
             .lock()
             .expect("lock")
             .assigned
+            .extend(partitions.iter().cloned());
+    }
+    fn on_lost(&mut self, partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .expect("lock")
+            .lost
             .extend(partitions.iter().cloned());
     }
 }
@@ -309,6 +317,80 @@ async fn poll_keeps_to_its_timeout_while_a_join_waits_for_the_group() {
     }
     first.close().await.expect("close");
     second.close().await.expect("close");
+}
+
+/// A cooperative member that stops polling past the rebalance timeout is fenced and another
+/// member takes its partitions over and commits. When it polls again its partitions are
+/// lost, not revoked: it commits none of its stale positions over the new owner's commits
+/// (auto-commit on) and reads from the group's offsets again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_cooperative_member_loses_its_partitions_without_committing() {
+    let (broker, config) = topic_and_group("fenced", Assignor::CooperativeSticky).await;
+    let config = |auto_commit: bool| {
+        let mut config = config();
+        config.rebalance_timeout_ms = 1_000;
+        config.auto_commit = auto_commit;
+        config.auto_commit_interval_ms = 600_000; // commits only on revocation and close
+        config.auto_offset_reset = OffsetReset::Earliest;
+        config
+    };
+    let producer = Producer::new(ProducerConfig::new(&broker.addr.to_string()))
+        .await
+        .expect("producer");
+    for i in 0..60 {
+        let record = ProducerRecord::new("fenced", format!("{i}")).with_partition(i % PARTITIONS);
+        producer.send(record).await.expect("send");
+    }
+    producer.flush().await.expect("flush");
+    let events = Arc::new(Mutex::new(Events::default()));
+    let first = Consumer::new(config(true)).await.expect("consumer");
+    let mut first =
+        owning_everything(first, "fenced", Some(Box::new(Recorder(events.clone())))).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut read = 0;
+    while read < 60 {
+        assert!(tokio::time::Instant::now() < deadline, "read {read} of 60");
+        read += first
+            .poll(Duration::from_millis(100))
+            .await
+            .expect("poll")
+            .len();
+    }
+    // The first member stays away: the rebalance the second one starts drops it after 1 s.
+    let mut second = Consumer::new(config(false)).await.expect("consumer");
+    second.subscribe(&["fenced"]).expect("subscribe");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while second.assignment().len() < PARTITIONS as usize {
+        assert!(tokio::time::Instant::now() < deadline, "never took over");
+        second.poll(Duration::from_millis(100)).await.expect("poll");
+    }
+    let all: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new("fenced", p))
+        .collect();
+    let taken_over: std::collections::BTreeMap<TopicPartition, i64> =
+        all.iter().map(|tp| (tp.clone(), 3)).collect();
+    second.commit_offsets(&taken_over).await.expect("commit");
+    // Its heartbeat (every 100 ms) learns it was fenced; then it polls and rejoins.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while first.assignment().is_empty() || events.lock().expect("lock").lost.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never rejoined");
+        let (a, b) = tokio::join!(
+            first.poll(Duration::from_millis(100)),
+            second.poll(Duration::from_millis(100))
+        );
+        a.expect("poll");
+        b.expect("poll");
+    }
+    let events = std::mem::take(&mut *events.lock().expect("lock"));
+    let lost: BTreeSet<TopicPartition> = events.lost.into_iter().collect();
+    assert_eq!(lost, all.iter().cloned().collect(), "all of it was lost");
+    assert!(events.revoked.is_empty(), "revoked {:?}", events.revoked);
+    let committed = second.committed(&all).await.expect("committed");
+    assert_eq!(
+        committed, taken_over,
+        "nothing committed over the new owner"
+    );
 }
 
 /// A broker with topic `name` of [`PARTITIONS`], and the config of a member of group `name`

@@ -38,6 +38,10 @@ pub struct Joined {
     pub generation_id: i32,
     pub assignor: Assignor,
     pub assignment: Vec<TopicPartition>,
+    /// The coordinator no longer knew this member (UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION)
+    /// and it joined afresh: partitions it kept meanwhile may have had another owner, so
+    /// those not assigned again are lost, not revoked (no commit of their positions).
+    pub member_reset: bool,
 }
 
 /// This consumer's membership in one group; [`Consumer`](crate::Consumer) drives it from
@@ -63,6 +67,9 @@ pub struct GroupMember {
     pub generation_id: i32,
     coordinator: Option<Arc<Connection>>,
     rejoin_needed: Arc<AtomicBool>,
+    /// Set by the heartbeat when the coordinator no longer knows this member or generation
+    /// (it was fenced: e.g. it did not poll within the rebalance timeout).
+    membership_lost: Arc<AtomicBool>,
     heartbeat: Option<JoinHandle<()>>,
 }
 
@@ -84,6 +91,7 @@ impl GroupMember {
             generation_id: -1,
             coordinator: None,
             rejoin_needed: Arc::new(AtomicBool::new(true)),
+            membership_lost: Arc::new(AtomicBool::new(false)),
             heartbeat: None,
         }
     }
@@ -95,6 +103,18 @@ impl GroupMember {
 
     pub fn request_rejoin(&self) {
         self.rejoin_needed.store(true, Ordering::Relaxed);
+    }
+
+    /// True once after the heartbeat found this member fenced; the membership is forgotten
+    /// then (the next join starts afresh) and the caller must treat its partitions as lost:
+    /// another member may own them already, so their positions are not committed.
+    pub fn take_lost(&mut self) -> bool {
+        if !self.membership_lost.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        self.member_id.clear();
+        self.generation_id = -1;
+        true
     }
 
     /// The coordinator connection, found with FindCoordinator on first use.
@@ -119,9 +139,11 @@ impl GroupMember {
         }
         let metadata = encode_subscription(topics, owned, self.generation_id);
         let mut last_error = Error::State("no join attempt".to_owned());
+        let mut member_reset = false;
         for _attempt in 0..JOIN_ATTEMPTS_MAX {
             match self.join_once(&metadata).await {
-                Ok(joined) => {
+                Ok(mut joined) => {
+                    joined.member_reset = member_reset;
                     self.rejoin_needed.store(false, Ordering::Relaxed);
                     self.start_heartbeat().await?;
                     return Ok(joined);
@@ -132,6 +154,7 @@ impl GroupMember {
                         Some(codes::UNKNOWN_MEMBER_ID) | Some(codes::ILLEGAL_GENERATION) => {
                             self.member_id.clear();
                             self.generation_id = -1;
+                            member_reset = true;
                         }
                         Some(codes::REBALANCE_IN_PROGRESS) => {}
                         Some(codes::NOT_COORDINATOR) | Some(codes::COORDINATOR_NOT_AVAILABLE) => {
@@ -205,6 +228,7 @@ impl GroupMember {
             generation_id: self.generation_id,
             assignor,
             assignment: decode_assignment(synced.assignment)?,
+            member_reset: false,
         })
     }
 
@@ -251,6 +275,7 @@ impl GroupMember {
             .with_generation_id(self.generation_id)
             .with_member_id(StrBytes::from_string(self.member_id.clone()));
         let flag = self.rejoin_needed.clone();
+        let lost = self.membership_lost.clone();
         let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
         self.heartbeat = Some(tokio::spawn(async move {
             loop {
@@ -265,6 +290,9 @@ impl GroupMember {
                     // thread does): the coordinator waits for us up to the rebalance timeout.
                     flag.store(true, Ordering::Relaxed);
                     continue;
+                }
+                if code == codes::UNKNOWN_MEMBER_ID || code == codes::ILLEGAL_GENERATION {
+                    lost.store(true, Ordering::Relaxed);
                 }
                 if code != 0 {
                     tracing::debug!(code, "heartbeat failed; rejoining");

@@ -40,6 +40,12 @@ use group::{GroupMember, Joined};
 pub trait RebalanceListener: Send {
     fn on_revoked(&mut self, partitions: &[TopicPartition]);
     fn on_assigned(&mut self, partitions: &[TopicPartition]);
+    /// Partitions this member was fenced from (the coordinator no longer knew it): another
+    /// member may own them already, so nothing was committed for them. Kafka's
+    /// `onPartitionsLost`; by default the same as [`on_revoked`](Self::on_revoked).
+    fn on_lost(&mut self, partitions: &[TopicPartition]) {
+        self.on_revoked(partitions);
+    }
 }
 
 /// An async Kafka consumer (one task drives it, as with Kafka's consumers).
@@ -218,6 +224,15 @@ impl Consumer {
         if !group.needs_rejoin() {
             return Ok(());
         }
+        if group.take_lost() {
+            let lost = self.fetcher.partitions.keys().cloned().collect::<Vec<_>>();
+            if !lost.is_empty() {
+                if let Some(listener) = &mut self.listener {
+                    listener.on_lost(&lost);
+                }
+                self.fetcher.assign(&[]);
+            }
+        }
         let cooperative = self.config.assignors.iter().all(|a| a.is_cooperative());
         let owned = self.fetcher.partitions.keys().cloned().collect::<Vec<_>>();
         if !cooperative && !owned.is_empty() {
@@ -269,7 +284,16 @@ impl Consumer {
             group.request_rejoin();
         }
         let joined: Joined = joined?;
-        let kept = joining.kept;
+        let mut kept = joining.kept;
+        if joined.member_reset && !kept.is_empty() {
+            // Fenced during the join: what we kept may have had another owner meanwhile, so
+            // all of it is lost (no commit) and positions come from the group again.
+            if let Some(listener) = &mut self.listener {
+                listener.on_lost(&kept);
+            }
+            self.fetcher.assign(&[]);
+            kept.clear();
+        }
         let revoked: Vec<_> = kept
             .iter()
             .filter(|tp| !joined.assignment.contains(tp))
