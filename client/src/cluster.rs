@@ -103,6 +103,10 @@ pub struct Cluster {
     connections: tokio::sync::Mutex<HashMap<String, BTreeMap<usize, Arc<Connection>>>>,
 }
 
+/// The lane of group coordinator connections (see [`Cluster::coordinator_connection`]);
+/// fetch lanes count up from 0.
+const COORDINATOR_LANE: usize = usize::MAX;
+
 pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
@@ -157,11 +161,16 @@ impl Cluster {
         self.lane_to(addr, 0).await
     }
 
-    /// A live connection to `addr` on `lane`, opened if needed.
+    /// A live connection to `addr` on `lane`, opened if needed. Dead connections (any
+    /// address) leave the map here, so a connection killed after a timeout is closed once
+    /// its last in-flight caller lets go, and the next attempt gets a new one.
     async fn lane_to(&self, addr: &str, lane: usize) -> Result<Arc<Connection>> {
         let mut connections = self.connections.lock().await;
-        let live = connections.get(addr).and_then(|lanes| lanes.get(&lane));
-        if let Some(conn) = live.filter(|conn| !conn.is_dead()) {
+        for lanes in connections.values_mut() {
+            lanes.retain(|_, conn| !conn.is_dead());
+        }
+        connections.retain(|_, lanes| !lanes.is_empty());
+        if let Some(conn) = connections.get(addr).and_then(|lanes| lanes.get(&lane)) {
             return Ok(conn.clone());
         }
         let conn = Arc::new(Connection::connect(addr, &self.config.connection).await?);
@@ -170,6 +179,15 @@ impl Cluster {
             .or_default()
             .insert(lane, conn.clone());
         Ok(conn)
+    }
+
+    /// A live connection to the group coordinator at `addr`, apart from the shared one
+    /// (as the Java client's coordinator has): the broker may hold a JoinGroup for the
+    /// whole rebalance timeout and answers a connection's requests in order, so anything
+    /// queued behind it on a shared connection would time out — and a timeout closes the
+    /// connection, JoinGroup with it.
+    pub async fn coordinator_connection(&self, addr: &str) -> Result<Arc<Connection>> {
+        self.lane_to(addr, COORDINATOR_LANE).await
     }
 
     /// A live connection to broker `id` (its address from the last Metadata).
