@@ -103,6 +103,52 @@ pub struct Cluster {
     connections: tokio::sync::Mutex<HashMap<String, BTreeMap<usize, Arc<Connection>>>>,
 }
 
+/// Metadata requests [`Cluster::topic`] makes for a topic the broker answers with a
+/// retriable error, [`TOPIC_METADATA_BACKOFF`] apart (a topic being created has a leader
+/// within a few hundred milliseconds).
+pub const TOPIC_METADATA_ATTEMPTS_MAX: u32 = 20;
+const TOPIC_METADATA_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether a topic's metadata error means "ask again" rather than "not there":
+/// UNKNOWN_TOPIC_OR_PARTITION is retriable to Kafka, but a topic that was deleted or
+/// never created is not worth waiting for here.
+fn is_retriable_topic_error(code: i16) -> bool {
+    code != codes::UNKNOWN_TOPIC_OR_PARTITION
+        && Error::Broker {
+            code,
+            context: String::new(),
+        }
+        .is_retriable()
+}
+
+/// One topic's metadata from a Metadata response (partitions sorted by index).
+fn topic_info(
+    name: String,
+    topic: &kafka_protocol::messages::metadata_response::MetadataResponseTopic,
+) -> TopicInfo {
+    let mut partitions: Vec<PartitionInfo> = topic
+        .partitions
+        .iter()
+        .map(|p| PartitionInfo {
+            partition: p.partition_index,
+            leader: p.leader_id.0,
+            replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+            isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+            error_code: p.error_code,
+        })
+        .collect();
+    partitions.sort_by_key(|p| p.partition);
+    TopicInfo {
+        name,
+        partitions,
+        internal: topic.is_internal,
+    }
+}
+
+/// The lane of group coordinator connections (see [`Cluster::coordinator_connection`]);
+/// fetch lanes count up from 0.
+const COORDINATOR_LANE: usize = usize::MAX;
+
 pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
@@ -157,11 +203,16 @@ impl Cluster {
         self.lane_to(addr, 0).await
     }
 
-    /// A live connection to `addr` on `lane`, opened if needed.
+    /// A live connection to `addr` on `lane`, opened if needed. Dead connections (any
+    /// address) leave the map here, so a connection killed after a timeout is closed once
+    /// its last in-flight caller lets go, and the next attempt gets a new one.
     async fn lane_to(&self, addr: &str, lane: usize) -> Result<Arc<Connection>> {
         let mut connections = self.connections.lock().await;
-        let live = connections.get(addr).and_then(|lanes| lanes.get(&lane));
-        if let Some(conn) = live.filter(|conn| !conn.is_dead()) {
+        for lanes in connections.values_mut() {
+            lanes.retain(|_, conn| !conn.is_dead());
+        }
+        connections.retain(|_, lanes| !lanes.is_empty());
+        if let Some(conn) = connections.get(addr).and_then(|lanes| lanes.get(&lane)) {
             return Ok(conn.clone());
         }
         let conn = Arc::new(Connection::connect(addr, &self.config.connection).await?);
@@ -170,6 +221,15 @@ impl Cluster {
             .or_default()
             .insert(lane, conn.clone());
         Ok(conn)
+    }
+
+    /// A live connection to the group coordinator at `addr`, apart from the shared one
+    /// (as the Java client's coordinator has): the broker may hold a JoinGroup for the
+    /// whole rebalance timeout and answers a connection's requests in order, so anything
+    /// queued behind it on a shared connection would time out — and a timeout closes the
+    /// connection, JoinGroup with it.
+    pub async fn coordinator_connection(&self, addr: &str) -> Result<Arc<Connection>> {
+        self.lane_to(addr, COORDINATOR_LANE).await
     }
 
     /// A live connection to broker `id` (its address from the last Metadata).
@@ -212,6 +272,14 @@ impl Cluster {
 
     /// Refreshes metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only).
     pub async fn refresh(&self, topics: Option<&[String]>) -> Result<()> {
+        self.refresh_topics(topics).await.map(|_| ())
+    }
+
+    /// [`refresh`](Self::refresh), returning the error code of each topic the broker
+    /// answered with one. A full refresh replaces the topic map, so topics deleted
+    /// elsewhere are forgotten. A topic with a retriable error (LEADER_NOT_AVAILABLE while
+    /// it is being created, …) keeps what was known of it; any other error removes it.
+    async fn refresh_topics(&self, topics: Option<&[String]>) -> Result<HashMap<String, i16>> {
         let request_topics = topics.map(|names| {
             names
                 .iter()
@@ -235,34 +303,35 @@ impl Cluster {
             let addr = format!("{}:{}", broker.host.as_str(), broker.port);
             state.brokers.insert(broker.node_id.0, addr);
         }
+        let mut known = match topics {
+            None => std::mem::take(&mut state.topics),
+            Some(_) => HashMap::new(),
+        };
+        let mut errors = HashMap::new();
         for topic in response.topics {
-            let Some(name) = topic.name else { continue };
+            let Some(name) = &topic.name else { continue };
             let name = name.0.to_string();
             if topic.error_code != 0 {
-                state.topics.remove(&name);
+                match (
+                    is_retriable_topic_error(topic.error_code),
+                    known.remove(&name),
+                ) {
+                    // A full refresh keeps what it knew; a partial one left it in place.
+                    (true, Some(info)) => {
+                        state.topics.insert(name.clone(), info);
+                    }
+                    (true, None) => {}
+                    (false, _) => {
+                        state.topics.remove(&name);
+                    }
+                }
+                errors.insert(name, topic.error_code);
                 continue;
             }
-            let mut partitions: Vec<PartitionInfo> = topic
-                .partitions
-                .iter()
-                .map(|p| PartitionInfo {
-                    partition: p.partition_index,
-                    leader: p.leader_id.0,
-                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
-                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
-                    error_code: p.error_code,
-                })
-                .collect();
-            partitions.sort_by_key(|p| p.partition);
-            let info = TopicInfo {
-                name: name.clone(),
-                partitions,
-                internal: topic.is_internal,
-            };
-            state.topics.insert(name, info);
+            state.topics.insert(name.clone(), topic_info(name, &topic));
         }
         self.topics_generation.fetch_add(1, Ordering::Release);
-        Ok(())
+        Ok(errors)
     }
 
     /// Changes whenever topic metadata may have changed (see the field).
@@ -271,13 +340,33 @@ impl Cluster {
     }
 
     /// Cached metadata of `topic`, fetched (and auto-created, if allowed) when missing.
+    /// While the broker answers with a retriable error (LEADER_NOT_AVAILABLE just after an
+    /// auto-create) it is asked again, up to [`TOPIC_METADATA_ATTEMPTS_MAX`] times; then the
+    /// broker's error is returned (retriable, unlike UnknownTopicOrPartition).
     pub async fn topic(&self, topic: &str) -> Result<TopicInfo> {
-        if let Some(info) = self.cached_topic(topic) {
-            return Ok(info);
+        for attempt in 1..=TOPIC_METADATA_ATTEMPTS_MAX {
+            if let Some(info) = self.cached_topic(topic) {
+                return Ok(info);
+            }
+            let errors = self.refresh_topics(Some(&[topic.to_owned()])).await?;
+            if let Some(info) = self.cached_topic(topic) {
+                return Ok(info);
+            }
+            match errors.get(topic) {
+                Some(code) if is_retriable_topic_error(*code) => {
+                    if attempt < TOPIC_METADATA_ATTEMPTS_MAX {
+                        tokio::time::sleep(TOPIC_METADATA_BACKOFF).await;
+                        continue;
+                    }
+                    return Err(Error::Broker {
+                        code: *code,
+                        context: format!("metadata of {topic}"),
+                    });
+                }
+                _ => break,
+            }
         }
-        self.refresh(Some(&[topic.to_owned()])).await?;
-        self.cached_topic(topic)
-            .ok_or_else(|| Error::UnknownTopicOrPartition(topic.to_owned()))
+        Err(Error::UnknownTopicOrPartition(topic.to_owned()))
     }
 
     pub fn cached_topic(&self, topic: &str) -> Option<TopicInfo> {
@@ -362,5 +451,141 @@ impl Cluster {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsResponse, BrokerId, MetadataResponse, RequestHeader, ResponseHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A one-node broker that answers ApiVersions and Metadata only. The `n`th Metadata
+    /// request naming topics (from 0) is answered with topic error `topic_error(n)` (0: the
+    /// topic, one partition led by this node).
+    async fn fake_broker(topic_error: fn(usize) -> i16) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let calls = calls.clone();
+                tokio::spawn(async move {
+                    while let Ok(size) = stream.read_i32().await {
+                        let mut frame = vec![0u8; usize::try_from(size).unwrap()];
+                        stream.read_exact(&mut frame).await.unwrap();
+                        let key = ApiKey::try_from(i16::from_be_bytes([frame[0], frame[1]]));
+                        let (key, version) =
+                            (key.unwrap(), i16::from_be_bytes([frame[2], frame[3]]));
+                        let mut body = Bytes::from(frame);
+                        let header =
+                            RequestHeader::decode(&mut body, key.request_header_version(version))
+                                .unwrap();
+                        let mut out = BytesMut::new();
+                        ResponseHeader::default()
+                            .with_correlation_id(header.correlation_id)
+                            .encode(&mut out, key.response_header_version(version))
+                            .unwrap();
+                        match key {
+                            ApiKey::ApiVersions => {
+                                api_versions().encode(&mut out, version).unwrap()
+                            }
+                            ApiKey::Metadata => {
+                                let request = MetadataRequest::decode(&mut body, version).unwrap();
+                                let named = request.topics.is_none_or(|t| !t.is_empty());
+                                let error = match named {
+                                    true => topic_error(calls.fetch_add(1, Ordering::SeqCst)),
+                                    false => -1,
+                                };
+                                metadata(addr.port(), error)
+                                    .encode(&mut out, version)
+                                    .unwrap()
+                            }
+                            _ => return,
+                        }
+                        stream
+                            .write_i32(i32::try_from(out.len()).unwrap())
+                            .await
+                            .unwrap();
+                        stream.write_all(&out).await.unwrap();
+                    }
+                });
+            }
+        });
+        addr.to_string()
+    }
+
+    fn api_versions() -> ApiVersionsResponse {
+        let api = |key: ApiKey, max_version| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(0)
+                .with_max_version(max_version)
+        };
+        ApiVersionsResponse::default()
+            .with_api_keys(vec![api(ApiKey::ApiVersions, 3), api(ApiKey::Metadata, 12)])
+    }
+
+    /// This node, and topic `t` with `error` (-1: no topic).
+    fn metadata(port: u16, error: i16) -> MetadataResponse {
+        let broker = MetadataResponseBroker::default()
+            .with_node_id(BrokerId(0))
+            .with_host(StrBytes::from_static_str("127.0.0.1"))
+            .with_port(i32::from(port));
+        let partitions = match error {
+            0 => vec![MetadataResponsePartition::default().with_leader_id(BrokerId(0))],
+            _ => Vec::new(),
+        };
+        let topic = MetadataResponseTopic::default()
+            .with_name(Some(topic_name("t")))
+            .with_error_code(error)
+            .with_partitions(partitions);
+        let topics = if error < 0 { Vec::new() } else { vec![topic] };
+        MetadataResponse::default()
+            .with_brokers(vec![broker])
+            .with_topics(topics)
+    }
+
+    const LEADER_NOT_AVAILABLE: i16 = 5;
+
+    #[tokio::test]
+    async fn a_topic_without_a_leader_yet_is_asked_for_again() {
+        let addr = fake_broker(|n| if n < 3 { LEADER_NOT_AVAILABLE } else { 0 }).await;
+        let cluster = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
+        let info = cluster.topic("t").await.unwrap();
+        assert_eq!(info.partitions.len(), 1);
+        assert_eq!(cluster.leader("t", 0).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_topic_that_never_gets_a_leader_fails_retriably() {
+        let addr = fake_broker(|_| LEADER_NOT_AVAILABLE).await;
+        let cluster = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
+        let error = cluster.topic("t").await.unwrap_err();
+        assert_eq!(error.code(), Some(LEADER_NOT_AVAILABLE), "{error}");
+        assert!(error.is_retriable());
+    }
+
+    #[tokio::test]
+    async fn a_retriable_topic_error_keeps_what_was_known() {
+        let addr = fake_broker(|n| if n == 0 { 0 } else { LEADER_NOT_AVAILABLE }).await;
+        let cluster = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
+        let known = cluster.topic("t").await.unwrap();
+        cluster.refresh(Some(&["t".to_owned()])).await.unwrap();
+        assert_eq!(cluster.cached_topic("t"), Some(known.clone()));
+        cluster.refresh(None).await.unwrap();
+        assert_eq!(cluster.cached_topic("t"), Some(known));
     }
 }

@@ -3,9 +3,14 @@
 //! Requests are written under a lock by the caller's task; a reader task matches each
 //! response to its request by correlation id and wakes the waiting caller, so any number of
 //! tasks can have requests in flight at once (up to `in_flight_max`, a semaphore). Every
-//! wait has a bound (`request_timeout_ms`) and every response frame a size bound
-//! (`response_bytes_max`) checked before allocating. After an I/O error the connection is
-//! dead: every waiter gets the error and [`Cluster`](crate::cluster) opens a new one.
+//! response frame has a size bound (`response_bytes_max`) checked before allocating, and
+//! every request one deadline (`request_timeout_ms`) for all of it: its slot, the writer
+//! lock, the write and the response. After an I/O error, a request past its deadline, or a
+//! write left unfinished (failed, or its caller's future dropped mid-frame: the next frame
+//! would follow half a frame) the connection is dead — as the Java client closes a
+//! connection whose request timed out: every waiter gets an error, the reader stops, and
+//! [`Cluster`](crate::cluster) opens a new connection for the next attempt instead of
+//! sending it into the same stalled socket.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -77,6 +82,8 @@ pub struct Connection {
     next_correlation_id: AtomicI32,
     in_flight: Semaphore,
     dead: Arc<AtomicBool>,
+    /// The reader task, stopped when the connection is declared dead.
+    reader: tokio::task::AbortHandle,
     /// The broker's version range per API key, from ApiVersions.
     broker_versions: HashMap<i16, (i16, i16)>,
     config: ConnectionConfig,
@@ -104,13 +111,14 @@ impl Connection {
         let (read, write) = stream.into_split();
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
-        tokio::spawn(read_loop(
+        let reader = tokio::spawn(read_loop(
             read,
             pending.clone(),
             dead.clone(),
             addr.to_owned(),
             config.response_bytes_max,
-        ));
+        ))
+        .abort_handle();
         let mut connection = Connection {
             addr: addr.to_owned(),
             writer: tokio::sync::Mutex::new(write),
@@ -118,6 +126,7 @@ impl Connection {
             next_correlation_id: AtomicI32::new(1),
             in_flight: Semaphore::new(config.in_flight_max.max(1)),
             dead,
+            reader,
             broker_versions: HashMap::new(),
             config: config.clone(),
         };
@@ -144,7 +153,18 @@ impl Connection {
     }
 
     pub fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::Relaxed)
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    /// Declares the connection unusable: no request is written on it again, the reader
+    /// stops (dropping the read half) and every request waiting for a response fails now
+    /// rather than at its own deadline.
+    fn kill(&self, why: &str) {
+        if !self.dead.swap(true, Ordering::SeqCst) {
+            tracing::debug!(addr = %self.addr, why, "closing connection");
+        }
+        self.reader.abort();
+        fail_waiters(&self.pending, &self.addr);
     }
 
     /// The highest version of `R` both sides support.
@@ -194,36 +214,56 @@ impl Connection {
         self.send_within(request, version, timeout_ms).await
     }
 
+    /// The whole exchange — slot, write, response — within `timeout_ms`; past it the
+    /// connection is killed (see the module doc).
     async fn send_within<R: Request + 'static>(
         &self,
         request: &R,
         version: i16,
         timeout_ms: u64,
     ) -> Result<R::Response> {
-        let _permit = self.in_flight.acquire().await.map_err(|_| Error::Closed)?;
-        let (correlation_id, receiver) = self.write(request, version, true).await?;
-        let frame = match tokio::time::timeout(Duration::from_millis(timeout_ms), receiver).await {
-            Ok(Ok(frame)) => frame?,
-            Ok(Err(_)) => {
-                return Err(Error::Disconnected {
-                    addr: self.addr.clone(),
-                })
-            }
-            Err(_) => {
-                self.forget(correlation_id);
-                return Err(Error::Timeout {
-                    what: format!("{:?} to {}", ApiKey::try_from(R::KEY), self.addr),
-                    timeout_ms,
-                });
-            }
+        let exchange = async {
+            let _permit = self.in_flight.acquire().await.map_err(|_| Error::Closed)?;
+            let (correlation_id, receiver) = self.write(request, version, true).await?;
+            // A caller that gives up (drops this future) leaves no waiter behind.
+            let _forget = Forget(self, correlation_id);
+            let frame = receiver.await.map_err(|_| Error::Disconnected {
+                addr: self.addr.clone(),
+            })??;
+            decode_response::<R::Response>(frame, version)
         };
-        decode_response::<R::Response>(frame, version)
+        self.within(R::KEY, timeout_ms, exchange).await
     }
 
-    /// Sends a request that gets no response (Produce with acks=0).
+    /// Sends a request that gets no response (Produce with acks=0), its slot and write
+    /// within `request_timeout_ms`.
     pub async fn send_no_response<R: Request + 'static>(&self, request: &R) -> Result<()> {
         let version = self.version_of::<R>()?;
-        self.write(request, version, false).await.map(|_| ())
+        let write = async {
+            let _permit = self.in_flight.acquire().await.map_err(|_| Error::Closed)?;
+            self.write(request, version, false).await.map(|_| ())
+        };
+        let timeout_ms = self.config.request_timeout_ms;
+        self.within(R::KEY, timeout_ms, write).await
+    }
+
+    /// Runs `step` (a request of API `api_key`) under a `timeout_ms` deadline; a request
+    /// that misses it kills the connection: whatever holds it up (a stalled broker, a full
+    /// socket) would hold up the retry too.
+    async fn within<T>(
+        &self,
+        api_key: i16,
+        timeout_ms: u64,
+        step: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), step).await {
+            Ok(result) => result,
+            Err(_) => {
+                let what = format!("{:?} to {}", ApiKey::try_from(api_key), self.addr);
+                self.kill(&format!("{what} timed out"));
+                Err(Error::Timeout { what, timeout_ms })
+            }
+        }
     }
 
     async fn write<R: Request + 'static>(
@@ -240,15 +280,25 @@ impl Connection {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let frame = encode_request(request, version, correlation_id, &self.config.client_id)?;
         let (sender, receiver) = oneshot::channel();
+        let mut writer = self.writer.lock().await;
         if expect_response {
             if let Ok(mut pending) = self.pending.lock() {
                 pending.insert(correlation_id, sender);
             }
         }
-        let mut writer = self.writer.lock().await;
-        if let Err(source) = write_chunks(&mut *writer, &frame).await {
-            self.dead.store(true, Ordering::Relaxed);
+        // Checked after the waiter is in place: a `kill` since (the lock may have been held
+        // by a write that failed) either shows here or drains that waiter.
+        if self.is_dead() {
             self.forget(correlation_id);
+            return Err(Error::Disconnected {
+                addr: self.addr.clone(),
+            });
+        }
+        let unfinished = UnfinishedWrite(self);
+        let written = write_chunks(&mut *writer, &frame).await;
+        std::mem::forget(unfinished);
+        if let Err(source) = written {
+            self.kill("write failed");
             return Err(Error::Io {
                 addr: self.addr.clone(),
                 source,
@@ -261,6 +311,46 @@ impl Connection {
         if let Ok(mut pending) = self.pending.lock() {
             pending.remove(&correlation_id);
         }
+    }
+}
+
+impl Drop for Connection {
+    /// The reader holds the read half: stopping it closes the socket with the write half.
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Kills the connection if dropped: alive only while a frame is being written, so it fires
+/// when the writing future is dropped mid-frame (a caller's timeout or `select!`); the
+/// bytes already sent would make the broker read the next frame from the middle of this one.
+struct UnfinishedWrite<'a>(&'a Connection);
+
+impl Drop for UnfinishedWrite<'_> {
+    fn drop(&mut self) {
+        self.0.kill("a write was cancelled mid-frame");
+    }
+}
+
+/// Removes a request's waiter when its caller stops waiting (a no-op once answered).
+struct Forget<'a>(&'a Connection, i32);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
+}
+
+/// Fails every request waiting on a dead connection.
+fn fail_waiters(pending: &Pending, addr: &str) {
+    let waiters: Vec<_> = match pending.lock() {
+        Ok(mut p) => p.drain().map(|(_, w)| w).collect(),
+        Err(_) => Vec::new(),
+    };
+    for waiter in waiters {
+        let _ = waiter.send(Err(Error::Disconnected {
+            addr: addr.to_owned(),
+        }));
     }
 }
 
@@ -421,15 +511,9 @@ async fn read_loop(
             let _ = waiter.send(Ok(frame));
         }
     };
-    dead.store(true, Ordering::Relaxed);
+    dead.store(true, Ordering::SeqCst);
     tracing::debug!(%addr, error = %failure, "connection closed");
-    let waiters: Vec<_> = match pending.lock() {
-        Ok(mut p) => p.drain().map(|(_, w)| w).collect(),
-        Err(_) => Vec::new(),
-    };
-    for waiter in waiters {
-        let _ = waiter.send(Err(Error::Disconnected { addr: addr.clone() }));
-    }
+    fail_waiters(&pending, &addr);
 }
 
 #[cfg(test)]

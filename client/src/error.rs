@@ -95,6 +95,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Kafka error codes the client branches on.
 pub(crate) mod codes {
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const NOT_COORDINATOR: i16 = 16;

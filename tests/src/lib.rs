@@ -9,6 +9,7 @@
 //! - [`records`]: build and decode record batches.
 //! - [`requests`]: short constructors for the requests tests use most.
 //! - [`http`]: a minimal HTTP/1.1 GET for the broker's `/metrics` and `/v1/…` endpoints.
+//! - [`proxy`]: a TCP proxy whose connections can be stalled, as a paused broker's would.
 //!
 //! Every read has a timeout ([`IO_TIMEOUT`]) so a broker bug fails a test instead of
 //! hanging it. Helpers panic on failure: they are for tests only.
@@ -262,5 +263,6 @@ pub fn encode_request<R: Request>(request: &R, version: i16, correlation_id: i32
 }
 
 pub mod http;
+pub mod proxy;
 pub mod records;
 pub mod requests;

@@ -164,3 +164,34 @@ async fn offsets_delete_records_groups_and_lag() {
         .expect("committed")
         .is_empty());
 }
+
+/// A full metadata refresh replaces the topic cache: a topic another client deleted is
+/// forgotten rather than kept (and produced to) forever.
+#[tokio::test]
+async fn a_full_metadata_refresh_forgets_topics_deleted_elsewhere() {
+    let broker = TestBroker::start().await;
+    let config = ClientConfig::new(&broker.addr.to_string());
+    let admin = Admin::new(config.clone()).await.expect("admin");
+    admin
+        .create_topics(&[NewTopic::new("doomed", 1), NewTopic::new("kept", 1)])
+        .await
+        .expect("create");
+    let cluster = runnel_client::Cluster::connect(config)
+        .await
+        .expect("cluster");
+    cluster.topic("doomed").await.expect("cached");
+    cluster.topic("kept").await.expect("cached");
+
+    // Deleted through another client: this one's cache does not hear of it.
+    admin.delete_topics(&["doomed"]).await.expect("delete");
+    let names: Vec<String> = cluster
+        .topics()
+        .await
+        .expect("topics")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert!(names.contains(&"kept".to_owned()), "{names:?}");
+    assert!(!names.contains(&"doomed".to_owned()), "{names:?}");
+    assert!(cluster.cached_topic("doomed").is_none());
+}

@@ -332,3 +332,74 @@ async fn a_consumer_far_behind_the_cached_tail_reads_everything_back() {
         "only {dropped} bytes dropped of ~8 MB behind the tails"
     );
 }
+
+/// `n` records, values `0..n`, to partition 0 of a new one-partition topic `topic`.
+async fn topic_of_records(addr: &str, topic: &str, n: i64) {
+    create_topic(addr, topic, 1).await;
+    let producer = Producer::new(ProducerConfig::new(addr))
+        .await
+        .expect("producer");
+    for i in 0..n {
+        let record = ProducerRecord::new(topic, format!("{i}")).with_partition(0);
+        producer.send(record).await.expect("send");
+    }
+    producer.flush().await.expect("flush");
+}
+
+/// `recv` polls a whole batch and holds back what it has not handed out yet: `commit`,
+/// `commit_async` and `position` count only the records the application received.
+#[tokio::test]
+async fn commit_after_recv_covers_only_the_records_received() {
+    let broker = TestBroker::start().await;
+    let addr = broker.addr.to_string();
+    topic_of_records(&addr, "received", 10).await;
+    let mut config = consumer_config(&addr);
+    config.group_id = Some("receivers".to_owned());
+    config.auto_commit = false;
+    let mut consumer = Consumer::new(config).await.expect("consumer");
+    let p0 = TopicPartition::new("received", 0);
+    consumer.assign(std::slice::from_ref(&p0)).expect("assign");
+
+    assert_eq!(consumer.recv().await.expect("recv").offset, 0);
+    assert_eq!(consumer.position(&p0), Some(1));
+    consumer.commit().await.expect("commit");
+    let committed = consumer.committed(std::slice::from_ref(&p0)).await;
+    assert_eq!(committed.expect("committed")[&p0], 1);
+
+    assert_eq!(consumer.recv().await.expect("recv").offset, 1);
+    let handle = consumer.commit_async().await.expect("commit async");
+    handle.await.expect("joined").expect("committed");
+    let committed = consumer.committed(std::slice::from_ref(&p0)).await;
+    assert_eq!(committed.expect("committed")[&p0], 2);
+}
+
+/// With auto-commit, `close` after `recv` commits only what was received: the next member
+/// of the group starts at the first record the last one never saw.
+#[tokio::test]
+async fn close_after_recv_resumes_at_the_first_record_not_received() {
+    let broker = TestBroker::start_with(|c| c.groups.initial_rebalance_delay_ms = 100).await;
+    let addr = broker.addr.to_string();
+    topic_of_records(&addr, "received", 10).await;
+    let mut config = consumer_config(&addr);
+    config.group_id = Some("receivers".to_owned());
+    config.auto_commit = true;
+    let mut consumer = Consumer::new(config.clone()).await.expect("consumer");
+    consumer.subscribe(&["received"]).expect("subscribe");
+    let mut offsets = Vec::new();
+    for _ in 0..3 {
+        let record = tokio::time::timeout(WAIT, consumer.recv())
+            .await
+            .expect("a record");
+        offsets.push(record.expect("recv").offset);
+    }
+    assert_eq!(offsets, vec![0, 1, 2]);
+    consumer.close().await.expect("close");
+
+    let mut next = Consumer::new(config).await.expect("consumer");
+    next.subscribe(&["received"]).expect("subscribe");
+    let record = tokio::time::timeout(WAIT, next.recv())
+        .await
+        .expect("a record");
+    assert_eq!(record.expect("recv").offset, 3);
+    next.close().await.expect("close");
+}

@@ -13,6 +13,7 @@
 //! that batch (a new epoch: what was fetched past it is dropped) and it is fetched again.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -63,6 +64,9 @@ pub struct Fetcher {
     /// (broker, lane) pairs with a Fetch in flight.
     busy_lanes: HashSet<(i32, usize)>,
     next_epoch: u64,
+    /// `take` starts after this partition (the last one it took records from), so one
+    /// partition with a deep buffer cannot fill every poll while the rest wait.
+    take_after: Option<TopicPartition>,
 }
 
 impl Fetcher {
@@ -77,6 +81,7 @@ impl Fetcher {
             results_rx,
             busy_lanes: HashSet::new(),
             next_epoch: 1,
+            take_after: None,
         }
     }
 
@@ -281,35 +286,76 @@ impl Fetcher {
     }
 
     /// Up to `max` buffered records of unpaused partitions, advancing their positions;
-    /// fetched data is decoded here, as it is needed.
+    /// fetched data is decoded here, as it is needed. Partitions are visited round-robin,
+    /// from the one after the last that gave records (as Kafka's fetcher moves a drained
+    /// partition to the end of its order), so later partitions are not starved.
     pub fn take(&mut self, max: usize) -> Vec<ConsumerRecord> {
         let mut out = Vec::new();
         let record_bytes_max = self.config.record_bytes_max;
-        for (tp, state) in &mut self.partitions {
-            if state.paused {
-                continue;
-            }
-            while out.len() < max {
-                if state.buffered.is_empty() {
-                    match decode_next(tp, state, record_bytes_max) {
-                        Decoded::Records => continue,
-                        Decoded::Nothing => break,
-                        Decoded::Corrupt { refetch_from } => {
-                            rewind(state, refetch_from, self.next_epoch);
-                            self.next_epoch += 1;
-                            break;
-                        }
-                    }
-                }
-                let Some(record) = state.buffered.pop_front() else {
+        let start = self.take_after.take();
+        let mut last_taken = None;
+        // Two passes over the ring: after the start, then up to and including it.
+        for pass in 0..2 {
+            let range = match (&start, pass) {
+                (Some(tp), 0) => (Bound::Excluded(tp.clone()), Bound::Unbounded),
+                (Some(tp), _) => (Bound::Unbounded, Bound::Included(tp.clone())),
+                (None, 0) => (Bound::Unbounded, Bound::Unbounded),
+                (None, _) => break,
+            };
+            for (tp, state) in self.partitions.range_mut(range) {
+                if out.len() >= max {
                     break;
-                };
-                state.buffered_bytes = state.buffered_bytes.saturating_sub(record.size_bytes());
-                state.position = Some(record.offset + 1);
-                out.push(record);
+                }
+                let before = out.len();
+                take_partition(
+                    tp,
+                    state,
+                    &mut out,
+                    max,
+                    record_bytes_max,
+                    &mut self.next_epoch,
+                );
+                if out.len() > before {
+                    last_taken = Some(tp.clone());
+                }
             }
         }
+        self.take_after = last_taken.or(start);
         out
+    }
+}
+
+/// Moves `tp`'s buffered records into `out` until it holds `max`, decoding as needed;
+/// `next_epoch` is drawn from when a corrupt batch rewinds the partition.
+fn take_partition(
+    tp: &TopicPartition,
+    state: &mut PartitionState,
+    out: &mut Vec<ConsumerRecord>,
+    max: usize,
+    record_bytes_max: usize,
+    next_epoch: &mut u64,
+) {
+    if state.paused {
+        return;
+    }
+    while out.len() < max {
+        if state.buffered.is_empty() {
+            match decode_next(tp, state, record_bytes_max) {
+                Decoded::Records => continue,
+                Decoded::Nothing => break,
+                Decoded::Corrupt { refetch_from } => {
+                    rewind(state, refetch_from, *next_epoch);
+                    *next_epoch += 1;
+                    break;
+                }
+            }
+        }
+        let Some(record) = state.buffered.pop_front() else {
+            break;
+        };
+        state.buffered_bytes = state.buffered_bytes.saturating_sub(record.size_bytes());
+        state.position = Some(record.offset + 1);
+        out.push(record);
     }
 }
 
@@ -469,6 +515,45 @@ mod tests {
             fetcher.seek(tp, 0).unwrap();
         }
         fetcher
+    }
+
+    #[test]
+    fn take_rotates_so_a_deep_partition_does_not_starve_the_others() {
+        let config = ConsumerConfig::new("x");
+        let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 3)]), config);
+        let partitions: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+        fetcher.assign(&partitions);
+        for tp in &partitions {
+            fetcher.seek(tp, 0).unwrap();
+            let state = fetcher.partitions.get_mut(tp).unwrap();
+            stage_records(state, Bytes::from(batch(0, 10)));
+        }
+        // Each take of 4 starts after the partition the last one ended in.
+        let taken: Vec<Vec<(i32, i64)>> = (0..5)
+            .map(|_| {
+                let records = fetcher.take(4);
+                records.iter().map(|r| (r.partition, r.offset)).collect()
+            })
+            .collect();
+        assert_eq!(taken[0], vec![(0, 0), (0, 1), (0, 2), (0, 3)]);
+        assert_eq!(taken[1], vec![(1, 0), (1, 1), (1, 2), (1, 3)]);
+        assert_eq!(taken[2], vec![(2, 0), (2, 1), (2, 2), (2, 3)]);
+        assert_eq!(taken[3], vec![(0, 4), (0, 5), (0, 6), (0, 7)]);
+        assert_eq!(taken[4], vec![(1, 4), (1, 5), (1, 6), (1, 7)]);
+        let taken: Vec<(i32, i64)> = fetcher
+            .take(5)
+            .iter()
+            .map(|r| (r.partition, r.offset))
+            .collect();
+        assert_eq!(taken, vec![(2, 4), (2, 5), (2, 6), (2, 7), (2, 8)]);
+        // A partition running dry mid-take hands on to the next in the ring; the one the
+        // last take ended in comes last.
+        let taken: Vec<(i32, i64)> = fetcher
+            .take(5)
+            .iter()
+            .map(|r| (r.partition, r.offset))
+            .collect();
+        assert_eq!(taken, vec![(0, 8), (0, 9), (1, 8), (1, 9), (2, 9)]);
     }
 
     #[tokio::test]

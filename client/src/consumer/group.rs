@@ -333,7 +333,7 @@ impl GroupMember {
     }
 }
 
-/// FindCoordinator for a group, then a connection to it (retrying while it loads).
+/// FindCoordinator for a group, then a coordinator connection to it (retrying while it loads).
 pub async fn find_coordinator(cluster: &Cluster, group_id: &str) -> Result<Arc<Connection>> {
     let request = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_string(group_id.to_owned()))
@@ -346,7 +346,7 @@ pub async fn find_coordinator(cluster: &Cluster, group_id: &str) -> Result<Arc<C
         }) {
             Ok(()) => {
                 let addr = format!("{}:{}", response.host.as_str(), response.port);
-                return cluster.connection_to(&addr).await;
+                return cluster.coordinator_connection(&addr).await;
             }
             Err(e) if e.is_retriable() => last = e,
             Err(e) => return Err(e),

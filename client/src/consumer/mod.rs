@@ -130,9 +130,12 @@ impl Consumer {
         self.fetcher.partitions.keys().cloned().collect()
     }
 
-    /// The next offset `poll` returns for `tp` (None until known).
+    /// The next offset `poll` returns for `tp` (None until known): a record `recv` holds
+    /// back counts as not yet returned.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
-        self.fetcher.partitions.get(tp).and_then(|s| s.position)
+        delivered_positions(&self.fetcher, &self.pending)
+            .get(tp)
+            .copied()
     }
 
     /// Records from assigned, unpaused partitions; waits up to `timeout` for some.
@@ -237,12 +240,16 @@ impl Consumer {
         let owned = self.fetcher.partitions.keys().cloned().collect::<Vec<_>>();
         if !cooperative && !owned.is_empty() {
             if self.config.auto_commit {
-                commit_positions(group, &self.fetcher).await.ok();
+                let positions = delivered_positions(&self.fetcher, &self.pending);
+                commit_positions(group, positions).await.ok();
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&owned);
             }
             self.fetcher.assign(&[]);
+            // Their next owner reads them from the commit: handing them out here too
+            // would deliver them twice.
+            self.pending.clear();
         }
         let kept = self.fetcher.partitions.keys().cloned().collect::<Vec<_>>();
         let Some(mut group) = self.group.take() else {
@@ -307,7 +314,8 @@ impl Consumer {
             .collect();
         if !revoked.is_empty() {
             if self.config.auto_commit {
-                commit_positions(group, &self.fetcher).await.ok();
+                let positions = delivered_positions(&self.fetcher, &self.pending);
+                commit_positions(group, positions).await.ok();
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&revoked);
@@ -316,6 +324,9 @@ impl Consumer {
             group.request_rejoin();
         }
         self.fetcher.assign(&joined.assignment);
+        let assigned = &self.fetcher.partitions;
+        self.pending
+            .retain(|r| assigned.contains_key(&TopicPartition::new(&r.topic, r.partition)));
         if let Some(listener) = &mut self.listener {
             listener.on_assigned(&added);
         }
@@ -375,10 +386,12 @@ impl Consumer {
         Ok(())
     }
 
-    /// Commits the current positions of every assigned partition and waits for the result.
+    /// Commits, for every assigned partition, the offset after the last record handed to
+    /// the application, and waits for the result.
     pub async fn commit(&mut self) -> Result<()> {
         self.finish_join().await?;
-        commit_positions(member(&mut self.group, "commit")?, &self.fetcher).await
+        let positions = delivered_positions(&self.fetcher, &self.pending);
+        commit_positions(member(&mut self.group, "commit")?, positions).await
     }
 
     /// Commits explicit offsets (the next offset to read for each partition).
@@ -396,8 +409,8 @@ impl Consumer {
         offsets::commit(&coordinator, &group.group_id, generation, &member, offsets).await
     }
 
-    /// Starts a commit of the current positions in the background; the handle yields its
-    /// result.
+    /// Starts a commit of the delivered positions (as [`Consumer::commit`]) in the
+    /// background; the handle yields its result.
     pub async fn commit_async(&mut self) -> Result<tokio::task::JoinHandle<Result<()>>> {
         self.finish_join().await?;
         let group = member(&mut self.group, "commit")?;
@@ -407,7 +420,7 @@ impl Consumer {
             group.generation_id,
             group.member_id.clone(),
         );
-        let positions = positions(&self.fetcher);
+        let positions = delivered_positions(&self.fetcher, &self.pending);
         Ok(tokio::spawn(async move {
             offsets::commit(&coordinator, &group_id, generation, &member, &positions).await
         }))
@@ -505,7 +518,8 @@ impl Consumer {
         self.finish_join().await?;
         if let Some(group) = &mut self.group {
             if self.config.auto_commit && self.subscription.is_some() {
-                commit_positions(group, &self.fetcher).await.ok();
+                let positions = delivered_positions(&self.fetcher, &self.pending);
+                commit_positions(group, positions).await.ok();
             }
             if self.subscription.is_some() {
                 group.leave().await?;
@@ -545,16 +559,37 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-fn positions(fetcher: &Fetcher) -> BTreeMap<TopicPartition, i64> {
-    fetcher
+/// Per assigned partition, the offset after the last record handed to the application —
+/// what a commit may say was consumed. The fetcher's position has already moved past the
+/// records `recv` holds in `pending`, so a partition with pending records is at its first
+/// pending one: committing the fetcher's position would skip them after a restart.
+fn delivered_positions(
+    fetcher: &Fetcher,
+    pending: &VecDeque<ConsumerRecord>,
+) -> BTreeMap<TopicPartition, i64> {
+    let mut positions: BTreeMap<TopicPartition, i64> = fetcher
         .partitions
         .iter()
         .filter_map(|(tp, s)| s.position.map(|p| (tp.clone(), p)))
-        .collect()
+        .collect();
+    // `pending` is in offset order per partition: the first record of each one wins.
+    let mut held_back = std::collections::HashSet::new();
+    for record in pending {
+        let tp = TopicPartition::new(&record.topic, record.partition);
+        if let Some(position) = positions.get_mut(&tp) {
+            if held_back.insert(tp) {
+                debug_assert!(record.offset <= *position, "pending past the position");
+                *position = record.offset;
+            }
+        }
+    }
+    positions
 }
 
-async fn commit_positions(group: &mut GroupMember, fetcher: &Fetcher) -> Result<()> {
-    let positions = positions(fetcher);
+async fn commit_positions(
+    group: &mut GroupMember,
+    positions: BTreeMap<TopicPartition, i64>,
+) -> Result<()> {
     if positions.is_empty() {
         return Ok(());
     }

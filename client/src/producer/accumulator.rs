@@ -2,9 +2,11 @@
 //! sent. Records are encoded (and, when a batch fills, compressed) on the caller's task, so
 //! producers in several tasks spread that work. Memory is bounded by a semaphore of
 //! `buffer_memory_bytes` permits, taken per record and returned when its batch completes.
+//! Every batch has a sequence number from its opening; `flush` waits for the batches
+//! opened before it was called, not for the producer to fall idle.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,8 @@ struct OpenBatch {
     completer: Completer,
     created: Instant,
     memory_bytes: usize,
+    /// Order of opening (see [`Accumulator::flush`]).
+    seq: u64,
 }
 
 /// A finished batch (compressed, CRC sealed) and the outcome its records wait on.
@@ -35,6 +39,7 @@ pub(super) struct SealedBatch {
     completer: Completer,
     records: usize,
     memory_bytes: usize,
+    seq: u64,
     pub attempts: u32,
     pub retry_at: Option<Instant>,
 }
@@ -123,8 +128,13 @@ pub(super) struct Accumulator {
     /// By topic name, so a record finds its queue without allocating a key.
     queues: Mutex<HashMap<Arc<str>, TopicQueues>>,
     memory: Semaphore,
-    /// Records accepted and not yet completed (flush waits for 0).
-    outstanding_records: AtomicUsize,
+    /// The sequence number the next batch opened gets.
+    next_batch_seq: AtomicU64,
+    /// Sequence numbers of batches opened and not yet completed or failed: at most one
+    /// per record buffered, so bounded by `buffer_memory_bytes`. A batch is entered when it
+    /// opens, under the queues' lock with its first record, so no record is ever buffered
+    /// without being waited for by a later `flush`.
+    incomplete_batches: Mutex<BTreeSet<u64>>,
     /// Non-zero while some caller is in `flush`: open batches are sent without lingering.
     pub flushing: AtomicUsize,
     /// Wakes the sender: a batch was sealed, opened, or a partition became sendable.
@@ -149,7 +159,8 @@ impl Accumulator {
             memory: Semaphore::new(config.buffer_memory_bytes),
             config,
             queues: Mutex::default(),
-            outstanding_records: AtomicUsize::new(0),
+            next_batch_seq: AtomicU64::new(0),
+            incomplete_batches: Mutex::default(),
             flushing: AtomicUsize::new(0),
             wake_sender: Notify::new(),
             completed: Notify::new(),
@@ -197,11 +208,10 @@ impl Accumulator {
             // from the other worker.
             tokio::task::yield_now().await;
         }
+        // The record's batch, if pushed, was counted as it opened: a caller dropped during
+        // the yield above leaves nothing uncounted.
         match pushed {
-            Ok(delivery) => {
-                self.outstanding_records.fetch_add(1, Ordering::Relaxed);
-                Ok(delivery)
-            }
+            Ok(delivery) => Ok(delivery),
             Err(e) => {
                 self.memory.add_permits(memory_bytes);
                 Err(e)
@@ -316,7 +326,7 @@ impl Accumulator {
                 Some(open) => open,
                 None => {
                     *wake_sender = true;
-                    queue.open.insert(self.new_batch())
+                    queue.open.insert(self.open_batch())
                 }
             };
             match open.builder.push(&new) {
@@ -361,7 +371,8 @@ impl Accumulator {
         }
     }
 
-    fn new_batch(&self) -> OpenBatch {
+    /// A new batch, entered among the incomplete ones (called under the queues' lock).
+    fn open_batch(&self) -> OpenBatch {
         let fields = BatchFields {
             compression: self.config.compression,
             ..BatchFields::default()
@@ -380,6 +391,7 @@ impl Accumulator {
             completer: Completer::default(),
             created: Instant::now(),
             memory_bytes: 0,
+            seq: self.enter_batch(),
         }
     }
 
@@ -393,6 +405,7 @@ impl Accumulator {
             completer: open.completer,
             records,
             memory_bytes: open.memory_bytes,
+            seq: open.seq,
             attempts: 0,
             retry_at: None,
         };
@@ -405,6 +418,7 @@ impl Accumulator {
                     completer: std::mem::take(&mut sealed.completer),
                     records: std::mem::take(&mut sealed.records),
                     memory_bytes: std::mem::take(&mut sealed.memory_bytes),
+                    seq: sealed.seq,
                     attempts: 0,
                     retry_at: None,
                 };
@@ -472,13 +486,13 @@ impl Accumulator {
     pub fn complete(&self, batch: SealedBatch, base_offset: i64) {
         let (topic, partition) = batch.partition;
         batch.completer.0.complete(topic, partition, base_offset);
-        self.release(batch.memory_bytes, batch.records);
+        self.release(batch.memory_bytes, batch.seq);
     }
 
     /// Every record of `batch` failed with `error`.
     pub fn fail(&self, batch: SealedBatch, error: Error) {
         batch.completer.0.fail(&error);
-        self.release(batch.memory_bytes, batch.records);
+        self.release(batch.memory_bytes, batch.seq);
     }
 
     /// Puts a batch that failed retriably back at the head of its queue.
@@ -512,27 +526,62 @@ impl Accumulator {
         topic.partitions.get_mut(index)
     }
 
-    fn release(&self, memory_bytes: usize, records: usize) {
+    fn incomplete_batches(&self) -> MutexGuard<'_, BTreeSet<u64>> {
+        self.incomplete_batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Numbers a batch being opened and enters it among the incomplete ones.
+    fn enter_batch(&self) -> u64 {
+        let seq = self.next_batch_seq.fetch_add(1, Ordering::SeqCst);
+        let fresh = self.incomplete_batches().insert(seq);
+        debug_assert!(fresh, "batch {seq} numbered twice");
+        seq
+    }
+
+    /// A batch completed or failed: its memory comes back and flushers look again.
+    fn release(&self, memory_bytes: usize, seq: u64) {
         self.memory.add_permits(memory_bytes);
-        self.outstanding_records
-            .fetch_sub(records, Ordering::Relaxed);
+        self.incomplete_batches().remove(&seq);
         self.completed.notify_waiters();
     }
 
+    /// Whether a batch opened before `watermark` is still incomplete.
+    fn incomplete_before(&self, watermark: u64) -> bool {
+        self.incomplete_batches()
+            .first()
+            .is_some_and(|seq| *seq < watermark)
+    }
+
+    /// Sends every batch now without lingering and waits until the ones opened before this
+    /// call (so every record whose `send` returned before it) are acknowledged or failed.
+    /// Batches opened meanwhile — other clones keep producing — are not waited for.
     pub async fn flush(&self) -> Result<()> {
+        let watermark = self.next_batch_seq.load(Ordering::SeqCst);
         self.flushing.fetch_add(1, Ordering::Relaxed);
+        // Dropped with this future too: a cancelled flush does not leave batches unlingered.
+        let _flushing = Flushing(&self.flushing);
         self.wake_sender.notify_one();
-        while self.outstanding_records.load(Ordering::Relaxed) > 0 {
+        while self.incomplete_before(watermark) {
             let completed = self.completed.notified();
-            if self.outstanding_records.load(Ordering::Relaxed) == 0 {
+            if !self.incomplete_before(watermark) {
                 break;
             }
             // Bounded wait, re-checked: a completion may race the registration above.
             let _ = tokio::time::timeout(Duration::from_millis(50), completed).await;
             self.wake_sender.notify_one();
         }
-        self.flushing.fetch_sub(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// One caller in `flush`, counted in `Accumulator::flushing` while it lives.
+struct Flushing<'a>(&'a AtomicUsize);
+
+impl Drop for Flushing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

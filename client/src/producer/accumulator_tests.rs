@@ -188,3 +188,47 @@ async fn the_partition_count_is_kept_until_topic_metadata_changes() {
         .await
         .expect_err("the forgotten topic is looked up again");
 }
+
+/// A flush waits for the batches opened before it, not for a producer (another clone)
+/// that goes on sending meanwhile.
+#[tokio::test]
+async fn flush_waits_only_for_batches_opened_before_it() {
+    let acc = Arc::new(accumulator(|_| {}));
+    acc.append(record(0, 10)).await.expect("append");
+    let flush = {
+        let acc = acc.clone();
+        tokio::spawn(async move { acc.flush().await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Flushing: the open batch goes out without lingering.
+    let (ready, _) = acc.drain(Instant::now());
+    assert_eq!(ready.len(), 1);
+    // Records sent after the flush began, still unacknowledged when it should end.
+    acc.append(record(1, 10)).await.expect("append");
+    acc.append(record(0, 10)).await.expect("append");
+    assert!(
+        !flush.is_finished(),
+        "the first batch is not acknowledged yet"
+    );
+    acc.complete(ready.into_iter().next().expect("batch"), 0);
+    let flushed = tokio::time::timeout(Duration::from_secs(2), flush).await;
+    assert!(matches!(flushed, Ok(Ok(Ok(())))), "{flushed:?}");
+    assert_eq!(acc.flushing.load(Ordering::Relaxed), 0);
+}
+
+/// A `send` dropped while it yields (its record already in a batch) leaves that record
+/// counted: completing the batch lets `flush` end instead of wrapping a counter.
+#[tokio::test]
+async fn a_send_dropped_after_its_record_was_batched_does_not_break_flush() {
+    let acc = accumulator(|_| {});
+    // Opening a batch wakes the sender, and `append` yields once after: polled once, it
+    // gets that far and is dropped there.
+    let dropped = futures::FutureExt::now_or_never(acc.append(record(0, 10)));
+    assert!(dropped.is_none(), "append was dropped in its yield");
+    let (ready, _) = acc.drain(Instant::now() + Duration::from_secs(3_600));
+    let batch = ready.into_iter().next().expect("the record was batched");
+    assert_eq!(batch.records, 1);
+    acc.complete(batch, 0);
+    let flushed = tokio::time::timeout(Duration::from_secs(2), acc.flush()).await;
+    assert!(matches!(flushed, Ok(Ok(()))), "{flushed:?}");
+}

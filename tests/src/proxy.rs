@@ -1,0 +1,96 @@
+//! A TCP proxy in front of a broker whose connections can be stalled one by one: a stalled
+//! connection's proxy stops reading from both sides, as a broker that was SIGSTOPped would
+//! (the kernel still accepts, the socket buffers fill, nothing is answered). Used to prove
+//! the client's request deadlines and its handling of stalled connections.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How often a stalled direction looks whether it may go on.
+const STALL_CHECK_MS: u64 = 10;
+/// Bytes copied per read in each direction.
+const COPY_BUFFER_BYTES: usize = 64 * 1024;
+
+/// A proxy on `127.0.0.1:0` forwarding every accepted connection to `target`.
+pub struct StallingProxy {
+    pub addr: SocketAddr,
+    /// One stall switch per accepted connection, in accept order.
+    connections: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl StallingProxy {
+    pub async fn start(target: SocketAddr) -> StallingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let connections: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let accepted = connections.clone();
+        let accept_task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(broker) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let stalled = Arc::new(AtomicBool::new(false));
+                accepted.lock().expect("lock").push(stalled.clone());
+                let (client_read, client_write) = client.into_split();
+                let (broker_read, broker_write) = broker.into_split();
+                tokio::spawn(copy(client_read, broker_write, stalled.clone()));
+                tokio::spawn(copy(broker_read, client_write, stalled));
+            }
+        });
+        StallingProxy {
+            addr,
+            connections,
+            accept_task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.connections.lock().expect("lock").len()
+    }
+
+    /// Stops (or, with `false`, resumes) forwarding on every connection accepted so far;
+    /// later connections are not stalled.
+    pub fn stall_all(&self, stalled: bool) {
+        for switch in self.connections.lock().expect("lock").iter() {
+            switch.store(stalled, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for StallingProxy {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+    }
+}
+
+/// Copies `from` → `to` until either side closes, not reading while `stalled`.
+async fn copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
+    loop {
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(STALL_CHECK_MS)).await;
+        }
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        // A stall that began while this read waited holds what it read, too.
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(STALL_CHECK_MS)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
