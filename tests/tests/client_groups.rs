@@ -334,6 +334,10 @@ async fn a_fenced_cooperative_member_loses_its_partitions_without_committing() {
         config.auto_offset_reset = OffsetReset::Earliest;
         config
     };
+    let events = Arc::new(Mutex::new(Events::default()));
+    let first = Consumer::new(config(true)).await.expect("consumer");
+    let mut first =
+        owning_everything(first, "fenced", Some(Box::new(Recorder(events.clone())))).await;
     let producer = Producer::new(ProducerConfig::new(&broker.addr.to_string()))
         .await
         .expect("producer");
@@ -342,10 +346,6 @@ async fn a_fenced_cooperative_member_loses_its_partitions_without_committing() {
         producer.send(record).await.expect("send");
     }
     producer.flush().await.expect("flush");
-    let events = Arc::new(Mutex::new(Events::default()));
-    let first = Consumer::new(config(true)).await.expect("consumer");
-    let mut first =
-        owning_everything(first, "fenced", Some(Box::new(Recorder(events.clone())))).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut read = 0;
     while read < 60 {

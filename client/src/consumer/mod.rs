@@ -234,6 +234,7 @@ impl Consumer {
                     listener.on_lost(&lost);
                 }
                 self.fetcher.assign(&[]);
+                self.pending.clear();
             }
         }
         let cooperative = self.config.assignors.iter().all(|a| a.is_cooperative());
@@ -299,6 +300,7 @@ impl Consumer {
                 listener.on_lost(&kept);
             }
             self.fetcher.assign(&[]);
+            self.pending.clear();
             kept.clear();
         }
         let revoked: Vec<_> = kept
