@@ -15,9 +15,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use runnel_protocol::batch::{peek_batch_size, RecordBatch, TimestampType};
 
+use super::lock::MutexGuard;
 use super::partition::PartitionLog;
 use super::recovery::ensure_indexes;
-use super::segment::{find_batch, read_header, BatchHeader, Segment};
+use super::segment::{find_batch, read_header, BatchHeader, Segment, SegmentState};
 use super::{FetchRead, FetchRecords, FileSlice, LogError, ReadResult, TimestampOffset};
 
 /// Non-empty segments a read may walk past (offset gaps at a segment's end) before giving up.
@@ -269,6 +270,17 @@ impl PartitionLog {
     /// Offset-index position to start scanning for `offset` in a segment (loads the indexes
     /// of a sealed segment on first use).
     fn index_position(&self, view: &SegmentView, offset: i64) -> Result<u64, LogError> {
+        let state = self.indexed_state(view)?;
+        let relative = (offset - view.segment.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        Ok(state.lookup_position(relative))
+    }
+
+    /// The segment's state with its indexes loaded (a sealed segment's on first use); a
+    /// segment the cleaner retired is an error the caller retries with a fresh snapshot.
+    fn indexed_state<'a>(
+        &self,
+        view: &'a SegmentView,
+    ) -> Result<MutexGuard<'a, SegmentState>, LogError> {
         let segment = &view.segment;
         let mut state = segment.lock();
         if state.retired {
@@ -277,8 +289,7 @@ impl PartitionLog {
         if state.indexes.is_none() {
             ensure_indexes(segment, &mut state, &self.config(), None, view.end_offset)?;
         }
-        let relative = (offset - segment.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
-        Ok(state.lookup_position(relative))
+        Ok(state)
     }
 
     fn corrupt(&self, view: &SegmentView, error: io::Error) -> LogError {
@@ -350,15 +361,7 @@ impl PartitionLog {
 
     /// The segment's max timestamp (kept with its indexes, loaded on first use).
     fn segment_max_timestamp(&self, view: &SegmentView) -> Result<i64, LogError> {
-        let segment = &view.segment;
-        let mut state = segment.lock();
-        if state.retired {
-            return Err(retired_error());
-        }
-        if state.indexes.is_none() {
-            ensure_indexes(segment, &mut state, &self.config(), None, view.end_offset)?;
-        }
-        Ok(state.max_timestamp)
+        Ok(self.indexed_state(view)?.max_timestamp)
     }
 
     /// The largest batch max timestamp of `view` at or after `start` (header reads only).
@@ -408,13 +411,7 @@ impl PartitionLog {
     ) -> Result<Option<TimestampOffset>, LogError> {
         let segment = &view.segment;
         let (relative, mut position) = {
-            let mut state = segment.lock();
-            if state.retired {
-                return Err(retired_error());
-            }
-            if state.indexes.is_none() {
-                ensure_indexes(segment, &mut state, &self.config(), None, view.end_offset)?;
-            }
+            let state = self.indexed_state(view)?;
             let Some((_, time_index)) = state.indexes.as_ref() else {
                 return Ok(None);
             };
