@@ -23,7 +23,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{decode_budget, Decodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -436,12 +436,20 @@ async fn write_chunks<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// Memory one response's decode may spend on arrays and unknown tagged fields (see
+/// `runnel_protocol::frame::DECODED_COLLECTIONS_BYTES_MAX` for the broker's side): a
+/// response of two-byte elements would otherwise decode to ~50 times `response_bytes_max`.
+/// 128 MiB is a Metadata answer for about a million partitions.
+pub const RESPONSE_COLLECTIONS_BYTES_MAX: usize = 128 << 20;
+
 /// Decodes a response frame (after the size prefix); the header was read by the reader.
 fn decode_response<T: Decodable + HeaderVersion>(mut frame: Bytes, version: i16) -> Result<T> {
     ResponseHeader::decode(&mut frame, T::header_version(version))
         .map_err(|e| Error::Protocol(format!("response header: {e}")))?;
-    let body = T::decode(&mut frame, version)
-        .map_err(|e| Error::Protocol(format!("response body v{version}: {e}")))?;
+    let body = decode_budget::with_limit(RESPONSE_COLLECTIONS_BYTES_MAX, || {
+        T::decode(&mut frame, version)
+    })
+    .map_err(|e| Error::Protocol(format!("response body v{version}: {e}")))?;
     if frame.has_remaining() {
         return Err(Error::Protocol(format!(
             "{} trailing bytes after a v{version} response",
@@ -543,6 +551,29 @@ mod tests {
         write_chunks(&mut writer, &chunks).await.unwrap();
         drop(writer);
         assert_eq!(reading.await.unwrap(), chunks.concat());
+    }
+
+    /// A response of 3 million empty topics (24 MB on the wire, within the frame bound)
+    /// would decode to hundreds of MB of structs: refused as a protocol error instead.
+    #[test]
+    fn responses_decode_within_the_collections_budget() {
+        use kafka_protocol::messages::MetadataResponse;
+        let frame = |topics: i32| {
+            let mut frame = BytesMut::new();
+            frame.put_i32(7); // correlation id (response header v0)
+            frame.put_i32(0); // no brokers
+            frame.put_i32(topics);
+            for _ in 0..topics {
+                frame.put_i16(0); // error code
+                frame.put_i16(0); // empty name
+                frame.put_i32(0); // no partitions
+            }
+            frame.freeze()
+        };
+        let small = decode_response::<MetadataResponse>(frame(1_000), 0);
+        assert_eq!(small.map(|m| m.topics.len()).ok(), Some(1_000));
+        let huge = decode_response::<MetadataResponse>(frame(3_000_000), 0);
+        assert!(matches!(huge, Err(Error::Protocol(_))), "{huge:?}");
     }
 
     /// A peer that goes away mid-request is an error, not a hang or a panic.
