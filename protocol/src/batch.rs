@@ -48,8 +48,10 @@ const OFFSET_BASE_SEQUENCE: usize = 53;
 const OFFSET_RECORD_COUNT: usize = 57;
 
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
-const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// The timestamp-type bit of a batch's attributes (LogAppendTime when set).
+pub const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
+/// The transactional bit of a batch's attributes.
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
 
 /// Why bytes are not a well-formed record batch.

@@ -163,8 +163,10 @@ impl Checkpoints {
         write_checkpoint(&self.data_dir.join(RECOVERY_POINT_FILE), &snapshot)
     }
 
-    /// Forgets every partition `exists` rejects, rewriting each file that held one.
-    pub(crate) fn retain(&self, exists: impl Fn(&PartitionKey) -> bool) -> io::Result<()> {
+    /// Forgets every partition `exists` rejects, rewriting each file that held one; how many
+    /// entries went.
+    pub(crate) fn retain(&self, exists: impl Fn(&PartitionKey) -> bool) -> io::Result<usize> {
+        let mut dropped = 0;
         let files = [
             (
                 &self.recovery_points,
@@ -187,32 +189,17 @@ impl Checkpoints {
                 if entries.len() == before {
                     continue;
                 }
+                dropped += before - entries.len();
                 entries.clone()
             };
-            tracing::info!(
-                file,
-                "dropping checkpoint entries of partitions that no longer exist"
-            );
             write_checkpoint(&self.data_dir.join(file), &snapshot)?;
         }
-        Ok(())
+        Ok(dropped)
     }
 
-    /// Forgets a deleted partition (both files are rewritten).
+    /// Forgets a deleted partition (every file that held it is rewritten).
     pub(crate) fn remove(&self, key: &PartitionKey) -> io::Result<()> {
-        self.recovery_points.lock().remove(key);
-        let removed = self.log_starts.lock().remove(key).is_some();
-        if removed {
-            let _writer = self.log_start_write.lock();
-            let snapshot = self.log_starts.lock().clone();
-            write_checkpoint(&self.data_dir.join(LOG_START_FILE), &snapshot)?;
-        }
-        if self.cleaner_offsets.lock().remove(key).is_some() {
-            let _writer = self.cleaner_write.lock();
-            let snapshot = self.cleaner_offsets.lock().clone();
-            write_checkpoint(&self.data_dir.join(CLEANER_OFFSET_FILE), &snapshot)?;
-        }
-        self.write_recovery_points()
+        self.retain(|kept| kept != key).map(|_| ())
     }
 }
 

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use kafka_protocol::records::NO_TIMESTAMP;
 use runnel_protocol::batch::{
-    build_raw_batch, write_batch_header, RawBatchFields, RecordBatch, BATCH_HEADER_BYTES,
+    build_raw_batch, write_batch_header, RawBatchFields, RecordBatch, ATTR_TIMESTAMP_TYPE,
+    ATTR_TRANSACTIONAL, BATCH_HEADER_BYTES,
 };
 use runnel_protocol::builder::{BatchBuilder, BatchFields};
 use runnel_protocol::records::{records, Record};
@@ -37,12 +39,6 @@ const WRITE_BUFFER_BYTES: usize = WRITE_BYTES_MAX;
 const BATCH_BYTES_MAX: u64 = 64 << 20;
 /// Decompression bound for one batch's records.
 const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
-/// The timestamp-type bit of a batch's attributes (an empty batch keeps it).
-const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
-/// The transactional bit of a batch's attributes (an empty batch keeps it too, as Kafka's).
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-/// Kafka's "no timestamp".
-const NO_TIMESTAMP: i64 = -1;
 
 /// A sealed segment as the cleaner saw it.
 #[derive(Clone)]
@@ -583,8 +579,8 @@ fn rebuild(batch: &RecordBatch, kept: &[&Record], path: &Path) -> Result<Bytes, 
     checked(Bytes::from(raw), batch, check.record_count(), path)
 }
 
-/// A header-only copy of `batch` (record count 0) with its offsets, producer fields and
-/// transactional bit, as Kafka's `writeEmptyHeader`. No records, so no compression; and no
+/// A header-only copy of `batch` (record count 0) with its offsets, producer fields,
+/// timestamp type and transactional bit, as Kafka's `writeEmptyHeader`. No records, so no compression; and no
 /// timestamp ([`NO_TIMESTAMP`]): the segment's max timestamp and time index must point at a
 /// record that exists (ListOffsets -3 and timestamp lookups read the batch they point at).
 fn empty_batch(batch: &RecordBatch, path: &Path) -> Result<Bytes, LogError> {

@@ -258,11 +258,17 @@ impl LogManager {
         // inherit (its log start offset above all, so it would start past offset 0). They
         // go here. (Removing them before the record instead would let a crash in between
         // leave a live partition without its log start: deleted records exposed again.)
-        shared.ctx.checkpoints.retain(|(topic, partition)| {
+        let dropped = shared.ctx.checkpoints.retain(|(topic, partition)| {
             records
                 .get(topic)
                 .is_some_and(|record| (0..record.partitions).contains(partition))
         })?;
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "dropped checkpoint entries of partitions that no longer exist"
+            );
+        }
         shared.metadata.lock().1 = records;
         if !clean_start {
             for partition in shared.all_partitions() {

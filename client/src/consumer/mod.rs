@@ -133,9 +133,12 @@ impl Consumer {
     /// The next offset `poll` returns for `tp` (None until known): a record `recv` holds
     /// back counts as not yet returned.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
-        delivered_positions(&self.fetcher, &self.pending)
-            .get(tp)
-            .copied()
+        let position = self.fetcher.partitions.get(tp)?.position?;
+        let held_back = self
+            .pending
+            .iter()
+            .find(|r| *r.topic == *tp.topic && r.partition == tp.partition);
+        Some(held_back.map_or(position, |r| r.offset))
     }
 
     /// Records from assigned, unpaused partitions; waits up to `timeout` for some.
