@@ -92,6 +92,8 @@ pub struct BatchBuilder {
     section: Vec<u8>,
     record_count: i32,
     last_offset_delta: Option<i32>,
+    /// The header's last offset delta is at least this (see `with_last_offset_delta_min`).
+    header_last_offset_delta_min: i32,
     base_timestamp: i64,
     max_timestamp: i64,
 }
@@ -108,9 +110,19 @@ impl BatchBuilder {
             section: vec![0; BATCH_HEADER_BYTES],
             record_count: 0,
             last_offset_delta: None,
+            header_last_offset_delta_min: 0,
             base_timestamp: 0,
             max_timestamp: 0,
         }
+    }
+
+    /// The finished header's last offset delta is at least `delta` even when the last record
+    /// pushed has a smaller one: a batch the log cleaner rebuilds keeps its original last
+    /// offset (Kafka's `overrideLastOffset`), since for an idempotent producer base sequence
+    /// + last offset delta is the batch's last sequence.
+    pub fn with_last_offset_delta_min(mut self, delta: i32) -> BatchBuilder {
+        self.header_last_offset_delta_min = delta;
+        self
     }
 
     /// Lets a compressed batch hold up to `max_uncompressed_bytes` (header included) before
@@ -307,7 +319,7 @@ impl BatchBuilder {
                 base_offset: fields.base_offset,
                 partition_leader_epoch: fields.partition_leader_epoch,
                 attributes,
-                last_offset_delta,
+                last_offset_delta: last_offset_delta.max(self.header_last_offset_delta_min),
                 base_timestamp: self.base_timestamp,
                 max_timestamp: self.max_timestamp,
                 producer_id: fields.producer_id,

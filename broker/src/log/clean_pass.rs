@@ -15,8 +15,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use kafka_protocol::records::NO_TIMESTAMP;
 use runnel_protocol::batch::{
-    build_raw_batch, write_batch_header, RawBatchFields, RecordBatch, ATTR_TIMESTAMP_TYPE,
-    ATTR_TRANSACTIONAL, BATCH_HEADER_BYTES,
+    build_raw_batch, RawBatchFields, RecordBatch, ATTR_TIMESTAMP_TYPE, ATTR_TRANSACTIONAL,
+    BATCH_HEADER_BYTES,
 };
 use runnel_protocol::builder::{BatchBuilder, BatchFields};
 use runnel_protocol::records::{records, Record};
@@ -517,8 +517,8 @@ fn filter_batch(
     })
 }
 
-/// `batch` with only the `kept` records. The header keeps the batch's last offset delta, as
-/// Kafka's cleaner does (`overrideLastOffset`): for an idempotent producer, base sequence +
+/// `batch` with only the `kept` records. The header keeps the batch's last offset delta
+/// (`with_last_offset_delta_min`), as Kafka's cleaner does (`overrideLastOffset`): for an idempotent producer, base sequence +
 /// last offset delta is the batch's last sequence, which a restart reads back from the
 /// header (`producers::tail_scan`); a smaller delta would make it expect an old sequence
 /// and refuse the producer's next batch. Readers step over the offsets past the last record
@@ -535,8 +535,19 @@ fn rebuild(batch: &RecordBatch, kept: &[&Record], path: &Path) -> Result<Bytes, 
         transactional: batch.is_transactional(),
         control: false,
     };
+    if kept
+        .iter()
+        .any(|record| record.offset > batch.last_offset())
+    {
+        // A record whose offset delta lies beyond its batch's header.
+        return Err(corrupt(
+            path,
+            format!("record offsets beyond batch {}", batch.base_offset()),
+        ));
+    }
     let mut builder = BatchBuilder::new(fields, RECORDS_UNCOMPRESSED_BYTES_MAX)
-        .with_max_uncompressed_bytes(RECORDS_UNCOMPRESSED_BYTES_MAX);
+        .with_max_uncompressed_bytes(RECORDS_UNCOMPRESSED_BYTES_MAX)
+        .with_last_offset_delta_min(batch.last_offset_delta());
     for record in kept {
         builder
             .push_record(record)
@@ -545,38 +556,8 @@ fn rebuild(batch: &RecordBatch, kept: &[&Record], path: &Path) -> Result<Bytes, 
     let built = builder
         .finish()
         .map_err(|e| corrupt(path, format!("rebuilding batch: {e}")))?;
-    // Check the data before it is written: a well-formed batch at the same base offset.
-    let check = RecordBatch::parse(built.clone()).map_err(|e| corrupt(path, e))?;
-    assert_eq!(
-        check.base_offset(),
-        batch.base_offset(),
-        "built at the same base"
-    );
-    if check.last_offset() > batch.last_offset() {
-        // Only a record whose offset delta lies beyond its batch's header can do this.
-        return Err(corrupt(
-            path,
-            format!("record offsets beyond batch {}", batch.base_offset()),
-        ));
-    }
-    let mut raw = built.to_vec();
-    write_batch_header(
-        &mut raw,
-        &RawBatchFields {
-            base_offset: check.base_offset(),
-            partition_leader_epoch: check.partition_leader_epoch(),
-            attributes: check.attributes(),
-            last_offset_delta: batch.last_offset_delta(),
-            base_timestamp: check.base_timestamp(),
-            max_timestamp: check.max_timestamp(),
-            producer_id: check.producer_id(),
-            producer_epoch: check.producer_epoch(),
-            base_sequence: check.base_sequence(),
-            record_count: check.record_count(),
-            records: &[],
-        },
-    );
-    checked(Bytes::from(raw), batch, check.record_count(), path)
+    let record_count = i32::try_from(kept.len()).unwrap_or(i32::MAX);
+    checked(built, batch, record_count, path)
 }
 
 /// A header-only copy of `batch` (record count 0) with its offsets, producer fields,

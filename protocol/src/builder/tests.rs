@@ -91,6 +91,24 @@ fn explicit_offset_deltas_keep_gaps() {
 }
 
 #[test]
+fn a_minimum_last_offset_delta_keeps_the_header_past_the_last_record() {
+    let fields = || BatchFields {
+        base_offset: 50,
+        ..BatchFields::default()
+    };
+    let mut kept = BatchBuilder::new(fields(), MAX_BYTES).with_last_offset_delta_min(9);
+    kept.push_at(2, &record(1, b"a")).unwrap();
+    let batch = RecordBatch::parse(kept.finish().unwrap()).unwrap();
+    assert!(batch.verify_crc().is_ok());
+    assert_eq!((batch.record_count(), batch.last_offset()), (1, 59));
+    // Below the last record's delta it changes nothing.
+    let mut past = BatchBuilder::new(fields(), MAX_BYTES).with_last_offset_delta_min(1);
+    past.push_at(4, &record(1, b"a")).unwrap();
+    let batch = RecordBatch::parse(past.finish().unwrap()).unwrap();
+    assert_eq!(batch.last_offset(), 54);
+}
+
+#[test]
 fn decoded_records_can_be_rebuilt_like_compaction_does() {
     let mut builder = BatchBuilder::new(
         BatchFields {
