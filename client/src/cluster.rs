@@ -100,8 +100,14 @@ pub struct Cluster {
     topics_generation: AtomicU64,
     /// By address and lane (0: the shared connection; more: a consumer's extra fetch
     /// connections, see [`Cluster::broker_lane`]).
-    connections: tokio::sync::Mutex<HashMap<String, BTreeMap<usize, Arc<Connection>>>>,
+    /// Each slot has its own lock, held while its connection is opened: a connect that
+    /// hangs (up to the connect and request timeouts) holds up only the callers of that
+    /// address and lane, not every request on the others.
+    connections: Mutex<HashMap<String, BTreeMap<usize, ConnectionSlot>>>,
 }
+
+/// One address and lane's connection, `None` until opened (see [`Cluster::lane_to`]).
+type ConnectionSlot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
 /// Metadata requests [`Cluster::topic`] makes for a topic the broker answers with a
 /// retriable error, [`TOPIC_METADATA_BACKOFF`] apart (a topic being created has a leader
@@ -163,7 +169,7 @@ impl Cluster {
             config,
             state: Mutex::default(),
             topics_generation: AtomicU64::new(0),
-            connections: tokio::sync::Mutex::default(),
+            connections: Mutex::default(),
         });
         cluster.refresh(Some(&[])).await?;
         Ok(cluster)
@@ -194,7 +200,7 @@ impl Cluster {
             config: ClientConfig::new("127.0.0.1:1"),
             state: Mutex::new(state),
             topics_generation: AtomicU64::new(0),
-            connections: tokio::sync::Mutex::default(),
+            connections: Mutex::default(),
         })
     }
 
@@ -203,23 +209,41 @@ impl Cluster {
         self.lane_to(addr, 0).await
     }
 
-    /// A live connection to `addr` on `lane`, opened if needed. Dead connections (any
-    /// address) leave the map here, so a connection killed after a timeout is closed once
-    /// its last in-flight caller lets go, and the next attempt gets a new one.
+    /// A live connection to `addr` on `lane`, opened if needed. A dead connection is
+    /// replaced here, so a connection killed after a timeout is closed once its last
+    /// in-flight caller lets go, and the next attempt gets a new one. Slots are few (an
+    /// address's lanes are the shared one, the coordinator's and a consumer's fetch lanes)
+    /// and stay; a slot whose connection died holds nothing but its `None`.
     async fn lane_to(&self, addr: &str, lane: usize) -> Result<Arc<Connection>> {
-        let mut connections = self.connections.lock().await;
-        for lanes in connections.values_mut() {
-            lanes.retain(|_, conn| !conn.is_dead());
-        }
-        connections.retain(|_, lanes| !lanes.is_empty());
-        if let Some(conn) = connections.get(addr).and_then(|lanes| lanes.get(&lane)) {
+        let slot = {
+            let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+            for lanes in connections.values() {
+                for other in lanes.values() {
+                    // Not waited for: a slot being connected is not dead.
+                    if let Ok(mut other) = other.try_lock() {
+                        if other.as_ref().is_some_and(|conn| conn.is_dead()) {
+                            *other = None;
+                        }
+                    }
+                }
+            }
+            match connections.get(addr).and_then(|lanes| lanes.get(&lane)) {
+                Some(slot) => slot.clone(),
+                None => connections
+                    .entry(addr.to_owned())
+                    .or_default()
+                    .entry(lane)
+                    .or_default()
+                    .clone(),
+            }
+        };
+        let mut slot = slot.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|conn| !conn.is_dead()) {
             return Ok(conn.clone());
         }
+        *slot = None;
         let conn = Arc::new(Connection::connect(addr, &self.config.connection).await?);
-        connections
-            .entry(addr.to_owned())
-            .or_default()
-            .insert(lane, conn.clone());
+        *slot = Some(conn.clone());
         Ok(conn)
     }
 

@@ -21,6 +21,8 @@ pub struct StallingProxy {
     pub addr: SocketAddr,
     /// One stall switch per accepted connection, in accept order.
     connections: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    /// Whether connections accepted from now on start stalled.
+    stall_new: Arc<AtomicBool>,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
@@ -30,12 +32,14 @@ impl StallingProxy {
         let addr = listener.local_addr().expect("proxy address");
         let connections: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
         let accepted = connections.clone();
+        let stall_new = Arc::new(AtomicBool::new(false));
+        let stall_accepted = stall_new.clone();
         let accept_task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(broker) = TcpStream::connect(target).await else {
                     continue;
                 };
-                let stalled = Arc::new(AtomicBool::new(false));
+                let stalled = Arc::new(AtomicBool::new(stall_accepted.load(Ordering::SeqCst)));
                 accepted.lock().expect("lock").push(stalled.clone());
                 let (client_read, client_write) = client.into_split();
                 let (broker_read, broker_write) = broker.into_split();
@@ -46,6 +50,7 @@ impl StallingProxy {
         StallingProxy {
             addr,
             connections,
+            stall_new,
             accept_task,
         }
     }
@@ -61,6 +66,12 @@ impl StallingProxy {
         for switch in self.connections.lock().expect("lock").iter() {
             switch.store(stalled, Ordering::SeqCst);
         }
+    }
+
+    /// Whether connections accepted from now on start stalled (those accepted so far keep
+    /// their state): a connect then hangs in the client's first request.
+    pub fn stall_new(&self, stalled: bool) {
+        self.stall_new.store(stalled, Ordering::SeqCst);
     }
 }
 

@@ -120,3 +120,45 @@ async fn a_write_cancelled_mid_frame_closes_the_connection() {
         .await
         .expect("metadata on a new connection");
 }
+
+#[tokio::test]
+async fn a_hanging_connect_holds_up_only_its_own_lane() {
+    // Long enough that waiting behind the hanging connect would show.
+    let (_broker, proxy, cluster) = behind_proxy(30_000).await;
+    let addr = proxy.addr.to_string();
+    cluster
+        .connection_to(&addr)
+        .await
+        .expect("shared connection")
+        .send(&brokers_only())
+        .await
+        .expect("metadata");
+
+    proxy.stall_new(true);
+    let connecting = cluster.clone();
+    let coordinator_addr = addr.clone();
+    let hanging =
+        tokio::spawn(async move { connecting.coordinator_connection(&coordinator_addr).await });
+    while proxy.accepted() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The coordinator lane's connect now waits for its ApiVersions answer; the shared
+    // connection still serves requests.
+    let shared = tokio::time::timeout(HANG, async {
+        cluster
+            .connection_to(&addr)
+            .await?
+            .send(&brokers_only())
+            .await
+    })
+    .await;
+    assert!(
+        matches!(shared, Ok(Ok(_))),
+        "a request on the shared connection waited for another lane's connect: {shared:?}"
+    );
+    assert!(
+        !hanging.is_finished(),
+        "the stalled connect is still waiting"
+    );
+    hanging.abort();
+}
