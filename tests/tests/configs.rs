@@ -283,3 +283,36 @@ async fn every_advertised_version_round_trips() {
         assert_eq!(entry(&result, "retention.ms").1, SOURCE_DEFAULT);
     }
 }
+
+/// Two admins altering different keys of one topic at once must not undo each other: each
+/// IncrementalAlterConfigs edits the overrides as they are when it is applied (Kafka's
+/// controller serialises them), so the last value each admin set is the one that stays.
+/// (Several runtime threads, so the two connections' requests are applied side by side.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_incremental_alters_of_different_keys_lose_nothing() {
+    const ROUNDS: u32 = 60;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    topic(&mut client, "t").await;
+    let admin = |key: &'static str| {
+        let addr = broker.addr;
+        tokio::spawn(async move {
+            let mut client = TestClient::connect(addr).await;
+            for round in 1..=ROUNDS {
+                let value = (60_000 + round).to_string();
+                let ops = [(key, SET, Some(value.as_str()))];
+                assert_eq!(incremental(&mut client, 1, TOPIC, "t", &ops).await, 0);
+            }
+        })
+    };
+    let (a, b) = (admin("retention.ms"), admin("segment.ms"));
+    a.await.unwrap();
+    b.await.unwrap();
+    let result = describe(&mut client, 4, TOPIC, "t", false).await;
+    let last = (60_000 + ROUNDS).to_string();
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        (last.clone(), SOURCE_DYNAMIC_TOPIC)
+    );
+    assert_eq!(entry(&result, "segment.ms"), (last, SOURCE_DYNAMIC_TOPIC));
+}
