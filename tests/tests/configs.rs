@@ -7,10 +7,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{
-    incremental_alter_configs_request, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    incremental_alter_configs_request, CreateTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_tests::requests::{alter_configs, metadata};
+use runnel_tests::records::batch_at;
+use runnel_tests::requests::{alter_configs, creatable_topic, metadata, produce};
 use runnel_tests::{TestBroker, TestClient};
 
 const TOPIC: i8 = 2;
@@ -315,4 +317,68 @@ async fn concurrent_incremental_alters_of_different_keys_lose_nothing() {
         (last.clone(), SOURCE_DYNAMIC_TOPIC)
     );
     assert_eq!(entry(&result, "segment.ms"), (last, SOURCE_DYNAMIC_TOPIC));
+}
+
+/// Log segment files of partition 0 of `topic`.
+fn segment_files(broker: &TestBroker, topic: &str) -> usize {
+    std::fs::read_dir(broker.data_dir().join(format!("{topic}-0")))
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".log")
+        })
+        .count()
+}
+
+/// Produces one record stamped with the wall clock; answers with its offset.
+async fn produce_now(client: &mut TestClient, topic: &str) -> i64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let value: &[u8] = b"v";
+    let records = batch_at(&[(None, Some(value))], now_ms);
+    let response = client.send(produce(topic, 0, records, -1), 9).await;
+    let partition = &response.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 0);
+    partition.base_offset
+}
+
+/// `segment.ms` counts from the active segment's first batch whatever happened since, a
+/// restart included (Kafka: the first batch's timestamp; here also never before the
+/// segment's file was created). The clock used to start again at each start, so a broker restarted more often than `segment.ms` never rolled a quiet
+/// partition by time, and retention, which never deletes the active segment, never
+/// deleted its records.
+#[tokio::test]
+async fn segment_ms_counts_from_the_first_batch_across_a_restart() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic("aged", 1, &[("segment.ms", "1500")])])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(create, 7).await.topics[0].error_code, 0);
+    assert_eq!(produce_now(&mut client, "aged").await, 0);
+    // Records stamped long ago (a replay of old data) into a young segment.
+    let old = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic("old", 1, &[("segment.ms", "60000")])])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(old, 7).await.topics[0].error_code, 0);
+    let replayed = || batch_at(&[(None, Some(b"v".as_slice()))], 1_000);
+    let response = client.send(produce("old", 0, replayed(), -1), 9).await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    drop(client);
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    // The old timestamps do not make the young segment old: no roll at each start.
+    let response = client.send(produce("old", 0, replayed(), -1), 9).await;
+    assert_eq!(response.responses[0].partition_responses[0].base_offset, 1);
+    assert_eq!(segment_files(&broker, "old"), 1);
+    assert_eq!(segment_files(&broker, "aged"), 1);
+    // The segment is older than segment.ms: this append goes to a new one.
+    assert_eq!(produce_now(&mut client, "aged").await, 1);
+    assert_eq!(segment_files(&broker, "aged"), 2);
+    // The new segment is young: the next append joins it.
+    assert_eq!(produce_now(&mut client, "aged").await, 2);
+    assert_eq!(segment_files(&broker, "aged"), 2);
 }
