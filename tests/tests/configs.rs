@@ -382,3 +382,93 @@ async fn segment_ms_counts_from_the_first_batch_across_a_restart() {
     assert_eq!(produce_now(&mut client, "aged").await, 2);
     assert_eq!(segment_files(&broker, "aged"), 2);
 }
+
+/// Creates `name` (one partition) with `configs`; answers the error code.
+async fn create_with(client: &mut TestClient, name: &str, configs: &[(&str, &str)]) -> i16 {
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic(name, 1, configs)])
+        .with_timeout_ms(30_000);
+    client.send(create, 7).await.topics[0].error_code
+}
+
+/// Produces one record with `acks`; answers (error code, base offset).
+async fn produce_acks(client: &mut TestClient, topic: &str, acks: i16) -> (i16, i64) {
+    let value: &[u8] = b"v";
+    let records = batch_at(&[(None, Some(value))], 1_000);
+    let response = client.send(produce(topic, 0, records, acks), 9).await;
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+/// `min.insync.replicas` is a Kafka topic config (kafka-topics.sh `--config
+/// min.insync.replicas=2` is common): it was refused as unknown. This broker is the only
+/// replica, so, as Kafka with one replica, an acks=all write to a topic asking for more
+/// fails with NOT_ENOUGH_REPLICAS and appends nothing; acks=1 is not affected.
+#[tokio::test]
+async fn min_insync_replicas_above_one_refuses_acks_all_writes() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        create_with(&mut client, "isr", &[("min.insync.replicas", "2")]).await,
+        0
+    );
+    let result = describe(&mut client, 4, TOPIC, "isr", true).await;
+    assert_eq!(
+        entry(&result, "min.insync.replicas"),
+        ("2".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
+    let not_enough = ResponseError::NotEnoughReplicas.code();
+    assert_eq!(produce_acks(&mut client, "isr", -1).await, (not_enough, -1));
+    assert_eq!(produce_acks(&mut client, "isr", 1).await, (0, 0));
+    let ops = [("min.insync.replicas", SET, Some("1"))];
+    assert_eq!(incremental(&mut client, 1, TOPIC, "isr", &ops).await, 0);
+    assert_eq!(produce_acks(&mut client, "isr", -1).await, (0, 1));
+    for bad in ["0", "-1", "x", "2147483648"] {
+        let ops = [("min.insync.replicas", SET, Some(bad))];
+        let code = incremental(&mut client, 1, TOPIC, "isr", &ops).await;
+        assert_eq!(code, ResponseError::InvalidConfig.code(), "{bad}");
+    }
+}
+
+/// `flush.messages` (Kafka: force an fsync once this many records are not yet on disk;
+/// its own docs create a topic with `flush.messages=1`) was refused as unknown. Now an
+/// append that leaves that many records unflushed is fsynced before it is answered, acks=1
+/// included (acks=0: the fsync is started, nobody waits).
+#[tokio::test]
+async fn flush_messages_fsyncs_before_an_acks_1_answer() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    // flush.ms of an hour: only flush.messages can make these records durable now.
+    let configs = [("flush.messages", "2"), ("flush.ms", "3600000")];
+    assert_eq!(create_with(&mut client, "flushed", &configs).await, 0);
+    let log = broker.context().logs.partition("flushed", 0).unwrap();
+    assert_eq!(produce_acks(&mut client, "flushed", 1).await, (0, 0));
+    assert_eq!(
+        log.durable_offset(),
+        0,
+        "one record is below flush.messages"
+    );
+    assert_eq!(produce_acks(&mut client, "flushed", 1).await, (0, 1));
+    assert_eq!(log.durable_offset(), 2, "two unflushed records are fsynced");
+    // acks=0 is never answered, but its fsync is started all the same.
+    for _ in 0..2 {
+        let value: &[u8] = b"v";
+        let records = batch_at(&[(None, Some(value))], 1_000);
+        client
+            .write_request(&produce("flushed", 0, records, 0), 9)
+            .await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.durable_offset() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acks=0 records never fsynced"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for bad in ["0", "-1", "1e9", ""] {
+        let ops = [("flush.messages", SET, Some(bad))];
+        let code = incremental(&mut client, 1, TOPIC, "flushed", &ops).await;
+        assert_eq!(code, ResponseError::InvalidConfig.code(), "{bad:?}");
+    }
+}
