@@ -388,3 +388,42 @@ fn max_timestamp_lookup_reads_the_winning_segment_not_the_log() {
     log.delete_records_before(8).unwrap();
     assert_eq!(max(&log), None, "nothing left");
 }
+
+/// A stored override this version cannot apply (here a name from a newer version) is left
+/// out alone: the topic keeps its other overrides, `cleanup.policy=compact` above all. All
+/// of them used to be dropped, turning a compacted topic into a `delete` one.
+#[test]
+fn a_stored_override_no_longer_valid_leaves_the_others_in_force() {
+    use crate::log::metadata_log::{MetadataLog, MetadataRecord};
+    let dir = test_dir();
+    let kept = [("cleanup.policy", "compact"), ("retention.ms", "1000")];
+    {
+        let manager = open(dir.path());
+        manager
+            .create_topic("kept", 1, overrides(&kept), false)
+            .unwrap();
+        manager.shutdown().unwrap();
+    }
+    {
+        let (mut metadata, _) = MetadataLog::open(dir.path()).unwrap();
+        let mut stored = overrides(&kept);
+        stored.insert("from.a.newer.version".to_owned(), "1".to_owned());
+        stored.insert("segment.ms".to_owned(), "-5".to_owned());
+        let record = MetadataRecord::SetOverrides {
+            name: "kept".to_owned(),
+            overrides: stored,
+        };
+        metadata.append(&record).unwrap();
+    }
+    let manager = open(dir.path());
+    let info = manager.topic("kept").unwrap();
+    assert!(info.config.cleanup_policy.compact && !info.config.cleanup_policy.delete);
+    assert_eq!(info.config.retention_ms, 1000);
+    assert_eq!(
+        info.overrides,
+        overrides(&kept),
+        "only the overrides in force"
+    );
+    let log = manager.partition("kept", 0).unwrap();
+    assert!(log.config().cleanup_policy.compact);
+}
