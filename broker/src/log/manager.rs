@@ -162,6 +162,10 @@ impl ManagerShared {
 
     /// Appends a record (fsynced), applies it, and snapshots the log when it grew too big.
     /// The caller holds the metadata lock for the whole check-then-change.
+    ///
+    /// The change is made once the record is fsynced: a failed snapshot is only logged
+    /// (the next commit tries again). Failing the change then told the client no while the
+    /// next start applied it, and the running broker never did.
     pub(crate) fn commit(
         &self,
         metadata: &mut MetadataState,
@@ -171,7 +175,9 @@ impl ManagerShared {
         log.append(&record)?;
         apply(records, &record);
         if log.wants_snapshot() {
-            log.snapshot(records)?;
+            if let Err(e) = log.snapshot(records) {
+                tracing::warn!(error = %e, "metadata log snapshot failed; retried at the next change");
+            }
         }
         Ok(())
     }

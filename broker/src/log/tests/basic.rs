@@ -427,3 +427,44 @@ fn a_stored_override_no_longer_valid_leaves_the_others_in_force() {
     let log = manager.partition("kept", 0).unwrap();
     assert!(log.config().cleanup_policy.compact);
 }
+
+/// A change is made once its metadata record is fsynced; the snapshot that may follow is
+/// housekeeping. A failed snapshot used to fail the change, which the next start applied
+/// all the same (the client was told no, and the change was there after a restart), while
+/// the running broker did not apply it at all.
+#[test]
+fn a_failed_metadata_snapshot_does_not_fail_the_change_it_follows() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("t", 1, BTreeMap::new(), false)
+        .unwrap();
+    // The snapshot's temporary file cannot be created while a directory holds its name.
+    let blocker = dir.path().join("__cluster_metadata").join("metadata.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    // A valid 800 KB value: five of them take the metadata log past its snapshot size.
+    let long_policy = vec!["delete"; 800_000 / 7].join(",");
+    for retention_ms in 1..=6 {
+        let settings = overrides(&[
+            ("cleanup.policy", &long_policy),
+            ("retention.ms", &retention_ms.to_string()),
+        ]);
+        manager.set_topic_overrides("t", settings, false).unwrap();
+        assert_eq!(
+            manager.topic("t").unwrap().config.retention_ms,
+            retention_ms
+        );
+    }
+    // Once the snapshot can be written again, it is.
+    std::fs::remove_dir(&blocker).unwrap();
+    let small = overrides(&[("retention.ms", "7")]);
+    manager
+        .set_topic_overrides("t", small.clone(), false)
+        .unwrap();
+    let metadata = dir.path().join("__cluster_metadata").join("metadata.log");
+    assert!(std::fs::metadata(&metadata).unwrap().len() < 1 << 20);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let manager = open(dir.path());
+    assert_eq!(manager.topic("t").unwrap().overrides, small);
+}
