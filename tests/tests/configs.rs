@@ -472,3 +472,58 @@ async fn flush_messages_fsyncs_before_an_acks_1_answer() {
         assert_eq!(code, ResponseError::InvalidConfig.code(), "{bad:?}");
     }
 }
+
+/// A topic default the operator set (flag, environment or properties file) is reported with
+/// Kafka's STATIC_BROKER_CONFIG source, on the topic, in its synonym, on the broker and in
+/// CreateTopics' answer; it used to be DEFAULT_CONFIG, which admin clients read as "Kafka's
+/// built-in default" (`ConfigEntry.isDefault()`) although the value differs from it.
+#[tokio::test]
+async fn broker_set_defaults_are_static_broker_config() {
+    const SOURCE_STATIC_BROKER: i8 = 4;
+    let broker = TestBroker::start_with(|config| {
+        config
+            .topic_defaults
+            .insert("retention.ms".to_owned(), "3600000".to_owned());
+    })
+    .await;
+    let mut client = broker.client().await;
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic("t", 1, &[])])
+        .with_timeout_ms(30_000);
+    let created = client.send(create, 7).await.topics.remove(0);
+    let configs = created.configs.unwrap();
+    let retention = configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.config_source, SOURCE_STATIC_BROKER);
+    let result = describe(&mut client, 4, TOPIC, "t", true).await;
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        ("3600000".to_owned(), SOURCE_STATIC_BROKER)
+    );
+    assert_eq!(entry(&result, "segment.ms").1, SOURCE_DEFAULT);
+    let retention = result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.synonyms.len(), 1);
+    assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.ms");
+    assert_eq!(retention.synonyms[0].source, SOURCE_STATIC_BROKER);
+    let node_id = broker.context().node_id.to_string();
+    let result = describe(&mut client, 4, BROKER, &node_id, true).await;
+    assert_eq!(
+        entry(&result, "log.retention.ms"),
+        ("3600000".to_owned(), SOURCE_STATIC_BROKER)
+    );
+    assert_eq!(entry(&result, "log.roll.ms").1, SOURCE_DEFAULT);
+    // An override still wins and says so.
+    let ops = [("retention.ms", SET, Some("1000"))];
+    assert_eq!(incremental(&mut client, 1, TOPIC, "t", &ops).await, 0);
+    let result = describe(&mut client, 4, TOPIC, "t", true).await;
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        ("1000".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
+}
