@@ -539,6 +539,8 @@ const KAFKA_ALIASES: &[(&str, &str)] = &[
         "log-retention-check-interval-ms",
     ),
     ("log.flush.interval.ms", "log-flush-interval-ms"),
+    // Kafka's broker name for the segment.ms default (DescribeConfigs reports it so).
+    ("log.roll.ms", "log-segment-ms"),
     ("log.index.interval.bytes", "log-index-interval-bytes"),
 ];
 

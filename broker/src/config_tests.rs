@@ -100,7 +100,8 @@ fn timestamp_bounds_and_decompression_budget_take_kafka_style_names() {
     let path = dir.path().join("broker.properties");
     std::fs::write(
         &path,
-        "log.message.timestamp.before.max.ms=3600000\ndecompression.bytes.max=1048576\n",
+        "log.message.timestamp.before.max.ms=3600000\ndecompression.bytes.max=1048576\n\
+         log.roll.ms=600000\n",
     )
     .unwrap();
     let config = BrokerConfig::from_args([
@@ -114,6 +115,8 @@ fn timestamp_bounds_and_decompression_budget_take_kafka_style_names() {
     let topic = |name: &str| config.topic_defaults.get(name).map(String::as_str);
     assert_eq!(topic("message.timestamp.before.max.ms"), Some("3600000"));
     assert_eq!(topic("message.timestamp.after.max.ms"), Some("60000"));
+    // Kafka's name for the segment.ms default, the synonym DescribeConfigs reports.
+    assert_eq!(topic("segment.ms"), Some("600000"));
     assert_eq!(config.decompression_bytes_max, 1 << 20);
     let default = BrokerConfig::from_args(["b"]).unwrap();
     assert_eq!(default.decompression_bytes_max, 256 << 20);

@@ -7,10 +7,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::{
-    incremental_alter_configs_request, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    incremental_alter_configs_request, CreateTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_tests::requests::{alter_configs, metadata};
+use runnel_tests::records::batch_at;
+use runnel_tests::requests::{alter_configs, creatable_topic, metadata, produce};
 use runnel_tests::{TestBroker, TestClient};
 
 const TOPIC: i8 = 2;
@@ -282,4 +284,246 @@ async fn every_advertised_version_round_trips() {
         let result = describe(&mut client, 4, TOPIC, "t", false).await;
         assert_eq!(entry(&result, "retention.ms").1, SOURCE_DEFAULT);
     }
+}
+
+/// Two admins altering different keys of one topic at once must not undo each other: each
+/// IncrementalAlterConfigs edits the overrides as they are when it is applied (Kafka's
+/// controller serialises them), so the last value each admin set is the one that stays.
+/// (Several runtime threads, so the two connections' requests are applied side by side.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_incremental_alters_of_different_keys_lose_nothing() {
+    const ROUNDS: u32 = 60;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    topic(&mut client, "t").await;
+    let admin = |key: &'static str| {
+        let addr = broker.addr;
+        tokio::spawn(async move {
+            let mut client = TestClient::connect(addr).await;
+            for round in 1..=ROUNDS {
+                let value = (60_000 + round).to_string();
+                let ops = [(key, SET, Some(value.as_str()))];
+                assert_eq!(incremental(&mut client, 1, TOPIC, "t", &ops).await, 0);
+            }
+        })
+    };
+    let (a, b) = (admin("retention.ms"), admin("segment.ms"));
+    a.await.unwrap();
+    b.await.unwrap();
+    let result = describe(&mut client, 4, TOPIC, "t", false).await;
+    let last = (60_000 + ROUNDS).to_string();
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        (last.clone(), SOURCE_DYNAMIC_TOPIC)
+    );
+    assert_eq!(entry(&result, "segment.ms"), (last, SOURCE_DYNAMIC_TOPIC));
+}
+
+/// Log segment files of partition 0 of `topic`.
+fn segment_files(broker: &TestBroker, topic: &str) -> usize {
+    std::fs::read_dir(broker.data_dir().join(format!("{topic}-0")))
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".log")
+        })
+        .count()
+}
+
+/// Produces one record stamped with the wall clock; answers with its offset.
+async fn produce_now(client: &mut TestClient, topic: &str) -> i64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let value: &[u8] = b"v";
+    let records = batch_at(&[(None, Some(value))], now_ms);
+    let response = client.send(produce(topic, 0, records, -1), 9).await;
+    let partition = &response.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 0);
+    partition.base_offset
+}
+
+/// `segment.ms` counts from the active segment's first batch whatever happened since, a
+/// restart included (Kafka: the first batch's timestamp; here also never before the
+/// segment's file was created). The clock used to start again at each start, so a broker restarted more often than `segment.ms` never rolled a quiet
+/// partition by time, and retention, which never deletes the active segment, never
+/// deleted its records.
+#[tokio::test]
+async fn segment_ms_counts_from_the_first_batch_across_a_restart() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic("aged", 1, &[("segment.ms", "1500")])])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(create, 7).await.topics[0].error_code, 0);
+    assert_eq!(produce_now(&mut client, "aged").await, 0);
+    // Records stamped long ago (a replay of old data) into a young segment.
+    let old = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic("old", 1, &[("segment.ms", "60000")])])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(old, 7).await.topics[0].error_code, 0);
+    let replayed = || batch_at(&[(None, Some(b"v".as_slice()))], 1_000);
+    let response = client.send(produce("old", 0, replayed(), -1), 9).await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    drop(client);
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    // The old timestamps do not make the young segment old: no roll at each start.
+    let response = client.send(produce("old", 0, replayed(), -1), 9).await;
+    assert_eq!(response.responses[0].partition_responses[0].base_offset, 1);
+    assert_eq!(segment_files(&broker, "old"), 1);
+    assert_eq!(segment_files(&broker, "aged"), 1);
+    // The segment is older than segment.ms: this append goes to a new one.
+    assert_eq!(produce_now(&mut client, "aged").await, 1);
+    assert_eq!(segment_files(&broker, "aged"), 2);
+    // The new segment is young: the next append joins it.
+    assert_eq!(produce_now(&mut client, "aged").await, 2);
+    assert_eq!(segment_files(&broker, "aged"), 2);
+}
+
+/// Creates `name` (one partition) with `configs`; answers the error code.
+async fn create_with(client: &mut TestClient, name: &str, configs: &[(&str, &str)]) -> i16 {
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic(name, 1, configs)])
+        .with_timeout_ms(30_000);
+    client.send(create, 7).await.topics[0].error_code
+}
+
+/// Produces one record with `acks`; answers (error code, base offset).
+async fn produce_acks(client: &mut TestClient, topic: &str, acks: i16) -> (i16, i64) {
+    let value: &[u8] = b"v";
+    let records = batch_at(&[(None, Some(value))], 1_000);
+    let response = client.send(produce(topic, 0, records, acks), 9).await;
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+/// `min.insync.replicas` is a Kafka topic config (kafka-topics.sh `--config
+/// min.insync.replicas=2` is common): it was refused as unknown. This broker is the only
+/// replica, so, as Kafka with one replica, an acks=all write to a topic asking for more
+/// fails with NOT_ENOUGH_REPLICAS and appends nothing; acks=1 is not affected.
+#[tokio::test]
+async fn min_insync_replicas_above_one_refuses_acks_all_writes() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        create_with(&mut client, "isr", &[("min.insync.replicas", "2")]).await,
+        0
+    );
+    let result = describe(&mut client, 4, TOPIC, "isr", true).await;
+    assert_eq!(
+        entry(&result, "min.insync.replicas"),
+        ("2".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
+    let not_enough = ResponseError::NotEnoughReplicas.code();
+    assert_eq!(produce_acks(&mut client, "isr", -1).await, (not_enough, -1));
+    assert_eq!(produce_acks(&mut client, "isr", 1).await, (0, 0));
+    let ops = [("min.insync.replicas", SET, Some("1"))];
+    assert_eq!(incremental(&mut client, 1, TOPIC, "isr", &ops).await, 0);
+    assert_eq!(produce_acks(&mut client, "isr", -1).await, (0, 1));
+    for bad in ["0", "-1", "x", "2147483648"] {
+        let ops = [("min.insync.replicas", SET, Some(bad))];
+        let code = incremental(&mut client, 1, TOPIC, "isr", &ops).await;
+        assert_eq!(code, ResponseError::InvalidConfig.code(), "{bad}");
+    }
+}
+
+/// `flush.messages` (Kafka: force an fsync once this many records are not yet on disk;
+/// its own docs create a topic with `flush.messages=1`) was refused as unknown. Now an
+/// append that leaves that many records unflushed is fsynced before it is answered, acks=1
+/// included (acks=0: the fsync is started, nobody waits).
+#[tokio::test]
+async fn flush_messages_fsyncs_before_an_acks_1_answer() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    // flush.ms of an hour: only flush.messages can make these records durable now.
+    let configs = [("flush.messages", "2"), ("flush.ms", "3600000")];
+    assert_eq!(create_with(&mut client, "flushed", &configs).await, 0);
+    let log = broker.context().logs.partition("flushed", 0).unwrap();
+    assert_eq!(produce_acks(&mut client, "flushed", 1).await, (0, 0));
+    assert_eq!(
+        log.durable_offset(),
+        0,
+        "one record is below flush.messages"
+    );
+    assert_eq!(produce_acks(&mut client, "flushed", 1).await, (0, 1));
+    assert_eq!(log.durable_offset(), 2, "two unflushed records are fsynced");
+    // acks=0 is never answered, but its fsync is started all the same.
+    for _ in 0..2 {
+        let value: &[u8] = b"v";
+        let records = batch_at(&[(None, Some(value))], 1_000);
+        client
+            .write_request(&produce("flushed", 0, records, 0), 9)
+            .await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.durable_offset() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acks=0 records never fsynced"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for bad in ["0", "-1", "1e9", ""] {
+        let ops = [("flush.messages", SET, Some(bad))];
+        let code = incremental(&mut client, 1, TOPIC, "flushed", &ops).await;
+        assert_eq!(code, ResponseError::InvalidConfig.code(), "{bad:?}");
+    }
+}
+
+/// A topic default the operator set (flag, environment or properties file) is reported with
+/// Kafka's STATIC_BROKER_CONFIG source, on the topic, in its synonym, on the broker and in
+/// CreateTopics' answer; it used to be DEFAULT_CONFIG, which admin clients read as "Kafka's
+/// built-in default" (`ConfigEntry.isDefault()`) although the value differs from it.
+#[tokio::test]
+async fn broker_set_defaults_are_static_broker_config() {
+    const SOURCE_STATIC_BROKER: i8 = 4;
+    let broker = TestBroker::start_with(|config| {
+        config
+            .topic_defaults
+            .insert("retention.ms".to_owned(), "3600000".to_owned());
+    })
+    .await;
+    let mut client = broker.client().await;
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic("t", 1, &[])])
+        .with_timeout_ms(30_000);
+    let created = client.send(create, 7).await.topics.remove(0);
+    let configs = created.configs.unwrap();
+    let retention = configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.config_source, SOURCE_STATIC_BROKER);
+    let result = describe(&mut client, 4, TOPIC, "t", true).await;
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        ("3600000".to_owned(), SOURCE_STATIC_BROKER)
+    );
+    assert_eq!(entry(&result, "segment.ms").1, SOURCE_DEFAULT);
+    let retention = result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.synonyms.len(), 1);
+    assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.ms");
+    assert_eq!(retention.synonyms[0].source, SOURCE_STATIC_BROKER);
+    let node_id = broker.context().node_id.to_string();
+    let result = describe(&mut client, 4, BROKER, &node_id, true).await;
+    assert_eq!(
+        entry(&result, "log.retention.ms"),
+        ("3600000".to_owned(), SOURCE_STATIC_BROKER)
+    );
+    assert_eq!(entry(&result, "log.roll.ms").1, SOURCE_DEFAULT);
+    // An override still wins and says so.
+    let ops = [("retention.ms", SET, Some("1000"))];
+    assert_eq!(incremental(&mut client, 1, TOPIC, "t", &ops).await, 0);
+    let result = describe(&mut client, 4, TOPIC, "t", true).await;
+    assert_eq!(
+        entry(&result, "retention.ms"),
+        ("1000".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
 }

@@ -1,8 +1,7 @@
 //! AlterConfigs (v0–2): replaces a topic's overrides wholesale.
 //!
 //! Also holds the steps IncrementalAlterConfigs shares with it: each resource's outcome in
-//! request order ([`outcomes`]), resolving a config resource to a topic ([`target_topic`]) and
-//! validating then storing a new overrides map ([`store_overrides`]).
+//! request order ([`outcomes`]) and resolving a config resource to a topic ([`target_topic`]).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::create_topics::{repeated, Refusal};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::BrokerContext;
-use crate::log::{TopicConfig, TopicInfo};
+use crate::log::TopicInfo;
 
 pub fn handle(
     ctx: &BrokerContext,
@@ -79,7 +78,10 @@ fn alter_one(
             ));
         }
     }
-    store_overrides(ctx, &topic.name, overrides, validate_only)
+    // Storage validates the whole map against the broker defaults before storing it.
+    Ok(ctx
+        .logs
+        .set_topic_overrides(&topic.name, overrides, validate_only)?)
 }
 
 /// The refusal for a resource named twice in one request.
@@ -111,20 +113,6 @@ pub(super) fn target_topic(
             format!("config resource type {other} is not supported (only topics)"),
         )),
     }
-}
-
-/// Validates the whole new overrides map against the broker defaults, then replaces the
-/// topic's overrides with it (or, when `validate_only`, stops after validating).
-pub(super) fn store_overrides(
-    ctx: &BrokerContext,
-    topic: &str,
-    overrides: BTreeMap<String, String>,
-    validate_only: bool,
-) -> Result<(), Refusal> {
-    TopicConfig::with_overrides(ctx.logs.topic_defaults(), &overrides)?;
-    ctx.logs
-        .set_topic_overrides(topic, overrides, validate_only)?;
-    Ok(())
 }
 
 fn response_for(

@@ -115,7 +115,7 @@ pub fn handle(
             };
             let result = CreatableTopicResult::default().with_name(name);
             match outcome {
-                Ok(info) => created(result, &info, with_configs),
+                Ok(info) => created(ctx, result, &info, with_configs),
                 Err(refusal) => refused(result, &refusal),
             }
         })
@@ -189,6 +189,7 @@ fn requested_configs(topic: &CreatableTopic) -> Result<BTreeMap<String, String>,
 }
 
 fn created(
+    ctx: &BrokerContext,
     result: CreatableTopicResult,
     info: &TopicInfo,
     with_configs: bool,
@@ -200,7 +201,7 @@ fn created(
             .map(|entry| {
                 CreatableTopicConfigs::default()
                     .with_name(StrBytes::from_static_str(entry.name))
-                    .with_config_source(config_source(&entry))
+                    .with_config_source(config_source(ctx, &entry))
                     .with_read_only(entry.read_only)
                     .with_value(Some(StrBytes::from_string(entry.value)))
             })
@@ -280,6 +281,7 @@ pub(super) mod fixture {
             cluster_id: "runnel-test-cluster".to_owned(),
             auto_create_topics: true,
             default_partitions: 3,
+            static_topic_defaults: std::collections::BTreeSet::new(),
             producers: crate::producers::ProducerRegistry::open(dir.path()).unwrap(),
             metrics: std::sync::Arc::new(crate::metrics::BrokerMetrics::new(
                 crate::metrics::MetricsConfig::default(),

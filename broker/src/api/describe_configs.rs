@@ -25,6 +25,7 @@ pub(super) const RESOURCE_BROKER: i8 = 4;
 
 /// Config sources (Kafka's `ConfigSource`).
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Config value types (Kafka's `ConfigType`), as DescribeConfigs v3+ reports them.
@@ -92,6 +93,10 @@ const KEYS: &[KeyInfo] = &[
         "With CreateTime, how far a batch's timestamps may lie after the broker's clock."),
     key("flush.ms", "log.flush.interval.ms", LONG,
         "Interval of the background fsync for acks below all."),
+    key("flush.messages", "log.flush.interval.messages", LONG,
+        "Records left unflushed by an append that make it fsync before it is answered."),
+    key("min.insync.replicas", "min.insync.replicas", INT,
+        "In-sync replicas an acks=all write needs; this broker is the only one."),
     key("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", DOUBLE,
         "Dirty fraction that makes a log eligible for compaction."),
     key("delete.retention.ms", "log.cleaner.delete.retention.ms", LONG,
@@ -108,9 +113,20 @@ pub(super) fn key_info(topic_key: &str) -> Option<&'static KeyInfo> {
 }
 
 /// The DescribeConfigs / CreateTopics source of one topic config entry.
-pub(super) fn config_source(entry: &ConfigEntry) -> i8 {
+pub(super) fn config_source(ctx: &BrokerContext, entry: &ConfigEntry) -> i8 {
     if entry.is_override {
         SOURCE_DYNAMIC_TOPIC
+    } else {
+        default_source(ctx, entry.name)
+    }
+}
+
+/// The source of a topic config's broker-wide default: the operator's setting (Kafka's
+/// STATIC_BROKER_CONFIG) or the built-in default. Reporting the operator's value as the
+/// built-in default made admin clients take it for Kafka's (`ConfigEntry.isDefault()`).
+fn default_source(ctx: &BrokerContext, topic_key: &str) -> i8 {
+    if ctx.static_topic_defaults.contains(topic_key) {
+        SOURCE_STATIC_BROKER
     } else {
         SOURCE_DEFAULT
     }
@@ -207,12 +223,13 @@ fn describe_topic(
                     synonyms.push(synonym(entry.name, &entry.value, SOURCE_DYNAMIC_TOPIC));
                 }
                 if let (Some(known), Some(value)) = (known, defaults.get(entry.name)) {
-                    synonyms.push(synonym(known.broker_key, value, SOURCE_DEFAULT));
+                    let source = default_source(ctx, entry.name);
+                    synonyms.push(synonym(known.broker_key, value, source));
                 }
             }
             row(entry.name, entry.value.clone(), known, detail)
                 .with_read_only(entry.read_only)
-                .with_config_source(config_source(&entry))
+                .with_config_source(config_source(ctx, &entry))
                 .with_synonyms(synonyms)
         });
     Ok(rows.collect())
@@ -264,15 +281,16 @@ fn describe_broker(
         ("advertised.listeners", listener, None),
     ]);
     let rows = values.into_iter().map(|(name, value, known)| {
+        let source = known.map_or(SOURCE_DEFAULT, |info| default_source(ctx, info.topic_key));
         let synonyms = if detail.synonyms {
-            vec![synonym(name, &value, SOURCE_DEFAULT)]
+            vec![synonym(name, &value, source)]
         } else {
             Vec::new()
         };
         let config_type = known.map_or_else(|| broker_only_type(name), |info| info.config_type);
         row(name, value, known, detail)
             .with_read_only(true)
-            .with_config_source(SOURCE_DEFAULT)
+            .with_config_source(source)
             .with_config_type(config_type)
             .with_synonyms(synonyms)
     });

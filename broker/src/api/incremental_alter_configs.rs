@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestHeader,
 };
 
-use super::alter_configs::{outcomes, store_overrides, target_topic};
+use super::alter_configs::{outcomes, target_topic};
 use super::create_topics::{repeated, Refusal};
 use super::describe_configs::{config_type, key_info};
 use super::BrokerContext;
@@ -66,23 +66,28 @@ fn alter_one(
             format!("config {name:?} is altered more than once in one resource"),
         ));
     }
-    // Start from what the user set; defaults are consulted only by APPEND / SUBTRACT.
+    // Start from what the user set; defaults are consulted only by APPEND / SUBTRACT. The
+    // overrides are read and replaced under storage's metadata lock, so concurrent alters
+    // of one topic apply one after the other instead of undoing each other.
     let defaults = ctx.logs.topic_defaults().describe(&BTreeMap::new());
-    let mut overrides = topic.overrides.clone();
-    for config in &resource.configs {
-        let name = config.name.as_str();
-        let current = overrides.get(name).cloned().or_else(|| {
-            defaults
-                .iter()
-                .find(|entry| entry.name == name)
-                .map(|entry| entry.value.clone())
-        });
-        match apply_op(config, current.as_deref())? {
-            Some(value) => overrides.insert(name.to_owned(), value),
-            None => overrides.remove(name),
-        };
-    }
-    store_overrides(ctx, &topic.name, overrides, validate_only)
+    ctx.logs
+        .edit_topic_overrides(&topic.name, validate_only, |current| {
+            let mut overrides = current.clone();
+            for config in &resource.configs {
+                let name = config.name.as_str();
+                let current = overrides.get(name).cloned().or_else(|| {
+                    defaults
+                        .iter()
+                        .find(|entry| entry.name == name)
+                        .map(|entry| entry.value.clone())
+                });
+                match apply_op(config, current.as_deref())? {
+                    Some(value) => overrides.insert(name.to_owned(), value),
+                    None => overrides.remove(name),
+                };
+            }
+            Ok(overrides)
+        })
 }
 
 /// The key's new override after one operation (`None`: no override, back to the default).

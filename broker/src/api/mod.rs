@@ -64,6 +64,9 @@ pub struct BrokerContext {
     pub auto_create_topics: bool,
     /// `num.partitions` for auto-created topics
     pub default_partitions: i32,
+    /// Topic configs whose broker-wide default the operator set (flag, environment or
+    /// properties file): DescribeConfigs reports them as STATIC_BROKER_CONFIG.
+    pub static_topic_defaults: std::collections::BTreeSet<String>,
     /// Producer ids and per-partition sequence state (idempotent producer).
     pub producers: ProducerRegistry,
     /// The consumer group coordinator (groups, committed offsets).

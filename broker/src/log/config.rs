@@ -53,6 +53,12 @@ pub struct TopicConfig {
     pub message_timestamp_after_max_ms: i64,
     /// `flush.ms` (background flush interval for acks != all)
     pub flush_ms: i64,
+    /// `flush.messages`: an append that leaves this many records not yet fsynced is
+    /// fsynced before it is answered, whatever the acks.
+    pub flush_messages: i64,
+    /// `min.insync.replicas`: this broker is every partition's only replica, so above 1 an
+    /// acks=all write fails with NOT_ENOUGH_REPLICAS (as Kafka's with one replica).
+    pub min_insync_replicas: i32,
     /// `min.cleanable.dirty.ratio`
     pub min_cleanable_dirty_ratio: f64,
     /// `delete.retention.ms`
@@ -85,6 +91,7 @@ impl TopicConfig {
     pub const KNOWN_KEYS: &'static [&'static str] = &[
         "cleanup.policy",
         "delete.retention.ms",
+        "flush.messages",
         "flush.ms",
         "index.interval.bytes",
         "max.compaction.lag.ms",
@@ -94,6 +101,7 @@ impl TopicConfig {
         "message.timestamp.type",
         "min.cleanable.dirty.ratio",
         "min.compaction.lag.ms",
+        "min.insync.replicas",
         "retention.bytes",
         "retention.ms",
         "segment.bytes",
@@ -147,6 +155,7 @@ impl TopicConfig {
                 parts.join(",")
             }
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "flush.messages" => self.flush_messages.to_string(),
             "flush.ms" => self.flush_ms.to_string(),
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
             "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
@@ -159,6 +168,7 @@ impl TopicConfig {
             },
             "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
             "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
             "retention.bytes" => self.retention_bytes.to_string(),
             "retention.ms" => self.retention_ms.to_string(),
             "segment.bytes" => self.segment_bytes.to_string(),
@@ -192,6 +202,9 @@ impl Default for TopicConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: i64::MAX,
             flush_ms: 1000,
+            // Kafka's: never by count, and one in-sync replica.
+            flush_messages: i64::MAX,
+            min_insync_replicas: 1,
             min_cleanable_dirty_ratio: 0.5,
             delete_retention_ms: DAY_MS,
             min_compaction_lag_ms: 0,
@@ -232,6 +245,7 @@ fn apply_override(config: &mut TopicConfig, name: &str, value: &str) -> Result<(
     match name {
         "cleanup.policy" => config.cleanup_policy = parse_policy(name, value)?,
         "delete.retention.ms" => config.delete_retention_ms = parse_i64(name, value, 0, i64::MAX)?,
+        "flush.messages" => config.flush_messages = parse_i64(name, value, 1, i64::MAX)?,
         "flush.ms" => config.flush_ms = parse_i64(name, value, 0, i64::MAX)?,
         "index.interval.bytes" => {
             config.index_interval_bytes = parse_i64(name, value, 0, i32_max)? as u32;
@@ -266,6 +280,9 @@ fn apply_override(config: &mut TopicConfig, name: &str, value: &str) -> Result<(
         }
         "min.compaction.lag.ms" => {
             config.min_compaction_lag_ms = parse_i64(name, value, 0, i64::MAX)?;
+        }
+        "min.insync.replicas" => {
+            config.min_insync_replicas = parse_i64(name, value, 1, i32_max)? as i32;
         }
         "retention.bytes" => config.retention_bytes = parse_i64(name, value, i64::MIN, i64::MAX)?,
         "retention.ms" => config.retention_ms = parse_i64(name, value, -1, i64::MAX)?,
@@ -350,6 +367,10 @@ mod tests {
             ("max.compaction.lag.ms", "0"),
             ("segment.ms", "0"),
             ("segment.bytes", "2147483648"),
+            ("flush.messages", "0"),
+            ("flush.messages", "1e9"),
+            ("min.insync.replicas", "0"),
+            ("min.insync.replicas", "2147483648"),
         ] {
             let result = TopicConfig::with_overrides(&base, &overrides(&[(k, v)]));
             assert!(matches!(result, Err(LogError::InvalidConfig(_))), "{k}={v}");

@@ -364,6 +364,16 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Every offset below this one is fsynced.
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_tx.borrow().offset
+    }
+
+    /// Queues the partition for the fsync threads without waiting for the fsync.
+    pub(crate) fn request_flush(self: &Arc<Self>) {
+        self.ctx.flusher.request(self.clone());
+    }
+
     /// Resolves once every offset below `end_offset` is fsynced. Concurrent waiters share one
     /// fsync (group commit): the partition is queued for the fsync threads once, and a flush
     /// that is already running is followed by one more covering every waiter that arrived

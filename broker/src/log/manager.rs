@@ -88,18 +88,37 @@ impl ManagerShared {
         self.config.data_dir.join(format!("{topic}-{partition}"))
     }
 
+    /// A topic's config and the overrides in force, from its stored overrides. An override
+    /// this version cannot apply (a name it does not know, say written by a newer version,
+    /// or a value out of its range) is left out alone, with a warning, and the others still
+    /// apply: falling back to every default turned a compacted topic with one such
+    /// override into a `delete` one, whose retention then deleted what compaction keeps.
     fn effective_config(
         &self,
         name: &str,
         overrides: &BTreeMap<String, String>,
-    ) -> Arc<TopicConfig> {
-        match TopicConfig::with_overrides(&self.config.topic_defaults, overrides) {
-            Ok(config) => Arc::new(config),
-            Err(e) => {
-                tracing::warn!(topic = name, error = %e, "stored overrides no longer valid; using defaults");
-                Arc::new(self.config.topic_defaults.clone())
+    ) -> (Arc<TopicConfig>, BTreeMap<String, String>) {
+        let defaults = &self.config.topic_defaults;
+        if let Ok(config) = TopicConfig::with_overrides(defaults, overrides) {
+            return (Arc::new(config), overrides.clone());
+        }
+        let mut usable = BTreeMap::new();
+        for (key, value) in overrides {
+            let mut candidate = usable.clone();
+            candidate.insert(key.clone(), value.clone());
+            match TopicConfig::with_overrides(defaults, &candidate) {
+                Ok(_) => usable = candidate,
+                Err(e) => {
+                    tracing::warn!(topic = name, key = key.as_str(), error = %e, "stored override no longer valid; the default applies");
+                }
             }
         }
+        // Every key kept was valid together with the ones before it.
+        let config = TopicConfig::with_overrides(defaults, &usable).unwrap_or_else(|_| {
+            usable.clear();
+            defaults.clone()
+        });
+        (Arc::new(config), usable)
     }
 
     pub(crate) fn new_partition(
@@ -119,7 +138,7 @@ impl ManagerShared {
     }
 
     fn entry(&self, name: &str, record: &TopicRecord) -> TopicEntry {
-        let config = self.effective_config(name, &record.overrides);
+        let (config, overrides) = self.effective_config(name, &record.overrides);
         let partitions = (0..record.partitions)
             .map(|p| self.new_partition(name, p, &config))
             .collect();
@@ -127,7 +146,7 @@ impl ManagerShared {
             name: name.to_string(),
             id: record.id,
             partitions: record.partitions,
-            overrides: record.overrides.clone(),
+            overrides,
             config,
         };
         TopicEntry { info, partitions }
@@ -143,6 +162,10 @@ impl ManagerShared {
 
     /// Appends a record (fsynced), applies it, and snapshots the log when it grew too big.
     /// The caller holds the metadata lock for the whole check-then-change.
+    ///
+    /// The change is made once the record is fsynced: a failed snapshot is only logged
+    /// (the next commit tries again). Failing the change then told the client no while the
+    /// next start applied it, and the running broker never did.
     pub(crate) fn commit(
         &self,
         metadata: &mut MetadataState,
@@ -152,7 +175,9 @@ impl ManagerShared {
         log.append(&record)?;
         apply(records, &record);
         if log.wants_snapshot() {
-            log.snapshot(records)?;
+            if let Err(e) = log.snapshot(records) {
+                tracing::warn!(error = %e, "metadata log snapshot failed; retried at the next change");
+            }
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{sync_dir, write_atomically};
+use super::checkpoint::sync_dir;
 use super::LogError;
 
 pub(crate) const METADATA_DIR: &str = "__cluster_metadata";
@@ -202,6 +202,12 @@ impl MetadataLog {
     }
 
     /// Rewrites the log as one create record per topic in `topics`.
+    ///
+    /// The new file is opened for appends before it takes the log's name (the handle
+    /// follows the file through the rename), so from the rename on every append goes to
+    /// the file that is the log, whatever fails afterwards: reopening by name after the
+    /// rename could fail and leave appends going to the replaced file, lost at the next
+    /// start. An error before the rename leaves the old log in use, whole.
     pub(crate) fn snapshot(
         &mut self,
         topics: &BTreeMap<String, TopicRecord>,
@@ -215,11 +221,14 @@ impl MetadataLog {
                 overrides: topic.overrides.clone(),
             })?);
         }
-        write_atomically(&self.path, &contents)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&self.path)?;
+        let tmp = self.path.with_extension("tmp");
+        let mut written = File::create(&tmp)?;
+        written.write_all(&contents)?;
+        written.sync_all()?;
+        drop(written);
+        let appender = OpenOptions::new().read(true).append(true).open(&tmp)?;
+        fs::rename(&tmp, &self.path)?;
+        self.file = appender;
         self.size_bytes = contents.len() as u64;
         if let Some(dir) = self.path.parent() {
             sync_dir(dir)?;

@@ -9,6 +9,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use runnel_protocol::batch::BATCH_HEADER_BYTES;
 
@@ -455,7 +456,7 @@ pub(crate) fn load_partition(
     }
     let next_offset = find_end_offset(&active, &state)?;
     if state.size_bytes > 0 {
-        state.first_append_ms = Some(super::now_ms());
+        state.first_append_ms = Some(first_append_ms(&active, state.size_bytes));
     }
     drop(state);
     let first_base = segments.first_key_value().map_or(0, |(base, _)| *base);
@@ -465,6 +466,34 @@ pub(crate) fn load_partition(
         next_offset,
         log_start_offset,
     })
+}
+
+/// When the active segment's first batch was appended, as far as a reload can tell: the
+/// later of the segment file's creation (the first append came after it; a segment is
+/// created by the roll of the append that opens it) and that batch's max timestamp (Kafka's
+/// `rollingBasedTimestamp`: about the append time with honest clocks, the append time
+/// itself with LogAppendTime), never later than now; now when neither is known.
+/// `segment.ms` counts from here. It used to count from the load, so a broker restarted
+/// more often than `segment.ms` never rolled a quiet partition by time, and retention,
+/// which never deletes the active segment, never deleted its records. (The file's creation
+/// time keeps records stamped long ago, a replay of old data, from rolling the segment at
+/// every start.)
+fn first_append_ms(segment: &Segment, size_bytes: u64) -> i64 {
+    let now = super::now_ms();
+    let Ok(file) = File::open(&segment.log_path) else {
+        return now;
+    };
+    let created_ms = file
+        .metadata()
+        .and_then(|metadata| metadata.created())
+        .ok()
+        .and_then(|created| created.duration_since(UNIX_EPOCH).ok())
+        .map(|since_epoch| i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX));
+    let stamped_ms = match read_header(&file, 0, size_bytes) {
+        Ok(Some(header)) if header.max_timestamp >= 0 => Some(header.max_timestamp),
+        _ => None,
+    };
+    created_ms.max(stamped_ms).map_or(now, |ms| ms.min(now))
 }
 
 /// The recovery scan: every segment from the one holding `recovery_point` on is verified;

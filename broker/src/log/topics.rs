@@ -186,18 +186,39 @@ impl LogManager {
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), LogError> {
+        self.edit_topic_overrides(name, validate_only, |_| Ok(overrides))
+    }
+
+    /// Replaces a topic's overrides with what `edit` makes of the current ones (validated
+    /// first). The read, the edit and the write happen under the metadata lock, so edits
+    /// of one topic from several connections apply one after the other: an edit never
+    /// starts from overrides another one is about to replace (IncrementalAlterConfigs of
+    /// different keys at once used to undo each other).
+    pub fn edit_topic_overrides<E: From<LogError>>(
+        &self,
+        name: &str,
+        validate_only: bool,
+        edit: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, E>,
+    ) -> Result<(), E> {
+        let shared = &self.shared;
+        let mut metadata = shared.metadata.lock();
+        let current = shared
+            .topics
+            .read()
+            .get(name)
+            .map(|entry| entry.info.overrides.clone());
+        let Some(current) = current else {
+            return Err(LogError::UnknownTopicOrPartition {
+                topic: name.to_string(),
+                partition: -1,
+            }
+            .into());
+        };
+        let overrides = edit(&current)?;
         let config = Arc::new(TopicConfig::with_overrides(
             self.topic_defaults(),
             &overrides,
         )?);
-        let shared = &self.shared;
-        let mut metadata = shared.metadata.lock();
-        if !shared.topics.read().contains_key(name) {
-            return Err(LogError::UnknownTopicOrPartition {
-                topic: name.to_string(),
-                partition: -1,
-            });
-        }
         if validate_only {
             return Ok(());
         }

@@ -111,6 +111,7 @@ impl Broker {
             cluster_id: config.cluster_id.clone(),
             auto_create_topics: config.auto_create_topics,
             default_partitions: config.num_partitions,
+            static_topic_defaults: config.topic_defaults.keys().cloned().collect(),
             producers,
             groups,
             metrics,

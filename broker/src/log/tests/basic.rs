@@ -388,3 +388,83 @@ fn max_timestamp_lookup_reads_the_winning_segment_not_the_log() {
     log.delete_records_before(8).unwrap();
     assert_eq!(max(&log), None, "nothing left");
 }
+
+/// A stored override this version cannot apply (here a name from a newer version) is left
+/// out alone: the topic keeps its other overrides, `cleanup.policy=compact` above all. All
+/// of them used to be dropped, turning a compacted topic into a `delete` one.
+#[test]
+fn a_stored_override_no_longer_valid_leaves_the_others_in_force() {
+    use crate::log::metadata_log::{MetadataLog, MetadataRecord};
+    let dir = test_dir();
+    let kept = [("cleanup.policy", "compact"), ("retention.ms", "1000")];
+    {
+        let manager = open(dir.path());
+        manager
+            .create_topic("kept", 1, overrides(&kept), false)
+            .unwrap();
+        manager.shutdown().unwrap();
+    }
+    {
+        let (mut metadata, _) = MetadataLog::open(dir.path()).unwrap();
+        let mut stored = overrides(&kept);
+        stored.insert("from.a.newer.version".to_owned(), "1".to_owned());
+        stored.insert("segment.ms".to_owned(), "-5".to_owned());
+        let record = MetadataRecord::SetOverrides {
+            name: "kept".to_owned(),
+            overrides: stored,
+        };
+        metadata.append(&record).unwrap();
+    }
+    let manager = open(dir.path());
+    let info = manager.topic("kept").unwrap();
+    assert!(info.config.cleanup_policy.compact && !info.config.cleanup_policy.delete);
+    assert_eq!(info.config.retention_ms, 1000);
+    assert_eq!(
+        info.overrides,
+        overrides(&kept),
+        "only the overrides in force"
+    );
+    let log = manager.partition("kept", 0).unwrap();
+    assert!(log.config().cleanup_policy.compact);
+}
+
+/// A change is made once its metadata record is fsynced; the snapshot that may follow is
+/// housekeeping. A failed snapshot used to fail the change, which the next start applied
+/// all the same (the client was told no, and the change was there after a restart), while
+/// the running broker did not apply it at all.
+#[test]
+fn a_failed_metadata_snapshot_does_not_fail_the_change_it_follows() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("t", 1, BTreeMap::new(), false)
+        .unwrap();
+    // The snapshot's temporary file cannot be created while a directory holds its name.
+    let blocker = dir.path().join("__cluster_metadata").join("metadata.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    // A valid 800 KB value: five of them take the metadata log past its snapshot size.
+    let long_policy = vec!["delete"; 800_000 / 7].join(",");
+    for retention_ms in 1..=6 {
+        let settings = overrides(&[
+            ("cleanup.policy", &long_policy),
+            ("retention.ms", &retention_ms.to_string()),
+        ]);
+        manager.set_topic_overrides("t", settings, false).unwrap();
+        assert_eq!(
+            manager.topic("t").unwrap().config.retention_ms,
+            retention_ms
+        );
+    }
+    // Once the snapshot can be written again, it is.
+    std::fs::remove_dir(&blocker).unwrap();
+    let small = overrides(&[("retention.ms", "7")]);
+    manager
+        .set_topic_overrides("t", small.clone(), false)
+        .unwrap();
+    let metadata = dir.path().join("__cluster_metadata").join("metadata.log");
+    assert!(std::fs::metadata(&metadata).unwrap().len() < 1 << 20);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let manager = open(dir.path());
+    assert_eq!(manager.topic("t").unwrap().overrides, small);
+}
