@@ -271,6 +271,20 @@ fn read_partition(
     (data, sent_record_count)
 }
 
+/// Most record bytes `request` may be answered with (beyond the one batch larger than the
+/// limits that the first partition with data may get): the smaller of its `max_bytes` and
+/// the sum of its partition limits, each as this handler caps them. The connection holds
+/// that much room for the answer until it is written.
+pub fn response_bytes_max(request: &FetchRequest) -> usize {
+    let partitions_bytes = request
+        .topics
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .map(|partition| clamp_bytes(partition.partition_max_bytes))
+        .fold(0usize, usize::saturating_add);
+    clamp_bytes(request.max_bytes).min(partitions_bytes)
+}
+
 /// A wire byte limit as a usize, negative as 0, capped at the response bound.
 fn clamp_bytes(limit: i32) -> usize {
     usize::try_from(limit)
@@ -287,5 +301,25 @@ mod tests {
         assert_eq!(clamp_bytes(-5), 0);
         assert_eq!(clamp_bytes(i32::MAX), FETCH_RESPONSE_MAX_BYTES);
         assert_eq!(clamp_bytes(1024), 1024);
+    }
+
+    #[test]
+    fn response_bound_is_the_smaller_of_the_request_and_partition_limits() {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        let partition = |bytes| FetchPartition::default().with_partition_max_bytes(bytes);
+        let topic = FetchTopic::default().with_partitions(vec![partition(1000), partition(-7)]);
+        let request = |max_bytes| {
+            FetchRequest::default()
+                .with_max_bytes(max_bytes)
+                .with_topics(vec![topic.clone(), topic.clone()])
+        };
+        assert_eq!(response_bytes_max(&request(i32::MAX)), 2000);
+        assert_eq!(response_bytes_max(&request(1500)), 1500);
+        assert_eq!(response_bytes_max(&request(-1)), 0);
+        let huge = FetchTopic::default().with_partitions(vec![partition(i32::MAX); 4]);
+        let request = FetchRequest::default()
+            .with_max_bytes(i32::MAX)
+            .with_topics(vec![huge]);
+        assert_eq!(response_bytes_max(&request), FETCH_RESPONSE_MAX_BYTES);
     }
 }
