@@ -20,6 +20,8 @@
 //! applier yield after each hand-over (a frame to the applier, an answer to the writer):
 //! tokio runs a task woken by a running one from that worker's next-task slot, which other
 //! workers cannot take, so it would wait until the waker ran out of work.
+//! A connection that moves no byte either way for `connections_max_idle_ms` is closed, with
+//! whatever it has queued ([`idle`](super::idle)).
 //! The connection exclusively owns its socket; it shares only the `Arc<BrokerContext>`.
 
 use std::sync::Arc;
@@ -41,6 +43,7 @@ use crate::api::{self, Answer, BrokerContext, Completion};
 use crate::config::BrokerConfig;
 use crate::metrics::ConnectionMetrics;
 use crate::net::file_sends::{self, Piece, PlaceholderError};
+use crate::net::idle::{Activity, Touching};
 use crate::net::request_memory::{RequestMemory, RequestRoom};
 
 /// First allocation for a frame body larger than [`FRAME_EAGER_BYTES_MAX`]; it grows as
@@ -80,6 +83,7 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 pub struct ConnectionLimits {
     pub max_request_bytes: usize,
     pub request_timeout_ms: u64,
+    pub connections_max_idle_ms: u64,
     pub inflight_requests_max: usize,
     pub request_memory: Arc<RequestMemory>,
 }
@@ -90,6 +94,7 @@ impl ConnectionLimits {
         ConnectionLimits {
             max_request_bytes: config.max_request_bytes,
             request_timeout_ms: config.request_timeout_ms,
+            connections_max_idle_ms: config.connections_max_idle_ms,
             inflight_requests_max: config.inflight_requests_max,
             request_memory: Arc::new(RequestMemory::new(
                 config.queued_request_bytes_max,
@@ -114,6 +119,8 @@ pub enum ConnectionError {
     },
     #[error("request stalled mid-frame for {0} ms")]
     Timeout(u64),
+    #[error("no byte read or written for {0} ms")]
+    Idle(u64),
     #[error("bad request: {0}")]
     Request(#[from] RequestError),
     #[error("a request that expects no response failed (acks=0 produce)")]
@@ -166,17 +173,28 @@ pub async fn serve(
 ) -> Result<(), ConnectionError> {
     // Small responses (ApiVersions, acks=1 produce) must not wait for Nagle.
     stream.set_nodelay(true)?;
+    let activity = Activity::new();
     let (reader, writer) = stream.into_split();
+    let reader = Touching::new(reader, Arc::clone(&activity));
+    let writer = Touching::new(writer, Arc::clone(&activity));
     let (queue_tx, queue_rx) = mpsc::channel(limits.inflight_requests_max);
     let mut writer_task = AbortOnDrop(tokio::spawn(write_responses(writer, queue_rx)));
     let (frames_tx, frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
     let mut applier_task = AbortOnDrop(tokio::spawn(apply_requests(context, frames_rx, queue_tx)));
-    let read_result = read_requests(reader, &limits, shutdown, frames_tx).await;
-    // The reader dropped its sender: the applier applies every frame read, then ends and
-    // drops its sender; the writer answers everything queued, then ends.
-    let apply_result = (&mut applier_task.0).await.map_err(std::io::Error::other)?;
-    let write_result = (&mut writer_task.0).await.map_err(std::io::Error::other)?;
-    read_result.and(apply_result).and(write_result)
+    let run = async {
+        let read_result = read_requests(reader, &limits, shutdown, frames_tx).await;
+        // The reader dropped its sender: the applier applies every frame read, then ends and
+        // drops its sender; the writer answers everything queued, then ends.
+        let apply_result = (&mut applier_task.0).await.map_err(std::io::Error::other)?;
+        let write_result = (&mut writer_task.0).await.map_err(std::io::Error::other)?;
+        read_result.and(apply_result).and(write_result)
+    };
+    let idle_ms = limits.connections_max_idle_ms;
+    tokio::select! {
+        result = run => result,
+        // Dropping the tasks aborts them: the socket closes, queued answers go.
+        () = activity.idle_for(Duration::from_millis(idle_ms)) => Err(ConnectionError::Idle(idle_ms)),
+    }
 }
 
 /// Applies frames in arrival order, queueing their answers, until the reader stops or a
@@ -400,7 +418,7 @@ fn encode_answer(
 
 /// Writes responses in request order, flushing whenever the queue runs dry.
 async fn write_responses(
-    writer: OwnedWriteHalf,
+    writer: Touching<OwnedWriteHalf>,
     mut queue: mpsc::Receiver<Queued>,
 ) -> Result<(), ConnectionError> {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
@@ -432,7 +450,9 @@ async fn write_responses(
                 Piece::Bytes(chunk) => writer.write_all(chunk).await?,
                 Piece::File(slice) => {
                     writer.flush().await?;
-                    file_sends::send_file(writer.get_ref().as_ref(), slice).await?;
+                    let socket = writer.get_ref();
+                    let on_progress = || socket.activity().touch();
+                    file_sends::send_file(socket.get_ref().as_ref(), slice, on_progress).await?;
                 }
             }
         }
@@ -538,6 +558,7 @@ mod tests {
         ConnectionLimits {
             max_request_bytes,
             request_timeout_ms: 30_000,
+            connections_max_idle_ms: 600_000,
             inflight_requests_max: 64,
             request_memory: Arc::new(RequestMemory::unmetered(shared_bytes)),
         }
