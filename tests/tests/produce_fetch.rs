@@ -402,3 +402,36 @@ async fn large_batches_sent_from_the_segment_file_arrive_intact_at_every_version
         );
     }
 }
+
+/// A fetch long-polling on a topic that is deleted answers at once with
+/// UNKNOWN_TOPIC_OR_PARTITION, as Kafka's does, not after its max wait with
+/// KAFKA_STORAGE_ERROR (a failed log directory, which it is not).
+#[tokio::test]
+async fn a_fetch_waiting_on_a_deleted_topic_answers_unknown_topic_at_once() {
+    use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+    use runnel_tests::requests::topic_name;
+    let broker = TestBroker::start().await;
+    let mut admin = broker.client().await;
+    create(&mut admin, "going").await;
+    let mut consumer = broker.client().await;
+    consumer
+        .write_request(&fetch("going", 0, 0, 10_000, 1), 12)
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![topic_name("going")])
+        .with_timeout_ms(5_000);
+    let deleted: DeleteTopicsResponse = admin.send(delete, 5).await;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let started = std::time::Instant::now();
+    let (_, response) = consumer.read_response::<FetchResponse>(12).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+}
