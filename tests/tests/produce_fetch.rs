@@ -435,3 +435,42 @@ async fn a_fetch_waiting_on_a_deleted_topic_answers_unknown_topic_at_once() {
         ResponseError::UnknownTopicOrPartition.code()
     );
 }
+
+/// This broker opens no fetch sessions: a full fetch (epoch 0 or -1) gets session id 0 and
+/// its records; an incremental one (any other epoch) names a session it never handed out
+/// and gets FETCH_SESSION_ID_NOT_FOUND with no partitions (so a client that carried a
+/// session over from another broker falls back to full fetches, not to an answer for only
+/// the partitions that changed).
+#[tokio::test]
+async fn incremental_fetches_are_fetch_session_id_not_found() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "sessions").await;
+    client
+        .send(produce("sessions", 0, values(&["s"]), 1), 9)
+        .await;
+    for version in 7..=12 {
+        for (session_id, epoch) in [(0, 0), (0, -1), (42, -1)] {
+            let mut full = fetch("sessions", 0, 0, 0, 0);
+            full.session_id = session_id;
+            full.session_epoch = epoch;
+            let response = client.send(full, version).await;
+            assert_eq!(response.error_code, 0, "v{version} epoch {epoch}");
+            assert_eq!(response.session_id, 0);
+            assert_eq!(fetched(&response), ["s"]);
+        }
+        for (session_id, epoch) in [(42, 1), (42, 7), (0, 3), (42, -2)] {
+            let mut incremental = fetch("sessions", 0, 0, 0, 0);
+            incremental.session_id = session_id;
+            incremental.session_epoch = epoch;
+            let response = client.send(incremental, version).await;
+            assert_eq!(
+                response.error_code,
+                ResponseError::FetchSessionIdNotFound.code(),
+                "v{version} session {session_id} epoch {epoch}"
+            );
+            assert_eq!(response.session_id, 0);
+            assert!(response.responses.is_empty());
+        }
+    }
+}

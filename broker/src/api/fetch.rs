@@ -1,6 +1,9 @@
 //! Fetch: whole batches from each requested partition, long-polling until `min_bytes` are
 //! available or `max_wait_ms` (capped) passes. Sessionless: every request is a full fetch
-//! and the answer carries session id 0.
+//! and the answer carries session id 0 (KIP-227: "no session was created"). An incremental
+//! fetch (session epoch other than 0, which opens a session, or -1, none) names a session
+//! this broker never handed out: FETCH_SESSION_ID_NOT_FOUND, and the client falls back to
+//! full fetches, as with a Kafka broker that forgot its sessions.
 //!
 //! The request is turned into an owned [`FetchPlan`] (partition logs resolved once) so the
 //! long poll can re-read from a `'static` future that wakes on any partition's end offset.
@@ -32,6 +35,9 @@ use crate::net::file_sends::FileSends;
 pub const FETCH_MAX_WAIT_MS_MAX: u64 = 30_000;
 /// Cap on a whole response's bytes (Kafka's `fetch.max.bytes` default, 55 MiB).
 pub const FETCH_RESPONSE_MAX_BYTES: usize = 55 * 1024 * 1024;
+/// Session epochs of a full fetch: open a session (the broker may decline), or none.
+const SESSION_EPOCH_INITIAL: i32 = 0;
+const SESSION_EPOCH_FINAL: i32 = -1;
 /// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
 const FETCH_WAKEUPS_MAX: usize = 10_000;
 
@@ -69,6 +75,13 @@ struct ReadPass {
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest) -> Completion {
     let _ = header;
+    if ![SESSION_EPOCH_INITIAL, SESSION_EPOCH_FINAL].contains(&request.session_epoch) {
+        // Before v7 the field does not exist and decodes as -1.
+        let mut response = FetchResponse::default();
+        response.error_code = ResponseError::FetchSessionIdNotFound.code();
+        response.session_id = 0;
+        return Completion::ready(ResponseKind::Fetch(response));
+    }
     // Only other brokers fetch with a replica id; this single node has no followers.
     let replica_error = (request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0)
         .then_some(ResponseError::NotLeaderOrFollower.code());
