@@ -60,6 +60,9 @@ struct FetchPlan {
     max_bytes: usize,
     min_bytes: usize,
     topics: Vec<TopicPlan>,
+    /// Read passes made (what the long poll's tests count).
+    #[cfg(test)]
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 /// One read pass: the response, the records in it left in files (with their record counts
@@ -94,22 +97,35 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
         return Completion::Ready(plan.answer(first));
     }
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
-    Completion::Pending(long_poll(plan, deadline).boxed())
+    Completion::Pending(async move { long_poll(&plan, deadline).await }.boxed())
 }
 
-/// Re-reads whenever a partition's end offset moves, until `min_bytes` or the deadline.
-async fn long_poll(plan: FetchPlan, deadline: Instant) -> Answer {
-    let mut watches: Vec<watch::Receiver<i64>> = plan
+/// Re-reads when a partition's end offset moves, until `min_bytes` or the deadline; but only
+/// once the logs have grown enough since the last read that it could reach `min_bytes`: a
+/// read copies up to `max_bytes`, and re-reading on every small append made a fetch with a
+/// large `min_bytes` copy its growing data once per append.
+async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
+    let logs: Vec<&Arc<PartitionLog>> = plan
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter())
-        .filter_map(|p| p.log.as_ref().ok().map(|log| log.end_offset_watch()))
+        .filter_map(|p| p.log.as_ref().ok())
         .collect();
-    // Watches exist before this read, so an append racing it still wakes the wait below.
+    let mut watches: Vec<watch::Receiver<i64>> =
+        logs.iter().map(|log| log.end_offset_watch()).collect();
+    // Watches and sizes are taken before each read, so an append racing it still wakes the
+    // wait below and counts as growth.
+    let mut read_sizes = log_sizes(&logs);
+    let mut read_bytes = 0usize;
+    let mut read_now = true;
     for _ in 0..FETCH_WAKEUPS_MAX {
-        let pass = plan.read();
-        if pass.any_error || pass.records_bytes >= plan.min_bytes {
-            return plan.answer(pass);
+        if read_now {
+            read_sizes = log_sizes(&logs);
+            let pass = plan.read();
+            if pass.any_error || pass.records_bytes >= plan.min_bytes {
+                return plan.answer(pass);
+            }
+            read_bytes = pass.records_bytes;
         }
         if watches.is_empty() {
             tokio::time::sleep_until(deadline).await;
@@ -117,12 +133,31 @@ async fn long_poll(plan: FetchPlan, deadline: Instant) -> Answer {
         }
         let changed = watches.iter_mut().map(|w| Box::pin(w.changed()));
         match tokio::time::timeout_at(deadline, futures::future::select_all(changed)).await {
-            Ok((Ok(()), _, _)) => continue,
-            // Deadline passed, or a log was closed (shutdown, topic deleted).
+            Ok((Ok(()), _, _)) => {}
+            // Deadline passed, or a log was closed (shutdown).
             Err(_) | Ok((Err(_), _, _)) => break,
         }
+        // Appends grow a log by what they add; retention and compaction only shrink it, so
+        // a read now returns at most `read_bytes` plus the growth (a log that shrank while
+        // another grew may make the answer wait for the next append or the deadline).
+        let grown_bytes = log_sizes(&logs)
+            .iter()
+            .zip(&read_sizes)
+            .map(|(now, then)| now.saturating_sub(*then))
+            .fold(0u64, u64::saturating_add);
+        let reachable_bytes = u64::try_from(read_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(grown_bytes);
+        // A deleted log reads as an error, which ends the wait: read it at once.
+        let any_deleted = logs.iter().any(|log| log.is_deleted());
+        read_now = any_deleted || reachable_bytes >= plan.min_bytes as u64;
     }
     plan.answer(plan.read())
+}
+
+/// Each log's size in bytes, in order.
+fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
+    logs.iter().map(|log| log.size_bytes()).collect()
 }
 
 impl FetchPlan {
@@ -159,6 +194,8 @@ impl FetchPlan {
             max_bytes: clamp_bytes(request.max_bytes),
             min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
             topics,
+            #[cfg(test)]
+            reads: Default::default(),
         }
     }
 
@@ -186,6 +223,9 @@ impl FetchPlan {
 
     /// Reads every partition once, within the response and partition byte limits.
     fn read(&self) -> ReadPass {
+        #[cfg(test)]
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut response = FetchResponse::default();
         response.session_id = 0;
         let mut sends = FileSends::default();
@@ -314,6 +354,76 @@ mod tests {
         assert_eq!(clamp_bytes(-5), 0);
         assert_eq!(clamp_bytes(i32::MAX), FETCH_RESPONSE_MAX_BYTES);
         assert_eq!(clamp_bytes(1024), 1024);
+    }
+
+    /// Small appends wake a long poll whose `min_bytes` they cannot reach without making it
+    /// re-read the partition each time (it read once per append: a fetch with a large
+    /// `min_bytes` copied its growing data hundreds of times); once they can, it answers
+    /// before its deadline with at least `min_bytes`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_poll_rereads_only_when_min_bytes_is_reachable() {
+        use super::super::create_topics::fixture::{append, broker, topic};
+        let fixture = broker();
+        topic(&fixture, "trickle", 1);
+        append(&fixture, "trickle", 0, 1);
+        let batch_bytes = fixture
+            .ctx
+            .logs
+            .partition("trickle", 0)
+            .unwrap()
+            .size_bytes();
+        let request = |fetch_offset: i64, min_bytes: u64| {
+            use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+            let partition = FetchPartition::default()
+                .with_fetch_offset(fetch_offset)
+                .with_partition_max_bytes(1 << 20);
+            let topic = FetchTopic::default()
+                .with_topic(TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("trickle"),
+                ))
+                .with_partitions(vec![partition]);
+            FetchRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_min_bytes(i32::try_from(min_bytes).unwrap())
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![topic])
+        };
+        for (min_batches, appends, answers_early) in [(1_000u64, 100i64, false), (40, 100, true)] {
+            let end = fixture
+                .ctx
+                .logs
+                .partition("trickle", 0)
+                .unwrap()
+                .log_end_offset();
+            let min_bytes = min_batches * batch_bytes;
+            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), None);
+            let started = Instant::now();
+            let deadline = started + Duration::from_millis(1_500);
+            let poll = long_poll(&plan, deadline);
+            let appends_done = async {
+                for _ in 0..appends {
+                    append(&fixture, "trickle", 0, 1);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            };
+            let (answer, ()) = tokio::join!(poll, appends_done);
+            let reads = plan.reads.load(std::sync::atomic::Ordering::Relaxed);
+            let ResponseKind::Fetch(response) = answer.body else {
+                panic!("a fetch answer")
+            };
+            let records = response.responses[0].partitions[0].records.clone().unwrap();
+            eprintln!(
+                "min {min_batches} batches: {reads} reads, {} bytes",
+                records.len()
+            );
+            assert!(reads <= 4, "{reads} reads for {appends} appends");
+            if answers_early {
+                assert!(records.len() as u64 >= min_bytes);
+                assert!(Instant::now() < deadline, "answered at the deadline");
+            } else {
+                assert!(!records.is_empty());
+            }
+        }
     }
 
     #[test]

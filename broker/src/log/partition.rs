@@ -234,6 +234,11 @@ impl PartitionLog {
         Ok(guard)
     }
 
+    /// Whether the log was closed because its topic was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
     /// Whether the log has been opened since start (partitions open lazily, on first use).
     pub fn is_loaded(&self) -> bool {
         self.state.lock().is_some()
