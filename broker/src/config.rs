@@ -23,6 +23,8 @@ pub mod defaults {
     pub const AUTO_CREATE_TOPICS: bool = true;
     pub const NUM_PARTITIONS: i32 = 1;
     pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+    /// Kafka's `connections.max.idle.ms`.
+    pub const CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
     pub const SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
     pub const INFLIGHT_REQUESTS_MAX: usize = 64;
     /// Room for a hundred producers' usual 5 MiB of requests read ahead.
@@ -85,6 +87,10 @@ pub struct BrokerArgs {
     /// A half-received request idle this long closes the connection [default: 30000].
     #[arg(long, env = "RUNNEL_REQUEST_TIMEOUT_MS")]
     pub request_timeout_ms: Option<u64>,
+    /// A connection that has neither read nor written a byte this long is closed, whatever
+    /// it waits for (`connections.max.idle.ms`) [default: 600000].
+    #[arg(long, env = "RUNNEL_CONNECTIONS_MAX_IDLE_MS")]
+    pub connections_max_idle_ms: Option<u64>,
     /// Time granted to in-flight requests on shutdown [default: 10000].
     #[arg(long, env = "RUNNEL_SHUTDOWN_TIMEOUT_MS")]
     pub shutdown_timeout_ms: Option<u64>,
@@ -197,6 +203,8 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub request_timeout_ms: u64,
+    /// No byte read or written this long closes a connection.
+    pub connections_max_idle_ms: u64,
     pub shutdown_timeout_ms: u64,
     /// Requests applied but not yet answered, per connection.
     pub inflight_requests_max: usize,
@@ -231,6 +239,7 @@ impl BrokerConfig {
             auto_create_topics: defaults::AUTO_CREATE_TOPICS,
             num_partitions: defaults::NUM_PARTITIONS,
             request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
+            connections_max_idle_ms: defaults::CONNECTIONS_MAX_IDLE_MS,
             shutdown_timeout_ms: defaults::SHUTDOWN_TIMEOUT_MS,
             inflight_requests_max: defaults::INFLIGHT_REQUESTS_MAX,
             queued_request_bytes_max: defaults::QUEUED_REQUEST_BYTES_MAX,
@@ -282,6 +291,9 @@ impl BrokerArgs {
             auto_create_topics: self.auto_create_topics.or(fallback.auto_create_topics),
             num_partitions: self.num_partitions.or(fallback.num_partitions),
             request_timeout_ms: self.request_timeout_ms.or(fallback.request_timeout_ms),
+            connections_max_idle_ms: self
+                .connections_max_idle_ms
+                .or(fallback.connections_max_idle_ms),
             shutdown_timeout_ms: self.shutdown_timeout_ms.or(fallback.shutdown_timeout_ms),
             inflight_requests_max: self
                 .inflight_requests_max
@@ -355,6 +367,9 @@ impl BrokerArgs {
         config.auto_create_topics = self.auto_create_topics.unwrap_or(config.auto_create_topics);
         config.num_partitions = self.num_partitions.unwrap_or(config.num_partitions);
         config.request_timeout_ms = self.request_timeout_ms.unwrap_or(config.request_timeout_ms);
+        config.connections_max_idle_ms = self
+            .connections_max_idle_ms
+            .unwrap_or(config.connections_max_idle_ms);
         config.shutdown_timeout_ms = self
             .shutdown_timeout_ms
             .unwrap_or(config.shutdown_timeout_ms);
@@ -466,6 +481,9 @@ fn validate(config: &BrokerConfig) -> Result<(), ConfigError> {
     }
     if config.request_timeout_ms == 0 {
         return invalid("request-timeout-ms", "must be > 0");
+    }
+    if config.connections_max_idle_ms == 0 {
+        return invalid("connections-max-idle-ms", "must be > 0");
     }
     if config.inflight_requests_max == 0 {
         return invalid("inflight-requests-max", "must be > 0");

@@ -402,3 +402,75 @@ async fn large_batches_sent_from_the_segment_file_arrive_intact_at_every_version
         );
     }
 }
+
+/// A fetch long-polling on a topic that is deleted answers at once with
+/// UNKNOWN_TOPIC_OR_PARTITION, as Kafka's does, not after its max wait with
+/// KAFKA_STORAGE_ERROR (a failed log directory, which it is not).
+#[tokio::test]
+async fn a_fetch_waiting_on_a_deleted_topic_answers_unknown_topic_at_once() {
+    use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+    use runnel_tests::requests::topic_name;
+    let broker = TestBroker::start().await;
+    let mut admin = broker.client().await;
+    create(&mut admin, "going").await;
+    let mut consumer = broker.client().await;
+    consumer
+        .write_request(&fetch("going", 0, 0, 10_000, 1), 12)
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![topic_name("going")])
+        .with_timeout_ms(5_000);
+    let deleted: DeleteTopicsResponse = admin.send(delete, 5).await;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let started = std::time::Instant::now();
+    let (_, response) = consumer.read_response::<FetchResponse>(12).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+}
+
+/// This broker opens no fetch sessions: a full fetch (epoch 0 or -1) gets session id 0 and
+/// its records; an incremental one (any other epoch) names a session it never handed out
+/// and gets FETCH_SESSION_ID_NOT_FOUND with no partitions (so a client that carried a
+/// session over from another broker falls back to full fetches, not to an answer for only
+/// the partitions that changed).
+#[tokio::test]
+async fn incremental_fetches_are_fetch_session_id_not_found() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "sessions").await;
+    client
+        .send(produce("sessions", 0, values(&["s"]), 1), 9)
+        .await;
+    for version in 7..=12 {
+        for (session_id, epoch) in [(0, 0), (0, -1), (42, -1)] {
+            let mut full = fetch("sessions", 0, 0, 0, 0);
+            full.session_id = session_id;
+            full.session_epoch = epoch;
+            let response = client.send(full, version).await;
+            assert_eq!(response.error_code, 0, "v{version} epoch {epoch}");
+            assert_eq!(response.session_id, 0);
+            assert_eq!(fetched(&response), ["s"]);
+        }
+        for (session_id, epoch) in [(42, 1), (42, 7), (0, 3), (42, -2)] {
+            let mut incremental = fetch("sessions", 0, 0, 0, 0);
+            incremental.session_id = session_id;
+            incremental.session_epoch = epoch;
+            let response = client.send(incremental, version).await;
+            assert_eq!(
+                response.error_code,
+                ResponseError::FetchSessionIdNotFound.code(),
+                "v{version} session {session_id} epoch {epoch}"
+            );
+            assert_eq!(response.session_id, 0);
+            assert!(response.responses.is_empty());
+        }
+    }
+}

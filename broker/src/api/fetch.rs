@@ -1,6 +1,9 @@
 //! Fetch: whole batches from each requested partition, long-polling until `min_bytes` are
 //! available or `max_wait_ms` (capped) passes. Sessionless: every request is a full fetch
-//! and the answer carries session id 0.
+//! and the answer carries session id 0 (KIP-227: "no session was created"). An incremental
+//! fetch (session epoch other than 0, which opens a session, or -1, none) names a session
+//! this broker never handed out: FETCH_SESSION_ID_NOT_FOUND, and the client falls back to
+//! full fetches, as with a Kafka broker that forgot its sessions.
 //!
 //! The request is turned into an owned [`FetchPlan`] (partition logs resolved once) so the
 //! long poll can re-read from a `'static` future that wakes on any partition's end offset.
@@ -32,6 +35,9 @@ use crate::net::file_sends::FileSends;
 pub const FETCH_MAX_WAIT_MS_MAX: u64 = 30_000;
 /// Cap on a whole response's bytes (Kafka's `fetch.max.bytes` default, 55 MiB).
 pub const FETCH_RESPONSE_MAX_BYTES: usize = 55 * 1024 * 1024;
+/// Session epochs of a full fetch: open a session (the broker may decline), or none.
+const SESSION_EPOCH_INITIAL: i32 = 0;
+const SESSION_EPOCH_FINAL: i32 = -1;
 /// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
 const FETCH_WAKEUPS_MAX: usize = 10_000;
 
@@ -54,6 +60,9 @@ struct FetchPlan {
     max_bytes: usize,
     min_bytes: usize,
     topics: Vec<TopicPlan>,
+    /// Read passes made (what the long poll's tests count).
+    #[cfg(test)]
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 /// One read pass: the response, the records in it left in files (with their record counts
@@ -69,6 +78,13 @@ struct ReadPass {
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest) -> Completion {
     let _ = header;
+    if ![SESSION_EPOCH_INITIAL, SESSION_EPOCH_FINAL].contains(&request.session_epoch) {
+        // Before v7 the field does not exist and decodes as -1.
+        let mut response = FetchResponse::default();
+        response.error_code = ResponseError::FetchSessionIdNotFound.code();
+        response.session_id = 0;
+        return Completion::ready(ResponseKind::Fetch(response));
+    }
     // Only other brokers fetch with a replica id; this single node has no followers.
     let replica_error = (request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0)
         .then_some(ResponseError::NotLeaderOrFollower.code());
@@ -81,22 +97,35 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
         return Completion::Ready(plan.answer(first));
     }
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
-    Completion::Pending(long_poll(plan, deadline).boxed())
+    Completion::Pending(async move { long_poll(&plan, deadline).await }.boxed())
 }
 
-/// Re-reads whenever a partition's end offset moves, until `min_bytes` or the deadline.
-async fn long_poll(plan: FetchPlan, deadline: Instant) -> Answer {
-    let mut watches: Vec<watch::Receiver<i64>> = plan
+/// Re-reads when a partition's end offset moves, until `min_bytes` or the deadline; but only
+/// once the logs have grown enough since the last read that it could reach `min_bytes`: a
+/// read copies up to `max_bytes`, and re-reading on every small append made a fetch with a
+/// large `min_bytes` copy its growing data once per append.
+async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
+    let logs: Vec<&Arc<PartitionLog>> = plan
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter())
-        .filter_map(|p| p.log.as_ref().ok().map(|log| log.end_offset_watch()))
+        .filter_map(|p| p.log.as_ref().ok())
         .collect();
-    // Watches exist before this read, so an append racing it still wakes the wait below.
+    let mut watches: Vec<watch::Receiver<i64>> =
+        logs.iter().map(|log| log.end_offset_watch()).collect();
+    // Watches and sizes are taken before each read, so an append racing it still wakes the
+    // wait below and counts as growth.
+    let mut read_sizes = log_sizes(&logs);
+    let mut read_bytes = 0usize;
+    let mut read_now = true;
     for _ in 0..FETCH_WAKEUPS_MAX {
-        let pass = plan.read();
-        if pass.any_error || pass.records_bytes >= plan.min_bytes {
-            return plan.answer(pass);
+        if read_now {
+            read_sizes = log_sizes(&logs);
+            let pass = plan.read();
+            if pass.any_error || pass.records_bytes >= plan.min_bytes {
+                return plan.answer(pass);
+            }
+            read_bytes = pass.records_bytes;
         }
         if watches.is_empty() {
             tokio::time::sleep_until(deadline).await;
@@ -104,12 +133,31 @@ async fn long_poll(plan: FetchPlan, deadline: Instant) -> Answer {
         }
         let changed = watches.iter_mut().map(|w| Box::pin(w.changed()));
         match tokio::time::timeout_at(deadline, futures::future::select_all(changed)).await {
-            Ok((Ok(()), _, _)) => continue,
-            // Deadline passed, or a log was closed (shutdown, topic deleted).
+            Ok((Ok(()), _, _)) => {}
+            // Deadline passed, or a log was closed (shutdown).
             Err(_) | Ok((Err(_), _, _)) => break,
         }
+        // Appends grow a log by what they add; retention and compaction only shrink it, so
+        // a read now returns at most `read_bytes` plus the growth (a log that shrank while
+        // another grew may make the answer wait for the next append or the deadline).
+        let grown_bytes = log_sizes(&logs)
+            .iter()
+            .zip(&read_sizes)
+            .map(|(now, then)| now.saturating_sub(*then))
+            .fold(0u64, u64::saturating_add);
+        let reachable_bytes = u64::try_from(read_bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(grown_bytes);
+        // A deleted log reads as an error, which ends the wait: read it at once.
+        let any_deleted = logs.iter().any(|log| log.is_deleted());
+        read_now = any_deleted || reachable_bytes >= plan.min_bytes as u64;
     }
     plan.answer(plan.read())
+}
+
+/// Each log's size in bytes, in order.
+fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
+    logs.iter().map(|log| log.size_bytes()).collect()
 }
 
 impl FetchPlan {
@@ -146,6 +194,8 @@ impl FetchPlan {
             max_bytes: clamp_bytes(request.max_bytes),
             min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
             topics,
+            #[cfg(test)]
+            reads: Default::default(),
         }
     }
 
@@ -173,6 +223,9 @@ impl FetchPlan {
 
     /// Reads every partition once, within the response and partition byte limits.
     fn read(&self) -> ReadPass {
+        #[cfg(test)]
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut response = FetchResponse::default();
         response.session_id = 0;
         let mut sends = FileSends::default();
@@ -271,6 +324,20 @@ fn read_partition(
     (data, sent_record_count)
 }
 
+/// Most record bytes `request` may be answered with (beyond the one batch larger than the
+/// limits that the first partition with data may get): the smaller of its `max_bytes` and
+/// the sum of its partition limits, each as this handler caps them. The connection holds
+/// that much room for the answer until it is written.
+pub fn response_bytes_max(request: &FetchRequest) -> usize {
+    let partitions_bytes = request
+        .topics
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .map(|partition| clamp_bytes(partition.partition_max_bytes))
+        .fold(0usize, usize::saturating_add);
+    clamp_bytes(request.max_bytes).min(partitions_bytes)
+}
+
 /// A wire byte limit as a usize, negative as 0, capped at the response bound.
 fn clamp_bytes(limit: i32) -> usize {
     usize::try_from(limit)
@@ -287,5 +354,95 @@ mod tests {
         assert_eq!(clamp_bytes(-5), 0);
         assert_eq!(clamp_bytes(i32::MAX), FETCH_RESPONSE_MAX_BYTES);
         assert_eq!(clamp_bytes(1024), 1024);
+    }
+
+    /// Small appends wake a long poll whose `min_bytes` they cannot reach without making it
+    /// re-read the partition each time (it read once per append: a fetch with a large
+    /// `min_bytes` copied its growing data hundreds of times); once they can, it answers
+    /// before its deadline with at least `min_bytes`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_poll_rereads_only_when_min_bytes_is_reachable() {
+        use super::super::create_topics::fixture::{append, broker, topic};
+        let fixture = broker();
+        topic(&fixture, "trickle", 1);
+        append(&fixture, "trickle", 0, 1);
+        let batch_bytes = fixture
+            .ctx
+            .logs
+            .partition("trickle", 0)
+            .unwrap()
+            .size_bytes();
+        let request = |fetch_offset: i64, min_bytes: u64| {
+            use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+            let partition = FetchPartition::default()
+                .with_fetch_offset(fetch_offset)
+                .with_partition_max_bytes(1 << 20);
+            let topic = FetchTopic::default()
+                .with_topic(TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("trickle"),
+                ))
+                .with_partitions(vec![partition]);
+            FetchRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_min_bytes(i32::try_from(min_bytes).unwrap())
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![topic])
+        };
+        for (min_batches, appends, answers_early) in [(1_000u64, 100i64, false), (40, 100, true)] {
+            let end = fixture
+                .ctx
+                .logs
+                .partition("trickle", 0)
+                .unwrap()
+                .log_end_offset();
+            let min_bytes = min_batches * batch_bytes;
+            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), None);
+            let started = Instant::now();
+            let deadline = started + Duration::from_millis(1_500);
+            let poll = long_poll(&plan, deadline);
+            let appends_done = async {
+                for _ in 0..appends {
+                    append(&fixture, "trickle", 0, 1);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            };
+            let (answer, ()) = tokio::join!(poll, appends_done);
+            let reads = plan.reads.load(std::sync::atomic::Ordering::Relaxed);
+            let ResponseKind::Fetch(response) = answer.body else {
+                panic!("a fetch answer")
+            };
+            let records = response.responses[0].partitions[0].records.clone().unwrap();
+            eprintln!(
+                "min {min_batches} batches: {reads} reads, {} bytes",
+                records.len()
+            );
+            assert!(reads <= 4, "{reads} reads for {appends} appends");
+            if answers_early {
+                assert!(records.len() as u64 >= min_bytes);
+                assert!(Instant::now() < deadline, "answered at the deadline");
+            } else {
+                assert!(!records.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn response_bound_is_the_smaller_of_the_request_and_partition_limits() {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        let partition = |bytes| FetchPartition::default().with_partition_max_bytes(bytes);
+        let topic = FetchTopic::default().with_partitions(vec![partition(1000), partition(-7)]);
+        let request = |max_bytes| {
+            FetchRequest::default()
+                .with_max_bytes(max_bytes)
+                .with_topics(vec![topic.clone(), topic.clone()])
+        };
+        assert_eq!(response_bytes_max(&request(i32::MAX)), 2000);
+        assert_eq!(response_bytes_max(&request(1500)), 1500);
+        assert_eq!(response_bytes_max(&request(-1)), 0);
+        let huge = FetchTopic::default().with_partitions(vec![partition(i32::MAX); 4]);
+        let request = FetchRequest::default()
+            .with_max_bytes(i32::MAX)
+            .with_topics(vec![huge]);
+        assert_eq!(response_bytes_max(&request), FETCH_RESPONSE_MAX_BYTES);
     }
 }

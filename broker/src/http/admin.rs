@@ -41,6 +41,7 @@ pub async fn broker(State(state): State<HttpState>) -> JsonResult {
             "auto_create_topics": c.auto_create_topics,
             "num_partitions": c.num_partitions,
             "request_timeout_ms": c.request_timeout_ms,
+            "connections_max_idle_ms": c.connections_max_idle_ms,
             "shutdown_timeout_ms": c.shutdown_timeout_ms,
             "metrics_partition_series_max": c.metrics_partition_series_max,
             "topic_defaults": c.topic_defaults,

@@ -191,7 +191,8 @@ impl Cleaner {
         entry.passes_total += 1;
         entry.last_run_duration_seconds = started.elapsed().as_secs_f64();
         match &result {
-            Ok(()) | Err(LogError::ShutDown) => {}
+            // Stopping, or the topic was deleted under the pass.
+            Ok(()) | Err(LogError::ShutDown | LogError::UnknownTopicOrPartition { .. }) => {}
             Err(LogError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
                 tracing::error!(topic = log.topic(), partition = log.partition(), error = %e, "cleaning failed; partition marked uncleanable");

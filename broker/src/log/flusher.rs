@@ -447,10 +447,14 @@ impl PartitionLog {
     pub(crate) fn close_for_delete(&self) {
         let _writer = self.append_lock.lock();
         let mut guard = self.state.lock();
+        self.deleted.store(true, Ordering::Release);
         self.closed.store(true, Ordering::Release);
         *guard = None;
         // Waiters on unflushed offsets would otherwise wait forever.
         self.durable_tx
             .send_modify(|d| d.failure = Some(Arc::from("partition deleted")));
+        // Fetches long-polling on it look again (and find it gone) instead of waiting out
+        // their max wait: the end offset does not move, but its receivers are woken.
+        self.end_tx.send_modify(|_| {});
     }
 }

@@ -186,7 +186,8 @@ impl ManagerShared {
         let mut first_error = None;
         for partition in self.all_partitions() {
             match partition.enforce_retention(now) {
-                Ok(()) | Err(LogError::ShutDown) => {}
+                // Stopping, or the topic was deleted since the list was taken.
+                Ok(()) | Err(LogError::ShutDown | LogError::UnknownTopicOrPartition { .. }) => {}
                 Err(e) => {
                     tracing::warn!(topic = partition.topic(), partition = partition.partition(), error = %e, "retention failed");
                     first_error.get_or_insert(e);

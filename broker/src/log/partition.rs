@@ -93,6 +93,9 @@ pub struct PartitionLog {
     /// `None` until first use (thousands of partitions open lazily) and after close.
     pub(crate) state: Mutex<Option<LogState>>,
     pub(crate) closed: AtomicBool,
+    /// Closed because its topic was deleted (reads and appends through a handle taken
+    /// before are then UNKNOWN_TOPIC_OR_PARTITION, as for a topic that never existed).
+    pub(crate) deleted: AtomicBool,
     pub(crate) log_start_offset: AtomicI64,
     pub(crate) end_tx: watch::Sender<i64>,
     pub(crate) durable_tx: watch::Sender<Durable>,
@@ -143,6 +146,7 @@ impl PartitionLog {
             ctx,
             state: Mutex::new(None),
             closed: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
             log_start_offset: AtomicI64::new(0),
             end_tx: watch::Sender::new(0),
             durable_tx: watch::Sender::new(Durable {
@@ -191,6 +195,12 @@ impl PartitionLog {
     pub(crate) fn loaded(&self) -> Result<MutexGuard<'_, Option<LogState>>, LogError> {
         let mut guard = self.state.lock();
         if self.closed.load(Ordering::Acquire) {
+            if self.deleted.load(Ordering::Acquire) {
+                return Err(LogError::UnknownTopicOrPartition {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                });
+            }
             return Err(LogError::ShutDown);
         }
         if guard.is_none() {
@@ -222,6 +232,11 @@ impl PartitionLog {
             });
         }
         Ok(guard)
+    }
+
+    /// Whether the log was closed because its topic was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     /// Whether the log has been opened since start (partitions open lazily, on first use).

@@ -11,21 +11,27 @@
 //! files go out with `sendfile` ([`file_sends`]). At most `inflight_requests_max` requests
 //! are applied but unanswered; beyond that the applier stops taking frames and, once
 //! [`READ_AHEAD_BYTES_MAX`] (or [`FRAMES_READ_AHEAD_MAX`] frames) wait for it, the reader
-//! stops reading (TCP back-pressure). Across connections, frames read and not yet applied
+//! stops reading (TCP back-pressure). Fetch answers hold their room among
+//! [`FETCH_ANSWERS_BYTES_MAX`] from before they are read until they are written, so a client
+//! that pipelines fetches and does not read the answers holds that much, not
+//! `inflight_requests_max` of them. Across connections, frames read and not yet applied
 //! are bounded by `queued_request_bytes_max` ([`request_memory`](super::request_memory)):
 //! the reader takes room for a frame there before reading its body. The reader and the
 //! applier yield after each hand-over (a frame to the applier, an answer to the writer):
 //! tokio runs a task woken by a running one from that worker's next-task slot, which other
 //! workers cannot take, so it would wait until the waker ran out of work.
+//! A connection that moves no byte either way for `connections_max_idle_ms` is closed, with
+//! whatever it has queued ([`idle`](super::idle)).
 //! The connection exclusively owns its socket; it shares only the `Arc<BrokerContext>`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use runnel_protocol::frame::{
-    decode_request, encode_response_chunks, frame_size, ErrorAction, FrameError, RequestError,
+    decode_request, encode_response_chunks, frame_size, DecodedRequest, ErrorAction, FrameError,
+    RequestError,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -37,6 +43,7 @@ use crate::api::{self, Answer, BrokerContext, Completion};
 use crate::config::BrokerConfig;
 use crate::metrics::ConnectionMetrics;
 use crate::net::file_sends::{self, Piece, PlaceholderError};
+use crate::net::idle::{Activity, Touching};
 use crate::net::request_memory::{RequestMemory, RequestRoom};
 
 /// First allocation for a frame body larger than [`FRAME_EAGER_BYTES_MAX`]; it grows as
@@ -57,6 +64,16 @@ const FRAME_EAGER_BYTES_MAX: usize = 1024 * 1024 + 64 * 1024;
 const READ_AHEAD_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Frames waiting for the applier, however small (a bound on the queue's slots).
 const FRAMES_READ_AHEAD_MAX: usize = 16;
+/// Bytes of Fetch answers one connection may hold, from before they are read until they are
+/// written: each takes room for as much as its request allows
+/// ([`api::fetch::response_bytes_max`], at least [`FETCH_ANSWER_BYTES_MIN`]); one larger than
+/// this waits alone. Clients keep one Fetch in flight per connection, and Kafka answers one
+/// request per connection at a time; without it, 64 unread answers of up to 55 MiB each
+/// stayed in memory.
+const FETCH_ANSWERS_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Room a Fetch answer takes at least: a fetch with tiny limits still gets one whole batch
+/// (up to `max.message.bytes`, 1 MiB by default).
+const FETCH_ANSWER_BYTES_MIN: usize = 1024 * 1024;
 /// Bytes buffered before the writer flushes even when more responses are queued.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -66,6 +83,7 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 pub struct ConnectionLimits {
     pub max_request_bytes: usize,
     pub request_timeout_ms: u64,
+    pub connections_max_idle_ms: u64,
     pub inflight_requests_max: usize,
     pub request_memory: Arc<RequestMemory>,
 }
@@ -76,6 +94,7 @@ impl ConnectionLimits {
         ConnectionLimits {
             max_request_bytes: config.max_request_bytes,
             request_timeout_ms: config.request_timeout_ms,
+            connections_max_idle_ms: config.connections_max_idle_ms,
             inflight_requests_max: config.inflight_requests_max,
             request_memory: Arc::new(RequestMemory::new(
                 config.queued_request_bytes_max,
@@ -100,6 +119,8 @@ pub enum ConnectionError {
     },
     #[error("request stalled mid-frame for {0} ms")]
     Timeout(u64),
+    #[error("no byte read or written for {0} ms")]
+    Idle(u64),
     #[error("bad request: {0}")]
     Request(#[from] RequestError),
     #[error("a request that expects no response failed (acks=0 produce)")]
@@ -152,17 +173,28 @@ pub async fn serve(
 ) -> Result<(), ConnectionError> {
     // Small responses (ApiVersions, acks=1 produce) must not wait for Nagle.
     stream.set_nodelay(true)?;
+    let activity = Activity::new();
     let (reader, writer) = stream.into_split();
+    let reader = Touching::new(reader, Arc::clone(&activity));
+    let writer = Touching::new(writer, Arc::clone(&activity));
     let (queue_tx, queue_rx) = mpsc::channel(limits.inflight_requests_max);
     let mut writer_task = AbortOnDrop(tokio::spawn(write_responses(writer, queue_rx)));
     let (frames_tx, frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
     let mut applier_task = AbortOnDrop(tokio::spawn(apply_requests(context, frames_rx, queue_tx)));
-    let read_result = read_requests(reader, &limits, shutdown, frames_tx).await;
-    // The reader dropped its sender: the applier applies every frame read, then ends and
-    // drops its sender; the writer answers everything queued, then ends.
-    let apply_result = (&mut applier_task.0).await.map_err(std::io::Error::other)?;
-    let write_result = (&mut writer_task.0).await.map_err(std::io::Error::other)?;
-    read_result.and(apply_result).and(write_result)
+    let run = async {
+        let read_result = read_requests(reader, &limits, shutdown, frames_tx).await;
+        // The reader dropped its sender: the applier applies every frame read, then ends and
+        // drops its sender; the writer answers everything queued, then ends.
+        let apply_result = (&mut applier_task.0).await.map_err(std::io::Error::other)?;
+        let write_result = (&mut writer_task.0).await.map_err(std::io::Error::other)?;
+        read_result.and(apply_result).and(write_result)
+    };
+    let idle_ms = limits.connections_max_idle_ms;
+    tokio::select! {
+        result = run => result,
+        // Dropping the tasks aborts them: the socket closes, queued answers go.
+        () = activity.idle_for(Duration::from_millis(idle_ms)) => Err(ConnectionError::Idle(idle_ms)),
+    }
 }
 
 /// Applies frames in arrival order, queueing their answers, until the reader stops or a
@@ -170,20 +202,45 @@ pub async fn serve(
 async fn apply_requests(
     context: Arc<BrokerContext>,
     mut frames: mpsc::Receiver<ReadFrame>,
-    queue: mpsc::Sender<Outbound>,
+    queue: mpsc::Sender<Queued>,
 ) -> Result<(), ConnectionError> {
+    let fetch_answers = RequestMemory::unmetered(FETCH_ANSWERS_BYTES_MAX);
     // Each frame's room is given back once it is applied.
     while let Some((frame, _room)) = frames.recv().await {
-        let Some(outbound) = apply(&context, frame)? else {
+        let request = match decode_request(frame) {
+            Ok(request) => request,
+            Err(error) => match error.action() {
+                ErrorAction::Reply(frame) => {
+                    if !hand_over(&queue, (Outbound::Raw(frame), None)).await {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                ErrorAction::Close => return Err(error.into()),
+            },
+        };
+        // Room for a Fetch's answer before it reads anything: waits while earlier answers
+        // are unwritten (the client does not read them).
+        let answer_room = match &request.body {
+            RequestKind::Fetch(fetch) => {
+                let bytes = api::fetch::response_bytes_max(fetch).max(FETCH_ANSWER_BYTES_MIN);
+                fetch_answers.reserve(bytes).await
+            }
+            _ => None,
+        };
+        let Some(outbound) = apply(&context, request)? else {
             continue;
         };
-        if !hand_over(&queue, outbound).await {
+        if !hand_over(&queue, (outbound, answer_room)).await {
             // The writer failed (client gone); its error is reported by `serve`.
             return Ok(());
         }
     }
     Ok(())
 }
+
+/// A response slot and the room its answer holds until written (Fetch answers only).
+type Queued = (Outbound, Option<RequestRoom>);
 
 /// Hands `item` to the next half of the connection, then yields (module docs): else that
 /// half waits until this task runs out of work — the applier until the reader has read the
@@ -302,17 +359,11 @@ async fn read_frame_body<R: AsyncRead + Unpin>(
     Ok(Bytes::from(body))
 }
 
-/// Decodes and applies one request; `None` when nothing is to be answered.
-fn apply(context: &BrokerContext, frame: Bytes) -> Result<Option<Outbound>, ConnectionError> {
-    let request = match decode_request(frame) {
-        Ok(request) => request,
-        Err(error) => {
-            return match error.action() {
-                ErrorAction::Reply(frame) => Ok(Some(Outbound::Raw(frame))),
-                ErrorAction::Close => Err(error.into()),
-            }
-        }
-    };
+/// Applies one decoded request; `None` when nothing is to be answered.
+fn apply(
+    context: &BrokerContext,
+    request: DecodedRequest,
+) -> Result<Option<Outbound>, ConnectionError> {
     let api_key = request.api_key;
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;
@@ -367,11 +418,12 @@ fn encode_answer(
 
 /// Writes responses in request order, flushing whenever the queue runs dry.
 async fn write_responses(
-    writer: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<Outbound>,
+    writer: Touching<OwnedWriteHalf>,
+    mut queue: mpsc::Receiver<Queued>,
 ) -> Result<(), ConnectionError> {
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER_BYTES, writer);
-    while let Some(outbound) = queue.recv().await {
+    // An answer's room is given back once it is written (or the writer fails).
+    while let Some((outbound, _answer_room)) = queue.recv().await {
         let pieces = match outbound {
             Outbound::Raw(frame) => vec![Piece::Bytes(frame)],
             Outbound::Ready {
@@ -398,7 +450,9 @@ async fn write_responses(
                 Piece::Bytes(chunk) => writer.write_all(chunk).await?,
                 Piece::File(slice) => {
                     writer.flush().await?;
-                    file_sends::send_file(writer.get_ref().as_ref(), slice).await?;
+                    let socket = writer.get_ref();
+                    let on_progress = || socket.activity().touch();
+                    file_sends::send_file(socket.get_ref().as_ref(), slice, on_progress).await?;
                 }
             }
         }
@@ -504,6 +558,7 @@ mod tests {
         ConnectionLimits {
             max_request_bytes,
             request_timeout_ms: 30_000,
+            connections_max_idle_ms: 600_000,
             inflight_requests_max: 64,
             request_memory: Arc::new(RequestMemory::unmetered(shared_bytes)),
         }

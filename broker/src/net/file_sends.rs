@@ -119,8 +119,13 @@ fn in_region(chunk: &Bytes) -> bool {
 
 /// Sends all of `slice` to `stream` from the page cache. A file shorter than the slice
 /// (it cannot be: see [`FileSlice`]) is an error, as the frame's length was already sent.
+/// `on_progress` runs whenever bytes went out (the connection's idle clock).
 #[cfg(target_os = "linux")]
-pub async fn send_file(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> {
+pub async fn send_file(
+    stream: &TcpStream,
+    slice: &FileSlice,
+    on_progress: impl Fn(),
+) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let mut position = libc::off_t::try_from(slice.position).map_err(io::Error::other)?;
     let mut left = slice.len_bytes;
@@ -150,7 +155,10 @@ pub async fn send_file(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> 
                     "segment shorter than the records being sent",
                 ))
             }
-            Ok(sent) => left -= sent.min(left),
+            Ok(sent) => {
+                left -= sent.min(left);
+                on_progress();
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -161,13 +169,20 @@ pub async fn send_file(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> 
 
 /// Elsewhere the slice is read and written.
 #[cfg(not(target_os = "linux"))]
-pub async fn send_file(stream: &TcpStream, slice: &FileSlice) -> io::Result<()> {
+pub async fn send_file(
+    stream: &TcpStream,
+    slice: &FileSlice,
+    on_progress: impl Fn(),
+) -> io::Result<()> {
     let bytes = slice.read_bytes()?;
     let mut written = 0usize;
     while written < bytes.len() {
         stream.writable().await?;
         match stream.try_write(&bytes[written..]) {
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                on_progress();
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }

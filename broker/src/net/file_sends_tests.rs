@@ -148,7 +148,7 @@ async fn a_slice_arrives_byte_for_byte_even_when_larger_than_the_socket_buffer()
         receiver.read_exact(&mut received).await.unwrap();
         received
     });
-    send_file(&sender, &part).await.unwrap();
+    send_file(&sender, &part, || {}).await.unwrap();
     assert_eq!(reading.await.unwrap(), expected.to_vec());
 }
 
@@ -157,7 +157,7 @@ async fn a_file_shorter_than_its_slice_is_an_error_not_a_hang() {
     let (file, slice) = file_of(64 * 1024);
     file.as_file().set_len(1000).unwrap();
     let (sender, _receiver) = socket_pair().await;
-    let error = send_file(&sender, &slice).await.unwrap_err();
+    let error = send_file(&sender, &slice, || {}).await.unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
 }
 
@@ -166,6 +166,7 @@ async fn a_client_that_goes_away_mid_send_is_an_error_not_a_hang() {
     let (_file, slice) = file_of(32 << 20);
     let (sender, receiver) = socket_pair().await;
     drop(receiver);
-    let sent = tokio::time::timeout(Duration::from_secs(30), send_file(&sender, &slice)).await;
+    let sent =
+        tokio::time::timeout(Duration::from_secs(30), send_file(&sender, &slice, || {})).await;
     assert!(sent.expect("no hang").is_err());
 }

@@ -9,6 +9,7 @@
 
 pub mod connection;
 pub mod file_sends;
+pub mod idle;
 pub mod request_memory;
 
 use std::net::SocketAddr;

@@ -17,7 +17,7 @@
 //! back as frames are applied and applying needs none.
 //!
 //! The same room, unmetered ([`RequestMemory::unmetered`]), bounds what one connection reads
-//! ahead of its applier.
+//! ahead of its applier, and the Fetch answers it holds until they are written.
 //!
 //! Thread-safe: shared by every connection through their [`ConnectionLimits`].
 //!
