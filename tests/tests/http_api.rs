@@ -201,6 +201,33 @@ async fn unknown_names_are_json_404s() {
 }
 
 #[tokio::test]
+async fn wrong_methods_and_undecodable_names_are_json_errors() {
+    let (broker, _client) = setup().await;
+    // %FF decodes to no UTF-8: a 400, in JSON like every other error.
+    for path in ["/v1/topics/%FF", "/v1/groups/%FF%FE"] {
+        let (status, json) = get_json(&broker, path).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert_eq!(json["status"], 400);
+    }
+    for (method, path) in [
+        ("POST", "/v1/topics"),
+        ("DELETE", "/v1/topics/orders"),
+        ("PUT", "/v1/groups/billing"),
+        ("POST", "/metrics"),
+    ] {
+        let (status, head, body) =
+            runnel_tests::http::request(broker.http_addr, method, path).await;
+        assert_eq!(status, 405, "{method} {path}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("allow: get,head"), "{method} {path}: {head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["status"], 405, "{method} {path}: {json}");
+    }
+}
+
+#[tokio::test]
 async fn the_http_server_stops_on_shutdown() {
     let (mut broker, client) = setup().await;
     drop(client);

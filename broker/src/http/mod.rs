@@ -50,6 +50,13 @@ impl HttpError {
         }
     }
 
+    pub fn bad_request(what: impl Into<String>) -> HttpError {
+        HttpError {
+            status: StatusCode::BAD_REQUEST,
+            message: what.into(),
+        }
+    }
+
     fn internal(message: impl Into<String>) -> HttpError {
         HttpError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,6 +88,13 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/topics/{name}", get(admin::topic))
         .route("/v1/groups", get(admin::groups))
         .route("/v1/groups/{id}", get(admin::group))
+        // Every endpoint is read-only: another method gets a JSON 405 (with `Allow`).
+        .method_not_allowed_fallback(|| async {
+            HttpError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "method not allowed: the endpoints answer GET and HEAD".to_owned(),
+            }
+        })
         .fallback(|| async { HttpError::not_found("no such endpoint") })
         .with_state(state)
 }
