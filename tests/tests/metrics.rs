@@ -398,3 +398,40 @@ async fn traffic_out_counts_records_sent_from_the_segment_file() {
         fetched.len() as f64
     );
 }
+
+/// A commit of -1 (Kafka's "no offset", which some clients send) is no position: no lag
+/// series and no share of the topic aggregate, `null` lag in the admin API, as
+/// kafka-consumer-groups shows `-` — not "the whole log and one more" records.
+#[tokio::test]
+async fn a_negative_committed_offset_has_no_lag() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "unset", -1).await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        lag(&page, "runnel_consumer_group_committed_offset", "unset"),
+        -1.0
+    );
+    for name in [
+        "runnel_consumer_group_lag_records",
+        "runnel_consumer_group_lag_seconds",
+    ] {
+        let series = format!("{name}{{group=\"unset\",topic=\"{TOPIC}\",partition=\"0\"}}");
+        assert_eq!(value(&page, &series), None, "{series}");
+    }
+    for name in [
+        "runnel_consumer_group_topic_lag_records",
+        "runnel_consumer_group_topic_lag_seconds",
+    ] {
+        let series = format!("{name}{{group=\"unset\",topic=\"{TOPIC}\"}}");
+        assert_eq!(value(&page, &series), None, "{series}");
+    }
+    let (status, body) = broker.http_get("/v1/groups/unset").await;
+    assert_eq!(status, 200);
+    let group: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(group["offsets"][0]["committed_offset"], -1);
+    assert!(group["offsets"][0]["lag_records"].is_null(), "{group}");
+    assert!(group["offsets"][0]["lag_seconds"].is_null(), "{group}");
+    assert_eq!(group["lag_records"], 0);
+}

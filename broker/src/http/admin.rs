@@ -147,8 +147,8 @@ pub async fn groups(State(state): State<HttpState>) -> JsonResult {
                     "protocol_type": g.protocol_type,
                     "members": g.members.len(),
                     "generation_id": g.generation_id,
-                    "lag_records": lag.iter().map(|l| l.lag_records).sum::<i64>(),
-                    "lag_seconds": lag.iter().map(|l| l.lag_seconds).fold(0.0, f64::max),
+                    "lag_records": lag.iter().filter_map(|l| l.lag_records).sum::<i64>(),
+                    "lag_seconds": lag.iter().filter_map(|l| l.lag_seconds).fold(0.0, f64::max),
                 })
             })
             .collect::<Vec<_>>()
@@ -203,8 +203,8 @@ fn group_detail(ctx: &BrokerContext, group: &GroupOverview) -> Value {
         "leader_id": group.leader_id,
         "members": members,
         "offsets": offsets,
-        "lag_records": lag.iter().map(|l| l.lag_records).sum::<i64>(),
-        "lag_seconds": lag.iter().map(|l| l.lag_seconds).fold(0.0, f64::max),
+        "lag_records": lag.iter().filter_map(|l| l.lag_records).sum::<i64>(),
+        "lag_seconds": lag.iter().filter_map(|l| l.lag_seconds).fold(0.0, f64::max),
     })
 }
 

@@ -2,6 +2,11 @@
 //! offset) and in seconds (now − timestamp of the first record not yet committed; 0 when the
 //! group has caught up). Used by `/metrics` and by `GET /v1/groups/{id}`.
 //!
+//! A negative committed offset (Kafka's -1, "no offset", which some clients commit) is no
+//! position in the log: its lag is unknown, not "the whole log and one more". It is left out
+//! of the lag figures, as `kafka-consumer-groups` shows `-` for it; the committed offset
+//! itself is still reported.
+//!
 //! The timestamp comes from the batch holding the committed offset, read through the same
 //! offset index a fetch uses (one small read per lagging partition): the batch's first
 //! timestamp when the committed offset starts the batch, else the matching record's. The
@@ -32,8 +37,9 @@ pub struct PartitionLag {
     pub committed_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
-    pub lag_records: i64,
-    pub lag_seconds: f64,
+    /// `None` when the committed offset is negative (no position; see the module doc).
+    pub lag_records: Option<i64>,
+    pub lag_seconds: Option<f64>,
 }
 
 /// Timestamps of first uncommitted records, keyed by (topic, partition, offset).
@@ -115,15 +121,14 @@ pub fn partition_lag(
 ) -> PartitionLag {
     let log_start_offset = log.log_start_offset();
     let log_end_offset = log.log_end_offset();
-    let lag_records = (log_end_offset - committed).max(0);
-    let lag_seconds = if lag_records == 0 {
-        0.0
+    let (lag_records, lag_seconds) = if committed < 0 {
+        (None, None)
     } else {
-        // Below the log start the first uncommitted record still in the log is the start.
-        let first_uncommitted = committed.max(log_start_offset);
-        cache
-            .timestamp(log, first_uncommitted)
-            .map_or(0.0, |ts| (now_ms - ts).max(0) as f64 / 1000.0)
+        let lag_records = (log_end_offset - committed).max(0);
+        (
+            Some(lag_records),
+            Some(lag_seconds(log, committed, lag_records, cache, now_ms)),
+        )
     };
     PartitionLag {
         topic: log.topic().to_owned(),
@@ -134,6 +139,24 @@ pub fn partition_lag(
         lag_records,
         lag_seconds,
     }
+}
+
+/// Age of the first record at or after `committed` (0 when nothing is left to consume).
+fn lag_seconds(
+    log: &PartitionLog,
+    committed: i64,
+    lag_records: i64,
+    cache: &LagCache,
+    now_ms: i64,
+) -> f64 {
+    if lag_records == 0 {
+        return 0.0;
+    }
+    // Below the log start the first uncommitted record still in the log is the start.
+    let first_uncommitted = committed.max(log.log_start_offset());
+    cache
+        .timestamp(log, first_uncommitted)
+        .map_or(0.0, |ts| (now_ms - ts).max(0) as f64 / 1000.0)
 }
 
 /// Reads the batch holding `offset` (or the next one, across a compaction gap) and returns

@@ -328,17 +328,18 @@ fn render_groups(
         );
     }
 
-    type LagFigure = fn(&PartitionLag) -> f64;
+    // `None`: no series (a negative commit has no lag).
+    type LagFigure = fn(&PartitionLag) -> Option<f64>;
     let per_partition: [(&str, &str, LagFigure); 3] = [
         (
             "runnel_consumer_group_committed_offset",
             "Offset the group committed",
-            |l| l.committed_offset as f64,
+            |l| Some(l.committed_offset as f64),
         ),
         (
             "runnel_consumer_group_lag_records",
             "Log end offset minus committed offset",
-            |l| l.lag_records as f64,
+            |l| l.lag_records.map(|r| r as f64),
         ),
         (
             "runnel_consumer_group_lag_seconds",
@@ -353,13 +354,14 @@ fn render_groups(
                 .iter()
                 .filter(|l| detailed.get(l.topic.as_str()).copied().unwrap_or(false))
             {
+                let Some(value) = figure(l) else { continue };
                 let partition = l.partition.to_string();
                 let labels = [
                     ("group", group.group_id.as_str()),
                     ("topic", &l.topic),
                     ("partition", &partition),
                 ];
-                page.sample(name, &labels, figure(l));
+                page.sample(name, &labels, value);
             }
         }
     }
@@ -464,12 +466,17 @@ fn render_cleaner(page: &mut Page, stats: &CleanerStats) {
 }
 
 /// Lag per topic: records summed over partitions, seconds of the oldest uncommitted record.
+/// Partitions whose lag is unknown (negative commits) are left out; a topic with no other
+/// partition gets no aggregate.
 fn topic_lag(lag: &[PartitionLag]) -> BTreeMap<&str, (i64, f64)> {
     let mut by_topic: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
     for l in lag {
+        let (Some(records), Some(seconds)) = (l.lag_records, l.lag_seconds) else {
+            continue;
+        };
         let entry = by_topic.entry(l.topic.as_str()).or_default();
-        entry.0 += l.lag_records;
-        entry.1 = entry.1.max(l.lag_seconds);
+        entry.0 += records;
+        entry.1 = entry.1.max(seconds);
     }
     by_topic
 }
