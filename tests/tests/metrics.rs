@@ -435,3 +435,41 @@ async fn a_negative_committed_offset_has_no_lag() {
     assert!(group["offsets"][0]["lag_seconds"].is_null(), "{group}");
     assert_eq!(group["lag_records"], 0);
 }
+
+/// A topic deleted and created again under the same name is a new log: a group that
+/// commits the same offset on it is measured against the new records' timestamps, not the
+/// deleted topic's (the lag cache is keyed by offset, and its entry survived the delete).
+#[tokio::test]
+async fn lag_seconds_after_a_topic_is_recreated_come_from_the_new_records() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "again", 40).await;
+    let page = scrape(&broker).await;
+    let old = lag(&page, "runnel_consumer_group_lag_seconds", "again");
+    assert!(old >= 160.0, "record 40 was stamped ≥ 160 s ago: {old}");
+
+    let delete = kafka_protocol::messages::DeleteTopicsRequest::default()
+        .with_topic_names(vec![topic_name(TOPIC)])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(delete, 5).await.responses[0].error_code, 0);
+    broker
+        .context()
+        .logs
+        .create_topic(TOPIC, 3, BTreeMap::new(), false)
+        .unwrap();
+    let values: Vec<String> = (0..100).map(|i| format!("fresh-{i}")).collect();
+    let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+    let response = client
+        .send(produce(TOPIC, 0, batch_at(&records, now_ms()), -1), 9)
+        .await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    commit(&mut client, "again", 40).await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        lag(&page, "runnel_consumer_group_lag_records", "again"),
+        60.0
+    );
+    let fresh = lag(&page, "runnel_consumer_group_lag_seconds", "again");
+    assert!(fresh < 60.0, "record 40 of the new topic is new: {fresh} s");
+}

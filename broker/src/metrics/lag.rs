@@ -12,9 +12,13 @@
 //! timestamp when the committed offset starts the batch, else the matching record's. The
 //! answer for one (partition, offset) never changes while the record is in the log, so it
 //! is cached; each full scrape drops entries it did not use, which bounds the cache by the
-//! number of committed partitions (and `LAG_CACHE_ENTRIES_MAX` bounds it in any case).
+//! number of committed partitions (and `LAG_CACHE_ENTRIES_MAX` bounds it in any case). An
+//! entry holds on to (weakly) the log it was read from and serves only that log: a topic
+//! deleted and created again under the same name is a new log whose offsets say nothing of
+//! the old one's timestamps.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use runnel_protocol::batch::{BatchSplitter, TimestampType};
@@ -42,7 +46,7 @@ pub struct PartitionLag {
     pub lag_seconds: Option<f64>,
 }
 
-/// Timestamps of first uncommitted records, keyed by (topic, partition, offset).
+/// Timestamps of first uncommitted records, keyed by (topic, partition, offset) of one log.
 #[derive(Debug, Default)]
 pub struct LagCache {
     inner: Mutex<CacheInner>,
@@ -50,38 +54,55 @@ pub struct LagCache {
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    /// (timestamp ms, generation last used)
-    entries: HashMap<(String, i32, i64), (i64, u64)>,
+    entries: HashMap<(String, i32, i64), CacheEntry>,
     generation: u64,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    timestamp_ms: i64,
+    /// The scrape generation that last used it.
+    generation: u64,
+    /// The log it was read from: the entry serves no other under the same name. Weak, so a
+    /// deleted log is not kept open (and, held, its address cannot be reused).
+    log: Weak<PartitionLog>,
 }
 
 impl LagCache {
     /// The timestamp (ms) of the first record at or after `offset` in `log`.
-    fn timestamp(&self, log: &PartitionLog, offset: i64) -> Option<i64> {
+    fn timestamp(&self, log: &Arc<PartitionLog>, offset: i64) -> Option<i64> {
         let key = (log.topic().to_owned(), log.partition(), offset);
         {
             let mut inner = self.inner.lock();
             let generation = inner.generation;
             if let Some(entry) = inner.entries.get_mut(&key) {
-                entry.1 = generation;
-                return Some(entry.0);
+                if std::ptr::eq(entry.log.as_ptr(), Arc::as_ptr(log)) {
+                    entry.generation = generation;
+                    return Some(entry.timestamp_ms);
+                }
             }
         }
-        let timestamp = first_timestamp_at(log, offset)?;
+        let timestamp_ms = first_timestamp_at(log, offset)?;
         let mut inner = self.inner.lock();
         if inner.entries.len() >= LAG_CACHE_ENTRIES_MAX {
             inner.entries.clear();
         }
-        let generation = inner.generation;
-        inner.entries.insert(key, (timestamp, generation));
-        Some(timestamp)
+        let entry = CacheEntry {
+            timestamp_ms,
+            generation: inner.generation,
+            log: Arc::downgrade(log),
+        };
+        inner.entries.insert(key, entry);
+        Some(timestamp_ms)
     }
 
     /// Ends a full scrape: forgets entries no group needed in it.
     pub fn end_scrape(&self) {
         let mut inner = self.inner.lock();
         let generation = inner.generation;
-        inner.entries.retain(|_, (_, used)| *used == generation);
+        inner
+            .entries
+            .retain(|_, entry| entry.generation == generation);
         inner.generation += 1;
     }
 
@@ -114,7 +135,7 @@ pub fn group_lag(
 
 /// Lag of one partition whose group committed `committed`.
 pub fn partition_lag(
-    log: &PartitionLog,
+    log: &Arc<PartitionLog>,
     committed: i64,
     cache: &LagCache,
     now_ms: i64,
@@ -143,7 +164,7 @@ pub fn partition_lag(
 
 /// Age of the first record at or after `committed` (0 when nothing is left to consume).
 fn lag_seconds(
-    log: &PartitionLog,
+    log: &Arc<PartitionLog>,
     committed: i64,
     lag_records: i64,
     cache: &LagCache,
