@@ -473,3 +473,43 @@ async fn lag_seconds_after_a_topic_is_recreated_come_from_the_new_records() {
     let fresh = lag(&page, "runnel_consumer_group_lag_seconds", "again");
     assert!(fresh < 60.0, "record 40 of the new topic is new: {fresh} s");
 }
+
+/// Records produced without a timestamp (-1, Kafka's NO_TIMESTAMP, which produce accepts)
+/// have no age: the lag in seconds of a group behind them is unknown — no series, `null`
+/// in the admin API — not "now minus -1 ms" (56 years); the lag in records stays exact.
+#[tokio::test]
+async fn records_without_a_timestamp_give_no_lag_in_seconds() {
+    let broker = TestBroker::start().await;
+    broker
+        .context()
+        .logs
+        .create_topic(TOPIC, 1, BTreeMap::new(), false)
+        .unwrap();
+    let mut client = broker.client().await;
+    for i in 0..10 {
+        let value = format!("untimed-{i}");
+        let batch = batch_at(&[(None, Some(value.as_bytes()))], -1);
+        let response = client.send(produce(TOPIC, 0, batch, -1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    commit(&mut client, "untimed", 3).await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        lag(&page, "runnel_consumer_group_lag_records", "untimed"),
+        7.0
+    );
+    let series = format!(
+        "runnel_consumer_group_lag_seconds{{group=\"untimed\",topic=\"{TOPIC}\",partition=\"0\"}}"
+    );
+    assert_eq!(value(&page, &series), None, "{page}");
+    let topic = format!("{{group=\"untimed\",topic=\"{TOPIC}\"}}");
+    let records = format!("runnel_consumer_group_topic_lag_records{topic}");
+    assert_eq!(must(&page, &records), 7.0);
+    let seconds = format!("runnel_consumer_group_topic_lag_seconds{topic}");
+    assert_eq!(value(&page, &seconds), None);
+    let (status, body) = broker.http_get("/v1/groups/untimed").await;
+    assert_eq!(status, 200);
+    let group: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(group["offsets"][0]["lag_records"], 7);
+    assert!(group["offsets"][0]["lag_seconds"].is_null(), "{group}");
+}

@@ -5,7 +5,9 @@
 //! A negative committed offset (Kafka's -1, "no offset", which some clients commit) is no
 //! position in the log: its lag is unknown, not "the whole log and one more". It is left out
 //! of the lag figures, as `kafka-consumer-groups` shows `-` for it; the committed offset
-//! itself is still reported.
+//! itself is still reported. Likewise a first uncommitted record produced without a
+//! timestamp (-1, which produce accepts as Kafka does) has no age: lag in seconds is unknown
+//! there, while lag in records is exact.
 //!
 //! The timestamp comes from the batch holding the committed offset, read through the same
 //! offset index a fetch uses (one small read per lagging partition): the batch's first
@@ -43,6 +45,7 @@ pub struct PartitionLag {
     pub log_end_offset: i64,
     /// `None` when the committed offset is negative (no position; see the module doc).
     pub lag_records: Option<i64>,
+    /// `None` as well when the first record not yet committed has no timestamp (-1).
     pub lag_seconds: Option<f64>,
 }
 
@@ -146,10 +149,8 @@ pub fn partition_lag(
         (None, None)
     } else {
         let lag_records = (log_end_offset - committed).max(0);
-        (
-            Some(lag_records),
-            Some(lag_seconds(log, committed, lag_records, cache, now_ms)),
-        )
+        let seconds = lag_seconds(log, committed, lag_records, cache, now_ms);
+        (Some(lag_records), seconds)
     };
     PartitionLag {
         topic: log.topic().to_owned(),
@@ -169,15 +170,19 @@ fn lag_seconds(
     lag_records: i64,
     cache: &LagCache,
     now_ms: i64,
-) -> f64 {
+) -> Option<f64> {
     if lag_records == 0 {
-        return 0.0;
+        return Some(0.0);
     }
     // Below the log start the first uncommitted record still in the log is the start.
     let first_uncommitted = committed.max(log.log_start_offset());
-    cache
-        .timestamp(log, first_uncommitted)
-        .map_or(0.0, |ts| (now_ms - ts).max(0) as f64 / 1000.0)
+    match cache.timestamp(log, first_uncommitted) {
+        // A record without a timestamp (-1) has no age.
+        Some(ts) if ts < 0 => None,
+        Some(ts) => Some((now_ms - ts).max(0) as f64 / 1000.0),
+        // Not readable now (retention racing the read): counted as caught up, as before.
+        None => Some(0.0),
+    }
 }
 
 /// Reads the batch holding `offset` (or the next one, across a compaction gap) and returns

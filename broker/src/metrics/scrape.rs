@@ -392,6 +392,7 @@ fn render_groups(
     );
     for (group, topics) in &aggregated {
         for (topic, (_, seconds)) in topics {
+            let Some(seconds) = seconds else { continue };
             page.sample(
                 "runnel_consumer_group_topic_lag_seconds",
                 &[("group", group), ("topic", topic)],
@@ -466,17 +467,19 @@ fn render_cleaner(page: &mut Page, stats: &CleanerStats) {
 }
 
 /// Lag per topic: records summed over partitions, seconds of the oldest uncommitted record.
-/// Partitions whose lag is unknown (negative commits) are left out; a topic with no other
-/// partition gets no aggregate.
-fn topic_lag(lag: &[PartitionLag]) -> BTreeMap<&str, (i64, f64)> {
-    let mut by_topic: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
+/// Partitions whose lag is unknown (negative commits; for seconds, records without a
+/// timestamp too) are left out; a topic with no other partition gets no aggregate.
+fn topic_lag(lag: &[PartitionLag]) -> BTreeMap<&str, (i64, Option<f64>)> {
+    let mut by_topic: BTreeMap<&str, (i64, Option<f64>)> = BTreeMap::new();
     for l in lag {
-        let (Some(records), Some(seconds)) = (l.lag_records, l.lag_seconds) else {
+        let Some(records) = l.lag_records else {
             continue;
         };
         let entry = by_topic.entry(l.topic.as_str()).or_default();
         entry.0 += records;
-        entry.1 = entry.1.max(seconds);
+        if let Some(seconds) = l.lag_seconds {
+            entry.1 = Some(entry.1.map_or(seconds, |worst| worst.max(seconds)));
+        }
     }
     by_topic
 }
