@@ -513,3 +513,53 @@ async fn records_without_a_timestamp_give_no_lag_in_seconds() {
     assert_eq!(group["offsets"][0]["lag_records"], 7);
     assert!(group["offsets"][0]["lag_seconds"].is_null(), "{group}");
 }
+
+/// The cleaner's counters are broker totals: deleting a compacted topic must not take its
+/// share back out of them. A counter that falls reads to Prometheus as a reset, and
+/// `rate()` then counts the whole remaining total again as new work.
+#[tokio::test]
+async fn cleaner_counters_do_not_fall_when_a_compacted_topic_is_deleted() {
+    let broker = TestBroker::start().await;
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "2048"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    let logs = &broker.context().logs;
+    logs.create_topic("compacted", 1, configs, false).unwrap();
+    let mut client = broker.client().await;
+    let value = "v".repeat(100);
+    for _ in 0..40 {
+        let pairs = [("k1", value.as_str()), ("k2", value.as_str())];
+        let batch = runnel_tests::records::keyed(&pairs);
+        let response = client.send(produce("compacted", 0, batch, -1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    logs.clean_now("compacted", 0).unwrap();
+    let counters = [
+        "runnel_cleaner_passes_total",
+        "runnel_cleaner_bytes_read_total",
+        "runnel_cleaner_bytes_written_total",
+        "runnel_cleaner_records_removed_total",
+    ];
+    let page = scrape(&broker).await;
+    let before: Vec<f64> = counters.iter().map(|c| must(&page, c)).collect();
+    assert!(
+        before[0] >= 1.0 && before[1] > 0.0 && before[3] > 0.0,
+        "{before:?}"
+    );
+
+    let delete = kafka_protocol::messages::DeleteTopicsRequest::default()
+        .with_topic_names(vec![topic_name("compacted")])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(delete, 5).await.responses[0].error_code, 0);
+    let page = scrape(&broker).await;
+    for (name, before) in counters.iter().zip(before) {
+        let after = must(&page, name);
+        assert!(after >= before, "{name} fell from {before} to {after}");
+    }
+    assert!(!page.contains("runnel_cleaner_dirty_ratio{topic=\"compacted\""));
+}
