@@ -563,3 +563,25 @@ async fn cleaner_counters_do_not_fall_when_a_compacted_topic_is_deleted() {
     }
     assert!(!page.contains("runnel_cleaner_dirty_ratio{topic=\"compacted\""));
 }
+
+/// `runnel_cleaner_dirty_ratio` is a per-partition series: a compacted topic above the
+/// partition bound gets none, like the other per-partition families.
+#[tokio::test]
+async fn cleaner_dirty_ratio_keeps_to_the_partition_bound() {
+    let broker = TestBroker::start_with(|c| c.metrics_partition_series_max = 2).await;
+    let compacted: BTreeMap<String, String> = [("cleanup.policy".to_owned(), "compact".to_owned())]
+        .into_iter()
+        .collect();
+    let logs = &broker.context().logs;
+    logs.create_topic("wide", 3, compacted.clone(), false)
+        .unwrap();
+    logs.create_topic("narrow", 2, compacted, false).unwrap();
+    logs.clean_now("wide", 0).unwrap();
+    logs.clean_now("narrow", 0).unwrap();
+    let page = scrape(&broker).await;
+    assert!(page.contains("runnel_cleaner_dirty_ratio{topic=\"narrow\",partition=\"0\"}"));
+    assert!(
+        !page.contains("runnel_cleaner_dirty_ratio{topic=\"wide\""),
+        "{page}"
+    );
+}

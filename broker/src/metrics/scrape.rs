@@ -65,7 +65,7 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         .collect();
     metrics.lag_cache.end_scrape();
     render_groups(&mut page, &lags, &detailed);
-    render_cleaner(&mut page, &ctx.logs.cleaner_stats());
+    render_cleaner(&mut page, &ctx.logs.cleaner_stats(), &detailed);
     page.single(
         "runnel_log_fsyncs_total",
         Kind::Counter,
@@ -402,7 +402,7 @@ fn render_groups(
     }
 }
 
-fn render_cleaner(page: &mut Page, stats: &CleanerStats) {
+fn render_cleaner(page: &mut Page, stats: &CleanerStats, detailed: &HashMap<&str, bool>) {
     let totals: [(&str, Kind, &str, f64); 6] = [
         (
             "runnel_cleaner_bytes_read_total",
@@ -456,7 +456,12 @@ fn render_cleaner(page: &mut Page, stats: &CleanerStats) {
         Kind::Gauge,
         "Dirty bytes over all bytes of a compacted partition, when last looked at",
     );
-    for p in &stats.partitions {
+    // Per-partition, so under the same cardinality bound as the other partition series.
+    let partitions = stats
+        .partitions
+        .iter()
+        .filter(|p| detailed.get(p.topic.as_str()).copied().unwrap_or(false));
+    for p in partitions {
         let partition = p.partition.to_string();
         page.sample(
             "runnel_cleaner_dirty_ratio",
