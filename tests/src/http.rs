@@ -1,4 +1,4 @@
-//! A minimal HTTP/1.1 client for tests: one `GET` per connection (`Connection: close`),
+//! A minimal HTTP/1.1 client for tests: one request per connection (`Connection: close`),
 //! bounded by [`crate::IO_TIMEOUT`]. Enough for `/metrics` and the JSON admin API without
 //! pulling an HTTP client crate into the test build.
 
@@ -12,9 +12,17 @@ const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// `GET path` → (status code, body). Panics on I/O errors or a malformed answer.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _head, body) = request(addr, "GET", path).await;
+    (status, body)
+}
+
+/// `method path` without a body → (status code, status line and headers, body). Panics on
+/// I/O errors or a malformed answer.
+pub async fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String, String) {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.expect("connect to HTTP");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.expect("send");
         let mut raw = Vec::new();
         stream
@@ -30,7 +38,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> (u16, String) {
+fn parse(raw: &[u8]) -> (u16, String, String) {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("header end");
     let status: u16 = head
@@ -47,7 +55,7 @@ fn parse(raw: &[u8]) -> (u16, String) {
     } else {
         body.to_owned()
     };
-    (status, body)
+    (status, head.to_owned(), body)
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -201,6 +201,33 @@ async fn unknown_names_are_json_404s() {
 }
 
 #[tokio::test]
+async fn wrong_methods_and_undecodable_names_are_json_errors() {
+    let (broker, _client) = setup().await;
+    // %FF decodes to no UTF-8: a 400, in JSON like every other error.
+    for path in ["/v1/topics/%FF", "/v1/groups/%FF%FE"] {
+        let (status, json) = get_json(&broker, path).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert_eq!(json["status"], 400);
+    }
+    for (method, path) in [
+        ("POST", "/v1/topics"),
+        ("DELETE", "/v1/topics/orders"),
+        ("PUT", "/v1/groups/billing"),
+        ("POST", "/metrics"),
+    ] {
+        let (status, head, body) =
+            runnel_tests::http::request(broker.http_addr, method, path).await;
+        assert_eq!(status, 405, "{method} {path}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("allow: get,head"), "{method} {path}: {head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["status"], 405, "{method} {path}: {json}");
+    }
+}
+
+#[tokio::test]
 async fn the_http_server_stops_on_shutdown() {
     let (mut broker, client) = setup().await;
     drop(client);
@@ -213,4 +240,84 @@ async fn the_http_server_stops_on_shutdown() {
     .await
     .unwrap();
     assert!(refused.is_err(), "HTTP still accepting after shutdown");
+}
+
+/// Reads until the peer closes (`true`) or `within` passes (`false`).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 4096];
+    let drained = async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, drained).await.is_ok()
+}
+
+#[tokio::test]
+async fn a_client_stalled_mid_request_does_not_hold_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let (mut broker, client) = setup().await;
+    drop(client);
+    // Half a request head: the server waits for the rest, which never comes.
+    let mut stalled = tokio::net::TcpStream::connect(broker.http_addr)
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The test config bounds the drain at 5 s; before the fix shutdown waited for ever.
+    let stopped = tokio::time::timeout(Duration::from_secs(15), broker.shutdown()).await;
+    assert!(stopped.is_ok(), "shutdown waited for a stalled HTTP client");
+    assert!(closed_within(&mut stalled, Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn http_connections_beyond_the_bound_are_closed_at_once() {
+    let (broker, _client) = setup().await;
+    let max = runnel_tests::runnel_broker::http::HTTP_CONNECTIONS_MAX;
+    let mut held = Vec::with_capacity(max);
+    for _ in 0..max {
+        held.push(
+            tokio::net::TcpStream::connect(broker.http_addr)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut excess = tokio::net::TcpStream::connect(broker.http_addr)
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut excess, Duration::from_secs(5)).await,
+        "connection {} stayed open",
+        max + 1
+    );
+    // Once one goes, a new client is served again.
+    drop(held.pop());
+    let served = async {
+        loop {
+            let mut stream = tokio::net::TcpStream::connect(broker.http_addr)
+                .await
+                .unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            if stream.write_all(request).await.is_err() {
+                continue;
+            }
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            if answer.starts_with(b"HTTP/1.1 200") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("served once a connection was freed");
 }

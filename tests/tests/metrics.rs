@@ -398,3 +398,190 @@ async fn traffic_out_counts_records_sent_from_the_segment_file() {
         fetched.len() as f64
     );
 }
+
+/// A commit of -1 (Kafka's "no offset", which some clients send) is no position: no lag
+/// series and no share of the topic aggregate, `null` lag in the admin API, as
+/// kafka-consumer-groups shows `-` — not "the whole log and one more" records.
+#[tokio::test]
+async fn a_negative_committed_offset_has_no_lag() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "unset", -1).await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        lag(&page, "runnel_consumer_group_committed_offset", "unset"),
+        -1.0
+    );
+    for name in [
+        "runnel_consumer_group_lag_records",
+        "runnel_consumer_group_lag_seconds",
+    ] {
+        let series = format!("{name}{{group=\"unset\",topic=\"{TOPIC}\",partition=\"0\"}}");
+        assert_eq!(value(&page, &series), None, "{series}");
+    }
+    for name in [
+        "runnel_consumer_group_topic_lag_records",
+        "runnel_consumer_group_topic_lag_seconds",
+    ] {
+        let series = format!("{name}{{group=\"unset\",topic=\"{TOPIC}\"}}");
+        assert_eq!(value(&page, &series), None, "{series}");
+    }
+    let (status, body) = broker.http_get("/v1/groups/unset").await;
+    assert_eq!(status, 200);
+    let group: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(group["offsets"][0]["committed_offset"], -1);
+    assert!(group["offsets"][0]["lag_records"].is_null(), "{group}");
+    assert!(group["offsets"][0]["lag_seconds"].is_null(), "{group}");
+    assert_eq!(group["lag_records"], 0);
+}
+
+/// A topic deleted and created again under the same name is a new log: a group that
+/// commits the same offset on it is measured against the new records' timestamps, not the
+/// deleted topic's (the lag cache is keyed by offset, and its entry survived the delete).
+#[tokio::test]
+async fn lag_seconds_after_a_topic_is_recreated_come_from_the_new_records() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "again", 40).await;
+    let page = scrape(&broker).await;
+    let old = lag(&page, "runnel_consumer_group_lag_seconds", "again");
+    assert!(old >= 160.0, "record 40 was stamped ≥ 160 s ago: {old}");
+
+    let delete = kafka_protocol::messages::DeleteTopicsRequest::default()
+        .with_topic_names(vec![topic_name(TOPIC)])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(delete, 5).await.responses[0].error_code, 0);
+    broker
+        .context()
+        .logs
+        .create_topic(TOPIC, 3, BTreeMap::new(), false)
+        .unwrap();
+    let values: Vec<String> = (0..100).map(|i| format!("fresh-{i}")).collect();
+    let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+    let response = client
+        .send(produce(TOPIC, 0, batch_at(&records, now_ms()), -1), 9)
+        .await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    commit(&mut client, "again", 40).await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        lag(&page, "runnel_consumer_group_lag_records", "again"),
+        60.0
+    );
+    let fresh = lag(&page, "runnel_consumer_group_lag_seconds", "again");
+    assert!(fresh < 60.0, "record 40 of the new topic is new: {fresh} s");
+}
+
+/// Records produced without a timestamp (-1, Kafka's NO_TIMESTAMP, which produce accepts)
+/// have no age: the lag in seconds of a group behind them is unknown — no series, `null`
+/// in the admin API — not "now minus -1 ms" (56 years); the lag in records stays exact.
+#[tokio::test]
+async fn records_without_a_timestamp_give_no_lag_in_seconds() {
+    let broker = TestBroker::start().await;
+    broker
+        .context()
+        .logs
+        .create_topic(TOPIC, 1, BTreeMap::new(), false)
+        .unwrap();
+    let mut client = broker.client().await;
+    for i in 0..10 {
+        let value = format!("untimed-{i}");
+        let batch = batch_at(&[(None, Some(value.as_bytes()))], -1);
+        let response = client.send(produce(TOPIC, 0, batch, -1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    commit(&mut client, "untimed", 3).await;
+    let page = scrape(&broker).await;
+    assert_eq!(
+        lag(&page, "runnel_consumer_group_lag_records", "untimed"),
+        7.0
+    );
+    let series = format!(
+        "runnel_consumer_group_lag_seconds{{group=\"untimed\",topic=\"{TOPIC}\",partition=\"0\"}}"
+    );
+    assert_eq!(value(&page, &series), None, "{page}");
+    let topic = format!("{{group=\"untimed\",topic=\"{TOPIC}\"}}");
+    let records = format!("runnel_consumer_group_topic_lag_records{topic}");
+    assert_eq!(must(&page, &records), 7.0);
+    let seconds = format!("runnel_consumer_group_topic_lag_seconds{topic}");
+    assert_eq!(value(&page, &seconds), None);
+    let (status, body) = broker.http_get("/v1/groups/untimed").await;
+    assert_eq!(status, 200);
+    let group: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(group["offsets"][0]["lag_records"], 7);
+    assert!(group["offsets"][0]["lag_seconds"].is_null(), "{group}");
+}
+
+/// The cleaner's counters are broker totals: deleting a compacted topic must not take its
+/// share back out of them. A counter that falls reads to Prometheus as a reset, and
+/// `rate()` then counts the whole remaining total again as new work.
+#[tokio::test]
+async fn cleaner_counters_do_not_fall_when_a_compacted_topic_is_deleted() {
+    let broker = TestBroker::start().await;
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "2048"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    let logs = &broker.context().logs;
+    logs.create_topic("compacted", 1, configs, false).unwrap();
+    let mut client = broker.client().await;
+    let value = "v".repeat(100);
+    for _ in 0..40 {
+        let pairs = [("k1", value.as_str()), ("k2", value.as_str())];
+        let batch = runnel_tests::records::keyed(&pairs);
+        let response = client.send(produce("compacted", 0, batch, -1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    logs.clean_now("compacted", 0).unwrap();
+    let counters = [
+        "runnel_cleaner_passes_total",
+        "runnel_cleaner_bytes_read_total",
+        "runnel_cleaner_bytes_written_total",
+        "runnel_cleaner_records_removed_total",
+    ];
+    let page = scrape(&broker).await;
+    let before: Vec<f64> = counters.iter().map(|c| must(&page, c)).collect();
+    assert!(
+        before[0] >= 1.0 && before[1] > 0.0 && before[3] > 0.0,
+        "{before:?}"
+    );
+
+    let delete = kafka_protocol::messages::DeleteTopicsRequest::default()
+        .with_topic_names(vec![topic_name("compacted")])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(delete, 5).await.responses[0].error_code, 0);
+    let page = scrape(&broker).await;
+    for (name, before) in counters.iter().zip(before) {
+        let after = must(&page, name);
+        assert!(after >= before, "{name} fell from {before} to {after}");
+    }
+    assert!(!page.contains("runnel_cleaner_dirty_ratio{topic=\"compacted\""));
+}
+
+/// `runnel_cleaner_dirty_ratio` is a per-partition series: a compacted topic above the
+/// partition bound gets none, like the other per-partition families.
+#[tokio::test]
+async fn cleaner_dirty_ratio_keeps_to_the_partition_bound() {
+    let broker = TestBroker::start_with(|c| c.metrics_partition_series_max = 2).await;
+    let compacted: BTreeMap<String, String> = [("cleanup.policy".to_owned(), "compact".to_owned())]
+        .into_iter()
+        .collect();
+    let logs = &broker.context().logs;
+    logs.create_topic("wide", 3, compacted.clone(), false)
+        .unwrap();
+    logs.create_topic("narrow", 2, compacted, false).unwrap();
+    logs.clean_now("wide", 0).unwrap();
+    logs.clean_now("narrow", 0).unwrap();
+    let page = scrape(&broker).await;
+    assert!(page.contains("runnel_cleaner_dirty_ratio{topic=\"narrow\",partition=\"0\"}"));
+    assert!(
+        !page.contains("runnel_cleaner_dirty_ratio{topic=\"wide\""),
+        "{page}"
+    );
+}

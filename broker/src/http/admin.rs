@@ -1,9 +1,10 @@
 //! The JSON admin API: `GET /v1/broker`, `/v1/topics`, `/v1/topics/{name}`, `/v1/groups`,
 //! `/v1/groups/{id}`. Read-only views of the broker's own structures; an unknown topic or
-//! group is a 404 with `{"error": …}`.
+//! group is a 404 with `{"error": …}`, a name that does not percent-decode to UTF-8 a 400.
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use bytes::Bytes;
@@ -73,7 +74,18 @@ pub async fn topics(State(state): State<HttpState>) -> JsonResult {
     Ok(Json(json!({ "topics": topics })))
 }
 
-pub async fn topic(State(state): State<HttpState>, Path(name): Path<String>) -> JsonResult {
+/// A `{name}` or `{id}` path segment, percent-decoded; one that is not UTF-8 once decoded
+/// is a JSON 400 (axum's own rejection is plain text).
+fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, HttpError> {
+    path.map(|Path(segment)| segment)
+        .map_err(|rejection| HttpError::bad_request(rejection.body_text()))
+}
+
+pub async fn topic(
+    State(state): State<HttpState>,
+    name: Result<Path<String>, PathRejection>,
+) -> JsonResult {
+    let name = segment(name)?;
     let ctx = Arc::clone(&state.ctx);
     blocking(move || topic_detail(&ctx, &name)).await?.map(Json)
 }
@@ -136,8 +148,8 @@ pub async fn groups(State(state): State<HttpState>) -> JsonResult {
                     "protocol_type": g.protocol_type,
                     "members": g.members.len(),
                     "generation_id": g.generation_id,
-                    "lag_records": lag.iter().map(|l| l.lag_records).sum::<i64>(),
-                    "lag_seconds": lag.iter().map(|l| l.lag_seconds).fold(0.0, f64::max),
+                    "lag_records": lag.iter().filter_map(|l| l.lag_records).sum::<i64>(),
+                    "lag_seconds": lag.iter().filter_map(|l| l.lag_seconds).fold(0.0, f64::max),
                 })
             })
             .collect::<Vec<_>>()
@@ -146,7 +158,11 @@ pub async fn groups(State(state): State<HttpState>) -> JsonResult {
     Ok(Json(json!({ "groups": groups })))
 }
 
-pub async fn group(State(state): State<HttpState>, Path(id): Path<String>) -> JsonResult {
+pub async fn group(
+    State(state): State<HttpState>,
+    id: Result<Path<String>, PathRejection>,
+) -> JsonResult {
+    let id = segment(id)?;
     let ctx = Arc::clone(&state.ctx);
     blocking(move || {
         let group = ctx
@@ -188,8 +204,8 @@ fn group_detail(ctx: &BrokerContext, group: &GroupOverview) -> Value {
         "leader_id": group.leader_id,
         "members": members,
         "offsets": offsets,
-        "lag_records": lag.iter().map(|l| l.lag_records).sum::<i64>(),
-        "lag_seconds": lag.iter().map(|l| l.lag_seconds).fold(0.0, f64::max),
+        "lag_records": lag.iter().filter_map(|l| l.lag_records).sum::<i64>(),
+        "lag_seconds": lag.iter().filter_map(|l| l.lag_seconds).fold(0.0, f64::max),
     })
 }
 

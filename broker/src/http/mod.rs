@@ -3,11 +3,15 @@
 //!
 //! It shares the Kafka server's `Arc<BrokerContext>` and its shutdown signal: started by
 //! [`crate::net::Broker::start`] after storage is open, stopped (gracefully, in-flight
-//! requests finish) before storage is flushed. Every handler that reads many partitions or
+//! requests finish within `shutdown_timeout_ms`) before storage is flushed. [`server`]
+//! bounds connections, slow clients and the shutdown drain. Every handler that reads many partitions or
 //! groups runs on the blocking pool, so a scrape of 10 000 partitions never stalls the
 //! async workers serving Kafka clients.
 
 pub mod admin;
+pub mod server;
+
+pub use server::{HttpLimits, HTTP_CONNECTIONS_MAX};
 
 use std::sync::Arc;
 
@@ -46,6 +50,13 @@ impl HttpError {
         }
     }
 
+    pub fn bad_request(what: impl Into<String>) -> HttpError {
+        HttpError {
+            status: StatusCode::BAD_REQUEST,
+            message: what.into(),
+        }
+    }
+
     fn internal(message: impl Into<String>) -> HttpError {
         HttpError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,28 +88,23 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/topics/{name}", get(admin::topic))
         .route("/v1/groups", get(admin::groups))
         .route("/v1/groups/{id}", get(admin::group))
+        // Every endpoint is read-only: another method gets a JSON 405 (with `Allow`).
+        .method_not_allowed_fallback(|| async {
+            HttpError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "method not allowed: the endpoints answer GET and HEAD".to_owned(),
+            }
+        })
         .fallback(|| async { HttpError::not_found("no such endpoint") })
         .with_state(state)
 }
 
-/// Serves until `shutdown` turns true, then lets in-flight requests finish.
+/// Serves until `shutdown` turns true, then lets in-flight requests finish within the
+/// broker's `shutdown_timeout_ms`.
 pub async fn serve(listener: TcpListener, state: HttpState) {
-    let mut shutdown = state.shutdown.clone();
-    let local = listener.local_addr().ok();
-    let app = router(state);
-    let stop = async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-        }
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(addr = ?local, error = %e, "HTTP server failed");
-    }
+    let limits = HttpLimits::new(state.config.shutdown_timeout_ms);
+    let shutdown = state.shutdown.clone();
+    server::serve(listener, router(state), shutdown, limits).await;
 }
 
 /// Runs `work` on the blocking pool (it reads many partitions or groups).

@@ -119,6 +119,9 @@ pub(crate) struct Cleaner {
     pub config: Mutex<CleanerConfig>,
     map: Mutex<OffsetMap>,
     stats: Mutex<BTreeMap<PartitionKey, PartitionCleanerStats>>,
+    /// Counters of deleted partitions, still part of the totals: a total that fell when a
+    /// topic went would read as a counter reset to Prometheus.
+    forgotten: Mutex<PartitionCleanerStats>,
     uncleanable: Mutex<BTreeSet<PartitionKey>>,
     /// Set when the manager stops: a running pass gives up at its next batch.
     pub abort: Arc<AtomicBool>,
@@ -143,6 +146,7 @@ impl Cleaner {
             config: Mutex::new(config),
             map: Mutex::new(map),
             stats: Mutex::new(BTreeMap::new()),
+            forgotten: Mutex::new(PartitionCleanerStats::default()),
             uncleanable: Mutex::new(BTreeSet::new()),
             abort: Arc::new(AtomicBool::new(false)),
         }
@@ -204,11 +208,12 @@ impl Cleaner {
         result
     }
 
-    /// Every partition's figures and their totals.
+    /// Every partition's figures and their totals (deleted partitions' counters included).
     pub(crate) fn snapshot(&self) -> CleanerStats {
         let partitions: Vec<PartitionCleanerStats> = self.stats.lock().values().cloned().collect();
         let mut totals = CleanerStats::default();
-        for p in &partitions {
+        let forgotten = self.forgotten.lock().clone();
+        for p in partitions.iter().chain(std::iter::once(&forgotten)) {
             totals.bytes_read_total += p.bytes_read_total;
             totals.bytes_written_total += p.bytes_written_total;
             totals.records_removed_total += p.records_removed_total;
@@ -223,9 +228,17 @@ impl Cleaner {
         totals
     }
 
-    /// Forgets a deleted partition.
+    /// Forgets a deleted partition: its own figures go, its counters stay in the totals.
     pub(crate) fn forget(&self, key: &PartitionKey) {
-        self.stats.lock().remove(key);
+        let gone = self.stats.lock().remove(key);
+        if let Some(gone) = gone {
+            let mut forgotten = self.forgotten.lock();
+            forgotten.bytes_read_total += gone.bytes_read_total;
+            forgotten.bytes_written_total += gone.bytes_written_total;
+            forgotten.records_removed_total += gone.records_removed_total;
+            forgotten.passes_total += gone.passes_total;
+            forgotten.errors_total += gone.errors_total;
+        }
         self.uncleanable.lock().remove(key);
     }
 }

@@ -2,14 +2,25 @@
 //! offset) and in seconds (now − timestamp of the first record not yet committed; 0 when the
 //! group has caught up). Used by `/metrics` and by `GET /v1/groups/{id}`.
 //!
+//! A negative committed offset (Kafka's -1, "no offset", which some clients commit) is no
+//! position in the log: its lag is unknown, not "the whole log and one more". It is left out
+//! of the lag figures, as `kafka-consumer-groups` shows `-` for it; the committed offset
+//! itself is still reported. Likewise a first uncommitted record produced without a
+//! timestamp (-1, which produce accepts as Kafka does) has no age: lag in seconds is unknown
+//! there, while lag in records is exact.
+//!
 //! The timestamp comes from the batch holding the committed offset, read through the same
 //! offset index a fetch uses (one small read per lagging partition): the batch's first
 //! timestamp when the committed offset starts the batch, else the matching record's. The
 //! answer for one (partition, offset) never changes while the record is in the log, so it
 //! is cached; each full scrape drops entries it did not use, which bounds the cache by the
-//! number of committed partitions (and `LAG_CACHE_ENTRIES_MAX` bounds it in any case).
+//! number of committed partitions (and `LAG_CACHE_ENTRIES_MAX` bounds it in any case). An
+//! entry holds on to (weakly) the log it was read from and serves only that log: a topic
+//! deleted and created again under the same name is a new log whose offsets say nothing of
+//! the old one's timestamps.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use runnel_protocol::batch::{BatchSplitter, TimestampType};
@@ -32,11 +43,13 @@ pub struct PartitionLag {
     pub committed_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
-    pub lag_records: i64,
-    pub lag_seconds: f64,
+    /// `None` when the committed offset is negative (no position; see the module doc).
+    pub lag_records: Option<i64>,
+    /// `None` as well when the first record not yet committed has no timestamp (-1).
+    pub lag_seconds: Option<f64>,
 }
 
-/// Timestamps of first uncommitted records, keyed by (topic, partition, offset).
+/// Timestamps of first uncommitted records, keyed by (topic, partition, offset) of one log.
 #[derive(Debug, Default)]
 pub struct LagCache {
     inner: Mutex<CacheInner>,
@@ -44,38 +57,55 @@ pub struct LagCache {
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    /// (timestamp ms, generation last used)
-    entries: HashMap<(String, i32, i64), (i64, u64)>,
+    entries: HashMap<(String, i32, i64), CacheEntry>,
     generation: u64,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    timestamp_ms: i64,
+    /// The scrape generation that last used it.
+    generation: u64,
+    /// The log it was read from: the entry serves no other under the same name. Weak, so a
+    /// deleted log is not kept open (and, held, its address cannot be reused).
+    log: Weak<PartitionLog>,
 }
 
 impl LagCache {
     /// The timestamp (ms) of the first record at or after `offset` in `log`.
-    fn timestamp(&self, log: &PartitionLog, offset: i64) -> Option<i64> {
+    fn timestamp(&self, log: &Arc<PartitionLog>, offset: i64) -> Option<i64> {
         let key = (log.topic().to_owned(), log.partition(), offset);
         {
             let mut inner = self.inner.lock();
             let generation = inner.generation;
             if let Some(entry) = inner.entries.get_mut(&key) {
-                entry.1 = generation;
-                return Some(entry.0);
+                if std::ptr::eq(entry.log.as_ptr(), Arc::as_ptr(log)) {
+                    entry.generation = generation;
+                    return Some(entry.timestamp_ms);
+                }
             }
         }
-        let timestamp = first_timestamp_at(log, offset)?;
+        let timestamp_ms = first_timestamp_at(log, offset)?;
         let mut inner = self.inner.lock();
         if inner.entries.len() >= LAG_CACHE_ENTRIES_MAX {
             inner.entries.clear();
         }
-        let generation = inner.generation;
-        inner.entries.insert(key, (timestamp, generation));
-        Some(timestamp)
+        let entry = CacheEntry {
+            timestamp_ms,
+            generation: inner.generation,
+            log: Arc::downgrade(log),
+        };
+        inner.entries.insert(key, entry);
+        Some(timestamp_ms)
     }
 
     /// Ends a full scrape: forgets entries no group needed in it.
     pub fn end_scrape(&self) {
         let mut inner = self.inner.lock();
         let generation = inner.generation;
-        inner.entries.retain(|_, (_, used)| *used == generation);
+        inner
+            .entries
+            .retain(|_, entry| entry.generation == generation);
         inner.generation += 1;
     }
 
@@ -108,22 +138,19 @@ pub fn group_lag(
 
 /// Lag of one partition whose group committed `committed`.
 pub fn partition_lag(
-    log: &PartitionLog,
+    log: &Arc<PartitionLog>,
     committed: i64,
     cache: &LagCache,
     now_ms: i64,
 ) -> PartitionLag {
     let log_start_offset = log.log_start_offset();
     let log_end_offset = log.log_end_offset();
-    let lag_records = (log_end_offset - committed).max(0);
-    let lag_seconds = if lag_records == 0 {
-        0.0
+    let (lag_records, lag_seconds) = if committed < 0 {
+        (None, None)
     } else {
-        // Below the log start the first uncommitted record still in the log is the start.
-        let first_uncommitted = committed.max(log_start_offset);
-        cache
-            .timestamp(log, first_uncommitted)
-            .map_or(0.0, |ts| (now_ms - ts).max(0) as f64 / 1000.0)
+        let lag_records = (log_end_offset - committed).max(0);
+        let seconds = lag_seconds(log, committed, lag_records, cache, now_ms);
+        (Some(lag_records), seconds)
     };
     PartitionLag {
         topic: log.topic().to_owned(),
@@ -133,6 +160,28 @@ pub fn partition_lag(
         log_end_offset,
         lag_records,
         lag_seconds,
+    }
+}
+
+/// Age of the first record at or after `committed` (0 when nothing is left to consume).
+fn lag_seconds(
+    log: &Arc<PartitionLog>,
+    committed: i64,
+    lag_records: i64,
+    cache: &LagCache,
+    now_ms: i64,
+) -> Option<f64> {
+    if lag_records == 0 {
+        return Some(0.0);
+    }
+    // Below the log start the first uncommitted record still in the log is the start.
+    let first_uncommitted = committed.max(log.log_start_offset());
+    match cache.timestamp(log, first_uncommitted) {
+        // A record without a timestamp (-1) has no age.
+        Some(ts) if ts < 0 => None,
+        Some(ts) => Some((now_ms - ts).max(0) as f64 / 1000.0),
+        // Not readable now (retention racing the read): counted as caught up, as before.
+        None => Some(0.0),
     }
 }
 

@@ -65,7 +65,7 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         .collect();
     metrics.lag_cache.end_scrape();
     render_groups(&mut page, &lags, &detailed);
-    render_cleaner(&mut page, &ctx.logs.cleaner_stats());
+    render_cleaner(&mut page, &ctx.logs.cleaner_stats(), &detailed);
     page.single(
         "runnel_log_fsyncs_total",
         Kind::Counter,
@@ -328,17 +328,18 @@ fn render_groups(
         );
     }
 
-    type LagFigure = fn(&PartitionLag) -> f64;
+    // `None`: no series (a negative commit has no lag).
+    type LagFigure = fn(&PartitionLag) -> Option<f64>;
     let per_partition: [(&str, &str, LagFigure); 3] = [
         (
             "runnel_consumer_group_committed_offset",
             "Offset the group committed",
-            |l| l.committed_offset as f64,
+            |l| Some(l.committed_offset as f64),
         ),
         (
             "runnel_consumer_group_lag_records",
             "Log end offset minus committed offset",
-            |l| l.lag_records as f64,
+            |l| l.lag_records.map(|r| r as f64),
         ),
         (
             "runnel_consumer_group_lag_seconds",
@@ -353,13 +354,14 @@ fn render_groups(
                 .iter()
                 .filter(|l| detailed.get(l.topic.as_str()).copied().unwrap_or(false))
             {
+                let Some(value) = figure(l) else { continue };
                 let partition = l.partition.to_string();
                 let labels = [
                     ("group", group.group_id.as_str()),
                     ("topic", &l.topic),
                     ("partition", &partition),
                 ];
-                page.sample(name, &labels, figure(l));
+                page.sample(name, &labels, value);
             }
         }
     }
@@ -390,6 +392,7 @@ fn render_groups(
     );
     for (group, topics) in &aggregated {
         for (topic, (_, seconds)) in topics {
+            let Some(seconds) = seconds else { continue };
             page.sample(
                 "runnel_consumer_group_topic_lag_seconds",
                 &[("group", group), ("topic", topic)],
@@ -399,7 +402,7 @@ fn render_groups(
     }
 }
 
-fn render_cleaner(page: &mut Page, stats: &CleanerStats) {
+fn render_cleaner(page: &mut Page, stats: &CleanerStats, detailed: &HashMap<&str, bool>) {
     let totals: [(&str, Kind, &str, f64); 6] = [
         (
             "runnel_cleaner_bytes_read_total",
@@ -453,7 +456,12 @@ fn render_cleaner(page: &mut Page, stats: &CleanerStats) {
         Kind::Gauge,
         "Dirty bytes over all bytes of a compacted partition, when last looked at",
     );
-    for p in &stats.partitions {
+    // Per-partition, so under the same cardinality bound as the other partition series.
+    let partitions = stats
+        .partitions
+        .iter()
+        .filter(|p| detailed.get(p.topic.as_str()).copied().unwrap_or(false));
+    for p in partitions {
         let partition = p.partition.to_string();
         page.sample(
             "runnel_cleaner_dirty_ratio",
@@ -464,12 +472,19 @@ fn render_cleaner(page: &mut Page, stats: &CleanerStats) {
 }
 
 /// Lag per topic: records summed over partitions, seconds of the oldest uncommitted record.
-fn topic_lag(lag: &[PartitionLag]) -> BTreeMap<&str, (i64, f64)> {
-    let mut by_topic: BTreeMap<&str, (i64, f64)> = BTreeMap::new();
+/// Partitions whose lag is unknown (negative commits; for seconds, records without a
+/// timestamp too) are left out; a topic with no other partition gets no aggregate.
+fn topic_lag(lag: &[PartitionLag]) -> BTreeMap<&str, (i64, Option<f64>)> {
+    let mut by_topic: BTreeMap<&str, (i64, Option<f64>)> = BTreeMap::new();
     for l in lag {
+        let Some(records) = l.lag_records else {
+            continue;
+        };
         let entry = by_topic.entry(l.topic.as_str()).or_default();
-        entry.0 += l.lag_records;
-        entry.1 = entry.1.max(l.lag_seconds);
+        entry.0 += records;
+        if let Some(seconds) = l.lag_seconds {
+            entry.1 = Some(entry.1.map_or(seconds, |worst| worst.max(seconds)));
+        }
     }
     by_topic
 }
