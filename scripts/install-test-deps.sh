@@ -7,6 +7,10 @@
 #   kcat                      Debian package
 #   prometheus                Debian package (tests/dashboards/check_dashboards.py runs the
 #                             binary itself; the package's service is not used)
+#   go, sarama, kafka-go      Debian packages golang-go, golang-github-shopify-sarama-dev,
+#                             golang-github-segmentio-kafka-go-dev (sources under
+#                             /usr/share/gocode; tests/compat/go/run.sh builds offline); gcc
+#                             for cgo (sarama's zstd binding links the system libzstd)
 #   .venv/                    tests/compat/python/requirements.txt (binary wheels only)
 #   tests/compat/node/        npm ci from package-lock.json
 set -euo pipefail
@@ -26,6 +30,10 @@ command -v npm >/dev/null || missing+=(npm)
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     missing+=(python3-venv)
 fi
+command -v go >/dev/null || missing+=(golang-go)
+command -v gcc >/dev/null || missing+=(gcc)
+[[ -d /usr/share/gocode/src/github.com/Shopify/sarama ]] || missing+=(golang-github-shopify-sarama-dev)
+[[ -d /usr/share/gocode/src/github.com/segmentio/kafka-go ]] || missing+=(golang-github-segmentio-kafka-go-dev)
 if ((${#missing[@]})); then
     echo "install-test-deps: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq
@@ -62,4 +70,4 @@ if ! stamp_ok "$NODE_STAMP" "$NODE_DIR/package-lock.json"; then
     write_stamp "$NODE_STAMP" "$NODE_DIR/package-lock.json"
 fi
 
-echo "install-test-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), $(.venv/bin/python --version), node $(node --version), prometheus $(prometheus --version 2>&1 | sed -n 's/^prometheus, version \([^ ]*\).*/\1/p')"
+echo "install-test-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), $(.venv/bin/python --version), node $(node --version), prometheus $(prometheus --version 2>&1 | sed -n 's/^prometheus, version \([^ ]*\).*/\1/p'), $(go version | cut -d' ' -f3)"

@@ -311,6 +311,17 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[OFFSET_LEADER_EPOCH..OFFSET_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
+/// Writes the max timestamp, which lies inside the CRC span, and the CRC again over it.
+/// For a producer that wrote a max timestamp its records contradict (sarama before 1.23
+/// leaves it -1), as Kafka's broker sets it from the records on append.
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp_ms: i64) {
+    assert!(batch.len() >= BATCH_HEADER_BYTES, "not a batch header");
+    batch[OFFSET_MAX_TIMESTAMP..OFFSET_MAX_TIMESTAMP + 8]
+        .copy_from_slice(&max_timestamp_ms.to_be_bytes());
+    let crc = crate::crc::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+    batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Splits a records blob (a produce request's or a segment's bytes) into batches.
 ///
 /// Yields `Err` once for the first malformed or truncated batch and then stops: bytes after a
@@ -494,6 +505,21 @@ mod tests {
         assert_eq!(batch.base_offset(), 1_234_567);
         assert_eq!(batch.partition_leader_epoch(), 7);
         assert_eq!(batch.last_offset(), 1_234_569);
+        assert!(batch.verify_crc().is_ok());
+    }
+
+    #[test]
+    fn setting_the_max_timestamp_rewrites_the_crc() {
+        let mut raw = sample(b"xyz").to_vec();
+        set_max_timestamp(&mut raw, 9_999);
+        let batch = RecordBatch::parse(Bytes::from(raw)).expect("valid batch");
+        assert_eq!(batch.max_timestamp(), 9_999);
+        assert_eq!(
+            batch.base_timestamp(),
+            1_000,
+            "only the max timestamp changes"
+        );
+        assert_eq!(batch.records_bytes().as_ref(), b"xyz");
         assert!(batch.verify_crc().is_ok());
     }
 

@@ -7,8 +7,9 @@
 For each suite: a new data directory, two free loopback ports, `runnel-broker --data-dir …
 --listen … --http-listen …`, a wait until the Kafka port accepts, the suite (bounded in time),
 then the broker is stopped. Each suite's own pass/fail/skip counts are read from its report
-(JUnit XML for pytest, TAP for node:test, the closing line for kcat.sh). Closes with
-`compat: N passed, M failed` and exits non-zero on any failure. Standard library only.
+(JUnit XML for pytest, TAP for node:test, the closing line for kcat.sh and go/run.sh).
+Closes with `compat: N passed, M failed` and exits non-zero on any failure. Standard library
+only.
 """
 
 import argparse
@@ -84,16 +85,22 @@ def suites(args, report_dir):
                 "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", f"--junitxml={report}", "-o", "junit_family=xunit2"]
         return argv, COMPAT, report, junit_counts
 
+    def closing_line(name, script):
+        """A script that prints one line per test and a closing count line (kcat.sh's contract)."""
+        log = os.path.join(report_dir, f"{name}.log")
+        return ["bash", "-c", f'set -o pipefail; bash "{script}" | tee "{log}"'], ROOT, log, closing_line_counts
+
     tap = os.path.join(report_dir, "kafkajs.tap")
-    log = os.path.join(report_dir, "kcat.log")
     return {
-        "kcat": (["bash", "-c", f'set -o pipefail; bash "{COMPAT}/kcat.sh" | tee "{log}"'], ROOT, log, closing_line_counts),
+        "kcat": closing_line("kcat", os.path.join(COMPAT, "kcat.sh")),
         "confluent-kafka": pytest("confluent-kafka", "python/test_confluent.py"),
         "kafka-python": pytest("kafka-python", "python/test_kafka_python.py"),
         "compaction": pytest("compaction", "python/test_compaction.py"),
         "kafkajs": (["node", "--test", "--test-reporter=spec", "--test-reporter-destination=stdout",
                      "--test-reporter=tap", f"--test-reporter-destination={tap}", "kafkajs.test.js"],
                     os.path.join(COMPAT, "node"), tap, tap_counts),
+        # sarama and kafka-go, built offline from Debian's Go packages (tests/compat/go/run.sh).
+        "go": closing_line("go", os.path.join(COMPAT, "go", "run.sh")),
         # -s: the suite prints the rebalance times each client saw.
         "groups": pytest("groups", "groups/test_groups.py", "-s"),
     }

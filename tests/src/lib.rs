@@ -10,6 +10,7 @@
 //! - [`requests`]: short constructors for the requests tests use most.
 //! - [`http`]: a minimal HTTP/1.1 GET for the broker's `/metrics` and `/v1/…` endpoints.
 //! - [`proxy`]: a TCP proxy whose connections can be stalled, as a paused broker's would.
+//! - [`wire`]: requests built and responses read byte by byte.
 //!
 //! Every read has a timeout ([`IO_TIMEOUT`]) so a broker bug fails a test instead of
 //! hanging it. Helpers panic on failure: they are for tests only.
@@ -266,3 +267,4 @@ pub mod http;
 pub mod proxy;
 pub mod records;
 pub mod requests;
+pub mod wire;

@@ -1,8 +1,10 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs over TCP at the lowest and
-//! highest versions we advertise: alter → describe reflects it, and survives a restart.
+//! highest versions we advertise: alter → describe reflects it, and survives a restart;
+//! DescribeConfigs v0's wire format byte by byte.
 
 #![allow(clippy::unwrap_used)]
 
+use bytes::{Buf, BufMut, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
@@ -13,6 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::records::batch_at;
 use runnel_tests::requests::{alter_configs, creatable_topic, metadata, produce};
+use runnel_tests::wire::{frame, get_nullable_str, get_str, put_str};
 use runnel_tests::{TestBroker, TestClient};
 
 const TOPIC: i8 = 2;
@@ -526,4 +529,78 @@ async fn broker_set_defaults_are_static_broker_config() {
         entry(&result, "retention.ms"),
         ("1000".to_owned(), SOURCE_DYNAMIC_TOPIC)
     );
+}
+
+/// DescribeConfigs v0, as sarama before 1.23 sends it for `ListTopics` and `DescribeConfig`
+/// (the broker used to close the connection). Built and read byte by byte, so the wire format
+/// is checked against Kafka's v0 schema rather than against our codec: no include_synonyms in
+/// the request; in the response `is_default` where v1 has the source, and no synonyms.
+#[tokio::test]
+async fn describe_v0_wire_format_says_is_default_and_has_no_synonyms() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    topic(&mut client, "t").await;
+    assert_eq!(
+        alter(&mut client, 0, "t", &[("retention.ms", "123456")]).await,
+        0
+    );
+
+    let mut body = BytesMut::new();
+    body.put_i32(1); // resources
+    body.put_i8(TOPIC);
+    put_str(&mut body, "t");
+    body.put_i32(2); // configuration keys
+    put_str(&mut body, "retention.ms");
+    put_str(&mut body, "cleanup.policy");
+    client.send_raw(&frame(32, 0, &body)).await;
+    let mut response = client
+        .read_frame()
+        .await
+        .expect("a v0 response, not a closed connection");
+    assert_eq!(response.get_i32(), 1, "correlation id");
+    assert_eq!(response.get_i32(), 0, "throttle time");
+    assert_eq!(response.get_i32(), 1, "results");
+    assert_eq!(response.get_i16(), 0, "error code");
+    let _error_message = get_nullable_str(&mut response);
+    assert_eq!(response.get_i8(), TOPIC);
+    assert_eq!(get_str(&mut response), "t");
+    let mut configs = Vec::new();
+    for _ in 0..response.get_i32() {
+        let name = get_str(&mut response);
+        let value = get_nullable_str(&mut response);
+        let read_only = response.get_u8();
+        let is_default = response.get_u8();
+        let is_sensitive = response.get_u8();
+        configs.push((name, value, read_only, is_default, is_sensitive));
+    }
+    assert_eq!(response.remaining(), 0, "nothing after the configs at v0");
+    configs.sort();
+    assert_eq!(
+        configs,
+        vec![
+            (
+                "cleanup.policy".to_owned(),
+                Some("delete".to_owned()),
+                0,
+                1,
+                0
+            ),
+            (
+                "retention.ms".to_owned(),
+                Some("123456".to_owned()),
+                0,
+                0,
+                0
+            ),
+        ]
+    );
+
+    // Our codec reads v0 back the same way: default → DEFAULT source, otherwise UNKNOWN.
+    let result = describe(&mut client, 0, TOPIC, "t", false).await;
+    assert_eq!(entry(&result, "retention.ms"), ("123456".to_owned(), 0));
+    assert_eq!(
+        entry(&result, "cleanup.policy"),
+        ("delete".to_owned(), SOURCE_DEFAULT)
+    );
+    assert!(result.configs.iter().all(|c| c.synonyms.is_empty()));
 }

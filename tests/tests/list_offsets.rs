@@ -1,10 +1,14 @@
-//! ListOffsets: earliest, latest, max timestamp, by timestamp, unknown partitions.
+//! ListOffsets: earliest, latest, max timestamp, by timestamp, unknown partitions, and
+//! batches whose producer left the max timestamp unset.
 
 #![allow(clippy::unwrap_used)]
 
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use runnel_tests::records::{batch_at, KeyValue};
-use runnel_tests::requests::{list_offsets, metadata, produce};
+use kafka_protocol::records::Compression;
+use runnel_protocol::batch::{set_max_timestamp, BatchSplitter};
+use runnel_tests::records::{batch_at, batch_with, KeyValue};
+use runnel_tests::requests::{fetch, list_offsets, metadata, produce};
 use runnel_tests::{TestBroker, TestClient};
 
 async fn offset_at(
@@ -71,4 +75,56 @@ async fn unknown_partitions_are_errors() {
     let (code, offset, _) = offset_at(&mut client, "missing", -1, 7).await;
     assert_eq!(code, ResponseError::UnknownTopicOrPartition.code());
     assert_eq!(offset, -1);
+}
+
+/// A batch's header max timestamp as sarama before 1.23 writes it: -1 (it never sets it),
+/// with the CRC made valid again over that.
+fn without_max_timestamp(batch: Bytes) -> Bytes {
+    let mut raw = batch.to_vec();
+    set_max_timestamp(&mut raw, -1);
+    Bytes::from(raw)
+}
+
+/// sarama before 1.23 sends every batch with max timestamp -1. Kafka's broker sets the max
+/// from the records on append; Runnel used to store the -1, so the time index never saw
+/// those batches and ListOffsets by timestamp answered -1 (found by the Go compat suite).
+#[tokio::test]
+async fn batches_sent_without_a_max_timestamp_are_found_by_timestamp() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["legacy"])), 12).await;
+    let recs: Vec<KeyValue<'_>> = (0..3).map(|_| (None, Some(&b"v"[..]))).collect();
+    // Offsets 0-2 at 1000-1002 (uncompressed), 3-5 at 2000-2002 (gzip: read only by
+    // decompressing).
+    for (ts, compression) in [(1_000, Compression::None), (2_000, Compression::Gzip)] {
+        let batch = without_max_timestamp(batch_with(&recs, ts, compression));
+        let response = client.send(produce("legacy", 0, batch, 1), 9).await;
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, 0, "{:?}", partition.error_message);
+    }
+    assert_eq!(
+        offset_at(&mut client, "legacy", 1_001, 7).await,
+        (0, 1, 1_001)
+    );
+    assert_eq!(
+        offset_at(&mut client, "legacy", 1_500, 7).await,
+        (0, 3, 2_000)
+    );
+    assert_eq!(
+        offset_at(&mut client, "legacy", 2_002, 7).await,
+        (0, 5, 2_002)
+    );
+    assert_eq!(offset_at(&mut client, "legacy", -3, 7).await, (0, 5, 2_002));
+
+    // Fetched batches carry the max timestamp of their records, under a valid CRC.
+    let response = client.send(fetch("legacy", 0, 0, 0, 1), 12).await;
+    let records = response.responses[0].partitions[0].records.clone().unwrap();
+    let maxima: Vec<i64> = BatchSplitter::new(records)
+        .map(|batch| {
+            let batch = batch.unwrap();
+            assert!(batch.verify_crc().is_ok());
+            batch.max_timestamp()
+        })
+        .collect();
+    assert_eq!(maxima, vec![1_002, 2_002]);
 }

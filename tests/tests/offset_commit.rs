@@ -1,13 +1,13 @@
 //! Committed offsets over TCP: simple (generation -1) commits at every version, fetches at
 //! every version, member commits with stale generations and unknown members, unknown
-//! partitions failing alone, OffsetDelete, offsets surviving a broker restart, and offsets
-//! of a deleted topic removed.
+//! partitions failing alone, OffsetDelete, offsets surviving a broker restart, offsets
+//! of a deleted topic removed, and v1's wire format byte by byte.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::offset_commit_request::{
@@ -25,6 +25,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::requests::topic_name;
+use runnel_tests::wire::{frame, get_str, put_str};
 use runnel_tests::{TestBroker, TestClient};
 
 fn s(text: &str) -> StrBytes {
@@ -108,7 +109,7 @@ async fn simple_commits_and_fetches_at_every_version_survive_restart() {
     let broker = TestBroker::start().await;
     create_topic(&broker, "orders", 3);
     let mut client = broker.client().await;
-    for version in 2..=8 {
+    for version in 1..=8 {
         let offset = i64::from(version) * 10;
         let codes = commit_codes(
             &mut client,
@@ -318,4 +319,62 @@ async fn deleting_a_topic_removes_its_committed_offsets() {
         vec![-1, -1]
     );
     assert_eq!(fetch(&mut client, "g", "kept", &[0], 7).await, vec![3]);
+}
+
+/// OffsetCommit v1, as sarama before 1.23 sends it by default (the broker used to close the
+/// connection, so a sarama consumer group never committed). Built and read byte by byte, so
+/// the wire format is checked against Kafka's v1 schema rather than against our codec: a
+/// commit timestamp per partition and no retention time; a response without throttle time.
+#[tokio::test]
+async fn v1_commits_carry_a_timestamp_per_partition_and_are_stored() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "orders", 2);
+    let mut client = broker.client().await;
+
+    let mut body = BytesMut::new();
+    put_str(&mut body, "legacy");
+    body.put_i32(-1); // generation: a simple (non-member) commit
+    put_str(&mut body, "");
+    body.put_i32(1); // topics
+    put_str(&mut body, "orders");
+    body.put_i32(2); // partitions
+    for (partition, offset, timestamp_ms, metadata) in
+        [(0, 42_i64, -1_i64, "m0"), (1, 7, 1_700_000_000_000, "")]
+    {
+        body.put_i32(partition);
+        body.put_i64(offset);
+        body.put_i64(timestamp_ms);
+        put_str(&mut body, metadata);
+    }
+    client.send_raw(&frame(8, 1, &body)).await;
+    let mut response = client
+        .read_frame()
+        .await
+        .expect("a v1 response, not a closed connection");
+    assert_eq!(response.get_i32(), 1, "correlation id");
+    assert_eq!(response.get_i32(), 1, "topics");
+    assert_eq!(get_str(&mut response), "orders");
+    assert_eq!(response.get_i32(), 2, "partitions");
+    for partition in 0..2 {
+        assert_eq!(response.get_i32(), partition);
+        assert_eq!(response.get_i16(), 0, "error code of partition {partition}");
+    }
+    assert_eq!(response.remaining(), 0, "nothing after the topics at v1");
+    assert_eq!(
+        fetch(&mut client, "legacy", "orders", &[0, 1], 1).await,
+        vec![42, 7]
+    );
+
+    // Our codec writes v1 the same way.
+    let codes = commit_codes(
+        &mut client,
+        commit("legacy", "", -1, &[("orders", 1, 9)]),
+        1,
+    )
+    .await;
+    assert_eq!(codes, vec![0]);
+    assert_eq!(
+        fetch(&mut client, "legacy", "orders", &[0, 1], 7).await,
+        vec![42, 9]
+    );
 }

@@ -1,4 +1,6 @@
-//! DescribeConfigs (v1–4): a topic's effective configs, or this broker's topic defaults.
+//! DescribeConfigs (v0–4): a topic's effective configs, or this broker's topic defaults.
+//! v0 (sarama before 1.23 sends it for `ListTopics` and `DescribeConfig`) has no synonyms
+//! and says `is_default` where v1 says the source; the codec derives it from the source.
 //!
 //! Also owns what the admin handlers know about config keys beyond their values: the Kafka
 //! type of each key, its broker-level synonym (`retention.ms` ↔ `log.retention.ms`) and a

@@ -1,4 +1,6 @@
-//! OffsetCommit (v2–8): answers once the offsets are durable in `__consumer_offsets`.
+//! OffsetCommit (v1–8): answers once the offsets are durable in `__consumer_offsets`.
+//! v1 (sarama's default before 1.23) carries a commit timestamp per partition instead of a
+//! retention time; Runnel ignores it, so such offsets keep the broker's default retention.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,

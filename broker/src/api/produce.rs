@@ -18,16 +18,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::batch::{
-    BatchError, BatchSplitter, Compression, RecordBatch, BATCH_HEADER_BYTES,
+    set_max_timestamp, BatchError, BatchSplitter, Compression, RecordBatch, BATCH_HEADER_BYTES,
 };
-use runnel_protocol::records::records;
+use runnel_protocol::records::{records, Record};
 
 use super::create_topics::Refusal;
 use super::errors::{log_error_code, log_error_i16};
@@ -37,11 +37,12 @@ use crate::budget::DecompressionBudget;
 use crate::log::{MessageTimestampType, PartitionLog, TopicConfig};
 use crate::producers::{AppendOutcome, ProduceError, SequenceError};
 
-/// Upper bound on decompressed records when checking keys on a compacted topic (lowered to
-/// the decompression budget when that is smaller).
-const KEY_CHECK_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+/// Upper bound on decompressed records when the produce path reads records (keys on a
+/// compacted topic; a max timestamp to repair), lowered to the decompression budget when
+/// that is smaller.
+const RECORDS_SCAN_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
-/// How long a key check waits for decompression budget before its partition fails with
+/// How long a records scan waits for decompression budget before its partition fails with
 /// REQUEST_TIMED_OUT. The wait blocks the connection's thread, so it is kept shorter than a
 /// decompression at the 64 MiB bound takes.
 const DECOMPRESSION_WAIT_MS_MAX: u64 = 100;
@@ -301,9 +302,12 @@ pub fn validate_batches(
     let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
     let mut batches = Vec::new();
     for batch in BatchSplitter::new(records) {
-        let batch = batch.map_err(framing_error)?;
+        let mut batch = batch.map_err(framing_error)?;
         validate_batch(&batch, max_message_bytes)?;
         if config.message_timestamp_type == MessageTimestampType::CreateTime {
+            if max_timestamp_contradicted(&batch) {
+                batch = restamp_max_timestamp(&batch, budget)?;
+            }
             check_timestamp_bounds(&batch, config, now_ms)?;
         }
         if config.cleanup_policy.compact {
@@ -411,8 +415,55 @@ fn check_keys(
     batch: &RecordBatch,
     budget: &DecompressionBudget,
 ) -> Result<(), (ResponseError, String)> {
+    scan_records(batch, budget, |record| {
+        if record.key.is_none() {
+            let message = "compacted topic: every record needs a key".to_owned();
+            return Err((ResponseError::InvalidRecord, message));
+        }
+        Ok(())
+    })
+}
+
+/// A CreateTime batch whose header max timestamp is below its base timestamp: the max is
+/// wrong, since the base is the first record's. sarama before 1.23 never sets the max
+/// (it sends -1), which left such batches out of the time index: ListOffsets by timestamp
+/// skipped them and time retention misjudged their segments.
+fn max_timestamp_contradicted(batch: &RecordBatch) -> bool {
+    batch.base_timestamp() != NO_TIMESTAMP && batch.max_timestamp() < batch.base_timestamp()
+}
+
+/// The batch with its max timestamp set from its records (and its CRC again), as Kafka's
+/// broker sets it on every append. Only contradicted batches come here, so a well-formed
+/// batch is still never decompressed on the produce path.
+fn restamp_max_timestamp(
+    batch: &RecordBatch,
+    budget: &DecompressionBudget,
+) -> Result<RecordBatch, (ResponseError, String)> {
+    let mut max_ms = batch.base_timestamp();
+    scan_records(batch, budget, |record| {
+        max_ms = max_ms.max(record.timestamp);
+        Ok(())
+    })?;
+    let mut bytes = BytesMut::from(batch.as_bytes().as_ref());
+    set_max_timestamp(&mut bytes, max_ms);
+    let restamped = RecordBatch::parse(bytes.freeze()).map_err(framing_error)?;
+    debug_assert_eq!(restamped.max_timestamp(), max_ms);
+    debug_assert!(
+        restamped.verify_crc().is_ok(),
+        "CRC rewritten over the new max"
+    );
+    Ok(restamped)
+}
+
+/// Calls `visit` on every record of `batch`, decompressing under a budget permit (see
+/// [`check_keys`] for why a missing permit is REQUEST_TIMED_OUT).
+fn scan_records(
+    batch: &RecordBatch,
+    budget: &DecompressionBudget,
+    mut visit: impl FnMut(&Record) -> Result<(), (ResponseError, String)>,
+) -> Result<(), (ResponseError, String)> {
     let capacity_bytes = usize::try_from(budget.capacity_bytes()).unwrap_or(usize::MAX);
-    let bound_bytes = KEY_CHECK_MAX_UNCOMPRESSED_BYTES.min(capacity_bytes);
+    let bound_bytes = RECORDS_SCAN_MAX_UNCOMPRESSED_BYTES.min(capacity_bytes);
     // Uncompressed records are read in place: nothing to budget.
     let compressed = !matches!(batch.compression(), Ok(Compression::None));
     let wait = Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX);
@@ -431,10 +482,7 @@ fn check_keys(
         records(batch, bound_bytes).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
     for record in iter {
         let record = record.map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
-        if record.key.is_none() {
-            let message = "compacted topic: every record needs a key".to_owned();
-            return Err((ResponseError::InvalidRecord, message));
-        }
+        visit(&record)?;
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ pub struct Committer {
     pub member_id: String,
     pub group_instance_id: Option<String>,
     pub generation_id: i32,
-    /// OffsetCommit v2–v4 `retention_time_ms` (-1: broker default).
+    /// OffsetCommit v2–v4 `retention_time_ms` (-1, and always at v1: broker default).
     pub retention_time_ms: i64,
 }
 

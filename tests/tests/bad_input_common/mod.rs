@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::ApiVersionsRequest;
 use runnel_tests::requests::{list_offsets, produce};
 use runnel_tests::{TestBroker, TestClient};
@@ -27,18 +27,7 @@ pub async fn still_serves(broker: &TestBroker) {
     assert_eq!(response.error_code, 0);
 }
 
-/// Size prefix, then a v1 request header (api key, version, correlation id, null client
-/// id), then `body`.
-pub fn frame(api_key: i16, version: i16, body: &[u8]) -> Bytes {
-    let mut frame = BytesMut::new();
-    frame.put_i32(10 + body.len() as i32);
-    frame.put_i16(api_key);
-    frame.put_i16(version);
-    frame.put_i32(1);
-    frame.put_i16(-1);
-    frame.put_slice(body);
-    frame.freeze()
-}
+pub use runnel_tests::wire::frame;
 
 pub fn header_only(api_key: i16, version: i16) -> Bytes {
     frame(api_key, version, &[])

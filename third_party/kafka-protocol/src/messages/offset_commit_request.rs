@@ -125,7 +125,7 @@ impl OffsetCommitRequest {
 #[cfg(feature = "client")]
 impl Encodable for OffsetCommitRequest {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 2 || version > 9 {
+        if version < 1 || version > 9 { // runnel patch: v1 (Kafka < 4.0)
             bail!("specified version not supported by this message type");
         }
         if version >= 8 {
@@ -150,7 +150,7 @@ impl Encodable for OffsetCommitRequest {
                 bail!("A field is set that is not available on the selected protocol version");
             }
         }
-        if version <= 4 {
+        if (2..=4).contains(&version) { // runnel patch: not in v1
             types::Int64.encode(buf, &self.retention_time_ms)?;
         }
         if version >= 8 {
@@ -196,7 +196,7 @@ impl Encodable for OffsetCommitRequest {
                 bail!("A field is set that is not available on the selected protocol version");
             }
         }
-        if version <= 4 {
+        if (2..=4).contains(&version) { // runnel patch: not in v1
             total_size += types::Int64.compute_size(&self.retention_time_ms)?;
         }
         if version >= 8 {
@@ -224,7 +224,7 @@ impl Encodable for OffsetCommitRequest {
 #[cfg(feature = "broker")]
 impl Decodable for OffsetCommitRequest {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 2 || version > 9 {
+        if version < 1 || version > 9 { // runnel patch: v1 (Kafka < 4.0)
             bail!("specified version not supported by this message type");
         }
         let group_id = if version >= 8 {
@@ -247,7 +247,7 @@ impl Decodable for OffsetCommitRequest {
         } else {
             None
         };
-        let retention_time_ms = if version <= 4 {
+        let retention_time_ms = if (2..=4).contains(&version) { // runnel patch: not in v1
             types::Int64.decode(buf)?
         } else {
             -1
@@ -295,7 +295,7 @@ impl Default for OffsetCommitRequest {
 }
 
 impl Message for OffsetCommitRequest {
-    const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 }; // runnel patch
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
@@ -317,6 +317,12 @@ pub struct OffsetCommitRequestPartition {
     ///
     /// Supported API versions: 6-9
     pub committed_leader_epoch: i32,
+
+    /// runnel patch: the commit time in ms (-1: when the broker receives it), from which
+    /// a Kafka broker measured the offset's retention.
+    ///
+    /// Supported API versions: 1
+    pub commit_timestamp: i64,
 
     /// Any associated metadata the client wants to keep.
     ///
@@ -379,11 +385,14 @@ impl OffsetCommitRequestPartition {
 #[cfg(feature = "client")]
 impl Encodable for OffsetCommitRequestPartition {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 2 || version > 9 {
+        if version < 1 || version > 9 { // runnel patch: v1 (Kafka < 4.0)
             bail!("specified version not supported by this message type");
         }
         types::Int32.encode(buf, &self.partition_index)?;
         types::Int64.encode(buf, &self.committed_offset)?;
+        if version == 1 {
+            types::Int64.encode(buf, &self.commit_timestamp)?; // runnel patch
+        }
         if version >= 6 {
             types::Int32.encode(buf, &self.committed_leader_epoch)?;
         }
@@ -410,6 +419,9 @@ impl Encodable for OffsetCommitRequestPartition {
         let mut total_size = 0;
         total_size += types::Int32.compute_size(&self.partition_index)?;
         total_size += types::Int64.compute_size(&self.committed_offset)?;
+        if version == 1 {
+            total_size += types::Int64.compute_size(&self.commit_timestamp)?; // runnel patch
+        }
         if version >= 6 {
             total_size += types::Int32.compute_size(&self.committed_leader_epoch)?;
         }
@@ -437,11 +449,17 @@ impl Encodable for OffsetCommitRequestPartition {
 #[cfg(feature = "broker")]
 impl Decodable for OffsetCommitRequestPartition {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 2 || version > 9 {
+        if version < 1 || version > 9 { // runnel patch: v1 (Kafka < 4.0)
             bail!("specified version not supported by this message type");
         }
         let partition_index = types::Int32.decode(buf)?;
         let committed_offset = types::Int64.decode(buf)?;
+        // runnel patch
+        let commit_timestamp = if version == 1 {
+            types::Int64.decode(buf)?
+        } else {
+            -1
+        };
         let committed_leader_epoch = if version >= 6 {
             types::Int32.decode(buf)?
         } else {
@@ -467,6 +485,7 @@ impl Decodable for OffsetCommitRequestPartition {
             partition_index,
             committed_offset,
             committed_leader_epoch,
+            commit_timestamp, // runnel patch
             committed_metadata,
             unknown_tagged_fields,
         })
@@ -479,6 +498,7 @@ impl Default for OffsetCommitRequestPartition {
             partition_index: 0,
             committed_offset: 0,
             committed_leader_epoch: -1,
+            commit_timestamp: -1, // runnel patch
             committed_metadata: Some(Default::default()),
             unknown_tagged_fields: BTreeMap::new(),
         }
@@ -486,7 +506,7 @@ impl Default for OffsetCommitRequestPartition {
 }
 
 impl Message for OffsetCommitRequestPartition {
-    const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 }; // runnel patch
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
@@ -556,7 +576,7 @@ impl OffsetCommitRequestTopic {
 #[cfg(feature = "client")]
 impl Encodable for OffsetCommitRequestTopic {
     fn encode<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> Result<()> {
-        if version < 2 || version > 9 {
+        if version < 1 || version > 9 { // runnel patch: v1 (Kafka < 4.0)
             bail!("specified version not supported by this message type");
         }
         if version >= 8 {
@@ -615,7 +635,7 @@ impl Encodable for OffsetCommitRequestTopic {
 #[cfg(feature = "broker")]
 impl Decodable for OffsetCommitRequestTopic {
     fn decode<B: ByteBuf>(buf: &mut B, version: i16) -> Result<Self> {
-        if version < 2 || version > 9 {
+        if version < 1 || version > 9 { // runnel patch: v1 (Kafka < 4.0)
             bail!("specified version not supported by this message type");
         }
         let name = if version >= 8 {
@@ -661,7 +681,7 @@ impl Default for OffsetCommitRequestTopic {
 }
 
 impl Message for OffsetCommitRequestTopic {
-    const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 }; // runnel patch
     const DEPRECATED_VERSIONS: Option<VersionRange> = None;
 }
 
