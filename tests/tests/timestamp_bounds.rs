@@ -21,6 +21,7 @@ const HOUR_MS: i64 = 3_600_000;
 const INVALID_TIMESTAMP: i16 = 32;
 const RESOURCE_TOPIC: i8 = 2;
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 const OP_SET: i8 = 0;
 const BEFORE: &str = "message.timestamp.before.max.ms";
@@ -116,9 +117,10 @@ async fn produce_outside_the_timestamp_bounds_is_invalid_timestamp() {
         described(&mut client, "bounded", BEFORE).await,
         ("3600000".to_owned(), SOURCE_DYNAMIC_TOPIC)
     );
+    // The operator's broker-wide value, not Kafka's built-in default.
     assert_eq!(
         described(&mut client, "bounded", AFTER).await,
-        ("3600000".to_owned(), SOURCE_DEFAULT)
+        ("3600000".to_owned(), SOURCE_STATIC_BROKER)
     );
 
     let now = now_ms();
