@@ -2,7 +2,7 @@
 //! earliest, latest; sent to each partition's leader), OffsetCommit and OffsetFetch (sent to
 //! the group's coordinator connection the caller passes in).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
@@ -32,7 +32,9 @@ pub async fn list_offsets(
     timestamp: i64,
 ) -> Result<BTreeMap<TopicPartition, i64>> {
     let mut by_leader: HashMap<i32, Vec<&TopicPartition>> = HashMap::new();
-    for tp in partitions {
+    // Each partition once: a broker answers a partition named twice with INVALID_REQUEST.
+    let unique: BTreeSet<&TopicPartition> = partitions.iter().collect();
+    for tp in unique {
         let leader = cluster.leader(&tp.topic, tp.partition).await?;
         by_leader.entry(leader).or_default().push(tp);
     }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::Compression;
 use runnel_protocol::batch::{set_max_timestamp, BatchSplitter};
-use runnel_tests::records::{batch_at, batch_with, KeyValue};
+use runnel_tests::records::{batch_at, batch_with, values, KeyValue};
 use runnel_tests::requests::{fetch, list_offsets, metadata, produce};
 use runnel_tests::{TestBroker, TestClient};
 
@@ -127,4 +127,51 @@ async fn batches_sent_without_a_max_timestamp_are_found_by_timestamp() {
         })
         .collect();
     assert_eq!(maxima, vec![1_002, 2_002]);
+}
+
+/// Kafka answers every entry of a partition named more than once in one request with
+/// INVALID_REQUEST (KafkaApis' `duplicatePartitions`), whichever topic entry names it again;
+/// the other partitions of the request are answered as usual.
+#[tokio::test]
+async fn a_partition_named_twice_is_an_invalid_request() {
+    use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let response = client.send(metadata(Some(&["dup", "single"])), 12).await;
+    assert!(response.topics.iter().all(|t| t.error_code == 0));
+    let produced = client.send(produce("dup", 0, values(&["v"]), 1), 9).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let invalid = ResponseError::InvalidRequest.code();
+    for version in [1, 7] {
+        // Twice in one topic entry, and again in a second entry of the same topic.
+        let mut request = list_offsets("dup", 0, -1);
+        let again = ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(-2);
+        request.topics[0].partitions.push(again);
+        let repeated_topic = list_offsets("dup", 0, -1).topics.remove(0);
+        request.topics.push(repeated_topic);
+        request
+            .topics
+            .push(list_offsets("single", 0, -1).topics.remove(0));
+        let response = client.send(request, version).await;
+        let answers: Vec<(i16, i64, i32)> = response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| (p.error_code, p.offset, p.leader_epoch))
+            .collect();
+        // Leader epochs are a v4+ field; an error answer's is unknown (-1) in Kafka's.
+        let epoch = if version >= 4 { 0 } else { -1 };
+        assert_eq!(
+            answers,
+            [
+                (invalid, -1, -1),
+                (invalid, -1, -1),
+                (invalid, -1, -1),
+                (0, 0, epoch)
+            ],
+            "v{version}"
+        );
+    }
 }

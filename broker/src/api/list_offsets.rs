@@ -1,6 +1,8 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or the first offset whose
 //! timestamp is at least the one asked for.
 
+use std::collections::HashSet;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
@@ -21,17 +23,22 @@ pub fn handle(
     header: &RequestHeader,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let version = header.request_api_version;
+    let duplicates = duplicate_partitions(&request);
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut topic_response = ListOffsetsTopicResponse::default();
         topic_response.name = topic.name;
         for partition in topic.partitions {
-            let mut answer = list_partition(ctx, &name, &partition);
-            // Leader epochs exist from v4; the encoder refuses a non-default value before.
-            if header.request_api_version >= 4 {
-                answer.leader_epoch = 0;
-            }
+            let named_twice = !duplicates.is_empty()
+                && duplicates.contains(&(name.clone(), partition.partition_index));
+            let answer = if named_twice {
+                // Kafka answers each entry so; which one was meant is anyone's guess.
+                unknown_offset(&partition, ResponseError::InvalidRequest.code())
+            } else {
+                list_partition(ctx, &name, &partition, version)
+            };
             topic_response.partitions.push(answer);
         }
         response.topics.push(topic_response);
@@ -39,33 +46,61 @@ pub fn handle(
     response
 }
 
+/// Partitions named more than once in `request`, over all its topic entries (Kafka's
+/// `ListOffsetsRequest.duplicatePartitions`).
+fn duplicate_partitions(request: &ListOffsetsRequest) -> HashSet<(String, i32)> {
+    let mut seen = HashSet::new();
+    let mut duplicates = HashSet::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            let key = (topic.name.0.as_str(), partition.partition_index);
+            if !seen.insert(key) {
+                duplicates.insert((key.0.to_owned(), key.1));
+            }
+        }
+    }
+    duplicates
+}
+
+/// A partition answered with `error_code` and no offset or timestamp (-1), its leader
+/// epoch unknown too (-1, the field's default, as Kafka's answers without an offset leave it).
+fn unknown_offset(request: &ListOffsetsPartition, error_code: i16) -> ListOffsetsPartitionResponse {
+    let mut response = ListOffsetsPartitionResponse::default();
+    response.partition_index = request.partition_index;
+    response.error_code = error_code;
+    response.timestamp = -1;
+    response.offset = -1;
+    response
+}
+
 fn list_partition(
     ctx: &BrokerContext,
     topic: &str,
     request: &ListOffsetsPartition,
+    version: i16,
 ) -> ListOffsetsPartitionResponse {
-    let mut response = ListOffsetsPartitionResponse::default();
-    response.partition_index = request.partition_index;
-    response.timestamp = -1;
-    response.offset = -1;
     let found = ctx
         .logs
         .partition(topic, request.partition_index)
         .map_err(LookupError::from)
         .and_then(|log| lookup(&log, request.timestamp));
-    match found {
+    let error_code = match found {
         Ok(Some((offset, timestamp))) => {
+            let mut response = unknown_offset(request, 0);
             response.offset = offset;
             response.timestamp = timestamp;
+            // Leader epochs exist from v4; the encoder refuses a non-default value before.
+            if version >= 4 {
+                response.leader_epoch = 0;
+            }
+            return response;
         }
         // No record at or after the timestamp: Kafka answers offset -1, timestamp -1.
-        Ok(None) => {}
-        Err(LookupError::Log(e)) => response.error_code = log_error_i16(&e),
-        Err(LookupError::Unsupported) => {
-            response.error_code = ResponseError::UnsupportedVersion.code();
-        }
-    }
-    response
+        Ok(None) => 0,
+        Err(LookupError::Log(e)) => log_error_i16(&e),
+        Err(LookupError::Unsupported) => ResponseError::UnsupportedVersion.code(),
+    };
+    unknown_offset(request, error_code)
 }
 
 enum LookupError {
