@@ -175,3 +175,27 @@ async fn a_partition_named_twice_is_an_invalid_request() {
         );
     }
 }
+
+/// Kafka 4.0 (KAFKA-17331) answers a special timestamp sent below the version that
+/// introduced it with UNSUPPORTED_VERSION: max timestamp (-3) needs v7, earliest-local (-4)
+/// v8 and latest-tiered (-5) v9, both beyond what this broker advertises.
+#[tokio::test]
+async fn special_timestamps_below_their_version_are_unsupported() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["special"])), 12).await;
+    let produced = client
+        .send(produce("special", 0, values(&["a", "b"]), 1), 9)
+        .await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let unsupported = ResponseError::UnsupportedVersion.code();
+    for version in 1..=6 {
+        let (code, offset, _) = offset_at(&mut client, "special", -3, version).await;
+        assert_eq!((code, offset), (unsupported, -1), "-3 at v{version}");
+    }
+    assert_eq!(offset_at(&mut client, "special", -3, 7).await.0, 0);
+    for timestamp in [-4, -5, -6, i64::MIN] {
+        let (code, offset, _) = offset_at(&mut client, "special", timestamp, 7).await;
+        assert_eq!((code, offset), (unsupported, -1), "{timestamp} at v7");
+    }
+}

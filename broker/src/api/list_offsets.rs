@@ -17,6 +17,8 @@ use crate::log::{LogError, PartitionLog};
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+/// The first ListOffsets version that may ask for the max timestamp (KIP-734).
+const MAX_TIMESTAMP_VERSION_MIN: i16 = 7;
 
 pub fn handle(
     ctx: &BrokerContext,
@@ -83,7 +85,7 @@ fn list_partition(
         .logs
         .partition(topic, request.partition_index)
         .map_err(LookupError::from)
-        .and_then(|log| lookup(&log, request.timestamp));
+        .and_then(|log| lookup(&log, request.timestamp, version));
     let error_code = match found {
         Ok(Some((offset, timestamp))) => {
             let mut response = unknown_offset(request, 0);
@@ -105,7 +107,8 @@ fn list_partition(
 
 enum LookupError {
     Log(LogError),
-    /// A special timestamp this broker does not know (e.g. -4 earliest-local, -5 tiered).
+    /// A special timestamp this broker does not know (e.g. -4 earliest-local, -5 tiered), or
+    /// one sent below the version that introduced it.
     Unsupported,
 }
 
@@ -115,11 +118,17 @@ impl From<LogError> for LookupError {
     }
 }
 
-/// (offset, timestamp) for a ListOffsets timestamp query.
-fn lookup(log: &PartitionLog, timestamp: i64) -> Result<Option<(i64, i64)>, LookupError> {
+/// (offset, timestamp) for a ListOffsets timestamp query at `version`.
+fn lookup(
+    log: &PartitionLog,
+    timestamp: i64,
+    version: i16,
+) -> Result<Option<(i64, i64)>, LookupError> {
     match timestamp {
         LATEST_TIMESTAMP => Ok(Some((log.log_end_offset(), -1))),
         EARLIEST_TIMESTAMP => Ok(Some((log.log_start_offset(), -1))),
+        // Kafka (KAFKA-17331) refuses a special timestamp below the version that brought it.
+        MAX_TIMESTAMP if version < MAX_TIMESTAMP_VERSION_MIN => Err(LookupError::Unsupported),
         MAX_TIMESTAMP => {
             let found = log.max_timestamp_record()?;
             Ok(found.map(|f| (f.offset, f.timestamp)))
