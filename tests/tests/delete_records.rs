@@ -134,3 +134,36 @@ async fn refusals_at_min_and_max_versions() {
     }
     assert_eq!(earliest(&mut client, "t").await, 0);
 }
+
+/// A fetch long-polling (here for 20 s, for more bytes than the log holds) at an offset that
+/// DeleteRecords then moves below the log start is woken and answers OFFSET_OUT_OF_RANGE at
+/// once, as Kafka's delayed fetch completes when its offset leaves the log; it used to wait
+/// out its whole max wait first.
+#[tokio::test]
+async fn a_fetch_waiting_below_a_new_log_start_answers_out_of_range_at_once() {
+    use kafka_protocol::messages::FetchResponse;
+    use std::time::Duration;
+    let broker = TestBroker::start().await;
+    let mut admin = broker.client().await;
+    ten_records(&mut admin, "moving").await;
+    let mut consumer = broker.client().await;
+    consumer
+        .write_request(&fetch("moving", 0, 2, 20_000, 1 << 20), 12)
+        .await;
+    assert!(
+        consumer.is_silent_for(Duration::from_millis(300)).await,
+        "the fetch is waiting"
+    );
+    assert_eq!(
+        delete_before(&mut admin, DELETE_RECORDS_MAX, "moving", &[(0, 10)]).await,
+        [(10, 0)]
+    );
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        consumer.read_response::<FetchResponse>(12),
+    )
+    .await
+    .expect("answered well before the fetch's 20 s deadline");
+    let partition = &answer.1.responses[0].partitions[0];
+    assert_eq!(partition.error_code, ResponseError::OffsetOutOfRange.code());
+}

@@ -100,17 +100,19 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
     Completion::Pending(async move { long_poll(&plan, deadline).await }.boxed())
 }
 
-/// Re-reads when a partition's end offset moves, until `min_bytes` or the deadline; but only
+/// Re-reads when a partition's end offset moves, until `min_bytes` or the deadline (or a
+/// partition's read would fail: its log deleted, or its start moved past the offset); but only
 /// once the logs have grown enough since the last read that it could reach `min_bytes`: a
 /// read copies up to `max_bytes`, and re-reading on every small append made a fetch with a
 /// large `min_bytes` copy its growing data once per append.
 async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
-    let logs: Vec<&Arc<PartitionLog>> = plan
+    let waiting: Vec<(&Arc<PartitionLog>, i64)> = plan
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter())
-        .filter_map(|p| p.log.as_ref().ok())
+        .filter_map(|p| p.log.as_ref().ok().map(|log| (log, p.fetch_offset)))
         .collect();
+    let logs: Vec<&Arc<PartitionLog>> = waiting.iter().map(|(log, _)| *log).collect();
     let mut watches: Vec<watch::Receiver<i64>> =
         logs.iter().map(|log| log.end_offset_watch()).collect();
     // Watches and sizes are taken before each read, so an append racing it still wakes the
@@ -148,9 +150,12 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
         let reachable_bytes = u64::try_from(read_bytes)
             .unwrap_or(u64::MAX)
             .saturating_add(grown_bytes);
-        // A deleted log reads as an error, which ends the wait: read it at once.
-        let any_deleted = logs.iter().any(|log| log.is_deleted());
-        read_now = any_deleted || reachable_bytes >= plan.min_bytes as u64;
+        // A deleted log, or a fetch offset now below its log start (retention, DeleteRecords:
+        // both wake the watches), reads as an error, which ends the wait: read it at once.
+        let any_error = waiting
+            .iter()
+            .any(|(log, offset)| log.is_deleted() || *offset < log.log_start_offset());
+        read_now = any_error || reachable_bytes >= plan.min_bytes as u64;
     }
     plan.answer(plan.read())
 }

@@ -475,7 +475,8 @@ impl PartitionLog {
     pub fn high_watermark(&self) -> i64 {
         self.log_end_offset()
     }
-    /// Watches the log end offset (for long-poll fetch).
+    /// Watches the log end offset (for long-poll fetch); also woken, its value unchanged,
+    /// when the log start moves or the log is deleted.
     pub fn end_offset_watch(&self) -> watch::Receiver<i64> {
         self.end_tx.subscribe()
     }

@@ -84,6 +84,9 @@ impl PartitionLog {
         );
         self.ctx.checkpoints.set_log_start(self.key(), offset)?;
         self.log_start_offset.store(offset, Ordering::Release);
+        // A fetch long-polling below the new start must answer OFFSET_OUT_OF_RANGE now, not
+        // at its deadline: wake the end-offset watchers (the value itself is unchanged).
+        self.end_tx.send_modify(|_| {});
         Ok(())
     }
 
