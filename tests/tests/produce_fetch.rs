@@ -474,3 +474,31 @@ async fn incremental_fetches_are_fetch_session_id_not_found() {
         }
     }
 }
+
+/// A partition answered with an error carries no offsets: Kafka's ReplicaManager answers a
+/// failed read (OFFSET_OUT_OF_RANGE included) with high watermark, last stable offset and
+/// log start offset all -1 (`UnifiedLog.UNKNOWN_OFFSET`). Clients reset with ListOffsets,
+/// not from these fields.
+#[tokio::test]
+async fn an_errored_partition_answers_unknown_offsets() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "oor").await;
+    let response = client
+        .send(produce("oor", 0, values(&["a", "b"]), 1), 9)
+        .await;
+    assert_eq!(partition_error(&response), 0);
+    for version in [4, 5, 12] {
+        for offset in [-1, 3, 1_000] {
+            let response = client.send(fetch("oor", 0, offset, 0, 0), version).await;
+            let partition = &response.responses[0].partitions[0];
+            assert_eq!(partition.error_code, ResponseError::OffsetOutOfRange.code());
+            let offsets = (
+                partition.high_watermark,
+                partition.last_stable_offset,
+                partition.log_start_offset,
+            );
+            assert_eq!(offsets, (-1, -1, -1), "offset {offset} at v{version}");
+        }
+    }
+}

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::errors::log_error_i16;
 use super::{Answer, BrokerContext, Completion};
-use crate::log::{FetchRecords, LogError, PartitionLog};
+use crate::log::{FetchRecords, PartitionLog};
 use crate::metrics::traffic::count_records;
 use crate::net::file_sends::FileSends;
 
@@ -312,19 +312,9 @@ fn read_partition(
             data.log_start_offset = log_start_offset;
             data.records = Some(records);
         }
-        Err(e) => {
-            data.error_code = log_error_i16(&e);
-            if let LogError::OffsetOutOfRange {
-                log_start_offset,
-                log_end_offset,
-                ..
-            } = e
-            {
-                data.high_watermark = log_end_offset;
-                data.last_stable_offset = log_end_offset;
-                data.log_start_offset = log_start_offset;
-            }
-        }
+        // Kafka answers a failed read (OFFSET_OUT_OF_RANGE too) with every offset unknown
+        // (-1, as set above); clients find where to resume with ListOffsets.
+        Err(e) => data.error_code = log_error_i16(&e),
     }
     (data, sent_record_count)
 }
