@@ -502,3 +502,81 @@ async fn an_errored_partition_answers_unknown_offsets() {
         }
     }
 }
+
+/// zstd arrived with Produce v7 and Fetch v10 (KIP-110). Kafka refuses a zstd batch in an
+/// older Produce with UNSUPPORTED_COMPRESSION_TYPE, and answers an older Fetch that would
+/// return zstd batches the same way, since such a client cannot read them. Here a Fetch
+/// below v10 gets the batches before the first zstd one, and the error only when a zstd
+/// batch comes first.
+#[tokio::test]
+async fn zstd_needs_produce_v7_and_fetch_v10() {
+    use kafka_protocol::records::Compression;
+    use runnel_tests::records::batch_with;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "zstd").await;
+    let unsupported = ResponseError::UnsupportedCompressionType.code();
+    let batch = |value: &str, codec| batch_with(&[(None, Some(value.as_bytes()))], 1_000, codec);
+    for version in 3..=6 {
+        let response = client
+            .send(
+                produce("zstd", 0, batch("old", Compression::Zstd), 1),
+                version,
+            )
+            .await;
+        assert_eq!(
+            partition_error(&response),
+            unsupported,
+            "produce v{version}"
+        );
+    }
+    assert_eq!(end_offset(&mut client, "zstd").await, 0, "nothing appended");
+    // Offsets: 0 gzip, 1 zstd, 2 uncompressed.
+    for (value, codec) in [
+        ("gzip", Compression::Gzip),
+        ("zstd", Compression::Zstd),
+        ("plain", Compression::None),
+    ] {
+        let response = client
+            .send(produce("zstd", 0, batch(value, codec), 1), 7)
+            .await;
+        assert_eq!(partition_error(&response), 0, "{value}");
+    }
+    for version in 4..=9 {
+        let response = client.send(fetch("zstd", 0, 0, 0, 0), version).await;
+        assert_eq!(fetched(&response), ["gzip"], "fetch v{version} from 0");
+        let response = client.send(fetch("zstd", 0, 1, 0, 0), version).await;
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, unsupported, "fetch v{version} from 1");
+        assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+        let response = client.send(fetch("zstd", 0, 2, 0, 0), version).await;
+        assert_eq!(fetched(&response), ["plain"], "fetch v{version} from 2");
+    }
+    for version in 10..=12 {
+        let response = client.send(fetch("zstd", 0, 0, 0, 0), version).await;
+        assert_eq!(fetched(&response), ["gzip", "zstd", "plain"], "v{version}");
+    }
+    // Batches large enough to be sent from the segment file (offsets 3 plain, 4 zstd):
+    // an old client's are read and checked like the small ones.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: String = (0..40_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    for codec in [Compression::None, Compression::Zstd] {
+        let response = client
+            .send(produce("zstd", 0, batch(&noise, codec), 1), 7)
+            .await;
+        assert_eq!(partition_error(&response), 0, "{codec:?}");
+    }
+    let response = client.send(fetch("zstd", 0, 3, 0, 0), 9).await;
+    assert_eq!(fetched(&response), std::slice::from_ref(&noise));
+    let response = client.send(fetch("zstd", 0, 4, 0, 0), 9).await;
+    assert_eq!(response.responses[0].partitions[0].error_code, unsupported);
+    let response = client.send(fetch("zstd", 0, 3, 0, 0), 12).await;
+    assert_eq!(fetched(&response), [noise.clone(), noise]);
+}

@@ -22,6 +22,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{
     FetchRequest, FetchResponse, RequestHeader, ResponseKind, TopicName,
 };
+use runnel_protocol::batch::{first_batch_compressed_with, Compression};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -38,6 +39,8 @@ pub const FETCH_RESPONSE_MAX_BYTES: usize = 55 * 1024 * 1024;
 /// Session epochs of a full fetch: open a session (the broker may decline), or none.
 const SESSION_EPOCH_INITIAL: i32 = 0;
 const SESSION_EPOCH_FINAL: i32 = -1;
+/// The first Fetch version whose clients can read zstd batches (KIP-110).
+const FETCH_ZSTD_VERSION_MIN: i16 = 10;
 /// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
 const FETCH_WAKEUPS_MAX: usize = 10_000;
 
@@ -57,6 +60,8 @@ struct TopicPlan {
 
 /// Everything a fetch needs, owned, so the long poll can re-run it.
 struct FetchPlan {
+    /// False below Fetch v10: zstd batches are cut from answers (see [`without_zstd`]).
+    zstd_readable: bool,
     max_bytes: usize,
     min_bytes: usize,
     topics: Vec<TopicPlan>,
@@ -77,7 +82,6 @@ struct ReadPass {
 }
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest) -> Completion {
-    let _ = header;
     if ![SESSION_EPOCH_INITIAL, SESSION_EPOCH_FINAL].contains(&request.session_epoch) {
         // Before v7 the field does not exist and decodes as -1.
         let mut response = FetchResponse::default();
@@ -91,7 +95,8 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
     let max_wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
         .min(FETCH_MAX_WAIT_MS_MAX);
-    let plan = FetchPlan::new(ctx, request, replica_error);
+    let zstd_readable = header.request_api_version >= FETCH_ZSTD_VERSION_MIN;
+    let plan = FetchPlan::new(ctx, request, replica_error, zstd_readable);
     let first = plan.read();
     if max_wait_ms == 0 || first.any_error || first.records_bytes >= plan.min_bytes {
         return Completion::Ready(plan.answer(first));
@@ -166,7 +171,12 @@ fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
 }
 
 impl FetchPlan {
-    fn new(ctx: &BrokerContext, request: FetchRequest, replica_error: Option<i16>) -> FetchPlan {
+    fn new(
+        ctx: &BrokerContext,
+        request: FetchRequest,
+        replica_error: Option<i16>,
+        zstd_readable: bool,
+    ) -> FetchPlan {
         let topics = request
             .topics
             .into_iter()
@@ -196,6 +206,7 @@ impl FetchPlan {
             })
             .collect();
         FetchPlan {
+            zstd_readable,
             max_bytes: clamp_bytes(request.max_bytes),
             min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
             topics,
@@ -243,8 +254,12 @@ impl FetchPlan {
             topic_response.topic_id = topic.topic_id;
             for partition in &topic.partitions {
                 let budget_bytes = self.max_bytes.saturating_sub(records_bytes);
-                let (data, sent_record_count) =
-                    read_partition(partition, budget_bytes, records_bytes == 0, &mut sends);
+                let limits = ReadLimits {
+                    budget_bytes,
+                    first_with_data: records_bytes == 0,
+                    zstd_readable: self.zstd_readable,
+                };
+                let (data, sent_record_count) = read_partition(partition, limits, &mut sends);
                 sent_record_counts.push(sent_record_count);
                 any_error |= data.error_code != 0;
                 records_bytes += data.records.as_ref().map_or(0, Bytes::len);
@@ -262,14 +277,24 @@ impl FetchPlan {
     }
 }
 
+/// What one partition's read may return.
+#[derive(Debug, Clone, Copy)]
+struct ReadLimits {
+    /// Response bytes left.
+    budget_bytes: usize,
+    /// No partition before this one returned records.
+    first_with_data: bool,
+    /// The client reads zstd batches (Fetch v10+).
+    zstd_readable: bool,
+}
+
 /// One partition's answer. The first partition with data gets at least one whole batch even
 /// when it exceeds the limits (so a large batch can never stall a consumer); later ones only
 /// whole batches that fit. Records left in a file get a placeholder from `sends`, and their
 /// record count (from their headers) comes back beside the answer.
 fn read_partition(
     plan: &PartitionPlan,
-    budget_bytes: usize,
-    first_with_data: bool,
+    limits: ReadLimits,
     sends: &mut FileSends,
 ) -> (PartitionData, Option<u64>) {
     let mut data = PartitionData::default();
@@ -286,12 +311,15 @@ fn read_partition(
         }
     };
     let mut sent_record_count = None;
-    let limit_bytes = plan.partition_max_bytes.min(budget_bytes);
+    let limit_bytes = plan.partition_max_bytes.min(limits.budget_bytes);
     let read = log
-        .fetch_read(plan.fetch_offset, limit_bytes, first_with_data)
+        .fetch_read(plan.fetch_offset, limit_bytes, limits.first_with_data)
         .and_then(|read| {
             let records = match read.records {
                 FetchRecords::Copied(bytes) => bytes,
+                // An old client's batches are checked for zstd, so they are read, not sent
+                // from the file.
+                FetchRecords::InFile(slice) if !limits.zstd_readable => slice.read_bytes()?,
                 FetchRecords::InFile(slice) => {
                     let record_count = slice.record_count;
                     match sends.placeholder(slice) {
@@ -305,8 +333,18 @@ fn read_partition(
             };
             Ok((read.high_watermark, read.log_start_offset, records))
         });
+    let read = read.map(|(high_watermark, log_start_offset, records)| {
+        // Only clients before Fetch v10 pay for the header scan.
+        let records = if limits.zstd_readable {
+            Ok(records)
+        } else {
+            without_zstd(records)
+        };
+        records.map(|records| (high_watermark, log_start_offset, records))
+    });
     match read {
-        Ok((high_watermark, log_start_offset, records)) => {
+        Ok(Err(error_code)) => data.error_code = error_code,
+        Ok(Ok((high_watermark, log_start_offset, records))) => {
             data.high_watermark = high_watermark;
             data.last_stable_offset = high_watermark;
             data.log_start_offset = log_start_offset;
@@ -317,6 +355,17 @@ fn read_partition(
         Err(e) => data.error_code = log_error_i16(&e),
     }
     (data, sent_record_count)
+}
+
+/// `records` up to their first zstd batch, for a client too old to read one (Fetch below
+/// v10); UNSUPPORTED_COMPRESSION_TYPE when that batch comes first, as Kafka answers such a
+/// client. Headers only: nothing is decompressed.
+fn without_zstd(records: Bytes) -> Result<Bytes, i16> {
+    match first_batch_compressed_with(&records, Compression::Zstd) {
+        None => Ok(records),
+        Some(0) => Err(ResponseError::UnsupportedCompressionType.code()),
+        Some(position) => Ok(records.slice(..position)),
+    }
 }
 
 /// Most record bytes `request` may be answered with (beyond the one batch larger than the
@@ -391,7 +440,7 @@ mod tests {
                 .unwrap()
                 .log_end_offset();
             let min_bytes = min_batches * batch_bytes;
-            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), None);
+            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), None, true);
             let started = Instant::now();
             let deadline = started + Duration::from_millis(1_500);
             let poll = long_poll(&plan, deadline);

@@ -25,7 +25,8 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::batch::{
-    set_max_timestamp, BatchError, BatchSplitter, Compression, RecordBatch, BATCH_HEADER_BYTES,
+    first_batch_compressed_with, set_max_timestamp, BatchError, BatchSplitter, Compression,
+    RecordBatch, BATCH_HEADER_BYTES,
 };
 use runnel_protocol::records::{records, Record};
 
@@ -53,6 +54,9 @@ const RECORD_BYTES_MIN: i64 = 7;
 
 /// The batch timestamp meaning "none" (Kafka's `RecordBatch.NO_TIMESTAMP`).
 const NO_TIMESTAMP: i64 = -1;
+
+/// The first Produce version that may carry zstd batches (KIP-110).
+const PRODUCE_ZSTD_VERSION_MIN: i16 = 7;
 
 /// Every partition's in-sync replicas: this broker alone.
 const IN_SYNC_REPLICAS: i32 = 1;
@@ -234,6 +238,17 @@ fn produce_partition(
         Ok(log) => log,
         Err(e) => return fail(response, log_error_code(&e), e.to_string()),
     };
+    let records = data.records.unwrap_or_default();
+    // Kafka checks this first, with the request (ProduceRequest.validateRecords); only the
+    // versions before zstd pay for the header scan.
+    if version < PRODUCE_ZSTD_VERSION_MIN
+        && first_batch_compressed_with(&records, Compression::Zstd).is_some()
+    {
+        let message = format!(
+            "Produce v{version} may not carry zstd batches (v{PRODUCE_ZSTD_VERSION_MIN}+ may)"
+        );
+        return fail(response, ResponseError::UnsupportedCompressionType, message);
+    }
     let config = log.config();
     // Kafka checks the in-sync replicas before the records; here the ISR is this broker.
     if acks == -1 && config.min_insync_replicas > IN_SYNC_REPLICAS {
@@ -244,7 +259,6 @@ fn produce_partition(
         );
         return fail(response, ResponseError::NotEnoughReplicas, message);
     }
-    let records = data.records.unwrap_or_default();
     let now_ms = crate::log::now_ms();
     let batches = match validate_batches(&config, now_ms, &ctx.decompression_budget, records) {
         Ok(batches) => batches,
