@@ -110,12 +110,27 @@ pub struct BrokerArgs {
     /// Topic default `segment.bytes`.
     #[arg(long, env = "RUNNEL_LOG_SEGMENT_BYTES")]
     pub log_segment_bytes: Option<u64>,
-    /// Topic default `segment.ms`.
+    /// Topic default `segment.ms` (Kafka's `log.roll.ms`).
     #[arg(long, env = "RUNNEL_LOG_SEGMENT_MS")]
     pub log_segment_ms: Option<i64>,
+    /// Topic default `segment.ms` in hours, when no milliseconds are given.
+    #[arg(long, env = "RUNNEL_LOG_ROLL_HOURS")]
+    pub log_roll_hours: Option<i64>,
+    /// Topic default `segment.jitter.ms`.
+    #[arg(long, env = "RUNNEL_LOG_ROLL_JITTER_MS")]
+    pub log_roll_jitter_ms: Option<i64>,
+    /// Topic default `segment.jitter.ms` in hours, when no milliseconds are given.
+    #[arg(long, env = "RUNNEL_LOG_ROLL_JITTER_HOURS")]
+    pub log_roll_jitter_hours: Option<i64>,
     /// Topic default `retention.ms` (-1: forever).
     #[arg(long, env = "RUNNEL_LOG_RETENTION_MS")]
     pub log_retention_ms: Option<i64>,
+    /// Topic default `retention.ms` in minutes, when no milliseconds are given.
+    #[arg(long, env = "RUNNEL_LOG_RETENTION_MINUTES")]
+    pub log_retention_minutes: Option<i64>,
+    /// Topic default `retention.ms` in hours, when neither milliseconds nor minutes are.
+    #[arg(long, env = "RUNNEL_LOG_RETENTION_HOURS")]
+    pub log_retention_hours: Option<i64>,
     /// Topic default `retention.bytes` (-1: unlimited).
     #[arg(long, env = "RUNNEL_LOG_RETENTION_BYTES")]
     pub log_retention_bytes: Option<i64>,
@@ -137,6 +152,36 @@ pub struct BrokerArgs {
     /// Topic default `message.timestamp.after.max.ms` (KIP-937).
     #[arg(long, env = "RUNNEL_LOG_MESSAGE_TIMESTAMP_AFTER_MAX_MS")]
     pub log_message_timestamp_after_max_ms: Option<i64>,
+    /// Topic default `compression.type` (producer, uncompressed, gzip, snappy, lz4, zstd).
+    #[arg(long, env = "RUNNEL_COMPRESSION_TYPE")]
+    pub compression_type: Option<String>,
+    /// Topic default `compression.gzip.level`.
+    #[arg(long, env = "RUNNEL_COMPRESSION_GZIP_LEVEL")]
+    pub compression_gzip_level: Option<i32>,
+    /// Topic default `compression.lz4.level`.
+    #[arg(long, env = "RUNNEL_COMPRESSION_LZ4_LEVEL")]
+    pub compression_lz4_level: Option<i32>,
+    /// Topic default `compression.zstd.level`.
+    #[arg(long, env = "RUNNEL_COMPRESSION_ZSTD_LEVEL")]
+    pub compression_zstd_level: Option<i32>,
+    /// Topic default `preallocate` (no effect here).
+    #[arg(long, env = "RUNNEL_LOG_PREALLOCATE")]
+    pub log_preallocate: Option<bool>,
+    /// Topic default `file.delete.delay.ms` (no effect here).
+    #[arg(long, env = "RUNNEL_LOG_SEGMENT_DELETE_DELAY_MS")]
+    pub log_segment_delete_delay_ms: Option<i64>,
+    /// Topic default `unclean.leader.election.enable` (no effect on one broker).
+    #[arg(long, env = "RUNNEL_UNCLEAN_LEADER_ELECTION_ENABLE")]
+    pub unclean_leader_election_enable: Option<bool>,
+    /// Topic default `local.retention.ms` (no effect without tiered storage).
+    #[arg(long, env = "RUNNEL_LOG_LOCAL_RETENTION_MS")]
+    pub log_local_retention_ms: Option<i64>,
+    /// Topic default `local.retention.bytes` (no effect without tiered storage).
+    #[arg(long, env = "RUNNEL_LOG_LOCAL_RETENTION_BYTES")]
+    pub log_local_retention_bytes: Option<i64>,
+    /// Topic default `message.downconversion.enable` (no effect, as in Kafka 4.0).
+    #[arg(long, env = "RUNNEL_LOG_MESSAGE_DOWNCONVERSION_ENABLE")]
+    pub log_message_downconversion_enable: Option<bool>,
     /// How often retention runs, in milliseconds [default: 300000].
     #[arg(long, env = "RUNNEL_LOG_RETENTION_CHECK_INTERVAL_MS")]
     pub log_retention_check_interval_ms: Option<u64>,
@@ -306,7 +351,16 @@ impl BrokerArgs {
                 .or(fallback.decompression_bytes_max),
             log_segment_bytes: self.log_segment_bytes.or(fallback.log_segment_bytes),
             log_segment_ms: self.log_segment_ms.or(fallback.log_segment_ms),
+            log_roll_hours: self.log_roll_hours.or(fallback.log_roll_hours),
+            log_roll_jitter_ms: self.log_roll_jitter_ms.or(fallback.log_roll_jitter_ms),
+            log_roll_jitter_hours: self
+                .log_roll_jitter_hours
+                .or(fallback.log_roll_jitter_hours),
             log_retention_ms: self.log_retention_ms.or(fallback.log_retention_ms),
+            log_retention_minutes: self
+                .log_retention_minutes
+                .or(fallback.log_retention_minutes),
+            log_retention_hours: self.log_retention_hours.or(fallback.log_retention_hours),
             log_retention_bytes: self.log_retention_bytes.or(fallback.log_retention_bytes),
             log_cleanup_policy: self.log_cleanup_policy.or(fallback.log_cleanup_policy),
             message_max_bytes: self.message_max_bytes.or(fallback.message_max_bytes),
@@ -322,6 +376,32 @@ impl BrokerArgs {
             log_message_timestamp_after_max_ms: self
                 .log_message_timestamp_after_max_ms
                 .or(fallback.log_message_timestamp_after_max_ms),
+            compression_type: self.compression_type.or(fallback.compression_type),
+            compression_gzip_level: self
+                .compression_gzip_level
+                .or(fallback.compression_gzip_level),
+            compression_lz4_level: self
+                .compression_lz4_level
+                .or(fallback.compression_lz4_level),
+            compression_zstd_level: self
+                .compression_zstd_level
+                .or(fallback.compression_zstd_level),
+            log_preallocate: self.log_preallocate.or(fallback.log_preallocate),
+            log_segment_delete_delay_ms: self
+                .log_segment_delete_delay_ms
+                .or(fallback.log_segment_delete_delay_ms),
+            unclean_leader_election_enable: self
+                .unclean_leader_election_enable
+                .or(fallback.unclean_leader_election_enable),
+            log_local_retention_ms: self
+                .log_local_retention_ms
+                .or(fallback.log_local_retention_ms),
+            log_local_retention_bytes: self
+                .log_local_retention_bytes
+                .or(fallback.log_local_retention_bytes),
+            log_message_downconversion_enable: self
+                .log_message_downconversion_enable
+                .or(fallback.log_message_downconversion_enable),
             log_retention_check_interval_ms: self
                 .log_retention_check_interval_ms
                 .or(fallback.log_retention_check_interval_ms),
@@ -349,6 +429,7 @@ impl BrokerArgs {
     pub fn resolve(self) -> Result<BrokerConfig, ConfigError> {
         let mut groups = crate::groups::GroupConfig::default();
         self.resolve_groups(&mut groups);
+        let topic_defaults = self.topic_defaults();
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
@@ -386,51 +467,99 @@ impl BrokerArgs {
             .log_retention_check_interval_ms
             .unwrap_or(config.retention_check_interval_ms);
         config.page_cache_bytes = self.log_page_cache_bytes.unwrap_or(config.page_cache_bytes);
-        let topic = &mut config.topic_defaults;
-        let mut set = |name: &str, value: Option<String>| {
-            if let Some(value) = value {
-                topic.insert(name.to_owned(), value);
-            }
-        };
-        set(
-            "segment.bytes",
-            self.log_segment_bytes.map(|v| v.to_string()),
-        );
-        set("segment.ms", self.log_segment_ms.map(|v| v.to_string()));
-        set("retention.ms", self.log_retention_ms.map(|v| v.to_string()));
-        set(
-            "retention.bytes",
-            self.log_retention_bytes.map(|v| v.to_string()),
-        );
-        set("cleanup.policy", self.log_cleanup_policy);
-        set(
-            "max.message.bytes",
-            self.message_max_bytes.map(|v| v.to_string()),
-        );
-        set(
-            "flush.ms",
-            self.log_flush_interval_ms.map(|v| v.to_string()),
-        );
-        set(
-            "index.interval.bytes",
-            self.log_index_interval_bytes.map(|v| v.to_string()),
-        );
-        set(
-            "message.timestamp.before.max.ms",
-            self.log_message_timestamp_before_max_ms
-                .map(|v| v.to_string()),
-        );
-        set(
-            "message.timestamp.after.max.ms",
-            self.log_message_timestamp_after_max_ms
-                .map(|v| v.to_string()),
-        );
+        config.topic_defaults = topic_defaults;
         validate(&config)?;
         Ok(config)
     }
 }
 
+/// Milliseconds from Kafka's unit-suffixed alternatives, the finest given winning (Kafka:
+/// `log.retention.ms` > `.minutes` > `.hours`); a negative result is -1 ("never"), as
+/// Kafka's `log.retention.*` read it.
+fn finest_ms(ms: Option<i64>, coarser: &[(Option<i64>, i64)]) -> Option<i64> {
+    if ms.is_some() {
+        return ms;
+    }
+    let (value, unit_ms) = coarser
+        .iter()
+        .find_map(|(value, unit_ms)| Some(((*value)?, *unit_ms)))?;
+    Some(if value < 0 {
+        -1
+    } else {
+        value.saturating_mul(unit_ms)
+    })
+}
+
+fn text<T: ToString>(value: Option<T>) -> Option<String> {
+    value.map(|value| value.to_string())
+}
+
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 60 * MINUTE_MS;
+
 impl BrokerArgs {
+    /// The broker-wide topic defaults set here, as topic config names (Kafka's broker
+    /// names map to them: `log.roll.ms` → `segment.ms`, …). Storage validates the values.
+    fn topic_defaults(&self) -> BTreeMap<String, String> {
+        let retention_ms = finest_ms(
+            self.log_retention_ms,
+            &[
+                (self.log_retention_minutes, MINUTE_MS),
+                (self.log_retention_hours, HOUR_MS),
+            ],
+        );
+        let segment_ms = finest_ms(self.log_segment_ms, &[(self.log_roll_hours, HOUR_MS)]);
+        let jitter_ms = finest_ms(
+            self.log_roll_jitter_ms,
+            &[(self.log_roll_jitter_hours, HOUR_MS)],
+        );
+        let pairs = [
+            ("segment.bytes", text(self.log_segment_bytes)),
+            ("segment.ms", text(segment_ms)),
+            ("segment.jitter.ms", text(jitter_ms)),
+            ("retention.ms", text(retention_ms)),
+            ("retention.bytes", text(self.log_retention_bytes)),
+            ("cleanup.policy", self.log_cleanup_policy.clone()),
+            ("max.message.bytes", text(self.message_max_bytes)),
+            ("flush.ms", text(self.log_flush_interval_ms)),
+            ("index.interval.bytes", text(self.log_index_interval_bytes)),
+            (
+                "message.timestamp.before.max.ms",
+                text(self.log_message_timestamp_before_max_ms),
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                text(self.log_message_timestamp_after_max_ms),
+            ),
+            ("compression.type", self.compression_type.clone()),
+            ("compression.gzip.level", text(self.compression_gzip_level)),
+            ("compression.lz4.level", text(self.compression_lz4_level)),
+            ("compression.zstd.level", text(self.compression_zstd_level)),
+            ("preallocate", text(self.log_preallocate)),
+            (
+                "file.delete.delay.ms",
+                text(self.log_segment_delete_delay_ms),
+            ),
+            (
+                "unclean.leader.election.enable",
+                text(self.unclean_leader_election_enable),
+            ),
+            ("local.retention.ms", text(self.log_local_retention_ms)),
+            (
+                "local.retention.bytes",
+                text(self.log_local_retention_bytes),
+            ),
+            (
+                "message.downconversion.enable",
+                text(self.log_message_downconversion_enable),
+            ),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+            .collect()
+    }
+
     /// The group coordinator's settings (Kafka's `group.*` / `offsets.*` names).
     fn resolve_groups(&self, groups: &mut crate::groups::GroupConfig) {
         let or = |value: Option<i32>, default: i32| value.unwrap_or(default);

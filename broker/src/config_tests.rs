@@ -122,3 +122,80 @@ fn timestamp_bounds_and_decompression_budget_take_kafka_style_names() {
     assert_eq!(default.decompression_bytes_max, 256 << 20);
     assert!(BrokerConfig::from_args(["b", "--decompression-bytes-max", "0"]).is_err());
 }
+
+/// Kafka's unit-suffixed broker names (`log.retention.hours` is in Kafka's own sample
+/// `server.properties`) were refused as unknown settings. The finest unit given wins, as in
+/// Kafka: ms over minutes over hours.
+#[test]
+fn kafka_time_units_and_new_topic_defaults_take_kafka_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.properties");
+    std::fs::write(
+        &path,
+        "log.retention.hours=168\nlog.roll.hours=2\nlog.roll.jitter.hours=1\n\
+         compression.type=zstd\ncompression.zstd.level=9\nlog.preallocate=true\n\
+         log.segment.delete.delay.ms=0\nunclean.leader.election.enable=false\n\
+         log.local.retention.ms=-2\nlog.local.retention.bytes=-2\n\
+         log.message.downconversion.enable=false\ncompression.gzip.level=5\n\
+         compression.lz4.level=3\n",
+    )
+    .unwrap();
+    let config = BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).unwrap();
+    let topic = |name: &str| config.topic_defaults.get(name).map(String::as_str);
+    assert_eq!(topic("retention.ms"), Some("604800000"));
+    assert_eq!(topic("segment.ms"), Some("7200000"));
+    assert_eq!(topic("segment.jitter.ms"), Some("3600000"));
+    assert_eq!(topic("compression.type"), Some("zstd"));
+    assert_eq!(topic("compression.zstd.level"), Some("9"));
+    assert_eq!(topic("compression.gzip.level"), Some("5"));
+    assert_eq!(topic("compression.lz4.level"), Some("3"));
+    assert_eq!(topic("preallocate"), Some("true"));
+    assert_eq!(topic("file.delete.delay.ms"), Some("0"));
+    assert_eq!(topic("unclean.leader.election.enable"), Some("false"));
+    assert_eq!(topic("local.retention.ms"), Some("-2"));
+    assert_eq!(topic("local.retention.bytes"), Some("-2"));
+    assert_eq!(topic("message.downconversion.enable"), Some("false"));
+    // Every one is a value storage accepts.
+    crate::log::TopicConfig::with_overrides(
+        &crate::log::TopicConfig::default(),
+        &config.topic_defaults,
+    )
+    .unwrap();
+
+    // Precedence: ms > minutes > hours, and the roll ms over hours.
+    std::fs::write(
+        &path,
+        "log.retention.hours=1\nlog.retention.minutes=2\nlog.roll.hours=1\n\
+         log.roll.ms=5000\nlog.roll.jitter.ms=10\nlog.roll.jitter.hours=1\n",
+    )
+    .unwrap();
+    let config = BrokerConfig::from_args(["b", "--config", path.to_str().unwrap()]).unwrap();
+    let topic = |name: &str| config.topic_defaults.get(name).map(String::as_str);
+    assert_eq!(topic("retention.ms"), Some("120000"), "minutes over hours");
+    assert_eq!(topic("segment.ms"), Some("5000"), "log.roll.ms over hours");
+    assert_eq!(topic("segment.jitter.ms"), Some("10"));
+    let config = BrokerConfig::from_args([
+        "b",
+        "--config",
+        path.to_str().unwrap(),
+        "--log-retention-ms=-1",
+    ])
+    .unwrap();
+    assert_eq!(
+        config
+            .topic_defaults
+            .get("retention.ms")
+            .map(String::as_str),
+        Some("-1"),
+        "ms over minutes"
+    );
+    // A negative hour count means "forever", as Kafka reads it.
+    let config = BrokerConfig::from_args(["b", "--log-retention-hours=-1"]).unwrap();
+    assert_eq!(
+        config
+            .topic_defaults
+            .get("retention.ms")
+            .map(String::as_str),
+        Some("-1")
+    );
+}

@@ -96,6 +96,8 @@ pub struct BatchBuilder {
     header_last_offset_delta_min: i32,
     base_timestamp: i64,
     max_timestamp: i64,
+    /// The codec's level (`None`: its default); see [`codec::compress_at_level`].
+    compression_level: Option<i32>,
 }
 
 impl BatchBuilder {
@@ -113,7 +115,15 @@ impl BatchBuilder {
             header_last_offset_delta_min: 0,
             base_timestamp: 0,
             max_timestamp: 0,
+            compression_level: None,
         }
+    }
+
+    /// Compresses at `level` of the batch's codec (a broker applying
+    /// `compression.<codec>.level`).
+    pub fn with_compression_level(mut self, level: i32) -> BatchBuilder {
+        self.compression_level = Some(level);
+        self
     }
 
     /// The finished header's last offset delta is at least `delta` even when the last record
@@ -289,7 +299,8 @@ impl BatchBuilder {
         let mut batch = match self.fields.compression {
             Compression::None => self.section,
             codec => {
-                let compressed = codec::compress(codec, &self.section[BATCH_HEADER_BYTES..])
+                let records = &self.section[BATCH_HEADER_BYTES..];
+                let compressed = codec::compress_at_level(codec, self.compression_level, records)
                     .map_err(|e| BuildError::Compress(e.to_string()))?;
                 let mut batch = Vec::with_capacity(BATCH_HEADER_BYTES + compressed.len());
                 batch.resize(BATCH_HEADER_BYTES, 0);

@@ -148,3 +148,92 @@ async fn the_cleaner_keeps_the_latest_value_per_key_with_original_offsets() {
     assert_eq!(stats.errors_total, 0);
     assert_eq!(stats.partitions[0].topic, "kv");
 }
+
+/// Every record from offset 0 as (offset, key), keyless ones included.
+async fn fetch_keys(client: &mut TestClient, topic: &str) -> Vec<(i64, Option<Bytes>)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let response = client.send(fetch(topic, 0, offset, 0, 0), 12).await;
+        let partition = &response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, 0);
+        let records = decode(partition.records.as_ref().unwrap());
+        let Some(last) = records.last() else {
+            return out;
+        };
+        let from = offset;
+        offset = last.offset + 1;
+        out.extend(
+            records
+                .into_iter()
+                .filter(|r| r.offset >= from)
+                .map(|r| (r.offset, r.key)),
+        );
+        if offset >= partition.high_watermark {
+            return out;
+        }
+    }
+}
+
+/// Kafka's cleaner drops records without a key from a compacted log (`shouldRetainRecord`
+/// counts them invalid). Produce refuses them on compacted topics, but a topic switched
+/// from delete to compact keeps the ones written before: the cleaner kept them forever.
+#[tokio::test]
+async fn keyless_records_from_before_a_switch_to_compact_are_dropped() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let configs: BTreeMap<String, String> = [("segment.bytes", "2048")]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let logs = &broker.context().logs;
+    logs.create_topic("switched", 1, configs, false).unwrap();
+    let padding = "x".repeat(200);
+    // Stamped now, so time retention (delete policy until the switch) leaves them alone.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for _ in 0..10 {
+        let value = Some(padding.as_bytes());
+        let records = runnel_tests::records::batch_at(&[(None, value), (None, value)], now_ms);
+        let response = client.send(produce("switched", 0, records, -1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let compact = runnel_tests::requests::alter_configs(
+        "switched",
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "2048"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    );
+    assert_eq!(client.send(compact, 0).await.responses[0].error_code, 0);
+    for round in 0..20 {
+        let records: Vec<(String, Option<String>)> = (0..4)
+            .map(|i| (format!("key-{i}"), Some(format!("v{round}-{padding}"))))
+            .collect();
+        let batch = keyed_batch(Compression::Zstd, &records);
+        let response = client.send(produce("switched", 0, batch, -1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let before = fetch_keys(&mut client, "switched").await;
+    assert_eq!(before.iter().filter(|(_, key)| key.is_none()).count(), 20);
+    let deadline = Instant::now() + CLEANER_WAIT;
+    loop {
+        let fetched = fetch_keys(&mut client, "switched").await;
+        if fetched.iter().all(|(_, key)| key.is_some()) {
+            // The keyed records' latest values are all still there.
+            for i in 0..4 {
+                let key = format!("key-{i}");
+                assert!(fetched
+                    .iter()
+                    .any(|(_, k)| k.as_deref() == Some(key.as_bytes())));
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "keyless records never removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(logs.cleaner_stats().errors_total, 0);
+}

@@ -13,7 +13,9 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_tests::records::batch_at;
+use runnel_protocol::batch::{Compression, RecordBatch};
+use runnel_protocol::builder::{BatchBuilder, BatchFields, NewHeader, NewRecord};
+use runnel_tests::records::{batch_at, decode};
 use runnel_tests::requests::{alter_configs, creatable_topic, metadata, produce};
 use runnel_tests::wire::{frame, get_nullable_str, get_str, put_str};
 use runnel_tests::{TestBroker, TestClient};
@@ -603,4 +605,228 @@ async fn describe_v0_wire_format_says_is_default_and_has_no_synonyms() {
         ("delete".to_owned(), SOURCE_DEFAULT)
     );
     assert!(result.configs.iter().all(|c| c.synonyms.is_empty()));
+}
+
+/// Fetches partition 0 of `topic` from offset 0; answers the raw records.
+async fn fetch_raw(client: &mut TestClient, topic: &str) -> bytes::Bytes {
+    let response = client
+        .send(runnel_tests::requests::fetch(topic, 0, 0, 0, 0), 12)
+        .await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    partition.records.clone().unwrap()
+}
+
+/// An idempotent batch of three records (one with a header) in `compression`, with the
+/// leader epoch the broker stores (0), so a batch stored as sent is equal byte for byte.
+fn idempotent_batch(compression: Compression) -> bytes::Bytes {
+    let fields = BatchFields {
+        compression,
+        partition_leader_epoch: 0,
+        producer_id: 42,
+        producer_epoch: 3,
+        base_sequence: 0,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields, 1 << 20);
+    let header = [NewHeader {
+        key: b"h",
+        value: Some(b"hv"),
+    }];
+    let values = [
+        "first record, long enough to be worth compressing",
+        "second",
+        "third",
+    ];
+    for (i, value) in values.into_iter().enumerate() {
+        let headers: &[NewHeader<'_>] = if i == 1 { &header } else { &[] };
+        let record = NewRecord {
+            timestamp: 1_700_000_000_000 + i as i64 * 10,
+            key: Some(b"k"),
+            value: Some(value.as_bytes()),
+            headers,
+        };
+        builder.push(&record).unwrap();
+    }
+    builder.finish().unwrap()
+}
+
+/// `compression.type` was refused as unknown. Now, as in Kafka, a codec set on the topic
+/// makes the broker store batches in that codec: an uncompressed produce is fetched as a
+/// zstd batch with the same records, offsets, timestamps, producer id, epoch and sequence;
+/// a batch already in zstd is stored byte for byte; `producer` keeps what was sent.
+#[tokio::test]
+async fn compression_type_recompresses_batches_in_another_codec() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let configs = [
+        ("compression.type", "zstd"),
+        ("compression.zstd.level", "10"),
+    ];
+    assert_eq!(create_with(&mut client, "zstd", &configs).await, 0);
+    let sent = idempotent_batch(Compression::None);
+    let response = client.send(produce("zstd", 0, sent.clone(), -1), 9).await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let stored = fetch_raw(&mut client, "zstd").await;
+    let batch = RecordBatch::parse(stored.clone()).unwrap();
+    let original = RecordBatch::parse(sent.clone()).unwrap();
+    assert_eq!(batch.compression().unwrap(), Compression::Zstd);
+    batch.verify_crc().unwrap();
+    assert_eq!(batch.size_bytes(), stored.len(), "one batch");
+    assert_eq!(
+        (
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.base_sequence()
+        ),
+        (42, 3, 0)
+    );
+    assert_eq!(batch.record_count(), original.record_count());
+    assert_eq!(batch.last_offset_delta(), original.last_offset_delta());
+    assert_eq!(batch.base_timestamp(), original.base_timestamp());
+    assert_eq!(batch.max_timestamp(), original.max_timestamp());
+    let stored_records = decode(&stored);
+    let sent_records = decode(&sent);
+    assert_eq!(stored_records, sent_records);
+    assert_eq!(stored_records[1].headers.len(), 1);
+    // A retry of the same idempotent batch is still recognised as a duplicate.
+    let retry = client.send(produce("zstd", 0, sent, -1), 9).await;
+    let retried = &retry.responses[0].partition_responses[0];
+    assert_eq!((retried.error_code, retried.base_offset), (0, 0));
+
+    // Already zstd: stored exactly as sent (only the base offset is patched, and it is 0).
+    assert_eq!(
+        create_with(&mut client, "zstd2", &[("compression.type", "zstd")]).await,
+        0
+    );
+    let zstd = idempotent_batch(Compression::Zstd);
+    let response = client.send(produce("zstd2", 0, zstd.clone(), -1), 9).await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(fetch_raw(&mut client, "zstd2").await, zstd);
+
+    // lz4 from gzip, and uncompressed from snappy.
+    for (codec, name, sent_in) in [
+        (Compression::Lz4, "lz4", Compression::Gzip),
+        (Compression::None, "uncompressed", Compression::Snappy),
+    ] {
+        assert_eq!(
+            create_with(&mut client, name, &[("compression.type", name)]).await,
+            0
+        );
+        let sent = idempotent_batch(sent_in);
+        let response = client.send(produce(name, 0, sent.clone(), -1), 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+        let stored = fetch_raw(&mut client, name).await;
+        let batch = RecordBatch::parse(stored.clone()).unwrap();
+        assert_eq!(batch.compression().unwrap(), codec, "{name}");
+        assert_eq!(decode(&stored), decode(&sent), "{name}");
+    }
+
+    // The default, producer: byte for byte whatever the codec.
+    topic(&mut client, "as-sent").await;
+    let gzip = idempotent_batch(Compression::Gzip);
+    let response = client
+        .send(produce("as-sent", 0, gzip.clone(), -1), 9)
+        .await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(fetch_raw(&mut client, "as-sent").await, gzip);
+    let result = describe(&mut client, 4, TOPIC, "zstd", true).await;
+    assert_eq!(
+        entry(&result, "compression.type"),
+        ("zstd".to_owned(), SOURCE_DYNAMIC_TOPIC)
+    );
+}
+
+/// Every Kafka 4.0 topic config is accepted, validated and described, with its broker
+/// synonym where Kafka has one; `remote.storage.enable=true` is refused as tiered storage is
+/// not supported.
+#[tokio::test]
+async fn every_kafka_4_topic_config_is_accepted_and_described() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let configs = [
+        ("compression.type", "lz4"),
+        ("compression.gzip.level", "5"),
+        ("compression.lz4.level", "12"),
+        ("compression.zstd.level", "-3"),
+        ("segment.jitter.ms", "1000"),
+        ("preallocate", "true"),
+        ("file.delete.delay.ms", "1"),
+        ("unclean.leader.election.enable", "true"),
+        ("leader.replication.throttled.replicas", "0:0"),
+        ("follower.replication.throttled.replicas", "*"),
+        ("local.retention.ms", "1000"),
+        ("local.retention.bytes", "1000"),
+        ("remote.log.copy.disable", "true"),
+        ("remote.log.delete.on.disable", "true"),
+        ("message.downconversion.enable", "false"),
+        ("remote.storage.enable", "false"),
+    ];
+    assert_eq!(create_with(&mut client, "all", &configs).await, 0);
+    topic(&mut client, "defaults").await;
+    let result = describe(&mut client, 4, TOPIC, "all", true).await;
+    assert_eq!(result.configs.len(), 34, "Kafka 4.0 has 34 topic configs");
+    for (key, value) in configs {
+        assert_eq!(
+            entry(&result, key),
+            (value.to_owned(), SOURCE_DYNAMIC_TOPIC),
+            "{key}"
+        );
+    }
+    let defaults = describe(&mut client, 4, TOPIC, "defaults", true).await;
+    let synonym_of = |key: &str| {
+        let config = defaults
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == key)
+            .unwrap();
+        assert_eq!(config.config_source, SOURCE_DEFAULT, "{key}");
+        config.synonyms.first().map(|s| s.name.to_string())
+    };
+    for (key, broker_key, value) in [
+        ("compression.type", Some("compression.type"), "producer"),
+        ("segment.jitter.ms", Some("log.roll.jitter.ms"), "0"),
+        ("preallocate", Some("log.preallocate"), "false"),
+        (
+            "file.delete.delay.ms",
+            Some("log.segment.delete.delay.ms"),
+            "60000",
+        ),
+        ("local.retention.ms", Some("log.local.retention.ms"), "-2"),
+        (
+            "message.downconversion.enable",
+            Some("log.message.downconversion.enable"),
+            "true",
+        ),
+        ("remote.storage.enable", None, "false"),
+        ("leader.replication.throttled.replicas", None, ""),
+    ] {
+        assert_eq!(synonym_of(key).as_deref(), broker_key, "{key}");
+        assert_eq!(entry(&defaults, key).0, value, "{key}");
+    }
+    let code = create_with(&mut client, "tiered", &[("remote.storage.enable", "true")]).await;
+    assert_eq!(code, ResponseError::InvalidConfig.code());
+    for (key, bad) in [
+        ("compression.type", "brotli"),
+        ("compression.gzip.level", "0"),
+        ("compression.lz4.level", "18"),
+        ("compression.zstd.level", "23"),
+        ("segment.jitter.ms", "-1"),
+        ("preallocate", "maybe"),
+        ("leader.replication.throttled.replicas", "x"),
+        ("local.retention.ms", "-3"),
+        ("remote.storage.enable", "true"),
+    ] {
+        let ops = [(key, SET, Some(bad))];
+        let code = incremental(&mut client, 1, TOPIC, "all", &ops).await;
+        assert_eq!(code, ResponseError::InvalidConfig.code(), "{key}={bad}");
+    }
+    // Throttled replicas are lists: APPEND works on them as on cleanup.policy.
+    let ops = [("leader.replication.throttled.replicas", APPEND, Some("1:0"))];
+    assert_eq!(incremental(&mut client, 1, TOPIC, "all", &ops).await, 0);
+    let result = describe(&mut client, 4, TOPIC, "all", false).await;
+    assert_eq!(
+        entry(&result, "leader.replication.throttled.replicas").0,
+        "0:0,1:0"
+    );
 }

@@ -45,8 +45,9 @@ pub(super) mod config_type {
 #[derive(Debug)]
 pub(super) struct KeyInfo {
     pub topic_key: &'static str,
-    /// The broker config that supplies this key's default.
-    pub broker_key: &'static str,
+    /// The broker config that supplies this key's default (`None`: topic-only in Kafka,
+    /// like the tiered-storage switches and the replication throttles).
+    pub broker_key: Option<&'static str>,
     pub config_type: i8,
     pub documentation: &'static str,
 }
@@ -59,7 +60,21 @@ const fn key(
 ) -> KeyInfo {
     KeyInfo {
         topic_key,
-        broker_key,
+        broker_key: Some(broker_key),
+        config_type,
+        documentation,
+    }
+}
+
+/// A key with no broker-wide default in Kafka.
+const fn topic_only(
+    topic_key: &'static str,
+    config_type: i8,
+    documentation: &'static str,
+) -> KeyInfo {
+    KeyInfo {
+        topic_key,
+        broker_key: None,
         config_type,
         documentation,
     }
@@ -107,6 +122,38 @@ const KEYS: &[KeyInfo] = &[
         "Minimum age before a record may be compacted."),
     key("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", LONG,
         "Maximum age before a record must be eligible for compaction."),
+    key("segment.jitter.ms", "log.roll.jitter.ms", LONG,
+        "Largest random time a segment rolls before segment.ms."),
+    key("compression.type", "compression.type", STRING,
+        "Codec batches are stored in: producer (as sent), uncompressed, gzip, snappy, lz4, zstd."),
+    key("compression.gzip.level", "compression.gzip.level", INT,
+        "gzip level when the broker compresses: 1 to 9, or -1 for the default."),
+    key("compression.lz4.level", "compression.lz4.level", INT,
+        "lz4 level (1 to 17); accepted, the broker's lz4 encoder has one level."),
+    key("compression.zstd.level", "compression.zstd.level", INT,
+        "zstd level when the broker compresses: -131072 to 22."),
+    key("preallocate", "log.preallocate", BOOLEAN,
+        "No effect here: segments reserve disk blocks ahead on their own."),
+    key("file.delete.delay.ms", "log.segment.delete.delay.ms", LONG,
+        "No effect here: deleted segments are removed at once."),
+    key("unclean.leader.election.enable", "unclean.leader.election.enable", BOOLEAN,
+        "No effect on a single broker: there is no other replica to elect."),
+    topic_only("leader.replication.throttled.replicas", LIST,
+        "No effect on a single broker: nothing is replicated."),
+    topic_only("follower.replication.throttled.replicas", LIST,
+        "No effect on a single broker: nothing is replicated."),
+    key("local.retention.ms", "log.local.retention.ms", LONG,
+        "No effect without tiered storage: all data is local."),
+    key("local.retention.bytes", "log.local.retention.bytes", LONG,
+        "No effect without tiered storage: all data is local."),
+    topic_only("remote.storage.enable", BOOLEAN,
+        "Tiered storage is not supported: only false is accepted."),
+    topic_only("remote.log.copy.disable", BOOLEAN,
+        "No effect without tiered storage."),
+    topic_only("remote.log.delete.on.disable", BOOLEAN,
+        "No effect without tiered storage."),
+    key("message.downconversion.enable", "log.message.downconversion.enable", BOOLEAN,
+        "No effect (as in Kafka 4.0): only the current record format exists."),
 ];
 
 /// What we know about a topic config key, if anything.
@@ -224,9 +271,10 @@ fn describe_topic(
                 if entry.is_override {
                     synonyms.push(synonym(entry.name, &entry.value, SOURCE_DYNAMIC_TOPIC));
                 }
-                if let (Some(known), Some(value)) = (known, defaults.get(entry.name)) {
+                let broker_key = known.and_then(|known| known.broker_key);
+                if let (Some(broker_key), Some(value)) = (broker_key, defaults.get(entry.name)) {
                     let source = default_source(ctx, entry.name);
-                    synonyms.push(synonym(known.broker_key, value, source));
+                    synonyms.push(synonym(broker_key, value, source));
                 }
             }
             row(entry.name, entry.value.clone(), known, detail)
@@ -263,7 +311,7 @@ fn describe_broker(
         .into_iter()
         .filter_map(|entry| {
             let known = key_info(entry.name)?;
-            Some((known.broker_key, entry.value, Some(known)))
+            Some((known.broker_key?, entry.value, Some(known)))
         })
         .collect();
     let listener = format!(

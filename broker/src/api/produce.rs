@@ -11,8 +11,10 @@
 //! batch is answered with its original offset and not stored again.
 //!
 //! Validation reads batch headers only, except on compacted topics, where every record must
-//! have a key: those batches are decompressed, within the broker-wide
-//! [`DecompressionBudget`].
+//! have a key, and on topics whose `compression.type` names a codec, where a batch in
+//! another codec is rebuilt in that one (Kafka's broker-side compression): those batches are
+//! decompressed, within the broker-wide [`DecompressionBudget`]. With `compression.type`
+//! `producer` (the default) batches are stored byte for byte as sent.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use runnel_protocol::batch::{
     first_batch_compressed_with, set_max_timestamp, BatchError, BatchSplitter, Compression,
     RecordBatch, BATCH_HEADER_BYTES,
 };
+use runnel_protocol::builder::{BatchBuilder, BatchFields, BuildError};
 use runnel_protocol::records::{records, Record};
 
 use super::create_topics::Refusal;
@@ -35,11 +38,11 @@ use super::errors::{log_error_code, log_error_i16};
 use super::{BrokerContext, Completion};
 use crate::append_pool::{PARALLEL_APPEND_BYTES_MIN, PARALLEL_APPEND_PARTITION_BYTES_MIN};
 use crate::budget::DecompressionBudget;
-use crate::log::{MessageTimestampType, PartitionLog, TopicConfig};
+use crate::log::{CompressionType, MessageTimestampType, PartitionLog, TopicConfig};
 use crate::producers::{AppendOutcome, ProduceError, SequenceError};
 
 /// Upper bound on decompressed records when the produce path reads records (keys on a
-/// compacted topic; a max timestamp to repair), lowered to the decompression budget when
+/// compacted topic; a max timestamp to repair; a batch to recompress), lowered to the decompression budget when
 /// that is smaller.
 const RECORDS_SCAN_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
@@ -327,6 +330,12 @@ pub fn validate_batches(
         if config.cleanup_policy.compact {
             check_keys(&batch, budget)?;
         }
+        if let CompressionType::Codec(target) = config.compression_type {
+            // `compression()` was checked by `validate_batch`.
+            if batch.compression().ok() != Some(target) {
+                batch = recompress(&batch, target, config, budget)?;
+            }
+        }
         batches.push(batch);
     }
     Ok(batches)
@@ -469,6 +478,66 @@ fn restamp_max_timestamp(
     Ok(restamped)
 }
 
+/// `batch` rebuilt in `target` (Kafka's broker-side `compression.type`): the same records,
+/// offsets, timestamps, producer id, epoch and sequence, new attributes and CRC. The result
+/// is held to `max.message.bytes` as Kafka holds it (MESSAGE_TOO_LARGE beyond).
+fn recompress(
+    batch: &RecordBatch,
+    target: Compression,
+    config: &TopicConfig,
+    budget: &DecompressionBudget,
+) -> Result<RecordBatch, (ResponseError, String)> {
+    let fields = BatchFields {
+        base_offset: batch.base_offset(),
+        partition_leader_epoch: batch.partition_leader_epoch(),
+        producer_id: batch.producer_id(),
+        producer_epoch: batch.producer_epoch(),
+        base_sequence: batch.base_sequence(),
+        compression: target,
+        timestamp_type: batch.timestamp_type(),
+        transactional: batch.is_transactional(),
+        control: false,
+    };
+    let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
+    // Room for every record the scan may decode, plus the header.
+    let section_bytes_max = records_bound_bytes(budget).saturating_add(BATCH_HEADER_BYTES);
+    let mut builder = BatchBuilder::new(fields, max_message_bytes)
+        .with_max_uncompressed_bytes(section_bytes_max)
+        .with_last_offset_delta_min(batch.last_offset_delta());
+    let level = match target {
+        Compression::Gzip => Some(config.compression_gzip_level),
+        Compression::Lz4 => Some(config.compression_lz4_level),
+        Compression::Zstd => Some(config.compression_zstd_level),
+        Compression::None | Compression::Snappy => None,
+    };
+    if let Some(level) = level {
+        builder = builder.with_compression_level(level);
+    }
+    scan_records(batch, budget, |record| {
+        builder.push_record(record).map_err(build_error)
+    })?;
+    let rebuilt = builder.finish().map_err(build_error)?;
+    let rebuilt = RecordBatch::parse(rebuilt).map_err(framing_error)?;
+    debug_assert_eq!(rebuilt.record_count(), batch.record_count());
+    debug_assert_eq!(rebuilt.last_offset_delta(), batch.last_offset_delta());
+    Ok(rebuilt)
+}
+
+fn build_error(error: BuildError) -> (ResponseError, String) {
+    let code = match error {
+        BuildError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        BuildError::Compress(_) => ResponseError::UnknownServerError,
+        _ => ResponseError::InvalidRecord,
+    };
+    (code, format!("recompressing for compression.type: {error}"))
+}
+
+/// The most decompressed record bytes one scan may produce.
+fn records_bound_bytes(budget: &DecompressionBudget) -> usize {
+    let capacity_bytes = usize::try_from(budget.capacity_bytes()).unwrap_or(usize::MAX);
+    RECORDS_SCAN_MAX_UNCOMPRESSED_BYTES.min(capacity_bytes)
+}
+
 /// Calls `visit` on every record of `batch`, decompressing under a budget permit (see
 /// [`check_keys`] for why a missing permit is REQUEST_TIMED_OUT).
 fn scan_records(
@@ -477,7 +546,7 @@ fn scan_records(
     mut visit: impl FnMut(&Record) -> Result<(), (ResponseError, String)>,
 ) -> Result<(), (ResponseError, String)> {
     let capacity_bytes = usize::try_from(budget.capacity_bytes()).unwrap_or(usize::MAX);
-    let bound_bytes = RECORDS_SCAN_MAX_UNCOMPRESSED_BYTES.min(capacity_bytes);
+    let bound_bytes = records_bound_bytes(budget);
     // Uncompressed records are read in place: nothing to budget.
     let compressed = !matches!(batch.compression(), Ok(Compression::None));
     let wait = Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX);

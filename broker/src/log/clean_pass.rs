@@ -477,8 +477,11 @@ fn filter_batch(
     }
     let decoded = decode(batch, path)?;
     let keep = |record: &Record| {
+        // As Kafka's cleaner (`shouldRetainRecord`): a keyless record is invalid in a
+        // compacted log and goes. Produce refuses them here, so they come only from before
+        // the topic was switched from delete to compact.
         let Some(key) = &record.key else {
-            return true;
+            return false;
         };
         let superseded = rules
             .latest

@@ -52,7 +52,9 @@ mod topics;
 mod tests;
 
 pub use cleaner::{CleanerConfig, CleanerStats, PartitionCleanerStats};
-pub use config::{CleanupPolicy, ConfigEntry, MessageTimestampType, TopicConfig};
+pub use config::{
+    CleanupPolicy, CompressionType, ConfigEntry, InertConfig, MessageTimestampType, TopicConfig,
+};
 pub use manager::LogManager;
 pub use partition::PartitionLog;
 

@@ -393,7 +393,7 @@ impl PartitionLog {
     }
 
     /// Rolls to a new segment when the append would overflow `segment.bytes`, the active
-    /// segment is older than `segment.ms`, an index is full, or u32 offsets/positions would
+    /// segment is older than `segment.ms` (less its `segment.jitter.ms` draw), an index is full, or u32 offsets/positions would
     /// overflow. An empty active segment never rolls (it takes any single append).
     fn maybe_roll(
         &self,
@@ -404,20 +404,26 @@ impl PartitionLog {
         now: i64,
     ) -> Result<(), LogError> {
         let active = state.active();
-        let (size, first_append_ms, index_full) = {
+        let (size, first_append_ms, index_full, jitter_draw) = {
             let segment = active.lock();
             // Checked here, not only remembered from the last append: a reopened segment
             // can start out with full indexes.
             let index_full = segment.index_room_entries() == 0;
-            (segment.size_bytes, segment.first_append_ms, index_full)
+            let first = segment.first_append_ms;
+            (
+                segment.size_bytes,
+                first,
+                index_full,
+                segment.roll_jitter_draw,
+            )
         };
         if size == 0 {
             return Ok(());
         }
         let too_big =
             size + total_bytes > config.segment_bytes || size + total_bytes > u64::from(u32::MAX);
-        let too_old =
-            first_append_ms.is_some_and(|first| now.saturating_sub(first) >= config.segment_ms);
+        let roll_ms = config.segment_roll_ms(jitter_draw);
+        let too_old = first_append_ms.is_some_and(|first| now.saturating_sub(first) >= roll_ms);
         let offsets_overflow =
             state.next_offset + offsets_needed - active.base_offset > i64::from(u32::MAX);
         if too_big || too_old || offsets_overflow || index_full || state.active_full {

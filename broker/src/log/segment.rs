@@ -94,6 +94,15 @@ impl BatchHeader {
     }
 }
 
+/// A random number for a segment's `segment.jitter.ms` draw: std's per-instance random
+/// SipHash keys (each `RandomState` gets fresh ones), so no RNG crate on the data path.
+fn jitter_draw() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// The 20-digit file name stem of a segment.
 pub(crate) fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
@@ -116,6 +125,10 @@ pub(crate) struct SegmentState {
     pub max_timestamp: i64,
     /// Wall clock of the first append into this segment (for `segment.ms`).
     pub first_append_ms: Option<i64>,
+    /// This segment's random draw for `segment.jitter.ms` (see
+    /// `TopicConfig::segment_roll_ms`); drawn again when the segment is reopened, as Kafka
+    /// draws a segment's jitter whenever it loads it.
+    pub roll_jitter_draw: u64,
     pub bytes_since_index_entry: u64,
     /// Loaded lazily for sealed segments; always loaded for the active one.
     pub indexes: Option<(OffsetIndex, TimeIndex)>,
@@ -145,6 +158,7 @@ impl Segment {
                 size_bytes,
                 max_timestamp: -1,
                 first_append_ms: None,
+                roll_jitter_draw: jitter_draw(),
                 bytes_since_index_entry: 0,
                 indexes: None,
                 retired: false,

@@ -468,3 +468,31 @@ fn a_failed_metadata_snapshot_does_not_fail_the_change_it_follows() {
     let manager = open(dir.path());
     assert_eq!(manager.topic("t").unwrap().overrides, small);
 }
+
+/// `segment.jitter.ms` (Kafka: each segment rolls a random part of it before `segment.ms`)
+/// was refused as unknown. The draw is set by hand and the segment's first append moved
+/// back in time, so no sleep decides the outcome.
+#[test]
+fn segment_jitter_rolls_a_segment_before_segment_ms() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let configs = overrides(&[("segment.ms", "100000"), ("segment.jitter.ms", "60000")]);
+    manager.create_topic("jittered", 1, configs, false).unwrap();
+    let log = manager.partition("jittered", 0).unwrap();
+    log.append(&[batch(1, 10, 1)]).unwrap();
+    let age_by = |first_ago_ms: i64, draw: u64| {
+        let guard = log.state.lock();
+        let mut segment = guard.as_ref().unwrap().active().lock();
+        segment.first_append_ms = Some(crate::log::now_ms() - first_ago_ms);
+        segment.roll_jitter_draw = draw;
+    };
+    // 50 s old, no jitter drawn: below segment.ms, no roll.
+    age_by(50_000, 0);
+    log.append(&[batch(1, 10, 2)]).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    // 50 s old with 55 s of jitter drawn: due at 45 s, so this append starts a segment.
+    age_by(50_000, 55_000);
+    let info = log.append(&[batch(1, 10, 3)]).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(info.base_offset, 2);
+}
