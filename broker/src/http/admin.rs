@@ -164,17 +164,16 @@ pub async fn group(
 ) -> JsonResult {
     let id = segment(id)?;
     let ctx = Arc::clone(&state.ctx);
-    blocking(move || {
-        let group = ctx
-            .groups
-            .overview()
-            .into_iter()
-            .find(|g| g.group_id == id)
-            .ok_or_else(|| HttpError::not_found(format!("unknown group {id:?}")))?;
-        Ok(group_detail(&ctx, &group))
-    })
-    .await?
-    .map(Json)
+    blocking(move || group_view(&ctx, &id)).await?.map(Json)
+}
+
+/// One group's detail, or a 404: asks the coordinator for that group only.
+fn group_view(ctx: &BrokerContext, id: &str) -> Result<Value, HttpError> {
+    let group = ctx
+        .groups
+        .group_overview(id)
+        .ok_or_else(|| HttpError::not_found(format!("unknown group {id:?}")))?;
+    Ok(group_detail(ctx, &group))
 }
 
 fn group_detail(ctx: &BrokerContext, group: &GroupOverview) -> Value {
@@ -247,4 +246,64 @@ fn decode_assignment(bytes: &Bytes) -> Value {
         .map(|tp| (tp.topic.0.to_string(), json!(tp.partitions)))
         .collect();
     Value::Object(topics)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::api::create_topics::fixture;
+    use crate::groups::commits::{CommitEntry, Committer};
+
+    fn commit(ctx: &BrokerContext, group: &str, offset: i64) {
+        let who = Committer {
+            member_id: String::new(),
+            group_instance_id: None,
+            generation_id: -1,
+            retention_time_ms: -1,
+        };
+        let entry = CommitEntry {
+            topic: "t".to_owned(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        };
+        let reply = ctx.groups.commit_offsets(group, &who, &[entry]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let errors = runtime.block_on(reply.wait());
+        assert_eq!(errors, vec![None]);
+    }
+
+    /// `GET /v1/groups/{id}` reads that one group: it answers while another group is busy
+    /// (its lock held), where building every group's view would wait for it.
+    #[test]
+    fn one_groups_view_does_not_wait_on_other_groups() {
+        let fixture = fixture::broker();
+        let ctx = &fixture.ctx;
+        fixture::topic(&fixture, "t", 1);
+        commit(ctx, "asked", 0);
+        commit(ctx, "busy", 0);
+        std::thread::scope(|scope| {
+            let (answer_tx, answer_rx) = mpsc::channel();
+            let answered = ctx.groups.with_group_locked("busy", || {
+                scope.spawn(move || {
+                    let _ = answer_tx.send(group_view(ctx, "asked"));
+                });
+                answer_rx.recv_timeout(Duration::from_secs(5))
+            });
+            let view = answered.expect("answered while another group was locked");
+            assert_eq!(view.unwrap()["group_id"], "asked");
+        });
+        let unknown = group_view(ctx, "nobody").unwrap_err();
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    }
 }
