@@ -1,6 +1,10 @@
 //! The JSON admin API: `GET /v1/broker`, `/v1/topics`, `/v1/topics/{name}`, `/v1/groups`,
 //! `/v1/groups/{id}`. Read-only views of the broker's own structures; an unknown topic or
 //! group is a 404 with `{"error": …}`, a name that does not percent-decode to UTF-8 a 400.
+//!
+//! Group ids are any string, the empty one included (Kafka accepts it from old clients), so
+//! `/v1/groups` gives each group's `path`, percent-encoded: `/v1/groups/` is the empty id
+//! (a `{id}` segment never matches empty), `/v1/groups/a%2Fb` is `a/b`.
 
 use std::sync::Arc;
 
@@ -10,6 +14,7 @@ use axum::Json;
 use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::{decode_budget, Decodable};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use runnel_protocol::frame::DECODED_COLLECTIONS_BYTES_MAX;
 use serde_json::{json, Value};
 
@@ -144,6 +149,7 @@ pub async fn groups(State(state): State<HttpState>) -> JsonResult {
                 let lag = group_lag(&ctx.logs, g, &ctx.metrics.lag_cache, now);
                 json!({
                     "group_id": g.group_id,
+                    "path": group_path(&g.group_id),
                     "state": g.state.name(),
                     "protocol_type": g.protocol_type,
                     "members": g.members.len(),
@@ -165,6 +171,30 @@ pub async fn group(
     let id = segment(id)?;
     let ctx = Arc::clone(&state.ctx);
     blocking(move || group_view(&ctx, &id)).await?.map(Json)
+}
+
+/// `GET /v1/groups/`: the group whose id is empty.
+pub async fn empty_group(State(state): State<HttpState>) -> JsonResult {
+    let ctx = Arc::clone(&state.ctx);
+    blocking(move || group_view(&ctx, "")).await?.map(Json)
+}
+
+/// Bytes a group id keeps in its path: RFC 3986's unreserved characters.
+const GROUP_PATH_KEPT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The path of one group's detail. A `.` or `..` id is encoded whole, as clients resolve
+/// those segments away before sending.
+pub fn group_path(id: &str) -> String {
+    let kept = if id == "." || id == ".." {
+        NON_ALPHANUMERIC
+    } else {
+        GROUP_PATH_KEPT
+    };
+    format!("/v1/groups/{}", utf8_percent_encode(id, kept))
 }
 
 /// One group's detail, or a 404: asks the coordinator for that group only.
@@ -305,5 +335,21 @@ mod tests {
         });
         let unknown = group_view(ctx, "nobody").unwrap_err();
         assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn group_paths_percent_encode_the_id() {
+        assert_eq!(group_path(""), "/v1/groups/");
+        assert_eq!(
+            group_path("billing.v2_x-y~z"),
+            "/v1/groups/billing.v2_x-y~z"
+        );
+        assert_eq!(
+            group_path("a/b?c#d%e f"),
+            "/v1/groups/a%2Fb%3Fc%23d%25e%20f"
+        );
+        assert_eq!(group_path("é"), "/v1/groups/%C3%A9");
+        assert_eq!(group_path("."), "/v1/groups/%2E");
+        assert_eq!(group_path(".."), "/v1/groups/%2E%2E");
     }
 }
