@@ -298,6 +298,60 @@ async fn topics_above_the_partition_bound_get_per_topic_series_only() {
     let topic_lag =
         format!("runnel_consumer_group_topic_lag_records{{group=\"g\",topic=\"{TOPIC}\"}}");
     assert_eq!(must(&page, &topic_lag), 70.0);
+    let folded = "runnel_consumer_group_lag_partitions_folded";
+    assert_eq!(
+        must(
+            &page,
+            &format!("{folded}{{bound=\"partition_series_max\"}}")
+        ),
+        1.0
+    );
+}
+
+/// Per-partition lag series multiply by groups too: beyond
+/// `--metrics-group-partition-series-max` (group, partition) pairs, the groups left (in id
+/// order) get per group/topic lag only, and a gauge counts the pairs folded.
+#[tokio::test]
+async fn lag_series_beyond_the_group_partition_bound_fold_to_topic_lag() {
+    let broker = TestBroker::start_with(|c| c.metrics_group_partition_series_max = 2).await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit_at(&mut client, "a", TOPIC, 0, 30).await;
+    commit_at(&mut client, "a", TOPIC, 1, 0).await;
+    commit(&mut client, "b", 40).await;
+    commit(&mut client, "c", 50).await;
+    let page = scrape(&broker).await;
+    assert_eq!(lag(&page, "runnel_consumer_group_lag_records", "a"), 70.0);
+    let a1 = format!(
+        "runnel_consumer_group_committed_offset{{group=\"a\",topic=\"{TOPIC}\",partition=\"1\"}}"
+    );
+    assert_eq!(must(&page, &a1), 0.0);
+    for group in ["b", "c"] {
+        for name in [
+            "runnel_consumer_group_committed_offset",
+            "runnel_consumer_group_lag_records",
+            "runnel_consumer_group_lag_seconds",
+        ] {
+            let series = format!("{name}{{group=\"{group}\"");
+            assert!(!page.contains(&series), "{series} in\n{page}");
+        }
+    }
+    let topic_lag = |group: &str| {
+        let series = format!(
+            "runnel_consumer_group_topic_lag_records{{group=\"{group}\",topic=\"{TOPIC}\"}}"
+        );
+        must(&page, &series)
+    };
+    assert_eq!((topic_lag("b"), topic_lag("c")), (60.0, 50.0));
+    let folded = "runnel_consumer_group_lag_partitions_folded";
+    let by = |bound: &str| must(&page, &format!("{folded}{{bound=\"{bound}\"}}"));
+    assert_eq!(by("group_partition_series_max"), 2.0);
+    assert_eq!(by("partition_series_max"), 0.0);
+    let (_, info) = broker.http_get("/v1/broker").await;
+    assert!(
+        info.contains("\"metrics_group_partition_series_max\":2"),
+        "{info}"
+    );
 }
 
 #[tokio::test]
