@@ -35,6 +35,9 @@ pub mod defaults {
     /// `log::page_cache`): 8 MiB each for eight.
     pub const LOG_PAGE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
     pub const METRICS_PARTITION_SERIES_MAX: usize = 1_000;
+    /// Ten groups on a 1 000-partition topic, or a thousand on ten partitions: 30 000
+    /// per-partition lag series at most.
+    pub const METRICS_GROUP_PARTITION_SERIES_MAX: usize = 10_000;
     /// Four key checks of compacted-topic batches at their 64 MiB bound at once.
     pub const DECOMPRESSION_BYTES_MAX: usize = 256 * 1024 * 1024;
 }
@@ -75,6 +78,12 @@ pub struct BrokerArgs {
     /// (bounds the cardinality of `/metrics`) [default: 1000].
     #[arg(long, env = "RUNNEL_METRICS_PARTITION_SERIES_MAX")]
     pub metrics_partition_series_max: Option<usize>,
+    /// Committed (group, partition) pairs, across all groups, that get per-partition lag
+    /// series (committed offset, lag in records and seconds); groups beyond it, taken in id
+    /// order, get per group/topic lag only (bounds the cardinality of `/metrics`)
+    /// [default: 10000].
+    #[arg(long, env = "RUNNEL_METRICS_GROUP_PARTITION_SERIES_MAX")]
+    pub metrics_group_partition_series_max: Option<usize>,
     /// Largest request frame accepted [default: 104857600].
     #[arg(long, env = "RUNNEL_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -244,6 +253,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// Per-partition metric series only for topics with at most this many partitions.
     pub metrics_partition_series_max: usize,
+    /// Per-partition lag series for at most this many (group, partition) pairs in all.
+    pub metrics_group_partition_series_max: usize,
     pub max_request_bytes: usize,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
@@ -280,6 +291,7 @@ impl BrokerConfig {
             cluster_id: defaults::CLUSTER_ID.to_owned(),
             max_connections: defaults::MAX_CONNECTIONS,
             metrics_partition_series_max: defaults::METRICS_PARTITION_SERIES_MAX,
+            metrics_group_partition_series_max: defaults::METRICS_GROUP_PARTITION_SERIES_MAX,
             max_request_bytes: defaults::MAX_REQUEST_BYTES,
             auto_create_topics: defaults::AUTO_CREATE_TOPICS,
             num_partitions: defaults::NUM_PARTITIONS,
@@ -332,6 +344,9 @@ impl BrokerArgs {
             metrics_partition_series_max: self
                 .metrics_partition_series_max
                 .or(fallback.metrics_partition_series_max),
+            metrics_group_partition_series_max: self
+                .metrics_group_partition_series_max
+                .or(fallback.metrics_group_partition_series_max),
             max_request_bytes: self.max_request_bytes.or(fallback.max_request_bytes),
             auto_create_topics: self.auto_create_topics.or(fallback.auto_create_topics),
             num_partitions: self.num_partitions.or(fallback.num_partitions),
@@ -444,6 +459,9 @@ impl BrokerArgs {
         config.metrics_partition_series_max = self
             .metrics_partition_series_max
             .unwrap_or(config.metrics_partition_series_max);
+        config.metrics_group_partition_series_max = self
+            .metrics_group_partition_series_max
+            .unwrap_or(config.metrics_group_partition_series_max);
         config.max_request_bytes = self.max_request_bytes.unwrap_or(config.max_request_bytes);
         config.auto_create_topics = self.auto_create_topics.unwrap_or(config.auto_create_topics);
         config.num_partitions = self.num_partitions.unwrap_or(config.num_partitions);

@@ -199,3 +199,19 @@ fn kafka_time_units_and_new_topic_defaults_take_kafka_names() {
         Some("-1")
     );
 }
+
+#[test]
+fn the_metric_series_bounds_come_from_flags_or_the_file() {
+    let config = BrokerConfig::from_args(["runnel-broker"]).unwrap();
+    assert_eq!(config.metrics_group_partition_series_max, 10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.properties");
+    std::fs::write(&path, "metrics.group.partition.series.max=7\n").unwrap();
+    let from_file =
+        BrokerConfig::from_args(["runnel-broker", "--config", path.to_str().unwrap()]).unwrap();
+    assert_eq!(from_file.metrics_group_partition_series_max, 7);
+    let from_flag =
+        BrokerConfig::from_args(["runnel-broker", "--metrics-group-partition-series-max=3"])
+            .unwrap();
+    assert_eq!(from_flag.metrics_group_partition_series_max, 3);
+}

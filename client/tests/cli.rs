@@ -247,3 +247,71 @@ async fn a_closed_output_pipe_ends_consume_cleanly() {
         "the group committed: {described}"
     );
 }
+
+/// A partition a member owns but the group never committed has no position to measure lag
+/// from: `groups describe` prints `-` for its committed offset and lag (as
+/// kafka-consumer-groups does) and JSON `null`, and the total counts only committed
+/// partitions — not 0, nor the whole log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_no_lag_for_an_owned_partition_without_a_commit() {
+    use runnel_client::{
+        Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, TopicPartition,
+    };
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    let broker = TestBroker::start_with(|c| c.groups.initial_rebalance_delay_ms = 0).await;
+    let addr = broker.addr.to_string();
+    run_ok(&addr, &["topics", "create", "owned", "-p", "2"]).await;
+    let producer = Producer::new(ProducerConfig::new(&addr))
+        .await
+        .expect("producer");
+    for partition in 0..2 {
+        for _ in 0..5 {
+            let record = ProducerRecord::new("owned", "x").with_partition(partition);
+            producer.send(record).await.expect("send");
+        }
+    }
+    producer.flush().await.expect("flush");
+
+    let mut config = ConsumerConfig::new(&addr);
+    config.group_id = Some("half".to_owned());
+    config.auto_commit = false;
+    let mut consumer = Consumer::new(config).await.expect("consumer");
+    consumer.subscribe(&["owned"]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumer.assignment().len() < 2 {
+        assert!(Instant::now() < deadline, "no assignment");
+        consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .expect("poll");
+    }
+    let committed = BTreeMap::from([(TopicPartition::new("owned", 0), 2)]);
+    consumer.commit_offsets(&committed).await.expect("commit");
+
+    let table = run_ok(&addr, &["groups", "describe", "half"]).await;
+    let row = |partition: &str| -> Vec<String> {
+        table
+            .lines()
+            .map(|line| {
+                line.split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .find(|cells| cells.len() >= 5 && cells[0] == "owned" && cells[1] == partition)
+            .unwrap_or_else(|| panic!("no row for owned-{partition}: {table}"))
+    };
+    assert_eq!(row("0")[2..5], ["2", "5", "3"], "{table}");
+    assert_eq!(row("1")[2..5], ["-", "5", "-"], "{table}");
+    assert!(table.contains("total lag: 3"), "{table}");
+
+    let json = run_ok(&addr, &["groups", "describe", "half", "--output", "json"]).await;
+    let group: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
+    let partitions = group["partitions"].as_array().expect("partitions");
+    assert_eq!(partitions[0]["lag"], 3, "{group}");
+    assert!(partitions[1]["committed"].is_null(), "{group}");
+    assert!(partitions[1]["lag"].is_null(), "{group}");
+    assert_eq!(group["total_lag"], 3);
+    consumer.close().await.expect("close");
+}

@@ -181,6 +181,49 @@ async fn groups_list_and_detail_with_members_assignment_and_lag() {
     assert!(offsets[0]["lag_seconds"].as_f64().unwrap() > 1.0e6);
 }
 
+/// A simple client's commit of orders-1 at `offset` for `group` (no members).
+async fn commit_simple(client: &mut TestClient, group: &str, offset: i64) {
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name("orders"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(1)
+                .with_committed_offset(offset)])]);
+    let response = client.send(commit, 8).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+}
+
+/// Every group id is reachable, the empty one (which Kafka accepts from old clients)
+/// included: the list gives each group's percent-encoded path, and that path answers with
+/// that group.
+#[tokio::test]
+async fn every_group_id_has_a_path_the_empty_one_too() {
+    let (broker, mut client) = setup().await;
+    let (status, json) = get_json(&broker, "/v1/groups/").await;
+    assert_eq!(status, 404, "{json}");
+    assert_eq!(json["status"], 404);
+    let ids = ["", "a/b c?d#e%f", "..", "billing.v2"];
+    for (offset, id) in ids.iter().enumerate() {
+        commit_simple(&mut client, id, offset as i64).await;
+    }
+    let list = ok_json(&broker, "/v1/groups").await;
+    let groups = list["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), ids.len(), "{list}");
+    for (offset, id) in ids.iter().enumerate() {
+        let row = groups.iter().find(|g| g["group_id"] == *id).unwrap();
+        let path = row["path"].as_str().unwrap();
+        let detail = ok_json(&broker, path).await;
+        assert_eq!(detail["group_id"], *id, "{path}");
+        assert_eq!(detail["offsets"][0]["committed_offset"], offset, "{path}");
+    }
+    let empty = groups.iter().find(|g| g["group_id"] == "").unwrap();
+    assert_eq!(empty["path"], "/v1/groups/");
+    let dots = groups.iter().find(|g| g["group_id"] == "..").unwrap();
+    assert_eq!(dots["path"], "/v1/groups/%2E%2E");
+}
+
 #[tokio::test]
 async fn unknown_names_are_json_404s() {
     let (broker, _client) = setup().await;

@@ -85,11 +85,16 @@ async fn produce_hundred(broker: &TestBroker, client: &mut TestClient) -> (i64, 
 }
 
 async fn commit(client: &mut TestClient, group: &str, offset: i64) {
+    commit_at(client, group, TOPIC, 0, offset).await;
+}
+
+/// Commits `topic`-`partition` at `offset` for `group`.
+async fn commit_at(client: &mut TestClient, group: &str, topic: &str, partition: i32, offset: i64) {
     let partition = OffsetCommitRequestPartition::default()
-        .with_partition_index(0)
+        .with_partition_index(partition)
         .with_committed_offset(offset);
     let topic = OffsetCommitRequestTopic::default()
-        .with_name(topic_name(TOPIC))
+        .with_name(topic_name(topic))
         .with_partitions(vec![partition]);
     let request = OffsetCommitRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
@@ -293,6 +298,60 @@ async fn topics_above_the_partition_bound_get_per_topic_series_only() {
     let topic_lag =
         format!("runnel_consumer_group_topic_lag_records{{group=\"g\",topic=\"{TOPIC}\"}}");
     assert_eq!(must(&page, &topic_lag), 70.0);
+    let folded = "runnel_consumer_group_lag_partitions_folded";
+    assert_eq!(
+        must(
+            &page,
+            &format!("{folded}{{bound=\"partition_series_max\"}}")
+        ),
+        1.0
+    );
+}
+
+/// Per-partition lag series multiply by groups too: beyond
+/// `--metrics-group-partition-series-max` (group, partition) pairs, the groups left (in id
+/// order) get per group/topic lag only, and a gauge counts the pairs folded.
+#[tokio::test]
+async fn lag_series_beyond_the_group_partition_bound_fold_to_topic_lag() {
+    let broker = TestBroker::start_with(|c| c.metrics_group_partition_series_max = 2).await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit_at(&mut client, "a", TOPIC, 0, 30).await;
+    commit_at(&mut client, "a", TOPIC, 1, 0).await;
+    commit(&mut client, "b", 40).await;
+    commit(&mut client, "c", 50).await;
+    let page = scrape(&broker).await;
+    assert_eq!(lag(&page, "runnel_consumer_group_lag_records", "a"), 70.0);
+    let a1 = format!(
+        "runnel_consumer_group_committed_offset{{group=\"a\",topic=\"{TOPIC}\",partition=\"1\"}}"
+    );
+    assert_eq!(must(&page, &a1), 0.0);
+    for group in ["b", "c"] {
+        for name in [
+            "runnel_consumer_group_committed_offset",
+            "runnel_consumer_group_lag_records",
+            "runnel_consumer_group_lag_seconds",
+        ] {
+            let series = format!("{name}{{group=\"{group}\"");
+            assert!(!page.contains(&series), "{series} in\n{page}");
+        }
+    }
+    let topic_lag = |group: &str| {
+        let series = format!(
+            "runnel_consumer_group_topic_lag_records{{group=\"{group}\",topic=\"{TOPIC}\"}}"
+        );
+        must(&page, &series)
+    };
+    assert_eq!((topic_lag("b"), topic_lag("c")), (60.0, 50.0));
+    let folded = "runnel_consumer_group_lag_partitions_folded";
+    let by = |bound: &str| must(&page, &format!("{folded}{{bound=\"{bound}\"}}"));
+    assert_eq!(by("group_partition_series_max"), 2.0);
+    assert_eq!(by("partition_series_max"), 0.0);
+    let (_, info) = broker.http_get("/v1/broker").await;
+    assert!(
+        info.contains("\"metrics_group_partition_series_max\":2"),
+        "{info}"
+    );
 }
 
 #[tokio::test]
@@ -584,4 +643,54 @@ async fn cleaner_dirty_ratio_keeps_to_the_partition_bound() {
         !page.contains("runnel_cleaner_dirty_ratio{topic=\"wide\""),
         "{page}"
     );
+}
+
+/// Compaction may remove the record at a group's committed offset: the first record not
+/// yet consumed is then a later, younger one, and the lag in seconds must follow it, not
+/// keep the removed record's age (the lag cache is keyed by offset).
+#[tokio::test]
+async fn lag_seconds_follow_compaction_removing_the_committed_record() {
+    let broker = TestBroker::start().await;
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "2048"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    let logs = &broker.context().logs;
+    logs.create_topic("compacted", 1, configs, false).unwrap();
+    let mut client = broker.client().await;
+    let value = "v".repeat(100);
+    let send = |key: String, timestamp_ms: i64| {
+        let batch = batch_at(
+            &[(Some(key.as_bytes()), Some(value.as_bytes()))],
+            timestamp_ms,
+        );
+        produce("compacted", 0, batch, -1)
+    };
+    // Offset 0: key "stale", 200 s old; superseded at offset 41, then enough records to
+    // seal the segment holding 41, so the cleaner removes offset 0.
+    let recent = now_ms() - 5_000;
+    let mut requests = vec![send("stale".to_owned(), now_ms() - AGE_MS)];
+    requests.extend((1..41).map(|i| send(format!("k{i}"), recent)));
+    requests.push(send("stale".to_owned(), recent));
+    requests.extend((42..70).map(|i| send(format!("k{i}"), recent)));
+    for request in requests {
+        let response = client.send(request, 9).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    commit_at(&mut client, "behind", "compacted", 0, 0).await;
+    let series =
+        "runnel_consumer_group_lag_seconds{group=\"behind\",topic=\"compacted\",partition=\"0\"}";
+    let before = must(&scrape(&broker).await, series);
+    assert!(before >= 190.0, "record 0 was stamped 200 s ago: {before}");
+
+    logs.clean_now("compacted", 0).unwrap();
+    let first = logs.partition("compacted", 0).unwrap().read(0, 1).unwrap();
+    let first_offset = i64::from_be_bytes(first.records[..8].try_into().unwrap());
+    assert!(first_offset > 0, "the cleaner kept offset 0");
+    let after = must(&scrape(&broker).await, series);
+    assert!(after < 60.0, "record 1 onwards are 5 s old: {after}");
 }

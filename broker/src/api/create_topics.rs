@@ -228,7 +228,7 @@ fn refused(result: CreatableTopicResult, refusal: &Refusal) -> CreatableTopicRes
 /// A broker context over a real `LogManager` in a temporary directory, shared by the unit
 /// tests of every admin handler.
 #[cfg(test)]
-pub(super) mod fixture {
+pub(crate) mod fixture {
     use std::sync::Arc;
 
     use bytes::BytesMut;

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 
-use super::coordinator::{storage_error_code, GroupCoordinator, Reply};
+use super::coordinator::{storage_error_code, GroupCoordinator, GroupSlot, Reply};
 use super::offsets::Durable;
 use super::state::GroupState;
 
@@ -103,39 +103,26 @@ impl GroupCoordinator {
         let slots: Vec<_> = self.groups.lock().values().cloned().collect();
         let mut out: Vec<GroupOverview> = slots
             .iter()
-            .map(|slot| {
-                let slot = slot.lock();
-                let group = &slot.group;
-                let protocol = group.protocol_name().unwrap_or_default();
-                GroupOverview {
-                    group_id: group.id().to_owned(),
-                    state: group.state(),
-                    protocol_type: group.protocol_type().unwrap_or_default().to_owned(),
-                    protocol_name: protocol.to_owned(),
-                    generation_id: group.generation_id(),
-                    leader_id: group.leader_id().unwrap_or_default().to_owned(),
-                    members: group
-                        .members()
-                        .map(|m| MemberDescription {
-                            member_id: m.member_id.clone(),
-                            group_instance_id: m.group_instance_id.clone(),
-                            client_id: m.client_id.clone(),
-                            client_host: m.client_host.clone(),
-                            metadata: m.metadata_for(protocol).cloned().unwrap_or_default(),
-                            assignment: m.assignment.clone(),
-                        })
-                        .collect(),
-                    offsets: slot
-                        .offsets
-                        .iter()
-                        .map(|((t, p), v)| (t.clone(), *p, v.offset, v.commit_timestamp_ms))
-                        .collect(),
-                }
-            })
-            .filter(|g| g.state != GroupState::Dead)
+            .filter_map(|slot| overview_of(&slot.lock()))
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
+    }
+
+    /// One group's view, `None` if unknown (or Dead): reads that group alone, so asking
+    /// about one group neither copies every group nor waits on their locks.
+    pub fn group_overview(&self, group_id: &str) -> Option<GroupOverview> {
+        let slot = self.slot(group_id)?;
+        let slot = slot.lock();
+        overview_of(&slot)
+    }
+
+    /// Test seam: runs `work` while `group_id`'s lock is held (as during a long call on it).
+    #[cfg(test)]
+    pub(crate) fn with_group_locked<R>(&self, group_id: &str, work: impl FnOnce() -> R) -> R {
+        let slot = self.slot(group_id);
+        let _held = slot.as_ref().map(|slot| slot.lock());
+        work()
     }
 
     /// Every group, sorted by id, optionally only those in `states`.
@@ -205,4 +192,37 @@ impl GroupCoordinator {
         self.forget_group(group_id, &shared);
         Ok(durable)
     }
+}
+
+/// The view of one locked group; `None` for a Dead one (being deleted).
+fn overview_of(slot: &GroupSlot) -> Option<GroupOverview> {
+    let group = &slot.group;
+    if group.state() == GroupState::Dead {
+        return None;
+    }
+    let protocol = group.protocol_name().unwrap_or_default();
+    Some(GroupOverview {
+        group_id: group.id().to_owned(),
+        state: group.state(),
+        protocol_type: group.protocol_type().unwrap_or_default().to_owned(),
+        protocol_name: protocol.to_owned(),
+        generation_id: group.generation_id(),
+        leader_id: group.leader_id().unwrap_or_default().to_owned(),
+        members: group
+            .members()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m.metadata_for(protocol).cloned().unwrap_or_default(),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
+        offsets: slot
+            .offsets
+            .iter()
+            .map(|((t, p), v)| (t.clone(), *p, v.offset, v.commit_timestamp_ms))
+            .collect(),
+    })
 }

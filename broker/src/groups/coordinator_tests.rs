@@ -576,3 +576,27 @@ async fn an_oversized_assignment_is_an_unknown_server_error() {
         GroupState::PreparingRebalance
     );
 }
+
+/// One group's overview is that group's row of the full overview; unknown groups have none.
+#[tokio::test]
+async fn one_groups_overview_matches_its_row_of_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    for (group, offset) in [("a", 3), ("b", 5), ("", 7)] {
+        let errors = coordinator
+            .commit_offsets(group, &simple(), &[entry("t", 0, offset)])
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None]);
+    }
+    let all = coordinator.overview();
+    for row in &all {
+        assert_eq!(
+            coordinator.group_overview(&row.group_id).as_ref(),
+            Some(row)
+        );
+    }
+    assert_eq!(all.len(), 3);
+    assert_eq!(coordinator.group_overview("c"), None);
+}

@@ -1,6 +1,10 @@
 //! The JSON admin API: `GET /v1/broker`, `/v1/topics`, `/v1/topics/{name}`, `/v1/groups`,
 //! `/v1/groups/{id}`. Read-only views of the broker's own structures; an unknown topic or
 //! group is a 404 with `{"error": …}`, a name that does not percent-decode to UTF-8 a 400.
+//!
+//! Group ids are any string, the empty one included (Kafka accepts it from old clients), so
+//! `/v1/groups` gives each group's `path`, percent-encoded: `/v1/groups/` is the empty id
+//! (a `{id}` segment never matches empty), `/v1/groups/a%2Fb` is `a/b`.
 
 use std::sync::Arc;
 
@@ -10,6 +14,7 @@ use axum::Json;
 use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::{decode_budget, Decodable};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use runnel_protocol::frame::DECODED_COLLECTIONS_BYTES_MAX;
 use serde_json::{json, Value};
 
@@ -45,6 +50,7 @@ pub async fn broker(State(state): State<HttpState>) -> JsonResult {
             "connections_max_idle_ms": c.connections_max_idle_ms,
             "shutdown_timeout_ms": c.shutdown_timeout_ms,
             "metrics_partition_series_max": c.metrics_partition_series_max,
+            "metrics_group_partition_series_max": c.metrics_group_partition_series_max,
             "topic_defaults": c.topic_defaults,
         },
     })))
@@ -144,6 +150,7 @@ pub async fn groups(State(state): State<HttpState>) -> JsonResult {
                 let lag = group_lag(&ctx.logs, g, &ctx.metrics.lag_cache, now);
                 json!({
                     "group_id": g.group_id,
+                    "path": group_path(&g.group_id),
                     "state": g.state.name(),
                     "protocol_type": g.protocol_type,
                     "members": g.members.len(),
@@ -164,17 +171,40 @@ pub async fn group(
 ) -> JsonResult {
     let id = segment(id)?;
     let ctx = Arc::clone(&state.ctx);
-    blocking(move || {
-        let group = ctx
-            .groups
-            .overview()
-            .into_iter()
-            .find(|g| g.group_id == id)
-            .ok_or_else(|| HttpError::not_found(format!("unknown group {id:?}")))?;
-        Ok(group_detail(&ctx, &group))
-    })
-    .await?
-    .map(Json)
+    blocking(move || group_view(&ctx, &id)).await?.map(Json)
+}
+
+/// `GET /v1/groups/`: the group whose id is empty.
+pub async fn empty_group(State(state): State<HttpState>) -> JsonResult {
+    let ctx = Arc::clone(&state.ctx);
+    blocking(move || group_view(&ctx, "")).await?.map(Json)
+}
+
+/// Bytes a group id keeps in its path: RFC 3986's unreserved characters.
+const GROUP_PATH_KEPT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The path of one group's detail. A `.` or `..` id is encoded whole, as clients resolve
+/// those segments away before sending.
+pub fn group_path(id: &str) -> String {
+    let kept = if id == "." || id == ".." {
+        NON_ALPHANUMERIC
+    } else {
+        GROUP_PATH_KEPT
+    };
+    format!("/v1/groups/{}", utf8_percent_encode(id, kept))
+}
+
+/// One group's detail, or a 404: asks the coordinator for that group only.
+fn group_view(ctx: &BrokerContext, id: &str) -> Result<Value, HttpError> {
+    let group = ctx
+        .groups
+        .group_overview(id)
+        .ok_or_else(|| HttpError::not_found(format!("unknown group {id:?}")))?;
+    Ok(group_detail(ctx, &group))
 }
 
 fn group_detail(ctx: &BrokerContext, group: &GroupOverview) -> Value {
@@ -247,4 +277,80 @@ fn decode_assignment(bytes: &Bytes) -> Value {
         .map(|tp| (tp.topic.0.to_string(), json!(tp.partitions)))
         .collect();
     Value::Object(topics)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::api::create_topics::fixture;
+    use crate::groups::commits::{CommitEntry, Committer};
+
+    fn commit(ctx: &BrokerContext, group: &str, offset: i64) {
+        let who = Committer {
+            member_id: String::new(),
+            group_instance_id: None,
+            generation_id: -1,
+            retention_time_ms: -1,
+        };
+        let entry = CommitEntry {
+            topic: "t".to_owned(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        };
+        let reply = ctx.groups.commit_offsets(group, &who, &[entry]);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let errors = runtime.block_on(reply.wait());
+        assert_eq!(errors, vec![None]);
+    }
+
+    /// `GET /v1/groups/{id}` reads that one group: it answers while another group is busy
+    /// (its lock held), where building every group's view would wait for it.
+    #[test]
+    fn one_groups_view_does_not_wait_on_other_groups() {
+        let fixture = fixture::broker();
+        let ctx = &fixture.ctx;
+        fixture::topic(&fixture, "t", 1);
+        commit(ctx, "asked", 0);
+        commit(ctx, "busy", 0);
+        std::thread::scope(|scope| {
+            let (answer_tx, answer_rx) = mpsc::channel();
+            let answered = ctx.groups.with_group_locked("busy", || {
+                scope.spawn(move || {
+                    let _ = answer_tx.send(group_view(ctx, "asked"));
+                });
+                answer_rx.recv_timeout(Duration::from_secs(5))
+            });
+            let view = answered.expect("answered while another group was locked");
+            assert_eq!(view.unwrap()["group_id"], "asked");
+        });
+        let unknown = group_view(ctx, "nobody").unwrap_err();
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn group_paths_percent_encode_the_id() {
+        assert_eq!(group_path(""), "/v1/groups/");
+        assert_eq!(
+            group_path("billing.v2_x-y~z"),
+            "/v1/groups/billing.v2_x-y~z"
+        );
+        assert_eq!(
+            group_path("a/b?c#d%e f"),
+            "/v1/groups/a%2Fb%3Fc%23d%25e%20f"
+        );
+        assert_eq!(group_path("é"), "/v1/groups/%C3%A9");
+        assert_eq!(group_path("."), "/v1/groups/%2E");
+        assert_eq!(group_path(".."), "/v1/groups/%2E%2E");
+    }
 }

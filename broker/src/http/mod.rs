@@ -88,6 +88,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/v1/topics/{name}", get(admin::topic))
         .route("/v1/groups", get(admin::groups))
         .route("/v1/groups/{id}", get(admin::group))
+        // A `{id}` segment is never empty: the empty group id has its own route.
+        .route("/v1/groups/", get(admin::empty_group))
         // Every endpoint is read-only: another method gets a JSON 405 (with `Allow`).
         .method_not_allowed_fallback(|| async {
             HttpError {

@@ -125,6 +125,10 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: AtomicI64,
     /// A segment file was created since the directory was last fsynced.
     pub(crate) dir_dirty: AtomicBool,
+    /// Cleaner swaps begun on this log. Only a swap removes records below the log end
+    /// without moving the log start, so anything derived from "the first record at or after
+    /// offset o" holds while this count stays put (the lag cache relies on it).
+    pub(crate) segment_rewrites: AtomicU64,
     /// Bytes and records in and out, bumped once per request by the API layer and read
     /// when `/metrics` is scraped.
     pub traffic: crate::metrics::TrafficCounters,
@@ -163,6 +167,7 @@ impl PartitionLog {
             cached_bytes: AtomicU64::new(0),
             last_flush_ms: AtomicI64::new(now_ms()),
             dir_dirty: AtomicBool::new(true),
+            segment_rewrites: AtomicU64::new(0),
             traffic: crate::metrics::TrafficCounters::default(),
         }
     }
@@ -497,6 +502,11 @@ impl PartitionLog {
             .lock()
             .as_ref()
             .map_or(0, |state| state.segments.len())
+    }
+
+    /// Cleaner swaps begun on this log (see the field).
+    pub fn segment_rewrites(&self) -> u64 {
+        self.segment_rewrites.load(Ordering::Acquire)
     }
 }
 

@@ -68,6 +68,11 @@ impl PartitionLog {
             remove_if_exists(cleaned)?;
             return Ok(false);
         }
+        // Counted before any file moves, under the state lock: a reader that saw the old
+        // count read the old segments, and whatever happens next (even a failed swap
+        // repaired forward) may have removed records.
+        self.segment_rewrites
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if let Err(e) = self.swap_files(old, cleaned) {
             if !self.crash_injected() {
                 self.repair_failed_swap(state, old, cleaned, cleaned_bytes);

@@ -17,7 +17,10 @@
 //! number of committed partitions (and `LAG_CACHE_ENTRIES_MAX` bounds it in any case). An
 //! entry holds on to (weakly) the log it was read from and serves only that log: a topic
 //! deleted and created again under the same name is a new log whose offsets say nothing of
-//! the old one's timestamps.
+//! the old one's timestamps. Nor does it outlive a compaction of that log: the cleaner
+//! may remove the record at the offset, after which the first record at or after it is a
+//! later, younger one; an entry serves only while the log's segment-rewrite count is the
+//! one it was read under.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -69,17 +72,24 @@ struct CacheEntry {
     /// The log it was read from: the entry serves no other under the same name. Weak, so a
     /// deleted log is not kept open (and, held, its address cannot be reused).
     log: Weak<PartitionLog>,
+    /// The log's segment-rewrite count when read: a compaction since may have removed the
+    /// record the timestamp came from.
+    segment_rewrites: u64,
 }
 
 impl LagCache {
     /// The timestamp (ms) of the first record at or after `offset` in `log`.
     fn timestamp(&self, log: &Arc<PartitionLog>, offset: i64) -> Option<i64> {
         let key = (log.topic().to_owned(), log.partition(), offset);
+        // Read before the log: a swap racing the read leaves an entry that misses next time.
+        let segment_rewrites = log.segment_rewrites();
         {
             let mut inner = self.inner.lock();
             let generation = inner.generation;
             if let Some(entry) = inner.entries.get_mut(&key) {
-                if std::ptr::eq(entry.log.as_ptr(), Arc::as_ptr(log)) {
+                if std::ptr::eq(entry.log.as_ptr(), Arc::as_ptr(log))
+                    && entry.segment_rewrites == segment_rewrites
+                {
                     entry.generation = generation;
                     return Some(entry.timestamp_ms);
                 }
@@ -94,6 +104,7 @@ impl LagCache {
             timestamp_ms,
             generation: inner.generation,
             log: Arc::downgrade(log),
+            segment_rewrites,
         };
         inner.entries.insert(key, entry);
         Some(timestamp_ms)

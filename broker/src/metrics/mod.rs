@@ -17,6 +17,10 @@
 //! Cardinality: per-partition series are emitted only for topics with at most
 //! `metrics_partition_series_max` partitions; every topic always gets per-topic aggregates
 //! (`runnel_topic_*`, `runnel_consumer_group_topic_*`), which is what the dashboards use.
+//! Per-partition lag series multiply by groups as well, so they are also bounded in all:
+//! groups, in id order, get them while their (group, partition) pairs fit in
+//! `metrics_group_partition_series_max`; the rest get per group/topic lag only, and
+//! `runnel_consumer_group_lag_partitions_folded` counts the pairs left out by each bound.
 //!
 //! Layout: [`traffic`] (per-partition atomics), [`requests`] (per-API handles and error
 //! codes), [`lag`] (consumer lag at scrape time, shared with the HTTP admin API),
@@ -51,12 +55,15 @@ static METADATA: Metadata<'static> = Metadata::new("runnel", ::metrics::Level::I
 pub struct MetricsConfig {
     /// Topics with more partitions get per-topic series only.
     pub partition_series_max: usize,
+    /// (group, partition) pairs, in all, that get per-partition lag series.
+    pub group_partition_series_max: usize,
 }
 
 impl Default for MetricsConfig {
     fn default() -> MetricsConfig {
         MetricsConfig {
             partition_series_max: crate::config::defaults::METRICS_PARTITION_SERIES_MAX,
+            group_partition_series_max: crate::config::defaults::METRICS_GROUP_PARTITION_SERIES_MAX,
         }
     }
 }

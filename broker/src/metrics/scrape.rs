@@ -64,7 +64,8 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         .map(|g| (g, group_lag(&ctx.logs, g, &metrics.lag_cache, now_ms)))
         .collect();
     metrics.lag_cache.end_scrape();
-    render_groups(&mut page, &lags, &detailed);
+    let series = lag_series(&lags, &detailed, metrics.config.group_partition_series_max);
+    render_groups(&mut page, &lags, &detailed, &series);
     render_cleaner(&mut page, &ctx.logs.cleaner_stats(), &detailed);
     page.single(
         "runnel_log_fsyncs_total",
@@ -264,10 +265,56 @@ fn render_topics(page: &mut Page, topics: &[TopicRow]) {
     }
 }
 
+/// Which lag rows get per-partition series, under both cardinality bounds.
+#[derive(Debug, PartialEq)]
+struct LagSeries {
+    /// Per group (in `lags` order): its rows of topics under the partition bound get
+    /// per-partition series.
+    groups: Vec<bool>,
+    /// Rows left out because their topic has more than `partition_series_max` partitions.
+    folded_by_topic: usize,
+    /// Rows left out because their group did not fit in `group_partition_series_max`.
+    folded_by_group: usize,
+}
+
+/// Groups, in id order, keep their per-partition series while all their rows (of topics
+/// under the partition bound) fit in what is left of `group_partition_series_max`; a group
+/// is kept or folded whole, so its partitions are never half shown, and a later smaller
+/// group may still fit. Id order keeps the choice stable from scrape to scrape.
+fn lag_series(
+    lags: &[(&GroupOverview, Vec<PartitionLag>)],
+    detailed: &HashMap<&str, bool>,
+    group_partition_series_max: usize,
+) -> LagSeries {
+    let mut series = LagSeries {
+        groups: Vec::with_capacity(lags.len()),
+        folded_by_topic: 0,
+        folded_by_group: 0,
+    };
+    let mut left = group_partition_series_max;
+    for (_, lag) in lags {
+        let rows = lag
+            .iter()
+            .filter(|l| detailed.get(l.topic.as_str()).copied().unwrap_or(false))
+            .count();
+        series.folded_by_topic += lag.len() - rows;
+        let fits = rows <= left;
+        if fits {
+            left -= rows;
+        } else {
+            series.folded_by_group += rows;
+        }
+        series.groups.push(fits);
+    }
+    assert_eq!(series.groups.len(), lags.len());
+    series
+}
+
 fn render_groups(
     page: &mut Page,
     lags: &[(&GroupOverview, Vec<PartitionLag>)],
     detailed: &HashMap<&str, bool>,
+    series: &LagSeries,
 ) {
     page.family(
         "runnel_consumer_groups",
@@ -349,7 +396,8 @@ fn render_groups(
     ];
     for (name, help, figure) in per_partition {
         page.family(name, Kind::Gauge, help);
-        for (group, lag) in lags {
+        let shown = lags.iter().zip(&series.groups).filter(|(_, shown)| **shown);
+        for ((group, lag), _) in shown {
             for l in lag
                 .iter()
                 .filter(|l| detailed.get(l.topic.as_str()).copied().unwrap_or(false))
@@ -400,6 +448,21 @@ fn render_groups(
             );
         }
     }
+    page.family(
+        "runnel_consumer_group_lag_partitions_folded",
+        Kind::Gauge,
+        "Committed (group, partition) pairs whose lag is exported per group/topic only, by the bound that folded them (--metrics-partition-series-max, --metrics-group-partition-series-max)",
+    );
+    page.sample(
+        "runnel_consumer_group_lag_partitions_folded",
+        &[("bound", "partition_series_max")],
+        series.folded_by_topic as f64,
+    );
+    page.sample(
+        "runnel_consumer_group_lag_partitions_folded",
+        &[("bound", "group_partition_series_max")],
+        series.folded_by_group as f64,
+    );
 }
 
 fn render_cleaner(page: &mut Page, stats: &CleanerStats, detailed: &HashMap<&str, bool>) {
@@ -487,4 +550,87 @@ fn topic_lag(lag: &[PartitionLag]) -> BTreeMap<&str, (i64, Option<f64>)> {
         }
     }
     by_topic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(id: &str) -> GroupOverview {
+        GroupOverview {
+            group_id: id.to_owned(),
+            state: GroupState::Empty,
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            generation_id: 0,
+            leader_id: String::new(),
+            members: Vec::new(),
+            offsets: Vec::new(),
+        }
+    }
+
+    fn rows(topic: &str, partitions: i32) -> Vec<PartitionLag> {
+        (0..partitions)
+            .map(|partition| PartitionLag {
+                topic: topic.to_owned(),
+                partition,
+                committed_offset: 0,
+                log_start_offset: 0,
+                log_end_offset: 1,
+                lag_records: Some(1),
+                lag_seconds: Some(1.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_keep_partition_series_while_their_pairs_fit_in_the_bound() {
+        let (a, b, c, d) = (group("a"), group("b"), group("c"), group("d"));
+        let lags = vec![
+            (&a, rows("small", 2)),
+            // Three rows do not fit in the two left: folded whole, not cut.
+            (&b, [rows("small", 3), rows("wide", 5)].concat()),
+            (&c, rows("small", 2)),
+            (&d, rows("small", 1)),
+        ];
+        let detailed: HashMap<&str, bool> = [("small", true), ("wide", false)].into();
+        let series = lag_series(&lags, &detailed, 4);
+        assert_eq!(
+            series,
+            LagSeries {
+                groups: vec![true, false, true, false],
+                folded_by_topic: 5,
+                folded_by_group: 4,
+            }
+        );
+        let unbounded = lag_series(&lags, &detailed, usize::MAX);
+        assert_eq!(unbounded.groups, vec![true; 4]);
+        assert_eq!(unbounded.folded_by_group, 0);
+        let none = lag_series(&lags, &detailed, 0);
+        assert_eq!(none.groups, vec![false; 4]);
+        assert_eq!(none.folded_by_group, 8);
+    }
+
+    /// Every group still gets its per-topic lag, folded or not.
+    #[test]
+    fn folded_groups_keep_their_topic_lag() {
+        let (a, b) = (group("a"), group("b"));
+        let lags = vec![(&a, rows("small", 2)), (&b, rows("small", 2))];
+        let detailed: HashMap<&str, bool> = [("small", true)].into();
+        let series = lag_series(&lags, &detailed, 2);
+        let mut page = Page::with_capacity(4096);
+        render_groups(&mut page, &lags, &detailed, &series);
+        let page = page.into_string();
+        assert!(page.contains(
+            "runnel_consumer_group_lag_records{group=\"a\",topic=\"small\",partition=\"1\"} 1"
+        ));
+        assert!(!page.contains("runnel_consumer_group_lag_records{group=\"b\""));
+        assert!(!page.contains("runnel_consumer_group_committed_offset{group=\"b\""));
+        assert!(
+            page.contains("runnel_consumer_group_topic_lag_records{group=\"b\",topic=\"small\"} 2")
+        );
+        assert!(page.contains(
+            "runnel_consumer_group_lag_partitions_folded{bound=\"group_partition_series_max\"} 2"
+        ));
+    }
 }

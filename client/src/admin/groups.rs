@@ -65,7 +65,7 @@ pub struct GroupDescription {
 ///
 /// ```no_run
 /// # async fn example(admin: runnel_client::Admin) -> runnel_client::Result<()> {
-/// let total: i64 = admin.group_lag("billing").await?.iter().map(|p| p.lag).sum();
+/// let total: i64 = admin.group_lag("billing").await?.iter().filter_map(|p| p.lag).sum();
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,8 +74,9 @@ pub struct PartitionLag {
     /// `None` when the group has not committed for this partition.
     pub committed: Option<i64>,
     pub log_end: i64,
-    /// `log_end - committed` (the whole log when nothing is committed).
-    pub lag: i64,
+    /// `log_end - committed`; `None` when nothing is committed (no position to measure
+    /// from: kafka-consumer-groups prints `-` there).
+    pub lag: Option<i64>,
     /// The member that owns the partition now, if any.
     pub owner: Option<String>,
 }
@@ -172,7 +173,7 @@ impl Admin {
                 let log_end = ends.get(&tp).copied().unwrap_or(0);
                 let committed = committed.get(&tp).copied();
                 PartitionLag {
-                    lag: (log_end - committed.unwrap_or(0)).max(0),
+                    lag: lag_records(committed, log_end),
                     committed,
                     log_end,
                     owner: owners.get(&tp).cloned(),
@@ -197,5 +198,23 @@ impl Admin {
         }
         let coordinator = find_coordinator(&self.cluster, group_id).await?;
         offsets::commit(&coordinator, group_id, -1, "", offsets).await
+    }
+}
+
+/// Records between a committed offset and the log end; unknown without a commit.
+fn lag_records(committed: Option<i64>, log_end: i64) -> Option<i64> {
+    committed.map(|committed| (log_end - committed).max(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag_records;
+
+    #[test]
+    fn lag_is_unknown_without_a_commit() {
+        assert_eq!(lag_records(None, 10), None);
+        assert_eq!(lag_records(None, 0), None);
+        assert_eq!(lag_records(Some(4), 10), Some(6));
+        assert_eq!(lag_records(Some(12), 10), Some(0));
     }
 }

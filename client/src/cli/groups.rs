@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use runnel_client::admin::PartitionLag;
 use runnel_client::offsets::{EARLIEST, LATEST};
 use runnel_client::{Admin, ClientConfig, TopicPartition};
 
@@ -130,7 +131,7 @@ async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<
         out!(
             "{}",
             serde_json::json!({"group": group, "state": description.state, "protocol": description.protocol,
-                "members": members, "partitions": partitions, "total_lag": lag.iter().map(|l| l.lag).sum::<i64>()})
+                "members": members, "partitions": partitions, "total_lag": total_lag(&lag)})
         )?;
         return Ok(());
     }
@@ -171,7 +172,7 @@ async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<
                 l.partition.partition.to_string(),
                 l.committed.map_or("-".into(), |c| c.to_string()),
                 l.log_end.to_string(),
-                l.lag.to_string(),
+                l.lag.map_or("-".into(), |lag| lag.to_string()),
                 l.owner.clone().unwrap_or_else(|| "-".into()),
             ]
         })
@@ -180,6 +181,11 @@ async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<
         &["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "OWNER"],
         &rows,
     )?;
-    out!("total lag: {}", lag.iter().map(|l| l.lag).sum::<i64>())?;
+    out!("total lag: {}", total_lag(&lag))?;
     Ok(())
+}
+
+/// Lag summed over the partitions whose lag is known (committed ones).
+fn total_lag(lag: &[PartitionLag]) -> i64 {
+    lag.iter().filter_map(|l| l.lag).sum()
 }
