@@ -7,7 +7,8 @@
 //! of the lag figures, as `kafka-consumer-groups` shows `-` for it; the committed offset
 //! itself is still reported. Likewise a first uncommitted record produced without a
 //! timestamp (-1, which produce accepts as Kafka does) has no age: lag in seconds is unknown
-//! there, while lag in records is exact.
+//! there, while lag in records is exact; so is one whose batch cannot be read (a read error,
+//! or retention racing the read).
 //!
 //! The timestamp comes from the batch holding the committed offset, read through the same
 //! offset index a fetch uses (one small read per lagging partition): the batch's first
@@ -174,7 +175,8 @@ pub fn partition_lag(
     }
 }
 
-/// Age of the first record at or after `committed` (0 when nothing is left to consume).
+/// Age of the first record at or after `committed` (0 when nothing is left to consume; `None`
+/// when it has no timestamp or cannot be read).
 fn lag_seconds(
     log: &Arc<PartitionLog>,
     committed: i64,
@@ -191,8 +193,9 @@ fn lag_seconds(
         // A record without a timestamp (-1) has no age.
         Some(ts) if ts < 0 => None,
         Some(ts) => Some((now_ms - ts).max(0) as f64 / 1000.0),
-        // Not readable now (retention racing the read): counted as caught up, as before.
-        None => Some(0.0),
+        // Not readable now (retention racing the read, a read error): unknown, not "caught
+        // up" — a zero would hide the error behind a healthy-looking panel.
+        None => None,
     }
 }
 
