@@ -152,6 +152,43 @@ pub fn peek_batch_size(buf: &[u8]) -> Result<Option<usize>, BatchError> {
     Ok(Some(LOG_OVERHEAD_BYTES + batch_length as usize))
 }
 
+/// The smallest batch length Kafka's batch iterator frames before it reads the magic: a
+/// magic-0 message's bytes after its length field (`LegacyRecord.RECORD_OVERHEAD_V0`).
+const FRAMED_LENGTH_MIN: i32 = 14;
+
+/// A whole batch of any magic Kafka knows (0, 1 or 2) at the start of some bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFrame {
+    /// The batch's bytes, overhead included.
+    pub size_bytes: usize,
+    pub magic: i8,
+}
+
+/// Frames the batch at `buf[0]` as Kafka's batch iterator (`ByteBufferLogInputStream`)
+/// does, so a handler can answer what Kafka answers: `Ok(None)` when no whole batch is there
+/// (too few bytes for its length and magic, or cut short); an error when its length is below
+/// any magic's smallest or its magic is unknown (Kafka's `CorruptRecordException`). Only
+/// the length and magic are read: a magic-2 batch still goes through [`RecordBatch::parse`].
+pub fn peek_batch_frame(buf: &[u8]) -> Result<Option<BatchFrame>, BatchError> {
+    let Some(length_bytes) = buf.get(OFFSET_BATCH_LENGTH..LOG_OVERHEAD_BYTES) else {
+        return Ok(None);
+    };
+    let batch_length = i32::from_be_bytes(to_array(length_bytes));
+    let length_bytes = match usize::try_from(batch_length) {
+        Ok(length) if batch_length >= FRAMED_LENGTH_MIN => length,
+        _ => return Err(BatchError::BadLength { batch_length }),
+    };
+    let Some(&magic) = buf.get(OFFSET_MAGIC) else {
+        return Ok(None);
+    };
+    let magic = magic as i8;
+    if !(0..=MAGIC_V2).contains(&magic) {
+        return Err(BatchError::UnsupportedMagic(magic));
+    }
+    let size_bytes = LOG_OVERHEAD_BYTES.saturating_add(length_bytes);
+    Ok((size_bytes <= buf.len()).then_some(BatchFrame { size_bytes, magic }))
+}
+
 /// One magic-2 record batch over shared bytes. Framing (size and magic) is valid by
 /// construction; the CRC and record contents are not checked until asked.
 #[derive(Clone, PartialEq, Eq)]
@@ -602,6 +639,46 @@ mod tests {
             RecordBatch::parse(Bytes::from(negative)),
             Err(BatchError::BadLength { .. })
         ));
+    }
+
+    #[test]
+    fn batch_frames_follow_kafkas_batch_iterator() {
+        let good = sample(b"abc");
+        let whole = Some(BatchFrame {
+            size_bytes: good.len(),
+            magic: MAGIC_V2,
+        });
+        assert_eq!(peek_batch_frame(&good), Ok(whole));
+        let mut two = good.to_vec();
+        two.extend_from_slice(&good);
+        assert_eq!(peek_batch_frame(&two), Ok(whole), "the first of two");
+        // Too short for the length or the magic, or cut short: no batch.
+        for cut in [0, 11, 16, good.len() - 1] {
+            assert_eq!(peek_batch_frame(&good[..cut]), Ok(None), "cut at {cut}");
+        }
+        // A legacy message is framed from a 14-byte length on, with its magic.
+        let mut legacy = vec![0u8; 26];
+        legacy[OFFSET_BATCH_LENGTH..OFFSET_BATCH_LENGTH + 4].copy_from_slice(&14i32.to_be_bytes());
+        legacy[OFFSET_MAGIC] = 1;
+        let legacy_frame = Some(BatchFrame {
+            size_bytes: 26,
+            magic: 1,
+        });
+        assert_eq!(peek_batch_frame(&legacy), Ok(legacy_frame));
+        let mut short = legacy.clone();
+        short[OFFSET_BATCH_LENGTH + 3] = 13;
+        assert_eq!(
+            peek_batch_frame(&short),
+            Err(BatchError::BadLength { batch_length: 13 })
+        );
+        for magic in [3u8, 0xff] {
+            let mut unknown = good.to_vec();
+            unknown[OFFSET_MAGIC] = magic;
+            assert_eq!(
+                peek_batch_frame(&unknown),
+                Err(BatchError::UnsupportedMagic(magic as i8))
+            );
+        }
     }
 
     #[test]

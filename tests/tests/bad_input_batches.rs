@@ -1,5 +1,5 @@
 //! Bad-input catalogue, record batches and fetches (the cases `bad_input.rs` does not cover):
-//! mixed magic in one records blob, negative record counts, decompression bombs on a
+//! one batch of magic 2 per partition, negative record counts, decompression bombs on a
 //! compacted topic (bounded output) and the broker-wide decompression budget, timestamps out
 //! of range, and Fetch with a replica id from a client. Each gets its Kafka error code;
 //! nothing is appended; the broker serves on.
@@ -19,10 +19,44 @@ use kafka_protocol::messages::BrokerId;
 use kafka_protocol::records::Compression;
 use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
 use runnel_tests::records::{batch_with, concat, decode_values, keyed, values};
-use runnel_tests::requests::{fetch, list_offsets, metadata};
+use runnel_tests::requests::{fetch, list_offsets, metadata, produce};
 use runnel_tests::TestBroker;
 
 const CORRUPT: i16 = 2; // CORRUPT_MESSAGE
+const INVALID_RECORD: i16 = 87;
+
+/// Produce v3+ carries exactly one batch of magic 2 per partition (Kafka's
+/// `ProduceRequest.validateRecords`): two well-formed batches, or a batch after one, are
+/// INVALID_RECORD, as is a batch cut short (Kafka's batch iterator finds no batch in it);
+/// bytes after the batch that frame no batch are CORRUPT_MESSAGE. Nothing is appended;
+/// each batch alone is accepted.
+#[tokio::test]
+async fn a_partition_carries_exactly_one_batch() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["one"])), 12).await;
+    let (first, second) = (values(&["a"]), values(&["b", "c"]));
+    for version in [3, 7, 9] {
+        let twice = concat(&[first.clone(), second.clone()]);
+        let response = client.send(produce("one", 0, twice, 1), version).await;
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, INVALID_RECORD, "v{version}");
+        assert_eq!(partition.base_offset, -1);
+    }
+    let three = concat(&[first.clone(), second.clone(), first.clone()]);
+    assert_eq!(
+        produce_error(&mut client, "one", three).await,
+        INVALID_RECORD
+    );
+    let cut = first.slice(..first.len() - 1);
+    assert_eq!(produce_error(&mut client, "one", cut).await, INVALID_RECORD);
+    let tail = concat(&[first.clone(), Bytes::from_static(&[0, 0, 0])]);
+    assert_eq!(produce_error(&mut client, "one", tail).await, CORRUPT);
+    assert_eq!(end_offset(&mut client, "one").await, 0);
+    assert_eq!(produce_error(&mut client, "one", first).await, 0);
+    assert_eq!(produce_error(&mut client, "one", second).await, 0);
+    assert_eq!(end_offset(&mut client, "one").await, 3);
+}
 
 #[tokio::test]
 async fn mixed_magic_and_negative_counts_are_refused() {
@@ -30,14 +64,19 @@ async fn mixed_magic_and_negative_counts_are_refused() {
     let mut client = broker.client().await;
     client.send(metadata(Some(&["magic"])), 12).await;
     let good = values(&["good"]);
-    // A magic-2 batch followed by the same bytes claiming magic 1 and magic 0.
+    // The same bytes claiming magic 0 and magic 1, alone and after a magic-2 batch (a second
+    // batch is refused whatever its magic: Kafka's `ProduceRequest.validateRecords`).
     for magic in [0u8, 1] {
         let mut legacy = good.to_vec();
         legacy[16] = magic;
-        let blob = concat(&[good.clone(), Bytes::from(legacy)]);
-        assert_eq!(produce_error(&mut client, "magic", blob).await, CORRUPT);
+        let legacy = Bytes::from(legacy);
+        let after_good = concat(&[good.clone(), legacy.clone()]);
+        for blob in [legacy, after_good] {
+            let code = produce_error(&mut client, "magic", blob).await;
+            assert_eq!(code, INVALID_RECORD, "magic {magic}");
+        }
     }
-    // A magic-3 batch (from the future).
+    // A magic-3 batch (from the future): Kafka's batch iterator calls it corrupt.
     let mut future = good.to_vec();
     future[16] = 3;
     assert_eq!(
@@ -51,7 +90,7 @@ async fn mixed_magic_and_negative_counts_are_refused() {
             ..RawBatchFields::default()
         });
         let code = produce_error(&mut client, "magic", negative).await;
-        assert_eq!(code, ResponseError::InvalidRecord.code(), "count {count}");
+        assert_eq!(code, INVALID_RECORD, "count {count}");
     }
     // A batch whose last offset delta would overflow the log's offsets.
     let overflowing = build_raw_batch(&RawBatchFields {

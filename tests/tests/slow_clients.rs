@@ -8,8 +8,8 @@ mod bad_input_common;
 use std::time::{Duration, Instant};
 
 use bad_input_common::{proc_status_kib, still_serves, PEAK_RSS_MEASUREMENT};
-use kafka_protocol::messages::{ApiVersionsRequest, FetchResponse};
-use runnel_tests::records::{concat, values};
+use kafka_protocol::messages::{ApiVersionsRequest, FetchResponse, ProduceResponse};
+use runnel_tests::records::values;
 use runnel_tests::requests::{fetch, metadata, produce};
 use runnel_tests::{encode_request, TestBroker, TestClient};
 
@@ -60,18 +60,24 @@ async fn produce_small_batches(
 ) -> (usize, i64) {
     let mut client = broker.client().await;
     client.send(metadata(Some(&[topic])), 12).await;
-    let payload = "r".repeat(10 * 1024);
-    let request_batches: Vec<_> = (0..96).map(|_| values(&[&payload])).collect();
-    let request_records = concat(&request_batches);
+    let batch = values(&["r".repeat(10 * 1024).as_str()]);
+    // One batch a request (Kafka's rule for a partition), 96 requests in flight at a time.
+    const PIPELINED: usize = 96;
     let mut produced = 0;
+    let mut records = 0;
     while produced < data_bytes {
-        let response = client
-            .send(produce(topic, 0, request_records.clone(), 1), 9)
-            .await;
-        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-        produced += request_records.len();
+        for _ in 0..PIPELINED {
+            client
+                .write_request(&produce(topic, 0, batch.clone(), 1), 9)
+                .await;
+        }
+        for _ in 0..PIPELINED {
+            let (_, response) = client.read_response::<ProduceResponse>(9).await;
+            assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+        }
+        produced += PIPELINED * batch.len();
+        records += PIPELINED as i64;
     }
-    let records = (produced / request_records.len() * request_batches.len()) as i64;
     (produced, records)
 }
 

@@ -1,7 +1,8 @@
-//! Produce: validate each partition's batches, append them, answer per partition.
+//! Produce: validate each partition's batch, append it, answer per partition.
 //!
-//! Every batch of a partition is checked before any is appended, so a partition's append is
-//! all or nothing; a bad partition fails only itself. A large request's partitions are
+//! A partition's records are exactly one batch of magic 2 (Kafka's rule from Produce v3 on,
+//! the oldest version Runnel serves), checked before it is appended; a bad partition fails
+//! only itself. A large request's partitions are
 //! checked and appended side by side on the [`crate::append_pool`]; the request is done
 //! before the connection applies its next one. acks=1 answers once the data is in the
 //! page cache, acks=-1 once it is fsynced (the completion waits on group commit; the
@@ -27,8 +28,8 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::batch::{
-    first_batch_compressed_with, set_max_timestamp, BatchError, BatchSplitter, Compression,
-    RecordBatch, BATCH_HEADER_BYTES,
+    peek_batch_frame, set_max_timestamp, BatchError, Compression, RecordBatch, BATCH_HEADER_BYTES,
+    MAGIC_V2,
 };
 use runnel_protocol::builder::{BatchBuilder, BatchFields, BuildError};
 use runnel_protocol::records::{records, Record};
@@ -241,17 +242,10 @@ fn produce_partition(
         Ok(log) => log,
         Err(e) => return fail(response, log_error_code(&e), e.to_string()),
     };
-    let records = data.records.unwrap_or_default();
-    // Kafka checks this first, with the request (ProduceRequest.validateRecords); only the
-    // versions before zstd pay for the header scan.
-    if version < PRODUCE_ZSTD_VERSION_MIN
-        && first_batch_compressed_with(&records, Compression::Zstd).is_some()
-    {
-        let message = format!(
-            "Produce v{version} may not carry zstd batches (v{PRODUCE_ZSTD_VERSION_MIN}+ may)"
-        );
-        return fail(response, ResponseError::UnsupportedCompressionType, message);
-    }
+    let batch = match single_batch(data.records.unwrap_or_default(), version) {
+        Ok(batch) => batch,
+        Err((error, message)) => return fail(response, error, message),
+    };
     let config = log.config();
     // Kafka checks the in-sync replicas before the records; here the ISR is this broker.
     if acks == -1 && config.min_insync_replicas > IN_SYNC_REPLICAS {
@@ -263,13 +257,13 @@ fn produce_partition(
         return fail(response, ResponseError::NotEnoughReplicas, message);
     }
     let now_ms = crate::log::now_ms();
-    let batches = match validate_batches(&config, now_ms, &ctx.decompression_budget, records) {
-        Ok(batches) => batches,
+    let batch = match validate_batch(&config, now_ms, &ctx.decompression_budget, batch) {
+        Ok(batch) => batch,
         Err((error, message)) => return fail(response, error, message),
     };
-    match ctx.producers.append(&log, &batches) {
+    match ctx.producers.append(&log, std::slice::from_ref(&batch)) {
         Ok(AppendOutcome::Appended(info)) => {
-            let bytes: usize = batches.iter().map(RecordBatch::size_bytes).sum();
+            let bytes = batch.size_bytes();
             let records = info
                 .last_offset
                 .saturating_sub(info.base_offset)
@@ -305,40 +299,75 @@ fn sequence_error_code(error: &SequenceError) -> ResponseError {
     }
 }
 
-/// Splits `records` into batches and checks every one before anything is appended;
-/// `now_ms` is the broker's clock for the topic's timestamp bounds.
-pub fn validate_batches(
+/// A partition's records as their one batch, or Kafka's answer (its
+/// `ProduceRequest.validateRecords` for v3+, framed as its batch iterator frames): no whole
+/// batch, a magic other than 2, or a second batch is INVALID_RECORD; zstd before v7 is
+/// UNSUPPORTED_COMPRESSION_TYPE; a length or magic no batch can have is CORRUPT_MESSAGE.
+/// Headers only, so the produce path's per-batch cost stays a few reads.
+fn single_batch(mut records: Bytes, version: i16) -> Result<RecordBatch, (ResponseError, String)> {
+    let invalid = |message: String| (ResponseError::InvalidRecord, message);
+    let Some(first) = peek_batch_frame(&records).map_err(framing_error)? else {
+        let message = format!("no whole record batch in {} bytes", records.len());
+        return Err(invalid(message));
+    };
+    if first.magic != MAGIC_V2 {
+        let message = format!(
+            "Produce v{version} carries magic-2 batches only, not magic {}",
+            first.magic
+        );
+        return Err(invalid(message));
+    }
+    let batch = RecordBatch::parse(records.split_to(first.size_bytes)).map_err(framing_error)?;
+    if version < PRODUCE_ZSTD_VERSION_MIN && batch.compression() == Ok(Compression::Zstd) {
+        let message = format!(
+            "Produce v{version} may not carry zstd batches (v{PRODUCE_ZSTD_VERSION_MIN}+ may)"
+        );
+        return Err((ResponseError::UnsupportedCompressionType, message));
+    }
+    if !records.is_empty() {
+        // Kafka trims trailing bytes that frame no batch; they are refused here, since no
+        // Kafka client sends them.
+        return Err(match peek_batch_frame(&records) {
+            Ok(Some(_)) => invalid(format!(
+                "Produce v{version} carries exactly one record batch per partition"
+            )),
+            Ok(None) => (
+                ResponseError::CorruptMessage,
+                format!("{} bytes after the record batch frame none", records.len()),
+            ),
+            Err(e) => framing_error(e),
+        });
+    }
+    Ok(batch)
+}
+
+/// Checks a partition's batch before it is appended, repairs a contradicted max
+/// timestamp and rebuilds it in the topic's `compression.type` codec; `now_ms` is the
+/// broker's clock for the topic's timestamp bounds.
+pub fn validate_batch(
     config: &TopicConfig,
     now_ms: i64,
     budget: &DecompressionBudget,
-    records: Bytes,
-) -> Result<Vec<RecordBatch>, (ResponseError, String)> {
-    if records.is_empty() {
-        return Err((ResponseError::InvalidRecord, "no record batches".to_owned()));
-    }
+    mut batch: RecordBatch,
+) -> Result<RecordBatch, (ResponseError, String)> {
     let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
-    let mut batches = Vec::new();
-    for batch in BatchSplitter::new(records) {
-        let mut batch = batch.map_err(framing_error)?;
-        validate_batch(&batch, max_message_bytes)?;
-        if config.message_timestamp_type == MessageTimestampType::CreateTime {
-            if max_timestamp_contradicted(&batch) {
-                batch = restamp_max_timestamp(&batch, budget)?;
-            }
-            check_timestamp_bounds(&batch, config, now_ms)?;
+    check_header(&batch, max_message_bytes)?;
+    if config.message_timestamp_type == MessageTimestampType::CreateTime {
+        if max_timestamp_contradicted(&batch) {
+            batch = restamp_max_timestamp(&batch, budget)?;
         }
-        if config.cleanup_policy.compact {
-            check_keys(&batch, budget)?;
-        }
-        if let CompressionType::Codec(target) = config.compression_type {
-            // `compression()` was checked by `validate_batch`.
-            if batch.compression().ok() != Some(target) {
-                batch = recompress(&batch, target, config, budget)?;
-            }
-        }
-        batches.push(batch);
+        check_timestamp_bounds(&batch, config, now_ms)?;
     }
-    Ok(batches)
+    if config.cleanup_policy.compact {
+        check_keys(&batch, budget)?;
+    }
+    if let CompressionType::Codec(target) = config.compression_type {
+        // `compression()` was checked by `check_header`.
+        if batch.compression().ok() != Some(target) {
+            batch = recompress(&batch, target, config, budget)?;
+        }
+    }
+    Ok(batch)
 }
 
 fn framing_error(error: BatchError) -> (ResponseError, String) {
@@ -346,7 +375,7 @@ fn framing_error(error: BatchError) -> (ResponseError, String) {
 }
 
 /// One batch's size, CRC, offsets and count.
-fn validate_batch(
+fn check_header(
     batch: &RecordBatch,
     max_message_bytes: usize,
 ) -> Result<(), (ResponseError, String)> {

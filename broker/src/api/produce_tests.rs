@@ -28,19 +28,25 @@ fn budget() -> DecompressionBudget {
     DecompressionBudget::new(crate::config::defaults::DECOMPRESSION_BYTES_MAX as u64)
 }
 
-fn validate(
+/// A Produce v9 partition's records through both checks, as the handler runs them.
+fn validate_with(
     config: &TopicConfig,
+    budget: &DecompressionBudget,
     records: Bytes,
-) -> Result<Vec<RecordBatch>, (ResponseError, String)> {
-    validate_batches(config, NOW_MS, &budget(), records)
+) -> Result<RecordBatch, (ResponseError, String)> {
+    single_batch(records, 9).and_then(|batch| validate_batch(config, NOW_MS, budget, batch))
 }
 
-fn code(result: Result<Vec<RecordBatch>, (ResponseError, String)>) -> Option<ResponseError> {
+fn validate(config: &TopicConfig, records: Bytes) -> Result<RecordBatch, (ResponseError, String)> {
+    validate_with(config, &budget(), records)
+}
+
+fn code(result: Result<RecordBatch, (ResponseError, String)>) -> Option<ResponseError> {
     result.err().map(|(error, _)| error)
 }
 
 #[test]
-fn accepts_well_formed_batches() {
+fn accepts_one_well_formed_batch_a_partition() {
     let one = raw(RawBatchFields {
         records: b"abcdefg",
         ..RawBatchFields::default()
@@ -51,8 +57,29 @@ fn accepts_well_formed_batches() {
         records: &[0; 14],
         ..RawBatchFields::default()
     });
+    assert_eq!(validate(&config(), one.clone()).unwrap().record_count(), 1);
+    assert_eq!(validate(&config(), two.clone()).unwrap().record_count(), 2);
+    // Kafka's rule from Produce v3 on: exactly one batch a partition.
     let blob = Bytes::from([one.to_vec(), two.to_vec()].concat());
-    assert_eq!(validate(&config(), blob).unwrap().len(), 2);
+    assert_eq!(
+        code(validate(&config(), blob)),
+        Some(ResponseError::InvalidRecord)
+    );
+}
+
+#[test]
+fn zstd_needs_produce_v7_checked_on_the_one_batch() {
+    let zstd = compressed_keyed(1);
+    let unsupported = ResponseError::UnsupportedCompressionType;
+    assert_eq!(code(single_batch(zstd.clone(), 6)), Some(unsupported));
+    assert!(single_batch(zstd.clone(), 7).is_ok());
+    // Kafka checks the first batch's codec before it looks for a second.
+    let twice = Bytes::from([zstd.to_vec(), zstd.to_vec()].concat());
+    assert_eq!(code(single_batch(twice.clone(), 6)), Some(unsupported));
+    assert_eq!(
+        code(single_batch(twice, 7)),
+        Some(ResponseError::InvalidRecord)
+    );
 }
 
 #[test]
@@ -142,14 +169,48 @@ fn maps_each_defect_to_its_kafka_error() {
             ResponseError::InvalidTimestamp,
         ),
         (
-            "garbage framing",
+            "no whole batch (a length, then nothing)",
             Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]),
+            ResponseError::InvalidRecord,
+        ),
+        (
+            "length below any batch's",
+            Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, 0, 2]),
+            ResponseError::CorruptMessage,
+        ),
+        ("magic 0", with_magic(0), ResponseError::InvalidRecord),
+        ("magic 1", with_magic(1), ResponseError::InvalidRecord),
+        ("magic 3", with_magic(3), ResponseError::CorruptMessage),
+        (
+            "a cut batch",
+            with_magic(2).slice(..BATCH_HEADER_BYTES + 1),
+            ResponseError::InvalidRecord,
+        ),
+        (
+            "a second batch",
+            Bytes::from([with_magic(2).to_vec(), with_magic(1).to_vec()].concat()),
+            ResponseError::InvalidRecord,
+        ),
+        (
+            "bytes after the batch that frame none",
+            Bytes::from([with_magic(2).to_vec(), vec![0; 5]].concat()),
             ResponseError::CorruptMessage,
         ),
     ];
     for (defect, records, error) in cases {
         assert_eq!(code(validate(&config(), records)), Some(error), "{defect}");
     }
+}
+
+/// A well-formed batch claiming `magic`.
+fn with_magic(magic: u8) -> Bytes {
+    let mut batch = raw(RawBatchFields {
+        records: b"abcdefg",
+        ..RawBatchFields::default()
+    })
+    .to_vec();
+    batch[16] = magic;
+    Bytes::from(batch)
 }
 
 // Timestamp bounds and the decompression budget.
@@ -175,7 +236,7 @@ fn bounded(before_ms: i64, after_ms: i64) -> TopicConfig {
 
 fn check(config: &TopicConfig, records: Bytes) -> Result<(), ResponseError> {
     let budget = DecompressionBudget::new(1 << 20);
-    validate_batches(config, NOW_MS, &budget, records)
+    validate_with(config, &budget, records)
         .map(|_| ())
         .map_err(|(error, _)| error)
 }
@@ -252,9 +313,8 @@ fn key_checks_without_decompression_budget_fail_with_request_timed_out() {
     };
     let budget = DecompressionBudget::new(1 << 20);
     let batch = compressed_keyed(10);
-    let validate = |records: Bytes| {
-        validate_batches(&compacted, NOW_MS, &budget, records).map_err(|(error, _)| error)
-    };
+    let validate =
+        |records: Bytes| validate_with(&compacted, &budget, records).map_err(|(error, _)| error);
     assert!(validate(batch.clone()).is_ok());
     assert_eq!(budget.available_bytes(), 1 << 20, "permit given back");
     // Another connection holds the whole budget: this one gives up after a short wait.
@@ -285,7 +345,7 @@ fn key_checks_without_decompression_budget_fail_with_request_timed_out() {
     // A budget below the 64 MiB per-batch bound lowers the bound: a batch decompressing
     // past it is refused as corrupt rather than waiting forever for a permit.
     let tiny = DecompressionBudget::new(512);
-    let result = validate_batches(&compacted, NOW_MS, &tiny, compressed_keyed(10));
+    let result = validate_with(&compacted, &tiny, compressed_keyed(10));
     assert_eq!(
         result.err().map(|(e, _)| e),
         Some(ResponseError::CorruptMessage)
@@ -367,7 +427,7 @@ fn a_large_request_is_appended_across_partitions_in_parallel_with_answers_in_req
     };
     let first = twice(entries.clone());
     let unknown = ResponseError::UnknownTopicOrPartition.code();
-    let corrupt = ResponseError::CorruptMessage.code();
+    let invalid = ResponseError::InvalidRecord.code();
     assert_eq!(
         first,
         vec![
@@ -375,7 +435,7 @@ fn a_large_request_is_appended_across_partitions_in_parallel_with_answers_in_req
             ("q".to_owned(), 0, 0, 0),
             ("p".to_owned(), 0, 0, 0),
             ("missing".to_owned(), 0, unknown, -1),
-            ("p".to_owned(), 1, corrupt, -1),
+            ("p".to_owned(), 1, invalid, -1),
             ("p".to_owned(), 2, 0, 0),
         ]
     );
