@@ -199,3 +199,41 @@ async fn special_timestamps_below_their_version_are_unsupported() {
         assert_eq!((code, offset), (unsupported, -1), "{timestamp} at v7");
     }
 }
+
+/// ListOffsets v4+ carries the leader epoch the client last saw. Kafka answers
+/// FENCED_LEADER_EPOCH when it is below the partition's (only -1 means "no check" here, so
+/// -2 is below 0) and UNKNOWN_LEADER_EPOCH when above, with offset, timestamp and epoch -1;
+/// an unknown partition is UNKNOWN_TOPIC_OR_PARTITION whatever the epoch.
+#[tokio::test]
+async fn a_stale_or_unknown_leader_epoch_is_fenced_or_unknown() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let metadata = client.send(metadata(Some(&["epochs"])), 12).await;
+    let epoch = metadata.topics[0].partitions[0].leader_epoch;
+    let response = client
+        .send(produce("epochs", 0, values(&["a", "b"]), 1), 9)
+        .await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let ask = |topic: &str, partition: i32, current_leader_epoch: i32| {
+        let mut request = list_offsets(topic, partition, -1);
+        request.topics[0].partitions[0].current_leader_epoch = current_leader_epoch;
+        request
+    };
+    let fenced = ResponseError::FencedLeaderEpoch.code();
+    let unknown = ResponseError::UnknownLeaderEpoch.code();
+    for version in [4, 7] {
+        for (current, error_code) in [(epoch, 0), (-1, 0), (epoch + 1, unknown), (-2, fenced)] {
+            let response = client.send(ask("epochs", 0, current), version).await;
+            let p = &response.topics[0].partitions[0];
+            let answer = (p.error_code, p.offset, p.timestamp, p.leader_epoch);
+            let expected = match error_code {
+                0 => (0, 2, -1, epoch),
+                _ => (error_code, -1, -1, -1),
+            };
+            assert_eq!(answer, expected, "epoch {current} at v{version}");
+        }
+        let response = client.send(ask("epochs", 9, epoch + 1), version).await;
+        let code = response.topics[0].partitions[0].error_code;
+        assert_eq!(code, ResponseError::UnknownTopicOrPartition.code());
+    }
+}

@@ -505,6 +505,51 @@ async fn an_errored_partition_answers_unknown_offsets() {
     }
 }
 
+/// Fetch v9+ carries the leader epoch the client last saw (from Metadata). Kafka answers
+/// UNKNOWN_LEADER_EPOCH when it is above the partition's and FENCED_LEADER_EPOCH when below;
+/// a negative one is no check. Runnel's epoch is the one Metadata reports, so every epoch at
+/// or below it passes here, and the error answers a long poll at once.
+#[tokio::test]
+async fn a_fetch_checks_the_clients_leader_epoch() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "epochs").await;
+    let response = client
+        .send(produce("epochs", 0, values(&["a"]), 1), 9)
+        .await;
+    assert_eq!(partition_error(&response), 0);
+    let metadata = client.send(metadata(Some(&["epochs"])), 12).await;
+    let epoch = metadata.topics[0].partitions[0].leader_epoch;
+    assert!(epoch >= 0, "Metadata reports a leader epoch");
+    let with_epoch = |current_leader_epoch: i32, max_wait_ms: i32| {
+        let mut request = fetch("epochs", 0, 0, max_wait_ms, 1);
+        request.topics[0].partitions[0].current_leader_epoch = current_leader_epoch;
+        request
+    };
+    for version in [9, 12] {
+        for current in [epoch, -1, -7] {
+            let response = client.send(with_epoch(current, 0), version).await;
+            let partition = &response.responses[0].partitions[0];
+            assert_eq!(partition.error_code, 0, "epoch {current} at v{version}");
+            assert_eq!(fetched(&response), ["a"]);
+        }
+        let started = std::time::Instant::now();
+        let response = client.send(with_epoch(epoch + 1, 10_000), version).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "answered at once"
+        );
+        let partition = &response.responses[0].partitions[0];
+        let unknown = ResponseError::UnknownLeaderEpoch.code();
+        assert_eq!(partition.error_code, unknown, "v{version}");
+        assert_eq!(partition.high_watermark, -1);
+        assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
+    }
+    // Before v9 the field is not sent: no check.
+    let response = client.send(fetch("epochs", 0, 0, 0, 0), 8).await;
+    assert_eq!(response.responses[0].partitions[0].error_code, 0);
+}
+
 /// zstd arrived with Produce v7 and Fetch v10 (KIP-110). Kafka refuses a zstd batch in an
 /// older Produce with UNSUPPORTED_COMPRESSION_TYPE, and answers an older Fetch that would
 /// return zstd batches the same way, since such a client cannot read them. Here a Fetch

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::errors::log_error_i16;
-use super::{Answer, BrokerContext, Completion};
+use super::{leader_epoch, Answer, BrokerContext, Completion};
 use crate::log::{FetchRecords, PartitionLog};
 use crate::metrics::traffic::count_records;
 use crate::net::file_sends::FileSends;
@@ -165,6 +165,24 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
     plan.answer(plan.read())
 }
 
+/// A fetched partition's log, or the error it is answered with: an unknown partition, then
+/// the client's leader epoch (v9+; a negative one asks for no check, as Kafka's
+/// `FetchRequest.optionalEpoch` reads it).
+fn partition_log(
+    ctx: &BrokerContext,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> Result<Arc<PartitionLog>, i16> {
+    let log = ctx
+        .logs
+        .partition(topic, partition)
+        .map_err(|e| log_error_i16(&e))?;
+    let client_epoch = (current_leader_epoch >= 0).then_some(current_leader_epoch);
+    leader_epoch::check(client_epoch).map_err(|e| e.code())?;
+    Ok(log)
+}
+
 /// Each log's size in bytes, in order.
 fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
     logs.iter().map(|log| log.size_bytes()).collect()
@@ -191,10 +209,7 @@ impl FetchPlan {
                         partition_max_bytes: clamp_bytes(p.partition_max_bytes),
                         log: match replica_error {
                             Some(code) => Err(code),
-                            None => ctx
-                                .logs
-                                .partition(&name, p.partition)
-                                .map_err(|e| log_error_i16(&e)),
+                            None => partition_log(ctx, &name, p.partition, p.current_leader_epoch),
                         },
                     })
                     .collect();

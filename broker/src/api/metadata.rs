@@ -124,7 +124,7 @@ fn topic_entry(ctx: &BrokerContext, info: &TopicInfo) -> MetadataResponseTopic {
             let mut partition = MetadataResponsePartition::default();
             partition.partition_index = index;
             partition.leader_id = BrokerId(ctx.node_id);
-            partition.leader_epoch = 0;
+            partition.leader_epoch = super::leader_epoch::LEADER_EPOCH;
             partition.replica_nodes = vec![BrokerId(ctx.node_id)];
             partition.isr_nodes = vec![BrokerId(ctx.node_id)];
             partition

@@ -11,6 +11,7 @@
 //! the connection awaits, concurrently with later requests, before answering in order.
 
 pub mod errors;
+pub mod leader_epoch;
 
 pub mod alter_configs;
 pub mod api_versions;
