@@ -550,6 +550,67 @@ async fn a_fetch_checks_the_clients_leader_epoch() {
     assert_eq!(response.responses[0].partitions[0].error_code, 0);
 }
 
+/// Kafka reads a fetch's partitions into an ordered map (`FetchRequest.fetchData`): a
+/// partition named twice is answered once, where it was first named, as its last entry
+/// asks; its answer groups consecutive partitions of a topic into one topic entry.
+#[tokio::test]
+async fn a_partition_named_twice_is_fetched_once_as_last_asked() {
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    for topic in ["dup-a", "dup-b"] {
+        create(&mut client, topic).await;
+    }
+    for (topic, value) in [("dup-a", "a0"), ("dup-a", "a1"), ("dup-b", "b0")] {
+        let response = client.send(produce(topic, 0, values(&[value]), 1), 9).await;
+        assert_eq!(partition_error(&response), 0);
+    }
+    let entry = |topic: &str, offsets: &[i64]| -> FetchTopic {
+        let mut entry = fetch(topic, 0, 0, 0, 0).topics.remove(0);
+        let template = entry.partitions.remove(0);
+        entry.partitions = offsets
+            .iter()
+            .map(|&offset| template.clone().with_fetch_offset(offset))
+            .collect();
+        entry
+    };
+    /// Each topic entry's name and its partitions' (index, values).
+    type Answered = Vec<(String, Vec<(i32, Vec<String>)>)>;
+    let answered = |response: &FetchResponse| -> Answered {
+        let topics = response.responses.iter().map(|topic| {
+            let partitions = topic.partitions.iter().map(|p| {
+                assert_eq!(p.error_code, 0);
+                (
+                    p.partition_index,
+                    decode_values(p.records.as_ref().unwrap()),
+                )
+            });
+            (topic.topic.0.to_string(), partitions.collect())
+        });
+        topics.collect()
+    };
+    let owned = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    for version in [4, 12] {
+        let mut request = fetch("dup-a", 0, 0, 0, 0);
+        request.topics = vec![
+            entry("dup-a", &[0]),
+            entry("dup-b", &[0]),
+            entry("dup-a", &[1]),
+        ];
+        let response = client.send(request.clone(), version).await;
+        let expected = vec![
+            ("dup-a".to_owned(), vec![(0, owned(&["a1"]))]),
+            ("dup-b".to_owned(), vec![(0, owned(&["b0"]))]),
+        ];
+        assert_eq!(answered(&response), expected, "v{version}");
+        // Twice in one topic entry; and a topic named in two entries back to back.
+        request.topics = vec![entry("dup-a", &[1, 0]), entry("dup-a", &[0])];
+        let response = client.send(request, version).await;
+        let expected = vec![("dup-a".to_owned(), vec![(0, owned(&["a0", "a1"]))])];
+        assert_eq!(answered(&response), expected, "v{version}");
+    }
+}
+
 /// zstd arrived with Produce v7 and Fetch v10 (KIP-110). Kafka refuses a zstd batch in an
 /// older Produce with UNSUPPORTED_COMPRESSION_TYPE, and answers an older Fetch that would
 /// return zstd batches the same way, since such a client cannot read them. Here a Fetch

@@ -12,6 +12,7 @@
 //! placeholder for them and the connection sends them with `sendfile`
 //! ([`crate::net::file_sends`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -189,37 +190,53 @@ fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
 }
 
 impl FetchPlan {
+    /// Kafka reads a fetch's partitions into an ordered map (`FetchRequest.fetchData`, a
+    /// `LinkedHashMap`): a partition named twice is answered once, where it was first named,
+    /// as its last entry asks; and its answer puts consecutive partitions of one topic in
+    /// one topic entry (`FetchResponse.toMessage`).
     fn new(
         ctx: &BrokerContext,
         request: FetchRequest,
         replica_error: Option<i16>,
         zstd_readable: bool,
     ) -> FetchPlan {
-        let topics = request
-            .topics
-            .into_iter()
-            .map(|topic| {
-                let name = topic.topic.0.to_string();
-                let partitions = topic
-                    .partitions
-                    .into_iter()
-                    .map(|p| PartitionPlan {
-                        index: p.partition,
-                        fetch_offset: p.fetch_offset,
-                        partition_max_bytes: clamp_bytes(p.partition_max_bytes),
-                        log: match replica_error {
-                            Some(code) => Err(code),
-                            None => partition_log(ctx, &name, p.partition, p.current_leader_epoch),
-                        },
-                    })
-                    .collect();
-                TopicPlan {
-                    name: topic.topic,
-                    topic_id: topic.topic_id,
-                    partitions,
+        let partitions_count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
+        let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
+        // (topic, partition) → where its plan sits in `topics`.
+        let mut placed: HashMap<(&str, i32), (usize, usize)> =
+            HashMap::with_capacity(partitions_count);
+        for topic in &request.topics {
+            let name = topic.topic.0.as_str();
+            for p in &topic.partitions {
+                let plan = PartitionPlan {
+                    index: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: clamp_bytes(p.partition_max_bytes),
+                    log: match replica_error {
+                        Some(code) => Err(code),
+                        None => partition_log(ctx, name, p.partition, p.current_leader_epoch),
+                    },
+                };
+                if let Some(&(t, i)) = placed.get(&(name, p.partition)) {
+                    if let Some(slot) = topics.get_mut(t).and_then(|t| t.partitions.get_mut(i)) {
+                        *slot = plan;
+                    }
+                    continue;
                 }
-            })
-            .collect();
+                if topics.last().is_none_or(|last| last.name != topic.topic) {
+                    topics.push(TopicPlan {
+                        name: topic.topic.clone(),
+                        topic_id: topic.topic_id,
+                        partitions: Vec::new(),
+                    });
+                }
+                let t = topics.len() - 1;
+                if let Some(last) = topics.last_mut() {
+                    placed.insert((name, p.partition), (t, last.partitions.len()));
+                    last.partitions.push(plan);
+                }
+            }
+        }
         FetchPlan {
             zstd_readable,
             max_bytes: clamp_bytes(request.max_bytes),
