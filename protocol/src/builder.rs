@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use crate::batch::{
-    batch_attributes, write_batch_header, Compression, RawBatchFields, TimestampType,
+    batch_attributes, write_batch_header, Compression, RawBatchFields, RecordBatch, TimestampType,
     BATCH_HEADER_BYTES,
 };
 use crate::records::{codec, varint, Record};
@@ -27,6 +27,24 @@ pub struct BatchFields {
     pub timestamp_type: TimestampType,
     pub transactional: bool,
     pub control: bool,
+}
+
+impl BatchFields {
+    /// The fields of an existing data batch, to rebuild its records in `compression` (the
+    /// cleaner keeping some records, the broker recompressing for `compression.type`).
+    pub fn of(batch: &RecordBatch, compression: Compression) -> BatchFields {
+        BatchFields {
+            base_offset: batch.base_offset(),
+            partition_leader_epoch: batch.partition_leader_epoch(),
+            producer_id: batch.producer_id(),
+            producer_epoch: batch.producer_epoch(),
+            base_sequence: batch.base_sequence(),
+            compression,
+            timestamp_type: batch.timestamp_type(),
+            transactional: batch.is_transactional(),
+            control: false,
+        }
+    }
 }
 
 impl Default for BatchFields {

@@ -516,17 +516,7 @@ fn recompress(
     config: &TopicConfig,
     budget: &DecompressionBudget,
 ) -> Result<RecordBatch, (ResponseError, String)> {
-    let fields = BatchFields {
-        base_offset: batch.base_offset(),
-        partition_leader_epoch: batch.partition_leader_epoch(),
-        producer_id: batch.producer_id(),
-        producer_epoch: batch.producer_epoch(),
-        base_sequence: batch.base_sequence(),
-        compression: target,
-        timestamp_type: batch.timestamp_type(),
-        transactional: batch.is_transactional(),
-        control: false,
-    };
+    let fields = BatchFields::of(batch, target);
     let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
     // Room for every record the scan may decode, plus the header.
     let section_bytes_max = records_bound_bytes(budget).saturating_add(BATCH_HEADER_BYTES);

@@ -527,17 +527,7 @@ fn filter_batch(
 /// and refuse the producer's next batch. Readers step over the offsets past the last record
 /// as over any compaction gap.
 fn rebuild(batch: &RecordBatch, kept: &[&Record], path: &Path) -> Result<Bytes, LogError> {
-    let fields = BatchFields {
-        base_offset: batch.base_offset(),
-        partition_leader_epoch: batch.partition_leader_epoch(),
-        producer_id: batch.producer_id(),
-        producer_epoch: batch.producer_epoch(),
-        base_sequence: batch.base_sequence(),
-        compression: batch.compression().map_err(|e| corrupt(path, e))?,
-        timestamp_type: batch.timestamp_type(),
-        transactional: batch.is_transactional(),
-        control: false,
-    };
+    let fields = BatchFields::of(batch, batch.compression().map_err(|e| corrupt(path, e))?);
     if kept
         .iter()
         .any(|record| record.offset > batch.last_offset())
