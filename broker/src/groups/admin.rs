@@ -6,7 +6,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::coordinator::{storage_error_code, GroupCoordinator, GroupSlot, Reply};
 use super::offsets::Durable;
-use super::state::GroupState;
+use super::state::{GroupState, Member};
 
 /// One member as DescribeGroups shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,22 +78,7 @@ impl GroupCoordinator {
             protocol_name: protocol.to_owned(),
             members: group
                 .members()
-                .map(|m| MemberDescription {
-                    member_id: m.member_id.clone(),
-                    group_instance_id: m.group_instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: if stable {
-                        m.metadata_for(protocol).cloned().unwrap_or_default()
-                    } else {
-                        Bytes::new()
-                    },
-                    assignment: if stable {
-                        m.assignment.clone()
-                    } else {
-                        Bytes::new()
-                    },
-                })
+                .map(|m| member_description(m, protocol, stable))
                 .collect(),
         }
     }
@@ -194,6 +179,23 @@ impl GroupCoordinator {
     }
 }
 
+/// One member as DescribeGroups and the admin views show it; its metadata (for the group's
+/// `protocol`) and assignment only `with_data` (DescribeGroups gives them in Stable only).
+fn member_description(m: &Member, protocol: &str, with_data: bool) -> MemberDescription {
+    let data = |bytes: Option<&Bytes>| match with_data {
+        true => bytes.cloned().unwrap_or_default(),
+        false => Bytes::new(),
+    };
+    MemberDescription {
+        member_id: m.member_id.clone(),
+        group_instance_id: m.group_instance_id.clone(),
+        client_id: m.client_id.clone(),
+        client_host: m.client_host.clone(),
+        metadata: data(m.metadata_for(protocol)),
+        assignment: data(Some(&m.assignment)),
+    }
+}
+
 /// The view of one locked group; `None` for a Dead one (being deleted).
 fn overview_of(slot: &GroupSlot) -> Option<GroupOverview> {
     let group = &slot.group;
@@ -210,14 +212,7 @@ fn overview_of(slot: &GroupSlot) -> Option<GroupOverview> {
         leader_id: group.leader_id().unwrap_or_default().to_owned(),
         members: group
             .members()
-            .map(|m| MemberDescription {
-                member_id: m.member_id.clone(),
-                group_instance_id: m.group_instance_id.clone(),
-                client_id: m.client_id.clone(),
-                client_host: m.client_host.clone(),
-                metadata: m.metadata_for(protocol).cloned().unwrap_or_default(),
-                assignment: m.assignment.clone(),
-            })
+            .map(|m| member_description(m, protocol, true))
             .collect(),
         offsets: slot
             .offsets
