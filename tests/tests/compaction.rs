@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::records::Record;
 use runnel_protocol::batch::Compression;
 use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 use runnel_tests::records::decode;
@@ -56,8 +57,9 @@ fn keyed_batch(compression: Compression, records: &[(String, Option<String>)]) -
     builder.finish().unwrap()
 }
 
-/// Every record from offset 0 as (offset, key, value).
-async fn fetch_all(client: &mut TestClient, topic: &str) -> Vec<(i64, String, Option<String>)> {
+/// Every record of partition 0 from offset 0, fetched batch by batch (a batch comes whole:
+/// what lies below the requested offset is skipped).
+async fn fetch_records(client: &mut TestClient, topic: &str) -> Vec<Record> {
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
@@ -70,19 +72,21 @@ async fn fetch_all(client: &mut TestClient, topic: &str) -> Vec<(i64, String, Op
         };
         let from = offset;
         offset = last.offset + 1;
-        let text = |b: Bytes| String::from_utf8(b.to_vec()).unwrap();
-        // A batch is returned whole: skip what lies below the requested offset.
-        for record in records.into_iter().filter(|r| r.offset >= from) {
-            out.push((
-                record.offset,
-                text(record.key.unwrap()),
-                record.value.map(text),
-            ));
-        }
+        out.extend(records.into_iter().filter(|r| r.offset >= from));
         if offset >= partition.high_watermark {
             return out;
         }
     }
+}
+
+/// Every record from offset 0 as (offset, key, value).
+async fn fetch_all(client: &mut TestClient, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    let text = |b: Bytes| String::from_utf8(b.to_vec()).unwrap();
+    fetch_records(client, topic)
+        .await
+        .into_iter()
+        .map(|r| (r.offset, text(r.key.unwrap()), r.value.map(text)))
+        .collect()
 }
 
 #[tokio::test]
@@ -151,28 +155,11 @@ async fn the_cleaner_keeps_the_latest_value_per_key_with_original_offsets() {
 
 /// Every record from offset 0 as (offset, key), keyless ones included.
 async fn fetch_keys(client: &mut TestClient, topic: &str) -> Vec<(i64, Option<Bytes>)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let response = client.send(fetch(topic, 0, offset, 0, 0), 12).await;
-        let partition = &response.responses[0].partitions[0];
-        assert_eq!(partition.error_code, 0);
-        let records = decode(partition.records.as_ref().unwrap());
-        let Some(last) = records.last() else {
-            return out;
-        };
-        let from = offset;
-        offset = last.offset + 1;
-        out.extend(
-            records
-                .into_iter()
-                .filter(|r| r.offset >= from)
-                .map(|r| (r.offset, r.key)),
-        );
-        if offset >= partition.high_watermark {
-            return out;
-        }
-    }
+    fetch_records(client, topic)
+        .await
+        .into_iter()
+        .map(|r| (r.offset, r.key))
+        .collect()
 }
 
 /// Kafka's cleaner drops records without a key from a compacted log (`shouldRetainRecord`
