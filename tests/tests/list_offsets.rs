@@ -237,3 +237,58 @@ async fn a_stale_or_unknown_leader_epoch_is_fenced_or_unknown() {
         assert_eq!(code, ResponseError::UnknownTopicOrPartition.code());
     }
 }
+
+/// OffsetForLeaderEpoch (KIP-320 position checks) at every version we advertise: the one
+/// epoch ends at the log end; a later epoch is unknown; a stale current epoch is fenced.
+#[tokio::test]
+async fn offset_for_leader_epoch_ends_the_one_epoch_at_the_log_end() {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+    use runnel_tests::requests::topic_name;
+
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["epochs"])), 12).await;
+    let recs: Vec<KeyValue<'_>> = (0..3).map(|_| (None, Some(&b"v"[..]))).collect();
+    let response = client
+        .send(produce("epochs", 0, batch_at(&recs, 1_000), 1), 9)
+        .await;
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let ask = |partition: i32, current: i32, epoch: i32| {
+        OffsetForLeaderEpochRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(topic_name("epochs"))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(current)
+                    .with_leader_epoch(epoch)])])
+    };
+    for version in 2..=4 {
+        let cases = [
+            ((0, -1, 0), (0, 0, 3)),
+            ((0, 0, 0), (0, 0, 3)),
+            ((0, -1, 5), (0, -1, -1)),
+            (
+                (0, -2, 0),
+                (ResponseError::FencedLeaderEpoch.code(), -1, -1),
+            ),
+            (
+                (9, -1, 0),
+                (ResponseError::UnknownTopicOrPartition.code(), -1, -1),
+            ),
+        ];
+        for ((partition, current, epoch), want) in cases {
+            let response = client.send(ask(partition, current, epoch), version).await;
+            let answer = &response.topics[0].partitions[0];
+            assert_eq!(answer.partition, partition);
+            assert_eq!(
+                (answer.error_code, answer.leader_epoch, answer.end_offset),
+                want,
+                "v{version} partition {partition} current {current} epoch {epoch}"
+            );
+        }
+    }
+}

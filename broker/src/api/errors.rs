@@ -24,3 +24,9 @@ pub fn log_error_code(error: &LogError) -> ResponseError {
 pub fn log_error_i16(error: &LogError) -> i16 {
     log_error_code(error).code()
 }
+
+/// The message every ACL request gets with SECURITY_DISABLED: this broker has no authorizer
+/// (Kafka's answer when `authorizer.class.name` is unset), so there are no ACLs to list,
+/// create or delete, and admin tools show ACLs as disabled rather than failing on an
+/// unknown API.
+pub const NO_AUTHORIZER_MESSAGE: &str = "No Authorizer is configured on the broker";

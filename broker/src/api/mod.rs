@@ -15,17 +15,22 @@ pub mod leader_epoch;
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 
 // Consumer groups (coordinator in `crate::groups`).
@@ -165,6 +170,15 @@ pub fn dispatch(
         Rq::DescribeCluster(r) => ready(Rs::DescribeCluster(describe_cluster::handle(
             ctx, header, r,
         ))),
+        Rq::DescribeLogDirs(r) => ready(Rs::DescribeLogDirs(describe_log_dirs::handle(
+            ctx, header, r,
+        ))),
+        Rq::OffsetForLeaderEpoch(r) => ready(Rs::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(ctx, header, r),
+        )),
+        Rq::DescribeAcls(r) => ready(Rs::DescribeAcls(describe_acls::handle(ctx, header, r))),
+        Rq::CreateAcls(r) => ready(Rs::CreateAcls(create_acls::handle(ctx, header, r))),
+        Rq::DeleteAcls(r) => ready(Rs::DeleteAcls(delete_acls::handle(ctx, header, r))),
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),

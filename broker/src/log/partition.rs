@@ -497,6 +497,28 @@ impl PartitionLog {
             None => 0,
         }
     }
+    /// Bytes of this log's segment files: the loaded state's figure, or for a log not yet
+    /// opened the `.log` files' lengths read from its directory (a listing, no recovery), so
+    /// describing every partition opens none.
+    pub fn size_on_disk_bytes(&self) -> Result<u64, LogError> {
+        if let Some(state) = self.state.lock().as_ref() {
+            return Ok(state.segments.values().map(|s| s.lock().size_bytes).sum());
+        }
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            // Not created yet, or removed with its topic: no segment files.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut total_bytes = 0u64;
+        for entry in entries {
+            let entry = entry?;
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                total_bytes = total_bytes.saturating_add(entry.metadata()?.len());
+            }
+        }
+        Ok(total_bytes)
+    }
     pub fn segment_count(&self) -> usize {
         self.state
             .lock()

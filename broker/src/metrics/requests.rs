@@ -161,6 +161,11 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::CreateAcls => "CreateAcls",
+        ApiKey::DeleteAcls => "DeleteAcls",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
         _ => "Other",
     }
 }
@@ -233,6 +238,18 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
                 .for_each(|p| each(p.error_code));
         }
         R::DescribeCluster(r) => each(r.error_code),
+        R::OffsetForLeaderEpoch(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| each(p.error_code)),
+        R::DescribeAcls(r) => each(r.error_code),
+        R::CreateAcls(r) => r.results.iter().for_each(|x| each(x.error_code)),
+        R::DeleteAcls(r) => r.filter_results.iter().for_each(|x| each(x.error_code)),
+        R::DescribeLogDirs(r) => {
+            each(r.error_code);
+            r.results.iter().for_each(|x| each(x.error_code));
+        }
         _ => {}
     }
 }

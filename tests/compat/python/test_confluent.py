@@ -322,6 +322,31 @@ def test_idempotent_producer():
     cc.assert_dense([offset for _, offset in delivered])
 
 
+def test_acls_are_disabled_without_an_authorizer():
+    """CreateAcls and DeleteAcls get SECURITY_DISABLED, as from a Kafka broker with no
+    authorizer; DescribeAcls gets it too (kafka-python raises it), which this librdkafka
+    reports as no ACLs."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
+                                       AclPermissionType, ResourcePatternType, ResourceType)
+
+    client = admin()
+    any_acl = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                               AclOperation.ANY, AclPermissionType.ANY)
+    describe = client.describe_acls(any_acl, request_timeout=cc.OPERATION_TIMEOUT_S)
+    assert describe.result(timeout=cc.OPERATION_TIMEOUT_S) == []
+    binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.READ, AclPermissionType.ALLOW)
+    futures = client.create_acls([binding], request_timeout=cc.OPERATION_TIMEOUT_S)
+    with pytest.raises(KafkaException) as raised:
+        futures[binding].result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.SECURITY_DISABLED
+    futures = client.delete_acls([any_acl], request_timeout=cc.OPERATION_TIMEOUT_S)
+    with pytest.raises(KafkaException) as raised:
+        futures[any_acl].result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.SECURITY_DISABLED
+
+
 def test_delete_topic():
     require_created()
     client = admin()

@@ -246,6 +246,44 @@ def test_idempotent_producer_default():
     cc.assert_dense([m.offset for m in metadata])
 
 
+def test_describe_log_dirs_lists_the_topics_partitions_with_their_sizes():
+    """DescribeLogDirs, as kafka-log-dirs.sh and admin UIs read topic sizes."""
+    require_all_sent()
+    ends = cc.end_offsets(all_sent())
+    client = admin()
+    try:
+        (broker,) = client.describe_log_dirs({State.topic: list(range(cc.PARTITIONS))})
+    finally:
+        client.close()
+    (log_dir,) = broker["log_dirs"]
+    assert log_dir["error_code"] == 0
+    assert log_dir["log_dir"].startswith("/")
+    (topic,) = log_dir["topics"]
+    assert topic["name"] == State.topic
+    sizes = {p["partition_index"]: p["partition_size"] for p in topic["partitions"]}
+    assert sorted(sizes) == list(range(cc.PARTITIONS))
+    for p, size in sizes.items():
+        # Each record takes at least its value's bytes; an empty partition takes none.
+        assert (size > 0) == (ends.get(p, 0) > 0), f"p{p}: {size} bytes, end {ends.get(p, 0)}"
+
+
+def test_acls_are_disabled_without_an_authorizer():
+    from kafka.admin import ACLFilter, ACLOperation, ACLPermissionType, ResourcePatternFilter
+    from kafka.admin import ACLResourcePatternType, ResourceType
+    from kafka.errors import SecurityDisabledError
+
+    client = admin()
+    try:
+        with pytest.raises(SecurityDisabledError):
+            client.describe_acls(ACLFilter(
+                principal=None, host="*", operation=ACLOperation.ANY,
+                permission_type=ACLPermissionType.ANY,
+                resource_pattern=ResourcePatternFilter(
+                    ResourceType.TOPIC, None, ACLResourcePatternType.ANY)))
+    finally:
+        client.close()
+
+
 def test_delete_topic():
     require_created()
     client = admin()
