@@ -208,6 +208,22 @@ test('creating an existing topic reports it exists', async t => {
   })
 })
 
+test('ACLs: DescribeAcls answers SECURITY_DISABLED, as Kafka without an authorizer', async () => {
+  const { AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } =
+    require('kafkajs')
+  await withAdmin(async admin => {
+    await assert.rejects(
+      admin.describeAcls({
+        resourceType: AclResourceTypes.ANY,
+        resourcePatternType: ResourcePatternTypes.ANY,
+        operation: AclOperationTypes.ANY,
+        permissionType: AclPermissionTypes.ANY,
+      }),
+      error => error.type === 'SECURITY_DISABLED' || (error.cause && error.cause.type === 'SECURITY_DISABLED')
+    )
+  })
+})
+
 for (const codec of CODECS) {
   test(`produce 50 keyed messages with headers and timestamps, compression ${codec}`, async t => {
     if (!requireCreated(t)) return
