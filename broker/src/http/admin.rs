@@ -51,6 +51,7 @@ pub async fn broker(State(state): State<HttpState>) -> JsonResult {
             "shutdown_timeout_ms": c.shutdown_timeout_ms,
             "metrics_partition_series_max": c.metrics_partition_series_max,
             "metrics_group_partition_series_max": c.metrics_group_partition_series_max,
+            "metrics_group_series_max": c.metrics_group_series_max,
             "topic_defaults": c.topic_defaults,
         },
     })))

@@ -64,8 +64,12 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         .map(|g| (g, group_lag(&ctx.logs, g, &metrics.lag_cache, now_ms)))
         .collect();
     metrics.lag_cache.end_scrape();
-    let series = lag_series(&lags, &detailed, metrics.config.group_partition_series_max);
-    render_groups(&mut page, &lags, &detailed, &series);
+    let states: Vec<GroupState> = groups.iter().map(|g| g.state).collect();
+    // `overview` is in id order: the first groups are the ones shown.
+    let shown = &lags[..lags.len().min(metrics.config.group_series_max)];
+    let series = lag_series(shown, &detailed, metrics.config.group_partition_series_max);
+    render_group_counts(&mut page, &states, lags.len() - shown.len());
+    render_groups(&mut page, shown, &detailed, &series);
     render_cleaner(&mut page, &ctx.logs.cleaner_stats(), &detailed);
     page.single(
         "runnel_log_fsyncs_total",
@@ -310,12 +314,10 @@ fn lag_series(
     series
 }
 
-fn render_groups(
-    page: &mut Page,
-    lags: &[(&GroupOverview, Vec<PartitionLag>)],
-    detailed: &HashMap<&str, bool>,
-    series: &LagSeries,
-) {
+/// Series that do not grow with groups: every live group by state, and how many groups
+/// `group_series_max` left without per-group series.
+fn render_group_counts(page: &mut Page, states: &[GroupState], omitted: usize) {
+    assert!(omitted <= states.len());
     page.family(
         "runnel_consumer_groups",
         Kind::Gauge,
@@ -325,13 +327,28 @@ fn render_groups(
         .into_iter()
         .filter(|s| *s != GroupState::Dead)
     {
-        let count = lags.iter().filter(|(g, _)| g.state == state).count();
+        let count = states.iter().filter(|s| **s == state).count();
         page.sample(
             "runnel_consumer_groups",
             &[("state", state.name())],
             count as f64,
         );
     }
+    page.single(
+        "runnel_consumer_groups_omitted",
+        Kind::Gauge,
+        "Consumer groups beyond --metrics-group-series-max (in id order) that get no per-group series",
+        omitted as f64,
+    );
+}
+
+/// Per-group series of the groups shown (under `group_series_max`).
+fn render_groups(
+    page: &mut Page,
+    lags: &[(&GroupOverview, Vec<PartitionLag>)],
+    detailed: &HashMap<&str, bool>,
+    series: &LagSeries,
+) {
     page.family(
         "runnel_consumer_group_state",
         Kind::Gauge,
