@@ -387,6 +387,26 @@ async fn groups_beyond_the_group_series_bound_get_no_per_group_series() {
     assert!(info.contains("\"metrics_group_series_max\":2"), "{info}");
 }
 
+/// A scrape computes lag only for the groups it shows: one left out by
+/// `--metrics-group-series-max` costs no batch read and no cache entry. (Groups folded by
+/// the partition bounds still need every partition's timestamp: their per-topic lag in
+/// seconds, which is emitted, is the largest over the partitions.)
+#[tokio::test]
+async fn a_scrape_reads_nothing_for_the_groups_it_leaves_out() {
+    let broker = TestBroker::start_with(|c| c.metrics_group_series_max = 1).await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "a", 30).await;
+    commit(&mut client, "b", 40).await;
+    let cache = &broker.context().metrics.lag_cache;
+    let page = scrape(&broker).await;
+    assert_eq!(lag(&page, "runnel_consumer_group_lag_records", "a"), 70.0);
+    assert_eq!(must(&page, "runnel_consumer_groups_omitted"), 1.0);
+    assert_eq!((cache.reads_total(), cache.len()), (1, 1));
+    scrape(&broker).await;
+    assert_eq!((cache.reads_total(), cache.len()), (1, 1));
+}
+
 #[tokio::test]
 async fn brokers_in_one_process_keep_their_own_figures() {
     let a = TestBroker::start().await;

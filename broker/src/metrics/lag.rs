@@ -24,6 +24,7 @@
 //! one it was read under.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -57,6 +58,8 @@ pub struct PartitionLag {
 #[derive(Debug, Default)]
 pub struct LagCache {
     inner: Mutex<CacheInner>,
+    /// Batches read to find a timestamp (cache misses) since start: what lag costs.
+    reads_total: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +99,7 @@ impl LagCache {
                 }
             }
         }
+        self.reads_total.fetch_add(1, Ordering::Relaxed);
         let timestamp_ms = first_timestamp_at(log, offset)?;
         let mut inner = self.inner.lock();
         if inner.entries.len() >= LAG_CACHE_ENTRIES_MAX {
@@ -119,6 +123,11 @@ impl LagCache {
             .entries
             .retain(|_, entry| entry.generation == generation);
         inner.generation += 1;
+    }
+
+    /// Batches read to find a timestamp since start (cache misses).
+    pub fn reads_total(&self) -> u64 {
+        self.reads_total.load(Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {

@@ -6,7 +6,8 @@
 //! Partitions not opened since the broker started (they open lazily, on first use) are
 //! counted in `runnel_partitions{state="unopened"}` but get no offset or size series: opening
 //! thousands of idle logs would make a scrape cost more than the traffic it measures. A
-//! partition a group has committed on is opened, because its lag must be exact.
+//! partition a group has committed on is opened, because its lag must be exact (for the groups
+//! shown, under `group_series_max`: lag is computed only for what the page emits).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -50,7 +51,15 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         &ctx.logs.topic_partitions(),
         metrics.config.partition_series_max,
     );
-    let groups = ctx.groups.overview();
+    // Every live group, cheaply (id and state, id order); only the first
+    // `group_series_max` are read whole and get their lag computed: the rest emit nothing
+    // per group, so they cost no partition opened and no batch read.
+    let listing = ctx.groups.list_groups(None);
+    let shown_max = listing.len().min(metrics.config.group_series_max);
+    let groups: Vec<GroupOverview> = listing[..shown_max]
+        .iter()
+        .filter_map(|g| ctx.groups.group_overview(&g.group_id))
+        .collect();
     let partitions: usize = topics.iter().map(|t| t.rows.len()).sum();
     let mut page = Page::with_capacity((partitions + 16) * PAGE_BYTES_PER_PARTITION);
     render_broker(&mut page, metrics);
@@ -64,12 +73,10 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         .map(|g| (g, group_lag(&ctx.logs, g, &metrics.lag_cache, now_ms)))
         .collect();
     metrics.lag_cache.end_scrape();
-    let states: Vec<GroupState> = groups.iter().map(|g| g.state).collect();
-    // `overview` is in id order: the first groups are the ones shown.
-    let shown = &lags[..lags.len().min(metrics.config.group_series_max)];
-    let series = lag_series(shown, &detailed, metrics.config.group_partition_series_max);
-    render_group_counts(&mut page, &states, lags.len() - shown.len());
-    render_groups(&mut page, shown, &detailed, &series);
+    let states: Vec<GroupState> = listing.iter().map(|g| g.state).collect();
+    let series = lag_series(&lags, &detailed, metrics.config.group_partition_series_max);
+    render_group_counts(&mut page, &states, listing.len() - shown_max);
+    render_groups(&mut page, &lags, &detailed, &series);
     render_cleaner(&mut page, &ctx.logs.cleaner_stats(), &detailed);
     page.single(
         "runnel_log_fsyncs_total",
