@@ -15,7 +15,8 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, GroupId, JoinGroupRequest, OffsetCommitRequest, SyncGroupRequest,
+    ConsumerProtocolAssignment, DeleteGroupsRequest, GroupId, JoinGroupRequest,
+    OffsetCommitRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use runnel_tests::records::values;
@@ -242,6 +243,27 @@ async fn the_groups_list_is_paged() {
         assert_eq!(status, 400, "{bad}: {json}");
         assert!(json["error"].is_string(), "{bad}: {json}");
     }
+}
+
+/// The lag cache holds one entry per committed (group, partition) on the admin path as on
+/// the scrape path: a new commit replaces the group's old entry, and a deleted group's
+/// entries go at the next list (not only when the cache reaches its whole-cache bound).
+#[tokio::test]
+async fn the_admin_api_keeps_the_lag_cache_to_live_commits() {
+    let (broker, mut client) = setup().await;
+    let cache = &broker.context().metrics.lag_cache;
+    for offset in [1, 2, 3] {
+        commit_simple(&mut client, "g", offset).await;
+        ok_json(&broker, "/v1/groups/g").await;
+        assert_eq!(cache.len(), 1, "after a commit at {offset}");
+    }
+    commit_simple(&mut client, "g", 4).await;
+    ok_json(&broker, "/v1/groups").await;
+    assert_eq!(cache.len(), 1);
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]);
+    assert_eq!(client.send(delete, 2).await.results[0].error_code, 0);
+    ok_json(&broker, "/v1/groups").await;
+    assert_eq!(cache.len(), 0);
 }
 
 /// Every group id is reachable, the empty one (which Kafka accepts from old clients)

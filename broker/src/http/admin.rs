@@ -185,6 +185,12 @@ fn groups_page(
     after: Option<&str>,
 ) -> (Vec<Value>, Option<String>) {
     let listing = ctx.groups.list_groups(None);
+    // The admin path prunes the lag cache too: groups no longer listed lose their entries.
+    ctx.metrics.lag_cache.retain_groups(|id| {
+        listing
+            .binary_search_by(|g| g.group_id.as_str().cmp(id))
+            .is_ok()
+    });
     let start = after.map_or(0, |after| {
         listing.partition_point(|g| g.group_id.as_str() <= after)
     });
