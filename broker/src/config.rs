@@ -38,6 +38,9 @@ pub mod defaults {
     /// Ten groups on a 1 000-partition topic, or a thousand on ten partitions: 30 000
     /// per-partition lag series at most.
     pub const METRICS_GROUP_PARTITION_SERIES_MAX: usize = 10_000;
+    /// Groups that get per-group series (state, members, rebalances, lag): about ten
+    /// series each beside their lag, so some 10 000 series, whatever `groups_max` allows.
+    pub const METRICS_GROUP_SERIES_MAX: usize = 1_000;
     /// Four key checks of compacted-topic batches at their 64 MiB bound at once.
     pub const DECOMPRESSION_BYTES_MAX: usize = 256 * 1024 * 1024;
 }
@@ -84,6 +87,12 @@ pub struct BrokerArgs {
     /// [default: 10000].
     #[arg(long, env = "RUNNEL_METRICS_GROUP_PARTITION_SERIES_MAX")]
     pub metrics_group_partition_series_max: Option<usize>,
+    /// Consumer groups that get per-group metric series (state, members, rebalances, lag);
+    /// groups beyond it, taken in id order, get none and are counted in
+    /// `runnel_consumer_groups_omitted` (bounds the cardinality of `/metrics`)
+    /// [default: 1000].
+    #[arg(long, env = "RUNNEL_METRICS_GROUP_SERIES_MAX")]
+    pub metrics_group_series_max: Option<usize>,
     /// Largest request frame accepted [default: 104857600].
     #[arg(long, env = "RUNNEL_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -255,6 +264,8 @@ pub struct BrokerConfig {
     pub metrics_partition_series_max: usize,
     /// Per-partition lag series for at most this many (group, partition) pairs in all.
     pub metrics_group_partition_series_max: usize,
+    /// Per-group series for at most this many groups, the first in id order.
+    pub metrics_group_series_max: usize,
     pub max_request_bytes: usize,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
@@ -292,6 +303,7 @@ impl BrokerConfig {
             max_connections: defaults::MAX_CONNECTIONS,
             metrics_partition_series_max: defaults::METRICS_PARTITION_SERIES_MAX,
             metrics_group_partition_series_max: defaults::METRICS_GROUP_PARTITION_SERIES_MAX,
+            metrics_group_series_max: defaults::METRICS_GROUP_SERIES_MAX,
             max_request_bytes: defaults::MAX_REQUEST_BYTES,
             auto_create_topics: defaults::AUTO_CREATE_TOPICS,
             num_partitions: defaults::NUM_PARTITIONS,
@@ -347,6 +359,9 @@ impl BrokerArgs {
             metrics_group_partition_series_max: self
                 .metrics_group_partition_series_max
                 .or(fallback.metrics_group_partition_series_max),
+            metrics_group_series_max: self
+                .metrics_group_series_max
+                .or(fallback.metrics_group_series_max),
             max_request_bytes: self.max_request_bytes.or(fallback.max_request_bytes),
             auto_create_topics: self.auto_create_topics.or(fallback.auto_create_topics),
             num_partitions: self.num_partitions.or(fallback.num_partitions),
@@ -462,6 +477,9 @@ impl BrokerArgs {
         config.metrics_group_partition_series_max = self
             .metrics_group_partition_series_max
             .unwrap_or(config.metrics_group_partition_series_max);
+        config.metrics_group_series_max = self
+            .metrics_group_series_max
+            .unwrap_or(config.metrics_group_series_max);
         config.max_request_bytes = self.max_request_bytes.unwrap_or(config.max_request_bytes);
         config.auto_create_topics = self.auto_create_topics.unwrap_or(config.auto_create_topics);
         config.num_partitions = self.num_partitions.unwrap_or(config.num_partitions);

@@ -204,14 +204,24 @@ fn kafka_time_units_and_new_topic_defaults_take_kafka_names() {
 fn the_metric_series_bounds_come_from_flags_or_the_file() {
     let config = BrokerConfig::from_args(["runnel-broker"]).unwrap();
     assert_eq!(config.metrics_group_partition_series_max, 10_000);
+    assert_eq!(config.metrics_group_series_max, 1_000);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broker.properties");
-    std::fs::write(&path, "metrics.group.partition.series.max=7\n").unwrap();
+    std::fs::write(
+        &path,
+        "metrics.group.partition.series.max=7\nmetrics.group.series.max=5\n",
+    )
+    .unwrap();
     let from_file =
         BrokerConfig::from_args(["runnel-broker", "--config", path.to_str().unwrap()]).unwrap();
     assert_eq!(from_file.metrics_group_partition_series_max, 7);
-    let from_flag =
-        BrokerConfig::from_args(["runnel-broker", "--metrics-group-partition-series-max=3"])
-            .unwrap();
+    assert_eq!(from_file.metrics_group_series_max, 5);
+    let from_flag = BrokerConfig::from_args([
+        "runnel-broker",
+        "--metrics-group-partition-series-max=3",
+        "--metrics-group-series-max=2",
+    ])
+    .unwrap();
     assert_eq!(from_flag.metrics_group_partition_series_max, 3);
+    assert_eq!(from_flag.metrics_group_series_max, 2);
 }

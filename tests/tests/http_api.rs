@@ -15,7 +15,8 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, GroupId, JoinGroupRequest, OffsetCommitRequest, SyncGroupRequest,
+    ConsumerProtocolAssignment, DeleteGroupsRequest, GroupId, JoinGroupRequest,
+    OffsetCommitRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use runnel_tests::records::values;
@@ -193,6 +194,76 @@ async fn commit_simple(client: &mut TestClient, group: &str, offset: i64) {
                 .with_committed_offset(offset)])]);
     let response = client.send(commit, 8).await;
     assert_eq!(response.topics[0].partitions[0].error_code, 0);
+}
+
+/// `/v1/groups` is paged: at most 100 groups by default, `?limit=` up to 1000, `?after=`
+/// the last id seen, and `next` the next page's path (null on the last page); each group on
+/// a page costs its lag, so a request never walks every group's partitions.
+#[tokio::test]
+async fn the_groups_list_is_paged() {
+    let (broker, mut client) = setup().await;
+    let ids: Vec<String> = (0..101).map(|i| format!("g{i:03}")).collect();
+    for id in ids.iter().rev() {
+        commit_simple(&mut client, id, 1).await;
+    }
+    let listed = |page: &Value| -> Vec<String> {
+        let groups = page["groups"].as_array().unwrap();
+        groups
+            .iter()
+            .map(|g| g["group_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = ok_json(&broker, "/v1/groups").await;
+    assert_eq!(listed(&first), ids[..100]);
+    assert_eq!(first["groups"][0]["lag_records"], 4);
+    assert_eq!(first["next"], "/v1/groups?after=g099&limit=100");
+    let last = ok_json(&broker, first["next"].as_str().unwrap()).await;
+    assert_eq!(listed(&last), ids[100..]);
+    assert_eq!(last["next"], Value::Null);
+
+    let mut walked = Vec::new();
+    let mut path = "/v1/groups?limit=40".to_owned();
+    loop {
+        let page = ok_json(&broker, &path).await;
+        assert!(listed(&page).len() <= 40);
+        walked.extend(listed(&page));
+        match page["next"].as_str() {
+            Some(next) => path = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, ids);
+    let after = ok_json(&broker, "/v1/groups?after=g049&limit=2").await;
+    assert_eq!(listed(&after), ["g050", "g051"]);
+    let beyond = ok_json(&broker, "/v1/groups?after=zzz").await;
+    assert_eq!((listed(&beyond).len(), &beyond["next"]), (0, &Value::Null));
+
+    for bad in ["limit=0", "limit=1001", "limit=-1", "limit=ten"] {
+        let (status, json) = get_json(&broker, &format!("/v1/groups?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {json}");
+        assert!(json["error"].is_string(), "{bad}: {json}");
+    }
+}
+
+/// The lag cache holds one entry per committed (group, partition) on the admin path as on
+/// the scrape path: a new commit replaces the group's old entry, and a deleted group's
+/// entries go at the next list (not only when the cache reaches its whole-cache bound).
+#[tokio::test]
+async fn the_admin_api_keeps_the_lag_cache_to_live_commits() {
+    let (broker, mut client) = setup().await;
+    let cache = &broker.context().metrics.lag_cache;
+    for offset in [1, 2, 3] {
+        commit_simple(&mut client, "g", offset).await;
+        ok_json(&broker, "/v1/groups/g").await;
+        assert_eq!(cache.len(), 1, "after a commit at {offset}");
+    }
+    commit_simple(&mut client, "g", 4).await;
+    ok_json(&broker, "/v1/groups").await;
+    assert_eq!(cache.len(), 1);
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]);
+    assert_eq!(client.send(delete, 2).await.results[0].error_code, 0);
+    ok_json(&broker, "/v1/groups").await;
+    assert_eq!(cache.len(), 0);
 }
 
 /// Every group id is reachable, the empty one (which Kafka accepts from old clients)

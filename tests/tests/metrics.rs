@@ -354,6 +354,59 @@ async fn lag_series_beyond_the_group_partition_bound_fold_to_topic_lag() {
     );
 }
 
+/// Every per-group series grows with the number of groups: only the first
+/// `--metrics-group-series-max` groups in id order get any, the rest are counted.
+#[tokio::test]
+async fn groups_beyond_the_group_series_bound_get_no_per_group_series() {
+    let broker = TestBroker::start_with(|c| c.metrics_group_series_max = 2).await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    for (group, offset) in [("c", 50), ("a", 30), ("b", 40)] {
+        commit(&mut client, group, offset).await;
+    }
+    let page = scrape(&broker).await;
+    for (group, lag_records) in [("a", 70.0), ("b", 60.0)] {
+        assert_eq!(
+            lag(&page, "runnel_consumer_group_lag_records", group),
+            lag_records
+        );
+        let labels = format!("{{group=\"{group}\"}}");
+        assert_eq!(
+            must(&page, &format!("runnel_consumer_group_members{labels}")),
+            0.0
+        );
+        let topic_lag = format!(
+            "runnel_consumer_group_topic_lag_records{{group=\"{group}\",topic=\"{TOPIC}\"}}"
+        );
+        assert_eq!(must(&page, &topic_lag), lag_records);
+    }
+    assert!(!page.contains("group=\"c\""), "group c in\n{page}");
+    assert_eq!(must(&page, "runnel_consumer_groups_omitted"), 1.0);
+    assert_eq!(must(&page, "runnel_consumer_groups{state=\"Empty\"}"), 3.0);
+    let (_, info) = broker.http_get("/v1/broker").await;
+    assert!(info.contains("\"metrics_group_series_max\":2"), "{info}");
+}
+
+/// A scrape computes lag only for the groups it shows: one left out by
+/// `--metrics-group-series-max` costs no batch read and no cache entry. (Groups folded by
+/// the partition bounds still need every partition's timestamp: their per-topic lag in
+/// seconds, which is emitted, is the largest over the partitions.)
+#[tokio::test]
+async fn a_scrape_reads_nothing_for_the_groups_it_leaves_out() {
+    let broker = TestBroker::start_with(|c| c.metrics_group_series_max = 1).await;
+    let mut client = broker.client().await;
+    produce_hundred(&broker, &mut client).await;
+    commit(&mut client, "a", 30).await;
+    commit(&mut client, "b", 40).await;
+    let cache = &broker.context().metrics.lag_cache;
+    let page = scrape(&broker).await;
+    assert_eq!(lag(&page, "runnel_consumer_group_lag_records", "a"), 70.0);
+    assert_eq!(must(&page, "runnel_consumer_groups_omitted"), 1.0);
+    assert_eq!((cache.reads_total(), cache.len()), (1, 1));
+    scrape(&broker).await;
+    assert_eq!((cache.reads_total(), cache.len()), (1, 1));
+}
+
 #[tokio::test]
 async fn brokers_in_one_process_keep_their_own_figures() {
     let a = TestBroker::start().await;

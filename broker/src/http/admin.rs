@@ -5,17 +5,22 @@
 //! Group ids are any string, the empty one included (Kafka accepts it from old clients), so
 //! `/v1/groups` gives each group's `path`, percent-encoded: `/v1/groups/` is the empty id
 //! (a `{id}` segment never matches empty), `/v1/groups/a%2Fb` is `a/b`.
+//!
+//! `/v1/groups` is paged (`?limit=` groups, default [`GROUPS_PER_PAGE_DEFAULT`], at most
+//! [`GROUPS_PER_PAGE_MAX`]; `?after=` the last id seen; the answer's `next` is the next
+//! page's path): each group on a page costs its lag, and a broker may hold 100 000 groups.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::{decode_budget, Decodable};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use runnel_protocol::frame::DECODED_COLLECTIONS_BYTES_MAX;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{blocking, HttpError, HttpState};
@@ -51,6 +56,7 @@ pub async fn broker(State(state): State<HttpState>) -> JsonResult {
             "shutdown_timeout_ms": c.shutdown_timeout_ms,
             "metrics_partition_series_max": c.metrics_partition_series_max,
             "metrics_group_partition_series_max": c.metrics_group_partition_series_max,
+            "metrics_group_series_max": c.metrics_group_series_max,
             "topic_defaults": c.topic_defaults,
         },
     })))
@@ -139,30 +145,82 @@ fn topic_detail(ctx: &BrokerContext, name: &str) -> Result<Value, HttpError> {
     }))
 }
 
-pub async fn groups(State(state): State<HttpState>) -> JsonResult {
+/// Groups `GET /v1/groups` gives when no `limit` is asked.
+pub const GROUPS_PER_PAGE_DEFAULT: usize = 100;
+/// Largest `limit` accepted: each group on a page costs its lag (a batch read per lagging
+/// partition not cached yet).
+pub const GROUPS_PER_PAGE_MAX: usize = 1_000;
+
+/// `GET /v1/groups?limit=&after=`: one page of groups in id order.
+#[derive(Debug, Default, Deserialize)]
+pub struct GroupsPage {
+    /// Groups on the page, 1 to `GROUPS_PER_PAGE_MAX`.
+    limit: Option<usize>,
+    /// Only groups whose id sorts after this one (the last id of the previous page).
+    after: Option<String>,
+}
+
+pub async fn groups(
+    State(state): State<HttpState>,
+    page: Result<Query<GroupsPage>, QueryRejection>,
+) -> JsonResult {
+    let Query(page) = page.map_err(|rejection| HttpError::bad_request(rejection.body_text()))?;
+    let limit = page.limit.unwrap_or(GROUPS_PER_PAGE_DEFAULT);
+    if !(1..=GROUPS_PER_PAGE_MAX).contains(&limit) {
+        return Err(HttpError::bad_request(format!(
+            "limit must be 1 to {GROUPS_PER_PAGE_MAX} groups, not {limit}"
+        )));
+    }
     let ctx = Arc::clone(&state.ctx);
-    let groups = blocking(move || {
-        let now = now_ms();
-        ctx.groups
-            .overview()
-            .iter()
-            .map(|g| {
-                let lag = group_lag(&ctx.logs, g, &ctx.metrics.lag_cache, now);
-                json!({
-                    "group_id": g.group_id,
-                    "path": group_path(&g.group_id),
-                    "state": g.state.name(),
-                    "protocol_type": g.protocol_type,
-                    "members": g.members.len(),
-                    "generation_id": g.generation_id,
-                    "lag_records": lag.iter().filter_map(|l| l.lag_records).sum::<i64>(),
-                    "lag_seconds": lag.iter().filter_map(|l| l.lag_seconds).fold(0.0, f64::max),
-                })
+    let (groups, next) = blocking(move || groups_page(&ctx, limit, page.after.as_deref())).await?;
+    Ok(Json(json!({ "groups": groups, "next": next })))
+}
+
+/// Up to `limit` groups after `after` with their lag, and the path of the next page (`None`
+/// on the last). Every group is listed (id and state only, cheap); only the page's groups
+/// are read whole and get their lag computed.
+fn groups_page(
+    ctx: &BrokerContext,
+    limit: usize,
+    after: Option<&str>,
+) -> (Vec<Value>, Option<String>) {
+    let listing = ctx.groups.list_groups(None);
+    // The admin path prunes the lag cache too: groups no longer listed lose their entries.
+    ctx.metrics.lag_cache.retain_groups(|id| {
+        listing
+            .binary_search_by(|g| g.group_id.as_str().cmp(id))
+            .is_ok()
+    });
+    let start = after.map_or(0, |after| {
+        listing.partition_point(|g| g.group_id.as_str() <= after)
+    });
+    let end = listing.len().min(start.saturating_add(limit));
+    let next = listing[..end]
+        .last()
+        .filter(|_| end < listing.len())
+        .map(|last| {
+            let after = utf8_percent_encode(&last.group_id, GROUP_PATH_KEPT);
+            format!("/v1/groups?after={after}&limit={limit}")
+        });
+    let now = now_ms();
+    let groups = listing[start..end]
+        .iter()
+        .filter_map(|g| ctx.groups.group_overview(&g.group_id))
+        .map(|g| {
+            let lag = group_lag(&ctx.logs, &g, &ctx.metrics.lag_cache, now);
+            json!({
+                "group_id": g.group_id,
+                "path": group_path(&g.group_id),
+                "state": g.state.name(),
+                "protocol_type": g.protocol_type,
+                "members": g.members.len(),
+                "generation_id": g.generation_id,
+                "lag_records": lag.iter().filter_map(|l| l.lag_records).sum::<i64>(),
+                "lag_seconds": lag.iter().filter_map(|l| l.lag_seconds).fold(0.0, f64::max),
             })
-            .collect::<Vec<_>>()
-    })
-    .await?;
-    Ok(Json(json!({ "groups": groups })))
+        })
+        .collect();
+    (groups, next)
 }
 
 pub async fn group(

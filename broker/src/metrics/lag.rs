@@ -14,16 +14,20 @@
 //! offset index a fetch uses (one small read per lagging partition): the batch's first
 //! timestamp when the committed offset starts the batch, else the matching record's. The
 //! answer for one (partition, offset) never changes while the record is in the log, so it
-//! is cached; each full scrape drops entries it did not use, which bounds the cache by the
-//! number of committed partitions (and `LAG_CACHE_ENTRIES_MAX` bounds it in any case). An
-//! entry holds on to (weakly) the log it was read from and serves only that log: a topic
-//! deleted and created again under the same name is a new log whose offsets say nothing of
-//! the old one's timestamps. Nor does it outlive a compaction of that log: the cleaner
-//! may remove the record at the offset, after which the first record at or after it is a
-//! later, younger one; an entry serves only while the log's segment-rewrite count is the
-//! one it was read under.
+//! is cached, per (group, topic, partition): each computation of a group's lag, on any path
+//! (scrape or admin API), replaces that group's entries with the ones it used, so a new
+//! commit drops the old offset's entry and the cache holds at most one entry per committed
+//! (group, partition). Groups that are gone are dropped by each full scrape (groups it did
+//! not compute) and by each `/v1/groups` list (groups no longer listed);
+//! `LAG_CACHE_ENTRIES_MAX` bounds it in any case. An entry holds on to (weakly) the log it
+//! was read from and serves only that log: a topic deleted and created again under the same
+//! name is a new log whose offsets say nothing of the old one's timestamps. Nor does it
+//! outlive a compaction of that log: the cleaner may remove the record at the offset, after
+//! which the first record at or after it is a later, younger one; an entry serves only while
+//! the log's segment-rewrite count is the one it was read under.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -35,8 +39,8 @@ use crate::log::{LogManager, PartitionLog};
 
 /// Decompression bound when looking for a record's timestamp inside a compressed batch.
 const LAG_DECOMPRESS_BYTES_MAX: usize = 16 << 20;
-/// Entries kept at most. Full scrapes prune to what they used; this bounds the cache when
-/// only the admin API asks (it never prunes), at the price of re-reading after a reset.
+/// Entries kept at most, over all groups; beyond it the cache starts again empty (a
+/// safety net: pruning keeps it to the committed pairs of live groups).
 const LAG_CACHE_ENTRIES_MAX: usize = 200_000;
 
 /// One committed partition of one group.
@@ -53,23 +57,34 @@ pub struct PartitionLag {
     pub lag_seconds: Option<f64>,
 }
 
-/// Timestamps of first uncommitted records, keyed by (topic, partition, offset) of one log.
+/// Timestamps of first uncommitted records, per group and (topic, partition).
 #[derive(Debug, Default)]
 pub struct LagCache {
     inner: Mutex<CacheInner>,
+    /// Batches read to find a timestamp (cache misses) since start: what lag costs.
+    reads_total: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    entries: HashMap<(String, i32, i64), CacheEntry>,
+    groups: HashMap<String, GroupEntries>,
+    /// Entries over all groups.
+    entries: usize,
     generation: u64,
 }
 
 #[derive(Debug)]
-struct CacheEntry {
-    timestamp_ms: i64,
-    /// The scrape generation that last used it.
+struct GroupEntries {
+    partitions: HashMap<(String, i32), CacheEntry>,
+    /// The scrape generation that last stored it.
     generation: u64,
+}
+
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    /// The offset whose first record at or after it has `timestamp_ms`.
+    offset: i64,
+    timestamp_ms: i64,
     /// The log it was read from: the entry serves no other under the same name. Weak, so a
     /// deleted log is not kept open (and, held, its address cannot be reused).
     log: Weak<PartitionLog>,
@@ -78,55 +93,109 @@ struct CacheEntry {
     segment_rewrites: u64,
 }
 
-impl LagCache {
+/// One computation of one group's lag: the entries it uses, stored back whole at the end.
+struct GroupLookup<'a> {
+    cache: &'a LagCache,
+    group_id: &'a str,
+    used: HashMap<(String, i32), CacheEntry>,
+}
+
+impl GroupLookup<'_> {
     /// The timestamp (ms) of the first record at or after `offset` in `log`.
-    fn timestamp(&self, log: &Arc<PartitionLog>, offset: i64) -> Option<i64> {
-        let key = (log.topic().to_owned(), log.partition(), offset);
+    fn timestamp(&mut self, log: &Arc<PartitionLog>, offset: i64) -> Option<i64> {
+        let key = (log.topic().to_owned(), log.partition());
         // Read before the log: a swap racing the read leaves an entry that misses next time.
         let segment_rewrites = log.segment_rewrites();
-        {
-            let mut inner = self.inner.lock();
-            let generation = inner.generation;
-            if let Some(entry) = inner.entries.get_mut(&key) {
-                if std::ptr::eq(entry.log.as_ptr(), Arc::as_ptr(log))
-                    && entry.segment_rewrites == segment_rewrites
-                {
-                    entry.generation = generation;
-                    return Some(entry.timestamp_ms);
+        let cached = self.cache.cached(self.group_id, &key).filter(|entry| {
+            entry.offset == offset
+                && std::ptr::eq(entry.log.as_ptr(), Arc::as_ptr(log))
+                && entry.segment_rewrites == segment_rewrites
+        });
+        let entry = match cached {
+            Some(entry) => entry,
+            None => {
+                self.cache.reads_total.fetch_add(1, Ordering::Relaxed);
+                CacheEntry {
+                    offset,
+                    timestamp_ms: first_timestamp_at(log, offset)?,
+                    log: Arc::downgrade(log),
+                    segment_rewrites,
                 }
             }
-        }
-        let timestamp_ms = first_timestamp_at(log, offset)?;
-        let mut inner = self.inner.lock();
-        if inner.entries.len() >= LAG_CACHE_ENTRIES_MAX {
-            inner.entries.clear();
-        }
-        let entry = CacheEntry {
-            timestamp_ms,
-            generation: inner.generation,
-            log: Arc::downgrade(log),
-            segment_rewrites,
         };
-        inner.entries.insert(key, entry);
+        let timestamp_ms = entry.timestamp_ms;
+        self.used.insert(key, entry);
         Some(timestamp_ms)
     }
 
-    /// Ends a full scrape: forgets entries no group needed in it.
+    /// Replaces the group's entries with the ones this computation used.
+    fn finish(self) {
+        self.cache.store_group(self.group_id, self.used);
+    }
+}
+
+impl LagCache {
+    fn cached(&self, group_id: &str, key: &(String, i32)) -> Option<CacheEntry> {
+        let inner = self.inner.lock();
+        inner.groups.get(group_id)?.partitions.get(key).cloned()
+    }
+
+    fn store_group(&self, group_id: &str, used: HashMap<(String, i32), CacheEntry>) {
+        let mut inner = self.inner.lock();
+        if let Some(old) = inner.groups.remove(group_id) {
+            inner.entries -= old.partitions.len();
+        }
+        if used.is_empty() {
+            return;
+        }
+        if inner.entries + used.len() > LAG_CACHE_ENTRIES_MAX {
+            inner.groups.clear();
+            inner.entries = 0;
+        }
+        inner.entries += used.len();
+        let generation = inner.generation;
+        let entries = GroupEntries {
+            partitions: used,
+            generation,
+        };
+        inner.groups.insert(group_id.to_owned(), entries);
+    }
+
+    /// Ends a full scrape: forgets the groups it did not compute.
     pub fn end_scrape(&self) {
         let mut inner = self.inner.lock();
         let generation = inner.generation;
-        inner
-            .entries
-            .retain(|_, entry| entry.generation == generation);
+        inner.groups.retain(|_, g| g.generation == generation);
+        inner.recount();
         inner.generation += 1;
     }
 
+    /// Forgets every group `live` says is gone (the admin list, which sees every group id).
+    pub fn retain_groups(&self, live: impl Fn(&str) -> bool) {
+        let mut inner = self.inner.lock();
+        inner.groups.retain(|id, _| live(id));
+        inner.recount();
+    }
+
+    /// Batches read to find a timestamp since start (cache misses).
+    pub fn reads_total(&self) -> u64 {
+        self.reads_total.load(Ordering::Relaxed)
+    }
+
+    /// Entries over all groups.
     pub fn len(&self) -> usize {
-        self.inner.lock().entries.len()
+        self.inner.lock().entries
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl CacheInner {
+    fn recount(&mut self) {
+        self.entries = self.groups.values().map(|g| g.partitions.len()).sum();
+        assert!(self.entries <= LAG_CACHE_ENTRIES_MAX);
     }
 }
 
@@ -138,21 +207,28 @@ pub fn group_lag(
     cache: &LagCache,
     now_ms: i64,
 ) -> Vec<PartitionLag> {
-    group
+    let mut lookup = GroupLookup {
+        cache,
+        group_id: &group.group_id,
+        used: HashMap::with_capacity(group.offsets.len()),
+    };
+    let lag = group
         .offsets
         .iter()
         .filter_map(|(topic, partition, committed, _)| {
             let log = logs.partition(topic, *partition).ok()?;
-            Some(partition_lag(&log, *committed, cache, now_ms))
+            Some(partition_lag(&log, *committed, &mut lookup, now_ms))
         })
-        .collect()
+        .collect();
+    lookup.finish();
+    lag
 }
 
 /// Lag of one partition whose group committed `committed`.
-pub fn partition_lag(
+fn partition_lag(
     log: &Arc<PartitionLog>,
     committed: i64,
-    cache: &LagCache,
+    lookup: &mut GroupLookup<'_>,
     now_ms: i64,
 ) -> PartitionLag {
     let log_start_offset = log.log_start_offset();
@@ -161,7 +237,7 @@ pub fn partition_lag(
         (None, None)
     } else {
         let lag_records = (log_end_offset - committed).max(0);
-        let seconds = lag_seconds(log, committed, lag_records, cache, now_ms);
+        let seconds = lag_seconds(log, committed, lag_records, lookup, now_ms);
         (Some(lag_records), seconds)
     };
     PartitionLag {
@@ -181,7 +257,7 @@ fn lag_seconds(
     log: &Arc<PartitionLog>,
     committed: i64,
     lag_records: i64,
-    cache: &LagCache,
+    lookup: &mut GroupLookup<'_>,
     now_ms: i64,
 ) -> Option<f64> {
     if lag_records == 0 {
@@ -189,7 +265,7 @@ fn lag_seconds(
     }
     // Below the log start the first uncommitted record still in the log is the start.
     let first_uncommitted = committed.max(log.log_start_offset());
-    match cache.timestamp(log, first_uncommitted) {
+    match lookup.timestamp(log, first_uncommitted) {
         // A record without a timestamp (-1) has no age.
         Some(ts) if ts < 0 => None,
         Some(ts) => Some((now_ms - ts).max(0) as f64 / 1000.0),

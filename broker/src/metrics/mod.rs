@@ -21,6 +21,11 @@
 //! groups, in id order, get them while their (group, partition) pairs fit in
 //! `metrics_group_partition_series_max`; the rest get per group/topic lag only, and
 //! `runnel_consumer_group_lag_partitions_folded` counts the pairs left out by each bound.
+//! Every other per-group series (state, members, rebalances, per-topic lag) grows with the
+//! number of groups, so only the first `metrics_group_series_max` groups in id order get
+//! any; `runnel_consumer_groups_omitted` counts the rest (still counted by state in
+//! `runnel_consumer_groups`). Id order, not "the most lagging", because choosing by lag
+//! would mean computing every group's lag, which is the cost the bound is there to cap.
 //!
 //! Layout: [`traffic`] (per-partition atomics), [`requests`] (per-API handles and error
 //! codes), [`lag`] (consumer lag at scrape time, shared with the HTTP admin API),
@@ -57,6 +62,8 @@ pub struct MetricsConfig {
     pub partition_series_max: usize,
     /// (group, partition) pairs, in all, that get per-partition lag series.
     pub group_partition_series_max: usize,
+    /// Groups, the first in id order, that get per-group series at all.
+    pub group_series_max: usize,
 }
 
 impl Default for MetricsConfig {
@@ -64,6 +71,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             partition_series_max: crate::config::defaults::METRICS_PARTITION_SERIES_MAX,
             group_partition_series_max: crate::config::defaults::METRICS_GROUP_PARTITION_SERIES_MAX,
+            group_series_max: crate::config::defaults::METRICS_GROUP_SERIES_MAX,
         }
     }
 }

@@ -6,7 +6,8 @@
 //! Partitions not opened since the broker started (they open lazily, on first use) are
 //! counted in `runnel_partitions{state="unopened"}` but get no offset or size series: opening
 //! thousands of idle logs would make a scrape cost more than the traffic it measures. A
-//! partition a group has committed on is opened, because its lag must be exact.
+//! partition a group has committed on is opened, because its lag must be exact (for the groups
+//! shown, under `group_series_max`: lag is computed only for what the page emits).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -50,7 +51,15 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         &ctx.logs.topic_partitions(),
         metrics.config.partition_series_max,
     );
-    let groups = ctx.groups.overview();
+    // Every live group, cheaply (id and state, id order); only the first
+    // `group_series_max` are read whole and get their lag computed: the rest emit nothing
+    // per group, so they cost no partition opened and no batch read.
+    let listing = ctx.groups.list_groups(None);
+    let shown_max = listing.len().min(metrics.config.group_series_max);
+    let groups: Vec<GroupOverview> = listing[..shown_max]
+        .iter()
+        .filter_map(|g| ctx.groups.group_overview(&g.group_id))
+        .collect();
     let partitions: usize = topics.iter().map(|t| t.rows.len()).sum();
     let mut page = Page::with_capacity((partitions + 16) * PAGE_BYTES_PER_PARTITION);
     render_broker(&mut page, metrics);
@@ -64,7 +73,9 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
         .map(|g| (g, group_lag(&ctx.logs, g, &metrics.lag_cache, now_ms)))
         .collect();
     metrics.lag_cache.end_scrape();
+    let states: Vec<GroupState> = listing.iter().map(|g| g.state).collect();
     let series = lag_series(&lags, &detailed, metrics.config.group_partition_series_max);
+    render_group_counts(&mut page, &states, listing.len() - shown_max);
     render_groups(&mut page, &lags, &detailed, &series);
     render_cleaner(&mut page, &ctx.logs.cleaner_stats(), &detailed);
     page.single(
@@ -310,12 +321,10 @@ fn lag_series(
     series
 }
 
-fn render_groups(
-    page: &mut Page,
-    lags: &[(&GroupOverview, Vec<PartitionLag>)],
-    detailed: &HashMap<&str, bool>,
-    series: &LagSeries,
-) {
+/// Series that do not grow with groups: every live group by state, and how many groups
+/// `group_series_max` left without per-group series.
+fn render_group_counts(page: &mut Page, states: &[GroupState], omitted: usize) {
+    assert!(omitted <= states.len());
     page.family(
         "runnel_consumer_groups",
         Kind::Gauge,
@@ -325,13 +334,28 @@ fn render_groups(
         .into_iter()
         .filter(|s| *s != GroupState::Dead)
     {
-        let count = lags.iter().filter(|(g, _)| g.state == state).count();
+        let count = states.iter().filter(|s| **s == state).count();
         page.sample(
             "runnel_consumer_groups",
             &[("state", state.name())],
             count as f64,
         );
     }
+    page.single(
+        "runnel_consumer_groups_omitted",
+        Kind::Gauge,
+        "Consumer groups beyond --metrics-group-series-max (in id order) that get no per-group series",
+        omitted as f64,
+    );
+}
+
+/// Per-group series of the groups shown (under `group_series_max`).
+fn render_groups(
+    page: &mut Page,
+    lags: &[(&GroupOverview, Vec<PartitionLag>)],
+    detailed: &HashMap<&str, bool>,
+    series: &LagSeries,
+) {
     page.family(
         "runnel_consumer_group_state",
         Kind::Gauge,

@@ -98,6 +98,7 @@ impl Broker {
         let metrics = Arc::new(BrokerMetrics::new(MetricsConfig {
             partition_series_max: config.metrics_partition_series_max,
             group_partition_series_max: config.metrics_group_partition_series_max,
+            group_series_max: config.metrics_group_series_max,
         }));
         let logs = open_logs(&config).await?;
         logs.set_fsync_histogram(metrics.fsync_seconds.clone());
