@@ -109,11 +109,44 @@ pub struct Cluster {
 /// One address and lane's connection, `None` until opened (see [`Cluster::lane_to`]).
 type ConnectionSlot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
-/// Metadata requests [`Cluster::topic`] makes for a topic the broker answers with a
-/// retriable error, [`TOPIC_METADATA_BACKOFF`] apart (a topic being created has a leader
-/// within a few hundred milliseconds).
-pub const TOPIC_METADATA_ATTEMPTS_MAX: u32 = 20;
-const TOPIC_METADATA_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long [`Cluster::wait_for_topic`] keeps asking for a topic's metadata, and how far
+/// apart: the pause starts at `backoff_ms` and doubles up to `backoff_max_ms` (Kafka's
+/// `retry.backoff.ms` / `retry.backoff.max.ms`), so a topic being created is seen within a
+/// pause of its leader appearing without a broker being asked every few milliseconds.
+///
+/// ```
+/// use runnel_client::cluster::MetadataWait;
+/// let wait = MetadataWait { max_block_ms: 300, ..MetadataWait::LOOKUP };
+/// assert!(!wait.wait_for_missing);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataWait {
+    /// Give up after this long (the producer's `max_block_ms`, Java's `max.block.ms`).
+    pub max_block_ms: u64,
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Also wait for a topic the broker does not know (UNKNOWN_TOPIC_OR_PARTITION), as a
+    /// producer does for a topic someone is about to create; otherwise it is reported at once.
+    pub wait_for_missing: bool,
+}
+
+impl MetadataWait {
+    /// [`Cluster::topic`]'s wait: a topic just created (or auto-created) has a leader within
+    /// a few hundred milliseconds; a missing one is reported at once.
+    pub const LOOKUP: MetadataWait = MetadataWait {
+        max_block_ms: 2_000,
+        backoff_ms: 100,
+        backoff_max_ms: 1_000,
+        wait_for_missing: false,
+    };
+
+    /// The pause after `pause_ms`: doubled, within `[backoff_ms, backoff_max_ms]`.
+    fn next_backoff_ms(&self, pause_ms: u64) -> u64 {
+        pause_ms
+            .saturating_mul(2)
+            .clamp(self.backoff_ms, self.backoff_max_ms.max(self.backoff_ms))
+    }
+}
 
 /// Whether a topic's metadata error means "ask again" rather than "not there":
 /// UNKNOWN_TOPIC_OR_PARTITION is retriable to Kafka, but a topic that was deleted or
@@ -363,12 +396,24 @@ impl Cluster {
         self.topics_generation.load(Ordering::Acquire)
     }
 
-    /// Cached metadata of `topic`, fetched (and auto-created, if allowed) when missing.
-    /// While the broker answers with a retriable error (LEADER_NOT_AVAILABLE just after an
-    /// auto-create) it is asked again, up to [`TOPIC_METADATA_ATTEMPTS_MAX`] times; then the
-    /// broker's error is returned (retriable, unlike UnknownTopicOrPartition).
+    /// Cached metadata of `topic`, fetched (and auto-created, if allowed) when missing,
+    /// waiting as [`MetadataWait::LOOKUP`] says while the broker answers with a retriable
+    /// error (LEADER_NOT_AVAILABLE just after an auto-create).
     pub async fn topic(&self, topic: &str) -> Result<TopicInfo> {
-        for attempt in 1..=TOPIC_METADATA_ATTEMPTS_MAX {
+        self.wait_for_topic(topic, &MetadataWait::LOOKUP).await
+    }
+
+    /// Cached metadata of `topic`, asking the broker again (`wait`'s backoff apart) while it
+    /// answers with a retriable error or, with `wait_for_missing`, does not know the topic.
+    /// Past `wait.max_block_ms` the answer is [`Error::TopicMetadataTimeout`], naming the
+    /// topic and how long was waited. A missing topic not waited for is
+    /// [`Error::UnknownTopicOrPartition`] at once.
+    pub async fn wait_for_topic(&self, topic: &str, wait: &MetadataWait) -> Result<TopicInfo> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + std::time::Duration::from_millis(wait.max_block_ms);
+        let mut pause_ms = 0;
+        // Bounded by the deadline: each pass sleeps at least `backoff_ms` (≥ 1 ms) or ends.
+        loop {
             if let Some(info) = self.cached_topic(topic) {
                 return Ok(info);
             }
@@ -376,21 +421,34 @@ impl Cluster {
             if let Some(info) = self.cached_topic(topic) {
                 return Ok(info);
             }
-            match errors.get(topic) {
-                Some(code) if is_retriable_topic_error(*code) => {
-                    if attempt < TOPIC_METADATA_ATTEMPTS_MAX {
-                        tokio::time::sleep(TOPIC_METADATA_BACKOFF).await;
-                        continue;
-                    }
-                    return Err(Error::Broker {
-                        code: *code,
-                        context: format!("metadata of {topic}"),
-                    });
-                }
-                _ => break,
+            // No error and no topic: the broker left it out; treat it as unknown.
+            let code = errors
+                .get(topic)
+                .copied()
+                .unwrap_or(codes::UNKNOWN_TOPIC_OR_PARTITION);
+            let missing = code == codes::UNKNOWN_TOPIC_OR_PARTITION;
+            if missing && !wait.wait_for_missing {
+                return Err(Error::UnknownTopicOrPartition(topic.to_owned()));
             }
+            if !missing && !is_retriable_topic_error(code) {
+                return Err(Error::Broker {
+                    code,
+                    context: format!("metadata of {topic}"),
+                });
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let waited = now.duration_since(started).as_millis();
+                return Err(Error::TopicMetadataTimeout {
+                    topic: topic.to_owned(),
+                    waited_ms: u64::try_from(waited).unwrap_or(u64::MAX),
+                    code,
+                });
+            }
+            pause_ms = wait.next_backoff_ms(pause_ms).max(1);
+            let pause = std::time::Duration::from_millis(pause_ms);
+            tokio::time::sleep_until((now + pause).min(deadline)).await;
         }
-        Err(Error::UnknownTopicOrPartition(topic.to_owned()))
     }
 
     pub fn cached_topic(&self, topic: &str) -> Option<TopicInfo> {
@@ -600,6 +658,47 @@ mod tests {
         let error = cluster.topic("t").await.unwrap_err();
         assert_eq!(error.code(), Some(LEADER_NOT_AVAILABLE), "{error}");
         assert!(error.is_retriable());
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_topic_ends_at_max_block_ms_naming_topic_and_wait() {
+        let addr = fake_broker(|_| LEADER_NOT_AVAILABLE).await;
+        let cluster = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
+        let wait = MetadataWait {
+            max_block_ms: 300,
+            ..MetadataWait::LOOKUP
+        };
+        let error = cluster.wait_for_topic("t", &wait).await.unwrap_err();
+        let Error::TopicMetadataTimeout {
+            topic, waited_ms, ..
+        } = &error
+        else {
+            panic!("{error:?}");
+        };
+        assert_eq!((topic.as_str(), *waited_ms >= 300), ("t", true), "{error}");
+        assert!(error.to_string().contains("t not available"), "{error}");
+    }
+
+    #[test]
+    fn metadata_backoff_doubles_within_its_bounds() {
+        let wait = MetadataWait {
+            backoff_ms: 100,
+            backoff_max_ms: 1_000,
+            ..MetadataWait::LOOKUP
+        };
+        let mut pause_ms = 0;
+        let pauses: Vec<u64> = (0..6)
+            .map(|_| {
+                pause_ms = wait.next_backoff_ms(pause_ms);
+                pause_ms
+            })
+            .collect();
+        assert_eq!(pauses, vec![100, 200, 400, 800, 1_000, 1_000]);
+        let inverted = MetadataWait {
+            backoff_max_ms: 10,
+            ..wait
+        };
+        assert_eq!(inverted.next_backoff_ms(0), 100);
     }
 
     #[tokio::test]

@@ -32,6 +32,17 @@ pub enum Error {
     ResponseTooLarge { size_bytes: usize, max_bytes: usize },
     #[error("unknown topic or partition {0}")]
     UnknownTopicOrPartition(String),
+    /// The topic had no usable metadata (missing, or no leader yet) for as long as the
+    /// caller was willing to wait; `code` is the broker's last answer for it.
+    #[error(
+        "topic {topic} not available in metadata after waiting {waited_ms} ms (last answer: {})",
+        error_name(*.code)
+    )]
+    TopicMetadataTimeout {
+        topic: String,
+        waited_ms: u64,
+        code: i16,
+    },
     #[error("no bootstrap broker reachable ({0})")]
     NoBrokers(String),
     #[error("producer buffer full: {needed_bytes} bytes could not be reserved in {timeout_ms} ms")]
@@ -54,7 +65,10 @@ impl Error {
     /// backoff): network failures, timeouts and Kafka's retriable error codes.
     pub fn is_retriable(&self) -> bool {
         match self {
-            Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. } => true,
+            Error::Io { .. }
+            | Error::Disconnected { .. }
+            | Error::Timeout { .. }
+            | Error::TopicMetadataTimeout { .. } => true,
             Error::Broker { code, .. } => {
                 ResponseError::try_from_code(*code).is_some_and(|error| error.is_retriable())
             }
@@ -65,7 +79,7 @@ impl Error {
     /// The Kafka error code, when the broker sent one.
     pub fn code(&self) -> Option<i16> {
         match self {
-            Error::Broker { code, .. } => Some(*code),
+            Error::Broker { code, .. } | Error::TopicMetadataTimeout { code, .. } => Some(*code),
             _ => None,
         }
     }

@@ -1,5 +1,5 @@
 //! Offset requests shared by the consumer and the admin client: ListOffsets (by timestamp,
-//! earliest, latest; sent to each partition's leader), OffsetCommit and OffsetFetch (sent to
+//! earliest, latest; one request per partition leader, sent side by side), OffsetCommit and OffsetFetch (sent to
 //! the group's coordinator connection the caller passes in).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,48 +25,75 @@ pub const EARLIEST: i64 = -2;
 pub const LATEST: i64 = -1;
 
 /// The offset for `timestamp` (or [`EARLIEST`] / [`LATEST`]) of each partition; `-1` when
-/// no record is at or after that timestamp.
+/// no record is at or after that timestamp. One request per leader broker for all of its
+/// partitions, every broker's in flight at once; topics not in the metadata cache are asked
+/// for in one Metadata request first.
 pub async fn list_offsets(
     cluster: &Cluster,
     partitions: &[TopicPartition],
     timestamp: i64,
 ) -> Result<BTreeMap<TopicPartition, i64>> {
-    let mut by_leader: HashMap<i32, Vec<&TopicPartition>> = HashMap::new();
     // Each partition once: a broker answers a partition named twice with INVALID_REQUEST.
     let unique: BTreeSet<&TopicPartition> = partitions.iter().collect();
+    let topics: BTreeSet<&str> = unique.iter().map(|tp| tp.topic.as_str()).collect();
+    let uncached: Vec<String> = topics
+        .into_iter()
+        .filter(|topic| cluster.cached_partition_count(topic).is_none())
+        .map(str::to_owned)
+        .collect();
+    if !uncached.is_empty() {
+        cluster.refresh(Some(&uncached)).await?;
+    }
+    let mut by_leader: HashMap<i32, Vec<&TopicPartition>> = HashMap::new();
     for tp in unique {
+        // From the cache now; asks again only for a topic the refresh did not settle.
         let leader = cluster.leader(&tp.topic, tp.partition).await?;
         by_leader.entry(leader).or_default().push(tp);
     }
+    let requests = by_leader
+        .into_iter()
+        .map(|(leader, tps)| list_offsets_at(cluster, leader, tps, timestamp));
     let mut out = BTreeMap::new();
-    for (leader, tps) in by_leader {
-        let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-        for tp in tps {
-            topics.entry(&tp.topic).or_default().push(
-                ListOffsetsPartition::default()
-                    .with_partition_index(tp.partition)
-                    .with_timestamp(timestamp),
-            );
-        }
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(name, partitions)| {
-                        ListOffsetsTopic::default()
-                            .with_name(topic_name(name))
-                            .with_partitions(partitions)
-                    })
-                    .collect(),
-            );
-        let response = cluster.broker(leader).await?.send(&request).await?;
-        for topic in response.topics {
-            for p in topic.partitions {
-                let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
-                Error::check(p.error_code, || format!("list offsets {tp}"))?;
-                out.insert(tp, p.offset);
-            }
+    for answer in futures::future::try_join_all(requests).await? {
+        out.extend(answer);
+    }
+    Ok(out)
+}
+
+/// One ListOffsets request to broker `leader` for `partitions`.
+async fn list_offsets_at(
+    cluster: &Cluster,
+    leader: i32,
+    partitions: Vec<&TopicPartition>,
+    timestamp: i64,
+) -> Result<Vec<(TopicPartition, i64)>> {
+    let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+    for tp in partitions {
+        topics.entry(&tp.topic).or_default().push(
+            ListOffsetsPartition::default()
+                .with_partition_index(tp.partition)
+                .with_timestamp(timestamp),
+        );
+    }
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    ListOffsetsTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = cluster.broker(leader).await?.send(&request).await?;
+    let mut out = Vec::new();
+    for topic in response.topics {
+        for p in topic.partitions {
+            let tp = TopicPartition::new(topic.name.0.as_str(), p.partition_index);
+            Error::check(p.error_code, || format!("list offsets {tp}"))?;
+            out.push((tp, p.offset));
         }
     }
     Ok(out)

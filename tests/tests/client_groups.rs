@@ -2,11 +2,11 @@
 //! exactly once (auto-commit off, commit on close), the partitions are split between all
 //! three, and cooperative-sticky converges after its follow-up rebalance.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runnel_client::admin::NewTopic;
+use runnel_client::admin::{NewTopic, PartitionLag};
 use runnel_client::consumer::{Assignor, RebalanceListener};
 use runnel_client::{
     Admin, ClientConfig, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig,
@@ -442,4 +442,82 @@ async fn owning_everything(
             .expect("poll");
     }
     consumer
+}
+
+/// How many requests of `api` the broker has counted.
+async fn requests_of(broker: &TestBroker, api: &str) -> f64 {
+    let (status, page) = broker.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    let series = format!("runnel_requests_total{{api=\"{api}\"}} ");
+    page.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `group_lag` of a live group — partitions committed or not, all owned — gives the same
+/// answer as before from one request of each kind: one FindCoordinator, OffsetFetch and
+/// DescribeGroups side by side, then one ListOffsets per broker for every partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_lag_answers_from_one_request_of_each_kind() {
+    let (broker, config) = topic_and_group("lag-of", Assignor::Range).await;
+    let addr = broker.addr.to_string();
+    let producer = Producer::new(ProducerConfig::new(&addr))
+        .await
+        .expect("producer");
+    // Partition p holds p + 1 records.
+    for partition in 0..PARTITIONS {
+        for _ in 0..=partition {
+            let record = ProducerRecord::new("lag-of", "x").with_partition(partition);
+            producer.send(record).await.expect("send");
+        }
+    }
+    producer.flush().await.expect("flush");
+    let mut member_config = config();
+    member_config.auto_commit = false;
+    let consumer = Consumer::new(member_config).await.expect("consumer");
+    let mut consumer = owning_everything(consumer, "lag-of", None).await;
+    let tp = |partition| TopicPartition::new("lag-of", partition);
+    let committed = BTreeMap::from([(tp(0), 1), (tp(2), 2), (tp(5), 4)]);
+    consumer.commit_offsets(&committed).await.expect("commit");
+    let described = Admin::new(ClientConfig::new(&addr))
+        .await
+        .expect("admin")
+        .describe_group("lag-of")
+        .await
+        .expect("describe");
+    let member = described.members[0].member_id.clone();
+
+    // A new admin: nothing cached, as for `runnel groups describe`.
+    let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
+    let apis = [
+        "FindCoordinator",
+        "OffsetFetch",
+        "DescribeGroups",
+        "ListOffsets",
+    ];
+    let mut before = Vec::new();
+    for api in apis {
+        before.push(requests_of(&broker, api).await);
+    }
+    let lag = admin.group_lag("lag-of").await.expect("lag");
+    for (api, before) in apis.into_iter().zip(before) {
+        let sent = requests_of(&broker, api).await - before;
+        assert_eq!(sent, 1.0, "{api} requests");
+    }
+    let expected: Vec<PartitionLag> = (0..PARTITIONS)
+        .map(|partition| {
+            let log_end = i64::from(partition) + 1;
+            let committed = committed.get(&tp(partition)).copied();
+            PartitionLag {
+                partition: tp(partition),
+                committed,
+                log_end,
+                lag: committed.map(|c| log_end - c),
+                owner: Some(member.clone()),
+            }
+        })
+        .collect();
+    assert_eq!(lag, expected);
+    consumer.close().await.expect("close");
 }

@@ -645,7 +645,7 @@ mod internal_topic_tests {
         let answer = delete_records::handle(ctx, &header(2), request);
         assert_eq!(answer.topics[0].partitions[0].error_code, invalid);
         let request = DeleteTopicsRequest::default().with_topic_names(vec![name()]);
-        let answer = delete_topics::handle(ctx, &header(5), request);
+        let answer = delete_topics::answered(ctx, &header(5), request);
         assert_eq!(answer.responses[0].error_code, invalid);
         let info = ctx.logs.topic(OFFSETS_TOPIC).expect("still there");
         assert_eq!(info.partitions, 1);

@@ -1,17 +1,19 @@
-//! DeleteTopics (v1–6): deletes topics and their data, by name (v1–6) or topic id (v6).
+//! DeleteTopics (v1–6): deletes topics and their data, by name (v1–6) or topic id (v6), and
+//! answers once the tombstones of the topics' committed offsets are durable.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName,
+    DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::create_topics::{repeated, Refusal};
-use super::BrokerContext;
+use super::{BrokerContext, Completion};
+use crate::groups::offsets::Durable;
 
 /// One topic a request asks to delete, as the client named it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,7 +26,7 @@ pub fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
     request: DeleteTopicsRequest,
-) -> DeleteTopicsResponse {
+) -> Completion {
     let _ = header;
     // v1–5 list names in `topic_names`; v6 lists `topics`, each by name or (name null) by id.
     let by_name = request
@@ -48,27 +50,70 @@ pub fn handle(
     } else {
         BTreeMap::new()
     };
-    let responses = targets
-        .iter()
-        .map(|target| {
-            if duplicates.contains(target) {
-                let refusal = Refusal::new(
-                    ResponseError::InvalidRequest,
-                    "the topic appears more than once in the request",
-                );
-                return refused(target, &refusal);
+    let mut responses = Vec::with_capacity(targets.len());
+    let mut tombstones: Vec<(usize, Durable)> = Vec::new();
+    for (index, target) in targets.iter().enumerate() {
+        if duplicates.contains(target) {
+            let refusal = Refusal::new(
+                ResponseError::InvalidRequest,
+                "the topic appears more than once in the request",
+            );
+            responses.push(refused(target, &refusal));
+            continue;
+        }
+        let (result, durable) = delete_one(ctx, target, &names_by_id);
+        responses.push(result);
+        tombstones.extend(durable.map(|durable| (index, durable)));
+    }
+    if tombstones.is_empty() {
+        return Completion::ready(answer(responses));
+    }
+    Completion::pending(async move {
+        for (index, durable) in tombstones {
+            let Err(error) = durable.await else { continue };
+            // The topic is gone, but a crash could bring its offsets back onto a topic
+            // recreated under the name: the client must not be told all went well.
+            let refusal = Refusal::new(
+                ResponseError::KafkaStorageError,
+                format!("topic deleted, but removing its committed offsets failed: {error}"),
+            );
+            if let Some(result) = responses.get_mut(index) {
+                result.error_code = refusal.code;
+                result.error_message = refusal.message_field();
             }
-            delete_one(ctx, target, &names_by_id)
-        })
-        .collect();
-    DeleteTopicsResponse::default().with_responses(responses)
+        }
+        answer(responses)
+    })
 }
 
+fn answer(responses: Vec<DeletableTopicResult>) -> ResponseKind {
+    ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(responses))
+}
+
+/// The answer to `request`, waited for (unit tests).
+#[cfg(test)]
+pub(crate) fn answered(
+    ctx: &BrokerContext,
+    header: &RequestHeader,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let body = match handle(ctx, header, request) {
+        Completion::Ready(answer) => answer.body,
+        Completion::Pending(answer) => futures::executor::block_on(answer).body,
+        Completion::NoResponse | Completion::CloseConnection => panic!("DeleteTopics answers"),
+    };
+    match body {
+        ResponseKind::DeleteTopics(response) => response,
+        _ => panic!("not a DeleteTopics response"),
+    }
+}
+
+/// Deletes one topic: its result, and the [`Durable`] of its offsets' tombstones if any.
 fn delete_one(
     ctx: &BrokerContext,
     target: &Target,
     names_by_id: &BTreeMap<Uuid, String>,
-) -> DeletableTopicResult {
+) -> (DeletableTopicResult, Option<Durable>) {
     let name = match target {
         Target::Name(name) => name.clone(),
         Target::Id(id) => {
@@ -82,25 +127,25 @@ fn delete_one(
                     ResponseError::UnknownTopicId,
                     format!("no topic has id {id}"),
                 );
-                return refused(target, &refusal);
+                return (refused(target, &refusal), None);
             };
             name.clone()
         }
     };
     if let Err(refusal) = Refusal::unless_client_may("delete", &name) {
-        return refused(target, &refusal);
+        return (refused(target, &refusal), None);
     }
-    let deleted = ctx.logs.delete_topic(&name);
-    if deleted.is_ok() {
-        ctx.groups.remove_offsets_of_deleted_topic(&name);
-    }
-    match deleted {
-        Ok(id) => DeletableTopicResult::default()
-            .with_name(Some(topic_name(&name)))
-            .with_topic_id(id)
-            .with_error_code(0)
-            .with_error_message(None),
-        Err(error) => refused(&Target::Name(name), &Refusal::from(error)),
+    match ctx.logs.delete_topic(&name) {
+        Ok(id) => {
+            let (removed, durable) = ctx.groups.remove_offsets_of_deleted_topic(&name);
+            let result = DeletableTopicResult::default()
+                .with_name(Some(topic_name(&name)))
+                .with_topic_id(id)
+                .with_error_code(0)
+                .with_error_message(None);
+            (result, (removed > 0).then_some(durable))
+        }
+        Err(error) => (refused(&Target::Name(name), &Refusal::from(error)), None),
     }
 }
 
@@ -124,8 +169,83 @@ mod tests {
     use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
     use kafka_protocol::messages::DeleteTopicsRequest;
 
-    use super::super::create_topics::fixture::{broker, header, topic};
+    use super::super::create_topics::fixture::{broker, header, topic, Fixture};
     use super::*;
+    use crate::groups::commits::{CommitEntry, Committer};
+    use crate::groups::OFFSETS_TOPIC;
+
+    /// Commits offset 5 for every partition of `topic` as a simple (assign-mode) client.
+    fn commit(fixture: &Fixture, group: &str, topic: &str, partitions: i32) {
+        let who = Committer {
+            member_id: String::new(),
+            group_instance_id: None,
+            generation_id: -1,
+            retention_time_ms: -1,
+        };
+        let entries: Vec<CommitEntry> = (0..partitions)
+            .map(|partition| CommitEntry {
+                topic: topic.to_owned(),
+                partition,
+                offset: 5,
+                leader_epoch: -1,
+                metadata: None,
+            })
+            .collect();
+        let reply = fixture.ctx.groups.commit_offsets(group, &who, &entries);
+        let errors = futures::executor::block_on(reply.wait());
+        assert!(errors.iter().all(Option::is_none), "{errors:?}");
+    }
+
+    /// (log end, durable offset) of each `__consumer_offsets` partition.
+    fn offsets_topic_ends(fixture: &Fixture) -> Vec<(i64, i64)> {
+        let partitions = fixture.ctx.logs.topic(OFFSETS_TOPIC).unwrap().partitions;
+        (0..partitions)
+            .map(|partition| {
+                let log = fixture
+                    .ctx
+                    .logs
+                    .partition(OFFSETS_TOPIC, partition)
+                    .unwrap();
+                (log.log_end_offset(), log.durable_offset())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn answers_once_the_committed_offsets_tombstones_are_durable() {
+        let fixture = broker();
+        topic(&fixture, "t", 3);
+        commit(&fixture, "g", "t", 3);
+        let before = offsets_topic_ends(&fixture);
+        let request = DeleteTopicsRequest::default().with_topic_names(vec![topic_name("t")]);
+        let response = answered(&fixture.ctx, &header(5), request);
+        assert_eq!(response.responses[0].error_code, 0);
+        let after = offsets_topic_ends(&fixture);
+        // The tombstones were written, and everything written is fsynced.
+        assert_ne!(before, after);
+        for (end, durable) in after {
+            assert_eq!(durable, end);
+        }
+    }
+
+    #[test]
+    fn tombstones_that_cannot_be_made_durable_fail_the_topic() {
+        let fixture = broker();
+        topic(&fixture, "t", 2);
+        topic(&fixture, "quiet", 1);
+        commit(&fixture, "g", "t", 2);
+        fixture.ctx.logs.fail_fsyncs();
+        let request = DeleteTopicsRequest::default()
+            .with_topic_names(vec![topic_name("t"), topic_name("quiet")]);
+        let response = answered(&fixture.ctx, &header(5), request);
+        assert_eq!(
+            response.responses[0].error_code,
+            ResponseError::KafkaStorageError.code()
+        );
+        // A topic without committed offsets writes nothing and has nothing to wait for.
+        assert_eq!(response.responses[1].error_code, 0);
+        assert!(fixture.ctx.logs.topic("t").is_none());
+    }
 
     #[test]
     fn deletes_by_name_before_v6() {
@@ -135,7 +255,7 @@ mod tests {
         let id = fixture.ctx.logs.topic("a").unwrap().id;
         let request = DeleteTopicsRequest::default()
             .with_topic_names(vec![topic_name("a"), topic_name("missing")]);
-        let responses = handle(&fixture.ctx, &header(1), request).responses;
+        let responses = answered(&fixture.ctx, &header(1), request).responses;
         assert_eq!(responses[0].error_code, 0);
         assert_eq!(responses[0].topic_id, id);
         assert_eq!(responses[0].name, Some(topic_name("a")));
@@ -163,7 +283,7 @@ mod tests {
                 .with_name(None)
                 .with_topic_id(unknown_id),
         ]);
-        let responses = handle(&fixture.ctx, &header(6), request).responses;
+        let responses = answered(&fixture.ctx, &header(6), request).responses;
         assert_eq!(responses[0].error_code, 0);
         assert_eq!(responses[0].name, Some(topic_name("by-id")));
         assert_eq!(responses[1].error_code, 0);
@@ -186,7 +306,7 @@ mod tests {
                 .with_name(None)
                 .with_topic_id(id),
         ]);
-        let codes: Vec<i16> = handle(&fixture.ctx, &header(6), request)
+        let codes: Vec<i16> = answered(&fixture.ctx, &header(6), request)
             .responses
             .iter()
             .map(|r| r.error_code)
@@ -204,7 +324,7 @@ mod tests {
             topic_name(""),
             topic_name("../../etc"),
         ]);
-        let codes: Vec<i16> = handle(&fixture.ctx, &header(5), request)
+        let codes: Vec<i16> = answered(&fixture.ctx, &header(5), request)
             .responses
             .iter()
             .map(|r| r.error_code)

@@ -152,7 +152,7 @@ pub fn dispatch(
         Rq::Fetch(r) => fetch::handle(ctx, header, r),
         Rq::ListOffsets(r) => ready(Rs::ListOffsets(list_offsets::handle(ctx, header, r))),
         Rq::CreateTopics(r) => ready(Rs::CreateTopics(create_topics::handle(ctx, header, r))),
-        Rq::DeleteTopics(r) => ready(Rs::DeleteTopics(delete_topics::handle(ctx, header, r))),
+        Rq::DeleteTopics(r) => delete_topics::handle(ctx, header, r),
         Rq::CreatePartitions(r) => ready(Rs::CreatePartitions(create_partitions::handle(
             ctx, header, r,
         ))),

@@ -275,13 +275,16 @@ impl GroupCoordinator {
     /// A topic was deleted: every group forgets its offsets for the topic, in memory at once
     /// and in `__consumer_offsets` by tombstones, as Kafka's `onPartitionsDeleted` does, so a
     /// topic recreated under the same name is not read from the old topic's offsets. An Empty
-    /// group left without offsets is removed, as the retention sweep would. The tombstones'
-    /// fsync is requested by the write but not awaited (DeleteTopics does not wait for it
-    /// either); if writing them fails, the offsets are still dropped from memory, where
-    /// OffsetFetch reads them. Returns how many offsets were removed.
-    pub fn remove_offsets_of_deleted_topic(&self, topic: &str) -> usize {
+    /// group left without offsets is removed, as the retention sweep would. Returns how many
+    /// offsets were removed and a [`Durable`] for every tombstone written: DeleteTopics
+    /// answers only after it, as OffsetCommit does, or a crash right after the answer could
+    /// bring the old offsets back onto a topic recreated under the name. If writing fails,
+    /// the offsets are still dropped from memory (where OffsetFetch reads them) and the
+    /// [`Durable`] reports the first error.
+    pub fn remove_offsets_of_deleted_topic(&self, topic: &str) -> (usize, Durable) {
         let now_ms = self.clock.now_ms();
         let mut removed_total = 0;
+        let mut writes: Vec<Durable> = Vec::new();
         for shared in self.all_slots() {
             let mut slot = shared.lock();
             let removed: Vec<TopicPartition> = slot
@@ -296,9 +299,13 @@ impl GroupCoordinator {
             let group_id = slot.group.id().to_owned();
             let remove_group =
                 slot.group.state() == GroupState::Empty && removed.len() == slot.offsets.len();
-            if let Err(error) = self.write_tombstones(&group_id, &removed, remove_group, now_ms) {
-                let group = group_id.as_str();
-                tracing::warn!(group, topic, %error, "writing offset tombstones failed");
+            match self.write_tombstones(&group_id, &removed, remove_group, now_ms) {
+                Ok(durable) => writes.push(durable),
+                Err(error) => {
+                    let group = group_id.as_str();
+                    tracing::warn!(group, topic, %error, "writing offset tombstones failed");
+                    writes.push(async move { Err(error) }.boxed());
+                }
             }
             removed_total += removed.len();
             for tp in &removed {
@@ -310,7 +317,12 @@ impl GroupCoordinator {
                 self.forget_group(&group_id, &shared);
             }
         }
-        removed_total
+        let durable = async move {
+            // Every write is waited for, so the answer comes after all of them settle.
+            let results = futures::future::join_all(writes).await;
+            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        };
+        (removed_total, durable.boxed())
     }
 
     /// Tombstones for `partitions` of the group and, when `delete_group`, for the group's

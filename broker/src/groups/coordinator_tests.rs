@@ -427,7 +427,9 @@ async fn a_deleted_topics_offsets_are_removed_from_every_group() {
             .await;
         assert_eq!(errors, vec![None]);
         logs.delete_topic("t").unwrap();
-        assert_eq!(coordinator.remove_offsets_of_deleted_topic("t"), 3);
+        let (removed, durable) = coordinator.remove_offsets_of_deleted_topic("t");
+        assert_eq!(removed, 3);
+        durable.await.unwrap();
         logs.create_topic("t", 2, BTreeMap::new(), false).unwrap();
         assert_eq!(committed(&coordinator, "both", 0), None);
         assert_eq!(committed(&coordinator, "both", 1), None);

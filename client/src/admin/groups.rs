@@ -8,6 +8,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{str_bytes, Admin};
+use crate::conn::Connection;
 use crate::consumer::group::{decode_assignment, find_coordinator};
 use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
@@ -100,37 +101,7 @@ impl Admin {
 
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
         let coordinator = find_coordinator(&self.cluster, group_id).await?;
-        let request =
-            DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group_id))]);
-        let response = coordinator.send(&request).await?;
-        let group = response
-            .groups
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Protocol("DescribeGroups returned no group".to_owned()))?;
-        Error::check(group.error_code, || format!("describe group {group_id}"))?;
-        let consumer = group.protocol_type.as_str() == "consumer";
-        let members = group
-            .members
-            .into_iter()
-            .map(|m| GroupMemberInfo {
-                member_id: m.member_id.to_string(),
-                client_id: m.client_id.to_string(),
-                client_host: m.client_host.to_string(),
-                assignment: if consumer {
-                    decode_assignment(m.member_assignment).unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect();
-        Ok(GroupDescription {
-            group_id: group_id.to_owned(),
-            state: group.group_state.to_string(),
-            protocol_type: group.protocol_type.to_string(),
-            protocol: group.protocol_data.to_string(),
-            members,
-        })
+        describe_at(&coordinator, group_id).await
     }
 
     pub async fn delete_groups(&self, group_ids: &[&str]) -> Result<()> {
@@ -154,8 +125,22 @@ impl Admin {
 
     /// Lag per partition of every topic the group committed for or is assigned, sorted.
     pub async fn group_lag(&self, group_id: &str) -> Result<Vec<PartitionLag>> {
-        let committed = self.committed_offsets(group_id).await?;
-        let description = self.describe_group(group_id).await?;
+        Ok(self.describe_group_with_lag(group_id).await?.1)
+    }
+
+    /// The group's description and [`group_lag`](Self::group_lag) together (what `runnel
+    /// groups describe` shows). Committed offsets and the description are independent, so
+    /// both requests go to the coordinator at once; then one ListOffsets per leader broker
+    /// covers every partition.
+    pub async fn describe_group_with_lag(
+        &self,
+        group_id: &str,
+    ) -> Result<(GroupDescription, Vec<PartitionLag>)> {
+        let coordinator = find_coordinator(&self.cluster, group_id).await?;
+        let (committed, description) = tokio::try_join!(
+            offsets::committed(&coordinator, group_id, None),
+            describe_at(&coordinator, group_id),
+        )?;
         let mut owners: BTreeMap<TopicPartition, String> = BTreeMap::new();
         for member in &description.members {
             for tp in &member.assignment {
@@ -167,7 +152,7 @@ impl Admin {
         partitions.sort();
         partitions.dedup();
         let ends = offsets::list_offsets(&self.cluster, &partitions, LATEST).await?;
-        Ok(partitions
+        let lag = partitions
             .into_iter()
             .map(|tp| {
                 let log_end = ends.get(&tp).copied().unwrap_or(0);
@@ -180,7 +165,8 @@ impl Admin {
                     partition: tp,
                 }
             })
-            .collect())
+            .collect();
+        Ok((description, lag))
     }
 
     /// Commits `offsets` for a group that has no active members (Kafka refuses otherwise).
@@ -199,6 +185,40 @@ impl Admin {
         let coordinator = find_coordinator(&self.cluster, group_id).await?;
         offsets::commit(&coordinator, group_id, -1, "", offsets).await
     }
+}
+
+/// DescribeGroups for `group_id` at its coordinator.
+async fn describe_at(coordinator: &Connection, group_id: &str) -> Result<GroupDescription> {
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group_id))]);
+    let response = coordinator.send(&request).await?;
+    let group = response
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Protocol("DescribeGroups returned no group".to_owned()))?;
+    Error::check(group.error_code, || format!("describe group {group_id}"))?;
+    let consumer = group.protocol_type.as_str() == "consumer";
+    let members = group
+        .members
+        .into_iter()
+        .map(|m| GroupMemberInfo {
+            member_id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            client_host: m.client_host.to_string(),
+            assignment: if consumer {
+                decode_assignment(m.member_assignment).unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    Ok(GroupDescription {
+        group_id: group_id.to_owned(),
+        state: group.group_state.to_string(),
+        protocol_type: group.protocol_type.to_string(),
+        protocol: group.protocol_data.to_string(),
+        members,
+    })
 }
 
 /// Records between a committed offset and the log end; unknown without a commit.

@@ -110,8 +110,7 @@ pub async fn run(bootstrap: &str, output: Output, command: GroupsCommand) -> any
 }
 
 async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<()> {
-    let description = admin.describe_group(group).await?;
-    let lag = admin.group_lag(group).await?;
+    let (description, lag) = admin.describe_group_with_lag(group).await?;
     if output == Output::Json {
         let members: Vec<_> = description
             .members

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::delivery::{Completer, DeliveryFuture};
 use super::{ProducerConfig, ProducerRecord};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, MetadataWait};
 use crate::error::{Error, Result};
 use crate::partitioner::partition_for_key;
 
@@ -184,6 +184,9 @@ impl Accumulator {
                 max_bytes: self.config.max_request_bytes,
             });
         }
+        // `max_block_ms` bounds the whole call, as Java's `max.block.ms` does: what waiting
+        // for buffer room used is not available to waiting for metadata.
+        let started = Instant::now();
         self.reserve(memory_bytes).await?;
         // At most two passes: a push given the count always goes through.
         let mut known = None;
@@ -194,7 +197,7 @@ impl Accumulator {
             // The topic's partition count is not known (or metadata changed): ask the
             // cluster, noting the generation before.
             let generation = self.cluster.topics_generation();
-            match self.partition_count(&record.topic).await {
+            match self.partition_count(&record.topic, started).await {
                 Ok(count) => known = Some((count, generation)),
                 Err(e) => break (Err(e), false),
             }
@@ -244,9 +247,27 @@ impl Accumulator {
         }
     }
 
-    /// The topic's partition count (from the cluster's metadata, fetched if not cached).
-    async fn partition_count(&self, topic: &str) -> Result<i32> {
-        let partitions = self.cluster.partition_count(topic).await?;
+    /// The topic's partition count (from the cluster's metadata, fetched if not cached):
+    /// a topic that is missing or has no leader yet is waited for until `max_block_ms`
+    /// after `started`, asking again `retry_backoff_ms`..`retry_backoff_max_ms` apart.
+    async fn partition_count(&self, topic: &str, started: Instant) -> Result<i32> {
+        let partitions = match self.cluster.cached_partition_count(topic) {
+            Some(partitions) => partitions,
+            None => {
+                let used_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let wait = MetadataWait {
+                    max_block_ms: self.config.max_block_ms.saturating_sub(used_ms),
+                    backoff_ms: self.config.retry_backoff_ms,
+                    backoff_max_ms: self.config.retry_backoff_max_ms,
+                    wait_for_missing: true,
+                };
+                self.cluster
+                    .wait_for_topic(topic, &wait)
+                    .await?
+                    .partitions
+                    .len()
+            }
+        };
         match i32::try_from(partitions).unwrap_or(i32::MAX) {
             0 => Err(Error::UnknownTopicOrPartition(topic.to_owned())),
             count => Ok(count),

@@ -4,7 +4,7 @@
 //! request per leader broker, and completes each record with its partition and offset.
 //!
 //! Bounds: `buffer_memory_bytes` of records not yet acknowledged (`send` waits up to
-//! `max_block_ms` for room: back-pressure), one batch in flight per partition (keeps
+//! `max_block_ms` for room: back-pressure, and for a topic's metadata), one batch in flight per partition (keeps
 //! order across retries) and `in_flight_per_broker_max` requests per broker.
 
 mod accumulator;
@@ -73,12 +73,17 @@ pub struct ProducerConfig {
     pub max_request_bytes: usize,
     /// Bytes of records accepted but not yet acknowledged.
     pub buffer_memory_bytes: usize,
-    /// How long `send` waits for buffer room before failing with `BufferFull`.
+    /// How long `send` may block (Java's `max.block.ms`): waiting for buffer room (then
+    /// `BufferFull`) and for the topic's metadata — a topic not created yet, or without a
+    /// leader yet — in all (then `TopicMetadataTimeout`).
     pub max_block_ms: u64,
     pub in_flight_per_broker_max: usize,
     /// Attempts after the first for a batch that failed with a retriable error.
     pub retries_max: u32,
+    /// Pause before retrying a batch, and the first pause between Metadata requests while
+    /// `send` waits for a topic (those double, up to `retry_backoff_max_ms`).
     pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
     /// The broker-side bound on waiting for acks (the Produce `timeout_ms`).
     pub ack_timeout_ms: i32,
 }
@@ -97,6 +102,7 @@ impl ProducerConfig {
             in_flight_per_broker_max: 5,
             retries_max: 10,
             retry_backoff_ms: 100,
+            retry_backoff_max_ms: 1_000,
             ack_timeout_ms: 30_000,
         }
     }
@@ -228,8 +234,8 @@ impl Producer {
         })
     }
 
-    /// Queues `record`; waits (at most `max_block_ms`) while the buffer is full. The
-    /// returned future resolves on acknowledgement.
+    /// Queues `record`; waits (at most `max_block_ms` in all) while the buffer is full and
+    /// while the topic has no metadata yet. The returned future resolves on acknowledgement.
     pub async fn send(&self, mut record: ProducerRecord) -> Result<DeliveryFuture> {
         if record.timestamp_ms.is_none() {
             record.timestamp_ms = Some(now_ms());
