@@ -174,9 +174,21 @@ async fn produce_a_file_consume_it_back_and_read_group_lag() {
     .await;
     let described = run_ok(&addr, &["topics", "describe", "lines"]).await;
     assert!(
-        described.contains("3 partitions") && described.contains("retention.ms"),
+        described.contains("3 partitions")
+            && described.contains("retention.ms")
+            && described.contains("BYTES"),
         "{described}"
     );
+    let json = run_ok(&addr, &["topics", "describe", "lines", "--output", "json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let sizes: Vec<i64> = json["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["size_bytes"].as_i64().expect("size_bytes"))
+        .collect();
+    assert_eq!(sizes.len(), 3, "{json}");
+    assert!(sizes[0] > 0, "{json}");
     run_ok(&addr, &["topics", "delete", "lines"]).await;
     assert!(!run_ok(&addr, &["topics", "list"]).await.contains("lines"));
 }

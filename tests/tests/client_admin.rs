@@ -114,6 +114,11 @@ async fn offsets_delete_records_groups_and_lag() {
         4
     );
 
+    // DescribeLogDirs: the one partition's bytes, at least its ten one-byte values.
+    let sizes = admin.partition_sizes("o").await.expect("sizes");
+    assert_eq!(sizes.len(), 1, "{sizes:?}");
+    assert!(sizes[&0] >= 10, "{sizes:?}");
+
     let low = admin
         .delete_records(&BTreeMap::from([(tp.clone(), 3)]))
         .await

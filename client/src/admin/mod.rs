@@ -14,12 +14,13 @@ use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    DescribeConfigsRequest, DescribeLogDirsRequest, IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -268,6 +269,38 @@ impl Admin {
             .iter()
             .map(|p| TopicPartition::new(topic, p.partition))
             .collect())
+    }
+
+    /// Bytes on disk of each of `topic`'s partitions (DescribeLogDirs, asked of every broker
+    /// and summed over their log directories). A partition no broker reports is left out.
+    pub async fn partition_sizes(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
+        let info = self.describe_topic(topic).await?;
+        let request = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(info.partitions.iter().map(|p| p.partition).collect()),
+        ]));
+        let mut sizes = BTreeMap::new();
+        for (broker_id, _) in self.cluster.brokers() {
+            let response = self.cluster.broker(broker_id).await?.send(&request).await?;
+            Error::check(response.error_code, || {
+                format!("describe log dirs of {topic}")
+            })?;
+            for dir in response.results {
+                Error::check(dir.error_code, || {
+                    format!("log dir {} of broker {broker_id}", dir.log_dir.as_str())
+                })?;
+                let partitions = dir
+                    .topics
+                    .into_iter()
+                    .filter(|t| t.name.0.as_str() == topic);
+                for partition in partitions.flat_map(|t| t.partitions) {
+                    *sizes.entry(partition.partition_index).or_insert(0) +=
+                        partition.partition_size;
+                }
+            }
+        }
+        Ok(sizes)
     }
 
     /// Deletes records before `offset` in each partition; returns the new low watermarks.

@@ -133,6 +133,8 @@ async fn describe(admin: &Admin, output: Output, name: &str) -> anyhow::Result<(
     let partitions = admin.partitions(name).await?;
     let earliest = admin.list_offsets(&partitions, EARLIEST).await?;
     let latest = admin.list_offsets(&partitions, LATEST).await?;
+    // Sizes are a convenience: a broker without DescribeLogDirs shows "-" (JSON null).
+    let sizes = admin.partition_sizes(name).await.unwrap_or_default();
     let configs: Vec<_> = admin
         .describe_topic_configs(name)
         .await?
@@ -146,7 +148,8 @@ async fn describe(admin: &Admin, output: Output, name: &str) -> anyhow::Result<(
             .zip(&partitions)
             .map(|(p, tp)| {
                 serde_json::json!({"partition": p.partition, "leader": p.leader,
-                    "earliest": earliest.get(tp), "latest": latest.get(tp)})
+                    "earliest": earliest.get(tp), "latest": latest.get(tp),
+                    "size_bytes": sizes.get(&p.partition)})
             })
             .collect();
         let configs: serde_json::Map<_, _> = configs
@@ -170,10 +173,14 @@ async fn describe(admin: &Admin, output: Output, name: &str) -> anyhow::Result<(
                 p.leader.to_string(),
                 earliest.get(tp).map_or("-".into(), i64::to_string),
                 latest.get(tp).map_or("-".into(), i64::to_string),
+                sizes.get(&p.partition).map_or("-".into(), i64::to_string),
             ]
         })
         .collect();
-    print_table(&["PARTITION", "LEADER", "EARLIEST", "LATEST"], &rows)?;
+    print_table(
+        &["PARTITION", "LEADER", "EARLIEST", "LATEST", "BYTES"],
+        &rows,
+    )?;
     if !configs.is_empty() {
         out!()?;
         let rows: Vec<Vec<String>> = configs
