@@ -301,9 +301,12 @@ fn sequence_error_code(error: &SequenceError) -> ResponseError {
 
 /// A partition's records as their one batch, or Kafka's answer (its
 /// `ProduceRequest.validateRecords` for v3+, framed as its batch iterator frames): no whole
-/// batch, a magic other than 2, or a second batch is INVALID_RECORD; zstd before v7 is
-/// UNSUPPORTED_COMPRESSION_TYPE; a length or magic no batch can have is CORRUPT_MESSAGE.
-/// Headers only, so the produce path's per-batch cost stays a few reads.
+/// batch, a magic other than 2, or a second whole batch is INVALID_RECORD; zstd before v7
+/// is UNSUPPORTED_COMPRESSION_TYPE; a length or magic no batch can have is CORRUPT_MESSAGE.
+/// Bytes after the batch that hold no whole batch are dropped, never stored: Kafka's
+/// iterator (`ByteBufferLogInputStream.nextBatch`) stops at them and its log trims them
+/// (`UnifiedLog.trimInvalidBytes`). Headers only, so the produce path's per-batch cost
+/// stays a few reads.
 fn single_batch(mut records: Bytes, version: i16) -> Result<RecordBatch, (ResponseError, String)> {
     let invalid = |message: String| (ResponseError::InvalidRecord, message);
     let Some(first) = peek_batch_frame(&records).map_err(framing_error)? else {
@@ -324,21 +327,16 @@ fn single_batch(mut records: Bytes, version: i16) -> Result<RecordBatch, (Respon
         );
         return Err((ResponseError::UnsupportedCompressionType, message));
     }
-    if !records.is_empty() {
-        // Kafka trims trailing bytes that frame no batch; they are refused here, since no
-        // Kafka client sends them.
-        return Err(match peek_batch_frame(&records) {
-            Ok(Some(_)) => invalid(format!(
-                "Produce v{version} carries exactly one record batch per partition"
-            )),
-            Ok(None) => (
-                ResponseError::CorruptMessage,
-                format!("{} bytes after the record batch frame none", records.len()),
-            ),
-            Err(e) => framing_error(e),
-        });
+    // What follows is framed as Kafka frames it: a whole second batch is refused, a length
+    // or magic no batch has is corrupt, and anything shorter than a whole batch is left out
+    // (`records` is dropped here; only `batch` is appended).
+    match peek_batch_frame(&records) {
+        Ok(None) => Ok(batch),
+        Ok(Some(_)) => Err(invalid(format!(
+            "Produce v{version} carries exactly one record batch per partition"
+        ))),
+        Err(e) => Err(framing_error(e)),
     }
-    Ok(batch)
 }
 
 /// Checks a partition's batch before it is appended, repairs a contradicted max

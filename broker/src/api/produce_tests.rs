@@ -192,13 +192,50 @@ fn maps_each_defect_to_its_kafka_error() {
             ResponseError::InvalidRecord,
         ),
         (
-            "bytes after the batch that frame none",
-            Bytes::from([with_magic(2).to_vec(), vec![0; 5]].concat()),
+            "a length below any batch's after the batch",
+            Bytes::from(
+                [
+                    with_magic(2).to_vec(),
+                    vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13],
+                ]
+                .concat(),
+            ),
+            ResponseError::CorruptMessage,
+        ),
+        (
+            "a magic no batch has after the batch",
+            Bytes::from([with_magic(2).to_vec(), with_magic(3).slice(..17).to_vec()].concat()),
             ResponseError::CorruptMessage,
         ),
     ];
     for (defect, records, error) in cases {
         assert_eq!(code(validate(&config(), records)), Some(error), "{defect}");
+    }
+}
+
+/// Kafka's batch iterator stops at bytes after the batch that hold no whole batch (fewer
+/// than a length and offset, fewer than the magic, or a batch cut short) and its log trims
+/// them: the batch alone is accepted, the bytes after it are not part of it.
+#[test]
+fn bytes_after_the_batch_that_hold_no_whole_batch_are_left_out() {
+    let batch = with_magic(2);
+    let second = raw(RawBatchFields {
+        records: b"hijklmn",
+        ..RawBatchFields::default()
+    });
+    let tails: [(&str, Vec<u8>); 4] = [
+        ("a few zero bytes", vec![0; 5]),
+        ("an offset and length, no magic", second[..12].to_vec()),
+        ("a header up to the magic", second[..17].to_vec()),
+        (
+            "a second batch cut short",
+            second[..second.len() - 1].to_vec(),
+        ),
+    ];
+    for (tail, bytes) in tails {
+        let records = Bytes::from([batch.to_vec(), bytes].concat());
+        let accepted = validate(&config(), records).unwrap_or_else(|e| panic!("{tail}: {e:?}"));
+        assert_eq!(accepted.as_bytes(), &batch, "{tail}");
     }
 }
 
