@@ -17,7 +17,7 @@
 //! decompressed, within the broker-wide [`DecompressionBudget`]. With `compression.type`
 //! `producer` (the default) batches are stored byte for byte as sent.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,21 +83,17 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
         .unwrap_or(0)
         .max(PRODUCE_TIMEOUT_MS_MIN);
     let version = header.request_api_version;
+    let (mut response, items) = by_partition(request);
     if !matches!(acks, -1..=1) {
-        let response = answer_all(request, ResponseError::InvalidRequiredAcks.code());
-        return Completion::ready(ResponseKind::Produce(response));
-    }
-    let mut response = ProduceResponse::default();
-    let mut items = Vec::new();
-    for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
-        let name: Arc<str> = Arc::from(topic.name.0.as_str());
-        let mut topic_response = TopicProduceResponse::default();
-        topic_response.name = topic.name;
-        topic_response.topic_id = topic.topic_id;
-        response.responses.push(topic_response);
-        for data in topic.partition_data {
-            items.push((topic_index, Arc::clone(&name), data));
+        // Kafka answers every partition, once each, as for any append (ReplicaManager).
+        for (topic_index, _, data) in items {
+            if let Some(topic) = response.responses.get_mut(topic_index) {
+                let mut partition = unanswered(data.index);
+                partition.error_code = ResponseError::InvalidRequiredAcks.code();
+                topic.partition_responses.push(partition);
+            }
         }
+        return Completion::ready(ResponseKind::Produce(response));
     }
     let parallel = worth_parallel(&items);
     let results = ctx
@@ -158,25 +154,59 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     }
 }
 
+/// One partition's entry of a request: its topic's index in the response, the topic's
+/// name, and what the request asks of the partition.
+type Item = (usize, Arc<str>, PartitionProduceData);
+
+/// The request as Kafka reads it: a map keyed by topic-partition (`KafkaApis.
+/// handleProduceRequest` builds `authorizedRequestInfo`, a `mutable.Map`, and answers from
+/// a map too). A partition named twice is appended once, with its last entry, and answered
+/// once, where it was first named; a topic named in several entries is answered in one
+/// (Kafka's `ProduceResponse` groups its answers by topic). Returns the response with one
+/// entry per topic, no partitions yet, and the partitions' entries in request order.
+fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
+    let mut response = ProduceResponse::default();
+    let mut items: Vec<Item> = Vec::new();
+    let mut topics: HashMap<Arc<str>, usize> = HashMap::with_capacity(request.topic_data.len());
+    // (topic, partition) → its entry in `items`.
+    let mut placed: HashMap<(Arc<str>, i32), usize> = HashMap::new();
+    for topic in request.topic_data {
+        let name: Arc<str> = Arc::from(topic.name.0.as_str());
+        let topic_index = *topics.entry(Arc::clone(&name)).or_insert_with(|| {
+            let mut topic_response = TopicProduceResponse::default();
+            topic_response.name = topic.name;
+            topic_response.topic_id = topic.topic_id;
+            response.responses.push(topic_response);
+            response.responses.len() - 1
+        });
+        for data in topic.partition_data {
+            let key = (Arc::clone(&name), data.index);
+            let item = (topic_index, Arc::clone(&name), data);
+            match placed.get(&key).and_then(|&at| items.get_mut(at)) {
+                Some(slot) => *slot = item,
+                None => {
+                    placed.insert(key, items.len());
+                    items.push(item);
+                }
+            }
+        }
+    }
+    debug_assert_eq!(placed.len(), items.len());
+    (response, items)
+}
+
 /// Whether a request's partitions go to the append pool: at least two, together at least
 /// [`PARALLEL_APPEND_BYTES_MIN`] of records and on average at least
-/// [`PARALLEL_APPEND_PARTITION_BYTES_MIN`] each, and no partition named twice (Kafka clients
-/// never do; if one did, its two entries must be appended in request order).
-fn worth_parallel(items: &[(usize, Arc<str>, PartitionProduceData)]) -> bool {
+/// [`PARALLEL_APPEND_PARTITION_BYTES_MIN`] each ([`by_partition`] left each partition
+/// once, so no two of them append to one log).
+fn worth_parallel(items: &[Item]) -> bool {
     let records_bytes: usize = items
         .iter()
         .map(|(_, _, data)| data.records.as_ref().map_or(0, Bytes::len))
         .sum();
-    if items.len() < 2
-        || records_bytes < PARALLEL_APPEND_BYTES_MIN
-        || records_bytes / items.len() < PARALLEL_APPEND_PARTITION_BYTES_MIN
-    {
-        return false;
-    }
-    let mut seen = HashSet::with_capacity(items.len());
-    items
-        .iter()
-        .all(|(_, name, data)| seen.insert((name.as_ref(), data.index)))
+    items.len() >= 2
+        && records_bytes >= PARALLEL_APPEND_BYTES_MIN
+        && records_bytes / items.len() >= PARALLEL_APPEND_PARTITION_BYTES_MIN
 }
 
 /// Waits for every acks=-1 partition's fsync, at most the request's `timeout_ms`; a failed
@@ -219,11 +249,7 @@ fn produce_partition(
     acks: i16,
     version: i16,
 ) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
-    let mut response = PartitionProduceResponse::default();
-    response.index = data.index;
-    response.base_offset = -1;
-    response.log_append_time_ms = -1;
-    response.log_start_offset = -1;
+    let mut response = unanswered(data.index);
     let fail = |mut response: PartitionProduceResponse, error: ResponseError, message: String| {
         response.error_code = error.code();
         if version >= 8 {
@@ -587,25 +613,14 @@ fn scan_records(
     Ok(())
 }
 
-/// The same error for every partition (request-level failures such as bad acks).
-fn answer_all(request: ProduceRequest, error_code: i16) -> ProduceResponse {
-    let mut response = ProduceResponse::default();
-    for topic in request.topic_data {
-        let mut topic_response = TopicProduceResponse::default();
-        topic_response.name = topic.name;
-        topic_response.topic_id = topic.topic_id;
-        for data in topic.partition_data {
-            let mut partition = PartitionProduceResponse::default();
-            partition.index = data.index;
-            partition.error_code = error_code;
-            partition.base_offset = -1;
-            partition.log_append_time_ms = -1;
-            partition.log_start_offset = -1;
-            topic_response.partition_responses.push(partition);
-        }
-        response.responses.push(topic_response);
-    }
-    response
+/// A partition's answer before anything is known: no offsets.
+fn unanswered(index: i32) -> PartitionProduceResponse {
+    let mut partition = PartitionProduceResponse::default();
+    partition.index = index;
+    partition.base_offset = -1;
+    partition.log_append_time_ms = -1;
+    partition.log_start_offset = -1;
+    partition
 }
 
 #[cfg(test)]

@@ -444,7 +444,7 @@ fn produced(completion: Completion) -> Vec<(String, i32, i16, i64)> {
 }
 
 #[test]
-fn a_large_request_is_appended_across_partitions_in_parallel_with_answers_in_request_order() {
+fn a_large_request_is_appended_across_partitions_in_parallel_and_answered_per_topic() {
     let fixture = crate::api::create_topics::fixture::broker();
     crate::api::create_topics::fixture::topic(&fixture, "p", 4);
     crate::api::create_topics::fixture::topic(&fixture, "q", 1);
@@ -465,20 +465,22 @@ fn a_large_request_is_appended_across_partitions_in_parallel_with_answers_in_req
     let first = twice(entries.clone());
     let unknown = ResponseError::UnknownTopicOrPartition.code();
     let invalid = ResponseError::InvalidRecord.code();
+    // One answer entry per topic (Kafka's `ProduceResponse` groups by topic), topics and
+    // their partitions in the order first named.
     assert_eq!(
         first,
         vec![
             ("p".to_owned(), 3, 0, 0),
-            ("q".to_owned(), 0, 0, 0),
             ("p".to_owned(), 0, 0, 0),
-            ("missing".to_owned(), 0, unknown, -1),
             ("p".to_owned(), 1, invalid, -1),
             ("p".to_owned(), 2, 0, 0),
+            ("q".to_owned(), 0, 0, 0),
+            ("missing".to_owned(), 0, unknown, -1),
         ]
     );
     let second = twice(entries);
     let offsets: Vec<i64> = second.iter().map(|(_, _, _, offset)| *offset).collect();
-    assert_eq!(offsets, vec![64, 64, 64, -1, -1, 64]);
+    assert_eq!(offsets, vec![64, 64, -1, 64, 64, -1]);
 }
 
 #[test]
@@ -494,8 +496,12 @@ fn the_coordinators_internal_topic_refuses_client_records() {
     );
 }
 
+/// Kafka reads a Produce into a map keyed by topic-partition: a partition named twice is
+/// appended once, with its last entry, and answered once (here where it was first named);
+/// a topic named in several entries gets one answer entry. Bad acks are answered the same
+/// way.
 #[test]
-fn a_partition_named_twice_is_appended_in_request_order() {
+fn a_partition_named_twice_is_appended_once_as_last_asked() {
     let fixture = crate::api::create_topics::fixture::broker();
     crate::api::create_topics::fixture::topic(&fixture, "d", 2);
     let entries = vec![
@@ -503,39 +509,53 @@ fn a_partition_named_twice_is_appended_in_request_order() {
         ("d", 1, batch_of(100, 1000)),
         ("d", 0, batch_of(3, 1000)),
     ];
-    let items: Vec<_> = entries
-        .iter()
-        .map(|(topic, partition, records)| {
-            let mut data = PartitionProduceData::default();
-            data.index = *partition;
-            data.records = Some(records.clone());
-            (0, Arc::<str>::from(*topic), data)
-        })
-        .collect();
-    assert!(
-        !worth_parallel(&items),
-        "a repeated partition stays sequential"
+    let header = crate::api::create_topics::fixture::header(9);
+    let request = produce_request(1, entries.clone());
+    let completion = handle(&fixture.ctx, &header, request);
+    let Completion::Ready(Answer {
+        body: ResponseKind::Produce(response),
+        ..
+    }) = &completion
+    else {
+        panic!("an acks=1 produce answers at once");
+    };
+    assert_eq!(response.responses.len(), 1, "one entry for topic d");
+    assert_eq!(
+        produced(completion),
+        vec![("d".to_owned(), 0, 0, 0), ("d".to_owned(), 1, 0, 0)]
     );
-    assert!(worth_parallel(&items[..2]));
+    let log = fixture.ctx.logs.partition("d", 0).unwrap();
+    assert_eq!(log.log_end_offset(), 3, "only the last entry appended");
+    let answers = produced(handle(&fixture.ctx, &header, produce_request(2, entries)));
+    let bad_acks = ResponseError::InvalidRequiredAcks.code();
+    assert_eq!(
+        answers,
+        vec![
+            ("d".to_owned(), 0, bad_acks, -1),
+            ("d".to_owned(), 1, bad_acks, -1)
+        ]
+    );
+}
+
+#[test]
+fn only_large_requests_of_large_partitions_go_to_the_append_pool() {
+    let items = |partitions: i32, records: i32| -> Vec<Item> {
+        (0..partitions)
+            .map(|partition| {
+                let mut data = PartitionProduceData::default();
+                data.index = partition;
+                data.records = Some(batch_of(records, 1000));
+                (0, Arc::<str>::from("d"), data)
+            })
+            .collect()
+    };
+    assert!(worth_parallel(&items(2, 100)));
+    assert!(!worth_parallel(&items(1, 200)), "one partition");
     // Many small partitions: each hand-off would carry too little to pay for its wake-up.
-    let small: Vec<_> = (0..8)
-        .map(|partition| {
-            let mut data = PartitionProduceData::default();
-            data.index = partition;
-            data.records = Some(batch_of(32, 1000));
-            (0, Arc::<str>::from("d"), data)
-        })
-        .collect();
     assert!(
-        !worth_parallel(&small),
+        !worth_parallel(&items(8, 32)),
         "8 partitions of ~32 KiB stay sequential"
     );
-    let header = crate::api::create_topics::fixture::header(9);
-    let answers = produced(handle(&fixture.ctx, &header, produce_request(1, entries)));
-    let offsets: Vec<i64> = answers.iter().map(|(_, _, _, offset)| *offset).collect();
-    assert_eq!(offsets, vec![0, 0, 100]);
-    let log = fixture.ctx.logs.partition("d", 0).unwrap();
-    assert_eq!(log.log_end_offset(), 103);
 }
 
 /// An acks=all append's whole pages are handed to writeback by the handler itself, before
