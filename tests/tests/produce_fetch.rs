@@ -611,6 +611,62 @@ async fn a_partition_named_twice_is_fetched_once_as_last_asked() {
     }
 }
 
+/// Kafka answers a fetch's known partitions first and the ones it does not know
+/// (UNKNOWN_TOPIC_OR_PARTITION) after them, each group in request order
+/// (`KafkaApis.handleFetchRequest` appends its `erroneous` list to the partitions read);
+/// consecutive partitions of one topic share a topic entry.
+#[tokio::test]
+async fn unknown_partitions_are_answered_after_the_known_ones() {
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    for topic in ["ord-a", "ord-b"] {
+        create(&mut client, topic).await;
+        let response = client.send(produce(topic, 0, values(&[topic]), 1), 9).await;
+        assert_eq!(partition_error(&response), 0);
+    }
+    let entry = |topic: &str, partitions: &[i32]| -> FetchTopic {
+        let mut entry = fetch(topic, 0, 0, 0, 0).topics.remove(0);
+        let template = entry.partitions.remove(0);
+        entry.partitions = partitions
+            .iter()
+            .map(|&partition| template.clone().with_partition(partition))
+            .collect();
+        entry
+    };
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    for version in [4, 12] {
+        let mut request = fetch("ord-a", 0, 0, 0, 0);
+        request.topics = vec![
+            entry("ord-a", &[7, 0]),
+            entry("never-created", &[0]),
+            entry("ord-b", &[0]),
+        ];
+        let response = client.send(request, version).await;
+        let answered: Vec<(String, Vec<(i32, i16)>)> = response
+            .responses
+            .iter()
+            .map(|topic| {
+                let partitions = topic.partitions.iter();
+                let partitions = partitions.map(|p| (p.partition_index, p.error_code));
+                (topic.topic.0.to_string(), partitions.collect())
+            })
+            .collect();
+        let expected = vec![
+            ("ord-a".to_owned(), vec![(0, 0)]),
+            ("ord-b".to_owned(), vec![(0, 0)]),
+            ("ord-a".to_owned(), vec![(7, unknown)]),
+            ("never-created".to_owned(), vec![(0, unknown)]),
+        ];
+        assert_eq!(answered, expected, "v{version}");
+        let records = response.responses[1].partitions[0]
+            .records
+            .as_ref()
+            .unwrap();
+        assert_eq!(decode_values(records), ["ord-b"]);
+    }
+}
+
 /// zstd arrived with Produce v7 and Fetch v10 (KIP-110). Kafka 4.0 still refuses a zstd
 /// batch in an older Produce with UNSUPPORTED_COMPRESSION_TYPE (`ProduceRequest.
 /// validateRecords`), but answers every Fetch version with the batches as stored: 4.0

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::errors::log_error_i16;
 use super::{leader_epoch, Answer, BrokerContext, Completion};
-use crate::log::{FetchRecords, PartitionLog};
+use crate::log::{FetchRecords, LogError, PartitionLog};
 use crate::metrics::traffic::count_records;
 use crate::net::file_sends::FileSends;
 
@@ -164,23 +164,36 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
     plan.answer(plan.read())
 }
 
-/// A fetched partition's log, or the error it is answered with: an unknown partition, then
-/// the client's leader epoch (v9+; a negative one asks for no check, as Kafka's
-/// `FetchRequest.optionalEpoch` reads it).
+/// A fetched partition's log, or the error it is answered with: an unknown partition (and
+/// whether it was unknown), then a replica's fetch, then the client's leader epoch (v9+; a
+/// negative one asks for no check, as Kafka's `FetchRequest.optionalEpoch` reads it).
 fn partition_log(
     ctx: &BrokerContext,
     topic: &str,
     partition: i32,
     current_leader_epoch: i32,
-) -> Result<Arc<PartitionLog>, i16> {
-    let log = ctx
-        .logs
-        .partition(topic, partition)
-        .map_err(|e| log_error_i16(&e))?;
+    replica_error: Option<i16>,
+) -> (Result<Arc<PartitionLog>, i16>, Known) {
+    let log = match ctx.logs.partition(topic, partition) {
+        Ok(log) => log,
+        Err(e) => {
+            let known = !matches!(e, LogError::UnknownTopicOrPartition { .. });
+            return (Err(log_error_i16(&e)), Known(known));
+        }
+    };
+    if let Some(code) = replica_error {
+        return (Err(code), Known(true));
+    }
     let client_epoch = (current_leader_epoch >= 0).then_some(current_leader_epoch);
-    leader_epoch::check(client_epoch).map_err(|e| e.code())?;
-    Ok(log)
+    match leader_epoch::check(client_epoch) {
+        Ok(()) => (Ok(log), Known(true)),
+        Err(e) => (Err(e.code()), Known(true)),
+    }
 }
+
+/// Whether a fetched partition exists (Kafka's metadata cache has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Known(bool);
 
 /// Each log's size in bytes, in order.
 fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
@@ -190,44 +203,60 @@ fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
 impl FetchPlan {
     /// Kafka reads a fetch's partitions into an ordered map (`FetchRequest.fetchData`, a
     /// `LinkedHashMap`): a partition named twice is answered once, where it was first named,
-    /// as its last entry asks; and its answer puts consecutive partitions of one topic in
-    /// one topic entry (`FetchResponse.toMessage`).
+    /// as its last entry asks. It answers the partitions it knows first and the unknown
+    /// ones after them (`KafkaApis.handleFetchRequest` puts its `erroneous` list after the
+    /// partitions read), each group in request order; and it puts consecutive partitions
+    /// of one topic in one topic entry (`FetchResponse.toMessage`).
     fn new(ctx: &BrokerContext, request: FetchRequest, replica_error: Option<i16>) -> FetchPlan {
         let partitions_count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
-        let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
-        // (topic, partition) → where its plan sits in `topics`.
-        let mut placed: HashMap<(&str, i32), (usize, usize)> =
-            HashMap::with_capacity(partitions_count);
-        for topic in &request.topics {
+        // Each partition once, as first named, with its topic's request entry and whether
+        // it is known.
+        let mut named: Vec<(usize, PartitionPlan, Known)> = Vec::with_capacity(partitions_count);
+        // (topic, partition) → where it sits in `named`.
+        let mut placed: HashMap<(&str, i32), usize> = HashMap::with_capacity(partitions_count);
+        for (topic_index, topic) in request.topics.iter().enumerate() {
             let name = topic.topic.0.as_str();
             for p in &topic.partitions {
+                let (log, known) = partition_log(
+                    ctx,
+                    name,
+                    p.partition,
+                    p.current_leader_epoch,
+                    replica_error,
+                );
                 let plan = PartitionPlan {
                     index: p.partition,
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: clamp_bytes(p.partition_max_bytes),
-                    log: match replica_error {
-                        Some(code) => Err(code),
-                        None => partition_log(ctx, name, p.partition, p.current_leader_epoch),
-                    },
+                    log,
                 };
-                if let Some(&(t, i)) = placed.get(&(name, p.partition)) {
-                    if let Some(slot) = topics.get_mut(t).and_then(|t| t.partitions.get_mut(i)) {
-                        *slot = plan;
+                match placed
+                    .get(&(name, p.partition))
+                    .and_then(|&at| named.get_mut(at))
+                {
+                    // Keeps its first topic entry: the same topic either way.
+                    Some(slot) => (slot.1, slot.2) = (plan, known),
+                    None => {
+                        placed.insert((name, p.partition), named.len());
+                        named.push((topic_index, plan, known));
                     }
-                    continue;
                 }
-                if topics.last().is_none_or(|last| last.name != topic.topic) {
-                    topics.push(TopicPlan {
-                        name: topic.topic.clone(),
-                        topic_id: topic.topic_id,
-                        partitions: Vec::new(),
-                    });
-                }
-                let t = topics.len() - 1;
-                if let Some(last) = topics.last_mut() {
-                    placed.insert((name, p.partition), (t, last.partitions.len()));
-                    last.partitions.push(plan);
-                }
+            }
+        }
+        let (known, unknown): (Vec<_>, Vec<_>) =
+            named.into_iter().partition(|(_, _, known)| known.0);
+        let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
+        for (topic_index, plan, _) in known.into_iter().chain(unknown) {
+            let Some(topic) = request.topics.get(topic_index) else {
+                continue; // every index came from `request.topics` above
+            };
+            match topics.last_mut() {
+                Some(last) if last.name == topic.topic => last.partitions.push(plan),
+                _ => topics.push(TopicPlan {
+                    name: topic.topic.clone(),
+                    topic_id: topic.topic_id,
+                    partitions: vec![plan],
+                }),
             }
         }
         FetchPlan {
