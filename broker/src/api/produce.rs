@@ -28,17 +28,17 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::batch::{
-    peek_batch_frame, set_max_timestamp, BatchError, Compression, RecordBatch, BATCH_HEADER_BYTES,
-    MAGIC_V2,
+    peek_batch_frame, set_max_timestamp, BatchError, Compression, RecordBatch, TimestampType,
+    BATCH_HEADER_BYTES, MAGIC_V2,
 };
 use runnel_protocol::builder::{BatchBuilder, BatchFields, BuildError};
-use runnel_protocol::records::{records, Record};
+use runnel_protocol::records::{records, Record, Records};
 
 use super::create_topics::Refusal;
 use super::errors::{log_error_code, log_error_i16};
 use super::{BrokerContext, Completion};
 use crate::append_pool::{PARALLEL_APPEND_BYTES_MIN, PARALLEL_APPEND_PARTITION_BYTES_MIN};
-use crate::budget::DecompressionBudget;
+use crate::budget::{BudgetPermit, DecompressionBudget};
 use crate::log::{CompressionType, MessageTimestampType, PartitionLog, TopicConfig};
 use crate::producers::{AppendOutcome, ProduceError, SequenceError};
 
@@ -51,6 +51,10 @@ const RECORDS_SCAN_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 /// REQUEST_TIMED_OUT. The wait blocks the connection's thread, so it is kept shorter than a
 /// decompression at the 64 MiB bound takes.
 const DECOMPRESSION_WAIT_MS_MAX: u64 = 100;
+
+/// Framing a compressed records section may add beyond its per-byte worst case: codec
+/// headers and trailers (gzip 18, an lz4 frame's 19, snappy-java's 16).
+const COMPRESSED_OVERHEAD_BYTES_MAX: usize = 1024;
 
 /// The smallest magic-2 record: length, attributes, timestamp delta, offset delta, key
 /// length, value length and header count, one byte each.
@@ -534,6 +538,13 @@ fn restamp_max_timestamp(
 /// `batch` rebuilt in `target` (Kafka's broker-side `compression.type`): the same records,
 /// offsets, timestamps, producer id, epoch and sequence, new attributes and CRC. The result
 /// is held to `max.message.bytes` as Kafka holds it (MESSAGE_TOO_LARGE beyond).
+///
+/// The whole rebuild stays within the decompression budget: the decompressed records
+/// under the scan's permit, and the rebuilt batch (its records section, and for a codec
+/// the compressed output and the finished batch) under a second one, sized once the
+/// records section's size is known and taken before any of it is allocated. A rebuild the
+/// budget can never hold fails at once, one that finds it spent waits like a scan; both
+/// answer REQUEST_TIMED_OUT as a scan without budget does.
 fn recompress(
     batch: &RecordBatch,
     target: Compression,
@@ -542,11 +553,26 @@ fn recompress(
 ) -> Result<RecordBatch, (ResponseError, String)> {
     let fields = BatchFields::of(batch, target);
     let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
-    // Room for every record the scan may decode, plus the header.
-    let section_bytes_max = records_bound_bytes(budget).saturating_add(BATCH_HEADER_BYTES);
+    let (mut decode_permit, records) = decode_records(batch, budget)?;
+    if let Some(permit) = decode_permit.as_mut() {
+        // Only the decompressed section is held from here on: the rest of the output
+        // bound goes back (a budget below the bound could otherwise never hold the rebuild).
+        permit.shrink_to(u64::try_from(records.section_bytes()).unwrap_or(u64::MAX));
+    }
+    // The rebuilt records are the decoded ones re-encoded with the same offset and (with
+    // the original base timestamp) timestamp deltas: no more bytes than the section.
+    let section_bytes = records.section_bytes().saturating_add(BATCH_HEADER_BYTES);
+    let held_bytes = decode_permit.as_ref().map_or(0, BudgetPermit::bytes);
+    let _rebuild_permit = acquire(budget, held_bytes, rebuild_bytes(section_bytes, target))?;
     let mut builder = BatchBuilder::new(fields, max_message_bytes)
-        .with_max_uncompressed_bytes(section_bytes_max)
+        .with_max_uncompressed_bytes(section_bytes)
+        .with_capacity_bytes(section_bytes)
         .with_last_offset_delta_min(batch.last_offset_delta());
+    // LogAppendTime records all read as the max timestamp: their deltas from the first
+    // (0) are no longer than the originals either.
+    if batch.timestamp_type() == TimestampType::CreateTime {
+        builder = builder.with_base_timestamp(batch.base_timestamp());
+    }
     let level = match target {
         Compression::Gzip => Some(config.compression_gzip_level),
         Compression::Lz4 => Some(config.compression_lz4_level),
@@ -556,11 +582,14 @@ fn recompress(
     if let Some(level) = level {
         builder = builder.with_compression_level(level);
     }
-    scan_records(batch, budget, |record| {
-        builder.push_record(record).map_err(build_error)
-    })?;
+    for record in records {
+        let record = record.map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+        builder.push_record(&record).map_err(build_error)?;
+    }
     let rebuilt = builder.finish().map_err(build_error)?;
     let rebuilt = RecordBatch::parse(rebuilt).map_err(framing_error)?;
+    debug_assert!(u64::try_from(rebuilt.size_bytes())
+        .is_ok_and(|b| b <= rebuild_bytes(section_bytes, target)));
     debug_assert_eq!(rebuilt.record_count(), batch.record_count());
     debug_assert_eq!(rebuilt.last_offset_delta(), batch.last_offset_delta());
     Ok(rebuilt)
@@ -573,6 +602,54 @@ fn build_error(error: BuildError) -> (ResponseError, String) {
         _ => ResponseError::InvalidRecord,
     };
     (code, format!("recompressing for compression.type: {error}"))
+}
+
+/// Budget bytes a rebuild of a `section_bytes` records section (header included) into
+/// `target` holds at its peak: the section, and for a codec the compressed output and the
+/// finished batch it is copied into, each at most the codecs' worst case on incompressible
+/// input (snappy's: a sixth more, plus per-block framing).
+fn rebuild_bytes(section_bytes: usize, target: Compression) -> u64 {
+    let output_bytes = match target {
+        Compression::None => 0,
+        _ => section_bytes
+            .saturating_add(section_bytes / 6)
+            .saturating_add(section_bytes / 512)
+            .saturating_add(COMPRESSED_OVERHEAD_BYTES_MAX)
+            .saturating_mul(2),
+    };
+    u64::try_from(section_bytes.saturating_add(output_bytes)).unwrap_or(u64::MAX)
+}
+
+/// A permit for `bytes` more while `held_bytes` are held: at once REQUEST_TIMED_OUT when
+/// the two together exceed the budget's capacity (no wait could grant them), else as
+/// [`DecompressionBudget::acquire`] within [`DECOMPRESSION_WAIT_MS_MAX`].
+fn acquire(
+    budget: &DecompressionBudget,
+    held_bytes: u64,
+    bytes: u64,
+) -> Result<BudgetPermit<'_>, (ResponseError, String)> {
+    let capacity_bytes = budget.capacity_bytes();
+    if held_bytes.saturating_add(bytes) > capacity_bytes {
+        let message = format!(
+            "{bytes} bytes of decompression budget beside {held_bytes} held are more than \
+             decompression-bytes-max {capacity_bytes}"
+        );
+        return Err((ResponseError::RequestTimedOut, message));
+    }
+    let wait = Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX);
+    budget
+        .acquire(bytes, wait)
+        .ok_or_else(|| budget_spent(budget))
+}
+
+/// The answer when no decompression budget came free in time (see [`check_keys`]).
+fn budget_spent(budget: &DecompressionBudget) -> (ResponseError, String) {
+    let message = format!(
+        "no decompression budget free within {DECOMPRESSION_WAIT_MS_MAX} ms \
+         (decompression-bytes-max {}); retry",
+        budget.capacity_bytes()
+    );
+    (ResponseError::RequestTimedOut, message)
 }
 
 /// The most decompressed record bytes one scan may produce.
@@ -588,29 +665,31 @@ fn scan_records(
     budget: &DecompressionBudget,
     mut visit: impl FnMut(&Record) -> Result<(), (ResponseError, String)>,
 ) -> Result<(), (ResponseError, String)> {
-    let capacity_bytes = usize::try_from(budget.capacity_bytes()).unwrap_or(usize::MAX);
-    let bound_bytes = records_bound_bytes(budget);
-    // Uncompressed records are read in place: nothing to budget.
-    let compressed = !matches!(batch.compression(), Ok(Compression::None));
-    let wait = Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX);
-    let _permit = match compressed.then(|| budget.acquire(bound_bytes as u64, wait)) {
-        Some(None) => {
-            let message = format!(
-                "no decompression budget free within {DECOMPRESSION_WAIT_MS_MAX} ms \
-                 (decompression-bytes-max {capacity_bytes}); retry"
-            );
-            return Err((ResponseError::RequestTimedOut, message));
-        }
-        Some(Some(permit)) => Some(permit),
-        None => None,
-    };
-    let iter =
-        records(batch, bound_bytes).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+    let (_permit, iter) = decode_records(batch, budget)?;
     for record in iter {
         let record = record.map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
         visit(&record)?;
     }
     Ok(())
+}
+
+/// The records of `batch`, decompressed under a budget permit for the scan's output bound
+/// when it is compressed (uncompressed records are read in place: nothing to budget); the
+/// permit is held as long as the records are.
+fn decode_records<'b>(
+    batch: &RecordBatch,
+    budget: &'b DecompressionBudget,
+) -> Result<(Option<BudgetPermit<'b>>, Records), (ResponseError, String)> {
+    let bound_bytes = records_bound_bytes(budget);
+    let compressed = !matches!(batch.compression(), Ok(Compression::None));
+    let permit = if compressed {
+        Some(acquire(budget, 0, bound_bytes as u64)?)
+    } else {
+        None
+    };
+    let iter =
+        records(batch, bound_bytes).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+    Ok((permit, iter))
 }
 
 /// A partition's answer before anything is known: no offsets.

@@ -8,7 +8,7 @@ use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 
 use super::*;
 use crate::api::Answer;
-use crate::log::CleanupPolicy;
+use crate::log::{CleanupPolicy, CompressionType};
 
 fn config() -> TopicConfig {
     TopicConfig {
@@ -387,6 +387,58 @@ fn key_checks_without_decompression_budget_fail_with_request_timed_out() {
         result.err().map(|(e, _)| e),
         Some(ResponseError::CorruptMessage)
     );
+}
+
+/// A topic whose `compression.type` rebuilds batches in gzip.
+fn gzip_topic() -> TopicConfig {
+    TopicConfig {
+        compression_type: CompressionType::Codec(Compression::Gzip),
+        max_message_bytes: 1 << 20,
+        ..TopicConfig::default()
+    }
+}
+
+/// Recompression holds the rebuilt batch (its records section, the compressed output and
+/// the finished batch) within the decompression budget as well as the decompressed
+/// records: a rebuild the budget cannot hold now is REQUEST_TIMED_OUT after the usual
+/// wait, one it can never hold at once, as a key check without budget is; nothing is
+/// allocated for it. Uncompressed batches, read in place, were rebuilt outside the budget.
+#[test]
+fn recompression_is_charged_to_the_decompression_budget() {
+    let plain = batch_of(10, 1000);
+    let need_bytes = rebuild_bytes(plain.len(), Compression::Gzip);
+    let timed_out = Some(ResponseError::RequestTimedOut);
+    let budget = DecompressionBudget::new(need_bytes);
+    let rebuilt = validate_with(&gzip_topic(), &budget, plain.clone()).unwrap();
+    assert_eq!(rebuilt.compression(), Ok(Compression::Gzip));
+    assert_eq!(budget.available_bytes(), need_bytes, "permits given back");
+    // Another connection holds a byte of it: this one waits, then gives up.
+    let held = budget.acquire(1, Duration::ZERO).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        code(validate_with(&gzip_topic(), &budget, plain.clone())),
+        timed_out
+    );
+    assert!(started.elapsed() >= Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX));
+    drop(held);
+    // A budget that can never hold the rebuild refuses it without waiting.
+    let small = DecompressionBudget::new(need_bytes - 1);
+    let started = Instant::now();
+    assert_eq!(code(validate_with(&gzip_topic(), &small, plain)), timed_out);
+    assert!(started.elapsed() < Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX));
+    assert_eq!(small.available_bytes(), need_bytes - 1);
+    // A compressed batch holds its decompressed records beside the rebuild (not the whole
+    // 64 MiB output bound, which is given back once the records' size is known).
+    let zstd = compressed_keyed(10);
+    let records_bytes = records(&RecordBatch::parse(zstd.clone()).unwrap(), 1 << 20)
+        .unwrap()
+        .section_bytes();
+    let need_bytes =
+        rebuild_bytes(records_bytes + BATCH_HEADER_BYTES, Compression::Gzip) + records_bytes as u64;
+    let exact = DecompressionBudget::new(need_bytes);
+    assert!(validate_with(&gzip_topic(), &exact, zstd.clone()).is_ok());
+    let short = DecompressionBudget::new(need_bytes - 1);
+    assert_eq!(code(validate_with(&gzip_topic(), &short, zstd)), timed_out);
 }
 
 /// A produce request of `(topic, partition, records)` entries, one topic entry each.
