@@ -78,6 +78,23 @@ impl BudgetPermit<'_> {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// Gives back all but `bytes` of this permit at once (a decompression that needed less
+    /// than its bound); a permit already that small is left as it is.
+    pub fn shrink_to(&mut self, bytes: u64) {
+        let Some(freed_bytes) = self.bytes.checked_sub(bytes).filter(|&b| b > 0) else {
+            return;
+        };
+        self.bytes = bytes;
+        let mut available = self.budget.available_bytes.lock();
+        *available += freed_bytes;
+        assert!(
+            *available <= self.budget.capacity_bytes,
+            "budget over-returned"
+        );
+        drop(available);
+        self.budget.freed.notify_all();
+    }
 }
 
 impl Drop for BudgetPermit<'_> {
@@ -142,6 +159,18 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         drop(held);
         assert!(waiter.join().unwrap());
+        assert_eq!(budget.available_bytes(), 100);
+    }
+
+    #[test]
+    fn a_shrunk_permit_gives_back_the_rest_at_once() {
+        let budget = DecompressionBudget::new(100);
+        let mut permit = budget.acquire(80, SHORT).unwrap();
+        permit.shrink_to(30);
+        assert_eq!((permit.bytes(), budget.available_bytes()), (30, 70));
+        permit.shrink_to(50);
+        assert_eq!(permit.bytes(), 30, "never grows");
+        drop(permit);
         assert_eq!(budget.available_bytes(), 100);
     }
 

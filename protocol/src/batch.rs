@@ -422,22 +422,6 @@ impl Iterator for BatchSplitter {
     }
 }
 
-/// Where the first batch of `records` compressed with `codec` starts, from headers only
-/// (zstd for a Produce or Fetch version that predates it). The scan ends at the first batch
-/// that cannot be framed: nothing from there on could be sent or appended anyway.
-pub fn first_batch_compressed_with(records: &Bytes, codec: Compression) -> Option<usize> {
-    let mut position = 0usize;
-    // Bounded by `records`: each batch framed is at least a header long.
-    for batch in BatchSplitter::new(records.clone()) {
-        let batch = batch.ok()?;
-        if batch.compression() == Ok(codec) {
-            return Some(position);
-        }
-        position += batch.size_bytes();
-    }
-    None
-}
-
 fn to_array<const N: usize>(slice: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(slice);
@@ -535,30 +519,6 @@ mod tests {
             records,
             ..RawBatchFields::default()
         })
-    }
-
-    #[test]
-    fn finds_the_first_batch_with_a_codec() {
-        let with = |codec: Compression| {
-            build_raw_batch(&RawBatchFields {
-                attributes: i16::from(codec.id()),
-                records: b"xyz",
-                ..RawBatchFields::default()
-            })
-        };
-        let plain = with(Compression::None);
-        let zstd = with(Compression::Zstd);
-        let blob = |parts: &[&Bytes]| {
-            Bytes::from(parts.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>())
-        };
-        let find = |records: Bytes| first_batch_compressed_with(&records, Compression::Zstd);
-        assert_eq!(find(Bytes::new()), None);
-        assert_eq!(find(blob(&[&plain, &plain])), None);
-        assert_eq!(find(blob(&[&zstd, &plain])), Some(0));
-        assert_eq!(find(blob(&[&plain, &plain, &zstd])), Some(2 * plain.len()));
-        // A cut batch ends the scan.
-        let cut = blob(&[&plain, &zstd.slice(..zstd.len() - 1)]);
-        assert_eq!(find(cut), None);
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub struct BatchBuilder {
     max_timestamp: i64,
     /// The codec's level (`None`: its default); see [`codec::compress_at_level`].
     compression_level: Option<i32>,
+    /// The base timestamp when set (see `with_base_timestamp`); else the first record's.
+    base_timestamp_fixed: Option<i64>,
 }
 
 impl BatchBuilder {
@@ -134,7 +136,17 @@ impl BatchBuilder {
             base_timestamp: 0,
             max_timestamp: 0,
             compression_level: None,
+            base_timestamp_fixed: None,
         }
+    }
+
+    /// The batch's base timestamp is `base_timestamp` rather than its first record's: a
+    /// batch rebuilt with its original base keeps every record's timestamp delta, so its
+    /// records section is no larger than the original's (what a broker recompressing a
+    /// batch counts on to size its buffers).
+    pub fn with_base_timestamp(mut self, base_timestamp: i64) -> BatchBuilder {
+        self.base_timestamp_fixed = Some(base_timestamp);
+        self
     }
 
     /// Compresses at `level` of the batch's codec (a broker applying
@@ -257,10 +269,10 @@ impl BatchBuilder {
         if self.record_count == i32::MAX {
             return Err(BuildError::FieldTooLong("record count"));
         }
-        let base_timestamp = if self.is_empty() {
-            timestamp
-        } else {
-            self.base_timestamp
+        let base_timestamp = match self.base_timestamp_fixed {
+            Some(base_timestamp) => base_timestamp,
+            None if self.is_empty() => timestamp,
+            None => self.base_timestamp,
         };
         let timestamp_delta = timestamp.wrapping_sub(base_timestamp);
         let body = RecordBody {

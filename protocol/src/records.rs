@@ -119,6 +119,11 @@ impl Iterator for Records {
 impl std::iter::FusedIterator for Records {}
 
 impl Records {
+    /// Bytes of the (decompressed) records section this iterator holds.
+    pub fn section_bytes(&self) -> usize {
+        self.section.len()
+    }
+
     fn declared_count(&self) -> usize {
         usize::try_from(self.records_declared).unwrap_or(0)
     }

@@ -28,8 +28,8 @@ const INVALID_RECORD: i16 = 87;
 /// Produce v3+ carries exactly one batch of magic 2 per partition (Kafka's
 /// `ProduceRequest.validateRecords`): two well-formed batches, or a batch after one, are
 /// INVALID_RECORD, as is a batch cut short (Kafka's batch iterator finds no batch in it);
-/// bytes after the batch that frame no batch are CORRUPT_MESSAGE. Nothing is appended;
-/// each batch alone is accepted.
+/// bytes after the batch whose length or magic no batch has are CORRUPT_MESSAGE. Nothing is
+/// appended; each batch alone is accepted.
 #[tokio::test]
 async fn a_partition_carries_exactly_one_batch() {
     let broker = TestBroker::start().await;
@@ -50,12 +50,41 @@ async fn a_partition_carries_exactly_one_batch() {
     );
     let cut = first.slice(..first.len() - 1);
     assert_eq!(produce_error(&mut client, "one", cut).await, INVALID_RECORD);
-    let tail = concat(&[first.clone(), Bytes::from_static(&[0, 0, 0])]);
+    let mut bad_length = vec![0u8; 12];
+    bad_length[11] = 13;
+    let tail = concat(&[first.clone(), Bytes::from(bad_length)]);
     assert_eq!(produce_error(&mut client, "one", tail).await, CORRUPT);
     assert_eq!(end_offset(&mut client, "one").await, 0);
     assert_eq!(produce_error(&mut client, "one", first).await, 0);
     assert_eq!(produce_error(&mut client, "one", second).await, 0);
     assert_eq!(end_offset(&mut client, "one").await, 3);
+}
+
+/// Bytes after a partition's batch that hold no whole batch (a few bytes, a header cut
+/// before its magic, a second batch cut short) are what Kafka's batch iterator stops at and
+/// its log trims: the batch is appended and the bytes after it are not, so a fetch returns
+/// the batch exactly as it was sent.
+#[tokio::test]
+async fn bytes_after_the_batch_that_hold_no_whole_batch_are_not_stored() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["tail"])), 12).await;
+    let (first, second) = (values(&["a"]), values(&["b", "c"]));
+    let tails = [
+        Bytes::from_static(&[0, 0, 0]),
+        second.slice(..16),
+        second.slice(..second.len() - 1),
+    ];
+    for (offset, tail) in (0i64..).zip(tails) {
+        let records = concat(&[first.clone(), tail.clone()]);
+        assert_eq!(produce_error(&mut client, "tail", records).await, 0);
+        let response = client.send(fetch("tail", 0, offset, 0, 0), 12).await;
+        let stored = response.responses[0].partitions[0].records.clone().unwrap();
+        assert_eq!(stored.len(), first.len(), "{} bytes after", tail.len());
+        assert_eq!(decode_values(&stored), ["a"]);
+    }
+    assert_eq!(end_offset(&mut client, "tail").await, 3);
+    still_serves(&broker).await;
 }
 
 #[tokio::test]

@@ -611,15 +611,75 @@ async fn a_partition_named_twice_is_fetched_once_as_last_asked() {
     }
 }
 
-/// zstd arrived with Produce v7 and Fetch v10 (KIP-110). Kafka refuses a zstd batch in an
-/// older Produce with UNSUPPORTED_COMPRESSION_TYPE, and answers an older Fetch that would
-/// return zstd batches the same way, since such a client cannot read them. Here a Fetch
-/// below v10 gets the batches before the first zstd one, and the error only when a zstd
-/// batch comes first.
+/// Kafka answers a fetch's known partitions first and the ones it does not know
+/// (UNKNOWN_TOPIC_OR_PARTITION) after them, each group in request order
+/// (`KafkaApis.handleFetchRequest` appends its `erroneous` list to the partitions read);
+/// consecutive partitions of one topic share a topic entry.
 #[tokio::test]
-async fn zstd_needs_produce_v7_and_fetch_v10() {
+async fn unknown_partitions_are_answered_after_the_known_ones() {
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    for topic in ["ord-a", "ord-b"] {
+        create(&mut client, topic).await;
+        let response = client.send(produce(topic, 0, values(&[topic]), 1), 9).await;
+        assert_eq!(partition_error(&response), 0);
+    }
+    let entry = |topic: &str, partitions: &[i32]| -> FetchTopic {
+        let mut entry = fetch(topic, 0, 0, 0, 0).topics.remove(0);
+        let template = entry.partitions.remove(0);
+        entry.partitions = partitions
+            .iter()
+            .map(|&partition| template.clone().with_partition(partition))
+            .collect();
+        entry
+    };
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    for version in [4, 12] {
+        let mut request = fetch("ord-a", 0, 0, 0, 0);
+        request.topics = vec![
+            entry("ord-a", &[7, 0]),
+            entry("never-created", &[0]),
+            entry("ord-b", &[0]),
+        ];
+        let response = client.send(request, version).await;
+        let answered: Vec<(String, Vec<(i32, i16)>)> = response
+            .responses
+            .iter()
+            .map(|topic| {
+                let partitions = topic.partitions.iter();
+                let partitions = partitions.map(|p| (p.partition_index, p.error_code));
+                (topic.topic.0.to_string(), partitions.collect())
+            })
+            .collect();
+        let expected = vec![
+            ("ord-a".to_owned(), vec![(0, 0)]),
+            ("ord-b".to_owned(), vec![(0, 0)]),
+            ("ord-a".to_owned(), vec![(7, unknown)]),
+            ("never-created".to_owned(), vec![(0, unknown)]),
+        ];
+        assert_eq!(answered, expected, "v{version}");
+        let records = response.responses[1].partitions[0]
+            .records
+            .as_ref()
+            .unwrap();
+        assert_eq!(decode_values(records), ["ord-b"]);
+    }
+}
+
+/// zstd arrived with Produce v7 and Fetch v10 (KIP-110). Kafka 4.0 still refuses a zstd
+/// batch in an older Produce with UNSUPPORTED_COMPRESSION_TYPE (`ProduceRequest.
+/// validateRecords`), but answers every Fetch version with the batches as stored: 4.0
+/// dropped the check that refused Fetch below v10 a partition of a `compression.type=zstd`
+/// topic (KAFKA-18269), and never looked at the batches themselves. An older Produce with a
+/// batch in another codec is accepted by a zstd topic (Kafka's only check there was on
+/// inter.broker.protocol.version < 2.1, which 4.0 cannot run) and stored in zstd.
+#[tokio::test]
+async fn zstd_needs_produce_v7_and_any_fetch_reads_it() {
     use kafka_protocol::records::Compression;
+    use runnel_protocol::batch::{Compression as RunnelCompression, RecordBatch};
     use runnel_tests::records::batch_with;
+    use runnel_tests::requests::creatable_topic;
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     create(&mut client, "zstd").await;
@@ -650,22 +710,35 @@ async fn zstd_needs_produce_v7_and_fetch_v10() {
             .await;
         assert_eq!(partition_error(&response), 0, "{value}");
     }
-    for version in 4..=9 {
+    for version in 4..=12 {
         let response = client.send(fetch("zstd", 0, 0, 0, 0), version).await;
-        assert_eq!(fetched(&response), ["gzip"], "fetch v{version} from 0");
-        let response = client.send(fetch("zstd", 0, 1, 0, 0), version).await;
-        let partition = &response.responses[0].partitions[0];
-        assert_eq!(partition.error_code, unsupported, "fetch v{version} from 1");
-        assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()));
-        let response = client.send(fetch("zstd", 0, 2, 0, 0), version).await;
-        assert_eq!(fetched(&response), ["plain"], "fetch v{version} from 2");
-    }
-    for version in 10..=12 {
-        let response = client.send(fetch("zstd", 0, 0, 0, 0), version).await;
+        assert_eq!(response.responses[0].partitions[0].error_code, 0);
         assert_eq!(fetched(&response), ["gzip", "zstd", "plain"], "v{version}");
+        let response = client.send(fetch("zstd", 0, 1, 0, 0), version).await;
+        assert_eq!(fetched(&response), ["zstd", "plain"], "v{version} from 1");
     }
+    // A topic that compresses with zstd takes an older Produce of a gzip batch and stores
+    // it in zstd, which an older Fetch gets as it is.
+    let create_zstd = kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic(
+            "by-zstd",
+            1,
+            &[("compression.type", "zstd")],
+        )])
+        .with_timeout_ms(30_000);
+    assert_eq!(client.send(create_zstd, 7).await.topics[0].error_code, 0);
+    let response = client
+        .send(produce("by-zstd", 0, batch("old", Compression::Gzip), 1), 3)
+        .await;
+    assert_eq!(partition_error(&response), 0, "produce v3 to a zstd topic");
+    let response = client.send(fetch("by-zstd", 0, 0, 0, 0), 4).await;
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "fetch v4 of a zstd topic");
+    let stored = RecordBatch::parse(partition.records.clone().unwrap()).unwrap();
+    assert_eq!(stored.compression(), Ok(RunnelCompression::Zstd));
+    assert_eq!(fetched(&response), ["old"]);
     // Batches large enough to be sent from the segment file (offsets 3 plain, 4 zstd):
-    // an old client's are read and checked like the small ones.
+    // an old client's come from the file like a new one's.
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let noise: String = (0..40_000)
         .map(|_| {
@@ -681,10 +754,12 @@ async fn zstd_needs_produce_v7_and_fetch_v10() {
             .await;
         assert_eq!(partition_error(&response), 0, "{codec:?}");
     }
-    let response = client.send(fetch("zstd", 0, 3, 0, 0), 9).await;
-    assert_eq!(fetched(&response), std::slice::from_ref(&noise));
-    let response = client.send(fetch("zstd", 0, 4, 0, 0), 9).await;
-    assert_eq!(response.responses[0].partitions[0].error_code, unsupported);
-    let response = client.send(fetch("zstd", 0, 3, 0, 0), 12).await;
-    assert_eq!(fetched(&response), [noise.clone(), noise]);
+    for version in [9, 12] {
+        let response = client.send(fetch("zstd", 0, 3, 0, 0), version).await;
+        assert_eq!(
+            fetched(&response),
+            [noise.clone(), noise.clone()],
+            "v{version}"
+        );
+    }
 }

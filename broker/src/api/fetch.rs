@@ -11,6 +11,10 @@
 //! Large batches in the cached tail stay in their segment file: the response carries a
 //! placeholder for them and the connection sends them with `sendfile`
 //! ([`crate::net::file_sends`]).
+//!
+//! Every version gets the batches as stored, zstd ones too: Kafka 4.0 dropped its check
+//! that refused Fetch below v10 (KIP-110) a partition of a `compression.type=zstd` topic
+//! (KAFKA-18269), since it never covered zstd batches a producer compressed itself.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,13 +27,12 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{
     FetchRequest, FetchResponse, RequestHeader, ResponseKind, TopicName,
 };
-use runnel_protocol::batch::{first_batch_compressed_with, Compression};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::errors::log_error_i16;
 use super::{leader_epoch, Answer, BrokerContext, Completion};
-use crate::log::{FetchRecords, PartitionLog};
+use crate::log::{FetchRecords, LogError, PartitionLog};
 use crate::metrics::traffic::count_records;
 use crate::net::file_sends::FileSends;
 
@@ -40,8 +43,6 @@ pub const FETCH_RESPONSE_MAX_BYTES: usize = 55 * 1024 * 1024;
 /// Session epochs of a full fetch: open a session (the broker may decline), or none.
 const SESSION_EPOCH_INITIAL: i32 = 0;
 const SESSION_EPOCH_FINAL: i32 = -1;
-/// The first Fetch version whose clients can read zstd batches (KIP-110).
-const FETCH_ZSTD_VERSION_MIN: i16 = 10;
 /// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
 const FETCH_WAKEUPS_MAX: usize = 10_000;
 
@@ -61,8 +62,6 @@ struct TopicPlan {
 
 /// Everything a fetch needs, owned, so the long poll can re-run it.
 struct FetchPlan {
-    /// False below Fetch v10: zstd batches are cut from answers (see [`without_zstd`]).
-    zstd_readable: bool,
     max_bytes: usize,
     min_bytes: usize,
     topics: Vec<TopicPlan>,
@@ -82,7 +81,7 @@ struct ReadPass {
     any_error: bool,
 }
 
-pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest) -> Completion {
+pub fn handle(ctx: &BrokerContext, _header: &RequestHeader, request: FetchRequest) -> Completion {
     if ![SESSION_EPOCH_INITIAL, SESSION_EPOCH_FINAL].contains(&request.session_epoch) {
         // Before v7 the field does not exist and decodes as -1.
         let mut response = FetchResponse::default();
@@ -96,8 +95,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
     let max_wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
         .min(FETCH_MAX_WAIT_MS_MAX);
-    let zstd_readable = header.request_api_version >= FETCH_ZSTD_VERSION_MIN;
-    let plan = FetchPlan::new(ctx, request, replica_error, zstd_readable);
+    let plan = FetchPlan::new(ctx, request, replica_error);
     let first = plan.read();
     if max_wait_ms == 0 || first.any_error || first.records_bytes >= plan.min_bytes {
         return Completion::Ready(plan.answer(first));
@@ -166,23 +164,36 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
     plan.answer(plan.read())
 }
 
-/// A fetched partition's log, or the error it is answered with: an unknown partition, then
-/// the client's leader epoch (v9+; a negative one asks for no check, as Kafka's
-/// `FetchRequest.optionalEpoch` reads it).
+/// A fetched partition's log, or the error it is answered with: an unknown partition (and
+/// whether it was unknown), then a replica's fetch, then the client's leader epoch (v9+; a
+/// negative one asks for no check, as Kafka's `FetchRequest.optionalEpoch` reads it).
 fn partition_log(
     ctx: &BrokerContext,
     topic: &str,
     partition: i32,
     current_leader_epoch: i32,
-) -> Result<Arc<PartitionLog>, i16> {
-    let log = ctx
-        .logs
-        .partition(topic, partition)
-        .map_err(|e| log_error_i16(&e))?;
+    replica_error: Option<i16>,
+) -> (Result<Arc<PartitionLog>, i16>, Known) {
+    let log = match ctx.logs.partition(topic, partition) {
+        Ok(log) => log,
+        Err(e) => {
+            let known = !matches!(e, LogError::UnknownTopicOrPartition { .. });
+            return (Err(log_error_i16(&e)), Known(known));
+        }
+    };
+    if let Some(code) = replica_error {
+        return (Err(code), Known(true));
+    }
     let client_epoch = (current_leader_epoch >= 0).then_some(current_leader_epoch);
-    leader_epoch::check(client_epoch).map_err(|e| e.code())?;
-    Ok(log)
+    match leader_epoch::check(client_epoch) {
+        Ok(()) => (Ok(log), Known(true)),
+        Err(e) => (Err(e.code()), Known(true)),
+    }
 }
+
+/// Whether a fetched partition exists (Kafka's metadata cache has it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Known(bool);
 
 /// Each log's size in bytes, in order.
 fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
@@ -192,53 +203,63 @@ fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
 impl FetchPlan {
     /// Kafka reads a fetch's partitions into an ordered map (`FetchRequest.fetchData`, a
     /// `LinkedHashMap`): a partition named twice is answered once, where it was first named,
-    /// as its last entry asks; and its answer puts consecutive partitions of one topic in
-    /// one topic entry (`FetchResponse.toMessage`).
-    fn new(
-        ctx: &BrokerContext,
-        request: FetchRequest,
-        replica_error: Option<i16>,
-        zstd_readable: bool,
-    ) -> FetchPlan {
+    /// as its last entry asks. It answers the partitions it knows first and the unknown
+    /// ones after them (`KafkaApis.handleFetchRequest` puts its `erroneous` list after the
+    /// partitions read), each group in request order; and it puts consecutive partitions
+    /// of one topic in one topic entry (`FetchResponse.toMessage`).
+    fn new(ctx: &BrokerContext, request: FetchRequest, replica_error: Option<i16>) -> FetchPlan {
         let partitions_count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
-        let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
-        // (topic, partition) → where its plan sits in `topics`.
-        let mut placed: HashMap<(&str, i32), (usize, usize)> =
-            HashMap::with_capacity(partitions_count);
-        for topic in &request.topics {
+        // Each partition once, as first named, with its topic's request entry and whether
+        // it is known.
+        let mut named: Vec<(usize, PartitionPlan, Known)> = Vec::with_capacity(partitions_count);
+        // (topic, partition) → where it sits in `named`.
+        let mut placed: HashMap<(&str, i32), usize> = HashMap::with_capacity(partitions_count);
+        for (topic_index, topic) in request.topics.iter().enumerate() {
             let name = topic.topic.0.as_str();
             for p in &topic.partitions {
+                let (log, known) = partition_log(
+                    ctx,
+                    name,
+                    p.partition,
+                    p.current_leader_epoch,
+                    replica_error,
+                );
                 let plan = PartitionPlan {
                     index: p.partition,
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: clamp_bytes(p.partition_max_bytes),
-                    log: match replica_error {
-                        Some(code) => Err(code),
-                        None => partition_log(ctx, name, p.partition, p.current_leader_epoch),
-                    },
+                    log,
                 };
-                if let Some(&(t, i)) = placed.get(&(name, p.partition)) {
-                    if let Some(slot) = topics.get_mut(t).and_then(|t| t.partitions.get_mut(i)) {
-                        *slot = plan;
+                match placed
+                    .get(&(name, p.partition))
+                    .and_then(|&at| named.get_mut(at))
+                {
+                    // Keeps its first topic entry: the same topic either way.
+                    Some(slot) => (slot.1, slot.2) = (plan, known),
+                    None => {
+                        placed.insert((name, p.partition), named.len());
+                        named.push((topic_index, plan, known));
                     }
-                    continue;
-                }
-                if topics.last().is_none_or(|last| last.name != topic.topic) {
-                    topics.push(TopicPlan {
-                        name: topic.topic.clone(),
-                        topic_id: topic.topic_id,
-                        partitions: Vec::new(),
-                    });
-                }
-                let t = topics.len() - 1;
-                if let Some(last) = topics.last_mut() {
-                    placed.insert((name, p.partition), (t, last.partitions.len()));
-                    last.partitions.push(plan);
                 }
             }
         }
+        let (known, unknown): (Vec<_>, Vec<_>) =
+            named.into_iter().partition(|(_, _, known)| known.0);
+        let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
+        for (topic_index, plan, _) in known.into_iter().chain(unknown) {
+            let Some(topic) = request.topics.get(topic_index) else {
+                continue; // every index came from `request.topics` above
+            };
+            match topics.last_mut() {
+                Some(last) if last.name == topic.topic => last.partitions.push(plan),
+                _ => topics.push(TopicPlan {
+                    name: topic.topic.clone(),
+                    topic_id: topic.topic_id,
+                    partitions: vec![plan],
+                }),
+            }
+        }
         FetchPlan {
-            zstd_readable,
             max_bytes: clamp_bytes(request.max_bytes),
             min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
             topics,
@@ -289,7 +310,6 @@ impl FetchPlan {
                 let limits = ReadLimits {
                     budget_bytes,
                     first_with_data: records_bytes == 0,
-                    zstd_readable: self.zstd_readable,
                 };
                 let (data, sent_record_count) = read_partition(partition, limits, &mut sends);
                 sent_record_counts.push(sent_record_count);
@@ -316,8 +336,6 @@ struct ReadLimits {
     budget_bytes: usize,
     /// No partition before this one returned records.
     first_with_data: bool,
-    /// The client reads zstd batches (Fetch v10+).
-    zstd_readable: bool,
 }
 
 /// One partition's answer. The first partition with data gets at least one whole batch even
@@ -349,9 +367,6 @@ fn read_partition(
         .and_then(|read| {
             let records = match read.records {
                 FetchRecords::Copied(bytes) => bytes,
-                // An old client's batches are checked for zstd, so they are read, not sent
-                // from the file.
-                FetchRecords::InFile(slice) if !limits.zstd_readable => slice.read_bytes()?,
                 FetchRecords::InFile(slice) => {
                     let record_count = slice.record_count;
                     match sends.placeholder(slice) {
@@ -365,18 +380,8 @@ fn read_partition(
             };
             Ok((read.high_watermark, read.log_start_offset, records))
         });
-    let read = read.map(|(high_watermark, log_start_offset, records)| {
-        // Only clients before Fetch v10 pay for the header scan.
-        let records = if limits.zstd_readable {
-            Ok(records)
-        } else {
-            without_zstd(records)
-        };
-        records.map(|records| (high_watermark, log_start_offset, records))
-    });
     match read {
-        Ok(Err(error_code)) => data.error_code = error_code,
-        Ok(Ok((high_watermark, log_start_offset, records))) => {
+        Ok((high_watermark, log_start_offset, records)) => {
             data.high_watermark = high_watermark;
             data.last_stable_offset = high_watermark;
             data.log_start_offset = log_start_offset;
@@ -387,17 +392,6 @@ fn read_partition(
         Err(e) => data.error_code = log_error_i16(&e),
     }
     (data, sent_record_count)
-}
-
-/// `records` up to their first zstd batch, for a client too old to read one (Fetch below
-/// v10); UNSUPPORTED_COMPRESSION_TYPE when that batch comes first, as Kafka answers such a
-/// client. Headers only: nothing is decompressed.
-fn without_zstd(records: Bytes) -> Result<Bytes, i16> {
-    match first_batch_compressed_with(&records, Compression::Zstd) {
-        None => Ok(records),
-        Some(0) => Err(ResponseError::UnsupportedCompressionType.code()),
-        Some(position) => Ok(records.slice(..position)),
-    }
 }
 
 /// Most record bytes `request` may be answered with (beyond the one batch larger than the
@@ -472,7 +466,7 @@ mod tests {
                 .unwrap()
                 .log_end_offset();
             let min_bytes = min_batches * batch_bytes;
-            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), None, true);
+            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), None);
             let started = Instant::now();
             let deadline = started + Duration::from_millis(1_500);
             let poll = long_poll(&plan, deadline);

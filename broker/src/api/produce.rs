@@ -17,7 +17,7 @@
 //! decompressed, within the broker-wide [`DecompressionBudget`]. With `compression.type`
 //! `producer` (the default) batches are stored byte for byte as sent.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,17 +28,17 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::batch::{
-    peek_batch_frame, set_max_timestamp, BatchError, Compression, RecordBatch, BATCH_HEADER_BYTES,
-    MAGIC_V2,
+    peek_batch_frame, set_max_timestamp, BatchError, Compression, RecordBatch, TimestampType,
+    BATCH_HEADER_BYTES, MAGIC_V2,
 };
 use runnel_protocol::builder::{BatchBuilder, BatchFields, BuildError};
-use runnel_protocol::records::{records, Record};
+use runnel_protocol::records::{records, Record, Records};
 
 use super::create_topics::Refusal;
 use super::errors::{log_error_code, log_error_i16};
 use super::{BrokerContext, Completion};
 use crate::append_pool::{PARALLEL_APPEND_BYTES_MIN, PARALLEL_APPEND_PARTITION_BYTES_MIN};
-use crate::budget::DecompressionBudget;
+use crate::budget::{BudgetPermit, DecompressionBudget};
 use crate::log::{CompressionType, MessageTimestampType, PartitionLog, TopicConfig};
 use crate::producers::{AppendOutcome, ProduceError, SequenceError};
 
@@ -51,6 +51,10 @@ const RECORDS_SCAN_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 /// REQUEST_TIMED_OUT. The wait blocks the connection's thread, so it is kept shorter than a
 /// decompression at the 64 MiB bound takes.
 const DECOMPRESSION_WAIT_MS_MAX: u64 = 100;
+
+/// Framing a compressed records section may add beyond its per-byte worst case: codec
+/// headers and trailers (gzip 18, an lz4 frame's 19, snappy-java's 16).
+const COMPRESSED_OVERHEAD_BYTES_MAX: usize = 1024;
 
 /// The smallest magic-2 record: length, attributes, timestamp delta, offset delta, key
 /// length, value length and header count, one byte each.
@@ -83,21 +87,17 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
         .unwrap_or(0)
         .max(PRODUCE_TIMEOUT_MS_MIN);
     let version = header.request_api_version;
+    let (mut response, items) = by_partition(request);
     if !matches!(acks, -1..=1) {
-        let response = answer_all(request, ResponseError::InvalidRequiredAcks.code());
-        return Completion::ready(ResponseKind::Produce(response));
-    }
-    let mut response = ProduceResponse::default();
-    let mut items = Vec::new();
-    for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
-        let name: Arc<str> = Arc::from(topic.name.0.as_str());
-        let mut topic_response = TopicProduceResponse::default();
-        topic_response.name = topic.name;
-        topic_response.topic_id = topic.topic_id;
-        response.responses.push(topic_response);
-        for data in topic.partition_data {
-            items.push((topic_index, Arc::clone(&name), data));
+        // Kafka answers every partition, once each, as for any append (ReplicaManager).
+        for (topic_index, _, data) in items {
+            if let Some(topic) = response.responses.get_mut(topic_index) {
+                let mut partition = unanswered(data.index);
+                partition.error_code = ResponseError::InvalidRequiredAcks.code();
+                topic.partition_responses.push(partition);
+            }
         }
+        return Completion::ready(ResponseKind::Produce(response));
     }
     let parallel = worth_parallel(&items);
     let results = ctx
@@ -158,25 +158,59 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     }
 }
 
+/// One partition's entry of a request: its topic's index in the response, the topic's
+/// name, and what the request asks of the partition.
+type Item = (usize, Arc<str>, PartitionProduceData);
+
+/// The request as Kafka reads it: a map keyed by topic-partition (`KafkaApis.
+/// handleProduceRequest` builds `authorizedRequestInfo`, a `mutable.Map`, and answers from
+/// a map too). A partition named twice is appended once, with its last entry, and answered
+/// once, where it was first named; a topic named in several entries is answered in one
+/// (Kafka's `ProduceResponse` groups its answers by topic). Returns the response with one
+/// entry per topic, no partitions yet, and the partitions' entries in request order.
+fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
+    let mut response = ProduceResponse::default();
+    let mut items: Vec<Item> = Vec::new();
+    let mut topics: HashMap<Arc<str>, usize> = HashMap::with_capacity(request.topic_data.len());
+    // (topic, partition) → its entry in `items`.
+    let mut placed: HashMap<(Arc<str>, i32), usize> = HashMap::new();
+    for topic in request.topic_data {
+        let name: Arc<str> = Arc::from(topic.name.0.as_str());
+        let topic_index = *topics.entry(Arc::clone(&name)).or_insert_with(|| {
+            let mut topic_response = TopicProduceResponse::default();
+            topic_response.name = topic.name;
+            topic_response.topic_id = topic.topic_id;
+            response.responses.push(topic_response);
+            response.responses.len() - 1
+        });
+        for data in topic.partition_data {
+            let key = (Arc::clone(&name), data.index);
+            let item = (topic_index, Arc::clone(&name), data);
+            match placed.get(&key).and_then(|&at| items.get_mut(at)) {
+                Some(slot) => *slot = item,
+                None => {
+                    placed.insert(key, items.len());
+                    items.push(item);
+                }
+            }
+        }
+    }
+    debug_assert_eq!(placed.len(), items.len());
+    (response, items)
+}
+
 /// Whether a request's partitions go to the append pool: at least two, together at least
 /// [`PARALLEL_APPEND_BYTES_MIN`] of records and on average at least
-/// [`PARALLEL_APPEND_PARTITION_BYTES_MIN`] each, and no partition named twice (Kafka clients
-/// never do; if one did, its two entries must be appended in request order).
-fn worth_parallel(items: &[(usize, Arc<str>, PartitionProduceData)]) -> bool {
+/// [`PARALLEL_APPEND_PARTITION_BYTES_MIN`] each ([`by_partition`] left each partition
+/// once, so no two of them append to one log).
+fn worth_parallel(items: &[Item]) -> bool {
     let records_bytes: usize = items
         .iter()
         .map(|(_, _, data)| data.records.as_ref().map_or(0, Bytes::len))
         .sum();
-    if items.len() < 2
-        || records_bytes < PARALLEL_APPEND_BYTES_MIN
-        || records_bytes / items.len() < PARALLEL_APPEND_PARTITION_BYTES_MIN
-    {
-        return false;
-    }
-    let mut seen = HashSet::with_capacity(items.len());
-    items
-        .iter()
-        .all(|(_, name, data)| seen.insert((name.as_ref(), data.index)))
+    items.len() >= 2
+        && records_bytes >= PARALLEL_APPEND_BYTES_MIN
+        && records_bytes / items.len() >= PARALLEL_APPEND_PARTITION_BYTES_MIN
 }
 
 /// Waits for every acks=-1 partition's fsync, at most the request's `timeout_ms`; a failed
@@ -219,11 +253,7 @@ fn produce_partition(
     acks: i16,
     version: i16,
 ) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
-    let mut response = PartitionProduceResponse::default();
-    response.index = data.index;
-    response.base_offset = -1;
-    response.log_append_time_ms = -1;
-    response.log_start_offset = -1;
+    let mut response = unanswered(data.index);
     let fail = |mut response: PartitionProduceResponse, error: ResponseError, message: String| {
         response.error_code = error.code();
         if version >= 8 {
@@ -301,9 +331,12 @@ fn sequence_error_code(error: &SequenceError) -> ResponseError {
 
 /// A partition's records as their one batch, or Kafka's answer (its
 /// `ProduceRequest.validateRecords` for v3+, framed as its batch iterator frames): no whole
-/// batch, a magic other than 2, or a second batch is INVALID_RECORD; zstd before v7 is
-/// UNSUPPORTED_COMPRESSION_TYPE; a length or magic no batch can have is CORRUPT_MESSAGE.
-/// Headers only, so the produce path's per-batch cost stays a few reads.
+/// batch, a magic other than 2, or a second whole batch is INVALID_RECORD; zstd before v7
+/// is UNSUPPORTED_COMPRESSION_TYPE; a length or magic no batch can have is CORRUPT_MESSAGE.
+/// Bytes after the batch that hold no whole batch are dropped, never stored: Kafka's
+/// iterator (`ByteBufferLogInputStream.nextBatch`) stops at them and its log trims them
+/// (`UnifiedLog.trimInvalidBytes`). Headers only, so the produce path's per-batch cost
+/// stays a few reads.
 fn single_batch(mut records: Bytes, version: i16) -> Result<RecordBatch, (ResponseError, String)> {
     let invalid = |message: String| (ResponseError::InvalidRecord, message);
     let Some(first) = peek_batch_frame(&records).map_err(framing_error)? else {
@@ -324,21 +357,16 @@ fn single_batch(mut records: Bytes, version: i16) -> Result<RecordBatch, (Respon
         );
         return Err((ResponseError::UnsupportedCompressionType, message));
     }
-    if !records.is_empty() {
-        // Kafka trims trailing bytes that frame no batch; they are refused here, since no
-        // Kafka client sends them.
-        return Err(match peek_batch_frame(&records) {
-            Ok(Some(_)) => invalid(format!(
-                "Produce v{version} carries exactly one record batch per partition"
-            )),
-            Ok(None) => (
-                ResponseError::CorruptMessage,
-                format!("{} bytes after the record batch frame none", records.len()),
-            ),
-            Err(e) => framing_error(e),
-        });
+    // What follows is framed as Kafka frames it: a whole second batch is refused, a length
+    // or magic no batch has is corrupt, and anything shorter than a whole batch is left out
+    // (`records` is dropped here; only `batch` is appended).
+    match peek_batch_frame(&records) {
+        Ok(None) => Ok(batch),
+        Ok(Some(_)) => Err(invalid(format!(
+            "Produce v{version} carries exactly one record batch per partition"
+        ))),
+        Err(e) => Err(framing_error(e)),
     }
-    Ok(batch)
 }
 
 /// Checks a partition's batch before it is appended, repairs a contradicted max
@@ -510,6 +538,13 @@ fn restamp_max_timestamp(
 /// `batch` rebuilt in `target` (Kafka's broker-side `compression.type`): the same records,
 /// offsets, timestamps, producer id, epoch and sequence, new attributes and CRC. The result
 /// is held to `max.message.bytes` as Kafka holds it (MESSAGE_TOO_LARGE beyond).
+///
+/// The whole rebuild stays within the decompression budget: the decompressed records
+/// under the scan's permit, and the rebuilt batch (its records section, and for a codec
+/// the compressed output and the finished batch) under a second one, sized once the
+/// records section's size is known and taken before any of it is allocated. A rebuild the
+/// budget can never hold fails at once, one that finds it spent waits like a scan; both
+/// answer REQUEST_TIMED_OUT as a scan without budget does.
 fn recompress(
     batch: &RecordBatch,
     target: Compression,
@@ -518,11 +553,26 @@ fn recompress(
 ) -> Result<RecordBatch, (ResponseError, String)> {
     let fields = BatchFields::of(batch, target);
     let max_message_bytes = usize::try_from(config.max_message_bytes).unwrap_or(0);
-    // Room for every record the scan may decode, plus the header.
-    let section_bytes_max = records_bound_bytes(budget).saturating_add(BATCH_HEADER_BYTES);
+    let (mut decode_permit, records) = decode_records(batch, budget)?;
+    if let Some(permit) = decode_permit.as_mut() {
+        // Only the decompressed section is held from here on: the rest of the output
+        // bound goes back (a budget below the bound could otherwise never hold the rebuild).
+        permit.shrink_to(u64::try_from(records.section_bytes()).unwrap_or(u64::MAX));
+    }
+    // The rebuilt records are the decoded ones re-encoded with the same offset and (with
+    // the original base timestamp) timestamp deltas: no more bytes than the section.
+    let section_bytes = records.section_bytes().saturating_add(BATCH_HEADER_BYTES);
+    let held_bytes = decode_permit.as_ref().map_or(0, BudgetPermit::bytes);
+    let _rebuild_permit = acquire(budget, held_bytes, rebuild_bytes(section_bytes, target))?;
     let mut builder = BatchBuilder::new(fields, max_message_bytes)
-        .with_max_uncompressed_bytes(section_bytes_max)
+        .with_max_uncompressed_bytes(section_bytes)
+        .with_capacity_bytes(section_bytes)
         .with_last_offset_delta_min(batch.last_offset_delta());
+    // LogAppendTime records all read as the max timestamp: their deltas from the first
+    // (0) are no longer than the originals either.
+    if batch.timestamp_type() == TimestampType::CreateTime {
+        builder = builder.with_base_timestamp(batch.base_timestamp());
+    }
     let level = match target {
         Compression::Gzip => Some(config.compression_gzip_level),
         Compression::Lz4 => Some(config.compression_lz4_level),
@@ -532,11 +582,14 @@ fn recompress(
     if let Some(level) = level {
         builder = builder.with_compression_level(level);
     }
-    scan_records(batch, budget, |record| {
-        builder.push_record(record).map_err(build_error)
-    })?;
+    for record in records {
+        let record = record.map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+        builder.push_record(&record).map_err(build_error)?;
+    }
     let rebuilt = builder.finish().map_err(build_error)?;
     let rebuilt = RecordBatch::parse(rebuilt).map_err(framing_error)?;
+    debug_assert!(u64::try_from(rebuilt.size_bytes())
+        .is_ok_and(|b| b <= rebuild_bytes(section_bytes, target)));
     debug_assert_eq!(rebuilt.record_count(), batch.record_count());
     debug_assert_eq!(rebuilt.last_offset_delta(), batch.last_offset_delta());
     Ok(rebuilt)
@@ -549,6 +602,54 @@ fn build_error(error: BuildError) -> (ResponseError, String) {
         _ => ResponseError::InvalidRecord,
     };
     (code, format!("recompressing for compression.type: {error}"))
+}
+
+/// Budget bytes a rebuild of a `section_bytes` records section (header included) into
+/// `target` holds at its peak: the section, and for a codec the compressed output and the
+/// finished batch it is copied into, each at most the codecs' worst case on incompressible
+/// input (snappy's: a sixth more, plus per-block framing).
+fn rebuild_bytes(section_bytes: usize, target: Compression) -> u64 {
+    let output_bytes = match target {
+        Compression::None => 0,
+        _ => section_bytes
+            .saturating_add(section_bytes / 6)
+            .saturating_add(section_bytes / 512)
+            .saturating_add(COMPRESSED_OVERHEAD_BYTES_MAX)
+            .saturating_mul(2),
+    };
+    u64::try_from(section_bytes.saturating_add(output_bytes)).unwrap_or(u64::MAX)
+}
+
+/// A permit for `bytes` more while `held_bytes` are held: at once REQUEST_TIMED_OUT when
+/// the two together exceed the budget's capacity (no wait could grant them), else as
+/// [`DecompressionBudget::acquire`] within [`DECOMPRESSION_WAIT_MS_MAX`].
+fn acquire(
+    budget: &DecompressionBudget,
+    held_bytes: u64,
+    bytes: u64,
+) -> Result<BudgetPermit<'_>, (ResponseError, String)> {
+    let capacity_bytes = budget.capacity_bytes();
+    if held_bytes.saturating_add(bytes) > capacity_bytes {
+        let message = format!(
+            "{bytes} bytes of decompression budget beside {held_bytes} held are more than \
+             decompression-bytes-max {capacity_bytes}"
+        );
+        return Err((ResponseError::RequestTimedOut, message));
+    }
+    let wait = Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX);
+    budget
+        .acquire(bytes, wait)
+        .ok_or_else(|| budget_spent(budget))
+}
+
+/// The answer when no decompression budget came free in time (see [`check_keys`]).
+fn budget_spent(budget: &DecompressionBudget) -> (ResponseError, String) {
+    let message = format!(
+        "no decompression budget free within {DECOMPRESSION_WAIT_MS_MAX} ms \
+         (decompression-bytes-max {}); retry",
+        budget.capacity_bytes()
+    );
+    (ResponseError::RequestTimedOut, message)
 }
 
 /// The most decompressed record bytes one scan may produce.
@@ -564,24 +665,7 @@ fn scan_records(
     budget: &DecompressionBudget,
     mut visit: impl FnMut(&Record) -> Result<(), (ResponseError, String)>,
 ) -> Result<(), (ResponseError, String)> {
-    let capacity_bytes = usize::try_from(budget.capacity_bytes()).unwrap_or(usize::MAX);
-    let bound_bytes = records_bound_bytes(budget);
-    // Uncompressed records are read in place: nothing to budget.
-    let compressed = !matches!(batch.compression(), Ok(Compression::None));
-    let wait = Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX);
-    let _permit = match compressed.then(|| budget.acquire(bound_bytes as u64, wait)) {
-        Some(None) => {
-            let message = format!(
-                "no decompression budget free within {DECOMPRESSION_WAIT_MS_MAX} ms \
-                 (decompression-bytes-max {capacity_bytes}); retry"
-            );
-            return Err((ResponseError::RequestTimedOut, message));
-        }
-        Some(Some(permit)) => Some(permit),
-        None => None,
-    };
-    let iter =
-        records(batch, bound_bytes).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+    let (_permit, iter) = decode_records(batch, budget)?;
     for record in iter {
         let record = record.map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
         visit(&record)?;
@@ -589,25 +673,33 @@ fn scan_records(
     Ok(())
 }
 
-/// The same error for every partition (request-level failures such as bad acks).
-fn answer_all(request: ProduceRequest, error_code: i16) -> ProduceResponse {
-    let mut response = ProduceResponse::default();
-    for topic in request.topic_data {
-        let mut topic_response = TopicProduceResponse::default();
-        topic_response.name = topic.name;
-        topic_response.topic_id = topic.topic_id;
-        for data in topic.partition_data {
-            let mut partition = PartitionProduceResponse::default();
-            partition.index = data.index;
-            partition.error_code = error_code;
-            partition.base_offset = -1;
-            partition.log_append_time_ms = -1;
-            partition.log_start_offset = -1;
-            topic_response.partition_responses.push(partition);
-        }
-        response.responses.push(topic_response);
-    }
-    response
+/// The records of `batch`, decompressed under a budget permit for the scan's output bound
+/// when it is compressed (uncompressed records are read in place: nothing to budget); the
+/// permit is held as long as the records are.
+fn decode_records<'b>(
+    batch: &RecordBatch,
+    budget: &'b DecompressionBudget,
+) -> Result<(Option<BudgetPermit<'b>>, Records), (ResponseError, String)> {
+    let bound_bytes = records_bound_bytes(budget);
+    let compressed = !matches!(batch.compression(), Ok(Compression::None));
+    let permit = if compressed {
+        Some(acquire(budget, 0, bound_bytes as u64)?)
+    } else {
+        None
+    };
+    let iter =
+        records(batch, bound_bytes).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
+    Ok((permit, iter))
+}
+
+/// A partition's answer before anything is known: no offsets.
+fn unanswered(index: i32) -> PartitionProduceResponse {
+    let mut partition = PartitionProduceResponse::default();
+    partition.index = index;
+    partition.base_offset = -1;
+    partition.log_append_time_ms = -1;
+    partition.log_start_offset = -1;
+    partition
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 
 use super::*;
 use crate::api::Answer;
-use crate::log::CleanupPolicy;
+use crate::log::{CleanupPolicy, CompressionType};
 
 fn config() -> TopicConfig {
     TopicConfig {
@@ -192,13 +192,50 @@ fn maps_each_defect_to_its_kafka_error() {
             ResponseError::InvalidRecord,
         ),
         (
-            "bytes after the batch that frame none",
-            Bytes::from([with_magic(2).to_vec(), vec![0; 5]].concat()),
+            "a length below any batch's after the batch",
+            Bytes::from(
+                [
+                    with_magic(2).to_vec(),
+                    vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13],
+                ]
+                .concat(),
+            ),
+            ResponseError::CorruptMessage,
+        ),
+        (
+            "a magic no batch has after the batch",
+            Bytes::from([with_magic(2).to_vec(), with_magic(3).slice(..17).to_vec()].concat()),
             ResponseError::CorruptMessage,
         ),
     ];
     for (defect, records, error) in cases {
         assert_eq!(code(validate(&config(), records)), Some(error), "{defect}");
+    }
+}
+
+/// Kafka's batch iterator stops at bytes after the batch that hold no whole batch (fewer
+/// than a length and offset, fewer than the magic, or a batch cut short) and its log trims
+/// them: the batch alone is accepted, the bytes after it are not part of it.
+#[test]
+fn bytes_after_the_batch_that_hold_no_whole_batch_are_left_out() {
+    let batch = with_magic(2);
+    let second = raw(RawBatchFields {
+        records: b"hijklmn",
+        ..RawBatchFields::default()
+    });
+    let tails: [(&str, Vec<u8>); 4] = [
+        ("a few zero bytes", vec![0; 5]),
+        ("an offset and length, no magic", second[..12].to_vec()),
+        ("a header up to the magic", second[..17].to_vec()),
+        (
+            "a second batch cut short",
+            second[..second.len() - 1].to_vec(),
+        ),
+    ];
+    for (tail, bytes) in tails {
+        let records = Bytes::from([batch.to_vec(), bytes].concat());
+        let accepted = validate(&config(), records).unwrap_or_else(|e| panic!("{tail}: {e:?}"));
+        assert_eq!(accepted.as_bytes(), &batch, "{tail}");
     }
 }
 
@@ -352,6 +389,58 @@ fn key_checks_without_decompression_budget_fail_with_request_timed_out() {
     );
 }
 
+/// A topic whose `compression.type` rebuilds batches in gzip.
+fn gzip_topic() -> TopicConfig {
+    TopicConfig {
+        compression_type: CompressionType::Codec(Compression::Gzip),
+        max_message_bytes: 1 << 20,
+        ..TopicConfig::default()
+    }
+}
+
+/// Recompression holds the rebuilt batch (its records section, the compressed output and
+/// the finished batch) within the decompression budget as well as the decompressed
+/// records: a rebuild the budget cannot hold now is REQUEST_TIMED_OUT after the usual
+/// wait, one it can never hold at once, as a key check without budget is; nothing is
+/// allocated for it. Uncompressed batches, read in place, were rebuilt outside the budget.
+#[test]
+fn recompression_is_charged_to_the_decompression_budget() {
+    let plain = batch_of(10, 1000);
+    let need_bytes = rebuild_bytes(plain.len(), Compression::Gzip);
+    let timed_out = Some(ResponseError::RequestTimedOut);
+    let budget = DecompressionBudget::new(need_bytes);
+    let rebuilt = validate_with(&gzip_topic(), &budget, plain.clone()).unwrap();
+    assert_eq!(rebuilt.compression(), Ok(Compression::Gzip));
+    assert_eq!(budget.available_bytes(), need_bytes, "permits given back");
+    // Another connection holds a byte of it: this one waits, then gives up.
+    let held = budget.acquire(1, Duration::ZERO).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        code(validate_with(&gzip_topic(), &budget, plain.clone())),
+        timed_out
+    );
+    assert!(started.elapsed() >= Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX));
+    drop(held);
+    // A budget that can never hold the rebuild refuses it without waiting.
+    let small = DecompressionBudget::new(need_bytes - 1);
+    let started = Instant::now();
+    assert_eq!(code(validate_with(&gzip_topic(), &small, plain)), timed_out);
+    assert!(started.elapsed() < Duration::from_millis(DECOMPRESSION_WAIT_MS_MAX));
+    assert_eq!(small.available_bytes(), need_bytes - 1);
+    // A compressed batch holds its decompressed records beside the rebuild (not the whole
+    // 64 MiB output bound, which is given back once the records' size is known).
+    let zstd = compressed_keyed(10);
+    let records_bytes = records(&RecordBatch::parse(zstd.clone()).unwrap(), 1 << 20)
+        .unwrap()
+        .section_bytes();
+    let need_bytes =
+        rebuild_bytes(records_bytes + BATCH_HEADER_BYTES, Compression::Gzip) + records_bytes as u64;
+    let exact = DecompressionBudget::new(need_bytes);
+    assert!(validate_with(&gzip_topic(), &exact, zstd.clone()).is_ok());
+    let short = DecompressionBudget::new(need_bytes - 1);
+    assert_eq!(code(validate_with(&gzip_topic(), &short, zstd)), timed_out);
+}
+
 /// A produce request of `(topic, partition, records)` entries, one topic entry each.
 fn produce_request(acks: i16, entries: Vec<(&str, i32, Bytes)>) -> ProduceRequest {
     use kafka_protocol::messages::produce_request::TopicProduceData;
@@ -407,7 +496,7 @@ fn produced(completion: Completion) -> Vec<(String, i32, i16, i64)> {
 }
 
 #[test]
-fn a_large_request_is_appended_across_partitions_in_parallel_with_answers_in_request_order() {
+fn a_large_request_is_appended_across_partitions_in_parallel_and_answered_per_topic() {
     let fixture = crate::api::create_topics::fixture::broker();
     crate::api::create_topics::fixture::topic(&fixture, "p", 4);
     crate::api::create_topics::fixture::topic(&fixture, "q", 1);
@@ -428,20 +517,22 @@ fn a_large_request_is_appended_across_partitions_in_parallel_with_answers_in_req
     let first = twice(entries.clone());
     let unknown = ResponseError::UnknownTopicOrPartition.code();
     let invalid = ResponseError::InvalidRecord.code();
+    // One answer entry per topic (Kafka's `ProduceResponse` groups by topic), topics and
+    // their partitions in the order first named.
     assert_eq!(
         first,
         vec![
             ("p".to_owned(), 3, 0, 0),
-            ("q".to_owned(), 0, 0, 0),
             ("p".to_owned(), 0, 0, 0),
-            ("missing".to_owned(), 0, unknown, -1),
             ("p".to_owned(), 1, invalid, -1),
             ("p".to_owned(), 2, 0, 0),
+            ("q".to_owned(), 0, 0, 0),
+            ("missing".to_owned(), 0, unknown, -1),
         ]
     );
     let second = twice(entries);
     let offsets: Vec<i64> = second.iter().map(|(_, _, _, offset)| *offset).collect();
-    assert_eq!(offsets, vec![64, 64, 64, -1, -1, 64]);
+    assert_eq!(offsets, vec![64, 64, -1, 64, 64, -1]);
 }
 
 #[test]
@@ -457,8 +548,12 @@ fn the_coordinators_internal_topic_refuses_client_records() {
     );
 }
 
+/// Kafka reads a Produce into a map keyed by topic-partition: a partition named twice is
+/// appended once, with its last entry, and answered once (here where it was first named);
+/// a topic named in several entries gets one answer entry. Bad acks are answered the same
+/// way.
 #[test]
-fn a_partition_named_twice_is_appended_in_request_order() {
+fn a_partition_named_twice_is_appended_once_as_last_asked() {
     let fixture = crate::api::create_topics::fixture::broker();
     crate::api::create_topics::fixture::topic(&fixture, "d", 2);
     let entries = vec![
@@ -466,39 +561,53 @@ fn a_partition_named_twice_is_appended_in_request_order() {
         ("d", 1, batch_of(100, 1000)),
         ("d", 0, batch_of(3, 1000)),
     ];
-    let items: Vec<_> = entries
-        .iter()
-        .map(|(topic, partition, records)| {
-            let mut data = PartitionProduceData::default();
-            data.index = *partition;
-            data.records = Some(records.clone());
-            (0, Arc::<str>::from(*topic), data)
-        })
-        .collect();
-    assert!(
-        !worth_parallel(&items),
-        "a repeated partition stays sequential"
+    let header = crate::api::create_topics::fixture::header(9);
+    let request = produce_request(1, entries.clone());
+    let completion = handle(&fixture.ctx, &header, request);
+    let Completion::Ready(Answer {
+        body: ResponseKind::Produce(response),
+        ..
+    }) = &completion
+    else {
+        panic!("an acks=1 produce answers at once");
+    };
+    assert_eq!(response.responses.len(), 1, "one entry for topic d");
+    assert_eq!(
+        produced(completion),
+        vec![("d".to_owned(), 0, 0, 0), ("d".to_owned(), 1, 0, 0)]
     );
-    assert!(worth_parallel(&items[..2]));
+    let log = fixture.ctx.logs.partition("d", 0).unwrap();
+    assert_eq!(log.log_end_offset(), 3, "only the last entry appended");
+    let answers = produced(handle(&fixture.ctx, &header, produce_request(2, entries)));
+    let bad_acks = ResponseError::InvalidRequiredAcks.code();
+    assert_eq!(
+        answers,
+        vec![
+            ("d".to_owned(), 0, bad_acks, -1),
+            ("d".to_owned(), 1, bad_acks, -1)
+        ]
+    );
+}
+
+#[test]
+fn only_large_requests_of_large_partitions_go_to_the_append_pool() {
+    let items = |partitions: i32, records: i32| -> Vec<Item> {
+        (0..partitions)
+            .map(|partition| {
+                let mut data = PartitionProduceData::default();
+                data.index = partition;
+                data.records = Some(batch_of(records, 1000));
+                (0, Arc::<str>::from("d"), data)
+            })
+            .collect()
+    };
+    assert!(worth_parallel(&items(2, 100)));
+    assert!(!worth_parallel(&items(1, 200)), "one partition");
     // Many small partitions: each hand-off would carry too little to pay for its wake-up.
-    let small: Vec<_> = (0..8)
-        .map(|partition| {
-            let mut data = PartitionProduceData::default();
-            data.index = partition;
-            data.records = Some(batch_of(32, 1000));
-            (0, Arc::<str>::from("d"), data)
-        })
-        .collect();
     assert!(
-        !worth_parallel(&small),
+        !worth_parallel(&items(8, 32)),
         "8 partitions of ~32 KiB stay sequential"
     );
-    let header = crate::api::create_topics::fixture::header(9);
-    let answers = produced(handle(&fixture.ctx, &header, produce_request(1, entries)));
-    let offsets: Vec<i64> = answers.iter().map(|(_, _, _, offset)| *offset).collect();
-    assert_eq!(offsets, vec![0, 0, 100]);
-    let log = fixture.ctx.logs.partition("d", 0).unwrap();
-    assert_eq!(log.log_end_offset(), 103);
 }
 
 /// An acks=all append's whole pages are handed to writeback by the handler itself, before
