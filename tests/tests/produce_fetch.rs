@@ -667,6 +667,77 @@ async fn unknown_partitions_are_answered_after_the_known_ones() {
     }
 }
 
+/// Kafka long-polls only the partitions it knows (`KafkaApis.handleFetchRequest` sets the
+/// unknown ones aside before `ReplicaManager.fetchMessages`): an unknown partition beside a
+/// known empty one does not end the wait, and is answered UNKNOWN_TOPIC_OR_PARTITION when
+/// data arrives; a fetch naming only unknown partitions is answered at once.
+#[tokio::test]
+async fn unknown_partitions_do_not_end_a_long_poll() {
+    use kafka_protocol::messages::fetch_request::FetchTopic;
+    let broker = TestBroker::start().await;
+    let mut consumer = broker.client().await;
+    let mut producer = broker.client().await;
+    create(&mut consumer, "half-known").await;
+    let entry = |topic: &str, partition: i32| -> FetchTopic {
+        let mut entry = fetch(topic, partition, 0, 0, 0).topics.remove(0);
+        entry.partitions[0].partition = partition;
+        entry
+    };
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    let mut request = fetch("half-known", 0, 0, 10_000, 1);
+    request.topics = vec![
+        entry("never-created", 0),
+        entry("half-known", 7),
+        entry("half-known", 0),
+    ];
+    let version = 12;
+    consumer.write_request(&request, version).await;
+    // Far below the 10 s max wait; the broker answered at once before the fix.
+    assert!(
+        consumer.is_silent_for(Duration::from_millis(700)).await,
+        "an unknown partition ended the long poll"
+    );
+    let response = producer
+        .send(produce("half-known", 0, values(&["late"]), 1), 9)
+        .await;
+    assert_eq!(partition_error(&response), 0);
+    let (_, response) = consumer.read_response::<FetchResponse>(version).await;
+    let answered: Vec<(String, i32, i16)> = response
+        .responses
+        .iter()
+        .flat_map(|topic| {
+            let name = topic.topic.0.to_string();
+            topic
+                .partitions
+                .iter()
+                .map(move |p| (name.clone(), p.partition_index, p.error_code))
+        })
+        .collect();
+    let expected = vec![
+        ("half-known".to_owned(), 0, 0),
+        ("never-created".to_owned(), 0, unknown),
+        ("half-known".to_owned(), 7, unknown),
+    ];
+    assert_eq!(answered, expected);
+    assert_eq!(fetched(&response), ["late"]);
+
+    // Nothing known to wait on: answered at once, not after the max wait.
+    request.topics = vec![entry("never-created", 0), entry("half-known", 7)];
+    let started = std::time::Instant::now();
+    let response = consumer.send(request, version).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    let errors: Vec<i16> = response
+        .responses
+        .iter()
+        .flat_map(|topic| topic.partitions.iter().map(|p| p.error_code))
+        .collect();
+    assert_eq!(errors, [unknown, unknown]);
+}
+
 /// zstd arrived with Produce v7 and Fetch v10 (KIP-110). Kafka 4.0 still refuses a zstd
 /// batch in an older Produce with UNSUPPORTED_COMPRESSION_TYPE (`ProduceRequest.
 /// validateRecords`), but answers every Fetch version with the batches as stored: 4.0

@@ -52,6 +52,8 @@ struct PartitionPlan {
     fetch_offset: i64,
     partition_max_bytes: usize,
     log: Result<Arc<PartitionLog>, i16>,
+    /// Whether the partition exists: only known partitions are read and can end a long poll.
+    known: Known,
 }
 
 struct TopicPlan {
@@ -72,7 +74,7 @@ struct FetchPlan {
 
 /// One read pass: the response, the records in it left in files (with their record counts
 /// in partition order: the others are counted from their bytes), bytes of records in it, and
-/// whether a partition errored.
+/// whether a known partition errored.
 struct ReadPass {
     response: FetchResponse,
     sends: FileSends,
@@ -97,7 +99,15 @@ pub fn handle(ctx: &BrokerContext, _header: &RequestHeader, request: FetchReques
         .min(FETCH_MAX_WAIT_MS_MAX);
     let plan = FetchPlan::new(ctx, request, replica_error);
     let first = plan.read();
-    if max_wait_ms == 0 || first.any_error || first.records_bytes >= plan.min_bytes {
+    // Kafka sets the unknown partitions aside (`KafkaApis.handleFetchRequest`'s `erroneous`)
+    // and long-polls only the others: with none left it answers at once; an unknown one
+    // beside them neither ends nor shortens the wait (`ReplicaManager.fetchMessages` and
+    // `DelayedFetch.tryComplete` never see it). Errors of known partitions end it.
+    if max_wait_ms == 0
+        || !plan.any_known()
+        || first.any_error
+        || first.records_bytes >= plan.min_bytes
+    {
         return Completion::Ready(plan.answer(first));
     }
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
@@ -209,9 +219,8 @@ impl FetchPlan {
     /// of one topic in one topic entry (`FetchResponse.toMessage`).
     fn new(ctx: &BrokerContext, request: FetchRequest, replica_error: Option<i16>) -> FetchPlan {
         let partitions_count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
-        // Each partition once, as first named, with its topic's request entry and whether
-        // it is known.
-        let mut named: Vec<(usize, PartitionPlan, Known)> = Vec::with_capacity(partitions_count);
+        // Each partition once, as first named, with its topic's request entry.
+        let mut named: Vec<(usize, PartitionPlan)> = Vec::with_capacity(partitions_count);
         // (topic, partition) → where it sits in `named`.
         let mut placed: HashMap<(&str, i32), usize> = HashMap::with_capacity(partitions_count);
         for (topic_index, topic) in request.topics.iter().enumerate() {
@@ -229,24 +238,25 @@ impl FetchPlan {
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: clamp_bytes(p.partition_max_bytes),
                     log,
+                    known,
                 };
                 match placed
                     .get(&(name, p.partition))
                     .and_then(|&at| named.get_mut(at))
                 {
                     // Keeps its first topic entry: the same topic either way.
-                    Some(slot) => (slot.1, slot.2) = (plan, known),
+                    Some(slot) => slot.1 = plan,
                     None => {
                         placed.insert((name, p.partition), named.len());
-                        named.push((topic_index, plan, known));
+                        named.push((topic_index, plan));
                     }
                 }
             }
         }
         let (known, unknown): (Vec<_>, Vec<_>) =
-            named.into_iter().partition(|(_, _, known)| known.0);
+            named.into_iter().partition(|(_, plan)| plan.known.0);
         let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
-        for (topic_index, plan, _) in known.into_iter().chain(unknown) {
+        for (topic_index, plan) in known.into_iter().chain(unknown) {
             let Some(topic) = request.topics.get(topic_index) else {
                 continue; // every index came from `request.topics` above
             };
@@ -266,6 +276,14 @@ impl FetchPlan {
             #[cfg(test)]
             reads: Default::default(),
         }
+    }
+
+    /// Whether any partition named exists (Kafka's `interesting` set is not empty).
+    fn any_known(&self) -> bool {
+        self.topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.known.0)
     }
 
     /// The response of the pass that is sent, with its traffic counted per partition (here,
@@ -313,7 +331,7 @@ impl FetchPlan {
                 };
                 let (data, sent_record_count) = read_partition(partition, limits, &mut sends);
                 sent_record_counts.push(sent_record_count);
-                any_error |= data.error_code != 0;
+                any_error |= partition.known.0 && data.error_code != 0;
                 records_bytes += data.records.as_ref().map_or(0, Bytes::len);
                 topic_response.partitions.push(data);
             }

@@ -90,7 +90,7 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     let (mut response, items) = by_partition(request);
     if !matches!(acks, -1..=1) {
         // Kafka answers every partition, once each, as for any append (ReplicaManager).
-        for (topic_index, _, data) in items {
+        for (topic_index, _, data, _) in items {
             if let Some(topic) = response.responses.get_mut(topic_index) {
                 let mut partition = unanswered(data.index);
                 partition.error_code = ResponseError::InvalidRequiredAcks.code();
@@ -102,10 +102,11 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     let parallel = worth_parallel(&items);
     let results = ctx
         .append_pool
-        .map(items, parallel, |(topic_index, name, data)| {
+        .map(items, parallel, |(topic_index, name, data, earlier)| {
+            let entries = Entries { data, earlier };
             (
                 topic_index,
-                produce_partition(ctx, &name, data, acks, version),
+                produce_partition(ctx, &name, entries, acks, version),
             )
         });
     let mut waits = Vec::new();
@@ -159,15 +160,23 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
 }
 
 /// One partition's entry of a request: its topic's index in the response, the topic's
-/// name, and what the request asks of the partition.
-type Item = (usize, Arc<str>, PartitionProduceData);
+/// name, what the request's last entry for the partition asks, and the records of its
+/// earlier entries (when the partition is named more than once), in request order.
+type Item = (usize, Arc<str>, PartitionProduceData, Vec<Bytes>);
+
+/// A partition's entries in a request: the last one, and the records of the earlier ones.
+struct Entries {
+    data: PartitionProduceData,
+    earlier: Vec<Bytes>,
+}
 
 /// The request as Kafka reads it: a map keyed by topic-partition (`KafkaApis.
 /// handleProduceRequest` builds `authorizedRequestInfo`, a `mutable.Map`, and answers from
-/// a map too). A partition named twice is appended once, with its last entry, and answered
-/// once, where it was first named; a topic named in several entries is answered in one
-/// (Kafka's `ProduceResponse` groups its answers by topic). Returns the response with one
-/// entry per topic, no partitions yet, and the partitions' entries in request order.
+/// a map too). A partition named twice is appended once, with its last entry that passes
+/// the format checks, and answered once, where it was first named (see
+/// [`produce_partition`]); a topic named in several entries is answered in one (Kafka's
+/// `ProduceResponse` groups its answers by topic). Returns the response with one entry per
+/// topic, no partitions yet, and the partitions' entries in request order.
 fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
     let mut response = ProduceResponse::default();
     let mut items: Vec<Item> = Vec::new();
@@ -185,12 +194,15 @@ fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
         });
         for data in topic.partition_data {
             let key = (Arc::clone(&name), data.index);
-            let item = (topic_index, Arc::clone(&name), data);
             match placed.get(&key).and_then(|&at| items.get_mut(at)) {
-                Some(slot) => *slot = item,
+                Some(slot) => {
+                    // Kept to be checked too; bounded by the request's size.
+                    let replaced = std::mem::replace(&mut slot.2, data);
+                    slot.3.push(replaced.records.unwrap_or_default());
+                }
                 None => {
                     placed.insert(key, items.len());
-                    items.push(item);
+                    items.push((topic_index, Arc::clone(&name), data, Vec::new()));
                 }
             }
         }
@@ -206,7 +218,10 @@ fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
 fn worth_parallel(items: &[Item]) -> bool {
     let records_bytes: usize = items
         .iter()
-        .map(|(_, _, data)| data.records.as_ref().map_or(0, Bytes::len))
+        .map(|(_, _, data, earlier)| {
+            let earlier_bytes: usize = earlier.iter().map(Bytes::len).sum();
+            data.records.as_ref().map_or(0, Bytes::len) + earlier_bytes
+        })
         .sum();
     items.len() >= 2
         && records_bytes >= PARALLEL_APPEND_BYTES_MIN
@@ -236,7 +251,8 @@ async fn wait_durable(
             .responses
             .get_mut(wait.topic_index)
             .and_then(|t| t.partition_responses.get_mut(wait.partition_index));
-        if let Some(partition) = slot {
+        // A partition already answered with an error (an earlier entry's) keeps it.
+        if let Some(partition) = slot.filter(|p| p.error_code == 0) {
             partition.error_code = error_code;
             partition.base_offset = -1;
         }
@@ -246,52 +262,100 @@ async fn wait_durable(
 
 /// Validates and appends one partition's records; returns the log and end offset to wait
 /// on when the append succeeded.
+///
+/// A partition named more than once is checked as Kafka's `KafkaApis.handleProduceRequest`
+/// does: every entry's format ([`single_batch`], its `ProduceRequest.validateRecords`), the
+/// last entry that passes is appended, and a failed entry's error (the last one's) is the
+/// answer even so (its `invalidRequestResponses` is merged over the append results).
 fn produce_partition(
     ctx: &BrokerContext,
     topic: &str,
-    data: PartitionProduceData,
+    entries: Entries,
     acks: i16,
     version: i16,
 ) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
-    let mut response = unanswered(data.index);
-    let fail = |mut response: PartitionProduceResponse, error: ResponseError, message: String| {
-        response.error_code = error.code();
-        if version >= 8 {
-            response.error_message = Some(StrBytes::from_string(message));
-        }
-        (response, None)
-    };
+    let Entries { data, earlier } = entries;
+    let index = data.index;
+    let fail = |error: ResponseError, message: String| failed(index, version, error, message);
     if let Err(refusal) = Refusal::unless_client_may("produce to", topic) {
-        return fail(
-            response,
-            ResponseError::InvalidTopicException,
-            refusal.message,
-        );
+        return fail(ResponseError::InvalidTopicException, refusal.message);
     }
-    let log = match ctx.logs.partition(topic, data.index) {
+    let log = match ctx.logs.partition(topic, index) {
         Ok(log) => log,
-        Err(e) => return fail(response, log_error_code(&e), e.to_string()),
+        Err(e) => return fail(log_error_code(&e), e.to_string()),
     };
-    let batch = match single_batch(data.records.unwrap_or_default(), version) {
-        Ok(batch) => batch,
-        Err((error, message)) => return fail(response, error, message),
+    let mut batch = None;
+    let mut format_error = None;
+    for records in earlier
+        .into_iter()
+        .chain([data.records.unwrap_or_default()])
+    {
+        match single_batch(records, version) {
+            Ok(passed) => batch = Some(passed),
+            Err(error) => format_error = Some(error),
+        }
+    }
+    let (batch, format_error) = match (batch, format_error) {
+        (Some(batch), format_error) => (batch, format_error),
+        (None, format_error) => {
+            // Every partition has an entry, so a batch or an error was found.
+            let (error, message) = format_error
+                .unwrap_or_else(|| (ResponseError::InvalidRecord, "no records".to_owned()));
+            return fail(error, message);
+        }
     };
+    let (response, appended) = append_partition(ctx, &log, topic, batch, acks, version);
+    match format_error {
+        // The append still happened (and an acks=all answer still waits for it), as in Kafka.
+        Some((error, message)) => (fail(error, message).0, appended),
+        None => (response, appended),
+    }
+}
+
+/// A partition's answer with `error` (and its message, from v8 on), and nothing to wait on.
+fn failed(
+    index: i32,
+    version: i16,
+    error: ResponseError,
+    message: String,
+) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
+    let mut response = unanswered(index);
+    response.error_code = error.code();
+    if version >= 8 {
+        response.error_message = Some(StrBytes::from_string(message));
+    }
+    (response, None)
+}
+
+/// Checks and appends a partition's batch (its format already checked).
+fn append_partition(
+    ctx: &BrokerContext,
+    log: &Arc<PartitionLog>,
+    topic: &str,
+    batch: RecordBatch,
+    acks: i16,
+    version: i16,
+) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
+    let mut response = unanswered(log.partition());
+    let fail =
+        |error: ResponseError, message: String| failed(log.partition(), version, error, message);
     let config = log.config();
     // Kafka checks the in-sync replicas before the records; here the ISR is this broker.
     if acks == -1 && config.min_insync_replicas > IN_SYNC_REPLICAS {
         let message = format!(
             "{IN_SYNC_REPLICAS} in-sync replica (this broker) is fewer than min.insync.replicas \
              {} of {topic}-{}",
-            config.min_insync_replicas, data.index
+            config.min_insync_replicas,
+            log.partition()
         );
-        return fail(response, ResponseError::NotEnoughReplicas, message);
+        return fail(ResponseError::NotEnoughReplicas, message);
     }
     let now_ms = crate::log::now_ms();
     let batch = match validate_batch(&config, now_ms, &ctx.decompression_budget, batch) {
         Ok(batch) => batch,
-        Err((error, message)) => return fail(response, error, message),
+        Err((error, message)) => return fail(error, message),
     };
-    match ctx.producers.append(&log, std::slice::from_ref(&batch)) {
+    match ctx.producers.append(log, std::slice::from_ref(&batch)) {
         Ok(AppendOutcome::Appended(info)) => {
             let bytes = batch.size_bytes();
             let records = info
@@ -304,7 +368,7 @@ fn produce_partition(
             response.log_append_time_ms = info.log_append_time_ms;
             response.log_start_offset = info.log_start_offset;
             let end_offset = info.last_offset.saturating_add(1);
-            (response, Some((log, end_offset)))
+            (response, Some((Arc::clone(log), end_offset)))
         }
         Ok(AppendOutcome::Duplicate(original)) => {
             // Kafka answers a retried batch as the original append; an acks=-1 retry still
@@ -312,10 +376,10 @@ fn produce_partition(
             response.base_offset = original.base_offset;
             response.log_start_offset = log.log_start_offset();
             let end_offset = original.last_offset.saturating_add(1);
-            (response, Some((log, end_offset)))
+            (response, Some((Arc::clone(log), end_offset)))
         }
-        Err(ProduceError::Log(e)) => fail(response, log_error_code(&e), e.to_string()),
-        Err(ProduceError::Sequence(e)) => fail(response, sequence_error_code(&e), e.to_string()),
+        Err(ProduceError::Log(e)) => fail(log_error_code(&e), e.to_string()),
+        Err(ProduceError::Sequence(e)) => fail(sequence_error_code(&e), e.to_string()),
     }
 }
 

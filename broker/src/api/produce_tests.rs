@@ -589,6 +589,44 @@ fn a_partition_named_twice_is_appended_once_as_last_asked() {
     );
 }
 
+/// Kafka checks the format of every entry of a partition named twice
+/// (`KafkaApis.handleProduceRequest` validates each entry, keeps the last that passes for the
+/// append, and merges a failed entry's error over the append's answer): the last entry that
+/// passes is appended, and the partition is answered with the failed entry's error, whether
+/// that entry came first or last.
+#[test]
+fn every_entry_of_a_partition_named_twice_is_checked() {
+    let fixture = crate::api::create_topics::fixture::broker();
+    crate::api::create_topics::fixture::topic(&fixture, "f", 3);
+    let garbage = || Bytes::from_static(b"not a batch");
+    let entries = vec![
+        ("f", 0, garbage()),
+        ("f", 1, batch_of(5, 10)),
+        ("f", 2, garbage()),
+        ("f", 0, batch_of(3, 10)),
+        ("f", 1, garbage()),
+        ("f", 2, garbage()),
+    ];
+    let header = crate::api::create_topics::fixture::header(9);
+    let answers = produced(handle(&fixture.ctx, &header, produce_request(1, entries)));
+    let invalid = ResponseError::InvalidRecord.code();
+    assert_eq!(
+        answers,
+        vec![
+            ("f".to_owned(), 0, invalid, -1),
+            ("f".to_owned(), 1, invalid, -1),
+            ("f".to_owned(), 2, invalid, -1),
+        ]
+    );
+    let end_offset = |partition| {
+        let log = fixture.ctx.logs.partition("f", partition).unwrap();
+        log.log_end_offset()
+    };
+    assert_eq!(end_offset(0), 3, "the later, valid entry is appended");
+    assert_eq!(end_offset(1), 5, "the earlier, valid entry is appended");
+    assert_eq!(end_offset(2), 0, "no valid entry: nothing appended");
+}
+
 #[test]
 fn only_large_requests_of_large_partitions_go_to_the_append_pool() {
     let items = |partitions: i32, records: i32| -> Vec<Item> {
@@ -597,7 +635,7 @@ fn only_large_requests_of_large_partitions_go_to_the_append_pool() {
                 let mut data = PartitionProduceData::default();
                 data.index = partition;
                 data.records = Some(batch_of(records, 1000));
-                (0, Arc::<str>::from("d"), data)
+                (0, Arc::<str>::from("d"), data, Vec::new())
             })
             .collect()
     };

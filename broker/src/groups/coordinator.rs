@@ -120,13 +120,44 @@ impl GroupCoordinator {
             "group coordinator loaded {}",
             super::OFFSETS_TOPIC
         );
-        Ok(Arc::new(GroupCoordinator {
+        let coordinator = Arc::new(GroupCoordinator {
             config,
             clock,
             logs,
             store,
             groups: Mutex::new(groups),
-        }))
+        });
+        coordinator.remove_offsets_of_missing_topics()?;
+        Ok(coordinator)
+    }
+
+    /// Offsets of topics the log manager (opened first, every topic replayed) does not have
+    /// are dropped and tombstoned, as DeleteTopics would have: a crash after a deletion's
+    /// metadata record but before its tombstones were durable would otherwise bring them back
+    /// onto a topic re-created under the name. Waits until the tombstones are durable.
+    /// Commits name only existing topics, so nothing else is touched.
+    fn remove_offsets_of_missing_topics(&self) -> Result<(), GroupError> {
+        let missing: std::collections::BTreeSet<String> = self
+            .all_slots()
+            .iter()
+            .flat_map(|slot| {
+                let slot = slot.lock();
+                let topics = slot.offsets.keys().map(|(topic, _)| topic.clone());
+                topics.collect::<Vec<_>>()
+            })
+            .filter(|topic| self.logs.topic(topic).is_none())
+            .collect();
+        for topic in &missing {
+            let (removed, durable) = self.remove_offsets_of_deleted_topic(topic);
+            // The fsync flusher runs on its own threads: no runtime is needed to wait.
+            futures::executor::block_on(durable)?;
+            tracing::info!(
+                topic,
+                removed,
+                "dropped committed offsets of a deleted topic"
+            );
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &GroupConfig {

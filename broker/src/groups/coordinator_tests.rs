@@ -446,6 +446,61 @@ async fn a_deleted_topics_offsets_are_removed_from_every_group() {
     assert_eq!(group_ids(&coordinator), vec!["both".to_owned()]);
 }
 
+/// A crash after a topic's deletion was recorded but before its offset tombstones were
+/// written (here: deleted through the log manager alone) must not bring the old offsets
+/// back: reopening drops and tombstones offsets of topics that no longer exist, so a topic
+/// re-created under the name starts without them, across later restarts too. Other topics'
+/// offsets stay; an Empty group left without any is removed.
+#[tokio::test]
+async fn offsets_of_topics_deleted_before_their_tombstones_are_dropped_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let offset_of = |coordinator: &GroupCoordinator, group: &str, topic: &str, partition| {
+        let topics = [(topic.to_owned(), vec![partition])];
+        let fetched = coordinator.fetch_offsets(group, Some(&topics));
+        fetched[0].1[0].1.as_ref().map(|v| v.offset)
+    };
+    {
+        let (logs, coordinator) = open(dir.path(), &clock);
+        logs.create_topic("v", 2, BTreeMap::new(), false).unwrap();
+        logs.create_topic("w", 1, BTreeMap::new(), false).unwrap();
+        let entries = [entry("v", 0, 5), entry("v", 1, 7), entry("w", 0, 3)];
+        let errors = coordinator
+            .commit_offsets("both", &simple(), &entries)
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None; 3]);
+        let errors = coordinator
+            .commit_offsets("only-v", &simple(), &entries[..1])
+            .wait()
+            .await;
+        assert_eq!(errors, vec![None]);
+        // The crash window: the deletion is recorded, the tombstones never written.
+        logs.delete_topic("v").unwrap();
+        drop(coordinator);
+        logs.shutdown().unwrap();
+    }
+    {
+        let (logs, coordinator) = open(dir.path(), &clock);
+        assert_eq!(offset_of(&coordinator, "both", "v", 0), None);
+        assert_eq!(offset_of(&coordinator, "both", "v", 1), None);
+        assert_eq!(offset_of(&coordinator, "both", "w", 0), Some(3));
+        assert_eq!(group_ids(&coordinator), vec!["both".to_owned()]);
+        logs.create_topic("v", 2, BTreeMap::new(), false).unwrap();
+        assert_eq!(offset_of(&coordinator, "both", "v", 0), None);
+        drop(coordinator);
+        logs.shutdown().unwrap();
+    }
+    // The drop was durable: with "v" existing again, nothing of the old topic comes back.
+    let (logs, coordinator) = open(dir.path(), &clock);
+    assert!(logs.topic("v").is_some());
+    assert_eq!(offset_of(&coordinator, "both", "v", 0), None);
+    assert_eq!(offset_of(&coordinator, "both", "v", 1), None);
+    assert_eq!(offset_of(&coordinator, "only-v", "v", 0), None);
+    assert_eq!(offset_of(&coordinator, "both", "w", 0), Some(3));
+    assert_eq!(group_ids(&coordinator), vec!["both".to_owned()]);
+}
+
 /// DeleteGroups and the retention sweep write a group's tombstones in as many batches as
 /// `offsets_batch_bytes_max` needs: a group with more offsets than one batch holds must not
 /// get INVALID_COMMIT_OFFSET_SIZE from DeleteGroups forever, nor outlive its retention.
