@@ -42,7 +42,9 @@ fn zstd_window_log_max(max_bytes: usize) -> u32 {
 }
 
 /// Decompresses a records section, failing with `TooLarge` as soon as the output would
-/// exceed `max_bytes`. `Compression::None` returns the input without copying.
+/// exceed `max_bytes`. `Compression::None` returns the input without copying. The buffer
+/// decompressed into never has more than `max_bytes` of capacity (the bound a caller charges
+/// to its budget), and the one returned has none to spare.
 pub fn decompress(
     compression: Compression,
     input: &Bytes,
@@ -50,23 +52,31 @@ pub fn decompress(
 ) -> Result<Bytes, RecordError> {
     let output = match compression {
         Compression::None => return Ok(input.clone()),
-        Compression::Gzip => {
-            read_bounded(flate2::read::MultiGzDecoder::new(&input[..]), max_bytes)?
-        }
+        Compression::Gzip => read_bounded(
+            flate2::read::MultiGzDecoder::new(&input[..]),
+            max_bytes,
+            None,
+        )?,
         Compression::Snappy => snappy_decompress(input, max_bytes)?,
-        Compression::Lz4 => {
-            read_bounded(lz4_flex::frame::FrameDecoder::new(&input[..]), max_bytes)?
-        }
+        Compression::Lz4 => read_bounded(
+            lz4_flex::frame::FrameDecoder::new(&input[..]),
+            max_bytes,
+            lz4_content_bytes(input),
+        )?,
         Compression::Zstd => {
             let mut decoder =
                 zstd::stream::read::Decoder::with_buffer(&input[..]).map_err(decompress_error)?;
             decoder
                 .window_log_max(zstd_window_log_max(max_bytes))
                 .map_err(decompress_error)?;
-            read_bounded(decoder, max_bytes)?
+            let content_bytes = zstd::zstd_safe::get_frame_content_size(input)
+                .ok()
+                .flatten();
+            read_bounded(decoder, max_bytes, content_bytes)?
         }
     };
     debug_assert!(output.len() <= max_bytes);
+    debug_assert_eq!(output.len(), output.capacity());
     Ok(Bytes::from(output))
 }
 
@@ -109,20 +119,78 @@ pub fn compress_at_level(
     }
 }
 
+/// The first step a decompression buffer grows by when the output's size is not declared.
+const READ_STEP_BYTES_MIN: usize = 64 * 1024;
+
 /// Reads `reader` to its end, or fails once it yields more than `max_bytes`.
-fn read_bounded(reader: impl Read, max_bytes: usize) -> Result<Vec<u8>, RecordError> {
-    let limit_bytes = u64::try_from(max_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    let mut output = Vec::new();
-    reader
-        .take(limit_bytes)
-        .read_to_end(&mut output)
-        .map_err(decompress_error)?;
-    if output.len() > max_bytes {
+///
+/// The buffer grows by exact steps (doubling, up to the declared `content_bytes` while the
+/// output has not passed it, never past `max_bytes`), so its capacity stays within the bound
+/// the caller charged; a frame declaring more than it holds costs only what it yields.
+fn read_bounded(
+    mut reader: impl Read,
+    max_bytes: usize,
+    content_bytes: Option<u64>,
+) -> Result<Vec<u8>, RecordError> {
+    let content_bytes = content_bytes.map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX));
+    if content_bytes.is_some_and(|bytes| bytes > max_bytes) {
         return Err(RecordError::TooLarge { max_bytes });
     }
+    let mut output = Vec::new();
+    let mut filled = 0;
+    // Each pass reads at least one byte or ends, and at most `max_bytes + 1` are read.
+    loop {
+        if filled == output.len() {
+            let grown = next_capacity_bytes(filled, max_bytes, content_bytes);
+            if grown == filled {
+                // Full at the bound: one more byte means the output is too large.
+                let mut probe = [0u8; 1];
+                match reader.read(&mut probe).map_err(decompress_error)? {
+                    0 => break,
+                    _ => return Err(RecordError::TooLarge { max_bytes }),
+                }
+            }
+            output
+                .try_reserve_exact(grown - filled)
+                .map_err(decompress_error)?;
+            output.resize(grown, 0);
+        }
+        match reader
+            .read(&mut output[filled..])
+            .map_err(decompress_error)?
+        {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    output.truncate(filled);
+    output.shrink_to_fit();
+    debug_assert!(output.capacity() <= max_bytes);
     Ok(output)
+}
+
+/// The capacity a full buffer of `len` bytes grows to (`len` itself at `max_bytes`).
+fn next_capacity_bytes(len: usize, max_bytes: usize, content_bytes: Option<usize>) -> usize {
+    let doubled = len.saturating_mul(2).max(READ_STEP_BYTES_MIN);
+    let grown = match content_bytes {
+        Some(content_bytes) if content_bytes > len => doubled.min(content_bytes),
+        _ => doubled,
+    };
+    grown.min(max_bytes)
+}
+
+/// The content size an LZ4 frame header declares, if any (FLG bit 3, then 8 bytes LE after
+/// the BD byte); only a hint, since the decoder checks it.
+fn lz4_content_bytes(input: &[u8]) -> Option<u64> {
+    const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
+    const CONTENT_SIZE_FLAG: u8 = 0x08;
+    let (magic, rest) = input.split_first_chunk::<4>()?;
+    let (&[flags, _block_descriptor], rest) = rest.split_first_chunk::<2>()?;
+    if *magic != LZ4_MAGIC || flags & CONTENT_SIZE_FLAG == 0 {
+        return None;
+    }
+    let (size, _) = rest.split_first_chunk::<8>()?;
+    Some(u64::from_le_bytes(*size))
 }
 
 fn decompress_error(error: impl std::fmt::Display) -> RecordError {
@@ -131,21 +199,36 @@ fn decompress_error(error: impl std::fmt::Display) -> RecordError {
 
 fn snappy_decompress(input: &[u8], max_bytes: usize) -> Result<Vec<u8>, RecordError> {
     // Like snappy-java, only a full xerial header selects the framed format.
-    match input.get(..XERIAL_HEADER_BYTES) {
+    let blocks = match input.get(..XERIAL_HEADER_BYTES) {
         Some(header) if header.starts_with(XERIAL_MAGIC) => {
-            xerial_decompress(&input[XERIAL_HEADER_BYTES..], max_bytes)
+            xerial_blocks(&input[XERIAL_HEADER_BYTES..])?
         }
-        _ => {
-            let mut output = Vec::new();
-            snappy_block_into(input, &mut output, max_bytes)?;
-            Ok(output)
-        }
+        _ => vec![input],
+    };
+    // Every block declares its size: sum them first, so the buffer is allocated once, exact.
+    let mut output_bytes: usize = 0;
+    for block in &blocks {
+        let block_bytes = snap::raw::decompress_len(block).map_err(decompress_error)?;
+        output_bytes = output_bytes
+            .checked_add(block_bytes)
+            .filter(|&bytes| bytes <= max_bytes)
+            .ok_or(RecordError::TooLarge { max_bytes })?;
     }
+    let mut output = Vec::new();
+    output
+        .try_reserve_exact(output_bytes)
+        .map_err(decompress_error)?;
+    for block in blocks {
+        snappy_block_into(block, &mut output)?;
+    }
+    debug_assert_eq!(output.len(), output_bytes);
+    debug_assert_eq!(output.capacity(), output_bytes);
+    Ok(output)
 }
 
-/// Decodes xerial blocks (`[i32 length][raw snappy]`…) after the header.
-fn xerial_decompress(mut blocks: &[u8], max_bytes: usize) -> Result<Vec<u8>, RecordError> {
-    let mut output = Vec::new();
+/// Splits xerial blocks (`[i32 length][raw snappy]`…) after the header.
+fn xerial_blocks(mut blocks: &[u8]) -> Result<Vec<&[u8]>, RecordError> {
+    let mut split = Vec::new();
     // Each pass consumes at least the 4-byte length, so this ends within input.len()/4 passes.
     while !blocks.is_empty() {
         let Some((length_bytes, rest)) = blocks.split_first_chunk::<4>() else {
@@ -160,28 +243,18 @@ fn xerial_decompress(mut blocks: &[u8], max_bytes: usize) -> Result<Vec<u8>, Rec
                 "snappy block longer than the records".into(),
             ));
         };
-        snappy_block_into(block, &mut output, max_bytes)?;
+        split.push(block);
         blocks = rest;
     }
-    Ok(output)
+    Ok(split)
 }
 
-/// Appends one raw snappy block to `output`, checking its declared size against the bound
-/// before growing the buffer.
-fn snappy_block_into(
-    block: &[u8],
-    output: &mut Vec<u8>,
-    max_bytes: usize,
-) -> Result<(), RecordError> {
+/// Appends one raw snappy block to `output`, whose capacity already holds its declared size.
+fn snappy_block_into(block: &[u8], output: &mut Vec<u8>) -> Result<(), RecordError> {
     let block_bytes = snap::raw::decompress_len(block).map_err(decompress_error)?;
     let start = output.len();
-    let end = start
-        .checked_add(block_bytes)
-        .filter(|&end| end <= max_bytes);
-    let Some(end) = end else {
-        return Err(RecordError::TooLarge { max_bytes });
-    };
-    output.resize(end, 0);
+    debug_assert!(output.capacity() - start >= block_bytes);
+    output.resize(start + block_bytes, 0);
     let written = snap::raw::Decoder::new()
         .decompress(block, &mut output[start..])
         .map_err(decompress_error)?;
@@ -235,6 +308,61 @@ mod tests {
                 let unpacked = decompress(codec, &Bytes::from(packed), 1 << 20).unwrap();
                 assert_eq!(unpacked.as_ref(), input.as_slice(), "{codec:?} len {len}");
             }
+        }
+    }
+
+    /// Frames that declare their decompressed size, as other producers may write them.
+    fn sized_frames(input: &[u8]) -> Vec<(Compression, Vec<u8>)> {
+        let lz4_info = lz4_flex::frame::FrameInfo::new().content_size(Some(input.len() as u64));
+        let mut lz4 = lz4_flex::frame::FrameEncoder::with_frame_info(lz4_info, Vec::new());
+        lz4.write_all(input).unwrap();
+        vec![
+            (Compression::Zstd, zstd::bulk::compress(input, 3).unwrap()),
+            (Compression::Lz4, lz4.finish().unwrap()),
+            (
+                Compression::Snappy,
+                snap::raw::Encoder::new().compress_vec(input).unwrap(),
+            ),
+        ]
+    }
+
+    /// The caller charges `max_bytes` to its budget: the buffer decompressed into must never
+    /// hold more than that, and what is returned holds no spare capacity.
+    #[test]
+    fn decompressed_capacity_never_exceeds_the_bound() {
+        let limit = 1 << 20;
+        for len in [600_000, limit - 1_000, limit] {
+            let input = sample_text(len);
+            let mut packed: Vec<_> = CODECS
+                .iter()
+                .map(|&codec| (codec, compress(codec, &input).unwrap()))
+                .collect();
+            packed.extend(sized_frames(&input));
+            // Two concatenated zstd frames: the first one's declared size is not the total.
+            let half = zstd::bulk::compress(&input[..len / 2], 3).unwrap();
+            let mut two = half.clone();
+            two.extend(zstd::bulk::compress(&input[len / 2..], 3).unwrap());
+            packed.push((Compression::Zstd, two));
+            for (codec, frame) in packed {
+                let output = decompress(codec, &Bytes::from(frame), limit).unwrap();
+                assert_eq!(output.as_ref(), input.as_slice(), "{codec:?} len {len}");
+                let output = Vec::from(output);
+                assert!(output.capacity() <= limit, "{codec:?} len {len}");
+                assert_eq!(output.capacity(), len, "{codec:?} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn declared_sizes_above_the_bound_are_too_large() {
+        let input = sample_text(100_000);
+        for (codec, frame) in sized_frames(&input) {
+            let result = decompress(codec, &Bytes::from(frame), 99_999);
+            assert_eq!(
+                result,
+                Err(RecordError::TooLarge { max_bytes: 99_999 }),
+                "{codec:?}"
+            );
         }
     }
 
