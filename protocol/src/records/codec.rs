@@ -24,6 +24,11 @@ const XERIAL_VERSION: i32 = 1;
 const XERIAL_COMPATIBLE_VERSION: i32 = 1;
 /// Uncompressed bytes per xerial block, as snappy-java's default.
 const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
+/// lz4 frame: magic, FLG, BD and header checksum before the blocks, end mark after.
+const LZ4_FRAME_OVERHEAD_BYTES: usize = 7 + 4;
+const LZ4_BLOCK_BYTES: usize = 64 * 1024;
+/// gzip's 10-byte header and 8-byte trailer, the final deflate block, and margin.
+const GZIP_OVERHEAD_BYTES_MAX: usize = 64;
 /// zstd's own default level (3), which Kafka's producer also uses by default.
 const ZSTD_LEVEL: i32 = 0;
 
@@ -93,30 +98,87 @@ pub fn compress_at_level(
     level: Option<i32>,
     input: &[u8],
 ) -> std::io::Result<Vec<u8>> {
+    let mut output = Vec::new();
+    compress_into(compression, level, input, &mut output)?;
+    output.shrink_to_fit();
+    Ok(output)
+}
+
+/// The most bytes [`compress_into`] appends for `input_bytes` of input: each codec's worst
+/// case, on incompressible input.
+pub fn compressed_bytes_max(compression: Compression, input_bytes: usize) -> usize {
+    let blocks = |block_bytes: usize| input_bytes.div_ceil(block_bytes);
     match compression {
-        Compression::None => Ok(input.to_vec()),
+        Compression::None => input_bytes,
+        // Stored deflate blocks cost 5 bytes each (zlib's deflateBound is tighter than
+        // this), plus the gzip header and trailer and the final block.
+        Compression::Gzip => input_bytes
+            .saturating_add(input_bytes / 4096)
+            .saturating_add(input_bytes / 16384)
+            .saturating_add(GZIP_OVERHEAD_BYTES_MAX),
+        Compression::Snappy => {
+            let full_blocks = input_bytes / XERIAL_BLOCK_BYTES;
+            let last_block_bytes = input_bytes % XERIAL_BLOCK_BYTES;
+            let block_max = |bytes: usize| 4 + snap::raw::max_compress_len(bytes);
+            let last = if last_block_bytes == 0 {
+                0
+            } else {
+                block_max(last_block_bytes)
+            };
+            full_blocks
+                .saturating_mul(block_max(XERIAL_BLOCK_BYTES))
+                .saturating_add(last)
+                .saturating_add(XERIAL_HEADER_BYTES)
+        }
+        // An incompressible block is stored as is, behind its 4-byte length.
+        Compression::Lz4 => input_bytes
+            .saturating_add(blocks(LZ4_BLOCK_BYTES).saturating_mul(4))
+            .saturating_add(LZ4_FRAME_OVERHEAD_BYTES),
+        Compression::Zstd => zstd::zstd_safe::compress_bound(input_bytes),
+    }
+}
+
+/// Appends `input` compressed with `compression` at `level` to `output`. Room for the
+/// codec's worst case is reserved exactly up front, so the buffer never grows by doubling
+/// (its capacity stays within what a caller charged); the caller shrinks it when done. A
+/// batch builder passes a buffer already holding the header's room, so the compressed
+/// records land where the batch needs them.
+pub fn compress_into(
+    compression: Compression,
+    level: Option<i32>,
+    input: &[u8],
+    output: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    output.try_reserve_exact(compressed_bytes_max(compression, input.len()))?;
+    let start = output.len();
+    match compression {
+        Compression::None => output.extend_from_slice(input),
         Compression::Gzip => {
             let gzip_level = level
                 .and_then(|level| u32::try_from(level).ok())
                 .filter(|level| (1..=9).contains(level))
                 .map_or_else(flate2::Compression::default, flate2::Compression::new);
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), gzip_level);
+            let mut encoder = flate2::write::GzEncoder::new(&mut *output, gzip_level);
             encoder.write_all(input)?;
-            encoder.finish()
+            encoder.finish()?;
         }
-        Compression::Snappy => xerial_compress(input),
+        Compression::Snappy => xerial_compress_into(input, output)?,
         Compression::Lz4 => {
             // Independent 64 KiB blocks and no content size: what Kafka's Java LZ4 stream
             // writes and the only shape its reader is sure to accept.
             let info = lz4_flex::frame::FrameInfo::new()
                 .block_size(lz4_flex::frame::BlockSize::Max64KB)
                 .block_mode(lz4_flex::frame::BlockMode::Independent);
-            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, &mut *output);
             encoder.write_all(input)?;
-            encoder.finish().map_err(std::io::Error::other)
+            encoder.finish().map_err(std::io::Error::other)?;
         }
-        Compression::Zstd => zstd::stream::encode_all(input, level.unwrap_or(ZSTD_LEVEL)),
+        Compression::Zstd => {
+            zstd::stream::copy_encode(input, &mut *output, level.unwrap_or(ZSTD_LEVEL))?;
+        }
     }
+    debug_assert!(output.len() - start <= compressed_bytes_max(compression, input.len()));
+    Ok(())
 }
 
 /// The first step a decompression buffer grows by when the output's size is not declared.
@@ -266,21 +328,25 @@ fn snappy_block_into(block: &[u8], output: &mut Vec<u8>) -> Result<(), RecordErr
     Ok(())
 }
 
-fn xerial_compress(input: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut output =
-        Vec::with_capacity(XERIAL_HEADER_BYTES + snap::raw::max_compress_len(input.len()));
+/// Appends the xerial header and blocks, each block compressed straight into `output`.
+fn xerial_compress_into(input: &[u8], output: &mut Vec<u8>) -> std::io::Result<()> {
     output.extend_from_slice(XERIAL_MAGIC);
     output.extend_from_slice(&XERIAL_VERSION.to_be_bytes());
     output.extend_from_slice(&XERIAL_COMPATIBLE_VERSION.to_be_bytes());
     let mut encoder = snap::raw::Encoder::new();
     for chunk in input.chunks(XERIAL_BLOCK_BYTES) {
-        let block = encoder.compress_vec(chunk).map_err(std::io::Error::other)?;
+        let length_at = output.len();
+        let block_at = length_at + 4;
+        output.resize(block_at + snap::raw::max_compress_len(chunk.len()), 0);
+        let block_bytes = encoder
+            .compress(chunk, &mut output[block_at..])
+            .map_err(std::io::Error::other)?;
+        output.truncate(block_at + block_bytes);
         // A block of at most 32 KiB compresses to well under i32::MAX bytes.
-        let block_length = i32::try_from(block.len()).map_err(std::io::Error::other)?;
-        output.extend_from_slice(&block_length.to_be_bytes());
-        output.extend_from_slice(&block);
+        let block_length = i32::try_from(block_bytes).map_err(std::io::Error::other)?;
+        output[length_at..block_at].copy_from_slice(&block_length.to_be_bytes());
     }
-    Ok(output)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -363,6 +429,41 @@ mod tests {
                 Err(RecordError::TooLarge { max_bytes: 99_999 }),
                 "{codec:?}"
             );
+        }
+    }
+
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 32) as u8
+            })
+            .collect()
+    }
+
+    /// The compressed output is reserved once, at the codec's worst case, behind what the
+    /// buffer already holds: incompressible input must never make it grow past that.
+    #[test]
+    fn compressed_output_stays_within_its_worst_case_reservation() {
+        let header_bytes = 61;
+        for codec in CODECS {
+            for len in [0, 1, 1_000, 32 * 1024, 64 * 1024 + 1, 300_000, 1 << 20] {
+                for input in [noise(len), sample_text(len)] {
+                    let mut output = vec![7u8; header_bytes];
+                    compress_into(codec, None, &input, &mut output).unwrap();
+                    let bound_bytes = header_bytes + compressed_bytes_max(codec, len);
+                    assert_eq!(output.capacity(), bound_bytes, "{codec:?} len {len}");
+                    assert!(output[..header_bytes].iter().all(|&b| b == 7));
+                    let packed = Bytes::copy_from_slice(&output[header_bytes..]);
+                    assert_eq!(decompress(codec, &packed, 1 << 20).unwrap(), input);
+                    let alone = compress(codec, &input).unwrap();
+                    assert_eq!(alone, output[header_bytes..], "{codec:?} len {len}");
+                    assert_eq!(alone.capacity(), alone.len());
+                }
+            }
         }
     }
 
