@@ -261,36 +261,40 @@ fn decompress_error(error: impl std::fmt::Display) -> RecordError {
 
 fn snappy_decompress(input: &[u8], max_bytes: usize) -> Result<Vec<u8>, RecordError> {
     // Like snappy-java, only a full xerial header selects the framed format.
-    let blocks = match input.get(..XERIAL_HEADER_BYTES) {
-        Some(header) if header.starts_with(XERIAL_MAGIC) => {
-            xerial_blocks(&input[XERIAL_HEADER_BYTES..])?
-        }
-        _ => vec![input],
+    let xerial = match input.get(..XERIAL_HEADER_BYTES) {
+        Some(header) if header.starts_with(XERIAL_MAGIC) => Some(&input[XERIAL_HEADER_BYTES..]),
+        _ => None,
+    };
+    let for_each_block = |visit: &mut dyn FnMut(&[u8]) -> Result<(), RecordError>| match xerial {
+        Some(blocks) => for_each_xerial_block(blocks, visit),
+        None => visit(input),
     };
     // Every block declares its size: sum them first, so the buffer is allocated once, exact.
     let mut output_bytes: usize = 0;
-    for block in &blocks {
+    for_each_block(&mut |block| {
         let block_bytes = snap::raw::decompress_len(block).map_err(decompress_error)?;
         output_bytes = output_bytes
             .checked_add(block_bytes)
             .filter(|&bytes| bytes <= max_bytes)
             .ok_or(RecordError::TooLarge { max_bytes })?;
-    }
+        Ok(())
+    })?;
     let mut output = Vec::new();
     output
         .try_reserve_exact(output_bytes)
         .map_err(decompress_error)?;
-    for block in blocks {
-        snappy_block_into(block, &mut output)?;
-    }
+    for_each_block(&mut |block| snappy_block_into(block, &mut output))?;
     debug_assert_eq!(output.len(), output_bytes);
     debug_assert_eq!(output.capacity(), output_bytes);
     Ok(output)
 }
 
-/// Splits xerial blocks (`[i32 length][raw snappy]`…) after the header.
-fn xerial_blocks(mut blocks: &[u8]) -> Result<Vec<&[u8]>, RecordError> {
-    let mut split = Vec::new();
+/// Calls `visit` on each xerial block (`[i32 length][raw snappy]`…) after the header,
+/// without collecting them (a stream of tiny blocks would otherwise cost memory).
+fn for_each_xerial_block(
+    mut blocks: &[u8],
+    visit: &mut dyn FnMut(&[u8]) -> Result<(), RecordError>,
+) -> Result<(), RecordError> {
     // Each pass consumes at least the 4-byte length, so this ends within input.len()/4 passes.
     while !blocks.is_empty() {
         let Some((length_bytes, rest)) = blocks.split_first_chunk::<4>() else {
@@ -305,10 +309,10 @@ fn xerial_blocks(mut blocks: &[u8]) -> Result<Vec<&[u8]>, RecordError> {
                 "snappy block longer than the records".into(),
             ));
         };
-        split.push(block);
+        visit(block)?;
         blocks = rest;
     }
-    Ok(split)
+    Ok(())
 }
 
 /// Appends one raw snappy block to `output`, whose capacity already holds its declared size.
