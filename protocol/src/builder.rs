@@ -114,7 +114,7 @@ pub struct BatchBuilder {
     header_last_offset_delta_min: i32,
     base_timestamp: i64,
     max_timestamp: i64,
-    /// The codec's level (`None`: its default); see [`codec::compress_at_level`].
+    /// The codec's level (`None`: its default); see [`codec::compress_into`].
     compression_level: Option<i32>,
     /// The base timestamp when set (see `with_base_timestamp`); else the first record's.
     base_timestamp_fixed: Option<i64>,
@@ -325,16 +325,16 @@ impl BatchBuilder {
             return Err(BuildError::Empty);
         };
         // The section starts with room for the header; an uncompressed batch is finished in
-        // place, a compressed one is the header's room followed by the compressed records.
+        // place, a compressed one is compressed straight behind a fresh header's room (no
+        // second copy of the compressed records), its worst-case room trimmed after.
         let mut batch = match self.fields.compression {
             Compression::None => self.section,
             codec => {
                 let records = &self.section[BATCH_HEADER_BYTES..];
-                let compressed = codec::compress_at_level(codec, self.compression_level, records)
+                let mut batch = vec![0; BATCH_HEADER_BYTES];
+                codec::compress_into(codec, self.compression_level, records, &mut batch)
                     .map_err(|e| BuildError::Compress(e.to_string()))?;
-                let mut batch = Vec::with_capacity(BATCH_HEADER_BYTES + compressed.len());
-                batch.resize(BATCH_HEADER_BYTES, 0);
-                batch.extend_from_slice(&compressed);
+                batch.shrink_to_fit();
                 batch
             }
         };
