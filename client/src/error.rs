@@ -50,6 +50,17 @@ pub enum Error {
         needed_bytes: usize,
         timeout_ms: u64,
     },
+    /// A batch was not delivered within the producer's `delivery_timeout_ms` of its first
+    /// record being sent; `last_error` is why its last attempt failed, if it had one.
+    #[error(
+        "batch for {topic}-{partition} not delivered within delivery_timeout_ms {timeout_ms} ms (last error: {last_error})"
+    )]
+    DeliveryTimeout {
+        topic: String,
+        partition: i32,
+        timeout_ms: u64,
+        last_error: String,
+    },
     #[error("record of {size_bytes} bytes is larger than the {max_bytes}-byte batch limit")]
     RecordTooLarge { size_bytes: usize, max_bytes: usize },
     #[error("invalid configuration: {0}")]

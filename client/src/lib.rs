@@ -21,6 +21,9 @@ pub mod partitioner;
 pub mod producer;
 pub mod versions;
 
+#[cfg(test)]
+mod fake_broker;
+
 pub use kafka_protocol as kafka;
 
 pub use admin::Admin;

@@ -42,6 +42,26 @@ pub(super) struct SealedBatch {
     seq: u64,
     pub attempts: u32,
     pub retry_at: Option<Instant>,
+    /// When the batch fails if not delivered: `delivery_timeout_ms` after it opened (its
+    /// first record's `send`), as Java counts from the batch's creation.
+    pub deadline: Instant,
+    /// Why the last attempt failed (for the error at the deadline).
+    pub last_error: Option<String>,
+}
+
+impl SealedBatch {
+    /// The error a batch gets when its delivery deadline has passed.
+    pub fn expired(&self, timeout_ms: u64) -> Error {
+        Error::DeliveryTimeout {
+            topic: self.partition.0.to_string(),
+            partition: self.partition.1,
+            timeout_ms,
+            last_error: self
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "none, it was never sent".to_owned()),
+        }
+    }
 }
 
 /// Room beyond `batch_size_bytes` in a new batch's buffer: the record that crosses the
@@ -420,6 +440,7 @@ impl Accumulator {
     /// it is then sealed empty and dropped by the sender.
     fn seal(&self, open: OpenBatch, partition: &TopicPartition) -> SealedBatch {
         let records = usize::try_from(open.builder.record_count()).unwrap_or(0);
+        let deadline = open.created + Duration::from_millis(self.config.delivery_timeout_ms);
         let mut sealed = SealedBatch {
             partition: partition.clone(),
             bytes: Bytes::new(),
@@ -429,6 +450,8 @@ impl Accumulator {
             seq: open.seq,
             attempts: 0,
             retry_at: None,
+            deadline,
+            last_error: None,
         };
         match open.builder.finish() {
             Ok(bytes) => sealed.bytes = bytes,
@@ -442,6 +465,8 @@ impl Accumulator {
                     seq: sealed.seq,
                     attempts: 0,
                     retry_at: None,
+                    deadline,
+                    last_error: None,
                 };
                 self.fail(failed, Error::Protocol(format!("batch: {e}")));
             }
@@ -478,6 +503,18 @@ impl Accumulator {
                         } else {
                             next = Some(next.map_or(due, |n| n.min(due)));
                         }
+                    }
+                }
+                // Batches past their delivery deadline fail here, whether they waited behind
+                // an in-flight batch, for a retry or for a leader. Bounded by the queue.
+                while queue
+                    .sealed
+                    .front()
+                    .is_some_and(|b| b.deadline <= now && !b.bytes.is_empty())
+                {
+                    if let Some(expired) = queue.sealed.pop_front() {
+                        let error = expired.expired(self.config.delivery_timeout_ms);
+                        self.fail(expired, error);
                     }
                 }
                 let Some(front) = queue.sealed.front() else {
@@ -524,10 +561,18 @@ impl Accumulator {
         self.release(batch.memory_bytes, batch.seq);
     }
 
-    /// Puts a batch that failed retriably back at the head of its queue.
+    /// Puts a batch that failed retriably back at the head of its queue, to go again after
+    /// the retry backoff (doubling per attempt, within `retry_backoff_max_ms`) or at its
+    /// deadline, whichever is first (the drain then fails it).
     pub fn requeue(&self, mut batch: SealedBatch) {
-        batch.attempts += 1;
-        batch.retry_at = Some(Instant::now() + Duration::from_millis(self.config.retry_backoff_ms));
+        let backoff_ms = retry_backoff_ms(
+            self.config.retry_backoff_ms,
+            self.config.retry_backoff_max_ms,
+            batch.attempts,
+        );
+        batch.attempts = batch.attempts.saturating_add(1);
+        let retry_at = Instant::now() + Duration::from_millis(backoff_ms);
+        batch.retry_at = Some(retry_at.min(batch.deadline));
         let mut queues = self.queues();
         if let Some(queue) = Self::queue_of(&mut queues, &batch.partition) {
             queue.in_flight = false;
@@ -603,6 +648,14 @@ impl Accumulator {
         }
         Ok(())
     }
+}
+
+/// The pause before retry number `attempts + 1` of a batch: `backoff_ms` doubled per
+/// earlier retry, within `[backoff_ms, backoff_max_ms]` (Kafka's `retry.backoff.ms` /
+/// `retry.backoff.max.ms`, without the jitter).
+pub(super) fn retry_backoff_ms(backoff_ms: u64, backoff_max_ms: u64, attempts: u32) -> u64 {
+    let doubled = backoff_ms.saturating_mul(1u64 << attempts.min(32));
+    doubled.clamp(backoff_ms, backoff_max_ms.max(backoff_ms))
 }
 
 /// One caller in `flush`, counted in `Accumulator::flushing` while it lives.

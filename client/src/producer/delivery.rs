@@ -45,6 +45,14 @@ enum Outcome {
         code: Option<i16>,
         message: String,
     },
+    /// Not delivered within `delivery_timeout_ms`: kept whole, so every record's future
+    /// gets [`Error::DeliveryTimeout`] with the topic, partition and timeout.
+    Expired {
+        topic: String,
+        partition: i32,
+        timeout_ms: u64,
+        last_error: String,
+    },
     Closed,
 }
 
@@ -72,10 +80,24 @@ impl BatchOutcome {
     }
 
     pub fn fail(&self, error: &Error) {
-        self.set(Outcome::Failed {
-            code: error.code(),
-            message: error.to_string(),
-        });
+        let outcome = match error {
+            Error::DeliveryTimeout {
+                topic,
+                partition,
+                timeout_ms,
+                last_error,
+            } => Outcome::Expired {
+                topic: topic.clone(),
+                partition: *partition,
+                timeout_ms: *timeout_ms,
+                last_error: last_error.clone(),
+            },
+            _ => Outcome::Failed {
+                code: error.code(),
+                message: error.to_string(),
+            },
+        };
+        self.set(outcome);
     }
 
     fn set(&self, outcome: Outcome) {
@@ -168,6 +190,17 @@ impl DeliveryFuture {
                 code: None,
                 message,
             } => Err(Error::Protocol(message.clone())),
+            Outcome::Expired {
+                topic,
+                partition,
+                timeout_ms,
+                last_error,
+            } => Err(Error::DeliveryTimeout {
+                topic: topic.clone(),
+                partition: *partition,
+                timeout_ms: *timeout_ms,
+                last_error: last_error.clone(),
+            }),
             Outcome::Closed => Err(Error::Closed),
         }
     }

@@ -78,10 +78,20 @@ pub struct ProducerConfig {
     /// leader yet — in all (then `TopicMetadataTimeout`).
     pub max_block_ms: u64,
     pub in_flight_per_broker_max: usize,
-    /// Attempts after the first for a batch that failed with a retriable error.
+    /// How long a record may take from `send` returning to its outcome (Java's
+    /// `delivery.timeout.ms`): lingering, waiting for a leader, in flight and retries all
+    /// count. A retriable failure is retried until then; a batch still undelivered at its
+    /// deadline fails with [`Error::DeliveryTimeout`]. A request already in flight at the
+    /// deadline is waited for (at most `request_timeout_ms` more). Must be at least
+    /// `linger_ms + request_timeout_ms` and at most `i32::MAX`, as Java requires.
+    pub delivery_timeout_ms: u64,
+    /// Attempts after the first for a batch that failed with a retriable error: an extra
+    /// cap beside `delivery_timeout_ms`, which is the bound that matters. The default,
+    /// `i32::MAX` as in Java, leaves retries bounded by time alone.
     pub retries_max: u32,
-    /// Pause before retrying a batch, and the first pause between Metadata requests while
-    /// `send` waits for a topic (those double, up to `retry_backoff_max_ms`).
+    /// Pause before the first retry of a batch (doubling for each further retry of it, up
+    /// to `retry_backoff_max_ms`), and the first pause between Metadata requests while
+    /// `send` waits for a topic (those double likewise).
     pub retry_backoff_ms: u64,
     pub retry_backoff_max_ms: u64,
     /// The broker-side bound on waiting for acks (the Produce `timeout_ms`).
@@ -100,7 +110,8 @@ impl ProducerConfig {
             buffer_memory_bytes: 32 * 1024 * 1024,
             max_block_ms: 60_000,
             in_flight_per_broker_max: 5,
-            retries_max: 10,
+            delivery_timeout_ms: 120_000,
+            retries_max: i32::MAX as u32,
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 1_000,
             ack_timeout_ms: 30_000,
@@ -122,6 +133,22 @@ impl ProducerConfig {
             return Err(Error::Config(
                 "in_flight_per_broker_max must be > 0".to_owned(),
             ));
+        }
+        let floor_ms = self
+            .linger_ms
+            .saturating_add(self.client.connection.request_timeout_ms);
+        if self.delivery_timeout_ms > i32::MAX as u64 {
+            // Java's bound (an int); keeps every batch deadline a representable instant.
+            return Err(Error::Config(
+                "delivery_timeout_ms must be <= i32::MAX".to_owned(),
+            ));
+        }
+        if self.delivery_timeout_ms < floor_ms {
+            // A batch must be able to linger and wait out one request before it expires.
+            return Err(Error::Config(format!(
+                "delivery_timeout_ms ({}) must be >= linger_ms + request_timeout_ms ({floor_ms})",
+                self.delivery_timeout_ms
+            )));
         }
         Ok(())
     }

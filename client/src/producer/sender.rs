@@ -196,17 +196,32 @@ fn retry_all(accumulator: &Accumulator, batches: Vec<SealedBatch>, error: &Error
     }
 }
 
-fn retry_or_fail(accumulator: &Accumulator, batch: SealedBatch, error: Error) {
+/// Requeues `batch` after a retriable `error` while its delivery deadline has not passed
+/// (and `retries_max` allows); otherwise fails it — with [`Error::DeliveryTimeout`] when
+/// time ran out, so the caller learns which bound ended it.
+fn retry_or_fail(accumulator: &Accumulator, mut batch: SealedBatch, error: Error) {
     let partition = batch.partition.clone();
-    if error.is_retriable() && batch.attempts < accumulator.config.retries_max {
-        tracing::debug!(topic = %partition.0, partition = partition.1, %error, "retrying batch");
-        accumulator.cluster().forget_topic(&partition.0);
-        accumulator.requeue(batch);
-    } else {
+    let config = &accumulator.config;
+    if !error.is_retriable() || batch.attempts >= config.retries_max {
         accumulator.fail(batch, error);
         accumulator.done_in_flight(&partition);
+        return;
     }
+    batch.last_error = Some(error.to_string());
+    if Instant::now() >= batch.deadline {
+        let expired = batch.expired(config.delivery_timeout_ms);
+        accumulator.fail(batch, expired);
+        accumulator.done_in_flight(&partition);
+        return;
+    }
+    tracing::debug!(topic = %partition.0, partition = partition.1, %error, "retrying batch");
+    accumulator.cluster().forget_topic(&partition.0);
+    accumulator.requeue(batch);
 }
+
+#[cfg(test)]
+#[path = "sender_tests.rs"]
+mod sender_tests;
 
 #[cfg(test)]
 mod tests {

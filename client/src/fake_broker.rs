@@ -1,0 +1,198 @@
+//! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce and
+//! FindCoordinator as a test's [`Script`] says, so producer and group behaviour against
+//! leaders that come and go, or brokers that never answer, can be shown without a real
+//! broker. Requests on a connection are answered in order; one the script leaves unanswered
+//! holds up the rest of that connection, as a stuck broker would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, FindCoordinatorResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cluster::topic_name;
+
+/// One topic as Metadata reports it: a topic-level error, or its partitions' leaders
+/// (-1: no leader, reported with LEADER_NOT_AVAILABLE on the partition).
+#[allow(dead_code)] // `Error` is for tests of topics without a leader
+pub(crate) enum TopicAnswer {
+    Error(i16),
+    Leaders(Vec<i32>),
+}
+
+type MetadataScript = dyn Fn(&str) -> TopicAnswer + Send + Sync;
+type ProduceScript = dyn Fn(&str, i32) -> Option<i16> + Send + Sync;
+type CoordinatorScript = dyn Fn() -> Option<i16> + Send + Sync;
+
+/// What the broker answers. `produce` gives a partition's error code, or `None` to never
+/// answer; `find_coordinator` likewise (`Some(0)`: this node).
+#[derive(Clone)]
+pub(crate) struct Script {
+    pub metadata: Arc<MetadataScript>,
+    pub produce: Arc<ProduceScript>,
+    pub find_coordinator: Arc<CoordinatorScript>,
+}
+
+impl Default for Script {
+    fn default() -> Script {
+        Script {
+            metadata: Arc::new(|_| TopicAnswer::Leaders(vec![0])),
+            produce: Arc::new(|_, _| Some(0)),
+            find_coordinator: Arc::new(|| Some(0)),
+        }
+    }
+}
+
+const LEADER_NOT_AVAILABLE: i16 = 5;
+
+/// Starts the broker on `127.0.0.1:0`; returns its address.
+pub(crate) async fn start(script: Script) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, addr.port(), script.clone()));
+        }
+    });
+    addr.to_string()
+}
+
+async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
+    while let Ok(size) = stream.read_i32().await {
+        let mut frame = vec![0u8; usize::try_from(size).unwrap()];
+        stream.read_exact(&mut frame).await.unwrap();
+        let key = ApiKey::try_from(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let mut body = Bytes::from(frame);
+        let header = RequestHeader::decode(&mut body, key.request_header_version(version)).unwrap();
+        let mut out = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(header.correlation_id)
+            .encode(&mut out, key.response_header_version(version))
+            .unwrap();
+        let answered = match key {
+            ApiKey::ApiVersions => api_versions().encode(&mut out, version).is_ok(),
+            ApiKey::Metadata => {
+                let request = MetadataRequest::decode(&mut body, version).unwrap();
+                let names: Vec<String> = request
+                    .topics
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                    .collect();
+                metadata(port, &names, &script)
+                    .encode(&mut out, version)
+                    .is_ok()
+            }
+            ApiKey::Produce => {
+                let request = ProduceRequest::decode(&mut body, version).unwrap();
+                match produce(&request, &script) {
+                    Some(response) => response.encode(&mut out, version).is_ok(),
+                    None => false,
+                }
+            }
+            ApiKey::FindCoordinator => match (script.find_coordinator)() {
+                Some(code) => FindCoordinatorResponse::default()
+                    .with_error_code(code)
+                    .with_node_id(BrokerId(if code == 0 { 0 } else { -1 }))
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(i32::from(port))
+                    .encode(&mut out, version)
+                    .is_ok(),
+                None => false,
+            },
+            _ => false,
+        };
+        if !answered {
+            // Never answered: keep the connection open and silent until the client leaves.
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest).await;
+            return;
+        }
+        stream
+            .write_i32(i32::try_from(out.len()).unwrap())
+            .await
+            .unwrap();
+        stream.write_all(&out).await.unwrap();
+    }
+}
+
+fn api_versions() -> ApiVersionsResponse {
+    let api = |key: ApiKey, max_version| {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_min_version(0)
+            .with_max_version(max_version)
+    };
+    ApiVersionsResponse::default().with_api_keys(vec![
+        api(ApiKey::ApiVersions, 3),
+        api(ApiKey::Metadata, 12),
+        api(ApiKey::Produce, 9),
+        api(ApiKey::FindCoordinator, 3),
+    ])
+}
+
+fn metadata(port: u16, names: &[String], script: &Script) -> MetadataResponse {
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(0))
+        .with_host(StrBytes::from_static_str("127.0.0.1"))
+        .with_port(i32::from(port));
+    let topics = names
+        .iter()
+        .map(|name| {
+            let topic = MetadataResponseTopic::default().with_name(Some(topic_name(name)));
+            match (script.metadata)(name) {
+                TopicAnswer::Error(code) => topic.with_error_code(code),
+                TopicAnswer::Leaders(leaders) => topic.with_partitions(
+                    leaders
+                        .iter()
+                        .zip(0..)
+                        .map(|(leader, index)| {
+                            MetadataResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_leader_id(BrokerId(*leader))
+                                .with_error_code(if *leader < 0 { LEADER_NOT_AVAILABLE } else { 0 })
+                        })
+                        .collect(),
+                ),
+            }
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_topics(topics)
+}
+
+/// The response to `request`, or `None` when any partition is scripted to go unanswered.
+fn produce(request: &ProduceRequest, script: &Script) -> Option<ProduceResponse> {
+    let mut responses = Vec::new();
+    for topic in &request.topic_data {
+        let mut partitions = Vec::new();
+        for data in &topic.partition_data {
+            let code = (script.produce)(topic.name.0.as_str(), data.index)?;
+            partitions.push(
+                PartitionProduceResponse::default()
+                    .with_index(data.index)
+                    .with_error_code(code)
+                    .with_base_offset(if code == 0 { 0 } else { -1 }),
+            );
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_partition_responses(partitions),
+        );
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,109 @@
+//! The sender against a scripted broker ([`crate::fake_broker`]): retries bounded by
+//! `delivery_timeout_ms`, not by a count.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{codes, Error};
+use crate::fake_broker::{self, Script};
+use crate::producer::accumulator::retry_backoff_ms;
+use crate::{Producer, ProducerConfig, ProducerRecord};
+
+/// Longest any outcome here may take before the test counts it as hung: only upper bounds,
+/// and generous ones, since machines are noisy.
+const HANG: Duration = Duration::from_secs(10);
+
+async fn producer(addr: &str, adjust: impl FnOnce(&mut ProducerConfig)) -> Producer {
+    let mut config = ProducerConfig::new(addr);
+    adjust(&mut config);
+    Producer::new(config).await.expect("producer")
+}
+
+#[tokio::test]
+async fn a_batch_whose_leader_is_missing_for_two_seconds_is_delivered() {
+    let started = Instant::now();
+    let addr = fake_broker::start(Script {
+        produce: Arc::new(
+            move |_, _| match started.elapsed() < Duration::from_secs(2) {
+                true => Some(codes::NOT_LEADER_OR_FOLLOWER),
+                false => Some(0),
+            },
+        ),
+        ..Script::default()
+    })
+    .await;
+    let producer = producer(&addr, |_| {}).await;
+    let delivery = producer
+        .send(ProducerRecord::new("t", "v"))
+        .await
+        .expect("send");
+    let metadata = tokio::time::timeout(HANG, delivery)
+        .await
+        .expect("not hung")
+        .expect("delivered once the leader is back");
+    assert_eq!((metadata.partition, metadata.offset), (0, 0));
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_batch_to_a_broker_that_never_answers_fails_at_its_delivery_timeout() {
+    let addr = fake_broker::start(Script {
+        produce: Arc::new(|_, _| None),
+        ..Script::default()
+    })
+    .await;
+    let producer = producer(&addr, |c| {
+        c.client.connection.request_timeout_ms = 200;
+        c.delivery_timeout_ms = 500;
+    })
+    .await;
+    let started = Instant::now();
+    let delivery = producer
+        .send(ProducerRecord::new("t", "v"))
+        .await
+        .expect("send");
+    let error = tokio::time::timeout(HANG, delivery)
+        .await
+        .expect("failed within the bound")
+        .expect_err("never answered");
+    assert!(started.elapsed() < HANG);
+    let Error::DeliveryTimeout {
+        topic,
+        partition,
+        timeout_ms,
+        ..
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!((topic.as_str(), *partition, *timeout_ms), ("t", 0, 500));
+    let message = error.to_string();
+    assert!(
+        message.contains("t-0") && message.contains("500 ms"),
+        "{message}"
+    );
+    assert!(!error.is_retriable());
+}
+
+#[tokio::test]
+async fn a_delivery_timeout_below_linger_plus_request_timeout_is_refused() {
+    let mut config = ProducerConfig::new("127.0.0.1:1");
+    config.linger_ms = 100;
+    config.client.connection.request_timeout_ms = 1_000;
+    config.delivery_timeout_ms = 1_099;
+    let Err(error) = Producer::new(config).await else {
+        panic!("accepted");
+    };
+    assert!(matches!(error, Error::Config(_)), "{error:?}");
+    assert!(ProducerConfig::new("x").delivery_timeout_ms == 120_000);
+}
+
+#[test]
+fn retry_backoff_doubles_within_its_bounds() {
+    let pauses: Vec<u64> = (0..6).map(|n| retry_backoff_ms(100, 1_000, n)).collect();
+    assert_eq!(pauses, vec![100, 200, 400, 800, 1_000, 1_000]);
+    assert_eq!(retry_backoff_ms(100, 10, 3), 100);
+    assert_eq!(retry_backoff_ms(100, 1_000, u32::MAX), 1_000);
+}
