@@ -472,6 +472,28 @@ impl Cluster {
         Ok(self.topic(topic).await?.partitions.len())
     }
 
+    /// The cached leader of one partition, if metadata names one; never asks the broker
+    /// (the producer's sender asks per batch and must not wait on a topic without one).
+    pub fn cached_leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let state = self.lock();
+        let info = state.topics.get(topic)?;
+        info.partitions
+            .iter()
+            .find(|p| p.partition == partition)
+            .map(|p| p.leader)
+            .filter(|leader| *leader >= 0)
+    }
+
+    /// Asks the broker for `topic`'s metadata once; `Some(code)` when the answer means it is
+    /// not worth waiting for (missing, or a non-retriable error).
+    pub(crate) async fn refresh_topic(&self, topic: &str) -> Result<Option<i16>> {
+        let errors = self.refresh_topics(Some(&[topic.to_owned()])).await?;
+        Ok(errors
+            .get(topic)
+            .copied()
+            .filter(|code| !is_retriable_topic_error(*code)))
+    }
+
     /// Leader broker id of one partition, refreshing metadata once if unknown.
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<i32> {
         for attempt in 0..2 {

@@ -25,7 +25,6 @@ use crate::cluster::topic_name;
 
 /// One topic as Metadata reports it: a topic-level error, or its partitions' leaders
 /// (-1: no leader, reported with LEADER_NOT_AVAILABLE on the partition).
-#[allow(dead_code)] // `Error` is for tests of topics without a leader
 pub(crate) enum TopicAnswer {
     Error(i16),
     Leaders(Vec<i32>),

@@ -571,7 +571,19 @@ impl Accumulator {
             batch.attempts,
         );
         batch.attempts = batch.attempts.saturating_add(1);
-        let retry_at = Instant::now() + Duration::from_millis(backoff_ms);
+        self.put_back(batch, backoff_ms);
+    }
+
+    /// Puts a batch whose leader is not known yet back at the head of its queue, to be
+    /// looked at again `retry_backoff_ms` later (not counted as a retry: it was not sent).
+    pub fn defer(&self, batch: SealedBatch) {
+        self.put_back(batch, self.config.retry_backoff_ms);
+    }
+
+    /// Returns `batch` to the head of its queue, sendable after `pause_ms` (or at its
+    /// deadline, when the drain fails it), and wakes the sender.
+    fn put_back(&self, mut batch: SealedBatch, pause_ms: u64) {
+        let retry_at = Instant::now() + Duration::from_millis(pause_ms);
         batch.retry_at = Some(retry_at.min(batch.deadline));
         let mut queues = self.queues();
         if let Some(queue) = Self::queue_of(&mut queues, &batch.partition) {

@@ -1,6 +1,8 @@
 //! The sender task: drains ready batches, groups them by leader, and sends one Produce
 //! request per broker (at most `in_flight_per_broker_max` at once per broker). Completes,
 //! retries (retriable errors, with backoff and a metadata refresh) or fails each batch.
+//! Leaders come from cached metadata only: a batch whose leader is not known waits for a
+//! background lookup, so one topic without a leader never delays the others.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use tokio::task::JoinHandle;
 use super::accumulator::{Accumulator, SealedBatch};
 use super::Acks;
 use crate::cluster::topic_name;
-use crate::error::Error;
+use crate::error::{codes, Error};
 
 /// Stops the sender task when the last producer clone is dropped (after what is queued
 /// has had a chance to go: callers flush first if they care).
@@ -39,15 +41,22 @@ const IDLE_WAIT_MS: u64 = 100;
 
 async fn run(accumulator: Arc<Accumulator>) {
     let mut brokers: HashMap<i32, Arc<Semaphore>> = HashMap::new();
+    let lookups = Lookups::default();
     loop {
         let wake = accumulator.wake_sender.notified();
         let (ready, next) = accumulator.drain(Instant::now());
         let mut by_leader: HashMap<i32, Vec<SealedBatch>> = HashMap::new();
+        // Only cached leaders: a topic without one is looked up in the background while
+        // its batches wait, so it never holds up the batches of topics whose leaders are
+        // known (a lookup waits up to seconds for a topic being created).
         for batch in ready {
             let (topic, partition) = &batch.partition;
-            match accumulator.cluster().leader(topic, *partition).await {
-                Ok(leader) => by_leader.entry(leader).or_default().push(batch),
-                Err(e) => retry_or_fail(&accumulator, batch, e),
+            match accumulator.cluster().cached_leader(topic, *partition) {
+                Some(leader) => by_leader.entry(leader).or_default().push(batch),
+                None => match lookups.start_or_result(&accumulator, topic) {
+                    Some(error) => retry_or_fail(&accumulator, batch, error),
+                    None => accumulator.defer(batch),
+                },
             }
         }
         let request_bytes_max = accumulator.config.max_request_bytes;
@@ -74,6 +83,58 @@ async fn run(accumulator: Arc<Accumulator>) {
             _ = wake => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
+    }
+}
+
+/// What the sender knows of its background metadata lookups (one at a time per topic):
+/// running, or found the topic not worth waiting for (the code of the broker's answer).
+#[derive(Default, Clone)]
+struct Lookups(Arc<std::sync::Mutex<HashMap<Arc<str>, Option<i16>>>>);
+
+impl Lookups {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Option<i16>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// For a batch of `topic` without a known leader: the error that ends it when the last
+    /// lookup found the topic gone (that result is used up), else `None` after starting a
+    /// lookup unless one is running. The lookup wakes the sender when done.
+    fn start_or_result(&self, accumulator: &Arc<Accumulator>, topic: &Arc<str>) -> Option<Error> {
+        let mut map = self.map();
+        match map.get(topic) {
+            Some(Some(code)) => {
+                let code = *code;
+                map.remove(topic);
+                return Some(match code {
+                    codes::UNKNOWN_TOPIC_OR_PARTITION => {
+                        Error::UnknownTopicOrPartition(topic.to_string())
+                    }
+                    code => Error::Broker {
+                        code,
+                        context: format!("metadata of {topic}"),
+                    },
+                });
+            }
+            Some(None) => return None,
+            None => map.insert(topic.clone(), None),
+        };
+        drop(map);
+        let (lookups, accumulator, topic) = (self.clone(), accumulator.clone(), topic.clone());
+        tokio::spawn(async move {
+            let found = match accumulator.cluster().refresh_topic(&topic).await {
+                Ok(gone) => gone,
+                Err(error) => {
+                    tracing::debug!(%topic, %error, "metadata lookup failed; will ask again");
+                    None
+                }
+            };
+            match found {
+                Some(code) => lookups.map().insert(topic, Some(code)),
+                None => lookups.map().remove(&topic),
+            };
+            accumulator.wake_sender.notify_one();
+        });
+        None
     }
 }
 

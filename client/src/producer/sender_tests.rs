@@ -3,11 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{codes, Error};
-use crate::fake_broker::{self, Script};
+use crate::fake_broker::{self, Script, TopicAnswer};
 use crate::producer::accumulator::retry_backoff_ms;
 use crate::{Producer, ProducerConfig, ProducerRecord};
 
@@ -107,3 +108,61 @@ fn retry_backoff_doubles_within_its_bounds() {
     assert_eq!(retry_backoff_ms(100, 10, 3), 100);
     assert_eq!(retry_backoff_ms(100, 1_000, u32::MAX), 1_000);
 }
+
+#[tokio::test]
+async fn a_topic_without_a_leader_does_not_hold_up_a_topic_with_one() {
+    // "slow" has a leader for the first Metadata answer only (so `send` accepts records),
+    // then none: its batches fail with NOT_LEADER_OR_FOLLOWER and wait for a leader.
+    let slow_lookups = Arc::new(AtomicUsize::new(0));
+    let lookups = slow_lookups.clone();
+    let addr = fake_broker::start(Script {
+        metadata: Arc::new(move |topic| match topic {
+            "slow" if lookups.fetch_add(1, Ordering::SeqCst) > 0 => {
+                TopicAnswer::Error(LEADER_NOT_AVAILABLE)
+            }
+            "slow" => TopicAnswer::Leaders(vec![0; SLOW_PARTITIONS]),
+            _ => TopicAnswer::Leaders(vec![0]),
+        }),
+        produce: Arc::new(|topic, _| match topic {
+            "slow" => Some(codes::NOT_LEADER_OR_FOLLOWER),
+            _ => Some(0),
+        }),
+        ..Script::default()
+    })
+    .await;
+    let producer = producer(&addr, |c| {
+        c.client.connection.request_timeout_ms = 1_000;
+        c.delivery_timeout_ms = 1_500;
+    })
+    .await;
+    let mut stuck = Vec::new();
+    for partition in 0..SLOW_PARTITIONS {
+        let record = ProducerRecord::new("slow", "v").with_partition(partition as i32);
+        stuck.push(producer.send(record).await.expect("send"));
+    }
+    // Let the slow batches fail once and start waiting for their leader.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let delivery = producer
+        .send(ProducerRecord::new("fast", "v"))
+        .await
+        .expect("send");
+    let metadata = tokio::time::timeout(HANG, delivery)
+        .await
+        .expect("not hung")
+        .expect("delivered");
+    assert_eq!(metadata.offset, 0);
+    // Generous, but well under one blocking lookup per slow batch (2 s each).
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "fast waited {waited:?}");
+    for delivery in stuck {
+        let error = tokio::time::timeout(HANG, delivery)
+            .await
+            .expect("failed within the bound")
+            .expect_err("no leader ever");
+        assert!(matches!(error, Error::DeliveryTimeout { .. }), "{error:?}");
+    }
+}
+
+const SLOW_PARTITIONS: usize = 6;
+const LEADER_NOT_AVAILABLE: i16 = 5;
