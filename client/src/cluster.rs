@@ -404,7 +404,8 @@ impl Cluster {
     }
 
     /// Cached metadata of `topic`, asking the broker again (`wait`'s backoff apart) while it
-    /// answers with a retriable error or, with `wait_for_missing`, does not know the topic.
+    /// answers with a retriable error, the request fails retriably (a lost connection), or,
+    /// with `wait_for_missing`, the broker does not know the topic.
     /// Past `wait.max_block_ms` the answer is [`Error::TopicMetadataTimeout`], naming the
     /// topic and how long was waited. A missing topic not waited for is
     /// [`Error::UnknownTopicOrPartition`] at once.
@@ -417,33 +418,44 @@ impl Cluster {
             if let Some(info) = self.cached_topic(topic) {
                 return Ok(info);
             }
-            let errors = self.refresh_topics(Some(&[topic.to_owned()])).await?;
+            // The broker's code for the topic, or why the request failed: a lost connection
+            // or unreachable brokers (one restarting) are asked again like a topic error.
+            let last = match self.refresh_topics(Some(&[topic.to_owned()])).await {
+                Ok(errors) => Ok(errors.get(topic).copied()),
+                Err(e) if e.is_retriable() || matches!(e, Error::NoBrokers(_)) => Err(e),
+                Err(e) => return Err(e),
+            };
             if let Some(info) = self.cached_topic(topic) {
                 return Ok(info);
             }
-            // No error and no topic: the broker left it out; treat it as unknown.
-            let code = errors
-                .get(topic)
-                .copied()
-                .unwrap_or(codes::UNKNOWN_TOPIC_OR_PARTITION);
-            let missing = code == codes::UNKNOWN_TOPIC_OR_PARTITION;
-            if missing && !wait.wait_for_missing {
-                return Err(Error::UnknownTopicOrPartition(topic.to_owned()));
-            }
-            if !missing && !is_retriable_topic_error(code) {
-                return Err(Error::Broker {
-                    code,
-                    context: format!("metadata of {topic}"),
-                });
+            if let Ok(code) = last {
+                // No error and no topic: the broker left it out; treat it as unknown.
+                let code = code.unwrap_or(codes::UNKNOWN_TOPIC_OR_PARTITION);
+                let missing = code == codes::UNKNOWN_TOPIC_OR_PARTITION;
+                if missing && !wait.wait_for_missing {
+                    return Err(Error::UnknownTopicOrPartition(topic.to_owned()));
+                }
+                if !missing && !is_retriable_topic_error(code) {
+                    return Err(Error::Broker {
+                        code,
+                        context: format!("metadata of {topic}"),
+                    });
+                }
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 let waited = now.duration_since(started).as_millis();
-                return Err(Error::TopicMetadataTimeout {
-                    topic: topic.to_owned(),
-                    waited_ms: u64::try_from(waited).unwrap_or(u64::MAX),
-                    code,
+                return Err(match last {
+                    Ok(code) => Error::TopicMetadataTimeout {
+                        topic: topic.to_owned(),
+                        waited_ms: u64::try_from(waited).unwrap_or(u64::MAX),
+                        code: code.unwrap_or(codes::UNKNOWN_TOPIC_OR_PARTITION),
+                    },
+                    Err(failure) => failure,
                 });
+            }
+            if let Err(failure) = &last {
+                tracing::debug!(%topic, %failure, "metadata request failed; asking again");
             }
             pause_ms = wait.next_backoff_ms(pause_ms).max(1);
             let pause = std::time::Duration::from_millis(pause_ms);
@@ -732,5 +744,28 @@ mod tests {
         assert_eq!(cluster.cached_topic("t"), Some(known.clone()));
         cluster.refresh(None).await.unwrap();
         assert_eq!(cluster.cached_topic("t"), Some(known));
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_while_waiting_for_a_topic_is_retried() {
+        use crate::fake_broker::{self, Script, TopicAnswer};
+        // The first Metadata request naming the topic loses its connection.
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counted = asked.clone();
+        let addr = fake_broker::start(Script {
+            metadata: Arc::new(move |_| match counted.fetch_add(1, Ordering::SeqCst) {
+                0 => TopicAnswer::Hangup,
+                _ => TopicAnswer::Leaders(vec![0]),
+            }),
+            ..Script::default()
+        })
+        .await;
+        let cluster = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
+        let info = cluster
+            .topic("t")
+            .await
+            .expect("asked again after the lost connection");
+        assert_eq!(info.partitions.len(), 1);
+        assert!(asked.load(Ordering::SeqCst) >= 2);
     }
 }

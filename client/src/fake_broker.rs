@@ -24,10 +24,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::cluster::topic_name;
 
 /// One topic as Metadata reports it: a topic-level error, or its partitions' leaders
-/// (-1: no leader, reported with LEADER_NOT_AVAILABLE on the partition).
+/// (-1: no leader, reported with LEADER_NOT_AVAILABLE on the partition), or `Hangup`:
+/// the connection is closed without an answer.
 pub(crate) enum TopicAnswer {
     Error(i16),
     Leaders(Vec<i32>),
+    Hangup,
 }
 
 type MetadataScript = dyn Fn(&str) -> TopicAnswer + Send + Sync;
@@ -90,9 +92,15 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     .into_iter()
                     .filter_map(|t| t.name.map(|n| n.0.to_string()))
                     .collect();
-                metadata(port, &names, &script)
-                    .encode(&mut out, version)
-                    .is_ok()
+                let answers: Vec<(&String, TopicAnswer)> =
+                    names.iter().map(|n| (n, (script.metadata)(n))).collect();
+                if answers
+                    .iter()
+                    .any(|(_, answer)| matches!(answer, TopicAnswer::Hangup))
+                {
+                    return;
+                }
+                metadata(port, answers).encode(&mut out, version).is_ok()
             }
             ApiKey::Produce => {
                 let request = ProduceRequest::decode(&mut body, version).unwrap();
@@ -142,17 +150,18 @@ fn api_versions() -> ApiVersionsResponse {
     ])
 }
 
-fn metadata(port: u16, names: &[String], script: &Script) -> MetadataResponse {
+fn metadata(port: u16, answers: Vec<(&String, TopicAnswer)>) -> MetadataResponse {
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(0))
         .with_host(StrBytes::from_static_str("127.0.0.1"))
         .with_port(i32::from(port));
-    let topics = names
-        .iter()
-        .map(|name| {
+    let topics = answers
+        .into_iter()
+        .map(|(name, answer)| {
             let topic = MetadataResponseTopic::default().with_name(Some(topic_name(name)));
-            match (script.metadata)(name) {
+            match answer {
                 TopicAnswer::Error(code) => topic.with_error_code(code),
+                TopicAnswer::Hangup => topic, // not sent: the connection closes first
                 TopicAnswer::Leaders(leaders) => topic.with_partitions(
                     leaders
                         .iter()

@@ -31,7 +31,11 @@ use crate::error::{codes, Error, Result};
 /// Bound on JoinGroup/SyncGroup round trips in one rebalance (MEMBER_ID_REQUIRED, a
 /// concurrent rebalance, coordinator moves).
 const JOIN_ATTEMPTS_MAX: usize = 20;
+/// First pause before asking again (a join round or FindCoordinator); FindCoordinator's
+/// pauses double up to `RETRY_BACKOFF_MAX_MS` (Kafka's `retry.backoff.ms` and
+/// `retry.backoff.max.ms` defaults).
 const RETRY_BACKOFF_MS: u64 = 100;
+const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
 
 /// The outcome of one completed rebalance (what [`GroupMember::join`] returns).
 pub struct Joined {
@@ -333,27 +337,40 @@ impl GroupMember {
     }
 }
 
-/// FindCoordinator for a group, then a coordinator connection to it (retrying while it loads).
+/// FindCoordinator for a group, then a coordinator connection to it; retriable failures
+/// (coordinator loading, lost connection) are retried for up to `request_timeout_ms`.
 pub async fn find_coordinator(cluster: &Cluster, group_id: &str) -> Result<Arc<Connection>> {
     let request = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_string(group_id.to_owned()))
         .with_key_type(0);
-    let mut last = Error::State("no FindCoordinator attempt".to_owned());
-    for _attempt in 0..JOIN_ATTEMPTS_MAX {
-        let response = cluster.send_any(&request).await?;
-        match Error::check(response.error_code, || {
-            format!("find coordinator {group_id}")
-        }) {
-            Ok(()) => {
-                let addr = format!("{}:{}", response.host.as_str(), response.port);
-                return cluster.coordinator_connection(&addr).await;
-            }
-            Err(e) if e.is_retriable() => last = e,
-            Err(e) => return Err(e),
+    // Bounded by time, not a count: a coordinator still loading its group's offsets, or a
+    // broker restarting, is waited out for up to the client's `request_timeout_ms`.
+    let wait_ms = cluster.config.connection.request_timeout_ms;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let mut pause_ms: u64 = 0;
+    // Each pass sleeps at least RETRY_BACKOFF_MS or ends: bounded by the deadline.
+    loop {
+        let error = match cluster.send_any(&request).await {
+            Ok(response) => match Error::check(response.error_code, || {
+                format!("find coordinator {group_id}")
+            }) {
+                Ok(()) => {
+                    let addr = format!("{}:{}", response.host.as_str(), response.port);
+                    return cluster.coordinator_connection(&addr).await;
+                }
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        let now = tokio::time::Instant::now();
+        if !(error.is_retriable() || matches!(error, Error::NoBrokers(_))) || now >= deadline {
+            return Err(error);
         }
-        tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+        pause_ms = pause_ms
+            .saturating_mul(2)
+            .clamp(RETRY_BACKOFF_MS, RETRY_BACKOFF_MAX_MS);
+        tokio::time::sleep_until((now + Duration::from_millis(pause_ms)).min(deadline)).await;
     }
-    Err(last)
 }
 
 /// ConsumerProtocolSubscription v1 (topics, owned partitions), version-prefixed.
@@ -476,5 +493,57 @@ mod tests {
         assert_eq!(decode_assignment(bytes).expect("decodes"), owned);
         assert_eq!(decode_assignment(Bytes::new()).expect("empty"), vec![]);
         assert!(decode_assignment(Bytes::from_static(&[0])).is_err());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod coordinator_tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::find_coordinator;
+    use crate::error::codes;
+    use crate::fake_broker::{self, Script};
+    use crate::{ClientConfig, Cluster};
+
+    /// Longest a test here may take before it counts as hung (upper bounds only).
+    const HANG: Duration = Duration::from_secs(15);
+
+    #[tokio::test]
+    async fn a_coordinator_loading_for_three_seconds_is_waited_for() {
+        let started = Instant::now();
+        let addr = fake_broker::start(Script {
+            find_coordinator: Arc::new(move || match started.elapsed() < Duration::from_secs(3) {
+                true => Some(codes::COORDINATOR_NOT_AVAILABLE),
+                false => Some(0),
+            }),
+            ..Script::default()
+        })
+        .await;
+        let cluster = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
+        let found = tokio::time::timeout(HANG, find_coordinator(&cluster, "g")).await;
+        found.expect("not hung").expect("found once loaded");
+    }
+
+    #[tokio::test]
+    async fn a_coordinator_that_never_loads_fails_after_the_request_timeout() {
+        let addr = fake_broker::start(Script {
+            find_coordinator: Arc::new(|| Some(codes::COORDINATOR_NOT_AVAILABLE)),
+            ..Script::default()
+        })
+        .await;
+        let mut config = ClientConfig::new(&addr);
+        config.connection.request_timeout_ms = 500;
+        let cluster = Cluster::connect(config).await.unwrap();
+        let found = tokio::time::timeout(HANG, find_coordinator(&cluster, "g")).await;
+        let Err(error) = found.expect("ended within the bound") else {
+            panic!("found a coordinator that never loads");
+        };
+        assert_eq!(
+            error.code(),
+            Some(codes::COORDINATOR_NOT_AVAILABLE),
+            "{error}"
+        );
     }
 }
