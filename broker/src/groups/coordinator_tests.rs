@@ -70,6 +70,24 @@ fn entry(topic: &str, partition: i32, offset: i64) -> CommitEntry {
     }
 }
 
+/// Commits all `entries` as group "both" and the first as group `only_first`.
+async fn commit_both_and_first(
+    coordinator: &GroupCoordinator,
+    entries: &[CommitEntry],
+    only_first: &str,
+) {
+    let errors = coordinator
+        .commit_offsets("both", &simple(), entries)
+        .wait()
+        .await;
+    assert_eq!(errors, vec![None; entries.len()]);
+    let errors = coordinator
+        .commit_offsets(only_first, &simple(), &entries[..1])
+        .wait()
+        .await;
+    assert_eq!(errors, vec![None]);
+}
+
 fn committed(coordinator: &GroupCoordinator, group: &str, partition: i32) -> Option<i64> {
     let topics = [("t".to_owned(), vec![partition])];
     let fetched = coordinator.fetch_offsets(group, Some(&topics));
@@ -416,16 +434,7 @@ async fn a_deleted_topics_offsets_are_removed_from_every_group() {
         let (logs, coordinator) = open(dir.path(), &clock);
         logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
         let entries = [entry("t", 0, 500), entry("t", 1, 7), entry("u", 0, 3)];
-        let errors = coordinator
-            .commit_offsets("both", &simple(), &entries)
-            .wait()
-            .await;
-        assert_eq!(errors, vec![None; 3]);
-        let errors = coordinator
-            .commit_offsets("only-t", &simple(), &entries[..1])
-            .wait()
-            .await;
-        assert_eq!(errors, vec![None]);
+        commit_both_and_first(&coordinator, &entries, "only-t").await;
         logs.delete_topic("t").unwrap();
         let (removed, durable) = coordinator.remove_offsets_of_deleted_topic("t");
         assert_eq!(removed, 3);
@@ -465,16 +474,7 @@ async fn offsets_of_topics_deleted_before_their_tombstones_are_dropped_on_reopen
         logs.create_topic("v", 2, BTreeMap::new(), false).unwrap();
         logs.create_topic("w", 1, BTreeMap::new(), false).unwrap();
         let entries = [entry("v", 0, 5), entry("v", 1, 7), entry("w", 0, 3)];
-        let errors = coordinator
-            .commit_offsets("both", &simple(), &entries)
-            .wait()
-            .await;
-        assert_eq!(errors, vec![None; 3]);
-        let errors = coordinator
-            .commit_offsets("only-v", &simple(), &entries[..1])
-            .wait()
-            .await;
-        assert_eq!(errors, vec![None]);
+        commit_both_and_first(&coordinator, &entries, "only-v").await;
         // The crash window: the deletion is recorded, the tombstones never written.
         logs.delete_topic("v").unwrap();
         drop(coordinator);
