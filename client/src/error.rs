@@ -87,6 +87,75 @@ impl Error {
         }
     }
 
+    /// An equal error for each of several batches one failure hit (the type is not `Clone`:
+    /// `std::io::Error` is not): same variant and fields; an I/O error keeps its kind and
+    /// message.
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { addr, source } => Error::Io {
+                addr: addr.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Disconnected { addr } => Error::Disconnected { addr: addr.clone() },
+            Error::Timeout { what, timeout_ms } => Error::Timeout {
+                what: what.clone(),
+                timeout_ms: *timeout_ms,
+            },
+            Error::Broker { code, context } => Error::Broker {
+                code: *code,
+                context: context.clone(),
+            },
+            Error::UnsupportedVersion { api } => Error::UnsupportedVersion { api: api.clone() },
+            Error::Protocol(text) => Error::Protocol(text.clone()),
+            Error::ResponseTooLarge {
+                size_bytes,
+                max_bytes,
+            } => Error::ResponseTooLarge {
+                size_bytes: *size_bytes,
+                max_bytes: *max_bytes,
+            },
+            Error::UnknownTopicOrPartition(topic) => Error::UnknownTopicOrPartition(topic.clone()),
+            Error::TopicMetadataTimeout {
+                topic,
+                waited_ms,
+                code,
+            } => Error::TopicMetadataTimeout {
+                topic: topic.clone(),
+                waited_ms: *waited_ms,
+                code: *code,
+            },
+            Error::NoBrokers(text) => Error::NoBrokers(text.clone()),
+            Error::BufferFull {
+                needed_bytes,
+                timeout_ms,
+            } => Error::BufferFull {
+                needed_bytes: *needed_bytes,
+                timeout_ms: *timeout_ms,
+            },
+            Error::DeliveryTimeout {
+                topic,
+                partition,
+                timeout_ms,
+                last_error,
+            } => Error::DeliveryTimeout {
+                topic: topic.clone(),
+                partition: *partition,
+                timeout_ms: *timeout_ms,
+                last_error: last_error.clone(),
+            },
+            Error::RecordTooLarge {
+                size_bytes,
+                max_bytes,
+            } => Error::RecordTooLarge {
+                size_bytes: *size_bytes,
+                max_bytes: *max_bytes,
+            },
+            Error::Config(text) => Error::Config(text.clone()),
+            Error::Closed => Error::Closed,
+            Error::State(text) => Error::State(text.clone()),
+        }
+    }
+
     /// The Kafka error code, when the broker sent one.
     pub fn code(&self) -> Option<i16> {
         match self {
@@ -128,4 +197,37 @@ pub(crate) mod codes {
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each batch a failed request carried gets the same error: a timeout stays a timeout
+    /// (it was re-worded as "connection to <the timeout's text> closed").
+    #[test]
+    fn a_duplicate_reads_and_classifies_as_the_original() {
+        let errors = [
+            Error::Timeout {
+                what: "Produce to 127.0.0.1:9092".into(),
+                timeout_ms: 200,
+            },
+            Error::Io {
+                addr: "127.0.0.1:9092".into(),
+                source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+            },
+            Error::Broker {
+                code: 6,
+                context: "produce t-0".into(),
+            },
+            Error::Protocol("bad frame".into()),
+        ];
+        for error in &errors {
+            let copy = error.duplicate();
+            assert_eq!(copy.to_string(), error.to_string());
+            assert_eq!(copy.is_retriable(), error.is_retriable());
+            assert_eq!(copy.code(), error.code());
+            assert_eq!(std::mem::discriminant(&copy), std::mem::discriminant(error));
+        }
+    }
 }

@@ -243,17 +243,7 @@ fn finish(accumulator: &Accumulator, batch: SealedBatch, result: Result<i64, Err
 
 fn retry_all(accumulator: &Accumulator, batches: Vec<SealedBatch>, error: &Error) {
     for batch in batches {
-        let copy = match error.code() {
-            Some(code) => Error::Broker {
-                code,
-                context: error.to_string(),
-            },
-            None if error.is_retriable() => Error::Disconnected {
-                addr: error.to_string(),
-            },
-            None => Error::Protocol(error.to_string()),
-        };
-        retry_or_fail(accumulator, batch, copy);
+        retry_or_fail(accumulator, batch, error.duplicate());
     }
 }
 
