@@ -576,12 +576,11 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use bytes::{Bytes, BytesMut};
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::metadata_response::{
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
     };
     use kafka_protocol::messages::{
-        ApiKey, ApiVersionsResponse, BrokerId, MetadataResponse, RequestHeader, ResponseHeader,
+        ApiKey, BrokerId, MetadataResponse, RequestHeader, ResponseHeader,
     };
     use kafka_protocol::protocol::{Decodable, Encodable};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -615,9 +614,9 @@ mod tests {
                             .encode(&mut out, key.response_header_version(version))
                             .unwrap();
                         match key {
-                            ApiKey::ApiVersions => {
-                                api_versions().encode(&mut out, version).unwrap()
-                            }
+                            ApiKey::ApiVersions => crate::fake_broker::api_versions()
+                                .encode(&mut out, version)
+                                .unwrap(),
                             ApiKey::Metadata => {
                                 let request = MetadataRequest::decode(&mut body, version).unwrap();
                                 let named = request.topics.is_none_or(|t| !t.is_empty());
@@ -641,17 +640,6 @@ mod tests {
             }
         });
         addr.to_string()
-    }
-
-    fn api_versions() -> ApiVersionsResponse {
-        let api = |key: ApiKey, max_version| {
-            ApiVersion::default()
-                .with_api_key(key as i16)
-                .with_min_version(0)
-                .with_max_version(max_version)
-        };
-        ApiVersionsResponse::default()
-            .with_api_keys(vec![api(ApiKey::ApiVersions, 3), api(ApiKey::Metadata, 12)])
     }
 
     /// This node, and topic `t` with `error` (-1: no topic).

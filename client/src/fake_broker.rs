@@ -135,7 +135,8 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
     }
 }
 
-fn api_versions() -> ApiVersionsResponse {
+/// ApiVersions of this fake: what the client's tests here need (also `cluster`'s fake).
+pub(crate) fn api_versions() -> ApiVersionsResponse {
     let api = |key: ApiKey, max_version| {
         ApiVersion::default()
             .with_api_key(key as i16)
