@@ -134,11 +134,35 @@ async fn find_coordinator_answers_this_broker_at_every_version() {
         .coordinators
         .iter()
         .all(|c| c.error_code == 0 && c.host.as_str() == "127.0.0.1"));
+    // No transactions: a transaction coordinator lookup fails at once with an error every
+    // client treats as fatal (librdkafka retried INVALID_REQUEST until its own timeout).
     let txn = FindCoordinatorRequest::default()
         .with_key(s("t"))
         .with_key_type(1);
+    let answer = client.send(txn, 3).await;
     assert_eq!(
-        client.send(txn, 3).await.error_code,
+        answer.error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    let message = answer
+        .error_message
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("transactions"), "{message}");
+    let txn = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![s("t")]);
+    let answer = client.send(txn, 4).await;
+    assert_eq!(
+        answer.coordinators[0].error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    // A key type this broker does not know at all stays INVALID_REQUEST.
+    let unknown = FindCoordinatorRequest::default()
+        .with_key(s("t"))
+        .with_key_type(7);
+    assert_eq!(
+        client.send(unknown, 3).await.error_code,
         ResponseError::InvalidRequest.code()
     );
 }

@@ -1,5 +1,11 @@
-//! FindCoordinator (v0–4): this broker coordinates every group. Transaction coordinators are
-//! not offered (no transactions yet), so other key types are INVALID_REQUEST.
+//! FindCoordinator (v0–4): this broker coordinates every group.
+//!
+//! Runnel has no transactions, so a transaction coordinator (key type 1) is refused with
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a message saying why — Kafka's own answer when a
+//! transactional id may not be used, and the one code every client treats as fatal at this
+//! step: librdkafka retried INVALID_REQUEST until `init_transactions` timed out (then told the
+//! caller to retry), while Java, KafkaJS and librdkafka all stop at once on this one. Other
+//! key types are INVALID_REQUEST.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -12,16 +18,23 @@ use super::BrokerContext;
 
 /// `key_type` of a group coordinator lookup.
 const KEY_TYPE_GROUP: i8 = 0;
+/// `key_type` of a transaction coordinator lookup.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// Why the lookup is refused, for the response's error message.
+const NO_TRANSACTIONS_MESSAGE: &str = "Runnel does not support transactions: a producer with a \
+     transactional.id cannot be used here (an idempotent producer can)";
+const UNKNOWN_KEY_TYPE_MESSAGE: &str = "only group coordinators (key type 0) are supported";
 
 pub fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let found = if request.key_type == KEY_TYPE_GROUP {
-        Ok(())
-    } else {
-        Err(ResponseError::InvalidRequest)
+    let found = match request.key_type {
+        KEY_TYPE_GROUP => Ok(()),
+        KEY_TYPE_TRANSACTION => Err(ResponseError::TransactionalIdAuthorizationFailed),
+        _ => Err(ResponseError::InvalidRequest),
     };
     let node = |found: &Result<(), ResponseError>| match found {
         Ok(()) => (
@@ -32,8 +45,11 @@ pub fn handle(
         Err(_) => (BrokerId(-1), StrBytes::default(), -1),
     };
     let message = |found: &Result<(), ResponseError>| {
-        found.as_ref().err().map(|_| {
-            StrBytes::from_static_str("only group coordinators (key type 0) are supported")
+        found.as_ref().err().map(|error| {
+            StrBytes::from_static_str(match error {
+                ResponseError::TransactionalIdAuthorizationFailed => NO_TRANSACTIONS_MESSAGE,
+                _ => UNKNOWN_KEY_TYPE_MESSAGE,
+            })
         })
     };
     let mut response = FindCoordinatorResponse::default();

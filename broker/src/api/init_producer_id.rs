@@ -1,12 +1,12 @@
 //! InitProducerId: hands an idempotent producer its id and epoch.
 //!
-//! Runnel has no transactions, so only the non-transactional form is served. A request
-//! naming a `transactional_id` gets INVALID_REQUEST: non-retriable, so Kafka clients fail
-//! the transactional producer at once with a clear error, where COORDINATOR_NOT_AVAILABLE
-//! would make them retry forever and the authorization errors would blame ACLs that do not
-//! exist; UNSUPPORTED_VERSION would claim the version, not the feature, is the problem.
-//! Kafka itself answers INVALID_REQUEST to an empty transactional id, so clients already
-//! treat the code as "this producer's configuration cannot work here".
+//! Runnel has no transactions, so only the non-transactional form is served. Transactional
+//! producers are normally stopped earlier, at their transaction-coordinator lookup (see
+//! `find_coordinator`); one that sends InitProducerId with a `transactional_id` anyway gets
+//! INVALID_REQUEST: non-retriable, so it fails at once, where COORDINATOR_NOT_AVAILABLE would
+//! make it retry forever and UNSUPPORTED_VERSION would claim the version, not the feature, is
+//! the problem. Kafka itself answers INVALID_REQUEST to an empty transactional id, so clients
+//! already treat the code as "this producer's configuration cannot work here".
 //!
 //! Producer ids come from the persisted block in [`crate::producers::id_block`]; a v3+
 //! request naming an id this broker issued gets the next epoch (KIP-360) without fencing

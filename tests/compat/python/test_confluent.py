@@ -347,6 +347,22 @@ def test_acls_are_disabled_without_an_authorizer():
     assert raised.value.args[0].code() == KafkaError.SECURITY_DISABLED
 
 
+def test_transactional_producer_fails_at_once():
+    """Runnel has no transactions: init_transactions must fail at once with a fatal error
+    that says so, not time out (librdkafka retried the INVALID_REQUEST answer to its
+    transaction-coordinator lookup until the call's timeout, then said "retry")."""
+    producer = Producer({"bootstrap.servers": cc.bootstrap(), "transactional.id": "runnel-compat-tx",
+                         **CLIENT_TIMEOUTS})
+    started = time.monotonic()
+    with pytest.raises(KafkaException) as raised:
+        producer.init_transactions(30)
+    error = raised.value.args[0]
+    assert time.monotonic() - started < 10, "init_transactions waited for its timeout"
+    assert error.fatal(), error
+    assert error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, error
+    assert "transactions" in error.str(), error
+
+
 def test_delete_topic():
     require_created()
     client = admin()
