@@ -450,6 +450,20 @@ test('idempotent producer (InitProducerId, sequences) stores each message once',
   assert.deepEqual(offsets.map(o => o.offset), offsets.map((_, i) => first + i))
 })
 
+test('a transactional producer fails at once: Runnel has no transactions', async () => {
+  // The transaction-coordinator lookup is refused (TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+  // KafkaJS reports it as a coordinator it cannot find, and must not retry until a timeout.
+  const producer = kafka.producer({ transactionalId: 'runnel-compat-tx', idempotent: true, maxInFlightRequests: 1 })
+  await producer.connect()
+  const started = Date.now()
+  try {
+    await assert.rejects(producer.transaction(), error => error.retriable === false)
+  } finally {
+    await producer.disconnect()
+  }
+  assert.ok(Date.now() - started < 10_000, 'the transaction waited for a timeout')
+})
+
 test('delete topic', async t => {
   if (!requireCreated(t)) return
   await withAdmin(async admin => {
