@@ -431,6 +431,42 @@ impl PartitionLog {
     }
 }
 
+/// Closes every partition ([`PartitionLog::close`]) on up to [`FSYNC_THREADS`] threads; the
+/// first error, if any, once all are closed. A close of a loaded partition ends in fsyncs
+/// that wait for the disk: 10 000 partitions closed one after another took 15–17 s at
+/// shutdown (longer than a container's default stop grace, after which the kill leaves an
+/// unclean shutdown); side by side their fsyncs overlap in the device queue and share journal
+/// commits.
+pub(crate) fn close_all(partitions: &[Arc<PartitionLog>]) -> Result<(), LogError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    let close_some = || {
+        while let Some(partition) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if let Err(e) = partition.close() {
+                first_error.lock().get_or_insert(e);
+            }
+        }
+    };
+    let threads = FSYNC_THREADS.min(partitions.len());
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            // A thread that cannot start leaves its share to the others and this one.
+            if let Err(e) = std::thread::Builder::new()
+                .name("runnel-close".to_owned())
+                .spawn_scoped(scope, close_some)
+            {
+                tracing::warn!(error = %e, "closing partitions on fewer threads");
+            }
+        }
+        close_some();
+    });
+    let first_error = first_error.lock().take();
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// `Some` once `end_offset` is durable (Ok) or can never become durable (Err).
 fn settled(durable: &Durable, end_offset: i64) -> Option<Result<(), LogError>> {
     if durable.offset >= end_offset {
