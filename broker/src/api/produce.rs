@@ -89,11 +89,10 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     let version = header.request_api_version;
     let (mut response, items) = by_partition(request);
     if !matches!(acks, -1..=1) {
-        // Kafka answers every partition, once each, as for any append (ReplicaManager).
-        for (topic_index, _, data, _) in items {
+        for (topic_index, name, data, earlier) in items {
             if let Some(topic) = response.responses.get_mut(topic_index) {
-                let mut partition = unanswered(data.index);
-                partition.error_code = ResponseError::InvalidRequiredAcks.code();
+                let entries = Entries { data, earlier };
+                let partition = refuse_acks(ctx, &name, entries, acks, version);
                 topic.partition_responses.push(partition);
             }
         }
@@ -274,8 +273,7 @@ fn produce_partition(
     acks: i16,
     version: i16,
 ) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
-    let Entries { data, earlier } = entries;
-    let index = data.index;
+    let index = entries.data.index;
     let fail = |error: ResponseError, message: String| failed(index, version, error, message);
     if let Err(refusal) = Refusal::unless_client_may("produce to", topic) {
         return fail(ResponseError::InvalidTopicException, refusal.message);
@@ -284,17 +282,7 @@ fn produce_partition(
         Ok(log) => log,
         Err(e) => return fail(log_error_code(&e), e.to_string()),
     };
-    let mut batch = None;
-    let mut format_error = None;
-    for records in earlier
-        .into_iter()
-        .chain([data.records.unwrap_or_default()])
-    {
-        match single_batch(records, version) {
-            Ok(passed) => batch = Some(passed),
-            Err(error) => format_error = Some(error),
-        }
-    }
+    let (batch, format_error) = check_formats(entries, version);
     let (batch, format_error) = match (batch, format_error) {
         (Some(batch), format_error) => (batch, format_error),
         (None, format_error) => {
@@ -310,6 +298,60 @@ fn produce_partition(
         Some((error, message)) => (fail(error, message).0, appended),
         None => (response, appended),
     }
+}
+
+/// Every entry's format checked ([`single_batch`]): the last entry that passes, and the
+/// last one's error that fails.
+fn check_formats(
+    entries: Entries,
+    version: i16,
+) -> (Option<RecordBatch>, Option<(ResponseError, String)>) {
+    let Entries { data, earlier } = entries;
+    let mut batch = None;
+    let mut format_error = None;
+    for records in earlier
+        .into_iter()
+        .chain([data.records.unwrap_or_default()])
+    {
+        match single_batch(records, version) {
+            Ok(passed) => batch = Some(passed),
+            Err(error) => format_error = Some(error),
+        }
+    }
+    (batch, format_error)
+}
+
+/// A partition's answer to a produce whose acks are none of -1, 0, 1; nothing is appended.
+/// Kafka (`KafkaApis.handleProduceRequest`) first answers a partition its metadata does not
+/// know UNKNOWN_TOPIC_OR_PARTITION and one whose format check fails with that error; only
+/// the partitions it hands to `ReplicaManager.appendRecords` get INVALID_REQUIRED_ACKS
+/// (`sendInvalidRequiredAcksResponse`), before that method's internal-topic and storage
+/// checks, so neither applies here.
+fn refuse_acks(
+    ctx: &BrokerContext,
+    topic: &str,
+    entries: Entries,
+    acks: i16,
+    version: i16,
+) -> PartitionProduceResponse {
+    let index = entries.data.index;
+    let known = ctx
+        .logs
+        .topic(topic)
+        .is_some_and(|info| (0..info.partitions).contains(&index));
+    let (error, message) = if !known {
+        let message = format!("unknown partition {topic}-{index}");
+        (ResponseError::UnknownTopicOrPartition, message)
+    } else {
+        match check_formats(entries, version) {
+            (_, Some(format_error)) => format_error,
+            (_, None) => {
+                let message = format!("acks {acks} is none of -1, 0, 1");
+                (ResponseError::InvalidRequiredAcks, message)
+            }
+        }
+    };
+    failed(index, version, error, message).0
 }
 
 /// A partition's answer with `error` (and its message, from v8 on), and nothing to wait on.
