@@ -89,25 +89,19 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     let version = header.request_api_version;
     let (mut response, items) = by_partition(request);
     if !matches!(acks, -1..=1) {
-        for (topic_index, name, data, earlier) in items {
-            if let Some(topic) = response.responses.get_mut(topic_index) {
-                let entries = Entries { data, earlier };
-                let partition = refuse_acks(ctx, &name, entries, acks, version);
+        for item in items {
+            if let Some(topic) = response.responses.get_mut(item.topic_index) {
+                let partition = refuse_acks(ctx, &item.topic, item.entries, acks, version);
                 topic.partition_responses.push(partition);
             }
         }
         return Completion::ready(ResponseKind::Produce(response));
     }
     let parallel = worth_parallel(&items);
-    let results = ctx
-        .append_pool
-        .map(items, parallel, |(topic_index, name, data, earlier)| {
-            let entries = Entries { data, earlier };
-            (
-                topic_index,
-                produce_partition(ctx, &name, entries, acks, version),
-            )
-        });
+    let results = ctx.append_pool.map(items, parallel, |item| {
+        let answer = produce_partition(ctx, &item.topic, item.entries, acks, version);
+        (item.topic_index, answer)
+    });
     let mut waits = Vec::new();
     for (topic_index, (partition_response, appended)) in results {
         let Some(topic_response) = response.responses.get_mut(topic_index) else {
@@ -158,12 +152,16 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     }
 }
 
-/// One partition's entry of a request: its topic's index in the response, the topic's
-/// name, what the request's last entry for the partition asks, and the records of its
-/// earlier entries (when the partition is named more than once), in request order.
-type Item = (usize, Arc<str>, PartitionProduceData, Vec<Bytes>);
+/// One partition of a request, with everything the request asks of it.
+struct Item {
+    /// Its topic's entry in the response.
+    topic_index: usize,
+    topic: Arc<str>,
+    entries: Entries,
+}
 
-/// A partition's entries in a request: the last one, and the records of the earlier ones.
+/// A partition's entries in a request: the last one, and the records of the earlier ones
+/// (when the partition is named more than once), in request order.
 struct Entries {
     data: PartitionProduceData,
     earlier: Vec<Bytes>,
@@ -196,12 +194,20 @@ fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
             match placed.get(&key).and_then(|&at| items.get_mut(at)) {
                 Some(slot) => {
                     // Kept to be checked too; bounded by the request's size.
-                    let replaced = std::mem::replace(&mut slot.2, data);
-                    slot.3.push(replaced.records.unwrap_or_default());
+                    let entries = &mut slot.entries;
+                    let replaced = std::mem::replace(&mut entries.data, data);
+                    entries.earlier.push(replaced.records.unwrap_or_default());
                 }
                 None => {
                     placed.insert(key, items.len());
-                    items.push((topic_index, Arc::clone(&name), data, Vec::new()));
+                    items.push(Item {
+                        topic_index,
+                        topic: Arc::clone(&name),
+                        entries: Entries {
+                            data,
+                            earlier: Vec::new(),
+                        },
+                    });
                 }
             }
         }
@@ -217,7 +223,8 @@ fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
 fn worth_parallel(items: &[Item]) -> bool {
     let records_bytes: usize = items
         .iter()
-        .map(|(_, _, data, earlier)| {
+        .map(|item| {
+            let Entries { data, earlier } = &item.entries;
             let earlier_bytes: usize = earlier.iter().map(Bytes::len).sum();
             data.records.as_ref().map_or(0, Bytes::len) + earlier_bytes
         })

@@ -659,7 +659,12 @@ fn only_large_requests_of_large_partitions_go_to_the_append_pool() {
                 let mut data = PartitionProduceData::default();
                 data.index = partition;
                 data.records = Some(batch_of(records, 1000));
-                (0, Arc::<str>::from("d"), data, Vec::new())
+                let earlier = Vec::new();
+                Item {
+                    topic_index: 0,
+                    topic: Arc::from("d"),
+                    entries: Entries { data, earlier },
+                }
             })
             .collect()
     };
