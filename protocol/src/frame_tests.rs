@@ -207,6 +207,23 @@ fn default_requests_of_every_supported_api_and_version_decode() {
     }
 }
 
+/// ListOffsets v10 adds `timeout_ms` (KIP-1075); below v10 the field is not on the wire, so
+/// it decodes as its default.
+#[test]
+fn list_offsets_timeout_is_carried_from_v10() {
+    use kafka_protocol::messages::ListOffsetsRequest;
+    let asked = ListOffsetsRequest::default().with_timeout_ms(1_234);
+    for (version, expected_ms) in [(9, 0), (10, 1_234)] {
+        let body = RequestKind::ListOffsets(asked.clone());
+        let frame = request_frame(ApiKey::ListOffsets, version, 5, &body);
+        let decoded = decode_request(frame).unwrap();
+        let RequestKind::ListOffsets(request) = decoded.body else {
+            panic!("v{version} decoded as another API");
+        };
+        assert_eq!(request.timeout_ms, expected_ms, "v{version}");
+    }
+}
+
 fn supported_key_and_version() -> impl Strategy<Value = (ApiKey, i16)> {
     proptest::sample::select(versions::SUPPORTED_APIS)
         .prop_flat_map(|s| (Just(s.api_key), s.min_version..=s.max_version))

@@ -27,7 +27,7 @@ const fn api(api_key: ApiKey, min_version: i16, max_version: i16) -> SupportedAp
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::Produce, 3, 9),
     api(ApiKey::Fetch, 4, 12),
-    api(ApiKey::ListOffsets, 1, 7),
+    api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 12),
     api(ApiKey::OffsetCommit, 1, 8),
     api(ApiKey::OffsetFetch, 1, 8),

@@ -11,6 +11,9 @@ use runnel_tests::records::{batch_at, batch_with, values, KeyValue};
 use runnel_tests::requests::{fetch, list_offsets, metadata, produce};
 use runnel_tests::{TestBroker, TestClient};
 
+/// The highest ListOffsets version the broker advertises.
+const LIST_OFFSETS_MAX: i16 = 10;
+
 async fn offset_at(
     client: &mut TestClient,
     topic: &str,
@@ -38,7 +41,7 @@ async fn earliest_latest_and_timestamps() {
         let partition = &response.responses[0].partition_responses[0];
         assert_eq!(partition.error_code, 0, "{:?}", partition.error_message);
     }
-    for version in 1..=7 {
+    for version in 1..=LIST_OFFSETS_MAX {
         assert_eq!(
             offset_at(&mut client, "ts", -2, version).await.1,
             0,
@@ -194,10 +197,80 @@ async fn special_timestamps_below_their_version_are_unsupported() {
         assert_eq!((code, offset), (unsupported, -1), "-3 at v{version}");
     }
     assert_eq!(offset_at(&mut client, "special", -3, 7).await.0, 0);
-    for timestamp in [-4, -5, -6, i64::MIN] {
-        let (code, offset, _) = offset_at(&mut client, "special", timestamp, 7).await;
-        assert_eq!((code, offset), (unsupported, -1), "{timestamp} at v7");
+    // Kafka 4.0's `ReplicaManager.timestampMinSupportedVersion`: -4 needs v8, -5 v9.
+    for (timestamp, version_min) in [(-4, 8), (-5, 9)] {
+        for version in 1..version_min {
+            let (code, offset, _) = offset_at(&mut client, "special", timestamp, version).await;
+            assert_eq!(
+                (code, offset),
+                (unsupported, -1),
+                "{timestamp} at v{version}"
+            );
+        }
+        let at_min = offset_at(&mut client, "special", timestamp, version_min).await;
+        assert_eq!(at_min.0, 0, "{timestamp} at v{version_min}");
     }
+    for timestamp in [-6, i64::MIN] {
+        for version in [7, LIST_OFFSETS_MAX] {
+            let (code, offset, _) = offset_at(&mut client, "special", timestamp, version).await;
+            assert_eq!(
+                (code, offset),
+                (unsupported, -1),
+                "{timestamp} at v{version}"
+            );
+        }
+    }
+}
+
+/// Nothing is tiered here, so (as Kafka's `UnifiedLog.fetchOffsetByTimestamp` answers
+/// without remote storage) earliest-local (-4, v8+) is the log start offset and follows
+/// DeleteRecords, and latest-tiered (-5, v9+) is offset -1 with leader epoch -1. v10's
+/// `timeout_ms` (KIP-1075, remote lookups) changes nothing.
+#[tokio::test]
+async fn earliest_local_is_the_log_start_and_nothing_is_tiered() {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    use kafka_protocol::messages::DeleteRecordsRequest;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["local"])), 12).await;
+    let produced = client
+        .send(produce("local", 0, values(&["a", "b", "c"]), 1), 9)
+        .await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let answer = |response: &kafka_protocol::messages::ListOffsetsResponse| {
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp, p.leader_epoch)
+    };
+    for version in 8..=LIST_OFFSETS_MAX {
+        let response = client.send(list_offsets("local", 0, -4), version).await;
+        assert_eq!(answer(&response), (0, 0, -1, 0), "-4 at v{version}");
+    }
+    let delete = DeleteRecordsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(runnel_tests::requests::topic_name("local"))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(2)])]);
+    let deleted = client.send(delete, 2).await;
+    assert_eq!(deleted.topics[0].partitions[0].error_code, 0);
+    for version in 8..=LIST_OFFSETS_MAX {
+        let mut request = list_offsets("local", 0, -4);
+        request.timeout_ms = 1;
+        let response = client.send(request, version).await;
+        assert_eq!(answer(&response), (0, 2, -1, 0), "-4 at v{version}");
+    }
+    for version in 9..=LIST_OFFSETS_MAX {
+        let response = client.send(list_offsets("local", 0, -5), version).await;
+        assert_eq!(answer(&response), (0, -1, -1, -1), "-5 at v{version}");
+    }
+    let (code, offset, _) = offset_at(&mut client, "missing", -5, LIST_OFFSETS_MAX).await;
+    assert_eq!(
+        (code, offset),
+        (ResponseError::UnknownTopicOrPartition.code(), -1)
+    );
 }
 
 /// ListOffsets v4+ carries the leader epoch the client last saw. Kafka answers

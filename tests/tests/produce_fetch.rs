@@ -214,6 +214,61 @@ async fn invalid_acks_and_out_of_range_fetches_are_errors() {
     assert_ne!(response.responses[0].partitions[0].error_code, 0);
 }
 
+/// Kafka sorts a produce's partitions before the acks are looked at
+/// (`KafkaApis.handleProduceRequest`): an unknown partition keeps UNKNOWN_TOPIC_OR_PARTITION
+/// and one whose records fail the format check keeps that error; only the partitions handed
+/// to `ReplicaManager.appendRecords` are answered INVALID_REQUIRED_ACKS. Nothing is appended.
+#[tokio::test]
+async fn invalid_acks_fail_only_the_partitions_that_reach_the_append() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "acks").await;
+    for acks in [2, -2, i16::MAX] {
+        let mut request = produce("acks", 0, values(&["x"]), acks);
+        let good = request.topic_data[0].partition_data[0].clone();
+        let mut unknown_partition = good.clone();
+        unknown_partition.index = 7;
+        let mut garbage = good.clone();
+        garbage.records = Some(bytes::Bytes::from_static(b"not a batch"));
+        request.topic_data[0]
+            .partition_data
+            .extend([unknown_partition, garbage.clone()]);
+        let mut unknown_topic = request.topic_data[0].clone();
+        unknown_topic.name = runnel_tests::requests::topic_name("never-created-acks");
+        request.topic_data.push(unknown_topic);
+        let response = client.send(request, 9).await;
+        let errors: Vec<Vec<(i32, i16)>> = response
+            .responses
+            .iter()
+            .map(|t| {
+                let partitions = t.partition_responses.iter();
+                partitions.map(|p| (p.index, p.error_code)).collect()
+            })
+            .collect();
+        let bad_acks = ResponseError::InvalidRequiredAcks.code();
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        let invalid = ResponseError::InvalidRecord.code();
+        // Partition 0 is named twice: its garbage entry's error wins over the acks, as
+        // Kafka merges its format errors over the append's answers.
+        assert_eq!(
+            errors,
+            vec![
+                vec![(0, invalid), (7, unknown)],
+                vec![(0, unknown), (7, unknown)]
+            ],
+            "acks {acks}"
+        );
+        let only_good = produce("acks", 0, values(&["x"]), acks);
+        let response = client.send(only_good, 9).await;
+        assert_eq!(partition_error(&response), bad_acks, "acks {acks}");
+        let mut only_garbage = produce("acks", 0, values(&["x"]), acks);
+        only_garbage.topic_data[0].partition_data = vec![garbage];
+        let response = client.send(only_garbage, 9).await;
+        assert_eq!(partition_error(&response), invalid, "acks {acks}");
+    }
+    assert_eq!(end_offset(&mut client, "acks").await, 0, "nothing appended");
+}
+
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let broker = TestBroker::start().await;

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::errors::log_error_i16;
 use super::{leader_epoch, Answer, BrokerContext, Completion};
-use crate::log::{FetchRecords, LogError, PartitionLog};
+use crate::log::{FetchRecords, PartitionLog};
 use crate::metrics::traffic::count_records;
 use crate::net::file_sends::FileSends;
 
@@ -52,8 +52,16 @@ struct PartitionPlan {
     fetch_offset: i64,
     partition_max_bytes: usize,
     log: Result<Arc<PartitionLog>, i16>,
-    /// Whether the partition exists: only known partitions are read and can end a long poll.
-    known: Known,
+}
+
+impl PartitionPlan {
+    /// Whether the partition exists (Kafka's metadata cache has it): only known partitions
+    /// are read and can end a long poll. Only a partition the logs do not have is answered
+    /// UNKNOWN_TOPIC_OR_PARTITION ([`partition_log`]).
+    fn known(&self) -> bool {
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        !matches!(self.log, Err(code) if code == unknown)
+    }
 }
 
 struct TopicPlan {
@@ -174,36 +182,28 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
     plan.answer(plan.read())
 }
 
-/// A fetched partition's log, or the error it is answered with: an unknown partition (and
-/// whether it was unknown), then a replica's fetch, then the client's leader epoch (v9+; a
-/// negative one asks for no check, as Kafka's `FetchRequest.optionalEpoch` reads it).
+/// A fetched partition's log, or the error it is answered with: an unknown partition
+/// (UNKNOWN_TOPIC_OR_PARTITION, and only then), then a replica's fetch, then the client's
+/// leader epoch (v9+; a negative one asks for no check, as Kafka's
+/// `FetchRequest.optionalEpoch` reads it).
 fn partition_log(
     ctx: &BrokerContext,
     topic: &str,
     partition: i32,
     current_leader_epoch: i32,
     replica_error: Option<i16>,
-) -> (Result<Arc<PartitionLog>, i16>, Known) {
-    let log = match ctx.logs.partition(topic, partition) {
-        Ok(log) => log,
-        Err(e) => {
-            let known = !matches!(e, LogError::UnknownTopicOrPartition { .. });
-            return (Err(log_error_i16(&e)), Known(known));
-        }
-    };
+) -> Result<Arc<PartitionLog>, i16> {
+    let log = ctx
+        .logs
+        .partition(topic, partition)
+        .map_err(|e| log_error_i16(&e))?;
     if let Some(code) = replica_error {
-        return (Err(code), Known(true));
+        return Err(code);
     }
     let client_epoch = (current_leader_epoch >= 0).then_some(current_leader_epoch);
-    match leader_epoch::check(client_epoch) {
-        Ok(()) => (Ok(log), Known(true)),
-        Err(e) => (Err(e.code()), Known(true)),
-    }
+    leader_epoch::check(client_epoch).map_err(|e| e.code())?;
+    Ok(log)
 }
-
-/// Whether a fetched partition exists (Kafka's metadata cache has it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Known(bool);
 
 /// Each log's size in bytes, in order.
 fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
@@ -226,7 +226,7 @@ impl FetchPlan {
         for (topic_index, topic) in request.topics.iter().enumerate() {
             let name = topic.topic.0.as_str();
             for p in &topic.partitions {
-                let (log, known) = partition_log(
+                let log = partition_log(
                     ctx,
                     name,
                     p.partition,
@@ -238,7 +238,6 @@ impl FetchPlan {
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: clamp_bytes(p.partition_max_bytes),
                     log,
-                    known,
                 };
                 match placed
                     .get(&(name, p.partition))
@@ -254,7 +253,7 @@ impl FetchPlan {
             }
         }
         let (known, unknown): (Vec<_>, Vec<_>) =
-            named.into_iter().partition(|(_, plan)| plan.known.0);
+            named.into_iter().partition(|(_, plan)| plan.known());
         let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
         for (topic_index, plan) in known.into_iter().chain(unknown) {
             let Some(topic) = request.topics.get(topic_index) else {
@@ -283,7 +282,7 @@ impl FetchPlan {
         self.topics
             .iter()
             .flat_map(|t| &t.partitions)
-            .any(|p| p.known.0)
+            .any(PartitionPlan::known)
     }
 
     /// The response of the pass that is sent, with its traffic counted per partition (here,
@@ -331,7 +330,7 @@ impl FetchPlan {
                 };
                 let (data, sent_record_count) = read_partition(partition, limits, &mut sends);
                 sent_record_counts.push(sent_record_count);
-                any_error |= partition.known.0 && data.error_code != 0;
+                any_error |= partition.known() && data.error_code != 0;
                 records_bytes += data.records.as_ref().map_or(0, Bytes::len);
                 topic_response.partitions.push(data);
             }

@@ -1,5 +1,8 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or the first offset whose
-//! timestamp is at least the one asked for; v4+ checks the client's leader epoch.
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local (-4,
+//! v8+), latest tiered (-5, v9+), or the first offset whose timestamp is at least the one
+//! asked for; v4+ checks the client's leader epoch. Nothing is tiered here, so -4 is the log
+//! start offset and -5 answers offset -1, as Kafka does without remote storage; v10's
+//! `timeout_ms` bounds remote lookups, which this broker never makes.
 
 use std::collections::HashSet;
 
@@ -17,8 +20,14 @@ use crate::log::{LogError, PartitionLog};
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
 /// The first ListOffsets version that may ask for the max timestamp (KIP-734).
 const MAX_TIMESTAMP_VERSION_MIN: i16 = 7;
+/// The first ListOffsets version that may ask for the earliest local offset (KIP-405).
+const EARLIEST_LOCAL_VERSION_MIN: i16 = 8;
+/// The first ListOffsets version that may ask for the latest tiered offset (KIP-1005).
+const LATEST_TIERED_VERSION_MIN: i16 = 9;
 /// The current leader epoch meaning "no check" (Kafka's `ListOffsetsResponse.UNKNOWN_EPOCH`:
 /// only this value, unlike Fetch, where any negative epoch is none).
 const NO_LEADER_EPOCH: i32 = -1;
@@ -109,7 +118,8 @@ fn list_partition(
             }
             return response;
         }
-        // No record at or after the timestamp: Kafka answers offset -1, timestamp -1.
+        // No record at or after the timestamp (or nothing tiered): Kafka answers offset -1,
+        // timestamp -1 and leader epoch -1.
         Ok(None) => 0,
         Err(e) => log_error_i16(&e),
     };
@@ -121,18 +131,27 @@ enum Query {
     Latest,
     Earliest,
     MaxTimestamp,
+    /// The first offset still on local disk: the log start offset, as nothing is tiered.
+    EarliestLocal,
+    /// The last offset in remote storage: none, as nothing is tiered.
+    LatestTiered,
     AtOrAfter(i64),
 }
 
 impl Query {
-    /// `None` for a special timestamp this broker does not know (e.g. -4 earliest-local, -5
-    /// tiered), or one sent below the version that brought it (Kafka, KAFKA-17331).
+    /// `None` for a special timestamp this broker does not know (e.g. -6), or one sent below
+    /// the version that brought it (Kafka 4.0's `ReplicaManager.timestampMinSupportedVersion`,
+    /// KAFKA-17331).
     fn of(timestamp: i64, version: i16) -> Option<Query> {
         match timestamp {
             LATEST_TIMESTAMP => Some(Query::Latest),
             EARLIEST_TIMESTAMP => Some(Query::Earliest),
             MAX_TIMESTAMP if version < MAX_TIMESTAMP_VERSION_MIN => None,
             MAX_TIMESTAMP => Some(Query::MaxTimestamp),
+            EARLIEST_LOCAL_TIMESTAMP if version < EARLIEST_LOCAL_VERSION_MIN => None,
+            EARLIEST_LOCAL_TIMESTAMP => Some(Query::EarliestLocal),
+            LATEST_TIERED_TIMESTAMP if version < LATEST_TIERED_VERSION_MIN => None,
+            LATEST_TIERED_TIMESTAMP => Some(Query::LatestTiered),
             t if t >= 0 => Some(Query::AtOrAfter(t)),
             _ => None,
         }
@@ -142,7 +161,9 @@ impl Query {
     fn run(&self, log: &PartitionLog) -> Result<Option<(i64, i64)>, LogError> {
         match *self {
             Query::Latest => Ok(Some((log.log_end_offset(), -1))),
-            Query::Earliest => Ok(Some((log.log_start_offset(), -1))),
+            Query::Earliest | Query::EarliestLocal => Ok(Some((log.log_start_offset(), -1))),
+            // Kafka's `UnifiedLog.fetchOffsetByTimestamp` without remote storage.
+            Query::LatestTiered => Ok(None),
             Query::MaxTimestamp => {
                 let found = log.max_timestamp_record()?;
                 Ok(found.map(|f| (f.offset, f.timestamp)))
@@ -152,5 +173,58 @@ impl Query {
                 Ok(found.map(|f| (f.offset, f.timestamp)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use kafka_protocol::messages::list_offsets_request::ListOffsetsTopic;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::api::create_topics::fixture;
+
+    /// (error code, offset, timestamp, leader epoch) for `timestamp` at `version`.
+    fn ask(fixture: &fixture::Fixture, timestamp: i64, version: i16) -> (i16, i64, i64, i32) {
+        let partition = ListOffsetsPartition::default()
+            .with_partition_index(0)
+            .with_timestamp(timestamp);
+        let topic = ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![partition]);
+        let request = ListOffsetsRequest::default().with_topics(vec![topic]);
+        let response = handle(&fixture.ctx, &fixture::header(version), request);
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp, p.leader_epoch)
+    }
+
+    /// Nothing is tiered: -4 (v8+) is the log start offset, -5 (v9+) offset -1 with leader
+    /// epoch -1 (Kafka's `UnifiedLog.fetchOffsetByTimestamp` without remote storage); below
+    /// those versions each is UNSUPPORTED_VERSION.
+    #[test]
+    fn earliest_local_and_latest_tiered_without_tiered_storage() {
+        let fixture = fixture::broker();
+        fixture::topic(&fixture, "t", 1);
+        fixture::append(&fixture, "t", 0, 5);
+        let log = fixture.ctx.logs.partition("t", 0).unwrap();
+        log.delete_records_before(2).unwrap();
+        let unsupported = ResponseError::UnsupportedVersion.code();
+        for version in 1..=7 {
+            assert_eq!(ask(&fixture, -4, version), (unsupported, -1, -1, -1));
+        }
+        for version in 1..=8 {
+            assert_eq!(ask(&fixture, -5, version), (unsupported, -1, -1, -1));
+        }
+        for version in 8..=10 {
+            let epoch = leader_epoch::LEADER_EPOCH;
+            assert_eq!(ask(&fixture, -4, version), (0, 2, -1, epoch), "v{version}");
+            assert_eq!(ask(&fixture, -2, version), (0, 2, -1, epoch), "v{version}");
+        }
+        for version in 9..=10 {
+            assert_eq!(ask(&fixture, -5, version), (0, -1, -1, -1), "v{version}");
+        }
+        assert_eq!(ask(&fixture, -6, 10), (unsupported, -1, -1, -1));
     }
 }

@@ -89,26 +89,19 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     let version = header.request_api_version;
     let (mut response, items) = by_partition(request);
     if !matches!(acks, -1..=1) {
-        // Kafka answers every partition, once each, as for any append (ReplicaManager).
-        for (topic_index, _, data, _) in items {
-            if let Some(topic) = response.responses.get_mut(topic_index) {
-                let mut partition = unanswered(data.index);
-                partition.error_code = ResponseError::InvalidRequiredAcks.code();
+        for item in items {
+            if let Some(topic) = response.responses.get_mut(item.topic_index) {
+                let partition = refuse_acks(ctx, &item.topic, item.entries, acks, version);
                 topic.partition_responses.push(partition);
             }
         }
         return Completion::ready(ResponseKind::Produce(response));
     }
     let parallel = worth_parallel(&items);
-    let results = ctx
-        .append_pool
-        .map(items, parallel, |(topic_index, name, data, earlier)| {
-            let entries = Entries { data, earlier };
-            (
-                topic_index,
-                produce_partition(ctx, &name, entries, acks, version),
-            )
-        });
+    let results = ctx.append_pool.map(items, parallel, |item| {
+        let answer = produce_partition(ctx, &item.topic, item.entries, acks, version);
+        (item.topic_index, answer)
+    });
     let mut waits = Vec::new();
     for (topic_index, (partition_response, appended)) in results {
         let Some(topic_response) = response.responses.get_mut(topic_index) else {
@@ -159,12 +152,16 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: ProduceReque
     }
 }
 
-/// One partition's entry of a request: its topic's index in the response, the topic's
-/// name, what the request's last entry for the partition asks, and the records of its
-/// earlier entries (when the partition is named more than once), in request order.
-type Item = (usize, Arc<str>, PartitionProduceData, Vec<Bytes>);
+/// One partition of a request, with everything the request asks of it.
+struct Item {
+    /// Its topic's entry in the response.
+    topic_index: usize,
+    topic: Arc<str>,
+    entries: Entries,
+}
 
-/// A partition's entries in a request: the last one, and the records of the earlier ones.
+/// A partition's entries in a request: the last one, and the records of the earlier ones
+/// (when the partition is named more than once), in request order.
 struct Entries {
     data: PartitionProduceData,
     earlier: Vec<Bytes>,
@@ -197,12 +194,20 @@ fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
             match placed.get(&key).and_then(|&at| items.get_mut(at)) {
                 Some(slot) => {
                     // Kept to be checked too; bounded by the request's size.
-                    let replaced = std::mem::replace(&mut slot.2, data);
-                    slot.3.push(replaced.records.unwrap_or_default());
+                    let entries = &mut slot.entries;
+                    let replaced = std::mem::replace(&mut entries.data, data);
+                    entries.earlier.push(replaced.records.unwrap_or_default());
                 }
                 None => {
                     placed.insert(key, items.len());
-                    items.push((topic_index, Arc::clone(&name), data, Vec::new()));
+                    items.push(Item {
+                        topic_index,
+                        topic: Arc::clone(&name),
+                        entries: Entries {
+                            data,
+                            earlier: Vec::new(),
+                        },
+                    });
                 }
             }
         }
@@ -218,7 +223,8 @@ fn by_partition(request: ProduceRequest) -> (ProduceResponse, Vec<Item>) {
 fn worth_parallel(items: &[Item]) -> bool {
     let records_bytes: usize = items
         .iter()
-        .map(|(_, _, data, earlier)| {
+        .map(|item| {
+            let Entries { data, earlier } = &item.entries;
             let earlier_bytes: usize = earlier.iter().map(Bytes::len).sum();
             data.records.as_ref().map_or(0, Bytes::len) + earlier_bytes
         })
@@ -274,8 +280,7 @@ fn produce_partition(
     acks: i16,
     version: i16,
 ) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
-    let Entries { data, earlier } = entries;
-    let index = data.index;
+    let index = entries.data.index;
     let fail = |error: ResponseError, message: String| failed(index, version, error, message);
     if let Err(refusal) = Refusal::unless_client_may("produce to", topic) {
         return fail(ResponseError::InvalidTopicException, refusal.message);
@@ -284,17 +289,7 @@ fn produce_partition(
         Ok(log) => log,
         Err(e) => return fail(log_error_code(&e), e.to_string()),
     };
-    let mut batch = None;
-    let mut format_error = None;
-    for records in earlier
-        .into_iter()
-        .chain([data.records.unwrap_or_default()])
-    {
-        match single_batch(records, version) {
-            Ok(passed) => batch = Some(passed),
-            Err(error) => format_error = Some(error),
-        }
-    }
+    let (batch, format_error) = check_formats(entries, version);
     let (batch, format_error) = match (batch, format_error) {
         (Some(batch), format_error) => (batch, format_error),
         (None, format_error) => {
@@ -310,6 +305,60 @@ fn produce_partition(
         Some((error, message)) => (fail(error, message).0, appended),
         None => (response, appended),
     }
+}
+
+/// Every entry's format checked ([`single_batch`]): the last entry that passes, and the
+/// last one's error that fails.
+fn check_formats(
+    entries: Entries,
+    version: i16,
+) -> (Option<RecordBatch>, Option<(ResponseError, String)>) {
+    let Entries { data, earlier } = entries;
+    let mut batch = None;
+    let mut format_error = None;
+    for records in earlier
+        .into_iter()
+        .chain([data.records.unwrap_or_default()])
+    {
+        match single_batch(records, version) {
+            Ok(passed) => batch = Some(passed),
+            Err(error) => format_error = Some(error),
+        }
+    }
+    (batch, format_error)
+}
+
+/// A partition's answer to a produce whose acks are none of -1, 0, 1; nothing is appended.
+/// Kafka (`KafkaApis.handleProduceRequest`) first answers a partition its metadata does not
+/// know UNKNOWN_TOPIC_OR_PARTITION and one whose format check fails with that error; only
+/// the partitions it hands to `ReplicaManager.appendRecords` get INVALID_REQUIRED_ACKS
+/// (`sendInvalidRequiredAcksResponse`), before that method's internal-topic and storage
+/// checks, so neither applies here.
+fn refuse_acks(
+    ctx: &BrokerContext,
+    topic: &str,
+    entries: Entries,
+    acks: i16,
+    version: i16,
+) -> PartitionProduceResponse {
+    let index = entries.data.index;
+    let known = ctx
+        .logs
+        .topic(topic)
+        .is_some_and(|info| (0..info.partitions).contains(&index));
+    let (error, message) = if !known {
+        let message = format!("unknown partition {topic}-{index}");
+        (ResponseError::UnknownTopicOrPartition, message)
+    } else {
+        match check_formats(entries, version) {
+            (_, Some(format_error)) => format_error,
+            (_, None) => {
+                let message = format!("acks {acks} is none of -1, 0, 1");
+                (ResponseError::InvalidRequiredAcks, message)
+            }
+        }
+    };
+    failed(index, version, error, message).0
 }
 
 /// A partition's answer with `error` (and its message, from v8 on), and nothing to wait on.

@@ -627,6 +627,30 @@ fn every_entry_of_a_partition_named_twice_is_checked() {
     assert_eq!(end_offset(2), 0, "no valid entry: nothing appended");
 }
 
+/// Kafka refuses bad acks in `ReplicaManager.appendRecords` before its internal-topic check,
+/// so an existing internal topic's partition gets INVALID_REQUIRED_ACKS, as any other does;
+/// a partition past the topic's count is unknown.
+#[test]
+fn invalid_acks_come_before_the_internal_topic_check() {
+    let fixture = crate::api::create_topics::fixture::broker();
+    let offsets = crate::groups::OFFSETS_TOPIC;
+    crate::api::create_topics::fixture::topic(&fixture, offsets, 1);
+    let entries = vec![(offsets, 0, batch_of(1, 10)), (offsets, 1, batch_of(1, 10))];
+    let header = crate::api::create_topics::fixture::header(9);
+    let answers = produced(handle(&fixture.ctx, &header, produce_request(3, entries)));
+    let bad_acks = ResponseError::InvalidRequiredAcks.code();
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    assert_eq!(
+        answers,
+        vec![
+            (offsets.to_owned(), 0, bad_acks, -1),
+            (offsets.to_owned(), 1, unknown, -1)
+        ]
+    );
+    let log = fixture.ctx.logs.partition(offsets, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 0);
+}
+
 #[test]
 fn only_large_requests_of_large_partitions_go_to_the_append_pool() {
     let items = |partitions: i32, records: i32| -> Vec<Item> {
@@ -635,7 +659,12 @@ fn only_large_requests_of_large_partitions_go_to_the_append_pool() {
                 let mut data = PartitionProduceData::default();
                 data.index = partition;
                 data.records = Some(batch_of(records, 1000));
-                (0, Arc::<str>::from("d"), data, Vec::new())
+                let earlier = Vec::new();
+                Item {
+                    topic_index: 0,
+                    topic: Arc::from("d"),
+                    entries: Entries { data, earlier },
+                }
             })
             .collect()
     };

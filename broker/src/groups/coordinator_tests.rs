@@ -657,3 +657,68 @@ async fn one_groups_overview_matches_its_row_of_all() {
     assert_eq!(all.len(), 3);
     assert_eq!(coordinator.group_overview("c"), None);
 }
+
+/// A measurement, not a check (run with `--ignored --nocapture`): what one `list_groups`
+/// (each /metrics scrape, each /v1/groups page) costs with 10 000 groups, idle and while
+/// another thread keeps committing to them (each commit holds its group's lock across the
+/// `__consumer_offsets` append).
+#[test]
+#[ignore = "measurement; prints timings"]
+fn list_groups_cost_with_ten_thousand_groups() {
+    const GROUPS: usize = 10_000;
+    const ROUNDS: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    for i in 0..GROUPS {
+        coordinator
+            .slot_or_create(&format!("group-{i:05}"))
+            .unwrap();
+    }
+    // The part of a listing a lock-free per-group summary would save: taking each lock.
+    let locks_only = || {
+        let slots = coordinator.all_slots();
+        let stable = slots.iter().filter(|slot| {
+            let slot = slot.lock();
+            slot.group.state() == GroupState::Stable
+        });
+        assert_eq!(stable.count(), 0);
+    };
+    let listing = || assert_eq!(coordinator.list_groups(None).len(), GROUPS);
+    let time_rounds = |label: &str| {
+        for (what, run) in [
+            ("list_groups", &listing as &dyn Fn()),
+            ("slots + locks only", &locks_only),
+        ] {
+            let mut micros: Vec<u128> = (0..ROUNDS)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    run();
+                    started.elapsed().as_micros()
+                })
+                .collect();
+            micros.sort_unstable();
+            println!(
+                "{label}: {what} of {GROUPS}: median {} us, max {} us",
+                micros[ROUNDS / 2],
+                micros[ROUNDS - 1]
+            );
+        }
+    };
+    time_rounds("idle");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let group = format!("group-{:05}", i % GROUPS);
+                let offset = i64::try_from(i).unwrap();
+                drop(coordinator.commit_offsets(&group, &simple(), &[entry("t", 0, offset)]));
+                i += 1;
+            }
+            println!("committer: {i} commits");
+        });
+        time_rounds("while committing");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
