@@ -35,13 +35,17 @@ pub(crate) enum TopicAnswer {
 type MetadataScript = dyn Fn(&str) -> TopicAnswer + Send + Sync;
 type ProduceScript = dyn Fn(&str, i32) -> Option<i16> + Send + Sync;
 type CoordinatorScript = dyn Fn() -> Option<i16> + Send + Sync;
+type DelayScript = dyn Fn() -> u64 + Send + Sync;
 
 /// What the broker answers. `produce` gives a partition's error code, or `None` to never
-/// answer; `find_coordinator` likewise (`Some(0)`: this node).
+/// answer; `find_coordinator` likewise (`Some(0)`: this node). `produce_delay_ms` is
+/// asked once per Produce request, before `produce`: how long the broker takes to answer
+/// it (holding up that connection meanwhile, as a slow broker does).
 #[derive(Clone)]
 pub(crate) struct Script {
     pub metadata: Arc<MetadataScript>,
     pub produce: Arc<ProduceScript>,
+    pub produce_delay_ms: Arc<DelayScript>,
     pub find_coordinator: Arc<CoordinatorScript>,
 }
 
@@ -50,6 +54,7 @@ impl Default for Script {
         Script {
             metadata: Arc::new(|_| TopicAnswer::Leaders(vec![0])),
             produce: Arc::new(|_, _| Some(0)),
+            produce_delay_ms: Arc::new(|| 0),
             find_coordinator: Arc::new(|| Some(0)),
         }
     }
@@ -104,6 +109,8 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
             }
             ApiKey::Produce => {
                 let request = ProduceRequest::decode(&mut body, version).unwrap();
+                let delay_ms = (script.produce_delay_ms)();
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
                 match produce(&request, &script) {
                     Some(response) => response.encode(&mut out, version).is_ok(),
                     None => false,

@@ -89,6 +89,63 @@ async fn a_batch_to_a_broker_that_never_answers_fails_at_its_delivery_timeout() 
 }
 
 #[tokio::test]
+async fn a_batch_in_flight_at_its_deadline_fails_then_and_its_late_answer_is_ignored() {
+    // Batch A is answered after 500 ms; batch B, opened just after it, waits behind it (one
+    // batch in flight per partition), goes out at ~500 ms and is answered — with success —
+    // at ~1 300 ms: after its 1 000 ms deadline, within the 900 ms request timeout.
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (delays, answers) = (requests.clone(), requests.clone());
+    let addr = fake_broker::start(Script {
+        produce_delay_ms: Arc::new(move || match delays.load(Ordering::SeqCst) {
+            0 => 500,
+            1 => 800,
+            _ => 0,
+        }),
+        produce: Arc::new(move |_, _| {
+            answers.fetch_add(1, Ordering::SeqCst);
+            Some(0)
+        }),
+        ..Script::default()
+    })
+    .await;
+    let producer = producer(&addr, |c| {
+        c.linger_ms = 0;
+        c.client.connection.request_timeout_ms = 900;
+        c.delivery_timeout_ms = 1_000;
+    })
+    .await;
+    let buffer_bytes = producer.accumulator.memory_free_bytes();
+    let started = Instant::now();
+    let first = producer.send(ProducerRecord::new("t", "a")).await;
+    let second = producer.send(ProducerRecord::new("t", "b")).await;
+    let error = tokio::time::timeout(HANG, second.expect("send"))
+        .await
+        .expect("not hung")
+        .expect_err("not delivered within its deadline");
+    let failed_after = started.elapsed();
+    assert!(matches!(error, Error::DeliveryTimeout { .. }), "{error:?}");
+    assert!(error.to_string().contains("in flight"), "{error}");
+    // At its deadline, not when the answer came (~1.3 s).
+    assert!(
+        failed_after < Duration::from_millis(1_250),
+        "failed after {failed_after:?}"
+    );
+    let first = tokio::time::timeout(HANG, first.expect("send")).await;
+    assert_eq!(first.expect("not hung").expect("delivered").offset, 0);
+    // The late answer ends the request and is not applied to the failed batch: the
+    // partition is sendable again and every batch gave its memory back once.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(producer.accumulator.memory_free_bytes(), buffer_bytes);
+    let third = producer.send(ProducerRecord::new("t", "c")).await;
+    tokio::time::timeout(HANG, third.expect("send"))
+        .await
+        .expect("not hung")
+        .expect("a later batch is delivered");
+    assert_eq!(producer.accumulator.memory_free_bytes(), buffer_bytes);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
 async fn a_delivery_timeout_below_linger_plus_request_timeout_is_refused() {
     let mut config = ProducerConfig::new("127.0.0.1:1");
     config.linger_ms = 100;
