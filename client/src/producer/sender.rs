@@ -1,6 +1,7 @@
 //! The sender task: drains ready batches, groups them by leader, and sends one Produce
 //! request per broker (at most `in_flight_per_broker_max` at once per broker). Completes,
-//! retries (retriable errors, with backoff and a metadata refresh) or fails each batch.
+//! retries (retriable errors, with backoff; a background metadata refresh when the error
+//! says the leader may have moved) or fails each batch.
 //! Leaders come from cached metadata only: a batch whose leader is not known waits for a
 //! background lookup, so one topic without a leader never delays the others.
 
@@ -330,7 +331,9 @@ fn retry_or_fail(accumulator: &Accumulator, mut batch: SealedBatch, error: Error
         return;
     }
     tracing::debug!(topic = %partition.0, partition = partition.1, %error, "retrying batch");
-    accumulator.cluster().forget_topic(&partition.0);
+    if error.invalidates_metadata() {
+        accumulator.cluster().request_refresh(&partition.0);
+    }
     accumulator.requeue(batch);
 }
 

@@ -145,6 +145,52 @@ async fn a_batch_in_flight_at_its_deadline_fails_then_and_its_late_answer_is_ign
     assert_eq!(requests.load(Ordering::SeqCst), 3);
 }
 
+/// A producer whose first Produce is answered with `first_code`, later ones with success;
+/// returns how many Metadata requests named the topic once the record was delivered.
+async fn metadata_requests_after_one_failure(first_code: i16) -> usize {
+    let (asked, answered) = (Arc::new(AtomicUsize::new(0)), AtomicUsize::new(0));
+    let counted = asked.clone();
+    let addr = fake_broker::start(Script {
+        metadata: Arc::new(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            TopicAnswer::Leaders(vec![0])
+        }),
+        produce: Arc::new(move |_, _| match answered.fetch_add(1, Ordering::SeqCst) {
+            0 => Some(first_code),
+            _ => Some(0),
+        }),
+        ..Script::default()
+    })
+    .await;
+    let producer = producer(&addr, |_| {}).await;
+    let delivery = producer
+        .send(ProducerRecord::new("t", "v"))
+        .await
+        .expect("send");
+    let metadata = tokio::time::timeout(HANG, delivery)
+        .await
+        .expect("not hung")
+        .expect("delivered on the retry");
+    assert_eq!(metadata.offset, 0);
+    // A background refresh may still be on its way.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    asked.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_slow_broker_is_retried_without_asking_for_metadata() {
+    // REQUEST_TIMED_OUT: the leader is right, only slow. One Metadata request: `send`'s.
+    assert_eq!(metadata_requests_after_one_failure(7).await, 1);
+}
+
+#[tokio::test]
+async fn a_moved_leader_is_looked_up_and_the_batch_delivered() {
+    assert_eq!(
+        metadata_requests_after_one_failure(codes::NOT_LEADER_OR_FOLLOWER).await,
+        2
+    );
+}
+
 #[tokio::test]
 async fn a_delivery_timeout_below_linger_plus_request_timeout_is_refused() {
     let mut config = ProducerConfig::new("127.0.0.1:1");
