@@ -2,7 +2,7 @@
 //! Metadata), and one shared [`Connection`] per broker, opened on first use and reopened
 //! after it dies. Shared by producer, consumer and admin behind an `Arc`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -121,7 +121,15 @@ pub struct Cluster {
     /// hangs (up to the connect and request timeouts) holds up only the callers of that
     /// address and lane, not every request on the others.
     connections: Mutex<HashMap<String, BTreeMap<usize, ConnectionSlot>>>,
+    /// Topics whose metadata a background refresh should ask for next (see
+    /// [`Cluster::request_refresh`]); `None` while no refresh task runs.
+    refresh_pending: Mutex<Option<BTreeSet<String>>>,
 }
+
+/// Bound on the Metadata requests one background refresh task sends in a row (each asks
+/// for the topics requested while the previous one was out); topics still pending after
+/// it are asked for when they are next requested.
+const REFRESH_PASSES_MAX: usize = 16;
 
 /// One address and lane's connection, `None` until opened (see [`Cluster::lane_to`]).
 type ConnectionSlot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
@@ -220,6 +228,7 @@ impl Cluster {
             state: Mutex::default(),
             topics_generation: AtomicU64::new(0),
             connections: Mutex::default(),
+            refresh_pending: Mutex::default(),
         });
         cluster.refresh(Some(&[])).await?;
         Ok(cluster)
@@ -251,6 +260,7 @@ impl Cluster {
             state: Mutex::new(state),
             topics_generation: AtomicU64::new(0),
             connections: Mutex::default(),
+            refresh_pending: Mutex::default(),
         })
     }
 
@@ -519,6 +529,48 @@ impl Cluster {
             .get(topic)
             .copied()
             .filter(|code| !is_retriable_topic_error(*code)))
+    }
+
+    /// Asks for `topic`'s metadata in the background (a leader moved, a connection was
+    /// lost): what is cached stays usable meanwhile, so callers retry against the leader
+    /// they know until the answer says otherwise (Java's `requestUpdate`). Requests made
+    /// while a refresh is out are merged into the next one: one task, one Metadata request
+    /// at a time, however many partitions fail at once.
+    pub fn request_refresh(self: &Arc<Self>, topic: &str) {
+        {
+            let mut pending = self.refresh_pending();
+            match pending.as_mut() {
+                Some(topics) => {
+                    topics.insert(topic.to_owned());
+                    return;
+                }
+                None => *pending = Some(BTreeSet::new()),
+            }
+        }
+        let cluster = self.clone();
+        let mut topics = vec![topic.to_owned()];
+        tokio::spawn(async move {
+            for pass in 1..=REFRESH_PASSES_MAX {
+                if let Err(error) = cluster.refresh(Some(&topics)).await {
+                    tracing::debug!(?topics, %error, "background metadata refresh failed");
+                }
+                // Under the lock: a request either lands in `next` or finds no task
+                // running and starts one.
+                let mut pending = cluster.refresh_pending();
+                let next = pending.take().unwrap_or_default();
+                if next.is_empty() || pass == REFRESH_PASSES_MAX {
+                    return;
+                }
+                *pending = Some(BTreeSet::new());
+                topics = next.into_iter().collect();
+            }
+        });
+    }
+
+    fn refresh_pending(&self) -> std::sync::MutexGuard<'_, Option<BTreeSet<String>>> {
+        self.refresh_pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Leader broker id of one partition, refreshing metadata once if unknown.

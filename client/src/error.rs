@@ -87,6 +87,32 @@ impl Error {
         }
     }
 
+    /// True when the failure means the client's metadata may be stale, so it should ask
+    /// for a metadata refresh before trying again — as Java does for its
+    /// `InvalidMetadataException` errors (a moved or missing leader or topic, a lost
+    /// connection) and only for those: a broker that is merely slow or short of replicas
+    /// (REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, …) is retried against the same leader. A
+    /// client-side request timeout counts as a lost connection: it closes the connection,
+    /// and Java's network client asks for metadata when one closes.
+    pub fn invalidates_metadata(&self) -> bool {
+        match self {
+            Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. } => true,
+            Error::Broker { code, .. } => matches!(
+                *code,
+                codes::UNKNOWN_TOPIC_OR_PARTITION
+                    | codes::LEADER_NOT_AVAILABLE
+                    | codes::NOT_LEADER_OR_FOLLOWER
+                    | codes::NETWORK_EXCEPTION
+                    | codes::KAFKA_STORAGE_ERROR
+                    | codes::FENCED_LEADER_EPOCH
+                    | codes::UNKNOWN_LEADER_EPOCH
+                    | codes::UNKNOWN_TOPIC_ID
+                    | codes::INCONSISTENT_TOPIC_ID
+            ),
+            _ => false,
+        }
+    }
+
     /// An equal error for each of several batches one failure hit (the type is not `Clone`:
     /// `std::io::Error` is not): same variant and fields; an I/O error keeps its kind and
     /// message.
@@ -190,13 +216,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) mod codes {
     pub const OFFSET_OUT_OF_RANGE: i16 = 1;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const NETWORK_EXCEPTION: i16 = 13;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const NOT_COORDINATOR: i16 = 16;
     pub const ILLEGAL_GENERATION: i16 = 22;
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const INCONSISTENT_TOPIC_ID: i16 = 103;
 }
 
 #[cfg(test)]
@@ -229,5 +263,29 @@ mod tests {
             assert_eq!(copy.code(), error.code());
             assert_eq!(std::mem::discriminant(&copy), std::mem::discriminant(error));
         }
+    }
+
+    #[test]
+    fn only_stale_metadata_errors_and_lost_connections_ask_for_metadata() {
+        let broker = |code| Error::Broker {
+            code,
+            context: "produce t-0".into(),
+        };
+        // NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
+        // FENCED_LEADER_EPOCH, KAFKA_STORAGE_ERROR.
+        for code in [6, 5, 3, 74, 56] {
+            assert!(broker(code).invalidates_metadata(), "{code}");
+        }
+        // REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), CORRUPT_MESSAGE,
+        // COORDINATOR_LOAD_IN_PROGRESS: retriable, but the leader is still right.
+        for code in [7, 19, 20, 2, 14] {
+            assert!(broker(code).is_retriable(), "{code}");
+            assert!(!broker(code).invalidates_metadata(), "{code}");
+        }
+        let lost = Error::Disconnected {
+            addr: "127.0.0.1:9092".into(),
+        };
+        assert!(lost.invalidates_metadata());
+        assert!(!Error::Protocol("bad frame".into()).invalidates_metadata());
     }
 }

@@ -1,5 +1,6 @@
-//! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce and
-//! FindCoordinator as a test's [`Script`] says, so producer and group behaviour against
+//! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce,
+//! FindCoordinator and JoinGroup as a test's [`Script`] says (and SyncGroup, Heartbeat and
+//! LeaveGroup for a group of one member), so producer and group behaviour against
 //! leaders that come and go, or brokers that never answer, can be shown without a real
 //! broker. Requests on a connection are answered in order; one the script leaves unanswered
 //! holds up the rest of that connection, as a stuck broker would.
@@ -10,13 +11,16 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, FindCoordinatorResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsResponse, BrokerId, FindCoordinatorResponse, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,14 +39,20 @@ pub(crate) enum TopicAnswer {
 type MetadataScript = dyn Fn(&str) -> TopicAnswer + Send + Sync;
 type ProduceScript = dyn Fn(&str, i32) -> Option<i16> + Send + Sync;
 type CoordinatorScript = dyn Fn() -> Option<i16> + Send + Sync;
+type DelayScript = dyn Fn() -> u64 + Send + Sync;
 
 /// What the broker answers. `produce` gives a partition's error code, or `None` to never
-/// answer; `find_coordinator` likewise (`Some(0)`: this node).
+/// answer; `find_coordinator` likewise (`Some(0)`: this node), and `join_group` (`Some(0)`:
+/// the joining member is the group's only member and its leader). `produce_delay_ms` is
+/// asked once per Produce request, before `produce`: how long the broker takes to answer
+/// it (holding up that connection meanwhile, as a slow broker does).
 #[derive(Clone)]
 pub(crate) struct Script {
     pub metadata: Arc<MetadataScript>,
     pub produce: Arc<ProduceScript>,
+    pub produce_delay_ms: Arc<DelayScript>,
     pub find_coordinator: Arc<CoordinatorScript>,
+    pub join_group: Arc<CoordinatorScript>,
 }
 
 impl Default for Script {
@@ -50,7 +60,9 @@ impl Default for Script {
         Script {
             metadata: Arc::new(|_| TopicAnswer::Leaders(vec![0])),
             produce: Arc::new(|_, _| Some(0)),
+            produce_delay_ms: Arc::new(|| 0),
             find_coordinator: Arc::new(|| Some(0)),
+            join_group: Arc::new(|| Some(0)),
         }
     }
 }
@@ -104,6 +116,8 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
             }
             ApiKey::Produce => {
                 let request = ProduceRequest::decode(&mut body, version).unwrap();
+                let delay_ms = (script.produce_delay_ms)();
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
                 match produce(&request, &script) {
                     Some(response) => response.encode(&mut out, version).is_ok(),
                     None => false,
@@ -119,6 +133,35 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     .is_ok(),
                 None => false,
             },
+            ApiKey::JoinGroup => {
+                let request = JoinGroupRequest::decode(&mut body, version).unwrap();
+                match (script.join_group)() {
+                    Some(code) => join_group(request, code).encode(&mut out, version).is_ok(),
+                    None => false,
+                }
+            }
+            ApiKey::SyncGroup => {
+                // The only member is the leader: it gets what it assigned itself.
+                let request = SyncGroupRequest::decode(&mut body, version).unwrap();
+                let assignment = request
+                    .assignments
+                    .into_iter()
+                    .find(|a| a.member_id == request.member_id)
+                    .map(|a| a.assignment)
+                    .unwrap_or_default();
+                SyncGroupResponse::default()
+                    .with_protocol_type(request.protocol_type)
+                    .with_protocol_name(request.protocol_name)
+                    .with_assignment(assignment)
+                    .encode(&mut out, version)
+                    .is_ok()
+            }
+            ApiKey::Heartbeat => HeartbeatResponse::default()
+                .encode(&mut out, version)
+                .is_ok(),
+            ApiKey::LeaveGroup => LeaveGroupResponse::default()
+                .encode(&mut out, version)
+                .is_ok(),
             _ => false,
         };
         if !answered {
@@ -148,6 +191,10 @@ pub(crate) fn api_versions() -> ApiVersionsResponse {
         api(ApiKey::Metadata, 12),
         api(ApiKey::Produce, 9),
         api(ApiKey::FindCoordinator, 3),
+        api(ApiKey::JoinGroup, 5),
+        api(ApiKey::SyncGroup, 3),
+        api(ApiKey::Heartbeat, 3),
+        api(ApiKey::LeaveGroup, 3),
     ])
 }
 
@@ -181,6 +228,28 @@ fn metadata(port: u16, answers: Vec<(&String, TopicAnswer)>) -> MetadataResponse
     MetadataResponse::default()
         .with_brokers(vec![broker])
         .with_topics(topics)
+}
+
+/// JoinGroup with `code`; on success the member (`m-1` unless it has an id) leads a group
+/// of itself, generation 1, with its first protocol.
+fn join_group(request: JoinGroupRequest, code: i16) -> JoinGroupResponse {
+    let response = JoinGroupResponse::default().with_error_code(code);
+    if code != 0 {
+        return response.with_generation_id(-1);
+    }
+    let member_id = match request.member_id.is_empty() {
+        true => StrBytes::from_static_str("m-1"),
+        false => request.member_id,
+    };
+    let protocol = request.protocols.into_iter().next().unwrap_or_default();
+    response
+        .with_generation_id(1)
+        .with_protocol_name(Some(protocol.name))
+        .with_leader(member_id.clone())
+        .with_member_id(member_id.clone())
+        .with_members(vec![JoinGroupResponseMember::default()
+            .with_member_id(member_id)
+            .with_metadata(protocol.metadata)])
 }
 
 /// The response to `request`, or `None` when any partition is scripted to go unanswered.

@@ -48,6 +48,15 @@ pub struct ConsumerConfig {
     pub fetch_connections_per_broker: usize,
     /// Decompression bound for one batch.
     pub record_bytes_max: usize,
+    /// Pause after a retriable group error (coordinator loading or moved, lost connection)
+    /// before the join is tried again, doubling per failure up to `retry_backoff_max_ms`
+    /// (Java's `retry.backoff.ms` / `retry.backoff.max.ms`).
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    /// How long a group join keeps retrying retriable errors before it reports the last
+    /// one (Java's `default.api.timeout.ms`; see `GroupMember::join`). A JoinGroup the
+    /// coordinator holds while the group gathers is not cut by it.
+    pub default_api_timeout_ms: u64,
 }
 
 impl ConsumerConfig {
@@ -69,6 +78,9 @@ impl ConsumerConfig {
             prefetch_bytes_max: 2 * 1024 * 1024,
             fetch_connections_per_broker: 2,
             record_bytes_max: 64 * 1024 * 1024,
+            retry_backoff_ms: 100,
+            retry_backoff_max_ms: 1_000,
+            default_api_timeout_ms: 60_000,
         }
     }
 }

@@ -231,6 +231,11 @@ impl Fetcher {
             Ok(response) => response,
             Err(e) => {
                 tracing::debug!(broker = result.broker, error = %e, "fetch failed");
+                if e.invalidates_metadata() {
+                    for (tp, _, _) in &result.sent {
+                        self.cluster.request_refresh(&tp.topic);
+                    }
+                }
                 self.release(&result.sent, true);
                 return reset;
             }
@@ -265,9 +270,17 @@ impl Fetcher {
                     reset.push(tp);
                 }
                 _ => {
-                    tracing::debug!(%tp, code, "fetch error; refreshing metadata");
+                    tracing::debug!(%tp, code, "fetch error; backing off");
                     state.backoff_until = Some(backoff());
-                    self.cluster.forget_topic(&tp.topic);
+                    let error = Error::Broker {
+                        code,
+                        context: String::new(),
+                    };
+                    // Only a stale leader or topic asks for metadata (as Java's fetcher);
+                    // the cached leader is used meanwhile.
+                    if error.invalidates_metadata() {
+                        self.cluster.request_refresh(&tp.topic);
+                    }
                 }
             }
         }
@@ -502,6 +515,59 @@ mod tests {
             response: Ok(response),
         };
         fetcher.results_tx.try_send(result).unwrap();
+    }
+
+    /// A fetch response from broker 0 with error `code` for partition t-0, sent at 0.
+    fn failed(fetcher: &Fetcher, code: i16) -> FetchResult {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        let partition = PartitionData::default()
+            .with_partition_index(0)
+            .with_error_code(code);
+        let response =
+            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![partition])]);
+        FetchResult {
+            broker: 0,
+            lane: 0,
+            sent: vec![(tp(), fetcher.partitions[&tp()].epoch, 0)],
+            response: Ok(response),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_stale_leader_error_refreshes_metadata_and_the_leader_stays_cached() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use crate::fake_broker::{self, Script, TopicAnswer};
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counted = asked.clone();
+        let addr = fake_broker::start(Script {
+            metadata: Arc::new(move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                TopicAnswer::Leaders(vec![0])
+            }),
+            ..Script::default()
+        })
+        .await;
+        let cluster = Cluster::connect(crate::ClientConfig::new(&addr))
+            .await
+            .unwrap();
+        cluster.topic("t").await.unwrap();
+        let mut fetcher = Fetcher::new(cluster.clone(), ConsumerConfig::new(&addr));
+        fetcher.assign(&[tp()]);
+        fetcher.seek(&tp(), 0).unwrap();
+        let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
+        // CORRUPT_MESSAGE: back off and fetch again from the same leader.
+        fetcher.receive(failed(&fetcher, 2));
+        settle().await;
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "no Metadata request");
+        assert_eq!(cluster.cached_leader("t", 0), Some(0));
+        // NOT_LEADER_OR_FOLLOWER: a refresh in the background; the leader stays usable.
+        fetcher.receive(failed(&fetcher, codes::NOT_LEADER_OR_FOLLOWER));
+        assert_eq!(cluster.cached_leader("t", 0), Some(0));
+        settle().await;
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "one Metadata request");
     }
 
     /// Five partitions of broker 0 assigned and positioned, fetched over `lanes` lanes.

@@ -28,14 +28,16 @@ use crate::cluster::{topic_name, Cluster};
 use crate::conn::Connection;
 use crate::error::{codes, Error, Result};
 
-/// Bound on JoinGroup/SyncGroup round trips in one rebalance (MEMBER_ID_REQUIRED, a
-/// concurrent rebalance, coordinator moves).
-const JOIN_ATTEMPTS_MAX: usize = 20;
-/// First pause before asking again (a join round or FindCoordinator); FindCoordinator's
-/// pauses double up to `RETRY_BACKOFF_MAX_MS` (Kafka's `retry.backoff.ms` and
-/// `retry.backoff.max.ms` defaults).
+/// First pause before FindCoordinator asks again, doubling up to `RETRY_BACKOFF_MAX_MS`
+/// (Kafka's `retry.backoff.ms` and `retry.backoff.max.ms` defaults; a join's pauses come
+/// from the consumer's config).
 const RETRY_BACKOFF_MS: u64 = 100;
 const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
+
+/// The pause after `pause_ms` (0 before the first): doubled, within `[min_ms, max_ms]`.
+fn next_backoff_ms(pause_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
+    pause_ms.saturating_mul(2).clamp(min_ms, max_ms.max(min_ms))
+}
 
 /// The outcome of one completed rebalance (what [`GroupMember::join`] returns).
 pub struct Joined {
@@ -137,42 +139,68 @@ impl GroupMember {
 
     /// Joins (or rejoins) the group subscribed to `topics`, owning `owned`, and returns the
     /// new assignment; restarts the heartbeat task for the new generation.
+    ///
+    /// Retries are bounded by time, not a count: a coordinator still loading a big
+    /// `__consumer_offsets` after a restart answers COORDINATOR_LOAD_IN_PROGRESS for as long
+    /// as that takes. As Java's `joinGroupIfNeeded`: MEMBER_ID_REQUIRED, UNKNOWN_MEMBER_ID,
+    /// ILLEGAL_GENERATION and REBALANCE_IN_PROGRESS are retried at once (the answer says
+    /// what to send next); other retriable errors after `retry_backoff_ms`, doubling up to
+    /// `retry_backoff_max_ms`; anything else ends the join. Java bounds those retries only
+    /// by the timer of the call driving the join (each `poll` resumes it for its timeout);
+    /// here the join runs as a task of its own across polls, and calls that wait for it
+    /// (commit, close) are bounded in Java by `default.api.timeout.ms` — so that is the
+    /// bound here: past `default_api_timeout_ms` the last error is reported (and the next
+    /// `poll` starts a new join).
     pub async fn join(&mut self, topics: &[String], owned: &[TopicPartition]) -> Result<Joined> {
         if let Some(task) = self.heartbeat.take() {
             task.abort();
         }
         let metadata = encode_subscription(topics, owned, self.generation_id);
-        let mut last_error = Error::State("no join attempt".to_owned());
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.default_api_timeout_ms);
         let mut member_reset = false;
-        for _attempt in 0..JOIN_ATTEMPTS_MAX {
-            match self.join_once(&metadata).await {
+        let mut pause_ms = 0;
+        // Bounded by the deadline: a pass that does not end the loop either sleeps at least
+        // `retry_backoff_ms` or had an answer telling it what to send next.
+        loop {
+            let error = match self.join_once(&metadata).await {
                 Ok(mut joined) => {
                     joined.member_reset = member_reset;
                     self.rejoin_needed.store(false, Ordering::Relaxed);
                     self.start_heartbeat().await?;
                     return Ok(joined);
                 }
-                Err(e) => {
-                    match e.code() {
-                        Some(codes::MEMBER_ID_REQUIRED) => continue,
-                        Some(codes::UNKNOWN_MEMBER_ID) | Some(codes::ILLEGAL_GENERATION) => {
-                            self.member_id.clear();
-                            self.generation_id = -1;
-                            member_reset = true;
-                        }
-                        Some(codes::REBALANCE_IN_PROGRESS) => {}
-                        Some(codes::NOT_COORDINATOR) | Some(codes::COORDINATOR_NOT_AVAILABLE) => {
-                            self.coordinator = None;
-                        }
-                        _ if e.is_retriable() => self.coordinator = None,
-                        _ => return Err(e),
-                    }
-                    last_error = e;
-                    tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
-                }
+                Err(error) => error,
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(error);
             }
+            match error.code() {
+                Some(codes::MEMBER_ID_REQUIRED) | Some(codes::REBALANCE_IN_PROGRESS) => continue,
+                Some(codes::UNKNOWN_MEMBER_ID) | Some(codes::ILLEGAL_GENERATION) => {
+                    self.member_id.clear();
+                    self.generation_id = -1;
+                    member_reset = true;
+                    continue;
+                }
+                // Still the coordinator, just not ready: ask it again.
+                Some(codes::COORDINATOR_LOAD_IN_PROGRESS) => {}
+                // Moved or gone: find it again.
+                Some(codes::NOT_COORDINATOR) | Some(codes::COORDINATOR_NOT_AVAILABLE) => {
+                    self.coordinator = None;
+                }
+                _ if error.is_retriable() => self.coordinator = None,
+                _ => return Err(error),
+            }
+            tracing::debug!(group = %self.group_id, %error, "join failed; retrying");
+            pause_ms = next_backoff_ms(
+                pause_ms,
+                self.config.retry_backoff_ms.max(1),
+                self.config.retry_backoff_max_ms,
+            );
+            tokio::time::sleep_until((now + Duration::from_millis(pause_ms)).min(deadline)).await;
         }
-        Err(last_error)
     }
 
     async fn join_once(&mut self, metadata: &Bytes) -> Result<Joined> {
@@ -366,9 +394,7 @@ pub async fn find_coordinator(cluster: &Cluster, group_id: &str) -> Result<Arc<C
         if !(error.is_retriable() || matches!(error, Error::NoBrokers(_))) || now >= deadline {
             return Err(error);
         }
-        pause_ms = pause_ms
-            .saturating_mul(2)
-            .clamp(RETRY_BACKOFF_MS, RETRY_BACKOFF_MAX_MS);
+        pause_ms = next_backoff_ms(pause_ms, RETRY_BACKOFF_MS, RETRY_BACKOFF_MAX_MS);
         tokio::time::sleep_until((now + Duration::from_millis(pause_ms)).min(deadline)).await;
     }
 }
@@ -502,10 +528,10 @@ mod coordinator_tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::find_coordinator;
+    use super::{find_coordinator, GroupMember};
     use crate::error::codes;
     use crate::fake_broker::{self, Script};
-    use crate::{ClientConfig, Cluster};
+    use crate::{ClientConfig, Cluster, ConsumerConfig, TopicPartition};
 
     /// Longest a test here may take before it counts as hung (upper bounds only).
     const HANG: Duration = Duration::from_secs(15);
@@ -524,6 +550,83 @@ mod coordinator_tests {
         let cluster = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
         let found = tokio::time::timeout(HANG, find_coordinator(&cluster, "g")).await;
         found.expect("not hung").expect("found once loaded");
+    }
+
+    /// A member of group `g` on a broker whose JoinGroup answers come from `join_group`.
+    async fn group_member(
+        join_group: impl Fn() -> Option<i16> + Send + Sync + 'static,
+        adjust: impl FnOnce(&mut ConsumerConfig),
+    ) -> GroupMember {
+        let addr = fake_broker::start(Script {
+            join_group: Arc::new(join_group),
+            ..Script::default()
+        })
+        .await;
+        let mut config = ConsumerConfig::new(&addr);
+        adjust(&mut config);
+        let cluster = Cluster::connect(config.client.clone()).await.unwrap();
+        GroupMember::new(cluster, config, "g".to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_join_waits_out_a_coordinator_loading_for_three_seconds() {
+        let started = Instant::now();
+        let mut member = group_member(
+            move || match started.elapsed() < Duration::from_secs(3) {
+                true => Some(codes::COORDINATOR_LOAD_IN_PROGRESS),
+                false => Some(0),
+            },
+            |_| {},
+        )
+        .await;
+        let joined = tokio::time::timeout(HANG, member.join(&["t".to_owned()], &[])).await;
+        let joined = joined.expect("not hung").expect("joined once loaded");
+        assert_eq!(joined.generation_id, 1);
+        assert_eq!(joined.assignment, vec![TopicPartition::new("t", 0)]);
+        assert!(started.elapsed() >= Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_join_to_a_coordinator_that_never_loads_ends_at_the_api_timeout() {
+        let mut member = group_member(
+            || Some(codes::COORDINATOR_LOAD_IN_PROGRESS),
+            |c| {
+                c.default_api_timeout_ms = 700;
+            },
+        )
+        .await;
+        let started = Instant::now();
+        let joined = tokio::time::timeout(HANG, member.join(&["t".to_owned()], &[])).await;
+        let Err(error) = joined.expect("ended within the bound") else {
+            panic!("joined a coordinator that never loads");
+        };
+        assert_eq!(error.code(), Some(codes::COORDINATOR_LOAD_IN_PROGRESS));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(700), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_permanent_join_error_fails_at_once_and_member_id_required_retries_at_once() {
+        // GROUP_AUTHORIZATION_FAILED: not retriable.
+        let mut member = group_member(|| Some(30), |_| {}).await;
+        let started = Instant::now();
+        let error = member.join(&["t".to_owned()], &[]).await.err().unwrap();
+        assert_eq!(error.code(), Some(30), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // MEMBER_ID_REQUIRED, then accepted: no backoff in between, however long.
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let mut member = group_member(
+            move || match asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Some(codes::MEMBER_ID_REQUIRED),
+                _ => Some(0),
+            },
+            |c| c.retry_backoff_ms = 5_000,
+        )
+        .await;
+        let started = Instant::now();
+        let joined = tokio::time::timeout(HANG, member.join(&["t".to_owned()], &[])).await;
+        joined.expect("not hung").expect("joined on the second try");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[tokio::test]

@@ -197,6 +197,12 @@ impl Accumulator {
         &self.cluster
     }
 
+    /// Buffer memory not held by records (tests check that each batch gave its back once).
+    #[cfg(test)]
+    pub fn memory_free_bytes(&self) -> usize {
+        self.memory.available_permits()
+    }
+
     fn queues(&self) -> MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }

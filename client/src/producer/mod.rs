@@ -81,8 +81,8 @@ pub struct ProducerConfig {
     /// How long a record may take from `send` returning to its outcome (Java's
     /// `delivery.timeout.ms`): lingering, waiting for a leader, in flight and retries all
     /// count. A retriable failure is retried until then; a batch still undelivered at its
-    /// deadline fails with [`Error::DeliveryTimeout`]. A request already in flight at the
-    /// deadline is waited for (at most `request_timeout_ms` more). Must be at least
+    /// deadline fails with [`Error::DeliveryTimeout`] — also when its request is still in
+    /// flight (KIP-91; the late answer is ignored for it). Must be at least
     /// `linger_ms + request_timeout_ms` and at most `i32::MAX`, as Java requires.
     pub delivery_timeout_ms: u64,
     /// Attempts after the first for a batch that failed with a retriable error: an extra

@@ -1,6 +1,7 @@
 //! The sender task: drains ready batches, groups them by leader, and sends one Produce
 //! request per broker (at most `in_flight_per_broker_max` at once per broker). Completes,
-//! retries (retriable errors, with backoff and a metadata refresh) or fails each batch.
+//! retries (retriable errors, with backoff; a background metadata refresh when the error
+//! says the leader may have moved) or fails each batch.
 //! Leaders come from cached metadata only: a batch whose leader is not known waits for a
 //! background lookup, so one topic without a leader never delays the others.
 
@@ -9,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::ProduceRequest;
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::accumulator::{Accumulator, SealedBatch};
-use super::Acks;
+use super::accumulator::{Accumulator, SealedBatch, TopicPartition};
+use super::{Acks, ProducerConfig};
 use crate::cluster::topic_name;
 use crate::error::{codes, Error};
 
@@ -165,43 +166,25 @@ fn requests_of<B>(
     requests
 }
 
-async fn send_to(accumulator: &Accumulator, leader: i32, batches: Vec<SealedBatch>) {
-    let config = &accumulator.config;
-    let mut topics: HashMap<&str, Vec<PartitionProduceData>> = HashMap::new();
-    for batch in &batches {
-        topics.entry(&batch.partition.0).or_default().push(
-            PartitionProduceData::default()
-                .with_index(batch.partition.1)
-                .with_records(Some(batch.bytes.clone())),
-        );
+async fn send_to(accumulator: &Accumulator, leader: i32, mut batches: Vec<SealedBatch>) {
+    let request = produce_request(&accumulator.config, &batches);
+    let exchange = exchange(accumulator, leader, &request);
+    let (outcome, expired) = expire_in_flight(accumulator, leader, exchange, &mut batches).await;
+    // A batch that expired in flight kept its partition in flight until its request ended
+    // (as Java keeps the partition muted): a later batch sent meanwhile could be stored
+    // before it, if the broker appends it after all.
+    for partition in &expired {
+        accumulator.done_in_flight(partition);
     }
-    let topic_data = topics
-        .into_iter()
-        .map(|(topic, partitions)| {
-            TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(partitions)
-        })
-        .collect();
-    let request = ProduceRequest::default()
-        .with_acks(config.acks.wire())
-        .with_timeout_ms(config.ack_timeout_ms)
-        .with_topic_data(topic_data);
-    let conn = match accumulator.cluster().broker(leader).await {
-        Ok(conn) => conn,
-        Err(e) => return retry_all(accumulator, batches, &e),
-    };
-    if config.acks == Acks::None {
-        match conn.send_no_response(&request).await {
-            Ok(()) => batches
+    let response = match outcome {
+        Ok(Some(response)) => response,
+        Ok(None) => {
+            // acks=0: written is all we will know.
+            batches
                 .into_iter()
-                .for_each(|b| finish(accumulator, b, Ok(-1))),
-            Err(e) => retry_all(accumulator, batches, &e),
+                .for_each(|b| finish(accumulator, b, Ok(-1)));
+            return;
         }
-        return;
-    }
-    let response = match conn.send(&request).await {
-        Ok(response) => response,
         Err(e) => return retry_all(accumulator, batches, &e),
     };
     let mut results: HashMap<(String, i32), (i16, i64)> = HashMap::new();
@@ -228,6 +211,88 @@ async fn send_to(accumulator: &Accumulator, leader: i32, batches: Vec<SealedBatc
         };
         finish(accumulator, batch, result);
     }
+}
+
+/// One Produce request carrying `batches` (one per partition).
+fn produce_request(config: &ProducerConfig, batches: &[SealedBatch]) -> ProduceRequest {
+    let mut topics: HashMap<&str, Vec<PartitionProduceData>> = HashMap::new();
+    for batch in batches {
+        topics.entry(&batch.partition.0).or_default().push(
+            PartitionProduceData::default()
+                .with_index(batch.partition.1)
+                .with_records(Some(batch.bytes.clone())),
+        );
+    }
+    let topic_data = topics
+        .into_iter()
+        .map(|(topic, partitions)| {
+            TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(partitions)
+        })
+        .collect();
+    ProduceRequest::default()
+        .with_acks(config.acks.wire())
+        .with_timeout_ms(config.ack_timeout_ms)
+        .with_topic_data(topic_data)
+}
+
+/// Connects to `leader` and sends `request`: its response, or `None` with acks=0.
+async fn exchange(
+    accumulator: &Accumulator,
+    leader: i32,
+    request: &ProduceRequest,
+) -> Result<Option<ProduceResponse>, Error> {
+    let conn = accumulator.cluster().broker(leader).await?;
+    if accumulator.config.acks == Acks::None {
+        conn.send_no_response(request).await?;
+        return Ok(None);
+    }
+    conn.send(request).await.map(Some)
+}
+
+/// Awaits `exchange` while failing each of `batches` at its delivery deadline (KIP-91: a
+/// request in flight does not extend `delivery_timeout_ms`, which would otherwise stretch
+/// by up to `request_timeout_ms` for a batch sent, or retried, just before its deadline).
+/// Expired batches are completed here and removed from `batches`, so the late response
+/// is never applied to them; their partitions are returned, still in flight. One timer per
+/// request, no per-record work.
+async fn expire_in_flight<T>(
+    accumulator: &Accumulator,
+    leader: i32,
+    exchange: impl std::future::Future<Output = T>,
+    batches: &mut Vec<SealedBatch>,
+) -> (T, Vec<TopicPartition>) {
+    tokio::pin!(exchange);
+    let timeout_ms = accumulator.config.delivery_timeout_ms;
+    let mut expired = Vec::new();
+    // Each pass that wakes at a deadline removes at least the batch it woke for.
+    for _pass in 0..=batches.len() {
+        let Some(deadline) = batches.iter().map(|b| b.deadline).min() else {
+            break;
+        };
+        tokio::select! {
+            biased;
+            outcome = &mut exchange => return (outcome, expired),
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+        let now = Instant::now();
+        let (due, kept): (Vec<_>, Vec<_>) = batches.drain(..).partition(|b| b.deadline <= now);
+        *batches = kept;
+        for mut batch in due {
+            let before = batch.last_error.take();
+            batch.last_error = Some(match before {
+                Some(before) => format!("still in flight to broker {leader} (before: {before})"),
+                None => format!("still in flight to broker {leader}, no answer yet"),
+            });
+            tracing::debug!(topic = %batch.partition.0, partition = batch.partition.1,
+                "batch expired in flight");
+            expired.push(batch.partition.clone());
+            let error = batch.expired(timeout_ms);
+            accumulator.fail(batch, error);
+        }
+    }
+    (exchange.await, expired)
 }
 
 fn finish(accumulator: &Accumulator, batch: SealedBatch, result: Result<i64, Error>) {
@@ -266,7 +331,9 @@ fn retry_or_fail(accumulator: &Accumulator, mut batch: SealedBatch, error: Error
         return;
     }
     tracing::debug!(topic = %partition.0, partition = partition.1, %error, "retrying batch");
-    accumulator.cluster().forget_topic(&partition.0);
+    if error.invalidates_metadata() {
+        accumulator.cluster().request_refresh(&partition.0);
+    }
     accumulator.requeue(batch);
 }
 

@@ -89,6 +89,109 @@ async fn a_batch_to_a_broker_that_never_answers_fails_at_its_delivery_timeout() 
 }
 
 #[tokio::test]
+async fn a_batch_in_flight_at_its_deadline_fails_then_and_its_late_answer_is_ignored() {
+    // Batch A is answered after 500 ms; batch B, opened just after it, waits behind it (one
+    // batch in flight per partition), goes out at ~500 ms and is answered — with success —
+    // at ~1 300 ms: after its 1 000 ms deadline, within the 900 ms request timeout.
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (delays, answers) = (requests.clone(), requests.clone());
+    let addr = fake_broker::start(Script {
+        produce_delay_ms: Arc::new(move || match delays.load(Ordering::SeqCst) {
+            0 => 500,
+            1 => 800,
+            _ => 0,
+        }),
+        produce: Arc::new(move |_, _| {
+            answers.fetch_add(1, Ordering::SeqCst);
+            Some(0)
+        }),
+        ..Script::default()
+    })
+    .await;
+    let producer = producer(&addr, |c| {
+        c.linger_ms = 0;
+        c.client.connection.request_timeout_ms = 900;
+        c.delivery_timeout_ms = 1_000;
+    })
+    .await;
+    let buffer_bytes = producer.accumulator.memory_free_bytes();
+    let started = Instant::now();
+    let first = producer.send(ProducerRecord::new("t", "a")).await;
+    let second = producer.send(ProducerRecord::new("t", "b")).await;
+    let error = tokio::time::timeout(HANG, second.expect("send"))
+        .await
+        .expect("not hung")
+        .expect_err("not delivered within its deadline");
+    let failed_after = started.elapsed();
+    assert!(matches!(error, Error::DeliveryTimeout { .. }), "{error:?}");
+    assert!(error.to_string().contains("in flight"), "{error}");
+    // At its deadline, not when the answer came (~1.3 s).
+    assert!(
+        failed_after < Duration::from_millis(1_250),
+        "failed after {failed_after:?}"
+    );
+    let first = tokio::time::timeout(HANG, first.expect("send")).await;
+    assert_eq!(first.expect("not hung").expect("delivered").offset, 0);
+    // The late answer ends the request and is not applied to the failed batch: the
+    // partition is sendable again and every batch gave its memory back once.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(producer.accumulator.memory_free_bytes(), buffer_bytes);
+    let third = producer.send(ProducerRecord::new("t", "c")).await;
+    tokio::time::timeout(HANG, third.expect("send"))
+        .await
+        .expect("not hung")
+        .expect("a later batch is delivered");
+    assert_eq!(producer.accumulator.memory_free_bytes(), buffer_bytes);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+}
+
+/// A producer whose first Produce is answered with `first_code`, later ones with success;
+/// returns how many Metadata requests named the topic once the record was delivered.
+async fn metadata_requests_after_one_failure(first_code: i16) -> usize {
+    let (asked, answered) = (Arc::new(AtomicUsize::new(0)), AtomicUsize::new(0));
+    let counted = asked.clone();
+    let addr = fake_broker::start(Script {
+        metadata: Arc::new(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            TopicAnswer::Leaders(vec![0])
+        }),
+        produce: Arc::new(move |_, _| match answered.fetch_add(1, Ordering::SeqCst) {
+            0 => Some(first_code),
+            _ => Some(0),
+        }),
+        ..Script::default()
+    })
+    .await;
+    let producer = producer(&addr, |_| {}).await;
+    let delivery = producer
+        .send(ProducerRecord::new("t", "v"))
+        .await
+        .expect("send");
+    let metadata = tokio::time::timeout(HANG, delivery)
+        .await
+        .expect("not hung")
+        .expect("delivered on the retry");
+    assert_eq!(metadata.offset, 0);
+    // A background refresh may still be on its way.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    asked.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_slow_broker_is_retried_without_asking_for_metadata() {
+    // REQUEST_TIMED_OUT: the leader is right, only slow. One Metadata request: `send`'s.
+    assert_eq!(metadata_requests_after_one_failure(7).await, 1);
+}
+
+#[tokio::test]
+async fn a_moved_leader_is_looked_up_and_the_batch_delivered() {
+    assert_eq!(
+        metadata_requests_after_one_failure(codes::NOT_LEADER_OR_FOLLOWER).await,
+        2
+    );
+}
+
+#[tokio::test]
 async fn a_delivery_timeout_below_linger_plus_request_timeout_is_refused() {
     let mut config = ProducerConfig::new("127.0.0.1:1");
     config.linger_ms = 100;
