@@ -159,7 +159,7 @@ impl Consumer {
             if !reset.is_empty() {
                 self.reset_positions(&reset).await?;
             }
-            self.fetcher.send_fetches().await?;
+            self.fetcher.send_fetches();
             let records = self.fetcher.take(self.config.max_poll_records);
             if !records.is_empty() {
                 return Ok(records);
