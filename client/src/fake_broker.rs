@@ -1,5 +1,5 @@
 //! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce,
-//! FindCoordinator and JoinGroup as a test's [`Script`] says (and SyncGroup, Heartbeat and
+//! FindCoordinator, JoinGroup and Heartbeat as a test's [`Script`] says (and SyncGroup and
 //! LeaveGroup for a group of one member), so producer and group behaviour against
 //! leaders that come and go, or brokers that never answer, can be shown without a real
 //! broker. Requests on a connection are answered in order; one the script leaves unanswered
@@ -53,6 +53,8 @@ pub(crate) struct Script {
     pub produce_delay_ms: Arc<DelayScript>,
     pub find_coordinator: Arc<CoordinatorScript>,
     pub join_group: Arc<CoordinatorScript>,
+    /// Each Heartbeat's error code, or `None` to never answer it.
+    pub heartbeat: Arc<CoordinatorScript>,
 }
 
 impl Default for Script {
@@ -63,6 +65,7 @@ impl Default for Script {
             produce_delay_ms: Arc::new(|| 0),
             find_coordinator: Arc::new(|| Some(0)),
             join_group: Arc::new(|| Some(0)),
+            heartbeat: Arc::new(|| Some(0)),
         }
     }
 }
@@ -169,9 +172,13 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     .encode(&mut out, version)
                     .is_ok()
             }
-            ApiKey::Heartbeat => HeartbeatResponse::default()
-                .encode(&mut out, version)
-                .is_ok(),
+            ApiKey::Heartbeat => match (script.heartbeat)() {
+                Some(code) => HeartbeatResponse::default()
+                    .with_error_code(code)
+                    .encode(&mut out, version)
+                    .is_ok(),
+                None => false,
+            },
             ApiKey::LeaveGroup => LeaveGroupResponse::default()
                 .encode(&mut out, version)
                 .is_ok(),

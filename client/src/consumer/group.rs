@@ -23,6 +23,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::task::JoinHandle;
 
 use super::assignor::{Assignor, MemberSubscription};
+use super::heartbeat::{self, CoordinatorSlot, Heartbeat};
 use super::{ConsumerConfig, TopicPartition};
 use crate::cluster::{topic_name, Cluster};
 use crate::conn::Connection;
@@ -71,7 +72,8 @@ pub struct GroupMember {
     pub group_id: String,
     pub member_id: String,
     pub generation_id: i32,
-    coordinator: Option<Arc<Connection>>,
+    /// Shared with the heartbeat task (see [`CoordinatorSlot`]).
+    coordinator: CoordinatorSlot,
     rejoin_needed: Arc<AtomicBool>,
     /// Set by the heartbeat when the coordinator no longer knows this member or generation
     /// (it was fenced: e.g. it did not poll within the rebalance timeout).
@@ -95,7 +97,7 @@ impl GroupMember {
             group_id,
             member_id: String::new(),
             generation_id: -1,
-            coordinator: None,
+            coordinator: CoordinatorSlot::default(),
             rejoin_needed: Arc::new(AtomicBool::new(true)),
             membership_lost: Arc::new(AtomicBool::new(false)),
             heartbeat: None,
@@ -137,11 +139,11 @@ impl GroupMember {
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Result<Arc<Connection>> {
-        if let Some(conn) = self.coordinator.as_ref().filter(|c| !c.is_dead()) {
-            return Ok(conn.clone());
+        if let Some(conn) = heartbeat::current(&self.coordinator) {
+            return Ok(conn);
         }
         let conn = find_coordinator(&self.cluster, &self.group_id, deadline).await?;
-        self.coordinator = Some(conn.clone());
+        heartbeat::set(&self.coordinator, Some(conn.clone()));
         Ok(conn)
     }
 
@@ -200,9 +202,9 @@ impl GroupMember {
                 Some(codes::COORDINATOR_LOAD_IN_PROGRESS) => {}
                 // Moved or gone: find it again.
                 Some(codes::NOT_COORDINATOR) | Some(codes::COORDINATOR_NOT_AVAILABLE) => {
-                    self.coordinator = None;
+                    heartbeat::set(&self.coordinator, None);
                 }
-                _ if error.is_retriable() => self.coordinator = None,
+                _ if error.is_retriable() => heartbeat::set(&self.coordinator, None),
                 _ => return Err(error),
             }
             tracing::debug!(group = %self.group_id, %error, "join failed; retrying");
@@ -318,39 +320,27 @@ impl GroupMember {
             .collect())
     }
 
+    /// Starts the heartbeat task of the generation just joined (see [`Heartbeat`]).
     async fn start_heartbeat(&mut self) -> Result<()> {
-        let coordinator = self.coordinator().await?;
+        // Looked up now if a lookup is due, so a join that cannot reach its coordinator
+        // says so rather than leaving it to the task.
+        self.coordinator().await?;
         let request = HeartbeatRequest::default()
             .with_group_id(self.group())
             .with_generation_id(self.generation_id)
             .with_member_id(StrBytes::from_string(self.member_id.clone()));
-        let flag = self.rejoin_needed.clone();
-        let lost = self.membership_lost.clone();
-        let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
-        self.heartbeat = Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let result = coordinator.send(&request).await;
-                let code = match &result {
-                    Ok(response) => response.error_code,
-                    Err(e) => e.code().unwrap_or(codes::COORDINATOR_NOT_AVAILABLE),
-                };
-                if code == codes::REBALANCE_IN_PROGRESS {
-                    // Keep the session alive until `poll` rejoins (as Java's heartbeat
-                    // thread does): the coordinator waits for us up to the rebalance timeout.
-                    flag.store(true, Ordering::Relaxed);
-                    continue;
-                }
-                if code == codes::UNKNOWN_MEMBER_ID || code == codes::ILLEGAL_GENERATION {
-                    lost.store(true, Ordering::Relaxed);
-                }
-                if code != 0 {
-                    tracing::debug!(code, "heartbeat failed; rejoining");
-                    flag.store(true, Ordering::Relaxed);
-                    return;
-                }
-            }
-        }));
+        let heartbeat = Heartbeat {
+            cluster: self.cluster.clone(),
+            group_id: self.group_id.clone(),
+            request,
+            coordinator: self.coordinator.clone(),
+            interval_ms: self.config.heartbeat_interval_ms,
+            session_timeout_ms: u64::try_from(self.config.session_timeout_ms).unwrap_or(0),
+            retry_backoff_ms: self.config.retry_backoff_ms,
+            rejoin_needed: self.rejoin_needed.clone(),
+            membership_lost: self.membership_lost.clone(),
+        };
+        self.heartbeat = Some(tokio::spawn(heartbeat.run()));
         Ok(())
     }
 

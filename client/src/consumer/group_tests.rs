@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -185,4 +186,112 @@ async fn a_join_whose_coordinator_is_never_found_ends_at_the_api_timeout() {
     assert_eq!(error.code(), Some(codes::COORDINATOR_NOT_AVAILABLE));
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(5), "{waited:?}");
+}
+
+/// A member of group `g` joined (generation 1) on a broker whose Heartbeat answers come
+/// from `heartbeat` (counted in `beats`) and whose FindCoordinator calls are counted in
+/// `finds`; heartbeats 50 ms apart, a session of `session_timeout_ms`.
+async fn joined_member(
+    heartbeat: impl Fn(usize) -> Option<i16> + Send + Sync + 'static,
+    session_timeout_ms: i32,
+    beats: Arc<AtomicUsize>,
+    finds: Arc<AtomicUsize>,
+) -> GroupMember {
+    let addr = fake_broker::start(Script {
+        heartbeat: Arc::new(move || heartbeat(beats.fetch_add(1, Ordering::SeqCst))),
+        find_coordinator: Arc::new(move || {
+            finds.fetch_add(1, Ordering::SeqCst);
+            Some(0)
+        }),
+        ..Script::default()
+    })
+    .await;
+    let mut config = ConsumerConfig::new(&addr);
+    config.heartbeat_interval_ms = 50;
+    config.retry_backoff_ms = 50;
+    config.session_timeout_ms = session_timeout_ms;
+    let cluster = Cluster::connect(config.client.clone()).await.unwrap();
+    let mut member = GroupMember::new(cluster, config, "g".to_owned());
+    let joined = tokio::time::timeout(HANG, member.join(&["t".to_owned()], &[])).await;
+    joined.expect("not hung").expect("joined");
+    assert!(!member.needs_rejoin());
+    member
+}
+
+/// NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE / COORDINATOR_LOAD_IN_PROGRESS: the
+/// coordinator is looked up again and the same generation keeps heartbeating, no rejoin.
+#[tokio::test]
+async fn a_heartbeat_to_a_moved_coordinator_finds_it_again_without_a_rejoin() {
+    let (beats, finds) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let answers = [
+        codes::NOT_COORDINATOR,
+        codes::COORDINATOR_NOT_AVAILABLE,
+        codes::COORDINATOR_LOAD_IN_PROGRESS,
+    ];
+    let member = joined_member(
+        move |n| Some(answers.get(n).copied().unwrap_or(0)),
+        10_000,
+        beats.clone(),
+        finds.clone(),
+    )
+    .await;
+    let finds_at_join = finds.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(!member.needs_rejoin(), "no rejoin");
+    assert!(beats.load(Ordering::SeqCst) >= 6, "heartbeats went on");
+    assert!(
+        finds.load(Ordering::SeqCst) >= finds_at_join + 3,
+        "coordinator looked up again after each"
+    );
+}
+
+/// REBALANCE_IN_PROGRESS: rejoin with the same member id, heartbeating meanwhile.
+#[tokio::test]
+async fn a_rebalance_flags_a_rejoin_and_keeps_the_membership_and_the_heartbeats() {
+    let beats = Arc::new(AtomicUsize::new(0));
+    let mut member = joined_member(
+        |_| Some(codes::REBALANCE_IN_PROGRESS),
+        10_000,
+        beats.clone(),
+        Arc::default(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(member.needs_rejoin());
+    assert!(!member.take_lost(), "the member id is kept");
+    assert_eq!(member.member_id, "m-1");
+    let before = beats.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(beats.load(Ordering::SeqCst) > before, "heartbeats went on");
+}
+
+/// UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / FENCED_INSTANCE_ID: the membership is lost.
+#[tokio::test]
+async fn a_fenced_member_loses_its_membership() {
+    for code in [codes::UNKNOWN_MEMBER_ID, codes::ILLEGAL_GENERATION, 82] {
+        let mut member =
+            joined_member(move |_| Some(code), 10_000, Arc::default(), Arc::default()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(member.needs_rejoin(), "{code}");
+        assert!(member.take_lost(), "{code}");
+        assert_eq!((member.member_id.as_str(), member.generation_id), ("", -1));
+    }
+}
+
+/// A coordinator that stays unknown past the session: rejoin (the coordinator has dropped
+/// the member by then), keeping the member id for the join to try.
+#[tokio::test]
+async fn a_coordinator_unknown_for_a_whole_session_flags_a_rejoin() {
+    let mut member = joined_member(
+        |_| Some(codes::COORDINATOR_NOT_AVAILABLE),
+        400,
+        Arc::default(),
+        Arc::default(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!member.needs_rejoin(), "not before the session ends");
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(member.needs_rejoin());
+    assert!(!member.take_lost());
 }

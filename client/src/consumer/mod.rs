@@ -9,6 +9,7 @@ pub mod assignor;
 mod config;
 mod fetcher;
 pub mod group;
+mod heartbeat;
 mod record;
 
 use std::collections::{BTreeMap, VecDeque};
