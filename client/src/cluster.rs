@@ -327,9 +327,7 @@ impl Cluster {
     pub async fn broker_lane(&self, id: i32, lane: usize) -> Result<Arc<Connection>> {
         let addr = self.lock().brokers.get(&id).cloned();
         let Some(addr) = addr else {
-            return Err(Error::Protocol(format!(
-                "broker {id} is not in the metadata"
-            )));
+            return Err(Error::BrokerNotInMetadata { broker_id: id });
         };
         self.lane_to(&addr, lane).await
     }

@@ -43,6 +43,11 @@ pub enum Error {
         waited_ms: u64,
         code: i16,
     },
+    /// Metadata named a broker (a partition's leader) that its broker list lacks: the
+    /// metadata is stale or was caught mid-change, so it is asked for again and the request
+    /// retried, as Java treats a leader it has no node for as not yet known.
+    #[error("broker {broker_id} is not in the cached metadata")]
+    BrokerNotInMetadata { broker_id: i32 },
     #[error("no bootstrap broker reachable ({0})")]
     NoBrokers(String),
     #[error("producer buffer full: {needed_bytes} bytes could not be reserved in {timeout_ms} ms")]
@@ -79,7 +84,8 @@ impl Error {
             Error::Io { .. }
             | Error::Disconnected { .. }
             | Error::Timeout { .. }
-            | Error::TopicMetadataTimeout { .. } => true,
+            | Error::TopicMetadataTimeout { .. }
+            | Error::BrokerNotInMetadata { .. } => true,
             Error::Broker { code, .. } => {
                 ResponseError::try_from_code(*code).is_some_and(|error| error.is_retriable())
             }
@@ -96,7 +102,10 @@ impl Error {
     /// and Java's network client asks for metadata when one closes.
     pub fn invalidates_metadata(&self) -> bool {
         match self {
-            Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. } => true,
+            Error::Io { .. }
+            | Error::Disconnected { .. }
+            | Error::Timeout { .. }
+            | Error::BrokerNotInMetadata { .. } => true,
             Error::Broker { code, .. } => matches!(
                 *code,
                 codes::UNKNOWN_TOPIC_OR_PARTITION
@@ -149,6 +158,9 @@ impl Error {
                 topic: topic.clone(),
                 waited_ms: *waited_ms,
                 code: *code,
+            },
+            Error::BrokerNotInMetadata { broker_id } => Error::BrokerNotInMetadata {
+                broker_id: *broker_id,
             },
             Error::NoBrokers(text) => Error::NoBrokers(text.clone()),
             Error::BufferFull {
@@ -286,6 +298,8 @@ mod tests {
             addr: "127.0.0.1:9092".into(),
         };
         assert!(lost.invalidates_metadata());
+        let unknown_leader = Error::BrokerNotInMetadata { broker_id: 7 };
+        assert!(unknown_leader.is_retriable() && unknown_leader.invalidates_metadata());
         assert!(!Error::Protocol("bad frame".into()).invalidates_metadata());
     }
 }

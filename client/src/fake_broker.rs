@@ -1,5 +1,5 @@
 //! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce,
-//! FindCoordinator and JoinGroup as a test's [`Script`] says (and SyncGroup, Heartbeat and
+//! FindCoordinator, JoinGroup and Heartbeat as a test's [`Script`] says (and SyncGroup and
 //! LeaveGroup for a group of one member), so producer and group behaviour against
 //! leaders that come and go, or brokers that never answer, can be shown without a real
 //! broker. Requests on a connection are answered in order; one the script leaves unanswered
@@ -53,6 +53,8 @@ pub(crate) struct Script {
     pub produce_delay_ms: Arc<DelayScript>,
     pub find_coordinator: Arc<CoordinatorScript>,
     pub join_group: Arc<CoordinatorScript>,
+    /// Each Heartbeat's error code, or `None` to never answer it.
+    pub heartbeat: Arc<CoordinatorScript>,
 }
 
 impl Default for Script {
@@ -63,6 +65,7 @@ impl Default for Script {
             produce_delay_ms: Arc::new(|| 0),
             find_coordinator: Arc::new(|| Some(0)),
             join_group: Arc::new(|| Some(0)),
+            heartbeat: Arc::new(|| Some(0)),
         }
     }
 }
@@ -81,14 +84,27 @@ pub(crate) async fn start(script: Script) -> String {
     addr.to_string()
 }
 
+/// Answers one connection's requests until the client closes it (or sends what this fake
+/// cannot read): the task then ends quietly, as a broker drops a connection, instead of
+/// panicking and logging noise into the test that closed it.
 async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
     while let Ok(size) = stream.read_i32().await {
-        let mut frame = vec![0u8; usize::try_from(size).unwrap()];
-        stream.read_exact(&mut frame).await.unwrap();
-        let key = ApiKey::try_from(i16::from_be_bytes([frame[0], frame[1]])).unwrap();
+        let Ok(size) = usize::try_from(size) else {
+            return;
+        };
+        let mut frame = vec![0u8; size];
+        if size < 4 || stream.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        let Ok(key) = ApiKey::try_from(i16::from_be_bytes([frame[0], frame[1]])) else {
+            return;
+        };
         let version = i16::from_be_bytes([frame[2], frame[3]]);
         let mut body = Bytes::from(frame);
-        let header = RequestHeader::decode(&mut body, key.request_header_version(version)).unwrap();
+        let Ok(header) = RequestHeader::decode(&mut body, key.request_header_version(version))
+        else {
+            return;
+        };
         let mut out = BytesMut::new();
         ResponseHeader::default()
             .with_correlation_id(header.correlation_id)
@@ -156,9 +172,13 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     .encode(&mut out, version)
                     .is_ok()
             }
-            ApiKey::Heartbeat => HeartbeatResponse::default()
-                .encode(&mut out, version)
-                .is_ok(),
+            ApiKey::Heartbeat => match (script.heartbeat)() {
+                Some(code) => HeartbeatResponse::default()
+                    .with_error_code(code)
+                    .encode(&mut out, version)
+                    .is_ok(),
+                None => false,
+            },
             ApiKey::LeaveGroup => LeaveGroupResponse::default()
                 .encode(&mut out, version)
                 .is_ok(),
@@ -170,11 +190,12 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
             let _ = stream.read_to_end(&mut rest).await;
             return;
         }
-        stream
-            .write_i32(i32::try_from(out.len()).unwrap())
-            .await
-            .unwrap();
-        stream.write_all(&out).await.unwrap();
+        let Ok(size) = i32::try_from(out.len()) else {
+            return;
+        };
+        if stream.write_i32(size).await.is_err() || stream.write_all(&out).await.is_err() {
+            return; // the client closed the connection first
+        }
     }
 }
 
@@ -273,4 +294,28 @@ fn produce(request: &ProduceRequest, script: &Script) -> Option<ProduceResponse>
         );
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::{serve, Script};
+
+    /// A client that closes its connection mid-request (a test ending, a timeout) ends the
+    /// connection's task quietly: it used to panic on the short read.
+    #[tokio::test]
+    async fn a_connection_closed_mid_request_ends_its_task_without_a_panic() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        // A frame announcing 100 bytes, of which 10 arrive before the close.
+        client.write_i32(100).await.unwrap();
+        client.write_all(&[0u8; 10]).await.unwrap();
+        drop(client);
+        let served = tokio::spawn(serve(stream, addr.port(), Script::default()));
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), served).await;
+        ended.expect("ended").expect("no panic");
+    }
 }

@@ -14,6 +14,10 @@ use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
 use crate::offsets::{self, LATEST};
 
+/// How long an admin call waits for its group's coordinator (Java's
+/// `default.api.timeout.ms` default).
+const DEFAULT_API_TIMEOUT_MS: u64 = 60_000;
+
 /// A group as ListGroups reports it.
 ///
 /// ```no_run
@@ -99,14 +103,22 @@ impl Admin {
         Ok(groups)
     }
 
+    /// The group's coordinator, looked up for up to [`DEFAULT_API_TIMEOUT_MS`] (a
+    /// coordinator still loading the group is waited for as long as Java's admin would).
+    async fn coordinator(&self, group_id: &str) -> Result<std::sync::Arc<Connection>> {
+        let deadline =
+            tokio::time::Instant::now() + std::time::Duration::from_millis(DEFAULT_API_TIMEOUT_MS);
+        find_coordinator(&self.cluster, group_id, deadline).await
+    }
+
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
-        let coordinator = find_coordinator(&self.cluster, group_id).await?;
+        let coordinator = self.coordinator(group_id).await?;
         describe_at(&coordinator, group_id).await
     }
 
     pub async fn delete_groups(&self, group_ids: &[&str]) -> Result<()> {
         for group_id in group_ids {
-            let coordinator = find_coordinator(&self.cluster, group_id).await?;
+            let coordinator = self.coordinator(group_id).await?;
             let request = DeleteGroupsRequest::default()
                 .with_groups_names(vec![GroupId(str_bytes(group_id))]);
             let response = coordinator.send(&request).await?;
@@ -119,7 +131,7 @@ impl Admin {
 
     /// Every committed offset of a group.
     pub async fn committed_offsets(&self, group_id: &str) -> Result<BTreeMap<TopicPartition, i64>> {
-        let coordinator = find_coordinator(&self.cluster, group_id).await?;
+        let coordinator = self.coordinator(group_id).await?;
         offsets::committed(&coordinator, group_id, None).await
     }
 
@@ -136,7 +148,7 @@ impl Admin {
         &self,
         group_id: &str,
     ) -> Result<(GroupDescription, Vec<PartitionLag>)> {
-        let coordinator = find_coordinator(&self.cluster, group_id).await?;
+        let coordinator = self.coordinator(group_id).await?;
         let (committed, description) = tokio::try_join!(
             offsets::committed(&coordinator, group_id, None),
             describe_at(&coordinator, group_id),
@@ -182,7 +194,7 @@ impl Admin {
                 description.members.len()
             )));
         }
-        let coordinator = find_coordinator(&self.cluster, group_id).await?;
+        let coordinator = self.coordinator(group_id).await?;
         offsets::commit(&coordinator, group_id, -1, "", offsets).await
     }
 }

@@ -23,6 +23,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::task::JoinHandle;
 
 use super::assignor::{Assignor, MemberSubscription};
+use super::heartbeat::{self, CoordinatorSlot, Heartbeat};
 use super::{ConsumerConfig, TopicPartition};
 use crate::cluster::{topic_name, Cluster};
 use crate::conn::Connection;
@@ -71,7 +72,8 @@ pub struct GroupMember {
     pub group_id: String,
     pub member_id: String,
     pub generation_id: i32,
-    coordinator: Option<Arc<Connection>>,
+    /// Shared with the heartbeat task (see [`CoordinatorSlot`]).
+    coordinator: CoordinatorSlot,
     rejoin_needed: Arc<AtomicBool>,
     /// Set by the heartbeat when the coordinator no longer knows this member or generation
     /// (it was fenced: e.g. it did not poll within the rebalance timeout).
@@ -95,7 +97,7 @@ impl GroupMember {
             group_id,
             member_id: String::new(),
             generation_id: -1,
-            coordinator: None,
+            coordinator: CoordinatorSlot::default(),
             rejoin_needed: Arc::new(AtomicBool::new(true)),
             membership_lost: Arc::new(AtomicBool::new(false)),
             heartbeat: None,
@@ -123,13 +125,25 @@ impl GroupMember {
         true
     }
 
-    /// The coordinator connection, found with FindCoordinator on first use.
+    /// The coordinator connection, found with FindCoordinator on first use; a lookup is
+    /// retried for up to `default_api_timeout_ms`, the bound of the calls that need it
+    /// (commit, committed offsets, leave), as Java's.
     pub async fn coordinator(&mut self) -> Result<Arc<Connection>> {
-        if let Some(conn) = self.coordinator.as_ref().filter(|c| !c.is_dead()) {
-            return Ok(conn.clone());
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.default_api_timeout_ms);
+        self.coordinator_until(deadline).await
+    }
+
+    /// [`coordinator`](Self::coordinator), looking it up until `deadline` at most.
+    async fn coordinator_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Arc<Connection>> {
+        if let Some(conn) = heartbeat::current(&self.coordinator) {
+            return Ok(conn);
         }
-        let conn = find_coordinator(&self.cluster, &self.group_id).await?;
-        self.coordinator = Some(conn.clone());
+        let conn = find_coordinator(&self.cluster, &self.group_id, deadline).await?;
+        heartbeat::set(&self.coordinator, Some(conn.clone()));
         Ok(conn)
     }
 
@@ -163,7 +177,7 @@ impl GroupMember {
         // Bounded by the deadline: a pass that does not end the loop either sleeps at least
         // `retry_backoff_ms` or had an answer telling it what to send next.
         loop {
-            let error = match self.join_once(&metadata).await {
+            let error = match self.join_once(&metadata, deadline).await {
                 Ok(mut joined) => {
                     joined.member_reset = member_reset;
                     self.rejoin_needed.store(false, Ordering::Relaxed);
@@ -188,9 +202,9 @@ impl GroupMember {
                 Some(codes::COORDINATOR_LOAD_IN_PROGRESS) => {}
                 // Moved or gone: find it again.
                 Some(codes::NOT_COORDINATOR) | Some(codes::COORDINATOR_NOT_AVAILABLE) => {
-                    self.coordinator = None;
+                    heartbeat::set(&self.coordinator, None);
                 }
-                _ if error.is_retriable() => self.coordinator = None,
+                _ if error.is_retriable() => heartbeat::set(&self.coordinator, None),
                 _ => return Err(error),
             }
             tracing::debug!(group = %self.group_id, %error, "join failed; retrying");
@@ -203,8 +217,14 @@ impl GroupMember {
         }
     }
 
-    async fn join_once(&mut self, metadata: &Bytes) -> Result<Joined> {
-        let coordinator = self.coordinator().await?;
+    /// One JoinGroup and SyncGroup round; the coordinator is looked up until `deadline`
+    /// (the join's) at most.
+    async fn join_once(
+        &mut self,
+        metadata: &Bytes,
+        deadline: tokio::time::Instant,
+    ) -> Result<Joined> {
+        let coordinator = self.coordinator_until(deadline).await?;
         let protocols = self
             .config
             .assignors
@@ -300,39 +320,27 @@ impl GroupMember {
             .collect())
     }
 
+    /// Starts the heartbeat task of the generation just joined (see [`Heartbeat`]).
     async fn start_heartbeat(&mut self) -> Result<()> {
-        let coordinator = self.coordinator().await?;
+        // Looked up now if a lookup is due, so a join that cannot reach its coordinator
+        // says so rather than leaving it to the task.
+        self.coordinator().await?;
         let request = HeartbeatRequest::default()
             .with_group_id(self.group())
             .with_generation_id(self.generation_id)
             .with_member_id(StrBytes::from_string(self.member_id.clone()));
-        let flag = self.rejoin_needed.clone();
-        let lost = self.membership_lost.clone();
-        let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
-        self.heartbeat = Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let result = coordinator.send(&request).await;
-                let code = match &result {
-                    Ok(response) => response.error_code,
-                    Err(e) => e.code().unwrap_or(codes::COORDINATOR_NOT_AVAILABLE),
-                };
-                if code == codes::REBALANCE_IN_PROGRESS {
-                    // Keep the session alive until `poll` rejoins (as Java's heartbeat
-                    // thread does): the coordinator waits for us up to the rebalance timeout.
-                    flag.store(true, Ordering::Relaxed);
-                    continue;
-                }
-                if code == codes::UNKNOWN_MEMBER_ID || code == codes::ILLEGAL_GENERATION {
-                    lost.store(true, Ordering::Relaxed);
-                }
-                if code != 0 {
-                    tracing::debug!(code, "heartbeat failed; rejoining");
-                    flag.store(true, Ordering::Relaxed);
-                    return;
-                }
-            }
-        }));
+        let heartbeat = Heartbeat {
+            cluster: self.cluster.clone(),
+            group_id: self.group_id.clone(),
+            request,
+            coordinator: self.coordinator.clone(),
+            interval_ms: self.config.heartbeat_interval_ms,
+            session_timeout_ms: u64::try_from(self.config.session_timeout_ms).unwrap_or(0),
+            retry_backoff_ms: self.config.retry_backoff_ms,
+            rejoin_needed: self.rejoin_needed.clone(),
+            membership_lost: self.membership_lost.clone(),
+        };
+        self.heartbeat = Some(tokio::spawn(heartbeat.run()));
         Ok(())
     }
 
@@ -366,15 +374,20 @@ impl GroupMember {
 }
 
 /// FindCoordinator for a group, then a coordinator connection to it; retriable failures
-/// (coordinator loading, lost connection) are retried for up to `request_timeout_ms`.
-pub async fn find_coordinator(cluster: &Cluster, group_id: &str) -> Result<Arc<Connection>> {
+/// (coordinator loading, lost connection) are retried until `deadline`.
+///
+/// Bounded by time, not a count, and by the caller's bound (as Java's
+/// `ensureCoordinatorReady(timer)`): a join's deadline, or `default_api_timeout_ms` for a
+/// commit or an admin call. A coordinator still loading its group's offsets, or a broker
+/// restarting, is waited out for as long as the caller would wait, and no longer.
+pub async fn find_coordinator(
+    cluster: &Cluster,
+    group_id: &str,
+    deadline: tokio::time::Instant,
+) -> Result<Arc<Connection>> {
     let request = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_string(group_id.to_owned()))
         .with_key_type(0);
-    // Bounded by time, not a count: a coordinator still loading its group's offsets, or a
-    // broker restarting, is waited out for up to the client's `request_timeout_ms`.
-    let wait_ms = cluster.config.connection.request_timeout_ms;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut pause_ms: u64 = 0;
     // Each pass sleeps at least RETRY_BACKOFF_MS or ends: bounded by the deadline.
     loop {
@@ -523,130 +536,5 @@ mod tests {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod coordinator_tests {
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
-    use super::{find_coordinator, GroupMember};
-    use crate::error::codes;
-    use crate::fake_broker::{self, Script};
-    use crate::{ClientConfig, Cluster, ConsumerConfig, TopicPartition};
-
-    /// Longest a test here may take before it counts as hung (upper bounds only).
-    const HANG: Duration = Duration::from_secs(15);
-
-    #[tokio::test]
-    async fn a_coordinator_loading_for_three_seconds_is_waited_for() {
-        let started = Instant::now();
-        let addr = fake_broker::start(Script {
-            find_coordinator: Arc::new(move || match started.elapsed() < Duration::from_secs(3) {
-                true => Some(codes::COORDINATOR_NOT_AVAILABLE),
-                false => Some(0),
-            }),
-            ..Script::default()
-        })
-        .await;
-        let cluster = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
-        let found = tokio::time::timeout(HANG, find_coordinator(&cluster, "g")).await;
-        found.expect("not hung").expect("found once loaded");
-    }
-
-    /// A member of group `g` on a broker whose JoinGroup answers come from `join_group`.
-    async fn group_member(
-        join_group: impl Fn() -> Option<i16> + Send + Sync + 'static,
-        adjust: impl FnOnce(&mut ConsumerConfig),
-    ) -> GroupMember {
-        let addr = fake_broker::start(Script {
-            join_group: Arc::new(join_group),
-            ..Script::default()
-        })
-        .await;
-        let mut config = ConsumerConfig::new(&addr);
-        adjust(&mut config);
-        let cluster = Cluster::connect(config.client.clone()).await.unwrap();
-        GroupMember::new(cluster, config, "g".to_owned())
-    }
-
-    #[tokio::test]
-    async fn a_join_waits_out_a_coordinator_loading_for_three_seconds() {
-        let started = Instant::now();
-        let mut member = group_member(
-            move || match started.elapsed() < Duration::from_secs(3) {
-                true => Some(codes::COORDINATOR_LOAD_IN_PROGRESS),
-                false => Some(0),
-            },
-            |_| {},
-        )
-        .await;
-        let joined = tokio::time::timeout(HANG, member.join(&["t".to_owned()], &[])).await;
-        let joined = joined.expect("not hung").expect("joined once loaded");
-        assert_eq!(joined.generation_id, 1);
-        assert_eq!(joined.assignment, vec![TopicPartition::new("t", 0)]);
-        assert!(started.elapsed() >= Duration::from_secs(3));
-    }
-
-    #[tokio::test]
-    async fn a_join_to_a_coordinator_that_never_loads_ends_at_the_api_timeout() {
-        let mut member = group_member(
-            || Some(codes::COORDINATOR_LOAD_IN_PROGRESS),
-            |c| {
-                c.default_api_timeout_ms = 700;
-            },
-        )
-        .await;
-        let started = Instant::now();
-        let joined = tokio::time::timeout(HANG, member.join(&["t".to_owned()], &[])).await;
-        let Err(error) = joined.expect("ended within the bound") else {
-            panic!("joined a coordinator that never loads");
-        };
-        assert_eq!(error.code(), Some(codes::COORDINATOR_LOAD_IN_PROGRESS));
-        let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(700), "{waited:?}");
-    }
-
-    #[tokio::test]
-    async fn a_permanent_join_error_fails_at_once_and_member_id_required_retries_at_once() {
-        // GROUP_AUTHORIZATION_FAILED: not retriable.
-        let mut member = group_member(|| Some(30), |_| {}).await;
-        let started = Instant::now();
-        let error = member.join(&["t".to_owned()], &[]).await.err().unwrap();
-        assert_eq!(error.code(), Some(30), "{error}");
-        assert!(started.elapsed() < Duration::from_secs(1));
-        // MEMBER_ID_REQUIRED, then accepted: no backoff in between, however long.
-        let asked = std::sync::atomic::AtomicUsize::new(0);
-        let mut member = group_member(
-            move || match asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                0 => Some(codes::MEMBER_ID_REQUIRED),
-                _ => Some(0),
-            },
-            |c| c.retry_backoff_ms = 5_000,
-        )
-        .await;
-        let started = Instant::now();
-        let joined = tokio::time::timeout(HANG, member.join(&["t".to_owned()], &[])).await;
-        joined.expect("not hung").expect("joined on the second try");
-        assert!(started.elapsed() < Duration::from_secs(2));
-    }
-
-    #[tokio::test]
-    async fn a_coordinator_that_never_loads_fails_after_the_request_timeout() {
-        let addr = fake_broker::start(Script {
-            find_coordinator: Arc::new(|| Some(codes::COORDINATOR_NOT_AVAILABLE)),
-            ..Script::default()
-        })
-        .await;
-        let mut config = ClientConfig::new(&addr);
-        config.connection.request_timeout_ms = 500;
-        let cluster = Cluster::connect(config).await.unwrap();
-        let found = tokio::time::timeout(HANG, find_coordinator(&cluster, "g")).await;
-        let Err(error) = found.expect("ended within the bound") else {
-            panic!("found a coordinator that never loads");
-        };
-        assert_eq!(
-            error.code(),
-            Some(codes::COORDINATOR_NOT_AVAILABLE),
-            "{error}"
-        );
-    }
-}
+#[path = "group_tests.rs"]
+mod coordinator_tests;

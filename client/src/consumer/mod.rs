@@ -9,6 +9,7 @@ pub mod assignor;
 mod config;
 mod fetcher;
 pub mod group;
+mod heartbeat;
 mod record;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -159,7 +160,7 @@ impl Consumer {
             if !reset.is_empty() {
                 self.reset_positions(&reset).await?;
             }
-            self.fetcher.send_fetches().await?;
+            self.fetcher.send_fetches();
             let records = self.fetcher.take(self.config.max_poll_records);
             if !records.is_empty() {
                 return Ok(records);

@@ -269,3 +269,32 @@ async fn a_topic_without_a_leader_does_not_hold_up_a_topic_with_one() {
 
 const SLOW_PARTITIONS: usize = 6;
 const LEADER_NOT_AVAILABLE: i16 = 5;
+
+/// Metadata that names a leader missing from its own broker list (caught mid-change) is
+/// stale: the batch waits for fresh metadata and goes to the real leader, instead of
+/// failing at once with a non-retriable error.
+#[tokio::test]
+async fn a_leader_missing_from_the_broker_list_is_looked_up_again() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = asked.clone();
+    let addr = fake_broker::start(Script {
+        // Broker 7 is not in the broker list (only this node, 0, is).
+        metadata: Arc::new(move |_| match counted.fetch_add(1, Ordering::SeqCst) {
+            0 => TopicAnswer::Leaders(vec![7]),
+            _ => TopicAnswer::Leaders(vec![0]),
+        }),
+        ..Script::default()
+    })
+    .await;
+    let producer = producer(&addr, |_| {}).await;
+    let delivery = producer
+        .send(ProducerRecord::new("t", "v"))
+        .await
+        .expect("send");
+    let metadata = tokio::time::timeout(HANG, delivery)
+        .await
+        .expect("not hung")
+        .expect("delivered once metadata names a known leader");
+    assert_eq!((metadata.partition, metadata.offset), (0, 0));
+    assert!(asked.load(Ordering::SeqCst) >= 2, "metadata asked again");
+}

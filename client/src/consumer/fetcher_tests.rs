@@ -1,0 +1,280 @@
+//! The fetch pipeline's unit tests: staging, decoding, lanes and leader lookups.
+
+#![allow(clippy::unwrap_used)]
+
+use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
+
+use super::*;
+
+/// A batch of `count` records at `base_offset`, values `v<offset>`.
+fn batch(base_offset: i64, count: i64) -> Vec<u8> {
+    let fields = BatchFields {
+        base_offset,
+        ..BatchFields::default()
+    };
+    let mut builder = BatchBuilder::new(fields, 1 << 20);
+    for offset in base_offset..base_offset + count {
+        let value = format!("v{offset}");
+        let record = NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(value.as_bytes()),
+            headers: &[],
+        };
+        builder.push(&record).unwrap();
+    }
+    builder.finish().unwrap().to_vec()
+}
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+fn offsets(state: &PartitionState) -> Vec<i64> {
+    state.buffered.iter().map(|r| r.offset).collect()
+}
+
+/// A fetch response from broker 0 carrying `records` for partition t-0, sent at `offset`.
+fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    let epoch = fetcher.partitions[&tp()].epoch;
+    let partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_high_watermark(offset + 10)
+        .with_records(Some(Bytes::from(records)));
+    let response = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(topic_name("t"))
+        .with_partitions(vec![partition])]);
+    let result = FetchResult {
+        broker: 0,
+        lane: 0,
+        sent: vec![(tp(), epoch, offset)],
+        response: Ok(response),
+    };
+    fetcher.results_tx.try_send(result).unwrap();
+}
+
+/// A fetch response from broker 0 with error `code` for partition t-0, sent at 0.
+fn failed(fetcher: &Fetcher, code: i16) -> FetchResult {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    let partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_error_code(code);
+    let response = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(topic_name("t"))
+        .with_partitions(vec![partition])]);
+    FetchResult {
+        broker: 0,
+        lane: 0,
+        sent: vec![(tp(), fetcher.partitions[&tp()].epoch, 0)],
+        response: Ok(response),
+    }
+}
+
+#[tokio::test]
+async fn only_a_stale_leader_error_refreshes_metadata_and_the_leader_stays_cached() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::fake_broker::{self, Script, TopicAnswer};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = asked.clone();
+    let addr = fake_broker::start(Script {
+        metadata: Arc::new(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            TopicAnswer::Leaders(vec![0])
+        }),
+        ..Script::default()
+    })
+    .await;
+    let cluster = Cluster::connect(crate::ClientConfig::new(&addr))
+        .await
+        .unwrap();
+    cluster.topic("t").await.unwrap();
+    let mut fetcher = Fetcher::new(cluster.clone(), ConsumerConfig::new(&addr));
+    fetcher.assign(&[tp()]);
+    fetcher.seek(&tp(), 0).unwrap();
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
+    // CORRUPT_MESSAGE: back off and fetch again from the same leader.
+    fetcher.receive(failed(&fetcher, 2));
+    settle().await;
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "no Metadata request");
+    assert_eq!(cluster.cached_leader("t", 0), Some(0));
+    // NOT_LEADER_OR_FOLLOWER: a refresh in the background; the leader stays usable.
+    fetcher.receive(failed(&fetcher, codes::NOT_LEADER_OR_FOLLOWER));
+    assert_eq!(cluster.cached_leader("t", 0), Some(0));
+    settle().await;
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "one Metadata request");
+}
+
+/// Five partitions of broker 0 assigned and positioned, fetched over `lanes` lanes.
+fn five_partitions(lanes: usize) -> Fetcher {
+    let mut config = ConsumerConfig::new("x");
+    config.fetch_connections_per_broker = lanes;
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 5)]), config);
+    let partitions: Vec<TopicPartition> = (0..5).map(|p| TopicPartition::new("t", p)).collect();
+    fetcher.assign(&partitions);
+    for tp in &partitions {
+        fetcher.seek(tp, 0).unwrap();
+    }
+    fetcher
+}
+
+#[test]
+fn take_rotates_so_a_deep_partition_does_not_starve_the_others() {
+    let config = ConsumerConfig::new("x");
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 3)]), config);
+    let partitions: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+    fetcher.assign(&partitions);
+    for tp in &partitions {
+        fetcher.seek(tp, 0).unwrap();
+        let state = fetcher.partitions.get_mut(tp).unwrap();
+        stage_records(state, Bytes::from(batch(0, 10)));
+    }
+    // Each take of 4 starts after the partition the last one ended in.
+    let taken: Vec<Vec<(i32, i64)>> = (0..5)
+        .map(|_| {
+            let records = fetcher.take(4);
+            records.iter().map(|r| (r.partition, r.offset)).collect()
+        })
+        .collect();
+    assert_eq!(taken[0], vec![(0, 0), (0, 1), (0, 2), (0, 3)]);
+    assert_eq!(taken[1], vec![(1, 0), (1, 1), (1, 2), (1, 3)]);
+    assert_eq!(taken[2], vec![(2, 0), (2, 1), (2, 2), (2, 3)]);
+    assert_eq!(taken[3], vec![(0, 4), (0, 5), (0, 6), (0, 7)]);
+    assert_eq!(taken[4], vec![(1, 4), (1, 5), (1, 6), (1, 7)]);
+    let taken: Vec<(i32, i64)> = fetcher
+        .take(5)
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(taken, vec![(2, 4), (2, 5), (2, 6), (2, 7), (2, 8)]);
+    // A partition running dry mid-take hands on to the next in the ring; the one the
+    // last take ended in comes last.
+    let taken: Vec<(i32, i64)> = fetcher
+        .take(5)
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(taken, vec![(0, 8), (0, 9), (1, 8), (1, 9), (2, 9)]);
+}
+
+#[tokio::test]
+async fn zero_fetch_connections_means_one_lane() {
+    let mut fetcher = five_partitions(0);
+    fetcher.send_fetches();
+    assert_eq!(
+        fetcher.busy_lanes.iter().copied().collect::<Vec<_>>(),
+        vec![(0, 0)]
+    );
+    assert!(fetcher.partitions.values().all(|s| s.in_flight));
+}
+
+#[tokio::test]
+async fn each_lane_fetches_its_share_of_a_brokers_partitions() {
+    let mut fetcher = five_partitions(2);
+    fetcher.send_fetches();
+    // Both lanes of broker 0 busy, every partition in flight in one of them.
+    let mut busy: Vec<(i32, usize)> = fetcher.busy_lanes.iter().copied().collect();
+    busy.sort();
+    assert_eq!(busy, vec![(0, 0), (0, 1)]);
+    assert!(fetcher.partitions.values().all(|s| s.in_flight));
+    // The offline cluster cannot connect: both fetches come back failed, each frees
+    // its lane and the partitions it carried (3 + 2).
+    let mut carried = Vec::new();
+    for _ in 0..2 {
+        let result = fetcher.results_rx.recv().await.unwrap();
+        assert!(result.response.is_err());
+        carried.push(result.sent.len());
+        fetcher.receive(result);
+    }
+    carried.sort();
+    assert_eq!(carried, vec![2, 3]);
+    assert!(fetcher.busy_lanes.is_empty());
+    assert!(fetcher.partitions.values().all(|s| !s.in_flight));
+}
+
+#[tokio::test]
+async fn responses_that_arrived_are_staged_without_waiting_so_the_next_fetch_can_go() {
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 1)]), ConsumerConfig::new("x"));
+    fetcher.assign(&[tp()]);
+    fetcher.seek(&tp(), 0).unwrap();
+    assert!(
+        fetcher.stage_arrived().is_empty(),
+        "nothing arrived: no wait"
+    );
+    // As `send_fetches` leaves them: the partition and its broker busy.
+    fetcher.partitions.get_mut(&tp()).unwrap().in_flight = true;
+    fetcher.busy_lanes.insert((0, 0));
+    arrived(&fetcher, 0, batch(0, 3));
+    assert!(fetcher.stage_arrived().is_empty());
+    let state = &fetcher.partitions[&tp()];
+    assert_eq!(state.fetch_offset, 3, "the next fetch asks from offset 3");
+    assert!(!state.in_flight && fetcher.busy_lanes.is_empty());
+    assert_eq!(state.high_watermark, 10);
+    let offsets: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![0, 1, 2]);
+}
+
+#[test]
+fn staging_reads_headers_only_and_decoding_skips_what_precedes_the_fetch_offset() {
+    let mut state = PartitionState {
+        fetch_offset: 1,
+        ..PartitionState::default()
+    };
+    let (first, second) = (batch(0, 3), batch(3, 2));
+    let partial = batch(5, 4);
+    let whole_bytes = first.len() + second.len();
+    let blob = [first, second, partial[..partial.len() / 2].to_vec()].concat();
+    stage_records(&mut state, Bytes::from(blob));
+    // The next fetch may go out at once: from the first batch not fully received.
+    assert_eq!(state.fetch_offset, 5);
+    assert_eq!(state.buffered_bytes, whole_bytes);
+    assert!(state.buffered.is_empty(), "nothing decoded yet");
+    assert_eq!(decode_next(&tp(), &mut state, 1 << 20), Decoded::Records);
+    assert_eq!(offsets(&state), vec![1, 2, 3, 4]);
+    let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
+    assert_eq!(state.buffered_bytes, sizes);
+    assert_eq!(decode_next(&tp(), &mut state, 1 << 20), Decoded::Nothing);
+}
+
+#[test]
+fn a_corrupt_batch_keeps_what_precedes_it_and_is_fetched_again() {
+    let mut state = PartitionState::default();
+    let mut second = batch(2, 2);
+    let last = second.len() - 1;
+    second[last] ^= 0xff; // a record byte: the CRC no longer matches
+    stage_records(&mut state, Bytes::from([batch(0, 2), second].concat()));
+    stage_records(&mut state, Bytes::from(batch(4, 1)));
+    assert_eq!(state.fetch_offset, 5);
+    let decoded = decode_next(&tp(), &mut state, 1 << 20);
+    assert_eq!(decoded, Decoded::Corrupt { refetch_from: 2 });
+    assert_eq!(
+        offsets(&state),
+        vec![0, 1],
+        "the good batch before it is kept"
+    );
+    state.in_flight = true;
+    rewind(&mut state, 2, 7);
+    assert_eq!(state.fetch_offset, 2);
+    assert_eq!(state.epoch, 7, "a fetch in flight past it is dropped");
+    assert!(!state.in_flight && state.backoff_until.is_some());
+    assert!(state.undecoded.is_empty(), "later blobs are dropped too");
+    let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
+    assert_eq!(state.buffered_bytes, sizes);
+}
+
+/// A partition whose leader is not known (its topic missing from the metadata) is skipped
+/// and backed off, without waiting for a lookup: the others are fetched at once.
+#[tokio::test]
+async fn a_partition_without_a_known_leader_does_not_hold_up_the_others() {
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 1)]), ConsumerConfig::new("x"));
+    let missing = TopicPartition::new("gone", 0);
+    fetcher.assign(&[tp(), missing.clone()]);
+    fetcher.seek(&tp(), 0).unwrap();
+    fetcher.seek(&missing, 0).unwrap();
+    fetcher.send_fetches();
+    assert!(fetcher.partitions[&tp()].in_flight, "t-0 fetched");
+    let skipped = &fetcher.partitions[&missing];
+    assert!(!skipped.in_flight && skipped.backoff_until.is_some());
+    assert_eq!(fetcher.busy_lanes.len(), 1, "one Fetch, to t-0's leader");
+}
