@@ -19,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::create_topics::Refusal;
 use super::BrokerContext;
-use crate::log::ConfigEntry;
+use crate::log::{ConfigEntry, TopicConfig};
 
 /// Config resource types (Kafka's `ConfigResource.Type`).
 pub(super) const RESOURCE_TOPIC: i8 = 2;
@@ -156,6 +156,22 @@ const KEYS: &[KeyInfo] = &[
         "No effect (as in Kafka 4.0): only the current record format exists."),
 ];
 
+/// A broker config name and Kafka's built-in default for it, if any.
+type BrokerDefault = (&'static str, Option<&'static str>);
+
+/// Kafka's broker configs for the topic configs that several set, in precedence order
+/// (`ServerTopicConfigSynonyms.ALL_TOPIC_CONFIG_SYNONYMS`, `DynamicBrokerConfig.
+/// brokerConfigSynonyms`), each with Kafka's built-in default (`None`: it has none). The
+/// first is the key's `broker_key` in [`KEYS`]. `flush.ms` is left out: its default here
+/// (1 s) is not Kafka's, which comes from a scheduler setting this broker does not have.
+#[rustfmt::skip]
+const UNIT_SYNONYMS: &[(&str, &[BrokerDefault])] = &[
+    ("retention.ms", &[("log.retention.ms", None), ("log.retention.minutes", None),
+        ("log.retention.hours", Some("168"))]),
+    ("segment.ms", &[("log.roll.ms", None), ("log.roll.hours", Some("168"))]),
+    ("segment.jitter.ms", &[("log.roll.jitter.ms", None), ("log.roll.jitter.hours", Some("0"))]),
+];
+
 /// What we know about a topic config key, if anything.
 pub(super) fn key_info(topic_key: &str) -> Option<&'static KeyInfo> {
     KEYS.iter().find(|info| info.topic_key == topic_key)
@@ -253,13 +269,12 @@ fn describe_topic(
         .logs
         .topic(topic)
         .ok_or_else(|| Refusal::unknown_topic(topic))?;
-    let defaults: BTreeMap<&str, String> = ctx
-        .logs
-        .topic_defaults()
-        .describe(&BTreeMap::new())
-        .into_iter()
-        .map(|entry| (entry.name, entry.value))
-        .collect();
+    let describe_all = |config: &TopicConfig| -> BTreeMap<&'static str, String> {
+        let entries = config.describe(&BTreeMap::new()).into_iter();
+        entries.map(|entry| (entry.name, entry.value)).collect()
+    };
+    let defaults = describe_all(ctx.logs.topic_defaults());
+    let built_in = describe_all(&TopicConfig::default());
     let rows = info
         .config
         .describe(&info.overrides)
@@ -273,8 +288,15 @@ fn describe_topic(
                 }
                 let broker_key = known.and_then(|known| known.broker_key);
                 if let (Some(broker_key), Some(value)) = (broker_key, defaults.get(entry.name)) {
-                    let source = default_source(ctx, entry.name);
-                    synonyms.push(synonym(broker_key, value, source));
+                    let built_in = built_in.get(entry.name).map(String::as_str);
+                    let set = ctx.static_topic_defaults.contains(entry.name);
+                    let from_broker = BrokerSetting {
+                        topic_key: entry.name,
+                        broker_key,
+                        value: set.then_some(value.as_str()),
+                        built_in,
+                    };
+                    synonyms.extend(from_broker.synonyms());
                 }
             }
             row(entry.name, entry.value.clone(), known, detail)
@@ -283,6 +305,44 @@ fn describe_topic(
                 .with_synonyms(synonyms)
         });
     Ok(rows.collect())
+}
+
+/// Where a topic config's broker-wide default comes from.
+struct BrokerSetting<'a> {
+    topic_key: &'static str,
+    /// Its first broker synonym.
+    broker_key: &'static str,
+    /// The operator's value, if set (flag, environment or properties file).
+    value: Option<&'a str>,
+    /// The built-in default, for a key with one broker synonym.
+    built_in: Option<&'a str>,
+}
+
+impl BrokerSetting<'_> {
+    /// The broker synonyms as Kafka's `ConfigHelper.configSynonyms` lists them: the
+    /// operator's setting (STATIC_BROKER_CONFIG), then each built-in default (DEFAULT_CONFIG),
+    /// less the entries ahead of the first one named `broker_key`, so a key whose first
+    /// synonym has no built-in default (`log.retention.ms`) has none until it is set. Only
+    /// the resulting default is kept here, not which broker name set it, so a setting is
+    /// reported under `broker_key`.
+    fn synonyms(&self) -> Vec<DescribeConfigsSynonym> {
+        let single = [(self.broker_key, self.built_in)];
+        let names = UNIT_SYNONYMS
+            .iter()
+            .find(|(topic_key, _)| *topic_key == self.topic_key)
+            .map_or(&single[..], |(_, names)| names);
+        let set = self
+            .value
+            .map(|value| (self.broker_key, value, SOURCE_STATIC_BROKER));
+        let defaults = names
+            .iter()
+            .filter_map(|&(name, value)| Some((name, value?, SOURCE_DEFAULT)));
+        set.into_iter()
+            .chain(defaults)
+            .skip_while(|&(name, _, _)| name != self.broker_key)
+            .map(|(name, value, source)| synonym(name, value, source))
+            .collect()
+    }
 }
 
 /// Our own broker's topic defaults (under their broker names) and identity, read-only.
@@ -392,7 +452,6 @@ mod tests {
 
     use super::super::create_topics::fixture::{broker, header, topic, Fixture, NODE_ID};
     use super::*;
-    use crate::log::TopicConfig;
 
     fn resource(resource_type: i8, name: &str) -> DescribeConfigsResource {
         DescribeConfigsResource::default()
@@ -498,19 +557,99 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(
-            synonyms,
-            vec![
-                ("retention.ms", "60000", 1),
-                ("log.retention.ms", "604800000", 5)
-            ]
-        );
+        // Kafka has no built-in log.retention.ms, so nothing follows the override.
+        assert_eq!(synonyms, vec![("retention.ms", "60000", 1)]);
         assert_eq!(retention.config_type, config_type::LONG);
         assert!(retention
             .documentation
             .as_ref()
             .is_some_and(|d| !d.is_empty()));
         assert_eq!(find(&result, "segment.bytes").synonyms.len(), 1);
+    }
+
+    /// (name, value, source) of each synonym of `key`.
+    fn synonyms_of(result: &DescribeConfigsResult, key: &str) -> Vec<(String, String, i8)> {
+        let synonyms = find(result, key).synonyms.iter();
+        synonyms
+            .map(|s| {
+                let value = s.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                (s.name.to_string(), value, s.source)
+            })
+            .collect()
+    }
+
+    fn owned(synonyms: &[(&str, &str, i8)]) -> Vec<(String, String, i8)> {
+        let owned = synonyms
+            .iter()
+            .map(|&(n, v, s)| (n.to_owned(), v.to_owned(), s));
+        owned.collect()
+    }
+
+    /// Kafka lists a topic config's broker synonyms from its operator-set ones down to its
+    /// built-in defaults, dropping those ahead of the first synonym's name
+    /// (`ConfigHelper.configSynonyms`): retention.ms, segment.ms and segment.jitter.ms have
+    /// none until set (log.retention.ms, log.roll.ms and log.roll.jitter.ms have no
+    /// built-in default), and a set one is followed by the built-in defaults.
+    #[test]
+    fn broker_synonyms_follow_kafkas_order_and_defaults() {
+        let mut fixture = broker();
+        topic(&fixture, "t", 1);
+        let request = || {
+            DescribeConfigsRequest::default()
+                .with_resources(vec![resource(RESOURCE_TOPIC, "t")])
+                .with_include_synonyms(true)
+        };
+        let unset = describe(&fixture, 4, request()).remove(0);
+        for key in ["retention.ms", "segment.ms", "segment.jitter.ms"] {
+            assert_eq!(synonyms_of(&unset, key), Vec::new(), "{key}");
+            assert_eq!(find(&unset, key).config_source, SOURCE_DEFAULT, "{key}");
+        }
+        let segment_bytes = [("log.segment.bytes", "1073741824", SOURCE_DEFAULT)];
+        assert_eq!(synonyms_of(&unset, "segment.bytes"), owned(&segment_bytes));
+        for key in [
+            "retention.ms",
+            "segment.ms",
+            "segment.jitter.ms",
+            "segment.bytes",
+        ] {
+            fixture.ctx.static_topic_defaults.insert(key.to_owned());
+        }
+        let set = describe(&fixture, 4, request()).remove(0);
+        type Synonym<'a> = (&'a str, &'a str, i8);
+        let expected: [(&str, &[Synonym<'_>]); 4] = [
+            (
+                "retention.ms",
+                &[
+                    ("log.retention.ms", "604800000", SOURCE_STATIC_BROKER),
+                    ("log.retention.hours", "168", SOURCE_DEFAULT),
+                ],
+            ),
+            (
+                "segment.ms",
+                &[
+                    ("log.roll.ms", "604800000", SOURCE_STATIC_BROKER),
+                    ("log.roll.hours", "168", SOURCE_DEFAULT),
+                ],
+            ),
+            (
+                "segment.jitter.ms",
+                &[
+                    ("log.roll.jitter.ms", "0", SOURCE_STATIC_BROKER),
+                    ("log.roll.jitter.hours", "0", SOURCE_DEFAULT),
+                ],
+            ),
+            (
+                "segment.bytes",
+                &[
+                    ("log.segment.bytes", "1073741824", SOURCE_STATIC_BROKER),
+                    ("log.segment.bytes", "1073741824", SOURCE_DEFAULT),
+                ],
+            ),
+        ];
+        for (key, synonyms) in expected {
+            assert_eq!(synonyms_of(&set, key), owned(synonyms), "{key}");
+            assert_eq!(find(&set, key).config_source, SOURCE_STATIC_BROKER, "{key}");
+        }
     }
 
     #[test]

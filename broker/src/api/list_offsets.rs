@@ -1,6 +1,6 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local (-4,
 //! v8+), latest tiered (-5, v9+), or the first offset whose timestamp is at least the one
-//! asked for; v4+ checks the client's leader epoch. Nothing is tiered here, so -4 is the log
+//! asked for (any other timestamp, -6 and below too, as in Kafka 4.0); v4+ checks the client's leader epoch. Nothing is tiered here, so -4 is the log
 //! start offset and -5 answers offset -1, as Kafka does without remote storage; v10's
 //! `timeout_ms` bounds remote lookups, which this broker never makes.
 
@@ -139,9 +139,9 @@ enum Query {
 }
 
 impl Query {
-    /// `None` for a special timestamp this broker does not know (e.g. -6), or one sent below
-    /// the version that brought it (Kafka 4.0's `ReplicaManager.timestampMinSupportedVersion`,
-    /// KAFKA-17331).
+    /// `None` for a special timestamp sent below the version that brought it (Kafka 4.0's
+    /// `ReplicaManager.timestampMinSupportedVersion`, KAFKA-17331, which checks only the
+    /// timestamps it names).
     fn of(timestamp: i64, version: i16) -> Option<Query> {
         match timestamp {
             LATEST_TIMESTAMP => Some(Query::Latest),
@@ -152,8 +152,9 @@ impl Query {
             EARLIEST_LOCAL_TIMESTAMP => Some(Query::EarliestLocal),
             LATEST_TIERED_TIMESTAMP if version < LATEST_TIERED_VERSION_MIN => None,
             LATEST_TIERED_TIMESTAMP => Some(Query::LatestTiered),
-            t if t >= 0 => Some(Query::AtOrAfter(t)),
-            _ => None,
+            // Kafka 4.0 reserves only the values above; any other, negative too, is searched
+            // for (`UnifiedLog.fetchOffsetByTimestamp`): below -5, the first record kept.
+            t => Some(Query::AtOrAfter(t)),
         }
     }
 
@@ -225,6 +226,32 @@ mod tests {
         for version in 9..=10 {
             assert_eq!(ask(&fixture, -5, version), (0, -1, -1, -1), "v{version}");
         }
-        assert_eq!(ask(&fixture, -6, 10), (unsupported, -1, -1, -1));
+    }
+
+    /// Kafka 4.0 reserves -1 to -5 only (`ReplicaManager.timestampMinSupportedVersion`, checked
+    /// for those alone); any lower timestamp is searched for like any other
+    /// (`UnifiedLog.fetchOffsetByTimestamp`), which finds the first record kept, or none.
+    #[test]
+    fn timestamps_below_the_reserved_ones_find_the_first_record() {
+        let fixture = fixture::broker();
+        fixture::topic(&fixture, "t", 1);
+        for version in [1, 7, 10] {
+            assert_eq!(
+                ask(&fixture, -6, version),
+                (0, -1, -1, -1),
+                "empty, v{version}"
+            );
+        }
+        fixture::append(&fixture, "t", 0, 5);
+        let log = fixture.ctx.logs.partition("t", 0).unwrap();
+        log.delete_records_before(2).unwrap();
+        // `fixture::append` stamps record i at 1_700_000_000_000 + i.
+        let first_kept = (0, 2, 1_700_000_000_002, leader_epoch::LEADER_EPOCH);
+        for timestamp in [-6, -1_000, i64::MIN] {
+            for version in [4, 7, 10] {
+                let asked = ask(&fixture, timestamp, version);
+                assert_eq!(asked, first_kept, "{timestamp} at v{version}");
+            }
+        }
     }
 }

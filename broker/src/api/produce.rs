@@ -282,9 +282,6 @@ fn produce_partition(
 ) -> (PartitionProduceResponse, Option<(Arc<PartitionLog>, i64)>) {
     let index = entries.data.index;
     let fail = |error: ResponseError, message: String| failed(index, version, error, message);
-    if let Err(refusal) = Refusal::unless_client_may("produce to", topic) {
-        return fail(ResponseError::InvalidTopicException, refusal.message);
-    }
     let log = match ctx.logs.partition(topic, index) {
         Ok(log) => log,
         Err(e) => return fail(log_error_code(&e), e.to_string()),
@@ -299,6 +296,13 @@ fn produce_partition(
             return fail(error, message);
         }
     };
+    // Kafka refuses an internal topic only as it appends (`ReplicaManager.appendToLocalLog`),
+    // after the partition and format checks above; a failed entry's error still wins.
+    if let Err(refusal) = Refusal::unless_client_may("produce to", topic) {
+        let (error, message) =
+            format_error.unwrap_or((ResponseError::InvalidTopicException, refusal.message));
+        return fail(error, message);
+    }
     let (response, appended) = append_partition(ctx, &log, topic, batch, acks, version);
     match format_error {
         // The append still happened (and an acks=all answer still waits for it), as in Kafka.

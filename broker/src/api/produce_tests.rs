@@ -538,14 +538,62 @@ fn a_large_request_is_appended_across_partitions_in_parallel_and_answered_per_to
 #[test]
 fn the_coordinators_internal_topic_refuses_client_records() {
     let fixture = crate::api::create_topics::fixture::broker();
+    let offsets = crate::groups::OFFSETS_TOPIC;
+    crate::api::create_topics::fixture::topic(&fixture, offsets, 1);
     let header = crate::api::create_topics::fixture::header(9);
-    let request = produce_request(1, vec![("__consumer_offsets", 0, batch_of(1, 10))]);
+    let request = produce_request(1, vec![(offsets, 0, batch_of(1, 10))]);
     let answers = produced(handle(&fixture.ctx, &header, request));
     let invalid_topic = ResponseError::InvalidTopicException.code();
+    assert_eq!(answers, vec![(offsets.to_owned(), 0, invalid_topic, -1)]);
+    let log = fixture.ctx.logs.partition(offsets, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 0);
+}
+
+/// Kafka refuses an internal topic only when it appends (`ReplicaManager.appendToLocalLog`),
+/// after `KafkaApis.handleProduceRequest` has answered partitions its metadata does not know
+/// and batches `ProduceRequest.validateRecords` refuses: those answers win, on an internal
+/// topic as on any other, whether or not the topic exists yet; a partition named twice keeps
+/// its failed entry's error.
+#[test]
+fn the_internal_topic_check_comes_after_the_partition_and_format_checks() {
+    let fixture = crate::api::create_topics::fixture::broker();
+    let offsets = crate::groups::OFFSETS_TOPIC;
+    let header = crate::api::create_topics::fixture::header(9);
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    let invalid_record = ResponseError::InvalidRecord.code();
+    let invalid_topic = ResponseError::InvalidTopicException.code();
+    let not_yet = produce_request(1, vec![(offsets, 0, batch_of(1, 10))]);
+    let answers = produced(handle(&fixture.ctx, &header, not_yet));
+    assert_eq!(answers, vec![(offsets.to_owned(), 0, unknown, -1)]);
+    crate::api::create_topics::fixture::topic(&fixture, offsets, 2);
+    let garbage = || Bytes::from_static(b"not a batch");
+    let entries = vec![
+        (offsets, 0, garbage()),
+        (offsets, 1, batch_of(1, 10)),
+        (offsets, 2, batch_of(1, 10)),
+        (offsets, 1, garbage()),
+    ];
+    let answers = produced(handle(&fixture.ctx, &header, produce_request(1, entries)));
     assert_eq!(
         answers,
-        vec![("__consumer_offsets".to_owned(), 0, invalid_topic, -1)]
+        vec![
+            (offsets.to_owned(), 0, invalid_record, -1),
+            (offsets.to_owned(), 1, invalid_record, -1),
+            (offsets.to_owned(), 2, unknown, -1),
+        ]
     );
+    let zstd = produce_request(1, vec![(offsets, 0, compressed_keyed(1))]);
+    let header_v6 = crate::api::create_topics::fixture::header(6);
+    let answers = produced(handle(&fixture.ctx, &header_v6, zstd));
+    let unsupported = ResponseError::UnsupportedCompressionType.code();
+    assert_eq!(answers, vec![(offsets.to_owned(), 0, unsupported, -1)]);
+    let valid = produce_request(1, vec![(offsets, 1, batch_of(1, 10))]);
+    let answers = produced(handle(&fixture.ctx, &header, valid));
+    assert_eq!(answers, vec![(offsets.to_owned(), 1, invalid_topic, -1)]);
+    for partition in 0..2 {
+        let log = fixture.ctx.logs.partition(offsets, partition).unwrap();
+        assert_eq!(log.log_end_offset(), 0, "nothing appended to {partition}");
+    }
 }
 
 /// Kafka reads a Produce into a map keyed by topic-partition: a partition named twice is
