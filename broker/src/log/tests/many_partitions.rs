@@ -48,3 +48,32 @@ fn open_files_stay_bounded_with_3000_partitions() {
     assert!(open_fds < 300, "{open_fds} descriptors open");
     assert_eq!(manager.partition("many", 2999).unwrap().log_end_offset(), 0);
 }
+
+#[test]
+fn recovery_after_an_unclean_stop_runs_on_several_threads() {
+    let dir = test_dir();
+    let config = LogManagerConfig::new(dir.path());
+    let manager = LogManager::open(config.clone()).unwrap();
+    manager
+        .create_topic("crashed", 64, BTreeMap::new(), false)
+        .unwrap();
+    for p in 0..64 {
+        manager
+            .partition("crashed", p)
+            .unwrap()
+            .append(&[batch(2, 10, 1)])
+            .unwrap();
+    }
+    // Dropped without `shutdown`: no clean-shutdown marker, so the next open recovers.
+    drop(manager);
+
+    let manager = LogManager::open(config).unwrap();
+    let names = manager.recovery_thread_names();
+    assert!(
+        names.contains("runnel-recover"),
+        "partitions recovered only on {names:?}"
+    );
+    for p in 0..64 {
+        assert_eq!(manager.partition("crashed", p).unwrap().log_end_offset(), 2);
+    }
+}
