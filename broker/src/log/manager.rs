@@ -448,6 +448,16 @@ impl LogManager {
         self.shared.ctx.synced_lengths.lock().clone()
     }
 
+    /// Test seam: checkpoint files rewritten to drop entries.
+    #[cfg(test)]
+    pub(crate) fn checkpoint_retain_writes(&self) -> u64 {
+        self.shared
+            .ctx
+            .checkpoints
+            .retain_writes
+            .load(Ordering::Relaxed)
+    }
+
     /// Test seam: the names of the threads that recovered partitions at `open`.
     #[cfg(test)]
     pub(crate) fn recovery_thread_names(&self) -> std::collections::BTreeSet<String> {

@@ -128,9 +128,9 @@ impl LogManager {
             if partition.dir.exists() {
                 remove_partition_dir(&partition.dir)?;
             }
-            shared.ctx.checkpoints.remove(&partition.key())?;
             shared.cleaner.forget(&partition.key());
         }
+        shared.ctx.checkpoints.remove_topic(name)?;
         Ok(entry.info.id)
     }
 
