@@ -228,6 +228,47 @@ fn remove_doomed_dirs(data_dir: &std::path::Path) -> Result<(), LogError> {
     Ok(())
 }
 
+/// Recovers every partition (loads it, scanning and fsyncing what lies past its recovery
+/// point) on up to [`FSYNC_THREADS`] threads; the first error, if any, once all are done.
+/// Each recovered segment ends in an fsync that waits for the disk: 11 000 partitions
+/// recovered one after another took 14.4 s at start (a restart after a crash was that much
+/// longer an outage); side by side the disk overlaps them.
+fn recover_all(partitions: &[Arc<PartitionLog>]) -> Result<(), LogError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    let recover_some = || {
+        while let Some(partition) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
+            #[cfg(test)]
+            partition.ctx.recovery_thread_names.lock().insert(
+                std::thread::current()
+                    .name()
+                    .unwrap_or("unnamed")
+                    .to_owned(),
+            );
+            if let Err(e) = partition.loaded() {
+                first_error.lock().get_or_insert(e);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..FSYNC_THREADS.min(partitions.len()) {
+            // A thread that cannot start leaves its share to the others and this one.
+            if let Err(e) = std::thread::Builder::new()
+                .name("runnel-recover".to_owned())
+                .spawn_scoped(scope, recover_some)
+            {
+                tracing::warn!(error = %e, "recovering partitions on fewer threads");
+            }
+        }
+        recover_some();
+    });
+    let first_error = first_error.lock().take();
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 impl LogManager {
     /// Opens (and, after an unclean stop, recovers) the data directory; starts the flusher
     /// and retention threads.
@@ -258,6 +299,8 @@ impl LogManager {
             synced_lengths: parking_lot::Mutex::default(),
             #[cfg(test)]
             fsync_thread_names: parking_lot::Mutex::default(),
+            #[cfg(test)]
+            recovery_thread_names: parking_lot::Mutex::default(),
             #[cfg(test)]
             swap_crash_step: std::sync::atomic::AtomicU8::new(0),
             #[cfg(test)]
@@ -297,9 +340,7 @@ impl LogManager {
         }
         shared.metadata.lock().1 = records;
         if !clean_start {
-            for partition in shared.all_partitions() {
-                drop(partition.loaded()?);
-            }
+            recover_all(&shared.all_partitions())?;
             shared.ctx.checkpoints.write_recovery_points()?;
         }
         let manager = Arc::new(LogManager {
@@ -405,6 +446,22 @@ impl LogManager {
     #[cfg(test)]
     pub(crate) fn synced_lengths(&self) -> std::collections::HashMap<std::path::PathBuf, u64> {
         self.shared.ctx.synced_lengths.lock().clone()
+    }
+
+    /// Test seam: checkpoint files rewritten to drop entries.
+    #[cfg(test)]
+    pub(crate) fn checkpoint_retain_writes(&self) -> u64 {
+        self.shared
+            .ctx
+            .checkpoints
+            .retain_writes
+            .load(Ordering::Relaxed)
+    }
+
+    /// Test seam: the names of the threads that recovered partitions at `open`.
+    #[cfg(test)]
+    pub(crate) fn recovery_thread_names(&self) -> std::collections::BTreeSet<String> {
+        self.shared.ctx.recovery_thread_names.lock().clone()
     }
 
     /// Test seam: the names of the threads that have run segment fsyncs.

@@ -56,6 +56,9 @@ pub(crate) struct LogContext {
     /// Test seam: the names of the threads that ran segment fsyncs.
     #[cfg(test)]
     pub fsync_thread_names: parking_lot::Mutex<std::collections::BTreeSet<String>>,
+    /// Test seam: the names of the threads that recovered partitions at open.
+    #[cfg(test)]
+    pub recovery_thread_names: parking_lot::Mutex<std::collections::BTreeSet<String>>,
     /// Test seam: the cleaner's swap stops after this step (0: never), as if it crashed.
     #[cfg(test)]
     pub swap_crash_step: std::sync::atomic::AtomicU8,

@@ -122,15 +122,19 @@ impl LogManager {
         let Some(entry) = shared.topics.write().remove(name) else {
             unreachable!("checked under the metadata lock");
         };
-        for partition in entry.partitions {
+        for partition in &entry.partitions {
             partition.close_for_delete();
-            shared.ctx.files.evict_dir(&partition.dir);
+        }
+        let dirs: std::collections::HashSet<&std::path::Path> =
+            entry.partitions.iter().map(|p| p.dir.as_path()).collect();
+        shared.ctx.files.evict_dirs(&dirs);
+        for partition in &entry.partitions {
             if partition.dir.exists() {
                 remove_partition_dir(&partition.dir)?;
             }
-            shared.ctx.checkpoints.remove(&partition.key())?;
             shared.cleaner.forget(&partition.key());
         }
+        shared.ctx.checkpoints.remove_topic(name)?;
         Ok(entry.info.id)
     }
 

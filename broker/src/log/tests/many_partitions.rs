@@ -48,3 +48,69 @@ fn open_files_stay_bounded_with_3000_partitions() {
     assert!(open_fds < 300, "{open_fds} descriptors open");
     assert_eq!(manager.partition("many", 2999).unwrap().log_end_offset(), 0);
 }
+
+#[test]
+fn recovery_after_an_unclean_stop_runs_on_several_threads() {
+    let dir = test_dir();
+    let config = LogManagerConfig::new(dir.path());
+    let manager = LogManager::open(config.clone()).unwrap();
+    manager
+        .create_topic("crashed", 64, BTreeMap::new(), false)
+        .unwrap();
+    for p in 0..64 {
+        manager
+            .partition("crashed", p)
+            .unwrap()
+            .append(&[batch(2, 10, 1)])
+            .unwrap();
+    }
+    // Dropped without `shutdown`: no clean-shutdown marker, so the next open recovers.
+    drop(manager);
+
+    let manager = LogManager::open(config).unwrap();
+    let names = manager.recovery_thread_names();
+    assert!(
+        names.contains("runnel-recover"),
+        "partitions recovered only on {names:?}"
+    );
+    for p in 0..64 {
+        assert_eq!(manager.partition("crashed", p).unwrap().log_end_offset(), 2);
+    }
+}
+
+#[test]
+fn deleting_a_topic_rewrites_each_checkpoint_file_at_most_once() {
+    let dir = test_dir();
+    let manager = LogManager::open(LogManagerConfig::new(dir.path())).unwrap();
+    manager
+        .create_topic("doomed", 50, BTreeMap::new(), false)
+        .unwrap();
+    manager
+        .create_topic("kept", 1, BTreeMap::new(), false)
+        .unwrap();
+    for (topic, p) in (0..50).map(|p| ("doomed", p)).chain([("kept", 0)]) {
+        // Loading a partition gives it a recovery-point entry.
+        manager
+            .partition(topic, p)
+            .unwrap()
+            .append(&[batch(1, 10, 1)])
+            .unwrap();
+    }
+    let before = manager.checkpoint_retain_writes();
+    manager.delete_topic("doomed").unwrap();
+    let writes = manager.checkpoint_retain_writes() - before;
+    // One per checkpoint file at most (recovery points, log starts, cleaner offsets).
+    assert!(
+        (1..=3).contains(&writes),
+        "{writes} checkpoint writes for one topic"
+    );
+    manager.shutdown().unwrap();
+    drop(manager);
+
+    let manager = LogManager::open(LogManagerConfig::new(dir.path())).unwrap();
+    assert_eq!(manager.partition("kept", 0).unwrap().log_end_offset(), 1);
+    manager
+        .create_topic("doomed", 50, BTreeMap::new(), false)
+        .unwrap();
+    assert_eq!(manager.partition("doomed", 7).unwrap().log_end_offset(), 0);
+}
