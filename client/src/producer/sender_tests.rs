@@ -22,6 +22,17 @@ async fn producer(addr: &str, adjust: impl FnOnce(&mut ProducerConfig)) -> Produ
     Producer::new(config).await.expect("producer")
 }
 
+/// Sends one record to `topic` and awaits its outcome, which must come within [`HANG`].
+async fn outcome_of_one(producer: &Producer, topic: &str) -> crate::Result<crate::RecordMetadata> {
+    let delivery = producer
+        .send(ProducerRecord::new(topic, "v"))
+        .await
+        .expect("send");
+    tokio::time::timeout(HANG, delivery)
+        .await
+        .expect("not hung")
+}
+
 #[tokio::test]
 async fn a_batch_whose_leader_is_missing_for_two_seconds_is_delivered() {
     let started = Instant::now();
@@ -36,13 +47,8 @@ async fn a_batch_whose_leader_is_missing_for_two_seconds_is_delivered() {
     })
     .await;
     let producer = producer(&addr, |_| {}).await;
-    let delivery = producer
-        .send(ProducerRecord::new("t", "v"))
+    let metadata = outcome_of_one(&producer, "t")
         .await
-        .expect("send");
-    let metadata = tokio::time::timeout(HANG, delivery)
-        .await
-        .expect("not hung")
         .expect("delivered once the leader is back");
     assert_eq!((metadata.partition, metadata.offset), (0, 0));
     assert!(started.elapsed() >= Duration::from_secs(2));
@@ -61,13 +67,8 @@ async fn a_batch_to_a_broker_that_never_answers_fails_at_its_delivery_timeout() 
     })
     .await;
     let started = Instant::now();
-    let delivery = producer
-        .send(ProducerRecord::new("t", "v"))
+    let error = outcome_of_one(&producer, "t")
         .await
-        .expect("send");
-    let error = tokio::time::timeout(HANG, delivery)
-        .await
-        .expect("failed within the bound")
         .expect_err("never answered");
     assert!(started.elapsed() < HANG);
     let Error::DeliveryTimeout {
@@ -163,13 +164,8 @@ async fn metadata_requests_after_one_failure(first_code: i16) -> usize {
     })
     .await;
     let producer = producer(&addr, |_| {}).await;
-    let delivery = producer
-        .send(ProducerRecord::new("t", "v"))
+    let metadata = outcome_of_one(&producer, "t")
         .await
-        .expect("send");
-    let metadata = tokio::time::timeout(HANG, delivery)
-        .await
-        .expect("not hung")
         .expect("delivered on the retry");
     assert_eq!(metadata.offset, 0);
     // A background refresh may still be on its way.
@@ -246,14 +242,7 @@ async fn a_topic_without_a_leader_does_not_hold_up_a_topic_with_one() {
     // Let the slow batches fail once and start waiting for their leader.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    let delivery = producer
-        .send(ProducerRecord::new("fast", "v"))
-        .await
-        .expect("send");
-    let metadata = tokio::time::timeout(HANG, delivery)
-        .await
-        .expect("not hung")
-        .expect("delivered");
+    let metadata = outcome_of_one(&producer, "fast").await.expect("delivered");
     assert_eq!(metadata.offset, 0);
     // Generous, but well under one blocking lookup per slow batch (2 s each).
     let waited = started.elapsed();
@@ -287,13 +276,8 @@ async fn a_leader_missing_from_the_broker_list_is_looked_up_again() {
     })
     .await;
     let producer = producer(&addr, |_| {}).await;
-    let delivery = producer
-        .send(ProducerRecord::new("t", "v"))
+    let metadata = outcome_of_one(&producer, "t")
         .await
-        .expect("send");
-    let metadata = tokio::time::timeout(HANG, delivery)
-        .await
-        .expect("not hung")
         .expect("delivered once metadata names a known leader");
     assert_eq!((metadata.partition, metadata.offset), (0, 0));
     assert!(asked.load(Ordering::SeqCst) >= 2, "metadata asked again");
