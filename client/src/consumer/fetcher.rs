@@ -37,6 +37,8 @@ pub struct PartitionState {
     in_flight: bool,
     /// After a fetch error, no fetch for this partition before this instant.
     backoff_until: Option<tokio::time::Instant>,
+    /// Failed fetches (or looks without a known leader) in a row, for the doubling backoff.
+    failures: u32,
     buffered: VecDeque<ConsumerRecord>,
     /// Fetched, not yet decoded: (the fetch offset the blob was asked for at, its whole
     /// batches). Counted in `buffered_bytes` at their wire size.
@@ -142,7 +144,7 @@ impl Fetcher {
             let Some(leader) = self.cluster.cached_leader(&tp.topic, tp.partition) else {
                 tracing::debug!(%tp, "no known leader; skipped until metadata names one");
                 self.cluster.request_refresh(&tp.topic);
-                state.backoff_until = Some(backoff());
+                state.back_off(&self.config);
                 continue;
             };
             // Lanes by place in the assignment, so any set of partitions spreads evenly.
@@ -268,6 +270,7 @@ impl Fetcher {
             };
             match code {
                 0 => {
+                    state.failures = 0;
                     state.high_watermark = high_watermark;
                     if let Some(records) = records {
                         stage_records(state, records);
@@ -279,7 +282,7 @@ impl Fetcher {
                 }
                 _ => {
                     tracing::debug!(%tp, code, "fetch error; backing off");
-                    state.backoff_until = Some(backoff());
+                    state.back_off(&self.config);
                     let error = Error::Broker {
                         code,
                         context: String::new(),
@@ -300,7 +303,7 @@ impl Fetcher {
             if let Some(state) = self.partitions.get_mut(tp).filter(|s| s.epoch == *epoch) {
                 state.in_flight = false;
                 if failed {
-                    state.backoff_until = Some(backoff());
+                    state.back_off(&self.config);
                 }
             }
         }
@@ -380,11 +383,24 @@ fn take_partition(
     }
 }
 
-/// Pause after a failed fetch, so a broken partition does not spin the poll loop.
-const FETCH_BACKOFF_MS: u64 = 100;
+/// Pause before fetching again a corrupt batch's partition, so a broken partition does
+/// not spin the poll loop.
+const REFETCH_BACKOFF_MS: u64 = 100;
 
-fn backoff() -> tokio::time::Instant {
-    tokio::time::Instant::now() + std::time::Duration::from_millis(FETCH_BACKOFF_MS)
+impl PartitionState {
+    /// No fetch of this partition for a while after a failure: `retry_backoff_ms`, doubled
+    /// per failure in a row up to `retry_backoff_max_ms` (Java's retry.backoff.ms and
+    /// retry.backoff.max.ms, KIP-580). A fixed 100 ms had a partition of a topic that stays
+    /// missing ask for its metadata 5–10 times a second for as long as it was assigned.
+    fn back_off(&mut self, config: &ConsumerConfig) {
+        let doubled_ms = config
+            .retry_backoff_ms
+            .saturating_mul(1u64 << self.failures.min(20));
+        let pause_ms = doubled_ms.min(config.retry_backoff_max_ms.max(config.retry_backoff_ms));
+        self.backoff_until =
+            Some(tokio::time::Instant::now() + std::time::Duration::from_millis(pause_ms));
+        self.failures = self.failures.saturating_add(1);
+    }
 }
 
 /// Queues a fetched records blob for decoding and moves the fetch offset past its whole
@@ -466,7 +482,8 @@ fn rewind(state: &mut PartitionState, refetch_from: i64, epoch: u64) {
     state.fetch_offset = refetch_from;
     state.epoch = epoch;
     state.in_flight = false;
-    state.backoff_until = Some(backoff());
+    state.backoff_until =
+        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(REFETCH_BACKOFF_MS));
 }
 
 #[cfg(test)]

@@ -278,3 +278,28 @@ async fn a_partition_without_a_known_leader_does_not_hold_up_the_others() {
     assert!(!skipped.in_flight && skipped.backoff_until.is_some());
     assert_eq!(fetcher.busy_lanes.len(), 1, "one Fetch, to t-0's leader");
 }
+
+/// A partition that stays without a leader backs off longer each time it is looked at
+/// (100, 200, 400, 800 ms, then 1 s: `retry_backoff_ms` doubling to `retry_backoff_max_ms`),
+/// and a successful fetch would start it over.
+#[tokio::test]
+async fn a_partition_that_stays_leaderless_backs_off_doubling() {
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 1)]), ConsumerConfig::new("x"));
+    let missing = TopicPartition::new("gone", 0);
+    fetcher.assign(std::slice::from_ref(&missing));
+    fetcher.seek(&missing, 0).unwrap();
+    for expected_ms in [100, 200, 400, 800, 1_000, 1_000] {
+        let before = tokio::time::Instant::now();
+        fetcher.send_fetches();
+        let state = fetcher.partitions.get_mut(&missing).unwrap();
+        let until = state.backoff_until.take().expect("backed off");
+        let pause = until.duration_since(before);
+        let expected = std::time::Duration::from_millis(expected_ms);
+        // Only the lower bound and a generous upper one: the pause is computed from the
+        // clock a moment after `before`.
+        assert!(
+            pause >= expected && pause < expected + std::time::Duration::from_millis(500),
+            "pause {pause:?}, expected {expected:?}"
+        );
+    }
+}
