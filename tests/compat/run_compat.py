@@ -112,10 +112,17 @@ OWN_BROKER_SUITES = {"groups"}
 
 # --- the broker -----------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count):
+    """`count` distinct free loopback ports: all sockets are held until every port is chosen
+    (one at a time, the OS could hand the same port out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_for_port(port, proc, timeout_s):
@@ -139,7 +146,7 @@ class Broker:
         self.binary, self.workdir, self.extra_args = binary, workdir, list(extra_args)
         self.data_dir = os.path.join(workdir, "data")
         self.log_path = os.path.join(workdir, "broker.log")
-        self.kafka_port, self.http_port = ports or (free_port(), free_port())
+        self.kafka_port, self.http_port = ports or free_ports(2)
         env = dict(os.environ)
         # The broker logs why it closed a connection at debug: that line explains most failures.
         env.setdefault("RUST_LOG", "info,runnel_broker=debug")
@@ -174,9 +181,16 @@ class Broker:
         self.stop()
         return Broker(self.binary, self.workdir, (self.kafka_port, self.http_port), self.extra_args)
 
-    def log_tail(self):
+    def log_text(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-BROKER_LOG_TAIL_LINES:])
+            return f.read()
+
+    def log_tail(self):
+        """The log's last lines, after its `Error:` lines (a failed start's reason comes
+        before a backtrace longer than the tail)."""
+        lines = self.log_text().splitlines(keepends=True)
+        errors = [line for line in lines if line.startswith("Error:")]
+        return "".join(errors + lines[-BROKER_LOG_TAIL_LINES:])
 
 
 # --- running --------------------------------------------------------------------------------
@@ -204,9 +218,25 @@ def run_suite(name, spec, bootstrap):
     return counts
 
 
+# A port chosen free can still be taken (by another process's outgoing connection) before
+# the broker binds it: such a start is tried again on fresh ports, at most this many times.
+BROKER_START_ATTEMPTS = 3
+
+
+def start_broker(binary, workroot, name):
+    """A broker on fresh ports and data; another try when its port was taken meanwhile."""
+    for attempt in range(1, BROKER_START_ATTEMPTS + 1):
+        workdir = tempfile.mkdtemp(prefix=f"{name}-", dir=workroot)
+        broker = Broker(binary, workdir)
+        if not (broker.start_error and "Address already in use" in broker.log_text()):
+            return broker
+        broker.stop()
+        print(f"-- {name}: a port was taken before the broker bound it (try {attempt}); new ports")
+    return broker
+
+
 def run_with_broker(name, spec, binary, workroot):
-    workdir = tempfile.mkdtemp(prefix=f"{name}-", dir=workroot)
-    broker = Broker(binary, workdir)
+    broker = start_broker(binary, workroot, name)
     try:
         if broker.start_error:
             print(f"!! {name}: {broker.start_error}")
