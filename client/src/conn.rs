@@ -102,11 +102,11 @@ impl Connection {
                 })?
                 .map_err(|source| Error::Io {
                     addr: addr.to_owned(),
-                    source,
+                    source: source.into(),
                 })?;
         stream.set_nodelay(true).map_err(|source| Error::Io {
             addr: addr.to_owned(),
-            source,
+            source: source.into(),
         })?;
         let (read, write) = stream.into_split();
         let pending: Pending = Arc::default();
@@ -301,7 +301,7 @@ impl Connection {
             self.kill("write failed");
             return Err(Error::Io {
                 addr: self.addr.clone(),
-                source,
+                source: source.into(),
             });
         }
         Ok((correlation_id, receiver))
@@ -488,7 +488,7 @@ async fn read_loop(
             Err(source) => {
                 break Error::Io {
                     addr: addr.clone(),
-                    source,
+                    source: source.into(),
                 }
             }
         };
@@ -506,7 +506,7 @@ async fn read_loop(
             Err(source) => {
                 break Error::Io {
                     addr: addr.clone(),
-                    source,
+                    source: source.into(),
                 }
             }
         };

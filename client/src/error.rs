@@ -10,13 +10,15 @@ use kafka_protocol::ResponseError;
 /// let error = Error::Broker { code: 6, context: "produce t-0".into() };
 /// assert!(error.is_retriable()); // NOT_LEADER_OR_FOLLOWER: refresh metadata and retry
 /// ```
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone`, so a failed request's batches each get the same error: the I/O error is shared.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("i/o with {addr}: {source}")]
     Io {
         addr: String,
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     #[error("connection to {addr} closed")]
     Disconnected { addr: String },
@@ -122,78 +124,6 @@ impl Error {
         }
     }
 
-    /// An equal error for each of several batches one failure hit (the type is not `Clone`:
-    /// `std::io::Error` is not): same variant and fields; an I/O error keeps its kind and
-    /// message.
-    pub fn duplicate(&self) -> Error {
-        match self {
-            Error::Io { addr, source } => Error::Io {
-                addr: addr.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            Error::Disconnected { addr } => Error::Disconnected { addr: addr.clone() },
-            Error::Timeout { what, timeout_ms } => Error::Timeout {
-                what: what.clone(),
-                timeout_ms: *timeout_ms,
-            },
-            Error::Broker { code, context } => Error::Broker {
-                code: *code,
-                context: context.clone(),
-            },
-            Error::UnsupportedVersion { api } => Error::UnsupportedVersion { api: api.clone() },
-            Error::Protocol(text) => Error::Protocol(text.clone()),
-            Error::ResponseTooLarge {
-                size_bytes,
-                max_bytes,
-            } => Error::ResponseTooLarge {
-                size_bytes: *size_bytes,
-                max_bytes: *max_bytes,
-            },
-            Error::UnknownTopicOrPartition(topic) => Error::UnknownTopicOrPartition(topic.clone()),
-            Error::TopicMetadataTimeout {
-                topic,
-                waited_ms,
-                code,
-            } => Error::TopicMetadataTimeout {
-                topic: topic.clone(),
-                waited_ms: *waited_ms,
-                code: *code,
-            },
-            Error::BrokerNotInMetadata { broker_id } => Error::BrokerNotInMetadata {
-                broker_id: *broker_id,
-            },
-            Error::NoBrokers(text) => Error::NoBrokers(text.clone()),
-            Error::BufferFull {
-                needed_bytes,
-                timeout_ms,
-            } => Error::BufferFull {
-                needed_bytes: *needed_bytes,
-                timeout_ms: *timeout_ms,
-            },
-            Error::DeliveryTimeout {
-                topic,
-                partition,
-                timeout_ms,
-                last_error,
-            } => Error::DeliveryTimeout {
-                topic: topic.clone(),
-                partition: *partition,
-                timeout_ms: *timeout_ms,
-                last_error: last_error.clone(),
-            },
-            Error::RecordTooLarge {
-                size_bytes,
-                max_bytes,
-            } => Error::RecordTooLarge {
-                size_bytes: *size_bytes,
-                max_bytes: *max_bytes,
-            },
-            Error::Config(text) => Error::Config(text.clone()),
-            Error::Closed => Error::Closed,
-            Error::State(text) => Error::State(text.clone()),
-        }
-    }
-
     /// The Kafka error code, when the broker sent one.
     pub fn code(&self) -> Option<i16> {
         match self {
@@ -252,7 +182,7 @@ mod tests {
     /// Each batch a failed request carried gets the same error: a timeout stays a timeout
     /// (it was re-worded as "connection to <the timeout's text> closed").
     #[test]
-    fn a_duplicate_reads_and_classifies_as_the_original() {
+    fn a_clone_reads_and_classifies_as_the_original() {
         let errors = [
             Error::Timeout {
                 what: "Produce to 127.0.0.1:9092".into(),
@@ -260,7 +190,7 @@ mod tests {
             },
             Error::Io {
                 addr: "127.0.0.1:9092".into(),
-                source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"),
+                source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset").into(),
             },
             Error::Broker {
                 code: 6,
@@ -269,7 +199,7 @@ mod tests {
             Error::Protocol("bad frame".into()),
         ];
         for error in &errors {
-            let copy = error.duplicate();
+            let copy = error.clone();
             assert_eq!(copy.to_string(), error.to_string());
             assert_eq!(copy.is_retriable(), error.is_retriable());
             assert_eq!(copy.code(), error.code());

@@ -308,7 +308,7 @@ fn finish(accumulator: &Accumulator, batch: SealedBatch, result: Result<i64, Err
 
 fn retry_all(accumulator: &Accumulator, batches: Vec<SealedBatch>, error: &Error) {
     for batch in batches {
-        retry_or_fail(accumulator, batch, error.duplicate());
+        retry_or_fail(accumulator, batch, error.clone());
     }
 }
 
