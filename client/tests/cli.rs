@@ -204,6 +204,60 @@ fn failures_exit_non_zero_with_one_line() {
     assert!(help.contains("Examples"));
 }
 
+/// `runnel topics delete` / `groups delete` with nothing named printed "deleted " and exited
+/// 0; a reset without a target asked the broker first. Each is a usage error now, before any
+/// connection (the bootstrap here is a closed port), and every argument has its help line.
+#[test]
+fn commands_missing_what_they_act_on_are_usage_errors() {
+    for args in [
+        &["topics", "delete"][..],
+        &["groups", "delete"],
+        &["groups", "reset-offsets", "g", "-t", "t"],
+    ] {
+        let output = runnel("127.0.0.1:1", args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("required"), "{args:?}: {stderr}");
+    }
+    for command in [
+        &["topics", "create"][..],
+        &["topics", "alter"],
+        &["topics", "describe"],
+        &["topics", "delete"],
+        &["groups", "describe"],
+        &["groups", "delete"],
+        &["groups", "reset-offsets"],
+        &["produce"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let help = ok("127.0.0.1:1", &args);
+        // An argument line (`  -p, --partitions <N>`, `  <NAME>`) has its help after two
+        // spaces, or (clap's layout for long flags) on the next, deeper-indented line.
+        let lines: Vec<&str> = help.lines().collect();
+        let undocumented: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| {
+                let item = line.trim_start();
+                line.starts_with("  ") && (item.starts_with('-') || item.starts_with('<'))
+            })
+            .filter(|(i, line)| {
+                let inline = line.trim().split("  ").filter(|s| !s.is_empty()).count() >= 2;
+                let below = lines
+                    .get(i + 1)
+                    .is_some_and(|next| next.starts_with("          "));
+                !inline && !below
+            })
+            .map(|(_, line)| *line)
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "{command:?}: {undocumented:?}\n{help}"
+        );
+    }
+}
+
 /// `runnel consume | head -1`: the reader closes the pipe after one line. The consumer stops,
 /// commits what was written and exits 0, where `println!` panicked (exit 101).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,21 +15,34 @@ pub enum GroupsCommand {
     /// List consumer groups.
     List,
     /// Members, assignments, committed offsets and lag per partition.
-    Describe { group: String },
+    Describe {
+        /// Group id.
+        group: String,
+    },
     /// Delete groups (they must have no members).
-    Delete { groups: Vec<String> },
+    Delete {
+        /// Group ids to delete.
+        #[arg(required = true, value_name = "GROUP")]
+        groups: Vec<String>,
+    },
     /// Move a stopped group's committed offsets for a topic.
     #[command(
-        after_help = "Examples:\n  runnel groups reset-offsets billing -t orders --to-earliest\n  runnel groups reset-offsets billing -t orders --to-offset 42"
+        after_help = "Examples:\n  runnel groups reset-offsets billing -t orders --to-earliest\n  runnel groups reset-offsets billing -t orders --to-offset 42",
+        group(clap::ArgGroup::new("target").required(true).args(["to_earliest", "to_latest", "to_offset", "to_timestamp"]))
     )]
     ResetOffsets {
+        /// Group id (the group must have no members).
         group: String,
+        /// Topic whose partitions' offsets move.
         #[arg(short, long)]
         topic: String,
-        #[arg(long, conflicts_with_all = ["to_latest", "to_offset", "to_timestamp"])]
+        /// Each partition's earliest offset (its log start).
+        #[arg(long)]
         to_earliest: bool,
-        #[arg(long, conflicts_with_all = ["to_offset", "to_timestamp"])]
+        /// Each partition's end (skip everything not yet read).
+        #[arg(long)]
         to_latest: bool,
+        /// This offset in every partition.
         #[arg(long)]
         to_offset: Option<i64>,
         /// First offset at or after this timestamp (ms).

@@ -24,8 +24,10 @@ pub struct ProduceArgs {
     /// Partition (default: by key, or sticky).
     #[arg(short, long)]
     partition: Option<i32>,
+    /// Acknowledgement to wait for: none, the leader's append, or on disk (all).
     #[arg(long, value_enum, default_value_t = AcksArg::All)]
     acks: AcksArg,
+    /// Compress batches with this codec.
     #[arg(long, value_enum, default_value_t = CodecArg::None)]
     compression: CodecArg,
     /// Read lines from this file instead of stdin (shows progress on stderr).

@@ -21,9 +21,12 @@ pub enum TopicsCommand {
         after_help = "Example:\n  runnel topics create orders -p 3 -c retention.ms=60000 -c cleanup.policy=compact"
     )]
     Create {
+        /// Topic name.
         name: String,
+        /// Number of partitions.
         #[arg(short, long, default_value_t = 1)]
         partitions: i32,
+        /// Copies of each partition (Runnel is one broker: 1, or -1 for the broker's default).
         #[arg(short, long, default_value_t = 1)]
         replication_factor: i16,
         /// Topic config `key=value` (repeatable).
@@ -31,15 +34,21 @@ pub enum TopicsCommand {
         configs: Vec<String>,
     },
     /// Partitions (leader, offsets) and non-default configs of a topic.
-    Describe { name: String },
+    Describe {
+        /// Topic name.
+        name: String,
+    },
     /// Set or delete configs, or add partitions.
     #[command(
         after_help = "Example:\n  runnel topics alter orders -c retention.ms=3600000 --delete-config segment.ms --partitions 6"
     )]
     Alter {
+        /// Topic name.
         name: String,
+        /// Set topic config `key=value` (repeatable).
         #[arg(short, long = "config", value_name = "KEY=VALUE")]
         configs: Vec<String>,
+        /// Remove a topic config override, back to the broker's default (repeatable).
         #[arg(long = "delete-config", value_name = "KEY")]
         delete_configs: Vec<String>,
         /// Grow the topic to this many partitions.
@@ -47,7 +56,11 @@ pub enum TopicsCommand {
         partitions: Option<i32>,
     },
     /// Delete topics.
-    Delete { names: Vec<String> },
+    Delete {
+        /// Topics to delete.
+        #[arg(required = true, value_name = "TOPIC")]
+        names: Vec<String>,
+    },
 }
 
 fn key_value(pair: &str) -> anyhow::Result<(String, String)> {
