@@ -1,14 +1,17 @@
 //! Unit tests of produce validation: each batch defect's Kafka error, the timestamp bounds
 //! (KIP-937) and the decompression budget of key checks.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use runnel_protocol::batch::{build_raw_batch, RawBatchFields};
+use runnel_protocol::batch::{build_raw_batch, Compression, RawBatchFields, BATCH_HEADER_BYTES};
 use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
+use runnel_protocol::records::records;
 
+use super::batch::{rebuild_bytes, DECOMPRESSION_WAIT_MS_MAX, NO_TIMESTAMP};
 use super::*;
 use crate::api::Answer;
-use crate::log::{CleanupPolicy, CompressionType};
+use crate::budget::DecompressionBudget;
+use crate::log::{CleanupPolicy, CompressionType, MessageTimestampType, TopicConfig};
 
 fn config() -> TopicConfig {
     TopicConfig {
