@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 use runnel_protocol::batch::RecordBatch;
 
 use super::*;
+use crate::partitioner::partition_for_key;
 use crate::producer::{ProducerConfig, ProducerRecord};
 
 fn accumulator(config: impl FnOnce(&mut ProducerConfig)) -> Accumulator {

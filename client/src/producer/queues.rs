@@ -1,0 +1,142 @@
+//! The accumulator's queues: per topic, its partitions' open batch (being filled) and
+//! sealed batches (waiting to be sent), and the partition choice (explicit, by key, or
+//! sticky per KIP-480).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use runnel_protocol::builder::BatchBuilder;
+
+use crate::error::{Error, Result};
+use crate::partitioner::partition_for_key;
+use crate::producer::delivery::Completer;
+use crate::producer::ProducerRecord;
+
+pub(in crate::producer) type TopicPartition = (Arc<str>, i32);
+
+pub(super) struct OpenBatch {
+    pub(super) builder: BatchBuilder,
+    /// The outcome every record of this batch waits on (record offset = base + index).
+    pub(super) completer: Completer,
+    pub(super) created: Instant,
+    pub(super) memory_bytes: usize,
+    /// Order of opening (see [`Accumulator::flush`]).
+    pub(super) seq: u64,
+}
+
+/// A finished batch (compressed, CRC sealed) and the outcome its records wait on.
+pub(in crate::producer) struct SealedBatch {
+    pub partition: TopicPartition,
+    pub bytes: Bytes,
+    pub(super) completer: Completer,
+    pub(super) records: usize,
+    pub(super) memory_bytes: usize,
+    pub(super) seq: u64,
+    pub attempts: u32,
+    pub retry_at: Option<Instant>,
+    /// When the batch fails if not delivered: `delivery_timeout_ms` after it opened (its
+    /// first record's `send`), as Java counts from the batch's creation.
+    pub deadline: Instant,
+    /// Why the last attempt failed (for the error at the deadline).
+    pub last_error: Option<String>,
+}
+
+impl SealedBatch {
+    /// The error a batch gets when its delivery deadline has passed.
+    pub fn expired(&self, timeout_ms: u64) -> Error {
+        Error::DeliveryTimeout {
+            topic: self.partition.0.to_string(),
+            partition: self.partition.1,
+            timeout_ms,
+            last_error: self
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "none, it was never sent".to_owned()),
+        }
+    }
+}
+
+/// Room beyond `batch_size_bytes` in a new batch's buffer: the record that crosses the
+/// size (up to 64 KiB) is added before the batch is sealed, plus the batch header.
+pub(super) const BATCH_SLACK_BYTES: usize = 64 * 1024 + 128;
+
+/// One topic's partition queues, indexed by partition (dense: [`TopicQueues::choose`] keeps
+/// indexes below the topic's partition count); `name` is shared by its batches. Everything a
+/// record needs is here, so a record costs one map lookup under one lock.
+pub(super) struct TopicQueues {
+    pub(super) name: Arc<str>,
+    pub(super) partitions: Vec<PartitionQueue>,
+    /// The topic's partition count from the cluster's metadata (0: not known yet), valid
+    /// while the cluster's topics generation is `generation`.
+    pub(super) partition_count: i32,
+    pub(super) generation: u64,
+    /// Where keyless records without a partition go until that batch is sealed (KIP-480).
+    pub(super) sticky: Option<i32>,
+}
+
+impl TopicQueues {
+    pub(super) fn new(name: Arc<str>) -> TopicQueues {
+        TopicQueues {
+            name,
+            partitions: Vec::new(),
+            partition_count: 0,
+            generation: 0,
+            sticky: None,
+        }
+    }
+
+    /// The record's partition: its own, by key (murmur2), or the sticky one.
+    pub(super) fn choose(&mut self, record: &ProducerRecord) -> Result<i32> {
+        let count = self.partition_count.max(1);
+        if let Some(partition) = record.partition {
+            if !(0..count).contains(&partition) {
+                return Err(Error::UnknownTopicOrPartition(format!(
+                    "{}-{partition}",
+                    record.topic
+                )));
+            }
+            return Ok(partition);
+        }
+        if let Some(key) = &record.key {
+            return Ok(partition_for_key(key, count));
+        }
+        let sticky = *self
+            .sticky
+            .get_or_insert_with(|| (crate::producer::now_ms() % i64::from(count)) as i32);
+        Ok(sticky.min(count - 1))
+    }
+
+    /// The queue of `partition` (a valid index: [`choose`](Self::choose) keeps it below the
+    /// partition count), created on first use, with the topic's name beside it.
+    pub(super) fn queue_mut(&mut self, partition: i32) -> Result<(&Arc<str>, &mut PartitionQueue)> {
+        let index = usize::try_from(partition)
+            .map_err(|_| Error::UnknownTopicOrPartition(format!("{}-{partition}", self.name)))?;
+        if self.partitions.len() <= index {
+            self.partitions
+                .resize_with(index + 1, PartitionQueue::default);
+        }
+        Ok((&self.name, &mut self.partitions[index]))
+    }
+
+    /// Moves the sticky partition on once its batch was sealed (KIP-480).
+    pub(super) fn advance_sticky(&mut self, sealed: i32) {
+        if self.sticky == Some(sealed) {
+            self.sticky = Some((sealed + 1) % self.partition_count.max(1));
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct PartitionQueue {
+    pub(super) open: Option<OpenBatch>,
+    pub(super) sealed: VecDeque<SealedBatch>,
+    pub(super) in_flight: bool,
+}
+
+/// Topic queues by name. Every record looks its topic up here, and the default SipHash of
+/// the name was 2 % of the bench producer's CPU (`hash_one` and `sip::Hasher::write`, one
+/// producer, acks=1); foldhash is several times cheaper and still seeded per map, and topic
+/// names are the application's own, not an attacker's.
+pub(super) type Queues = HashMap<Arc<str>, TopicQueues, foldhash::fast::RandomState>;
