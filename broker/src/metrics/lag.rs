@@ -39,8 +39,8 @@ use crate::log::{LogManager, PartitionLog};
 
 /// Decompression bound when looking for a record's timestamp inside a compressed batch.
 const LAG_DECOMPRESS_BYTES_MAX: usize = 16 << 20;
-/// Entries kept at most, over all groups; beyond it the cache starts again empty (a
-/// safety net: pruning keeps it to the committed pairs of live groups).
+/// Entries kept at most, over all groups (a safety net: pruning keeps it to the committed
+/// pairs of live groups); a group that does not fit goes uncached.
 const LAG_CACHE_ENTRIES_MAX: usize = 200_000;
 
 /// One committed partition of one group.
@@ -149,8 +149,10 @@ impl LagCache {
             return;
         }
         if inner.entries + used.len() > LAG_CACHE_ENTRIES_MAX {
-            inner.groups.clear();
-            inner.entries = 0;
+            // This group's lag is read afresh next time. Emptying the cache instead made
+            // every group's next lag a miss, and with more committed pairs than the bound
+            // the cache emptied on every scrape and served nothing.
+            return;
         }
         inner.entries += used.len();
         let generation = inner.generation;
@@ -293,4 +295,42 @@ fn first_timestamp_at(log: &PartitionLog, offset: i64) -> Option<i64> {
             iter.find_map(|r| r.ok().filter(|r| r.offset >= offset).map(|r| r.timestamp))
         });
     Some(found.unwrap_or_else(|| batch.max_timestamp()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(topic: &str, count: usize) -> HashMap<(String, i32), CacheEntry> {
+        (0..count)
+            .map(|p| {
+                let entry = CacheEntry {
+                    offset: 0,
+                    timestamp_ms: 0,
+                    log: Weak::new(),
+                    segment_rewrites: 0,
+                };
+                ((topic.to_owned(), p as i32), entry)
+            })
+            .collect()
+    }
+
+    /// A full cache keeps what it holds; the group that does not fit is not cached.
+    #[test]
+    fn a_group_beyond_the_bound_goes_uncached_and_the_rest_stay() {
+        let cache = LagCache::default();
+        let half = LAG_CACHE_ENTRIES_MAX / 2;
+        cache.store_group("a", entries("t", half));
+        cache.store_group("b", entries("t", LAG_CACHE_ENTRIES_MAX - half));
+        cache.store_group("c", entries("t", 10));
+        assert_eq!(cache.len(), LAG_CACHE_ENTRIES_MAX);
+        let key = ("t".to_owned(), 0);
+        assert!(cache.cached("a", &key).is_some());
+        assert!(cache.cached("c", &key).is_none());
+        // A group shrinking makes room for the next one.
+        cache.store_group("b", entries("t", 1));
+        cache.store_group("c", entries("t", 10));
+        assert!(cache.cached("c", &key).is_some());
+        assert_eq!(cache.len(), half + 11);
+    }
 }
