@@ -25,6 +25,7 @@ pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
@@ -32,6 +33,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod replicas;
 
 // Consumer groups (coordinator in `crate::groups`).
 pub mod delete_groups;
@@ -179,6 +181,7 @@ pub fn dispatch(
         Rq::DescribeAcls(r) => ready(Rs::DescribeAcls(describe_acls::handle(ctx, header, r))),
         Rq::CreateAcls(r) => ready(Rs::CreateAcls(create_acls::handle(ctx, header, r))),
         Rq::DeleteAcls(r) => ready(Rs::DeleteAcls(delete_acls::handle(ctx, header, r))),
+        Rq::ElectLeaders(r) => ready(Rs::ElectLeaders(elect_leaders::handle(ctx, header, r))),
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),

@@ -166,6 +166,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::CreateAcls => "CreateAcls",
         ApiKey::DeleteAcls => "DeleteAcls",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::ElectLeaders => "ElectLeaders",
         _ => "Other",
     }
 }
@@ -249,6 +250,13 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
         R::DescribeLogDirs(r) => {
             each(r.error_code);
             r.results.iter().for_each(|x| each(x.error_code));
+        }
+        R::ElectLeaders(r) => {
+            each(r.error_code);
+            r.replica_election_results
+                .iter()
+                .flat_map(|t| &t.partition_result)
+                .for_each(|p| each(p.error_code));
         }
         _ => {}
     }

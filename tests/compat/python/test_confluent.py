@@ -363,6 +363,30 @@ def test_transactional_producer_fails_at_once():
     assert "transactions" in error.str(), error
 
 
+def test_leader_election_is_never_needed():
+    """Runnel's one broker leads every partition as its only replica: a preferred or unclean
+    election of an existing partition gets ELECTION_NOT_NEEDED, a missing one
+    UNKNOWN_TOPIC_OR_PART, as from Kafka for partitions already led by their preferred
+    replica."""
+    from confluent_kafka import ElectionType
+
+    require_created()
+    client = admin()
+    # No request_timeout: confluent-kafka 2.16's elect_leaders raises SystemError on any
+    # keyword argument (a bug in its C binding); the result's timeout bounds the wait.
+    for election_type in (ElectionType.PREFERRED, ElectionType.UNCLEAN):
+        asked = [TopicPartition(State.topic, 0), TopicPartition(State.topic, cc.PARTITIONS)]
+        results = client.elect_leaders(election_type, asked).result(timeout=cc.OPERATION_TIMEOUT_S)
+        codes = {(tp.topic, tp.partition): error.code() for tp, error in results.items()}
+        assert codes == {
+            (State.topic, 0): KafkaError.ELECTION_NOT_NEEDED,
+            (State.topic, cc.PARTITIONS): KafkaError.UNKNOWN_TOPIC_OR_PART,
+        }, (election_type, codes)
+        # All partitions: Kafka leaves out those whose election was not needed.
+        everything = client.elect_leaders(election_type, None)
+        assert everything.result(timeout=cc.OPERATION_TIMEOUT_S) == {}
+
+
 def test_delete_topic():
     require_created()
     client = admin()

@@ -284,6 +284,29 @@ def test_acls_are_disabled_without_an_authorizer():
         client.close()
 
 
+def test_leader_election_is_never_needed():
+    """An existing partition already has its only replica as leader: ELECTION_NOT_NEEDED
+    (preferred and unclean), a missing one UNKNOWN_TOPIC_OR_PARTITION."""
+    from kafka.errors import ElectionNotNeededError, UnknownTopicOrPartitionError
+
+    require_created()
+    client = admin()
+    try:
+        for election_type in (0, 1):
+            response = client.elect_leaders(
+                election_type, {State.topic: [0, cc.PARTITIONS]}, timeout_ms=TIMEOUT_MS,
+                raise_errors=False)
+            codes = {(result.topic, partition.partition_id): partition.error_code
+                     for result in response.replica_election_results
+                     for partition in result.partition_result}
+            assert codes == {
+                (State.topic, 0): ElectionNotNeededError.errno,
+                (State.topic, cc.PARTITIONS): UnknownTopicOrPartitionError.errno,
+            }, (election_type, codes)
+    finally:
+        client.close()
+
+
 def test_delete_topic():
     require_created()
     client = admin()

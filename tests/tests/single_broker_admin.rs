@@ -1,0 +1,73 @@
+//! Admin APIs whose answers follow from Runnel being one broker with no quotas and no SASL:
+//! leader elections, partition reassignments, client quotas and SCRAM credentials, over TCP
+//! at every version we advertise.
+
+#![allow(clippy::unwrap_used)]
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+use kafka_protocol::messages::{CreateTopicsRequest, ElectLeadersRequest};
+use runnel_tests::requests::{creatable_topic, topic_name};
+use runnel_tests::{TestBroker, TestClient};
+
+async fn create(client: &mut TestClient, name: &str, partitions: i32) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![creatable_topic(name, partitions, &[])])
+        .with_timeout_ms(5_000);
+    let response = client.send(request, 7).await;
+    assert_eq!(response.topics[0].error_code, 0, "create {name}");
+}
+
+/// Every existing partition already has its only replica as leader: ELECTION_NOT_NEEDED;
+/// asking for all partitions lists the topics with no partition results, as Kafka leaves
+/// out partitions whose election was not needed.
+#[tokio::test]
+async fn leader_elections_are_never_needed() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "elect", 2).await;
+    let not_needed = ResponseError::ElectionNotNeeded.code();
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    for version in 0..=2 {
+        let request = ElectLeadersRequest::default()
+            .with_election_type(if version == 0 { 0 } else { 1 })
+            .with_topic_partitions(Some(vec![
+                TopicPartitions::default()
+                    .with_topic(topic_name("elect"))
+                    .with_partitions(vec![0, 1, 5]),
+                TopicPartitions::default()
+                    .with_topic(topic_name("absent"))
+                    .with_partitions(vec![0]),
+            ]));
+        let response = client.send(request, version).await;
+        assert_eq!(response.error_code, 0, "v{version}");
+        let codes: Vec<(&str, i32, i16)> = response
+            .replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result
+                    .iter()
+                    .map(|p| (t.topic.0.as_str(), p.partition_id, p.error_code))
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("elect", 0, not_needed),
+                ("elect", 1, not_needed),
+                ("elect", 5, unknown),
+                ("absent", 0, unknown),
+            ],
+            "v{version}"
+        );
+        let all = ElectLeadersRequest::default().with_topic_partitions(None);
+        let response = client.send(all, version).await;
+        assert_eq!(response.error_code, 0, "v{version}");
+        let elect = response
+            .replica_election_results
+            .iter()
+            .find(|t| t.topic.0.as_str() == "elect")
+            .expect("every topic is listed");
+        assert!(elect.partition_result.is_empty(), "v{version}");
+    }
+}
