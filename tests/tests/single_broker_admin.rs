@@ -71,3 +71,66 @@ async fn leader_elections_are_never_needed() {
         assert!(elect.partition_result.is_empty(), "v{version}");
     }
 }
+
+/// No partition is ever being moved; the only replica set a partition can have is this
+/// broker alone, which it already has; anything else is refused; cancelling finds nothing.
+#[tokio::test]
+async fn partition_reassignments_have_nowhere_to_go() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, BrokerId, ListPartitionReassignmentsRequest,
+    };
+
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "moves", 2).await;
+    let node = broker.context().node_id;
+    let target = |partition: i32, replicas: Option<Vec<i32>>| {
+        ReassignablePartition::default()
+            .with_partition_index(partition)
+            .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+    };
+    let request = AlterPartitionReassignmentsRequest::default().with_topics(vec![
+        ReassignableTopic::default()
+            .with_name(topic_name("moves"))
+            .with_partitions(vec![
+                target(0, Some(vec![node])),
+                target(1, Some(vec![node, node + 1])),
+                target(1, None),
+                target(9, Some(vec![node])),
+            ]),
+    ]);
+    let response = client.send(request, 0).await;
+    assert_eq!(response.error_code, 0);
+    let codes: Vec<i16> = response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            0,
+            ResponseError::InvalidReplicaAssignment.code(),
+            ResponseError::NoReassignmentInProgress.code(),
+            ResponseError::UnknownTopicOrPartition.code(),
+        ]
+    );
+    let refusal = response.responses[0].partitions[1]
+        .error_message
+        .as_ref()
+        .unwrap();
+    assert!(refusal.contains("one broker"), "{refusal}");
+    let named = Some(vec![ListPartitionReassignmentsTopics::default()
+        .with_name(topic_name("moves"))
+        .with_partition_indexes(vec![0, 1, 9])]);
+    for topics in [None, named] {
+        let request = ListPartitionReassignmentsRequest::default().with_topics(topics);
+        let response = client.send(request, 0).await;
+        assert_eq!(response.error_code, 0);
+        assert!(response.topics.is_empty());
+    }
+}

@@ -14,6 +14,7 @@ pub mod errors;
 pub mod leader_epoch;
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod create_acls;
 pub mod create_partitions;
@@ -30,6 +31,7 @@ pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
@@ -182,6 +184,12 @@ pub fn dispatch(
         Rq::CreateAcls(r) => ready(Rs::CreateAcls(create_acls::handle(ctx, header, r))),
         Rq::DeleteAcls(r) => ready(Rs::DeleteAcls(delete_acls::handle(ctx, header, r))),
         Rq::ElectLeaders(r) => ready(Rs::ElectLeaders(elect_leaders::handle(ctx, header, r))),
+        Rq::ListPartitionReassignments(r) => ready(Rs::ListPartitionReassignments(
+            list_partition_reassignments::handle(ctx, header, r),
+        )),
+        Rq::AlterPartitionReassignments(r) => ready(Rs::AlterPartitionReassignments(
+            alter_partition_reassignments::handle(ctx, header, r),
+        )),
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),

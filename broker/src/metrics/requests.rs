@@ -167,6 +167,8 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DeleteAcls => "DeleteAcls",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         _ => "Other",
     }
 }
@@ -258,6 +260,14 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
                 .flat_map(|t| &t.partition_result)
                 .for_each(|p| each(p.error_code));
         }
+        R::AlterPartitionReassignments(r) => {
+            each(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| each(p.error_code));
+        }
+        R::ListPartitionReassignments(r) => each(r.error_code),
         _ => {}
     }
 }

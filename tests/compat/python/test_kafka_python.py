@@ -307,6 +307,27 @@ def test_leader_election_is_never_needed():
         client.close()
 
 
+def test_partition_reassignments_have_nowhere_to_go():
+    """One broker: nothing is ever being reassigned; [0] (this broker alone) is each
+    partition's replica set already, any other set is INVALID_REPLICA_ASSIGNMENT, and a
+    cancel finds NO_REASSIGNMENT_IN_PROGRESS."""
+    from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+
+    require_created()
+    client = admin()
+    try:
+        assert client.list_partition_reassignments(timeout_ms=TIMEOUT_MS) == {}
+        assert client.list_partition_reassignments({State.topic: [0, 1]}, timeout_ms=TIMEOUT_MS) == {}
+        first, second = TopicPartition(State.topic, 0), TopicPartition(State.topic, 1)
+        results = client.alter_partition_reassignments({first: [0], second: [0, 1]},
+                                                       timeout_ms=TIMEOUT_MS)
+        assert results == {first: None, second: InvalidReplicationAssignmentError}, results
+        results = client.alter_partition_reassignments({first: None}, timeout_ms=TIMEOUT_MS)
+        assert results == {first: NoReassignmentInProgressError}, results
+    finally:
+        client.close()
+
+
 def test_delete_topic():
     require_created()
     client = admin()
