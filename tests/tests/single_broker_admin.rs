@@ -134,3 +134,57 @@ async fn partition_reassignments_have_nowhere_to_go() {
         assert!(response.topics.is_empty());
     }
 }
+
+/// No quota is configured, so a valid filter finds none and a malformed one is refused as
+/// Kafka refuses it; setting a quota is refused with the reason.
+#[tokio::test]
+async fn client_quotas_are_never_configured() {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+    use kafka_protocol::messages::{AlterClientQuotasRequest, DescribeClientQuotasRequest};
+    use kafka_protocol::protocol::StrBytes;
+
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let users = ComponentData::default()
+        .with_entity_type(StrBytes::from_static_str("user"))
+        .with_match_type(2)
+        .with_match(None);
+    let malformed = users
+        .clone()
+        .with_match(Some(StrBytes::from_static_str("alice")));
+    for version in 0..=1 {
+        let request = DescribeClientQuotasRequest::default().with_components(vec![users.clone()]);
+        let response = client.send(request, version).await;
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert_eq!(response.entries, Some(Vec::new()), "v{version}");
+        let request =
+            DescribeClientQuotasRequest::default().with_components(vec![malformed.clone()]);
+        let response = client.send(request, version).await;
+        assert_eq!(
+            response.error_code,
+            ResponseError::InvalidRequest.code(),
+            "v{version}"
+        );
+        assert_eq!(response.entries, None, "v{version}");
+
+        let entry = EntryData::default()
+            .with_entity(vec![EntityData::default()
+                .with_entity_type(StrBytes::from_static_str("client-id"))
+                .with_entity_name(Some(StrBytes::from_static_str("app")))])
+            .with_ops(vec![OpData::default()
+                .with_key(StrBytes::from_static_str("consumer_byte_rate"))
+                .with_value(1e6)]);
+        let request = AlterClientQuotasRequest::default().with_entries(vec![entry]);
+        let response = client.send(request, version).await;
+        assert_eq!(response.entries.len(), 1, "v{version}");
+        let refused = &response.entries[0];
+        assert_eq!(refused.error_code, ResponseError::InvalidRequest.code());
+        assert!(refused
+            .error_message
+            .as_ref()
+            .unwrap()
+            .contains("does not enforce quotas"));
+        assert_eq!(refused.entity[0].entity_name.as_deref(), Some("app"));
+    }
+}

@@ -13,6 +13,7 @@
 pub mod errors;
 pub mod leader_epoch;
 
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -23,6 +24,7 @@ pub mod delete_acls;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
@@ -190,6 +192,12 @@ pub fn dispatch(
         Rq::AlterPartitionReassignments(r) => ready(Rs::AlterPartitionReassignments(
             alter_partition_reassignments::handle(ctx, header, r),
         )),
+        Rq::DescribeClientQuotas(r) => ready(Rs::DescribeClientQuotas(
+            describe_client_quotas::handle(ctx, header, r),
+        )),
+        Rq::AlterClientQuotas(r) => ready(Rs::AlterClientQuotas(alter_client_quotas::handle(
+            ctx, header, r,
+        ))),
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),

@@ -169,6 +169,8 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
+        ApiKey::AlterClientQuotas => "AlterClientQuotas",
         _ => "Other",
     }
 }
@@ -268,6 +270,8 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
                 .for_each(|p| each(p.error_code));
         }
         R::ListPartitionReassignments(r) => each(r.error_code),
+        R::DescribeClientQuotas(r) => each(r.error_code),
+        R::AlterClientQuotas(r) => r.entries.iter().for_each(|x| each(x.error_code)),
         _ => {}
     }
 }
