@@ -203,6 +203,12 @@ fn default_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::AlterClientQuotas => {
             RequestKind::AlterClientQuotas(AlterClientQuotasRequest::default())
         }
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::default())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
+        }
         _ => return None,
     })
 }

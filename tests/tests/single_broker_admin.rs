@@ -188,3 +188,51 @@ async fn client_quotas_are_never_configured() {
         assert_eq!(refused.entity[0].entity_name.as_deref(), Some("app"));
     }
 }
+
+/// No SASL, so no SCRAM users: all users is none, a named one is not found, and storing a
+/// credential is refused per user.
+#[tokio::test]
+async fn scram_credentials_do_not_exist() {
+    use bytes::Bytes;
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use kafka_protocol::messages::{
+        AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let all = DescribeUserScramCredentialsRequest::default().with_users(None);
+    let response = client.send(all, 0).await;
+    assert_eq!(response.error_code, 0);
+    assert!(response.results.is_empty());
+    let alice = StrBytes::from_static_str("alice");
+    let named = DescribeUserScramCredentialsRequest::default()
+        .with_users(Some(vec![UserName::default().with_name(alice.clone())]));
+    let response = client.send(named, 0).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.results.len(), 1);
+    assert_eq!(response.results[0].user, alice);
+    assert_eq!(
+        response.results[0].error_code,
+        ResponseError::ResourceNotFound.code()
+    );
+
+    let upsert = ScramCredentialUpsertion::default()
+        .with_name(alice.clone())
+        .with_mechanism(1)
+        .with_iterations(8192)
+        .with_salt(Bytes::from_static(b"salt"))
+        .with_salted_password(Bytes::from_static(b"salted password"));
+    let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsert]);
+    let response = client.send(request, 0).await;
+    assert_eq!(response.results.len(), 1);
+    let refused = &response.results[0];
+    assert_eq!(refused.user, alice);
+    assert_eq!(
+        refused.error_code,
+        ResponseError::UnsupportedSaslMechanism.code()
+    );
+    assert!(refused.error_message.as_ref().unwrap().contains("no SASL"));
+}

@@ -16,6 +16,7 @@ pub mod leader_epoch;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_acls;
 pub mod create_partitions;
@@ -28,6 +29,7 @@ pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod incremental_alter_configs;
@@ -198,6 +200,12 @@ pub fn dispatch(
         Rq::AlterClientQuotas(r) => ready(Rs::AlterClientQuotas(alter_client_quotas::handle(
             ctx, header, r,
         ))),
+        Rq::DescribeUserScramCredentials(r) => ready(Rs::DescribeUserScramCredentials(
+            describe_user_scram_credentials::handle(ctx, header, r),
+        )),
+        Rq::AlterUserScramCredentials(r) => ready(Rs::AlterUserScramCredentials(
+            alter_user_scram_credentials::handle(ctx, header, r),
+        )),
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),

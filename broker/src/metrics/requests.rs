@@ -171,6 +171,8 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
         ApiKey::AlterClientQuotas => "AlterClientQuotas",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         _ => "Other",
     }
 }
@@ -272,6 +274,11 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
         R::ListPartitionReassignments(r) => each(r.error_code),
         R::DescribeClientQuotas(r) => each(r.error_code),
         R::AlterClientQuotas(r) => r.entries.iter().for_each(|x| each(x.error_code)),
+        R::DescribeUserScramCredentials(r) => {
+            each(r.error_code);
+            r.results.iter().for_each(|x| each(x.error_code));
+        }
+        R::AlterUserScramCredentials(r) => r.results.iter().for_each(|x| each(x.error_code)),
         _ => {}
     }
 }

@@ -387,6 +387,30 @@ def test_leader_election_is_never_needed():
         assert everything.result(timeout=cc.OPERATION_TIMEOUT_S) == {}
 
 
+def test_scram_credentials_do_not_exist():
+    """No SASL, so no SCRAM users: all users is none, a named one RESOURCE_NOT_FOUND as from
+    Kafka for a user without credentials, and storing one UNSUPPORTED_SASL_MECHANISM."""
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+
+    client = admin()
+    everyone = client.describe_user_scram_credentials(request_timeout=cc.OPERATION_TIMEOUT_S)
+    assert everyone.result(timeout=cc.OPERATION_TIMEOUT_S) == {}
+    futures = client.describe_user_scram_credentials(["alice"],
+                                                     request_timeout=cc.OPERATION_TIMEOUT_S)
+    with pytest.raises(KafkaException) as raised:
+        futures["alice"].result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+    upsertion = UserScramCredentialUpsertion(
+        "alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"secret")
+    futures = client.alter_user_scram_credentials([upsertion],
+                                                  request_timeout=cc.OPERATION_TIMEOUT_S)
+    with pytest.raises(KafkaException) as raised:
+        futures["alice"].result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.UNSUPPORTED_SASL_MECHANISM
+    assert "no SASL" in raised.value.args[0].str()
+
+
 def test_delete_topic():
     require_created()
     client = admin()

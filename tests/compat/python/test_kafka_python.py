@@ -328,6 +328,24 @@ def test_partition_reassignments_have_nowhere_to_go():
         client.close()
 
 
+def test_scram_credentials_do_not_exist():
+    """No SASL, so no SCRAM users: describing all finds none, a named user has none, and
+    storing a credential is refused with the reason."""
+    from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+    client = admin()
+    try:
+        assert client.describe_user_scram_credentials() == {}
+        described = client.describe_user_scram_credentials(["alice"])
+        assert described["alice"]["credential_infos"] == []
+        assert "no SCRAM credentials" in described["alice"]["error"], described
+        refused = client.alter_user_scram_credentials(
+            [UserScramCredentialUpsertion("alice", ScramMechanism.SCRAM_SHA_256, b"secret")])
+        assert "no SASL" in refused["alice"], refused
+    finally:
+        client.close()
+
+
 def test_delete_topic():
     require_created()
     client = admin()
