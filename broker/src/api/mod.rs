@@ -13,7 +13,10 @@
 pub mod errors;
 pub mod leader_epoch;
 
+pub mod alter_client_quotas;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_acls;
 pub mod create_partitions;
@@ -22,16 +25,21 @@ pub mod delete_acls;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_user_scram_credentials;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod replicas;
 
 // Consumer groups (coordinator in `crate::groups`).
 pub mod delete_groups;
@@ -179,6 +187,25 @@ pub fn dispatch(
         Rq::DescribeAcls(r) => ready(Rs::DescribeAcls(describe_acls::handle(ctx, header, r))),
         Rq::CreateAcls(r) => ready(Rs::CreateAcls(create_acls::handle(ctx, header, r))),
         Rq::DeleteAcls(r) => ready(Rs::DeleteAcls(delete_acls::handle(ctx, header, r))),
+        Rq::ElectLeaders(r) => ready(Rs::ElectLeaders(elect_leaders::handle(ctx, header, r))),
+        Rq::ListPartitionReassignments(r) => ready(Rs::ListPartitionReassignments(
+            list_partition_reassignments::handle(ctx, header, r),
+        )),
+        Rq::AlterPartitionReassignments(r) => ready(Rs::AlterPartitionReassignments(
+            alter_partition_reassignments::handle(ctx, header, r),
+        )),
+        Rq::DescribeClientQuotas(r) => ready(Rs::DescribeClientQuotas(
+            describe_client_quotas::handle(ctx, header, r),
+        )),
+        Rq::AlterClientQuotas(r) => ready(Rs::AlterClientQuotas(alter_client_quotas::handle(
+            ctx, header, r,
+        ))),
+        Rq::DescribeUserScramCredentials(r) => ready(Rs::DescribeUserScramCredentials(
+            describe_user_scram_credentials::handle(ctx, header, r),
+        )),
+        Rq::AlterUserScramCredentials(r) => ready(Rs::AlterUserScramCredentials(
+            alter_user_scram_credentials::handle(ctx, header, r),
+        )),
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),

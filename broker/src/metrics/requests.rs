@@ -166,6 +166,13 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::CreateAcls => "CreateAcls",
         ApiKey::DeleteAcls => "DeleteAcls",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
+        ApiKey::AlterClientQuotas => "AlterClientQuotas",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         _ => "Other",
     }
 }
@@ -250,6 +257,28 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
             each(r.error_code);
             r.results.iter().for_each(|x| each(x.error_code));
         }
+        R::ElectLeaders(r) => {
+            each(r.error_code);
+            r.replica_election_results
+                .iter()
+                .flat_map(|t| &t.partition_result)
+                .for_each(|p| each(p.error_code));
+        }
+        R::AlterPartitionReassignments(r) => {
+            each(r.error_code);
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .for_each(|p| each(p.error_code));
+        }
+        R::ListPartitionReassignments(r) => each(r.error_code),
+        R::DescribeClientQuotas(r) => each(r.error_code),
+        R::AlterClientQuotas(r) => r.entries.iter().for_each(|x| each(x.error_code)),
+        R::DescribeUserScramCredentials(r) => {
+            each(r.error_code);
+            r.results.iter().for_each(|x| each(x.error_code));
+        }
+        R::AlterUserScramCredentials(r) => r.results.iter().for_each(|x| each(x.error_code)),
         _ => {}
     }
 }

@@ -363,6 +363,54 @@ def test_transactional_producer_fails_at_once():
     assert "transactions" in error.str(), error
 
 
+def test_leader_election_is_never_needed():
+    """Runnel's one broker leads every partition as its only replica: a preferred or unclean
+    election of an existing partition gets ELECTION_NOT_NEEDED, a missing one
+    UNKNOWN_TOPIC_OR_PART, as from Kafka for partitions already led by their preferred
+    replica."""
+    from confluent_kafka import ElectionType
+
+    require_created()
+    client = admin()
+    # No request_timeout: confluent-kafka 2.16's elect_leaders raises SystemError on any
+    # keyword argument (a bug in its C binding); the result's timeout bounds the wait.
+    for election_type in (ElectionType.PREFERRED, ElectionType.UNCLEAN):
+        asked = [TopicPartition(State.topic, 0), TopicPartition(State.topic, cc.PARTITIONS)]
+        results = client.elect_leaders(election_type, asked).result(timeout=cc.OPERATION_TIMEOUT_S)
+        codes = {(tp.topic, tp.partition): error.code() for tp, error in results.items()}
+        assert codes == {
+            (State.topic, 0): KafkaError.ELECTION_NOT_NEEDED,
+            (State.topic, cc.PARTITIONS): KafkaError.UNKNOWN_TOPIC_OR_PART,
+        }, (election_type, codes)
+        # All partitions: Kafka leaves out those whose election was not needed.
+        everything = client.elect_leaders(election_type, None)
+        assert everything.result(timeout=cc.OPERATION_TIMEOUT_S) == {}
+
+
+def test_scram_credentials_do_not_exist():
+    """No SASL, so no SCRAM users: all users is none, a named one RESOURCE_NOT_FOUND as from
+    Kafka for a user without credentials, and storing one UNSUPPORTED_SASL_MECHANISM."""
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+
+    client = admin()
+    everyone = client.describe_user_scram_credentials(request_timeout=cc.OPERATION_TIMEOUT_S)
+    assert everyone.result(timeout=cc.OPERATION_TIMEOUT_S) == {}
+    futures = client.describe_user_scram_credentials(["alice"],
+                                                     request_timeout=cc.OPERATION_TIMEOUT_S)
+    with pytest.raises(KafkaException) as raised:
+        futures["alice"].result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+    upsertion = UserScramCredentialUpsertion(
+        "alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"secret")
+    futures = client.alter_user_scram_credentials([upsertion],
+                                                  request_timeout=cc.OPERATION_TIMEOUT_S)
+    with pytest.raises(KafkaException) as raised:
+        futures["alice"].result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.UNSUPPORTED_SASL_MECHANISM
+    assert "no SASL" in raised.value.args[0].str()
+
+
 def test_delete_topic():
     require_created()
     client = admin()

@@ -284,6 +284,68 @@ def test_acls_are_disabled_without_an_authorizer():
         client.close()
 
 
+def test_leader_election_is_never_needed():
+    """An existing partition already has its only replica as leader: ELECTION_NOT_NEEDED
+    (preferred and unclean), a missing one UNKNOWN_TOPIC_OR_PARTITION."""
+    from kafka.errors import ElectionNotNeededError, UnknownTopicOrPartitionError
+
+    require_created()
+    client = admin()
+    try:
+        for election_type in (0, 1):
+            response = client.elect_leaders(
+                election_type, {State.topic: [0, cc.PARTITIONS]}, timeout_ms=TIMEOUT_MS,
+                raise_errors=False)
+            codes = {(result.topic, partition.partition_id): partition.error_code
+                     for result in response.replica_election_results
+                     for partition in result.partition_result}
+            assert codes == {
+                (State.topic, 0): ElectionNotNeededError.errno,
+                (State.topic, cc.PARTITIONS): UnknownTopicOrPartitionError.errno,
+            }, (election_type, codes)
+    finally:
+        client.close()
+
+
+def test_partition_reassignments_have_nowhere_to_go():
+    """One broker: nothing is ever being reassigned; [0] (this broker alone) is each
+    partition's replica set already, any other set is INVALID_REPLICA_ASSIGNMENT, and a
+    cancel finds NO_REASSIGNMENT_IN_PROGRESS."""
+    from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+
+    require_created()
+    client = admin()
+    try:
+        assert client.list_partition_reassignments(timeout_ms=TIMEOUT_MS) == {}
+        assert client.list_partition_reassignments({State.topic: [0, 1]}, timeout_ms=TIMEOUT_MS) == {}
+        first, second = TopicPartition(State.topic, 0), TopicPartition(State.topic, 1)
+        results = client.alter_partition_reassignments({first: [0], second: [0, 1]},
+                                                       timeout_ms=TIMEOUT_MS)
+        assert results == {first: None, second: InvalidReplicationAssignmentError}, results
+        results = client.alter_partition_reassignments({first: None}, timeout_ms=TIMEOUT_MS)
+        assert results == {first: NoReassignmentInProgressError}, results
+    finally:
+        client.close()
+
+
+def test_scram_credentials_do_not_exist():
+    """No SASL, so no SCRAM users: describing all finds none, a named user has none, and
+    storing a credential is refused with the reason."""
+    from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+    client = admin()
+    try:
+        assert client.describe_user_scram_credentials() == {}
+        described = client.describe_user_scram_credentials(["alice"])
+        assert described["alice"]["credential_infos"] == []
+        assert "no SCRAM credentials" in described["alice"]["error"], described
+        refused = client.alter_user_scram_credentials(
+            [UserScramCredentialUpsertion("alice", ScramMechanism.SCRAM_SHA_256, b"secret")])
+        assert "no SASL" in refused["alice"], refused
+    finally:
+        client.close()
+
+
 def test_delete_topic():
     require_created()
     client = admin()
