@@ -70,6 +70,15 @@ pub enum Error {
     },
     #[error("record of {size_bytes} bytes is larger than the {max_bytes}-byte batch limit")]
     RecordTooLarge { size_bytes: usize, max_bytes: usize },
+    /// A call that retries retriable errors (a synchronous commit, a fetch of committed
+    /// offsets) did not succeed within `default_api_timeout_ms`; `last_error` is why its
+    /// last attempt failed. Retriable, as Java's `TimeoutException`.
+    #[error("{what} did not succeed within default_api_timeout_ms {timeout_ms} ms (last error: {last_error})")]
+    ApiTimeout {
+        what: String,
+        timeout_ms: u64,
+        last_error: Box<Error>,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("the client was closed")]
@@ -87,7 +96,8 @@ impl Error {
             | Error::Disconnected { .. }
             | Error::Timeout { .. }
             | Error::TopicMetadataTimeout { .. }
-            | Error::BrokerNotInMetadata { .. } => true,
+            | Error::BrokerNotInMetadata { .. }
+            | Error::ApiTimeout { .. } => true,
             Error::Broker { code, .. } => {
                 ResponseError::try_from_code(*code).is_some_and(|error| error.is_retriable())
             }
@@ -160,6 +170,7 @@ pub(crate) mod codes {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const NETWORK_EXCEPTION: i16 = 13;
     pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
@@ -171,6 +182,7 @@ pub(crate) mod codes {
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const INCONSISTENT_TOPIC_ID: i16 = 103;
 }

@@ -36,7 +36,7 @@ const RETRY_BACKOFF_MS: u64 = 100;
 const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
 
 /// The pause after `pause_ms` (0 before the first): doubled, within `[min_ms, max_ms]`.
-fn next_backoff_ms(pause_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
+pub(super) fn next_backoff_ms(pause_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
     pause_ms.saturating_mul(2).clamp(min_ms, max_ms.max(min_ms))
 }
 
@@ -135,7 +135,7 @@ impl GroupMember {
     }
 
     /// [`coordinator`](Self::coordinator), looking it up until `deadline` at most.
-    async fn coordinator_until(
+    pub(super) async fn coordinator_until(
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Result<Arc<Connection>> {
@@ -145,6 +145,13 @@ impl GroupMember {
         let conn = find_coordinator(&self.cluster, &self.group_id, deadline).await?;
         heartbeat::set(&self.coordinator, Some(conn.clone()));
         Ok(conn)
+    }
+
+    /// A handle a commit reports back through, also from a task of its own.
+    pub(crate) fn handle(&self) -> MembershipHandle {
+        MembershipHandle {
+            coordinator: self.coordinator.clone(),
+        }
     }
 
     fn group(&self) -> GroupId {
@@ -370,6 +377,21 @@ impl GroupMember {
         Error::check(response.error_code, || {
             format!("leave group {}", self.group_id)
         })
+    }
+}
+
+/// What a commit or committed-offsets fetch may change in the membership it was made for,
+/// without holding the member (an async commit runs on a task of its own).
+#[derive(Clone)]
+pub(crate) struct MembershipHandle {
+    coordinator: CoordinatorSlot,
+}
+
+impl MembershipHandle {
+    /// Forgets the coordinator connection: the next request (a commit, a join, a
+    /// heartbeat) looks the coordinator up again, as Java's `markCoordinatorUnknown`.
+    pub fn coordinator_unknown(&self) {
+        heartbeat::set(&self.coordinator, None);
     }
 }
 

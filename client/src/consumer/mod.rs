@@ -25,7 +25,7 @@ pub use record::{ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::offsets::{self, EARLIEST, LATEST};
-use commit::{commit_positions, delivered_positions};
+use commit::{commit_positions, delivered_positions, fetch_committed_until};
 use fetcher::Fetcher;
 use group::{GroupMember, Joined};
 
@@ -249,7 +249,7 @@ impl Consumer {
         if !cooperative && !owned.is_empty() {
             if self.config.auto_commit {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, positions).await.ok();
+                commit_positions(group, true, positions).await.ok();
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&owned);
@@ -324,7 +324,7 @@ impl Consumer {
         if !revoked.is_empty() {
             if self.config.auto_commit {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, positions).await.ok();
+                commit_positions(group, true, positions).await.ok();
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&revoked);
@@ -351,8 +351,9 @@ impl Consumer {
         self.finish_join().await?;
         let mut committed = BTreeMap::new();
         if let Some(group) = &mut self.group {
-            let coordinator = group.coordinator().await?;
-            committed = offsets::committed(&coordinator, &group.group_id, Some(&missing)).await?;
+            let lookup_ms = Duration::from_millis(self.config.default_api_timeout_ms);
+            let lookup_deadline = tokio::time::Instant::now() + lookup_ms;
+            committed = fetch_committed_until(group, &missing, lookup_deadline).await?;
         }
         let mut rest = Vec::new();
         for tp in missing {
