@@ -70,6 +70,20 @@ pub enum Error {
     },
     #[error("record of {size_bytes} bytes is larger than the {max_bytes}-byte batch limit")]
     RecordTooLarge { size_bytes: usize, max_bytes: usize },
+    /// The coordinator refused a commit because this member's generation is over
+    /// (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID: `code`): the group has
+    /// rebalanced and may have given the partitions to another member, so nothing was
+    /// committed. The next `poll` rejoins the group. Java's `CommitFailedException`.
+    #[error(
+        "commit for group {group} failed ({}): the group has already rebalanced and may have assigned the partitions to another member; the next poll rejoins",
+        error_name(*.code)
+    )]
+    CommitFailed { group: String, code: i16 },
+    /// The group is rebalancing (REBALANCE_IN_PROGRESS), so the commit was not made; the
+    /// next `poll` rejoins, and a commit after it may succeed. Java's
+    /// `RebalanceInProgressException`.
+    #[error("commit for group {group} failed: the group is rebalancing; poll to complete the rebalance, then commit again")]
+    RebalanceInProgress { group: String },
     /// A call that retries retriable errors (a synchronous commit, a fetch of committed
     /// offsets) did not succeed within `default_api_timeout_ms`; `last_error` is why its
     /// last attempt failed. Retriable, as Java's `TimeoutException`.
@@ -137,7 +151,10 @@ impl Error {
     /// The Kafka error code, when the broker sent one.
     pub fn code(&self) -> Option<i16> {
         match self {
-            Error::Broker { code, .. } | Error::TopicMetadataTimeout { code, .. } => Some(*code),
+            Error::Broker { code, .. }
+            | Error::TopicMetadataTimeout { code, .. }
+            | Error::CommitFailed { code, .. } => Some(*code),
+            Error::RebalanceInProgress { .. } => Some(codes::REBALANCE_IN_PROGRESS),
             _ => None,
         }
     }

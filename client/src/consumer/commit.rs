@@ -8,6 +8,10 @@
 //! retriable errors after `retry_backoff_ms`, doubling up to `retry_backoff_max_ms`, until
 //! `default_api_timeout_ms`, then fail with [`Error::ApiTimeout`] naming the last error.
 //! Async commits, auto-commits and the commits before a rebalance try once.
+//! A commit from a generation the coordinator no longer knows (UNKNOWN_MEMBER_ID,
+//! ILLEGAL_GENERATION, FENCED_INSTANCE_ID) fails as [`Error::CommitFailed`] and the next
+//! `poll` rejoins afresh, its partitions lost; REBALANCE_IN_PROGRESS fails it as
+//! [`Error::RebalanceInProgress`] and the next `poll` rejoins.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -234,7 +238,30 @@ impl CommitTarget {
             offsets,
         )
         .await;
-        committed.map_err(|error| on_error(&self.membership, error))
+        committed.map_err(|error| self.on_error(error))
+    }
+
+    /// What a failed commit means for the membership, as Java's: a generation the
+    /// coordinator no longer knows ends it (the commit fails as [`Error::CommitFailed`]), a
+    /// rebalance asks for a rejoin ([`Error::RebalanceInProgress`]); the next `poll` rejoins.
+    /// Coordinator errors as [`on_error`].
+    fn on_error(&self, error: Error) -> Error {
+        let group = self.group_id.clone();
+        match error.code() {
+            Some(
+                code @ (codes::UNKNOWN_MEMBER_ID
+                | codes::ILLEGAL_GENERATION
+                | codes::FENCED_INSTANCE_ID),
+            ) => {
+                self.membership.generation_ended();
+                Error::CommitFailed { group, code }
+            }
+            Some(codes::REBALANCE_IN_PROGRESS) => {
+                self.membership.rebalancing();
+                Error::RebalanceInProgress { group }
+            }
+            _ => on_error(&self.membership, error),
+        }
     }
 }
 

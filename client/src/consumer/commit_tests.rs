@@ -1,14 +1,15 @@
 //! Commits and committed-offset fetches against a scripted broker ([`crate::fake_broker`]):
 //! a coordinator that moved is looked up again, synchronous calls retry retriable errors up
-//! to `default_api_timeout_ms`, and async commits try once.
+//! to `default_api_timeout_ms`, and a commit from an ended generation makes `poll` rejoin.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::consumer::RebalanceListener;
 use crate::error::codes;
 use crate::fake_broker::{self, Script, COMMITTED_OFFSET};
 use crate::{Consumer, ConsumerConfig, Error, TopicPartition};
@@ -180,4 +181,98 @@ async fn an_async_commit_is_not_retried_but_forgets_a_moved_coordinator() {
     let committed = tokio::time::timeout(HANG, consumer.commit()).await;
     committed.expect("not hung").expect("committed");
     assert_eq!(Counts::get(&counts.finds), 2, "looked up again");
+}
+
+/// Records what a rebalance told the application.
+#[derive(Default, Clone)]
+struct Told(Arc<Mutex<Vec<String>>>);
+
+impl Told {
+    fn push(&self, what: &str, partitions: &[TopicPartition]) {
+        let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{what} {}", names.join(",")));
+    }
+}
+
+impl RebalanceListener for Told {
+    fn on_revoked(&mut self, partitions: &[TopicPartition]) {
+        self.push("revoked", partitions);
+    }
+    fn on_assigned(&mut self, partitions: &[TopicPartition]) {
+        self.push("assigned", partitions);
+    }
+    fn on_lost(&mut self, partitions: &[TopicPartition]) {
+        self.push("lost", partitions);
+    }
+}
+
+/// A consumer subscribed to `t` that has joined and owns `t-0`; its first OffsetCommit is
+/// answered `code`, later ones OK.
+async fn joined_consumer(code: i16) -> (Consumer, Counts, Told) {
+    let commit: Answers = match code {
+        codes::ILLEGAL_GENERATION => |n| first_then_ok(codes::ILLEGAL_GENERATION)(n),
+        codes::UNKNOWN_MEMBER_ID => |n| first_then_ok(codes::UNKNOWN_MEMBER_ID)(n),
+        codes::FENCED_INSTANCE_ID => |n| first_then_ok(codes::FENCED_INSTANCE_ID)(n),
+        _ => |n| first_then_ok(codes::REBALANCE_IN_PROGRESS)(n),
+    };
+    let (mut consumer, counts) = consumer(commit, |_| Some(0), |_| {}).await;
+    let told = Told::default();
+    consumer.set_rebalance_listener(Box::new(told.clone()));
+    consumer.subscribe(&["t"]).unwrap();
+    let started = Instant::now();
+    while consumer.assignment().is_empty() || consumer.position(&t0()).is_none() {
+        assert!(started.elapsed() < HANG, "never joined");
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(Counts::get(&counts.joins), 1);
+    told.0.lock().unwrap().clear();
+    (consumer, counts, told)
+}
+
+/// UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / FENCED_INSTANCE_ID on a commit: it fails as
+/// CommitFailed, and the next poll rejoins afresh, the partitions lost (not revoked).
+#[tokio::test]
+async fn a_commit_from_an_ended_generation_fails_and_the_next_poll_rejoins() {
+    for code in [
+        codes::ILLEGAL_GENERATION,
+        codes::UNKNOWN_MEMBER_ID,
+        codes::FENCED_INSTANCE_ID,
+    ] {
+        let (mut consumer, counts, told) = joined_consumer(code).await;
+        let committed = tokio::time::timeout(HANG, consumer.commit()).await;
+        let error = committed.expect("not hung").unwrap_err();
+        assert!(
+            matches!(error, Error::CommitFailed { code: c, .. } if c == code),
+            "{error}"
+        );
+        assert_eq!(Counts::get(&counts.commits), 1, "not retried");
+        consumer.poll(Duration::from_millis(300)).await.unwrap();
+        assert_eq!(Counts::get(&counts.joins), 2, "{code}: rejoined");
+        let told = told.0.lock().unwrap().clone();
+        assert_eq!(told.first().map(String::as_str), Some("lost t-0"), "{code}");
+    }
+}
+
+/// REBALANCE_IN_PROGRESS on a commit: it fails as RebalanceInProgress, and the next poll
+/// rejoins with the same membership (the partitions are revoked, not lost).
+#[tokio::test]
+async fn a_commit_during_a_rebalance_fails_and_the_next_poll_rejoins() {
+    let (mut consumer, counts, told) = joined_consumer(codes::REBALANCE_IN_PROGRESS).await;
+    let committed = tokio::time::timeout(HANG, consumer.commit()).await;
+    let error = committed.expect("not hung").unwrap_err();
+    assert!(
+        matches!(error, Error::RebalanceInProgress { .. }),
+        "{error}"
+    );
+    consumer.poll(Duration::from_millis(300)).await.unwrap();
+    assert_eq!(Counts::get(&counts.joins), 2, "rejoined");
+    let told = told.0.lock().unwrap().clone();
+    assert_eq!(told.first().map(String::as_str), Some("revoked t-0"));
+    let committed = tokio::time::timeout(HANG, consumer.commit()).await;
+    committed
+        .expect("not hung")
+        .expect("committed after the rebalance");
 }

@@ -5,7 +5,7 @@
 //! and this client can share a group.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +78,9 @@ pub struct GroupMember {
     /// Set by the heartbeat when the coordinator no longer knows this member or generation
     /// (it was fenced: e.g. it did not poll within the rebalance timeout).
     membership_lost: Arc<AtomicBool>,
+    /// Joins completed so far: a commit's answer about its generation is acted on only
+    /// while no later join has replaced it.
+    joins: Arc<AtomicU64>,
     heartbeat: Option<JoinHandle<()>>,
 }
 
@@ -100,6 +103,7 @@ impl GroupMember {
             coordinator: CoordinatorSlot::default(),
             rejoin_needed: Arc::new(AtomicBool::new(true)),
             membership_lost: Arc::new(AtomicBool::new(false)),
+            joins: Arc::new(AtomicU64::new(0)),
             heartbeat: None,
         }
     }
@@ -151,6 +155,10 @@ impl GroupMember {
     pub(crate) fn handle(&self) -> MembershipHandle {
         MembershipHandle {
             coordinator: self.coordinator.clone(),
+            rejoin_needed: self.rejoin_needed.clone(),
+            membership_lost: self.membership_lost.clone(),
+            joins_seen: self.joins.load(Ordering::Relaxed),
+            joins: self.joins.clone(),
         }
     }
 
@@ -188,6 +196,10 @@ impl GroupMember {
                 Ok(mut joined) => {
                     joined.member_reset = member_reset;
                     self.rejoin_needed.store(false, Ordering::Relaxed);
+                    // A loss flagged meanwhile (a commit before the join) was the old
+                    // generation's; this one is not lost.
+                    self.membership_lost.store(false, Ordering::Relaxed);
+                    self.joins.fetch_add(1, Ordering::Relaxed);
                     self.start_heartbeat().await?;
                     return Ok(joined);
                 }
@@ -385,6 +397,11 @@ impl GroupMember {
 #[derive(Clone)]
 pub(crate) struct MembershipHandle {
     coordinator: CoordinatorSlot,
+    rejoin_needed: Arc<AtomicBool>,
+    membership_lost: Arc<AtomicBool>,
+    joins: Arc<AtomicU64>,
+    /// `joins` when the handle was made: its generation is current while they are equal.
+    joins_seen: u64,
 }
 
 impl MembershipHandle {
@@ -392,6 +409,29 @@ impl MembershipHandle {
     /// heartbeat) looks the coordinator up again, as Java's `markCoordinatorUnknown`.
     pub fn coordinator_unknown(&self) {
         heartbeat::set(&self.coordinator, None);
+    }
+
+    /// The coordinator no longer knows the handle's generation (UNKNOWN_MEMBER_ID,
+    /// ILLEGAL_GENERATION, FENCED_INSTANCE_ID on a commit): the next `poll` rejoins afresh
+    /// and its partitions are lost, as after such a heartbeat — unless a later join has
+    /// replaced that generation already.
+    pub fn generation_ended(&self) {
+        if self.generation_current() {
+            self.membership_lost.store(true, Ordering::Relaxed);
+            self.rejoin_needed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The group is rebalancing (REBALANCE_IN_PROGRESS on a commit): the next `poll`
+    /// rejoins, keeping the membership.
+    pub fn rebalancing(&self) {
+        if self.generation_current() {
+            self.rejoin_needed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn generation_current(&self) -> bool {
+        self.joins.load(Ordering::Relaxed) == self.joins_seen
     }
 }
 
