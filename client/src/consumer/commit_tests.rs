@@ -276,3 +276,28 @@ async fn a_commit_during_a_rebalance_fails_and_the_next_poll_rejoins() {
         .expect("not hung")
         .expect("committed after the rebalance");
 }
+
+/// A coordinator that never answers: the commit ends at the API timeout, its last error the
+/// request timeout, which names the API (it read "Ok(OffsetCommit) to …").
+#[tokio::test]
+async fn a_commit_never_answered_ends_at_the_api_timeout_naming_the_request() {
+    let (mut consumer, _) = consumer(
+        |_| None,
+        |_| Some(0),
+        |c| {
+            c.client.connection.request_timeout_ms = 200;
+            c.default_api_timeout_ms = 500;
+        },
+    )
+    .await;
+    consumer.assign(&[t0()]).unwrap();
+    let committed = tokio::time::timeout(HANG, consumer.commit_offsets(&offsets())).await;
+    let error = committed.expect("not hung").unwrap_err();
+    let Error::ApiTimeout { last_error, .. } = &error else {
+        panic!("not a timeout: {error}");
+    };
+    let Error::Timeout { what, .. } = last_error.as_ref() else {
+        panic!("not a request timeout: {last_error}");
+    };
+    assert!(what.starts_with("OffsetCommit to 127.0.0.1:"), "{what}");
+}
