@@ -259,7 +259,11 @@ impl Connection {
         match tokio::time::timeout(Duration::from_millis(timeout_ms), step).await {
             Ok(result) => result,
             Err(_) => {
-                let what = format!("{:?} to {}", ApiKey::try_from(api_key), self.addr);
+                let api = match ApiKey::try_from(api_key) {
+                    Ok(key) => format!("{key:?}"),
+                    Err(_) => format!("API key {api_key}"),
+                };
+                let what = format!("{api} to {}", self.addr);
                 self.kill(&format!("{what} timed out"));
                 Err(Error::Timeout { what, timeout_ms })
             }

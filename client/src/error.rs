@@ -70,6 +70,29 @@ pub enum Error {
     },
     #[error("record of {size_bytes} bytes is larger than the {max_bytes}-byte batch limit")]
     RecordTooLarge { size_bytes: usize, max_bytes: usize },
+    /// The coordinator refused a commit because this member's generation is over
+    /// (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID: `code`): the group has
+    /// rebalanced and may have given the partitions to another member, so nothing was
+    /// committed. The next `poll` rejoins the group. Java's `CommitFailedException`.
+    #[error(
+        "commit for group {group} failed ({}): the group has already rebalanced and may have assigned the partitions to another member; the next poll rejoins",
+        error_name(*.code)
+    )]
+    CommitFailed { group: String, code: i16 },
+    /// The group is rebalancing (REBALANCE_IN_PROGRESS), so the commit was not made; the
+    /// next `poll` rejoins, and a commit after it may succeed. Java's
+    /// `RebalanceInProgressException`.
+    #[error("commit for group {group} failed: the group is rebalancing; poll to complete the rebalance, then commit again")]
+    RebalanceInProgress { group: String },
+    /// A call that retries retriable errors (a synchronous commit, a fetch of committed
+    /// offsets) did not succeed within `default_api_timeout_ms`; `last_error` is why its
+    /// last attempt failed. Retriable, as Java's `TimeoutException`.
+    #[error("{what} did not succeed within default_api_timeout_ms {timeout_ms} ms (last error: {last_error})")]
+    ApiTimeout {
+        what: String,
+        timeout_ms: u64,
+        last_error: Box<Error>,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("the client was closed")]
@@ -87,7 +110,8 @@ impl Error {
             | Error::Disconnected { .. }
             | Error::Timeout { .. }
             | Error::TopicMetadataTimeout { .. }
-            | Error::BrokerNotInMetadata { .. } => true,
+            | Error::BrokerNotInMetadata { .. }
+            | Error::ApiTimeout { .. } => true,
             Error::Broker { code, .. } => {
                 ResponseError::try_from_code(*code).is_some_and(|error| error.is_retriable())
             }
@@ -127,7 +151,10 @@ impl Error {
     /// The Kafka error code, when the broker sent one.
     pub fn code(&self) -> Option<i16> {
         match self {
-            Error::Broker { code, .. } | Error::TopicMetadataTimeout { code, .. } => Some(*code),
+            Error::Broker { code, .. }
+            | Error::TopicMetadataTimeout { code, .. }
+            | Error::CommitFailed { code, .. } => Some(*code),
+            Error::RebalanceInProgress { .. } => Some(codes::REBALANCE_IN_PROGRESS),
             _ => None,
         }
     }
@@ -160,6 +187,7 @@ pub(crate) mod codes {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const LEADER_NOT_AVAILABLE: i16 = 5;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const NETWORK_EXCEPTION: i16 = 13;
     pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
@@ -171,6 +199,7 @@ pub(crate) mod codes {
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const INCONSISTENT_TOPIC_ID: i16 = 103;
 }

@@ -1,6 +1,7 @@
 //! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce,
-//! FindCoordinator, JoinGroup and Heartbeat as a test's [`Script`] says (and SyncGroup and
-//! LeaveGroup for a group of one member), so producer and group behaviour against
+//! FindCoordinator, JoinGroup, Heartbeat, OffsetCommit and OffsetFetch as a test's [`Script`]
+//! says (and SyncGroup and LeaveGroup for a group of one member), so producer, group and
+//! commit behaviour against
 //! leaders that come and go, or brokers that never answer, can be shown without a real
 //! broker. Requests on a connection are answered in order; one the script leaves unanswered
 //! holds up the rest of that connection, as a stuck broker would.
@@ -15,10 +16,17 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, FindCoordinatorResponse, HeartbeatResponse,
     JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
     ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
     SyncGroupResponse,
 };
@@ -55,7 +63,15 @@ pub(crate) struct Script {
     pub join_group: Arc<CoordinatorScript>,
     /// Each Heartbeat's error code, or `None` to never answer it.
     pub heartbeat: Arc<CoordinatorScript>,
+    /// Each OffsetCommit's error code for all of its partitions, or `None` to never answer.
+    pub offset_commit: Arc<CoordinatorScript>,
+    /// Each OffsetFetch's group-level error code, or `None` to never answer; with 0 every
+    /// partition asked for is answered [`COMMITTED_OFFSET`].
+    pub offset_fetch: Arc<CoordinatorScript>,
 }
+
+/// The committed offset OffsetFetch reports for every partition.
+pub(crate) const COMMITTED_OFFSET: i64 = 7;
 
 impl Default for Script {
     fn default() -> Script {
@@ -66,6 +82,8 @@ impl Default for Script {
             find_coordinator: Arc::new(|| Some(0)),
             join_group: Arc::new(|| Some(0)),
             heartbeat: Arc::new(|| Some(0)),
+            offset_commit: Arc::new(|| Some(0)),
+            offset_fetch: Arc::new(|| Some(0)),
         }
     }
 }
@@ -179,6 +197,24 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     .is_ok(),
                 None => false,
             },
+            ApiKey::OffsetCommit => {
+                let request = OffsetCommitRequest::decode(&mut body, version).unwrap();
+                match (script.offset_commit)() {
+                    Some(code) => offset_commit(request, code)
+                        .encode(&mut out, version)
+                        .is_ok(),
+                    None => false,
+                }
+            }
+            ApiKey::OffsetFetch => {
+                let request = OffsetFetchRequest::decode(&mut body, version).unwrap();
+                match (script.offset_fetch)() {
+                    Some(code) => offset_fetch(request, code)
+                        .encode(&mut out, version)
+                        .is_ok(),
+                    None => false,
+                }
+            }
             ApiKey::LeaveGroup => LeaveGroupResponse::default()
                 .encode(&mut out, version)
                 .is_ok(),
@@ -216,6 +252,8 @@ pub(crate) fn api_versions() -> ApiVersionsResponse {
         api(ApiKey::SyncGroup, 3),
         api(ApiKey::Heartbeat, 3),
         api(ApiKey::LeaveGroup, 3),
+        api(ApiKey::OffsetCommit, 8),
+        api(ApiKey::OffsetFetch, 7),
     ])
 }
 
@@ -271,6 +309,41 @@ fn join_group(request: JoinGroupRequest, code: i16) -> JoinGroupResponse {
         .with_members(vec![JoinGroupResponseMember::default()
             .with_member_id(member_id)
             .with_metadata(protocol.metadata)])
+}
+
+/// OffsetCommit with `code` for every partition of `request`.
+fn offset_commit(request: OffsetCommitRequest, code: i16) -> OffsetCommitResponse {
+    let topics = request.topics.into_iter().map(|topic| {
+        let partitions = topic.partitions.iter().map(|p| {
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(p.partition_index)
+                .with_error_code(code)
+        });
+        OffsetCommitResponseTopic::default()
+            .with_name(topic.name)
+            .with_partitions(partitions.collect())
+    });
+    OffsetCommitResponse::default().with_topics(topics.collect())
+}
+
+/// OffsetFetch with group-level `code`; on 0 each partition asked for is at
+/// [`COMMITTED_OFFSET`].
+fn offset_fetch(request: OffsetFetchRequest, code: i16) -> OffsetFetchResponse {
+    let response = OffsetFetchResponse::default().with_error_code(code);
+    if code != 0 {
+        return response;
+    }
+    let topics = request.topics.unwrap_or_default().into_iter().map(|topic| {
+        let partitions = topic.partition_indexes.iter().map(|index| {
+            OffsetFetchResponsePartition::default()
+                .with_partition_index(*index)
+                .with_committed_offset(COMMITTED_OFFSET)
+        });
+        OffsetFetchResponseTopic::default()
+            .with_name(topic.name)
+            .with_partitions(partitions.collect())
+    });
+    response.with_topics(topics.collect())
 }
 
 /// The response to `request`, or `None` when any partition is scripted to go unanswered.

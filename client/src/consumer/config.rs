@@ -49,13 +49,15 @@ pub struct ConsumerConfig {
     /// Decompression bound for one batch.
     pub record_bytes_max: usize,
     /// Pause after a retriable group error (coordinator loading or moved, lost connection)
-    /// before the join is tried again, doubling per failure up to `retry_backoff_max_ms`
+    /// before the join or a synchronous commit is tried again, doubling per failure up to
+    /// `retry_backoff_max_ms`
     /// (Java's `retry.backoff.ms` / `retry.backoff.max.ms`).
     pub retry_backoff_ms: u64,
     pub retry_backoff_max_ms: u64,
-    /// How long a group join keeps retrying retriable errors before it reports the last
-    /// one (Java's `default.api.timeout.ms`; see `GroupMember::join`). A JoinGroup the
-    /// coordinator holds while the group gathers is not cut by it.
+    /// How long a group join, a synchronous commit or a fetch of committed offsets keeps
+    /// retrying retriable errors before it reports the last one (Java's
+    /// `default.api.timeout.ms`; see `GroupMember::join` and the consumer's `commit`
+    /// module). A JoinGroup the coordinator holds while the group gathers is not cut by it.
     pub default_api_timeout_ms: u64,
 }
 

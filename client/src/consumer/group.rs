@@ -5,7 +5,7 @@
 //! and this client can share a group.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ const RETRY_BACKOFF_MS: u64 = 100;
 const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
 
 /// The pause after `pause_ms` (0 before the first): doubled, within `[min_ms, max_ms]`.
-fn next_backoff_ms(pause_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
+pub(super) fn next_backoff_ms(pause_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
     pause_ms.saturating_mul(2).clamp(min_ms, max_ms.max(min_ms))
 }
 
@@ -78,6 +78,9 @@ pub struct GroupMember {
     /// Set by the heartbeat when the coordinator no longer knows this member or generation
     /// (it was fenced: e.g. it did not poll within the rebalance timeout).
     membership_lost: Arc<AtomicBool>,
+    /// Joins completed so far: a commit's answer about its generation is acted on only
+    /// while no later join has replaced it.
+    joins: Arc<AtomicU64>,
     heartbeat: Option<JoinHandle<()>>,
 }
 
@@ -100,6 +103,7 @@ impl GroupMember {
             coordinator: CoordinatorSlot::default(),
             rejoin_needed: Arc::new(AtomicBool::new(true)),
             membership_lost: Arc::new(AtomicBool::new(false)),
+            joins: Arc::new(AtomicU64::new(0)),
             heartbeat: None,
         }
     }
@@ -135,7 +139,7 @@ impl GroupMember {
     }
 
     /// [`coordinator`](Self::coordinator), looking it up until `deadline` at most.
-    async fn coordinator_until(
+    pub(super) async fn coordinator_until(
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Result<Arc<Connection>> {
@@ -145,6 +149,17 @@ impl GroupMember {
         let conn = find_coordinator(&self.cluster, &self.group_id, deadline).await?;
         heartbeat::set(&self.coordinator, Some(conn.clone()));
         Ok(conn)
+    }
+
+    /// A handle a commit reports back through, also from a task of its own.
+    pub(crate) fn handle(&self) -> MembershipHandle {
+        MembershipHandle {
+            coordinator: self.coordinator.clone(),
+            rejoin_needed: self.rejoin_needed.clone(),
+            membership_lost: self.membership_lost.clone(),
+            joins_seen: self.joins.load(Ordering::Relaxed),
+            joins: self.joins.clone(),
+        }
     }
 
     fn group(&self) -> GroupId {
@@ -181,6 +196,10 @@ impl GroupMember {
                 Ok(mut joined) => {
                     joined.member_reset = member_reset;
                     self.rejoin_needed.store(false, Ordering::Relaxed);
+                    // A loss flagged meanwhile (a commit before the join) was the old
+                    // generation's; this one is not lost.
+                    self.membership_lost.store(false, Ordering::Relaxed);
+                    self.joins.fetch_add(1, Ordering::Relaxed);
                     self.start_heartbeat().await?;
                     return Ok(joined);
                 }
@@ -370,6 +389,49 @@ impl GroupMember {
         Error::check(response.error_code, || {
             format!("leave group {}", self.group_id)
         })
+    }
+}
+
+/// What a commit or committed-offsets fetch may change in the membership it was made for,
+/// without holding the member (an async commit runs on a task of its own).
+#[derive(Clone)]
+pub(crate) struct MembershipHandle {
+    coordinator: CoordinatorSlot,
+    rejoin_needed: Arc<AtomicBool>,
+    membership_lost: Arc<AtomicBool>,
+    joins: Arc<AtomicU64>,
+    /// `joins` when the handle was made: its generation is current while they are equal.
+    joins_seen: u64,
+}
+
+impl MembershipHandle {
+    /// Forgets the coordinator connection: the next request (a commit, a join, a
+    /// heartbeat) looks the coordinator up again, as Java's `markCoordinatorUnknown`.
+    pub fn coordinator_unknown(&self) {
+        heartbeat::set(&self.coordinator, None);
+    }
+
+    /// The coordinator no longer knows the handle's generation (UNKNOWN_MEMBER_ID,
+    /// ILLEGAL_GENERATION, FENCED_INSTANCE_ID on a commit): the next `poll` rejoins afresh
+    /// and its partitions are lost, as after such a heartbeat — unless a later join has
+    /// replaced that generation already.
+    pub fn generation_ended(&self) {
+        if self.generation_current() {
+            self.membership_lost.store(true, Ordering::Relaxed);
+            self.rejoin_needed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The group is rebalancing (REBALANCE_IN_PROGRESS on a commit): the next `poll`
+    /// rejoins, keeping the membership.
+    pub fn rebalancing(&self) {
+        if self.generation_current() {
+            self.rejoin_needed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn generation_current(&self) -> bool {
+        self.joins.load(Ordering::Relaxed) == self.joins_seen
     }
 }
 

@@ -295,3 +295,24 @@ async fn a_coordinator_unknown_for_a_whole_session_flags_a_rejoin() {
     assert!(member.needs_rejoin());
     assert!(!member.take_lost());
 }
+
+/// A commit's answer about its generation (ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS) ends
+/// it only while no later join has replaced it: a late answer leaves the new one alone.
+#[tokio::test]
+async fn a_commit_answer_about_a_replaced_generation_leaves_the_new_one_alone() {
+    let mut member = joined_member(|_| Some(0), 10_000, Arc::default(), Arc::default()).await;
+    let current = member.handle();
+    current.generation_ended();
+    assert!(member.needs_rejoin());
+    let old = member.handle();
+    let joined = tokio::time::timeout(HANG, member.join(&["t".to_owned()], &[])).await;
+    joined.expect("not hung").expect("joined");
+    assert!(
+        !member.take_lost(),
+        "a loss flagged before a join is the old generation's"
+    );
+    old.generation_ended();
+    old.rebalancing();
+    assert!(!member.needs_rejoin());
+    assert!(!member.take_lost());
+}

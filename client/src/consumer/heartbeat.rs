@@ -36,9 +36,6 @@ pub(crate) fn set(slot: &CoordinatorSlot, conn: Option<Arc<Connection>>) {
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = conn;
 }
 
-/// FENCED_INSTANCE_ID: another member joined with this one's `group.instance.id`.
-const FENCED_INSTANCE_ID: i16 = 82;
-
 /// What one heartbeat task needs; see the module doc.
 pub(crate) struct Heartbeat {
     pub cluster: Arc<Cluster>,
@@ -77,7 +74,9 @@ impl Heartbeat {
                     last_answer = Instant::now();
                     self.rejoin_needed.store(true, Ordering::Relaxed);
                 }
-                codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION | FENCED_INSTANCE_ID => {
+                codes::UNKNOWN_MEMBER_ID
+                | codes::ILLEGAL_GENERATION
+                | codes::FENCED_INSTANCE_ID => {
                     tracing::debug!(group = %self.group_id, code, "membership lost; rejoining");
                     self.membership_lost.store(true, Ordering::Relaxed);
                     self.rejoin_needed.store(true, Ordering::Relaxed);

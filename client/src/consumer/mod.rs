@@ -1,11 +1,13 @@
 //! The consumer: [`Consumer::assign`] or [`Consumer::subscribe`] (classic group protocol,
 //! [`group`]), then [`Consumer::poll`] / [`Consumer::recv`] / [`Consumer::stream`] over a
-//! prefetching [`fetcher`]. Rebalances, auto-commit and position resets all happen inside
-//! `poll`, on the caller's task; heartbeats run in the background, and so does a group join
-//! (the coordinator holds JoinGroup until every member has rejoined, up to the rebalance
-//! timeout), so `poll` keeps to its timeout meanwhile, as Kafka's consumer does since KIP-266.
+//! prefetching [`fetcher`]; commits live in [`commit`]. Rebalances, auto-commit and position
+//! resets all happen inside `poll`, on the caller's task; heartbeats run in the background,
+//! and so does a group join (the coordinator holds JoinGroup until every member has rejoined,
+//! up to the rebalance timeout), so `poll` keeps to its timeout meanwhile, as Kafka's
+//! consumer does since KIP-266.
 
 pub mod assignor;
+mod commit;
 mod config;
 mod fetcher;
 pub mod group;
@@ -23,6 +25,7 @@ pub use record::{ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::offsets::{self, EARLIEST, LATEST};
+use commit::{commit_positions, delivered_positions, fetch_committed_until};
 use fetcher::Fetcher;
 use group::{GroupMember, Joined};
 
@@ -246,7 +249,7 @@ impl Consumer {
         if !cooperative && !owned.is_empty() {
             if self.config.auto_commit {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, positions).await.ok();
+                commit_positions(group, true, positions).await.ok();
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&owned);
@@ -321,7 +324,7 @@ impl Consumer {
         if !revoked.is_empty() {
             if self.config.auto_commit {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, positions).await.ok();
+                commit_positions(group, true, positions).await.ok();
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&revoked);
@@ -348,8 +351,9 @@ impl Consumer {
         self.finish_join().await?;
         let mut committed = BTreeMap::new();
         if let Some(group) = &mut self.group {
-            let coordinator = group.coordinator().await?;
-            committed = offsets::committed(&coordinator, &group.group_id, Some(&missing)).await?;
+            let lookup_ms = Duration::from_millis(self.config.default_api_timeout_ms);
+            let lookup_deadline = tokio::time::Instant::now() + lookup_ms;
+            committed = fetch_committed_until(group, &missing, lookup_deadline).await?;
         }
         let mut rest = Vec::new();
         for tp in missing {
@@ -378,69 +382,6 @@ impl Consumer {
             self.fetcher.seek(&tp, offset)?;
         }
         Ok(())
-    }
-
-    async fn maybe_auto_commit(&mut self) -> Result<()> {
-        let due = self.last_commit.elapsed()
-            >= Duration::from_millis(self.config.auto_commit_interval_ms);
-        if self.config.auto_commit && due && self.group.is_some() {
-            self.last_commit = Instant::now();
-            if let Err(e) = self.commit().await {
-                tracing::debug!(error = %e, "auto-commit failed");
-            }
-        }
-        Ok(())
-    }
-
-    /// Commits, for every assigned partition, the offset after the last record handed to
-    /// the application, and waits for the result.
-    pub async fn commit(&mut self) -> Result<()> {
-        self.finish_join().await?;
-        let positions = delivered_positions(&self.fetcher, &self.pending);
-        commit_positions(member(&mut self.group, "commit")?, positions).await
-    }
-
-    /// Commits explicit offsets (the next offset to read for each partition).
-    pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
-        self.finish_join().await?;
-        let subscribed = self.subscription.is_some();
-        let group = member(&mut self.group, "commit")?;
-        let coordinator = group.coordinator().await?;
-        let generation = if subscribed { group.generation_id } else { -1 };
-        let member = if subscribed {
-            group.member_id.clone()
-        } else {
-            String::new()
-        };
-        offsets::commit(&coordinator, &group.group_id, generation, &member, offsets).await
-    }
-
-    /// Starts a commit of the delivered positions (as [`Consumer::commit`]) in the
-    /// background; the handle yields its result.
-    pub async fn commit_async(&mut self) -> Result<tokio::task::JoinHandle<Result<()>>> {
-        self.finish_join().await?;
-        let group = member(&mut self.group, "commit")?;
-        let coordinator = group.coordinator().await?;
-        let (group_id, generation, member) = (
-            group.group_id.clone(),
-            group.generation_id,
-            group.member_id.clone(),
-        );
-        let positions = delivered_positions(&self.fetcher, &self.pending);
-        Ok(tokio::spawn(async move {
-            offsets::commit(&coordinator, &group_id, generation, &member, &positions).await
-        }))
-    }
-
-    /// The committed offsets of this consumer's group for `partitions`.
-    pub async fn committed(
-        &mut self,
-        partitions: &[TopicPartition],
-    ) -> Result<BTreeMap<TopicPartition, i64>> {
-        self.finish_join().await?;
-        let group = member(&mut self.group, "committed")?;
-        let coordinator = group.coordinator().await?;
-        offsets::committed(&coordinator, &group.group_id, Some(partitions)).await
     }
 
     pub fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
@@ -519,21 +460,6 @@ impl Consumer {
         }
     }
 
-    /// Commits (with auto-commit on) and leaves the group.
-    pub async fn close(mut self) -> Result<()> {
-        self.finish_join().await?;
-        if let Some(group) = &mut self.group {
-            if self.config.auto_commit && self.subscription.is_some() {
-                let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, positions).await.ok();
-            }
-            if self.subscription.is_some() {
-                group.leave().await?;
-            }
-        }
-        Ok(())
-    }
-
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
     }
@@ -563,49 +489,4 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// Per assigned partition, the offset after the last record handed to the application —
-/// what a commit may say was consumed. The fetcher's position has already moved past the
-/// records `recv` holds in `pending`, so a partition with pending records is at its first
-/// pending one: committing the fetcher's position would skip them after a restart.
-fn delivered_positions(
-    fetcher: &Fetcher,
-    pending: &VecDeque<ConsumerRecord>,
-) -> BTreeMap<TopicPartition, i64> {
-    let mut positions: BTreeMap<TopicPartition, i64> = fetcher
-        .partitions
-        .iter()
-        .filter_map(|(tp, s)| s.position.map(|p| (tp.clone(), p)))
-        .collect();
-    // `pending` is in offset order per partition: the first record of each one wins.
-    let mut held_back = std::collections::HashSet::new();
-    for record in pending {
-        let tp = TopicPartition::new(&record.topic, record.partition);
-        if let Some(position) = positions.get_mut(&tp) {
-            if held_back.insert(tp) {
-                debug_assert!(record.offset <= *position, "pending past the position");
-                *position = record.offset;
-            }
-        }
-    }
-    positions
-}
-
-async fn commit_positions(
-    group: &mut GroupMember,
-    positions: BTreeMap<TopicPartition, i64>,
-) -> Result<()> {
-    if positions.is_empty() {
-        return Ok(());
-    }
-    let coordinator = group.coordinator().await?;
-    offsets::commit(
-        &coordinator,
-        &group.group_id,
-        group.generation_id,
-        &group.member_id,
-        &positions,
-    )
-    .await
 }

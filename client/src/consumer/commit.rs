@@ -1,0 +1,337 @@
+//! Commits and committed offsets: [`Consumer::commit`] and its kin, auto-commit, the commit
+//! in `close`, and the positions a commit may say were consumed.
+//!
+//! As Java's `ConsumerCoordinator`, a failed OffsetCommit or OffsetFetch is read for what it
+//! says about the coordinator: NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, REQUEST_TIMED_OUT
+//! or a lost (or timed-out) connection forget it, so the next request looks it up again.
+//! Synchronous calls (`commit`, `commit_offsets`, `committed`, the commit in `close`) retry
+//! retriable errors after `retry_backoff_ms`, doubling up to `retry_backoff_max_ms`, until
+//! `default_api_timeout_ms`, then fail with [`Error::ApiTimeout`] naming the last error.
+//! Async commits, auto-commits and the commits before a rebalance try once.
+//! A commit from a generation the coordinator no longer knows (UNKNOWN_MEMBER_ID,
+//! ILLEGAL_GENERATION, FENCED_INSTANCE_ID) fails as [`Error::CommitFailed`] and the next
+//! `poll` rejoins afresh, its partitions lost; REBALANCE_IN_PROGRESS fails it as
+//! [`Error::RebalanceInProgress`] and the next `poll` rejoins.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::fetcher::Fetcher;
+use super::group::{next_backoff_ms, GroupMember, MembershipHandle};
+use super::Consumer;
+use super::{member, ConsumerConfig, ConsumerRecord, TopicPartition};
+use crate::conn::Connection;
+use crate::error::{codes, Error, Result};
+use crate::offsets;
+
+impl Consumer {
+    /// Commits the delivered positions once the interval has passed; one try, as Java's
+    /// asynchronous auto-commit (the next is due an interval later).
+    pub(super) async fn maybe_auto_commit(&mut self) -> Result<()> {
+        let due = self.last_commit.elapsed()
+            >= Duration::from_millis(self.config.auto_commit_interval_ms);
+        if self.config.auto_commit && due && self.group.is_some() {
+            self.last_commit = Instant::now();
+            self.finish_join().await?;
+            let positions = delivered_positions(&self.fetcher, &self.pending);
+            let in_generation = self.subscription.is_some();
+            if let Some(group) = &mut self.group {
+                if let Err(e) = commit_positions(group, in_generation, positions).await {
+                    tracing::debug!(error = %e, "auto-commit failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits, for every assigned partition, the offset after the last record handed to
+    /// the application, and waits for the result (retried as the module doc says).
+    pub async fn commit(&mut self) -> Result<()> {
+        self.finish_join().await?;
+        let positions = delivered_positions(&self.fetcher, &self.pending);
+        self.commit_offsets(&positions).await
+    }
+
+    /// Commits explicit offsets (the next offset to read for each partition), retried as
+    /// the module doc says.
+    pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+        self.finish_join().await?;
+        let in_generation = self.subscription.is_some();
+        let group = member(&mut self.group, "commit")?;
+        commit_sync(group, &self.config, in_generation, offsets).await
+    }
+
+    /// Starts a commit of the delivered positions (as [`Consumer::commit`]) in the
+    /// background, tried once; the handle yields its result.
+    pub async fn commit_async(&mut self) -> Result<tokio::task::JoinHandle<Result<()>>> {
+        self.finish_join().await?;
+        let in_generation = self.subscription.is_some();
+        let group = member(&mut self.group, "commit")?;
+        let coordinator = group.coordinator().await?;
+        let target = CommitTarget::of(group, in_generation);
+        let positions = delivered_positions(&self.fetcher, &self.pending);
+        Ok(tokio::spawn(async move {
+            target.commit(&coordinator, &positions).await
+        }))
+    }
+
+    /// The committed offsets of this consumer's group for `partitions`, retried as the
+    /// module doc says.
+    pub async fn committed(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        self.finish_join().await?;
+        let group = member(&mut self.group, "committed")?;
+        let mut retry = Retry::new(&self.config);
+        loop {
+            let error = match fetch_committed_until(group, partitions, retry.deadline).await {
+                Ok(committed) => return Ok(committed),
+                Err(error) => error,
+            };
+            // An unknown partition is final here, as in Java's offset fetch.
+            let retriable =
+                error.is_retriable() && error.code() != Some(codes::UNKNOWN_TOPIC_OR_PARTITION);
+            let what = || format!("fetching committed offsets of group {}", group.group_id);
+            retry.after(error, retriable, what).await?;
+        }
+    }
+
+    /// Commits (with auto-commit on, retried as the module doc says; a failure is logged,
+    /// as Java's) and leaves the group.
+    pub async fn close(mut self) -> Result<()> {
+        self.finish_join().await?;
+        if let Some(group) = &mut self.group {
+            if self.config.auto_commit && self.subscription.is_some() {
+                let positions = delivered_positions(&self.fetcher, &self.pending);
+                if let Err(e) = commit_sync(group, &self.config, true, &positions).await {
+                    tracing::warn!(error = %e, "commit on close failed");
+                }
+            }
+            if self.subscription.is_some() {
+                group.leave().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per assigned partition, the offset after the last record handed to the application —
+/// what a commit may say was consumed. The fetcher's position has already moved past the
+/// records `recv` holds in `pending`, so a partition with pending records is at its first
+/// pending one: committing the fetcher's position would skip them after a restart.
+pub(super) fn delivered_positions(
+    fetcher: &Fetcher,
+    pending: &VecDeque<ConsumerRecord>,
+) -> BTreeMap<TopicPartition, i64> {
+    let mut positions: BTreeMap<TopicPartition, i64> = fetcher
+        .partitions
+        .iter()
+        .filter_map(|(tp, s)| s.position.map(|p| (tp.clone(), p)))
+        .collect();
+    // `pending` is in offset order per partition: the first record of each one wins.
+    let mut held_back = std::collections::HashSet::new();
+    for record in pending {
+        let tp = TopicPartition::new(&record.topic, record.partition);
+        if let Some(position) = positions.get_mut(&tp) {
+            if held_back.insert(tp) {
+                debug_assert!(record.offset <= *position, "pending past the position");
+                *position = record.offset;
+            }
+        }
+    }
+    positions
+}
+
+/// One commit of `positions` (auto-commit, before a rebalance): not retried, but what the
+/// error says about the coordinator is acted on.
+pub(super) async fn commit_positions(
+    group: &mut GroupMember,
+    in_generation: bool,
+    positions: BTreeMap<TopicPartition, i64>,
+) -> Result<()> {
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let coordinator = group.coordinator().await?;
+    CommitTarget::of(group, in_generation)
+        .commit(&coordinator, &positions)
+        .await
+}
+
+/// A synchronous commit of `offsets`: retriable errors are retried until
+/// `default_api_timeout_ms`, as Java's `commitSync`.
+async fn commit_sync(
+    group: &mut GroupMember,
+    config: &ConsumerConfig,
+    in_generation: bool,
+    offsets: &BTreeMap<TopicPartition, i64>,
+) -> Result<()> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let mut retry = Retry::new(config);
+    loop {
+        let error = match group.coordinator_until(retry.deadline).await {
+            Ok(coordinator) => {
+                let target = CommitTarget::of(group, in_generation);
+                match target.commit(&coordinator, offsets).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) => error,
+                }
+            }
+            Err(error) => error,
+        };
+        let retriable = error.is_retriable();
+        let what = || format!("committing offsets of group {}", group.group_id);
+        retry.after(error, retriable, what).await?;
+    }
+}
+
+/// One OffsetFetch for `partitions`, its coordinator looked up until `deadline` at most;
+/// what an error says about the coordinator is acted on. Also `poll`'s.
+pub(super) async fn fetch_committed_until(
+    group: &mut GroupMember,
+    partitions: &[TopicPartition],
+    deadline: tokio::time::Instant,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    let coordinator = group.coordinator_until(deadline).await?;
+    let fetched = offsets::committed(&coordinator, &group.group_id, Some(partitions)).await;
+    fetched.map_err(|error| on_error(&group.handle(), error))
+}
+
+/// Who a commit is made as: the group, and the generation and member within it (-1 and ""
+/// outside one: assign mode), with the membership to tell what its answer meant.
+struct CommitTarget {
+    group_id: String,
+    generation_id: i32,
+    member_id: String,
+    membership: MembershipHandle,
+}
+
+impl CommitTarget {
+    fn of(group: &GroupMember, in_generation: bool) -> CommitTarget {
+        let (generation_id, member_id) = match in_generation {
+            true => (group.generation_id, group.member_id.clone()),
+            false => (-1, String::new()),
+        };
+        CommitTarget {
+            group_id: group.group_id.clone(),
+            generation_id,
+            member_id,
+            membership: group.handle(),
+        }
+    }
+
+    /// One OffsetCommit of `offsets` to `coordinator`.
+    async fn commit(
+        &self,
+        coordinator: &Arc<Connection>,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        let committed = offsets::commit(
+            coordinator,
+            &self.group_id,
+            self.generation_id,
+            &self.member_id,
+            offsets,
+        )
+        .await;
+        committed.map_err(|error| self.on_error(error))
+    }
+
+    /// What a failed commit means for the membership, as Java's: a generation the
+    /// coordinator no longer knows ends it (the commit fails as [`Error::CommitFailed`]), a
+    /// rebalance asks for a rejoin ([`Error::RebalanceInProgress`]); the next `poll` rejoins.
+    /// Coordinator errors as [`on_error`].
+    fn on_error(&self, error: Error) -> Error {
+        let group = self.group_id.clone();
+        match error.code() {
+            Some(
+                code @ (codes::UNKNOWN_MEMBER_ID
+                | codes::ILLEGAL_GENERATION
+                | codes::FENCED_INSTANCE_ID),
+            ) => {
+                self.membership.generation_ended();
+                Error::CommitFailed { group, code }
+            }
+            Some(codes::REBALANCE_IN_PROGRESS) => {
+                self.membership.rebalancing();
+                Error::RebalanceInProgress { group }
+            }
+            _ => on_error(&self.membership, error),
+        }
+    }
+}
+
+/// Acts on what a failed OffsetCommit or OffsetFetch says about the coordinator (see the
+/// module doc); returns the error for the caller.
+fn on_error(membership: &MembershipHandle, error: Error) -> Error {
+    let coordinator_gone = match &error {
+        Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. } => true,
+        Error::Broker { code, .. } => matches!(
+            *code,
+            codes::NOT_COORDINATOR | codes::COORDINATOR_NOT_AVAILABLE | codes::REQUEST_TIMED_OUT
+        ),
+        _ => false,
+    };
+    if coordinator_gone {
+        membership.coordinator_unknown();
+    }
+    error
+}
+
+/// The time bound and backoff of one synchronous call's retries.
+struct Retry {
+    deadline: tokio::time::Instant,
+    timeout_ms: u64,
+    pause_ms: u64,
+    backoff_ms: u64,
+    backoff_max_ms: u64,
+}
+
+impl Retry {
+    fn new(config: &ConsumerConfig) -> Retry {
+        let timeout_ms = config.default_api_timeout_ms;
+        Retry {
+            deadline: tokio::time::Instant::now() + Duration::from_millis(timeout_ms),
+            timeout_ms,
+            pause_ms: 0,
+            // At least 1 ms: every pass that does not end the loop sleeps, so the
+            // deadline bounds it.
+            backoff_ms: config.retry_backoff_ms.max(1),
+            backoff_max_ms: config.retry_backoff_max_ms,
+        }
+    }
+
+    /// After a failed attempt: `Err` when `error` is final, or (as [`Error::ApiTimeout`],
+    /// `what` naming the call) when the time is up; otherwise sleeps the next backoff.
+    async fn after(
+        &mut self,
+        error: Error,
+        retriable: bool,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if !retriable {
+            return Err(error);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= self.deadline {
+            return Err(Error::ApiTimeout {
+                what: what(),
+                timeout_ms: self.timeout_ms,
+                last_error: Box::new(error),
+            });
+        }
+        tracing::debug!(%error, "retrying");
+        self.pause_ms = next_backoff_ms(self.pause_ms, self.backoff_ms, self.backoff_max_ms);
+        let wake = (now + Duration::from_millis(self.pause_ms)).min(self.deadline);
+        tokio::time::sleep_until(wake).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "commit_tests.rs"]
+mod tests;

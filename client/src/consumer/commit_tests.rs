@@ -1,0 +1,303 @@
+//! Commits and committed-offset fetches against a scripted broker ([`crate::fake_broker`]):
+//! a coordinator that moved is looked up again, synchronous calls retry retriable errors up
+//! to `default_api_timeout_ms`, and a commit from an ended generation makes `poll` rejoin.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::consumer::RebalanceListener;
+use crate::error::codes;
+use crate::fake_broker::{self, Script, COMMITTED_OFFSET};
+use crate::{Consumer, ConsumerConfig, Error, TopicPartition};
+
+/// Longest a test here may take before it counts as hung (upper bounds only).
+const HANG: Duration = Duration::from_secs(15);
+
+/// How many requests of each kind the fake broker was sent.
+#[derive(Default, Clone)]
+struct Counts {
+    finds: Arc<AtomicUsize>,
+    joins: Arc<AtomicUsize>,
+    commits: Arc<AtomicUsize>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl Counts {
+    fn get(counter: &AtomicUsize) -> usize {
+        counter.load(Ordering::SeqCst)
+    }
+}
+
+type Answers = fn(usize) -> Option<i16>;
+
+/// A consumer of group `g` (auto-commit off, 50 ms retry backoff) on a broker whose n-th
+/// OffsetCommit and OffsetFetch are answered by `commit` and `fetch`.
+async fn consumer(
+    commit: Answers,
+    fetch: Answers,
+    adjust: impl FnOnce(&mut ConsumerConfig),
+) -> (Consumer, Counts) {
+    let counts = Counts::default();
+    let c = counts.clone();
+    let addr = fake_broker::start(Script {
+        find_coordinator: Arc::new(move || {
+            c.finds.fetch_add(1, Ordering::SeqCst);
+            Some(0)
+        }),
+        join_group: {
+            let joins = counts.joins.clone();
+            Arc::new(move || {
+                joins.fetch_add(1, Ordering::SeqCst);
+                Some(0)
+            })
+        },
+        offset_commit: {
+            let commits = counts.commits.clone();
+            Arc::new(move || commit(commits.fetch_add(1, Ordering::SeqCst)))
+        },
+        offset_fetch: {
+            let fetches = counts.fetches.clone();
+            Arc::new(move || fetch(fetches.fetch_add(1, Ordering::SeqCst)))
+        },
+        ..Script::default()
+    })
+    .await;
+    let mut config = ConsumerConfig::new(&addr);
+    config.group_id = Some("g".to_owned());
+    config.auto_commit = false;
+    config.retry_backoff_ms = 50;
+    config.retry_backoff_max_ms = 200;
+    adjust(&mut config);
+    (Consumer::new(config).await.unwrap(), counts)
+}
+
+fn t0() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+fn offsets() -> BTreeMap<TopicPartition, i64> {
+    BTreeMap::from([(t0(), 5)])
+}
+
+fn first_then_ok(code: i16) -> impl Fn(usize) -> Option<i16> {
+    move |n| Some(if n == 0 { code } else { 0 })
+}
+
+/// NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE once: the coordinator is looked up again and
+/// the commit (and the committed-offsets fetch) succeeds on the second try.
+#[tokio::test]
+async fn a_commit_answered_not_coordinator_finds_the_coordinator_again_and_succeeds() {
+    let answers: [Answers; 2] = [
+        |n| first_then_ok(codes::NOT_COORDINATOR)(n),
+        |n| first_then_ok(codes::COORDINATOR_NOT_AVAILABLE)(n),
+    ];
+    for answer in answers {
+        let (mut consumer, counts) = consumer(answer, answer, |_| {}).await;
+        consumer.assign(&[t0()]).unwrap();
+        let committed = tokio::time::timeout(HANG, consumer.commit_offsets(&offsets())).await;
+        committed
+            .expect("not hung")
+            .expect("committed on the second try");
+        assert_eq!(Counts::get(&counts.commits), 2);
+        assert_eq!(Counts::get(&counts.finds), 2, "looked up again");
+        let fetched = tokio::time::timeout(HANG, consumer.committed(&[t0()])).await;
+        let fetched = fetched
+            .expect("not hung")
+            .expect("fetched on the second try");
+        assert_eq!(fetched, BTreeMap::from([(t0(), COMMITTED_OFFSET)]));
+        assert_eq!(Counts::get(&counts.fetches), 2);
+        assert_eq!(Counts::get(&counts.finds), 3, "looked up again");
+    }
+}
+
+/// A coordinator that stays loading: the commit is retried until `default_api_timeout_ms`,
+/// then fails with a timeout that names the last error.
+#[tokio::test]
+async fn a_commit_to_a_coordinator_loading_past_the_api_timeout_fails_with_a_timeout() {
+    let (mut consumer, counts) = consumer(
+        |_| Some(codes::COORDINATOR_LOAD_IN_PROGRESS),
+        |_| Some(codes::COORDINATOR_LOAD_IN_PROGRESS),
+        |c| c.default_api_timeout_ms = 700,
+    )
+    .await;
+    consumer.assign(&[t0()]).unwrap();
+    let started = Instant::now();
+    let committed = tokio::time::timeout(HANG, consumer.commit_offsets(&offsets())).await;
+    let error = committed.expect("not hung").unwrap_err();
+    let Error::ApiTimeout { last_error, .. } = &error else {
+        panic!("not a timeout: {error}");
+    };
+    assert_eq!(last_error.code(), Some(codes::COORDINATOR_LOAD_IN_PROGRESS));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(700), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert!(Counts::get(&counts.commits) >= 3, "retried");
+    assert_eq!(Counts::get(&counts.finds), 1, "still the coordinator");
+    let fetched = tokio::time::timeout(HANG, consumer.committed(&[t0()])).await;
+    let error = fetched.expect("not hung").unwrap_err();
+    assert!(matches!(error, Error::ApiTimeout { .. }), "{error}");
+}
+
+/// A commit whose request times out (the coordinator went silent): the connection is given
+/// up, the coordinator looked up again, and the commit retried.
+#[tokio::test]
+async fn a_commit_whose_request_times_out_is_retried_on_a_coordinator_looked_up_again() {
+    let (mut consumer, counts) = consumer(
+        |n| if n == 0 { None } else { Some(0) },
+        |_| Some(0),
+        |c| c.client.connection.request_timeout_ms = 300,
+    )
+    .await;
+    consumer.assign(&[t0()]).unwrap();
+    let committed = tokio::time::timeout(HANG, consumer.commit_offsets(&offsets())).await;
+    committed
+        .expect("not hung")
+        .expect("committed on the second try");
+    assert_eq!(Counts::get(&counts.commits), 2);
+    assert_eq!(Counts::get(&counts.finds), 2, "looked up again");
+}
+
+/// An async commit is not retried, but a NOT_COORDINATOR answer still sends the next
+/// commit to a coordinator looked up again.
+#[tokio::test]
+async fn an_async_commit_is_not_retried_but_forgets_a_moved_coordinator() {
+    let (mut consumer, counts) = consumer(
+        |n| first_then_ok(codes::NOT_COORDINATOR)(n),
+        |_| Some(0),
+        |_| {},
+    )
+    .await;
+    consumer.assign(&[t0()]).unwrap();
+    consumer.seek(&t0(), 5).unwrap();
+    let handle = consumer.commit_async().await.unwrap();
+    let result = tokio::time::timeout(HANG, handle).await.expect("not hung");
+    let error = result.unwrap().unwrap_err();
+    assert_eq!(error.code(), Some(codes::NOT_COORDINATOR), "{error}");
+    assert_eq!(Counts::get(&counts.commits), 1, "not retried");
+    let committed = tokio::time::timeout(HANG, consumer.commit()).await;
+    committed.expect("not hung").expect("committed");
+    assert_eq!(Counts::get(&counts.finds), 2, "looked up again");
+}
+
+/// Records what a rebalance told the application.
+#[derive(Default, Clone)]
+struct Told(Arc<Mutex<Vec<String>>>);
+
+impl Told {
+    fn push(&self, what: &str, partitions: &[TopicPartition]) {
+        let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{what} {}", names.join(",")));
+    }
+}
+
+impl RebalanceListener for Told {
+    fn on_revoked(&mut self, partitions: &[TopicPartition]) {
+        self.push("revoked", partitions);
+    }
+    fn on_assigned(&mut self, partitions: &[TopicPartition]) {
+        self.push("assigned", partitions);
+    }
+    fn on_lost(&mut self, partitions: &[TopicPartition]) {
+        self.push("lost", partitions);
+    }
+}
+
+/// A consumer subscribed to `t` that has joined and owns `t-0`; its first OffsetCommit is
+/// answered `code`, later ones OK.
+async fn joined_consumer(code: i16) -> (Consumer, Counts, Told) {
+    let commit: Answers = match code {
+        codes::ILLEGAL_GENERATION => |n| first_then_ok(codes::ILLEGAL_GENERATION)(n),
+        codes::UNKNOWN_MEMBER_ID => |n| first_then_ok(codes::UNKNOWN_MEMBER_ID)(n),
+        codes::FENCED_INSTANCE_ID => |n| first_then_ok(codes::FENCED_INSTANCE_ID)(n),
+        _ => |n| first_then_ok(codes::REBALANCE_IN_PROGRESS)(n),
+    };
+    let (mut consumer, counts) = consumer(commit, |_| Some(0), |_| {}).await;
+    let told = Told::default();
+    consumer.set_rebalance_listener(Box::new(told.clone()));
+    consumer.subscribe(&["t"]).unwrap();
+    let started = Instant::now();
+    while consumer.assignment().is_empty() || consumer.position(&t0()).is_none() {
+        assert!(started.elapsed() < HANG, "never joined");
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(Counts::get(&counts.joins), 1);
+    told.0.lock().unwrap().clear();
+    (consumer, counts, told)
+}
+
+/// UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / FENCED_INSTANCE_ID on a commit: it fails as
+/// CommitFailed, and the next poll rejoins afresh, the partitions lost (not revoked).
+#[tokio::test]
+async fn a_commit_from_an_ended_generation_fails_and_the_next_poll_rejoins() {
+    for code in [
+        codes::ILLEGAL_GENERATION,
+        codes::UNKNOWN_MEMBER_ID,
+        codes::FENCED_INSTANCE_ID,
+    ] {
+        let (mut consumer, counts, told) = joined_consumer(code).await;
+        let committed = tokio::time::timeout(HANG, consumer.commit()).await;
+        let error = committed.expect("not hung").unwrap_err();
+        assert!(
+            matches!(error, Error::CommitFailed { code: c, .. } if c == code),
+            "{error}"
+        );
+        assert_eq!(Counts::get(&counts.commits), 1, "not retried");
+        consumer.poll(Duration::from_millis(300)).await.unwrap();
+        assert_eq!(Counts::get(&counts.joins), 2, "{code}: rejoined");
+        let told = told.0.lock().unwrap().clone();
+        assert_eq!(told.first().map(String::as_str), Some("lost t-0"), "{code}");
+    }
+}
+
+/// REBALANCE_IN_PROGRESS on a commit: it fails as RebalanceInProgress, and the next poll
+/// rejoins with the same membership (the partitions are revoked, not lost).
+#[tokio::test]
+async fn a_commit_during_a_rebalance_fails_and_the_next_poll_rejoins() {
+    let (mut consumer, counts, told) = joined_consumer(codes::REBALANCE_IN_PROGRESS).await;
+    let committed = tokio::time::timeout(HANG, consumer.commit()).await;
+    let error = committed.expect("not hung").unwrap_err();
+    assert!(
+        matches!(error, Error::RebalanceInProgress { .. }),
+        "{error}"
+    );
+    consumer.poll(Duration::from_millis(300)).await.unwrap();
+    assert_eq!(Counts::get(&counts.joins), 2, "rejoined");
+    let told = told.0.lock().unwrap().clone();
+    assert_eq!(told.first().map(String::as_str), Some("revoked t-0"));
+    let committed = tokio::time::timeout(HANG, consumer.commit()).await;
+    committed
+        .expect("not hung")
+        .expect("committed after the rebalance");
+}
+
+/// A coordinator that never answers: the commit ends at the API timeout, its last error the
+/// request timeout, which names the API (it read "Ok(OffsetCommit) to …").
+#[tokio::test]
+async fn a_commit_never_answered_ends_at_the_api_timeout_naming_the_request() {
+    let (mut consumer, _) = consumer(
+        |_| None,
+        |_| Some(0),
+        |c| {
+            c.client.connection.request_timeout_ms = 200;
+            c.default_api_timeout_ms = 500;
+        },
+    )
+    .await;
+    consumer.assign(&[t0()]).unwrap();
+    let committed = tokio::time::timeout(HANG, consumer.commit_offsets(&offsets())).await;
+    let error = committed.expect("not hung").unwrap_err();
+    let Error::ApiTimeout { last_error, .. } = &error else {
+        panic!("not a timeout: {error}");
+    };
+    let Error::Timeout { what, .. } = last_error.as_ref() else {
+        panic!("not a request timeout: {last_error}");
+    };
+    assert!(what.starts_with("OffsetCommit to 127.0.0.1:"), "{what}");
+}
