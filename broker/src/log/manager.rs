@@ -131,13 +131,7 @@ impl ManagerShared {
         config: &Arc<TopicConfig>,
     ) -> Arc<PartitionLog> {
         let dir = self.partition_dir(topic, partition);
-        Arc::new(PartitionLog::new(
-            topic,
-            partition,
-            dir,
-            config.clone(),
-            self.ctx.clone(),
-        ))
+        PartitionLog::new(topic, partition, dir, config.clone(), self.ctx.clone())
     }
 
     fn entry(&self, name: &str, record: &TopicRecord) -> TopicEntry {
@@ -259,6 +253,7 @@ impl LogManager {
             fsync_seconds: std::sync::OnceLock::new(),
             clean_start,
             page_cache: super::page_cache::PageCacheBudget::new(config.page_cache_bytes),
+            flush_set: super::flush_set::FlushSet::default(),
             #[cfg(test)]
             fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
@@ -328,9 +323,12 @@ impl LogManager {
     fn start_threads(&self) -> Result<(), LogError> {
         let flusher_shared = self.shared.clone();
         let queue = self.shared.ctx.flusher.clone();
+        let ctx = self.shared.ctx.clone();
         let flusher = std::thread::Builder::new()
             .name("runnel-log-flusher".into())
-            .spawn(move || run_flusher(queue, || flusher_shared.all_partitions()))?;
+            .spawn(move || {
+                run_flusher(queue, &ctx, || !flusher_shared.topics.read().is_empty());
+            })?;
         let retention_shared = self.shared.clone();
         let interval_ms = self.shared.config.retention_check_interval_ms.max(1);
         let retention = std::thread::Builder::new()
@@ -432,6 +430,13 @@ impl LogManager {
     #[cfg(test)]
     pub(crate) fn pause_dir_removal(&self, paused: bool) {
         self.shared.remover.set_paused(paused);
+    }
+
+    /// Test seam: partitions the flusher's tick visits now, and visits so far.
+    #[cfg(test)]
+    pub(crate) fn flush_set_stats(&self) -> (usize, u64) {
+        let set = &self.shared.ctx.flush_set;
+        (set.active_len(), set.visits())
     }
 
     /// Test seam: checkpoint files rewritten to drop entries.

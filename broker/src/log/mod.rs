@@ -9,8 +9,8 @@
 
 //!
 //! Files: [`config`] (topic configs), `manager`/`topics` (LogManager; `dir_remover`: deleted
-//! partitions' directories), `partition`/`reader`/`retention`/`flusher` (PartitionLog),
-//! `segment` + `offset_index` +
+//! partitions' directories), `partition`/`reader`/`retention`/`flusher` (PartitionLog;
+//! `flush_set`: the partitions the flusher visits), `segment` + `offset_index` +
 //! `time_index` + `index_file` (on-disk segment), `recovery` (loading and crash recovery),
 //! `checkpoint`, `metadata_log`, `file_cache` (bounded open segment files), `page_cache` (the
 //! cached tail); compaction: `cleaner` (thread, partition choice, stats) → `clean_pass`
@@ -32,6 +32,7 @@ mod cleaner;
 mod config;
 mod dir_remover;
 mod file_cache;
+mod flush_set;
 mod flusher;
 mod index_file;
 mod last_batches;

@@ -118,6 +118,7 @@ impl LogManager {
         for partition in &entry.partitions {
             partition.close_for_delete();
         }
+        shared.ctx.flush_set.topic_deleted();
         let dirs: std::collections::HashSet<&std::path::Path> =
             entry.partitions.iter().map(|p| p.dir.as_path()).collect();
         shared.ctx.files.evict_dirs(&dirs);
