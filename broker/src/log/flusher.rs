@@ -27,11 +27,12 @@ use std::time::Duration;
 use super::checkpoint::sync_dir;
 use super::lock::Mutex;
 use super::page_cache::{LogPosition, PAGE_BYTES};
-use super::partition::PartitionLog;
+use super::partition::{LogContext, PartitionLog};
 use super::{now_ms, LogError};
 
 /// How often the flusher looks for partitions whose `flush.ms` has elapsed, and for
-/// appends to write back and drop, while nothing is being appended.
+/// appends to write back and drop, while nothing is being appended (it looks only at the
+/// partitions of its flush set: an idle one costs nothing).
 pub(crate) const FLUSH_TICK_MS: u64 = 50;
 /// The same while partitions are being appended to: each tick writes back and drops what
 /// came since the last, so a shorter tick spreads that work into smaller pieces. e2e at
@@ -162,8 +163,13 @@ pub(crate) fn run_fsync_thread(queue: Arc<FlushQueue>) {
 }
 
 /// The tick thread's body: writeback, page-cache shares, `flush.ms` flushes and the
-/// recovery-point checkpoint.
-pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<Arc<PartitionLog>>) {
+/// recovery-point checkpoint (while `has_partitions`). Each tick visits only the partitions
+/// in the flush set (`flush_set`): those with something to write back, drop or flush.
+pub(crate) fn run_flusher(
+    queue: Arc<FlushQueue>,
+    ctx: &LogContext,
+    has_partitions: impl Fn() -> bool,
+) {
     let mut last_tick_ms = now_ms();
     let mut last_checkpoint_ms = now_ms();
     let mut tick_ms = FLUSH_TICK_MS;
@@ -171,10 +177,10 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
         let now = now_ms();
         if now - last_tick_ms >= tick_ms as i64 {
             last_tick_ms = now;
-            let partitions = partitions();
-            let tail_bytes = share_page_cache(&partitions);
+            let (partitions, tail_bytes) = ctx.flush_set.begin_tick(&ctx.page_cache);
             let appended = drop_and_write_back(&partitions, tail_bytes);
             flush_due(&queue, &partitions, now);
+            ctx.flush_set.end_tick(&partitions, tail_bytes);
             tick_ms = match appended {
                 true => FLUSH_TICK_BUSY_MS,
                 false => FLUSH_TICK_MS,
@@ -182,26 +188,13 @@ pub(crate) fn run_flusher(queue: Arc<FlushQueue>, partitions: impl Fn() -> Vec<A
         }
         if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
             last_checkpoint_ms = now;
-            if let Some(first) = partitions().first() {
-                if let Err(e) = first.ctx.checkpoints.write_recovery_points() {
+            if has_partitions() {
+                if let Err(e) = ctx.checkpoints.write_recovery_points() {
                     tracing::warn!(error = %e, "writing recovery-point checkpoint failed");
                 }
             }
         }
     }
-}
-
-/// Sets the page-cache tail from every partition's cached bytes (`page_cache`) and returns
-/// it (0: dropping is off, or there is no partition).
-fn share_page_cache(partitions: &[Arc<PartitionLog>]) -> u64 {
-    let Some(first) = partitions.first() else {
-        return 0;
-    };
-    let mut cached_bytes: Vec<u64> = partitions
-        .iter()
-        .map(|partition| partition.cached_bytes.load(Ordering::Relaxed))
-        .collect();
-    first.ctx.page_cache.share_among(&mut cached_bytes)
 }
 
 /// Drops the pages of every partition holding more than `tail_bytes` (`page_cache`), written

@@ -19,6 +19,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::checkpoint::{sync_dir, Checkpoints};
 use super::cleaner::{pick_dirtiest, Cleaner, CleanerConfig, CleanerStats};
+use super::dir_remover::DirRemover;
 use super::file_cache::FileCache;
 use super::flusher::{on_threads, run_flusher, run_fsync_thread, FlushQueue, FSYNC_THREADS};
 use super::metadata_log::{apply, MetadataLog, MetadataRecord, TopicRecord, METADATA_DIR};
@@ -54,6 +55,8 @@ pub(crate) struct ManagerShared {
     stop_signal: Condvar,
     pub shut_down: AtomicBool,
     pub cleaner: Cleaner,
+    /// Removes deleted partitions' directories in the background.
+    pub remover: DirRemover,
 }
 
 /// Every partition log under one data directory, plus topic metadata.
@@ -128,13 +131,7 @@ impl ManagerShared {
         config: &Arc<TopicConfig>,
     ) -> Arc<PartitionLog> {
         let dir = self.partition_dir(topic, partition);
-        Arc::new(PartitionLog::new(
-            topic,
-            partition,
-            dir,
-            config.clone(),
-            self.ctx.clone(),
-        ))
+        PartitionLog::new(topic, partition, dir, config.clone(), self.ctx.clone())
     }
 
     fn entry(&self, name: &str, record: &TopicRecord) -> TopicEntry {
@@ -216,18 +213,6 @@ impl ManagerShared {
     }
 }
 
-/// Removes `<dir>.<uuid>-delete` leftovers of interrupted topic deletions.
-fn remove_doomed_dirs(data_dir: &std::path::Path) -> Result<(), LogError> {
-    for entry in fs::read_dir(data_dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name.to_str().is_some_and(|n| n.ends_with("-delete")) && entry.file_type()?.is_dir() {
-            fs::remove_dir_all(entry.path())?;
-        }
-    }
-    Ok(())
-}
-
 /// Recovers every partition (loads it, scanning and fsyncing what lies past its recovery
 /// point) side by side ([`on_threads`]). Each recovered segment ends in an fsync that waits
 /// for the disk: 11 000 partitions recovered one after another took 14.4 s at start (a
@@ -259,7 +244,6 @@ impl LogManager {
             // Operators (and the crash tests) can tell a recovering start from a clean one.
             tracing::info!(data_dir = %config.data_dir.display(), "unclean shutdown: scanning logs past their recovery points");
         }
-        remove_doomed_dirs(&config.data_dir)?;
         let (metadata_log, records) = MetadataLog::open(&config.data_dir)?;
         let ctx = Arc::new(LogContext {
             files: FileCache::new(config.open_segments_max),
@@ -269,6 +253,7 @@ impl LogManager {
             fsync_seconds: std::sync::OnceLock::new(),
             clean_start,
             page_cache: super::page_cache::PageCacheBudget::new(config.page_cache_bytes),
+            flush_set: super::flush_set::FlushSet::default(),
             #[cfg(test)]
             fail_fsyncs: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
@@ -291,7 +276,15 @@ impl LogManager {
             stop_signal: Condvar::new(),
             shut_down: AtomicBool::new(false),
             cleaner: Cleaner::new(CleanerConfig::default()),
+            remover: DirRemover::default(),
         });
+        let leftovers = shared.remover.queue_leftovers(&shared.config.data_dir)?;
+        if leftovers > 0 {
+            tracing::info!(
+                leftovers,
+                "removing directories of deleted partitions in the background"
+            );
+        }
         {
             let mut topics = shared.topics.write();
             for (name, record) in &records {
@@ -330,9 +323,12 @@ impl LogManager {
     fn start_threads(&self) -> Result<(), LogError> {
         let flusher_shared = self.shared.clone();
         let queue = self.shared.ctx.flusher.clone();
+        let ctx = self.shared.ctx.clone();
         let flusher = std::thread::Builder::new()
             .name("runnel-log-flusher".into())
-            .spawn(move || run_flusher(queue, || flusher_shared.all_partitions()))?;
+            .spawn(move || {
+                run_flusher(queue, &ctx, || !flusher_shared.topics.read().is_empty());
+            })?;
         let retention_shared = self.shared.clone();
         let interval_ms = self.shared.config.retention_check_interval_ms.max(1);
         let retention = std::thread::Builder::new()
@@ -356,7 +352,11 @@ impl LogManager {
                     }
                 }
             })?;
-        let mut threads = vec![flusher, retention, cleaner];
+        let remover_shared = self.shared.clone();
+        let remover = std::thread::Builder::new()
+            .name("runnel-log-remover".into())
+            .spawn(move || remover_shared.remover.run())?;
+        let mut threads = vec![flusher, retention, cleaner, remover];
         for i in 0..FSYNC_THREADS {
             let queue = self.shared.ctx.flusher.clone();
             threads.push(
@@ -374,6 +374,7 @@ impl LogManager {
         *self.shared.stop.lock() = true;
         self.shared.stop_signal.notify_all();
         self.shared.ctx.flusher.stop();
+        self.shared.remover.stop();
         for handle in self.threads.lock().drain(..) {
             let _ = handle.join();
         }
@@ -422,6 +423,20 @@ impl LogManager {
     #[cfg(test)]
     pub(crate) fn synced_lengths(&self) -> std::collections::HashMap<std::path::PathBuf, u64> {
         self.shared.ctx.synced_lengths.lock().clone()
+    }
+
+    /// Test seam: holds (true) or resumes (false) the background removal of deleted
+    /// partitions' directories.
+    #[cfg(test)]
+    pub(crate) fn pause_dir_removal(&self, paused: bool) {
+        self.shared.remover.set_paused(paused);
+    }
+
+    /// Test seam: partitions the flusher's tick visits now, and visits so far.
+    #[cfg(test)]
+    pub(crate) fn flush_set_stats(&self) -> (usize, u64) {
+        let set = &self.shared.ctx.flush_set;
+        (set.active_len(), set.visits())
     }
 
     /// Test seam: checkpoint files rewritten to drop entries.

@@ -8,11 +8,13 @@
 //! durability) → segment → offset index / time index.
 
 //!
-//! Files: [`config`] (topic configs), `manager`/`topics` (LogManager), `partition`/`reader`/
-//! `retention`/`flusher` (PartitionLog), `segment` + `offset_index` + `time_index` +
-//! `index_file` (on-disk segment), `recovery` (loading and crash recovery), `checkpoint`,
-//! `metadata_log`, `file_cache` (bounded open segment files), `page_cache` (the cached tail); compaction: `cleaner` (thread,
-//! partition choice, stats) → `clean_pass` (offset map build, segment rewrite) → `swap`
+//! Files: [`config`] (topic configs), `manager`/`topics` (LogManager; `dir_remover`: deleted
+//! partitions' directories), `partition`/`reader`/`retention`/`flusher` (PartitionLog;
+//! `flush_set`: the partitions the flusher visits), `segment` + `offset_index` +
+//! `time_index` + `index_file` (on-disk segment), `recovery` (loading and crash recovery),
+//! `checkpoint`, `metadata_log`, `file_cache` (bounded open segment files), `page_cache` (the
+//! cached tail); compaction: `cleaner` (thread, partition choice, stats) → `clean_pass`
+//! (offset map build, segment rewrite) → `swap`
 //! (crash-safe file swap), with `offset_map` (bounded key → offset map) and `last_batches`
 //! (each idempotent producer's last batch, kept through cleaning).
 
@@ -28,7 +30,9 @@ mod checkpoint;
 mod clean_pass;
 mod cleaner;
 mod config;
+mod dir_remover;
 mod file_cache;
+mod flush_set;
 mod flusher;
 mod index_file;
 mod last_batches;

@@ -46,6 +46,8 @@ pub(crate) struct LogContext {
     /// The cached tails' shared budget and each partition's current share (0: off); see
     /// `page_cache`.
     pub page_cache: super::page_cache::PageCacheBudget,
+    /// The partitions the flusher's tick visits.
+    pub flush_set: super::flush_set::FlushSet,
     /// Test seam: makes every segment fsync fail (a dying disk).
     #[cfg(test)]
     pub fail_fsyncs: AtomicBool,
@@ -111,6 +113,10 @@ pub struct PartitionLog {
     /// reads and the flusher take the state lock without waiting for the copy.
     pub(crate) append_lock: Mutex<()>,
     pub(crate) flush_requested: AtomicBool,
+    /// Active in the flusher's [`super::flush_set::FlushSet`] (set by the append that joins).
+    pub(crate) in_flush_set: AtomicBool,
+    /// This log's own `Arc`, for joining the flush set from `append(&self)`.
+    pub(crate) me: std::sync::Weak<PartitionLog>,
     /// Appends not yet covered by an fsync.
     pub(crate) dirty: AtomicBool,
     /// Appends whose pages the flusher has not yet handed to writeback (see
@@ -144,8 +150,8 @@ impl PartitionLog {
         dir: PathBuf,
         config: Arc<TopicConfig>,
         ctx: Arc<LogContext>,
-    ) -> PartitionLog {
-        PartitionLog {
+    ) -> Arc<PartitionLog> {
+        Arc::new_cyclic(|me| PartitionLog {
             topic: topic.to_string(),
             partition,
             dir,
@@ -163,6 +169,8 @@ impl PartitionLog {
             flush_lock: Mutex::new(()),
             append_lock: Mutex::new(()),
             flush_requested: AtomicBool::new(false),
+            in_flush_set: AtomicBool::new(false),
+            me: me.clone(),
             dirty: AtomicBool::new(false),
             writeback_pending: AtomicBool::new(false),
             drop_cursor: Mutex::default(),
@@ -172,7 +180,7 @@ impl PartitionLog {
             dir_dirty: AtomicBool::new(true),
             segment_rewrites: AtomicU64::new(0),
             traffic: crate::metrics::TrafficCounters::default(),
-        }
+        })
     }
 
     pub(crate) fn key(&self) -> PartitionKey {
@@ -310,8 +318,10 @@ impl PartitionLog {
             rest = later;
         }
         assert_eq!(next_offset, base_offset + offsets_needed);
-        self.dirty.store(true, Ordering::Release);
-        self.writeback_pending.store(true, Ordering::Release);
+        // Sequentially consistent, as the flusher's settling reads them (`flush_set`).
+        self.dirty.store(true, Ordering::SeqCst);
+        self.writeback_pending.store(true, Ordering::SeqCst);
+        self.join_flush_set();
         self.end_tx.send_replace(next_offset);
         Ok(AppendInfo {
             base_offset,

@@ -14,3 +14,4 @@ mod preallocation;
 mod recovery;
 mod recovery_mutation;
 mod retention;
+mod topic_deletion;

@@ -2,14 +2,16 @@
 //!
 //! Every change is made durable in the metadata log before it is applied in memory.
 //! Partition directories are created before their create record (a replayed topic always
-//! finds them) and removed after the delete record (a crash leaves at most a stale
-//! directory, which a later create of the same name clears).
+//! finds them) and renamed to `*-delete` after the delete record, then removed in the
+//! background ([`super::dir_remover`]); a crash in between leaves at most a stale
+//! directory, which a later create of the same name clears.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::sync::Arc;
 
 use super::checkpoint::write_atomically;
+use super::dir_remover::DirRemover;
 use super::manager::{
     validate_topic_name, LogManager, TopicEntry, CLEAN_SHUTDOWN_FILE, DEFAULT_PARTITIONS,
     PARTITIONS_MAX,
@@ -19,22 +21,13 @@ use super::partition::PartitionLog;
 use super::{now_ms, LogError, TopicConfig, TopicInfo};
 
 /// Creates an empty partition directory. A leftover one (a crash after a topic's delete
-/// record but before its files went) is removed first: a new topic never inherits data.
-fn fresh_partition_dir(dir: &std::path::Path) -> Result<(), LogError> {
+/// record but before its files went) is renamed away first, for the background removal: a
+/// new topic never inherits data.
+fn fresh_partition_dir(remover: &DirRemover, dir: &std::path::Path) -> Result<(), LogError> {
     if dir.exists() {
-        remove_partition_dir(dir)?;
+        remover.queue([DirRemover::rename_doomed(dir)?]);
     }
     fs::create_dir_all(dir)?;
-    Ok(())
-}
-
-/// Renames `dir` to `<dir>.<uuid>-delete` (so a crash leaves a name `open` finishes off)
-/// and removes it.
-fn remove_partition_dir(dir: &std::path::Path) -> Result<(), LogError> {
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    let doomed = dir.with_file_name(format!("{name}.{}-delete", uuid::Uuid::new_v4().simple()));
-    fs::rename(dir, &doomed)?;
-    fs::remove_dir_all(&doomed)?;
     Ok(())
 }
 
@@ -79,7 +72,7 @@ impl LogManager {
             return Ok(info);
         }
         for p in 0..partitions {
-            fresh_partition_dir(&shared.partition_dir(name, p))?;
+            fresh_partition_dir(&shared.remover, &shared.partition_dir(name, p))?;
         }
         shared.commit(
             &mut metadata,
@@ -125,15 +118,28 @@ impl LogManager {
         for partition in &entry.partitions {
             partition.close_for_delete();
         }
+        shared.ctx.flush_set.topic_deleted();
         let dirs: std::collections::HashSet<&std::path::Path> =
             entry.partitions.iter().map(|p| p.dir.as_path()).collect();
         shared.ctx.files.evict_dirs(&dirs);
+        // Only renamed here: removing 10 000 directories took seconds, and the metadata lock
+        // (every topic change) waited for it.
+        let mut doomed = Vec::with_capacity(entry.partitions.len());
+        let mut renamed = Ok(());
         for partition in &entry.partitions {
-            if partition.dir.exists() {
-                remove_partition_dir(&partition.dir)?;
-            }
             shared.cleaner.forget(&partition.key());
+            match DirRemover::rename_doomed(&partition.dir) {
+                Ok(path) => doomed.push(path),
+                // Never loaded since a crash that took it, say: nothing to remove.
+                Err(LogError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    renamed = Err(e);
+                    break;
+                }
+            }
         }
+        shared.remover.queue(doomed);
+        renamed?;
         shared.ctx.checkpoints.remove_topic(name)?;
         Ok(entry.info.id)
     }
@@ -163,7 +169,7 @@ impl LogManager {
             return Ok(());
         }
         for p in current..total_partitions {
-            fresh_partition_dir(&shared.partition_dir(name, p))?;
+            fresh_partition_dir(&shared.remover, &shared.partition_dir(name, p))?;
         }
         let record = MetadataRecord::SetPartitions {
             name: name.to_string(),

@@ -123,6 +123,43 @@ fn background_flush_makes_acks1_data_durable() {
     assert!(within_flusher_ticks(|| manager.fsync_count() > 0));
 }
 
+#[test]
+fn idle_partitions_are_not_visited_by_the_flusher() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let overrides = super::basic::overrides(&[("flush.ms", "10")]);
+    manager.create_topic("i", 500, overrides, false).unwrap();
+    let log = manager.partition("i", 7).unwrap();
+    log.append(&[batch(1, 10, 1)]).unwrap();
+    // Only the partition appended to is visited; once flushed it settles.
+    assert!(manager.flush_set_stats().0 <= 1);
+    assert!(within_flusher_ticks(|| manager.flush_set_stats().0 == 0));
+    assert_eq!(log.durable_offset(), 1);
+    let (_, visits_before) = manager.flush_set_stats();
+    // Six ticks or more with nothing to do visit nothing.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(manager.flush_set_stats(), (0, visits_before));
+}
+
+#[test]
+fn a_partition_appended_after_going_idle_is_flushed_on_time() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let overrides = super::basic::overrides(&[("flush.ms", "100")]);
+    manager.create_topic("r", 3, overrides, false).unwrap();
+    let log = manager.partition("r", 1).unwrap();
+    log.append(&[batch(1, 10, 1)]).unwrap();
+    assert!(within_flusher_ticks(|| log.durable_offset() == 1));
+    assert!(within_flusher_ticks(|| manager.flush_set_stats().0 == 0));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let fsyncs_before = manager.fsync_count();
+    // No waiter asks for an fsync: only the flusher's `flush.ms` pass makes it durable.
+    log.append(&[batch(2, 10, 2)]).unwrap();
+    assert!(within_flusher_ticks(|| log.durable_offset() == 3));
+    assert!(manager.fsync_count() > fsyncs_before);
+    assert!(!log.dirty.load(std::sync::atomic::Ordering::Acquire));
+}
+
 /// Waits (at most 2 s, i.e. 40 of the flusher's 50 ms ticks) until `done`; its last answer.
 fn within_flusher_ticks(done: impl Fn() -> bool) -> bool {
     for _ in 0..200 {

@@ -114,3 +114,32 @@ fn deleting_a_topic_rewrites_each_checkpoint_file_at_most_once() {
         .unwrap();
     assert_eq!(manager.partition("doomed", 7).unwrap().log_end_offset(), 0);
 }
+
+/// Times `delete_topic` of a 10 000-partition topic whose every partition holds a segment
+/// (run by hand: `cargo test --release -p runnel-broker --lib -- --ignored delete_topic_timing
+/// --nocapture`; prints, asserts nothing about time).
+#[test]
+#[ignore]
+fn delete_topic_timing_at_10_000_partitions() {
+    // On the disk, not /dev/shm: directory removal costs what it costs there.
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let manager = LogManager::open(LogManagerConfig::new(dir.path())).unwrap();
+    manager
+        .create_topic("big", 10_000, BTreeMap::new(), false)
+        .unwrap();
+    for p in 0..10_000 {
+        let log = manager.partition("big", p).unwrap();
+        log.append(&[batch(1, 100, 1)]).unwrap();
+    }
+    let started = std::time::Instant::now();
+    manager.delete_topic("big").unwrap();
+    let delete = started.elapsed();
+    let started = std::time::Instant::now();
+    manager
+        .create_topic("other", 1, BTreeMap::new(), false)
+        .unwrap();
+    eprintln!(
+        "delete_topic of 10 000 partitions: {delete:?}; the next create_topic: {:?}",
+        started.elapsed()
+    );
+}
