@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::sync::Arc;
 
-use super::checkpoint::write_atomically;
+use super::checkpoint::{sync_dir, write_atomically};
 use super::dir_remover::DirRemover;
 use super::manager::{
     validate_topic_name, LogManager, TopicEntry, CLEAN_SHUTDOWN_FILE, DEFAULT_PARTITIONS,
@@ -140,6 +140,10 @@ impl LogManager {
         }
         shared.remover.queue(doomed);
         renamed?;
+        // One fsync of the data directory makes every rename durable: without it a crash
+        // could bring the old names back, and a deleted topic's directories would sit
+        // unloaded (no metadata names them) until a topic of that name came again.
+        sync_dir(&shared.config.data_dir)?;
         shared.ctx.checkpoints.remove_topic(name)?;
         Ok(entry.info.id)
     }
