@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
@@ -97,6 +98,10 @@ pub(crate) struct Checkpoints {
     log_starts: Mutex<BTreeMap<PartitionKey, i64>>,
     cleaner_offsets: Mutex<BTreeMap<PartitionKey, i64>>,
     recovery_write: Mutex<()>,
+    /// A recovery point moved since the file was last written (the flusher's periodic
+    /// write skips an unchanged file: with 10 000 idle partitions it rewrote and fsynced
+    /// the same ~300 KiB every 10 s).
+    recovery_points_changed: AtomicBool,
     log_start_write: Mutex<()>,
     cleaner_write: Mutex<()>,
     /// Test seam: checkpoint files written by `retain`.
@@ -112,6 +117,7 @@ impl Checkpoints {
             log_starts: Mutex::new(read_checkpoint(&data_dir.join(LOG_START_FILE))),
             cleaner_offsets: Mutex::new(read_checkpoint(&data_dir.join(CLEANER_OFFSET_FILE))),
             recovery_write: Mutex::new(()),
+            recovery_points_changed: AtomicBool::new(false),
             log_start_write: Mutex::new(()),
             cleaner_write: Mutex::new(()),
             #[cfg(test)]
@@ -130,7 +136,11 @@ impl Checkpoints {
     /// Remembers a recovery point (everything below is fsynced); written by
     /// [`Checkpoints::write_recovery_points`].
     pub(crate) fn set_recovery_point(&self, key: PartitionKey, offset: i64) {
-        self.recovery_points.lock().insert(key, offset);
+        if self.recovery_points.lock().insert(key, offset) != Some(offset) {
+            // After the insert: a writer that sees the flag clear took its snapshot after
+            // the flag was cleared, and one that sees it set snapshots this insert.
+            self.recovery_points_changed.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Moves a log start offset and writes the file at once: a restart must never expose
@@ -163,9 +173,28 @@ impl Checkpoints {
     }
 
     pub(crate) fn write_recovery_points(&self) -> io::Result<()> {
+        self.write_recovery_points_when(true)
+    }
+
+    /// Writes the recovery points only if one moved since the last write.
+    pub(crate) fn write_changed_recovery_points(&self) -> io::Result<()> {
+        self.write_recovery_points_when(false)
+    }
+
+    fn write_recovery_points_when(&self, always: bool) -> io::Result<()> {
         let _writer = self.recovery_write.lock();
+        // Cleared before the snapshot, so a point set meanwhile is either in it or sets
+        // the flag again for the next write.
+        let changed = self.recovery_points_changed.swap(false, Ordering::SeqCst);
+        if !changed && !always {
+            return Ok(());
+        }
         let snapshot = self.recovery_points.lock().clone();
-        write_checkpoint(&self.data_dir.join(RECOVERY_POINT_FILE), &snapshot)
+        let written = write_checkpoint(&self.data_dir.join(RECOVERY_POINT_FILE), &snapshot);
+        if written.is_err() && changed {
+            self.recovery_points_changed.store(true, Ordering::SeqCst);
+        }
+        written
     }
 
     /// Forgets every partition `exists` rejects, rewriting each file that held one; how many
@@ -217,6 +246,29 @@ impl Checkpoints {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The flusher's periodic write skips a file nothing moved in; a moved point (not the
+    /// same one set again) is written at the next one.
+    #[test]
+    fn the_periodic_write_skips_unchanged_recovery_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RECOVERY_POINT_FILE);
+        let checkpoints = Checkpoints::load(dir.path());
+        checkpoints.set_recovery_point(("t".to_string(), 0), 5);
+        checkpoints.write_changed_recovery_points().unwrap();
+        assert_eq!(read_checkpoint(&path).len(), 1);
+        fs::remove_file(&path).unwrap();
+        checkpoints.set_recovery_point(("t".to_string(), 0), 5);
+        checkpoints.write_changed_recovery_points().unwrap();
+        assert!(!path.exists(), "rewritten though nothing moved");
+        checkpoints.set_recovery_point(("t".to_string(), 0), 6);
+        checkpoints.write_changed_recovery_points().unwrap();
+        assert_eq!(read_checkpoint(&path).get(&("t".to_string(), 0)), Some(&6));
+        // The unconditional write (shutdown) always writes.
+        fs::remove_file(&path).unwrap();
+        checkpoints.write_recovery_points().unwrap();
+        assert!(path.exists());
+    }
 
     #[test]
     fn round_trips_and_ignores_garbage() {

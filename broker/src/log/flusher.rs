@@ -189,7 +189,7 @@ pub(crate) fn run_flusher(
         if now - last_checkpoint_ms >= RECOVERY_CHECKPOINT_INTERVAL_MS {
             last_checkpoint_ms = now;
             if has_partitions() {
-                if let Err(e) = ctx.checkpoints.write_recovery_points() {
+                if let Err(e) = ctx.checkpoints.write_changed_recovery_points() {
                     tracing::warn!(error = %e, "writing recovery-point checkpoint failed");
                 }
             }
