@@ -136,7 +136,25 @@ impl Checkpoints {
     /// Remembers a recovery point (everything below is fsynced); written by
     /// [`Checkpoints::write_recovery_points`].
     pub(crate) fn set_recovery_point(&self, key: PartitionKey, offset: i64) {
-        if self.recovery_points.lock().insert(key, offset) != Some(offset) {
+        self.set_live_recovery_point(key, offset, &AtomicBool::new(false));
+    }
+
+    /// [`Checkpoints::set_recovery_point`] unless `deleted` (the partition's flag, set before
+    /// its topic's entries are removed): a flush whose fsync ran while its topic was deleted
+    /// would otherwise put back the entry the delete had just removed.
+    pub(crate) fn set_live_recovery_point(
+        &self,
+        key: PartitionKey,
+        offset: i64,
+        deleted: &AtomicBool,
+    ) {
+        let mut points = self.recovery_points.lock();
+        // Read under the lock `remove_topic` takes: a delete either removed its entries
+        // after this insert, or set the flag before this look.
+        if deleted.load(Ordering::Acquire) {
+            return;
+        }
+        if points.insert(key, offset) != Some(offset) {
             // After the insert: a writer that sees the flag clear took its snapshot after
             // the flag was cleared, and one that sees it set snapshots this insert.
             self.recovery_points_changed.store(true, Ordering::SeqCst);
@@ -268,6 +286,18 @@ mod tests {
         fs::remove_file(&path).unwrap();
         checkpoints.write_recovery_points().unwrap();
         assert!(path.exists());
+    }
+
+    #[test]
+    fn a_deleted_partitions_late_flush_sets_no_recovery_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::load(dir.path());
+        let deleted = AtomicBool::new(false);
+        checkpoints.set_live_recovery_point(("t".to_string(), 0), 5, &deleted);
+        deleted.store(true, Ordering::Release);
+        checkpoints.remove_topic("t").unwrap();
+        checkpoints.set_live_recovery_point(("t".to_string(), 0), 9, &deleted);
+        assert_eq!(checkpoints.recovery_point(&("t".to_string(), 0)), None);
     }
 
     #[test]

@@ -286,7 +286,7 @@ impl PartitionLog {
         });
         self.ctx
             .checkpoints
-            .set_recovery_point(self.key(), end_offset);
+            .set_live_recovery_point(self.key(), end_offset, &self.deleted);
         Ok(())
     }
 
