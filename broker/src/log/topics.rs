@@ -125,21 +125,23 @@ impl LogManager {
         // Only renamed here: removing 10 000 directories took seconds, and the metadata lock
         // (every topic change) waited for it.
         let mut doomed = Vec::with_capacity(entry.partitions.len());
-        let mut renamed = Ok(());
         for partition in &entry.partitions {
             shared.cleaner.forget(&partition.key());
             match DirRemover::rename_doomed(&partition.dir) {
                 Ok(path) => doomed.push(path),
                 // Never loaded since a crash that took it, say: nothing to remove.
                 Err(LogError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    renamed = Err(e);
-                    break;
-                }
+                // The topic is deleted (its record is committed): an error here would tell
+                // the client otherwise. The directory stays under its name, unloaded, until
+                // a topic of that name is created, which moves it aside first.
+                Err(e) => tracing::warn!(
+                    dir = %partition.dir.display(),
+                    error = %e,
+                    "deleted topic's partition directory could not be renamed for removal"
+                ),
             }
         }
         shared.remover.queue(doomed);
-        renamed?;
         // One fsync of the data directory makes every rename durable: without it a crash
         // could bring the old names back, and a deleted topic's directories would sit
         // unloaded (no metadata names them) until a topic of that name came again.
