@@ -7,6 +7,8 @@
 //! Synchronous calls (`commit`, `commit_offsets`, `committed`, the commit in `close`) retry
 //! retriable errors after `retry_backoff_ms`, doubling up to `retry_backoff_max_ms`, until
 //! `default_api_timeout_ms`, then fail with [`Error::ApiTimeout`] naming the last error.
+//! `poll`'s fetch of committed offsets retries them within the poll's time, then returns no
+//! records rather than an error (Java's `refreshCommittedOffsetsIfNeeded`).
 //! Async commits, auto-commits and the commits before a rebalance try once.
 //! A commit from a generation the coordinator no longer knows (UNKNOWN_MEMBER_ID,
 //! ILLEGAL_GENERATION, FENCED_INSTANCE_ID) fails as [`Error::CommitFailed`] and the next
@@ -84,18 +86,7 @@ impl Consumer {
     ) -> Result<BTreeMap<TopicPartition, i64>> {
         self.finish_join().await?;
         let group = member(&mut self.group, "committed")?;
-        let mut retry = Retry::new(&self.config);
-        loop {
-            let error = match fetch_committed_until(group, partitions, retry.deadline).await {
-                Ok(committed) => return Ok(committed),
-                Err(error) => error,
-            };
-            // An unknown partition is final here, as in Java's offset fetch.
-            let retriable =
-                error.is_retriable() && error.code() != Some(codes::UNKNOWN_TOPIC_OR_PARTITION);
-            let what = || format!("fetching committed offsets of group {}", group.group_id);
-            retry.after(error, retriable, what).await?;
-        }
+        fetch_committed(group, partitions, &mut Retry::new(&self.config)).await
     }
 
     /// Commits (with auto-commit on, retried as the module doc says; a failure is logged,
@@ -189,9 +180,49 @@ async fn commit_sync(
     }
 }
 
+/// The committed offsets `poll` starts from, as Java's `refreshCommittedOffsetsIfNeeded`:
+/// retriable errors are retried within the poll's time, up to `deadline`; `None` when it
+/// runs out (the positions stay unknown, the poll returns no records, the next one asks
+/// again). Only a final error is returned.
+pub(super) async fn fetch_committed_for_poll(
+    group: &mut GroupMember,
+    config: &ConsumerConfig,
+    partitions: &[TopicPartition],
+    deadline: tokio::time::Instant,
+) -> Result<Option<BTreeMap<TopicPartition, i64>>> {
+    let mut retry = Retry::until(config, deadline);
+    match fetch_committed(group, partitions, &mut retry).await {
+        Ok(committed) => Ok(Some(committed)),
+        Err(Error::ApiTimeout { last_error, .. }) => {
+            tracing::debug!(error = %last_error, "no committed offsets within the poll's time");
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The committed offsets of `partitions`, retriable errors retried as `retry` allows.
+async fn fetch_committed(
+    group: &mut GroupMember,
+    partitions: &[TopicPartition],
+    retry: &mut Retry,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    loop {
+        let error = match fetch_committed_until(group, partitions, retry.deadline).await {
+            Ok(committed) => return Ok(committed),
+            Err(error) => error,
+        };
+        // An unknown partition is final here, as in Java's offset fetch.
+        let retriable =
+            error.is_retriable() && error.code() != Some(codes::UNKNOWN_TOPIC_OR_PARTITION);
+        let what = || format!("fetching committed offsets of group {}", group.group_id);
+        retry.after(error, retriable, what).await?;
+    }
+}
+
 /// One OffsetFetch for `partitions`, its coordinator looked up until `deadline` at most;
-/// what an error says about the coordinator is acted on. Also `poll`'s.
-pub(super) async fn fetch_committed_until(
+/// what an error says about the coordinator is acted on.
+async fn fetch_committed_until(
     group: &mut GroupMember,
     partitions: &[TopicPartition],
     deadline: tokio::time::Instant,
@@ -292,10 +323,23 @@ struct Retry {
 }
 
 impl Retry {
+    /// Bounded by `default_api_timeout_ms` from now.
     fn new(config: &ConsumerConfig) -> Retry {
         let timeout_ms = config.default_api_timeout_ms;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        Retry::bounded(config, deadline, timeout_ms)
+    }
+
+    /// Bounded by the caller's `deadline` (a poll's).
+    fn until(config: &ConsumerConfig, deadline: tokio::time::Instant) -> Retry {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let timeout_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        Retry::bounded(config, deadline, timeout_ms)
+    }
+
+    fn bounded(config: &ConsumerConfig, deadline: tokio::time::Instant, timeout_ms: u64) -> Retry {
         Retry {
-            deadline: tokio::time::Instant::now() + Duration::from_millis(timeout_ms),
+            deadline,
             timeout_ms,
             pause_ms: 0,
             // At least 1 ms: every pass that does not end the loop sleeps, so the

@@ -301,3 +301,48 @@ async fn a_commit_never_answered_ends_at_the_api_timeout_naming_the_request() {
     };
     assert!(what.starts_with("OffsetCommit to 127.0.0.1:"), "{what}");
 }
+
+/// A coordinator loading when `poll` fetches the committed offsets: retried within the
+/// poll's time (Java's `refreshCommittedOffsetsIfNeeded`), never an error from `poll`; the
+/// position comes from the commit once it answers, and a coordinator loading for the whole
+/// poll leaves the position unknown and the poll empty at its timeout.
+#[tokio::test]
+async fn a_poll_retries_a_loading_coordinator_within_its_time_instead_of_failing() {
+    let (mut recovering, counts) = consumer(
+        |_| Some(0),
+        |n| {
+            Some(if n < 2 {
+                codes::COORDINATOR_LOAD_IN_PROGRESS
+            } else {
+                0
+            })
+        },
+        |_| {},
+    )
+    .await;
+    recovering.assign(&[t0()]).unwrap();
+    let polled = tokio::time::timeout(HANG, recovering.poll(Duration::from_millis(1000))).await;
+    let records = polled.expect("not hung").expect("no error from poll");
+    assert!(records.is_empty());
+    assert_eq!(recovering.position(&t0()), Some(COMMITTED_OFFSET));
+    assert_eq!(Counts::get(&counts.fetches), 3, "retried");
+
+    let (mut loading, counts) = consumer(
+        |_| Some(0),
+        |_| Some(codes::COORDINATOR_LOAD_IN_PROGRESS),
+        |_| {},
+    )
+    .await;
+    loading.assign(&[t0()]).unwrap();
+    let started = Instant::now();
+    let polled = tokio::time::timeout(HANG, loading.poll(Duration::from_millis(400))).await;
+    let records = polled.expect("not hung").expect("no error from poll");
+    assert!(records.is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "kept to its timeout: {waited:?}"
+    );
+    assert_eq!(loading.position(&t0()), None);
+    assert!(Counts::get(&counts.fetches) >= 2, "retried");
+}
