@@ -65,15 +65,21 @@ impl Consumer {
     }
 
     /// Starts a commit of the delivered positions (as [`Consumer::commit`]) in the
-    /// background, tried once; the handle yields its result.
+    /// background, tried once; the handle yields its result. An unknown coordinator is
+    /// looked up (for up to `default_api_timeout_ms`) in the background too: as Java's
+    /// `commitAsync`, this does not wait for the coordinator.
     pub async fn commit_async(&mut self) -> Result<tokio::task::JoinHandle<Result<()>>> {
         self.finish_join().await?;
         let in_generation = self.subscription.is_some();
         let group = member(&mut self.group, "commit")?;
-        let coordinator = group.coordinator().await?;
+        let lookup = group.coordinator_lookup();
+        let lookup_ms = Duration::from_millis(self.config.default_api_timeout_ms);
         let target = CommitTarget::of(group, in_generation);
         let positions = delivered_positions(&self.fetcher, &self.pending);
         Ok(tokio::spawn(async move {
+            let coordinator = lookup
+                .until(tokio::time::Instant::now() + lookup_ms)
+                .await?;
             target.commit(&coordinator, &positions).await
         }))
     }

@@ -41,13 +41,20 @@ async fn consumer(
     fetch: Answers,
     adjust: impl FnOnce(&mut ConsumerConfig),
 ) -> (Consumer, Counts) {
+    consumer_finding(|_| Some(0), commit, fetch, adjust).await
+}
+
+/// [`consumer`], the n-th FindCoordinator answered by `find`.
+async fn consumer_finding(
+    find: Answers,
+    commit: Answers,
+    fetch: Answers,
+    adjust: impl FnOnce(&mut ConsumerConfig),
+) -> (Consumer, Counts) {
     let counts = Counts::default();
     let c = counts.clone();
     let addr = fake_broker::start(Script {
-        find_coordinator: Arc::new(move || {
-            c.finds.fetch_add(1, Ordering::SeqCst);
-            Some(0)
-        }),
+        find_coordinator: Arc::new(move || find(c.finds.fetch_add(1, Ordering::SeqCst))),
         join_group: {
             let joins = counts.joins.clone();
             Arc::new(move || {
@@ -345,4 +352,36 @@ async fn a_poll_retries_a_loading_coordinator_within_its_time_instead_of_failing
     );
     assert_eq!(loading.position(&t0()), None);
     assert!(Counts::get(&counts.fetches) >= 2, "retried");
+}
+
+/// An async commit with no coordinator to be found returns at once, as Java's
+/// `commitAsync`: the lookup runs in its task, whose result is the lookup's last error.
+#[tokio::test]
+async fn an_async_commit_does_not_wait_for_the_coordinator_lookup() {
+    let (mut consumer, counts) = consumer_finding(
+        |_| Some(codes::COORDINATOR_NOT_AVAILABLE),
+        |_| Some(0),
+        |_| Some(0),
+        |c| c.default_api_timeout_ms = 1000,
+    )
+    .await;
+    consumer.assign(&[t0()]).unwrap();
+    consumer.seek(&t0(), 5).unwrap();
+    let started = Instant::now();
+    let handle = tokio::time::timeout(HANG, consumer.commit_async()).await;
+    let handle = handle.expect("not hung").expect("started");
+    let returned = started.elapsed();
+    assert!(returned < Duration::from_millis(300), "waited {returned:?}");
+    let result = tokio::time::timeout(HANG, handle).await.expect("not hung");
+    let error = result.unwrap().unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(codes::COORDINATOR_NOT_AVAILABLE),
+        "{error}"
+    );
+    assert!(
+        Counts::get(&counts.finds) >= 2,
+        "looked up in the background"
+    );
+    assert_eq!(Counts::get(&counts.commits), 0);
 }

@@ -143,12 +143,17 @@ impl GroupMember {
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Result<Arc<Connection>> {
-        if let Some(conn) = heartbeat::current(&self.coordinator) {
-            return Ok(conn);
+        self.coordinator_lookup().until(deadline).await
+    }
+
+    /// What looks the coordinator up into this member's slot, for a task of its own (an
+    /// async commit's, which must not wait for a lookup before it returns).
+    pub(super) fn coordinator_lookup(&self) -> CoordinatorLookup {
+        CoordinatorLookup {
+            cluster: self.cluster.clone(),
+            group_id: self.group_id.clone(),
+            slot: self.coordinator.clone(),
         }
-        let conn = find_coordinator(&self.cluster, &self.group_id, deadline).await?;
-        heartbeat::set(&self.coordinator, Some(conn.clone()));
-        Ok(conn)
     }
 
     /// A handle a commit reports back through, also from a task of its own.
@@ -432,6 +437,25 @@ impl MembershipHandle {
 
     fn generation_current(&self) -> bool {
         self.joins.load(Ordering::Relaxed) == self.joins_seen
+    }
+}
+
+/// A group's coordinator connection as its member knows it (shared through the slot).
+pub(super) struct CoordinatorLookup {
+    cluster: Arc<Cluster>,
+    group_id: String,
+    slot: CoordinatorSlot,
+}
+
+impl CoordinatorLookup {
+    /// The known coordinator, else one found with FindCoordinator until `deadline` at most.
+    pub(super) async fn until(&self, deadline: tokio::time::Instant) -> Result<Arc<Connection>> {
+        if let Some(conn) = heartbeat::current(&self.slot) {
+            return Ok(conn);
+        }
+        let conn = find_coordinator(&self.cluster, &self.group_id, deadline).await?;
+        heartbeat::set(&self.slot, Some(conn.clone()));
+        Ok(conn)
     }
 }
 
