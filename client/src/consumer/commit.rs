@@ -9,7 +9,8 @@
 //! `default_api_timeout_ms`, then fail with [`Error::ApiTimeout`] naming the last error.
 //! `poll`'s fetch of committed offsets retries them within the poll's time, then returns no
 //! records rather than an error (Java's `refreshCommittedOffsetsIfNeeded`).
-//! Async commits, auto-commits and the commits before a rebalance try once.
+//! The commits before a rebalance (auto-commit) retry them as well, until
+//! `rebalance_timeout_ms` (Java's `onJoinPrepare`); async commits and auto-commits try once.
 //! A commit from a generation the coordinator no longer knows (UNKNOWN_MEMBER_ID,
 //! ILLEGAL_GENERATION, FENCED_INSTANCE_ID) fails as [`Error::CommitFailed`] and the next
 //! `poll` rejoins afresh, its partitions lost; REBALANCE_IN_PROGRESS fails it as
@@ -61,7 +62,7 @@ impl Consumer {
         self.finish_join().await?;
         let in_generation = self.subscription.is_some();
         let group = member(&mut self.group, "commit")?;
-        commit_sync(group, &self.config, in_generation, offsets).await
+        commit_sync(group, in_generation, offsets, &mut Retry::new(&self.config)).await
     }
 
     /// Starts a commit of the delivered positions (as [`Consumer::commit`]) in the
@@ -102,7 +103,8 @@ impl Consumer {
         if let Some(group) = &mut self.group {
             if self.config.auto_commit && self.subscription.is_some() {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                if let Err(e) = commit_sync(group, &self.config, true, &positions).await {
+                let mut retry = Retry::new(&self.config);
+                if let Err(e) = commit_sync(group, true, &positions, &mut retry).await {
                     tracing::warn!(error = %e, "commit on close failed");
                 }
             }
@@ -141,9 +143,9 @@ pub(super) fn delivered_positions(
     positions
 }
 
-/// One commit of `positions` (auto-commit, before a rebalance): not retried, but what the
-/// error says about the coordinator is acted on.
-pub(super) async fn commit_positions(
+/// One commit of `positions` (auto-commit): not retried, but what the error says about the
+/// coordinator is acted on.
+async fn commit_positions(
     group: &mut GroupMember,
     in_generation: bool,
     positions: BTreeMap<TopicPartition, i64>,
@@ -157,18 +159,39 @@ pub(super) async fn commit_positions(
         .await
 }
 
-/// A synchronous commit of `offsets`: retriable errors are retried until
-/// `default_api_timeout_ms`, as Java's `commitSync`.
-async fn commit_sync(
+/// The commit of the owned partitions' positions before a rebalance gives them up
+/// (auto-commit), as Java's `onJoinPrepare`: retriable errors are retried until
+/// `rebalance_timeout_ms` (a member that takes longer to rejoin is dropped from the group
+/// anyway); a failure is logged and the rebalance goes on.
+pub(super) async fn commit_before_rebalance(
     group: &mut GroupMember,
     config: &ConsumerConfig,
+    positions: BTreeMap<TopicPartition, i64>,
+) {
+    let timeout_ms = u64::try_from(config.rebalance_timeout_ms).unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let mut retry = Retry::bounded(config, deadline, timeout_ms);
+    match commit_sync(group, true, &positions, &mut retry).await {
+        Ok(()) => {}
+        // Bounded by the rebalance timeout, not `default_api_timeout_ms` as the error says.
+        Err(Error::ApiTimeout { last_error, .. }) => {
+            tracing::warn!(error = %last_error, timeout_ms, "no commit before the rebalance within rebalance_timeout_ms");
+        }
+        Err(error) => tracing::warn!(%error, "commit before the rebalance failed"),
+    }
+}
+
+/// A synchronous commit of `offsets`: retriable errors are retried as `retry` allows (until
+/// `default_api_timeout_ms` for Java's `commitSync`).
+async fn commit_sync(
+    group: &mut GroupMember,
     in_generation: bool,
     offsets: &BTreeMap<TopicPartition, i64>,
+    retry: &mut Retry,
 ) -> Result<()> {
     if offsets.is_empty() {
         return Ok(());
     }
-    let mut retry = Retry::new(config);
     loop {
         let error = match group.coordinator_until(retry.deadline).await {
             Ok(coordinator) => {

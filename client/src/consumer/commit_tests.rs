@@ -385,3 +385,61 @@ async fn an_async_commit_does_not_wait_for_the_coordinator_lookup() {
     );
     assert_eq!(Counts::get(&counts.commits), 0);
 }
+
+/// A consumer with auto-commit on (its interval never due here) and a `rebalance_timeout_ms`
+/// of `rebalance_ms`, subscribed to `t`, that owns `t-0` at a known position; the n-th
+/// OffsetCommit is answered by `commit`.
+async fn auto_committing_consumer(commit: Answers, rebalance_ms: i32) -> (Consumer, Counts, Told) {
+    let (mut consumer, counts) = consumer(
+        commit,
+        |_| Some(0),
+        |c| {
+            c.auto_commit = true;
+            c.auto_commit_interval_ms = 600_000;
+            c.rebalance_timeout_ms = rebalance_ms;
+        },
+    )
+    .await;
+    let told = Told::default();
+    consumer.set_rebalance_listener(Box::new(told.clone()));
+    consumer.subscribe(&["t"]).unwrap();
+    let started = Instant::now();
+    while consumer.assignment().is_empty() || consumer.position(&t0()).is_none() {
+        assert!(started.elapsed() < HANG, "never joined");
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(Counts::get(&counts.commits), 0);
+    told.0.lock().unwrap().clear();
+    (consumer, counts, told)
+}
+
+/// The auto-commit before an eager rebalance revokes the partitions retries a loading
+/// coordinator, as Java's `onJoinPrepare`, up to `rebalance_timeout_ms`: the commit lands
+/// before `on_revoked`; one that never lands holds the rebalance up no longer than that.
+#[tokio::test]
+async fn the_commit_before_a_rebalance_is_retried_within_the_rebalance_timeout() {
+    let loading_once: Answers = |n| first_then_ok(codes::COORDINATOR_LOAD_IN_PROGRESS)(n);
+    let (mut consumer, counts, told) = auto_committing_consumer(loading_once, 5_000).await;
+    consumer.subscribe(&["t"]).unwrap(); // asks for a rejoin
+    let polled = tokio::time::timeout(HANG, consumer.poll(Duration::from_millis(300))).await;
+    polled.expect("not hung").unwrap();
+    assert_eq!(Counts::get(&counts.commits), 2, "retried");
+    assert_eq!(Counts::get(&counts.joins), 2, "rejoined");
+    let told_now = told.0.lock().unwrap().clone();
+    assert_eq!(told_now.first().map(String::as_str), Some("revoked t-0"));
+
+    let loading: Answers = |_| Some(codes::COORDINATOR_LOAD_IN_PROGRESS);
+    let (mut stuck, counts, _) = auto_committing_consumer(loading, 500).await;
+    stuck.subscribe(&["t"]).unwrap();
+    let started = Instant::now();
+    let polled = tokio::time::timeout(HANG, stuck.poll(Duration::from_millis(100))).await;
+    polled.expect("not hung").unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert!(Counts::get(&counts.commits) >= 3, "retried");
+    // The join it went on to runs in the background: the next poll takes it in.
+    let polled = tokio::time::timeout(HANG, stuck.poll(Duration::from_millis(300))).await;
+    polled.expect("not hung").unwrap();
+    assert_eq!(Counts::get(&counts.joins), 2, "rejoined after giving up");
+}

@@ -25,12 +25,13 @@ pub use record::{ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::offsets::{self, EARLIEST, LATEST};
-use commit::{commit_positions, delivered_positions, fetch_committed_for_poll};
+use commit::{commit_before_rebalance, delivered_positions, fetch_committed_for_poll};
 use fetcher::Fetcher;
 use group::{GroupMember, Joined};
 
 /// Told about partitions this consumer stops or starts owning during a rebalance. With
-/// auto-commit on, positions are committed before `on_revoked` is called.
+/// auto-commit on, positions are committed before `on_revoked` is called (retriable errors
+/// retried for up to `rebalance_timeout_ms`).
 ///
 /// ```
 /// use runnel_client::consumer::RebalanceListener;
@@ -249,7 +250,7 @@ impl Consumer {
         if !cooperative && !owned.is_empty() {
             if self.config.auto_commit {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, true, positions).await.ok();
+                commit_before_rebalance(group, &self.config, positions).await;
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&owned);
@@ -324,7 +325,7 @@ impl Consumer {
         if !revoked.is_empty() {
             if self.config.auto_commit {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, true, positions).await.ok();
+                commit_before_rebalance(group, &self.config, positions).await;
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&revoked);
