@@ -21,12 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fetcher::Fetcher;
-use super::group::{next_backoff_ms, GroupMember, MembershipHandle};
+use super::group::{GroupMember, MembershipHandle};
 use super::Consumer;
 use super::{member, ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::conn::Connection;
 use crate::error::{codes, Error, Result};
 use crate::offsets;
+use crate::retry::Retry;
 
 impl Consumer {
     /// Commits the delivered positions once the interval has passed; one try, as Java's
@@ -62,7 +63,7 @@ impl Consumer {
         self.finish_join().await?;
         let in_generation = self.subscription.is_some();
         let group = member(&mut self.group, "commit")?;
-        commit_sync(group, in_generation, offsets, &mut Retry::new(&self.config)).await
+        commit_sync(group, in_generation, offsets, &mut api_retry(&self.config)).await
     }
 
     /// Starts a commit of the delivered positions (as [`Consumer::commit`]) in the
@@ -93,7 +94,7 @@ impl Consumer {
     ) -> Result<BTreeMap<TopicPartition, i64>> {
         self.finish_join().await?;
         let group = member(&mut self.group, "committed")?;
-        fetch_committed(group, partitions, &mut Retry::new(&self.config)).await
+        fetch_committed(group, partitions, &mut api_retry(&self.config)).await
     }
 
     /// Commits (with auto-commit on, retried as the module doc says; a failure is logged,
@@ -103,7 +104,7 @@ impl Consumer {
         if let Some(group) = &mut self.group {
             if self.config.auto_commit && self.subscription.is_some() {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                let mut retry = Retry::new(&self.config);
+                let mut retry = api_retry(&self.config);
                 if let Err(e) = commit_sync(group, true, &positions, &mut retry).await {
                     tracing::warn!(error = %e, "commit on close failed");
                 }
@@ -169,8 +170,11 @@ pub(super) async fn commit_before_rebalance(
     positions: BTreeMap<TopicPartition, i64>,
 ) {
     let timeout_ms = u64::try_from(config.rebalance_timeout_ms).unwrap_or(0);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-    let mut retry = Retry::bounded(config, deadline, timeout_ms);
+    let mut retry = Retry::within(
+        timeout_ms,
+        config.retry_backoff_ms,
+        config.retry_backoff_max_ms,
+    );
     match commit_sync(group, true, &positions, &mut retry).await {
         Ok(()) => {}
         // Bounded by the rebalance timeout, not `default_api_timeout_ms` as the error says.
@@ -219,7 +223,11 @@ pub(super) async fn fetch_committed_for_poll(
     partitions: &[TopicPartition],
     deadline: tokio::time::Instant,
 ) -> Result<Option<BTreeMap<TopicPartition, i64>>> {
-    let mut retry = Retry::until(config, deadline);
+    let mut retry = Retry::until(
+        deadline,
+        config.retry_backoff_ms,
+        config.retry_backoff_max_ms,
+    );
     match fetch_committed(group, partitions, &mut retry).await {
         Ok(committed) => Ok(Some(committed)),
         Err(Error::ApiTimeout { last_error, .. }) => {
@@ -342,67 +350,14 @@ fn on_error(membership: &MembershipHandle, error: Error) -> Error {
     error
 }
 
-/// The time bound and backoff of one synchronous call's retries.
-struct Retry {
-    deadline: tokio::time::Instant,
-    timeout_ms: u64,
-    pause_ms: u64,
-    backoff_ms: u64,
-    backoff_max_ms: u64,
-}
-
-impl Retry {
-    /// Bounded by `default_api_timeout_ms` from now.
-    fn new(config: &ConsumerConfig) -> Retry {
-        let timeout_ms = config.default_api_timeout_ms;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
-        Retry::bounded(config, deadline, timeout_ms)
-    }
-
-    /// Bounded by the caller's `deadline` (a poll's).
-    fn until(config: &ConsumerConfig, deadline: tokio::time::Instant) -> Retry {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let timeout_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
-        Retry::bounded(config, deadline, timeout_ms)
-    }
-
-    fn bounded(config: &ConsumerConfig, deadline: tokio::time::Instant, timeout_ms: u64) -> Retry {
-        Retry {
-            deadline,
-            timeout_ms,
-            pause_ms: 0,
-            // At least 1 ms: every pass that does not end the loop sleeps, so the
-            // deadline bounds it.
-            backoff_ms: config.retry_backoff_ms.max(1),
-            backoff_max_ms: config.retry_backoff_max_ms,
-        }
-    }
-
-    /// After a failed attempt: `Err` when `error` is final, or (as [`Error::ApiTimeout`],
-    /// `what` naming the call) when the time is up; otherwise sleeps the next backoff.
-    async fn after(
-        &mut self,
-        error: Error,
-        retriable: bool,
-        what: impl FnOnce() -> String,
-    ) -> Result<()> {
-        if !retriable {
-            return Err(error);
-        }
-        let now = tokio::time::Instant::now();
-        if now >= self.deadline {
-            return Err(Error::ApiTimeout {
-                what: what(),
-                timeout_ms: self.timeout_ms,
-                last_error: Box::new(error),
-            });
-        }
-        tracing::debug!(%error, "retrying");
-        self.pause_ms = next_backoff_ms(self.pause_ms, self.backoff_ms, self.backoff_max_ms);
-        let wake = (now + Duration::from_millis(self.pause_ms)).min(self.deadline);
-        tokio::time::sleep_until(wake).await;
-        Ok(())
-    }
+/// Retries bounded by `default_api_timeout_ms`, with the consumer's backoff.
+fn api_retry(config: &ConsumerConfig) -> Retry {
+    let timeout_ms = config.default_api_timeout_ms;
+    Retry::within(
+        timeout_ms,
+        config.retry_backoff_ms,
+        config.retry_backoff_max_ms,
+    )
 }
 
 #[cfg(test)]

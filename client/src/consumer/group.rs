@@ -28,17 +28,8 @@ use super::{ConsumerConfig, TopicPartition};
 use crate::cluster::{topic_name, Cluster};
 use crate::conn::Connection;
 use crate::error::{codes, Error, Result};
-
-/// First pause before FindCoordinator asks again, doubling up to `RETRY_BACKOFF_MAX_MS`
-/// (Kafka's `retry.backoff.ms` and `retry.backoff.max.ms` defaults; a join's pauses come
-/// from the consumer's config).
-const RETRY_BACKOFF_MS: u64 = 100;
-const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
-
-/// The pause after `pause_ms` (0 before the first): doubled, within `[min_ms, max_ms]`.
-pub(super) fn next_backoff_ms(pause_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
-    pause_ms.saturating_mul(2).clamp(min_ms, max_ms.max(min_ms))
-}
+// FindCoordinator's pauses are Kafka's defaults; a join's come from the consumer's config.
+use crate::retry::{next_backoff_ms, RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MS};
 
 /// The outcome of one completed rebalance (what [`GroupMember::join`] returns).
 pub struct Joined {
