@@ -1,6 +1,7 @@
 //! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce,
 //! FindCoordinator, JoinGroup, Heartbeat, OffsetCommit and OffsetFetch as a test's [`Script`]
-//! says (and SyncGroup and LeaveGroup for a group of one member), so producer, group and
+//! says (and SyncGroup and LeaveGroup for a group of one member, DescribeGroups as an empty
+//! group), so producer, group and
 //! commit behaviour against
 //! leaders that come and go, or brokers that never answer, can be shown without a real
 //! broker. Requests on a connection are answered in order; one the script leaves unanswered
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -24,11 +26,11 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, FindCoordinatorResponse, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, MetadataRequest, MetadataResponse,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
-    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
-    SyncGroupResponse,
+    ApiKey, ApiVersionsResponse, BrokerId, DescribeGroupsRequest, DescribeGroupsResponse,
+    FindCoordinatorResponse, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -215,6 +217,20 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     None => false,
                 }
             }
+            ApiKey::DescribeGroups => {
+                // Every group asked for is an empty consumer group.
+                let request = DescribeGroupsRequest::decode(&mut body, version).unwrap();
+                let groups = request.groups.into_iter().map(|group_id| {
+                    DescribedGroup::default()
+                        .with_group_id(group_id)
+                        .with_group_state(StrBytes::from_static_str("Empty"))
+                        .with_protocol_type(StrBytes::from_static_str("consumer"))
+                });
+                DescribeGroupsResponse::default()
+                    .with_groups(groups.collect())
+                    .encode(&mut out, version)
+                    .is_ok()
+            }
             ApiKey::LeaveGroup => LeaveGroupResponse::default()
                 .encode(&mut out, version)
                 .is_ok(),
@@ -254,6 +270,7 @@ pub(crate) fn api_versions() -> ApiVersionsResponse {
         api(ApiKey::LeaveGroup, 3),
         api(ApiKey::OffsetCommit, 8),
         api(ApiKey::OffsetFetch, 7),
+        api(ApiKey::DescribeGroups, 5),
     ])
 }
 

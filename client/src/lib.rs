@@ -10,6 +10,7 @@
 //! - [`producer`]: batching accumulator + sender task.
 //! - [`consumer`]: assignment, group membership, assignors, fetch pipeline.
 //! - [`admin`]: topics, configs, groups, offsets and lag.
+//! - `retry`: the time-bounded retry loop of group offset calls (consumer and admin).
 
 pub mod admin;
 pub mod cluster;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
+mod retry;
 pub mod versions;
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! committed offsets, lag per partition (log end minus committed) and offset resets.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 
 use kafka_protocol::messages::{
     DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
@@ -11,11 +13,12 @@ use super::{str_bytes, Admin};
 use crate::conn::Connection;
 use crate::consumer::group::{decode_assignment, find_coordinator};
 use crate::consumer::TopicPartition;
-use crate::error::{Error, Result};
+use crate::error::{codes, Error, Result};
 use crate::offsets::{self, LATEST};
+use crate::retry::{Retry, RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MS};
 
-/// How long an admin call waits for its group's coordinator (Java's
-/// `default.api.timeout.ms` default).
+/// How long an admin call waits for its group's coordinator, and retries retriable errors
+/// of the calls made to it (Java's `default.api.timeout.ms` default).
 const DEFAULT_API_TIMEOUT_MS: u64 = 60_000;
 
 /// A group as ListGroups reports it.
@@ -111,9 +114,46 @@ impl Admin {
         find_coordinator(&self.cluster, group_id, deadline).await
     }
 
+    /// Calls `call` at the group's coordinator as Java's admin does: retriable errors (the
+    /// coordinator loading or moved, a lost connection) are retried, the coordinator looked
+    /// up again each time, until [`DEFAULT_API_TIMEOUT_MS`]; `what` names the call for the
+    /// [`Error::ApiTimeout`] after that.
+    async fn at_coordinator<T, Call, Answer>(
+        &self,
+        group_id: &str,
+        what: &str,
+        call: Call,
+    ) -> Result<T>
+    where
+        Call: Fn(Arc<Connection>) -> Answer,
+        Answer: Future<Output = Result<T>>,
+    {
+        let mut retry = Retry::within(
+            DEFAULT_API_TIMEOUT_MS,
+            RETRY_BACKOFF_MS,
+            RETRY_BACKOFF_MAX_MS,
+        );
+        loop {
+            let error = match find_coordinator(&self.cluster, group_id, retry.deadline).await {
+                Ok(coordinator) => match call(coordinator).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            };
+            // An unknown partition is final, as in the consumer's offset calls.
+            let retriable =
+                error.is_retriable() && error.code() != Some(codes::UNKNOWN_TOPIC_OR_PARTITION);
+            let what = || format!("{what} of group {group_id}");
+            retry.after(error, retriable, what).await?;
+        }
+    }
+
+    /// DescribeGroups for one group, retried as [`Admin::committed_offsets`] is.
     pub async fn describe_group(&self, group_id: &str) -> Result<GroupDescription> {
-        let coordinator = self.coordinator(group_id).await?;
-        describe_at(&coordinator, group_id).await
+        let describe =
+            |coordinator: Arc<Connection>| async move { describe_at(&coordinator, group_id).await };
+        self.at_coordinator(group_id, "describe", describe).await
     }
 
     pub async fn delete_groups(&self, group_ids: &[&str]) -> Result<()> {
@@ -129,10 +169,15 @@ impl Admin {
         Ok(())
     }
 
-    /// Every committed offset of a group.
+    /// Every committed offset of a group. Retriable errors (COORDINATOR_LOAD_IN_PROGRESS,
+    /// NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, a lost connection) are retried, the
+    /// coordinator looked up again, for up to 60 s (Java's `default.api.timeout.ms`).
     pub async fn committed_offsets(&self, group_id: &str) -> Result<BTreeMap<TopicPartition, i64>> {
-        let coordinator = self.coordinator(group_id).await?;
-        offsets::committed(&coordinator, group_id, None).await
+        let fetch = |coordinator: Arc<Connection>| async move {
+            offsets::committed(&coordinator, group_id, None).await
+        };
+        self.at_coordinator(group_id, "fetching committed offsets", fetch)
+            .await
     }
 
     /// Lag per partition of every topic the group committed for or is assigned, sorted.
@@ -142,17 +187,22 @@ impl Admin {
 
     /// The group's description and [`group_lag`](Self::group_lag) together (what `runnel
     /// groups describe` shows). Committed offsets and the description are independent, so
-    /// both requests go to the coordinator at once; then one ListOffsets per leader broker
-    /// covers every partition.
+    /// both requests go to the coordinator at once (retried together as
+    /// [`Admin::committed_offsets`] is); then one ListOffsets per leader broker covers every
+    /// partition.
     pub async fn describe_group_with_lag(
         &self,
         group_id: &str,
     ) -> Result<(GroupDescription, Vec<PartitionLag>)> {
-        let coordinator = self.coordinator(group_id).await?;
-        let (committed, description) = tokio::try_join!(
-            offsets::committed(&coordinator, group_id, None),
-            describe_at(&coordinator, group_id),
-        )?;
+        let both = |coordinator: Arc<Connection>| async move {
+            tokio::try_join!(
+                offsets::committed(&coordinator, group_id, None),
+                describe_at(&coordinator, group_id),
+            )
+        };
+        let (committed, description) = self
+            .at_coordinator(group_id, "describe with committed offsets", both)
+            .await?;
         let mut owners: BTreeMap<TopicPartition, String> = BTreeMap::new();
         for member in &description.members {
             for tp in &member.assignment {
@@ -181,7 +231,8 @@ impl Admin {
         Ok((description, lag))
     }
 
-    /// Commits `offsets` for a group that has no active members (Kafka refuses otherwise).
+    /// Commits `offsets` for a group that has no active members (Kafka refuses otherwise),
+    /// retried as [`Admin::committed_offsets`] is.
     pub async fn reset_group_offsets(
         &self,
         group_id: &str,
@@ -194,8 +245,11 @@ impl Admin {
                 description.members.len()
             )));
         }
-        let coordinator = self.coordinator(group_id).await?;
-        offsets::commit(&coordinator, group_id, -1, "", offsets).await
+        let commit = |coordinator: Arc<Connection>| async move {
+            offsets::commit(&coordinator, group_id, -1, "", offsets).await
+        };
+        self.at_coordinator(group_id, "committing offsets", commit)
+            .await
     }
 }
 
@@ -239,14 +293,5 @@ fn lag_records(committed: Option<i64>, log_end: i64) -> Option<i64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::lag_records;
-
-    #[test]
-    fn lag_is_unknown_without_a_commit() {
-        assert_eq!(lag_records(None, 10), None);
-        assert_eq!(lag_records(None, 0), None);
-        assert_eq!(lag_records(Some(4), 10), Some(6));
-        assert_eq!(lag_records(Some(12), 10), Some(0));
-    }
-}
+#[path = "groups_tests.rs"]
+mod tests;

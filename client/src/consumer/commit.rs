@@ -7,7 +7,10 @@
 //! Synchronous calls (`commit`, `commit_offsets`, `committed`, the commit in `close`) retry
 //! retriable errors after `retry_backoff_ms`, doubling up to `retry_backoff_max_ms`, until
 //! `default_api_timeout_ms`, then fail with [`Error::ApiTimeout`] naming the last error.
-//! Async commits, auto-commits and the commits before a rebalance try once.
+//! `poll`'s fetch of committed offsets retries them within the poll's time, then returns no
+//! records rather than an error (Java's `refreshCommittedOffsetsIfNeeded`).
+//! The commits before a rebalance (auto-commit) retry them as well, until
+//! `rebalance_timeout_ms` (Java's `onJoinPrepare`); async commits and auto-commits try once.
 //! A commit from a generation the coordinator no longer knows (UNKNOWN_MEMBER_ID,
 //! ILLEGAL_GENERATION, FENCED_INSTANCE_ID) fails as [`Error::CommitFailed`] and the next
 //! `poll` rejoins afresh, its partitions lost; REBALANCE_IN_PROGRESS fails it as
@@ -18,12 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fetcher::Fetcher;
-use super::group::{next_backoff_ms, GroupMember, MembershipHandle};
+use super::group::{GroupMember, MembershipHandle};
 use super::Consumer;
 use super::{member, ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::conn::Connection;
 use crate::error::{codes, Error, Result};
 use crate::offsets;
+use crate::retry::Retry;
 
 impl Consumer {
     /// Commits the delivered positions once the interval has passed; one try, as Java's
@@ -59,19 +63,25 @@ impl Consumer {
         self.finish_join().await?;
         let in_generation = self.subscription.is_some();
         let group = member(&mut self.group, "commit")?;
-        commit_sync(group, &self.config, in_generation, offsets).await
+        commit_sync(group, in_generation, offsets, &mut api_retry(&self.config)).await
     }
 
     /// Starts a commit of the delivered positions (as [`Consumer::commit`]) in the
-    /// background, tried once; the handle yields its result.
+    /// background, tried once; the handle yields its result. An unknown coordinator is
+    /// looked up (for up to `default_api_timeout_ms`) in the background too: as Java's
+    /// `commitAsync`, this does not wait for the coordinator.
     pub async fn commit_async(&mut self) -> Result<tokio::task::JoinHandle<Result<()>>> {
         self.finish_join().await?;
         let in_generation = self.subscription.is_some();
         let group = member(&mut self.group, "commit")?;
-        let coordinator = group.coordinator().await?;
+        let lookup = group.coordinator_lookup();
+        let lookup_ms = Duration::from_millis(self.config.default_api_timeout_ms);
         let target = CommitTarget::of(group, in_generation);
         let positions = delivered_positions(&self.fetcher, &self.pending);
         Ok(tokio::spawn(async move {
+            let coordinator = lookup
+                .until(tokio::time::Instant::now() + lookup_ms)
+                .await?;
             target.commit(&coordinator, &positions).await
         }))
     }
@@ -84,18 +94,7 @@ impl Consumer {
     ) -> Result<BTreeMap<TopicPartition, i64>> {
         self.finish_join().await?;
         let group = member(&mut self.group, "committed")?;
-        let mut retry = Retry::new(&self.config);
-        loop {
-            let error = match fetch_committed_until(group, partitions, retry.deadline).await {
-                Ok(committed) => return Ok(committed),
-                Err(error) => error,
-            };
-            // An unknown partition is final here, as in Java's offset fetch.
-            let retriable =
-                error.is_retriable() && error.code() != Some(codes::UNKNOWN_TOPIC_OR_PARTITION);
-            let what = || format!("fetching committed offsets of group {}", group.group_id);
-            retry.after(error, retriable, what).await?;
-        }
+        fetch_committed(group, partitions, &mut api_retry(&self.config)).await
     }
 
     /// Commits (with auto-commit on, retried as the module doc says; a failure is logged,
@@ -105,7 +104,8 @@ impl Consumer {
         if let Some(group) = &mut self.group {
             if self.config.auto_commit && self.subscription.is_some() {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                if let Err(e) = commit_sync(group, &self.config, true, &positions).await {
+                let mut retry = api_retry(&self.config);
+                if let Err(e) = commit_sync(group, true, &positions, &mut retry).await {
                     tracing::warn!(error = %e, "commit on close failed");
                 }
             }
@@ -144,9 +144,9 @@ pub(super) fn delivered_positions(
     positions
 }
 
-/// One commit of `positions` (auto-commit, before a rebalance): not retried, but what the
-/// error says about the coordinator is acted on.
-pub(super) async fn commit_positions(
+/// One commit of `positions` (auto-commit): not retried, but what the error says about the
+/// coordinator is acted on.
+async fn commit_positions(
     group: &mut GroupMember,
     in_generation: bool,
     positions: BTreeMap<TopicPartition, i64>,
@@ -160,18 +160,42 @@ pub(super) async fn commit_positions(
         .await
 }
 
-/// A synchronous commit of `offsets`: retriable errors are retried until
-/// `default_api_timeout_ms`, as Java's `commitSync`.
-async fn commit_sync(
+/// The commit of the owned partitions' positions before a rebalance gives them up
+/// (auto-commit), as Java's `onJoinPrepare`: retriable errors are retried until
+/// `rebalance_timeout_ms` (a member that takes longer to rejoin is dropped from the group
+/// anyway); a failure is logged and the rebalance goes on.
+pub(super) async fn commit_before_rebalance(
     group: &mut GroupMember,
     config: &ConsumerConfig,
+    positions: BTreeMap<TopicPartition, i64>,
+) {
+    let timeout_ms = u64::try_from(config.rebalance_timeout_ms).unwrap_or(0);
+    let mut retry = Retry::within(
+        timeout_ms,
+        config.retry_backoff_ms,
+        config.retry_backoff_max_ms,
+    );
+    match commit_sync(group, true, &positions, &mut retry).await {
+        Ok(()) => {}
+        // Bounded by the rebalance timeout, not `default_api_timeout_ms` as the error says.
+        Err(Error::ApiTimeout { last_error, .. }) => {
+            tracing::warn!(error = %last_error, timeout_ms, "no commit before the rebalance within rebalance_timeout_ms");
+        }
+        Err(error) => tracing::warn!(%error, "commit before the rebalance failed"),
+    }
+}
+
+/// A synchronous commit of `offsets`: retriable errors are retried as `retry` allows (until
+/// `default_api_timeout_ms` for Java's `commitSync`).
+async fn commit_sync(
+    group: &mut GroupMember,
     in_generation: bool,
     offsets: &BTreeMap<TopicPartition, i64>,
+    retry: &mut Retry,
 ) -> Result<()> {
     if offsets.is_empty() {
         return Ok(());
     }
-    let mut retry = Retry::new(config);
     loop {
         let error = match group.coordinator_until(retry.deadline).await {
             Ok(coordinator) => {
@@ -189,9 +213,53 @@ async fn commit_sync(
     }
 }
 
+/// The committed offsets `poll` starts from, as Java's `refreshCommittedOffsetsIfNeeded`:
+/// retriable errors are retried within the poll's time, up to `deadline`; `None` when it
+/// runs out (the positions stay unknown, the poll returns no records, the next one asks
+/// again). Only a final error is returned.
+pub(super) async fn fetch_committed_for_poll(
+    group: &mut GroupMember,
+    config: &ConsumerConfig,
+    partitions: &[TopicPartition],
+    deadline: tokio::time::Instant,
+) -> Result<Option<BTreeMap<TopicPartition, i64>>> {
+    let mut retry = Retry::until(
+        deadline,
+        config.retry_backoff_ms,
+        config.retry_backoff_max_ms,
+    );
+    match fetch_committed(group, partitions, &mut retry).await {
+        Ok(committed) => Ok(Some(committed)),
+        Err(Error::ApiTimeout { last_error, .. }) => {
+            tracing::debug!(error = %last_error, "no committed offsets within the poll's time");
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The committed offsets of `partitions`, retriable errors retried as `retry` allows.
+async fn fetch_committed(
+    group: &mut GroupMember,
+    partitions: &[TopicPartition],
+    retry: &mut Retry,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    loop {
+        let error = match fetch_committed_until(group, partitions, retry.deadline).await {
+            Ok(committed) => return Ok(committed),
+            Err(error) => error,
+        };
+        // An unknown partition is final here, as in Java's offset fetch.
+        let retriable =
+            error.is_retriable() && error.code() != Some(codes::UNKNOWN_TOPIC_OR_PARTITION);
+        let what = || format!("fetching committed offsets of group {}", group.group_id);
+        retry.after(error, retriable, what).await?;
+    }
+}
+
 /// One OffsetFetch for `partitions`, its coordinator looked up until `deadline` at most;
-/// what an error says about the coordinator is acted on. Also `poll`'s.
-pub(super) async fn fetch_committed_until(
+/// what an error says about the coordinator is acted on.
+async fn fetch_committed_until(
     group: &mut GroupMember,
     partitions: &[TopicPartition],
     deadline: tokio::time::Instant,
@@ -282,54 +350,14 @@ fn on_error(membership: &MembershipHandle, error: Error) -> Error {
     error
 }
 
-/// The time bound and backoff of one synchronous call's retries.
-struct Retry {
-    deadline: tokio::time::Instant,
-    timeout_ms: u64,
-    pause_ms: u64,
-    backoff_ms: u64,
-    backoff_max_ms: u64,
-}
-
-impl Retry {
-    fn new(config: &ConsumerConfig) -> Retry {
-        let timeout_ms = config.default_api_timeout_ms;
-        Retry {
-            deadline: tokio::time::Instant::now() + Duration::from_millis(timeout_ms),
-            timeout_ms,
-            pause_ms: 0,
-            // At least 1 ms: every pass that does not end the loop sleeps, so the
-            // deadline bounds it.
-            backoff_ms: config.retry_backoff_ms.max(1),
-            backoff_max_ms: config.retry_backoff_max_ms,
-        }
-    }
-
-    /// After a failed attempt: `Err` when `error` is final, or (as [`Error::ApiTimeout`],
-    /// `what` naming the call) when the time is up; otherwise sleeps the next backoff.
-    async fn after(
-        &mut self,
-        error: Error,
-        retriable: bool,
-        what: impl FnOnce() -> String,
-    ) -> Result<()> {
-        if !retriable {
-            return Err(error);
-        }
-        let now = tokio::time::Instant::now();
-        if now >= self.deadline {
-            return Err(Error::ApiTimeout {
-                what: what(),
-                timeout_ms: self.timeout_ms,
-                last_error: Box::new(error),
-            });
-        }
-        tracing::debug!(%error, "retrying");
-        self.pause_ms = next_backoff_ms(self.pause_ms, self.backoff_ms, self.backoff_max_ms);
-        let wake = (now + Duration::from_millis(self.pause_ms)).min(self.deadline);
-        tokio::time::sleep_until(wake).await;
-        Ok(())
-    }
+/// Retries bounded by `default_api_timeout_ms`, with the consumer's backoff.
+fn api_retry(config: &ConsumerConfig) -> Retry {
+    let timeout_ms = config.default_api_timeout_ms;
+    Retry::within(
+        timeout_ms,
+        config.retry_backoff_ms,
+        config.retry_backoff_max_ms,
+    )
 }
 
 #[cfg(test)]

@@ -41,13 +41,20 @@ async fn consumer(
     fetch: Answers,
     adjust: impl FnOnce(&mut ConsumerConfig),
 ) -> (Consumer, Counts) {
+    consumer_finding(|_| Some(0), commit, fetch, adjust).await
+}
+
+/// [`consumer`], the n-th FindCoordinator answered by `find`.
+async fn consumer_finding(
+    find: Answers,
+    commit: Answers,
+    fetch: Answers,
+    adjust: impl FnOnce(&mut ConsumerConfig),
+) -> (Consumer, Counts) {
     let counts = Counts::default();
     let c = counts.clone();
     let addr = fake_broker::start(Script {
-        find_coordinator: Arc::new(move || {
-            c.finds.fetch_add(1, Ordering::SeqCst);
-            Some(0)
-        }),
+        find_coordinator: Arc::new(move || find(c.finds.fetch_add(1, Ordering::SeqCst))),
         join_group: {
             let joins = counts.joins.clone();
             Arc::new(move || {
@@ -300,4 +307,139 @@ async fn a_commit_never_answered_ends_at_the_api_timeout_naming_the_request() {
         panic!("not a request timeout: {last_error}");
     };
     assert!(what.starts_with("OffsetCommit to 127.0.0.1:"), "{what}");
+}
+
+/// A coordinator loading when `poll` fetches the committed offsets: retried within the
+/// poll's time (Java's `refreshCommittedOffsetsIfNeeded`), never an error from `poll`; the
+/// position comes from the commit once it answers, and a coordinator loading for the whole
+/// poll leaves the position unknown and the poll empty at its timeout.
+#[tokio::test]
+async fn a_poll_retries_a_loading_coordinator_within_its_time_instead_of_failing() {
+    let (mut recovering, counts) = consumer(
+        |_| Some(0),
+        |n| {
+            Some(if n < 2 {
+                codes::COORDINATOR_LOAD_IN_PROGRESS
+            } else {
+                0
+            })
+        },
+        |_| {},
+    )
+    .await;
+    recovering.assign(&[t0()]).unwrap();
+    let polled = tokio::time::timeout(HANG, recovering.poll(Duration::from_millis(1000))).await;
+    let records = polled.expect("not hung").expect("no error from poll");
+    assert!(records.is_empty());
+    assert_eq!(recovering.position(&t0()), Some(COMMITTED_OFFSET));
+    assert_eq!(Counts::get(&counts.fetches), 3, "retried");
+
+    let (mut loading, counts) = consumer(
+        |_| Some(0),
+        |_| Some(codes::COORDINATOR_LOAD_IN_PROGRESS),
+        |_| {},
+    )
+    .await;
+    loading.assign(&[t0()]).unwrap();
+    let started = Instant::now();
+    let polled = tokio::time::timeout(HANG, loading.poll(Duration::from_millis(400))).await;
+    let records = polled.expect("not hung").expect("no error from poll");
+    assert!(records.is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "kept to its timeout: {waited:?}"
+    );
+    assert_eq!(loading.position(&t0()), None);
+    assert!(Counts::get(&counts.fetches) >= 2, "retried");
+}
+
+/// An async commit with no coordinator to be found returns at once, as Java's
+/// `commitAsync`: the lookup runs in its task, whose result is the lookup's last error.
+#[tokio::test]
+async fn an_async_commit_does_not_wait_for_the_coordinator_lookup() {
+    let (mut consumer, counts) = consumer_finding(
+        |_| Some(codes::COORDINATOR_NOT_AVAILABLE),
+        |_| Some(0),
+        |_| Some(0),
+        |c| c.default_api_timeout_ms = 1000,
+    )
+    .await;
+    consumer.assign(&[t0()]).unwrap();
+    consumer.seek(&t0(), 5).unwrap();
+    let started = Instant::now();
+    let handle = tokio::time::timeout(HANG, consumer.commit_async()).await;
+    let handle = handle.expect("not hung").expect("started");
+    let returned = started.elapsed();
+    assert!(returned < Duration::from_millis(300), "waited {returned:?}");
+    let result = tokio::time::timeout(HANG, handle).await.expect("not hung");
+    let error = result.unwrap().unwrap_err();
+    assert_eq!(
+        error.code(),
+        Some(codes::COORDINATOR_NOT_AVAILABLE),
+        "{error}"
+    );
+    assert!(
+        Counts::get(&counts.finds) >= 2,
+        "looked up in the background"
+    );
+    assert_eq!(Counts::get(&counts.commits), 0);
+}
+
+/// A consumer with auto-commit on (its interval never due here) and a `rebalance_timeout_ms`
+/// of `rebalance_ms`, subscribed to `t`, that owns `t-0` at a known position; the n-th
+/// OffsetCommit is answered by `commit`.
+async fn auto_committing_consumer(commit: Answers, rebalance_ms: i32) -> (Consumer, Counts, Told) {
+    let (mut consumer, counts) = consumer(
+        commit,
+        |_| Some(0),
+        |c| {
+            c.auto_commit = true;
+            c.auto_commit_interval_ms = 600_000;
+            c.rebalance_timeout_ms = rebalance_ms;
+        },
+    )
+    .await;
+    let told = Told::default();
+    consumer.set_rebalance_listener(Box::new(told.clone()));
+    consumer.subscribe(&["t"]).unwrap();
+    let started = Instant::now();
+    while consumer.assignment().is_empty() || consumer.position(&t0()).is_none() {
+        assert!(started.elapsed() < HANG, "never joined");
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(Counts::get(&counts.commits), 0);
+    told.0.lock().unwrap().clear();
+    (consumer, counts, told)
+}
+
+/// The auto-commit before an eager rebalance revokes the partitions retries a loading
+/// coordinator, as Java's `onJoinPrepare`, up to `rebalance_timeout_ms`: the commit lands
+/// before `on_revoked`; one that never lands holds the rebalance up no longer than that.
+#[tokio::test]
+async fn the_commit_before_a_rebalance_is_retried_within_the_rebalance_timeout() {
+    let loading_once: Answers = |n| first_then_ok(codes::COORDINATOR_LOAD_IN_PROGRESS)(n);
+    let (mut consumer, counts, told) = auto_committing_consumer(loading_once, 5_000).await;
+    consumer.subscribe(&["t"]).unwrap(); // asks for a rejoin
+    let polled = tokio::time::timeout(HANG, consumer.poll(Duration::from_millis(300))).await;
+    polled.expect("not hung").unwrap();
+    assert_eq!(Counts::get(&counts.commits), 2, "retried");
+    assert_eq!(Counts::get(&counts.joins), 2, "rejoined");
+    let told_now = told.0.lock().unwrap().clone();
+    assert_eq!(told_now.first().map(String::as_str), Some("revoked t-0"));
+
+    let loading: Answers = |_| Some(codes::COORDINATOR_LOAD_IN_PROGRESS);
+    let (mut stuck, counts, _) = auto_committing_consumer(loading, 500).await;
+    stuck.subscribe(&["t"]).unwrap();
+    let started = Instant::now();
+    let polled = tokio::time::timeout(HANG, stuck.poll(Duration::from_millis(100))).await;
+    polled.expect("not hung").unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert!(Counts::get(&counts.commits) >= 3, "retried");
+    // The join it went on to runs in the background: the next poll takes it in.
+    let polled = tokio::time::timeout(HANG, stuck.poll(Duration::from_millis(300))).await;
+    polled.expect("not hung").unwrap();
+    assert_eq!(Counts::get(&counts.joins), 2, "rejoined after giving up");
 }

@@ -29,6 +29,8 @@ pub struct ConsumerConfig {
     /// Offered in JoinGroup in this order of preference.
     pub assignors: Vec<Assignor>,
     pub session_timeout_ms: i32,
+    /// How long the coordinator waits for members to rejoin (sent in JoinGroup); also the
+    /// bound of the auto-commit before a rebalance (Java's `max.poll.interval.ms`).
     pub rebalance_timeout_ms: i32,
     pub heartbeat_interval_ms: u64,
     pub auto_commit: bool,

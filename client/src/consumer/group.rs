@@ -28,17 +28,8 @@ use super::{ConsumerConfig, TopicPartition};
 use crate::cluster::{topic_name, Cluster};
 use crate::conn::Connection;
 use crate::error::{codes, Error, Result};
-
-/// First pause before FindCoordinator asks again, doubling up to `RETRY_BACKOFF_MAX_MS`
-/// (Kafka's `retry.backoff.ms` and `retry.backoff.max.ms` defaults; a join's pauses come
-/// from the consumer's config).
-const RETRY_BACKOFF_MS: u64 = 100;
-const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
-
-/// The pause after `pause_ms` (0 before the first): doubled, within `[min_ms, max_ms]`.
-pub(super) fn next_backoff_ms(pause_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
-    pause_ms.saturating_mul(2).clamp(min_ms, max_ms.max(min_ms))
-}
+// FindCoordinator's pauses are Kafka's defaults; a join's come from the consumer's config.
+use crate::retry::{next_backoff_ms, RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MS};
 
 /// The outcome of one completed rebalance (what [`GroupMember::join`] returns).
 pub struct Joined {
@@ -143,12 +134,17 @@ impl GroupMember {
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Result<Arc<Connection>> {
-        if let Some(conn) = heartbeat::current(&self.coordinator) {
-            return Ok(conn);
+        self.coordinator_lookup().until(deadline).await
+    }
+
+    /// What looks the coordinator up into this member's slot, for a task of its own (an
+    /// async commit's, which must not wait for a lookup before it returns).
+    pub(super) fn coordinator_lookup(&self) -> CoordinatorLookup {
+        CoordinatorLookup {
+            cluster: self.cluster.clone(),
+            group_id: self.group_id.clone(),
+            slot: self.coordinator.clone(),
         }
-        let conn = find_coordinator(&self.cluster, &self.group_id, deadline).await?;
-        heartbeat::set(&self.coordinator, Some(conn.clone()));
-        Ok(conn)
     }
 
     /// A handle a commit reports back through, also from a task of its own.
@@ -432,6 +428,25 @@ impl MembershipHandle {
 
     fn generation_current(&self) -> bool {
         self.joins.load(Ordering::Relaxed) == self.joins_seen
+    }
+}
+
+/// A group's coordinator connection as its member knows it (shared through the slot).
+pub(super) struct CoordinatorLookup {
+    cluster: Arc<Cluster>,
+    group_id: String,
+    slot: CoordinatorSlot,
+}
+
+impl CoordinatorLookup {
+    /// The known coordinator, else one found with FindCoordinator until `deadline` at most.
+    pub(super) async fn until(&self, deadline: tokio::time::Instant) -> Result<Arc<Connection>> {
+        if let Some(conn) = heartbeat::current(&self.slot) {
+            return Ok(conn);
+        }
+        let conn = find_coordinator(&self.cluster, &self.group_id, deadline).await?;
+        heartbeat::set(&self.slot, Some(conn.clone()));
+        Ok(conn)
     }
 }
 

@@ -25,12 +25,13 @@ pub use record::{ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::offsets::{self, EARLIEST, LATEST};
-use commit::{commit_positions, delivered_positions, fetch_committed_until};
+use commit::{commit_before_rebalance, delivered_positions, fetch_committed_for_poll};
 use fetcher::Fetcher;
 use group::{GroupMember, Joined};
 
 /// Told about partitions this consumer stops or starts owning during a rebalance. With
-/// auto-commit on, positions are committed before `on_revoked` is called.
+/// auto-commit on, positions are committed before `on_revoked` is called (retriable errors
+/// retried for up to `rebalance_timeout_ms`).
 ///
 /// ```
 /// use runnel_client::consumer::RebalanceListener;
@@ -157,7 +158,7 @@ impl Consumer {
                 // Still joining at the deadline, with nothing to read meanwhile.
                 return Ok(Vec::new());
             }
-            self.ensure_positions().await?;
+            self.ensure_positions(deadline).await?;
             self.maybe_auto_commit().await?;
             let reset = self.fetcher.stage_arrived();
             if !reset.is_empty() {
@@ -249,7 +250,7 @@ impl Consumer {
         if !cooperative && !owned.is_empty() {
             if self.config.auto_commit {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, true, positions).await.ok();
+                commit_before_rebalance(group, &self.config, positions).await;
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&owned);
@@ -324,7 +325,7 @@ impl Consumer {
         if !revoked.is_empty() {
             if self.config.auto_commit {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
-                commit_positions(group, true, positions).await.ok();
+                commit_before_rebalance(group, &self.config, positions).await;
             }
             if let Some(listener) = &mut self.listener {
                 listener.on_revoked(&revoked);
@@ -342,8 +343,10 @@ impl Consumer {
         Ok(())
     }
 
-    /// Sets unknown positions from committed offsets, else from the reset policy.
-    async fn ensure_positions(&mut self) -> Result<()> {
+    /// Sets unknown positions from committed offsets, else from the reset policy. A
+    /// retriable error fetching the committed offsets is retried until the poll's
+    /// `deadline`; past it the positions stay unknown until the next poll.
+    async fn ensure_positions(&mut self, deadline: tokio::time::Instant) -> Result<()> {
         let missing = self.fetcher.needing_position();
         if missing.is_empty() {
             return Ok(());
@@ -351,9 +354,11 @@ impl Consumer {
         self.finish_join().await?;
         let mut committed = BTreeMap::new();
         if let Some(group) = &mut self.group {
-            let lookup_ms = Duration::from_millis(self.config.default_api_timeout_ms);
-            let lookup_deadline = tokio::time::Instant::now() + lookup_ms;
-            committed = fetch_committed_until(group, &missing, lookup_deadline).await?;
+            let fetched = fetch_committed_for_poll(group, &self.config, &missing, deadline);
+            match fetched.await? {
+                Some(fetched) => committed = fetched,
+                None => return Ok(()),
+            }
         }
         let mut rest = Vec::new();
         for tp in missing {

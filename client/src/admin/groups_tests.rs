@@ -1,0 +1,96 @@
+//! Admin group calls against a scripted broker ([`crate::fake_broker`]): lag arithmetic, and
+//! committed-offset fetches and commits that retry a coordinator loading or moved, as
+//! Java's admin does.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::lag_records;
+use crate::error::codes;
+use crate::fake_broker::{self, Script};
+use crate::{Admin, ClientConfig, TopicPartition};
+
+/// Longest a test here may take before it counts as hung (upper bounds only).
+const HANG: Duration = Duration::from_secs(15);
+
+#[test]
+fn lag_is_unknown_without_a_commit() {
+    assert_eq!(lag_records(None, 10), None);
+    assert_eq!(lag_records(None, 0), None);
+    assert_eq!(lag_records(Some(4), 10), Some(6));
+    assert_eq!(lag_records(Some(12), 10), Some(0));
+}
+
+/// How many FindCoordinator, OffsetFetch and OffsetCommit requests the broker was sent.
+#[derive(Default, Clone)]
+struct Counts {
+    finds: Arc<AtomicUsize>,
+    fetches: Arc<AtomicUsize>,
+    commits: Arc<AtomicUsize>,
+}
+
+/// An admin on a broker whose n-th OffsetFetch and OffsetCommit are answered by the n-th
+/// code of `fetch` and `commit` (0 past their ends).
+async fn admin_on(fetch: &'static [i16], commit: &'static [i16]) -> (Admin, Counts) {
+    let counts = Counts::default();
+    let (finds, fetches, commits) = (
+        counts.finds.clone(),
+        counts.fetches.clone(),
+        counts.commits.clone(),
+    );
+    let nth = |codes: &[i16], n: usize| Some(codes.get(n).copied().unwrap_or(0));
+    let addr = fake_broker::start(Script {
+        find_coordinator: Arc::new(move || {
+            finds.fetch_add(1, Ordering::SeqCst);
+            Some(0)
+        }),
+        offset_fetch: Arc::new(move || nth(fetch, fetches.fetch_add(1, Ordering::SeqCst))),
+        offset_commit: Arc::new(move || nth(commit, commits.fetch_add(1, Ordering::SeqCst))),
+        ..Script::default()
+    })
+    .await;
+    (Admin::new(ClientConfig::new(&addr)).await.unwrap(), counts)
+}
+
+/// COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE on a
+/// committed-offsets fetch (`groups describe`) are retried, the coordinator looked up again.
+#[tokio::test]
+async fn a_committed_offsets_fetch_retries_a_coordinator_loading_or_moved() {
+    let retriable = &[
+        codes::COORDINATOR_LOAD_IN_PROGRESS,
+        codes::NOT_COORDINATOR,
+        codes::COORDINATOR_NOT_AVAILABLE,
+    ];
+    let (admin, counts) = admin_on(retriable, &[]).await;
+    let fetched = tokio::time::timeout(HANG, admin.committed_offsets("g")).await;
+    fetched
+        .expect("not hung")
+        .expect("fetched on the fourth try");
+    assert_eq!(counts.fetches.load(Ordering::SeqCst), 4);
+    assert_eq!(counts.finds.load(Ordering::SeqCst), 4, "looked up again");
+
+    let (admin, counts) = admin_on(retriable, &[]).await;
+    let described = tokio::time::timeout(HANG, admin.describe_group_with_lag("g")).await;
+    let (description, lag) = described.expect("not hung").expect("described");
+    assert_eq!(description.state, "Empty");
+    assert!(lag.is_empty());
+    assert_eq!(counts.fetches.load(Ordering::SeqCst), 4);
+}
+
+/// A reset's commit (`groups reset-offsets`) answered NOT_COORDINATOR, then
+/// COORDINATOR_LOAD_IN_PROGRESS, is retried until it lands.
+#[tokio::test]
+async fn an_offset_reset_retries_a_coordinator_loading_or_moved() {
+    let retriable = &[codes::NOT_COORDINATOR, codes::COORDINATOR_LOAD_IN_PROGRESS];
+    let (admin, counts) = admin_on(&[], retriable).await;
+    let offsets = BTreeMap::from([(TopicPartition::new("t", 0), 3)]);
+    let reset = tokio::time::timeout(HANG, admin.reset_group_offsets("g", &offsets)).await;
+    reset
+        .expect("not hung")
+        .expect("committed on the third try");
+    assert_eq!(counts.commits.load(Ordering::SeqCst), 3);
+}
