@@ -85,9 +85,10 @@ pub enum Error {
     #[error("commit for group {group} failed: the group is rebalancing; poll to complete the rebalance, then commit again")]
     RebalanceInProgress { group: String },
     /// A call that retries retriable errors (a synchronous commit, a fetch of committed
-    /// offsets) did not succeed within `default_api_timeout_ms`; `last_error` is why its
-    /// last attempt failed. Retriable, as Java's `TimeoutException`.
-    #[error("{what} did not succeed within default_api_timeout_ms {timeout_ms} ms (last error: {last_error})")]
+    /// offsets, an admin group call) did not succeed within its bound (`default_api_timeout_ms`,
+    /// a poll's or rebalance's timeout, the admin's 60 s) of `timeout_ms`; `last_error` is why
+    /// its last attempt failed. Retriable, as Java's `TimeoutException`.
+    #[error("{what} did not succeed within {timeout_ms} ms (last error: {last_error})")]
     ApiTimeout {
         what: String,
         timeout_ms: u64,
