@@ -32,6 +32,10 @@ use super::{now_ms, AppendInfo, LogError, MessageTimestampType, TopicConfig};
 const PATCHED_PREFIX_BYTES: usize = 16;
 const ATTR_TIMESTAMP_TYPE_LOG_APPEND: u8 = 0x08;
 
+/// Test seam: see [`LogContext::before_delete_renames`].
+#[cfg(test)]
+pub(crate) type DeleteHook = Box<dyn Fn(&LogContext) + Send>;
+
 /// What every partition of one manager shares.
 pub(crate) struct LogContext {
     pub files: FileCache,
@@ -67,6 +71,10 @@ pub(crate) struct LogContext {
     /// Test seam: the injected swap failure is an I/O error (repaired in place), not a crash.
     #[cfg(test)]
     pub swap_failure_repairs: AtomicBool,
+    /// Test seam: runs in `delete_topic` just before the partition directories are renamed
+    /// (what a read or flush that took its segment before the delete may do then).
+    #[cfg(test)]
+    pub before_delete_renames: parking_lot::Mutex<Option<DeleteHook>>,
 }
 
 /// A loaded partition's segments and offsets.
