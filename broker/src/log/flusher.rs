@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use super::checkpoint::sync_dir;
 use super::lock::Mutex;
-use super::page_cache::{LogPosition, PAGE_BYTES};
+use super::page_cache::{holds_page_beyond, LogPosition, PAGE_BYTES};
 use super::partition::{LogContext, PartitionLog};
 use super::{now_ms, LogError};
 
@@ -210,9 +210,8 @@ pub(crate) fn run_flusher(
 fn drop_and_write_back(partitions: &[Arc<PartitionLog>], tail_bytes: u64) -> bool {
     if tail_bytes > 0 {
         for partition in partitions {
-            // Beyond the tail by at least a page (a drop ends on a page boundary).
             let cached_bytes = partition.cached_bytes.load(Ordering::Relaxed);
-            if cached_bytes >= tail_bytes + PAGE_BYTES {
+            if holds_page_beyond(cached_bytes, tail_bytes) {
                 if let Err(e) = partition.drop_cold_pages() {
                     // The pages stay cached; the fsync reports any real write failure.
                     tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "dropping cold pages failed");
