@@ -304,11 +304,13 @@ impl PartitionLog {
         let whole_pages_bytes = size_bytes - size_bytes % PAGE_BYTES;
         // (On larger pages than PAGE_BYTES the partial page may go early: an append then
         // waits for it, nothing worse.)
-        if whole_pages_bytes == 0 {
-            return Ok(());
+        if whole_pages_bytes > 0 {
+            let file = self.ctx.files.get(&segment.log_path)?;
+            start_file_writeback(&file, whole_pages_bytes)?;
         }
-        let file = self.ctx.files.get(&segment.log_path)?;
-        start_file_writeback(&file, whole_pages_bytes)?;
+        // Moved even without a whole page: after a roll the mark must leave the sealed
+        // segment, or its bytes past the old mark stay cached (and the partition in the
+        // flush set) until the new segment fills a page. Its drop waits for that writeback.
         *self.writeback_mark.lock() = LogPosition {
             base_offset: segment.base_offset,
             position: whole_pages_bytes,
