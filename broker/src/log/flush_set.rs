@@ -23,7 +23,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use super::page_cache::{PageCacheBudget, PAGE_BYTES};
+use super::page_cache::{holds_page_beyond, PageCacheBudget};
 use super::partition::PartitionLog;
 
 /// A partition's identity in the set: its address (the set's `Weak` keeps the allocation,
@@ -117,7 +117,7 @@ impl FlushSet {
         for partition in visited {
             partition.in_flush_set.store(false, Ordering::SeqCst);
             let cached_bytes = partition.cached_bytes.load(Ordering::SeqCst);
-            let to_drop = tail_bytes > 0 && cached_bytes >= tail_bytes + PAGE_BYTES;
+            let to_drop = holds_page_beyond(cached_bytes, tail_bytes);
             let busy = partition.dirty.load(Ordering::SeqCst)
                 || partition.writeback_pending.load(Ordering::SeqCst)
                 || to_drop;
@@ -157,7 +157,7 @@ impl Inner {
         let beyond: Vec<usize> = self
             .resting
             .iter()
-            .filter(|(_, (cached, _))| *cached >= tail_bytes + PAGE_BYTES)
+            .filter(|(_, (cached, _))| holds_page_beyond(*cached, tail_bytes))
             .map(|(key, _)| *key)
             .collect();
         let mut woken = Vec::with_capacity(beyond.len());

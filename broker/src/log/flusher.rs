@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use super::checkpoint::sync_dir;
 use super::lock::Mutex;
-use super::page_cache::{LogPosition, PAGE_BYTES};
+use super::page_cache::{holds_page_beyond, LogPosition, PAGE_BYTES};
 use super::partition::{LogContext, PartitionLog};
 use super::{now_ms, LogError};
 
@@ -210,9 +210,8 @@ pub(crate) fn run_flusher(
 fn drop_and_write_back(partitions: &[Arc<PartitionLog>], tail_bytes: u64) -> bool {
     if tail_bytes > 0 {
         for partition in partitions {
-            // Beyond the tail by at least a page (a drop ends on a page boundary).
             let cached_bytes = partition.cached_bytes.load(Ordering::Relaxed);
-            if cached_bytes >= tail_bytes + PAGE_BYTES {
+            if holds_page_beyond(cached_bytes, tail_bytes) {
                 if let Err(e) = partition.drop_cold_pages() {
                     // The pages stay cached; the fsync reports any real write failure.
                     tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "dropping cold pages failed");
@@ -305,11 +304,13 @@ impl PartitionLog {
         let whole_pages_bytes = size_bytes - size_bytes % PAGE_BYTES;
         // (On larger pages than PAGE_BYTES the partial page may go early: an append then
         // waits for it, nothing worse.)
-        if whole_pages_bytes == 0 {
-            return Ok(());
+        if whole_pages_bytes > 0 {
+            let file = self.ctx.files.get(&segment.log_path)?;
+            start_file_writeback(&file, whole_pages_bytes)?;
         }
-        let file = self.ctx.files.get(&segment.log_path)?;
-        start_file_writeback(&file, whole_pages_bytes)?;
+        // Moved even without a whole page: after a roll the mark must leave the sealed
+        // segment, or its bytes past the old mark stay cached (and the partition in the
+        // flush set) until the new segment fills a page. Its drop waits for that writeback.
         *self.writeback_mark.lock() = LogPosition {
             base_offset: segment.base_offset,
             position: whole_pages_bytes,

@@ -266,6 +266,8 @@ impl LogManager {
             swap_crash_step: std::sync::atomic::AtomicU8::new(0),
             #[cfg(test)]
             swap_failure_repairs: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            before_delete_renames: parking_lot::Mutex::default(),
         });
         let shared = Arc::new(ManagerShared {
             config,
@@ -430,6 +432,12 @@ impl LogManager {
     #[cfg(test)]
     pub(crate) fn pause_dir_removal(&self, paused: bool) {
         self.shared.remover.set_paused(paused);
+    }
+
+    /// Test seam: `hook` runs in every `delete_topic` just before its directory renames.
+    #[cfg(test)]
+    pub(crate) fn set_before_delete_renames(&self, hook: Option<super::partition::DeleteHook>) {
+        *self.shared.ctx.before_delete_renames.lock() = hook;
     }
 
     /// Test seam: partitions the flusher's tick visits now, and visits so far.

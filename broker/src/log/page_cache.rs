@@ -113,6 +113,14 @@ impl PageCacheBudget {
     }
 }
 
+/// Whether a partition holding `cached_bytes` has a page or more beyond a tail of
+/// `tail_bytes` to drop (a drop ends on a page boundary); never with dropping off (0).
+/// Saturating: a budget near `u64::MAX` (everything fits, the tail is the budget) must not
+/// wrap to a tail of a few bytes.
+pub(crate) fn holds_page_beyond(cached_bytes: u64, tail_bytes: u64) -> bool {
+    tail_bytes > 0 && cached_bytes >= tail_bytes.saturating_add(PAGE_BYTES)
+}
+
 /// The largest tail `t` with `Σ min(cached, t) ≤ budget_bytes` (water-filling: partitions
 /// holding less than `t` keep everything, the others are cut to `t`), at least
 /// [`TAIL_BYTES_MIN`]; the whole budget when everything fits. 0 stays 0: off.

@@ -32,6 +32,10 @@ use super::{now_ms, AppendInfo, LogError, MessageTimestampType, TopicConfig};
 const PATCHED_PREFIX_BYTES: usize = 16;
 const ATTR_TIMESTAMP_TYPE_LOG_APPEND: u8 = 0x08;
 
+/// Test seam: see [`LogContext::before_delete_renames`].
+#[cfg(test)]
+pub(crate) type DeleteHook = Box<dyn Fn(&LogContext) + Send>;
+
 /// What every partition of one manager shares.
 pub(crate) struct LogContext {
     pub files: FileCache,
@@ -67,6 +71,10 @@ pub(crate) struct LogContext {
     /// Test seam: the injected swap failure is an I/O error (repaired in place), not a crash.
     #[cfg(test)]
     pub swap_failure_repairs: AtomicBool,
+    /// Test seam: runs in `delete_topic` just before the partition directories are renamed
+    /// (what a read or flush that took its segment before the delete may do then).
+    #[cfg(test)]
+    pub before_delete_renames: parking_lot::Mutex<Option<DeleteHook>>,
 }
 
 /// A loaded partition's segments and offsets.
@@ -296,39 +304,60 @@ impl PartitionLog {
             state.next_offset
         };
         let log_append_time = config.message_timestamp_type == MessageTimestampType::LogAppendTime;
-        let appended_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
-        let (mut rest, mut rest_bytes) = (batches, appended_bytes);
-        // Each pass writes ≥ 1 batch (a fresh segment has room for at least one index entry
-        // of each kind), so the loop runs at most batches.len() times.
         let mut next_offset = base_offset;
-        while !rest.is_empty() {
-            let (active, room) = {
-                let mut guard = self.loaded()?;
-                let state = guard.as_mut().ok_or(LogError::ShutDown)?;
-                let rest_offsets = base_offset + offsets_needed - state.next_offset;
-                self.maybe_roll(state, &config, rest_bytes, rest_offsets, now)?;
-                let room = state.active().lock().index_room_entries().max(1);
-                (state.active().clone(), room)
-            };
-            let (chunk, later) = rest.split_at(room.min(rest.len()));
-            let chunk_bytes = chunk.iter().map(|b| b.size_bytes() as u64).sum::<u64>();
-            next_offset =
-                self.append_chunk(&active, next_offset, chunk, chunk_bytes, &config, now)?;
-            rest_bytes -= chunk_bytes;
-            rest = later;
+        let written = self.append_chunks(batches, &mut next_offset, offsets_needed, &config, now);
+        // Chunks published before a failure are in the log (their offsets are taken):
+        // announced, flushed and written back like any others.
+        if next_offset > base_offset {
+            // Sequentially consistent, as the flusher's settling reads them (`flush_set`).
+            self.dirty.store(true, Ordering::SeqCst);
+            self.writeback_pending.store(true, Ordering::SeqCst);
+            self.join_flush_set();
+            self.end_tx.send_replace(next_offset);
         }
+        written?;
         assert_eq!(next_offset, base_offset + offsets_needed);
-        // Sequentially consistent, as the flusher's settling reads them (`flush_set`).
-        self.dirty.store(true, Ordering::SeqCst);
-        self.writeback_pending.store(true, Ordering::SeqCst);
-        self.join_flush_set();
-        self.end_tx.send_replace(next_offset);
         Ok(AppendInfo {
             base_offset,
             last_offset: next_offset - 1,
             log_append_time_ms: if log_append_time { now } else { -1 },
             log_start_offset: self.log_start_offset(),
         })
+    }
+
+    /// Writes `batches` (`offsets_needed` offsets from `next_offset`) in chunks that fit the
+    /// active segment's indexes, rolling between them, and moves `next_offset` past each
+    /// chunk published (also when a later one fails).
+    fn append_chunks(
+        &self,
+        batches: &[RecordBatch],
+        next_offset: &mut i64,
+        offsets_needed: i64,
+        config: &TopicConfig,
+        now: i64,
+    ) -> Result<(), LogError> {
+        let end_offset = *next_offset + offsets_needed;
+        let mut rest = batches;
+        let mut rest_bytes: u64 = batches.iter().map(|b| b.size_bytes() as u64).sum();
+        // Each pass writes ≥ 1 batch (a fresh segment has room for at least one index entry
+        // of each kind), so the loop runs at most batches.len() times.
+        while !rest.is_empty() {
+            let (active, room) = {
+                let mut guard = self.loaded()?;
+                let state = guard.as_mut().ok_or(LogError::ShutDown)?;
+                let rest_offsets = end_offset - state.next_offset;
+                self.maybe_roll(state, config, rest_bytes, rest_offsets, now)?;
+                let room = state.active().lock().index_room_entries().max(1);
+                (state.active().clone(), room)
+            };
+            let (chunk, later) = rest.split_at(room.min(rest.len()));
+            let chunk_bytes = chunk.iter().map(|b| b.size_bytes() as u64).sum::<u64>();
+            *next_offset =
+                self.append_chunk(&active, *next_offset, chunk, chunk_bytes, config, now)?;
+            rest_bytes -= chunk_bytes;
+            rest = later;
+        }
+        Ok(())
     }
 
     /// Writes `batches` (offsets from `next_offset`, `chunk_bytes` in all) to the end of

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::checkpoint::{sync_dir, write_atomically};
 use super::dir_remover::DirRemover;
+use super::file_cache::FileCache;
 use super::manager::{
     validate_topic_name, LogManager, TopicEntry, CLEAN_SHUTDOWN_FILE, DEFAULT_PARTITIONS,
     PARTITIONS_MAX,
@@ -23,9 +24,15 @@ use super::{now_ms, LogError, TopicConfig, TopicInfo};
 /// Creates an empty partition directory. A leftover one (a crash after a topic's delete
 /// record but before its files went) is renamed away first, for the background removal: a
 /// new topic never inherits data.
-fn fresh_partition_dir(remover: &DirRemover, dir: &std::path::Path) -> Result<(), LogError> {
+fn fresh_partition_dir(
+    remover: &DirRemover,
+    files: &FileCache,
+    dir: &std::path::Path,
+) -> Result<(), LogError> {
     if dir.exists() {
         remover.queue([DirRemover::rename_doomed(dir)?]);
+        // Handles cached under its paths (a delete that could not rename it) are its files'.
+        files.evict_dirs(&std::collections::HashSet::from([dir]));
     }
     fs::create_dir_all(dir)?;
     Ok(())
@@ -72,7 +79,11 @@ impl LogManager {
             return Ok(info);
         }
         for p in 0..partitions {
-            fresh_partition_dir(&shared.remover, &shared.partition_dir(name, p))?;
+            fresh_partition_dir(
+                &shared.remover,
+                &shared.ctx.files,
+                &shared.partition_dir(name, p),
+            )?;
         }
         shared.commit(
             &mut metadata,
@@ -119,11 +130,12 @@ impl LogManager {
             partition.close_for_delete();
         }
         shared.ctx.flush_set.topic_deleted();
-        let dirs: std::collections::HashSet<&std::path::Path> =
-            entry.partitions.iter().map(|p| p.dir.as_path()).collect();
-        shared.ctx.files.evict_dirs(&dirs);
         // Only renamed here: removing 10 000 directories took seconds, and the metadata lock
         // (every topic change) waited for it.
+        #[cfg(test)]
+        if let Some(hook) = shared.ctx.before_delete_renames.lock().as_ref() {
+            hook(&shared.ctx);
+        }
         let mut doomed = Vec::with_capacity(entry.partitions.len());
         for partition in &entry.partitions {
             shared.cleaner.forget(&partition.key());
@@ -141,6 +153,13 @@ impl LogManager {
                 ),
             }
         }
+        // Evicted only after the renames: a read or flush that took its segment before the
+        // delete may open the file until then, and a handle cached under the old path would
+        // be handed to a topic re-created under the name (its appends landing in this file).
+        // Once renamed, the old paths open nothing.
+        let dirs: std::collections::HashSet<&std::path::Path> =
+            entry.partitions.iter().map(|p| p.dir.as_path()).collect();
+        shared.ctx.files.evict_dirs(&dirs);
         shared.remover.queue(doomed);
         // One fsync of the data directory makes every rename durable: without it a crash
         // could bring the old names back, and a deleted topic's directories would sit
@@ -175,7 +194,11 @@ impl LogManager {
             return Ok(());
         }
         for p in current..total_partitions {
-            fresh_partition_dir(&shared.remover, &shared.partition_dir(name, p))?;
+            fresh_partition_dir(
+                &shared.remover,
+                &shared.ctx.files,
+                &shared.partition_dir(name, p),
+            )?;
         }
         let record = MetadataRecord::SetPartitions {
             name: name.to_string(),

@@ -142,6 +142,42 @@ fn idle_partitions_are_not_visited_by_the_flusher() {
 }
 
 #[test]
+fn a_page_cache_budget_near_u64_max_lets_partitions_settle() {
+    let dir = test_dir();
+    let mut config = crate::log::LogManagerConfig::new(dir.path());
+    // "As much as there is": everything fits, so the tail is the whole budget.
+    config.page_cache_bytes = u64::MAX;
+    let manager = crate::log::LogManager::open(config).unwrap();
+    let overrides = super::basic::overrides(&[("flush.ms", "10")]);
+    manager.create_topic("m", 1, overrides, false).unwrap();
+    let log = manager.partition("m", 0).unwrap();
+    // More than a page cached: a tail plus a page that wrapped around would call it a drop.
+    log.append(&[batch(1, 8192, 1)]).unwrap();
+    assert!(within_flusher_ticks(|| log.durable_offset() == 1));
+    assert!(within_flusher_ticks(|| manager.flush_set_stats().0 == 0));
+}
+
+#[test]
+fn records_published_by_an_append_that_failed_later_are_flushed_on_time() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let overrides = super::basic::overrides(&[
+        ("flush.ms", "10"),
+        ("segment.index.bytes", "12"),
+        ("index.interval.bytes", "0"),
+    ]);
+    manager.create_topic("p", 1, overrides, false).unwrap();
+    let log = manager.partition("p", 0).unwrap();
+    // Room for one index entry: the second batch rolls, and the roll cannot create its
+    // segment file (a directory has the name).
+    std::fs::create_dir(dir.path().join("p-0").join("00000000000000000001.log")).unwrap();
+    assert!(log.append(&[batch(1, 10, 1), batch(1, 10, 2)]).is_err());
+    // The first batch was published (readable, offset 0 taken) before the failure.
+    assert_eq!(log.log_end_offset(), 1);
+    assert!(within_flusher_ticks(|| log.durable_offset() == 1));
+}
+
+#[test]
 fn a_partition_appended_after_going_idle_is_flushed_on_time() {
     let dir = test_dir();
     let manager = open(dir.path());

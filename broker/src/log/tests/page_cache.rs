@@ -342,3 +342,34 @@ fn the_cleaners_output_leaves_the_cache_when_it_lies_behind_the_tail() {
     );
     manager.shutdown().unwrap();
 }
+
+#[test]
+fn a_roll_to_a_segment_without_a_whole_page_still_lets_the_old_one_drop() {
+    let mut overrides = BTreeMap::new();
+    overrides.insert("segment.bytes".to_string(), (1024 * 1024).to_string());
+    overrides.insert("flush.ms".to_string(), "10".to_string());
+    let (_dir, manager) = setup_topic(TAIL_BYTES, "r", 1, overrides);
+    let log = manager.partition("r", 0).unwrap();
+    // Nearly a full segment, then a batch that rolls to a new one shorter than a page.
+    let big: Vec<_> = (0..4).map(|i| batch(1, 261_700, i)).collect();
+    log.append(&big).unwrap();
+    log.append(&[batch(1, 2000, 9)]).unwrap();
+    assert_eq!(log.segment_count(), 2);
+    // As a tick does: writeback of the (active) new segment, then drops.
+    log.start_writeback().unwrap();
+    log.drop_cold_pages().unwrap();
+    let cached = log.cached_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        cached < TAIL_BYTES + PAGE_BYTES as u64,
+        "{cached} bytes still counted as cached: the old segment was never dropped"
+    );
+    // With nothing left to drop, write back or fsync, it leaves the flusher's set.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while manager.flush_set_stats().0 != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never left the flush set"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -110,3 +110,34 @@ fn shutdown_does_not_wait_for_the_removal_and_the_next_open_finishes_it() {
     assert!(removed_within_10_s(dir.path()));
     assert!(manager.topics().is_empty());
 }
+
+#[test]
+fn a_segment_file_opened_during_a_delete_is_not_handed_to_a_topic_recreated_under_its_name() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    create_with_data(&manager, "t", 1);
+    let segment = dir.path().join("t-0").join("00000000000000000000.log");
+    // A read or flush that took its segment before the delete opens the file meanwhile.
+    let opened = segment.clone();
+    manager.set_before_delete_renames(Some(Box::new(move |ctx| {
+        let _ = ctx.files.get(&opened);
+    })));
+    manager.delete_topic("t").unwrap();
+    manager.set_before_delete_renames(None);
+
+    manager
+        .create_topic("t", 1, BTreeMap::new(), false)
+        .unwrap();
+    let log = manager.partition("t", 0).unwrap();
+    let appended = batch(1, 10, 2);
+    log.append(std::slice::from_ref(&appended)).unwrap();
+    // The new records are in the new file, and read back from it (not the deleted one's).
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        appended.size_bytes() as u64
+    );
+    let read = log.read(0, 1 << 20).unwrap();
+    let batches = super::basic::batches_of(read.records);
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].record_count(), 1);
+}
