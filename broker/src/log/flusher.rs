@@ -156,8 +156,14 @@ impl FlushQueue {
 /// An fsync thread's body: flushes queued partitions until stopped.
 pub(crate) fn run_fsync_thread(queue: Arc<FlushQueue>) {
     while let Some(partition) = queue.take() {
+        let failed_before = partition.durable_tx.borrow().failure.is_some();
         if let Err(e) = partition.flush() {
-            tracing::error!(topic = partition.topic(), partition = partition.partition(), error = %e, "fsync failed");
+            if failed_before {
+                // Reported when it happened; every later flush repeats it.
+                tracing::debug!(topic = partition.topic(), partition = partition.partition(), error = %e, "partition stays failed");
+            } else {
+                tracing::error!(topic = partition.topic(), partition = partition.partition(), error = %e, "fsync failed");
+            }
         }
     }
 }
@@ -250,6 +256,10 @@ impl PartitionLog {
     pub(crate) fn flush(&self) -> Result<(), LogError> {
         let _one_flush_at_a_time = self.flush_lock.lock();
         if let Some(failure) = self.durable_tx.borrow().failure.clone() {
+            // Nothing can be made durable any more, and `dirty` stays (a close must still
+            // fail): counting this as a flush keeps the tick from asking again before
+            // `flush.ms`, which it did every 50 ms, logging each.
+            self.last_flush_ms.store(now_ms(), Ordering::Release);
             return Err(LogError::Io(io::Error::other(failure.to_string())));
         }
         let durable = self.durable_tx.borrow().offset;

@@ -239,6 +239,12 @@ fn fsync_failure_fails_waiters_and_never_reports_durable() {
     runtime
         .block_on(log.wait_durable(first.last_offset + 1))
         .unwrap();
+    // A flush of the failed partition counts as one for `flush.ms`: the tick does not ask
+    // again (and log again) every 50 ms.
+    log.last_flush_ms
+        .store(0, std::sync::atomic::Ordering::Release);
+    assert!(log.flush().is_err());
+    assert!(log.last_flush_ms.load(std::sync::atomic::Ordering::Acquire) > 0);
 }
 
 #[test]
