@@ -346,13 +346,15 @@ impl Consumer {
 
     /// Sets unknown positions from committed offsets, else from the reset policy. A
     /// retriable error fetching the committed offsets is retried until the poll's
-    /// `deadline`; past it the positions stay unknown until the next poll.
+    /// `deadline`; past it the positions stay unknown until the next poll. While a join
+    /// runs (partitions kept through a cooperative rejoin) they stay unknown too: the
+    /// membership the fetch needs is the join's, and waiting for the join would outlast
+    /// the poll; the first poll that takes the join in sets them.
     async fn ensure_positions(&mut self, deadline: tokio::time::Instant) -> Result<()> {
         let missing = self.fetcher.needing_position();
-        if missing.is_empty() {
+        if missing.is_empty() || self.joining.is_some() {
             return Ok(());
         }
-        self.finish_join().await?;
         let mut committed = BTreeMap::new();
         if let Some(group) = &mut self.group {
             let fetched = fetch_committed_for_poll(group, &self.config, &missing, deadline);
