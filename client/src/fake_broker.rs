@@ -1,9 +1,8 @@
 //! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce,
-//! FindCoordinator, JoinGroup, Heartbeat, OffsetCommit and OffsetFetch as a test's [`Script`]
-//! says (and SyncGroup and LeaveGroup for a group of one member, DescribeGroups as an empty
-//! group), so producer, group and
-//! commit behaviour against
-//! leaders that come and go, or brokers that never answer, can be shown without a real
+//! ListOffsets, FindCoordinator, JoinGroup, Heartbeat, OffsetCommit, OffsetFetch and
+//! DeleteGroups as a test's [`Script`] says (and SyncGroup and LeaveGroup for a group of one
+//! member, DescribeGroups as an empty group), so producer, group, position-reset and
+//! commit behaviour against leaders that come and go, or brokers that never answer, can be shown without a real
 //! broker. Requests on a connection are answered in order; one the script leaves unanswered
 //! holds up the rest of that connection, as a stuck broker would.
 
@@ -13,8 +12,12 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -26,9 +29,10 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, DescribeGroupsRequest, DescribeGroupsResponse,
-    FindCoordinatorResponse, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    ApiKey, ApiVersionsResponse, BrokerId, DeleteGroupsRequest, DeleteGroupsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
     OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
     RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
 };
@@ -70,10 +74,19 @@ pub(crate) struct Script {
     /// Each OffsetFetch's group-level error code, or `None` to never answer; with 0 every
     /// partition asked for is answered [`COMMITTED_OFFSET`].
     pub offset_fetch: Arc<CoordinatorScript>,
+    /// Each ListOffsets' error code for all of its partitions, or `None` to never answer;
+    /// with 0 every partition asked for is at [`LISTED_OFFSET`].
+    pub list_offsets: Arc<CoordinatorScript>,
+    /// Each DeleteGroups' error code for every group it names (in the per-group result, as
+    /// the real broker reports them), or `None` to never answer.
+    pub delete_groups: Arc<CoordinatorScript>,
 }
 
 /// The committed offset OffsetFetch reports for every partition.
 pub(crate) const COMMITTED_OFFSET: i64 = 7;
+
+/// The offset ListOffsets reports for every partition.
+pub(crate) const LISTED_OFFSET: i64 = 3;
 
 impl Default for Script {
     fn default() -> Script {
@@ -86,6 +99,8 @@ impl Default for Script {
             heartbeat: Arc::new(|| Some(0)),
             offset_commit: Arc::new(|| Some(0)),
             offset_fetch: Arc::new(|| Some(0)),
+            list_offsets: Arc::new(|| Some(0)),
+            delete_groups: Arc::new(|| Some(0)),
         }
     }
 }
@@ -217,6 +232,32 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     None => false,
                 }
             }
+            ApiKey::ListOffsets => {
+                let request = ListOffsetsRequest::decode(&mut body, version).unwrap();
+                match (script.list_offsets)() {
+                    Some(code) => list_offsets(request, code)
+                        .encode(&mut out, version)
+                        .is_ok(),
+                    None => false,
+                }
+            }
+            ApiKey::DeleteGroups => {
+                let request = DeleteGroupsRequest::decode(&mut body, version).unwrap();
+                match (script.delete_groups)() {
+                    Some(code) => {
+                        let results = request.groups_names.into_iter().map(|group_id| {
+                            DeletableGroupResult::default()
+                                .with_group_id(group_id)
+                                .with_error_code(code)
+                        });
+                        DeleteGroupsResponse::default()
+                            .with_results(results.collect())
+                            .encode(&mut out, version)
+                            .is_ok()
+                    }
+                    None => false,
+                }
+            }
             ApiKey::DescribeGroups => {
                 // Every group asked for is an empty consumer group.
                 let request = DescribeGroupsRequest::decode(&mut body, version).unwrap();
@@ -271,6 +312,8 @@ pub(crate) fn api_versions() -> ApiVersionsResponse {
         api(ApiKey::OffsetCommit, 8),
         api(ApiKey::OffsetFetch, 7),
         api(ApiKey::DescribeGroups, 5),
+        api(ApiKey::ListOffsets, 7),
+        api(ApiKey::DeleteGroups, 2),
     ])
 }
 
@@ -361,6 +404,24 @@ fn offset_fetch(request: OffsetFetchRequest, code: i16) -> OffsetFetchResponse {
             .with_partitions(partitions.collect())
     });
     response.with_topics(topics.collect())
+}
+
+/// ListOffsets with `code` for every partition of `request`; on 0 each is at
+/// [`LISTED_OFFSET`].
+fn list_offsets(request: ListOffsetsRequest, code: i16) -> ListOffsetsResponse {
+    let offset = if code == 0 { LISTED_OFFSET } else { -1 };
+    let topics = request.topics.into_iter().map(|topic| {
+        let partitions = topic.partitions.iter().map(|p| {
+            ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_error_code(code)
+                .with_offset(offset)
+        });
+        ListOffsetsTopicResponse::default()
+            .with_name(topic.name)
+            .with_partitions(partitions.collect())
+    });
+    ListOffsetsResponse::default().with_topics(topics.collect())
 }
 
 /// The response to `request`, or `None` when any partition is scripted to go unanswered.

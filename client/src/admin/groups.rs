@@ -106,14 +106,6 @@ impl Admin {
         Ok(groups)
     }
 
-    /// The group's coordinator, looked up for up to [`DEFAULT_API_TIMEOUT_MS`] (a
-    /// coordinator still loading the group is waited for as long as Java's admin would).
-    async fn coordinator(&self, group_id: &str) -> Result<std::sync::Arc<Connection>> {
-        let deadline =
-            tokio::time::Instant::now() + std::time::Duration::from_millis(DEFAULT_API_TIMEOUT_MS);
-        find_coordinator(&self.cluster, group_id, deadline).await
-    }
-
     /// Calls `call` at the group's coordinator as Java's admin does: retriable errors (the
     /// coordinator loading or moved, a lost connection) are retried, the coordinator looked
     /// up again each time, until [`DEFAULT_API_TIMEOUT_MS`]; `what` names the call for the
@@ -156,15 +148,14 @@ impl Admin {
         self.at_coordinator(group_id, "describe", describe).await
     }
 
+    /// Deletes each group in turn at its coordinator, retried as [`Admin::committed_offsets`]
+    /// is (DeleteGroups reports a coordinator loading or moved in the group's result).
     pub async fn delete_groups(&self, group_ids: &[&str]) -> Result<()> {
         for group_id in group_ids {
-            let coordinator = self.coordinator(group_id).await?;
-            let request = DeleteGroupsRequest::default()
-                .with_groups_names(vec![GroupId(str_bytes(group_id))]);
-            let response = coordinator.send(&request).await?;
-            for result in response.results {
-                Error::check(result.error_code, || format!("delete group {group_id}"))?;
-            }
+            let delete = |coordinator: Arc<Connection>| async move {
+                delete_at(&coordinator, group_id).await
+            };
+            self.at_coordinator(group_id, "delete", delete).await?;
         }
         Ok(())
     }
@@ -251,6 +242,17 @@ impl Admin {
         self.at_coordinator(group_id, "committing offsets", commit)
             .await
     }
+}
+
+/// DeleteGroups for `group_id` at its coordinator.
+async fn delete_at(coordinator: &Connection, group_id: &str) -> Result<()> {
+    let request =
+        DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(group_id))]);
+    let response = coordinator.send(&request).await?;
+    for result in response.results {
+        Error::check(result.error_code, || format!("delete group {group_id}"))?;
+    }
+    Ok(())
 }
 
 /// DescribeGroups for `group_id` at its coordinator.

@@ -25,24 +25,40 @@ fn lag_is_unknown_without_a_commit() {
     assert_eq!(lag_records(Some(12), 10), Some(0));
 }
 
-/// How many FindCoordinator, OffsetFetch and OffsetCommit requests the broker was sent.
+/// How many FindCoordinator, OffsetFetch, OffsetCommit and DeleteGroups requests the
+/// broker was sent.
 #[derive(Default, Clone)]
 struct Counts {
     finds: Arc<AtomicUsize>,
     fetches: Arc<AtomicUsize>,
     commits: Arc<AtomicUsize>,
+    deletes: Arc<AtomicUsize>,
+}
+
+/// The n-th code of `codes` (0 past its end).
+fn nth(codes: &[i16], n: usize) -> Option<i16> {
+    Some(codes.get(n).copied().unwrap_or(0))
 }
 
 /// An admin on a broker whose n-th OffsetFetch and OffsetCommit are answered by the n-th
 /// code of `fetch` and `commit` (0 past their ends).
 async fn admin_on(fetch: &'static [i16], commit: &'static [i16]) -> (Admin, Counts) {
+    admin_deleting(fetch, commit, &[]).await
+}
+
+/// [`admin_on`], the n-th DeleteGroups answered (per group) by the n-th code of `delete`.
+async fn admin_deleting(
+    fetch: &'static [i16],
+    commit: &'static [i16],
+    delete: &'static [i16],
+) -> (Admin, Counts) {
     let counts = Counts::default();
-    let (finds, fetches, commits) = (
+    let (finds, fetches, commits, deletes) = (
         counts.finds.clone(),
         counts.fetches.clone(),
         counts.commits.clone(),
+        counts.deletes.clone(),
     );
-    let nth = |codes: &[i16], n: usize| Some(codes.get(n).copied().unwrap_or(0));
     let addr = fake_broker::start(Script {
         find_coordinator: Arc::new(move || {
             finds.fetch_add(1, Ordering::SeqCst);
@@ -50,6 +66,7 @@ async fn admin_on(fetch: &'static [i16], commit: &'static [i16]) -> (Admin, Coun
         }),
         offset_fetch: Arc::new(move || nth(fetch, fetches.fetch_add(1, Ordering::SeqCst))),
         offset_commit: Arc::new(move || nth(commit, commits.fetch_add(1, Ordering::SeqCst))),
+        delete_groups: Arc::new(move || nth(delete, deletes.fetch_add(1, Ordering::SeqCst))),
         ..Script::default()
     })
     .await;
@@ -93,4 +110,32 @@ async fn an_offset_reset_retries_a_coordinator_loading_or_moved() {
         .expect("not hung")
         .expect("committed on the third try");
     assert_eq!(counts.commits.load(Ordering::SeqCst), 3);
+}
+
+/// GROUP_ID_NOT_FOUND: final for a delete.
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+/// A delete answered, in its per-group result, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR
+/// and COORDINATOR_NOT_AVAILABLE is retried, the coordinator looked up again, as the other
+/// group calls are; a final error (no such group) is returned at once.
+#[tokio::test]
+async fn a_group_delete_retries_a_coordinator_loading_or_moved() {
+    let retriable = &[
+        codes::COORDINATOR_LOAD_IN_PROGRESS,
+        codes::NOT_COORDINATOR,
+        codes::COORDINATOR_NOT_AVAILABLE,
+    ];
+    let (admin, counts) = admin_deleting(&[], &[], retriable).await;
+    let deleted = tokio::time::timeout(HANG, admin.delete_groups(&["g"])).await;
+    deleted
+        .expect("not hung")
+        .expect("deleted on the fourth try");
+    assert_eq!(counts.deletes.load(Ordering::SeqCst), 4);
+    assert_eq!(counts.finds.load(Ordering::SeqCst), 4, "looked up again");
+
+    let (admin, counts) = admin_deleting(&[], &[], &[GROUP_ID_NOT_FOUND]).await;
+    let deleted = tokio::time::timeout(HANG, admin.delete_groups(&["g"])).await;
+    let error = deleted.expect("not hung").expect_err("no such group");
+    assert_eq!(error.code(), Some(GROUP_ID_NOT_FOUND), "{error}");
+    assert_eq!(counts.deletes.load(Ordering::SeqCst), 1, "not retried");
 }

@@ -25,6 +25,7 @@ pub use record::{ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::offsets::{self, EARLIEST, LATEST};
+use crate::retry::Retry;
 use commit::{commit_before_rebalance, delivered_positions, fetch_committed_for_poll};
 use fetcher::Fetcher;
 use group::{GroupMember, Joined};
@@ -162,7 +163,7 @@ impl Consumer {
             self.maybe_auto_commit().await?;
             let reset = self.fetcher.stage_arrived();
             if !reset.is_empty() {
-                self.reset_positions(&reset).await?;
+                self.reset_positions(&reset, deadline).await?;
             }
             self.fetcher.send_fetches();
             let records = self.fetcher.take(self.config.max_poll_records);
@@ -177,7 +178,7 @@ impl Consumer {
             let slice = deadline.min(now + Duration::from_millis(200));
             let reset = self.fetcher.wait_for_data(slice).await;
             if !reset.is_empty() {
-                self.reset_positions(&reset).await?;
+                self.reset_positions(&reset, deadline).await?;
             }
         }
     }
@@ -345,13 +346,15 @@ impl Consumer {
 
     /// Sets unknown positions from committed offsets, else from the reset policy. A
     /// retriable error fetching the committed offsets is retried until the poll's
-    /// `deadline`; past it the positions stay unknown until the next poll.
+    /// `deadline`; past it the positions stay unknown until the next poll. While a join
+    /// runs (partitions kept through a cooperative rejoin) they stay unknown too: the
+    /// membership the fetch needs is the join's, and waiting for the join would outlast
+    /// the poll; the first poll that takes the join in sets them.
     async fn ensure_positions(&mut self, deadline: tokio::time::Instant) -> Result<()> {
         let missing = self.fetcher.needing_position();
-        if missing.is_empty() {
+        if missing.is_empty() || self.joining.is_some() {
             return Ok(());
         }
-        self.finish_join().await?;
         let mut committed = BTreeMap::new();
         if let Some(group) = &mut self.group {
             let fetched = fetch_committed_for_poll(group, &self.config, &missing, deadline);
@@ -367,10 +370,18 @@ impl Consumer {
                 None => rest.push(tp),
             }
         }
-        self.reset_positions(&rest).await
+        self.reset_positions(&rest, deadline).await
     }
 
-    async fn reset_positions(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+    /// Sets `partitions`' positions by the reset policy, as Java's `resetPositionsIfNeeded`:
+    /// retriable ListOffsets errors (a leader moved or missing, a lost connection) are
+    /// retried until the poll's `deadline`, the leaders' metadata asked for again; past it
+    /// the positions stay unknown until the next poll. Only a final error is returned.
+    async fn reset_positions(
+        &mut self,
+        partitions: &[TopicPartition],
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
         if partitions.is_empty() {
             return Ok(());
         }
@@ -383,7 +394,33 @@ impl Consumer {
                 )))
             }
         };
-        for (tp, offset) in offsets::list_offsets(&self.cluster, partitions, timestamp).await? {
+        let (backoff_ms, backoff_max_ms) = (
+            self.config.retry_backoff_ms,
+            self.config.retry_backoff_max_ms,
+        );
+        let mut retry = Retry::until(deadline, backoff_ms, backoff_max_ms);
+        let listed = loop {
+            let error = match offsets::list_offsets(&self.cluster, partitions, timestamp).await {
+                Ok(listed) => break listed,
+                Err(error) => error,
+            };
+            if error.invalidates_metadata() {
+                for tp in partitions {
+                    self.cluster.request_refresh(&tp.topic);
+                }
+            }
+            let retriable = error.is_retriable();
+            let what = || format!("resetting the positions of {partitions:?}");
+            match retry.after(error, retriable, what).await {
+                Ok(()) => {}
+                Err(Error::ApiTimeout { last_error, .. }) => {
+                    tracing::debug!(error = %last_error, "no reset offsets within the poll's time");
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        for (tp, offset) in listed {
             self.fetcher.seek(&tp, offset)?;
         }
         Ok(())
@@ -495,3 +532,7 @@ impl<T> Drop for AbortOnDrop<T> {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+#[path = "poll_tests.rs"]
+mod tests;

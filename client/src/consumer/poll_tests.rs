@@ -1,0 +1,139 @@
+//! `poll` against a scripted broker ([`crate::fake_broker`]): setting unknown positions
+//! (by the reset policy, or from the commit during a rejoin) keeps to the poll's time, as
+//! Java's consumer does.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::consumer::Assignor;
+use crate::error::codes;
+use crate::fake_broker::{self, Script, LISTED_OFFSET};
+use crate::{Consumer, ConsumerConfig, Error, TopicPartition};
+
+/// TOPIC_AUTHORIZATION_FAILED: final.
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+
+/// Longest a test here may take before it counts as hung (upper bounds only).
+const HANG: Duration = Duration::from_secs(15);
+
+/// A consumer without a group (so positions come from the reset policy), assigned `t-0`,
+/// on a broker whose n-th ListOffsets is answered by `list`; also how many were sent.
+async fn assigned_consumer(list: fn(usize) -> Option<i16>) -> (Consumer, Arc<AtomicUsize>) {
+    let lists = Arc::new(AtomicUsize::new(0));
+    let counted = lists.clone();
+    let addr = fake_broker::start(Script {
+        list_offsets: Arc::new(move || list(counted.fetch_add(1, Ordering::SeqCst))),
+        ..Script::default()
+    })
+    .await;
+    let mut config = ConsumerConfig::new(&addr);
+    config.retry_backoff_ms = 50;
+    config.retry_backoff_max_ms = 200;
+    let mut consumer = Consumer::new(config).await.unwrap();
+    consumer.assign(&[t0()]).unwrap();
+    (consumer, lists)
+}
+
+fn t0() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+/// A retriable ListOffsets error while resetting a position (no committed offset) is
+/// retried within the poll's time, never an error from `poll` (Java's
+/// `resetPositionsIfNeeded`); a leader gone for the whole poll leaves the position unknown
+/// and the poll empty at its timeout.
+#[tokio::test]
+async fn a_poll_retries_a_retriable_offset_reset_error_within_its_time() {
+    let (mut recovering, lists) = assigned_consumer(|n| {
+        Some(match n {
+            0 => codes::NOT_LEADER_OR_FOLLOWER,
+            1 => codes::LEADER_NOT_AVAILABLE,
+            _ => 0,
+        })
+    })
+    .await;
+    let polled = tokio::time::timeout(HANG, recovering.poll(Duration::from_millis(1000))).await;
+    let records = polled.expect("not hung").expect("no error from poll");
+    assert!(records.is_empty());
+    assert_eq!(recovering.position(&t0()), Some(LISTED_OFFSET));
+    assert_eq!(lists.load(Ordering::SeqCst), 3, "retried");
+
+    let (mut leaderless, lists) = assigned_consumer(|_| Some(codes::NOT_LEADER_OR_FOLLOWER)).await;
+    let started = Instant::now();
+    let polled = tokio::time::timeout(HANG, leaderless.poll(Duration::from_millis(400))).await;
+    let records = polled.expect("not hung").expect("no error from poll");
+    assert!(records.is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "kept to its timeout: {waited:?}"
+    );
+    assert_eq!(leaderless.position(&t0()), None);
+    assert!(lists.load(Ordering::SeqCst) >= 2, "retried");
+}
+
+/// A final ListOffsets error (not authorized) is still returned from `poll`, at once.
+#[tokio::test]
+async fn a_poll_returns_a_final_offset_reset_error() {
+    let (mut denied, lists) = assigned_consumer(|_| Some(TOPIC_AUTHORIZATION_FAILED)).await;
+    let polled = tokio::time::timeout(HANG, denied.poll(Duration::from_millis(1000))).await;
+    let error = polled.expect("not hung").expect_err("a final error");
+    assert_eq!(error.code(), Some(TOPIC_AUTHORIZATION_FAILED), "{error}");
+    assert!(!matches!(error, Error::ApiTimeout { .. }));
+    assert_eq!(lists.load(Ordering::SeqCst), 1, "not retried");
+}
+
+/// A cooperative member of group `g` subscribed to `t`: its first JoinGroup is answered
+/// (it owns `t-0`), later ones never; OffsetFetch answers COORDINATOR_LOAD_IN_PROGRESS
+/// until `loaded` is set. Polled once so it owns `t-0` with its position still unknown.
+async fn member_with_unknown_position(loaded: Arc<AtomicBool>) -> Consumer {
+    let joins = Arc::new(AtomicUsize::new(0));
+    let addr = fake_broker::start(Script {
+        join_group: Arc::new(move || (joins.fetch_add(1, Ordering::SeqCst) == 0).then_some(0)),
+        offset_fetch: Arc::new(move || {
+            Some(match loaded.load(Ordering::SeqCst) {
+                true => 0,
+                false => codes::COORDINATOR_LOAD_IN_PROGRESS,
+            })
+        }),
+        ..Script::default()
+    })
+    .await;
+    let mut config = ConsumerConfig::new(&addr);
+    config.group_id = Some("g".to_owned());
+    config.auto_commit = false;
+    config.assignors = vec![Assignor::CooperativeSticky];
+    config.retry_backoff_ms = 50;
+    config.retry_backoff_max_ms = 200;
+    let mut consumer = Consumer::new(config).await.unwrap();
+    consumer.subscribe(&["t"]).unwrap();
+    let polled = tokio::time::timeout(HANG, consumer.poll(Duration::from_millis(500))).await;
+    polled.expect("not hung").expect("joined");
+    assert_eq!(consumer.assignment(), vec![t0()]);
+    assert_eq!(consumer.position(&t0()), None);
+    consumer
+}
+
+/// A kept partition whose position is unknown while a (cooperative) rejoin is in progress
+/// does not make `poll` wait for the whole join past its timeout: the committed offsets need
+/// the membership the join holds, so they are fetched once it has been taken in.
+#[tokio::test]
+async fn a_poll_keeps_to_its_timeout_while_a_rejoin_holds_an_unknown_position() {
+    let loaded = Arc::new(AtomicBool::new(false));
+    let mut consumer = member_with_unknown_position(loaded.clone()).await;
+    loaded.store(true, Ordering::SeqCst);
+    consumer.subscribe(&["t"]).unwrap(); // asks for a rejoin, which is never answered
+    let started = Instant::now();
+    let polled = tokio::time::timeout(HANG, consumer.poll(Duration::from_millis(300))).await;
+    let records = polled.expect("not hung").expect("no error from poll");
+    assert!(records.is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "kept to its timeout: {waited:?}"
+    );
+    assert_eq!(consumer.assignment(), vec![t0()], "still owned");
+}
