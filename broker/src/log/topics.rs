@@ -31,6 +31,11 @@ fn fresh_partition_dir(
 ) -> Result<(), LogError> {
     if dir.exists() {
         remover.queue([DirRemover::rename_doomed(dir)?]);
+        // Durable before the create record is: a crash must not bring the old files back
+        // under the new topic's name.
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
         // Handles cached under its paths (a delete that could not rename it) are its files'.
         files.evict_dirs(&std::collections::HashSet::from([dir]));
     }
