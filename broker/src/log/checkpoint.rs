@@ -180,10 +180,21 @@ impl Checkpoints {
 
     /// Records where the clean section now ends and writes the file at once (a lost update
     /// only costs a re-clean, but writing per pass keeps the file honest for operators).
-    pub(crate) fn set_cleaner_offset(&self, key: PartitionKey, offset: i64) -> io::Result<()> {
+    /// Nothing when `deleted` (the partition's flag): as for recovery points, a pass ending
+    /// while its topic is deleted must not put back an entry a re-created topic would inherit.
+    pub(crate) fn set_cleaner_offset(
+        &self,
+        key: PartitionKey,
+        offset: i64,
+        deleted: &AtomicBool,
+    ) -> io::Result<()> {
         let _writer = self.cleaner_write.lock();
         let snapshot = {
             let mut offsets = self.cleaner_offsets.lock();
+            // Read under the lock `remove_topic` takes (see `set_live_recovery_point`).
+            if deleted.load(Ordering::Acquire) {
+                return Ok(());
+            }
             offsets.insert(key, offset);
             offsets.clone()
         };
@@ -298,6 +309,25 @@ mod tests {
         checkpoints.remove_topic("t").unwrap();
         checkpoints.set_live_recovery_point(("t".to_string(), 0), 9, &deleted);
         assert_eq!(checkpoints.recovery_point(&("t".to_string(), 0)), None);
+    }
+
+    #[test]
+    fn a_deleted_partitions_late_clean_sets_no_cleaner_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::load(dir.path());
+        let deleted = AtomicBool::new(false);
+        let key = ("t".to_string(), 0);
+        checkpoints
+            .set_cleaner_offset(key.clone(), 5, &deleted)
+            .unwrap();
+        assert_eq!(checkpoints.cleaner_offset(&key), Some(5));
+        deleted.store(true, Ordering::Release);
+        checkpoints.remove_topic("t").unwrap();
+        checkpoints
+            .set_cleaner_offset(key.clone(), 9, &deleted)
+            .unwrap();
+        assert_eq!(checkpoints.cleaner_offset(&key), None);
+        assert!(read_checkpoint(&dir.path().join(CLEANER_OFFSET_FILE)).is_empty());
     }
 
     #[test]

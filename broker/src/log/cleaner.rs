@@ -343,7 +343,7 @@ impl PartitionLog {
         }
         self.ctx
             .checkpoints
-            .set_cleaner_offset(self.key(), map_end)?;
+            .set_cleaner_offset(self.key(), map_end, &self.deleted)?;
         Ok(())
     }
 
