@@ -169,8 +169,12 @@ impl LogManager {
         // One fsync of the data directory makes every rename durable: without it a crash
         // could bring the old names back, and a deleted topic's directories would sit
         // unloaded (no metadata names them) until a topic of that name came again.
-        sync_dir(&shared.config.data_dir)?;
+        // The checkpoint entries go whatever the fsync says: the topic is deleted, and a
+        // topic re-created under its name must not start from its log start or cleaner
+        // offset.
+        let synced = sync_dir(&shared.config.data_dir);
         shared.ctx.checkpoints.remove_topic(name)?;
+        synced?;
         Ok(entry.info.id)
     }
 
