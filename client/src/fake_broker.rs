@@ -54,6 +54,7 @@ type MetadataScript = dyn Fn(&str) -> TopicAnswer + Send + Sync;
 type ProduceScript = dyn Fn(&str, i32) -> Option<i16> + Send + Sync;
 type CoordinatorScript = dyn Fn() -> Option<i16> + Send + Sync;
 type DelayScript = dyn Fn() -> u64 + Send + Sync;
+type GroupScript = dyn Fn(&str) -> Option<i16> + Send + Sync;
 
 /// What the broker answers. `produce` gives a partition's error code, or `None` to never
 /// answer; `find_coordinator` likewise (`Some(0)`: this node), and `join_group` (`Some(0)`:
@@ -77,9 +78,10 @@ pub(crate) struct Script {
     /// Each ListOffsets' error code for all of its partitions, or `None` to never answer;
     /// with 0 every partition asked for is at [`LISTED_OFFSET`].
     pub list_offsets: Arc<CoordinatorScript>,
-    /// Each DeleteGroups' error code for every group it names (in the per-group result, as
-    /// the real broker reports them), or `None` to never answer.
-    pub delete_groups: Arc<CoordinatorScript>,
+    /// Each DeleteGroups' error code for each group it names, asked with the group's id (in
+    /// the per-group result, as the real broker reports them), or `None` (for any of them)
+    /// to never answer.
+    pub delete_groups: Arc<GroupScript>,
 }
 
 /// The committed offset OffsetFetch reports for every partition.
@@ -100,7 +102,7 @@ impl Default for Script {
             offset_commit: Arc::new(|| Some(0)),
             offset_fetch: Arc::new(|| Some(0)),
             list_offsets: Arc::new(|| Some(0)),
-            delete_groups: Arc::new(|| Some(0)),
+            delete_groups: Arc::new(|_| Some(0)),
         }
     }
 }
@@ -243,18 +245,23 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
             }
             ApiKey::DeleteGroups => {
                 let request = DeleteGroupsRequest::decode(&mut body, version).unwrap();
-                match (script.delete_groups)() {
-                    Some(code) => {
-                        let results = request.groups_names.into_iter().map(|group_id| {
+                let results: Option<Vec<DeletableGroupResult>> = request
+                    .groups_names
+                    .into_iter()
+                    .map(|group_id| {
+                        let code = (script.delete_groups)(group_id.0.as_str())?;
+                        Some(
                             DeletableGroupResult::default()
                                 .with_group_id(group_id)
-                                .with_error_code(code)
-                        });
-                        DeleteGroupsResponse::default()
-                            .with_results(results.collect())
-                            .encode(&mut out, version)
-                            .is_ok()
-                    }
+                                .with_error_code(code),
+                        )
+                    })
+                    .collect();
+                match results {
+                    Some(results) => DeleteGroupsResponse::default()
+                        .with_results(results)
+                        .encode(&mut out, version)
+                        .is_ok(),
                     None => false,
                 }
             }

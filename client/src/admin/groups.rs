@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::StreamExt;
+
 use kafka_protocol::messages::{
     DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
 };
@@ -20,6 +22,11 @@ use crate::retry::{Retry, RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MS};
 /// How long an admin call waits for its group's coordinator, and retries retriable errors
 /// of the calls made to it (Java's `default.api.timeout.ms` default).
 const DEFAULT_API_TIMEOUT_MS: u64 = 60_000;
+
+/// How many groups [`Admin::delete_groups_each`] deletes at once: each may wait up to
+/// [`DEFAULT_API_TIMEOUT_MS`] for its coordinator, so one at a time could take that long per
+/// group, while a long list must not open a lookup per group all at once.
+pub const GROUP_DELETES_IN_FLIGHT_MAX: usize = 16;
 
 /// A group as ListGroups reports it.
 ///
@@ -148,16 +155,41 @@ impl Admin {
         self.at_coordinator(group_id, "describe", describe).await
     }
 
-    /// Deletes each group in turn at its coordinator, retried as [`Admin::committed_offsets`]
-    /// is (DeleteGroups reports a coordinator loading or moved in the group's result).
+    /// Deletes every group (each at its coordinator, retried as [`Admin::committed_offsets`]
+    /// is) and fails, once all were tried, with the first failure in `group_ids`' order, as
+    /// Java's `deleteConsumerGroups(..).all()`. [`Admin::delete_groups_each`] says how each
+    /// went.
     pub async fn delete_groups(&self, group_ids: &[&str]) -> Result<()> {
+        for (_, outcome) in self.delete_groups_each(group_ids).await {
+            outcome?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every group in `group_ids` (a repeated id once), one failing not stopping the
+    /// others, and gives each group's outcome in their order, as Java's
+    /// `deleteConsumerGroups(..).deletedGroups()`. Each is retried at its coordinator as
+    /// [`Admin::committed_offsets`] is (DeleteGroups reports a coordinator loading or moved
+    /// in the group's result), up to [`GROUP_DELETES_IN_FLIGHT_MAX`] at once.
+    pub async fn delete_groups_each(&self, group_ids: &[&str]) -> Vec<(String, Result<()>)> {
+        let mut unique: Vec<&str> = Vec::with_capacity(group_ids.len());
         for group_id in group_ids {
+            if !unique.contains(group_id) {
+                unique.push(group_id);
+            }
+        }
+        let deletes = unique.into_iter().map(|group_id| async move {
             let delete = |coordinator: Arc<Connection>| async move {
                 delete_at(&coordinator, group_id).await
             };
-            self.at_coordinator(group_id, "delete", delete).await?;
-        }
-        Ok(())
+            let outcome = self.at_coordinator(group_id, "delete", delete).await;
+            (group_id.to_owned(), outcome)
+        });
+        // `buffered` keeps the order of `group_ids`.
+        futures::stream::iter(deletes)
+            .buffered(GROUP_DELETES_IN_FLIGHT_MAX)
+            .collect()
+            .await
     }
 
     /// Every committed offset of a group. Retriable errors (COORDINATOR_LOAD_IN_PROGRESS,

@@ -66,7 +66,7 @@ async fn admin_deleting(
         }),
         offset_fetch: Arc::new(move || nth(fetch, fetches.fetch_add(1, Ordering::SeqCst))),
         offset_commit: Arc::new(move || nth(commit, commits.fetch_add(1, Ordering::SeqCst))),
-        delete_groups: Arc::new(move || nth(delete, deletes.fetch_add(1, Ordering::SeqCst))),
+        delete_groups: Arc::new(move |_| nth(delete, deletes.fetch_add(1, Ordering::SeqCst))),
         ..Script::default()
     })
     .await;
@@ -138,4 +138,60 @@ async fn a_group_delete_retries_a_coordinator_loading_or_moved() {
     let error = deleted.expect("not hung").expect_err("no such group");
     assert_eq!(error.code(), Some(GROUP_ID_NOT_FOUND), "{error}");
     assert_eq!(counts.deletes.load(Ordering::SeqCst), 1, "not retried");
+}
+
+/// Deleting several groups tries every one, even after one fails, and says how each went
+/// (Java's `deleteConsumerGroups` has a result per group); `delete_groups` fails with the
+/// first failure, as Java's `all()` does, but only after trying them all.
+#[tokio::test]
+async fn a_group_delete_tries_every_group_and_reports_each() {
+    let tried = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let asked = tried.clone();
+    let addr = fake_broker::start(Script {
+        delete_groups: Arc::new(move |group: &str| {
+            asked.lock().unwrap().push(group.to_owned());
+            Some(match group {
+                "a" | "c" => GROUP_ID_NOT_FOUND,
+                _ => 0,
+            })
+        }),
+        ..Script::default()
+    })
+    .await;
+    let admin = Admin::new(ClientConfig::new(&addr)).await.unwrap();
+
+    let outcomes = tokio::time::timeout(HANG, admin.delete_groups_each(&["a", "b", "c", "b"]))
+        .await
+        .expect("not hung");
+    let codes: Vec<(&str, Option<i16>)> = outcomes
+        .iter()
+        .map(|(group, outcome)| {
+            (
+                group.as_str(),
+                outcome.as_ref().err().and_then(|e| e.code()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("a", Some(GROUP_ID_NOT_FOUND)),
+            ("b", None),
+            ("c", Some(GROUP_ID_NOT_FOUND)),
+        ],
+        "one outcome per group, in order, a repeated group once"
+    );
+    assert!(outcomes[1].1.is_ok());
+
+    tried.lock().unwrap().clear();
+    let deleted = tokio::time::timeout(HANG, admin.delete_groups(&["a", "b", "c"])).await;
+    let error = deleted.expect("not hung").expect_err("a failed");
+    assert_eq!(error.code(), Some(GROUP_ID_NOT_FOUND), "{error}");
+    assert!(
+        error.to_string().contains("group a"),
+        "the first failure: {error}"
+    );
+    let mut tried = tried.lock().unwrap().clone();
+    tried.sort();
+    assert_eq!(tried, ["a", "b", "c"], "every group tried");
 }

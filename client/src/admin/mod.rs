@@ -24,7 +24,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-pub use groups::{GroupDescription, GroupListing, GroupMemberInfo, PartitionLag};
+pub use groups::{
+    GroupDescription, GroupListing, GroupMemberInfo, PartitionLag, GROUP_DELETES_IN_FLIGHT_MAX,
+};
 
 use crate::cluster::{topic_name, ClientConfig, Cluster, TopicInfo};
 use crate::consumer::TopicPartition;

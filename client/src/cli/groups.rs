@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use runnel_client::admin::PartitionLag;
 use runnel_client::offsets::{EARLIEST, LATEST};
+use runnel_client::Result as ClientResult;
 use runnel_client::{Admin, ClientConfig, TopicPartition};
 
 use super::{print_table, Output};
@@ -75,8 +76,14 @@ pub async fn run(bootstrap: &str, output: Output, command: GroupsCommand) -> any
         GroupsCommand::Describe { group } => describe(&admin, output, &group).await?,
         GroupsCommand::Delete { groups } => {
             let names: Vec<&str> = groups.iter().map(String::as_str).collect();
-            admin.delete_groups(&names).await?;
-            out!("deleted {}", names.join(", "))?;
+            let outcomes = admin.delete_groups_each(&names).await;
+            let (deleted, failed) = split_deletions(&outcomes);
+            if !deleted.is_empty() {
+                out!("deleted {}", deleted.join(", "))?;
+            }
+            if !failed.is_empty() {
+                bail!("could not delete {}", failed.join("; "));
+            }
         }
         GroupsCommand::ResetOffsets {
             group,
@@ -200,4 +207,43 @@ async fn describe(admin: &Admin, output: Output, group: &str) -> anyhow::Result<
 /// Lag summed over the partitions whose lag is known (committed ones).
 fn total_lag(lag: &[PartitionLag]) -> i64 {
     lag.iter().filter_map(|l| l.lag).sum()
+}
+
+/// The groups deleted, and each failure as `group: error` (every group is tried, so the
+/// user learns of all of them at once).
+fn split_deletions(outcomes: &[(String, ClientResult<()>)]) -> (Vec<&str>, Vec<String>) {
+    let mut deleted = Vec::new();
+    let mut failed = Vec::new();
+    for (group, outcome) in outcomes {
+        match outcome {
+            Ok(()) => deleted.push(group.as_str()),
+            Err(error) => failed.push(format!("{group}: {error}")),
+        }
+    }
+    (deleted, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_deletions;
+    use runnel_client::Error;
+
+    /// `groups delete a b c` names what was deleted and every group that was not.
+    #[test]
+    fn a_delete_names_each_deleted_and_each_failed_group() {
+        let not_found = |group: &str| Error::Broker {
+            code: 69,
+            context: format!("delete group {group}"),
+        };
+        let outcomes = vec![
+            ("a".to_owned(), Err(not_found("a"))),
+            ("b".to_owned(), Ok(())),
+            ("c".to_owned(), Err(not_found("c"))),
+        ];
+        let (deleted, failed) = split_deletions(&outcomes);
+        assert_eq!(deleted, ["b"]);
+        assert_eq!(failed.len(), 2);
+        assert!(failed[0].starts_with("a: ") && failed[0].contains("delete group a"));
+        assert!(failed[1].starts_with("c: ") && failed[1].contains("delete group c"));
+    }
 }

@@ -351,7 +351,7 @@ fn on_error(membership: &MembershipHandle, error: Error) -> Error {
 }
 
 /// Retries bounded by `default_api_timeout_ms`, with the consumer's backoff.
-fn api_retry(config: &ConsumerConfig) -> Retry {
+pub(super) fn api_retry(config: &ConsumerConfig) -> Retry {
     let timeout_ms = config.default_api_timeout_ms;
     Retry::within(
         timeout_ms,

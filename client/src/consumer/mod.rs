@@ -26,7 +26,7 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::offsets::{self, EARLIEST, LATEST};
 use crate::retry::Retry;
-use commit::{commit_before_rebalance, delivered_positions, fetch_committed_for_poll};
+use commit::{api_retry, commit_before_rebalance, delivered_positions, fetch_committed_for_poll};
 use fetcher::Fetcher;
 use group::{GroupMember, Joined};
 
@@ -399,27 +399,15 @@ impl Consumer {
             self.config.retry_backoff_max_ms,
         );
         let mut retry = Retry::until(deadline, backoff_ms, backoff_max_ms);
-        let listed = loop {
-            let error = match offsets::list_offsets(&self.cluster, partitions, timestamp).await {
-                Ok(listed) => break listed,
-                Err(error) => error,
-            };
-            if error.invalidates_metadata() {
-                for tp in partitions {
-                    self.cluster.request_refresh(&tp.topic);
-                }
-            }
-            let retriable = error.is_retriable();
-            let what = || format!("resetting the positions of {partitions:?}");
-            match retry.after(error, retriable, what).await {
-                Ok(()) => {}
+        let listed =
+            match list_offsets_retrying(&self.cluster, partitions, timestamp, &mut retry).await {
+                Ok(listed) => listed,
                 Err(Error::ApiTimeout { last_error, .. }) => {
                     tracing::debug!(error = %last_error, "no reset offsets within the poll's time");
                     return Ok(());
                 }
                 Err(error) => return Err(error),
-            }
-        };
+            };
         for (tp, offset) in listed {
             self.fetcher.seek(&tp, offset)?;
         }
@@ -447,8 +435,11 @@ impl Consumer {
         partitions: &[TopicPartition],
         timestamp_ms: i64,
     ) -> Result<()> {
-        let found = offsets::list_offsets(&self.cluster, partitions, timestamp_ms).await?;
-        let end = offsets::list_offsets(&self.cluster, partitions, LATEST).await?;
+        // One time bound for both lookups, as Java's `offsetsForTimes` has.
+        let mut retry = api_retry(&self.config);
+        let found =
+            list_offsets_retrying(&self.cluster, partitions, timestamp_ms, &mut retry).await?;
+        let end = list_offsets_retrying(&self.cluster, partitions, LATEST, &mut retry).await?;
         for tp in partitions {
             let offset = found
                 .get(tp)
@@ -460,8 +451,13 @@ impl Consumer {
         Ok(())
     }
 
+    /// Seeks `partitions` to the offsets ListOffsets gives for `timestamp`; retriable errors
+    /// are retried until `default_api_timeout_ms`, as Java's `beginningOffsets`/`endOffsets`.
     async fn seek_to(&mut self, partitions: &[TopicPartition], timestamp: i64) -> Result<()> {
-        for (tp, offset) in offsets::list_offsets(&self.cluster, partitions, timestamp).await? {
+        let mut retry = api_retry(&self.config);
+        let listed =
+            list_offsets_retrying(&self.cluster, partitions, timestamp, &mut retry).await?;
+        for (tp, offset) in listed {
             self.seek(&tp, offset)?;
         }
         Ok(())
@@ -504,6 +500,31 @@ impl Consumer {
 
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
+    }
+}
+
+/// ListOffsets for `partitions` at `timestamp`, retrying retriable errors (a leader moved or
+/// missing, a lost connection, a slow broker) as `retry` allows, the leaders' metadata asked
+/// for again when it may be stale; past the time, [`Error::ApiTimeout`].
+async fn list_offsets_retrying(
+    cluster: &Arc<Cluster>,
+    partitions: &[TopicPartition],
+    timestamp: i64,
+    retry: &mut Retry,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    loop {
+        let error = match offsets::list_offsets(cluster, partitions, timestamp).await {
+            Ok(listed) => return Ok(listed),
+            Err(error) => error,
+        };
+        if error.invalidates_metadata() {
+            for tp in partitions {
+                cluster.request_refresh(&tp.topic);
+            }
+        }
+        let retriable = error.is_retriable();
+        let what = || format!("listing the offsets of {partitions:?}");
+        retry.after(error, retriable, what).await?;
     }
 }
 

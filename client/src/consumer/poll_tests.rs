@@ -137,3 +137,63 @@ async fn a_poll_keeps_to_its_timeout_while_a_rejoin_holds_an_unknown_position() 
     );
     assert_eq!(consumer.assignment(), vec![t0()], "still owned");
 }
+
+/// The n-th ListOffsets fails with a retriable error for n < 3 (a leader moved, the topic
+/// not yet known to the leader, a broker too slow), then succeeds.
+fn recovers_after_three(n: usize) -> Option<i16> {
+    Some(match n {
+        0 => codes::NOT_LEADER_OR_FOLLOWER,
+        1 => codes::UNKNOWN_TOPIC_OR_PARTITION,
+        2 => codes::REQUEST_TIMED_OUT,
+        _ => 0,
+    })
+}
+
+/// `seek_to_beginning`, `seek_to_end` and `seek_to_timestamp` retry retriable ListOffsets
+/// errors (Java's `beginningOffsets`/`endOffsets`/`offsetsForTimes` do, until
+/// `default.api.timeout.ms`) instead of failing at the first one.
+#[tokio::test]
+async fn a_seek_retries_a_retriable_list_offsets_error() {
+    let (mut beginning, lists) = assigned_consumer(recovers_after_three).await;
+    let sought = tokio::time::timeout(HANG, beginning.seek_to_beginning(&[t0()])).await;
+    sought.expect("not hung").expect("retried to success");
+    assert_eq!(beginning.position(&t0()), Some(LISTED_OFFSET));
+    assert_eq!(lists.load(Ordering::SeqCst), 4, "retried");
+
+    let (mut end, lists) = assigned_consumer(recovers_after_three).await;
+    let sought = tokio::time::timeout(HANG, end.seek_to_end(&[t0()])).await;
+    sought.expect("not hung").expect("retried to success");
+    assert_eq!(end.position(&t0()), Some(LISTED_OFFSET));
+    assert_eq!(lists.load(Ordering::SeqCst), 4, "retried");
+
+    let (mut by_time, lists) = assigned_consumer(recovers_after_three).await;
+    let sought = tokio::time::timeout(HANG, by_time.seek_to_timestamp(&[t0()], 1_000)).await;
+    sought.expect("not hung").expect("retried to success");
+    assert_eq!(by_time.position(&t0()), Some(LISTED_OFFSET));
+    assert!(lists.load(Ordering::SeqCst) >= 4, "retried");
+}
+
+/// A leader gone for longer than `default_api_timeout_ms` fails the seek with
+/// [`Error::ApiTimeout`] at about that time; a final error fails it at once.
+#[tokio::test]
+async fn a_seek_keeps_to_the_api_timeout_and_returns_a_final_error_at_once() {
+    let (mut leaderless, lists) = assigned_consumer(|_| Some(codes::NOT_LEADER_OR_FOLLOWER)).await;
+    leaderless.config.default_api_timeout_ms = 400;
+    let started = Instant::now();
+    let sought = tokio::time::timeout(HANG, leaderless.seek_to_end(&[t0()])).await;
+    let error = sought.expect("not hung").expect_err("timed out");
+    let waited = started.elapsed();
+    assert!(matches!(error, Error::ApiTimeout { .. }), "{error}");
+    assert!(
+        waited < Duration::from_millis(1500),
+        "kept to it: {waited:?}"
+    );
+    assert!(lists.load(Ordering::SeqCst) >= 2, "retried");
+    assert_eq!(leaderless.position(&t0()), None);
+
+    let (mut denied, lists) = assigned_consumer(|_| Some(TOPIC_AUTHORIZATION_FAILED)).await;
+    let sought = tokio::time::timeout(HANG, denied.seek_to_timestamp(&[t0()], 1_000)).await;
+    let error = sought.expect("not hung").expect_err("a final error");
+    assert_eq!(error.code(), Some(TOPIC_AUTHORIZATION_FAILED), "{error}");
+    assert_eq!(lists.load(Ordering::SeqCst), 1, "not retried");
+}
