@@ -18,6 +18,7 @@ use crate::cluster::{topic_name, Cluster};
 use crate::conn::Connection;
 use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
+use crate::retry::Retry;
 
 /// ListOffsets `timestamp` for the first offset.
 pub const EARLIEST: i64 = -2;
@@ -178,4 +179,29 @@ pub async fn committed(
         }
     }
     Ok(out)
+}
+
+/// ListOffsets for `partitions` at `timestamp`, retrying retriable errors (a leader moved or
+/// missing, a lost connection, a slow broker) as `retry` allows, the leaders' metadata asked
+/// for again when it may be stale; past the time, [`Error::ApiTimeout`].
+pub(crate) async fn list_offsets_retrying(
+    cluster: &std::sync::Arc<Cluster>,
+    partitions: &[TopicPartition],
+    timestamp: i64,
+    retry: &mut Retry,
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    loop {
+        let error = match list_offsets(cluster, partitions, timestamp).await {
+            Ok(listed) => return Ok(listed),
+            Err(error) => error,
+        };
+        if error.invalidates_metadata() {
+            for tp in partitions {
+                cluster.request_refresh(&tp.topic);
+            }
+        }
+        let retriable = error.is_retriable();
+        let what = || format!("listing the offsets of {partitions:?}");
+        retry.after(error, retriable, what).await?;
+    }
 }

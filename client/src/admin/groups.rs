@@ -23,6 +23,15 @@ use crate::retry::{Retry, RETRY_BACKOFF_MAX_MS, RETRY_BACKOFF_MS};
 /// of the calls made to it (Java's `default.api.timeout.ms` default).
 const DEFAULT_API_TIMEOUT_MS: u64 = 60_000;
 
+/// The retry bound of an admin call: [`DEFAULT_API_TIMEOUT_MS`], Kafka's default backoffs.
+pub(super) fn api_retry() -> Retry {
+    Retry::within(
+        DEFAULT_API_TIMEOUT_MS,
+        RETRY_BACKOFF_MS,
+        RETRY_BACKOFF_MAX_MS,
+    )
+}
+
 /// How many groups [`Admin::delete_groups_each`] deletes at once: each may wait up to
 /// [`DEFAULT_API_TIMEOUT_MS`] for its coordinator, so one at a time could take that long per
 /// group, while a long list must not open a lookup per group all at once.
@@ -127,11 +136,7 @@ impl Admin {
         Call: Fn(Arc<Connection>) -> Answer,
         Answer: Future<Output = Result<T>>,
     {
-        let mut retry = Retry::within(
-            DEFAULT_API_TIMEOUT_MS,
-            RETRY_BACKOFF_MS,
-            RETRY_BACKOFF_MAX_MS,
-        );
+        let mut retry = api_retry();
         loop {
             let error = match find_coordinator(&self.cluster, group_id, retry.deadline).await {
                 Ok(coordinator) => match call(coordinator).await {

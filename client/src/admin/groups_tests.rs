@@ -195,3 +195,31 @@ async fn a_group_delete_tries_every_group_and_reports_each() {
     tried.sort();
     assert_eq!(tried, ["a", "b", "c"], "every group tried");
 }
+
+/// `Admin::list_offsets` (`topics describe`, `groups describe`'s lag, `groups reset-offsets`)
+/// retries a leader moved or missing and a timed-out request, as Java's admin does until
+/// `default.api.timeout.ms`, instead of failing at the first one.
+#[tokio::test]
+async fn list_offsets_retries_a_moved_leader_and_a_timeout() {
+    let lists = Arc::new(AtomicUsize::new(0));
+    let counted = lists.clone();
+    let addr = fake_broker::start(Script {
+        list_offsets: Arc::new(move || {
+            let retriable = [codes::NOT_LEADER_OR_FOLLOWER, codes::REQUEST_TIMED_OUT];
+            nth(&retriable, counted.fetch_add(1, Ordering::SeqCst))
+        }),
+        ..Script::default()
+    })
+    .await;
+    let admin = Admin::new(ClientConfig::new(&addr)).await.unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let listed = tokio::time::timeout(
+        Duration::from_secs(20),
+        admin.list_offsets(std::slice::from_ref(&tp), crate::offsets::LATEST),
+    )
+    .await
+    .expect("not hung")
+    .expect("retried to success");
+    assert_eq!(listed.get(&tp), Some(&fake_broker::LISTED_OFFSET));
+    assert_eq!(lists.load(Ordering::SeqCst), 3, "retried twice");
+}

@@ -254,13 +254,16 @@ impl Admin {
         Ok(())
     }
 
-    /// Offsets at `timestamp_ms`, or [`offsets::EARLIEST`] / [`offsets::LATEST`].
+    /// Offsets at `timestamp_ms`, or [`offsets::EARLIEST`] / [`offsets::LATEST`]. Retriable
+    /// errors (a leader moved or missing, a lost connection) are retried for up to 60 s, as
+    /// Java's admin does until `default.api.timeout.ms`.
     pub async fn list_offsets(
         &self,
         partitions: &[TopicPartition],
         timestamp: i64,
     ) -> Result<BTreeMap<TopicPartition, i64>> {
-        offsets::list_offsets(&self.cluster, partitions, timestamp).await
+        let mut retry = groups::api_retry();
+        offsets::list_offsets_retrying(&self.cluster, partitions, timestamp, &mut retry).await
     }
 
     /// Every partition of `topic`.

@@ -400,7 +400,9 @@ impl Consumer {
         );
         let mut retry = Retry::until(deadline, backoff_ms, backoff_max_ms);
         let listed =
-            match list_offsets_retrying(&self.cluster, partitions, timestamp, &mut retry).await {
+            match offsets::list_offsets_retrying(&self.cluster, partitions, timestamp, &mut retry)
+                .await
+            {
                 Ok(listed) => listed,
                 Err(Error::ApiTimeout { last_error, .. }) => {
                     tracing::debug!(error = %last_error, "no reset offsets within the poll's time");
@@ -438,8 +440,10 @@ impl Consumer {
         // One time bound for both lookups, as Java's `offsetsForTimes` has.
         let mut retry = api_retry(&self.config);
         let found =
-            list_offsets_retrying(&self.cluster, partitions, timestamp_ms, &mut retry).await?;
-        let end = list_offsets_retrying(&self.cluster, partitions, LATEST, &mut retry).await?;
+            offsets::list_offsets_retrying(&self.cluster, partitions, timestamp_ms, &mut retry)
+                .await?;
+        let end =
+            offsets::list_offsets_retrying(&self.cluster, partitions, LATEST, &mut retry).await?;
         for tp in partitions {
             let offset = found
                 .get(tp)
@@ -456,7 +460,8 @@ impl Consumer {
     async fn seek_to(&mut self, partitions: &[TopicPartition], timestamp: i64) -> Result<()> {
         let mut retry = api_retry(&self.config);
         let listed =
-            list_offsets_retrying(&self.cluster, partitions, timestamp, &mut retry).await?;
+            offsets::list_offsets_retrying(&self.cluster, partitions, timestamp, &mut retry)
+                .await?;
         for (tp, offset) in listed {
             self.seek(&tp, offset)?;
         }
@@ -500,31 +505,6 @@ impl Consumer {
 
     pub fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
-    }
-}
-
-/// ListOffsets for `partitions` at `timestamp`, retrying retriable errors (a leader moved or
-/// missing, a lost connection, a slow broker) as `retry` allows, the leaders' metadata asked
-/// for again when it may be stale; past the time, [`Error::ApiTimeout`].
-async fn list_offsets_retrying(
-    cluster: &Arc<Cluster>,
-    partitions: &[TopicPartition],
-    timestamp: i64,
-    retry: &mut Retry,
-) -> Result<BTreeMap<TopicPartition, i64>> {
-    loop {
-        let error = match offsets::list_offsets(cluster, partitions, timestamp).await {
-            Ok(listed) => return Ok(listed),
-            Err(error) => error,
-        };
-        if error.invalidates_metadata() {
-            for tp in partitions {
-                cluster.request_refresh(&tp.topic);
-            }
-        }
-        let retriable = error.is_retriable();
-        let what = || format!("listing the offsets of {partitions:?}");
-        retry.after(error, retriable, what).await?;
     }
 }
 
