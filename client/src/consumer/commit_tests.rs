@@ -9,13 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::consumer::tests::{poll_empty_within, t0, HANG};
 use crate::consumer::RebalanceListener;
 use crate::error::codes;
 use crate::fake_broker::{self, Script, COMMITTED_OFFSET};
 use crate::{Consumer, ConsumerConfig, Error, TopicPartition};
-
-/// Longest a test here may take before it counts as hung (upper bounds only).
-const HANG: Duration = Duration::from_secs(15);
 
 /// How many requests of each kind the fake broker was sent.
 #[derive(Default, Clone)]
@@ -80,10 +78,6 @@ async fn consumer_finding(
     config.retry_backoff_max_ms = 200;
     adjust(&mut config);
     (Consumer::new(config).await.unwrap(), counts)
-}
-
-fn t0() -> TopicPartition {
-    TopicPartition::new("t", 0)
 }
 
 fn offsets() -> BTreeMap<TopicPartition, i64> {
@@ -229,11 +223,7 @@ async fn joined_consumer(code: i16) -> (Consumer, Counts, Told) {
     let told = Told::default();
     consumer.set_rebalance_listener(Box::new(told.clone()));
     consumer.subscribe(&["t"]).unwrap();
-    let started = Instant::now();
-    while consumer.assignment().is_empty() || consumer.position(&t0()).is_none() {
-        assert!(started.elapsed() < HANG, "never joined");
-        consumer.poll(Duration::from_millis(100)).await.unwrap();
-    }
+    poll_until_joined(&mut consumer).await;
     assert_eq!(Counts::get(&counts.joins), 1);
     told.0.lock().unwrap().clear();
     (consumer, counts, told)
@@ -341,15 +331,7 @@ async fn a_poll_retries_a_loading_coordinator_within_its_time_instead_of_failing
     )
     .await;
     loading.assign(&[t0()]).unwrap();
-    let started = Instant::now();
-    let polled = tokio::time::timeout(HANG, loading.poll(Duration::from_millis(400))).await;
-    let records = polled.expect("not hung").expect("no error from poll");
-    assert!(records.is_empty());
-    let waited = started.elapsed();
-    assert!(
-        waited < Duration::from_millis(1500),
-        "kept to its timeout: {waited:?}"
-    );
+    poll_empty_within(&mut loading, Duration::from_millis(400)).await;
     assert_eq!(loading.position(&t0()), None);
     assert!(Counts::get(&counts.fetches) >= 2, "retried");
 }
@@ -403,11 +385,7 @@ async fn auto_committing_consumer(commit: Answers, rebalance_ms: i32) -> (Consum
     let told = Told::default();
     consumer.set_rebalance_listener(Box::new(told.clone()));
     consumer.subscribe(&["t"]).unwrap();
-    let started = Instant::now();
-    while consumer.assignment().is_empty() || consumer.position(&t0()).is_none() {
-        assert!(started.elapsed() < HANG, "never joined");
-        consumer.poll(Duration::from_millis(100)).await.unwrap();
-    }
+    poll_until_joined(&mut consumer).await;
     assert_eq!(Counts::get(&counts.commits), 0);
     told.0.lock().unwrap().clear();
     (consumer, counts, told)
@@ -442,4 +420,13 @@ async fn the_commit_before_a_rebalance_is_retried_within_the_rebalance_timeout()
     let polled = tokio::time::timeout(HANG, stuck.poll(Duration::from_millis(300))).await;
     polled.expect("not hung").unwrap();
     assert_eq!(Counts::get(&counts.joins), 2, "rejoined after giving up");
+}
+
+/// Polls until the consumer owns `t-0` and knows its position.
+async fn poll_until_joined(consumer: &mut Consumer) {
+    let started = Instant::now();
+    while consumer.assignment().is_empty() || consumer.position(&t0()).is_none() {
+        assert!(started.elapsed() < HANG, "never joined");
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+    }
 }

@@ -16,8 +16,9 @@ use crate::{Consumer, ConsumerConfig, Error, TopicPartition};
 /// TOPIC_AUTHORIZATION_FAILED: final.
 const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 
-/// Longest a test here may take before it counts as hung (upper bounds only).
-const HANG: Duration = Duration::from_secs(15);
+/// Longest a test here (or in `commit_tests.rs`) may take before it counts as hung (upper
+/// bounds only).
+pub(super) const HANG: Duration = Duration::from_secs(15);
 
 /// A consumer without a group (so positions come from the reset policy), assigned `t-0`,
 /// on a broker whose n-th ListOffsets is answered by `list`; also how many were sent.
@@ -37,8 +38,22 @@ async fn assigned_consumer(list: fn(usize) -> Option<i16>) -> (Consumer, Arc<Ato
     (consumer, lists)
 }
 
-fn t0() -> TopicPartition {
+pub(super) fn t0() -> TopicPartition {
     TopicPartition::new("t", 0)
+}
+
+/// One `poll` of `timeout` that must end without an error, with no records, and near its
+/// timeout (well within 1.5 s): what a poll does while positions cannot be set yet.
+pub(super) async fn poll_empty_within(consumer: &mut Consumer, timeout: Duration) {
+    let started = Instant::now();
+    let polled = tokio::time::timeout(HANG, consumer.poll(timeout)).await;
+    let records = polled.expect("not hung").expect("no error from poll");
+    assert!(records.is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(1500),
+        "kept to its timeout: {waited:?}"
+    );
 }
 
 /// A retriable ListOffsets error while resetting a position (no committed offset) is
@@ -62,15 +77,7 @@ async fn a_poll_retries_a_retriable_offset_reset_error_within_its_time() {
     assert_eq!(lists.load(Ordering::SeqCst), 3, "retried");
 
     let (mut leaderless, lists) = assigned_consumer(|_| Some(codes::NOT_LEADER_OR_FOLLOWER)).await;
-    let started = Instant::now();
-    let polled = tokio::time::timeout(HANG, leaderless.poll(Duration::from_millis(400))).await;
-    let records = polled.expect("not hung").expect("no error from poll");
-    assert!(records.is_empty());
-    let waited = started.elapsed();
-    assert!(
-        waited < Duration::from_millis(1500),
-        "kept to its timeout: {waited:?}"
-    );
+    poll_empty_within(&mut leaderless, Duration::from_millis(400)).await;
     assert_eq!(leaderless.position(&t0()), None);
     assert!(lists.load(Ordering::SeqCst) >= 2, "retried");
 }
@@ -126,15 +133,7 @@ async fn a_poll_keeps_to_its_timeout_while_a_rejoin_holds_an_unknown_position() 
     let mut consumer = member_with_unknown_position(loaded.clone()).await;
     loaded.store(true, Ordering::SeqCst);
     consumer.subscribe(&["t"]).unwrap(); // asks for a rejoin, which is never answered
-    let started = Instant::now();
-    let polled = tokio::time::timeout(HANG, consumer.poll(Duration::from_millis(300))).await;
-    let records = polled.expect("not hung").expect("no error from poll");
-    assert!(records.is_empty());
-    let waited = started.elapsed();
-    assert!(
-        waited < Duration::from_millis(1500),
-        "kept to its timeout: {waited:?}"
-    );
+    poll_empty_within(&mut consumer, Duration::from_millis(300)).await;
     assert_eq!(consumer.assignment(), vec![t0()], "still owned");
 }
 
