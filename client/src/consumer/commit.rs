@@ -10,7 +10,9 @@
 //! `poll`'s fetch of committed offsets retries them within the poll's time, then returns no
 //! records rather than an error (Java's `refreshCommittedOffsetsIfNeeded`).
 //! The commits before a rebalance (auto-commit) retry them as well, until
-//! `rebalance_timeout_ms` (Java's `onJoinPrepare`); async commits and auto-commits try once.
+//! `rebalance_timeout_ms` (Java's `onJoinPrepare`); async commits and auto-commits try once,
+//! in tasks of their own (`poll` does not wait for an auto-commit; a synchronous commit or a
+//! rejoin waits for the one in flight first).
 //! A commit from a generation the coordinator no longer knows (UNKNOWN_MEMBER_ID,
 //! ILLEGAL_GENERATION, FENCED_INSTANCE_ID) fails as [`Error::CommitFailed`] and the next
 //! `poll` rejoins afresh, its partitions lost; REBALANCE_IN_PROGRESS fails it as
@@ -20,39 +22,94 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use tokio::task::JoinError;
+
 use super::fetcher::Fetcher;
 use super::group::{GroupMember, MembershipHandle};
-use super::Consumer;
 use super::{member, ConsumerConfig, ConsumerRecord, TopicPartition};
+use super::{AbortOnDrop, Consumer};
 use crate::conn::Connection;
 use crate::error::{codes, Error, Result};
 use crate::offsets;
 use crate::retry::Retry;
 
 impl Consumer {
-    /// Commits the delivered positions once the interval has passed; one try, as Java's
-    /// asynchronous auto-commit (the next is due an interval later).
+    /// Starts a commit of the delivered positions once the interval has passed, in a task
+    /// of its own, as Java's asynchronous auto-commit: `poll` does not wait for the
+    /// coordinator lookup nor the answer. One at a time; tried once, the next is due an
+    /// interval later, or `retry_backoff_ms` after a retriable failure.
     pub(super) async fn maybe_auto_commit(&mut self) -> Result<()> {
-        let due = self.last_commit.elapsed()
-            >= Duration::from_millis(self.config.auto_commit_interval_ms);
-        if self.config.auto_commit && due && self.group.is_some() {
-            self.last_commit = Instant::now();
-            self.finish_join().await?;
-            let positions = delivered_positions(&self.fetcher, &self.pending);
-            let in_generation = self.subscription.is_some();
-            if let Some(group) = &mut self.group {
-                if let Err(e) = commit_positions(group, in_generation, positions).await {
-                    tracing::debug!(error = %e, "auto-commit failed");
-                }
+        if !self.config.auto_commit || self.group.is_none() {
+            return Ok(());
+        }
+        if let Some(running) = &mut self.auto_commit {
+            if !running.0.is_finished() {
+                return Ok(());
+            }
+            if let Some(ended) = (&mut running.0).now_or_never() {
+                self.auto_commit = None;
+                self.auto_commit_ended(ended);
             }
         }
+        let now = Instant::now();
+        if now < self.next_auto_commit {
+            return Ok(());
+        }
+        self.next_auto_commit = now + Duration::from_millis(self.config.auto_commit_interval_ms);
+        self.finish_join().await?;
+        let positions = delivered_positions(&self.fetcher, &self.pending);
+        let in_generation = self.subscription.is_some();
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let lookup = group.coordinator_lookup();
+        // A coordinator not found by the time the next commit is due is not waited for.
+        let lookup_ms = self
+            .config
+            .default_api_timeout_ms
+            .min(self.config.auto_commit_interval_ms);
+        let target = CommitTarget::of(group, in_generation);
+        self.auto_commit = Some(AbortOnDrop(tokio::spawn(async move {
+            let coordinator = lookup
+                .until(tokio::time::Instant::now() + Duration::from_millis(lookup_ms))
+                .await?;
+            target.commit(&coordinator, &positions).await
+        })));
         Ok(())
+    }
+
+    /// Waits for the auto-commit in flight, if any: a commit after it must land after it, or
+    /// the older positions would overwrite the newer ones.
+    pub(super) async fn settle_auto_commit(&mut self) {
+        if let Some(mut running) = self.auto_commit.take() {
+            let ended = (&mut running.0).await;
+            self.auto_commit_ended(ended);
+        }
+    }
+
+    fn auto_commit_ended(&mut self, ended: std::result::Result<Result<()>, JoinError>) {
+        match ended {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "auto-commit failed");
+                if error.is_retriable() {
+                    let backoff = Duration::from_millis(self.config.retry_backoff_ms);
+                    self.next_auto_commit = self.next_auto_commit.min(Instant::now() + backoff);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "the auto-commit task failed"),
+        }
     }
 
     /// Commits, for every assigned partition, the offset after the last record handed to
     /// the application, and waits for the result (retried as the module doc says).
     pub async fn commit(&mut self) -> Result<()> {
         self.finish_join().await?;
+        self.settle_auto_commit().await;
         let positions = delivered_positions(&self.fetcher, &self.pending);
         self.commit_offsets(&positions).await
     }
@@ -61,6 +118,7 @@ impl Consumer {
     /// the module doc says.
     pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         self.finish_join().await?;
+        self.settle_auto_commit().await;
         let in_generation = self.subscription.is_some();
         let group = member(&mut self.group, "commit")?;
         commit_sync(group, in_generation, offsets, &mut api_retry(&self.config)).await
@@ -101,6 +159,7 @@ impl Consumer {
     /// as Java's) and leaves the group.
     pub async fn close(mut self) -> Result<()> {
         self.finish_join().await?;
+        self.settle_auto_commit().await;
         if let Some(group) = &mut self.group {
             if self.config.auto_commit && self.subscription.is_some() {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
@@ -142,22 +201,6 @@ pub(super) fn delivered_positions(
         }
     }
     positions
-}
-
-/// One commit of `positions` (auto-commit): not retried, but what the error says about the
-/// coordinator is acted on.
-async fn commit_positions(
-    group: &mut GroupMember,
-    in_generation: bool,
-    positions: BTreeMap<TopicPartition, i64>,
-) -> Result<()> {
-    if positions.is_empty() {
-        return Ok(());
-    }
-    let coordinator = group.coordinator().await?;
-    CommitTarget::of(group, in_generation)
-        .commit(&coordinator, &positions)
-        .await
 }
 
 /// The commit of the owned partitions' positions before a rebalance gives them up

@@ -430,3 +430,58 @@ async fn poll_until_joined(consumer: &mut Consumer) {
         consumer.poll(Duration::from_millis(100)).await.unwrap();
     }
 }
+
+/// A group consumer with auto-commit every `interval_ms`, assigned `t-0` (its position from
+/// the group's commit); the n-th OffsetCommit is answered by `commit`.
+async fn assigned_auto_committer(commit: Answers, interval_ms: u64) -> (Consumer, Counts) {
+    let (mut consumer, counts) = consumer(
+        commit,
+        |_| Some(0),
+        |c| {
+            c.auto_commit = true;
+            c.auto_commit_interval_ms = interval_ms;
+        },
+    )
+    .await;
+    consumer.assign(&[t0()]).unwrap();
+    (consumer, counts)
+}
+
+/// Auto-commit runs in the background, as Java's: a coordinator that never answers the
+/// commit does not hold `poll` up (it held each due poll for the request timeout), and no
+/// second commit starts while the first is in flight.
+#[tokio::test]
+async fn an_unanswered_auto_commit_does_not_hold_poll_up() {
+    let (mut consumer, counts) = assigned_auto_committer(|_| None, 100).await;
+    let started = Instant::now();
+    while Counts::get(&counts.commits) == 0 {
+        assert!(started.elapsed() < HANG, "never auto-committed");
+        poll_empty_within(&mut consumer, Duration::from_millis(200)).await;
+    }
+    for _ in 0..3 {
+        poll_empty_within(&mut consumer, Duration::from_millis(200)).await;
+    }
+    assert_eq!(Counts::get(&counts.commits), 1, "one auto-commit at a time");
+}
+
+/// An auto-commit that fails with a retriable error is tried again after
+/// `retry_backoff_ms`, not a whole interval later (Java's `nextAutoCommitTimer`).
+#[tokio::test]
+async fn a_retriable_auto_commit_failure_is_retried_after_the_backoff() {
+    let loading_once: Answers = |n| first_then_ok(codes::COORDINATOR_LOAD_IN_PROGRESS)(n);
+    let (mut consumer, counts) = assigned_auto_committer(loading_once, 3_000).await;
+    let started = Instant::now();
+    while Counts::get(&counts.commits) == 0 {
+        assert!(started.elapsed() < HANG, "never auto-committed");
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    let failed_at = Instant::now();
+    while Counts::get(&counts.commits) < 2 {
+        let waited = failed_at.elapsed();
+        assert!(
+            waited < Duration::from_millis(2_000),
+            "not retried soon: {waited:?}"
+        );
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+}

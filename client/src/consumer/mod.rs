@@ -80,7 +80,10 @@ pub struct Consumer {
     joining: Option<Joining>,
     subscription: Option<Vec<String>>,
     listener: Option<Box<dyn RebalanceListener>>,
-    last_commit: Instant,
+    /// When the next auto-commit is due.
+    next_auto_commit: Instant,
+    /// The auto-commit in flight (its own task: `poll` does not wait for it).
+    auto_commit: Option<AbortOnDrop<Result<()>>>,
     /// Records fetched by `poll` and not yet handed out by `recv`.
     pending: VecDeque<ConsumerRecord>,
 }
@@ -92,6 +95,8 @@ impl Consumer {
             .group_id
             .clone()
             .map(|id| GroupMember::new(cluster.clone(), config.clone(), id));
+        let next_auto_commit =
+            Instant::now() + Duration::from_millis(config.auto_commit_interval_ms);
         Ok(Consumer {
             fetcher: Fetcher::new(cluster.clone(), config.clone()),
             cluster,
@@ -100,7 +105,8 @@ impl Consumer {
             joining: None,
             subscription: None,
             listener: None,
-            last_commit: Instant::now(),
+            next_auto_commit,
+            auto_commit: None,
             pending: VecDeque::new(),
         })
     }
@@ -230,12 +236,18 @@ impl Consumer {
     /// Hands the membership to a join task if the group asks for a rejoin; with an eager
     /// assignor the owned partitions are committed and revoked first.
     async fn start_join(&mut self) -> Result<()> {
+        let rejoin = matches!(
+            (&self.group, &self.subscription),
+            (Some(group), Some(_)) if group.needs_rejoin()
+        );
+        if !rejoin {
+            return Ok(());
+        }
+        // Its answer must not land in the generation being left (nor after this commit).
+        self.settle_auto_commit().await;
         let (Some(group), Some(topics)) = (&mut self.group, &self.subscription) else {
             return Ok(());
         };
-        if !group.needs_rejoin() {
-            return Ok(());
-        }
         if group.take_lost() {
             let lost = self.fetcher.partitions.keys().cloned().collect::<Vec<_>>();
             if !lost.is_empty() {
