@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -30,11 +31,12 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, DeleteGroupsRequest, DeleteGroupsResponse,
-    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FetchResponse,
+    FindCoordinatorResponse, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,6 +57,7 @@ type ProduceScript = dyn Fn(&str, i32) -> Option<i16> + Send + Sync;
 type CoordinatorScript = dyn Fn() -> Option<i16> + Send + Sync;
 type DelayScript = dyn Fn() -> u64 + Send + Sync;
 type GroupScript = dyn Fn(&str) -> Option<i16> + Send + Sync;
+type FetchScript = dyn Fn(i64) -> i16 + Send + Sync;
 
 /// What the broker answers. `produce` gives a partition's error code, or `None` to never
 /// answer; `find_coordinator` likewise (`Some(0)`: this node), and `join_group` (`Some(0)`:
@@ -82,6 +85,10 @@ pub(crate) struct Script {
     /// the per-group result, as the real broker reports them), or `None` (for any of them)
     /// to never answer.
     pub delete_groups: Arc<GroupScript>,
+    /// Fetch, advertised only when set: each partition's error code, asked with the offset
+    /// it is fetched at. An error is answered at once; 0 (no records) after the request's
+    /// `max_wait_ms`, as a broker with nothing new.
+    pub fetch: Option<Arc<FetchScript>>,
 }
 
 /// The committed offset OffsetFetch reports for every partition.
@@ -103,6 +110,7 @@ impl Default for Script {
             offset_fetch: Arc::new(|| Some(0)),
             list_offsets: Arc::new(|| Some(0)),
             delete_groups: Arc::new(|_| Some(0)),
+            fetch: None,
         }
     }
 }
@@ -148,7 +156,30 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
             .encode(&mut out, key.response_header_version(version))
             .unwrap();
         let answered = match key {
-            ApiKey::ApiVersions => api_versions().encode(&mut out, version).is_ok(),
+            ApiKey::ApiVersions => {
+                let mut versions = api_versions();
+                if script.fetch.is_some() {
+                    versions.api_keys.push(
+                        ApiVersion::default()
+                            .with_api_key(ApiKey::Fetch as i16)
+                            .with_min_version(4)
+                            .with_max_version(12),
+                    );
+                }
+                versions.encode(&mut out, version).is_ok()
+            }
+            ApiKey::Fetch => match &script.fetch {
+                Some(answer) => {
+                    let request = FetchRequest::decode(&mut body, version).unwrap();
+                    let (response, wait) = fetch(&request, answer.as_ref());
+                    if wait {
+                        let wait_ms = u64::try_from(request.max_wait_ms).unwrap_or(0);
+                        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+                    }
+                    response.encode(&mut out, version).is_ok()
+                }
+                None => false,
+            },
             ApiKey::Metadata => {
                 let request = MetadataRequest::decode(&mut body, version).unwrap();
                 let names: Vec<String> = request
@@ -429,6 +460,28 @@ fn list_offsets(request: ListOffsetsRequest, code: i16) -> ListOffsetsResponse {
             .with_partitions(partitions.collect())
     });
     ListOffsetsResponse::default().with_topics(topics.collect())
+}
+
+/// The answer to a Fetch (no records anywhere), and whether it waits for `max_wait_ms`
+/// first (no partition has an error).
+fn fetch(request: &FetchRequest, answer: &FetchScript) -> (FetchResponse, bool) {
+    let mut any_error = false;
+    let topics = request.topics.iter().map(|topic| {
+        let partitions = topic.partitions.iter().map(|p| {
+            let code = answer(p.fetch_offset);
+            any_error |= code != 0;
+            PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_error_code(code)
+                .with_high_watermark(if code == 0 { p.fetch_offset } else { -1 })
+                .with_records(Some(Bytes::new()))
+        });
+        FetchableTopicResponse::default()
+            .with_topic(topic.topic.clone())
+            .with_partitions(partitions.collect())
+    });
+    let response = FetchResponse::default().with_responses(topics.collect());
+    (response, !any_error)
 }
 
 /// The response to `request`, or `None` when any partition is scripted to go unanswered.

@@ -31,6 +31,9 @@ use crate::error::{codes, Error, Result};
 pub struct PartitionState {
     /// Next offset to return; `None` until reset from a commit or the reset policy.
     pub position: Option<i64>,
+    /// The position went out of range: it is set by the reset policy, never from the
+    /// group's commit (Java's AWAIT_RESET), until set.
+    awaiting_reset: bool,
     fetch_offset: i64,
     pub paused: bool,
     epoch: u64,
@@ -105,6 +108,7 @@ impl Fetcher {
             .get_mut(tp)
             .ok_or_else(|| Error::State(format!("{tp} is not assigned")))?;
         state.position = Some(offset);
+        state.awaiting_reset = false;
         state.fetch_offset = offset;
         state.epoch = epoch;
         state.in_flight = false;
@@ -114,13 +118,18 @@ impl Fetcher {
         Ok(())
     }
 
-    /// Partitions whose position must be set (from a commit or the reset policy).
-    pub fn needing_position(&self) -> Vec<TopicPartition> {
-        self.partitions
-            .iter()
-            .filter(|(_, s)| s.position.is_none())
-            .map(|(tp, _)| tp.clone())
-            .collect()
+    /// Partitions whose position must be set from a commit or, without one, the reset
+    /// policy; and those (out of range) whose position the reset policy must set.
+    pub fn needing_position(&self) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
+        let mut from_commit = Vec::new();
+        let mut by_policy = Vec::new();
+        for (tp, state) in self.partitions.iter().filter(|(_, s)| s.position.is_none()) {
+            match state.awaiting_reset {
+                false => from_commit.push(tp.clone()),
+                true => by_policy.push(tp.clone()),
+            }
+        }
+        (from_commit, by_policy)
     }
 
     /// Sends a Fetch on every idle lane of a broker that leads a partition wanting data.
@@ -278,6 +287,7 @@ impl Fetcher {
                 }
                 codes::OFFSET_OUT_OF_RANGE => {
                     state.position = None;
+                    state.awaiting_reset = true;
                     reset.push(tp);
                 }
                 _ => {

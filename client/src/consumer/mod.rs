@@ -363,19 +363,18 @@ impl Consumer {
     /// membership the fetch needs is the join's, and waiting for the join would outlast
     /// the poll; the first poll that takes the join in sets them.
     async fn ensure_positions(&mut self, deadline: tokio::time::Instant) -> Result<()> {
-        let missing = self.fetcher.needing_position();
-        if missing.is_empty() || self.joining.is_some() {
+        let (missing, mut rest) = self.fetcher.needing_position();
+        if (missing.is_empty() && rest.is_empty()) || self.joining.is_some() {
             return Ok(());
         }
         let mut committed = BTreeMap::new();
-        if let Some(group) = &mut self.group {
+        if let (Some(group), false) = (&mut self.group, missing.is_empty()) {
             let fetched = fetch_committed_for_poll(group, &self.config, &missing, deadline);
             match fetched.await? {
                 Some(fetched) => committed = fetched,
-                None => return Ok(()),
+                None => return self.reset_positions(&rest, deadline).await,
             }
         }
-        let mut rest = Vec::new();
         for tp in missing {
             match committed.get(&tp) {
                 Some(offset) => self.fetcher.seek(&tp, *offset)?,

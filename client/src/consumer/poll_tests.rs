@@ -196,3 +196,65 @@ async fn a_seek_keeps_to_the_api_timeout_and_returns_a_final_error_at_once() {
     assert_eq!(error.code(), Some(TOPIC_AUTHORIZATION_FAILED), "{error}");
     assert_eq!(lists.load(Ordering::SeqCst), 1, "not retried");
 }
+
+/// A position that went out of range is set by the reset policy, as Java's AWAIT_RESET:
+/// when the reset's ListOffsets cannot be answered within one poll, the next poll resets
+/// again instead of starting from the group's commit (whose offset may be the one that is
+/// out of range).
+#[tokio::test]
+async fn an_out_of_range_position_waits_for_its_reset_not_the_commit() {
+    let listable = Arc::new(AtomicBool::new(false));
+    let (lists, offset_fetches) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let addr = fake_broker::start(Script {
+        list_offsets: {
+            let (listable, lists) = (listable.clone(), lists.clone());
+            Arc::new(move || {
+                lists.fetch_add(1, Ordering::SeqCst);
+                Some(match listable.load(Ordering::SeqCst) {
+                    true => 0,
+                    false => codes::NOT_LEADER_OR_FOLLOWER,
+                })
+            })
+        },
+        offset_fetch: {
+            let offset_fetches = offset_fetches.clone();
+            Arc::new(move || {
+                offset_fetches.fetch_add(1, Ordering::SeqCst);
+                Some(0)
+            })
+        },
+        fetch: Some(Arc::new(|offset| match offset {
+            fake_broker::COMMITTED_OFFSET => codes::OFFSET_OUT_OF_RANGE,
+            _ => 0,
+        })),
+        ..Script::default()
+    })
+    .await;
+    let mut config = ConsumerConfig::new(&addr);
+    config.group_id = Some("g".to_owned());
+    config.auto_commit = false;
+    config.retry_backoff_ms = 50;
+    config.retry_backoff_max_ms = 100;
+    config.fetch_wait_ms_max = 100;
+    let mut consumer = Consumer::new(config).await.unwrap();
+    consumer.assign(&[t0()]).unwrap();
+    let started = Instant::now();
+    while lists.load(Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < HANG, "never reset");
+        poll_empty_within(&mut consumer, Duration::from_millis(200)).await;
+    }
+    // The reset ran out of that poll's time; the position is unknown, awaiting a reset.
+    poll_empty_within(&mut consumer, Duration::from_millis(200)).await;
+    assert_eq!(consumer.position(&t0()), None);
+    listable.store(true, Ordering::SeqCst);
+    while consumer.position(&t0()).is_none() {
+        assert!(started.elapsed() < HANG, "never reset");
+        poll_empty_within(&mut consumer, Duration::from_millis(200)).await;
+    }
+    assert_eq!(consumer.position(&t0()), Some(LISTED_OFFSET));
+    assert_eq!(
+        offset_fetches.load(Ordering::SeqCst),
+        1,
+        "the commit was not asked for again"
+    );
+}
