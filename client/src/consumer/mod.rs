@@ -12,6 +12,7 @@ mod config;
 mod fetcher;
 pub mod group;
 mod heartbeat;
+mod member_protocol;
 mod record;
 
 use std::collections::{BTreeMap, VecDeque};
