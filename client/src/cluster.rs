@@ -13,6 +13,11 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use crate::conn::{Connection, ConnectionConfig};
 use crate::error::{codes, Error, Result};
 
+#[path = "cluster_topics.rs"]
+mod topics;
+use topics::{is_retriable_topic_error, topic_info};
+pub use topics::{MetadataWait, PartitionInfo, TopicInfo};
+
 /// Where a client starts and how it talks to brokers.
 ///
 /// ```
@@ -40,56 +45,6 @@ impl ClientConfig {
             connection: ConnectionConfig::default(),
             allow_auto_topic_creation: true,
         }
-    }
-}
-
-/// One partition's metadata.
-///
-/// ```no_run
-/// # async fn example(cluster: &runnel_client::Cluster) -> runnel_client::Result<()> {
-/// let info = cluster.topic("orders").await?;
-/// let leaders: Vec<i32> = info.partitions.iter().map(|p| p.leader).collect();
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionInfo {
-    pub partition: i32,
-    pub leader: i32,
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub error_code: i16,
-}
-
-/// One topic's metadata; `partitions` sorted by index.
-///
-/// ```no_run
-/// # async fn example(cluster: &runnel_client::Cluster) -> runnel_client::Result<()> {
-/// for topic in cluster.topics().await? {
-///     println!("{}: {} partitions", topic.name, topic.partitions.len());
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicInfo {
-    pub name: String,
-    pub partitions: Vec<PartitionInfo>,
-    pub internal: bool,
-}
-
-impl TopicInfo {
-    /// One partition's metadata (`partitions` is sorted by index, and dense as Kafka
-    /// assigns them, so this is usually a direct index).
-    pub fn partition(&self, partition: i32) -> Option<&PartitionInfo> {
-        let direct = usize::try_from(partition)
-            .ok()
-            .and_then(|index| self.partitions.get(index))
-            .filter(|p| p.partition == partition);
-        direct.or_else(|| {
-            self.partitions
-                .binary_search_by_key(&partition, |p| p.partition)
-                .ok()
-                .map(|index| &self.partitions[index])
-        })
     }
 }
 
@@ -133,81 +88,6 @@ const REFRESH_PASSES_MAX: usize = 16;
 
 /// One address and lane's connection, `None` until opened (see [`Cluster::lane_to`]).
 type ConnectionSlot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
-
-/// How long [`Cluster::wait_for_topic`] keeps asking for a topic's metadata, and how far
-/// apart: the pause starts at `backoff_ms` and doubles up to `backoff_max_ms` (Kafka's
-/// `retry.backoff.ms` / `retry.backoff.max.ms`), so a topic being created is seen within a
-/// pause of its leader appearing without a broker being asked every few milliseconds.
-///
-/// ```
-/// use runnel_client::cluster::MetadataWait;
-/// let wait = MetadataWait { max_block_ms: 300, ..MetadataWait::LOOKUP };
-/// assert!(!wait.wait_for_missing);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetadataWait {
-    /// Give up after this long (the producer's `max_block_ms`, Java's `max.block.ms`).
-    pub max_block_ms: u64,
-    pub backoff_ms: u64,
-    pub backoff_max_ms: u64,
-    /// Also wait for a topic the broker does not know (UNKNOWN_TOPIC_OR_PARTITION), as a
-    /// producer does for a topic someone is about to create; otherwise it is reported at once.
-    pub wait_for_missing: bool,
-}
-
-impl MetadataWait {
-    /// [`Cluster::topic`]'s wait: a topic just created (or auto-created) has a leader within
-    /// a few hundred milliseconds; a missing one is reported at once.
-    pub const LOOKUP: MetadataWait = MetadataWait {
-        max_block_ms: 2_000,
-        backoff_ms: 100,
-        backoff_max_ms: 1_000,
-        wait_for_missing: false,
-    };
-
-    /// The pause after `pause_ms`: doubled, within `[backoff_ms, backoff_max_ms]`.
-    fn next_backoff_ms(&self, pause_ms: u64) -> u64 {
-        pause_ms
-            .saturating_mul(2)
-            .clamp(self.backoff_ms, self.backoff_max_ms.max(self.backoff_ms))
-    }
-}
-
-/// Whether a topic's metadata error means "ask again" rather than "not there":
-/// UNKNOWN_TOPIC_OR_PARTITION is retriable to Kafka, but a topic that was deleted or
-/// never created is not worth waiting for here.
-fn is_retriable_topic_error(code: i16) -> bool {
-    code != codes::UNKNOWN_TOPIC_OR_PARTITION
-        && Error::Broker {
-            code,
-            context: String::new(),
-        }
-        .is_retriable()
-}
-
-/// One topic's metadata from a Metadata response (partitions sorted by index).
-fn topic_info(
-    name: String,
-    topic: &kafka_protocol::messages::metadata_response::MetadataResponseTopic,
-) -> TopicInfo {
-    let mut partitions: Vec<PartitionInfo> = topic
-        .partitions
-        .iter()
-        .map(|p| PartitionInfo {
-            partition: p.partition_index,
-            leader: p.leader_id.0,
-            replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
-            isr: p.isr_nodes.iter().map(|b| b.0).collect(),
-            error_code: p.error_code,
-        })
-        .collect();
-    partitions.sort_by_key(|p| p.partition);
-    TopicInfo {
-        name,
-        partitions,
-        internal: topic.is_internal,
-    }
-}
 
 /// The lane of group coordinator connections (see [`Cluster::coordinator_connection`]);
 /// fetch lanes count up from 0.
