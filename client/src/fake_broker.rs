@@ -89,6 +89,8 @@ pub(crate) struct Script {
     /// it is fetched at. An error is answered at once; 0 (no records) after the request's
     /// `max_wait_ms`, as a broker with nothing new.
     pub fetch: Option<Arc<FetchScript>>,
+    /// Every OffsetCommit's offsets, in the order they arrived (answered or not).
+    pub commits_seen: Arc<std::sync::Mutex<Vec<Vec<i64>>>>,
 }
 
 /// The committed offset OffsetFetch reports for every partition.
@@ -111,6 +113,7 @@ impl Default for Script {
             list_offsets: Arc::new(|| Some(0)),
             delete_groups: Arc::new(|_| Some(0)),
             fetch: None,
+            commits_seen: Arc::default(),
         }
     }
 }
@@ -249,6 +252,9 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
             },
             ApiKey::OffsetCommit => {
                 let request = OffsetCommitRequest::decode(&mut body, version).unwrap();
+                let offsets = request.topics.iter().flat_map(|t| t.partitions.iter());
+                let offsets = offsets.map(|p| p.committed_offset).collect();
+                script.commits_seen.lock().unwrap().push(offsets);
                 match (script.offset_commit)() {
                     Some(code) => offset_commit(request, code)
                         .encode(&mut out, version)

@@ -11,15 +11,15 @@
 //! records rather than an error (Java's `refreshCommittedOffsetsIfNeeded`).
 //! The commits before a rebalance (auto-commit) retry them as well, until
 //! `rebalance_timeout_ms` (Java's `onJoinPrepare`); async commits and auto-commits try once,
-//! in tasks of their own (`poll` does not wait for an auto-commit; a synchronous commit or a
-//! rejoin waits for the one in flight first).
+//! in tasks of their own (`poll` does not wait for an auto-commit), landing in the order
+//! they were made and before any later synchronous commit or rejoin ([`CommitOrder`]).
 //! A commit from a generation the coordinator no longer knows (UNKNOWN_MEMBER_ID,
 //! ILLEGAL_GENERATION, FENCED_INSTANCE_ID) fails as [`Error::CommitFailed`] and the next
 //! `poll` rejoins afresh, its partitions lost; REBALANCE_IN_PROGRESS fails it as
 //! [`Error::RebalanceInProgress`] and the next `poll` rejoins.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -73,21 +73,34 @@ impl Consumer {
             .default_api_timeout_ms
             .min(self.config.auto_commit_interval_ms);
         let target = CommitTarget::of(group, in_generation);
+        let ticket = self.commit_order.ticket();
         self.auto_commit = Some(AbortOnDrop(tokio::spawn(async move {
             let coordinator = lookup
                 .until(tokio::time::Instant::now() + Duration::from_millis(lookup_ms))
                 .await?;
+            ticket.turn().await;
             target.commit(&coordinator, &positions).await
         })));
         Ok(())
     }
 
-    /// Waits for the auto-commit in flight, if any: a commit after it must land after it, or
-    /// the older positions would overwrite the newer ones.
-    pub(super) async fn settle_auto_commit(&mut self) {
+    /// Waits for the commits in tasks of their own (auto-commit, `commit_async`) to land,
+    /// for up to `default_api_timeout_ms`: a commit after them must land after them, or
+    /// older positions would overwrite newer ones.
+    pub(super) async fn settle_commits(&mut self) {
         if let Some(mut running) = self.auto_commit.take() {
             let ended = (&mut running.0).await;
             self.auto_commit_ended(ended);
+        }
+        let bound = Duration::from_millis(self.config.default_api_timeout_ms);
+        if tokio::time::timeout(bound, self.commit_order.all_landed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout_ms = self.config.default_api_timeout_ms,
+                "async commits still in flight; committing anyway"
+            );
         }
     }
 
@@ -109,7 +122,7 @@ impl Consumer {
     /// the application, and waits for the result (retried as the module doc says).
     pub async fn commit(&mut self) -> Result<()> {
         self.finish_join().await?;
-        self.settle_auto_commit().await;
+        self.settle_commits().await;
         let positions = delivered_positions(&self.fetcher, &self.pending);
         self.commit_offsets(&positions).await
     }
@@ -118,7 +131,7 @@ impl Consumer {
     /// the module doc says.
     pub async fn commit_offsets(&mut self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
         self.finish_join().await?;
-        self.settle_auto_commit().await;
+        self.settle_commits().await;
         let in_generation = self.subscription.is_some();
         let group = member(&mut self.group, "commit")?;
         commit_sync(group, in_generation, offsets, &mut api_retry(&self.config)).await
@@ -136,10 +149,12 @@ impl Consumer {
         let lookup_ms = Duration::from_millis(self.config.default_api_timeout_ms);
         let target = CommitTarget::of(group, in_generation);
         let positions = delivered_positions(&self.fetcher, &self.pending);
+        let ticket = self.commit_order.ticket();
         Ok(tokio::spawn(async move {
             let coordinator = lookup
                 .until(tokio::time::Instant::now() + lookup_ms)
                 .await?;
+            ticket.turn().await;
             target.commit(&coordinator, &positions).await
         }))
     }
@@ -159,7 +174,7 @@ impl Consumer {
     /// as Java's) and leaves the group.
     pub async fn close(mut self) -> Result<()> {
         self.finish_join().await?;
-        self.settle_auto_commit().await;
+        self.settle_commits().await;
         if let Some(group) = &mut self.group {
             if self.config.auto_commit && self.subscription.is_some() {
                 let positions = delivered_positions(&self.fetcher, &self.pending);
@@ -310,6 +325,79 @@ async fn fetch_committed_until(
     let coordinator = group.coordinator_until(deadline).await?;
     let fetched = offsets::committed(&coordinator, &group.group_id, Some(partitions)).await;
     fetched.map_err(|error| on_error(&group.handle(), error))
+}
+
+/// Keeps commits made in tasks of their own in the order they were made, as Java's (whose
+/// coordinator requests go out in order on one connection): each takes a [`Ticket`] and
+/// sends only once the one before it has landed (answered, failed or been dropped), and a
+/// synchronous commit first waits for all of them ([`Consumer::settle_commits`]). Without
+/// it a `commit_async` followed by `commit` could send second, its older positions
+/// overwriting the newer ones.
+#[derive(Default)]
+pub(super) struct CommitOrder {
+    issued: u64,
+    landings: Arc<Landings>,
+}
+
+/// Which tickets have landed: all up to `landed`, and those in `early` (landed while an
+/// earlier one was still out; a commit whose coordinator lookup failed never takes its turn).
+#[derive(Default)]
+struct Landings {
+    landed: tokio::sync::watch::Sender<u64>,
+    early: Mutex<BTreeSet<u64>>,
+}
+
+impl CommitOrder {
+    fn ticket(&mut self) -> Ticket {
+        self.issued += 1;
+        Ticket {
+            number: self.issued,
+            landings: self.landings.clone(),
+        }
+    }
+
+    /// Every ticket issued has landed.
+    async fn all_landed(&self) {
+        self.landings.wait_for(self.issued).await;
+    }
+}
+
+impl Landings {
+    /// Waits until every ticket up to `number` has landed.
+    async fn wait_for(&self, number: u64) {
+        let mut landed = self.landed.subscribe();
+        // The sender lives in `self`: the wait ends only by the condition.
+        let _ = landed.wait_for(|n| *n >= number).await;
+    }
+}
+
+/// One commit's place in the [`CommitOrder`]; it lands when dropped.
+struct Ticket {
+    number: u64,
+    landings: Arc<Landings>,
+}
+
+impl Ticket {
+    /// Waits until every earlier ticket has landed.
+    async fn turn(&self) {
+        self.landings.wait_for(self.number - 1).await;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut early = self
+            .landings
+            .early
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        early.insert(self.number);
+        let mut landed = *self.landings.landed.borrow();
+        while early.remove(&(landed + 1)) {
+            landed += 1;
+        }
+        self.landings.landed.send_replace(landed);
+    }
 }
 
 /// Who a commit is made as: the group, and the generation and member within it (-1 and ""

@@ -485,3 +485,54 @@ async fn a_retriable_auto_commit_failure_is_retried_after_the_backoff() {
         consumer.poll(Duration::from_millis(100)).await.unwrap();
     }
 }
+
+/// Commits land in the order they were made, as Java's (one coordinator connection, in
+/// order): async commits in their order, and each before a later synchronous commit, so
+/// older positions never overwrite newer ones.
+#[tokio::test]
+async fn commits_land_in_the_order_they_were_made() {
+    let script = Script::default();
+    let seen = script.commits_seen.clone();
+    let addr = fake_broker::start(script).await;
+    let mut config = ConsumerConfig::new(&addr);
+    config.group_id = Some("g".to_owned());
+    config.auto_commit = false;
+    let mut consumer = Consumer::new(config).await.unwrap();
+    consumer.assign(&[t0()]).unwrap();
+    let at = |offset| BTreeMap::from([(t0(), offset)]);
+    for round in 0..20 {
+        seen.lock().unwrap().clear();
+        consumer.seek(&t0(), round * 10 + 1).unwrap();
+        let first = consumer.commit_async().await.unwrap();
+        consumer.seek(&t0(), round * 10 + 2).unwrap();
+        let second = consumer.commit_async().await.unwrap();
+        let sync = tokio::time::timeout(HANG, consumer.commit_offsets(&at(round * 10 + 3))).await;
+        sync.expect("not hung").expect("committed");
+        first.await.unwrap().expect("first async commit");
+        second.await.unwrap().expect("second async commit");
+        let order: Vec<i64> = seen.lock().unwrap().iter().map(|c| c[0]).collect();
+        let expected: Vec<i64> = (1..=3).map(|n| round * 10 + n).collect();
+        assert_eq!(order, expected, "round {round}");
+    }
+}
+
+/// A ticket that lands before an earlier one (its coordinator lookup failed) does not let a
+/// later one go before the earlier one has landed.
+#[tokio::test]
+async fn a_ticket_waits_for_every_earlier_one_even_when_a_middle_one_landed_first() {
+    let mut order = super::CommitOrder::default();
+    let (first, second, third) = (order.ticket(), order.ticket(), order.ticket());
+    drop(second);
+    let waited = tokio::time::timeout(Duration::from_millis(100), third.turn()).await;
+    assert!(waited.is_err(), "went before the first landed");
+    drop(first);
+    tokio::time::timeout(HANG, third.turn())
+        .await
+        .expect("its turn");
+    let all = tokio::time::timeout(Duration::from_millis(100), order.all_landed()).await;
+    assert!(all.is_err(), "the third has not landed");
+    drop(third);
+    tokio::time::timeout(HANG, order.all_landed())
+        .await
+        .expect("all landed");
+}

@@ -85,6 +85,8 @@ pub struct Consumer {
     next_auto_commit: Instant,
     /// The auto-commit in flight (its own task: `poll` does not wait for it).
     auto_commit: Option<AbortOnDrop<Result<()>>>,
+    /// Keeps commits made in tasks of their own in order (see [`commit::CommitOrder`]).
+    commit_order: commit::CommitOrder,
     /// Records fetched by `poll` and not yet handed out by `recv`.
     pending: VecDeque<ConsumerRecord>,
 }
@@ -108,6 +110,7 @@ impl Consumer {
             listener: None,
             next_auto_commit,
             auto_commit: None,
+            commit_order: commit::CommitOrder::default(),
             pending: VecDeque::new(),
         })
     }
@@ -245,7 +248,7 @@ impl Consumer {
             return Ok(());
         }
         // Its answer must not land in the generation being left (nor after this commit).
-        self.settle_auto_commit().await;
+        self.settle_commits().await;
         let (Some(group), Some(topics)) = (&mut self.group, &self.subscription) else {
             return Ok(());
         };
