@@ -167,8 +167,9 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// The peer as Kafka names a group member's host: `/` and the IP address (Java's
 /// `InetAddress.toString()` of an address without a host name), as DescribeGroups reports it.
+/// An IPv4 client of a dual-stack listener is written as IPv4, as Java writes it.
 fn client_host(peer: SocketAddr) -> String {
-    format!("/{}", peer.ip())
+    format!("/{}", peer.ip().to_canonical())
 }
 
 /// Serves one connection until the client closes it, it misbehaves, or shutdown.
