@@ -405,8 +405,9 @@ def owned(consumer):
 
 def test_group_members_share_partitions_and_commit():
     """Two members of one group split the partitions (a rebalance: the first gives some up),
-    read every record once between them, commit, and the one left takes all partitions
-    when the other leaves on stop."""
+    read every record between them (a partition that moved is read again from the start:
+    nothing was committed yet), commit, and the one left takes all partitions when the
+    other leaves on stop."""
     require_all_sent()
     ends = cc.end_offsets(all_sent())
     first_events, second_events = Recorder(), Recorder()
