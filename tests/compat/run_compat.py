@@ -95,6 +95,7 @@ def suites(args, report_dir):
         "kcat": closing_line("kcat", os.path.join(COMPAT, "kcat.sh")),
         "confluent-kafka": pytest("confluent-kafka", "python/test_confluent.py"),
         "kafka-python": pytest("kafka-python", "python/test_kafka_python.py"),
+        "aiokafka": pytest("aiokafka", "python/test_aiokafka.py"),
         "compaction": pytest("compaction", "python/test_compaction.py"),
         "kafkajs": (["node", "--test", "--test-reporter=spec", "--test-reporter-destination=stdout",
                      "--test-reporter=tap", f"--test-reporter-destination={tap}", "kafkajs.test.js"],

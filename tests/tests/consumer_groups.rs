@@ -500,3 +500,19 @@ async fn every_version_of_the_membership_apis_round_trips() {
         assert_eq!(response.results[0].error_code, 0, "delete v{version}");
     }
 }
+
+/// DescribeGroups reports each member's client id and host as Kafka does: the host is the
+/// address the member joined from, written `/ip` (Java's `InetAddress.toString()`), which
+/// `kafka-consumer-groups.sh --describe` and admin clients show in their HOST column.
+#[tokio::test]
+async fn describe_groups_shows_the_members_client_host() {
+    let broker = short_timeouts_broker().await;
+    let mut client = broker.client().await;
+    let joined = join_new(&mut client, "ghost", 10_000).await;
+    assert_eq!(joined.error_code, 0);
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("ghost"))]);
+    let response = client.send(request, 5).await;
+    let members = &response.groups[0].members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].client_host.as_str(), "/127.0.0.1");
+}

@@ -11,6 +11,7 @@ use crate::groups::state::{JoinRequest, JoinResponse, MemberProtocol};
 pub fn handle(
     ctx: &BrokerContext,
     header: &RequestHeader,
+    client_host: &str,
     request: JoinGroupRequest,
 ) -> Completion {
     let version = header.request_api_version;
@@ -22,8 +23,7 @@ pub fn handle(
             .as_ref()
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        // The handler contract carries no peer address.
-        client_host: String::new(),
+        client_host: client_host.to_owned(),
         session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if version >= 1 {

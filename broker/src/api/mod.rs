@@ -4,7 +4,8 @@
 //! `pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: XRequest) -> XResponse`
 //! (synchronous apply), except those that must wait (produce with acks=all, fetch long-poll),
 //! which return a [`Completion`]. Handlers never panic on client input; storage errors become
-//! error codes through [`errors`] only.
+//! error codes through [`errors`] only. JoinGroup alone also takes the connection's client
+//! host (the member's host that DescribeGroups reports).
 //!
 //! [`dispatch`] runs a handler's synchronous apply step on the connection's task (so one
 //! connection's requests are applied in arrival order) and hands back the [`Completion`]
@@ -148,6 +149,7 @@ pub enum DispatchError {
 pub fn dispatch(
     ctx: &BrokerContext,
     header: &RequestHeader,
+    client_host: &str,
     request: RequestKind,
 ) -> Result<Completion, DispatchError> {
     use RequestKind as Rq;
@@ -209,7 +211,7 @@ pub fn dispatch(
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),
-        Rq::JoinGroup(r) => join_group::handle(ctx, header, r),
+        Rq::JoinGroup(r) => join_group::handle(ctx, header, client_host, r),
         Rq::SyncGroup(r) => sync_group::handle(ctx, header, r),
         Rq::Heartbeat(r) => ready(Rs::Heartbeat(heartbeat::handle(ctx, header, r))),
         Rq::LeaveGroup(r) => ready(Rs::LeaveGroup(leave_group::handle(ctx, header, r))),

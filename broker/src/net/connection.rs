@@ -24,6 +24,7 @@
 //! whatever it has queued ([`idle`](super::idle)).
 //! The connection exclusively owns its socket; it shares only the `Arc<BrokerContext>`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -164,6 +165,13 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// The peer as Kafka names a group member's host: `/` and the IP address (Java's
+/// `InetAddress.toString()` of an address without a host name), as DescribeGroups reports it.
+/// An IPv4 client of a dual-stack listener is written as IPv4, as Java writes it.
+fn client_host(peer: SocketAddr) -> String {
+    format!("/{}", peer.ip().to_canonical())
+}
+
 /// Serves one connection until the client closes it, it misbehaves, or shutdown.
 pub async fn serve(
     stream: TcpStream,
@@ -173,6 +181,7 @@ pub async fn serve(
 ) -> Result<(), ConnectionError> {
     // Small responses (ApiVersions, acks=1 produce) must not wait for Nagle.
     stream.set_nodelay(true)?;
+    let client_host = client_host(stream.peer_addr()?);
     let activity = Activity::new();
     let (reader, writer) = stream.into_split();
     let reader = Touching::new(reader, Arc::clone(&activity));
@@ -180,7 +189,12 @@ pub async fn serve(
     let (queue_tx, queue_rx) = mpsc::channel(limits.inflight_requests_max);
     let mut writer_task = AbortOnDrop(tokio::spawn(write_responses(writer, queue_rx)));
     let (frames_tx, frames_rx) = mpsc::channel(FRAMES_READ_AHEAD_MAX);
-    let mut applier_task = AbortOnDrop(tokio::spawn(apply_requests(context, frames_rx, queue_tx)));
+    let mut applier_task = AbortOnDrop(tokio::spawn(apply_requests(
+        context,
+        client_host,
+        frames_rx,
+        queue_tx,
+    )));
     let run = async {
         let read_result = read_requests(reader, &limits, shutdown, frames_tx).await;
         // The reader dropped its sender: the applier applies every frame read, then ends and
@@ -201,6 +215,7 @@ pub async fn serve(
 /// frame fails so that the connection must close.
 async fn apply_requests(
     context: Arc<BrokerContext>,
+    client_host: String,
     mut frames: mpsc::Receiver<ReadFrame>,
     queue: mpsc::Sender<Queued>,
 ) -> Result<(), ConnectionError> {
@@ -228,7 +243,7 @@ async fn apply_requests(
             }
             _ => None,
         };
-        let Some(outbound) = apply(&context, request)? else {
+        let Some(outbound) = apply(&context, &client_host, request)? else {
             continue;
         };
         if !hand_over(&queue, (outbound, answer_room)).await {
@@ -362,6 +377,7 @@ async fn read_frame_body<R: AsyncRead + Unpin>(
 /// Applies one decoded request; `None` when nothing is to be answered.
 fn apply(
     context: &BrokerContext,
+    client_host: &str,
     request: DecodedRequest,
 ) -> Result<Option<Outbound>, ConnectionError> {
     let api_key = request.api_key;
@@ -369,7 +385,7 @@ fn apply(
     let correlation_id = request.header.correlation_id;
     let started = Instant::now();
     let metrics = &context.metrics;
-    let outbound = match api::dispatch(context, &request.header, request.body)? {
+    let outbound = match api::dispatch(context, &request.header, client_host, request.body)? {
         Completion::Ready(answer) => {
             metrics.record_request(api_key as i16, started, Some(&answer.body));
             Outbound::Ready {

@@ -145,3 +145,12 @@ async fn waiting_settles_at(frames: &[mpsc::Receiver<ReadFrame>], count: usize) 
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(waiting(), count, "read past the bound");
 }
+
+/// A member's host is `/ip`, an IPv4-mapped IPv6 peer written as the IPv4 address.
+#[test]
+fn client_host_is_written_as_kafka_writes_it() {
+    let host = |addr: &str| client_host(addr.parse().unwrap());
+    assert_eq!(host("127.0.0.1:5000"), "/127.0.0.1");
+    assert_eq!(host("[::ffff:10.1.2.3]:5000"), "/10.1.2.3");
+    assert_eq!(host("[::1]:5000"), "/::1");
+}
