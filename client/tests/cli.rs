@@ -142,6 +142,11 @@ async fn produce_a_file_consume_it_back_and_read_group_lag() {
     let group: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
     assert_eq!(group["total_lag"], 20);
     assert!(run_ok(&addr, &["groups", "list"]).await.contains("readers"));
+    // The group's commits live in the internal topic: listed only when asked for.
+    let listed = run_ok(&addr, &["topics", "list"]).await;
+    assert!(!listed.contains("__consumer_offsets"), "{listed}");
+    let listed = run_ok(&addr, &["topics", "list", "--internal"]).await;
+    assert!(listed.contains("__consumer_offsets"), "{listed}");
 
     run_ok(
         &addr,

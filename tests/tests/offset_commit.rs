@@ -378,3 +378,31 @@ async fn v1_commits_carry_a_timestamp_per_partition_and_are_stored() {
         vec![42, 9]
     );
 }
+
+/// Once the coordinator has created `__consumer_offsets`, a Metadata request for every
+/// topic lists it flagged internal, as Kafka does (clients and tools hide it by that flag:
+/// Java's `listTopics()` and `exclude.internal.topics`, `runnel topics list` without
+/// `--internal`); it was listed only when asked for by name.
+#[tokio::test]
+async fn every_topic_metadata_lists_the_offsets_topic_flagged_internal() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker, "orders", 1);
+    let mut client = broker.client().await;
+    let codes = commit_codes(&mut client, commit("g", "", -1, &[("orders", 0, 5)]), 8).await;
+    assert_eq!(codes, vec![0]);
+    for version in [1, 9, 12] {
+        let all = client
+            .send(runnel_tests::requests::metadata(None), version)
+            .await;
+        let flagged: BTreeMap<&str, bool> = all
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map_or("", |n| n.0.as_str()), t.is_internal))
+            .collect();
+        assert_eq!(
+            flagged,
+            BTreeMap::from([("__consumer_offsets", true), ("orders", false)]),
+            "v{version}"
+        );
+    }
+}

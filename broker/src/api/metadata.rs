@@ -40,12 +40,12 @@ pub fn handle(
     let requested = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => topics,
         _ => {
-            // Internal topics (`__consumer_offsets`) only when asked for by name.
+            // Internal topics (`__consumer_offsets`) too, flagged, as Kafka lists them:
+            // clients and tools hide them by the flag.
             response.topics = ctx
                 .logs
                 .topics()
                 .iter()
-                .filter(|t| !crate::groups::is_internal_topic(&t.name))
                 .map(|t| topic_entry(ctx, t))
                 .collect();
             return response;
