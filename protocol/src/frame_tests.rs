@@ -209,6 +209,9 @@ fn default_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
         }
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default())
+        }
         _ => return None,
     })
 }

@@ -29,6 +29,7 @@ pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
@@ -198,6 +199,9 @@ pub fn dispatch(
             describe_client_quotas::handle(ctx, header, r),
         )),
         Rq::AlterClientQuotas(r) => ready(Rs::AlterClientQuotas(alter_client_quotas::handle(
+            ctx, header, r,
+        ))),
+        Rq::DescribeProducers(r) => ready(Rs::DescribeProducers(describe_producers::handle(
             ctx, header, r,
         ))),
         Rq::DescribeUserScramCredentials(r) => ready(Rs::DescribeUserScramCredentials(

@@ -173,6 +173,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::AlterClientQuotas => "AlterClientQuotas",
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+        ApiKey::DescribeProducers => "DescribeProducers",
         _ => "Other",
     }
 }
@@ -279,6 +280,11 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
             r.results.iter().for_each(|x| each(x.error_code));
         }
         R::AlterUserScramCredentials(r) => r.results.iter().for_each(|x| each(x.error_code)),
+        R::DescribeProducers(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| each(p.error_code)),
         _ => {}
     }
 }
