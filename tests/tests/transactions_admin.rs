@@ -1,12 +1,16 @@
 //! What `kafka-transactions.sh` and admin UIs ask a broker that has idempotent producers but
 //! no transactions: DescribeProducers lists each partition's producers (also after a
-//! restart, rebuilt from the log); over TCP at every version we advertise.
+//! restart, rebuilt from the log), ListTransactions lists none; over TCP at every version we
+//! advertise.
 
 #![allow(clippy::unwrap_used)]
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
-use kafka_protocol::messages::{CreateTopicsRequest, DescribeProducersRequest};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DescribeProducersRequest, ListTransactionsRequest,
+};
+use kafka_protocol::protocol::StrBytes;
 use runnel_tests::records::idempotent_batch;
 use runnel_tests::requests::{creatable_topic, produce, topic_name};
 use runnel_tests::{TestBroker, TestClient};
@@ -93,4 +97,29 @@ async fn describe_producers_lists_idempotent_producers_also_after_a_restart() {
         describe_producers(&mut client, "p", &[0, 1, 2]).await,
         expected
     );
+}
+
+/// No transaction is ever listed; state filters Kafka does not know come back as unknown
+/// (v0 has no duration filter, v1's is accepted).
+#[tokio::test]
+async fn list_transactions_lists_none_and_returns_unknown_state_filters() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    for version in 0..=1 {
+        let request = ListTransactionsRequest::default()
+            .with_state_filters(vec![
+                StrBytes::from_static_str("Ongoing"),
+                StrBytes::from_static_str("Hanging"),
+            ])
+            .with_duration_filter(if version == 1 { 1_000 } else { -1 });
+        let response = client.send(request, version).await;
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert!(response.transaction_states.is_empty(), "v{version}");
+        let unknown: Vec<&str> = response
+            .unknown_state_filters
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(unknown, vec!["Hanging"], "v{version}");
+    }
 }

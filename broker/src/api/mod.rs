@@ -37,6 +37,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
@@ -210,6 +211,9 @@ pub fn dispatch(
         Rq::AlterUserScramCredentials(r) => ready(Rs::AlterUserScramCredentials(
             alter_user_scram_credentials::handle(ctx, header, r),
         )),
+        Rq::ListTransactions(r) => ready(Rs::ListTransactions(list_transactions::handle(
+            ctx, header, r,
+        ))),
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),

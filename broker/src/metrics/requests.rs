@@ -174,6 +174,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         ApiKey::DescribeProducers => "DescribeProducers",
+        ApiKey::ListTransactions => "ListTransactions",
         _ => "Other",
     }
 }
@@ -285,6 +286,7 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
             .iter()
             .flat_map(|t| &t.partitions)
             .for_each(|p| each(p.error_code)),
+        R::ListTransactions(r) => each(r.error_code),
         _ => {}
     }
 }
