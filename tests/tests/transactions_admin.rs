@@ -1,14 +1,15 @@
 //! What `kafka-transactions.sh` and admin UIs ask a broker that has idempotent producers but
 //! no transactions: DescribeProducers lists each partition's producers (also after a
-//! restart, rebuilt from the log), ListTransactions lists none; over TCP at every version we
-//! advertise.
+//! restart, rebuilt from the log), ListTransactions lists none and DescribeTransactions
+//! finds none; over TCP at every version we advertise.
 
 #![allow(clippy::unwrap_used)]
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeProducersRequest, ListTransactionsRequest,
+    CreateTopicsRequest, DescribeProducersRequest, DescribeTransactionsRequest,
+    ListTransactionsRequest, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::records::idempotent_batch;
@@ -122,4 +123,24 @@ async fn list_transactions_lists_none_and_returns_unknown_state_filters() {
             .collect();
         assert_eq!(unknown, vec!["Hanging"], "v{version}");
     }
+}
+
+/// Every transactional id is unknown to a broker without transactions: TRANSACTIONAL_ID_NOT_FOUND,
+/// the id kept in the answer.
+#[tokio::test]
+async fn describe_transactions_finds_no_transactional_id() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+        TransactionalId(StrBytes::from_static_str("payments")),
+        TransactionalId(StrBytes::from_static_str("audit")),
+    ]);
+    let response = client.send(request, 0).await;
+    let not_found = ResponseError::TransactionalIdNotFound.code();
+    let answers: Vec<(&str, i16)> = response
+        .transaction_states
+        .iter()
+        .map(|s| (s.transactional_id.0.as_str(), s.error_code))
+        .collect();
+    assert_eq!(answers, vec![("payments", not_found), ("audit", not_found)]);
 }

@@ -175,6 +175,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         ApiKey::DescribeProducers => "DescribeProducers",
         ApiKey::ListTransactions => "ListTransactions",
+        ApiKey::DescribeTransactions => "DescribeTransactions",
         _ => "Other",
     }
 }
@@ -287,6 +288,7 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
             .flat_map(|t| &t.partitions)
             .for_each(|p| each(p.error_code)),
         R::ListTransactions(r) => each(r.error_code),
+        R::DescribeTransactions(r) => r.transaction_states.iter().for_each(|x| each(x.error_code)),
         _ => {}
     }
 }
