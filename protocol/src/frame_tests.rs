@@ -215,6 +215,9 @@ fn default_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeTransactions => {
             RequestKind::DescribeTransactions(DescribeTransactionsRequest::default())
         }
+        ApiKey::DescribeTopicPartitions => {
+            RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default())
+        }
         ApiKey::ListTransactions => {
             RequestKind::ListTransactions(ListTransactionsRequest::default())
         }

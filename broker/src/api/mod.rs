@@ -30,6 +30,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
@@ -214,6 +215,9 @@ pub fn dispatch(
         )),
         Rq::DescribeTransactions(r) => ready(Rs::DescribeTransactions(
             describe_transactions::handle(ctx, header, r),
+        )),
+        Rq::DescribeTopicPartitions(r) => ready(Rs::DescribeTopicPartitions(
+            describe_topic_partitions::handle(ctx, header, r),
         )),
         Rq::ListTransactions(r) => ready(Rs::ListTransactions(list_transactions::handle(
             ctx, header, r,

@@ -176,6 +176,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeProducers => "DescribeProducers",
         ApiKey::ListTransactions => "ListTransactions",
         ApiKey::DescribeTransactions => "DescribeTransactions",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         _ => "Other",
     }
 }
@@ -288,6 +289,10 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
             .flat_map(|t| &t.partitions)
             .for_each(|p| each(p.error_code)),
         R::ListTransactions(r) => each(r.error_code),
+        R::DescribeTopicPartitions(r) => r.topics.iter().for_each(|t| {
+            each(t.error_code);
+            t.partitions.iter().for_each(|p| each(p.error_code));
+        }),
         R::DescribeTransactions(r) => r.transaction_states.iter().for_each(|x| each(x.error_code)),
         _ => {}
     }
