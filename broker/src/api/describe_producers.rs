@@ -218,6 +218,41 @@ mod tests {
     }
 
     #[test]
+    fn a_log_append_time_topic_shows_the_append_time() {
+        let fixture = broker();
+        let overrides = [(
+            "message.timestamp.type".to_owned(),
+            "LogAppendTime".to_owned(),
+        )]
+        .into_iter()
+        .collect();
+        fixture
+            .ctx
+            .logs
+            .create_topic("stamped", 1, overrides, false)
+            .unwrap();
+        let before_ms = now_ms();
+        produce(&fixture, "stamped", 0, idempotent_batch(3, 0, 0, 2, 1_000));
+        let response = handle(&fixture.ctx, &header(0), request(&[("stamped", &[0])]));
+        let described = described(&response);
+        let (_, _, code, producers) = &described[0];
+        assert_eq!((*code, producers.len()), (0, 1));
+        let (id, epoch, last_seq, last_timestamp_ms) = producers[0];
+        assert_eq!((id, epoch, last_seq), (3, 0, 1));
+        assert!(
+            last_timestamp_ms >= before_ms,
+            "{last_timestamp_ms} < {before_ms}"
+        );
+    }
+
+    fn now_ms() -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        i64::try_from(now.as_millis()).unwrap()
+    }
+
+    #[test]
     fn an_empty_partition_not_yet_opened_stays_closed() {
         let fixture = broker();
         topic(&fixture, "t", 1);
