@@ -209,6 +209,18 @@ fn default_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
         }
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default())
+        }
+        ApiKey::DescribeTransactions => {
+            RequestKind::DescribeTransactions(DescribeTransactionsRequest::default())
+        }
+        ApiKey::DescribeTopicPartitions => {
+            RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default())
+        }
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(ListTransactionsRequest::default())
+        }
         _ => return None,
     })
 }

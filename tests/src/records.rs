@@ -46,6 +46,37 @@ pub fn batch_with(records: &[KeyValue<'_>], timestamp_ms: i64, compression: Comp
     buf.freeze()
 }
 
+/// One idempotent batch of `values` from `producer_id` at `epoch`, sequences `first_seq..`,
+/// timestamps from 1_000.
+pub fn idempotent_batch(producer_id: i64, epoch: i16, first_seq: i32, values: &[&str]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: first_seq + i as i32,
+            timestamp: 1_000 + i as i64,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    buf.freeze()
+}
+
 /// One batch of unkeyed values, timestamps from 1_000.
 pub fn values(values: &[&str]) -> Bytes {
     let records: Vec<KeyValue<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();

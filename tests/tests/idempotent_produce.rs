@@ -4,15 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::{InitProducerIdRequest, ProduceResponse, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use runnel_tests::records::decode_values;
+use runnel_tests::records::{decode_values, idempotent_batch};
 use runnel_tests::requests::{fetch, metadata, produce};
 use runnel_tests::{TestBroker, TestClient};
 
@@ -25,32 +21,7 @@ struct Producer {
 
 /// One idempotent batch of `values` with sequences `first_seq..`.
 fn batch(producer: Producer, first_seq: i32, values: &[&str]) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: producer.id,
-            producer_epoch: producer.epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: first_seq + i as i32,
-            timestamp: 1_000 + i as i64,
-            key: None,
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-    buf.freeze()
+    idempotent_batch(producer.id, producer.epoch, first_seq, values)
 }
 
 async fn init_producer_id(client: &mut TestClient, version: i16) -> Producer {

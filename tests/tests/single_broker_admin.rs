@@ -1,13 +1,18 @@
 //! Admin APIs whose answers follow from Runnel being one broker with no quotas and no SASL:
-//! leader elections, partition reassignments, client quotas and SCRAM credentials, over TCP
-//! at every version we advertise.
+//! leader elections, partition reassignments, client quotas and SCRAM credentials, and
+//! DescribeTopicPartitions (topics as Metadata shows them, paged), over TCP at every version
+//! we advertise.
 
 #![allow(clippy::unwrap_used)]
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::{CreateTopicsRequest, ElectLeadersRequest};
-use runnel_tests::requests::{creatable_topic, topic_name};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
+    ElectLeadersRequest,
+};
+use runnel_tests::requests::{creatable_topic, metadata, topic_name};
 use runnel_tests::{TestBroker, TestClient};
 
 async fn create(client: &mut TestClient, name: &str, partitions: i32) {
@@ -235,4 +240,99 @@ async fn scram_credentials_do_not_exist() {
         ResponseError::UnsupportedSaslMechanism.code()
     );
     assert!(refused.error_message.as_ref().unwrap().contains("no SASL"));
+}
+
+/// (topic, error code, partitions) and the next cursor of a DescribeTopicPartitions answer.
+type TopicPage = (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>);
+
+fn topic_page(response: &DescribeTopicPartitionsResponse) -> TopicPage {
+    let topics = response
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.as_ref().unwrap().0.to_string();
+            let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
+            (name, t.error_code, partitions)
+        })
+        .collect();
+    let cursor = response
+        .next_cursor
+        .as_ref()
+        .map(|c| (c.topic_name.0.to_string(), c.partition_index));
+    (topics, cursor)
+}
+
+/// As `kafka-topics.sh --describe` (3.8+) pages through topics: sorted by name, cut at the
+/// partition limit with a cursor to go on from; topic ids and leaders as Metadata gives
+/// them; an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test]
+async fn describe_topic_partitions_pages_topics_as_metadata_shows_them() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    create(&mut client, "dtp-b", 2).await;
+    create(&mut client, "dtp-a", 3).await;
+    let named = |names: &[&str], limit: i32, cursor: Option<(&str, i32)>| {
+        DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                names
+                    .iter()
+                    .map(|n| TopicRequest::default().with_name(topic_name(n)))
+                    .collect(),
+            )
+            .with_response_partition_limit(limit)
+            .with_cursor(cursor.map(|(t, p)| {
+                Cursor::default()
+                    .with_topic_name(topic_name(t))
+                    .with_partition_index(p)
+            }))
+    };
+    let first = client
+        .send(named(&["dtp-b", "dtp-a", "dtp-none"], 4, None), 0)
+        .await;
+    assert_eq!(
+        topic_page(&first),
+        (
+            vec![
+                ("dtp-a".to_owned(), 0, vec![0, 1, 2]),
+                ("dtp-b".to_owned(), 0, vec![0]),
+            ],
+            Some(("dtp-b".to_owned(), 1))
+        )
+    );
+    let next = client
+        .send(
+            named(&["dtp-b", "dtp-a", "dtp-none"], 4, Some(("dtp-b", 1))),
+            0,
+        )
+        .await;
+    let unknown = ResponseError::UnknownTopicOrPartition.code();
+    assert_eq!(
+        topic_page(&next),
+        (
+            vec![
+                ("dtp-b".to_owned(), 0, vec![1]),
+                ("dtp-none".to_owned(), unknown, vec![]),
+            ],
+            None
+        )
+    );
+    // Every topic (an empty list): the same ids and leaders as Metadata.
+    let all = client.send(named(&[], 2000, None), 0).await;
+    let listed = client.send(metadata(None), 12).await;
+    assert_eq!(all.topics.len(), listed.topics.len());
+    for (described, shown) in all.topics.iter().zip(&listed.topics) {
+        assert_eq!(described.name, shown.name);
+        assert_eq!(described.topic_id, shown.topic_id);
+        assert_eq!(described.partitions.len(), shown.partitions.len());
+        for (d, m) in described.partitions.iter().zip(&shown.partitions) {
+            assert_eq!(
+                (d.partition_index, d.leader_id, d.leader_epoch),
+                (m.partition_index, m.leader_id, m.leader_epoch)
+            );
+            assert_eq!(
+                (&d.replica_nodes, &d.isr_nodes),
+                (&m.replica_nodes, &m.isr_nodes)
+            );
+        }
+    }
 }

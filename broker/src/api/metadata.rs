@@ -40,11 +40,7 @@ pub fn handle(
     let requested = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => topics,
         _ => {
-            // Internal topics (`__consumer_offsets`) too, flagged, as Kafka lists them:
-            // clients and tools hide them by the flag.
-            response.topics = ctx
-                .logs
-                .topics()
+            response.topics = listed_topics(ctx)
                 .iter()
                 .map(|t| topic_entry(ctx, t))
                 .collect();
@@ -113,20 +109,50 @@ fn requested_topic(
     }
 }
 
+/// The topics an "all topics" request lists, sorted by name, internal ones
+/// (`__consumer_offsets`) included and flagged, as Kafka lists them.
+pub fn listed_topics(ctx: &BrokerContext) -> Vec<TopicInfo> {
+    ctx.logs.topics()
+}
+
+/// Whether clients see `name` as internal (they skip such topics in pattern subscriptions).
+pub fn is_internal(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
+/// What Metadata and DescribeTopicPartitions say of a partition: this node leads it as its
+/// only replica, always in sync, at the one leader epoch.
+pub struct PartitionLeadership {
+    pub leader_id: BrokerId,
+    pub leader_epoch: i32,
+    pub replica_nodes: Vec<BrokerId>,
+    pub isr_nodes: Vec<BrokerId>,
+}
+
+pub fn partition_leadership(ctx: &BrokerContext) -> PartitionLeadership {
+    PartitionLeadership {
+        leader_id: BrokerId(ctx.node_id),
+        leader_epoch: super::leader_epoch::LEADER_EPOCH,
+        replica_nodes: vec![BrokerId(ctx.node_id)],
+        isr_nodes: vec![BrokerId(ctx.node_id)],
+    }
+}
+
 /// A known topic with all its partitions led by this node.
 fn topic_entry(ctx: &BrokerContext, info: &TopicInfo) -> MetadataResponseTopic {
     let mut entry = MetadataResponseTopic::default();
     entry.name = Some(TopicName(StrBytes::from_string(info.name.clone())));
     entry.topic_id = info.id;
-    entry.is_internal = INTERNAL_TOPICS.contains(&info.name.as_str());
+    entry.is_internal = is_internal(&info.name);
     entry.partitions = (0..info.partitions.max(0))
         .map(|index| {
+            let leadership = partition_leadership(ctx);
             let mut partition = MetadataResponsePartition::default();
             partition.partition_index = index;
-            partition.leader_id = BrokerId(ctx.node_id);
-            partition.leader_epoch = super::leader_epoch::LEADER_EPOCH;
-            partition.replica_nodes = vec![BrokerId(ctx.node_id)];
-            partition.isr_nodes = vec![BrokerId(ctx.node_id)];
+            partition.leader_id = leadership.leader_id;
+            partition.leader_epoch = leadership.leader_epoch;
+            partition.replica_nodes = leadership.replica_nodes;
+            partition.isr_nodes = leadership.isr_nodes;
             partition
         })
         .collect();

@@ -30,6 +30,9 @@ pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_topic_partitions;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
@@ -37,6 +40,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
@@ -202,12 +206,24 @@ pub fn dispatch(
         Rq::AlterClientQuotas(r) => ready(Rs::AlterClientQuotas(alter_client_quotas::handle(
             ctx, header, r,
         ))),
+        Rq::DescribeProducers(r) => ready(Rs::DescribeProducers(describe_producers::handle(
+            ctx, header, r,
+        ))),
         Rq::DescribeUserScramCredentials(r) => ready(Rs::DescribeUserScramCredentials(
             describe_user_scram_credentials::handle(ctx, header, r),
         )),
         Rq::AlterUserScramCredentials(r) => ready(Rs::AlterUserScramCredentials(
             alter_user_scram_credentials::handle(ctx, header, r),
         )),
+        Rq::DescribeTransactions(r) => ready(Rs::DescribeTransactions(
+            describe_transactions::handle(ctx, header, r),
+        )),
+        Rq::DescribeTopicPartitions(r) => ready(Rs::DescribeTopicPartitions(
+            describe_topic_partitions::handle(ctx, header, r),
+        )),
+        Rq::ListTransactions(r) => ready(Rs::ListTransactions(list_transactions::handle(
+            ctx, header, r,
+        ))),
         Rq::FindCoordinator(r) => ready(Rs::FindCoordinator(find_coordinator::handle(
             ctx, header, r,
         ))),

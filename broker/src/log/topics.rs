@@ -301,21 +301,29 @@ impl LogManager {
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>, LogError> {
+        let log = self.partition_unopened(topic, partition)?;
+        drop(log.loaded()?);
+        Ok(log)
+    }
+
+    /// The partition's log as [`Self::partition`] finds it, but not opened when it has not
+    /// been yet (partitions open lazily): for callers that may not need its segments.
+    pub fn partition_unopened(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<PartitionLog>, LogError> {
         let unknown = || LogError::UnknownTopicOrPartition {
             topic: topic.to_string(),
             partition,
         };
-        let log = {
-            let topics = self.shared.topics.read();
-            let partitions = &topics.get(topic).ok_or_else(unknown)?.partitions;
-            usize::try_from(partition)
-                .ok()
-                .and_then(|p| partitions.get(p))
-                .cloned()
-                .ok_or_else(unknown)?
-        };
-        drop(log.loaded()?);
-        Ok(log)
+        let topics = self.shared.topics.read();
+        let partitions = &topics.get(topic).ok_or_else(unknown)?.partitions;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| partitions.get(p))
+            .cloned()
+            .ok_or_else(unknown)
     }
 
     /// Runs one retention pass now (the background thread calls this on its interval).

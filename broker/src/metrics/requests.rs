@@ -173,6 +173,10 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::AlterClientQuotas => "AlterClientQuotas",
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+        ApiKey::DescribeProducers => "DescribeProducers",
+        ApiKey::ListTransactions => "ListTransactions",
+        ApiKey::DescribeTransactions => "DescribeTransactions",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         _ => "Other",
     }
 }
@@ -279,6 +283,17 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
             r.results.iter().for_each(|x| each(x.error_code));
         }
         R::AlterUserScramCredentials(r) => r.results.iter().for_each(|x| each(x.error_code)),
+        R::DescribeProducers(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| each(p.error_code)),
+        R::ListTransactions(r) => each(r.error_code),
+        R::DescribeTopicPartitions(r) => r.topics.iter().for_each(|t| {
+            each(t.error_code);
+            t.partitions.iter().for_each(|p| each(p.error_code));
+        }),
+        R::DescribeTransactions(r) => r.transaction_states.iter().for_each(|x| each(x.error_code)),
         _ => {}
     }
 }

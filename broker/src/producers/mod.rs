@@ -26,7 +26,9 @@ use parking_lot::Mutex;
 use runnel_protocol::batch::RecordBatch;
 
 pub use id_block::{ProducerIdBlock, ProducerIdError};
-pub use sequences::{BatchIdentity, BatchMetadata, PartitionProducers, SequenceError, Verdict};
+pub use sequences::{
+    ActiveProducer, BatchIdentity, BatchMetadata, PartitionProducers, SequenceError, Verdict,
+};
 
 use crate::log::{AppendInfo, LogError, PartitionLog};
 
@@ -117,12 +119,40 @@ impl ProducerRegistry {
         for (batch, id) in batches.iter().zip(&ids) {
             let last_offset = base_offset + i64::from(batch.last_offset_delta());
             if let Some(id) = id {
-                state.record(id, base_offset, last_offset);
+                // The log stamps LogAppendTime batches; the state keeps what was stored.
+                let timestamp_ms = if info.log_append_time_ms >= 0 {
+                    info.log_append_time_ms
+                } else {
+                    batch.max_timestamp()
+                };
+                state.record(id, base_offset, last_offset, timestamp_ms);
             }
             base_offset = last_offset + 1;
         }
         debug_assert_eq!(base_offset, info.last_offset + 1, "offsets of {batches:?}");
         Ok(AppendOutcome::Appended(info))
+    }
+
+    /// The producers `log`'s partition tracks (DescribeProducers), by producer id: rebuilt
+    /// from the log tail and kept, as the first idempotent produce would, when none was
+    /// since the start. A partition not yet opened whose segments are empty has none and
+    /// stays closed; any other must be read to know.
+    pub fn active_producers(
+        &self,
+        log: &Arc<PartitionLog>,
+    ) -> Result<Vec<ActiveProducer>, LogError> {
+        if !log.is_loaded() && log.size_on_disk_bytes()? == 0 {
+            return Ok(Vec::new());
+        }
+        let entry = self.entry(log);
+        let mut guard = entry.state.lock();
+        if guard.is_none() {
+            *guard = Some(tail_scan::rebuild(log)?);
+        }
+        Ok(guard
+            .as_ref()
+            .map(PartitionProducers::active_producers)
+            .unwrap_or_default())
     }
 
     /// The entry for `log`'s partition, replacing one left by an earlier incarnation.

@@ -86,6 +86,18 @@ struct ProducerEntry {
     batches: VecDeque<BatchMetadata>,
     /// `PartitionProducers::clock` at the last append, for least-recently-used eviction.
     last_used: u64,
+    /// The last batch's max timestamp as stored (the append time on LogAppendTime topics).
+    last_timestamp_ms: i64,
+}
+
+/// What DescribeProducers (KIP-664) shows of one tracked producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence appended at `epoch`, -1 when none was.
+    pub last_seq: i32,
+    pub last_timestamp_ms: i64,
 }
 
 /// Every tracked producer of one partition.
@@ -132,8 +144,31 @@ impl PartitionProducers {
         Ok(Verdict::Append)
     }
 
-    /// Records an appended (or replayed from the log) batch at `base_offset`.
-    pub fn record(&mut self, id: &BatchIdentity, base_offset: i64, last_offset: i64) {
+    /// Every tracked producer, by producer id.
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        let mut producers: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| ActiveProducer {
+                producer_id,
+                epoch: entry.epoch,
+                last_seq: entry.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp_ms: entry.last_timestamp_ms,
+            })
+            .collect();
+        producers.sort_by_key(|p| p.producer_id);
+        producers
+    }
+
+    /// Records an appended (or replayed from the log) batch at `base_offset` whose max
+    /// timestamp, as stored, is `max_timestamp_ms`.
+    pub fn record(
+        &mut self,
+        id: &BatchIdentity,
+        base_offset: i64,
+        last_offset: i64,
+        max_timestamp_ms: i64,
+    ) {
         debug_assert!(base_offset <= last_offset, "{base_offset} > {last_offset}");
         self.clock = self.clock.wrapping_add(1);
         if !self.producers.contains_key(&id.producer_id) {
@@ -146,6 +181,7 @@ impl PartitionProducers {
                 epoch: id.epoch,
                 batches: VecDeque::with_capacity(BATCHES_PER_PRODUCER_MAX),
                 last_used: 0,
+                last_timestamp_ms: max_timestamp_ms,
             });
         if id.epoch < entry.epoch {
             // Only replay of an odd log can get here (appends are checked first): keep the
@@ -166,6 +202,7 @@ impl PartitionProducers {
             last_offset,
         });
         entry.last_used = self.clock;
+        entry.last_timestamp_ms = max_timestamp_ms;
         debug_assert!(entry.batches.len() <= BATCHES_PER_PRODUCER_MAX);
         debug_assert!(self.producers.len() <= PRODUCERS_PER_PARTITION_MAX);
     }

@@ -31,7 +31,7 @@ fn unknown_producers_are_accepted_at_any_sequence() {
 #[test]
 fn next_sequence_is_accepted_a_gap_is_not() {
     let mut state = PartitionProducers::default();
-    state.record(&id(1, 0, 0, 3), 10, 12);
+    state.record(&id(1, 0, 0, 3), 10, 12, 0);
     assert_eq!(check_one_batch(&state, id(1, 0, 3, 1)), Ok(Verdict::Append));
     assert!(matches!(
         check_one_batch(&state, id(1, 0, 4, 1)),
@@ -50,7 +50,7 @@ fn a_retry_of_any_of_the_last_five_batches_is_a_duplicate() {
     let mut state = PartitionProducers::default();
     for i in 0..7 {
         let offset = 100 + i64::from(i) * 2;
-        state.record(&id(1, 0, i * 2, 2), offset, offset + 1);
+        state.record(&id(1, 0, i * 2, 2), offset, offset + 1, 0);
     }
     // Batches 2..7 are remembered, 0 and 1 fell out of the window.
     let duplicate = check_one_batch(&state, id(1, 0, 4, 2));
@@ -77,7 +77,7 @@ fn a_retry_of_any_of_the_last_five_batches_is_a_duplicate() {
 #[test]
 fn epochs_fence_old_producers_and_restart_sequences() {
     let mut state = PartitionProducers::default();
-    state.record(&id(1, 2, 0, 5), 0, 4);
+    state.record(&id(1, 2, 0, 5), 0, 4, 0);
     assert!(matches!(
         check_one_batch(&state, id(1, 1, 5, 1)),
         Err(SequenceError::StaleEpoch {
@@ -96,7 +96,7 @@ fn epochs_fence_old_producers_and_restart_sequences() {
     ));
     assert_eq!(check_one_batch(&state, id(1, 3, 0, 1)), Ok(Verdict::Append));
     // A duplicate of the old epoch's batch after the bump is stale, not a duplicate.
-    state.record(&id(1, 3, 0, 1), 5, 5);
+    state.record(&id(1, 3, 0, 1), 5, 5, 0);
     assert!(matches!(
         check_one_batch(&state, id(1, 2, 0, 5)),
         Err(SequenceError::StaleEpoch { .. })
@@ -109,14 +109,14 @@ fn sequences_wrap_at_i32_max() {
     assert_eq!(wrapped_last_seq(i32::MAX, 1), 0);
     assert_eq!(wrapped_last_seq(i32::MAX - 1, 3), 1);
     let mut state = PartitionProducers::default();
-    state.record(&id(1, 0, i32::MAX - 1, 2), 0, 1);
+    state.record(&id(1, 0, i32::MAX - 1, 2), 0, 1, 0);
     assert_eq!(check_one_batch(&state, id(1, 0, 0, 1)), Ok(Verdict::Append));
 }
 
 #[test]
 fn later_batches_of_one_request_follow_earlier_ones() {
     let mut state = PartitionProducers::default();
-    state.record(&id(1, 0, 0, 1), 0, 0);
+    state.record(&id(1, 0, 0, 1), 0, 0, 0);
     let ok = [Some(id(1, 0, 1, 2)), None, Some(id(1, 0, 3, 1))];
     assert_eq!(state.check(&ok), Ok(Verdict::Append));
     let gap = [Some(id(1, 0, 1, 2)), Some(id(1, 0, 4, 1))];
@@ -131,11 +131,11 @@ fn the_table_forgets_the_least_recently_used_producer_when_full() {
     let mut state = PartitionProducers::default();
     let count = i64::try_from(PRODUCERS_PER_PARTITION_MAX).unwrap();
     for producer in 0..count {
-        state.record(&id(producer, 0, 0, 1), producer, producer);
+        state.record(&id(producer, 0, 0, 1), producer, producer, 0);
     }
     // Producer 0 appends again, so producer 1 is the oldest when 'count' arrives.
-    state.record(&id(0, 0, 1, 1), count, count);
-    state.record(&id(count, 0, 0, 1), count + 1, count + 1);
+    state.record(&id(0, 0, 1, 1), count, count, 0);
+    state.record(&id(count, 0, 0, 1), count + 1, count + 1, 0);
     assert_eq!(state.producer_count(), PRODUCERS_PER_PARTITION_MAX);
     assert_eq!(
         check_one_batch(&state, id(1, 0, 50, 1)),
@@ -163,7 +163,7 @@ proptest! {
         for size in &sizes {
             let batch = id(7, 0, seq, *size);
             prop_assert_eq!(state.check(&[Some(batch)]), Ok(Verdict::Append));
-            state.record(&batch, offset, offset + i64::from(*size) - 1);
+            state.record(&batch, offset, offset + i64::from(*size) - 1, 0);
             appended.push((batch, offset));
             offset += i64::from(*size);
             seq = if batch.last_seq == i32::MAX { 0 } else { batch.last_seq + 1 };

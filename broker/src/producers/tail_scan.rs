@@ -132,7 +132,12 @@ fn replay(state: &mut PartitionProducers, batch: &RecordBatch) {
     }
     // A batch the append path accepted always has a valid identity; skip anything else.
     if let Ok(Some(id)) = BatchIdentity::of(batch) {
-        state.record(&id, batch.base_offset(), batch.last_offset());
+        state.record(
+            &id,
+            batch.base_offset(),
+            batch.last_offset(),
+            batch.max_timestamp(),
+        );
     }
 }
 
