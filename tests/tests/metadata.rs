@@ -137,3 +137,32 @@ async fn localhost_listens_on_ipv4_and_ipv6() {
         assert_eq!(response.brokers[0].port, i32::from(addr.port()));
     }
 }
+
+/// Metadata v8+ answers the authorized operations a client asks for (Java's
+/// `describeTopics(includeAuthorizedOperations)`, `describeCluster`): with no authorizer every
+/// operation that applies (as Kafka without one), and Kafka's "not asked" marker otherwise;
+/// they were always the marker.
+#[tokio::test]
+async fn authorized_operations_are_answered_when_asked_for() {
+    const OMITTED: i32 = i32::MIN;
+    const TOPIC_DESCRIBE: i32 = 1 << 8;
+    const CLUSTER_ALTER: i32 = 1 << 7;
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    for version in 8..=12 {
+        let mut asked = metadata(Some(&["ops"])).with_include_topic_authorized_operations(true);
+        if version <= 10 {
+            asked = asked.with_include_cluster_authorized_operations(true);
+        }
+        let response = client.send(asked, version).await;
+        let topic_ops = response.topics[0].topic_authorized_operations;
+        assert_eq!(topic_ops & TOPIC_DESCRIBE, TOPIC_DESCRIBE, "v{version}");
+        if version <= 10 {
+            let cluster_ops = response.cluster_authorized_operations;
+            assert_eq!(cluster_ops & CLUSTER_ALTER, CLUSTER_ALTER, "v{version}");
+        }
+        let response = client.send(metadata(Some(&["ops"])), version).await;
+        assert_eq!(response.topics[0].topic_authorized_operations, OMITTED);
+        assert_eq!(response.cluster_authorized_operations, OMITTED);
+    }
+}

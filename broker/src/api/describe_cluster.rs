@@ -7,18 +7,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::metadata::{AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_AUTHORIZED_OPERATIONS};
 use super::BrokerContext;
 
 /// `endpoint_type` values (v1+): the brokers' listeners, or the controllers'.
 const ENDPOINT_BROKERS: i8 = 1;
-
-/// Kafka's "authorized operations not requested" marker.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-
-/// Cluster operations a client may perform here (no authorizer: all that apply to a
-/// cluster), as Kafka's bit set over `AclOperation` codes: CREATE 5, ALTER 7, DESCRIBE 8,
-/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12.
-const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
 
 pub fn handle(
     ctx: &BrokerContext,
@@ -45,7 +38,7 @@ pub fn handle(
         .with_port(ctx.advertised_port)
         .with_rack(None);
     let operations = if request.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
+        CLUSTER_AUTHORIZED_OPERATIONS
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };

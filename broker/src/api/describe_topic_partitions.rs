@@ -28,17 +28,13 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::metadata::{
     is_internal, listed_topics, partition_leadership, validate_topic_name, PartitionLeadership,
+    TOPIC_AUTHORIZED_OPERATIONS,
 };
 use super::BrokerContext;
 use crate::log::TopicInfo;
 
 /// Most partitions one response holds (Kafka's `max.request.partition.size.limit` default).
 pub const PARTITIONS_PER_RESPONSE_MAX: i32 = 2000;
-
-/// Every topic ACL operation (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
-/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11): all allowed, as by Kafka without an authorizer.
-const TOPIC_AUTHORIZED_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 
 pub fn handle(
     ctx: &BrokerContext,

@@ -208,7 +208,10 @@ fn internal_topics_listed_and_marked_internal() {
     let (all, _) = describe(&fixture.ctx, request(&[], 100, None));
     assert_eq!(
         all,
-        vec![ok("__consumer_offsets", 0..offsets_partitions), ok("t", 0..1)]
+        vec![
+            ok("__consumer_offsets", 0..offsets_partitions),
+            ok("t", 0..1)
+        ]
     );
     let response = handle(
         &fixture.ctx,

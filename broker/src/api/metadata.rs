@@ -17,6 +17,17 @@ use super::errors::log_error_i16;
 use super::BrokerContext;
 use crate::log::{LogError, TopicInfo};
 
+/// Kafka's "authorized operations not asked for" marker.
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// Every topic ACL operation (READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11): all allowed, as by Kafka without an authorizer.
+pub const TOPIC_AUTHORIZED_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// Every cluster operation (CREATE 5, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+/// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12), as Kafka without one.
+pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 =
+    1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+
 /// Topics Kafka marks internal (clients skip them in pattern subscriptions).
 const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 /// Longest legal topic name (Kafka's limit).
@@ -36,6 +47,10 @@ pub fn handle(
     response.brokers = vec![broker];
     response.cluster_id = Some(StrBytes::from_string(ctx.cluster_id.clone()));
     response.controller_id = BrokerId(ctx.node_id);
+    let asked = OperationsAsked {
+        topics: version >= 8 && request.include_topic_authorized_operations,
+        cluster: (8..=10).contains(&version) && request.include_cluster_authorized_operations,
+    };
     // v0 has no null list: an empty list means "all topics" there.
     let requested = match request.topics {
         Some(topics) if !(version == 0 && topics.is_empty()) => topics,
@@ -44,7 +59,7 @@ pub fn handle(
                 .iter()
                 .map(|t| topic_entry(ctx, t))
                 .collect();
-            return response;
+            return with_authorized_operations(response, asked);
         }
     };
     // Before v4 there is no flag and Kafka always allowed auto-creation.
@@ -53,6 +68,34 @@ pub fn handle(
         .into_iter()
         .map(|topic| requested_topic(ctx, topic, allow_create))
         .collect();
+    with_authorized_operations(response, asked)
+}
+
+/// Which authorized operations the request asks for (topics' from v8, the cluster's in
+/// v8–10).
+#[derive(Clone, Copy)]
+struct OperationsAsked {
+    topics: bool,
+    cluster: bool,
+}
+
+/// The authorized operations `asked` for, as Kafka without an authorizer answers them:
+/// every operation that applies; Kafka's "not asked" marker otherwise.
+fn with_authorized_operations(
+    mut response: MetadataResponse,
+    asked: OperationsAsked,
+) -> MetadataResponse {
+    let topic_operations = match asked.topics {
+        true => TOPIC_AUTHORIZED_OPERATIONS,
+        false => AUTHORIZED_OPERATIONS_OMITTED,
+    };
+    for topic in &mut response.topics {
+        topic.topic_authorized_operations = topic_operations;
+    }
+    response.cluster_authorized_operations = match asked.cluster {
+        true => CLUSTER_AUTHORIZED_OPERATIONS,
+        false => AUTHORIZED_OPERATIONS_OMITTED,
+    };
     response
 }
 
