@@ -15,9 +15,10 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AclOperation, AdminClient, NewTopic, OffsetSpec
 
 import compat_common as cc
 
@@ -409,6 +410,29 @@ def test_scram_credentials_do_not_exist():
         futures["alice"].result(timeout=cc.OPERATION_TIMEOUT_S)
     assert raised.value.args[0].code() == KafkaError.UNSUPPORTED_SASL_MECHANISM
     assert "no SASL" in raised.value.args[0].str()
+
+
+def test_describe_topics_and_cluster_with_authorized_operations():
+    """librdkafka's describe_topics / describe_cluster ask Metadata (v8+) for the authorized
+    operations; without an authorizer every operation that applies is allowed."""
+    require_created()
+    client = admin()
+    futures = client.describe_topics(
+        TopicCollection([State.topic]),
+        include_authorized_operations=True,
+        request_timeout=cc.OPERATION_TIMEOUT_S,
+    )
+    described = futures[State.topic].result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert described.name == State.topic
+    assert not described.is_internal
+    assert len(described.partitions) == cc.PARTITIONS
+    assert AclOperation.READ in described.authorized_operations
+    assert AclOperation.WRITE in described.authorized_operations
+    cluster = client.describe_cluster(
+        include_authorized_operations=True, request_timeout=cc.OPERATION_TIMEOUT_S
+    ).result(timeout=cc.OPERATION_TIMEOUT_S)
+    assert len(cluster.nodes) == 1
+    assert AclOperation.DESCRIBE in cluster.authorized_operations
 
 
 def test_delete_topic():
