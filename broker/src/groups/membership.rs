@@ -55,7 +55,7 @@ impl Group {
         } else {
             self.join_current_member(request, now_ms, config, &mut effects)
         };
-        self.try_complete_join(now_ms, &mut effects);
+        self.try_complete_join(now_ms, config, &mut effects);
         self.debug_check_invariants();
         (outcome, effects)
     }
@@ -163,7 +163,7 @@ impl Group {
         };
         self.members.insert(member_id.clone(), member);
         if self.state == GroupState::PreparingRebalance {
-            self.extend_initial_delay(config);
+            self.note_new_member_in_initial_delay();
         } else {
             self.maybe_prepare_rebalance(now_ms, config, effects);
         }
@@ -435,7 +435,7 @@ impl Group {
                 .cloned()
                 .ok_or(ResponseError::UnknownMemberId)?,
             _ if self.pending_members.remove(member_id).is_some() => {
-                self.try_complete_join(now_ms, effects);
+                self.try_complete_join(now_ms, config, effects);
                 return Ok(());
             }
             _ => {

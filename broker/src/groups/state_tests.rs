@@ -443,6 +443,29 @@ fn initial_rebalance_delay_waits_for_more_members() {
     assert_eq!(join_answer(&effects, "a").generation_id, 1);
 }
 
+/// Kafka extends the initial delay once per delay window in which someone joined, not once
+/// per member: many consumers starting together must not push the first rebalance out to
+/// the rebalance timeout.
+#[test]
+fn initial_rebalance_delay_extends_once_per_window_not_per_member() {
+    let cfg = GroupConfig {
+        initial_rebalance_delay_ms: 3_000,
+        ..GroupConfig::default()
+    };
+    let mut group = Group::new("g", 0);
+    group.join(request("", &["range"]), "m00".into(), 0, &cfg);
+    for i in 1..20 {
+        let (_, effects) = group.join(request("", &["range"]), format!("m{i:02}"), 100, &cfg);
+        assert!(effects.joins.is_empty());
+    }
+    // Joins during the first window [0, 3 s) extend it by one delay, to 6 s.
+    assert!(group.tick(3_000, &cfg).joins.is_empty());
+    assert!(group.tick(5_999, &cfg).joins.is_empty());
+    let effects = group.tick(6_000, &cfg);
+    assert_eq!(effects.joins.len(), 20);
+    assert_eq!(group.state(), GroupState::CompletingRebalance);
+}
+
 #[test]
 fn metadata_snapshot_restores_a_stable_group() {
     let group = stable_pair();
