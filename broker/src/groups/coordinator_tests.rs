@@ -265,15 +265,12 @@ async fn empty_group_offsets_expire_after_retention() {
     assert_eq!(committed(&coordinator, "g", 0), None);
 }
 
-#[tokio::test]
-async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
+/// Group "g" made Stable at generation 1 by one "consumer" member subscribed to topic "t";
+/// returns that member as a committer.
+async fn stable_consumer_of_t(coordinator: &GroupCoordinator) -> Committer {
     use kafka_protocol::messages::ConsumerProtocolSubscription;
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let (logs, coordinator) = open(dir.path(), &clock);
-    logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
     let mut metadata = bytes::BytesMut::new();
     bytes::BufMut::put_i16(&mut metadata, 0);
     let subscription =
@@ -291,11 +288,50 @@ async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
         assignments: BTreeMap::new(),
     };
     assert_eq!(coordinator.sync("g", sync).wait().await.error, None);
-    let member = Committer {
+    Committer {
         member_id: joined.member_id.clone(),
         generation_id: 1,
         ..simple()
-    };
+    }
+}
+
+/// Kafka's offset retention also covers Stable consumer groups: offsets of topics no member
+/// subscribes to any more expire `offsets.retention.minutes` after their commit.
+#[tokio::test]
+async fn a_stable_groups_offsets_of_unsubscribed_topics_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
+    let member = stable_consumer_of_t(&coordinator).await;
+    let errors = coordinator
+        .commit_offsets("g", &member, &[entry("t", 0, 1), entry("u", 0, 2)])
+        .wait()
+        .await;
+    assert_eq!(errors, vec![None, None]);
+    clock.advance(config().offsets_retention_ms - 1);
+    assert_eq!(coordinator.expire_offsets(), 0);
+    clock.advance(1);
+    assert_eq!(coordinator.expire_offsets(), 1);
+    assert_eq!(committed(&coordinator, "g", 0), Some(1));
+    let u = [("u".to_owned(), vec![0])];
+    assert_eq!(coordinator.fetch_offsets("g", Some(&u))[0].1[0].1, None);
+    assert_eq!(coordinator.describe_group("g").state, GroupState::Stable);
+    drop(coordinator);
+    logs.shutdown().unwrap();
+    drop(logs);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    assert_eq!(committed(&coordinator, "g", 0), Some(1));
+    assert_eq!(coordinator.fetch_offsets("g", Some(&u))[0].1[0].1, None);
+}
+
+#[tokio::test]
+async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
+    let member = stable_consumer_of_t(&coordinator).await;
     let errors = coordinator
         .commit_offsets("g", &member, &[entry("t", 0, 1), entry("u", 0, 2)])
         .wait()
