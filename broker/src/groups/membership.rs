@@ -448,9 +448,11 @@ impl Group {
         Ok(())
     }
 
-    /// May this caller commit offsets now? Kafka's rules: a simple (no-membership, generation
-    /// < 0) commit only to an Empty group; a member only with the current generation and not
-    /// while the assignment is being distributed. A member's commit counts as a heartbeat.
+    /// May this caller commit offsets now? Kafka's rules: any commit with a negative
+    /// generation to an Empty group (an admin, a client managing its own partitions, or one
+    /// that has left and still sends its old member id); otherwise a member only with the
+    /// current generation and not while the assignment is being distributed. A member's
+    /// commit counts as a heartbeat.
     pub fn validate_commit(
         &mut self,
         member_id: &str,
@@ -460,6 +462,9 @@ impl Group {
     ) -> Result<(), ResponseError> {
         if self.state == GroupState::Dead {
             return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if generation_id < 0 && self.state == GroupState::Empty {
+            return Ok(());
         }
         if generation_id >= 0 || !member_id.is_empty() || instance_id.is_some() {
             self.validate_member(member_id, instance_id)?;
@@ -472,10 +477,8 @@ impl Group {
             self.heartbeat_member(member_id, now_ms);
             return Ok(());
         }
-        if self.state != GroupState::Empty {
-            return Err(ResponseError::UnknownMemberId);
-        }
-        Ok(())
+        // A generation-less commit without a member id, to a group with members.
+        Err(ResponseError::UnknownMemberId)
     }
 }
 

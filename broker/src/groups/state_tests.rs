@@ -425,6 +425,25 @@ fn commit_validation() {
     );
 }
 
+/// Kafka accepts any commit with a negative generation to an Empty group, whatever member or
+/// instance id it names: a client that left the group (its old member id still set) commits
+/// its final offsets that way, e.g. on close.
+#[test]
+fn a_generationless_commit_to_an_empty_group_is_accepted_with_any_member_id() {
+    let mut empty = Group::new("g", 0);
+    assert_eq!(empty.validate_commit("left-already", None, -1, 0), Ok(()));
+    assert_eq!(
+        empty.validate_commit("left-already", Some("instance"), -1, 0),
+        Ok(())
+    );
+    // Not so once the group has members: the id must be theirs.
+    let mut group = stable_pair();
+    assert_eq!(
+        group.validate_commit("left-already", None, -1, 1),
+        Err(ResponseError::UnknownMemberId)
+    );
+}
+
 #[test]
 fn initial_rebalance_delay_waits_for_more_members() {
     let cfg = GroupConfig {
