@@ -172,20 +172,23 @@ impl GroupCoordinator {
         };
         let now_ms = self.clock.now_ms();
         let mut slot = slot.lock();
+        // As Kafka: only a non-empty group of another protocol type is refused as a whole; a
+        // consumer group whose subscriptions cannot be read (`None`) counts as subscribed to
+        // every topic.
         let subscribed = match slot.group.state() {
             GroupState::Dead => return Reply::Ready(Err(ResponseError::GroupIdNotFound)),
-            GroupState::Empty => BTreeSet::new(),
-            _ => match subscribed_topics(&slot) {
-                Some(topics) => topics,
-                None => return Reply::Ready(Err(ResponseError::NonEmptyGroup)),
-            },
+            GroupState::Empty => Some(BTreeSet::new()),
+            _ if slot.group.protocol_type() != Some("consumer") => {
+                return Reply::Ready(Err(ResponseError::NonEmptyGroup))
+            }
+            _ => subscribed_topics(&slot),
         };
         let mut errors = EntryErrors::new();
         let mut records = Vec::new();
         for (topic, partition) in partitions {
             let error = if self.logs.topic(topic).is_none() {
                 Some(ResponseError::UnknownTopicOrPartition)
-            } else if subscribed.contains(topic) {
+            } else if subscribed.as_ref().is_none_or(|s| s.contains(topic)) {
                 Some(ResponseError::GroupSubscribedToTopic)
             } else {
                 if slot.offsets.contains_key(&(topic.clone(), *partition)) {

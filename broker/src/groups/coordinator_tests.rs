@@ -350,6 +350,39 @@ async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
     );
 }
 
+/// Kafka: a non-empty "consumer" group whose subscriptions cannot be read is taken as
+/// subscribed to every topic (GROUP_SUBSCRIBED_TO_TOPIC per partition); only groups of other
+/// protocol types are NON_EMPTY_GROUP as a whole.
+#[tokio::test]
+async fn offset_delete_of_a_consumer_group_with_unreadable_subscriptions_is_refused_per_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    // `join_request`'s metadata is not a ConsumerProtocolSubscription.
+    let joined = coordinator.join("g", join_request("")).wait().await;
+    let sync = SyncRequest {
+        member_id: joined.member_id,
+        group_instance_id: None,
+        generation_id: 1,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: BTreeMap::new(),
+    };
+    assert_eq!(coordinator.sync("g", sync).wait().await.error, None);
+    let partitions = [("t".to_owned(), 0)];
+    assert_eq!(
+        coordinator.delete_offsets("g", &partitions).wait().await,
+        Ok(vec![Some(ResponseError::GroupSubscribedToTopic)])
+    );
+    let mut other = join_request("");
+    other.protocol_type = "connect".into();
+    coordinator.join("c", other).wait().await;
+    assert_eq!(
+        coordinator.delete_offsets("c", &partitions).wait().await,
+        Err(ResponseError::NonEmptyGroup)
+    );
+}
+
 #[tokio::test]
 async fn the_number_of_groups_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
