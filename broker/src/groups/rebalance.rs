@@ -25,12 +25,7 @@ impl Group {
                 }
             }
         }
-        let rebalance_timeout_ms = self
-            .members
-            .values()
-            .map(|m| i64::from(m.rebalance_timeout_ms))
-            .max()
-            .unwrap_or(0);
+        let rebalance_timeout_ms = self.rebalance_timeout_ms();
         let from_empty = self.state == GroupState::Empty;
         let delay_ms = if from_empty {
             i64::from(config.initial_rebalance_delay_ms).min(rebalance_timeout_ms)
@@ -115,18 +110,37 @@ impl Group {
         }
     }
 
+    /// The group's rebalance timeout: the largest its members asked for.
+    fn rebalance_timeout_ms(&self) -> i64 {
+        self.members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Drops dynamic members that did not rejoin, opens the next generation and answers every
-    /// parked join (the leader gets the member list).
+    /// parked join (the leader gets the member list). If nobody rejoined but static members
+    /// remain, waits another rebalance timeout instead, as Kafka does: static members leave
+    /// only by LeaveGroup or their session timeout (KIP-345).
     fn complete_join(&mut self, now_ms: i64, effects: &mut Effects) {
-        let nobody_joined = !self.members.values().any(|m| m.awaiting_join);
         let dropped: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting_join && (m.group_instance_id.is_none() || nobody_joined))
+            .filter(|m| !m.awaiting_join && m.group_instance_id.is_none())
             .map(|m| m.member_id.clone())
             .collect();
         for member_id in dropped {
             self.remove_member_entry(&member_id, effects);
+        }
+        let nobody_joined = !self.members.values().any(|m| m.awaiting_join);
+        if nobody_joined && !self.members.is_empty() {
+            let deadline_ms = now_ms.saturating_add(self.rebalance_timeout_ms());
+            if let Some(timer) = self.rebalance.as_mut() {
+                timer.deadline_ms = deadline_ms;
+                timer.initial_delay = false;
+            }
+            return;
         }
         let leader_joined = self
             .leader_id
@@ -150,13 +164,7 @@ impl Group {
         }
         self.protocol_name = self.select_protocol();
         self.transition(GroupState::CompletingRebalance, now_ms);
-        let sync_timeout_ms = self
-            .members
-            .values()
-            .map(|m| i64::from(m.rebalance_timeout_ms))
-            .max()
-            .unwrap_or(0);
-        self.sync_deadline_ms = Some(now_ms + sync_timeout_ms);
+        self.sync_deadline_ms = Some(now_ms + self.rebalance_timeout_ms());
         let joined: Vec<String> = self
             .members
             .values()

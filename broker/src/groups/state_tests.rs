@@ -392,6 +392,60 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
     assert_eq!(group.state(), GroupState::Empty);
 }
 
+/// Static member "inst-1" (member id "s-1") alone in a Stable group at generation 1, then a
+/// rebalance in progress since t = 100 that it has not rejoined (a dynamic member came and
+/// left again).
+fn static_member_not_rejoining() -> Group {
+    let cfg = config();
+    let mut group = Group::new("g", 0);
+    let mut join = request("", &["range"]);
+    join.group_instance_id = Some("inst-1".into());
+    group.join(join, "s-1".into(), 0, &cfg);
+    let mut sync = sync_request("s-1", 1, &[("s-1", "P0")]);
+    sync.group_instance_id = Some("inst-1".into());
+    let (_, effects) = group.sync(sync, 0);
+    group.assignment_stored(effects.store_assignment.unwrap(), Ok(()), 0, &cfg);
+    group.join(request("", &["range"]), "d".into(), 100, &cfg);
+    let mut effects = Effects::default();
+    assert_eq!(group.leave("d", None, 200, &cfg, &mut effects), Ok(()));
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    group
+}
+
+/// Kafka (KIP-345): when the rebalance timeout passes and no member has rejoined, static
+/// members are not dropped; the join phase waits another rebalance timeout, and they leave
+/// only by their session timeout.
+#[test]
+fn static_members_outlive_a_rebalance_timeout_nobody_rejoined_in() {
+    let cfg = config();
+    let mut group = static_member_not_rejoining();
+    assert_eq!(
+        group.heartbeat("s-1", Some("inst-1"), 1, 25_000),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    let deadline_ms = 100 + i64::from(REBALANCE_MS);
+    group.tick(deadline_ms, &cfg);
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    assert!(group.member("s-1").is_some());
+    let mut rejoin = request("s-1", &["range"]);
+    rejoin.group_instance_id = Some("inst-1".into());
+    let (_, effects) = group.join(rejoin, "unused".into(), deadline_ms + 1_000, &cfg);
+    let answer = join_answer(&effects, "s-1");
+    assert_eq!(
+        (answer.generation_id, answer.leader_id.as_str()),
+        (2, "s-1")
+    );
+    assert_eq!(group.state(), GroupState::CompletingRebalance);
+
+    // Silent instead: its session ends it, and the group then empties.
+    let mut group = static_member_not_rejoining();
+    group.heartbeat("s-1", Some("inst-1"), 1, 25_000).ok();
+    group.tick(deadline_ms, &cfg);
+    assert!(group.member("s-1").is_some());
+    group.tick(25_000 + i64::from(SESSION_MS), &cfg);
+    assert_eq!(group.state(), GroupState::Empty);
+}
+
 #[test]
 fn commit_validation() {
     let mut empty = Group::new("simple", 0);
