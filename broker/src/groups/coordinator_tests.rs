@@ -383,6 +383,33 @@ async fn offset_delete_of_a_consumer_group_with_unreadable_subscriptions_is_refu
     );
 }
 
+/// A static member that comes back with a new member id into a Stable group is answered only
+/// once the group naming that id is durable, as Kafka does: answered earlier, a broker crash
+/// would bring back the old id and its next heartbeat would be fenced (fatal to the client).
+#[tokio::test]
+async fn a_static_rejoin_is_answered_only_once_the_new_member_id_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    let mut join = join_request("");
+    join.group_instance_id = Some("inst".into());
+    let joined = coordinator.join("g", join.clone()).wait().await;
+    let sync = SyncRequest {
+        member_id: joined.member_id.clone(),
+        group_instance_id: Some("inst".into()),
+        generation_id: 1,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: BTreeMap::new(),
+    };
+    assert_eq!(coordinator.sync("g", sync).wait().await.error, None);
+    let rejoined = coordinator.join("g", join.clone()).wait().await;
+    assert_eq!((rejoined.error, rejoined.generation_id), (None, 1));
+    logs.fail_fsyncs();
+    let failed = coordinator.join("g", join).wait().await;
+    assert_eq!(failed.error, Some(ResponseError::CoordinatorNotAvailable));
+}
+
 #[tokio::test]
 async fn the_number_of_groups_is_bounded() {
     let dir = tempfile::tempdir().unwrap();

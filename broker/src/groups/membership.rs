@@ -249,7 +249,12 @@ impl Group {
             if !skip {
                 answer.members.clear();
             }
-            return Outcome::Done(answer);
+            // Answered once the group naming the new id is durable (Kafka stores it first):
+            // after a crash the old id would come back and fence this member.
+            effects.joins.push((new_member_id.clone(), answer));
+            return Outcome::Wait {
+                member_id: new_member_id,
+            };
         }
         if let Some(member) = self.members.get_mut(&new_member_id) {
             member.awaiting_join = true;

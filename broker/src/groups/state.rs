@@ -191,7 +191,7 @@ pub enum Outcome<T> {
 /// What a call caused besides its own answer.
 #[derive(Debug, Default)]
 pub struct Effects {
-    /// Answers for parked JoinGroups.
+    /// Answers for parked JoinGroups; deliver after `persist` (if set) is durable.
     pub joins: Vec<(String, JoinResponse)>,
     /// Answers for parked SyncGroups; deliver after `persist` (if set) is durable.
     pub syncs: Vec<(String, SyncResponse)>,
