@@ -172,20 +172,23 @@ impl GroupCoordinator {
         };
         let now_ms = self.clock.now_ms();
         let mut slot = slot.lock();
+        // As Kafka: only a non-empty group of another protocol type is refused as a whole; a
+        // consumer group whose subscriptions cannot be read (`None`) counts as subscribed to
+        // every topic.
         let subscribed = match slot.group.state() {
             GroupState::Dead => return Reply::Ready(Err(ResponseError::GroupIdNotFound)),
-            GroupState::Empty => BTreeSet::new(),
-            _ => match subscribed_topics(&slot) {
-                Some(topics) => topics,
-                None => return Reply::Ready(Err(ResponseError::NonEmptyGroup)),
-            },
+            GroupState::Empty => Some(BTreeSet::new()),
+            _ if slot.group.protocol_type() != Some("consumer") => {
+                return Reply::Ready(Err(ResponseError::NonEmptyGroup))
+            }
+            _ => subscribed_topics(&slot),
         };
         let mut errors = EntryErrors::new();
         let mut records = Vec::new();
         for (topic, partition) in partitions {
             let error = if self.logs.topic(topic).is_none() {
                 Some(ResponseError::UnknownTopicOrPartition)
-            } else if subscribed.contains(topic) {
+            } else if subscribed.as_ref().is_none_or(|s| s.contains(topic)) {
                 Some(ResponseError::GroupSubscribedToTopic)
             } else {
                 if slot.offsets.contains_key(&(topic.clone(), *partition)) {
@@ -216,10 +219,12 @@ impl GroupCoordinator {
         )
     }
 
-    /// Retention sweep (`offsets.retention.minutes`): offsets of Empty groups expire after
-    /// the retention, counted from when the group became empty (consumer groups) or from the
-    /// commit (simple groups, no protocol type); an explicit expire time wins. Empty groups
-    /// left without offsets are removed. Returns how many offsets expired.
+    /// Retention sweep (`offsets.retention.minutes`), as Kafka's: offsets of Empty groups
+    /// expire after the retention, counted from when the group became empty (consumer groups)
+    /// or from the commit (simple groups, no protocol type); in a Stable "consumer" group,
+    /// offsets of topics no member subscribes to expire counted from their commit. An explicit
+    /// expire time wins. Empty groups left without offsets are removed. Returns how many
+    /// offsets expired.
     pub fn expire_offsets(&self) -> usize {
         let now_ms = self.clock.now_ms();
         let retention_ms = self.config.offsets_retention_ms;
@@ -227,28 +232,12 @@ impl GroupCoordinator {
         let slots: Vec<_> = self.groups.lock().values().cloned().collect();
         for shared in slots {
             let mut slot = shared.lock();
-            if slot.group.state() != GroupState::Empty {
+            let Some(expired) = expired_offsets(&slot, now_ms, retention_ms) else {
                 continue;
-            }
+            };
             let group_id = slot.group.id().to_owned();
-            let empty_since_ms = slot
-                .group
-                .protocol_type()
-                .map(|_| slot.group.state_timestamp_ms());
-            let expired: Vec<TopicPartition> = slot
-                .offsets
-                .iter()
-                .filter(|(_, v)| {
-                    let deadline_ms = v.expire_timestamp_ms.unwrap_or_else(|| {
-                        empty_since_ms
-                            .unwrap_or(v.commit_timestamp_ms)
-                            .saturating_add(retention_ms)
-                    });
-                    now_ms >= deadline_ms
-                })
-                .map(|(tp, _)| tp.clone())
-                .collect();
-            let remove_group = expired.len() == slot.offsets.len();
+            let remove_group =
+                slot.group.state() == GroupState::Empty && expired.len() == slot.offsets.len();
             if expired.is_empty() && !remove_group {
                 continue;
             }
@@ -269,6 +258,41 @@ impl GroupCoordinator {
         }
         expired_total
     }
+}
+
+/// The offsets of one group past their retention (Kafka's `offsetExpirationCondition`), or
+/// `None` when the group's state keeps every offset (rebalancing, or a Stable group whose
+/// subscriptions cannot be read).
+fn expired_offsets(
+    slot: &GroupSlot,
+    now_ms: i64,
+    retention_ms: i64,
+) -> Option<Vec<TopicPartition>> {
+    let group = &slot.group;
+    // From when each offset's retention counts, and the topics whose offsets are kept.
+    let (empty_since_ms, subscribed) = match group.state() {
+        GroupState::Empty => (
+            group.protocol_type().map(|_| group.state_timestamp_ms()),
+            None,
+        ),
+        GroupState::Stable if !slot.offsets.is_empty() => (None, Some(subscribed_topics(slot)?)),
+        _ => return None,
+    };
+    let expired = slot
+        .offsets
+        .iter()
+        .filter(|((topic, _), _)| !subscribed.as_ref().is_some_and(|s| s.contains(topic)))
+        .filter(|(_, v)| {
+            let deadline_ms = v.expire_timestamp_ms.unwrap_or_else(|| {
+                empty_since_ms
+                    .unwrap_or(v.commit_timestamp_ms)
+                    .saturating_add(retention_ms)
+            });
+            now_ms >= deadline_ms
+        })
+        .map(|(tp, _)| tp.clone())
+        .collect();
+    Some(expired)
 }
 
 impl GroupCoordinator {

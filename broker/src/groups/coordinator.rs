@@ -414,8 +414,8 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Answers parked joins now; writes the group record when asked and answers parked syncs
-    /// once it is durable (or at once when nothing was written).
+    /// Answers parked calls now, or, when the group record must be written, once it is
+    /// durable (with the write's error if it fails).
     pub(super) fn deliver(&self, slot: &mut GroupSlot, effects: Effects, now_ms: i64) {
         debug_assert!(
             effects.store_assignment.is_none(),
@@ -425,7 +425,13 @@ impl GroupCoordinator {
             answer_parked(slot, effects.joins, effects.syncs);
             return;
         }
-        answer_parked(slot, effects.joins, Vec::new());
+        let joins: Vec<(oneshot::Sender<JoinResponse>, JoinResponse)> = effects
+            .joins
+            .into_iter()
+            .filter_map(|(member_id, answer)| {
+                slot.join_waiters.remove(&member_id).map(|tx| (tx, answer))
+            })
+            .collect();
         let syncs: Vec<(oneshot::Sender<SyncResponse>, SyncResponse)> = effects
             .syncs
             .into_iter()
@@ -436,26 +442,40 @@ impl GroupCoordinator {
         let group_id = slot.group.id().to_owned();
         let record = group_record(&group_id, Some(&slot.group.to_metadata()));
         match self.store.append(&group_id, &[record], now_ms) {
-            Ok(durable) if !syncs.is_empty() => {
+            Ok(durable) if !joins.is_empty() || !syncs.is_empty() => {
                 tokio::spawn(async move {
-                    let written = durable.await;
-                    for (tx, answer) in syncs {
-                        let answer = match &written {
-                            Ok(()) => answer,
-                            Err(error) => SyncResponse::error(group_write_error_code(error)),
-                        };
-                        let _ = tx.send(answer);
-                    }
+                    let written = durable.await.map_err(|e| group_write_error_code(&e));
+                    answer_after_write(written, joins, syncs);
                 });
             }
             Ok(_) => {}
             Err(error) => {
                 tracing::warn!(group = %group_id, %error, "writing group metadata failed");
-                for (tx, _) in syncs {
-                    let _ = tx.send(SyncResponse::error(group_write_error_code(&error)));
-                }
+                answer_after_write(Err(group_write_error_code(&error)), joins, syncs);
             }
         }
+    }
+}
+
+/// Answers calls held for a group write: their answers if it is durable, its error if not.
+fn answer_after_write(
+    written: Result<(), ResponseError>,
+    joins: Vec<(oneshot::Sender<JoinResponse>, JoinResponse)>,
+    syncs: Vec<(oneshot::Sender<SyncResponse>, SyncResponse)>,
+) {
+    for (tx, answer) in joins {
+        let answer = match written {
+            Ok(()) => answer,
+            Err(error) => JoinResponse::error(error, &answer.member_id),
+        };
+        let _ = tx.send(answer);
+    }
+    for (tx, answer) in syncs {
+        let answer = match written {
+            Ok(()) => answer,
+            Err(error) => SyncResponse::error(error),
+        };
+        let _ = tx.send(answer);
     }
 }
 

@@ -265,15 +265,12 @@ async fn empty_group_offsets_expire_after_retention() {
     assert_eq!(committed(&coordinator, "g", 0), None);
 }
 
-#[tokio::test]
-async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
+/// Group "g" made Stable at generation 1 by one "consumer" member subscribed to topic "t";
+/// returns that member as a committer.
+async fn stable_consumer_of_t(coordinator: &GroupCoordinator) -> Committer {
     use kafka_protocol::messages::ConsumerProtocolSubscription;
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(0);
-    let (logs, coordinator) = open(dir.path(), &clock);
-    logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
     let mut metadata = bytes::BytesMut::new();
     bytes::BufMut::put_i16(&mut metadata, 0);
     let subscription =
@@ -291,11 +288,50 @@ async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
         assignments: BTreeMap::new(),
     };
     assert_eq!(coordinator.sync("g", sync).wait().await.error, None);
-    let member = Committer {
+    Committer {
         member_id: joined.member_id.clone(),
         generation_id: 1,
         ..simple()
-    };
+    }
+}
+
+/// Kafka's offset retention also covers Stable consumer groups: offsets of topics no member
+/// subscribes to any more expire `offsets.retention.minutes` after their commit.
+#[tokio::test]
+async fn a_stable_groups_offsets_of_unsubscribed_topics_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
+    let member = stable_consumer_of_t(&coordinator).await;
+    let errors = coordinator
+        .commit_offsets("g", &member, &[entry("t", 0, 1), entry("u", 0, 2)])
+        .wait()
+        .await;
+    assert_eq!(errors, vec![None, None]);
+    clock.advance(config().offsets_retention_ms - 1);
+    assert_eq!(coordinator.expire_offsets(), 0);
+    clock.advance(1);
+    assert_eq!(coordinator.expire_offsets(), 1);
+    assert_eq!(committed(&coordinator, "g", 0), Some(1));
+    let u = [("u".to_owned(), vec![0])];
+    assert_eq!(coordinator.fetch_offsets("g", Some(&u))[0].1[0].1, None);
+    assert_eq!(coordinator.describe_group("g").state, GroupState::Stable);
+    drop(coordinator);
+    logs.shutdown().unwrap();
+    drop(logs);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    assert_eq!(committed(&coordinator, "g", 0), Some(1));
+    assert_eq!(coordinator.fetch_offsets("g", Some(&u))[0].1[0].1, None);
+}
+
+#[tokio::test]
+async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    logs.create_topic("u", 1, BTreeMap::new(), false).unwrap();
+    let member = stable_consumer_of_t(&coordinator).await;
     let errors = coordinator
         .commit_offsets("g", &member, &[entry("t", 0, 1), entry("u", 0, 2)])
         .wait()
@@ -312,6 +348,66 @@ async fn offset_delete_refuses_topics_an_active_consumer_group_reads() {
         coordinator.delete_offsets("nope", &partitions).wait().await,
         Err(ResponseError::GroupIdNotFound)
     );
+}
+
+/// Kafka: a non-empty "consumer" group whose subscriptions cannot be read is taken as
+/// subscribed to every topic (GROUP_SUBSCRIBED_TO_TOPIC per partition); only groups of other
+/// protocol types are NON_EMPTY_GROUP as a whole.
+#[tokio::test]
+async fn offset_delete_of_a_consumer_group_with_unreadable_subscriptions_is_refused_per_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (_logs, coordinator) = open(dir.path(), &clock);
+    // `join_request`'s metadata is not a ConsumerProtocolSubscription.
+    let joined = coordinator.join("g", join_request("")).wait().await;
+    let sync = SyncRequest {
+        member_id: joined.member_id,
+        group_instance_id: None,
+        generation_id: 1,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: BTreeMap::new(),
+    };
+    assert_eq!(coordinator.sync("g", sync).wait().await.error, None);
+    let partitions = [("t".to_owned(), 0)];
+    assert_eq!(
+        coordinator.delete_offsets("g", &partitions).wait().await,
+        Ok(vec![Some(ResponseError::GroupSubscribedToTopic)])
+    );
+    let mut other = join_request("");
+    other.protocol_type = "connect".into();
+    coordinator.join("c", other).wait().await;
+    assert_eq!(
+        coordinator.delete_offsets("c", &partitions).wait().await,
+        Err(ResponseError::NonEmptyGroup)
+    );
+}
+
+/// A static member that comes back with a new member id into a Stable group is answered only
+/// once the group naming that id is durable, as Kafka does: answered earlier, a broker crash
+/// would bring back the old id and its next heartbeat would be fenced (fatal to the client).
+#[tokio::test]
+async fn a_static_rejoin_is_answered_only_once_the_new_member_id_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(0);
+    let (logs, coordinator) = open(dir.path(), &clock);
+    let mut join = join_request("");
+    join.group_instance_id = Some("inst".into());
+    let joined = coordinator.join("g", join.clone()).wait().await;
+    let sync = SyncRequest {
+        member_id: joined.member_id.clone(),
+        group_instance_id: Some("inst".into()),
+        generation_id: 1,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: BTreeMap::new(),
+    };
+    assert_eq!(coordinator.sync("g", sync).wait().await.error, None);
+    let rejoined = coordinator.join("g", join.clone()).wait().await;
+    assert_eq!((rejoined.error, rejoined.generation_id), (None, 1));
+    logs.fail_fsyncs();
+    let failed = coordinator.join("g", join).wait().await;
+    assert_eq!(failed.error, Some(ResponseError::CoordinatorNotAvailable));
 }
 
 #[tokio::test]

@@ -55,7 +55,7 @@ impl Group {
         } else {
             self.join_current_member(request, now_ms, config, &mut effects)
         };
-        self.try_complete_join(now_ms, &mut effects);
+        self.try_complete_join(now_ms, config, &mut effects);
         self.debug_check_invariants();
         (outcome, effects)
     }
@@ -163,7 +163,7 @@ impl Group {
         };
         self.members.insert(member_id.clone(), member);
         if self.state == GroupState::PreparingRebalance {
-            self.extend_initial_delay(config);
+            self.note_new_member_in_initial_delay();
         } else {
             self.maybe_prepare_rebalance(now_ms, config, effects);
         }
@@ -249,7 +249,12 @@ impl Group {
             if !skip {
                 answer.members.clear();
             }
-            return Outcome::Done(answer);
+            // Answered once the group naming the new id is durable (Kafka stores it first):
+            // after a crash the old id would come back and fence this member.
+            effects.joins.push((new_member_id.clone(), answer));
+            return Outcome::Wait {
+                member_id: new_member_id,
+            };
         }
         if let Some(member) = self.members.get_mut(&new_member_id) {
             member.awaiting_join = true;
@@ -435,7 +440,7 @@ impl Group {
                 .cloned()
                 .ok_or(ResponseError::UnknownMemberId)?,
             _ if self.pending_members.remove(member_id).is_some() => {
-                self.try_complete_join(now_ms, effects);
+                self.try_complete_join(now_ms, config, effects);
                 return Ok(());
             }
             _ => {
@@ -448,9 +453,11 @@ impl Group {
         Ok(())
     }
 
-    /// May this caller commit offsets now? Kafka's rules: a simple (no-membership, generation
-    /// < 0) commit only to an Empty group; a member only with the current generation and not
-    /// while the assignment is being distributed. A member's commit counts as a heartbeat.
+    /// May this caller commit offsets now? Kafka's rules: any commit with a negative
+    /// generation to an Empty group (an admin, a client managing its own partitions, or one
+    /// that has left and still sends its old member id); otherwise a member only with the
+    /// current generation and not while the assignment is being distributed. A member's
+    /// commit counts as a heartbeat.
     pub fn validate_commit(
         &mut self,
         member_id: &str,
@@ -460,6 +467,9 @@ impl Group {
     ) -> Result<(), ResponseError> {
         if self.state == GroupState::Dead {
             return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if generation_id < 0 && self.state == GroupState::Empty {
+            return Ok(());
         }
         if generation_id >= 0 || !member_id.is_empty() || instance_id.is_some() {
             self.validate_member(member_id, instance_id)?;
@@ -472,10 +482,8 @@ impl Group {
             self.heartbeat_member(member_id, now_ms);
             return Ok(());
         }
-        if self.state != GroupState::Empty {
-            return Err(ResponseError::UnknownMemberId);
-        }
-        Ok(())
+        // A generation-less commit without a member id, to a group with members.
+        Err(ResponseError::UnknownMemberId)
     }
 }
 

@@ -18,9 +18,9 @@
 //!   the batch they travel in.
 //!
 //! Every operation a client can trigger answers with a Kafka error code ([`ResponseError`]);
-//! only storage failures travel as [`GroupError`]. Durability: a commit, a group deletion and
-//! a leader's SyncGroup are answered only after their records are fsynced (the group turns
-//! Stable only then); expiry tombstones, a deleted topic's offset tombstones and the metadata
+//! only storage failures travel as [`GroupError`]. Durability: a commit, a group deletion,
+//! a leader's SyncGroup and a static member's rejoin under a new member id are answered only
+//! after their records are fsynced (the group turns Stable only then); expiry tombstones, a deleted topic's offset tombstones and the metadata
 //! of a group that became empty are not waited for (losing them only means redoing the
 //! expiry, a deleted topic's offsets coming back after a crash, or an empty group coming back
 //! as it was before the last member left).

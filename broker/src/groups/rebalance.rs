@@ -25,12 +25,7 @@ impl Group {
                 }
             }
         }
-        let rebalance_timeout_ms = self
-            .members
-            .values()
-            .map(|m| i64::from(m.rebalance_timeout_ms))
-            .max()
-            .unwrap_or(0);
+        let rebalance_timeout_ms = self.rebalance_timeout_ms();
         let from_empty = self.state == GroupState::Empty;
         let delay_ms = if from_empty {
             i64::from(config.initial_rebalance_delay_ms).min(rebalance_timeout_ms)
@@ -43,6 +38,7 @@ impl Group {
             earliest_complete_ms: now_ms + delay_ms,
             deadline_ms: now_ms + rebalance_timeout_ms,
             initial_delay: from_empty && delay_ms > 0,
+            new_member_added: false,
         });
         self.transition(GroupState::PreparingRebalance, now_ms);
     }
@@ -63,23 +59,44 @@ impl Group {
         }
     }
 
-    /// A new member joined during the initial delay: wait a little longer for others, but
-    /// never past the rebalance timeout (Kafka's DelayedInitialRebalance).
-    pub(super) fn extend_initial_delay(&mut self, config: &GroupConfig) {
+    /// A new member joined during the initial delay: the window is extended when it ends
+    /// ([`Group::extend_initial_delay_window`]).
+    pub(super) fn note_new_member_in_initial_delay(&mut self) {
         if let Some(timer) = self.rebalance.as_mut().filter(|t| t.initial_delay) {
-            let limit_ms = timer.deadline_ms.max(timer.started_ms);
-            timer.earliest_complete_ms = (timer.earliest_complete_ms
-                + i64::from(config.initial_rebalance_delay_ms))
-            .min(limit_ms);
+            timer.new_member_added = true;
         }
+    }
+
+    /// The initial delay window ended: if someone joined during it, wait one more window for
+    /// others, but never past the rebalance timeout (Kafka's DelayedInitialRebalance). Once
+    /// per window, not per member, so N consumers starting together wait about two windows.
+    fn extend_initial_delay_window(&mut self, now_ms: i64, config: &GroupConfig) {
+        let Some(timer) = self.rebalance.as_mut() else {
+            return;
+        };
+        let window_over = timer.initial_delay && now_ms >= timer.earliest_complete_ms;
+        if !window_over || !std::mem::take(&mut timer.new_member_added) {
+            return;
+        }
+        let limit_ms = timer.deadline_ms.max(timer.started_ms);
+        timer.earliest_complete_ms = timer
+            .earliest_complete_ms
+            .saturating_add(i64::from(config.initial_rebalance_delay_ms))
+            .min(limit_ms);
     }
 
     /// Completes the join phase when every member (and every id handed out) has rejoined and
     /// the initial delay is over, or when the rebalance timeout has passed.
-    pub(super) fn try_complete_join(&mut self, now_ms: i64, effects: &mut Effects) {
+    pub(super) fn try_complete_join(
+        &mut self,
+        now_ms: i64,
+        config: &GroupConfig,
+        effects: &mut Effects,
+    ) {
         if self.state != GroupState::PreparingRebalance {
             return;
         }
+        self.extend_initial_delay_window(now_ms, config);
         let Some(timer) = self.rebalance else {
             debug_assert!(false, "PreparingRebalance without a rebalance timer");
             return;
@@ -93,18 +110,37 @@ impl Group {
         }
     }
 
+    /// The group's rebalance timeout: the largest its members asked for.
+    fn rebalance_timeout_ms(&self) -> i64 {
+        self.members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Drops dynamic members that did not rejoin, opens the next generation and answers every
-    /// parked join (the leader gets the member list).
+    /// parked join (the leader gets the member list). If nobody rejoined but static members
+    /// remain, waits another rebalance timeout instead, as Kafka does: static members leave
+    /// only by LeaveGroup or their session timeout (KIP-345).
     fn complete_join(&mut self, now_ms: i64, effects: &mut Effects) {
-        let nobody_joined = !self.members.values().any(|m| m.awaiting_join);
         let dropped: Vec<String> = self
             .members
             .values()
-            .filter(|m| !m.awaiting_join && (m.group_instance_id.is_none() || nobody_joined))
+            .filter(|m| !m.awaiting_join && m.group_instance_id.is_none())
             .map(|m| m.member_id.clone())
             .collect();
         for member_id in dropped {
             self.remove_member_entry(&member_id, effects);
+        }
+        let nobody_joined = !self.members.values().any(|m| m.awaiting_join);
+        if nobody_joined && !self.members.is_empty() {
+            let deadline_ms = now_ms.saturating_add(self.rebalance_timeout_ms());
+            if let Some(timer) = self.rebalance.as_mut() {
+                timer.deadline_ms = deadline_ms;
+                timer.initial_delay = false;
+            }
+            return;
         }
         let leader_joined = self
             .leader_id
@@ -128,13 +164,7 @@ impl Group {
         }
         self.protocol_name = self.select_protocol();
         self.transition(GroupState::CompletingRebalance, now_ms);
-        let sync_timeout_ms = self
-            .members
-            .values()
-            .map(|m| i64::from(m.rebalance_timeout_ms))
-            .max()
-            .unwrap_or(0);
-        self.sync_deadline_ms = Some(now_ms + sync_timeout_ms);
+        self.sync_deadline_ms = Some(now_ms + self.rebalance_timeout_ms());
         let joined: Vec<String> = self
             .members
             .values()
@@ -202,7 +232,7 @@ impl Group {
             self.prepare_rebalance(now_ms, config, effects);
         }
         // The last member leaving completes the (now empty) join phase at once.
-        self.try_complete_join(now_ms, effects);
+        self.try_complete_join(now_ms, config, effects);
     }
 
     /// Timer work: expires members and unused pending ids, completes a join phase whose time
@@ -224,7 +254,7 @@ impl Group {
             self.remove_member_and_rebalance(&member_id, now_ms, config, &mut effects);
         }
         self.expire_pending_syncs(now_ms, config, &mut effects);
-        self.try_complete_join(now_ms, &mut effects);
+        self.try_complete_join(now_ms, config, &mut effects);
         self.debug_check_invariants();
         effects
     }

@@ -191,7 +191,7 @@ pub enum Outcome<T> {
 /// What a call caused besides its own answer.
 #[derive(Debug, Default)]
 pub struct Effects {
-    /// Answers for parked JoinGroups.
+    /// Answers for parked JoinGroups; deliver after `persist` (if set) is durable.
     pub joins: Vec<(String, JoinResponse)>,
     /// Answers for parked SyncGroups; deliver after `persist` (if set) is durable.
     pub syncs: Vec<(String, SyncResponse)>,
@@ -212,6 +212,9 @@ pub(super) struct RebalanceTimer {
     pub(super) deadline_ms: i64,
     /// True while the initial delay (rebalance out of Empty) is still being extended.
     pub(super) initial_delay: bool,
+    /// A new member joined during the current delay window: when the window ends it is
+    /// extended once (Kafka's `newMemberAdded`), however many members joined in it.
+    pub(super) new_member_added: bool,
 }
 
 /// One group: members, generation, selected protocol, timers. See the module doc.

@@ -360,11 +360,16 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
     let (_, effects) = group.sync(sync, 0);
     group.assignment_stored(effects.store_assignment.unwrap(), Ok(()), 0, &cfg);
     assert_eq!(group.state(), GroupState::Stable);
-    // Restarted with the same instance id and no member id: replaced, no rebalance.
+    // Restarted with the same instance id and no member id: replaced, no rebalance; answered
+    // once the group with the new id is written.
     let (outcome, effects) = group.join(join, "s-2".into(), 100, &cfg);
-    let Outcome::Done(answer) = outcome else {
-        panic!("static rejoin answers at once")
-    };
+    assert_eq!(
+        outcome,
+        Outcome::Wait {
+            member_id: "s-2".into()
+        }
+    );
+    let answer = join_answer(&effects, "s-2");
     assert_eq!(
         (
             answer.member_id.as_str(),
@@ -389,6 +394,60 @@ fn static_member_rejoin_keeps_assignment_and_fences_old_id() {
         group.leave("", Some("inst-1"), 300, &cfg, &mut effects),
         Ok(())
     );
+    assert_eq!(group.state(), GroupState::Empty);
+}
+
+/// Static member "inst-1" (member id "s-1") alone in a Stable group at generation 1, then a
+/// rebalance in progress since t = 100 that it has not rejoined (a dynamic member came and
+/// left again).
+fn static_member_not_rejoining() -> Group {
+    let cfg = config();
+    let mut group = Group::new("g", 0);
+    let mut join = request("", &["range"]);
+    join.group_instance_id = Some("inst-1".into());
+    group.join(join, "s-1".into(), 0, &cfg);
+    let mut sync = sync_request("s-1", 1, &[("s-1", "P0")]);
+    sync.group_instance_id = Some("inst-1".into());
+    let (_, effects) = group.sync(sync, 0);
+    group.assignment_stored(effects.store_assignment.unwrap(), Ok(()), 0, &cfg);
+    group.join(request("", &["range"]), "d".into(), 100, &cfg);
+    let mut effects = Effects::default();
+    assert_eq!(group.leave("d", None, 200, &cfg, &mut effects), Ok(()));
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    group
+}
+
+/// Kafka (KIP-345): when the rebalance timeout passes and no member has rejoined, static
+/// members are not dropped; the join phase waits another rebalance timeout, and they leave
+/// only by their session timeout.
+#[test]
+fn static_members_outlive_a_rebalance_timeout_nobody_rejoined_in() {
+    let cfg = config();
+    let mut group = static_member_not_rejoining();
+    assert_eq!(
+        group.heartbeat("s-1", Some("inst-1"), 1, 25_000),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    let deadline_ms = 100 + i64::from(REBALANCE_MS);
+    group.tick(deadline_ms, &cfg);
+    assert_eq!(group.state(), GroupState::PreparingRebalance);
+    assert!(group.member("s-1").is_some());
+    let mut rejoin = request("s-1", &["range"]);
+    rejoin.group_instance_id = Some("inst-1".into());
+    let (_, effects) = group.join(rejoin, "unused".into(), deadline_ms + 1_000, &cfg);
+    let answer = join_answer(&effects, "s-1");
+    assert_eq!(
+        (answer.generation_id, answer.leader_id.as_str()),
+        (2, "s-1")
+    );
+    assert_eq!(group.state(), GroupState::CompletingRebalance);
+
+    // Silent instead: its session ends it, and the group then empties.
+    let mut group = static_member_not_rejoining();
+    group.heartbeat("s-1", Some("inst-1"), 1, 25_000).ok();
+    group.tick(deadline_ms, &cfg);
+    assert!(group.member("s-1").is_some());
+    group.tick(25_000 + i64::from(SESSION_MS), &cfg);
     assert_eq!(group.state(), GroupState::Empty);
 }
 
@@ -425,6 +484,25 @@ fn commit_validation() {
     );
 }
 
+/// Kafka accepts any commit with a negative generation to an Empty group, whatever member or
+/// instance id it names: a client that left the group (its old member id still set) commits
+/// its final offsets that way, e.g. on close.
+#[test]
+fn a_generationless_commit_to_an_empty_group_is_accepted_with_any_member_id() {
+    let mut empty = Group::new("g", 0);
+    assert_eq!(empty.validate_commit("left-already", None, -1, 0), Ok(()));
+    assert_eq!(
+        empty.validate_commit("left-already", Some("instance"), -1, 0),
+        Ok(())
+    );
+    // Not so once the group has members: the id must be theirs.
+    let mut group = stable_pair();
+    assert_eq!(
+        group.validate_commit("left-already", None, -1, 1),
+        Err(ResponseError::UnknownMemberId)
+    );
+}
+
 #[test]
 fn initial_rebalance_delay_waits_for_more_members() {
     let cfg = GroupConfig {
@@ -441,6 +519,29 @@ fn initial_rebalance_delay_waits_for_more_members() {
     let effects = group.tick(6_000, &cfg);
     assert_eq!(effects.joins.len(), 2);
     assert_eq!(join_answer(&effects, "a").generation_id, 1);
+}
+
+/// Kafka extends the initial delay once per delay window in which someone joined, not once
+/// per member: many consumers starting together must not push the first rebalance out to
+/// the rebalance timeout.
+#[test]
+fn initial_rebalance_delay_extends_once_per_window_not_per_member() {
+    let cfg = GroupConfig {
+        initial_rebalance_delay_ms: 3_000,
+        ..GroupConfig::default()
+    };
+    let mut group = Group::new("g", 0);
+    group.join(request("", &["range"]), "m00".into(), 0, &cfg);
+    for i in 1..20 {
+        let (_, effects) = group.join(request("", &["range"]), format!("m{i:02}"), 100, &cfg);
+        assert!(effects.joins.is_empty());
+    }
+    // Joins during the first window [0, 3 s) extend it by one delay, to 6 s.
+    assert!(group.tick(3_000, &cfg).joins.is_empty());
+    assert!(group.tick(5_999, &cfg).joins.is_empty());
+    let effects = group.tick(6_000, &cfg);
+    assert_eq!(effects.joins.len(), 20);
+    assert_eq!(group.state(), GroupState::CompletingRebalance);
 }
 
 #[test]
