@@ -1,11 +1,12 @@
-//! What must hold for a [`Group`] after every call, checked in debug builds (and so in every
-//! test) at the end of each transition. A failure is a coordinator bug, never client input.
+//! What must hold for a [`Group`] after every call, checked at the end of each transition in
+//! debug builds and in the broker's own unit tests also when built `--release` (as CI builds
+//! them). A failure is a coordinator bug, never client input.
 
 use super::state::{Group, GroupState};
 
 impl Group {
     pub(super) fn debug_check_invariants(&self) {
-        if !cfg!(debug_assertions) {
+        if !cfg!(any(debug_assertions, test)) {
             return;
         }
         let has_members = !self.members.is_empty();
