@@ -94,3 +94,50 @@ async fn describe_log_dirs_lists_the_data_directory_and_partition_sizes() {
         }
     }
 }
+
+/// AlterReplicaLogDirs: the directory DescribeLogDirs reports is where every partition
+/// already is (NONE); any other path is LOG_DIR_NOT_FOUND; a partition the broker does not
+/// have is REPLICA_NOT_AVAILABLE — at every version we advertise.
+#[tokio::test]
+async fn alter_replica_log_dirs_accepts_only_the_data_directory() {
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    use kafka_protocol::messages::AlterReplicaLogDirsRequest;
+    use kafka_protocol::protocol::StrBytes;
+    use runnel_tests::requests::topic_name;
+
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    client.send(metadata(Some(&["moves"])), 12).await;
+    let data_dir = broker.data_dir().canonicalize().unwrap();
+    let dir = |path: &str, partitions: Vec<i32>| {
+        AlterReplicaLogDir::default()
+            .with_path(StrBytes::from_string(path.to_owned()))
+            .with_topics(vec![AlterReplicaLogDirTopic::default()
+                .with_name(topic_name("moves"))
+                .with_partitions(partitions)])
+    };
+    for version in 1..=2 {
+        let request = AlterReplicaLogDirsRequest::default().with_dirs(vec![
+            dir(data_dir.to_str().unwrap(), vec![0, 999]),
+            dir("/elsewhere", vec![1]),
+        ]);
+        let response = client.send(request, version).await;
+        assert_eq!(response.results.len(), 1, "v{version}");
+        let codes: Vec<(i32, i16)> = response.results[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (0, 0),
+                (1, ResponseError::LogDirNotFound.code()),
+                (999, ResponseError::ReplicaNotAvailable.code()),
+            ],
+            "v{version}"
+        );
+    }
+}

@@ -1,9 +1,14 @@
-//! AlterPartitionReassignments (v0): `kafka-reassign-partitions.sh --execute` / `--cancel`.
+//! AlterPartitionReassignments (v0–1): `kafka-reassign-partitions.sh --execute` / `--cancel`.
 //! On one broker the only valid replica set is this node alone, which every partition
 //! already has: asking for it changes nothing (NONE, as Kafka answers a reassignment to the
 //! current replicas). Any other set names a broker that does not exist, or this one twice,
 //! or none: INVALID_REPLICA_ASSIGNMENT, as Kafka's controller checks a manual assignment.
 //! Cancelling (no replica list) finds no reassignment to cancel: NO_REASSIGNMENT_IN_PROGRESS.
+//! v1 (KIP-860) adds `allow_replication_factor_change`; refused, a change of replication factor
+//! answers INVALID_REPLICATION_FACTOR, which Kafka's controller checks only after the target
+//! passed the manual-assignment checks (ReplicationControlManager.changePartitionReassignment).
+//! Here the one target that passes them is this node alone, the partition's current set, so
+//! the flag never changes an answer; the response echoes it, as Kafka's does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_request::ReassignablePartition;
@@ -44,6 +49,7 @@ pub fn handle(
         })
         .collect();
     AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(request.allow_replication_factor_change)
         .with_error_code(0)
         .with_error_message(None)
         .with_responses(responses)
@@ -141,5 +147,31 @@ mod tests {
             vec![ResponseError::NoReassignmentInProgress.code(), unknown]
         );
         assert_eq!(codes("missing", vec![target(0, None)]), vec![unknown]);
+    }
+
+    #[test]
+    fn refusing_a_replication_factor_change_is_echoed_and_changes_no_answer() {
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        let partitions = vec![
+            target(0, Some(&[NODE_ID])),
+            target(0, Some(&[NODE_ID, NODE_ID + 1])),
+        ];
+        for allow in [true, false] {
+            let request = AlterPartitionReassignmentsRequest::default()
+                .with_allow_replication_factor_change(allow)
+                .with_topics(vec![ReassignableTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(partitions.clone())]);
+            let response = handle(&fixture.ctx, &header(1), request);
+            assert_eq!(response.allow_replication_factor_change, allow);
+            let got: Vec<i16> = response.responses[0]
+                .partitions
+                .iter()
+                .map(|p| p.error_code)
+                .collect();
+            let invalid = ResponseError::InvalidReplicaAssignment.code();
+            assert_eq!(got, vec![0, invalid], "allow = {allow}");
+        }
     }
 }

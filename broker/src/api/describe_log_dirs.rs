@@ -97,7 +97,7 @@ pub fn handle(
 
 /// The directory as an absolute path (Kafka lists `log.dirs` entries as configured, which
 /// are absolute in practice); as given when it cannot be resolved.
-fn absolute(dir: &Path) -> String {
+pub(super) fn absolute(dir: &Path) -> String {
     dir.canonicalize()
         .unwrap_or_else(|_| dir.to_path_buf())
         .to_string_lossy()

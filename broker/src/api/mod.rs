@@ -17,6 +17,7 @@ pub mod leader_epoch;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_acls;
@@ -199,6 +200,9 @@ pub fn dispatch(
         )),
         Rq::AlterPartitionReassignments(r) => ready(Rs::AlterPartitionReassignments(
             alter_partition_reassignments::handle(ctx, header, r),
+        )),
+        Rq::AlterReplicaLogDirs(r) => ready(Rs::AlterReplicaLogDirs(
+            alter_replica_log_dirs::handle(ctx, header, r),
         )),
         Rq::DescribeClientQuotas(r) => ready(Rs::DescribeClientQuotas(
             describe_client_quotas::handle(ctx, header, r),

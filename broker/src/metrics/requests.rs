@@ -168,6 +168,7 @@ fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::AlterReplicaLogDirs => "AlterReplicaLogDirs",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
         ApiKey::AlterClientQuotas => "AlterClientQuotas",
@@ -275,6 +276,11 @@ fn error_codes(response: &ResponseKind, each: &mut impl FnMut(i16)) {
                 .flat_map(|t| &t.partitions)
                 .for_each(|p| each(p.error_code));
         }
+        R::AlterReplicaLogDirs(r) => r
+            .results
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .for_each(|p| each(p.error_code)),
         R::ListPartitionReassignments(r) => each(r.error_code),
         R::DescribeClientQuotas(r) => each(r.error_code),
         R::AlterClientQuotas(r) => r.entries.iter().for_each(|x| each(x.error_code)),
