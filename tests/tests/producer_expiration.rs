@@ -19,7 +19,8 @@ use runnel_tests::runnel_broker::config::BrokerConfig;
 use runnel_tests::{TestBroker, TestClient};
 
 const PRODUCER_ID: i64 = 42;
-const EXPIRATION_MS: i32 = 1_500;
+/// Long enough that a loaded machine lists the producer before it expires.
+const EXPIRATION_MS: i32 = 3_000;
 const CHECK_INTERVAL_MS: i32 = 100;
 /// Longest a test waits for the sweep to act after the producer expired.
 const SWEEP_WAIT_MS_MAX: i64 = 10_000;
@@ -143,10 +144,10 @@ async fn describe_configs_shows_the_expiration_settings() {
     };
     assert_eq!(
         row("producer.id.expiration.ms"),
-        (Some("1500".to_owned()), SOURCE_STATIC_BROKER)
+        (Some(EXPIRATION_MS.to_string()), SOURCE_STATIC_BROKER)
     );
     assert_eq!(
         row("producer.id.expiration.check.interval.ms"),
-        (Some("100".to_owned()), SOURCE_STATIC_BROKER)
+        (Some(CHECK_INTERVAL_MS.to_string()), SOURCE_STATIC_BROKER)
     );
 }
