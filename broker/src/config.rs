@@ -227,6 +227,13 @@ pub struct BrokerArgs {
     /// Partitions of `__consumer_offsets` when it is first created [default: 8].
     #[arg(long, env = "RUNNEL_OFFSETS_TOPIC_NUM_PARTITIONS")]
     pub offsets_topic_num_partitions: Option<i32>,
+    /// An idempotent producer whose last batch is this old is forgotten by each partition
+    /// (its next batch is accepted at any sequence) [default: 86400000].
+    #[arg(long, env = "RUNNEL_PRODUCER_ID_EXPIRATION_MS")]
+    pub producer_id_expiration_ms: Option<i32>,
+    /// How often partitions are checked for expired producers [default: 600000].
+    #[arg(long, env = "RUNNEL_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS")]
+    pub producer_id_expiration_check_interval_ms: Option<i32>,
 }
 
 /// Why the configuration cannot be used.
@@ -288,6 +295,8 @@ pub struct BrokerConfig {
     pub topic_defaults: BTreeMap<String, String>,
     /// Group coordinator settings (session timeout bounds, offset retention, …).
     pub groups: crate::groups::GroupConfig,
+    /// Idempotent-producer state settings (`producer.id.expiration.*`).
+    pub producers: crate::producers::ProducerStateConfig,
 }
 
 impl BrokerConfig {
@@ -318,6 +327,7 @@ impl BrokerConfig {
             page_cache_bytes: defaults::LOG_PAGE_CACHE_BYTES,
             topic_defaults: BTreeMap::new(),
             groups: crate::groups::GroupConfig::default(),
+            producers: crate::producers::ProducerStateConfig::default(),
         }
     }
 
@@ -452,6 +462,12 @@ impl BrokerArgs {
             offsets_topic_num_partitions: self
                 .offsets_topic_num_partitions
                 .or(fallback.offsets_topic_num_partitions),
+            producer_id_expiration_ms: self
+                .producer_id_expiration_ms
+                .or(fallback.producer_id_expiration_ms),
+            producer_id_expiration_check_interval_ms: self
+                .producer_id_expiration_check_interval_ms
+                .or(fallback.producer_id_expiration_check_interval_ms),
         }
     }
 
@@ -466,6 +482,10 @@ impl BrokerArgs {
         let listen = self.listen.unwrap_or_else(|| defaults::LISTEN.to_owned());
         let mut config = BrokerConfig::new(data_dir, listen);
         config.groups = groups;
+        config.producers = crate::producers::ProducerStateConfig {
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
+            producer_id_expiration_check_interval_ms: self.producer_id_expiration_check_interval_ms,
+        };
         config.advertise = self.advertise;
         config.http_listen = self.http_listen.unwrap_or(config.http_listen);
         config.node_id = self.node_id.unwrap_or(config.node_id);
@@ -680,6 +700,13 @@ fn validate(config: &BrokerConfig) -> Result<(), ConfigError> {
     }
     if groups.offsets_topic_partitions < 1 {
         return invalid("offsets-topic-num-partitions", "must be >= 1");
+    }
+    // Kafka's validators: `atLeast(1)` on both (TransactionLogConfig).
+    if config.producers.expiration_ms() < 1 {
+        return invalid("producer-id-expiration-ms", "must be >= 1");
+    }
+    if config.producers.check_interval_ms() < 1 {
+        return invalid("producer-id-expiration-check-interval-ms", "must be >= 1");
     }
     for (name, addr) in [
         ("listen", Some(&config.listen)),

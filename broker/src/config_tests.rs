@@ -205,15 +205,9 @@ fn the_metric_series_bounds_come_from_flags_or_the_file() {
     let config = BrokerConfig::from_args(["runnel-broker"]).unwrap();
     assert_eq!(config.metrics_group_partition_series_max, 10_000);
     assert_eq!(config.metrics_group_series_max, 1_000);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("broker.properties");
-    std::fs::write(
-        &path,
-        "metrics.group.partition.series.max=7\nmetrics.group.series.max=5\n",
-    )
-    .unwrap();
-    let from_file =
-        BrokerConfig::from_args(["runnel-broker", "--config", path.to_str().unwrap()]).unwrap();
+    let (_dir, path) =
+        properties_file("metrics.group.partition.series.max=7\nmetrics.group.series.max=5\n");
+    let from_file = BrokerConfig::from_args(["runnel-broker", "--config", &path]).unwrap();
     assert_eq!(from_file.metrics_group_partition_series_max, 7);
     assert_eq!(from_file.metrics_group_series_max, 5);
     let from_flag = BrokerConfig::from_args([
@@ -224,4 +218,43 @@ fn the_metric_series_bounds_come_from_flags_or_the_file() {
     .unwrap();
     assert_eq!(from_flag.metrics_group_partition_series_max, 3);
     assert_eq!(from_flag.metrics_group_series_max, 2);
+}
+
+/// `producer.id.expiration.ms` and its check interval take Kafka's names in the file, are
+/// left unset (Kafka's defaults) when not given, and must be in 1..=i32::MAX (Kafka: INT,
+/// `atLeast(1)`).
+#[test]
+fn producer_expiration_takes_kafka_names_and_validators() {
+    let defaults = BrokerConfig::from_args(["b"]).unwrap();
+    assert_eq!(defaults.producers.producer_id_expiration_ms, None);
+    assert_eq!(defaults.producers.expiration_ms(), 86_400_000);
+    assert_eq!(defaults.producers.check_interval_ms(), 600_000);
+    let (_dir, path) = properties_file(
+        "producer.id.expiration.ms=5000\nproducer.id.expiration.check.interval.ms=250\n",
+    );
+    let config = BrokerConfig::from_args(["b", "--config", &path]).unwrap();
+    assert_eq!(config.producers.producer_id_expiration_ms, Some(5_000));
+    assert_eq!(
+        config.producers.producer_id_expiration_check_interval_ms,
+        Some(250)
+    );
+    for bad in ["0", "-1", "2147483648"] {
+        for flag in [
+            "--producer-id-expiration-ms",
+            "--producer-id-expiration-check-interval-ms",
+        ] {
+            let given = format!("{flag}={bad}");
+            assert!(BrokerConfig::from_args(["b", &given]).is_err(), "{given}");
+        }
+    }
+}
+
+/// A `broker.properties` file holding `text` (its path), in a directory kept as long as the
+/// returned handle.
+fn properties_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broker.properties");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    (dir, path)
 }

@@ -47,8 +47,20 @@ pub fn batch_with(records: &[KeyValue<'_>], timestamp_ms: i64, compression: Comp
 }
 
 /// One idempotent batch of `values` from `producer_id` at `epoch`, sequences `first_seq..`,
-/// timestamps from 1_000.
+/// timestamps from 1_000 (a producer idle since 1970: expired wherever the broker checks).
 pub fn idempotent_batch(producer_id: i64, epoch: i16, first_seq: i32, values: &[&str]) -> Bytes {
+    idempotent_batch_at(producer_id, epoch, first_seq, values, 1_000)
+}
+
+/// [`idempotent_batch`] with timestamps from `timestamp_ms` (e.g. [`now_ms`], for a
+/// producer the broker must not expire).
+pub fn idempotent_batch_at(
+    producer_id: i64,
+    epoch: i16,
+    first_seq: i32,
+    values: &[&str],
+    timestamp_ms: i64,
+) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -62,7 +74,7 @@ pub fn idempotent_batch(producer_id: i64, epoch: i16, first_seq: i32, values: &[
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: first_seq + i as i32,
-            timestamp: 1_000 + i as i64,
+            timestamp: timestamp_ms + i as i64,
             key: None,
             value: Some(Bytes::copy_from_slice(value.as_bytes())),
             headers: IndexMap::new(),
@@ -75,6 +87,14 @@ pub fn idempotent_batch(producer_id: i64, epoch: i16, first_seq: i32, values: &[
     };
     RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
     buf.freeze()
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit i64")
 }
 
 /// One batch of unkeyed values, timestamps from 1_000.

@@ -3,13 +3,14 @@
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, BrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest, TopicName,
+    AlterConfigsRequest, BrokerId, DescribeProducersRequest, FetchRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -55,6 +56,13 @@ pub fn alter_configs(topic: &str, configs: &[(&str, &str)]) -> AlterConfigsReque
 
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+/// DescribeProducers of `topic`'s `partitions`.
+pub fn describe_producers(topic: &str, partitions: &[i32]) -> DescribeProducersRequest {
+    DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(topic_name(topic))
+        .with_partition_indexes(partitions.to_vec())])
 }
 
 /// Metadata for `topics` (`None`: all topics), auto-creation allowed.

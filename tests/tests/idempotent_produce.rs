@@ -8,7 +8,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, ProduceResponse, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
-use runnel_tests::records::{decode_values, idempotent_batch};
+use runnel_tests::records::{decode_values, idempotent_batch_at, now_ms};
 use runnel_tests::requests::{fetch, metadata, produce};
 use runnel_tests::{TestBroker, TestClient};
 
@@ -19,9 +19,10 @@ struct Producer {
     epoch: i16,
 }
 
-/// One idempotent batch of `values` with sequences `first_seq..`.
+/// One idempotent batch of `values` with sequences `first_seq..`, stamped now: a producer
+/// idle for `producer.id.expiration.ms` is not read back after a restart.
 fn batch(producer: Producer, first_seq: i32, values: &[&str]) -> Bytes {
-    idempotent_batch(producer.id, producer.epoch, first_seq, values)
+    idempotent_batch_at(producer.id, producer.epoch, first_seq, values, now_ms())
 }
 
 async fn init_producer_id(client: &mut TestClient, version: i16) -> Producer {

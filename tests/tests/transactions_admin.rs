@@ -6,14 +6,12 @@
 #![allow(clippy::unwrap_used)]
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeProducersRequest, DescribeTransactionsRequest,
-    ListTransactionsRequest, TransactionalId,
+    CreateTopicsRequest, DescribeTransactionsRequest, ListTransactionsRequest, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_tests::records::idempotent_batch;
-use runnel_tests::requests::{creatable_topic, produce, topic_name};
+use runnel_tests::records::{idempotent_batch_at, now_ms};
+use runnel_tests::requests::{self, creatable_topic, produce};
 use runnel_tests::{TestBroker, TestClient};
 
 async fn create(client: &mut TestClient, name: &str, partitions: i32) {
@@ -31,10 +29,9 @@ async fn describe_producers(
     topic: &str,
     partitions: &[i32],
 ) -> Vec<(i32, i16, Vec<(i64, i32, i32, i64)>)> {
-    let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
-        .with_name(topic_name(topic))
-        .with_partition_indexes(partitions.to_vec())]);
-    let response = client.send(request, 0).await;
+    let response = client
+        .send(requests::describe_producers(topic, partitions), 0)
+        .await;
     assert_eq!(response.topics.len(), 1);
     assert_eq!(response.topics[0].name.0.as_str(), topic);
     response.topics[0]
@@ -62,24 +59,25 @@ async fn describe_producers(
 
 /// Each partition shows the producers that wrote to it, with their last sequence and
 /// timestamp; an unknown partition is UNKNOWN_TOPIC_OR_PARTITION; after a restart the
-/// producers are read back from the log.
+/// producers are read back from the log (stamped now: expired ones would not be).
 #[tokio::test]
 async fn describe_producers_lists_idempotent_producers_also_after_a_restart() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     create(&mut client, "p", 2).await;
+    let t = now_ms();
     for (records, partition) in [
-        (idempotent_batch(11, 0, 0, &["a", "b", "c"]), 0),
-        (idempotent_batch(11, 0, 3, &["d"]), 0),
-        (idempotent_batch(12, 3, 0, &["e", "f"]), 1),
+        (idempotent_batch_at(11, 0, 0, &["a", "b", "c"], t), 0),
+        (idempotent_batch_at(11, 0, 3, &["d"], t), 0),
+        (idempotent_batch_at(12, 3, 0, &["e", "f"], t), 1),
     ] {
         let response = client.send(produce("p", partition, records, -1), 9).await;
         assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
     }
     let unknown = ResponseError::UnknownTopicOrPartition.code();
     let expected = vec![
-        (0, 0, vec![(11, 0, 3, 1_000)]),
-        (1, 0, vec![(12, 3, 1, 1_001)]),
+        (0, 0, vec![(11, 0, 3, t)]),
+        (1, 0, vec![(12, 3, 1, t + 1)]),
         (2, unknown, vec![]),
     ];
     assert_eq!(

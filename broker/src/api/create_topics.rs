@@ -282,7 +282,9 @@ pub(crate) mod fixture {
             auto_create_topics: true,
             default_partitions: 3,
             static_topic_defaults: std::collections::BTreeSet::new(),
-            producers: crate::producers::ProducerRegistry::open(dir.path()).unwrap(),
+            producers: std::sync::Arc::new(
+                crate::producers::ProducerRegistry::open(dir.path(), Default::default()).unwrap(),
+            ),
             metrics: std::sync::Arc::new(crate::metrics::BrokerMetrics::new(
                 crate::metrics::MetricsConfig::default(),
             )),

@@ -20,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::create_topics::Refusal;
 use super::BrokerContext;
 use crate::log::{ConfigEntry, TopicConfig};
+use crate::producers::ProducerStateConfig;
 
 /// Config resource types (Kafka's `ConfigResource.Type`).
 pub(super) const RESOURCE_TOPIC: i8 = 2;
@@ -364,34 +365,37 @@ fn describe_broker(
             ),
         ));
     }
-    let mut values: Vec<(&'static str, String, Option<&'static KeyInfo>)> = ctx
+    let mut values: Vec<(&'static str, String, Option<&'static KeyInfo>, i8)> = ctx
         .logs
         .topic_defaults()
         .describe(&BTreeMap::new())
         .into_iter()
         .filter_map(|entry| {
             let known = key_info(entry.name)?;
-            Some((known.broker_key?, entry.value, Some(known)))
+            let source = default_source(ctx, known.topic_key);
+            Some((known.broker_key?, entry.value, Some(known), source))
         })
         .collect();
     let listener = format!(
         "PLAINTEXT://{}:{}",
         ctx.advertised_host, ctx.advertised_port
     );
-    values.extend([
-        ("node.id", ctx.node_id.to_string(), None),
-        ("broker.id", ctx.node_id.to_string(), None),
-        ("num.partitions", ctx.default_partitions.to_string(), None),
-        (
-            "auto.create.topics.enable",
-            ctx.auto_create_topics.to_string(),
-            None,
-        ),
-        ("default.replication.factor", "1".to_owned(), None),
-        ("advertised.listeners", listener, None),
-    ]);
-    let rows = values.into_iter().map(|(name, value, known)| {
-        let source = known.map_or(SOURCE_DEFAULT, |info| default_source(ctx, info.topic_key));
+    values.extend(
+        [
+            ("node.id", ctx.node_id.to_string()),
+            ("broker.id", ctx.node_id.to_string()),
+            ("num.partitions", ctx.default_partitions.to_string()),
+            (
+                "auto.create.topics.enable",
+                ctx.auto_create_topics.to_string(),
+            ),
+            ("default.replication.factor", "1".to_owned()),
+            ("advertised.listeners", listener),
+        ]
+        .map(|(name, value)| (name, value, None, SOURCE_DEFAULT)),
+    );
+    values.extend(producer_rows(ctx.producers.config()));
+    let rows = values.into_iter().map(|(name, value, known, source)| {
         let synonyms = if detail.synonyms {
             vec![synonym(name, &value, source)]
         } else {
@@ -405,6 +409,30 @@ fn describe_broker(
             .with_synonyms(synonyms)
     });
     Ok(rows.collect())
+}
+
+/// `producer.id.expiration.ms`, and its check interval when set: Kafka lists that one only
+/// when given, being an internal config (`ConfigHelper.allConfigs` adds the originals to
+/// the non-internal values). Static here, where Kafka lets the first be altered (KIP-854).
+fn producer_rows(
+    config: &ProducerStateConfig,
+) -> Vec<(&'static str, String, Option<&'static KeyInfo>, i8)> {
+    let source = |set: Option<i32>| set.map_or(SOURCE_DEFAULT, |_| SOURCE_STATIC_BROKER);
+    let mut rows = vec![(
+        "producer.id.expiration.ms",
+        config.expiration_ms().to_string(),
+        None,
+        source(config.producer_id_expiration_ms),
+    )];
+    if let Some(interval_ms) = config.producer_id_expiration_check_interval_ms {
+        rows.push((
+            "producer.id.expiration.check.interval.ms",
+            interval_ms.to_string(),
+            None,
+            SOURCE_STATIC_BROKER,
+        ));
+    }
+    rows
 }
 
 /// Types of the broker-only entries [`describe_broker`] adds.

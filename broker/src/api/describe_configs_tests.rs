@@ -282,3 +282,37 @@ fn every_known_storage_key_has_a_description() {
         );
     }
 }
+
+/// `producer.id.expiration.ms` is listed with Kafka's default and source, or the operator's
+/// value as STATIC_BROKER_CONFIG; its check interval (internal in Kafka) only when set.
+#[test]
+fn our_broker_describes_producer_expiration() {
+    let mut fixture = broker();
+    let result = one(&fixture, 4, resource(RESOURCE_BROKER, &NODE_ID.to_string()));
+    let expiration = find(&result, "producer.id.expiration.ms");
+    assert_eq!(expiration.value.as_ref().unwrap().as_str(), "86400000");
+    assert_eq!(
+        (expiration.config_source, expiration.config_type),
+        (SOURCE_DEFAULT, config_type::INT)
+    );
+    let interval_key = "producer.id.expiration.check.interval.ms";
+    assert!(result
+        .configs
+        .iter()
+        .all(|c| c.name.as_str() != interval_key));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::producers::ProducerStateConfig {
+        producer_id_expiration_ms: Some(5_000),
+        producer_id_expiration_check_interval_ms: Some(250),
+    };
+    let registry = crate::producers::ProducerRegistry::open(dir.path(), config).unwrap();
+    fixture.ctx.producers = std::sync::Arc::new(registry);
+    let result = one(&fixture, 4, resource(RESOURCE_BROKER, &NODE_ID.to_string()));
+    for (key, value) in [("producer.id.expiration.ms", "5000"), (interval_key, "250")] {
+        let row = find(&result, key);
+        assert_eq!(row.value.as_ref().unwrap().as_str(), value, "{key}");
+        assert_eq!(row.config_source, SOURCE_STATIC_BROKER, "{key}");
+        assert!(row.read_only, "{key}");
+    }
+}

@@ -204,6 +204,35 @@ mod tests {
         );
     }
 
+    /// The registry's sweep drops, from every loaded partition, the producers idle for
+    /// `producer.id.expiration.ms` (1 day by default), and only those; an expired producer
+    /// may then continue at any sequence.
+    #[test]
+    fn the_expiration_sweep_forgets_idle_producers_in_every_partition() {
+        const DAY_MS: i64 = 86_400_000;
+        let fixture = broker();
+        topic(&fixture, "t", 2);
+        produce(&fixture, "t", 0, idempotent_batch(5, 0, 0, 1, 1_000));
+        produce(&fixture, "t", 0, idempotent_batch(6, 0, 0, 1, 2_000));
+        produce(&fixture, "t", 1, idempotent_batch(7, 0, 0, 1, 1_000));
+        let producers = &fixture.ctx.producers;
+        assert_eq!(producers.remove_expired_producers(1_000 + DAY_MS - 1), 0);
+        assert_eq!(producers.remove_expired_producers(1_000 + DAY_MS), 2);
+        let response = handle(&fixture.ctx, &header(0), request(&[("t", &[0, 1])]));
+        assert_eq!(
+            described(&response),
+            vec![
+                ("t".to_owned(), 0, 0, vec![(6, 0, 0, 2_000)]),
+                ("t".to_owned(), 1, 0, vec![]),
+            ]
+        );
+        // Producer 5 is unknown: sequence 9 starts it again; producer 6 still needs 1.
+        produce(&fixture, "t", 0, idempotent_batch(5, 0, 9, 1, 3_000));
+        let log = fixture.ctx.logs.partition("t", 0).unwrap();
+        let gap = idempotent_batch(6, 0, 9, 1, 3_000);
+        assert!(fixture.ctx.producers.append(&log, &[gap]).is_err());
+    }
+
     #[test]
     fn a_bumped_epoch_shows_the_new_epoch_and_its_sequence() {
         let fixture = broker();

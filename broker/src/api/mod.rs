@@ -88,7 +88,7 @@ pub struct BrokerContext {
     /// properties file): DescribeConfigs reports them as STATIC_BROKER_CONFIG.
     pub static_topic_defaults: std::collections::BTreeSet<String>,
     /// Producer ids and per-partition sequence state (idempotent producer).
-    pub producers: ProducerRegistry,
+    pub producers: Arc<ProducerRegistry>,
     /// The consumer group coordinator (groups, committed offsets).
     pub groups: Arc<GroupCoordinator>,
     /// This broker's metrics (its own recorder; see [`crate::metrics`]).

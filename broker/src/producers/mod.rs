@@ -5,6 +5,13 @@
 //! [`ProducerRegistry`] owns both. Per-partition state lives in memory only; it is rebuilt
 //! lazily from the partition's log tail on the first idempotent produce after start.
 //!
+//! Producers expire by time, as Kafka's: one timer task
+//! ([`ProducerRegistry::start_expiration_timer`], every
+//! `producer.id.expiration.check.interval.ms`) drops from every loaded partition the
+//! producers idle for `producer.id.expiration.ms` (by their last batch's timestamp), and a
+//! rebuild does not load producers already expired. An expired producer is unknown again:
+//! its next batch is accepted at any sequence.
+//!
 //! Thread-safety: the partition map is behind a mutex held only for lookups; each
 //! partition's state has its own mutex, held across sequence check *and* log append so two
 //! connections of one producer cannot both pass the check. Lock order: partition producer
@@ -12,7 +19,9 @@
 //!
 //! Not covered (no transactions yet): transactional batches are appended without producer
 //! checks beyond sequences; producer state is not trimmed when retention or DeleteRecords
-//! removes a producer's batches (a retry of such a batch is still answered as a duplicate).
+//! removes a producer's batches (a retry of such a batch is still answered as a duplicate
+//! until the producer expires). The expiration settings are static (no dynamic broker
+//! configs here; Kafka can change `producer.id.expiration.ms` at run time, KIP-854).
 
 pub mod id_block;
 pub mod sequences;
@@ -21,6 +30,7 @@ pub mod tail_scan;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use runnel_protocol::batch::RecordBatch;
@@ -30,10 +40,39 @@ pub use sequences::{
     ActiveProducer, BatchIdentity, BatchMetadata, PartitionProducers, SequenceError, Verdict,
 };
 
-use crate::log::{AppendInfo, LogError, PartitionLog};
+use crate::log::{now_ms, AppendInfo, LogError, PartitionLog};
 
 /// Kafka resets a producer's epoch to a new producer id before it could overflow.
 const PRODUCER_EPOCH_MAX: i16 = i16::MAX - 1;
+
+/// How long idle producers are kept (Kafka's `ProducerStateManagerConfig`): the operator's
+/// settings, `None` where Kafka's default applies (DescribeConfigs tells them apart).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerStateConfig {
+    /// `producer.id.expiration.ms`: a producer whose last batch's timestamp is this old is
+    /// forgotten. Kafka: an INT, at least 1.
+    pub producer_id_expiration_ms: Option<i32>,
+    /// `producer.id.expiration.check.interval.ms`: how often expired producers are looked
+    /// for. Kafka: an internal INT, at least 1.
+    pub producer_id_expiration_check_interval_ms: Option<i32>,
+}
+
+impl ProducerStateConfig {
+    /// Kafka's default `producer.id.expiration.ms` (1 day).
+    pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i32 = 86_400_000;
+    /// Kafka's default `producer.id.expiration.check.interval.ms` (10 minutes).
+    pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT: i32 = 600_000;
+
+    pub fn expiration_ms(&self) -> i32 {
+        self.producer_id_expiration_ms
+            .unwrap_or(Self::PRODUCER_ID_EXPIRATION_MS_DEFAULT)
+    }
+
+    pub fn check_interval_ms(&self) -> i32 {
+        self.producer_id_expiration_check_interval_ms
+            .unwrap_or(Self::PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT)
+    }
+}
 
 /// Why an idempotent append failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,15 +103,25 @@ pub struct PartitionEntry {
 pub struct ProducerRegistry {
     ids: ProducerIdBlock,
     partitions: Mutex<HashMap<(String, i32), Arc<PartitionEntry>>>,
+    config: ProducerStateConfig,
 }
 
 impl ProducerRegistry {
     /// Opens the producer-id block file in `data_dir` (reserving a fresh block).
-    pub fn open(data_dir: &Path) -> Result<ProducerRegistry, ProducerIdError> {
+    pub fn open(
+        data_dir: &Path,
+        config: ProducerStateConfig,
+    ) -> Result<ProducerRegistry, ProducerIdError> {
+        assert!(config.expiration_ms() > 0 && config.check_interval_ms() > 0);
         Ok(ProducerRegistry {
             ids: ProducerIdBlock::open(data_dir)?,
             partitions: Mutex::new(HashMap::new()),
+            config,
         })
+    }
+
+    pub fn config(&self) -> &ProducerStateConfig {
+        &self.config
     }
 
     /// InitProducerId without a transactional id: a fresh id at epoch 0, or (KIP-360) the
@@ -107,10 +156,7 @@ impl ProducerRegistry {
         }
         let entry = self.entry(log);
         let mut guard = entry.state.lock();
-        if guard.is_none() {
-            *guard = Some(tail_scan::rebuild(log)?);
-        }
-        let state = guard.get_or_insert_with(PartitionProducers::default);
+        let state = self.loaded(&mut guard, log)?;
         if let Verdict::Duplicate(original) = state.check(&ids)? {
             return Ok(AppendOutcome::Duplicate(original));
         }
@@ -146,13 +192,67 @@ impl ProducerRegistry {
         }
         let entry = self.entry(log);
         let mut guard = entry.state.lock();
+        Ok(self.loaded(&mut guard, log)?.active_producers())
+    }
+
+    /// Drops, from every partition whose state is loaded, the producers expired at `now_ms`
+    /// (Kafka's periodic `UnifiedLog.removeExpiredProducers`, here one pass over all
+    /// partitions), and says how many. Each partition's lock is held only for its own pass.
+    pub fn remove_expired_producers(&self, now_ms: i64) -> usize {
+        let entries: Vec<Arc<PartitionEntry>> = {
+            let mut partitions = self.partitions.lock();
+            retain_live(&mut partitions);
+            partitions.values().cloned().collect()
+        };
+        let expiration_ms = i64::from(self.config.expiration_ms());
+        entries
+            .iter()
+            .filter_map(|entry| {
+                let mut guard = entry.state.lock();
+                Some(guard.as_mut()?.remove_expired(now_ms, expiration_ms))
+            })
+            .sum()
+    }
+
+    /// Runs [`ProducerRegistry::remove_expired_producers`] every
+    /// `producer.id.expiration.check.interval.ms`, first one interval after the start (as
+    /// Kafka's `PeriodicProducerExpirationCheck`), off the async workers. The task ends when
+    /// the registry is dropped. Needs a tokio runtime.
+    pub fn start_expiration_timer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak: Weak<ProducerRegistry> = Arc::downgrade(self);
+        let interval_ms = u64::try_from(self.config.check_interval_ms()).unwrap_or(1);
+        let period = Duration::from_millis(interval_ms.max(1));
+        tokio::spawn(async move {
+            let first = tokio::time::Instant::now() + period;
+            let mut interval = tokio::time::interval_at(first, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(registry) = weak.upgrade() else {
+                    return;
+                };
+                let sweep = move || registry.remove_expired_producers(now_ms());
+                match tokio::task::spawn_blocking(sweep).await {
+                    Ok(0) => {}
+                    Ok(expired) => tracing::debug!(expired, "expired idle producers"),
+                    Err(e) => tracing::warn!(error = %e, "producer expiration check failed"),
+                }
+            }
+        })
+    }
+
+    /// `guard`'s state, rebuilt from `log`'s tail (less the producers expired now) when
+    /// not yet loaded.
+    fn loaded<'a>(
+        &self,
+        guard: &'a mut Option<PartitionProducers>,
+        log: &PartitionLog,
+    ) -> Result<&'a mut PartitionProducers, LogError> {
         if guard.is_none() {
-            *guard = Some(tail_scan::rebuild(log)?);
+            let expiration_ms = i64::from(self.config.expiration_ms());
+            *guard = Some(tail_scan::rebuild(log, now_ms(), expiration_ms)?);
         }
-        Ok(guard
-            .as_ref()
-            .map(PartitionProducers::active_producers)
-            .unwrap_or_default())
+        Ok(guard.get_or_insert_with(PartitionProducers::default))
     }
 
     /// The entry for `log`'s partition, replacing one left by an earlier incarnation.
@@ -166,7 +266,7 @@ impl ProducerRegistry {
         }
         // A new partition or a re-created topic: drop entries of deleted logs while here,
         // which bounds the map by the live partitions.
-        partitions.retain(|_, entry| entry.log.strong_count() > 0);
+        retain_live(&mut partitions);
         let entry = Arc::new(PartitionEntry {
             log: Arc::downgrade(log),
             state: Mutex::new(None),
@@ -174,4 +274,9 @@ impl ProducerRegistry {
         partitions.insert(key, Arc::clone(&entry));
         entry
     }
+}
+
+/// Drops the entries of logs that no longer exist (deleted or re-created topics).
+fn retain_live(partitions: &mut HashMap<(String, i32), Arc<PartitionEntry>>) {
+    partitions.retain(|_, entry| entry.log.strong_count() > 0);
 }

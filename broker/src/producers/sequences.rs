@@ -2,6 +2,10 @@
 //! current epoch and the last [`BATCHES_PER_PRODUCER_MAX`] batches' sequence and offset
 //! ranges — and the checks Kafka applies to an idempotent batch before appending it.
 //!
+//! Producers leave the table by time, as Kafka's: [`PartitionProducers::remove_expired`]
+//! drops every producer idle for `producer.id.expiration.ms` (its caller runs it on a
+//! timer and after a rebuild). [`PRODUCERS_PER_PARTITION_MAX`] stays as a memory backstop.
+//!
 //! Pure in-memory logic, no I/O, not thread-safe by itself: the owner
 //! ([`super::PartitionEntry`]) keeps it behind a mutex held across check and append.
 
@@ -13,9 +17,10 @@ use runnel_protocol::batch::RecordBatch;
 /// 5 requests in flight per partition when idempotent, so a retry is one of the last 5.
 pub const BATCHES_PER_PRODUCER_MAX: usize = 5;
 
-/// Producers tracked per partition. Beyond it the least recently appending producer is
-/// forgotten (it becomes "unknown", whose next batch is accepted at any sequence); Kafka
-/// bounds the same table by time (`producer.id.expiration.ms`) instead.
+/// Producers tracked per partition, a memory backstop beside expiration by time
+/// (`producer.id.expiration.ms`, which is how Kafka bounds the same table): beyond it the
+/// least recently appending producer is forgotten (it becomes "unknown", whose next batch
+/// is accepted at any sequence).
 pub const PRODUCERS_PER_PARTITION_MAX: usize = 10_000;
 
 /// What identifies an idempotent batch: producer id ≥ 0, epoch and its sequence range.
@@ -207,6 +212,20 @@ impl PartitionProducers {
         debug_assert!(self.producers.len() <= PRODUCERS_PER_PARTITION_MAX);
     }
 
+    /// Forgets every producer whose last batch's timestamp is `expiration_ms` or more
+    /// before `now_ms`, and says how many. Follows Kafka's `ProducerStateManager.
+    /// removeExpiredProducers` / `isProducerExpired` (`currentTimeMs - lastTimestamp >=
+    /// producerIdExpirationMs`; there are no open transactions here to keep one alive). A
+    /// forgotten producer is unknown: its next batch is accepted at any sequence.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        debug_assert!(expiration_ms > 0, "expiration {expiration_ms} ms");
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp_ms) < expiration_ms);
+        debug_assert!(self.producers.len() <= before);
+        before - self.producers.len()
+    }
+
     fn find_duplicate(&self, id: &BatchIdentity) -> Option<BatchMetadata> {
         let entry = self.producers.get(&id.producer_id)?;
         if entry.epoch != id.epoch {
@@ -239,7 +258,7 @@ impl PartitionProducers {
 }
 
 /// Kafka's rules for one batch against its producer's `(epoch, last sequence)`; an unknown
-/// producer (never seen, evicted, or its batches gone by retention) is accepted at any
+/// producer (never seen, evicted, expired, or its batches gone by retention) is accepted at any
 /// sequence and tracked from there, as Kafka does when it has no state for a producer.
 fn check_one(id: &BatchIdentity, current: Option<(i16, i32)>) -> Result<(), SequenceError> {
     let Some((epoch, last_seq)) = current else {

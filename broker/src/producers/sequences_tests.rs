@@ -144,6 +144,68 @@ fn the_table_forgets_the_least_recently_used_producer_when_full() {
     assert!(check_one_batch(&state, id(0, 0, 50, 1)).is_err());
 }
 
+/// Expiry by a given "now": a producer whose last batch is `expiration_ms` old or older is
+/// forgotten (Kafka's `>=`), a younger one kept; a forgotten producer's next batch is
+/// accepted at any sequence, as an unknown producer's.
+#[test]
+fn producers_idle_for_the_expiration_are_forgotten() {
+    let mut state = PartitionProducers::default();
+    state.record(&id(1, 0, 0, 1), 0, 0, 1_000);
+    state.record(&id(2, 0, 0, 1), 1, 1, 1_500);
+    // Producer 1's last batch counts, not its first.
+    state.record(&id(3, 0, 0, 1), 2, 2, 0);
+    state.record(&id(3, 0, 1, 1), 3, 3, 1_200);
+    assert_eq!(state.remove_expired(1_999, 1_000), 0, "999 ms idle at most");
+    assert_eq!(
+        state.remove_expired(2_000, 1_000),
+        1,
+        "1 000 ms idle expires"
+    );
+    assert_eq!(state.producer_count(), 2);
+    assert_eq!(
+        check_one_batch(&state, id(1, 0, 40, 1)),
+        Ok(Verdict::Append)
+    );
+    assert!(check_one_batch(&state, id(2, 0, 40, 1)).is_err());
+    assert!(check_one_batch(&state, id(3, 0, 40, 1)).is_err());
+    let active: Vec<i64> = state
+        .active_producers()
+        .iter()
+        .map(|p| p.producer_id)
+        .collect();
+    assert_eq!(active, vec![2, 3]);
+    assert_eq!(state.remove_expired(i64::MAX, 1), 2);
+    assert_eq!(state.producer_count(), 0);
+}
+
+/// A timestamp ahead of "now" (a producer's clock ahead of the broker's) never expires
+/// early, and far-apart values do not overflow.
+#[test]
+fn expiry_saturates_at_extreme_timestamps() {
+    let mut state = PartitionProducers::default();
+    state.record(&id(1, 0, 0, 1), 0, 0, i64::MAX);
+    state.record(&id(2, 0, 0, 1), 1, 1, i64::MIN);
+    assert_eq!(state.remove_expired(0, 1), 1);
+    assert_eq!(state.active_producers()[0].producer_id, 1);
+}
+
+/// Expiry frees room below the memory backstop; the backstop still holds when every
+/// producer is young.
+#[test]
+fn the_bound_holds_beside_expiry() {
+    let mut state = PartitionProducers::default();
+    let count = i64::try_from(PRODUCERS_PER_PARTITION_MAX).unwrap();
+    for producer in 0..count {
+        state.record(&id(producer, 0, 0, 1), producer, producer, producer);
+    }
+    state.record(&id(count, 0, 0, 1), count, count, count);
+    assert_eq!(state.producer_count(), PRODUCERS_PER_PARTITION_MAX);
+    // Producers 1..=100 are 100 000 ms or more idle at 100 100 (0 was evicted).
+    assert_eq!(state.remove_expired(100_100, 100_000), 100);
+    assert_eq!(state.producer_count(), PRODUCERS_PER_PARTITION_MAX - 100);
+    assert!(check_one_batch(&state, id(101, 0, 50, 1)).is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 

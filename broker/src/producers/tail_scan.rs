@@ -7,6 +7,10 @@
 //! when the estimate was low. Producers whose last batches lie before the window are
 //! unknown afterwards, and unknown producers are accepted at any sequence — the same answer
 //! Kafka gives once retention removed a producer's batches.
+//!
+//! Producers already expired at rebuild time (idle for `producer.id.expiration.ms`, by
+//! their last batch's timestamp) are not kept, as Kafka does not load expired producers
+//! from a snapshot (`ProducerStateManager.loadFromSnapshot`).
 
 use runnel_protocol::batch::{BatchSplitter, RecordBatch};
 
@@ -20,12 +24,27 @@ const TAIL_READ_BYTES_MAX: usize = 1 << 20;
 /// Windows tried before giving up (each smaller than the previous).
 const TAIL_SCAN_ATTEMPTS_MAX: usize = 4;
 
-/// The producer state found in the last ~[`TAIL_SCAN_BYTES_MAX`] of `log`.
-pub fn rebuild(log: &PartitionLog) -> Result<PartitionProducers, LogError> {
-    rebuild_within(log, TAIL_SCAN_BYTES_MAX)
+/// The producer state found in the last ~[`TAIL_SCAN_BYTES_MAX`] of `log`, less the
+/// producers expired at `now_ms` (idle `expiration_ms` or longer).
+pub fn rebuild(
+    log: &PartitionLog,
+    now_ms: i64,
+    expiration_ms: i64,
+) -> Result<PartitionProducers, LogError> {
+    let mut state = rebuild_within(log, TAIL_SCAN_BYTES_MAX)?;
+    let expired = state.remove_expired(now_ms, expiration_ms);
+    if expired > 0 {
+        tracing::debug!(
+            topic = log.topic(),
+            partition = log.partition(),
+            expired,
+            "expired producers not loaded"
+        );
+    }
+    Ok(state)
 }
 
-/// [`rebuild`] reading at most `bytes_max` bytes per attempt.
+/// Every producer in the last ~`bytes_max` bytes of `log` (per attempt), expired or not.
 pub fn rebuild_within(
     log: &PartitionLog,
     bytes_max: usize,

@@ -39,10 +39,27 @@ fn fixture() -> Fixture {
     }
 }
 
+/// An expiration no producer reaches, for tests of the scan itself.
+const NEVER_EXPIRES_MS: i64 = i64::MAX;
+
 /// Appends one batch of `records` records (producer -1: not idempotent) of `bytes` payload.
 fn append(log: &PartitionLog, producer_id: i64, first_seq: i32, records: i32, bytes: usize) -> i64 {
+    append_at(log, producer_id, first_seq, records, bytes, 0)
+}
+
+/// [`append`] with `max_timestamp_ms` as the batch's timestamps.
+fn append_at(
+    log: &PartitionLog,
+    producer_id: i64,
+    first_seq: i32,
+    records: i32,
+    bytes: usize,
+    max_timestamp_ms: i64,
+) -> i64 {
     let payload = vec![7u8; bytes];
     let raw = build_raw_batch(&RawBatchFields {
+        base_timestamp: max_timestamp_ms,
+        max_timestamp: max_timestamp_ms,
         producer_id,
         producer_epoch: if producer_id >= 0 { 0 } else { -1 },
         base_sequence: if producer_id >= 0 { first_seq } else { -1 },
@@ -67,7 +84,12 @@ fn identity(producer_id: i64, first_seq: i32, records: i32) -> Option<BatchIdent
 #[test]
 fn an_empty_log_has_no_producers() {
     let f = fixture();
-    assert_eq!(rebuild(&f.log).unwrap().producer_count(), 0);
+    assert_eq!(
+        rebuild(&f.log, 0, NEVER_EXPIRES_MS)
+            .unwrap()
+            .producer_count(),
+        0
+    );
 }
 
 #[test]
@@ -78,7 +100,7 @@ fn rebuild_finds_the_last_batches_among_other_data() {
         append(&f.log, -1, 0, 3, 100);
         offsets.push(append(&f.log, 42, i * 2, 2, 50));
     }
-    let state = rebuild(&f.log).unwrap();
+    let state = rebuild(&f.log, 0, NEVER_EXPIRES_MS).unwrap();
     assert_eq!(state.producer_count(), 1);
     // The last five batches are duplicates with their offsets; older ones are out of order.
     for i in 2..7 {
@@ -111,4 +133,28 @@ fn a_tail_denser_than_the_bound_forgets_older_producers_only() {
     // With room for everything, producer 1 is known again.
     let state = rebuild_within(&f.log, 1 << 20).unwrap();
     assert!(state.check(&[identity(1, 9, 1)]).is_err());
+}
+
+/// A producer whose last batch is `producer.id.expiration.ms` old or older at rebuild time
+/// is not loaded (Kafka's `loadFromSnapshot` filter); a younger one is, with its batches.
+#[test]
+fn rebuild_skips_producers_expired_at_rebuild_time() {
+    let f = fixture();
+    append_at(&f.log, 1, 0, 1, 10, 9_000);
+    append_at(&f.log, 1, 1, 1, 10, 1_000);
+    append_at(&f.log, 2, 0, 1, 10, 1_001);
+    // Producer 1's last batch is exactly 5 000 ms old: expired (`>=`), though its first
+    // batch is young. Producer 2's is 4 999 ms old: kept.
+    let state = rebuild(&f.log, 6_000, 5_000).unwrap();
+    assert_eq!(state.producer_count(), 1);
+    assert_eq!(state.check(&[identity(1, 7, 1)]), Ok(Verdict::Append));
+    assert!(matches!(
+        state.check(&[identity(2, 0, 1)]),
+        Ok(Verdict::Duplicate(_))
+    ));
+    assert_eq!(
+        rebuild(&f.log, 5_999, 5_000).unwrap().producer_count(),
+        2,
+        "nothing is expired a millisecond earlier"
+    );
 }
