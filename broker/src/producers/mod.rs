@@ -63,14 +63,19 @@ impl ProducerStateConfig {
     /// Kafka's default `producer.id.expiration.check.interval.ms` (10 minutes).
     pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT: i32 = 600_000;
 
+    /// At least 1, as Kafka's validator requires (the config parser refuses less; a config
+    /// built in code is held to it here rather than panicking).
     pub fn expiration_ms(&self) -> i32 {
         self.producer_id_expiration_ms
             .unwrap_or(Self::PRODUCER_ID_EXPIRATION_MS_DEFAULT)
+            .max(1)
     }
 
+    /// At least 1, as [`Self::expiration_ms`].
     pub fn check_interval_ms(&self) -> i32 {
         self.producer_id_expiration_check_interval_ms
             .unwrap_or(Self::PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT)
+            .max(1)
     }
 }
 
@@ -112,7 +117,6 @@ impl ProducerRegistry {
         data_dir: &Path,
         config: ProducerStateConfig,
     ) -> Result<ProducerRegistry, ProducerIdError> {
-        assert!(config.expiration_ms() > 0 && config.check_interval_ms() > 0);
         Ok(ProducerRegistry {
             ids: ProducerIdBlock::open(data_dir)?,
             partitions: Mutex::new(HashMap::new()),
