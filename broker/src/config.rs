@@ -6,7 +6,7 @@
 //! ([`defaults`]) and from validation ([`BrokerArgs::resolve`]), which yields the checked
 //! [`BrokerConfig`] the server runs with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -297,6 +297,9 @@ pub struct BrokerConfig {
     pub groups: crate::groups::GroupConfig,
     /// Idempotent-producer state settings (`producer.id.expiration.*`).
     pub producers: crate::producers::ProducerStateConfig,
+    /// The broker-only settings DescribeConfigs names (`node.id`, `num.partitions`,
+    /// `auto.create.topics.enable`) that the operator set, by those names.
+    pub set_broker_keys: BTreeSet<&'static str>,
 }
 
 impl BrokerConfig {
@@ -326,6 +329,7 @@ impl BrokerConfig {
             open_segments_max: defaults::OPEN_SEGMENTS_MAX,
             page_cache_bytes: defaults::LOG_PAGE_CACHE_BYTES,
             topic_defaults: BTreeMap::new(),
+            set_broker_keys: BTreeSet::new(),
             groups: crate::groups::GroupConfig::default(),
             producers: crate::producers::ProducerStateConfig::default(),
         }
@@ -486,6 +490,19 @@ impl BrokerArgs {
             producer_id_expiration_ms: self.producer_id_expiration_ms,
             producer_id_expiration_check_interval_ms: self.producer_id_expiration_check_interval_ms,
         };
+        let set = [
+            ("node.id", self.node_id.is_some()),
+            ("num.partitions", self.num_partitions.is_some()),
+            (
+                "auto.create.topics.enable",
+                self.auto_create_topics.is_some(),
+            ),
+        ];
+        config.set_broker_keys = set
+            .into_iter()
+            .filter(|&(_, s)| s)
+            .map(|(k, _)| k)
+            .collect();
         config.advertise = self.advertise;
         config.http_listen = self.http_listen.unwrap_or(config.http_listen);
         config.node_id = self.node_id.unwrap_or(config.node_id);
@@ -702,10 +719,14 @@ fn validate(config: &BrokerConfig) -> Result<(), ConfigError> {
         return invalid("offsets-topic-num-partitions", "must be >= 1");
     }
     // Kafka's validators: `atLeast(1)` on both (TransactionLogConfig).
-    if config.producers.expiration_ms() < 1 {
+    if config
+        .producers
+        .producer_id_expiration_ms
+        .is_some_and(|ms| ms < 1)
+    {
         return invalid("producer-id-expiration-ms", "must be >= 1");
     }
-    if config.producers.check_interval_ms() < 1 {
+    if (config.producers.producer_id_expiration_check_interval_ms).is_some_and(|ms| ms < 1) {
         return invalid("producer-id-expiration-check-interval-ms", "must be >= 1");
     }
     for (name, addr) in [

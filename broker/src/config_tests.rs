@@ -258,3 +258,13 @@ fn properties_file(text: &str) -> (tempfile::TempDir, String) {
     let path = path.to_str().unwrap().to_owned();
     (dir, path)
 }
+
+#[test]
+fn the_broker_only_settings_given_are_remembered_as_set() {
+    let config = BrokerConfig::from_args(["b"]).unwrap();
+    assert!(config.set_broker_keys.is_empty());
+    let config = BrokerConfig::from_args(["b", "--num-partitions", "1", "--node-id", "0"]).unwrap();
+    // Set, though to the built-in values: Kafka reports what the operator gave as static.
+    let set: Vec<&str> = config.set_broker_keys.iter().copied().collect();
+    assert_eq!(set, ["node.id", "num.partitions"]);
+}

@@ -380,19 +380,25 @@ fn describe_broker(
         "PLAINTEXT://{}:{}",
         ctx.advertised_host, ctx.advertised_port
     );
+    // `broker.id` is `node.id`'s synonym: set when that is.
+    let broker_only = [
+        ("node.id", ctx.node_id.to_string(), "node.id"),
+        ("broker.id", ctx.node_id.to_string(), "node.id"),
+        (
+            "num.partitions",
+            ctx.default_partitions.to_string(),
+            "num.partitions",
+        ),
+        (
+            "auto.create.topics.enable",
+            ctx.auto_create_topics.to_string(),
+            "auto.create.topics.enable",
+        ),
+        ("default.replication.factor", "1".to_owned(), ""),
+        ("advertised.listeners", listener, ""),
+    ];
     values.extend(
-        [
-            ("node.id", ctx.node_id.to_string()),
-            ("broker.id", ctx.node_id.to_string()),
-            ("num.partitions", ctx.default_partitions.to_string()),
-            (
-                "auto.create.topics.enable",
-                ctx.auto_create_topics.to_string(),
-            ),
-            ("default.replication.factor", "1".to_owned()),
-            ("advertised.listeners", listener),
-        ]
-        .map(|(name, value)| (name, value, None, SOURCE_DEFAULT)),
+        broker_only.map(|(name, value, set_as)| (name, value, None, default_source(ctx, set_as))),
     );
     values.extend(producer_rows(ctx.producers.config()));
     let rows = values.into_iter().map(|(name, value, known, source)| {

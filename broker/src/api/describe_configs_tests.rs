@@ -316,3 +316,17 @@ fn our_broker_describes_producer_expiration() {
         assert!(row.read_only, "{key}");
     }
 }
+
+#[test]
+fn broker_only_settings_the_operator_gave_are_static() {
+    let mut fixture = broker();
+    (fixture.ctx.static_topic_defaults).insert("num.partitions".to_owned());
+    (fixture.ctx.static_topic_defaults).insert("node.id".to_owned());
+    let result = one(&fixture, 4, resource(RESOURCE_BROKER, &NODE_ID.to_string()));
+    let source = |name: &str| find(&result, name).config_source;
+    assert_eq!(source("num.partitions"), SOURCE_STATIC_BROKER);
+    assert_eq!(source("node.id"), SOURCE_STATIC_BROKER);
+    assert_eq!(source("broker.id"), SOURCE_STATIC_BROKER);
+    assert_eq!(source("auto.create.topics.enable"), SOURCE_DEFAULT);
+    assert_eq!(source("default.replication.factor"), SOURCE_DEFAULT);
+}

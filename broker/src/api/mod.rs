@@ -85,7 +85,8 @@ pub struct BrokerContext {
     /// `num.partitions` for auto-created topics
     pub default_partitions: i32,
     /// Topic configs whose broker-wide default the operator set (flag, environment or
-    /// properties file): DescribeConfigs reports them as STATIC_BROKER_CONFIG.
+    /// properties file), and the broker-only settings set (`node.id`, `num.partitions`,
+    /// `auto.create.topics.enable`): DescribeConfigs reports them as STATIC_BROKER_CONFIG.
     pub static_topic_defaults: std::collections::BTreeSet<String>,
     /// Producer ids and per-partition sequence state (idempotent producer).
     pub producers: Arc<ProducerRegistry>,
