@@ -16,6 +16,10 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 pub struct CleanupPolicy {
     pub delete: bool,
     pub compact: bool,
+    /// Set as "compact,delete": Kafka describes a list config in the order it was set
+    /// (`ConfigHelper.createTopicConfigEntry`: `ConfigDef.convertToString` of the parsed
+    /// list), so that order is kept.
+    pub compact_first: bool,
 }
 
 /// `message.timestamp.type`.
@@ -246,12 +250,16 @@ impl TopicConfig {
     fn value_of(&self, name: &str) -> String {
         match name {
             "cleanup.policy" => {
+                let policy = self.cleanup_policy;
                 let mut parts = Vec::new();
-                if self.cleanup_policy.delete {
+                if policy.delete {
                     parts.push("delete");
                 }
-                if self.cleanup_policy.compact {
+                if policy.compact {
                     parts.push("compact");
+                }
+                if policy.compact_first {
+                    parts.reverse();
                 }
                 parts.join(",")
             }
@@ -388,6 +396,7 @@ impl Default for TopicConfig {
             cleanup_policy: CleanupPolicy {
                 delete: true,
                 compact: false,
+                compact_first: false,
             },
             max_message_bytes: 1_048_588,
             message_timestamp_type: MessageTimestampType::CreateTime,
@@ -494,7 +503,10 @@ fn parse_policy(name: &str, value: &str) -> Result<CleanupPolicy, LogError> {
     for part in value.split(',').map(str::trim) {
         match part {
             "delete" => policy.delete = true,
-            "compact" => policy.compact = true,
+            "compact" => {
+                policy.compact_first = !policy.delete;
+                policy.compact = true;
+            }
             _ => return Err(invalid(name, value, "expected delete, compact or both")),
         }
     }
