@@ -7,7 +7,9 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import zlib from 'node:zlib'
-import { ConfigResourceTypes, IncrementalAlterConfigOperationTypes, ProduceAcks } from '@platformatic/kafka'
+import {
+  ConfigResourceTypes, FindCoordinatorKeyTypes, IncrementalAlterConfigOperationTypes, ProduceAcks,
+} from '@platformatic/kafka'
 import {
   BOOTSTRAP, assignedPartitions, closeClient, collect, createTopic, messages, newAdmin, newConsumer, newProducer,
   offsetsReady, rejectsWithKafkaError, sorted, uniq, using, waitUntil,
@@ -444,6 +446,27 @@ test('describeConfigs, alterConfigs (replaces all) and incrementalAlterConfigs (
       resources: [{ resourceType: ConfigResourceTypes.BROKER, resourceName: String(broker), configurationKeys: [] }],
     })
     assert.ok(brokerConfigs.configs.length > 0, 'broker has no configs to describe')
+  })
+})
+
+test('findCoordinator names this broker; describeLogDirs sizes a written partition', async () => {
+  const topic = uniq('logdirs')
+  await createTopic(topic, 2)
+  await using(newProducer(), producer => producer.send({ messages: messages(topic, 'l', 10, () => ({ partition: 1 })) }))
+  await using(newAdmin(), async admin => {
+    const group = uniq('coordinator')
+    const [coordinator] = await admin.findCoordinator({ keyType: FindCoordinatorKeyTypes.GROUP, keys: [group] })
+    assert.equal(coordinator.key, group)
+    assert.equal(`${coordinator.host}:${coordinator.port}`, BOOTSTRAP)
+    const [broker] = await admin.describeLogDirs({ topics: [{ name: topic, partitions: [0, 1] }] })
+    assert.equal(broker.broker, coordinator.nodeId)
+    assert.equal(broker.results.length, 1, 'one data directory')
+    const [dir] = broker.results
+    assert.ok(dir.logDir.length > 0)
+    assert.ok(dir.totalBytes >= dir.usableBytes && dir.usableBytes > 0n, `${dir.totalBytes} ${dir.usableBytes}`)
+    const sizes = Object.fromEntries(dir.topics.find(t => t.name === topic).partitions.map(p => [p.partitionIndex, p.partitionSize]))
+    assert.equal(sizes[0], 0n)
+    assert.ok(sizes[1] > 0n, `partition 1 holds ${sizes[1]} bytes`)
   })
 })
 
