@@ -251,17 +251,14 @@ impl TopicConfig {
         match name {
             "cleanup.policy" => {
                 let policy = self.cleanup_policy;
-                let mut parts = Vec::new();
-                if policy.delete {
-                    parts.push("delete");
+                match (policy.delete, policy.compact, policy.compact_first) {
+                    (true, true, true) => "compact,delete",
+                    (true, true, false) => "delete,compact",
+                    (true, false, _) => "delete",
+                    (false, true, _) => "compact",
+                    (false, false, _) => "",
                 }
-                if policy.compact {
-                    parts.push("compact");
-                }
-                if policy.compact_first {
-                    parts.reverse();
-                }
-                parts.join(",")
+                .to_string()
             }
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "flush.messages" => self.flush_messages.to_string(),
@@ -503,10 +500,7 @@ fn parse_policy(name: &str, value: &str) -> Result<CleanupPolicy, LogError> {
     for part in value.split(',').map(str::trim) {
         match part {
             "delete" => policy.delete = true,
-            "compact" => {
-                policy.compact_first = !policy.delete;
-                policy.compact = true;
-            }
+            "compact" => (policy.compact, policy.compact_first) = (true, !policy.delete),
             _ => return Err(invalid(name, value, "expected delete, compact or both")),
         }
     }
