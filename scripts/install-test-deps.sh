@@ -12,7 +12,10 @@
 #                             /usr/share/gocode; tests/compat/go/run.sh builds offline); gcc
 #                             for cgo (sarama's zstd binding links the system libzstd)
 #   .venv/                    tests/compat/python/requirements.txt (binary wheels only)
-#   tests/compat/node/        npm ci from package-lock.json
+#   tests/compat/node/        npm ci from package-lock.json: kafkajs (+ snappy, lz4, zstd codec
+#                             packages) and @platformatic/kafka (its wasm-utils and
+#                             dynamic-buffer ask for Node >= 22.19 in `engines`, a warning only:
+#                             they run on Node 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive

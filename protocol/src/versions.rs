@@ -26,7 +26,7 @@ const fn api(api_key: ApiKey, min_version: i16, max_version: i16) -> SupportedAp
 /// `kafka-protocol` crate's own range for that message (checked by a unit test).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::Produce, 3, 9),
-    api(ApiKey::Fetch, 4, 12),
+    api(ApiKey::Fetch, 4, 17),
     api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 12),
     api(ApiKey::OffsetCommit, 1, 8),

@@ -90,16 +90,22 @@ def suites(args, report_dir):
         log = os.path.join(report_dir, f"{name}.log")
         return ["bash", "-c", f'set -o pipefail; bash "{script}" | tee "{log}"'], ROOT, log, closing_line_counts
 
-    tap = os.path.join(report_dir, "kafkajs.tap")
+    def node_test(name, test_file):
+        """A node:test file in tests/compat/node/, its results also written as TAP."""
+        tap = os.path.join(report_dir, f"{name}.tap")
+        return (["node", "--test", "--test-reporter=spec", "--test-reporter-destination=stdout",
+                 "--test-reporter=tap", f"--test-reporter-destination={tap}", test_file],
+                os.path.join(COMPAT, "node"), tap, tap_counts)
+
     return {
         "kcat": closing_line("kcat", os.path.join(COMPAT, "kcat.sh")),
         "confluent-kafka": pytest("confluent-kafka", "python/test_confluent.py"),
         "kafka-python": pytest("kafka-python", "python/test_kafka_python.py"),
         "aiokafka": pytest("aiokafka", "python/test_aiokafka.py"),
         "compaction": pytest("compaction", "python/test_compaction.py"),
-        "kafkajs": (["node", "--test", "--test-reporter=spec", "--test-reporter-destination=stdout",
-                     "--test-reporter=tap", f"--test-reporter-destination={tap}", "kafkajs.test.js"],
-                    os.path.join(COMPAT, "node"), tap, tap_counts),
+        "kafkajs": node_test("kafkajs", "kafkajs.test.js"),
+        # @platformatic/kafka: an independent pure-JS client using recent API versions.
+        "platformatic": node_test("platformatic", "platformatic.test.mjs"),
         # sarama and kafka-go, built offline from Debian's Go packages (tests/compat/go/run.sh).
         "go": closing_line("go", os.path.join(COMPAT, "go", "run.sh")),
         # -s: the suite prints the rebalance times each client saw.

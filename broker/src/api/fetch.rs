@@ -12,6 +12,9 @@
 //! placeholder for them and the connection sends them with `sendfile`
 //! ([`crate::net::file_sends`]).
 //!
+//! From v13 the request and response name topics by id (KIP-516): each id is resolved to its
+//! name once, when the request is planned; an id no topic has is answered UNKNOWN_TOPIC_ID.
+//!
 //! Every version gets the batches as stored, zstd ones too: Kafka 4.0 dropped its check
 //! that refused Fetch below v10 (KIP-110) a partition of a `compression.type=zstd` topic
 //! (KAFKA-18269), since it never covered zstd batches a producer compressed itself.
@@ -27,6 +30,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{
     FetchRequest, FetchResponse, RequestHeader, ResponseKind, TopicName,
 };
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -45,6 +49,8 @@ const SESSION_EPOCH_INITIAL: i32 = 0;
 const SESSION_EPOCH_FINAL: i32 = -1;
 /// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
 const FETCH_WAKEUPS_MAX: usize = 10_000;
+/// The first version naming topics by id instead of by name (KIP-516).
+const TOPIC_IDS_VERSION_MIN: i16 = 13;
 
 /// One partition of a fetch, its log resolved (or the error to answer with).
 struct PartitionPlan {
@@ -57,10 +63,14 @@ struct PartitionPlan {
 impl PartitionPlan {
     /// Whether the partition exists (Kafka's metadata cache has it): only known partitions
     /// are read and can end a long poll. Only a partition the logs do not have is answered
-    /// UNKNOWN_TOPIC_OR_PARTITION ([`partition_log`]).
+    /// UNKNOWN_TOPIC_OR_PARTITION ([`partition_log`]), or UNKNOWN_TOPIC_ID (v13+: no topic
+    /// has the id).
     fn known(&self) -> bool {
-        let unknown = ResponseError::UnknownTopicOrPartition.code();
-        !matches!(self.log, Err(code) if code == unknown)
+        let unknown = [
+            ResponseError::UnknownTopicOrPartition.code(),
+            ResponseError::UnknownTopicId.code(),
+        ];
+        !matches!(self.log, Err(code) if unknown.contains(&code))
     }
 }
 
@@ -91,7 +101,7 @@ struct ReadPass {
     any_error: bool,
 }
 
-pub fn handle(ctx: &BrokerContext, _header: &RequestHeader, request: FetchRequest) -> Completion {
+pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest) -> Completion {
     if ![SESSION_EPOCH_INITIAL, SESSION_EPOCH_FINAL].contains(&request.session_epoch) {
         // Before v7 the field does not exist and decodes as -1.
         let mut response = FetchResponse::default();
@@ -105,7 +115,8 @@ pub fn handle(ctx: &BrokerContext, _header: &RequestHeader, request: FetchReques
     let max_wait_ms = u64::try_from(request.max_wait_ms)
         .unwrap_or(0)
         .min(FETCH_MAX_WAIT_MS_MAX);
-    let plan = FetchPlan::new(ctx, request, replica_error);
+    let by_id = header.request_api_version >= TOPIC_IDS_VERSION_MIN;
+    let plan = FetchPlan::new(ctx, request, by_id, replica_error);
     let first = plan.read();
     // Kafka sets the unknown partitions aside (`KafkaApis.handleFetchRequest`'s `erroneous`)
     // and long-polls only the others: with none left it answers at once; an unknown one
@@ -205,6 +216,29 @@ fn partition_log(
     Ok(log)
 }
 
+/// Each request topic's name: as named (before v13), or (`by_id`, v13+) the name of the
+/// topic with its id, UNKNOWN_TOPIC_ID when none has it, as Kafka's
+/// `KafkaApis.handleFetchRequest` resolves ids through its metadata cache.
+fn topic_names(
+    ctx: &BrokerContext,
+    request: &FetchRequest,
+    by_id: bool,
+) -> Vec<Result<TopicName, i16>> {
+    if !by_id {
+        return request.topics.iter().map(|t| Ok(t.topic.clone())).collect();
+    }
+    let ids: Vec<uuid::Uuid> = request.topics.iter().map(|t| t.topic_id).collect();
+    let found = ctx.logs.topic_names_by_id(&ids);
+    ids.iter()
+        .map(
+            |id| match found.iter().find(|(found_id, _)| found_id == id) {
+                Some((_, name)) => Ok(TopicName(StrBytes::from_string(name.clone()))),
+                None => Err(ResponseError::UnknownTopicId.code()),
+            },
+        )
+        .collect()
+}
+
 /// Each log's size in bytes, in order.
 fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
     logs.iter().map(|log| log.size_bytes()).collect()
@@ -217,36 +251,44 @@ impl FetchPlan {
     /// ones after them (`KafkaApis.handleFetchRequest` puts its `erroneous` list after the
     /// partitions read), each group in request order; and it puts consecutive partitions
     /// of one topic in one topic entry (`FetchResponse.toMessage`).
-    fn new(ctx: &BrokerContext, request: FetchRequest, replica_error: Option<i16>) -> FetchPlan {
+    fn new(
+        ctx: &BrokerContext,
+        request: FetchRequest,
+        by_id: bool,
+        replica_error: Option<i16>,
+    ) -> FetchPlan {
         let partitions_count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
+        let names = topic_names(ctx, &request, by_id);
         // Each partition once, as first named, with its topic's request entry.
         let mut named: Vec<(usize, PartitionPlan)> = Vec::with_capacity(partitions_count);
-        // (topic, partition) → where it sits in `named`.
-        let mut placed: HashMap<(&str, i32), usize> = HashMap::with_capacity(partitions_count);
-        for (topic_index, topic) in request.topics.iter().enumerate() {
-            let name = topic.topic.0.as_str();
+        // (topic id, topic, partition) → where it sits in `named` (the id is nil before v13,
+        // and tells apart unknown ids, which have no name).
+        let mut placed: HashMap<(uuid::Uuid, &str, i32), usize> =
+            HashMap::with_capacity(partitions_count);
+        for ((topic_index, topic), name) in request.topics.iter().enumerate().zip(&names) {
+            let name_str = name.as_ref().map_or("", |n| n.0.as_str());
             for p in &topic.partitions {
-                let log = partition_log(
-                    ctx,
-                    name,
-                    p.partition,
-                    p.current_leader_epoch,
-                    replica_error,
-                );
+                let log = name.as_ref().map_err(|&code| code).and_then(|name| {
+                    partition_log(
+                        ctx,
+                        name.0.as_str(),
+                        p.partition,
+                        p.current_leader_epoch,
+                        replica_error,
+                    )
+                });
                 let plan = PartitionPlan {
                     index: p.partition,
                     fetch_offset: p.fetch_offset,
                     partition_max_bytes: clamp_bytes(p.partition_max_bytes),
                     log,
                 };
-                match placed
-                    .get(&(name, p.partition))
-                    .and_then(|&at| named.get_mut(at))
-                {
+                let key = (topic.topic_id, name_str, p.partition);
+                match placed.get(&key).and_then(|&at| named.get_mut(at)) {
                     // Keeps its first topic entry: the same topic either way.
                     Some(slot) => slot.1 = plan,
                     None => {
-                        placed.insert((name, p.partition), named.len());
+                        placed.insert(key, named.len());
                         named.push((topic_index, plan));
                     }
                 }
@@ -256,13 +298,18 @@ impl FetchPlan {
             named.into_iter().partition(|(_, plan)| plan.known());
         let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
         for (topic_index, plan) in known.into_iter().chain(unknown) {
-            let Some(topic) = request.topics.get(topic_index) else {
+            let (Some(topic), Some(name)) =
+                (request.topics.get(topic_index), names.get(topic_index))
+            else {
                 continue; // every index came from `request.topics` above
             };
+            let name = name.clone().unwrap_or_default();
             match topics.last_mut() {
-                Some(last) if last.name == topic.topic => last.partitions.push(plan),
+                Some(last) if last.name == name && last.topic_id == topic.topic_id => {
+                    last.partitions.push(plan)
+                }
                 _ => topics.push(TopicPlan {
-                    name: topic.topic.clone(),
+                    name,
                     topic_id: topic.topic_id,
                     partitions: vec![plan],
                 }),
@@ -483,7 +530,7 @@ mod tests {
                 .unwrap()
                 .log_end_offset();
             let min_bytes = min_batches * batch_bytes;
-            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), None);
+            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), false, None);
             let started = Instant::now();
             let deadline = started + Duration::from_millis(1_500);
             let poll = long_poll(&plan, deadline);

@@ -348,6 +348,7 @@ fn key_checks_without_decompression_budget_fail_with_request_timed_out() {
         cleanup_policy: CleanupPolicy {
             delete: false,
             compact: true,
+            compact_first: false,
         },
         ..TopicConfig::default()
     };

@@ -16,6 +16,10 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 pub struct CleanupPolicy {
     pub delete: bool,
     pub compact: bool,
+    /// Set as "compact,delete": Kafka describes a list config in the order it was set
+    /// (`ConfigHelper.createTopicConfigEntry`: `ConfigDef.convertToString` of the parsed
+    /// list), so that order is kept.
+    pub compact_first: bool,
 }
 
 /// `message.timestamp.type`.
@@ -246,14 +250,15 @@ impl TopicConfig {
     fn value_of(&self, name: &str) -> String {
         match name {
             "cleanup.policy" => {
-                let mut parts = Vec::new();
-                if self.cleanup_policy.delete {
-                    parts.push("delete");
+                let policy = self.cleanup_policy;
+                match (policy.delete, policy.compact, policy.compact_first) {
+                    (true, true, true) => "compact,delete",
+                    (true, true, false) => "delete,compact",
+                    (true, false, _) => "delete",
+                    (false, true, _) => "compact",
+                    (false, false, _) => "",
                 }
-                if self.cleanup_policy.compact {
-                    parts.push("compact");
-                }
-                parts.join(",")
+                .to_string()
             }
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "flush.messages" => self.flush_messages.to_string(),
@@ -388,6 +393,7 @@ impl Default for TopicConfig {
             cleanup_policy: CleanupPolicy {
                 delete: true,
                 compact: false,
+                compact_first: false,
             },
             max_message_bytes: 1_048_588,
             message_timestamp_type: MessageTimestampType::CreateTime,
@@ -494,7 +500,7 @@ fn parse_policy(name: &str, value: &str) -> Result<CleanupPolicy, LogError> {
     for part in value.split(',').map(str::trim) {
         match part {
             "delete" => policy.delete = true,
-            "compact" => policy.compact = true,
+            "compact" => (policy.compact, policy.compact_first) = (true, !policy.delete),
             _ => return Err(invalid(name, value, "expected delete, compact or both")),
         }
     }

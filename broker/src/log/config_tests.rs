@@ -80,6 +80,28 @@ fn rejects_unknown_and_bad_values() {
     assert!(TopicConfig::with_overrides(&base, &compact).is_ok());
 }
 
+/// Kafka describes `cleanup.policy` in the order it was set (its value is a parsed list):
+/// "compact,delete" was described as "delete,compact".
+#[test]
+fn cleanup_policy_is_described_in_the_order_it_was_set() {
+    let base = TopicConfig::default();
+    for (set, described) in [
+        ("compact,delete", "compact,delete"),
+        (" compact , delete ", "compact,delete"),
+        ("delete,compact", "delete,compact"),
+        ("compact", "compact"),
+        ("delete", "delete"),
+    ] {
+        let set = overrides(&[("cleanup.policy", set)]);
+        let config = TopicConfig::with_overrides(&base, &set).unwrap();
+        let entry = config
+            .describe(&set)
+            .into_iter()
+            .find(|e| e.name == "cleanup.policy");
+        assert_eq!(entry.map(|e| e.value).as_deref(), Some(described));
+    }
+}
+
 /// Kafka 4.0's topic configs used to be refused as unknown, failing admin tools that set
 /// them (Terraform, UIs, `kafka-topics --config`).
 #[test]
