@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import zlib from 'node:zlib'
 import { createRequire } from 'node:module'
 import {
-  SESSION_TIMEOUT_MS, assignedPartitions, createTopic, messages, produce, readFromStart, sorted,
+  ERROR, SESSION_TIMEOUT_MS, assignedPartitions, createTopic, messages, produce, readFromStart, sorted,
   startCollecting, uniq, waitUntil, BOOTSTRAP,
 } from './kafkats_helpers.mjs'
 
@@ -202,6 +202,25 @@ describe('consumer groups', { concurrency: true }, () => {
       assert.deepEqual(byValue([...a.got, ...b.got]), byValue(msgs))
     } finally {
       await Promise.all([a.consumer.close(), b.consumer.close()])
+    }
+  })
+
+  test('static membership: a second consumer with the same groupInstanceId fences the first', async () => {
+    const topic = uniq('fence')
+    const groupId = uniq('fence-group')
+    await createTopic(topic, 2)
+    const options = { groupId, groupInstanceId: 'member-x', fromBeginning: true }
+    const old = await startCollecting([topic], options)
+    let fenced = null
+    old.consumer.on('heartbeatError', error => { fenced ??= error.errorCode })
+    await waitUntil(() => assignedPartitions(old.consumer, topic).length === 2, 3 * SESSION_TIMEOUT_MS)
+    const replacement = await startCollecting([topic], options)
+    try {
+      await waitUntil(() => fenced !== null, SESSION_TIMEOUT_MS)
+      assert.equal(fenced, ERROR.FENCED_INSTANCE_ID, 'the replaced member was not fenced')
+      assert.deepEqual(await waitUntil(() => assignedPartitions(replacement.consumer, topic).length === 2 && assignedPartitions(replacement.consumer, topic)), [0, 1])
+    } finally {
+      await Promise.all([old.consumer.close(), replacement.consumer.close()])
     }
   })
 })

@@ -6,26 +6,12 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { API } from 'kafka-ts'
 import {
-  REQUEST_TIMEOUT_MS, createTopic, negotiatedVersion, produce, rawConnection, request, uniq, withCluster,
+  ERROR, REQUEST_TIMEOUT_MS, createTopic, negotiatedVersion, produce, rawConnection, request, uniq, withCluster,
 } from './kafkats_helpers.mjs'
 
-// Kafka error codes (org.apache.kafka.common.protocol.Errors).
-const NONE = 0
-const OFFSET_OUT_OF_RANGE = 1
-const UNKNOWN_TOPIC_OR_PARTITION = 3
-const TOPIC_ALREADY_EXISTS = 36
-const INVALID_PARTITIONS = 37
-const INVALID_REPLICATION_FACTOR = 38
-const INVALID_CONFIG = 40
-const SECURITY_DISABLED = 54
-const LOG_DIR_NOT_FOUND = 57
-const GROUP_ID_NOT_FOUND = 69
-const ELECTION_NOT_NEEDED = 84
-const NO_REASSIGNMENT_IN_PROGRESS = 85
-const UNKNOWN_TOPIC_ID = 100
-const TRANSACTIONAL_ID_NOT_FOUND = 105
 // DescribeConfigs: resource type TOPIC; config sources DYNAMIC_TOPIC_CONFIG and DEFAULT_CONFIG.
 const TOPIC_RESOURCE = 2
+const BROKER_RESOURCE = 4
 const SOURCE_DYNAMIC_TOPIC = 1
 const SOURCE_DEFAULT = 5
 const EARLIEST_TIMESTAMP = -2n
@@ -76,14 +62,19 @@ async function metadataOf (cluster, topic) {
 }
 
 describe('low-level API', { concurrency: true }, () => {
-  test('ApiVersions lists exactly the advertised APIs and kafka-ts negotiates each', () => withCluster(async cluster => {
+  test('ApiVersions lists exactly the advertised APIs and kafka-ts negotiates each', t => withCluster(async cluster => {
     const { errorCode, versions } = await cluster.sendRequest(API.API_VERSIONS, {})
-    assert.equal(errorCode, NONE)
+    assert.equal(errorCode, ERROR.NONE)
     assert.deepEqual(versions.map(v => v.apiKey).sort((a, b) => a - b), Object.keys(ADVERTISED).map(Number))
+    const negotiated = {}
     for (const range of versions) {
       const name = ADVERTISED[range.apiKey]
-      assert.ok(negotiatedVersion(API[name], range) !== null, `no common version for ${name} ${range.minVersion}-${range.maxVersion}`)
+      negotiated[name] = negotiatedVersion(API[name], range)
+      assert.ok(negotiated[name] !== null, `no common version for ${name} ${range.minVersion}-${range.maxVersion}`)
     }
+    t.diagnostic(`negotiated: ${Object.entries(negotiated).map(([name, v]) => `${name} v${v}`).join(', ')}`)
+    // Fetch by topic id (v13+), which the Fetch test below relies on.
+    assert.ok(negotiated.FETCH >= 13, `Fetch v${negotiated.FETCH}`)
   }))
 
   test('APIs Runnel does not advertise: kafka-ts refuses to send them; sent anyway, the broker closes', () => withCluster(async cluster => {
@@ -93,7 +84,7 @@ describe('low-level API', { concurrency: true }, () => {
     // Kafka's SocketServer closes the connection on a request for an API that is not enabled.
     const connection = await rawConnection()
     try {
-      await assert.rejects(connection.sendRequest(API.DESCRIBE_QUORUM, { topics: [] }), error => error.name === 'ConnectionError' || /closed/i.test(error.message))
+      await assert.rejects(connection.sendRequest(API.DESCRIBE_QUORUM, { topics: [] }), /closed/i)
     } finally {
       await connection.disconnect().catch(() => {})
     }
@@ -107,12 +98,12 @@ describe('low-level API', { concurrency: true }, () => {
     const [broker] = response.brokers
     assert.equal(response.controllerId, broker.nodeId)
     const [t] = response.topics
-    assert.deepEqual([t.errorCode, t.name, t.isInternal], [NONE, topic, false])
+    assert.deepEqual([t.errorCode, t.name, t.isInternal], [ERROR.NONE, topic, false])
     assert.notEqual(t.topicId, ZERO_UUID)
     assert.deepEqual(t.partitions.map(p => [p.partitionIndex, p.errorCode, p.leaderId, p.replicaNodes, p.isrNodes]),
-      [0, 1].map(i => [i, NONE, broker.nodeId, [broker.nodeId], [broker.nodeId]]))
+      [0, 1].map(i => [i, ERROR.NONE, broker.nodeId, [broker.nodeId], [broker.nodeId]]))
     const unknown = await metadataOf(cluster, uniq('no-such-topic'))
-    assert.equal(unknown.topics[0].errorCode, UNKNOWN_TOPIC_OR_PARTITION)
+    assert.equal(unknown.topics[0].errorCode, ERROR.UNKNOWN_TOPIC_OR_PARTITION)
   }))
 
   test('CreateTopics with configs; duplicate, bad config and replication factor 3 refused', () => withCluster(async cluster => {
@@ -122,11 +113,17 @@ describe('low-level API', { concurrency: true }, () => {
       timeoutMs: REQUEST_TIMEOUT_MS, validateOnly: false,
     })
     const created = (await create(topic)).topics[0]
-    assert.deepEqual([created.errorCode, created._numPartitions, created._replicationFactor], [NONE, 2, 1])
+    assert.deepEqual([created.errorCode, created._numPartitions, created._replicationFactor], [ERROR.NONE, 2, 1])
     assert.equal(created.configs.find(c => c.name === 'retention.ms')?.value, '3600000')
-    assert.equal((await create(topic)).topics[0].errorCode, TOPIC_ALREADY_EXISTS)
-    assert.equal((await create(uniq('badcfg'), { configs: [{ name: 'retention.ms', value: 'soon' }] })).topics[0].errorCode, INVALID_CONFIG)
-    assert.equal((await create(uniq('rf3'), { replicationFactor: 3 })).topics[0].errorCode, INVALID_REPLICATION_FACTOR)
+    assert.equal((await create(topic)).topics[0].errorCode, ERROR.TOPIC_ALREADY_EXISTS)
+    assert.equal((await create(uniq('badcfg'), { configs: [{ name: 'retention.ms', value: 'soon' }] })).topics[0].errorCode, ERROR.INVALID_CONFIG)
+    assert.equal((await create(uniq('rf3'), { replicationFactor: 3 })).topics[0].errorCode, ERROR.INVALID_REPLICATION_FACTOR)
+    const dryRun = uniq('validate-only')
+    const validated = await request(cluster, API.CREATE_TOPICS, {
+      topics: [{ name: dryRun, numPartitions: 1, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: REQUEST_TIMEOUT_MS, validateOnly: true,
+    })
+    assert.equal(validated.topics[0].errorCode, ERROR.NONE)
+    assert.equal((await metadataOf(cluster, dryRun)).topics[0].errorCode, ERROR.UNKNOWN_TOPIC_OR_PARTITION, 'validateOnly created the topic')
   }))
 
   test('DescribeConfigs, IncrementalAlterConfigs and AlterConfigs on a topic', () => withCluster(async cluster => {
@@ -139,31 +136,37 @@ describe('low-level API', { concurrency: true }, () => {
     const alter = (name, configOperation, value) => request(cluster, API.INCREMENTAL_ALTER_CONFIGS, {
       resources: [{ resourceType: TOPIC_RESOURCE, resourceName: topic, configs: [{ name, configOperation, value }] }], validateOnly: false,
     })
-    assert.equal((await alter('retention.ms', 0, '7200000')).responses[0].errorCode, NONE)
-    assert.equal((await alter('no.such.config', 0, '1')).responses[0].errorCode, INVALID_CONFIG)
+    assert.equal((await alter('retention.ms', 0, '7200000')).responses[0].errorCode, ERROR.NONE)
+    assert.equal((await alter('no.such.config', 0, '1')).responses[0].errorCode, ERROR.INVALID_CONFIG)
     configs = configsByName(await describe())
     assert.deepEqual([configs['retention.ms'].value, configs['retention.ms'].configSource], ['7200000', SOURCE_DYNAMIC_TOPIC])
-    assert.equal((await alter('cleanup.policy', 1, null)).responses[0].errorCode, NONE)
+    assert.equal((await alter('cleanup.policy', 1, null)).responses[0].errorCode, ERROR.NONE)
     configs = configsByName(await describe())
     assert.deepEqual([configs['cleanup.policy'].value, configs['cleanup.policy'].configSource], ['delete', SOURCE_DEFAULT])
     // AlterConfigs replaces the whole set: retention.ms goes back to its default.
     const altered = await request(cluster, API.ALTER_CONFIGS, {
       resources: [{ resourceType: TOPIC_RESOURCE, resourceName: topic, configs: [{ name: 'segment.ms', value: '600000' }] }], validateOnly: false,
     })
-    assert.equal(altered.responses[0].errorCode, NONE)
+    assert.equal(altered.responses[0].errorCode, ERROR.NONE)
     configs = configsByName(await request(cluster, API.DESCRIBE_CONFIGS, topicConfig(topic, topic, ['segment.ms', 'retention.ms'])))
     assert.deepEqual([configs['segment.ms'].value, configs['retention.ms'].configSource], ['600000', SOURCE_DEFAULT])
     const unknown = await request(cluster, API.DESCRIBE_CONFIGS, topicConfig(topic, uniq('no-such-topic'), null))
-    assert.equal(unknown.results[0].errorCode, UNKNOWN_TOPIC_OR_PARTITION)
+    assert.equal(unknown.results[0].errorCode, ERROR.UNKNOWN_TOPIC_OR_PARTITION)
+    const brokerId = (await metadataOf(cluster, topic)).brokers[0].nodeId
+    const broker = await request(cluster, API.DESCRIBE_CONFIGS, {
+      resources: [{ resourceType: BROKER_RESOURCE, resourceName: String(brokerId), configurationKeys: ['log.retention.ms'] }], includeSynonyms: false,
+    })
+    assert.equal(broker.results[0].errorCode, ERROR.NONE)
+    assert.deepEqual(broker.results[0].configs.map(c => c.name), ['log.retention.ms'])
   }))
 
   test('CreatePartitions grows a topic; shrinking is refused', () => withCluster(async cluster => {
     const topic = uniq('grow')
     await createTopic(topic, 1)
     const grow = count => request(cluster, API.CREATE_PARTITIONS, { topics: [{ name: topic, count, assignments: null }], timeoutMs: REQUEST_TIMEOUT_MS, validateOnly: false })
-    assert.equal((await grow(3)).results[0].errorCode, NONE)
+    assert.equal((await grow(3)).results[0].errorCode, ERROR.NONE)
     assert.equal((await metadataOf(cluster, topic)).topics[0].partitions.length, 3)
-    assert.equal((await grow(2)).results[0].errorCode, INVALID_PARTITIONS)
+    assert.equal((await grow(2)).results[0].errorCode, ERROR.INVALID_PARTITIONS)
   }))
 
   test('ListOffsets, DeleteRecords and OffsetForLeaderEpoch', () => withCluster(async cluster => {
@@ -177,14 +180,21 @@ describe('low-level API', { concurrency: true }, () => {
     assert.equal((await listOffset(cluster, topic, 1002n)).offset, 2n)
     const del = offset => request(cluster, API.DELETE_RECORDS, { topics: [{ name: topic, partitions: [{ partitionIndex: 0, offset }] }], timeoutMs: REQUEST_TIMEOUT_MS })
     const deleted = (await del(3n)).topics[0].partitions[0]
-    assert.deepEqual([deleted.errorCode, deleted.lowWatermark], [NONE, 3n])
+    assert.deepEqual([deleted.errorCode, deleted.lowWatermark], [ERROR.NONE, 3n])
     assert.equal((await listOffset(cluster, topic, EARLIEST_TIMESTAMP)).offset, 3n)
-    assert.equal((await del(9n)).topics[0].partitions[0].errorCode, OFFSET_OUT_OF_RANGE)
+    assert.equal((await del(9n)).topics[0].partitions[0].errorCode, ERROR.OFFSET_OUT_OF_RANGE)
+    // -1 means "up to the high watermark" (Kafka's DeleteRecordsRequest.HIGH_WATERMARK).
+    assert.equal((await del(-1n)).topics[0].partitions[0].lowWatermark, 5n)
+    const noPartition = await request(cluster, API.LIST_OFFSETS, {
+      replicaId: -1, isolationLevel: 0, timeoutMs: REQUEST_TIMEOUT_MS,
+      topics: [{ name: topic, partitions: [{ partitionIndex: 5, currentLeaderEpoch: -1, timestamp: LATEST_TIMESTAMP }] }],
+    })
+    assert.equal(noPartition.topics[0].partitions[0].errorCode, ERROR.UNKNOWN_TOPIC_OR_PARTITION)
     const epoch = (await metadataOf(cluster, topic)).topics[0].partitions[0].leaderEpoch
     const end = await request(cluster, API.OFFSET_FOR_LEADER_EPOCH, {
       replicaId: -1, topics: [{ topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: epoch }] }],
     })
-    assert.deepEqual([end.topics[0].partitions[0].errorCode, end.topics[0].partitions[0].endOffset], [NONE, 5n])
+    assert.deepEqual([end.topics[0].partitions[0].errorCode, end.topics[0].partitions[0].endOffset], [ERROR.NONE, 5n])
   }))
 
   test('Fetch at the negotiated version (17: topic ids); unknown topic id', () => withCluster(async cluster => {
@@ -192,16 +202,25 @@ describe('low-level API', { concurrency: true }, () => {
     await createTopic(topic)
     await produce([{ topic, partition: 0, key: 'k', value: 'fetched' }])
     const topicId = (await metadataOf(cluster, topic)).topics[0].topicId
-    const fetch = id => request(cluster, API.FETCH, {
+    const fetch = (id, partition = {}) => request(cluster, API.FETCH, {
       maxWaitMs: 100, minBytes: 1, maxBytes: 1 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1, rackId: '', forgottenTopicsData: [],
-      topics: [{ topicId: id, topicName: topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 0n, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 1 << 20 }] }],
+      topics: [{ topicId: id, topicName: topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 0n, lastFetchedEpoch: -1, logStartOffset: -1n, partitionMaxBytes: 1 << 20, ...partition }] }],
     })
     const response = await fetch(topicId)
     const [partition] = response.responses[0].partitions
-    assert.deepEqual([partition.errorCode, partition.highWatermark], [NONE, 1n])
+    assert.deepEqual([partition.errorCode, partition.highWatermark], [ERROR.NONE, 1n])
     assert.equal(partition.records[0].records[0].value, 'fetched')
     const unknown = await fetch('0a1b2c3d000040008000000000000001')
-    assert.equal(unknown.responses[0].partitions[0].errorCode, UNKNOWN_TOPIC_ID)
+    assert.equal(unknown.responses[0].partitions[0].errorCode, ERROR.UNKNOWN_TOPIC_ID)
+    const outOfRange = await fetch(topicId, { fetchOffset: 99n })
+    assert.equal(outOfRange.responses[0].partitions[0].errorCode, ERROR.OFFSET_OUT_OF_RANGE)
+    const noPartition = await fetch(topicId, { partition: 5 })
+    assert.equal(noPartition.responses[0].partitions[0].errorCode, ERROR.UNKNOWN_TOPIC_OR_PARTITION)
+    // An incremental fetch in a session the broker does not hold (Kafka's FetchSessionCache).
+    const noSession = await request(cluster, API.FETCH, {
+      maxWaitMs: 10, minBytes: 1, maxBytes: 1 << 20, isolationLevel: 0, sessionId: 123, sessionEpoch: 1, rackId: '', forgottenTopicsData: [], topics: [],
+    })
+    assert.equal(noSession.errorCode, ERROR.FETCH_SESSION_ID_NOT_FOUND)
   }))
 })
 

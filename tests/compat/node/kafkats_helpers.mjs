@@ -32,6 +32,29 @@ export const client = createKafkaClient({
   connectTimeout: CONNECT_TIMEOUT_MS,
 })
 
+// The Kafka error codes the tests expect (org.apache.kafka.common.protocol.Errors).
+export const ERROR = Object.freeze({
+  NONE: 0,
+  OFFSET_OUT_OF_RANGE: 1,
+  UNKNOWN_TOPIC_OR_PARTITION: 3,
+  TOPIC_ALREADY_EXISTS: 36,
+  INVALID_PARTITIONS: 37,
+  INVALID_REPLICATION_FACTOR: 38,
+  INVALID_REPLICA_ASSIGNMENT: 39,
+  INVALID_CONFIG: 40,
+  INVALID_REQUEST: 42,
+  SECURITY_DISABLED: 54,
+  LOG_DIR_NOT_FOUND: 57,
+  GROUP_ID_NOT_FOUND: 69,
+  FETCH_SESSION_ID_NOT_FOUND: 70,
+  FENCED_INSTANCE_ID: 82,
+  ELECTION_NOT_NEEDED: 84,
+  NO_REASSIGNMENT_IN_PROGRESS: 85,
+  RESOURCE_NOT_FOUND: 91,
+  UNKNOWN_TOPIC_ID: 100,
+  TRANSACTIONAL_ID_NOT_FOUND: 105,
+})
+
 /** A name no other test (or run against the same broker) uses. */
 export function uniq (what) {
   return `kts-${what}-${randomBytes(4).toString('hex')}`
