@@ -10,16 +10,12 @@ import assert from 'node:assert/strict'
 import zlib from 'node:zlib'
 import { createRequire } from 'node:module'
 import {
-  ERROR, SESSION_TIMEOUT_MS, assignedPartitions, createTopic, messages, produce, readFromStart, sorted,
+  ERROR, SESSION_TIMEOUT_MS, assertKeysStayAndOffsetsDense, assignedPartitions, byValue, createTopic, messages, produce, readFromStart, sorted,
   startCollecting, uniq, waitUntil, BOOTSTRAP,
 } from './kafkats_helpers.mjs'
 
 const MANY_MESSAGES = 300
 const GROUP_PARTITIONS = 4
-
-function byValue (received) {
-  return sorted(received.map(m => m.value))
-}
 
 // --- producer ------------------------------------------------------------------------------
 describe('producer', { concurrency: true }, () => {
@@ -45,15 +41,7 @@ describe('producer', { concurrency: true }, () => {
     await produce(msgs)
     const got = await readFromStart(topic, MANY_MESSAGES)
     assert.deepEqual(byValue(got), byValue(msgs))
-    const partitionOfKey = new Map()
-    for (const m of got) {
-      if (!partitionOfKey.has(m.key)) partitionOfKey.set(m.key, m.partition)
-      assert.equal(m.partition, partitionOfKey.get(m.key), `key ${m.key} on two partitions`)
-    }
-    for (let p = 0; p < 3; p++) {
-      const offsets = got.filter(m => m.partition === p).map(m => m.offset).sort((a, b) => (a < b ? -1 : 1))
-      assert.deepEqual(offsets, offsets.map((_, i) => BigInt(i)), `partition ${p} offsets`)
-    }
+    assertKeysStayAndOffsetsDense(got, 3)
   })
 
   test('send to explicit partitions, null key and null value', async () => {

@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { API, KafkaTSApiError, createKafkaClient, setLogger } from 'kafka-ts'
 
+export { assertKeysStayAndOffsetsDense, byValue, sorted, waitUntil } from './compat_util.mjs'
+
 // kafka-ts exports no raw connection; its dist/ is plain CommonJS, so the class is reachable.
 const require = createRequire(import.meta.url)
 const { Connection } = require('kafka-ts/dist/connection')
@@ -176,23 +178,8 @@ export async function readFromStart (topic, count) {
   }
 }
 
-/** Polls `predicate` until it is truthy or `timeoutMs` passes; returns its last value. */
-export async function waitUntil (predicate, timeoutMs = REQUEST_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const result = await predicate()
-    if (result || Date.now() >= deadline) return result
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
 /** The partitions of `topic` a consumer holds now, sorted (kafka-ts keeps them internally). */
 export function assignedPartitions (consumer, topic) {
   const assignment = consumer.metadata?.getAssignment?.() ?? {}
   return [...(assignment[topic] ?? [])].sort((a, b) => a - b)
-}
-
-/** Sorted copy of `values`: for set-like comparisons. */
-export function sorted (values) {
-  return [...values].sort()
 }
