@@ -73,6 +73,12 @@ describe('low-level API: groups and cluster', { concurrency: true }, () => {
     assert.ok(described.clusterId.length > 0)
     assert.equal(described.brokers.length, 1)
     assert.equal(described.controllerId, described.brokers[0].brokerId)
+    // Kafka's AuthHelper.computeDescribeClusterResponse on a broker listener: controllers (2)
+    // are the wrong endpoint type here, 3 is no endpoint type at all.
+    for (const [endpointType, errorCode] of [[2, ERROR.MISMATCHED_ENDPOINT_TYPE], [3, ERROR.UNSUPPORTED_ENDPOINT_TYPE]]) {
+      const wrong = await request(cluster, API.DESCRIBE_CLUSTER, { includeClusterAuthorizedOperations: false, endpointType })
+      assert.deepEqual([wrong.errorCode, wrong.brokers], [errorCode, []], `endpoint type ${endpointType}`)
+    }
     const dirs = await request(cluster, API.DESCRIBE_LOG_DIRS, { topics: [{ topic, partitions: [0] }] })
     assert.equal(dirs.errorCode, ERROR.NONE)
     assert.equal(dirs.results.length, 1)

@@ -55,6 +55,8 @@ export const ERROR = Object.freeze({
   RESOURCE_NOT_FOUND: 91,
   UNKNOWN_TOPIC_ID: 100,
   TRANSACTIONAL_ID_NOT_FOUND: 105,
+  MISMATCHED_ENDPOINT_TYPE: 114,
+  UNSUPPORTED_ENDPOINT_TYPE: 115,
 })
 
 /** A name no other test (or run against the same broker) uses. */
