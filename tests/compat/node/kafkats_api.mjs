@@ -90,7 +90,7 @@ describe('low-level API', { concurrency: true }, () => {
     }
   }))
 
-  test('Metadata: topic id, leader and epoch; unknown topic', () => withCluster(async cluster => {
+  test('Metadata: topic id, leader and epoch; unknown topic; lookup by id', () => withCluster(async cluster => {
     const topic = uniq('meta')
     await createTopic(topic, 2)
     const response = await metadataOf(cluster, topic)
@@ -104,6 +104,11 @@ describe('low-level API', { concurrency: true }, () => {
       [0, 1].map(i => [i, ERROR.NONE, broker.nodeId, [broker.nodeId], [broker.nodeId]]))
     const unknown = await metadataOf(cluster, uniq('no-such-topic'))
     assert.equal(unknown.topics[0].errorCode, ERROR.UNKNOWN_TOPIC_OR_PARTITION)
+    // Metadata v12 looks topics up by id; an unknown id has no name (null).
+    const byId = id => request(cluster, API.METADATA, { topics: [{ id, name: null }], allowTopicAutoCreation: false })
+    assert.deepEqual((await byId(t.topicId)).topics.map(x => [x.errorCode, x.name]), [[ERROR.NONE, topic]])
+    const unknownId = '0a1b2c3d000040008000000000000003'
+    assert.deepEqual((await byId(unknownId)).topics.map(x => [x.errorCode, x.name, x.topicId]), [[ERROR.UNKNOWN_TOPIC_ID, null, unknownId]])
   }))
 
   test('CreateTopics with configs; duplicate, bad config and replication factor 3 refused', () => withCluster(async cluster => {
