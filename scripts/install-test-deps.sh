@@ -13,9 +13,10 @@
 #                             for cgo (sarama's zstd binding links the system libzstd)
 #   .venv/                    tests/compat/python/requirements.txt (binary wheels only)
 #   tests/compat/node/        npm ci from package-lock.json: kafkajs (+ snappy, lz4, zstd codec
-#                             packages) and @platformatic/kafka (its wasm-utils and
+#                             packages), @platformatic/kafka (its wasm-utils and
 #                             dynamic-buffer ask for Node >= 22.19 in `engines`, a warning only:
-#                             they run on Node 20)
+#                             they run on Node 20) and kafka-ts (no dependencies, no `engines`;
+#                             plain CommonJS in dist/, no build step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive

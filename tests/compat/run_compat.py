@@ -106,6 +106,8 @@ def suites(args, report_dir):
         "kafkajs": node_test("kafkajs", "kafkajs.test.js"),
         # @platformatic/kafka: an independent pure-JS client using recent API versions.
         "platformatic": node_test("platformatic", "platformatic.test.mjs"),
+        # kafka-ts: a from-scratch TypeScript client; its low-level API sends every API we advertise.
+        "kafka-ts": node_test("kafka-ts", "kafkats.test.mjs"),
         # sarama and kafka-go, built offline from Debian's Go packages (tests/compat/go/run.sh).
         "go": closing_line("go", os.path.join(COMPAT, "go", "run.sh")),
         # -s: the suite prints the rebalance times each client saw.

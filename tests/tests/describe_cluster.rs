@@ -40,13 +40,17 @@ async fn authorized_operations_and_controller_endpoints() {
     let response = client.send(asked, 1).await;
     assert_eq!(response.error_code, 0);
     assert_ne!(response.cluster_authorized_operations, i32::MIN);
-    let controllers = DescribeClusterRequest::default().with_endpoint_type(2);
-    let response = client.send(controllers, 1).await;
-    assert_eq!(
-        response.error_code,
-        ResponseError::UnsupportedEndpointType.code()
-    );
-    assert!(response.brokers.is_empty());
+    // Kafka's AuthHelper.computeDescribeClusterResponse on a broker listener: controllers (2)
+    // are a known type asked of the wrong listener, 3 is no type at all.
+    for (endpoint_type, error) in [
+        (2, ResponseError::MismatchedEndpointType),
+        (3, ResponseError::UnsupportedEndpointType),
+    ] {
+        let request = DescribeClusterRequest::default().with_endpoint_type(endpoint_type);
+        let response = client.send(request, 1).await;
+        assert_eq!(response.error_code, error.code(), "type {endpoint_type}");
+        assert!(response.brokers.is_empty());
+    }
 }
 
 /// DescribeLogDirs: the data directory with each partition's size, at every version we

@@ -119,6 +119,9 @@ async fn topics_can_be_looked_up_by_id() {
         response.topics[1].error_code,
         ResponseError::UnknownTopicId.code()
     );
+    // Kafka's KafkaApis.handleTopicMetadataRequest names no topic for an unknown id (null, not "").
+    assert_eq!(response.topics[1].name, None);
+    assert_eq!(response.topics[1].topic_id, uuid_of(7));
 }
 
 fn uuid_of(n: u128) -> uuid::Uuid {

@@ -12,6 +12,7 @@ use super::BrokerContext;
 
 /// `endpoint_type` values (v1+): the brokers' listeners, or the controllers'.
 const ENDPOINT_BROKERS: i8 = 1;
+const ENDPOINT_CONTROLLERS: i8 = 2;
 
 pub fn handle(
     ctx: &BrokerContext,
@@ -25,12 +26,7 @@ pub fn handle(
         ENDPOINT_BROKERS
     };
     if endpoint_type != ENDPOINT_BROKERS {
-        return DescribeClusterResponse::default()
-            .with_endpoint_type(endpoint_type)
-            .with_error_code(ResponseError::UnsupportedEndpointType.code())
-            .with_error_message(Some(StrBytes::from_string(format!(
-                "endpoint type {endpoint_type} is not supported: this broker only lists brokers"
-            ))));
+        return wrong_endpoint_type(endpoint_type);
     }
     let this_broker = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(ctx.node_id))
@@ -50,6 +46,29 @@ pub fn handle(
         .with_controller_id(BrokerId(ctx.node_id))
         .with_brokers(vec![this_broker])
         .with_cluster_authorized_operations(operations)
+}
+
+/// The answer to a request for another endpoint type, as Kafka's
+/// `AuthHelper.computeDescribeClusterResponse` gives it on a broker listener: asking a broker
+/// for the controllers is MISMATCHED_ENDPOINT_TYPE (a known type sent to the wrong listener),
+/// any other value UNSUPPORTED_ENDPOINT_TYPE. The response's own `endpoint_type` keeps its
+/// default (brokers), as Kafka's error response does.
+fn wrong_endpoint_type(endpoint_type: i8) -> DescribeClusterResponse {
+    let (error, message) = if endpoint_type == ENDPOINT_CONTROLLERS {
+        (
+            ResponseError::MismatchedEndpointType,
+            "this is a broker listener; controllers are described by a controller listener"
+                .to_owned(),
+        )
+    } else {
+        (
+            ResponseError::UnsupportedEndpointType,
+            format!("endpoint type {endpoint_type} is unknown"),
+        )
+    };
+    DescribeClusterResponse::default()
+        .with_error_code(error.code())
+        .with_error_message(Some(StrBytes::from_string(message)))
 }
 
 #[cfg(test)]
@@ -92,14 +111,18 @@ mod tests {
     }
 
     #[test]
-    fn controller_endpoints_are_unsupported() {
+    fn controller_endpoints_are_a_mismatch_and_unknown_types_unsupported() {
         let fixture = broker();
-        let request = DescribeClusterRequest::default().with_endpoint_type(2);
-        let response = handle(&fixture.ctx, &header(1), request);
-        assert_eq!(
-            response.error_code,
-            ResponseError::UnsupportedEndpointType.code()
-        );
-        assert!(response.brokers.is_empty());
+        for (endpoint_type, error) in [
+            (ENDPOINT_CONTROLLERS, ResponseError::MismatchedEndpointType),
+            (3, ResponseError::UnsupportedEndpointType),
+            (0, ResponseError::UnsupportedEndpointType),
+        ] {
+            let request = DescribeClusterRequest::default().with_endpoint_type(endpoint_type);
+            let response = handle(&fixture.ctx, &header(1), request);
+            assert_eq!(response.error_code, error.code(), "type {endpoint_type}");
+            assert_eq!(response.endpoint_type, ENDPOINT_BROKERS);
+            assert!(response.brokers.is_empty());
+        }
     }
 }

@@ -114,7 +114,10 @@ fn requested_topic(
         return match found {
             Some(info) => topic_entry(ctx, &info),
             None => {
+                // Kafka's KafkaApis.handleTopicMetadataRequest: an unknown id gets a null
+                // name (the schema default would be "", which reads as a topic called "").
                 let mut entry = MetadataResponseTopic::default();
+                entry.name = None;
                 entry.topic_id = topic.topic_id;
                 entry.error_code = ResponseError::UnknownTopicId.code();
                 entry

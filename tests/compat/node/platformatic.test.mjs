@@ -11,7 +11,7 @@ import {
   ConfigResourceTypes, FindCoordinatorKeyTypes, IncrementalAlterConfigOperationTypes, ProduceAcks,
 } from '@platformatic/kafka'
 import {
-  BOOTSTRAP, assignedPartitions, closeClient, collect, createTopic, messages, newAdmin, newConsumer, newProducer,
+  BOOTSTRAP, assertKeysStayAndOffsetsDense, assignedPartitions, byValue, closeClient, collect, createTopic, messages, newAdmin, newConsumer, newProducer,
   offsetsReady, rejectsWithKafkaError, sorted, uniq, using, waitUntil,
 } from './platformatic_helpers.mjs'
 
@@ -32,10 +32,6 @@ function readFromStart (topic, count) {
 async function roundTrip (topic, msgs, sendOptions = {}) {
   await using(newProducer(), producer => producer.send({ messages: msgs, ...sendOptions }))
   return readFromStart(topic, msgs.length)
-}
-
-function byValue (received) {
-  return sorted(received.map(m => m.value))
 }
 
 // --- producer ------------------------------------------------------------------------------
@@ -62,15 +58,7 @@ describe('producer', { concurrency: true }, () => {
     const msgs = messages(topic, 'many', MANY_MESSAGES)
     const got = await roundTrip(topic, msgs)
     assert.deepEqual(byValue(got), byValue(msgs))
-    const partitionOfKey = new Map()
-    for (const m of got) {
-      if (!partitionOfKey.has(m.key)) partitionOfKey.set(m.key, m.partition)
-      assert.equal(m.partition, partitionOfKey.get(m.key), `key ${m.key} on two partitions`)
-    }
-    for (let p = 0; p < 3; p++) {
-      const offsets = got.filter(m => m.partition === p).map(m => m.offset)
-      assert.deepEqual(offsets, offsets.map((_, i) => BigInt(i)), `partition ${p} offsets`)
-    }
+    assertKeysStayAndOffsetsDense(got, 3)
   })
 
   test('produce to explicit partitions; the result reports each base offset', async () => {

@@ -4,6 +4,8 @@
 import { randomBytes } from 'node:crypto'
 import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka'
 
+export { assertKeysStayAndOffsetsDense, byValue, sorted, waitUntil } from './compat_util.mjs'
+
 export const BOOTSTRAP = process.env.RUNNEL_BOOTSTRAP || '127.0.0.1:9092'
 export const OPERATION_TIMEOUT_MS = 10000
 export const CONSUME_TIMEOUT_MS = 20000
@@ -103,16 +105,6 @@ export function collect (stream, count, { timeoutMs = CONSUME_TIMEOUT_MS, onMess
   })
 }
 
-/** Polls `predicate` until it is truthy or `timeoutMs` passes; returns its last value. */
-export async function waitUntil (predicate, timeoutMs = OPERATION_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const result = await predicate()
-    if (result || Date.now() >= deadline) return result
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
 /** The partitions of `topic` a consumer holds now, sorted. */
 export function assignedPartitions (consumer, topic) {
   const assignment = (consumer.assignments || []).find(a => a.topic === topic)
@@ -136,9 +128,4 @@ export async function rejectsWithKafkaError (promise, apiId) {
     throw new Error(`expected Kafka error ${apiId}, got ${error.code}: ${error.message} ${JSON.stringify(error.errors?.map(e => e.apiId ?? e.message))}`)
   }
   throw new Error(`expected Kafka error ${apiId}, the call succeeded`)
-}
-
-/** Sorted copy of `values`: for set-like comparisons. */
-export function sorted (values) {
-  return [...values].sort()
 }
