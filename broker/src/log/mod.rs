@@ -79,8 +79,8 @@ pub enum LogError {
         log_start_offset: i64,
         log_end_offset: i64,
     },
-    /// → UNKNOWN_TOPIC_OR_PARTITION
-    #[error("unknown topic or partition {topic}-{partition}")]
+    /// → UNKNOWN_TOPIC_OR_PARTITION (`partition` -1: the topic itself is unknown)
+    #[error("{}", unknown_message(topic, *partition))]
     UnknownTopicOrPartition { topic: String, partition: i32 },
     /// → TOPIC_ALREADY_EXISTS
     #[error("topic {0} already exists")]
@@ -217,4 +217,29 @@ pub struct FetchRead {
 pub struct TimestampOffset {
     pub offset: i64,
     pub timestamp: i64,
+}
+
+/// "unknown topic T" for a topic-level error (partition -1), else "unknown topic or
+/// partition T-P" (a topic named "x-" would otherwise read "x--1").
+fn unknown_message(topic: &str, partition: i32) -> String {
+    if partition < 0 {
+        format!("unknown topic {topic}")
+    } else {
+        format!("unknown topic or partition {topic}-{partition}")
+    }
+}
+
+#[cfg(test)]
+mod error_message_tests {
+    use super::LogError;
+
+    #[test]
+    fn a_topic_level_unknown_names_the_topic_only() {
+        let topic = |partition| LogError::UnknownTopicOrPartition {
+            topic: "nope-x".to_owned(),
+            partition,
+        };
+        assert_eq!(topic(-1).to_string(), "unknown topic nope-x");
+        assert_eq!(topic(3).to_string(), "unknown topic or partition nope-x-3");
+    }
 }
