@@ -106,11 +106,9 @@ fn requested_topic(
     allow_create: bool,
 ) -> MetadataResponseTopic {
     let Some(name) = topic.name else {
-        let found = ctx
-            .logs
-            .topics()
-            .into_iter()
-            .find(|t| t.id == topic.topic_id);
+        let found = (ctx.logs.topic_names_by_id(&[topic.topic_id]).into_iter())
+            .find_map(|(_, name)| ctx.logs.topic(&name))
+            .filter(|info| info.id == topic.topic_id);
         return match found {
             Some(info) => topic_entry(ctx, &info),
             None => {

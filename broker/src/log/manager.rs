@@ -49,7 +49,7 @@ pub(crate) type MetadataState = (MetadataLog, BTreeMap<String, TopicRecord>);
 pub(crate) struct ManagerShared {
     pub config: LogManagerConfig,
     pub ctx: Arc<LogContext>,
-    pub topics: RwLock<BTreeMap<String, TopicEntry>>,
+    pub topics: RwLock<super::topic_table::TopicTable>,
     pub metadata: Mutex<MetadataState>,
     stop: Mutex<bool>,
     stop_signal: Condvar,
@@ -272,7 +272,7 @@ impl LogManager {
         let shared = Arc::new(ManagerShared {
             config,
             ctx,
-            topics: RwLock::new(BTreeMap::new()),
+            topics: RwLock::new(super::topic_table::TopicTable::default()),
             metadata: Mutex::new((metadata_log, BTreeMap::new())),
             stop: Mutex::new(false),
             stop_signal: Condvar::new(),

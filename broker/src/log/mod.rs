@@ -49,6 +49,7 @@ mod retention;
 mod segment;
 mod swap;
 mod time_index;
+mod topic_table;
 mod topics;
 
 #[cfg(test)]
