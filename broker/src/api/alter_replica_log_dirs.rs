@@ -150,14 +150,25 @@ mod tests {
         assert_eq!(response.results.len(), 3, "one result per topic");
     }
 
+    /// A data directory configured through a symbolic link is named both ways: as
+    /// configured and as resolved (what DescribeLogDirs reports); nothing else is.
     #[test]
     fn the_configured_path_names_the_data_directory_too() {
-        let fixture = broker();
-        let data_dir = fixture.ctx.logs.data_dir();
-        assert!(is_data_dir(data_dir, &data_dir.to_string_lossy()));
-        assert!(is_data_dir(data_dir, &absolute(data_dir)));
-        let inside = data_dir.join("t-0");
-        assert!(!is_data_dir(data_dir, &inside.to_string_lossy()));
-        assert!(!is_data_dir(data_dir, ""));
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let resolved = absolute(&link);
+        assert_ne!(
+            resolved,
+            link.to_string_lossy(),
+            "the link must resolve elsewhere"
+        );
+        assert!(is_data_dir(&link, &link.to_string_lossy()));
+        assert!(is_data_dir(&link, &resolved));
+        assert!(!is_data_dir(&link, &link.join("t-0").to_string_lossy()));
+        assert!(!is_data_dir(&link, &format!("{}/..", link.display())));
+        assert!(!is_data_dir(&link, ""));
     }
 }
