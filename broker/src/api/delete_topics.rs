@@ -1,8 +1,6 @@
 //! DeleteTopics (v1–6): deletes topics and their data, by name (v1–6) or topic id (v6), and
 //! answers once the tombstones of the topics' committed offsets are durable.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
@@ -39,17 +37,6 @@ pub fn handle(
     });
     let targets: Vec<Target> = by_name.chain(by_state).collect();
     let duplicates = repeated(targets.iter());
-    // One pass over the topics resolves every id, instead of one pass per id.
-    let names_by_id: BTreeMap<Uuid, String> = if targets.iter().any(|t| matches!(t, Target::Id(_)))
-    {
-        ctx.logs
-            .topics()
-            .into_iter()
-            .map(|t| (t.id, t.name))
-            .collect()
-    } else {
-        BTreeMap::new()
-    };
     let mut responses = Vec::with_capacity(targets.len());
     let mut tombstones: Vec<(usize, Durable)> = Vec::new();
     for (index, target) in targets.iter().enumerate() {
@@ -61,7 +48,7 @@ pub fn handle(
             responses.push(refused(target, &refusal));
             continue;
         }
-        let (result, durable) = delete_one(ctx, target, &names_by_id);
+        let (result, durable) = delete_one(ctx, target);
         responses.push(result);
         tombstones.extend(durable.map(|durable| (index, durable)));
     }
@@ -109,27 +96,20 @@ pub(crate) fn answered(
 }
 
 /// Deletes one topic: its result, and the [`Durable`] of its offsets' tombstones if any.
-fn delete_one(
-    ctx: &BrokerContext,
-    target: &Target,
-    names_by_id: &BTreeMap<Uuid, String>,
-) -> (DeletableTopicResult, Option<Durable>) {
+fn delete_one(ctx: &BrokerContext, target: &Target) -> (DeletableTopicResult, Option<Durable>) {
     let name = match target {
         Target::Name(name) => name.clone(),
         Target::Id(id) => {
-            // Check the id again just before deleting: the name may since have been deleted
-            // (earlier in this request) or reused by a new topic.
-            let current = names_by_id
-                .get(id)
-                .filter(|name| ctx.logs.topic(name).is_some_and(|topic| topic.id == *id));
-            let Some(name) = current else {
+            // Resolved just before deleting: a topic deleted earlier in this request, or
+            // re-created under its name (a new id), no longer has it.
+            let Some(topic) = ctx.logs.topic_by_id(id) else {
                 let refusal = Refusal::new(
                     ResponseError::UnknownTopicId,
                     format!("no topic has id {id}"),
                 );
                 return (refused(target, &refusal), None);
             };
-            name.clone()
+            topic.name
         }
     };
     if let Err(refusal) = Refusal::unless_client_may("delete", &name) {

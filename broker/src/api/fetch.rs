@@ -228,14 +228,12 @@ fn topic_names(
         return request.topics.iter().map(|t| Ok(t.topic.clone())).collect();
     }
     let ids: Vec<uuid::Uuid> = request.topics.iter().map(|t| t.topic_id).collect();
-    let found = ctx.logs.topic_names_by_id(&ids);
-    ids.iter()
-        .map(
-            |id| match found.iter().find(|(found_id, _)| found_id == id) {
-                Some((_, name)) => Ok(TopicName(StrBytes::from_string(name.clone()))),
-                None => Err(ResponseError::UnknownTopicId.code()),
-            },
-        )
+    let unknown = ResponseError::UnknownTopicId.code();
+    (ctx.logs.topic_names_by_id(&ids).into_iter())
+        .map(|name| {
+            name.map(|n| TopicName(StrBytes::from_string(n)))
+                .ok_or(unknown)
+        })
         .collect()
 }
 

@@ -106,10 +106,7 @@ fn requested_topic(
     allow_create: bool,
 ) -> MetadataResponseTopic {
     let Some(name) = topic.name else {
-        let found = (ctx.logs.topic_names_by_id(&[topic.topic_id]).into_iter())
-            .find_map(|(_, name)| ctx.logs.topic(&name))
-            .filter(|info| info.id == topic.topic_id);
-        return match found {
+        return match ctx.logs.topic_by_id(&topic.topic_id) {
             Some(info) => topic_entry(ctx, &info),
             None => {
                 // Kafka's KafkaApis.handleTopicMetadataRequest: an unknown id gets a null

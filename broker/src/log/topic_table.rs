@@ -16,16 +16,19 @@ pub(crate) struct TopicTable {
 }
 
 impl TopicTable {
+    /// Adds (or replaces) the topic `name`; topic ids are unique, so a replaced entry's id
+    /// goes unless the new entry has it too.
     pub fn insert(&mut self, name: String, entry: TopicEntry) {
-        self.names_by_id.insert(entry.info.id, name.clone());
-        if let Some(old) = self.by_name.insert(name, entry) {
-            self.forget_id(&old);
+        let id = entry.info.id;
+        if let Some(old) = self.by_name.insert(name.clone(), entry) {
+            self.names_by_id.remove(&old.info.id);
         }
+        self.names_by_id.insert(id, name);
     }
 
     pub fn remove(&mut self, name: &str) -> Option<TopicEntry> {
         let entry = self.by_name.remove(name)?;
-        self.forget_id(&entry);
+        self.names_by_id.remove(&entry.info.id);
         Some(entry)
     }
 
@@ -37,16 +40,6 @@ impl TopicTable {
     /// The name of the topic with this id.
     pub fn name_of(&self, id: &uuid::Uuid) -> Option<&str> {
         self.names_by_id.get(id).map(String::as_str)
-    }
-
-    /// Drops `entry`'s id unless a live topic (a replacement under another name) holds it.
-    fn forget_id(&mut self, entry: &TopicEntry) {
-        let id = entry.info.id;
-        let held = (self.names_by_id.get(&id))
-            .is_some_and(|name| self.by_name.get(name).is_some_and(|e| e.info.id == id));
-        if !held {
-            self.names_by_id.remove(&id);
-        }
     }
 }
 
@@ -88,6 +81,9 @@ mod tests {
         // Re-created under its name with a new id: the old id is gone.
         table.insert("a".to_owned(), entry("a", 3));
         assert_eq!(table.name_of(&id(1)), None);
+        assert_eq!(table.name_of(&id(3)), Some("a"));
+        // Replaced by an entry with the same id: the id stays.
+        table.insert("a".to_owned(), entry("a", 3));
         assert_eq!(table.name_of(&id(3)), Some("a"));
         assert!(table.remove("b").is_some());
         assert_eq!(table.name_of(&id(2)), None);

@@ -290,12 +290,18 @@ impl LogManager {
         self.shared.topics.read().get(name).map(|t| t.info.clone())
     }
 
-    /// The names of the topics with these ids, under one read lock, by the id index (Fetch
-    /// v13+ names topics by id, KIP-516); an id no topic has is left out.
-    pub fn topic_names_by_id(&self, ids: &[uuid::Uuid]) -> Vec<(uuid::Uuid, String)> {
+    /// The topic with this id (KIP-516: Metadata, DeleteTopics and Fetch name topics by id).
+    pub fn topic_by_id(&self, id: &uuid::Uuid) -> Option<TopicInfo> {
+        let topics = self.shared.topics.read();
+        let name = topics.name_of(id)?;
+        topics.get(name).map(|t| t.info.clone())
+    }
+
+    /// Each id's topic name, in order (`None`: no topic has it), under one read lock.
+    pub fn topic_names_by_id(&self, ids: &[uuid::Uuid]) -> Vec<Option<String>> {
         let topics = self.shared.topics.read();
         ids.iter()
-            .filter_map(|id| Some((*id, topics.name_of(id)?.to_owned())))
+            .map(|id| topics.name_of(id).map(str::to_owned))
             .collect()
     }
 
