@@ -281,7 +281,7 @@ pub(crate) mod fixture {
             cluster_id: "runnel-test-cluster".to_owned(),
             auto_create_topics: true,
             default_partitions: 3,
-            static_topic_defaults: std::collections::BTreeSet::new(),
+            static_config_keys: std::collections::BTreeSet::new(),
             producers: std::sync::Arc::new(
                 crate::producers::ProducerRegistry::open(dir.path(), Default::default()).unwrap(),
             ),

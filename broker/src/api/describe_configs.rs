@@ -187,11 +187,12 @@ pub(super) fn config_source(ctx: &BrokerContext, entry: &ConfigEntry) -> i8 {
     }
 }
 
-/// The source of a topic config's broker-wide default: the operator's setting (Kafka's
-/// STATIC_BROKER_CONFIG) or the built-in default. Reporting the operator's value as the
-/// built-in default made admin clients take it for Kafka's (`ConfigEntry.isDefault()`).
+/// The source of a topic config's broker-wide default, or of a broker-only setting (by its
+/// broker name): the operator's setting (Kafka's STATIC_BROKER_CONFIG) or the built-in
+/// default. Reporting the operator's value as the built-in default made admin clients take
+/// it for Kafka's (`ConfigEntry.isDefault()`).
 fn default_source(ctx: &BrokerContext, topic_key: &str) -> i8 {
-    if ctx.static_topic_defaults.contains(topic_key) {
+    if ctx.static_config_keys.contains(topic_key) {
         SOURCE_STATIC_BROKER
     } else {
         SOURCE_DEFAULT
@@ -290,7 +291,7 @@ fn describe_topic(
                 let broker_key = known.and_then(|known| known.broker_key);
                 if let (Some(broker_key), Some(value)) = (broker_key, defaults.get(entry.name)) {
                     let built_in = built_in.get(entry.name).map(String::as_str);
-                    let set = ctx.static_topic_defaults.contains(entry.name);
+                    let set = ctx.static_config_keys.contains(entry.name);
                     let from_broker = BrokerSetting {
                         topic_key: entry.name,
                         broker_key,
@@ -380,26 +381,22 @@ fn describe_broker(
         "PLAINTEXT://{}:{}",
         ctx.advertised_host, ctx.advertised_port
     );
-    // `broker.id` is `node.id`'s synonym: set when that is.
     let broker_only = [
-        ("node.id", ctx.node_id.to_string(), "node.id"),
-        ("broker.id", ctx.node_id.to_string(), "node.id"),
-        (
-            "num.partitions",
-            ctx.default_partitions.to_string(),
-            "num.partitions",
-        ),
+        ("node.id", ctx.node_id.to_string()),
+        ("broker.id", ctx.node_id.to_string()),
+        ("num.partitions", ctx.default_partitions.to_string()),
         (
             "auto.create.topics.enable",
             ctx.auto_create_topics.to_string(),
-            "auto.create.topics.enable",
         ),
-        ("default.replication.factor", "1".to_owned(), ""),
-        ("advertised.listeners", listener, ""),
+        ("default.replication.factor", "1".to_owned()),
+        ("advertised.listeners", listener),
     ];
-    values.extend(
-        broker_only.map(|(name, value, set_as)| (name, value, None, default_source(ctx, set_as))),
-    );
+    values.extend(broker_only.map(|(name, value)| {
+        // `broker.id` is `node.id`'s synonym: set when that is.
+        let set_as = if name == "broker.id" { "node.id" } else { name };
+        (name, value, None, default_source(ctx, set_as))
+    }));
     values.extend(producer_rows(ctx.producers.config()));
     let rows = values.into_iter().map(|(name, value, known, source)| {
         let synonyms = if detail.synonyms {

@@ -164,7 +164,7 @@ fn broker_synonyms_follow_kafkas_order_and_defaults() {
         "segment.jitter.ms",
         "segment.bytes",
     ] {
-        fixture.ctx.static_topic_defaults.insert(key.to_owned());
+        fixture.ctx.static_config_keys.insert(key.to_owned());
     }
     let set = describe(&fixture, 4, request()).remove(0);
     type Synonym<'a> = (&'a str, &'a str, i8);
@@ -320,8 +320,8 @@ fn our_broker_describes_producer_expiration() {
 #[test]
 fn broker_only_settings_the_operator_gave_are_static() {
     let mut fixture = broker();
-    (fixture.ctx.static_topic_defaults).insert("num.partitions".to_owned());
-    (fixture.ctx.static_topic_defaults).insert("node.id".to_owned());
+    (fixture.ctx.static_config_keys).insert("num.partitions".to_owned());
+    (fixture.ctx.static_config_keys).insert("node.id".to_owned());
     let result = one(&fixture, 4, resource(RESOURCE_BROKER, &NODE_ID.to_string()));
     let source = |name: &str| find(&result, name).config_source;
     assert_eq!(source("num.partitions"), SOURCE_STATIC_BROKER);

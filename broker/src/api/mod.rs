@@ -87,7 +87,7 @@ pub struct BrokerContext {
     /// Topic configs whose broker-wide default the operator set (flag, environment or
     /// properties file), and the broker-only settings set (`node.id`, `num.partitions`,
     /// `auto.create.topics.enable`): DescribeConfigs reports them as STATIC_BROKER_CONFIG.
-    pub static_topic_defaults: std::collections::BTreeSet<String>,
+    pub static_config_keys: std::collections::BTreeSet<String>,
     /// Producer ids and per-partition sequence state (idempotent producer).
     pub producers: Arc<ProducerRegistry>,
     /// The consumer group coordinator (groups, committed offsets).

@@ -117,7 +117,7 @@ impl Broker {
             cluster_id: config.cluster_id.clone(),
             auto_create_topics: config.auto_create_topics,
             default_partitions: config.num_partitions,
-            static_topic_defaults: (config.topic_defaults.keys().cloned())
+            static_config_keys: (config.topic_defaults.keys().cloned())
                 .chain(config.set_broker_keys.iter().map(|&k| k.to_owned()))
                 .collect(),
             producers,
