@@ -130,6 +130,7 @@ impl Cluster {
                 .collect();
             let info = TopicInfo {
                 name: (*name).to_owned(),
+                topic_id: uuid::Uuid::nil(),
                 partitions,
                 internal: false,
             };
@@ -397,6 +398,14 @@ impl Cluster {
         info.partition(partition)
             .map(|p| p.leader)
             .filter(|leader| *leader >= 0)
+    }
+
+    /// The cached id of `topic` (KIP-516), `None` when unknown or nil: Fetch v13+ names
+    /// topics by id, and falls back to names (v12) for a topic without one.
+    pub fn cached_topic_id(&self, topic: &str) -> Option<uuid::Uuid> {
+        let state = self.lock();
+        let id = state.topics.get(topic)?.topic_id;
+        (!id.is_nil()).then_some(id)
     }
 
     /// Asks the broker for `topic`'s metadata once; `Some(code)` when the answer means it is

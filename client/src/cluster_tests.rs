@@ -19,6 +19,7 @@ use super::*;
 fn a_partition_is_found_by_index_whether_the_list_is_dense_or_not() {
     let info = |indexes: &[i32]| TopicInfo {
         name: "t".to_owned(),
+        topic_id: uuid::Uuid::nil(),
         partitions: indexes
             .iter()
             .map(|&partition| PartitionInfo {

@@ -33,6 +33,8 @@ pub struct PartitionInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
     pub name: String,
+    /// The topic's id (KIP-516), nil when the broker's Metadata (below v10) names none.
+    pub topic_id: uuid::Uuid,
     pub partitions: Vec<PartitionInfo>,
     pub internal: bool,
 }
@@ -124,6 +126,7 @@ pub(super) fn topic_info(
     partitions.sort_by_key(|p| p.partition);
     TopicInfo {
         name,
+        topic_id: topic.topic_id,
         partitions,
         internal: topic.is_internal,
     }

@@ -144,6 +144,7 @@ impl Error {
                     | codes::UNKNOWN_LEADER_EPOCH
                     | codes::UNKNOWN_TOPIC_ID
                     | codes::INCONSISTENT_TOPIC_ID
+                    | codes::FETCH_SESSION_TOPIC_ID_ERROR
             ),
             _ => false,
         }
@@ -197,12 +198,15 @@ pub(crate) mod codes {
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const INCONSISTENT_TOPIC_ID: i16 = 103;
+    pub const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
 }
 
 #[cfg(test)]
@@ -244,8 +248,9 @@ mod tests {
             context: "produce t-0".into(),
         };
         // NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
-        // FENCED_LEADER_EPOCH, KAFKA_STORAGE_ERROR.
-        for code in [6, 5, 3, 74, 56] {
+        // FENCED_LEADER_EPOCH, KAFKA_STORAGE_ERROR, UNKNOWN_TOPIC_ID, INCONSISTENT_TOPIC_ID,
+        // FETCH_SESSION_TOPIC_ID_ERROR (a topic recreated under a new id).
+        for code in [6, 5, 3, 74, 56, 100, 103, 106] {
             assert!(broker(code).invalidates_metadata(), "{code}");
         }
         // REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), CORRUPT_MESSAGE,

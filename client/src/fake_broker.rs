@@ -1,20 +1,21 @@
 //! A scripted one-node broker for unit tests: answers ApiVersions, Metadata, Produce,
 //! ListOffsets, FindCoordinator, JoinGroup, Heartbeat, OffsetCommit, OffsetFetch and
 //! DeleteGroups as a test's [`Script`] says (and SyncGroup and LeaveGroup for a group of one
-//! member, DescribeGroups as an empty group), so producer, group, position-reset and
-//! commit behaviour against leaders that come and go, or brokers that never answer, can be shown without a real
-//! broker. Requests on a connection are answered in order; one the script leaves unanswered
+//! member, DescribeGroups as an empty group), and Fetch with scripted records, errors and
+//! KIP-227 session ids (recording what each Fetch asked for), so producer, group,
+//! position-reset, commit and fetch-session behaviour against leaders that come and go, or
+//! brokers that never answer, can be shown without a real broker. Requests on a connection are answered in order; one the script leaves unanswered
 //! holds up the rest of that connection, as a stuck broker would.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -31,17 +32,21 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, DeleteGroupsRequest, DeleteGroupsResponse,
-    DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FetchResponse,
-    FindCoordinatorResponse, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
-    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
-    SyncGroupResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FindCoordinatorResponse,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cluster::topic_name;
+
+#[path = "fake_broker_fetch.rs"]
+mod fetch;
+pub(crate) use fetch::SeenFetch;
+use fetch::{fetch, topic_id};
 
 /// One topic as Metadata reports it: a topic-level error, or its partitions' leaders
 /// (-1: no leader, reported with LEADER_NOT_AVAILABLE on the partition), or `Hangup`:
@@ -58,6 +63,9 @@ type CoordinatorScript = dyn Fn() -> Option<i16> + Send + Sync;
 type DelayScript = dyn Fn() -> u64 + Send + Sync;
 type GroupScript = dyn Fn(&str) -> Option<i16> + Send + Sync;
 type FetchScript = dyn Fn(i64) -> i16 + Send + Sync;
+type FetchRecordsScript = dyn Fn(&str, i32, i64) -> Option<Bytes> + Send + Sync;
+type FetchSessionScript = dyn Fn(&SeenFetch) -> (i16, i32) + Send + Sync;
+type TopicIdScript = dyn Fn(&str) -> bool + Send + Sync;
 
 /// What the broker answers. `produce` gives a partition's error code, or `None` to never
 /// answer; `find_coordinator` likewise (`Some(0)`: this node), and `join_group` (`Some(0)`:
@@ -89,6 +97,20 @@ pub(crate) struct Script {
     /// it is fetched at. An error is answered at once; 0 (no records) after the request's
     /// `max_wait_ms`, as a broker with nothing new.
     pub fetch: Option<Arc<FetchScript>>,
+    /// The records of a listed partition (topic, partition, fetch offset) without an error;
+    /// an answer with records in it is sent at once.
+    pub fetch_records: Arc<FetchRecordsScript>,
+    /// Each Fetch's top-level error code and session id, asked with the request as seen;
+    /// a top-level error is answered at once, without partitions.
+    pub fetch_session: Arc<FetchSessionScript>,
+    /// The highest Fetch version advertised (at least 4).
+    pub fetch_version_max: i16,
+    /// Whether Metadata gives the topic an id (one derived from its name).
+    pub topic_has_id: Arc<TopicIdScript>,
+    /// The ids Metadata handed out, to read Fetch v13+ by.
+    pub topic_ids: Arc<Mutex<HashMap<uuid::Uuid, String>>>,
+    /// Every Fetch, in the order they arrived.
+    pub fetches_seen: Arc<Mutex<Vec<SeenFetch>>>,
     /// Every OffsetCommit's offsets, in the order they arrived (answered or not).
     pub commits_seen: Arc<std::sync::Mutex<Vec<Vec<i64>>>>,
 }
@@ -113,6 +135,12 @@ impl Default for Script {
             list_offsets: Arc::new(|| Some(0)),
             delete_groups: Arc::new(|_| Some(0)),
             fetch: None,
+            fetch_records: Arc::new(|_, _, _| None),
+            fetch_session: Arc::new(|_| (0, 0)),
+            fetch_version_max: 12,
+            topic_has_id: Arc::new(|_| true),
+            topic_ids: Arc::default(),
+            fetches_seen: Arc::default(),
             commits_seen: Arc::default(),
         }
     }
@@ -166,7 +194,7 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                         ApiVersion::default()
                             .with_api_key(ApiKey::Fetch as i16)
                             .with_min_version(4)
-                            .with_max_version(12),
+                            .with_max_version(script.fetch_version_max),
                     );
                 }
                 versions.encode(&mut out, version).is_ok()
@@ -174,7 +202,7 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
             ApiKey::Fetch => match &script.fetch {
                 Some(answer) => {
                     let request = FetchRequest::decode(&mut body, version).unwrap();
-                    let (response, wait) = fetch(&request, answer.as_ref());
+                    let (response, wait) = fetch(&request, version, answer.as_ref(), &script);
                     if wait {
                         let wait_ms = u64::try_from(request.max_wait_ms).unwrap_or(0);
                         tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
@@ -199,7 +227,9 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                 {
                     return;
                 }
-                metadata(port, answers).encode(&mut out, version).is_ok()
+                metadata(port, answers, &script)
+                    .encode(&mut out, version)
+                    .is_ok()
             }
             ApiKey::Produce => {
                 let request = ProduceRequest::decode(&mut body, version).unwrap();
@@ -361,7 +391,7 @@ pub(crate) fn api_versions() -> ApiVersionsResponse {
     ])
 }
 
-fn metadata(port: u16, answers: Vec<(&String, TopicAnswer)>) -> MetadataResponse {
+fn metadata(port: u16, answers: Vec<(&String, TopicAnswer)>, script: &Script) -> MetadataResponse {
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(0))
         .with_host(StrBytes::from_static_str("127.0.0.1"))
@@ -369,7 +399,15 @@ fn metadata(port: u16, answers: Vec<(&String, TopicAnswer)>) -> MetadataResponse
     let topics = answers
         .into_iter()
         .map(|(name, answer)| {
-            let topic = MetadataResponseTopic::default().with_name(Some(topic_name(name)));
+            let mut topic = MetadataResponseTopic::default().with_name(Some(topic_name(name)));
+            if (script.topic_has_id)(name) {
+                topic.topic_id = topic_id(name);
+                script
+                    .topic_ids
+                    .lock()
+                    .unwrap()
+                    .insert(topic.topic_id, name.clone());
+            }
             match answer {
                 TopicAnswer::Error(code) => topic.with_error_code(code),
                 TopicAnswer::Hangup => topic, // not sent: the connection closes first
@@ -466,28 +504,6 @@ fn list_offsets(request: ListOffsetsRequest, code: i16) -> ListOffsetsResponse {
             .with_partitions(partitions.collect())
     });
     ListOffsetsResponse::default().with_topics(topics.collect())
-}
-
-/// The answer to a Fetch (no records anywhere), and whether it waits for `max_wait_ms`
-/// first (no partition has an error).
-fn fetch(request: &FetchRequest, answer: &FetchScript) -> (FetchResponse, bool) {
-    let mut any_error = false;
-    let topics = request.topics.iter().map(|topic| {
-        let partitions = topic.partitions.iter().map(|p| {
-            let code = answer(p.fetch_offset);
-            any_error |= code != 0;
-            PartitionData::default()
-                .with_partition_index(p.partition)
-                .with_error_code(code)
-                .with_high_watermark(if code == 0 { p.fetch_offset } else { -1 })
-                .with_records(Some(Bytes::new()))
-        });
-        FetchableTopicResponse::default()
-            .with_topic(topic.topic.clone())
-            .with_partitions(partitions.collect())
-    });
-    let response = FetchResponse::default().with_responses(topics.collect());
-    (response, !any_error)
 }
 
 /// The response to `request`, or `None` when any partition is scripted to go unanswered.

@@ -3,11 +3,12 @@
 
 use kafka_protocol::messages::ApiKey;
 
-/// (API, lowest, highest) version the client's request builders are written for. Fetch stays
-/// below v13 (topic ids) and FindCoordinator below v4 (batched keys) on purpose.
+/// (API, lowest, highest) version the client's request builders are written for.
+/// FindCoordinator stays below v4 (batched keys) on purpose. Fetch goes to v17, but a
+/// request naming a topic whose id is unknown goes at v12 (see `consumer::fetch_session`).
 const CLIENT_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 9),
-    (ApiKey::Fetch, 4, 12),
+    (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::OffsetCommit, 2, 8),
@@ -47,7 +48,7 @@ mod tests {
 
     #[test]
     fn picks_the_highest_common_version() {
-        assert_eq!(negotiate(ApiKey::Fetch, Some((0, 17))), Some(12));
+        assert_eq!(negotiate(ApiKey::Fetch, Some((0, 18))), Some(17));
         assert_eq!(negotiate(ApiKey::Fetch, Some((4, 8))), Some(8));
         assert_eq!(negotiate(ApiKey::Produce, Some((0, 2))), None);
         assert_eq!(negotiate(ApiKey::Produce, None), None);

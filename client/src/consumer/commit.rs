@@ -171,10 +171,11 @@ impl Consumer {
     }
 
     /// Commits (with auto-commit on, retried as the module doc says; a failure is logged,
-    /// as Java's) and leaves the group.
+    /// as Java's), leaves the group and closes the fetch sessions.
     pub async fn close(mut self) -> Result<()> {
         self.finish_join().await?;
         self.settle_commits().await;
+        self.fetcher.close_sessions().await;
         if let Some(group) = &mut self.group {
             if self.config.auto_commit && self.subscription.is_some() {
                 let positions = delivered_positions(&self.fetcher, &self.pending);

@@ -11,19 +11,24 @@
 //! Fetch is on its way — the broker reading and sending it — while this one is decoded,
 //! instead of the two taking turns. A batch that fails its CRC then rewinds the partition to
 //! that batch (a new epoch: what was fetched past it is dropped) and it is fetched again.
+//!
+//! Each lane keeps a KIP-227 fetch session ([`super::fetch_session`]): a request names only
+//! the partitions whose fetch offset changed since the last, and the answer only those with
+//! something new. A request still stands for all the partitions the lane wanted (`Sent`):
+//! each is in flight until the answer, listed in the request or implied by the session.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use runnel_protocol::batch::BatchSplitter;
 use tokio::sync::mpsc;
 
+use super::fetch_session::{Answer, FetchSession, Wanted};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
-use crate::cluster::{topic_name, Cluster};
+use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
 
 /// Where a partition reads from, and what it has buffered.
@@ -50,15 +55,22 @@ pub struct PartitionState {
     pub high_watermark: i64,
 }
 
-/// What one Fetch asked for: (partition, epoch, fetch offset) as sent.
+/// What one Fetch stands for: (partition, epoch, fetch offset) of each partition the lane
+/// wanted, whether the request listed it or its session implied it.
 type Sent = Vec<(TopicPartition, u64, i64)>;
 
 struct FetchResult {
     broker: i32,
     lane: usize,
     sent: Sent,
+    /// The lane's session, handed back by the request that had it.
+    session: FetchSession,
     response: Result<FetchResponse>,
 }
+
+/// How long closing the consumer waits for the brokers to take the requests that close its
+/// fetch sessions; a session not closed is evicted by the broker in time.
+const SESSION_CLOSE_MS: u64 = 1_000;
 
 pub struct Fetcher {
     cluster: Arc<Cluster>,
@@ -68,6 +80,8 @@ pub struct Fetcher {
     results_rx: mpsc::Receiver<FetchResult>,
     /// (broker, lane) pairs with a Fetch in flight.
     busy_lanes: HashSet<(i32, usize)>,
+    /// The fetch session of each idle lane; a busy lane's is inside its request.
+    sessions: HashMap<(i32, usize), FetchSession>,
     next_epoch: u64,
     /// `take` starts after this partition (the last one it took records from), so one
     /// partition with a deep buffer cannot fill every poll while the rest wait.
@@ -85,6 +99,7 @@ impl Fetcher {
             results_tx,
             results_rx,
             busy_lanes: HashSet::new(),
+            sessions: HashMap::new(),
             next_epoch: 1,
             take_after: None,
         }
@@ -138,9 +153,12 @@ impl Fetcher {
     /// before it is looked at again), so one missing topic or leader neither blocks `poll`
     /// nor stops the other partitions being fetched.
     pub fn send_fetches(&mut self) {
-        let mut by_lane: HashMap<(i32, usize), Sent> = HashMap::new();
+        let mut by_lane: HashMap<(i32, usize), (Sent, BTreeMap<TopicPartition, Wanted>)> =
+            HashMap::new();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
+        // Looked up once per topic: partitions come sorted by topic.
+        let mut topic_id: Option<(String, uuid::Uuid)> = None;
         for (index, (tp, state)) in self.partitions.iter_mut().enumerate() {
             let wants = state.position.is_some()
                 && !state.paused
@@ -161,64 +179,87 @@ impl Fetcher {
             if self.busy_lanes.contains(&lane) {
                 continue;
             }
-            by_lane
-                .entry(lane)
-                .or_default()
-                .push((tp.clone(), state.epoch, state.fetch_offset));
+            if topic_id
+                .as_ref()
+                .is_none_or(|(topic, _)| *topic != tp.topic)
+            {
+                let id = self.cluster.cached_topic_id(&tp.topic).unwrap_or_default();
+                topic_id = Some((tp.topic.clone(), id));
+            }
+            let want = Wanted {
+                topic_id: topic_id.as_ref().map(|(_, id)| *id).unwrap_or_default(),
+                fetch_offset: state.fetch_offset,
+                max_bytes: self.config.partition_fetch_bytes_max,
+            };
+            let (sent, wanted) = by_lane.entry(lane).or_default();
+            sent.push((tp.clone(), state.epoch, state.fetch_offset));
+            wanted.insert(tp.clone(), want);
         }
-        for ((broker, lane), sent) in by_lane {
+        for ((broker, lane), (sent, wanted)) in by_lane {
             for (tp, _, _) in &sent {
                 if let Some(state) = self.partitions.get_mut(tp) {
                     state.in_flight = true;
                 }
             }
-            self.busy_lanes.insert((broker, lane));
-            let request = self.request(&sent);
-            let cluster = self.cluster.clone();
-            let results = self.results_tx.clone();
-            tokio::spawn(async move {
-                let response = match cluster.broker_lane(broker, lane).await {
-                    Ok(conn) => conn.send(&request).await,
-                    Err(e) => Err(e),
-                };
-                let _ = results
-                    .send(FetchResult {
-                        broker,
-                        lane,
-                        sent,
-                        response,
-                    })
-                    .await;
-            });
+            self.spawn_fetch(broker, lane, sent, wanted);
         }
     }
 
-    fn request(&self, sent: &[(TopicPartition, u64, i64)]) -> FetchRequest {
-        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for (tp, _, offset) in sent {
-            topics.entry(&tp.topic).or_default().push(
-                FetchPartition::default()
-                    .with_partition(tp.partition)
-                    .with_fetch_offset(*offset)
-                    .with_partition_max_bytes(self.config.partition_fetch_bytes_max),
-            );
+    /// Sends one lane's Fetch in a task of its own, the lane's session with it: the session
+    /// plans the request once the connection says which version it speaks.
+    fn spawn_fetch(
+        &mut self,
+        broker: i32,
+        lane: usize,
+        sent: Sent,
+        wanted: BTreeMap<TopicPartition, Wanted>,
+    ) {
+        self.busy_lanes.insert((broker, lane));
+        let mut session = self.sessions.remove(&(broker, lane)).unwrap_or_default();
+        let (max_wait_ms, max_bytes) = (self.config.fetch_wait_ms_max, self.config.fetch_bytes_max);
+        let cluster = self.cluster.clone();
+        let results = self.results_tx.clone();
+        tokio::spawn(async move {
+            let response = async {
+                let conn = cluster.broker_lane(broker, lane).await?;
+                let plan = session.plan(wanted, conn.version_of::<FetchRequest>()?);
+                let request = plan.request(max_wait_ms, max_bytes);
+                conn.send_at(&request, plan.version).await
+            }
+            .await;
+            let _ = results
+                .send(FetchResult {
+                    broker,
+                    lane,
+                    sent,
+                    session,
+                    response,
+                })
+                .await;
+        });
+    }
+
+    /// Closes the fetch sessions of idle lanes (a FINAL fetch each, as Java's fetcher does
+    /// on close), waiting at most [`SESSION_CLOSE_MS`]; a lane with a Fetch in flight keeps
+    /// its session until the broker evicts it.
+    pub async fn close_sessions(&mut self) {
+        let closing: Vec<_> = self
+            .sessions
+            .drain()
+            .filter_map(|(lane, mut session)| session.close().map(|request| (lane, request)))
+            .collect();
+        let sends = closing.into_iter().map(|((broker, lane), request)| {
+            let cluster = self.cluster.clone();
+            async move {
+                let conn = cluster.broker_lane(broker, lane).await?;
+                conn.send(&request).await
+            }
+        });
+        let all = futures::future::join_all(sends);
+        let wait = std::time::Duration::from_millis(SESSION_CLOSE_MS);
+        if tokio::time::timeout(wait, all).await.is_err() {
+            tracing::debug!("fetch sessions not all closed in time; the broker evicts them");
         }
-        FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(self.config.fetch_wait_ms_max)
-            .with_min_bytes(1)
-            .with_max_bytes(self.config.fetch_bytes_max)
-            .with_session_epoch(-1)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(name, partitions)| {
-                        FetchTopic::default()
-                            .with_topic(topic_name(name))
-                            .with_partitions(partitions)
-                    })
-                    .collect(),
-            )
     }
 
     /// Waits (until `deadline`) for one fetch response and buffers its records. Returns
@@ -244,29 +285,38 @@ impl Fetcher {
 
     /// Buffers one fetch response's records; returns the partitions to reset.
     fn receive(&mut self, result: FetchResult) -> Vec<TopicPartition> {
-        self.busy_lanes.remove(&(result.broker, result.lane));
-        let mut reset = Vec::new();
-        let response = match result.response {
-            Ok(response) => response,
+        let FetchResult {
+            broker,
+            lane,
+            sent,
+            mut session,
+            response,
+        } = result;
+        self.busy_lanes.remove(&(broker, lane));
+        let answer = response.map(|response| session.read_response(response));
+        if answer.is_err() {
+            session.fail();
+        }
+        self.sessions.insert((broker, lane), session);
+        let mut data = match answer {
+            Ok(Answer::Data(data)) => data,
+            Ok(Answer::Rejected { code, after_full }) => {
+                self.rejected(&sent, code, after_full);
+                return Vec::new();
+            }
             Err(e) => {
-                tracing::debug!(broker = result.broker, error = %e, "fetch failed");
+                tracing::debug!(broker, error = %e, "fetch failed");
                 if e.invalidates_metadata() {
-                    for (tp, _, _) in &result.sent {
+                    for (tp, _, _) in &sent {
                         self.cluster.request_refresh(&tp.topic);
                     }
                 }
-                self.release(&result.sent, true);
-                return reset;
+                self.release(&sent, true);
+                return Vec::new();
             }
         };
-        let mut data: HashMap<TopicPartition, (i16, i64, Option<Bytes>)> = HashMap::new();
-        for topic in response.responses {
-            for p in topic.partitions {
-                let tp = TopicPartition::new(topic.topic.0.as_str(), p.partition_index);
-                data.insert(tp, (p.error_code, p.high_watermark, p.records));
-            }
-        }
-        for (tp, epoch, offset) in result.sent {
+        let mut reset = Vec::new();
+        for (tp, epoch, offset) in sent {
             let Some(state) = self.partitions.get_mut(&tp) else {
                 continue;
             };
@@ -274,14 +324,15 @@ impl Fetcher {
                 continue; // seeked or reassigned meanwhile
             }
             state.in_flight = false;
-            let Some((code, high_watermark, records)) = data.remove(&tp) else {
+            // Left out of an incremental answer: nothing new.
+            let Some(partition) = data.remove(&tp) else {
                 continue;
             };
-            match code {
+            match partition.error_code {
                 0 => {
                     state.failures = 0;
-                    state.high_watermark = high_watermark;
-                    if let Some(records) = records {
+                    state.high_watermark = partition.high_watermark;
+                    if let Some(records) = partition.records {
                         stage_records(state, records);
                     }
                 }
@@ -290,22 +341,43 @@ impl Fetcher {
                     state.awaiting_reset = true;
                     reset.push(tp);
                 }
-                _ => {
+                code => {
                     tracing::debug!(%tp, code, "fetch error; backing off");
                     state.back_off(&self.config);
-                    let error = Error::Broker {
-                        code,
-                        context: String::new(),
-                    };
-                    // Only a stale leader or topic asks for metadata (as Java's fetcher);
-                    // the cached leader is used meanwhile.
-                    if error.invalidates_metadata() {
+                    // Only a stale leader or topic (an unknown or changed topic id too)
+                    // asks for metadata, as Java's fetcher; the cached leader is used
+                    // meanwhile.
+                    if broker_error(code).invalidates_metadata() {
                         self.cluster.request_refresh(&tp.topic);
                     }
                 }
             }
         }
         reset
+    }
+
+    /// A Fetch whose answer was not used: a top-level error (the session was lost, or the
+    /// broker refused the whole request), or an answer naming what was not asked for. Its
+    /// partitions are fetched again in full: at once when only the session was wrong (the
+    /// application sees nothing of it), after a backoff otherwise.
+    fn rejected(&mut self, sent: &[(TopicPartition, u64, i64)], code: i16, after_full: bool) {
+        let session_lost = matches!(
+            code,
+            0 | codes::FETCH_SESSION_ID_NOT_FOUND
+                | codes::INVALID_FETCH_SESSION_EPOCH
+                | codes::FETCH_SESSION_TOPIC_ID_ERROR
+        );
+        tracing::debug!(
+            code,
+            after_full,
+            "fetch answer not used; the next fetch is full"
+        );
+        if broker_error(code).invalidates_metadata() {
+            for (tp, _, _) in sent {
+                self.cluster.request_refresh(&tp.topic);
+            }
+        }
+        self.release(sent, after_full || !session_lost);
     }
 
     fn release(&mut self, sent: &[(TopicPartition, u64, i64)], failed: bool) {
@@ -390,6 +462,14 @@ fn take_partition(
         state.buffered_bytes = state.buffered_bytes.saturating_sub(record.size_bytes());
         state.position = Some(record.offset + 1);
         out.push(record);
+    }
+}
+
+/// A broker's error code as an [`Error`], to ask how to treat it.
+fn broker_error(code: i16) -> Error {
+    Error::Broker {
+        code,
+        context: String::new(),
     }
 }
 
@@ -499,3 +579,7 @@ fn rewind(state: &mut PartitionState, refetch_from: i64, epoch: u64) {
 #[cfg(test)]
 #[path = "fetcher_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fetcher_session_tests.rs"]
+mod session_tests;

@@ -5,9 +5,10 @@
 use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 
 use super::*;
+use crate::cluster::topic_name;
 
 /// A batch of `count` records at `base_offset`, values `v<offset>`.
-fn batch(base_offset: i64, count: i64) -> Vec<u8> {
+pub(super) fn batch(base_offset: i64, count: i64) -> Vec<u8> {
     let fields = BatchFields {
         base_offset,
         ..BatchFields::default()
@@ -34,6 +35,19 @@ fn offsets(state: &PartitionState) -> Vec<i64> {
     state.buffered.iter().map(|r| r.offset).collect()
 }
 
+/// The session of a request that listed t-0 at `offset` (by name), as the request hands
+/// it back with its answer.
+fn sent_session(offset: i64) -> FetchSession {
+    let mut session = FetchSession::default();
+    let want = Wanted {
+        topic_id: uuid::Uuid::nil(),
+        fetch_offset: offset,
+        max_bytes: 1 << 20,
+    };
+    session.plan([(tp(), want)].into(), 12);
+    session
+}
+
 /// A fetch response from broker 0 carrying `records` for partition t-0, sent at `offset`.
 fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -49,6 +63,7 @@ fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
         broker: 0,
         lane: 0,
         sent: vec![(tp(), epoch, offset)],
+        session: sent_session(offset),
         response: Ok(response),
     };
     fetcher.results_tx.try_send(result).unwrap();
@@ -67,6 +82,7 @@ fn failed(fetcher: &Fetcher, code: i16) -> FetchResult {
         broker: 0,
         lane: 0,
         sent: vec![(tp(), fetcher.partitions[&tp()].epoch, 0)],
+        session: sent_session(0),
         response: Ok(response),
     }
 }

@@ -9,6 +9,7 @@
 pub mod assignor;
 mod commit;
 mod config;
+mod fetch_session;
 mod fetcher;
 pub mod group;
 mod heartbeat;
