@@ -292,6 +292,9 @@ pub(crate) mod fixture {
                 crate::config::defaults::DECOMPRESSION_BYTES_MAX as u64,
             ),
             append_pool: crate::append_pool::AppendPool::with_threads(2),
+            fetch_sessions: std::sync::Arc::new(crate::fetch_sessions::FetchSessions::new(
+                crate::fetch_sessions::FETCH_SESSION_SLOTS_DEFAULT,
+            )),
         };
         Fixture { ctx, _dir: dir }
     }

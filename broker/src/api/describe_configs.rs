@@ -391,6 +391,10 @@ fn describe_broker(
         ),
         ("default.replication.factor", "1".to_owned()),
         ("advertised.listeners", listener),
+        (
+            "max.incremental.fetch.session.cache.slots",
+            ctx.fetch_sessions.slots_max().to_string(),
+        ),
     ];
     values.extend(broker_only.map(|(name, value)| {
         // `broker.id` is `node.id`'s synonym: set when that is.
