@@ -5,7 +5,7 @@
 //! this broker never handed out: FETCH_SESSION_ID_NOT_FOUND, and the client falls back to
 //! full fetches, as with a Kafka broker that forgot its sessions.
 //!
-//! The request is turned into an owned [`FetchPlan`] (partition logs resolved once) so the
+//! The request is turned into an owned `FetchPlan` (partition logs resolved once) so the
 //! long poll can re-read from a `'static` future that wakes on any partition's end offset.
 //!
 //! Large batches in the cached tail stay in their segment file: the response carries a

@@ -7,7 +7,7 @@
 //! background flusher, retention and log cleaner) → [`PartitionLog`] (one partition: segments, offsets,
 //! durability) → segment → offset index / time index.
 //!
-//! Files: [`config`] (topic configs), `manager`/`topics` (LogManager; `dir_remover`: deleted
+//! Files: `config` (topic configs), `manager`/`topics` (LogManager; `dir_remover`: deleted
 //! partitions' directories), `partition`/`reader`/`timestamp_lookup`/`retention`/`flusher`
 //! (PartitionLog; `flush_set`: the partitions the flusher visits), `segment` + `offset_index` +
 //! `time_index` + `index_file` (on-disk segment), `recovery` (loading and crash recovery),
