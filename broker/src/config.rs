@@ -347,7 +347,7 @@ impl BrokerConfig {
         BrokerConfig::from_args(std::env::args_os())
     }
 
-    /// Like [`BrokerConfig::from_env_and_args`] with explicit arguments (argv[0] first).
+    /// Like [`BrokerConfig::from_env_and_args`] with explicit arguments (`argv[0]` first).
     pub fn from_args<I, T>(argv: I) -> Result<BrokerConfig, ConfigError>
     where
         I: IntoIterator<Item = T>,

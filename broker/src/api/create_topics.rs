@@ -1,7 +1,7 @@
 //! CreateTopics (v2–7): creates topics in the storage engine, one result per requested topic.
 //!
-//! This file also holds the small pieces the admin handlers share: [`Refusal`] (why one item
-//! of a request was refused), [`repeated`] (names given twice in one request) and, for unit
+//! This file also holds the small pieces the admin handlers share: `Refusal` (why one item
+//! of a request was refused), `repeated` (names given twice in one request) and, for unit
 //! tests, a broker context over a real `LogManager` in a temporary directory (`fixture`).
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,9 +1,9 @@
 //! Fetch: whole batches from each requested partition, long-polling until `min_bytes` are
 //! available or `max_wait_ms` (capped) passes. A fetch may open an incremental fetch session
 //! (KIP-227): later fetches then name only what changed, and are answered only what changed
-//! ([`super::fetch_session`], [`crate::fetch_sessions`]).
+//! (`fetch_session`, [`crate::fetch_sessions`]).
 //!
-//! The request (or its session) is turned into an owned [`FetchPlan`] (partition logs
+//! The request (or its session) is turned into an owned `FetchPlan` (partition logs
 //! resolved once) so the long poll can re-read from a `'static` future that wakes on any
 //! partition's end offset.
 //!
