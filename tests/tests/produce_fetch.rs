@@ -513,7 +513,11 @@ async fn incremental_fetches_on_unknown_sessions_are_fetch_session_id_not_found(
             full.session_epoch = epoch;
             let response = client.send(full, version).await;
             assert_eq!(response.error_code, 0, "v{version} epoch {epoch}");
-            assert_eq!(response.session_id != 0, epoch == 0, "v{version} epoch {epoch}");
+            assert_eq!(
+                response.session_id != 0,
+                epoch == 0,
+                "v{version} epoch {epoch}"
+            );
             assert_eq!(fetched(&response), ["s"]);
         }
         for (session_id, epoch) in [(42, 1), (42, 7), (0, 3), (42, -2)] {

@@ -196,18 +196,23 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
 /// A fetched partition's log, or the error it is answered with: an unknown partition
 /// (UNKNOWN_TOPIC_OR_PARTITION, and only then), then a replica's fetch, then the client's
 /// leader epoch (v9+; a negative one asks for no check, as Kafka's
-/// `FetchRequest.optionalEpoch` reads it).
+/// `FetchRequest.optionalEpoch` reads it). A topic named by id (v13+, `topic_id` not nil)
+/// must still have that id: INCONSISTENT_TOPIC_ID when it was deleted and created again
+/// since the id was resolved to its name.
 fn partition_log(
     ctx: &BrokerContext,
     topic: &str,
+    topic_id: uuid::Uuid,
     partition: i32,
     current_leader_epoch: i32,
     replica_error: Option<i16>,
 ) -> Result<Arc<PartitionLog>, i16> {
-    let log = ctx
-        .logs
-        .partition(topic, partition)
-        .map_err(|e| log_error_i16(&e))?;
+    let log = if topic_id.is_nil() {
+        ctx.logs.partition(topic, partition)
+    } else {
+        ctx.logs.partition_with_id(topic, topic_id, partition)
+    };
+    let log = log.map_err(|e| log_error_i16(&e))?;
     if let Some(code) = replica_error {
         return Err(code);
     }
@@ -238,6 +243,7 @@ impl FetchPlan {
                 partition_log(
                     ctx,
                     name.0.as_str(),
+                    w.topic_id,
                     w.key.partition,
                     w.ask.current_leader_epoch,
                     replica_error,
@@ -527,6 +533,53 @@ mod tests {
             } else {
                 assert!(!records.is_empty());
             }
+        }
+    }
+
+    /// A v13+ fetch resolves a topic id to its name, then finds the partition by name: a
+    /// topic deleted and created again in between is answered INCONSISTENT_TOPIC_ID, not read
+    /// under the old id (Kafka's ReplicaManager compares the partition's topic id).
+    #[test]
+    fn a_topic_recreated_after_its_id_was_resolved_is_inconsistent_topic_id() {
+        use super::super::create_topics::fixture::{append, broker, topic};
+        use crate::fetch_sessions::TopicKey;
+        let fixture = broker();
+        topic(&fixture, "again", 1);
+        let old_id = fixture.ctx.logs.topic("again").unwrap().id;
+        fixture.ctx.logs.delete_topic("again").unwrap();
+        topic(&fixture, "again", 1);
+        append(&fixture, "again", 0, 1);
+        let wanted = |topic_id| Wanted {
+            key: PartitionKey {
+                topic: TopicKey::Id(topic_id),
+                partition: 0,
+            },
+            topic_id,
+            name: Ok(TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("again"),
+            )),
+            ask: PartitionAsk {
+                fetch_offset: 0,
+                partition_max_bytes: 1 << 20,
+                current_leader_epoch: -1,
+            },
+        };
+        let new_id = fixture.ctx.logs.topic("again").unwrap().id;
+        for (topic_id, code) in [
+            (old_id, ResponseError::InconsistentTopicId.code()),
+            (new_id, 0),
+        ] {
+            let request = FetchRequest::default().with_max_bytes(1 << 20);
+            let plan = FetchPlan::new(
+                &fixture.ctx,
+                &request,
+                vec![wanted(topic_id)],
+                SessionUse::None,
+                None,
+            );
+            let pass = plan.read();
+            let partition = &pass.response.responses[0].partitions[0];
+            assert_eq!(partition.error_code, code);
         }
     }
 

@@ -108,6 +108,10 @@ pub enum LogError {
     /// → KAFKA_STORAGE_ERROR (the log is closed or closing)
     #[error("log is shut down")]
     ShutDown,
+    /// → INCONSISTENT_TOPIC_ID (the topic of that name has another id: it was deleted and
+    /// created again since the caller resolved the id)
+    #[error("topic {topic} no longer has the id {id}")]
+    InconsistentTopicId { topic: String, id: uuid::Uuid },
 }
 
 /// What a [`LogManager`] is opened with.
