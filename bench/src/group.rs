@@ -3,7 +3,7 @@
 //!
 //! The group's delivery is at-least-once: when a rebalance moves a partition, its new owner
 //! starts at the last committed offset, so records can arrive twice (auto-commit is on, so
-//! positions are committed when partitions are revoked). [`Coverage`] therefore keeps one
+//! positions are committed when partitions are revoked). `Coverage` therefore keeps one
 //! bit per expected offset: `messages_received` counts distinct offsets and a record seen
 //! again is counted as a duplicate. The read is complete when every offset between the
 //! topic's start and end offsets (taken before the consumers start) was received by some

@@ -20,7 +20,7 @@ pub const PARALLEL_APPEND_PARTITION_BYTES_MIN: usize = 64 * 1024;
 /// Upper bound on the pool's threads, whatever the core count.
 const APPEND_THREADS_MAX: usize = 8;
 
-/// A bounded pool (one thread per core, at most [`APPEND_THREADS_MAX`]); with one core, or
+/// A bounded pool (one thread per core, at most `APPEND_THREADS_MAX`); with one core, or
 /// if its threads cannot be started, every call runs on the caller's thread.
 pub struct AppendPool {
     pool: Option<rayon::ThreadPool>,

@@ -234,6 +234,10 @@ pub struct BrokerArgs {
     /// How often partitions are checked for expired producers [default: 600000].
     #[arg(long, env = "RUNNEL_PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS")]
     pub producer_id_expiration_check_interval_ms: Option<i32>,
+    /// Incremental fetch sessions (KIP-227) kept at once; 0 turns them off (every fetch is
+    /// then a full one) [default: 1000].
+    #[arg(long, env = "RUNNEL_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS")]
+    pub max_incremental_fetch_session_cache_slots: Option<usize>,
 }
 
 /// Why the configuration cannot be used.
@@ -298,8 +302,10 @@ pub struct BrokerConfig {
     /// Idempotent-producer state settings (`producer.id.expiration.*`).
     pub producers: crate::producers::ProducerStateConfig,
     /// The broker-only settings DescribeConfigs names (`node.id`, `num.partitions`,
-    /// `auto.create.topics.enable`) that the operator set, by those names.
+    /// `auto.create.topics.enable`, …) that the operator set, by those names.
     pub set_broker_keys: BTreeSet<&'static str>,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept (0: none).
+    pub fetch_session_cache_slots: usize,
 }
 
 impl BrokerConfig {
@@ -332,6 +338,7 @@ impl BrokerConfig {
             set_broker_keys: BTreeSet::new(),
             groups: crate::groups::GroupConfig::default(),
             producers: crate::producers::ProducerStateConfig::default(),
+            fetch_session_cache_slots: crate::fetch_sessions::FETCH_SESSION_SLOTS_DEFAULT,
         }
     }
 
@@ -340,7 +347,7 @@ impl BrokerConfig {
         BrokerConfig::from_args(std::env::args_os())
     }
 
-    /// Like [`BrokerConfig::from_env_and_args`] with explicit arguments (argv[0] first).
+    /// Like [`BrokerConfig::from_env_and_args`] with explicit arguments (`argv[0]` first).
     pub fn from_args<I, T>(argv: I) -> Result<BrokerConfig, ConfigError>
     where
         I: IntoIterator<Item = T>,

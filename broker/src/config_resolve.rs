@@ -121,6 +121,9 @@ impl BrokerArgs {
             producer_id_expiration_check_interval_ms: self
                 .producer_id_expiration_check_interval_ms
                 .or(fallback.producer_id_expiration_check_interval_ms),
+            max_incremental_fetch_session_cache_slots: self
+                .max_incremental_fetch_session_cache_slots
+                .or(fallback.max_incremental_fetch_session_cache_slots),
         }
     }
 
@@ -146,6 +149,10 @@ impl BrokerArgs {
                 "auto.create.topics.enable",
                 self.auto_create_topics.is_some(),
             ),
+            (
+                "max.incremental.fetch.session.cache.slots",
+                self.max_incremental_fetch_session_cache_slots.is_some(),
+            ),
         ];
         config.set_broker_keys = set
             .into_iter()
@@ -157,6 +164,9 @@ impl BrokerArgs {
         config.node_id = self.node_id.unwrap_or(config.node_id);
         config.cluster_id = self.cluster_id.unwrap_or(config.cluster_id);
         config.max_connections = self.max_connections.unwrap_or(config.max_connections);
+        config.fetch_session_cache_slots = self
+            .max_incremental_fetch_session_cache_slots
+            .unwrap_or(config.fetch_session_cache_slots);
         config.metrics_partition_series_max = self
             .metrics_partition_series_max
             .unwrap_or(config.metrics_partition_series_max);

@@ -15,6 +15,7 @@ pub mod api;
 pub mod append_pool;
 pub mod budget;
 pub mod config;
+pub mod fetch_sessions;
 pub mod groups;
 pub mod http;
 pub mod log;

@@ -493,13 +493,13 @@ async fn a_fetch_waiting_on_a_deleted_topic_answers_unknown_topic_at_once() {
     );
 }
 
-/// This broker opens no fetch sessions: a full fetch (epoch 0 or -1) gets session id 0 and
-/// its records; an incremental one (any other epoch) names a session it never handed out
-/// and gets FETCH_SESSION_ID_NOT_FOUND with no partitions (so a client that carried a
-/// session over from another broker falls back to full fetches, not to an answer for only
-/// the partitions that changed).
+/// A full fetch gets its records, and a session id at epoch 0 (none at -1); an incremental
+/// one (any other epoch) naming a session this broker never handed out gets
+/// FETCH_SESSION_ID_NOT_FOUND with no partitions (so a client that carried a session over
+/// from another broker falls back to full fetches, not to an answer for only the partitions
+/// that changed). Sessions themselves: `fetch_sessions.rs`.
 #[tokio::test]
-async fn incremental_fetches_are_fetch_session_id_not_found() {
+async fn incremental_fetches_on_unknown_sessions_are_fetch_session_id_not_found() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     create(&mut client, "sessions").await;
@@ -513,7 +513,11 @@ async fn incremental_fetches_are_fetch_session_id_not_found() {
             full.session_epoch = epoch;
             let response = client.send(full, version).await;
             assert_eq!(response.error_code, 0, "v{version} epoch {epoch}");
-            assert_eq!(response.session_id, 0);
+            assert_eq!(
+                response.session_id != 0,
+                epoch == 0,
+                "v{version} epoch {epoch}"
+            );
             assert_eq!(fetched(&response), ["s"]);
         }
         for (session_id, epoch) in [(42, 1), (42, 7), (0, 3), (42, -2)] {

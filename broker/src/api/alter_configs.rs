@@ -1,7 +1,7 @@
 //! AlterConfigs (v0–2): replaces a topic's overrides wholesale.
 //!
 //! Also holds the steps IncrementalAlterConfigs shares with it: each resource's outcome in
-//! request order ([`outcomes`]) and resolving a config resource to a topic ([`target_topic`]).
+//! request order (`outcomes`) and resolving a config resource to a topic (`target_topic`).
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! CreatePartitions (v0–3): grows topics to a larger partition count (never shrinks).
 //!
-//! Also owns [`PartitionBudget`], the cap on partitions one request (this or CreateTopics)
+//! Also owns `PartitionBudget`, the cap on partitions one request (this or CreateTopics)
 //! may add.
 
 use kafka_protocol::error::ResponseError;

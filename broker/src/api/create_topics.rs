@@ -1,7 +1,7 @@
 //! CreateTopics (v2–7): creates topics in the storage engine, one result per requested topic.
 //!
-//! This file also holds the small pieces the admin handlers share: [`Refusal`] (why one item
-//! of a request was refused), [`repeated`] (names given twice in one request) and, for unit
+//! This file also holds the small pieces the admin handlers share: `Refusal` (why one item
+//! of a request was refused), `repeated` (names given twice in one request) and, for unit
 //! tests, a broker context over a real `LogManager` in a temporary directory (`fixture`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -292,6 +292,9 @@ pub(crate) mod fixture {
                 crate::config::defaults::DECOMPRESSION_BYTES_MAX as u64,
             ),
             append_pool: crate::append_pool::AppendPool::with_threads(2),
+            fetch_sessions: std::sync::Arc::new(crate::fetch_sessions::FetchSessions::new(
+                crate::fetch_sessions::FETCH_SESSION_SLOTS_DEFAULT,
+            )),
         };
         Fixture { ctx, _dir: dir }
     }

@@ -4,7 +4,7 @@
 //!
 //! Also owns what the admin handlers know about config keys beyond their values: the Kafka
 //! type of each key, its broker-level synonym (`retention.ms` ↔ `log.retention.ms`) and a
-//! one-line documentation string ([`key_info`]). Values and validation belong to storage
+//! one-line documentation string (`key_info`). Values and validation belong to storage
 //! (`TopicConfig`); this table only describes them.
 
 use std::collections::BTreeMap;
@@ -391,6 +391,10 @@ fn describe_broker(
         ),
         ("default.replication.factor", "1".to_owned()),
         ("advertised.listeners", listener),
+        (
+            "max.incremental.fetch.session.cache.slots",
+            ctx.fetch_sessions.slots_max().to_string(),
+        ),
     ];
     values.extend(broker_only.map(|(name, value)| {
         // `broker.id` is `node.id`'s synonym: set when that is.

@@ -17,6 +17,7 @@ pub fn log_error_code(error: &LogError) -> ResponseError {
         LogError::Io(_) | LogError::Corruption { .. } | LogError::ShutDown => {
             ResponseError::KafkaStorageError
         }
+        LogError::InconsistentTopicId { .. } => ResponseError::InconsistentTopicId,
     }
 }
 

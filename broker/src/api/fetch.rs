@@ -1,12 +1,11 @@
 //! Fetch: whole batches from each requested partition, long-polling until `min_bytes` are
-//! available or `max_wait_ms` (capped) passes. Sessionless: every request is a full fetch
-//! and the answer carries session id 0 (KIP-227: "no session was created"). An incremental
-//! fetch (session epoch other than 0, which opens a session, or -1, none) names a session
-//! this broker never handed out: FETCH_SESSION_ID_NOT_FOUND, and the client falls back to
-//! full fetches, as with a Kafka broker that forgot its sessions.
+//! available or `max_wait_ms` (capped) passes. A fetch may open an incremental fetch session
+//! (KIP-227): later fetches then name only what changed, and are answered only what changed
+//! (`fetch_session`, [`crate::fetch_sessions`]).
 //!
-//! The request is turned into an owned [`FetchPlan`] (partition logs resolved once) so the
-//! long poll can re-read from a `'static` future that wakes on any partition's end offset.
+//! The request (or its session) is turned into an owned `FetchPlan` (partition logs
+//! resolved once) so the long poll can re-read from a `'static` future that wakes on any
+//! partition's end offset.
 //!
 //! Large batches in the cached tail stay in their segment file: the response carries a
 //! placeholder for them and the connection sends them with `sendfile`
@@ -19,7 +18,6 @@
 //! that refused Fetch below v10 (KIP-110) a partition of a `compression.type=zstd` topic
 //! (KAFKA-18269), since it never covered zstd batches a producer compressed itself.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,12 +28,13 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{
     FetchRequest, FetchResponse, RequestHeader, ResponseKind, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::errors::log_error_i16;
+use super::fetch_session::{self, SessionUse, Wanted};
 use super::{leader_epoch, Answer, BrokerContext, Completion};
+use crate::fetch_sessions::{PartitionAsk, PartitionKey, SESSION_EPOCH_INITIAL};
 use crate::log::{FetchRecords, PartitionLog};
 use crate::metrics::traffic::count_records;
 use crate::net::file_sends::FileSends;
@@ -44,9 +43,6 @@ use crate::net::file_sends::FileSends;
 pub const FETCH_MAX_WAIT_MS_MAX: u64 = 30_000;
 /// Cap on a whole response's bytes (Kafka's `fetch.max.bytes` default, 55 MiB).
 pub const FETCH_RESPONSE_MAX_BYTES: usize = 55 * 1024 * 1024;
-/// Session epochs of a full fetch: open a session (the broker may decline), or none.
-const SESSION_EPOCH_INITIAL: i32 = 0;
-const SESSION_EPOCH_FINAL: i32 = -1;
 /// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
 const FETCH_WAKEUPS_MAX: usize = 10_000;
 /// The first version naming topics by id instead of by name (KIP-516).
@@ -54,8 +50,8 @@ const TOPIC_IDS_VERSION_MIN: i16 = 13;
 
 /// One partition of a fetch, its log resolved (or the error to answer with).
 struct PartitionPlan {
-    index: i32,
-    fetch_offset: i64,
+    key: PartitionKey,
+    ask: PartitionAsk,
     partition_max_bytes: usize,
     log: Result<Arc<PartitionLog>, i16>,
 }
@@ -85,6 +81,7 @@ struct FetchPlan {
     max_bytes: usize,
     min_bytes: usize,
     topics: Vec<TopicPlan>,
+    session: SessionUse,
     /// Read passes made (what the long poll's tests count).
     #[cfg(test)]
     reads: std::sync::atomic::AtomicUsize,
@@ -102,13 +99,6 @@ struct ReadPass {
 }
 
 pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest) -> Completion {
-    if ![SESSION_EPOCH_INITIAL, SESSION_EPOCH_FINAL].contains(&request.session_epoch) {
-        // Before v7 the field does not exist and decodes as -1.
-        let mut response = FetchResponse::default();
-        response.error_code = ResponseError::FetchSessionIdNotFound.code();
-        response.session_id = 0;
-        return Completion::ready(ResponseKind::Fetch(response));
-    }
     // Only other brokers fetch with a replica id; this single node has no followers.
     let replica_error = (request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0)
         .then_some(ResponseError::NotLeaderOrFollower.code());
@@ -116,7 +106,17 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
         .unwrap_or(0)
         .min(FETCH_MAX_WAIT_MS_MAX);
     let by_id = header.request_api_version >= TOPIC_IDS_VERSION_MIN;
-    let plan = FetchPlan::new(ctx, request, by_id, replica_error);
+    // Before v7 the session fields do not exist and decode as id 0, epoch -1: sessionless.
+    let (session, wanted) = match fetch_session::open(ctx, &request, by_id) {
+        Ok(opened) => opened,
+        Err(code) => {
+            // Kafka's `SessionErrorContext`: no partitions, no session.
+            let mut response = FetchResponse::default();
+            response.error_code = code;
+            return Completion::ready(ResponseKind::Fetch(response));
+        }
+    };
+    let plan = FetchPlan::new(ctx, &request, wanted, session, replica_error);
     let first = plan.read();
     // Kafka sets the unknown partitions aside (`KafkaApis.handleFetchRequest`'s `erroneous`)
     // and long-polls only the others: with none left it answers at once; an unknown one
@@ -143,7 +143,7 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
         .topics
         .iter()
         .flat_map(|t| t.partitions.iter())
-        .filter_map(|p| p.log.as_ref().ok().map(|log| (log, p.fetch_offset)))
+        .filter_map(|p| p.log.as_ref().ok().map(|log| (log, p.ask.fetch_offset)))
         .collect();
     let logs: Vec<&Arc<PartitionLog>> = waiting.iter().map(|(log, _)| *log).collect();
     let mut watches: Vec<watch::Receiver<i64>> =
@@ -196,18 +196,23 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
 /// A fetched partition's log, or the error it is answered with: an unknown partition
 /// (UNKNOWN_TOPIC_OR_PARTITION, and only then), then a replica's fetch, then the client's
 /// leader epoch (v9+; a negative one asks for no check, as Kafka's
-/// `FetchRequest.optionalEpoch` reads it).
+/// `FetchRequest.optionalEpoch` reads it). A topic named by id (v13+, `topic_id` not nil)
+/// must still have that id: INCONSISTENT_TOPIC_ID when it was deleted and created again
+/// since the id was resolved to its name.
 fn partition_log(
     ctx: &BrokerContext,
     topic: &str,
+    topic_id: uuid::Uuid,
     partition: i32,
     current_leader_epoch: i32,
     replica_error: Option<i16>,
 ) -> Result<Arc<PartitionLog>, i16> {
-    let log = ctx
-        .logs
-        .partition(topic, partition)
-        .map_err(|e| log_error_i16(&e))?;
+    let log = if topic_id.is_nil() {
+        ctx.logs.partition(topic, partition)
+    } else {
+        ctx.logs.partition_with_id(topic, topic_id, partition)
+    };
+    let log = log.map_err(|e| log_error_i16(&e))?;
     if let Some(code) = replica_error {
         return Err(code);
     }
@@ -216,99 +221,52 @@ fn partition_log(
     Ok(log)
 }
 
-/// Each request topic's name: as named (before v13), or (`by_id`, v13+) the name of the
-/// topic with its id, UNKNOWN_TOPIC_ID when none has it, as Kafka's
-/// `KafkaApis.handleFetchRequest` resolves ids through its metadata cache.
-fn topic_names(
-    ctx: &BrokerContext,
-    request: &FetchRequest,
-    by_id: bool,
-) -> Vec<Result<TopicName, i16>> {
-    if !by_id {
-        return request.topics.iter().map(|t| Ok(t.topic.clone())).collect();
-    }
-    let ids: Vec<uuid::Uuid> = request.topics.iter().map(|t| t.topic_id).collect();
-    let unknown = ResponseError::UnknownTopicId.code();
-    (ctx.logs.topic_names_by_id(&ids).into_iter())
-        .map(|name| {
-            name.map(|n| TopicName(StrBytes::from_string(n)))
-                .ok_or(unknown)
-        })
-        .collect()
-}
-
 /// Each log's size in bytes, in order.
 fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
     logs.iter().map(|log| log.size_bytes()).collect()
 }
 
 impl FetchPlan {
-    /// Kafka reads a fetch's partitions into an ordered map (`FetchRequest.fetchData`, a
-    /// `LinkedHashMap`): a partition named twice is answered once, where it was first named,
-    /// as its last entry asks. It answers the partitions it knows first and the unknown
-    /// ones after them (`KafkaApis.handleFetchRequest` puts its `erroneous` list after the
-    /// partitions read), each group in request order; and it puts consecutive partitions
-    /// of one topic in one topic entry (`FetchResponse.toMessage`).
+    /// Kafka answers the partitions it knows first and the unknown ones after them
+    /// (`KafkaApis.handleFetchRequest` puts its `erroneous` list after the partitions read),
+    /// each group in the order wanted; and it puts consecutive partitions of one topic in one
+    /// topic entry (`FetchResponse.toMessage`).
     fn new(
         ctx: &BrokerContext,
-        request: FetchRequest,
-        by_id: bool,
+        request: &FetchRequest,
+        wanted: Vec<Wanted>,
+        session: SessionUse,
         replica_error: Option<i16>,
     ) -> FetchPlan {
-        let partitions_count: usize = request.topics.iter().map(|t| t.partitions.len()).sum();
-        let names = topic_names(ctx, &request, by_id);
-        // Each partition once, as first named, with its topic's request entry.
-        let mut named: Vec<(usize, PartitionPlan)> = Vec::with_capacity(partitions_count);
-        // (topic id, topic, partition) → where it sits in `named` (the id is nil before v13,
-        // and tells apart unknown ids, which have no name).
-        let mut placed: HashMap<(uuid::Uuid, &str, i32), usize> =
-            HashMap::with_capacity(partitions_count);
-        for ((topic_index, topic), name) in request.topics.iter().enumerate().zip(&names) {
-            let name_str = name.as_ref().map_or("", |n| n.0.as_str());
-            for p in &topic.partitions {
-                let log = name.as_ref().map_err(|&code| code).and_then(|name| {
-                    partition_log(
-                        ctx,
-                        name.0.as_str(),
-                        p.partition,
-                        p.current_leader_epoch,
-                        replica_error,
-                    )
-                });
-                let plan = PartitionPlan {
-                    index: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: clamp_bytes(p.partition_max_bytes),
-                    log,
-                };
-                let key = (topic.topic_id, name_str, p.partition);
-                match placed.get(&key).and_then(|&at| named.get_mut(at)) {
-                    // Keeps its first topic entry: the same topic either way.
-                    Some(slot) => slot.1 = plan,
-                    None => {
-                        placed.insert(key, named.len());
-                        named.push((topic_index, plan));
-                    }
-                }
-            }
-        }
-        let (known, unknown): (Vec<_>, Vec<_>) =
-            named.into_iter().partition(|(_, plan)| plan.known());
-        let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
-        for (topic_index, plan) in known.into_iter().chain(unknown) {
-            let (Some(topic), Some(name)) =
-                (request.topics.get(topic_index), names.get(topic_index))
-            else {
-                continue; // every index came from `request.topics` above
+        let planned = wanted.into_iter().map(|w| {
+            let log = w.name.as_ref().map_err(|&code| code).and_then(|name| {
+                partition_log(
+                    ctx,
+                    name.0.as_str(),
+                    w.topic_id,
+                    w.key.partition,
+                    w.ask.current_leader_epoch,
+                    replica_error,
+                )
+            });
+            let plan = PartitionPlan {
+                partition_max_bytes: clamp_bytes(w.ask.partition_max_bytes),
+                key: w.key,
+                ask: w.ask,
+                log,
             };
-            let name = name.clone().unwrap_or_default();
+            (w.name.unwrap_or_default(), w.topic_id, plan)
+        });
+        let (known, unknown): (Vec<_>, Vec<_>) = planned.partition(|(_, _, plan)| plan.known());
+        let mut topics: Vec<TopicPlan> = Vec::with_capacity(request.topics.len());
+        for (name, topic_id, plan) in known.into_iter().chain(unknown) {
             match topics.last_mut() {
-                Some(last) if last.name == name && last.topic_id == topic.topic_id => {
+                Some(last) if last.name == name && last.topic_id == topic_id => {
                     last.partitions.push(plan)
                 }
                 _ => topics.push(TopicPlan {
                     name,
-                    topic_id: topic.topic_id,
+                    topic_id,
                     partitions: vec![plan],
                 }),
             }
@@ -317,6 +275,7 @@ impl FetchPlan {
             max_bytes: clamp_bytes(request.max_bytes),
             min_bytes: usize::try_from(request.min_bytes).unwrap_or(0),
             topics,
+            session,
             #[cfg(test)]
             reads: Default::default(),
         }
@@ -331,7 +290,8 @@ impl FetchPlan {
     }
 
     /// The response of the pass that is sent, with its traffic counted per partition (here,
-    /// not per pass: a long poll reads several times but answers once).
+    /// not per pass: a long poll reads several times but answers once), given its session
+    /// (created, or filtered to what changed).
     fn answer(&self, pass: ReadPass) -> Answer {
         let plans = self.topics.iter().flat_map(|topic| &topic.partitions);
         let sent = pass
@@ -346,9 +306,20 @@ impl FetchPlan {
             let record_count = counted.unwrap_or_else(|| count_records(records));
             log.traffic.add_out(records.len() as u64, record_count);
         }
-        Answer {
-            body: ResponseKind::Fetch(pass.response),
-            sends: pass.sends,
+        let keys: Vec<(&PartitionKey, PartitionAsk)> = (self.topics.iter())
+            .flat_map(|topic| &topic.partitions)
+            .map(|partition| (&partition.key, partition.ask))
+            .collect();
+        let mut response = pass.response;
+        match fetch_session::answer(&self.session, &keys, &mut response) {
+            Ok(()) => Answer {
+                body: ResponseKind::Fetch(response),
+                sends: pass.sends,
+            },
+            Err(refused) => Answer {
+                body: ResponseKind::Fetch(refused),
+                sends: FileSends::default(),
+            },
         }
     }
 
@@ -410,7 +381,7 @@ fn read_partition(
     sends: &mut FileSends,
 ) -> (PartitionData, Option<u64>) {
     let mut data = PartitionData::default();
-    data.partition_index = plan.index;
+    data.partition_index = plan.key.partition;
     data.high_watermark = -1;
     data.last_stable_offset = -1;
     data.log_start_offset = -1;
@@ -425,7 +396,7 @@ fn read_partition(
     let mut sent_record_count = None;
     let limit_bytes = plan.partition_max_bytes.min(limits.budget_bytes);
     let read = log
-        .fetch_read(plan.fetch_offset, limit_bytes, limits.first_with_data)
+        .fetch_read(plan.ask.fetch_offset, limit_bytes, limits.first_with_data)
         .and_then(|read| {
             let records = match read.records {
                 FetchRecords::Copied(bytes) => bytes,
@@ -461,6 +432,11 @@ fn read_partition(
 /// the sum of its partition limits, each as this handler caps them. The connection holds
 /// that much room for the answer until it is written.
 pub fn response_bytes_max(request: &FetchRequest) -> usize {
+    // An incremental fetch also reads its session's partitions, which the request does not
+    // name: only its `max_bytes` bounds the answer.
+    if request.session_epoch > SESSION_EPOCH_INITIAL {
+        return clamp_bytes(request.max_bytes);
+    }
     let partitions_bytes = request
         .topics
         .iter()
@@ -528,7 +504,9 @@ mod tests {
                 .unwrap()
                 .log_end_offset();
             let min_bytes = min_batches * batch_bytes;
-            let plan = FetchPlan::new(&fixture.ctx, request(end, min_bytes), false, None);
+            let request = request(end, min_bytes);
+            let (session, wanted) = fetch_session::open(&fixture.ctx, &request, false).unwrap();
+            let plan = FetchPlan::new(&fixture.ctx, &request, wanted, session, None);
             let started = Instant::now();
             let deadline = started + Duration::from_millis(1_500);
             let poll = long_poll(&plan, deadline);
@@ -555,6 +533,53 @@ mod tests {
             } else {
                 assert!(!records.is_empty());
             }
+        }
+    }
+
+    /// A v13+ fetch resolves a topic id to its name, then finds the partition by name: a
+    /// topic deleted and created again in between is answered INCONSISTENT_TOPIC_ID, not read
+    /// under the old id (Kafka's ReplicaManager compares the partition's topic id).
+    #[test]
+    fn a_topic_recreated_after_its_id_was_resolved_is_inconsistent_topic_id() {
+        use super::super::create_topics::fixture::{append, broker, topic};
+        use crate::fetch_sessions::TopicKey;
+        let fixture = broker();
+        topic(&fixture, "again", 1);
+        let old_id = fixture.ctx.logs.topic("again").unwrap().id;
+        fixture.ctx.logs.delete_topic("again").unwrap();
+        topic(&fixture, "again", 1);
+        append(&fixture, "again", 0, 1);
+        let wanted = |topic_id| Wanted {
+            key: PartitionKey {
+                topic: TopicKey::Id(topic_id),
+                partition: 0,
+            },
+            topic_id,
+            name: Ok(TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("again"),
+            )),
+            ask: PartitionAsk {
+                fetch_offset: 0,
+                partition_max_bytes: 1 << 20,
+                current_leader_epoch: -1,
+            },
+        };
+        let new_id = fixture.ctx.logs.topic("again").unwrap().id;
+        for (topic_id, code) in [
+            (old_id, ResponseError::InconsistentTopicId.code()),
+            (new_id, 0),
+        ] {
+            let request = FetchRequest::default().with_max_bytes(1 << 20);
+            let plan = FetchPlan::new(
+                &fixture.ctx,
+                &request,
+                vec![wanted(topic_id)],
+                SessionUse::None,
+                None,
+            );
+            let pass = plan.read();
+            let partition = &pass.response.responses[0].partitions[0];
+            assert_eq!(partition.error_code, code);
         }
     }
 

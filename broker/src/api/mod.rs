@@ -37,6 +37,7 @@ pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
+mod fetch_session;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -98,6 +99,8 @@ pub struct BrokerContext {
     pub decompression_budget: crate::budget::DecompressionBudget,
     /// Threads a large produce request's partitions are appended on, side by side.
     pub append_pool: crate::append_pool::AppendPool,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: Arc<crate::fetch_sessions::FetchSessions>,
 }
 
 /// A handler's answer: ready now, after waiting (fsync, long-poll), or never.

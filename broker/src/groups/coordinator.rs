@@ -2,7 +2,7 @@
 //! and the timer task.
 //!
 //! Thread-safety: the groups map is one mutex held only to find or insert a group; each group
-//! sits in its own mutex ([`GroupSlot`]) taken for the whole of one call (state change, log
+//! sits in its own mutex (`GroupSlot`) taken for the whole of one call (state change, log
 //! append to page cache, memory update), never while holding the map lock. Parked answers are
 //! tokio oneshots; a group-metadata write is fsynced on a spawned task before the parked
 //! SyncGroups it unblocks are answered, and the leader's SyncGroup makes its group Stable

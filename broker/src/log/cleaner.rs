@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::checkpoint::PartitionKey;
-use super::clean_pass::{modified_ms, CleanView, PassOutcome, TombstoneRule};
+use super::clean_filter::TombstoneRule;
+use super::clean_pass::{modified_ms, CleanView, PassOutcome};
 use super::offset_map::OffsetMap;
 use super::partition::PartitionLog;
 use super::segment::read_header;

@@ -6,15 +6,14 @@
 //! Nesting follows Kafka's: [`LogManager`] (every partition in a data dir, topic metadata,
 //! background flusher, retention and log cleaner) → [`PartitionLog`] (one partition: segments, offsets,
 //! durability) → segment → offset index / time index.
-
 //!
-//! Files: [`config`] (topic configs), `manager`/`topics` (LogManager; `dir_remover`: deleted
-//! partitions' directories), `partition`/`reader`/`retention`/`flusher` (PartitionLog;
-//! `flush_set`: the partitions the flusher visits), `segment` + `offset_index` +
+//! Files: `config` (topic configs), `manager`/`topics` (LogManager; `dir_remover`: deleted
+//! partitions' directories), `partition`/`reader`/`timestamp_lookup`/`retention`/`flusher`
+//! (PartitionLog; `flush_set`: the partitions the flusher visits), `segment` + `offset_index` +
 //! `time_index` + `index_file` (on-disk segment), `recovery` (loading and crash recovery),
 //! `checkpoint`, `metadata_log`, `file_cache` (bounded open segment files), `page_cache` (the
 //! cached tail); compaction: `cleaner` (thread, partition choice, stats) → `clean_pass`
-//! (offset map build, segment rewrite) → `swap`
+//! (offset map build, segment rewrite; `clean_filter`: what each batch keeps) → `swap`
 //! (crash-safe file swap), with `offset_map` (bounded key → offset map) and `last_batches`
 //! (each idempotent producer's last batch, kept through cleaning).
 
@@ -27,6 +26,7 @@ use bytes::Bytes;
 use runnel_protocol::batch::BatchError;
 
 mod checkpoint;
+mod clean_filter;
 mod clean_pass;
 mod cleaner;
 mod config;
@@ -49,6 +49,7 @@ mod retention;
 mod segment;
 mod swap;
 mod time_index;
+mod timestamp_lookup;
 mod topic_table;
 mod topics;
 
@@ -107,6 +108,10 @@ pub enum LogError {
     /// → KAFKA_STORAGE_ERROR (the log is closed or closing)
     #[error("log is shut down")]
     ShutDown,
+    /// → INCONSISTENT_TOPIC_ID (the topic of that name has another id: it was deleted and
+    /// created again since the caller resolved the id)
+    #[error("topic {topic} no longer has the id {id}")]
+    InconsistentTopicId { topic: String, id: uuid::Uuid },
 }
 
 /// What a [`LogManager`] is opened with.

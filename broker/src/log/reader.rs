@@ -1,4 +1,5 @@
-//! Reads of a [`PartitionLog`]: fetch by offset and lookup by timestamp.
+//! Reads of a [`PartitionLog`] by offset (Fetch), and the segment snapshot they share with the
+//! lookups by timestamp (`timestamp_lookup`).
 //!
 //! Both snapshot the segment list and sizes under the partition lock, then pread outside it,
 //! so a slow read never holds up appends and never sees a half-written batch (the snapshot
@@ -9,24 +10,21 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use runnel_protocol::batch::{peek_batch_size, RecordBatch, TimestampType};
+use runnel_protocol::batch::peek_batch_size;
 
 use super::lock::MutexGuard;
 use super::partition::PartitionLog;
 use super::recovery::ensure_indexes;
 use super::segment::{find_batch, read_header, BatchHeader, Segment, SegmentState};
-use super::{FetchRead, FetchRecords, FileSlice, LogError, ReadResult, TimestampOffset};
+use super::{FetchRead, FetchRecords, FileSlice, LogError, ReadResult};
 
 /// Non-empty segments a read may walk past (offset gaps at a segment's end) before giving up.
 const READ_SEGMENTS_MAX: usize = 8;
 /// Snapshots a read takes before giving up when the cleaner keeps replacing its segments.
 const READ_ATTEMPTS_MAX: usize = 4;
-/// Decompression bound when reading record timestamps of one batch.
-const RECORDS_UNCOMPRESSED_BYTES_MAX: usize = 64 << 20;
 
 /// A Fetch leaves batches at least this large in the file (sent with `sendfile`): finding
 /// where whole batches end then costs a header read per batch, which small batches would
@@ -56,16 +54,16 @@ struct ReadAt {
 }
 
 /// A segment and how many of its bytes were whole batches at snapshot time.
-struct SegmentView {
-    segment: Arc<Segment>,
-    size_bytes: u64,
+pub(super) struct SegmentView {
+    pub(super) segment: Arc<Segment>,
+    pub(super) size_bytes: u64,
     /// First offset not in this segment (the next base, or the log end).
-    end_offset: i64,
+    pub(super) end_offset: i64,
 }
 
 impl PartitionLog {
     /// Segments from the one containing `offset` (or all with `None`), up to `count_max`.
-    fn snapshot(
+    pub(super) fn snapshot(
         &self,
         offset: Option<i64>,
         count_max: usize,
@@ -269,7 +267,7 @@ impl PartitionLog {
 
     /// Offset-index position to start scanning for `offset` in a segment (loads the indexes
     /// of a sealed segment on first use).
-    fn index_position(&self, view: &SegmentView, offset: i64) -> Result<u64, LogError> {
+    pub(super) fn index_position(&self, view: &SegmentView, offset: i64) -> Result<u64, LogError> {
         let state = self.indexed_state(view)?;
         let relative = (offset - view.segment.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
         Ok(state.lookup_position(relative))
@@ -277,7 +275,7 @@ impl PartitionLog {
 
     /// The segment's state with its indexes loaded (a sealed segment's on first use); a
     /// segment the cleaner retired is an error the caller retries with a fresh snapshot.
-    fn indexed_state<'a>(
+    pub(super) fn indexed_state<'a>(
         &self,
         view: &'a SegmentView,
     ) -> Result<MutexGuard<'a, SegmentState>, LogError> {
@@ -292,160 +290,18 @@ impl PartitionLog {
         Ok(state)
     }
 
-    fn corrupt(&self, view: &SegmentView, error: io::Error) -> LogError {
+    pub(super) fn corrupt(&self, view: &SegmentView, error: io::Error) -> LogError {
         LogError::Corruption {
             path: view.segment.log_path.clone(),
             detail: error.to_string(),
         }
-    }
-
-    /// First record with timestamp ≥ `timestamp_ms`; `None` when there is none.
-    pub fn offset_for_timestamp(
-        &self,
-        timestamp_ms: i64,
-    ) -> Result<Option<TimestampOffset>, LogError> {
-        retry_on_retired(|| {
-            let (views, start, _) = match self.snapshot(None, usize::MAX) {
-                Ok(snapshot) => snapshot,
-                Err(e) => return (Vec::new(), Err(e)),
-            };
-            let result = self.search_views(&views, timestamp_ms, start);
-            (views, result)
-        })
-    }
-
-    /// The record with the largest timestamp, the earliest such record on ties (ListOffsets
-    /// `-3`); `None` for an empty log. Each segment knows its max timestamp and its time index
-    /// points at the batch that first reached it, so this reads one batch, not the log. Only
-    /// a first segment that starts below the log start (DeleteRecords) has its batch headers
-    /// scanned, from the log start to its end: its max may lie in deleted records.
-    pub fn max_timestamp_record(&self) -> Result<Option<TimestampOffset>, LogError> {
-        retry_on_retired(|| {
-            let (views, start, _) = match self.snapshot(None, usize::MAX) {
-                Ok(snapshot) => snapshot,
-                Err(e) => return (Vec::new(), Err(e)),
-            };
-            let result = self.max_timestamp_in(&views, start);
-            (views, result)
-        })
-    }
-
-    fn max_timestamp_in(
-        &self,
-        views: &[SegmentView],
-        start: i64,
-    ) -> Result<Option<TimestampOffset>, LogError> {
-        // (max timestamp, segment): the first segment reaching the largest one wins ties.
-        let mut best: Option<(i64, &SegmentView)> = None;
-        for view in views
-            .iter()
-            .filter(|v| v.end_offset > start && v.size_bytes > 0)
-        {
-            let max_ms = if view.segment.base_offset < start {
-                match self.live_max_timestamp(view, start)? {
-                    Some(max_ms) => max_ms,
-                    None => continue,
-                }
-            } else {
-                self.segment_max_timestamp(view)?
-            };
-            if best.is_none_or(|(best_ms, _)| max_ms > best_ms) {
-                best = Some((max_ms, view));
-            }
-        }
-        let Some((max_ms, view)) = best else {
-            return Ok(None);
-        };
-        self.search_segment(view, max_ms, start)
-    }
-
-    /// The segment's max timestamp (kept with its indexes, loaded on first use).
-    fn segment_max_timestamp(&self, view: &SegmentView) -> Result<i64, LogError> {
-        Ok(self.indexed_state(view)?.max_timestamp)
-    }
-
-    /// The largest batch max timestamp of `view` at or after `start` (header reads only).
-    fn live_max_timestamp(&self, view: &SegmentView, start: i64) -> Result<Option<i64>, LogError> {
-        let mut position = self.index_position(view, start)?;
-        let file = self.ctx.files.get(&view.segment.log_path)?;
-        let mut max_ms = None;
-        // Each step moves past one whole batch inside the snapshot size: bounded.
-        while let Some((at, header)) = find_batch(&file, position, view.size_bytes, start)
-            .map_err(|e| self.corrupt(view, e))?
-        {
-            let batch_max_ms = if header.base_offset < start {
-                let mut raw = vec![0u8; header.size_bytes as usize];
-                file.read_exact_at(&mut raw, at)?;
-                let batch = RecordBatch::parse(Bytes::from(raw))?;
-                live_max_timestamp(&batch, &header, start)
-            } else {
-                header.max_timestamp
-            };
-            max_ms = max_ms.max(Some(batch_max_ms));
-            position = at + header.size_bytes;
-        }
-        Ok(max_ms)
-    }
-
-    fn search_views(
-        &self,
-        views: &[SegmentView],
-        timestamp_ms: i64,
-        start: i64,
-    ) -> Result<Option<TimestampOffset>, LogError> {
-        for view in views.iter().filter(|v| v.end_offset > start) {
-            if let Some(found) = self.search_segment(view, timestamp_ms, start)? {
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The time index points at the first batch whose max timestamp reaches the target; scan
-    /// batches from there (skipping ones below the log start) for the first matching record.
-    fn search_segment(
-        &self,
-        view: &SegmentView,
-        timestamp_ms: i64,
-        min_offset: i64,
-    ) -> Result<Option<TimestampOffset>, LogError> {
-        let segment = &view.segment;
-        let (relative, mut position) = {
-            let state = self.indexed_state(view)?;
-            let Some((_, time_index)) = state.indexes.as_ref() else {
-                return Ok(None);
-            };
-            let Some((_, relative)) = time_index.first_at_or_after(timestamp_ms) else {
-                return Ok(None);
-            };
-            (relative, state.lookup_position(relative))
-        };
-        let file = self.ctx.files.get(&segment.log_path)?;
-        let target = (segment.base_offset + i64::from(relative)).max(min_offset);
-        // Each step moves past one whole batch inside the snapshot size: bounded.
-        while let Some((at, header)) = find_batch(&file, position, view.size_bytes, target)
-            .map_err(|e| self.corrupt(view, e))?
-        {
-            if header.max_timestamp >= timestamp_ms {
-                let mut raw = vec![0u8; header.size_bytes as usize];
-                file.read_exact_at(&mut raw, at)?;
-                let batch = RecordBatch::parse(Bytes::from(raw))?;
-                if let Some(found) =
-                    first_record_at_or_after(&batch, &header, timestamp_ms, min_offset)
-                {
-                    return Ok(Some(found));
-                }
-            }
-            position = at + header.size_bytes;
-        }
-        Ok(None)
     }
 }
 
 /// Attempts a read of a snapshot again (bounded) when the cleaner replaced one of its
 /// segments meanwhile: the bytes read may come from the new file at old positions, so the
 /// result, good or bad, is not trusted.
-fn retry_on_retired<T>(
+pub(super) fn retry_on_retired<T>(
     mut attempt: impl FnMut() -> (Vec<SegmentView>, Result<T, LogError>),
 ) -> Result<T, LogError> {
     let mut attempts_left = READ_ATTEMPTS_MAX;
@@ -461,73 +317,6 @@ fn retry_on_retired<T>(
 
 fn retired_error() -> LogError {
     LogError::Io(io::Error::other("segment replaced by the cleaner"))
-}
-
-/// The largest timestamp of `batch`'s records at or after `min_offset` (the batch's last
-/// offset reaches it). Batch granularity where records cannot be decoded, as
-/// [`first_record_at_or_after`] answers them.
-fn live_max_timestamp(batch: &RecordBatch, header: &BatchHeader, min_offset: i64) -> i64 {
-    if batch.timestamp_type() == TimestampType::LogAppendTime {
-        return header.max_timestamp;
-    }
-    let Ok(records) = runnel_protocol::records::records(batch, RECORDS_UNCOMPRESSED_BYTES_MAX)
-    else {
-        return header.max_timestamp;
-    };
-    let mut max_ms = kafka_protocol::records::NO_TIMESTAMP;
-    // Bounded: `records` yields at most the batch's declared record count.
-    for record in records {
-        let Ok(record) = record else {
-            return header.max_timestamp;
-        };
-        if record.offset >= min_offset {
-            max_ms = max_ms.max(record.timestamp);
-        }
-    }
-    max_ms
-}
-
-/// The first record of `batch` at or after both `timestamp_ms` and `min_offset`; `None` when
-/// no record of this batch qualifies (the caller moves on to later batches).
-///
-/// A batch whose records cannot be decoded (opaque payloads written by tools that bypass
-/// record validation) is answered at batch granularity: its max timestamp reaches the target,
-/// so its first offset at or above `min_offset` is a safe, never-late answer.
-fn first_record_at_or_after(
-    batch: &RecordBatch,
-    header: &BatchHeader,
-    timestamp_ms: i64,
-    min_offset: i64,
-) -> Option<TimestampOffset> {
-    debug_assert!(
-        header.max_timestamp >= timestamp_ms,
-        "only candidate batches"
-    );
-    let batch_level = TimestampOffset {
-        offset: header.base_offset.max(min_offset),
-        timestamp: header.max_timestamp,
-    };
-    if batch.timestamp_type() == TimestampType::LogAppendTime {
-        // Every record of a LogAppendTime batch carries the batch's max timestamp.
-        return (header.last_offset >= min_offset).then_some(batch_level);
-    }
-    let Ok(records) = runnel_protocol::records::records(batch, RECORDS_UNCOMPRESSED_BYTES_MAX)
-    else {
-        return Some(batch_level);
-    };
-    // Bounded: `records` yields at most the batch's declared record count.
-    for record in records {
-        let Ok(record) = record else {
-            return Some(batch_level);
-        };
-        if record.offset >= min_offset && record.timestamp >= timestamp_ms {
-            return Some(TimestampOffset {
-                offset: record.offset,
-                timestamp: record.timestamp,
-            });
-        }
-    }
-    None
 }
 
 /// The whole batches from `position` (where `first` starts) that fit in `max_bytes` — `first`

@@ -321,6 +321,21 @@ impl LogManager {
         Ok(log)
     }
 
+    /// [`Self::partition`] of topic `topic` if it still has the id `id` (a caller that
+    /// resolved the id to the name earlier): INCONSISTENT_TOPIC_ID when the topic of that
+    /// name has another id, deleted and created again in between, as Kafka's
+    /// `ReplicaManager` checks a fetch's topic id against the partition's.
+    pub fn partition_with_id(
+        &self,
+        topic: &str,
+        id: uuid::Uuid,
+        partition: i32,
+    ) -> Result<Arc<PartitionLog>, LogError> {
+        let log = self.find_partition(topic, Some(id), partition)?;
+        drop(log.loaded()?);
+        Ok(log)
+    }
+
     /// The partition's log as [`Self::partition`] finds it, but not opened when it has not
     /// been yet (partitions open lazily): for callers that may not need its segments.
     pub fn partition_unopened(
@@ -328,15 +343,32 @@ impl LogManager {
         topic: &str,
         partition: i32,
     ) -> Result<Arc<PartitionLog>, LogError> {
+        self.find_partition(topic, None, partition)
+    }
+
+    /// A partition's log (not opened), its topic's id checked against `id` if given, under
+    /// one hold of the topics' lock.
+    fn find_partition(
+        &self,
+        topic: &str,
+        id: Option<uuid::Uuid>,
+        partition: i32,
+    ) -> Result<Arc<PartitionLog>, LogError> {
         let unknown = || LogError::UnknownTopicOrPartition {
             topic: topic.to_string(),
             partition,
         };
         let topics = self.shared.topics.read();
-        let partitions = &topics.get(topic).ok_or_else(unknown)?.partitions;
+        let entry = topics.get(topic).ok_or_else(unknown)?;
+        if let Some(id) = id.filter(|&id| id != entry.info.id) {
+            return Err(LogError::InconsistentTopicId {
+                topic: topic.to_owned(),
+                id,
+            });
+        }
         usize::try_from(partition)
             .ok()
-            .and_then(|p| partitions.get(p))
+            .and_then(|p| entry.partitions.get(p))
             .cloned()
             .ok_or_else(unknown)
     }

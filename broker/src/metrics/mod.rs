@@ -31,6 +31,7 @@
 //! codes), [`lag`] (consumer lag at scrape time, shared with the HTTP admin API),
 //! [`scrape`] (the state half of the page), [`process`] (/proc), [`text`] (the writer).
 
+mod cleaner;
 pub mod lag;
 pub mod process;
 pub mod requests;

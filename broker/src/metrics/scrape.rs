@@ -19,7 +19,7 @@ use super::BrokerMetrics;
 use crate::api::BrokerContext;
 use crate::groups::admin::GroupOverview;
 use crate::groups::state::GroupState;
-use crate::log::{CleanerStats, PartitionLog, TopicInfo};
+use crate::log::{PartitionLog, TopicInfo};
 
 /// Bytes of text per partition row, to size the page once.
 const PAGE_BYTES_PER_PARTITION: usize = 400;
@@ -77,26 +77,50 @@ pub fn render(ctx: &BrokerContext, now_ms: i64) -> String {
     let series = lag_series(&lags, &detailed, metrics.config.group_partition_series_max);
     render_group_counts(&mut page, &states, listing.len() - shown_max);
     render_groups(&mut page, &lags, &detailed, &series);
-    render_cleaner(&mut page, &ctx.logs.cleaner_stats(), &detailed);
-    page.single(
-        "runnel_log_fsyncs_total",
-        Kind::Counter,
-        "fsync calls on segment files",
-        ctx.logs.fsync_count() as f64,
-    );
+    super::cleaner::render(&mut page, &ctx.logs.cleaner_stats(), &detailed);
     let (tail_bytes, dropped_bytes) = ctx.logs.page_cache_stats();
-    page.single(
-        "runnel_log_page_cache_tail_bytes",
-        Kind::Gauge,
-        "Page cache each partition keeps at the end of its log (its share of --log-page-cache-bytes; 0: left to the kernel)",
-        tail_bytes as f64,
-    );
-    page.single(
-        "runnel_log_page_cache_dropped_bytes_total",
-        Kind::Counter,
-        "Log bytes the broker advised out of the page cache: written back behind a partition's cached tail, or read by a fetch behind it",
-        dropped_bytes as f64,
-    );
+    let sessions = ctx.fetch_sessions.stats();
+    let singles = [
+        (
+            "runnel_log_fsyncs_total",
+            Kind::Counter,
+            "fsync calls on segment files",
+            ctx.logs.fsync_count() as f64,
+        ),
+        (
+            "runnel_log_page_cache_tail_bytes",
+            Kind::Gauge,
+            "Page cache each partition keeps at the end of its log (its share of --log-page-cache-bytes; 0: left to the kernel)",
+            tail_bytes as f64,
+        ),
+        (
+            "runnel_log_page_cache_dropped_bytes_total",
+            Kind::Counter,
+            "Log bytes the broker advised out of the page cache: written back behind a partition's cached tail, or read by a fetch behind it",
+            dropped_bytes as f64,
+        ),
+        (
+            "runnel_fetch_sessions",
+            Kind::Gauge,
+            "Incremental fetch sessions (KIP-227) kept (Kafka's NumIncrementalFetchSessions)",
+            sessions.sessions as f64,
+        ),
+        (
+            "runnel_fetch_session_partitions",
+            Kind::Gauge,
+            "Partitions the fetch sessions hold (Kafka's NumIncrementalFetchPartitionsCached)",
+            sessions.partitions as f64,
+        ),
+        (
+            "runnel_fetch_session_evictions_total",
+            Kind::Counter,
+            "Fetch sessions evicted to make room for new ones",
+            sessions.evictions as f64,
+        ),
+    ];
+    for (name, kind, help, value) in singles {
+        page.single(name, kind, help, value);
+    }
     let started_at = metrics
         .started_at
         .duration_since(std::time::UNIX_EPOCH)
@@ -487,75 +511,6 @@ fn render_groups(
         &[("bound", "group_partition_series_max")],
         series.folded_by_group as f64,
     );
-}
-
-fn render_cleaner(page: &mut Page, stats: &CleanerStats, detailed: &HashMap<&str, bool>) {
-    let totals: [(&str, Kind, &str, f64); 6] = [
-        (
-            "runnel_cleaner_bytes_read_total",
-            Kind::Counter,
-            "Bytes the log cleaner read",
-            stats.bytes_read_total as f64,
-        ),
-        (
-            "runnel_cleaner_bytes_written_total",
-            Kind::Counter,
-            "Bytes the log cleaner wrote",
-            stats.bytes_written_total as f64,
-        ),
-        (
-            "runnel_cleaner_records_removed_total",
-            Kind::Counter,
-            "Records compaction removed",
-            stats.records_removed_total as f64,
-        ),
-        (
-            "runnel_cleaner_passes_total",
-            Kind::Counter,
-            "Cleaning passes run",
-            stats.passes_total as f64,
-        ),
-        (
-            "runnel_cleaner_errors_total",
-            Kind::Counter,
-            "Cleaning passes that failed",
-            stats.errors_total as f64,
-        ),
-        (
-            "runnel_cleaner_last_run_duration_seconds",
-            Kind::Gauge,
-            "Duration of the most recent cleaning pass",
-            stats.last_run_duration_seconds,
-        ),
-    ];
-    for (name, kind, help, value) in totals {
-        page.single(name, kind, help, value);
-    }
-    let uncleanable = stats.partitions.iter().filter(|p| p.uncleanable).count();
-    page.single(
-        "runnel_cleaner_uncleanable_partitions",
-        Kind::Gauge,
-        "Compacted partitions the cleaner gave up on after an error",
-        uncleanable as f64,
-    );
-    page.family(
-        "runnel_cleaner_dirty_ratio",
-        Kind::Gauge,
-        "Dirty bytes over all bytes of a compacted partition, when last looked at",
-    );
-    // Per-partition, so under the same cardinality bound as the other partition series.
-    let partitions = stats
-        .partitions
-        .iter()
-        .filter(|p| detailed.get(p.topic.as_str()).copied().unwrap_or(false));
-    for p in partitions {
-        let partition = p.partition.to_string();
-        page.sample(
-            "runnel_cleaner_dirty_ratio",
-            &[("topic", &p.topic), ("partition", &partition)],
-            p.dirty_ratio,
-        );
-    }
 }
 
 /// Lag per topic: records summed over partitions, seconds of the oldest uncommitted record.

@@ -10,9 +10,9 @@
 //! out in request order while the waits overlap. A Fetch answer's records left in segment
 //! files go out with `sendfile` ([`file_sends`]). At most `inflight_requests_max` requests
 //! are applied but unanswered; beyond that the applier stops taking frames and, once
-//! [`READ_AHEAD_BYTES_MAX`] (or [`FRAMES_READ_AHEAD_MAX`] frames) wait for it, the reader
+//! `READ_AHEAD_BYTES_MAX` (or `FRAMES_READ_AHEAD_MAX` frames) wait for it, the reader
 //! stops reading (TCP back-pressure). Fetch answers hold their room among
-//! [`FETCH_ANSWERS_BYTES_MAX`] from before they are read until they are written, so a client
+//! `FETCH_ANSWERS_BYTES_MAX` from before they are read until they are written, so a client
 //! that pipelines fetches and does not read the answers holds that much, not
 //! `inflight_requests_max` of them. Across connections, frames read and not yet applied
 //! are bounded by `queued_request_bytes_max` ([`request_memory`](super::request_memory)):

@@ -125,6 +125,9 @@ impl Broker {
             metrics,
             decompression_budget: DecompressionBudget::new(config.decompression_bytes_max as u64),
             append_pool: crate::append_pool::AppendPool::new(),
+            fetch_sessions: Arc::new(crate::fetch_sessions::FetchSessions::new(
+                config.fetch_session_cache_slots,
+            )),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(serve(

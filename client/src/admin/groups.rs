@@ -33,7 +33,7 @@ pub(super) fn api_retry() -> Retry {
 }
 
 /// How many groups [`Admin::delete_groups_each`] deletes at once: each may wait up to
-/// [`DEFAULT_API_TIMEOUT_MS`] for its coordinator, so one at a time could take that long per
+/// `DEFAULT_API_TIMEOUT_MS` for its coordinator, so one at a time could take that long per
 /// group, while a long list must not open a lookup per group all at once.
 pub const GROUP_DELETES_IN_FLIGHT_MAX: usize = 16;
 

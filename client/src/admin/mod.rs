@@ -1,5 +1,5 @@
 //! The admin client: topics, partitions, configs and records here; groups, committed
-//! offsets and lag in [`groups`]. Requests go to any broker (Runnel is one node; on a
+//! offsets and lag in `groups`. Requests go to any broker (Runnel is one node; on a
 //! Kafka cluster they are forwarded to the controller), except DeleteRecords and
 //! ListOffsets, which go to partition leaders.
 

@@ -1,7 +1,7 @@
 //! Classic group membership for one consumer: FindCoordinator, JoinGroup (with the
 //! MEMBER_ID_REQUIRED round trip), the leader's assignment, SyncGroup, a heartbeat task that
 //! flags when a rebalance is needed, and LeaveGroup. Subscription and assignment bytes use
-//! Kafka's ConsumerProtocol encoding ([`super::member_protocol`]).
+//! Kafka's ConsumerProtocol encoding (`member_protocol`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

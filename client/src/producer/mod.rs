@@ -1,5 +1,5 @@
 //! The producer: [`Producer::send`] appends a record to its partition's open batch
-//! ([`accumulator`]) and returns a [`DeliveryFuture`]; a background task ([`sender`]) sends
+//! (`accumulator`) and returns a [`DeliveryFuture`]; a background task (`sender`) sends
 //! batches that are full, have lingered `linger_ms`, or are being flushed, one Produce
 //! request per leader broker, and completes each record with its partition and offset.
 //!

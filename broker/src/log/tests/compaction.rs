@@ -154,7 +154,7 @@ fn clean_fully(manager: &LogManager, log: &PartitionLog, topic: &str) {
 /// The first record a consumer positioned at each offset receives is the next one retained.
 /// As Kafka's consumers do, it skips records below its position, and a batch holding none
 /// at or above it moves the position past the batch: a cleaned batch keeps its last offset
-/// (`clean_pass::rebuild`), so the batch read may end in offsets whose records are gone.
+/// (`clean_filter::rebuild`), so the batch read may end in offsets whose records are gone.
 fn check_positioned_reads(log: &PartitionLog, expected: &[Seen]) {
     for offset in 0..log.log_end_offset() {
         let mut position = offset;

@@ -97,7 +97,7 @@ impl Harness {
     fn check_lookup(&self, timestamp: i64) {
         let expected = self.model.iter().find(|b| b.max_timestamp() >= timestamp);
         let got = self.log().offset_for_timestamp(timestamp).unwrap();
-        // Opaque (undecodable) payloads: answered at batch granularity (see reader.rs).
+        // Opaque (undecodable) payloads: answered at batch granularity (see timestamp_lookup.rs).
         assert_eq!(got.map(|t| t.offset), expected.map(|b| b.base_offset()));
     }
 }
