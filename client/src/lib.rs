@@ -8,7 +8,7 @@
 //! - [`cluster`]: bootstrap, metadata cache, one connection per broker.
 //! - [`partitioner`]: Kafka's murmur2 default partitioner.
 //! - [`producer`]: batching accumulator + sender task.
-//! - [`consumer`]: assignment, group membership, assignors, fetch pipeline.
+//! - [`consumer`]: assignment, group membership, assignors, fetch pipeline and sessions.
 //! - [`admin`]: topics, configs, groups, offsets and lag.
 //! - `retry`: the time-bounded retry loop of group offset calls (consumer and admin).
 

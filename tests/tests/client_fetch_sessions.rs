@@ -63,9 +63,47 @@ fn chosen(round: i32) -> Vec<i32> {
     chosen
 }
 
+/// A gauge's value on the broker's metrics page.
+async fn gauge(broker: &TestBroker, name: &str) -> f64 {
+    let (status, page) = broker.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    let line = page.lines().find(|l| l.split(' ').next() == Some(name));
+    let value = line.and_then(|l| l.split(' ').nth(1));
+    value
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {page}"))
+}
+
+/// Whether the broker answered any Fetch with an error (a session error included).
+async fn any_fetch_error(broker: &TestBroker) -> bool {
+    let (_, page) = broker.http_get("/metrics").await;
+    page.contains("runnel_request_errors_total{api=\"Fetch\"")
+}
+
+/// Sessions opened (one per fetch lane: two) and used without a single Fetch error;
+/// closing the consumer closes them (FINAL fetches).
 #[tokio::test]
-async fn many_partitions_with_few_changing_deliver_every_record_once_in_order() {
+async fn with_sessions_every_record_arrives_once_in_order() {
     let broker = TestBroker::start().await;
+    let consumer = consume_sparse_rounds(&broker).await;
+    assert_eq!(gauge(&broker, "runnel_fetch_sessions").await, 2.0);
+    assert!(!any_fetch_error(&broker).await, "a session went wrong");
+    consumer.close().await.expect("close");
+    assert_eq!(gauge(&broker, "runnel_fetch_sessions").await, 0.0);
+}
+
+/// A broker without session slots answers session id 0: every fetch stays full.
+#[tokio::test]
+async fn without_sessions_every_record_arrives_once_in_order() {
+    let broker = TestBroker::start_with(|c| c.fetch_session_cache_slots = 0).await;
+    let consumer = consume_sparse_rounds(&broker).await;
+    assert_eq!(gauge(&broker, "runnel_fetch_sessions").await, 0.0);
+    assert!(!any_fetch_error(&broker).await);
+    consumer.close().await.expect("close");
+}
+
+/// Runs the rounds (see the module doc) against `broker`; the consumer stays open.
+async fn consume_sparse_rounds(broker: &TestBroker) -> Consumer {
     let addr = broker.addr.to_string();
     let admin = Admin::new(ClientConfig::new(&addr)).await.expect("admin");
     admin
@@ -163,5 +201,5 @@ async fn many_partitions_with_few_changing_deliver_every_record_once_in_order() 
     );
     // Fetch v13+ named the topic by id (the consumer knew it).
     assert!(consumer.cluster().cached_topic_id(TOPIC).is_some());
-    consumer.close().await.expect("close");
+    consumer
 }

@@ -232,6 +232,11 @@ impl FetchSession {
         Some(data)
     }
 
+    /// The broker holds this session (as far as the client knows).
+    pub fn is_open(&self) -> bool {
+        self.id != SESSION_ID_NONE
+    }
+
     /// The request failed (no connection, a timeout): whatever the broker made of it, the
     /// next fetch is full and replaces the session (Java's `handleError`).
     pub fn fail(&mut self) {

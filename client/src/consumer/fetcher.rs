@@ -10,7 +10,8 @@
 //! CRC checks and record decoding wait until `take` hands the records out. So the next
 //! Fetch is on its way — the broker reading and sending it — while this one is decoded,
 //! instead of the two taking turns. A batch that fails its CRC then rewinds the partition to
-//! that batch (a new epoch: what was fetched past it is dropped) and it is fetched again.
+//! that batch (a new epoch: what was fetched past it is dropped) and it is fetched again
+//! (staging, decoding and rewinding live in `fetch_decode.rs`).
 //!
 //! Each lane keeps a KIP-227 fetch session ([`super::fetch_session`]): a request names only
 //! the partitions whose fetch offset changed since the last, and the answer only those with
@@ -23,13 +24,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use runnel_protocol::batch::BatchSplitter;
 use tokio::sync::mpsc;
 
 use super::fetch_session::{Answer, FetchSession, Wanted};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
+use decode::{stage_records, take_partition};
 
 /// Where a partition reads from, and what it has buffered.
 #[derive(Debug, Default)]
@@ -68,8 +69,9 @@ struct FetchResult {
     response: Result<FetchResponse>,
 }
 
-/// How long closing the consumer waits for the brokers to take the requests that close its
-/// fetch sessions; a session not closed is evicted by the broker in time.
+/// How long closing the consumer waits for the Fetches in flight on lanes with an open
+/// session (the session comes back with the answer) and for the brokers to take the
+/// requests that close the sessions; a session not closed is evicted by the broker in time.
 const SESSION_CLOSE_MS: u64 = 1_000;
 
 pub struct Fetcher {
@@ -82,6 +84,8 @@ pub struct Fetcher {
     busy_lanes: HashSet<(i32, usize)>,
     /// The fetch session of each idle lane; a busy lane's is inside its request.
     sessions: HashMap<(i32, usize), FetchSession>,
+    /// Lanes whose session was open (had an id) when last handed back.
+    open_lanes: HashSet<(i32, usize)>,
     next_epoch: u64,
     /// `take` starts after this partition (the last one it took records from), so one
     /// partition with a deep buffer cannot fill every poll while the rest wait.
@@ -100,6 +104,7 @@ impl Fetcher {
             results_rx,
             busy_lanes: HashSet::new(),
             sessions: HashMap::new(),
+            open_lanes: HashSet::new(),
             next_epoch: 1,
             take_after: None,
         }
@@ -239,10 +244,17 @@ impl Fetcher {
         });
     }
 
-    /// Closes the fetch sessions of idle lanes (a FINAL fetch each, as Java's fetcher does
-    /// on close), waiting at most [`SESSION_CLOSE_MS`]; a lane with a Fetch in flight keeps
-    /// its session until the broker evicts it.
+    /// Closes the open fetch sessions (a FINAL fetch each, as Java's fetcher does on close),
+    /// first taking back those inside Fetches in flight; all within [`SESSION_CLOSE_MS`].
     pub async fn close_sessions(&mut self) {
+        let deadline =
+            tokio::time::Instant::now() + std::time::Duration::from_millis(SESSION_CLOSE_MS);
+        // Bounded by the deadline: each pass takes an answer or waits until then.
+        while self.busy_lanes.iter().any(|l| self.open_lanes.contains(l))
+            && tokio::time::Instant::now() < deadline
+        {
+            self.wait_for_data(deadline).await;
+        }
         let closing: Vec<_> = self
             .sessions
             .drain()
@@ -256,8 +268,7 @@ impl Fetcher {
             }
         });
         let all = futures::future::join_all(sends);
-        let wait = std::time::Duration::from_millis(SESSION_CLOSE_MS);
-        if tokio::time::timeout(wait, all).await.is_err() {
+        if tokio::time::timeout_at(deadline, all).await.is_err() {
             tracing::debug!("fetch sessions not all closed in time; the broker evicts them");
         }
     }
@@ -297,6 +308,10 @@ impl Fetcher {
         if answer.is_err() {
             session.fail();
         }
+        match session.is_open() {
+            true => self.open_lanes.insert((broker, lane)),
+            false => self.open_lanes.remove(&(broker, lane)),
+        };
         self.sessions.insert((broker, lane), session);
         let mut data = match answer {
             Ok(Answer::Data(data)) => data,
@@ -431,39 +446,8 @@ impl Fetcher {
     }
 }
 
-/// Moves `tp`'s buffered records into `out` until it holds `max`, decoding as needed;
-/// `next_epoch` is drawn from when a corrupt batch rewinds the partition.
-fn take_partition(
-    tp: &TopicPartition,
-    state: &mut PartitionState,
-    out: &mut Vec<ConsumerRecord>,
-    max: usize,
-    record_bytes_max: usize,
-    next_epoch: &mut u64,
-) {
-    if state.paused {
-        return;
-    }
-    while out.len() < max {
-        if state.buffered.is_empty() {
-            match decode_next(tp, state, record_bytes_max) {
-                Decoded::Records => continue,
-                Decoded::Nothing => break,
-                Decoded::Corrupt { refetch_from } => {
-                    rewind(state, refetch_from, *next_epoch);
-                    *next_epoch += 1;
-                    break;
-                }
-            }
-        }
-        let Some(record) = state.buffered.pop_front() else {
-            break;
-        };
-        state.buffered_bytes = state.buffered_bytes.saturating_sub(record.size_bytes());
-        state.position = Some(record.offset + 1);
-        out.push(record);
-    }
-}
+#[path = "fetch_decode.rs"]
+mod decode;
 
 /// A broker's error code as an [`Error`], to ask how to treat it.
 fn broker_error(code: i16) -> Error {
@@ -472,10 +456,6 @@ fn broker_error(code: i16) -> Error {
         context: String::new(),
     }
 }
-
-/// Pause before fetching again a corrupt batch's partition, so a broken partition does
-/// not spin the poll loop.
-const REFETCH_BACKOFF_MS: u64 = 100;
 
 impl PartitionState {
     /// No fetch of this partition for a while after a failure: `retry_backoff_ms`, doubled
@@ -491,89 +471,6 @@ impl PartitionState {
             Some(tokio::time::Instant::now() + std::time::Duration::from_millis(pause_ms));
         self.failures = self.failures.saturating_add(1);
     }
-}
-
-/// Queues a fetched records blob for decoding and moves the fetch offset past its whole
-/// batches, reading only their headers (a partial batch at the end is normal; it is asked
-/// for again).
-fn stage_records(state: &mut PartitionState, records: Bytes) {
-    let (mut whole_bytes, mut next) = (0usize, state.fetch_offset);
-    for batch in BatchSplitter::new(records.clone()) {
-        let Ok(batch) = batch else { break };
-        whole_bytes += batch.size_bytes();
-        next = next.max(batch.next_offset());
-    }
-    if whole_bytes == 0 {
-        return;
-    }
-    state
-        .undecoded
-        .push_back((state.fetch_offset, records.slice(..whole_bytes)));
-    state.buffered_bytes += whole_bytes;
-    state.fetch_offset = next;
-}
-
-/// What [`decode_next`] did.
-#[derive(Debug, PartialEq, Eq)]
-enum Decoded {
-    /// A blob was decoded (its records, if any, are buffered).
-    Records,
-    /// Nothing was waiting.
-    Nothing,
-    /// A batch failed its CRC or could not be decoded; what precedes it is buffered.
-    Corrupt { refetch_from: i64 },
-}
-
-/// Decodes the oldest undecoded blob into the partition's records, skipping records before
-/// the offset it was fetched at (a compressed batch can start earlier) and control batches.
-fn decode_next(tp: &TopicPartition, state: &mut PartitionState, max: usize) -> Decoded {
-    let Some((fetched_at, blob)) = state.undecoded.pop_front() else {
-        return Decoded::Nothing;
-    };
-    state.buffered_bytes = state.buffered_bytes.saturating_sub(blob.len());
-    // One shared name for every record of this blob, not a copy per record.
-    let topic: Arc<str> = Arc::from(tp.topic.as_str());
-    // Staging kept whole batches only: every split succeeds.
-    for batch in BatchSplitter::new(blob).flatten() {
-        let refetch_from = batch.base_offset().max(fetched_at);
-        if batch.verify_crc().is_err() {
-            tracing::warn!(%tp, offset = batch.base_offset(), "CRC mismatch; refetching");
-            return Decoded::Corrupt { refetch_from };
-        }
-        if batch.is_control() || batch.next_offset() <= fetched_at {
-            continue;
-        }
-        let Ok(iter) = runnel_protocol::records::records(&batch, max) else {
-            tracing::warn!(%tp, offset = batch.base_offset(), "undecodable batch");
-            return Decoded::Corrupt { refetch_from };
-        };
-        let mut decoded = Vec::new();
-        for record in iter {
-            let Ok(record) = record else {
-                return Decoded::Corrupt { refetch_from };
-            };
-            if record.offset >= fetched_at {
-                decoded.push(ConsumerRecord::from_wire(&topic, tp.partition, record));
-            }
-        }
-        for record in decoded {
-            state.buffered_bytes += record.size_bytes();
-            state.buffered.push_back(record);
-        }
-    }
-    Decoded::Records
-}
-
-/// After a corrupt batch: drop everything fetched past it (a fetch in flight too, by the
-/// new `epoch`) and ask for it again, after a backoff.
-fn rewind(state: &mut PartitionState, refetch_from: i64, epoch: u64) {
-    state.undecoded.clear();
-    state.buffered_bytes = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
-    state.fetch_offset = refetch_from;
-    state.epoch = epoch;
-    state.in_flight = false;
-    state.backoff_until =
-        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(REFETCH_BACKOFF_MS));
 }
 
 #[cfg(test)]

@@ -99,8 +99,11 @@ async fn an_opened_session_makes_the_next_fetches_list_only_what_changed() {
     assert_eq!(listed(&fourth), vec![("t", 0, 5)]);
     assert_eq!(fourth.forgotten, vec![("t".to_owned(), 2)]);
 
-    // Closing sends the FINAL epoch for the open session.
+    // Closing takes the session back from the Fetch in flight and sends the FINAL epoch.
+    fetcher.send_fetches();
+    assert_eq!(fetcher.busy_lanes.len(), 1);
     fetcher.close_sessions().await;
+    assert!(fetcher.busy_lanes.is_empty() && fetcher.sessions.is_empty());
     let last = seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!((last.session_id, last.epoch), (7, -1));
     assert!(last.partitions.is_empty());

@@ -4,6 +4,7 @@
 
 use runnel_protocol::builder::{BatchBuilder, BatchFields, NewRecord};
 
+use super::decode::{decode_next, rewind, Decoded};
 use super::*;
 use crate::cluster::topic_name;
 

@@ -1,6 +1,7 @@
 //! The consumer: [`Consumer::assign`] or [`Consumer::subscribe`] (classic group protocol,
 //! [`group`]), then [`Consumer::poll`] / [`Consumer::recv`] / [`Consumer::stream`] over a
-//! prefetching `fetcher`; commits live in `commit`. Rebalances, auto-commit and position
+//! prefetching `fetcher` (with a KIP-227 fetch session per broker lane, `fetch_session`);
+//! commits live in `commit`. Rebalances, auto-commit and position
 //! resets all happen inside `poll`, on the caller's task; heartbeats run in the background,
 //! and so does a group join (the coordinator holds JoinGroup until every member has rejoined,
 //! up to the rebalance timeout), so `poll` keeps to its timeout meanwhile, as Kafka's

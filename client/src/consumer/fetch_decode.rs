@@ -1,0 +1,131 @@
+//! The fetcher's buffers, record side: staging a fetched blob (headers only, so the next
+//! Fetch can go out at once), decoding it when `take` needs its records, and rewinding a
+//! partition past a corrupt batch.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use runnel_protocol::batch::BatchSplitter;
+
+use super::{ConsumerRecord, PartitionState, TopicPartition};
+
+/// Pause before fetching again a corrupt batch's partition, so a broken partition does
+/// not spin the poll loop.
+const REFETCH_BACKOFF_MS: u64 = 100;
+
+/// Moves `tp`'s buffered records into `out` until it holds `max`, decoding as needed;
+/// `next_epoch` is drawn from when a corrupt batch rewinds the partition.
+pub(super) fn take_partition(
+    tp: &TopicPartition,
+    state: &mut PartitionState,
+    out: &mut Vec<ConsumerRecord>,
+    max: usize,
+    record_bytes_max: usize,
+    next_epoch: &mut u64,
+) {
+    if state.paused {
+        return;
+    }
+    while out.len() < max {
+        if state.buffered.is_empty() {
+            match decode_next(tp, state, record_bytes_max) {
+                Decoded::Records => continue,
+                Decoded::Nothing => break,
+                Decoded::Corrupt { refetch_from } => {
+                    rewind(state, refetch_from, *next_epoch);
+                    *next_epoch += 1;
+                    break;
+                }
+            }
+        }
+        let Some(record) = state.buffered.pop_front() else {
+            break;
+        };
+        state.buffered_bytes = state.buffered_bytes.saturating_sub(record.size_bytes());
+        state.position = Some(record.offset + 1);
+        out.push(record);
+    }
+}
+
+/// Queues a fetched records blob for decoding and moves the fetch offset past its whole
+/// batches, reading only their headers (a partial batch at the end is normal; it is asked
+/// for again).
+pub(super) fn stage_records(state: &mut PartitionState, records: Bytes) {
+    let (mut whole_bytes, mut next) = (0usize, state.fetch_offset);
+    for batch in BatchSplitter::new(records.clone()) {
+        let Ok(batch) = batch else { break };
+        whole_bytes += batch.size_bytes();
+        next = next.max(batch.next_offset());
+    }
+    if whole_bytes == 0 {
+        return;
+    }
+    state
+        .undecoded
+        .push_back((state.fetch_offset, records.slice(..whole_bytes)));
+    state.buffered_bytes += whole_bytes;
+    state.fetch_offset = next;
+}
+
+/// What [`decode_next`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Decoded {
+    /// A blob was decoded (its records, if any, are buffered).
+    Records,
+    /// Nothing was waiting.
+    Nothing,
+    /// A batch failed its CRC or could not be decoded; what precedes it is buffered.
+    Corrupt { refetch_from: i64 },
+}
+
+/// Decodes the oldest undecoded blob into the partition's records, skipping records before
+/// the offset it was fetched at (a compressed batch can start earlier) and control batches.
+pub(super) fn decode_next(tp: &TopicPartition, state: &mut PartitionState, max: usize) -> Decoded {
+    let Some((fetched_at, blob)) = state.undecoded.pop_front() else {
+        return Decoded::Nothing;
+    };
+    state.buffered_bytes = state.buffered_bytes.saturating_sub(blob.len());
+    // One shared name for every record of this blob, not a copy per record.
+    let topic: Arc<str> = Arc::from(tp.topic.as_str());
+    // Staging kept whole batches only: every split succeeds.
+    for batch in BatchSplitter::new(blob).flatten() {
+        let refetch_from = batch.base_offset().max(fetched_at);
+        if batch.verify_crc().is_err() {
+            tracing::warn!(%tp, offset = batch.base_offset(), "CRC mismatch; refetching");
+            return Decoded::Corrupt { refetch_from };
+        }
+        if batch.is_control() || batch.next_offset() <= fetched_at {
+            continue;
+        }
+        let Ok(iter) = runnel_protocol::records::records(&batch, max) else {
+            tracing::warn!(%tp, offset = batch.base_offset(), "undecodable batch");
+            return Decoded::Corrupt { refetch_from };
+        };
+        let mut decoded = Vec::new();
+        for record in iter {
+            let Ok(record) = record else {
+                return Decoded::Corrupt { refetch_from };
+            };
+            if record.offset >= fetched_at {
+                decoded.push(ConsumerRecord::from_wire(&topic, tp.partition, record));
+            }
+        }
+        for record in decoded {
+            state.buffered_bytes += record.size_bytes();
+            state.buffered.push_back(record);
+        }
+    }
+    Decoded::Records
+}
+
+/// After a corrupt batch: drop everything fetched past it (a fetch in flight too, by the
+/// new `epoch`) and ask for it again, after a backoff.
+pub(super) fn rewind(state: &mut PartitionState, refetch_from: i64, epoch: u64) {
+    state.undecoded.clear();
+    state.buffered_bytes = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
+    state.fetch_offset = refetch_from;
+    state.epoch = epoch;
+    state.in_flight = false;
+    state.backoff_until =
+        Some(tokio::time::Instant::now() + std::time::Duration::from_millis(REFETCH_BACKOFF_MS));
+}
