@@ -204,9 +204,9 @@ class Broker:
 
 # --- running --------------------------------------------------------------------------------
 
-def run_suite(name, spec, bootstrap):
+def run_suite(name, spec, bootstrap, http=""):
     argv, cwd, report, read_report = spec
-    env = dict(os.environ, RUNNEL_BOOTSTRAP=bootstrap)
+    env = dict(os.environ, RUNNEL_BOOTSTRAP=bootstrap, RUNNEL_HTTP=http)
     started = time.monotonic()
     try:
         status = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, timeout=SUITE_TIMEOUT_S).returncode
@@ -252,7 +252,7 @@ def run_with_broker(name, spec, binary, workroot):
             counts = Counts(failed=1)
         else:
             print(f"== {name}: broker at {broker.bootstrap} (http {broker.http_port}), data {broker.data_dir}")
-            counts = run_suite(name, spec, broker.bootstrap)
+            counts = run_suite(name, spec, broker.bootstrap, f"127.0.0.1:{broker.http_port}")
     finally:
         died = broker.stop()
     if died and not broker.start_error:

@@ -102,9 +102,7 @@ impl TopicQueues {
         if let Some(key) = &record.key {
             return Ok(partition_for_key(key, count));
         }
-        let sticky = *self
-            .sticky
-            .get_or_insert_with(|| (crate::producer::now_ms() % i64::from(count)) as i32);
+        let sticky = *self.sticky.get_or_insert_with(|| random_below(count));
         Ok(sticky.min(count - 1))
     }
 
@@ -140,3 +138,28 @@ pub(super) struct PartitionQueue {
 /// producer, acks=1); foldhash is several times cheaper and still seeded per map, and topic
 /// names are the application's own, not an attacker's.
 pub(super) type Queues = HashMap<Arc<str>, TopicQueues, foldhash::fast::RandomState>;
+
+/// A random partition below `count` (> 0), where a topic's sticky partitioning starts: random,
+/// as Java's `BuiltInPartitioner`, so producers started in the same millisecond spread out
+/// (the clock put them all on one partition). std's `RandomState` is seeded from the OS once
+/// per thread and advanced per instance: random enough for spreading, without a dependency.
+fn random_below(count: i32) -> i32 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let count = u64::try_from(count.max(1)).unwrap_or(1);
+    i32::try_from(bits % count).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod random_tests {
+    #[test]
+    fn a_sticky_start_is_below_the_count_and_varies() {
+        let starts: std::collections::BTreeSet<i32> =
+            (0..200).map(|_| super::random_below(64)).collect();
+        assert!(starts.iter().all(|&p| (0..64).contains(&p)));
+        assert!(starts.len() > 8, "{starts:?}");
+        assert_eq!(super::random_below(1), 0);
+    }
+}

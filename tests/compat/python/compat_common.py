@@ -8,6 +8,7 @@ A message is identified by (codec, index); the consume side finds that id again 
 
 import os
 import time
+import urllib.request
 import uuid
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -36,6 +37,19 @@ def assert_dense(offsets):
 def bootstrap():
     """The broker under test, as `host:port` (set by tests/compat/run_compat.py)."""
     return os.environ.get("RUNNEL_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def metric(name):
+    """The value of the unlabelled series `name` on the broker's `/metrics` (its HTTP address
+    set by tests/compat/run_compat.py as RUNNEL_HTTP), or None where it is not set."""
+    http = os.environ.get("RUNNEL_HTTP")
+    if not http:
+        return None
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=OPERATION_TIMEOUT_S) as page:
+        for line in page.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"/metrics has no {name}")
 
 
 def unique_topic(suite):

@@ -346,6 +346,54 @@ def test_scram_credentials_do_not_exist():
         client.close()
 
 
+def test_a_many_partition_consumer_fetches_on_a_session():
+    """kafka-python keeps a KIP-227 fetch session per broker: after its first (full) fetch
+    it names only the partitions whose position moved and reads the others from the
+    session. Records produced in rounds to a few partitions at a time arrive once each, in
+    order, and the broker holds the session (its metrics) whose epoch the client advanced."""
+    topic = cc.unique_topic("kafka-python-sessions")
+    partitions_count = 24
+    client = admin()
+    try:
+        client.create_topics({topic: {"num_partitions": partitions_count, "replication_factor": 1}}, timeout_ms=TIMEOUT_MS)
+        client.wait_for_topics([topic], timeout_ms=TIMEOUT_MS)
+    finally:
+        client.close()
+    producer = KafkaProducer(bootstrap_servers=cc.bootstrap(), max_block_ms=TIMEOUT_MS, **CLIENT_TIMEOUTS)
+    consumer = plain_consumer()
+    tps = [TopicPartition(topic, p) for p in range(partitions_count)]
+    sent = {p: [] for p in range(partitions_count)}
+    got = {p: [] for p in range(partitions_count)}
+    try:
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        rounds = 6
+        for round_no in range(rounds):
+            for p in range(round_no % 3, partitions_count, 5):
+                value = f"round {round_no} partition {p}".encode()
+                producer.send(topic, value=value, partition=p)
+                sent[p].append(value)
+            producer.flush(timeout=cc.OPERATION_TIMEOUT_S)
+            expected = sum(len(v) for v in sent.values())
+            deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+            while sum(len(v) for v in got.values()) < expected and time.monotonic() < deadline:
+                for tp, records in consumer.poll(timeout_ms=200).items():
+                    got[tp.partition].extend(r.value for r in records)
+        # A little longer: nothing more may come.
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            got[tp.partition].extend(r.value for r in records)
+        assert got == sent
+        # Earlier consumers' sessions stay until evicted: at least this one's.
+        assert (cc.metric("runnel_fetch_sessions") or 1) >= 1
+        assert (cc.metric("runnel_fetch_session_partitions") or partitions_count) >= partitions_count
+        handlers = getattr(consumer._fetcher, "_session_handlers", {})
+        epochs = [h.next_metadata.epoch for h in handlers.values()]
+        assert epochs and max(epochs) > rounds, f"session epochs {epochs}"
+    finally:
+        consumer.close(autocommit=False)
+        producer.close(timeout=cc.OPERATION_TIMEOUT_S)
+
+
 def test_delete_topic():
     require_created()
     client = admin()

@@ -1,0 +1,147 @@
+use super::*;
+
+#[test]
+fn byte_limits_are_clamped() {
+    assert_eq!(clamp_bytes(-5), 0);
+    assert_eq!(clamp_bytes(i32::MAX), FETCH_RESPONSE_MAX_BYTES);
+    assert_eq!(clamp_bytes(1024), 1024);
+}
+
+/// Small appends wake a long poll whose `min_bytes` they cannot reach without making it
+/// re-read the partition each time (it read once per append: a fetch with a large
+/// `min_bytes` copied its growing data hundreds of times); once they can, it answers
+/// before its deadline with at least `min_bytes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_rereads_only_when_min_bytes_is_reachable() {
+    use super::super::create_topics::fixture::{append, broker, topic};
+    let fixture = broker();
+    topic(&fixture, "trickle", 1);
+    append(&fixture, "trickle", 0, 1);
+    let batch_bytes = fixture
+        .ctx
+        .logs
+        .partition("trickle", 0)
+        .unwrap()
+        .size_bytes();
+    let request = |fetch_offset: i64, min_bytes: u64| {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        let partition = FetchPartition::default()
+            .with_fetch_offset(fetch_offset)
+            .with_partition_max_bytes(1 << 20);
+        let topic = FetchTopic::default()
+            .with_topic(TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("trickle"),
+            ))
+            .with_partitions(vec![partition]);
+        FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_min_bytes(i32::try_from(min_bytes).unwrap())
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![topic])
+    };
+    for (min_batches, appends, answers_early) in [(1_000u64, 100i64, false), (40, 100, true)] {
+        let end = fixture
+            .ctx
+            .logs
+            .partition("trickle", 0)
+            .unwrap()
+            .log_end_offset();
+        let min_bytes = min_batches * batch_bytes;
+        let request = request(end, min_bytes);
+        let (session, wanted) = fetch_session::open(&fixture.ctx, &request, false).unwrap();
+        let plan = FetchPlan::new(&fixture.ctx, &request, wanted, session, None);
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(1_500);
+        let poll = long_poll(&plan, deadline);
+        let appends_done = async {
+            for _ in 0..appends {
+                append(&fixture, "trickle", 0, 1);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        let (answer, ()) = tokio::join!(poll, appends_done);
+        let reads = plan.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let ResponseKind::Fetch(response) = answer.body else {
+            panic!("a fetch answer")
+        };
+        let records = response.responses[0].partitions[0].records.clone().unwrap();
+        eprintln!(
+            "min {min_batches} batches: {reads} reads, {} bytes",
+            records.len()
+        );
+        assert!(reads <= 4, "{reads} reads for {appends} appends");
+        if answers_early {
+            assert!(records.len() as u64 >= min_bytes);
+            assert!(Instant::now() < deadline, "answered at the deadline");
+        } else {
+            assert!(!records.is_empty());
+        }
+    }
+}
+
+/// A v13+ fetch resolves a topic id to its name, then finds the partition by name: a
+/// topic deleted and created again in between is answered INCONSISTENT_TOPIC_ID, not read
+/// under the old id (Kafka's ReplicaManager compares the partition's topic id).
+#[test]
+fn a_topic_recreated_after_its_id_was_resolved_is_inconsistent_topic_id() {
+    use super::super::create_topics::fixture::{append, broker, topic};
+    use crate::fetch_sessions::TopicKey;
+    let fixture = broker();
+    topic(&fixture, "again", 1);
+    let old_id = fixture.ctx.logs.topic("again").unwrap().id;
+    fixture.ctx.logs.delete_topic("again").unwrap();
+    topic(&fixture, "again", 1);
+    append(&fixture, "again", 0, 1);
+    let wanted = |topic_id| Wanted {
+        key: PartitionKey {
+            topic: TopicKey::Id(topic_id),
+            partition: 0,
+        },
+        topic_id,
+        name: Ok(TopicName(
+            kafka_protocol::protocol::StrBytes::from_static_str("again"),
+        )),
+        ask: PartitionAsk {
+            fetch_offset: 0,
+            partition_max_bytes: 1 << 20,
+            current_leader_epoch: -1,
+        },
+    };
+    let new_id = fixture.ctx.logs.topic("again").unwrap().id;
+    for (topic_id, code) in [
+        (old_id, ResponseError::InconsistentTopicId.code()),
+        (new_id, 0),
+    ] {
+        let request = FetchRequest::default().with_max_bytes(1 << 20);
+        let plan = FetchPlan::new(
+            &fixture.ctx,
+            &request,
+            vec![wanted(topic_id)],
+            SessionUse::None,
+            None,
+        );
+        let pass = plan.read();
+        let partition = &pass.response.responses[0].partitions[0];
+        assert_eq!(partition.error_code, code);
+    }
+}
+
+#[test]
+fn response_bound_is_the_smaller_of_the_request_and_partition_limits() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let partition = |bytes| FetchPartition::default().with_partition_max_bytes(bytes);
+    let topic = FetchTopic::default().with_partitions(vec![partition(1000), partition(-7)]);
+    let request = |max_bytes| {
+        FetchRequest::default()
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![topic.clone(), topic.clone()])
+    };
+    assert_eq!(response_bytes_max(&request(i32::MAX)), 2000);
+    assert_eq!(response_bytes_max(&request(1500)), 1500);
+    assert_eq!(response_bytes_max(&request(-1)), 0);
+    let huge = FetchTopic::default().with_partitions(vec![partition(i32::MAX); 4]);
+    let request = FetchRequest::default()
+        .with_max_bytes(i32::MAX)
+        .with_topics(vec![huge]);
+    assert_eq!(response_bytes_max(&request), FETCH_RESPONSE_MAX_BYTES);
+}
