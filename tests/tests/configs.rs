@@ -158,7 +158,14 @@ async fn describe_broker_defaults_and_foreign_brokers() {
             entry(&result, "log.retention.ms"),
             ("604800000".to_owned(), SOURCE_DEFAULT)
         );
-        assert!(result.configs.iter().all(|c| c.read_only));
+        // Topic defaults are dynamic broker configs (KIP-226); the identity is static.
+        let read_only = |name: &str| {
+            result
+                .configs
+                .iter()
+                .any(|c| c.name.as_str() == name && c.read_only)
+        };
+        assert!(!read_only("log.retention.ms") && read_only("node.id"));
         let other = describe(&mut client, version, BROKER, "12345", false).await;
         assert_eq!(other.error_code, ResponseError::InvalidRequest.code());
     }
@@ -244,7 +251,8 @@ async fn incremental_ops_at_min_and_max_versions() {
     let code = incremental(&mut client, 1, TOPIC, "t", &not_a_list).await;
     assert_eq!(code, ResponseError::InvalidConfig.code());
     let node_id = broker.context().node_id.to_string();
-    let broker_op = [("log.retention.ms", SET, Some("5"))];
+    // A broker config that is not a topic default cannot change at run time.
+    let broker_op = [("num.partitions", SET, Some("5"))];
     let code = incremental(&mut client, 1, BROKER, &node_id, &broker_op).await;
     assert_eq!(code, ResponseError::InvalidRequest.code());
 }

@@ -1,4 +1,5 @@
-//! AlterConfigs (v0–2): replaces a topic's overrides wholesale.
+//! AlterConfigs (v0–2): replaces a topic's overrides, or a broker resource's dynamic
+//! configs (`broker_configs`), wholesale.
 //!
 //! Also holds the steps IncrementalAlterConfigs shares with it: each resource's outcome in
 //! request order (`outcomes`) and resolving a config resource to a topic (`target_topic`).
@@ -11,6 +12,7 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use super::broker_configs;
 use super::create_topics::{repeated, Refusal};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::BrokerContext;
@@ -58,6 +60,19 @@ fn alter_one(
     resource: &AlterConfigsResource,
     validate_only: bool,
 ) -> Result<(), Refusal> {
+    if resource.resource_type == RESOURCE_BROKER {
+        let configs: Vec<(&str, Option<&str>)> = (resource.configs.iter())
+            .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str())))
+            .collect();
+        if let Some(name) = repeated(configs.iter().map(|(name, _)| *name)).first() {
+            return Err(Refusal::new(
+                ResponseError::InvalidRequest,
+                format!("config {name:?} is given more than once"),
+            ));
+        }
+        let name = resource.resource_name.as_str();
+        return broker_configs::alter_whole(ctx, name, &configs, validate_only);
+    }
     let topic = target_topic(ctx, resource.resource_type, resource.resource_name.as_str())?;
     let mut overrides = BTreeMap::new();
     for config in &resource.configs {
@@ -92,7 +107,8 @@ fn duplicate_resource() -> Refusal {
     )
 }
 
-/// The topic an alter request targets; brokers and other resource types are refused.
+/// The topic an alter request targets; other resource types are refused (brokers are
+/// handled before, in `broker_configs`).
 pub(super) fn target_topic(
     ctx: &BrokerContext,
     resource_type: i8,
@@ -103,14 +119,9 @@ pub(super) fn target_topic(
             .logs
             .topic(resource_name)
             .ok_or_else(|| Refusal::unknown_topic(resource_name)),
-        RESOURCE_BROKER => Err(Refusal::new(
-            ResponseError::InvalidRequest,
-            "dynamic broker configuration is not supported: set broker defaults with flags \
-             or RUNNEL_* environment variables and restart",
-        )),
         other => Err(Refusal::new(
             ResponseError::InvalidRequest,
-            format!("config resource type {other} is not supported (only topics)"),
+            format!("config resource type {other} is not supported (only topics and brokers)"),
         )),
     }
 }
@@ -258,7 +269,7 @@ mod tests {
                 resource(
                     RESOURCE_BROKER,
                     &broker_id,
-                    &[("log.retention.ms", Some("1"))],
+                    &[("num.partitions", Some("1"))],
                 ),
                 resource(1, "x", &[]),
                 resource(RESOURCE_TOPIC, "t", &[("no.such.key", Some("1"))]),

@@ -261,6 +261,7 @@ pub(crate) mod fixture {
         let logs = LogManager::open(LogManagerConfig {
             data_dir: dir.path().to_path_buf(),
             topic_defaults: TopicConfig::default(),
+            node_id: NODE_ID,
             retention_check_interval_ms: 3_600_000,
             open_segments_max: 64,
             page_cache_bytes: 0,

@@ -1,4 +1,5 @@
-//! DescribeConfigs (v0–4): a topic's effective configs, or this broker's topic defaults.
+//! DescribeConfigs (v0–4): a topic's effective configs, or this broker's configs (rows of
+//! broker resources: `broker_configs`).
 //! v0 (sarama before 1.23 sends it for `ListTopics` and `DescribeConfig`) has no synonyms
 //! and says `is_default` where v1 says the source; the codec derives it from the source.
 //!
@@ -17,10 +18,10 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
 use kafka_protocol::protocol::StrBytes;
 
+use super::broker_configs::describe_broker;
 use super::create_topics::Refusal;
 use super::BrokerContext;
-use crate::log::{ConfigEntry, TopicConfig};
-use crate::producers::ProducerStateConfig;
+use crate::log::{BrokerDefaults, ConfigEntry, TopicConfig};
 
 /// Config resource types (Kafka's `ConfigResource.Type`).
 pub(super) const RESOURCE_TOPIC: i8 = 2;
@@ -28,8 +29,10 @@ pub(super) const RESOURCE_BROKER: i8 = 4;
 
 /// Config sources (Kafka's `ConfigSource`).
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
+pub(super) const SOURCE_DYNAMIC_BROKER: i8 = 2;
+pub(super) const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+pub(super) const SOURCE_STATIC_BROKER: i8 = 4;
+pub(super) const SOURCE_DEFAULT: i8 = 5;
 
 /// Config value types (Kafka's `ConfigType`), as DescribeConfigs v3+ reports them.
 pub(super) mod config_type {
@@ -178,6 +181,13 @@ pub(super) fn key_info(topic_key: &str) -> Option<&'static KeyInfo> {
     KEYS.iter().find(|info| info.topic_key == topic_key)
 }
 
+/// The topic config a broker config sets the default of (`log.retention.ms` →
+/// `retention.ms`): the broker configs Kafka lets change dynamically for the topic
+/// defaults (`DynamicLogConfig.ReconfigurableConfigs`, the first synonym of each key).
+pub(super) fn key_of_broker_config(broker_key: &str) -> Option<&'static KeyInfo> {
+    KEYS.iter().find(|info| info.broker_key == Some(broker_key))
+}
+
 /// The DescribeConfigs / CreateTopics source of one topic config entry.
 pub(super) fn config_source(ctx: &BrokerContext, entry: &ConfigEntry) -> i8 {
     if entry.is_override {
@@ -188,11 +198,17 @@ pub(super) fn config_source(ctx: &BrokerContext, entry: &ConfigEntry) -> i8 {
 }
 
 /// The source of a topic config's broker-wide default, or of a broker-only setting (by its
-/// broker name): the operator's setting (Kafka's STATIC_BROKER_CONFIG) or the built-in
-/// default. Reporting the operator's value as the built-in default made admin clients take
-/// it for Kafka's (`ConfigEntry.isDefault()`).
-fn default_source(ctx: &BrokerContext, topic_key: &str) -> i8 {
-    if ctx.static_config_keys.contains(topic_key) {
+/// broker name): this broker's dynamic config, the cluster-wide dynamic default, the
+/// operator's setting (Kafka's STATIC_BROKER_CONFIG) or the built-in default, in Kafka's
+/// precedence. Reporting the operator's value as the built-in default made admin clients
+/// take it for Kafka's (`ConfigEntry.isDefault()`).
+pub(super) fn default_source(ctx: &BrokerContext, topic_key: &str) -> i8 {
+    let dynamic = ctx.logs.broker_defaults();
+    if dynamic.this_broker.contains_key(topic_key) {
+        SOURCE_DYNAMIC_BROKER
+    } else if dynamic.cluster.contains_key(topic_key) {
+        SOURCE_DYNAMIC_DEFAULT_BROKER
+    } else if ctx.static_config_keys.contains(topic_key) {
         SOURCE_STATIC_BROKER
     } else {
         SOURCE_DEFAULT
@@ -201,9 +217,9 @@ fn default_source(ctx: &BrokerContext, topic_key: &str) -> i8 {
 
 /// Which optional parts of each row the client asked for (and its version can carry).
 #[derive(Debug, Clone, Copy)]
-struct Detail {
-    synonyms: bool,
-    documentation: bool,
+pub(super) struct Detail {
+    pub synonyms: bool,
+    pub documentation: bool,
 }
 
 pub fn handle(
@@ -271,11 +287,8 @@ fn describe_topic(
         .logs
         .topic(topic)
         .ok_or_else(|| Refusal::unknown_topic(topic))?;
-    let describe_all = |config: &TopicConfig| -> BTreeMap<&'static str, String> {
-        let entries = config.describe(&BTreeMap::new()).into_iter();
-        entries.map(|entry| (entry.name, entry.value)).collect()
-    };
-    let defaults = describe_all(ctx.logs.topic_defaults());
+    let dynamic = ctx.logs.broker_defaults();
+    let statics = describe_all(ctx.logs.static_topic_defaults());
     let built_in = describe_all(&TopicConfig::default());
     let rows = info
         .config
@@ -288,17 +301,9 @@ fn describe_topic(
                 if entry.is_override {
                     synonyms.push(synonym(entry.name, &entry.value, SOURCE_DYNAMIC_TOPIC));
                 }
-                let broker_key = known.and_then(|known| known.broker_key);
-                if let (Some(broker_key), Some(value)) = (broker_key, defaults.get(entry.name)) {
-                    let built_in = built_in.get(entry.name).map(String::as_str);
-                    let set = ctx.static_config_keys.contains(entry.name);
-                    let from_broker = BrokerSetting {
-                        topic_key: entry.name,
-                        broker_key,
-                        value: set.then_some(value.as_str()),
-                        built_in,
-                    };
-                    synonyms.extend(from_broker.synonyms());
+                if let Some(known) = known {
+                    let setting = BrokerSetting::of(ctx, known, &dynamic, &statics, &built_in);
+                    synonyms.extend(setting.iter().flat_map(|s| s.synonyms(true)));
                 }
             }
             row(entry.name, entry.value.clone(), known, detail)
@@ -309,150 +314,84 @@ fn describe_topic(
     Ok(rows.collect())
 }
 
+/// Each topic config's value in `config`, by topic key.
+pub(super) fn describe_all(config: &TopicConfig) -> BTreeMap<&'static str, String> {
+    let entries = config.describe(&BTreeMap::new()).into_iter();
+    entries.map(|entry| (entry.name, entry.value)).collect()
+}
+
 /// Where a topic config's broker-wide default comes from.
-struct BrokerSetting<'a> {
+pub(super) struct BrokerSetting<'a> {
     topic_key: &'static str,
     /// Its first broker synonym.
-    broker_key: &'static str,
+    pub broker_key: &'static str,
+    /// This broker's dynamic value, if set.
+    this_broker: Option<&'a str>,
+    /// The cluster-wide dynamic value, if set.
+    cluster: Option<&'a str>,
     /// The operator's value, if set (flag, environment or properties file).
     value: Option<&'a str>,
     /// The built-in default, for a key with one broker synonym.
     built_in: Option<&'a str>,
 }
 
-impl BrokerSetting<'_> {
-    /// The broker synonyms as Kafka's `ConfigHelper.configSynonyms` lists them: the
-    /// operator's setting (STATIC_BROKER_CONFIG), then each built-in default (DEFAULT_CONFIG),
-    /// less the entries ahead of the first one named `broker_key`, so a key whose first
-    /// synonym has no built-in default (`log.retention.ms`) has none until it is set. Only
-    /// the resulting default is kept here, not which broker name set it, so a setting is
+impl<'a> BrokerSetting<'a> {
+    /// `known`'s broker-wide setting (`None`: a topic-only key). `statics` and `built_in`
+    /// are [`describe_all`] of the static and built-in defaults.
+    pub(super) fn of(
+        ctx: &BrokerContext,
+        known: &'static KeyInfo,
+        dynamic: &'a BrokerDefaults,
+        statics: &'a BTreeMap<&'static str, String>,
+        built_in: &'a BTreeMap<&'static str, String>,
+    ) -> Option<BrokerSetting<'a>> {
+        let key = known.topic_key;
+        let set = ctx.static_config_keys.contains(key);
+        Some(BrokerSetting {
+            topic_key: key,
+            broker_key: known.broker_key?,
+            this_broker: dynamic.this_broker.get(key).map(String::as_str),
+            cluster: dynamic.cluster.get(key).map(String::as_str),
+            value: statics.get(key).map(String::as_str).filter(|_| set),
+            built_in: built_in.get(key).map(String::as_str),
+        })
+    }
+
+    /// The broker synonyms as Kafka's `ConfigHelper.configSynonyms` lists them: this
+    /// broker's dynamic value (DYNAMIC_BROKER_CONFIG, only with `per_broker`: the cluster
+    /// default resource leaves it out, as Kafka's `createBrokerConfigEntry`), the
+    /// cluster-wide one (DYNAMIC_DEFAULT_BROKER_CONFIG), the operator's setting
+    /// (STATIC_BROKER_CONFIG), then each built-in default (DEFAULT_CONFIG), less the
+    /// entries ahead of the first one named `broker_key`, so a key whose first synonym has
+    /// no built-in default (`log.retention.ms`) has none until it is set. Only the
+    /// resulting default is kept here, not which broker name set it, so a setting is
     /// reported under `broker_key`.
-    fn synonyms(&self) -> Vec<DescribeConfigsSynonym> {
+    pub(super) fn synonyms(&self, per_broker: bool) -> Vec<DescribeConfigsSynonym> {
         let single = [(self.broker_key, self.built_in)];
         let names = UNIT_SYNONYMS
             .iter()
             .find(|(topic_key, _)| *topic_key == self.topic_key)
             .map_or(&single[..], |(_, names)| names);
-        let set = self
-            .value
-            .map(|value| (self.broker_key, value, SOURCE_STATIC_BROKER));
+        let this_broker = self.this_broker.filter(|_| per_broker);
+        let set = [
+            (this_broker, SOURCE_DYNAMIC_BROKER),
+            (self.cluster, SOURCE_DYNAMIC_DEFAULT_BROKER),
+            (self.value, SOURCE_STATIC_BROKER),
+        ]
+        .into_iter()
+        .filter_map(|(value, source)| Some((self.broker_key, value?, source)));
         let defaults = names
             .iter()
             .filter_map(|&(name, value)| Some((name, value?, SOURCE_DEFAULT)));
-        set.into_iter()
-            .chain(defaults)
+        set.chain(defaults)
             .skip_while(|&(name, _, _)| name != self.broker_key)
             .map(|(name, value, source)| synonym(name, value, source))
             .collect()
     }
 }
 
-/// Our own broker's topic defaults (under their broker names) and identity, read-only.
-fn describe_broker(
-    ctx: &BrokerContext,
-    detail: Detail,
-    broker: &str,
-) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
-    // An empty name asks for the cluster-wide dynamic broker defaults: we have none.
-    if broker.is_empty() {
-        return Ok(Vec::new());
-    }
-    if broker.trim().parse::<i32>().ok() != Some(ctx.node_id) {
-        return Err(Refusal::new(
-            ResponseError::InvalidRequest,
-            format!(
-                "broker {broker:?} is not this broker (node id {})",
-                ctx.node_id
-            ),
-        ));
-    }
-    let mut values: Vec<(&'static str, String, Option<&'static KeyInfo>, i8)> = ctx
-        .logs
-        .topic_defaults()
-        .describe(&BTreeMap::new())
-        .into_iter()
-        .filter_map(|entry| {
-            let known = key_info(entry.name)?;
-            let source = default_source(ctx, known.topic_key);
-            Some((known.broker_key?, entry.value, Some(known), source))
-        })
-        .collect();
-    let listener = format!(
-        "PLAINTEXT://{}:{}",
-        ctx.advertised_host, ctx.advertised_port
-    );
-    let broker_only = [
-        ("node.id", ctx.node_id.to_string()),
-        ("broker.id", ctx.node_id.to_string()),
-        ("num.partitions", ctx.default_partitions.to_string()),
-        (
-            "auto.create.topics.enable",
-            ctx.auto_create_topics.to_string(),
-        ),
-        ("default.replication.factor", "1".to_owned()),
-        ("advertised.listeners", listener),
-        (
-            "max.incremental.fetch.session.cache.slots",
-            ctx.fetch_sessions.slots_max().to_string(),
-        ),
-    ];
-    values.extend(broker_only.map(|(name, value)| {
-        // `broker.id` is `node.id`'s synonym: set when that is.
-        let set_as = if name == "broker.id" { "node.id" } else { name };
-        (name, value, None, default_source(ctx, set_as))
-    }));
-    values.extend(producer_rows(ctx.producers.config()));
-    let rows = values.into_iter().map(|(name, value, known, source)| {
-        let synonyms = if detail.synonyms {
-            vec![synonym(name, &value, source)]
-        } else {
-            Vec::new()
-        };
-        let config_type = known.map_or_else(|| broker_only_type(name), |info| info.config_type);
-        row(name, value, known, detail)
-            .with_read_only(true)
-            .with_config_source(source)
-            .with_config_type(config_type)
-            .with_synonyms(synonyms)
-    });
-    Ok(rows.collect())
-}
-
-/// `producer.id.expiration.ms`, and its check interval when set: Kafka lists that one only
-/// when given, being an internal config (`ConfigHelper.allConfigs` adds the originals to
-/// the non-internal values). Static here, where Kafka lets the first be altered (KIP-854).
-fn producer_rows(
-    config: &ProducerStateConfig,
-) -> Vec<(&'static str, String, Option<&'static KeyInfo>, i8)> {
-    let source = |set: Option<i32>| set.map_or(SOURCE_DEFAULT, |_| SOURCE_STATIC_BROKER);
-    let mut rows = vec![(
-        "producer.id.expiration.ms",
-        config.expiration_ms().to_string(),
-        None,
-        source(config.producer_id_expiration_ms),
-    )];
-    if let Some(interval_ms) = config.producer_id_expiration_check_interval_ms {
-        rows.push((
-            "producer.id.expiration.check.interval.ms",
-            interval_ms.to_string(),
-            None,
-            SOURCE_STATIC_BROKER,
-        ));
-    }
-    rows
-}
-
-/// Types of the broker-only entries [`describe_broker`] adds.
-fn broker_only_type(name: &str) -> i8 {
-    match name {
-        "auto.create.topics.enable" => BOOLEAN,
-        "advertised.listeners" => STRING,
-        _ => INT,
-    }
-}
-
 /// One row with its name, value, type and (when asked) documentation.
-fn row(
+pub(super) fn row(
     name: &'static str,
     value: String,
     known: Option<&'static KeyInfo>,
@@ -469,7 +408,7 @@ fn row(
         .with_documentation(documentation)
 }
 
-fn synonym(name: &'static str, value: &str, source: i8) -> DescribeConfigsSynonym {
+pub(super) fn synonym(name: &'static str, value: &str, source: i8) -> DescribeConfigsSynonym {
     DescribeConfigsSynonym::default()
         .with_name(StrBytes::from_static_str(name))
         .with_value(Some(StrBytes::from_string(value.to_owned())))

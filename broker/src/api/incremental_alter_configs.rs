@@ -1,5 +1,6 @@
 //! IncrementalAlterConfigs (v0–1): SET / DELETE / APPEND / SUBTRACT applied to a topic's
-//! current overrides, then validated and stored as a whole.
+//! current overrides, or to a broker resource's dynamic configs (`broker_configs`), then
+//! validated and stored as a whole.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,8 +14,9 @@ use kafka_protocol::messages::{
 };
 
 use super::alter_configs::{outcomes, target_topic};
+use super::broker_configs;
 use super::create_topics::{repeated, Refusal};
-use super::describe_configs::{config_type, key_info};
+use super::describe_configs::{config_type, key_info, RESOURCE_BROKER};
 use super::BrokerContext;
 
 /// Kafka's `AlterConfigOp.OpType`.
@@ -58,7 +60,6 @@ fn alter_one(
     resource: &AlterConfigsResource,
     validate_only: bool,
 ) -> Result<(), Refusal> {
-    let topic = target_topic(ctx, resource.resource_type, resource.resource_name.as_str())?;
     let twice = repeated(resource.configs.iter().map(|config| config.name.as_str()));
     if let Some(name) = twice.first() {
         return Err(Refusal::new(
@@ -66,6 +67,10 @@ fn alter_one(
             format!("config {name:?} is altered more than once in one resource"),
         ));
     }
+    if resource.resource_type == RESOURCE_BROKER {
+        return broker_configs::alter_incremental(ctx, resource, validate_only);
+    }
+    let topic = target_topic(ctx, resource.resource_type, resource.resource_name.as_str())?;
     // Start from what the user set; defaults are consulted only by APPEND / SUBTRACT. The
     // overrides are read and replaced under storage's metadata lock, so concurrent alters
     // of one topic apply one after the other instead of undoing each other.
@@ -81,7 +86,7 @@ fn alter_one(
                         .find(|entry| entry.name == name)
                         .map(|entry| entry.value.clone())
                 });
-                match apply_op(config, current.as_deref())? {
+                match apply_op(config, name, current.as_deref())? {
                     Some(value) => overrides.insert(name.to_owned(), value),
                     None => overrides.remove(name),
                 };
@@ -91,8 +96,13 @@ fn alter_one(
 }
 
 /// The key's new override after one operation (`None`: no override, back to the default).
-/// `current` is the key's effective value before the operation.
-fn apply_op(config: &AlterableConfig, current: Option<&str>) -> Result<Option<String>, Refusal> {
+/// `current` is the key's effective value before the operation; `key` the topic config it
+/// sets (its type decides whether APPEND / SUBTRACT apply).
+pub(super) fn apply_op(
+    config: &AlterableConfig,
+    key: &str,
+    current: Option<&str>,
+) -> Result<Option<String>, Refusal> {
     let name = config.name.as_str();
     let value = config.value.as_ref().map(|value| value.as_str());
     match config.config_operation {
@@ -105,7 +115,7 @@ fn apply_op(config: &AlterableConfig, current: Option<&str>) -> Result<Option<St
             )),
         },
         op @ (OP_APPEND | OP_SUBTRACT) => {
-            if key_info(name).map(|info| info.config_type) != Some(config_type::LIST) {
+            if key_info(key).map(|info| info.config_type) != Some(config_type::LIST) {
                 return Err(Refusal::new(
                     ResponseError::InvalidConfig,
                     format!("config {name:?} is not a list: APPEND and SUBTRACT do not apply"),
@@ -323,7 +333,7 @@ mod tests {
                 resource(
                     RESOURCE_BROKER,
                     &broker_id,
-                    &[("log.retention.ms", OP_SET, Some("1"))],
+                    &[("num.partitions", OP_SET, Some("1"))],
                 ),
                 resource(
                     RESOURCE_TOPIC,
@@ -411,7 +421,7 @@ mod tests {
                 prop_assert_eq!(&after.overrides, &before);
             }
             let defaults = fixture.ctx.logs.topic_defaults();
-            prop_assert!(crate::log::TopicConfig::with_overrides(defaults, &after.overrides).is_ok());
+            prop_assert!(crate::log::TopicConfig::with_overrides(&defaults, &after.overrides).is_ok());
         }
     }
 }

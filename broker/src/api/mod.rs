@@ -20,6 +20,7 @@ pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+mod broker_configs;
 pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;

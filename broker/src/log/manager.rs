@@ -17,12 +17,15 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::broker_configs::BrokerDefaults;
 use super::checkpoint::{sync_dir, Checkpoints};
 use super::cleaner::{pick_dirtiest, Cleaner, CleanerConfig, CleanerStats};
 use super::dir_remover::DirRemover;
 use super::file_cache::FileCache;
 use super::flusher::{on_threads, run_flusher, run_fsync_thread, FlushQueue, FSYNC_THREADS};
-use super::metadata_log::{apply, MetadataLog, MetadataRecord, TopicRecord, METADATA_DIR};
+use super::metadata_log::{
+    apply, MetadataImage, MetadataLog, MetadataRecord, TopicRecord, METADATA_DIR,
+};
 use super::partition::{LogContext, PartitionLog};
 use super::{now_ms, LogError, LogManagerConfig, TopicConfig, TopicInfo};
 
@@ -42,8 +45,23 @@ pub(crate) struct TopicEntry {
     pub partitions: Vec<Arc<PartitionLog>>,
 }
 
-/// The metadata log and the topic records it replays to.
-pub(crate) type MetadataState = (MetadataLog, BTreeMap<String, TopicRecord>);
+impl TopicEntry {
+    /// Puts `config` in force on every partition, with the overrides it was made from.
+    pub(crate) fn set_config(
+        &mut self,
+        config: Arc<TopicConfig>,
+        overrides: BTreeMap<String, String>,
+    ) {
+        for partition in &self.partitions {
+            partition.set_config(config.clone());
+        }
+        self.info.overrides = overrides;
+        self.info.config = config;
+    }
+}
+
+/// The metadata log and what it replays to.
+pub(crate) type MetadataState = (MetadataLog, MetadataImage);
 
 /// What the manager and its background threads share.
 pub(crate) struct ManagerShared {
@@ -51,6 +69,9 @@ pub(crate) struct ManagerShared {
     pub ctx: Arc<LogContext>,
     pub topics: RwLock<super::topic_table::TopicTable>,
     pub metadata: Mutex<MetadataState>,
+    /// The topic defaults in force (static, overlaid by the dynamic broker configs) and the
+    /// dynamic sets that made them. Replaced only under the metadata lock.
+    pub defaults: RwLock<Arc<BrokerDefaults>>,
     stop: Mutex<bool>,
     stop_signal: Condvar,
     pub shut_down: AtomicBool,
@@ -86,6 +107,35 @@ pub(crate) fn validate_topic_name(name: &str) -> Result<(), LogError> {
     Ok(())
 }
 
+/// `overrides` on top of `defaults`, leaving out (with a warning) each override that cannot
+/// apply; also the overrides kept. `what` names the owner in the warning.
+pub(crate) fn usable_config(
+    defaults: &TopicConfig,
+    what: &str,
+    overrides: &BTreeMap<String, String>,
+) -> (Arc<TopicConfig>, BTreeMap<String, String>) {
+    if let Ok(config) = TopicConfig::with_overrides(defaults, overrides) {
+        return (Arc::new(config), overrides.clone());
+    }
+    let mut usable = BTreeMap::new();
+    for (key, value) in overrides {
+        let mut candidate = usable.clone();
+        candidate.insert(key.clone(), value.clone());
+        match TopicConfig::with_overrides(defaults, &candidate) {
+            Ok(_) => usable = candidate,
+            Err(e) => {
+                tracing::warn!(owner = what, key = key.as_str(), error = %e, "stored override no longer valid; the default applies");
+            }
+        }
+    }
+    // Every key kept was valid together with the ones before it.
+    let config = TopicConfig::with_overrides(defaults, &usable).unwrap_or_else(|_| {
+        usable.clear();
+        defaults.clone()
+    });
+    (Arc::new(config), usable)
+}
+
 impl ManagerShared {
     pub(crate) fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
         self.config.data_dir.join(format!("{topic}-{partition}"))
@@ -96,32 +146,13 @@ impl ManagerShared {
     /// or a value out of its range) is left out alone, with a warning, and the others still
     /// apply: falling back to every default turned a compacted topic with one such
     /// override into a `delete` one, whose retention then deleted what compaction keeps.
-    fn effective_config(
+    pub(crate) fn effective_config(
         &self,
         name: &str,
         overrides: &BTreeMap<String, String>,
     ) -> (Arc<TopicConfig>, BTreeMap<String, String>) {
-        let defaults = &self.config.topic_defaults;
-        if let Ok(config) = TopicConfig::with_overrides(defaults, overrides) {
-            return (Arc::new(config), overrides.clone());
-        }
-        let mut usable = BTreeMap::new();
-        for (key, value) in overrides {
-            let mut candidate = usable.clone();
-            candidate.insert(key.clone(), value.clone());
-            match TopicConfig::with_overrides(defaults, &candidate) {
-                Ok(_) => usable = candidate,
-                Err(e) => {
-                    tracing::warn!(topic = name, key = key.as_str(), error = %e, "stored override no longer valid; the default applies");
-                }
-            }
-        }
-        // Every key kept was valid together with the ones before it.
-        let config = TopicConfig::with_overrides(defaults, &usable).unwrap_or_else(|_| {
-            usable.clear();
-            defaults.clone()
-        });
-        (Arc::new(config), usable)
+        let defaults = self.defaults.read().config.clone();
+        usable_config(&defaults, name, overrides)
     }
 
     pub(crate) fn new_partition(
@@ -244,7 +275,8 @@ impl LogManager {
             // Operators (and the crash tests) can tell a recovering start from a clean one.
             tracing::info!(data_dir = %config.data_dir.display(), "unclean shutdown: scanning logs past their recovery points");
         }
-        let (metadata_log, records) = MetadataLog::open(&config.data_dir)?;
+        let (metadata_log, image) = MetadataLog::open(&config.data_dir)?;
+        let defaults = BrokerDefaults::replayed(&config, &image.brokers);
         let ctx = Arc::new(LogContext {
             files: FileCache::new(config.open_segments_max),
             checkpoints: Checkpoints::load(&config.data_dir),
@@ -273,7 +305,8 @@ impl LogManager {
             config,
             ctx,
             topics: RwLock::new(super::topic_table::TopicTable::default()),
-            metadata: Mutex::new((metadata_log, BTreeMap::new())),
+            metadata: Mutex::new((metadata_log, MetadataImage::default())),
+            defaults: RwLock::new(Arc::new(defaults)),
             stop: Mutex::new(false),
             stop_signal: Condvar::new(),
             shut_down: AtomicBool::new(false),
@@ -289,7 +322,7 @@ impl LogManager {
         }
         {
             let mut topics = shared.topics.write();
-            for (name, record) in &records {
+            for (name, record) in &image.topics {
                 topics.insert(name.clone(), shared.entry(name, record));
             }
         }
@@ -299,7 +332,8 @@ impl LogManager {
         // go here. (Removing them before the record instead would let a crash in between
         // leave a live partition without its log start: deleted records exposed again.)
         let dropped = shared.ctx.checkpoints.retain(|(topic, partition)| {
-            records
+            image
+                .topics
                 .get(topic)
                 .is_some_and(|record| (0..record.partitions).contains(partition))
         })?;
@@ -309,7 +343,7 @@ impl LogManager {
                 "dropped checkpoint entries of partitions that no longer exist"
             );
         }
-        shared.metadata.lock().1 = records;
+        shared.metadata.lock().1 = image;
         if !clean_start {
             recover_all(&shared.all_partitions())?;
             shared.ctx.checkpoints.write_recovery_points()?;
@@ -382,8 +416,19 @@ impl LogManager {
         }
     }
 
-    pub fn topic_defaults(&self) -> &TopicConfig {
+    /// The topic defaults in force: the static ones overlaid by the dynamic broker configs.
+    pub fn topic_defaults(&self) -> Arc<TopicConfig> {
+        self.shared.defaults.read().config.clone()
+    }
+
+    /// The topic defaults as configured at start (flags, environment, properties file).
+    pub fn static_topic_defaults(&self) -> &TopicConfig {
         &self.shared.config.topic_defaults
+    }
+
+    /// The dynamic broker configs in force and the topic defaults they make.
+    pub fn broker_defaults(&self) -> Arc<BrokerDefaults> {
+        self.shared.defaults.read().clone()
     }
 
     /// fsync calls made on segment files so far (for tests and metrics).

@@ -4,7 +4,9 @@
 //! record is fsynced before the change it describes is acknowledged. Replay stops at the
 //! first torn or corrupt record and truncates it away (it was never acknowledged). When the
 //! file grows past `snapshot_bytes` it is rewritten as one create record per live topic
-//! (tmp + fsync + rename). Thread-safety: none inside; the manager holds it in a mutex.
+//! and one broker-overrides record per non-empty dynamic broker set (tmp + fsync + rename).
+//! `set_broker_overrides` came later than the topic records: a log without any reads as
+//! before (no dynamic broker configs). Thread-safety: none inside; the manager holds it in a mutex.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -47,6 +49,50 @@ pub(crate) enum MetadataRecord {
         name: String,
         overrides: BTreeMap<String, String>,
     },
+    /// Replaces the dynamic topic defaults of one scope (Kafka's KIP-226 broker configs):
+    /// `node_id` `None` is the cluster-wide default, `Some(id)` broker `id`'s own. Keyed by
+    /// the topic config each sets (`retention.ms` for `log.retention.ms`): storage knows
+    /// topic keys only, the API layer maps the broker names.
+    SetBrokerOverrides {
+        node_id: Option<i32>,
+        overrides: BTreeMap<String, String>,
+    },
+}
+
+/// The dynamic topic defaults as replayed: the cluster-wide set and each broker's own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct BrokerOverrides {
+    pub cluster: BTreeMap<String, String>,
+    pub per_broker: BTreeMap<i32, BTreeMap<String, String>>,
+}
+
+impl BrokerOverrides {
+    /// The set of one scope (`None`: cluster-wide).
+    pub(crate) fn scope(&self, node_id: Option<i32>) -> Option<&BTreeMap<String, String>> {
+        match node_id {
+            None => Some(&self.cluster),
+            Some(id) => self.per_broker.get(&id),
+        }
+    }
+
+    fn set(&mut self, node_id: Option<i32>, overrides: BTreeMap<String, String>) {
+        match node_id {
+            None => self.cluster = overrides,
+            Some(id) if overrides.is_empty() => {
+                self.per_broker.remove(&id);
+            }
+            Some(id) => {
+                self.per_broker.insert(id, overrides);
+            }
+        }
+    }
+}
+
+/// Everything the metadata log replays to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct MetadataImage {
+    pub topics: BTreeMap<String, TopicRecord>,
+    pub brokers: BrokerOverrides,
 }
 
 /// A topic as replayed from the metadata log.
@@ -57,8 +103,9 @@ pub(crate) struct TopicRecord {
     pub overrides: BTreeMap<String, String>,
 }
 
-/// Applies one record to the topic map (replay and live updates share this).
-pub(crate) fn apply(topics: &mut BTreeMap<String, TopicRecord>, record: &MetadataRecord) {
+/// Applies one record to the image (replay and live updates share this).
+pub(crate) fn apply(image: &mut MetadataImage, record: &MetadataRecord) {
+    let topics = &mut image.topics;
     match record {
         MetadataRecord::CreateTopic {
             name,
@@ -87,6 +134,9 @@ pub(crate) fn apply(topics: &mut BTreeMap<String, TopicRecord>, record: &Metadat
             if let Some(topic) = topics.get_mut(name) {
                 topic.overrides = overrides.clone();
             }
+        }
+        MetadataRecord::SetBrokerOverrides { node_id, overrides } => {
+            image.brokers.set(*node_id, overrides.clone());
         }
     }
 }
@@ -142,9 +192,7 @@ fn decode_all(bytes: &[u8]) -> (Vec<MetadataRecord>, usize) {
 
 impl MetadataLog {
     /// Opens (creating) the log under `data_dir` and replays it.
-    pub(crate) fn open(
-        data_dir: &Path,
-    ) -> Result<(MetadataLog, BTreeMap<String, TopicRecord>), LogError> {
+    pub(crate) fn open(data_dir: &Path) -> Result<(MetadataLog, MetadataImage), LogError> {
         let dir = data_dir.join(METADATA_DIR);
         fs::create_dir_all(&dir)?;
         let path = dir.join(METADATA_FILE);
@@ -167,9 +215,9 @@ impl MetadataLog {
             file.set_len(valid_bytes as u64)?;
             file.sync_all()?;
         }
-        let mut topics = BTreeMap::new();
+        let mut image = MetadataImage::default();
         for record in &records {
-            apply(&mut topics, record);
+            apply(&mut image, record);
         }
         Ok((
             MetadataLog {
@@ -177,7 +225,7 @@ impl MetadataLog {
                 file,
                 size_bytes: valid_bytes as u64,
             },
-            topics,
+            image,
         ))
     }
 
@@ -201,19 +249,26 @@ impl MetadataLog {
         self.size_bytes > SNAPSHOT_BYTES
     }
 
-    /// Rewrites the log as one create record per topic in `topics`.
+    /// Rewrites the log as one create record per topic in `image` and one record per
+    /// non-empty dynamic broker set.
     ///
     /// The new file is opened for appends before it takes the log's name (the handle
     /// follows the file through the rename), so from the rename on every append goes to
     /// the file that is the log, whatever fails afterwards: reopening by name after the
     /// rename could fail and leave appends going to the replaced file, lost at the next
     /// start. An error before the rename leaves the old log in use, whole.
-    pub(crate) fn snapshot(
-        &mut self,
-        topics: &BTreeMap<String, TopicRecord>,
-    ) -> Result<(), LogError> {
+    pub(crate) fn snapshot(&mut self, image: &MetadataImage) -> Result<(), LogError> {
         let mut contents = Vec::new();
-        for (name, topic) in topics {
+        let brokers = &image.brokers;
+        let scopes = std::iter::once((None, &brokers.cluster))
+            .chain(brokers.per_broker.iter().map(|(id, set)| (Some(*id), set)));
+        for (node_id, overrides) in scopes.filter(|(_, set)| !set.is_empty()) {
+            contents.extend(encode(&MetadataRecord::SetBrokerOverrides {
+                node_id,
+                overrides: overrides.clone(),
+            })?);
+        }
+        for (name, topic) in &image.topics {
             contents.extend(encode(&MetadataRecord::CreateTopic {
                 name: name.clone(),
                 id: topic.id,
@@ -254,8 +309,8 @@ mod tests {
     #[test]
     fn replays_and_truncates_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, topics) = MetadataLog::open(dir.path()).unwrap();
-        assert!(topics.is_empty());
+        let (mut log, image) = MetadataLog::open(dir.path()).unwrap();
+        assert!(image.topics.is_empty());
         log.append(&create("a", 1)).unwrap();
         log.append(&create("b", 2)).unwrap();
         log.append(&MetadataRecord::SetPartitions {
@@ -272,14 +327,14 @@ mod tests {
         file.write_all(&encode(&create("c", 1)).unwrap()[..20])
             .unwrap();
         drop(file);
-        let (mut log, topics) = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(topics.keys().collect::<Vec<_>>(), vec!["b"]);
-        assert_eq!(topics["b"].partitions, 5);
+        let (mut log, image) = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(image.topics.keys().collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(image.topics["b"].partitions, 5);
         assert_eq!(fs::metadata(&path).unwrap().len(), good_len);
         log.append(&create("d", 1)).unwrap();
-        log.snapshot(&topics).unwrap();
+        log.snapshot(&image).unwrap();
         let (_, again) = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(again, topics);
+        assert_eq!(again, image);
     }
 
     #[test]
@@ -294,7 +349,55 @@ mod tests {
         let last = bytes.len() - 2;
         bytes[last] ^= 0x55;
         fs::write(&path, &bytes).unwrap();
-        let (_, topics) = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(topics.keys().collect::<Vec<_>>(), vec!["a"]);
+        let (_, image) = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(image.topics.keys().collect::<Vec<_>>(), vec!["a"]);
+    }
+
+    fn broker_set(node_id: Option<i32>, pairs: &[(&str, &str)]) -> MetadataRecord {
+        MetadataRecord::SetBrokerOverrides {
+            node_id,
+            overrides: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn broker_overrides_replay_and_survive_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = MetadataLog::open(dir.path()).unwrap();
+        log.append(&create("a", 1)).unwrap();
+        log.append(&broker_set(None, &[("retention.ms", "1000")]))
+            .unwrap();
+        log.append(&broker_set(Some(3), &[("segment.ms", "5000")]))
+            .unwrap();
+        log.append(&broker_set(Some(4), &[("segment.ms", "6000")]))
+            .unwrap();
+        // An empty set removes the broker's entry.
+        log.append(&broker_set(Some(4), &[])).unwrap();
+        drop(log);
+        let (mut log, image) = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(image.brokers.cluster["retention.ms"], "1000");
+        assert_eq!(image.brokers.per_broker.keys().collect::<Vec<_>>(), [&3]);
+        assert_eq!(image.brokers.scope(Some(3)).unwrap()["segment.ms"], "5000");
+        assert!(image.topics.contains_key("a"));
+        log.snapshot(&image).unwrap();
+        drop(log);
+        let (_, again) = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(again, image);
+    }
+
+    /// A log written before broker overrides existed (topic records only) reads as before.
+    #[test]
+    fn topic_records_keep_their_format() {
+        let json = br#"{"type":"set_overrides","name":"t","overrides":{"retention.ms":"5"}}"#;
+        let record: MetadataRecord = serde_json::from_slice(json).unwrap();
+        assert!(matches!(record, MetadataRecord::SetOverrides { .. }));
+        let json = serde_json::to_string(&broker_set(None, &[("retention.ms", "5")])).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"set_broker_overrides","node_id":null,"overrides":{"retention.ms":"5"}}"#
+        );
     }
 }

@@ -11,7 +11,8 @@
 //! partitions' directories), `partition`/`reader`/`timestamp_lookup`/`retention`/`flusher`
 //! (PartitionLog; `flush_set`: the partitions the flusher visits), `segment` + `offset_index` +
 //! `time_index` + `index_file` (on-disk segment), `recovery` (loading and crash recovery),
-//! `checkpoint`, `metadata_log`, `file_cache` (bounded open segment files), `page_cache` (the
+//! `checkpoint`, `metadata_log` (`broker_configs`: the dynamic topic defaults it holds),
+//! `file_cache` (bounded open segment files), `page_cache` (the
 //! cached tail); compaction: `cleaner` (thread, partition choice, stats) → `clean_pass`
 //! (offset map build, segment rewrite; `clean_filter`: what each batch keeps) → `swap`
 //! (crash-safe file swap), with `offset_map` (bounded key → offset map) and `last_batches`
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use runnel_protocol::batch::BatchError;
 
+mod broker_configs;
 mod checkpoint;
 mod clean_filter;
 mod clean_pass;
@@ -57,6 +59,7 @@ mod topics;
 #[allow(clippy::unwrap_used)]
 mod tests;
 
+pub use broker_configs::{BrokerDefaults, BrokerScope};
 pub use cleaner::{CleanerConfig, CleanerStats, PartitionCleanerStats};
 pub use config::{
     CleanupPolicy, CompressionType, ConfigEntry, InertConfig, MessageTimestampType, TopicConfig,
@@ -118,8 +121,11 @@ pub enum LogError {
 #[derive(Debug, Clone)]
 pub struct LogManagerConfig {
     pub data_dir: PathBuf,
-    /// Broker-wide topic defaults; topic overrides apply on top.
+    /// Broker-wide topic defaults as configured at start (flags, environment, file); the
+    /// dynamic broker configs in the metadata log apply on top, then topic overrides.
     pub topic_defaults: TopicConfig,
+    /// This broker's id: picks its own dynamic broker configs out of the metadata log.
+    pub node_id: i32,
     /// How often retention (and segment.ms rolls) are checked.
     pub retention_check_interval_ms: u64,
     /// Upper bound on segment files kept open across all partitions.
@@ -135,6 +141,7 @@ impl LogManagerConfig {
         LogManagerConfig {
             data_dir: data_dir.into(),
             topic_defaults: TopicConfig::default(),
+            node_id: 0,
             retention_check_interval_ms: 300_000,
             open_segments_max: 1024,
             page_cache_bytes: 0,

@@ -64,12 +64,13 @@ impl LogManager {
                 "{partitions} partitions requested"
             )));
         }
-        let config = Arc::new(TopicConfig::with_overrides(
-            self.topic_defaults(),
-            &overrides,
-        )?);
         let shared = &self.shared;
         let mut metadata = shared.metadata.lock();
+        // Under the metadata lock: the dynamic broker defaults change only under it.
+        let config = Arc::new(TopicConfig::with_overrides(
+            &self.topic_defaults(),
+            &overrides,
+        )?);
         if shared.topics.read().contains_key(name) {
             return Err(LogError::TopicAlreadyExists(name.to_string()));
         }
@@ -264,7 +265,7 @@ impl LogManager {
         };
         let overrides = edit(&current)?;
         let config = Arc::new(TopicConfig::with_overrides(
-            self.topic_defaults(),
+            &self.topic_defaults(),
             &overrides,
         )?);
         if validate_only {
@@ -277,11 +278,7 @@ impl LogManager {
         shared.commit(&mut metadata, record)?;
         let mut topics = shared.topics.write();
         if let Some(entry) = topics.get_mut(name) {
-            for partition in &entry.partitions {
-                partition.set_config(config.clone());
-            }
-            entry.info.overrides = overrides;
-            entry.info.config = config;
+            entry.set_config(config, overrides);
         }
         Ok(())
     }

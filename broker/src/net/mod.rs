@@ -183,6 +183,7 @@ async fn open_logs(config: &BrokerConfig) -> Result<Arc<LogManager>, BrokerError
     let log_config = LogManagerConfig {
         data_dir: config.data_dir.clone(),
         topic_defaults,
+        node_id: config.node_id,
         retention_check_interval_ms: config.retention_check_interval_ms,
         open_segments_max: config.open_segments_max,
         page_cache_bytes: config.page_cache_bytes,

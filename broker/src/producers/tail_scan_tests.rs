@@ -24,6 +24,7 @@ fn fixture() -> Fixture {
     let logs = LogManager::open(LogManagerConfig {
         data_dir: dir.path().to_path_buf(),
         topic_defaults: TopicConfig::default(),
+        node_id: 0,
         retention_check_interval_ms: 3_600_000,
         open_segments_max: 16,
         page_cache_bytes: 0,

@@ -435,6 +435,50 @@ def test_describe_topics_and_cluster_with_authorized_operations():
     assert AclOperation.DESCRIBE in cluster.authorized_operations
 
 
+def test_dynamic_broker_default_config():
+    """KIP-226: this broker's dynamic topic default, set by incremental_alter_configs on the
+    BROKER resource named by its id, is what a topic without an override describes, with the
+    source DYNAMIC_BROKER_CONFIG; deleting it restores the value from before. (The cluster-wide
+    default, resource "", is covered by tests/tests/dynamic_broker_configs.rs: confluent-kafka
+    refuses an empty resource name before sending.) Own topic, and the default is restored on
+    the way out, so the other tests do not see it."""
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ConfigSource, ResourceType)
+
+    client = admin()
+    topic = cc.unique_topic("confluent-dynamic")
+    futures = client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)],
+                                   operation_timeout=cc.OPERATION_TIMEOUT_S,
+                                   request_timeout=cc.OPERATION_TIMEOUT_S)
+    futures[topic].result(timeout=cc.OPERATION_TIMEOUT_S)
+    node_id = str(client.describe_cluster().result(timeout=cc.OPERATION_TIMEOUT_S).nodes[0].id)
+
+    def alter(broker, op, value=None):
+        entry = ConfigEntry("log.retention.ms", value, incremental_operation=op)
+        resource = ConfigResource(ResourceType.BROKER, broker, incremental_configs=[entry])
+        done = client.incremental_alter_configs([resource], request_timeout=cc.OPERATION_TIMEOUT_S)
+        done[resource].result(timeout=cc.OPERATION_TIMEOUT_S)
+
+    def retention():
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        described = client.describe_configs([resource], request_timeout=cc.OPERATION_TIMEOUT_S)
+        entry = described[resource].result(timeout=cc.OPERATION_TIMEOUT_S)["retention.ms"]
+        return entry.value, ConfigSource(entry.source)
+
+    before = retention()
+    assert before[1] not in (ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+                             ConfigSource.DYNAMIC_BROKER_CONFIG), before
+    try:
+        alter(node_id, AlterConfigOpType.SET, "987654321")
+        assert retention() == ("987654321", ConfigSource.DYNAMIC_BROKER_CONFIG)
+    finally:
+        alter(node_id, AlterConfigOpType.DELETE)
+    assert retention() == before
+    client.delete_topics([topic], operation_timeout=cc.OPERATION_TIMEOUT_S,
+                         request_timeout=cc.OPERATION_TIMEOUT_S)[topic].result(
+        timeout=cc.OPERATION_TIMEOUT_S)
+
+
 def test_delete_topic():
     require_created()
     client = admin()

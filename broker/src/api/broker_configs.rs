@@ -1,0 +1,299 @@
+//! Broker config resources (type 4) for DescribeConfigs, AlterConfigs and
+//! IncrementalAlterConfigs: the topic defaults under their broker names, changeable at run
+//! time as Kafka's KIP-226 dynamic broker configs, and this broker's identity (read-only).
+//!
+//! Resource name "" is the cluster-wide dynamic default, this broker's node id its own
+//! (Kafka's `ConfigAdminManager.validateResourceNameIsCurrentNodeId`: another id, or one
+//! that is not a number, is INVALID_REQUEST). Only the broker configs that set a topic
+//! default can change (`key_of_broker_config`); any other name is refused with
+//! INVALID_REQUEST, and so is a value storage refuses: Kafka's `ConfigAdminManager`
+//! turns every validation failure of a broker config into INVALID_REQUEST (KAFKA-13609).
+//! Deliberately unlike Kafka, a name Kafka does not know is refused too (Kafka stores it
+//! for plugins; this broker has none, so it would only hide a typo).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource as IncrementalResource;
+
+use super::create_topics::Refusal;
+use super::describe_configs::{
+    config_type, default_source, describe_all, key_info, key_of_broker_config, row, synonym,
+    BrokerSetting, Detail, KeyInfo, SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT_BROKER,
+    SOURCE_STATIC_BROKER,
+};
+use super::incremental_alter_configs::apply_op;
+use super::BrokerContext;
+use crate::log::{BrokerScope, LogError, TopicConfig};
+use crate::producers::ProducerStateConfig;
+
+/// The dynamic set a broker resource name stands for.
+pub(super) fn broker_scope(ctx: &BrokerContext, name: &str) -> Result<BrokerScope, Refusal> {
+    if name.is_empty() {
+        return Ok(BrokerScope::Cluster);
+    }
+    let Ok(id) = name.parse::<i32>() else {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!("Node id must be an integer, but it is: {name}"),
+        ));
+    };
+    if id != ctx.node_id {
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "Unexpected broker id, expected {}, but received {name}",
+                ctx.node_id
+            ),
+        ));
+    }
+    Ok(BrokerScope::ThisBroker)
+}
+
+/// A refusal from the storage edit, or one of ours.
+struct Failed(Refusal);
+
+impl From<LogError> for Failed {
+    fn from(error: LogError) -> Failed {
+        Failed(match error {
+            // KAFKA-13609: broker config validation failures are INVALID_REQUEST in Kafka.
+            LogError::InvalidConfig(message) => {
+                Refusal::new(ResponseError::InvalidRequest, message)
+            }
+            other => Refusal::from(other),
+        })
+    }
+}
+
+impl From<Refusal> for Failed {
+    fn from(refusal: Refusal) -> Failed {
+        Failed(refusal)
+    }
+}
+
+/// The topic key of each named broker config; every name that cannot change dynamically
+/// refuses the whole resource, listed as Kafka's `DynamicBrokerConfig.validateConfigs`
+/// lists them.
+fn topic_keys<'a>(names: impl Iterator<Item = &'a str>) -> Result<Vec<&'static str>, Refusal> {
+    let (mut keys, mut refused) = (Vec::new(), Vec::new());
+    for name in names {
+        match key_of_broker_config(name) {
+            Some(known) => keys.push(known.topic_key),
+            None => refused.push(name),
+        }
+    }
+    if refused.is_empty() {
+        return Ok(keys);
+    }
+    Err(Refusal::new(
+        ResponseError::InvalidRequest,
+        format!(
+            "Cannot update these configs dynamically: {}",
+            refused.join(", ")
+        ),
+    ))
+}
+
+/// AlterConfigs of a broker resource: `configs` (broker name, value) replace its whole
+/// dynamic set.
+pub(super) fn alter_whole(
+    ctx: &BrokerContext,
+    name: &str,
+    configs: &[(&str, Option<&str>)],
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let scope = broker_scope(ctx, name)?;
+    let keys = topic_keys(configs.iter().map(|(name, _)| *name))?;
+    let mut wanted = BTreeMap::new();
+    for (&(name, value), key) in configs.iter().zip(keys) {
+        let Some(value) = value else {
+            return Err(null_value(name));
+        };
+        wanted.insert(key.to_owned(), value.to_owned());
+    }
+    ctx.logs
+        .edit_broker_overrides(scope, validate_only, |_| Ok::<_, Failed>(wanted))
+        .map_err(|Failed(refusal)| refusal)
+}
+
+/// Kafka's `ConfigAdminManager.preprocess`: a null value (other than for DELETE).
+fn null_value(name: &str) -> Refusal {
+    Refusal::new(
+        ResponseError::InvalidRequest,
+        format!("Null value not supported for : {name}"),
+    )
+}
+
+/// IncrementalAlterConfigs of a broker resource: each operation applied to its dynamic set.
+/// APPEND / SUBTRACT start from the value in force below the set when it has none (the
+/// cluster default or the static one), as they start from the default for a topic.
+pub(super) fn alter_incremental(
+    ctx: &BrokerContext,
+    resource: &IncrementalResource,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let scope = broker_scope(ctx, resource.resource_name.as_str())?;
+    let keys = topic_keys(resource.configs.iter().map(|c| c.name.as_str()))?;
+    let statics = describe_all(ctx.logs.static_topic_defaults());
+    ctx.logs
+        .edit_broker_overrides(scope, validate_only, |current| {
+            let cluster = ctx.logs.broker_defaults().cluster.clone();
+            let mut edited = current.clone();
+            for (config, key) in resource.configs.iter().zip(&keys) {
+                let below = match scope {
+                    BrokerScope::ThisBroker => cluster.get(*key),
+                    BrokerScope::Cluster => None,
+                };
+                let now = edited.get(*key).or(below).or_else(|| statics.get(key));
+                match apply_op(config, key, now.map(String::as_str))? {
+                    Some(value) => edited.insert((*key).to_owned(), value),
+                    None => edited.remove(*key),
+                };
+            }
+            Ok::<_, Failed>(edited)
+        })
+        .map_err(|Failed(refusal)| refusal)
+}
+
+/// One described row: name, value, the key it describes (if a topic default), its source,
+/// whether it is read-only, and its synonyms.
+type Described = (
+    &'static str,
+    String,
+    Option<&'static KeyInfo>,
+    i8,
+    bool,
+    Vec<kafka_protocol::messages::describe_configs_response::DescribeConfigsSynonym>,
+);
+
+/// DescribeConfigs of a broker resource. This broker's: every topic default under its
+/// broker name (alterable) with its source and, when asked, synonyms in Kafka's order, and
+/// its identity (read-only). The cluster default (""): only the configs set there, as
+/// Kafka's `ConfigHelper.describeConfigs` lists `currentDynamicDefaultConfigs`.
+pub(super) fn describe_broker(
+    ctx: &BrokerContext,
+    detail: Detail,
+    broker: &str,
+) -> Result<Vec<DescribeConfigsResourceResult>, Refusal> {
+    let scope = broker_scope(ctx, broker)?;
+    let dynamic = ctx.logs.broker_defaults();
+    let statics = describe_all(ctx.logs.static_topic_defaults());
+    let built_in = describe_all(&TopicConfig::default());
+    let synonyms_of = |known: &'static KeyInfo, per_broker: bool| {
+        let setting = BrokerSetting::of(ctx, known, &dynamic, &statics, &built_in);
+        let all = setting.map(|s| s.synonyms(per_broker)).unwrap_or_default();
+        all.into_iter()
+            .filter(|_| detail.synonyms)
+            .collect::<Vec<_>>()
+    };
+    let mut values: Vec<Described> = Vec::new();
+    if scope == BrokerScope::Cluster {
+        for (key, value) in &dynamic.cluster {
+            let Some(known) = key_info(key) else { continue };
+            let Some(name) = known.broker_key else {
+                continue;
+            };
+            let synonyms = synonyms_of(known, false);
+            let source = SOURCE_DYNAMIC_DEFAULT_BROKER;
+            values.push((name, value.clone(), Some(known), source, false, synonyms));
+        }
+    } else {
+        for entry in dynamic.config.describe(&BTreeMap::new()) {
+            let Some(known) = key_info(entry.name) else {
+                continue;
+            };
+            let Some(name) = known.broker_key else {
+                continue;
+            };
+            let source = default_source(ctx, known.topic_key);
+            let synonyms = synonyms_of(known, true);
+            values.push((name, entry.value, Some(known), source, false, synonyms));
+        }
+        values.extend(identity_rows(ctx, detail));
+    }
+    let rows = values
+        .into_iter()
+        .map(|(name, value, known, source, read_only, synonyms)| {
+            let config_type = known.map_or_else(|| broker_only_type(name), |info| info.config_type);
+            row(name, value, known, detail)
+                .with_read_only(read_only)
+                .with_config_source(source)
+                .with_config_type(config_type)
+                .with_synonyms(synonyms)
+        });
+    Ok(rows.collect())
+}
+
+/// This broker's settings that are not topic defaults: static, read-only.
+fn identity_rows(ctx: &BrokerContext, detail: Detail) -> Vec<Described> {
+    let listener = format!(
+        "PLAINTEXT://{}:{}",
+        ctx.advertised_host, ctx.advertised_port
+    );
+    let broker_only = [
+        ("node.id", ctx.node_id.to_string()),
+        ("broker.id", ctx.node_id.to_string()),
+        ("num.partitions", ctx.default_partitions.to_string()),
+        (
+            "auto.create.topics.enable",
+            ctx.auto_create_topics.to_string(),
+        ),
+        ("default.replication.factor", "1".to_owned()),
+        ("advertised.listeners", listener),
+        (
+            "max.incremental.fetch.session.cache.slots",
+            ctx.fetch_sessions.slots_max().to_string(),
+        ),
+    ];
+    let mut rows: Vec<(&'static str, String, i8)> = broker_only
+        .map(|(name, value)| {
+            // `broker.id` is `node.id`'s synonym: set when that is.
+            let set_as = if name == "broker.id" { "node.id" } else { name };
+            (name, value, default_source(ctx, set_as))
+        })
+        .into();
+    rows.extend(producer_rows(ctx.producers.config()));
+    rows.into_iter()
+        .map(|(name, value, source)| {
+            let synonyms = match detail.synonyms {
+                true => vec![synonym(name, &value, source)],
+                false => Vec::new(),
+            };
+            (name, value, None, source, true, synonyms)
+        })
+        .collect()
+}
+
+/// `producer.id.expiration.ms`, and its check interval when set: Kafka lists that one only
+/// when given, being an internal config (`ConfigHelper.allConfigs` adds the originals to
+/// the non-internal values). Static here, where Kafka lets the first be altered (KIP-854).
+fn producer_rows(config: &ProducerStateConfig) -> Vec<(&'static str, String, i8)> {
+    let source = |set: Option<i32>| set.map_or(SOURCE_DEFAULT, |_| SOURCE_STATIC_BROKER);
+    let mut rows = vec![(
+        "producer.id.expiration.ms",
+        config.expiration_ms().to_string(),
+        source(config.producer_id_expiration_ms),
+    )];
+    if let Some(interval_ms) = config.producer_id_expiration_check_interval_ms {
+        rows.push((
+            "producer.id.expiration.check.interval.ms",
+            interval_ms.to_string(),
+            SOURCE_STATIC_BROKER,
+        ));
+    }
+    rows
+}
+
+/// Types of the broker-only entries [`describe_broker`] adds.
+fn broker_only_type(name: &str) -> i8 {
+    match name {
+        "auto.create.topics.enable" => config_type::BOOLEAN,
+        "advertised.listeners" => config_type::STRING,
+        _ => config_type::INT,
+    }
+}
+
+#[cfg(test)]
+#[path = "broker_configs_tests.rs"]
+mod tests;

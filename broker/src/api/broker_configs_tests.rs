@@ -1,0 +1,268 @@
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+use kafka_protocol::messages::{
+    AlterConfigsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::super::create_topics::fixture::{broker, header, topic, Fixture, NODE_ID};
+use super::super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC, SOURCE_DYNAMIC_BROKER};
+use super::*;
+
+/// One operation: broker config name, op, value.
+type Op = (&'static str, i8, Option<&'static str>);
+/// A row's value, source and synonyms as (name, value, source).
+type Row = (String, i8, Vec<(String, String, i8)>);
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+
+fn incremental(
+    fixture: &Fixture,
+    name: &str,
+    ops: &[Op],
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let configs = ops
+        .iter()
+        .map(|(key, op, value)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_static_str(key))
+                .with_config_operation(*op)
+                .with_value(value.map(StrBytes::from_static_str))
+        })
+        .collect();
+    let resource = IncrementalResource::default()
+        .with_resource_type(RESOURCE_BROKER)
+        .with_resource_name(StrBytes::from_string(name.to_owned()))
+        .with_configs(configs);
+    let request = IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![resource])
+        .with_validate_only(validate_only);
+    let response =
+        super::super::incremental_alter_configs::handle(&fixture.ctx, &header(1), request);
+    let r = &response.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+fn set(fixture: &Fixture, name: &str, key: &'static str, value: &'static str) -> i16 {
+    incremental(fixture, name, &[(key, SET, Some(value))], false).0
+}
+
+fn describe(fixture: &Fixture, resource_type: i8, name: &str) -> DescribeConfigsResult {
+    let resource = DescribeConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_owned()))
+        .with_configuration_keys(None);
+    let request = DescribeConfigsRequest::default()
+        .with_resources(vec![resource])
+        .with_include_synonyms(true);
+    super::super::describe_configs::handle(&fixture.ctx, &header(4), request)
+        .results
+        .remove(0)
+}
+
+/// (value, source, synonyms as (name, value, source)) of one row.
+fn row_of(result: &DescribeConfigsResult, name: &str) -> Option<Row> {
+    let row = result.configs.iter().find(|c| c.name.as_str() == name)?;
+    let synonyms = row
+        .synonyms
+        .iter()
+        .map(|s| {
+            let value = s.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+            (s.name.to_string(), value, s.source)
+        })
+        .collect();
+    let value = row
+        .value
+        .as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    Some((value, row.config_source, synonyms))
+}
+
+fn me() -> String {
+    NODE_ID.to_string()
+}
+
+#[test]
+fn dynamic_layers_show_in_every_describe() {
+    let fixture = broker();
+    topic(&fixture, "t", 1);
+    assert_eq!(set(&fixture, "", "log.retention.ms", "5000"), 0);
+    let cluster = describe(&fixture, RESOURCE_BROKER, "");
+    assert_eq!(cluster.configs.len(), 1);
+    let dynamic_default = (
+        "log.retention.ms".to_owned(),
+        "5000".to_owned(),
+        SOURCE_DYNAMIC_DEFAULT_BROKER,
+    );
+    // Kafka's built-in default comes under its unit synonym.
+    let built_in = (
+        "log.retention.hours".to_owned(),
+        "168".to_owned(),
+        SOURCE_DEFAULT,
+    );
+    assert_eq!(
+        row_of(&cluster, "log.retention.ms").unwrap(),
+        (
+            "5000".to_owned(),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+            vec![dynamic_default.clone(), built_in.clone()]
+        )
+    );
+    let topic_row = row_of(&describe(&fixture, RESOURCE_TOPIC, "t"), "retention.ms").unwrap();
+    assert_eq!(
+        topic_row,
+        (
+            "5000".to_owned(),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+            vec![dynamic_default.clone(), built_in.clone()]
+        )
+    );
+    assert_eq!(
+        fixture.ctx.logs.topic("t").unwrap().config.retention_ms,
+        5000
+    );
+
+    assert_eq!(set(&fixture, &me(), "log.retention.ms", "4000"), 0);
+    let mine = row_of(
+        &describe(&fixture, RESOURCE_BROKER, &me()),
+        "log.retention.ms",
+    )
+    .unwrap();
+    let dynamic_broker = (
+        "log.retention.ms".to_owned(),
+        "4000".to_owned(),
+        SOURCE_DYNAMIC_BROKER,
+    );
+    assert_eq!(
+        mine,
+        (
+            "4000".to_owned(),
+            SOURCE_DYNAMIC_BROKER,
+            vec![
+                dynamic_broker.clone(),
+                dynamic_default.clone(),
+                built_in.clone()
+            ]
+        )
+    );
+    let topic_row = row_of(&describe(&fixture, RESOURCE_TOPIC, "t"), "retention.ms").unwrap();
+    assert_eq!(topic_row.1, SOURCE_DYNAMIC_BROKER);
+    assert_eq!(
+        fixture.ctx.logs.topic("t").unwrap().config.retention_ms,
+        4000
+    );
+    // The cluster resource shows its own set, without this broker's value.
+    let cluster = describe(&fixture, RESOURCE_BROKER, "");
+    assert_eq!(
+        row_of(&cluster, "log.retention.ms").unwrap().2,
+        vec![dynamic_default, built_in]
+    );
+
+    assert_eq!(
+        incremental(
+            &fixture,
+            &me(),
+            &[("log.retention.ms", DELETE, None)],
+            false
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        incremental(&fixture, "", &[("log.retention.ms", DELETE, None)], false).0,
+        0
+    );
+    assert!(describe(&fixture, RESOURCE_BROKER, "").configs.is_empty());
+    let restored = row_of(&describe(&fixture, RESOURCE_TOPIC, "t"), "retention.ms").unwrap();
+    assert_eq!(restored.0, "604800000");
+    assert_eq!(restored.1, SOURCE_DEFAULT);
+}
+
+#[test]
+fn refusals_follow_kafka() {
+    let fixture = broker();
+    let request = ResponseError::InvalidRequest.code();
+    let config = ResponseError::InvalidConfig.code();
+    let cases: [(&str, &[Op], i16); 8] = [
+        ("99", &[("log.retention.ms", SET, Some("1"))], request),
+        ("x", &[("log.retention.ms", SET, Some("1"))], request),
+        ("", &[("num.partitions", SET, Some("2"))], request),
+        ("", &[("node.id", SET, Some("2"))], request),
+        ("", &[("no.such.config", SET, Some("2"))], request),
+        // The topic name is not the broker's.
+        ("", &[("retention.ms", SET, Some("2"))], request),
+        ("", &[("log.retention.ms", SET, Some("soon"))], request),
+        ("", &[("log.retention.ms", APPEND, Some("1"))], config),
+    ];
+    for (name, ops, code) in cases {
+        let (got, message) = incremental(&fixture, name, ops, false);
+        assert_eq!(got, code, "{name:?} {ops:?}");
+        assert!(message.is_some());
+    }
+    assert!(fixture.ctx.logs.broker_defaults().cluster.is_empty());
+    let (_, message) = incremental(&fixture, "", &[("num.partitions", SET, Some("2"))], false);
+    assert!(message
+        .unwrap()
+        .contains("Cannot update these configs dynamically: num.partitions"));
+}
+
+#[test]
+fn validate_only_append_and_alter_configs() {
+    let fixture = broker();
+    assert_eq!(
+        incremental(&fixture, "", &[("log.retention.ms", SET, Some("1"))], true).0,
+        0
+    );
+    assert!(fixture.ctx.logs.broker_defaults().cluster.is_empty());
+    // APPEND starts from the static default (`delete`).
+    let append = [("log.cleanup.policy", APPEND, Some("compact"))];
+    assert_eq!(incremental(&fixture, &me(), &append, false).0, 0);
+    let policy = &fixture.ctx.logs.broker_defaults().this_broker["cleanup.policy"];
+    assert_eq!(policy, "delete,compact");
+
+    // AlterConfigs replaces the whole set of the resource.
+    assert_eq!(set(&fixture, "", "log.segment.bytes", "1048576"), 0);
+    let whole = |name: &str, configs: &[(&'static str, Option<&'static str>)]| {
+        let configs = configs
+            .iter()
+            .map(|(k, v)| {
+                kafka_protocol::messages::alter_configs_request::AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str(k))
+                    .with_value(v.map(StrBytes::from_static_str))
+            })
+            .collect();
+        let resource =
+            kafka_protocol::messages::alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_BROKER)
+                .with_resource_name(StrBytes::from_string(name.to_owned()))
+                .with_configs(configs);
+        let request = AlterConfigsRequest::default().with_resources(vec![resource]);
+        super::super::alter_configs::handle(&fixture.ctx, &header(2), request).responses[0]
+            .error_code
+    };
+    assert_eq!(whole("", &[("log.roll.ms", Some("60000"))]), 0);
+    let cluster = fixture.ctx.logs.broker_defaults().cluster.clone();
+    assert_eq!(
+        cluster.into_iter().collect::<Vec<_>>(),
+        vec![("segment.ms".to_owned(), "60000".to_owned())]
+    );
+    assert_eq!(
+        whole("", &[("log.roll.ms", None)]),
+        ResponseError::InvalidRequest.code()
+    );
+    assert_eq!(
+        whole("", &[("broker.id", Some("3"))]),
+        ResponseError::InvalidRequest.code()
+    );
+    assert_eq!(whole("", &[]), 0);
+    assert!(fixture.ctx.logs.broker_defaults().cluster.is_empty());
+}
