@@ -3,13 +3,15 @@
 use bytes::Bytes;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, BrokerId, DescribeProducersRequest, FetchRequest, ListOffsetsRequest,
+    incremental_alter_configs_request, AlterConfigsRequest, BrokerId, DescribeConfigsRequest,
+    DescribeProducersRequest, FetchRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest,
     MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -127,4 +129,44 @@ pub fn list_offsets(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsR
     ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![topic])
+}
+
+/// DescribeConfigs of one resource (`resource_type`: 2 topic, 4 broker), every key, with
+/// synonyms when asked.
+pub fn describe_configs(
+    resource_type: i8,
+    resource: &str,
+    synonyms: bool,
+) -> DescribeConfigsRequest {
+    let resource = DescribeConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(resource.to_owned()))
+        .with_configuration_keys(None);
+    DescribeConfigsRequest::default()
+        .with_resources(vec![resource])
+        .with_include_synonyms(synonyms)
+}
+
+/// IncrementalAlterConfigs of one resource: each op is (config name, operation — 0 SET,
+/// 1 DELETE, 2 APPEND, 3 SUBTRACT —, value).
+pub fn incremental_alter_configs(
+    resource_type: i8,
+    resource: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> IncrementalAlterConfigsRequest {
+    let text = |value: &str| StrBytes::from_string(value.to_owned());
+    let configs = ops
+        .iter()
+        .map(|(key, op, value)| {
+            incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(text(key))
+                .with_config_operation(*op)
+                .with_value(value.map(text))
+        })
+        .collect();
+    let wanted = incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(text(resource))
+        .with_configs(configs);
+    IncrementalAlterConfigsRequest::default().with_resources(vec![wanted])
 }

@@ -6,17 +6,14 @@
 
 use bytes::{Buf, BufMut, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
-use kafka_protocol::messages::{
-    incremental_alter_configs_request, CreateTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::CreateTopicsRequest;
 use runnel_protocol::batch::{Compression, RecordBatch};
 use runnel_protocol::builder::{BatchBuilder, BatchFields, NewHeader, NewRecord};
 use runnel_tests::records::{batch_at, decode};
-use runnel_tests::requests::{alter_configs, creatable_topic, metadata, produce};
+use runnel_tests::requests::{
+    alter_configs, creatable_topic, describe_configs, incremental_alter_configs, metadata, produce,
+};
 use runnel_tests::wire::{frame, get_nullable_str, get_str, put_str};
 use runnel_tests::{TestBroker, TestClient};
 
@@ -29,10 +26,6 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
-fn name(value: &str) -> StrBytes {
-    StrBytes::from_string(value.to_owned())
-}
-
 async fn describe(
     client: &mut TestClient,
     version: i16,
@@ -40,13 +33,7 @@ async fn describe(
     resource: &str,
     synonyms: bool,
 ) -> DescribeConfigsResult {
-    let resource = DescribeConfigsResource::default()
-        .with_resource_type(resource_type)
-        .with_resource_name(name(resource))
-        .with_configuration_keys(None);
-    let request = DescribeConfigsRequest::default()
-        .with_resources(vec![resource])
-        .with_include_synonyms(synonyms)
+    let request = describe_configs(resource_type, resource, synonyms)
         .with_include_documentation(version >= 3);
     client.send(request, version).await.results.remove(0)
 }
@@ -81,20 +68,7 @@ async fn incremental(
     resource: &str,
     ops: &[(&str, i8, Option<&str>)],
 ) -> i16 {
-    let configs = ops
-        .iter()
-        .map(|(key, op, value)| {
-            incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(name(key))
-                .with_config_operation(*op)
-                .with_value(value.map(name))
-        })
-        .collect();
-    let wanted = incremental_alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(resource_type)
-        .with_resource_name(name(resource))
-        .with_configs(configs);
-    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![wanted]);
+    let request = incremental_alter_configs(resource_type, resource, ops);
     let response = client.send(request, version).await;
     assert_eq!(response.responses[0].resource_name.as_str(), resource);
     response.responses[0].error_code

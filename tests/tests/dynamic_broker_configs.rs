@@ -10,15 +10,13 @@
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
-use kafka_protocol::messages::{
-    alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
-    CreateTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
-};
+use kafka_protocol::messages::{alter_configs_request, AlterConfigsRequest, CreateTopicsRequest};
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::records::{batch_at, now_ms};
-use runnel_tests::requests::{creatable_topic, list_offsets, produce};
+use runnel_tests::requests::{
+    creatable_topic, describe_configs, incremental_alter_configs, list_offsets, produce,
+};
 use runnel_tests::{TestBroker, TestClient};
 
 const TOPIC: i8 = 2;
@@ -46,22 +44,8 @@ async fn incremental(
     ops: &[(&str, i8, Option<&str>)],
     validate_only: bool,
 ) -> i16 {
-    let configs = ops
-        .iter()
-        .map(|(key, op, value)| {
-            incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(name(key))
-                .with_config_operation(*op)
-                .with_value(value.map(name))
-        })
-        .collect();
-    let wanted = incremental_alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(BROKER)
-        .with_resource_name(name(resource))
-        .with_configs(configs);
-    let request = IncrementalAlterConfigsRequest::default()
-        .with_resources(vec![wanted])
-        .with_validate_only(validate_only);
+    let request =
+        incremental_alter_configs(BROKER, resource, ops).with_validate_only(validate_only);
     let response = client.send(request, 1).await;
     let answer = &response.responses[0];
     assert_eq!(answer.error_code == 0, answer.error_message.is_none());
@@ -90,13 +74,7 @@ async fn describe(
     resource_type: i8,
     resource: &str,
 ) -> DescribeConfigsResult {
-    let resource = DescribeConfigsResource::default()
-        .with_resource_type(resource_type)
-        .with_resource_name(name(resource))
-        .with_configuration_keys(None);
-    let request = DescribeConfigsRequest::default()
-        .with_resources(vec![resource])
-        .with_include_synonyms(true);
+    let request = describe_configs(resource_type, resource, true);
     let result = client.send(request, 4).await.results.remove(0);
     assert_eq!(result.error_code, 0);
     result
