@@ -3,7 +3,7 @@
 
 Alternates a broker with sessions (default) and one with --max-incremental-fetch-session-cache-slots 0,
 each fresh on a temp dir: runnel-bench e2e over 1 000 partitions at 5 000 msg/s (a 2 s warm-up run creates
-the topic), then a 10 s measured run; prints the broker CPU of the measured run (from /proc), the bench
+the topic), then a 10 s measured run after a 1 s warm-up; prints the broker CPU of the measured run (from /proc), the bench
 process's CPU and the end-to-end latency. Run from the repository root after cargo build --release."""
 import json,subprocess,sys,time,os,socket,tempfile,shutil
 TICK=os.sysconf('SC_CLK_TCK')
@@ -19,7 +19,7 @@ def run(tag, extra):
     base=["target/release/runnel-bench","e2e","--bootstrap",f"127.0.0.1:{port}","--topic","t","--partitions","1000","--rate","5000","--message-bytes","1000","--json","--quiet"]
     subprocess.run(base+["--seconds","2"],capture_output=True)
     c0=cpu(b.pid)
-    p=subprocess.run(["/usr/bin/time","-f","%U %S"]+base+["--seconds","10"],capture_output=True,text=True)
+    p=subprocess.run(["/usr/bin/time","-f","%U %S"]+base+["--seconds","10","--warmup-seconds","1"],capture_output=True,text=True)
     c1=cpu(b.pid)
     t=p.stderr.strip().splitlines()[-1].split()
     out=json.loads(p.stdout)
