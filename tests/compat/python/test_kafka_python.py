@@ -394,6 +394,46 @@ def test_a_many_partition_consumer_fetches_on_a_session():
         producer.close(timeout=cc.OPERATION_TIMEOUT_S)
 
 
+def test_dynamic_broker_config_through_both_alter_apis():
+    """KIP-226: this broker's dynamic `log.retention.ms` (the BROKER resource named by its id;
+    kafka-python, like confluent-kafka, refuses the cluster-wide "" itself), set through
+    IncrementalAlterConfigs and through the older AlterConfigs, is what a topic without an
+    override describes, as DYNAMIC_BROKER_CONFIG; a DELETE restores the topic's value from
+    before. Own topic; the setting is removed on the way out."""
+    from kafka.admin._configs import ConfigResource, ConfigResourceType
+
+    topic = cc.unique_topic("kafka-python-dynamic")
+    client = admin()
+    try:
+        client.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, timeout_ms=TIMEOUT_MS)
+        client.wait_for_topics([topic], timeout_ms=TIMEOUT_MS)
+        node_id = str(client.describe_cluster()["brokers"][0]["broker_id"])
+
+        def alter(configs, incremental):
+            resource = ConfigResource(ConfigResourceType.BROKER, node_id, configs)
+            result = client.alter_configs([resource], raise_on_unknown=False, incremental=incremental)
+            assert result == {"broker": {node_id: "OK"}}, result
+
+        def retention():
+            resource = ConfigResource(ConfigResourceType.TOPIC, topic, ["retention.ms"])
+            described = client.describe_configs([resource], config_filter="all")
+            entry = described["topic"][topic]["retention.ms"]
+            return entry["value"], entry["config_source"]
+
+        before = retention()
+        assert before[1] in ("DEFAULT_CONFIG", "STATIC_BROKER_CONFIG"), before
+        try:
+            for incremental, value in ((True, "987654321"), (False, "876543210")):
+                alter({"log.retention.ms": value}, incremental)
+                assert retention() == (value, "DYNAMIC_BROKER_CONFIG")
+        finally:
+            alter({"log.retention.ms": ("DELETE", None)}, True)
+        assert retention() == before
+        client.delete_topics([topic], timeout_ms=TIMEOUT_MS)
+    finally:
+        client.close()
+
+
 def test_delete_topic():
     require_created()
     client = admin()
