@@ -52,7 +52,6 @@ const TOPIC_IDS_VERSION_MIN: i16 = 13;
 struct PartitionPlan {
     key: PartitionKey,
     ask: PartitionAsk,
-    partition_max_bytes: usize,
     log: Result<Arc<PartitionLog>, i16>,
 }
 
@@ -250,7 +249,6 @@ impl FetchPlan {
                 )
             });
             let plan = PartitionPlan {
-                partition_max_bytes: clamp_bytes(w.ask.partition_max_bytes),
                 key: w.key,
                 ask: w.ask,
                 log,
@@ -306,12 +304,11 @@ impl FetchPlan {
             let record_count = counted.unwrap_or_else(|| count_records(records));
             log.traffic.add_out(records.len() as u64, record_count);
         }
-        let keys: Vec<(&PartitionKey, PartitionAsk)> = (self.topics.iter())
+        let keys = (self.topics.iter())
             .flat_map(|topic| &topic.partitions)
-            .map(|partition| (&partition.key, partition.ask))
-            .collect();
+            .map(|partition| (&partition.key, partition.ask));
         let mut response = pass.response;
-        match fetch_session::answer(&self.session, &keys, &mut response) {
+        match fetch_session::answer(&self.session, keys, &mut response) {
             Ok(()) => Answer {
                 body: ResponseKind::Fetch(response),
                 sends: pass.sends,
@@ -329,7 +326,6 @@ impl FetchPlan {
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut response = FetchResponse::default();
-        response.session_id = 0;
         let mut sends = FileSends::default();
         let mut sent_record_counts = Vec::new();
         let mut records_bytes = 0usize;
@@ -394,7 +390,7 @@ fn read_partition(
         }
     };
     let mut sent_record_count = None;
-    let limit_bytes = plan.partition_max_bytes.min(limits.budget_bytes);
+    let limit_bytes = clamp_bytes(plan.ask.partition_max_bytes).min(limits.budget_bytes);
     let read = log
         .fetch_read(plan.ask.fetch_offset, limit_bytes, limits.first_with_data)
         .and_then(|read| {

@@ -193,12 +193,12 @@ fn session_wanted(ctx: &BrokerContext, partitions: &[CachedPartition]) -> Vec<Wa
 /// Gives `response` its session: none (id 0); a new one holding every partition answered
 /// (`keys`, in answer order, beside the response's partitions), whose id it carries (0 if the
 /// cache declined); or, on an incremental fetch, only the partitions that must be answered.
-/// `None` back: the session moved on to another request's epoch meanwhile (a duplicate
+/// `Err` back: the session moved on to another request's epoch meanwhile (a duplicate
 /// request), and the answer is INVALID_FETCH_SESSION_EPOCH instead (Kafka's
 /// `IncrementalFetchContext.updateAndGenerateResponseData`).
-pub(super) fn answer(
+pub(super) fn answer<'a>(
     session: &SessionUse,
-    keys: &[(&PartitionKey, PartitionAsk)],
+    keys: impl Iterator<Item = (&'a PartitionKey, PartitionAsk)>,
     response: &mut FetchResponse,
 ) -> Result<(), FetchResponse> {
     let answered = |data: &kafka_protocol::messages::fetch_response::PartitionData| Answered {
@@ -212,10 +212,8 @@ pub(super) fn answer(
         }
         SessionUse::Create { by_id, sessions } => {
             let data = response.responses.iter().flat_map(|t| &t.partitions);
-            let cached = (keys.iter().zip(data))
-                .map(|((key, ask), data)| {
-                    CachedPartition::new((*key).clone(), *ask, answered(data))
-                })
+            let cached = (keys.zip(data))
+                .map(|((key, ask), data)| CachedPartition::new(key.clone(), ask, answered(data)))
                 .collect();
             response.session_id = sessions.create(*by_id, cached, Instant::now());
             Ok(())
@@ -229,15 +227,10 @@ pub(super) fn answer(
                 return Err(refused);
             }
             let data = response.responses.iter().flat_map(|t| &t.partitions);
-            let answers: Vec<(PartitionKey, usize, i16, Answered)> = (keys.iter().zip(data))
+            let answers: Vec<(PartitionKey, usize, i16, Answered)> = (keys.zip(data))
                 .map(|((key, _), data)| {
                     let records_bytes = data.records.as_ref().map_or(0, |r| r.len());
-                    (
-                        (*key).clone(),
-                        records_bytes,
-                        data.error_code,
-                        answered(data),
-                    )
+                    (key.clone(), records_bytes, data.error_code, answered(data))
                 })
                 .collect();
             let keep = session.select(&answers);
