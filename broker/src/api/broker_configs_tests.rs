@@ -1,18 +1,17 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
-use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::{
     AlterConfigsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::super::create_topics::fixture::{broker, header, topic, Fixture, NODE_ID};
+use super::super::create_topics::fixture::{
+    broker, header, incremental_resource, topic, Fixture, Op, NODE_ID,
+};
 use super::super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC, SOURCE_DYNAMIC_BROKER};
 use super::*;
 
-/// One operation: broker config name, op, value.
-type Op = (&'static str, i8, Option<&'static str>);
 /// A row's value, source and synonyms as (name, value, source).
 type Row = (String, i8, Vec<(String, String, i8)>);
 
@@ -26,19 +25,7 @@ fn incremental(
     ops: &[Op],
     validate_only: bool,
 ) -> (i16, Option<String>) {
-    let configs = ops
-        .iter()
-        .map(|(key, op, value)| {
-            AlterableConfig::default()
-                .with_name(StrBytes::from_static_str(key))
-                .with_config_operation(*op)
-                .with_value(value.map(StrBytes::from_static_str))
-        })
-        .collect();
-    let resource = IncrementalResource::default()
-        .with_resource_type(RESOURCE_BROKER)
-        .with_resource_name(StrBytes::from_string(name.to_owned()))
-        .with_configs(configs);
+    let resource = incremental_resource(RESOURCE_BROKER, name, ops);
     let request = IncrementalAlterConfigsRequest::default()
         .with_resources(vec![resource])
         .with_validate_only(validate_only);

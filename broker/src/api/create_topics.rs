@@ -300,6 +300,35 @@ pub(crate) mod fixture {
         Fixture { ctx, _dir: dir }
     }
 
+    /// One IncrementalAlterConfigs operation: config name, op (0 SET, 1 DELETE, 2 APPEND,
+    /// 3 SUBTRACT), value.
+    pub type Op = (&'static str, i8, Option<&'static str>);
+
+    /// An IncrementalAlterConfigs resource with `ops`.
+    pub fn incremental_resource(
+        resource_type: i8,
+        name: &str,
+        ops: &[Op],
+    ) -> kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        let configs = ops
+            .iter()
+            .map(|(key, op, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str(key))
+                    .with_config_operation(*op)
+                    .with_value(value.map(StrBytes::from_static_str))
+            })
+            .collect();
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_owned()))
+            .with_configs(configs)
+    }
+
     pub fn header(version: i16) -> RequestHeader {
         RequestHeader::default().with_request_api_version(version)
     }

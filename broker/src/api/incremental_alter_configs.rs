@@ -160,35 +160,15 @@ mod tests {
     use std::collections::BTreeMap;
 
     use kafka_protocol::error::ResponseError;
-    use kafka_protocol::messages::incremental_alter_configs_request::{
-        AlterConfigsResource, AlterableConfig,
-    };
+    use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
     use kafka_protocol::messages::IncrementalAlterConfigsRequest;
-    use kafka_protocol::protocol::StrBytes;
-
     use proptest::prelude::*;
 
     use super::super::create_topics::fixture::{broker, header, Fixture, NODE_ID};
     use super::super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
     use super::*;
 
-    type Op = (&'static str, i8, Option<&'static str>);
-
-    fn resource(resource_type: i8, name: &str, ops: &[Op]) -> AlterConfigsResource {
-        let configs = ops
-            .iter()
-            .map(|(key, op, value)| {
-                AlterableConfig::default()
-                    .with_name(StrBytes::from_static_str(key))
-                    .with_config_operation(*op)
-                    .with_value(value.map(StrBytes::from_static_str))
-            })
-            .collect();
-        AlterConfigsResource::default()
-            .with_resource_type(resource_type)
-            .with_resource_name(StrBytes::from_string(name.to_owned()))
-            .with_configs(configs)
-    }
+    use super::super::create_topics::fixture::{incremental_resource as resource, Op};
 
     fn alter(
         fixture: &Fixture,
