@@ -96,6 +96,19 @@ async fn entry(
     ))
 }
 
+/// `key`'s value and source as the resource describes it (it must be listed).
+async fn value_source(
+    client: &mut TestClient,
+    resource_type: i8,
+    resource: &str,
+    key: &str,
+) -> (String, i8) {
+    let (value, source, _) = entry(client, resource_type, resource, key)
+        .await
+        .unwrap_or_else(|| panic!("{key} is not described"));
+    (value, source)
+}
+
 async fn create(client: &mut TestClient, topic: &str, configs: &[(&str, &str)]) {
     let request = CreateTopicsRequest::default()
         .with_topics(vec![creatable_topic(topic, 1, configs)])
@@ -149,19 +162,21 @@ async fn cluster_default_is_described_and_drives_retention() {
         synonyms,
         vec![SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_DEFAULT]
     );
-    let kept = entry(&mut client, TOPIC, "kept", "retention.ms")
-        .await
-        .unwrap();
-    assert_eq!((kept.0.as_str(), kept.1), ("-1", SOURCE_DYNAMIC_TOPIC));
-    let listed = entry(&mut client, BROKER, "", "log.retention.ms")
-        .await
-        .unwrap();
     assert_eq!(
-        (listed.0.as_str(), listed.1),
-        ("60000", SOURCE_DYNAMIC_DEFAULT_BROKER)
+        value_source(&mut client, TOPIC, "kept", "retention.ms").await,
+        (String::from("-1"), SOURCE_DYNAMIC_TOPIC)
     );
-    let http = broker.http_get("/v1/topics/plain").await;
-    assert_eq!(http.0, 200);
+    assert_eq!(
+        value_source(&mut client, BROKER, "", "log.retention.ms").await,
+        (String::from("60000"), SOURCE_DYNAMIC_DEFAULT_BROKER)
+    );
+    // The HTTP admin API shows the topic's effective config: the dynamic default.
+    let (status, body) = broker.http_get("/v1/topics/plain").await;
+    assert_eq!(status, 200);
+    let topic: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let retention = &topic["configs"]["retention.ms"];
+    assert_eq!(retention["value"], "60000", "{retention}");
+    assert_eq!(retention["is_override"], false);
 
     // Retention of the topic without an override now deletes the hour-old segments.
     let mut start = 0;
@@ -188,22 +203,22 @@ async fn this_brokers_value_wins_deletes_restore_and_a_restart_keeps() {
         incremental(&mut client, &me, &set("120000"), false).await,
         0
     );
-    let mine = entry(&mut client, BROKER, &me, "log.retention.ms")
-        .await
-        .unwrap();
-    assert_eq!((mine.0.as_str(), mine.1), ("120000", SOURCE_DYNAMIC_BROKER));
+    assert_eq!(
+        value_source(&mut client, BROKER, &me, "log.retention.ms").await,
+        (String::from("120000"), SOURCE_DYNAMIC_BROKER)
+    );
     let order = vec![
         SOURCE_DYNAMIC_BROKER,
         SOURCE_DYNAMIC_DEFAULT_BROKER,
         SOURCE_DEFAULT,
     ];
-    assert_eq!(mine.2, order);
-    let topic = entry(&mut client, TOPIC, "t", "retention.ms")
+    let mine = entry(&mut client, BROKER, &me, "log.retention.ms")
         .await
         .unwrap();
+    assert_eq!(mine.2, order, "synonyms in Kafka's order");
     assert_eq!(
-        (topic.0.as_str(), topic.1),
-        ("120000", SOURCE_DYNAMIC_BROKER)
+        value_source(&mut client, TOPIC, "t", "retention.ms").await,
+        (String::from("120000"), SOURCE_DYNAMIC_BROKER)
     );
     let context = broker.context().clone();
     assert_eq!(
@@ -214,12 +229,9 @@ async fn this_brokers_value_wins_deletes_restore_and_a_restart_keeps() {
 
     let broker = broker.restart().await;
     let mut client = broker.client().await;
-    let topic = entry(&mut client, TOPIC, "t", "retention.ms")
-        .await
-        .unwrap();
     assert_eq!(
-        (topic.0.as_str(), topic.1),
-        ("120000", SOURCE_DYNAMIC_BROKER)
+        value_source(&mut client, TOPIC, "t", "retention.ms").await,
+        (String::from("120000"), SOURCE_DYNAMIC_BROKER)
     );
     let listed = entry(&mut client, BROKER, "", "log.retention.ms")
         .await
@@ -228,20 +240,14 @@ async fn this_brokers_value_wins_deletes_restore_and_a_restart_keeps() {
 
     let delete = [("log.retention.ms", DELETE, None)];
     assert_eq!(incremental(&mut client, &me, &delete, false).await, 0);
-    let topic = entry(&mut client, TOPIC, "t", "retention.ms")
-        .await
-        .unwrap();
     assert_eq!(
-        (topic.0.as_str(), topic.1),
-        ("60000", SOURCE_DYNAMIC_DEFAULT_BROKER)
+        value_source(&mut client, TOPIC, "t", "retention.ms").await,
+        (String::from("60000"), SOURCE_DYNAMIC_DEFAULT_BROKER)
     );
     assert_eq!(incremental(&mut client, "", &delete, false).await, 0);
-    let topic = entry(&mut client, TOPIC, "t", "retention.ms")
-        .await
-        .unwrap();
     assert_eq!(
-        (topic.0.as_str(), topic.1),
-        (RETENTION_DEFAULT_MS, SOURCE_DEFAULT)
+        value_source(&mut client, TOPIC, "t", "retention.ms").await,
+        (String::from(RETENTION_DEFAULT_MS), SOURCE_DEFAULT)
     );
     assert!(describe(&mut client, BROKER, "").await.configs.is_empty());
     let context = broker.context();
@@ -282,12 +288,9 @@ async fn refusals_and_validate_only_change_nothing() {
     let ops = [("log.retention.ms", SET, Some("1000"))];
     assert_eq!(incremental(&mut client, "", &ops, true).await, 0);
     assert!(describe(&mut client, BROKER, "").await.configs.is_empty());
-    let topic = entry(&mut client, TOPIC, "t", "retention.ms")
-        .await
-        .unwrap();
     assert_eq!(
-        (topic.0.as_str(), topic.1),
-        (RETENTION_DEFAULT_MS, SOURCE_DEFAULT)
+        value_source(&mut client, TOPIC, "t", "retention.ms").await,
+        (String::from(RETENTION_DEFAULT_MS), SOURCE_DEFAULT)
     );
 
     // AlterConfigs replaces the whole dynamic set of the resource.
@@ -302,12 +305,9 @@ async fn refusals_and_validate_only_change_nothing() {
     assert!(entry(&mut client, BROKER, "", "log.roll.ms")
         .await
         .is_none());
-    let topic = entry(&mut client, TOPIC, "t", "retention.ms")
-        .await
-        .unwrap();
     assert_eq!(
-        (topic.0.as_str(), topic.1),
-        ("5000", SOURCE_DYNAMIC_DEFAULT_BROKER)
+        value_source(&mut client, TOPIC, "t", "retention.ms").await,
+        (String::from("5000"), SOURCE_DYNAMIC_DEFAULT_BROKER)
     );
     assert_eq!(alter_whole(&mut client, &other, &[]).await, invalid_request);
     assert_eq!(
