@@ -107,9 +107,17 @@ fn requests_add_update_and_forget_partitions_and_an_emptied_session_closes() {
         assert_eq!(partitions, vec![(key("t", 1), 5), (key("u", 0), 7)]);
     }
     assert_eq!(sessions.stats().partitions, 2);
+    // Forgetting what the session does not hold (a topic never added, a partition twice)
+    // changes nothing.
+    let strangers = [key("nope", 0), key("t", 0), key("t", 0)];
+    let same = sessions
+        .incremental(id, 2, false, &[], &strangers, now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(same.session.lock().partitions().len(), 2);
     let forget_all = [key("t", 1), key("u", 0)];
     let emptied = sessions
-        .incremental(id, 2, false, &[], &forget_all, now)
+        .incremental(id, 3, false, &[], &forget_all, now)
         .unwrap();
     assert!(emptied.is_none(), "an emptied session is closed");
     assert_eq!(
