@@ -167,6 +167,16 @@ impl Session {
             .collect();
     }
 
+    /// The index after a reorder (same keys, new places): updated in place, no key cloned and
+    /// nothing allocated, as an answer reorders its session on every fetch.
+    fn renumber(&mut self) {
+        for (at, p) in self.partitions.iter().enumerate() {
+            if let Some(slot) = self.index.get_mut(&p.key) {
+                *slot = at;
+            }
+        }
+    }
+
     /// Adds the partitions asked that the session lacks (at the end, in request order),
     /// updates what is asked of the others, then drops the forgotten ones (Kafka's
     /// `FetchSession.update`).
@@ -185,8 +195,11 @@ impl Session {
                 }
             }
         }
-        if forgotten.iter().any(|key| self.index.contains_key(key)) {
-            self.partitions.retain(|p| !forgotten.contains(&p.key));
+        let held: std::collections::HashSet<&PartitionKey> = (forgotten.iter())
+            .filter(|key| self.index.contains_key(*key))
+            .collect();
+        if !held.is_empty() {
+            self.partitions.retain(|p| !held.contains(&p.key));
             self.reindex();
         }
     }
@@ -224,7 +237,7 @@ impl Session {
             }
             rest.extend(moved.into_iter().flatten());
             self.partitions = rest;
-            self.reindex();
+            self.renumber();
         }
         keep
     }
