@@ -112,6 +112,11 @@ impl CachedPartition {
         CachedPartition { key, ask, answered }
     }
 
+    /// The figures the partition was last answered with.
+    pub fn answered(&self) -> Answered {
+        self.answered
+    }
+
     /// Whether a partition answered with `records_bytes`, `error_code` and `now` must be in
     /// the answer, noting what it was answered with (Kafka's
     /// `CachedPartition.maybeUpdateResponseData`): records, an error, a new high watermark or

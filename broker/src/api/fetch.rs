@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -34,7 +35,7 @@ use tokio::time::Instant;
 use super::errors::log_error_i16;
 use super::fetch_session::{self, SessionUse, Wanted};
 use super::{leader_epoch, Answer, BrokerContext, Completion};
-use crate::fetch_sessions::{PartitionAsk, PartitionKey, SESSION_EPOCH_INITIAL};
+use crate::fetch_sessions::{Answered, PartitionAsk, PartitionKey, SESSION_EPOCH_INITIAL};
 use crate::log::{FetchRecords, PartitionLog};
 use crate::metrics::traffic::count_records;
 use crate::net::file_sends::FileSends;
@@ -53,6 +54,8 @@ struct PartitionPlan {
     key: PartitionKey,
     ask: PartitionAsk,
     log: Result<Arc<PartitionLog>, i16>,
+    /// See [`Wanted::last_answered`].
+    last_answered: Option<Answered>,
 }
 
 impl PartitionPlan {
@@ -66,6 +69,24 @@ impl PartitionPlan {
             ResponseError::UnknownTopicId.code(),
         ];
         !matches!(self.log, Err(code) if unknown.contains(&code))
+    }
+
+    /// Whether an incremental fetch's read would find nothing new for the partition: no
+    /// records (asked at the log end), no error, and the figures its session last answered
+    /// — exactly what the session leaves out of the answer (`CachedPartition::must_answer`).
+    /// Checked without a read, so a fetch's cost follows the partitions that changed, not
+    /// all those of its session.
+    fn unchanged(&self) -> bool {
+        let (Some(last), Ok(log)) = (self.last_answered, &self.log) else {
+            return false;
+        };
+        log.read_at_end(self.ask.fetch_offset).is_some_and(|read| {
+            let now = Answered {
+                high_watermark: read.high_watermark,
+                log_start_offset: read.log_start_offset,
+            };
+            now == last
+        })
     }
 }
 
@@ -86,11 +107,13 @@ struct FetchPlan {
     reads: std::sync::atomic::AtomicUsize,
 }
 
-/// One read pass: the response, the records in it left in files (with their record counts
-/// in partition order: the others are counted from their bytes), bytes of records in it, and
-/// whether a known partition errored.
+/// One read pass: the response, which of the plan's partitions it holds (in plan order; an
+/// incremental fetch leaves out those without news), the records in it left in files (with
+/// their record counts in partition order: the others are counted from their bytes), bytes
+/// of records in it, and whether a known partition errored.
 struct ReadPass {
     response: FetchResponse,
+    included: Vec<bool>,
     sends: FileSends,
     sent_record_counts: Vec<Option<u64>>,
     records_bytes: usize,
@@ -137,6 +160,10 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
 /// once the logs have grown enough since the last read that it could reach `min_bytes`: a
 /// read copies up to `max_bytes`, and re-reading on every small append made a fetch with a
 /// large `min_bytes` copy its growing data once per append.
+///
+/// One wait per log is set up once and kept across wake-ups, so a wake-up costs the logs
+/// that moved, not all of them (a consumer tailing 1 000 partitions re-armed 1 000 waits per
+/// append).
 async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
     let waiting: Vec<(&Arc<PartitionLog>, i64)> = plan
         .topics
@@ -145,40 +172,36 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
         .filter_map(|p| p.log.as_ref().ok().map(|log| (log, p.ask.fetch_offset)))
         .collect();
     let logs: Vec<&Arc<PartitionLog>> = waiting.iter().map(|(log, _)| *log).collect();
-    let mut watches: Vec<watch::Receiver<i64>> =
-        logs.iter().map(|log| log.end_offset_watch()).collect();
-    // Watches and sizes are taken before each read, so an append racing it still wakes the
-    // wait below and counts as growth.
-    let mut read_sizes = log_sizes(&logs);
+    let mut moves: FuturesUnordered<_> = logs
+        .iter()
+        .map(|log| end_moved(log.end_offset_watch()))
+        .collect();
+    // Waits and the appended count are taken before each read, so an append racing it still
+    // wakes the wait below and counts as growth.
+    let mut read_appended = appended_bytes(&logs);
     let mut read_bytes = 0usize;
     let mut read_now = true;
     for _ in 0..FETCH_WAKEUPS_MAX {
         if read_now {
-            read_sizes = log_sizes(&logs);
+            read_appended = appended_bytes(&logs);
             let pass = plan.read();
             if pass.any_error || pass.records_bytes >= plan.min_bytes {
                 return plan.answer(pass);
             }
             read_bytes = pass.records_bytes;
         }
-        if watches.is_empty() {
+        if moves.is_empty() {
             tokio::time::sleep_until(deadline).await;
             break;
         }
-        let changed = watches.iter_mut().map(|w| Box::pin(w.changed()));
-        match tokio::time::timeout_at(deadline, futures::future::select_all(changed)).await {
-            Ok((Ok(()), _, _)) => {}
+        match tokio::time::timeout_at(deadline, moves.next()).await {
+            Ok(Some(Some(watch))) => moves.push(end_moved(watch)),
             // Deadline passed, or a log was closed (shutdown).
-            Err(_) | Ok((Err(_), _, _)) => break,
+            Err(_) | Ok(Some(None)) | Ok(None) => break,
         }
         // Appends grow a log by what they add; retention and compaction only shrink it, so
-        // a read now returns at most `read_bytes` plus the growth (a log that shrank while
-        // another grew may make the answer wait for the next append or the deadline).
-        let grown_bytes = log_sizes(&logs)
-            .iter()
-            .zip(&read_sizes)
-            .map(|(now, then)| now.saturating_sub(*then))
-            .fold(0u64, u64::saturating_add);
+        // a read now returns at most `read_bytes` plus what was appended since.
+        let grown_bytes = appended_bytes(&logs).saturating_sub(read_appended);
         let reachable_bytes = u64::try_from(read_bytes)
             .unwrap_or(u64::MAX)
             .saturating_add(grown_bytes);
@@ -190,6 +213,12 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
         read_now = any_error || reachable_bytes >= plan.min_bytes as u64;
     }
     plan.answer(plan.read())
+}
+
+/// Resolves when `watch`'s log end moves (or its log's start moves, or it is deleted), with
+/// the watch to wait on again; `None` when the log was closed.
+async fn end_moved(mut watch: watch::Receiver<i64>) -> Option<watch::Receiver<i64>> {
+    watch.changed().await.ok().map(|()| watch)
 }
 
 /// A fetched partition's log, or the error it is answered with: an unknown partition
@@ -220,9 +249,11 @@ fn partition_log(
     Ok(log)
 }
 
-/// Each log's size in bytes, in order.
-fn log_sizes(logs: &[&Arc<PartitionLog>]) -> Vec<u64> {
-    logs.iter().map(|log| log.size_bytes()).collect()
+/// Bytes appended to `logs`, all together ([`PartitionLog::appended_bytes`]).
+fn appended_bytes(logs: &[&Arc<PartitionLog>]) -> u64 {
+    (logs.iter())
+        .map(|log| log.appended_bytes())
+        .fold(0u64, u64::saturating_add)
 }
 
 impl FetchPlan {
@@ -252,6 +283,7 @@ impl FetchPlan {
                 key: w.key,
                 ask: w.ask,
                 log,
+                last_answered: w.last_answered,
             };
             (w.name.unwrap_or_default(), w.topic_id, plan)
         });
@@ -291,7 +323,7 @@ impl FetchPlan {
     /// not per pass: a long poll reads several times but answers once), given its session
     /// (created, or filtered to what changed).
     fn answer(&self, pass: ReadPass) -> Answer {
-        let plans = self.topics.iter().flat_map(|topic| &topic.partitions);
+        let plans = self.included(&pass.included);
         let sent = pass
             .response
             .responses
@@ -304,9 +336,7 @@ impl FetchPlan {
             let record_count = counted.unwrap_or_else(|| count_records(records));
             log.traffic.add_out(records.len() as u64, record_count);
         }
-        let keys = (self.topics.iter())
-            .flat_map(|topic| &topic.partitions)
-            .map(|partition| (&partition.key, partition.ask));
+        let keys = (self.included(&pass.included)).map(|partition| (&partition.key, partition.ask));
         let mut response = pass.response;
         match fetch_session::answer(&self.session, keys, &mut response) {
             Ok(()) => Answer {
@@ -320,12 +350,21 @@ impl FetchPlan {
         }
     }
 
-    /// Reads every partition once, within the response and partition byte limits.
+    /// The plan's partitions a pass's response holds, in order.
+    fn included<'a>(&'a self, included: &'a [bool]) -> impl Iterator<Item = &'a PartitionPlan> {
+        (self.topics.iter().flat_map(|topic| &topic.partitions))
+            .zip(included)
+            .filter_map(|(partition, &held)| held.then_some(partition))
+    }
+
+    /// Reads every partition once, within the response and partition byte limits; an
+    /// incremental fetch skips those with nothing new ([`PartitionPlan::unchanged`]).
     fn read(&self) -> ReadPass {
         #[cfg(test)]
         self.reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut response = FetchResponse::default();
+        let mut included = Vec::new();
         let mut sends = FileSends::default();
         let mut sent_record_counts = Vec::new();
         let mut records_bytes = 0usize;
@@ -335,6 +374,11 @@ impl FetchPlan {
             topic_response.topic = topic.name.clone();
             topic_response.topic_id = topic.topic_id;
             for partition in &topic.partitions {
+                let unchanged = partition.unchanged();
+                included.push(!unchanged);
+                if unchanged {
+                    continue;
+                }
                 let budget_bytes = self.max_bytes.saturating_sub(records_bytes);
                 let limits = ReadLimits {
                     budget_bytes,
@@ -346,10 +390,13 @@ impl FetchPlan {
                 records_bytes += data.records.as_ref().map_or(0, Bytes::len);
                 topic_response.partitions.push(data);
             }
-            response.responses.push(topic_response);
+            if !topic_response.partitions.is_empty() {
+                response.responses.push(topic_response);
+            }
         }
         ReadPass {
             response,
+            included,
             sends,
             sent_record_counts,
             records_bytes,

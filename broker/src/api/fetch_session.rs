@@ -23,6 +23,9 @@ pub(super) struct Wanted {
     /// The topic's name, or the error for a topic id no topic has (UNKNOWN_TOPIC_ID).
     pub name: Result<TopicName, i16>,
     pub ask: PartitionAsk,
+    /// On an incremental fetch, what the session last answered for the partition: read
+    /// again with nothing new and these figures unchanged, it is left out of the answer.
+    pub last_answered: Option<Answered>,
 }
 
 /// What the fetch does with sessions.
@@ -136,6 +139,7 @@ fn requested(ctx: &BrokerContext, request: &FetchRequest, by_id: bool) -> Vec<Wa
                         topic_id: topic.topic_id,
                         name: name.clone(),
                         ask,
+                        last_answered: None,
                     });
                 }
             }
@@ -185,6 +189,7 @@ fn session_wanted(ctx: &BrokerContext, partitions: &[CachedPartition]) -> Vec<Wa
                 topic_id,
                 name,
                 ask: p.ask,
+                last_answered: Some(p.answered()),
             }
         })
         .collect()

@@ -106,6 +106,7 @@ fn a_topic_recreated_after_its_id_was_resolved_is_inconsistent_topic_id() {
             partition_max_bytes: 1 << 20,
             current_leader_epoch: -1,
         },
+        last_answered: None,
     };
     let new_id = fixture.ctx.logs.topic("again").unwrap().id;
     for (topic_id, code) in [
@@ -144,4 +145,74 @@ fn response_bound_is_the_smaller_of_the_request_and_partition_limits() {
         .with_max_bytes(i32::MAX)
         .with_topics(vec![huge]);
     assert_eq!(response_bytes_max(&request), FETCH_RESPONSE_MAX_BYTES);
+}
+
+/// An incremental fetch reads only the partitions with news for it (records, a new high
+/// watermark or log start, an error) and answers the same as when it read them all and left
+/// the rest out: the unchanged partition is neither read nor answered.
+#[test]
+fn an_incremental_fetch_skips_the_partitions_without_news() {
+    use super::super::create_topics::fixture::{append, broker, topic};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let fixture = broker();
+    topic(&fixture, "tail", 3);
+    for partition in 0..3 {
+        append(&fixture, "tail", partition, 1);
+    }
+    let log = |p: i32| fixture.ctx.logs.partition("tail", p).unwrap();
+    let request = |session_id: i32, epoch: i32| {
+        let partitions = (0..3)
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(log(p).log_end_offset())
+                    .with_partition_max_bytes(1 << 20)
+            })
+            .collect();
+        let topic = FetchTopic::default()
+            .with_topic(TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("tail"),
+            ))
+            .with_partitions(partitions);
+        FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_bytes(1 << 20)
+            .with_session_id(session_id)
+            .with_session_epoch(epoch)
+            .with_topics(vec![topic])
+    };
+    let fetch = |request: &FetchRequest| {
+        let (session, wanted) = fetch_session::open(&fixture.ctx, request, false).unwrap();
+        let plan = FetchPlan::new(&fixture.ctx, request, wanted, session, None);
+        let pass = plan.read();
+        let included = pass.included.clone();
+        let ResponseKind::Fetch(response) = plan.answer(pass).body else {
+            panic!("a fetch answer")
+        };
+        (included, response)
+    };
+    let (included, created) = fetch(&request(0, 0));
+    assert_eq!(included, [true; 3], "a full fetch reads every partition");
+    assert_ne!(created.session_id, 0);
+    // The session's figures now match every partition: nothing to read or answer.
+    let (included, quiet) = fetch(&request(created.session_id, 1));
+    assert_eq!(included, [false; 3]);
+    assert!(quiet.responses.is_empty());
+    append(&fixture, "tail", 1, 1);
+    log(2)
+        .delete_records_before(log(2).log_end_offset())
+        .unwrap();
+    let (included, news) = fetch(&request(created.session_id, 2));
+    assert_eq!(included, [false, true, true]);
+    let answered: Vec<(i32, i64, i64)> = (news.responses.iter())
+        .flat_map(|t| &t.partitions)
+        .map(|p| (p.partition_index, p.high_watermark, p.log_start_offset))
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            (1, log(1).log_end_offset(), 0),
+            (2, log(2).log_end_offset(), log(2).log_end_offset())
+        ]
+    );
 }

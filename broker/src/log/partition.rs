@@ -105,6 +105,9 @@ pub struct PartitionLog {
     /// `None` until first use (thousands of partitions open lazily) and after close.
     pub(crate) state: Mutex<Option<LogState>>,
     pub(crate) closed: AtomicBool,
+    /// Set once the log has been loaded (`end_tx` then holds its real end): lets a read at
+    /// the end be answered without the state lock ([`Self::read_at_end`]).
+    pub(crate) opened: AtomicBool,
     /// Closed because its topic was deleted (reads and appends through a handle taken
     /// before are then UNKNOWN_TOPIC_OR_PARTITION, as for a topic that never existed).
     pub(crate) deleted: AtomicBool,
@@ -145,6 +148,9 @@ pub struct PartitionLog {
     /// without moving the log start, so anything derived from "the first record at or after
     /// offset o" holds while this count stays put (the lag cache relies on it).
     pub(crate) segment_rewrites: AtomicU64,
+    /// Bytes appended since the log was created in this process (never decreases): how far
+    /// a long-polling fetch's logs have grown, read without the state lock.
+    pub(crate) appended_bytes: AtomicU64,
     /// Bytes and records in and out, bumped once per request by the API layer and read
     /// when `/metrics` is scraped.
     pub traffic: crate::metrics::TrafficCounters,
@@ -166,6 +172,7 @@ impl PartitionLog {
             ctx,
             state: Mutex::new(None),
             closed: AtomicBool::new(false),
+            opened: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
             log_start_offset: AtomicI64::new(0),
             end_tx: watch::Sender::new(0),
@@ -186,6 +193,7 @@ impl PartitionLog {
             last_flush_ms: AtomicI64::new(now_ms()),
             dir_dirty: AtomicBool::new(true),
             segment_rewrites: AtomicU64::new(0),
+            appended_bytes: AtomicU64::new(0),
             traffic: crate::metrics::TrafficCounters::default(),
         })
     }
@@ -241,6 +249,7 @@ impl PartitionLog {
             self.log_start_offset
                 .store(loaded.log_start_offset, Ordering::Release);
             self.end_tx.send_replace(loaded.next_offset);
+            self.opened.store(true, Ordering::Release);
             // What was on disk at load is durable: clean shutdown fsynced it, recovery too.
             self.durable_tx
                 .send_modify(|d| d.offset = loaded.next_offset);
@@ -435,6 +444,8 @@ impl PartitionLog {
         // Under the state lock, as the flusher's recount (see `cached_bytes`).
         self.cached_bytes
             .fetch_add(position - start_position, Ordering::Relaxed);
+        self.appended_bytes
+            .fetch_add(position - start_position, Ordering::Release);
         Ok(end)
     }
 
@@ -531,6 +542,11 @@ impl PartitionLog {
     /// when the log start moves or the log is deleted.
     pub fn end_offset_watch(&self) -> watch::Receiver<i64> {
         self.end_tx.subscribe()
+    }
+    /// Bytes appended to this log since it was created in this process: only grows (unlike
+    /// [`Self::size_bytes`], which retention shrinks), and costs one atomic load.
+    pub fn appended_bytes(&self) -> u64 {
+        self.appended_bytes.load(Ordering::Acquire)
     }
     pub fn size_bytes(&self) -> u64 {
         match self.state.lock().as_ref() {

@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -138,7 +139,28 @@ impl PartitionLog {
         max_bytes: usize,
         at_least_one: bool,
     ) -> Result<FetchRead, LogError> {
+        if let Some(at_end) = self.read_at_end(offset) {
+            return Ok(at_end);
+        }
         retry_on_retired(|| self.read_once(offset, max_bytes, ReadMode::Fetch { at_least_one }))
+    }
+
+    /// A Fetch read at the log end, answered from the published end and start alone: no
+    /// snapshot, no lock (a consumer tailing many partitions asks most of them for nothing,
+    /// every fetch). `None` (read normally) unless the log is open, not closed, and `offset`
+    /// is its end. The end published may trail an append being published: the read is then
+    /// empty as if it came just before, and that append wakes the long poll.
+    pub fn read_at_end(&self, offset: i64) -> Option<FetchRead> {
+        if !self.opened.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let end = self.log_end_offset();
+        let start = self.log_start_offset();
+        (offset == end && start <= end).then(|| FetchRead {
+            records: FetchRecords::Copied(Bytes::new()),
+            high_watermark: end,
+            log_start_offset: start,
+        })
     }
 
     fn read_once(

@@ -153,3 +153,37 @@ fn reads_behind_the_cached_tail_are_copied_so_their_pages_can_be_dropped() {
     assert!(matches!(hot.records, FetchRecords::InFile(_)));
     assert_eq!(batches_of(bytes_of(&cold.records)).len(), 3);
 }
+
+#[test]
+fn a_read_at_the_end_is_answered_without_a_snapshot_only_once_the_log_is_open() {
+    let (dir, manager, log) = one_partition("200000");
+    fill(&log, 3, 100);
+    let end = log.log_end_offset();
+    let at_end = log
+        .read_at_end(end)
+        .expect("an open log answers a read at its end");
+    assert_eq!((at_end.high_watermark, at_end.log_start_offset), (end, 0));
+    assert!(bytes_of(&at_end.records).is_empty());
+    assert!(log.read_at_end(end - 1).is_none(), "only at the end");
+    manager.shutdown().unwrap();
+    drop((log, manager));
+
+    // Reopened, the log loads on first use: until then its published end is 0, which must
+    // not pass for "nothing at offset 0" (`partition` loads it; the flusher, the HTTP API and
+    // metrics hold logs not loaded).
+    let manager = open(dir.path());
+    let log = manager.partition_unopened("t", 0).unwrap();
+    assert!(log.read_at_end(0).is_none(), "not loaded yet");
+    let read = log.fetch_read(0, 1 << 20, true).unwrap();
+    assert_eq!(batches_of(bytes_of(&read.records)).len(), 3);
+    assert_eq!(read.high_watermark, end);
+    assert!(log.read_at_end(end).is_some(), "loaded by the read");
+    log.delete_records_before(end).unwrap();
+    let moved = log.read_at_end(end).unwrap();
+    assert_eq!(moved.log_start_offset, end, "a moved log start is seen");
+    manager.shutdown().unwrap();
+    assert!(
+        log.read_at_end(end).is_none(),
+        "a closed log reads normally (its error)"
+    );
+}
