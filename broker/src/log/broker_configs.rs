@@ -217,6 +217,54 @@ mod tests {
         assert_eq!(logs.topic("t").unwrap().config.retention_ms, 9000);
     }
 
+    /// A default that one topic's own overrides cannot stand on (its min.compaction.lag.ms
+    /// above the new max.compaction.lag.ms) is refused, naming the topic, and nothing
+    /// changes: not the defaults, not any topic, not what a restart replays.
+    #[test]
+    fn a_default_that_breaks_a_topics_overrides_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = open(dir.path());
+        let lagged = map(&[("min.compaction.lag.ms", "60000")]);
+        logs.create_topic("lagged", 1, lagged, false).unwrap();
+        logs.create_topic("plain", 1, BTreeMap::new(), false)
+            .unwrap();
+        let breaking = [("max.compaction.lag.ms", "1000"), ("retention.ms", "5")];
+        for validate_only in [true, false] {
+            let wanted = map(&breaking);
+            let refused = logs
+                .edit_broker_overrides(BrokerScope::Cluster, validate_only, |_| {
+                    Ok::<_, LogError>(wanted)
+                })
+                .unwrap_err();
+            let LogError::InvalidConfig(message) = refused else {
+                panic!("{refused:?}");
+            };
+            assert!(message.contains("topic lagged"), "{message}");
+        }
+        let refused = set(&logs, BrokerScope::ThisBroker, &breaking);
+        assert!(matches!(refused, Err(LogError::InvalidConfig(_))));
+        let unchanged = |logs: &LogManager| {
+            let defaults = logs.broker_defaults();
+            assert!(defaults.cluster.is_empty() && defaults.this_broker.is_empty());
+            assert_eq!(defaults.config.max_compaction_lag_ms, i64::MAX);
+            assert_eq!(logs.topic("plain").unwrap().config.retention_ms, 9000);
+            let lagged = logs.topic("lagged").unwrap().config;
+            assert_eq!(lagged.max_compaction_lag_ms, i64::MAX);
+        };
+        unchanged(&logs);
+        // The same default is fine once no topic's overrides conflict with it.
+        set(
+            &logs,
+            BrokerScope::Cluster,
+            &[("max.compaction.lag.ms", "60000")],
+        )
+        .unwrap();
+        set(&logs, BrokerScope::Cluster, &[]).unwrap();
+        logs.shutdown().unwrap();
+        drop(logs);
+        unchanged(&open(dir.path()));
+    }
+
     #[test]
     fn another_brokers_set_is_not_ours() {
         let stored = BrokerOverrides {
