@@ -67,9 +67,10 @@ pub async fn broker(State(state): State<HttpState>) -> JsonResult {
 }
 
 /// The dynamic broker configs set (KIP-226), under the keys storage keeps them by (the
-/// topic config a default is for, `retention.ms` for `log.retention.ms`): `cluster` is
-/// the resource "" (DYNAMIC_DEFAULT_BROKER_CONFIG), `this_broker` this node's own
-/// (DYNAMIC_BROKER_CONFIG). `config.topic_defaults` stays the static ones.
+/// topic config a default is for, `retention.ms` for `log.retention.ms`;
+/// `producer.id.expiration.ms` under its own): `cluster` is the resource ""
+/// (DYNAMIC_DEFAULT_BROKER_CONFIG), `this_broker` this node's own (DYNAMIC_BROKER_CONFIG).
+/// `config.topic_defaults` stays the static ones.
 fn dynamic_configs(ctx: &BrokerContext) -> Value {
     let dynamic = ctx.logs.broker_defaults();
     json!({ "cluster": dynamic.cluster, "this_broker": dynamic.this_broker })
