@@ -228,7 +228,8 @@ pub struct BrokerArgs {
     #[arg(long, env = "RUNNEL_OFFSETS_TOPIC_NUM_PARTITIONS")]
     pub offsets_topic_num_partitions: Option<i32>,
     /// An idempotent producer whose last batch is this old is forgotten by each partition
-    /// (its next batch is accepted at any sequence) [default: 86400000].
+    /// (its next batch is accepted at any sequence); a dynamic broker config set with
+    /// AlterConfigs takes precedence [default: 86400000].
     #[arg(long, env = "RUNNEL_PRODUCER_ID_EXPIRATION_MS")]
     pub producer_id_expiration_ms: Option<i32>,
     /// How often partitions are checked for expired producers [default: 600000].

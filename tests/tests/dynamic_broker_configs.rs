@@ -109,6 +109,18 @@ async fn value_source(
     (value, source)
 }
 
+/// Each resource's description, in order.
+async fn describe_each(
+    client: &mut TestClient,
+    resources: &[(i8, &str)],
+) -> Vec<DescribeConfigsResult> {
+    let mut described = Vec::with_capacity(resources.len());
+    for &(resource_type, resource) in resources {
+        described.push(describe(client, resource_type, resource).await);
+    }
+    described
+}
+
 async fn create(client: &mut TestClient, topic: &str, configs: &[(&str, &str)]) {
     let request = CreateTopicsRequest::default()
         .with_topics(vec![creatable_topic(topic, 1, configs)])
@@ -318,4 +330,132 @@ async fn refusals_and_validate_only_change_nothing() {
         .await
         .unwrap();
     assert_eq!(topic.0, "5000");
+}
+
+/// A default that an existing topic's own overrides cannot stand on (its
+/// min.compaction.lag.ms above the new max.compaction.lag.ms) is refused with
+/// INVALID_REQUEST (Kafka's KAFKA-13609 code for a broker config it cannot apply), by both
+/// alter APIs, validate_only or not, and every description stays as it was.
+#[tokio::test]
+async fn a_default_that_breaks_a_topics_overrides_is_refused() {
+    let broker = TestBroker::start().await;
+    let me = broker.context().node_id.to_string();
+    let mut client = broker.client().await;
+    create(&mut client, "lagged", &[("min.compaction.lag.ms", "60000")]).await;
+    create(&mut client, "plain", &[]).await;
+    let resources = [
+        (TOPIC, "lagged"),
+        (TOPIC, "plain"),
+        (BROKER, ""),
+        (BROKER, &me),
+    ];
+    let before = describe_each(&mut client, &resources).await;
+    assert!(before[2].configs.is_empty(), "no cluster default yet");
+
+    let breaking = "log.cleaner.max.compaction.lag.ms";
+    let invalid_request = ResponseError::InvalidRequest.code();
+    for resource in ["", me.as_str()] {
+        for validate_only in [true, false] {
+            let ops = [(breaking, SET, Some("1000"))];
+            let code = incremental(&mut client, resource, &ops, validate_only).await;
+            assert_eq!(code, invalid_request, "{resource:?} {validate_only}");
+        }
+        let whole = [(breaking, "1000"), ("log.retention.ms", "5000")];
+        assert_eq!(
+            alter_whole(&mut client, resource, &whole).await,
+            invalid_request
+        );
+    }
+    assert_eq!(describe_each(&mut client, &resources).await, before);
+
+    // The same value is accepted once it leaves the topic's overrides valid.
+    let fits = [(breaking, SET, Some("60000"))];
+    assert_eq!(incremental(&mut client, "", &fits, false).await, 0);
+}
+
+/// GET `path` as JSON (it must answer 200).
+async fn http_json(broker: &TestBroker, path: &str) -> serde_json::Value {
+    let (status, body) = broker.http_get(path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// (value, source) of a topic's config in the HTTP admin API's view of the topic.
+async fn http_topic_config(broker: &TestBroker, topic: &str, key: &str) -> (String, String) {
+    let topic = http_json(broker, &format!("/v1/topics/{topic}")).await;
+    let config = &topic["configs"][key];
+    let text = |field: &str| config[field].as_str().unwrap_or_else(|| panic!("{config}"));
+    (text("value").to_owned(), text("source").to_owned())
+}
+
+/// The dynamic broker configs `/v1/broker` lists.
+async fn dynamic_configs(broker: &TestBroker) -> serde_json::Value {
+    http_json(broker, "/v1/broker").await["dynamic_configs"].clone()
+}
+
+/// The HTTP admin API follows dynamic values: a topic's config shows the value in force and
+/// its source as DescribeConfigs names it, `/v1/broker` lists each dynamic set, and a
+/// deleted dynamic value leaves both views.
+#[tokio::test]
+async fn http_admin_api_shows_dynamic_values_and_their_sources() {
+    let broker = TestBroker::start().await;
+    let me = broker.context().node_id.to_string();
+    let mut client = broker.client().await;
+    create(&mut client, "t", &[]).await;
+    create(&mut client, "own", &[("retention.ms", "-1")]).await;
+    let set = |value| [("log.retention.ms", SET, Some(value))];
+    let delete = [("log.retention.ms", DELETE, None)];
+    let retention = |value: &str, source: &str| (value.to_owned(), source.to_owned());
+
+    assert_eq!(incremental(&mut client, "", &set("60000"), false).await, 0);
+    assert_eq!(
+        http_topic_config(&broker, "t", "retention.ms").await,
+        retention("60000", "DYNAMIC_DEFAULT_BROKER_CONFIG")
+    );
+    assert_eq!(
+        http_topic_config(&broker, "own", "retention.ms").await,
+        retention("-1", "DYNAMIC_TOPIC_CONFIG")
+    );
+    assert_eq!(
+        incremental(&mut client, &me, &set("120000"), false).await,
+        0
+    );
+    assert_eq!(
+        http_topic_config(&broker, "t", "retention.ms").await,
+        retention("120000", "DYNAMIC_BROKER_CONFIG")
+    );
+    assert_eq!(
+        dynamic_configs(&broker).await,
+        serde_json::json!({
+            "cluster": { "retention.ms": "60000" },
+            "this_broker": { "retention.ms": "120000" },
+        })
+    );
+    // A dynamic default is not one of the topic's own overrides.
+    let listed = http_json(&broker, "/v1/topics").await;
+    let t = listed["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "t");
+    assert_eq!(t.unwrap()["overrides"], serde_json::json!({}));
+
+    assert_eq!(incremental(&mut client, &me, &delete, false).await, 0);
+    assert_eq!(
+        http_topic_config(&broker, "t", "retention.ms").await,
+        retention("60000", "DYNAMIC_DEFAULT_BROKER_CONFIG")
+    );
+    assert_eq!(
+        dynamic_configs(&broker).await["this_broker"],
+        serde_json::json!({})
+    );
+    assert_eq!(incremental(&mut client, "", &delete, false).await, 0);
+    assert_eq!(
+        http_topic_config(&broker, "t", "retention.ms").await,
+        retention(RETENTION_DEFAULT_MS, "DEFAULT_CONFIG")
+    );
+    assert_eq!(
+        dynamic_configs(&broker).await,
+        serde_json::json!({ "cluster": {}, "this_broker": {} })
+    );
 }

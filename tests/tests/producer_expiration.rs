@@ -2,7 +2,9 @@
 //! `producer.id.expiration.ms` and check interval stops listing an idle producer in
 //! DescribeProducers once its last batch is that old, and then accepts the producer's next
 //! batch at any sequence; a restart does not read back a producer already expired; the
-//! broker resource's DescribeConfigs shows both settings as static broker configs.
+//! broker resource's DescribeConfigs shows both settings as static broker configs; and
+//! `producer.id.expiration.ms` set as a dynamic broker config (KIP-854) applies without a
+//! restart and survives one.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +16,9 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{CreateTopicsRequest, DescribeConfigsRequest};
 use kafka_protocol::protocol::StrBytes;
 use runnel_tests::records::{idempotent_batch_at, now_ms};
-use runnel_tests::requests::{creatable_topic, describe_producers, produce};
+use runnel_tests::requests::{
+    creatable_topic, describe_configs, describe_producers, incremental_alter_configs, produce,
+};
 use runnel_tests::runnel_broker::config::BrokerConfig;
 use runnel_tests::{TestBroker, TestClient};
 
@@ -24,8 +28,12 @@ const EXPIRATION_MS: i32 = 3_000;
 const CHECK_INTERVAL_MS: i32 = 100;
 /// Longest a test waits for the sweep to act after the producer expired.
 const SWEEP_WAIT_MS_MAX: i64 = 10_000;
-/// Kafka's `ConfigSource.STATIC_BROKER_CONFIG`.
+/// Kafka's `ConfigSource`s.
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+/// The BROKER config resource type.
+const BROKER: i8 = 4;
 
 fn short_expiration(check_interval_ms: i32) -> impl FnOnce(&mut BrokerConfig) {
     move |config| {
@@ -150,4 +158,88 @@ async fn describe_configs_shows_the_expiration_settings() {
         row("producer.id.expiration.check.interval.ms"),
         (Some(CHECK_INTERVAL_MS.to_string()), SOURCE_STATIC_BROKER)
     );
+}
+
+/// Waits (bounded) until t-0 lists no producer.
+async fn wait_until_forgotten(client: &mut TestClient, wait_ms_max: i64) {
+    let deadline_ms = now_ms() + wait_ms_max;
+    while !producers(client).await.is_empty() {
+        assert!(
+            now_ms() < deadline_ms,
+            "still listed after {wait_ms_max} ms"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// (value, source, synonyms as (value, source)) of `producer.id.expiration.ms` as this
+/// broker describes it.
+async fn described_expiration(
+    broker: &TestBroker,
+    client: &mut TestClient,
+) -> (String, i8, Vec<(String, i8)>) {
+    let node_id = broker.running().config.node_id.to_string();
+    let request = describe_configs(BROKER, &node_id, true);
+    let result = client.send(request, 4).await.results.remove(0);
+    assert_eq!(result.error_code, 0);
+    let key = "producer.id.expiration.ms";
+    let config = result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .unwrap();
+    let text = |value: &Option<StrBytes>| value.as_ref().unwrap().to_string();
+    let synonyms = config.synonyms.iter().map(|s| (text(&s.value), s.source));
+    (
+        text(&config.value),
+        config.config_source,
+        synonyms.collect(),
+    )
+}
+
+/// A broker started with an hour's `producer.id.expiration.ms` forgets an idle producer
+/// once the cluster-wide dynamic value is set to a second, with no restart; DescribeConfigs
+/// shows the dynamic value over the static one and the default, in Kafka's order; after a
+/// restart the value is still in force, and still applied to a new producer.
+#[tokio::test]
+async fn a_dynamic_expiration_applies_without_a_restart_and_survives_one() {
+    let hour_ms = 3_600_000;
+    let broker = TestBroker::start_with(move |config| {
+        config.producers.producer_id_expiration_ms = Some(hour_ms);
+        config.producers.producer_id_expiration_check_interval_ms = Some(CHECK_INTERVAL_MS);
+    })
+    .await;
+    let mut client = broker.client().await;
+    create_topic(&mut client).await;
+    let first = idempotent_batch_at(PRODUCER_ID, 0, 0, &["a"], now_ms());
+    assert_eq!(send(&mut client, first).await, (0, 0));
+    // Sweeps run under the static hour and keep the producer.
+    let sweeps_ms = u64::try_from(CHECK_INTERVAL_MS * 3).unwrap();
+    tokio::time::sleep(Duration::from_millis(sweeps_ms)).await;
+    assert_eq!(producers(&mut client).await.len(), 1);
+
+    let dynamic_ms = "1000";
+    let ops = [("producer.id.expiration.ms", 0, Some(dynamic_ms))];
+    let request = incremental_alter_configs(BROKER, "", &ops);
+    assert_eq!(client.send(request, 1).await.responses[0].error_code, 0);
+    wait_until_forgotten(&mut client, SWEEP_WAIT_MS_MAX).await;
+    let expected = (
+        dynamic_ms.to_owned(),
+        SOURCE_DYNAMIC_DEFAULT_BROKER,
+        vec![
+            (dynamic_ms.to_owned(), SOURCE_DYNAMIC_DEFAULT_BROKER),
+            (hour_ms.to_string(), SOURCE_STATIC_BROKER),
+            ("86400000".to_owned(), SOURCE_DEFAULT),
+        ],
+    );
+    assert_eq!(described_expiration(&broker, &mut client).await, expected);
+    drop(client);
+
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    assert_eq!(described_expiration(&broker, &mut client).await, expected);
+    let next = idempotent_batch_at(PRODUCER_ID + 1, 0, 0, &["b"], now_ms());
+    assert_eq!(send(&mut client, next).await, (0, 1));
+    assert_eq!(producers(&mut client).await.len(), 1);
+    wait_until_forgotten(&mut client, SWEEP_WAIT_MS_MAX).await;
 }

@@ -5,8 +5,9 @@
 //! Resource name "" is the cluster-wide dynamic default, this broker's node id its own
 //! (Kafka's `ConfigAdminManager.validateResourceNameIsCurrentNodeId`: another id, or one
 //! that is not a number, is INVALID_REQUEST). Only the broker configs that set a topic
-//! default can change (`key_of_broker_config`); any other name is refused with
-//! INVALID_REQUEST, and so is a value storage refuses: Kafka's `ConfigAdminManager`
+//! default can change (`key_of_broker_config`), and `producer.id.expiration.ms` (KIP-854;
+//! its check interval stays static and read-only, as in Kafka); any other name is refused
+//! with INVALID_REQUEST, and so is a value storage refuses: Kafka's `ConfigAdminManager`
 //! turns every validation failure of a broker config into INVALID_REQUEST (KAFKA-13609).
 //! Deliberately unlike Kafka, a name Kafka does not know is refused too (Kafka stores it
 //! for plugins; this broker has none, so it would only hide a typo).
@@ -20,12 +21,12 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use super::create_topics::Refusal;
 use super::describe_configs::{
     config_type, default_source, describe_all, key_info, key_of_broker_config, row, synonym,
-    BrokerSetting, Detail, KeyInfo, SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT_BROKER,
-    SOURCE_STATIC_BROKER,
+    BrokerSetting, Detail, KeyInfo, SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER,
+    SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_STATIC_BROKER,
 };
 use super::incremental_alter_configs::apply_op;
 use super::BrokerContext;
-use crate::log::{BrokerScope, LogError, TopicConfig};
+use crate::log::{BrokerDefaults, BrokerScope, LogError, TopicConfig, PRODUCER_ID_EXPIRATION_MS};
 use crate::producers::ProducerStateConfig;
 
 /// The dynamic set a broker resource name stands for.
@@ -72,14 +73,15 @@ impl From<Refusal> for Failed {
     }
 }
 
-/// The topic key of each named broker config; every name that cannot change dynamically
-/// refuses the whole resource, listed as Kafka's `DynamicBrokerConfig.validateConfigs`
-/// lists them.
+/// The key storage keeps each named broker config under (the topic key of a topic
+/// default, else its own name); every name that cannot change dynamically refuses the
+/// whole resource, listed as Kafka's `DynamicBrokerConfig.validateConfigs` lists them.
 fn topic_keys<'a>(names: impl Iterator<Item = &'a str>) -> Result<Vec<&'static str>, Refusal> {
     let (mut keys, mut refused) = (Vec::new(), Vec::new());
     for name in names {
         match key_of_broker_config(name) {
             Some(known) => keys.push(known.topic_key),
+            None if name == PRODUCER_ID_EXPIRATION_MS => keys.push(PRODUCER_ID_EXPIRATION_MS),
             None => refused.push(name),
         }
     }
@@ -198,6 +200,7 @@ pub(super) fn describe_broker(
             let source = SOURCE_DYNAMIC_DEFAULT_BROKER;
             values.push((name, value.clone(), Some(known), source, false, synonyms));
         }
+        values.extend(producer_expiration_row(ctx, &dynamic, false, detail));
     } else {
         for entry in dynamic.config.describe(&BTreeMap::new()) {
             let Some(known) = key_info(entry.name) else {
@@ -210,7 +213,7 @@ pub(super) fn describe_broker(
             let synonyms = synonyms_of(known, true);
             values.push((name, entry.value, Some(known), source, false, synonyms));
         }
-        values.extend(identity_rows(ctx, detail));
+        values.extend(identity_rows(ctx, &dynamic, detail));
     }
     let rows = values
         .into_iter()
@@ -225,8 +228,9 @@ pub(super) fn describe_broker(
     Ok(rows.collect())
 }
 
-/// This broker's settings that are not topic defaults: static, read-only.
-fn identity_rows(ctx: &BrokerContext, detail: Detail) -> Vec<Described> {
+/// This broker's settings that are not topic defaults: static, read-only, but for
+/// `producer.id.expiration.ms`.
+fn identity_rows(ctx: &BrokerContext, dynamic: &BrokerDefaults, detail: Detail) -> Vec<Described> {
     let listener = format!(
         "PLAINTEXT://{}:{}",
         ctx.advertised_host, ctx.advertised_port
@@ -246,43 +250,80 @@ fn identity_rows(ctx: &BrokerContext, detail: Detail) -> Vec<Described> {
             ctx.fetch_sessions.slots_max().to_string(),
         ),
     ];
-    let mut rows: Vec<(&'static str, String, i8)> = broker_only
-        .map(|(name, value)| {
-            // `broker.id` is `node.id`'s synonym: set when that is.
-            let set_as = if name == "broker.id" { "node.id" } else { name };
-            (name, value, default_source(ctx, set_as))
-        })
-        .into();
-    rows.extend(producer_rows(ctx.producers.config()));
-    rows.into_iter()
-        .map(|(name, value, source)| {
-            let synonyms = match detail.synonyms {
-                true => vec![synonym(name, &value, source)],
-                false => Vec::new(),
-            };
-            (name, value, None, source, true, synonyms)
-        })
-        .collect()
+    let statics = broker_only.map(|(name, value)| {
+        // `broker.id` is `node.id`'s synonym: set when that is.
+        let set_as = if name == "broker.id" { "node.id" } else { name };
+        (name, value, default_source(ctx, set_as))
+    });
+    let read_only = |(name, value, source): (&'static str, String, i8)| {
+        let synonyms = match detail.synonyms {
+            true => vec![synonym(name, &value, source)],
+            false => Vec::new(),
+        };
+        (name, value, None, source, true, synonyms)
+    };
+    let mut rows: Vec<Described> = statics.into_iter().map(read_only).collect();
+    rows.extend(producer_expiration_row(ctx, dynamic, true, detail));
+    rows.extend(check_interval_row(ctx.producers.config()).map(read_only));
+    rows
 }
 
-/// `producer.id.expiration.ms`, and its check interval when set: Kafka lists that one only
-/// when given, being an internal config (`ConfigHelper.allConfigs` adds the originals to
-/// the non-internal values). Static here, where Kafka lets the first be altered (KIP-854).
-fn producer_rows(config: &ProducerStateConfig) -> Vec<(&'static str, String, i8)> {
-    let source = |set: Option<i32>| set.map_or(SOURCE_DEFAULT, |_| SOURCE_STATIC_BROKER);
-    let mut rows = vec![(
-        "producer.id.expiration.ms",
-        config.expiration_ms().to_string(),
-        source(config.producer_id_expiration_ms),
-    )];
-    if let Some(interval_ms) = config.producer_id_expiration_check_interval_ms {
-        rows.push((
-            "producer.id.expiration.check.interval.ms",
-            interval_ms.to_string(),
+/// `producer.id.expiration.ms` as this broker (`per_broker`) or the cluster default
+/// describes it: the value in force and its source, with synonyms in Kafka's order
+/// (`ConfigHelper.configSynonyms`: DYNAMIC_BROKER_CONFIG, only for this broker;
+/// DYNAMIC_DEFAULT_BROKER_CONFIG; STATIC_BROKER_CONFIG; DEFAULT_CONFIG). The cluster
+/// default lists it only when set there, as its topic defaults.
+fn producer_expiration_row(
+    ctx: &BrokerContext,
+    dynamic: &BrokerDefaults,
+    per_broker: bool,
+    detail: Detail,
+) -> Option<Described> {
+    let name = PRODUCER_ID_EXPIRATION_MS;
+    // Storage keeps only values it could parse (`BrokerDefaults::replayed`).
+    let stored = |set: &BTreeMap<String, String>| set.get(name)?.trim().parse::<i32>().ok();
+    let config = ctx.producers.config();
+    let layers = [
+        (
+            stored(&dynamic.this_broker).filter(|_| per_broker),
+            SOURCE_DYNAMIC_BROKER,
+        ),
+        (stored(&dynamic.cluster), SOURCE_DYNAMIC_DEFAULT_BROKER),
+        (
+            (config.producer_id_expiration_ms).map(|_| config.expiration_ms()),
             SOURCE_STATIC_BROKER,
-        ));
+        ),
+        (
+            Some(ProducerStateConfig::PRODUCER_ID_EXPIRATION_MS_DEFAULT),
+            SOURCE_DEFAULT,
+        ),
+    ];
+    let set: Vec<(String, i8)> = layers
+        .into_iter()
+        .filter_map(|(ms, source)| Some((ms?.to_string(), source)))
+        .collect();
+    let (value, source) = set.first()?.clone();
+    if !per_broker && source != SOURCE_DYNAMIC_DEFAULT_BROKER {
+        return None;
     }
-    rows
+    let synonyms = set
+        .iter()
+        .filter(|_| detail.synonyms)
+        .map(|(value, source)| synonym(name, value, *source))
+        .collect();
+    Some((name, value, None, source, false, synonyms))
+}
+
+/// `producer.id.expiration.check.interval.ms` when set: Kafka lists it only when given,
+/// being an internal config (`ConfigHelper.allConfigs` adds the originals to the
+/// non-internal values). Static, as in Kafka.
+fn check_interval_row(config: &ProducerStateConfig) -> Option<(&'static str, String, i8)> {
+    let interval_ms = config.producer_id_expiration_check_interval_ms?;
+    Some((
+        "producer.id.expiration.check.interval.ms",
+        interval_ms.to_string(),
+        SOURCE_STATIC_BROKER,
+    ))
 }
 
 /// Types of the broker-only entries [`describe_broker`] adds.

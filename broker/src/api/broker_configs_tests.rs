@@ -250,6 +250,95 @@ fn validate_only_append_and_alter_configs() {
         whole("", &[("broker.id", Some("3"))]),
         ResponseError::InvalidRequest.code()
     );
+    let expiration = "producer.id.expiration.ms";
+    assert_eq!(whole("", &[(expiration, Some("7000"))]), 0);
+    assert_eq!(fixture.ctx.producers.expiration_ms(), 7000);
+    assert_eq!(
+        whole("", &[(expiration, Some("0"))]),
+        ResponseError::InvalidRequest.code()
+    );
     assert_eq!(whole("", &[]), 0);
     assert!(fixture.ctx.logs.broker_defaults().cluster.is_empty());
+    assert_eq!(fixture.ctx.producers.expiration_ms(), 86_400_000);
+}
+
+/// `producer.id.expiration.ms` is a dynamic broker config (Kafka's KIP-854): alterable on
+/// both resources, held to the static flag's rule (an INT of at least 1), described with
+/// its sources and synonyms in Kafka's order, and in force for the producer registry at
+/// once. Its check interval stays static.
+#[test]
+fn producer_expiration_is_a_dynamic_broker_config() {
+    let fixture = broker();
+    topic(&fixture, "t", 1);
+    let key = "producer.id.expiration.ms";
+    let in_force = || fixture.ctx.producers.expiration_ms();
+    let synonym = |value: &str, source| (key.to_owned(), value.to_owned(), source);
+    let invalid_request = ResponseError::InvalidRequest.code();
+    for bad in ["0", "-5", "soon", "2147483648"] {
+        assert_eq!(set(&fixture, "", key, bad), invalid_request, "{bad}");
+        assert_eq!(set(&fixture, &me(), key, bad), invalid_request, "{bad}");
+    }
+    let append = [(key, APPEND, Some("1"))];
+    let code = incremental(&fixture, "", &append, false).0;
+    assert_eq!(code, ResponseError::InvalidConfig.code());
+    assert_eq!(
+        incremental(&fixture, "", &[(key, SET, Some("5000"))], true).0,
+        0
+    );
+    assert_eq!(in_force(), 86_400_000);
+    assert_eq!(row_of(&describe(&fixture, RESOURCE_BROKER, ""), key), None);
+
+    assert_eq!(set(&fixture, "", key, "5000"), 0);
+    assert_eq!(in_force(), 5000);
+    let default = synonym("86400000", SOURCE_DEFAULT);
+    let cluster = synonym("5000", SOURCE_DYNAMIC_DEFAULT_BROKER);
+    assert_eq!(
+        row_of(&describe(&fixture, RESOURCE_BROKER, ""), key),
+        Some((
+            "5000".to_owned(),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+            vec![cluster.clone(), default.clone()]
+        ))
+    );
+    assert_eq!(set(&fixture, &me(), key, "3000"), 0);
+    assert_eq!(in_force(), 3000);
+    let mine = describe(&fixture, RESOURCE_BROKER, &me());
+    let mine_synonyms = vec![synonym("3000", SOURCE_DYNAMIC_BROKER), cluster, default];
+    assert_eq!(
+        row_of(&mine, key),
+        Some(("3000".to_owned(), SOURCE_DYNAMIC_BROKER, mine_synonyms))
+    );
+    let row = mine
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .unwrap();
+    assert!(!row.read_only);
+    // Not a topic default: no topic describes it, and the topic defaults are untouched.
+    let logs = &fixture.ctx.logs;
+    assert_eq!(*logs.topic_defaults(), *logs.static_topic_defaults());
+    let topic_rows = describe(&fixture, RESOURCE_TOPIC, "t");
+    assert!(row_of(&topic_rows, "retention.ms").is_some() && row_of(&topic_rows, key).is_none());
+
+    assert_eq!(
+        incremental(&fixture, &me(), &[(key, DELETE, None)], false).0,
+        0
+    );
+    assert_eq!(in_force(), 5000);
+    assert_eq!(
+        incremental(&fixture, "", &[(key, DELETE, None)], false).0,
+        0
+    );
+    assert_eq!(in_force(), 86_400_000);
+    let mine = describe(&fixture, RESOURCE_BROKER, &me());
+    assert_eq!(
+        row_of(&mine, key),
+        Some((
+            "86400000".to_owned(),
+            SOURCE_DEFAULT,
+            vec![synonym("86400000", SOURCE_DEFAULT)]
+        ))
+    );
+    let interval = "producer.id.expiration.check.interval.ms";
+    assert_eq!(set(&fixture, "", interval, "5"), invalid_request);
 }

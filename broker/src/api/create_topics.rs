@@ -273,6 +273,7 @@ pub(crate) mod fixture {
             std::sync::Arc::new(crate::groups::SystemClock),
         )
         .unwrap();
+        let dynamic_expiration = logs.dynamic_producer_expiration();
         let ctx = BrokerContext {
             logs,
             groups,
@@ -284,7 +285,12 @@ pub(crate) mod fixture {
             default_partitions: 3,
             static_config_keys: std::collections::BTreeSet::new(),
             producers: std::sync::Arc::new(
-                crate::producers::ProducerRegistry::open(dir.path(), Default::default()).unwrap(),
+                crate::producers::ProducerRegistry::open(
+                    dir.path(),
+                    Default::default(),
+                    dynamic_expiration,
+                )
+                .unwrap(),
             ),
             metrics: std::sync::Arc::new(crate::metrics::BrokerMetrics::new(
                 crate::metrics::MetricsConfig::default(),

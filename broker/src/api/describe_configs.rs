@@ -189,7 +189,7 @@ pub(super) fn key_of_broker_config(broker_key: &str) -> Option<&'static KeyInfo>
 }
 
 /// The DescribeConfigs / CreateTopics source of one topic config entry.
-pub(super) fn config_source(ctx: &BrokerContext, entry: &ConfigEntry) -> i8 {
+pub(crate) fn config_source(ctx: &BrokerContext, entry: &ConfigEntry) -> i8 {
     if entry.is_override {
         SOURCE_DYNAMIC_TOPIC
     } else {
@@ -212,6 +212,19 @@ pub(super) fn default_source(ctx: &BrokerContext, topic_key: &str) -> i8 {
         SOURCE_STATIC_BROKER
     } else {
         SOURCE_DEFAULT
+    }
+}
+
+/// Kafka's name of a config source (`ConfigEntry.ConfigSource`), as the HTTP admin API
+/// shows it.
+pub(crate) fn source_name(source: i8) -> &'static str {
+    match source {
+        SOURCE_DYNAMIC_TOPIC => "DYNAMIC_TOPIC_CONFIG",
+        SOURCE_DYNAMIC_BROKER => "DYNAMIC_BROKER_CONFIG",
+        SOURCE_DYNAMIC_DEFAULT_BROKER => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        SOURCE_STATIC_BROKER => "STATIC_BROKER_CONFIG",
+        SOURCE_DEFAULT => "DEFAULT_CONFIG",
+        _ => "UNKNOWN",
     }
 }
 

@@ -309,14 +309,16 @@ fn our_broker_describes_producer_expiration() {
         producer_id_expiration_ms: Some(5_000),
         producer_id_expiration_check_interval_ms: Some(250),
     };
-    let registry = crate::producers::ProducerRegistry::open(dir.path(), config).unwrap();
+    let dynamic = fixture.ctx.logs.dynamic_producer_expiration();
+    let registry = crate::producers::ProducerRegistry::open(dir.path(), config, dynamic).unwrap();
     fixture.ctx.producers = std::sync::Arc::new(registry);
     let result = one(&fixture, 4, resource(RESOURCE_BROKER, &NODE_ID.to_string()));
     for (key, value) in [("producer.id.expiration.ms", "5000"), (interval_key, "250")] {
         let row = find(&result, key);
         assert_eq!(row.value.as_ref().unwrap().as_str(), value, "{key}");
         assert_eq!(row.config_source, SOURCE_STATIC_BROKER, "{key}");
-        assert!(row.read_only, "{key}");
+        // Only the interval is read-only: Kafka alters the expiration (KIP-854).
+        assert_eq!(row.read_only, key == interval_key, "{key}");
     }
 }
 

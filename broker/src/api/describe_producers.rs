@@ -233,6 +233,34 @@ mod tests {
         assert!(fixture.ctx.producers.append(&log, &[gap]).is_err());
     }
 
+    /// The sweep reads `producer.id.expiration.ms` as it is at each pass: set dynamically
+    /// (KIP-854), it applies to the next pass with no restart, and deleting it restores the
+    /// static value.
+    #[test]
+    fn the_sweep_applies_a_dynamic_expiration_at_once() {
+        use crate::log::{BrokerScope, LogError, PRODUCER_ID_EXPIRATION_MS};
+        let fixture = broker();
+        topic(&fixture, "t", 1);
+        produce(&fixture, "t", 0, idempotent_batch(5, 0, 0, 1, 1_000));
+        produce(&fixture, "t", 0, idempotent_batch(6, 0, 0, 1, 8_000));
+        let (logs, producers) = (&fixture.ctx.logs, &fixture.ctx.producers);
+        let set_expiration = |value: Option<&str>| {
+            let set = value.map(|v| (PRODUCER_ID_EXPIRATION_MS.to_owned(), v.to_owned()));
+            let edit = |_: &_| Ok::<_, LogError>(set.into_iter().collect());
+            logs.edit_broker_overrides(BrokerScope::Cluster, false, edit)
+                .unwrap();
+        };
+        assert_eq!(producers.remove_expired_producers(10_000), 0);
+        set_expiration(Some("5000"));
+        assert_eq!(producers.expiration_ms(), 5_000);
+        assert_eq!(producers.remove_expired_producers(10_000), 1);
+        set_expiration(None);
+        assert_eq!(producers.remove_expired_producers(12_999), 0);
+        set_expiration(Some("5000"));
+        assert_eq!(producers.remove_expired_producers(12_999), 0);
+        assert_eq!(producers.remove_expired_producers(13_000), 1);
+    }
+
     #[test]
     fn a_bumped_epoch_shows_the_new_epoch_and_its_sequence() {
         let fixture = broker();

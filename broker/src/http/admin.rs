@@ -1,6 +1,8 @@
 //! The JSON admin API: `GET /v1/broker`, `/v1/topics`, `/v1/topics/{name}`, `/v1/groups`,
 //! `/v1/groups/{id}`. Read-only views of the broker's own structures; an unknown topic or
 //! group is a 404 with `{"error": …}`, a name that does not percent-decode to UTF-8 a 400.
+//! A topic's configs carry their source as DescribeConfigs reports it (Kafka's
+//! `ConfigSource` names); `/v1/broker` lists the dynamic broker configs set.
 //!
 //! Group ids are any string, the empty one included (Kafka accepts it from old clients), so
 //! `/v1/groups` gives each group's `path`, percent-encoded: `/v1/groups/` is the empty id
@@ -24,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{blocking, HttpError, HttpState};
+use crate::api::describe_configs::{config_source, source_name};
 use crate::api::BrokerContext;
 use crate::groups::admin::{GroupOverview, MemberDescription};
 use crate::log::{now_ms, PartitionLog, TopicInfo};
@@ -59,7 +62,18 @@ pub async fn broker(State(state): State<HttpState>) -> JsonResult {
             "metrics_group_series_max": c.metrics_group_series_max,
             "topic_defaults": c.topic_defaults,
         },
+        "dynamic_configs": dynamic_configs(&state.ctx),
     })))
+}
+
+/// The dynamic broker configs set (KIP-226), under the keys storage keeps them by (the
+/// topic config a default is for, `retention.ms` for `log.retention.ms`;
+/// `producer.id.expiration.ms` under its own): `cluster` is the resource ""
+/// (DYNAMIC_DEFAULT_BROKER_CONFIG), `this_broker` this node's own (DYNAMIC_BROKER_CONFIG).
+/// `config.topic_defaults` stays the static ones.
+fn dynamic_configs(ctx: &BrokerContext) -> Value {
+    let dynamic = ctx.logs.broker_defaults();
+    json!({ "cluster": dynamic.cluster, "this_broker": dynamic.this_broker })
 }
 
 pub async fn topics(State(state): State<HttpState>) -> JsonResult {
@@ -132,7 +146,12 @@ fn topic_detail(ctx: &BrokerContext, name: &str) -> Result<Value, HttpError> {
         .describe(&info.overrides)
         .into_iter()
         .map(|entry| {
-            let value = json!({ "value": entry.value, "is_override": entry.is_override });
+            let source = source_name(config_source(ctx, &entry));
+            let value = json!({
+                "value": entry.value,
+                "is_override": entry.is_override,
+                "source": source,
+            });
             (entry.name.to_owned(), value)
         })
         .collect();

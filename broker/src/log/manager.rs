@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::broker_configs::BrokerDefaults;
+use super::broker_configs::{BrokerDefaults, DynamicProducerExpiration};
 use super::checkpoint::{sync_dir, Checkpoints};
 use super::cleaner::{pick_dirtiest, Cleaner, CleanerConfig, CleanerStats};
 use super::dir_remover::DirRemover;
@@ -72,6 +72,8 @@ pub(crate) struct ManagerShared {
     /// The topic defaults in force (static, overlaid by the dynamic broker configs) and the
     /// dynamic sets that made them. Replaced only under the metadata lock.
     pub defaults: RwLock<Arc<BrokerDefaults>>,
+    /// `defaults`' producer expiration, where the producer registry reads it.
+    pub producer_expiration: Arc<DynamicProducerExpiration>,
     stop: Mutex<bool>,
     stop_signal: Condvar,
     pub shut_down: AtomicBool,
@@ -277,6 +279,7 @@ impl LogManager {
         }
         let (metadata_log, image) = MetadataLog::open(&config.data_dir)?;
         let defaults = BrokerDefaults::replayed(&config, &image.brokers);
+        let producer_expiration = defaults.producer_id_expiration_ms;
         let ctx = Arc::new(LogContext {
             files: FileCache::new(config.open_segments_max),
             checkpoints: Checkpoints::load(&config.data_dir),
@@ -306,6 +309,7 @@ impl LogManager {
             ctx,
             topics: RwLock::new(super::topic_table::TopicTable::default()),
             metadata: Mutex::new((metadata_log, MetadataImage::default())),
+            producer_expiration: Arc::new(DynamicProducerExpiration::default()),
             defaults: RwLock::new(Arc::new(defaults)),
             stop: Mutex::new(false),
             stop_signal: Condvar::new(),
@@ -313,6 +317,7 @@ impl LogManager {
             cleaner: Cleaner::new(CleanerConfig::default()),
             remover: DirRemover::default(),
         });
+        shared.producer_expiration.set(producer_expiration);
         let leftovers = shared.remover.queue_leftovers(&shared.config.data_dir)?;
         if leftovers > 0 {
             tracing::info!(

@@ -52,7 +52,9 @@ pub(crate) enum MetadataRecord {
     /// Replaces the dynamic topic defaults of one scope (Kafka's KIP-226 broker configs):
     /// `node_id` `None` is the cluster-wide default, `Some(id)` broker `id`'s own. Keyed by
     /// the topic config each sets (`retention.ms` for `log.retention.ms`): storage knows
-    /// topic keys only, the API layer maps the broker names.
+    /// topic keys, the API layer maps the broker names. The one broker config that is not
+    /// a topic default, `producer.id.expiration.ms`, came later and is kept under its own
+    /// name: a version before it leaves that key out at replay, as any key it does not know.
     SetBrokerOverrides {
         node_id: Option<i32>,
         overrides: BTreeMap<String, String>,

@@ -59,7 +59,9 @@ mod topics;
 #[allow(clippy::unwrap_used)]
 mod tests;
 
-pub use broker_configs::{BrokerDefaults, BrokerScope};
+pub use broker_configs::{
+    BrokerDefaults, BrokerScope, DynamicProducerExpiration, PRODUCER_ID_EXPIRATION_MS,
+};
 pub use cleaner::{CleanerConfig, CleanerStats, PartitionCleanerStats};
 pub use config::{
     CleanupPolicy, CompressionType, ConfigEntry, InertConfig, MessageTimestampType, TopicConfig,

@@ -103,9 +103,11 @@ impl Broker {
         let logs = open_logs(&config).await?;
         logs.set_fsync_histogram(metrics.fsync_seconds.clone());
         let (data_dir, producer_config) = (config.data_dir.clone(), config.producers);
-        let producers =
-            tokio::task::spawn_blocking(move || ProducerRegistry::open(&data_dir, producer_config))
-                .await??;
+        let dynamic_expiration = logs.dynamic_producer_expiration();
+        let producers = tokio::task::spawn_blocking(move || {
+            ProducerRegistry::open(&data_dir, producer_config, dynamic_expiration)
+        })
+        .await??;
         let producers = Arc::new(producers);
         producers.start_expiration_timer();
         let groups = open_groups(&config, &logs).await?;

@@ -10,7 +10,10 @@
 //! `producer.id.expiration.check.interval.ms`) drops from every loaded partition the
 //! producers idle for `producer.id.expiration.ms` (by their last batch's timestamp), and a
 //! rebuild does not load producers already expired. An expired producer is unknown again:
-//! its next batch is accepted at any sequence.
+//! its next batch is accepted at any sequence. `producer.id.expiration.ms` is a dynamic
+//! broker config (KIP-854): each sweep and rebuild reads the value in force
+//! ([`DynamicProducerExpiration`], else the static one); the check interval is static, as
+//! in Kafka (its timer is not rescheduled).
 //!
 //! Thread-safety: the partition map is behind a mutex held only for lookups; each
 //! partition's state has its own mutex, held across sequence check *and* log append so two
@@ -20,8 +23,7 @@
 //! Not covered (no transactions yet): transactional batches are appended without producer
 //! checks beyond sequences; producer state is not trimmed when retention or DeleteRecords
 //! removes a producer's batches (a retry of such a batch is still answered as a duplicate
-//! until the producer expires). The expiration settings are static (no dynamic broker
-//! configs here; Kafka can change `producer.id.expiration.ms` at run time, KIP-854).
+//! until the producer expires).
 
 pub mod id_block;
 pub mod sequences;
@@ -40,7 +42,7 @@ pub use sequences::{
     ActiveProducer, BatchIdentity, BatchMetadata, PartitionProducers, SequenceError, Verdict,
 };
 
-use crate::log::{now_ms, AppendInfo, LogError, PartitionLog};
+use crate::log::{now_ms, AppendInfo, DynamicProducerExpiration, LogError, PartitionLog};
 
 /// Kafka resets a producer's epoch to a new producer id before it could overflow.
 const PRODUCER_EPOCH_MAX: i16 = i16::MAX - 1;
@@ -108,24 +110,37 @@ pub struct PartitionEntry {
 pub struct ProducerRegistry {
     ids: ProducerIdBlock,
     partitions: Mutex<HashMap<(String, i32), Arc<PartitionEntry>>>,
+    /// The static settings.
     config: ProducerStateConfig,
+    /// `producer.id.expiration.ms` as set dynamically, over `config`'s.
+    dynamic_expiration: Arc<DynamicProducerExpiration>,
 }
 
 impl ProducerRegistry {
-    /// Opens the producer-id block file in `data_dir` (reserving a fresh block).
+    /// Opens the producer-id block file in `data_dir` (reserving a fresh block). Producers
+    /// expire after `dynamic_expiration`'s value when one is set, else `config`'s.
     pub fn open(
         data_dir: &Path,
         config: ProducerStateConfig,
+        dynamic_expiration: Arc<DynamicProducerExpiration>,
     ) -> Result<ProducerRegistry, ProducerIdError> {
         Ok(ProducerRegistry {
             ids: ProducerIdBlock::open(data_dir)?,
             partitions: Mutex::new(HashMap::new()),
             config,
+            dynamic_expiration,
         })
     }
 
+    /// The static settings (flags, environment, properties file).
     pub fn config(&self) -> &ProducerStateConfig {
         &self.config
+    }
+
+    /// `producer.id.expiration.ms` in force now: the dynamic value, else the static one.
+    pub fn expiration_ms(&self) -> i32 {
+        let dynamic = self.dynamic_expiration.get();
+        dynamic.unwrap_or_else(|| self.config.expiration_ms())
     }
 
     /// InitProducerId without a transactional id: a fresh id at epoch 0, or (KIP-360) the
@@ -208,7 +223,7 @@ impl ProducerRegistry {
             retain_live(&mut partitions);
             partitions.values().cloned().collect()
         };
-        let expiration_ms = i64::from(self.config.expiration_ms());
+        let expiration_ms = i64::from(self.expiration_ms());
         entries
             .iter()
             .filter_map(|entry| {
@@ -253,7 +268,7 @@ impl ProducerRegistry {
         log: &PartitionLog,
     ) -> Result<&'a mut PartitionProducers, LogError> {
         if guard.is_none() {
-            let expiration_ms = i64::from(self.config.expiration_ms());
+            let expiration_ms = i64::from(self.expiration_ms());
             *guard = Some(tail_scan::rebuild(log, now_ms(), expiration_ms)?);
         }
         Ok(guard.get_or_insert_with(PartitionProducers::default))
