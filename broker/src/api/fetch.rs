@@ -46,6 +46,8 @@ pub const FETCH_MAX_WAIT_MS_MAX: u64 = 30_000;
 pub const FETCH_RESPONSE_MAX_BYTES: usize = 55 * 1024 * 1024;
 /// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
 const FETCH_WAKEUPS_MAX: usize = 10_000;
+/// Partitions of one topic a long poll waits on one by one; with more it waits on the topic.
+const PARTITION_WAITS_MAX: usize = 8;
 /// The first version naming topics by id instead of by name (KIP-516).
 const TOPIC_IDS_VERSION_MIN: i16 = 13;
 
@@ -161,8 +163,8 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
 /// read copies up to `max_bytes`, and re-reading on every small append made a fetch with a
 /// large `min_bytes` copy its growing data once per append.
 ///
-/// One wait per log is set up once and kept across wake-ups, so a wake-up costs the logs
-/// that moved, not all of them (a consumer tailing 1 000 partitions re-armed 1 000 waits per
+/// The waits ([`waits`]) are set up once and kept across wake-ups, so a wake-up costs what
+/// moved, not every wait (a consumer tailing 1 000 partitions re-armed 1 000 waits per
 /// append).
 async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
     let waiting: Vec<(&Arc<PartitionLog>, i64)> = plan
@@ -172,10 +174,7 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
         .filter_map(|p| p.log.as_ref().ok().map(|log| (log, p.ask.fetch_offset)))
         .collect();
     let logs: Vec<&Arc<PartitionLog>> = waiting.iter().map(|(log, _)| *log).collect();
-    let mut moves: FuturesUnordered<_> = logs
-        .iter()
-        .map(|log| end_moved(log.end_offset_watch()))
-        .collect();
+    let mut moves: FuturesUnordered<_> = waits(plan).into_iter().map(moved).collect();
     // Waits and the appended count are taken before each read, so an append racing it still
     // wakes the wait below and counts as growth.
     let mut read_appended = appended_bytes(&logs);
@@ -195,7 +194,7 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
             break;
         }
         match tokio::time::timeout_at(deadline, moves.next()).await {
-            Ok(Some(Some(watch))) => moves.push(end_moved(watch)),
+            Ok(Some(Some(wait))) => moves.push(moved(wait)),
             // Deadline passed, or a log was closed (shutdown).
             Err(_) | Ok(Some(None)) | Ok(None) => break,
         }
@@ -215,10 +214,40 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
     plan.answer(plan.read())
 }
 
-/// Resolves when `watch`'s log end moves (or its log's start moves, or it is deleted), with
-/// the watch to wait on again; `None` when the log was closed.
-async fn end_moved(mut watch: watch::Receiver<i64>) -> Option<watch::Receiver<i64>> {
-    watch.changed().await.ok().map(|()| watch)
+/// What a long poll waits on: one partition's end, or any of a topic's partitions.
+enum Wait {
+    Log(watch::Receiver<i64>),
+    Topic(watch::Receiver<u64>),
+}
+
+/// The long poll's waits: one per partition where the fetch has few of a topic, one for the
+/// topic where it has more than [`PARTITION_WAITS_MAX`] (a wait costs a registration when set
+/// up and when dropped; a topic's wait also wakes for its other partitions, which a check of
+/// the fetch's own growth then sets aside).
+fn waits(plan: &FetchPlan) -> Vec<Wait> {
+    let mut waits = Vec::new();
+    for topic in &plan.topics {
+        let logs: Vec<&Arc<PartitionLog>> = (topic.partitions.iter())
+            .filter_map(|p| p.log.as_ref().ok())
+            .collect();
+        match logs.first() {
+            Some(first) if logs.len() > PARTITION_WAITS_MAX => {
+                waits.push(Wait::Topic(first.topic_moves()))
+            }
+            _ => waits.extend(logs.iter().map(|log| Wait::Log(log.end_offset_watch()))),
+        }
+    }
+    waits
+}
+
+/// Resolves when `wait`'s log (or topic) moves: an append, a new log start, a deletion; with
+/// the wait to wait on again, `None` when it was closed.
+async fn moved(mut wait: Wait) -> Option<Wait> {
+    let changed = match &mut wait {
+        Wait::Log(watch) => watch.changed().await,
+        Wait::Topic(watch) => watch.changed().await,
+    };
+    changed.ok().map(|()| wait)
 }
 
 /// A fetched partition's log, or the error it is answered with: an unknown partition

@@ -504,6 +504,6 @@ impl PartitionLog {
             .send_modify(|d| d.failure = Some(Arc::from("partition deleted")));
         // Fetches long-polling on it look again (and find it gone) instead of waiting out
         // their max wait: the end offset does not move, but its receivers are woken.
-        self.end_tx.send_modify(|_| {});
+        self.announce_move();
     }
 }

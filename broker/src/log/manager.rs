@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use tokio::sync::watch;
 
 use super::broker_configs::{BrokerDefaults, DynamicProducerExpiration};
 use super::checkpoint::{sync_dir, Checkpoints};
@@ -157,20 +158,25 @@ impl ManagerShared {
         usable_config(&defaults, name, overrides)
     }
 
+    /// A partition of `topic`, announcing its moves on `topic_tx` too (one per topic, shared
+    /// by its partitions: see [`PartitionLog::topic_moves`]).
     pub(crate) fn new_partition(
         &self,
         topic: &str,
         partition: i32,
         config: &Arc<TopicConfig>,
+        topic_tx: &Arc<watch::Sender<u64>>,
     ) -> Arc<PartitionLog> {
         let dir = self.partition_dir(topic, partition);
-        PartitionLog::new(topic, partition, dir, config.clone(), self.ctx.clone())
+        let (ctx, topic_tx) = (self.ctx.clone(), topic_tx.clone());
+        PartitionLog::new(topic, partition, dir, config.clone(), ctx, topic_tx)
     }
 
     fn entry(&self, name: &str, record: &TopicRecord) -> TopicEntry {
         let (config, overrides) = self.effective_config(name, &record.overrides);
+        let topic_tx = Arc::new(watch::Sender::new(0));
         let partitions = (0..record.partitions)
-            .map(|p| self.new_partition(name, p, &config))
+            .map(|p| self.new_partition(name, p, &config, &topic_tx))
             .collect();
         let info = TopicInfo {
             name: name.to_string(),

@@ -113,6 +113,9 @@ pub struct PartitionLog {
     pub(crate) deleted: AtomicBool,
     pub(crate) log_start_offset: AtomicI64,
     pub(crate) end_tx: watch::Sender<i64>,
+    /// Bumped with `end_tx`, shared by the topic's partitions: one wait for a fetch of many
+    /// of them ([`Self::topic_moves`]).
+    pub(crate) topic_tx: Arc<watch::Sender<u64>>,
     pub(crate) durable_tx: watch::Sender<Durable>,
     /// Held by a flush from its copy of the segment list to its last fsync. Segment files
     /// are removed only under it (retention, DeleteRecords, the cleaner's swap), so a flush
@@ -163,6 +166,7 @@ impl PartitionLog {
         dir: PathBuf,
         config: Arc<TopicConfig>,
         ctx: Arc<LogContext>,
+        topic_tx: Arc<watch::Sender<u64>>,
     ) -> Arc<PartitionLog> {
         Arc::new_cyclic(|me| PartitionLog {
             topic: topic.to_string(),
@@ -176,6 +180,7 @@ impl PartitionLog {
             deleted: AtomicBool::new(false),
             log_start_offset: AtomicI64::new(0),
             end_tx: watch::Sender::new(0),
+            topic_tx,
             durable_tx: watch::Sender::new(Durable {
                 offset: 0,
                 failure: None,
@@ -322,6 +327,8 @@ impl PartitionLog {
             self.writeback_pending.store(true, Ordering::SeqCst);
             self.join_flush_set();
             self.end_tx.send_replace(next_offset);
+            self.topic_tx
+                .send_modify(|moves| *moves = moves.wrapping_add(1));
         }
         written?;
         assert_eq!(next_offset, base_offset + offsets_needed);
@@ -542,6 +549,20 @@ impl PartitionLog {
     /// when the log start moves or the log is deleted.
     pub fn end_offset_watch(&self) -> watch::Receiver<i64> {
         self.end_tx.subscribe()
+    }
+
+    /// Woken whenever any partition of this log's topic would wake its
+    /// [`end_offset_watch`](Self::end_offset_watch): a fetch long-polling many partitions of
+    /// a topic waits once, not once per partition (setting up and tearing down a thousand
+    /// waits per fetch cost a tailing consumer's broker more than its reads).
+    pub fn topic_moves(&self) -> watch::Receiver<u64> {
+        self.topic_tx.subscribe()
+    }
+
+    /// Announces a move of the end, the start, or the log's deletion to the long polls.
+    pub(crate) fn announce_move(&self) {
+        self.end_tx.send_modify(|_| {});
+        self.topic_tx.send_modify(|moves| *moves = moves.wrapping_add(1));
     }
     /// Bytes appended to this log since it was created in this process: only grows (unlike
     /// [`Self::size_bytes`], which retention shrinks), and costs one atomic load.

@@ -86,7 +86,7 @@ impl PartitionLog {
         self.log_start_offset.store(offset, Ordering::Release);
         // A fetch long-polling below the new start must answer OFFSET_OUT_OF_RANGE now, not
         // at its deadline: wake the end-offset watchers (the value itself is unchanged).
-        self.end_tx.send_modify(|_| {});
+        self.announce_move();
         Ok(())
     }
 

@@ -100,8 +100,9 @@ impl LogManager {
                 overrides: info.overrides.clone(),
             },
         )?;
+        let topic_tx = Arc::new(tokio::sync::watch::Sender::new(0));
         let logs: Vec<Arc<PartitionLog>> = (0..partitions)
-            .map(|p| shared.new_partition(name, p, &info.config))
+            .map(|p| shared.new_partition(name, p, &info.config, &topic_tx))
             .collect();
         shared.topics.write().insert(
             name.to_string(),
@@ -218,10 +219,14 @@ impl LogManager {
         let mut topics = shared.topics.write();
         if let Some(entry) = topics.get_mut(name) {
             let config = entry.info.config.clone();
+            let topic_tx = match entry.partitions.first() {
+                Some(first) => first.topic_tx.clone(),
+                None => Arc::new(tokio::sync::watch::Sender::new(0)),
+            };
             for p in current..total_partitions {
                 entry
                     .partitions
-                    .push(shared.new_partition(name, p, &config));
+                    .push(shared.new_partition(name, p, &config, &topic_tx));
             }
             entry.info.partitions = total_partitions;
         }
