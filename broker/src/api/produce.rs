@@ -434,3 +434,18 @@ use batch::{single_batch, validate_batch};
 #[allow(clippy::unwrap_used)]
 #[path = "produce_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "produce_test_fixture.rs"]
+mod test_fixture;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "produce_budget_tests.rs"]
+mod budget_tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+#[path = "produce_request_tests.rs"]
+mod request_tests;

@@ -38,7 +38,16 @@ pub mod state;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod coordinator_tests;
+mod coordinator_membership_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod coordinator_offsets_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod coordinator_retention_tests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod coordinator_test_fixture;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod state_sim_tests;

@@ -2,7 +2,10 @@
 
 mod basic;
 mod compaction;
+mod compaction_cleaner;
 mod compaction_faults;
+mod compaction_producers;
+mod compaction_restarts;
 mod concurrency;
 mod durability;
 mod fetch_read;

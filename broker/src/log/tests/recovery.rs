@@ -198,7 +198,8 @@ proptest! {
 /// A power cut can keep a later segment's unsynced data while losing an earlier segment's
 /// unsynced tail (writeback order is the kernel's). The log must come back gap-free: the
 /// segments after the gap go too — on compacted topics as well (the cleaner's own gaps lie
-/// below the recovery point: `compaction::the_cleaners_gaps_survive_an_unclean_restart_*`).
+/// below the recovery point:
+/// `compaction_restarts::the_cleaners_gaps_survive_an_unclean_restart_*`).
 #[test]
 fn segments_after_a_lost_tail_are_dropped_not_served_across_a_gap() {
     for policy in ["delete", "compact"] {
