@@ -216,3 +216,56 @@ fn an_incremental_fetch_skips_the_partitions_without_news() {
         ]
     );
 }
+
+/// A long poll on many partitions of a topic waits on the topic: appends to the topic's
+/// other partitions wake it without a re-read or an answer; an append to one of its own
+/// answers it before the deadline, with that partition's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_many_partitions_answers_only_for_its_own() {
+    use super::super::create_topics::fixture::{append, broker, topic};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let fixture = broker();
+    topic(&fixture, "wide", 30);
+    let mine: Vec<i32> = (0..20).collect();
+    assert!(mine.len() > PARTITION_WAITS_MAX);
+    let partitions = (mine.iter())
+        .map(|&p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    let request = FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("wide"),
+            ))
+            .with_partitions(partitions)]);
+    let (session, wanted) = fetch_session::open(&fixture.ctx, &request, false).unwrap();
+    let plan = FetchPlan::new(&fixture.ctx, &request, wanted, session, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let poll = long_poll(&plan, deadline);
+    let appends = async {
+        for other in 20..30 {
+            append(&fixture, "wide", other, 1);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(plan.reads.load(std::sync::atomic::Ordering::Relaxed), 1);
+        append(&fixture, "wide", 17, 1);
+    };
+    let (answer, ()) = tokio::join!(poll, appends);
+    assert!(Instant::now() < deadline, "answered at the deadline");
+    let ResponseKind::Fetch(response) = answer.body else {
+        panic!("a fetch answer")
+    };
+    let with_records: Vec<i32> = (response.responses.iter())
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.records.as_ref().is_some_and(|r| !r.is_empty()))
+        .map(|p| p.partition_index)
+        .collect();
+    assert_eq!(with_records, [17]);
+}

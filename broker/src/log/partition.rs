@@ -562,7 +562,8 @@ impl PartitionLog {
     /// Announces a move of the end, the start, or the log's deletion to the long polls.
     pub(crate) fn announce_move(&self) {
         self.end_tx.send_modify(|_| {});
-        self.topic_tx.send_modify(|moves| *moves = moves.wrapping_add(1));
+        self.topic_tx
+            .send_modify(|moves| *moves = moves.wrapping_add(1));
     }
     /// Bytes appended to this log since it was created in this process: only grows (unlike
     /// [`Self::size_bytes`], which retention shrinks), and costs one atomic load.
