@@ -250,32 +250,45 @@ async fn moved(mut wait: Wait) -> Option<Wait> {
     changed.ok().map(|()| wait)
 }
 
-/// A fetched partition's log, or the error it is answered with: an unknown partition
-/// (UNKNOWN_TOPIC_OR_PARTITION, and only then), then a replica's fetch, then the client's
-/// leader epoch (v9+; a negative one asks for no check, as Kafka's
+/// The fetched partitions' logs, in order, or the errors they are answered with: an unknown
+/// partition (UNKNOWN_TOPIC_OR_PARTITION, and only then), then a replica's fetch, then the
+/// client's leader epoch (v9+; a negative one asks for no check, as Kafka's
 /// `FetchRequest.optionalEpoch` reads it). A topic named by id (v13+, `topic_id` not nil)
 /// must still have that id: INCONSISTENT_TOPIC_ID when it was deleted and created again
-/// since the id was resolved to its name.
-fn partition_log(
+/// since the id was resolved to its name. Each run of partitions of one topic is looked up
+/// together ([`crate::log::LogManager::partitions_of`]).
+fn partition_logs(
     ctx: &BrokerContext,
-    topic: &str,
-    topic_id: uuid::Uuid,
-    partition: i32,
-    current_leader_epoch: i32,
+    wanted: &[Wanted],
     replica_error: Option<i16>,
-) -> Result<Arc<PartitionLog>, i16> {
-    let log = if topic_id.is_nil() {
-        ctx.logs.partition(topic, partition)
-    } else {
-        ctx.logs.partition_with_id(topic, topic_id, partition)
-    };
-    let log = log.map_err(|e| log_error_i16(&e))?;
-    if let Some(code) = replica_error {
-        return Err(code);
+) -> Vec<Result<Arc<PartitionLog>, i16>> {
+    let mut logs = Vec::with_capacity(wanted.len());
+    for run in wanted.chunk_by(|a, b| a.name == b.name && a.topic_id == b.topic_id) {
+        let Some(first) = run.first() else {
+            continue;
+        };
+        // A run shares its name, or its error (UNKNOWN_TOPIC_ID).
+        let name = match &first.name {
+            Ok(name) => name,
+            Err(code) => {
+                logs.extend(run.iter().map(|_| Err(*code)));
+                continue;
+            }
+        };
+        let partitions: Vec<i32> = run.iter().map(|w| w.key.partition).collect();
+        let id = (!first.topic_id.is_nil()).then_some(first.topic_id);
+        let found = ctx.logs.partitions_of(name.0.as_str(), id, &partitions);
+        logs.extend(run.iter().zip(found).map(|(w, log)| {
+            let log = log.map_err(|e| log_error_i16(&e))?;
+            if let Some(code) = replica_error {
+                return Err(code);
+            }
+            let epoch = w.ask.current_leader_epoch;
+            leader_epoch::check((epoch >= 0).then_some(epoch)).map_err(|e| e.code())?;
+            Ok(log)
+        }));
     }
-    let client_epoch = (current_leader_epoch >= 0).then_some(current_leader_epoch);
-    leader_epoch::check(client_epoch).map_err(|e| e.code())?;
-    Ok(log)
+    logs
 }
 
 /// Bytes appended to `logs`, all together ([`PartitionLog::appended_bytes`]).
@@ -297,17 +310,8 @@ impl FetchPlan {
         session: SessionUse,
         replica_error: Option<i16>,
     ) -> FetchPlan {
-        let planned = wanted.into_iter().map(|w| {
-            let log = w.name.as_ref().map_err(|&code| code).and_then(|name| {
-                partition_log(
-                    ctx,
-                    name.0.as_str(),
-                    w.topic_id,
-                    w.key.partition,
-                    w.ask.current_leader_epoch,
-                    replica_error,
-                )
-            });
+        let logs = partition_logs(ctx, &wanted, replica_error);
+        let planned = wanted.into_iter().zip(logs).map(|(w, log)| {
             let plan = PartitionPlan {
                 key: w.key,
                 ask: w.ask,

@@ -45,6 +45,7 @@ mod offset_index;
 mod offset_map;
 mod page_cache;
 mod partition;
+mod partition_figures;
 mod reader;
 mod recovery;
 mod retention;

@@ -338,6 +338,44 @@ impl LogManager {
         Ok(log)
     }
 
+    /// [`Self::partition`] (or [`Self::partition_with_id`], with `id`) for many partitions of
+    /// one topic, in order: the topic looked up once under one hold of the topics' lock (a
+    /// fetch of a thousand partitions of a topic hashed its name a thousand times), and an
+    /// open log not locked again to check it is.
+    pub fn partitions_of(
+        &self,
+        topic: &str,
+        id: Option<uuid::Uuid>,
+        partitions: &[i32],
+    ) -> Vec<Result<Arc<PartitionLog>, LogError>> {
+        let unknown = |partition| LogError::UnknownTopicOrPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let found: Vec<Result<Arc<PartitionLog>, LogError>> = {
+            let topics = self.shared.topics.read();
+            let entry = topics.get(topic);
+            (partitions.iter())
+                .map(|&partition| match entry {
+                    None => Err(unknown(partition)),
+                    Some(entry) => match id.filter(|&id| id != entry.info.id) {
+                        Some(id) => Err(LogError::InconsistentTopicId {
+                            topic: topic.to_owned(),
+                            id,
+                        }),
+                        None => (usize::try_from(partition).ok())
+                            .and_then(|p| entry.partitions.get(p))
+                            .cloned()
+                            .ok_or_else(|| unknown(partition)),
+                    },
+                })
+                .collect()
+        };
+        (found.into_iter())
+            .map(|log| log.and_then(|log| log.open().map(|()| log)))
+            .collect()
+    }
+
     /// The partition's log as [`Self::partition`] finds it, but not opened when it has not
     /// been yet (partitions open lazily): for callers that may not need its segments.
     pub fn partition_unopened(

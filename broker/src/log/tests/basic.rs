@@ -496,3 +496,44 @@ fn segment_jitter_rolls_a_segment_before_segment_ms() {
     assert_eq!(log.segment_count(), 2);
     assert_eq!(info.base_offset, 2);
 }
+
+/// `partitions_of` answers as `partition` / `partition_with_id` would for each partition
+/// asked, in order: an unknown topic or partition, a topic id that is not the topic's.
+#[test]
+fn partitions_of_answers_each_partition_as_partition_does() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    manager
+        .create_topic("t", 3, BTreeMap::new(), false)
+        .unwrap();
+    let id = manager.topic("t").unwrap().id;
+    let asked = [2, 0, 7, -1];
+    let found = manager.partitions_of("t", Some(id), &asked);
+    let got: Vec<Result<i32, String>> = (found.iter())
+        .map(|log| {
+            log.as_ref()
+                .map(|l| l.partition())
+                .map_err(|e| format!("{e:?}"))
+        })
+        .collect();
+    assert_eq!(got[..2], [Ok(2), Ok(0)]);
+    for (at, p) in [(2, 7), (3, -1)] {
+        let Err(single) = manager.partition("t", p) else {
+            panic!("partition {p} of 3")
+        };
+        assert_eq!(got[at], Err(format!("{single:?}")));
+    }
+    assert!(
+        found[0].as_ref().unwrap().is_loaded(),
+        "opened, as partition() does"
+    );
+    let other_id = uuid::Uuid::from_u128(7);
+    for log in manager.partitions_of("t", Some(other_id), &[0, 1]) {
+        assert!(matches!(log, Err(LogError::InconsistentTopicId { .. })));
+    }
+    for log in manager.partitions_of("missing", None, &[0]) {
+        assert!(matches!(log, Err(LogError::UnknownTopicOrPartition { .. })));
+    }
+    manager.delete_topic("t").unwrap();
+    assert!(manager.partitions_of("t", None, &[0])[0].is_err());
+}
