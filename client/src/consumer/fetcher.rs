@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 
 use super::fetch_session::{Answer, FetchSession, Wanted};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, TopicLeaders};
 use crate::error::{codes, Error, Result};
 use decode::{stage_records, take_partition};
 
@@ -90,6 +90,7 @@ pub struct Fetcher {
     /// `take` starts after this partition (the last one it took records from), so one
     /// partition with a deep buffer cannot fill every poll while the rest wait.
     take_after: Option<TopicPartition>,
+    leaders: LeaderCache,
 }
 
 impl Fetcher {
@@ -107,6 +108,7 @@ impl Fetcher {
             open_lanes: HashSet::new(),
             next_epoch: 1,
             take_after: None,
+            leaders: LeaderCache::default(),
         }
     }
 
@@ -158,12 +160,13 @@ impl Fetcher {
     /// before it is looked at again), so one missing topic or leader neither blocks `poll`
     /// nor stops the other partitions being fetched.
     pub fn send_fetches(&mut self) {
-        let mut by_lane: HashMap<(i32, usize), (Sent, BTreeMap<TopicPartition, Wanted>)> =
+        let mut by_lane: HashMap<(i32, usize), (Sent, Vec<(TopicPartition, Wanted)>)> =
             HashMap::new();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
         // Looked up once per topic: partitions come sorted by topic.
-        let mut topic_id: Option<(String, uuid::Uuid)> = None;
+        let mut topic: Option<CachedTopic> = None;
+        self.leaders.refresh(&self.cluster);
         for (index, (tp, state)) in self.partitions.iter_mut().enumerate() {
             let wants = state.position.is_some()
                 && !state.paused
@@ -173,7 +176,11 @@ impl Fetcher {
             if !wants {
                 continue;
             }
-            let Some(leader) = self.cluster.cached_leader(&tp.topic, tp.partition) else {
+            if topic.as_ref().is_none_or(|cached| cached.name != tp.topic) {
+                topic = Some(self.leaders.topic(&self.cluster, &tp.topic));
+            }
+            let cached = topic.as_ref().map(|cached| cached.leader(tp.partition));
+            let Some((leader, topic_id)) = cached.flatten() else {
                 tracing::debug!(%tp, "no known leader; skipped until metadata names one");
                 self.cluster.request_refresh(&tp.topic);
                 state.back_off(&self.config);
@@ -184,29 +191,20 @@ impl Fetcher {
             if self.busy_lanes.contains(&lane) {
                 continue;
             }
-            if topic_id
-                .as_ref()
-                .is_none_or(|(topic, _)| *topic != tp.topic)
-            {
-                let id = self.cluster.cached_topic_id(&tp.topic).unwrap_or_default();
-                topic_id = Some((tp.topic.clone(), id));
-            }
             let want = Wanted {
-                topic_id: topic_id.as_ref().map(|(_, id)| *id).unwrap_or_default(),
+                topic_id,
                 fetch_offset: state.fetch_offset,
                 max_bytes: self.config.partition_fetch_bytes_max,
             };
+            // Every partition taken here goes out below: marked now, not looked up again.
+            state.in_flight = true;
             let (sent, wanted) = by_lane.entry(lane).or_default();
             sent.push((tp.clone(), state.epoch, state.fetch_offset));
-            wanted.insert(tp.clone(), want);
+            wanted.push((tp.clone(), want));
         }
         for ((broker, lane), (sent, wanted)) in by_lane {
-            for (tp, _, _) in &sent {
-                if let Some(state) = self.partitions.get_mut(tp) {
-                    state.in_flight = true;
-                }
-            }
-            self.spawn_fetch(broker, lane, sent, wanted);
+            // Sorted already (taken in the map's order): collected without a search per key.
+            self.spawn_fetch(broker, lane, sent, wanted.into_iter().collect());
         }
     }
 
@@ -331,16 +329,43 @@ impl Fetcher {
             }
         };
         let mut reset = Vec::new();
+        // `sent` and `data` are sorted, as the partitions are: one walk over the three
+        // instead of a lookup per sent partition (hundreds per answer for a lane tailing
+        // many partitions, most with nothing new).
+        debug_assert!(
+            sent.windows(2).all(|w| w[0].0 < w[1].0),
+            "sent out of order"
+        );
+        let mut states = match sent.first() {
+            Some((first, _, _)) => self.partitions.range_mut(first.clone()..).peekable(),
+            None => return reset,
+        };
         for (tp, epoch, offset) in sent {
-            let Some(state) = self.partitions.get_mut(&tp) else {
-                continue;
+            // Bounded by the assignment: each partition is passed once.
+            while states.next_if(|(key, _)| **key < tp).is_some() {}
+            let Some((_, state)) = states.next_if(|(key, _)| **key == tp) else {
+                continue; // reassigned meanwhile
             };
             if state.epoch != epoch || state.fetch_offset != offset {
-                continue; // seeked or reassigned meanwhile
+                continue; // seeked meanwhile
             }
             state.in_flight = false;
             // Left out of an incremental answer: nothing new.
-            let Some(partition) = data.remove(&tp) else {
+            // Bounded by the answer: each answered partition is dropped or taken once.
+            // Looked at in place: a partition's data is large to move for a comparison.
+            while data
+                .first_key_value()
+                .is_some_and(|(answered, _)| *answered < tp)
+            {
+                data.pop_first();
+            }
+            if data
+                .first_key_value()
+                .is_none_or(|(answered, _)| *answered != tp)
+            {
+                continue;
+            }
+            let Some((_, partition)) = data.pop_first() else {
                 continue;
             };
             match partition.error_code {
@@ -443,6 +468,58 @@ impl Fetcher {
         }
         self.take_after = last_taken.or(start);
         out
+    }
+}
+
+/// The cluster's cached leaders of the assigned topics, copied out once per metadata
+/// change (the cluster's topics generation) rather than per Fetch planned: looking up
+/// each partition's leader (a lock and a hash of its topic's name each), then copying a
+/// topic's leaders per Fetch, were a visible part of a tailing consumer's CPU.
+#[derive(Default)]
+struct LeaderCache {
+    generation: u64,
+    /// Topics whose metadata is cached; one without is looked up again at each Fetch.
+    /// Bounded by the assigned topics (dropped at each metadata change).
+    topics: HashMap<String, Arc<TopicLeaders>>,
+}
+
+impl LeaderCache {
+    /// Forgets what was copied before the last metadata change.
+    fn refresh(&mut self, cluster: &Cluster) {
+        let generation = cluster.topics_generation();
+        if generation != self.generation {
+            self.topics.clear();
+            self.generation = generation;
+        }
+    }
+
+    fn topic(&mut self, cluster: &Cluster, topic: &str) -> CachedTopic {
+        let leaders = match self.topics.get(topic) {
+            Some(leaders) => Some(leaders.clone()),
+            None => cluster.cached_topic_leaders(topic).map(|leaders| {
+                let leaders = Arc::new(leaders);
+                self.topics.insert(topic.to_owned(), leaders.clone());
+                leaders
+            }),
+        };
+        CachedTopic {
+            name: topic.to_owned(),
+            leaders,
+        }
+    }
+}
+
+/// One topic's name and cached leaders, while `send_fetches` walks its (sorted) partitions.
+struct CachedTopic {
+    name: String,
+    leaders: Option<Arc<TopicLeaders>>,
+}
+
+impl CachedTopic {
+    /// The partition's leader and the topic's id (nil when unknown), if a leader is known.
+    fn leader(&self, partition: i32) -> Option<(i32, uuid::Uuid)> {
+        let leaders = self.leaders.as_ref()?;
+        Some((leaders.leader(partition)?, leaders.topic_id))
     }
 }
 
