@@ -25,6 +25,7 @@
 //! and handed back with the answer), so its epochs go out strictly one after another.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -46,6 +47,11 @@ const VERSION_SESSIONS_MIN: i16 = 7;
 /// The last Fetch version that names topics; from v13 they go by id (KIP-516).
 pub(super) const VERSION_NAMES_MAX: i16 = 12;
 
+/// A partition as the fetcher shares it with its sessions and requests: each Fetch
+/// planned names every partition of its lane, and a `String` copy of each per request
+/// (with its free when the next replaced it) was a tailing consumer's main allocation.
+pub(super) type SharedPartition = Arc<TopicPartition>;
+
 /// What the broker keeps of a partition in a session: a change to any of it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Wanted {
@@ -62,7 +68,7 @@ pub(super) struct FetchSession {
     /// The epoch of the next request, and so of the one in flight (it moves on answers).
     next_epoch: i32,
     /// What the broker holds, as of the last request planned.
-    partitions: BTreeMap<TopicPartition, Wanted>,
+    partitions: BTreeMap<SharedPartition, Wanted>,
     /// The session's topics by id, to read answers at v13+ (empty while names are used).
     names_by_id: HashMap<Uuid, String>,
     /// The last request named topics by id (v13+).
@@ -70,7 +76,7 @@ pub(super) struct FetchSession {
 }
 
 /// Partitions a session no longer holds, with their topic's id.
-type Forgotten = Vec<(TopicPartition, Uuid)>;
+type Forgotten = Vec<(SharedPartition, Uuid)>;
 
 /// One Fetch, as its session plans it.
 #[derive(Debug)]
@@ -80,7 +86,7 @@ pub(super) struct Plan {
     pub epoch: i32,
     /// Listed in the request: every wanted partition in a full fetch, the changed ones in
     /// an incremental one (sorted, so each topic's partitions are together).
-    pub to_send: Vec<(TopicPartition, Wanted)>,
+    pub to_send: Vec<(SharedPartition, Wanted)>,
     /// Left out of the session from now on (incremental only).
     pub to_forget: Forgotten,
 }
@@ -101,7 +107,7 @@ impl FetchSession {
     /// The next request for `wanted` (what the lane fetches now, each at its fetch offset),
     /// at most at `version_max` (the version the connection negotiated). The session then
     /// holds exactly `wanted`, as the broker will once it has the request.
-    pub fn plan(&mut self, wanted: BTreeMap<TopicPartition, Wanted>, version_max: i16) -> Plan {
+    pub fn plan(&mut self, wanted: BTreeMap<SharedPartition, Wanted>, version_max: i16) -> Plan {
         let use_ids =
             version_max > VERSION_NAMES_MAX && wanted.values().all(|w| !w.topic_id.is_nil());
         let version = match use_ids {
@@ -159,9 +165,9 @@ impl FetchSession {
     /// comparisons were most of a tailing consumer's CPU.
     fn changes(
         &self,
-        wanted: &BTreeMap<TopicPartition, Wanted>,
+        wanted: &BTreeMap<SharedPartition, Wanted>,
         use_ids: bool,
-    ) -> Option<(Vec<(TopicPartition, Wanted)>, Forgotten)> {
+    ) -> Option<(Vec<(SharedPartition, Wanted)>, Forgotten)> {
         let mut held = self.partitions.iter().peekable();
         let mut to_send = Vec::new();
         let mut to_forget = Vec::new();

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::mpsc;
 
-use super::fetch_session::{Answer, FetchSession, Wanted};
+use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::cluster::{Cluster, TopicLeaders};
 use crate::error::{codes, Error, Result};
@@ -54,11 +54,13 @@ pub struct PartitionState {
     undecoded: VecDeque<(i64, Bytes)>,
     buffered_bytes: usize,
     pub high_watermark: i64,
+    /// This partition as its Fetches name it, made once (see [`SharedPartition`]).
+    shared: Option<SharedPartition>,
 }
 
 /// What one Fetch stands for: (partition, epoch, fetch offset) of each partition the lane
 /// wanted, whether the request listed it or its session implied it.
-type Sent = Vec<(TopicPartition, u64, i64)>;
+type Sent = Vec<(SharedPartition, u64, i64)>;
 
 struct FetchResult {
     broker: i32,
@@ -160,7 +162,7 @@ impl Fetcher {
     /// before it is looked at again), so one missing topic or leader neither blocks `poll`
     /// nor stops the other partitions being fetched.
     pub fn send_fetches(&mut self) {
-        let mut by_lane: HashMap<(i32, usize), (Sent, Vec<(TopicPartition, Wanted)>)> =
+        let mut by_lane: HashMap<(i32, usize), (Sent, Vec<(SharedPartition, Wanted)>)> =
             HashMap::new();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
@@ -198,9 +200,13 @@ impl Fetcher {
             };
             // Every partition taken here goes out below: marked now, not looked up again.
             state.in_flight = true;
+            let shared = state
+                .shared
+                .get_or_insert_with(|| Arc::new(tp.clone()))
+                .clone();
             let (sent, wanted) = by_lane.entry(lane).or_default();
-            sent.push((tp.clone(), state.epoch, state.fetch_offset));
-            wanted.push((tp.clone(), want));
+            sent.push((shared.clone(), state.epoch, state.fetch_offset));
+            wanted.push((shared, want));
         }
         for ((broker, lane), (sent, wanted)) in by_lane {
             // Sorted already (taken in the map's order): collected without a search per key.
@@ -215,7 +221,7 @@ impl Fetcher {
         broker: i32,
         lane: usize,
         sent: Sent,
-        wanted: BTreeMap<TopicPartition, Wanted>,
+        wanted: BTreeMap<SharedPartition, Wanted>,
     ) {
         self.busy_lanes.insert((broker, lane));
         let mut session = self.sessions.remove(&(broker, lane)).unwrap_or_default();
@@ -337,13 +343,13 @@ impl Fetcher {
             "sent out of order"
         );
         let mut states = match sent.first() {
-            Some((first, _, _)) => self.partitions.range_mut(first.clone()..).peekable(),
+            Some((first, _, _)) => self.partitions.range_mut(&**first..).peekable(),
             None => return reset,
         };
         for (tp, epoch, offset) in sent {
             // Bounded by the assignment: each partition is passed once.
-            while states.next_if(|(key, _)| **key < tp).is_some() {}
-            let Some((_, state)) = states.next_if(|(key, _)| **key == tp) else {
+            while states.next_if(|(key, _)| **key < *tp).is_some() {}
+            let Some((_, state)) = states.next_if(|(key, _)| **key == *tp) else {
                 continue; // reassigned meanwhile
             };
             if state.epoch != epoch || state.fetch_offset != offset {
@@ -355,13 +361,13 @@ impl Fetcher {
             // Looked at in place: a partition's data is large to move for a comparison.
             while data
                 .first_key_value()
-                .is_some_and(|(answered, _)| *answered < tp)
+                .is_some_and(|(answered, _)| *answered < *tp)
             {
                 data.pop_first();
             }
             if data
                 .first_key_value()
-                .is_none_or(|(answered, _)| *answered != tp)
+                .is_none_or(|(answered, _)| *answered != *tp)
             {
                 continue;
             }
@@ -379,7 +385,7 @@ impl Fetcher {
                 codes::OFFSET_OUT_OF_RANGE => {
                     state.position = None;
                     state.awaiting_reset = true;
-                    reset.push(tp);
+                    reset.push(TopicPartition::clone(&tp));
                 }
                 code => {
                     tracing::debug!(%tp, code, "fetch error; backing off");
@@ -400,7 +406,7 @@ impl Fetcher {
     /// broker refused the whole request), or an answer naming what was not asked for. Its
     /// partitions are fetched again in full: at once when only the session was wrong (the
     /// application sees nothing of it), after a backoff otherwise.
-    fn rejected(&mut self, sent: &[(TopicPartition, u64, i64)], code: i16, after_full: bool) {
+    fn rejected(&mut self, sent: &Sent, code: i16, after_full: bool) {
         let session_lost = matches!(
             code,
             0 | codes::FETCH_SESSION_ID_NOT_FOUND
@@ -420,9 +426,9 @@ impl Fetcher {
         self.release(sent, after_full || !session_lost);
     }
 
-    fn release(&mut self, sent: &[(TopicPartition, u64, i64)], failed: bool) {
+    fn release(&mut self, sent: &Sent, failed: bool) {
         for (tp, epoch, _) in sent {
-            if let Some(state) = self.partitions.get_mut(tp).filter(|s| s.epoch == *epoch) {
+            if let Some(state) = self.partitions.get_mut(&**tp).filter(|s| s.epoch == *epoch) {
                 state.in_flight = false;
                 if failed {
                     state.back_off(&self.config);

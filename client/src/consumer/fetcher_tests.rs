@@ -45,7 +45,7 @@ fn sent_session(offset: i64) -> FetchSession {
         fetch_offset: offset,
         max_bytes: 1 << 20,
     };
-    session.plan([(tp(), want)].into(), 12);
+    session.plan([(Arc::new(tp()), want)].into(), 12);
     session
 }
 
@@ -63,7 +63,7 @@ fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
     let result = FetchResult {
         broker: 0,
         lane: 0,
-        sent: vec![(tp(), epoch, offset)],
+        sent: vec![(Arc::new(tp()), epoch, offset)],
         session: sent_session(offset),
         response: Ok(response),
     };
@@ -82,7 +82,7 @@ fn failed(fetcher: &Fetcher, code: i16) -> FetchResult {
     FetchResult {
         broker: 0,
         lane: 0,
-        sent: vec![(tp(), fetcher.partitions[&tp()].epoch, 0)],
+        sent: vec![(Arc::new(tp()), fetcher.partitions[&tp()].epoch, 0)],
         session: sent_session(0),
         response: Ok(response),
     }
