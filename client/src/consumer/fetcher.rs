@@ -62,6 +62,14 @@ pub struct PartitionState {
 /// wanted, whether the request listed it or its session implied it.
 type Sent = Vec<(SharedPartition, u64, i64)>;
 
+/// One lane's Fetch while `send_fetches` gathers it: (broker, lane), what it stands for,
+/// and what it asks for (sorted).
+struct LaneFetch {
+    lane: (i32, usize),
+    sent: Sent,
+    wanted: Vec<(SharedPartition, Wanted)>,
+}
+
 struct FetchResult {
     broker: i32,
     lane: usize,
@@ -162,8 +170,10 @@ impl Fetcher {
     /// before it is looked at again), so one missing topic or leader neither blocks `poll`
     /// nor stops the other partitions being fetched.
     pub fn send_fetches(&mut self) {
-        let mut by_lane: HashMap<(i32, usize), (Sent, Vec<(SharedPartition, Wanted)>)> =
-            HashMap::new();
+        // Lanes are few (brokers × `fetch_connections_per_broker`) and partitions many: a
+        // short list searched in place, not a hash of the lane per partition.
+        let mut by_lane: Vec<LaneFetch> = Vec::new();
+        let busy: Vec<(i32, usize)> = self.busy_lanes.iter().copied().collect();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
         // Looked up once per topic: partitions come sorted by topic.
@@ -190,7 +200,7 @@ impl Fetcher {
             };
             // Lanes by place in the assignment, so any set of partitions spreads evenly.
             let lane = (leader, index % lanes);
-            if self.busy_lanes.contains(&lane) {
+            if busy.contains(&lane) {
                 continue;
             }
             let want = Wanted {
@@ -204,11 +214,27 @@ impl Fetcher {
                 .shared
                 .get_or_insert_with(|| Arc::new(tp.clone()))
                 .clone();
-            let (sent, wanted) = by_lane.entry(lane).or_default();
+            let index = match by_lane.iter().position(|fetch| fetch.lane == lane) {
+                Some(index) => index,
+                None => {
+                    by_lane.push(LaneFetch {
+                        lane,
+                        sent: Vec::new(),
+                        wanted: Vec::new(),
+                    });
+                    by_lane.len() - 1
+                }
+            };
+            let LaneFetch { sent, wanted, .. } = &mut by_lane[index];
             sent.push((shared.clone(), state.epoch, state.fetch_offset));
             wanted.push((shared, want));
         }
-        for ((broker, lane), (sent, wanted)) in by_lane {
+        for LaneFetch {
+            lane: (broker, lane),
+            sent,
+            wanted,
+        } in by_lane
+        {
             // Sorted already (taken in the map's order): collected without a search per key.
             self.spawn_fetch(broker, lane, sent, wanted.into_iter().collect());
         }
