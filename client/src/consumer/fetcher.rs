@@ -28,9 +28,10 @@ use tokio::sync::mpsc;
 
 use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
-use crate::cluster::{Cluster, TopicLeaders};
+use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
 use decode::{stage_records, take_partition};
+use leaders::{CachedTopic, LeaderCache};
 
 /// Where a partition reads from, and what it has buffered.
 #[derive(Debug, Default)]
@@ -101,6 +102,10 @@ pub struct Fetcher {
     /// partition with a deep buffer cannot fill every poll while the rest wait.
     take_after: Option<TopicPartition>,
     leaders: LeaderCache,
+    /// Some partition may lack a position (set on assign and out-of-range answers, cleared
+    /// by a `needing_position` that finds none): `poll` asks every time, and walking the
+    /// whole assignment for it is only needed after such a change.
+    maybe_unpositioned: bool,
 }
 
 impl Fetcher {
@@ -119,6 +124,7 @@ impl Fetcher {
             next_epoch: 1,
             take_after: None,
             leaders: LeaderCache::default(),
+            maybe_unpositioned: false,
         }
     }
 
@@ -129,6 +135,7 @@ impl Fetcher {
         for tp in partitions {
             self.partitions.entry(tp.clone()).or_default();
         }
+        self.maybe_unpositioned = true;
     }
 
     /// Moves a partition's position; drops its buffer and any fetch in flight for it.
@@ -152,15 +159,19 @@ impl Fetcher {
 
     /// Partitions whose position must be set from a commit or, without one, the reset
     /// policy; and those (out of range) whose position the reset policy must set.
-    pub fn needing_position(&self) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
+    pub fn needing_position(&mut self) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
         let mut from_commit = Vec::new();
         let mut by_policy = Vec::new();
+        if !self.maybe_unpositioned {
+            return (from_commit, by_policy);
+        }
         for (tp, state) in self.partitions.iter().filter(|(_, s)| s.position.is_none()) {
             match state.awaiting_reset {
                 false => from_commit.push(tp.clone()),
                 true => by_policy.push(tp.clone()),
             }
         }
+        self.maybe_unpositioned = !(from_commit.is_empty() && by_policy.is_empty());
         (from_commit, by_policy)
     }
 
@@ -411,6 +422,7 @@ impl Fetcher {
                 codes::OFFSET_OUT_OF_RANGE => {
                     state.position = None;
                     state.awaiting_reset = true;
+                    self.maybe_unpositioned = true;
                     reset.push(TopicPartition::clone(&tp));
                 }
                 code => {
@@ -484,6 +496,10 @@ impl Fetcher {
                 if out.len() >= max {
                     break;
                 }
+                // Most partitions of a large assignment have nothing buffered at a poll.
+                if state.buffered.is_empty() && state.undecoded.is_empty() {
+                    continue;
+                }
                 let before = out.len();
                 take_partition(
                     tp,
@@ -503,57 +519,8 @@ impl Fetcher {
     }
 }
 
-/// The cluster's cached leaders of the assigned topics, copied out once per metadata
-/// change (the cluster's topics generation) rather than per Fetch planned: looking up
-/// each partition's leader (a lock and a hash of its topic's name each), then copying a
-/// topic's leaders per Fetch, were a visible part of a tailing consumer's CPU.
-#[derive(Default)]
-struct LeaderCache {
-    generation: u64,
-    /// Topics whose metadata is cached; one without is looked up again at each Fetch.
-    /// Bounded by the assigned topics (dropped at each metadata change).
-    topics: HashMap<String, Arc<TopicLeaders>>,
-}
-
-impl LeaderCache {
-    /// Forgets what was copied before the last metadata change.
-    fn refresh(&mut self, cluster: &Cluster) {
-        let generation = cluster.topics_generation();
-        if generation != self.generation {
-            self.topics.clear();
-            self.generation = generation;
-        }
-    }
-
-    fn topic(&mut self, cluster: &Cluster, topic: &str) -> CachedTopic {
-        let leaders = match self.topics.get(topic) {
-            Some(leaders) => Some(leaders.clone()),
-            None => cluster.cached_topic_leaders(topic).map(|leaders| {
-                let leaders = Arc::new(leaders);
-                self.topics.insert(topic.to_owned(), leaders.clone());
-                leaders
-            }),
-        };
-        CachedTopic {
-            name: topic.to_owned(),
-            leaders,
-        }
-    }
-}
-
-/// One topic's name and cached leaders, while `send_fetches` walks its (sorted) partitions.
-struct CachedTopic {
-    name: String,
-    leaders: Option<Arc<TopicLeaders>>,
-}
-
-impl CachedTopic {
-    /// The partition's leader and the topic's id (nil when unknown), if a leader is known.
-    fn leader(&self, partition: i32) -> Option<(i32, uuid::Uuid)> {
-        let leaders = self.leaders.as_ref()?;
-        Some((leaders.leader(partition)?, leaders.topic_id))
-    }
-}
+#[path = "fetch_leaders.rs"]
+mod leaders;
 
 #[path = "fetch_decode.rs"]
 mod decode;

@@ -320,3 +320,25 @@ async fn a_partition_that_stays_leaderless_backs_off_doubling() {
         );
     }
 }
+
+/// `needing_position` stops walking the assignment once every partition has a position,
+/// and starts again for what can take a position away: an out-of-range answer, and an
+/// assignment with new partitions.
+#[test]
+fn a_partition_that_loses_its_position_is_reported_again() {
+    let mut fetcher = five_partitions(1);
+    assert_eq!(fetcher.needing_position(), (vec![], vec![]));
+    assert_eq!(fetcher.needing_position(), (vec![], vec![]));
+    let reset = fetcher.receive(failed(&fetcher, codes::OFFSET_OUT_OF_RANGE));
+    assert_eq!(reset, vec![tp()]);
+    assert_eq!(fetcher.needing_position(), (vec![], vec![tp()]));
+    fetcher.seek(&tp(), 3).unwrap();
+    assert_eq!(fetcher.needing_position(), (vec![], vec![]));
+    let mut more: Vec<TopicPartition> = fetcher.partitions.keys().cloned().collect();
+    more.push(TopicPartition::new("u", 0));
+    fetcher.assign(&more);
+    assert_eq!(
+        fetcher.needing_position(),
+        (vec![TopicPartition::new("u", 0)], vec![])
+    );
+}
