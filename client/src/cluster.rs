@@ -16,7 +16,7 @@ use crate::error::{codes, Error, Result};
 #[path = "cluster_topics.rs"]
 mod topics;
 use topics::{is_retriable_topic_error, topic_info};
-pub use topics::{MetadataWait, PartitionInfo, TopicInfo};
+pub use topics::{MetadataWait, PartitionInfo, TopicInfo, TopicLeaders};
 
 /// Where a client starts and how it talks to brokers.
 ///
@@ -398,6 +398,11 @@ impl Cluster {
         info.partition(partition)
             .map(|p| p.leader)
             .filter(|leader| *leader >= 0)
+    }
+
+    /// The cached id and partition leaders of `topic`: one lock for all its partitions.
+    pub fn cached_topic_leaders(&self, topic: &str) -> Option<TopicLeaders> {
+        self.lock().topics.get(topic).map(TopicLeaders::of)
     }
 
     /// The cached id of `topic` (KIP-516), `None` when unknown or nil: Fetch v13+ names

@@ -56,6 +56,45 @@ impl TopicInfo {
     }
 }
 
+/// A topic's id and partition leaders as cached, copied out under one lock for a caller
+/// that looks at many of its partitions at once (the fetcher, per Fetch it plans).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicLeaders {
+    /// Nil when the metadata names none.
+    pub topic_id: uuid::Uuid,
+    /// (partition, leader), sorted by partition as [`TopicInfo::partitions`].
+    leaders: Vec<(i32, i32)>,
+}
+
+impl TopicLeaders {
+    pub fn of(info: &TopicInfo) -> TopicLeaders {
+        TopicLeaders {
+            topic_id: info.topic_id,
+            leaders: info
+                .partitions
+                .iter()
+                .map(|p| (p.partition, p.leader))
+                .collect(),
+        }
+    }
+
+    /// The partition's leader, if the metadata names one (as [`TopicInfo::partition`]
+    /// finds it: usually a direct index).
+    pub fn leader(&self, partition: i32) -> Option<i32> {
+        let direct = usize::try_from(partition)
+            .ok()
+            .and_then(|index| self.leaders.get(index))
+            .filter(|(p, _)| *p == partition);
+        let found = direct.or_else(|| {
+            let index = self.leaders.binary_search_by_key(&partition, |(p, _)| *p);
+            index.ok().and_then(|index| self.leaders.get(index))
+        });
+        found
+            .map(|(_, leader)| *leader)
+            .filter(|leader| *leader >= 0)
+    }
+}
+
 /// How long [`Cluster::wait_for_topic`](super::Cluster::wait_for_topic) keeps asking for a topic's metadata, and how far
 /// apart: the pause starts at `backoff_ms` and doubles up to `backoff_max_ms` (Kafka's
 /// `retry.backoff.ms` / `retry.backoff.max.ms`), so a topic being created is seen within a

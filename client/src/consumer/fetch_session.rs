@@ -25,6 +25,7 @@
 //! and handed back with the answer), so its epochs go out strictly one after another.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -46,6 +47,11 @@ const VERSION_SESSIONS_MIN: i16 = 7;
 /// The last Fetch version that names topics; from v13 they go by id (KIP-516).
 pub(super) const VERSION_NAMES_MAX: i16 = 12;
 
+/// A partition as the fetcher shares it with its sessions and requests: each Fetch
+/// planned names every partition of its lane, and a `String` copy of each per request
+/// (with its free when the next replaced it) was a tailing consumer's main allocation.
+pub(super) type SharedPartition = Arc<TopicPartition>;
+
 /// What the broker keeps of a partition in a session: a change to any of it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Wanted {
@@ -62,7 +68,7 @@ pub(super) struct FetchSession {
     /// The epoch of the next request, and so of the one in flight (it moves on answers).
     next_epoch: i32,
     /// What the broker holds, as of the last request planned.
-    partitions: BTreeMap<TopicPartition, Wanted>,
+    partitions: BTreeMap<SharedPartition, Wanted>,
     /// The session's topics by id, to read answers at v13+ (empty while names are used).
     names_by_id: HashMap<Uuid, String>,
     /// The last request named topics by id (v13+).
@@ -70,7 +76,7 @@ pub(super) struct FetchSession {
 }
 
 /// Partitions a session no longer holds, with their topic's id.
-type Forgotten = Vec<(TopicPartition, Uuid)>;
+type Forgotten = Vec<(SharedPartition, Uuid)>;
 
 /// One Fetch, as its session plans it.
 #[derive(Debug)]
@@ -80,7 +86,7 @@ pub(super) struct Plan {
     pub epoch: i32,
     /// Listed in the request: every wanted partition in a full fetch, the changed ones in
     /// an incremental one (sorted, so each topic's partitions are together).
-    pub to_send: Vec<(TopicPartition, Wanted)>,
+    pub to_send: Vec<(SharedPartition, Wanted)>,
     /// Left out of the session from now on (incremental only).
     pub to_forget: Forgotten,
 }
@@ -89,7 +95,8 @@ pub(super) struct Plan {
 #[derive(Debug)]
 pub(super) enum Answer {
     /// The partitions answered; an incremental answer leaves out those with nothing new.
-    Data(HashMap<TopicPartition, PartitionData>),
+    /// Sorted, as the fetcher walks it beside the partitions it sent.
+    Data(BTreeMap<TopicPartition, PartitionData>),
     /// Nothing of the answer is used and the next fetch is full. `code` is its top-level
     /// error (0: the answer named partitions the session does not hold); `after_full`: the
     /// request was already full, so a full fetch at once would change nothing.
@@ -100,39 +107,41 @@ impl FetchSession {
     /// The next request for `wanted` (what the lane fetches now, each at its fetch offset),
     /// at most at `version_max` (the version the connection negotiated). The session then
     /// holds exactly `wanted`, as the broker will once it has the request.
-    pub fn plan(&mut self, wanted: BTreeMap<TopicPartition, Wanted>, version_max: i16) -> Plan {
+    pub fn plan(&mut self, wanted: BTreeMap<SharedPartition, Wanted>, version_max: i16) -> Plan {
         let use_ids =
             version_max > VERSION_NAMES_MAX && wanted.values().all(|w| !w.topic_id.is_nil());
         let version = match use_ids {
             true => version_max,
             false => version_max.min(VERSION_NAMES_MAX),
         };
-        let id_changed = |(tp, want): (&TopicPartition, &Wanted)| {
-            self.partitions
-                .get(tp)
-                .is_some_and(|held| held.topic_id != want.topic_id)
-        };
-        let incremental = self.id != SESSION_ID_NONE
+        let may_continue = self.id != SESSION_ID_NONE
             && self.next_epoch > EPOCH_INITIAL
             && version >= VERSION_SESSIONS_MIN
-            && use_ids == self.uses_topic_ids
-            && !(use_ids && wanted.iter().any(id_changed));
-        let (to_send, to_forget) = match incremental {
-            true => self.changes(&wanted),
-            false => {
-                self.next_epoch = EPOCH_INITIAL;
-                (
-                    wanted.iter().map(|(tp, w)| (tp.clone(), *w)).collect(),
-                    Vec::new(),
-                )
-            }
+            && use_ids == self.uses_topic_ids;
+        let changes = match may_continue {
+            true => self.changes(&wanted, use_ids),
+            false => None,
         };
+        let incremental = changes.is_some();
+        let (to_send, to_forget) = changes.unwrap_or_else(|| {
+            self.next_epoch = EPOCH_INITIAL;
+            (
+                wanted.iter().map(|(tp, w)| (tp.clone(), *w)).collect(),
+                Vec::new(),
+            )
+        });
         self.names_by_id.clear();
         if use_ids {
+            // Once per topic, not per partition: `wanted` is sorted, so a topic's
+            // partitions come together.
+            let mut last_topic: Option<&str> = None;
             for (tp, want) in &wanted {
-                self.names_by_id
-                    .entry(want.topic_id)
-                    .or_insert_with(|| tp.topic.clone());
+                if last_topic != Some(tp.topic.as_str()) {
+                    last_topic = Some(tp.topic.as_str());
+                    self.names_by_id
+                        .entry(want.topic_id)
+                        .or_insert_with(|| tp.topic.clone());
+                }
             }
         }
         self.partitions = wanted;
@@ -148,23 +157,33 @@ impl FetchSession {
     }
 
     /// What an incremental request lists: partitions added or changed since the broker
-    /// last saw them, and those it holds that are no longer wanted.
+    /// last saw them, and those it holds that are no longer wanted. `None` when a partition
+    /// the session holds changed its topic id while topics go by id (a full fetch then).
+    ///
+    /// One walk over both maps (both sorted) rather than a lookup per partition: a lane
+    /// tailing hundreds of partitions plans a request per answer, and the lookups' key
+    /// comparisons were most of a tailing consumer's CPU.
     fn changes(
         &self,
-        wanted: &BTreeMap<TopicPartition, Wanted>,
-    ) -> (Vec<(TopicPartition, Wanted)>, Forgotten) {
-        let to_send = wanted
-            .iter()
-            .filter(|(tp, want)| self.partitions.get(*tp) != Some(*want))
-            .map(|(tp, want)| (tp.clone(), *want))
-            .collect();
-        let to_forget = self
-            .partitions
-            .iter()
-            .filter(|(tp, _)| !wanted.contains_key(*tp))
-            .map(|(tp, held)| (tp.clone(), held.topic_id))
-            .collect();
-        (to_send, to_forget)
+        wanted: &BTreeMap<SharedPartition, Wanted>,
+        use_ids: bool,
+    ) -> Option<(Vec<(SharedPartition, Wanted)>, Forgotten)> {
+        let mut held = self.partitions.iter().peekable();
+        let mut to_send = Vec::new();
+        let mut to_forget = Vec::new();
+        for (tp, want) in wanted {
+            // Bounded by the session's size: each held partition is passed once.
+            while let Some((gone, was)) = held.next_if(|(held_tp, _)| *held_tp < tp) {
+                to_forget.push((gone.clone(), was.topic_id));
+            }
+            match held.next_if(|(held_tp, _)| *held_tp == tp) {
+                Some((_, was)) if was == want => {}
+                Some((_, was)) if use_ids && was.topic_id != want.topic_id => return None,
+                _ => to_send.push((tp.clone(), *want)),
+            }
+        }
+        to_forget.extend(held.map(|(gone, was)| (gone.clone(), was.topic_id)));
+        Some((to_send, to_forget))
     }
 
     /// Reads the answer to the last planned request and moves the session on: a full
@@ -214,8 +233,8 @@ impl FetchSession {
     fn resolve(
         &self,
         topics: Vec<FetchableTopicResponse>,
-    ) -> Option<HashMap<TopicPartition, PartitionData>> {
-        let mut data = HashMap::new();
+    ) -> Option<BTreeMap<TopicPartition, PartitionData>> {
+        let mut data = BTreeMap::new();
         for topic in topics {
             let name = match self.uses_topic_ids {
                 true => self.names_by_id.get(&topic.topic_id)?.clone(),

@@ -15,7 +15,7 @@ fn tp(topic: &str, partition: i32) -> TopicPartition {
 }
 
 /// `t-0..count` wanted at the given offsets, topic `t` with id `id`.
-fn wanted(id: Uuid, offsets: &[(i32, i64)]) -> BTreeMap<TopicPartition, Wanted> {
+fn wanted(id: Uuid, offsets: &[(i32, i64)]) -> BTreeMap<SharedPartition, Wanted> {
     offsets
         .iter()
         .map(|&(partition, fetch_offset)| {
@@ -24,7 +24,7 @@ fn wanted(id: Uuid, offsets: &[(i32, i64)]) -> BTreeMap<TopicPartition, Wanted> 
                 fetch_offset,
                 max_bytes: 1024,
             };
-            (tp("t", partition), want)
+            (Arc::new(tp("t", partition)), want)
         })
         .collect()
 }
@@ -77,7 +77,7 @@ fn an_opened_session_lists_only_what_changed() {
     let second = session.plan(wanted(ID_T, &[(0, 0), (1, 5), (3, 0)]), 17);
     assert_eq!((second.session_id, second.epoch), (7, 1));
     assert_eq!(listed(&second), vec![(1, 5), (3, 0)]);
-    assert_eq!(second.to_forget, vec![(tp("t", 2), ID_T)]);
+    assert_eq!(second.to_forget, vec![(Arc::new(tp("t", 2)), ID_T)]);
     // The answer names only t-1: the others have nothing new.
     assert_eq!(
         data(session.read_response(answer(7, &[1]))),
@@ -198,7 +198,7 @@ fn topic_ids_from_v13_and_names_when_one_is_missing() {
         fetch_offset: 0,
         max_bytes: 1024,
     };
-    mixed.insert(tp("u", 0), no_id);
+    mixed.insert(Arc::new(tp("u", 0)), no_id);
     let plan = session.plan(mixed.clone(), 17);
     assert_eq!((plan.version, plan.session_id, plan.epoch), (12, 7, 0));
     data(session.read_response(answer(7, &[0])));

@@ -26,11 +26,12 @@ use bytes::Bytes;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::mpsc;
 
-use super::fetch_session::{Answer, FetchSession, Wanted};
+use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
 use decode::{stage_records, take_partition};
+use leaders::{CachedTopic, LeaderCache};
 
 /// Where a partition reads from, and what it has buffered.
 #[derive(Debug, Default)]
@@ -54,11 +55,21 @@ pub struct PartitionState {
     undecoded: VecDeque<(i64, Bytes)>,
     buffered_bytes: usize,
     pub high_watermark: i64,
+    /// This partition as its Fetches name it, made once (see [`SharedPartition`]).
+    shared: Option<SharedPartition>,
 }
 
 /// What one Fetch stands for: (partition, epoch, fetch offset) of each partition the lane
 /// wanted, whether the request listed it or its session implied it.
-type Sent = Vec<(TopicPartition, u64, i64)>;
+type Sent = Vec<(SharedPartition, u64, i64)>;
+
+/// One lane's Fetch while `send_fetches` gathers it: (broker, lane), what it stands for,
+/// and what it asks for (sorted).
+struct LaneFetch {
+    lane: (i32, usize),
+    sent: Sent,
+    wanted: Vec<(SharedPartition, Wanted)>,
+}
 
 struct FetchResult {
     broker: i32,
@@ -90,6 +101,11 @@ pub struct Fetcher {
     /// `take` starts after this partition (the last one it took records from), so one
     /// partition with a deep buffer cannot fill every poll while the rest wait.
     take_after: Option<TopicPartition>,
+    leaders: LeaderCache,
+    /// Some partition may lack a position (set on assign and out-of-range answers, cleared
+    /// by a `needing_position` that finds none): `poll` asks every time, and walking the
+    /// whole assignment for it is only needed after such a change.
+    maybe_unpositioned: bool,
 }
 
 impl Fetcher {
@@ -107,6 +123,8 @@ impl Fetcher {
             open_lanes: HashSet::new(),
             next_epoch: 1,
             take_after: None,
+            leaders: LeaderCache::default(),
+            maybe_unpositioned: false,
         }
     }
 
@@ -117,6 +135,7 @@ impl Fetcher {
         for tp in partitions {
             self.partitions.entry(tp.clone()).or_default();
         }
+        self.maybe_unpositioned = true;
     }
 
     /// Moves a partition's position; drops its buffer and any fetch in flight for it.
@@ -140,15 +159,19 @@ impl Fetcher {
 
     /// Partitions whose position must be set from a commit or, without one, the reset
     /// policy; and those (out of range) whose position the reset policy must set.
-    pub fn needing_position(&self) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
+    pub fn needing_position(&mut self) -> (Vec<TopicPartition>, Vec<TopicPartition>) {
         let mut from_commit = Vec::new();
         let mut by_policy = Vec::new();
+        if !self.maybe_unpositioned {
+            return (from_commit, by_policy);
+        }
         for (tp, state) in self.partitions.iter().filter(|(_, s)| s.position.is_none()) {
             match state.awaiting_reset {
                 false => from_commit.push(tp.clone()),
                 true => by_policy.push(tp.clone()),
             }
         }
+        self.maybe_unpositioned = !(from_commit.is_empty() && by_policy.is_empty());
         (from_commit, by_policy)
     }
 
@@ -158,12 +181,15 @@ impl Fetcher {
     /// before it is looked at again), so one missing topic or leader neither blocks `poll`
     /// nor stops the other partitions being fetched.
     pub fn send_fetches(&mut self) {
-        let mut by_lane: HashMap<(i32, usize), (Sent, BTreeMap<TopicPartition, Wanted>)> =
-            HashMap::new();
+        // Lanes are few (brokers × `fetch_connections_per_broker`) and partitions many: a
+        // short list searched in place, not a hash of the lane per partition.
+        let mut by_lane: Vec<LaneFetch> = Vec::new();
+        let busy: Vec<(i32, usize)> = self.busy_lanes.iter().copied().collect();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
         // Looked up once per topic: partitions come sorted by topic.
-        let mut topic_id: Option<(String, uuid::Uuid)> = None;
+        let mut topic: Option<CachedTopic> = None;
+        self.leaders.refresh(&self.cluster);
         for (index, (tp, state)) in self.partitions.iter_mut().enumerate() {
             let wants = state.position.is_some()
                 && !state.paused
@@ -173,7 +199,11 @@ impl Fetcher {
             if !wants {
                 continue;
             }
-            let Some(leader) = self.cluster.cached_leader(&tp.topic, tp.partition) else {
+            if topic.as_ref().is_none_or(|cached| cached.name != tp.topic) {
+                topic = Some(self.leaders.topic(&self.cluster, &tp.topic));
+            }
+            let cached = topic.as_ref().map(|cached| cached.leader(tp.partition));
+            let Some((leader, topic_id)) = cached.flatten() else {
                 tracing::debug!(%tp, "no known leader; skipped until metadata names one");
                 self.cluster.request_refresh(&tp.topic);
                 state.back_off(&self.config);
@@ -181,32 +211,43 @@ impl Fetcher {
             };
             // Lanes by place in the assignment, so any set of partitions spreads evenly.
             let lane = (leader, index % lanes);
-            if self.busy_lanes.contains(&lane) {
+            if busy.contains(&lane) {
                 continue;
             }
-            if topic_id
-                .as_ref()
-                .is_none_or(|(topic, _)| *topic != tp.topic)
-            {
-                let id = self.cluster.cached_topic_id(&tp.topic).unwrap_or_default();
-                topic_id = Some((tp.topic.clone(), id));
-            }
             let want = Wanted {
-                topic_id: topic_id.as_ref().map(|(_, id)| *id).unwrap_or_default(),
+                topic_id,
                 fetch_offset: state.fetch_offset,
                 max_bytes: self.config.partition_fetch_bytes_max,
             };
-            let (sent, wanted) = by_lane.entry(lane).or_default();
-            sent.push((tp.clone(), state.epoch, state.fetch_offset));
-            wanted.insert(tp.clone(), want);
-        }
-        for ((broker, lane), (sent, wanted)) in by_lane {
-            for (tp, _, _) in &sent {
-                if let Some(state) = self.partitions.get_mut(tp) {
-                    state.in_flight = true;
+            // Every partition taken here goes out below: marked now, not looked up again.
+            state.in_flight = true;
+            let shared = state
+                .shared
+                .get_or_insert_with(|| Arc::new(tp.clone()))
+                .clone();
+            let index = match by_lane.iter().position(|fetch| fetch.lane == lane) {
+                Some(index) => index,
+                None => {
+                    by_lane.push(LaneFetch {
+                        lane,
+                        sent: Vec::new(),
+                        wanted: Vec::new(),
+                    });
+                    by_lane.len() - 1
                 }
-            }
-            self.spawn_fetch(broker, lane, sent, wanted);
+            };
+            let LaneFetch { sent, wanted, .. } = &mut by_lane[index];
+            sent.push((shared.clone(), state.epoch, state.fetch_offset));
+            wanted.push((shared, want));
+        }
+        for LaneFetch {
+            lane: (broker, lane),
+            sent,
+            wanted,
+        } in by_lane
+        {
+            // Sorted already (taken in the map's order): collected without a search per key.
+            self.spawn_fetch(broker, lane, sent, wanted.into_iter().collect());
         }
     }
 
@@ -217,7 +258,7 @@ impl Fetcher {
         broker: i32,
         lane: usize,
         sent: Sent,
-        wanted: BTreeMap<TopicPartition, Wanted>,
+        wanted: BTreeMap<SharedPartition, Wanted>,
     ) {
         self.busy_lanes.insert((broker, lane));
         let mut session = self.sessions.remove(&(broker, lane)).unwrap_or_default();
@@ -331,16 +372,43 @@ impl Fetcher {
             }
         };
         let mut reset = Vec::new();
+        // `sent` and `data` are sorted, as the partitions are: one walk over the three
+        // instead of a lookup per sent partition (hundreds per answer for a lane tailing
+        // many partitions, most with nothing new).
+        debug_assert!(
+            sent.windows(2).all(|w| w[0].0 < w[1].0),
+            "sent out of order"
+        );
+        let mut states = match sent.first() {
+            Some((first, _, _)) => self.partitions.range_mut(&**first..).peekable(),
+            None => return reset,
+        };
         for (tp, epoch, offset) in sent {
-            let Some(state) = self.partitions.get_mut(&tp) else {
-                continue;
+            // Bounded by the assignment: each partition is passed once.
+            while states.next_if(|(key, _)| **key < *tp).is_some() {}
+            let Some((_, state)) = states.next_if(|(key, _)| **key == *tp) else {
+                continue; // reassigned meanwhile
             };
             if state.epoch != epoch || state.fetch_offset != offset {
-                continue; // seeked or reassigned meanwhile
+                continue; // seeked meanwhile
             }
             state.in_flight = false;
             // Left out of an incremental answer: nothing new.
-            let Some(partition) = data.remove(&tp) else {
+            // Bounded by the answer: each answered partition is dropped or taken once.
+            // Looked at in place: a partition's data is large to move for a comparison.
+            while data
+                .first_key_value()
+                .is_some_and(|(answered, _)| *answered < *tp)
+            {
+                data.pop_first();
+            }
+            if data
+                .first_key_value()
+                .is_none_or(|(answered, _)| *answered != *tp)
+            {
+                continue;
+            }
+            let Some((_, partition)) = data.pop_first() else {
                 continue;
             };
             match partition.error_code {
@@ -354,7 +422,8 @@ impl Fetcher {
                 codes::OFFSET_OUT_OF_RANGE => {
                     state.position = None;
                     state.awaiting_reset = true;
-                    reset.push(tp);
+                    self.maybe_unpositioned = true;
+                    reset.push(TopicPartition::clone(&tp));
                 }
                 code => {
                     tracing::debug!(%tp, code, "fetch error; backing off");
@@ -375,7 +444,7 @@ impl Fetcher {
     /// broker refused the whole request), or an answer naming what was not asked for. Its
     /// partitions are fetched again in full: at once when only the session was wrong (the
     /// application sees nothing of it), after a backoff otherwise.
-    fn rejected(&mut self, sent: &[(TopicPartition, u64, i64)], code: i16, after_full: bool) {
+    fn rejected(&mut self, sent: &Sent, code: i16, after_full: bool) {
         let session_lost = matches!(
             code,
             0 | codes::FETCH_SESSION_ID_NOT_FOUND
@@ -395,9 +464,9 @@ impl Fetcher {
         self.release(sent, after_full || !session_lost);
     }
 
-    fn release(&mut self, sent: &[(TopicPartition, u64, i64)], failed: bool) {
+    fn release(&mut self, sent: &Sent, failed: bool) {
         for (tp, epoch, _) in sent {
-            if let Some(state) = self.partitions.get_mut(tp).filter(|s| s.epoch == *epoch) {
+            if let Some(state) = self.partitions.get_mut(&**tp).filter(|s| s.epoch == *epoch) {
                 state.in_flight = false;
                 if failed {
                     state.back_off(&self.config);
@@ -427,6 +496,10 @@ impl Fetcher {
                 if out.len() >= max {
                     break;
                 }
+                // Most partitions of a large assignment have nothing buffered at a poll.
+                if state.buffered.is_empty() && state.undecoded.is_empty() {
+                    continue;
+                }
                 let before = out.len();
                 take_partition(
                     tp,
@@ -445,6 +518,9 @@ impl Fetcher {
         out
     }
 }
+
+#[path = "fetch_leaders.rs"]
+mod leaders;
 
 #[path = "fetch_decode.rs"]
 mod decode;

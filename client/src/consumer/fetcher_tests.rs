@@ -45,7 +45,7 @@ fn sent_session(offset: i64) -> FetchSession {
         fetch_offset: offset,
         max_bytes: 1 << 20,
     };
-    session.plan([(tp(), want)].into(), 12);
+    session.plan([(Arc::new(tp()), want)].into(), 12);
     session
 }
 
@@ -63,7 +63,7 @@ fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
     let result = FetchResult {
         broker: 0,
         lane: 0,
-        sent: vec![(tp(), epoch, offset)],
+        sent: vec![(Arc::new(tp()), epoch, offset)],
         session: sent_session(offset),
         response: Ok(response),
     };
@@ -82,7 +82,7 @@ fn failed(fetcher: &Fetcher, code: i16) -> FetchResult {
     FetchResult {
         broker: 0,
         lane: 0,
-        sent: vec![(tp(), fetcher.partitions[&tp()].epoch, 0)],
+        sent: vec![(Arc::new(tp()), fetcher.partitions[&tp()].epoch, 0)],
         session: sent_session(0),
         response: Ok(response),
     }
@@ -319,4 +319,26 @@ async fn a_partition_that_stays_leaderless_backs_off_doubling() {
             "pause {pause:?}, expected {expected:?}"
         );
     }
+}
+
+/// `needing_position` stops walking the assignment once every partition has a position,
+/// and starts again for what can take a position away: an out-of-range answer, and an
+/// assignment with new partitions.
+#[test]
+fn a_partition_that_loses_its_position_is_reported_again() {
+    let mut fetcher = five_partitions(1);
+    assert_eq!(fetcher.needing_position(), (vec![], vec![]));
+    assert_eq!(fetcher.needing_position(), (vec![], vec![]));
+    let reset = fetcher.receive(failed(&fetcher, codes::OFFSET_OUT_OF_RANGE));
+    assert_eq!(reset, vec![tp()]);
+    assert_eq!(fetcher.needing_position(), (vec![], vec![tp()]));
+    fetcher.seek(&tp(), 3).unwrap();
+    assert_eq!(fetcher.needing_position(), (vec![], vec![]));
+    let mut more: Vec<TopicPartition> = fetcher.partitions.keys().cloned().collect();
+    more.push(TopicPartition::new("u", 0));
+    fetcher.assign(&more);
+    assert_eq!(
+        fetcher.needing_position(),
+        (vec![TopicPartition::new("u", 0)], vec![])
+    );
 }
