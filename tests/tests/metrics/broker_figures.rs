@@ -9,7 +9,10 @@ use runnel_tests::records::batch_at;
 use runnel_tests::requests::{fetch, produce, topic_name};
 use runnel_tests::TestBroker;
 
-use super::{must, now_ms, once_one_connection_closed, produce_hundred, scrape, value, TOPIC};
+use super::{
+    create_compacted, must, now_ms, once_one_connection_closed, produce_hundred, scrape, value,
+    TOPIC,
+};
 
 #[tokio::test]
 async fn traffic_offsets_and_requests_are_exact() {
@@ -174,16 +177,8 @@ async fn traffic_out_counts_records_sent_from_the_segment_file() {
 #[tokio::test]
 async fn cleaner_counters_do_not_fall_when_a_compacted_topic_is_deleted() {
     let broker = TestBroker::start().await;
-    let configs: BTreeMap<String, String> = [
-        ("cleanup.policy", "compact"),
-        ("segment.bytes", "2048"),
-        ("min.cleanable.dirty.ratio", "0.01"),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value.to_owned()))
-    .collect();
+    create_compacted(&broker);
     let logs = &broker.context().logs;
-    logs.create_topic("compacted", 1, configs, false).unwrap();
     let mut client = broker.client().await;
     let value = "v".repeat(100);
     for _ in 0..40 {

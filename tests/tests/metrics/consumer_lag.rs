@@ -8,7 +8,10 @@ use runnel_tests::records::batch_at;
 use runnel_tests::requests::{produce, topic_name};
 use runnel_tests::TestBroker;
 
-use super::{commit, commit_at, lag, must, now_ms, produce_hundred, scrape, value, AGE_MS, TOPIC};
+use super::{
+    commit, commit_at, create_compacted, lag, must, now_ms, produce_hundred, scrape, value, AGE_MS,
+    TOPIC,
+};
 
 #[tokio::test]
 async fn consumer_lag_in_records_and_seconds_is_exact_at_scrape_time() {
@@ -250,16 +253,8 @@ async fn records_without_a_timestamp_give_no_lag_in_seconds() {
 #[tokio::test]
 async fn lag_seconds_follow_compaction_removing_the_committed_record() {
     let broker = TestBroker::start().await;
-    let configs: BTreeMap<String, String> = [
-        ("cleanup.policy", "compact"),
-        ("segment.bytes", "2048"),
-        ("min.cleanable.dirty.ratio", "0.01"),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value.to_owned()))
-    .collect();
+    create_compacted(&broker);
     let logs = &broker.context().logs;
-    logs.create_topic("compacted", 1, configs, false).unwrap();
     let mut client = broker.client().await;
     let value = "v".repeat(100);
     let send = |key: String, timestamp_ms: i64| {

@@ -115,3 +115,17 @@ fn lag(page: &str, name: &str, group: &str) -> f64 {
     let series = format!("{name}{{group=\"{group}\",topic=\"{TOPIC}\",partition=\"0\"}}");
     must(page, &series)
 }
+
+/// Topic `compacted`, one partition, whose small segments the cleaner compacts at once.
+fn create_compacted(broker: &TestBroker) {
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "2048"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect();
+    let logs = &broker.context().logs;
+    logs.create_topic("compacted", 1, configs, false).unwrap();
+}
