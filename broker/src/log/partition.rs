@@ -108,6 +108,11 @@ pub struct PartitionLog {
     /// Set once the log has been loaded (`end_tx` then holds its real end): lets a read at
     /// the end be answered without the state lock ([`Self::read_at_end`]).
     pub(crate) opened: AtomicBool,
+    /// The log end as appends publish it (under the state lock, before `appended_bytes`
+    /// grows and before `end_tx` announces it): what [`Self::read_at_end`] compares with. A
+    /// long poll that counted an append's bytes must also find its records, or it would
+    /// wait for the next append (`end_tx`, published later, could still show the old end).
+    pub(crate) published_end: AtomicI64,
     /// Closed because its topic was deleted (reads and appends through a handle taken
     /// before are then UNKNOWN_TOPIC_OR_PARTITION, as for a topic that never existed).
     pub(crate) deleted: AtomicBool,
@@ -177,6 +182,7 @@ impl PartitionLog {
             state: Mutex::new(None),
             closed: AtomicBool::new(false),
             opened: AtomicBool::new(false),
+            published_end: AtomicI64::new(0),
             deleted: AtomicBool::new(false),
             log_start_offset: AtomicI64::new(0),
             end_tx: watch::Sender::new(0),
@@ -254,6 +260,8 @@ impl PartitionLog {
             self.log_start_offset
                 .store(loaded.log_start_offset, Ordering::Release);
             self.end_tx.send_replace(loaded.next_offset);
+            self.published_end
+                .store(loaded.next_offset, Ordering::Release);
             self.opened.store(true, Ordering::Release);
             // What was on disk at load is durable: clean shutdown fsynced it, recovery too.
             self.durable_tx
@@ -458,6 +466,7 @@ impl PartitionLog {
         drop(segment);
         state.active_full |= !fits;
         state.next_offset = end;
+        self.published_end.store(end, Ordering::Release);
         // Under the state lock, as the flusher's recount (see `cached_bytes`).
         self.cached_bytes
             .fetch_add(position - start_position, Ordering::Relaxed);

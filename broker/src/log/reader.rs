@@ -148,13 +148,13 @@ impl PartitionLog {
     /// A Fetch read at the log end, answered from the published end and start alone: no
     /// snapshot, no lock (a consumer tailing many partitions asks most of them for nothing,
     /// every fetch). `None` (read normally) unless the log is open, not closed, and `offset`
-    /// is its end. The end published may trail an append being published: the read is then
-    /// empty as if it came just before, and that append wakes the long poll.
+    /// is its end as last published under the state lock (see `published_end`: an append
+    /// whose bytes a long poll counted is always found).
     pub fn read_at_end(&self, offset: i64) -> Option<FetchRead> {
         if !self.opened.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire) {
             return None;
         }
-        let end = self.log_end_offset();
+        let end = self.published_end.load(Ordering::Acquire);
         let start = self.log_start_offset();
         (offset == end && start <= end).then(|| FetchRead {
             records: FetchRecords::Copied(Bytes::new()),

@@ -187,3 +187,24 @@ fn a_read_at_the_end_is_answered_without_a_snapshot_only_once_the_log_is_open() 
         "a closed log reads normally (its error)"
     );
 }
+
+/// Between an append's publishing its records (and counting their bytes, which a long poll
+/// compares) and its announcing the new end on the watch, a read at the old end must find
+/// the records: a long poll that counted their bytes would not read again until the next
+/// append. Simulated by setting the watch back to the old end.
+#[test]
+fn a_read_at_the_end_finds_records_published_but_not_yet_announced() {
+    let (_dir, _manager, log) = one_partition("200000");
+    fill(&log, 2, 100);
+    let before = log.log_end_offset();
+    let appended_before = log.appended_bytes();
+    fill(&log, 1, 100);
+    log.end_tx.send_replace(before);
+    assert!(log.appended_bytes() > appended_before);
+    assert!(
+        log.read_at_end(before).is_none(),
+        "records past the announced end"
+    );
+    let read = log.fetch_read(before, 1 << 20, true).unwrap();
+    assert_eq!(batches_of(bytes_of(&read.records)).len(), 1);
+}
