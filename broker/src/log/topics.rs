@@ -319,7 +319,7 @@ impl LogManager {
 
     pub fn partition(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>, LogError> {
         let log = self.partition_unopened(topic, partition)?;
-        drop(log.loaded()?);
+        log.open()?;
         Ok(log)
     }
 
@@ -334,14 +334,13 @@ impl LogManager {
         partition: i32,
     ) -> Result<Arc<PartitionLog>, LogError> {
         let log = self.find_partition(topic, Some(id), partition)?;
-        drop(log.loaded()?);
+        log.open()?;
         Ok(log)
     }
 
     /// [`Self::partition`] (or [`Self::partition_with_id`], with `id`) for many partitions of
     /// one topic, in order: the topic looked up once under one hold of the topics' lock (a
-    /// fetch of a thousand partitions of a topic hashed its name a thousand times), and an
-    /// open log not locked again to check it is.
+    /// fetch of a thousand partitions of a topic hashed its name a thousand times).
     pub fn partitions_of(
         &self,
         topic: &str,

@@ -506,6 +506,11 @@ fn partitions_of_answers_each_partition_as_partition_does() {
     manager
         .create_topic("t", 3, BTreeMap::new(), false)
         .unwrap();
+    manager.shutdown().unwrap();
+    drop(manager);
+    // Reopened, the partitions are not loaded until used (partitions open lazily).
+    let manager = open(dir.path());
+    assert!(!manager.partition_unopened("t", 2).unwrap().is_loaded());
     let id = manager.topic("t").unwrap().id;
     let asked = [2, 0, 7, -1];
     let found = manager.partitions_of("t", Some(id), &asked);
