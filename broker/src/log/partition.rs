@@ -310,6 +310,11 @@ impl PartitionLog {
     }
     pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
         *self.config.write() = config;
+        // Appends made while `flush.ms` was "never" left nothing for the tick to visit: they
+        // come due under the new value without waiting for another append.
+        if self.dirty.load(Ordering::SeqCst) && self.flushes_on_time() {
+            self.join_flush_set();
+        }
     }
 
     /// Appends validated batches in order, assigning consecutive offsets (patched into each

@@ -196,6 +196,25 @@ fn a_partition_appended_after_going_idle_is_flushed_on_time() {
     assert!(!log.dirty.load(std::sync::atomic::Ordering::Acquire));
 }
 
+#[test]
+fn a_partition_never_flushed_on_time_settles_and_an_alter_brings_its_flush() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    let never = i64::MAX.to_string();
+    let overrides = super::basic::overrides(&[("flush.ms", never.as_str())]);
+    manager.create_topic("n", 1, overrides, false).unwrap();
+    let log = manager.partition("n", 0).unwrap();
+    log.append(&[batch(1, 10, 1)]).unwrap();
+    // Not fsynced (flush.ms "never"), and still no work for the tick once written back.
+    assert!(within_flusher_ticks(|| manager.flush_set_stats().0 == 0));
+    assert_eq!(log.durable_offset(), 0);
+    // flush.ms altered to 10 ms: the append made under "never" comes due without another.
+    let overrides = super::basic::overrides(&[("flush.ms", "10")]);
+    manager.set_topic_overrides("n", overrides, false).unwrap();
+    assert!(within_flusher_ticks(|| log.durable_offset() == 1));
+    assert!(within_flusher_ticks(|| manager.flush_set_stats().0 == 0));
+}
+
 /// Waits (at most 2 s, i.e. 40 of the flusher's 50 ms ticks) until `done`; its last answer.
 fn within_flusher_ticks(done: impl Fn() -> bool) -> bool {
     for _ in 0..200 {
