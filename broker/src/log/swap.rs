@@ -53,7 +53,19 @@ impl PartitionLog {
             "the cleaned log is written before the swap"
         );
         let _no_flush = self.flush_lock.lock();
-        let mut guard = self.loaded()?;
+        let mut guard = match self.loaded() {
+            Ok(guard) => guard,
+            Err(e) => {
+                // Closed, or deleted while the cleaner wrote: the output is nobody's. (A
+                // topic deleted and created again under its name has a directory at this
+                // path again, the new topic's: it must not keep a stray `.cleaned` file
+                // until the next start's recovery.)
+                if let Err(remove) = remove_if_exists(cleaned) {
+                    tracing::debug!(path = %cleaned.display(), error = %remove, "removing an unused cleaned log failed");
+                }
+                return Err(e);
+            }
+        };
         let Some(state) = guard.as_mut() else {
             return Err(LogError::ShutDown);
         };

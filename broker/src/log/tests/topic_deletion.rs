@@ -141,3 +141,33 @@ fn a_segment_file_opened_during_a_delete_is_not_handed_to_a_topic_recreated_unde
     assert_eq!(batches.len(), 1);
     assert_eq!(batches[0].record_count(), 1);
 }
+
+/// A cleaner pass that outlived its topic: the topic deleted and created again under its
+/// name, the old pass's `.cleaned` output (written at the old path, now in the new topic's
+/// directory) is removed when its swap finds the old log gone.
+#[test]
+fn a_swap_into_a_deleted_topic_removes_its_cleaned_output() {
+    let dir = test_dir();
+    let manager = open(dir.path());
+    create_with_data(&manager, "t", 1);
+    let old_log = manager.partition("t", 0).unwrap();
+    let old_segments: Vec<_> = {
+        let state = old_log.state.lock();
+        state.as_ref().unwrap().segments.values().cloned().collect()
+    };
+    manager.delete_topic("t").unwrap();
+    manager
+        .create_topic("t", 1, BTreeMap::new(), false)
+        .unwrap();
+    let cleaned = dir
+        .path()
+        .join("t-0")
+        .join("00000000000000000000.log.cleaned");
+    std::fs::write(&cleaned, b"output of the old topic's pass").unwrap();
+    assert!(old_log.swap_in(&old_segments, &cleaned, 30).is_err());
+    assert!(
+        !cleaned.exists(),
+        "the new topic's directory keeps a stray .cleaned file"
+    );
+    assert!(manager.partition("t", 0).is_ok());
+}
