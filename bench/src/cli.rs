@@ -143,6 +143,10 @@ pub(crate) struct TargetArgs {
     /// Directory for the file probes [default: the spawned broker's data dir, else "."].
     #[arg(long)]
     pub(crate) probe_dir: Option<PathBuf>,
+    /// The broker's process id, with --bootstrap (--spawn-broker knows its child's): its
+    /// CPU time per GB is reported beside this process's, and (`partitions`) its RSS.
+    #[arg(long)]
+    pub(crate) broker_pid: Option<u32>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -241,10 +245,6 @@ pub(crate) struct PartitionsArgs {
     /// many seconds, delivery of everything sent included (the run fails otherwise).
     #[arg(long, default_value_t = 600.0)]
     pub(crate) phase_seconds_max: f64,
-    /// Read this process's RSS as the broker's (with --bootstrap; --spawn-broker knows its
-    /// child's pid).
-    #[arg(long)]
-    pub(crate) broker_pid: Option<u32>,
 }
 
 /// What the producers send.

@@ -5,6 +5,7 @@
 //! - [`cli`]: the command line (`produce`, `consume`, `e2e`, `partitions`, `omb`, `probe`).
 //! - [`run`]: the run of a workload: broker, topics, workload, probes, report, checks.
 //! - [`broker`]: `--bootstrap` or a spawned `runnel-broker` child (`--spawn-broker`); its RSS.
+//! - [`cpu`]: CPU-seconds per gigabyte of each phase, of this process and of the broker.
 //! - [`topics`]: topic creation in bounded requests; which partitions hold records.
 //! - [`produce`]: N producers × P partitions, bounded by messages or seconds; publish latency.
 //! - [`consume`]: catch-up read of a topic by N assigned consumers, counting every record.
@@ -22,6 +23,7 @@
 pub mod broker;
 pub mod cli;
 pub mod consume;
+pub mod cpu;
 pub mod e2e;
 pub mod group;
 pub mod histogram;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::consume::ConsumeReport;
+use crate::cpu::PhaseCpu;
 use crate::partitions::PartitionsReport;
 use crate::probe::{self, ProbeBounds, ProbeResult};
 use crate::produce::ProduceReport;
@@ -156,6 +157,9 @@ pub struct Report {
     pub probes: Option<Probes>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratios: Option<Ratios>,
+    /// CPU time per phase (not for `partitions`), this process's and the broker's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpu: Vec<PhaseCpu>,
 }
 
 impl Report {
@@ -240,8 +244,26 @@ impl Report {
                 p.warmup_seconds
             );
         }
+        self.print_cpu();
         self.print_probes();
         Ok(())
+    }
+
+    fn print_cpu(&self) {
+        for cpu in &self.cpu {
+            let per_gb = |seconds: Option<f64>| {
+                seconds.map_or_else(|| "-".to_owned(), |s| format!("{s:.3}"))
+            };
+            println!(
+                "cpu {:<8} bench {:.2} s ({} CPU-s/GB), broker {} s ({} CPU-s/GB)",
+                cpu.phase,
+                cpu.bench_cpu_seconds,
+                per_gb(cpu.bench_cpu_seconds_per_gb),
+                cpu.broker_cpu_seconds
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
+                per_gb(cpu.broker_cpu_seconds_per_gb),
+            );
+        }
     }
 
     fn print_probes(&self) {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::broker::{default_broker_binary, SpawnedBroker};
 use crate::cli::{seconds_arg, ConsumeArgs, E2eArgs, PartitionsArgs, ProduceArgs, TargetArgs};
 use crate::consume;
+use crate::cpu::CpuClock;
 use crate::e2e;
 use crate::group;
 use crate::omb::OmbPreset;
@@ -93,21 +94,37 @@ pub(crate) async fn run_workload(
         max_rate: None,
         probes: None,
         ratios: None,
+        cpu: Vec::new(),
     };
+    let broker_pid = spawned
+        .as_ref()
+        .map(SpawnedBroker::pid)
+        .or(target.broker_pid);
     let produce_options = produce.options(&topics, !target.quiet);
     match workload {
         Workload::Produce => {
             create_topics(&bootstrap, &topics, produce.partitions, create_deadline).await?;
-            report.produce = Some(produce::run(&bootstrap, &produce_options).await?);
+            let clock = CpuClock::start(broker_pid);
+            let produced = produce::run(&bootstrap, &produce_options).await?;
+            report.cpu.push(clock.stop("produce", produced.bytes_acked));
+            report.produce = Some(produced);
         }
         Workload::Consume(consume) => {
             create_topics(&bootstrap, &topics, produce.partitions, create_deadline).await?;
-            report.produce = Some(produce::run(&bootstrap, &produce_options).await?);
+            let clock = CpuClock::start(broker_pid);
+            let produced = produce::run(&bootstrap, &produce_options).await?;
+            report.cpu.push(clock.stop("produce", produced.bytes_acked));
+            report.produce = Some(produced);
             let options = consume.options(&topics, !target.quiet);
-            report.consume = Some(match &options.group_id {
+            let clock = CpuClock::start(broker_pid);
+            let consumed = match &options.group_id {
                 Some(group_id) => group::run(&bootstrap, &options, group_id).await?,
                 None => consume::run(&bootstrap, &options).await?,
-            });
+            };
+            report
+                .cpu
+                .push(clock.stop("consume", consumed.bytes_received));
+            report.consume = Some(consumed);
         }
         Workload::E2e(consume, e2e_args) => {
             create_topics(&bootstrap, &topics, produce.partitions, create_deadline).await?;
@@ -129,7 +146,9 @@ pub(crate) async fn run_workload(
                 report.max_rate = Some(max_rate);
             }
             let options = consume.options(&topics, !target.quiet);
+            let clock = CpuClock::start(broker_pid);
             let (produced, consumed) = e2e::run(&bootstrap, &produce_options, &options).await?;
+            report.cpu.push(clock.stop("e2e", produced.bytes_acked));
             report.produce = Some(produced);
             report.consume = Some(consumed);
         }
@@ -137,8 +156,10 @@ pub(crate) async fn run_workload(
             report.preset = Some(preset.name());
             create_topics(&bootstrap, &topics, produce.partitions, create_deadline).await?;
             let options = consume.options(&topics, !target.quiet);
+            let clock = CpuClock::start(broker_pid);
             let (produced, consumed) =
                 e2e::run_at_any_rate(&bootstrap, &produce_options, &options).await?;
+            report.cpu.push(clock.stop("e2e", produced.bytes_acked));
             report.produce = Some(produced);
             report.consume = Some(consumed);
         }
@@ -149,7 +170,7 @@ pub(crate) async fn run_workload(
                 create_duration_max: create_deadline.saturating_duration_since(Instant::now()),
                 idle_duration: seconds_arg(args.idle_seconds),
                 phase_duration_max: seconds_arg(args.phase_seconds_max),
-                broker_pid: spawned.as_ref().map(SpawnedBroker::pid).or(args.broker_pid),
+                broker_pid,
             };
             let (fan_in, fan_in_report) =
                 partitions::run(&bootstrap, &produce_options, &options).await?;

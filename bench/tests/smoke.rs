@@ -58,6 +58,31 @@ fn assert_produce_section(report: &Value, messages: u64) {
     assert!(order.windows(2).all(|w| w[0] <= w[1]), "{latency}");
 }
 
+/// The report's CPU section: one entry per phase named, in order, each with this process's
+/// and the spawned broker's CPU time and both per GB of the phase's bytes.
+fn assert_cpu_phases(report: &Value, phases: &[(&str, u64)]) {
+    let cpu = report["cpu"].as_array().expect("a cpu section");
+    assert_eq!(cpu.len(), phases.len(), "{cpu:?}");
+    for (entry, (phase, bytes)) in cpu.iter().zip(phases) {
+        assert_eq!(entry["phase"], *phase);
+        assert_eq!(entry["bytes"], *bytes);
+        let bench = entry["bench_cpu_seconds"].as_f64().unwrap();
+        let broker = entry["broker_cpu_seconds"]
+            .as_f64()
+            .expect("the spawned broker's");
+        assert!(bench > 0.0 && broker >= 0.0, "{entry}");
+        let per_gb = entry["bench_cpu_seconds_per_gb"].as_f64().unwrap();
+        assert!(
+            (per_gb - bench * 1e9 / *bytes as f64).abs() <= 1e-6 * per_gb,
+            "{entry}"
+        );
+        assert!(
+            entry["broker_cpu_seconds_per_gb"].as_f64().is_some(),
+            "{entry}"
+        );
+    }
+}
+
 #[test]
 fn produce_acks_1_with_probes_reports_ratios() {
     let Some(broker) = broker_binary() else {
@@ -85,6 +110,7 @@ fn produce_acks_1_with_probes_reports_ratios() {
     assert_eq!(report["workload"], "produce");
     assert_eq!(report["partitions"], 3);
     assert_produce_section(&report, 3000);
+    assert_cpu_phases(&report, &[("produce", 3000 * 100)]);
     assert!(
         report["probes"]["file_write_fsync"]["bytes"]
             .as_u64()
@@ -154,6 +180,8 @@ fn consume_reads_back_every_message_sent() {
     assert_eq!(consume["bytes_received"], 4000 * 200);
     assert_eq!(consume["complete"], true);
     assert!(report["ratios"]["consume_per_loopback"].as_f64().unwrap() > 0.0);
+    let bytes = 4000 * 200;
+    assert_cpu_phases(&report, &[("produce", bytes), ("consume", bytes)]);
 }
 
 #[test]
@@ -189,6 +217,8 @@ fn e2e_counts_every_message_on_both_sides_and_reports_latency() {
     let latency = &consume["end_to_end_latency_us"];
     assert_eq!(latency["count"], 600);
     assert!(latency["p50"].as_u64().unwrap() <= latency["max"].as_u64().unwrap());
+    // Producers and consumers together: one phase, counted by the bytes produced.
+    assert_cpu_phases(&report, &[("e2e", 600 * 1000)]);
 }
 
 #[test]
@@ -354,6 +384,7 @@ fn partitions_reports_fan_in_against_a_baseline_and_idle_rss() {
         assert!(rss[field].as_f64().unwrap() > 0.0, "{rss}");
     }
     assert!(rss["idle_seconds"].as_f64().unwrap() >= 0.2);
+    assert!(report["cpu"].is_null(), "partitions reports no CPU phases");
 }
 
 #[test]
