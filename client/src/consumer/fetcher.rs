@@ -18,7 +18,7 @@
 //! something new. A request still stands for all the partitions the lane wanted (`Sent`):
 //! each is in flight until the answer, listed in the request or implied by the session.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -101,6 +101,12 @@ pub struct Fetcher {
     /// `take` starts after this partition (the last one it took records from), so one
     /// partition with a deep buffer cannot fill every poll while the rest wait.
     take_after: Option<TopicPartition>,
+    /// Every partition with records buffered or staged (and, until `take` next passes,
+    /// some that ran dry, were seeked or were unassigned): `take` visits these only. It
+    /// walked the whole assignment per poll, most of 1 000 tailed partitions with nothing
+    /// buffered (as Java's `FetchBuffer` holds only the completed fetches). Entered when a
+    /// response stages records, left when `take` finds the partition empty.
+    with_data: BTreeSet<SharedPartition>,
     leaders: LeaderCache,
     /// Some partition may lack a position (set on assign and out-of-range answers, cleared
     /// by a `needing_position` that finds none): `poll` asks every time, and walking the
@@ -123,6 +129,7 @@ impl Fetcher {
             open_lanes: HashSet::new(),
             next_epoch: 1,
             take_after: None,
+            with_data: BTreeSet::new(),
             leaders: LeaderCache::default(),
             maybe_unpositioned: false,
         }
@@ -132,6 +139,7 @@ impl Fetcher {
     pub fn assign(&mut self, partitions: &[TopicPartition]) {
         let wanted: HashSet<&TopicPartition> = partitions.iter().collect();
         self.partitions.retain(|tp, _| wanted.contains(tp));
+        self.with_data.retain(|tp| wanted.contains(&**tp));
         for tp in partitions {
             self.partitions.entry(tp.clone()).or_default();
         }
@@ -417,6 +425,9 @@ impl Fetcher {
                     state.high_watermark = partition.high_watermark;
                     if let Some(records) = partition.records {
                         stage_records(state, records);
+                        if !state.undecoded.is_empty() {
+                            self.with_data.insert(tp.clone());
+                        }
                     }
                 }
                 codes::OFFSET_OUT_OF_RANGE => {
@@ -484,22 +495,24 @@ impl Fetcher {
         let record_bytes_max = self.config.record_bytes_max;
         let start = self.take_after.take();
         let mut last_taken = None;
+        let mut dry = Vec::new();
         // Two passes over the ring: after the start, then up to and including it.
         for pass in 0..2 {
             let range = match (&start, pass) {
-                (Some(tp), 0) => (Bound::Excluded(tp.clone()), Bound::Unbounded),
-                (Some(tp), _) => (Bound::Unbounded, Bound::Included(tp.clone())),
+                (Some(tp), 0) => (Bound::Excluded(tp), Bound::Unbounded),
+                (Some(tp), _) => (Bound::Unbounded, Bound::Included(tp)),
                 (None, 0) => (Bound::Unbounded, Bound::Unbounded),
                 (None, _) => break,
             };
-            for (tp, state) in self.partitions.range_mut(range) {
+            // Bounded by the partitions with data: each is visited once.
+            for tp in self.with_data.range::<TopicPartition, _>(range) {
                 if out.len() >= max {
                     break;
                 }
-                // Most partitions of a large assignment have nothing buffered at a poll.
-                if state.buffered.is_empty() && state.undecoded.is_empty() {
+                let Some(state) = self.partitions.get_mut(&**tp) else {
+                    dry.push(tp.clone()); // unassigned
                     continue;
-                }
+                };
                 let before = out.len();
                 take_partition(
                     tp,
@@ -510,9 +523,15 @@ impl Fetcher {
                     &mut self.next_epoch,
                 );
                 if out.len() > before {
-                    last_taken = Some(tp.clone());
+                    last_taken = Some(TopicPartition::clone(tp));
+                }
+                if state.buffered.is_empty() && state.undecoded.is_empty() {
+                    dry.push(tp.clone());
                 }
             }
+        }
+        for tp in dry {
+            self.with_data.remove(&tp);
         }
         self.take_after = last_taken.or(start);
         out

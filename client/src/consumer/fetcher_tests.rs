@@ -146,6 +146,7 @@ fn take_rotates_so_a_deep_partition_does_not_starve_the_others() {
         fetcher.seek(tp, 0).unwrap();
         let state = fetcher.partitions.get_mut(tp).unwrap();
         stage_records(state, Bytes::from(batch(0, 10)));
+        fetcher.with_data.insert(Arc::new(tp.clone()));
     }
     // Each take of 4 starts after the partition the last one ended in.
     let taken: Vec<Vec<(i32, i64)>> = (0..5)
@@ -341,4 +342,52 @@ fn a_partition_that_loses_its_position_is_reported_again() {
         fetcher.needing_position(),
         (vec![TopicPartition::new("u", 0)], vec![])
     );
+}
+
+/// `take` visits the partitions with data only: one enters when a response stages its
+/// records and leaves once `take` finds it empty (run dry, seeked) or it is unassigned; a
+/// paused one keeps its records, and its place, until resumed.
+#[tokio::test]
+async fn take_visits_a_partition_while_it_has_data() {
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 1)]), ConsumerConfig::new("x"));
+    let take = |fetcher: &mut Fetcher, max| -> Vec<i64> {
+        fetcher.take(max).iter().map(|r| r.offset).collect()
+    };
+    fetcher.assign(&[tp()]);
+    fetcher.seek(&tp(), 0).unwrap();
+    assert!(fetcher.with_data.is_empty());
+    arrived(&fetcher, 0, batch(0, 3));
+    fetcher.stage_arrived();
+    assert!(fetcher.with_data.contains(&tp()));
+    assert_eq!(take(&mut fetcher, 2), vec![0, 1]);
+    assert!(fetcher.with_data.contains(&tp()), "one record left");
+    assert_eq!(take(&mut fetcher, 10), vec![2]);
+    assert!(fetcher.with_data.is_empty(), "run dry");
+
+    arrived(&fetcher, 3, batch(3, 2));
+    fetcher.stage_arrived();
+    fetcher.partitions.get_mut(&tp()).unwrap().paused = true;
+    assert!(take(&mut fetcher, 10).is_empty());
+    assert!(
+        fetcher.with_data.contains(&tp()),
+        "paused, its records kept"
+    );
+    fetcher.partitions.get_mut(&tp()).unwrap().paused = false;
+    assert_eq!(take(&mut fetcher, 10), vec![3, 4]);
+
+    arrived(&fetcher, 5, batch(5, 2));
+    fetcher.stage_arrived();
+    fetcher.seek(&tp(), 0).unwrap();
+    assert!(
+        take(&mut fetcher, 10).is_empty(),
+        "a seek drops what was fetched"
+    );
+    assert!(fetcher.with_data.is_empty());
+
+    arrived(&fetcher, 0, batch(0, 1));
+    fetcher.stage_arrived();
+    assert!(fetcher.with_data.contains(&tp()));
+    fetcher.assign(&[]);
+    assert!(fetcher.with_data.is_empty(), "revoked");
+    assert!(fetcher.take(10).is_empty());
 }
