@@ -112,6 +112,14 @@ pub struct Fetcher {
     /// by a `needing_position` that finds none): `poll` asks every time, and walking the
     /// whole assignment for it is only needed after such a change.
     maybe_unpositioned: bool,
+    /// Some partition may want a Fetch it has not been sent: set where one can start
+    /// wanting (an assignment, a seek or resume, an answer or failure releasing its
+    /// partitions, a `take` that brings a buffer below `prefetch_bytes_max`), cleared by a
+    /// `send_fetches` walk that leaves none waiting but on a busy lane (whose answer sets it
+    /// again). A walk of the whole assignment on every poll, most polls finding every
+    /// partition in flight, was a tailing consumer's largest single cost; Java's fetcher
+    /// also only asks its `fetchablePartitions` when a poll can send.
+    may_fetch: bool,
 }
 
 impl Fetcher {
@@ -132,6 +140,7 @@ impl Fetcher {
             with_data: BTreeSet::new(),
             leaders: LeaderCache::default(),
             maybe_unpositioned: false,
+            may_fetch: false,
         }
     }
 
@@ -144,6 +153,7 @@ impl Fetcher {
             self.partitions.entry(tp.clone()).or_default();
         }
         self.maybe_unpositioned = true;
+        self.may_fetch = true;
     }
 
     /// Moves a partition's position; drops its buffer and any fetch in flight for it.
@@ -162,7 +172,16 @@ impl Fetcher {
         state.buffered.clear();
         state.undecoded.clear();
         state.buffered_bytes = 0;
+        self.may_fetch = true;
         Ok(())
+    }
+
+    /// Lets `tp` be fetched and its records taken again (after a pause).
+    pub fn resume(&mut self, tp: &TopicPartition) {
+        if let Some(state) = self.partitions.get_mut(tp) {
+            state.paused = false;
+            self.may_fetch = true;
+        }
     }
 
     /// Partitions whose position must be set from a commit or, without one, the reset
@@ -189,6 +208,11 @@ impl Fetcher {
     /// before it is looked at again), so one missing topic or leader neither blocks `poll`
     /// nor stops the other partitions being fetched.
     pub fn send_fetches(&mut self) {
+        if !self.may_fetch {
+            return;
+        }
+        // Cleared unless a partition waits for something other than a busy lane's answer.
+        self.may_fetch = false;
         // Lanes are few (brokers × `fetch_connections_per_broker`) and partitions many: a
         // short list searched in place, not a hash of the lane per partition.
         let mut by_lane: Vec<LaneFetch> = Vec::new();
@@ -202,9 +226,13 @@ impl Fetcher {
             let wants = state.position.is_some()
                 && !state.paused
                 && !state.in_flight
-                && state.backoff_until.is_none_or(|until| until <= now)
                 && state.buffered_bytes < self.config.prefetch_bytes_max;
             if !wants {
+                continue;
+            }
+            if state.backoff_until.is_some_and(|until| until > now) {
+                // Looked at again by the next poll's walk (backoffs are rare and short).
+                self.may_fetch = true;
                 continue;
             }
             if topic.as_ref().is_none_or(|cached| cached.name != tp.topic) {
@@ -215,6 +243,7 @@ impl Fetcher {
                 tracing::debug!(%tp, "no known leader; skipped until metadata names one");
                 self.cluster.request_refresh(&tp.topic);
                 state.back_off(&self.config);
+                self.may_fetch = true;
                 continue;
             };
             // Lanes by place in the assignment, so any set of partitions spreads evenly.
@@ -353,6 +382,8 @@ impl Fetcher {
             response,
         } = result;
         self.busy_lanes.remove(&(broker, lane));
+        // Its partitions are free to be fetched again, whatever the answer says.
+        self.may_fetch = true;
         let answer = response.map(|response| session.read_response(response));
         if answer.is_err() {
             session.fail();
@@ -492,7 +523,8 @@ impl Fetcher {
     /// partition to the end of its order), so later partitions are not starved.
     pub fn take(&mut self, max: usize) -> Vec<ConsumerRecord> {
         let mut out = Vec::new();
-        let record_bytes_max = self.config.record_bytes_max;
+        let (record_bytes_max, prefetch_bytes_max) =
+            (self.config.record_bytes_max, self.config.prefetch_bytes_max);
         let start = self.take_after.take();
         let mut last_taken = None;
         let mut dry = Vec::new();
@@ -513,7 +545,11 @@ impl Fetcher {
                     dry.push(tp.clone()); // unassigned
                     continue;
                 };
-                let before = out.len();
+                let (before, was_full, epoch) = (
+                    out.len(),
+                    state.buffered_bytes >= prefetch_bytes_max,
+                    state.epoch,
+                );
                 take_partition(
                     tp,
                     state,
@@ -524,6 +560,10 @@ impl Fetcher {
                 );
                 if out.len() > before {
                     last_taken = Some(TopicPartition::clone(tp));
+                }
+                // Room to prefetch again, or rewound past a corrupt batch: wants a Fetch.
+                if (was_full && state.buffered_bytes < prefetch_bytes_max) || state.epoch != epoch {
+                    self.may_fetch = true;
                 }
                 if state.buffered.is_empty() && state.undecoded.is_empty() {
                     dry.push(tp.clone());

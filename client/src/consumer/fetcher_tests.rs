@@ -391,3 +391,54 @@ async fn take_visits_a_partition_while_it_has_data() {
     assert!(fetcher.with_data.is_empty(), "revoked");
     assert!(fetcher.take(10).is_empty());
 }
+
+/// `send_fetches` walks the assignment only once something can have made a partition want
+/// a Fetch: a resume, a `take` that brings a full buffer below `prefetch_bytes_max` (and an
+/// answer, an assignment or a seek); each is fetched at the next poll after its change.
+#[tokio::test]
+async fn a_partition_that_starts_wanting_a_fetch_is_fetched_at_the_next_poll() {
+    let mut config = ConsumerConfig::new("x");
+    config.fetch_connections_per_broker = 3; // a lane per partition: none waits on another
+    config.prefetch_bytes_max = 1;
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 3)]), config);
+    let partitions: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+    fetcher.assign(&partitions);
+    for tp in &partitions {
+        fetcher.seek(tp, 0).unwrap();
+    }
+    let in_flight = |fetcher: &Fetcher| -> Vec<i32> {
+        let states = fetcher.partitions.iter();
+        states
+            .filter(|(_, s)| s.in_flight)
+            .map(|(tp, _)| tp.partition)
+            .collect()
+    };
+    fetcher.partitions.get_mut(&partitions[1]).unwrap().paused = true;
+    let full = fetcher.partitions.get_mut(&partitions[2]).unwrap();
+    stage_records(full, Bytes::from(batch(0, 2)));
+    fetcher.with_data.insert(Arc::new(partitions[2].clone()));
+    fetcher.send_fetches();
+    assert_eq!(in_flight(&fetcher), vec![0]);
+    assert!(
+        !fetcher.may_fetch,
+        "the others wait for a resume and a take"
+    );
+    fetcher.send_fetches();
+    assert_eq!(in_flight(&fetcher), vec![0]);
+
+    fetcher.resume(&partitions[1]);
+    assert!(fetcher.may_fetch);
+    fetcher.send_fetches();
+    assert_eq!(in_flight(&fetcher), vec![0, 1]);
+
+    assert_eq!(fetcher.take(1).len(), 1);
+    assert!(
+        !fetcher.may_fetch,
+        "one record left: still at least 1 byte buffered"
+    );
+    assert_eq!(fetcher.take(10).len(), 1);
+    assert!(fetcher.may_fetch, "room to prefetch again");
+    fetcher.send_fetches();
+    assert_eq!(in_flight(&fetcher), vec![0, 1, 2]);
+    assert!(!fetcher.may_fetch);
+}
