@@ -26,7 +26,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::mpsc;
 
-use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted};
+use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted, WantedList};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
@@ -68,7 +68,7 @@ type Sent = Vec<(SharedPartition, u64, i64)>;
 struct LaneFetch {
     lane: (i32, usize),
     sent: Sent,
-    wanted: Vec<(SharedPartition, Wanted)>,
+    wanted: WantedList,
 }
 
 struct FetchResult {
@@ -219,6 +219,9 @@ impl Fetcher {
         let busy: Vec<(i32, usize)> = self.busy_lanes.iter().copied().collect();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
+        // A lane's share of the assignment when one broker leads it all: its lists are sized
+        // once, not grown by doubling (copies and frees per request of a tailing lane).
+        let lane_share = self.partitions.len() / lanes + 1;
         // Looked up once per topic: partitions come sorted by topic.
         let mut topic: Option<CachedTopic> = None;
         self.leaders.refresh(&self.cluster);
@@ -267,8 +270,8 @@ impl Fetcher {
                 None => {
                     by_lane.push(LaneFetch {
                         lane,
-                        sent: Vec::new(),
-                        wanted: Vec::new(),
+                        sent: Vec::with_capacity(lane_share),
+                        wanted: Vec::with_capacity(lane_share),
                     });
                     by_lane.len() - 1
                 }
@@ -283,20 +286,14 @@ impl Fetcher {
             wanted,
         } in by_lane
         {
-            // Sorted already (taken in the map's order): collected without a search per key.
-            self.spawn_fetch(broker, lane, sent, wanted.into_iter().collect());
+            // Sorted already: taken in the map's order.
+            self.spawn_fetch(broker, lane, sent, wanted);
         }
     }
 
     /// Sends one lane's Fetch in a task of its own, the lane's session with it: the session
     /// plans the request once the connection says which version it speaks.
-    fn spawn_fetch(
-        &mut self,
-        broker: i32,
-        lane: usize,
-        sent: Sent,
-        wanted: BTreeMap<SharedPartition, Wanted>,
-    ) {
+    fn spawn_fetch(&mut self, broker: i32, lane: usize, sent: Sent, wanted: WantedList) {
         self.busy_lanes.insert((broker, lane));
         let mut session = self.sessions.remove(&(broker, lane)).unwrap_or_default();
         let (max_wait_ms, max_bytes) = (self.config.fetch_wait_ms_max, self.config.fetch_bytes_max);

@@ -45,7 +45,7 @@ fn sent_session(offset: i64) -> FetchSession {
         fetch_offset: offset,
         max_bytes: 1 << 20,
     };
-    session.plan([(Arc::new(tp()), want)].into(), 12);
+    session.plan(vec![(Arc::new(tp()), want)], 12);
     session
 }
 
