@@ -19,7 +19,6 @@
 //! each is in flight until the answer, listed in the request or implied by the session.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -30,7 +29,7 @@ use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted, Wanted
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
-use decode::{stage_records, take_partition};
+use decode::stage_records;
 use leaders::{CachedTopic, LeaderCache};
 
 /// Where a partition reads from, and what it has buffered.
@@ -512,66 +511,6 @@ impl Fetcher {
                 }
             }
         }
-    }
-
-    /// Up to `max` buffered records of unpaused partitions, advancing their positions;
-    /// fetched data is decoded here, as it is needed. Partitions are visited round-robin,
-    /// from the one after the last that gave records (as Kafka's fetcher moves a drained
-    /// partition to the end of its order), so later partitions are not starved.
-    pub fn take(&mut self, max: usize) -> Vec<ConsumerRecord> {
-        let mut out = Vec::new();
-        let (record_bytes_max, prefetch_bytes_max) =
-            (self.config.record_bytes_max, self.config.prefetch_bytes_max);
-        let start = self.take_after.take();
-        let mut last_taken = None;
-        let mut dry = Vec::new();
-        // Two passes over the ring: after the start, then up to and including it.
-        for pass in 0..2 {
-            let range = match (&start, pass) {
-                (Some(tp), 0) => (Bound::Excluded(tp), Bound::Unbounded),
-                (Some(tp), _) => (Bound::Unbounded, Bound::Included(tp)),
-                (None, 0) => (Bound::Unbounded, Bound::Unbounded),
-                (None, _) => break,
-            };
-            // Bounded by the partitions with data: each is visited once.
-            for tp in self.with_data.range::<TopicPartition, _>(range) {
-                if out.len() >= max {
-                    break;
-                }
-                let Some(state) = self.partitions.get_mut(&**tp) else {
-                    dry.push(tp.clone()); // unassigned
-                    continue;
-                };
-                let (before, was_full, epoch) = (
-                    out.len(),
-                    state.buffered_bytes >= prefetch_bytes_max,
-                    state.epoch,
-                );
-                take_partition(
-                    tp,
-                    state,
-                    &mut out,
-                    max,
-                    record_bytes_max,
-                    &mut self.next_epoch,
-                );
-                if out.len() > before {
-                    last_taken = Some(TopicPartition::clone(tp));
-                }
-                // Room to prefetch again, or rewound past a corrupt batch: wants a Fetch.
-                if (was_full && state.buffered_bytes < prefetch_bytes_max) || state.epoch != epoch {
-                    self.may_fetch = true;
-                }
-                if state.buffered.is_empty() && state.undecoded.is_empty() {
-                    dry.push(tp.clone());
-                }
-            }
-        }
-        for tp in dry {
-            self.with_data.remove(&tp);
-        }
-        self.take_after = last_taken.or(start);
-        out
     }
 }
 
