@@ -1,21 +1,84 @@
 //! The fetcher's buffers, record side: staging a fetched blob (headers only, so the next
-//! Fetch can go out at once), decoding it when `take` needs its records, and rewinding a
-//! partition past a corrupt batch.
+//! Fetch can go out at once), handing records out (`Fetcher::take`), decoding a blob when
+//! `take` needs its records, and rewinding a partition past a corrupt batch.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use runnel_protocol::batch::BatchSplitter;
 
-use super::{ConsumerRecord, PartitionState, TopicPartition};
+use super::{ConsumerRecord, Fetcher, PartitionState, TopicPartition};
 
 /// Pause before fetching again a corrupt batch's partition, so a broken partition does
 /// not spin the poll loop.
 const REFETCH_BACKOFF_MS: u64 = 100;
 
+impl Fetcher {
+    /// Up to `max` buffered records of unpaused partitions, advancing their positions;
+    /// fetched data is decoded here, as it is needed. Partitions are visited round-robin,
+    /// from the one after the last that gave records (as Kafka's fetcher moves a drained
+    /// partition to the end of its order), so later partitions are not starved.
+    pub fn take(&mut self, max: usize) -> Vec<ConsumerRecord> {
+        let mut out = Vec::new();
+        let (record_bytes_max, prefetch_bytes_max) =
+            (self.config.record_bytes_max, self.config.prefetch_bytes_max);
+        let start = self.take_after.take();
+        let mut last_taken = None;
+        let mut dry = Vec::new();
+        // Two passes over the ring: after the start, then up to and including it.
+        for pass in 0..2 {
+            let range = match (&start, pass) {
+                (Some(tp), 0) => (Bound::Excluded(tp), Bound::Unbounded),
+                (Some(tp), _) => (Bound::Unbounded, Bound::Included(tp)),
+                (None, 0) => (Bound::Unbounded, Bound::Unbounded),
+                (None, _) => break,
+            };
+            // Bounded by the partitions with data: each is visited once.
+            for tp in self.with_data.range::<TopicPartition, _>(range) {
+                if out.len() >= max {
+                    break;
+                }
+                let Some(state) = self.partitions.get_mut(&**tp) else {
+                    dry.push(tp.clone()); // unassigned
+                    continue;
+                };
+                let (before, was_full, epoch) = (
+                    out.len(),
+                    state.buffered_bytes >= prefetch_bytes_max,
+                    state.epoch,
+                );
+                take_partition(
+                    tp,
+                    state,
+                    &mut out,
+                    max,
+                    record_bytes_max,
+                    &mut self.next_epoch,
+                );
+                if out.len() > before {
+                    last_taken = Some(TopicPartition::clone(tp));
+                }
+                // Room to prefetch again, or rewound past a corrupt batch: wants a Fetch.
+                if (was_full && state.buffered_bytes < prefetch_bytes_max) || state.epoch != epoch {
+                    self.may_fetch = true;
+                }
+                if state.buffered.is_empty() && state.undecoded.is_empty() {
+                    dry.push(tp.clone());
+                }
+            }
+        }
+        for tp in dry {
+            self.with_data.remove(&tp);
+        }
+        self.take_after = last_taken.or(start);
+        out
+    }
+}
+
 /// Moves `tp`'s buffered records into `out` until it holds `max`, decoding as needed;
 /// `next_epoch` is drawn from when a corrupt batch rewinds the partition.
-pub(super) fn take_partition(
+fn take_partition(
     tp: &TopicPartition,
     state: &mut PartitionState,
     out: &mut Vec<ConsumerRecord>,

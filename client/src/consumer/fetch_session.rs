@@ -52,6 +52,13 @@ pub(super) const VERSION_NAMES_MAX: i16 = 12;
 /// (with its free when the next replaced it) was a tailing consumer's main allocation.
 pub(super) type SharedPartition = Arc<TopicPartition>;
 
+/// What a lane fetches, sorted by partition, each once: the fetcher gathers it in its
+/// sorted walk of the assignment and the session keeps it as it is. As a `BTreeMap`, built
+/// per request from the sorted list and dropped at the next, its node allocations, sort
+/// check and frees were 5 % of a bench tailing 1 000 partitions, for a map only ever
+/// walked in order (and searched only to check an answer).
+pub(super) type WantedList = Vec<(SharedPartition, Wanted)>;
+
 /// What the broker keeps of a partition in a session: a change to any of it is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Wanted {
@@ -68,7 +75,7 @@ pub(super) struct FetchSession {
     /// The epoch of the next request, and so of the one in flight (it moves on answers).
     next_epoch: i32,
     /// What the broker holds, as of the last request planned.
-    partitions: BTreeMap<SharedPartition, Wanted>,
+    partitions: WantedList,
     /// The session's topics by id, to read answers at v13+ (empty while names are used).
     names_by_id: HashMap<Uuid, String>,
     /// The last request named topics by id (v13+).
@@ -107,9 +114,13 @@ impl FetchSession {
     /// The next request for `wanted` (what the lane fetches now, each at its fetch offset),
     /// at most at `version_max` (the version the connection negotiated). The session then
     /// holds exactly `wanted`, as the broker will once it has the request.
-    pub fn plan(&mut self, wanted: BTreeMap<SharedPartition, Wanted>, version_max: i16) -> Plan {
+    pub fn plan(&mut self, wanted: WantedList, version_max: i16) -> Plan {
+        debug_assert!(
+            wanted.windows(2).all(|w| w[0].0 < w[1].0),
+            "wanted out of order"
+        );
         let use_ids =
-            version_max > VERSION_NAMES_MAX && wanted.values().all(|w| !w.topic_id.is_nil());
+            version_max > VERSION_NAMES_MAX && wanted.iter().all(|(_, w)| !w.topic_id.is_nil());
         let version = match use_ids {
             true => version_max,
             false => version_max.min(VERSION_NAMES_MAX),
@@ -125,10 +136,7 @@ impl FetchSession {
         let incremental = changes.is_some();
         let (to_send, to_forget) = changes.unwrap_or_else(|| {
             self.next_epoch = EPOCH_INITIAL;
-            (
-                wanted.iter().map(|(tp, w)| (tp.clone(), *w)).collect(),
-                Vec::new(),
-            )
+            (wanted.clone(), Vec::new())
         });
         self.names_by_id.clear();
         if use_ids {
@@ -160,12 +168,13 @@ impl FetchSession {
     /// last saw them, and those it holds that are no longer wanted. `None` when a partition
     /// the session holds changed its topic id while topics go by id (a full fetch then).
     ///
-    /// One walk over both maps (both sorted) rather than a lookup per partition: a lane
+    /// One walk over both lists (both sorted) rather than a lookup per partition: a lane
     /// tailing hundreds of partitions plans a request per answer, and the lookups' key
-    /// comparisons were most of a tailing consumer's CPU.
+    /// comparisons were most of a tailing consumer's CPU. The same partition is looked for
+    /// first: it is usually the same `Arc`, found equal without comparing names.
     fn changes(
         &self,
-        wanted: &BTreeMap<SharedPartition, Wanted>,
+        wanted: &[(SharedPartition, Wanted)],
         use_ids: bool,
     ) -> Option<(Vec<(SharedPartition, Wanted)>, Forgotten)> {
         let mut held = self.partitions.iter().peekable();
@@ -173,10 +182,13 @@ impl FetchSession {
         let mut to_forget = Vec::new();
         for (tp, want) in wanted {
             // Bounded by the session's size: each held partition is passed once.
-            while let Some((gone, was)) = held.next_if(|(held_tp, _)| *held_tp < tp) {
-                to_forget.push((gone.clone(), was.topic_id));
+            while held.peek().is_some_and(|(held_tp, _)| held_tp != tp) {
+                match held.next_if(|(held_tp, _)| held_tp < tp) {
+                    Some((gone, was)) => to_forget.push((gone.clone(), was.topic_id)),
+                    None => break,
+                }
             }
-            match held.next_if(|(held_tp, _)| *held_tp == tp) {
+            match held.next_if(|(held_tp, _)| held_tp == tp) {
                 Some((_, was)) if was == want => {}
                 Some((_, was)) if use_ids && was.topic_id != want.topic_id => return None,
                 _ => to_send.push((tp.clone(), *want)),
@@ -242,7 +254,10 @@ impl FetchSession {
             };
             for partition in topic.partitions {
                 let tp = TopicPartition::new(&name, partition.partition_index);
-                if !self.partitions.contains_key(&tp) {
+                let held = self
+                    .partitions
+                    .binary_search_by(|(held, _)| (**held).cmp(&tp));
+                if held.is_err() {
                     return None;
                 }
                 data.insert(tp, partition);

@@ -15,7 +15,7 @@ fn tp(topic: &str, partition: i32) -> TopicPartition {
 }
 
 /// `t-0..count` wanted at the given offsets, topic `t` with id `id`.
-fn wanted(id: Uuid, offsets: &[(i32, i64)]) -> BTreeMap<SharedPartition, Wanted> {
+fn wanted(id: Uuid, offsets: &[(i32, i64)]) -> WantedList {
     offsets
         .iter()
         .map(|&(partition, fetch_offset)| {
@@ -198,7 +198,7 @@ fn topic_ids_from_v13_and_names_when_one_is_missing() {
         fetch_offset: 0,
         max_bytes: 1024,
     };
-    mixed.insert(Arc::new(tp("u", 0)), no_id);
+    mixed.push((Arc::new(tp("u", 0)), no_id));
     let plan = session.plan(mixed.clone(), 17);
     assert_eq!((plan.version, plan.session_id, plan.epoch), (12, 7, 0));
     data(session.read_response(answer(7, &[0])));
@@ -248,4 +248,22 @@ fn closing_sends_the_final_epoch_only_for_an_open_session() {
     assert_eq!((request.session_id, request.session_epoch), (7, -1));
     assert!(request.topics.is_empty() && request.max_wait_ms == 0);
     assert_eq!(session.id_and_epoch(), (0, 0), "forgotten");
+}
+
+/// The fetcher hands the session the same `Arc`s from one request to the next (found equal
+/// without comparing names): only what changed is listed, and a partition dropped between
+/// two kept ones is forgotten.
+#[test]
+fn a_plan_with_the_same_shared_partitions_lists_only_what_changed() {
+    let mut session = FetchSession::default();
+    let first = wanted(ID_T, &[(0, 0), (1, 0), (2, 0)]);
+    session.plan(first.clone(), 17);
+    data(session.read_response(answer(7, &[])));
+    let mut next: WantedList = vec![first[0].clone(), first[2].clone()];
+    next[1].1.fetch_offset = 9;
+    let plan = session.plan(next, 17);
+    assert_eq!(plan.epoch, 1, "incremental");
+    assert_eq!(listed(&plan), vec![(2, 9)]);
+    let forgotten: Vec<i32> = plan.to_forget.iter().map(|(tp, _)| tp.partition).collect();
+    assert_eq!(forgotten, vec![1]);
 }

@@ -18,19 +18,18 @@
 //! something new. A request still stands for all the partitions the lane wanted (`Sent`):
 //! each is in flight until the answer, listed in the request or implied by the session.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::ops::Bound;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::mpsc;
 
-use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted};
+use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted, WantedList};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
-use decode::{stage_records, take_partition};
+use decode::stage_records;
 use leaders::{CachedTopic, LeaderCache};
 
 /// Where a partition reads from, and what it has buffered.
@@ -68,7 +67,7 @@ type Sent = Vec<(SharedPartition, u64, i64)>;
 struct LaneFetch {
     lane: (i32, usize),
     sent: Sent,
-    wanted: Vec<(SharedPartition, Wanted)>,
+    wanted: WantedList,
 }
 
 struct FetchResult {
@@ -101,11 +100,25 @@ pub struct Fetcher {
     /// `take` starts after this partition (the last one it took records from), so one
     /// partition with a deep buffer cannot fill every poll while the rest wait.
     take_after: Option<TopicPartition>,
+    /// Every partition with records buffered or staged (and, until `take` next passes,
+    /// some that ran dry, were seeked or were unassigned): `take` visits these only. It
+    /// walked the whole assignment per poll, most of 1 000 tailed partitions with nothing
+    /// buffered (as Java's `FetchBuffer` holds only the completed fetches). Entered when a
+    /// response stages records, left when `take` finds the partition empty.
+    with_data: BTreeSet<SharedPartition>,
     leaders: LeaderCache,
     /// Some partition may lack a position (set on assign and out-of-range answers, cleared
     /// by a `needing_position` that finds none): `poll` asks every time, and walking the
     /// whole assignment for it is only needed after such a change.
     maybe_unpositioned: bool,
+    /// Some partition may want a Fetch it has not been sent: set where one can start
+    /// wanting (an assignment, a seek or resume, an answer or failure releasing its
+    /// partitions, a `take` that brings a buffer below `prefetch_bytes_max`), cleared by a
+    /// `send_fetches` walk that leaves none waiting but on a busy lane (whose answer sets it
+    /// again). A walk of the whole assignment on every poll, most polls finding every
+    /// partition in flight, was a tailing consumer's largest single cost; Java's fetcher
+    /// also only asks its `fetchablePartitions` when a poll can send.
+    may_fetch: bool,
 }
 
 impl Fetcher {
@@ -123,8 +136,10 @@ impl Fetcher {
             open_lanes: HashSet::new(),
             next_epoch: 1,
             take_after: None,
+            with_data: BTreeSet::new(),
             leaders: LeaderCache::default(),
             maybe_unpositioned: false,
+            may_fetch: false,
         }
     }
 
@@ -132,10 +147,12 @@ impl Fetcher {
     pub fn assign(&mut self, partitions: &[TopicPartition]) {
         let wanted: HashSet<&TopicPartition> = partitions.iter().collect();
         self.partitions.retain(|tp, _| wanted.contains(tp));
+        self.with_data.retain(|tp| wanted.contains(&**tp));
         for tp in partitions {
             self.partitions.entry(tp.clone()).or_default();
         }
         self.maybe_unpositioned = true;
+        self.may_fetch = true;
     }
 
     /// Moves a partition's position; drops its buffer and any fetch in flight for it.
@@ -154,7 +171,16 @@ impl Fetcher {
         state.buffered.clear();
         state.undecoded.clear();
         state.buffered_bytes = 0;
+        self.may_fetch = true;
         Ok(())
+    }
+
+    /// Lets `tp` be fetched and its records taken again (after a pause).
+    pub fn resume(&mut self, tp: &TopicPartition) {
+        if let Some(state) = self.partitions.get_mut(tp) {
+            state.paused = false;
+            self.may_fetch = true;
+        }
     }
 
     /// Partitions whose position must be set from a commit or, without one, the reset
@@ -181,12 +207,20 @@ impl Fetcher {
     /// before it is looked at again), so one missing topic or leader neither blocks `poll`
     /// nor stops the other partitions being fetched.
     pub fn send_fetches(&mut self) {
+        if !self.may_fetch {
+            return;
+        }
+        // Cleared unless a partition waits for something other than a busy lane's answer.
+        self.may_fetch = false;
         // Lanes are few (brokers × `fetch_connections_per_broker`) and partitions many: a
         // short list searched in place, not a hash of the lane per partition.
         let mut by_lane: Vec<LaneFetch> = Vec::new();
         let busy: Vec<(i32, usize)> = self.busy_lanes.iter().copied().collect();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
+        // A lane's share of the assignment when one broker leads it all: its lists are sized
+        // once, not grown by doubling (copies and frees per request of a tailing lane).
+        let lane_share = self.partitions.len() / lanes + 1;
         // Looked up once per topic: partitions come sorted by topic.
         let mut topic: Option<CachedTopic> = None;
         self.leaders.refresh(&self.cluster);
@@ -194,9 +228,13 @@ impl Fetcher {
             let wants = state.position.is_some()
                 && !state.paused
                 && !state.in_flight
-                && state.backoff_until.is_none_or(|until| until <= now)
                 && state.buffered_bytes < self.config.prefetch_bytes_max;
             if !wants {
+                continue;
+            }
+            if state.backoff_until.is_some_and(|until| until > now) {
+                // Looked at again by the next poll's walk (backoffs are rare and short).
+                self.may_fetch = true;
                 continue;
             }
             if topic.as_ref().is_none_or(|cached| cached.name != tp.topic) {
@@ -207,6 +245,7 @@ impl Fetcher {
                 tracing::debug!(%tp, "no known leader; skipped until metadata names one");
                 self.cluster.request_refresh(&tp.topic);
                 state.back_off(&self.config);
+                self.may_fetch = true;
                 continue;
             };
             // Lanes by place in the assignment, so any set of partitions spreads evenly.
@@ -230,8 +269,8 @@ impl Fetcher {
                 None => {
                     by_lane.push(LaneFetch {
                         lane,
-                        sent: Vec::new(),
-                        wanted: Vec::new(),
+                        sent: Vec::with_capacity(lane_share),
+                        wanted: Vec::with_capacity(lane_share),
                     });
                     by_lane.len() - 1
                 }
@@ -246,20 +285,14 @@ impl Fetcher {
             wanted,
         } in by_lane
         {
-            // Sorted already (taken in the map's order): collected without a search per key.
-            self.spawn_fetch(broker, lane, sent, wanted.into_iter().collect());
+            // Sorted already: taken in the map's order.
+            self.spawn_fetch(broker, lane, sent, wanted);
         }
     }
 
     /// Sends one lane's Fetch in a task of its own, the lane's session with it: the session
     /// plans the request once the connection says which version it speaks.
-    fn spawn_fetch(
-        &mut self,
-        broker: i32,
-        lane: usize,
-        sent: Sent,
-        wanted: BTreeMap<SharedPartition, Wanted>,
-    ) {
+    fn spawn_fetch(&mut self, broker: i32, lane: usize, sent: Sent, wanted: WantedList) {
         self.busy_lanes.insert((broker, lane));
         let mut session = self.sessions.remove(&(broker, lane)).unwrap_or_default();
         let (max_wait_ms, max_bytes) = (self.config.fetch_wait_ms_max, self.config.fetch_bytes_max);
@@ -345,6 +378,8 @@ impl Fetcher {
             response,
         } = result;
         self.busy_lanes.remove(&(broker, lane));
+        // Its partitions are free to be fetched again, whatever the answer says.
+        self.may_fetch = true;
         let answer = response.map(|response| session.read_response(response));
         if answer.is_err() {
             session.fail();
@@ -417,6 +452,9 @@ impl Fetcher {
                     state.high_watermark = partition.high_watermark;
                     if let Some(records) = partition.records {
                         stage_records(state, records);
+                        if !state.undecoded.is_empty() {
+                            self.with_data.insert(tp.clone());
+                        }
                     }
                 }
                 codes::OFFSET_OUT_OF_RANGE => {
@@ -473,49 +511,6 @@ impl Fetcher {
                 }
             }
         }
-    }
-
-    /// Up to `max` buffered records of unpaused partitions, advancing their positions;
-    /// fetched data is decoded here, as it is needed. Partitions are visited round-robin,
-    /// from the one after the last that gave records (as Kafka's fetcher moves a drained
-    /// partition to the end of its order), so later partitions are not starved.
-    pub fn take(&mut self, max: usize) -> Vec<ConsumerRecord> {
-        let mut out = Vec::new();
-        let record_bytes_max = self.config.record_bytes_max;
-        let start = self.take_after.take();
-        let mut last_taken = None;
-        // Two passes over the ring: after the start, then up to and including it.
-        for pass in 0..2 {
-            let range = match (&start, pass) {
-                (Some(tp), 0) => (Bound::Excluded(tp.clone()), Bound::Unbounded),
-                (Some(tp), _) => (Bound::Unbounded, Bound::Included(tp.clone())),
-                (None, 0) => (Bound::Unbounded, Bound::Unbounded),
-                (None, _) => break,
-            };
-            for (tp, state) in self.partitions.range_mut(range) {
-                if out.len() >= max {
-                    break;
-                }
-                // Most partitions of a large assignment have nothing buffered at a poll.
-                if state.buffered.is_empty() && state.undecoded.is_empty() {
-                    continue;
-                }
-                let before = out.len();
-                take_partition(
-                    tp,
-                    state,
-                    &mut out,
-                    max,
-                    record_bytes_max,
-                    &mut self.next_epoch,
-                );
-                if out.len() > before {
-                    last_taken = Some(tp.clone());
-                }
-            }
-        }
-        self.take_after = last_taken.or(start);
-        out
     }
 }
 

@@ -45,7 +45,7 @@ fn sent_session(offset: i64) -> FetchSession {
         fetch_offset: offset,
         max_bytes: 1 << 20,
     };
-    session.plan([(Arc::new(tp()), want)].into(), 12);
+    session.plan(vec![(Arc::new(tp()), want)], 12);
     session
 }
 
@@ -146,6 +146,7 @@ fn take_rotates_so_a_deep_partition_does_not_starve_the_others() {
         fetcher.seek(tp, 0).unwrap();
         let state = fetcher.partitions.get_mut(tp).unwrap();
         stage_records(state, Bytes::from(batch(0, 10)));
+        fetcher.with_data.insert(Arc::new(tp.clone()));
     }
     // Each take of 4 starts after the partition the last one ended in.
     let taken: Vec<Vec<(i32, i64)>> = (0..5)
@@ -341,4 +342,103 @@ fn a_partition_that_loses_its_position_is_reported_again() {
         fetcher.needing_position(),
         (vec![TopicPartition::new("u", 0)], vec![])
     );
+}
+
+/// `take` visits the partitions with data only: one enters when a response stages its
+/// records and leaves once `take` finds it empty (run dry, seeked) or it is unassigned; a
+/// paused one keeps its records, and its place, until resumed.
+#[tokio::test]
+async fn take_visits_a_partition_while_it_has_data() {
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 1)]), ConsumerConfig::new("x"));
+    let take = |fetcher: &mut Fetcher, max| -> Vec<i64> {
+        fetcher.take(max).iter().map(|r| r.offset).collect()
+    };
+    fetcher.assign(&[tp()]);
+    fetcher.seek(&tp(), 0).unwrap();
+    assert!(fetcher.with_data.is_empty());
+    arrived(&fetcher, 0, batch(0, 3));
+    fetcher.stage_arrived();
+    assert!(fetcher.with_data.contains(&tp()));
+    assert_eq!(take(&mut fetcher, 2), vec![0, 1]);
+    assert!(fetcher.with_data.contains(&tp()), "one record left");
+    assert_eq!(take(&mut fetcher, 10), vec![2]);
+    assert!(fetcher.with_data.is_empty(), "run dry");
+
+    arrived(&fetcher, 3, batch(3, 2));
+    fetcher.stage_arrived();
+    fetcher.partitions.get_mut(&tp()).unwrap().paused = true;
+    assert!(take(&mut fetcher, 10).is_empty());
+    assert!(
+        fetcher.with_data.contains(&tp()),
+        "paused, its records kept"
+    );
+    fetcher.partitions.get_mut(&tp()).unwrap().paused = false;
+    assert_eq!(take(&mut fetcher, 10), vec![3, 4]);
+
+    arrived(&fetcher, 5, batch(5, 2));
+    fetcher.stage_arrived();
+    fetcher.seek(&tp(), 0).unwrap();
+    assert!(
+        take(&mut fetcher, 10).is_empty(),
+        "a seek drops what was fetched"
+    );
+    assert!(fetcher.with_data.is_empty());
+
+    arrived(&fetcher, 0, batch(0, 1));
+    fetcher.stage_arrived();
+    assert!(fetcher.with_data.contains(&tp()));
+    fetcher.assign(&[]);
+    assert!(fetcher.with_data.is_empty(), "revoked");
+    assert!(fetcher.take(10).is_empty());
+}
+
+/// `send_fetches` walks the assignment only once something can have made a partition want
+/// a Fetch: a resume, a `take` that brings a full buffer below `prefetch_bytes_max` (and an
+/// answer, an assignment or a seek); each is fetched at the next poll after its change.
+#[tokio::test]
+async fn a_partition_that_starts_wanting_a_fetch_is_fetched_at_the_next_poll() {
+    let mut config = ConsumerConfig::new("x");
+    config.fetch_connections_per_broker = 3; // a lane per partition: none waits on another
+    config.prefetch_bytes_max = 1;
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 3)]), config);
+    let partitions: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
+    fetcher.assign(&partitions);
+    for tp in &partitions {
+        fetcher.seek(tp, 0).unwrap();
+    }
+    let in_flight = |fetcher: &Fetcher| -> Vec<i32> {
+        let states = fetcher.partitions.iter();
+        states
+            .filter(|(_, s)| s.in_flight)
+            .map(|(tp, _)| tp.partition)
+            .collect()
+    };
+    fetcher.partitions.get_mut(&partitions[1]).unwrap().paused = true;
+    let full = fetcher.partitions.get_mut(&partitions[2]).unwrap();
+    stage_records(full, Bytes::from(batch(0, 2)));
+    fetcher.with_data.insert(Arc::new(partitions[2].clone()));
+    fetcher.send_fetches();
+    assert_eq!(in_flight(&fetcher), vec![0]);
+    assert!(
+        !fetcher.may_fetch,
+        "the others wait for a resume and a take"
+    );
+    fetcher.send_fetches();
+    assert_eq!(in_flight(&fetcher), vec![0]);
+
+    fetcher.resume(&partitions[1]);
+    assert!(fetcher.may_fetch);
+    fetcher.send_fetches();
+    assert_eq!(in_flight(&fetcher), vec![0, 1]);
+
+    assert_eq!(fetcher.take(1).len(), 1);
+    assert!(
+        !fetcher.may_fetch,
+        "one record left: still at least 1 byte buffered"
+    );
+    assert_eq!(fetcher.take(10).len(), 1);
+    assert!(fetcher.may_fetch, "room to prefetch again");
+    fetcher.send_fetches();
+    assert_eq!(in_flight(&fetcher), vec![0, 1, 2]);
+    assert!(!fetcher.may_fetch);
 }

@@ -514,9 +514,7 @@ impl Consumer {
 
     pub fn resume(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
-            if let Some(state) = self.fetcher.partitions.get_mut(tp) {
-                state.paused = false;
-            }
+            self.fetcher.resume(tp);
         }
     }
 

@@ -19,6 +19,8 @@ use super::{ProducerConfig, ProducerRecord};
 use crate::cluster::{Cluster, MetadataWait};
 use crate::error::{Error, Result};
 
+#[path = "drain.rs"]
+mod drain;
 #[path = "queues.rs"]
 mod queues;
 use queues::{OpenBatch, PartitionQueue, Queues, TopicQueues, BATCH_SLACK_BYTES};
@@ -45,15 +47,6 @@ pub(super) struct Accumulator {
     /// Wakes flushers when records complete.
     completed: Notify,
 }
-
-/// How much earlier than `created + linger_ms` a batch counts as due. The sender's timer
-/// fires on the first whole millisecond at or after the time asked for (tokio's 1 ms wheel),
-/// so a batch went out 0–1 ms after it was due: a 1 ms linger was 1–2 ms (1.5 on average).
-/// With half a tick of slack it is 0.5–1.5 ms, `linger_ms` on average. e2e at 450 000 msg/s,
-/// alternating: p50 1.8–1.9 ms against 2.4–2.6, p99 4.3 / 4.8 / 4.7 / 4.7 against 5.6 / 5.0 /
-/// 5.0 / 5.1. A whole tick early (0–1 ms, like counting in whole milliseconds) made batches
-/// smaller and the tail worse (session 6, BENCHMARKS.md).
-const LINGER_TIMER_SLACK: Duration = Duration::from_micros(500);
 
 impl Accumulator {
     pub fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Accumulator {
@@ -369,72 +362,6 @@ impl Accumulator {
         sealed
     }
 
-    /// Takes at most one sendable batch per partition not already in flight (sealing open
-    /// batches that lingered long enough) and marks those partitions in flight. Also
-    /// returns when the sender should look again.
-    pub fn drain(&self, now: Instant) -> (Vec<SealedBatch>, Option<Instant>) {
-        // A batch is due this long after it opened (see `LINGER_TIMER_SLACK`).
-        let linger =
-            Duration::from_millis(self.config.linger_ms).saturating_sub(LINGER_TIMER_SLACK);
-        let flushing = self.flushing.load(Ordering::Relaxed) > 0;
-        let mut ready = Vec::new();
-        let mut next: Option<Instant> = None;
-        let mut queues = self.queues();
-        for topic in queues.values_mut() {
-            let mut advanced = Vec::new();
-            for (index, queue) in topic.partitions.iter_mut().enumerate() {
-                // Idle partitions cost a check, not a key clone: most are neither due nor
-                // sealed.
-                if queue.in_flight || (queue.open.is_none() && queue.sealed.is_empty()) {
-                    continue;
-                }
-                let index = index as i32;
-                if queue.sealed.is_empty() {
-                    if let Some(open) = &queue.open {
-                        let due = open.created + linger;
-                        if flushing || due <= now {
-                            self.seal_open(queue, &topic.name, index);
-                            advanced.push(index);
-                        } else {
-                            next = Some(next.map_or(due, |n| n.min(due)));
-                        }
-                    }
-                }
-                // Batches past their delivery deadline fail here, whether they waited behind
-                // an in-flight batch, for a retry or for a leader. Bounded by the queue.
-                while queue
-                    .sealed
-                    .front()
-                    .is_some_and(|b| b.deadline <= now && !b.bytes.is_empty())
-                {
-                    if let Some(expired) = queue.sealed.pop_front() {
-                        let error = expired.expired(self.config.delivery_timeout_ms);
-                        self.fail(expired, error);
-                    }
-                }
-                let Some(front) = queue.sealed.front() else {
-                    continue;
-                };
-                if let Some(retry_at) = front.retry_at.filter(|at| *at > now) {
-                    next = Some(next.map_or(retry_at, |n| n.min(retry_at)));
-                    continue;
-                }
-                if let Some(batch) = queue.sealed.pop_front() {
-                    if batch.bytes.is_empty() {
-                        continue; // failed while sealing; its records were completed
-                    }
-                    queue.in_flight = true;
-                    ready.push(batch);
-                }
-            }
-            for partition in advanced {
-                topic.advance_sticky(partition);
-            }
-        }
-        drop(queues);
-        (ready, next)
-    }
-
     /// Records in `batch` were stored from `base_offset` on.
     ///
     /// The outcome gets its own copy of the topic name (one allocation per batch): every
@@ -481,9 +408,14 @@ impl Accumulator {
         let retry_at = Instant::now() + Duration::from_millis(pause_ms);
         batch.retry_at = Some(retry_at.min(batch.deadline));
         let mut queues = self.queues();
-        if let Some(queue) = Self::queue_of(&mut queues, &batch.partition) {
-            queue.in_flight = false;
-            queue.sealed.push_front(batch);
+        let topic = queues.get_mut(&batch.partition.0);
+        let index = usize::try_from(batch.partition.1).ok();
+        if let (Some(topic), Some(index)) = (topic, index) {
+            if let Some(queue) = topic.partitions.get_mut(index) {
+                queue.in_flight = false;
+                queue.sealed.push_front(batch);
+                topic.pending.insert(index);
+            }
         }
         drop(queues);
         self.wake_sender.notify_one();

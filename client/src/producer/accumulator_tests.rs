@@ -236,3 +236,72 @@ async fn a_send_dropped_after_its_record_was_batched_does_not_break_flush() {
     let flushed = tokio::time::timeout(Duration::from_secs(2), acc.flush()).await;
     assert!(matches!(flushed, Ok(Ok(()))), "{flushed:?}");
 }
+
+/// The partitions of topic "t" the drain would look at.
+fn pending(acc: &Accumulator) -> Vec<usize> {
+    let queues = acc.queues();
+    let topic = queues.get("t").expect("topic queues");
+    (0..4)
+        .filter(|&index| topic.pending.contains(index))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_partition_is_pending_while_it_holds_a_batch_even_in_flight() {
+    let acc = accumulator(|_| {});
+    let start = Instant::now();
+    acc.append(record(1, 10)).await.expect("append");
+    assert_eq!(pending(&acc), vec![1]);
+    let (ready, _) = acc.drain(start);
+    assert!(ready.is_empty(), "lingering");
+    assert_eq!(pending(&acc), vec![1], "a lingering batch keeps it pending");
+    let (mut ready, _) = acc.drain(start + Duration::from_secs(2));
+    assert_eq!(ready.len(), 1);
+    assert!(pending(&acc).is_empty(), "in flight with nothing queued");
+    acc.append(record(1, 10)).await.expect("append");
+    assert_eq!(pending(&acc), vec![1]);
+    let (more, _) = acc.drain(start + Duration::from_secs(3_600));
+    assert!(more.is_empty(), "one batch in flight per partition");
+    assert_eq!(
+        pending(&acc),
+        vec![1],
+        "its open batch waits for the one in flight"
+    );
+    let batch = ready.remove(0);
+    let partition = batch.partition.clone();
+    acc.complete(batch, 0);
+    acc.done_in_flight(&partition);
+    let (ready, _) = acc.drain(start + Duration::from_secs(3_600));
+    assert_eq!(ready.len(), 1, "the batch behind the completed one goes");
+    assert!(pending(&acc).is_empty());
+}
+
+#[tokio::test]
+async fn a_requeued_batch_makes_its_partition_pending_again() {
+    let acc = accumulator(|c| c.retry_backoff_ms = 100);
+    acc.append(record(2, 10)).await.expect("append");
+    let (mut ready, _) = acc.drain(Instant::now() + Duration::from_secs(2));
+    assert!(pending(&acc).is_empty());
+    acc.requeue(ready.remove(0));
+    assert_eq!(pending(&acc), vec![2]);
+    let (early, next) = acc.drain(Instant::now());
+    assert!(early.is_empty(), "backing off");
+    assert!(next.is_some(), "the sender looks again at the retry");
+    assert_eq!(pending(&acc), vec![2]);
+    let (again, _) = acc.drain(Instant::now() + Duration::from_secs(1));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert!(pending(&acc).is_empty());
+}
+
+#[tokio::test]
+async fn a_drain_takes_pending_partitions_in_ascending_order() {
+    let acc = accumulator(|_| {});
+    for partition in [3, 0, 2] {
+        acc.append(record(partition, 10)).await.expect("append");
+    }
+    assert_eq!(pending(&acc), vec![0, 2, 3]);
+    let (ready, _) = acc.drain(Instant::now() + Duration::from_secs(2));
+    let order: Vec<i32> = ready.iter().map(|b| b.partition.1).collect();
+    assert_eq!(order, vec![0, 2, 3]);
+}

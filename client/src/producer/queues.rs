@@ -74,6 +74,8 @@ pub(super) struct TopicQueues {
     pub(super) generation: u64,
     /// Where keyless records without a partition go until that batch is sealed (KIP-480).
     pub(super) sticky: Option<i32>,
+    /// Partitions that may hold a batch: the drain looks at these only.
+    pub(super) pending: PendingPartitions,
 }
 
 impl TopicQueues {
@@ -84,6 +86,7 @@ impl TopicQueues {
             partition_count: 0,
             generation: 0,
             sticky: None,
+            pending: PendingPartitions::default(),
         }
     }
 
@@ -107,7 +110,8 @@ impl TopicQueues {
     }
 
     /// The queue of `partition` (a valid index: [`choose`](Self::choose) keeps it below the
-    /// partition count), created on first use, with the topic's name beside it.
+    /// partition count), created on first use, with the topic's name beside it. It is
+    /// counted pending: every caller puts a batch or a record in it.
     pub(super) fn queue_mut(&mut self, partition: i32) -> Result<(&Arc<str>, &mut PartitionQueue)> {
         let index = usize::try_from(partition)
             .map_err(|_| Error::UnknownTopicOrPartition(format!("{}-{partition}", self.name)))?;
@@ -115,6 +119,7 @@ impl TopicQueues {
             self.partitions
                 .resize_with(index + 1, PartitionQueue::default);
         }
+        self.pending.insert(index);
         Ok((&self.name, &mut self.partitions[index]))
     }
 
@@ -131,6 +136,68 @@ pub(super) struct PartitionQueue {
     pub(super) open: Option<OpenBatch>,
     pub(super) sealed: VecDeque<SealedBatch>,
     pub(super) in_flight: bool,
+}
+
+impl PartitionQueue {
+    /// Neither an open batch nor a sealed one: nothing for the drain.
+    pub(super) fn is_idle(&self) -> bool {
+        self.open.is_none() && self.sealed.is_empty()
+    }
+}
+
+/// A topic's partitions that may hold a batch, one bit per partition index: every queue
+/// that is not idle is in it (a queue is entered as a batch or record goes in, and left by
+/// the drain when it finds the queue idle). The drain walked every partition queue of a
+/// topic per call, 5 % of a bench producing to 1 000 partitions at 5 000 msg/s with one or
+/// two of them holding a batch; Java's `RecordAccumulator` checks per batch deque too, but
+/// its deques exist only for partitions written to. A bitmap keeps the drain's order
+/// (ascending partitions, as before) at a word per 64 partitions.
+#[derive(Debug, Default)]
+pub(super) struct PendingPartitions {
+    words: Vec<u64>,
+}
+
+impl PendingPartitions {
+    const WORD_BITS: usize = u64::BITS as usize;
+
+    pub(super) fn insert(&mut self, index: usize) {
+        let word = index / Self::WORD_BITS;
+        if self.words.len() <= word {
+            self.words.resize(word + 1, 0);
+        }
+        self.words[word] |= 1 << (index % Self::WORD_BITS);
+    }
+
+    #[cfg(test)]
+    pub(super) fn contains(&self, index: usize) -> bool {
+        self.words
+            .get(index / Self::WORD_BITS)
+            .is_some_and(|word| word & (1 << (index % Self::WORD_BITS)) != 0)
+    }
+
+    /// How many words the bitmap has (each holds 64 partitions from `word * 64`).
+    pub(super) fn word_count(&self) -> usize {
+        self.words.len()
+    }
+
+    /// The partitions of word `word`, ascending.
+    pub(super) fn in_word(&self, word: usize) -> impl Iterator<Item = usize> {
+        let mut bits = self.words.get(word).copied().unwrap_or(0);
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let bit = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Some(word * Self::WORD_BITS + bit)
+        })
+    }
+
+    pub(super) fn remove(&mut self, index: usize) {
+        if let Some(word) = self.words.get_mut(index / Self::WORD_BITS) {
+            *word &= !(1 << (index % Self::WORD_BITS));
+        }
+    }
 }
 
 /// Topic queues by name. Every record looks its topic up here, and the default SipHash of
@@ -150,6 +217,33 @@ fn random_below(count: i32) -> i32 {
         .finish();
     let count = u64::try_from(count.max(1)).unwrap_or(1);
     i32::try_from(bits % count).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::PendingPartitions;
+
+    fn all(pending: &PendingPartitions) -> Vec<usize> {
+        (0..pending.word_count())
+            .flat_map(|word| pending.in_word(word))
+            .collect()
+    }
+
+    #[test]
+    fn partitions_come_back_ascending_across_words_and_leave_when_removed() {
+        let mut pending = PendingPartitions::default();
+        assert!(all(&pending).is_empty());
+        for index in [999, 0, 64, 63, 65, 128] {
+            pending.insert(index);
+        }
+        pending.insert(64);
+        assert_eq!(all(&pending), vec![0, 63, 64, 65, 128, 999]);
+        assert!(pending.contains(999) && !pending.contains(998) && !pending.contains(5_000));
+        pending.remove(64);
+        pending.remove(5_000);
+        assert_eq!(all(&pending), vec![0, 63, 65, 128, 999]);
+        assert!(!pending.contains(64));
+    }
 }
 
 #[cfg(test)]
