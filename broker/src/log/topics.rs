@@ -323,24 +323,12 @@ impl LogManager {
         Ok(log)
     }
 
-    /// [`Self::partition`] of topic `topic` if it still has the id `id` (a caller that
-    /// resolved the id to the name earlier): INCONSISTENT_TOPIC_ID when the topic of that
-    /// name has another id, deleted and created again in between, as Kafka's
-    /// `ReplicaManager` checks a fetch's topic id against the partition's.
-    pub fn partition_with_id(
-        &self,
-        topic: &str,
-        id: uuid::Uuid,
-        partition: i32,
-    ) -> Result<Arc<PartitionLog>, LogError> {
-        let log = self.find_partition(topic, Some(id), partition)?;
-        log.open()?;
-        Ok(log)
-    }
-
-    /// [`Self::partition`] (or [`Self::partition_with_id`], with `id`) for many partitions of
-    /// one topic, in order: the topic looked up once under one hold of the topics' lock (a
-    /// fetch of a thousand partitions of a topic hashed its name a thousand times).
+    /// [`Self::partition`] for many partitions of one topic, in order: the topic looked up
+    /// once under one hold of the topics' lock (a fetch of a thousand partitions of a topic
+    /// hashed its name a thousand times). With `id` (a caller that resolved the id to the
+    /// name earlier), INCONSISTENT_TOPIC_ID when the topic of that name has another id,
+    /// deleted and created again in between, as Kafka's `ReplicaManager` checks a fetch's
+    /// topic id against the partition's.
     pub fn partitions_of(
         &self,
         topic: &str,
@@ -382,29 +370,12 @@ impl LogManager {
         topic: &str,
         partition: i32,
     ) -> Result<Arc<PartitionLog>, LogError> {
-        self.find_partition(topic, None, partition)
-    }
-
-    /// A partition's log (not opened), its topic's id checked against `id` if given, under
-    /// one hold of the topics' lock.
-    fn find_partition(
-        &self,
-        topic: &str,
-        id: Option<uuid::Uuid>,
-        partition: i32,
-    ) -> Result<Arc<PartitionLog>, LogError> {
         let unknown = || LogError::UnknownTopicOrPartition {
             topic: topic.to_string(),
             partition,
         };
         let topics = self.shared.topics.read();
         let entry = topics.get(topic).ok_or_else(unknown)?;
-        if let Some(id) = id.filter(|&id| id != entry.info.id) {
-            return Err(LogError::InconsistentTopicId {
-                topic: topic.to_owned(),
-                id,
-            });
-        }
         usize::try_from(partition)
             .ok()
             .and_then(|p| entry.partitions.get(p))

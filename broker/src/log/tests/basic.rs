@@ -497,8 +497,8 @@ fn segment_jitter_rolls_a_segment_before_segment_ms() {
     assert_eq!(info.base_offset, 2);
 }
 
-/// `partitions_of` answers as `partition` / `partition_with_id` would for each partition
-/// asked, in order: an unknown topic or partition, a topic id that is not the topic's.
+/// `partitions_of` answers as `partition` would for each partition asked, in order (an
+/// unknown topic or partition), and INCONSISTENT_TOPIC_ID for an id that is not the topic's.
 #[test]
 fn partitions_of_answers_each_partition_as_partition_does() {
     let dir = test_dir();
