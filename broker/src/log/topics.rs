@@ -335,27 +335,11 @@ impl LogManager {
         id: Option<uuid::Uuid>,
         partitions: &[i32],
     ) -> Vec<Result<Arc<PartitionLog>, LogError>> {
-        let unknown = |partition| LogError::UnknownTopicOrPartition {
-            topic: topic.to_string(),
-            partition,
-        };
         let found: Vec<Result<Arc<PartitionLog>, LogError>> = {
             let topics = self.shared.topics.read();
             let entry = topics.get(topic);
             (partitions.iter())
-                .map(|&partition| match entry {
-                    None => Err(unknown(partition)),
-                    Some(entry) => match id.filter(|&id| id != entry.info.id) {
-                        Some(id) => Err(LogError::InconsistentTopicId {
-                            topic: topic.to_owned(),
-                            id,
-                        }),
-                        None => (usize::try_from(partition).ok())
-                            .and_then(|p| entry.partitions.get(p))
-                            .cloned()
-                            .ok_or_else(|| unknown(partition)),
-                    },
-                })
+                .map(|&partition| log_in(entry, topic, id, partition))
                 .collect()
         };
         (found.into_iter())
@@ -370,17 +354,7 @@ impl LogManager {
         topic: &str,
         partition: i32,
     ) -> Result<Arc<PartitionLog>, LogError> {
-        let unknown = || LogError::UnknownTopicOrPartition {
-            topic: topic.to_string(),
-            partition,
-        };
-        let topics = self.shared.topics.read();
-        let entry = topics.get(topic).ok_or_else(unknown)?;
-        usize::try_from(partition)
-            .ok()
-            .and_then(|p| entry.partitions.get(p))
-            .cloned()
-            .ok_or_else(unknown)
+        log_in(self.shared.topics.read().get(topic), topic, None, partition)
     }
 
     /// Runs one retention pass now (the background thread calls this on its interval).
@@ -405,4 +379,30 @@ impl LogManager {
         write_atomically(&marker, now_ms().to_string().as_bytes())?;
         Ok(())
     }
+}
+
+/// Partition `partition`'s log in `entry` (the topic named `topic`, if there is one), not
+/// opened; with `id`, INCONSISTENT_TOPIC_ID when the topic has another (see
+/// [`LogManager::partitions_of`]).
+fn log_in(
+    entry: Option<&TopicEntry>,
+    topic: &str,
+    id: Option<uuid::Uuid>,
+    partition: i32,
+) -> Result<Arc<PartitionLog>, LogError> {
+    let unknown = || LogError::UnknownTopicOrPartition {
+        topic: topic.to_owned(),
+        partition,
+    };
+    let entry = entry.ok_or_else(unknown)?;
+    if let Some(id) = id.filter(|&id| id != entry.info.id) {
+        return Err(LogError::InconsistentTopicId {
+            topic: topic.to_owned(),
+            id,
+        });
+    }
+    (usize::try_from(partition).ok())
+        .and_then(|p| entry.partitions.get(p))
+        .cloned()
+        .ok_or_else(unknown)
 }
