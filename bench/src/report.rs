@@ -250,18 +250,18 @@ impl Report {
     }
 
     fn print_cpu(&self) {
+        // A figure that could not be read (the broker's without its pid) shows as "-".
+        let shown = |seconds: Option<f64>, digits: usize| {
+            seconds.map_or_else(|| "-".to_owned(), |s| format!("{s:.digits$}"))
+        };
         for cpu in &self.cpu {
-            let per_gb = |seconds: Option<f64>| {
-                seconds.map_or_else(|| "-".to_owned(), |s| format!("{s:.3}"))
-            };
             println!(
                 "cpu {:<8} bench {:.2} s ({} CPU-s/GB), broker {} s ({} CPU-s/GB)",
                 cpu.phase,
                 cpu.bench_cpu_seconds,
-                per_gb(cpu.bench_cpu_seconds_per_gb),
-                cpu.broker_cpu_seconds
-                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
-                per_gb(cpu.broker_cpu_seconds_per_gb),
+                shown(cpu.bench_cpu_seconds_per_gb, 3),
+                shown(cpu.broker_cpu_seconds, 2),
+                shown(cpu.broker_cpu_seconds_per_gb, 3),
             );
         }
     }
