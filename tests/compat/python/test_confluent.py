@@ -296,6 +296,99 @@ def test_consumer_group_subscribe_and_commit():
         consumer.close()
 
 
+class CooperativeMember:
+    """A consumer with `cooperative-sticky` (KIP-429) that records each incremental assign
+    and revoke librdkafka hands its callbacks, and what it consumed."""
+
+    def __init__(self, topic, group):
+        self.owned = set()
+        self.revoked = []  # every revoke callback's partitions, in order
+        self.seen = []  # (partition, offset) consumed
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": cc.bootstrap(),
+                "group.id": group,
+                "partition.assignment.strategy": "cooperative-sticky",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 6_000,
+                "heartbeat.interval.ms": 500,
+                **CLIENT_TIMEOUTS,
+            }
+        )
+        self.consumer.subscribe([topic], on_assign=self.on_assign, on_revoke=self.on_revoke)
+
+    def on_assign(self, _consumer, partitions):
+        self.owned |= {tp.partition for tp in partitions}
+
+    def on_revoke(self, consumer, partitions):
+        gone = {tp.partition for tp in partitions}
+        self.revoked.append(gone)
+        self.owned -= gone
+
+    def poll(self):
+        msg = self.consumer.poll(0.1)
+        if msg is not None and msg.error() is None:
+            self.seen.append((msg.partition(), msg.offset()))
+            # Each record's offset is committed before the next poll, so a partition that
+            # moves on is resumed by its next owner just past what this member consumed.
+            self.consumer.commit(message=msg, asynchronous=False)
+
+
+def test_cooperative_sticky_group_moves_only_the_partitions_it_must():
+    """librdkafka's incremental cooperative rebalancing (KIP-429) over JoinGroup/SyncGroup: a
+    second member takes half the partitions while the first keeps the rest without giving
+    them up; when it leaves, its partitions come back to the first, which again revokes
+    nothing. Every record is consumed once."""
+    topic = cc.unique_topic("cooperative")
+    partitions = 6
+    client = admin()
+    client.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=cc.OPERATION_TIMEOUT_S)
+    producer = Producer({"bootstrap.servers": cc.bootstrap(), **CLIENT_TIMEOUTS})
+    for i in range(60):
+        producer.produce(topic, value=str(i).encode(), partition=i % partitions)
+    assert producer.flush(timeout=cc.OPERATION_TIMEOUT_S) == 0
+
+    group = cc.unique_topic("cooperative-group")
+    first = CooperativeMember(topic, group)
+    second = None
+    try:
+
+        def settled(members, owned_each):
+            deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+            while time.monotonic() < deadline:
+                for member in members:
+                    member.poll()
+                owned = [m.owned for m in members]
+                if [len(o) for o in owned] == owned_each and set().union(*owned) == set(range(partitions)):
+                    return
+            pytest.fail(f"the group never settled on {owned_each}: {[m.owned for m in members]}")
+
+        settled([first], [partitions])
+        assert first.revoked == []
+        kept = set(first.owned)
+        second = CooperativeMember(topic, group)
+        settled([first, second], [partitions // 2, partitions // 2])
+        # Only what the second member took was revoked from the first (eagerly, everything).
+        assert [r for r in first.revoked if r] == [kept - first.owned]
+        assert second.revoked in ([], [set()])
+
+        revoked_before = len([r for r in first.revoked if r])
+        second.consumer.close()
+        settled([first], [partitions])
+        assert len([r for r in first.revoked if r]) == revoked_before
+        # Drain what is left, then check once-only consumption.
+        deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+        while len(first.seen) + len(second.seen) < 60 and time.monotonic() < deadline:
+            first.poll()
+        seen = first.seen + second.seen
+        assert len(seen) == 60
+        assert len(set(seen)) == 60
+    finally:
+        first.consumer.close()
+        client.delete_topics([topic])
+
+
 def test_idempotent_producer():
     """librdkafka with enable.idempotence=true (InitProducerId, sequences). Runs after the
     offset checks: it appends to the topic."""
