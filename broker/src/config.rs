@@ -305,6 +305,10 @@ pub struct BrokerConfig {
     /// The broker-only settings DescribeConfigs names (`node.id`, `num.partitions`,
     /// `auto.create.topics.enable`, …) that the operator set, by those names.
     pub set_broker_keys: BTreeSet<&'static str>,
+    /// Kafka's unit-suffixed time settings the operator gave (`log.retention.hours`,
+    /// `log.roll.ms`, …), by Kafka name, as given: `topic_defaults` holds what they resolve
+    /// to, DescribeConfigs lists each under its own name as Kafka does.
+    pub static_unit_configs: BTreeMap<&'static str, String>,
     /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept (0: none).
     pub fetch_session_cache_slots: usize,
 }
@@ -337,6 +341,7 @@ impl BrokerConfig {
             page_cache_bytes: defaults::LOG_PAGE_CACHE_BYTES,
             topic_defaults: BTreeMap::new(),
             set_broker_keys: BTreeSet::new(),
+            static_unit_configs: BTreeMap::new(),
             groups: crate::groups::GroupConfig::default(),
             producers: crate::producers::ProducerStateConfig::default(),
             fetch_session_cache_slots: crate::fetch_sessions::FETCH_SESSION_SLOTS_DEFAULT,

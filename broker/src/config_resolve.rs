@@ -132,6 +132,7 @@ impl BrokerArgs {
         let mut groups = crate::groups::GroupConfig::default();
         self.resolve_groups(&mut groups);
         let topic_defaults = self.topic_defaults();
+        let unit_configs = self.unit_configs();
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from(defaults::DATA_DIR));
@@ -159,6 +160,7 @@ impl BrokerArgs {
             .filter(|&(_, s)| s)
             .map(|(k, _)| k)
             .collect();
+        config.static_unit_configs = unit_configs;
         config.advertise = self.advertise;
         config.http_listen = self.http_listen.unwrap_or(config.http_listen);
         config.node_id = self.node_id.unwrap_or(config.node_id);
@@ -230,6 +232,22 @@ const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 
 impl BrokerArgs {
+    /// The unit-suffixed time settings given, by Kafka name ([`BrokerConfig::static_unit_configs`]).
+    fn unit_configs(&self) -> BTreeMap<&'static str, String> {
+        let given = [
+            ("log.retention.ms", self.log_retention_ms),
+            ("log.retention.minutes", self.log_retention_minutes),
+            ("log.retention.hours", self.log_retention_hours),
+            ("log.roll.ms", self.log_segment_ms),
+            ("log.roll.hours", self.log_roll_hours),
+            ("log.roll.jitter.ms", self.log_roll_jitter_ms),
+            ("log.roll.jitter.hours", self.log_roll_jitter_hours),
+        ];
+        (given.into_iter())
+            .filter_map(|(name, value)| Some((name, value?.to_string())))
+            .collect()
+    }
+
     /// The broker-wide topic defaults set here, as topic config names (Kafka's broker
     /// names map to them: `log.roll.ms` → `segment.ms`, …). Storage validates the values.
     fn topic_defaults(&self) -> BTreeMap<String, String> {

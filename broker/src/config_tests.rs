@@ -174,6 +174,21 @@ fn kafka_time_units_and_new_topic_defaults_take_kafka_names() {
     assert_eq!(topic("retention.ms"), Some("120000"), "minutes over hours");
     assert_eq!(topic("segment.ms"), Some("5000"), "log.roll.ms over hours");
     assert_eq!(topic("segment.jitter.ms"), Some("10"));
+    // Each unit as given, under its own name, for DescribeConfigs.
+    let given: Vec<(&str, &str)> = (config.static_unit_configs.iter())
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    assert_eq!(
+        given,
+        [
+            ("log.retention.hours", "1"),
+            ("log.retention.minutes", "2"),
+            ("log.roll.hours", "1"),
+            ("log.roll.jitter.hours", "1"),
+            ("log.roll.jitter.ms", "10"),
+            ("log.roll.ms", "5000"),
+        ]
+    );
     let config = BrokerConfig::from_args([
         "b",
         "--config",

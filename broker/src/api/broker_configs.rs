@@ -21,7 +21,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use super::create_topics::Refusal;
 use super::describe_configs::{
     config_type, default_source, describe_all, key_info, key_of_broker_config, row, synonym,
-    BrokerSetting, Detail, KeyInfo, SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER,
+    unit_synonyms, BrokerSetting, Detail, KeyInfo, SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER,
     SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_STATIC_BROKER,
 };
 use super::incremental_alter_configs::apply_op;
@@ -158,11 +158,11 @@ pub(super) fn alter_incremental(
         .map_err(|Failed(refusal)| refusal)
 }
 
-/// One described row: name, value, the key it describes (if a topic default), its source,
-/// whether it is read-only, and its synonyms.
+/// One described row: name, value (none: Kafka's null), the key it describes (if a topic
+/// default), its source, whether it is read-only, and its synonyms.
 type Described = (
     &'static str,
-    String,
+    Option<String>,
     Option<&'static KeyInfo>,
     i8,
     bool,
@@ -170,9 +170,11 @@ type Described = (
 );
 
 /// DescribeConfigs of a broker resource. This broker's: every topic default under its
-/// broker name (alterable) with its source and, when asked, synonyms in Kafka's order, and
-/// its identity (read-only). The cluster default (""): only the configs set there, as
-/// Kafka's `ConfigHelper.describeConfigs` lists `currentDynamicDefaultConfigs`.
+/// broker names (the time keys under each unit's name, as Kafka lists `log.retention.ms`,
+/// `.minutes` and `.hours`; alterable) with its source and, when asked, synonyms in Kafka's
+/// order, and its identity (read-only). The cluster default (""): only the configs set
+/// there, as Kafka's `ConfigHelper.describeConfigs` lists `currentDynamicDefaultConfigs`,
+/// each with only that layer as synonym (`createBrokerConfigEntry`'s filter).
 pub(super) fn describe_broker(
     ctx: &BrokerContext,
     detail: Detail,
@@ -182,23 +184,29 @@ pub(super) fn describe_broker(
     let dynamic = ctx.logs.broker_defaults();
     let statics = describe_all(ctx.logs.static_topic_defaults());
     let built_in = describe_all(&TopicConfig::default());
-    let synonyms_of = |known: &'static KeyInfo, per_broker: bool| {
-        let setting = BrokerSetting::of(ctx, known, &dynamic, &statics, &built_in);
-        let all = setting.map(|s| s.synonyms(per_broker)).unwrap_or_default();
-        all.into_iter()
-            .filter(|_| detail.synonyms)
-            .collect::<Vec<_>>()
+    let setting = |known| BrokerSetting::of(ctx, known, &dynamic, &statics, &built_in);
+    let asked = |synonyms: Vec<_>| match detail.synonyms {
+        true => synonyms,
+        false => Vec::new(),
     };
     let mut values: Vec<Described> = Vec::new();
     if scope == BrokerScope::Cluster {
         for (key, value) in &dynamic.cluster {
             let Some(known) = key_info(key) else { continue };
-            let Some(name) = known.broker_key else {
+            let Some(setting) = setting(known) else {
                 continue;
             };
-            let synonyms = synonyms_of(known, false);
+            let synonyms = asked(setting.synonyms(false));
             let source = SOURCE_DYNAMIC_DEFAULT_BROKER;
-            values.push((name, value.clone(), Some(known), source, false, synonyms));
+            let name = setting.broker_key;
+            values.push((
+                name,
+                Some(value.clone()),
+                Some(known),
+                source,
+                false,
+                synonyms,
+            ));
         }
         values.extend(producer_expiration_row(ctx, &dynamic, false, detail));
     } else {
@@ -206,19 +214,34 @@ pub(super) fn describe_broker(
             let Some(known) = key_info(entry.name) else {
                 continue;
             };
-            let Some(name) = known.broker_key else {
+            let Some(setting) = setting(known) else {
                 continue;
             };
-            let source = default_source(ctx, known.topic_key);
-            let synonyms = synonyms_of(known, true);
-            values.push((name, entry.value, Some(known), source, false, synonyms));
+            let single = unit_synonyms(known.topic_key).is_none();
+            for (name, value, source) in setting.rows() {
+                // One broker name: the value in force as storage renders it, from the same
+                // layers. Several: each name's own value (Kafka's null when unset).
+                let (value, source) = match single {
+                    true => (
+                        Some(entry.value.clone()),
+                        default_source(ctx, known.topic_key),
+                    ),
+                    false => (value.map(str::to_owned), source),
+                };
+                let synonyms = asked(setting.synonyms_of(name, true));
+                values.push((name, value, Some(known), source, false, synonyms));
+            }
         }
         values.extend(identity_rows(ctx, &dynamic, detail));
     }
     let rows = values
         .into_iter()
         .map(|(name, value, known, source, read_only, synonyms)| {
-            let config_type = known.map_or_else(|| broker_only_type(name), |info| info.config_type);
+            let config_type = match (unit_kind(name), known) {
+                (Some(unit_type), _) => unit_type,
+                (None, Some(info)) => info.config_type,
+                (None, None) => broker_only_type(name),
+            };
             row(name, value, known, detail)
                 .with_read_only(read_only)
                 .with_config_source(source)
@@ -226,6 +249,12 @@ pub(super) fn describe_broker(
                 .with_synonyms(synonyms)
         });
     Ok(rows.collect())
+}
+
+/// Kafka's type for the coarse time units (`log.retention.hours`, `.minutes`,
+/// `log.roll.hours`, `log.roll.jitter.hours` are INT; the `.ms` ones LONG, as their keys).
+fn unit_kind(name: &str) -> Option<i8> {
+    (name.ends_with(".hours") || name.ends_with(".minutes")).then_some(config_type::INT)
 }
 
 /// This broker's settings that are not topic defaults: static, read-only, but for
@@ -260,7 +289,7 @@ fn identity_rows(ctx: &BrokerContext, dynamic: &BrokerDefaults, detail: Detail) 
             true => vec![synonym(name, &value, source)],
             false => Vec::new(),
         };
-        (name, value, None, source, true, synonyms)
+        (name, Some(value), None, source, true, synonyms)
     };
     let mut rows: Vec<Described> = statics.into_iter().map(read_only).collect();
     rows.extend(producer_expiration_row(ctx, dynamic, true, detail));
@@ -309,9 +338,10 @@ fn producer_expiration_row(
     let synonyms = set
         .iter()
         .filter(|_| detail.synonyms)
+        .filter(|(_, source)| per_broker || *source == SOURCE_DYNAMIC_DEFAULT_BROKER)
         .map(|(value, source)| synonym(name, value, *source))
         .collect();
-    Some((name, value, None, source, false, synonyms))
+    Some((name, Some(value), None, source, false, synonyms))
 }
 
 /// `producer.id.expiration.check.interval.ms` when set: Kafka lists it only when given,

@@ -96,12 +96,14 @@ fn dynamic_layers_show_in_every_describe() {
         "168".to_owned(),
         SOURCE_DEFAULT,
     );
+    // The cluster default resource lists only its own layer (Kafka's
+    // `createBrokerConfigEntry` filters the synonyms of `perBrokerConfig = false`).
     assert_eq!(
         row_of(&cluster, "log.retention.ms").unwrap(),
         (
             "5000".to_owned(),
             SOURCE_DYNAMIC_DEFAULT_BROKER,
-            vec![dynamic_default.clone(), built_in.clone()]
+            vec![dynamic_default.clone()]
         )
     );
     let topic_row = row_of(&describe(&fixture, RESOURCE_TOPIC, "t"), "retention.ms").unwrap();
@@ -151,7 +153,7 @@ fn dynamic_layers_show_in_every_describe() {
     let cluster = describe(&fixture, RESOURCE_BROKER, "");
     assert_eq!(
         row_of(&cluster, "log.retention.ms").unwrap().2,
-        vec![dynamic_default, built_in]
+        vec![dynamic_default]
     );
 
     assert_eq!(
@@ -297,7 +299,7 @@ fn producer_expiration_is_a_dynamic_broker_config() {
         Some((
             "5000".to_owned(),
             SOURCE_DYNAMIC_DEFAULT_BROKER,
-            vec![cluster.clone(), default.clone()]
+            vec![cluster.clone()]
         ))
     );
     assert_eq!(set(&fixture, &me(), key, "3000"), 0);
@@ -341,4 +343,129 @@ fn producer_expiration_is_a_dynamic_broker_config() {
     );
     let interval = "producer.id.expiration.check.interval.ms";
     assert_eq!(set(&fixture, "", interval, "5"), invalid_request);
+}
+
+/// (name, value, source, synonyms) of each named row, in order.
+fn rows_named(result: &DescribeConfigsResult, names: &[&str]) -> Vec<(String, Row)> {
+    let row = |name: &&str| (name.to_string(), row_of(result, name).unwrap());
+    names.iter().map(row).collect()
+}
+
+fn expect(name: &str, value: &str, source: i8, synonyms: &[(&str, &str, i8)]) -> (String, Row) {
+    let synonyms = (synonyms.iter())
+        .map(|(name, value, source)| (name.to_string(), value.to_string(), *source))
+        .collect();
+    (name.to_owned(), (value.to_owned(), source, synonyms))
+}
+
+const RETENTION: [&str; 3] = [
+    "log.retention.ms",
+    "log.retention.minutes",
+    "log.retention.hours",
+];
+
+/// Kafka lists every unit of the time settings (`KafkaConfig`'s `log.retention.ms`,
+/// `.minutes`, `.hours`, …) with its own value: null where it has no built-in default and is
+/// not set; the coarse ones typed INT.
+#[test]
+fn a_broker_lists_each_time_unit_as_kafka_does() {
+    let fixture = broker();
+    let mine = describe(&fixture, RESOURCE_BROKER, &me());
+    let hours = ("log.retention.hours", "168", SOURCE_DEFAULT);
+    assert_eq!(
+        rows_named(&mine, &RETENTION),
+        [
+            expect("log.retention.ms", "", SOURCE_DEFAULT, &[]),
+            expect("log.retention.minutes", "", SOURCE_DEFAULT, &[]),
+            expect("log.retention.hours", "168", SOURCE_DEFAULT, &[hours]),
+        ]
+    );
+    let value = |name: &str| {
+        let row = mine
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .unwrap();
+        (row.value.as_ref().map(|v| v.to_string()), row.config_type)
+    };
+    assert_eq!(value("log.retention.ms"), (None, config_type::LONG));
+    assert_eq!(value("log.retention.minutes"), (None, config_type::INT));
+    assert_eq!(value("log.roll.ms"), (None, config_type::LONG));
+    assert_eq!(
+        value("log.roll.hours"),
+        (Some("168".to_owned()), config_type::INT)
+    );
+    assert_eq!(value("log.roll.jitter.ms"), (None, config_type::LONG));
+    assert_eq!(
+        value("log.roll.jitter.hours"),
+        (Some("0".to_owned()), config_type::INT)
+    );
+}
+
+/// A retention default given in hours is `log.retention.hours` = 24, STATIC, and leaves
+/// `log.retention.ms` null; a topic's `retention.ms` then reads DEFAULT_CONFIG with no
+/// synonyms, as in Kafka (`ConfigHelper.configSynonyms` drops the entries ahead of the
+/// first named `log.retention.ms`). A dynamic `log.retention.ms` goes ahead of it.
+#[test]
+fn a_time_default_set_in_hours_is_described_as_kafka_does() {
+    let mut fixture = broker();
+    fixture
+        .ctx
+        .static_unit_configs
+        .insert("log.retention.hours", "24".to_owned());
+    fixture
+        .ctx
+        .static_config_keys
+        .insert("retention.ms".to_owned());
+    topic(&fixture, "t", 1);
+    let static_hours = ("log.retention.hours", "24", SOURCE_STATIC_BROKER);
+    let default_hours = ("log.retention.hours", "168", SOURCE_DEFAULT);
+    let mine = describe(&fixture, RESOURCE_BROKER, &me());
+    assert_eq!(
+        rows_named(&mine, &RETENTION),
+        [
+            expect("log.retention.ms", "", SOURCE_DEFAULT, &[]),
+            expect("log.retention.minutes", "", SOURCE_DEFAULT, &[]),
+            expect(
+                "log.retention.hours",
+                "24",
+                SOURCE_STATIC_BROKER,
+                &[static_hours, default_hours]
+            ),
+        ]
+    );
+    let topic_row = |fixture: &Fixture| {
+        row_of(&describe(fixture, RESOURCE_TOPIC, "t"), "retention.ms").unwrap()
+    };
+    let (_, source, synonyms) = topic_row(&fixture);
+    assert_eq!((source, synonyms), (SOURCE_DEFAULT, Vec::new()));
+
+    assert_eq!(set(&fixture, "", "log.retention.ms", "5000"), 0);
+    let cluster = ("log.retention.ms", "5000", SOURCE_DYNAMIC_DEFAULT_BROKER);
+    let mine = describe(&fixture, RESOURCE_BROKER, &me());
+    assert_eq!(
+        rows_named(&mine, &RETENTION),
+        [
+            expect(
+                "log.retention.ms",
+                "5000",
+                SOURCE_DYNAMIC_DEFAULT_BROKER,
+                &[cluster, static_hours, default_hours]
+            ),
+            expect("log.retention.minutes", "", SOURCE_DEFAULT, &[]),
+            expect(
+                "log.retention.hours",
+                "24",
+                SOURCE_STATIC_BROKER,
+                &[static_hours, default_hours]
+            ),
+        ]
+    );
+    let expected = expect(
+        "retention.ms",
+        "5000",
+        SOURCE_DYNAMIC_DEFAULT_BROKER,
+        &[cluster, static_hours, default_hours],
+    );
+    assert_eq!(("retention.ms".to_owned(), topic_row(&fixture)), expected);
 }

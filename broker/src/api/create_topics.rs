@@ -284,6 +284,7 @@ pub(crate) mod fixture {
             auto_create_topics: true,
             default_partitions: 3,
             static_config_keys: std::collections::BTreeSet::new(),
+            static_unit_configs: std::collections::BTreeMap::new(),
             producers: std::sync::Arc::new(
                 crate::producers::ProducerRegistry::open(
                     dir.path(),

@@ -208,7 +208,7 @@ pub(super) fn default_source(ctx: &BrokerContext, topic_key: &str) -> i8 {
         SOURCE_DYNAMIC_BROKER
     } else if dynamic.cluster.contains_key(topic_key) {
         SOURCE_DYNAMIC_DEFAULT_BROKER
-    } else if ctx.static_config_keys.contains(topic_key) {
+    } else if statically_set(ctx, topic_key) {
         SOURCE_STATIC_BROKER
     } else {
         SOURCE_DEFAULT
@@ -319,7 +319,7 @@ fn describe_topic(
                     synonyms.extend(setting.iter().flat_map(|s| s.synonyms(true)));
                 }
             }
-            row(entry.name, entry.value.clone(), known, detail)
+            row(entry.name, Some(entry.value.clone()), known, detail)
                 .with_read_only(entry.read_only)
                 .with_config_source(config_source(ctx, &entry))
                 .with_synonyms(synonyms)
@@ -333,80 +333,151 @@ pub(super) fn describe_all(config: &TopicConfig) -> BTreeMap<&'static str, Strin
     entries.map(|entry| (entry.name, entry.value)).collect()
 }
 
-/// Where a topic config's broker-wide default comes from.
+/// A topic config's broker-wide setting in each of Kafka's layers, under Kafka's broker
+/// names (several for the time keys: `log.retention.ms`, `.minutes`, `.hours`).
 pub(super) struct BrokerSetting<'a> {
-    topic_key: &'static str,
-    /// Its first broker synonym.
+    /// Its first broker synonym, the one that can change dynamically.
     pub broker_key: &'static str,
     /// This broker's dynamic value, if set.
     this_broker: Option<&'a str>,
     /// The cluster-wide dynamic value, if set.
     cluster: Option<&'a str>,
-    /// The operator's value, if set (flag, environment or properties file).
-    value: Option<&'a str>,
-    /// The built-in default, for a key with one broker synonym.
-    built_in: Option<&'a str>,
+    /// The operator's values (flag, environment or properties file) by broker name: each
+    /// unit-suffixed one as given, else the key's under `broker_key`.
+    statics: Vec<(&'static str, &'a str)>,
+    /// Kafka's built-in defaults by broker name.
+    built_ins: Vec<(&'static str, &'a str)>,
+    /// The broker names, in Kafka's precedence.
+    names: Vec<&'static str>,
 }
 
 impl<'a> BrokerSetting<'a> {
     /// `known`'s broker-wide setting (`None`: a topic-only key). `statics` and `built_in`
     /// are [`describe_all`] of the static and built-in defaults.
     pub(super) fn of(
-        ctx: &BrokerContext,
+        ctx: &'a BrokerContext,
         known: &'static KeyInfo,
         dynamic: &'a BrokerDefaults,
         statics: &'a BTreeMap<&'static str, String>,
         built_in: &'a BTreeMap<&'static str, String>,
     ) -> Option<BrokerSetting<'a>> {
         let key = known.topic_key;
-        let set = ctx.static_config_keys.contains(key);
+        let broker_key = known.broker_key?;
+        let (names, statics, built_ins) = match unit_synonyms(key) {
+            Some(units) => (
+                units.iter().map(|&(name, _)| name).collect(),
+                (units.iter())
+                    .filter_map(|&(name, _)| {
+                        Some((name, ctx.static_unit_configs.get(name)?.as_str()))
+                    })
+                    .collect(),
+                (units.iter())
+                    .filter_map(|&(name, value)| Some((name, value?)))
+                    .collect(),
+            ),
+            None => {
+                let set = ctx.static_config_keys.contains(key);
+                let value = statics.get(key).filter(|_| set);
+                (
+                    vec![broker_key],
+                    value
+                        .map(|v| (broker_key, v.as_str()))
+                        .into_iter()
+                        .collect(),
+                    (built_in.get(key))
+                        .map(|v| (broker_key, v.as_str()))
+                        .into_iter()
+                        .collect(),
+                )
+            }
+        };
         Some(BrokerSetting {
-            topic_key: key,
-            broker_key: known.broker_key?,
+            broker_key,
             this_broker: dynamic.this_broker.get(key).map(String::as_str),
             cluster: dynamic.cluster.get(key).map(String::as_str),
-            value: statics.get(key).map(String::as_str).filter(|_| set),
-            built_in: built_in.get(key).map(String::as_str),
+            statics,
+            built_ins,
+            names,
         })
     }
 
-    /// The broker synonyms as Kafka's `ConfigHelper.configSynonyms` lists them: this
-    /// broker's dynamic value (DYNAMIC_BROKER_CONFIG, only with `per_broker`: the cluster
-    /// default resource leaves it out, as Kafka's `createBrokerConfigEntry`), the
-    /// cluster-wide one (DYNAMIC_DEFAULT_BROKER_CONFIG), the operator's setting
-    /// (STATIC_BROKER_CONFIG), then each built-in default (DEFAULT_CONFIG), less the
-    /// entries ahead of the first one named `broker_key`, so a key whose first synonym has
-    /// no built-in default (`log.retention.ms`) has none until it is set. Only the
-    /// resulting default is kept here, not which broker name set it, so a setting is
-    /// reported under `broker_key`.
-    pub(super) fn synonyms(&self, per_broker: bool) -> Vec<DescribeConfigsSynonym> {
-        let single = [(self.broker_key, self.built_in)];
-        let names = UNIT_SYNONYMS
-            .iter()
-            .find(|(topic_key, _)| *topic_key == self.topic_key)
-            .map_or(&single[..], |(_, names)| names);
+    /// Every layer's value as Kafka's `ConfigHelper.configSynonyms` collects them: this
+    /// broker's dynamic value (DYNAMIC_BROKER_CONFIG, only `per_broker`), the cluster-wide
+    /// one (DYNAMIC_DEFAULT_BROKER_CONFIG), the operator's (STATIC_BROKER_CONFIG), the
+    /// built-in defaults (DEFAULT_CONFIG); within a layer, in the names' precedence.
+    fn layers(&self, per_broker: bool) -> Vec<(&'static str, &'a str, i8)> {
         let this_broker = self.this_broker.filter(|_| per_broker);
-        let set = [
+        let dynamic = [
             (this_broker, SOURCE_DYNAMIC_BROKER),
             (self.cluster, SOURCE_DYNAMIC_DEFAULT_BROKER),
-            (self.value, SOURCE_STATIC_BROKER),
         ]
         .into_iter()
         .filter_map(|(value, source)| Some((self.broker_key, value?, source)));
-        let defaults = names
-            .iter()
-            .filter_map(|&(name, value)| Some((name, value?, SOURCE_DEFAULT)));
-        set.chain(defaults)
-            .skip_while(|&(name, _, _)| name != self.broker_key)
+        let statics =
+            (self.statics.iter()).map(|&(name, value)| (name, value, SOURCE_STATIC_BROKER));
+        let defaults = (self.built_ins.iter()).map(|&(name, value)| (name, value, SOURCE_DEFAULT));
+        dynamic.chain(statics).chain(defaults).collect()
+    }
+
+    /// The synonyms of the row named `name` (`broker_key` for a topic's row): the
+    /// [`layers`](Self::layers) less those ahead of the first one named `name`, as Kafka
+    /// drops them — so `log.retention.ms` has none until it is set itself (no built-in
+    /// default; `log.retention.hours` = 24 does not count), and the cluster default
+    /// resource (not `per_broker`) keeps only its own layer.
+    pub(super) fn synonyms_of(&self, name: &str, per_broker: bool) -> Vec<DescribeConfigsSynonym> {
+        (self.layers(per_broker).into_iter())
+            .skip_while(|&(layer_name, _, _)| layer_name != name)
+            .filter(|&(_, _, source)| per_broker || source == SOURCE_DYNAMIC_DEFAULT_BROKER)
             .map(|(name, value, source)| synonym(name, value, source))
             .collect()
+    }
+
+    /// [`synonyms_of`](Self::synonyms_of) `broker_key`, as a topic's row lists them.
+    pub(super) fn synonyms(&self, per_broker: bool) -> Vec<DescribeConfigsSynonym> {
+        self.synonyms_of(self.broker_key, per_broker)
+    }
+
+    /// This broker's row for each broker name: its value in the first layer that sets it
+    /// (none: Kafka's null, as for `log.retention.ms` unset) and that layer's source
+    /// (DEFAULT_CONFIG when none does).
+    pub(super) fn rows(&self) -> Vec<(&'static str, Option<&'a str>, i8)> {
+        let layers = self.layers(true);
+        (self.names.iter())
+            .map(|&name| {
+                let first = layers
+                    .iter()
+                    .find(|&&(layer_name, _, _)| layer_name == name);
+                (
+                    name,
+                    first.map(|l| l.1),
+                    first.map_or(SOURCE_DEFAULT, |l| l.2),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Kafka's broker names for a time key with unit-suffixed alternatives.
+pub(super) fn unit_synonyms(topic_key: &str) -> Option<&'static [BrokerDefault]> {
+    (UNIT_SYNONYMS.iter())
+        .find(|(key, _)| *key == topic_key)
+        .map(|(_, names)| *names)
+}
+
+/// Whether the operator set `topic_key`'s broker-wide default under its first broker name
+/// (for a time key, `log.retention.hours` alone does not: Kafka then describes the topic's
+/// `retention.ms` as DEFAULT_CONFIG, its synonyms starting at `log.retention.ms`).
+fn statically_set(ctx: &BrokerContext, topic_key: &str) -> bool {
+    match unit_synonyms(topic_key).and_then(|names| names.first()) {
+        Some(&(first, _)) => ctx.static_unit_configs.contains_key(first),
+        None => ctx.static_config_keys.contains(topic_key),
     }
 }
 
 /// One row with its name, value, type and (when asked) documentation.
 pub(super) fn row(
     name: &'static str,
-    value: String,
+    value: Option<String>,
     known: Option<&'static KeyInfo>,
     detail: Detail,
 ) -> DescribeConfigsResourceResult {
@@ -415,7 +486,7 @@ pub(super) fn row(
         .map(|info| StrBytes::from_static_str(info.documentation));
     DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_static_str(name))
-        .with_value(Some(StrBytes::from_string(value)))
+        .with_value(value.map(StrBytes::from_string))
         .with_is_sensitive(false)
         .with_config_type(known.map_or(config_type::UNKNOWN, |info| info.config_type))
         .with_documentation(documentation)

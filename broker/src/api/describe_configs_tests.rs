@@ -158,14 +158,22 @@ fn broker_synonyms_follow_kafkas_order_and_defaults() {
     }
     let segment_bytes = [("log.segment.bytes", "1073741824", SOURCE_DEFAULT)];
     assert_eq!(synonyms_of(&unset, "segment.bytes"), owned(&segment_bytes));
-    for key in [
-        "retention.ms",
-        "segment.ms",
-        "segment.jitter.ms",
-        "segment.bytes",
+    // The time keys are set under their first broker name (`log.retention.hours` alone
+    // would not count: see `a_time_default_set_in_hours_is_described_as_kafka_does`).
+    for (name, value) in [
+        ("log.retention.ms", "604800000"),
+        ("log.roll.ms", "604800000"),
+        ("log.roll.jitter.ms", "0"),
     ] {
-        fixture.ctx.static_config_keys.insert(key.to_owned());
+        fixture
+            .ctx
+            .static_unit_configs
+            .insert(name, value.to_owned());
     }
+    fixture
+        .ctx
+        .static_config_keys
+        .insert("segment.bytes".to_owned());
     let set = describe(&fixture, 4, request()).remove(0);
     type Synonym<'a> = (&'a str, &'a str, i8);
     let expected: [(&str, &[Synonym<'_>]); 4] = [
@@ -230,13 +238,15 @@ fn our_broker_describes_its_defaults() {
     // The topic defaults can change at run time (KIP-226); the identity cannot.
     assert!(!find(&result, "log.retention.ms").read_only);
     assert!(find(&result, "node.id").read_only);
+    // As Kafka: `log.retention.ms` has no built-in default (null); the hours one has.
+    assert_eq!(find(&result, "log.retention.ms").value, None);
     assert_eq!(
-        find(&result, "log.retention.ms")
+        find(&result, "log.retention.hours")
             .value
             .as_ref()
             .unwrap()
             .as_str(),
-        "604800000"
+        "168"
     );
     assert_eq!(
         find(&result, "num.partitions")

@@ -90,6 +90,9 @@ pub struct BrokerContext {
     /// properties file), and the broker-only settings set (`node.id`, `num.partitions`,
     /// `auto.create.topics.enable`): DescribeConfigs reports them as STATIC_BROKER_CONFIG.
     pub static_config_keys: std::collections::BTreeSet<String>,
+    /// [`crate::config::BrokerConfig::static_unit_configs`]: the unit-suffixed time settings
+    /// the operator gave, each under its Kafka name.
+    pub static_unit_configs: std::collections::BTreeMap<&'static str, String>,
     /// Producer ids and per-partition sequence state (idempotent producer).
     pub producers: Arc<ProducerRegistry>,
     /// The consumer group coordinator (groups, committed offsets).

@@ -122,6 +122,7 @@ impl Broker {
             static_config_keys: (config.topic_defaults.keys().cloned())
                 .chain(config.set_broker_keys.iter().map(|&k| k.to_owned()))
                 .collect(),
+            static_unit_configs: config.static_unit_configs.clone(),
             producers,
             groups,
             metrics,

@@ -61,9 +61,16 @@ async fn describe_broker_defaults_and_foreign_brokers() {
     for version in [1, 4] {
         let result = describe(&mut client, version, BROKER, &node_id, false).await;
         assert_eq!(result.error_code, 0);
+        // As Kafka: every unit of the time settings, `log.retention.ms` null (no built-in
+        // default, not set), the week under `log.retention.hours`.
+        let retention_ms = (result.configs.iter())
+            .find(|c| c.name.as_str() == "log.retention.ms")
+            .unwrap();
+        assert_eq!(retention_ms.value, None);
+        assert_eq!(retention_ms.config_source, SOURCE_DEFAULT);
         assert_eq!(
-            entry(&result, "log.retention.ms"),
-            ("604800000".to_owned(), SOURCE_DEFAULT)
+            entry(&result, "log.retention.hours"),
+            ("168".to_owned(), SOURCE_DEFAULT)
         );
         // Topic defaults are dynamic broker configs (KIP-226); the identity is static.
         let read_only = |name: &str| {
@@ -86,9 +93,11 @@ async fn describe_broker_defaults_and_foreign_brokers() {
 async fn broker_set_defaults_are_static_broker_config() {
     const SOURCE_STATIC_BROKER: i8 = 4;
     let broker = TestBroker::start_with(|config| {
+        // As `--log-retention-ms 3600000` resolves.
         config
             .topic_defaults
             .insert("retention.ms".to_owned(), "3600000".to_owned());
+        (config.static_unit_configs).insert("log.retention.ms", "3600000".to_owned());
     })
     .await;
     let mut client = broker.client().await;
@@ -133,7 +142,13 @@ async fn broker_set_defaults_are_static_broker_config() {
         entry(&result, "log.retention.ms"),
         ("3600000".to_owned(), SOURCE_STATIC_BROKER)
     );
-    assert_eq!(entry(&result, "log.roll.ms").1, SOURCE_DEFAULT);
+    let roll_ms = (result.configs.iter())
+        .find(|c| c.name.as_str() == "log.roll.ms")
+        .unwrap();
+    assert_eq!(
+        (roll_ms.value.as_deref(), roll_ms.config_source),
+        (None, SOURCE_DEFAULT)
+    );
     // An override still wins and says so.
     let ops = [("retention.ms", SET, Some("1000"))];
     assert_eq!(incremental(&mut client, 1, TOPIC, "t", &ops).await, 0);
