@@ -229,7 +229,10 @@ pub(super) fn describe_broker(
                     false => (value.map(str::to_owned), source),
                 };
                 let synonyms = asked(setting.synonyms_of(name, true));
-                values.push((name, value, Some(known), source, false, synonyms));
+                // Only the first name can change at run time (Kafka's
+                // `DynamicLogConfig.ReconfigurableConfigs`): `log.retention.hours` is static.
+                let read_only = name != setting.broker_key;
+                values.push((name, value, Some(known), source, read_only, synonyms));
             }
         }
         values.extend(identity_rows(ctx, &dynamic, detail));

@@ -388,6 +388,13 @@ fn a_broker_lists_each_time_unit_as_kafka_does() {
             .unwrap();
         (row.value.as_ref().map(|v| v.to_string()), row.config_type)
     };
+    let read_only = |name: &str| {
+        let found = mine.configs.iter().find(|c| c.name.as_str() == name);
+        found.unwrap().read_only
+    };
+    // Only the `.ms` names can change at run time, as in Kafka.
+    assert!(!read_only("log.retention.ms") && !read_only("log.roll.jitter.ms"));
+    assert!(read_only("log.retention.hours") && read_only("log.retention.minutes"));
     assert_eq!(value("log.retention.ms"), (None, config_type::LONG));
     assert_eq!(value("log.retention.minutes"), (None, config_type::INT));
     assert_eq!(value("log.roll.ms"), (None, config_type::LONG));
