@@ -27,7 +27,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::mpsc;
 
-use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted, WantedList};
+use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
@@ -63,12 +63,12 @@ pub struct PartitionState {
     shared: Option<SharedPartition>,
 }
 
-/// One lane's Fetch while `send_fetches` gathers it: (broker, lane), its request id and
-/// what it asks for (sorted).
+/// One lane's Fetch while `send_fetches` gathers it: (broker, lane), its request id, and
+/// the lane's session, given the partitions it asks for.
 struct LaneFetch {
     lane: (i32, usize),
     request: u64,
-    wanted: WantedList,
+    session: FetchSession,
 }
 
 struct FetchResult {
@@ -223,9 +223,6 @@ impl Fetcher {
         let mut by_lane: Vec<LaneFetch> = Vec::new();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
-        // A lane's share of the assignment when one broker leads it all: its lists are sized
-        // once, not grown by doubling (copies and frees per request of a tailing lane).
-        let lane_share = self.partitions.len() / lanes + 1;
         // Looked up once per topic: partitions come sorted by topic.
         let mut topic: Option<CachedTopic> = None;
         self.leaders.refresh(&self.cluster);
@@ -263,17 +260,17 @@ impl Fetcher {
                 fetch_offset: state.fetch_offset,
                 max_bytes: self.config.partition_fetch_bytes_max,
             };
-            let shared = state
-                .shared
-                .get_or_insert_with(|| Arc::new(tp.clone()))
-                .clone();
+            let shared = state.shared.get_or_insert_with(|| Arc::new(tp.clone()));
             let index = match by_lane.iter().position(|fetch| fetch.lane == lane) {
                 Some(index) => index,
                 None => {
+                    // An idle lane's session is in `sessions` (or it has none yet).
+                    let mut session = self.sessions.remove(&lane).unwrap_or_default();
+                    session.begin();
                     by_lane.push(LaneFetch {
                         lane,
                         request: self.next_request,
-                        wanted: Vec::with_capacity(lane_share),
+                        session,
                     });
                     self.next_request += 1;
                     by_lane.len() - 1
@@ -281,32 +278,32 @@ impl Fetcher {
             };
             // Every partition taken here goes out below: marked now, not looked up again.
             state.request = by_lane[index].request;
-            by_lane[index].wanted.push((shared, want));
+            // Given in the map's order: sorted, as the session needs.
+            by_lane[index].session.want(shared, want);
         }
         for LaneFetch {
             lane: (broker, lane),
             request,
-            wanted,
+            session,
         } in by_lane
         {
-            // Sorted already: taken in the map's order.
-            self.spawn_fetch(broker, lane, request, wanted);
+            self.spawn_fetch(broker, lane, request, session);
         }
     }
 
-    /// Sends one lane's Fetch in a task of its own, the lane's session with it: the session
-    /// plans the request once the connection says which version it speaks.
-    fn spawn_fetch(&mut self, broker: i32, lane: usize, request: u64, wanted: WantedList) {
+    /// Sends one lane's Fetch in a task of its own, the lane's session with it (given the
+    /// partitions it asks for): the session plans the request once the connection says
+    /// which version it speaks.
+    fn spawn_fetch(&mut self, broker: i32, lane: usize, request: u64, mut session: FetchSession) {
         debug_assert!(self.busy_lanes.iter().all(|(l, _)| *l != (broker, lane)));
         self.busy_lanes.push(((broker, lane), request));
-        let mut session = self.sessions.remove(&(broker, lane)).unwrap_or_default();
         let (max_wait_ms, max_bytes) = (self.config.fetch_wait_ms_max, self.config.fetch_bytes_max);
         let cluster = self.cluster.clone();
         let results = self.results_tx.clone();
         tokio::spawn(async move {
             let response = async {
                 let conn = cluster.broker_lane(broker, lane).await?;
-                let plan = session.plan(wanted, conn.version_of::<FetchRequest>()?);
+                let plan = session.plan(conn.version_of::<FetchRequest>()?);
                 let request = plan.request(max_wait_ms, max_bytes);
                 conn.send_at(&request, plan.version).await
             }

@@ -49,7 +49,7 @@ fn sent_session(offset: i64) -> FetchSession {
         fetch_offset: offset,
         max_bytes: 1 << 20,
     };
-    session.plan(vec![(Arc::new(tp()), want)], 12);
+    session.plan_list(vec![(Arc::new(tp()), want)], 12);
     session
 }
 
@@ -483,7 +483,7 @@ fn an_answer_uses_only_what_its_own_request_took() {
         max_bytes: 1 << 20,
     };
     let listed = (0..4).map(|p| (Arc::new(t(p)), want)).collect();
-    session.plan(listed, 12);
+    session.plan_list(listed, 12);
     let answered = (0..4).map(|p| {
         PartitionData::default()
             .with_partition_index(p)
