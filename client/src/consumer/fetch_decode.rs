@@ -181,14 +181,14 @@ pub(super) fn decode_next(tp: &TopicPartition, state: &mut PartitionState, max: 
     Decoded::Records
 }
 
-/// After a corrupt batch: drop everything fetched past it (a fetch in flight too, by the
-/// new `epoch`) and ask for it again, after a backoff.
+/// After a corrupt batch: drop everything fetched past it (a fetch in flight too: its
+/// answer no longer names this partition's request) and ask for it again, after a backoff.
 pub(super) fn rewind(state: &mut PartitionState, refetch_from: i64, epoch: u64) {
     state.undecoded.clear();
     state.buffered_bytes = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
     state.fetch_offset = refetch_from;
     state.epoch = epoch;
-    state.in_flight = false;
+    state.request = 0;
     state.backoff_until =
         Some(tokio::time::Instant::now() + std::time::Duration::from_millis(REFETCH_BACKOFF_MS));
 }

@@ -23,9 +23,19 @@
 //!
 //! A session belongs to the one Fetch in flight on its lane (moved into the request's task
 //! and handed back with the answer), so its epochs go out strictly one after another.
+//!
+//! The fetcher gives a request's partitions one by one ([`FetchSession::begin`],
+//! [`FetchSession::want`]) while it walks its assignment, and the session updates the list
+//! it holds in place, noting what changed; [`FetchSession::plan`] then makes the request.
+//! A tailing lane wants the same partitions request after request, so the list is neither
+//! rebuilt nor its partitions' `Arc`s cloned per request (an atomic count on a cache line
+//! per partition: those clones and their drops in the request's task, on the other
+//! runtime thread, were most of the fetcher's cost per request with 1 000 partitions).
 
 use std::collections::{BTreeMap, HashMap};
+use std::iter::Peekable;
 use std::sync::Arc;
+use std::vec;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -52,11 +62,11 @@ pub(super) const VERSION_NAMES_MAX: i16 = 12;
 /// (with its free when the next replaced it) was a tailing consumer's main allocation.
 pub(super) type SharedPartition = Arc<TopicPartition>;
 
-/// What a lane fetches, sorted by partition, each once: the fetcher gathers it in its
-/// sorted walk of the assignment and the session keeps it as it is. As a `BTreeMap`, built
-/// per request from the sorted list and dropped at the next, its node allocations, sort
-/// check and frees were 5 % of a bench tailing 1 000 partitions, for a map only ever
-/// walked in order (and searched only to check an answer).
+/// What a lane fetches, sorted by partition, each once: the fetcher gives it in its sorted
+/// walk of the assignment. As a `BTreeMap`, built per request from the sorted list and
+/// dropped at the next, its node allocations, sort check and frees were 5 % of a bench
+/// tailing 1 000 partitions, for a map only ever walked in order (and searched only to
+/// check an answer).
 pub(super) type WantedList = Vec<(SharedPartition, Wanted)>;
 
 /// What the broker keeps of a partition in a session: a change to any of it is sent.
@@ -74,8 +84,11 @@ pub(super) struct FetchSession {
     id: i32,
     /// The epoch of the next request, and so of the one in flight (it moves on answers).
     next_epoch: i32,
-    /// What the broker holds, as of the last request planned.
+    /// What the broker holds, as of the last request planned; while a request is being
+    /// given ([`Self::want`]), partly the next request's.
     partitions: WantedList,
+    /// The request being given, from [`Self::begin`] to [`Self::plan`].
+    next: NextRequest,
     /// The session's topics by id, to read answers at v13+ (empty while names are used).
     names_by_id: HashMap<Uuid, String>,
     /// The last request named topics by id (v13+).
@@ -84,6 +97,46 @@ pub(super) struct FetchSession {
 
 /// Partitions a session no longer holds, with their topic's id.
 type Forgotten = Vec<(SharedPartition, Uuid)>;
+
+/// The held entries a rebuild has not passed yet, in order.
+type HeldRest = Peekable<vec::IntoIter<(SharedPartition, Wanted)>>;
+
+/// What [`FetchSession::want`] has noted of the request being given.
+#[derive(Debug)]
+struct NextRequest {
+    /// Between [`FetchSession::begin`] and the end of the giving.
+    giving: bool,
+    /// While every partition given so far was held, in the same order: the held entries
+    /// before this one are the ones given (updated in place).
+    cursor: usize,
+    /// Once a partition was added or left out: the new list so far, and the held entries
+    /// not yet passed (`partitions` is empty meanwhile).
+    rebuilt: Option<(WantedList, HeldRest)>,
+    /// Added, or held with another fetch offset, max bytes or topic id.
+    changed: WantedList,
+    forgotten: Forgotten,
+    /// A held partition's topic id changed.
+    topic_id_changed: bool,
+    /// Every partition given has a topic id.
+    topic_ids_known: bool,
+    /// A partition was added or left out (set when the giving ends).
+    membership_changed: bool,
+}
+
+impl Default for NextRequest {
+    fn default() -> NextRequest {
+        NextRequest {
+            giving: false,
+            cursor: 0,
+            rebuilt: None,
+            changed: Vec::new(),
+            forgotten: Vec::new(),
+            topic_id_changed: false,
+            topic_ids_known: true,
+            membership_changed: false,
+        }
+    }
+}
 
 /// One Fetch, as its session plans it.
 #[derive(Debug)]
@@ -111,39 +164,125 @@ pub(super) enum Answer {
 }
 
 impl FetchSession {
-    /// The next request for `wanted` (what the lane fetches now, each at its fetch offset),
-    /// at most at `version_max` (the version the connection negotiated). The session then
-    /// holds exactly `wanted`, as the broker will once it has the request.
-    pub fn plan(&mut self, wanted: WantedList, version_max: i16) -> Plan {
+    /// Starts giving the next request's partitions: [`Self::want`] each, then [`Self::plan`].
+    /// A request given but never planned (its connection failed, which failed the session:
+    /// the next fetch is full) is ended first; what it noted is dropped.
+    pub fn begin(&mut self) {
+        self.end_giving();
+        self.next.giving = true;
+    }
+
+    /// `tp` is wanted at `want` by the request being given; partitions come sorted, each
+    /// once. A partition held as it was costs a comparison: no copy, no `Arc` clone.
+    pub fn want(&mut self, tp: &SharedPartition, want: Wanted) {
+        let next = &mut self.next;
+        debug_assert!(next.giving, "want before begin");
+        next.topic_ids_known &= !want.topic_id.is_nil();
+        if next.rebuilt.is_none() {
+            match self.partitions.get_mut(next.cursor) {
+                Some((held, was)) if held == tp => {
+                    if *was != want {
+                        next.topic_id_changed |= was.topic_id != want.topic_id;
+                        next.changed.push((tp.clone(), want));
+                        *was = want;
+                    }
+                    next.cursor += 1;
+                    return;
+                }
+                // Added or some left out: the rest is merged into a new list.
+                _ => {
+                    let mut kept = std::mem::take(&mut self.partitions);
+                    let rest = kept.split_off(next.cursor);
+                    next.rebuilt = Some((kept, rest.into_iter().peekable()));
+                }
+            }
+        }
+        let Some((list, rest)) = next.rebuilt.as_mut() else {
+            return;
+        };
         debug_assert!(
-            wanted.windows(2).all(|w| w[0].0 < w[1].0),
-            "wanted out of order"
+            list.last().is_none_or(|(last, _)| last < tp),
+            "want out of order"
         );
-        let use_ids =
-            version_max > VERSION_NAMES_MAX && wanted.iter().all(|(_, w)| !w.topic_id.is_nil());
+        // Bounded by the session's size: each held partition is passed once.
+        while let Some((gone, was)) = rest.next_if(|(held, _)| held < tp) {
+            next.forgotten.push((gone, was.topic_id));
+        }
+        match rest.next_if(|(held, _)| held == tp) {
+            Some((held, was)) => {
+                if was != want {
+                    next.topic_id_changed |= was.topic_id != want.topic_id;
+                    next.changed.push((tp.clone(), want));
+                }
+                list.push((held, want));
+            }
+            None => {
+                next.changed.push((tp.clone(), want));
+                list.push((tp.clone(), want));
+            }
+        }
+    }
+
+    /// Ends the request being given: the session then holds exactly what was given, and
+    /// the rest is forgotten. Returns what was noted.
+    fn end_giving(&mut self) -> NextRequest {
+        let mut next = std::mem::take(&mut self.next);
+        if !next.giving {
+            // Nothing given since the last end: the session holds what it held.
+            return next;
+        }
+        next.membership_changed = next.rebuilt.is_some();
+        match next.rebuilt.take() {
+            Some((list, rest)) => {
+                debug_assert!(self.partitions.is_empty());
+                let gone = rest.map(|(gone, was)| (gone, was.topic_id));
+                next.forgotten.extend(gone);
+                self.partitions = list;
+            }
+            None => {
+                let gone = self.partitions.drain(next.cursor..);
+                next.forgotten
+                    .extend(gone.map(|(gone, was)| (gone, was.topic_id)));
+            }
+        }
+        next.membership_changed |= !next.forgotten.is_empty();
+        next
+    }
+
+    /// The request for the partitions given since [`Self::begin`], at most at `version_max`
+    /// (the version the connection negotiated). The session then holds exactly those, as
+    /// the broker will once it has the request.
+    pub fn plan(&mut self, version_max: i16) -> Plan {
+        debug_assert!(self.next.giving, "plan without begin");
+        let next = self.end_giving();
+        let use_ids = version_max > VERSION_NAMES_MAX && next.topic_ids_known;
         let version = match use_ids {
             true => version_max,
             false => version_max.min(VERSION_NAMES_MAX),
         };
-        let may_continue = self.id != SESSION_ID_NONE
+        // A topic id change while topics go by id makes a full fetch (see the module doc).
+        let incremental = self.id != SESSION_ID_NONE
             && self.next_epoch > EPOCH_INITIAL
             && version >= VERSION_SESSIONS_MIN
-            && use_ids == self.uses_topic_ids;
-        let changes = match may_continue {
-            true => self.changes(&wanted, use_ids),
-            false => None,
+            && use_ids == self.uses_topic_ids
+            && !(use_ids && next.topic_id_changed);
+        let (to_send, to_forget) = match incremental {
+            true => (next.changed, next.forgotten),
+            false => {
+                self.next_epoch = EPOCH_INITIAL;
+                (self.partitions.clone(), Vec::new())
+            }
         };
-        let incremental = changes.is_some();
-        let (to_send, to_forget) = changes.unwrap_or_else(|| {
-            self.next_epoch = EPOCH_INITIAL;
-            (wanted.clone(), Vec::new())
-        });
-        self.names_by_id.clear();
-        if use_ids {
-            // Once per topic, not per partition: `wanted` is sorted, so a topic's
+        // The session's topics by id change only with its partitions or their ids.
+        let names_stale = next.membership_changed || next.topic_id_changed || !self.uses_topic_ids;
+        if !use_ids {
+            self.names_by_id.clear();
+        } else if names_stale {
+            self.names_by_id.clear();
+            // Once per topic, not per partition: the list is sorted, so a topic's
             // partitions come together.
             let mut last_topic: Option<&str> = None;
-            for (tp, want) in &wanted {
+            for (tp, want) in &self.partitions {
                 if last_topic != Some(tp.topic.as_str()) {
                     last_topic = Some(tp.topic.as_str());
                     self.names_by_id
@@ -152,7 +291,6 @@ impl FetchSession {
                 }
             }
         }
-        self.partitions = wanted;
         self.uses_topic_ids = use_ids;
         debug_assert!(incremental || to_forget.is_empty());
         Plan {
@@ -164,38 +302,14 @@ impl FetchSession {
         }
     }
 
-    /// What an incremental request lists: partitions added or changed since the broker
-    /// last saw them, and those it holds that are no longer wanted. `None` when a partition
-    /// the session holds changed its topic id while topics go by id (a full fetch then).
-    ///
-    /// One walk over both lists (both sorted) rather than a lookup per partition: a lane
-    /// tailing hundreds of partitions plans a request per answer, and the lookups' key
-    /// comparisons were most of a tailing consumer's CPU. The same partition is looked for
-    /// first: it is usually the same `Arc`, found equal without comparing names.
-    fn changes(
-        &self,
-        wanted: &[(SharedPartition, Wanted)],
-        use_ids: bool,
-    ) -> Option<(Vec<(SharedPartition, Wanted)>, Forgotten)> {
-        let mut held = self.partitions.iter().peekable();
-        let mut to_send = Vec::new();
-        let mut to_forget = Vec::new();
-        for (tp, want) in wanted {
-            // Bounded by the session's size: each held partition is passed once.
-            while held.peek().is_some_and(|(held_tp, _)| held_tp != tp) {
-                match held.next_if(|(held_tp, _)| held_tp < tp) {
-                    Some((gone, was)) => to_forget.push((gone.clone(), was.topic_id)),
-                    None => break,
-                }
-            }
-            match held.next_if(|(held_tp, _)| held_tp == tp) {
-                Some((_, was)) if was == want => {}
-                Some((_, was)) if use_ids && was.topic_id != want.topic_id => return None,
-                _ => to_send.push((tp.clone(), *want)),
-            }
+    /// [`Self::begin`], [`Self::want`] each of `wanted`, then [`Self::plan`].
+    #[cfg(test)]
+    pub fn plan_list(&mut self, wanted: WantedList, version_max: i16) -> Plan {
+        self.begin();
+        for (tp, want) in &wanted {
+            self.want(tp, *want);
         }
-        to_forget.extend(held.map(|(gone, was)| (gone.clone(), was.topic_id)));
-        Some((to_send, to_forget))
+        self.plan(version_max)
     }
 
     /// Reads the answer to the last planned request and moves the session on: a full

@@ -67,14 +67,14 @@ fn data(answer: Answer) -> Vec<TopicPartition> {
 #[test]
 fn an_opened_session_lists_only_what_changed() {
     let mut session = FetchSession::default();
-    let first = session.plan(wanted(ID_T, &[(0, 0), (1, 0), (2, 0)]), 17);
+    let first = session.plan_list(wanted(ID_T, &[(0, 0), (1, 0), (2, 0)]), 17);
     assert_eq!((first.session_id, first.epoch, first.version), (0, 0, 17));
     assert_eq!(listed(&first), vec![(0, 0), (1, 0), (2, 0)]);
     assert_eq!(data(session.read_response(answer(7, &[0, 1, 2]))).len(), 3);
     assert_eq!(session.id_and_epoch(), (7, 1));
 
     // t-1 got records (its offset moved); t-2 is no longer wanted; t-3 is new.
-    let second = session.plan(wanted(ID_T, &[(0, 0), (1, 5), (3, 0)]), 17);
+    let second = session.plan_list(wanted(ID_T, &[(0, 0), (1, 5), (3, 0)]), 17);
     assert_eq!((second.session_id, second.epoch), (7, 1));
     assert_eq!(listed(&second), vec![(1, 5), (3, 0)]);
     assert_eq!(second.to_forget, vec![(Arc::new(tp("t", 2)), ID_T)]);
@@ -85,7 +85,7 @@ fn an_opened_session_lists_only_what_changed() {
     );
     assert_eq!(session.id_and_epoch(), (7, 2));
 
-    let third = session.plan(wanted(ID_T, &[(0, 0), (1, 5), (3, 0)]), 17);
+    let third = session.plan_list(wanted(ID_T, &[(0, 0), (1, 5), (3, 0)]), 17);
     assert_eq!((third.epoch, listed(&third)), (2, vec![]));
     assert!(third.to_forget.is_empty());
 }
@@ -95,15 +95,15 @@ fn an_opened_session_lists_only_what_changed() {
 fn a_declined_session_keeps_every_fetch_full() {
     let mut session = FetchSession::default();
     for _ in 0..3 {
-        let plan = session.plan(wanted(ID_T, &[(0, 0), (1, 4)]), 17);
+        let plan = session.plan_list(wanted(ID_T, &[(0, 0), (1, 4)]), 17);
         assert_eq!((plan.session_id, plan.epoch), (0, 0));
         assert_eq!(listed(&plan), vec![(0, 0), (1, 4)]);
         data(session.read_response(answer(0, &[0, 1])));
     }
     // A session closed by the broker mid-way (an incremental answer without an id) too.
-    session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     data(session.read_response(answer(3, &[0])));
-    session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     data(session.read_response(answer(0, &[])));
     assert_eq!(session.id_and_epoch(), (0, 0));
 }
@@ -114,9 +114,9 @@ fn a_declined_session_keeps_every_fetch_full() {
 fn a_lost_session_is_replaced_by_a_full_fetch() {
     let opened = || {
         let mut session = FetchSession::default();
-        session.plan(wanted(ID_T, &[(0, 0), (1, 0)]), 17);
+        session.plan_list(wanted(ID_T, &[(0, 0), (1, 0)]), 17);
         data(session.read_response(answer(7, &[0, 1])));
-        session.plan(wanted(ID_T, &[(0, 3), (1, 0)]), 17);
+        session.plan_list(wanted(ID_T, &[(0, 3), (1, 0)]), 17);
         session
     };
     let error = |code| FetchResponse::default().with_error_code(code);
@@ -131,7 +131,7 @@ fn a_lost_session_is_replaced_by_a_full_fetch() {
             rejected,
             Answer::Rejected { after_full: false, code: c } if c == code
         ));
-        let next = session.plan(wanted(ID_T, &[(0, 3), (1, 0)]), 17);
+        let next = session.plan_list(wanted(ID_T, &[(0, 3), (1, 0)]), 17);
         assert_eq!(
             (next.session_id, next.epoch),
             (next_session_id, 0),
@@ -141,17 +141,17 @@ fn a_lost_session_is_replaced_by_a_full_fetch() {
     }
     let mut failed = opened();
     failed.fail();
-    let next = failed.plan(wanted(ID_T, &[(0, 3), (1, 0)]), 17);
+    let next = failed.plan_list(wanted(ID_T, &[(0, 3), (1, 0)]), 17);
     assert_eq!((next.session_id, next.epoch, next.to_send.len()), (7, 0, 2));
 }
 
 #[test]
 fn the_epoch_wraps_from_the_largest_to_1() {
     let mut session = FetchSession::default();
-    session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     data(session.read_response(answer(7, &[0])));
     session.next_epoch = i32::MAX;
-    let plan = session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    let plan = session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     assert_eq!(plan.epoch, i32::MAX);
     data(session.read_response(answer(7, &[])));
     assert_eq!(session.id_and_epoch(), (7, 1));
@@ -162,9 +162,9 @@ fn the_epoch_wraps_from_the_largest_to_1() {
 #[test]
 fn an_answer_naming_a_partition_not_asked_for_is_rejected() {
     let mut session = FetchSession::default();
-    session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     data(session.read_response(answer(7, &[0])));
-    session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     let rejected = session.read_response(answer(7, &[0, 5]));
     assert!(matches!(
         rejected,
@@ -182,7 +182,7 @@ fn an_answer_naming_a_partition_not_asked_for_is_rejected() {
 #[test]
 fn topic_ids_from_v13_and_names_when_one_is_missing() {
     let mut session = FetchSession::default();
-    let plan = session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    let plan = session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     assert_eq!(plan.version, 17);
     let request = plan.request(100, 1 << 20);
     assert_eq!(request.topics[0].topic_id, ID_T);
@@ -199,23 +199,25 @@ fn topic_ids_from_v13_and_names_when_one_is_missing() {
         max_bytes: 1024,
     };
     mixed.push((Arc::new(tp("u", 0)), no_id));
-    let plan = session.plan(mixed.clone(), 17);
+    let plan = session.plan_list(mixed.clone(), 17);
     assert_eq!((plan.version, plan.session_id, plan.epoch), (12, 7, 0));
     data(session.read_response(answer(7, &[0])));
     // Names again while `u` lacks an id: incremental now.
-    let plan = session.plan(mixed, 17);
+    let plan = session.plan_list(mixed, 17);
     assert_eq!((plan.version, plan.epoch), (12, 1));
     // The broker speaks only v12: names, whatever ids are known.
     assert_eq!(
-        FetchSession::default().plan(wanted(ID_T, &[]), 12).version,
+        FetchSession::default()
+            .plan_list(wanted(ID_T, &[]), 12)
+            .version,
         12
     );
 
     // Ids for all again, then `t` recreated under a new id: full fetches both times.
     let mut session = FetchSession::default();
-    session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     data(session.read_response(answer(7, &[])));
-    let plan = session.plan(wanted(ID_U, &[(0, 0)]), 17);
+    let plan = session.plan_list(wanted(ID_U, &[(0, 0)]), 17);
     assert_eq!((plan.epoch, plan.to_send.len()), (0, 1));
 }
 
@@ -224,9 +226,9 @@ fn topic_ids_from_v13_and_names_when_one_is_missing() {
 fn forgotten_partitions_are_grouped_per_topic() {
     for version in [12, 17] {
         let mut session = FetchSession::default();
-        session.plan(wanted(ID_T, &[(0, 0), (1, 0), (2, 0)]), version);
+        session.plan_list(wanted(ID_T, &[(0, 0), (1, 0), (2, 0)]), version);
         data(session.read_response(answer(7, &[])));
-        let plan = session.plan(wanted(ID_T, &[(1, 0)]), version);
+        let plan = session.plan_list(wanted(ID_T, &[(1, 0)]), version);
         let request = plan.request(100, 1 << 20);
         assert!(request.topics.is_empty());
         let forgotten = &request.forgotten_topics_data;
@@ -242,7 +244,7 @@ fn forgotten_partitions_are_grouped_per_topic() {
 fn closing_sends_the_final_epoch_only_for_an_open_session() {
     assert!(FetchSession::default().close().is_none());
     let mut session = FetchSession::default();
-    session.plan(wanted(ID_T, &[(0, 0)]), 17);
+    session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
     data(session.read_response(answer(7, &[0])));
     let request = session.close().unwrap();
     assert_eq!((request.session_id, request.session_epoch), (7, -1));
@@ -257,13 +259,96 @@ fn closing_sends_the_final_epoch_only_for_an_open_session() {
 fn a_plan_with_the_same_shared_partitions_lists_only_what_changed() {
     let mut session = FetchSession::default();
     let first = wanted(ID_T, &[(0, 0), (1, 0), (2, 0)]);
-    session.plan(first.clone(), 17);
+    session.plan_list(first.clone(), 17);
     data(session.read_response(answer(7, &[])));
     let mut next: WantedList = vec![first[0].clone(), first[2].clone()];
     next[1].1.fetch_offset = 9;
-    let plan = session.plan(next, 17);
+    let plan = session.plan_list(next, 17);
     assert_eq!(plan.epoch, 1, "incremental");
     assert_eq!(listed(&plan), vec![(2, 9)]);
     let forgotten: Vec<i32> = plan.to_forget.iter().map(|(tp, _)| tp.partition).collect();
     assert_eq!(forgotten, vec![1]);
+}
+
+/// A request given but never planned (its connection failed; the fetcher then fails the
+/// session) leaves the session to plan, in full, exactly what is given next — whether the
+/// giving stopped while the held list was updated in place or while it was rebuilt.
+#[test]
+fn a_request_given_but_never_planned_leaves_the_next_one_whole() {
+    for given in [&[(0, 0)][..], &[(0, 0), (3, 0)][..]] {
+        let mut session = FetchSession::default();
+        let held = wanted(ID_T, &[(0, 0), (1, 0), (2, 0)]);
+        session.plan_list(held.clone(), 17);
+        data(session.read_response(answer(7, &[])));
+        session.begin();
+        for (tp, want) in wanted(ID_T, given) {
+            session.want(&tp, want);
+        }
+        session.fail();
+        let plan = session.plan_list(held, 17);
+        assert_eq!((plan.session_id, plan.epoch), (7, 0), "full");
+        assert_eq!(listed(&plan), vec![(0, 0), (1, 0), (2, 0)]);
+        assert!(plan.to_forget.is_empty());
+        data(session.read_response(answer(7, &[])));
+        let plan = session.plan_list(wanted(ID_T, &[(0, 0), (1, 0), (2, 0)]), 17);
+        assert_eq!((plan.epoch, listed(&plan)), (1, vec![]));
+    }
+}
+
+/// Answers by topic id are read through the session's topics by id, kept from one request
+/// to the next while its partitions and their ids stay, and made again when a topic joins
+/// or a topic's id changes.
+#[test]
+fn answers_by_id_are_read_as_the_session_topics_change() {
+    let by_id = |topic_id: Uuid, partition: i32| {
+        let topic = FetchableTopicResponse::default()
+            .with_topic_id(topic_id)
+            .with_partitions(vec![
+                PartitionData::default().with_partition_index(partition)
+            ]);
+        FetchResponse::default()
+            .with_session_id(7)
+            .with_responses(vec![topic])
+    };
+    let mut session = FetchSession::default();
+    session.plan_list(wanted(ID_T, &[(0, 0)]), 17);
+    assert_eq!(
+        data(session.read_response(by_id(ID_T, 0))),
+        vec![tp("t", 0)]
+    );
+    session.plan_list(wanted(ID_T, &[(0, 3)]), 17);
+    assert_eq!(
+        data(session.read_response(by_id(ID_T, 0))),
+        vec![tp("t", 0)]
+    );
+
+    let mut joined = wanted(ID_T, &[(0, 3)]);
+    let u_want = Wanted {
+        topic_id: ID_U,
+        fetch_offset: 0,
+        max_bytes: 1024,
+    };
+    joined.push((Arc::new(tp("u", 0)), u_want));
+    let plan = session.plan_list(joined, 17);
+    assert_eq!((plan.epoch, plan.to_send.len()), (2, 1), "u-0 added");
+    assert_eq!(
+        data(session.read_response(by_id(ID_U, 0))),
+        vec![tp("u", 0)]
+    );
+
+    // `t` recreated under a new id: a full fetch, and answers by the new id.
+    let new_t = Uuid::from_u128(0x11);
+    let mut renamed = wanted(new_t, &[(0, 3)]);
+    renamed.push((Arc::new(tp("u", 0)), u_want));
+    let plan = session.plan_list(renamed, 17);
+    assert_eq!(plan.epoch, 0);
+    assert_eq!(
+        data(session.read_response(by_id(new_t, 0))),
+        vec![tp("t", 0)]
+    );
+    let stale = session.read_response(by_id(ID_T, 0));
+    assert!(
+        matches!(stale, Answer::Rejected { code: 0, .. }),
+        "old id unknown"
+    );
 }

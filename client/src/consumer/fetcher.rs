@@ -15,8 +15,10 @@
 //!
 //! Each lane keeps a KIP-227 fetch session ([`super::fetch_session`]): a request names only
 //! the partitions whose fetch offset changed since the last, and the answer only those with
-//! something new. A request still stands for all the partitions the lane wanted (`Sent`):
-//! each is in flight until the answer, listed in the request or implied by the session.
+//! something new. A request still stands for all the partitions the lane wanted: each is in
+//! flight until the answer, listed in the request or implied by the session. Each partition
+//! records the request that took it (an id), so an answer frees them all by freeing its
+//! lane, and its reading looks at the partitions it names only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::mpsc;
 
-use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted, WantedList};
+use super::fetch_session::{Answer, FetchSession, SharedPartition, Wanted};
 use super::{ConsumerConfig, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
@@ -43,7 +45,10 @@ pub struct PartitionState {
     fetch_offset: i64,
     pub paused: bool,
     epoch: u64,
-    in_flight: bool,
+    /// The Fetch that last took this partition (0: none since a seek or rewind). The
+    /// partition is in flight while that request's lane waits for its answer; the answer's
+    /// data is used only while this still names it (no seek or rewind meanwhile).
+    request: u64,
     /// After a fetch error, no fetch for this partition before this instant.
     backoff_until: Option<tokio::time::Instant>,
     /// Failed fetches (or looks without a known leader) in a row, for the doubling backoff.
@@ -58,22 +63,19 @@ pub struct PartitionState {
     shared: Option<SharedPartition>,
 }
 
-/// What one Fetch stands for: (partition, epoch, fetch offset) of each partition the lane
-/// wanted, whether the request listed it or its session implied it.
-type Sent = Vec<(SharedPartition, u64, i64)>;
-
-/// One lane's Fetch while `send_fetches` gathers it: (broker, lane), what it stands for,
-/// and what it asks for (sorted).
+/// One lane's Fetch while `send_fetches` gathers it: (broker, lane), its request id, and
+/// the lane's session, given the partitions it asks for.
 struct LaneFetch {
     lane: (i32, usize),
-    sent: Sent,
-    wanted: WantedList,
+    request: u64,
+    session: FetchSession,
 }
 
 struct FetchResult {
     broker: i32,
     lane: usize,
-    sent: Sent,
+    /// The request's id, as each partition it took records it.
+    request: u64,
     /// The lane's session, handed back by the request that had it.
     session: FetchSession,
     response: Result<FetchResponse>,
@@ -90,8 +92,11 @@ pub struct Fetcher {
     pub partitions: BTreeMap<TopicPartition, PartitionState>,
     results_tx: mpsc::Sender<FetchResult>,
     results_rx: mpsc::Receiver<FetchResult>,
-    /// (broker, lane) pairs with a Fetch in flight.
-    busy_lanes: HashSet<(i32, usize)>,
+    /// (broker, lane) pairs with a Fetch in flight, and that Fetch's id. Few (brokers ×
+    /// `fetch_connections_per_broker`): searched in place.
+    busy_lanes: Vec<((i32, usize), u64)>,
+    /// The id of the next Fetch (0 is no request's).
+    next_request: u64,
     /// The fetch session of each idle lane; a busy lane's is inside its request.
     sessions: HashMap<(i32, usize), FetchSession>,
     /// Lanes whose session was open (had an id) when last handed back.
@@ -131,7 +136,8 @@ impl Fetcher {
             partitions: BTreeMap::new(),
             results_tx,
             results_rx,
-            busy_lanes: HashSet::new(),
+            busy_lanes: Vec::new(),
+            next_request: 1,
             sessions: HashMap::new(),
             open_lanes: HashSet::new(),
             next_epoch: 1,
@@ -167,7 +173,7 @@ impl Fetcher {
         state.awaiting_reset = false;
         state.fetch_offset = offset;
         state.epoch = epoch;
-        state.in_flight = false;
+        state.request = 0;
         state.buffered.clear();
         state.undecoded.clear();
         state.buffered_bytes = 0;
@@ -215,20 +221,16 @@ impl Fetcher {
         // Lanes are few (brokers × `fetch_connections_per_broker`) and partitions many: a
         // short list searched in place, not a hash of the lane per partition.
         let mut by_lane: Vec<LaneFetch> = Vec::new();
-        let busy: Vec<(i32, usize)> = self.busy_lanes.iter().copied().collect();
         let now = tokio::time::Instant::now();
         let lanes = self.config.fetch_connections_per_broker.max(1);
-        // A lane's share of the assignment when one broker leads it all: its lists are sized
-        // once, not grown by doubling (copies and frees per request of a tailing lane).
-        let lane_share = self.partitions.len() / lanes + 1;
         // Looked up once per topic: partitions come sorted by topic.
         let mut topic: Option<CachedTopic> = None;
         self.leaders.refresh(&self.cluster);
         for (index, (tp, state)) in self.partitions.iter_mut().enumerate() {
             let wants = state.position.is_some()
                 && !state.paused
-                && !state.in_flight
-                && state.buffered_bytes < self.config.prefetch_bytes_max;
+                && state.buffered_bytes < self.config.prefetch_bytes_max
+                && !in_flight(&self.busy_lanes, state);
             if !wants {
                 continue;
             }
@@ -250,7 +252,7 @@ impl Fetcher {
             };
             // Lanes by place in the assignment, so any set of partitions spreads evenly.
             let lane = (leader, index % lanes);
-            if busy.contains(&lane) {
+            if self.busy_lanes.iter().any(|(busy, _)| *busy == lane) {
                 continue;
             }
             let want = Wanted {
@@ -258,50 +260,50 @@ impl Fetcher {
                 fetch_offset: state.fetch_offset,
                 max_bytes: self.config.partition_fetch_bytes_max,
             };
-            // Every partition taken here goes out below: marked now, not looked up again.
-            state.in_flight = true;
-            let shared = state
-                .shared
-                .get_or_insert_with(|| Arc::new(tp.clone()))
-                .clone();
+            let shared = state.shared.get_or_insert_with(|| Arc::new(tp.clone()));
             let index = match by_lane.iter().position(|fetch| fetch.lane == lane) {
                 Some(index) => index,
                 None => {
+                    // An idle lane's session is in `sessions` (or it has none yet).
+                    let mut session = self.sessions.remove(&lane).unwrap_or_default();
+                    session.begin();
                     by_lane.push(LaneFetch {
                         lane,
-                        sent: Vec::with_capacity(lane_share),
-                        wanted: Vec::with_capacity(lane_share),
+                        request: self.next_request,
+                        session,
                     });
+                    self.next_request += 1;
                     by_lane.len() - 1
                 }
             };
-            let LaneFetch { sent, wanted, .. } = &mut by_lane[index];
-            sent.push((shared.clone(), state.epoch, state.fetch_offset));
-            wanted.push((shared, want));
+            // Every partition taken here goes out below: marked now, not looked up again.
+            state.request = by_lane[index].request;
+            // Given in the map's order: sorted, as the session needs.
+            by_lane[index].session.want(shared, want);
         }
         for LaneFetch {
             lane: (broker, lane),
-            sent,
-            wanted,
+            request,
+            session,
         } in by_lane
         {
-            // Sorted already: taken in the map's order.
-            self.spawn_fetch(broker, lane, sent, wanted);
+            self.spawn_fetch(broker, lane, request, session);
         }
     }
 
-    /// Sends one lane's Fetch in a task of its own, the lane's session with it: the session
-    /// plans the request once the connection says which version it speaks.
-    fn spawn_fetch(&mut self, broker: i32, lane: usize, sent: Sent, wanted: WantedList) {
-        self.busy_lanes.insert((broker, lane));
-        let mut session = self.sessions.remove(&(broker, lane)).unwrap_or_default();
+    /// Sends one lane's Fetch in a task of its own, the lane's session with it (given the
+    /// partitions it asks for): the session plans the request once the connection says
+    /// which version it speaks.
+    fn spawn_fetch(&mut self, broker: i32, lane: usize, request: u64, mut session: FetchSession) {
+        debug_assert!(self.busy_lanes.iter().all(|(l, _)| *l != (broker, lane)));
+        self.busy_lanes.push(((broker, lane), request));
         let (max_wait_ms, max_bytes) = (self.config.fetch_wait_ms_max, self.config.fetch_bytes_max);
         let cluster = self.cluster.clone();
         let results = self.results_tx.clone();
         tokio::spawn(async move {
             let response = async {
                 let conn = cluster.broker_lane(broker, lane).await?;
-                let plan = session.plan(wanted, conn.version_of::<FetchRequest>()?);
+                let plan = session.plan(conn.version_of::<FetchRequest>()?);
                 let request = plan.request(max_wait_ms, max_bytes);
                 conn.send_at(&request, plan.version).await
             }
@@ -310,12 +312,19 @@ impl Fetcher {
                 .send(FetchResult {
                     broker,
                     lane,
-                    sent,
+                    request,
                     session,
                     response,
                 })
                 .await;
         });
+    }
+
+    /// `tp` is assigned and in a Fetch whose answer has not been read.
+    #[cfg(test)]
+    fn in_flight(&self, tp: &TopicPartition) -> bool {
+        let state = self.partitions.get(tp);
+        state.is_some_and(|state| in_flight(&self.busy_lanes, state))
     }
 
     /// Closes the open fetch sessions (a FINAL fetch each, as Java's fetcher does on close),
@@ -324,7 +333,10 @@ impl Fetcher {
         let deadline =
             tokio::time::Instant::now() + std::time::Duration::from_millis(SESSION_CLOSE_MS);
         // Bounded by the deadline: each pass takes an answer or waits until then.
-        while self.busy_lanes.iter().any(|l| self.open_lanes.contains(l))
+        while self
+            .busy_lanes
+            .iter()
+            .any(|(l, _)| self.open_lanes.contains(l))
             && tokio::time::Instant::now() < deadline
         {
             self.wait_for_data(deadline).await;
@@ -368,16 +380,24 @@ impl Fetcher {
         reset
     }
 
-    /// Buffers one fetch response's records; returns the partitions to reset.
+    /// Buffers one fetch response's records; returns the partitions to reset. Freeing the
+    /// lane frees every partition the request took; only those the answer names are
+    /// looked at (a tailing lane's answer names a few of its hundreds).
     fn receive(&mut self, result: FetchResult) -> Vec<TopicPartition> {
         let FetchResult {
             broker,
             lane,
-            sent,
+            request,
             mut session,
             response,
         } = result;
-        self.busy_lanes.remove(&(broker, lane));
+        let busy_before = self.busy_lanes.len();
+        self.busy_lanes.retain(|(_, busy)| *busy != request);
+        debug_assert_eq!(
+            self.busy_lanes.len() + 1,
+            busy_before,
+            "one lane per request"
+        );
         // Its partitions are free to be fetched again, whatever the answer says.
         self.may_fetch = true;
         let answer = response.map(|response| session.read_response(response));
@@ -389,63 +409,27 @@ impl Fetcher {
             false => self.open_lanes.remove(&(broker, lane)),
         };
         self.sessions.insert((broker, lane), session);
-        let mut data = match answer {
+        let data = match answer {
             Ok(Answer::Data(data)) => data,
             Ok(Answer::Rejected { code, after_full }) => {
-                self.rejected(&sent, code, after_full);
+                self.rejected(request, code, after_full);
                 return Vec::new();
             }
             Err(e) => {
                 tracing::debug!(broker, error = %e, "fetch failed");
-                if e.invalidates_metadata() {
-                    for (tp, _, _) in &sent {
-                        self.cluster.request_refresh(&tp.topic);
-                    }
-                }
-                self.release(&sent, true);
+                self.release(request, true, e.invalidates_metadata());
                 return Vec::new();
             }
         };
         let mut reset = Vec::new();
-        // `sent` and `data` are sorted, as the partitions are: one walk over the three
-        // instead of a lookup per sent partition (hundreds per answer for a lane tailing
-        // many partitions, most with nothing new).
-        debug_assert!(
-            sent.windows(2).all(|w| w[0].0 < w[1].0),
-            "sent out of order"
-        );
-        let mut states = match sent.first() {
-            Some((first, _, _)) => self.partitions.range_mut(&**first..).peekable(),
-            None => return reset,
-        };
-        for (tp, epoch, offset) in sent {
-            // Bounded by the assignment: each partition is passed once.
-            while states.next_if(|(key, _)| **key < *tp).is_some() {}
-            let Some((_, state)) = states.next_if(|(key, _)| **key == *tp) else {
+        // Bounded by the answer: each answered partition is looked up once.
+        for (tp, partition) in data {
+            let Some(state) = self.partitions.get_mut(&tp) else {
                 continue; // reassigned meanwhile
             };
-            if state.epoch != epoch || state.fetch_offset != offset {
-                continue; // seeked meanwhile
+            if state.request != request {
+                continue; // seeked or rewound meanwhile, or not asked for by this request
             }
-            state.in_flight = false;
-            // Left out of an incremental answer: nothing new.
-            // Bounded by the answer: each answered partition is dropped or taken once.
-            // Looked at in place: a partition's data is large to move for a comparison.
-            while data
-                .first_key_value()
-                .is_some_and(|(answered, _)| *answered < *tp)
-            {
-                data.pop_first();
-            }
-            if data
-                .first_key_value()
-                .is_none_or(|(answered, _)| *answered != *tp)
-            {
-                continue;
-            }
-            let Some((_, partition)) = data.pop_first() else {
-                continue;
-            };
             match partition.error_code {
                 0 => {
                     state.failures = 0;
@@ -453,7 +437,8 @@ impl Fetcher {
                     if let Some(records) = partition.records {
                         stage_records(state, records);
                         if !state.undecoded.is_empty() {
-                            self.with_data.insert(tp.clone());
+                            let shared = state.shared.get_or_insert_with(|| Arc::new(tp.clone()));
+                            self.with_data.insert(shared.clone());
                         }
                     }
                 }
@@ -461,7 +446,7 @@ impl Fetcher {
                     state.position = None;
                     state.awaiting_reset = true;
                     self.maybe_unpositioned = true;
-                    reset.push(TopicPartition::clone(&tp));
+                    reset.push(tp);
                 }
                 code => {
                     tracing::debug!(%tp, code, "fetch error; backing off");
@@ -482,7 +467,7 @@ impl Fetcher {
     /// broker refused the whole request), or an answer naming what was not asked for. Its
     /// partitions are fetched again in full: at once when only the session was wrong (the
     /// application sees nothing of it), after a backoff otherwise.
-    fn rejected(&mut self, sent: &Sent, code: i16, after_full: bool) {
+    fn rejected(&mut self, request: u64, code: i16, after_full: bool) {
         let session_lost = matches!(
             code,
             0 | codes::FETCH_SESSION_ID_NOT_FOUND
@@ -494,21 +479,30 @@ impl Fetcher {
             after_full,
             "fetch answer not used; the next fetch is full"
         );
-        if broker_error(code).invalidates_metadata() {
-            for (tp, _, _) in sent {
-                self.cluster.request_refresh(&tp.topic);
-            }
-        }
-        self.release(sent, after_full || !session_lost);
+        let failed = after_full || !session_lost;
+        self.release(request, failed, broker_error(code).invalidates_metadata());
     }
 
-    fn release(&mut self, sent: &Sent, failed: bool) {
-        for (tp, epoch, _) in sent {
-            if let Some(state) = self.partitions.get_mut(&**tp).filter(|s| s.epoch == *epoch) {
-                state.in_flight = false;
-                if failed {
-                    state.back_off(&self.config);
-                }
+    /// After a request failed (`failed`: its partitions back off) or its topics' metadata
+    /// went stale (`stale`: asked for again). Freeing its lane freed its partitions; this
+    /// walk of the assignment, for the partitions the request took, is for failures only.
+    fn release(&mut self, request: u64, failed: bool, stale: bool) {
+        if !(failed || stale) {
+            return;
+        }
+        let mut refreshed: Option<&str> = None;
+        let took = self
+            .partitions
+            .iter_mut()
+            .filter(|(_, s)| s.request == request);
+        for (tp, state) in took {
+            if failed {
+                state.back_off(&self.config);
+            }
+            // Once per topic: partitions come sorted by topic.
+            if stale && refreshed != Some(tp.topic.as_str()) {
+                self.cluster.request_refresh(&tp.topic);
+                refreshed = Some(tp.topic.as_str());
             }
         }
     }
@@ -519,6 +513,15 @@ mod leaders;
 
 #[path = "fetch_decode.rs"]
 mod decode;
+
+/// `state` was taken by a Fetch whose answer has not been read (`busy_lanes`: the
+/// fetcher's).
+fn in_flight(busy_lanes: &[((i32, usize), u64)], state: &PartitionState) -> bool {
+    state.request != 0
+        && busy_lanes
+            .iter()
+            .any(|(_, request)| *request == state.request)
+}
 
 /// A broker's error code as an [`Error`], to ask how to treat it.
 fn broker_error(code: i16) -> Error {

@@ -32,6 +32,10 @@ fn tp() -> TopicPartition {
     TopicPartition::new("t", 0)
 }
 
+fn t(partition: i32) -> TopicPartition {
+    TopicPartition::new("t", partition)
+}
+
 fn offsets(state: &PartitionState) -> Vec<i64> {
     state.buffered.iter().map(|r| r.offset).collect()
 }
@@ -45,14 +49,23 @@ fn sent_session(offset: i64) -> FetchSession {
         fetch_offset: offset,
         max_bytes: 1 << 20,
     };
-    session.plan(vec![(Arc::new(tp()), want)], 12);
+    session.plan_list(vec![(Arc::new(tp()), want)], 12);
     session
 }
 
+/// Marks t-0 as taken by a new Fetch on broker 0's lane 0, as `send_fetches` does; its id.
+fn take_t0(fetcher: &mut Fetcher) -> u64 {
+    let request = fetcher.next_request;
+    fetcher.next_request += 1;
+    fetcher.partitions.get_mut(&tp()).unwrap().request = request;
+    fetcher.busy_lanes.push(((0, 0), request));
+    request
+}
+
 /// A fetch response from broker 0 carrying `records` for partition t-0, sent at `offset`.
-fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
+fn arrived(fetcher: &mut Fetcher, offset: i64, records: Vec<u8>) {
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    let epoch = fetcher.partitions[&tp()].epoch;
+    let request = take_t0(fetcher);
     let partition = PartitionData::default()
         .with_partition_index(0)
         .with_high_watermark(offset + 10)
@@ -63,7 +76,7 @@ fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
     let result = FetchResult {
         broker: 0,
         lane: 0,
-        sent: vec![(Arc::new(tp()), epoch, offset)],
+        request,
         session: sent_session(offset),
         response: Ok(response),
     };
@@ -71,7 +84,7 @@ fn arrived(fetcher: &Fetcher, offset: i64, records: Vec<u8>) {
 }
 
 /// A fetch response from broker 0 with error `code` for partition t-0, sent at 0.
-fn failed(fetcher: &Fetcher, code: i16) -> FetchResult {
+fn failed(fetcher: &mut Fetcher, code: i16) -> FetchResult {
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
     let partition = PartitionData::default()
         .with_partition_index(0)
@@ -82,7 +95,7 @@ fn failed(fetcher: &Fetcher, code: i16) -> FetchResult {
     FetchResult {
         broker: 0,
         lane: 0,
-        sent: vec![(Arc::new(tp()), fetcher.partitions[&tp()].epoch, 0)],
+        request: take_t0(fetcher),
         session: sent_session(0),
         response: Ok(response),
     }
@@ -112,12 +125,14 @@ async fn only_a_stale_leader_error_refreshes_metadata_and_the_leader_stays_cache
     fetcher.seek(&tp(), 0).unwrap();
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(200));
     // CORRUPT_MESSAGE: back off and fetch again from the same leader.
-    fetcher.receive(failed(&fetcher, 2));
+    let failure = failed(&mut fetcher, 2);
+    fetcher.receive(failure);
     settle().await;
     assert_eq!(asked.load(Ordering::SeqCst), 1, "no Metadata request");
     assert_eq!(cluster.cached_leader("t", 0), Some(0));
     // NOT_LEADER_OR_FOLLOWER: a refresh in the background; the leader stays usable.
-    fetcher.receive(failed(&fetcher, codes::NOT_LEADER_OR_FOLLOWER));
+    let failure = failed(&mut fetcher, codes::NOT_LEADER_OR_FOLLOWER);
+    fetcher.receive(failure);
     assert_eq!(cluster.cached_leader("t", 0), Some(0));
     settle().await;
     assert_eq!(asked.load(Ordering::SeqCst), 2, "one Metadata request");
@@ -180,11 +195,9 @@ fn take_rotates_so_a_deep_partition_does_not_starve_the_others() {
 async fn zero_fetch_connections_means_one_lane() {
     let mut fetcher = five_partitions(0);
     fetcher.send_fetches();
-    assert_eq!(
-        fetcher.busy_lanes.iter().copied().collect::<Vec<_>>(),
-        vec![(0, 0)]
-    );
-    assert!(fetcher.partitions.values().all(|s| s.in_flight));
+    let busy: Vec<(i32, usize)> = fetcher.busy_lanes.iter().map(|(l, _)| *l).collect();
+    assert_eq!(busy, vec![(0, 0)]);
+    assert!(fetcher.partitions.keys().all(|tp| fetcher.in_flight(tp)));
 }
 
 #[tokio::test]
@@ -192,23 +205,29 @@ async fn each_lane_fetches_its_share_of_a_brokers_partitions() {
     let mut fetcher = five_partitions(2);
     fetcher.send_fetches();
     // Both lanes of broker 0 busy, every partition in flight in one of them.
-    let mut busy: Vec<(i32, usize)> = fetcher.busy_lanes.iter().copied().collect();
+    let mut busy: Vec<(i32, usize)> = fetcher.busy_lanes.iter().map(|(l, _)| *l).collect();
     busy.sort();
     assert_eq!(busy, vec![(0, 0), (0, 1)]);
-    assert!(fetcher.partitions.values().all(|s| s.in_flight));
+    assert!(fetcher.partitions.keys().all(|tp| fetcher.in_flight(tp)));
     // The offline cluster cannot connect: both fetches come back failed, each frees
     // its lane and the partitions it carried (3 + 2).
     let mut carried = Vec::new();
     for _ in 0..2 {
         let result = fetcher.results_rx.recv().await.unwrap();
         assert!(result.response.is_err());
-        carried.push(result.sent.len());
+        let states = fetcher.partitions.values();
+        carried.push(states.filter(|s| s.request == result.request).count());
         fetcher.receive(result);
     }
     carried.sort();
     assert_eq!(carried, vec![2, 3]);
     assert!(fetcher.busy_lanes.is_empty());
-    assert!(fetcher.partitions.values().all(|s| !s.in_flight));
+    assert!(fetcher.partitions.keys().all(|tp| !fetcher.in_flight(tp)));
+    let backed_off = fetcher.partitions.values();
+    assert!(
+        backed_off.into_iter().all(|s| s.backoff_until.is_some()),
+        "each failed request's partitions back off"
+    );
 }
 
 #[tokio::test]
@@ -220,14 +239,11 @@ async fn responses_that_arrived_are_staged_without_waiting_so_the_next_fetch_can
         fetcher.stage_arrived().is_empty(),
         "nothing arrived: no wait"
     );
-    // As `send_fetches` leaves them: the partition and its broker busy.
-    fetcher.partitions.get_mut(&tp()).unwrap().in_flight = true;
-    fetcher.busy_lanes.insert((0, 0));
-    arrived(&fetcher, 0, batch(0, 3));
+    arrived(&mut fetcher, 0, batch(0, 3));
     assert!(fetcher.stage_arrived().is_empty());
     let state = &fetcher.partitions[&tp()];
     assert_eq!(state.fetch_offset, 3, "the next fetch asks from offset 3");
-    assert!(!state.in_flight && fetcher.busy_lanes.is_empty());
+    assert!(!fetcher.in_flight(&tp()) && fetcher.busy_lanes.is_empty());
     assert_eq!(state.high_watermark, 10);
     let offsets: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
     assert_eq!(offsets, vec![0, 1, 2]);
@@ -271,11 +287,12 @@ fn a_corrupt_batch_keeps_what_precedes_it_and_is_fetched_again() {
         vec![0, 1],
         "the good batch before it is kept"
     );
-    state.in_flight = true;
+    state.request = 3;
     rewind(&mut state, 2, 7);
     assert_eq!(state.fetch_offset, 2);
-    assert_eq!(state.epoch, 7, "a fetch in flight past it is dropped");
-    assert!(!state.in_flight && state.backoff_until.is_some());
+    assert_eq!(state.request, 0, "a fetch in flight past it is dropped");
+    assert_eq!(state.epoch, 7);
+    assert!(state.backoff_until.is_some());
     assert!(state.undecoded.is_empty(), "later blobs are dropped too");
     let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
     assert_eq!(state.buffered_bytes, sizes);
@@ -291,9 +308,9 @@ async fn a_partition_without_a_known_leader_does_not_hold_up_the_others() {
     fetcher.seek(&tp(), 0).unwrap();
     fetcher.seek(&missing, 0).unwrap();
     fetcher.send_fetches();
-    assert!(fetcher.partitions[&tp()].in_flight, "t-0 fetched");
-    let skipped = &fetcher.partitions[&missing];
-    assert!(!skipped.in_flight && skipped.backoff_until.is_some());
+    assert!(fetcher.in_flight(&tp()), "t-0 fetched");
+    assert!(!fetcher.in_flight(&missing));
+    assert!(fetcher.partitions[&missing].backoff_until.is_some());
     assert_eq!(fetcher.busy_lanes.len(), 1, "one Fetch, to t-0's leader");
 }
 
@@ -330,7 +347,8 @@ fn a_partition_that_loses_its_position_is_reported_again() {
     let mut fetcher = five_partitions(1);
     assert_eq!(fetcher.needing_position(), (vec![], vec![]));
     assert_eq!(fetcher.needing_position(), (vec![], vec![]));
-    let reset = fetcher.receive(failed(&fetcher, codes::OFFSET_OUT_OF_RANGE));
+    let failure = failed(&mut fetcher, codes::OFFSET_OUT_OF_RANGE);
+    let reset = fetcher.receive(failure);
     assert_eq!(reset, vec![tp()]);
     assert_eq!(fetcher.needing_position(), (vec![], vec![tp()]));
     fetcher.seek(&tp(), 3).unwrap();
@@ -356,7 +374,7 @@ async fn take_visits_a_partition_while_it_has_data() {
     fetcher.assign(&[tp()]);
     fetcher.seek(&tp(), 0).unwrap();
     assert!(fetcher.with_data.is_empty());
-    arrived(&fetcher, 0, batch(0, 3));
+    arrived(&mut fetcher, 0, batch(0, 3));
     fetcher.stage_arrived();
     assert!(fetcher.with_data.contains(&tp()));
     assert_eq!(take(&mut fetcher, 2), vec![0, 1]);
@@ -364,7 +382,7 @@ async fn take_visits_a_partition_while_it_has_data() {
     assert_eq!(take(&mut fetcher, 10), vec![2]);
     assert!(fetcher.with_data.is_empty(), "run dry");
 
-    arrived(&fetcher, 3, batch(3, 2));
+    arrived(&mut fetcher, 3, batch(3, 2));
     fetcher.stage_arrived();
     fetcher.partitions.get_mut(&tp()).unwrap().paused = true;
     assert!(take(&mut fetcher, 10).is_empty());
@@ -375,7 +393,7 @@ async fn take_visits_a_partition_while_it_has_data() {
     fetcher.partitions.get_mut(&tp()).unwrap().paused = false;
     assert_eq!(take(&mut fetcher, 10), vec![3, 4]);
 
-    arrived(&fetcher, 5, batch(5, 2));
+    arrived(&mut fetcher, 5, batch(5, 2));
     fetcher.stage_arrived();
     fetcher.seek(&tp(), 0).unwrap();
     assert!(
@@ -384,7 +402,7 @@ async fn take_visits_a_partition_while_it_has_data() {
     );
     assert!(fetcher.with_data.is_empty());
 
-    arrived(&fetcher, 0, batch(0, 1));
+    arrived(&mut fetcher, 0, batch(0, 1));
     fetcher.stage_arrived();
     assert!(fetcher.with_data.contains(&tp()));
     fetcher.assign(&[]);
@@ -407,10 +425,10 @@ async fn a_partition_that_starts_wanting_a_fetch_is_fetched_at_the_next_poll() {
         fetcher.seek(tp, 0).unwrap();
     }
     let in_flight = |fetcher: &Fetcher| -> Vec<i32> {
-        let states = fetcher.partitions.iter();
-        states
-            .filter(|(_, s)| s.in_flight)
-            .map(|(tp, _)| tp.partition)
+        let assigned = fetcher.partitions.keys();
+        assigned
+            .filter(|tp| fetcher.in_flight(tp))
+            .map(|tp| tp.partition)
             .collect()
     };
     fetcher.partitions.get_mut(&partitions[1]).unwrap().paused = true;
@@ -441,4 +459,59 @@ async fn a_partition_that_starts_wanting_a_fetch_is_fetched_at_the_next_poll() {
     fetcher.send_fetches();
     assert_eq!(in_flight(&fetcher), vec![0, 1, 2]);
     assert!(!fetcher.may_fetch);
+}
+
+/// An answer frees every partition its request took by freeing its lane, and is read only
+/// for the partitions it names: records of one seeked meanwhile, or taken by the other
+/// lane's request, are dropped; the other lane's partitions stay in flight.
+#[test]
+fn an_answer_uses_only_what_its_own_request_took() {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    let mut fetcher = five_partitions(2);
+    let (first, second) = (fetcher.next_request, fetcher.next_request + 1);
+    fetcher.next_request += 2;
+    for (partition, request) in [(0, first), (1, first), (2, first), (3, second)] {
+        let state = fetcher.partitions.get_mut(&t(partition)).unwrap();
+        state.request = request;
+    }
+    fetcher.busy_lanes = vec![((0, 0), first), ((0, 1), second)];
+    fetcher.seek(&t(1), 0).unwrap();
+    let mut session = FetchSession::default();
+    let want = Wanted {
+        topic_id: uuid::Uuid::nil(),
+        fetch_offset: 0,
+        max_bytes: 1 << 20,
+    };
+    let listed = (0..4).map(|p| (Arc::new(t(p)), want)).collect();
+    session.plan_list(listed, 12);
+    let answered = (0..4).map(|p| {
+        PartitionData::default()
+            .with_partition_index(p)
+            .with_high_watermark(2)
+            .with_records(Some(Bytes::from(batch(0, 2))))
+    });
+    let response = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(topic_name("t"))
+        .with_partitions(answered.collect())]);
+    let result = FetchResult {
+        broker: 0,
+        lane: 0,
+        request: first,
+        session,
+        response: Ok(response),
+    };
+    assert!(fetcher.receive(result).is_empty());
+    let fetch_offsets: Vec<i64> = (0..5)
+        .map(|p| fetcher.partitions[&t(p)].fetch_offset)
+        .collect();
+    assert_eq!(
+        fetch_offsets,
+        vec![2, 0, 2, 0, 0],
+        "t-1 seeked, t-3 not this request's"
+    );
+    let with_data: Vec<i32> = fetcher.with_data.iter().map(|tp| tp.partition).collect();
+    assert_eq!(with_data, vec![0, 2]);
+    let in_flight: Vec<i32> = (0..5).filter(|p| fetcher.in_flight(&t(*p))).collect();
+    assert_eq!(in_flight, vec![3], "the other lane's request still waits");
+    assert_eq!(fetcher.busy_lanes, vec![((0, 1), second)]);
 }
