@@ -427,18 +427,20 @@ fn a_time_default_set_in_hours_is_described_as_kafka_does() {
     topic(&fixture, "t", 1);
     let static_hours = ("log.retention.hours", "24", SOURCE_STATIC_BROKER);
     let default_hours = ("log.retention.hours", "168", SOURCE_DEFAULT);
+    // Static, and so unchanged by a dynamic `log.retention.ms` below.
+    let hours_row = expect(
+        "log.retention.hours",
+        "24",
+        SOURCE_STATIC_BROKER,
+        &[static_hours, default_hours],
+    );
     let mine = describe(&fixture, RESOURCE_BROKER, &me());
     assert_eq!(
         rows_named(&mine, &RETENTION),
         [
             expect("log.retention.ms", "", SOURCE_DEFAULT, &[]),
             expect("log.retention.minutes", "", SOURCE_DEFAULT, &[]),
-            expect(
-                "log.retention.hours",
-                "24",
-                SOURCE_STATIC_BROKER,
-                &[static_hours, default_hours]
-            ),
+            hours_row.clone(),
         ]
     );
     let topic_row = |fixture: &Fixture| {
@@ -460,12 +462,7 @@ fn a_time_default_set_in_hours_is_described_as_kafka_does() {
                 &[cluster, static_hours, default_hours]
             ),
             expect("log.retention.minutes", "", SOURCE_DEFAULT, &[]),
-            expect(
-                "log.retention.hours",
-                "24",
-                SOURCE_STATIC_BROKER,
-                &[static_hours, default_hours]
-            ),
+            hours_row.clone(),
         ]
     );
     let expected = expect(
