@@ -304,6 +304,7 @@ class CooperativeMember:
         self.owned = set()
         self.revoked = []  # every revoke callback's partitions, in order
         self.seen = []  # (partition, offset) consumed
+        self.failed_commits = 0
         self.consumer = Consumer(
             {
                 "bootstrap.servers": cc.bootstrap(),
@@ -332,7 +333,16 @@ class CooperativeMember:
             self.seen.append((msg.partition(), msg.offset()))
             # Each record's offset is committed before the next poll, so a partition that
             # moves on is resumed by its next owner just past what this member consumed.
-            self.consumer.commit(message=msg, asynchronous=False)
+            try:
+                self.consumer.commit(message=msg, asynchronous=False)
+            except KafkaException as err:
+                # A commit racing a rebalance carries the generation the member had: Kafka
+                # answers ILLEGAL_GENERATION once the join has completed, and
+                # REBALANCE_IN_PROGRESS while the assignment is handed out; so does Runnel.
+                race = (KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS)
+                if err.args[0].code() not in race:
+                    raise
+                self.failed_commits += 1
 
 
 def test_cooperative_sticky_group_moves_only_the_partitions_it_must():
@@ -382,8 +392,10 @@ def test_cooperative_sticky_group_moves_only_the_partitions_it_must():
         while len(first.seen) + len(second.seen) < 60 and time.monotonic() < deadline:
             first.poll()
         seen = first.seen + second.seen
-        assert len(seen) == 60
         assert len(set(seen)) == 60
+        # A commit lost to a rebalance race can leave its record to the partition's next
+        # owner: at most one record read twice per failed commit.
+        assert len(seen) - 60 <= first.failed_commits + second.failed_commits
     finally:
         first.consumer.close()
         client.delete_topics([topic])
