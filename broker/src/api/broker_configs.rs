@@ -219,14 +219,11 @@ pub(super) fn describe_broker(
             };
             let single = unit_synonyms(known.topic_key).is_none();
             for (name, value, source) in setting.rows() {
-                // One broker name: the value in force as storage renders it, from the same
-                // layers. Several: each name's own value (Kafka's null when unset).
-                let (value, source) = match single {
-                    true => (
-                        Some(entry.value.clone()),
-                        default_source(ctx, known.topic_key),
-                    ),
-                    false => (value.map(str::to_owned), source),
+                // One broker name: the value in force as storage renders it (from the same
+                // layers). Several: each name's own value (Kafka's null when unset).
+                let value = match single {
+                    true => Some(entry.value.clone()),
+                    false => value.map(str::to_owned),
                 };
                 let synonyms = asked(setting.synonyms_of(name, true));
                 // Only the first name can change at run time (Kafka's
