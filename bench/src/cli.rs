@@ -588,5 +588,9 @@ mod tests {
         assert_eq!(runtime_threads(None, 0, 2), 1);
         assert_eq!(runtime_threads(None, 3, 0), 1);
         assert_eq!(runtime_threads(Some(4), 1, 2), 4);
+        let parse = |threads: &str| {
+            Cli::try_parse_from(["runnel-bench", "produce", "--threads", threads]).is_ok()
+        };
+        assert!(parse("1") && !parse("0") && !parse("-1"));
     }
 }
