@@ -44,7 +44,9 @@ use crate::net::file_sends::FileSends;
 pub const FETCH_MAX_WAIT_MS_MAX: u64 = 30_000;
 /// Cap on a whole response's bytes (Kafka's `fetch.max.bytes` default, 55 MiB).
 pub const FETCH_RESPONSE_MAX_BYTES: usize = 55 * 1024 * 1024;
-/// Cap on the long-poll's wake-ups, so a hot partition cannot spin one fetch forever.
+/// Cap on the long-poll's wake-ups that find its own partitions grown (or one failing), so
+/// a hot partition cannot spin one fetch forever. A topic-wide wait's wake-ups for the
+/// topic's other partitions do not count: the deadline bounds those.
 const FETCH_WAKEUPS_MAX: usize = 10_000;
 /// Partitions of one topic a long poll waits on one by one; with more it waits on the topic.
 const PARTITION_WAITS_MAX: usize = 8;
@@ -167,6 +169,11 @@ pub fn handle(ctx: &BrokerContext, header: &RequestHeader, request: FetchRequest
 /// moved, not every wait (a consumer tailing 1 000 partitions re-armed 1 000 waits per
 /// append).
 async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
+    long_poll_waking(plan, deadline, FETCH_WAKEUPS_MAX).await
+}
+
+/// [`long_poll`] answering after `wakeups_max` wake-ups that moved its own partitions.
+async fn long_poll_waking(plan: &FetchPlan, deadline: Instant, wakeups_max: usize) -> Answer {
     let waiting: Vec<(&Arc<PartitionLog>, i64)> = plan
         .topics
         .iter()
@@ -180,7 +187,9 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
     let mut read_appended = appended_bytes(&logs);
     let mut read_bytes = 0usize;
     let mut read_now = true;
-    for _ in 0..FETCH_WAKEUPS_MAX {
+    let mut woken_appended = read_appended;
+    let mut wakeups = 0usize;
+    while wakeups < wakeups_max {
         if read_now {
             read_appended = appended_bytes(&logs);
             let pass = plan.read();
@@ -200,7 +209,8 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
         }
         // Appends grow a log by what they add; retention and compaction only shrink it, so
         // a read now returns at most `read_bytes` plus what was appended since.
-        let grown_bytes = appended_bytes(&logs).saturating_sub(read_appended);
+        let appended = appended_bytes(&logs);
+        let grown_bytes = appended.saturating_sub(read_appended);
         let reachable_bytes = u64::try_from(read_bytes)
             .unwrap_or(u64::MAX)
             .saturating_add(grown_bytes);
@@ -210,6 +220,10 @@ async fn long_poll(plan: &FetchPlan, deadline: Instant) -> Answer {
             .iter()
             .any(|(log, offset)| log.is_deleted() || *offset < log.log_start_offset());
         read_now = any_error || reachable_bytes >= plan.min_bytes as u64;
+        if any_error || appended != woken_appended {
+            wakeups += 1;
+        }
+        woken_appended = appended;
     }
     plan.answer(plan.read())
 }

@@ -222,29 +222,9 @@ fn an_incremental_fetch_skips_the_partitions_without_news() {
 /// answers it before the deadline, with that partition's records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_on_many_partitions_answers_only_for_its_own() {
-    use super::super::create_topics::fixture::{append, broker, topic};
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use super::super::create_topics::fixture::{append, broker};
     let fixture = broker();
-    topic(&fixture, "wide", 30);
-    let mine: Vec<i32> = (0..20).collect();
-    assert!(mine.len() > PARTITION_WAITS_MAX);
-    let partitions = (mine.iter())
-        .map(|&p| {
-            FetchPartition::default()
-                .with_partition(p)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(1 << 20)
-        })
-        .collect();
-    let request = FetchRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(
-                kafka_protocol::protocol::StrBytes::from_static_str("wide"),
-            ))
-            .with_partitions(partitions)]);
+    let request = wide_fetch(&fixture);
     let (session, wanted) = fetch_session::open(&fixture.ctx, &request, false).unwrap();
     let plan = FetchPlan::new(&fixture.ctx, &request, wanted, session, None);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -268,4 +248,59 @@ async fn a_long_poll_on_many_partitions_answers_only_for_its_own() {
         .map(|p| p.partition_index)
         .collect();
     assert_eq!(with_records, [17]);
+}
+
+/// A topic "wide" of 30 partitions and a fetch of its first 20 from offset 0, min_bytes 1:
+/// more than [`PARTITION_WAITS_MAX`], so its long poll waits on the topic.
+fn wide_fetch(fixture: &super::super::create_topics::fixture::Fixture) -> FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    super::super::create_topics::fixture::topic(fixture, "wide", 30);
+    let mine: Vec<i32> = (0..20).collect();
+    assert!(mine.len() > PARTITION_WAITS_MAX);
+    let partitions = (mine.iter())
+        .map(|&p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)
+        })
+        .collect();
+    FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("wide"),
+            ))
+            .with_partitions(partitions)])
+}
+
+/// The wake-up cap counts only wake-ups that find the fetch's own partitions grown: a
+/// topic-wide wait woken by appends to the topic's other partitions keeps waiting to its
+/// deadline (it was answered, empty, once the others had taken the cap's worth of appends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_counts_only_its_own_partitions_wake_ups() {
+    use super::super::create_topics::fixture::{append, broker};
+    let fixture = broker();
+    let request = wide_fetch(&fixture);
+    let (session, wanted) = fetch_session::open(&fixture.ctx, &request, false).unwrap();
+    let plan = FetchPlan::new(&fixture.ctx, &request, wanted, session, None);
+    let deadline = Instant::now() + Duration::from_millis(600);
+    let poll = long_poll_waking(&plan, deadline, 3);
+    let appends = async {
+        for other in (20..30).cycle().take(20) {
+            append(&fixture, "wide", other, 1);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let (answer, ()) = tokio::join!(poll, appends);
+    assert!(Instant::now() >= deadline, "answered before the deadline");
+    assert_eq!(plan.reads.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let ResponseKind::Fetch(response) = answer.body else {
+        panic!("a fetch answer")
+    };
+    assert!((response.responses.iter())
+        .flat_map(|t| &t.partitions)
+        .all(|p| p.records.as_ref().is_none_or(|r| r.is_empty())));
 }
