@@ -279,6 +279,10 @@ pub(crate) struct ProduceArgs {
     /// Producer batch size in bytes (also the probes' chunk size).
     #[arg(long, default_value_t = 1 << 20)]
     pub(crate) batch_bytes: usize,
+    /// Each producer's buffer of records sent but not yet acknowledged (Kafka's
+    /// `buffer.memory`) [default: 8 requests: 8 × max(1 MiB, --batch-bytes)].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    buffer_bytes: Option<u64>,
     /// How long a producer batch waits for more records (OpenMessaging Benchmark's Kafka
     /// driver uses 1 ms; a full batch goes at once regardless).
     #[arg(long, default_value_t = 1)]
@@ -329,6 +333,8 @@ impl ProduceArgs {
                 CompressionArg::Zstd => Compression::Zstd,
             },
             batch_bytes: self.batch_bytes,
+            buffer_bytes: (self.buffer_bytes)
+                .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
             linger_ms: self.linger_ms,
             bound,
             rate_per_second: self.rate,
@@ -579,6 +585,28 @@ mod tests {
         assert!(
             Cli::try_parse_from(["runnel-bench", "e2e", "--rate-percent-of-max", "50"]).is_ok()
         );
+    }
+
+    #[test]
+    fn the_producer_buffer_is_eight_requests_unless_told() {
+        let config = |args: &[&str]| {
+            let argv = ["runnel-bench", "produce"].iter().chain(args);
+            let Command::Produce { produce, .. } = Cli::try_parse_from(argv).unwrap().command
+            else {
+                panic!("produce")
+            };
+            let options = produce.options(&["t".to_owned()], false);
+            crate::produce::producer_config("127.0.0.1:9092", &options)
+        };
+        assert_eq!(config(&[]).buffer_memory_bytes, 8 << 20);
+        let big = config(&["--batch-bytes", "4194304"]);
+        assert_eq!(
+            (big.max_request_bytes, big.buffer_memory_bytes),
+            (4 << 20, 32 << 20)
+        );
+        let given = config(&["--buffer-bytes", "3000000"]);
+        assert_eq!(given.buffer_memory_bytes, 3_000_000);
+        assert!(Cli::try_parse_from(["runnel-bench", "produce", "--buffer-bytes", "0"]).is_err());
     }
 
     #[test]
