@@ -101,12 +101,17 @@ fn take_partition(
                 }
             }
         }
-        let Some(record) = state.buffered.pop_front() else {
+        // As many as `out` takes, moved together.
+        let count = state.buffered.len().min(max - out.len());
+        let Some(last) = count.checked_sub(1).and_then(|i| state.buffered.get(i)) else {
             break;
         };
-        state.buffered_bytes = state.buffered_bytes.saturating_sub(record.size_bytes());
-        state.position = Some(record.offset + 1);
-        out.push(record);
+        state.position = Some(last.offset + 1);
+        let taken_bytes: usize = (state.buffered.range(..count))
+            .map(ConsumerRecord::size_bytes)
+            .sum();
+        out.extend(state.buffered.drain(..count));
+        state.buffered_bytes = state.buffered_bytes.saturating_sub(taken_bytes);
     }
 }
 
@@ -164,18 +169,20 @@ pub(super) fn decode_next(tp: &TopicPartition, state: &mut PartitionState, max: 
             tracing::warn!(%tp, offset = batch.base_offset(), "undecodable batch");
             return Decoded::Corrupt { refetch_from };
         };
-        let mut decoded = Vec::new();
+        // Straight into the buffer (one move per record less than through a list of the
+        // batch's own); a record that fails takes the batch's records back out.
+        let (before, before_bytes) = (state.buffered.len(), state.buffered_bytes);
         for record in iter {
             let Ok(record) = record else {
+                state.buffered.truncate(before);
+                state.buffered_bytes = before_bytes;
                 return Decoded::Corrupt { refetch_from };
             };
             if record.offset >= fetched_at {
-                decoded.push(ConsumerRecord::from_wire(&topic, tp.partition, record));
+                let record = ConsumerRecord::from_wire(&topic, tp.partition, record);
+                state.buffered_bytes += record.size_bytes();
+                state.buffered.push_back(record);
             }
-        }
-        for record in decoded {
-            state.buffered_bytes += record.size_bytes();
-            state.buffered.push_back(record);
         }
     }
     Decoded::Records

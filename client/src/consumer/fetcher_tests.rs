@@ -298,6 +298,27 @@ fn a_corrupt_batch_keeps_what_precedes_it_and_is_fetched_again() {
     assert_eq!(state.buffered_bytes, sizes);
 }
 
+/// A batch whose CRC matches but whose records stop decoding partway (a producer's bug)
+/// leaves none of its records buffered, nor their bytes counted: it is fetched again from
+/// its first offset, as one that fails its CRC.
+#[test]
+fn a_batch_failing_partway_through_its_records_leaves_none_of_them() {
+    let mut state = PartitionState::default();
+    let mut second = batch(2, 2);
+    let last = second.len() - 1;
+    second[last] = 0x7f; // the last record's header count: 63 headers that are not there
+    let crc = runnel_protocol::batch::RecordBatch::parse(Bytes::from(second.clone()))
+        .unwrap()
+        .compute_crc();
+    second[17..21].copy_from_slice(&crc.to_be_bytes());
+    stage_records(&mut state, Bytes::from([batch(0, 2), second].concat()));
+    let decoded = decode_next(&tp(), &mut state, 1 << 20);
+    assert_eq!(decoded, Decoded::Corrupt { refetch_from: 2 });
+    assert_eq!(offsets(&state), vec![0, 1], "offset 2 decoded, then taken back");
+    let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
+    assert_eq!(state.buffered_bytes, sizes);
+}
+
 /// A partition whose leader is not known (its topic missing from the metadata) is skipped
 /// and backed off, without waiting for a lookup: the others are fetched at once.
 #[tokio::test]
