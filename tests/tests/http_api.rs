@@ -1,6 +1,7 @@
 //! The JSON admin API over HTTP: `/v1/broker`, `/v1/topics`, `/v1/topics/{name}`,
 //! `/v1/groups`, `/v1/groups/{id}` (members, assignment, offsets, lag), `/healthz`,
-//! `/readyz`, and 404s with a JSON error body for unknown topics, groups and paths.
+//! `/readyz`, the index at `/`, and 404s with a JSON error body for unknown topics, groups
+//! and paths.
 
 #![allow(clippy::unwrap_used)]
 
@@ -120,6 +121,31 @@ async fn broker_and_health_endpoints() {
     assert_eq!(info["config"]["http_listen"], "127.0.0.1:0");
     assert_eq!(ok_json(&broker, "/healthz").await["status"], "ok");
     assert_eq!(ok_json(&broker, "/readyz").await["status"], "ready");
+}
+
+/// `/` lists the endpoints, and each one it lists answers (a `{…}` segment filled in).
+#[tokio::test]
+async fn the_root_lists_every_endpoint() {
+    let (broker, mut client) = setup().await;
+    join_sync_commit(&mut client, "listed").await;
+    let index = ok_json(&broker, "/").await;
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+    let paths: Vec<&str> = (index["endpoints"].as_array().unwrap().iter())
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    for path in [
+        "/metrics",
+        "/v1/topics/{name}",
+        "/v1/groups/{id}",
+        "/healthz",
+    ] {
+        assert!(paths.contains(&path), "{path} missing from {paths:?}");
+    }
+    for path in paths {
+        let filled = path.replace("{name}", "orders").replace("{id}", "listed");
+        let (status, body) = broker.http_get(&filled).await;
+        assert_eq!(status, 200, "{filled}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -77,9 +77,35 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// What `/` lists: each endpoint's path and what it answers (the routes below).
+const ENDPOINTS: [(&str, &str); 9] = [
+    ("/metrics", "Prometheus metrics, consumer lag included"),
+    ("/healthz", "liveness"),
+    ("/readyz", "readiness (503 while shutting down)"),
+    (
+        "/v1/broker",
+        "version, uptime, configuration, dynamic broker configs",
+    ),
+    ("/v1/topics", "topics"),
+    (
+        "/v1/topics/{name}",
+        "one topic's partitions, offsets, sizes, segments and configs",
+    ),
+    (
+        "/v1/groups",
+        "consumer groups with their lag, paged (?limit=, ?after=)",
+    ),
+    (
+        "/v1/groups/{id}",
+        "one group's state, members, assignment, offsets and lag",
+    ),
+    ("/", "this list"),
+];
+
 /// The routes.
 pub fn router(state: HttpState) -> Router {
     Router::new()
+        .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -129,6 +155,18 @@ async fn metrics(State(state): State<HttpState>) -> Result<Response, HttpError> 
         page,
     )
         .into_response())
+}
+
+/// The endpoints, for someone who points a browser or `curl` at the port.
+async fn index() -> Json<serde_json::Value> {
+    let endpoints: Vec<serde_json::Value> = (ENDPOINTS.iter())
+        .map(|(path, about)| serde_json::json!({ "path": path, "about": about }))
+        .collect();
+    Json(serde_json::json!({
+        "service": "runnel",
+        "version": env!("CARGO_PKG_VERSION"),
+        "endpoints": endpoints,
+    }))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -314,7 +314,11 @@ fn a_batch_failing_partway_through_its_records_leaves_none_of_them() {
     stage_records(&mut state, Bytes::from([batch(0, 2), second].concat()));
     let decoded = decode_next(&tp(), &mut state, 1 << 20);
     assert_eq!(decoded, Decoded::Corrupt { refetch_from: 2 });
-    assert_eq!(offsets(&state), vec![0, 1], "offset 2 decoded, then taken back");
+    assert_eq!(
+        offsets(&state),
+        vec![0, 1],
+        "offset 2 decoded, then taken back"
+    );
     let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
     assert_eq!(state.buffered_bytes, sizes);
 }
