@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
+
+use crate::frame_buffers::FrameBuffers;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
@@ -463,20 +465,6 @@ fn decode_response<T: Decodable + HeaderVersion>(mut frame: Bytes, version: i16)
     Ok(body)
 }
 
-/// Reads a frame body of `size_bytes` into uninitialised capacity (zero-filling a large
-/// fetch response first cost as much as the kernel's copy into it).
-async fn read_body(read: &mut OwnedReadHalf, size_bytes: usize) -> std::io::Result<Bytes> {
-    let mut frame = BytesMut::with_capacity(size_bytes);
-    // Each read adds ≥ 1 byte or ends the loop, so this runs at most `size_bytes` times.
-    while frame.len() < size_bytes {
-        let want = size_bytes - frame.len();
-        if read.read_buf(&mut (&mut frame).limit(want)).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-    Ok(frame.freeze())
-}
-
 /// Reads frames until the connection fails, routing each by its correlation id (the first
 /// four bytes of every response header version).
 async fn read_loop(
@@ -486,6 +474,7 @@ async fn read_loop(
     addr: String,
     response_bytes_max: usize,
 ) {
+    let mut buffers = FrameBuffers::default();
     let failure = loop {
         let size = match read.read_i32().await {
             Ok(size) => size,
@@ -505,7 +494,7 @@ async fn read_loop(
                 }
             }
         };
-        let frame = match read_body(&mut read, size_bytes).await {
+        let frame = match buffers.read_body(&mut read, size_bytes).await {
             Ok(frame) => frame,
             Err(source) => {
                 break Error::Io {
@@ -531,6 +520,7 @@ async fn read_loop(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use bytes::{BufMut, BytesMut};
     use tokio::io::AsyncReadExt;
 
     use super::*;

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod conn;
 pub mod consumer;
 pub mod error;
+mod frame_buffers;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
