@@ -115,10 +115,10 @@ pub struct Counters {
 /// connection has in flight and the ones being filled behind them. More only queues: at
 /// full speed the buffer stays full, every record waits behind all of it, and each batch
 /// is cold in the CPU caches by the time the socket copies it. One producer, 8 partitions,
-/// 1 MiB batches, alternating pairs of the same build: 8 MiB 1.08–1.20 GB/s against 64 MiB
-/// 0.97–1.07 (better in 7 of 8 pairs; the bench's CPU per GB 0.63–0.71 against 0.75–0.79),
+/// 1 MiB batches, 11 alternating pairs of the same build: 8 MiB a mean 1.156 GB/s against
+/// 64 MiB 1.053 (better in 10 of 11; the bench's CPU per GB 0.54–0.74 against 0.67–0.80),
 /// acks=all the same (0.84–0.88 against 0.81–0.88), publish p50 on 1 000 partitions
-/// 6.5 ms against 62 ms; 4 MiB starved the connection.
+/// 6.5 ms against 62 ms; 4 MiB starved the connection (BENCHMARKS.md, session 24).
 pub const BUFFER_REQUESTS: usize = 8;
 
 /// The producer config every workload uses for these options.
