@@ -20,8 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-
-use crate::frame_buffers::FrameBuffers;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
@@ -34,6 +32,7 @@ use tokio::sync::{oneshot, Semaphore};
 use runnel_protocol::chunked;
 
 use crate::error::{Error, Result};
+use crate::frame_buffers::FrameBuffers;
 use crate::versions;
 
 /// Limits of one connection.
