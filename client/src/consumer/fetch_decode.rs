@@ -147,7 +147,10 @@ pub(super) enum Decoded {
 }
 
 /// Decodes the oldest undecoded blob into the partition's records, skipping records before
-/// the offset it was fetched at (a compressed batch can start earlier) and control batches.
+/// the offset it was fetched at (a compressed batch can start earlier), records at or below
+/// one already taken from it (so the offsets handed out only grow, as Java's consumer skips
+/// records below its next fetch offset: a batch's base offset is outside its CRC) and
+/// control batches.
 pub(super) fn decode_next(tp: &TopicPartition, state: &mut PartitionState, max: usize) -> Decoded {
     let Some((fetched_at, blob)) = state.undecoded.pop_front() else {
         return Decoded::Nothing;
@@ -155,14 +158,16 @@ pub(super) fn decode_next(tp: &TopicPartition, state: &mut PartitionState, max: 
     state.buffered_bytes = state.buffered_bytes.saturating_sub(blob.len());
     // One shared name for every record of this blob, not a copy per record.
     let topic: Arc<str> = Arc::from(tp.topic.as_str());
+    // The lowest offset the next record may have.
+    let mut from = fetched_at;
     // Staging kept whole batches only: every split succeeds.
     for batch in BatchSplitter::new(blob).flatten() {
-        let refetch_from = batch.base_offset().max(fetched_at);
+        let refetch_from = batch.base_offset().max(from);
         if batch.verify_crc().is_err() {
             tracing::warn!(%tp, offset = batch.base_offset(), "CRC mismatch; refetching");
             return Decoded::Corrupt { refetch_from };
         }
-        if batch.is_control() || batch.next_offset() <= fetched_at {
+        if batch.is_control() || batch.next_offset() <= from {
             continue;
         }
         let Ok(iter) = runnel_protocol::records::records(&batch, max) else {
@@ -178,7 +183,8 @@ pub(super) fn decode_next(tp: &TopicPartition, state: &mut PartitionState, max: 
                 state.buffered_bytes = before_bytes;
                 return Decoded::Corrupt { refetch_from };
             };
-            if record.offset >= fetched_at {
+            if record.offset >= from {
+                from = record.offset.saturating_add(1);
                 let record = ConsumerRecord::from_wire(&topic, tp.partition, record);
                 state.buffered_bytes += record.size_bytes();
                 state.buffered.push_back(record);

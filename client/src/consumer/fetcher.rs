@@ -554,3 +554,7 @@ mod tests;
 #[cfg(test)]
 #[path = "fetcher_session_tests.rs"]
 mod session_tests;
+
+#[cfg(test)]
+#[path = "fetch_decode_props.rs"]
+mod decode_props;
