@@ -74,3 +74,72 @@ proptest! {
         prop_assert!(offsets.iter().all(|&o| o >= fetch_offset), "{:?}", offsets);
     }
 }
+
+/// What the poll loop does next to one partition.
+#[derive(Debug, Clone)]
+enum Step {
+    /// An answer of these batches' record counts arrives, from the fetch offset on.
+    Arrive(Vec<i64>),
+    /// A poll takes up to this many records.
+    Take(usize),
+    /// The application seeks back this far behind its position.
+    SeekBack(i64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        prop::collection::vec(1i64..6, 1..4).prop_map(Step::Arrive),
+        (1usize..12).prop_map(Step::Take),
+        (0i64..4).prop_map(Step::SeekBack),
+    ]
+}
+
+proptest! {
+    /// Answers, polls of any size and seeks, interleaved: every poll hands out the offsets
+    /// that follow the position, with no gap and none twice (records whose values name
+    /// their offsets), and the position ends one past the last record handed out.
+    #[test]
+    fn polls_hand_out_each_offset_once_in_order(steps in prop::collection::vec(step(), 1..30)) {
+        let tp = TopicPartition::new("t", 0);
+        let mut fetcher = Fetcher::new(
+            crate::cluster::Cluster::offline(&[("t", 1)]),
+            ConsumerConfig::new("x"),
+        );
+        fetcher.assign(std::slice::from_ref(&tp));
+        fetcher.seek(&tp, 0).unwrap();
+        for step in steps {
+            match step {
+                Step::Arrive(counts) => {
+                    let state = fetcher.partitions.get_mut(&tp).unwrap();
+                    let mut blob = Vec::new();
+                    let mut base = state.fetch_offset;
+                    for count in counts {
+                        blob.extend(batch(base, count));
+                        base += count;
+                    }
+                    stage_records(state, Bytes::from(blob));
+                    let shared = state.shared.get_or_insert_with(|| Arc::new(tp.clone()));
+                    fetcher.with_data.insert(shared.clone());
+                }
+                Step::Take(max) => {
+                    let before = fetcher.partitions[&tp].position.unwrap();
+                    let taken = fetcher.take(max);
+                    prop_assert!(taken.len() <= max);
+                    for (i, record) in taken.iter().enumerate() {
+                        prop_assert_eq!(record.offset, before + i as i64);
+                        let value = format!("v{}", record.offset);
+                        prop_assert_eq!(record.value.as_deref(), Some(value.as_bytes()));
+                    }
+                    let after = fetcher.partitions[&tp].position.unwrap();
+                    prop_assert_eq!(after, before + taken.len() as i64);
+                    let state = &fetcher.partitions[&tp];
+                    prop_assert_eq!(state.buffered_bytes, counted_bytes(state));
+                }
+                Step::SeekBack(back) => {
+                    let position = fetcher.partitions[&tp].position.unwrap();
+                    fetcher.seek(&tp, (position - back).max(0)).unwrap();
+                }
+            }
+        }
+    }
+}
