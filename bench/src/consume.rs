@@ -253,26 +253,35 @@ impl Reader {
                 .as_ref()
                 .map(|from| from.load(Ordering::Relaxed));
             let (mut count, mut bytes) = (0u64, 0u64);
-            // Records arrive in runs of one partition: look the partition up once per run,
-            // not once per record (the bench must cost less than what it measures).
-            let mut run: Option<(TopicPartition, Option<i64>)> = None;
+            // Records arrive in runs of one partition (their topic one shared name): look
+            // the partition up and note how far it was read once per run, not once per
+            // record (the bench must cost less than what it measures).
+            let mut run: Option<Run> = None;
             for record in &records {
-                let same = run.as_ref().is_some_and(|(tp, _)| {
-                    tp.partition == record.partition && *tp.topic == *record.topic
+                let same = run.as_ref().is_some_and(|run| {
+                    run.partition == record.partition
+                        && (Arc::ptr_eq(&run.topic, &record.topic) || run.topic == record.topic)
                 });
                 if !same {
+                    if let Some(done) = run.take() {
+                        done.note(&mut self.next);
+                    }
                     let tp = TopicPartition::new(&record.topic, record.partition);
                     let end = ends.as_ref().and_then(|e| e.get(&tp).copied());
-                    run = Some((tp, end));
+                    run = Some(Run {
+                        topic: record.topic.clone(),
+                        partition: record.partition,
+                        end,
+                        next: None,
+                    });
                 }
-                let Some((tp, end)) = &run else { continue };
+                let Some(run) = run.as_mut() else { continue };
                 // Records past the end offset are not part of this run's count.
-                if end.is_some_and(|end| record.offset >= end) {
+                if run.end.is_some_and(|end| record.offset >= end) {
                     continue;
                 }
-                if let Some(next) = self.next.get_mut(tp) {
-                    *next = (*next).max(record.offset.saturating_add(1));
-                }
+                let next = record.offset.saturating_add(1);
+                run.next = Some(run.next.map_or(next, |seen| seen.max(next)));
                 count += 1;
                 bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
                 if let Some(from_us) = timed_from_us {
@@ -282,10 +291,33 @@ impl Reader {
                     }
                 }
             }
+            if let Some(done) = run {
+                done.note(&mut self.next);
+            }
             self.counters.acked.fetch_add(count, Ordering::Relaxed);
             self.counters
                 .bytes_acked
                 .fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A poll's records of one partition, in a row.
+struct Run {
+    topic: Arc<str>,
+    partition: i32,
+    /// The partition's end offset for this run (records at or past it are not counted).
+    end: Option<i64>,
+    /// One past the highest offset counted.
+    next: Option<i64>,
+}
+
+impl Run {
+    /// Notes in `next` (the next offset expected per partition) how far this run read.
+    fn note(self, next: &mut Offsets) {
+        let Some(read_to) = self.next else { return };
+        if let Some(expected) = next.get_mut(&TopicPartition::new(&self.topic, self.partition)) {
+            *expected = (*expected).max(read_to);
         }
     }
 }
