@@ -271,6 +271,9 @@ impl ProducerTask {
         };
         let partitions = self.options.partitions as u64;
         let slots = partitions * self.options.topics.len() as u64;
+        // The next record's (topic, partition) slot, stepped per record: record i goes to
+        // slot (index + i) mod slots (no divisions per record).
+        let mut slot = Slot::start(self.index as u64, partitions, slots);
         // Shared names: a record clones a pointer, not the topic name.
         let topics: Vec<Arc<str>> = self
             .options
@@ -315,9 +318,9 @@ impl ProducerTask {
             }
             let since_base_us = sent_at.saturating_duration_since(instant_base).as_micros();
             let wall_us = wall_base_us.saturating_add(since_base_us as u64);
-            let slot = (self.index as u64 + sent) % slots;
-            let topic = &topics[(slot / partitions) as usize];
-            let partition = (slot % partitions) as i32;
+            let topic = &topics[slot.topic];
+            let partition = slot.partition;
+            slot.step();
             let value = match self.options.stamp_send_time {
                 true => stamped(&self.payload, wall_us),
                 false => self.payload.clone(),
@@ -361,6 +364,40 @@ impl ProducerTask {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// A producer's place in the round over topics × partitions.
+#[derive(Debug, PartialEq, Eq)]
+struct Slot {
+    topic: usize,
+    partition: i32,
+    partitions: i32,
+    topics: usize,
+}
+
+impl Slot {
+    /// Slot `index` mod `slots` of `slots` = topics × `partitions` (both at least 1).
+    fn start(index: u64, partitions: u64, slots: u64) -> Slot {
+        let (partitions, slots) = (partitions.max(1), slots.max(1));
+        let slot = index % slots;
+        Slot {
+            topic: usize::try_from(slot / partitions).unwrap_or(0),
+            partition: i32::try_from(slot % partitions).unwrap_or(0),
+            partitions: i32::try_from(partitions).unwrap_or(i32::MAX),
+            topics: usize::try_from(slots / partitions).unwrap_or(1).max(1),
+        }
+    }
+
+    fn step(&mut self) {
+        self.partition += 1;
+        if self.partition >= self.partitions {
+            self.partition = 0;
+            self.topic += 1;
+            if self.topic >= self.topics {
+                self.topic = 0;
+            }
+        }
     }
 }
 
@@ -415,5 +452,26 @@ async fn collect(
     TaskOutcome {
         latency,
         first_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stepping visits the slots in the order `(index + i) mod slots` would, wrapping over
+    /// partitions, then topics.
+    #[test]
+    fn slots_step_as_the_modulo_would() {
+        for (index, partitions, topics) in [(0u64, 8u64, 1u64), (3, 4, 3), (11, 1, 5), (7, 3, 2)] {
+            let slots = partitions * topics;
+            let mut slot = Slot::start(index, partitions, slots);
+            for i in 0..3 * slots {
+                let expected = (index + i) % slots;
+                assert_eq!(slot.topic as u64, expected / partitions, "{index} {i}");
+                assert_eq!(slot.partition as u64, expected % partitions, "{index} {i}");
+                slot.step();
+            }
+        }
     }
 }
