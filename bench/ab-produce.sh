@@ -15,6 +15,7 @@ b0=$(awk '{print $14+$15}' /proc/$BP/stat)
 OUT=$( { /usr/bin/time -f "%U %S" $BENCH produce --bootstrap 127.0.0.1:$PORT --acks $ACKS --partitions $PARTS --seconds $SECS --json --quiet; } 2>"$D.time" )
 b1=$(awk '{print $14+$15}' /proc/$BP/stat)
 kill $BP; wait $BP 2>/dev/null; rm -rf $D
+if [ -z "$OUT" ]; then echo "$TAG: the bench failed (port $PORT):"; cat "$D.time"; rm -f "$D.time"; exit 1; fi
 python3 - "$TAG" "$OUT" "$(tail -1 "$D.time")" $(( b1-b0 )) $tick <<'PY'
 import json,sys
 tag,out,t,bt,tick=sys.argv[1],json.loads(sys.argv[2]),sys.argv[3].split(),int(sys.argv[4]),int(sys.argv[5])
