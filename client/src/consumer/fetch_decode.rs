@@ -101,16 +101,15 @@ fn take_partition(
                 }
             }
         }
-        // As many as `out` takes, moved together.
+        // As many as `out` takes, moved together, counted as they go.
         let count = state.buffered.len().min(max - out.len());
-        let Some(last) = count.checked_sub(1).and_then(|i| state.buffered.get(i)) else {
-            break;
-        };
-        state.position = Some(last.offset + 1);
-        let taken_bytes: usize = (state.buffered.range(..count))
-            .map(ConsumerRecord::size_bytes)
-            .sum();
-        out.extend(state.buffered.drain(..count));
+        let (mut taken_bytes, mut last) = (0usize, None);
+        out.extend(state.buffered.drain(..count).inspect(|record| {
+            taken_bytes += record.size_bytes();
+            last = Some(record.offset);
+        }));
+        let Some(last) = last else { break };
+        state.position = Some(last + 1);
         state.buffered_bytes = state.buffered_bytes.saturating_sub(taken_bytes);
     }
 }

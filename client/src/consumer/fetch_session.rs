@@ -138,6 +138,16 @@ impl Default for NextRequest {
     }
 }
 
+impl NextRequest {
+    /// A held partition wanted again: listed as changed if it was held otherwise.
+    fn note(&mut self, tp: &SharedPartition, was: Wanted, want: Wanted) {
+        if was != want {
+            self.topic_id_changed |= was.topic_id != want.topic_id;
+            self.changed.push((tp.clone(), want));
+        }
+    }
+}
+
 /// One Fetch, as its session plans it.
 #[derive(Debug)]
 pub(super) struct Plan {
@@ -181,11 +191,8 @@ impl FetchSession {
         if next.rebuilt.is_none() {
             match self.partitions.get_mut(next.cursor) {
                 Some((held, was)) if held == tp => {
-                    if *was != want {
-                        next.topic_id_changed |= was.topic_id != want.topic_id;
-                        next.changed.push((tp.clone(), want));
-                        *was = want;
-                    }
+                    next.note(tp, *was, want);
+                    *was = want;
                     next.cursor += 1;
                     return;
                 }
@@ -208,18 +215,12 @@ impl FetchSession {
         while let Some((gone, was)) = rest.next_if(|(held, _)| held < tp) {
             next.forgotten.push((gone, was.topic_id));
         }
-        match rest.next_if(|(held, _)| held == tp) {
-            Some((held, was)) => {
-                if was != want {
-                    next.topic_id_changed |= was.topic_id != want.topic_id;
-                    next.changed.push((tp.clone(), want));
-                }
-                list.push((held, want));
-            }
-            None => {
-                next.changed.push((tp.clone(), want));
-                list.push((tp.clone(), want));
-            }
+        let held = rest.next_if(|(held, _)| held == tp);
+        let was = held.as_ref().map(|&(_, was)| was);
+        list.push((held.map_or_else(|| tp.clone(), |(held, _)| held), want));
+        match was {
+            Some(was) => next.note(tp, was, want),
+            None => next.changed.push((tp.clone(), want)),
         }
     }
 

@@ -271,12 +271,12 @@ fn staging_reads_headers_only_and_decoding_skips_what_precedes_the_fetch_offset(
     assert_eq!(decode_next(&tp(), &mut state, 1 << 20), Decoded::Nothing);
 }
 
-#[test]
-fn a_corrupt_batch_keeps_what_precedes_it_and_is_fetched_again() {
+/// Stages batches 0–1 and a damaged batch 2–3 as one answer, then batch 4 as the next, and
+/// decodes the first: the damaged batch is corrupt, the one before it kept whole.
+fn decode_with_a_damaged_second_batch(damage: impl FnOnce(&mut Vec<u8>)) -> PartitionState {
     let mut state = PartitionState::default();
     let mut second = batch(2, 2);
-    let last = second.len() - 1;
-    second[last] ^= 0xff; // a record byte: the CRC no longer matches
+    damage(&mut second);
     stage_records(&mut state, Bytes::from([batch(0, 2), second].concat()));
     stage_records(&mut state, Bytes::from(batch(4, 1)));
     assert_eq!(state.fetch_offset, 5);
@@ -287,6 +287,17 @@ fn a_corrupt_batch_keeps_what_precedes_it_and_is_fetched_again() {
         vec![0, 1],
         "the good batch before it is kept"
     );
+    let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
+    assert_eq!(state.buffered_bytes - state.undecoded[0].1.len(), sizes);
+    state
+}
+
+#[test]
+fn a_corrupt_batch_keeps_what_precedes_it_and_is_fetched_again() {
+    let mut state = decode_with_a_damaged_second_batch(|second| {
+        let last = second.len() - 1;
+        second[last] ^= 0xff; // a record byte: the CRC no longer matches
+    });
     state.request = 3;
     rewind(&mut state, 2, 7);
     assert_eq!(state.fetch_offset, 2);
@@ -300,27 +311,17 @@ fn a_corrupt_batch_keeps_what_precedes_it_and_is_fetched_again() {
 
 /// A batch whose CRC matches but whose records stop decoding partway (a producer's bug)
 /// leaves none of its records buffered, nor their bytes counted: it is fetched again from
-/// its first offset, as one that fails its CRC.
+/// its first offset, as one that fails its CRC (offset 2 is decoded, then taken back).
 #[test]
 fn a_batch_failing_partway_through_its_records_leaves_none_of_them() {
-    let mut state = PartitionState::default();
-    let mut second = batch(2, 2);
-    let last = second.len() - 1;
-    second[last] = 0x7f; // the last record's header count: 63 headers that are not there
-    let crc = runnel_protocol::batch::RecordBatch::parse(Bytes::from(second.clone()))
-        .unwrap()
-        .compute_crc();
-    second[17..21].copy_from_slice(&crc.to_be_bytes());
-    stage_records(&mut state, Bytes::from([batch(0, 2), second].concat()));
-    let decoded = decode_next(&tp(), &mut state, 1 << 20);
-    assert_eq!(decoded, Decoded::Corrupt { refetch_from: 2 });
-    assert_eq!(
-        offsets(&state),
-        vec![0, 1],
-        "offset 2 decoded, then taken back"
-    );
-    let sizes: usize = state.buffered.iter().map(ConsumerRecord::size_bytes).sum();
-    assert_eq!(state.buffered_bytes, sizes);
+    decode_with_a_damaged_second_batch(|second| {
+        let last = second.len() - 1;
+        second[last] = 0x7f; // the last record's header count: 63 headers that are not there
+        let crc = runnel_protocol::batch::RecordBatch::parse(Bytes::from(second.clone()))
+            .unwrap()
+            .compute_crc();
+        second[17..21].copy_from_slice(&crc.to_be_bytes());
+    });
 }
 
 /// A partition whose leader is not known (its topic missing from the metadata) is skipped
