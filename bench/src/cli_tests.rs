@@ -101,6 +101,15 @@ fn the_producer_buffer_is_eight_requests_unless_told() {
     let given = config(&["--buffer-bytes", "3000000"]);
     assert_eq!(given.buffer_memory_bytes, 3_000_000);
     assert!(Cli::try_parse_from(["runnel-bench", "produce", "--buffer-bytes", "0"]).is_err());
+    // Less than one request: the producer refuses it before connecting, naming the bound.
+    let small = config(&["--buffer-bytes", "1000"]);
+    let refused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(runnel_client::Producer::new(small));
+    let error = refused.err().expect("refused").to_string();
+    assert!(error.contains("buffer_memory_bytes"), "{error}");
 }
 
 #[test]

@@ -269,11 +269,13 @@ impl ProducerTask {
             ),
             None => None,
         };
-        let partitions = self.options.partitions as u64;
-        let slots = partitions * self.options.topics.len() as u64;
         // The next record's (topic, partition) slot, stepped per record: record i goes to
-        // slot (index + i) mod slots (no divisions per record).
-        let mut slot = Slot::start(self.index as u64, partitions, slots);
+        // slot (index + i) mod (topics × partitions), with no division per record.
+        let mut slot = Slot::start(
+            self.index,
+            self.options.partitions,
+            self.options.topics.len(),
+        );
         // Shared names: a record clones a pointer, not the topic name.
         let topics: Vec<Arc<str>> = self
             .options
@@ -377,15 +379,16 @@ struct Slot {
 }
 
 impl Slot {
-    /// Slot `index` mod `slots` of `slots` = topics × `partitions` (both at least 1).
-    fn start(index: u64, partitions: u64, slots: u64) -> Slot {
-        let (partitions, slots) = (partitions.max(1), slots.max(1));
-        let slot = index % slots;
+    /// Slot `index` of `topics` × `partitions` (each at least 1), wrapping.
+    fn start(index: usize, partitions: i32, topics: usize) -> Slot {
+        let (partitions, topics) = (partitions.max(1), topics.max(1));
+        let per_topic = partitions as usize;
+        let slot = index % (per_topic * topics);
         Slot {
-            topic: usize::try_from(slot / partitions).unwrap_or(0),
-            partition: i32::try_from(slot % partitions).unwrap_or(0),
-            partitions: i32::try_from(partitions).unwrap_or(i32::MAX),
-            topics: usize::try_from(slots / partitions).unwrap_or(1).max(1),
+            topic: slot / per_topic,
+            partition: (slot % per_topic) as i32,
+            partitions,
+            topics,
         }
     }
 
@@ -463,13 +466,16 @@ mod tests {
     /// partitions, then topics.
     #[test]
     fn slots_step_as_the_modulo_would() {
-        for (index, partitions, topics) in [(0u64, 8u64, 1u64), (3, 4, 3), (11, 1, 5), (7, 3, 2)] {
-            let slots = partitions * topics;
-            let mut slot = Slot::start(index, partitions, slots);
+        for (index, partitions, topics) in
+            [(0usize, 8i32, 1usize), (3, 4, 3), (11, 1, 5), (7, 3, 2)]
+        {
+            let per_topic = partitions as usize;
+            let slots = per_topic * topics;
+            let mut slot = Slot::start(index, partitions, topics);
             for i in 0..3 * slots {
                 let expected = (index + i) % slots;
-                assert_eq!(slot.topic as u64, expected / partitions, "{index} {i}");
-                assert_eq!(slot.partition as u64, expected % partitions, "{index} {i}");
+                assert_eq!(slot.topic, expected / per_topic, "{index} {i}");
+                assert_eq!(slot.partition as usize, expected % per_topic, "{index} {i}");
                 slot.step();
             }
         }
