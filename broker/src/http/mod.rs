@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -77,43 +77,55 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// What `/` lists: each endpoint's path and what it answers (the routes below).
-const ENDPOINTS: [(&str, &str); 9] = [
-    ("/metrics", "Prometheus metrics, consumer lag included"),
-    ("/healthz", "liveness"),
-    ("/readyz", "readiness (503 while shutting down)"),
-    (
-        "/v1/broker",
-        "version, uptime, configuration, dynamic broker configs",
-    ),
-    ("/v1/topics", "topics"),
-    (
-        "/v1/topics/{name}",
-        "one topic's partitions, offsets, sizes, segments and configs",
-    ),
-    (
-        "/v1/groups",
-        "consumer groups with their lag, paged (?limit=, ?after=)",
-    ),
-    (
-        "/v1/groups/{id}",
-        "one group's state, members, assignment, offsets and lag",
-    ),
-    ("/", "this list"),
-];
+/// The endpoints, each with what it answers: the routes, and what `/` lists.
+fn endpoints() -> Vec<(&'static str, &'static str, MethodRouter<HttpState>)> {
+    vec![
+        (
+            "/metrics",
+            "Prometheus metrics, consumer lag included",
+            get(metrics),
+        ),
+        ("/healthz", "liveness", get(healthz)),
+        (
+            "/readyz",
+            "readiness (503 while shutting down)",
+            get(readyz),
+        ),
+        (
+            "/v1/broker",
+            "version, uptime, configuration, dynamic broker configs",
+            get(admin::broker),
+        ),
+        ("/v1/topics", "topics", get(admin::topics)),
+        (
+            "/v1/topics/{name}",
+            "one topic's partitions, offsets, sizes, segments and configs",
+            get(admin::topic),
+        ),
+        (
+            "/v1/groups",
+            "consumer groups with their lag, paged (?limit=, ?after=)",
+            get(admin::groups),
+        ),
+        (
+            "/v1/groups/{id}",
+            "one group's state, members, assignment, offsets and lag",
+            get(admin::group),
+        ),
+    ]
+}
 
 /// The routes.
 pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/v1/broker", get(admin::broker))
-        .route("/v1/topics", get(admin::topics))
-        .route("/v1/topics/{name}", get(admin::topic))
-        .route("/v1/groups", get(admin::groups))
-        .route("/v1/groups/{id}", get(admin::group))
+    let mut listed = vec![("/", "this list")];
+    let mut router = Router::new();
+    for (path, about, handler) in endpoints() {
+        listed.push((path, about));
+        router = router.route(path, handler);
+    }
+    let index = index(&listed);
+    router
+        .route("/", get(move || std::future::ready(index.clone())))
         // A `{id}` segment is never empty: the empty group id has its own route.
         .route("/v1/groups/", get(admin::empty_group))
         // Every endpoint is read-only: another method gets a JSON 405 (with `Allow`).
@@ -157,9 +169,10 @@ async fn metrics(State(state): State<HttpState>) -> Result<Response, HttpError> 
         .into_response())
 }
 
-/// The endpoints, for someone who points a browser or `curl` at the port.
-async fn index() -> Json<serde_json::Value> {
-    let endpoints: Vec<serde_json::Value> = (ENDPOINTS.iter())
+/// `/`'s answer: the endpoints `listed`, for someone who points a browser or `curl` at the
+/// port.
+fn index(listed: &[(&str, &str)]) -> Json<serde_json::Value> {
+    let endpoints: Vec<serde_json::Value> = (listed.iter())
         .map(|(path, about)| serde_json::json!({ "path": path, "about": about }))
         .collect();
     Json(serde_json::json!({
