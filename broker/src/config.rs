@@ -259,6 +259,35 @@ pub enum ConfigError {
     Args(#[from] clap::Error),
 }
 
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 60 * MINUTE_MS;
+
+/// A broker name of a time setting: the name, milliseconds per unit, and Kafka's built-in
+/// default (`None`: it has none).
+pub type TimeUnit = (&'static str, i64, Option<&'static str>);
+
+/// Kafka's broker configs for the topic time configs that several set, finest first — the
+/// finest given wins, and that is also Kafka's synonym order
+/// (`ServerTopicConfigSynonyms.ALL_TOPIC_CONFIG_SYNONYMS`, `DynamicBrokerConfig.
+/// brokerConfigSynonyms`). The first name is the key's dynamic broker name. `flush.ms` is
+/// left out: its default here (1 s) is not Kafka's, which comes from a scheduler setting
+/// this broker does not have.
+#[rustfmt::skip]
+pub const TIME_UNITS: &[(&str, &[TimeUnit])] = &[
+    ("retention.ms", &[("log.retention.ms", 1, None), ("log.retention.minutes", MINUTE_MS, None),
+        ("log.retention.hours", HOUR_MS, Some("168"))]),
+    ("segment.ms", &[("log.roll.ms", 1, None), ("log.roll.hours", HOUR_MS, Some("168"))]),
+    ("segment.jitter.ms", &[("log.roll.jitter.ms", 1, None),
+        ("log.roll.jitter.hours", HOUR_MS, Some("0"))]),
+];
+
+/// `topic_key`'s broker names in [`TIME_UNITS`], if it is a time key set in several units.
+pub fn time_units(topic_key: &str) -> Option<&'static [TimeUnit]> {
+    (TIME_UNITS.iter())
+        .find(|(key, _)| *key == topic_key)
+        .map(|(_, units)| *units)
+}
+
 /// The checked configuration the broker runs with.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {

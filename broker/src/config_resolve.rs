@@ -207,67 +207,52 @@ impl BrokerArgs {
     }
 }
 
-/// Milliseconds from Kafka's unit-suffixed alternatives, the finest given winning (Kafka:
-/// `log.retention.ms` > `.minutes` > `.hours`); a negative result is -1 ("never"), as
-/// Kafka's `log.retention.*` read it.
-fn finest_ms(ms: Option<i64>, coarser: &[(Option<i64>, i64)]) -> Option<i64> {
-    if ms.is_some() {
-        return ms;
-    }
-    let (value, unit_ms) = coarser
-        .iter()
-        .find_map(|(value, unit_ms)| Some(((*value)?, *unit_ms)))?;
-    Some(if value < 0 {
-        -1
-    } else {
-        value.saturating_mul(unit_ms)
-    })
-}
-
 fn text<T: ToString>(value: Option<T>) -> Option<String> {
     value.map(|value| value.to_string())
 }
 
-const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 60 * MINUTE_MS;
-
 impl BrokerArgs {
+    /// The value given for one of [`TIME_UNITS`]' broker names.
+    fn time_unit_given(&self, name: &str) -> Option<i64> {
+        match name {
+            "log.retention.ms" => self.log_retention_ms,
+            "log.retention.minutes" => self.log_retention_minutes,
+            "log.retention.hours" => self.log_retention_hours,
+            "log.roll.ms" => self.log_segment_ms,
+            "log.roll.hours" => self.log_roll_hours,
+            "log.roll.jitter.ms" => self.log_roll_jitter_ms,
+            "log.roll.jitter.hours" => self.log_roll_jitter_hours,
+            _ => None,
+        }
+    }
+
     /// The unit-suffixed time settings given, by Kafka name ([`BrokerConfig::static_unit_configs`]).
     fn unit_configs(&self) -> BTreeMap<&'static str, String> {
-        let given = [
-            ("log.retention.ms", self.log_retention_ms),
-            ("log.retention.minutes", self.log_retention_minutes),
-            ("log.retention.hours", self.log_retention_hours),
-            ("log.roll.ms", self.log_segment_ms),
-            ("log.roll.hours", self.log_roll_hours),
-            ("log.roll.jitter.ms", self.log_roll_jitter_ms),
-            ("log.roll.jitter.hours", self.log_roll_jitter_hours),
-        ];
-        (given.into_iter())
-            .filter_map(|(name, value)| Some((name, value?.to_string())))
+        (TIME_UNITS.iter())
+            .flat_map(|(_, units)| units.iter())
+            .filter_map(|&(name, _, _)| Some((name, self.time_unit_given(name)?.to_string())))
             .collect()
+    }
+
+    /// `units`' milliseconds, the finest given winning (Kafka: `log.retention.ms` >
+    /// `.minutes` > `.hours`); a negative coarse value is -1 ("never"), as Kafka's
+    /// `log.retention.*` read it.
+    fn finest_ms(&self, units: &[TimeUnit]) -> Option<i64> {
+        let (value, unit_ms) = (units.iter())
+            .find_map(|&(name, unit_ms, _)| Some((self.time_unit_given(name)?, unit_ms)))?;
+        Some(match unit_ms {
+            1 => value,
+            _ if value < 0 => -1,
+            _ => value.saturating_mul(unit_ms),
+        })
     }
 
     /// The broker-wide topic defaults set here, as topic config names (Kafka's broker
     /// names map to them: `log.roll.ms` → `segment.ms`, …). Storage validates the values.
     fn topic_defaults(&self) -> BTreeMap<String, String> {
-        let retention_ms = finest_ms(
-            self.log_retention_ms,
-            &[
-                (self.log_retention_minutes, MINUTE_MS),
-                (self.log_retention_hours, HOUR_MS),
-            ],
-        );
-        let segment_ms = finest_ms(self.log_segment_ms, &[(self.log_roll_hours, HOUR_MS)]);
-        let jitter_ms = finest_ms(
-            self.log_roll_jitter_ms,
-            &[(self.log_roll_jitter_hours, HOUR_MS)],
-        );
+        let timed = (TIME_UNITS.iter()).map(|&(key, units)| (key, text(self.finest_ms(units))));
         let pairs = [
             ("segment.bytes", text(self.log_segment_bytes)),
-            ("segment.ms", text(segment_ms)),
-            ("segment.jitter.ms", text(jitter_ms)),
-            ("retention.ms", text(retention_ms)),
             ("retention.bytes", text(self.log_retention_bytes)),
             ("cleanup.policy", self.log_cleanup_policy.clone()),
             ("max.message.bytes", text(self.message_max_bytes)),
@@ -304,8 +289,7 @@ impl BrokerArgs {
                 text(self.log_message_downconversion_enable),
             ),
         ];
-        pairs
-            .into_iter()
+        (pairs.into_iter().chain(timed))
             .filter_map(|(name, value)| Some((name.to_owned(), value?)))
             .collect()
     }

@@ -21,11 +21,12 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use super::create_topics::Refusal;
 use super::describe_configs::{
     config_type, default_source, describe_all, key_info, key_of_broker_config, row, synonym,
-    unit_synonyms, BrokerSetting, Detail, KeyInfo, SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER,
+    BrokerSetting, Detail, KeyInfo, SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER,
     SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_STATIC_BROKER,
 };
 use super::incremental_alter_configs::apply_op;
 use super::BrokerContext;
+use crate::config::{time_units, TIME_UNITS};
 use crate::log::{BrokerDefaults, BrokerScope, LogError, TopicConfig, PRODUCER_ID_EXPIRATION_MS};
 use crate::producers::ProducerStateConfig;
 
@@ -217,7 +218,7 @@ pub(super) fn describe_broker(
             let Some(setting) = setting(known) else {
                 continue;
             };
-            let single = unit_synonyms(known.topic_key).is_none();
+            let single = time_units(known.topic_key).is_none();
             for (name, value, source) in setting.rows() {
                 // One broker name: the value in force as storage renders it (from the same
                 // layers). Several: each name's own value (Kafka's null when unset).
@@ -254,7 +255,10 @@ pub(super) fn describe_broker(
 /// Kafka's type for the coarse time units (`log.retention.hours`, `.minutes`,
 /// `log.roll.hours`, `log.roll.jitter.hours` are INT; the `.ms` ones LONG, as their keys).
 fn unit_kind(name: &str) -> Option<i8> {
-    (name.ends_with(".hours") || name.ends_with(".minutes")).then_some(config_type::INT)
+    let coarse = (TIME_UNITS.iter())
+        .flat_map(|(_, units)| units.iter())
+        .any(|&(unit_name, unit_ms, _)| unit_name == name && unit_ms > 1);
+    coarse.then_some(config_type::INT)
 }
 
 /// This broker's settings that are not topic defaults: static, read-only, but for

@@ -21,6 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::broker_configs::describe_broker;
 use super::create_topics::Refusal;
 use super::BrokerContext;
+use crate::config::time_units;
 use crate::log::{BrokerDefaults, ConfigEntry, TopicConfig};
 
 /// Config resource types (Kafka's `ConfigResource.Type`).
@@ -158,22 +159,6 @@ const KEYS: &[KeyInfo] = &[
         "No effect without tiered storage."),
     key("message.downconversion.enable", "log.message.downconversion.enable", BOOLEAN,
         "No effect (as in Kafka 4.0): only the current record format exists."),
-];
-
-/// A broker config name and Kafka's built-in default for it, if any.
-type BrokerDefault = (&'static str, Option<&'static str>);
-
-/// Kafka's broker configs for the topic configs that several set, in precedence order
-/// (`ServerTopicConfigSynonyms.ALL_TOPIC_CONFIG_SYNONYMS`, `DynamicBrokerConfig.
-/// brokerConfigSynonyms`), each with Kafka's built-in default (`None`: it has none). The
-/// first is the key's `broker_key` in [`KEYS`]. `flush.ms` is left out: its default here
-/// (1 s) is not Kafka's, which comes from a scheduler setting this broker does not have.
-#[rustfmt::skip]
-const UNIT_SYNONYMS: &[(&str, &[BrokerDefault])] = &[
-    ("retention.ms", &[("log.retention.ms", None), ("log.retention.minutes", None),
-        ("log.retention.hours", Some("168"))]),
-    ("segment.ms", &[("log.roll.ms", None), ("log.roll.hours", Some("168"))]),
-    ("segment.jitter.ms", &[("log.roll.jitter.ms", None), ("log.roll.jitter.hours", Some("0"))]),
 ];
 
 /// What we know about a topic config key, if anything.
@@ -363,16 +348,16 @@ impl<'a> BrokerSetting<'a> {
     ) -> Option<BrokerSetting<'a>> {
         let key = known.topic_key;
         let broker_key = known.broker_key?;
-        let (names, statics, built_ins) = match unit_synonyms(key) {
+        let (names, statics, built_ins) = match time_units(key) {
             Some(units) => (
-                units.iter().map(|&(name, _)| name).collect(),
+                units.iter().map(|&(name, _, _)| name).collect(),
                 (units.iter())
-                    .filter_map(|&(name, _)| {
+                    .filter_map(|&(name, _, _)| {
                         Some((name, ctx.static_unit_configs.get(name)?.as_str()))
                     })
                     .collect(),
                 (units.iter())
-                    .filter_map(|&(name, value)| Some((name, value?)))
+                    .filter_map(|&(name, _, value)| Some((name, value?)))
                     .collect(),
             ),
             None => {
@@ -457,19 +442,12 @@ impl<'a> BrokerSetting<'a> {
     }
 }
 
-/// Kafka's broker names for a time key with unit-suffixed alternatives.
-pub(super) fn unit_synonyms(topic_key: &str) -> Option<&'static [BrokerDefault]> {
-    (UNIT_SYNONYMS.iter())
-        .find(|(key, _)| *key == topic_key)
-        .map(|(_, names)| *names)
-}
-
 /// Whether the operator set `topic_key`'s broker-wide default under its first broker name
 /// (for a time key, `log.retention.hours` alone does not: Kafka then describes the topic's
 /// `retention.ms` as DEFAULT_CONFIG, its synonyms starting at `log.retention.ms`).
 fn statically_set(ctx: &BrokerContext, topic_key: &str) -> bool {
-    match unit_synonyms(topic_key).and_then(|names| names.first()) {
-        Some(&(first, _)) => ctx.static_unit_configs.contains_key(first),
+    match time_units(topic_key).and_then(|names| names.first()) {
+        Some(&(first, _, _)) => ctx.static_unit_configs.contains_key(first),
         None => ctx.static_config_keys.contains(topic_key),
     }
 }
