@@ -183,15 +183,16 @@ async fn long_poll_waking(plan: &FetchPlan, deadline: Instant, wakeups_max: usiz
     let logs: Vec<&Arc<PartitionLog>> = waiting.iter().map(|(log, _)| *log).collect();
     let mut moves: FuturesUnordered<_> = waits(plan).into_iter().map(moved).collect();
     // Waits and the appended count are taken before each read, so an append racing it still
-    // wakes the wait below and counts as growth.
-    let mut read_appended = appended_bytes(&logs);
+    // wakes the wait below and counts as growth. One count per wake-up serves both the read
+    // that may follow and the next wake-up's comparison.
+    let mut appended = appended_bytes(&logs);
+    let mut read_appended = appended;
     let mut read_bytes = 0usize;
     let mut read_now = true;
-    let mut woken_appended = read_appended;
     let mut wakeups = 0usize;
     while wakeups < wakeups_max {
         if read_now {
-            read_appended = appended_bytes(&logs);
+            read_appended = appended;
             let pass = plan.read();
             if pass.any_error || pass.records_bytes >= plan.min_bytes {
                 return plan.answer(pass);
@@ -209,8 +210,8 @@ async fn long_poll_waking(plan: &FetchPlan, deadline: Instant, wakeups_max: usiz
         }
         // Appends grow a log by what they add; retention and compaction only shrink it, so
         // a read now returns at most `read_bytes` plus what was appended since.
-        let appended = appended_bytes(&logs);
-        let grown_bytes = appended.saturating_sub(read_appended);
+        let now_appended = appended_bytes(&logs);
+        let grown_bytes = now_appended.saturating_sub(read_appended);
         let reachable_bytes = u64::try_from(read_bytes)
             .unwrap_or(u64::MAX)
             .saturating_add(grown_bytes);
@@ -220,10 +221,10 @@ async fn long_poll_waking(plan: &FetchPlan, deadline: Instant, wakeups_max: usiz
             .iter()
             .any(|(log, offset)| log.is_deleted() || *offset < log.log_start_offset());
         read_now = any_error || reachable_bytes >= plan.min_bytes as u64;
-        if any_error || appended != woken_appended {
+        if any_error || now_appended != appended {
             wakeups += 1;
         }
-        woken_appended = appended;
+        appended = now_appended;
     }
     plan.answer(plan.read())
 }
