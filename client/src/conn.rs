@@ -109,6 +109,13 @@ impl Connection {
             addr: addr.to_owned(),
             source: source.into(),
         })?;
+        // Sends to a broker on this machine are not paced (`runnel_protocol::loopback`);
+        // a socket whose addresses cannot be read is left as it is.
+        if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
+            if let Err(error) = runnel_protocol::loopback::unpace_loopback(&stream, local, peer) {
+                tracing::debug!(%addr, %error, "loopback connection left on the system's congestion control");
+            }
+        }
         let (read, write) = stream.into_split();
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));

@@ -18,6 +18,7 @@ pub mod builder;
 pub mod chunked;
 pub mod crc;
 pub mod frame;
+pub mod loopback;
 pub mod memory;
 pub mod records;
 pub mod versions;

@@ -34,6 +34,7 @@ use runnel_protocol::frame::{
     decode_request, encode_response_chunks, frame_size, DecodedRequest, ErrorAction, FrameError,
     RequestError,
 };
+use runnel_protocol::loopback::unpace_loopback;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -181,7 +182,12 @@ pub async fn serve(
 ) -> Result<(), ConnectionError> {
     // Small responses (ApiVersions, acks=1 produce) must not wait for Nagle.
     stream.set_nodelay(true)?;
-    let client_host = client_host(stream.peer_addr()?);
+    let peer = stream.peer_addr()?;
+    // Sends to a client on this machine are not paced (`runnel_protocol::loopback`).
+    if let Err(error) = unpace_loopback(&stream, stream.local_addr()?, peer) {
+        tracing::debug!(%peer, %error, "loopback connection left on the system's congestion control");
+    }
+    let client_host = client_host(peer);
     let activity = Activity::new();
     let (reader, writer) = stream.into_split();
     let reader = Touching::new(reader, Arc::clone(&activity));
