@@ -2,7 +2,9 @@
 //! workloads so that every figure can be read as a ratio ("0.8 × a raw write+fsync loop").
 //!
 //! - [`loopback_tcp`]: one writer thread and one reader thread over a 127.0.0.1 socket pair,
-//!   `chunk_bytes` per `write`, the same socket buffer sizes the OS gives any connection.
+//!   `chunk_bytes` per `write`, the same socket buffer sizes the OS gives any connection and
+//!   the congestion control Runnel's loopback connections get (`runnel_protocol::loopback`:
+//!   not BBR's pacing).
 //! - [`file_write`]: sequential `write_all` of `chunk_bytes` chunks into a new file in the
 //!   directory under test (page cache; no fsync until the end, like the broker's acks=1),
 //!   with disk blocks reserved [`RESERVE_AHEAD_BYTES`] ahead as the broker reserves them
@@ -125,6 +127,7 @@ pub fn loopback_tcp(bounds: ProbeBounds) -> std::io::Result<ProbeResult> {
     });
     let mut socket = TcpStream::connect(addr)?;
     socket.set_nodelay(true)?;
+    runnel_protocol::loopback::unpace_loopback(&socket, socket.local_addr()?, addr)?;
     let chunk = vec![0x5au8; chunk_bytes];
     let started = Instant::now();
     let mut sent = 0u64;
