@@ -184,7 +184,10 @@ pub async fn serve(
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?;
     // Sends to a client on this machine are not paced (`runnel_protocol::loopback`).
-    if let Err(error) = unpace_loopback(&stream, stream.local_addr()?, peer) {
+    let unpaced = stream
+        .local_addr()
+        .and_then(|local| unpace_loopback(&stream, local, peer));
+    if let Err(error) = unpaced {
         tracing::debug!(%peer, %error, "loopback connection left on the system's congestion control");
     }
     let client_host = client_host(peer);
