@@ -11,12 +11,15 @@
 //! 2.50 GB/s and 0.09 CPU-s per GB with the sockets on Reno; produce at 1.25 against 1.47
 //! GB/s (BENCHMARKS.md, session 25).
 //!
-//! So on a connection whose two ends are loopback addresses, a congestion control that
-//! paces (BBR in any version: a name starting with `bbr`) is replaced by Reno, which never
-//! paces and which Linux lets every process choose (it is always in
-//! `net.ipv4.tcp_allowed_congestion_control`). Other connections, and loopback ones on a
-//! system whose default does not pace (CUBIC, most distributions' default), keep the
-//! system's choice. Elsewhere than Linux this does nothing.
+//! So on a connection within the machine — both ends loopback addresses, or both the same
+//! address (Linux routes a machine's own addresses through the loopback interface: a client
+//! that connects to the host's own IP) — a congestion control that paces (BBR in any
+//! version: a name starting with `bbr`) is replaced by Reno, which never paces and which
+//! Linux lets every process choose (it is always in
+//! `net.ipv4.tcp_allowed_congestion_control`). Other connections (a container's over a
+//! bridge included), and those within the machine on a system whose default does not pace
+//! (CUBIC, most distributions' default), keep the system's choice. Elsewhere than Linux
+//! this does nothing.
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -24,7 +27,8 @@ use std::os::fd::AsFd;
 /// What [`unpace_loopback`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {
-    /// Not a loopback connection, or not Linux: the system's congestion control is kept.
+    /// Not a connection within the machine (over the loopback interface), or not Linux:
+    /// the system's congestion control is kept.
     NotLoopback,
     /// A loopback connection whose congestion control does not pace: kept.
     Unpaced,
@@ -41,16 +45,18 @@ fn paces(name: &[u8]) -> bool {
     name.starts_with(b"bbr")
 }
 
-/// Switches `socket`, a connected TCP socket from `local` to `peer`, to Reno if both ends
-/// are loopback addresses (IPv4-mapped IPv6 ones included) and its congestion control paces.
+/// Switches `socket`, a connected TCP socket from `local` to `peer`, to Reno if the
+/// connection is within the machine (both ends loopback addresses, IPv4-mapped IPv6 ones
+/// included, or the same address) and its congestion control paces.
 /// An error leaves the socket as it was; it is still usable.
 pub fn unpace_loopback(
     socket: &impl AsFd,
     local: SocketAddr,
     peer: SocketAddr,
 ) -> std::io::Result<Pacing> {
-    let loopback = |addr: SocketAddr| addr.ip().to_canonical().is_loopback();
-    if !cfg!(target_os = "linux") || !loopback(local) || !loopback(peer) {
+    let (local, peer) = (local.ip().to_canonical(), peer.ip().to_canonical());
+    let within = (local.is_loopback() && peer.is_loopback()) || local == peer;
+    if !cfg!(target_os = "linux") || !within {
         return Ok(Pacing::NotLoopback);
     }
     if !paces(&congestion(socket)?) {
@@ -153,7 +159,8 @@ mod tests {
         }
     }
 
-    /// Only connections with both ends on loopback are touched.
+    /// Only connections within the machine are touched: both ends on loopback, or on the
+    /// same address.
     #[test]
     fn other_addresses_keep_the_systems_choice() {
         let (client, _accepted) = pair();
@@ -170,6 +177,16 @@ mod tests {
         assert_eq!(congestion(&client).unwrap(), before);
         assert_ne!(
             unpace_loopback(&client, mapped, loopback).unwrap(),
+            Pacing::NotLoopback
+        );
+        let own: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        assert_ne!(
+            unpace_loopback(&client, own, remote).unwrap(),
+            Pacing::NotLoopback
+        );
+        let other_host: SocketAddr = "192.0.2.8:9092".parse().unwrap();
+        assert_eq!(
+            unpace_loopback(&client, own, other_host).unwrap(),
             Pacing::NotLoopback
         );
     }
