@@ -21,6 +21,8 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 10_000;
     pub const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
     pub const AUTO_CREATE_TOPICS: bool = true;
+    /// Loopback connections leave a pacing congestion control (`runnel_protocol::loopback`).
+    pub const LOOPBACK_UNPACED: bool = true;
     pub const NUM_PARTITIONS: i32 = 1;
     pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
     /// Kafka's `connections.max.idle.ms`.
@@ -99,6 +101,10 @@ pub struct BrokerArgs {
     /// Create unknown topics on Metadata requests [default: true].
     #[arg(long, env = "RUNNEL_AUTO_CREATE_TOPICS")]
     pub auto_create_topics: Option<bool>,
+    /// Switch connections from this machine (loopback) off a congestion control that paces
+    /// its sends, BBR, to Reno; false keeps the system's choice [default: true].
+    #[arg(long, env = "RUNNEL_LOOPBACK_UNPACED")]
+    pub loopback_unpaced: Option<bool>,
     /// Partitions of an auto-created topic [default: 1].
     #[arg(long, env = "RUNNEL_NUM_PARTITIONS")]
     pub num_partitions: Option<i32>,
@@ -309,6 +315,8 @@ pub struct BrokerConfig {
     pub metrics_group_series_max: usize,
     pub max_request_bytes: usize,
     pub auto_create_topics: bool,
+    /// Loopback connections leave a pacing congestion control for Reno.
+    pub loopback_unpaced: bool,
     pub num_partitions: i32,
     pub request_timeout_ms: u64,
     /// No byte read or written this long closes a connection.
@@ -358,6 +366,7 @@ impl BrokerConfig {
             metrics_group_series_max: defaults::METRICS_GROUP_SERIES_MAX,
             max_request_bytes: defaults::MAX_REQUEST_BYTES,
             auto_create_topics: defaults::AUTO_CREATE_TOPICS,
+            loopback_unpaced: defaults::LOOPBACK_UNPACED,
             num_partitions: defaults::NUM_PARTITIONS,
             request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
             connections_max_idle_ms: defaults::CONNECTIONS_MAX_IDLE_MS,

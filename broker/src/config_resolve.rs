@@ -27,6 +27,7 @@ impl BrokerArgs {
                 .or(fallback.metrics_group_series_max),
             max_request_bytes: self.max_request_bytes.or(fallback.max_request_bytes),
             auto_create_topics: self.auto_create_topics.or(fallback.auto_create_topics),
+            loopback_unpaced: self.loopback_unpaced.or(fallback.loopback_unpaced),
             num_partitions: self.num_partitions.or(fallback.num_partitions),
             request_timeout_ms: self.request_timeout_ms.or(fallback.request_timeout_ms),
             connections_max_idle_ms: self
@@ -180,6 +181,7 @@ impl BrokerArgs {
             .unwrap_or(config.metrics_group_series_max);
         config.max_request_bytes = self.max_request_bytes.unwrap_or(config.max_request_bytes);
         config.auto_create_topics = self.auto_create_topics.unwrap_or(config.auto_create_topics);
+        config.loopback_unpaced = self.loopback_unpaced.unwrap_or(config.loopback_unpaced);
         config.num_partitions = self.num_partitions.unwrap_or(config.num_partitions);
         config.request_timeout_ms = self.request_timeout_ms.unwrap_or(config.request_timeout_ms);
         config.connections_max_idle_ms = self

@@ -10,6 +10,7 @@ fn defaults_apply_when_nothing_is_given() {
     assert_eq!(config.max_request_bytes, 104_857_600);
     assert_eq!(config.queued_request_bytes_max, 536_870_912);
     assert!(config.auto_create_topics);
+    assert!(config.loopback_unpaced);
     assert!(config.topic_defaults.is_empty());
 }
 
@@ -21,7 +22,7 @@ fn flags_override_the_file_and_the_file_overrides_defaults() {
         &path,
         "# comment\nlog.dirs=/var/runnel\nnum.partitions=3\nlisten=0.0.0.0:9000\n\
          auto.create.topics.enable=false\nlog.retention.ms=1000\n\
-         queued.max.request.bytes=8388608\n",
+         queued.max.request.bytes=8388608\nloopback.unpaced=false\n",
     )
     .unwrap();
     let config = BrokerConfig::from_args([
@@ -40,6 +41,7 @@ fn flags_override_the_file_and_the_file_overrides_defaults() {
     assert_eq!(config.queued_request_bytes_max, 8 * 1024 * 1024);
     assert_eq!(config.listen, "0.0.0.0:9000");
     assert!(!config.auto_create_topics);
+    assert!(!config.loopback_unpaced);
     assert_eq!(
         config
             .topic_defaults

@@ -1,6 +1,7 @@
 //! Loopback connections are not paced (`runnel_protocol::loopback`): the broker's accepted
 //! socket and the client's socket of a connection on 127.0.0.1 leave a pacing congestion
-//! control (BBR) for Reno, and keep any other. Read with `ss`, as an operator would.
+//! control (BBR) for Reno, and keep any other; `--loopback-unpaced false` keeps the broker's
+//! end on the system's choice. Read with `ss`, as an operator would.
 
 #![allow(clippy::unwrap_used)]
 
@@ -26,36 +27,60 @@ fn congestion_of(filter: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn both_ends_of_a_loopback_connection_leave_a_pacing_congestion_control() {
+/// The system's default congestion control, if this machine shows it and has `ss`.
+fn system_default() -> Option<String> {
     let Ok(default) = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control") else {
         eprintln!("skipped: no /proc/sys/net/ipv4/tcp_congestion_control (not Linux)");
-        return;
+        return None;
     };
     if Command::new("ss").arg("-V").output().is_err() {
         eprintln!("skipped: no `ss` (iproute2) to read the sockets with");
-        return;
+        return None;
     }
-    let default = default.trim();
-    let expected = if default.starts_with("bbr") {
+    Some(default.trim().to_owned())
+}
+
+/// What a connection within the machine runs on: Reno instead of a pacing default.
+fn unpaced(default: &str) -> &str {
+    if default.starts_with("bbr") {
         "reno"
     } else {
         default
-    };
-    let broker = TestBroker::start().await;
+    }
+}
+
+/// The (broker's end, client's end) congestion controls of one client connection.
+async fn ends(broker: &TestBroker) -> (Vec<String>, Vec<String>) {
     // Connecting negotiates API versions: a round trip, so the broker serves the socket.
     let _connection = Connection::connect(&broker.addr.to_string(), &ConnectionConfig::default())
         .await
         .unwrap();
     let port = broker.addr.port();
-    assert_eq!(
+    (
         congestion_of(&format!("( sport = :{port} )")),
-        [expected],
-        "the broker's end (system default {default})"
-    );
-    assert_eq!(
         congestion_of(&format!("( dport = :{port} )")),
-        [expected],
-        "the client's end (system default {default})"
-    );
+    )
+}
+
+#[tokio::test]
+async fn both_ends_of_a_loopback_connection_leave_a_pacing_congestion_control() {
+    let Some(default) = system_default() else {
+        return;
+    };
+    let broker = TestBroker::start().await;
+    let (broker_end, client_end) = ends(&broker).await;
+    assert_eq!(broker_end, [unpaced(&default)], "system default {default}");
+    assert_eq!(client_end, [unpaced(&default)], "system default {default}");
+}
+
+/// The client's end is the client's own business: it still leaves a pacing one.
+#[tokio::test]
+async fn the_broker_keeps_the_systems_choice_when_told() {
+    let Some(default) = system_default() else {
+        return;
+    };
+    let broker = TestBroker::start_with(|config| config.loopback_unpaced = false).await;
+    let (broker_end, client_end) = ends(&broker).await;
+    assert_eq!(broker_end, [default.as_str()]);
+    assert_eq!(client_end, [unpaced(&default)]);
 }

@@ -53,6 +53,7 @@ pub async fn broker(State(state): State<HttpState>) -> JsonResult {
             "queued_request_bytes_max": c.queued_request_bytes_max,
             "inflight_requests_max": c.inflight_requests_max,
             "auto_create_topics": c.auto_create_topics,
+            "loopback_unpaced": c.loopback_unpaced,
             "num_partitions": c.num_partitions,
             "request_timeout_ms": c.request_timeout_ms,
             "connections_max_idle_ms": c.connections_max_idle_ms,

@@ -87,6 +87,8 @@ pub struct ConnectionLimits {
     pub request_timeout_ms: u64,
     pub connections_max_idle_ms: u64,
     pub inflight_requests_max: usize,
+    /// Loopback connections leave a pacing congestion control (`--loopback-unpaced`).
+    pub loopback_unpaced: bool,
     pub request_memory: Arc<RequestMemory>,
 }
 
@@ -98,6 +100,7 @@ impl ConnectionLimits {
             request_timeout_ms: config.request_timeout_ms,
             connections_max_idle_ms: config.connections_max_idle_ms,
             inflight_requests_max: config.inflight_requests_max,
+            loopback_unpaced: config.loopback_unpaced,
             request_memory: Arc::new(RequestMemory::new(
                 config.queued_request_bytes_max,
                 metrics.request_queue_bytes.clone(),
@@ -184,11 +187,11 @@ pub async fn serve(
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?;
     // Sends to a client on this machine are not paced (`runnel_protocol::loopback`).
-    let unpaced = stream
-        .local_addr()
-        .and_then(|local| unpace_loopback(&stream, local, peer));
-    if let Err(error) = unpaced {
-        tracing::debug!(%peer, %error, "loopback connection left on the system's congestion control");
+    if limits.loopback_unpaced {
+        let unpaced = (stream.local_addr()).and_then(|local| unpace_loopback(&stream, local, peer));
+        if let Err(error) = unpaced {
+            tracing::debug!(%peer, %error, "loopback connection left on the system's congestion control");
+        }
     }
     let client_host = client_host(peer);
     let activity = Activity::new();

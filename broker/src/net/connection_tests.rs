@@ -89,6 +89,7 @@ fn limits(max_request_bytes: usize, shared_bytes: usize) -> ConnectionLimits {
         request_timeout_ms: 30_000,
         connections_max_idle_ms: 600_000,
         inflight_requests_max: 64,
+        loopback_unpaced: true,
         request_memory: Arc::new(RequestMemory::unmetered(shared_bytes)),
     }
 }
