@@ -49,6 +49,9 @@ pub struct ConnectionConfig {
     pub connect_timeout_ms: u64,
     pub response_bytes_max: usize,
     pub in_flight_max: usize,
+    /// A connection to a broker on this machine leaves a congestion control that paces its
+    /// sends (BBR) for Reno (`runnel_protocol::loopback`); false keeps the system's choice.
+    pub loopback_unpaced: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -59,6 +62,7 @@ impl Default for ConnectionConfig {
             connect_timeout_ms: 10_000,
             response_bytes_max: 128 * 1024 * 1024,
             in_flight_max: 64,
+            loopback_unpaced: true,
         }
     }
 }
@@ -109,10 +113,15 @@ impl Connection {
             addr: addr.to_owned(),
             source: source.into(),
         })?;
-        // Sends to a broker on this machine are not paced (`runnel_protocol::loopback`);
-        // a socket whose addresses cannot be read is left as it is.
-        if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
-            if let Err(error) = runnel_protocol::loopback::unpace_loopback(&stream, local, peer) {
+        // Sends to a broker on this machine are not paced unless told
+        // (`runnel_protocol::loopback`); a failure leaves the socket as it is.
+        if config.loopback_unpaced {
+            let unpaced = (stream.local_addr())
+                .and_then(|local| Ok((local, stream.peer_addr()?)))
+                .and_then(|(local, peer)| {
+                    runnel_protocol::loopback::unpace_loopback(&stream, local, peer)
+                });
+            if let Err(error) = unpaced {
                 tracing::debug!(%addr, %error, "loopback connection left on the system's congestion control");
             }
         }

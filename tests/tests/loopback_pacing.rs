@@ -1,7 +1,7 @@
 //! Loopback connections are not paced (`runnel_protocol::loopback`): the broker's accepted
 //! socket and the client's socket of a connection on 127.0.0.1 leave a pacing congestion
-//! control (BBR) for Reno, and keep any other; `--loopback-unpaced false` keeps the broker's
-//! end on the system's choice. Read with `ss`, as an operator would.
+//! control (BBR) for Reno, and keep any other; `--loopback-unpaced false` (broker) and
+//! `ConnectionConfig::loopback_unpaced = false` (client) keep that end on the system's choice. Read with `ss`, as an operator would.
 
 #![allow(clippy::unwrap_used)]
 
@@ -50,9 +50,9 @@ fn unpaced(default: &str) -> &str {
 }
 
 /// The (broker's end, client's end) congestion controls of one client connection.
-async fn ends(broker: &TestBroker) -> (Vec<String>, Vec<String>) {
+async fn ends(broker: &TestBroker, config: &ConnectionConfig) -> (Vec<String>, Vec<String>) {
     // Connecting negotiates API versions: a round trip, so the broker serves the socket.
-    let _connection = Connection::connect(&broker.addr.to_string(), &ConnectionConfig::default())
+    let _connection = Connection::connect(&broker.addr.to_string(), config)
         .await
         .unwrap();
     let port = broker.addr.port();
@@ -68,19 +68,28 @@ async fn both_ends_of_a_loopback_connection_leave_a_pacing_congestion_control() 
         return;
     };
     let broker = TestBroker::start().await;
-    let (broker_end, client_end) = ends(&broker).await;
+    let (broker_end, client_end) = ends(&broker, &ConnectionConfig::default()).await;
     assert_eq!(broker_end, [unpaced(&default)], "system default {default}");
     assert_eq!(client_end, [unpaced(&default)], "system default {default}");
 }
 
-/// The client's end is the client's own business: it still leaves a pacing one.
+/// Each end is its own side's business: `--loopback-unpaced false` on the broker, then
+/// `ConnectionConfig::loopback_unpaced = false` on the client, keeps that end's default.
 #[tokio::test]
-async fn the_broker_keeps_the_systems_choice_when_told() {
+async fn each_end_keeps_the_systems_choice_when_told() {
     let Some(default) = system_default() else {
         return;
     };
     let broker = TestBroker::start_with(|config| config.loopback_unpaced = false).await;
-    let (broker_end, client_end) = ends(&broker).await;
+    let (broker_end, client_end) = ends(&broker, &ConnectionConfig::default()).await;
     assert_eq!(broker_end, [default.as_str()]);
     assert_eq!(client_end, [unpaced(&default)]);
+    let broker = TestBroker::start().await;
+    let told = ConnectionConfig {
+        loopback_unpaced: false,
+        ..ConnectionConfig::default()
+    };
+    let (broker_end, client_end) = ends(&broker, &told).await;
+    assert_eq!(broker_end, [unpaced(&default)]);
+    assert_eq!(client_end, [default.as_str()]);
 }
