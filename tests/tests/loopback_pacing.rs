@@ -1,7 +1,8 @@
 //! Loopback connections are not paced (`runnel_protocol::loopback`): the broker's accepted
 //! socket and the client's socket of a connection on 127.0.0.1 leave a pacing congestion
 //! control (BBR) for Reno, and keep any other; `--loopback-unpaced false` (broker) and
-//! `ConnectionConfig::loopback_unpaced = false` (client) keep that end on the system's choice. Read with `ss`, as an operator would.
+//! `ConnectionConfig::loopback_unpaced = false` (client) keep that end on the system's
+//! choice. Read with `ss`, as an operator would.
 
 #![allow(clippy::unwrap_used)]
 
