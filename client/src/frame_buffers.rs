@@ -16,14 +16,20 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// which keeps freed memory).
 pub(crate) const KEPT_FRAME_BYTES_MIN: usize = 8 << 20;
 /// Frames a connection keeps: the one being read, the one being decoded and a spare. Their
-/// memory stays with the connection while it is open (at most this many of its largest
-/// responses, which `response_bytes_max` bounds).
+/// memory stays with the connection while it reads large frames (at most this many of its
+/// largest responses, which `response_bytes_max` bounds).
 pub(crate) const KEPT_FRAMES_MAX: usize = 3;
+/// A connection that reads this many smaller frames in a row lets its kept ones go: a
+/// consumer that has caught up gets small responses again, and would otherwise hold up to
+/// [`KEPT_FRAMES_MAX`] of its largest for as long as it stays connected.
+pub(crate) const KEPT_IDLE_FRAMES_MAX: u32 = 1000;
 
 /// One connection's kept frames, each with its buffer's capacity.
 #[derive(Default)]
 pub(crate) struct FrameBuffers {
     kept: Vec<(Bytes, usize)>,
+    /// Frames below [`KEPT_FRAME_BYTES_MIN`] read since the last large one.
+    small_frames_in_a_row: u32,
 }
 
 impl FrameBuffers {
@@ -33,8 +39,14 @@ impl FrameBuffers {
     /// in it (a consumer's responses differ by a few hundred KB).
     pub(crate) fn buffer(&mut self, size_bytes: usize) -> BytesMut {
         if size_bytes < KEPT_FRAME_BYTES_MIN {
+            self.small_frames_in_a_row = self.small_frames_in_a_row.saturating_add(1);
+            if self.small_frames_in_a_row >= KEPT_IDLE_FRAMES_MAX {
+                // A frame still held elsewhere lives on in its holder's `Bytes`.
+                self.kept.clear();
+            }
             return BytesMut::with_capacity(size_bytes);
         }
+        self.small_frames_in_a_row = 0;
         let free = (0..self.kept.len())
             .filter(|&i| self.kept[i].1 >= size_bytes && self.kept[i].0.is_unique())
             .min_by_key(|&i| self.kept[i].1);
@@ -178,5 +190,28 @@ mod tests {
             KEPT_FRAMES_MAX - 1,
             "a larger neighbour taken"
         );
+    }
+
+    /// Kept frames go after [`KEPT_IDLE_FRAMES_MAX`] smaller frames in a row (not before);
+    /// a large frame in between starts the count again.
+    #[test]
+    fn kept_frames_go_once_the_frames_are_small_again() {
+        let mut buffers = FrameBuffers::default();
+        drop(frame(&mut buffers, KEPT_FRAME_BYTES_MIN, 1));
+        for _ in 1..KEPT_IDLE_FRAMES_MAX {
+            frame(&mut buffers, 4096, 2);
+        }
+        assert_eq!(buffers.kept.len(), 1, "kept until the last small frame");
+        drop(frame(&mut buffers, KEPT_FRAME_BYTES_MIN, 3));
+        for _ in 1..KEPT_IDLE_FRAMES_MAX {
+            frame(&mut buffers, 4096, 4);
+        }
+        assert_eq!(
+            buffers.kept.len(),
+            1,
+            "the large frame started the count again"
+        );
+        frame(&mut buffers, 4096, 5);
+        assert!(buffers.kept.is_empty());
     }
 }
