@@ -1,4 +1,5 @@
-//! Tests of the connection: chunked writes, response decoding bounds.
+//! Tests of the connection: chunked writes (whole and in order; to a closed peer) and the
+//! bound on what a response may decode to.
 
 #![allow(clippy::unwrap_used)]
 
