@@ -5,6 +5,7 @@ run in file order and share one topic: create, produce with every codec, consume
 offsets by time, watermarks, delete. A step whose input is missing skips with the reason.
 """
 
+import threading
 import time
 import zlib
 
@@ -301,6 +302,7 @@ class CooperativeMember:
     and revoke librdkafka hands its callbacks, and what it consumed."""
 
     def __init__(self, topic, group):
+        self.lock = threading.Lock()  # the callbacks run on the member's polling thread
         self.owned = set()
         self.revoked = []  # every revoke callback's partitions, in order
         self.seen = []  # (partition, offset) consumed
@@ -320,12 +322,18 @@ class CooperativeMember:
         self.consumer.subscribe([topic], on_assign=self.on_assign, on_revoke=self.on_revoke)
 
     def on_assign(self, _consumer, partitions):
-        self.owned |= {tp.partition for tp in partitions}
+        with self.lock:
+            self.owned |= {tp.partition for tp in partitions}
 
     def on_revoke(self, consumer, partitions):
         gone = {tp.partition for tp in partitions}
-        self.revoked.append(gone)
-        self.owned -= gone
+        with self.lock:
+            self.revoked.append(gone)
+            self.owned -= gone
+
+    def owned_now(self):
+        with self.lock:
+            return set(self.owned)
 
     def poll(self):
         msg = self.consumer.poll(0.1)
@@ -365,14 +373,31 @@ def test_cooperative_sticky_group_moves_only_the_partitions_it_must():
     try:
 
         def settled(members, owned_each):
-            deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
-            while time.monotonic() < deadline:
-                for member in members:
+            # Each member polls on a thread of its own, as separate processes would: a member
+            # whose synchronous commit waits behind its own JoinGroup (a connection's requests
+            # are answered in order, by Kafka too) must not stop the polls of the member that
+            # join is waiting for — one thread polling both stalled here for good, once.
+            stop = threading.Event()
+
+            def polling(member):
+                while not stop.is_set():
                     member.poll()
-                owned = [m.owned for m in members]
-                if [len(o) for o in owned] == owned_each and set().union(*owned) == set(range(partitions)):
-                    return
-            pytest.fail(f"the group never settled on {owned_each}: {[m.owned for m in members]}")
+
+            threads = [threading.Thread(target=polling, args=(m,), daemon=True) for m in members]
+            for thread in threads:
+                thread.start()
+            try:
+                deadline = time.monotonic() + cc.CONSUME_TIMEOUT_S
+                while time.monotonic() < deadline:
+                    owned = [m.owned_now() for m in members]
+                    if [len(o) for o in owned] == owned_each and set().union(*owned) == set(range(partitions)):
+                        return
+                    time.sleep(0.05)
+                pytest.fail(f"the group never settled on {owned_each}: {owned}")
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(timeout=cc.CONSUME_TIMEOUT_S)
 
         settled([first], [partitions])
         assert first.revoked == []
