@@ -127,7 +127,7 @@ pub fn loopback_tcp(bounds: ProbeBounds) -> std::io::Result<ProbeResult> {
     });
     let mut socket = TcpStream::connect(addr)?;
     socket.set_nodelay(true)?;
-    runnel_protocol::loopback::unpace_loopback(&socket, socket.local_addr()?, addr)?;
+    runnel_protocol::loopback::unpace_loopback(&socket)?;
     let chunk = vec![0x5au8; chunk_bytes];
     let started = Instant::now();
     let mut sent = 0u64;

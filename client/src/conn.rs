@@ -116,12 +116,7 @@ impl Connection {
         // Sends to a broker on this machine are not paced unless told
         // (`runnel_protocol::loopback`); a failure leaves the socket as it is.
         if config.loopback_unpaced {
-            let unpaced = (stream.local_addr())
-                .and_then(|local| Ok((local, stream.peer_addr()?)))
-                .and_then(|(local, peer)| {
-                    runnel_protocol::loopback::unpace_loopback(&stream, local, peer)
-                });
-            if let Err(error) = unpaced {
+            if let Err(error) = runnel_protocol::loopback::unpace_loopback(&stream) {
                 tracing::debug!(%addr, %error, "loopback connection left on the system's congestion control");
             }
         }

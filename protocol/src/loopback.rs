@@ -1,5 +1,6 @@
 //! Loopback TCP connections without pacing: the broker calls [`unpace_loopback`] on every
-//! accepted connection and the client on every connection it opens.
+//! accepted connection, the client on every connection it opens, the bench's loopback probe
+//! on its socket.
 //!
 //! Linux's BBR congestion control paces each send, and where the interface's queueing
 //! discipline does not pace (loopback's `noqueue`, and any qdisc but `fq`) TCP paces
@@ -21,8 +22,12 @@
 //! (CUBIC, most distributions' default), keep the system's choice. Elsewhere than Linux
 //! this does nothing.
 
-use std::net::SocketAddr;
+#[cfg(target_os = "linux")]
+use std::net::IpAddr;
 use std::os::fd::AsFd;
+
+#[cfg(target_os = "linux")]
+use socket2::SockRef;
 
 /// What [`unpace_loopback`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,90 +43,57 @@ pub enum Pacing {
 
 /// The congestion control put on loopback connections: Reno never paces and is open to
 /// every process.
+#[cfg(target_os = "linux")]
 const UNPACED_CONGESTION: &[u8] = b"reno";
 
 /// Whether a congestion control (its Linux name) paces its sends.
+#[cfg(target_os = "linux")]
 fn paces(name: &[u8]) -> bool {
     name.starts_with(b"bbr")
 }
 
-/// Switches `socket`, a connected TCP socket from `local` to `peer`, to Reno if the
-/// connection is within the machine (both ends loopback addresses, IPv4-mapped IPv6 ones
-/// included, or the same address) and its congestion control paces.
-/// An error leaves the socket as it was; it is still usable.
-pub fn unpace_loopback(
-    socket: &impl AsFd,
-    local: SocketAddr,
-    peer: SocketAddr,
-) -> std::io::Result<Pacing> {
-    let (local, peer) = (local.ip().to_canonical(), peer.ip().to_canonical());
-    let within = (local.is_loopback() && peer.is_loopback()) || local == peer;
-    if !cfg!(target_os = "linux") || !within {
+/// Whether a connection from `local` to `peer` stays within the machine: both ends loopback
+/// addresses (IPv4-mapped IPv6 ones included), or the same address.
+#[cfg(target_os = "linux")]
+fn within_machine(local: IpAddr, peer: IpAddr) -> bool {
+    let (local, peer) = (local.to_canonical(), peer.to_canonical());
+    (local.is_loopback() && peer.is_loopback()) || local == peer
+}
+
+/// Switches `socket`, a connected TCP socket, to Reno if its connection is within the
+/// machine ([`within_machine`], from the socket's own addresses) and its congestion control
+/// paces. An error (a socket that is not a connected TCP one) leaves the socket as it was.
+#[cfg(target_os = "linux")]
+pub fn unpace_loopback(socket: &impl AsFd) -> std::io::Result<Pacing> {
+    let socket = SockRef::from(socket);
+    let (local, peer) = (socket.local_addr()?, socket.peer_addr()?);
+    let within = local
+        .as_socket()
+        .zip(peer.as_socket())
+        .is_some_and(|(local, peer)| within_machine(local.ip(), peer.ip()));
+    if !within {
         return Ok(Pacing::NotLoopback);
     }
-    if !paces(&congestion(socket)?) {
+    if !paces(&congestion(&socket)?) {
         return Ok(Pacing::Unpaced);
     }
-    set_congestion(socket, UNPACED_CONGESTION)?;
+    socket.set_tcp_congestion(UNPACED_CONGESTION)?;
     Ok(Pacing::SwitchedToReno)
 }
 
-/// The socket's congestion control (`TCP_CONGESTION`), e.g. `b"bbr"`.
-#[cfg(target_os = "linux")]
-pub fn congestion(socket: &impl AsFd) -> std::io::Result<Vec<u8>> {
-    use std::os::fd::AsRawFd;
-    // The kernel's TCP_CA_NAME_MAX: names are at most 15 bytes and a NUL.
-    let mut name = [0u8; 16];
-    let mut len = name.len() as libc::socklen_t;
-    // SAFETY: `name` is writable for `len` bytes and the kernel writes at most `len`; the
-    // descriptor is borrowed for the call.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_fd().as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            name.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let written = &name[..(len as usize).min(name.len())];
-    let end = written
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(written.len());
-    Ok(written[..end].to_vec())
-}
-
-#[cfg(target_os = "linux")]
-fn set_congestion(socket: &impl AsFd, name: &[u8]) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the kernel reads `name.len()` bytes from `name`; the descriptor is borrowed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_fd().as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            name.as_ptr().cast(),
-            name.len() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
+/// Elsewhere than Linux: nothing to do.
 #[cfg(not(target_os = "linux"))]
-pub fn congestion(_socket: &impl AsFd) -> std::io::Result<Vec<u8>> {
-    Err(std::io::ErrorKind::Unsupported.into())
+pub fn unpace_loopback(_socket: &impl AsFd) -> std::io::Result<Pacing> {
+    Ok(Pacing::NotLoopback)
 }
 
-#[cfg(not(target_os = "linux"))]
-fn set_congestion(_socket: &impl AsFd, _name: &[u8]) -> std::io::Result<()> {
-    Err(std::io::ErrorKind::Unsupported.into())
+/// The socket's congestion control (`TCP_CONGESTION`) without the kernel's NUL padding,
+/// e.g. `b"bbr"`.
+#[cfg(target_os = "linux")]
+fn congestion(socket: &SockRef<'_>) -> std::io::Result<Vec<u8>> {
+    let mut name = socket.tcp_congestion()?;
+    name.truncate(name.iter().position(|&b| b == 0).unwrap_or(name.len()));
+    Ok(name)
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -138,9 +110,8 @@ mod tests {
         (client, accepted)
     }
 
-    fn unpace(stream: &TcpStream) -> Pacing {
-        let (local, peer) = (stream.local_addr().unwrap(), stream.peer_addr().unwrap());
-        unpace_loopback(stream, local, peer).unwrap()
+    fn congestion_of(socket: &impl AsFd) -> Vec<u8> {
+        congestion(&SockRef::from(socket)).unwrap()
     }
 
     /// A loopback socket on BBR moves to Reno; one on a congestion control that does not
@@ -149,46 +120,50 @@ mod tests {
     #[test]
     fn a_pacing_loopback_socket_moves_to_reno_and_others_stay() {
         let (client, accepted) = pair();
-        set_congestion(&client, b"reno").unwrap();
-        assert_eq!(unpace(&client), Pacing::Unpaced);
-        assert_eq!(congestion(&client).unwrap(), b"reno");
-        if set_congestion(&accepted, b"bbr").is_ok() {
-            assert_eq!(congestion(&accepted).unwrap(), b"bbr");
-            assert_eq!(unpace(&accepted), Pacing::SwitchedToReno);
-            assert_eq!(congestion(&accepted).unwrap(), b"reno");
+        SockRef::from(&client).set_tcp_congestion(b"reno").unwrap();
+        assert_eq!(unpace_loopback(&client).unwrap(), Pacing::Unpaced);
+        assert_eq!(congestion_of(&client), b"reno");
+        if SockRef::from(&accepted).set_tcp_congestion(b"bbr").is_ok() {
+            assert_eq!(congestion_of(&accepted), b"bbr");
+            assert_eq!(unpace_loopback(&accepted).unwrap(), Pacing::SwitchedToReno);
+            assert_eq!(congestion_of(&accepted), b"reno");
         }
     }
 
-    /// Only connections within the machine are touched: both ends on loopback, or on the
-    /// same address.
+    /// A socket that is not connected (a listener) is an error, and keeps its congestion
+    /// control.
     #[test]
-    fn other_addresses_keep_the_systems_choice() {
-        let (client, _accepted) = pair();
-        let before = congestion(&client).unwrap();
-        let loopback: SocketAddr = "127.0.0.1:9092".parse().unwrap();
-        let mapped: SocketAddr = "[::ffff:127.0.0.1]:9092".parse().unwrap();
-        let remote: SocketAddr = "192.0.2.7:9092".parse().unwrap();
-        for (local, peer) in [(loopback, remote), (remote, loopback)] {
-            assert_eq!(
-                unpace_loopback(&client, local, peer).unwrap(),
-                Pacing::NotLoopback
-            );
+    fn a_socket_without_a_peer_is_an_error_and_left_alone() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let before = congestion_of(&listener);
+        assert!(unpace_loopback(&listener).is_err());
+        assert_eq!(congestion_of(&listener), before);
+    }
+
+    /// Within the machine: both ends on loopback (IPv4, IPv6, IPv4-mapped), or on the same
+    /// address; not one end on loopback, nor two hosts.
+    #[test]
+    fn only_connections_within_the_machine_count() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let within = [
+            ("127.0.0.1", "127.0.0.1"),
+            ("127.0.0.1", "127.0.0.53"),
+            ("::1", "::1"),
+            ("::ffff:127.0.0.1", "127.0.0.1"),
+            ("192.0.2.7", "192.0.2.7"),
+            ("::ffff:192.0.2.7", "192.0.2.7"),
+        ];
+        for (local, peer) in within {
+            assert!(within_machine(ip(local), ip(peer)), "{local} {peer}");
         }
-        assert_eq!(congestion(&client).unwrap(), before);
-        assert_ne!(
-            unpace_loopback(&client, mapped, loopback).unwrap(),
-            Pacing::NotLoopback
-        );
-        let own: SocketAddr = "192.0.2.7:40000".parse().unwrap();
-        assert_ne!(
-            unpace_loopback(&client, own, remote).unwrap(),
-            Pacing::NotLoopback
-        );
-        let other_host: SocketAddr = "192.0.2.8:9092".parse().unwrap();
-        assert_eq!(
-            unpace_loopback(&client, own, other_host).unwrap(),
-            Pacing::NotLoopback
-        );
+        let apart = [
+            ("127.0.0.1", "192.0.2.7"),
+            ("192.0.2.7", "127.0.0.1"),
+            ("192.0.2.7", "192.0.2.8"),
+        ];
+        for (local, peer) in apart {
+            assert!(!within_machine(ip(local), ip(peer)), "{local} {peer}");
+        }
     }
 
     #[test]

@@ -188,8 +188,7 @@ pub async fn serve(
     let peer = stream.peer_addr()?;
     // Sends to a client on this machine are not paced (`runnel_protocol::loopback`).
     if limits.loopback_unpaced {
-        let unpaced = (stream.local_addr()).and_then(|local| unpace_loopback(&stream, local, peer));
-        if let Err(error) = unpaced {
+        if let Err(error) = unpace_loopback(&stream) {
             tracing::debug!(%peer, %error, "loopback connection left on the system's congestion control");
         }
     }
