@@ -6,11 +6,14 @@
 set -u
 TAG=$1; DIR=$2
 D=$(mktemp -d /tmp/abdata.XXXX); PORT=$((20000 + RANDOM % 20000))
+MESSAGES=2000000; GB=$(python3 -c "print($MESSAGES * 1000 / 1e9)")
 $DIR/runnel-broker --data-dir $D --listen 127.0.0.1:$PORT --http-listen 127.0.0.1:$((PORT+1)) --log-page-cache-bytes 4294967296 >/dev/null 2>&1 & BP=$!
-sleep 0.7
-$DIR/runnel-bench produce --bootstrap 127.0.0.1:$PORT --topic k --partitions 8 --messages 2000000 --quiet --json >/dev/null
+for i in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+tick=$(getconf CLK_TCK)
+$DIR/runnel-bench produce --bootstrap 127.0.0.1:$PORT --topic k --partitions 8 --messages $MESSAGES --quiet --json >/dev/null
 t0=$(date +%s.%N); c0=$(awk '{print $14+$15}' /proc/$BP/stat)
 n=$(kcat -C -b 127.0.0.1:$PORT -t k -o beginning -e -q -f 'x\n' -X fetch.max.bytes=52428800 | wc -l)
 t1=$(date +%s.%N); c1=$(awk '{print $14+$15}' /proc/$BP/stat)
 kill $BP; wait $BP 2>/dev/null; rm -rf $D
-python3 -c "print('$TAG', '$n msgs', round(2.0/($t1-$t0),3), 'GB/s', 'broker cpu-s/GB', round(($c1-$c0)/100/2.0,3))"
+if [ "$n" != "$MESSAGES" ]; then echo "$TAG: kcat read $n of $MESSAGES messages"; exit 1; fi
+python3 -c "print('$TAG', '$n msgs', round($GB/($t1-$t0),3), 'GB/s', 'broker cpu-s/GB', round(($c1-$c0)/$tick/$GB,3))"
