@@ -61,8 +61,9 @@ fn within_machine(local: IpAddr, peer: IpAddr) -> bool {
 }
 
 /// Switches `socket`, a connected TCP socket, to Reno if its connection is within the
-/// machine ([`within_machine`], from the socket's own addresses) and its congestion control
-/// paces. An error (a socket that is not a connected TCP one) leaves the socket as it was.
+/// machine (both ends loopback addresses, or the same address: read from the socket) and
+/// its congestion control paces. An error (a socket that is not a connected TCP one) leaves
+/// the socket as it was.
 #[cfg(target_os = "linux")]
 pub fn unpace_loopback(socket: &impl AsFd) -> std::io::Result<Pacing> {
     let socket = SockRef::from(socket);
