@@ -6,6 +6,13 @@
 //! - offsets run 0, 1, 2, … with no gap or repeat, and every value was really sent, once;
 //! - the group's committed offset is the last acknowledged commit (or the one in flight).
 //!
+//! An idempotent acks=all producer writes too, with one producer id across all cycles: the
+//! batch it had in flight at a kill is sent again after the restart with the same sequence
+//! numbers, as a client retries it. If the killed broker had stored it, the restarted one
+//! must know it from the log (the producer state is rebuilt after an unclean stop, not
+//! loaded from a clean-shutdown snapshot) and answer with its original offset, storing
+//! nothing; if not, it is stored now. Either way each value is in the log once.
+//!
 //! Some cycles kill the broker while it is still starting (recovering) instead.
 //!
 //! Knobs: `RUNNEL_CRASH_CYCLES` (default 20) and `RUNNEL_CRASH_SEED` (default: the clock;
@@ -25,12 +32,18 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest};
+use kafka_protocol::messages::{
+    GroupId, InitProducerIdRequest, OffsetCommitRequest, OffsetFetchRequest,
+};
 use kafka_protocol::protocol::StrBytes;
-use support::{batch, metadata, produce, read_all, topic_name, BrokerProcess, Client, Lcg};
+use support::{
+    batch, batch_from, metadata, produce, read_all, topic_name, BrokerProcess, Client, Lcg,
+    Sequenced,
+};
 
 const TOPIC_ALL: &str = "crash-all";
 const TOPIC_ONE: &str = "crash-one";
+const TOPIC_IDEM: &str = "crash-idem";
 const GROUP: &str = "crash-group";
 /// Longest a cycle's workload runs before the kill.
 const RUN_MS_MAX: u64 = 300;
@@ -46,10 +59,28 @@ struct TopicModel {
     sent: HashSet<String>,
 }
 
+/// The idempotent producer, across all cycles.
+struct Idempotent {
+    producer_id: i64,
+    producer_epoch: i16,
+    /// The sequence number of the next batch's first record.
+    next_sequence: i32,
+    /// The batch sent and not answered when the broker was killed: its first sequence and
+    /// values; where the restarted broker has it (`None`: not stored), once verified.
+    in_flight: Option<(i32, Vec<String>)>,
+    in_flight_stored_at: Option<i64>,
+    /// Retries answered as duplicates (the killed broker had stored the batch) and retries
+    /// stored fresh.
+    retries_duplicate: usize,
+    retries_fresh: usize,
+}
+
 #[derive(Default)]
 struct Model {
     all: TopicModel,
     one: TopicModel,
+    idem: TopicModel,
+    idempotent: Option<Idempotent>,
     commit_acked: Option<i64>,
     commit_in_flight: Option<i64>,
     commit_next: i64,
@@ -107,13 +138,173 @@ async fn produce_loop(addr: SocketAddr, model: Shared, acks: i16, tag: String, s
                 .push(format!("{tag}: produce error {code}"));
             return;
         }
-        for (i, value) in values.into_iter().enumerate() {
-            let offset = partition.base_offset + i as i64;
-            if let Some(old) = model.topic(acks).acked.insert(offset, value.clone()) {
-                let what = format!("{topic}@{offset} acknowledged twice: {old} then {value}");
-                model.violations.push(what);
-            }
+        let Model {
+            all,
+            one,
+            violations,
+            ..
+        } = &mut *model;
+        let acked = if acks == 1 { one } else { all };
+        acknowledge(acked, topic, partition.base_offset, values, violations);
+    }
+}
+
+/// Sends `values` as the idempotent producer's batch from `first_sequence` (acks=all): the
+/// error code and base offset, or why there is no answer.
+async fn send_sequenced(
+    client: &mut Client,
+    producer: &Idempotent,
+    first_sequence: i32,
+    values: &[String],
+) -> std::io::Result<(i16, i64)> {
+    let sequenced = Sequenced {
+        producer_id: producer.producer_id,
+        producer_epoch: producer.producer_epoch,
+        first_sequence,
+    };
+    let request = produce(TOPIC_IDEM, batch_from(values, Some(sequenced)), -1);
+    let response = client.send(&request, 9).await?;
+    let partition = &response.responses[0].partition_responses[0];
+    Ok((partition.error_code, partition.base_offset))
+}
+
+/// The idempotent producer's loop: batches of 1–5 values until the broker dies; the batch
+/// unanswered then stays `in_flight` for the next cycle to retry.
+async fn idempotent_loop(addr: SocketAddr, model: Shared, tag: String, seed: u64) {
+    let Ok(mut client) = Client::connect(addr).await else {
+        return;
+    };
+    let mut rng = Lcg(seed);
+    let mut seq = 0u64;
+    loop {
+        let count = 1 + rng.below(5);
+        let values: Vec<String> = (0..count)
+            .map(|_| {
+                seq += 1;
+                format!("{tag}-{seq}")
+            })
+            .collect();
+        let (first, snapshot) = {
+            let mut model = model.lock().unwrap();
+            model.idem.sent.extend(values.iter().cloned());
+            let producer = model.idempotent.as_mut().unwrap();
+            producer.in_flight = Some((producer.next_sequence, values.clone()));
+            let snapshot = Idempotent {
+                in_flight: None,
+                ..*producer
+            };
+            (producer.next_sequence, snapshot)
+        };
+        let Ok((code, base_offset)) = send_sequenced(&mut client, &snapshot, first, &values).await
+        else {
+            return; // the broker died under us: the batch stays in flight
+        };
+        let mut model = model.lock().unwrap();
+        if code != 0 {
+            model
+                .violations
+                .push(format!("{tag}: idempotent produce error {code}"));
+            return;
         }
+        let Model {
+            idem, violations, ..
+        } = &mut *model;
+        acknowledge(idem, TOPIC_IDEM, base_offset, values, violations);
+        let producer = model.idempotent.as_mut().unwrap();
+        producer.in_flight = None;
+        producer.next_sequence += count as i32;
+    }
+}
+
+/// Notes `values` as acknowledged at `base_offset..`; an offset acknowledged twice is a
+/// violation.
+fn acknowledge(
+    model: &mut TopicModel,
+    topic: &str,
+    base_offset: i64,
+    values: Vec<String>,
+    violations: &mut Vec<String>,
+) {
+    for (i, value) in values.into_iter().enumerate() {
+        let offset = base_offset + i as i64;
+        if let Some(old) = model.acked.insert(offset, value.clone()) {
+            violations.push(format!(
+                "{topic}@{offset} acknowledged twice: {old} then {value}"
+            ));
+        }
+    }
+}
+
+/// The idempotent producer's id (once), then its batch left in flight by the last kill,
+/// sent again: answered with the offset the restarted broker has it at, or stored now.
+async fn idempotent_start(addr: SocketAddr, model: &Shared) {
+    let mut client = Client::connect(addr).await.unwrap();
+    if model.lock().unwrap().idempotent.is_none() {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+        let response = client.send(&request, 4).await.unwrap();
+        assert_eq!(response.error_code, 0, "InitProducerId");
+        model.lock().unwrap().idempotent = Some(Idempotent {
+            producer_id: response.producer_id.0,
+            producer_epoch: response.producer_epoch,
+            next_sequence: 0,
+            in_flight: None,
+            in_flight_stored_at: None,
+            retries_duplicate: 0,
+            retries_fresh: 0,
+        });
+    }
+    let (retry, snapshot, log_end) = {
+        let model = model.lock().unwrap();
+        let producer = model.idempotent.as_ref().unwrap();
+        let log_end = model.idem.acked.keys().next_back().map_or(0, |o| o + 1);
+        let snapshot = Idempotent {
+            in_flight: None,
+            ..*producer
+        };
+        let retry = producer
+            .in_flight
+            .clone()
+            .map(|batch| (batch, producer.in_flight_stored_at));
+        (retry, snapshot, log_end)
+    };
+    let Some(((first, values), stored_at)) = retry else {
+        return;
+    };
+    let (code, base_offset) = send_sequenced(&mut client, &snapshot, first, &values)
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "the retried batch {first}.. was refused");
+    match stored_at {
+        Some(at) => assert_eq!(
+            base_offset, at,
+            "a retry of a batch the killed broker stored must be answered with its offset"
+        ),
+        None => assert_eq!(
+            base_offset, log_end,
+            "a retry of a batch the killed broker did not store goes at the end"
+        ),
+    }
+    let mut model = model.lock().unwrap();
+    let mut violations = Vec::new();
+    acknowledge(
+        &mut model.idem,
+        TOPIC_IDEM,
+        base_offset,
+        values.clone(),
+        &mut violations,
+    );
+    assert!(violations.is_empty(), "{violations:?}");
+    let producer = model.idempotent.as_mut().unwrap();
+    producer.in_flight = None;
+    producer.in_flight_stored_at = None;
+    producer.next_sequence = first + values.len() as i32;
+    match stored_at {
+        Some(_) => producer.retries_duplicate += 1,
+        None => producer.retries_fresh += 1,
     }
 }
 
@@ -193,6 +384,7 @@ async fn verify(addr: SocketAddr, model: &Shared) -> (usize, usize) {
     let mut client = Client::connect(addr).await.unwrap();
     let all = read_all(&mut client, TOPIC_ALL).await;
     let one = read_all(&mut client, TOPIC_ONE).await;
+    let idem = read_all(&mut client, TOPIC_IDEM).await;
     let committed = committed_offset(&mut client).await;
     let mut model = model.lock().unwrap();
     assert!(model.violations.is_empty(), "{:?}", model.violations);
@@ -200,6 +392,32 @@ async fn verify(addr: SocketAddr, model: &Shared) -> (usize, usize) {
         check_topic(TOPIC_ALL, &all, &model.all),
         check_topic(TOPIC_ONE, &one, &model.one),
     );
+    check_topic(TOPIC_IDEM, &idem, &model.idem);
+    if let Some(producer) = model.idempotent.as_mut() {
+        // Where the batch left in flight is, if the killed broker stored it: whole (its
+        // values in a row) or not at all.
+        if let Some((_, values)) = &producer.in_flight {
+            let at = idem.iter().position(|(_, v)| *v == values[0]);
+            if let Some(at) = at {
+                let stored: Vec<&String> = idem[at..]
+                    .iter()
+                    .map(|(_, v)| v)
+                    .take(values.len())
+                    .collect();
+                assert_eq!(
+                    stored,
+                    values.iter().collect::<Vec<_>>(),
+                    "a batch stored in part"
+                );
+            } else {
+                assert!(
+                    !idem.iter().any(|(_, v)| values.contains(v)),
+                    "a batch stored in part"
+                );
+            }
+            producer.in_flight_stored_at = at.map(|at| at as i64);
+        }
+    }
     let acked = model.commit_acked.unwrap_or(-1);
     assert!(
         committed == acked || Some(committed) == model.commit_in_flight,
@@ -249,11 +467,12 @@ async fn acknowledged_writes_survive_kill_9() {
         if cycle == 0 {
             let mut client = Client::connect(broker.addr).await.unwrap();
             client
-                .send(&metadata(&[TOPIC_ALL, TOPIC_ONE]), 12)
+                .send(&metadata(&[TOPIC_ALL, TOPIC_ONE, TOPIC_IDEM]), 12)
                 .await
                 .unwrap();
         }
         verify(broker.addr, &model).await;
+        idempotent_start(broker.addr, &model).await;
         let tasks = vec![
             tokio::spawn(produce_loop(
                 broker.addr,
@@ -277,6 +496,12 @@ async fn acknowledged_writes_survive_kill_9() {
                 rng.next(),
             )),
             tokio::spawn(commit_loop(broker.addr, model.clone())),
+            tokio::spawn(idempotent_loop(
+                broker.addr,
+                model.clone(),
+                format!("c{cycle}-i"),
+                rng.next(),
+            )),
         ];
         tokio::time::sleep(Duration::from_millis(1 + rng.below(RUN_MS_MAX))).await;
         broker.kill9();
@@ -298,11 +523,15 @@ async fn acknowledged_writes_survive_kill_9() {
     eprintln!(
         "crash_durability: {cycles} cycles ({kills_in_start} killed while starting) in {:.1} s; \
          acks=all: {} acknowledged of {all} stored; acks=1: {} acknowledged of {one} stored; \
-         last committed offset {:?}; acknowledged records lost: 0",
+         last committed offset {:?}; idempotent: {} acknowledged, retries after a kill \
+         {} answered as duplicates, {} stored fresh; acknowledged records lost: 0",
         started.elapsed().as_secs_f64(),
         model.all.acked.len(),
         model.one.acked.len(),
         model.commit_acked,
+        model.idem.acked.len(),
+        model.idempotent.as_ref().map_or(0, |p| p.retries_duplicate),
+        model.idempotent.as_ref().map_or(0, |p| p.retries_fresh),
     );
     assert!(
         !model.all.acked.is_empty(),

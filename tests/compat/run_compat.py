@@ -112,11 +112,13 @@ def suites(args, report_dir):
         "go": closing_line("go", os.path.join(COMPAT, "go", "run.sh")),
         # -s: the suite prints the rebalance times each client saw.
         "groups": pytest("groups", "groups/test_groups.py", "-s"),
+        # SIGKILLs its broker mid-stream and restarts it: nothing acknowledged may be lost.
+        "crash": pytest("crash", "crash/test_crash.py", "-s"),
     }
 
 
 # Suites that start (and restart) their own broker from RUNNEL_BROKER_BIN.
-OWN_BROKER_SUITES = {"groups"}
+OWN_BROKER_SUITES = {"groups", "crash"}
 
 
 # --- the broker -----------------------------------------------------------------------------

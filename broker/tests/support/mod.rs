@@ -232,6 +232,31 @@ pub fn metadata(topics: &[&str]) -> MetadataRequest {
 
 /// One uncompressed magic-2 batch of unkeyed `values`.
 pub fn batch(values: &[String]) -> Bytes {
+    batch_from(values, None)
+}
+
+/// An idempotent producer's identity and a batch's first sequence number.
+#[derive(Debug, Clone, Copy)]
+pub struct Sequenced {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub first_sequence: i32,
+}
+
+/// One uncompressed v2 batch of `values`: plain, or from an idempotent producer (then
+/// stamped now: a producer idle for `producer.id.expiration.ms` by its batches' timestamps
+/// is not read back after a restart).
+pub fn batch_from(values: &[String], producer: Option<Sequenced>) -> Bytes {
+    let (producer_id, producer_epoch, first_sequence, base_timestamp) = match producer {
+        Some(p) => {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            (p.producer_id, p.producer_epoch, p.first_sequence, now_ms)
+        }
+        None => (-1, -1, -1, 1_000),
+    };
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -240,12 +265,13 @@ pub fn batch(values: &[String]) -> Bytes {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: 1_000 + i as i64,
+            // A plain batch's base sequence is -1 (the encoder takes the first record's).
+            sequence: first_sequence + i as i32,
+            timestamp: base_timestamp + i as i64,
             key: None,
             value: Some(Bytes::copy_from_slice(value.as_bytes())),
             headers: IndexMap::new(),

@@ -12,6 +12,7 @@ restart it: RUNNEL_BROKER_BIN names the binary.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,9 +126,12 @@ def broker():
     binary = os.environ.get("RUNNEL_BROKER_BIN", os.path.join(ROOT, "target", "release", "runnel-broker"))
     workdir = tempfile.mkdtemp(prefix="runnel-groups-")
     holder = {"broker": Broker(binary, workdir, extra_args=["--group-initial-rebalance-delay-ms", "1000"])}
-    assert holder["broker"].start_error is None, holder["broker"].start_error
-    yield holder
-    holder["broker"].stop()
+    try:
+        assert holder["broker"].start_error is None, holder["broker"].start_error
+        yield holder
+    finally:
+        holder["broker"].stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Topic:
