@@ -100,6 +100,12 @@ fn the_producer_buffer_is_eight_requests_unless_told() {
     );
     let given = config(&["--buffer-bytes", "3000000"]);
     assert_eq!(given.buffer_memory_bytes, 3_000_000);
+    assert_eq!(config(&[]).in_flight_per_partition_max, 1);
+    let pipelined = config(&["--in-flight-per-partition", "5"]);
+    assert_eq!(pipelined.in_flight_per_partition_max, 5);
+    assert!(
+        Cli::try_parse_from(["runnel-bench", "produce", "--in-flight-per-partition", "0"]).is_err()
+    );
     assert!(Cli::try_parse_from(["runnel-bench", "produce", "--buffer-bytes", "0"]).is_err());
     // Less than one request: the producer refuses it before connecting, naming the bound.
     let small = config(&["--buffer-bytes", "1000"]);

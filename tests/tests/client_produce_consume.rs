@@ -183,6 +183,46 @@ async fn a_tight_producing_loop_hands_each_full_batch_to_the_sender() {
     producer.flush().await.expect("flush");
 }
 
+/// Several batches of one partition in flight at once (`in_flight_per_partition_max` 5,
+/// small batches, so a partition has many sealed batches waiting): with no retry, every
+/// record lands at the offset of its place in the sending order, and reads back in it.
+#[tokio::test]
+async fn several_batches_of_a_partition_in_flight_keep_the_sending_order() {
+    const RECORDS: usize = 3_000;
+    let broker = TestBroker::start().await;
+    let addr = broker.addr.to_string();
+    create_topic(&addr, "in-flight", 1).await;
+    let mut config = ProducerConfig::new(&addr);
+    config.acks = Acks::Leader;
+    config.batch_size_bytes = 2 * 1024;
+    config.linger_ms = 0;
+    config.in_flight_per_partition_max = 5;
+    let producer = Producer::new(config).await.expect("producer");
+    let mut deliveries = Vec::with_capacity(RECORDS);
+    for i in 0..RECORDS {
+        let record = ProducerRecord::new("in-flight", format!("{i:06}-{}", "x".repeat(100)));
+        deliveries.push(producer.send(record).await.expect("send"));
+    }
+    producer.flush().await.expect("flush");
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        assert_eq!(delivery.await.expect("delivered").offset, i as i64);
+    }
+    let mut consumer = Consumer::new(consumer_config(&addr))
+        .await
+        .expect("consumer");
+    consumer
+        .assign(&[TopicPartition::new("in-flight", 0)])
+        .expect("assign");
+    let records = consume_n(&mut consumer, RECORDS).await;
+    for (i, record) in records.iter().enumerate() {
+        let value = record.value.as_deref().expect("a value");
+        assert!(
+            value.starts_with(format!("{i:06}-").as_bytes()),
+            "record {i} out of order"
+        );
+    }
+}
+
 #[tokio::test]
 async fn seek_pause_resume_and_commit() {
     let broker = TestBroker::start().await;

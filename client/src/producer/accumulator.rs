@@ -402,8 +402,9 @@ impl Accumulator {
         self.put_back(batch, self.config.retry_backoff_ms);
     }
 
-    /// Returns `batch` to the head of its queue, sendable after `pause_ms` (or at its
-    /// deadline, when the drain fails it), and wakes the sender.
+    /// Returns `batch` to its queue ahead of every batch opened after it (the head, unless
+    /// another batch of the partition sent before it came back first), sendable after
+    /// `pause_ms` (or at its deadline, when the drain fails it), and wakes the sender.
     fn put_back(&self, mut batch: SealedBatch, pause_ms: u64) {
         let retry_at = Instant::now() + Duration::from_millis(pause_ms);
         batch.retry_at = Some(retry_at.min(batch.deadline));
@@ -412,8 +413,9 @@ impl Accumulator {
         let index = usize::try_from(batch.partition.1).ok();
         if let (Some(topic), Some(index)) = (topic, index) {
             if let Some(queue) = topic.partitions.get_mut(index) {
-                queue.in_flight = false;
-                queue.sealed.push_front(batch);
+                queue.in_flight = queue.in_flight.saturating_sub(1);
+                let at = queue.sealed.iter().position(|b| b.seq > batch.seq);
+                queue.sealed.insert(at.unwrap_or(queue.sealed.len()), batch);
                 topic.pending.insert(index);
             }
         }
@@ -421,10 +423,10 @@ impl Accumulator {
         self.wake_sender.notify_one();
     }
 
-    /// Marks `partition` sendable again after its batch completed or failed.
+    /// One batch of `partition` fewer in flight (it completed or failed).
     pub fn done_in_flight(&self, partition: &TopicPartition) {
         if let Some(queue) = Self::queue_of(&mut self.queues(), partition) {
-            queue.in_flight = false;
+            queue.in_flight = queue.in_flight.saturating_sub(1);
         }
         self.wake_sender.notify_one();
     }

@@ -60,6 +60,62 @@ async fn lingering_batches_wait_until_due_and_one_per_partition_is_in_flight() {
     acc.complete(ready.into_iter().next().expect("batch"), 40);
 }
 
+/// With `in_flight_per_partition_max` above 1 a partition's next batches go before the
+/// first is answered, one per drain (one batch per partition per request), up to the bound;
+/// batches that come back for a retry return in the order they were opened, ahead of the
+/// batches opened after them, whichever came back first.
+#[tokio::test]
+async fn up_to_the_bound_of_a_partitions_batches_are_in_flight_and_retries_keep_their_order() {
+    let acc = accumulator(|c| {
+        c.linger_ms = 0;
+        c.in_flight_per_partition_max = 3;
+    });
+    let later = Instant::now() + Duration::from_secs(1);
+    let mut sent = Vec::new();
+    for _ in 0..4 {
+        acc.append(record(1, 10)).await.expect("append");
+        let (ready, _) = acc.drain(later);
+        sent.extend(ready);
+    }
+    assert_eq!(
+        sent.len(),
+        3,
+        "three batches of partition 1 in flight, the fourth waits"
+    );
+    assert!(
+        sent.windows(2).all(|w| w[0].seq < w[1].seq),
+        "sent in order"
+    );
+    let (ready, _) = acc.drain(later);
+    assert!(ready.is_empty(), "the bound holds");
+    // The first and then the second come back for a retry, as the answers to their
+    // requests arrive (each returned to the head of the queue, the second would pass the
+    // first).
+    let third = sent.pop().expect("third");
+    let second = sent.pop().expect("second");
+    let first = sent.pop().expect("first");
+    let (first_seq, second_seq) = (first.seq, second.seq);
+    acc.requeue(first);
+    acc.requeue(second);
+    let retry_due = Instant::now() + Duration::from_secs(60);
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let (ready, _) = acc.drain(retry_due);
+        assert!(ready.len() <= 1, "one batch of a partition per drain");
+        order.extend(ready.into_iter().map(|b| b.seq));
+    }
+    assert_eq!(
+        order,
+        [first_seq, second_seq],
+        "the retries go in the order their batches were opened, then the bound holds"
+    );
+    acc.complete(third, 0);
+    acc.done_in_flight(&(Arc::from("t"), 1));
+    let (ready, _) = acc.drain(retry_due);
+    assert_eq!(ready.len(), 1, "the fourth batch goes once one is answered");
+    assert!(ready[0].seq > second_seq);
+}
+
 #[tokio::test]
 async fn completion_reports_offsets_in_order() {
     let acc = accumulator(|c| c.linger_ms = 0);

@@ -46,7 +46,7 @@ impl Accumulator {
                         continue;
                     };
                     let partition = i32::try_from(index).unwrap_or(i32::MAX);
-                    if !queue.in_flight
+                    if queue.in_flight < self.config.in_flight_per_partition_max
                         && self.drain_queue(queue, &topic.name, partition, &mut drained)
                     {
                         advanced.push(partition);
@@ -64,7 +64,7 @@ impl Accumulator {
         (drained.ready, drained.next)
     }
 
-    /// [`drain`](Self::drain) of one partition not in flight: seals its open batch if due,
+    /// [`drain`](Self::drain) of one partition with room for another batch in flight: seals its open batch if due,
     /// fails what passed its delivery deadline and takes the front batch if sendable.
     /// Returns whether the open batch was sealed (the sticky partition moves on).
     fn drain_queue(
@@ -108,7 +108,7 @@ impl Accumulator {
         if let Some(batch) = queue.sealed.pop_front() {
             // An empty batch failed while sealing; its records were completed.
             if !batch.bytes.is_empty() {
-                queue.in_flight = true;
+                queue.in_flight += 1;
                 drained.ready.push(batch);
             }
         }

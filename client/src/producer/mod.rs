@@ -4,8 +4,9 @@
 //! request per leader broker, and completes each record with its partition and offset.
 //!
 //! Bounds: `buffer_memory_bytes` of records not yet acknowledged (`send` waits up to
-//! `max_block_ms` for room: back-pressure, and for a topic's metadata), one batch in flight per partition (keeps
-//! order across retries) and `in_flight_per_broker_max` requests per broker.
+//! `max_block_ms` for room: back-pressure, and for a topic's metadata),
+//! `in_flight_per_partition_max` batches in flight per partition (1 by default: order kept
+//! across retries) and `in_flight_per_broker_max` requests per broker.
 
 mod accumulator;
 mod delivery;
@@ -78,6 +79,13 @@ pub struct ProducerConfig {
     /// leader yet — in all (then `TopicMetadataTimeout`).
     pub max_block_ms: u64,
     pub in_flight_per_broker_max: usize,
+    /// Batches of one partition sent and not yet answered. 1 (the default) keeps records in
+    /// the order they were sent across retries, at one batch per round trip per partition.
+    /// More sends a partition's next batches before the first is answered — much faster
+    /// with one partition or small batches — but, as with Java's
+    /// `max.in.flight.requests.per.connection` above 1 without idempotence (and librdkafka's
+    /// default), a batch retried after a retriable error can land after batches sent later.
+    pub in_flight_per_partition_max: usize,
     /// How long a record may take from `send` returning to its outcome (Java's
     /// `delivery.timeout.ms`): lingering, waiting for a leader, in flight and retries all
     /// count. A retriable failure is retried until then; a batch still undelivered at its
@@ -110,6 +118,7 @@ impl ProducerConfig {
             buffer_memory_bytes: 32 * 1024 * 1024,
             max_block_ms: 60_000,
             in_flight_per_broker_max: 5,
+            in_flight_per_partition_max: 1,
             delivery_timeout_ms: 120_000,
             retries_max: i32::MAX as u32,
             retry_backoff_ms: 100,
@@ -127,6 +136,11 @@ impl ProducerConfig {
         if self.buffer_memory_bytes < self.max_request_bytes {
             return Err(Error::Config(
                 "buffer_memory_bytes must be >= max_request_bytes".to_owned(),
+            ));
+        }
+        if self.in_flight_per_partition_max == 0 {
+            return Err(Error::Config(
+                "in_flight_per_partition_max must be > 0".to_owned(),
             ));
         }
         if self.in_flight_per_broker_max == 0 {

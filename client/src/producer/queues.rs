@@ -135,7 +135,8 @@ impl TopicQueues {
 pub(super) struct PartitionQueue {
     pub(super) open: Option<OpenBatch>,
     pub(super) sealed: VecDeque<SealedBatch>,
-    pub(super) in_flight: bool,
+    /// Batches sent and not yet answered (at most `in_flight_per_partition_max`).
+    pub(super) in_flight: usize,
 }
 
 impl PartitionQueue {

@@ -200,6 +200,20 @@ async fn a_delivery_timeout_below_linger_plus_request_timeout_is_refused() {
     assert!(ProducerConfig::new("x").delivery_timeout_ms == 120_000);
 }
 
+#[tokio::test]
+async fn no_batch_in_flight_per_partition_is_refused_and_one_is_the_default() {
+    let mut config = ProducerConfig::new("127.0.0.1:1");
+    assert_eq!(config.in_flight_per_partition_max, 1);
+    config.in_flight_per_partition_max = 0;
+    let Err(error) = Producer::new(config).await else {
+        panic!("accepted");
+    };
+    assert!(
+        matches!(&error, Error::Config(m) if m.contains("in_flight_per_partition_max")),
+        "{error:?}"
+    );
+}
+
 #[test]
 fn retry_backoff_doubles_within_its_bounds() {
     let pauses: Vec<u64> = (0..6).map(|n| retry_backoff_ms(100, 1_000, n)).collect();
