@@ -100,6 +100,18 @@ impl Model {
 
 type Shared = Arc<Mutex<Model>>;
 
+/// A batch's worth (1–5) of values no one sent before: `{tag}-{n}`, `n` counting on from
+/// `seq`.
+fn next_values(rng: &mut Lcg, seq: &mut u64, tag: &str) -> Vec<String> {
+    let count = 1 + rng.below(5);
+    (0..count)
+        .map(|_| {
+            *seq += 1;
+            format!("{tag}-{seq}")
+        })
+        .collect()
+}
+
 async fn produce_loop(addr: SocketAddr, model: Shared, acks: i16, tag: String, seed: u64) {
     let Ok(mut client) = Client::connect(addr).await else {
         return;
@@ -113,13 +125,7 @@ async fn produce_loop(addr: SocketAddr, model: Shared, acks: i16, tag: String, s
             // 500-cycle run's log stays small enough to re-read after every restart.
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let count = 1 + rng.below(5);
-        let values: Vec<String> = (0..count)
-            .map(|_| {
-                seq += 1;
-                format!("{tag}-{seq}")
-            })
-            .collect();
+        let values = next_values(&mut rng, &mut seq, &tag);
         model
             .lock()
             .unwrap()
@@ -177,13 +183,7 @@ async fn idempotent_loop(addr: SocketAddr, model: Shared, tag: String, seed: u64
     let mut rng = Lcg(seed);
     let mut seq = 0u64;
     loop {
-        let count = 1 + rng.below(5);
-        let values: Vec<String> = (0..count)
-            .map(|_| {
-                seq += 1;
-                format!("{tag}-{seq}")
-            })
-            .collect();
+        let values = next_values(&mut rng, &mut seq, &tag);
         let (first, snapshot) = {
             let mut model = model.lock().unwrap();
             model.idem.sent.extend(values.iter().cloned());
@@ -206,13 +206,14 @@ async fn idempotent_loop(addr: SocketAddr, model: Shared, tag: String, seed: u64
                 .push(format!("{tag}: idempotent produce error {code}"));
             return;
         }
+        let sent = values.len() as i32;
         let Model {
             idem, violations, ..
         } = &mut *model;
         acknowledge(idem, TOPIC_IDEM, base_offset, values, violations);
         let producer = model.idempotent.as_mut().unwrap();
         producer.in_flight = None;
-        producer.next_sequence += count as i32;
+        producer.next_sequence += sent;
     }
 }
 

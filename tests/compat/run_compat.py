@@ -13,6 +13,7 @@ only.
 """
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -202,6 +203,25 @@ class Broker:
         lines = self.log_text().splitlines(keepends=True)
         errors = [line for line in lines if line.startswith("Error:")]
         return "".join(errors + lines[-BROKER_LOG_TAIL_LINES:])
+
+
+# --- for the suites that start their own broker (OWN_BROKER_SUITES) ------------------------
+
+@contextlib.contextmanager
+def own_broker(prefix, extra_args=()):
+    """A broker on a new temp data directory, from RUNNEL_BROKER_BIN (else the release build),
+    for a suite that stops, kills or restarts it: yields `{"broker": Broker}`, whose entry the
+    suite replaces as it restarts the broker. The last one is stopped and the directory
+    removed at the end."""
+    binary = os.environ.get("RUNNEL_BROKER_BIN", os.path.join(ROOT, "target", "release", "runnel-broker"))
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    holder = {"broker": Broker(binary, workdir, extra_args=extra_args)}
+    try:
+        assert holder["broker"].start_error is None, holder["broker"].start_error
+        yield holder
+    finally:
+        holder["broker"].stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- running --------------------------------------------------------------------------------

@@ -18,9 +18,7 @@ Committed group offsets, created topics and deleted topics survive a kill as wel
 """
 
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 
@@ -30,9 +28,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMPAT = os.path.dirname(HERE)
-ROOT = os.path.dirname(os.path.dirname(COMPAT))
-sys.path.insert(0, COMPAT)
-from run_compat import Broker  # noqa: E402
+sys.path[:0] = [COMPAT, os.path.join(COMPAT, "python")]
+from compat_common import wait_until  # noqa: E402
+from run_compat import Broker, own_broker  # noqa: E402
 
 PARTITIONS = 4
 KILLS = 3
@@ -52,15 +50,8 @@ DOWN_S = 0.5
 
 @pytest.fixture
 def broker():
-    binary = os.environ.get("RUNNEL_BROKER_BIN", os.path.join(ROOT, "target", "release", "runnel-broker"))
-    workdir = tempfile.mkdtemp(prefix="runnel-crash-")
-    holder = {"broker": Broker(binary, workdir)}
-    try:
-        assert holder["broker"].start_error is None, holder["broker"].start_error
+    with own_broker("runnel-crash-") as holder:
         yield holder
-    finally:
-        holder["broker"].stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def kill_and_restart(holder):
@@ -86,15 +77,6 @@ def create_topic(bootstrap, name, partitions=PARTITIONS):
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)],
                                   operation_timeout=OPERATION_TIMEOUT_S)
     futures[name].result(timeout=OPERATION_TIMEOUT_S)
-
-
-def wait_until(predicate, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(0.05)
 
 
 class StreamingProducer:
@@ -146,7 +128,7 @@ class StreamingProducer:
 
     def wait_for_more_acks(self, count, what):
         target = self.acked_count() + count
-        ok = wait_until(lambda: self.acked_count() >= target or self.failed, PROGRESS_TIMEOUT_S)
+        ok = wait_until(lambda: self.acked_count() >= target or self.failed, PROGRESS_TIMEOUT_S, 0.05)
         assert not self.failed, f"deliveries failed {what}: {self.failed[:3]}"
         assert ok, f"only {self.acked_count()} of {target} acknowledgements {what}"
 

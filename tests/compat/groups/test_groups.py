@@ -12,11 +12,9 @@ restart it: RUNNEL_BROKER_BIN names the binary.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -26,9 +24,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMPAT = os.path.dirname(HERE)
-ROOT = os.path.dirname(os.path.dirname(COMPAT))
-sys.path.insert(0, COMPAT)
-from run_compat import Broker  # noqa: E402
+sys.path[:0] = [COMPAT, os.path.join(COMPAT, "python")]
+from compat_common import wait_until  # noqa: E402
+from run_compat import own_broker  # noqa: E402
 
 PARTITIONS = 6
 MEMBERS = 3
@@ -112,26 +110,10 @@ class Member:
             return "\n".join(self.lines[-30:])
 
 
-def wait_until(predicate, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result or time.monotonic() >= deadline:
-            return result
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def broker():
-    binary = os.environ.get("RUNNEL_BROKER_BIN", os.path.join(ROOT, "target", "release", "runnel-broker"))
-    workdir = tempfile.mkdtemp(prefix="runnel-groups-")
-    holder = {"broker": Broker(binary, workdir, extra_args=["--group-initial-rebalance-delay-ms", "1000"])}
-    try:
-        assert holder["broker"].start_error is None, holder["broker"].start_error
+    with own_broker("runnel-groups-", ["--group-initial-rebalance-delay-ms", "1000"]) as holder:
         yield holder
-    finally:
-        holder["broker"].stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Topic:
@@ -165,7 +147,7 @@ def consumed_values(members):
 
 
 def wait_consumed_all(topic, members):
-    ok = wait_until(lambda: set(topic.sent) <= consumed_values(members), CONSUME_TIMEOUT_S)
+    ok = wait_until(lambda: set(topic.sent) <= consumed_values(members), CONSUME_TIMEOUT_S, 0.1)
     missing = set(topic.sent) - consumed_values(members)
     assert ok, f"{len(missing)} never consumed, e.g. {sorted(missing)[:5]}\n" + \
         "\n".join(f"--- {m.name}:\n{m.log()}" for m in members)
@@ -177,7 +159,7 @@ def wait_balanced(members, per_member):
         if any(a is None or len(a) != per_member for a in got):
             return False
         return sorted(p for a in got for p in a) == list(range(PARTITIONS))
-    ok = wait_until(balanced, ASSIGN_TIMEOUT_S)
+    ok = wait_until(balanced, ASSIGN_TIMEOUT_S, 0.1)
     assert ok, f"assignments {[m.assignment() for m in members]}, want {per_member} each of all {PARTITIONS}\n" + \
         "\n".join(f"--- {m.name}:\n{m.log()}" for m in members)
 
@@ -234,7 +216,7 @@ def test_group_rebalances_commits_and_resumes(broker, client):
 
         # Committed offsets are the consumed positions; the admin API shows the group.
         survivor = members[2]
-        ok = wait_until(lambda: not survivor.batches or max(survivor.batches) in survivor.committed, OPERATION_TIMEOUT_S)
+        ok = wait_until(lambda: not survivor.batches or max(survivor.batches) in survivor.committed, OPERATION_TIMEOUT_S, 0.1)
         assert ok, "the survivor's last commit never completed"
         ids, described, committed = group_admin_view(bootstrap, group, topic.name)
         assert group in ids
