@@ -210,7 +210,21 @@ impl Connection {
         request: &R,
         version: i16,
     ) -> Result<R::Response> {
-        self.send_within(request, version, self.config.request_timeout_ms)
+        self.send_within(request, version, self.config.request_timeout_ms, || {})
+            .await
+    }
+
+    /// [`send`](Self::send) that calls `written` once the request is written (or writing
+    /// it failed), before waiting for the response: a caller that sends requests from
+    /// several tasks in a fixed order lets the next one write then (the producer keeps a
+    /// partition's batches in order so).
+    pub async fn send_noting_write<R: Request + 'static>(
+        &self,
+        request: &R,
+        written: impl FnOnce(),
+    ) -> Result<R::Response> {
+        let version = self.version_of::<R>()?;
+        self.send_within(request, version, self.config.request_timeout_ms, written)
             .await
     }
 
@@ -223,20 +237,23 @@ impl Connection {
     ) -> Result<R::Response> {
         let version = self.version_of::<R>()?;
         let timeout_ms = timeout_ms.max(self.config.request_timeout_ms);
-        self.send_within(request, version, timeout_ms).await
+        self.send_within(request, version, timeout_ms, || {}).await
     }
 
     /// The whole exchange — slot, write, response — within `timeout_ms`; past it the
-    /// connection is killed (see the module doc).
+    /// connection is killed (see the module doc). `written` runs after the write.
     async fn send_within<R: Request + 'static>(
         &self,
         request: &R,
         version: i16,
         timeout_ms: u64,
+        written: impl FnOnce(),
     ) -> Result<R::Response> {
         let exchange = async {
             let _permit = self.in_flight.acquire().await.map_err(|_| Error::Closed)?;
-            let (correlation_id, receiver) = self.write(request, version, true).await?;
+            let write = self.write(request, version, true).await;
+            written();
+            let (correlation_id, receiver) = write?;
             // A caller that gives up (drops this future) leaves no waiter behind.
             let _forget = Forget(self, correlation_id);
             let frame = receiver.await.map_err(|_| Error::Disconnected {

@@ -185,8 +185,9 @@ async fn a_tight_producing_loop_hands_each_full_batch_to_the_sender() {
 
 /// Several batches of one partition in flight at once (`in_flight_per_partition_max` 5,
 /// small batches, so a partition has many sealed batches waiting): with no retry, every
-/// record lands at the offset of its place in the sending order, and reads back in it.
-#[tokio::test]
+/// record lands at the offset of its place in the sending order, and reads back in it. On
+/// two runtime threads, so that the requests' tasks race for the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_batches_of_a_partition_in_flight_keep_the_sending_order() {
     const RECORDS: usize = 3_000;
     let broker = TestBroker::start().await;

@@ -5,13 +5,13 @@
 //! Leaders come from cached metadata only: a batch whose leader is not known waits for a
 //! background lookup, so one topic without a leader never delays the others.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::accumulator::{Accumulator, SealedBatch, TopicPartition};
@@ -42,6 +42,7 @@ const IDLE_WAIT_MS: u64 = 100;
 
 async fn run(accumulator: Arc<Accumulator>) {
     let mut brokers: HashMap<i32, Arc<Semaphore>> = HashMap::new();
+    let mut write_orders: HashMap<i32, Arc<WriteOrder>> = HashMap::new();
     let lookups = Lookups::default();
     loop {
         let wake = accumulator.wake_sender.notified();
@@ -67,13 +68,18 @@ async fn run(accumulator: Arc<Accumulator>) {
                 .entry(leader)
                 .or_insert_with(|| Arc::new(Semaphore::new(limit)))
                 .clone();
+            // Order matters only where a partition has several batches in flight; one in
+            // flight (the default) is ordered by waiting for its answer.
+            let order = (accumulator.config.in_flight_per_partition_max > 1)
+                .then(|| write_orders.entry(leader).or_default().clone());
             for batches in requests_of(batches, |b| b.bytes.len(), request_bytes_max) {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return;
                 };
                 let accumulator = accumulator.clone();
+                let ticket = order.as_ref().map(|order| order.issue());
                 tokio::spawn(async move {
-                    send_to(&accumulator, leader, batches).await;
+                    send_to(&accumulator, leader, batches, ticket).await;
                     drop(permit);
                 });
             }
@@ -166,9 +172,14 @@ fn requests_of<B>(
     requests
 }
 
-async fn send_to(accumulator: &Accumulator, leader: i32, mut batches: Vec<SealedBatch>) {
+async fn send_to(
+    accumulator: &Accumulator,
+    leader: i32,
+    mut batches: Vec<SealedBatch>,
+    ticket: Option<Ticket>,
+) {
     let request = produce_request(&accumulator.config, &batches);
-    let exchange = exchange(accumulator, leader, &request);
+    let exchange = exchange(accumulator, leader, &request, ticket);
     let (outcome, expired) = expire_in_flight(accumulator, leader, exchange, &mut batches).await;
     // A batch that expired in flight kept its partition in flight until its request ended
     // (as Java keeps the partition muted): a later batch sent meanwhile could be stored
@@ -237,18 +248,98 @@ fn produce_request(config: &ProducerConfig, batches: &[SealedBatch]) -> ProduceR
         .with_topic_data(topic_data)
 }
 
-/// Connects to `leader` and sends `request`: its response, or `None` with acks=0.
+/// Connects to `leader` and sends `request` (with a ticket: once the requests made before it
+/// have been written): its response, or `None` with acks=0.
 async fn exchange(
     accumulator: &Accumulator,
     leader: i32,
     request: &ProduceRequest,
+    ticket: Option<Ticket>,
 ) -> Result<Option<ProduceResponse>, Error> {
+    let turn = match ticket {
+        Some(ticket) => Some(ticket.turn().await),
+        None => None,
+    };
     let conn = accumulator.cluster().broker(leader).await?;
     if accumulator.config.acks == Acks::None {
         conn.send_no_response(request).await?;
         return Ok(None);
     }
-    conn.send(request).await.map(Some)
+    conn.send_noting_write(request, move || drop(turn))
+        .await
+        .map(Some)
+}
+
+/// The order in which requests to one broker are written: the sender numbers them as it
+/// makes them, in drain order, and each request's task writes in its turn. Without it two
+/// requests' tasks raced for the connection, so with more than one batch of a partition in
+/// flight (`in_flight_per_partition_max`) a later batch could be written, and stored,
+/// before an earlier one.
+#[derive(Default)]
+struct WriteOrder {
+    issued: std::sync::atomic::AtomicU64,
+    /// The number whose turn it is, and numbers given up ahead of their turn (a task that
+    /// ended before its turn came) — at most one per request in flight.
+    state: Mutex<(u64, BTreeSet<u64>)>,
+    turn_changed: Notify,
+}
+
+impl WriteOrder {
+    fn issue(self: &Arc<Self>) -> Ticket {
+        let number = self
+            .issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ticket {
+            order: self.clone(),
+            number,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, (u64, BTreeSet<u64>)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number `number` is done with its turn (or gave it up): the turn moves past it and
+    /// past every number already given up.
+    fn release(&self, number: u64) {
+        let mut state = self.state();
+        let (serving, given_up) = &mut *state;
+        given_up.insert(number);
+        while given_up.remove(serving) {
+            *serving += 1;
+        }
+        drop(state);
+        self.turn_changed.notify_waiters();
+    }
+}
+
+/// A request's place in its broker's [`WriteOrder`]; released when dropped (its turn, once
+/// it comes, is skipped).
+struct Ticket {
+    order: Arc<WriteOrder>,
+    number: u64,
+}
+
+impl Ticket {
+    /// Waits until every request numbered before this one has written (or given up).
+    async fn turn(self) -> Ticket {
+        let order = self.order.clone();
+        loop {
+            let changed = order.turn_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if order.state().0 == self.number {
+                return self;
+            }
+            changed.await;
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.order.release(self.number);
+    }
 }
 
 /// Awaits `exchange` while failing each of `batches` at its delivery deadline (KIP-91: a
@@ -342,8 +433,40 @@ fn retry_or_fail(accumulator: &Accumulator, mut batch: SealedBatch, error: Error
 mod sender_tests;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::requests_of;
+    use std::sync::{Arc, Mutex};
+
+    use super::{requests_of, Ticket, WriteOrder};
+
+    /// Requests write in the order they were numbered, whichever task gets going first; a
+    /// number given up before its turn is skipped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_write_in_the_order_they_were_made() {
+        let order = Arc::new(WriteOrder::default());
+        let tickets: Vec<Ticket> = (0..8).map(|_| order.issue()).collect();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        // Started last first; number 3 gives up before its turn.
+        for ticket in tickets.into_iter().rev() {
+            if ticket.number == 3 {
+                drop(ticket);
+                continue;
+            }
+            let written = written.clone();
+            tasks.push(tokio::spawn(async move {
+                let number = ticket.number;
+                let turn = ticket.turn().await;
+                tokio::task::yield_now().await; // a write takes a moment
+                written.lock().unwrap().push(number);
+                drop(turn);
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(*written.lock().unwrap(), [0, 1, 2, 4, 5, 6, 7]);
+    }
 
     #[test]
     fn batches_are_split_into_requests_of_at_most_the_request_size_in_order() {
