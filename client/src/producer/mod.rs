@@ -50,7 +50,9 @@ impl Acks {
 }
 
 /// Producer settings. Defaults follow Kafka's Java client (acks=all, linger 5 ms, 32 MiB
-/// buffer, 1 MiB requests, 5 in flight) except `batch_size_bytes`: 64 KiB rather than 16 KiB.
+/// buffer, 1 MiB requests, 5 in flight per broker) except `batch_size_bytes` (64 KiB rather
+/// than 16 KiB) and `in_flight_per_partition_max` (1: this client has no idempotence, which
+/// lets Java keep order with 5).
 ///
 /// ```
 /// use runnel_client::{Acks, Compression, ProducerConfig};
