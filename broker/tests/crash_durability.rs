@@ -59,6 +59,12 @@ struct TopicModel {
     sent: HashSet<String>,
 }
 
+#[derive(Clone, Copy)]
+struct RetryAnswer {
+    base_offset: i64,
+    stored: bool,
+}
+
 /// The idempotent producer, across all cycles.
 struct Idempotent {
     producer_id: i64,
@@ -66,9 +72,11 @@ struct Idempotent {
     /// The sequence number of the next batch's first record.
     next_sequence: i32,
     /// The batch sent and not answered when the broker was killed: its first sequence and
-    /// values; where the restarted broker has it (`None`: not stored), once verified.
+    /// values.
     in_flight: Option<(i32, Vec<String>)>,
-    in_flight_stored_at: Option<i64>,
+    /// What the restarted broker must answer its retry with, once `verify` read the log: the
+    /// offset the killed broker stored it at, or the log's end (`stored` false).
+    retry_answer: Option<RetryAnswer>,
     /// Retries answered as duplicates (the killed broker had stored the batch) and retries
     /// stored fresh.
     retries_duplicate: usize,
@@ -155,19 +163,24 @@ async fn produce_loop(addr: SocketAddr, model: Shared, acks: i16, tag: String, s
     }
 }
 
-/// Sends `values` as the idempotent producer's batch from `first_sequence` (acks=all): the
-/// error code and base offset, or why there is no answer.
+impl Idempotent {
+    /// This producer's batch whose first sequence is `first_sequence`.
+    fn at(&self, first_sequence: i32) -> Sequenced {
+        Sequenced {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            first_sequence,
+        }
+    }
+}
+
+/// Sends `values` as an idempotent batch (acks=all): the error code and base offset, or why
+/// there is no answer.
 async fn send_sequenced(
     client: &mut Client,
-    producer: &Idempotent,
-    first_sequence: i32,
+    sequenced: Sequenced,
     values: &[String],
 ) -> std::io::Result<(i16, i64)> {
-    let sequenced = Sequenced {
-        producer_id: producer.producer_id,
-        producer_epoch: producer.producer_epoch,
-        first_sequence,
-    };
     let request = produce(TOPIC_IDEM, batch_from(values, Some(sequenced)), -1);
     let response = client.send(&request, 9).await?;
     let partition = &response.responses[0].partition_responses[0];
@@ -184,19 +197,14 @@ async fn idempotent_loop(addr: SocketAddr, model: Shared, tag: String, seed: u64
     let mut seq = 0u64;
     loop {
         let values = next_values(&mut rng, &mut seq, &tag);
-        let (first, snapshot) = {
+        let sequenced = {
             let mut model = model.lock().unwrap();
             model.idem.sent.extend(values.iter().cloned());
             let producer = model.idempotent.as_mut().unwrap();
             producer.in_flight = Some((producer.next_sequence, values.clone()));
-            let snapshot = Idempotent {
-                in_flight: None,
-                ..*producer
-            };
-            (producer.next_sequence, snapshot)
+            producer.at(producer.next_sequence)
         };
-        let Ok((code, base_offset)) = send_sequenced(&mut client, &snapshot, first, &values).await
-        else {
+        let Ok((code, base_offset)) = send_sequenced(&mut client, sequenced, &values).await else {
             return; // the broker died under us: the batch stays in flight
         };
         let mut model = model.lock().unwrap();
@@ -253,42 +261,31 @@ async fn idempotent_start(addr: SocketAddr, model: &Shared) {
             producer_epoch: response.producer_epoch,
             next_sequence: 0,
             in_flight: None,
-            in_flight_stored_at: None,
+            retry_answer: None,
             retries_duplicate: 0,
             retries_fresh: 0,
         });
     }
-    let (retry, snapshot, log_end) = {
+    let retry = {
         let model = model.lock().unwrap();
         let producer = model.idempotent.as_ref().unwrap();
-        let log_end = model.idem.acked.keys().next_back().map_or(0, |o| o + 1);
-        let snapshot = Idempotent {
-            in_flight: None,
-            ..*producer
-        };
-        let retry = producer
-            .in_flight
-            .clone()
-            .map(|batch| (batch, producer.in_flight_stored_at));
-        (retry, snapshot, log_end)
+        let batch = producer.in_flight.clone();
+        batch.map(|(first, values)| (producer.at(first), values, producer.retry_answer))
     };
-    let Some(((first, values), stored_at)) = retry else {
+    let Some((sequenced, values, expected)) = retry else {
         return;
     };
-    let (code, base_offset) = send_sequenced(&mut client, &snapshot, first, &values)
+    let expected = expected.expect("verify located the batch left in flight");
+    let (code, base_offset) = send_sequenced(&mut client, sequenced, &values)
         .await
         .unwrap();
+    let first = sequenced.first_sequence;
     assert_eq!(code, 0, "the retried batch {first}.. was refused");
-    match stored_at {
-        Some(at) => assert_eq!(
-            base_offset, at,
-            "a retry of a batch the killed broker stored must be answered with its offset"
-        ),
-        None => assert_eq!(
-            base_offset, log_end,
-            "a retry of a batch the killed broker did not store goes at the end"
-        ),
-    }
+    assert_eq!(
+        base_offset, expected.base_offset,
+        "a retry goes where the killed broker stored its batch (stored: {}), else at the end",
+        expected.stored
+    );
     let mut model = model.lock().unwrap();
     let mut violations = Vec::new();
     acknowledge(
@@ -301,11 +298,11 @@ async fn idempotent_start(addr: SocketAddr, model: &Shared) {
     assert!(violations.is_empty(), "{violations:?}");
     let producer = model.idempotent.as_mut().unwrap();
     producer.in_flight = None;
-    producer.in_flight_stored_at = None;
+    producer.retry_answer = None;
     producer.next_sequence = first + values.len() as i32;
-    match stored_at {
-        Some(_) => producer.retries_duplicate += 1,
-        None => producer.retries_fresh += 1,
+    match expected.stored {
+        true => producer.retries_duplicate += 1,
+        false => producer.retries_fresh += 1,
     }
 }
 
@@ -416,7 +413,10 @@ async fn verify(addr: SocketAddr, model: &Shared) -> (usize, usize) {
                     "a batch stored in part"
                 );
             }
-            producer.in_flight_stored_at = at.map(|at| at as i64);
+            producer.retry_answer = Some(RetryAnswer {
+                base_offset: at.unwrap_or(idem.len()) as i64,
+                stored: at.is_some(),
+            });
         }
     }
     let acked = model.commit_acked.unwrap_or(-1);

@@ -188,9 +188,16 @@ class Broker:
         self.log.close()
         return died
 
-    def restart(self):
-        """Stops this broker (SIGTERM) and starts a new one on the same data and ports."""
-        self.stop()
+    def restart(self, kill=False, down_s=0.0):
+        """Stops this broker — SIGTERM, or with `kill` SIGKILL (no clean shutdown) — and,
+        `down_s` later, starts a new one on the same data and ports."""
+        if kill:
+            self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+        else:
+            self.stop()
+        time.sleep(down_s)
         return Broker(self.binary, self.workdir, (self.kafka_port, self.http_port), self.extra_args)
 
     def log_text(self):

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COMPAT = os.path.dirname(HERE)
 sys.path[:0] = [COMPAT, os.path.join(COMPAT, "python")]
 from compat_common import wait_until  # noqa: E402
-from run_compat import Broker, own_broker  # noqa: E402
+from run_compat import own_broker  # noqa: E402
 
 PARTITIONS = 4
 KILLS = 3
@@ -55,20 +55,15 @@ def broker():
 
 
 def kill_and_restart(holder):
-    """SIGKILL, a short outage, then a new broker on the same data and ports."""
-    old = holder["broker"]
-    old.proc.kill()
-    old.proc.wait()
-    old.log.close()
-    time.sleep(DOWN_S)
-    new = Broker(old.binary, old.workdir, (old.kafka_port, old.http_port), old.extra_args)
-    holder["broker"] = new
+    """SIGKILL, a short outage, then a new broker on the same data and ports, which must
+    report the unclean shutdown (the log file is appended to by every start: one such line
+    per kill so far)."""
+    kills = holder.get("kills", 0) + 1
+    new = holder["broker"].restart(kill=True, down_s=DOWN_S)
+    holder["broker"], holder["kills"] = new, kills
     assert new.start_error is None, f"restart after SIGKILL: {new.start_error}\n{new.log_tail()}"
-    # The log file is appended to by every start of this data directory: one such line
-    # per kill so far.
-    assert wait_until(lambda: new.log_text().count(UNCLEAN_LINE) >= holder.setdefault("kills", 0) + 1,
-                      OPERATION_TIMEOUT_S), "the restarted broker did not report an unclean shutdown"
-    holder["kills"] += 1
+    assert wait_until(lambda: new.log_text().count(UNCLEAN_LINE) >= kills, OPERATION_TIMEOUT_S), \
+        "the restarted broker did not report an unclean shutdown"
     return new
 
 
