@@ -290,8 +290,9 @@ pub(crate) struct ProduceArgs {
     /// Batches of one partition in flight at once (the client's
     /// `in_flight_per_partition_max`; above 1 a retried batch can land after later ones, as
     /// with Java's `max.in.flight.requests.per.connection` > 1 without idempotence).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    in_flight_per_partition: u64,
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    in_flight_per_partition: usize,
     /// Messages to send in total [default: 100000 unless --seconds is given].
     #[arg(long, conflicts_with = "seconds")]
     pub(crate) messages: Option<u64>,
@@ -341,8 +342,7 @@ impl ProduceArgs {
             buffer_bytes: (self.buffer_bytes)
                 .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
             linger_ms: self.linger_ms,
-            in_flight_per_partition: usize::try_from(self.in_flight_per_partition)
-                .unwrap_or(usize::MAX),
+            in_flight_per_partition: self.in_flight_per_partition,
             bound,
             rate_per_second: self.rate,
             duration_max: seconds_arg(self.seconds_max),
