@@ -288,11 +288,16 @@ pub(crate) struct ProduceArgs {
     #[arg(long, default_value_t = 1)]
     linger_ms: u64,
     /// Batches of one partition in flight at once (the client's
-    /// `in_flight_per_partition_max`; above 1 a retried batch can land after later ones, as
-    /// with Java's `max.in.flight.requests.per.connection` > 1 without idempotence).
-    #[arg(long, default_value_t = 1,
+    /// `in_flight_per_partition_max`) [default: the client's, 5 when idempotent, else 1].
+    /// Above 1 without idempotence a retried batch can land after later ones, as with
+    /// Java's `max.in.flight.requests.per.connection` > 1 without idempotence.
+    #[arg(long,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    in_flight_per_partition: usize,
+    in_flight_per_partition: Option<usize>,
+    /// The producer's idempotence (`true` needs `--acks all`) [default: the client's, on
+    /// with acks=all].
+    #[arg(long)]
+    idempotence: Option<bool>,
     /// Messages to send in total [default: 100000 unless --seconds is given].
     #[arg(long, conflicts_with = "seconds")]
     pub(crate) messages: Option<u64>,
@@ -343,6 +348,7 @@ impl ProduceArgs {
                 .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX)),
             linger_ms: self.linger_ms,
             in_flight_per_partition: self.in_flight_per_partition,
+            idempotence: self.idempotence,
             bound,
             rate_per_second: self.rate,
             duration_max: seconds_arg(self.seconds_max),

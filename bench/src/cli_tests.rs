@@ -100,9 +100,18 @@ fn the_producer_buffer_is_eight_requests_unless_told() {
     );
     let given = config(&["--buffer-bytes", "3000000"]);
     assert_eq!(given.buffer_memory_bytes, 3_000_000);
-    assert_eq!(config(&[]).in_flight_per_partition_max, 1);
+    assert_eq!(config(&[]).in_flight_per_partition_max, None);
+    assert_eq!(
+        config(&[]).in_flight_per_partition(),
+        1,
+        "acks=1: not idempotent"
+    );
     let pipelined = config(&["--in-flight-per-partition", "5"]);
-    assert_eq!(pipelined.in_flight_per_partition_max, 5);
+    assert_eq!(pipelined.in_flight_per_partition_max, Some(5));
+    let all = config(&["--acks", "all"]);
+    assert!(all.idempotent() && all.in_flight_per_partition() == 5);
+    let plain = config(&["--acks", "all", "--idempotence", "false"]);
+    assert!(!plain.idempotent() && plain.in_flight_per_partition() == 1);
     assert!(
         Cli::try_parse_from(["runnel-bench", "produce", "--in-flight-per-partition", "0"]).is_err()
     );

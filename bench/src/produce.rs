@@ -66,8 +66,10 @@ pub struct ProduceOptions {
     /// The producer's `buffer_memory_bytes`; `None`: [`BUFFER_REQUESTS`] requests' worth.
     pub buffer_bytes: Option<usize>,
     pub linger_ms: u64,
-    /// The client's `in_flight_per_partition_max`.
-    pub in_flight_per_partition: usize,
+    /// The client's `in_flight_per_partition_max` (`None`: its default).
+    pub in_flight_per_partition: Option<usize>,
+    /// The client's `idempotence` (`None`: its default, on with acks=all).
+    pub idempotence: Option<bool>,
     pub bound: RunBound,
     /// Messages per second over all producers; `None`: as fast as possible.
     pub rate_per_second: Option<f64>,
@@ -129,7 +131,8 @@ pub fn producer_config(bootstrap: &str, options: &ProduceOptions) -> ProducerCon
     config.acks = options.acks;
     config.compression = options.compression;
     config.linger_ms = options.linger_ms;
-    config.in_flight_per_partition_max = options.in_flight_per_partition.max(1);
+    config.in_flight_per_partition_max = options.in_flight_per_partition;
+    config.idempotence = options.idempotence;
     config.batch_size_bytes = options.batch_bytes.max(1);
     config.max_request_bytes = config.batch_size_bytes.max(1 << 20);
     // One smaller than a request is refused by the producer, naming both.

@@ -359,6 +359,19 @@ pub fn set_max_timestamp(batch: &mut [u8], max_timestamp_ms: i64) {
     batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Writes an idempotent producer's id, epoch and base sequence, which lie inside the CRC span,
+/// and the CRC again over them: a producer re-sequencing a batch it sealed earlier (after an
+/// epoch bump, KIP-360) without building it again. CRC-32C over the whole batch, once.
+pub fn set_producer_state(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    assert!(batch.len() >= BATCH_HEADER_BYTES, "not a batch header");
+    batch[OFFSET_PRODUCER_ID..OFFSET_PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[OFFSET_PRODUCER_EPOCH..OFFSET_PRODUCER_EPOCH + 2].copy_from_slice(&epoch.to_be_bytes());
+    batch[OFFSET_BASE_SEQUENCE..OFFSET_BASE_SEQUENCE + 4]
+        .copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crate::crc::crc32c(&batch[OFFSET_ATTRIBUTES..]);
+    batch[OFFSET_CRC..OFFSET_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Splits a records blob (a produce request's or a segment's bytes) into batches.
 ///
 /// Yields `Err` once for the first malformed or truncated batch and then stops: bytes after a

@@ -52,6 +52,24 @@ fn setting_the_max_timestamp_rewrites_the_crc() {
 }
 
 #[test]
+fn setting_the_producer_state_rewrites_the_crc() {
+    let mut raw = sample(b"xyz").to_vec();
+    set_producer_state(&mut raw, 4_000_000_001, 7, i32::MAX - 1);
+    let batch = RecordBatch::parse(Bytes::from(raw)).expect("valid batch");
+    assert_eq!(
+        (
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.base_sequence()
+        ),
+        (4_000_000_001, 7, i32::MAX - 1)
+    );
+    assert_eq!((batch.max_timestamp(), batch.record_count()), (1_002, 3));
+    assert_eq!(batch.records_bytes().as_ref(), b"xyz");
+    assert!(batch.verify_crc().is_ok());
+}
+
+#[test]
 fn crc_covers_attributes_to_end() {
     let mut raw = sample(b"xyz").to_vec();
     let last = raw.len() - 1;

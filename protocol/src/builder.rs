@@ -185,6 +185,14 @@ impl BatchBuilder {
         self.record_count
     }
 
+    /// The idempotent producer's id, epoch and base sequence the finished header carries: a
+    /// producer learns the base sequence only when it seals the batch, in the partition's order.
+    pub fn set_producer_state(&mut self, producer_id: i64, epoch: i16, base_sequence: i32) {
+        self.fields.producer_id = producer_id;
+        self.fields.producer_epoch = epoch;
+        self.fields.base_sequence = base_sequence;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.record_count == 0
     }

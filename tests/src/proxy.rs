@@ -23,15 +23,24 @@ pub struct StallingProxy {
     connections: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     /// Whether connections accepted from now on start stalled.
     stall_new: Arc<AtomicBool>,
+    /// Per accepted connection, a switch that stalls its broker → client direction only.
+    answers: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
 impl StallingProxy {
     pub async fn start(target: SocketAddr) -> StallingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        StallingProxy::start_on("127.0.0.1:0", target).await
+    }
+
+    /// A proxy listening on `listen` (a broker may advertise it, so that clients reach the
+    /// broker only through the proxy).
+    pub async fn start_on(listen: &str, target: SocketAddr) -> StallingProxy {
+        let listener = TcpListener::bind(listen).await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let connections: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
-        let accepted = connections.clone();
+        let answers: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let (accepted, answer_switches) = (connections.clone(), answers.clone());
         let stall_new = Arc::new(AtomicBool::new(false));
         let stall_accepted = stall_new.clone();
         let accept_task = tokio::spawn(async move {
@@ -40,18 +49,36 @@ impl StallingProxy {
                     continue;
                 };
                 let stalled = Arc::new(AtomicBool::new(stall_accepted.load(Ordering::SeqCst)));
+                let answers_stalled = Arc::new(AtomicBool::new(false));
                 accepted.lock().expect("lock").push(stalled.clone());
+                answer_switches
+                    .lock()
+                    .expect("lock")
+                    .push(answers_stalled.clone());
                 let (client_read, client_write) = client.into_split();
                 let (broker_read, broker_write) = broker.into_split();
-                tokio::spawn(copy(client_read, broker_write, stalled.clone()));
-                tokio::spawn(copy(broker_read, client_write, stalled));
+                tokio::spawn(copy(client_read, broker_write, vec![stalled.clone()]));
+                tokio::spawn(copy(
+                    broker_read,
+                    client_write,
+                    vec![stalled, answers_stalled],
+                ));
             }
         });
         StallingProxy {
             addr,
             connections,
             stall_new,
+            answers,
             accept_task,
+        }
+    }
+
+    /// Stops (or resumes) forwarding the broker's answers on every connection accepted so
+    /// far, while requests still reach it: requests are served and their answers lost.
+    pub fn stall_answers(&self, stalled: bool) {
+        for switch in self.answers.lock().expect("lock").iter() {
+            switch.store(stalled, Ordering::SeqCst);
         }
     }
 
@@ -81,15 +108,16 @@ impl Drop for StallingProxy {
     }
 }
 
-/// Copies `from` → `to` until either side closes, not reading while `stalled`.
+/// Copies `from` → `to` until either side closes, not reading while any of `stalls` is on.
 async fn copy(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    stalled: Arc<AtomicBool>,
+    stalls: Vec<Arc<AtomicBool>>,
 ) {
+    let stalled = || stalls.iter().any(|stall| stall.load(Ordering::SeqCst));
     let mut buffer = vec![0u8; COPY_BUFFER_BYTES];
     loop {
-        while stalled.load(Ordering::SeqCst) {
+        while stalled() {
             tokio::time::sleep(Duration::from_millis(STALL_CHECK_MS)).await;
         }
         let read = match from.read(&mut buffer).await {
@@ -97,7 +125,7 @@ async fn copy(
             Ok(read) => read,
         };
         // A stall that began while this read waited holds what it read, too.
-        while stalled.load(Ordering::SeqCst) {
+        while stalled() {
             tokio::time::sleep(Duration::from_millis(STALL_CHECK_MS)).await;
         }
         if to.write_all(&buffer[..read]).await.is_err() {

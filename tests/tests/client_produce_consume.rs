@@ -197,7 +197,7 @@ async fn several_batches_of_a_partition_in_flight_keep_the_sending_order() {
     config.acks = Acks::Leader;
     config.batch_size_bytes = 2 * 1024;
     config.linger_ms = 0;
-    config.in_flight_per_partition_max = 5;
+    config.in_flight_per_partition_max = Some(5);
     let producer = Producer::new(config).await.expect("producer");
     let mut deliveries = Vec::with_capacity(RECORDS);
     for i in 0..RECORDS {

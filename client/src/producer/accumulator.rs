@@ -15,6 +15,7 @@ use runnel_protocol::builder::{BatchBuilder, BatchFields, BuildError, NewHeader,
 use tokio::sync::{Notify, Semaphore};
 
 use super::delivery::{Completer, DeliveryFuture};
+use super::idempotence::{sequence_after, sequence_is_after, Idempotence, Identity};
 use super::{ProducerConfig, ProducerRecord};
 use crate::cluster::{Cluster, MetadataWait};
 use crate::error::{Error, Result};
@@ -46,10 +47,18 @@ pub(super) struct Accumulator {
     pub wake_sender: Notify,
     /// Wakes flushers when records complete.
     completed: Notify,
+    /// The producer id, epoch and sequence rules when idempotent.
+    idempotence: Option<Idempotence>,
+    /// Batches sent and not yet answered, over every partition (an epoch bump waits for 0).
+    in_flight_total: AtomicUsize,
 }
 
 impl Accumulator {
-    pub fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Accumulator {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        config: ProducerConfig,
+        idempotence: Option<Idempotence>,
+    ) -> Accumulator {
         Accumulator {
             cluster,
             memory: Semaphore::new(config.buffer_memory_bytes),
@@ -60,7 +69,18 @@ impl Accumulator {
             flushing: AtomicUsize::new(0),
             wake_sender: Notify::new(),
             completed: Notify::new(),
+            idempotence,
+            in_flight_total: AtomicUsize::new(0),
         }
+    }
+
+    pub fn idempotence(&self) -> Option<&Idempotence> {
+        self.idempotence.as_ref()
+    }
+
+    /// Batches sent and not yet answered, over every partition.
+    pub fn in_flight_total(&self) -> usize {
+        self.in_flight_total.load(Ordering::Acquire)
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -291,12 +311,25 @@ impl Accumulator {
     }
 
     /// Seals `queue`'s open batch (if any) behind its sealed ones; the batch's key is built
-    /// here, once per batch, not per record.
+    /// here, once per batch, not per record. An idempotent batch takes the partition's next
+    /// sequence: batches are sealed, and sent, in their partition's order.
     fn seal_open(&self, queue: &mut PartitionQueue, topic: &Arc<str>, partition: i32) {
-        if let Some(full) = queue.open.take() {
-            queue
-                .sealed
-                .push_back(self.seal(full, &(topic.clone(), partition)));
+        if let Some(mut full) = queue.open.take() {
+            let identity = self.idempotence.as_ref().map(Idempotence::identity);
+            if let Some(identity) = identity {
+                full.builder.set_producer_state(
+                    identity.producer_id,
+                    identity.epoch,
+                    queue.next_sequence,
+                );
+            }
+            let mut sealed = self.seal(full, &(topic.clone(), partition));
+            if identity.is_some() && !sealed.bytes.is_empty() {
+                sealed.base_sequence = queue.next_sequence;
+                let records = i32::try_from(sealed.records).unwrap_or(i32::MAX);
+                queue.next_sequence = sequence_after(queue.next_sequence, records);
+            }
+            queue.sealed.push_back(sealed);
         }
     }
 
@@ -340,6 +373,7 @@ impl Accumulator {
             retry_at: None,
             deadline,
             last_error: None,
+            base_sequence: -1,
         };
         match open.builder.finish() {
             Ok(bytes) => sealed.bytes = bytes,
@@ -355,6 +389,7 @@ impl Accumulator {
                     retry_at: None,
                     deadline,
                     last_error: None,
+                    base_sequence: -1,
                 };
                 self.fail(failed, Error::Protocol(format!("batch: {e}")));
             }
@@ -377,8 +412,13 @@ impl Accumulator {
         self.release(batch.memory_bytes, batch.seq);
     }
 
-    /// Every record of `batch` failed with `error`.
+    /// Every record of `batch` failed with `error`. An idempotent batch leaves a gap in its
+    /// partition's sequence (or, expired in flight, may have been stored): the epoch must
+    /// be bumped before the partition's next batches can go.
     pub fn fail(&self, batch: SealedBatch, error: Error) {
+        if let (Some(idempotence), true) = (&self.idempotence, batch.base_sequence >= 0) {
+            idempotence.request_bump("a numbered batch failed");
+        }
         batch.completer.0.fail(&error);
         self.release(batch.memory_bytes, batch.seq);
     }
@@ -413,7 +453,10 @@ impl Accumulator {
         let index = usize::try_from(batch.partition.1).ok();
         if let (Some(topic), Some(index)) = (topic, index) {
             if let Some(queue) = topic.partitions.get_mut(index) {
-                queue.in_flight = queue.in_flight.saturating_sub(1);
+                if queue.in_flight > 0 {
+                    queue.in_flight -= 1;
+                    self.in_flight_total.fetch_sub(1, Ordering::AcqRel);
+                }
                 let at = queue.sealed.iter().position(|b| b.seq > batch.seq);
                 queue.sealed.insert(at.unwrap_or(queue.sealed.len()), batch);
                 topic.pending.insert(index);
@@ -423,11 +466,76 @@ impl Accumulator {
         self.wake_sender.notify_one();
     }
 
-    /// One batch of `partition` fewer in flight (it completed or failed).
-    pub fn done_in_flight(&self, partition: &TopicPartition) {
+    /// One batch of `partition` fewer in flight (it completed or failed); `acked_through`:
+    /// the last sequence of an idempotent batch the broker acknowledged.
+    pub fn done_in_flight(&self, partition: &TopicPartition, acked_through: Option<i32>) {
         if let Some(queue) = Self::queue_of(&mut self.queues(), partition) {
-            queue.in_flight = queue.in_flight.saturating_sub(1);
+            if queue.in_flight > 0 {
+                queue.in_flight -= 1;
+                self.in_flight_total.fetch_sub(1, Ordering::AcqRel);
+            }
+            if let Some(acked) = acked_through {
+                // Answers of one partition's batches may be handled out of order.
+                if queue
+                    .last_acked_sequence
+                    .is_none_or(|last| sequence_is_after(acked, last))
+                {
+                    queue.last_acked_sequence = Some(acked);
+                }
+            }
         }
+        self.wake_sender.notify_one();
+    }
+
+    /// A batch of `queue` goes in flight (the drain took it).
+    fn enter_in_flight(&self, queue: &mut PartitionQueue) {
+        queue.in_flight += 1;
+        self.in_flight_total.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The last sequence acknowledged for `partition` in this epoch.
+    pub fn last_acked_sequence(&self, partition: &TopicPartition) -> Option<i32> {
+        Self::queue_of(&mut self.queues(), partition)?.last_acked_sequence
+    }
+
+    /// Installs the bumped `identity` and numbers every waiting batch again from 0 per
+    /// partition, in queue order (called with nothing in flight). Each renumbered batch is
+    /// copied once to rewrite its header and CRC: this happens after failures only.
+    pub fn renumber(&self, identity: Identity) {
+        let Some(idempotence) = &self.idempotence else {
+            return;
+        };
+        let mut queues = self.queues();
+        let mut renumbered = 0usize;
+        for topic in queues.values_mut() {
+            for queue in &mut topic.partitions {
+                debug_assert_eq!(queue.in_flight, 0, "renumbering with a batch in flight");
+                let mut next = 0i32;
+                for batch in queue.sealed.iter_mut().filter(|b| b.base_sequence >= 0) {
+                    let mut bytes = bytes::BytesMut::from(&batch.bytes[..]);
+                    runnel_protocol::batch::set_producer_state(
+                        &mut bytes,
+                        identity.producer_id,
+                        identity.epoch,
+                        next,
+                    );
+                    batch.bytes = bytes.freeze();
+                    batch.base_sequence = next;
+                    next = sequence_after(next, i32::try_from(batch.records).unwrap_or(i32::MAX));
+                    renumbered += 1;
+                }
+                queue.next_sequence = next;
+                queue.last_acked_sequence = None;
+            }
+        }
+        idempotence.install(identity);
+        drop(queues);
+        tracing::debug!(
+            producer_id = identity.producer_id,
+            epoch = identity.epoch,
+            renumbered,
+            "idempotent producer: epoch bumped"
+        );
         self.wake_sender.notify_one();
     }
 

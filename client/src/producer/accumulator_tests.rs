@@ -11,8 +11,38 @@ fn accumulator(config: impl FnOnce(&mut ProducerConfig)) -> Accumulator {
     producer.linger_ms = 1_000;
     // These tests drain at made-up times up to an hour ahead: no batch may expire there.
     producer.delivery_timeout_ms = i32::MAX as u64;
+    // No producer id here (no broker): one batch per partition in flight by default.
+    producer.idempotence = Some(false);
     config(&mut producer);
-    Accumulator::new(Cluster::offline(&[("t", 4)]), producer)
+    Accumulator::new(Cluster::offline(&[("t", 4)]), producer, None)
+}
+
+/// An idempotent accumulator holding producer id 7, epoch 0, up to 5 batches of a partition
+/// in flight, each record a batch of its own.
+fn idempotent_accumulator() -> Accumulator {
+    let mut producer = ProducerConfig::new("127.0.0.1:1");
+    producer.linger_ms = 0;
+    producer.batch_size_bytes = 1;
+    producer.delivery_timeout_ms = i32::MAX as u64;
+    let identity = Identity {
+        producer_id: 7,
+        epoch: 0,
+    };
+    let idempotence = Idempotence::holding(identity);
+    Accumulator::new(Cluster::offline(&[("t", 4)]), producer, Some(idempotence))
+}
+
+/// (producer id, epoch, base sequence, record count) of a sealed batch, CRC checked.
+fn producer_state(batch: &SealedBatch) -> (i64, i16, i32, i32) {
+    let parsed = RecordBatch::parse(batch.bytes.clone()).expect("a batch");
+    parsed.verify_crc().expect("its CRC holds");
+    assert_eq!(parsed.base_sequence(), batch.base_sequence);
+    (
+        parsed.producer_id(),
+        parsed.producer_epoch(),
+        parsed.base_sequence(),
+        parsed.record_count(),
+    )
 }
 
 fn record(partition: i32, value_bytes: usize) -> ProducerRecord {
@@ -68,7 +98,7 @@ async fn lingering_batches_wait_until_due_and_one_per_partition_is_in_flight() {
 async fn up_to_the_bound_of_a_partitions_batches_are_in_flight_and_retries_keep_their_order() {
     let acc = accumulator(|c| {
         c.linger_ms = 0;
-        c.in_flight_per_partition_max = 3;
+        c.in_flight_per_partition_max = Some(3);
     });
     let later = Instant::now() + Duration::from_secs(1);
     let mut sent = Vec::new();
@@ -110,7 +140,7 @@ async fn up_to_the_bound_of_a_partitions_batches_are_in_flight_and_retries_keep_
         "the retries go in the order their batches were opened, then the bound holds"
     );
     acc.complete(third, 0);
-    acc.done_in_flight(&(Arc::from("t"), 1));
+    acc.done_in_flight(&(Arc::from("t"), 1), None);
     let (ready, _) = acc.drain(retry_due);
     assert_eq!(ready.len(), 1, "the fourth batch goes once one is answered");
     assert!(ready[0].seq > second_seq);
@@ -180,7 +210,7 @@ fn drained_partitions(acc: &Accumulator) -> Vec<(i32, usize)> {
         partitions.push((batch.partition.1, batch.records));
         let partition = batch.partition.clone();
         acc.complete(batch, 0);
-        acc.done_in_flight(&partition);
+        acc.done_in_flight(&partition, None);
     }
     partitions.sort();
     partitions
@@ -326,7 +356,7 @@ async fn a_partition_is_pending_while_it_holds_a_batch_even_in_flight() {
     let batch = ready.remove(0);
     let partition = batch.partition.clone();
     acc.complete(batch, 0);
-    acc.done_in_flight(&partition);
+    acc.done_in_flight(&partition, None);
     let (ready, _) = acc.drain(start + Duration::from_secs(3_600));
     assert_eq!(ready.len(), 1, "the batch behind the completed one goes");
     assert!(pending(&acc).is_empty());
@@ -360,4 +390,73 @@ async fn a_drain_takes_pending_partitions_in_ascending_order() {
     let (ready, _) = acc.drain(Instant::now() + Duration::from_secs(2));
     let order: Vec<i32> = ready.iter().map(|b| b.partition.1).collect();
     assert_eq!(order, vec![0, 2, 3]);
+}
+
+/// An idempotent producer numbers each partition's batches as they are sealed; a batch that
+/// fails holds every numbered batch back until the epoch is bumped, and the bump numbers the
+/// waiting batches again from 0 under the new epoch (their CRCs rewritten).
+#[tokio::test]
+async fn idempotent_batches_are_numbered_per_partition_and_renumbered_after_a_bump() {
+    let acc = idempotent_accumulator();
+    for partition in [0, 0, 1, 0] {
+        acc.append(record(partition, 10)).await.expect("append");
+    }
+    let later = Instant::now() + Duration::from_secs(1);
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        sent.extend(acc.drain(later).0);
+    }
+    let states: Vec<_> = sent.iter().map(producer_state).collect();
+    assert_eq!(
+        states,
+        [(7, 0, 0, 1), (7, 0, 0, 1), (7, 0, 1, 1), (7, 0, 2, 1)],
+        "partition 0, then 1, then 0 again: each counts its own records"
+    );
+    assert_eq!(acc.in_flight_total(), 4);
+    // Partition 0's first batch is acknowledged; its second fails for good.
+    let mut sent = sent.into_iter();
+    let first = sent.next().expect("p0 seq 0");
+    let partition_0 = first.partition.clone();
+    acc.complete(first, 0);
+    acc.done_in_flight(&partition_0, Some(0));
+    assert_eq!(acc.last_acked_sequence(&partition_0), Some(0));
+    let partition_1_batch = sent.next().expect("p1 seq 0");
+    let failing = sent.next().expect("p0 seq 1");
+    acc.fail(failing, Error::Protocol("refused".to_owned()));
+    acc.done_in_flight(&partition_0, None);
+    let idempotence = acc.idempotence().expect("idempotent");
+    assert!(idempotence.bump_requested());
+    // The third comes back for a retry, a new record arrives: neither goes before the bump.
+    let third = sent.next().expect("p0 seq 2");
+    acc.requeue(third);
+    acc.append(record(0, 10)).await.expect("append");
+    let retry_due = Instant::now() + Duration::from_secs(60);
+    assert!(acc.drain(retry_due).0.is_empty(), "held for the bump");
+    let partition_1 = partition_1_batch.partition.clone();
+    acc.complete(partition_1_batch, 0);
+    acc.done_in_flight(&partition_1, Some(0));
+    assert_eq!(acc.in_flight_total(), 0, "the bump may go");
+    acc.renumber(Identity {
+        producer_id: 7,
+        epoch: 1,
+    });
+    assert!(!idempotence.bump_requested());
+    assert_eq!(acc.last_acked_sequence(&partition_0), None);
+    let mut after = Vec::new();
+    for _ in 0..2 {
+        after.extend(acc.drain(retry_due).0);
+    }
+    let states: Vec<_> = after.iter().map(producer_state).collect();
+    assert_eq!(
+        states,
+        [(7, 1, 0, 1), (7, 1, 1, 1)],
+        "the retried batch, then the new one: from 0 in epoch 1"
+    );
+    acc.append(record(1, 10)).await.expect("append");
+    let next_1 = acc.drain(retry_due).0;
+    assert_eq!(
+        next_1.iter().map(producer_state).collect::<Vec<_>>(),
+        [(7, 1, 0, 1)],
+        "every partition starts again at 0 in the new epoch"
+    );
 }

@@ -27,10 +27,12 @@ impl Accumulator {
         let linger =
             Duration::from_millis(self.config.linger_ms).saturating_sub(LINGER_TIMER_SLACK);
         let flushing = self.flushing.load(Ordering::Relaxed) > 0;
+        let holding = self.idempotence().is_some_and(|i| i.bump_requested());
         let mut drained = Drained {
             now,
             linger,
             flushing,
+            holding,
             ready: Vec::new(),
             next: None,
         };
@@ -46,7 +48,7 @@ impl Accumulator {
                         continue;
                     };
                     let partition = i32::try_from(index).unwrap_or(i32::MAX);
-                    if queue.in_flight < self.config.in_flight_per_partition_max
+                    if queue.in_flight < self.config.in_flight_per_partition()
                         && self.drain_queue(queue, &topic.name, partition, &mut drained)
                     {
                         advanced.push(partition);
@@ -105,10 +107,14 @@ impl Accumulator {
             drained.next_at(retry_at);
             return sealed_open;
         }
+        if drained.holding && front.base_sequence >= 0 {
+            // Waits for the epoch bump, which renumbers it (the sender is woken then).
+            return sealed_open;
+        }
         if let Some(batch) = queue.sealed.pop_front() {
             // An empty batch failed while sealing; its records were completed.
             if !batch.bytes.is_empty() {
-                queue.in_flight += 1;
+                self.enter_in_flight(queue);
                 drained.ready.push(batch);
             }
         }
@@ -123,6 +129,8 @@ struct Drained {
     linger: Duration,
     /// Some caller is in `flush`: open batches are due now.
     flushing: bool,
+    /// An idempotent producer waits for an epoch bump: numbered batches stay.
+    holding: bool,
     ready: Vec<SealedBatch>,
     /// The earliest time the sender should look again.
     next: Option<Instant>,

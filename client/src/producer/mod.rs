@@ -5,11 +5,13 @@
 //!
 //! Bounds: `buffer_memory_bytes` of records not yet acknowledged (`send` waits up to
 //! `max_block_ms` for room: back-pressure, and for a topic's metadata),
-//! `in_flight_per_partition_max` batches in flight per partition (1 by default: order kept
-//! across retries) and `in_flight_per_broker_max` requests per broker.
+//! `in_flight_per_partition_max` batches in flight per partition (by default 5 when
+//! idempotent, else 1: order kept across retries either way) and `in_flight_per_broker_max`
+//! requests per broker.
 
 mod accumulator;
 mod delivery;
+mod idempotence;
 mod sender;
 
 use std::sync::Arc;
@@ -23,6 +25,8 @@ use crate::cluster::{ClientConfig, Cluster};
 use crate::error::{Error, Result};
 use accumulator::Accumulator;
 pub use delivery::{DeliveryFuture, RecordMetadata};
+use idempotence::Idempotence;
+pub use idempotence::IN_FLIGHT_PER_PARTITION_IDEMPOTENT_MAX;
 
 /// How many acknowledgements the leader waits for before answering.
 ///
@@ -49,10 +53,10 @@ impl Acks {
     }
 }
 
-/// Producer settings. Defaults follow Kafka's Java client (acks=all, linger 5 ms, 32 MiB
-/// buffer, 1 MiB requests, 5 in flight per broker) except `batch_size_bytes` (64 KiB rather
-/// than 16 KiB) and `in_flight_per_partition_max` (1: this client has no idempotence, which
-/// lets Java keep order with 5).
+/// Producer settings. Defaults follow Kafka's Java client (acks=all, idempotent with acks=all,
+/// linger 5 ms, 32 MiB buffer, 1 MiB requests, 5 in flight per broker, and per partition 5
+/// when idempotent) except `batch_size_bytes` (64 KiB rather than 16 KiB) and, without
+/// idempotence, `in_flight_per_partition_max` (1, where Java's 5 can reorder on retry).
 ///
 /// ```
 /// use runnel_client::{Acks, Compression, ProducerConfig};
@@ -81,13 +85,20 @@ pub struct ProducerConfig {
     /// leader yet — in all (then `TopicMetadataTimeout`).
     pub max_block_ms: u64,
     pub in_flight_per_broker_max: usize,
-    /// Batches of one partition sent and not yet answered. 1 (the default) keeps records in
-    /// the order they were sent across retries, at one batch per round trip per partition.
-    /// More sends a partition's next batches before the first is answered — much faster
-    /// with one partition or small batches — but, as with Java's
-    /// `max.in.flight.requests.per.connection` above 1 without idempotence (and librdkafka's
-    /// default), a batch retried after a retriable error can land after batches sent later.
-    pub in_flight_per_partition_max: usize,
+    /// Batches of one partition sent and not yet answered. `None` (the default): 5 when the
+    /// producer is idempotent (the broker's sequence checks keep them in order across
+    /// retries), else 1 (order kept by waiting for each answer, one batch per round trip
+    /// per partition). More than 1 is much faster with one partition or small batches;
+    /// without idempotence, as with Java's `max.in.flight.requests.per.connection` above 1
+    /// without idempotence (and librdkafka's default), a batch retried after a retriable
+    /// error can then land after batches sent later. At most 5 when idempotent.
+    pub in_flight_per_partition_max: Option<usize>,
+    /// Java's `enable.idempotence`: the producer takes a producer id (InitProducerId) and
+    /// numbers each partition's batches, so a batch retried after a lost answer is stored
+    /// once, and several batches of a partition can be in flight without reordering.
+    /// `None` (the default): on with `acks = All`, off otherwise, as Java does when
+    /// idempotence is not set; `Some(true)` requires `acks = All`.
+    pub idempotence: Option<bool>,
     /// How long a record may take from `send` returning to its outcome (Java's
     /// `delivery.timeout.ms`): lingering, waiting for a leader, in flight and retries all
     /// count. A retriable failure is retried until then; a batch still undelivered at its
@@ -120,13 +131,30 @@ impl ProducerConfig {
             buffer_memory_bytes: 32 * 1024 * 1024,
             max_block_ms: 60_000,
             in_flight_per_broker_max: 5,
-            in_flight_per_partition_max: 1,
+            in_flight_per_partition_max: None,
+            idempotence: None,
             delivery_timeout_ms: 120_000,
             retries_max: i32::MAX as u32,
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 1_000,
             ack_timeout_ms: 30_000,
         }
+    }
+
+    /// Whether the producer is idempotent (see [`idempotence`](Self::idempotence)).
+    pub fn idempotent(&self) -> bool {
+        self.idempotence.unwrap_or(self.acks == Acks::All)
+    }
+
+    /// Batches of one partition in flight at most (see
+    /// [`in_flight_per_partition_max`](Self::in_flight_per_partition_max)).
+    pub fn in_flight_per_partition(&self) -> usize {
+        let default = if self.idempotent() {
+            IN_FLIGHT_PER_PARTITION_IDEMPOTENT_MAX
+        } else {
+            1
+        };
+        self.in_flight_per_partition_max.unwrap_or(default)
     }
 
     fn validate(&self) -> Result<()> {
@@ -140,10 +168,23 @@ impl ProducerConfig {
                 "buffer_memory_bytes must be >= max_request_bytes".to_owned(),
             ));
         }
-        if self.in_flight_per_partition_max == 0 {
+        if self.in_flight_per_partition() == 0 {
             return Err(Error::Config(
                 "in_flight_per_partition_max must be > 0".to_owned(),
             ));
+        }
+        if self.idempotence == Some(true) && self.acks != Acks::All {
+            // Java's rule: with acks=1 a leader change can lose what it acknowledged.
+            return Err(Error::Config("idempotence requires acks = All".to_owned()));
+        }
+        if self.idempotent()
+            && self.in_flight_per_partition() > IN_FLIGHT_PER_PARTITION_IDEMPOTENT_MAX
+        {
+            // The broker recognises a retry among the last 5 batches of a producer only.
+            return Err(Error::Config(format!(
+                "in_flight_per_partition_max must be <= {IN_FLIGHT_PER_PARTITION_IDEMPOTENT_MAX} \
+                 with idempotence"
+            )));
         }
         if self.in_flight_per_broker_max == 0 {
             return Err(Error::Config(
@@ -265,11 +306,27 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Connects to the bootstrap brokers and starts the sender task.
-    pub async fn new(config: ProducerConfig) -> Result<Producer> {
+    /// Connects to the bootstrap brokers, takes a producer id when idempotent and starts the
+    /// sender task. Idempotence by default (not asked for) is dropped, with a warning, when
+    /// the broker has no InitProducerId.
+    pub async fn new(mut config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
         let cluster = Cluster::connect(config.client.clone()).await?;
-        let accumulator = Arc::new(Accumulator::new(cluster, config));
+        let idempotence = match config.idempotent() {
+            true => match Idempotence::init(&cluster, config.max_block_ms, config.retry_backoff_ms)
+                .await
+            {
+                Ok(idempotence) => Some(idempotence),
+                Err(Error::UnsupportedVersion { api }) if config.idempotence.is_none() => {
+                    tracing::warn!(%api, "the broker cannot number batches: not idempotent");
+                    config.idempotence = Some(false);
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            false => None,
+        };
+        let accumulator = Arc::new(Accumulator::new(cluster, config, idempotence));
         let handle = sender::spawn(accumulator.clone());
         Ok(Producer {
             accumulator,

@@ -12,6 +12,7 @@ use runnel_protocol::builder::BatchBuilder;
 use crate::error::{Error, Result};
 use crate::partitioner::partition_for_key;
 use crate::producer::delivery::Completer;
+use crate::producer::idempotence::sequence_after;
 use crate::producer::ProducerRecord;
 
 pub(in crate::producer) type TopicPartition = (Arc<str>, i32);
@@ -41,6 +42,17 @@ pub(in crate::producer) struct SealedBatch {
     pub deadline: Instant,
     /// Why the last attempt failed (for the error at the deadline).
     pub last_error: Option<String>,
+    /// An idempotent producer's base sequence for this batch (-1: not idempotent, or
+    /// failed before it was numbered).
+    pub base_sequence: i32,
+}
+
+impl SealedBatch {
+    /// The batch's last sequence, when it has one.
+    pub fn last_sequence(&self) -> Option<i32> {
+        let records = i32::try_from(self.records).unwrap_or(i32::MAX);
+        (self.base_sequence >= 0).then(|| sequence_after(self.base_sequence, records - 1))
+    }
 }
 
 impl SealedBatch {
@@ -137,6 +149,10 @@ pub(super) struct PartitionQueue {
     pub(super) sealed: VecDeque<SealedBatch>,
     /// Batches sent and not yet answered (at most `in_flight_per_partition_max`).
     pub(super) in_flight: usize,
+    /// Idempotent: the base sequence of the next batch sealed (this epoch).
+    pub(super) next_sequence: i32,
+    /// Idempotent: the last sequence the broker acknowledged this epoch.
+    pub(super) last_acked_sequence: Option<i32>,
 }
 
 impl PartitionQueue {

@@ -15,6 +15,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::accumulator::{Accumulator, SealedBatch, TopicPartition};
+use super::idempotence::{codes as sequence_codes, sequence_answer, SequenceAnswer};
 use super::{Acks, ProducerConfig};
 use crate::cluster::topic_name;
 use crate::error::{codes, Error};
@@ -44,8 +45,10 @@ async fn run(accumulator: Arc<Accumulator>) {
     let mut brokers: HashMap<i32, Arc<Semaphore>> = HashMap::new();
     let mut write_orders: HashMap<i32, Arc<WriteOrder>> = HashMap::new();
     let lookups = Lookups::default();
+    let mut bump_retry_at: Option<Instant> = None;
     loop {
         let wake = accumulator.wake_sender.notified();
+        bump_epoch_if_due(&accumulator, &mut bump_retry_at).await;
         let (ready, next) = accumulator.drain(Instant::now());
         let mut by_leader: HashMap<i32, Vec<SealedBatch>> = HashMap::new();
         // Only cached leaders: a topic without one is looked up in the background while
@@ -70,7 +73,7 @@ async fn run(accumulator: Arc<Accumulator>) {
                 .clone();
             // Order matters only where a partition has several batches in flight; one in
             // flight (the default) is ordered by waiting for its answer.
-            let order = (accumulator.config.in_flight_per_partition_max > 1)
+            let order = (accumulator.config.in_flight_per_partition() > 1)
                 .then(|| write_orders.entry(leader).or_default().clone());
             for batches in requests_of(batches, |b| b.bytes.len(), request_bytes_max) {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -85,10 +88,45 @@ async fn run(accumulator: Arc<Accumulator>) {
             }
         }
         let idle = Instant::now() + Duration::from_millis(IDLE_WAIT_MS);
-        let deadline = next.map_or(idle, |n| n.min(idle));
+        let deadline = [next, bump_retry_at]
+            .into_iter()
+            .flatten()
+            .fold(idle, Instant::min);
         tokio::select! {
             _ = wake => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+}
+
+/// An idempotent producer's epoch bump, once one is needed and nothing is in flight (the
+/// drain holds numbered batches meanwhile): the next epoch from InitProducerId, then every
+/// waiting batch renumbered. A failed request is tried again `retry_backoff_ms` later.
+async fn bump_epoch_if_due(accumulator: &Accumulator, retry_at: &mut Option<Instant>) {
+    let Some(idempotence) = accumulator.idempotence() else {
+        return;
+    };
+    if !idempotence.bump_requested()
+        || accumulator.in_flight_total() > 0
+        || retry_at.is_some_and(|at| at > Instant::now())
+    {
+        return;
+    }
+    let bump = idempotence.next_identity(accumulator.cluster());
+    let timeout = Duration::from_millis(accumulator.config.client.connection.request_timeout_ms);
+    match tokio::time::timeout(timeout, bump).await {
+        Ok(Ok(identity)) => {
+            *retry_at = None;
+            accumulator.renumber(identity);
+        }
+        outcome => {
+            let error = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            tracing::debug!(%error, "idempotent producer: epoch bump failed; trying again");
+            *retry_at =
+                Some(Instant::now() + Duration::from_millis(accumulator.config.retry_backoff_ms));
         }
     }
 }
@@ -185,7 +223,7 @@ async fn send_to(
     // (as Java keeps the partition muted): a later batch sent meanwhile could be stored
     // before it, if the broker appends it after all.
     for partition in &expired {
-        accumulator.done_in_flight(partition);
+        accumulator.done_in_flight(partition, None);
     }
     let response = match outcome {
         Ok(Some(response)) => response,
@@ -211,6 +249,11 @@ async fn send_to(
         let key = (batch.partition.0.to_string(), batch.partition.1);
         let result = match results.get(&key) {
             Some((0, base_offset)) => Ok(*base_offset),
+            // A retry of a batch stored so long ago the broker no longer has its offset:
+            // stored, offset unknown (as Java).
+            Some((sequence_codes::DUPLICATE_SEQUENCE_NUMBER, _)) if batch.base_sequence >= 0 => {
+                Ok(-1)
+            }
             Some((code, _)) => Err(Error::Broker {
                 code: *code,
                 context: format!("produce to {}-{}", key.0, key.1),
@@ -390,8 +433,25 @@ fn finish(accumulator: &Accumulator, batch: SealedBatch, result: Result<i64, Err
     let partition = batch.partition.clone();
     match result {
         Ok(base_offset) => {
+            let acked_through = batch.last_sequence();
             accumulator.complete(batch, base_offset);
-            accumulator.done_in_flight(&partition);
+            accumulator.done_in_flight(&partition, acked_through);
+        }
+        Err(Error::Broker { code, context }) if batch.base_sequence >= 0 => {
+            let last_acked = accumulator.last_acked_sequence(&partition);
+            let answer = sequence_answer(code, batch.base_sequence, last_acked);
+            if answer == SequenceAnswer::RetryAfterBump {
+                if let Some(idempotence) = accumulator.idempotence() {
+                    idempotence.request_bump("the broker lost this producer's sequence");
+                }
+            }
+            let error = Error::Broker { code, context };
+            match answer {
+                SequenceAnswer::Ordinary => retry_or_fail(accumulator, batch, error),
+                SequenceAnswer::Retry | SequenceAnswer::RetryAfterBump => {
+                    retry_unless_expired(accumulator, batch, error)
+                }
+            }
         }
         Err(e) => retry_or_fail(accumulator, batch, e),
     }
@@ -406,19 +466,30 @@ fn retry_all(accumulator: &Accumulator, batches: Vec<SealedBatch>, error: &Error
 /// Requeues `batch` after a retriable `error` while its delivery deadline has not passed
 /// (and `retries_max` allows); otherwise fails it — with [`Error::DeliveryTimeout`] when
 /// time ran out, so the caller learns which bound ended it.
-fn retry_or_fail(accumulator: &Accumulator, mut batch: SealedBatch, error: Error) {
+fn retry_or_fail(accumulator: &Accumulator, batch: SealedBatch, error: Error) {
+    if !error.is_retriable() {
+        let partition = batch.partition.clone();
+        accumulator.fail(batch, error);
+        accumulator.done_in_flight(&partition, None);
+        return;
+    }
+    retry_unless_expired(accumulator, batch, error);
+}
+
+/// [`retry_or_fail`] for an error known to be worth retrying.
+fn retry_unless_expired(accumulator: &Accumulator, mut batch: SealedBatch, error: Error) {
     let partition = batch.partition.clone();
     let config = &accumulator.config;
-    if !error.is_retriable() || batch.attempts >= config.retries_max {
+    if batch.attempts >= config.retries_max {
         accumulator.fail(batch, error);
-        accumulator.done_in_flight(&partition);
+        accumulator.done_in_flight(&partition, None);
         return;
     }
     batch.last_error = Some(error.to_string());
     if Instant::now() >= batch.deadline {
         let expired = batch.expired(config.delivery_timeout_ms);
         accumulator.fail(batch, expired);
-        accumulator.done_in_flight(&partition);
+        accumulator.done_in_flight(&partition, None);
         return;
     }
     tracing::debug!(topic = %partition.0, partition = partition.1, %error, "retrying batch");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::{codes, Error};
 use crate::fake_broker::{self, Script, TopicAnswer};
 use crate::producer::accumulator::retry_backoff_ms;
-use crate::{Producer, ProducerConfig, ProducerRecord};
+use crate::{Acks, Producer, ProducerConfig, ProducerRecord};
 
 /// Longest any outcome here may take before the test counts it as hung: only upper bounds,
 /// and generous ones, since machines are noisy.
@@ -201,10 +201,15 @@ async fn a_delivery_timeout_below_linger_plus_request_timeout_is_refused() {
 }
 
 #[tokio::test]
-async fn no_batch_in_flight_per_partition_is_refused_and_one_is_the_default() {
+async fn no_batch_in_flight_per_partition_is_refused_and_the_default_follows_idempotence() {
     let mut config = ProducerConfig::new("127.0.0.1:1");
-    assert_eq!(config.in_flight_per_partition_max, 1);
-    config.in_flight_per_partition_max = 0;
+    assert_eq!(config.in_flight_per_partition_max, None);
+    assert!(config.idempotent(), "acks=all is idempotent by default");
+    assert_eq!(config.in_flight_per_partition(), 5);
+    config.acks = Acks::Leader;
+    assert!(!config.idempotent());
+    assert_eq!(config.in_flight_per_partition(), 1);
+    config.in_flight_per_partition_max = Some(0);
     let Err(error) = Producer::new(config).await else {
         panic!("accepted");
     };
