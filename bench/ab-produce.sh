@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of two builds on produce: bench/ab-produce.sh TAG BROKER BENCH  (env SECS=8 ACKS=1 PARTS=8)
+# A/B of two builds on produce: bench/ab-produce.sh TAG BROKER BENCH  (env SECS=8 ACKS=1 PARTS=8 EXTRA="more bench flags")
 # Alternate two builds run by run (pairs in both orders: the first run of a pair tends to win).
 # Starts the broker on a random loopback port with a temp dir, runs produce --bootstrap, prints MiB/s and CPU-s/GB per process
 set -u
@@ -12,7 +12,7 @@ BP=$!
 for i in $(seq 50); do (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 tick=$(getconf CLK_TCK)
 b0=$(awk '{print $14+$15}' /proc/$BP/stat)
-OUT=$( { /usr/bin/time -f "%U %S" $BENCH produce --bootstrap 127.0.0.1:$PORT --acks $ACKS --partitions $PARTS --seconds $SECS --json --quiet; } 2>"$D.time" )
+OUT=$( { /usr/bin/time -f "%U %S" $BENCH produce --bootstrap 127.0.0.1:$PORT --acks $ACKS --partitions $PARTS --seconds $SECS --json --quiet ${EXTRA:-}; } 2>"$D.time" )
 b1=$(awk '{print $14+$15}' /proc/$BP/stat)
 kill $BP; wait $BP 2>/dev/null; rm -rf $D
 if [ -z "$OUT" ]; then echo "$TAG: the bench failed (port $PORT):"; cat "$D.time"; rm -f "$D.time"; exit 1; fi

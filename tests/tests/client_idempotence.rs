@@ -300,3 +300,80 @@ async fn batches_whose_answers_were_lost_are_answered_as_duplicates_not_stored_t
         "no bump was needed"
     );
 }
+
+/// Batches that reach their delivery deadline while the broker cannot be reached fail with
+/// `DeliveryTimeout`, their fate unknown to the producer; it bumps its epoch before sending
+/// on, and what it sends once the broker answers again is stored once, in order, numbered
+/// from 0 in the new epoch. (Here the expired batches never reached the broker; one that had
+/// would stay stored though its records failed, as with Java.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_expired_while_the_broker_was_unreachable_bump_the_epoch_and_the_rest_go_on() {
+    const EACH: usize = 200;
+    let proxy_addr = format!("127.0.0.1:{}", free_port());
+    let broker = TestBroker::start_with(|c| c.advertise = Some(proxy_addr.clone())).await;
+    let proxy = StallingProxy::start_on(&proxy_addr, broker.addr).await;
+    create_topic(&proxy_addr, NewTopic::new("expired", 1)).await;
+    let mut config = small_batches(&proxy_addr);
+    config.client.connection.request_timeout_ms = 1_000;
+    config.delivery_timeout_ms = 2_000;
+    config.retry_backoff_ms = 20;
+    config.retry_backoff_max_ms = 200;
+    let producer = Producer::new(config).await.expect("producer");
+    producer
+        .send(ProducerRecord::new("expired", value(0)))
+        .await
+        .expect("send")
+        .await
+        .expect("the first record goes through");
+    // Nothing gets through now, on the connections there are or new ones.
+    proxy.stall_new(true);
+    proxy.stall_all(true);
+    let mut lost = Vec::new();
+    for i in 1..=EACH {
+        lost.push(
+            producer
+                .send(ProducerRecord::new("expired", value(i)))
+                .await
+                .expect("send"),
+        );
+    }
+    for delivery in lost {
+        match tokio::time::timeout(Duration::from_secs(20), delivery).await {
+            Ok(Err(Error::DeliveryTimeout { .. })) => {}
+            other => panic!("expected a delivery timeout: {other:?}"),
+        }
+    }
+    proxy.stall_new(false);
+    let mut deliveries = Vec::new();
+    for i in EACH + 1..=2 * EACH {
+        let record = ProducerRecord::new("expired", value(i));
+        deliveries.push(producer.send(record).await.expect("send"));
+    }
+    producer.flush().await.expect("flush");
+    let mut offsets = Vec::new();
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        let metadata = delivery.await.unwrap_or_else(|e| panic!("record {i}: {e}"));
+        offsets.push(metadata.offset);
+    }
+    assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "{offsets:?}");
+    let mut client = broker.client().await;
+    let batches = stored_batches(&mut client, "expired", 0).await;
+    // The stalled connections never pass on what they hold: the expired batches never
+    // reached the broker.
+    let expected: Vec<String> = std::iter::once(0)
+        .chain(EACH + 1..=2 * EACH)
+        .map(value)
+        .collect();
+    assert_eq!(
+        values_of(&batches),
+        expected,
+        "the records after the stall, once, in order"
+    );
+    assert_numbered_without_gaps(&batches);
+    let last = batches.last().expect("batches");
+    assert!(
+        last.epoch > batches[0].epoch,
+        "the epoch was bumped: {last:?}"
+    );
+    assert_eq!(last.producer_id, batches[0].producer_id);
+}

@@ -185,12 +185,13 @@ pub(super) fn sequence_answer(
     match code {
         codes::OUT_OF_ORDER_SEQUENCE_NUMBER => {
             let expected = last_acked.map_or(0, |last| sequence_after(last, 1));
-            if base_sequence == expected {
-                // The batch follows the last one the broker acknowledged, yet it says the
-                // batch is out of order: its state for this producer is not ours.
-                SequenceAnswer::RetryAfterBump
-            } else {
+            if sequence_is_after(base_sequence, expected) {
                 SequenceAnswer::Retry
+            } else {
+                // The batch follows the last one the broker acknowledged (or a later batch
+                // was acknowledged before it), yet it is out of order: the broker's state
+                // for this producer is not ours, and sending it as it is cannot succeed.
+                SequenceAnswer::RetryAfterBump
             }
         }
         codes::UNKNOWN_PRODUCER_ID | codes::INVALID_PRODUCER_EPOCH => {
@@ -230,6 +231,12 @@ mod tests {
         );
         assert_eq!(
             sequence_answer(ooo, 0, Some(i32::MAX)),
+            SequenceAnswer::RetryAfterBump
+        );
+        // A later batch was acknowledged first (a broker that had forgotten the producer
+        // took it at any sequence): this one can never go in as it is.
+        assert_eq!(
+            sequence_answer(ooo, 0, Some(19)),
             SequenceAnswer::RetryAfterBump
         );
         for code in [codes::UNKNOWN_PRODUCER_ID, codes::INVALID_PRODUCER_EPOCH] {
