@@ -156,8 +156,6 @@ async fn a_refused_batch_bumps_the_epoch_and_the_batches_behind_it_land_once_in_
                 .expect("send"),
         );
     }
-    // The large record in a batch of its own: the open batch would otherwise take it.
-    producer.flush().await.expect("flush");
     let refused = ProducerRecord::new("gap", Bytes::from(vec![b'z'; 64 * 1024]));
     let refused = producer.send(refused).await.expect("send");
     for i in BEFORE..BEFORE + AFTER {

@@ -278,6 +278,22 @@ impl Accumulator {
                     queue.open.insert(self.open_batch())
                 }
             };
+            // A record the open batch has no room for within `batch_size_bytes` starts a new
+            // one, as Java's `hasRoomFor`: only a batch of one record is larger, so a large
+            // record never takes smaller ones' delivery with it (a topic refusing it as too
+            // large refuses its whole batch).
+            let size_bytes = open.builder.uncompressed_size_bytes();
+            if !open.builder.is_empty()
+                && size_bytes.saturating_add(memory_bytes) > self.config.batch_size_bytes
+            {
+                self.seal_open(queue, name, partition);
+                *wake_sender = true;
+                topic.advance_sticky(partition);
+                if sticky {
+                    partition = topic.choose(record)?;
+                }
+                continue;
+            }
             match open.builder.push(&new) {
                 Ok(offset_delta) => {
                     open.memory_bytes += memory_bytes;

@@ -225,9 +225,32 @@ async fn keyed_records_follow_murmur2_and_unkeyed_stick_until_sealed() {
         drained_partitions(&acc),
         vec![(partition_for_key(b"21", 4), 1)]
     );
-    // Unkeyed: three 900-byte records fill one batch (sealed once it reaches 2 048 bytes),
-    // then the sticky partition moves on to the next.
-    three_fill_one_batch_the_fourth_goes_to_the_next(&acc, 900).await;
+    // Unkeyed: three 600-byte records fill one batch (a fourth would take it past 2 048
+    // bytes, so it is sealed), then the sticky partition moves on to the next.
+    three_fill_one_batch_the_fourth_goes_to_the_next(&acc, 600).await;
+}
+
+/// A record that would take the open batch past `batch_size_bytes` goes in a batch of its
+/// own, as Java's: the small records before it do not share its fate.
+#[tokio::test]
+async fn a_record_larger_than_the_room_left_starts_a_new_batch() {
+    let acc = accumulator(|c| c.batch_size_bytes = 16 * 1024);
+    for _ in 0..3 {
+        acc.append(record(1, 100)).await.expect("append");
+    }
+    acc.append(record(1, 64 * 1024)).await.expect("append");
+    acc.append(record(1, 100)).await.expect("append");
+    assert_eq!(drained_partitions(&acc), vec![(1, 3)], "the small ones");
+    assert_eq!(
+        drained_partitions(&acc),
+        vec![(1, 1)],
+        "the large one alone"
+    );
+    assert_eq!(
+        drained_partitions(&acc),
+        vec![(1, 1)],
+        "the next in a new batch"
+    );
 }
 
 /// Appends four unkeyed records of `value_bytes`: the first three fill a batch, and the

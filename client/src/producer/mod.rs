@@ -72,7 +72,8 @@ pub struct ProducerConfig {
     pub compression: Compression,
     /// How long a batch that is not full waits for more records.
     pub linger_ms: u64,
-    /// A batch is sent once its (uncompressed) records reach this size.
+    /// A batch is sent once its (uncompressed) records reach this size, or the next record
+    /// would take it past this size (that record starts a new batch, as in Java).
     pub batch_size_bytes: usize,
     /// Largest batch (a record larger than `batch_size_bytes` gets a batch of its own) and
     /// largest Produce request: the batches ready for one broker go in as many requests of
