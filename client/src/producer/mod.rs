@@ -309,7 +309,7 @@ pub struct Producer {
 impl Producer {
     /// Connects to the bootstrap brokers, takes a producer id when idempotent and starts the
     /// sender task. Idempotence by default (not asked for) is dropped, with a warning, when
-    /// the broker has no InitProducerId.
+    /// the broker has no InitProducerId or answers it with an error.
     pub async fn new(mut config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
         let cluster = Cluster::connect(config.client.clone()).await?;
@@ -318,8 +318,12 @@ impl Producer {
                 .await
             {
                 Ok(idempotence) => Some(idempotence),
-                Err(Error::UnsupportedVersion { api }) if config.idempotence.is_none() => {
-                    tracing::warn!(%api, "the broker cannot number batches: not idempotent");
+                // Idempotence by default only: a broker without InitProducerId, or one that
+                // refuses it (Java 3.2+ likewise falls back when idempotence was not set).
+                Err(e @ (Error::UnsupportedVersion { .. } | Error::Broker { .. }))
+                    if config.idempotence.is_none() =>
+                {
+                    tracing::warn!(error = %e, "no producer id from the broker: not idempotent");
                     config.idempotence = Some(false);
                     None
                 }

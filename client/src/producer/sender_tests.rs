@@ -301,3 +301,27 @@ async fn a_leader_missing_from_the_broker_list_is_looked_up_again() {
     assert_eq!((metadata.partition, metadata.offset), (0, 0));
     assert!(asked.load(Ordering::SeqCst) >= 2, "metadata asked again");
 }
+
+/// A broker without InitProducerId: idempotence by default falls back to a plain producer,
+/// idempotence asked for fails at once; with acks=1 it is refused before connecting.
+#[tokio::test]
+async fn without_init_producer_id_default_idempotence_falls_back_and_asked_for_fails() {
+    let addr = fake_broker::start(Script::default()).await;
+    let producer = producer(&addr, |_| {}).await;
+    let metadata = outcome_of_one(&producer, "t").await.expect("delivered");
+    assert_eq!(metadata.offset, 0);
+    let mut config = ProducerConfig::new(&addr);
+    config.idempotence = Some(true);
+    match Producer::new(config).await {
+        Err(Error::UnsupportedVersion { api }) => assert!(api.contains("InitProducerId")),
+        Err(other) => panic!("expected UnsupportedVersion: {other:?}"),
+        Ok(_) => panic!("an idempotent producer without a producer id"),
+    }
+    let mut config = ProducerConfig::new(&addr);
+    config.idempotence = Some(true);
+    config.acks = Acks::Leader;
+    let Err(Error::Config(message)) = Producer::new(config).await else {
+        panic!("idempotence with acks=1 is refused");
+    };
+    assert!(message.contains("acks"), "{message}");
+}
