@@ -232,6 +232,21 @@ fn free_port() -> u16 {
     probe.local_addr().expect("address").port()
 }
 
+/// A broker that clients reach only through a proxy (it advertises the proxy's address),
+/// a one-partition `topic`, and small-batch producer settings through the proxy with a 1 s
+/// request timeout and short retry pauses.
+async fn behind_proxy(topic: &str) -> (TestBroker, StallingProxy, ProducerConfig) {
+    let proxy_addr = format!("127.0.0.1:{}", free_port());
+    let broker = TestBroker::start_with(|c| c.advertise = Some(proxy_addr.clone())).await;
+    let proxy = StallingProxy::start_on(&proxy_addr, broker.addr).await;
+    create_topic(&proxy_addr, NewTopic::new(topic, 1)).await;
+    let mut config = small_batches(&proxy_addr);
+    config.client.connection.request_timeout_ms = 1_000;
+    config.retry_backoff_ms = 20;
+    config.retry_backoff_max_ms = 200;
+    (broker, proxy, config)
+}
+
 /// Produces `RECORDS` small records to `topic` with `config` from a task, counting sends in
 /// `sent`; the deliveries once flushed.
 fn stream(
@@ -261,14 +276,7 @@ fn stream(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_whose_answers_were_lost_are_answered_as_duplicates_not_stored_twice() {
     const RECORDS: usize = 20_000;
-    let proxy_addr = format!("127.0.0.1:{}", free_port());
-    let broker = TestBroker::start_with(|c| c.advertise = Some(proxy_addr.clone())).await;
-    let proxy = StallingProxy::start_on(&proxy_addr, broker.addr).await;
-    create_topic(&proxy_addr, NewTopic::new("lost", 1)).await;
-    let mut config = small_batches(&proxy_addr);
-    config.client.connection.request_timeout_ms = 1_000;
-    config.retry_backoff_ms = 20;
-    config.retry_backoff_max_ms = 200;
+    let (broker, proxy, config) = behind_proxy("lost").await;
     let sent = Arc::new(AtomicUsize::new(0));
     let sending = stream(config, "lost", RECORDS, sent.clone());
     while sent.load(Ordering::Relaxed) < RECORDS / 4 {
@@ -307,15 +315,8 @@ async fn batches_whose_answers_were_lost_are_answered_as_duplicates_not_stored_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_expired_while_the_broker_was_unreachable_bump_the_epoch_and_the_rest_go_on() {
     const EACH: usize = 200;
-    let proxy_addr = format!("127.0.0.1:{}", free_port());
-    let broker = TestBroker::start_with(|c| c.advertise = Some(proxy_addr.clone())).await;
-    let proxy = StallingProxy::start_on(&proxy_addr, broker.addr).await;
-    create_topic(&proxy_addr, NewTopic::new("expired", 1)).await;
-    let mut config = small_batches(&proxy_addr);
-    config.client.connection.request_timeout_ms = 1_000;
+    let (broker, proxy, mut config) = behind_proxy("expired").await;
     config.delivery_timeout_ms = 2_000;
-    config.retry_backoff_ms = 20;
-    config.retry_backoff_max_ms = 200;
     let producer = Producer::new(config).await.expect("producer");
     producer
         .send(ProducerRecord::new("expired", value(0)))

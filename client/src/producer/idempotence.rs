@@ -22,15 +22,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::InitProducerIdRequest;
 
 use crate::cluster::Cluster;
-use crate::error::{Error, Result};
-
-/// Broker codes an idempotent batch's answer can carry beyond the ordinary ones.
-pub(super) mod codes {
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
-}
+use crate::error::{codes, Error, Result};
 
 /// Batches of one partition an idempotent producer may have in flight: the broker remembers
 /// the last five batches per producer and partition for duplicate detection (Kafka's bound,

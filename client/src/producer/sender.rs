@@ -15,7 +15,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::accumulator::{Accumulator, SealedBatch, TopicPartition};
-use super::idempotence::{codes as sequence_codes, sequence_answer, SequenceAnswer};
+use super::idempotence::{sequence_answer, SequenceAnswer};
 use super::{Acks, ProducerConfig};
 use crate::cluster::topic_name;
 use crate::error::{codes, Error};
@@ -251,9 +251,7 @@ async fn send_to(
             Some((0, base_offset)) => Ok(*base_offset),
             // A retry of a batch stored so long ago the broker no longer has its offset:
             // stored, offset unknown (as Java).
-            Some((sequence_codes::DUPLICATE_SEQUENCE_NUMBER, _)) if batch.base_sequence >= 0 => {
-                Ok(-1)
-            }
+            Some((codes::DUPLICATE_SEQUENCE_NUMBER, _)) if batch.base_sequence >= 0 => Ok(-1),
             Some((code, _)) => Err(Error::Broker {
                 code: *code,
                 context: format!("produce to {}-{}", key.0, key.1),
