@@ -9,6 +9,7 @@
 //! Thread-safety: one short internal mutex; no I/O other than `open` happens under it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
@@ -22,11 +23,15 @@ pub(crate) struct FileCache {
     inner: Mutex<CacheInner>,
 }
 
+/// Keyed by the path's bytes (every caller passes a segment's own `log_path`, so equal
+/// paths are equal bytes): `Path`'s own hash splits the path into components on every call,
+/// and with SipHash that was ~0.9 % of the broker's CPU producing 16 KiB batches (a lookup
+/// per append, per read and per fsync).
 #[derive(Default)]
 struct CacheInner {
     tick: u64,
-    by_path: HashMap<Arc<Path>, (Arc<File>, u64)>,
-    by_tick: BTreeMap<u64, Arc<Path>>,
+    by_path: HashMap<Arc<OsStr>, (Arc<File>, u64), foldhash::fast::RandomState>,
+    by_tick: BTreeMap<u64, Arc<OsStr>>,
 }
 
 impl FileCache {
@@ -39,16 +44,16 @@ impl FileCache {
 
     /// The open handle for `path`, opening it (without creating) when needed.
     pub(crate) fn get(&self, path: &Path) -> io::Result<Arc<File>> {
-        let mut inner = self.inner.lock();
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
         inner.tick += 1;
         let tick = inner.tick;
-        if let Some((key, (file, old_tick))) = inner.by_path.get_key_value(path) {
-            // The hit path allocates nothing: keys are shared `Arc<Path>`s.
-            let (key, file, old_tick) = (key.clone(), file.clone(), *old_tick);
-            inner.by_tick.remove(&old_tick);
-            inner.by_tick.insert(tick, key.clone());
-            if let Some(entry) = inner.by_path.get_mut(&key) {
-                entry.1 = tick;
+        if let Some((file, used)) = inner.by_path.get_mut(path.as_os_str()) {
+            // The hit path allocates nothing: the key moves to its new tick.
+            let old_tick = std::mem::replace(used, tick);
+            let file = file.clone();
+            if let Some(key) = inner.by_tick.remove(&old_tick) {
+                inner.by_tick.insert(tick, key);
             }
             return Ok(file);
         }
@@ -59,7 +64,7 @@ impl FileCache {
             };
             inner.by_path.remove(&oldest);
         }
-        let key: Arc<Path> = Arc::from(path);
+        let key: Arc<OsStr> = Arc::from(path.as_os_str());
         inner.by_path.insert(key.clone(), (file.clone(), tick));
         inner.by_tick.insert(tick, key);
         debug_assert_eq!(inner.by_path.len(), inner.by_tick.len());
@@ -69,7 +74,7 @@ impl FileCache {
     /// Closes the cached handle of `path` (the file is being deleted or truncated).
     pub(crate) fn evict(&self, path: &Path) {
         let mut inner = self.inner.lock();
-        if let Some((_, tick)) = inner.by_path.remove(path) {
+        if let Some((_, tick)) = inner.by_path.remove(path.as_os_str()) {
             inner.by_tick.remove(&tick);
         }
     }
@@ -80,10 +85,10 @@ impl FileCache {
     /// of a delete's CPU, past the client's 30 s timeout.
     pub(crate) fn evict_dirs(&self, dirs: &std::collections::HashSet<&Path>) {
         let mut inner = self.inner.lock();
-        let doomed: Vec<Arc<Path>> = inner
+        let doomed: Vec<Arc<OsStr>> = inner
             .by_path
             .keys()
-            .filter(|p| p.parent().is_some_and(|dir| dirs.contains(dir)))
+            .filter(|p| Path::new(p).parent().is_some_and(|dir| dirs.contains(dir)))
             .cloned()
             .collect();
         for path in doomed {
@@ -149,6 +154,7 @@ mod tests {
             .collect::<Vec<_>>();
         assert!(kept
             .iter()
+            .map(Path::new)
             .all(|p| p.starts_with(&dirs[2]) || p.starts_with(&dirs[3])));
     }
 }
