@@ -224,6 +224,39 @@ async fn several_batches_of_a_partition_in_flight_keep_the_sending_order() {
     }
 }
 
+/// `current_lag` is the last fetch answer's high watermark minus the position: unknown
+/// before the first answer, then what is left to read.
+#[tokio::test]
+async fn current_lag_is_what_is_left_after_the_position() {
+    let broker = TestBroker::start().await;
+    let addr = broker.addr.to_string();
+    create_topic(&addr, "lag", 1).await;
+    let producer = Producer::new(ProducerConfig::new(&addr))
+        .await
+        .expect("producer");
+    for i in 0..30 {
+        producer
+            .send(ProducerRecord::new("lag", format!("{i}")))
+            .await
+            .expect("send");
+    }
+    producer.flush().await.expect("flush");
+    let mut config = consumer_config(&addr);
+    config.max_poll_records = 10;
+    let mut consumer = Consumer::new(config).await.expect("consumer");
+    let tp = TopicPartition::new("lag", 0);
+    consumer.assign(std::slice::from_ref(&tp)).expect("assign");
+    assert_eq!(consumer.current_lag(&tp), None, "no fetch answered yet");
+    let first = consume_n(&mut consumer, 10).await;
+    assert_eq!(first.len(), 10);
+    assert_eq!(consumer.position(&tp), Some(10));
+    assert_eq!(consumer.current_lag(&tp), Some(20));
+    consume_n(&mut consumer, 20).await;
+    assert_eq!(consumer.current_lag(&tp), Some(0));
+    let other = TopicPartition::new("lag", 7);
+    assert_eq!(consumer.current_lag(&other), None, "not assigned");
+}
+
 #[tokio::test]
 async fn seek_pause_resume_and_commit() {
     let broker = TestBroker::start().await;

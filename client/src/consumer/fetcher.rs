@@ -58,7 +58,8 @@ pub struct PartitionState {
     /// batches). Counted in `buffered_bytes` at their wire size.
     undecoded: VecDeque<(i64, Bytes)>,
     buffered_bytes: usize,
-    pub high_watermark: i64,
+    /// The high watermark the last answered fetch reported (`None`: no answer yet).
+    pub high_watermark: Option<i64>,
     /// This partition as its Fetches name it, made once (see [`SharedPartition`]).
     shared: Option<SharedPartition>,
 }
@@ -433,7 +434,7 @@ impl Fetcher {
             match partition.error_code {
                 0 => {
                     state.failures = 0;
-                    state.high_watermark = partition.high_watermark;
+                    state.high_watermark = Some(partition.high_watermark);
                     if let Some(records) = partition.records {
                         stage_records(state, records);
                         if !state.undecoded.is_empty() {

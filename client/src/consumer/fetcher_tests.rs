@@ -244,7 +244,7 @@ async fn responses_that_arrived_are_staged_without_waiting_so_the_next_fetch_can
     let state = &fetcher.partitions[&tp()];
     assert_eq!(state.fetch_offset, 3, "the next fetch asks from offset 3");
     assert!(!fetcher.in_flight(&tp()) && fetcher.busy_lanes.is_empty());
-    assert_eq!(state.high_watermark, 10);
+    assert_eq!(state.high_watermark, Some(10));
     let offsets: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
     assert_eq!(offsets, vec![0, 1, 2]);
 }

@@ -159,6 +159,16 @@ impl Consumer {
         Some(held_back.map_or(position, |r| r.offset))
     }
 
+    /// How far `tp`'s position is behind the partition's end as of the last fetch answered
+    /// for it (Java's `currentLag`, KIP-695): that answer's high watermark minus
+    /// [`position`](Self::position). `None` before the first answer or while the position
+    /// is not known. No request: it moves as fetches are answered.
+    pub fn current_lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let high_watermark = self.fetcher.partitions.get(tp)?.high_watermark?;
+        let position = self.position(tp)?;
+        Some(high_watermark.saturating_sub(position).max(0))
+    }
+
     /// Records from assigned, unpaused partitions; waits up to `timeout` for some.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = tokio::time::Instant::now() + timeout;
