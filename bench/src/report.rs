@@ -129,6 +129,37 @@ impl MaxRate {
     }
 }
 
+/// The producer settings the run's producers used, as the client resolved them from the
+/// options (idempotence and batches in flight follow acks unless given).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProducerSettings {
+    /// `0`, `1` or `all`.
+    pub acks: &'static str,
+    /// Asked of the broker; a broker without InitProducerId gets a plain producer (logged).
+    pub idempotent: bool,
+    pub in_flight_per_partition: usize,
+    pub batch_bytes: usize,
+    pub linger_ms: u64,
+    pub compression: String,
+}
+
+impl ProducerSettings {
+    pub fn of(config: &runnel_client::ProducerConfig) -> ProducerSettings {
+        ProducerSettings {
+            acks: match config.acks {
+                runnel_client::Acks::None => "0",
+                runnel_client::Acks::Leader => "1",
+                runnel_client::Acks::All => "all",
+            },
+            idempotent: config.idempotent(),
+            in_flight_per_partition: config.in_flight_per_partition(),
+            batch_bytes: config.batch_size_bytes,
+            linger_ms: config.linger_ms,
+            compression: format!("{:?}", config.compression).to_lowercase(),
+        }
+    }
+}
+
 /// Everything one `runnel-bench` invocation measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -142,6 +173,7 @@ pub struct Report {
     pub topics: usize,
     pub partitions: i32,
     pub message_bytes: usize,
+    pub producer: ProducerSettings,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub produce: Option<ProduceReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,6 +231,17 @@ impl Report {
             self.partitions,
             self.message_bytes,
             self.bootstrap
+        );
+        let p = &self.producer;
+        println!(
+            "producer acks {}{}, {} batch(es) of a partition in flight, {} B batches, linger {} ms, \
+             compression {}",
+            p.acks,
+            if p.idempotent { ", idempotent" } else { "" },
+            p.in_flight_per_partition,
+            p.batch_bytes,
+            p.linger_ms,
+            p.compression
         );
         if let Some(m) = &self.max_rate {
             println!(

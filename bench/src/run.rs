@@ -14,7 +14,7 @@ use crate::group;
 use crate::omb::OmbPreset;
 use crate::partitions::{self, PartitionsOptions};
 use crate::produce::{self, ProduceOptions, ProduceReport, RunBound};
-use crate::report::{MaxRate, Probes, Report};
+use crate::report::{MaxRate, Probes, ProducerSettings, Report};
 use crate::topics::create_topics;
 
 /// Which workload a run is.
@@ -80,6 +80,7 @@ pub(crate) async fn run_workload(
         n => (0..n).map(|i| format!("{topic}-{i}")).collect(),
     };
     let create_deadline = Instant::now() + seconds_arg(target.create_seconds_max);
+    let produce_options = produce.options(&topics, !target.quiet);
     let mut report = Report {
         workload: workload.name(),
         preset: None,
@@ -88,6 +89,7 @@ pub(crate) async fn run_workload(
         topics: topics.len(),
         partitions: produce.partitions,
         message_bytes: produce.message_bytes,
+        producer: ProducerSettings::of(&produce::producer_config(&bootstrap, &produce_options)),
         produce: None,
         consume: None,
         fan_in: None,
@@ -100,7 +102,6 @@ pub(crate) async fn run_workload(
         .as_ref()
         .map(SpawnedBroker::pid)
         .or(target.broker_pid);
-    let produce_options = produce.options(&topics, !target.quiet);
     match workload {
         Workload::Produce => {
             create_topics(&bootstrap, &topics, produce.partitions, create_deadline).await?;

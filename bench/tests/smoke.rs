@@ -109,6 +109,11 @@ fn produce_acks_1_with_probes_reports_ratios() {
     );
     assert_eq!(report["workload"], "produce");
     assert_eq!(report["partitions"], 3);
+    let producer = &report["producer"];
+    assert_eq!(producer["acks"], "1");
+    assert_eq!(producer["idempotent"], false);
+    assert_eq!(producer["in_flight_per_partition"], 1);
+    assert_eq!(producer["batch_bytes"], 65536);
     assert_produce_section(&report, 3000);
     assert_cpu_phases(&report, &[("produce", 3000 * 100)]);
     assert!(
@@ -143,6 +148,14 @@ fn produce_acks_all_compressed_at_a_fixed_rate() {
         ],
     );
     assert_produce_section(&report, 500);
+    let producer = &report["producer"];
+    assert_eq!(producer["acks"], "all");
+    assert_eq!(
+        producer["idempotent"], true,
+        "acks=all: idempotent by default"
+    );
+    assert_eq!(producer["in_flight_per_partition"], 5);
+    assert_eq!(producer["compression"], "lz4");
     // 500 messages at 2 000/s cannot finish much faster than 0.25 s.
     assert!(report["produce"]["seconds"].as_f64().unwrap() >= 0.2);
 }
