@@ -106,6 +106,7 @@ async fn acks_all_is_idempotent_by_default_and_five_in_flight_keep_the_order() {
     let config = small_batches(&addr);
     assert!(config.idempotent() && config.in_flight_per_partition() == 5);
     let producer = Producer::new(config).await.expect("producer");
+    assert!(producer.idempotent());
     let mut deliveries = Vec::with_capacity(RECORDS);
     for i in 0..RECORDS {
         let record = ProducerRecord::new("numbered", value(i)).with_partition((i % 2) as i32);

@@ -353,6 +353,12 @@ impl Producer {
         self.accumulator.flush().await
     }
 
+    /// Whether this producer numbers its batches: asked for or by default with acks=all,
+    /// unless the broker had no producer id to give (then it fell back, with a warning).
+    pub fn idempotent(&self) -> bool {
+        self.accumulator.idempotence().is_some()
+    }
+
     /// The cluster view this producer uses (metadata, connections).
     pub fn cluster(&self) -> &Arc<Cluster> {
         self.accumulator.cluster()

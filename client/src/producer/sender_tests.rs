@@ -308,6 +308,7 @@ async fn a_leader_missing_from_the_broker_list_is_looked_up_again() {
 async fn without_init_producer_id_default_idempotence_falls_back_and_asked_for_fails() {
     let addr = fake_broker::start(Script::default()).await;
     let producer = producer(&addr, |_| {}).await;
+    assert!(!producer.idempotent(), "fell back");
     let metadata = outcome_of_one(&producer, "t").await.expect("delivered");
     assert_eq!(metadata.offset, 0);
     let mut config = ProducerConfig::new(&addr);
