@@ -49,8 +49,6 @@ pub(super) struct Accumulator {
     completed: Notify,
     /// The producer id, epoch and sequence rules when idempotent.
     idempotence: Option<Idempotence>,
-    /// Batches sent and not yet answered, over every partition (an epoch bump waits for 0).
-    in_flight_total: AtomicUsize,
 }
 
 impl Accumulator {
@@ -70,7 +68,6 @@ impl Accumulator {
             wake_sender: Notify::new(),
             completed: Notify::new(),
             idempotence,
-            in_flight_total: AtomicUsize::new(0),
         }
     }
 
@@ -80,7 +77,11 @@ impl Accumulator {
 
     /// Batches sent and not yet answered, over every partition.
     pub fn in_flight_total(&self) -> usize {
-        self.in_flight_total.load(Ordering::Acquire)
+        // Counted when asked, under the queues' lock: only an epoch bump waiting for the
+        // last answer asks, so the hot path keeps no counter of its own.
+        let queues = self.queues();
+        let partitions = queues.values().flat_map(|topic| &topic.partitions);
+        partitions.map(|queue| queue.in_flight).sum()
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -469,10 +470,7 @@ impl Accumulator {
         let index = usize::try_from(batch.partition.1).ok();
         if let (Some(topic), Some(index)) = (topic, index) {
             if let Some(queue) = topic.partitions.get_mut(index) {
-                if queue.in_flight > 0 {
-                    queue.in_flight -= 1;
-                    self.in_flight_total.fetch_sub(1, Ordering::AcqRel);
-                }
+                queue.in_flight = queue.in_flight.saturating_sub(1);
                 let at = queue.sealed.iter().position(|b| b.seq > batch.seq);
                 queue.sealed.insert(at.unwrap_or(queue.sealed.len()), batch);
                 topic.pending.insert(index);
@@ -486,10 +484,7 @@ impl Accumulator {
     /// the last sequence of an idempotent batch the broker acknowledged.
     pub fn done_in_flight(&self, partition: &TopicPartition, acked_through: Option<i32>) {
         if let Some(queue) = Self::queue_of(&mut self.queues(), partition) {
-            if queue.in_flight > 0 {
-                queue.in_flight -= 1;
-                self.in_flight_total.fetch_sub(1, Ordering::AcqRel);
-            }
+            queue.in_flight = queue.in_flight.saturating_sub(1);
             if let Some(acked) = acked_through {
                 // Answers of one partition's batches may be handled out of order.
                 if queue
@@ -501,12 +496,6 @@ impl Accumulator {
             }
         }
         self.wake_sender.notify_one();
-    }
-
-    /// A batch of `queue` goes in flight (the drain took it).
-    fn enter_in_flight(&self, queue: &mut PartitionQueue) {
-        queue.in_flight += 1;
-        self.in_flight_total.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The last sequence acknowledged for `partition` in this epoch.

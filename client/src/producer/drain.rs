@@ -114,7 +114,7 @@ impl Accumulator {
         if let Some(batch) = queue.sealed.pop_front() {
             // An empty batch failed while sealing; its records were completed.
             if !batch.bytes.is_empty() {
-                self.enter_in_flight(queue);
+                queue.in_flight += 1;
                 drained.ready.push(batch);
             }
         }

@@ -15,14 +15,13 @@
 //! from 0 per partition under the new epoch. As in Java, a batch re-numbered after an attempt
 //! whose answer never came may then be stored twice; nothing acknowledged is lost.
 
+use kafka_protocol::messages::InitProducerIdRequest;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use kafka_protocol::messages::InitProducerIdRequest;
 
 use crate::cluster::Cluster;
 use crate::error::{codes, Error, Result};
+use crate::retry::Retry;
 
 /// Batches of one partition an idempotent producer may have in flight: the broker remembers
 /// the last five batches per producer and partition for duplicate detection (Kafka's bound,
@@ -48,23 +47,29 @@ pub(super) struct Idempotence {
 }
 
 impl Idempotence {
-    /// Asks the cluster for a producer id, retrying retriable failures until `max_block_ms`.
+    /// Asks the cluster for a producer id, retrying retriable failures until `max_block_ms`
+    /// (the shared [`Retry`] loop); a failure that lasts that long ends with its last error.
     pub async fn init(
         cluster: &Cluster,
         max_block_ms: u64,
         backoff_ms: u64,
+        backoff_max_ms: u64,
     ) -> Result<Idempotence> {
-        let give_up = Instant::now() + Duration::from_millis(max_block_ms);
-        let mut pause_ms = backoff_ms.max(1);
+        let mut retry = Retry::within(max_block_ms, backoff_ms, backoff_max_ms);
         let identity = loop {
             match init_producer_id(cluster, None).await {
                 Ok(identity) => break identity,
-                Err(e) if e.is_retriable() && Instant::now() < give_up => {
-                    tracing::debug!(error = %e, "InitProducerId failed; asking again");
-                    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-                    pause_ms = pause_ms.saturating_mul(2).min(1_000);
+                Err(e) => {
+                    let retriable = e.is_retriable();
+                    match retry
+                        .after(e, retriable, || "InitProducerId".to_owned())
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(Error::ApiTimeout { last_error, .. }) => return Err(*last_error),
+                        Err(e) => return Err(e),
+                    }
                 }
-                Err(e) => return Err(e),
             }
         };
         Ok(Idempotence {
@@ -168,15 +173,16 @@ pub(super) enum SequenceAnswer {
 }
 
 /// Reads an error `code` for a batch whose base sequence is `base_sequence`, given the
-/// partition's last sequence acknowledged in this epoch (`None`: none yet).
+/// partition's last sequence acknowledged in this epoch (`None`: none yet), looked up only
+/// for an out-of-order answer.
 pub(super) fn sequence_answer(
     code: i16,
     base_sequence: i32,
-    last_acked: Option<i32>,
+    last_acked: impl FnOnce() -> Option<i32>,
 ) -> SequenceAnswer {
     match code {
         codes::OUT_OF_ORDER_SEQUENCE_NUMBER => {
-            let expected = last_acked.map_or(0, |last| sequence_after(last, 1));
+            let expected = last_acked().map_or(0, |last| sequence_after(last, 1));
             if sequence_is_after(base_sequence, expected) {
                 SequenceAnswer::Retry
             } else {
@@ -211,32 +217,32 @@ mod tests {
     fn out_of_order_behind_an_unacknowledged_batch_is_retried_as_it_is() {
         let ooo = codes::OUT_OF_ORDER_SEQUENCE_NUMBER;
         // Batches 0..9 acknowledged; 20 waits for 10..19 to land.
-        assert_eq!(sequence_answer(ooo, 20, Some(9)), SequenceAnswer::Retry);
+        assert_eq!(sequence_answer(ooo, 20, || Some(9)), SequenceAnswer::Retry);
         // 10 is what the broker should expect: it has lost this producer's sequence.
         assert_eq!(
-            sequence_answer(ooo, 10, Some(9)),
+            sequence_answer(ooo, 10, || Some(9)),
             SequenceAnswer::RetryAfterBump
         );
         assert_eq!(
-            sequence_answer(ooo, 0, None),
+            sequence_answer(ooo, 0, || None),
             SequenceAnswer::RetryAfterBump
         );
         assert_eq!(
-            sequence_answer(ooo, 0, Some(i32::MAX)),
+            sequence_answer(ooo, 0, || Some(i32::MAX)),
             SequenceAnswer::RetryAfterBump
         );
         // A later batch was acknowledged first (a broker that had forgotten the producer
         // took it at any sequence): this one can never go in as it is.
         assert_eq!(
-            sequence_answer(ooo, 0, Some(19)),
+            sequence_answer(ooo, 0, || Some(19)),
             SequenceAnswer::RetryAfterBump
         );
         for code in [codes::UNKNOWN_PRODUCER_ID, codes::INVALID_PRODUCER_EPOCH] {
             assert_eq!(
-                sequence_answer(code, 20, Some(9)),
+                sequence_answer(code, 20, || Some(9)),
                 SequenceAnswer::RetryAfterBump
             );
         }
-        assert_eq!(sequence_answer(7, 20, Some(9)), SequenceAnswer::Ordinary);
+        assert_eq!(sequence_answer(7, 20, || Some(9)), SequenceAnswer::Ordinary);
     }
 }

@@ -314,8 +314,13 @@ impl Producer {
         config.validate()?;
         let cluster = Cluster::connect(config.client.clone()).await?;
         let idempotence = match config.idempotent() {
-            true => match Idempotence::init(&cluster, config.max_block_ms, config.retry_backoff_ms)
-                .await
+            true => match Idempotence::init(
+                &cluster,
+                config.max_block_ms,
+                config.retry_backoff_ms,
+                config.retry_backoff_max_ms,
+            )
+            .await
             {
                 Ok(idempotence) => Some(idempotence),
                 // Idempotence by default only: a broker without InitProducerId, or one that

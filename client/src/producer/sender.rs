@@ -435,23 +435,26 @@ fn finish(accumulator: &Accumulator, batch: SealedBatch, result: Result<i64, Err
             accumulator.complete(batch, base_offset);
             accumulator.done_in_flight(&partition, acked_through);
         }
-        Err(Error::Broker { code, context }) if batch.base_sequence >= 0 => {
-            let last_acked = accumulator.last_acked_sequence(&partition);
-            let answer = sequence_answer(code, batch.base_sequence, last_acked);
-            if answer == SequenceAnswer::RetryAfterBump {
-                if let Some(idempotence) = accumulator.idempotence() {
-                    idempotence.request_bump("the broker lost this producer's sequence");
+        Err(error) => {
+            let answer = match &error {
+                Error::Broker { code, .. } if batch.base_sequence >= 0 => {
+                    sequence_answer(*code, batch.base_sequence, || {
+                        accumulator.last_acked_sequence(&partition)
+                    })
                 }
-            }
-            let error = Error::Broker { code, context };
+                _ => SequenceAnswer::Ordinary,
+            };
             match answer {
                 SequenceAnswer::Ordinary => retry_or_fail(accumulator, batch, error),
-                SequenceAnswer::Retry | SequenceAnswer::RetryAfterBump => {
+                SequenceAnswer::Retry => retry_unless_expired(accumulator, batch, error),
+                SequenceAnswer::RetryAfterBump => {
+                    if let Some(idempotence) = accumulator.idempotence() {
+                        idempotence.request_bump("the broker lost this producer's sequence");
+                    }
                     retry_unless_expired(accumulator, batch, error)
                 }
             }
         }
-        Err(e) => retry_or_fail(accumulator, batch, e),
     }
 }
 
