@@ -33,10 +33,11 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, DeleteGroupsRequest, DeleteGroupsResponse,
     DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FindCoordinatorResponse,
-    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
+    HeartbeatResponse, InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,6 +106,9 @@ pub(crate) struct Script {
     pub fetch_session: Arc<FetchSessionScript>,
     /// The highest Fetch version advertised (at least 4).
     pub fetch_version_max: i16,
+    /// InitProducerId, advertised (v0–v4) only when set: the error code every request gets
+    /// (0: producer id 1000, epoch 0).
+    pub init_producer_id: Option<i16>,
     /// Whether Metadata gives the topic an id (one derived from its name).
     pub topic_has_id: Arc<TopicIdScript>,
     /// The ids Metadata handed out, to read Fetch v13+ by.
@@ -138,6 +142,7 @@ impl Default for Script {
             fetch_records: Arc::new(|_, _, _| None),
             fetch_session: Arc::new(|_| (0, 0)),
             fetch_version_max: 12,
+            init_producer_id: None,
             topic_has_id: Arc::new(|_| true),
             topic_ids: Arc::default(),
             fetches_seen: Arc::default(),
@@ -195,6 +200,13 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                             .with_api_key(ApiKey::Fetch as i16)
                             .with_min_version(4)
                             .with_max_version(script.fetch_version_max),
+                    );
+                }
+                if script.init_producer_id.is_some() {
+                    versions.api_keys.push(
+                        ApiVersion::default()
+                            .with_api_key(ApiKey::InitProducerId as i16)
+                            .with_max_version(4),
                     );
                 }
                 versions.encode(&mut out, version).is_ok()
@@ -346,6 +358,20 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     .encode(&mut out, version)
                     .is_ok()
             }
+            ApiKey::InitProducerId => match script.init_producer_id {
+                Some(0) => InitProducerIdResponse::default()
+                    .with_producer_id(1000.into())
+                    .with_producer_epoch(0)
+                    .encode(&mut out, version)
+                    .is_ok(),
+                Some(code) => InitProducerIdResponse::default()
+                    .with_error_code(code)
+                    .with_producer_id((-1).into())
+                    .with_producer_epoch(-1)
+                    .encode(&mut out, version)
+                    .is_ok(),
+                None => false,
+            },
             ApiKey::LeaveGroup => LeaveGroupResponse::default()
                 .encode(&mut out, version)
                 .is_ok(),

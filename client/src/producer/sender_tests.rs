@@ -326,3 +326,37 @@ async fn without_init_producer_id_default_idempotence_falls_back_and_asked_for_f
     };
     assert!(message.contains("acks"), "{message}");
 }
+
+/// A broker that refuses InitProducerId (here CLUSTER_AUTHORIZATION_FAILED, 31: not
+/// retriable): idempotence by default falls back to a plain producer, asked for it fails
+/// with that answer; one that gives an id makes the default producer idempotent.
+#[tokio::test]
+async fn a_refused_init_producer_id_falls_back_by_default_and_fails_when_asked_for() {
+    let refusing = fake_broker::start(Script {
+        init_producer_id: Some(31),
+        ..Script::default()
+    })
+    .await;
+    let plain = producer(&refusing, |_| {}).await;
+    assert!(!plain.idempotent(), "fell back");
+    assert_eq!(
+        outcome_of_one(&plain, "t")
+            .await
+            .expect("delivered")
+            .offset,
+        0
+    );
+    let mut config = ProducerConfig::new(&refusing);
+    config.idempotence = Some(true);
+    match Producer::new(config).await {
+        Err(Error::Broker { code: 31, .. }) => {}
+        Err(other) => panic!("expected the broker's refusal: {other:?}"),
+        Ok(_) => panic!("an idempotent producer without a producer id"),
+    }
+    let giving = fake_broker::start(Script {
+        init_producer_id: Some(0),
+        ..Script::default()
+    })
+    .await;
+    assert!(producer(&giving, |_| {}).await.idempotent());
+}
