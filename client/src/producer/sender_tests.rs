@@ -340,10 +340,7 @@ async fn a_refused_init_producer_id_falls_back_by_default_and_fails_when_asked_f
     let plain = producer(&refusing, |_| {}).await;
     assert!(!plain.idempotent(), "fell back");
     assert_eq!(
-        outcome_of_one(&plain, "t")
-            .await
-            .expect("delivered")
-            .offset,
+        outcome_of_one(&plain, "t").await.expect("delivered").offset,
         0
     );
     let mut config = ProducerConfig::new(&refusing);
