@@ -386,3 +386,60 @@ async fn describe_shows_no_lag_for_an_owned_partition_without_a_commit() {
     assert_eq!(group["total_lag"], 3);
     consumer.close().await.expect("close");
 }
+
+/// `runnel produce` is idempotent with `--acks all` (the default) when the broker gives
+/// producer ids, plain with `--idempotence false` or `--acks 1`, and refuses
+/// `--idempotence true` with `--acks 1` before sending anything. The summary line says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_says_whether_it_was_idempotent_and_refuses_it_without_acks_all() {
+    let broker = TestBroker::start().await;
+    let addr = broker.addr.to_string();
+    run_ok(&addr, &["topics", "create", "numbered", "-p", "1"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("input.txt");
+    std::fs::write(&path, "a\nb\nc\n").expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let summary = |args: Vec<String>| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            runnel(&addr, &args)
+        })
+    };
+    let produce = |extra: &[&str]| {
+        let mut args: Vec<String> = ["produce", "-t", "numbered", "-f", &path]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        summary(args)
+    };
+    for (extra, idempotent) in [
+        (&[][..], true),
+        (&["--idempotence", "false"], false),
+        (&["--acks", "1"], false),
+        (&["--idempotence", "true", "--acks", "all"], true),
+    ] {
+        let output = produce(extra).await.expect("cli task");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{extra:?}: {stderr}");
+        assert!(stderr.contains("produced 3 records"), "{extra:?}: {stderr}");
+        assert_eq!(
+            stderr.contains("idempotent"),
+            idempotent,
+            "{extra:?}: {stderr}"
+        );
+    }
+    let output = produce(&["--idempotence", "true", "--acks", "1"])
+        .await
+        .expect("cli task");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("idempotence requires acks"), "{stderr}");
+    let printed = run_ok(
+        &addr,
+        &["consume", "-t", "numbered", "--from-beginning", "-n", "12"],
+    )
+    .await;
+    assert_eq!(printed.lines().count(), 12, "{printed}");
+}

@@ -30,6 +30,11 @@ pub struct ProduceArgs {
     /// Compress batches with this codec.
     #[arg(long, value_enum, default_value_t = CodecArg::None)]
     compression: CodecArg,
+    /// Number each partition's batches so that a batch resent after a lost answer is stored
+    /// once (Java's `enable.idempotence`; `true` needs `--acks all`) [default: on with
+    /// `--acks all`, when the broker gives producer ids].
+    #[arg(long, value_name = "BOOL")]
+    idempotence: Option<bool>,
     /// Read lines from this file instead of stdin (shows progress on stderr).
     #[arg(short, long)]
     file: Option<std::path::PathBuf>,
@@ -74,6 +79,7 @@ pub async fn run(bootstrap: &str, args: ProduceArgs) -> anyhow::Result<()> {
         CodecArg::Lz4 => Compression::Lz4,
         CodecArg::Zstd => Compression::Zstd,
     };
+    config.idempotence = args.idempotence;
     let producer = Producer::new(config).await.context("connecting")?;
     let (reader, total_bytes): (Box<dyn BufRead>, Option<u64>) = match &args.file {
         Some(path) => {
@@ -128,8 +134,12 @@ pub async fn run(bootstrap: &str, args: ProduceArgs) -> anyhow::Result<()> {
         eprint!("\r100%  ");
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-6);
+    let idempotent = match producer.idempotent() {
+        true => ", idempotent",
+        false => "",
+    };
     eprintln!(
-        "produced {count} records ({read_bytes} bytes) to {} in {seconds:.2}s ({:.0} records/s)",
+        "produced {count} records ({read_bytes} bytes) to {} in {seconds:.2}s ({:.0} records/s{idempotent})",
         args.topic,
         count as f64 / seconds
     );
