@@ -66,8 +66,9 @@ impl Accumulator {
         (drained.ready, drained.next)
     }
 
-    /// [`drain`](Self::drain) of one partition with room for another batch in flight: seals its open batch if due,
-    /// fails what passed its delivery deadline and takes the front batch if sendable.
+    /// [`drain`](Self::drain) of one partition with room for another batch in flight: seals
+    /// its open batch if due, fails what passed its delivery deadline and takes the front
+    /// batch if sendable.
     /// Returns whether the open batch was sealed (the sticky partition moves on).
     fn drain_queue(
         &self,

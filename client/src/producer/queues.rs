@@ -53,9 +53,7 @@ impl SealedBatch {
         let records = i32::try_from(self.records).unwrap_or(i32::MAX);
         (self.base_sequence >= 0).then(|| sequence_after(self.base_sequence, records - 1))
     }
-}
 
-impl SealedBatch {
     /// The error a batch gets when its delivery deadline has passed.
     pub fn expired(&self, timeout_ms: u64) -> Error {
         Error::DeliveryTimeout {
