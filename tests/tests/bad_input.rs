@@ -5,9 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod bad_input_common;
-
-use bad_input_common::{
+use crate::bad_input_common::{
     closes_then_still_serves, end_offset, header_only, produce_error, still_serves, Lcg,
 };
 use bytes::{BufMut, Bytes, BytesMut};

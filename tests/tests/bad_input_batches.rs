@@ -6,11 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod bad_input_common;
-
 use std::time::{Duration, Instant};
 
-use bad_input_common::{
+use crate::bad_input_common::{
     end_offset, proc_status_kib, produce_error, reset_peak_rss, still_serves, PEAK_RSS_MEASUREMENT,
 };
 use bytes::Bytes;

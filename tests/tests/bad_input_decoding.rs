@@ -5,9 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod bad_input_common;
-
-use bad_input_common::{
+use crate::bad_input_common::{
     closes_then_still_serves, end_offset, frame, proc_status_kib, produce_error, reset_peak_rss,
     still_serves, PEAK_RSS_MEASUREMENT,
 };

@@ -130,9 +130,7 @@ fn now_ms() -> i64 {
 }
 
 // The tests are split by concept; the helpers above serve all of them.
-#[path = "compat_rskafka/offsets.rs"]
 mod offsets;
-#[path = "compat_rskafka/produce_fetch.rs"]
 mod produce_fetch;
 
 /// Create, list, duplicate, delete; bad names and partition counts get Kafka's errors.

@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod bad_input_common;
-
 use std::time::{Duration, Instant};
 
-use bad_input_common::{proc_status_kib, still_serves, PEAK_RSS_MEASUREMENT};
+use crate::bad_input_common::{proc_status_kib, still_serves, PEAK_RSS_MEASUREMENT};
 use kafka_protocol::messages::{ApiVersionsRequest, FetchResponse, ProduceResponse};
 use runnel_tests::records::values;
 use runnel_tests::requests::{fetch, metadata, produce};
