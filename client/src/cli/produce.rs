@@ -134,9 +134,10 @@ pub async fn run(bootstrap: &str, args: ProduceArgs) -> anyhow::Result<()> {
         eprint!("\r100%  ");
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-6);
-    let idempotent = match producer.idempotent() {
-        true => ", idempotent",
-        false => "",
+    let idempotent = if producer.idempotent() {
+        ", idempotent"
+    } else {
+        ""
     };
     eprintln!(
         "produced {count} records ({read_bytes} bytes) to {} in {seconds:.2}s ({:.0} records/s{idempotent})",
