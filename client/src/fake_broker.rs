@@ -358,20 +358,15 @@ async fn serve(mut stream: tokio::net::TcpStream, port: u16, script: Script) {
                     .encode(&mut out, version)
                     .is_ok()
             }
-            ApiKey::InitProducerId => match script.init_producer_id {
-                Some(0) => InitProducerIdResponse::default()
-                    .with_producer_id(1000.into())
-                    .with_producer_epoch(0)
-                    .encode(&mut out, version)
-                    .is_ok(),
-                Some(code) => InitProducerIdResponse::default()
+            ApiKey::InitProducerId => script.init_producer_id.is_some_and(|code| {
+                let (id, epoch) = if code == 0 { (1000, 0) } else { (-1, -1) };
+                InitProducerIdResponse::default()
                     .with_error_code(code)
-                    .with_producer_id((-1).into())
-                    .with_producer_epoch(-1)
+                    .with_producer_id(id.into())
+                    .with_producer_epoch(epoch)
                     .encode(&mut out, version)
-                    .is_ok(),
-                None => false,
-            },
+                    .is_ok()
+            }),
             ApiKey::LeaveGroup => LeaveGroupResponse::default()
                 .encode(&mut out, version)
                 .is_ok(),

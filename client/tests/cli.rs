@@ -224,6 +224,14 @@ fn commands_missing_what_they_act_on_are_usage_errors() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("required"), "{args:?}: {stderr}");
     }
+    // A switch's value that is not a boolean, likewise before any connection.
+    let output = runnel(
+        "127.0.0.1:1",
+        &["produce", "-t", "t", "--idempotence", "maybe"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid value 'maybe'"), "{stderr}");
     for command in [
         &["topics", "create"][..],
         &["topics", "alter"],

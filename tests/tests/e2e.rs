@@ -47,3 +47,38 @@ mod shutdown;
 mod single_broker_admin;
 mod timestamp_bounds;
 mod transactions_admin;
+
+/// With `autotests = false` a file added under tests/ is compiled only once a binary root
+/// names it: without this check a new suite would silently never run. Every `*.rs` file and
+/// every directory with a `main.rs` (or `mod.rs`) must be a `mod` of `e2e.rs` or
+/// `process_memory.rs`.
+#[test]
+fn every_file_under_tests_is_a_module_of_a_test_binary() {
+    let roots = [include_str!("e2e.rs"), include_str!("process_memory.rs")];
+    let declared = |name: &str| {
+        let line = format!("mod {name};");
+        roots
+            .iter()
+            .any(|root| root.lines().any(|l| l.trim() == line))
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("tests/ is readable") {
+        let path = entry.expect("a directory entry").path();
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let module = if path.is_dir() {
+            path.join("main.rs").exists() || path.join("mod.rs").exists()
+        } else {
+            path.extension().is_some_and(|e| e == "rs") && !matches!(name, "e2e" | "process_memory")
+        };
+        if module && !declared(name) {
+            missing.push(name.to_owned());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not a module of any test binary: {missing:?}"
+    );
+}
