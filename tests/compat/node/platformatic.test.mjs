@@ -36,7 +36,8 @@ async function roundTrip (topic, msgs, sendOptions = {}) {
 
 // --- producer ------------------------------------------------------------------------------
 // Each consumer joins a new group, which waits out the broker's initial rebalance delay
-// (group.initial.rebalance.delay.ms, 3 s): these tests run side by side.
+// (group.initial.rebalance.delay.ms; run_compat.py starts this suite's broker with 0, Kafka's
+// default is 3 s): these tests run side by side either way.
 describe('producer', { concurrency: true }, () => {
   test('produce one message with key and headers, consume it back', async () => {
     const topic = uniq('single')
