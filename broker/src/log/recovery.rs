@@ -339,7 +339,13 @@ pub(crate) fn ensure_indexes(
             return Ok(());
         }
     }
-    tracing::info!(path = %segment.log_path.display(), "rebuilding indexes");
+    if present {
+        tracing::info!(path = %segment.log_path.display(), "rebuilding indexes");
+    } else {
+        // The usual case: a segment the cleaner swapped in travels without indexes (swap.rs),
+        // so every pass over a compacted topic lands here once per cleaned segment.
+        tracing::debug!(path = %segment.log_path.display(), "building missing indexes");
+    }
     rebuild_segment(segment, state, config, capacity_bytes, false)?;
     Ok(())
 }
