@@ -4,8 +4,6 @@
 //! Also holds the steps IncrementalAlterConfigs shares with it: each resource's outcome in
 //! request order (`outcomes`) and resolving a config resource to a topic (`target_topic`).
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -13,7 +11,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, Reques
 use kafka_protocol::protocol::StrBytes;
 
 use super::broker_configs;
-use super::create_topics::{repeated, Refusal};
+use super::create_topics::{overrides_map, repeated, Refusal};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::BrokerContext;
 use crate::log::TopicInfo;
@@ -60,10 +58,10 @@ fn alter_one(
     resource: &AlterConfigsResource,
     validate_only: bool,
 ) -> Result<(), Refusal> {
+    let configs: Vec<(&str, Option<&str>)> = (resource.configs.iter())
+        .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str())))
+        .collect();
     if resource.resource_type == RESOURCE_BROKER {
-        let configs: Vec<(&str, Option<&str>)> = (resource.configs.iter())
-            .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str())))
-            .collect();
         if let Some(name) = repeated(configs.iter().map(|(name, _)| *name)).first() {
             return Err(Refusal::new(
                 ResponseError::InvalidRequest,
@@ -74,25 +72,11 @@ fn alter_one(
         return broker_configs::alter_whole(ctx, name, &configs, validate_only);
     }
     let topic = target_topic(ctx, resource.resource_type, resource.resource_name.as_str())?;
-    let mut overrides = BTreeMap::new();
-    for config in &resource.configs {
-        let name = config.name.as_str();
-        let Some(value) = &config.value else {
-            return Err(Refusal::new(
-                ResponseError::InvalidConfig,
-                format!("config {name:?} has a null value (omit it to reset it to the default)"),
-            ));
-        };
-        if overrides
-            .insert(name.to_owned(), value.as_str().to_owned())
-            .is_some()
-        {
-            return Err(Refusal::new(
-                ResponseError::InvalidRequest,
-                format!("config {name:?} is given more than once"),
-            ));
-        }
-    }
+    let overrides = overrides_map(
+        configs,
+        ResponseError::InvalidRequest,
+        " (omit it to reset it to the default)",
+    )?;
     // Storage validates the whole map against the broker defaults before storing it.
     Ok(ctx
         .logs

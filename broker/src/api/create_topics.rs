@@ -166,21 +166,33 @@ fn create_one(
 
 /// The request's configs as an overrides map; storage validates names and values.
 fn requested_configs(topic: &CreatableTopic) -> Result<BTreeMap<String, String>, Refusal> {
+    let configs =
+        (topic.configs.iter()).map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str())));
+    overrides_map(configs, ResponseError::InvalidConfig, "")
+}
+
+/// Configs named in a request as an overrides map: a null value is INVALID_CONFIG (`null_hint`
+/// ends its message), a name given twice is `duplicate` (CreateTopics and AlterConfigs answer
+/// it with different codes, as Kafka does).
+pub(super) fn overrides_map<'a>(
+    configs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    duplicate: ResponseError,
+    null_hint: &str,
+) -> Result<BTreeMap<String, String>, Refusal> {
     let mut overrides = BTreeMap::new();
-    for config in &topic.configs {
-        let name = config.name.as_str();
-        let Some(value) = &config.value else {
+    for (name, value) in configs {
+        let Some(value) = value else {
             return Err(Refusal::new(
                 ResponseError::InvalidConfig,
-                format!("config {name:?} has a null value"),
+                format!("config {name:?} has a null value{null_hint}"),
             ));
         };
         if overrides
-            .insert(name.to_owned(), value.as_str().to_owned())
+            .insert(name.to_owned(), value.to_owned())
             .is_some()
         {
             return Err(Refusal::new(
-                ResponseError::InvalidConfig,
+                duplicate,
                 format!("config {name:?} is given more than once"),
             ));
         }
