@@ -123,6 +123,13 @@ fn refusals_carry_their_codes() {
             topic("null-value", 1).with_configs(vec![config("retention.ms", None)]),
             ResponseError::InvalidConfig,
         ),
+        (
+            topic("repeated-key", 1).with_configs(vec![
+                config("retention.ms", Some("1000")),
+                config("retention.ms", Some("2000")),
+            ]),
+            ResponseError::InvalidConfig,
+        ),
     ];
     let (topics, codes): (Vec<_>, Vec<_>) = cases.into_iter().unzip();
     let results = create(&fixture, 7, topics);
