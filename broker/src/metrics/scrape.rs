@@ -422,7 +422,18 @@ fn render_groups(
             f64::from(group.generation_id.max(0)),
         );
     }
+    render_partition_lag(page, lags, detailed, series);
+    render_topic_lag(page, lags, series);
+}
 
+/// Committed offset and lag per (group, topic, partition), for the groups and topics whose
+/// partitions get series of their own.
+fn render_partition_lag(
+    page: &mut Page,
+    lags: &[(&GroupOverview, Vec<PartitionLag>)],
+    detailed: &HashMap<&str, bool>,
+    series: &LagSeries,
+) {
     // `None`: no series (a negative commit has no lag).
     type LagFigure = fn(&PartitionLag) -> Option<f64>;
     let per_partition: [(&str, &str, LagFigure); 3] = [
@@ -461,8 +472,15 @@ fn render_groups(
             }
         }
     }
+}
 
-    // Per-topic aggregates: summed records, the oldest uncommitted record.
+/// Per-topic aggregates of every group shown (summed records, the oldest uncommitted record),
+/// and how many partitions' lag was folded into them by the series bounds.
+fn render_topic_lag(
+    page: &mut Page,
+    lags: &[(&GroupOverview, Vec<PartitionLag>)],
+    series: &LagSeries,
+) {
     let aggregated: Vec<_> = lags
         .iter()
         .map(|(g, lag)| (g.group_id.as_str(), topic_lag(lag)))
