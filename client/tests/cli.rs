@@ -451,3 +451,89 @@ async fn produce_says_whether_it_was_idempotent_and_refuses_it_without_acks_all(
     .await;
     assert_eq!(printed.lines().count(), 12, "{printed}");
 }
+
+/// Runs the CLI off the test runtime and fails the test if it has not exited within
+/// `seconds` (a consume that should stop on its own must not hang the suite).
+async fn run_ok_within(addr: &str, args: &[&str], seconds: u64) -> String {
+    let addr = addr.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(&args)
+            .env("RUNNEL_BOOTSTRAP", &addr)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run runnel");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while child.try_wait().expect("poll runnel").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("runnel {args:?} still running after {seconds} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().expect("runnel output");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "runnel {args:?}: {stderr}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    })
+    .await
+    .expect("cli task")
+}
+
+/// `consume -e` (kcat's -e) stops once every partition is read to its end: empty
+/// partitions and an empty topic count as read, and with a group the member stops once its
+/// assigned partitions are, having committed up to their ends (lag 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_exit_at_end_stops_once_every_partition_is_read() {
+    let broker = TestBroker::start_with(|c| c.groups.initial_rebalance_delay_ms = 100).await;
+    let addr = broker.addr.to_string();
+    run_ok(&addr, &["topics", "create", "ends", "-p", "3"]).await;
+    run_ok(&addr, &["topics", "create", "nothing", "-p", "2"]).await;
+    let lines: String = (0..12).map(|i| format!("key-{i}:value-{i}\n")).collect();
+    let path = std::env::temp_dir().join(format!("runnel-ends-{}.txt", std::process::id()));
+    std::fs::write(&path, lines).expect("write the input file");
+    let file = path.to_str().expect("utf-8 path").to_owned();
+    run_ok(
+        &addr,
+        &["produce", "-t", "ends", "--key-separator", ":", "-f", &file],
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
+    let described = run_ok(&addr, &["topics", "describe", "ends"]).await;
+    let mut expected: Vec<String> = (0..12).map(|i| format!("value-{i}")).collect();
+    expected.sort();
+    let sorted = |out: String| {
+        let mut got: Vec<String> = out.lines().map(str::to_owned).collect();
+        got.sort();
+        got
+    };
+
+    let empty = ["consume", "-t", "nothing", "--from-beginning", "-e"];
+    assert_eq!(run_ok_within(&addr, &empty, 30).await, "");
+    let all = ["consume", "-t", "ends", "--from-beginning", "-e"];
+    assert_eq!(
+        sorted(run_ok_within(&addr, &all, 30).await),
+        expected,
+        "{described}"
+    );
+    let from_latest = ["consume", "-t", "ends", "--exit-at-end"];
+    assert_eq!(run_ok_within(&addr, &from_latest, 30).await, "");
+
+    let group = [
+        "consume",
+        "-t",
+        "ends",
+        "-g",
+        "dump",
+        "--from-beginning",
+        "-e",
+    ];
+    assert_eq!(sorted(run_ok_within(&addr, &group, 30).await), expected);
+    let lag = run_ok(&addr, &["groups", "describe", "dump"]).await;
+    assert!(lag.contains("total lag: 0"), "{lag}");
+    // Nothing new: the member's second run stops at once with nothing.
+    assert_eq!(run_ok_within(&addr, &group, 30).await, "");
+}

@@ -34,6 +34,11 @@ pub struct ConsumeArgs {
     /// Exit after this many ms without a record (default: wait forever).
     #[arg(long)]
     idle_exit_ms: Option<u64>,
+    /// Exit once every partition read (with --group: assigned to this member) has been read
+    /// to its end as the last fetch saw it (kcat's -e): records produced meanwhile may be
+    /// left for the next run.
+    #[arg(short = 'e', long)]
+    exit_at_end: bool,
 }
 
 pub async fn run(bootstrap: &str, output: Output, args: ConsumeArgs) -> anyhow::Result<()> {
@@ -76,6 +81,9 @@ pub async fn run(bootstrap: &str, output: Output, args: ConsumeArgs) -> anyhow::
         {
             break;
         }
+        if args.exit_at_end && at_end(&consumer) {
+            break;
+        }
         for record in consumer.poll(Duration::from_millis(200)).await? {
             if args.count.is_some_and(|n| printed >= n) {
                 break;
@@ -103,6 +111,13 @@ pub async fn run(bootstrap: &str, output: Output, args: ConsumeArgs) -> anyhow::
     }
     consumer.close().await?;
     Ok(())
+}
+
+/// Whether the consumer has partitions and has returned every record of each up to the high
+/// watermark its last fetch answer gave (a partition not fetched yet is not at its end).
+fn at_end(consumer: &Consumer) -> bool {
+    let assigned = consumer.assignment();
+    !assigned.is_empty() && (assigned.iter()).all(|tp| consumer.current_lag(tp) == Some(0))
 }
 
 fn text(bytes: Option<&bytes::Bytes>) -> String {

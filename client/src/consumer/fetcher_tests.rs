@@ -436,6 +436,37 @@ async fn take_visits_a_partition_while_it_has_data() {
     assert!(fetcher.take(10).is_empty());
 }
 
+/// A batch whose last records were removed by compaction keeps its header's last offset:
+/// once its records are taken, the position is past the whole batch (as Java's), so the lag
+/// is 0 at the end and a commit does not stop short of it. Not while records wait.
+#[test]
+fn a_drained_partition_is_positioned_past_the_records_compaction_removed() {
+    let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 1)]), ConsumerConfig::new("x"));
+    fetcher.assign(&[tp()]);
+    fetcher.seek(&tp(), 10).unwrap();
+    // Offsets 10 and 11 kept; the header says the batch ran to 14.
+    let mut gapped = batch(10, 2);
+    gapped[23..27].copy_from_slice(&4i32.to_be_bytes());
+    let crc = runnel_protocol::batch::RecordBatch::parse(Bytes::from(gapped.clone()))
+        .unwrap()
+        .compute_crc();
+    gapped[17..21].copy_from_slice(&crc.to_be_bytes());
+    let state = fetcher.partitions.get_mut(&tp()).unwrap();
+    stage_records(state, Bytes::from(gapped));
+    assert_eq!(state.fetch_offset, 15);
+    fetcher.with_data.insert(Arc::new(tp()));
+    let taken: Vec<i64> = fetcher.take(1).iter().map(|r| r.offset).collect();
+    assert_eq!(taken, vec![10]);
+    assert_eq!(
+        fetcher.partitions[&tp()].position,
+        Some(11),
+        "offset 11 still waits"
+    );
+    let taken: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
+    assert_eq!(taken, vec![11]);
+    assert_eq!(fetcher.partitions[&tp()].position, Some(15));
+}
+
 /// `send_fetches` walks the assignment only once something can have made a partition want
 /// a Fetch: a resume, a `take` that brings a full buffer below `prefetch_bytes_max` (and an
 /// answer, an assignment or a seek); each is fetched at the next poll after its change.
