@@ -82,6 +82,13 @@ pub async fn run(bootstrap: &str, output: Output, args: ConsumeArgs) -> anyhow::
             break;
         }
         if args.exit_at_end && at_end(&consumer) {
+            // Everything returned was printed: commit the positions, which also pass the
+            // offsets compaction removed from the end of a batch.
+            for tp in consumer.assignment() {
+                if let Some(position) = consumer.position(&tp) {
+                    printed_up_to.insert(tp, position);
+                }
+            }
             break;
         }
         for record in consumer.poll(Duration::from_millis(200)).await? {
