@@ -17,8 +17,34 @@ fn runnel(addr: &str, args: &[&str]) -> Output {
     output
 }
 
+/// How long any CLI run of these tests may take before the test fails instead of hanging.
+const CLI_SECONDS_MAX: u64 = 120;
+
 fn ok(addr: &str, args: &[&str]) -> String {
-    let output = runnel(addr, args);
+    ok_within(addr, args, CLI_SECONDS_MAX)
+}
+
+/// Runs the CLI, requires a zero exit within `seconds` (killed and failed after), and
+/// returns its output (read as it comes: a large one cannot block the child).
+fn ok_within(addr: &str, args: &[&str], seconds: u64) -> String {
+    let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(args)
+        .env("RUNNEL_BOOTSTRAP", addr)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run runnel");
+    let pid = child.id().to_string();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done_tx.send(child.wait_with_output()));
+    let output = match done_rx.recv_timeout(std::time::Duration::from_secs(seconds)) {
+        Ok(output) => output.expect("runnel output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+            panic!("runnel {args:?} still running after {seconds} s");
+        }
+    };
     assert!(
         output.status.success(),
         "runnel {args:?} failed: {}",
@@ -29,11 +55,16 @@ fn ok(addr: &str, args: &[&str]) -> String {
 
 /// Runs the (blocking) CLI off the test runtime so the in-process broker keeps serving.
 async fn run_ok(addr: &str, args: &[&str]) -> String {
+    run_ok_within(addr, args, CLI_SECONDS_MAX).await
+}
+
+/// [`run_ok`] for a run that must end on its own within `seconds`.
+async fn run_ok_within(addr: &str, args: &[&str], seconds: u64) -> String {
     let addr = addr.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok(&addr, &args)
+        ok_within(&addr, &args, seconds)
     })
     .await
     .expect("cli task")
@@ -450,37 +481,6 @@ async fn produce_says_whether_it_was_idempotent_and_refuses_it_without_acks_all(
     )
     .await;
     assert_eq!(printed.lines().count(), 12, "{printed}");
-}
-
-/// Runs the CLI off the test runtime and fails the test if it has not exited within
-/// `seconds` (a consume that should stop on its own must not hang the suite).
-async fn run_ok_within(addr: &str, args: &[&str], seconds: u64) -> String {
-    let addr = addr.to_owned();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
-            .args(&args)
-            .env("RUNNEL_BOOTSTRAP", &addr)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run runnel");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-        while child.try_wait().expect("poll runnel").is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("runnel {args:?} still running after {seconds} s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let output = child.wait_with_output().expect("runnel output");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "runnel {args:?}: {stderr}");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    })
-    .await
-    .expect("cli task")
 }
 
 /// `consume -e` (kcat's -e) stops once every partition is read to its end: empty
