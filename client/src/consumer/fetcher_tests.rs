@@ -438,9 +438,10 @@ async fn take_visits_a_partition_while_it_has_data() {
 
 /// A batch whose last records were removed by compaction keeps its header's last offset:
 /// once its records are taken, the position is past the whole batch (as Java's), so the lag
-/// is 0 at the end and a commit does not stop short of it. Not while records wait.
+/// is 0 at the end and a commit does not stop short of it. Not while records wait. The same
+/// past a transaction marker ending the log.
 #[test]
-fn a_drained_partition_is_positioned_past_the_records_compaction_removed() {
+fn a_drained_partition_is_positioned_past_removed_records_and_markers() {
     let mut fetcher = Fetcher::new(Cluster::offline(&[("t", 1)]), ConsumerConfig::new("x"));
     fetcher.assign(&[tp()]);
     fetcher.seek(&tp(), 10).unwrap();
@@ -465,6 +466,31 @@ fn a_drained_partition_is_positioned_past_the_records_compaction_removed() {
     let taken: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
     assert_eq!(taken, vec![11]);
     assert_eq!(fetcher.partitions[&tp()].position, Some(15));
+
+    // A transaction's marker (a control batch, never handed out) at the end of the log, as
+    // a Kafka broker writes one after a transactional producer's records: passed too.
+    let fields = BatchFields {
+        base_offset: 16,
+        transactional: true,
+        control: true,
+        ..BatchFields::default()
+    };
+    let mut marker = BatchBuilder::new(fields, 1 << 10);
+    let commit_marker = [0u8, 0, 0, 1]; // version 0, type 1 (commit)
+    let record = NewRecord {
+        timestamp: 1_700_000_000_000,
+        key: Some(&commit_marker),
+        value: Some(&[0, 0, 0, 0, 0, 0]),
+        headers: &[],
+    };
+    marker.push(&record).unwrap();
+    let blob = [batch(15, 1), marker.finish().unwrap().to_vec()].concat();
+    let state = fetcher.partitions.get_mut(&tp()).unwrap();
+    stage_records(state, Bytes::from(blob));
+    fetcher.with_data.insert(Arc::new(tp()));
+    let taken: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
+    assert_eq!(taken, vec![15], "the marker is not a record");
+    assert_eq!(fetcher.partitions[&tp()].position, Some(17));
 }
 
 /// `send_fetches` walks the assignment only once something can have made a partition want
