@@ -193,7 +193,8 @@ pub(crate) struct ConsumeArgs {
     /// The consumer's per-partition fetch size, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     fetch_bytes: i32,
-    /// Upper bound on the whole read, in seconds.
+    /// Upper bound on the whole read, in seconds (e2e and omb, which read while they send:
+    /// on the read after the send's own bound).
     #[arg(long, default_value_t = 120.0)]
     consume_seconds_max: f64,
 }

@@ -139,3 +139,34 @@ fn the_runtime_has_a_worker_per_client_up_to_the_cpus_unless_told() {
     };
     assert!(parse("1") && !parse("0") && !parse("-1"));
 }
+
+/// e2e and omb read while they send: `--consume-seconds-max` bounds the read after the send's
+/// own bound, so a 590 s run is not cut at 120 s (a soak's e2e reported `complete false`).
+#[test]
+fn a_read_alongside_the_send_is_bounded_after_the_send() {
+    let bound = |args: &[&str]| {
+        let argv = ["runnel-bench", "e2e"].iter().chain(args);
+        let Command::E2e {
+            produce, consume, ..
+        } = Cli::try_parse_from(argv).unwrap().command
+        else {
+            panic!("e2e")
+        };
+        let topics = ["t".to_owned()];
+        let options = crate::run::alongside(
+            consume.options(&topics, false),
+            &produce.options(&topics, false),
+        );
+        options.duration_max
+    };
+    assert_eq!(bound(&["--seconds", "590"]), Duration::from_secs(590 + 120));
+    assert_eq!(
+        bound(&["--seconds", "30", "--consume-seconds-max", "5"]),
+        Duration::from_secs(35)
+    );
+    // A message count sends for at most --seconds-max.
+    assert_eq!(
+        bound(&["--messages", "1000", "--seconds-max", "60"]),
+        Duration::from_secs(180)
+    );
+}

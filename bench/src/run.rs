@@ -139,14 +139,15 @@ pub(crate) async fn run_workload(
                     warmup: Duration::ZERO,
                     ..produce.options(&max_topics, !target.quiet)
                 };
-                let max_consume = consume.options(&max_topics, !target.quiet);
+                let max_consume =
+                    alongside(consume.options(&max_topics, !target.quiet), &max_produce);
                 let (produced, consumed) =
                     e2e::run_at_any_rate(&bootstrap, &max_produce, &max_consume).await?;
                 let max_rate = MaxRate::of(percent, &max_topics[0], &produced, &consumed)?;
                 produce_options.rate_per_second = Some(max_rate.rate_per_second);
                 report.max_rate = Some(max_rate);
             }
-            let options = consume.options(&topics, !target.quiet);
+            let options = alongside(consume.options(&topics, !target.quiet), &produce_options);
             let clock = CpuClock::start(broker_pid);
             let (produced, consumed) = e2e::run(&bootstrap, &produce_options, &options).await?;
             report.cpu.push(clock.stop("e2e", produced.bytes_acked));
@@ -156,7 +157,7 @@ pub(crate) async fn run_workload(
         Workload::Omb(preset, consume) => {
             report.preset = Some(preset.name());
             create_topics(&bootstrap, &topics, produce.partitions, create_deadline).await?;
-            let options = consume.options(&topics, !target.quiet);
+            let options = alongside(consume.options(&topics, !target.quiet), &produce_options);
             let clock = CpuClock::start(broker_pid);
             let (produced, consumed) =
                 e2e::run_at_any_rate(&bootstrap, &produce_options, &options).await?;
@@ -252,4 +253,20 @@ fn verify_produce(
         p.messages_failed
     );
     Ok(())
+}
+
+/// The read bound of a workload whose consumers read while the producers send (e2e, omb):
+/// `--consume-seconds-max` counts after the send's own bound (its `--seconds`, or
+/// `--seconds-max` for a message count), so a send longer than it is not cut short by a
+/// bound meant for the read's tail.
+pub(crate) fn alongside(
+    mut consume: consume::ConsumeOptions,
+    produce: &ProduceOptions,
+) -> consume::ConsumeOptions {
+    let send = match produce.bound {
+        RunBound::Duration(duration) => duration.min(produce.duration_max),
+        RunBound::Messages(_) => produce.duration_max,
+    };
+    consume.duration_max = consume.duration_max.saturating_add(send);
+    consume
 }
