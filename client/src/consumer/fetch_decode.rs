@@ -89,7 +89,6 @@ fn take_partition(
     if state.paused {
         return;
     }
-    let mut corrupt = false;
     while out.len() < max {
         if state.buffered.is_empty() {
             match decode_next(tp, state, record_bytes_max) {
@@ -98,7 +97,6 @@ fn take_partition(
                 Decoded::Corrupt { refetch_from } => {
                     rewind(state, refetch_from, *next_epoch);
                     *next_epoch += 1;
-                    corrupt = true;
                     break;
                 }
             }
@@ -117,8 +115,10 @@ fn take_partition(
     // Drained: every offset below the fetch offset was handed out or is not in the log (a
     // compacted batch's removed records, a control batch), so the position moves there, as
     // Java's consumer moves it to a drained fetch's next offset. Without this a compacted
-    // tail would leave `current_lag` above 0 and commits short of the end for good.
-    if !corrupt && state.buffered.is_empty() && state.undecoded.is_empty() {
+    // tail would leave `current_lag` above 0 and commits short of the end for good. After a
+    // rewind the fetch offset is the corrupt batch's first offset not yet handed out, which
+    // the position then reaches at most.
+    if state.buffered.is_empty() && state.undecoded.is_empty() {
         if let Some(position) = state.position {
             state.position = Some(position.max(state.fetch_offset));
         }

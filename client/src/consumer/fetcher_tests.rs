@@ -271,6 +271,14 @@ fn staging_reads_headers_only_and_decoding_skips_what_precedes_the_fetch_offset(
     assert_eq!(decode_next(&tp(), &mut state, 1 << 20), Decoded::Nothing);
 }
 
+/// Writes `batch`'s CRC again after a test changed bytes inside its span.
+fn reseal(batch: &mut [u8]) {
+    let crc = runnel_protocol::batch::RecordBatch::parse(Bytes::copy_from_slice(batch))
+        .unwrap()
+        .compute_crc();
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Stages batches 0–1 and a damaged batch 2–3 as one answer, then batch 4 as the next, and
 /// decodes the first: the damaged batch is corrupt, the one before it kept whole.
 fn decode_with_a_damaged_second_batch(damage: impl FnOnce(&mut Vec<u8>)) -> PartitionState {
@@ -317,10 +325,7 @@ fn a_batch_failing_partway_through_its_records_leaves_none_of_them() {
     decode_with_a_damaged_second_batch(|second| {
         let last = second.len() - 1;
         second[last] = 0x7f; // the last record's header count: 63 headers that are not there
-        let crc = runnel_protocol::batch::RecordBatch::parse(Bytes::from(second.clone()))
-            .unwrap()
-            .compute_crc();
-        second[17..21].copy_from_slice(&crc.to_be_bytes());
+        reseal(second);
     });
 }
 
@@ -448,10 +453,7 @@ fn a_drained_partition_is_positioned_past_removed_records_and_markers() {
     // Offsets 10 and 11 kept; the header says the batch ran to 14.
     let mut gapped = batch(10, 2);
     gapped[23..27].copy_from_slice(&4i32.to_be_bytes());
-    let crc = runnel_protocol::batch::RecordBatch::parse(Bytes::from(gapped.clone()))
-        .unwrap()
-        .compute_crc();
-    gapped[17..21].copy_from_slice(&crc.to_be_bytes());
+    reseal(&mut gapped);
     let state = fetcher.partitions.get_mut(&tp()).unwrap();
     stage_records(state, Bytes::from(gapped));
     assert_eq!(state.fetch_offset, 15);
@@ -491,6 +493,20 @@ fn a_drained_partition_is_positioned_past_removed_records_and_markers() {
     let taken: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
     assert_eq!(taken, vec![15], "the marker is not a record");
     assert_eq!(fetcher.partitions[&tp()].position, Some(17));
+
+    // A corrupt batch rewinds the fetch offset to it: once what preceded it is taken, the
+    // position is that batch's first offset, never past a record not handed out.
+    fetcher.seek(&tp(), 20).unwrap();
+    let mut damaged = batch(22, 2);
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    let state = fetcher.partitions.get_mut(&tp()).unwrap();
+    stage_records(state, Bytes::from([batch(20, 2), damaged].concat()));
+    fetcher.with_data.insert(Arc::new(tp()));
+    let mut taken: Vec<i64> = fetcher.take(10).iter().map(|r| r.offset).collect();
+    taken.extend(fetcher.take(10).iter().map(|r| r.offset));
+    assert_eq!(taken, vec![20, 21]);
+    assert_eq!(fetcher.partitions[&tp()].position, Some(22));
 }
 
 /// `send_fetches` walks the assignment only once something can have made a partition want
