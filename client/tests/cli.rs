@@ -7,26 +7,16 @@ use std::process::{Command, Output, Stdio};
 
 use runnel_tests::TestBroker;
 
-fn runnel(addr: &str, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
-        .args(args)
-        .env("RUNNEL_BOOTSTRAP", addr)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run runnel");
-    output
-}
-
 /// How long any CLI run of these tests may take before the test fails instead of hanging.
 const CLI_SECONDS_MAX: u64 = 120;
 
-fn ok(addr: &str, args: &[&str]) -> String {
-    ok_within(addr, args, CLI_SECONDS_MAX)
+fn runnel(addr: &str, args: &[&str]) -> Output {
+    runnel_within(addr, args, CLI_SECONDS_MAX)
 }
 
-/// Runs the CLI, requires a zero exit within `seconds` (killed and failed after), and
-/// returns its output (read as it comes: a large one cannot block the child).
-fn ok_within(addr: &str, args: &[&str], seconds: u64) -> String {
+/// Runs the CLI and returns how it ended; killed, and the test failed, if it has not within
+/// `seconds`. Its output is read as it comes: a large one cannot block the child.
+fn runnel_within(addr: &str, args: &[&str], seconds: u64) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
         .args(args)
         .env("RUNNEL_BOOTSTRAP", addr)
@@ -38,13 +28,22 @@ fn ok_within(addr: &str, args: &[&str], seconds: u64) -> String {
     let pid = child.id().to_string();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || done_tx.send(child.wait_with_output()));
-    let output = match done_rx.recv_timeout(std::time::Duration::from_secs(seconds)) {
+    match done_rx.recv_timeout(std::time::Duration::from_secs(seconds)) {
         Ok(output) => output.expect("runnel output"),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid]).status();
             panic!("runnel {args:?} still running after {seconds} s");
         }
-    };
+    }
+}
+
+fn ok(addr: &str, args: &[&str]) -> String {
+    ok_within(addr, args, CLI_SECONDS_MAX)
+}
+
+/// [`runnel_within`] that must exit 0; its standard output.
+fn ok_within(addr: &str, args: &[&str], seconds: u64) -> String {
+    let output = runnel_within(addr, args, seconds);
     assert!(
         output.status.success(),
         "runnel {args:?} failed: {}",
